@@ -1,0 +1,1 @@
+"""In-process adapters: the embedded default, and the fakes tests use."""

@@ -1,0 +1,1 @@
+"""Application services: dispatching, the job registry and the prefork pool."""

@@ -1,0 +1,116 @@
+"""One error root, a few meaningful branches; every message names the thing and the fix."""
+
+from __future__ import annotations
+
+
+class FoundryError(Exception):
+    """Root of every error Foundry raises on purpose."""
+
+
+class InvalidJob(FoundryError, ValueError):
+    """A job field holds a value Foundry cannot accept."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"invalid job field {field!r}: {reason}")
+
+
+class InvalidQueueName(InvalidJob):
+    """A queue name that cannot be stored (braces would break Redis Cluster hash tags)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            "queue",
+            f"{name!r} is not a valid queue name; use 1-100 letters, digits or '_.:-' (no braces)",
+        )
+
+
+class UndecodableJob(FoundryError):
+    """A stored job cannot be decoded (corrupt data, or written by an incompatible version)."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        self.job_id = job_id
+        self.reason = reason
+        super().__init__(f"job {job_id!r} cannot be decoded: {reason}")
+
+
+class StaleLease(FoundryError):
+    """A lease token no longer holds its job: the lease expired, or the job moved on."""
+
+    def __init__(self, job_id: str, token: str) -> None:
+        self.job_id = job_id
+        self.token = token
+        super().__init__(
+            f"lease {token!r} on job {job_id!r} is stale (expired or superseded); "
+            "the job was returned to the queue, so drop this result"
+        )
+
+
+class JobNotFound(FoundryError, LookupError):
+    """No job with that id exists in that queue."""
+
+    def __init__(self, job_id: str, queue: str | None = None) -> None:
+        self.job_id = job_id
+        self.queue = queue
+        where = f" in queue {queue!r}" if queue else ""
+        super().__init__(f"no job {job_id!r}{where}; check the id with `foundry stats`")
+
+
+class QueueUnavailable(FoundryError):
+    """The queue backend cannot be reached; a write may be retried with the same job id."""
+
+    def __init__(self, message: str, job_id: str | None = None) -> None:
+        self.job_id = job_id
+        super().__init__(message)
+
+
+class CacheError(FoundryError):
+    """The cache could not do what was asked."""
+
+
+class InvalidCacheKey(CacheError, ValueError):
+    """A cache key that cannot be stored."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        super().__init__(f"invalid cache key {key[:80]!r}: {reason}")
+
+
+class InvalidCacheValue(CacheError, ValueError):
+    """A cache value that cannot be serialized, or a TTL that makes no sense."""
+
+
+class UndecodableValue(CacheError):
+    """A stored cache value cannot be decoded."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        super().__init__(f"cached value at {key!r} cannot be decoded ({reason}); delete the key")
+
+
+class CacheUnavailable(CacheError):
+    """The cache backend cannot be reached."""
+
+
+class LockNotOwned(CacheError):
+    """A lock was released or extended by someone who does not hold it."""
+
+
+class ConfigurationError(FoundryError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class PermanentFailure(FoundryError):
+    """Raise from a handler to send the job to the dead letters at once, without retries."""
+
+
+class UnknownHandler(FoundryError, LookupError):
+    """No handler is registered under a job's name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"no handler is registered as {name!r}; register it with @registry.job "
+            "or start the worker with the right --app"
+        )

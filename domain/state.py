@@ -1,0 +1,48 @@
+"""The life of a job: the states and the only transitions between them."""
+
+from __future__ import annotations
+
+import enum
+
+
+class JobState(enum.StrEnum):
+    """Where a job is. Transitions are the only way state changes."""
+
+    READY = "ready"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """Completed, dead and cancelled jobs never run again (unless requeued by an admin)."""
+        return self in _FINAL
+
+    def can_become(self, target: JobState) -> bool:
+        """Whether ``self -> target`` is a legal transition."""
+        return target in _TRANSITIONS[self]
+
+    def become(self, target: JobState) -> JobState:
+        """Return ``target`` if the transition is legal, else raise ``ValueError``."""
+        if not self.can_become(target):
+            raise ValueError(f"a {self.value} job cannot become {target.value}")
+        return target
+
+
+_FINAL = frozenset({JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED})
+
+_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    # enqueue puts a job in READY or DELAYED; delete may cancel any pending job.
+    JobState.READY: frozenset({JobState.ACTIVE, JobState.CANCELLED}),
+    JobState.DELAYED: frozenset({JobState.READY, JobState.CANCELLED}),
+    # complete, fail (retry later / now / give up), release, lease lost.
+    JobState.ACTIVE: frozenset(
+        {JobState.COMPLETED, JobState.DELAYED, JobState.READY, JobState.DEAD}
+    ),
+    JobState.COMPLETED: frozenset(),
+    # an admin requeues a dead letter, or deletes it.
+    JobState.DEAD: frozenset({JobState.READY, JobState.CANCELLED}),
+    JobState.CANCELLED: frozenset(),
+}

@@ -1,0 +1,1 @@
+"""Entry points: the CLI, the demo and the Container (the one composition root)."""

@@ -1,0 +1,37 @@
+"""Ports: the protocols framework code and the worker depend on, and their value types."""
+
+from ports.cache import CachePort, CacheStats, CacheStore, Lock, TaggedCache, Ttl
+from ports.clock import Clock
+from ports.queue import QueuePort, WorkerRegistry
+from ports.queue_types import (
+    DeadLetter,
+    DeadLetterRetention,
+    Duplicate,
+    Enqueued,
+    EnqueueOutcome,
+    JobRecord,
+    Lease,
+    QueueStats,
+    WorkerInfo,
+)
+
+__all__ = [
+    "CachePort",
+    "CacheStats",
+    "CacheStore",
+    "Clock",
+    "DeadLetter",
+    "DeadLetterRetention",
+    "Duplicate",
+    "EnqueueOutcome",
+    "Enqueued",
+    "JobRecord",
+    "Lease",
+    "Lock",
+    "QueuePort",
+    "QueueStats",
+    "TaggedCache",
+    "Ttl",
+    "WorkerInfo",
+    "WorkerRegistry",
+]

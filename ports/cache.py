@@ -1,0 +1,187 @@
+"""The cache port: values by key, with expiry, counters, tags, locks and statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+
+import attrs
+
+T = TypeVar("T")
+
+#: A time to live: a timedelta, or seconds; ``None`` means forever.
+Ttl = timedelta | float | int | None
+
+
+@attrs.frozen
+class CacheStats:
+    """Running totals for one cache namespace (fleet-wide on Redis)."""
+
+    hits: int = 0
+    misses: int = 0
+    writes: int = 0
+    deletes: int = 0
+    evictions: int = 0
+
+    @property
+    def hit_rate(self) -> float:
+        """Hits over lookups, 0.0 before the first lookup."""
+        lookups = self.hits + self.misses
+        return self.hits / lookups if lookups else 0.0
+
+
+@runtime_checkable
+class Lock(Protocol):
+    """A named lock with an owner token and an expiry, so a dead owner cannot hold it forever.
+
+    * Only the owner (this object) can ``release`` or ``extend``; others get ``LockNotOwned``.
+    * Usable as a context manager: blocks until acquired (or raises ``CacheError`` on timeout).
+    """
+
+    @property
+    def name(self) -> str:
+        """The lock's name within the cache namespace."""
+        ...
+
+    def acquire(self, *, blocking: bool = True, timeout: Ttl = None) -> bool:
+        """Take the lock; wait up to ``timeout`` (forever if ``None``) when ``blocking``.
+
+        Returns whether it was acquired.
+        """
+        ...
+
+    def release(self) -> None:
+        """Give the lock up. Raises ``LockNotOwned`` if this owner no longer holds it."""
+        ...
+
+    def extend(self, ttl: Ttl) -> None:
+        """Hold the lock for ``ttl`` from now. Raises ``LockNotOwned`` if not held."""
+        ...
+
+    def owned(self) -> bool:
+        """Whether this owner holds the lock now."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+@runtime_checkable
+class CacheStore(Protocol):
+    """Values by key in one namespace.
+
+    * A miss is the given default (``None``), never an exception.
+    * Values are JSON-compatible data or attrs classes, encoded by the project's codec; a
+      value that cannot be encoded raises ``InvalidCacheValue`` and nothing is written; a
+      stored value that cannot be decoded raises ``UndecodableValue`` naming the key.
+    * Keys are non-empty strings without control characters, at most 250 characters
+      (``InvalidCacheKey`` otherwise); a negative ttl raises ``InvalidCacheValue``.
+    * A key whose ttl has passed is absent, exactly from its expiry on.
+    """
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value at ``key``, or ``default``."""
+        ...
+
+    def set(self, key: str, value: Any, ttl: Ttl = None) -> None:
+        """Store ``value`` at ``key`` for ``ttl`` (forever if ``None``)."""
+        ...
+
+    def add(self, key: str, value: Any, ttl: Ttl = None) -> bool:
+        """Store only if ``key`` is absent, atomically; returns whether it stored."""
+        ...
+
+    def forever(self, key: str, value: Any) -> None:
+        """Store without expiry."""
+        ...
+
+    def has(self, key: str) -> bool:
+        """Whether ``key`` holds a value."""
+        ...
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; returns whether it was there."""
+        ...
+
+    def pull(self, key: str, default: Any = None) -> Any:
+        """Get and delete, atomically."""
+        ...
+
+    def touch(self, key: str, ttl: Ttl) -> bool:
+        """Reset ``key``'s expiry to ``ttl`` from now; returns whether the key exists."""
+        ...
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The values of the keys that are present, in one round trip."""
+        ...
+
+    def set_many(self, values: Mapping[str, Any], ttl: Ttl = None) -> None:
+        """Store every value for ``ttl``, in one round trip."""
+        ...
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove the keys in one round trip; returns how many were there."""
+        ...
+
+    def increment(self, key: str, by: int = 1) -> int:
+        """Add ``by`` atomically, creating the key at 0 if missing and keeping its ttl.
+
+        Raises ``InvalidCacheValue`` if the stored value is not an integer.
+        """
+        ...
+
+    def decrement(self, key: str, by: int = 1) -> int:
+        """``increment(key, -by)``."""
+        ...
+
+    def remember(self, key: str, ttl: Ttl, compute: Callable[[], T], *, wait: Ttl = 10.0) -> T:
+        """The value at ``key``, computing and storing it on a miss.
+
+        Single flight: across threads and processes one caller computes a given key while the
+        others wait (up to ``wait``) for its value. If ``compute`` raises, nothing is cached and
+        the error propagates; if the computer dies, its lock expires and another computes.
+        """
+        ...
+
+
+@runtime_checkable
+class TaggedCache(CacheStore, Protocol):
+    """A view whose keys belong to tags; ``flush`` invalidates all of them in O(1)."""
+
+    def flush(self) -> None:
+        """Invalidate every key written through any view sharing one of these tags."""
+        ...
+
+
+@runtime_checkable
+class CachePort(CacheStore, Protocol):
+    """A cache namespace: the store, plus tags, locks, clearing and statistics.
+
+    * ``clear`` removes this namespace's keys and nothing else (never FLUSHDB).
+    * ``stats`` counts hits and misses; on a shared backend, for every process using it.
+    """
+
+    def tags(self, *names: str) -> TaggedCache:
+        """A view of this cache whose keys are invalidated by flushing any of ``names``."""
+        ...
+
+    def lock(self, name: str, ttl: Ttl) -> Lock:
+        """A lock object (not yet acquired) named ``name`` that expires ``ttl`` after it is
+        taken."""
+        ...
+
+    def clear(self) -> None:
+        """Remove every key of this namespace."""
+        ...
+
+    def stats(self) -> CacheStats:
+        """Hits, misses, writes, deletes and evictions so far."""
+        ...
