@@ -14,6 +14,7 @@ import cattrs
 import orjson
 from cattrs.preconf.orjson import make_converter as make_orjson_converter
 from cattrs.strategies import configure_tagged_union
+from cattrs.v import format_exception
 
 from domain import (
     MAX_PAYLOAD_BYTES,
@@ -62,9 +63,16 @@ def make_converter() -> cattrs.Converter:
     return converter
 
 
+def _leaf_message(error: BaseException, expected: type | None) -> str:
+    if isinstance(error, InvalidJob):
+        return str(error)
+    return format_exception(error, expected)
+
+
 def _describe(error: Exception) -> str:
     if isinstance(error, cattrs.BaseValidationError):
-        return "; ".join(cattrs.transform_error(error)) or str(error)
+        messages = cattrs.transform_error(error, format_exception=_leaf_message)
+        return "; ".join(messages) or str(error)
     return f"{type(error).__name__}: {error}"
 
 
@@ -89,7 +97,10 @@ class Codec:
     def encode_job(self, job: Job) -> bytes:
         """The job's wire form. Raises ``InvalidJob`` if its payload exceeds this limit."""
         fields = self._unstructure_job(job)
-        blob = orjson.dumps({"v": WIRE_VERSION, **fields})
+        try:
+            blob = orjson.dumps({"v": WIRE_VERSION, **fields})
+        except orjson.JSONEncodeError as error:
+            raise InvalidJob("job", f"cannot be encoded ({error}); use valid UTF-8 text") from error
         if len(blob) > self.max_payload_bytes:
             size = len(orjson.dumps(job.payload))
             if size > self.max_payload_bytes:

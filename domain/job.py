@@ -28,7 +28,8 @@ DEFAULT_TIMEOUT = timedelta(minutes=5)
 
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 _JOB_ID = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_ID_LENGTH}}}")
-_JSON_SCALARS = (str, int, bool, type(None))
+_JSON_SCALARS = (str, bool, type(None))
+_INT64 = range(-(2**63), 2**63)
 
 Payload = dict[str, Any]
 
@@ -47,6 +48,10 @@ def validate_queue_name(name: object) -> str:
 
 def _check_json(value: object, path: str) -> None:
     if isinstance(value, _JSON_SCALARS):
+        return
+    if isinstance(value, int):
+        if value not in _INT64:
+            raise InvalidJob("payload", f"{path} is {value}, outside the 64-bit integer range")
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -109,7 +114,10 @@ def _check_payload(value: object) -> str | None:
     if not isinstance(value, dict):
         return f"must be a dict of keyword arguments, got {type(value).__name__}"
     _check_json(value, "payload")
-    size = payload_size(value)
+    try:
+        size = payload_size(value)
+    except UnicodeEncodeError as error:
+        return f"holds a string that is not valid UTF-8 ({error.reason}); clean the text first"
     if size > MAX_PAYLOAD_BYTES:
         return f"is {size} bytes as JSON; the limit is {MAX_PAYLOAD_BYTES} (store blobs elsewhere)"
     return None

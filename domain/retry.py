@@ -24,9 +24,9 @@ class Fixed:
 
     delay: timedelta = attrs.field(default=timedelta(seconds=1), validator=_delay)
 
-    def ceiling(self, attempt: int) -> timedelta:
-        """The delay after ``attempt`` (1-based), before the cap."""
-        return self.delay
+    def ceiling(self, attempt: int) -> int:
+        """The delay after ``attempt`` (1-based) in microseconds, before the cap."""
+        return _micros(self.delay)
 
 
 @attrs.frozen
@@ -35,9 +35,9 @@ class Linear:
 
     step: timedelta = attrs.field(default=timedelta(seconds=1), validator=_delay)
 
-    def ceiling(self, attempt: int) -> timedelta:
-        """The delay after ``attempt`` (1-based), before the cap."""
-        return self.step * attempt
+    def ceiling(self, attempt: int) -> int:
+        """The delay after ``attempt`` (1-based) in microseconds, before the cap."""
+        return _micros(self.step) * attempt
 
 
 @attrs.frozen
@@ -47,10 +47,10 @@ class Exponential:
     base: timedelta = attrs.field(default=timedelta(seconds=1), validator=_delay)
     jitter: bool = True
 
-    def ceiling(self, attempt: int) -> timedelta:
-        """The largest delay after ``attempt`` (1-based), before the cap."""
-        # Past 2**40 the cap always wins; bounding the shift keeps the arithmetic small.
-        return self.base * (1 << min(attempt - 1, 40))
+    def ceiling(self, attempt: int) -> int:
+        """The largest delay after ``attempt`` (1-based) in microseconds, before the cap."""
+        # Past 2**64 any cap a timedelta can hold wins; bounding the shift keeps ints small.
+        return _micros(self.base) << min(attempt - 1, 64)
 
 
 @attrs.frozen
@@ -65,9 +65,9 @@ class Delays:
         ],
     )
 
-    def ceiling(self, attempt: int) -> timedelta:
-        """The delay after ``attempt`` (1-based), before the cap."""
-        return self.delays[min(attempt, len(self.delays)) - 1]
+    def ceiling(self, attempt: int) -> int:
+        """The delay after ``attempt`` (1-based) in microseconds, before the cap."""
+        return _micros(self.delays[min(attempt, len(self.delays)) - 1])
 
 
 Backoff = Fixed | Linear | Exponential | Delays
@@ -109,10 +109,10 @@ class RetryPolicy:
 
     def next_delay(self, attempt: int, rng: Random) -> timedelta:
         """The delay before the attempt after ``attempt`` (1-based), within [0, cap]."""
-        ceiling = min(self.backoff.ceiling(attempt), self.cap)
+        ceiling = min(self.backoff.ceiling(attempt), _micros(self.cap))
         if isinstance(self.backoff, Exponential) and self.backoff.jitter:
-            return timedelta(microseconds=rng.randint(0, _micros(ceiling)))
-        return ceiling
+            return timedelta(microseconds=rng.randint(0, ceiling))
+        return timedelta(microseconds=ceiling)
 
     def decide(self, attempt: int, error: ErrorInfo, rng: Random) -> Decision:
         """What to do after ``attempt`` (1-based) failed with ``error``."""

@@ -1,0 +1,91 @@
+"""The codec: exact round trips, a versioned wire format, clear errors for bad data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from hypothesis import given
+
+from adapters.codec import WIRE_VERSION, Codec
+from domain import ErrorInfo, InvalidCacheValue, InvalidJob, Job, UndecodableJob, UndecodableValue
+from tests.strategies import jobs
+
+codec = Codec()
+
+
+@given(jobs())
+def test_any_valid_job_round_trips_exactly(job: Job) -> None:
+    assert codec.decode_job(codec.encode_job(job), job.id) == job
+
+
+def test_a_default_job_encodes_compactly_with_its_version() -> None:
+    blob = codec.encode_job(Job("noop", id="a" * 22))
+
+    assert orjson.loads(blob) == {"v": WIRE_VERSION, "name": "noop", "id": "a" * 22}
+    assert len(blob) < 64
+
+
+@pytest.mark.parametrize(
+    ("blob", "reason"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"v": 99, "name": "x"}', "version 99"),
+        (b'{"name": "x"}', "version None"),
+        (b'{"v": 1, "name": ""}', "name"),
+        (b'{"v": 1, "name": "x", "priority": 9999}', "priority"),
+        (b'{"v": 1, "name": "x", "timeout": "soon"}', "timeout"),
+        (b'{"v": 1}', "name"),
+    ],
+)
+def test_undecodable_jobs_raise_an_error_naming_the_job_and_the_problem(
+    blob: bytes, reason: str
+) -> None:
+    with pytest.raises(UndecodableJob) as refused:
+        codec.decode_job(blob, "job-7")
+
+    assert refused.value.job_id == "job-7"
+    assert reason in str(refused.value)
+
+
+def test_a_payload_over_the_backend_limit_is_refused_before_storage() -> None:
+    small = Codec(max_payload_bytes=1024)
+
+    with pytest.raises(InvalidJob) as refused:
+        small.encode_job(Job("n", {"blob": "x" * 2000}))
+
+    assert refused.value.field == "payload"
+    assert "1024" in str(refused.value)
+
+
+def test_error_histories_round_trip() -> None:
+    history = (
+        ErrorInfo(type="ValueError", message="a", attempt=1, signal=9, mro=("Exception",)),
+        ErrorInfo(
+            type="x.Y", traceback="tb", attempt=2, at=datetime(2030, 1, 1, tzinfo=UTC), exit_code=3
+        ),
+    )
+
+    assert codec.decode_errors(codec.encode_errors(history)) == history
+
+
+def test_a_result_that_is_not_json_is_kept_as_a_description() -> None:
+    described = orjson.loads(codec.encode_result(object()))
+
+    assert described.startswith("<unserializable object")
+    assert orjson.loads(codec.encode_result({"n": 1})) == {"n": 1}
+
+
+def test_durations_are_exact_integer_microseconds() -> None:
+    delta = timedelta(days=3, seconds=7, microseconds=11)
+
+    assert codec.decode(codec.encode(delta), timedelta) == delta
+
+
+def test_cache_values_that_cannot_be_encoded_or_decoded_are_clear_errors() -> None:
+    with pytest.raises(InvalidCacheValue, match="cannot cache a object"):
+        codec.encode_value(object())
+    with pytest.raises(UndecodableValue, match="'user:1'"):
+        codec.decode_value(b"\xff{", "user:1")

@@ -1,0 +1,135 @@
+"""Job construction: every bad field is refused with an error that names it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from domain import (
+    MAX_PAYLOAD_BYTES,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    InvalidJob,
+    InvalidQueueName,
+    Job,
+    RetryPolicy,
+    RunAfter,
+    RunAt,
+    RunNow,
+    UniqueSpec,
+    validate_queue_name,
+)
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def test_a_job_needs_only_a_name_and_gets_safe_defaults() -> None:
+    job = Job("send_email")
+
+    assert job.queue == "default"
+    assert job.priority == 0
+    assert job.payload == {}
+    assert isinstance(job.schedule, RunNow)
+    assert job.max_attempts == 3
+    assert len(job.id) == 22
+
+
+def test_every_new_job_gets_a_different_id() -> None:
+    ids = {Job("noop").id for _ in range(1000)}
+
+    assert len(ids) == 1000
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": "   "}, "name"),
+        ({"name": "x" * 201}, "name"),
+        ({"name": 42}, "name"),
+        ({"queue": "has{brace}"}, "queue"),
+        ({"queue": ""}, "queue"),
+        ({"queue": "spaces are bad"}, "queue"),
+        ({"queue": "q" * 101}, "queue"),
+        ({"id": ""}, "id"),
+        ({"id": "x" * 65}, "id"),
+        ({"id": "white space"}, "id"),
+        ({"priority": PRIORITY_MAX + 1}, "priority"),
+        ({"priority": PRIORITY_MIN - 1}, "priority"),
+        ({"priority": 1.5}, "priority"),
+        ({"priority": True}, "priority"),
+        ({"payload": [1, 2]}, "payload"),
+        ({"payload": {"when": datetime(2030, 1, 1)}}, "payload"),
+        ({"payload": {"nan": float("nan")}}, "payload"),
+        ({"payload": {"inf": float("inf")}}, "payload"),
+        ({"payload": {"nested": {1: "int key"}}}, "payload"),
+        ({"payload": {"tuple": (1, 2)}}, "payload"),
+        ({"payload": {"set": {1}}}, "payload"),
+        ({"payload": {"big": 2**64}}, "payload"),
+        ({"payload": {"surrogate": "\ud800"}}, "payload"),
+        ({"payload": {"blob": "x" * MAX_PAYLOAD_BYTES}}, "payload"),
+        ({"schedule": "tomorrow"}, "schedule"),
+        ({"retry": 3}, "retry"),
+        ({"timeout": timedelta(0)}, "timeout"),
+        ({"timeout": 30}, "timeout"),
+        ({"soft_timeout": timedelta(seconds=-1)}, "soft_timeout"),
+        ({"timeout": timedelta(seconds=5), "soft_timeout": timedelta(seconds=5)}, "soft_timeout"),
+        ({"unique": "key"}, "unique"),
+        ({"created_at": datetime(2030, 1, 1)}, "created_at"),
+        ({"metadata": {"k": 1}}, "metadata"),
+    ],
+)
+def test_an_invalid_field_is_refused_with_its_name(fields: dict[str, Any], field: str) -> None:
+    arguments = {"name": "noop", **fields}
+
+    with pytest.raises(InvalidJob) as refused:
+        Job(**arguments)
+
+    assert refused.value.field == field
+    assert field in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: UniqueSpec(""), "unique"),
+        (lambda: UniqueSpec("k", ttl=timedelta(0)), "unique"),
+    ],
+)
+def test_an_invalid_unique_spec_is_refused_as_the_unique_field(make: Any, field: str) -> None:
+    with pytest.raises(InvalidJob) as refused:
+        make()
+
+    assert refused.value.field == field
+
+
+def test_schedules_reject_negative_delays_and_naive_times() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        RunAfter(timedelta(seconds=-1))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        RunAt(datetime(2030, 1, 1))
+
+
+def test_max_attempts_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_attempts"):
+        RetryPolicy(max_attempts=0)
+
+
+def test_queue_names_with_braces_are_refused_with_the_fix() -> None:
+    with pytest.raises(InvalidQueueName, match="no braces"):
+        validate_queue_name("a{b}")
+
+    assert validate_queue_name("emails.high:1-x_y") == "emails.high:1-x_y"
+
+
+def test_run_at_follows_the_schedule() -> None:
+    later = NOW + timedelta(hours=1)
+
+    assert Job("n").run_at(NOW) == NOW
+    assert Job("n", schedule=RunAfter(timedelta(seconds=5))).run_at(NOW) == NOW + timedelta(
+        seconds=5
+    )
+    assert Job("n", schedule=RunAt(later)).run_at(NOW) == later
+    assert Job("n", schedule=RunAt(NOW - timedelta(days=1))).run_at(NOW) == NOW

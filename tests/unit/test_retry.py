@@ -1,0 +1,109 @@
+"""Retry policies are pure: delays and decisions follow from the attempt, the error and a seed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from random import Random
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain import Dead, Delays, ErrorInfo, Exponential, Fixed, Linear, Retry, RetryPolicy
+from tests.strategies import durations, retry_policies
+
+
+def micros(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 10**6 + delta.microseconds
+
+
+attempts = st.integers(min_value=1, max_value=200)
+seeds = st.integers(min_value=0, max_value=2**32)
+BOOM = ErrorInfo(type="ValueError", message="boom")
+
+
+@given(retry_policies, attempts, seeds)
+def test_every_delay_lies_between_zero_and_the_cap(
+    policy: RetryPolicy, attempt: int, seed: int
+) -> None:
+    delay = policy.next_delay(attempt, Random(seed))
+
+    assert timedelta(0) <= delay <= policy.cap
+
+
+@given(retry_policies, attempts, seeds)
+def test_the_same_seed_gives_the_same_delay(policy: RetryPolicy, attempt: int, seed: int) -> None:
+    assert policy.next_delay(attempt, Random(seed)) == policy.next_delay(attempt, Random(seed))
+
+
+@given(durations.filter(lambda d: d > timedelta(0)), st.integers(1, 60))
+def test_exponential_delays_double_until_the_cap(base: timedelta, attempt: int) -> None:
+    cap = base * 1000 if base < timedelta(days=10**5) else timedelta.max
+    policy = RetryPolicy(backoff=Exponential(base, jitter=False), cap=cap)
+
+    delay = policy.next_delay(attempt, Random(0))
+
+    assert delay == timedelta(microseconds=min(micros(base) << (attempt - 1), micros(cap)))
+
+
+@given(durations, attempts, seeds)
+def test_full_jitter_draws_within_the_exponential_ceiling(
+    base: timedelta, attempt: int, seed: int
+) -> None:
+    policy = RetryPolicy(backoff=Exponential(base), cap=timedelta(days=1))
+    ceiling = min(base * 2 ** min(attempt - 1, 20), policy.cap)
+
+    delay = policy.next_delay(min(attempt, 21), Random(seed))
+
+    assert timedelta(0) <= delay <= ceiling
+
+
+def test_full_jitter_spreads_delays_across_the_range() -> None:
+    policy = RetryPolicy(backoff=Exponential(timedelta(seconds=8)), cap=timedelta(minutes=1))
+    rng = Random(7)
+
+    delays = {policy.next_delay(1, rng) for _ in range(200)}
+
+    assert len(delays) > 150
+    assert min(delays) < timedelta(seconds=2) < timedelta(seconds=6) < max(delays)
+
+
+def test_fixed_linear_and_listed_backoffs_give_their_delays() -> None:
+    rng = Random(0)
+    second = timedelta(seconds=1)
+
+    assert RetryPolicy(backoff=Fixed(second)).next_delay(5, rng) == second
+    assert RetryPolicy(backoff=Linear(second)).next_delay(3, rng) == 3 * second
+    listed = RetryPolicy(backoff=Delays([second, 2 * second]))
+    assert [listed.next_delay(n, rng) for n in (1, 2, 3)] == [second, 2 * second, 2 * second]
+
+
+def test_a_failure_before_the_last_attempt_is_retried() -> None:
+    policy = RetryPolicy(max_attempts=3, backoff=Fixed(timedelta(seconds=4)))
+
+    assert policy.decide(2, BOOM, Random(0)) == Retry(timedelta(seconds=4))
+
+
+def test_the_last_attempt_gives_up_with_the_error_in_the_reason() -> None:
+    decision = RetryPolicy(max_attempts=3).decide(3, BOOM, Random(0))
+
+    assert isinstance(decision, Dead)
+    assert "3 attempts" in decision.reason
+    assert "ValueError: boom" in decision.reason
+
+
+def test_permanent_errors_and_their_subclasses_are_never_retried() -> None:
+    policy = RetryPolicy(max_attempts=10, permanent={"myapp.Fatal"})
+    subclass = ErrorInfo(type="myapp.VeryFatal", message="no", mro=("myapp.Fatal", "Exception"))
+    handler_gave_up = ErrorInfo(type="domain.errors.PermanentFailure", message="bad input")
+
+    assert isinstance(policy.decide(1, subclass, Random(0)), Dead)
+    assert isinstance(policy.decide(1, handler_gave_up, Random(0)), Dead)
+    assert isinstance(policy.decide(1, BOOM, Random(0)), Retry)
+
+
+def test_retry_on_limits_retries_to_the_named_errors() -> None:
+    policy = RetryPolicy(max_attempts=10, retry_on={"ConnectionError"})
+    reset = ErrorInfo(type="ConnectionResetError", mro=("ConnectionError", "OSError"))
+
+    assert isinstance(policy.decide(1, reset, Random(0)), Retry)
+    assert isinstance(policy.decide(1, BOOM, Random(0)), Dead)
