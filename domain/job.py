@@ -47,6 +47,19 @@ def validate_queue_name(name: object) -> str:
 
 
 def _check_json(value: object, path: str) -> None:
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json(item, f"{path}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidJob("payload", f"{path} has a non-string key {key!r}")
+            _check_json(item, f"{path}.{key}")
+    else:
+        _check_json_scalar(value, path)
+
+
+def _check_json_scalar(value: object, path: str) -> None:
     if isinstance(value, _JSON_SCALARS):
         return
     if isinstance(value, int):
@@ -57,20 +70,10 @@ def _check_json(value: object, path: str) -> None:
         if not math.isfinite(value):
             raise InvalidJob("payload", f"{path} is {value}, which JSON cannot represent")
         return
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_json(item, f"{path}[{index}]")
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidJob("payload", f"{path} has a non-string key {key!r}")
-            _check_json(item, f"{path}.{key}")
-        return
     raise InvalidJob(
         "payload",
         f"{path} is a {type(value).__name__}; payloads hold only JSON values "
-        "(dict, list, str, int, float, bool, None) — pass ids, not objects",
+        "(dict, list, str, int, float, bool, None) - pass ids, not objects",
     )
 
 

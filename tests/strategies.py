@@ -42,7 +42,9 @@ json_scalars = (
 )
 json_values: st.SearchStrategy[Any] = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 payloads = st.dictionaries(st.text(max_size=10), json_values, max_size=5)
@@ -61,9 +63,7 @@ retry_policies = st.builds(
     retry_on=st.frozensets(st.sampled_from(["ValueError", "pkg.Error"]), max_size=2),
     permanent=st.frozensets(st.sampled_from(["KeyError", "pkg.Fatal"]), max_size=2),
 )
-schedules = st.one_of(
-    st.just(RunNow()), st.builds(RunAt, moments), st.builds(RunAfter, durations)
-)
+schedules = st.one_of(st.just(RunNow()), st.builds(RunAt, moments), st.builds(RunAfter, durations))
 unique_specs = st.none() | st.builds(
     UniqueSpec,
     key=st.text(min_size=1, max_size=50),
