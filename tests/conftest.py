@@ -9,6 +9,8 @@ import pytest
 import redis
 from hypothesis import HealthCheck, settings
 
+from adapters.clock import ManualClock
+from tests.backends import QUEUE_BACKENDS, Queue, QueueBackend, QueueOptions
 from tests.redis_server import RedisServer
 
 settings.register_profile("dev", max_examples=50, deadline=None)
@@ -53,6 +55,38 @@ def redis_server_factory() -> Iterator[Callable[..., RedisServer]]:
     yield start
     for server in servers:
         server.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock that moves only when the test says (2030-01-01T00:00Z at the start)."""
+    return ManualClock()
+
+
+@pytest.fixture(
+    params=[pytest.param(name, marks=backend.marks) for name, backend in QUEUE_BACKENDS.items()]
+)
+def queue_backend(request: pytest.FixtureRequest) -> QueueBackend:
+    """Each registered queue backend in turn (tests/backends.py)."""
+    return QUEUE_BACKENDS[request.param]
+
+
+@pytest.fixture
+def make_queue(
+    queue_backend: QueueBackend, request: pytest.FixtureRequest, clock: ManualClock
+) -> Callable[..., Queue]:
+    """Build a fresh queue of the current backend on ``clock``, with ``QueueOptions`` fields."""
+
+    def make(**options: object) -> Queue:
+        return queue_backend.build(request.getfixturevalue, clock, QueueOptions(**options))  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def queue(make_queue: Callable[..., Queue]) -> Queue:
+    """A fresh, empty queue of the current backend, on the ``clock`` fixture."""
+    return make_queue()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

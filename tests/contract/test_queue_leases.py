@@ -1,0 +1,271 @@
+"""Contract: leases (Q4), recovery (Q5, Q6), release (Q7), idempotent re-sends (Q8)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from adapters.clock import ManualClock
+from domain import Dead, ErrorInfo, JobState, Retry, RetryPolicy, StaleLease
+from tests.backends import LEASE, MS, Queue, job
+
+
+def test_claim_counts_the_attempt_and_sets_the_lease_deadline(
+    queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue(job(id="a", payload={"x": 1}))
+
+    [lease] = queue.claim(["default"], lease=LEASE)
+
+    assert lease.job.payload == {"x": 1}
+    assert lease.attempt == 1
+    assert lease.deadline == clock.now() + LEASE
+    assert queue.get("a") is not None
+    assert queue.get("a").state is JobState.ACTIVE  # type: ignore[union-attr]
+
+
+def test_a_leased_job_cannot_be_claimed_by_anyone_else(queue: Queue, clock: ManualClock) -> None:
+    queue.enqueue(job(id="a"))
+    queue.claim(["default"], lease=LEASE)
+    clock.advance(LEASE)
+
+    second = queue.claim(["default"], lease=LEASE)
+
+    assert second == []
+
+
+def test_complete_with_the_lease_finishes_the_job(queue: Queue) -> None:
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(["default"], lease=LEASE)
+
+    queue.complete(lease, {"answer": 42})
+
+    record = queue.get("a")
+    assert record is not None
+    assert record.state is JobState.COMPLETED
+    assert record.result == {"answer": 42}
+    assert queue.stats("default").completed == 1
+
+
+def test_renew_extends_the_deadline_from_now(queue: Queue, clock: ManualClock) -> None:
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(["default"], lease=LEASE)
+    clock.advance(timedelta(seconds=20))
+
+    [renewed] = queue.renew([lease], timedelta(seconds=60))
+
+    assert renewed is not None
+    assert renewed.deadline == clock.now() + timedelta(seconds=60)
+    assert renewed.token == lease.token
+
+
+def test_renew_returns_none_for_a_lease_that_was_reaped(queue: Queue, clock: ManualClock) -> None:
+    queue.enqueue_many([job(id="a"), job(id="b")])
+    [lost] = queue.claim(["default"], lease=timedelta(seconds=1))
+    [kept] = queue.claim(["default"], lease=LEASE)
+    clock.advance(timedelta(seconds=2))
+    queue.reap()
+
+    renewed = queue.renew([lost, kept], LEASE)
+
+    assert renewed[0] is None
+    assert renewed[1] is not None
+    assert renewed[1].job_id == "b"
+
+
+def test_a_stale_lease_is_rejected_and_counted(queue: Queue, clock: ManualClock) -> None:
+    queue.enqueue(job(id="a"))
+    [old] = queue.claim(["default"], lease=timedelta(seconds=1))
+    clock.advance(timedelta(seconds=2))
+    queue.reap()
+    [current] = queue.claim(["default"], lease=LEASE)
+
+    with pytest.raises(StaleLease):
+        queue.complete(old)
+    with pytest.raises(StaleLease):
+        queue.fail(old, ErrorInfo("Boom"), Retry(timedelta(0)))
+    with pytest.raises(StaleLease):
+        queue.release(old)
+
+    assert queue.stats("default").stale_rejected == 3
+    record = queue.get("a")
+    assert record is not None
+    assert record.state is JobState.ACTIVE
+    assert record.lease_deadline == current.deadline
+
+
+def test_a_lease_is_not_reaped_at_its_deadline_only_after_it(
+    queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue(job(id="a"))
+    queue.claim(["default"], lease=LEASE)
+    clock.advance(LEASE)
+
+    at_deadline = queue.reap()
+    clock.advance(MS)
+    after_deadline = queue.reap()
+
+    assert at_deadline == 0
+    assert after_deadline == 1
+    assert queue.stats("default").ready == 1
+
+
+def test_a_recovered_job_keeps_its_place_and_its_attempt_count(
+    queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue_many([job(id="first"), job(id="second")])
+    queue.claim(["default"], lease=LEASE)
+    clock.advance(LEASE + MS)
+    queue.reap()
+
+    [lease] = queue.claim(["default"], lease=LEASE)
+
+    assert lease.job_id == "first"
+    assert lease.attempt == 2
+
+
+def test_a_job_that_keeps_losing_its_lease_ends_dead_with_lease_lost(
+    queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue(job(id="poison", retry=RetryPolicy(max_attempts=2)))
+
+    for _ in range(2):
+        queue.claim(["default"], lease=LEASE)
+        clock.advance(LEASE + MS)
+        queue.reap()
+
+    assert queue.claim(["default"], lease=LEASE) == []
+    [letter] = queue.dead("default")
+    assert letter.reason == "lease lost"
+    assert letter.attempts == 2
+    assert [error.type for error in letter.errors] == ["LeaseLost"]
+    assert letter.errors[0].attempt == 2
+
+
+def test_release_puts_the_job_back_at_the_front_of_its_priority(queue: Queue) -> None:
+    queue.enqueue_many([job(id="a"), job(id="b"), job(id="c")])
+    [lease] = queue.claim(["default"], lease=LEASE)
+
+    queue.release(lease)
+
+    [again] = queue.claim(["default"], lease=LEASE)
+    assert again.job_id == "a"
+    assert again.attempt == 1
+
+
+def test_fail_with_a_retry_records_the_error_and_queues_the_job_at_the_back(
+    queue: Queue,
+) -> None:
+    queue.enqueue_many([job(id="a"), job(id="b")])
+    [lease] = queue.claim(["default"], lease=LEASE)
+
+    state = queue.fail(lease, ErrorInfo("ValueError", "bad"), Retry(timedelta(0)))
+
+    assert state is JobState.READY
+    assert [lease.job_id for lease in queue.claim(["default"], lease=LEASE, limit=2)] == ["b", "a"]
+    record = queue.get("a")
+    assert record is not None
+    assert [(e.type, e.attempt) for e in record.errors] == [("ValueError", 1)]
+    assert queue.stats("default").failed == 1
+
+
+def test_fail_with_a_delay_makes_the_job_claimable_only_after_it(
+    queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(["default"], lease=LEASE)
+
+    state = queue.fail(lease, ErrorInfo("Boom"), Retry(timedelta(seconds=5)))
+
+    assert state is JobState.DELAYED
+    clock.advance(timedelta(seconds=5) - MS)
+    assert queue.claim(["default"], lease=LEASE) == []
+    clock.advance(MS)
+    [again] = queue.claim(["default"], lease=LEASE)
+    assert again.attempt == 2
+
+
+def test_fail_with_dead_moves_the_job_to_the_dead_letters(queue: Queue) -> None:
+    queue.enqueue(job(id="a", payload={"k": "v"}))
+    [lease] = queue.claim(["default"], lease=LEASE)
+
+    state = queue.fail(lease, ErrorInfo("KeyError", "k"), Dead("permanent error"))
+
+    assert state is JobState.DEAD
+    [letter] = queue.dead("default")
+    assert letter.job.payload == {"k": "v"}
+    assert letter.reason == "permanent error"
+    assert [e.type for e in letter.errors] == ["KeyError"]
+
+
+def test_resending_complete_with_the_same_lease_changes_nothing(queue: Queue) -> None:
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(["default"], lease=LEASE)
+    queue.complete(lease, 1)
+
+    queue.complete(lease, 2)
+
+    record = queue.get("a")
+    assert record is not None
+    assert record.result == 1
+    stats = queue.stats("default")
+    assert (stats.completed, stats.stale_rejected) == (1, 0)
+
+
+def test_resending_fail_with_the_same_lease_changes_nothing(queue: Queue) -> None:
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(["default"], lease=LEASE)
+    first = queue.fail(lease, ErrorInfo("Boom"), Retry(timedelta(seconds=5)))
+
+    again = queue.fail(lease, ErrorInfo("Boom"), Retry(timedelta(seconds=5)))
+
+    assert first == again == JobState.DELAYED
+    record = queue.get("a")
+    assert record is not None
+    assert len(record.errors) == 1
+    assert queue.stats("default").failed == 1
+
+
+def test_resending_release_with_the_same_lease_changes_nothing(queue: Queue) -> None:
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(["default"], lease=LEASE)
+    queue.release(lease)
+
+    queue.release(lease)
+
+    [again] = queue.claim(["default"], lease=LEASE)
+    assert again.attempt == 1
+
+
+def test_a_different_operation_with_a_used_lease_is_stale(queue: Queue) -> None:
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(["default"], lease=LEASE)
+    queue.complete(lease)
+
+    with pytest.raises(StaleLease):
+        queue.fail(lease, ErrorInfo("Boom"), Dead("x"))
+
+    assert queue.stats("default").stale_rejected == 1
+
+
+def test_resending_a_claim_token_returns_the_same_leases_and_claims_no_more(
+    queue: Queue,
+) -> None:
+    queue.enqueue_many([job(id=f"j{i}") for i in range(4)])
+    first = queue.claim(["default"], lease=LEASE, limit=2, claim_token="t1")
+
+    again = queue.claim(["default"], lease=LEASE, limit=2, claim_token="t1")
+
+    assert again == first
+    assert queue.stats("default").ready == 2
+
+
+def test_a_resent_claim_token_returns_only_the_leases_it_still_holds(queue: Queue) -> None:
+    queue.enqueue_many([job(id="a"), job(id="b")])
+    first = queue.claim(["default"], lease=LEASE, limit=2, claim_token="t1")
+    queue.complete(first[0])
+
+    again = queue.claim(["default"], lease=LEASE, limit=2, claim_token="t1")
+
+    assert [lease.job_id for lease in again] == ["b"]
