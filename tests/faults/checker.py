@@ -1,0 +1,233 @@
+"""A total-queue check in the style of Jepsen's: what went in must come out, once.
+
+After a scenario has drained its queue, ``check`` compares the ledger (what the producer was
+told, what the handlers saw) with the queue's final records and running totals:
+
+* lost: acknowledged by ``enqueue`` but gone, or still pending/running after the drain;
+* unexpected: completed, dead or started, yet never enqueued by the producer;
+* duplicated: completions the queue counted beyond one per completed job;
+* attempts: a finished job's ``attempts`` differs from the starts its handlers recorded;
+* dead: a dead job without the reason the scenario injected for it;
+* overlaps (optional): two executions of one job running at the same time.
+
+Re-runs (a job whose handler returned more than once, because a completion was lost or a lease
+expired) are reported but are not failures: at-least-once execution is the promise.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from domain import JobState
+from ports.queue_types import JobRecord
+
+_TERMINAL = (JobState.COMPLETED, JobState.DEAD)
+
+
+@attrs.frozen
+class Expectations:
+    """What a scenario allows: injected deaths, and tolerated differences it can explain."""
+
+    dead: Mapping[str, str] = attrs.field(factory=dict)
+    """Job id -> a substring its dead letter's reason must contain."""
+    allowed_dead_reasons: tuple[str, ...] = ()
+    """Reasons any job may die with (a soak that exhausts attempts by faults: "lease lost")."""
+    check_overlaps: bool = False
+    """Fail when two executions of one job overlap in time (fencing scenarios)."""
+    spare_attempts: int = 0
+    """How many claims in total may have no recorded start (a parent stopped between claiming
+    and handing the job to a child); every other job's attempts must equal its starts."""
+
+
+@attrs.frozen
+class Execution:
+    """One handler run of one job in one child, as the ledger saw it."""
+
+    job: str
+    pid: int
+    start: float
+    last_seen: float
+    finished: bool
+
+
+@attrs.define
+class Report:
+    """Counts and problems of one check; ``ok`` when there are no problems."""
+
+    attempted: int = 0
+    acknowledged: int = 0
+    indeterminate: int = 0
+    refused: int = 0
+    completed: int = 0
+    dead: int = 0
+    lost: list[str] = attrs.field(factory=list)
+    unexpected: list[str] = attrs.field(factory=list)
+    duplicated: int = 0
+    reruns: int = 0
+    starts: int = 0
+    problems: list[str] = attrs.field(factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No problem found."""
+        return not self.problems
+
+    def summary(self) -> str:
+        """One line of counts, then one line per problem (the first 20)."""
+        head = (
+            f"attempted={self.attempted} acknowledged={self.acknowledged} "
+            f"indeterminate={self.indeterminate} refused={self.refused} "
+            f"completed={self.completed} dead={self.dead} lost={len(self.lost)} "
+            f"unexpected={len(self.unexpected)} duplicated={self.duplicated} "
+            f"reruns={self.reruns} starts={self.starts} problems={len(self.problems)}"
+        )
+        return "\n".join([head, *(f"  - {problem}" for problem in self.problems[:20])])
+
+
+def executions(events: Iterable[Mapping[str, Any]]) -> list[Execution]:
+    """Handler runs rebuilt from start/tick/end events (a child runs one job at a time)."""
+    runs: list[dict[str, Any]] = []
+    open_by_pid: dict[int, dict[str, Any]] = {}
+    for event in events:
+        kind, pid = event["ev"], event.get("pid")
+        if kind == "start":
+            run = {"job": event["job"], "pid": pid, "start": event["t"], "last": event["t"]}
+            run["finished"] = False
+            open_by_pid[pid] = run
+            runs.append(run)
+        elif kind in ("tick", "end") and pid in open_by_pid:
+            run = open_by_pid[pid]
+            run["last"] = event["t"]
+            if kind == "end":
+                run["finished"] = True
+                del open_by_pid[pid]
+    return [Execution(r["job"], r["pid"], r["start"], r["last"], r["finished"]) for r in runs]
+
+
+def overlapping(runs: Iterable[Execution]) -> list[tuple[Execution, Execution]]:
+    """Pairs of runs of the same job whose [start, last seen] intervals intersect."""
+    by_job: dict[str, list[Execution]] = defaultdict(list)
+    for run in runs:
+        by_job[run.job].append(run)
+    pairs = []
+    for job_runs in by_job.values():
+        ordered = sorted(job_runs, key=lambda run: run.start)
+        for before, after in itertools.pairwise(ordered):
+            if after.start < before.last_seen:
+                pairs.append((before, after))
+    return pairs
+
+
+def check(
+    events: list[Mapping[str, Any]],
+    final: Mapping[str, JobRecord | None],
+    *,
+    completed_total: int,
+    expect: Expectations | None = None,
+) -> Report:
+    """Compare the ledger with the drained queue; ``final`` holds every job id in the ledger."""
+    expect = expect or Expectations()
+    report = Report()
+    acknowledged = _producer_view(events, report)
+    runs = executions(events)
+    starts = Counter(run.job for run in runs)
+    report.starts = sum(starts.values())
+    report.reruns = sum(1 for n in Counter(r.job for r in runs if r.finished).values() if n > 1)
+    _check_outcomes(final, acknowledged, report)
+    _check_unexpected(events, final, starts, report)
+    report.duplicated = completed_total - report.completed
+    if report.duplicated:
+        report.problems.append(
+            f"the queue counted {completed_total} completions for {report.completed} jobs"
+        )
+    _check_attempts(final, starts, expect.spare_attempts, report)
+    _check_dead(final, expect, report)
+    if expect.check_overlaps:
+        for before, after in overlapping(runs):
+            report.problems.append(f"job {before.job} ran twice at once: {before} and {after}")
+    return report
+
+
+def _producer_view(events: Iterable[Mapping[str, Any]], report: Report) -> set[str]:
+    tried: set[str] = set()
+    acknowledged: set[str] = set()
+    failed: set[str] = set()
+    for event in events:
+        kind = event["ev"]
+        if kind == "enqueue_try":
+            tried.add(event["job"])
+        elif kind == "enqueued":
+            acknowledged.add(event["job"])
+        elif kind == "duplicate":
+            report.refused += 1
+        elif kind == "enqueue_error":
+            failed.add(event["job"])
+    report.attempted = len(tried)
+    report.acknowledged = len(acknowledged)
+    report.indeterminate = len(failed - acknowledged)
+    return acknowledged
+
+
+def _check_outcomes(
+    final: Mapping[str, JobRecord | None], acknowledged: set[str], report: Report
+) -> None:
+    for job_id, record in sorted(final.items()):
+        state = None if record is None else record.state
+        report.completed += state is JobState.COMPLETED
+        report.dead += state is JobState.DEAD
+        if job_id in acknowledged and state not in _TERMINAL:
+            report.lost.append(job_id)
+            where = "gone" if state is None else f"still {state.value} after the drain"
+            report.problems.append(f"lost: job {job_id} was acknowledged and is {where}")
+
+
+def _check_unexpected(
+    events: Iterable[Mapping[str, Any]],
+    final: Mapping[str, JobRecord | None],
+    starts: Counter[str],
+    report: Report,
+) -> None:
+    tried = {event["job"] for event in events if event["ev"] == "enqueue_try"}
+    seen = set(starts) | {job_id for job_id, record in final.items() if record is not None}
+    for job_id in sorted(seen - tried):
+        report.unexpected.append(job_id)
+        report.problems.append(f"unexpected: job {job_id} ran or exists but was never enqueued")
+
+
+def _check_attempts(
+    final: Mapping[str, JobRecord | None], starts: Counter[str], spare: int, report: Report
+) -> None:
+    for job_id, record in sorted(final.items()):
+        if record is None or record.state not in _TERMINAL:
+            continue
+        missing = record.attempts - starts[job_id]
+        if 0 < missing <= spare:
+            spare -= missing
+            continue
+        if missing:
+            report.problems.append(
+                f"attempts: job {job_id} has attempts={record.attempts} "
+                f"but {starts[job_id]} recorded starts"
+            )
+
+
+def _check_dead(
+    final: Mapping[str, JobRecord | None], expect: Expectations, report: Report
+) -> None:
+    for job_id, wanted in sorted(expect.dead.items()):
+        record = final.get(job_id)
+        if record is None or record.state is not JobState.DEAD:
+            report.problems.append(f"dead: job {job_id} should have died ({wanted!r}) but did not")
+    for job_id, record in sorted(final.items()):
+        if record is None or record.state is not JobState.DEAD:
+            continue
+        reason = record.reason or ""
+        wanted = expect.dead.get(job_id)
+        allowed = (wanted,) if wanted is not None else expect.allowed_dead_reasons
+        if not any(fragment in reason for fragment in allowed):
+            report.problems.append(f"dead: job {job_id} died with {reason!r}, expected {allowed}")
