@@ -15,7 +15,7 @@ import pytest
 
 from adapters.clock import ManualClock
 from adapters.memory import MemoryQueue
-from domain import Job
+from domain import Job, JobState
 from ports import DeadLetterRetention, QueuePort, WorkerRegistry
 
 
@@ -74,3 +74,9 @@ MS = timedelta(milliseconds=1)
 def job(name: str = "task", **fields: Any) -> Job:
     """A job with defaults a test does not care about."""
     return Job(name, **fields)
+
+
+def state_of(queue: Queue, job_id: str) -> JobState | None:
+    """The job's state, or None if the queue does not know it."""
+    record = queue.get(job_id)
+    return None if record is None else record.state

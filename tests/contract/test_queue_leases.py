@@ -269,3 +269,32 @@ def test_a_resent_claim_token_returns_only_the_leases_it_still_holds(queue: Queu
     again = queue.claim(["default"], lease=LEASE, limit=2, claim_token="t1")
 
     assert [lease.job_id for lease in again] == ["b"]
+
+
+def test_a_claim_token_that_found_nothing_claims_nothing_when_resent(queue: Queue) -> None:
+    first = queue.claim(["default"], lease=LEASE, claim_token="t1")
+    queue.enqueue(job(id="a"))
+
+    again = queue.claim(["default"], lease=LEASE, claim_token="t1")
+
+    assert first == again == []
+    assert queue.stats("default").ready == 1
+
+
+def test_a_claim_that_waits_in_vain_returns_nothing(queue: Queue) -> None:
+    claimed = queue.claim(["default"], lease=LEASE, wait=timedelta(milliseconds=20))
+
+    assert claimed == []
+
+
+def test_release_returns_the_job_ahead_of_later_jobs_but_behind_higher_priority(
+    queue: Queue,
+) -> None:
+    queue.enqueue_many([job(id="a"), job(id="b")])
+    [lease] = queue.claim(["default"], lease=LEASE)
+    queue.enqueue(job(id="urgent", priority=1))
+
+    queue.release(lease)
+
+    claimed = [each.job_id for each in queue.claim(["default"], lease=LEASE, limit=3)]
+    assert claimed == ["urgent", "a", "b"]

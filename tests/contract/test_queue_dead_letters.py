@@ -1,0 +1,164 @@
+"""Contract: dead letters (Q10): history, order, requeue, purge, delete and retention."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from adapters.clock import ManualClock
+from domain import Dead, ErrorInfo, JobState, Retry, RetryPolicy
+from ports import DeadLetterRetention
+from tests.backends import LEASE, MS, Queue, job
+
+
+def kill(queue: Queue, job_id: str, reason: str = "gave up", queue_name: str = "default") -> None:
+    queue.enqueue(job(id=job_id, queue=queue_name))
+    [lease] = queue.claim([queue_name], lease=LEASE)
+    queue.fail(lease, ErrorInfo("Boom", f"{job_id} failed"), Dead(reason))
+
+
+def test_a_dead_letter_keeps_payload_and_the_whole_error_history(
+    queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue(job(id="a", payload={"order": 7}, retry=RetryPolicy(max_attempts=3)))
+    for attempt in range(1, 4):
+        [lease] = queue.claim(["default"], lease=LEASE)
+        error = ErrorInfo("Boom", f"try {attempt}", traceback="tb", worker="w1", exit_code=3)
+        decision = Dead("gave up after 3") if attempt == 3 else Retry(timedelta(0))
+        queue.fail(lease, error, decision)
+
+    [letter] = queue.dead("default")
+
+    assert letter.job.payload == {"order": 7}
+    assert letter.reason == "gave up after 3"
+    assert letter.attempts == 3
+    assert letter.died_at == clock.now()
+    assert [(e.message, e.attempt, e.worker, e.exit_code) for e in letter.errors] == [
+        ("try 1", 1, "w1", 3),
+        ("try 2", 2, "w1", 3),
+        ("try 3", 3, "w1", 3),
+    ]
+
+
+def test_dead_letters_are_listed_newest_first_with_offset_and_limit(
+    queue: Queue, clock: ManualClock
+) -> None:
+    for name in ["a", "b", "c", "d"]:
+        kill(queue, name)
+        clock.advance(MS)
+
+    newest = [letter.job.id for letter in queue.dead("default")]
+    page = [letter.job.id for letter in queue.dead("default", offset=1, limit=2)]
+
+    assert newest == ["d", "c", "b", "a"]
+    assert page == ["c", "b"]
+
+
+def test_requeue_dead_gives_a_fresh_attempt_budget_and_keeps_the_history(
+    queue: Queue,
+) -> None:
+    kill(queue, "a")
+    queue.enqueue(job(id="waiting"))
+
+    requeued = queue.requeue_dead("default")
+
+    assert requeued == 1
+    assert queue.dead("default") == []
+    claimed = queue.claim(["default"], lease=LEASE, limit=2)
+    assert [lease.job_id for lease in claimed] == ["waiting", "a"]
+    assert claimed[1].attempt == 1
+    record = queue.get("a")
+    assert record is not None
+    assert [e.message for e in record.errors] == ["a failed"]
+
+
+def test_requeue_dead_by_id_moves_only_those_named_and_ignores_unknown_ids(
+    queue: Queue,
+) -> None:
+    kill(queue, "a")
+    kill(queue, "b")
+
+    requeued = queue.requeue_dead("default", ["b", "nope"])
+
+    assert requeued == 1
+    assert [letter.job.id for letter in queue.dead("default")] == ["a"]
+    assert queue.stats("default").ready == 1
+
+
+def test_purge_dead_removes_every_dead_letter_of_that_queue_only(queue: Queue) -> None:
+    kill(queue, "a")
+    kill(queue, "b")
+    kill(queue, "c", queue_name="other")
+
+    purged = queue.purge_dead("default")
+
+    assert purged == 2
+    assert queue.dead("default") == []
+    assert queue.get("a") is None
+    assert len(queue.dead("other")) == 1
+
+
+def test_delete_removes_a_dead_letter(queue: Queue) -> None:
+    kill(queue, "a")
+
+    deleted = queue.delete("default", "a")
+
+    assert deleted is True
+    assert queue.dead("default") == []
+    assert queue.stats("default").dead == 0
+
+
+def test_retention_by_count_trims_the_oldest_and_counts_it(
+    make_queue: Callable[..., Queue], clock: ManualClock
+) -> None:
+    queue = make_queue(retention=DeadLetterRetention(max_count=2, max_age=None))
+    for name in ["a", "b", "c"]:
+        kill(queue, name)
+        clock.advance(MS)
+
+    letters = [letter.job.id for letter in queue.dead("default")]
+
+    assert letters == ["c", "b"]
+    assert queue.get("a") is None
+    stats = queue.stats("default")
+    assert (stats.dead, stats.dead_trimmed) == (2, 1)
+
+
+def test_retention_by_age_keeps_a_letter_exactly_max_age_old(
+    make_queue: Callable[..., Queue], clock: ManualClock
+) -> None:
+    queue = make_queue(retention=DeadLetterRetention(max_count=None, max_age=timedelta(hours=1)))
+    kill(queue, "old")
+    clock.advance(timedelta(hours=1))
+
+    kill(queue, "new")
+
+    assert [letter.job.id for letter in queue.dead("default")] == ["new", "old"]
+    assert queue.stats("default").dead_trimmed == 0
+
+
+def test_retention_by_age_trims_older_letters_when_one_is_added(
+    make_queue: Callable[..., Queue], clock: ManualClock
+) -> None:
+    queue = make_queue(retention=DeadLetterRetention(max_count=None, max_age=timedelta(hours=1)))
+    kill(queue, "old")
+    kill(queue, "also-old")
+    clock.advance(timedelta(hours=1) + MS)
+
+    kill(queue, "new")
+
+    assert [letter.job.id for letter in queue.dead("default")] == ["new"]
+    assert queue.get("old") is None
+    assert queue.stats("default").dead_trimmed == 2
+
+
+def test_a_dead_job_is_not_claimable(queue: Queue) -> None:
+    kill(queue, "a")
+
+    claimed = queue.claim(["default"], lease=LEASE)
+
+    assert claimed == []
+    record = queue.get("a")
+    assert record is not None
+    assert record.state is JobState.DEAD
+    assert record.reason == "gave up"

@@ -1,0 +1,276 @@
+"""Contract: get, stats, queues, delete, purge, completed records, workers, time (Q1, Q11)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from adapters.clock import ManualClock
+from domain import Dead, ErrorInfo, JobState, Retry, RunAfter, StaleLease
+from ports import Enqueued, QueuePort, QueueStats, WorkerInfo, WorkerRegistry
+from tests.backends import LEASE, MS, Queue, QueueBackend, job, state_of
+
+
+def test_get_shows_each_state_a_job_passes_through(queue: Queue, clock: ManualClock) -> None:
+    queue.enqueue(job(id="a", schedule=RunAfter(timedelta(seconds=1))))
+    states = [state_of(queue, "a")]
+    clock.advance(timedelta(seconds=1))
+    states.append(state_of(queue, "a"))
+    [lease] = queue.claim(["default"], lease=LEASE)
+    states.append(state_of(queue, "a"))
+    queue.fail(lease, ErrorInfo("Boom"), Retry(timedelta(seconds=1)))
+    states.append(state_of(queue, "a"))
+    clock.advance(timedelta(seconds=1))
+    [lease] = queue.claim(["default"], lease=LEASE)
+
+    queue.complete(lease, "done")
+
+    record = queue.get("a", "default")
+    assert states == [JobState.DELAYED, JobState.READY, JobState.ACTIVE, JobState.DELAYED]
+    assert record is not None
+    assert record.state is JobState.COMPLETED
+    assert record.attempts == 2
+    assert record.finished_at == clock.now()
+    assert record.result == "done"
+
+
+def test_get_of_an_active_job_shows_its_lease_deadline(queue: Queue, clock: ManualClock) -> None:
+    queue.enqueue(job(id="a"))
+    queue.claim(["default"], lease=LEASE)
+
+    record = queue.get("a")
+
+    assert record is not None
+    assert record.lease_deadline == clock.now() + LEASE
+    assert record.attempts == 1
+
+
+def test_get_of_an_unknown_job_or_another_queue_is_none(queue: Queue) -> None:
+    queue.enqueue(job(id="a", queue="one"))
+
+    assert queue.get("nope") is None
+    assert queue.get("a", "two") is None
+    assert queue.get("a", "one") is not None
+
+
+def test_a_completed_record_is_forgotten_after_completed_ttl(
+    make_queue: Callable[..., Queue], clock: ManualClock
+) -> None:
+    queue = make_queue(completed_ttl=timedelta(minutes=5))
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(["default"], lease=LEASE)
+    queue.complete(lease)
+
+    clock.advance(timedelta(minutes=5) - MS)
+    kept = queue.get("a")
+    clock.advance(MS)
+    forgotten = queue.get("a")
+
+    assert kept is not None
+    assert forgotten is None
+
+
+def test_stats_count_sizes_and_running_totals(queue: Queue, clock: ManualClock) -> None:
+    queue.enqueue_many([job(id=f"j{i}") for i in range(5)])
+    queue.enqueue(job(id="later", schedule=RunAfter(timedelta(minutes=1))))
+    first, second, third = queue.claim(["default"], lease=LEASE, limit=3)
+    queue.complete(first)
+    queue.fail(second, ErrorInfo("Boom"), Dead("no"))
+
+    stats = queue.stats("default")
+
+    assert stats == QueueStats(
+        "default", ready=2, delayed=1, active=1, dead=1, completed=1, failed=1
+    )
+    assert stats.pending == 3
+    assert third.job_id == "j2"
+
+
+def test_stats_of_a_queue_never_used_are_zeros(queue: Queue) -> None:
+    stats = queue.stats("never")
+
+    assert stats == QueueStats("never")
+
+
+def test_queues_lists_every_queue_that_held_a_job_sorted(queue: Queue) -> None:
+    queue.enqueue(job(queue="zeta"))
+    queue.enqueue(job(queue="alpha"))
+    queue.enqueue(job(queue="mid"))
+
+    names = queue.queues()
+
+    assert names == ["alpha", "mid", "zeta"]
+
+
+def test_delete_removes_pending_jobs_but_not_running_or_unknown_ones(queue: Queue) -> None:
+    queue.enqueue_many([job(id="run"), job(id="wait")])
+    queue.enqueue(job(id="later", schedule=RunAfter(timedelta(minutes=1))))
+    [lease] = queue.claim(["default"], lease=LEASE)
+
+    outcomes = [queue.delete("default", name) for name in ["run", "wait", "later", "nope"]]
+
+    assert outcomes == [False, True, True, False]
+    assert queue.get("wait") is None
+    queue.complete(lease)
+    assert queue.delete("default", "run") is False
+
+
+def test_purge_removes_ready_and_delayed_jobs_but_not_running_ones(queue: Queue) -> None:
+    queue.enqueue_many([job(id="run"), job(id="a"), job(id="b")])
+    queue.enqueue(job(id="later", schedule=RunAfter(timedelta(minutes=1))))
+    [lease] = queue.claim(["default"], lease=LEASE)
+
+    purged = queue.purge("default")
+
+    assert purged == 3
+    assert queue.stats("default").pending == 0
+    queue.complete(lease)
+    assert queue.stats("default").completed == 1
+
+
+def test_every_enqueued_job_ends_completed_or_dead_never_lost(
+    queue: Queue, clock: ManualClock
+) -> None:
+    ids = [f"j{i}" for i in range(30)]
+    queue.enqueue_many([job(id=job_id) for job_id in ids])
+    for round_ in range(4):
+        for lease in queue.claim(["default"], lease=LEASE, limit=30):
+            if int(lease.job_id[1:]) % 3 == round_ % 3:
+                queue.complete(lease)
+            elif round_ == 3:
+                queue.fail(lease, ErrorInfo("Boom"), Dead("gave up"))
+        clock.advance(LEASE + MS)
+        queue.reap()
+
+    states = {state_of(queue, job_id) for job_id in ids}
+
+    assert states <= {JobState.COMPLETED, JobState.DEAD}
+    stats = queue.stats("default")
+    assert stats.completed + stats.dead == 30
+
+
+def test_time_comes_from_the_clock_not_the_machine(queue: Queue, clock: ManualClock) -> None:
+    clock.advance(timedelta(days=400))
+    queue.enqueue(job(id="a"))
+
+    [lease] = queue.claim(["default"], lease=LEASE)
+
+    assert lease.deadline == clock.now() + LEASE
+    record = queue.get("a")
+    assert record is not None
+    assert record.enqueued_at == clock.now()
+
+
+def test_a_waiting_claim_wakes_up_when_a_job_is_enqueued(queue: Queue) -> None:
+    claimed: list[str] = []
+    waiter = threading.Thread(
+        target=lambda: claimed.extend(
+            lease.job_id
+            for lease in queue.claim(["default"], lease=LEASE, wait=timedelta(seconds=30))
+        )
+    )
+    waiter.start()
+
+    queue.enqueue(job(id="arrives"))
+    waiter.join(timeout=30)
+
+    assert claimed == ["arrives"]
+
+
+def test_an_undecodable_job_goes_dead_and_the_claim_carries_on(
+    queue: Queue, queue_backend: QueueBackend
+) -> None:
+    queue.enqueue_many([job(id="broken"), job(id="fine")])
+    queue_backend.corrupt(queue, "default", "broken")
+
+    claimed = queue.claim(["default"], lease=LEASE, limit=2)
+
+    assert [lease.job_id for lease in claimed] == ["fine"]
+    [letter] = queue.dead("default")
+    assert letter.job.id == "broken"
+    assert letter.reason.startswith("undecodable: ")
+
+
+def test_enqueue_of_a_completed_id_changes_nothing_while_its_record_is_kept(
+    queue: Queue,
+) -> None:
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(["default"], lease=LEASE)
+    queue.complete(lease)
+
+    outcome = queue.enqueue(job(id="a"))
+
+    assert outcome == Enqueued("a")
+    assert state_of(queue, "a") is JobState.COMPLETED
+    assert queue.stats("default").ready == 0
+
+
+def test_enqueue_of_an_id_whose_record_was_forgotten_stores_a_new_job(
+    make_queue: Callable[..., Queue], clock: ManualClock
+) -> None:
+    queue = make_queue(completed_ttl=timedelta(seconds=1))
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(["default"], lease=LEASE)
+    queue.complete(lease)
+    clock.advance(timedelta(seconds=1))
+
+    outcome = queue.enqueue(job(id="a"))
+
+    assert outcome == Enqueued("a")
+    assert state_of(queue, "a") is JobState.READY
+    with pytest.raises(StaleLease):
+        queue.complete(lease)
+
+
+def test_heartbeats_list_live_workers_sorted_and_expire_after_their_ttl(
+    queue: Queue, clock: ManualClock
+) -> None:
+    def info(worker_id: str) -> WorkerInfo:
+        now = clock.now()
+        return WorkerInfo(worker_id, "host", 1, ("default",), 2, started_at=now, seen_at=now)
+
+    queue.heartbeat(info("w2"), timedelta(seconds=10))
+    queue.heartbeat(info("w1"), timedelta(seconds=20))
+
+    clock.advance(timedelta(seconds=10) - MS)
+    both = [worker.id for worker in queue.workers()]
+    clock.advance(MS)
+    one = [worker.id for worker in queue.workers()]
+
+    assert both == ["w1", "w2"]
+    assert one == ["w1"]
+
+
+def test_forget_worker_removes_it_at_once(queue: Queue, clock: ManualClock) -> None:
+    now = clock.now()
+    queue.heartbeat(WorkerInfo("w1", "h", 1, (), 1, now, now), timedelta(seconds=10))
+
+    queue.forget_worker("w1")
+
+    assert queue.workers() == []
+
+
+def test_a_heartbeat_refreshes_the_worker_info_and_its_ttl(
+    queue: Queue, clock: ManualClock
+) -> None:
+    start = clock.now()
+    queue.heartbeat(WorkerInfo("w1", "h", 1, (), 1, start, start), timedelta(seconds=10))
+    later = clock.advance(timedelta(seconds=9))
+
+    queue.heartbeat(
+        WorkerInfo("w1", "h", 1, (), 1, start, later, processed=5), timedelta(seconds=10)
+    )
+    clock.advance(timedelta(seconds=9))
+
+    [worker] = queue.workers()
+    assert worker.processed == 5
+    assert worker.seen_at == later
+
+
+def test_the_backend_implements_the_queue_port_and_the_worker_registry(queue: Queue) -> None:
+    implements = (isinstance(queue, QueuePort), isinstance(queue, WorkerRegistry))
+
+    assert implements == (True, True)
