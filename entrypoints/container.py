@@ -1,0 +1,107 @@
+"""The Container: the one composition root, where adapters are chosen and built.
+
+Configuration flows one way: environment -> ``Settings`` -> ``Container.config`` -> providers
+-> ports handed to application services. One container per process. Tests override
+providers (``container.queue.override(providers.Object(MemoryQueue(clock)))``), never patch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from adapters.clock import SystemClock
+from adapters.codec import Codec
+from adapters.memory import MemoryQueue
+from adapters.redis.connection import connect
+from domain import ConfigurationError
+from entrypoints.settings import Settings
+from ports import CachePort, QueuePort, WorkerRegistry
+
+
+def _adapter(module: str, name: str, variable: str, **kwargs: Any) -> Any:
+    """Build an adapter found by import path, so one missing backend never breaks the other."""
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise ConfigurationError(
+            f"{variable} selects {name}, which this installation does not provide yet; "
+            f"choose the other driver for {variable} (or upgrade Foundry)"
+        ) from None
+    return factory(**kwargs)
+
+
+class Container(containers.DeclarativeContainer):
+    """Providers for every port; ``QUEUE_DRIVER`` / ``CACHE_DRIVER`` pick the adapters."""
+
+    config = providers.Configuration(strict=True)
+    settings = providers.Object(Settings())
+
+    clock = providers.Singleton(SystemClock)
+    codec = providers.Singleton(Codec)
+
+    queue_client = providers.Singleton(connect, providers.Callable(Settings.queue_redis, settings))
+    cache_client = providers.Singleton(connect, providers.Callable(Settings.cache_redis, settings))
+
+    queue_backend = providers.Selector(
+        config.queue.driver,
+        memory=providers.Singleton(MemoryQueue, clock=clock, codec=codec),
+        redis=providers.Singleton(
+            _adapter,
+            "adapters.redis.queue",
+            "RedisQueue",
+            "QUEUE_DRIVER",
+            client=queue_client,
+            prefix=config.queue.prefix,
+            codec=codec,
+        ),
+    )
+    queue = providers.Dependency(instance_of=QueuePort, default=queue_backend)  # type: ignore[type-abstract]
+    workers = providers.Dependency(instance_of=WorkerRegistry, default=queue)  # type: ignore[type-abstract]
+
+    cache_backend = providers.Selector(
+        config.cache.driver,
+        memory=providers.Singleton(
+            _adapter,
+            "adapters.memory.cache",
+            "MemoryCache",
+            "CACHE_DRIVER",
+            clock=clock,
+            codec=codec,
+            prefix=config.cache.prefix,
+        ),
+        redis=providers.Singleton(
+            _adapter,
+            "adapters.redis.cache",
+            "RedisCache",
+            "CACHE_DRIVER",
+            client=cache_client,
+            prefix=config.cache.prefix,
+            codec=codec,
+        ),
+    )
+    cache = providers.Dependency(instance_of=CachePort, default=cache_backend)  # type: ignore[type-abstract]
+
+
+def build_container(settings: Settings) -> Container:
+    """A container configured from ``settings``."""
+    container = Container()
+    container.settings.override(providers.Object(settings))
+    container.config.from_dict(
+        {
+            "queue": {"driver": settings.queue_driver.value, "prefix": settings.queue_prefix},
+            "cache": {"driver": settings.cache_driver.value, "prefix": settings.cache_prefix},
+        }
+    )
+    return container
+
+
+def reinit_per_process(container: Container) -> None:
+    """Forget this process's clients and adapters (run in a freshly forked pool child).
+
+    A forked child must not share its parent's sockets; its cache client and adapters are
+    rebuilt on first use. Overrides (tests) are kept.
+    """
+    container.reset_singletons()

@@ -1,0 +1,187 @@
+"""The admin commands (enqueue, stats, failed, queue) through the CLI, on every backend."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from adapters.clock import ManualClock
+from domain import Dead, ErrorInfo, Job, JobState, RunAfter
+from entrypoints.container import Container
+from tests.backends import LEASE, Queue
+from tests.cli_support import container_for, invoke
+
+
+@pytest.fixture
+def box(queue: Queue, clock: ManualClock) -> Container:
+    return container_for(queue, clock)
+
+
+def bury(queue: Queue, name: str = "task", queue_name: str = "default") -> str:
+    """Enqueue a job and fail it for good; returns its id."""
+    job = Job(name, {"n": 1}, queue=queue_name)
+    queue.enqueue(job)
+    [lease] = queue.claim([queue_name], lease=LEASE)
+    error = ErrorInfo(type="ValueError", message="bad input", traceback="Traceback: boom")
+    queue.fail(lease, error, Dead("permanent error ValueError: bad input"))
+    return job.id
+
+
+def test_enqueue_prints_the_id_of_a_stored_job(box: Container, queue: Queue) -> None:
+    result = invoke(box, "enqueue", "shop.send_mail", "--payload", '{"to": "a@b.c"}')
+
+    assert result.exit_code == 0, result.output
+    record = queue.get(result.stdout.strip(), "default")
+    assert record is not None
+    assert (record.job.name, record.job.payload) == ("shop.send_mail", {"to": "a@b.c"})
+    assert record.state is JobState.READY
+
+
+def test_enqueue_with_a_delay_priority_and_queue(box: Container, queue: Queue) -> None:
+    args = ("--queue", "mail", "--delay", "5", "--priority", "7", "--id", "job-1")
+
+    result = invoke(box, "enqueue", "shop.send_mail", *args)
+
+    assert result.exit_code == 0, result.output
+    record = queue.get("job-1", "mail")
+    assert record is not None
+    assert (record.state, record.job.priority) == (JobState.DELAYED, 7)
+
+
+def test_enqueue_refuses_a_payload_that_is_not_a_json_object(box: Container) -> None:
+    result = invoke(box, "enqueue", "x", "--payload", "[1, 2]")
+
+    assert result.exit_code == 2
+    assert "--payload" in result.stderr
+    assert "JSON object" in result.stderr
+
+
+def test_enqueue_refuses_a_bad_queue_name_with_exit_code_2(box: Container) -> None:
+    result = invoke(box, "enqueue", "x", "--queue", "{bad}")
+
+    assert result.exit_code == 2
+    assert "queue" in result.stderr
+
+
+def test_stats_shows_each_queue_and_says_when_no_worker_runs(
+    box: Container, queue: Queue
+) -> None:
+    queue.enqueue(Job("a", queue="mail"))
+    queue.enqueue(Job("b", queue="mail", schedule=RunAfter(timedelta(minutes=1))))
+    bury(queue)
+
+    result = invoke(box, "stats")
+
+    assert result.exit_code == 0, result.output
+    assert "mail" in result.stdout
+    assert "default" in result.stdout
+    assert "no live workers" in result.stdout
+
+
+def test_failed_list_shows_the_reason_and_show_the_history(box: Container, queue: Queue) -> None:
+    job_id = bury(queue)
+
+    listed = invoke(box, "failed", "list")
+    shown = invoke(box, "failed", "show", "--", job_id)
+
+    assert listed.exit_code == 0, listed.output
+    assert job_id in listed.stdout
+    assert "permanent error ValueError" in listed.stdout
+    assert shown.exit_code == 0, shown.output
+    assert "Traceback: boom" in shown.stdout
+    assert '{"n":1}' in shown.stdout
+
+
+def test_failed_show_of_an_unknown_id_exits_1_and_says_what_to_do(box: Container) -> None:
+    result = invoke(box, "failed", "show", "nope")
+
+    assert result.exit_code == 1
+    assert "foundry failed list" in result.stderr
+
+
+def test_failed_retry_requeues_the_named_job(box: Container, queue: Queue) -> None:
+    job_id = bury(queue)
+
+    result = invoke(box, "failed", "retry", "--", job_id)
+
+    assert result.exit_code == 0, result.output
+    record = queue.get(job_id, "default")
+    assert record is not None
+    assert record.state is JobState.READY
+    assert queue.stats("default").dead == 0
+
+
+def test_failed_retry_needs_ids_or_all(box: Container) -> None:
+    result = invoke(box, "failed", "retry")
+
+    assert result.exit_code == 2
+    assert "--all" in result.stderr
+
+
+def test_failed_retry_all_requeues_every_letter(box: Container, queue: Queue) -> None:
+    bury(queue)
+    bury(queue)
+
+    result = invoke(box, "failed", "retry", "--all")
+
+    assert result.exit_code == 0, result.output
+    assert queue.stats("default").ready == 2
+
+
+def test_failed_forget_deletes_only_dead_letters(box: Container, queue: Queue) -> None:
+    dead_id = bury(queue)
+    pending = Job("pending")
+    queue.enqueue(pending)
+
+    result = invoke(box, "failed", "forget", "--", dead_id, pending.id)
+
+    assert result.exit_code == 1
+    assert pending.id in result.stderr
+    assert queue.get(dead_id, "default") is None
+    assert queue.get(pending.id, "default") is not None
+
+
+def test_failed_purge_empties_the_dead_letters(box: Container, queue: Queue) -> None:
+    bury(queue)
+    bury(queue)
+
+    result = invoke(box, "failed", "purge", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "purged 2" in result.stdout
+    assert queue.dead("default") == []
+
+
+def test_failed_purge_asks_first_and_a_no_keeps_everything(box: Container, queue: Queue) -> None:
+    bury(queue)
+
+    result = invoke(box, "failed", "purge", stdin="n\n")
+
+    assert result.exit_code == 1
+    assert len(queue.dead("default")) == 1
+
+
+def test_queue_pause_stops_claims_and_resume_restores_them(
+    box: Container, queue: Queue
+) -> None:
+    queue.enqueue(Job("a"))
+
+    paused = invoke(box, "queue", "pause", "default")
+    claimed_while_paused = queue.claim(["default"], lease=LEASE)
+    resumed = invoke(box, "queue", "resume", "default")
+
+    assert (paused.exit_code, resumed.exit_code) == (0, 0)
+    assert claimed_while_paused == []
+    assert len(queue.claim(["default"], lease=LEASE)) == 1
+
+
+def test_queue_purge_removes_pending_jobs(box: Container, queue: Queue) -> None:
+    queue.enqueue(Job("a"))
+    queue.enqueue(Job("b", schedule=RunAfter(timedelta(minutes=1))))
+
+    result = invoke(box, "queue", "purge", "default", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "purged 2" in result.stdout
+    assert queue.stats("default").pending == 0

@@ -1,0 +1,53 @@
+from click.testing import CliRunner
+
+from adapters.clock import ManualClock
+from adapters.memory import MemoryQueue
+from entrypoints.cli import cli
+from entrypoints.container import build_container
+from entrypoints.settings import Settings
+from tests.cli_support import container_for, invoke
+
+
+def test_a_bad_variable_exits_2_naming_it() -> None:
+    result = CliRunner().invoke(cli, ["stats"], env={"QUEUE_DRIVER": "sqs"})
+
+    assert result.exit_code == 2
+    assert "QUEUE_DRIVER='sqs'" in result.stderr
+    assert "'memory' or 'redis'" in result.stderr
+
+
+def test_help_lists_every_command_and_the_exit_codes() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+
+    assert result.exit_code == 0
+    for command in ("enqueue", "stats", "failed", "queue", "check"):
+        assert command in result.stdout
+    assert "130" in result.stdout
+
+
+def test_enqueue_into_a_private_memory_queue_is_refused_because_the_job_would_vanish() -> None:
+    container = build_container(Settings())
+
+    result = invoke(container, "enqueue", "x")
+
+    assert result.exit_code == 2
+    assert "QUEUE_DRIVER=redis" in result.stderr
+
+
+def test_check_on_memory_prints_the_configuration_and_passes() -> None:
+    container = container_for(MemoryQueue(ManualClock()), ManualClock())
+
+    result = invoke(container, "check")
+
+    assert result.exit_code == 0, result.output
+    assert "QUEUE_DRIVER" in result.stdout
+    assert "ok" in result.stdout
+
+
+def test_check_fails_clearly_for_a_backend_this_build_lacks() -> None:
+    container = build_container(Settings.from_env({"CACHE_DRIVER": "redis"}))
+
+    result = invoke(container, "check")
+
+    assert result.exit_code == 2
+    assert "CACHE_DRIVER" in result.stderr

@@ -1,0 +1,73 @@
+import pytest
+from dependency_injector import errors, providers
+
+from adapters.clock import ManualClock
+from adapters.memory import MemoryQueue
+from domain import ConfigurationError
+from entrypoints.container import build_container, reinit_per_process
+from entrypoints.settings import Driver, Settings
+
+
+def test_the_memory_driver_builds_one_memory_queue_that_also_registers_workers() -> None:
+    container = build_container(Settings(queue_driver=Driver.MEMORY))
+
+    queue = container.queue()
+
+    assert isinstance(queue, MemoryQueue)
+    assert container.queue() is queue
+    assert container.workers() is queue
+
+
+def test_the_settings_are_the_ones_given() -> None:
+    settings = Settings(queue_prefix="shop")
+
+    container = build_container(settings)
+
+    assert container.settings() is settings
+    assert container.config.queue.prefix() == "shop"
+
+
+def test_an_override_replaces_the_queue_everywhere() -> None:
+    container = build_container(Settings())
+    mine = MemoryQueue(ManualClock())
+
+    container.queue.override(providers.Object(mine))
+
+    assert container.queue() is mine
+    assert container.workers() is mine
+
+
+def test_an_override_that_is_not_a_queue_is_refused() -> None:
+    container = build_container(Settings())
+    container.queue.override(providers.Object("not a queue"))
+
+    with pytest.raises(errors.Error, match="is not an instance of"):
+        container.queue()
+
+
+def test_a_new_process_gets_fresh_adapters_but_keeps_overrides() -> None:
+    container = build_container(Settings())
+    before = container.queue()
+    clock = container.clock()
+
+    reinit_per_process(container)
+
+    assert container.queue() is not before
+    assert container.clock() is not clock
+
+
+def test_reinit_keeps_an_overridden_queue() -> None:
+    container = build_container(Settings())
+    mine = MemoryQueue(ManualClock())
+    container.queue.override(providers.Object(mine))
+
+    reinit_per_process(container)
+
+    assert container.queue() is mine
+
+
+def test_a_backend_this_build_lacks_is_a_configuration_error_naming_the_variable() -> None:
+    container = build_container(Settings(cache_driver=Driver.REDIS))
+
+    with pytest.raises(ConfigurationError, match="CACHE_DRIVER"):
+        container.cache()

@@ -1,0 +1,109 @@
+from datetime import timedelta
+
+import pytest
+
+from domain import ConfigurationError
+from entrypoints.settings import Driver, Settings
+
+BAD_VALUES = [
+    ("REDIS_URL", "http://localhost:6379", "redis://"),
+    ("REDIS_DB", "two", "whole number"),
+    ("REDIS_DB", "-1", "0 or more"),
+    ("REDIS_POOL_SIZE", "0", "from 1 to 10000"),
+    ("REDIS_POOL_SIZE", "lots", "whole number"),
+    ("REDIS_CONNECT_TIMEOUT", "soon", "number of seconds"),
+    ("REDIS_CONNECT_TIMEOUT", "0", "greater than 0"),
+    ("REDIS_CACHE_DB", "x", "whole number"),
+    ("REDIS_QUEUE_DB", "1.5", "whole number"),
+    ("CACHE_DRIVER", "memcached", "'memory' or 'redis'"),
+    ("CACHE_PREFIX", "has space", "letters, digits"),
+    ("QUEUE_DRIVER", "sqs", "'memory' or 'redis'"),
+    ("QUEUE_PREFIX", "{tag}", "no spaces or braces"),
+    ("QUEUE_TIMEOUT", "-5", "greater than 0"),
+]
+
+
+def test_an_empty_environment_gives_the_documented_defaults() -> None:
+    settings = Settings.from_env({})
+
+    assert settings == Settings()
+    assert settings.queue_driver is Driver.MEMORY
+    assert settings.cache_driver is Driver.MEMORY
+    assert settings.queue_timeout == timedelta(seconds=30)
+
+
+def test_every_variable_is_read() -> None:
+    environ = {
+        "REDIS_URL": "rediss://cache.example:6380/0",
+        "REDIS_DB": "3",
+        "REDIS_PASSWORD": "s3cret",
+        "REDIS_POOL_SIZE": "40",
+        "REDIS_CONNECT_TIMEOUT": "1.5",
+        "REDIS_CACHE_DB": "4",
+        "REDIS_QUEUE_DB": "5",
+        "CACHE_DRIVER": "redis",
+        "CACHE_PREFIX": "app_cache",
+        "QUEUE_DRIVER": "REDIS",
+        "QUEUE_PREFIX": "app",
+        "QUEUE_TIMEOUT": "90",
+    }
+
+    settings = Settings.from_env(environ)
+
+    assert settings == Settings(
+        redis_url="rediss://cache.example:6380/0",
+        redis_db=3,
+        redis_password="s3cret",
+        redis_pool_size=40,
+        redis_connect_timeout=timedelta(seconds=1.5),
+        redis_cache_db=4,
+        redis_queue_db=5,
+        cache_driver=Driver.REDIS,
+        cache_prefix="app_cache",
+        queue_driver=Driver.REDIS,
+        queue_prefix="app",
+        queue_timeout=timedelta(seconds=90),
+    )
+
+
+def test_an_empty_variable_counts_as_unset() -> None:
+    settings = Settings.from_env({"QUEUE_DRIVER": "", "REDIS_DB": "  "})
+
+    assert settings == Settings()
+
+
+@pytest.mark.parametrize(("variable", "value", "hint"), BAD_VALUES)
+def test_a_bad_value_names_the_variable_and_what_is_allowed(
+    variable: str, value: str, hint: str
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({variable: value})
+
+    assert variable in str(raised.value)
+    assert hint in str(raised.value)
+
+
+def test_the_queue_and_cache_databases_override_the_shared_one() -> None:
+    settings = Settings.from_env({"REDIS_DB": "2", "REDIS_CACHE_DB": "7"})
+
+    assert settings.queue_redis().db == 2
+    assert settings.cache_redis().db == 7
+
+
+def test_redis_settings_carry_the_password_pool_and_timeout() -> None:
+    settings = Settings.from_env(
+        {"REDIS_PASSWORD": "pw", "REDIS_POOL_SIZE": "3", "REDIS_CONNECT_TIMEOUT": "4"}
+    )
+
+    redis = settings.queue_redis()
+
+    assert (redis.password, redis.pool_size) == ("pw", 3)
+    assert redis.connect_timeout == timedelta(seconds=4)
+
+
+def test_describe_hides_the_password() -> None:
+    shown = Settings.from_env({"REDIS_PASSWORD": "hunter2"}).describe()
+
+    assert shown["REDIS_PASSWORD"] == "********"
+    assert "hunter2" not in repr(Settings.from_env({"REDIS_PASSWORD": "hunter2"}))
+    assert set(shown) >= {"REDIS_URL", "QUEUE_DRIVER", "CACHE_PREFIX", "QUEUE_TIMEOUT"}
