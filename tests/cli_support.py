@@ -12,7 +12,9 @@ from entrypoints.settings import Settings
 from ports import QueuePort
 
 
-def container_for(queue: QueuePort, clock: ManualClock, settings: Settings | None = None) -> Container:
+def container_for(
+    queue: QueuePort, clock: ManualClock, settings: Settings | None = None
+) -> Container:
     """A container whose queue (and worker registry) is ``queue`` and whose clock is ``clock``."""
     container = build_container(settings or Settings())
     container.queue.override(providers.Object(queue))

@@ -64,9 +64,7 @@ def test_enqueue_refuses_a_bad_queue_name_with_exit_code_2(box: Container) -> No
     assert "queue" in result.stderr
 
 
-def test_stats_shows_each_queue_and_says_when_no_worker_runs(
-    box: Container, queue: Queue
-) -> None:
+def test_stats_shows_each_queue_and_says_when_no_worker_runs(box: Container, queue: Queue) -> None:
     queue.enqueue(Job("a", queue="mail"))
     queue.enqueue(Job("b", queue="mail", schedule=RunAfter(timedelta(minutes=1))))
     bury(queue)
@@ -162,9 +160,7 @@ def test_failed_purge_asks_first_and_a_no_keeps_everything(box: Container, queue
     assert len(queue.dead("default")) == 1
 
 
-def test_queue_pause_stops_claims_and_resume_restores_them(
-    box: Container, queue: Queue
-) -> None:
+def test_queue_pause_stops_claims_and_resume_restores_them(box: Container, queue: Queue) -> None:
     queue.enqueue(Job("a"))
 
     paused = invoke(box, "queue", "pause", "default")
