@@ -1,0 +1,193 @@
+"""A small pure model of the agreed queue semantics: a dict of jobs and a few small maps.
+
+The state machine (test_queue_model.py) runs every call against a real adapter and this model,
+and compares. Lease tokens are minted by the adapter; the model records the ones it is given.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import attrs
+
+from domain import JobState
+from ports import Duplicate, Enqueued, EnqueueOutcome
+
+PENDING = "pending"  # READY or DELAYED, by run_at versus now
+ACTIVE, COMPLETED, DEAD = "active", "completed", "dead"
+
+
+@attrs.define
+class ModelJob:
+    """What the model knows of one job."""
+
+    id: str
+    queue: str
+    priority: int
+    max_attempts: int
+    seq: int
+    run_at: datetime
+    unique: tuple[str, str] | None = None  # (key, until)
+    state: str = PENDING
+    attempts: int = 0
+    token: str | None = None
+    deadline: datetime | None = None
+    last: tuple[str, str, JobState] | None = None  # (token, op, state it left)
+    errors: int = 0
+    reason: str | None = None
+
+
+@attrs.define
+class QueueModel:
+    """The expected behaviour of any queue adapter, kept by hand."""
+
+    now: datetime
+    jobs: dict[str, ModelJob] = attrs.Factory(dict)
+    seqs: dict[str, int] = attrs.Factory(dict)
+    unique: dict[tuple[str, str], tuple[str, datetime]] = attrs.Factory(dict)
+    claims: dict[str, tuple[datetime, list[tuple[str, str]]]] = attrs.Factory(dict)
+    totals: dict[tuple[str, str], int] = attrs.Factory(dict)
+
+    def state(self, job: ModelJob) -> JobState:
+        """The job's state as ``get`` reports it."""
+        if job.state == PENDING:
+            return JobState.READY if job.run_at <= self.now else JobState.DELAYED
+        return JobState(job.state)
+
+    def count(self, queue: str, what: str, by: int = 1) -> None:
+        """Add to a running total of a queue (completed, failed, stale_rejected)."""
+        self.totals[(queue, what)] = self.totals.get((queue, what), 0) + by
+
+    def next_seq(self, queue: str) -> int:
+        """The queue's next sequence number."""
+        self.seqs[queue] = self.seqs.get(queue, 0) + 1
+        return self.seqs[queue]
+
+    # -- enqueue ------------------------------------------------------------------------------
+
+    def enqueue(self, job: ModelJob, unique_ttl: timedelta) -> EnqueueOutcome:
+        """Store ``job`` unless its id is known (no change) or its unique key is held."""
+        if job.id in self.jobs:
+            return Enqueued(job.id)
+        if job.unique is not None:
+            slot = (job.queue, job.unique[0])
+            held = self.unique.get(slot)
+            if held is not None and self.now < held[1]:
+                return Duplicate(job.id, held[0])
+            self.unique[slot] = (job.id, self.now + unique_ttl)
+        job.seq = self.next_seq(job.queue)
+        self.jobs[job.id] = job
+        return Enqueued(job.id)
+
+    def release_key(self, job: ModelJob, only_until: str | None = None) -> None:
+        """Free the job's unique key if it still holds it (and ``until`` matches)."""
+        if job.unique is None or (only_until is not None and job.unique[1] != only_until):
+            return
+        slot = (job.queue, job.unique[0])
+        if self.unique.get(slot, ("", self.now))[0] == job.id:
+            del self.unique[slot]
+
+    # -- claim --------------------------------------------------------------------------------
+
+    def held_by_claim(self, claim_token: str | None) -> list[tuple[str, str]] | None:
+        """(job id, lease token) still held by a remembered claim token; None if unknown."""
+        if claim_token is None or claim_token not in self.claims:
+            return None
+        expires, leases = self.claims[claim_token]
+        if self.now >= expires:
+            del self.claims[claim_token]
+            return None
+        return [(i, t) for i, t in leases if self.holds(i, t)]
+
+    def next_ready(self, queues: list[str], limit: int) -> list[ModelJob]:
+        """The jobs a claim takes, in order: queue by queue, priority desc, seq asc."""
+        taken: list[ModelJob] = []
+        for queue in queues:
+            ready = [
+                j
+                for j in self.jobs.values()
+                if j.queue == queue and self.state(j) is JobState.READY and j not in taken
+            ]
+            ready.sort(key=lambda j: (-j.priority, j.seq))
+            taken += ready[: limit - len(taken)]
+        return taken
+
+    def start(self, job: ModelJob, token: str, lease: timedelta) -> None:
+        """The job was claimed with ``token``."""
+        job.state = ACTIVE
+        job.attempts += 1
+        job.token = token
+        job.deadline = self.now + lease
+        self.release_key(job, "started")
+
+    def remember_claim(
+        self, claim_token: str | None, leases: list[tuple[str, str]], lease: timedelta
+    ) -> None:
+        """A claim with a token remembers what it took for the lease duration."""
+        if claim_token is not None:
+            self.claims[claim_token] = (self.now + lease, leases)
+
+    # -- lease operations ---------------------------------------------------------------------
+
+    def holds(self, job_id: str, token: str) -> bool:
+        """Whether ``token`` is the job's current lease."""
+        job = self.jobs[job_id]
+        return job.state == ACTIVE and job.token == token
+
+    def resent(self, job_id: str, token: str, op: str) -> JobState | None:
+        """The state ``op`` left if this is its re-send, else None."""
+        last = self.jobs[job_id].last
+        return last[2] if last is not None and last[:2] == (token, op) else None
+
+    def end_lease(self, job: ModelJob, op: str) -> None:
+        """The lease ended by ``op``; remember it so a re-send is recognised."""
+        job.last = (job.token or "", op, self.state(job))
+        job.token = None
+        job.deadline = None
+
+    def complete(self, job: ModelJob) -> None:
+        """Apply a completion."""
+        job.state = COMPLETED
+        self.count(job.queue, "completed")
+        self.release_key(job)
+        self.end_lease(job, "complete")
+
+    def fail(self, job: ModelJob, retry_in: timedelta | None, reason: str) -> None:
+        """Apply a failure: retry after ``retry_in`` (new seq), or dead when it is None."""
+        job.errors += 1
+        self.count(job.queue, "failed")
+        if retry_in is None:
+            self.bury(job, reason)
+        else:
+            job.state = PENDING
+            job.seq = self.next_seq(job.queue)
+            job.run_at = self.now + retry_in
+        self.end_lease(job, "fail")
+
+    def release(self, job: ModelJob) -> None:
+        """Apply a release: pending again, seq kept, attempt given back."""
+        job.state = PENDING
+        job.attempts -= 1
+        self.end_lease(job, "release")
+
+    def bury(self, job: ModelJob, reason: str) -> None:
+        """The job is dead with ``reason``."""
+        job.state = DEAD
+        job.reason = reason
+        self.release_key(job)
+
+    def reap(self) -> int:
+        """Recover every lease whose deadline is before now; returns how many."""
+        expired = [
+            j
+            for j in self.jobs.values()
+            if j.state == ACTIVE and j.deadline is not None and j.deadline < self.now
+        ]
+        for job in expired:
+            if job.attempts >= job.max_attempts:
+                job.errors += 1
+                self.bury(job, "lease lost")
+            else:
+                job.state = PENDING
+            self.end_lease(job, "lost")
+        return len(expired)

@@ -1,0 +1,272 @@
+"""The queue state machine: random call sequences against a real adapter and the pure model.
+
+``QueueMachine`` holds the rules and invariants; a subclass per adapter overrides
+``make_queue``. An adapter that needs fixtures (a Redis URL) builds its subclass inside a test
+function and runs it with ``hypothesis.stateful.run_state_machine_as_test``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from adapters.clock import ManualClock
+from adapters.memory import MemoryQueue
+from domain import (
+    Dead,
+    ErrorInfo,
+    Job,
+    JobState,
+    Retry,
+    RetryPolicy,
+    RunAfter,
+    StaleLease,
+    UniqueSpec,
+)
+from ports import Lease
+from tests.backends import Queue
+from tests.model.queue_model import ModelJob, QueueModel
+
+QUEUES = ["q1", "q2"]
+UNIQUE_TTL = timedelta(seconds=30)
+MS = timedelta(milliseconds=1)
+
+priorities = st.sampled_from([-1, 0, 0, 1])
+delays = st.sampled_from([timedelta(0), timedelta(0), MS, timedelta(seconds=2)])
+uniques = st.sampled_from([None, None, ("k1", "finished"), ("k1", "started"), ("k2", "finished")])
+lease_times = st.sampled_from([timedelta(seconds=1), timedelta(seconds=10)])
+retry_delays = st.sampled_from([None, timedelta(0), timedelta(seconds=1)])
+steps = st.sampled_from(
+    [MS, timedelta(milliseconds=500), timedelta(seconds=1), timedelta(seconds=11)]
+)
+
+
+class QueueMachine(RuleBasedStateMachine):
+    """Every rule calls the adapter and the model and compares what each says."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = ManualClock()
+        self.queue = self.make_queue(self.clock)
+        self.model = QueueModel(now=self.clock.now())
+        self.leases: list[Lease] = []
+        self.ids = itertools.count()
+        self.last_call: Callable[[], None] | None = None
+
+    def make_queue(self, clock: ManualClock) -> Queue:
+        """A fresh, empty adapter on ``clock``: the hook each subclass fills."""
+        raise NotImplementedError
+
+    def _call(self, action: Callable[[], None]) -> None:
+        self.last_call = action
+        action()
+
+    # -- rules --------------------------------------------------------------------------------
+
+    @rule(
+        queue=st.sampled_from(QUEUES),
+        priority=priorities,
+        delay=delays,
+        unique=uniques,
+        max_attempts=st.integers(1, 3),
+    )
+    def enqueue(
+        self,
+        queue: str,
+        priority: int,
+        delay: timedelta,
+        unique: tuple[str, str] | None,
+        max_attempts: int,
+    ) -> None:
+        job = Job(
+            "task",
+            id=f"j{next(self.ids)}",
+            queue=queue,
+            priority=priority,
+            schedule=RunAfter(delay),
+            retry=RetryPolicy(max_attempts=max_attempts),
+            unique=None if unique is None else UniqueSpec(unique[0], UNIQUE_TTL, unique[1]),
+        )
+        self._call(lambda: self._enqueue(job))
+
+    def _enqueue(self, job: Job) -> None:
+        unique = None if job.unique is None else (job.unique.key, job.unique.until.value)
+        expected = self.model.enqueue(
+            ModelJob(
+                job.id,
+                job.queue,
+                job.priority,
+                job.max_attempts,
+                0,
+                run_at=job.run_at(self.model.now),
+                unique=unique,
+            ),
+            UNIQUE_TTL,
+        )
+
+        outcome = self.queue.enqueue(job)
+
+        assert outcome == expected
+
+    @rule(
+        order=st.sampled_from([QUEUES, QUEUES[::-1], QUEUES[:1]]),
+        limit=st.integers(1, 3),
+        lease=lease_times,
+        with_token=st.booleans(),
+    )
+    def claim(self, order: list[str], limit: int, lease: timedelta, with_token: bool) -> None:
+        token = f"c{next(self.ids)}" if with_token else None
+        self._call(lambda: self._claim(order, limit, lease, token))
+
+    def _claim(self, order: list[str], limit: int, lease: timedelta, token: str | None) -> None:
+        held = self.model.held_by_claim(token)
+
+        leases = self.queue.claim(order, lease=lease, limit=limit, claim_token=token)
+
+        if held is not None:
+            assert [(each.job_id, each.token) for each in leases] == held
+            return
+        expected = self.model.next_ready(order, limit)
+        assert [each.job_id for each in leases] == [job.id for job in expected]
+        for job, each in zip(expected, leases, strict=True):
+            self.model.start(job, each.token, lease)
+            assert (each.attempt, each.deadline) == (job.attempts, job.deadline)
+        self.model.remember_claim(token, [(each.job_id, each.token) for each in leases], lease)
+        self.leases += leases
+
+    @precondition(lambda self: self.leases)
+    @rule(data=st.data(), duration=lease_times)
+    def renew(self, data: st.DataObject, duration: timedelta) -> None:
+        lease = data.draw(st.sampled_from(self.leases))
+        self._call(lambda: self._renew(lease, duration))
+
+    def _renew(self, lease: Lease, duration: timedelta) -> None:
+        holds = self.model.holds(lease.job_id, lease.token)
+
+        [renewed] = self.queue.renew([lease], duration)
+
+        if not holds:
+            assert renewed is None
+            return
+        assert renewed is not None
+        assert renewed.deadline == self.model.now + duration
+        self.model.jobs[lease.job_id].deadline = renewed.deadline
+
+    @precondition(lambda self: self.leases)
+    @rule(data=st.data())
+    def complete(self, data: st.DataObject) -> None:
+        lease = data.draw(st.sampled_from(self.leases))
+        self._call(lambda: self._finish(lease, "complete", None))
+
+    @precondition(lambda self: self.leases)
+    @rule(data=st.data(), retry_in=retry_delays)
+    def fail(self, data: st.DataObject, retry_in: timedelta | None) -> None:
+        lease = data.draw(st.sampled_from(self.leases))
+        self._call(lambda: self._finish(lease, "fail", retry_in))
+
+    @precondition(lambda self: self.leases)
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        lease = data.draw(st.sampled_from(self.leases))
+        self._call(lambda: self._finish(lease, "release", None))
+
+    def _finish(self, lease: Lease, op: str, retry_in: timedelta | None) -> None:
+        job = self.model.jobs[lease.job_id]
+        holds = self.model.holds(job.id, lease.token)
+        resent = self.model.resent(job.id, lease.token, op)
+        if not holds and resent is None:
+            with pytest.raises(StaleLease):
+                self._apply(lease, op, retry_in)
+            self.model.count(job.queue, "stale_rejected")
+            return
+
+        state = self._apply(lease, op, retry_in)
+
+        if holds:
+            self._apply_to_model(job, op, retry_in)
+        if op == "fail":
+            assert state == (job.last[2] if job.last else None)
+
+    def _apply(self, lease: Lease, op: str, retry_in: timedelta | None) -> JobState | None:
+        if op == "complete":
+            self.queue.complete(lease)
+            return None
+        if op == "release":
+            self.queue.release(lease)
+            return None
+        decision = Dead("gave up") if retry_in is None else Retry(retry_in)
+        return self.queue.fail(lease, ErrorInfo("Boom", "model"), decision)
+
+    def _apply_to_model(self, job: ModelJob, op: str, retry_in: timedelta | None) -> None:
+        if op == "complete":
+            self.model.complete(job)
+        elif op == "release":
+            self.model.release(job)
+        else:
+            self.model.fail(job, retry_in, "gave up")
+
+    @rule(step=steps)
+    def advance_clock(self, step: timedelta) -> None:
+        self.model.now = self.clock.advance(step)
+
+    @rule()
+    def reap(self) -> None:
+        self._call(self._reap)
+
+    def _reap(self) -> None:
+        expected = self.model.reap()
+
+        recovered = self.queue.reap()
+
+        assert recovered == expected
+
+    @precondition(lambda self: self.leases)
+    @rule()
+    def crash_worker(self) -> None:
+        self.leases = []
+
+    @precondition(lambda self: self.last_call is not None)
+    @rule()
+    def resend_last_call(self) -> None:
+        assert self.last_call is not None
+        self.last_call()
+
+    # -- invariants ---------------------------------------------------------------------------
+
+    @invariant()
+    def every_job_is_in_the_state_the_model_expects(self) -> None:
+        for job in self.model.jobs.values():
+            record = self.queue.get(job.id, job.queue)
+            assert record is not None, f"job {job.id} was lost"
+            expected = (self.model.state(job), job.attempts, job.errors, job.reason)
+            assert (record.state, record.attempts, len(record.errors), record.reason) == expected
+
+    @invariant()
+    def every_queue_counts_what_the_model_counts(self) -> None:
+        for queue in QUEUES:
+            stats = self.queue.stats(queue)
+            states = [self.model.state(j) for j in self.model.jobs.values() if j.queue == queue]
+            sizes = [states.count(s) for s in (JobState.READY, JobState.DELAYED, JobState.ACTIVE)]
+            totals = [self.model.totals.get((queue, t), 0) for t in ("completed", "failed")]
+            stale = self.model.totals.get((queue, "stale_rejected"), 0)
+            assert [stats.ready, stats.delayed, stats.active] == sizes
+            assert stats.dead == states.count(JobState.DEAD)
+            assert [stats.completed, stats.failed, stats.stale_rejected] == [*totals, stale]
+
+
+class MemoryQueueMachine(QueueMachine):
+    """The model against ``MemoryQueue``."""
+
+    def make_queue(self, clock: ManualClock) -> Queue:
+        """A fresh memory queue."""
+        return MemoryQueue(clock)
+
+
+TestMemoryQueueModel = MemoryQueueMachine.TestCase
+TestMemoryQueueModel.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
