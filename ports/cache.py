@@ -173,9 +173,12 @@ class CachePort(CacheStore, Protocol):
         """A view of this cache whose keys are invalidated by flushing any of ``names``."""
         ...
 
-    def lock(self, name: str, ttl: Ttl) -> Lock:
-        """A lock object (not yet acquired) named ``name`` that expires ``ttl`` after it is
-        taken."""
+    def lock(self, name: str, ttl: Ttl, *, timeout: Ttl = None) -> Lock:
+        """A lock object (not yet acquired) named ``name`` that expires ``ttl`` after it is taken.
+
+        ``ttl`` must be positive. ``timeout`` bounds how long the context manager waits to
+        acquire (forever if ``None``). Clearing the cache does not release locks.
+        """
         ...
 
     def clear(self) -> None:

@@ -1,0 +1,77 @@
+"""The cache's Lua scripts (scripts/cache_*.lua, each after cache_prelude.lua), run by EVALSHA.
+
+Every cache operation is one script call: the value, its expiry check against the clock and
+the fleet-wide statistics counter are one round trip. Driver errors are translated here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.exceptions import NoScriptError
+
+from domain import CacheError, CacheUnavailable, InvalidCacheValue, UndecodableValue
+
+NAMES = ("get", "mget", "set", "mset", "del", "pull", "touch", "incr", "lock")
+
+Arg = str | bytes
+
+
+def _source(name: str) -> str:
+    folder = resources.files("adapters.redis") / "scripts"
+    prelude = (folder / "cache_prelude.lua").read_text()
+    return prelude + "\n" + (folder / f"cache_{name}.lua").read_text()
+
+
+def translate(error: redis.RedisError, label: str) -> CacheError:
+    """Our error for a driver error met while working on the key (or lock) ``label``."""
+    if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+        return CacheUnavailable(
+            f"Redis cannot be reached ({error}) while working on {label!r}; "
+            "check REDIS_URL and that redis-server is up (the operation may not have happened)"
+        )
+    text = str(error)
+    if "NOTINT" in text:
+        return InvalidCacheValue(
+            f"cannot increment {label!r}: it holds a value that is not an integer; "
+            "delete it or use another key for the counter"
+        )
+    if "OVERFLOW" in text:
+        return InvalidCacheValue(f"counter {label!r} would leave ±(2**53 - 1) (exact range)")
+    if "UNDECODABLE" in text or "WRONGTYPE" in text:
+        return UndecodableValue(label, f"it was not written by Foundry's cache ({text})")
+    return CacheError(f"Redis refused the cache operation on {label!r}: {text}")
+
+
+class CacheScripts:
+    """Every cache script, with its SHA1, bound to one client."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._execute: Callable[..., Any] = client.execute_command
+        self._source = {name: _source(name) for name in NAMES}
+        self._sha = {
+            name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._source.items()
+        }
+
+    def run(self, name: str, keys: Sequence[str], args: Sequence[Arg], label: str) -> Any:
+        """EVALSHA ``name`` (loading it on NOSCRIPT); errors become ours, naming ``label``."""
+        try:
+            try:
+                return self._execute("EVALSHA", self._sha[name], len(keys), *keys, *args)
+            except NoScriptError:
+                self._execute("SCRIPT", "LOAD", self._source[name])
+                return self._execute("EVALSHA", self._sha[name], len(keys), *keys, *args)
+        except redis.RedisError as error:
+            raise translate(error, label) from error
+
+    def call(self, label: str, command: str, *args: Any) -> Any:
+        """A plain command, with errors translated."""
+        try:
+            return self._execute(command, *args)
+        except redis.RedisError as error:
+            raise translate(error, label) from error

@@ -1,0 +1,17 @@
+-- KEYS: lock. ARGV: now, 'acquire' | 'release' | 'extend', token, ttl ms.
+-- Acquire takes a free or expired lock (or refreshes our own); release and extend act only
+-- for the token that holds it. Returns 1 if done.
+local raw = live(KEYS[1])
+local holder = raw and string.match(raw, '^%d+:(.*)$')
+local mode, token = ARGV[2], ARGV[3]
+if mode == 'acquire' then
+  if holder and holder ~= token then return 0 end
+elseif holder ~= token then
+  return 0
+end
+if mode == 'release' then
+  redis.call('DEL', KEYS[1])
+else
+  store(KEYS[1], token, tonumber(ARGV[4]))
+end
+return 1
