@@ -1,11 +1,14 @@
-"""Where queue adapters join the suites: one factory per backend, and helpers the suites share.
+"""Where adapters join the suites: one factory per backend, and helpers the suites share.
 
-Adding a backend = one factory (and a way to corrupt a stored job) + one entry in
-``QUEUE_BACKENDS``. The contract suite and the fixtures in ``conftest.py`` pick it up.
+Adding a queue backend = one factory (and a way to corrupt a stored job) + one entry in
+``QUEUE_BACKENDS``; a cache backend = one entry in ``CACHE_BACKENDS``. The contract suites and
+the fixtures in ``conftest.py`` pick them up.
 """
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Protocol
@@ -15,8 +18,12 @@ import pytest
 
 from adapters.clock import ManualClock
 from adapters.memory import MemoryQueue
+from adapters.memory.cache import MemoryCache
+from adapters.redis.cache import RedisCache
+from adapters.redis.connection import RedisSettings, connect
 from domain import Job, JobState
 from ports import DeadLetterRetention, QueuePort, WorkerRegistry
+from ports.cache import CachePort
 
 
 class Queue(QueuePort, WorkerRegistry, Protocol):
@@ -65,6 +72,55 @@ QUEUE_BACKENDS: dict[str, QueueBackend] = {
 }
 
 
+# -- caches -----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class CacheBackend:
+    """How to build one cache adapter for a test, and how to damage a value it stores.
+
+    ``build(fixture, clock)`` returns a fresh, empty cache private to the test (a unique prefix
+    on a shared server) whose time is ``clock``'s; ``corrupt(cache, key)`` stores bytes at
+    ``key`` that the codec cannot decode.
+    """
+
+    build: Callable[[FixtureLookup, ManualClock], CachePort]
+    corrupt: Callable[[CachePort, str], None]
+    marks: tuple[pytest.MarkDecorator, ...] = ()
+
+
+def unique_prefix(stem: str = "t") -> str:
+    """A cache/queue key prefix no other test uses (tests share one redis-server)."""
+    return f"{stem}-{uuid.uuid4().hex[:12]}"
+
+
+def redis_cache(url: str, clock: ManualClock | None, prefix: str | None = None) -> RedisCache:
+    """A RedisCache on ``url`` through the project's one connection factory."""
+    client = connect(RedisSettings(url=url, client_name="foundry-tests"))
+    return RedisCache(client, prefix or unique_prefix(), clock=clock)
+
+
+def _corrupt_memory_cache(cache: CachePort, key: str) -> None:
+    assert isinstance(cache, MemoryCache)
+    # Reaching into the store is the memory twin of writing garbage into a Redis key.
+    cache._s.entries.put("v\x1f" + key, b"{not json", None)
+
+
+def _corrupt_redis_cache(cache: CachePort, key: str) -> None:
+    assert isinstance(cache, RedisCache)
+    cache._c.client.set(f"{cache._c.prefix}:v:{key}", b"0:{not json")
+
+
+CACHE_BACKENDS: dict[str, CacheBackend] = {
+    "memory": CacheBackend(lambda _, clock: MemoryCache(clock), _corrupt_memory_cache),
+    "redis": CacheBackend(
+        lambda fixture, clock: redis_cache(fixture("redis_url"), clock),
+        _corrupt_redis_cache,
+        (pytest.mark.redis,),
+    ),
+}
+
+
 # -- helpers the suites share -----------------------------------------------------------------
 
 LEASE = timedelta(seconds=30)
@@ -80,3 +136,37 @@ def state_of(queue: Queue, job_id: str) -> JobState | None:
     """The job's state, or None if the queue does not know it."""
     record = queue.get(job_id)
     return None if record is None else record.state
+
+
+def run_while_advancing(
+    clock: ManualClock,
+    target: Callable[[], Any],
+    step: timedelta = timedelta(seconds=1),
+    max_steps: int = 2000,
+) -> Any:
+    """Run ``target`` in a thread, moving ``clock`` by ``step`` every few ms until it returns.
+
+    For code that waits against the clock (lock timeouts, remember's wait): the test decides
+    how time passes, and never asserts how long anything took in real time.
+    """
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(("value", target()))
+        except BaseException as error:  # handed back to the test thread
+            outcome.append(("error", error))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    for _ in range(max_steps):
+        worker.join(0.005)
+        if not worker.is_alive():
+            break
+        clock.advance(step)
+    worker.join(5)
+    assert outcome, f"still running after the clock moved {max_steps} x {step}"
+    kind, value = outcome[0]
+    if kind == "error":
+        raise value
+    return value

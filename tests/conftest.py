@@ -10,7 +10,15 @@ import redis
 from hypothesis import HealthCheck, settings
 
 from adapters.clock import ManualClock
-from tests.backends import QUEUE_BACKENDS, Queue, QueueBackend, QueueOptions
+from ports.cache import CachePort
+from tests.backends import (
+    CACHE_BACKENDS,
+    QUEUE_BACKENDS,
+    CacheBackend,
+    Queue,
+    QueueBackend,
+    QueueOptions,
+)
 from tests.redis_server import RedisServer
 
 settings.register_profile("dev", max_examples=50, deadline=None)
@@ -87,6 +95,22 @@ def make_queue(
 def queue(make_queue: Callable[..., Queue]) -> Queue:
     """A fresh, empty queue of the current backend, on the ``clock`` fixture."""
     return make_queue()
+
+
+@pytest.fixture(
+    params=[pytest.param(name, marks=backend.marks) for name, backend in CACHE_BACKENDS.items()]
+)
+def cache_backend(request: pytest.FixtureRequest) -> CacheBackend:
+    """Each registered cache backend in turn (tests/backends.py)."""
+    return CACHE_BACKENDS[request.param]
+
+
+@pytest.fixture
+def cache(
+    cache_backend: CacheBackend, request: pytest.FixtureRequest, clock: ManualClock
+) -> CachePort:
+    """A fresh, empty cache of the current backend, on the ``clock`` fixture."""
+    return cache_backend.build(request.getfixturevalue, clock)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -1,0 +1,133 @@
+"""RedisCache beyond the shared contract: namespaces, fleet-wide state, Redis' own expiry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from adapters.clock import ManualClock
+from adapters.redis.cache import RedisCache
+from adapters.redis.connection import RedisSettings, connect
+from domain import CacheUnavailable, UndecodableValue
+from tests.backends import redis_cache, unique_prefix
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+def test_every_key_lives_under_the_prefix(redis_url: str, clock: ManualClock) -> None:
+    cache = redis_cache(redis_url, clock)
+    cache.set("a", 1)
+    cache.tags("t").set("b", 2)
+    cache.tags("t").flush()
+    cache.lock("l", 10).acquire(blocking=False)
+    cache.remember("r", 10, lambda: 3)
+
+    keys = {bytes(k).decode() for k in cache._c.client.scan_iter(match="*")}
+    mine = {k for k in keys if k.startswith(cache._c.prefix + ":")}
+
+    assert mine
+    assert not {k for k in keys if cache._c.prefix in k} - mine
+
+
+def test_clear_removes_only_this_namespace_in_batches(redis_url: str, clock: ManualClock) -> None:
+    prefix = unique_prefix()
+    cache, neighbour = redis_cache(redis_url, clock, prefix), redis_cache(redis_url, clock)
+    lookalike = redis_cache(redis_url, clock, prefix + "-x")
+    cache.set_many({f"k{i}": i for i in range(2500)})
+    neighbour.set("k1", "kept")
+    lookalike.set("k1", "kept too")
+    cache._c.client.set(f"{prefix}v:k1", "foreign")
+
+    cache.clear()
+
+    assert cache.get_many([f"k{i}" for i in range(2500)]) == {}
+    assert neighbour.get("k1") == "kept"
+    assert lookalike.get("k1") == "kept too"
+    assert cache._c.client.get(f"{prefix}v:k1") == b"foreign"
+
+
+def test_two_clients_on_one_prefix_share_values_tags_and_stats(
+    redis_url: str, clock: ManualClock
+) -> None:
+    prefix = unique_prefix()
+    one, two = redis_cache(redis_url, clock, prefix), redis_cache(redis_url, clock, prefix)
+    one.set("k", "v")
+    one.tags("t").set("tagged", 1)
+
+    seen = two.get("k")
+    two.get("missing")
+    two.tags("t").flush()
+
+    assert seen == "v"
+    assert one.tags("t").get("tagged") is None
+    assert one.stats() == two.stats()
+    assert one.stats().hits == 1
+    assert one.stats().misses == 2
+
+
+def test_without_a_clock_redis_expires_the_key_itself(redis_url: str) -> None:
+    cache = redis_cache(redis_url, None)
+
+    cache.set("k", "v", timedelta(seconds=30))
+
+    ttl = cache._c.client.pttl(f"{cache._c.prefix}:v:k")
+    assert 0 < ttl <= 30_000
+    assert cache.get("k") == "v"
+
+
+def test_with_a_test_clock_redis_never_expires_a_key_before_the_clock_says(
+    redis_url: str, clock: ManualClock
+) -> None:
+    cache = redis_cache(redis_url, clock)
+
+    cache.set("k", "v", 1)
+    cache.increment("n")
+
+    assert cache._c.client.pttl(f"{cache._c.prefix}:v:k") >= 1000
+    assert cache._c.client.pttl(f"{cache._c.prefix}:v:n") == -1
+
+
+@pytest.mark.parametrize(
+    "poke",
+    [
+        lambda client, key: client.set(key, b"plain text, no header"),
+        lambda client, key: client.hset(key, "field", "value"),
+    ],
+)
+def test_a_key_written_by_someone_else_is_undecodable_naming_it(
+    redis_url: str, clock: ManualClock, poke: Callable[..., object]
+) -> None:
+    cache = redis_cache(redis_url, clock)
+    poke(cache._c.client, f"{cache._c.prefix}:v:foreign")
+
+    with pytest.raises(UndecodableValue, match="foreign"):
+        cache.get("foreign")
+    with pytest.raises(UndecodableValue, match="foreign"):
+        cache.increment("foreign")
+
+
+def test_scripts_are_reloaded_after_a_script_flush(
+    redis_server_factory: Callable[..., RedisServer], clock: ManualClock
+) -> None:
+    server = redis_server_factory()
+    cache = redis_cache(server.url, clock)
+    cache.set("k", 1)
+
+    cache._c.client.script_flush()
+
+    assert cache.get("k") == 1
+
+
+def test_an_unreachable_redis_is_cache_unavailable(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory()
+    settings = RedisSettings(url=server.url, retries=0, connect_timeout=timedelta(seconds=1))
+    cache = RedisCache(connect(settings), unique_prefix())
+    server.kill()
+
+    with pytest.raises(CacheUnavailable, match="REDIS_URL"):
+        cache.get("k")

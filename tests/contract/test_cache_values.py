@@ -1,0 +1,161 @@
+"""Contract: values by key (get, set, add, has, delete, pull, many) and bad input, every cache."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+
+from domain import InvalidCacheKey, InvalidCacheValue, UndecodableValue
+from ports.cache import CachePort
+from tests.backends import CacheBackend
+
+
+@attrs.frozen
+class Point:
+    x: int
+    y: int
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, -7, 3.5, "text", "", True, None, [1, "two", None], {"nested": {"list": [1, 2]}}],
+)
+def test_a_stored_value_reads_back_equal(cache: CachePort, value: Any) -> None:
+    cache.set("k", value)
+
+    assert cache.get("k", "missing") == value
+
+
+def test_an_attrs_value_reads_back_as_its_json_data(cache: CachePort) -> None:
+    cache.set("point", Point(1, 2))
+
+    assert cache.get("point") == {"x": 1, "y": 2}
+
+
+def test_a_missing_key_gives_the_default(cache: CachePort) -> None:
+    assert cache.get("nope") is None
+    assert cache.get("nope", 5) == 5
+
+
+def test_set_overwrites(cache: CachePort) -> None:
+    cache.set("k", 1)
+
+    cache.set("k", 2)
+
+    assert cache.get("k") == 2
+
+
+def test_add_stores_only_when_the_key_is_absent(cache: CachePort) -> None:
+    first = cache.add("k", "first")
+
+    second = cache.add("k", "second")
+
+    assert (first, second) == (True, False)
+    assert cache.get("k") == "first"
+
+
+def test_has_delete_and_forever(cache: CachePort) -> None:
+    cache.forever("k", "v")
+
+    assert cache.has("k")
+    assert cache.delete("k") is True
+    assert cache.delete("k") is False
+    assert not cache.has("k")
+
+
+def test_pull_returns_the_value_and_removes_it(cache: CachePort) -> None:
+    cache.set("k", {"a": 1})
+
+    pulled = cache.pull("k")
+
+    assert pulled == {"a": 1}
+    assert cache.pull("k", "gone") == "gone"
+    assert not cache.has("k")
+
+
+def test_get_many_returns_only_present_keys(cache: CachePort) -> None:
+    cache.set("a", 1)
+    cache.set("b", None)
+
+    found = cache.get_many(["a", "b", "c"])
+
+    assert found == {"a": 1, "b": None}
+
+
+def test_set_many_and_delete_many(cache: CachePort) -> None:
+    cache.set_many({"a": 1, "b": 2, "c": 3})
+
+    removed = cache.delete_many(["a", "b", "zzz"])
+
+    assert removed == 2
+    assert cache.get_many(["a", "b", "c"]) == {"c": 3}
+
+
+def test_empty_batches_are_fine(cache: CachePort) -> None:
+    cache.set_many({})
+
+    assert cache.get_many([]) == {}
+    assert cache.delete_many([]) == 0
+
+
+def test_keys_with_unicode_spaces_and_colons_are_distinct(cache: CachePort) -> None:
+    keys = ["a:b", "a b", "ключ", "a" * 250, "*", "[x]"]
+
+    cache.set_many({key: i for i, key in enumerate(keys)})
+
+    assert cache.get_many(keys) == {key: i for i, key in enumerate(keys)}
+
+
+@pytest.mark.parametrize("key", ["", "a" * 251, "new\nline", "tab\there", "nul\x00", "del\x7f"])
+def test_a_bad_key_is_rejected_and_nothing_is_written(cache: CachePort, key: str) -> None:
+    with pytest.raises(InvalidCacheKey):
+        cache.set(key, 1)
+    with pytest.raises(InvalidCacheKey):
+        cache.set_many({"good": 1, key: 2})
+
+    assert not cache.has("good")
+
+
+def test_a_non_string_key_is_rejected(cache: CachePort) -> None:
+    with pytest.raises(InvalidCacheKey, match="must be a str"):
+        cache.get(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [object(), Decimal("1.5"), 2**70, 1j, print])
+def test_a_value_that_cannot_be_encoded_is_rejected_and_nothing_is_written(
+    cache: CachePort, value: object
+) -> None:
+    cache.set("k", "old")
+
+    with pytest.raises(InvalidCacheValue, match="cannot cache"):
+        cache.set("k", value)
+    with pytest.raises(InvalidCacheValue):
+        cache.set_many({"other": 1, "k": value})
+
+    assert cache.get("k") == "old"
+    assert not cache.has("other")
+
+
+@pytest.mark.parametrize("ttl", [-1, -0.5, float("nan"), float("inf"), "10", True])
+def test_a_bad_ttl_is_rejected_and_nothing_is_written(cache: CachePort, ttl: Any) -> None:
+    with pytest.raises(InvalidCacheValue, match="ttl"):
+        cache.set("k", 1, ttl)
+    with pytest.raises(InvalidCacheValue, match="ttl"):
+        cache.add("k", 1, ttl)
+
+    assert not cache.has("k")
+
+
+def test_an_undecodable_stored_value_raises_naming_the_key(
+    cache: CachePort, cache_backend: CacheBackend
+) -> None:
+    cache_backend.corrupt(cache, "broken")
+
+    with pytest.raises(UndecodableValue, match="broken"):
+        cache.get("broken")
+    with pytest.raises(UndecodableValue, match="broken"):
+        cache.get_many(["fine", "broken"])
+    assert cache.delete("broken") is True
