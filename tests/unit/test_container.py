@@ -3,8 +3,10 @@ from dependency_injector import errors, providers
 
 from adapters.clock import ManualClock
 from adapters.memory import MemoryQueue
+from adapters.memory.cache import MemoryCache
+from adapters.redis.cache import RedisCache
 from domain import ConfigurationError
-from entrypoints.container import build_container, reinit_per_process
+from entrypoints.container import _adapter, build_container, reinit_per_process
 from entrypoints.settings import Driver, Settings
 
 
@@ -67,7 +69,17 @@ def test_reinit_keeps_an_overridden_queue() -> None:
 
 
 def test_a_backend_this_build_lacks_is_a_configuration_error_naming_the_variable() -> None:
-    container = build_container(Settings(cache_driver=Driver.REDIS))
-
     with pytest.raises(ConfigurationError, match="CACHE_DRIVER"):
-        container.cache()
+        _adapter("adapters.redis.not_built_yet", "Nothing", "CACHE_DRIVER")
+
+
+@pytest.mark.parametrize(
+    ("driver", "kind"), [(Driver.MEMORY, MemoryCache), (Driver.REDIS, RedisCache)]
+)
+def test_cache_driver_picks_the_cache_adapter(driver: Driver, kind: type) -> None:
+    container = build_container(Settings(cache_driver=driver, cache_prefix="shop"))
+
+    cache = container.cache()
+
+    assert isinstance(cache, kind)
+    assert cache is container.cache()
