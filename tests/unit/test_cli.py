@@ -1,3 +1,6 @@
+from collections.abc import Callable
+
+import pytest
 from click.testing import CliRunner
 
 from adapters.clock import ManualClock
@@ -6,6 +9,7 @@ from entrypoints.cli import cli
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
 from tests.cli_support import container_for, invoke
+from tests.redis_server import RedisServer
 
 
 def test_a_bad_variable_exits_2_naming_it() -> None:
@@ -44,10 +48,26 @@ def test_check_on_memory_prints_the_configuration_and_passes() -> None:
     assert "ok" in result.stdout
 
 
-def test_check_fails_clearly_for_a_backend_this_build_lacks() -> None:
-    container = build_container(Settings.from_env({"CACHE_DRIVER": "redis"}))
+@pytest.mark.redis
+def test_check_passes_for_a_reachable_redis_cache(redis_url: str) -> None:
+    settings = Settings.from_env({"CACHE_DRIVER": "redis", "REDIS_URL": redis_url})
+    container = build_container(settings)
 
     result = invoke(container, "check")
 
-    assert result.exit_code == 2
-    assert "CACHE_DRIVER" in result.stderr
+    assert result.exit_code == 0, result.output
+    assert "CACHE_DRIVER" in result.stdout
+
+
+@pytest.mark.redis
+def test_check_fails_clearly_for_an_unreachable_redis_cache(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory()
+    server.kill()
+    settings = Settings.from_env({"CACHE_DRIVER": "redis", "REDIS_URL": server.url})
+
+    result = invoke(build_container(settings), "check")
+
+    assert result.exit_code == 3
+    assert "REDIS_URL" in result.stderr
