@@ -1,0 +1,146 @@
+"""The real workforce: forked child processes, each in its own process group, on a pipe."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkProcess
+
+import attrs
+from loguru import logger
+
+from application.child import child_main
+from application.registry import JobRegistry
+from application.wire import STOP
+
+
+@attrs.define
+class Child:
+    """A forked child and the parent's end of its pipe."""
+
+    process: ForkProcess
+    conn: Connection
+
+    @property
+    def pid(self) -> int:
+        """The child's pid (also its process group id)."""
+        pid = self.process.pid
+        assert pid is not None
+        return pid
+
+
+class ProcessWorkforce:
+    """Forks children with an explicit ``fork`` context, after the handlers are imported.
+
+    ``on_spawn``/``on_gone`` let the event loop (un)register the pipes and exit sentinels.
+    """
+
+    def __init__(
+        self,
+        registry: JobRegistry,
+        *,
+        child_init: Callable[[], None] | None,
+        measure_rss: bool,
+        inherited: Callable[[], list[int]],
+        on_spawn: Callable[[int, Child], None],
+    ) -> None:
+        self._registry = registry
+        self._child_init = child_init
+        self._measure_rss = measure_rss
+        self._inherited = inherited
+        self._on_spawn = on_spawn
+        self._context = multiprocessing.get_context("fork")
+        self.children: dict[int, Child] = {}
+
+    def spawn(self, slot: int) -> int:
+        """Fork a child for ``slot``; returns its pid."""
+        parent_end, child_end = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=child_main,
+            args=(
+                child_end,
+                self._registry,
+                os.getpid(),
+                self._inherited() + [parent_end.fileno()],
+                self._child_init,
+                self._measure_rss,
+            ),
+            name=f"foundry-child-{slot}",
+            daemon=False,
+        )
+        process.start()
+        child_end.close()
+        child = Child(process, parent_end)
+        try:
+            os.setpgid(child.pid, child.pid)  # also done by the child; whoever is first wins
+        except OSError:
+            pass
+        self.children[slot] = child
+        self._on_spawn(slot, child)
+        return child.pid
+
+    def send(self, slot: int, frame: bytes) -> bool:
+        """Send a frame; ``False`` if the child's pipe is broken."""
+        try:
+            self.children[slot].conn.send_bytes(frame)
+        except (OSError, EOFError):
+            return False
+        return True
+
+    def stop(self, slot: int) -> None:
+        """Ask the child to exit after its current task."""
+        self.send(slot, STOP)
+
+    def terminate(self, slot: int) -> None:
+        """SIGTERM the child's group, and SIGCONT it so a stopped child receives it."""
+        self._signal(slot, signal.SIGTERM)
+        self._signal(slot, signal.SIGCONT)
+
+    def kill(self, slot: int) -> None:
+        """SIGKILL the child's process group."""
+        self._signal(slot, signal.SIGKILL)
+
+    def wait_gone(self, slot: int, timeout: float) -> bool:
+        """Wait for the child to exit; whether it did within ``timeout``."""
+        process = self.children[slot].process
+        process.join(timeout)
+        return process.exitcode is not None
+
+    def exitcode(self, slot: int) -> int | None:
+        """Reap the child and return its exit code (negative: the signal that killed it)."""
+        # Before reaping, while the pid cannot be reused: grandchildren left in its group go too.
+        self._signal(slot, signal.SIGKILL)
+        process = self.children[slot].process
+        process.join(1.0)
+        return process.exitcode
+
+    def close(self, timeout: float) -> None:
+        """Stop every child: ask, wait up to ``timeout``, then kill what is left."""
+        for slot in list(self.children):
+            self.stop(slot)
+        deadline = time.monotonic() + timeout
+        for slot, child in self.children.items():
+            child.process.join(max(0.0, deadline - time.monotonic()))
+            if child.process.exitcode is None:
+                logger.warning("child {} did not stop; killing it", child.pid)
+            self._signal(slot, signal.SIGKILL)
+            child.process.join(1.0)
+            child.conn.close()
+        self.children.clear()
+
+    def _signal(self, slot: int, signum: int) -> None:
+        pid = self.children[slot].pid
+        try:
+            os.killpg(pid, signum)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            # The group id may not be set yet (the child is just forked): signal it alone.
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass

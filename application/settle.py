@@ -1,0 +1,156 @@
+"""Turning the end of an attempt into the queue write it calls for, and reporting it.
+
+A write the backend cannot take now (``QueueUnavailable``) waits in an outbox and is retried;
+its lease stays held (and renewed), so the job is neither re-run nor lost meanwhile. A write
+the backend refuses as stale means the lease lapsed: the job is back in the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from random import Random
+from typing import Any
+
+import attrs
+from loguru import logger
+
+from domain import Dead, Decision, ErrorInfo, QueueUnavailable, Retry, StaleLease
+from ports import Clock, Lease, QueuePort
+
+from application.heartbeat import PoolCounters
+from application.leases import LeaseBook
+from application.outcome import Outcome, PoolObserver
+
+#: Seconds between retries of a write the backend could not take.
+OUTBOX_RETRY_S = 0.5
+
+
+@attrs.define
+class Pending:
+    """A write that failed for want of the backend, to be retried."""
+
+    lease: Lease
+    write: Callable[[Lease], object]
+    outcome: Outcome
+    runtime_s: float
+
+
+class Settler:
+    """Completes, fails, releases and abandons jobs through the port, then tells the observer."""
+
+    def __init__(
+        self,
+        queue: QueuePort,
+        clock: Clock,
+        book: LeaseBook,
+        counters: PoolCounters,
+        observer: PoolObserver | None,
+        rng: Random,
+    ) -> None:
+        self._queue = queue
+        self._clock = clock
+        self._book = book
+        self.counters = counters
+        self._observer = observer
+        self._rng = rng
+        self.outbox: list[Pending] = []
+        self._retry_at = 0.0
+
+    def complete(self, lease: Lease, result: Any, runtime_s: float) -> None:
+        """The handler returned ``result``."""
+        self._write(lease, lambda held: self._queue.complete(held, result), _COMPLETED, runtime_s)
+
+    def fail(
+        self, lease: Lease, error: ErrorInfo, runtime_s: float, decision: Decision | None = None
+    ) -> None:
+        """The attempt failed with ``error``; the job's retry policy decides unless told."""
+        error = attrs.evolve(error, attempt=lease.attempt, at=self._clock.now())
+        if decision is None:
+            decision = lease.job.retry.decide(lease.attempt, error, self._rng)
+        match decision:
+            case Retry(delay):
+                outcome = Outcome.retried(delay, error)
+            case Dead(reason):
+                outcome = Outcome.dead(reason, error)
+        self._log_failure(lease, error, outcome)
+        self._write(lease, lambda held: self._queue.fail(held, error, decision), outcome, runtime_s)
+
+    def release(self, lease: Lease) -> None:
+        """Give the job back without spending the attempt."""
+        self._write(lease, self._queue.release, _RELEASED, 0.0)
+
+    def abandon(self, lease: Lease, reason: str, runtime_s: float = 0.0) -> None:
+        """Stop caring about a job whose lease is lost; the queue recovers it."""
+        self.outbox = [pending for pending in self.outbox if pending.lease.job_id != lease.job_id]
+        self._book.drop(lease.job_id)
+        with logger.contextualize(job_id=lease.job_id, attempt=lease.attempt, queue=lease.queue):
+            logger.warning("abandoned job {} ({}): the queue will return it", lease.job_id, reason)
+        self.finish(lease, Outcome.abandoned(reason), runtime_s)
+
+    def retry_outbox(self, now: float) -> None:
+        """Retry the writes that failed, at most every ``OUTBOX_RETRY_S``."""
+        if not self.outbox or now < self._retry_at:
+            return
+        self._retry_at = now + OUTBOX_RETRY_S
+        waiting, self.outbox = self.outbox, []
+        for pending in waiting:
+            self._write(pending.lease, pending.write, pending.outcome, pending.runtime_s)
+
+    def next_wake(self) -> float:
+        """When the outbox should next be retried (``inf`` if empty)."""
+        return self._retry_at if self.outbox else float("inf")
+
+    def finish(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
+        """Count the outcome and tell the observer (whose errors never reach the pool)."""
+        self.counters.record(outcome, runtime_s)
+        if self._observer is None:
+            return
+        try:
+            self._observer.job_finished(lease, outcome, runtime_s)
+        except Exception:
+            logger.exception("the pool observer failed in job_finished; ignored")
+
+    def started(self, lease: Lease, child_pid: int, started_at: datetime) -> None:
+        """Tell the observer a job started."""
+        if self._observer is None:
+            return
+        try:
+            self._observer.job_started(lease, child_pid, started_at)
+        except Exception:
+            logger.exception("the pool observer failed in job_started; ignored")
+
+    def _write(
+        self, lease: Lease, write: Callable[[Lease], object], outcome: Outcome, runtime_s: float
+    ) -> None:
+        held = self._book.lease(lease.job_id) if lease.job_id in self._book else lease
+        try:
+            write(held)
+        except StaleLease as error:
+            self._book.drop(lease.job_id)
+            logger.warning("{}", error)
+            self.finish(lease, Outcome.abandoned("stale lease"), runtime_s)
+        except QueueUnavailable as error:
+            if not self.outbox:
+                logger.error("queue unavailable, will retry writing job {}: {}", lease.job_id, error)
+            self.outbox.append(Pending(lease, write, outcome, runtime_s))
+        else:
+            self._book.drop(lease.job_id)
+            self.finish(lease, outcome, runtime_s)
+
+    def _log_failure(self, lease: Lease, error: ErrorInfo, outcome: Outcome) -> None:
+        with logger.contextualize(job_id=lease.job_id, attempt=lease.attempt, queue=lease.queue):
+            if outcome.reason is not None:
+                logger.error("job {} is dead: {}", lease.job_id, outcome.reason)
+            else:
+                logger.warning(
+                    "job {} failed ({}: {}); retry in {}",
+                    lease.job_id,
+                    error.type,
+                    error.message,
+                    outcome.delay,
+                )
+
+
+_COMPLETED = Outcome.completed()
+_RELEASED = Outcome.released()

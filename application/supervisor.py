@@ -1,0 +1,280 @@
+"""The pool's decisions, free of processes and sleeps: driven by events and ``now``.
+
+The event loop (``application.pool``) feeds it child messages, child exits and the time; it
+answers by claiming, settling jobs through the ``QueuePort`` and commanding a ``Workforce``.
+Times are monotonic seconds, passed in, so tests drive it with a manual clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import timedelta
+from random import Random
+
+from loguru import logger
+
+from domain import FoundryError
+from ports import Clock, Lease, QueuePort
+
+from application.config import PoolConfig
+from application.failures import Failures
+from application.heartbeat import Heartbeat, PoolCounters
+from application.leases import LeaseBook
+from application.outcome import PoolObserver
+from application.registry import JobRegistry
+from application.settle import Settler
+from application.slots import Running, Slot, SlotState, Workforce
+from application.stopping import Stopping
+from application.wire import Reply, encode_task
+
+#: While some children are busy, an empty queue is polled this often (seconds).
+BUSY_POLL_S = 0.05
+#: A child that dies this many times in a row before reporting ready stops the pool.
+MAX_START_FAILURES = 3
+#: Expired leases (of workers that died) are recovered at least this often (seconds).
+REAP_EVERY_S = 5.0
+
+
+class Supervisor:
+    """Decides what the pool does next; owns the leases, the slots and the settling."""
+
+    def __init__(
+        self,
+        queue: QueuePort,
+        registry: JobRegistry,
+        config: PoolConfig,
+        workforce: Workforce,
+        *,
+        clock: Clock,
+        heartbeat: Heartbeat,
+        observer: PoolObserver | None = None,
+        rng: Random | None = None,
+    ) -> None:
+        self.config = config
+        self.queue = queue
+        self.registry = registry
+        self.workforce = workforce
+        self.clock = clock
+        self.heartbeat = heartbeat
+        self.book = LeaseBook(config.lease.total_seconds())
+        self.counters = PoolCounters()
+        self.settler = Settler(queue, clock, self.book, self.counters, observer, rng or Random())
+        self.failures = Failures(self)
+        self.stopping = Stopping(self)
+        self.slots = [Slot(index) for index in range(config.concurrency)]
+        self.buffer: deque[Lease] = deque()
+        self.next_claim_at = 0.0
+        self.next_reap_at = 0.0
+        self.start_failures = 0
+        self.exit_code: int | None = None
+
+    # -- events ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Fork every child."""
+        for slot in self.slots:
+            self.spawn(slot)
+
+    def spawn(self, slot: Slot) -> None:
+        """(Re)start the child of ``slot``."""
+        self.slots[slot.index] = Slot(slot.index, pid=self.workforce.spawn(slot.index))
+
+    def child_ready(self, index: int, now: float) -> None:
+        """A child finished its start-up and takes jobs."""
+        slot = self.slots[index]
+        if slot.state is SlotState.STARTING:
+            slot.state = SlotState.IDLE
+            self.start_failures = 0
+            self.fill(now)
+
+    def child_replied(self, index: int, reply: Reply, now: float) -> None:
+        """A child finished its job: hand it the next one, then settle this one."""
+        slot = self.slots[index]
+        running = slot.job
+        if running is None:
+            logger.warning("child {} answered for a job it no longer holds; ignored", slot.pid)
+            return
+        slot.job = None
+        slot.tasks += 1
+        self._after_job(slot, running, reply, now)
+        if slot.state is SlotState.IDLE and self.buffer and not self.stopping.active:
+            self.assign(slot, self.buffer.popleft(), now)
+        lease = running.lease
+        if reply.ok:
+            self.settler.complete(lease, reply.value, reply.runtime_s)
+        else:
+            self.settler.fail(lease, reply.error, reply.runtime_s)
+
+    def child_exited(self, index: int, exitcode: int | None, now: float) -> None:
+        """A child is gone: fail the job it ran (if any), then replace it unless stopping."""
+        slot = self.slots[index]
+        self.failures.child_exited(slot, exitcode, now)
+        if slot.state is SlotState.STARTING:
+            self.start_failures += 1
+        if self.start_failures >= MAX_START_FAILURES:
+            logger.error(
+                "{} children in a row died before they were ready; check child_init and the "
+                "handlers' imports. Stopping the pool",
+                self.start_failures,
+            )
+            self.exit_code = 1
+            self.stopping.request(cold=True)
+        if self.stopping.active or self.exit_code is not None:
+            self.slots[index] = Slot(index, pid=slot.pid, state=SlotState.GONE)
+        else:
+            self.spawn(slot)
+
+    # -- time -----------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Everything that is due: fencing first, then renewals, limits, writes, heartbeat."""
+        self.failures.fence(now)
+        self._renew(now)
+        self.failures.enforce_limits(now)
+        self._reap(now)
+        self.settler.retry_outbox(now)
+        self.heartbeat.beat(now, self.counters)
+        self.stopping.tick(now)
+
+    def next_wake(self, now: float) -> float:
+        """The next moment ``tick`` or ``fill`` has something to do."""
+        wakes = [
+            self.book.next_wake(),
+            self.heartbeat.next_wake(),
+            self.settler.next_wake(),
+            self.next_reap_at,
+            self.failures.next_wake(),
+            self.stopping.next_wake(),
+        ]
+        if not self.stopping.active and self._wanted() > 0:
+            wakes.append(self.next_claim_at)
+        return min(wakes)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the pool is done (stopped, drained in burst mode, or failed)."""
+        return self.stopping.done
+
+    # -- claiming -------------------------------------------------------------------------
+
+    def fill(self, now: float) -> None:
+        """Give idle children work: buffered leases first, then a claim if it is time."""
+        if self.stopping.active:
+            return
+        self._hand_out(now)
+        wanted = self._wanted()
+        if wanted <= 0 or now < self.next_claim_at:
+            return
+        idle = all(slot.state is SlotState.IDLE for slot in self.slots) and not self.book
+        wait = min(self.config.idle_wait.total_seconds(), self._quiet_for(now)) if idle else 0.0
+        leases = self._claim(wanted, wait, now)
+        if leases:
+            self.buffer.extend(leases)
+            self._hand_out(now)
+            return
+        self.next_claim_at = now + (wait if idle else BUSY_POLL_S)
+        if idle and self.config.burst and self._drained():
+            self.stopping.drained()
+
+    def assign(self, slot: Slot, lease: Lease, now: float) -> bool:
+        """Send ``lease``'s job to ``slot``'s child; ``False`` if it did not start there."""
+        job = lease.job
+        if job.name not in self.registry:
+            self.failures.unknown_handler(lease)
+            return False
+        started_at = self.clock.now()
+        slot.job = Running(lease, started_at, now, now + job.timeout.total_seconds())
+        slot.state = SlotState.BUSY
+        if not self.workforce.send(slot.index, encode_task(lease)):
+            slot.job = None
+            slot.state = SlotState.DYING
+            self.settler.release(lease)
+            return False
+        self.settler.started(lease, slot.pid, started_at)
+        return True
+
+    def _hand_out(self, now: float) -> None:
+        for slot in self.slots:
+            while slot.state is SlotState.IDLE and self.buffer:
+                self.assign(slot, self.buffer.popleft(), now)
+
+    def _wanted(self) -> int:
+        idle = sum(1 for slot in self.slots if slot.state is SlotState.IDLE)
+        return idle + self.config.prefetch - len(self.buffer)
+
+    def _quiet_for(self, now: float) -> float:
+        return max(0.0, min(self.heartbeat.next_wake(), self.settler.next_wake()) - now)
+
+    def _claim(self, limit: int, wait: float, now: float) -> list[Lease]:
+        config = self.config
+        try:
+            leases = self.queue.claim(
+                config.queues,
+                lease=config.lease,
+                limit=limit,
+                wait=_seconds(wait),
+                worker=self.heartbeat.id,
+            )
+        except FoundryError as error:
+            logger.error("claim failed, retrying in {}: {}", config.idle_wait, error)
+            self.next_claim_at = now + config.idle_wait.total_seconds()
+            return []
+        self.book.hold(leases, now)
+        return leases
+
+    def _drained(self) -> bool:
+        if self.book or any(slot.busy for slot in self.slots):
+            return False
+        try:
+            stats = [self.queue.stats(name) for name in self.config.queues]
+        except FoundryError as error:
+            logger.error("cannot read queue sizes to end the burst: {}", error)
+            return False
+        return all(s.pending == 0 or s.paused for s in stats)
+
+    # -- renewing -------------------------------------------------------------------------
+
+    def _renew(self, now: float) -> None:
+        if not self.book.renew_due(now):
+            return
+        leases = self.book.to_renew()
+        try:
+            results = self.queue.renew(leases, self.config.lease)
+        except FoundryError as error:
+            logger.error("renewing {} leases failed, retrying: {}", len(leases), error)
+            self.book.renew_failed(now)
+            return
+        for lost in self.book.renewed(leases, results, now):
+            self.failures.forget(lost, "lease lost: the queue no longer holds it for this worker")
+
+    def _reap(self, now: float) -> None:
+        if now < self.next_reap_at:
+            return
+        self.next_reap_at = now + min(self.book.every_s, REAP_EVERY_S)
+        try:
+            recovered = self.queue.reap()
+        except FoundryError as error:
+            logger.error("reaping expired leases failed: {}", error)
+            return
+        if recovered:
+            logger.info("recovered {} job(s) whose leases had expired", recovered)
+
+    def _after_job(self, slot: Slot, running: Running, reply: Reply, now: float) -> None:
+        if running.term_at is not None:
+            slot.state = SlotState.DYING  # it was told to die; it may yet
+            return
+        slot.state = SlotState.IDLE
+        limit_tasks = self.config.max_tasks_per_child
+        limit_rss = self.config.max_rss_bytes
+        recycle_tasks = limit_tasks is not None and slot.tasks >= limit_tasks
+        recycle_rss = limit_rss is not None and reply.rss > limit_rss
+        if recycle_tasks or recycle_rss:
+            why = "max tasks" if recycle_tasks else f"RSS {reply.rss >> 20} MiB"
+            logger.info("recycling child {} ({})", slot.pid, why)
+            self.workforce.stop(slot.index)
+            slot.state = SlotState.RETIRING
+            slot.kill_at = now + self.config.term_grace.total_seconds() + 5.0
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
