@@ -6,6 +6,7 @@ A child never touches the queue. It answers each task with the handler's result 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import random
@@ -22,11 +23,10 @@ from typing import Any
 import psutil
 from loguru import logger
 
-from domain import ErrorInfo
-
 from application.errors import SoftTimeLimitExceeded
 from application.registry import JobRegistry
 from application.wire import READY, STOP, decode_task, encode_reply
+from domain import ErrorInfo
 
 _PR_SET_PDEATHSIG = 1
 _RESET = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGPIPE")
@@ -34,6 +34,7 @@ _RESET = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGC
 
 def child_main(
     conn: Connection,
+    *,
     registry: JobRegistry,
     parent_pid: int,
     inherited: list[int],
@@ -55,14 +56,10 @@ def after_fork(parent_pid: int, inherited: list[int]) -> None:
         signal.signal(getattr(signal, name), signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     for fd in inherited:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
-    try:
-        os.setpgid(0, 0)  # own group, so a time limit kills the handler's grandchildren too
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):  # own group: a time limit kills grandchildren too
+        os.setpgid(0, 0)
     _die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before the kernel could be told
         os._exit(1)

@@ -6,11 +6,10 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from application.registry import JobRegistry
 from domain import InvalidJob, Job, RunAfter, RunAt, RunNow, UniqueSpec
 from domain.schedule import Schedule
 from ports import Clock, Duplicate, EnqueueOutcome, QueuePort
-
-from application.registry import JobRegistry
 
 Target = str | Callable[..., Any]
 
@@ -69,7 +68,9 @@ def _schedule(delay: timedelta | None, at: datetime | None) -> Schedule:
         if at is not None:
             return RunAt(at)
     except (TypeError, ValueError) as error:
-        raise InvalidJob("schedule", f"{error}; pass a timedelta >= 0 or an aware datetime") from error
+        raise InvalidJob(
+            "schedule", f"{error}; pass a timedelta >= 0 or an aware datetime"
+        ) from error
     return RunNow()
 
 

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING
 import attrs
 from loguru import logger
 
-from domain import Dead, ErrorInfo, Retry, UnknownHandler
-from ports import Lease
-
 from application.errors import TimeLimitExceeded, WorkerLost
 from application.slots import Running, Slot, SlotState
+from domain import Dead, ErrorInfo, Retry, UnknownHandler
+from ports import Lease
 
 if TYPE_CHECKING:
     from application.supervisor import Supervisor
@@ -72,9 +71,13 @@ class Failures:
             elif running.term_at is None and now >= running.hard_at:
                 self._hard_limit(slot, running, now)
             elif running.term_at is not None and not running.killed:
-                if now >= running.term_at + term_grace:
-                    workforce.kill(slot.index)
-                    running.killed = True
+                self._escalate(slot, running, now - term_grace)
+
+    def _escalate(self, slot: Slot, running: Running, termed_before: float) -> None:
+        assert running.term_at is not None
+        if running.term_at <= termed_before:
+            self._sup.workforce.kill(slot.index)
+            running.killed = True
 
     def _hard_limit(self, slot: Slot, running: Running, now: float) -> None:
         lease = running.lease
@@ -124,4 +127,6 @@ def _worker_lost(exitcode: int | None) -> ErrorInfo:
     if exitcode is not None and exitcode < 0:
         error = ErrorInfo.from_exception(WorkerLost(signal=-exitcode))
         return attrs.evolve(error, signal=-exitcode)
-    return attrs.evolve(ErrorInfo.from_exception(WorkerLost(exit_code=exitcode)), exit_code=exitcode)
+    return attrs.evolve(
+        ErrorInfo.from_exception(WorkerLost(exit_code=exitcode)), exit_code=exitcode
+    )

@@ -11,10 +11,9 @@ from datetime import datetime, timedelta
 import attrs
 from loguru import logger
 
+from application.outcome import Outcome, OutcomeKind
 from domain import FoundryError
 from ports import Clock, WorkerInfo, WorkerRegistry
-
-from application.outcome import Outcome, OutcomeKind
 
 
 @attrs.define

@@ -12,6 +12,7 @@ Exit codes of ``Pool.run``:
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import signal
 import socket
@@ -23,8 +24,6 @@ from types import FrameType
 
 from loguru import logger
 
-from ports import Clock, QueuePort, WorkerRegistry
-
 from application.config import PoolConfig
 from application.heartbeat import Heartbeat
 from application.outcome import Outcome, OutcomeKind, PoolObserver
@@ -32,6 +31,7 @@ from application.processes import Child, ProcessWorkforce
 from application.registry import JobRegistry
 from application.supervisor import Supervisor
 from application.wire import READY, decode_reply
+from ports import Clock, QueuePort, WorkerRegistry
 
 __all__ = ["Outcome", "OutcomeKind", "Pool", "PoolConfig", "PoolObserver"]
 
@@ -70,7 +70,9 @@ class Pool:
             inherited=self._parent_fds,
             on_spawn=self._watch,
         )
-        heartbeat = Heartbeat(workers, clock, config.queues, config.concurrency, config.heartbeat_every)
+        heartbeat = Heartbeat(
+            workers, clock, config.queues, config.concurrency, config.heartbeat_every
+        )
         self.supervisor = Supervisor(
             queue,
             registry,
@@ -94,10 +96,8 @@ class Pool:
         Safe to call from a signal handler or another thread.
         """
         self.supervisor.stopping.request(cold=cold)
-        try:
+        with contextlib.suppress(OSError):
             self._wake_w.send(b"s")
-        except OSError:
-            pass
 
     def run(self) -> int:
         """Run until stopped; the exit code."""
@@ -167,10 +167,8 @@ class Pool:
             self._read(slot, child)
         exitcode = self._workforce.exitcode(slot)
         for watched in (child.conn, child.process.sentinel):
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(watched)
-            except (KeyError, ValueError):
-                pass
         child.conn.close()
         self.supervisor.child_exited(slot, exitcode, time.monotonic())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -61,24 +62,22 @@ class ProcessWorkforce:
         parent_end, child_end = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=child_main,
-            args=(
-                child_end,
-                self._registry,
-                os.getpid(),
-                self._inherited() + [parent_end.fileno()],
-                self._child_init,
-                self._measure_rss,
-            ),
+            args=(child_end,),
+            kwargs={
+                "registry": self._registry,
+                "parent_pid": os.getpid(),
+                "inherited": [*self._inherited(), parent_end.fileno()],
+                "child_init": self._child_init,
+                "measure_rss": self._measure_rss,
+            },
             name=f"foundry-child-{slot}",
             daemon=False,
         )
         process.start()
         child_end.close()
         child = Child(process, parent_end)
-        try:
-            os.setpgid(child.pid, child.pid)  # also done by the child; whoever is first wins
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # the child does it too; whoever is first wins
+            os.setpgid(child.pid, child.pid)
         self.children[slot] = child
         self._on_spawn(slot, child)
         return child.pid
@@ -140,7 +139,5 @@ class ProcessWorkforce:
             pass
         except PermissionError:
             # The group id may not be set yet (the child is just forked): signal it alone.
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass

@@ -136,7 +136,9 @@ class JobRegistry:
         except (KeyError, TypeError):
             raise UnknownHandler(default_name(target)) from None
 
-    def make_job(self, name: str, payload: Mapping[str, Any] | None = None, **overrides: Any) -> Job:
+    def make_job(
+        self, name: str, payload: Mapping[str, Any] | None = None, **overrides: Any
+    ) -> Job:
         """A new job for handler ``name``: its defaults, then ``overrides`` (``Job`` fields).
 
         Raises ``UnknownHandler`` for an unregistered name and ``InvalidJob`` for bad values.

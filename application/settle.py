@@ -15,12 +15,11 @@ from typing import Any
 import attrs
 from loguru import logger
 
-from domain import Dead, Decision, ErrorInfo, QueueUnavailable, Retry, StaleLease
-from ports import Clock, Lease, QueuePort
-
 from application.heartbeat import PoolCounters
 from application.leases import LeaseBook
 from application.outcome import Outcome, PoolObserver
+from domain import Dead, Decision, ErrorInfo, QueueUnavailable, Retry, StaleLease
+from ports import Clock, Lease, QueuePort
 
 #: Seconds between retries of a write the backend could not take.
 OUTBOX_RETRY_S = 0.5
@@ -42,6 +41,7 @@ class Settler:
     def __init__(
         self,
         queue: QueuePort,
+        *,
         clock: Clock,
         book: LeaseBook,
         counters: PoolCounters,
@@ -132,7 +132,9 @@ class Settler:
             self.finish(lease, Outcome.abandoned("stale lease"), runtime_s)
         except QueueUnavailable as error:
             if not self.outbox:
-                logger.error("queue unavailable, will retry writing job {}: {}", lease.job_id, error)
+                logger.error(
+                    "queue unavailable, will retry writing job {}: {}", lease.job_id, error
+                )
             self.outbox.append(Pending(lease, write, outcome, runtime_s))
         else:
             self._book.drop(lease.job_id)

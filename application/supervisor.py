@@ -13,9 +13,6 @@ from random import Random
 
 from loguru import logger
 
-from domain import FoundryError
-from ports import Clock, Lease, QueuePort
-
 from application.config import PoolConfig
 from application.failures import Failures
 from application.heartbeat import Heartbeat, PoolCounters
@@ -26,6 +23,8 @@ from application.settle import Settler
 from application.slots import Running, Slot, SlotState, Workforce
 from application.stopping import Stopping
 from application.wire import Reply, encode_task
+from domain import FoundryError
+from ports import Clock, Lease, QueuePort
 
 #: While some children are busy, an empty queue is polled this often (seconds).
 BUSY_POLL_S = 0.05
@@ -58,7 +57,14 @@ class Supervisor:
         self.heartbeat = heartbeat
         self.book = LeaseBook(config.lease.total_seconds())
         self.counters = PoolCounters()
-        self.settler = Settler(queue, clock, self.book, self.counters, observer, rng or Random())
+        self.settler = Settler(
+            queue,
+            clock=clock,
+            book=self.book,
+            counters=self.counters,
+            observer=observer,
+            rng=rng or Random(),
+        )
         self.failures = Failures(self)
         self.stopping = Stopping(self)
         self.slots = [Slot(index) for index in range(config.concurrency)]
