@@ -1,0 +1,154 @@
+"""Helpers for the pool's tests: a recording workforce and a supervisor driven by hand."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from datetime import timedelta
+from random import Random
+from typing import Any
+
+import attrs
+
+from adapters.clock import ManualClock
+from adapters.memory import MemoryQueue
+from application.config import PoolConfig
+from application.heartbeat import Heartbeat
+from application.outcome import Outcome
+from application.registry import JobRegistry
+from application.supervisor import Supervisor
+from application.wire import Reply, Task, decode_task
+from domain import ErrorInfo, Job, QueueUnavailable
+from ports import Lease, WorkerRegistry
+
+
+class FakeWorkforce:
+    """Children that exist only as records of what the supervisor told them."""
+
+    def __init__(self) -> None:
+        self.pids = itertools.count(1000)
+        self.commands: list[tuple[str, int]] = []
+        self.tasks: list[tuple[int, Task]] = []
+        self.broken: set[int] = set()
+
+    def spawn(self, slot: int) -> int:
+        self.commands.append(("spawn", slot))
+        return next(self.pids)
+
+    def send(self, slot: int, frame: bytes) -> bool:
+        if slot in self.broken:
+            return False
+        self.tasks.append((slot, decode_task(frame)))
+        return True
+
+    def stop(self, slot: int) -> None:
+        self.commands.append(("stop", slot))
+
+    def terminate(self, slot: int) -> None:
+        self.commands.append(("terminate", slot))
+
+    def kill(self, slot: int) -> None:
+        self.commands.append(("kill", slot))
+
+    def wait_gone(self, slot: int, timeout: float) -> bool:
+        self.commands.append(("wait_gone", slot))
+        return True
+
+    def told(self, command: str) -> list[int]:
+        """The slots that got ``command``, in order."""
+        return [slot for name, slot in self.commands if name == command]
+
+
+class FlakyQueue(MemoryQueue):
+    """A memory queue whose renewals (and writes) fail while ``down``."""
+
+    down = False
+
+    def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
+        if self.down:
+            raise QueueUnavailable("the queue is down (test)")
+        return super().renew(leases, duration)
+
+    def complete(self, lease: Lease, result: Any = None) -> None:
+        if self.down:
+            raise QueueUnavailable("the queue is down (test)")
+        super().complete(lease, result)
+
+
+@attrs.define
+class Events:
+    """A ``PoolObserver`` that remembers what it saw."""
+
+    started: list[tuple[str, int]] = attrs.Factory(list)
+    finished: list[tuple[str, Outcome]] = attrs.Factory(list)
+
+    def job_started(self, lease: Lease, child_pid: int, started_at: Any) -> None:
+        self.started.append((lease.job_id, child_pid))
+
+    def job_finished(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
+        self.finished.append((lease.job_id, outcome))
+
+
+registry = JobRegistry()
+
+
+@registry.job(name="work", timeout=timedelta(seconds=60))
+def work(**_: Any) -> None:
+    """A handler the supervisor tests name (their children are fake)."""
+
+
+class Harness:
+    """A supervisor over a fake workforce and a memory queue, on one manual clock."""
+
+    def __init__(self, config: PoolConfig | None = None, workers: WorkerRegistry | None = None):
+        self.clock = ManualClock()
+        self.queue = FlakyQueue(self.clock)
+        self.workforce = FakeWorkforce()
+        self.events = Events()
+        self.config = config or PoolConfig(idle_wait=timedelta(milliseconds=1))
+        heartbeat = Heartbeat(
+            workers, self.clock, self.config.queues, self.config.concurrency, timedelta(seconds=5)
+        )
+        self.sup = Supervisor(
+            self.queue,
+            registry,
+            self.config,
+            self.workforce,
+            clock=self.clock,
+            heartbeat=heartbeat,
+            observer=self.events,
+            rng=Random(7),
+        )
+
+    @property
+    def now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def enqueue(self, count: int = 1, **fields: Any) -> list[str]:
+        jobs = [Job(fields.pop("name", "work"), **fields) for _ in range(count)]
+        self.queue.enqueue_many(jobs)
+        return [job.id for job in jobs]
+
+    def start(self) -> None:
+        """Fork (pretend) and report every child ready; they claim at once."""
+        self.sup.start()
+        for slot in self.sup.slots:
+            self.sup.child_ready(slot.index, self.now)
+
+    def advance(self, seconds: float) -> None:
+        """Move time and let the supervisor act on it."""
+        self.clock.advance(timedelta(seconds=seconds))
+        self.sup.tick(self.now)
+        self.sup.fill(self.now)
+
+    def running(self, slot: int) -> str:
+        """The job id running in ``slot``."""
+        job = self.sup.slots[slot].job
+        assert job is not None
+        return job.lease.job_id
+
+    def reply(self, slot: int, ok: bool = True, value: Any = None, runtime: float = 0.01) -> None:
+        self.sup.child_replied(slot, Reply(ok, value, runtime), self.now)
+
+    def fail(self, slot: int, error: BaseException) -> None:
+        self.reply(slot, ok=False, value=ErrorInfo.from_exception(error))

@@ -1,0 +1,129 @@
+from datetime import timedelta
+
+import pytest
+
+from adapters.clock import ManualClock
+from adapters.memory import MemoryQueue
+from application.dispatcher import Dispatcher
+from application.registry import JobRegistry
+from domain import InvalidJob, JobState, UniqueSpec, UnknownHandler
+
+registry = JobRegistry()
+
+
+@registry.job(name="resize", queue="images", priority=2)
+def resize(width: int) -> int:
+    return width
+
+
+@registry.job(name="report", unique=UniqueSpec(key="report:{user}"))
+def report(user: str) -> str:
+    return user
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def queue(clock: ManualClock) -> MemoryQueue:
+    return MemoryQueue(clock)
+
+
+@pytest.fixture
+def dispatcher(queue: MemoryQueue, clock: ManualClock) -> Dispatcher:
+    return Dispatcher(queue, registry, clock)
+
+
+def test_dispatch_enqueues_a_ready_job_with_the_handlers_defaults(
+    dispatcher: Dispatcher, queue: MemoryQueue, clock: ManualClock
+) -> None:
+    job_id = dispatcher.dispatch("resize", {"width": 10})
+
+    record = queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.READY
+    assert (record.job.queue, record.job.priority, record.job.payload) == (
+        "images",
+        2,
+        {"width": 10},
+    )
+    assert record.job.created_at == clock.now()
+
+
+def test_dispatch_accepts_the_registered_function_as_target(
+    dispatcher: Dispatcher, queue: MemoryQueue
+) -> None:
+    job_id = dispatcher.dispatch(resize, {"width": 1})
+
+    record = queue.get(job_id)
+    assert record is not None
+    assert record.job.name == "resize"
+
+
+def test_a_delayed_dispatch_waits_until_its_delay_has_passed(
+    dispatcher: Dispatcher, queue: MemoryQueue, clock: ManualClock
+) -> None:
+    job_id = dispatcher.dispatch("resize", {"width": 1}, delay=timedelta(seconds=5))
+
+    record = queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.DELAYED
+    assert record.run_at == clock.now() + timedelta(seconds=5)
+
+
+def test_dispatch_at_a_moment_schedules_it_then(
+    dispatcher: Dispatcher, queue: MemoryQueue, clock: ManualClock
+) -> None:
+    moment = clock.now() + timedelta(minutes=1)
+
+    job_id = dispatcher.dispatch("resize", {"width": 1}, at=moment)
+
+    record = queue.get(job_id)
+    assert record is not None
+    assert record.run_at == moment
+
+
+def test_delay_and_at_together_are_an_invalid_job(
+    dispatcher: Dispatcher, clock: ManualClock
+) -> None:
+    with pytest.raises(InvalidJob, match="schedule"):
+        dispatcher.dispatch("resize", {}, delay=timedelta(1), at=clock.now())
+
+
+def test_per_call_options_override_the_defaults(dispatcher: Dispatcher, queue: MemoryQueue) -> None:
+    job_id = dispatcher.dispatch("resize", {"width": 1}, queue="slow", priority=-1, job_id="j-1")
+
+    record = queue.get("j-1")
+    assert job_id == "j-1"
+    assert record is not None
+    assert (record.job.queue, record.job.priority) == ("slow", -1)
+
+
+def test_a_duplicate_unique_job_returns_the_id_of_the_pending_one(dispatcher: Dispatcher) -> None:
+    first = dispatcher.dispatch("report", {"user": "ann"})
+
+    second = dispatcher.dispatch("report", {"user": "ann"})
+    other = dispatcher.dispatch("report", {"user": "bob"})
+
+    assert second == first
+    assert other != first
+
+
+def test_dispatch_many_enqueues_in_order_and_returns_the_ids(
+    dispatcher: Dispatcher, queue: MemoryQueue
+) -> None:
+    ids = dispatcher.dispatch_many([("resize", {"width": n}) for n in range(3)])
+
+    payloads = [queue.get(job_id).job.payload for job_id in ids]  # type: ignore[union-attr]
+    assert payloads == [{"width": 0}, {"width": 1}, {"width": 2}]
+
+
+def test_an_unregistered_target_is_refused_before_anything_is_written(
+    dispatcher: Dispatcher, queue: MemoryQueue
+) -> None:
+    with pytest.raises(UnknownHandler):
+        dispatcher.dispatch("nope", {})
+
+    assert queue.queues() == []

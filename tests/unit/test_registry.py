@@ -1,0 +1,118 @@
+from datetime import timedelta
+
+import pytest
+
+from application.registry import JobRegistry
+from domain import (
+    ConfigurationError,
+    InvalidJob,
+    RetryPolicy,
+    UniqueSpec,
+    UnknownHandler,
+)
+
+
+def send_mail(to: str) -> str:
+    return to
+
+
+def test_a_bare_decorator_registers_the_function_under_its_module_and_qualname() -> None:
+    registry = JobRegistry()
+
+    registry.job(send_mail)
+
+    assert registry.names() == [f"{__name__}.send_mail"]
+    assert registry.get(f"{__name__}.send_mail").function is send_mail
+
+
+def test_the_registered_handler_is_called_with_the_payload_as_keyword_arguments() -> None:
+    registry = JobRegistry()
+    registry.job(name="mail")(send_mail)
+
+    result = registry.get("mail")(to="a@example.com")
+
+    assert result == "a@example.com"
+
+
+def test_make_job_applies_the_handlers_defaults() -> None:
+    registry = JobRegistry()
+    policy = RetryPolicy(max_attempts=7)
+    registry.job(name="mail", queue="emails", retry=policy, timeout=timedelta(seconds=9))(send_mail)
+
+    job = registry.make_job("mail", {"to": "x"})
+
+    assert (job.name, job.queue, job.retry, job.timeout) == (
+        "mail",
+        "emails",
+        policy,
+        timedelta(seconds=9),
+    )
+    assert job.payload == {"to": "x"}
+
+
+def test_make_job_overrides_win_over_the_defaults_and_every_job_gets_a_fresh_id() -> None:
+    registry = JobRegistry()
+    registry.job(name="mail", priority=3)(send_mail)
+
+    first = registry.make_job("mail", {"to": "x"}, priority=9, queue="urgent")
+    second = registry.make_job("mail", {"to": "x"})
+
+    assert (first.priority, first.queue) == (9, "urgent")
+    assert second.priority == 3
+    assert first.id != second.id
+
+
+def test_a_unique_key_template_is_filled_from_the_payload() -> None:
+    registry = JobRegistry()
+    registry.job(name="mail", unique=UniqueSpec(key="mail:{to}"))(send_mail)
+
+    job = registry.make_job("mail", {"to": "bob"})
+
+    assert job.unique is not None
+    assert job.unique.key == "mail:bob"
+
+
+def test_a_unique_key_template_naming_a_missing_field_is_an_invalid_job() -> None:
+    registry = JobRegistry()
+    registry.job(name="mail", unique=UniqueSpec(key="mail:{user}"))(send_mail)
+
+    with pytest.raises(InvalidJob, match="unique"):
+        registry.make_job("mail", {"to": "bob"})
+
+
+def test_an_unknown_name_raises_unknown_handler_naming_it() -> None:
+    registry = JobRegistry()
+
+    with pytest.raises(UnknownHandler, match="nope"):
+        registry.get("nope")
+    with pytest.raises(UnknownHandler):
+        registry.make_job("nope", {})
+
+
+def test_bad_defaults_are_rejected_at_registration() -> None:
+    registry = JobRegistry()
+
+    with pytest.raises(InvalidJob, match="queue"):
+        registry.job(name="mail", queue="{bad}")(send_mail)
+    with pytest.raises(InvalidJob, match="soft_timeout"):
+        registry.job(name="mail", timeout=timedelta(seconds=1), soft_timeout=timedelta(seconds=2))(
+            send_mail
+        )
+
+
+def test_two_functions_under_one_name_are_a_configuration_error() -> None:
+    registry = JobRegistry()
+    registry.job(name="mail")(send_mail)
+
+    with pytest.raises(ConfigurationError, match="mail"):
+        registry.job(name="mail")(lambda: None)
+
+
+def test_a_function_can_be_looked_up_by_identity() -> None:
+    registry = JobRegistry()
+    registry.job(name="mail")(send_mail)
+
+    assert registry.name_of(send_mail) == "mail"
+    assert registry.name_of("mail") == "mail"
+    with pytest.raises(UnknownHandler):
+        registry.name_of(print)

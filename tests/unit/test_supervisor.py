@@ -1,0 +1,346 @@
+"""The supervisor's decisions, driven by hand: fake children, a memory queue, a manual clock."""
+
+from datetime import timedelta
+
+from application.config import PoolConfig
+from application.outcome import OutcomeKind
+from application.slots import SlotState
+from application.wire import Reply
+from domain import JobState, RetryPolicy
+from tests.pool_support import Harness
+
+FAST = timedelta(milliseconds=1)
+
+
+def test_nothing_is_claimed_until_a_child_reports_ready() -> None:
+    pool = Harness()
+    pool.enqueue(3)
+
+    pool.sup.start()
+    pool.sup.fill(pool.now)
+
+    assert pool.workforce.tasks == []
+    assert pool.queue.stats("default").ready == 3
+
+
+def test_each_ready_child_gets_one_job_and_the_rest_stay_in_the_queue() -> None:
+    pool = Harness()
+    pool.enqueue(3)
+
+    pool.start()
+
+    assert [slot for slot, _ in pool.workforce.tasks] == [0, 1]
+    assert pool.queue.stats("default").ready == 1
+    assert [pid for _, pid in pool.events.started] == [pool.sup.slots[0].pid, pool.sup.slots[1].pid]
+
+
+def test_prefetch_claims_extra_jobs_that_the_parent_holds() -> None:
+    pool = Harness(PoolConfig(concurrency=1, prefetch=2, idle_wait=FAST))
+    pool.enqueue(5)
+
+    pool.start()
+
+    assert len(pool.workforce.tasks) == 1
+    assert len(pool.sup.buffer) == 2
+    assert pool.queue.stats("default").active == 3
+
+
+def test_a_result_completes_the_job_and_the_child_gets_the_next_one() -> None:
+    pool = Harness(PoolConfig(concurrency=1, prefetch=1, idle_wait=FAST))
+    first, second = pool.enqueue(2)
+    pool.start()
+
+    pool.reply(0, value={"answer": 42})
+
+    record = pool.queue.get(first)
+    assert record is not None
+    assert (record.state, record.result) == (JobState.COMPLETED, {"answer": 42})
+    assert pool.running(0) == second
+
+
+def test_a_failed_attempt_is_retried_by_the_jobs_policy() -> None:
+    pool = Harness()
+    (job_id,) = pool.enqueue(1, retry=RetryPolicy(max_attempts=3))
+    pool.start()
+
+    pool.fail(0, ValueError("nope"))
+
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert record.state in (JobState.DELAYED, JobState.READY)
+    assert [error.type for error in record.errors] == ["ValueError"]
+    assert record.errors[0].attempt == 1
+    assert pool.events.finished[-1][1].kind is OutcomeKind.RETRIED
+
+
+def test_the_last_allowed_attempt_failing_sends_the_job_to_the_dead_letters() -> None:
+    pool = Harness()
+    (job_id,) = pool.enqueue(1, retry=RetryPolicy(max_attempts=1))
+    pool.start()
+
+    pool.fail(0, ValueError("nope"))
+
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.DEAD
+    assert record.reason is not None
+    assert "gave up after 1 attempts" in record.reason
+
+
+def test_a_child_that_dies_mid_job_fails_it_with_worker_lost_and_is_replaced() -> None:
+    pool = Harness()
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+
+    pool.sup.child_exited(0, -9, pool.now)
+
+    record = pool.queue.get(job_id)
+    assert record is not None
+    error = record.errors[-1]
+    assert error.type == "application.errors.WorkerLost"
+    assert error.signal == 9
+    assert pool.workforce.told("spawn") == [0, 1, 0]
+
+
+def test_leases_are_renewed_in_one_batch_every_third_of_the_lease() -> None:
+    pool = Harness()
+    first, second = pool.enqueue(2)
+    pool.start()
+    deadline = pool.queue.get(first).lease_deadline  # type: ignore[union-attr]
+
+    pool.advance(9.9)
+    unchanged = pool.queue.get(first).lease_deadline  # type: ignore[union-attr]
+    pool.advance(0.1)
+
+    assert unchanged == deadline
+    for job_id in (first, second):
+        record = pool.queue.get(job_id)
+        assert record is not None
+        assert record.lease_deadline == pool.clock.now() + timedelta(seconds=30)
+
+
+def test_a_child_whose_lease_cannot_be_renewed_is_killed_before_the_deadline() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    pool.queue.down = True
+
+    pool.advance(10)
+    pool.advance(10)
+    killed_early = pool.workforce.told("kill")
+    pool.advance(5)
+
+    assert killed_early == []
+    assert pool.workforce.told("kill") == [0]
+    assert pool.sup.slots[0].job is None
+    assert pool.events.finished == [(job_id, pool.events.finished[0][1])]
+    assert pool.events.finished[0][1].kind is OutcomeKind.ABANDONED
+
+
+def test_a_fenced_jobs_late_result_is_not_written() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    pool.queue.down = True
+    pool.advance(25)
+    pool.queue.down = False
+
+    pool.reply(0, value="late")
+
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.ACTIVE
+
+
+def test_a_lease_the_queue_gave_away_kills_its_child() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    pool.clock.advance(timedelta(seconds=31))
+    pool.queue.reap()
+
+    pool.advance(0)
+
+    assert pool.workforce.told("kill") == [0]
+    assert pool.events.finished[0][0] == job_id
+    assert pool.events.finished[0][1].kind is OutcomeKind.ABANDONED
+
+
+def test_a_job_past_its_hard_limit_is_terminated_then_killed_and_fails_with_time_limit() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST, term_grace=timedelta(seconds=2)))
+    (job_id,) = pool.enqueue(1, timeout=timedelta(seconds=5))
+    pool.start()
+
+    pool.advance(4.9)
+    before = list(pool.workforce.commands)
+    pool.advance(0.1)
+    terminated = pool.workforce.told("terminate")
+    pool.advance(2)
+    pool.sup.child_exited(0, -9, pool.now)
+
+    assert ("terminate", 0) not in before
+    assert terminated == [0]
+    assert pool.workforce.told("kill") == [0]
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert record.errors[-1].type == "application.errors.TimeLimitExceeded"
+
+
+def test_a_child_is_recycled_after_max_tasks() -> None:
+    pool = Harness(PoolConfig(concurrency=1, max_tasks_per_child=2, idle_wait=FAST))
+    pool.enqueue(3)
+    pool.start()
+
+    pool.reply(0)
+    pool.advance(0)
+    stopped_after_one = pool.workforce.told("stop")
+    pool.reply(0)
+
+    assert stopped_after_one == []
+    assert pool.workforce.told("stop") == [0]
+    assert pool.sup.slots[0].state is SlotState.RETIRING
+
+
+def test_a_child_over_the_memory_limit_is_recycled_and_its_job_still_completes() -> None:
+    pool = Harness(PoolConfig(concurrency=1, max_memory_per_child_mb=100, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+
+    pool.sup.child_replied(0, _reply_with_rss(200 << 20), pool.now)
+    pool.sup.child_exited(0, 0, pool.now)
+
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.COMPLETED
+    assert pool.workforce.told("stop") == [0]
+    assert pool.workforce.told("spawn") == [0, 0]
+
+
+def test_an_unknown_handler_is_retried_during_its_grace_and_dead_after() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1, name="not.deployed.yet", created_at=pool.clock.now())
+
+    pool.start()
+    retried = pool.queue.get(job_id)
+    pool.advance(31)
+
+    assert retried is not None
+    assert retried.state is JobState.DELAYED
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.DEAD
+    assert record.reason is not None
+    assert "unknown handler 'not.deployed.yet'" in record.reason
+    assert pool.workforce.tasks == []
+
+
+def test_a_warm_stop_lets_running_jobs_finish_and_releases_prefetched_ones() -> None:
+    pool = Harness(PoolConfig(concurrency=1, prefetch=1, idle_wait=FAST))
+    running, buffered = pool.enqueue(2)
+    pool.start()
+
+    pool.sup.stopping.request()
+    pool.advance(1)
+    pool.reply(0)
+    pool.advance(0)
+
+    assert pool.queue.get(running).state is JobState.COMPLETED  # type: ignore[union-attr]
+    released = pool.queue.get(buffered)
+    assert released is not None
+    assert (released.state, released.attempts) == (JobState.READY, 0)
+    assert pool.sup.finished
+
+
+def test_jobs_still_running_when_the_grace_ends_are_killed_and_released_unspent() -> None:
+    pool = Harness(PoolConfig(concurrency=2, grace=timedelta(seconds=3), idle_wait=FAST))
+    first, second = pool.enqueue(2)
+    pool.start()
+
+    pool.sup.stopping.request()
+    pool.advance(0)
+    pool.advance(2.9)
+    still_running = pool.sup.finished
+    pool.advance(0.1)
+
+    assert not still_running
+    assert sorted(pool.workforce.told("kill")) == [0, 1]
+    for job_id in (first, second):
+        record = pool.queue.get(job_id)
+        assert record is not None
+        assert (record.state, record.attempts) == (JobState.READY, 0)
+    assert pool.sup.finished
+
+
+def test_a_cold_stop_kills_and_releases_at_once() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+
+    pool.sup.stopping.request(cold=True)
+    pool.advance(0)
+
+    assert pool.workforce.told("kill") == [0]
+    assert pool.queue.get(job_id).state is JobState.READY  # type: ignore[union-attr]
+    assert pool.sup.finished
+
+
+def test_burst_mode_finishes_once_nothing_is_ready_delayed_or_running() -> None:
+    pool = Harness(PoolConfig(concurrency=1, burst=True, idle_wait=FAST))
+    pool.enqueue(1)
+    pool.start()
+    pool.reply(0)
+
+    pool.advance(1)
+    pool.advance(0)
+
+    assert pool.sup.finished
+    assert pool.sup.exit_code is None
+
+
+def test_burst_mode_waits_for_delayed_retries() -> None:
+    pool = Harness(PoolConfig(concurrency=1, burst=True, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1, retry=RetryPolicy(max_attempts=2))
+    pool.start()
+    pool.fail(0, ValueError("once"))
+
+    pool.advance(0)
+    waiting = pool.sup.finished
+    pool.advance(2)
+    pool.reply(0)
+    pool.advance(0)
+    pool.advance(0)
+
+    assert not waiting
+    assert pool.queue.get(job_id).state is JobState.COMPLETED  # type: ignore[union-attr]
+    assert pool.sup.finished
+
+
+def test_children_that_keep_dying_before_ready_stop_the_pool_with_exit_code_1() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    pool.sup.start()
+
+    for _ in range(3):
+        pool.sup.child_exited(0, 1, pool.now)
+    pool.advance(0)
+
+    assert pool.sup.exit_code == 1
+    assert pool.sup.finished
+
+
+def test_a_write_the_queue_cannot_take_is_retried_and_the_lease_kept() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    pool.queue.down = True
+
+    pool.reply(0, value=1)
+    pool.queue.down = False
+    pool.advance(1)
+
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.COMPLETED
+
+
+def _reply_with_rss(rss: int) -> Reply:
+    return Reply(True, None, 0.01, rss)
