@@ -23,6 +23,7 @@ from typing import Any
 import psutil
 from loguru import logger
 
+from application.context import JobContext, set_current
 from application.errors import SoftTimeLimitExceeded
 from application.registry import JobRegistry
 from application.wire import READY, STOP, decode_task, encode_reply
@@ -102,11 +103,13 @@ class Runner:
         """Run one task frame; the reply frame."""
         job_id, name, payload, attempt, queue, soft = decode_task(frame)
         started = perf_counter()
+        set_current(JobContext(job_id, name, queue, attempt))
         with logger.contextualize(job_id=job_id, attempt=attempt, queue=queue):
             try:
                 ok, value = True, self._call(name, payload, soft)
             except BaseException as error:  # SystemExit too: a handler must not end the child
                 ok, value = False, self._describe(error, attempt)
+        set_current(None)
         runtime = perf_counter() - started
         return encode_reply(ok, value, runtime, self._rss() if self._rss else 0)
 

@@ -150,21 +150,23 @@ class Pool:
             else:
                 self._exited(slot, child)
 
-    def _read(self, slot: int, child: Child) -> None:
+    def _read(self, slot: int, child: Child) -> bool:
         try:
             frame = child.conn.recv_bytes()
         except (EOFError, OSError):
-            self._selector.unregister(child.conn)  # the exit sentinel reports the death
-            return
+            with contextlib.suppress(KeyError, ValueError):  # the exit sentinel reports it
+                self._selector.unregister(child.conn)
+            return False
         now = time.monotonic()
         if frame == READY:
             self.supervisor.child_ready(slot, now)
         else:
             self.supervisor.child_replied(slot, decode_reply(frame), now)
+        return True
 
     def _exited(self, slot: int, child: Child) -> None:
-        while _has_frame(child):
-            self._read(slot, child)
+        while _has_frame(child) and self._read(slot, child):
+            pass
         exitcode = self._workforce.exitcode(slot)
         for watched in (child.conn, child.process.sentinel):
             with contextlib.suppress(KeyError, ValueError):
@@ -178,7 +180,8 @@ class Pool:
 
     def _parent_fds(self) -> list[int]:
         fds = [self._selector.fileno(), self._wake_r.fileno(), self._wake_w.fileno()]
-        return fds + [child.conn.fileno() for child in self._workforce.children.values()]
+        children = self._workforce.children.values()
+        return fds + [child.conn.fileno() for child in children if not child.conn.closed]
 
     def _install_signals(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():

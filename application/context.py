@@ -1,0 +1,29 @@
+"""Which job a handler is running: set by the pool child around each handler call."""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class JobContext:
+    """The job being run in this process: its id, name, queue and 1-based attempt."""
+
+    job_id: str
+    name: str
+    queue: str
+    attempt: int
+
+
+_current: JobContext | None = None
+
+
+def current_job() -> JobContext | None:
+    """The job this process is running now, or ``None`` outside a pool child's handler."""
+    return _current
+
+
+def set_current(context: JobContext | None) -> None:
+    """Set by the pool child before and after each handler call."""
+    global _current  # noqa: PLW0603 - one job per process at a time, by design of the pool
+    _current = context

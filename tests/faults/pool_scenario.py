@@ -1,0 +1,136 @@
+"""Real pools on the memory backend for the fault tests: handlers that misbehave on cue, a
+producer that writes the ledger, and the end check.
+
+Handlers record ``start``/``end`` in the ledger (``FOUNDRY_FAULT_LEDGER``) and misbehave only
+on the attempts their payload names, so every scenario is deterministic given its seed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from adapters.clock import SystemClock
+from adapters.memory import MemoryQueue
+from application.config import PoolConfig
+from application.context import current_job
+from application.pool import Pool
+from application.registry import JobRegistry
+from domain import Fixed, Job, RetryPolicy
+from tests.faults.checker import Expectations, Report, check
+from tests.faults.ledger import LEDGER_ENV, Ledger
+
+registry = JobRegistry()
+_hoard: list[bytearray] = []
+
+
+def _begin() -> tuple[Ledger, str, int]:
+    """Record the start of this run; the ledger, the job id and the attempt number."""
+    ledger = Ledger.from_env()
+    context = current_job()
+    assert context is not None
+    ledger.record("start", job=context.job_id, pid=os.getpid(), ppid=os.getppid())
+    return ledger, context.job_id, context.attempt
+
+
+@registry.job(name="work")
+def work(
+    n: int = 0,
+    seconds: float = 0.0,
+    kill_on: Sequence[int] = (),
+    stop_on: Sequence[int] = (),
+    **_: Any,
+) -> int:
+    """Sleep ``seconds``; on an attempt listed in ``kill_on`` SIGKILL, in ``stop_on`` SIGSTOP
+    this very process after recording the start."""
+    ledger, job_id, run = _begin()
+    if run in kill_on:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if run in stop_on:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    time.sleep(seconds)
+    ledger.record("end", job=job_id, pid=os.getpid())
+    return n
+
+
+@registry.job(name="stubborn")
+def stubborn(seconds: float = 60.0, **_: Any) -> None:
+    """On its first attempt, ignore SIGTERM, spawn a grandchild, and hang."""
+    ledger, job_id, run = _begin()
+    if run == 1:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        grandchild = subprocess.Popen(["sleep", str(seconds)])
+        ledger.record("note", what="grandchild", job=job_id, pid=grandchild.pid, child=os.getpid())
+        time.sleep(seconds)
+    ledger.record("end", job=job_id, pid=os.getpid())
+
+
+@registry.job(name="hog")
+def hog(mb: int = 0, **_: Any) -> None:
+    """Keep ``mb`` MiB alive in this process (touched, so it is resident)."""
+    ledger, job_id, _run = _begin()
+    _hoard.append(bytearray(os.urandom(1)) * (mb << 20))
+    ledger.record("end", job=job_id, pid=os.getpid())
+
+
+@registry.job(name="signal_parent")
+def signal_parent(signals: Sequence[str] = ("SIGTERM",), seconds: float = 5.0, **_: Any) -> None:
+    """On this job's first run ever, send ``signals`` to the pool's parent, then keep working."""
+    ledger, job_id, _run = _begin()
+    first = sum(1 for e in ledger.events() if e["ev"] == "start" and e["job"] == job_id) == 1
+    if first:
+        time.sleep(0.2)  # let the other child pick up its job too
+        for name in signals:
+            os.kill(os.getppid(), getattr(signal, name))
+            time.sleep(0.05)
+        time.sleep(seconds)
+    ledger.record("end", job=job_id, pid=os.getpid())
+
+
+class Scenario:
+    """A ledger, a memory queue on the system clock, and pools run in this process."""
+
+    def __init__(self, tmp_path: Path, seed: int) -> None:
+        print(f"fault scenario seed: {seed}")
+        self.seed = seed
+        self.ledger = Ledger(tmp_path / "ledger.jsonl")
+        os.environ[LEDGER_ENV] = str(self.ledger.path)
+        self.queue = MemoryQueue(SystemClock())
+        self.ids: list[str] = []
+
+    def job(self, name: str, attempts: int = 3, **fields: Any) -> Job:
+        """A job for one of this module's handlers, retried at once when it fails."""
+        template = registry.get(name).template
+        retry = RetryPolicy(max_attempts=attempts, backoff=Fixed(timedelta(0)))
+        return Job(name, queue=template.queue, retry=retry, **fields)
+
+    def produce(self, jobs: Sequence[Job]) -> None:
+        """Enqueue each job, writing what the producer was told to the ledger."""
+        for job in jobs:
+            self.ledger.record("enqueue_try", job=job.id)
+            self.queue.enqueue(job)
+            self.ledger.record("enqueued", job=job.id)
+            self.ids.append(job.id)
+
+    def run(self, config: PoolConfig) -> int:
+        """Run a pool until it stops; its exit code."""
+        pool = Pool(self.queue, registry, config, clock=SystemClock())
+        return pool.run()
+
+    def check(self, expect: Expectations | None = None) -> Report:
+        """The total-queue check over every job this scenario enqueued."""
+        final = {job_id: self.queue.get(job_id) for job_id in self.ids}
+        completed = self.queue.stats("default").completed
+        report = check(self.ledger.events(), final, completed_total=completed, expect=expect)
+        print(report.summary())
+        return report
+
+    def starts(self, job_id: str) -> list[dict[str, Any]]:
+        """The ledger's start events of one job."""
+        return [e for e in self.ledger.events() if e["ev"] == "start" and e["job"] == job_id]
