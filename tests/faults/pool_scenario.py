@@ -80,17 +80,25 @@ def hog(mb: int = 0, **_: Any) -> None:
 
 
 @registry.job(name="signal_parent")
-def signal_parent(signals: Sequence[str] = ("SIGTERM",), seconds: float = 5.0, **_: Any) -> None:
-    """On this job's first run ever, send ``signals`` to the pool's parent, then keep working."""
+def signal_parent(
+    signals: Sequence[str] = ("SIGTERM",), seconds: float = 5.0, after: str = "", **_: Any
+) -> None:
+    """On this job's first run ever, wait until job ``after`` has started (at most 10 s), send
+    ``signals`` to the pool's parent, then keep working for ``seconds``."""
     ledger, job_id, _run = _begin()
-    first = sum(1 for e in ledger.events() if e["ev"] == "start" and e["job"] == job_id) == 1
-    if first:
-        time.sleep(0.2)  # let the other child pick up its job too
+    if len(_starts(ledger, job_id)) == 1:
+        give_up = time.monotonic() + 10
+        while after and not _starts(ledger, after) and time.monotonic() < give_up:
+            time.sleep(0.01)
         for name in signals:
             os.kill(os.getppid(), getattr(signal, name))
             time.sleep(0.05)
         time.sleep(seconds)
     ledger.record("end", job=job_id, pid=os.getpid())
+
+
+def _starts(ledger: Ledger, job_id: str) -> list[dict[str, Any]]:
+    return [e for e in ledger.events() if e["ev"] == "start" and e["job"] == job_id]
 
 
 class Scenario:
@@ -133,4 +141,4 @@ class Scenario:
 
     def starts(self, job_id: str) -> list[dict[str, Any]]:
         """The ledger's start events of one job."""
-        return [e for e in self.ledger.events() if e["ev"] == "start" and e["job"] == job_id]
+        return _starts(self.ledger, job_id)

@@ -143,8 +143,8 @@ def test_f14_sigterm_with_a_short_grace_releases_running_jobs_unspent_and_they_r
     tmp_path: Path, seed: int
 ) -> None:
     scenario = Scenario(tmp_path, seed)
-    signaller = scenario.job("signal_parent", payload={"seconds": 5.0})
     long_job = scenario.job("work", payload={"seconds": 1.5})
+    signaller = scenario.job("signal_parent", payload={"seconds": 5.0, "after": long_job.id})
     waiting = [scenario.job("work", payload={"n": n}) for n in range(3)]
     scenario.produce([signaller, long_job, *waiting])
 
@@ -156,7 +156,7 @@ def test_f14_sigterm_with_a_short_grace_releases_running_jobs_unspent_and_they_r
     assert [(r.state, r.attempts) for r in released if r] == [(JobState.READY, 0)] * 2
     assert second == 0
     starts = [e["job"] for e in scenario.ledger.events() if e["ev"] == "start"]
-    assert sorted(starts[2:4]) == sorted([signaller.id, long_job.id])
+    assert sorted(starts[:2]) == sorted(starts[2:4]) == sorted([signaller.id, long_job.id])
     for job in (signaller, long_job, *waiting):
         record = scenario.queue.get(job.id)
         assert record is not None
@@ -168,8 +168,10 @@ def test_a_second_sigint_stops_cold_with_exit_code_130_and_releases_the_jobs(
     tmp_path: Path, seed: int
 ) -> None:
     scenario = Scenario(tmp_path, seed)
-    signaller = scenario.job("signal_parent", payload={"signals": ["SIGINT", "SIGINT"]})
     long_job = scenario.job("work", payload={"seconds": 30.0})
+    signaller = scenario.job(
+        "signal_parent", payload={"signals": ["SIGINT", "SIGINT"], "after": long_job.id}
+    )
     scenario.produce([signaller, long_job])
 
     code = scenario.run(PoolConfig(concurrency=2, grace=timedelta(seconds=30)))
