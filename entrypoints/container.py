@@ -15,6 +15,8 @@ from dependency_injector import containers, providers
 from adapters.clock import SystemClock
 from adapters.codec import Codec
 from adapters.memory import MemoryQueue
+from adapters.memory.cache import MemoryCache
+from adapters.redis.cache import RedisCache
 from adapters.redis.connection import connect
 from domain import ConfigurationError
 from entrypoints.settings import Settings
@@ -64,22 +66,10 @@ class Container(containers.DeclarativeContainer):
     cache_backend = providers.Selector(
         config.cache.driver,
         memory=providers.Singleton(
-            _adapter,
-            "adapters.memory.cache",
-            "MemoryCache",
-            "CACHE_DRIVER",
-            clock=clock,
-            codec=codec,
-            prefix=config.cache.prefix,
+            MemoryCache, clock=clock, codec=codec, prefix=config.cache.prefix
         ),
         redis=providers.Singleton(
-            _adapter,
-            "adapters.redis.cache",
-            "RedisCache",
-            "CACHE_DRIVER",
-            client=cache_client,
-            prefix=config.cache.prefix,
-            codec=codec,
+            RedisCache, client=cache_client, prefix=config.cache.prefix, codec=codec
         ),
     )
     cache = providers.Dependency(instance_of=CachePort, default=cache_backend)  # type: ignore[type-abstract]
