@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from click.testing import CliRunner, Result
 from dependency_injector import providers
 
-from adapters.clock import ManualClock
 from entrypoints.cli import cli
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
-from ports import QueuePort
+from ports import Clock, QueuePort
 
 
-def container_for(
-    queue: QueuePort, clock: ManualClock, settings: Settings | None = None
-) -> Container:
+def container_for(queue: QueuePort, clock: Clock, settings: Settings | None = None) -> Container:
     """A container whose queue (and worker registry) is ``queue`` and whose clock is ``clock``."""
     container = build_container(settings or Settings())
     container.queue.override(providers.Object(queue))
@@ -22,6 +21,11 @@ def container_for(
     return container
 
 
-def invoke(container: Container, *args: str, stdin: str | None = None) -> Result:
+def invoke(
+    container: Container,
+    *args: str,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Result:
     """``foundry ARGS`` in this process, with ``container`` as the composition root."""
-    return CliRunner().invoke(cli, list(args), obj=container, input=stdin)
+    return CliRunner().invoke(cli, list(args), obj=container, input=stdin, env=env)

@@ -8,10 +8,12 @@ import click
 
 from entrypoints.cli.check import check
 from entrypoints.cli.common import EXIT_CODES_HELP, FoundryGroup
+from entrypoints.cli.demo import demo
 from entrypoints.cli.enqueue import enqueue
 from entrypoints.cli.failed import failed
 from entrypoints.cli.queues import queue_group
 from entrypoints.cli.stats import stats
+from entrypoints.cli.work import work
 from entrypoints.container import build_container
 from entrypoints.logging import LEVELS, configure_logging
 from entrypoints.settings import Settings
@@ -46,7 +48,7 @@ def cli(ctx: click.Context, log_level: str) -> None:
         ctx.obj = build_container(Settings.from_env())
 
 
-for command in (enqueue, stats, failed, queue_group, check):
+for command in (work, enqueue, stats, failed, queue_group, check, demo):
     cli.add_command(command)
 
 

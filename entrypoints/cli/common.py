@@ -113,10 +113,15 @@ def workers(ctx: click.Context) -> WorkerRegistry:
     return registry
 
 
+def private_memory_queue(ctx: click.Context) -> bool:
+    """Whether the queue is this process's own memory queue (not one a test handed in)."""
+    overriding = container(ctx).queue.last_overriding
+    return settings(ctx).queue_driver is Driver.MEMORY and overriding is None
+
+
 def require_shared_queue(ctx: click.Context, what: str) -> None:
     """Refuse an admin command that would act on a private in-memory queue and vanish."""
-    box = container(ctx)
-    if settings(ctx).queue_driver is Driver.MEMORY and not box.queue.overridden:
+    if private_memory_queue(ctx):
         abort(
             f"QUEUE_DRIVER is memory, so {what} would only touch this process's own queue, "
             "which vanishes when it exits; set QUEUE_DRIVER=redis and REDIS_URL",
