@@ -1,0 +1,184 @@
+"""Real ``foundry work`` processes for the drain, CPU and latency workloads, and their clocks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import attrs
+
+from adapters.clock import SystemClock
+from application.dispatcher import Dispatcher
+from application.outcome import Outcome
+from application.pool import Pool, PoolConfig
+from bench.app import LOG_DIR, QUEUE, registry
+from bench.backends import BATCH, open_queue
+from bench.env import Env
+from ports import Lease, QueuePort
+
+ROOT = Path(__file__).resolve().parent.parent
+POLL_S = 0.002  # how often the bench looks at the queue's counters while it drains
+
+
+def foundry_binary() -> str:
+    """The ``foundry`` console script installed beside this interpreter."""
+    return str(Path(sys.executable).parent / "foundry")
+
+
+@contextmanager
+def foundry_work(
+    env: Env, prefix: str, log_dir: Path, concurrency: int = 2
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``foundry work`` on the bench queue of our Redis under ``prefix``; SIGTERM on exit."""
+    environ = {
+        **os.environ,
+        "QUEUE_DRIVER": "redis",
+        "REDIS_URL": env.redis_url,
+        "QUEUE_PREFIX": prefix,
+        "FOUNDRY_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+        LOG_DIR: str(log_dir),
+    }
+    command = [foundry_binary(), "work", "--app", "bench.app:registry", "--queue", QUEUE]
+    command += ["--concurrency", str(concurrency)]
+    process = subprocess.Popen(command, env=environ, cwd=ROOT)
+    try:
+        yield process
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@attrs.frozen
+class DrainClock:
+    """When a drain started, first showed progress, and finished (``perf_counter`` seconds)."""
+
+    spawned: float
+    first: float
+    done_at_first: int
+    last: float
+
+
+Watch = Callable[[subprocess.Popen[bytes], int], None]
+
+
+def wait_drained(
+    queue: QueuePort,
+    count: int,
+    spawned: float,
+    process: subprocess.Popen[bytes],
+    *,
+    watch: Watch | None = None,
+    timeout_s: float = 600.0,
+) -> DrainClock:
+    """Poll ``queue``'s completed counter until ``count`` jobs are done.
+
+    ``watch(process, done)`` is called at every poll. Raises ``RuntimeError`` if the worker
+    exits first or ``timeout_s`` passes.
+    """
+    first, done_at_first = 0.0, 0
+    deadline = spawned + timeout_s
+    while True:
+        done = queue.stats(QUEUE).completed
+        if watch is not None:
+            watch(process, done)
+        now = time.perf_counter()
+        if done and not first:
+            first, done_at_first = now, done
+        if done >= count:
+            return DrainClock(spawned, first, done_at_first, now)
+        if process.poll() is not None:
+            raise RuntimeError(f"foundry work exited with {process.returncode} after {done} jobs")
+        if now > deadline:
+            raise RuntimeError(f"only {done} of {count} jobs completed in {timeout_s} s")
+        time.sleep(POLL_S)
+
+
+def fresh_log_dir(env: Env) -> Path:
+    """An empty directory for the handlers' logs."""
+    path = env.scratch / env.unique("log")
+    path.mkdir()
+    return path
+
+
+Items = list[tuple[str, dict[str, object] | None]]
+
+
+def fill(queue: QueuePort, items: Items) -> None:
+    """Dispatch ``items`` (handler name, payload) onto ``queue`` in batches of ``BATCH``."""
+    dispatcher = Dispatcher(queue, registry, SystemClock())
+    for start in range(0, len(items), BATCH):
+        dispatcher.dispatch_many(items[start : start + BATCH])
+
+
+def drain_redis(env: Env, items: Items, log_dir: Path, watch: Watch | None = None) -> DrainClock:
+    """Enqueue ``items`` on a fresh prefix, then time ``foundry work`` draining them."""
+    env.flush()
+    prefix = env.unique("drain")
+    with open_queue(env, "redis", prefix) as queue:
+        fill(queue, items)
+        spawned = time.perf_counter()
+        with foundry_work(env, prefix, log_dir) as process:
+            return wait_drained(queue, len(items), spawned, process, watch=watch)
+
+
+class _Timer:
+    """A pool observer noting the first and the last finish."""
+
+    def __init__(self) -> None:
+        self.first = 0.0
+        self.last = 0.0
+        self.finished = 0
+        self.finished_at_first = 0
+
+    def job_started(self, lease: Lease, child_pid: int, started_at: datetime) -> None:
+        """Unused: the first finish ends startup, as in ``wait_drained``."""
+
+    def job_finished(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
+        """Count and time every finish."""
+        self.last = time.perf_counter()
+        self.finished += 1
+        if not self.first:
+            self.first, self.finished_at_first = self.last, self.finished
+
+
+def drain_memory(env: Env, items: Items, log_dir: Path) -> DrainClock:
+    """Enqueue ``items`` on a ``MemoryQueue``, then time an in-process pool in burst mode."""
+    with open_queue(env, "memory", "") as queue:
+        fill(queue, items)
+        return _run_pool(queue, len(items), log_dir)
+
+
+def _run_pool(queue: QueuePort, count: int, log_dir: Path) -> DrainClock:
+    os.environ[LOG_DIR] = str(log_dir)  # the forked children read it
+    timer = _Timer()
+    config = PoolConfig(queues=(QUEUE,), concurrency=2, burst=True)
+    pool = Pool(queue, registry, config, clock=SystemClock(), observer=timer)
+    spawned = time.perf_counter()
+    code = pool.run()
+    if code != 0 or timer.finished != count:
+        raise RuntimeError(f"the pool exited {code} after {timer.finished} of {count} jobs")
+    return DrainClock(spawned, timer.first, timer.finished_at_first, timer.last)
+
+
+def drain(env: Env, backend: str, items: Items) -> tuple[DrainClock, Path]:
+    """Drain ``items`` on ``backend`` with 2 children; the clock and the handlers' log dir."""
+    log_dir = fresh_log_dir(env)
+    if backend == "memory":
+        return drain_memory(env, items, log_dir), log_dir
+    return drain_redis(env, items, log_dir), log_dir
