@@ -13,9 +13,8 @@ import pstats
 import sys
 from collections.abc import Callable
 
-from application.pool import Pool, PoolConfig
-
 from adapters.clock import SystemClock
+from application.pool import Pool, PoolConfig
 from bench.app import QUEUE, noop, registry
 from bench.backends import BATCH, open_dispatcher, open_queue
 from bench.env import Env
