@@ -1,0 +1,85 @@
+"""The Lua scripts: loaded from scripts/*.lua (each prefixed with _lib.lua), run by EVALSHA.
+
+``execute_command("EVALSHA", ...)`` is measurably cheaper than redis-py ``Script`` objects, so
+the hot path calls it directly and reloads the script on ``NOSCRIPT`` (after a restart or a
+``SCRIPT FLUSH``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.client import Pipeline
+from redis.exceptions import NoScriptError
+
+SCRIPT_NAMES = (
+    "enqueue",
+    "claim",
+    "renew",
+    "complete",
+    "fail",
+    "release",
+    "reap",
+    "requeue_dead",
+    "delete",
+    "purge",
+    "stats",
+)
+
+Arg = str | bytes | int
+
+
+def call(client: redis.Redis | Pipeline, *args: Arg) -> Any:
+    """One raw command (redis-py leaves ``execute_command`` untyped; this is the one edge)."""
+    return client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+def _source(name: str) -> str:
+    folder = resources.files("adapters.redis") / "scripts"
+    return (folder / "_lib.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
+
+
+class Scripts:
+    """Every queue script, by name, with its SHA1."""
+
+    def __init__(self) -> None:
+        self.source = {name: _source(name) for name in SCRIPT_NAMES}
+        self.sha = {
+            name: hashlib.sha1(src.encode()).hexdigest() for name, src in self.source.items()
+        }
+
+    def run(self, client: redis.Redis, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """EVALSHA ``name``; on NOSCRIPT load it and run it again."""
+        try:
+            return call(client, "EVALSHA", self.sha[name], len(keys), *keys, *args)
+        except NoScriptError:
+            call(client, "SCRIPT", "LOAD", self.source[name])
+            return call(client, "EVALSHA", self.sha[name], len(keys), *keys, *args)
+
+    def load_all(self, client: redis.Redis) -> None:
+        """Load every script (before a pipeline, which cannot reload one midway)."""
+        for source in self.source.values():
+            call(client, "SCRIPT", "LOAD", source)
+
+    def pipelined(
+        self, client: redis.Redis, calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]]
+    ) -> list[Any]:
+        """Run several scripts in one round trip; reload and re-send all on NOSCRIPT.
+
+        Re-sending is safe because every script is idempotent under re-send.
+        """
+        for attempt in (1, 2):
+            pipe = client.pipeline(transaction=False)
+            for name, keys, args in calls:
+                call(pipe, "EVALSHA", self.sha[name], len(keys), *keys, *args)
+            try:
+                return pipe.execute()
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                self.load_all(client)
+        raise AssertionError("unreachable")

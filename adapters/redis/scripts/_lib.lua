@@ -1,0 +1,179 @@
+-- Shared by every queue script (prepended at load time). The KEYS layout is fixed, see keys.py:
+-- every key of one queue shares the hash tag {<queue>}, so each script touches one Cluster slot.
+-- Dynamic keys (unique keys "u:<key>", claim tokens "c:<token>") are built from the same base.
+local JOBS, STATE, ERRORS, RESULTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local READY, DELAYED, LEASES, DEAD = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local DONE, META, WAKE = KEYS[9], KEYS[10], KEYS[11]
+local BASE = string.sub(JOBS, 1, -5)
+local BAND = 17592186044416 -- 2^44: ready score = (255 - priority) * BAND + seq, exact in a double
+local WAKE_CAP = 8
+
+local function fail_arg(what)
+  return redis.error_reply("FOUNDRY bad argument: " .. what)
+end
+
+local function n2s(n)
+  return string.format("%.0f", n)
+end
+
+local function now_ms(arg)
+  if arg ~= nil and arg ~= "" then
+    return tonumber(arg)
+  end
+  local t = redis.call("TIME")
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The immutable record: "<enqueued ms> <priority> <max attempts> <unique length> <unique><blob>",
+-- where <unique> is "S<key>" or "F<key>" (released when started / finished) or empty.
+local function header(value)
+  local enq, prio, max, ulen, pos = string.match(value, "^(%d+) (%-?%d+) (%d+) (%d+) ()")
+  if not enq then
+    return nil
+  end
+  ulen = tonumber(ulen)
+  return { enq = tonumber(enq), prio = tonumber(prio), max = tonumber(max),
+           unique = string.sub(value, pos, pos + ulen - 1) }
+end
+
+-- The mutable part, present once a job was delayed or claimed:
+-- "<state>,<attempts>,<seq>,<lease token>,<time>,<outcome of last lease>,<reason>"
+-- state R D A C X; time = deadline (A) or finished/died (C/X); outcome C Y D X R L or empty.
+local function get_state(id, seq)
+  local v = redis.call("HGET", STATE, id)
+  if not v then
+    return { l = "R", a = 0, s = seq or 0, tk = "", t = 0, o = "", r = "" }
+  end
+  local l, a, s, tk, t, o, r = string.match(v, "^(%u),(%d+),(%d+),([^,]*),(%d+),(%u?),(.*)$")
+  if not l then
+    return nil
+  end
+  return { l = l, a = tonumber(a), s = tonumber(s), tk = tk, t = tonumber(t), o = o, r = r }
+end
+
+local function put_state(id, st)
+  redis.call("HSET", STATE, id, table.concat(
+    { st.l, n2s(st.a), n2s(st.s), st.tk, n2s(st.t), st.o, st.r }, ","))
+end
+
+local function make_ready(id, prio, seq)
+  redis.call("ZADD", READY, n2s((255 - prio) * BAND + seq), id)
+end
+
+local function wake(count)
+  if count > 0 then
+    local ones = {}
+    for i = 1, math.min(count, WAKE_CAP) do
+      ones[i] = "1"
+    end
+    redis.call("LPUSH", WAKE, unpack(ones))
+    redis.call("LTRIM", WAKE, 0, WAKE_CAP - 1)
+  end
+end
+
+-- Release the job's unique key if it still holds it; when = "S", "F" or "*" (any).
+local function release_unique(h, id, when)
+  if h == nil or h.unique == "" then
+    return
+  end
+  if when ~= "*" and string.sub(h.unique, 1, 1) ~= when then
+    return
+  end
+  local key = BASE .. "u:" .. string.sub(h.unique, 2)
+  if redis.call("GET", key) == id then
+    redis.call("DEL", key)
+  end
+end
+
+local function append_error(id, err)
+  local prev = redis.call("HGET", ERRORS, id)
+  if prev and #prev > 2 then
+    redis.call("HSET", ERRORS, id, string.sub(prev, 1, -2) .. "," .. err .. "]")
+  else
+    redis.call("HSET", ERRORS, id, "[" .. err .. "]")
+  end
+end
+
+-- Remove every trace of a job (and its unique key, if it still holds it).
+local function forget(id)
+  local value = redis.call("HGET", JOBS, id)
+  if value then
+    release_unique(header(value), id, "*")
+  end
+  redis.call("HDEL", JOBS, id)
+  redis.call("HDEL", STATE, id)
+  redis.call("HDEL", ERRORS, id)
+  redis.call("HDEL", RESULTS, id)
+  redis.call("ZREM", READY, id)
+  redis.call("ZREM", DELAYED, id)
+  redis.call("ZREM", LEASES, id)
+  redis.call("ZREM", DEAD, id)
+  redis.call("ZREM", DONE, id)
+end
+
+-- Dead letters are ordered by a sequence number (newest first, exact under equal times);
+-- the time of death is in the state. Retention trims the oldest, in bounded batches.
+local function trim_dead(now, max_count, max_age)
+  local trimmed = 0
+  if max_age > 0 then
+    local oldest = redis.call("ZRANGE", DEAD, 0, 999)
+    for _, id in ipairs(oldest) do
+      local st = get_state(id)
+      if st and st.t >= now - max_age then
+        break
+      end
+      forget(id)
+      trimmed = trimmed + 1
+    end
+  end
+  if max_count > 0 then
+    local extra = redis.call("ZCARD", DEAD) - max_count
+    if extra > 0 then
+      for _, id in ipairs(redis.call("ZRANGE", DEAD, 0, math.min(extra, 1000) - 1)) do
+        forget(id)
+        trimmed = trimmed + 1
+      end
+    end
+  end
+  if trimmed > 0 then
+    redis.call("HINCRBY", META, "dead_trimmed", trimmed)
+  end
+  return trimmed
+end
+
+-- Move a job to the dead letters (its lease, if any, already removed by the caller).
+local function bury(id, h, st, now, reason, max_count, max_age)
+  st.l = "X"
+  st.t = now
+  st.r = reason
+  put_state(id, st)
+  redis.call("ZREM", READY, id)
+  redis.call("ZREM", DELAYED, id)
+  redis.call("ZADD", DEAD, redis.call("HINCRBY", META, "seq", 1), id)
+  release_unique(h, id, "F")
+  return trim_dead(now, max_count, max_age)
+end
+
+-- Forget completed records older than their ttl, a bounded batch at a time.
+local function expire_done(now)
+  local old = redis.call("ZRANGEBYSCORE", DONE, "-inf", n2s(now), "LIMIT", 0, 100)
+  for _, id in ipairs(old) do
+    forget(id)
+  end
+end
+
+-- Due delayed jobs become ready, keeping the seq they got at enqueue or retry.
+local function promote(now, batch)
+  local due = redis.call("ZRANGEBYSCORE", DELAYED, "-inf", n2s(now), "LIMIT", 0, batch)
+  for _, id in ipairs(due) do
+    local value = redis.call("HGET", JOBS, id)
+    local h = value and header(value)
+    local st = get_state(id) or { l = "R", a = 0, s = 0, tk = "", t = 0, o = "", r = "" }
+    st.l = "R"
+    st.t = 0
+    put_state(id, st)
+    redis.call("ZREM", DELAYED, id)
+    make_ready(id, h and h.prio or 0, st.s)
+  end
+  return #due
+end

@@ -1,0 +1,61 @@
+-- enqueue: store jobs, ready now or delayed. Idempotent: a stored id is left unchanged.
+-- ARGV: now, epoch candidate, then per job: id, blob, priority, max attempts, at ms, after ms,
+--       unique ("" or "<ttl ms> <S|F><key>"). run_at = max(at, now + after).
+-- Returns {epoch, job outcomes...}: 0 = enqueued, or the id holding the unique key.
+local now = now_ms(ARGV[1])
+local per = 7
+local n = (#ARGV - 2) / per
+if not now or n < 1 or n ~= math.floor(n) then
+  return fail_arg("enqueue needs now, epoch and 7 values per job")
+end
+for i = 0, n - 1 do
+  local b = 3 + i * per
+  local prio, max = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+  if ARGV[b] == "" or not prio or prio < -255 or prio > 255 or not max or max < 1
+      or not tonumber(ARGV[b + 4]) or not tonumber(ARGV[b + 5])
+      or (ARGV[b + 6] ~= "" and not string.match(ARGV[b + 6], "^%d+ [SF].")) then
+    return fail_arg("job " .. i .. " of the batch")
+  end
+end
+
+redis.call("HSETNX", META, "epoch", ARGV[2])
+local out = { redis.call("HGET", META, "epoch") }
+local ready = 0
+for i = 0, n - 1 do
+  local b = 3 + i * per
+  local id, uspec = ARGV[b], ""
+  local holder = false
+  if redis.call("HEXISTS", JOBS, id) == 1 then
+    holder = 0
+  elseif ARGV[b + 6] ~= "" then
+    local ttl, rest = string.match(ARGV[b + 6], "^(%d+) (.+)$")
+    local key = BASE .. "u:" .. string.sub(rest, 2)
+    holder = redis.call("GET", key)
+    if holder == id then
+      holder = false
+    end
+    if not holder then
+      redis.call("SET", key, id, "PX", ttl)
+      uspec = rest
+    end
+  end
+  if holder then
+    out[#out + 1] = holder
+  else
+    local prio = tonumber(ARGV[b + 2])
+    local seq = redis.call("HINCRBY", META, "seq", 1)
+    local run_at = math.max(tonumber(ARGV[b + 4]), now + tonumber(ARGV[b + 5]))
+    redis.call("HSET", JOBS, id, table.concat(
+      { n2s(now), ARGV[b + 2], ARGV[b + 3], tostring(#uspec), uspec .. ARGV[b + 1] }, " "))
+    if run_at <= now then
+      make_ready(id, prio, seq)
+      ready = ready + 1
+    else
+      redis.call("ZADD", DELAYED, n2s(run_at), id)
+      put_state(id, { l = "D", a = 0, s = seq, tk = "", t = 0, o = "", r = "" })
+    end
+    out[#out + 1] = 0
+  end
+end
+wake(ready)
+return out

@@ -1,0 +1,42 @@
+-- fail: record a failed attempt and apply the retry decision.
+-- ARGV: now, id, lease token, error JSON, decision ("retry" or "dead"), delay ms or reason,
+--       dead-letter max count, max age ms.
+-- Returns {status, new state, dead letters trimmed}: status "OK" or "STALE".
+local now = now_ms(ARGV[1])
+local id, token, err, kind, arg = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local max_count, max_age = tonumber(ARGV[7]), tonumber(ARGV[8])
+local delay = tonumber(arg)
+if not now or not max_count or not max_age or (kind == "retry" and not delay)
+    or (kind ~= "retry" and kind ~= "dead") then
+  return fail_arg("fail needs now, id, token, error, decision, retention")
+end
+local AFTER = { Y = "ready", D = "delayed", X = "dead" }
+local st = get_state(id)
+if not (st and st.l == "A" and st.tk == token) then
+  if st and st.tk == token and st.l ~= "A" and AFTER[st.o] then
+    return { "OK", AFTER[st.o], 0 }
+  end
+  redis.call("HINCRBY", META, "stale_rejected", 1)
+  return { "STALE", "", 0 }
+end
+local value = redis.call("HGET", JOBS, id)
+local h = value and header(value)
+append_error(id, err)
+redis.call("ZREM", LEASES, id)
+redis.call("HINCRBY", META, "failed", 1)
+if kind == "dead" then
+  st.o = "X"
+  return { "OK", "dead", bury(id, h, st, now, arg, max_count, max_age) }
+end
+st.s = redis.call("HINCRBY", META, "seq", 1)
+if delay <= 0 then
+  st.l, st.o, st.t = "R", "Y", 0
+  put_state(id, st)
+  make_ready(id, h and h.prio or 0, st.s)
+  wake(1)
+  return { "OK", "ready", 0 }
+end
+st.l, st.o, st.t = "D", "D", 0
+put_state(id, st)
+redis.call("ZADD", DELAYED, n2s(now + delay), id)
+return { "OK", "delayed", 0 }

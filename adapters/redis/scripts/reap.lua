@@ -1,0 +1,33 @@
+-- reap: recover leases whose deadline has passed (deadline < now): back to ready with their seq,
+-- or dead with "lease lost" once the attempts are spent.
+-- ARGV: now, batch size, dead-letter max count, max age ms.
+-- Returns {recovered, dead letters trimmed}.
+local now, batch = now_ms(ARGV[1]), tonumber(ARGV[2])
+local max_count, max_age = tonumber(ARGV[3]), tonumber(ARGV[4])
+if not now or not batch or not max_count or not max_age then
+  return fail_arg("reap needs now, batch, retention")
+end
+local expired = redis.call("ZRANGEBYSCORE", LEASES, "-inf", "(" .. n2s(now), "LIMIT", 0, batch)
+local trimmed, woken = 0, 0
+for _, id in ipairs(expired) do
+  redis.call("ZREM", LEASES, id)
+  local value = redis.call("HGET", JOBS, id)
+  local h = value and header(value)
+  local st = get_state(id)
+  if st and st.l == "A" then
+    st.o = "L"
+    if h == nil or st.a >= h.max then
+      append_error(id, '{"type":"LeaseLost","message":"the lease expired before the job '
+        .. 'finished (worker lost or stalled)","attempt":' .. n2s(st.a)
+        .. ',"at":' .. n2s(now * 1000) .. '}')
+      trimmed = trimmed + bury(id, h, st, now, "lease lost", max_count, max_age)
+    else
+      st.l, st.t = "R", 0
+      put_state(id, st)
+      make_ready(id, h.prio, st.s)
+      woken = woken + 1
+    end
+  end
+end
+wake(woken)
+return { #expired, trimmed }

@@ -1,0 +1,21 @@
+-- renew: extend leases to now + duration. ARGV: now, duration ms, then pairs of id, token.
+-- Returns one new deadline per lease, or 0 where the lease is lost.
+local now, duration = now_ms(ARGV[1]), tonumber(ARGV[2])
+local n = (#ARGV - 2) / 2
+if not now or not duration or duration < 1 or n ~= math.floor(n) then
+  return fail_arg("renew needs now, duration and id/token pairs")
+end
+local out = {}
+for i = 0, n - 1 do
+  local id, token = ARGV[3 + i * 2], ARGV[4 + i * 2]
+  local st = get_state(id)
+  if st and st.l == "A" and st.tk == token then
+    st.t = now + duration
+    put_state(id, st)
+    redis.call("ZADD", LEASES, n2s(st.t), id)
+    out[i + 1] = st.t
+  else
+    out[i + 1] = 0
+  end
+end
+return out

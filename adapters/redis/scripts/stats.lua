@@ -1,0 +1,12 @@
+-- stats: sizes and totals. ARGV: now. Due delayed jobs count as ready (they are claimable).
+-- Returns {ready, delayed, active, dead, paused, completed, failed, dead_trimmed, stale_rejected}.
+local now = now_ms(ARGV[1])
+local due = redis.call("ZCOUNT", DELAYED, "-inf", n2s(now))
+local meta = redis.call("HMGET", META, "paused", "completed", "failed", "dead_trimmed",
+  "stale_rejected")
+local out = { redis.call("ZCARD", READY) + due, redis.call("ZCARD", DELAYED) - due,
+  redis.call("ZCARD", LEASES), redis.call("ZCARD", DEAD) }
+for i = 1, 5 do
+  out[4 + i] = tonumber(meta[i] or "0") or 0
+end
+return out
