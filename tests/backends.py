@@ -15,12 +15,14 @@ from typing import Any, Protocol
 
 import attrs
 import pytest
+import redis
 
 from adapters.clock import ManualClock
 from adapters.memory import MemoryQueue
 from adapters.memory.cache import MemoryCache
 from adapters.redis.cache import RedisCache
 from adapters.redis.connection import RedisSettings, connect
+from adapters.redis.queue import RedisQueue
 from domain import Job, JobState
 from ports import DeadLetterRetention, QueuePort, WorkerRegistry
 from ports.cache import CachePort
@@ -67,8 +69,28 @@ def _corrupt_memory(queue: Queue, queue_name: str, job_id: str) -> None:
     queue._queues[queue_name].jobs[job_id].blob = b"\x00 not a job"
 
 
+def _build_redis(fixture: FixtureLookup, clock: ManualClock, options: QueueOptions) -> Queue:
+    client = redis.Redis.from_url(fixture("redis_url"))
+    return RedisQueue(
+        client,
+        prefix=unique_prefix("q"),
+        clock=clock,
+        retention=options.retention,
+        completed_ttl=options.completed_ttl,
+    )
+
+
+def _corrupt_redis(queue: Queue, queue_name: str, job_id: str) -> None:
+    assert isinstance(queue, RedisQueue)
+    # Keep the record's header (the scripts read it) and break the codec blob after it.
+    key = queue._queue_keys(queue_name).named("jobs")
+    header = queue._client.hget(key, job_id).split(b" ", 4)  # type: ignore[union-attr]
+    queue._client.hset(key, job_id, b" ".join([*header[:3], b"0", b"\x00 not a job"]))
+
+
 QUEUE_BACKENDS: dict[str, QueueBackend] = {
     "memory": QueueBackend(_build_memory, _corrupt_memory),
+    "redis": QueueBackend(_build_redis, _corrupt_redis, (pytest.mark.redis,)),
 }
 
 

@@ -15,6 +15,7 @@ from adapters.redis.records import (
     from_ms,
     parse_state,
     split_record,
+    to_ms,
 )
 from adapters.redis.scripts import call
 from domain import Job, JobState, UndecodableJob
@@ -28,32 +29,49 @@ _STATES = {
     "X": JobState.DEAD,
 }
 _BATCH = 500
+_RECORD_HASHES = ("jobs", "state", "errors", "results")
 
 
 class RedisAdmin(RedisCore):
     """The port's inspection and admin operations (each a round trip or a few)."""
 
     def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
-        """The job's record; without ``queue``, every known queue is searched (one round trip)."""
+        """The job's record; without ``queue``, every known queue is searched (one round trip).
+
+        Shows what a claim would see: a due delayed job as ready, an expired record as gone.
+        """
         candidates = [queue] if queue is not None else self.queues()
         with self._outage.guard("get", job_id):
             pipe = self._client.pipeline(transaction=False)
+            call(pipe, "TIME")
             for name in candidates:
                 keys = self._queue_keys(name)
-                for key in ("jobs", "state", "errors", "results"):
+                for key in _RECORD_HASHES:
                     call(pipe, "HGET", keys.named(key), job_id)
-                call(pipe, "ZSCORE", keys.named("delayed"), job_id)
+                for key in ("delayed", "done"):
+                    call(pipe, "ZSCORE", keys.named(key), job_id)
             replies = pipe.execute()
+        now = self._now_ms(replies[0])
+        width = len(_RECORD_HASHES) + 2
         for index in range(len(candidates)):
-            found = replies[index * 5 : index * 5 + 5]
+            found = replies[1 + index * width : 1 + (index + 1) * width]
             if found[0] is not None:
-                return self._record(job_id, found)
+                return self._record(job_id, found, now)
         return None
 
-    def _record(self, job_id: str, found: list[Any]) -> JobRecord:
-        value, state_value, errors, result, run_at = found
+    def _now_ms(self, server_time: list[bytes]) -> int:
+        if self._clock is not None:
+            return to_ms(self._clock.now())
+        return int(server_time[0]) * 1000 + int(server_time[1]) // 1000
+
+    def _record(self, job_id: str, found: list[Any], now: int) -> JobRecord | None:
+        value, state_value, errors, result, run_at, expires = found
+        if expires is not None and float(expires) <= now:
+            return None
         state = parse_state(state_value)
         status = _STATES[state.letter]
+        if status is JobState.DELAYED and run_at is not None and float(run_at) <= now:
+            status = JobState.READY
         return JobRecord(
             job=decode_record(self._codec, job_id, value),
             state=status,
@@ -117,7 +135,7 @@ class RedisAdmin(RedisCore):
         try:
             job = decode_record(self._codec, job_id, value)
         except UndecodableJob as error:
-            job = Job("undecodable", id=job_id, queue=queue, metadata={"error": error.reason})
+            job = Job("undecodable", id=job_id, queue=queue, metadata={"undecodable": error.reason})
         return DeadLetter(
             job=job,
             reason=state.reason,

@@ -40,6 +40,7 @@ class RedisCore:
         *,
         prefix: str = "foundry",
         clock: Clock | None = None,
+        codec: Codec | None = None,
         retention: DeadLetterRetention | None = None,
         completed_ttl: timedelta = timedelta(hours=1),
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
@@ -53,7 +54,7 @@ class RedisCore:
         self._client = client
         self._prefix = validate_prefix(prefix)
         self._clock = clock
-        self._codec = Codec(max_payload_bytes)
+        self._codec = codec or Codec(max_payload_bytes)
         self._retention = retention or DeadLetterRetention()
         self._completed_ttl_ms = str(ceil_ms(completed_ttl))
         self._scripts = Scripts()

@@ -116,27 +116,36 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         Undecodable jobs met on the way go to the dead letters (never raised), so a claim may
         return fewer jobs than were ready.
         """
+        _check_claim(queues, lease, limit)
         token = check_claim_token(claim_token) if claim_token else secrets.token_urlsafe(12)
         all_keys = [self._queue_keys(queue) for queue in queues]
         lease_ms = max(ceil_ms(lease), 1)
-        give_up = time.monotonic() + wait.total_seconds()
+        give_up = time.monotonic() + max(wait.total_seconds(), 0.0)
+        worker = worker.replace(",", ";")
         while True:
+            last = give_up - time.monotonic() <= 0
             with self._outage.guard("claim"):
-                leases, resent, next_due = self._claim_round(all_keys, lease_ms, limit, token)
-            remaining = give_up - time.monotonic()
-            if leases or resent or remaining <= 0 or not all_keys:
+                leases, resent, next_due = self._claim_round(
+                    all_keys, (lease_ms, limit, token, worker), last=last
+                )
+            if leases or resent or last or not all_keys:
                 return leases
-            self._wait_for_work(all_keys, min(remaining, self._until_due(next_due)))
+            remaining = give_up - time.monotonic()
+            if remaining > 0:
+                self._wait_for_work(all_keys, min(remaining, self._until_due(next_due)))
 
     def _claim_round(
-        self, all_keys: list[QueueKeys], lease_ms: int, limit: int, token: str
+        self, all_keys: list[QueueKeys], what: tuple[int, int, str, str], *, last: bool
     ) -> tuple[list[Lease], bool, int | None]:
+        """One pass over the queues. Only the last pass of a call remembers an empty claim."""
+        lease_ms, limit, token, worker = what
         leases: list[Lease] = []
-        mode, next_due = "new", None
+        mode, next_due = "new" if last else "try", None
         for keys in all_keys:
-            if len(leases) >= limit and mode == "new":
+            if len(leases) >= limit and mode != "held":
                 break
-            args: list[Arg] = [self._now(), lease_ms, max(limit - len(leases), 1), token, mode]
+            need = max(limit - len(leases), 1)
+            args: list[Arg] = [self._now(), lease_ms, need, token, mode, worker]
             reply = self._run("claim", keys, [*args, *self._retention_args()])
             self._see_epoch(keys.queue, reply[0])
             if reply[1] == b"RESENT":
@@ -171,7 +180,14 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         logger.error("job {} of {} cannot be decoded, dead-lettered: {}", job_id, keys.queue, error)
         info = ErrorInfo(type="UndecodableJob", message=str(error))
         reason = f"undecodable: {error.reason}"
-        args: list[Arg] = [self._now(), job_id, token, self._codec.encode(info), "dead", reason]
+        args: list[Arg] = [
+            self._now(),
+            job_id,
+            token,
+            self._codec.encode(info),
+            "undecodable",
+            reason,
+        ]
         reply = self._run("fail", keys, [*args, *self._retention_args()])
         self._log_trimmed(keys.queue, reply[2])
 
@@ -302,6 +318,15 @@ def _outcome(job_id: str, reply: Any) -> EnqueueOutcome:
     if reply == 0:
         return Enqueued(job_id)
     return Duplicate(job_id, reply.decode())
+
+
+def _check_claim(queues: Sequence[str], lease: timedelta, limit: int) -> None:
+    if isinstance(queues, str):
+        raise TypeError(f"claim takes a list of queue names, got the string {queues!r}")
+    if lease <= timedelta(0):
+        raise ValueError(f"lease must be a positive timedelta, got {lease}")
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
 
 
 def _by_queue(leases: Sequence[Lease]) -> dict[str, list[int]]:

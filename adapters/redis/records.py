@@ -2,7 +2,7 @@
 
 A job is stored as one immutable record, ``"<enqueued ms> <priority> <max attempts> <unique
 length> <unique><codec blob>"``, plus, once it exists, a small mutable state,
-``"<state>,<attempts>,<seq>,<lease token>,<time ms>,<outcome>,<reason>"``.
+``"<state>,<attempts>,<seq>,<lease token>,<time ms>,<outcome>,<worker>,<reason>"``.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ class State:
     token: str = ""
     time_ms: int = 0
     outcome: str = ""
+    worker: str = ""
     reason: str = ""
 
 
@@ -89,8 +90,8 @@ def parse_state(value: bytes | None) -> State:
     """Parse a stored state (a missing one is a fresh ready job)."""
     if value is None:
         return State()
-    letter, attempts, seq, token, time_ms, outcome, reason = value.decode().split(",", 6)
-    return State(letter, int(attempts), int(seq), token, int(time_ms), outcome, reason)
+    letter, attempts, seq, token, time_ms, outcome, worker, reason = value.decode().split(",", 7)
+    return State(letter, int(attempts), int(seq), token, int(time_ms), outcome, worker, reason)
 
 
 def decode_errors(codec: Codec, value: bytes | None) -> tuple[ErrorInfo, ...]:

@@ -37,7 +37,7 @@ class RedisWorkers(RedisCore):
         index = workers_key(self._prefix)
         with self._outage.guard("workers"):
             now = self._clock_ms()
-            call(self._client, "ZREMRANGEBYSCORE", index, "-inf", f"({now}")
+            call(self._client, "ZREMRANGEBYSCORE", index, "-inf", now)
             ids = sorted(raw.decode() for raw in call(self._client, "ZRANGE", index, 0, -1))
             keys = [worker_key(self._prefix, worker_id) for worker_id in ids]
             values = call(self._client, "MGET", *keys) if keys else []

@@ -37,23 +37,24 @@ local function header(value)
 end
 
 -- The mutable part, present once a job was delayed or claimed:
--- "<state>,<attempts>,<seq>,<lease token>,<time>,<outcome of last lease>,<reason>"
+-- "<state>,<attempts>,<seq>,<lease token>,<time>,<outcome of last lease>,<worker>,<reason>"
 -- state R D A C X; time = deadline (A) or finished/died (C/X); outcome C Y D X R L or empty.
 local function get_state(id, seq)
   local v = redis.call("HGET", STATE, id)
   if not v then
-    return { l = "R", a = 0, s = seq or 0, tk = "", t = 0, o = "", r = "" }
+    return { l = "R", a = 0, s = seq or 0, tk = "", t = 0, o = "", w = "", r = "" }
   end
-  local l, a, s, tk, t, o, r = string.match(v, "^(%u),(%d+),(%d+),([^,]*),(%d+),(%u?),(.*)$")
+  local l, a, s, tk, t, o, w, r =
+    string.match(v, "^(%u),(%d+),(%d+),([^,]*),(%d+),(%u?),([^,]*),(.*)$")
   if not l then
     return nil
   end
-  return { l = l, a = tonumber(a), s = tonumber(s), tk = tk, t = tonumber(t), o = o, r = r }
+  return { l = l, a = tonumber(a), s = tonumber(s), tk = tk, t = tonumber(t), o = o, w = w, r = r }
 end
 
 local function put_state(id, st)
   redis.call("HSET", STATE, id, table.concat(
-    { st.l, n2s(st.a), n2s(st.s), st.tk, n2s(st.t), st.o, st.r }, ","))
+    { st.l, n2s(st.a), n2s(st.s), st.tk, n2s(st.t), st.o, st.w or "", st.r }, ","))
 end
 
 local function make_ready(id, prio, seq)
@@ -71,6 +72,20 @@ local function wake(count)
   end
 end
 
+-- A unique key's string is "<job id> <expiry ms>": expiry follows the queue's clock (PX, set
+-- to the ttl too, only reclaims the memory).
+local function unique_holder(key, now)
+  local v = redis.call("GET", key)
+  if not v then
+    return nil
+  end
+  local id, expires = string.match(v, "^(%S+) (%d+)$")
+  if id and (now == nil or tonumber(expires) > now) then
+    return id
+  end
+  return nil
+end
+
 -- Release the job's unique key if it still holds it; when = "S", "F" or "*" (any).
 local function release_unique(h, id, when)
   if h == nil or h.unique == "" then
@@ -80,12 +95,16 @@ local function release_unique(h, id, when)
     return
   end
   local key = BASE .. "u:" .. string.sub(h.unique, 2)
-  if redis.call("GET", key) == id then
+  if unique_holder(key) == id then
     redis.call("DEL", key)
   end
 end
 
-local function append_error(id, err)
+-- Append one ErrorInfo (JSON) to the job's history; "at" is the queue's now when not given.
+local function append_error(id, err, now)
+  if not string.find(err, '"at":', 1, true) then
+    err = string.sub(err, 1, -2) .. ',"at":' .. n2s(now * 1000) .. "}"
+  end
   local prev = redis.call("HGET", ERRORS, id)
   if prev and #prev > 2 then
     redis.call("HSET", ERRORS, id, string.sub(prev, 1, -2) .. "," .. err .. "]")
@@ -168,7 +187,7 @@ local function promote(now, batch)
   for _, id in ipairs(due) do
     local value = redis.call("HGET", JOBS, id)
     local h = value and header(value)
-    local st = get_state(id) or { l = "R", a = 0, s = 0, tk = "", t = 0, o = "", r = "" }
+    local st = get_state(id) or { l = "R", a = 0, s = 0, tk = "", t = 0, o = "", w = "", r = "" }
     st.l = "R"
     st.t = 0
     put_state(id, st)

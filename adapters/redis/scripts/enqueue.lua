@@ -25,17 +25,21 @@ for i = 0, n - 1 do
   local b = 3 + i * per
   local id, uspec = ARGV[b], ""
   local holder = false
+  local expires = redis.call("ZSCORE", DONE, id)
+  if expires and tonumber(expires) <= now then
+    forget(id)
+  end
   if redis.call("HEXISTS", JOBS, id) == 1 then
     holder = 0
   elseif ARGV[b + 6] ~= "" then
     local ttl, rest = string.match(ARGV[b + 6], "^(%d+) (.+)$")
     local key = BASE .. "u:" .. string.sub(rest, 2)
-    holder = redis.call("GET", key)
+    holder = unique_holder(key, now) or false
     if holder == id then
       holder = false
     end
     if not holder then
-      redis.call("SET", key, id, "PX", ttl)
+      redis.call("SET", key, id .. " " .. n2s(now + tonumber(ttl)), "PX", ttl)
       uspec = rest
     end
   end
@@ -52,7 +56,7 @@ for i = 0, n - 1 do
       ready = ready + 1
     else
       redis.call("ZADD", DELAYED, n2s(run_at), id)
-      put_state(id, { l = "D", a = 0, s = seq, tk = "", t = 0, o = "", r = "" })
+      put_state(id, { l = "D", a = 0, s = seq, tk = "", t = 0, o = "", w = "", r = "" })
     end
     out[#out + 1] = 0
   end

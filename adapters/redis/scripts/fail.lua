@@ -1,5 +1,6 @@
 -- fail: record a failed attempt and apply the retry decision.
--- ARGV: now, id, lease token, error JSON, decision ("retry" or "dead"), delay ms or reason,
+-- ARGV: now, id, lease token, error JSON, decision ("retry", "dead", or "undecodable": dead
+--       without counting the attempt or a failure), delay ms or reason,
 --       dead-letter max count, max age ms.
 -- Returns {status, new state, dead letters trimmed}: status "OK" or "STALE".
 local now = now_ms(ARGV[1])
@@ -7,7 +8,7 @@ local id, token, err, kind, arg = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local max_count, max_age = tonumber(ARGV[7]), tonumber(ARGV[8])
 local delay = tonumber(arg)
 if not now or not max_count or not max_age or (kind == "retry" and not delay)
-    or (kind ~= "retry" and kind ~= "dead") then
+    or (kind ~= "retry" and kind ~= "dead" and kind ~= "undecodable") then
   return fail_arg("fail needs now, id, token, error, decision, retention")
 end
 local AFTER = { Y = "ready", D = "delayed", X = "dead" }
@@ -21,8 +22,12 @@ if not (st and st.l == "A" and st.tk == token) then
 end
 local value = redis.call("HGET", JOBS, id)
 local h = value and header(value)
-append_error(id, err)
+append_error(id, err, now)
 redis.call("ZREM", LEASES, id)
+if kind == "undecodable" then
+  st.a, st.o = st.a - 1, "X"
+  return { "OK", "dead", bury(id, h, st, now, arg, max_count, max_age) }
+end
 redis.call("HINCRBY", META, "failed", 1)
 if kind == "dead" then
   st.o = "X"

@@ -18,8 +18,8 @@ for _, id in ipairs(expired) do
     st.o = "L"
     if h == nil or st.a >= h.max then
       append_error(id, '{"type":"LeaseLost","message":"the lease expired before the job '
-        .. 'finished (worker lost or stalled)","attempt":' .. n2s(st.a)
-        .. ',"at":' .. n2s(now * 1000) .. '}')
+        .. 'finished (its worker died or stalled)","attempt":' .. n2s(st.a)
+        .. ',"at":' .. n2s(now * 1000) .. ',"worker":' .. cjson.encode(st.w) .. '}', now)
       trimmed = trimmed + bury(id, h, st, now, "lease lost", max_count, max_age)
     else
       st.l, st.t = "R", 0
