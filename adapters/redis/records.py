@@ -2,7 +2,8 @@
 
 A job is stored as one immutable record, ``"<enqueued ms> <priority> <max attempts> <unique
 length> <unique><codec blob>"``, plus, once it exists, a small mutable state,
-``"<state>,<attempts>,<seq>,<lease token>,<time ms>,<outcome>,<worker>,<reason>"``.
+``"<state>,<attempts>,<seq>,<lease token>,<time ms>,<outcome>,<last token>,<worker>,<reason>"``
+(the last ended lease's token and outcome recognise a re-sent complete/fail/release).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class State:
     token: str = ""
     time_ms: int = 0
     outcome: str = ""
+    last_token: str = ""
     worker: str = ""
     reason: str = ""
 
@@ -90,8 +92,12 @@ def parse_state(value: bytes | None) -> State:
     """Parse a stored state (a missing one is a fresh ready job)."""
     if value is None:
         return State()
-    letter, attempts, seq, token, time_ms, outcome, worker, reason = value.decode().split(",", 7)
-    return State(letter, int(attempts), int(seq), token, int(time_ms), outcome, worker, reason)
+    letter, attempts, seq, token, time_ms, outcome, last, worker, reason = value.decode().split(
+        ",", 8
+    )
+    return State(
+        letter, int(attempts), int(seq), token, int(time_ms), outcome, last, worker, reason
+    )
 
 
 def decode_errors(codec: Codec, value: bytes | None) -> tuple[ErrorInfo, ...]:

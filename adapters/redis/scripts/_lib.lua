@@ -37,24 +37,31 @@ local function header(value)
 end
 
 -- The mutable part, present once a job was delayed or claimed:
--- "<state>,<attempts>,<seq>,<lease token>,<time>,<outcome of last lease>,<worker>,<reason>"
--- state R D A C X; time = deadline (A) or finished/died (C/X); outcome C Y D X R L or empty.
+-- "<state>,<attempts>,<seq>,<lease token>,<time>,<outcome>,<last token>,<worker>,<reason>"
+-- state R D A C X; time = deadline (A) or finished/died (C/X); the last ended lease's token and
+-- how it ended (outcome C Y D X R L), so its exact re-send is recognised (Q8).
 local function get_state(id, seq)
   local v = redis.call("HGET", STATE, id)
   if not v then
-    return { l = "R", a = 0, s = seq or 0, tk = "", t = 0, o = "", w = "", r = "" }
+    return { l = "R", a = 0, s = seq or 0, tk = "", t = 0, o = "", lt = "", w = "", r = "" }
   end
-  local l, a, s, tk, t, o, w, r =
-    string.match(v, "^(%u),(%d+),(%d+),([^,]*),(%d+),(%u?),([^,]*),(.*)$")
+  local l, a, s, tk, t, o, lt, w, r =
+    string.match(v, "^(%u),(%d+),(%d+),([^,]*),(%d+),(%u?),([^,]*),([^,]*),(.*)$")
   if not l then
     return nil
   end
-  return { l = l, a = tonumber(a), s = tonumber(s), tk = tk, t = tonumber(t), o = o, w = w, r = r }
+  return { l = l, a = tonumber(a), s = tonumber(s), tk = tk, t = tonumber(t), o = o, lt = lt,
+           w = w, r = r }
 end
 
 local function put_state(id, st)
   redis.call("HSET", STATE, id, table.concat(
-    { st.l, n2s(st.a), n2s(st.s), st.tk, n2s(st.t), st.o, st.w or "", st.r }, ","))
+    { st.l, n2s(st.a), n2s(st.s), st.tk, n2s(st.t), st.o, st.lt or "", st.w or "", st.r }, ","))
+end
+
+-- The current lease ended by `outcome`: remember its token for re-sends.
+local function end_lease(st, outcome)
+  st.lt, st.tk, st.o = st.tk, "", outcome
 end
 
 local function make_ready(id, prio, seq)
@@ -187,7 +194,8 @@ local function promote(now, batch)
   for _, id in ipairs(due) do
     local value = redis.call("HGET", JOBS, id)
     local h = value and header(value)
-    local st = get_state(id) or { l = "R", a = 0, s = 0, tk = "", t = 0, o = "", w = "", r = "" }
+    local st = get_state(id) or { l = "R", a = 0, s = 0, tk = "", t = 0, o = "", lt = "", w = "",
+                                  r = "" }
     st.l = "R"
     st.t = 0
     put_state(id, st)

@@ -35,11 +35,11 @@ local function start(id, seq, value)
   local h = header(value)
   local st = get_state(id, seq)
   if h == nil or st == nil then
-    bury(id, h, st or { a = 0, s = seq, tk = "", o = "", w = "" }, now,
+    bury(id, h, st or { a = 0, s = seq, tk = "", o = "", lt = "", w = "" }, now,
       "undecodable: the stored record is corrupt", max_count, max_age)
     return
   end
-  st.l, st.a, st.s, st.t, st.o, st.w, st.r = "A", st.a + 1, seq, now + lease_ms, "", worker, ""
+  st.l, st.a, st.s, st.t, st.w, st.r = "A", st.a + 1, seq, now + lease_ms, worker, ""
   st.tk = ctoken .. "." .. st.a
   put_state(id, st)
   redis.call("ZADD", LEASES, n2s(st.t), id)

@@ -11,7 +11,8 @@ for i = 0, n - 1 do
   local id, token, result = ARGV[3 + i * 3], ARGV[4 + i * 3], ARGV[5 + i * 3]
   local st = get_state(id)
   if st and st.l == "A" and st.tk == token and redis.call("HEXISTS", JOBS, id) == 1 then
-    st.l, st.t, st.o = "C", now, "C"
+    st.l, st.t = "C", now
+    end_lease(st, "C")
     put_state(id, st)
     redis.call("ZREM", LEASES, id)
     redis.call("ZADD", DONE, n2s(now + ttl), id)
@@ -21,7 +22,7 @@ for i = 0, n - 1 do
     release_unique(header(redis.call("HGET", JOBS, id)), id, "F")
     done = done + 1
     out[i + 1] = 1
-  elseif st and st.tk == token and st.o == "C" then
+  elseif st and st.lt == token and st.o == "C" then
     out[i + 1] = 1
   else
     stale = stale + 1

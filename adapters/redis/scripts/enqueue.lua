@@ -56,7 +56,7 @@ for i = 0, n - 1 do
       ready = ready + 1
     else
       redis.call("ZADD", DELAYED, n2s(run_at), id)
-      put_state(id, { l = "D", a = 0, s = seq, tk = "", t = 0, o = "", w = "", r = "" })
+      put_state(id, { l = "D", a = 0, s = seq, tk = "", t = 0, o = "", lt = "", w = "", r = "" })
     end
     out[#out + 1] = 0
   end

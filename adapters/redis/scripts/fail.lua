@@ -14,7 +14,7 @@ end
 local AFTER = { Y = "ready", D = "delayed", X = "dead" }
 local st = get_state(id)
 if not (st and st.l == "A" and st.tk == token) then
-  if st and st.tk == token and st.l ~= "A" and AFTER[st.o] then
+  if st and st.lt == token and AFTER[st.o] then
     return { "OK", AFTER[st.o], 0 }
   end
   redis.call("HINCRBY", META, "stale_rejected", 1)
@@ -25,23 +25,26 @@ local h = value and header(value)
 append_error(id, err, now)
 redis.call("ZREM", LEASES, id)
 if kind == "undecodable" then
-  st.a, st.o = st.a - 1, "X"
+  st.a = st.a - 1
+  end_lease(st, "X")
   return { "OK", "dead", bury(id, h, st, now, arg, max_count, max_age) }
 end
 redis.call("HINCRBY", META, "failed", 1)
 if kind == "dead" then
-  st.o = "X"
+  end_lease(st, "X")
   return { "OK", "dead", bury(id, h, st, now, arg, max_count, max_age) }
 end
 st.s = redis.call("HINCRBY", META, "seq", 1)
 if delay <= 0 then
-  st.l, st.o, st.t = "R", "Y", 0
+  st.l, st.t = "R", 0
+  end_lease(st, "Y")
   put_state(id, st)
   make_ready(id, h and h.prio or 0, st.s)
   wake(1)
   return { "OK", "ready", 0 }
 end
-st.l, st.o, st.t = "D", "D", 0
+st.l, st.t = "D", 0
+end_lease(st, "D")
 put_state(id, st)
 redis.call("ZADD", DELAYED, n2s(now + delay), id)
 return { "OK", "delayed", 0 }

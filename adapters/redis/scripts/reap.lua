@@ -15,7 +15,7 @@ for _, id in ipairs(expired) do
   local h = value and header(value)
   local st = get_state(id)
   if st and st.l == "A" then
-    st.o = "L"
+    end_lease(st, "L")
     if h == nil or st.a >= h.max then
       append_error(id, '{"type":"LeaseLost","message":"the lease expired before the job '
         .. 'finished (its worker died or stalled)","attempt":' .. n2s(st.a)

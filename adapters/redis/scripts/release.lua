@@ -4,7 +4,7 @@ local now = now_ms(ARGV[1])
 local id, token = ARGV[2], ARGV[3]
 local st = get_state(id)
 if not (st and st.l == "A" and st.tk == token) then
-  if st and st.tk == token and st.o == "R" then
+  if st and st.lt == token and st.o == "R" then
     return "OK"
   end
   redis.call("HINCRBY", META, "stale_rejected", 1)
@@ -12,7 +12,8 @@ if not (st and st.l == "A" and st.tk == token) then
 end
 local value = redis.call("HGET", JOBS, id)
 local h = value and header(value)
-st.l, st.a, st.t, st.o = "R", math.max(st.a - 1, 0), 0, "R"
+st.l, st.a, st.t = "R", math.max(st.a - 1, 0), 0
+end_lease(st, "R")
 put_state(id, st)
 redis.call("ZREM", LEASES, id)
 make_ready(id, h and h.prio or 0, st.s)
