@@ -1,0 +1,229 @@
+"""A real prefork pool on the memory backend: handlers that return, raise, exit and overrun."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.clock import SystemClock
+from adapters.memory import MemoryQueue
+from application.config import PoolConfig
+from application.dispatcher import Dispatcher
+from application.outcome import Outcome, OutcomeKind
+from application.pool import Pool
+from application.registry import JobRegistry
+from domain import JobState, RetryPolicy
+from ports import Lease, WorkerInfo
+
+registry = JobRegistry()
+ONCE = RetryPolicy(max_attempts=1)
+
+
+@registry.job(name="add")
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@registry.job(
+    name="slow", retry=ONCE, timeout=timedelta(seconds=20), soft_timeout=timedelta(milliseconds=200)
+)
+def slow(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@registry.job(name="unpicklable", retry=ONCE)
+def unpicklable() -> Any:
+    return lambda: None
+
+
+class Weird(Exception):
+    def __init__(self) -> None:
+        super().__init__("weird")
+        self.handle = open(os.devnull)  # noqa: SIM115 - an attribute that cannot pickle
+
+    def __reduce__(self) -> Any:
+        raise TypeError("cannot pickle Weird")
+
+
+@registry.job(name="weird", retry=ONCE)
+def weird() -> None:
+    raise Weird
+
+
+@registry.job(name="exits", retry=ONCE)
+def exits(code: int) -> None:
+    sys.exit(code)
+
+
+@registry.job(name="vanishes", retry=ONCE)
+def vanishes(code: int) -> None:
+    os._exit(code)
+
+
+@registry.job(name="pid")
+def pid() -> int:
+    return os.getpid()
+
+
+class Seen:
+    """Records the pool's events and the worker registry as seen mid-run."""
+
+    def __init__(self, queue: MemoryQueue) -> None:
+        self.queue = queue
+        self.started: list[int] = []
+        self.outcomes: Counter[OutcomeKind] = Counter()
+        self.workers: list[WorkerInfo] = []
+
+    def job_started(self, lease: Lease, child_pid: int, started_at: Any) -> None:
+        self.started.append(child_pid)
+
+    def job_finished(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
+        self.outcomes[outcome.kind] += 1
+        self.workers = self.queue.workers()
+
+
+@pytest.fixture
+def queue() -> MemoryQueue:
+    return MemoryQueue(SystemClock())
+
+
+@pytest.fixture
+def dispatcher(queue: MemoryQueue) -> Dispatcher:
+    return Dispatcher(queue, registry, SystemClock())
+
+
+def run(queue: MemoryQueue, observer: Seen | None = None, **options: Any) -> int:
+    config = PoolConfig(burst=True, idle_wait=timedelta(milliseconds=50), **options)
+    pool = Pool(queue, registry, config, clock=SystemClock(), workers=queue, observer=observer)
+    return pool.run()
+
+
+def test_a_burst_pool_drains_dispatched_jobs_and_keeps_their_results(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    ids = dispatcher.dispatch_many([("add", {"a": n, "b": 1}) for n in range(50)])
+    seen = Seen(queue)
+
+    code = run(queue, seen)
+
+    assert code == 0
+    assert [queue.get(job_id).result for job_id in ids] == [n + 1 for n in range(50)]  # type: ignore[union-attr]
+    assert seen.outcomes == Counter({OutcomeKind.COMPLETED: 50})
+    assert len(set(seen.started)) == 2
+
+
+def test_the_pool_publishes_its_heartbeat_while_running_and_forgets_it_on_exit(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    dispatcher.dispatch("add", {"a": 1, "b": 2})
+    seen = Seen(queue)
+
+    run(queue, seen)
+
+    (info,) = seen.workers
+    assert (info.pid, info.queues, info.concurrency) == (os.getpid(), ("default",), 2)
+    assert queue.workers() == []
+
+
+def test_a_soft_time_limit_raises_inside_the_handler(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    job_id = dispatcher.dispatch("slow", {"seconds": 10})
+
+    run(queue)
+
+    record = queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.DEAD
+    assert record.errors[0].type == "application.errors.SoftTimeLimitExceeded"
+
+
+def test_an_unpicklable_result_is_replaced_by_a_description(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    job_id = dispatcher.dispatch("unpicklable")
+
+    run(queue)
+
+    record = queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.COMPLETED
+    assert str(record.result).startswith("<unpicklable function")
+
+
+def test_an_unpicklable_exception_is_recorded_by_its_description(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    job_id = dispatcher.dispatch("weird")
+
+    run(queue)
+
+    record = queue.get(job_id)
+    assert record is not None
+    assert (record.errors[0].type, record.errors[0].message) == (f"{__name__}.Weird", "weird")
+
+
+def test_sys_exit_in_a_handler_fails_the_attempt_and_keeps_the_child(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    failing = dispatcher.dispatch("exits", {"code": 3})
+    after = [dispatcher.dispatch("pid") for _ in range(3)]
+
+    run(queue, concurrency=1)
+
+    record = queue.get(failing)
+    assert record is not None
+    assert record.errors[0].type == "SystemExit"
+    assert len({queue.get(job_id).result for job_id in after}) == 1  # type: ignore[union-attr]
+
+
+def test_a_handler_that_ends_its_process_fails_with_worker_lost_and_its_exit_code(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    job_id = dispatcher.dispatch("vanishes", {"code": 7})
+    after = dispatcher.dispatch("add", {"a": 1, "b": 1})
+
+    run(queue, concurrency=1)
+
+    record = queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.DEAD
+    assert (record.errors[0].type, record.errors[0].exit_code) == (
+        "application.errors.WorkerLost",
+        7,
+    )
+    assert queue.get(after).state is JobState.COMPLETED  # type: ignore[union-attr]
+
+
+def test_child_init_runs_once_in_every_child(
+    queue: MemoryQueue, dispatcher: Dispatcher, tmp_path: Path
+) -> None:
+    marker = tmp_path / "inits"
+    dispatcher.dispatch_many([("pid", {}) for _ in range(10)])
+    config = PoolConfig(burst=True, idle_wait=timedelta(milliseconds=50), max_tasks_per_child=4)
+
+    def child_init() -> None:
+        with marker.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+
+    Pool(queue, registry, config, clock=SystemClock(), child_init=child_init).run()
+
+    inits = marker.read_text().split()
+    assert len(inits) == len(set(inits)) >= 3
+    assert os.getpid() not in map(int, inits)
+
+
+def test_max_tasks_per_child_recycles_children(queue: MemoryQueue, dispatcher: Dispatcher) -> None:
+    ids = dispatcher.dispatch_many([("pid", {}) for _ in range(6)])
+
+    run(queue, concurrency=1, max_tasks_per_child=2)
+
+    pids = [queue.get(job_id).result for job_id in ids]  # type: ignore[union-attr]
+    assert [pids.count(p) for p in dict.fromkeys(pids)] == [2, 2, 2]
