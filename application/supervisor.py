@@ -103,8 +103,8 @@ class Supervisor:
         slot.job = None
         slot.tasks += 1
         self._after_job(slot, running, reply, now)
-        if slot.state is SlotState.IDLE and self.buffer and not self.stopping.active:
-            self.assign(slot, self.buffer.popleft(), now)
+        if slot.state is SlotState.IDLE:
+            self.fill(now, block=False)  # the child's next job first, then the queue write
         lease = running.lease
         if reply.ok:
             self.settler.complete(lease, reply.value, reply.runtime_s)
@@ -163,15 +163,18 @@ class Supervisor:
 
     # -- claiming -------------------------------------------------------------------------
 
-    def fill(self, now: float) -> None:
-        """Give idle children work: buffered leases first, then a claim if it is time."""
+    def fill(self, now: float, *, block: bool = True) -> None:
+        """Give idle children work: buffered leases first, then a claim if it is time.
+
+        With ``block`` and every child idle, the claim waits up to ``idle_wait`` for a job.
+        """
         if self.stopping.active:
             return
         self._hand_out(now)
         wanted = self._wanted()
         if wanted <= 0 or now < self.next_claim_at:
             return
-        idle = all(slot.state is SlotState.IDLE for slot in self.slots) and not self.book
+        idle = block and not self.book and all(s.state is SlotState.IDLE for s in self.slots)
         wait = min(self.config.idle_wait.total_seconds(), self._quiet_for(now)) if idle else 0.0
         leases = self._claim(wanted, wait, now)
         if leases:

@@ -307,7 +307,7 @@ def test_burst_mode_waits_for_delayed_retries() -> None:
     waiting = pool.sup.finished
     pool.advance(2)
     pool.reply(0)
-    pool.advance(0)
+    pool.advance(0.1)
     pool.advance(0)
 
     assert not waiting
