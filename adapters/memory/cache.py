@@ -106,7 +106,7 @@ class _MemoryStore:
             item = self._s.entries.live(skey, now)
             if item is None:
                 return False
-            self._write(skey, item[0], now, ms)
+            self._place(skey, item[0], now, ms)
             return True
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
@@ -169,11 +169,14 @@ class _MemoryStore:
 
     def _write(self, skey: str, payload: bytes, now: int, ms: int | None) -> None:
         self._s.sweep_if_due(now)
+        self._place(skey, payload, now, ms)
+        self._s.counters.writes += 1
+
+    def _place(self, skey: str, payload: bytes, now: int, ms: int | None) -> None:
         if ms == 0:
             self._s.entries.remove(skey, now)
         else:
             self._s.entries.put(skey, payload, _expiry(now, ms))
-        self._s.counters.writes += 1
 
     def flight_key(self, skey: str) -> str:
         """The lock guarding the computation of ``skey``."""

@@ -1,0 +1,118 @@
+"""RedisCache under real processes on the throwaway redis-server: atomic, single flight, exclusive.
+
+Children are forked (explicitly) and build their own client; the outcome is checked in Redis.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import pytest
+
+from tests.backends import redis_cache, unique_prefix
+
+pytestmark = pytest.mark.redis
+
+CTX = multiprocessing.get_context("fork")
+WORKERS = 8
+
+
+def _run_all(target: Callable[..., None], args: Iterable[Any]) -> None:
+    processes = [CTX.Process(target=target, args=tuple(args)) for _ in range(WORKERS)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert [p.exitcode for p in processes] == [0] * WORKERS
+
+
+def _increment(url: str, prefix: str, barrier: Any) -> None:
+    cache = redis_cache(url, None, prefix)
+    barrier.wait(30)
+    for _ in range(1000):
+        cache.increment("hits")
+
+
+def test_eight_processes_incrementing_one_key_count_exactly(redis_url: str) -> None:
+    prefix = unique_prefix()
+
+    _run_all(_increment, (redis_url, prefix, CTX.Barrier(WORKERS)))
+
+    assert redis_cache(redis_url, None, prefix).get("hits") == WORKERS * 1000
+
+
+def _remember(url: str, prefix: str, barrier: Any, results: Any) -> None:
+    cache = redis_cache(url, None, prefix)
+    witness = cache._c.client
+
+    def compute() -> dict[str, int]:
+        witness.incr(f"{prefix}:computations")
+        time.sleep(0.3)  # a slow computation: the others arrive while it runs
+        return {"pid": os.getpid()}
+
+    barrier.wait(30)
+    results.put(cache.remember("cold", 60, compute, wait=30))
+
+
+def test_eight_processes_remembering_one_cold_key_compute_it_once(redis_url: str) -> None:
+    prefix, results = unique_prefix(), CTX.Queue()
+
+    _run_all(_remember, (redis_url, prefix, CTX.Barrier(WORKERS), results))
+
+    values = [results.get(timeout=10) for _ in range(WORKERS)]
+    witness = redis_cache(redis_url, None, prefix)._c.client
+    assert witness.get(f"{prefix}:computations") == b"1"
+    assert all(value == values[0] for value in values)
+
+
+def _critical_sections(url: str, prefix: str, barrier: Any) -> None:
+    cache = redis_cache(url, None, prefix)
+    raw = cache._c.client
+    barrier.wait(30)
+    for _ in range(25):
+        with cache.lock("critical", 30, timeout=60):
+            if raw.incr(f"{prefix}:inside") != 1:
+                raw.incr(f"{prefix}:overlaps")
+            count = int(raw.get(f"{prefix}:count") or 0)
+            time.sleep(0.001)  # widen the window a second holder would need
+            raw.set(f"{prefix}:count", count + 1)
+            raw.decr(f"{prefix}:inside")
+
+
+def test_a_lock_under_contention_admits_one_process_at_a_time(redis_url: str) -> None:
+    prefix = unique_prefix()
+
+    _run_all(_critical_sections, (redis_url, prefix, CTX.Barrier(WORKERS)))
+
+    raw = redis_cache(redis_url, None, prefix)._c.client
+    assert raw.get(f"{prefix}:overlaps") is None
+    assert raw.get(f"{prefix}:count") == str(WORKERS * 25).encode()
+
+
+def _die_computing(url: str, prefix: str, started: Any) -> None:
+    def compute() -> str:
+        started.set()
+        time.sleep(60)
+        return "never"
+
+    redis_cache(url, None, prefix).remember("k", 60, compute, wait=1)
+
+
+def test_when_the_computing_process_is_killed_another_computes(redis_url: str) -> None:
+    prefix, started = unique_prefix(), CTX.Event()
+    doomed: BaseProcess = CTX.Process(target=_die_computing, args=(redis_url, prefix, started))
+    doomed.start()
+    assert started.wait(30)
+    os.kill(doomed.pid or 0, signal.SIGKILL)
+    doomed.join(10)
+
+    value = redis_cache(redis_url, None, prefix).remember("k", 60, lambda: "second", wait=30)
+
+    assert doomed.exitcode == -signal.SIGKILL
+    assert value == "second"
