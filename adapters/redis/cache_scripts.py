@@ -7,6 +7,8 @@ the fleet-wide statistics counter are one round trip. Driver errors are translat
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -47,12 +49,27 @@ def translate(error: redis.RedisError, label: str) -> CacheError:
     return CacheError(f"Redis refused the cache operation on {label!r}: {text}")
 
 
+class _Pinned(threading.local):
+    """This thread's own connection, and the process that opened it."""
+
+    pid = 0
+    #: A redis-py ``Connection`` (TCP, TLS or unix socket; its methods are untyped).
+    connection: Any = None
+
+
 class CacheScripts:
-    """Every cache script, with its SHA1, bound to one client."""
+    """Every cache script, with its SHA1, bound to one client.
+
+    Scripts run on a connection pinned to the calling thread (opened with the client's own
+    settings), which skips the pool's per-call checkout; a connection error falls back to the
+    client's ``execute_command`` and its retry policy. Cost: one connection per thread (per
+    process) that uses the cache, beyond the client's pool.
+    """
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
         self._execute: Callable[..., Any] = client.execute_command
+        self._pinned = _Pinned()
         self._source = {name: _source(name) for name in NAMES}
         self._sha = {
             name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._source.items()
@@ -62,12 +79,30 @@ class CacheScripts:
         """EVALSHA ``name`` (loading it on NOSCRIPT); errors become ours, naming ``label``."""
         try:
             try:
-                return self._execute("EVALSHA", self._sha[name], len(keys), *keys, *args)
+                return self._send("EVALSHA", self._sha[name], len(keys), *keys, *args)
             except NoScriptError:
                 self._execute("SCRIPT", "LOAD", self._source[name])
-                return self._execute("EVALSHA", self._sha[name], len(keys), *keys, *args)
+                return self._send("EVALSHA", self._sha[name], len(keys), *keys, *args)
         except redis.RedisError as error:
             raise translate(error, label) from error
+
+    def _send(self, *command: Any) -> Any:
+        connection = self._connection()
+        try:
+            connection.send_command(*command)
+            return connection.read_response()
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            connection.disconnect()
+            self._pinned.connection = None
+            return self._execute(*command)
+
+    def _connection(self) -> Any:
+        pinned = self._pinned
+        if pinned.connection is None or pinned.pid != os.getpid():
+            pool = self._client.connection_pool
+            pinned.connection = pool.connection_class(**pool.connection_kwargs)
+            pinned.pid = os.getpid()
+        return pinned.connection
 
     def call(self, label: str, command: str, *args: Any) -> Any:
         """A plain command, with errors translated."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.codec import WIRE_VERSION, Codec
 from domain import ErrorInfo, InvalidCacheValue, InvalidJob, Job, UndecodableJob, UndecodableValue
@@ -89,3 +92,47 @@ def test_cache_values_that_cannot_be_encoded_or_decoded_are_clear_errors() -> No
         codec.encode_value(object())
     with pytest.raises(UndecodableValue, match="'user:1'"):
         codec.decode_value(b"\xff{", "user:1")
+
+
+class _Colour(enum.Enum):
+    RED = "red"
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+@dataclasses.dataclass
+class _Row:
+    at: datetime
+    tags: tuple[str, ...]
+
+
+_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=5),
+    st.datetimes(timezones=st.just(UTC)),
+    st.timedeltas(),
+    st.uuids(),
+    st.sampled_from([_Colour.RED, _Level.HIGH]),
+    st.builds(ErrorInfo, st.text(min_size=1, max_size=5), st.text(max_size=5)),
+    st.builds(_Row, st.datetimes(timezones=st.just(UTC)), st.tuples(st.text(max_size=3))),
+)
+cache_values = st.recursive(
+    _leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.tuples(inner),
+        st.dictionaries(st.text(max_size=3), inner, max_size=3),
+        st.frozensets(st.integers(0, 9), max_size=3),
+    ),
+    max_leaves=8,
+)
+
+
+@given(cache_values)
+def test_encode_value_s_fast_path_gives_the_converter_s_bytes(value: object) -> None:
+    assert codec.encode_value(value) == orjson.dumps(codec.converter.unstructure(value))

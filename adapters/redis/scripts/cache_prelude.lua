@@ -3,9 +3,13 @@
 -- The header is what makes expiry exact against a test clock; Redis' own expiry (PXAT) is
 -- only there to free memory, never earlier than the header says and never earlier than the
 -- ttl measured on the server's clock.
+local SERVER_MS
 local function server_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not SERVER_MS then
+    local t = redis.call('TIME')
+    SERVER_MS = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return SERVER_MS
 end
 local NOW = tonumber(ARGV[1]) or server_ms()
 local function ms(n) return string.format('%.0f', n) end
