@@ -1,0 +1,48 @@
+import pytest
+
+from application.registry import JobRegistry
+from domain import ConfigurationError
+from entrypoints.apps import app_queues, load_app
+from entrypoints.demo import app as demo_app
+
+NOT_A_REGISTRY = 42
+
+
+def build(container: object) -> JobRegistry:
+    registry = JobRegistry()
+
+    @registry.job(name="built", queue=f"q{container}")
+    def built() -> None: ...
+
+    return registry
+
+
+def test_a_registry_attribute_is_loaded_as_is() -> None:
+    assert load_app("entrypoints.demo.app:registry") is demo_app.registry
+
+
+def test_a_factory_is_called_with_the_container() -> None:
+    registry = load_app(f"{__name__}:build", container=7)
+
+    assert registry.names() == ["built"]
+    assert app_queues(registry) == ("q7",)
+
+
+@pytest.mark.parametrize(
+    ("spec", "hint"),
+    [
+        ("entrypoints.demo.app", "module:attribute"),
+        (":registry", "module:attribute"),
+        ("entrypoints.demo.nope:registry", "cannot import entrypoints.demo.nope"),
+        ("entrypoints.demo.app:nothing", "has no attribute 'nothing'"),
+        (f"{__name__}:NOT_A_REGISTRY", "not a JobRegistry"),
+    ],
+)
+def test_a_bad_app_is_a_configuration_error_that_says_what_is_wrong(spec: str, hint: str) -> None:
+    with pytest.raises(ConfigurationError, match=hint):
+        load_app(spec)
+
+
+def test_the_app_queues_come_from_its_handlers_and_default_to_default() -> None:
+    assert app_queues(demo_app.registry) == ("demo",)
+    assert app_queues(JobRegistry()) == ("default",)
