@@ -23,6 +23,7 @@ from application.context import current_job
 from application.pool import Pool
 from application.registry import JobRegistry
 from domain import Fixed, Job, RetryPolicy
+from ports import QueuePort
 from tests.faults.checker import Expectations, Report, check
 from tests.faults.ledger import LEDGER_ENV, Ledger
 
@@ -101,15 +102,23 @@ def _starts(ledger: Ledger, job_id: str) -> list[dict[str, Any]]:
     return [e for e in ledger.events() if e["ev"] == "start" and e["job"] == job_id]
 
 
-class Scenario:
-    """A ledger, a memory queue on the system clock, and pools run in this process."""
+@registry.job(name="kill_parent")
+def kill_parent(**_: Any) -> None:
+    """A poison pill: SIGKILL this child's pool parent (the kernel then kills this child)."""
+    _begin()
+    os.kill(os.getppid(), signal.SIGKILL)
+    time.sleep(30)
 
-    def __init__(self, tmp_path: Path, seed: int) -> None:
+
+class Scenario:
+    """A ledger, a queue (memory on the system clock unless given), and pools run here."""
+
+    def __init__(self, tmp_path: Path, seed: int, queue: QueuePort | None = None) -> None:
         print(f"fault scenario seed: {seed}")
         self.seed = seed
         self.ledger = Ledger(tmp_path / "ledger.jsonl")
         os.environ[LEDGER_ENV] = str(self.ledger.path)
-        self.queue = MemoryQueue(SystemClock())
+        self.queue: QueuePort = queue or MemoryQueue(SystemClock())
         self.ids: list[str] = []
 
     def job(self, name: str, attempts: int = 3, **fields: Any) -> Job:

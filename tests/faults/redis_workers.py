@@ -1,0 +1,76 @@
+"""Whole workers (``foundry work`` processes) on a Redis queue, for the multi-worker faults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = "tests.faults.pool_scenario:registry"
+
+
+class Workers:
+    """Starts ``foundry work`` processes against one Redis queue prefix; kills what is left."""
+
+    def __init__(self, tmp_path: Path, redis_url: str, prefix: str, lease_s: int) -> None:
+        self._logs = tmp_path
+        self._env = {
+            **os.environ,
+            "QUEUE_DRIVER": "redis",
+            "REDIS_URL": redis_url,
+            "QUEUE_PREFIX": prefix,
+            "QUEUE_TIMEOUT": str(lease_s),
+            "PYTHONPATH": str(ROOT),
+        }
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
+        """A new worker process (its output goes to a log file beside the ledger)."""
+        log = (self._logs / f"worker-{len(self.started)}.log").open("wb")
+        command = [
+            sys.executable,
+            "-c",
+            "from entrypoints.cli import main; main()",
+            "work",
+            "--app",
+            APP,
+            "--queues",
+            "default",
+            "--concurrency",
+            str(concurrency),
+        ]
+        worker = subprocess.Popen(command, env=self._env, cwd=ROOT, stdout=log, stderr=log)
+        self.started.append(worker)
+        return worker
+
+    def stop_all(self) -> list[int | None]:
+        """SIGTERM every live worker and wait (bounded); their exit codes."""
+        for worker in self.started:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        codes = []
+        for worker in self.started:
+            try:
+                codes.append(worker.wait(timeout=30))
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                codes.append(None)
+        return codes
+
+    def log(self, index: int) -> str:
+        """What worker ``index`` printed."""
+        return (self._logs / f"worker-{index}.log").read_text(errors="replace")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` every 20 ms; fail naming ``what`` after ``timeout`` seconds."""
+    give_up = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > give_up:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)

@@ -1,0 +1,113 @@
+"""Whole-worker faults on Redis: ``foundry work`` processes killed from outside and inside.
+
+Each ends with the total-queue check. Seeds are printed (FOUNDRY_FAULT_SEED replays one).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import redis
+
+from adapters.redis.queue import RedisQueue
+from domain import JobState
+from tests.backends import unique_prefix
+from tests.faults.checker import Expectations
+from tests.faults.pool_scenario import Scenario
+from tests.faults.redis_workers import Workers, wait_for
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+
+@pytest.fixture
+def seed() -> int:
+    return int(os.environ.get("FOUNDRY_FAULT_SEED", random.randrange(1 << 32)))
+
+
+def _queue(redis_url: str, stem: str) -> tuple[RedisQueue, str]:
+    prefix = unique_prefix(stem)
+    return RedisQueue(redis.Redis.from_url(redis_url), prefix=prefix), prefix
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _running_under(scenario: Scenario, parent: int) -> list[dict[str, Any]]:
+    """Starts made in children of ``parent`` that have not ended."""
+    events = scenario.ledger.events()
+    ended = {(e["job"], e["pid"]) for e in events if e["ev"] == "end"}
+    starts = [e for e in events if e["ev"] == "start" and e["ppid"] == parent]
+    return [e for e in starts if (e["job"], e["pid"]) not in ended]
+
+
+@pytest.mark.timeout(120)
+def test_f2_a_killed_workers_children_die_and_its_jobs_rerun_elsewhere_after_the_lease(
+    tmp_path: Path, seed: int, redis_url: str
+) -> None:
+    lease_s = 3
+    queue, prefix = _queue(redis_url, "f2")
+    scenario = Scenario(tmp_path, seed, queue)
+    jobs = [scenario.job("work", payload={"n": n, "seconds": 1.0}) for n in range(12)]
+    scenario.produce(jobs)
+    workers = Workers(tmp_path, redis_url, prefix, lease_s)
+    victim, survivor = workers.start(), workers.start()
+    wait_for(lambda: len(_running_under(scenario, victim.pid)) == 2, 60, "the victim to run 2 jobs")
+
+    in_flight = _running_under(scenario, victim.pid)
+    killed_at = time.time()
+    victim.kill()
+    wait_for(lambda: not any(_alive(e["pid"]) for e in in_flight), 1.0, "its children to exit")
+    wait_for(lambda: queue.stats("default").completed == 12, 60, "every job to complete")
+    codes = workers.stop_all()
+
+    assert codes == [-9, 0], workers.log(1)
+    report = scenario.check(Expectations(check_overlaps=True))
+    assert report.ok, report.summary()
+    for lost in in_flight:
+        rerun = scenario.starts(lost["job"])[-1]
+        assert rerun["ppid"] == survivor.pid
+        assert rerun["t"] >= max(killed_at, lost["t"] + lease_s - 0.1)
+        record = queue.get(lost["job"])
+        assert record is not None
+        assert (record.state, record.attempts) == (JobState.COMPLETED, 2)
+
+
+@pytest.mark.timeout(120)
+def test_f15_a_poison_job_that_kills_its_worker_ends_dead_with_lease_lost(
+    tmp_path: Path, seed: int, redis_url: str
+) -> None:
+    queue, prefix = _queue(redis_url, "f15")
+    scenario = Scenario(tmp_path, seed, queue)
+    poison = scenario.job("kill_parent", attempts=2)
+    others = [scenario.job("work", payload={"n": n, "seconds": 0.05}) for n in range(20)]
+    scenario.produce([poison, *others])
+    workers = Workers(tmp_path, redis_url, prefix, lease_s=2)
+    live = [workers.start(concurrency=1), workers.start(concurrency=1)]
+
+    def settled() -> bool:
+        for index, worker in enumerate(live):
+            if worker.poll() is not None and len(workers.started) < 8:
+                live[index] = workers.start(concurrency=1)  # a supervisor restarts dead workers
+        record = queue.get(poison.id)
+        done = queue.stats("default").completed == len(others)
+        return done and record is not None and record.state is JobState.DEAD
+
+    wait_for(settled, 90, "the poison job to die and the others to complete")
+    workers.stop_all()
+
+    report = scenario.check(Expectations(dead={poison.id: "lease lost"}))
+    assert report.ok, report.summary()
+    record = queue.get(poison.id)
+    assert record is not None
+    assert (record.attempts, record.reason) == (2, "lease lost")
+    assert all(queue.get(job.id).attempts == 1 for job in others)  # type: ignore[union-attr]
