@@ -95,7 +95,7 @@ class _RedisStore:
         skey, ttl_arg = self._skey(key), _ttl_arg(ttl)
         payload = self._c.codec.encode_value(value)
         args = (self._c.now(), ttl_arg, payload, mode)
-        return bool(self._run("set", (skey, self._c.stats), args, key))
+        return bool(self._run("set", (skey, self._c.stats), args, key, resend=mode == "set"))
 
     def forever(self, key: str, value: Any) -> None:
         """Store without expiry."""
@@ -112,7 +112,8 @@ class _RedisStore:
 
     def pull(self, key: str, default: Any = None) -> Any:
         """Get and delete, atomically."""
-        raw = self._run("pull", (self._skey(key), self._c.stats), (self._c.now(),), key)
+        skey = self._skey(key)
+        raw = self._run("pull", (skey, self._c.stats), (self._c.now(),), key, resend=False)
         return default if raw is None else self._c.payload(raw, key)
 
     def touch(self, key: str, ttl: Ttl) -> bool:
@@ -149,7 +150,8 @@ class _RedisStore:
     def increment(self, key: str, by: int = 1) -> int:
         """Add ``by`` atomically (Lua), creating the key at 0 and keeping its expiry."""
         skey, step = self._skey(key), validate_step(by)
-        return int(self._run("incr", (skey, self._c.stats), (self._c.now(), str(step)), key))
+        args = (self._c.now(), str(step))
+        return int(self._run("incr", (skey, self._c.stats), args, key, resend=False))
 
     def decrement(self, key: str, by: int = 1) -> int:
         """``increment(key, -by)``."""
@@ -180,7 +182,7 @@ class _RedisStore:
 
     def _lock(self, mode: str, skey: str, token: str, ttl: int) -> bool:
         args = (self._c.now(), mode, token, str(ttl))
-        return bool(self._run("lock", (skey,), args, skey))
+        return bool(self._run("lock", (skey,), args, skey, resend=mode != "release"))
 
     def lock_acquire(self, skey: str, token: str, ttl_ms: int) -> bool:
         """Take the lock if free, expired or already ``token``'s."""

@@ -34,7 +34,8 @@ def translate(error: redis.RedisError, label: str) -> CacheError:
     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
         return CacheUnavailable(
             f"Redis cannot be reached ({error}) while working on {label!r}; "
-            "check REDIS_URL and that redis-server is up (the operation may not have happened)"
+            "check REDIS_URL and that redis-server is up (the operation may or may not have "
+            "been applied)"
         )
     text = str(error)
     if "NOTINT" in text:
@@ -61,9 +62,13 @@ class CacheScripts:
     """Every cache script, with its SHA1, bound to one client.
 
     Scripts run on a connection pinned to the calling thread (opened with the client's own
-    settings), which skips the pool's per-call checkout; a connection error falls back to the
-    client's ``execute_command`` and its retry policy. Cost: one connection per thread (per
-    process) that uses the cache, beyond the client's pool.
+    settings, so with its retry policy, timeouts and keepalive), which skips the pool's
+    per-call checkout. Cost: one connection per thread (per process) that uses the cache.
+
+    Re-sending is decided per call: sending is always retried (a command that did not
+    arrive whole never ran); a lost reply is retried only for ``resend=True`` calls, whose
+    second run changes nothing. The others (``increment``, ``pull``, ``add``, lock release)
+    raise ``CacheUnavailable`` instead of counting twice or losing a pulled value.
     """
 
     def __init__(self, client: redis.Redis) -> None:
@@ -75,26 +80,42 @@ class CacheScripts:
             name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._source.items()
         }
 
-    def run(self, name: str, keys: Sequence[str], args: Sequence[Arg], label: str) -> Any:
+    def run(
+        self,
+        name: str,
+        keys: Sequence[str],
+        args: Sequence[Arg],
+        label: str,
+        *,
+        resend: bool = True,
+    ) -> Any:
         """EVALSHA ``name`` (loading it on NOSCRIPT); errors become ours, naming ``label``."""
+        command = ("EVALSHA", self._sha[name], len(keys), *keys, *args)
         try:
             try:
-                return self._send("EVALSHA", self._sha[name], len(keys), *keys, *args)
+                return self._send(command, resend)
             except NoScriptError:
                 self._execute("SCRIPT", "LOAD", self._source[name])
-                return self._send("EVALSHA", self._sha[name], len(keys), *keys, *args)
+                return self._send(command, resend)
         except redis.RedisError as error:
             raise translate(error, label) from error
 
-    def _send(self, *command: Any) -> Any:
+    def _send(self, command: tuple[Any, ...], resend: bool) -> Any:
         connection = self._connection()
+        retry, drop = connection.retry, lambda _: connection.disconnect()
+        if resend:
+            return retry.call_with_retry(lambda: self._round_trip(connection, command), drop)
+        retry.call_with_retry(lambda: connection.send_command(*command), drop)
         try:
-            connection.send_command(*command)
             return connection.read_response()
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
+        except (redis.ConnectionError, redis.TimeoutError):
             connection.disconnect()
-            self._pinned.connection = None
-            return self._execute(*command)
+            raise
+
+    @staticmethod
+    def _round_trip(connection: Any, command: tuple[Any, ...]) -> Any:
+        connection.send_command(*command)
+        return connection.read_response()
 
     def _connection(self) -> Any:
         pinned = self._pinned
@@ -105,7 +126,7 @@ class CacheScripts:
         return pinned.connection
 
     def call(self, label: str, command: str, *args: Any) -> Any:
-        """A plain command, with errors translated."""
+        """A plain command through the client (its pool and retry), errors translated."""
         try:
             return self._execute(command, *args)
         except redis.RedisError as error:
