@@ -45,7 +45,7 @@ def foundry_work(
         "PYTHONPATH": str(ROOT),
         LOG_DIR: str(log_dir),
     }
-    command = [foundry_binary(), "work", "--app", "bench.app:registry", "--queue", QUEUE]
+    command = [foundry_binary(), "work", "--app", "bench.app:registry", "--queues", QUEUE]
     command += ["--concurrency", str(concurrency)]
     process = subprocess.Popen(command, env=environ, cwd=ROOT)
     try:
