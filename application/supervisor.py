@@ -69,7 +69,8 @@ class Supervisor:
         self.stopping = Stopping(self)
         self.slots = [Slot(index) for index in range(config.concurrency)]
         self.buffer: deque[Lease] = deque()
-        self.next_claim_at = 0.0
+        self.next_claim_at = 0.0  # no claim before (an idle wait ended, or claims failing)
+        self.poll_at = 0.0  # no busy poll before (the queue was empty while children ran)
         self.next_reap_at = 0.0
         self.start_failures = 0
         self.exit_code: int | None = None
@@ -153,7 +154,7 @@ class Supervisor:
             self.stopping.next_wake(),
         ]
         if not self.stopping.active and self._wanted() > 0:
-            wakes.append(self.next_claim_at)
+            wakes.append(max(self.next_claim_at, self.poll_at))
         return min(wakes)
 
     @property
@@ -172,17 +173,23 @@ class Supervisor:
             return
         self._hand_out(now)
         wanted = self._wanted()
-        if wanted <= 0 or now < self.next_claim_at:
-            return
         idle = block and not self.book and all(s.state is SlotState.IDLE for s in self.slots)
+        # The busy-poll pause is for a pool that cannot block in claim; once idle it blocks at
+        # once, or a job sent now would sit out the pause (up to 50 ms instead of ~1 ms).
+        due = now >= self.next_claim_at and (idle or now >= self.poll_at)
+        if wanted <= 0 or not due:
+            return
         wait = min(self.config.idle_wait.total_seconds(), self._quiet_for(now)) if idle else 0.0
         leases = self._claim(wanted, wait, now)
         if leases:
             self.buffer.extend(leases)
             self._hand_out(now)
             return
-        self.next_claim_at = now + (wait if idle else BUSY_POLL_S)
-        if idle and self.config.burst and self._drained():
+        if not idle:
+            self.poll_at = now + BUSY_POLL_S
+            return
+        self.next_claim_at = max(self.next_claim_at, now + wait)
+        if self.config.burst and self._drained():
             self.stopping.drained()
 
     def assign(self, slot: Slot, lease: Lease, now: float) -> bool:

@@ -58,6 +58,18 @@ def test_a_result_completes_the_job_and_the_child_gets_the_next_one() -> None:
     assert pool.running(0) == second
 
 
+def test_a_pool_that_turns_idle_after_a_busy_poll_claims_a_new_job_without_waiting() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
+    pool.enqueue(1)
+    pool.start()  # one child busy, the other finds the queue empty: a busy poll
+    pool.reply(0)
+    (late,) = pool.enqueue(1)
+
+    pool.sup.fill(pool.now)
+
+    assert pool.running(0) == late
+
+
 def test_a_failed_attempt_is_retried_by_the_jobs_policy() -> None:
     pool = Harness()
     (job_id,) = pool.enqueue(1, retry=RetryPolicy(max_attempts=3))
