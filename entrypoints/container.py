@@ -7,9 +7,6 @@ providers (``container.queue.override(providers.Object(MemoryQueue(clock)))``), 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from dependency_injector import containers, providers
 
 from adapters.clock import SystemClock
@@ -18,21 +15,9 @@ from adapters.memory import MemoryQueue
 from adapters.memory.cache import MemoryCache
 from adapters.redis.cache import RedisCache
 from adapters.redis.connection import connect
-from domain import ConfigurationError
+from adapters.redis.queue import RedisQueue
 from entrypoints.settings import Settings
 from ports import CachePort, QueuePort, WorkerRegistry
-
-
-def _adapter(module: str, name: str, variable: str, **kwargs: Any) -> Any:
-    """Build an adapter found by import path, so one missing backend never breaks the other."""
-    try:
-        factory = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        raise ConfigurationError(
-            f"{variable} selects {name}, which this installation does not provide yet; "
-            f"choose the other driver for {variable} (or upgrade Foundry)"
-        ) from None
-    return factory(**kwargs)
 
 
 class Container(containers.DeclarativeContainer):
@@ -50,15 +35,7 @@ class Container(containers.DeclarativeContainer):
     queue_backend = providers.Selector(
         config.queue.driver,
         memory=providers.Singleton(MemoryQueue, clock=clock, codec=codec),
-        redis=providers.Singleton(
-            _adapter,
-            "adapters.redis.queue",
-            "RedisQueue",
-            "QUEUE_DRIVER",
-            client=queue_client,
-            prefix=config.queue.prefix,
-            codec=codec,
-        ),
+        redis=providers.Singleton(RedisQueue, queue_client, prefix=config.queue.prefix),
     )
     queue = providers.Dependency(instance_of=QueuePort, default=queue_backend)  # type: ignore[type-abstract]
     workers = providers.Dependency(instance_of=WorkerRegistry, default=queue)  # type: ignore[type-abstract]

@@ -6,6 +6,8 @@ import click
 import redis
 from rich.table import Table
 
+from adapters.redis.health import RedisReport, inspect_redis
+from adapters.redis.queue import RedisQueue
 from domain import QueueUnavailable
 from entrypoints.cli import common
 from entrypoints.settings import Driver, Settings
@@ -21,37 +23,60 @@ def settings_table(settings: Settings) -> Table:
     return table
 
 
-def _check_redis(client: redis.Redis, what: str) -> list[str]:
-    """Problems with one Redis (empty when it is usable)."""
+def report_table(reports: dict[str, RedisReport]) -> Table:
+    """What each Redis said about itself."""
+    table = Table(title="Redis self-check")
+    for column in ("used by", "version", "maxmemory-policy", "appendonly", "RDB save"):
+        table.add_column(column)
+    for user, report in reports.items():
+        aof = "yes" if report.aof_enabled else "no"
+        table.add_row(user, report.version, report.maxmemory_policy, aof, report.rdb_save)
+    return table
+
+
+def _reachable(what: str, probe: object) -> RedisReport:
     try:
-        info = client.info("server")
-    except redis.RedisError as error:
+        if isinstance(probe, RedisQueue):
+            return probe.check()
+        assert isinstance(probe, redis.Redis)
+        return inspect_redis(probe)
+    except QueueUnavailable as error:
         raise QueueUnavailable(
-            f"{what}: cannot reach Redis ({error}); check REDIS_URL and that the server runs"
+            f"the {what}'s Redis is unreachable ({error}); check REDIS_URL and that the server runs"
         ) from error
-    version = str(info.get("redis_version", "0"))
-    if int(version.split(".", maxsplit=1)[0]) < 7:
-        return [f"{what}: Redis {version} is too old; Foundry needs Redis 7 or newer"]
-    return []
 
 
-@click.command()
-@click.pass_context
-def check(ctx: click.Context) -> None:
-    """Validate the configuration and self-check every configured backend."""
+def _reports(ctx: click.Context) -> dict[str, RedisReport]:
     box = common.container(ctx)
     settings = common.settings(ctx)
-    out = common.stdout()
-    out.print(settings_table(settings))
-    problems: list[str] = []
-    common.queue(ctx)
-    if settings.queue_driver is Driver.REDIS:
-        problems += _check_redis(box.queue_client(), "queue")
+    reports: dict[str, RedisReport] = {}
+    port = common.queue(ctx)
+    if isinstance(port, RedisQueue):
+        reports["queue"] = _reachable("queue", port)
     if settings.cache_driver is Driver.REDIS:
         box.cache()
-        problems += _check_redis(box.cache_client(), "cache")
-    for problem in problems:
-        common.stderr().print(f"[bold red]problem:[/] {common.escape(problem)}")
-    if problems:
-        raise SystemExit(int(common.Exit.FAILED))
-    out.print("[green]ok[/]: configuration valid, backends reachable")
+        reports["cache"] = _reachable("cache", box.cache_client())
+    return reports
+
+
+@click.command(epilog=common.EXIT_CODES_HELP)
+@click.option("--strict", is_flag=True, help="Exit 1 when the self-check has warnings.")
+@click.pass_context
+def check(ctx: click.Context, strict: bool) -> None:
+    """Validate the configuration and self-check every configured backend.
+
+    For Redis: version (7 or newer required), eviction policy (must be noeviction, or jobs can
+    be silently evicted) and persistence (AOF recommended), and the queue's scripts load.
+    """
+    out = common.stdout()
+    out.print(settings_table(common.settings(ctx)))
+    reports = _reports(ctx)
+    if reports:
+        out.print(report_table(reports))
+    warnings = sorted({warning for report in reports.values() for warning in report.warnings})
+    for warning in warnings:
+        common.stderr().print(f"[bold yellow]warning:[/] {common.escape(warning)}")
+    if strict and warnings:
+        common.abort(f"{len(warnings)} warning(s) and --strict given; fix them or drop --strict")
+    noted = f" ({len(warnings)} warning(s) above)" if warnings else ""
+    out.print(f"[green]ok[/]: configuration valid, backends reachable{noted}")

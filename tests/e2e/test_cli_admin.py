@@ -9,6 +9,7 @@ import pytest
 from adapters.clock import ManualClock
 from domain import Dead, ErrorInfo, Job, JobState, RunAfter
 from entrypoints.container import Container
+from ports import WorkerInfo
 from tests.backends import LEASE, Queue
 from tests.cli_support import container_for, invoke
 
@@ -181,3 +182,28 @@ def test_queue_purge_removes_pending_jobs(box: Container, queue: Queue) -> None:
     assert result.exit_code == 0, result.output
     assert "purged 2" in result.stdout
     assert queue.stats("default").pending == 0
+
+
+def test_stats_lists_live_workers_with_their_counters(
+    box: Container, queue: Queue, clock: ManualClock
+) -> None:
+    now = clock.now()
+    info = WorkerInfo(
+        id="host-1:4242:abc",
+        host="host-1",
+        pid=4242,
+        queues=("mail", "default"),
+        concurrency=4,
+        started_at=now,
+        seen_at=now,
+        processed=1234,
+        retried=5,
+    )
+    queue.heartbeat(info, timedelta(seconds=30))
+
+    result = invoke(box, "stats")
+
+    assert result.exit_code == 0, result.output
+    assert "host-1:4242:abc" in result.stdout
+    assert "mail,default" in result.stdout
+    assert "1234" in result.stdout

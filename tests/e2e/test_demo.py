@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def unique_prefix() -> str:
+    """A key prefix no other test uses, so tests share one Redis safely."""
+    return f"e2e{secrets.token_hex(5)}"
 
 
 def run_foundry(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -34,3 +40,14 @@ def test_demo_on_memory_exits_0_with_every_job_accounted_for() -> None:
     assert "every job accounted for: 40 enqueued, 40 finished" in result.stdout
     assert "accounted for        │ 40 of 40" in result.stdout
     assert "PermanentFailure" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_demo_on_redis_exits_0_with_every_job_accounted_for(redis_url: str) -> None:
+    env = {"QUEUE_DRIVER": "redis", "REDIS_URL": redis_url, "QUEUE_PREFIX": unique_prefix()}
+
+    result = run_foundry("demo", "--jobs", "40", env=env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every job accounted for: 40 enqueued, 40 finished" in result.stdout

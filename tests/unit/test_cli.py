@@ -71,3 +71,31 @@ def test_check_fails_clearly_for_an_unreachable_redis_cache(
 
     assert result.exit_code == 3
     assert "REDIS_URL" in result.stderr
+
+
+@pytest.mark.redis
+def test_check_reports_the_queue_redis_and_its_warnings(redis_url: str) -> None:
+    settings = Settings.from_env({"QUEUE_DRIVER": "redis", "REDIS_URL": redis_url})
+
+    result = invoke(build_container(settings), "check")
+    strict = invoke(build_container(settings), "check", "--strict")
+
+    assert result.exit_code == 0, result.output
+    assert "Redis self-check" in result.stdout
+    assert "appendonly is off" in result.stderr  # the throwaway server has no persistence
+    assert strict.exit_code == 1
+    assert "--strict" in strict.stderr
+
+
+@pytest.mark.redis
+def test_check_exits_3_when_the_queue_redis_is_down(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory()
+    server.kill()
+    settings = Settings.from_env({"QUEUE_DRIVER": "redis", "REDIS_URL": server.url})
+
+    result = invoke(build_container(settings), "check")
+
+    assert result.exit_code == 3
+    assert "REDIS_URL" in result.stderr

@@ -5,8 +5,8 @@ from adapters.clock import ManualClock
 from adapters.memory import MemoryQueue
 from adapters.memory.cache import MemoryCache
 from adapters.redis.cache import RedisCache
-from domain import ConfigurationError
-from entrypoints.container import _adapter, build_container, reinit_per_process
+from adapters.redis.queue import RedisQueue
+from entrypoints.container import build_container, reinit_per_process
 from entrypoints.settings import Driver, Settings
 
 
@@ -68,9 +68,14 @@ def test_reinit_keeps_an_overridden_queue() -> None:
     assert container.queue() is mine
 
 
-def test_a_backend_this_build_lacks_is_a_configuration_error_naming_the_variable() -> None:
-    with pytest.raises(ConfigurationError, match="CACHE_DRIVER"):
-        _adapter("adapters.redis.not_built_yet", "Nothing", "CACHE_DRIVER")
+def test_the_redis_driver_builds_a_redis_queue_lazily_without_connecting() -> None:
+    settings = Settings(queue_driver=Driver.REDIS, redis_url="redis://127.0.0.1:1/0")
+    container = build_container(settings)
+
+    queue = container.queue()
+
+    assert isinstance(queue, RedisQueue)
+    assert container.workers() is queue
 
 
 @pytest.mark.parametrize(

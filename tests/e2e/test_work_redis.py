@@ -1,0 +1,74 @@
+"""``foundry work --burst`` as a separate process drains jobs dispatched through the Dispatcher."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from adapters.clock import SystemClock
+from adapters.redis.queue import RedisQueue
+from application.dispatcher import Dispatcher
+from domain import JobState
+from tests.e2e.apps import LEDGER, QUEUE, add, flaky, registry
+from tests.e2e.test_demo import run_foundry, unique_prefix
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+
+@pytest.fixture
+def prefix() -> str:
+    return unique_prefix()
+
+
+@pytest.fixture
+def queue(redis_url: str, prefix: str) -> Iterator[RedisQueue]:
+    client = redis.Redis.from_url(redis_url)
+    yield RedisQueue(client, prefix=prefix)
+    client.close()
+
+
+def test_work_burst_drains_dispatched_jobs_exactly_once(
+    redis_url: str, prefix: str, queue: RedisQueue, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger"
+    ledger.touch()
+    dispatcher = Dispatcher(queue, registry, SystemClock())
+    ids = dispatcher.dispatch_many([(add, {"a": n, "b": 2}) for n in range(40)])
+    ids.append(dispatcher.dispatch(flaky, {"key": "k1"}))
+    env = {"QUEUE_DRIVER": "redis", "REDIS_URL": redis_url, "QUEUE_PREFIX": prefix}
+
+    result = run_foundry(
+        "work",
+        "--app",
+        "tests.e2e.apps:registry",
+        "--burst",
+        "--concurrency",
+        "2",
+        env={**env, LEDGER: str(ledger)},
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = ledger.read_text().splitlines()
+    assert sorted(line for line in lines if line.startswith("add")) == sorted(
+        f"add {n} 2" for n in range(40)
+    )
+    assert lines.count("flaky k1") == 2
+    records = [queue.get(job_id, QUEUE) for job_id in ids]
+    assert [r.state if r else None for r in records] == [JobState.COMPLETED] * 41
+    assert [r.attempts if r else None for r in records[-1:]] == [2]
+    stats = queue.stats(QUEUE)
+    assert (stats.pending, stats.active, stats.dead) == (0, 0, 0)
+
+
+def test_work_on_redis_with_a_bad_queue_name_exits_2(redis_url: str, prefix: str) -> None:
+    env = {"QUEUE_DRIVER": "redis", "REDIS_URL": redis_url, "QUEUE_PREFIX": prefix}
+
+    result = run_foundry(
+        "work", "--app", "tests.e2e.apps:registry", "--burst", "--queues", "a,{b}", env=env
+    )
+
+    assert result.returncode == 2
+    assert "queue" in result.stderr
