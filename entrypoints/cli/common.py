@@ -16,6 +16,7 @@ from domain import (
     FoundryError,
     InvalidJob,
     QueueUnavailable,
+    UnknownHandler,
     validate_queue_name,
 )
 from entrypoints.container import Container
@@ -37,7 +38,7 @@ EXIT_CODES_HELP = """\b
 Exit codes:
   0    success (work --burst: every queue drained)
   1    the operation failed (job not found, self-check failed, jobs unaccounted for)
-  2    bad usage or configuration (the message names the option or variable)
+  2    bad usage or configuration (the message names the option, variable or handler)
   3    the backend (Redis) is unreachable
   130  interrupted (work: a second Ctrl-C, running jobs were killed and released)
 """
@@ -63,7 +64,7 @@ def abort(message: str, code: Exit = Exit.FAILED) -> NoReturn:
 
 def exit_code_for(error: FoundryError) -> Exit:
     """Which exit code a Foundry error maps to."""
-    if isinstance(error, ConfigurationError | InvalidJob):
+    if isinstance(error, ConfigurationError | InvalidJob | UnknownHandler):
         return Exit.USAGE
     if isinstance(error, QueueUnavailable | CacheUnavailable):
         return Exit.UNAVAILABLE

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import click
 import orjson
 
-from domain import PRIORITY_MAX, PRIORITY_MIN, Job, RunAfter, RunNow, new_job_id
+from application.dispatcher import Dispatcher
+from domain import PRIORITY_MAX, PRIORITY_MIN, Job, RunAfter, RunNow
+from entrypoints.apps import load_app
 from entrypoints.cli import common
 from ports import Duplicate
 
@@ -27,10 +30,27 @@ def _payload(raw: str) -> dict[str, object]:
     return value
 
 
+def _build(ctx: click.Context, app: str | None, name: str, fields: dict[str, Any]) -> Job:
+    """The job: the app's handler defaults when ``app`` is given, else Job's defaults."""
+    box = common.container(ctx)
+    if app:
+        dispatcher = Dispatcher(common.queue(ctx), load_app(app, box), box.clock())
+        return dispatcher.build(name, fields.pop("payload"), **fields)
+    given = {key: value for key, value in fields.items() if value is not None}
+    return Job(name, created_at=box.clock().now(), **given)
+
+
 @click.command()
 @click.argument("name")
 @click.option("--payload", default="{}", show_default=True, help="Keyword arguments as JSON.")
-@click.option("--queue", "queue_name", default="default", show_default=True)
+@click.option(
+    "--app",
+    envvar="FOUNDRY_APP",
+    default=None,
+    help="module:registry; the handler's defaults (queue, retry, timeout) then apply and an "
+    "unknown NAME is refused. Without it: queue default, the default retry policy.",
+)
+@click.option("--queue", "queue_name", default=None, help="[default: the handler's, or default]")
 @click.option(
     "--delay",
     type=click.FloatRange(min=0),
@@ -40,9 +60,8 @@ def _payload(raw: str) -> dict[str, object]:
 @click.option(
     "--priority",
     type=click.IntRange(PRIORITY_MIN, PRIORITY_MAX),
-    default=0,
-    show_default=True,
-    help="Higher runs first.",
+    default=None,
+    help="Higher runs first [default: the handler's, or 0].",
 )
 @click.option("--id", "job_id", default=None, help="Job id (re-sending the same id is a no-op).")
 @click.pass_context
@@ -51,25 +70,22 @@ def enqueue(
     *,
     name: str,
     payload: str,
-    queue_name: str,
+    app: str | None,
+    queue_name: str | None,
     delay: float,
-    priority: int,
+    priority: int | None,
     job_id: str | None,
 ) -> None:
     """Enqueue a job for the handler NAME; prints its id."""
     common.require_shared_queue(ctx, "enqueue")
-    box = common.container(ctx)
-    schedule = RunAfter(timedelta(seconds=delay)) if delay else RunNow()
-    job = Job(
-        name,
-        _payload(payload),
-        queue=queue_name,
-        priority=priority,
-        schedule=schedule,
-        created_at=box.clock().now(),
-        id=job_id or new_job_id(),
-    )
-    outcome = common.queue(ctx).enqueue(job)
+    fields: dict[str, Any] = {
+        "payload": _payload(payload),
+        "queue": queue_name,
+        "priority": priority,
+        "schedule": RunAfter(timedelta(seconds=delay)) if delay else RunNow(),
+        "id": job_id,
+    }
+    outcome = common.queue(ctx).enqueue(_build(ctx, app, name, fields))
     if isinstance(outcome, Duplicate):
         common.stderr().print(
             f"duplicate: job {outcome.existing_id} holds this unique key; nothing enqueued"

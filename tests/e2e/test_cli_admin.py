@@ -207,3 +207,29 @@ def test_stats_lists_live_workers_with_their_counters(
     assert "host-1:4242:abc" in result.stdout
     assert "mail,default" in result.stdout
     assert "1234" in result.stdout
+
+
+def test_enqueue_with_the_app_applies_the_handler_defaults(box: Container, queue: Queue) -> None:
+    result = invoke(
+        box,
+        "enqueue",
+        "demo.flaky",
+        "--app",
+        "entrypoints.demo.app:registry",
+        "--id",
+        "f-1",
+        "--payload",
+        '{"ledger": "/tmp", "key": "k", "failures": 1}',
+    )
+
+    assert result.exit_code == 0, result.output
+    record = queue.get("f-1", "demo")
+    assert record is not None
+    assert record.job.max_attempts == 4
+
+
+def test_enqueue_with_the_app_refuses_an_unknown_handler(box: Container) -> None:
+    result = invoke(box, "enqueue", "demo.typo", "--app", "entrypoints.demo.app:registry")
+
+    assert result.exit_code == 2
+    assert "demo.typo" in result.stderr
