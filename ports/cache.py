@@ -37,7 +37,9 @@ class Lock(Protocol):
     """A named lock with an owner token and an expiry, so a dead owner cannot hold it forever.
 
     * Only the owner (this object) can ``release`` or ``extend``; others get ``LockNotOwned``.
-    * Usable as a context manager: blocks until acquired (or raises ``CacheError`` on timeout).
+    * Usable as a context manager: blocks until acquired (or raises ``CacheError`` on timeout);
+      leaving the block releases it, and raises ``LockNotOwned`` if the lock expired inside a
+      block that otherwise succeeded (its work was not exclusive: extend, or use a longer ttl).
     """
 
     @property

@@ -181,3 +181,11 @@ def test_a_lock_name_follows_the_key_rules(cache: CachePort) -> None:
 def test_a_lock_satisfies_the_lock_protocol(cache: CachePort) -> None:
     assert isinstance(cache.lock("job", 10), Lock)
     assert cache.lock("job", 10).name == "job"
+
+
+def test_leaving_a_block_whose_lock_expired_inside_it_raises(
+    cache: CachePort, clock: ManualClock
+) -> None:
+    with pytest.raises(LockNotOwned), cache.lock("job", 10):
+        clock.advance(10)
+        cache.lock("job", 10).acquire(blocking=False)

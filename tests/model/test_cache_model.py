@@ -101,6 +101,23 @@ class CacheMachine(RuleBasedStateMachine):
         for key, value in mapping.items():
             self.model.set(view, key, value, TTLS[ttl])
 
+    @rule(view=views, key=keys, value=values, ttl=ttls)
+    def remember(self, view: View, key: str, value: Any, ttl: Any) -> None:
+        expected = self.model.get(view, key)
+        if expected == MISSING:
+            expected = value
+            self.model.set(view, key, value, TTLS[ttl])
+        assert self.view(view).remember(key, ttl, lambda: value) == expected
+
+    @rule(view=views, key=keys)
+    def has(self, view: View, key: str) -> None:
+        assert self.view(view).has(key) == self.model.live(view, key)[0]
+
+    @rule(view=views, chosen=st.lists(keys, max_size=3, unique=True))
+    def delete_many(self, view: View, chosen: list[str]) -> None:
+        expected = sum(self.model.delete(view, key) for key in chosen)
+        assert self.view(view).delete_many(chosen) == expected
+
     @rule(tag=st.sampled_from(["a", "b"]))
     def flush(self, tag: str) -> None:
         self.cache.tags(tag).flush()
