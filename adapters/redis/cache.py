@@ -64,6 +64,17 @@ class _Core:
             raise UndecodableValue(label, "it has no expiry header: not written by Foundry")
         return self.codec.decode_value(body, label)
 
+    def payloads(self, names: list[str], raws: list[bytes | None]) -> dict[str, Any]:
+        """The decoded values of a batch; the hot loop of ``get_many``, kept flat."""
+        found: dict[str, Any] = {}
+        decode = self.codec.decode_value
+        for name, raw in zip(names, raws, strict=True):
+            if raw is None:
+                continue
+            head, sep, body = raw.partition(b":")
+            found[name] = decode(body, name) if sep and head.isdigit() else self.payload(raw, name)
+        return found
+
 
 class _RedisStore:
     """The CacheStore operations; views differ only in how a key maps to a Redis key."""
@@ -128,7 +139,7 @@ class _RedisStore:
             return {}
         keys_ = (self._c.stats, *self._skeys(names))
         raws = self._run("mget", keys_, (self._c.now(),), names[0])
-        return {k: self._c.payload(raw, k) for k, raw in zip(names, raws, strict=True) if raw}
+        return self._c.payloads(names, raws)
 
     def set_many(self, values: Mapping[str, Any], ttl: Ttl = None) -> None:
         """Store every value for ``ttl`` in one round trip; nothing if any input is invalid."""
