@@ -39,9 +39,11 @@ def _progress() -> Progress:
     )
 
 
-def _report(tally: Tally, jobs: int, elapsed_s: float, accounting: Accounting) -> None:
+def _report(
+    tally: Tally, jobs: int, elapsed_s: float, accounting: Accounting, backend: str
+) -> None:
     out = common.stdout()
-    out.print(summary_table(tally, jobs, elapsed_s, accounting))
+    out.print(summary_table(tally, jobs, elapsed_s, accounting, backend))
     out.print(children_table(tally))
     if not accounting.ok:
         listed = ", ".join(accounting.unexpected[:10])
@@ -92,6 +94,7 @@ def demo(ctx: click.Context, jobs: int, concurrency: int) -> None:
             code = pool.run()
             elapsed = time.monotonic() - started
             progress.refresh()
-    _report(tally, len(ids), elapsed, account(port, ids, DEMO_QUEUE))
+    backend = common.settings(ctx).queue_driver.value
+    _report(tally, len(ids), elapsed, account(port, ids, DEMO_QUEUE), backend)
     if code:
         raise SystemExit(code)

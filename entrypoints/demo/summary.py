@@ -48,9 +48,11 @@ def _meant(name: str) -> bool:
     return name in EXPECTED_DEAD
 
 
-def summary_table(tally: Tally, jobs: int, elapsed_s: float, accounting: Accounting) -> Table:
+def summary_table(
+    tally: Tally, jobs: int, elapsed_s: float, accounting: Accounting, backend: str = "memory"
+) -> Table:
     """Done, retried, dead with reasons, throughput and enqueue-to-start latency."""
-    table = Table(title="Demo summary", show_header=False)
+    table = Table(title=f"Demo summary ({backend} queue)", show_header=False)
     table.add_column("what")
     table.add_column("value", overflow="fold")
     rows = [

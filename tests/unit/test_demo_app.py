@@ -1,4 +1,5 @@
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -6,7 +7,8 @@ import pytest
 from adapters.clock import ManualClock
 from adapters.memory import MemoryQueue
 from application.dispatcher import Dispatcher
-from domain import Dead, ErrorInfo, PermanentFailure
+from application.outcome import Outcome, OutcomeKind
+from domain import Dead, ErrorInfo, Job, PermanentFailure, RunAfter
 from entrypoints.demo.app import (
     DEMO_QUEUE,
     UpstreamHiccup,
@@ -18,7 +20,8 @@ from entrypoints.demo.app import (
 )
 from entrypoints.demo.plan import EXPECTED_DEAD, plan
 from entrypoints.demo.summary import account
-from entrypoints.demo.tally import percentile
+from entrypoints.demo.tally import Tally, percentile
+from ports import Lease
 from tests.backends import LEASE
 
 
@@ -104,3 +107,31 @@ def test_percentile_is_nearest_rank() -> None:
     assert (percentile(values, 0.5), percentile(values, 0.99)) == (50.0, 99.0)
     assert percentile([], 0.5) == 0.0
     assert percentile([7.0], 0.99) == 7.0
+
+
+def _lease(job: Job, attempt: int = 1) -> Lease:
+    return Lease(job, f"token-{job.id}-{attempt}", attempt, job.created_at or ManualClock().now())
+
+
+def test_the_tally_counts_outcomes_children_and_first_start_latency() -> None:
+    start = ManualClock().now()
+    job = Job("demo.count_primes", created_at=start)
+    retried = Job("demo.flaky", created_at=start)
+    delayed = Job("demo.count_primes", created_at=start, schedule=RunAfter(timedelta(seconds=1)))
+    tally = Tally()
+    error = ErrorInfo(type="UpstreamHiccup")
+
+    tally.job_started(_lease(job), 11, start + timedelta(milliseconds=5))
+    tally.job_finished(_lease(job), Outcome.completed(), 0.01)
+    tally.job_started(_lease(retried), 12, start + timedelta(milliseconds=7))
+    tally.job_finished(_lease(retried), Outcome.retried(timedelta(0), error), 0.01)
+    tally.job_started(_lease(retried, 2), 11, start + timedelta(seconds=3))
+    tally.job_finished(_lease(retried, 2), Outcome.dead("gave up", error), 0.01)
+    tally.job_started(_lease(delayed), 12, start + timedelta(seconds=1))
+
+    assert tally.outcomes[OutcomeKind.COMPLETED] == 1
+    assert tally.outcomes[OutcomeKind.RETRIED] == 1
+    assert tally.dead_reasons == {"gave up": 1}
+    assert tally.finished == 2
+    assert tally.per_child == {11: 2, 12: 2}
+    assert tally.start_latency_ms == [5.0, 7.0]
