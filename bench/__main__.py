@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from bench.env import Env
 from bench.harness import Outcome, Workload, measure
 from bench.report import markdown, save
+from entrypoints.logging import configure_logging
 
 # Modules defining WORKLOADS, in the order they run. A module whose imports fail (a part of
 # Foundry not built yet) is reported and skipped; the others still run.
@@ -61,6 +62,7 @@ def _selected(workloads: list[Workload], only: Sequence[str], quick: bool) -> li
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected workloads; exit 1 if one of them failed to run."""
     args = _parser().parse_args(argv)
+    configure_logging("WARNING")  # the in-process pools' INFO lines would bury the table
     workloads, missing = discover()
     if args.list:
         for workload in workloads:

@@ -19,6 +19,7 @@ from bench.app import QUEUE, noop, registry
 from bench.backends import BATCH, open_dispatcher, open_queue
 from bench.env import Env
 from bench.workers import fill
+from entrypoints.logging import configure_logging
 
 
 def _dispatch(env: Env, count: int) -> Callable[[], None]:
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", help="also save the raw profile here (for snakeviz etc.)")
     args = parser.parse_args(argv)
+    configure_logging("WARNING")
     env = Env(quick=True)
     try:
         run = SCENARIOS[args.scenario](env, args.count)
