@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import mmap
 import os
 import random
 import signal
@@ -26,6 +27,7 @@ from loguru import logger
 from application.context import JobContext, set_current
 from application.errors import SoftTimeLimitExceeded
 from application.registry import JobRegistry
+from application.watchdog import start_watchdog
 from application.wire import READY, STOP, decode_task, encode_reply
 from domain import ErrorInfo
 
@@ -41,13 +43,17 @@ def child_main(
     inherited: list[int],
     child_init: Callable[[], None] | None,
     measure_rss: bool,
+    fence: mmap.mmap | None = None,
 ) -> None:
     """The child's whole life: set up, report ready, serve tasks until told to stop."""
     after_fork(parent_pid, inherited)
     if child_init is not None:
         child_init()
+    runner = Runner(registry, measure_rss)
+    if fence is not None:
+        start_watchdog(fence, runner.is_busy)
     conn.send_bytes(READY)
-    Runner(registry, measure_rss).serve(conn)
+    runner.serve(conn)
 
 
 def after_fork(parent_pid: int, inherited: list[int]) -> None:
@@ -83,6 +89,7 @@ class Runner:
     def __init__(self, registry: JobRegistry, measure_rss: bool) -> None:
         self._registry = registry
         self._armed = 0.0
+        self._busy = False
         self._rss = _rss_reader() if measure_rss else None
         self._worker = f"{socket.gethostname()}:{os.getpid()}"
         signal.signal(signal.SIGALRM, self._on_alarm)
@@ -103,6 +110,7 @@ class Runner:
         """Run one task frame; the reply frame."""
         job_id, name, payload, attempt, queue, soft = decode_task(frame)
         started = perf_counter()
+        self._busy = True
         set_current(JobContext(job_id, name, queue, attempt))
         with logger.contextualize(job_id=job_id, attempt=attempt, queue=queue):
             try:
@@ -110,8 +118,13 @@ class Runner:
             except BaseException as error:  # SystemExit too: a handler must not end the child
                 ok, value = False, self._describe(error, attempt)
         set_current(None)
+        self._busy = False
         runtime = perf_counter() - started
         return encode_reply(ok, value, runtime, self._rss() if self._rss else 0)
+
+    def is_busy(self) -> bool:
+        """Whether a handler is running now (read by the watchdog thread)."""
+        return self._busy
 
     def _call(self, name: str, payload: dict[str, Any], soft: float) -> Any:
         handler = self._registry.get(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import mmap
 import multiprocessing
 import os
 import signal
@@ -16,6 +17,7 @@ from loguru import logger
 
 from application.child import child_main
 from application.registry import JobRegistry
+from application.watchdog import new_fence, set_fence
 from application.wire import STOP
 
 
@@ -25,6 +27,7 @@ class Child:
 
     process: ForkProcess
     conn: Connection
+    fence: mmap.mmap
 
     @property
     def pid(self) -> int:
@@ -60,6 +63,7 @@ class ProcessWorkforce:
     def spawn(self, slot: int) -> int:
         """Fork a child for ``slot``; returns its pid."""
         parent_end, child_end = self._context.Pipe(duplex=True)
+        fence = new_fence()
         process = self._context.Process(
             target=child_main,
             args=(child_end,),
@@ -69,13 +73,14 @@ class ProcessWorkforce:
                 "inherited": [*self._inherited(), parent_end.fileno()],
                 "child_init": self._child_init,
                 "measure_rss": self._measure_rss,
+                "fence": fence,
             },
             name=f"foundry-child-{slot}",
             daemon=False,
         )
         process.start()
         child_end.close()
-        child = Child(process, parent_end)
+        child = Child(process, parent_end, fence)
         with contextlib.suppress(OSError):  # the child does it too; whoever is first wins
             os.setpgid(child.pid, child.pid)
         self.children[slot] = child
@@ -103,6 +108,10 @@ class ProcessWorkforce:
         """SIGKILL the child's process group."""
         self._signal(slot, signal.SIGKILL)
 
+    def fence(self, slot: int, at: float) -> None:
+        """Set the child's self-fencing deadline (monotonic seconds, shared memory)."""
+        set_fence(self.children[slot].fence, at)
+
     def wait_gone(self, slot: int, timeout: float) -> bool:
         """Wait for the child to exit; whether it did within ``timeout``."""
         process = self.children[slot].process
@@ -129,6 +138,7 @@ class ProcessWorkforce:
             self._signal(slot, signal.SIGKILL)
             child.process.join(1.0)
             child.conn.close()
+            child.fence.close()
         self.children.clear()
 
     def _signal(self, slot: int, signum: int) -> None:

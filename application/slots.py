@@ -74,6 +74,11 @@ class Workforce(Protocol):
         """SIGKILL the child's process group."""
         ...
 
+    def fence(self, slot: int, at: float) -> None:
+        """Tell the child to kill itself if its job still runs at monotonic time ``at`` (the
+        parent may be stalled then, unable to fence it)."""
+        ...
+
     def wait_gone(self, slot: int, timeout: float) -> bool:
         """Block until the child has exited (up to ``timeout`` s); whether it has."""
         ...

@@ -201,6 +201,7 @@ class Supervisor:
         started_at = self.clock.now()
         slot.job = Running(lease, started_at, now, now + job.timeout.total_seconds())
         slot.state = SlotState.BUSY
+        self.workforce.fence(slot.index, self.book.child_deadline(lease.job_id))
         if not self.workforce.send(slot.index, encode_task(lease)):
             slot.job = None
             slot.state = SlotState.DYING
@@ -262,6 +263,9 @@ class Supervisor:
             return
         for lost in self.book.renewed(leases, results, now):
             self.failures.forget(lost, "lease lost: the queue no longer holds it for this worker")
+        for slot in self.slots:
+            if slot.job is not None:
+                self.workforce.fence(slot.index, self.book.child_deadline(slot.job.lease.job_id))
 
     def _reap(self, now: float) -> None:
         if now < self.next_reap_at:

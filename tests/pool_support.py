@@ -30,6 +30,7 @@ class FakeWorkforce:
         self.commands: list[tuple[str, int]] = []
         self.tasks: list[tuple[int, Task]] = []
         self.broken: set[int] = set()
+        self.fences: list[tuple[int, float]] = []
 
     def spawn(self, slot: int) -> int:
         self.commands.append(("spawn", slot))
@@ -49,6 +50,9 @@ class FakeWorkforce:
 
     def kill(self, slot: int) -> None:
         self.commands.append(("kill", slot))
+
+    def fence(self, slot: int, at: float) -> None:
+        self.fences.append((slot, at))
 
     def wait_gone(self, slot: int, timeout: float) -> bool:
         self.commands.append(("wait_gone", slot))

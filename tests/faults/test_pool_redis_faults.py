@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,36 @@ def test_f15_a_poison_job_that_kills_its_worker_ends_dead_with_lease_lost(
     assert record is not None
     assert (record.attempts, record.reason) == (2, "lease lost")
     assert all(queue.get(job.id).attempts == 1 for job in others)  # type: ignore[union-attr]
+
+
+@pytest.mark.timeout(120)
+def test_f3_children_of_a_stalled_worker_fence_themselves_before_their_leases_lapse(
+    tmp_path: Path, seed: int, redis_url: str
+) -> None:
+    lease_s = 2
+    queue, prefix = _queue(redis_url, "f3")
+    scenario = Scenario(tmp_path, seed, queue)
+    jobs = [scenario.job("work", payload={"n": n, "seconds": 4.0}) for n in range(6)]
+    scenario.produce(jobs)
+    workers = Workers(tmp_path, redis_url, prefix, lease_s)
+    stalled, _ = workers.start(), workers.start()
+    wait_for(
+        lambda: len(_running_under(scenario, stalled.pid)) == 2, 60, "the worker to run 2 jobs"
+    )
+
+    in_flight = _running_under(scenario, stalled.pid)
+    stalled.send_signal(signal.SIGSTOP)
+    wait_for(lambda: not any(_alive(e["pid"]) for e in in_flight), lease_s + 1, "self-fencing")
+    stalled.send_signal(signal.SIGCONT)
+    wait_for(lambda: queue.stats("default").completed == 6, 90, "every job to complete")
+    codes = workers.stop_all()
+
+    assert codes == [0, 0], workers.log(0)
+    report = scenario.check(Expectations(check_overlaps=True))
+    assert report.ok, report.summary()
+    for lost in in_flight:
+        ticks = [e["t"] for e in scenario.ledger.events() if e.get("pid") == lost["pid"]]
+        assert max(ticks) < lost["t"] + lease_s
+        record = queue.get(lost["job"])
+        assert record is not None
+        assert (record.state, record.attempts) == (JobState.COMPLETED, 2)

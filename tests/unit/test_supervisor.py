@@ -131,6 +131,18 @@ def test_leases_are_renewed_in_one_batch_every_third_of_the_lease() -> None:
         assert record.lease_deadline == pool.clock.now() + timedelta(seconds=30)
 
 
+def test_a_child_is_told_to_fence_itself_before_the_lease_it_runs_under_lapses() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    pool.enqueue(1)
+    claimed_at = pool.now
+    pool.start()
+
+    pool.advance(10)
+
+    # the parent fences at local deadline - lease/6; the child half a margin later
+    assert pool.workforce.fences == [(0, claimed_at + 27.5), (0, claimed_at + 37.5)]
+
+
 def test_a_child_whose_lease_cannot_be_renewed_is_killed_before_the_deadline() -> None:
     pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
     (job_id,) = pool.enqueue(1)
