@@ -9,7 +9,7 @@ import click
 import orjson
 
 from application.dispatcher import Dispatcher
-from domain import PRIORITY_MAX, PRIORITY_MIN, Job, RunAfter, RunNow
+from domain import PRIORITY_MAX, PRIORITY_MIN, Job, QueueUnavailable, RunAfter, RunNow
 from entrypoints.apps import load_app
 from entrypoints.cli import common
 from ports import Duplicate
@@ -85,7 +85,15 @@ def enqueue(
         "schedule": RunAfter(timedelta(seconds=delay)) if delay else RunNow(),
         "id": job_id,
     }
-    outcome = common.queue(ctx).enqueue(_build(ctx, app, name, fields))
+    job = _build(ctx, app, name, fields)
+    try:
+        outcome = common.queue(ctx).enqueue(job)
+    except QueueUnavailable as error:
+        common.abort(
+            f"{common.escape(str(error))}; to retry safely, re-run with --id {job.id} "
+            "(if the first attempt was stored, the re-send changes nothing)",
+            common.Exit.UNAVAILABLE,
+        )
     if isinstance(outcome, Duplicate):
         common.stderr().print(
             f"duplicate: job {outcome.existing_id} holds this unique key; nothing enqueued"

@@ -1,3 +1,4 @@
+import re
 from collections.abc import Callable
 
 import pytest
@@ -99,3 +100,22 @@ def test_check_exits_3_when_the_queue_redis_is_down(
 
     assert result.exit_code == 3
     assert "REDIS_URL" in result.stderr
+
+
+@pytest.mark.redis
+def test_enqueue_while_redis_is_down_exits_3_with_the_id_to_retry_safely(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory()
+    server.kill()
+    settings = Settings.from_env({"QUEUE_DRIVER": "redis", "REDIS_URL": server.url})
+
+    failed = invoke(build_container(settings), "enqueue", "shop.mail")
+    job_id = re.search(r"--id (\S+)", failed.stderr)
+    server.start()
+    retried = invoke(build_container(settings), "enqueue", "shop.mail", "--id", job_id[1])  # type: ignore[index]
+
+    assert failed.exit_code == 3
+    assert job_id is not None
+    assert retried.exit_code == 0, retried.output
+    assert retried.stdout.strip() == job_id[1]
