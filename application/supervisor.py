@@ -217,6 +217,8 @@ class Supervisor:
 
     def _wanted(self) -> int:
         idle = sum(1 for slot in self.slots if slot.state is SlotState.IDLE)
+        if idle == 0 and len(self.buffer) > self.config.prefetch // 2:
+            return 0  # top the prefetch up once half spent: one claim per several jobs
         return idle + self.config.prefetch - len(self.buffer)
 
     def _quiet_for(self, now: float) -> float:

@@ -45,6 +45,18 @@ def test_prefetch_claims_extra_jobs_that_the_parent_holds() -> None:
     assert pool.queue.stats("default").active == 3
 
 
+def test_prefetch_is_topped_up_only_once_half_of_it_is_spent() -> None:
+    pool = Harness(PoolConfig(concurrency=1, prefetch=4, idle_wait=FAST))
+    pool.enqueue(10)
+    pool.start()  # one running, four held
+    pool.reply(0)  # three held: more than half, no claim
+    held_after_one = len(pool.sup.buffer)
+
+    pool.reply(0)  # two held: half spent, topped up to four
+
+    assert (held_after_one, len(pool.sup.buffer)) == (3, 4)
+
+
 def test_a_result_completes_the_job_and_the_child_gets_the_next_one() -> None:
     pool = Harness(PoolConfig(concurrency=1, prefetch=1, idle_wait=FAST))
     first, second = pool.enqueue(2)
