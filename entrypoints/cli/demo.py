@@ -67,6 +67,8 @@ def demo(ctx: click.Context, jobs: int, concurrency: int) -> None:
     """
     box = common.container(ctx)
     port = common.queue(ctx)
+    if port.stats(DEMO_QUEUE).paused:
+        common.abort(f"queue {DEMO_QUEUE} is paused; run `foundry queue resume {DEMO_QUEUE}` first")
     config = PoolConfig(
         queues=(DEMO_QUEUE,),
         concurrency=concurrency,
@@ -80,7 +82,8 @@ def demo(ctx: click.Context, jobs: int, concurrency: int) -> None:
     with tempfile.TemporaryDirectory(prefix="foundry-demo-") as ledger:
         ids = _enqueue(Dispatcher(port, registry, box.clock()), plan(jobs, ledger))
         with _progress() as progress:
-            tally = Tally(progress, progress.add_task("demo", total=len(ids)))
+            task = progress.add_task("demo", total=len(ids))
+            tally = Tally(progress, task, ours=frozenset(ids))
             started = time.monotonic()
             pool = Pool(
                 port,

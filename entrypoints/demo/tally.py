@@ -28,11 +28,18 @@ def percentile(values: list[float], fraction: float) -> float:
 class Tally:
     """Counts every attempt's outcome, per child too, and the enqueue-to-start latency.
 
-    Runs in the pool's parent. The progress bar is refreshed by hand (no refresh thread: the
-    parent forks children and must not hold threads).
+    Only jobs in ``ours`` are counted, when given. Runs in the pool's parent. The progress
+    bar is refreshed by hand (no refresh thread: the parent forks children and must not hold
+    threads).
     """
 
-    def __init__(self, progress: Progress | None = None, task: TaskID | None = None) -> None:
+    def __init__(
+        self,
+        progress: Progress | None = None,
+        task: TaskID | None = None,
+        ours: frozenset[str] | None = None,
+    ) -> None:
+        self._ours = ours
         self.outcomes: Counter[OutcomeKind] = Counter()
         self.dead_reasons: Counter[str] = Counter()
         self.per_child: Counter[int] = Counter()
@@ -44,6 +51,8 @@ class Tally:
 
     def job_started(self, lease: Lease, child_pid: int, started_at: datetime) -> None:
         """A child took ``lease``'s job."""
+        if not self._counts(lease):
+            return
         self.per_child[child_pid] += 1
         job = lease.job
         if lease.attempt == 1 and isinstance(job.schedule, RunNow) and job.created_at:
@@ -52,12 +61,18 @@ class Tally:
 
     def job_finished(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
         """An attempt ended."""
+        if not self._counts(lease):
+            return
         self.outcomes[outcome.kind] += 1
         self.runtime_s.append(runtime_s)
         if outcome.kind is OutcomeKind.DEAD:
             self.dead_reasons[outcome.reason or "unknown"] += 1
         if outcome.kind in (OutcomeKind.COMPLETED, OutcomeKind.DEAD):
             self._advance()
+
+    def _counts(self, lease: Lease) -> bool:
+        # A shared queue may hold jobs of an earlier, interrupted demo: run them, count ours.
+        return self._ours is None or lease.job_id in self._ours
 
     def _advance(self) -> None:
         if self._progress is None or self._task is None:

@@ -233,3 +233,13 @@ def test_enqueue_with_the_app_refuses_an_unknown_handler(box: Container) -> None
 
     assert result.exit_code == 2
     assert "demo.typo" in result.stderr
+
+
+def test_demo_refuses_to_run_on_a_paused_demo_queue(box: Container, queue: Queue) -> None:
+    queue.pause("demo")
+
+    result = invoke(box, "demo", "--jobs", "4")
+
+    assert result.exit_code == 1
+    assert "foundry queue resume demo" in result.stderr
+    assert queue.stats("demo").pending == 0

@@ -135,3 +135,16 @@ def test_the_tally_counts_outcomes_children_and_first_start_latency() -> None:
     assert tally.finished == 2
     assert tally.per_child == {11: 2, 12: 2}
     assert tally.start_latency_ms == [5.0, 7.0]
+
+
+def test_the_tally_ignores_jobs_that_are_not_ours() -> None:
+    start = ManualClock().now()
+    mine, leftover = Job("demo.a", created_at=start), Job("demo.b", created_at=start)
+    tally = Tally(ours=frozenset({mine.id}))
+
+    for job in (mine, leftover):
+        tally.job_started(_lease(job), 1, start)
+        tally.job_finished(_lease(job), Outcome.completed(), 0.01)
+
+    assert tally.finished == 1
+    assert tally.per_child == {1: 1}
