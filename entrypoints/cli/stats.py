@@ -64,6 +64,11 @@ def stats(ctx: click.Context, names: tuple[str, ...]) -> None:
     port = common.queue(ctx)
     chosen = list(names) or port.queues()
     out = common.stdout()
+    if common.private_memory_queue(ctx):
+        common.stderr().print(
+            "note: QUEUE_DRIVER is memory, so this shows only this process's own (empty) queue; "
+            "set QUEUE_DRIVER=redis to inspect the workers' queues"
+        )
     if not chosen:
         out.print("no queues yet: nothing has been enqueued")
     else:

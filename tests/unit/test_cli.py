@@ -119,3 +119,10 @@ def test_enqueue_while_redis_is_down_exits_3_with_the_id_to_retry_safely(
     assert job_id is not None
     assert retried.exit_code == 0, retried.output
     assert retried.stdout.strip() == job_id[1]
+
+
+def test_stats_on_a_private_memory_queue_says_why_it_is_empty() -> None:
+    result = invoke(build_container(Settings()), "stats")
+
+    assert result.exit_code == 0
+    assert "QUEUE_DRIVER=redis" in result.stderr
