@@ -107,11 +107,10 @@ class CacheLock:
 
     def acquire(self, *, blocking: bool = True, timeout: Ttl = None) -> bool:
         """Take the lock; with ``blocking``, wait up to ``timeout`` (forever if ``None``)."""
-        limit = ttl_ms(timeout, "lock timeout") if blocking else 0
         if not blocking:
             return self._try()
-        taken = poll(lambda: self._try() or None, self._backend.wait_now_ms, limit)
-        return bool(taken)
+        limit = ttl_ms(timeout, "lock timeout")
+        return bool(poll(lambda: self._try() or None, self._backend.wait_now_ms, limit))
 
     def _try(self) -> bool:
         return self._backend.lock_acquire(self._skey, self._token, self._ttl)

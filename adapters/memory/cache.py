@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from loguru import logger
+
 from adapters.cache_lock import CacheLock, Flight, make_lock, remember
 from adapters.cache_support import (
     add_to_counter,
@@ -280,7 +282,9 @@ class MemoryCache(_MemoryStore):
     def clear(self) -> None:
         """Remove every value (locks stay held: clearing data must not break exclusion)."""
         with self._s.mutex:
+            removed = len(self._s.entries)
             self._s.entries.clear()
+        logger.info("cleared cache namespace {} ({} keys)", self.prefix, removed)
 
     def stats(self) -> CacheStats:
         """Hits, misses, writes, deletes and LRU evictions so far."""

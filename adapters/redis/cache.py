@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import redis
+from loguru import logger
 
 from adapters.cache_lock import CacheLock, Flight, make_lock, remember
 from adapters.cache_support import (
@@ -280,16 +281,19 @@ class RedisCache(_RedisStore):
         Locks, tag versions and statistics stay.
         """
         try:
-            batch: list[bytes] = []
-            for key in self._c.client.scan_iter(match=f"{self._c.prefix}:[vt]:*", count=1000):
-                batch.append(key)
-                if len(batch) >= _CLEAR_BATCH:
-                    self._c.client.unlink(*batch)
-                    batch.clear()
-            if batch:
-                self._c.client.unlink(*batch)
+            removed = self._unlink_matching(f"{self._c.prefix}:[vt]:*")
         except redis.RedisError as error:
             raise translate(error, self._c.prefix) from error
+        logger.info("cleared cache namespace {} ({} keys)", self._c.prefix, removed)
+
+    def _unlink_matching(self, pattern: str) -> int:
+        client, batch, removed = self._c.client, [], 0
+        for key in client.scan_iter(match=pattern, count=_CLEAR_BATCH):
+            batch.append(key)
+            if len(batch) >= _CLEAR_BATCH:
+                removed += client.unlink(*batch)
+                batch.clear()
+        return removed + (client.unlink(*batch) if batch else 0)
 
     def stats(self) -> CacheStats:
         """Hits, misses, writes and deletes of every process using this namespace.
