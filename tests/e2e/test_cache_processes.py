@@ -116,3 +116,26 @@ def test_when_the_computing_process_is_killed_another_computes(redis_url: str) -
 
     assert doomed.exitcode == -signal.SIGKILL
     assert value == "second"
+
+
+def _read_own_key(cache: Any, key: str) -> int:
+    """How many of 500 reads of ``key`` saw another key's value (a shared socket would)."""
+    return sum(cache.get(key) != key for _ in range(500))
+
+
+def _child_reads(cache: Any) -> None:
+    raise SystemExit(min(_read_own_key(cache, "child"), 1))
+
+
+def test_a_cache_used_before_fork_gives_parent_and_child_their_own_connection(
+    redis_url: str,
+) -> None:
+    cache = redis_cache(redis_url, None, unique_prefix())
+    cache.set_many({"parent": "parent", "child": "child"})  # connection open before the fork
+    child = CTX.Process(target=_child_reads, args=(cache,))
+
+    child.start()
+    crossed = _read_own_key(cache, "parent")
+    child.join(60)
+
+    assert (crossed, child.exitcode) == (0, 0)
