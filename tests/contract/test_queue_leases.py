@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -298,3 +299,22 @@ def test_release_returns_the_job_ahead_of_later_jobs_but_behind_higher_priority(
 
     claimed = [each.job_id for each in queue.claim(["default"], lease=LEASE, limit=3)]
     assert claimed == ["urgent", "a", "b"]
+
+
+def test_concurrent_claimers_never_get_the_same_job(queue: Queue) -> None:
+    ids = [f"j{i}" for i in range(200)]
+    queue.enqueue_many([job(id=job_id) for job_id in ids])
+    claimed: list[list[str]] = [[] for _ in range(4)]
+
+    def drain(mine: list[str]) -> None:
+        while leases := queue.claim(["default"], lease=LEASE, limit=3):
+            mine += [lease.job_id for lease in leases]
+
+    workers = [threading.Thread(target=drain, args=(mine,)) for mine in claimed]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+
+    everything = [job_id for mine in claimed for job_id in mine]
+    assert sorted(everything) == sorted(ids)

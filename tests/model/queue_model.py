@@ -63,6 +63,14 @@ class QueueModel:
         self.seqs[queue] = self.seqs.get(queue, 0) + 1
         return self.seqs[queue]
 
+    def boundaries(self) -> list[datetime]:
+        """Future moments where behaviour changes: run times, deadlines, key and claim expiry."""
+        moments = [j.run_at for j in self.jobs.values() if j.state == PENDING]
+        moments += [j.deadline for j in self.jobs.values() if j.deadline is not None]
+        moments += [expires for _, expires in self.unique.values()]
+        moments += [expires for expires, _ in self.claims.values()]
+        return sorted({moment for moment in moments if moment >= self.now})
+
     # -- enqueue ------------------------------------------------------------------------------
 
     def enqueue(self, job: ModelJob, unique_ttl: timedelta) -> EnqueueOutcome:

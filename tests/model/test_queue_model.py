@@ -2,7 +2,8 @@
 
 ``QueueMachine`` holds the rules and invariants; a subclass per adapter overrides
 ``make_queue``. An adapter that needs fixtures (a Redis URL) builds its subclass inside a test
-function and runs it with ``hypothesis.stateful.run_state_machine_as_test``.
+function taking the fixture (a fresh key prefix per ``make_queue`` call) and runs it with
+``hypothesis.stateful.run_state_machine_as_test(Machine, settings=MODEL_SETTINGS)``.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from tests.model.queue_model import ModelJob, QueueModel
 QUEUES = ["q1", "q2"]
 UNIQUE_TTL = timedelta(seconds=30)
 MS = timedelta(milliseconds=1)
+MODEL_SETTINGS = settings(max_examples=100, stateful_step_count=40, deadline=None)
 
-priorities = st.sampled_from([-1, 0, 0, 1])
+priorities = st.sampled_from([0, 0, 0, 1, -1])
 delays = st.sampled_from([timedelta(0), timedelta(0), MS, timedelta(seconds=2)])
 uniques = st.sampled_from([None, None, ("k1", "finished"), ("k1", "started"), ("k2", "finished")])
 lease_times = st.sampled_from([timedelta(seconds=1), timedelta(seconds=10)])
@@ -63,6 +65,12 @@ class QueueMachine(RuleBasedStateMachine):
         """A fresh, empty adapter on ``clock``: the hook each subclass fills."""
         raise NotImplementedError
 
+    def _pick(self, data: st.DataObject) -> Lease:
+        """A lease the worker holds, mostly; sometimes any lease ever seen (maybe stale)."""
+        current = [each for each in self.leases if self.model.holds(each.job_id, each.token)]
+        prefer_current = data.draw(st.integers(0, 3), label="prefer a current lease") > 0
+        return data.draw(st.sampled_from(current if current and prefer_current else self.leases))
+
     def _call(self, action: Callable[[], None]) -> None:
         self.last_call = action
         action()
@@ -70,7 +78,7 @@ class QueueMachine(RuleBasedStateMachine):
     # -- rules --------------------------------------------------------------------------------
 
     @rule(
-        queue=st.sampled_from(QUEUES),
+        queue=st.sampled_from([*QUEUES, QUEUES[0]]),
         priority=priorities,
         delay=delays,
         unique=uniques,
@@ -95,6 +103,18 @@ class QueueMachine(RuleBasedStateMachine):
         )
         self._call(lambda: self._enqueue(job))
 
+    @precondition(lambda self: any(job.unique for job in self.model.jobs.values()))
+    @rule(data=st.data())
+    def enqueue_with_a_key_in_use(self, data: st.DataObject) -> None:
+        """Probe unique-key ownership: a new job reusing the key of a known one."""
+        holders = [job for job in self.model.jobs.values() if job.unique is not None]
+        other = data.draw(st.sampled_from(holders))
+        assert other.unique is not None
+        key, until = other.unique
+        spec = UniqueSpec(key, UNIQUE_TTL, until)
+        job = Job("task", id=f"j{next(self.ids)}", queue=other.queue, unique=spec)
+        self._call(lambda: self._enqueue(job))
+
     def _enqueue(self, job: Job) -> None:
         unique = None if job.unique is None else (job.unique.key, job.unique.until.value)
         expected = self.model.enqueue(
@@ -116,7 +136,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(
         order=st.sampled_from([QUEUES, QUEUES[::-1], QUEUES[:1]]),
-        limit=st.integers(1, 3),
+        limit=st.sampled_from([1, 1, 1, 2, 3]),
         lease=lease_times,
         with_token=st.booleans(),
     )
@@ -143,7 +163,7 @@ class QueueMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.leases)
     @rule(data=st.data(), duration=lease_times)
     def renew(self, data: st.DataObject, duration: timedelta) -> None:
-        lease = data.draw(st.sampled_from(self.leases))
+        lease = self._pick(data)
         self._call(lambda: self._renew(lease, duration))
 
     def _renew(self, lease: Lease, duration: timedelta) -> None:
@@ -161,19 +181,19 @@ class QueueMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.leases)
     @rule(data=st.data())
     def complete(self, data: st.DataObject) -> None:
-        lease = data.draw(st.sampled_from(self.leases))
+        lease = self._pick(data)
         self._call(lambda: self._finish(lease, "complete", None))
 
     @precondition(lambda self: self.leases)
     @rule(data=st.data(), retry_in=retry_delays)
     def fail(self, data: st.DataObject, retry_in: timedelta | None) -> None:
-        lease = data.draw(st.sampled_from(self.leases))
+        lease = self._pick(data)
         self._call(lambda: self._finish(lease, "fail", retry_in))
 
     @precondition(lambda self: self.leases)
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
-        lease = data.draw(st.sampled_from(self.leases))
+        lease = self._pick(data)
         self._call(lambda: self._finish(lease, "release", None))
 
     def _finish(self, lease: Lease, op: str, retry_in: timedelta | None) -> None:
@@ -214,6 +234,14 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(step=steps)
     def advance_clock(self, step: timedelta) -> None:
         self.model.now = self.clock.advance(step)
+
+    @precondition(lambda self: self.model.boundaries())
+    @rule(data=st.data(), after=st.sampled_from([timedelta(0), MS]))
+    def advance_clock_to_a_boundary(self, data: st.DataObject, after: timedelta) -> None:
+        """Land exactly on (or 1 ms past) a run time, lease deadline or key expiry."""
+        moment = data.draw(st.sampled_from(self.model.boundaries())) + after
+        self.clock.set(moment)
+        self.model.now = moment
 
     @rule()
     def reap(self) -> None:
@@ -269,4 +297,4 @@ class MemoryQueueMachine(QueueMachine):
 
 
 TestMemoryQueueModel = MemoryQueueMachine.TestCase
-TestMemoryQueueModel.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+TestMemoryQueueModel.settings = MODEL_SETTINGS
