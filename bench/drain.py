@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bench.env import Env
 from bench.harness import Metric, Sample, Workload, rate
-from bench.workers import DrainClock, Items, drain
+from bench.workers import PREFETCHED, DrainClock, Items, drain
 
 
 def summarise(clock: DrainClock, count: int) -> Sample:
@@ -32,7 +32,7 @@ WORKLOADS = (
     Workload(
         name="drain",
         title="Drain 20,000 pre-enqueued no-op jobs with 2 children (foundry work)",
-        backends=("redis", "memory"),
+        backends=("redis", PREFETCHED, "memory"),
         metrics=(
             Metric("with_startup", "drain no-op, incl. startup", "jobs/s", target=8_000),
             Metric("steady", "drain no-op, after startup", "jobs/s"),

@@ -24,6 +24,8 @@ from ports import Lease, QueuePort
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_S = 0.002  # how often the bench looks at the queue's counters while it drains
+PREFETCH = 16
+PREFETCHED = f"redis, --prefetch {PREFETCH}"
 
 
 def foundry_binary() -> str:
@@ -33,7 +35,7 @@ def foundry_binary() -> str:
 
 @contextmanager
 def foundry_work(
-    env: Env, prefix: str, log_dir: Path, concurrency: int = 2
+    env: Env, prefix: str, log_dir: Path, concurrency: int = 2, prefetch: int = 0
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``foundry work`` on the bench queue of our Redis under ``prefix``; SIGTERM on exit."""
     environ = {
@@ -46,7 +48,7 @@ def foundry_work(
         LOG_DIR: str(log_dir),
     }
     command = [foundry_binary(), "work", "--app", "bench.app:registry", "--queues", QUEUE]
-    command += ["--concurrency", str(concurrency)]
+    command += ["--concurrency", str(concurrency), "--prefetch", str(prefetch)]
     process = subprocess.Popen(command, env=environ, cwd=ROOT)
     try:
         yield process
@@ -126,14 +128,16 @@ def fill(queue: QueuePort, items: Items) -> None:
         dispatcher.dispatch_many(items[start : start + BATCH])
 
 
-def drain_redis(env: Env, items: Items, log_dir: Path, watch: Watch | None = None) -> DrainClock:
+def drain_redis(
+    env: Env, items: Items, log_dir: Path, watch: Watch | None = None, prefetch: int = 0
+) -> DrainClock:
     """Enqueue ``items`` on a fresh prefix, then time ``foundry work`` draining them."""
     env.flush()
     prefix = env.unique("drain")
     with open_queue(env, "redis", prefix) as queue:
         fill(queue, items)
         spawned = time.perf_counter()
-        with foundry_work(env, prefix, log_dir) as process:
+        with foundry_work(env, prefix, log_dir, prefetch=prefetch) as process:
             return wait_drained(queue, len(items), spawned, process, watch=watch)
 
 
@@ -177,8 +181,12 @@ def _run_pool(queue: QueuePort, count: int, log_dir: Path) -> DrainClock:
 
 
 def drain(env: Env, backend: str, items: Items) -> tuple[DrainClock, Path]:
-    """Drain ``items`` on ``backend`` with 2 children; the clock and the handlers' log dir."""
+    """Drain ``items`` on ``backend`` with 2 children; the clock and the handlers' log dir.
+
+    ``backend`` is ``memory``, ``redis`` or ``PREFETCHED`` (``foundry work --prefetch 16``).
+    """
     log_dir = fresh_log_dir(env)
     if backend == "memory":
         return drain_memory(env, items, log_dir), log_dir
-    return drain_redis(env, items, log_dir), log_dir
+    prefetch = PREFETCH if backend == PREFETCHED else 0
+    return drain_redis(env, items, log_dir, prefetch=prefetch), log_dir

@@ -46,6 +46,14 @@ and releases the rest (their attempts are not spent); a second Ctrl-C stops at o
     show_default=True,
     help="Seconds running jobs get to finish at shutdown.",
 )
+@click.option(
+    "--prefetch",
+    type=click.IntRange(0, 10_000),
+    default=0,
+    show_default=True,
+    help="Jobs claimed ahead and held (leased) by the parent: fewer round trips per job, "
+    "but other workers cannot take them. Released at shutdown.",
+)
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.pass_context
 def work(
@@ -57,6 +65,7 @@ def work(
     max_tasks_per_child: int | None,
     max_memory_per_child: int | None,
     grace: float,
+    prefetch: int,
     burst: bool,
 ) -> None:
     """Run a worker pool."""
@@ -70,6 +79,7 @@ def work(
         max_memory_per_child_mb=max_memory_per_child,
         grace=timedelta(seconds=grace),
         burst=burst,
+        prefetch=prefetch,
     )
     if common.private_memory_queue(ctx):
         common.stderr().print(

@@ -30,8 +30,9 @@ def queue(redis_url: str, prefix: str) -> Iterator[RedisQueue]:
     client.close()
 
 
+@pytest.mark.parametrize("prefetch", ["0", "8"])
 def test_work_burst_drains_dispatched_jobs_exactly_once(
-    redis_url: str, prefix: str, queue: RedisQueue, tmp_path: Path
+    redis_url: str, prefix: str, queue: RedisQueue, tmp_path: Path, prefetch: str
 ) -> None:
     ledger = tmp_path / "ledger"
     ledger.touch()
@@ -47,6 +48,8 @@ def test_work_burst_drains_dispatched_jobs_exactly_once(
         "--burst",
         "--concurrency",
         "2",
+        "--prefetch",
+        prefetch,
         env={**env, LEDGER: str(ledger)},
     )
 
