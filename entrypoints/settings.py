@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
@@ -22,6 +23,16 @@ T = TypeVar("T")
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 _URL_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _mask_url(url: str) -> str:
+    """``url`` with the password in its user info replaced by stars."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:********@{host}"))
 
 
 class Driver(enum.StrEnum):
@@ -35,7 +46,7 @@ class Driver(enum.StrEnum):
 class Settings:
     """Everything Foundry reads from the environment, with the documented defaults."""
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = attrs.field(default="redis://127.0.0.1:6379/0", repr=_mask_url)
     redis_db: int | None = None
     redis_password: str | None = attrs.field(default=None, repr=False)
     redis_pool_size: int = 16
@@ -94,6 +105,7 @@ class Settings:
         shown = {name.upper(): _show(value) for name, value in values.items()}
         if self.redis_password is not None:
             shown["REDIS_PASSWORD"] = "********"
+        shown["REDIS_URL"] = _mask_url(self.redis_url)
         return shown
 
 

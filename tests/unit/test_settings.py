@@ -107,3 +107,13 @@ def test_describe_hides_the_password() -> None:
     assert shown["REDIS_PASSWORD"] == "********"
     assert "hunter2" not in repr(Settings.from_env({"REDIS_PASSWORD": "hunter2"}))
     assert set(shown) >= {"REDIS_URL", "QUEUE_DRIVER", "CACHE_PREFIX", "QUEUE_TIMEOUT"}
+
+
+def test_a_password_in_the_url_is_masked_when_shown() -> None:
+    settings = Settings.from_env({"REDIS_URL": "rediss://app:hunter2@cache.example:6380/1"})
+
+    shown = settings.describe()["REDIS_URL"]
+
+    assert shown == "rediss://app:********@cache.example:6380/1"
+    assert "hunter2" not in repr(settings)
+    assert settings.queue_redis().url == "rediss://app:hunter2@cache.example:6380/1"
