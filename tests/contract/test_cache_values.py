@@ -159,3 +159,13 @@ def test_an_undecodable_stored_value_raises_naming_the_key(
     with pytest.raises(UndecodableValue, match="broken"):
         cache.get_many(["fine", "broken"])
     assert cache.delete("broken") is True
+
+
+def test_batches_of_thousands_of_keys_work(cache: CachePort) -> None:
+    values = {f"k{i}": i for i in range(2500)}
+    cache.set_many(values)
+
+    found = cache.get_many([*values, "absent"])
+
+    assert found == values
+    assert cache.delete_many(values) == 2500
