@@ -51,3 +51,19 @@ def with_jobs(container: Any) -> JobRegistry:
     count = int(os.environ[JOBS])
     dispatcher.dispatch_many([(add, {"a": n, "b": 1}) for n in range(count)])
     return registry
+
+
+def with_cache(container: Any) -> JobRegistry:
+    """A registry whose one handler counts its runs in the container's cache.
+
+    The handler calls ``container.cache()`` inside the child, so it exercises the pool's
+    ``child_init``: each child builds its own cache client after the fork.
+    """
+
+    counting = JobRegistry()
+
+    @counting.job(name="e2e.count", queue=QUEUE)
+    def count() -> int:
+        return int(container.cache().increment("runs"))
+
+    return counting

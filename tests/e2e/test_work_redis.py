@@ -9,9 +9,11 @@ import pytest
 import redis
 
 from adapters.clock import SystemClock
+from adapters.redis.cache import RedisCache
 from adapters.redis.queue import RedisQueue
 from application.dispatcher import Dispatcher
 from domain import JobState
+from entrypoints.apps import load_app
 from tests.e2e.apps import LEDGER, QUEUE, add, flaky, registry
 from tests.e2e.test_demo import run_foundry, unique_prefix
 
@@ -75,3 +77,26 @@ def test_work_on_redis_with_a_bad_queue_name_exits_2(redis_url: str, prefix: str
 
     assert result.returncode == 2
     assert "queue" in result.stderr
+
+
+def test_handlers_use_the_containers_cache_from_the_children(
+    redis_url: str, prefix: str, queue: RedisQueue
+) -> None:
+    dispatcher = Dispatcher(queue, load_app("tests.e2e.apps:with_cache"), SystemClock())
+    dispatcher.dispatch_many([("e2e.count", {}) for _ in range(20)])
+    env = {
+        "QUEUE_DRIVER": "redis",
+        "CACHE_DRIVER": "redis",
+        "REDIS_URL": redis_url,
+        "QUEUE_PREFIX": prefix,
+        "CACHE_PREFIX": f"{prefix}_cache",
+    }
+
+    result = run_foundry(
+        "work", "--app", "tests.e2e.apps:with_cache", "--burst", "--concurrency", "2", env=env
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    cache = RedisCache(redis.Redis.from_url(redis_url), prefix=f"{prefix}_cache")
+    assert cache.get("runs") == 20
+    assert queue.stats(QUEUE).completed == 20
