@@ -56,6 +56,7 @@ def flaky(ledger: str, key: str, failures: int) -> str:
     process (appending one byte is atomic, so concurrent attempts cannot miscount).
     """
     path = Path(ledger) / key
+    path.parent.mkdir(parents=True, exist_ok=True)  # a leftover job may outlive its demo's dir
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(descriptor, b".")

@@ -148,3 +148,12 @@ def test_the_tally_ignores_jobs_that_are_not_ours() -> None:
 
     assert tally.finished == 1
     assert tally.per_child == {1: 1}
+
+
+def test_flaky_still_runs_when_its_ledger_directory_is_gone(tmp_path: Path) -> None:
+    gone = tmp_path / "removed-by-an-earlier-demo"
+
+    with pytest.raises(UpstreamHiccup):
+        flaky(str(gone), "k", failures=1)
+
+    assert flaky(str(gone), "k", failures=1) == "ok after 2 attempts"
