@@ -134,11 +134,16 @@ class Pool:
             if sup.finished:
                 return
             sup.fill(now)
-            timeout = min(sup.next_wake(now) - time.monotonic(), MAX_SLEEP_S)
-            events = self._selector.select(max(timeout, 0.0))
+            events = self._selector.select(0)
+            if not events:  # a quiet moment: write what waits, then sleep
+                sup.settler.flush()
+                timeout = min(sup.next_wake(now) - time.monotonic(), MAX_SLEEP_S)
+                events = self._selector.select(max(timeout, 0.0))
             events.sort(key=lambda event: event[0].data[0] != _PIPE)  # results before deaths
             for key, _ in events:
                 self._handle(key.data)
+            if sup.settler.full:
+                sup.settler.flush()
 
     def _handle(self, data: tuple[str, int, Child | None]) -> None:
         kind, slot, child = data

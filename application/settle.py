@@ -19,8 +19,10 @@ from application.heartbeat import PoolCounters
 from application.leases import LeaseBook
 from application.outcome import Outcome, PoolObserver
 from domain import Dead, Decision, ErrorInfo, QueueUnavailable, Retry, StaleLease
-from ports import Clock, Lease, QueuePort
+from ports import BatchCompleter, Clock, Lease, QueuePort
 
+#: A batch of completions this large is written even while children keep answering.
+BATCH_MAX = 32
 #: Seconds between retries of a write the backend could not take.
 OUTBOX_RETRY_S = 0.5
 
@@ -56,10 +58,42 @@ class Settler:
         self._rng = rng
         self.outbox: list[Pending] = []
         self._retry_at = 0.0
+        self._batch = queue if isinstance(queue, BatchCompleter) else None
+        self.batched: list[tuple[Lease, Any, float]] = []
 
     def complete(self, lease: Lease, result: Any, runtime_s: float) -> None:
-        """The handler returned ``result``."""
-        self._write(lease, lambda held: self._queue.complete(held, result), _COMPLETED, runtime_s)
+        """The handler returned ``result`` (written at the next ``flush`` if the queue
+        completes in batches, else now)."""
+        if self._batch is not None:
+            self.batched.append((lease, result, runtime_s))
+            return
+        self._write(lease, _completion(self._queue, result), _COMPLETED, runtime_s)
+
+    @property
+    def full(self) -> bool:
+        """Whether enough completions wait to be worth a round trip even while busy."""
+        return len(self.batched) >= BATCH_MAX
+
+    def flush(self) -> None:
+        """Write the batched completions in one round trip (their leases stay held till then).
+
+        The pool calls this when it has nothing else to do, or when the batch is ``full``.
+        """
+        if not self.batched or self._batch is None:
+            return
+        batch, self.batched = self.batched, []
+        leases = [self._latest(lease) for lease, _, _ in batch]
+        try:
+            applied = self._batch.complete_many(leases, [result for _, result, _ in batch])
+        except QueueUnavailable as error:
+            logger.error("queue unavailable, will retry {} completions: {}", len(batch), error)
+            for lease, result, runtime_s in batch:
+                write = _completion(self._queue, result)
+                self.outbox.append(Pending(lease, write, _COMPLETED, runtime_s))
+            return
+        for (lease, _, runtime_s), done in zip(batch, applied, strict=True):
+            self._book.drop(lease.job_id)
+            self.finish(lease, _COMPLETED if done else Outcome.abandoned("stale lease"), runtime_s)
 
     def fail(
         self, lease: Lease, error: ErrorInfo, runtime_s: float, decision: Decision | None = None
@@ -83,6 +117,7 @@ class Settler:
     def abandon(self, lease: Lease, reason: str, runtime_s: float = 0.0) -> None:
         """Stop caring about a job whose lease is lost; the queue recovers it."""
         self.outbox = [pending for pending in self.outbox if pending.lease.job_id != lease.job_id]
+        self.batched = [entry for entry in self.batched if entry[0].job_id != lease.job_id]
         self._book.drop(lease.job_id)
         with logger.contextualize(job_id=lease.job_id, attempt=lease.attempt, queue=lease.queue):
             logger.warning("abandoned job {} ({}): the queue will return it", lease.job_id, reason)
@@ -123,9 +158,8 @@ class Settler:
     def _write(
         self, lease: Lease, write: Callable[[Lease], object], outcome: Outcome, runtime_s: float
     ) -> None:
-        held = self._book.lease(lease.job_id) if lease.job_id in self._book else lease
         try:
-            write(held)
+            write(self._latest(lease))
         except StaleLease as error:
             self._book.drop(lease.job_id)
             logger.warning("{}", error)
@@ -140,6 +174,10 @@ class Settler:
             self._book.drop(lease.job_id)
             self.finish(lease, outcome, runtime_s)
 
+    def _latest(self, lease: Lease) -> Lease:
+        """The lease as last renewed (same token, later deadline)."""
+        return self._book.lease(lease.job_id) if lease.job_id in self._book else lease
+
     def _log_failure(self, lease: Lease, error: ErrorInfo, outcome: Outcome) -> None:
         with logger.contextualize(job_id=lease.job_id, attempt=lease.attempt, queue=lease.queue):
             if outcome.reason is not None:
@@ -152,6 +190,10 @@ class Settler:
                     error.message,
                     outcome.delay,
                 )
+
+
+def _completion(queue: QueuePort, result: Any) -> Callable[[Lease], object]:
+    return lambda held: queue.complete(held, result)
 
 
 _COMPLETED = Outcome.completed()

@@ -48,6 +48,7 @@ class Stopping:
             self._kill_and_release()
             for pending in list(sup.settler.outbox):
                 sup.settler.abandon(pending.lease, "shutdown: the queue was unreachable")
+        sup.settler.flush()
         if not any(slot.busy for slot in sup.slots) and not sup.settler.outbox:
             self.done = True
 

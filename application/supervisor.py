@@ -30,6 +30,8 @@ from ports import Clock, Lease, QueuePort
 BUSY_POLL_S = 0.05
 #: A child that dies this many times in a row before reporting ready stops the pool.
 MAX_START_FAILURES = 3
+#: The most jobs an adaptive prefetch holds ahead.
+PREFETCH_MAX = 64
 #: Expired leases (of workers that died) are recovered at least this often (seconds).
 REAP_EVERY_S = 5.0
 
@@ -216,10 +218,24 @@ class Supervisor:
                 self.assign(slot, self.buffer.popleft(), now)
 
     def _wanted(self) -> int:
+        """How many jobs to claim now: none while the prefetch buffer is over half full and
+        no child waits, so claims come in batches of about half the prefetch."""
         idle = sum(1 for slot in self.slots if slot.state is SlotState.IDLE)
-        if idle == 0 and len(self.buffer) > self.config.prefetch // 2:
-            return 0  # top the prefetch up once half spent: one claim per several jobs
-        return idle + self.config.prefetch - len(self.buffer)
+        prefetch = self._prefetch()
+        if not idle and len(self.buffer) > prefetch // 2:
+            return 0
+        return idle + prefetch - len(self.buffer)
+
+    def _prefetch(self) -> int:
+        """The configured prefetch, or more for short jobs: as many as the children finish
+        within ``prefetch_window`` at the mean run time so far (at most ``PREFETCH_MAX``)."""
+        config, counters = self.config, self.counters
+        window = config.prefetch_window.total_seconds()
+        if not window or not counters.processed or not counters.runtime_s:
+            return config.prefetch
+        mean = counters.runtime_s / counters.processed
+        auto = min(PREFETCH_MAX, int(config.concurrency * window / mean))
+        return max(config.prefetch, auto)
 
     def _quiet_for(self, now: float) -> float:
         return max(0.0, min(self.heartbeat.next_wake(), self.settler.next_wake()) - now)

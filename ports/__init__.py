@@ -2,7 +2,7 @@
 
 from ports.cache import CachePort, CacheStats, CacheStore, Lock, TaggedCache, Ttl
 from ports.clock import Clock
-from ports.queue import QueuePort, WorkerRegistry
+from ports.queue import BatchCompleter, QueuePort, WorkerRegistry
 from ports.queue_types import (
     DeadLetter,
     DeadLetterRetention,
@@ -16,6 +16,7 @@ from ports.queue_types import (
 )
 
 __all__ = [
+    "BatchCompleter",
     "CachePort",
     "CacheStats",
     "CacheStore",

@@ -164,6 +164,21 @@ class QueuePort(Protocol):
 
 
 @runtime_checkable
+class BatchCompleter(Protocol):
+    """An optional capability of a queue: completing many leases in one round trip.
+
+    * Each lease is completed as ``QueuePort.complete`` would (re-sends accepted, Q8), except
+      that a stale lease does not raise: its slot in the answer is ``False`` (still counted).
+    """
+
+    def complete_many(
+        self, leases: Sequence[Lease], results: Sequence[Any] | None = None
+    ) -> list[bool]:
+        """Complete every lease (with ``results[i]`` if given); whether each was applied."""
+        ...
+
+
+@runtime_checkable
 class WorkerRegistry(Protocol):
     """Live workers, published through the queue backend so ``foundry stats`` can list them.
 

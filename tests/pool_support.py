@@ -18,7 +18,7 @@ from application.outcome import Outcome
 from application.registry import JobRegistry
 from application.supervisor import Supervisor
 from application.wire import Reply, Task, decode_task
-from domain import ErrorInfo, Job, QueueUnavailable
+from domain import ErrorInfo, Job, QueueUnavailable, StaleLease
 from ports import Lease, WorkerRegistry
 
 
@@ -79,6 +79,28 @@ class FlakyQueue(MemoryQueue):
         super().complete(lease, result)
 
 
+class BatchingQueue(FlakyQueue):
+    """A memory queue that also completes in batches (as RedisQueue does), counting calls."""
+
+    batches: int = 0
+
+    def complete_many(
+        self, leases: Sequence[Lease], results: Sequence[Any] | None = None
+    ) -> list[bool]:
+        if self.down:
+            raise QueueUnavailable("the queue is down (test)")
+        self.batches += 1
+        done = []
+        for index, lease in enumerate(leases):
+            try:
+                super().complete(lease, None if results is None else results[index])
+            except StaleLease:
+                done.append(False)
+            else:
+                done.append(True)
+        return done
+
+
 @attrs.define
 class Events:
     """A ``PoolObserver`` that remembers what it saw."""
@@ -104,9 +126,14 @@ def work(**_: Any) -> None:
 class Harness:
     """A supervisor over a fake workforce and a memory queue, on one manual clock."""
 
-    def __init__(self, config: PoolConfig | None = None, workers: WorkerRegistry | None = None):
+    def __init__(
+        self,
+        config: PoolConfig | None = None,
+        workers: WorkerRegistry | None = None,
+        queue: type[FlakyQueue] = FlakyQueue,
+    ):
         self.clock = ManualClock()
-        self.queue = FlakyQueue(self.clock)
+        self.queue = queue(self.clock)
         self.workforce = FakeWorkforce()
         self.events = Events()
         self.config = config or PoolConfig(idle_wait=timedelta(milliseconds=1))

@@ -7,7 +7,7 @@ from application.outcome import OutcomeKind
 from application.slots import SlotState
 from application.wire import Reply
 from domain import JobState, RetryPolicy
-from tests.pool_support import Harness
+from tests.pool_support import BatchingQueue, Harness
 
 FAST = timedelta(milliseconds=1)
 
@@ -55,6 +55,62 @@ def test_prefetch_is_topped_up_only_once_half_of_it_is_spent() -> None:
     pool.reply(0)  # two held: half spent, topped up to four
 
     assert (held_after_one, len(pool.sup.buffer)) == (3, 4)
+
+
+def test_short_jobs_raise_the_prefetch_so_claims_come_in_batches() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
+    pool.enqueue(100)
+    pool.start()
+
+    pool.reply(0, runtime=0.000_1)
+    pool.reply(1, runtime=0.000_1)
+
+    # two children finish 100 jobs of 0.1 ms in the 5 ms window: capped at 64
+    assert len(pool.sup.buffer) == 64
+    assert pool.queue.stats("default").active == 66
+
+
+def test_long_jobs_keep_the_configured_prefetch() -> None:
+    pool = Harness(PoolConfig(concurrency=2, prefetch=1, idle_wait=FAST))
+    pool.enqueue(10)
+    pool.start()
+
+    pool.reply(0, runtime=2.0)
+    pool.reply(1, runtime=2.0)
+
+    assert len(pool.sup.buffer) == 1
+
+
+def test_a_queue_that_completes_in_batches_gets_one_call_per_flush() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST), queue=BatchingQueue)
+    first, second = pool.enqueue(2)
+    pool.start()
+    pool.reply(0)
+    pool.reply(1)
+    pending = pool.queue.get(first)
+
+    pool.sup.settler.flush()
+
+    assert pending is not None
+    assert pending.state is JobState.ACTIVE
+    assert isinstance(pool.queue, BatchingQueue)
+    assert pool.queue.batches == 1
+    assert [pool.queue.get(job_id).state for job_id in (first, second)] == [JobState.COMPLETED] * 2  # type: ignore[union-attr]
+    assert [outcome.kind for _, outcome in pool.events.finished] == [OutcomeKind.COMPLETED] * 2
+
+
+def test_batched_completions_the_queue_cannot_take_are_retried_from_the_outbox() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=BatchingQueue)
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    pool.reply(0)
+    pool.queue.down = True
+    pool.sup.settler.flush()
+    pool.queue.down = False
+
+    pool.advance(1)
+
+    assert pool.queue.get(job_id).state is JobState.COMPLETED  # type: ignore[union-attr]
 
 
 def test_a_result_completes_the_job_and_the_child_gets_the_next_one() -> None:
