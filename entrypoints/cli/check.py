@@ -34,7 +34,8 @@ def report_table(reports: dict[str, RedisReport]) -> Table:
     return table
 
 
-def _reachable(what: str, probe: object) -> RedisReport:
+def self_check(what: str, probe: object) -> RedisReport:
+    """Run the Redis self-check on a ``RedisQueue`` or a client; unreachable is exit 3."""
     try:
         if isinstance(probe, RedisQueue):
             return probe.check()
@@ -52,10 +53,10 @@ def _reports(ctx: click.Context) -> dict[str, RedisReport]:
     reports: dict[str, RedisReport] = {}
     port = common.queue(ctx)
     if isinstance(port, RedisQueue):
-        reports["queue"] = _reachable("queue", port)
+        reports["queue"] = self_check("queue", port)
     if settings.cache_driver is Driver.REDIS:
         box.cache()
-        reports["cache"] = _reachable("cache", box.cache_client())
+        reports["cache"] = self_check("cache", box.cache_client())
     return reports
 
 

@@ -8,9 +8,11 @@ from functools import partial
 
 import click
 
+from adapters.redis.queue import RedisQueue
 from application.pool import Pool, PoolConfig
 from entrypoints.apps import app_queues, load_app
 from entrypoints.cli import common
+from entrypoints.cli.check import self_check
 from entrypoints.container import reinit_per_process
 
 WORK_HELP = """Run handlers from --app in a prefork pool until stopped.
@@ -81,12 +83,15 @@ def work(
         burst=burst,
         prefetch=prefetch,
     )
+    port = common.queue(ctx)
+    if isinstance(port, RedisQueue):
+        self_check("queue", port)  # an unreachable or too old Redis stops us here, not later
     if common.private_memory_queue(ctx):
         common.stderr().print(
             "note: QUEUE_DRIVER is memory; this worker sees only jobs its app enqueues itself"
         )
     pool = Pool(
-        common.queue(ctx),
+        port,
         registry,
         config,
         clock=box.clock(),

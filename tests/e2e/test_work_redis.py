@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from domain import JobState
 from entrypoints.apps import load_app
 from tests.e2e.apps import LEDGER, QUEUE, add, flaky, registry
 from tests.e2e.test_demo import run_foundry, unique_prefix
+from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -100,3 +101,16 @@ def test_handlers_use_the_containers_cache_from_the_children(
     cache = RedisCache(redis.Redis.from_url(redis_url), prefix=f"{prefix}_cache")
     assert cache.get("runs") == 20
     assert queue.stats(QUEUE).completed == 20
+
+
+def test_work_against_an_unreachable_redis_exits_3_at_startup(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory()
+    server.kill()
+    env = {"QUEUE_DRIVER": "redis", "REDIS_URL": server.url}
+
+    result = run_foundry("work", "--app", "tests.e2e.apps:registry", "--burst", env=env)
+
+    assert result.returncode == 3
+    assert "check REDIS_URL" in result.stderr
