@@ -13,6 +13,9 @@ from ports import DeadLetter, JobRecord
 _QUEUE = click.option(
     "--queue", "queue_name", default="default", show_default=True, help="The queue to look in."
 )
+_ANY_QUEUE = click.option(
+    "--queue", "queue_name", default=None, help="The queue to look in [default: every queue]."
+)
 
 
 def _last_error(letter: DeadLetter) -> str:
@@ -26,11 +29,12 @@ def letters_table(letters: list[DeadLetter]) -> Table:
     """Dead letters, newest first."""
     table = Table(title="Dead letters")
     table.add_column("job id", overflow="fold")
-    for column in ("name", "attempts", "died at", "reason", "last error"):
+    for column in ("queue", "name", "attempts", "died at", "reason", "last error"):
         table.add_column(column, overflow="fold")
     for letter in letters:
         table.add_row(
             letter.job.id,
+            letter.job.queue,
             letter.job.name,
             str(letter.attempts),
             letter.died_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -46,15 +50,17 @@ def failed() -> None:
 
 
 @failed.command("list")
-@_QUEUE
+@_ANY_QUEUE
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
-@click.option("--offset", type=click.IntRange(0), default=0)
+@click.option("--offset", type=click.IntRange(0), default=0, help="Per queue.")
 @click.pass_context
-def list_(ctx: click.Context, queue_name: str, limit: int, offset: int) -> None:
-    """List dead letters of a queue, newest first."""
-    letters = common.queue(ctx).dead(validate_queue_name(queue_name), offset=offset, limit=limit)
+def list_(ctx: click.Context, queue_name: str | None, limit: int, offset: int) -> None:
+    """List dead letters (of one queue, or of each queue), newest first."""
+    port = common.queue(ctx)
+    names = [validate_queue_name(queue_name)] if queue_name else port.queues()
+    letters = [letter for name in names for letter in port.dead(name, offset=offset, limit=limit)]
     if not letters:
-        click.echo(f"no dead letters in {queue_name}")
+        click.echo(f"no dead letters in {queue_name or 'any queue'}")
         return
     common.stdout().print(letters_table(letters))
 
@@ -79,15 +85,16 @@ def _show_record(record: JobRecord) -> None:
 
 @failed.command()
 @click.argument("job_id")
-@_QUEUE
+@_ANY_QUEUE
 @click.pass_context
-def show(ctx: click.Context, job_id: str, queue_name: str) -> None:
+def show(ctx: click.Context, job_id: str, queue_name: str | None) -> None:
     """Show one job's payload, reason and full error history."""
-    record = common.queue(ctx).get(job_id, validate_queue_name(queue_name))
+    where = validate_queue_name(queue_name) if queue_name else None
+    record = common.queue(ctx).get(job_id, where)
     if record is None:
         common.abort(
-            f"no job {job_id!r} in {queue_name}; list them with "
-            f"`foundry failed list --queue {queue_name}`"
+            f"no job {job_id!r} in {queue_name or 'any queue'}; list them with "
+            "`foundry failed list`"
         )
     _show_record(record)
 

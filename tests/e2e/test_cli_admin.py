@@ -243,3 +243,19 @@ def test_demo_refuses_to_run_on_a_paused_demo_queue(box: Container, queue: Queue
     assert result.exit_code == 1
     assert "foundry queue resume demo" in result.stderr
     assert queue.stats("demo").pending == 0
+
+
+def test_failed_list_and_show_without_a_queue_look_in_every_queue(
+    box: Container, queue: Queue
+) -> None:
+    mail_id = bury(queue, queue_name="mail")
+    default_id = bury(queue)
+
+    listed = invoke(box, "failed", "list")
+    shown = invoke(box, "failed", "show", "--", mail_id)
+
+    assert listed.exit_code == 0, listed.output
+    assert mail_id in listed.stdout
+    assert default_id in listed.stdout
+    assert shown.exit_code == 0, shown.output
+    assert "queue=mail" in shown.stdout
