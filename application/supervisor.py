@@ -17,11 +17,13 @@ from application.config import PoolConfig
 from application.failures import Failures
 from application.heartbeat import Heartbeat, PoolCounters
 from application.leases import LeaseBook
+from application.outage import Outage
 from application.outcome import PoolObserver
 from application.registry import JobRegistry
 from application.settle import Settler
 from application.slots import Running, Slot, SlotState, Workforce
 from application.stopping import Stopping
+from application.upkeep import Upkeep
 from application.wire import Reply, encode_task
 from domain import FoundryError
 from ports import Clock, Lease, QueuePort
@@ -32,8 +34,6 @@ BUSY_POLL_S = 0.05
 MAX_START_FAILURES = 3
 #: The most jobs an adaptive prefetch holds ahead.
 PREFETCH_MAX = 64
-#: Expired leases (of workers that died) are recovered at least this often (seconds).
-REAP_EVERY_S = 5.0
 
 
 class Supervisor:
@@ -73,8 +73,9 @@ class Supervisor:
         self.buffer: deque[Lease] = deque()
         self.next_claim_at = 0.0  # no claim before (an idle wait ended, or claims failing)
         self.poll_at = 0.0  # no busy poll before (the queue was empty while children ran)
-        self.next_reap_at = 0.0
         self.start_failures = 0
+        self.outage = Outage()
+        self.upkeep = Upkeep(self)
         self.exit_code: int | None = None
 
     # -- events ---------------------------------------------------------------------------
@@ -138,9 +139,9 @@ class Supervisor:
     def tick(self, now: float) -> None:
         """Everything that is due: fencing first, then renewals, limits, writes, heartbeat."""
         self.failures.fence(now)
-        self._renew(now)
+        self.upkeep.renew(now)
         self.failures.enforce_limits(now)
-        self._reap(now)
+        self.upkeep.reap(now)
         self.settler.retry_outbox(now)
         self.heartbeat.beat(now, self.counters)
         self.stopping.tick(now)
@@ -151,7 +152,7 @@ class Supervisor:
             self.book.next_wake(),
             self.heartbeat.next_wake(),
             self.settler.next_wake(),
-            self.next_reap_at,
+            self.upkeep.next_reap_at,
             self.failures.next_wake(),
             self.stopping.next_wake(),
         ]
@@ -251,9 +252,10 @@ class Supervisor:
                 worker=self.heartbeat.id,
             )
         except FoundryError as error:
-            logger.error("claim failed, retrying in {}: {}", config.idle_wait, error)
+            self.outage.failed("claim", error, now)
             self.next_claim_at = now + config.idle_wait.total_seconds()
             return []
+        self.outage.ok(now)
         self.book.hold(leases, now)
         return leases
 
@@ -266,36 +268,6 @@ class Supervisor:
             logger.error("cannot read queue sizes to end the burst: {}", error)
             return False
         return all(s.pending == 0 or s.paused for s in stats)
-
-    # -- renewing -------------------------------------------------------------------------
-
-    def _renew(self, now: float) -> None:
-        if not self.book.renew_due(now):
-            return
-        leases = self.book.to_renew()
-        try:
-            results = self.queue.renew(leases, self.config.lease)
-        except FoundryError as error:
-            logger.error("renewing {} leases failed, retrying: {}", len(leases), error)
-            self.book.renew_failed(now)
-            return
-        for lost in self.book.renewed(leases, results, now):
-            self.failures.forget(lost, "lease lost: the queue no longer holds it for this worker")
-        for slot in self.slots:
-            if slot.job is not None:
-                self.workforce.fence(slot.index, self.book.child_deadline(slot.job.lease.job_id))
-
-    def _reap(self, now: float) -> None:
-        if now < self.next_reap_at:
-            return
-        self.next_reap_at = now + min(self.book.every_s, REAP_EVERY_S)
-        try:
-            recovered = self.queue.reap()
-        except FoundryError as error:
-            logger.error("reaping expired leases failed: {}", error)
-            return
-        if recovered:
-            logger.info("recovered {} job(s) whose leases had expired", recovered)
 
     def _after_job(self, slot: Slot, running: Running, reply: Reply, now: float) -> None:
         if running.term_at is not None:

@@ -64,9 +64,19 @@ class FakeWorkforce:
 
 
 class FlakyQueue(MemoryQueue):
-    """A memory queue whose renewals (and writes) fail while ``down``."""
+    """A memory queue whose claims, renewals, reaps and completions fail while ``down``."""
 
     down = False
+
+    def claim(self, queues: Sequence[str], **options: Any) -> list[Lease]:
+        if self.down:
+            raise QueueUnavailable("the queue is down (test)")
+        return super().claim(queues, **options)
+
+    def reap(self) -> int:
+        if self.down:
+            raise QueueUnavailable("the queue is down (test)")
+        return super().reap()
 
     def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
         if self.down:

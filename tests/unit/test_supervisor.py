@@ -1,6 +1,10 @@
 """The supervisor's decisions, driven by hand: fake children, a memory queue, a manual clock."""
 
+from collections.abc import Iterator
 from datetime import timedelta
+
+import pytest
+from loguru import logger
 
 from application.config import PoolConfig
 from application.outcome import OutcomeKind
@@ -209,6 +213,32 @@ def test_a_child_is_told_to_fence_itself_before_the_lease_it_runs_under_lapses()
 
     # the parent fences at local deadline - lease/6; the child half a margin later
     assert pool.workforce.fences == [(0, claimed_at + 27.5), (0, claimed_at + 37.5)]
+
+
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    messages: list[str] = []
+    sink = logger.add(messages.append, level="WARNING", format="{message}")
+    yield messages
+    logger.remove(sink)
+
+
+def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
+    warnings: list[str],
+) -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    pool.start()
+    pool.queue.down = True
+
+    for _ in range(5):
+        pool.advance(1)
+    pool.queue.down = False
+    pool.advance(1)
+
+    outage = [message for message in warnings if "queue" in message]
+    assert len(outage) == 2
+    assert outage[0].startswith("queue unavailable (")
+    assert outage[1].startswith("queue reachable again after 1.0s")
 
 
 def test_a_child_whose_lease_cannot_be_renewed_is_killed_before_the_deadline() -> None:

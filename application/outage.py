@@ -1,0 +1,35 @@
+"""Logging a queue outage once when it starts and once when it ends, not at every retry."""
+
+from __future__ import annotations
+
+from loguru import logger
+
+
+class Outage:
+    """Tracks whether the queue backend answers; logs each transition once."""
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+
+    @property
+    def down(self) -> bool:
+        """Whether the last call to the backend failed."""
+        return self._since is not None
+
+    def failed(self, what: str, error: Exception, now: float) -> None:
+        """A call failed; logged only if the backend was answering until now."""
+        if self._since is None:
+            self._since = now
+            logger.error(
+                "queue unavailable ({} failed: {}); retrying. Running jobs go on until their "
+                "leases would lapse, then their children are killed and the jobs left to the "
+                "queue's recovery",
+                what,
+                error,
+            )
+
+    def ok(self, now: float) -> None:
+        """A call succeeded; logs the recovery if the backend was down."""
+        if self._since is not None:
+            logger.warning("queue reachable again after {:.1f}s", now - self._since)
+            self._since = None
