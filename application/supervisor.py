@@ -243,6 +243,9 @@ class Supervisor:
 
     def _claim(self, limit: int, wait: float, now: float) -> list[Lease]:
         config = self.config
+        # Batched completions go first: a job done here must not re-run because this worker
+        # died holding its completion (a poison job claimed next may kill it).
+        self.settler.flush()
         try:
             leases = self.queue.claim(
                 config.queues,

@@ -238,7 +238,7 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
     outage = [message for message in warnings if "queue" in message]
     assert len(outage) == 2
     assert outage[0].startswith("queue unavailable (")
-    assert outage[1].startswith("queue reachable again after 1.0s")
+    assert outage[1].startswith("queue reachable again after 5.0s")
 
 
 def test_a_child_whose_lease_cannot_be_renewed_is_killed_before_the_deadline() -> None:
