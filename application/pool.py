@@ -135,8 +135,8 @@ class Pool:
                 return
             sup.fill(now)
             events = self._selector.select(0)
-            if not events:  # a quiet moment: write what waits, then sleep
-                sup.settler.flush()
+            if not events:  # a quiet moment: write what waits, claim, then sleep
+                sup.quiet(time.monotonic())
                 timeout = min(sup.next_wake(now) - time.monotonic(), MAX_SLEEP_S)
                 events = self._selector.select(max(timeout, 0.0))
             events.sort(key=lambda event: event[0].data[0] != _PIPE)  # results before deaths

@@ -134,6 +134,12 @@ class Supervisor:
         else:
             self.spawn(slot)
 
+    def quiet(self, now: float) -> None:
+        """Nothing else to do: write the batched completions, then claim again, so a pool
+        they left idle blocks in claim at once instead of sleeping out a busy-poll pause."""
+        self.settler.flush()
+        self.fill(now)
+
     # -- time -----------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:

@@ -142,6 +142,18 @@ def test_a_pool_that_turns_idle_after_a_busy_poll_claims_a_new_job_without_waiti
     assert pool.running(0) == late
 
 
+def test_a_pool_its_batched_completions_left_idle_claims_at_once_when_quiet() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST), queue=BatchingQueue)
+    pool.enqueue(1)
+    pool.start()  # one child busy, the other finds the queue empty: a busy poll
+    pool.reply(0)  # its completion waits for the next flush
+    (late,) = pool.enqueue(1)
+
+    pool.sup.quiet(pool.now)
+
+    assert pool.running(0) == late
+
+
 def test_a_failed_attempt_is_retried_by_the_jobs_policy() -> None:
     pool = Harness()
     (job_id,) = pool.enqueue(1, retry=RetryPolicy(max_attempts=3))
