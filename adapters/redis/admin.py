@@ -11,7 +11,6 @@ from adapters.redis.core import RedisCore
 from adapters.redis.keys import QueueKeys, registry_key
 from adapters.redis.records import (
     decode_errors,
-    decode_record,
     from_ms,
     parse_state,
     split_record,
@@ -56,7 +55,7 @@ class RedisAdmin(RedisCore):
         for index in range(len(candidates)):
             found = replies[1 + index * width : 1 + (index + 1) * width]
             if found[0] is not None:
-                return self._record(job_id, found, now)
+                return self._record(candidates[index], job_id, found, now)
         return None
 
     def _now_ms(self, server_time: list[bytes]) -> int:
@@ -64,7 +63,7 @@ class RedisAdmin(RedisCore):
             return to_ms(self._clock.now())
         return int(server_time[0]) * 1000 + int(server_time[1]) // 1000
 
-    def _record(self, job_id: str, found: list[Any], now: int) -> JobRecord | None:
+    def _record(self, queue: str, job_id: str, found: list[Any], now: int) -> JobRecord | None:
         value, state_value, errors, result, run_at, expires = found
         if expires is not None and float(expires) <= now:
             return None
@@ -73,7 +72,7 @@ class RedisAdmin(RedisCore):
         if status is JobState.DELAYED and run_at is not None and float(run_at) <= now:
             status = JobState.READY
         return JobRecord(
-            job=decode_record(self._codec, job_id, value),
+            job=self._blobs.decode(job_id, queue, value),
             state=status,
             attempts=state.attempts,
             enqueued_at=from_ms(split_record(value).enqueued_ms),
@@ -133,7 +132,7 @@ class RedisAdmin(RedisCore):
     ) -> DeadLetter:
         state = parse_state(state_value)
         try:
-            job = decode_record(self._codec, job_id, value)
+            job = self._blobs.decode(job_id, queue, value)
         except UndecodableJob as error:
             job = Job("undecodable", id=job_id, queue=queue, metadata={"undecodable": error.reason})
         return DeadLetter(

@@ -12,6 +12,7 @@ import redis
 from loguru import logger
 
 from adapters.codec import Codec
+from adapters.redis.blobs import JobBlobs
 from adapters.redis.errors import Outage
 from adapters.redis.health import RedisReport, inspect_redis, log_report
 from adapters.redis.keys import QueueKeys, registry_key, validate_prefix
@@ -55,6 +56,7 @@ class RedisCore:
         self._prefix = validate_prefix(prefix)
         self._clock = clock
         self._codec = codec or Codec(max_payload_bytes)
+        self._blobs = JobBlobs(self._codec)
         self._retention = retention or DeadLetterRetention()
         self._completed_ttl_ms = str(ceil_ms(completed_ttl))
         self._scripts = Scripts()

@@ -20,7 +20,7 @@ from adapters.redis.admin import RedisAdmin
 from adapters.redis.connection import RedisSettings, connect
 from adapters.redis.core import check_claim_token
 from adapters.redis.keys import QueueKeys
-from adapters.redis.records import ceil_ms, decode_record, from_ms, job_args
+from adapters.redis.records import ceil_ms, from_ms, job_args
 from adapters.redis.scripts import Arg, call
 from adapters.redis.workers import RedisWorkers
 from domain import Dead, Decision, ErrorInfo, Job, JobState, Retry, StaleLease, UndecodableJob
@@ -48,7 +48,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
     def enqueue(self, job: Job) -> EnqueueOutcome:
         """Store one job: one round trip (two the first time this process uses the queue)."""
         keys = self._queue_keys(job.queue)
-        args = [self._now(), self._epoch_candidate, *job_args(job, self._codec.encode_job(job))]
+        args = [self._now(), self._epoch_candidate, *job_args(job, self._blobs.encode(job))]
         with self._outage.guard("enqueue", job.id):
             if job.queue not in self._registered:
                 self._register(job.queue)
@@ -93,7 +93,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
                 args: list[Arg] = [now, self._epoch_candidate]
                 for index in indices[start : start + _BATCH]:
                     job = jobs[index]
-                    args += job_args(job, self._codec.encode_job(job))
+                    args += job_args(job, self._blobs.encode(job))
                     order[index] = position
                     position += 1
                 calls.append((keys, args))
@@ -167,7 +167,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
             )
             lease_token = f"{token}.{attempt}"
             try:
-                job = decode_record(self._codec, job_id, value)
+                job = self._blobs.decode(job_id, keys.queue, value)
             except UndecodableJob as error:
                 self._bury_undecodable(keys, job_id, lease_token, error)
                 continue

@@ -1,7 +1,8 @@
 """The stored forms of a job, and their translation to the port's value types.
 
-A job is stored as one immutable record, ``"<enqueued ms> <priority> <max attempts> <unique
-length> <unique><codec blob>"``, plus, once it exists, a small mutable state,
+A job is stored as one immutable record, ``"<enqueued ms, base 36> <priority> <max attempts>
+<unique length> <unique><blob>"`` (the blob: see ``blobs.py``), plus, once it exists, a small
+mutable state,
 ``"<state>,<attempts>,<seq>,<lease token>,<time ms>,<outcome>,<last token>,<worker>,<reason>"``
 (the last ended lease's token and outcome recognise a re-sent complete/fail/release).
 """
@@ -14,7 +15,6 @@ import attrs
 
 from adapters.codec import Codec
 from domain import ErrorInfo, Job, RunAfter, RunAt, UniqueUntil
-from domain.errors import UndecodableJob
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -61,16 +61,7 @@ class Stored:
 def split_record(value: bytes) -> Stored:
     """Split a stored record into its header and the codec blob."""
     enq, _prio, _max, ulen, rest = value.split(b" ", 4)
-    return Stored(int(enq), rest[int(ulen) :])
-
-
-def decode_record(codec: Codec, job_id: str, value: bytes) -> Job:
-    """The job in a stored record; raises ``UndecodableJob``."""
-    try:
-        blob = split_record(value).blob
-    except ValueError as error:
-        raise UndecodableJob(job_id, "the stored record header is corrupt") from error
-    return codec.decode_job(blob, job_id)
+    return Stored(int(enq, 36), rest[int(ulen) :])
 
 
 @attrs.frozen

@@ -16,6 +16,16 @@ local function n2s(n)
   return string.format("%.0f", n)
 end
 
+local function base36(n)
+  local digits, out = "0123456789abcdefghijklmnopqrstuvwxyz", ""
+  repeat
+    local d = n % 36
+    out = string.sub(digits, d + 1, d + 1) .. out
+    n = (n - d) / 36
+  until n == 0
+  return out
+end
+
 local function now_ms(arg)
   if arg ~= nil and arg ~= "" then
     return tonumber(arg)
@@ -24,15 +34,16 @@ local function now_ms(arg)
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- The immutable record: "<enqueued ms> <priority> <max attempts> <unique length> <unique><blob>",
+-- The immutable record: "<enqueued ms, base 36> <priority> <max attempts> <unique length>
+-- <unique><blob>",
 -- where <unique> is "S<key>" or "F<key>" (released when started / finished) or empty.
 local function header(value)
-  local enq, prio, max, ulen, pos = string.match(value, "^(%d+) (%-?%d+) (%d+) (%d+) ()")
+  local enq, prio, max, ulen, pos = string.match(value, "^(%w+) (%-?%d+) (%d+) (%d+) ()")
   if not enq then
     return nil
   end
   ulen = tonumber(ulen)
-  return { enq = tonumber(enq), prio = tonumber(prio), max = tonumber(max),
+  return { enq = tonumber(enq, 36), prio = tonumber(prio), max = tonumber(max),
            unique = string.sub(value, pos, pos + ulen - 1) }
 end
 

@@ -50,7 +50,7 @@ for i = 0, n - 1 do
     local seq = redis.call("HINCRBY", META, "seq", 1)
     local run_at = math.max(tonumber(ARGV[b + 4]), now + tonumber(ARGV[b + 5]))
     redis.call("HSET", JOBS, id, table.concat(
-      { n2s(now), ARGV[b + 2], ARGV[b + 3], tostring(#uspec), uspec .. ARGV[b + 1] }, " "))
+      { base36(now), ARGV[b + 2], ARGV[b + 3], tostring(#uspec), uspec .. ARGV[b + 1] }, " "))
     if run_at <= now then
       make_ready(id, prio, seq)
       ready = ready + 1

@@ -1,0 +1,131 @@
+"""RedisQueue's own operations, measured at the adapter (no Dispatcher, jobs built beforehand).
+
+``python -m bench.queue_ops`` runs these alone (3 runs, a markdown table); ``./dev bench``
+runs them with the rest. Workloads: single ``enqueue``, ``enqueue_many`` of 1,000, claim of
+100 + ``complete_many`` (one round trip each), claim of 100 + ``complete`` one by one (the
+port alone), and Redis bytes per pending no-op job (``INFO used_memory`` delta over 10k).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+
+import redis
+
+from adapters.redis.queue import RedisQueue
+from bench.env import Env
+from bench.harness import Metric, Sample, Workload, measure, rate, stopwatch
+from bench.report import markdown
+from domain import Job
+
+BATCH = 1_000
+CLAIM = 100
+LEASE = timedelta(minutes=5)
+QUEUE = "bench"
+
+
+def _jobs(count: int) -> list[Job]:
+    return [Job("noop", queue=QUEUE) for _ in range(count)]
+
+
+def _queue(env: Env) -> RedisQueue:
+    return RedisQueue(redis.Redis.from_url(env.redis_url), prefix=env.unique("ops"))
+
+
+def _enqueue(env: Env, count: int) -> tuple[float, float]:
+    queue = _queue(env)
+    queue.enqueue(Job("noop", queue=QUEUE))  # connect, register, load the script
+    jobs = _jobs(count)
+    with stopwatch() as elapsed:
+        for job in jobs:
+            queue.enqueue(job)
+    single = rate(count, elapsed())
+    jobs = _jobs(count)
+    with stopwatch() as elapsed:
+        for start in range(0, count, BATCH):
+            queue.enqueue_many(jobs[start : start + BATCH])
+    return single, rate(count, elapsed())
+
+
+def _drain(env: Env, count: int, *, batched: bool) -> float:
+    queue = _queue(env)
+    for start in range(0, count, BATCH):
+        queue.enqueue_many(_jobs(min(BATCH, count - start)))
+    done = 0
+    with stopwatch() as elapsed:
+        while leases := queue.claim([QUEUE], lease=LEASE, limit=CLAIM):
+            if batched:
+                queue.complete_many(leases)
+            else:
+                for lease in leases:
+                    queue.complete(lease)
+            done += len(leases)
+    assert done == count, f"drained {done} of {count}"
+    return rate(count, elapsed())
+
+
+def _bytes(env: Env, count: int) -> float:
+    env.flush()
+    queue = _queue(env)
+    queue.enqueue(Job("noop", queue=QUEUE))  # the queue's own keys exist before the baseline
+    with env.client() as admin:
+        before = int(admin.info("memory")["used_memory"])
+        for start in range(0, count, BATCH):
+            queue.enqueue_many(_jobs(min(BATCH, count - start)))
+        after = int(admin.info("memory")["used_memory"])
+    return (after - before) / count
+
+
+def run_once(env: Env, _backend: str) -> Sample:
+    """One sample of every metric."""
+    count = env.scale(20_000, 5_000)
+    env.flush()
+    single, many = _enqueue(env, count)
+    env.flush()
+    batched = _drain(env, count, batched=True)
+    env.flush()
+    one_by_one = _drain(env, env.scale(5_000, 2_000), batched=False)
+    return {
+        "enqueue": single,
+        "enqueue_many": many,
+        "claim_complete_many": batched,
+        "claim_complete": one_by_one,
+        "bytes": _bytes(env, env.scale(10_000, 5_000)),
+    }
+
+
+WORKLOADS = (
+    Workload(
+        name="queue_ops",
+        title="RedisQueue operations from one process (adapter level, jobs built beforehand)",
+        backends=("redis",),
+        metrics=(
+            Metric("enqueue", "enqueue, one call per job", "jobs/s", target=8_000),
+            Metric("enqueue_many", "enqueue_many of 1,000", "jobs/s", target=50_000),
+            Metric("claim_complete_many", "claim 100 + complete_many", "jobs/s", target=20_000),
+            Metric("claim_complete", "claim 100 + complete one by one", "jobs/s"),
+            Metric("bytes", "Redis bytes per pending no-op job", "B", 256, False),
+        ),
+        run_once=run_once,
+    ),
+)
+
+
+def main() -> int:
+    """Measure the queue workloads 3 times on a private redis-server; print the table."""
+    quick = "--quick" in sys.argv
+    env = Env(quick=quick)
+    try:
+        outcomes = [measure(WORKLOADS[0], env, "redis", 3)]
+    finally:
+        env.close()
+    print(markdown(outcomes, 3))
+    if outcomes[0].error:
+        print(outcomes[0].error, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
