@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from adapters.redis.core import RedisCore
+from adapters.redis.core import RedisCore, request_id
 from adapters.redis.keys import QueueKeys, registry_key
 from adapters.redis.records import (
     decode_errors,
@@ -150,19 +150,25 @@ class RedisAdmin(RedisCore):
         with self._outage.guard("requeue_dead"):
             if job_ids is None:
                 while True:
-                    count = int(self._run("requeue_dead", keys, [self._now(), "all", _BATCH]))
+                    count = int(
+                        self._run("requeue_dead", keys, [self._now(), "all", _BATCH, request_id()])
+                    )
                     total += count
                     if count < _BATCH:
                         return total
             for start in range(0, len(job_ids), _BATCH):
                 chunk = list(job_ids[start : start + _BATCH])
-                total += int(self._run("requeue_dead", keys, [self._now(), "ids", 0, *chunk]))
+                total += int(
+                    self._run("requeue_dead", keys, [self._now(), "ids", 0, request_id(), *chunk])
+                )
         return total
 
     def delete(self, queue: str, job_id: str) -> bool:
         """Remove a pending or dead job (not a running or completed one)."""
         with self._outage.guard("delete", job_id):
-            return bool(self._run("delete", self._queue_keys(queue), [self._now(), job_id]))
+            return bool(
+                self._run("delete", self._queue_keys(queue), [self._now(), job_id, request_id()])
+            )
 
     def purge(self, queue: str) -> int:
         """Remove every pending job, 500 per script call."""
@@ -176,7 +182,7 @@ class RedisAdmin(RedisCore):
         total = 0
         with self._outage.guard(f"purge {what}"):
             while True:
-                count = int(self._run("purge", keys, [self._now(), what, _BATCH]))
+                count = int(self._run("purge", keys, [self._now(), what, _BATCH, request_id()]))
                 total += count
                 if count < _BATCH:
                     return total

@@ -32,6 +32,11 @@ def check_claim_token(token: str) -> str:
     return token
 
 
+def request_id() -> str:
+    """A fresh id for one admin script call, so its re-send returns the first reply."""
+    return secrets.token_urlsafe(9)
+
+
 class RedisCore:
     """State and helpers shared by the queue's operations (see ``RedisQueue``)."""
 

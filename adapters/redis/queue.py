@@ -18,7 +18,7 @@ from loguru import logger
 
 from adapters.redis.admin import RedisAdmin
 from adapters.redis.connection import RedisSettings, connect
-from adapters.redis.core import check_claim_token
+from adapters.redis.core import check_claim_token, request_id
 from adapters.redis.keys import QueueKeys
 from adapters.redis.records import ceil_ms, from_ms, job_args
 from adapters.redis.scripts import Arg, call
@@ -293,7 +293,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
                 (
                     "reap",
                     self._queue_keys(queue).all,
-                    [self._now(), _BATCH, *self._retention_args()],
+                    [self._now(), _BATCH, *self._retention_args(), request_id()],
                 )
                 for queue in pending
             ]

@@ -199,6 +199,22 @@ local function expire_done(now)
   end
 end
 
+-- Admin scripts whose reply is a count take a request id: a re-send (lost reply) gets the
+-- first reply back instead of a count of what was left to do.
+local function replayed(request)
+  if request == nil or request == "" then
+    return nil
+  end
+  return redis.call("GET", BASE .. "r:" .. request)
+end
+
+local function remember(request, reply)
+  if request ~= nil and request ~= "" then
+    redis.call("SET", BASE .. "r:" .. request, reply, "PX", 60000)
+  end
+  return reply
+end
+
 -- Due delayed jobs become ready, keeping the seq they got at enqueue or retry.
 local function promote(now, batch)
   local due = redis.call("ZRANGEBYSCORE", DELAYED, "-inf", n2s(now), "LIMIT", 0, batch)

@@ -1,8 +1,12 @@
 -- purge: remove pending jobs ("pending": ready and delayed) or dead letters ("dead"),
--- up to `batch` per call. ARGV: now, what, batch. Returns how many were removed.
+-- up to `batch` per call. ARGV: now, what, batch, request id. Returns how many were removed.
 local what, batch = ARGV[2], tonumber(ARGV[3])
 if not batch or (what ~= "pending" and what ~= "dead") then
   return fail_arg("purge needs now, what, batch")
+end
+local again = replayed(ARGV[4])
+if again then
+  return tonumber(again)
 end
 local ids
 if what == "dead" then
@@ -18,4 +22,4 @@ end
 for _, id in ipairs(ids) do
   forget(id)
 end
-return #ids
+return remember(ARGV[4], #ids)

@@ -1,11 +1,16 @@
 -- reap: recover leases whose deadline has passed (deadline < now): back to ready with their seq,
 -- or dead with "lease lost" once the attempts are spent.
--- ARGV: now, batch size, dead-letter max count, max age ms.
+-- ARGV: now, batch size, dead-letter max count, max age ms, request id.
 -- Returns {recovered, dead letters trimmed}.
 local now, batch = now_ms(ARGV[1]), tonumber(ARGV[2])
 local max_count, max_age = tonumber(ARGV[3]), tonumber(ARGV[4])
 if not now or not batch or not max_count or not max_age then
   return fail_arg("reap needs now, batch, retention")
+end
+local again = replayed(ARGV[5])
+if again then
+  local recovered, trimmed = string.match(again, "^(%d+) (%d+)$")
+  return { tonumber(recovered), tonumber(trimmed) }
 end
 local expired = redis.call("ZRANGEBYSCORE", LEASES, "-inf", "(" .. n2s(now), "LIMIT", 0, batch)
 local trimmed, woken = 0, 0
@@ -30,4 +35,5 @@ for _, id in ipairs(expired) do
   end
 end
 wake(woken)
+remember(ARGV[5], #expired .. " " .. trimmed)
 return { #expired, trimmed }

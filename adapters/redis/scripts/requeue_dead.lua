@@ -1,16 +1,21 @@
 -- requeue_dead: dead letters back to ready with a fresh attempt budget, errors kept, new seq.
--- ARGV: now, mode ("all": up to `batch` of the oldest; "ids": the ids that follow), batch, ids...
+-- ARGV: now, mode ("all": up to `batch` of the oldest; "ids": the ids that follow), batch,
+--       request id, ids...
 -- Returns how many were requeued (unknown ids are ignored).
 local now = now_ms(ARGV[1])
 local mode, batch = ARGV[2], tonumber(ARGV[3])
 if not now or not batch or (mode ~= "all" and mode ~= "ids") then
   return fail_arg("requeue_dead needs now, mode, batch")
 end
+local again = replayed(ARGV[4])
+if again then
+  return tonumber(again)
+end
 local ids = {}
 if mode == "all" then
   ids = redis.call("ZRANGE", DEAD, 0, batch - 1)
 else
-  for i = 4, #ARGV do
+  for i = 5, #ARGV do
     ids[#ids + 1] = ARGV[i]
   end
 end
@@ -28,4 +33,4 @@ for _, id in ipairs(ids) do
   end
 end
 wake(count)
-return count
+return remember(ARGV[4], count)

@@ -1,0 +1,192 @@
+"""(d) millisecond and server-clock edges, (e) Redis restarts under a live adapter,
+(f) the self-check, and bad input refused before anything is sent."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from loguru import logger
+
+from adapters.clock import ManualClock
+from adapters.redis.connection import RedisSettings, connect
+from adapters.redis.queue import RedisQueue
+from domain import InvalidJob, Job, QueueUnavailable, RunAt
+from entrypoints.logging import bridge_to_stdlib
+from tests.backends import unique_prefix
+from tests.redis_server import RedisServer
+
+LEASE = timedelta(seconds=30)
+US = timedelta(microseconds=1)
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Foundry's loguru records, through the stdlib bridge, in ``caplog``."""
+    sink = bridge_to_stdlib("INFO")
+    caplog.set_level(logging.INFO)
+    yield caplog
+    logger.remove(sink)
+
+
+def _fast_settings(url: str) -> RedisSettings:
+    return RedisSettings(
+        url=url,
+        retries=2,
+        connect_timeout=timedelta(milliseconds=200),
+        socket_timeout=timedelta(seconds=2),
+        backoff_base=timedelta(milliseconds=5),
+        backoff_cap=timedelta(milliseconds=20),
+    )
+
+
+# -- (d) time ---------------------------------------------------------------------------------
+
+
+def test_a_run_time_between_two_milliseconds_waits_for_the_later_one(redis_url: str) -> None:
+    clock = ManualClock(datetime(2030, 1, 1, tzinfo=UTC))
+    queue = RedisQueue(redis.Redis.from_url(redis_url), prefix=unique_prefix(), clock=clock)
+    queue.enqueue(Job("t", id="a", schedule=RunAt(clock.now() + timedelta(milliseconds=1) - US)))
+
+    early = queue.claim(["default"], lease=LEASE)
+    clock.advance(timedelta(milliseconds=1))
+    on_time = queue.claim(["default"], lease=LEASE)
+
+    assert early == []
+    assert [lease.job_id for lease in on_time] == ["a"]
+
+
+def test_without_a_clock_the_scripts_use_the_server_time(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    queue = RedisQueue(client, prefix=unique_prefix())
+    seconds, micros = client.time()
+    server_now = datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=micros)
+    queue.enqueue(Job("t", id="future", schedule=RunAt(server_now + timedelta(days=1))))
+    queue.enqueue(Job("t", id="past", schedule=RunAt(server_now - timedelta(days=1))))
+
+    leases = queue.claim(["default"], lease=LEASE, limit=2)
+
+    assert [lease.job_id for lease in leases] == ["past"]
+    assert server_now < leases[0].deadline < server_now + LEASE + timedelta(minutes=1)
+
+
+# -- (e) restarts -----------------------------------------------------------------------------
+
+
+def test_the_adapter_carries_on_across_redis_restarts_without_being_rebuilt(
+    redis_server_factory: Callable[..., RedisServer], logs: pytest.LogCaptureFixture
+) -> None:
+    server = redis_server_factory(appendonly=True, appendfsync="always")
+    queue = RedisQueue(connect(RedisSettings(url=server.url)), prefix="r", clock=ManualClock())
+    queue.enqueue_many([Job("t", id="a"), Job("t", id="b")])
+
+    server.restart()
+    [lease] = queue.claim(["default"], lease=LEASE)
+    server.restart()
+    queue.complete(lease)
+    stats = queue.stats("default")
+
+    assert lease.job_id == "a"
+    assert (stats.ready, stats.completed) == (1, 1)
+    assert not [r for r in logs.records if r.levelno >= logging.CRITICAL]
+
+
+def test_a_redis_that_lost_its_data_is_reported_as_critical(
+    redis_server_factory: Callable[..., RedisServer], logs: pytest.LogCaptureFixture
+) -> None:
+    server = redis_server_factory()  # no persistence: a restart loses everything
+    queue = RedisQueue(connect(RedisSettings(url=server.url)), prefix="r", clock=ManualClock())
+    queue.enqueue(Job("t", id="a"))
+
+    server.restart()
+    leases = queue.claim(["default"], lease=LEASE)
+
+    assert leases == []
+    critical = [r.getMessage() for r in logs.records if r.levelno >= logging.CRITICAL]
+    assert any("lost the data of queue default" in message for message in critical)
+
+
+def test_an_unreachable_redis_raises_queue_unavailable_with_the_job_id_and_logs_once(
+    redis_server_factory: Callable[..., RedisServer], logs: pytest.LogCaptureFixture
+) -> None:
+    server = redis_server_factory()
+    queue = RedisQueue(connect(_fast_settings(server.url)), prefix="r", clock=ManualClock())
+    queue.enqueue(Job("t", id="before"))
+    server.kill()
+
+    with pytest.raises(QueueUnavailable) as first:
+        queue.enqueue(Job("t", id="a"))
+    with pytest.raises(QueueUnavailable):
+        queue.claim(["default"], lease=LEASE)
+    server.start()
+    outcome = queue.enqueue(Job("t", id="a"))
+
+    messages = [r.getMessage() for r in logs.records]
+    assert first.value.job_id == "a"
+    assert isinstance(first.value.__cause__, redis.ConnectionError)
+    assert outcome.job_id == "a"
+    assert sum("Redis down" in m for m in messages) == 1
+    assert sum("Redis back" in m for m in messages) == 1
+
+
+# -- (f) self-check ---------------------------------------------------------------------------
+
+
+def test_the_self_check_warns_loudly_about_eviction_and_missing_persistence(
+    redis_server_factory: Callable[..., RedisServer], logs: pytest.LogCaptureFixture
+) -> None:
+    server = redis_server_factory()
+    server.restart(**{"maxmemory-policy": "allkeys-lru"})
+    queue = RedisQueue(connect(RedisSettings(url=server.url)), prefix="r")
+
+    report = queue.check()
+
+    warnings = [r.getMessage() for r in logs.records if r.levelno == logging.WARNING]
+    assert report.maxmemory_policy == "allkeys-lru"
+    assert not report.aof_enabled
+    assert any("noeviction" in w and "allkeys-lru" in w for w in warnings)
+    assert any("appendonly" in w for w in warnings)
+
+
+def test_the_self_check_of_a_safe_redis_has_no_warnings(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory(appendonly=True)
+    queue = RedisQueue(connect(RedisSettings(url=server.url)), prefix="r")
+
+    report = queue.check()
+
+    assert (report.maxmemory_policy, report.aof_enabled, report.warnings) == (
+        "noeviction",
+        True,
+        (),
+    )
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+
+def test_an_oversized_payload_is_refused_before_anything_is_sent() -> None:
+    queue = RedisQueue(redis.Redis(port=1), prefix="r", max_payload_bytes=1024)
+
+    with pytest.raises(InvalidJob, match="limit is 1024|limit 1024|1024"):
+        queue.enqueue(Job("t", {"blob": "x" * 2000}))
+    with pytest.raises(InvalidJob, match="1024"):
+        queue.enqueue_many([Job("t"), Job("t", {"blob": "x" * 2000})])
+
+
+def test_a_payload_that_is_not_json_is_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidJob, match="payload"):
+        Job("t", {"when": datetime.now(UTC)})
+
+
+def test_an_invalid_claim_token_is_refused_before_anything_is_sent() -> None:
+    queue = RedisQueue(redis.Redis(port=1), prefix="r")
+
+    with pytest.raises(InvalidJob, match="claim_token"):
+        queue.claim(["default"], lease=LEASE, claim_token="has,comma")
