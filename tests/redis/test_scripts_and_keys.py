@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -21,15 +20,11 @@ LEASE = timedelta(seconds=30)
 queue_names = st.from_regex(r"[A-Za-z0-9_.:\-]{1,100}", fullmatch=True)
 
 
-def _flushing(client: redis.Redis) -> Callable[[], None]:
-    return lambda: client.script_flush()
-
-
 @pytest.mark.redis
 def test_every_operation_works_after_script_flush(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     queue = RedisQueue(client, prefix=unique_prefix(), clock=ManualClock())
-    flush = _flushing(client)
+    flush = client.script_flush
 
     flush()
     queue.enqueue(Job("t", id="a"))

@@ -174,7 +174,7 @@ def test_the_self_check_of_a_safe_redis_has_no_warnings(
 def test_an_oversized_payload_is_refused_before_anything_is_sent() -> None:
     queue = RedisQueue(redis.Redis(port=1), prefix="r", max_payload_bytes=1024)
 
-    with pytest.raises(InvalidJob, match="limit is 1024|limit 1024|1024"):
+    with pytest.raises(InvalidJob, match="limit is 1024"):
         queue.enqueue(Job("t", {"blob": "x" * 2000}))
     with pytest.raises(InvalidJob, match="1024"):
         queue.enqueue_many([Job("t"), Job("t", {"blob": "x" * 2000})])
