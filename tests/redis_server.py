@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def free_port() -> int:
@@ -87,7 +89,10 @@ class RedisServer:
         if self.process is None:
             return
         try:
-            with self.client() as admin:
+            # No retries: redis-py's default retry would keep reconnecting to the dying server
+            # (about 4 s per stop).
+            no_retry = Retry(NoBackoff(), 0)
+            with redis.Redis(host="127.0.0.1", port=self.port, retry=no_retry) as admin:
                 admin.shutdown(nosave=not self.appendonly)
         except redis.ConnectionError:
             pass

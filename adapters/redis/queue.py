@@ -23,7 +23,17 @@ from adapters.redis.keys import QueueKeys
 from adapters.redis.records import ceil_ms, from_ms, job_args
 from adapters.redis.scripts import Arg, call
 from adapters.redis.workers import RedisWorkers
-from domain import Dead, Decision, ErrorInfo, Job, JobState, Retry, StaleLease, UndecodableJob
+from domain import (
+    Dead,
+    Decision,
+    ErrorInfo,
+    Job,
+    JobState,
+    Retry,
+    StaleLease,
+    UndecodableJob,
+    UniqueUntil,
+)
 from ports.queue_types import Duplicate, Enqueued, EnqueueOutcome, Lease
 
 _BATCH = 1000
@@ -228,7 +238,8 @@ class RedisQueue(RedisAdmin, RedisWorkers):
     def complete(self, lease: Lease, result: Any = None) -> None:
         """Mark the job completed; raises ``StaleLease`` unless this lease holds it."""
         encoded = b"" if result is None else self._codec.encode_result(result)
-        args: list[Arg] = [self._now(), self._completed_ttl_ms, lease.job_id, lease.token, encoded]
+        args: list[Arg] = [self._now(), self._completed_ttl_ms]
+        args += [lease.job_id, lease.token, encoded, _unique(lease.job)]
         with self._outage.guard("complete", lease.job_id):
             reply = self._run("complete", self._queue_keys(lease.queue), args)
         if not reply[0]:
@@ -246,7 +257,8 @@ class RedisQueue(RedisAdmin, RedisWorkers):
             for index in indices:
                 result = None if results is None else results[index]
                 encoded = b"" if result is None else self._codec.encode_result(result)
-                args += [leases[index].job_id, leases[index].token, encoded]
+                lease = leases[index]
+                args += [lease.job_id, lease.token, encoded, _unique(lease.job)]
             calls.append(("complete", self._queue_keys(queue).all, args))
         if not calls:
             return []
@@ -318,6 +330,13 @@ def _outcome(job_id: str, reply: Any) -> EnqueueOutcome:
     if reply == 0:
         return Enqueued(job_id)
     return Duplicate(job_id, reply.decode())
+
+
+def _unique(job: Job) -> str:
+    """The unique key a completion releases, as the scripts store it ("F<key>"), or ""."""
+    if job.unique is None or job.unique.until is not UniqueUntil.FINISHED:
+        return ""
+    return f"F{job.unique.key}"
 
 
 def _check_claim(queues: Sequence[str], lease: timedelta, limit: int) -> None:

@@ -90,8 +90,12 @@ class Scripts:
     ) -> list[Any]:
         """Run several scripts in one round trip; reload and re-send all on NOSCRIPT.
 
-        Re-sending is safe because every script is idempotent under re-send.
+        Re-sending is safe because every script is idempotent under re-send. A single call
+        takes the (cheaper) ``run`` path.
         """
+        if len(calls) == 1:
+            name, keys, args = calls[0]
+            return [self.run(client, name, keys, args)]
         for attempt in (1, 2):
             pipe = client.pipeline(transaction=False)
             for name, keys, args in calls:

@@ -52,6 +52,11 @@ def _dead(queue: RedisQueue, clock: ManualClock) -> Any:
     return queue.fail(lease, ErrorInfo("Boom"), Dead("boom"))
 
 
+def _claimed_in_two_queues(queue: RedisQueue, _: ManualClock) -> Any:
+    queue.enqueue_many([Job("t", id="a"), Job("t", id="b", queue="other")])
+    return queue.claim(["default", "other"], lease=LEASE, limit=2)
+
+
 def _nothing(_: RedisQueue, __: ManualClock) -> Any:
     return None
 
@@ -71,6 +76,12 @@ SCENARIOS = {
     "renew": Scenario(_claimed, lambda q, leases: q.renew(leases, LEASE * 2)[0].deadline),
     "complete": Scenario(_claimed, lambda q, leases: q.complete(leases[0], {"ok": 1})),
     "complete_many": Scenario(_claimed, lambda q, leases: q.complete_many(leases)),
+    "complete_many_pipelined": Scenario(
+        _claimed_in_two_queues, lambda q, leases: q.complete_many(leases)
+    ),
+    "renew_pipelined": Scenario(
+        _claimed_in_two_queues, lambda q, leases: [x.deadline for x in q.renew(leases, LEASE)]
+    ),
     "fail_retry_now": Scenario(
         _claimed, lambda q, leases: q.fail(leases[0], ErrorInfo("Boom"), Retry(timedelta(0)))
     ),
@@ -94,10 +105,11 @@ SCENARIOS = {
 def _snapshot(queue: RedisQueue) -> tuple[Any, ...]:
     records = []
     for job_id in IDS:
-        record = queue.get(job_id, "default")
+        record = queue.get(job_id)
         records.append(None if record is None else attrs.evolve(record, errors=()))
         records.append(None if record is None else [e.type for e in record.errors])
-    return (queue.stats("default"), tuple(records), queue.dead("default"))
+    stats = (queue.stats("default"), queue.stats("other"))
+    return (stats, tuple(records), queue.dead("default"))
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))

@@ -141,7 +141,7 @@ def test_the_self_check_warns_loudly_about_eviction_and_missing_persistence(
     redis_server_factory: Callable[..., RedisServer], logs: pytest.LogCaptureFixture
 ) -> None:
     server = redis_server_factory()
-    server.restart(**{"maxmemory-policy": "allkeys-lru"})
+    server.client().config_set("maxmemory-policy", "allkeys-lru")
     queue = RedisQueue(connect(RedisSettings(url=server.url)), prefix="r")
 
     report = queue.check()

@@ -1,16 +1,18 @@
 -- complete: finish leased jobs, keeping each record (and result) for `ttl` ms.
--- ARGV: now, ttl ms, then per job: id, lease token, result ("" for none).
+-- ARGV: now, ttl ms, then per job: id, lease token, result ("" for none), unique key to release
+--       ("" for none; the client knows it from the lease, which saves reading the record).
 -- Returns one status per job: 1 done (or a re-send of a done completion), 0 stale lease.
 local now, ttl = now_ms(ARGV[1]), tonumber(ARGV[2])
-local n = (#ARGV - 2) / 3
+local n = (#ARGV - 2) / 4
 if not now or not ttl or n < 1 or n ~= math.floor(n) then
-  return fail_arg("complete needs now, ttl and 3 values per job")
+  return fail_arg("complete needs now, ttl and 4 values per job")
 end
 local out, done, stale = {}, 0, 0
 for i = 0, n - 1 do
-  local id, token, result = ARGV[3 + i * 3], ARGV[4 + i * 3], ARGV[5 + i * 3]
+  local b = 3 + i * 4
+  local id, token, result, unique = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local st = get_state(id)
-  if st and st.l == "A" and st.tk == token and redis.call("HEXISTS", JOBS, id) == 1 then
+  if st and st.l == "A" and st.tk == token then
     st.l, st.t = "C", now
     end_lease(st, "C")
     put_state(id, st)
@@ -19,7 +21,7 @@ for i = 0, n - 1 do
     if result ~= "" then
       redis.call("HSET", RESULTS, id, result)
     end
-    release_unique(header(redis.call("HGET", JOBS, id)), id, "F")
+    release_unique({ unique = unique }, id, "F")
     done = done + 1
     out[i + 1] = 1
   elseif st and st.lt == token and st.o == "C" then
