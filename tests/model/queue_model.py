@@ -47,6 +47,8 @@ class QueueModel:
     unique: dict[tuple[str, str], tuple[str, datetime]] = attrs.Factory(dict)
     claims: dict[str, tuple[datetime, list[tuple[str, str]]]] = attrs.Factory(dict)
     totals: dict[tuple[str, str], int] = attrs.Factory(dict)
+    paused: set[str] = attrs.Factory(set)
+    deleted: set[str] = attrs.Factory(set)
 
     def state(self, job: ModelJob) -> JobState:
         """The job's state as ``get`` reports it."""
@@ -85,6 +87,7 @@ class QueueModel:
             self.unique[slot] = (job.id, self.now + unique_ttl)
         job.seq = self.next_seq(job.queue)
         self.jobs[job.id] = job
+        self.deleted.discard(job.id)
         return Enqueued(job.id)
 
     def release_key(self, job: ModelJob, only_until: str | None = None) -> None:
@@ -114,7 +117,10 @@ class QueueModel:
             ready = [
                 j
                 for j in self.jobs.values()
-                if j.queue == queue and self.state(j) is JobState.READY and j not in taken
+                if j.queue == queue
+                and queue not in self.paused
+                and self.state(j) is JobState.READY
+                and j not in taken
             ]
             ready.sort(key=lambda j: (-j.priority, j.seq))
             taken += ready[: limit - len(taken)]
@@ -139,12 +145,13 @@ class QueueModel:
 
     def holds(self, job_id: str, token: str) -> bool:
         """Whether ``token`` is the job's current lease."""
-        job = self.jobs[job_id]
-        return job.state == ACTIVE and job.token == token
+        job = self.jobs.get(job_id)
+        return job is not None and job.state == ACTIVE and job.token == token
 
     def resent(self, job_id: str, token: str, op: str) -> JobState | None:
         """The state ``op`` left if this is its re-send, else None."""
-        last = self.jobs[job_id].last
+        job = self.jobs.get(job_id)
+        last = None if job is None else job.last
         return last[2] if last is not None and last[:2] == (token, op) else None
 
     def end_lease(self, job: ModelJob, op: str) -> None:
@@ -199,3 +206,26 @@ class QueueModel:
                 job.state = PENDING
             self.end_lease(job, "lost")
         return len(expired)
+
+    # -- admin --------------------------------------------------------------------------------
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a pending or dead job; False for a running or completed one."""
+        job = self.jobs.get(job_id)
+        if job is None or job.state not in (PENDING, DEAD):
+            return False
+        self.release_key(job)
+        del self.jobs[job_id]
+        self.deleted.add(job_id)
+        return True
+
+    def requeue(self, job: ModelJob) -> int:
+        """A dead job back to ready: new seq, attempts reset, history kept."""
+        if job.state != DEAD:
+            return 0
+        job.state = PENDING
+        job.attempts = 0
+        job.reason = None
+        job.seq = self.next_seq(job.queue)
+        job.run_at = self.now
+        return 1

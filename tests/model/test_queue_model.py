@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import invariant, precondition, rule
 
 from adapters.clock import ManualClock
 from adapters.memory import MemoryQueue
@@ -32,24 +32,25 @@ from domain import (
 )
 from ports import Lease
 from tests.backends import Queue
+from tests.model.queue_admin_rules import QUEUES, AdminRules
 from tests.model.queue_model import ModelJob, QueueModel
 
-QUEUES = ["q1", "q2"]
 UNIQUE_TTL = timedelta(seconds=30)
 MS = timedelta(milliseconds=1)
 MODEL_SETTINGS = settings(max_examples=100, stateful_step_count=40, deadline=None)
 
 priorities = st.sampled_from([0, 0, 0, 1, -1])
-delays = st.sampled_from([timedelta(0), timedelta(0), MS, timedelta(seconds=2)])
+delays = st.sampled_from([timedelta(0), timedelta(0), timedelta(0), MS, timedelta(seconds=2)])
 uniques = st.sampled_from([None, None, ("k1", "finished"), ("k1", "started"), ("k2", "finished")])
 lease_times = st.sampled_from([timedelta(seconds=1), timedelta(seconds=10)])
-retry_delays = st.sampled_from([None, timedelta(0), timedelta(seconds=1)])
+retries = st.sampled_from([None, timedelta(0), timedelta(seconds=1)])
+workers = st.sampled_from(["w1", "w2"])
 steps = st.sampled_from(
     [MS, timedelta(milliseconds=500), timedelta(seconds=1), timedelta(seconds=11)]
 )
 
 
-class QueueMachine(RuleBasedStateMachine):
+class QueueMachine(AdminRules):
     """Every rule calls the adapter and the model and compares what each says."""
 
     def __init__(self) -> None:
@@ -58,6 +59,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.queue = self.make_queue(self.clock)
         self.model = QueueModel(now=self.clock.now())
         self.leases: list[Lease] = []
+        self.holder: dict[str, str] = {}
         self.ids = itertools.count()
         self.last_call: Callable[[], None] | None = None
 
@@ -139,15 +141,20 @@ class QueueMachine(RuleBasedStateMachine):
         limit=st.sampled_from([1, 1, 1, 2, 3]),
         lease=lease_times,
         with_token=st.booleans(),
+        worker=workers,
     )
-    def claim(self, order: list[str], limit: int, lease: timedelta, with_token: bool) -> None:
+    def claim(
+        self, order: list[str], limit: int, lease: timedelta, with_token: bool, worker: str
+    ) -> None:
         token = f"c{next(self.ids)}" if with_token else None
-        self._call(lambda: self._claim(order, limit, lease, token))
+        self._call(lambda: self._claim(order, limit, lease, token, worker))
 
-    def _claim(self, order: list[str], limit: int, lease: timedelta, token: str | None) -> None:
+    def _claim(
+        self, order: list[str], limit: int, lease: timedelta, token: str | None, worker: str
+    ) -> None:
         held = self.model.held_by_claim(token)
 
-        leases = self.queue.claim(order, lease=lease, limit=limit, claim_token=token)
+        leases = self.queue.claim(order, lease=lease, limit=limit, claim_token=token, worker=worker)
 
         if held is not None:
             assert [(each.job_id, each.token) for each in leases] == held
@@ -159,6 +166,7 @@ class QueueMachine(RuleBasedStateMachine):
             assert (each.attempt, each.deadline) == (job.attempts, job.deadline)
         self.model.remember_claim(token, [(each.job_id, each.token) for each in leases], lease)
         self.leases += leases
+        self.holder.update((each.token, worker) for each in leases)
 
     @precondition(lambda self: self.leases)
     @rule(data=st.data(), duration=lease_times)
@@ -179,35 +187,24 @@ class QueueMachine(RuleBasedStateMachine):
         self.model.jobs[lease.job_id].deadline = renewed.deadline
 
     @precondition(lambda self: self.leases)
-    @rule(data=st.data())
-    def complete(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), op=st.sampled_from(["complete", "fail", "release"]), retry_in=retries)
+    def finish_a_lease(self, data: st.DataObject, op: str, retry_in: timedelta | None) -> None:
+        """Complete, fail (retry after ``retry_in``, or dead when None) or release a lease."""
         lease = self._pick(data)
-        self._call(lambda: self._finish(lease, "complete", None))
-
-    @precondition(lambda self: self.leases)
-    @rule(data=st.data(), retry_in=retry_delays)
-    def fail(self, data: st.DataObject, retry_in: timedelta | None) -> None:
-        lease = self._pick(data)
-        self._call(lambda: self._finish(lease, "fail", retry_in))
-
-    @precondition(lambda self: self.leases)
-    @rule(data=st.data())
-    def release(self, data: st.DataObject) -> None:
-        lease = self._pick(data)
-        self._call(lambda: self._finish(lease, "release", None))
+        self._call(lambda: self._finish(lease, op, retry_in))
 
     def _finish(self, lease: Lease, op: str, retry_in: timedelta | None) -> None:
-        job = self.model.jobs[lease.job_id]
-        holds = self.model.holds(job.id, lease.token)
-        resent = self.model.resent(job.id, lease.token, op)
+        holds = self.model.holds(lease.job_id, lease.token)
+        resent = self.model.resent(lease.job_id, lease.token, op)
         if not holds and resent is None:
             with pytest.raises(StaleLease):
                 self._apply(lease, op, retry_in)
-            self.model.count(job.queue, "stale_rejected")
+            self.model.count(lease.queue, "stale_rejected")
             return
 
         state = self._apply(lease, op, retry_in)
 
+        job = self.model.jobs[lease.job_id]
         if holds:
             self._apply_to_model(job, op, retry_in)
         if op == "fail":
@@ -231,20 +228,26 @@ class QueueMachine(RuleBasedStateMachine):
         else:
             self.model.fail(job, retry_in, "gave up")
 
-    @rule(step=steps)
-    def advance_clock(self, step: timedelta) -> None:
+    @rule(step=steps, then_reap=st.booleans())
+    def advance_clock(self, step: timedelta, then_reap: bool) -> None:
         self.model.now = self.clock.advance(step)
+        if then_reap:
+            self.reap()
 
     @precondition(lambda self: self.model.boundaries())
-    @rule(data=st.data(), after=st.sampled_from([timedelta(0), MS]))
-    def advance_clock_to_a_boundary(self, data: st.DataObject, after: timedelta) -> None:
+    @rule(data=st.data(), after=st.sampled_from([timedelta(0), MS]), then_reap=st.booleans())
+    def advance_clock_to_a_boundary(
+        self, data: st.DataObject, after: timedelta, then_reap: bool
+    ) -> None:
         """Land exactly on (or 1 ms past) a run time, lease deadline or key expiry."""
         moment = data.draw(st.sampled_from(self.model.boundaries())) + after
         self.clock.set(moment)
         self.model.now = moment
+        if then_reap:
+            self.reap()
 
-    @rule()
     def reap(self) -> None:
+        """Run the reaper (a rule through the two clock rules, so time and reaps interleave)."""
         self._call(self._reap)
 
     def _reap(self) -> None:
@@ -255,9 +258,10 @@ class QueueMachine(RuleBasedStateMachine):
         assert recovered == expected
 
     @precondition(lambda self: self.leases)
-    @rule()
-    def crash_worker(self) -> None:
-        self.leases = []
+    @rule(worker=workers)
+    def crash_worker(self, worker: str) -> None:
+        """The worker dies: it never finishes its leases (the reaper must recover them)."""
+        self.leases = [each for each in self.leases if self.holder[each.token] != worker]
 
     @precondition(lambda self: self.last_call is not None)
     @rule()
