@@ -9,13 +9,14 @@ port alone), and Redis bytes per pending no-op job (``INFO used_memory`` delta o
 from __future__ import annotations
 
 import sys
+import time
 from datetime import timedelta
 
 import redis
 
 from adapters.redis.queue import RedisQueue
 from bench.env import Env
-from bench.harness import Metric, Sample, Workload, measure, rate, stopwatch
+from bench.harness import Metric, Sample, Workload, measure, rate
 from bench.report import markdown
 from domain import Job
 
@@ -33,27 +34,57 @@ def _queue(env: Env) -> RedisQueue:
     return RedisQueue(redis.Redis.from_url(env.redis_url), prefix=env.unique("ops"))
 
 
-def _enqueue(env: Env, count: int) -> tuple[float, float]:
+class Costs:
+    """Wall rate, client CPU and Redis script time (INFO commandstats) of one timed section.
+
+    The two CPU figures say what bounds a rate on a busy machine: ``1e6 / (client + server)``
+    jobs/s is what one process would reach with both CPUs to itself.
+    """
+
+    def __init__(self, env: Env, count: int) -> None:
+        self.env, self.count = env, count
+        self.rate = self.client_us = self.server_us = 0.0
+
+    def _script_usec(self) -> int:
+        with self.env.client() as admin:
+            stats = admin.info("commandstats")
+        return sum(int(v["usec"]) for k, v in stats.items() if k in _SCRIPT_COMMANDS)
+
+    def __enter__(self) -> Costs:
+        self._usec, self._cpu = self._script_usec(), time.process_time()
+        self._wall = time.perf_counter()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        wall, cpu = time.perf_counter() - self._wall, time.process_time() - self._cpu
+        self.rate = rate(self.count, wall)
+        self.client_us = cpu * 1e6 / self.count
+        self.server_us = (self._script_usec() - self._usec) / self.count
+
+
+_SCRIPT_COMMANDS = {"cmdstat_evalsha", "cmdstat_eval", "cmdstat_script|load"}
+
+
+def _enqueue(env: Env, count: int) -> tuple[Costs, Costs]:
     queue = _queue(env)
     queue.enqueue(Job("noop", queue=QUEUE))  # connect, register, load the script
     jobs = _jobs(count)
-    with stopwatch() as elapsed:
+    with Costs(env, count) as single:
         for job in jobs:
             queue.enqueue(job)
-    single = rate(count, elapsed())
     jobs = _jobs(count)
-    with stopwatch() as elapsed:
+    with Costs(env, count) as many:
         for start in range(0, count, BATCH):
             queue.enqueue_many(jobs[start : start + BATCH])
-    return single, rate(count, elapsed())
+    return single, many
 
 
-def _drain(env: Env, count: int, *, batched: bool) -> float:
+def _drain(env: Env, count: int, *, batched: bool) -> Costs:
     queue = _queue(env)
     for start in range(0, count, BATCH):
         queue.enqueue_many(_jobs(min(BATCH, count - start)))
     done = 0
-    with stopwatch() as elapsed:
+    with Costs(env, count) as costs:
         while leases := queue.claim([QUEUE], lease=LEASE, limit=CLAIM):
             if batched:
                 queue.complete_many(leases)
@@ -62,7 +93,7 @@ def _drain(env: Env, count: int, *, batched: bool) -> float:
                     queue.complete(lease)
             done += len(leases)
     assert done == count, f"drained {done} of {count}"
-    return rate(count, elapsed())
+    return costs
 
 
 def _bytes(env: Env, count: int) -> float:
@@ -86,13 +117,24 @@ def run_once(env: Env, _backend: str) -> Sample:
     batched = _drain(env, count, batched=True)
     env.flush()
     one_by_one = _drain(env, env.scale(5_000, 2_000), batched=False)
-    return {
-        "enqueue": single,
-        "enqueue_many": many,
-        "claim_complete_many": batched,
-        "claim_complete": one_by_one,
-        "bytes": _bytes(env, env.scale(10_000, 5_000)),
-    }
+    sample = {"bytes": _bytes(env, env.scale(10_000, 5_000))}
+    for name, costs in (
+        ("enqueue", single),
+        ("enqueue_many", many),
+        ("claim_complete_many", batched),
+        ("claim_complete", one_by_one),
+    ):
+        sample[name] = costs.rate
+        sample[f"{name}_client"] = costs.client_us
+        sample[f"{name}_server"] = costs.server_us
+    return sample
+
+
+def _cpu_metrics(name: str, label: str) -> tuple[Metric, Metric]:
+    return (
+        Metric(f"{name}_client", f"{label}: client CPU", "us/job", higher_is_better=False),
+        Metric(f"{name}_server", f"{label}: Redis script time", "us/job", higher_is_better=False),
+    )
 
 
 WORKLOADS = (
@@ -106,6 +148,10 @@ WORKLOADS = (
             Metric("claim_complete_many", "claim 100 + complete_many", "jobs/s", target=20_000),
             Metric("claim_complete", "claim 100 + complete one by one", "jobs/s"),
             Metric("bytes", "Redis bytes per pending no-op job", "B", 256, False),
+            *_cpu_metrics("enqueue", "enqueue"),
+            *_cpu_metrics("enqueue_many", "enqueue_many"),
+            *_cpu_metrics("claim_complete_many", "claim + complete_many"),
+            *_cpu_metrics("claim_complete", "claim + complete"),
         ),
         run_once=run_once,
     ),

@@ -51,8 +51,7 @@ end
 -- "<state>,<attempts>,<seq>,<lease token>,<time>,<outcome>,<last token>,<worker>,<reason>"
 -- state R D A C X; time = deadline (A) or finished/died (C/X); the last ended lease's token and
 -- how it ended (outcome C Y D X R L), so its exact re-send is recognised (Q8).
-local function get_state(id, seq)
-  local v = redis.call("HGET", STATE, id)
+local function decode_state(v, seq)
   if not v then
     return { l = "R", a = 0, s = seq or 0, tk = "", t = 0, o = "", lt = "", w = "", r = "" }
   end
@@ -65,9 +64,25 @@ local function get_state(id, seq)
            w = w, r = r }
 end
 
+local function encode_state(st)
+  return table.concat(
+    { st.l, n2s(st.a), n2s(st.s), st.tk, n2s(st.t), st.o, st.lt or "", st.w or "", st.r }, ",")
+end
+
+local function get_state(id, seq)
+  return decode_state(redis.call("HGET", STATE, id), seq)
+end
+
 local function put_state(id, st)
-  redis.call("HSET", STATE, id, table.concat(
-    { st.l, n2s(st.a), n2s(st.s), st.tk, n2s(st.t), st.o, st.lt or "", st.w or "", st.r }, ","))
+  redis.call("HSET", STATE, id, encode_state(st))
+end
+
+-- One command over a long argument list, in slices Lua's unpack can take.
+local function multi(command, key, args)
+  local step = 4000
+  for i = 1, #args, step do
+    redis.call(command, key, unpack(args, i, math.min(i + step - 1, #args)))
+  end
 end
 
 -- The current lease ended by `outcome`: remember its token for re-sends.

@@ -31,22 +31,38 @@ local function held()
   return out
 end
 
-local function start(id, seq, value)
-  local h = header(value)
-  local st = get_state(id, seq)
-  if h == nil or st == nil then
-    bury(id, h, st or { a = 0, s = seq, tk = "", o = "", lt = "", w = "" }, now,
-      "undecodable: the stored record is corrupt", max_count, max_age)
-    return
+-- Start every popped job: reads and writes batched (one HMGET / HSET / ZADD / RPUSH each).
+local function start_all(popped)
+  local ids = {}
+  for i = 1, #popped, 2 do
+    ids[#ids + 1] = popped[i]
   end
-  st.l, st.a, st.s, st.t, st.w, st.r = "A", st.a + 1, seq, now + lease_ms, worker, ""
-  st.tk = ctoken .. "." .. st.a
-  put_state(id, st)
-  redis.call("ZADD", LEASES, n2s(st.t), id)
-  redis.call("RPUSH", ckey, id)
-  release_unique(h, id, "S")
-  local n = #out
-  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, st.a, st.t, value
+  local values = redis.call("HMGET", JOBS, unpack(ids))
+  local states = redis.call("HMGET", STATE, unpack(ids))
+  local new_states, leased, taken = {}, {}, {}
+  for k, id in ipairs(ids) do
+    local value, seq = values[k], tonumber(popped[2 * k]) % BAND
+    local h = value and header(value)
+    local st = decode_state(states[k], seq)
+    if value and (h == nil or st == nil) then
+      bury(id, h, st or { a = 0, s = seq, tk = "", o = "", lt = "", w = "" }, now,
+        "undecodable: the stored record is corrupt", max_count, max_age)
+    elseif value then
+      st.l, st.a, st.s, st.t, st.w, st.r = "A", st.a + 1, seq, now + lease_ms, worker, ""
+      st.tk = ctoken .. "." .. st.a
+      new_states[#new_states + 1], new_states[#new_states + 2] = id, encode_state(st)
+      leased[#leased + 1], leased[#leased + 2] = n2s(st.t), id
+      taken[#taken + 1] = id
+      release_unique(h, id, "S")
+      local n = #out
+      out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, st.a, st.t, value
+    end
+  end
+  if #taken > 0 then
+    multi("HSET", STATE, new_states)
+    multi("ZADD", LEASES, leased)
+    multi("RPUSH", ckey, taken)
+  end
 end
 
 local remembered = redis.call("LINDEX", ckey, 0)
@@ -64,11 +80,8 @@ if meta[1] == "1" then
 else
   promote(now, 1000)
   local popped = redis.call("ZPOPMIN", READY, limit)
-  for i = 1, #popped, 2 do
-    local value = redis.call("HGET", JOBS, popped[i])
-    if value then
-      start(popped[i], tonumber(popped[i + 1]) % BAND, value)
-    end
+  if #popped > 0 then
+    start_all(popped)
   end
 end
 if #out == 3 then

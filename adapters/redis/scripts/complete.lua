@@ -7,22 +7,30 @@ local n = (#ARGV - 2) / 4
 if not now or not ttl or n < 1 or n ~= math.floor(n) then
   return fail_arg("complete needs now, ttl and 4 values per job")
 end
-local out, done, stale = {}, 0, 0
+local ids = {}
+for i = 0, n - 1 do
+  ids[i + 1] = ARGV[3 + i * 4]
+end
+local states = redis.call("HMGET", STATE, unpack(ids))
+local out, stale, finished = {}, 0, {}
+local new_states, ended, expiry, results = {}, {}, {}, {}
 for i = 0, n - 1 do
   local b = 3 + i * 4
   local id, token, result, unique = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
-  local st = get_state(id)
-  if st and st.l == "A" and st.tk == token then
+  local st = decode_state(states[i + 1])
+  if finished[id] == token then
+    out[i + 1] = 1 -- the same lease twice in one batch: the second is a re-send
+  elseif st and st.l == "A" and st.tk == token then
     st.l, st.t = "C", now
     end_lease(st, "C")
-    put_state(id, st)
-    redis.call("ZREM", LEASES, id)
-    redis.call("ZADD", DONE, n2s(now + ttl), id)
+    finished[id] = token
+    new_states[#new_states + 1], new_states[#new_states + 2] = id, encode_state(st)
+    ended[#ended + 1] = id
+    expiry[#expiry + 1], expiry[#expiry + 2] = n2s(now + ttl), id
     if result ~= "" then
-      redis.call("HSET", RESULTS, id, result)
+      results[#results + 1], results[#results + 2] = id, result
     end
     release_unique({ unique = unique }, id, "F")
-    done = done + 1
     out[i + 1] = 1
   elseif st and st.lt == token and st.o == "C" then
     out[i + 1] = 1
@@ -31,8 +39,14 @@ for i = 0, n - 1 do
     out[i + 1] = 0
   end
 end
-if done > 0 then
-  redis.call("HINCRBY", META, "completed", done)
+if #ended > 0 then
+  multi("HSET", STATE, new_states)
+  multi("ZREM", LEASES, ended)
+  multi("ZADD", DONE, expiry)
+  redis.call("HINCRBY", META, "completed", #ended)
+end
+if #results > 0 then
+  multi("HSET", RESULTS, results)
 end
 if stale > 0 then
   redis.call("HINCRBY", META, "stale_rejected", stale)

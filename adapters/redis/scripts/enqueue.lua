@@ -19,19 +19,26 @@ for i = 0, n - 1 do
 end
 
 redis.call("HSETNX", META, "epoch", ARGV[2])
-local out = { redis.call("HGET", META, "epoch") }
-local ready = 0
+local meta = redis.call("HMGET", META, "epoch", "seq")
+local out = { meta[1] }
+local seq = tonumber(meta[2] or "0")
+local enq = base36(now)
+local records, ready, seen = {}, {}, {}
 for i = 0, n - 1 do
   local b = 3 + i * per
   local id, uspec = ARGV[b], ""
   local holder = false
-  local expires = redis.call("ZSCORE", DONE, id)
-  if expires and tonumber(expires) <= now then
-    forget(id)
-  end
-  if redis.call("HEXISTS", JOBS, id) == 1 then
+  if seen[id] then
     holder = 0
-  elseif ARGV[b + 6] ~= "" then
+  elseif redis.call("HEXISTS", JOBS, id) == 1 then
+    local expires = redis.call("ZSCORE", DONE, id)
+    if expires and tonumber(expires) <= now then
+      forget(id)
+    else
+      holder = 0
+    end
+  end
+  if not holder and ARGV[b + 6] ~= "" then
     local ttl, rest = string.match(ARGV[b + 6], "^(%d+) (.+)$")
     local key = BASE .. "u:" .. string.sub(rest, 2)
     holder = unique_holder(key, now) or false
@@ -46,14 +53,16 @@ for i = 0, n - 1 do
   if holder then
     out[#out + 1] = holder
   else
+    seen[id] = true
+    seq = seq + 1
     local prio = tonumber(ARGV[b + 2])
-    local seq = redis.call("HINCRBY", META, "seq", 1)
     local run_at = math.max(tonumber(ARGV[b + 4]), now + tonumber(ARGV[b + 5]))
-    redis.call("HSET", JOBS, id, table.concat(
-      { base36(now), ARGV[b + 2], ARGV[b + 3], tostring(#uspec), uspec .. ARGV[b + 1] }, " "))
+    records[#records + 1] = id
+    records[#records + 1] = table.concat(
+      { enq, ARGV[b + 2], ARGV[b + 3], tostring(#uspec), uspec .. ARGV[b + 1] }, " ")
     if run_at <= now then
-      make_ready(id, prio, seq)
-      ready = ready + 1
+      ready[#ready + 1] = n2s((255 - prio) * BAND + seq)
+      ready[#ready + 1] = id
     else
       redis.call("ZADD", DELAYED, n2s(run_at), id)
       put_state(id, { l = "D", a = 0, s = seq, tk = "", t = 0, o = "", lt = "", w = "", r = "" })
@@ -61,5 +70,12 @@ for i = 0, n - 1 do
     out[#out + 1] = 0
   end
 end
-wake(ready)
+if #records > 0 then
+  multi("HSET", JOBS, records)
+  redis.call("HSET", META, "seq", n2s(seq))
+end
+if #ready > 0 then
+  multi("ZADD", READY, ready)
+end
+wake(#ready / 2)
 return out
