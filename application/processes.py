@@ -9,7 +9,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkProcess
 
 import attrs
@@ -113,14 +113,13 @@ class ProcessWorkforce:
         set_fence(self.children[slot].fence, at)
 
     def wait_gone(self, slot: int, timeout: float) -> bool:
-        """Wait for the child to exit; whether it did within ``timeout``."""
-        process = self.children[slot].process
-        process.join(timeout)
-        return process.exitcode is not None
+        """Wait for the child to exit (it is reaped later, by ``exitcode``); whether it did."""
+        return _exited(self.children[slot], timeout)
 
     def exitcode(self, slot: int) -> int | None:
         """Reap the child and return its exit code (negative: the signal that killed it)."""
-        # Before reaping, while the pid cannot be reused: grandchildren left in its group go too.
+        # Until it is reaped its pid cannot be reused, so its group id still names only its
+        # own group: grandchildren left in it go too.
         self._signal(slot, signal.SIGKILL)
         process = self.children[slot].process
         process.join(1.0)
@@ -132,11 +131,10 @@ class ProcessWorkforce:
             self.stop(slot)
         deadline = time.monotonic() + timeout
         for slot, child in self.children.items():
-            child.process.join(max(0.0, deadline - time.monotonic()))
             if child.process.exitcode is None:
-                logger.warning("child {} did not stop; killing it", child.pid)
-            self._signal(slot, signal.SIGKILL)
-            child.process.join(1.0)
+                if not _exited(child, max(0.0, deadline - time.monotonic())):
+                    logger.warning("child {} did not stop; killing it", child.pid)
+                self.exitcode(slot)
             child.conn.close()
             child.fence.close()
         self.children.clear()
@@ -151,3 +149,8 @@ class ProcessWorkforce:
             # The group id may not be set yet (the child is just forked): signal it alone.
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
+
+
+def _exited(child: Child, timeout: float) -> bool:
+    """Whether the child has exited within ``timeout`` (without reaping it)."""
+    return bool(wait([child.process.sentinel], timeout))
