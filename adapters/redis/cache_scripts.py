@@ -105,12 +105,20 @@ class CacheScripts:
         retry, drop = connection.retry, lambda _: connection.disconnect()
         if resend:
             return retry.call_with_retry(lambda: self._round_trip(connection, command), drop)
-        retry.call_with_retry(lambda: connection.send_command(*command), drop)
+        retry.call_with_retry(lambda: self._send_fresh(connection, command), drop)
         try:
             return connection.read_response()
         except (redis.ConnectionError, redis.TimeoutError):
             connection.disconnect()
             raise
+
+    @staticmethod
+    def _send_fresh(connection: Any, command: tuple[Any, ...]) -> None:
+        # A connection the server closed (restart, idle timeout) would take this command and
+        # then fail to answer, leaving us unsure whether it ran: reopen it first.
+        if connection.is_connected and connection.can_read(timeout=0):
+            connection.disconnect()
+        connection.send_command(*command)
 
     @staticmethod
     def _round_trip(connection: Any, command: tuple[Any, ...]) -> Any:

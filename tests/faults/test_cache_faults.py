@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -14,6 +14,7 @@ from adapters.redis.connection import RedisSettings, connect
 from domain import CacheUnavailable
 from tests.backends import redis_cache, unique_prefix
 from tests.faults.proxy import FaultProxy
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -81,3 +82,17 @@ def test_a_set_whose_reply_is_lost_is_re_sent_and_succeeds(
 
     assert proxy.dropped_bytes > 0
     assert redis_cache(redis_url, None, prefix).get("k") == "v"
+
+
+def test_the_cache_keeps_working_across_a_redis_restart(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory(appendonly=True, appendfsync="always")
+    cache = redis_cache(server.url, None)
+    cache.set("kept", "v")
+    cache.increment("n")
+
+    server.restart()
+
+    assert cache.increment("n") == 2  # not re-sendable: the closed connection is reopened first
+    assert cache.get("kept") == "v"  # scripts loaded again after NOSCRIPT
