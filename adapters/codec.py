@@ -6,7 +6,7 @@ defaults omitted (compact in Redis), durations and times as integer microseconds
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -195,3 +195,10 @@ class Codec:
             return orjson.loads(data)
         except orjson.JSONDecodeError as error:
             raise UndecodableValue(key, str(error)) from error
+
+    def decode_values(self, blobs: Sequence[bytes], keys: Sequence[str]) -> list[Any]:
+        """``decode_value`` of each blob (a batch, without a call per value on the happy path)."""
+        try:
+            return [orjson.loads(blob) for blob in blobs]
+        except orjson.JSONDecodeError:
+            return [self.decode_value(blob, key) for blob, key in zip(blobs, keys, strict=True)]

@@ -55,6 +55,7 @@ class _Core:
         self.clock = clock
         self.scripts = CacheScripts(client)
         self.stats = f"{prefix}:stats"
+        self.values = f"{prefix}:v:"
 
     def now(self) -> str:
         return "" if self.clock is None else str(to_ms(self.clock.now()))
@@ -67,14 +68,16 @@ class _Core:
 
     def payloads(self, names: list[str], raws: list[bytes | None]) -> dict[str, Any]:
         """The decoded values of a batch; the hot loop of ``get_many``, kept flat."""
-        found: dict[str, Any] = {}
-        decode = self.codec.decode_value
+        found, blobs = [], []
         for name, raw in zip(names, raws, strict=True):
             if raw is None:
                 continue
             head, sep, body = raw.partition(b":")
-            found[name] = decode(body, name) if sep and head.isdigit() else self.payload(raw, name)
-        return found
+            if not (sep and head.isdigit()):
+                self.payload(raw, name)  # raises UndecodableValue naming the key
+            found.append(name)
+            blobs.append(body)
+        return dict(zip(found, self.codec.decode_values(blobs, found), strict=True))
 
 
 class _RedisStore:
@@ -85,10 +88,11 @@ class _RedisStore:
         self._run = core.scripts.run
 
     def _skey(self, key: str) -> str:
-        return f"{self._c.prefix}:v:{validate_key(key)}"
+        return self._c.values + validate_key(key)
 
     def _skeys(self, keys: list[str]) -> list[str]:
-        return [self._skey(key) for key in keys]
+        values = self._c.values
+        return [values + validate_key(key) for key in keys]
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value at ``key``, or ``default``. One round trip."""

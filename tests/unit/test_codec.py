@@ -143,3 +143,11 @@ def test_encode_value_s_fast_path_gives_the_converter_s_bytes(value: object) -> 
         return
 
     assert codec.encode_value(value) == expected
+
+
+def test_decode_values_decodes_a_batch_and_names_the_key_of_a_bad_one() -> None:
+    good = codec.decode_values([b"1", b'{"a": [2]}'], ["x", "y"])
+
+    assert good == [1, {"a": [2]}]
+    with pytest.raises(UndecodableValue, match="'bad'"):
+        codec.decode_values([b"1", b"{nope"], ["fine", "bad"])
