@@ -8,6 +8,8 @@ the hot path calls it directly and reloads the script on ``NOSCRIPT`` (after a r
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -38,6 +40,12 @@ def call(client: redis.Redis | Pipeline, *args: Arg) -> Any:
     return client.execute_command(*args)  # type: ignore[no-untyped-call]
 
 
+def _bulk(arg: Arg) -> bytes:
+    """One RESP bulk string."""
+    data = arg if isinstance(arg, bytes) else str(arg).encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
 def _source(name: str) -> str:
     folder = resources.files("adapters.redis") / "scripts"
     return (folder / "_lib.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
@@ -51,33 +59,50 @@ class Scripts:
         self.sha = {
             name: hashlib.sha1(src.encode()).hexdigest() for name, src in self.source.items()
         }
+        self._heads: dict[tuple[str, tuple[str, ...]], bytes] = {}
+        self._local = threading.local()
 
     def run(self, client: redis.Redis, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        """EVALSHA ``name`` on one pooled connection; on NOSCRIPT load it and run it again.
+        """EVALSHA ``name``; on NOSCRIPT load it and run it again.
 
-        This skips ``Redis.execute_command``'s per-call bookkeeping (about a third of the client
-        cost of a call) but keeps the connection's own retry: on a connection error the
-        connection is dropped and the script re-sent, which every script tolerates.
+        The hot path: the command is packed here (the constant head once per script and key
+        set) and sent on a connection pinned to this thread and process, skipping the pool and
+        ``execute_command``'s per-call bookkeeping. The connection's own retry still applies: on
+        a connection error it is dropped, reconnected and the script re-sent, which every
+        script tolerates.
         """
-        pool = client.connection_pool
-        conn = pool.get_connection()
-        command = ("EVALSHA", self.sha[name], len(keys), *keys, *args)
-        try:
-            return conn.retry.call_with_retry(
-                lambda: self._send(conn, name, command),
-                lambda _: conn.disconnect(),  # type: ignore[no-untyped-call]
-            )
-        finally:
-            pool.release(conn)
+        conn = self._pinned(client)
+        packed = self._pack(name, keys, args)
+        return conn.retry.call_with_retry(
+            lambda: self._send(conn, name, packed),
+            lambda _: conn.disconnect(),
+        )
 
-    def _send(self, conn: Any, name: str, command: tuple[Arg, ...]) -> Any:
-        conn.send_command(*command)
+    def _pinned(self, client: redis.Redis) -> Any:
+        pinned = getattr(self._local, "pinned", None)
+        if pinned is None or pinned[0] != os.getpid() or pinned[1] is not client:
+            # A forked child never reuses its parent's socket: the pid is part of the key.
+            pinned = (os.getpid(), client, client.connection_pool.get_connection())
+            self._local.pinned = pinned
+        return pinned[2]
+
+    def _pack(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> bytes:
+        head = self._heads.get((name, tuple(keys)))
+        if head is None:
+            parts: list[Arg] = ["EVALSHA", self.sha[name], len(keys), *keys]
+            head = b"".join(map(_bulk, parts))
+            self._heads[(name, tuple(keys))] = head
+        count = 3 + len(keys) + len(args)
+        return b"".join((b"*%d\r\n" % count, head, *map(_bulk, args)))
+
+    def _send(self, conn: Any, name: str, packed: bytes) -> Any:
+        conn.send_packed_command([packed])
         try:
             return conn.read_response()
         except NoScriptError:
             conn.send_command("SCRIPT", "LOAD", self.source[name])
             conn.read_response()
-            conn.send_command(*command)
+            conn.send_packed_command([packed])
             return conn.read_response()
 
     def load_all(self, client: redis.Redis) -> None:
