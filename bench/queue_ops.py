@@ -16,8 +16,7 @@ import redis
 
 from adapters.redis.queue import RedisQueue
 from bench.env import Env
-from bench.harness import Metric, Sample, Workload, measure, rate
-from bench.report import markdown
+from bench.harness import Metric, Sample, Workload, rate
 from domain import Job
 
 BATCH = 1_000
@@ -158,20 +157,7 @@ WORKLOADS = (
 )
 
 
-def main() -> int:
-    """Measure the queue workloads 3 times on a private redis-server; print the table."""
-    quick = "--quick" in sys.argv
-    env = Env(quick=quick)
-    try:
-        outcomes = [measure(WORKLOADS[0], env, "redis", 3)]
-    finally:
-        env.close()
-    print(markdown(outcomes, 3))
-    if outcomes[0].error:
-        print(outcomes[0].error, file=sys.stderr)
-        return 1
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from bench.__main__ import main
+
+    sys.exit(main(["--only", "queue_ops", *sys.argv[1:]]))
