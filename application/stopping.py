@@ -33,7 +33,8 @@ class Stopping:
 
     def drained(self) -> None:
         """Burst mode found nothing left to run."""
-        logger.info("burst: the queues are drained; stopping")
+        if not self.requested:
+            logger.info("burst: the queues are drained; stopping")
         self.requested = True
 
     def tick(self, now: float) -> None:

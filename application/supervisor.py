@@ -162,7 +162,7 @@ class Supervisor:
             self.failures.next_wake(),
             self.stopping.next_wake(),
         ]
-        if not self.stopping.active and self._wanted() > 0:
+        if not self.stopping.requested and self._wanted() > 0:
             wakes.append(max(self.next_claim_at, self.poll_at))
         return min(wakes)
 
@@ -178,7 +178,7 @@ class Supervisor:
 
         With ``block`` and every child idle, the claim waits up to ``idle_wait`` for a job.
         """
-        if self.stopping.active:
+        if self.stopping.requested:  # no new work once a stop is asked for
             return
         self._hand_out(now)
         wanted = self._wanted()
