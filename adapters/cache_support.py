@@ -39,6 +39,19 @@ def validate_key(key: object, what: str = "cache key") -> str:
     return key
 
 
+def validate_keys(keys: list[str]) -> list[str]:
+    """``keys`` if every one is storable (one pass for a batch); else the first one's error."""
+    if (
+        all(type(key) is str for key in keys)
+        and _CONTROL.search("".join(keys)) is None
+        and all(0 < len(key) <= MAX_KEY_LENGTH for key in keys)
+    ):
+        return keys
+    for key in keys:
+        validate_key(key)
+    return keys
+
+
 def validate_prefix(prefix: str) -> str:
     """``prefix`` if it is a usable namespace (letters, digits, ``_.:-``; no glob characters)."""
     if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):

@@ -26,6 +26,7 @@ from adapters.cache_support import (
     to_ms,
     ttl_ms,
     validate_key,
+    validate_keys,
     validate_prefix,
     validate_step,
 )
@@ -92,7 +93,7 @@ class _RedisStore:
 
     def _skeys(self, keys: list[str]) -> list[str]:
         values = self._c.values
-        return [values + validate_key(key) for key in keys]
+        return [values + key for key in validate_keys(keys)]
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value at ``key``, or ``default``. One round trip."""
@@ -243,7 +244,7 @@ class RedisTaggedCache(_RedisStore):
         return self._scope(validate_key(key)) + key
 
     def _skeys(self, keys: list[str]) -> list[str]:
-        checked = [validate_key(key) for key in keys]
+        checked = validate_keys(keys)
         scope = self._scope(checked[0])
         return [scope + key for key in checked]
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from adapters.clock import ManualClock
 from domain import InvalidCacheValue
 from ports.cache import CachePort
-from tests.backends import MS
+from tests.backends import MS, CacheBackend
 
 
 @pytest.mark.parametrize("ttl", [10, 10.0, timedelta(seconds=10)])
@@ -176,3 +176,23 @@ def test_a_counter_stays_within_the_exact_integer_range(cache: CachePort) -> Non
     with pytest.raises(InvalidCacheValue, match="'n'"):
         cache.increment("n")
     assert cache.get("n") == 2**53 - 1
+
+
+@pytest.mark.parametrize(
+    "start", [datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC), datetime(2300, 1, 1, tzinfo=UTC)]
+)
+def test_expiry_is_exact_with_clocks_far_from_today(
+    cache_backend: CacheBackend, request: pytest.FixtureRequest, start: datetime
+) -> None:
+    clock = ManualClock(start)
+    cache = cache_backend.build(request.getfixturevalue, clock)
+    cache.set_many({"a": 1, "b": 2}, 5)
+    cache.set("forever", 3)
+    clock.advance(timedelta(seconds=5) - MS)
+
+    before = cache.get_many(["a", "b", "forever"])
+    clock.advance(MS)
+
+    assert before == {"a": 1, "b": 2, "forever": 3}
+    assert cache.get_many(["a", "b", "forever"]) == {"forever": 3}
+    assert cache.get("a") is None
