@@ -1,0 +1,63 @@
+import pickle
+from datetime import UTC, datetime
+from typing import Any
+
+from application.wire import decode_reply, decode_task, encode_reply, encode_task
+from domain import ErrorInfo, Job
+from ports import Lease
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+class Unpicklable:
+    def __reduce__(self) -> Any:
+        raise TypeError("no pickling here")
+
+
+class BrokenOnLoad:
+    def __reduce__(self) -> Any:
+        return (_explode, ())
+
+
+def _explode() -> None:
+    raise RuntimeError("cannot rebuild")
+
+
+def test_a_task_carries_only_what_the_child_needs() -> None:
+    job = Job("resize", payload={"w": 3}, queue="images")
+
+    task = decode_task(encode_task(Lease(job, "tok", 2, T0)))
+
+    assert task == (job.id, "resize", {"w": 3}, 2, "images", 0.0)
+
+
+def test_a_reply_round_trips_its_result_runtime_and_rss() -> None:
+    reply = decode_reply(encode_reply(True, {"n": 1}, 0.25, 1 << 20))
+
+    assert (reply.ok, reply.value, reply.runtime_s, reply.rss) == (True, {"n": 1}, 0.25, 1 << 20)
+
+
+def test_a_result_that_cannot_be_pickled_becomes_a_description() -> None:
+    reply = decode_reply(encode_reply(True, Unpicklable(), 0.1, 0))
+
+    assert reply.ok
+    assert reply.value.startswith("<unpicklable Unpicklable: TypeError: no pickling here")
+
+
+def test_a_value_that_cannot_be_unpickled_becomes_a_description_and_a_failure_stays_one() -> None:
+    frame = encode_reply(False, BrokenOnLoad(), 0.1, 0)
+
+    reply = decode_reply(frame)
+
+    assert not reply.ok
+    assert isinstance(reply.value, ErrorInfo)
+    assert "cannot rebuild" in reply.error.message
+
+
+def test_an_error_info_crosses_the_pipe_intact() -> None:
+    error = ErrorInfo.from_exception(ValueError("bad"), traceback="tb", attempt=1)
+
+    reply = decode_reply(encode_reply(False, error, 0.0, 0))
+
+    assert reply.error == error
+    assert pickle.loads(pickle.dumps(error)) == error
