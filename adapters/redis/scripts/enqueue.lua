@@ -23,6 +23,11 @@ local meta = redis.call("HMGET", META, "epoch", "seq")
 local out = { meta[1] }
 local seq = tonumber(meta[2] or "0")
 local enq = base36(now)
+local ids = {}
+for i = 0, n - 1 do
+  ids[i + 1] = ARGV[3 + i * per]
+end
+local stored = redis.call("HMGET", JOBS, unpack(ids))
 local records, ready, seen = {}, {}, {}
 for i = 0, n - 1 do
   local b = 3 + i * per
@@ -30,7 +35,7 @@ for i = 0, n - 1 do
   local holder = false
   if seen[id] then
     holder = 0
-  elseif redis.call("HEXISTS", JOBS, id) == 1 then
+  elseif stored[i + 1] then
     local expires = redis.call("ZSCORE", DONE, id)
     if expires and tonumber(expires) <= now then
       forget(id)
