@@ -94,8 +94,10 @@ local function make_ready(id, prio, seq)
   redis.call("ZADD", READY, n2s((255 - prio) * BAND + seq), id)
 end
 
+-- The wake list only hints that work arrived; once it holds WAKE_CAP hints nobody is
+-- waiting, so a full list costs one LLEN.
 local function wake(count)
-  if count > 0 then
+  if count > 0 and redis.call("LLEN", WAKE) < WAKE_CAP then
     local ones = {}
     for i = 1, math.min(count, WAKE_CAP) do
       ones[i] = "1"

@@ -18,8 +18,11 @@ for i = 0, n - 1 do
   end
 end
 
-redis.call("HSETNX", META, "epoch", ARGV[2])
 local meta = redis.call("HMGET", META, "epoch", "seq")
+if not meta[1] then
+  redis.call("HSET", META, "epoch", ARGV[2])
+  meta[1] = ARGV[2]
+end
 local out = { meta[1] }
 local seq = tonumber(meta[2] or "0")
 local enq = base36(now)
