@@ -45,9 +45,11 @@ class PoolConfig:
     * ``queues``: claimed in this order (the first until empty, then the next).
     * ``concurrency``: child processes. ``prefetch``: extra jobs claimed ahead, held by the
       parent (their leases are renewed; they are released at shutdown). ``prefetch_window``
-      raises it for short jobs: as many as the children finish in that window at the mean
-      run time so far (at most 64), so no-op jobs are claimed in batches while long ones are
-      left to other workers. ``timedelta(0)`` keeps exactly ``prefetch``.
+      (off by default) raises it for short jobs: as many as the children finish in that
+      window at the mean run time so far (at most 64), so no-op jobs are claimed in batches
+      while long ones are left to other workers. Both trade safety for speed: a claim counts
+      an attempt, so a worker that crashes spends one attempt of every job it held, started
+      or not. The default claims only for idle children.
     * ``lease``: how long a claim holds a job; renewed every third of it while running.
     * ``max_tasks_per_child`` / ``max_memory_per_child_mb``: recycle a child after that many
       jobs, or when its RSS after a job exceeds that many MiB.
@@ -68,9 +70,7 @@ class PoolConfig:
     grace: timedelta = attrs.field(default=timedelta(seconds=30), validator=_not_negative)
     burst: bool = False
     prefetch: int = attrs.field(default=0, validator=_not_negative)
-    prefetch_window: timedelta = attrs.field(
-        default=timedelta(milliseconds=5), validator=_not_negative
-    )
+    prefetch_window: timedelta = attrs.field(default=timedelta(0), validator=_not_negative)
     idle_wait: timedelta = attrs.field(default=timedelta(seconds=1), validator=_positive)
     unknown_handler_grace: timedelta = attrs.field(
         default=timedelta(seconds=30), validator=_not_negative

@@ -56,6 +56,15 @@ and releases the rest (their attempts are not spent); a second Ctrl-C stops at o
     help="Jobs claimed ahead and held (leased) by the parent: fewer round trips per job, "
     "but other workers cannot take them. Released at shutdown.",
 )
+@click.option(
+    "--prefetch-window",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Adaptive prefetch for short jobs, in ms: hold as many jobs as the children finish "
+    "in this window (at most 64). Like --prefetch, a crashed worker spends an attempt of "
+    "every job it held.",
+)
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.pass_context
 def work(
@@ -68,6 +77,7 @@ def work(
     max_memory_per_child: int | None,
     grace: float,
     prefetch: int,
+    prefetch_window: float,
     burst: bool,
 ) -> None:
     """Run a worker pool."""
@@ -82,6 +92,7 @@ def work(
         grace=timedelta(seconds=grace),
         burst=burst,
         prefetch=prefetch,
+        prefetch_window=timedelta(milliseconds=prefetch_window),
     )
     port = common.queue(ctx)
     if isinstance(port, RedisQueue):

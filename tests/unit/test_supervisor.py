@@ -61,8 +61,21 @@ def test_prefetch_is_topped_up_only_once_half_of_it_is_spent() -> None:
     assert (held_after_one, len(pool.sup.buffer)) == (3, 4)
 
 
-def test_short_jobs_raise_the_prefetch_so_claims_come_in_batches() -> None:
+def test_by_default_the_parent_claims_only_for_idle_children() -> None:
     pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
+    pool.enqueue(100)
+    pool.start()
+
+    pool.reply(0, runtime=0.000_1)
+    pool.reply(1, runtime=0.000_1)
+
+    assert len(pool.sup.buffer) == 0
+    assert pool.queue.stats("default").active == 2
+
+
+def test_short_jobs_raise_an_adaptive_prefetch_so_claims_come_in_batches() -> None:
+    window = timedelta(milliseconds=5)
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST, prefetch_window=window))
     pool.enqueue(100)
     pool.start()
 
