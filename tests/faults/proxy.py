@@ -77,6 +77,7 @@ class FaultProxy:
 
     def _spawn(self, target: object, *args: object) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        self._threads = [alive for alive in self._threads if alive.is_alive()]
         self._threads.append(thread)
         thread.start()
 

@@ -1,0 +1,59 @@
+"""Fixtures of the fault scenarios: a printed seed and a ``Rig`` per scenario."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.faults.harness import Rig
+from tests.faults.proxy import FaultProxy
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
+    """Remember each phase's report on the item, so ``make_rig`` knows if the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def seed() -> int:
+    """``FOUNDRY_FAULT_SEED`` to replay a run, else a fresh one (printed by the rig)."""
+    given = os.environ.get("FOUNDRY_FAULT_SEED")
+    return int(given) if given else random.SystemRandom().randrange(2**32)
+
+
+@pytest.fixture
+def make_rig(seed: int, request: pytest.FixtureRequest) -> Iterator[Callable[[str], Rig]]:
+    """Build the scenario's ``Rig`` for a Redis URL; stopped at teardown, files kept on failure."""
+    rigs: list[Rig] = []
+
+    def make(redis_url: str) -> Rig:
+        rig = Rig(redis_url, seed=seed)
+        rigs.append(rig)
+        return rig
+
+    yield make
+    call = getattr(request.node, "report_call", None)
+    failed = call is None or not call.passed
+    for rig in rigs:
+        rig.close(keep=failed)
+
+
+@pytest.fixture
+def make_proxy() -> Iterator[Callable[[int], FaultProxy]]:
+    """Start fault proxies in front of Redis ports; closed at teardown."""
+    proxies: list[FaultProxy] = []
+
+    def make(port: int) -> FaultProxy:
+        proxy = FaultProxy(port).start()
+        proxies.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in proxies:
+        proxy.close()
