@@ -11,8 +11,8 @@ import signal
 import time
 from datetime import timedelta
 
+from application.context import current_job
 from application.registry import JobRegistry
-
 from domain import Fixed, PermanentFailure, RetryPolicy
 from tests.faults.ledger import Ledger
 
@@ -40,7 +40,9 @@ def ledger() -> Ledger:
 def work(id: str, ms: int = 0, tick_ms: int = 50, poison: str = "") -> str:
     """Record the start, sleep ``ms`` (ticking), then record the end; poison jobs misbehave."""
     book = ledger()
-    book.record("start", job=id, pid=os.getpid(), ppid=os.getppid())
+    context = current_job()
+    attempt = context.attempt if context else None
+    book.record("start", job=id, attempt=attempt, pid=os.getpid(), ppid=os.getppid())
     _poison(poison)
     deadline = time.monotonic() + ms / 1000
     while (left := deadline - time.monotonic()) > 0:
