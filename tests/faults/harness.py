@@ -149,6 +149,17 @@ class Rig:
         self.workers.append(worker)
         return worker
 
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Wait until every worker passed its startup self-check and started its pool.
+
+        Faults come after this: a worker that cannot reach Redis at startup exits 3 by design.
+        """
+        self.wait_until(
+            "the workers to start",
+            lambda: all(worker.count("starting: queues") for worker in self.workers),
+            timeout,
+        )
+
     def queue(self, url: str | None = None) -> QueuePort:
         """A producer-side queue, built by the product's own container."""
         settings = Settings.from_env(self.env(url))

@@ -53,6 +53,7 @@ def test_f11_resets_latency_and_lost_replies_neither_double_nor_lose_a_job(
     rig.direct_url = f"redis://127.0.0.1:{proxied.target[1]}/0"
     queue = rig.queue()
     workers = [rig.start_worker(lease_s=20) for _ in range(2)]
+    rig.wait_ready()
 
     injector = faults(proxied, rig)
     while injector.is_alive():
@@ -84,6 +85,7 @@ def _idle_workers_resume_after_heal(proxy: FaultProxy, rig: Rig) -> float:
     rig.note("healed", at=healed_at)
     rig.wait_until("the probe job to start", lambda: probe.id in _started(rig), 10)
     start = next(e["t"] for e in rig.ledger.events() if e["ev"] == "start" and e["job"] == probe.id)
+    print(f"  idle workers resumed {start - healed_at:.3f}s after the heal")
     return float(start - healed_at)
 
 

@@ -24,6 +24,7 @@ def test_f10_brief_redis_pauses_delay_jobs_but_run_none_twice(
     queue = rig.queue()
     rig.start_worker(lease_s=6)
     rig.start_worker(lease_s=6)
+    rig.wait_ready()
     rig.enqueue(queue, [rig.job(ms=rig.rng.randrange(50, 300)) for _ in range(60)])
 
     rig.wait_until("10 jobs to finish", lambda: rig.ended() >= 10, 30)
@@ -49,6 +50,7 @@ def test_f10_a_redis_pause_longer_than_the_lease_fences_children_before_rerunnin
     queue = rig.queue()
     rig.start_worker(lease_s=LEASE_S)
     rig.start_worker(lease_s=LEASE_S)
+    rig.wait_ready()
     # Jobs outlast the pause: an unfenced child would still run when another worker re-runs it.
     rig.enqueue(queue, [rig.job(ms=7000) for _ in range(4)])
     rig.wait_until("all four jobs to start", lambda: len(_started(rig)) == 4, 30)

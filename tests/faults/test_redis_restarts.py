@@ -24,6 +24,7 @@ def test_f7_workers_ride_out_two_clean_redis_restarts_and_lose_nothing(
     rig = make_rig(server.url)
     queue = rig.queue()
     workers = [rig.start_worker(lease_s=10), rig.start_worker(lease_s=10)]
+    rig.wait_ready()
     rig.enqueue(queue, [rig.job(ms=rig.rng.randrange(5, 15)) for _ in range(1000)])
 
     for restart, at in enumerate((300, 650), start=1):
@@ -51,6 +52,7 @@ def test_f8_a_killed_redis_with_fsync_always_keeps_every_acknowledged_job(
     queue = rig.queue()
     rig.start_worker(lease_s=5)
     rig.start_worker(lease_s=5)
+    rig.wait_ready()
     kill_at = rig.rng.randrange(100, 300)
 
     rig.enqueue(queue, [rig.job(ms=rig.rng.randrange(1, 10)) for _ in range(kill_at)])
@@ -72,6 +74,7 @@ def test_f9_a_redis_that_comes_back_empty_is_detected_as_data_loss(
     rig = make_rig(server.url)
     queue = rig.queue()
     worker = rig.start_worker(lease_s=5, concurrency=1)
+    rig.wait_ready()
     rig.enqueue(queue, [rig.job(ms=50) for _ in range(200)])
     rig.wait_until("a few jobs to finish", lambda: rig.ended() >= 10, 30)
 

@@ -85,6 +85,7 @@ def test_f16_a_long_mix_of_faults_loses_nothing_and_the_parents_stay_flat(
     rig.direct_url = server.url
     producer = rig.queue(server.url)
     workers = [rig.start_worker(lease_s=LEASE_S, concurrency=2) for _ in range(2)]
+    rig.wait_ready()
     chaos = Chaos(rig, server, proxy, workers)
     samples: list[list[int]] = []
 

@@ -25,6 +25,7 @@ def test_f3_a_stalled_parents_jobs_are_rerun_elsewhere_and_its_late_results_reje
     queue = rig.queue()
     stalled = rig.start_worker(lease_s=LEASE_S)
     other = rig.start_worker(lease_s=LEASE_S)
+    rig.wait_ready()
     rig.enqueue(queue, [rig.job(ms=rig.rng.randrange(300, 800)) for _ in range(40)])
     rig.wait_until("worker1 to start a job", lambda: bool(rig.started_under(stalled)), 30)
 
