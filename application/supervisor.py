@@ -13,6 +13,7 @@ from random import Random
 
 from loguru import logger
 
+from application.claims import ClaimTokens
 from application.config import PoolConfig
 from application.failures import Failures
 from application.heartbeat import Heartbeat, PoolCounters
@@ -58,6 +59,7 @@ class Supervisor:
         self.clock = clock
         self.heartbeat = heartbeat
         self.book = LeaseBook(config.lease.total_seconds())
+        self.claim_tokens = ClaimTokens(config.lease.total_seconds())
         self.counters = PoolCounters()
         self.settler = Settler(
             queue,
@@ -252,20 +254,24 @@ class Supervisor:
         # Batched completions go first: a job done here must not re-run because this worker
         # died holding its completion (a poison job claimed next may kill it).
         self.settler.flush()
+        token, sent_at = self.claim_tokens.next(now)
         try:
             leases = self.queue.claim(
                 config.queues,
                 lease=config.lease,
                 limit=limit,
                 wait=_seconds(wait),
+                claim_token=token,
                 worker=self.heartbeat.id,
             )
         except FoundryError as error:
+            self.claim_tokens.unanswered(token, sent_at)
             self.outage.failed("claim", error, now)
             self.next_claim_at = now + config.idle_wait.total_seconds()
             return []
+        self.claim_tokens.answered()
         self.outage.ok(now)
-        self.book.hold(leases, now)
+        self.book.hold(leases, sent_at)
         return leases
 
     def _drained(self) -> bool:
