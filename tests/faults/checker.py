@@ -86,7 +86,10 @@ class Report:
             f"unexpected={len(self.unexpected)} duplicated={self.duplicated} "
             f"reruns={self.reruns} starts={self.starts} problems={len(self.problems)}"
         )
-        return "\n".join([head, *(f"  - {problem}" for problem in self.problems[:20])])
+        kinds = Counter(problem.partition(":")[0] for problem in self.problems)
+        by_kind = f"  problems by kind: {dict(kinds)}" if kinds else ""
+        shown = [f"  - {problem}" for problem in self.problems[:20]]
+        return "\n".join([head, *([by_kind] if by_kind else []), *shown])
 
 
 def executions(events: Iterable[Mapping[str, Any]]) -> list[Execution]:
