@@ -61,9 +61,27 @@ class ProcessWorkforce:
         self.children: dict[int, Child] = {}
 
     def spawn(self, slot: int) -> int:
-        """Fork a child for ``slot``; returns its pid."""
-        parent_end, child_end = self._context.Pipe(duplex=True)
-        fence = new_fence()
+        """Fork a child for ``slot``; returns its pid. A failed fork raises ``OSError``
+        (EAGAIN, ENOMEM, EMFILE) having closed what it opened."""
+        with contextlib.ExitStack() as undo:
+            parent_end, child_end = self._context.Pipe(duplex=True)
+            undo.callback(parent_end.close)
+            undo.callback(child_end.close)
+            fence = new_fence()
+            undo.callback(fence.close)
+            process = self._start(slot, child_end, parent_end, fence)
+            undo.pop_all()
+        child_end.close()
+        child = Child(process, parent_end, fence)
+        with contextlib.suppress(OSError):  # the child does it too; whoever is first wins
+            os.setpgid(child.pid, child.pid)
+        self.children[slot] = child
+        self._on_spawn(slot, child)
+        return child.pid
+
+    def _start(
+        self, slot: int, child_end: Connection, parent_end: Connection, fence: mmap.mmap
+    ) -> ForkProcess:
         process = self._context.Process(
             target=child_main,
             args=(child_end,),
@@ -79,13 +97,7 @@ class ProcessWorkforce:
             daemon=False,
         )
         process.start()
-        child_end.close()
-        child = Child(process, parent_end, fence)
-        with contextlib.suppress(OSError):  # the child does it too; whoever is first wins
-            os.setpgid(child.pid, child.pid)
-        self.children[slot] = child
-        self._on_spawn(slot, child)
-        return child.pid
+        return process
 
     def send(self, slot: int, frame: bytes) -> bool:
         """Send a frame; ``False`` if the child's pipe is broken."""

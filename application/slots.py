@@ -14,6 +14,7 @@ from ports import Lease
 class SlotState(enum.Enum):
     """Where a child is in its life."""
 
+    EMPTY = "empty"  # its fork failed; another is tried after a backoff (no jobs meanwhile)
     STARTING = "starting"  # forked, running child_init; not yet ready for jobs
     IDLE = "idle"
     BUSY = "busy"

@@ -21,6 +21,7 @@ from application.leases import LeaseBook
 from application.outage import Outage
 from application.outcome import PoolObserver
 from application.registry import JobRegistry
+from application.respawn import Respawner
 from application.settle import Settler
 from application.slots import Running, Slot, SlotState, Workforce
 from application.stopping import Stopping
@@ -78,6 +79,7 @@ class Supervisor:
         self.start_failures = 0
         self.outage = Outage()
         self.upkeep = Upkeep(self)
+        self.respawner = Respawner(self)
         self.exit_code: int | None = None
 
     # -- events ---------------------------------------------------------------------------
@@ -88,8 +90,8 @@ class Supervisor:
             self.spawn(slot)
 
     def spawn(self, slot: Slot) -> None:
-        """(Re)start the child of ``slot``."""
-        self.slots[slot.index] = Slot(slot.index, pid=self.workforce.spawn(slot.index))
+        """(Re)start the child of ``slot`` (a failed fork is retried after a backoff)."""
+        self.respawner.spawn(slot)
 
     def child_ready(self, index: int, now: float) -> None:
         """A child finished its start-up and takes jobs."""
@@ -153,6 +155,7 @@ class Supervisor:
         self.settler.retry_outbox(now)
         self.heartbeat.beat(now, self.counters)
         self.stopping.tick(now)
+        self.respawner.tick(now)
 
     def next_wake(self, now: float) -> float:
         """The next moment ``tick`` or ``fill`` has something to do."""
@@ -163,6 +166,7 @@ class Supervisor:
             self.upkeep.next_reap_at,
             self.failures.next_wake(),
             self.stopping.next_wake(),
+            self.respawner.next_wake(),
         ]
         if not self.stopping.requested and self._wanted() > 0:
             wakes.append(max(self.next_claim_at, self.poll_at))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 from collections.abc import Sequence
 from datetime import timedelta
@@ -31,9 +32,13 @@ class FakeWorkforce:
         self.tasks: list[tuple[int, Task]] = []
         self.broken: set[int] = set()
         self.fences: list[tuple[int, float]] = []
+        self.failing_forks = 0  # the next this many spawns fail as a fork under EAGAIN does
 
     def spawn(self, slot: int) -> int:
         self.commands.append(("spawn", slot))
+        if self.failing_forks:
+            self.failing_forks -= 1
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
         return next(self.pids)
 
     def send(self, slot: int, frame: bytes) -> bool:

@@ -8,6 +8,7 @@ from loguru import logger
 
 from application.config import PoolConfig
 from application.outcome import OutcomeKind
+from application.respawn import MAX_SPAWN_FAILURES
 from application.slots import SlotState
 from application.wire import Reply
 from domain import JobState, RetryPolicy
@@ -470,6 +471,50 @@ def test_children_that_keep_dying_before_ready_stop_the_pool_with_exit_code_1() 
         pool.sup.child_exited(0, 1, pool.now)
     pool.advance(0)
 
+    assert pool.sup.exit_code == 1
+    assert pool.sup.finished
+
+
+def test_a_failed_fork_leaves_its_slot_empty_and_is_retried_after_a_backoff() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1)
+    pool.workforce.failing_forks = 2
+
+    pool.start()
+    pool.advance(0)
+    pool.advance(0.1)
+    after_first = (pool.workforce.told("spawn"), pool.sup.slots[0].state)
+    for _ in range(3):
+        pool.advance(10)
+    pool.sup.child_ready(0, pool.now)
+
+    assert after_first == ([0], SlotState.EMPTY)
+    assert pool.workforce.told("spawn") == [0, 0, 0]
+    assert pool.running(0) == job_id
+    assert pool.sup.exit_code is None
+
+
+def test_no_job_is_claimed_for_a_slot_whose_fork_failed() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
+    pool.enqueue(2)
+    pool.workforce.failing_forks = 1
+
+    pool.start()
+    pool.advance(0)
+
+    assert [slot for slot, _ in pool.workforce.tasks] == [1]
+    assert pool.queue.stats("default").ready == 1
+
+
+def test_forks_that_keep_failing_stop_the_pool_with_exit_code_1() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    pool.workforce.failing_forks = 100
+
+    pool.start()
+    for _ in range(10):
+        pool.advance(10)
+
+    assert len(pool.workforce.told("spawn")) == MAX_SPAWN_FAILURES
     assert pool.sup.exit_code == 1
     assert pool.sup.finished
 
