@@ -10,13 +10,13 @@ from loguru import logger
 
 from application.errors import TimeLimitExceeded, WorkerLost
 from application.slots import Running, Slot, SlotState
-from domain import Dead, ErrorInfo, Retry, UnknownHandler
+from domain import Dead, ErrorInfo, UnknownHandler
 from ports import Lease
 
 if TYPE_CHECKING:
     from application.supervisor import Supervisor
 
-#: While an unknown handler's grace lasts, its job is retried this often (seconds).
+#: While an unknown handler's grace lasts, its job is given back for this long (seconds).
 UNKNOWN_RETRY_S = 5.0
 
 
@@ -106,21 +106,32 @@ class Failures:
         return wake
 
     def unknown_handler(self, lease: Lease) -> None:
-        """Retry a job naming no handler while it is young (rolling deploys), then bury it."""
+        """Give back a job naming no handler while it is young (rolling deploys) without
+        spending its attempt, so it keeps its whole budget for when the handler is deployed;
+        bury it once the grace is over."""
         sup = self._sup
         job = lease.job
         grace = sup.config.unknown_handler_grace
         born = job.created_at or sup.heartbeat.started_at
         remaining = (born + grace - sup.clock.now()).total_seconds()
-        error = ErrorInfo.from_exception(UnknownHandler(job.name))
         if remaining > 0:
-            decision: Retry | Dead = Retry(timedelta(seconds=min(remaining, UNKNOWN_RETRY_S)))
-        else:
-            decision = Dead(
-                f"unknown handler {job.name!r}: still not registered {grace} after the job was "
-                "created; deploy the handler, then requeue the dead letter"
-            )
-        sup.settler.fail(lease, error, 0.0, decision)
+            delay = timedelta(seconds=min(remaining, UNKNOWN_RETRY_S))
+            with logger.contextualize(job_id=job.id, attempt=lease.attempt, queue=job.queue):
+                logger.warning(
+                    "job {} names no registered handler {!r}; given back for {} (grace {})",
+                    job.id,
+                    job.name,
+                    delay,
+                    grace,
+                )
+            sup.settler.release(lease, delay)
+            return
+        reason = (
+            f"unknown handler {job.name!r}: still not registered {grace} after the job was "
+            "created; deploy the handler, then requeue the dead letter"
+        )
+        error = ErrorInfo.from_exception(UnknownHandler(job.name))
+        sup.settler.fail(lease, error, 0.0, Dead(reason))
 
 
 def _worker_lost(exitcode: int | None) -> ErrorInfo:

@@ -8,7 +8,7 @@ the backend refuses as stale means the lease lapsed: the job is back in the queu
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from random import Random
 from typing import Any
 
@@ -110,9 +110,12 @@ class Settler:
         self._log_failure(lease, error, outcome)
         self._write(lease, lambda held: self._queue.fail(held, error, decision), outcome, runtime_s)
 
-    def release(self, lease: Lease) -> None:
-        """Give the job back without spending the attempt."""
-        self._write(lease, self._queue.release, _RELEASED, 0.0)
+    def release(self, lease: Lease, delay: timedelta = timedelta(0)) -> None:
+        """Give the job back without spending the attempt (claimable again after ``delay``)."""
+        if not delay:
+            self._write(lease, self._queue.release, _RELEASED, 0.0)
+            return
+        self._write(lease, lambda held: self._queue.release(held, delay), _RELEASED, 0.0)
 
     def abandon(self, lease: Lease, reason: str, runtime_s: float = 0.0) -> None:
         """Stop caring about a job whose lease is lost; the queue recovers it."""

@@ -107,9 +107,11 @@ class QueuePort(Protocol):
         """
         ...
 
-    def release(self, lease: Lease) -> None:
+    def release(self, lease: Lease, delay: timedelta = timedelta(0)) -> None:
         """Give the job back unfinished (graceful shutdown): front of its priority, attempt
-        not spent (Q7). Raises ``StaleLease`` as ``complete`` does."""
+        not spent (Q7). With a ``delay`` the job is delayed that long first (a job the worker
+        cannot run yet, e.g. its handler is not deployed). Raises ``StaleLease`` as
+        ``complete`` does."""
         ...
 
     def reap(self) -> int:

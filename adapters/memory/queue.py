@@ -118,16 +118,17 @@ class MemoryQueue(MemoryQueueAdmin):
             entry.last_state = entry.state
             return entry.state
 
-    def release(self, lease: Lease) -> None:
-        """Back to the front of its priority (seq kept), the attempt not spent."""
+    def release(self, lease: Lease, delay: timedelta = timedelta(0)) -> None:
+        """Back to the front of its priority (seq kept), after ``delay``; attempt not spent."""
         with self._cond:
             now = self._tick()
             entry, fresh = self._current(lease, RELEASE)
             if not fresh:
                 return
             entry.attempts -= 1
-            entry.end_lease(RELEASE, JobState.READY)
-            self._queues[entry.queue].schedule(entry, min(entry.run_at, now), now)
+            run_at = now + delay if delay > timedelta(0) else min(entry.run_at, now)
+            entry.end_lease(RELEASE, JobState.READY if run_at <= now else JobState.DELAYED)
+            self._queues[entry.queue].schedule(entry, run_at, now)
             self._cond.notify_all()
 
     def reap(self) -> int:

@@ -288,9 +288,9 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         self._log_trimmed(lease.queue, trimmed)
         return JobState(state.decode())
 
-    def release(self, lease: Lease) -> None:
-        """Give the job back, front of its priority, attempt not spent."""
-        args = [self._now(), lease.job_id, lease.token]
+    def release(self, lease: Lease, delay: timedelta = timedelta(0)) -> None:
+        """Give the job back, front of its priority (after ``delay``), attempt not spent."""
+        args: list[Arg] = [self._now(), lease.job_id, lease.token, max(ceil_ms(delay), 0)]
         with self._outage.guard("release", lease.job_id):
             reply = self._run("release", self._queue_keys(lease.queue), args)
         if reply == b"STALE":

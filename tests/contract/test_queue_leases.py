@@ -155,6 +155,24 @@ def test_release_puts_the_job_back_at_the_front_of_its_priority(queue: Queue) ->
     assert again.attempt == 1
 
 
+def test_release_with_a_delay_makes_the_job_claimable_after_it_without_spending_an_attempt(
+    queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(["default"], lease=LEASE)
+
+    queue.release(lease, timedelta(seconds=5))
+
+    record = queue.get("a")
+    assert record is not None
+    assert (record.state, record.attempts, len(record.errors)) == (JobState.DELAYED, 0, 0)
+    clock.advance(timedelta(seconds=5) - MS)
+    assert queue.claim(["default"], lease=LEASE) == []
+    clock.advance(MS)
+    [again] = queue.claim(["default"], lease=LEASE)
+    assert again.attempt == 1
+
+
 def test_fail_with_a_retry_records_the_error_and_queues_the_job_at_the_back(
     queue: Queue,
 ) -> None:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from adapters.clock import ManualClock
 from domain import Dead, ErrorInfo, JobState, Retry, StaleLease
 from tests.backends import LEASE, Queue, job
 
@@ -45,6 +46,21 @@ def test_resending_release_with_the_same_lease_changes_nothing(queue: Queue) -> 
 
     queue.release(lease)
 
+    [again] = queue.claim(["default"], lease=LEASE)
+    assert again.attempt == 1
+
+
+def test_resending_a_delayed_release_changes_nothing(queue: Queue, clock: ManualClock) -> None:
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(["default"], lease=LEASE)
+    queue.release(lease, timedelta(seconds=5))
+
+    queue.release(lease, timedelta(seconds=5))
+
+    record = queue.get("a")
+    assert record is not None
+    assert (record.state, record.attempts) == (JobState.DELAYED, 0)
+    clock.advance(timedelta(seconds=5))
     [again] = queue.claim(["default"], lease=LEASE)
     assert again.attempt == 1
 

@@ -179,10 +179,12 @@ class QueueModel:
             job.run_at = self.now + retry_in
         self.end_lease(job, "fail")
 
-    def release(self, job: ModelJob) -> None:
-        """Apply a release: pending again, seq kept, attempt given back."""
+    def release(self, job: ModelJob, delay: timedelta = timedelta(0)) -> None:
+        """Apply a release: pending again (after ``delay``), seq kept, attempt given back."""
         job.state = PENDING
         job.attempts -= 1
+        if delay > timedelta(0):
+            job.run_at = self.now + delay
         self.end_lease(job, "release")
 
     def bury(self, job: ModelJob, reason: str) -> None:

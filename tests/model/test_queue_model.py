@@ -190,7 +190,8 @@ class QueueMachine(AdminRules):
 
     @rule(data=st.data(), op=st.sampled_from(["release", "fail", "complete"]), retry_in=retries)
     def finish_a_lease(self, data: st.DataObject, op: str, retry_in: timedelta | None) -> None:
-        """Complete, fail (retry after ``retry_in``, or dead when None) or release a lease."""
+        """Complete, fail (retry after ``retry_in``, or dead when None) or release a lease
+        (delayed by ``retry_in``, if any)."""
         if not self.leases:
             return
         lease = self._pick(data)
@@ -218,7 +219,7 @@ class QueueMachine(AdminRules):
             self.queue.complete(lease)
             return None
         if op == "release":
-            self.queue.release(lease)
+            self.queue.release(lease, retry_in or timedelta(0))
             return None
         decision = Dead("gave up") if retry_in is None else Retry(retry_in)
         return self.queue.fail(lease, ErrorInfo("Boom", "model"), decision)
@@ -227,7 +228,7 @@ class QueueMachine(AdminRules):
         if op == "complete":
             self.model.complete(job)
         elif op == "release":
-            self.model.release(job)
+            self.model.release(job, retry_in or timedelta(0))
         else:
             self.model.fail(job, retry_in, "gave up")
 

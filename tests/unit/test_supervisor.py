@@ -382,6 +382,30 @@ def test_an_unknown_handler_is_retried_during_its_grace_and_dead_after() -> None
     assert pool.workforce.tasks == []
 
 
+def test_an_unknown_handlers_grace_retries_spend_no_attempt_and_it_dies_once_grace_ends() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    created = pool.clock.now()
+    (job_id,) = pool.enqueue(
+        1, name="not.deployed.yet", created_at=created, retry=RetryPolicy(max_attempts=2)
+    )
+    pool.start()
+
+    for _ in range(5):
+        pool.advance(5)
+    during_grace = pool.queue.get(job_id)
+    pool.advance(6)
+
+    assert during_grace is not None
+    assert (during_grace.state, during_grace.attempts) == (JobState.DELAYED, 0)
+    assert not during_grace.errors
+    [letter] = pool.queue.dead("default")
+    assert letter.job.id == job_id
+    assert letter.reason is not None
+    assert letter.reason.startswith("unknown handler 'not.deployed.yet'")
+    assert [error.type for error in letter.errors] == ["domain.errors.UnknownHandler"]
+    assert pool.workforce.tasks == []
+
+
 def test_a_warm_stop_lets_running_jobs_finish_and_releases_prefetched_ones() -> None:
     pool = Harness(PoolConfig(concurrency=1, prefetch=1, idle_wait=FAST))
     running, buffered = pool.enqueue(2)

@@ -1,7 +1,11 @@
--- release: give a leased job back unfinished: front of its priority (seq kept), attempt unspent.
--- ARGV: now, id, lease token. Returns "OK" (also for a re-send) or "STALE".
+-- release: give a leased job back unfinished: front of its priority (seq kept), attempt unspent,
+-- ready now, or delayed for `delay` ms first.
+-- ARGV: now, id, lease token, delay ms. Returns "OK" (also for a re-send) or "STALE".
 local now = now_ms(ARGV[1])
-local id, token = ARGV[2], ARGV[3]
+local id, token, delay = ARGV[2], ARGV[3], tonumber(ARGV[4] or "0")
+if not now or not delay then
+  return fail_arg("release needs now, id, token, delay ms")
+end
 local st = get_state(id)
 if not (st and st.l == "A" and st.tk == token) then
   if st and st.lt == token and st.o == "R" then
@@ -12,10 +16,17 @@ if not (st and st.l == "A" and st.tk == token) then
 end
 local value = redis.call("HGET", JOBS, id)
 local h = value and header(value)
-st.l, st.a, st.t = "R", math.max(st.a - 1, 0), 0
+st.a, st.t = math.max(st.a - 1, 0), 0
 end_lease(st, "R")
-put_state(id, st)
 redis.call("ZREM", LEASES, id)
+if delay > 0 then
+  st.l = "D"
+  put_state(id, st)
+  redis.call("ZADD", DELAYED, n2s(now + delay), id)
+  return "OK"
+end
+st.l = "R"
+put_state(id, st)
 make_ready(id, h and h.prio or 0, st.s)
 wake(1)
 return "OK"
