@@ -7,7 +7,7 @@ the backend refuses as stale means the lease lapsed: the job is back in the queu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from random import Random
 from typing import Any
@@ -19,12 +19,27 @@ from application.heartbeat import PoolCounters
 from application.leases import LeaseBook
 from application.outcome import Outcome, PoolObserver
 from domain import Dead, Decision, ErrorInfo, QueueUnavailable, Retry, StaleLease
-from ports import BatchCompleter, Clock, Lease, QueuePort
+from ports import BatchCompleter, Clock, CompletingClaimer, Lease, QueuePort
 
 #: A batch of completions this large is written even while children keep answering.
 BATCH_MAX = 32
 #: Seconds between retries of a write the backend could not take.
 OUTBOX_RETRY_S = 0.5
+
+
+@attrs.frozen
+class ClaimArgs:
+    """What ``QueuePort.claim`` takes besides the queues."""
+
+    lease: timedelta
+    limit: int
+    wait: timedelta
+    claim_token: str
+    worker: str
+
+    def kwargs(self) -> dict[str, Any]:
+        """As keyword arguments of ``claim``."""
+        return attrs.asdict(self, recurse=False)
 
 
 @attrs.define
@@ -59,6 +74,7 @@ class Settler:
         self.outbox: list[Pending] = []
         self._retry_at = 0.0
         self._batch = queue if isinstance(queue, BatchCompleter) else None
+        self._combined = queue if isinstance(queue, CompletingClaimer) else None
         self.batched: list[tuple[Lease, Any, float]] = []
 
     def complete(self, lease: Lease, result: Any, runtime_s: float) -> None:
@@ -86,11 +102,42 @@ class Settler:
         try:
             applied = self._batch.complete_many(leases, [result for _, result, _ in batch])
         except QueueUnavailable as error:
-            logger.error("queue unavailable, will retry {} completions: {}", len(batch), error)
-            for lease, result, runtime_s in batch:
-                write = _completion(self._queue, result)
-                self.outbox.append(Pending(lease, write, _COMPLETED, runtime_s))
+            self._postpone(batch, error)
             return
+        self._settled(batch, applied)
+
+    def flush_and_claim(self, queues: Sequence[str], claim: ClaimArgs) -> list[Lease]:
+        """Write the batched completions, then claim: in one round trip when the queue can.
+
+        Raises what ``claim`` raises; completions it could not write wait in the outbox.
+        """
+        combined = self._combined
+        if not self.batched or combined is None:
+            self.flush()
+            return self._queue.claim(queues, **claim.kwargs())
+        batch, self.batched = self.batched, []
+        leases = [self._latest(lease) for lease, _, _ in batch]
+        results = [result for _, result, _ in batch]
+        try:
+            applied, claimed = combined.complete_and_claim(
+                leases, results, queues, **claim.kwargs()
+            )
+        except QueueUnavailable as error:
+            self._postpone(batch, error)
+            raise
+        except BaseException:
+            self.batched = batch + self.batched
+            raise
+        self._settled(batch, applied)
+        return claimed
+
+    def _postpone(self, batch: list[tuple[Lease, Any, float]], error: Exception) -> None:
+        logger.error("queue unavailable, will retry {} completions: {}", len(batch), error)
+        for lease, result, runtime_s in batch:
+            write = _completion(self._queue, result)
+            self.outbox.append(Pending(lease, write, _COMPLETED, runtime_s))
+
+    def _settled(self, batch: list[tuple[Lease, Any, float]], applied: list[bool]) -> None:
         for (lease, _, runtime_s), done in zip(batch, applied, strict=True):
             self._book.drop(lease.job_id)
             self.finish(lease, _COMPLETED if done else Outcome.abandoned("stale lease"), runtime_s)

@@ -22,7 +22,7 @@ from application.outage import Outage
 from application.outcome import PoolObserver
 from application.registry import JobRegistry
 from application.respawn import Respawner
-from application.settle import Settler
+from application.settle import ClaimArgs, Settler
 from application.slots import Running, Slot, SlotState, Workforce
 from application.stopping import Stopping
 from application.upkeep import Upkeep
@@ -111,8 +111,9 @@ class Supervisor:
         slot.job = None
         slot.tasks += 1
         self._after_job(slot, running, reply, now)
-        if slot.state is SlotState.IDLE:
-            self.fill(now, block=False)  # the child's next job first, then the queue write
+        # A buffered job goes to the child at once; a claim waits until every reply that is
+        # in has been read, so one round trip settles them and claims for all idle children.
+        self._hand_out(now)
         lease = running.lease
         if reply.ok:
             self.settler.complete(lease, reply.value, reply.runtime_s)
@@ -255,19 +256,12 @@ class Supervisor:
 
     def _claim(self, limit: int, wait: float, now: float) -> list[Lease]:
         config = self.config
-        # Batched completions go first: a job done here must not re-run because this worker
-        # died holding its completion (a poison job claimed next may kill it).
-        self.settler.flush()
         token, sent_at = self.claim_tokens.next(now)
+        claim = ClaimArgs(config.lease, limit, _seconds(wait), token, self.heartbeat.id)
         try:
-            leases = self.queue.claim(
-                config.queues,
-                lease=config.lease,
-                limit=limit,
-                wait=_seconds(wait),
-                claim_token=token,
-                worker=self.heartbeat.id,
-            )
+            # Batched completions go first: a job done here must not re-run because this
+            # worker died holding its completion (a poison job claimed next may kill it).
+            leases = self.settler.flush_and_claim(config.queues, claim)
         except FoundryError as error:
             self.claim_tokens.unanswered(token, sent_at)
             self.outage.failed("claim", error, now)

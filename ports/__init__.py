@@ -2,7 +2,7 @@
 
 from ports.cache import CachePort, CacheStats, CacheStore, Lock, TaggedCache, Ttl
 from ports.clock import Clock
-from ports.queue import BatchCompleter, QueuePort, WorkerRegistry
+from ports.queue import BatchCompleter, CompletingClaimer, QueuePort, WorkerRegistry
 from ports.queue_types import (
     DeadLetter,
     DeadLetterRetention,
@@ -21,6 +21,7 @@ __all__ = [
     "CacheStats",
     "CacheStore",
     "Clock",
+    "CompletingClaimer",
     "DeadLetter",
     "DeadLetterRetention",
     "Duplicate",

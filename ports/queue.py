@@ -181,6 +181,33 @@ class BatchCompleter(Protocol):
 
 
 @runtime_checkable
+class CompletingClaimer(Protocol):
+    """An optional capability of a queue: completing a batch and claiming in one round trip.
+
+    * The same promises as ``BatchCompleter.complete_many(leases, results)`` followed by
+      ``QueuePort.claim(queues, ...)``: the completions are applied before the claim, so a
+      worker that dies holding the claimed jobs never re-runs the completed ones.
+    * On ``QueueUnavailable`` neither part is known to have happened; re-sending both (same
+      lease tokens, same ``claim_token``) is safe (Q8).
+    """
+
+    def complete_and_claim(
+        self,
+        leases: Sequence[Lease],
+        results: Sequence[Any],
+        queues: Sequence[str],
+        *,
+        lease: timedelta,
+        limit: int = 1,
+        wait: timedelta = timedelta(0),
+        claim_token: str | None = None,
+        worker: str = "",
+    ) -> tuple[list[bool], list[Lease]]:
+        """Whether each completion was applied (as ``complete_many``), and the new leases."""
+        ...
+
+
+@runtime_checkable
 class WorkerRegistry(Protocol):
     """Live workers, published through the queue backend so ``foundry stats`` can list them.
 

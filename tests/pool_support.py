@@ -116,6 +116,34 @@ class BatchingQueue(FlakyQueue):
         return done
 
 
+class CombiningQueue(BatchingQueue):
+    """A batching memory queue that also completes and claims in one call (as RedisQueue)."""
+
+    combined: int = 0
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.tokens: list[str] = []  # the claim token of every call, failed ones too
+
+    def claim(self, queues: Sequence[str], **options: Any) -> list[Lease]:
+        self.tokens.append(options.get("claim_token") or "")
+        return super().claim(queues, **options)
+
+    def complete_and_claim(
+        self,
+        leases: Sequence[Lease],
+        results: Sequence[Any],
+        queues: Sequence[str],
+        **claim: Any,
+    ) -> tuple[list[bool], list[Lease]]:
+        if self.down:
+            self.tokens.append(claim["claim_token"])
+            raise QueueUnavailable("the queue is down (test)")
+        self.combined += 1
+        self.batches -= 1  # counted as one combined call, not a batch
+        return self.complete_many(leases, results), self.claim(queues, **claim)
+
+
 @attrs.define
 class Events:
     """A ``PoolObserver`` that remembers what it saw."""
@@ -194,7 +222,10 @@ class Harness:
         return job.lease.job_id
 
     def reply(self, slot: int, ok: bool = True, value: Any = None, runtime: float = 0.01) -> None:
+        """``slot``'s child answers; then the pool's loop turns (it claims for idle children
+        once every reply that is in has been read)."""
         self.sup.child_replied(slot, Reply(ok, value, runtime), self.now)
+        self.sup.fill(self.now)
 
     def fail(self, slot: int, error: BaseException) -> None:
         self.reply(slot, ok=False, value=ErrorInfo.from_exception(error))

@@ -1,8 +1,9 @@
 """RedisQueue: the reliable Redis adapter of ``QueuePort`` (and ``WorkerRegistry``).
 
 Costs: every operation is one script call (one round trip); ``enqueue_many``, ``renew`` and
-``complete_many`` batch per queue and pipeline across queues. ``claim`` over several queues
-makes one call per queue visited. See docs/architecture.md for the storage layout.
+``complete_many`` batch per queue and pipeline across queues; ``complete_and_claim`` sends a
+batch of completions in front of the claim. ``claim`` over several queues makes one call per
+queue visited. See docs/architecture.md for the storage layout.
 """
 
 from __future__ import annotations
@@ -39,13 +40,50 @@ from ports.queue_types import Duplicate, Enqueued, EnqueueOutcome, Lease
 _BATCH = 1000
 _WAKE_POLL = 1.0
 
+_Call = tuple[str, Sequence[str], Sequence[Arg]]
+
+
+@attrs.frozen
+class _ClaimRequest:
+    """A claim's arguments, checked once."""
+
+    queues: Sequence[str]
+    lease_ms: int
+    limit: int
+    wait_s: float
+    token: str
+    worker: str
+
+    @classmethod
+    def of(
+        cls,
+        queues: Sequence[str],
+        *,
+        lease: timedelta,
+        limit: int,
+        wait: timedelta,
+        claim_token: str | None,
+        worker: str,
+    ) -> _ClaimRequest:
+        _check_claim(queues, lease, limit)
+        token = check_claim_token(claim_token) if claim_token else secrets.token_urlsafe(12)
+        return cls(
+            queues,
+            max(ceil_ms(lease), 1),
+            limit,
+            max(wait.total_seconds(), 0.0),
+            token,
+            worker.replace(",", ";"),
+        )
+
 
 class RedisQueue(RedisAdmin, RedisWorkers):
     """Jobs in Redis: Lua scripts per transition, idempotent under re-send.
 
     ``clock=None`` (production) lets every script read the Redis server's ``TIME``; tests
     pass a ``ManualClock``. Extra beyond the port: ``complete_many`` (one round trip for a
-    batch) and ``check`` (the startup self-check).
+    batch), ``complete_and_claim`` (a batch and the next claim in one round trip) and
+    ``check`` (the startup self-check).
     """
 
     @classmethod
@@ -126,45 +164,83 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         Undecodable jobs met on the way go to the dead letters (never raised), so a claim may
         return fewer jobs than were ready.
         """
-        _check_claim(queues, lease, limit)
-        token = check_claim_token(claim_token) if claim_token else secrets.token_urlsafe(12)
-        all_keys = [self._queue_keys(queue) for queue in queues]
-        lease_ms = max(ceil_ms(lease), 1)
-        give_up = time.monotonic() + max(wait.total_seconds(), 0.0)
-        worker = worker.replace(",", ";")
+        request = _ClaimRequest.of(
+            queues, lease=lease, limit=limit, wait=wait, claim_token=claim_token, worker=worker
+        )
+        return self._claim(request, [])[1]
+
+    def complete_and_claim(
+        self,
+        leases: Sequence[Lease],
+        results: Sequence[Any],
+        queues: Sequence[str],
+        *,
+        lease: timedelta,
+        limit: int = 1,
+        wait: timedelta = timedelta(0),
+        claim_token: str | None = None,
+        worker: str = "",
+    ) -> tuple[list[bool], list[Lease]]:
+        """``complete_many`` then ``claim``, the completions sent in the claim's first round
+        trip (Redis runs them in order, so they are applied before the claim)."""
+        request = _ClaimRequest.of(
+            queues, lease=lease, limit=limit, wait=wait, claim_token=claim_token, worker=worker
+        )
+        if not request.queues:
+            return self.complete_many(leases, results), []
+        groups, calls = self._complete_calls(leases, results)
+        replies, claimed = self._claim(request, calls)
+        return self._applied(leases, groups, replies), claimed
+
+    def _claim(self, request: _ClaimRequest, before: list[_Call]) -> tuple[list[Any], list[Lease]]:
+        """The claim loop; ``before`` rides in front of its first script call (replies first)."""
+        all_keys = [self._queue_keys(queue) for queue in request.queues]
+        give_up = time.monotonic() + request.wait_s
+        replies: list[Any] = []
         while True:
             last = give_up - time.monotonic() <= 0
             with self._outage.guard("claim"):
-                leases, resent, next_due = self._claim_round(
-                    all_keys, (lease_ms, limit, token, worker), last=last
+                leases, resent, next_due, prior = self._claim_round(
+                    all_keys, request, before, last=last
                 )
+            if before:
+                replies, before = prior, []
             if leases or resent or last or not all_keys:
-                return leases
+                return replies, leases
             remaining = give_up - time.monotonic()
             if remaining > 0:
                 self._wait_for_work(all_keys, min(remaining, self._until_due(next_due)))
 
     def _claim_round(
-        self, all_keys: list[QueueKeys], what: tuple[int, int, str, str], *, last: bool
-    ) -> tuple[list[Lease], bool, int | None]:
+        self,
+        all_keys: list[QueueKeys],
+        request: _ClaimRequest,
+        before: list[_Call],
+        *,
+        last: bool,
+    ) -> tuple[list[Lease], bool, int | None, list[Any]]:
         """One pass over the queues. Only the last pass of a call remembers an empty claim."""
-        lease_ms, limit, token, worker = what
         leases: list[Lease] = []
         mode, next_due = "new" if last else "try", None
+        prior: list[Any] = []
         for keys in all_keys:
-            if len(leases) >= limit and mode != "held":
+            if len(leases) >= request.limit and mode != "held":
                 break
-            need = max(limit - len(leases), 1)
-            args: list[Arg] = [self._now(), lease_ms, need, token, mode, worker]
-            reply = self._run("claim", keys, [*args, *self._retention_args()])
+            need = max(request.limit - len(leases), 1)
+            args: list[Arg] = [self._now(), request.lease_ms, need, request.token, mode]
+            args += [request.worker, *self._retention_args()]
+            replies = self._scripts.run_many(self._client, [*before, ("claim", keys.all, args)])
+            if before:
+                prior, before = replies[:-1], []
+            reply = replies[-1]
             self._see_epoch(keys.queue, reply[0])
             if reply[1] == b"RESENT":
                 mode = "held"
             if reply[2]:
                 due = int(reply[2])
                 next_due = due if next_due is None else min(next_due, due)
-            leases += self._leases(keys, reply[3:], token)
-        return leases, mode == "held", next_due
+            leases += self._leases(keys, reply[3:], request.token)
+        return leases, mode == "held", next_due, prior
 
     def _leases(self, keys: QueueKeys, flat: list[Any], token: str) -> list[Lease]:
         leases = []
@@ -249,9 +325,19 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         self, leases: Sequence[Lease], results: Sequence[Any] | None = None
     ) -> list[bool]:
         """Complete a batch in one round trip; ``False`` where the lease was stale (not raised)."""
-        outcomes = [True] * len(leases)
+        groups, calls = self._complete_calls(leases, results)
+        if not calls:
+            return []
+        with self._outage.guard("complete_many"):
+            replies = self._scripts.pipelined(self._client, calls)
+        return self._applied(leases, groups, replies)
+
+    def _complete_calls(
+        self, leases: Sequence[Lease], results: Sequence[Any] | None
+    ) -> tuple[dict[str, list[int]], list[_Call]]:
+        """One ``complete`` script call per queue (results encoded before anything is sent)."""
         groups = _by_queue(leases)
-        calls: list[tuple[str, Sequence[str], Sequence[Arg]]] = []
+        calls: list[_Call] = []
         for queue, indices in groups.items():
             args: list[Arg] = [self._now(), self._completed_ttl_ms]
             for index in indices:
@@ -260,10 +346,12 @@ class RedisQueue(RedisAdmin, RedisWorkers):
                 lease = leases[index]
                 args += [lease.job_id, lease.token, encoded, _unique(lease.job)]
             calls.append(("complete", self._queue_keys(queue).all, args))
-        if not calls:
-            return []
-        with self._outage.guard("complete_many"):
-            replies = self._scripts.pipelined(self._client, calls)
+        return groups, calls
+
+    def _applied(
+        self, leases: Sequence[Lease], groups: dict[str, list[int]], replies: Sequence[Any]
+    ) -> list[bool]:
+        outcomes = [True] * len(leases)
         for indices, reply in zip(groups.values(), replies, strict=True):
             for index, done in zip(indices, reply, strict=True):
                 if not done:

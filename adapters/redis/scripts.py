@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 from redis.client import Pipeline
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 SCRIPT_NAMES = (
     "enqueue",
@@ -94,6 +94,48 @@ class Scripts:
             self._heads[(name, tuple(keys))] = head
         count = 3 + len(keys) + len(args)
         return b"".join((b"*%d\r\n" % count, head, *map(_bulk, args)))
+
+    def run_many(
+        self, client: redis.Redis, calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]]
+    ) -> list[Any]:
+        """Several scripts in one write on the pinned connection, replies in order.
+
+        Redis runs them in order, so a reply to the last means every earlier one was applied.
+        On ``NOSCRIPT`` every script is loaded and all are re-sent (each script tolerates a
+        re-send); another error reply is raised once every reply has been read.
+        """
+        if len(calls) == 1:
+            name, keys, args = calls[0]
+            return [self.run(client, name, keys, args)]
+        conn = self._pinned(client)
+        packed = [self._pack(name, keys, args) for name, keys, args in calls]
+        return list(
+            conn.retry.call_with_retry(
+                lambda: self._send_many(conn, packed), lambda _: conn.disconnect()
+            )
+        )
+
+    def _send_many(self, conn: Any, packed: list[bytes]) -> list[Any]:
+        for attempt in (1, 2):
+            conn.send_packed_command([b"".join(packed)])
+            replies, errors = [], []
+            for _ in packed:
+                try:
+                    replies.append(conn.read_response())
+                except ResponseError as error:
+                    replies.append(None)
+                    errors.append(error)
+            if not errors:
+                return replies
+            if attempt == 2 or not all(isinstance(e, NoScriptError) for e in errors):
+                raise errors[0]
+            self._load_on(conn)
+        raise AssertionError("unreachable")
+
+    def _load_on(self, conn: Any) -> None:
+        for source in self.source.values():
+            conn.send_command("SCRIPT", "LOAD", source)
+            conn.read_response()
 
     def _send(self, conn: Any, name: str, packed: bytes) -> Any:
         conn.send_packed_command([packed])

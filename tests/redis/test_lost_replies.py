@@ -57,6 +57,18 @@ def _claimed_in_two_queues(queue: RedisQueue, _: ManualClock) -> Any:
     return queue.claim(["default", "other"], lease=LEASE, limit=2)
 
 
+def _claimed_one_of_two(queue: RedisQueue, _: ManualClock) -> Any:
+    queue.enqueue_many([Job("t", id="a", queue="other"), Job("t", id="b")])
+    return queue.claim(["other"], lease=LEASE)
+
+
+def _complete_and_claim(queue: RedisQueue, leases: Any) -> Any:
+    applied, claimed = queue.complete_and_claim(
+        leases, [{"ok": 1}], ["default"], lease=LEASE, claim_token="next"
+    )
+    return applied, [(lease.job_id, lease.token, lease.attempt) for lease in claimed]
+
+
 def _nothing(_: RedisQueue, __: ManualClock) -> Any:
     return None
 
@@ -79,6 +91,8 @@ SCENARIOS = {
     "complete_many_pipelined": Scenario(
         _claimed_in_two_queues, lambda q, leases: q.complete_many(leases)
     ),
+    "complete_and_claim_completion_lost": Scenario(_claimed_one_of_two, _complete_and_claim),
+    "complete_and_claim_claim_lost": Scenario(_claimed_one_of_two, _complete_and_claim, skip=1),
     "renew_pipelined": Scenario(
         _claimed_in_two_queues, lambda q, leases: [x.deadline for x in q.renew(leases, LEASE)]
     ),

@@ -39,6 +39,8 @@ def test_every_operation_works_after_script_flush(redis_url: str) -> None:
     flush()
     queue.complete_many(leases[1:2])
     flush()
+    applied, none_left = queue.complete_and_claim([leases[1]], [None], ["default"], lease=LEASE)
+    flush()
     state = queue.fail(leases[2], ErrorInfo("Boom"), Dead("boom"))
     flush()
     queue.release(leases[3])
@@ -55,6 +57,7 @@ def test_every_operation_works_after_script_flush(redis_url: str) -> None:
 
     assert [lease.job_id for lease in leases] == ["a", "b", "c", "d"]
     assert all(lease is not None for lease in renewed)
+    assert (applied, none_left) == ([True], [])
     assert (state.value, recovered, requeued, deleted, purged) == ("dead", 0, 1, True, 1)
     assert (stats.ready, stats.completed, stats.failed) == (2, 2, 1)
 

@@ -12,7 +12,7 @@ from application.respawn import MAX_SPAWN_FAILURES
 from application.slots import SlotState
 from application.wire import Reply
 from domain import JobState, RetryPolicy
-from tests.pool_support import BatchingQueue, Harness
+from tests.pool_support import BatchingQueue, CombiningQueue, Harness
 
 FAST = timedelta(milliseconds=1)
 
@@ -80,12 +80,11 @@ def test_short_jobs_raise_an_adaptive_prefetch_so_claims_come_in_batches() -> No
     pool.enqueue(100)
     pool.start()
 
-    pool.reply(0, runtime=0.000_1)
-    pool.reply(1, runtime=0.000_1)
+    pool.reply(0, runtime=0.000_1)  # 2 children finish 100 jobs of 0.1 ms in 5 ms: capped at 64
+    pool.reply(1, runtime=0.000_1)  # its next job comes from those 64
 
-    # two children finish 100 jobs of 0.1 ms in the 5 ms window: capped at 64
-    assert len(pool.sup.buffer) == 64
-    assert pool.queue.stats("default").active == 66
+    assert len(pool.sup.buffer) == 63
+    assert pool.queue.stats("default").active == 65
 
 
 def test_long_jobs_keep_the_configured_prefetch() -> None:
@@ -99,15 +98,15 @@ def test_long_jobs_keep_the_configured_prefetch() -> None:
     assert len(pool.sup.buffer) == 1
 
 
-def test_a_queue_that_completes_in_batches_gets_one_call_per_flush() -> None:
+def test_replies_read_in_one_turn_of_the_loop_are_completed_in_one_batch() -> None:
     pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST), queue=BatchingQueue)
     first, second = pool.enqueue(2)
     pool.start()
-    pool.reply(0)
-    pool.reply(1)
+    pool.sup.child_replied(0, Reply(True, None, 0.01), pool.now)
+    pool.sup.child_replied(1, Reply(True, None, 0.01), pool.now)
     pending = pool.queue.get(first)
 
-    pool.sup.settler.flush()
+    pool.sup.fill(pool.now)  # the loop turns: one write settles both, then it claims
 
     assert pending is not None
     assert pending.state is JobState.ACTIVE
@@ -115,6 +114,39 @@ def test_a_queue_that_completes_in_batches_gets_one_call_per_flush() -> None:
     assert pool.queue.batches == 1
     assert [pool.queue.get(job_id).state for job_id in (first, second)] == [JobState.COMPLETED] * 2  # type: ignore[union-attr]
     assert [outcome.kind for _, outcome in pool.events.finished] == [OutcomeKind.COMPLETED] * 2
+
+
+def test_a_queue_that_can_completes_the_batch_and_claims_in_one_call() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST), queue=CombiningQueue)
+    first, second, third, fourth = pool.enqueue(4)
+    pool.start()
+    pool.sup.child_replied(0, Reply(True, None, 0.01), pool.now)
+    pool.sup.child_replied(1, Reply(True, None, 0.01), pool.now)
+
+    pool.sup.fill(pool.now)
+
+    assert isinstance(pool.queue, CombiningQueue)
+    assert (pool.queue.combined, pool.queue.batches) == (1, 0)
+    assert [pool.queue.get(job_id).state for job_id in (first, second)] == [JobState.COMPLETED] * 2  # type: ignore[union-attr]
+    assert sorted([pool.running(0), pool.running(1)]) == sorted([third, fourth])
+
+
+def test_completions_a_combined_call_could_not_write_are_retried_and_the_claim_resent() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=CombiningQueue)
+    first, second = pool.enqueue(2)
+    pool.start()
+    pool.queue.down = True
+    pool.reply(0)
+    pool.queue.down = False
+
+    pool.advance(1)
+
+    assert isinstance(pool.queue, CombiningQueue)
+    assert pool.queue.get(first).state is JobState.COMPLETED  # type: ignore[union-attr]
+    assert pool.running(0) == second
+    assert pool.queue.tokens[-2] == pool.queue.tokens[-1]  # the failed claim's token, again
+    assert len(set(pool.queue.tokens)) == len(pool.queue.tokens) - 1
+    assert [outcome.kind for _, outcome in pool.events.finished] == [OutcomeKind.COMPLETED]
 
 
 def test_batched_completions_the_queue_cannot_take_are_retried_from_the_outbox() -> None:
@@ -148,7 +180,7 @@ def test_a_pool_that_turns_idle_after_a_busy_poll_claims_a_new_job_without_waiti
     pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
     pool.enqueue(1)
     pool.start()  # one child busy, the other finds the queue empty: a busy poll
-    pool.reply(0)
+    pool.sup.child_replied(0, Reply(True, None, 0.01), pool.now)
     (late,) = pool.enqueue(1)
 
     pool.sup.fill(pool.now)
