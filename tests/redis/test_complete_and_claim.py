@@ -38,7 +38,8 @@ def test_completions_are_applied_and_the_next_jobs_claimed(queue: RedisQueue) ->
     assert applied == [True, True]
     assert [(lease.job_id, lease.attempt) for lease in claimed] == [("c", 1)]
     a, b = queue.get("a"), queue.get("b")
-    assert a is not None and b is not None
+    assert a is not None
+    assert b is not None
     assert (a.state, a.result, b.state) == (JobState.COMPLETED, {"n": 1}, JobState.COMPLETED)
     assert queue.stats("default").completed == 2
 
@@ -79,7 +80,8 @@ def test_with_nothing_to_claim_the_completions_are_still_written(queue: RedisQue
 
     assert (applied, claimed) == ([True], [])
     record = queue.get("a")
-    assert record is not None and record.state is JobState.COMPLETED
+    assert record is not None
+    assert record.state is JobState.COMPLETED
 
 
 def test_a_resent_call_returns_the_same_leases_and_completes_nothing_twice(
