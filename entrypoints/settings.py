@@ -23,6 +23,8 @@ T = TypeVar("T")
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 _URL_SCHEMES = ("redis://", "rediss://", "unix://")
+#: The queue client's socket timeout is at most the lease divided by this.
+LEASE_TO_SOCKET_TIMEOUT = 3
 
 
 def _mask_url(url: str) -> str:
@@ -51,6 +53,7 @@ class Settings:
     redis_password: str | None = attrs.field(default=None, repr=False)
     redis_pool_size: int = 16
     redis_connect_timeout: timedelta = timedelta(seconds=2)
+    redis_socket_timeout: timedelta = timedelta(seconds=5)
     redis_cache_db: int | None = None
     redis_queue_db: int | None = None
     cache_driver: Driver = Driver.MEMORY
@@ -72,6 +75,9 @@ class Settings:
             redis_connect_timeout=env.read(
                 "REDIS_CONNECT_TIMEOUT", _seconds, default.redis_connect_timeout
             ),
+            redis_socket_timeout=env.read(
+                "REDIS_SOCKET_TIMEOUT", _seconds, default.redis_socket_timeout
+            ),
             redis_cache_db=env.read("REDIS_CACHE_DB", _db_number, None),
             redis_queue_db=env.read("REDIS_QUEUE_DB", _db_number, None),
             cache_driver=env.read("CACHE_DRIVER", _driver, default.cache_driver),
@@ -82,20 +88,27 @@ class Settings:
         )
 
     def queue_redis(self) -> RedisSettings:
-        """How the queue reaches Redis (``REDIS_QUEUE_DB`` overrides ``REDIS_DB``)."""
-        return self._redis(self.redis_queue_db, "foundry-queue")
+        """How the queue reaches Redis (``REDIS_QUEUE_DB`` overrides ``REDIS_DB``).
+
+        Its socket timeout is at most a third of the lease (``QUEUE_TIMEOUT``): a claim whose
+        reply is lost is re-sent after the timeout, and only while the lease lasts does the
+        re-send get the claimed jobs back instead of leaving them leased to nobody.
+        """
+        timeout = min(self.redis_socket_timeout, self.queue_timeout / LEASE_TO_SOCKET_TIMEOUT)
+        return self._redis(self.redis_queue_db, "foundry-queue", timeout)
 
     def cache_redis(self) -> RedisSettings:
         """How the cache reaches Redis (``REDIS_CACHE_DB`` overrides ``REDIS_DB``)."""
-        return self._redis(self.redis_cache_db, "foundry-cache")
+        return self._redis(self.redis_cache_db, "foundry-cache", self.redis_socket_timeout)
 
-    def _redis(self, db: int | None, client_name: str) -> RedisSettings:
+    def _redis(self, db: int | None, client_name: str, socket_timeout: timedelta) -> RedisSettings:
         return RedisSettings(
             url=self.redis_url,
             db=self.redis_db if db is None else db,
             password=self.redis_password,
             pool_size=self.redis_pool_size,
             connect_timeout=self.redis_connect_timeout,
+            socket_timeout=socket_timeout,
             client_name=client_name,
         )
 

@@ -26,7 +26,7 @@ class RedisSettings:
     password: str | None = None
     pool_size: int = attrs.field(default=16)
     connect_timeout: timedelta = timedelta(seconds=2)
-    socket_timeout: timedelta = timedelta(seconds=5)
+    socket_timeout: timedelta = attrs.field(default=timedelta(seconds=5))
     retries: int = 6
     backoff_base: timedelta = timedelta(milliseconds=20)
     backoff_cap: timedelta = timedelta(seconds=1)
@@ -39,6 +39,11 @@ class RedisSettings:
             raise ConfigurationError(
                 f"REDIS_URL {value!r} must start with redis://, rediss:// (TLS) or unix://"
             )
+
+    @socket_timeout.validator
+    def _socket_timeout(self, _: attrs.Attribute[timedelta], value: timedelta) -> None:
+        if value <= timedelta(0):
+            raise ConfigurationError(f"REDIS_SOCKET_TIMEOUT must be positive, got {value}")
 
     @pool_size.validator
     def _pool_size(self, _: attrs.Attribute[int], value: int) -> None:
@@ -56,6 +61,14 @@ def connection_retry(settings: RedisSettings) -> Retry:
         settings.retries,
         supported_errors=(redis.ConnectionError, redis.TimeoutError, TimeoutError),
     )
+
+
+def blocking_limit(client: redis.Redis) -> float | None:
+    """The longest (seconds) a blocking command may block on ``client``: half its socket
+    timeout, since a block outlasting the timeout fails as a lost reply; ``None``: no limit."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    timeout = kwargs.get("socket_timeout")
+    return None if timeout is None else float(timeout) / 2
 
 
 def connect(settings: RedisSettings) -> redis.Redis:

@@ -13,6 +13,7 @@ from loguru import logger
 
 from adapters.codec import Codec
 from adapters.redis.blobs import JobBlobs
+from adapters.redis.connection import blocking_limit
 from adapters.redis.errors import Outage
 from adapters.redis.health import RedisReport, inspect_redis, log_report
 from adapters.redis.keys import QueueKeys, registry_key, validate_prefix
@@ -58,6 +59,7 @@ class RedisCore:
         if completed_ttl <= timedelta(0):
             raise ConfigurationError(f"completed_ttl must be positive, got {completed_ttl}")
         self._client = client
+        self._block_limit_s = blocking_limit(client)
         self._prefix = validate_prefix(prefix)
         self._clock = clock
         self._codec = codec or Codec(max_payload_bytes)

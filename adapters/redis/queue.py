@@ -284,7 +284,12 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         return min(max((next_due - now_ms) / 1000, 0.001), _WAKE_POLL)
 
     def _wait_for_work(self, all_keys: list[QueueKeys], seconds: float) -> None:
-        """Block on the wake lists; a hint only, correctness never depends on it."""
+        """Block on the wake lists; a hint only, correctness never depends on it.
+
+        Never longer than the client's blocking limit: ``claim`` loops to honour its ``wait``.
+        """
+        if self._block_limit_s is not None:
+            seconds = min(seconds, self._block_limit_s)
         with self._outage.guard("claim (waiting)"):
             wake = [keys.named("wake") for keys in all_keys]
             call(self._client, "BLPOP", *wake, f"{max(seconds, 0.001):.3f}")

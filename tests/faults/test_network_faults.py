@@ -91,3 +91,51 @@ def _idle_workers_resume_after_heal(proxy: FaultProxy, rig: Rig) -> float:
 
 def _started(rig: Rig) -> set[str]:
     return {event["job"] for event in rig.ledger.events() if event["ev"] == "start"}
+
+
+def test_f11_short_lease_a_claim_whose_reply_is_lost_is_resent_while_its_lease_holds(
+    proxied: FaultProxy, make_rig: Callable[[str], Rig]
+) -> None:
+    """Replies dropped for moments under a 2 s lease: the socket timeout is bounded by the
+    lease, so a claim applied but unanswered is re-sent while its token still holds its jobs
+    (before, a 5 s timeout re-sent it too late: jobs leased to nobody, attempts without starts).
+    """
+    rig = make_rig(proxied.url)
+    rig.direct_url = f"redis://127.0.0.1:{proxied.target[1]}/0"
+    queue = rig.queue(rig.direct_url)  # the producer is not cut off: jobs keep coming
+    workers = [rig.start_worker(lease_s=SHORT_LEASE_S) for _ in range(2)]
+    rig.wait_ready()
+
+    injector = _drop_replies_briefly(proxied, rig, times=6)
+    while injector.is_alive():
+        rig.enqueue(queue, [rig.job(ms=rig.rng.randrange(1, 10)) for _ in range(5)])
+        time.sleep(0.05)
+    injector.join()
+    rig.wait_drained(queue)
+    report = rig.finish(queue)
+
+    assert report.acknowledged == report.completed
+    assert proxied.dropped_bytes > 0
+    assert all(worker.process.returncode == 0 for worker in workers)
+
+
+#: The lease of the short-lease scenario (``QUEUE_TIMEOUT``), shorter than the 5 s default
+#: ``REDIS_SOCKET_TIMEOUT``.
+SHORT_LEASE_S = 2.0
+
+
+def _drop_replies_briefly(proxy: FaultProxy, rig: Rig, times: int) -> threading.Thread:
+    """Drop every reply for 0.3 s, ``times`` times, a second or so apart."""
+
+    def run() -> None:
+        for _ in range(times):
+            time.sleep(rig.rng.uniform(0.6, 1.2))
+            proxy.drop_replies = True
+            rig.note("replies dropped")
+            time.sleep(0.3)
+            proxy.heal()
+            rig.note("healed")
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread

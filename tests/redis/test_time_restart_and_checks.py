@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import pytest
 import redis
 from loguru import logger
@@ -73,6 +74,15 @@ def test_without_a_clock_the_scripts_use_the_server_time(redis_url: str) -> None
 
     assert [lease.job_id for lease in leases] == ["past"]
     assert server_now < leases[0].deadline < server_now + LEASE + timedelta(minutes=1)
+
+
+def test_a_claim_may_wait_longer_than_the_clients_socket_timeout(redis_url: str) -> None:
+    settings = attrs.evolve(_fast_settings(redis_url), socket_timeout=timedelta(milliseconds=200))
+    queue = RedisQueue(connect(settings), prefix=unique_prefix())
+
+    leases = queue.claim(["default"], lease=LEASE, wait=timedelta(milliseconds=600))
+
+    assert leases == []
 
 
 # -- (e) restarts -----------------------------------------------------------------------------

@@ -13,6 +13,8 @@ BAD_VALUES = [
     ("REDIS_POOL_SIZE", "lots", "whole number"),
     ("REDIS_CONNECT_TIMEOUT", "soon", "number of seconds"),
     ("REDIS_CONNECT_TIMEOUT", "0", "greater than 0"),
+    ("REDIS_SOCKET_TIMEOUT", "later", "number of seconds"),
+    ("REDIS_SOCKET_TIMEOUT", "-1", "greater than 0"),
     ("REDIS_CACHE_DB", "x", "whole number"),
     ("REDIS_QUEUE_DB", "1.5", "whole number"),
     ("CACHE_DRIVER", "memcached", "'memory' or 'redis'"),
@@ -39,6 +41,7 @@ def test_every_variable_is_read() -> None:
         "REDIS_PASSWORD": "s3cret",
         "REDIS_POOL_SIZE": "40",
         "REDIS_CONNECT_TIMEOUT": "1.5",
+        "REDIS_SOCKET_TIMEOUT": "7",
         "REDIS_CACHE_DB": "4",
         "REDIS_QUEUE_DB": "5",
         "CACHE_DRIVER": "redis",
@@ -56,6 +59,7 @@ def test_every_variable_is_read() -> None:
         redis_password="s3cret",
         redis_pool_size=40,
         redis_connect_timeout=timedelta(seconds=1.5),
+        redis_socket_timeout=timedelta(seconds=7),
         redis_cache_db=4,
         redis_queue_db=5,
         cache_driver=Driver.REDIS,
@@ -99,6 +103,15 @@ def test_redis_settings_carry_the_password_pool_and_timeout() -> None:
 
     assert (redis.password, redis.pool_size) == ("pw", 3)
     assert redis.connect_timeout == timedelta(seconds=4)
+
+
+def test_the_queue_clients_socket_timeout_is_at_most_a_third_of_the_lease() -> None:
+    short = Settings.from_env({"QUEUE_TIMEOUT": "2", "REDIS_SOCKET_TIMEOUT": "5"})
+    long = Settings.from_env({"QUEUE_TIMEOUT": "60", "REDIS_SOCKET_TIMEOUT": "4"})
+
+    assert short.queue_redis().socket_timeout == timedelta(seconds=2) / 3
+    assert short.cache_redis().socket_timeout == timedelta(seconds=5)
+    assert long.queue_redis().socket_timeout == timedelta(seconds=4)
 
 
 def test_describe_hides_the_password() -> None:
