@@ -46,8 +46,13 @@ class Dispatcher:
         return _job_id(self._queue.enqueue(job))
 
     def dispatch_many(self, items: Iterable[tuple[Target, Mapping[str, Any] | None]]) -> list[str]:
-        """Enqueue many jobs in one ``enqueue_many`` call; ids in the same order."""
-        jobs = [self.build(target, payload) for target, payload in items]
+        """Enqueue many jobs in one ``enqueue_many`` call; ids in the same order.
+
+        Every job of the call gets the same ``created_at`` (one reading of the clock).
+        """
+        name_of = self._registry.name_of
+        named = [(name_of(target), payload) for target, payload in items]
+        jobs = self._registry.make_jobs(named, created_at=self._clock.now())
         return [_job_id(outcome) for outcome in self._queue.enqueue_many(jobs)]
 
     def build(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
@@ -18,18 +18,37 @@ from domain import (
     UnknownHandler,
     new_job_id,
 )
-from domain.job import DEFAULT_TIMEOUT
+from domain.job import DEFAULT_TIMEOUT, new_job_ids
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: Fields every job gets fresh rather than from its handler's template.
+_FRESH = frozenset({"id", "payload", "metadata"})
+
+
+def _defaults(handler: Handler) -> Mapping[str, Any]:
+    return {
+        field.name: getattr(handler.template, field.name)
+        for field in attrs.fields(Job)
+        if field.name not in _FRESH
+    }
+
+
 @attrs.frozen
 class Handler:
-    """A registered function and the defaults every job for it starts from."""
+    """A registered function and the defaults every job for it starts from.
+
+    ``defaults`` holds the template's fields (all but id, payload and metadata) as ``Job``
+    keyword arguments: a job is built by one ``Job(...)`` call, which validates every field.
+    """
 
     name: str
     function: Callable[..., Any]
     template: Job
+    defaults: Mapping[str, Any] = attrs.field(
+        init=False, default=attrs.Factory(_defaults, takes_self=True), eq=False, repr=False
+    )
 
     def __call__(self, **payload: Any) -> Any:
         """Run the function with ``payload`` as keyword arguments."""
@@ -143,12 +162,30 @@ class JobRegistry:
 
         Raises ``UnknownHandler`` for an unregistered name and ``InvalidJob`` for bad values.
         """
-        template = self.get(name).template
-        data = dict(payload or {})
-        unique = overrides.pop("unique", template.unique)
-        fields: dict[str, Any] = {"id": new_job_id(), "payload": data, **overrides}
-        fields["unique"] = _fill_unique(unique, data)
-        return attrs.evolve(template, **fields)
+        job_id = overrides.pop("id") if "id" in overrides else new_job_id()
+        return _make(self.get(name), payload, job_id, overrides)
+
+    def make_jobs(
+        self, items: Sequence[tuple[str, Mapping[str, Any] | None]], **overrides: Any
+    ) -> list[Job]:
+        """``make_job`` of each ``(name, payload)`` with the same ``overrides`` (no ``id``);
+        the ids come from one read of the random source."""
+        ids = new_job_ids(len(items))
+        return [
+            _make(self.get(name), payload, job_id, overrides)
+            for (name, payload), job_id in zip(items, ids, strict=True)
+        ]
+
+
+def _make(
+    handler: Handler, payload: Mapping[str, Any] | None, job_id: str, overrides: Mapping[str, Any]
+) -> Job:
+    data = dict(payload or {})
+    fields = {**handler.defaults, **overrides, "id": job_id, "payload": data}
+    fields["unique"] = _fill_unique(fields["unique"], data)
+    if handler.template.metadata:
+        fields.setdefault("metadata", dict(handler.template.metadata))
+    return Job(**fields)
 
 
 def _fill_unique(unique: UniqueSpec | None, payload: Mapping[str, Any]) -> UniqueSpec | None:

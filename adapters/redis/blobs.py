@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import orjson
+from cattrs.gen import make_dict_unstructure_fn, override
 
 from adapters.codec import WIRE_VERSION, Codec
 from adapters.redis.records import split_record
@@ -33,37 +34,50 @@ def base36(number: int) -> str:
             return "".join(reversed(digits))
 
 
-def _short(fields: dict[str, object]) -> bytes | None:
-    name = fields.get("name")
-    if not isinstance(name, str) or name.startswith("{") or _SEP in name:
-        return None
-    created = fields.get("created_at")
-    if len(fields) == 1:
-        return f"={name}".encode()
-    if len(fields) == 2 and isinstance(created, int) and created >= 0:
-        return f"={name}{_SEP}{base36(created)}".encode()
-    return None
-
-
 class JobBlobs:
     """Encode and decode stored job blobs around the one ``Codec``."""
 
     def __init__(self, codec: Codec) -> None:
         self._codec = codec
-        self._unstructure = codec.converter.get_unstructure_hook(Job)
+        # The codec's unstructure hook minus ``id`` and ``queue``: same fields otherwise, and
+        # no fresh default id minted per job just to compare it with the job's own.
+        self._unstructure = make_dict_unstructure_fn(
+            Job,
+            codec.converter,
+            _cattrs_omit_if_default=True,
+            id=override(omit=True),
+            queue=override(omit=True),
+        )
+        self._stamp: tuple[int, str] = (-1, "")  # the last created_at in base 36: a batch
+        # shares one
 
     def encode(self, job: Job) -> bytes:
         """The stored blob; raises ``InvalidJob`` as ``Codec.encode_job`` does."""
         fields = self._unstructure(job)
-        del fields["id"]
-        fields.pop("queue", None)
-        short = _short(fields)
+        short = self._short(fields)
         if short is not None:
             return short
         blob = orjson.dumps({"v": WIRE_VERSION, **fields})
         if len(blob) > self._codec.max_payload_bytes:
             self._codec.encode_job(job)  # raises InvalidJob when the payload is over the limit
         return blob
+
+    def _short(self, fields: dict[str, object]) -> bytes | None:
+        name = fields.get("name")
+        if not isinstance(name, str) or name.startswith("{") or _SEP in name:
+            return None
+        if len(fields) == 1:
+            return f"={name}".encode()
+        created = fields.get("created_at")
+        if len(fields) == 2 and isinstance(created, int) and created >= 0:
+            return f"={name}{_SEP}{self._base36(created)}".encode()
+        return None
+
+    def _base36(self, number: int) -> str:
+        stamp = self._stamp
+        if stamp[0] != number:
+            stamp = self._stamp = (number, base36(number))
+        return stamp[1]
 
     def decode(self, job_id: str, queue: str, value: bytes) -> Job:
         """The job in a stored record; raises ``UndecodableJob``."""

@@ -127,3 +127,22 @@ def test_an_unregistered_target_is_refused_before_anything_is_written(
         dispatcher.dispatch("nope", {})
 
     assert queue.queues() == []
+
+
+def test_dispatch_many_refuses_a_batch_with_one_bad_payload_before_writing_any(
+    dispatcher: Dispatcher, queue: MemoryQueue
+) -> None:
+    with pytest.raises(InvalidJob) as refused:
+        dispatcher.dispatch_many([("resize", {"width": 1}), ("resize", {"width": {1, 2}})])
+
+    assert refused.value.field == "payload"
+    assert queue.queues() == []
+
+
+def test_dispatch_many_stamps_every_job_with_the_clock(
+    dispatcher: Dispatcher, queue: MemoryQueue, clock: ManualClock
+) -> None:
+    ids = dispatcher.dispatch_many([("resize", {"width": n}) for n in range(2)])
+
+    stamps = [queue.get(job_id).job.created_at for job_id in ids]  # type: ignore[union-attr]
+    assert stamps == [clock.now(), clock.now()]

@@ -116,3 +116,36 @@ def test_a_function_can_be_looked_up_by_identity() -> None:
     assert registry.name_of("mail") == "mail"
     with pytest.raises(UnknownHandler):
         registry.name_of(print)
+
+
+def test_make_jobs_gives_each_job_the_defaults_the_overrides_and_its_own_id() -> None:
+    registry = JobRegistry()
+    registry.job(name="mail", queue="emails", priority=3)(send_mail)
+
+    jobs = registry.make_jobs([("mail", {"to": "a"}), ("mail", None)], priority=5)
+
+    assert [(job.queue, job.priority, job.payload) for job in jobs] == [
+        ("emails", 5, {"to": "a"}),
+        ("emails", 5, {}),
+    ]
+    assert jobs[0].id != jobs[1].id
+    assert jobs[0].metadata is not jobs[1].metadata
+
+
+def test_make_jobs_validates_every_payload_like_job_does() -> None:
+    registry = JobRegistry()
+    registry.job(name="mail")(send_mail)
+
+    with pytest.raises(InvalidJob) as refused:
+        registry.make_jobs([("mail", {"to": "a"}), ("mail", {"to": ("a", "b")})])
+
+    assert refused.value.field == "payload"
+    assert "payload.to is a tuple" in str(refused.value)
+
+
+def test_an_explicit_empty_id_is_refused_not_replaced() -> None:
+    registry = JobRegistry()
+    registry.job(name="mail")(send_mail)
+
+    with pytest.raises(InvalidJob, match="id"):
+        registry.make_job("mail", {}, id="")

@@ -1,0 +1,52 @@
+"""Stored job blobs: the codec's fields without id and queue, or the short form; exact."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+from hypothesis import given
+
+from adapters.codec import WIRE_VERSION, Codec
+from adapters.redis.blobs import JobBlobs, base36
+from domain import Job
+from tests.strategies import jobs
+
+codec = Codec()
+blobs = JobBlobs(codec)
+
+
+def _record(blob: bytes) -> bytes:
+    return b"0 0 1 0 " + blob
+
+
+def _reference(job: Job) -> bytes:
+    """The blob as first specified: the codec's unstructured job minus id and queue."""
+    fields = codec.converter.unstructure(job)
+    del fields["id"]
+    fields.pop("queue", None)
+    name, created = fields.get("name"), fields.get("created_at")
+    if not name.startswith("{") and "\x1f" not in name:
+        if len(fields) == 1:
+            return f"={name}".encode()
+        if len(fields) == 2 and isinstance(created, int) and created >= 0:
+            return f"={name}\x1f{base36(created)}".encode()
+    return orjson.dumps({"v": WIRE_VERSION, **fields})
+
+
+@given(jobs())
+def test_a_blob_is_the_reference_form_and_decodes_to_the_same_job(job: Job) -> None:
+    blob = blobs.encode(job)
+
+    assert blob == _reference(job)
+    assert blobs.decode(job.id, job.queue, _record(blob)) == job
+
+
+def test_jobs_sharing_a_creation_time_and_then_not_each_get_their_own_stamp() -> None:
+    first = Job("noop", created_at=datetime(2030, 1, 1, tzinfo=UTC))
+    second = Job("noop", created_at=datetime(2031, 1, 1, tzinfo=UTC))
+
+    encoded = [blobs.encode(job) for job in (first, first, second, first)]
+
+    assert encoded == [_reference(job) for job in (first, first, second, first)]
+    assert encoded[0] != encoded[2]
