@@ -107,3 +107,27 @@ def test_a_queue_name_with_braces_or_bad_characters_is_rejected_naming_the_rule(
         queue.claim([name], lease=LEASE)
     with pytest.raises(InvalidJob, match="queue"):
         Job("t", queue=name)
+
+
+@pytest.mark.redis
+def test_ready_scores_are_exact_integers_at_the_extremes_of_priority_and_seq(
+    redis_url: str,
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    prefix = unique_prefix()
+    queue = RedisQueue(client, prefix=prefix, clock=ManualClock())
+    keys = QueueKeys.of(prefix, "default")
+    queue.enqueue(Job("t", id="first"))
+    seq = 2**44 - 3  # the last seqs that stay inside a priority's band
+    client.hset(keys.named("meta"), "seq", seq)
+
+    queue.enqueue_many([Job("t", id="low", priority=-255), Job("t", id="high", priority=255)])
+
+    scores = dict(client.zrange(keys.named("ready"), 0, -1, withscores=True, score_cast_func=int))
+    assert scores[b"low"] == 510 * 2**44 + seq + 1
+    assert scores[b"high"] == seq + 2
+    assert [lease.job_id for lease in queue.claim(["default"], lease=LEASE, limit=3)] == [
+        "high",
+        "first",
+        "low",
+    ]

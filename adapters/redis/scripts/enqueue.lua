@@ -63,14 +63,18 @@ for i = 0, n - 1 do
   else
     seen[id] = true
     seq = seq + 1
-    local prio = tonumber(ARGV[b + 2])
     local run_at = math.max(tonumber(ARGV[b + 4]), now + tonumber(ARGV[b + 5]))
-    records[#records + 1] = id
-    records[#records + 1] = table.concat(
-      { enq, ARGV[b + 2], ARGV[b + 3], tostring(#uspec), uspec .. ARGV[b + 1] }, " ")
+    local r = #records
+    records[r + 1] = id
+    -- One concatenation (a single Lua op) instead of a table.concat of a new table.
+    records[r + 2] = enq .. " " .. ARGV[b + 2] .. " " .. ARGV[b + 3] .. " " .. #uspec .. " "
+      .. uspec .. ARGV[b + 1]
     if run_at <= now then
-      ready[#ready + 1] = n2s((255 - prio) * BAND + seq)
-      ready[#ready + 1] = id
+      -- A number, not n2s: redis.call converts it exactly (%.17g, integers < 2^53), without
+      -- interning a Lua string per job.
+      r = #ready
+      ready[r + 1] = (255 - tonumber(ARGV[b + 2])) * BAND + seq
+      ready[r + 2] = id
     else
       redis.call("ZADD", DELAYED, n2s(run_at), id)
       put_state(id, { l = "D", a = 0, s = seq, tk = "", t = 0, o = "", lt = "", w = "", r = "" })
