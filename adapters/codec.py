@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import cattrs
 import orjson
+from cattrs.gen import make_dict_unstructure_fn, override
 from cattrs.preconf.orjson import make_converter as make_orjson_converter
 from cattrs.strategies import configure_tagged_union
 from cattrs.v import format_exception
@@ -67,6 +68,14 @@ def make_converter() -> cattrs.Converter:
     converter.register_unstructure_hook(frozenset, sorted)
     configure_tagged_union(Schedule, converter, tag_name="t")
     configure_tagged_union(Backoff, converter, tag_name="t")
+    # A job's id never equals a fresh default one: comparing would only mint a random id per
+    # encode, so it is always written (the same bytes).
+    converter.register_unstructure_hook(
+        Job,
+        make_dict_unstructure_fn(
+            Job, converter, _cattrs_omit_if_default=True, id=override(omit_if_default=False)
+        ),
+    )
     return converter
 
 

@@ -24,14 +24,19 @@ _SEP = "\x1f"
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
+_PAIRS = [high + low for high in _DIGITS for low in _DIGITS]  # two digits per divmod
+
+
 def base36(number: int) -> str:
     """``number`` (>= 0) in base 36."""
-    digits = []
-    while True:
-        number, digit = divmod(number, 36)
-        digits.append(_DIGITS[digit])
-        if not number:
-            return "".join(reversed(digits))
+    if number < 36:
+        return _DIGITS[number]
+    pairs = []
+    while number:
+        number, pair = divmod(number, 1296)
+        pairs.append(_PAIRS[pair])
+    text = "".join(reversed(pairs))
+    return text[1:] if text[0] == "0" else text
 
 
 class JobBlobs:

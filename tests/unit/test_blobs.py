@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import orjson
 from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.codec import WIRE_VERSION, Codec
 from adapters.redis.blobs import JobBlobs, base36
@@ -50,3 +51,11 @@ def test_jobs_sharing_a_creation_time_and_then_not_each_get_their_own_stamp() ->
 
     assert encoded == [_reference(job) for job in (first, first, second, first)]
     assert encoded[0] != encoded[2]
+
+
+@given(st.integers(min_value=0, max_value=2**70))
+def test_base36_is_python_s_own_reading_back(number: int) -> None:
+    text = base36(number)
+
+    assert int(text, 36) == number
+    assert text == "0" or not text.startswith("0")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from cattrs.gen import make_dict_unstructure_fn
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,6 +22,13 @@ codec = Codec()
 @given(jobs())
 def test_any_valid_job_round_trips_exactly(job: Job) -> None:
     assert codec.decode_job(codec.encode_job(job), job.id) == job
+
+
+@given(jobs())
+def test_the_job_hook_gives_the_fields_of_cattrs_own_omit_if_default_hook(job: Job) -> None:
+    plain = make_dict_unstructure_fn(Job, codec.converter, _cattrs_omit_if_default=True)
+
+    assert codec.converter.unstructure(job) == plain(job)
 
 
 def test_a_default_job_encodes_compactly_with_its_version() -> None:
