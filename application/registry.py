@@ -170,6 +170,8 @@ class JobRegistry:
     ) -> list[Job]:
         """``make_job`` of each ``(name, payload)`` with the same ``overrides`` (no ``id``);
         the ids come from one read of the random source."""
+        if "id" in overrides:
+            raise TypeError("make_jobs mints every job's id; use make_job for a given id")
         ids = new_job_ids(len(items))
         return [
             _make(self.get(name), payload, job_id, overrides)

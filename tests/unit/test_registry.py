@@ -149,3 +149,11 @@ def test_an_explicit_empty_id_is_refused_not_replaced() -> None:
 
     with pytest.raises(InvalidJob, match="id"):
         registry.make_job("mail", {}, id="")
+
+
+def test_make_jobs_refuses_one_id_for_the_whole_batch() -> None:
+    registry = JobRegistry()
+    registry.job(name="mail")(send_mail)
+
+    with pytest.raises(TypeError, match="make_job"):
+        registry.make_jobs([("mail", {}), ("mail", {})], id="same")
