@@ -7,17 +7,42 @@ providers (``container.queue.override(providers.Object(MemoryQueue(clock)))``), 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from dependency_injector import containers, providers
 
 from adapters.clock import SystemClock
 from adapters.codec import Codec
-from adapters.memory import MemoryQueue
-from adapters.memory.cache import MemoryCache
-from adapters.redis.cache import RedisCache
 from adapters.redis.connection import connect
 from adapters.redis.queue import RedisQueue
 from entrypoints.settings import Settings
 from ports import CachePort, QueuePort, WorkerRegistry
+
+if TYPE_CHECKING:
+    from adapters.memory import MemoryQueue
+    from adapters.memory.cache import MemoryCache
+    from adapters.redis.cache import RedisCache
+
+# The adapters a process may not use are imported when first built (a Redis worker never
+# loads the memory queue or either cache): every module imported costs startup time.
+
+
+def _memory_queue(**options: Any) -> MemoryQueue:
+    from adapters.memory import MemoryQueue  # noqa: PLC0415
+
+    return MemoryQueue(**options)
+
+
+def _memory_cache(**options: Any) -> MemoryCache:
+    from adapters.memory.cache import MemoryCache  # noqa: PLC0415
+
+    return MemoryCache(**options)
+
+
+def _redis_cache(**options: Any) -> RedisCache:
+    from adapters.redis.cache import RedisCache  # noqa: PLC0415
+
+    return RedisCache(**options)
 
 
 class Container(containers.DeclarativeContainer):
@@ -34,7 +59,7 @@ class Container(containers.DeclarativeContainer):
 
     queue_backend = providers.Selector(
         config.queue.driver,
-        memory=providers.Singleton(MemoryQueue, clock=clock, codec=codec),
+        memory=providers.Singleton(_memory_queue, clock=clock, codec=codec),
         redis=providers.Singleton(RedisQueue, queue_client, prefix=config.queue.prefix),
     )
     queue = providers.Dependency(instance_of=QueuePort, default=queue_backend)  # type: ignore[type-abstract]
@@ -43,10 +68,10 @@ class Container(containers.DeclarativeContainer):
     cache_backend = providers.Selector(
         config.cache.driver,
         memory=providers.Singleton(
-            MemoryCache, clock=clock, codec=codec, prefix=config.cache.prefix
+            _memory_cache, clock=clock, codec=codec, prefix=config.cache.prefix
         ),
         redis=providers.Singleton(
-            RedisCache, client=cache_client, prefix=config.cache.prefix, codec=codec
+            _redis_cache, client=cache_client, prefix=config.cache.prefix, codec=codec
         ),
     )
     cache = providers.Dependency(instance_of=CachePort, default=cache_backend)  # type: ignore[type-abstract]

@@ -1,4 +1,8 @@
-"""The ``foundry`` command: workers, dispatching, inspection and the demo."""
+"""The ``foundry`` command: workers, dispatching, inspection and the demo.
+
+Each command's module is imported only when that command runs (or ``--help`` lists them), so
+``foundry work`` starts without the tables, progress bars and admin code of the others.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,20 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-from entrypoints.cli.check import check
 from entrypoints.cli.common import EXIT_CODES_HELP, FoundryGroup
-from entrypoints.cli.demo import demo
-from entrypoints.cli.enqueue import enqueue
-from entrypoints.cli.failed import failed
-from entrypoints.cli.queues import queue_group
-from entrypoints.cli.stats import stats
-from entrypoints.cli.work import work
 from entrypoints.container import build_container
 from entrypoints.logging import LEVELS, configure_logging
 from entrypoints.settings import Settings
+
+COMMANDS = {
+    "work": "entrypoints.cli.work:work",
+    "enqueue": "entrypoints.cli.enqueue:enqueue",
+    "stats": "entrypoints.cli.stats:stats",
+    "failed": "entrypoints.cli.failed:failed",
+    "queue": "entrypoints.cli.queues:queue_group",
+    "check": "entrypoints.cli.check:check",
+    "demo": "entrypoints.cli.demo:demo",
+}
 
 
 def _version() -> str:
@@ -26,7 +33,7 @@ def _version() -> str:
         return "0+unknown"
 
 
-@click.group(cls=FoundryGroup, epilog=EXIT_CODES_HELP)
+@click.group(cls=FoundryGroup, lazy_commands=COMMANDS, epilog=EXIT_CODES_HELP)
 @click.option(
     "--log-level",
     type=click.Choice(LEVELS, case_sensitive=False),
@@ -46,10 +53,6 @@ def cli(ctx: click.Context, log_level: str) -> None:
     if ctx.obj is None:  # tests pass their own container through CliRunner(obj=...)
         configure_logging(log_level)
         ctx.obj = build_container(Settings.from_env())
-
-
-for command in (work, enqueue, stats, failed, queue_group, check, demo):
-    cli.add_command(command)
 
 
 def main() -> None:

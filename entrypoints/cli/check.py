@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import click
-import redis
 from rich.table import Table
 
-from adapters.redis.health import RedisReport, inspect_redis
+from adapters.redis.health import RedisReport
 from adapters.redis.queue import RedisQueue
-from domain import QueueUnavailable
 from entrypoints.cli import common
+from entrypoints.cli.selfcheck import self_check
 from entrypoints.settings import Driver, Settings
 
 
@@ -32,19 +31,6 @@ def report_table(reports: dict[str, RedisReport]) -> Table:
         aof = "yes" if report.aof_enabled else "no"
         table.add_row(user, report.version, report.maxmemory_policy, aof, report.rdb_save)
     return table
-
-
-def self_check(what: str, probe: object) -> RedisReport:
-    """Run the Redis self-check on a ``RedisQueue`` or a client; unreachable is exit 3."""
-    try:
-        if isinstance(probe, RedisQueue):
-            return probe.check()
-        assert isinstance(probe, redis.Redis)
-        return inspect_redis(probe)
-    except QueueUnavailable as error:
-        raise QueueUnavailable(
-            f"the {what}'s Redis is unreachable ({error}); check REDIS_URL and that the server runs"
-        ) from error
 
 
 def _reports(ctx: click.Context) -> dict[str, RedisReport]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
+import importlib
 import sys
-from typing import Any, NoReturn, cast
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
 from dependency_injector import containers
-from rich.console import Console
 
 from domain import (
     CacheUnavailable,
@@ -22,6 +23,9 @@ from domain import (
 from entrypoints.container import Container
 from entrypoints.settings import Driver, Settings
 from ports import QueuePort, WorkerRegistry
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class Exit(enum.IntEnum):
@@ -46,11 +50,15 @@ Exit codes:
 
 def stderr() -> Console:
     """A console on stderr, for errors and warnings."""
+    from rich.console import Console  # noqa: PLC0415 - rich costs ~20 ms; `work` rarely prints
+
     return Console(stderr=True, highlight=False)
 
 
 def stdout() -> Console:
     """A console on stdout; wide when not a terminal, so piped tables are never cut."""
+    from rich.console import Console  # noqa: PLC0415
+
     if sys.stdout.isatty():
         return Console(highlight=False)
     return Console(width=200, highlight=False)
@@ -72,7 +80,33 @@ def exit_code_for(error: FoundryError) -> Exit:
 
 
 class FoundryGroup(click.Group):
-    """A click group that turns Foundry's errors into a message and a documented exit code."""
+    """A click group that turns Foundry's errors into a message and a documented exit code.
+
+    ``lazy_commands`` maps a command name to ``module:attribute``; the module is imported
+    when the command is first looked up, so a command pays only for its own imports.
+    """
+
+    def __init__(
+        self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name, the lazy ones included, sorted."""
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command ``cmd_name``, importing its module if it is a lazy one."""
+        spec = self.lazy_commands.get(cmd_name)
+        if spec is None or cmd_name in self.commands:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attribute = spec.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{spec} is a {type(command).__name__}, not a click command")
+        self.add_command(command, cmd_name)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; a ``FoundryError`` becomes its message and exit code."""

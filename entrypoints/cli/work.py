@@ -12,7 +12,7 @@ from adapters.redis.queue import RedisQueue
 from application.pool import Pool, PoolConfig
 from entrypoints.apps import app_queues, load_app
 from entrypoints.cli import common
-from entrypoints.cli.check import self_check
+from entrypoints.cli.selfcheck import self_check
 from entrypoints.container import reinit_per_process
 
 WORK_HELP = """Run handlers from --app in a prefork pool until stopped.

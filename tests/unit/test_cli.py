@@ -1,5 +1,8 @@
 import re
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -126,3 +129,39 @@ def test_stats_on_a_private_memory_queue_says_why_it_is_empty() -> None:
 
     assert result.exit_code == 0
     assert "QUEUE_DRIVER=redis" in result.stderr
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _python(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_cli_runs_as_a_module_too() -> None:
+    version = _python("-m", "entrypoints.cli", "--version")
+    unknown = _python("-m", "entrypoints.cli", "nonsense")
+
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith("foundry, version ")
+    assert unknown.returncode == 2
+    assert "No such command 'nonsense'" in unknown.stderr
+
+
+def test_work_imports_neither_the_other_commands_nor_what_only_they_use() -> None:
+    # Worker startup is import-bound: this guards the diet, not a timing.
+    script = (
+        "import sys, click; from entrypoints.cli import cli; "
+        "cli.get_command(click.Context(cli), 'work'); print(' '.join(sorted(sys.modules)))"
+    )
+    result = _python("-c", script)
+
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert "entrypoints.cli.work" in loaded
+    for unwanted in ("rich", "psutil", "entrypoints.cli.demo", "entrypoints.cli.check"):
+        assert unwanted not in loaded
+    assert not {name for name in loaded if name.startswith("adapters.memory")}
+    assert "adapters.redis.cache" not in loaded
