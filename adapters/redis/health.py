@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import redis
 from loguru import logger
@@ -26,19 +28,35 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
 
 
-def _save_setting(client: redis.Redis) -> str:
-    try:
-        return str(client.config_get("save").get("save", "")) or "off"
-    except redis.ResponseError:  # CONFIG is often disabled on managed Redis
+def _save_setting(reply: object) -> str:
+    if isinstance(reply, redis.ResponseError):  # CONFIG is often disabled on managed Redis
         return "unknown (CONFIG GET refused)"
+    if isinstance(reply, Exception):
+        raise reply
+    assert isinstance(reply, dict)
+    return str(reply.get("save", "")) or "off"
+
+
+def _read(client: redis.Redis) -> tuple[dict[str, Any], str]:
+    """INFO server, memory and persistence, and the save setting, in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for section in ("server", "memory", "persistence"):
+        pipe.info(section)
+    pipe.config_get("save")
+    *sections, save = pipe.execute(raise_on_error=False)
+    info: dict[str, Any] = {}
+    for section in sections:
+        if isinstance(section, Exception):
+            raise section
+        info |= section
+    return info, _save_setting(save)
 
 
 def inspect_redis(client: redis.Redis) -> RedisReport:
     """Read version, eviction policy and persistence; raises ``ConfigurationError`` for
     Redis < 7.0 and ``QueueUnavailable`` if Redis cannot be reached."""
     try:
-        info = client.info("server") | client.info("memory") | client.info("persistence")
-        save = _save_setting(client)
+        info, save = _read(client)
     except redis.RedisError as error:
         raise QueueUnavailable(f"cannot inspect Redis for the self-check: {error}") from error
     version = str(info.get("redis_version", "0"))

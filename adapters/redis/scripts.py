@@ -151,9 +151,11 @@ class Scripts:
             return conn.read_response()
 
     def load_all(self, client: redis.Redis) -> None:
-        """Load every script (before a pipeline, which cannot reload one midway)."""
+        """Load every script (before a pipeline, which cannot reload one midway), in one trip."""
+        pipe = client.pipeline(transaction=False)
         for source in self.source.values():
-            call(client, "SCRIPT", "LOAD", source)
+            call(pipe, "SCRIPT", "LOAD", source)
+        pipe.execute()
 
     def pipelined(
         self, client: redis.Redis, calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]]

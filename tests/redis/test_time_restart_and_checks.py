@@ -178,6 +178,20 @@ def test_the_self_check_of_a_safe_redis_has_no_warnings(
     )
 
 
+def test_the_self_check_reads_everything_even_where_config_is_refused(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory()
+    server.client().acl_setuser("default", enabled=True, commands=["-config"])  # as managed Redis
+    queue = RedisQueue(connect(RedisSettings(url=server.url)), prefix="r")
+
+    report = queue.check()
+
+    assert report.rdb_save == "unknown (CONFIG GET refused)"
+    assert report.maxmemory_policy == "noeviction"
+    assert report.version.split(".")[0].isdigit()
+
+
 # -- bad input --------------------------------------------------------------------------------
 
 
