@@ -22,7 +22,7 @@ from adapters.redis.connection import RedisSettings, connect
 from adapters.redis.core import check_claim_token, request_id
 from adapters.redis.keys import QueueKeys
 from adapters.redis.records import ceil_ms, from_ms, job_args
-from adapters.redis.scripts import Arg, call
+from adapters.redis.scripts import Arg
 from adapters.redis.workers import RedisWorkers
 from domain import (
     Dead,
@@ -193,23 +193,28 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         return self._applied(leases, groups, replies), claimed
 
     def _claim(self, request: _ClaimRequest, before: list[_Call]) -> tuple[list[Any], list[Lease]]:
-        """The claim loop; ``before`` rides in front of its first script call (replies first)."""
+        """The claim loop; ``before`` rides in front of its first script call (replies first).
+
+        While nothing is ready it blocks on the queues' wake lists, with the next round's
+        first claim pipelined behind the BLPOP: Redis runs that claim the moment a job
+        arrives, saving a round trip on the way from enqueue to start.
+        """
         all_keys = [self._queue_keys(queue) for queue in request.queues]
         give_up = time.monotonic() + request.wait_s
         replies: list[Any] = []
+        block = 0.0
         while True:
-            last = give_up - time.monotonic() <= 0
+            # A round behind a BLPOP may follow an early wake-up: it never ends the wait.
+            last = not block and give_up - time.monotonic() <= 0
             with self._outage.guard("claim"):
                 leases, resent, next_due, prior = self._claim_round(
-                    all_keys, request, before, last=last
+                    all_keys, request, before, last=last, block=block
                 )
             if before:
                 replies, before = prior, []
             if leases or resent or last or not all_keys:
                 return replies, leases
-            remaining = give_up - time.monotonic()
-            if remaining > 0:
-                self._wait_for_work(all_keys, min(remaining, self._until_due(next_due)))
+            block = self._block_for(give_up - time.monotonic(), next_due)
 
     def _claim_round(
         self,
@@ -218,20 +223,29 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         before: list[_Call],
         *,
         last: bool,
+        block: float = 0.0,
     ) -> tuple[list[Lease], bool, int | None, list[Any]]:
-        """One pass over the queues. Only the last pass of a call remembers an empty claim."""
+        """One pass over the queues, after blocking ``block`` seconds on their wake lists.
+
+        Only the last pass of a call remembers an empty claim.
+        """
         leases: list[Lease] = []
         mode, next_due = "new" if last else "try", None
         prior: list[Any] = []
+        wake: list[Arg] = []
+        if block:  # a hint only: correctness never depends on it
+            wake = ["BLPOP", *(keys.named("wake") for keys in all_keys), f"{block:.3f}"]
         for keys in all_keys:
             if len(leases) >= request.limit and mode != "held":
                 break
             need = max(request.limit - len(leases), 1)
             args: list[Arg] = [self._now(), request.lease_ms, need, request.token, mode]
             args += [request.worker, *self._retention_args()]
-            replies = self._scripts.run_many(self._client, [*before, ("claim", keys.all, args)])
+            calls = [*before, ("claim", keys.all, args)]
+            replies = self._scripts.run_many(self._client, calls, first=wake)
             if before:
                 prior, before = replies[:-1], []
+            wake = []
             reply = replies[-1]
             self._see_epoch(keys.queue, reply[0])
             if reply[1] == b"RESENT":
@@ -277,22 +291,24 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         reply = self._run("fail", keys, [*args, *self._retention_args()])
         self._log_trimmed(keys.queue, reply[2])
 
+    def _block_for(self, remaining: float, next_due: int | None) -> float:
+        """How long to block on the wake lists before the next round (0: no more waiting).
+
+        Never longer than the client's blocking limit (the socket timeout bounds it): the loop
+        honours the rest of ``wait``.
+        """
+        if remaining <= 0:
+            return 0.0
+        block = min(remaining, self._until_due(next_due))
+        if self._block_limit_s is not None:
+            block = min(block, self._block_limit_s)
+        return max(block, 0.001)
+
     def _until_due(self, next_due: int | None) -> float:
         if next_due is None:
             return _WAKE_POLL
         now_ms = int(self._now() or time.time() * 1000)
         return min(max((next_due - now_ms) / 1000, 0.001), _WAKE_POLL)
-
-    def _wait_for_work(self, all_keys: list[QueueKeys], seconds: float) -> None:
-        """Block on the wake lists; a hint only, correctness never depends on it.
-
-        Never longer than the client's blocking limit: ``claim`` loops to honour its ``wait``.
-        """
-        if self._block_limit_s is not None:
-            seconds = min(seconds, self._block_limit_s)
-        with self._outage.guard("claim (waiting)"):
-            wake = [keys.named("wake") for keys in all_keys]
-            call(self._client, "BLPOP", *wake, f"{max(seconds, 0.001):.3f}")
 
     # -- leases -------------------------------------------------------------------------------
 

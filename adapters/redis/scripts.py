@@ -46,6 +46,11 @@ def _bulk(arg: Arg) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
+def _command(args: Sequence[Arg]) -> bytes:
+    """One RESP command."""
+    return b"".join((b"*%d\r\n" % len(args), *map(_bulk, args)))
+
+
 def _source(name: str) -> str:
     folder = resources.files("adapters.redis") / "scripts"
     return (folder / "_lib.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
@@ -99,26 +104,35 @@ class Scripts:
         return b"".join((b"*%d\r\n" % count, head, *bulks))
 
     def run_many(
-        self, client: redis.Redis, calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]]
+        self,
+        client: redis.Redis,
+        calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]],
+        *,
+        first: Sequence[Arg] = (),
     ) -> list[Any]:
         """Several scripts in one write on the pinned connection, replies in order.
 
-        Redis runs them in order, so a reply to the last means every earlier one was applied.
-        On ``NOSCRIPT`` every script is loaded and all are re-sent (each script tolerates a
-        re-send); another error reply is raised once every reply has been read.
+        ``first``, a plain command (a BLPOP), goes in front and its reply is dropped; it is not
+        sent again if the scripts must be. Redis runs commands in order, so a reply to the last
+        script means every earlier one was applied. On ``NOSCRIPT`` every script is loaded and
+        all are re-sent (each script tolerates a re-send); another error reply is raised once
+        every reply has been read.
         """
-        if len(calls) == 1:
+        if len(calls) == 1 and not first:
             name, keys, args = calls[0]
             return [self.run(client, name, keys, args)]
         conn = self._pinned(client)
         packed = [self._pack(name, keys, args) for name, keys, args in calls]
-        return list(
-            conn.retry.call_with_retry(
-                lambda: self._send_many(conn, packed), lambda _: conn.disconnect()
-            )
-        )
+        head = [_command(first)] if first else []
 
-    def _send_many(self, conn: Any, packed: list[bytes]) -> list[Any]:
+        def send() -> list[Any]:
+            sent = [*head, *packed]
+            head.clear()
+            return self._send_many(conn, sent, skip=len(sent) - len(packed))
+
+        return list(conn.retry.call_with_retry(send, lambda _: conn.disconnect()))
+
+    def _send_many(self, conn: Any, packed: list[bytes], skip: int = 0) -> list[Any]:
         for attempt in (1, 2):
             conn.send_packed_command([b"".join(packed)])
             replies, errors = [], []
@@ -128,6 +142,7 @@ class Scripts:
                 except ResponseError as error:
                     replies.append(None)
                     errors.append(error)
+            replies, packed, skip = replies[skip:], packed[skip:], 0
             if not errors:
                 return replies
             if attempt == 2 or not all(isinstance(e, NoScriptError) for e in errors):

@@ -1,13 +1,17 @@
-"""``RedisQueue.complete_and_claim``: a batch of completions and the next claim, one round trip."""
+"""``RedisQueue.complete_and_claim`` (completions and the next claim in one round trip), and
+the waiting claim (its next claim pipelined behind the BLPOP on the wake lists)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 import redis
 
 from adapters.clock import ManualClock
+from adapters.redis.keys import QueueKeys
 from adapters.redis.queue import RedisQueue
 from domain import Job, JobState
 from ports import CompletingClaimer
@@ -19,8 +23,13 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def queue(redis_url: str) -> RedisQueue:
-    return RedisQueue(redis.Redis.from_url(redis_url), prefix=unique_prefix(), clock=ManualClock())
+def prefix() -> str:
+    return unique_prefix()
+
+
+@pytest.fixture
+def queue(redis_url: str, prefix: str) -> RedisQueue:
+    return RedisQueue(redis.Redis.from_url(redis_url), prefix=prefix, clock=ManualClock())
 
 
 def test_the_redis_queue_offers_the_capability(queue: RedisQueue) -> None:
@@ -104,3 +113,24 @@ def test_without_queues_it_only_completes(queue: RedisQueue) -> None:
     held = queue.claim(["default"], lease=LEASE)
 
     assert queue.complete_and_claim(held, [None], [], lease=LEASE) == ([True], [])
+
+
+def test_a_waiting_claim_woken_by_a_hint_without_a_job_keeps_waiting(
+    queue: RedisQueue, redis_url: str, prefix: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    wake = QueueKeys.of(prefix, "default").named("wake")
+    client.rpush(wake, "1", "1")  # two hints whose jobs someone else took
+
+    def enqueue_once_the_hints_are_spent() -> None:
+        give_up = time.monotonic() + 10  # a claim that returned early leaves a hint unspent
+        while client.llen(wake) and time.monotonic() < give_up:
+            time.sleep(0.001)
+        queue.enqueue(Job("t", id="late"))
+
+    producer = threading.Thread(target=enqueue_once_the_hints_are_spent)
+    producer.start()
+    claimed = queue.claim(["default"], lease=LEASE, wait=timedelta(seconds=30))
+    producer.join()
+
+    assert [lease.job_id for lease in claimed] == ["late"]
