@@ -165,3 +165,20 @@ def test_work_imports_neither_the_other_commands_nor_what_only_they_use() -> Non
         assert unwanted not in loaded
     assert not {name for name in loaded if name.startswith("adapters.memory")}
     assert "adapters.redis.cache" not in loaded
+
+
+def test_the_console_script_skips_logurus_default_sink_and_restores_the_environment() -> None:
+    script = (
+        "import os, sys\n"
+        "sys.argv = ['foundry', '--version']\n"
+        "from entrypoints.console import main\n"
+        "try:\n    main()\nexcept SystemExit as stop:\n    print('exit', stop.code)\n"
+        "from loguru import logger\n"
+        "try:\n    logger.remove(0)\nexcept ValueError:\n    print('no default sink')\n"
+        "print('LOGURU_AUTOINIT' in os.environ)\n"
+    )
+    result = _python("-c", script)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == ["exit 0", "no default sink", "False"]
+    assert result.stdout.startswith("foundry, version ")
