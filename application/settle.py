@@ -23,6 +23,8 @@ from ports import BatchCompleter, Clock, CompletingClaimer, Lease, QueuePort
 
 #: A batch of completions this large is written even while children keep answering.
 BATCH_MAX = 32
+#: Batched completions wait at most this long (seconds) for a claim to carry them.
+FLUSH_AFTER_S = 0.002
 #: Seconds between retries of a write the backend could not take.
 OUTBOX_RETRY_S = 0.5
 
@@ -76,11 +78,14 @@ class Settler:
         self._batch = queue if isinstance(queue, BatchCompleter) else None
         self._combined = queue if isinstance(queue, CompletingClaimer) else None
         self.batched: list[tuple[Lease, Any, float]] = []
+        self._batched_at = 0.0  # when the oldest batched completion came in
 
-    def complete(self, lease: Lease, result: Any, runtime_s: float) -> None:
-        """The handler returned ``result`` (written at the next ``flush`` if the queue
-        completes in batches, else now)."""
+    def complete(self, lease: Lease, result: Any, runtime_s: float, now: float) -> None:
+        """The handler returned ``result`` at ``now`` (monotonic seconds); written at the next
+        ``flush`` if the queue completes in batches, else at once."""
         if self._batch is not None:
+            if not self.batched:
+                self._batched_at = now
             self.batched.append((lease, result, runtime_s))
             return
         self._write(lease, _completion(self._queue, result), _COMPLETED, runtime_s)
@@ -89,6 +94,11 @@ class Settler:
     def full(self) -> bool:
         """Whether enough completions wait to be worth a round trip even while busy."""
         return len(self.batched) >= BATCH_MAX
+
+    def flush_due(self, now: float) -> bool:
+        """Whether the batched completions should be written now rather than wait for a claim
+        to carry them: there are ``BATCH_MAX``, or the oldest waited ``FLUSH_AFTER_S``."""
+        return bool(self.batched) and (self.full or now - self._batched_at >= FLUSH_AFTER_S)
 
     def flush(self) -> None:
         """Write the batched completions in one round trip (their leases stay held till then).
@@ -183,8 +193,10 @@ class Settler:
             self._write(pending.lease, pending.write, pending.outcome, pending.runtime_s)
 
     def next_wake(self) -> float:
-        """When the outbox should next be retried (``inf`` if empty)."""
-        return self._retry_at if self.outbox else float("inf")
+        """When the outbox should next be retried or the batch written (``inf``: never)."""
+        retry = self._retry_at if self.outbox else float("inf")
+        batch = self._batched_at + FLUSH_AFTER_S if self.batched else float("inf")
+        return min(retry, batch)
 
     def finish(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
         """Count the outcome and tell the observer (whose errors never reach the pool)."""

@@ -116,7 +116,7 @@ class Supervisor:
         self._hand_out(now)
         lease = running.lease
         if reply.ok:
-            self.settler.complete(lease, reply.value, reply.runtime_s)
+            self.settler.complete(lease, reply.value, reply.runtime_s, now)
         else:
             self.settler.fail(lease, reply.error, reply.runtime_s)
 
@@ -140,10 +140,17 @@ class Supervisor:
             self.spawn(slot)
 
     def quiet(self, now: float) -> None:
-        """Nothing else to do: write the batched completions, then claim again, so a pool
-        they left idle blocks in claim at once instead of sleeping out a busy-poll pause."""
-        self.settler.flush()
+        """Nothing else to do: claim if it is time (the claim carries the batched completions).
+
+        Completions no claim took are written once they waited ``FLUSH_AFTER_S`` or no child
+        is busy; a pool that write left idle then blocks in claim at once instead of sleeping
+        out a busy-poll pause.
+        """
         self.fill(now)
+        settler = self.settler
+        if settler.batched and (settler.flush_due(now) or not any(s.busy for s in self.slots)):
+            settler.flush()
+            self.fill(now)
 
     # -- time -----------------------------------------------------------------------------
 

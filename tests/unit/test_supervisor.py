@@ -9,6 +9,7 @@ from loguru import logger
 from application.config import PoolConfig
 from application.outcome import OutcomeKind
 from application.respawn import MAX_SPAWN_FAILURES
+from application.settle import FLUSH_AFTER_S
 from application.slots import SlotState
 from application.wire import Reply
 from domain import JobState, RetryPolicy
@@ -198,6 +199,34 @@ def test_a_pool_its_batched_completions_left_idle_claims_at_once_when_quiet() ->
     pool.sup.quiet(pool.now)
 
     assert pool.running(0) == late
+
+
+def test_while_children_are_busy_a_completion_waits_briefly_for_a_claim_to_carry_it() -> None:
+    config = PoolConfig(concurrency=2, prefetch=6, idle_wait=FAST)
+    pool = Harness(config, queue=BatchingQueue)
+    pool.enqueue(10)
+    pool.start()  # two running, five held
+    pool.reply(0)  # the next held job goes to child 0; the buffer is still over half full
+    assert isinstance(pool.queue, BatchingQueue)
+
+    pool.sup.quiet(pool.now)
+    written_at_once = pool.queue.batches
+    pool.advance(FLUSH_AFTER_S)
+    pool.sup.quiet(pool.now)
+
+    assert (written_at_once, pool.queue.batches) == (0, 1)
+    assert pool.sup.next_wake(pool.now) > pool.now
+
+
+def test_a_completion_that_leaves_every_child_idle_is_written_at_once() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=BatchingQueue)
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    pool.sup.child_replied(0, Reply(True, None, 0.01), pool.now)
+
+    pool.sup.quiet(pool.now)
+
+    assert pool.queue.get(job_id).state is JobState.COMPLETED  # type: ignore[union-attr]
 
 
 def test_a_failed_attempt_is_retried_by_the_jobs_policy() -> None:
