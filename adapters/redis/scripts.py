@@ -1,4 +1,5 @@
-"""The Lua scripts: loaded from scripts/*.lua (each prefixed with _lib.lua), run by EVALSHA.
+"""The Lua scripts: loaded from scripts/*.lua (each prefixed with the part of _lib.lua it uses),
+run by EVALSHA.
 
 ``execute_command("EVALSHA", ...)`` is measurably cheaper than redis-py ``Script`` objects, so
 the hot path calls it directly and reloads the script on ``NOSCRIPT`` (after a restart or a
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Sequence
 from importlib import resources
@@ -51,9 +53,38 @@ def _command(args: Sequence[Arg]) -> bytes:
     return b"".join((b"*%d\r\n" % len(args), *map(_bulk, args)))
 
 
+# A helper of _lib.lua: its leading comment lines and its ``local function``, up to the next one.
+_HELPER = re.compile(r"^(?:--.*\n)*local function (\w+)\(", re.MULTILINE)
+_COMMENT_LINE = re.compile(r"^\s*--.*$", re.MULTILINE)
+
+
 def _source(name: str) -> str:
     folder = resources.files("adapters.redis") / "scripts"
-    return (folder / "_lib.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
+    return assemble((folder / "_lib.lua").read_text(), (folder / f"{name}.lua").read_text())
+
+
+def assemble(lib: str, body: str) -> str:
+    """``body`` after the library's preamble and the helpers it names, directly or through
+    another helper, in library order.
+
+    Redis runs a script's whole text on every call, and each ``local function`` costs a closure
+    per call (about 0.13 us each), so the helpers a script never names are left out. Names in
+    whole-line comments do not count; one in a trailing comment only costs its closure.
+    """
+    starts = [match.start() for match in _HELPER.finditer(lib)]
+    names = [match.group(1) for match in _HELPER.finditer(lib)]
+    chunks = [lib[a:b] for a, b in zip(starts, [*starts[1:], len(lib)], strict=True)]
+    helpers = dict(zip(names, chunks, strict=True))
+    wanted: set[str] = set()
+    pending = [body]
+    while pending:
+        text = _COMMENT_LINE.sub("", pending.pop())
+        for helper, chunk in helpers.items():
+            if helper not in wanted and re.search(rf"\b{helper}\b", text):
+                wanted.add(helper)
+                pending.append(chunk)
+    used = "".join(chunk for helper, chunk in helpers.items() if helper in wanted)
+    return lib[: starts[0]] + used + "\n" + body
 
 
 class Scripts:
