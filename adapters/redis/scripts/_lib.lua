@@ -1,6 +1,6 @@
 -- Shared by every queue script (prepended at load time). The KEYS layout is fixed, see keys.py:
 -- every key of one queue shares the hash tag {<queue>}, so each script touches one Cluster slot.
--- Dynamic keys (unique keys "u:<key>", claim tokens "c:<token>") are built from the same base.
+-- Dynamic keys (unique keys "u:<key>", claim tokens "t:<token>") are built from the same base.
 local JOBS, STATE, ERRORS, RESULTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local READY, DELAYED, LEASES, DEAD = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local DONE, META, WAKE = KEYS[9], KEYS[10], KEYS[11]

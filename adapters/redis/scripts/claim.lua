@@ -3,8 +3,10 @@
 --       "try": claim, but remember the token only if something was claimed), worker,
 --       dead-letter max count, max age ms (for records that cannot be read).
 -- A claim token already used here returns the leases it still holds (re-send, Q8) until the
--- lease duration has passed. The token's list starts with that expiry (queue clock), so a
--- claim that found nothing is remembered too.
+-- lease duration has passed. Its record ("t:<token>", a string "<expiry ms>[ <id>]...": job
+-- ids hold no spaces) starts with that expiry (queue clock), so a claim that found nothing is
+-- remembered too; PX only reclaims the memory. (It was a list under "c:" before; no script reads
+-- those any more, as a token is re-sent only by the process, so the version, that made it.)
 -- Returns {epoch, status, next due ms or "", then per lease: id, attempt, deadline, record}.
 local now = now_ms(ARGV[1])
 local lease_ms, limit, ctoken = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
@@ -16,11 +18,11 @@ if not now or not lease_ms or lease_ms < 1 or not limit or limit < 1 or ctoken =
 end
 local meta = redis.call("HMGET", META, "paused", "epoch")
 local out = { meta[2] or "", "OK", "" }
-local ckey = BASE .. "c:" .. ctoken
+local tkey = BASE .. "t:" .. ctoken
 
-local function held()
+local function held(ids)
   out[2] = "RESENT"
-  for _, id in ipairs(redis.call("LRANGE", ckey, 1, -1)) do
+  for id in string.gmatch(ids, "%S+") do
     local st = get_state(id)
     if st and st.l == "A" and st.tk == ctoken .. "." .. st.a then
       local n = #out
@@ -31,7 +33,8 @@ local function held()
   return out
 end
 
--- Start every popped job: reads and writes batched (one HMGET / HSET / ZADD / RPUSH each).
+-- Start every popped job: reads and writes batched (one HMGET / HSET / ZADD each). Returns the
+-- ids leased.
 local function start_all(popped)
   local ids = {}
   for i = 1, #popped, 2 do
@@ -61,36 +64,43 @@ local function start_all(popped)
   if #taken > 0 then
     multi("HSET", STATE, new_states)
     multi("ZADD", LEASES, leased)
-    multi("RPUSH", ckey, taken)
   end
+  return taken
 end
 
-local remembered = redis.call("LINDEX", ckey, 0)
-if remembered and tonumber(remembered) > now then
-  return held()
-elseif remembered then
-  redis.call("DEL", ckey)
+local remembered = redis.call("GET", tkey)
+if remembered then
+  local expiry, ids = string.match(remembered, "^(%d+)(.*)$")
+  if tonumber(expiry) > now then
+    return held(ids)
+  end
 end
 if mode == "held" then
+  if remembered then
+    redis.call("DEL", tkey)
+  end
   return out
 end
-redis.call("RPUSH", ckey, n2s(now + lease_ms))
+local taken = {}
 if meta[1] == "1" then
   out[2] = "PAUSED"
 else
   promote(now, 1000)
   local popped = redis.call("ZPOPMIN", READY, limit)
   if #popped > 0 then
-    start_all(popped)
+    taken = start_all(popped)
   end
 end
 if #out == 3 then
   local first = redis.call("ZRANGE", DELAYED, 0, 0, "WITHSCORES")
   out[3] = first[2] or ""
   if mode == "try" then
-    redis.call("DEL", ckey)
+    if remembered then
+      redis.call("DEL", tkey)
+    end
     return out
   end
 end
-redis.call("PEXPIRE", ckey, lease_ms + 60000)
+taken[0] = n2s(now + lease_ms)
+redis.call("SET", tkey, table.concat(taken, " ", 0), "PX", lease_ms + 60000)
 return out
