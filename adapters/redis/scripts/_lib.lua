@@ -12,7 +12,11 @@ local function fail_arg(what)
   return redis.error_reply("FOUNDRY bad argument: " .. what)
 end
 
+-- An integer as digits: "%d" (a 64-bit integer) when exact, a third of "%.0f"'s cost.
 local function n2s(n)
+  if n % 1 == 0 and n > -9e18 and n < 9e18 then
+    return string.format("%d", n)
+  end
   return string.format("%.0f", n)
 end
 
@@ -51,12 +55,22 @@ end
 -- "<state>,<attempts>,<seq>,<lease token>,<time>,<outcome>,<last token>,<worker>,<reason>"
 -- state R D A C X; time = deadline (A) or finished/died (C/X); the last ended lease's token and
 -- how it ended (outcome C Y D X R L), so its exact re-send is recognised (Q8).
+-- split_state and join_state read and write the nine fields as stored strings, for the hot
+-- paths that change a few fields and copy the rest (no number conversions).
+local function split_state(v)
+  return string.match(v, "^(%u),(%d+),(%d+),([^,]*),(%d+),(%u?),([^,]*),([^,]*),(.*)$")
+end
+
+local function join_state(l, a, s, tk, t, o, lt, w, r)
+  return l .. "," .. a .. "," .. s .. "," .. tk .. "," .. t .. "," .. o .. "," .. lt .. "," .. w
+    .. "," .. r
+end
+
 local function decode_state(v, seq)
   if not v then
     return { l = "R", a = 0, s = seq or 0, tk = "", t = 0, o = "", lt = "", w = "", r = "" }
   end
-  local l, a, s, tk, t, o, lt, w, r =
-    string.match(v, "^(%u),(%d+),(%d+),([^,]*),(%d+),(%u?),([^,]*),([^,]*),(.*)$")
+  local l, a, s, tk, t, o, lt, w, r = split_state(v)
   if not l then
     return nil
   end
@@ -65,8 +79,8 @@ local function decode_state(v, seq)
 end
 
 local function encode_state(st)
-  return table.concat(
-    { st.l, n2s(st.a), n2s(st.s), st.tk, n2s(st.t), st.o, st.lt or "", st.w or "", st.r }, ",")
+  return join_state(st.l, n2s(st.a), n2s(st.s), st.tk, n2s(st.t), st.o, st.lt or "", st.w or "",
+    st.r)
 end
 
 local function get_state(id, seq)

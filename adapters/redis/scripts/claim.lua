@@ -43,22 +43,31 @@ local function start_all(popped)
   local values = redis.call("HMGET", JOBS, unpack(ids))
   local states = redis.call("HMGET", STATE, unpack(ids))
   local new_states, leased, taken = {}, {}, {}
+  local deadline = now + lease_ms
+  local deadline_s = n2s(deadline)
   for k, id in ipairs(ids) do
     local value, seq = values[k], tonumber(popped[2 * k]) % BAND
     local h = value and header(value)
-    local st = decode_state(states[k], seq)
-    if value and (h == nil or st == nil) then
+    local l, a, o, lt, _ -- the stored state's fields a claim keeps (none for a fresh job)
+    if states[k] then
+      l, a, _, _, _, o, lt = split_state(states[k])
+    end
+    if value and (h == nil or (states[k] and not l)) then
+      local st = decode_state(states[k], seq)
       bury(id, h, st or { a = 0, s = seq, tk = "", o = "", lt = "", w = "" }, now,
         "undecodable: the stored record is corrupt", max_count, max_age)
     elseif value then
-      st.l, st.a, st.s, st.t, st.w, st.r = "A", st.a + 1, seq, now + lease_ms, worker, ""
-      st.tk = ctoken .. "." .. st.a
-      new_states[#new_states + 1], new_states[#new_states + 2] = id, encode_state(st)
-      leased[#leased + 1], leased[#leased + 2] = n2s(st.t), id
+      local attempt = (tonumber(a) or 0) + 1
+      local attempt_s = n2s(attempt)
+      local token = ctoken .. "." .. attempt_s
+      new_states[#new_states + 1] = id
+      new_states[#new_states + 1] =
+        join_state("A", attempt_s, n2s(seq), token, deadline_s, o or "", lt or "", worker, "")
+      leased[#leased + 1], leased[#leased + 2] = deadline_s, id
       taken[#taken + 1] = id
       release_unique(h, id, "S")
       local n = #out
-      out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, st.a, st.t, value
+      out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, attempt, deadline, value
     end
   end
   if #taken > 0 then

@@ -14,25 +14,29 @@ end
 local states = redis.call("HMGET", STATE, unpack(ids))
 local out, stale, finished = {}, 0, {}
 local new_states, ended, expiry, results = {}, {}, {}, {}
+local now_s, expires = n2s(now), n2s(now + ttl)
 for i = 0, n - 1 do
   local b = 3 + i * 4
   local id, token, result, unique = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
-  local st = decode_state(states[i + 1])
+  local l, a, s, tk, _, o, lt, w, r
+  if states[i + 1] then
+    l, a, s, tk, _, o, lt, w, r = split_state(states[i + 1])
+  end
   if finished[id] == token then
     out[i + 1] = 1 -- the same lease twice in one batch: the second is a re-send
-  elseif st and st.l == "A" and st.tk == token then
-    st.l, st.t = "C", now
-    end_lease(st, "C")
+  elseif l == "A" and tk == token then
+    -- Completed at now; the lease ends with outcome C, its token kept for re-sends.
     finished[id] = token
-    new_states[#new_states + 1], new_states[#new_states + 2] = id, encode_state(st)
+    new_states[#new_states + 1] = id
+    new_states[#new_states + 1] = join_state("C", a, s, "", now_s, "C", tk, w, r)
     ended[#ended + 1] = id
-    expiry[#expiry + 1], expiry[#expiry + 2] = n2s(now + ttl), id
+    expiry[#expiry + 1], expiry[#expiry + 2] = expires, id
     if result ~= "" then
       results[#results + 1], results[#results + 2] = id, result
     end
     release_unique({ unique = unique }, id, "F")
     out[i + 1] = 1
-  elseif st and st.lt == token and st.o == "C" then
+  elseif l and lt == token and o == "C" then
     out[i + 1] = 1
   else
     stale = stale + 1
