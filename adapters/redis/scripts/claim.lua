@@ -95,13 +95,13 @@ if meta[1] == "1" then
   out[2] = "PAUSED"
 else
   promote(now, 1000)
-  local popped = redis.call("ZPOPMIN", READY, limit)
+  local popped = redis.call("ZPOPMIN", READY, n2s(limit))
   if #popped > 0 then
     taken = start_all(popped)
   end
 end
 if #out == 3 then
-  local first = redis.call("ZRANGE", DELAYED, 0, 0, "WITHSCORES")
+  local first = redis.call("ZRANGE", DELAYED, "0", "0", "WITHSCORES")
   out[3] = first[2] or ""
   if mode == "try" then
     if remembered then
@@ -111,5 +111,5 @@ if #out == 3 then
   end
 end
 taken[0] = n2s(now + lease_ms)
-redis.call("SET", tkey, table.concat(taken, " ", 0), "PX", lease_ms + 60000)
+redis.call("SET", tkey, table.concat(taken, " ", 0), "PX", n2s(lease_ms + 60000))
 return out

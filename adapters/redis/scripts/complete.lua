@@ -47,13 +47,13 @@ if #ended > 0 then
   multi("HSET", STATE, new_states)
   multi("ZREM", LEASES, ended)
   multi("ZADD", DONE, expiry)
-  redis.call("HINCRBY", META, "completed", #ended)
+  redis.call("HINCRBY", META, "completed", n2s(#ended))
 end
 if #results > 0 then
   multi("HSET", RESULTS, results)
 end
 if stale > 0 then
-  redis.call("HINCRBY", META, "stale_rejected", stale)
+  redis.call("HINCRBY", META, "stale_rejected", n2s(stale))
 end
 expire_done(now)
 return out
