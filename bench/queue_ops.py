@@ -61,7 +61,13 @@ class Costs:
         self.server_us = (self._script_usec() - self._usec) / self.count
 
 
-_SCRIPT_COMMANDS = {"cmdstat_evalsha", "cmdstat_eval", "cmdstat_script|load"}
+_SCRIPT_COMMANDS = {
+    "cmdstat_fcall",
+    "cmdstat_function|load",
+    "cmdstat_evalsha",
+    "cmdstat_eval",
+    "cmdstat_script|load",
+}
 
 
 def _enqueue(env: Env, count: int) -> tuple[Costs, Costs]:

@@ -1,16 +1,19 @@
-"""The Lua scripts: loaded from scripts/*.lua (each prefixed with the part of _lib.lua it uses),
-run by EVALSHA.
+"""The queue's Lua code: one Redis Functions library (scripts/_lib.lua's helpers, then each
+scripts/<name>.lua as the function ``<name>_<version>``), called by FCALL.
 
-``execute_command("EVALSHA", ...)`` is measurably cheaper than redis-py ``Script`` objects, so
-the hot path calls it directly and reloads the script on ``NOSCRIPT`` (after a restart or a
-``SCRIPT FLUSH``).
+A library is run once, when loaded (FUNCTION LOAD), so its helpers are made once per Redis; a
+script (EVAL) runs its whole text, helpers included, on every call. Its name, ``foundry_<version>``
+(a hash of the text), lets two releases share one Redis during a deploy; an old release's library
+stays until deleted (``FUNCTION DELETE foundry_<version>``, see docs/architecture.md).
+
+The hot path packs FCALL itself and reloads the library when Redis answers "Function not found"
+(after a restart without persistence, or a ``FUNCTION FLUSH``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 import threading
 from collections.abc import Sequence
 from importlib import resources
@@ -18,7 +21,7 @@ from typing import Any
 
 import redis
 from redis.client import Pipeline
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 SCRIPT_NAMES = (
     "enqueue",
@@ -53,53 +56,41 @@ def _command(args: Sequence[Arg]) -> bytes:
     return b"".join((b"*%d\r\n" % len(args), *map(_bulk, args)))
 
 
-# A helper of _lib.lua: its leading comment lines and its ``local function``, up to the next one.
-_HELPER = re.compile(r"^(?:--.*\n)*local function (\w+)\(", re.MULTILINE)
-_COMMENT_LINE = re.compile(r"^\s*--.*$", re.MULTILINE)
+def _library(names: Sequence[str]) -> tuple[str, str]:
+    """The library's version and text: _lib.lua, then one function per script.
 
-
-def _source(name: str) -> str:
-    folder = resources.files("adapters.redis") / "scripts"
-    return assemble((folder / "_lib.lua").read_text(), (folder / f"{name}.lua").read_text())
-
-
-def assemble(lib: str, body: str) -> str:
-    """``body`` after the library's preamble and the helpers it names, directly or through
-    another helper, in library order.
-
-    Redis runs a script's whole text on every call, and each ``local function`` costs a closure
-    per call (about 0.13 us each), so the helpers a script never names are left out. Names in
-    whole-line comments do not count; one in a trailing comment only costs its closure.
+    Every function first binds the key names _lib.lua's helpers use to the queue it was called
+    for; the script's text is its body, ``KEYS`` and ``ARGV`` its arguments.
     """
-    starts = [match.start() for match in _HELPER.finditer(lib)]
-    names = [match.group(1) for match in _HELPER.finditer(lib)]
-    chunks = [lib[a:b] for a, b in zip(starts, [*starts[1:], len(lib)], strict=True)]
-    helpers = dict(zip(names, chunks, strict=True))
-    wanted: set[str] = set()
-    pending = [body]
-    while pending:
-        text = _COMMENT_LINE.sub("", pending.pop())
-        for helper, chunk in helpers.items():
-            if helper not in wanted and re.search(rf"\b{helper}\b", text):
-                wanted.add(helper)
-                pending.append(chunk)
-    used = "".join(chunk for helper, chunk in helpers.items() if helper in wanted)
-    return lib[: starts[0]] + used + "\n" + body
+    folder = resources.files("adapters.redis") / "scripts"
+    lib = (folder / "_lib.lua").read_text()
+    bodies = {name: (folder / f"{name}.lua").read_text() for name in names}
+    version = hashlib.sha1("\0".join([lib, *bodies.values()]).encode()).hexdigest()[:16]
+    parts = [f"#!lua name=foundry_{version}\n", lib]
+    for name, body in bodies.items():
+        parts.append(
+            f'\nredis.register_function("{name}_{version}", function(KEYS, ARGV)\n'
+            f"bind(KEYS)\n{body}\nend)\n"
+        )
+    return version, "".join(parts)
+
+
+def _missing(error: ResponseError) -> bool:
+    """Redis does not have the library (restarted without persistence, or FUNCTION FLUSH)."""
+    return str(error).startswith("Function not found")
 
 
 class Scripts:
-    """Every queue script, by name, with its SHA1."""
+    """Every queue script, by name: the library's text and each script's function name."""
 
     def __init__(self) -> None:
-        self.source = {name: _source(name) for name in SCRIPT_NAMES}
-        self.sha = {
-            name: hashlib.sha1(src.encode()).hexdigest() for name, src in self.source.items()
-        }
+        self.version, self.library = _library(SCRIPT_NAMES)
+        self.function = {name: f"{name}_{self.version}" for name in SCRIPT_NAMES}
         self._heads: dict[tuple[str, tuple[str, ...]], bytes] = {}
         self._local = threading.local()
 
     def run(self, client: redis.Redis, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        """EVALSHA ``name``; on NOSCRIPT load it and run it again.
+        """FCALL ``name``; if Redis lacks the library, load it and call again.
 
         The hot path: the command is packed here (the constant head once per script and key
         set) and sent on a connection pinned to this thread and process, skipping the pool and
@@ -125,7 +116,7 @@ class Scripts:
     def _pack(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> bytes:
         head = self._heads.get((name, tuple(keys)))
         if head is None:
-            parts: list[Arg] = ["EVALSHA", self.sha[name], len(keys), *keys]
+            parts: list[Arg] = ["FCALL", self.function[name], len(keys), *keys]
             head = b"".join(map(_bulk, parts))
             self._heads[(name, tuple(keys))] = head
         count = 3 + len(keys) + len(args)
@@ -145,9 +136,9 @@ class Scripts:
 
         ``first``, a plain command (a BLPOP), goes in front and its reply is dropped; it is not
         sent again if the scripts must be. Redis runs commands in order, so a reply to the last
-        script means every earlier one was applied. On ``NOSCRIPT`` every script is loaded and
-        all are re-sent (each script tolerates a re-send); another error reply is raised once
-        every reply has been read.
+        script means every earlier one was applied. If Redis lacks the library it is loaded
+        and all scripts are re-sent (each tolerates a re-send); another error reply is raised
+        once every reply has been read.
         """
         if len(calls) == 1 and not first:
             name, keys, args = calls[0]
@@ -176,37 +167,37 @@ class Scripts:
             replies, packed, skip = replies[skip:], packed[skip:], 0
             if not errors:
                 return replies
-            if attempt == 2 or not all(isinstance(e, NoScriptError) for e in errors):
+            if attempt == 2 or not all(_missing(error) for error in errors):
                 raise errors[0]
             self._load_on(conn)
         raise AssertionError("unreachable")
 
     def _load_on(self, conn: Any) -> None:
-        for source in self.source.values():
-            conn.send_command("SCRIPT", "LOAD", source)
-            conn.read_response()
+        # REPLACE: another process of this release may have loaded it since (same text).
+        conn.send_command("FUNCTION", "LOAD", "REPLACE", self.library)
+        conn.read_response()
 
     def _send(self, conn: Any, name: str, packed: bytes) -> Any:
         conn.send_packed_command([packed])
         try:
             return conn.read_response()
-        except NoScriptError:
-            conn.send_command("SCRIPT", "LOAD", self.source[name])
-            conn.read_response()
+        except ResponseError as error:
+            if not _missing(error):
+                raise
+            self._load_on(conn)
             conn.send_packed_command([packed])
             return conn.read_response()
 
     def load_all(self, client: redis.Redis) -> None:
-        """Load every script (before a pipeline, which cannot reload one midway), in one trip."""
-        pipe = client.pipeline(transaction=False)
-        for source in self.source.values():
-            call(pipe, "SCRIPT", "LOAD", source)
-        pipe.execute()
+        """Load the library, in one trip (also before a pipeline, which cannot reload it
+        midway)."""
+        call(client, "FUNCTION", "LOAD", "REPLACE", self.library)
 
     def pipelined(
         self, client: redis.Redis, calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]]
     ) -> list[Any]:
-        """Run several scripts in one round trip; reload and re-send all on NOSCRIPT.
+        """Run several scripts in one round trip; reload the library and re-send all if Redis
+        lacks it.
 
         Re-sending is safe because every script is idempotent under re-send. A single call
         takes the (cheaper) ``run`` path.
@@ -217,11 +208,11 @@ class Scripts:
         for attempt in (1, 2):
             pipe = client.pipeline(transaction=False)
             for name, keys, args in calls:
-                call(pipe, "EVALSHA", self.sha[name], len(keys), *keys, *args)
+                call(pipe, "FCALL", self.function[name], len(keys), *keys, *args)
             try:
                 return pipe.execute()
-            except NoScriptError:
-                if attempt == 2:
+            except ResponseError as error:
+                if attempt == 2 or not _missing(error):
                     raise
                 self.load_all(client)
         raise AssertionError("unreachable")

@@ -1,4 +1,4 @@
-"""(b) scripts survive SCRIPT FLUSH; (c) every key of a queue is in one Cluster slot."""
+"""(b) scripts survive SCRIPT FLUSH and FUNCTION FLUSH; (c) one Cluster slot per queue."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ queue_names = st.from_regex(r"[A-Za-z0-9_.:\-]{1,100}", fullmatch=True)
 def test_every_operation_works_after_script_flush(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     queue = RedisQueue(client, prefix=unique_prefix(), clock=ManualClock())
-    flush = client.script_flush
+
+    def flush() -> None:
+        client.script_flush()
+        client.function_flush()
 
     flush()
     queue.enqueue(Job("t", id="a"))

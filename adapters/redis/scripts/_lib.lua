@@ -1,10 +1,18 @@
--- Shared by every queue script (prepended at load time). The KEYS layout is fixed, see keys.py:
--- every key of one queue shares the hash tag {<queue>}, so each script touches one Cluster slot.
--- Dynamic keys (unique keys "u:<key>", claim tokens "t:<token>") are built from the same base.
-local JOBS, STATE, ERRORS, RESULTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local READY, DELAYED, LEASES, DEAD = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local DONE, META, WAKE = KEYS[9], KEYS[10], KEYS[11]
-local BASE = string.sub(JOBS, 1, -5)
+-- The head of the queue's Functions library (scripts.py appends every script as a function whose
+-- body starts with bind(KEYS)): what is here is made once per load, not once per call.
+-- The KEYS layout is fixed, see keys.py: every key of one queue shares the hash tag {<queue>},
+-- so each script touches one Cluster slot. Dynamic keys (unique keys "u:<key>", claim tokens
+-- "t:<token>") are built from the same base.
+local JOBS, STATE, ERRORS, RESULTS, READY, DELAYED, LEASES, DEAD, DONE, META, WAKE, BASE
+
+-- The key names the helpers use, set for the queue of the call being run (calls never overlap).
+local function bind(keys)
+  JOBS, STATE, ERRORS, RESULTS = keys[1], keys[2], keys[3], keys[4]
+  READY, DELAYED, LEASES, DEAD = keys[5], keys[6], keys[7], keys[8]
+  DONE, META, WAKE = keys[9], keys[10], keys[11]
+  BASE = string.sub(JOBS, 1, -5)
+end
+
 local BAND = 17592186044416 -- 2^44: ready score = (255 - priority) * BAND + seq, exact in a double
 local WAKE_CAP = 8
 
