@@ -10,7 +10,7 @@ from __future__ import annotations
 from bench.app import read_log
 from bench.env import Env
 from bench.harness import Metric, Sample, Workload, rate
-from bench.workers import Items, drain
+from bench.workers import PREFETCHED, Items, drain
 
 JOB_MS = 10.0
 
@@ -38,7 +38,7 @@ WORKLOADS = (
     Workload(
         name="cpu",
         title="Drain 400 CPU-bound ~10 ms jobs with 2 children: parallel efficiency",
-        backends=("redis", "memory"),
+        backends=("redis", PREFETCHED, "memory"),
         metrics=(
             Metric("rate", "CPU-bound drain, incl. startup", "jobs/s"),
             Metric("efficiency", "parallel efficiency, incl. startup", "", 0.85),
