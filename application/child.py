@@ -43,9 +43,10 @@ def child_main(
     child_init: Callable[[], None] | None,
     measure_rss: bool,
     fence: mmap.mmap | None = None,
+    nice: int = 0,
 ) -> None:
     """The child's whole life: set up, report ready, serve tasks until told to stop."""
-    after_fork(parent_pid, inherited)
+    after_fork(parent_pid, inherited, nice)
     if child_init is not None:
         child_init()
     runner = Runner(registry, measure_rss)
@@ -55,8 +56,8 @@ def child_main(
     runner.serve(conn)
 
 
-def after_fork(parent_pid: int, inherited: list[int]) -> None:
-    """Become an independent, well-behaved child of ``parent_pid``."""
+def after_fork(parent_pid: int, inherited: list[int], nice: int = 0) -> None:
+    """Become an independent, well-behaved child of ``parent_pid``, ``nice`` steps below it."""
     signal.set_wakeup_fd(-1)  # the parent's wake-up pipe is not ours to write to
     for name in _RESET:
         signal.signal(getattr(signal, name), signal.SIG_DFL)
@@ -70,6 +71,9 @@ def after_fork(parent_pid: int, inherited: list[int]) -> None:
     if os.getppid() != parent_pid:  # the parent died before the kernel could be told
         os._exit(1)
     random.seed()
+    if nice:
+        with contextlib.suppress(OSError):  # raising one's own nice value needs no privilege
+            os.nice(nice)
 
 
 def _die_with_parent() -> None:

@@ -9,6 +9,9 @@ import attrs
 
 from domain import ConfigurationError, validate_queue_name
 
+#: The highest nice increment a child may get (Linux nice values end at 19).
+MAX_NICE = 19
+
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if isinstance(value, timedelta) and value > timedelta(0):
@@ -26,6 +29,13 @@ def _not_negative(_: object, attribute: attrs.Attribute[Any], value: Any) -> Non
     if isinstance(value, timedelta) and value >= timedelta(0):
         return
     raise ConfigurationError(f"pool setting {attribute.name} must be >= 0, got {value!r}")
+
+
+def _nice(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_NICE:
+        raise ConfigurationError(
+            f"pool setting {attribute.name} must be an int from 0 to {MAX_NICE}, got {value!r}"
+        )
 
 
 def _queues(value: Any) -> tuple[str, ...]:
@@ -60,6 +70,9 @@ class PoolConfig:
     * ``unknown_handler_grace``: a job naming no registered handler is retried until it is
       this old (rolling deploys), then dead.
     * ``heartbeat_every``: how often the pool publishes its ``WorkerInfo``.
+    * ``child_nice``: added to the children's nice value (0-19), so the parent, which hands
+      out work, renews leases and fences children, wins the CPU when CPU-bound handlers keep
+      every core busy (0: the children run at the parent's priority).
     """
 
     queues: tuple[str, ...] = attrs.field(default=("default",), converter=_queues)
@@ -76,6 +89,7 @@ class PoolConfig:
         default=timedelta(seconds=30), validator=_not_negative
     )
     heartbeat_every: timedelta = attrs.field(default=timedelta(seconds=5), validator=_positive)
+    child_nice: int = attrs.field(default=10, validator=_nice)
     term_grace: timedelta = attrs.field(default=timedelta(seconds=2), validator=_not_negative)
 
     @property

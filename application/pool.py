@@ -69,6 +69,7 @@ class Pool:
             measure_rss=config.max_memory_per_child_mb is not None,
             inherited=self._parent_fds,
             on_spawn=self._watch,
+            nice=config.child_nice,
         )
         heartbeat = Heartbeat(
             workers, clock, config.queues, config.concurrency, config.heartbeat_every

@@ -51,12 +51,14 @@ class ProcessWorkforce:
         measure_rss: bool,
         inherited: Callable[[], list[int]],
         on_spawn: Callable[[int, Child], None],
+        nice: int = 0,
     ) -> None:
         self._registry = registry
         self._child_init = child_init
         self._measure_rss = measure_rss
         self._inherited = inherited
         self._on_spawn = on_spawn
+        self._nice = nice
         self._context = multiprocessing.get_context("fork")
         self.children: dict[int, Child] = {}
 
@@ -92,6 +94,7 @@ class ProcessWorkforce:
                 "child_init": self._child_init,
                 "measure_rss": self._measure_rss,
                 "fence": fence,
+                "nice": self._nice,
             },
             name=f"foundry-child-{slot}",
             daemon=False,

@@ -65,6 +65,14 @@ and releases the rest (their attempts are not spent); a second Ctrl-C stops at o
     "in this window (at most 64). Like --prefetch, a crashed worker spends an attempt of "
     "every job it held.",
 )
+@click.option(
+    "--child-nice",
+    type=click.IntRange(0, 19),
+    default=10,
+    show_default=True,
+    help="Added to the children's nice value, so the parent (work hand-out, lease renewal, "
+    "fencing) wins the CPU when handlers keep every core busy. 0: same priority.",
+)
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.pass_context
 def work(
@@ -78,6 +86,7 @@ def work(
     grace: float,
     prefetch: int,
     prefetch_window: float,
+    child_nice: int,
     burst: bool,
 ) -> None:
     """Run a worker pool."""
@@ -93,6 +102,7 @@ def work(
         burst=burst,
         prefetch=prefetch,
         prefetch_window=timedelta(milliseconds=prefetch_window),
+        child_nice=child_nice,
     )
     port = common.queue(ctx)
     if isinstance(port, RedisQueue):

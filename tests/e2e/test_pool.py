@@ -72,6 +72,11 @@ def pid() -> int:
     return os.getpid()
 
 
+@registry.job(name="niceness")
+def niceness() -> int:
+    return os.nice(0)
+
+
 class Seen:
     """Records the pool's events and the worker registry as seen mid-run."""
 
@@ -227,3 +232,16 @@ def test_max_tasks_per_child_recycles_children(queue: MemoryQueue, dispatcher: D
 
     pids = [queue.get(job_id).result for job_id in ids]  # type: ignore[union-attr]
     assert [pids.count(p) for p in dict.fromkeys(pids)] == [2, 2, 2]
+
+
+@pytest.mark.parametrize("child_nice", [0, 7])
+def test_children_run_child_nice_steps_below_the_parent(
+    queue: MemoryQueue, dispatcher: Dispatcher, child_nice: int
+) -> None:
+    job_id = dispatcher.dispatch("niceness")
+
+    assert run(queue, child_nice=child_nice) == 0
+
+    record = queue.get(job_id)
+    assert record is not None
+    assert record.result == min(os.nice(0) + child_nice, 19)
