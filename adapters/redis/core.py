@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import attrs
 import redis
 from loguru import logger
 
@@ -124,7 +125,17 @@ class RedisCore:
         """The startup self-check: Redis >= 7 (else ``ConfigurationError``), eviction policy and
         persistence reported, warnings logged; also loads every script."""
         report = inspect_redis(self._client)
-        log_report(report)
         with self._outage.guard("script load"):
-            self._scripts.load_all(self._client)
+            others = self._scripts.load_all(self._client)
+        if others:
+            report = attrs.evolve(report, warnings=(*report.warnings, _other_releases(others)))
+        log_report(report)
         return report
+
+
+def _other_releases(names: list[str]) -> str:
+    return (
+        f"{len(names)} Foundry function librar{'y' if len(names) == 1 else 'ies'} of other "
+        f"releases stay loaded ({', '.join(names)}); once no worker of that release runs, "
+        "free it with FUNCTION DELETE <name> (a worker that still needs it loads it again)"
+    )

@@ -188,10 +188,19 @@ class Scripts:
             conn.send_packed_command([packed])
             return conn.read_response()
 
-    def load_all(self, client: redis.Redis) -> None:
-        """Load the library, in one trip (also before a pipeline, which cannot reload it
-        midway)."""
-        call(client, "FUNCTION", "LOAD", "REPLACE", self.library)
+    def load_all(self, client: redis.Redis) -> list[str]:
+        """Load the library (also before a pipeline, which cannot reload it midway); the
+        names of the other Foundry libraries Redis holds (other releases'), in one trip."""
+        pipe = client.pipeline(transaction=False)
+        call(pipe, "FUNCTION", "LOAD", "REPLACE", self.library)
+        call(pipe, "FUNCTION", "LIST", "LIBRARYNAME", "foundry_*")
+        loaded, libraries = pipe.execute(raise_on_error=False)
+        if isinstance(loaded, Exception):
+            raise loaded
+        if isinstance(libraries, Exception):  # FUNCTION LIST refused: nothing to report
+            return []
+        names = (lib[b"library_name"].decode() for lib in libraries)
+        return sorted(name for name in names if name != f"foundry_{self.version}")
 
     def pipelined(
         self, client: redis.Redis, calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]]

@@ -178,6 +178,24 @@ def test_the_self_check_of_a_safe_redis_has_no_warnings(
     )
 
 
+def test_the_self_check_names_function_libraries_left_by_other_releases(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory(appendonly=True)
+    old = "#!lua name=foundry_0ld\nredis.register_function('claim_0ld', function() return 1 end)"
+    server.client().function_load(old)
+    queue = RedisQueue(connect(RedisSettings(url=server.url)), prefix="r")
+
+    report = queue.check()
+    again = queue.check()  # its own library, loaded by the first check, is not named
+
+    [warning] = report.warnings
+    assert "1 Foundry function library of other releases" in warning
+    assert "(foundry_0ld)" in warning
+    assert "FUNCTION DELETE" in warning
+    assert again.warnings == report.warnings
+
+
 def test_the_self_check_reads_everything_even_where_config_is_refused(
     redis_server_factory: Callable[..., RedisServer],
 ) -> None:
