@@ -48,7 +48,8 @@ class Respawner:
         """Fork the empty slots whose backoff is over (none once the pool is stopping)."""
         if self._sup.stopping.requested:
             return
-        delay = min(SPAWN_BACKOFF_S * 2 ** (self.failures - 1), SPAWN_BACKOFF_MAX_S)
+        # max(): a fork of another slot that succeeded since has reset the count to 0.
+        delay = min(SPAWN_BACKOFF_S * 2 ** max(self.failures - 1, 0), SPAWN_BACKOFF_MAX_S)
         for index, due in list(self._due.items()):
             if due is None:  # the failure's time is known only now: the workforce has no clock
                 self._due[index] = now + delay

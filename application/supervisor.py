@@ -196,7 +196,7 @@ class Supervisor:
             return
         self._hand_out(now)
         wanted = self._wanted()
-        idle = block and not self.book and all(s.state is SlotState.IDLE for s in self.slots)
+        idle = block and not self.book and self._all_idle()
         # The busy-poll pause is for a pool that cannot block in claim; once idle it blocks at
         # once, or a job sent now would sit out the pause (up to 50 ms instead of ~1 ms).
         due = now >= self.next_claim_at and (idle or now >= self.poll_at)
@@ -258,8 +258,15 @@ class Supervisor:
         auto = min(PREFETCH_MAX, int(config.concurrency * window / mean))
         return max(config.prefetch, auto)
 
+    def _all_idle(self) -> bool:
+        """No child runs or prepares a job: each is idle, or its slot waits for a new fork."""
+        states = [slot.state for slot in self.slots]
+        waiting = (SlotState.IDLE, SlotState.EMPTY)
+        return SlotState.IDLE in states and all(state in waiting for state in states)
+
     def _quiet_for(self, now: float) -> float:
-        return max(0.0, min(self.heartbeat.next_wake(), self.settler.next_wake()) - now)
+        wakes = (self.heartbeat.next_wake(), self.settler.next_wake(), self.respawner.next_wake())
+        return max(0.0, min(wakes) - now)
 
     def _claim(self, limit: int, wait: float, now: float) -> list[Lease]:
         config = self.config

@@ -73,7 +73,12 @@ class FlakyQueue(MemoryQueue):
 
     down = False
 
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.waits: list[timedelta] = []  # each claim's wait, in order
+
     def claim(self, queues: Sequence[str], **options: Any) -> list[Lease]:
+        self.waits.append(options.get("wait", timedelta(0)))
         if self.down:
             raise QueueUnavailable("the queue is down (test)")
         return super().claim(queues, **options)

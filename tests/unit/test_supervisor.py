@@ -591,6 +591,18 @@ def test_no_job_is_claimed_for_a_slot_whose_fork_failed() -> None:
     assert pool.queue.stats("default").ready == 1
 
 
+def test_a_pool_whose_other_children_are_idle_blocks_in_claim_while_a_fork_is_retried() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=timedelta(seconds=1)))
+    pool.workforce.failing_forks = 1
+    pool.start()
+    pool.advance(0)  # slot 0 empty, its retry scheduled 0.5 s from now
+
+    pool.sup.fill(pool.now)
+
+    assert pool.sup.slots[0].state is SlotState.EMPTY
+    assert pool.queue.waits[-1] == timedelta(seconds=0.5)  # blocks, but not past the retry
+
+
 def test_forks_that_keep_failing_stop_the_pool_with_exit_code_1() -> None:
     pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
     pool.workforce.failing_forks = 100
