@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.env import Env
 from bench.harness import Outcome, Workload, measure
 from bench.report import markdown, save
-from entrypoints.logging import configure_logging
+from foundry.entrypoints.logging import configure_logging
 
 # Modules defining WORKLOADS, in the order they run. A module whose imports fail (a part of
 # Foundry not built yet) is reported and skipped; the others still run.

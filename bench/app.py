@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from application.registry import JobRegistry
+from foundry.application.registry import JobRegistry
 
 QUEUE = "bench"
 LOG_DIR = "FOUNDRY_BENCH_LOG"

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from adapters.clock import SystemClock
-from application.dispatcher import Dispatcher
 from bench.app import registry
 from bench.env import Env
-from entrypoints.container import build_container
-from entrypoints.settings import Driver, Settings
-from ports import QueuePort
+from foundry.adapters.clock import SystemClock
+from foundry.application.dispatcher import Dispatcher
+from foundry.entrypoints.container import build_container
+from foundry.entrypoints.settings import Driver, Settings
+from foundry.ports import QueuePort
 
 BATCH = 1_000  # jobs per dispatch_many call
 

@@ -11,13 +11,13 @@ import sys
 
 import orjson
 
-from adapters.clock import SystemClock
-from adapters.memory.cache import MemoryCache
-from adapters.redis.cache import RedisCache
-from adapters.redis.connection import RedisSettings, connect
 from bench.env import Env
 from bench.harness import Metric, Sample, Workload, rate, stopwatch
-from ports.cache import CachePort
+from foundry.adapters.clock import SystemClock
+from foundry.adapters.memory.cache import MemoryCache
+from foundry.adapters.redis.cache import RedisCache
+from foundry.adapters.redis.connection import RedisSettings, connect
+from foundry.ports.cache import CachePort
 
 VALUE = {"id": 12345, "name": "Ada Lovelace", "roles": ["admin", "author"], "active": True}
 KEYS = [f"user:{i}" for i in range(1000)]

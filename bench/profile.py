@@ -13,13 +13,13 @@ import pstats
 import sys
 from collections.abc import Callable
 
-from adapters.clock import SystemClock
-from application.pool import Pool, PoolConfig
 from bench.app import QUEUE, noop, registry
 from bench.backends import BATCH, open_dispatcher, open_queue
 from bench.env import Env
 from bench.workers import fill
-from entrypoints.logging import configure_logging
+from foundry.adapters.clock import SystemClock
+from foundry.application.pool import Pool, PoolConfig
+from foundry.entrypoints.logging import configure_logging
 
 
 def _dispatch(env: Env, count: int) -> Callable[[], None]:

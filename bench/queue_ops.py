@@ -14,10 +14,10 @@ from datetime import timedelta
 
 import redis
 
-from adapters.redis.queue import RedisQueue
 from bench.env import Env
 from bench.harness import Metric, Sample, Workload, rate
-from domain import Job
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.domain import Job
 
 BATCH = 1_000
 CLAIM = 100

@@ -14,15 +14,15 @@ from pathlib import Path
 import attrs
 import redis
 
-from adapters.clock import SystemClock
-from adapters.redis.keys import QueueKeys
-from application.dispatcher import Dispatcher
-from application.outcome import Outcome
-from application.pool import Pool, PoolConfig
 from bench.app import LOG_DIR, QUEUE, registry
 from bench.backends import BATCH, open_queue
 from bench.env import Env
-from ports import Lease, QueuePort
+from foundry.adapters.clock import SystemClock
+from foundry.adapters.redis.keys import QueueKeys
+from foundry.application.dispatcher import Dispatcher
+from foundry.application.pool import Pool, PoolConfig
+from foundry.application.pool.outcome import Outcome
+from foundry.ports import Lease, QueuePort
 
 ROOT = Path(__file__).resolve().parent.parent
 # How often the bench looks at the queue's counters while it drains. The times come from the

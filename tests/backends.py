@@ -17,15 +17,15 @@ import attrs
 import pytest
 import redis
 
-from adapters.clock import ManualClock
-from adapters.memory import MemoryQueue
-from adapters.memory.cache import MemoryCache
-from adapters.redis.cache import RedisCache
-from adapters.redis.connection import RedisSettings, connect
-from adapters.redis.queue import RedisQueue
-from domain import Job, JobState
-from ports import DeadLetterRetention, QueuePort, WorkerRegistry
-from ports.cache import CachePort
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.adapters.memory.cache import MemoryCache
+from foundry.adapters.redis.cache import RedisCache
+from foundry.adapters.redis.connection import RedisSettings, connect
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.domain import Job, JobState
+from foundry.ports import DeadLetterRetention, QueuePort, WorkerRegistry
+from foundry.ports.cache import CachePort
 
 
 class Queue(QueuePort, WorkerRegistry, Protocol):

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from click.testing import CliRunner, Result
 from dependency_injector import providers
 
-from entrypoints.cli import cli
-from entrypoints.container import Container, build_container
-from entrypoints.settings import Settings
-from ports import Clock, QueuePort
+from foundry.entrypoints.cli import cli
+from foundry.entrypoints.container import Container, build_container
+from foundry.entrypoints.settings import Settings
+from foundry.ports import Clock, QueuePort
 
 
 def container_for(queue: QueuePort, clock: Clock, settings: Settings | None = None) -> Container:

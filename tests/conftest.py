@@ -9,8 +9,8 @@ import pytest
 import redis
 from hypothesis import HealthCheck, settings
 
-from adapters.clock import ManualClock
-from ports.cache import CachePort
+from foundry.adapters.clock import ManualClock
+from foundry.ports.cache import CachePort
 from tests.backends import (
     CACHE_BACKENDS,
     QUEUE_BACKENDS,

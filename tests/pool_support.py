@@ -11,16 +11,16 @@ from typing import Any
 
 import attrs
 
-from adapters.clock import ManualClock
-from adapters.memory import MemoryQueue
-from application.config import PoolConfig
-from application.heartbeat import Heartbeat
-from application.outcome import Outcome
-from application.registry import JobRegistry
-from application.supervisor import Supervisor
-from application.wire import Reply, Task, decode_task
-from domain import ErrorInfo, Job, QueueUnavailable, StaleLease
-from ports import Lease, WorkerRegistry
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.heartbeat import Heartbeat
+from foundry.application.pool.outcome import Outcome
+from foundry.application.pool.supervisor import Supervisor
+from foundry.application.pool.wire import Reply, Task, decode_task
+from foundry.application.registry import JobRegistry
+from foundry.domain import ErrorInfo, Job, QueueUnavailable, StaleLease
+from foundry.ports import Lease, WorkerRegistry
 
 
 class FakeWorkforce:

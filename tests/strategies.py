@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from domain import (
+from foundry.domain import (
     PRIORITY_MAX,
     PRIORITY_MIN,
     Delays,

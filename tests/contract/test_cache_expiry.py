@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.clock import ManualClock
-from domain import InvalidCacheValue
-from ports.cache import CachePort
+from foundry.adapters.clock import ManualClock
+from foundry.domain import InvalidCacheValue
+from foundry.ports.cache import CachePort
 from tests.backends import MS, CacheBackend
 
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.clock import ManualClock
-from domain import CacheError, InvalidCacheKey, InvalidCacheValue, LockNotOwned
-from ports.cache import CachePort, Lock
+from foundry.adapters.clock import ManualClock
+from foundry.domain import CacheError, InvalidCacheKey, InvalidCacheValue, LockNotOwned
+from foundry.ports.cache import CachePort, Lock
 from tests.backends import MS, run_while_advancing
 
 

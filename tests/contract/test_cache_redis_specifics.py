@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.clock import ManualClock
-from adapters.redis.cache import RedisCache
-from adapters.redis.connection import RedisSettings, connect
-from domain import CacheUnavailable, UndecodableValue
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.redis.cache import RedisCache
+from foundry.adapters.redis.connection import RedisSettings, connect
+from foundry.domain import CacheUnavailable, UndecodableValue
 from tests.backends import redis_cache, unique_prefix
 from tests.redis_server import RedisServer
 

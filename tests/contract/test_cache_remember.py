@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.clock import ManualClock
-from domain import CacheError, InvalidCacheValue
-from ports.cache import CachePort
+from foundry.adapters.clock import ManualClock
+from foundry.domain import CacheError, InvalidCacheValue
+from foundry.ports.cache import CachePort
 from tests.backends import run_while_advancing
 
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.clock import ManualClock
-from domain import InvalidCacheKey
-from ports.cache import CachePort, CacheStats, TaggedCache
+from foundry.adapters.clock import ManualClock
+from foundry.domain import InvalidCacheKey
+from foundry.ports.cache import CachePort, CacheStats, TaggedCache
 
 
 def test_flush_invalidates_every_key_written_through_the_view(cache: CachePort) -> None:

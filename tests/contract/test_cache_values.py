@@ -8,8 +8,8 @@ from typing import Any
 import attrs
 import pytest
 
-from domain import InvalidCacheKey, InvalidCacheValue, UndecodableValue
-from ports.cache import CachePort
+from foundry.domain import InvalidCacheKey, InvalidCacheValue, UndecodableValue
+from foundry.ports.cache import CachePort
 from tests.backends import CacheBackend
 
 

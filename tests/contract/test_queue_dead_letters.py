@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from adapters.clock import ManualClock
-from domain import Dead, ErrorInfo, JobState, Retry, RetryPolicy
-from ports import DeadLetterRetention
+from foundry.adapters.clock import ManualClock
+from foundry.domain import Dead, ErrorInfo, JobState, Retry, RetryPolicy
+from foundry.ports import DeadLetterRetention
 from tests.backends import LEASE, MS, Queue, job
 
 

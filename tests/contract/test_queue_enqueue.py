@@ -6,9 +6,18 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.clock import ManualClock
-from domain import Dead, ErrorInfo, InvalidJob, JobState, Retry, RunAfter, UniqueSpec, UniqueUntil
-from ports import Duplicate, Enqueued
+from foundry.adapters.clock import ManualClock
+from foundry.domain import (
+    Dead,
+    ErrorInfo,
+    InvalidJob,
+    JobState,
+    Retry,
+    RunAfter,
+    UniqueSpec,
+    UniqueUntil,
+)
+from foundry.ports import Duplicate, Enqueued
 from tests.backends import LEASE, MS, Queue, job
 
 

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.clock import ManualClock
-from domain import Dead, ErrorInfo, JobState, Retry, RunAfter, StaleLease
-from ports import Enqueued, QueuePort, QueueStats, WorkerInfo, WorkerRegistry
+from foundry.adapters.clock import ManualClock
+from foundry.domain import Dead, ErrorInfo, JobState, Retry, RunAfter, StaleLease
+from foundry.ports import Enqueued, QueuePort, QueueStats, WorkerInfo, WorkerRegistry
 from tests.backends import LEASE, MS, Queue, QueueBackend, job, state_of
 
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.clock import ManualClock
-from domain import Dead, ErrorInfo, JobState, Retry, RetryPolicy, StaleLease
+from foundry.adapters.clock import ManualClock
+from foundry.domain import Dead, ErrorInfo, JobState, Retry, RetryPolicy, StaleLease
 from tests.backends import LEASE, MS, Queue, job
 
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.clock import ManualClock
-from domain import RunAfter, RunAt
+from foundry.adapters.clock import ManualClock
+from foundry.domain import RunAfter, RunAt
 from tests.backends import LEASE, MS, Queue, job
 
 

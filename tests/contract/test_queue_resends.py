@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.clock import ManualClock
-from domain import Dead, ErrorInfo, JobState, Retry, StaleLease
+from foundry.adapters.clock import ManualClock
+from foundry.domain import Dead, ErrorInfo, JobState, Retry, StaleLease
 from tests.backends import LEASE, Queue, job
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from application.dispatcher import Dispatcher
-from application.registry import JobRegistry
-from domain import Fixed, RetryPolicy
+from foundry.application.dispatcher import Dispatcher
+from foundry.application.registry import JobRegistry
+from foundry.domain import Fixed, RetryPolicy
 
 QUEUE = "e2e"
 LEDGER = "FOUNDRY_E2E_LEDGER"

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.clock import ManualClock
-from domain import Dead, ErrorInfo, Job, JobState, RunAfter
-from entrypoints.container import Container
-from ports import WorkerInfo
+from foundry.adapters.clock import ManualClock
+from foundry.domain import Dead, ErrorInfo, Job, JobState, RunAfter
+from foundry.entrypoints.container import Container
+from foundry.ports import WorkerInfo
 from tests.backends import LEASE, Queue
 from tests.cli_support import container_for, invoke
 
@@ -215,7 +215,7 @@ def test_enqueue_with_the_app_applies_the_handler_defaults(box: Container, queue
         "enqueue",
         "demo.flaky",
         "--app",
-        "entrypoints.demo.app:registry",
+        "foundry.entrypoints.demo.app:registry",
         "--id",
         "f-1",
         "--payload",
@@ -229,7 +229,7 @@ def test_enqueue_with_the_app_applies_the_handler_defaults(box: Container, queue
 
 
 def test_enqueue_with_the_app_refuses_an_unknown_handler(box: Container) -> None:
-    result = invoke(box, "enqueue", "demo.typo", "--app", "entrypoints.demo.app:registry")
+    result = invoke(box, "enqueue", "demo.typo", "--app", "foundry.entrypoints.demo.app:registry")
 
     assert result.exit_code == 2
     assert "demo.typo" in result.stderr

@@ -22,7 +22,7 @@ def run_foundry(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     """``foundry ARGS`` in a fresh Python process, from the repository root."""
     environ = {**os.environ, "FOUNDRY_LOG_LEVEL": "WARNING", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-c", "from entrypoints.cli import main; main()", *args],
+        [sys.executable, "-c", "from foundry.entrypoints.cli import main; main()", *args],
         cwd=ROOT,
         env=environ,
         capture_output=True,

@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from adapters.clock import SystemClock
-from adapters.memory import MemoryQueue
-from application.config import PoolConfig
-from application.dispatcher import Dispatcher
-from application.outcome import Outcome, OutcomeKind
-from application.pool import Pool
-from application.registry import JobRegistry
-from domain import JobState, RetryPolicy
-from ports import Lease, WorkerInfo
+from foundry.adapters.clock import SystemClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.application.dispatcher import Dispatcher
+from foundry.application.pool import Pool
+from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.outcome import Outcome, OutcomeKind
+from foundry.application.registry import JobRegistry
+from foundry.domain import JobState, RetryPolicy
+from foundry.ports import Lease, WorkerInfo
 
 registry = JobRegistry()
 ONCE = RetryPolicy(max_attempts=1)
@@ -147,7 +147,7 @@ def test_a_soft_time_limit_raises_inside_the_handler(
     record = queue.get(job_id)
     assert record is not None
     assert record.state is JobState.DEAD
-    assert record.errors[0].type == "application.errors.SoftTimeLimitExceeded"
+    assert record.errors[0].type == "foundry.application.errors.SoftTimeLimitExceeded"
 
 
 def test_an_unpicklable_result_is_replaced_by_a_description(
@@ -201,7 +201,7 @@ def test_a_handler_that_ends_its_process_fails_with_worker_lost_and_its_exit_cod
     assert record is not None
     assert record.state is JobState.DEAD
     assert (record.errors[0].type, record.errors[0].exit_code) == (
-        "application.errors.WorkerLost",
+        "foundry.application.errors.WorkerLost",
         7,
     )
     assert queue.get(after).state is JobState.COMPLETED  # type: ignore[union-attr]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.clock import SystemClock
-from adapters.memory import MemoryQueue
+from foundry.adapters.clock import SystemClock
+from foundry.adapters.memory import MemoryQueue
 from tests.cli_support import container_for, invoke
 from tests.e2e.apps import JOBS, LEDGER, QUEUE
 

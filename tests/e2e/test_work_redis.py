@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from adapters.clock import SystemClock
-from adapters.redis.cache import RedisCache
-from adapters.redis.queue import RedisQueue
-from application.dispatcher import Dispatcher
-from domain import JobState
-from entrypoints.apps import load_app
+from foundry.adapters.clock import SystemClock
+from foundry.adapters.redis.cache import RedisCache
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.application.dispatcher import Dispatcher
+from foundry.domain import JobState
+from foundry.entrypoints.apps import load_app
 from tests.e2e.apps import LEDGER, QUEUE, add, flaky, registry
 from tests.e2e.test_demo import run_foundry, unique_prefix
 from tests.redis_server import RedisServer

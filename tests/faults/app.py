@@ -11,9 +11,9 @@ import signal
 import time
 from datetime import timedelta
 
-from application.context import current_job
-from application.registry import JobRegistry
-from domain import Fixed, PermanentFailure, RetryPolicy
+from foundry.application.context import current_job
+from foundry.application.registry import JobRegistry
+from foundry.domain import Fixed, PermanentFailure, RetryPolicy
 from tests.faults.ledger import Ledger
 
 registry = JobRegistry()

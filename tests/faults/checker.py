@@ -23,8 +23,8 @@ from typing import Any
 
 import attrs
 
-from domain import JobState
-from ports.queue_types import JobRecord
+from foundry.domain import JobState
+from foundry.ports.queue_types import JobRecord
 
 _TERMINAL = (JobState.COMPLETED, JobState.DEAD)
 

@@ -23,11 +23,11 @@ from typing import Any
 
 import psutil
 
-from domain import Job, QueueUnavailable, new_job_id
-from entrypoints.container import build_container
-from entrypoints.settings import Settings
-from ports import QueuePort
-from ports.queue_types import Duplicate, JobRecord
+from foundry.domain import Job, QueueUnavailable, new_job_id
+from foundry.entrypoints.container import build_container
+from foundry.entrypoints.settings import Settings
+from foundry.ports import QueuePort
+from foundry.ports.queue_types import Duplicate, JobRecord
 from tests.faults.checker import Expectations, Report, check
 from tests.faults.ledger import LEDGER_ENV, Ledger
 

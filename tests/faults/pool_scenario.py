@@ -16,14 +16,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from adapters.clock import SystemClock
-from adapters.memory import MemoryQueue
-from application.config import PoolConfig
-from application.context import current_job
-from application.pool import Pool
-from application.registry import JobRegistry
-from domain import Fixed, Job, RetryPolicy
-from ports import QueuePort
+from foundry.adapters.clock import SystemClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.application.context import current_job
+from foundry.application.pool import Pool
+from foundry.application.pool.config import PoolConfig
+from foundry.application.registry import JobRegistry
+from foundry.domain import Fixed, Job, RetryPolicy
+from foundry.ports import QueuePort
 from tests.faults.checker import Expectations, Report, check
 from tests.faults.ledger import LEDGER_ENV, Ledger
 

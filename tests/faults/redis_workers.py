@@ -35,7 +35,7 @@ class Workers:
         command = [
             sys.executable,
             "-c",
-            "from entrypoints.cli import main; main()",
+            "from foundry.entrypoints.cli import main; main()",
             "work",
             "--app",
             APP,

@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.redis.cache import RedisCache
-from adapters.redis.connection import RedisSettings, connect
-from domain import CacheUnavailable
+from foundry.adapters.redis.cache import RedisCache
+from foundry.adapters.redis.connection import RedisSettings, connect
+from foundry.domain import CacheUnavailable
 from tests.backends import redis_cache, unique_prefix
 from tests.faults.proxy import FaultProxy
 from tests.redis_server import RedisServer

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from domain import Job, JobState
-from ports.queue_types import JobRecord
+from foundry.domain import Job, JobState
+from foundry.ports.queue_types import JobRecord
 from tests.faults.checker import Expectations, check, executions, overlapping
 from tests.faults.ledger import Ledger
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from application.config import PoolConfig
-from domain import JobState
+from foundry.application.pool.config import PoolConfig
+from foundry.domain import JobState
 from tests.faults.pool_scenario import Scenario
 
 FAST_IDLE = timedelta(milliseconds=50)
@@ -64,7 +64,7 @@ def test_f1_children_sigkilled_mid_job_30_times_lose_nothing(tmp_path: Path, see
         assert record is not None
         assert record.attempts == (2 if n in doomed else 1)
         if n in doomed:
-            assert record.errors[0].type == "application.errors.WorkerLost"
+            assert record.errors[0].type == "foundry.application.errors.WorkerLost"
             assert record.errors[0].signal == 9
 
 
@@ -88,7 +88,7 @@ def test_f4_a_child_stopped_past_the_hard_limit_is_killed_and_the_job_retried(
     record = scenario.queue.get(stopped.id)
     assert record is not None
     assert (record.state, record.attempts) == (JobState.COMPLETED, 2)
-    assert record.errors[0].type == "application.errors.TimeLimitExceeded"
+    assert record.errors[0].type == "foundry.application.errors.TimeLimitExceeded"
     assert _gone(scenario.starts(stopped.id)[0]["pid"])
 
 
@@ -111,7 +111,7 @@ def test_f5_a_handler_ignoring_sigterm_and_its_grandchild_are_gone_after_the_har
     assert _gone(note["pid"])
     record = scenario.queue.get(stubborn.id)
     assert record is not None
-    assert record.errors[0].type == "application.errors.TimeLimitExceeded"
+    assert record.errors[0].type == "foundry.application.errors.TimeLimitExceeded"
 
 
 @pytest.mark.timeout(60)

@@ -16,8 +16,8 @@ import psutil
 import pytest
 import redis
 
-from adapters.redis.queue import RedisQueue
-from domain import JobState
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.domain import JobState
 from tests.backends import unique_prefix
 from tests.faults.checker import Expectations
 from tests.faults.pool_scenario import Scenario

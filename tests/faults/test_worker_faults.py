@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from domain import JobState
+from foundry.domain import JobState
 from tests.faults.checker import Expectations
 from tests.faults.harness import Rig
 from tests.redis_server import RedisServer

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from domain import JobState
-from ports import Duplicate, Enqueued, EnqueueOutcome
+from foundry.domain import JobState
+from foundry.ports import Duplicate, Enqueued, EnqueueOutcome
 
 PENDING = "pending"  # READY or DELAYED, by run_at versus now
 ACTIVE, COMPLETED, DEAD = "active", "completed", "dead"

@@ -14,10 +14,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from adapters.clock import ManualClock
-from adapters.memory.cache import MemoryCache
-from domain import InvalidCacheValue
-from ports.cache import CachePort, CacheStats, CacheStore
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory.cache import MemoryCache
+from foundry.domain import InvalidCacheValue
+from foundry.ports.cache import CachePort, CacheStats, CacheStore
 from tests.backends import redis_cache
 from tests.model.cache_model import MISSING, CacheModel, View
 

@@ -17,9 +17,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 
-from adapters.clock import ManualClock
-from adapters.memory import MemoryQueue
-from domain import (
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.domain import (
     Dead,
     ErrorInfo,
     Job,
@@ -30,7 +30,7 @@ from domain import (
     StaleLease,
     UniqueSpec,
 )
-from ports import Lease
+from foundry.ports import Lease
 from tests.backends import Queue
 from tests.model.queue_admin_rules import QUEUES, AdminRules
 from tests.model.queue_model import ModelJob, QueueModel

@@ -9,8 +9,8 @@ import redis
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from adapters.clock import ManualClock
-from adapters.redis.queue import RedisQueue
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.redis.queue import RedisQueue
 from tests.backends import Queue
 from tests.model.test_queue_model import QueueMachine
 

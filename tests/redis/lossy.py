@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import redis
 
-from adapters.redis.connection import RedisSettings, connection_retry
+from foundry.adapters.redis.connection import RedisSettings, connection_retry
 
 
 @attrs.define

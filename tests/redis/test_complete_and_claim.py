@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 import redis
 
-from adapters.clock import ManualClock
-from adapters.redis.keys import QueueKeys
-from adapters.redis.queue import RedisQueue
-from domain import Job, JobState
-from ports import CompletingClaimer
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.redis.keys import QueueKeys
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.domain import Job, JobState
+from foundry.ports import CompletingClaimer
 from tests.backends import unique_prefix
 
 LEASE = timedelta(seconds=30)

@@ -15,9 +15,9 @@ import attrs
 import pytest
 import redis
 
-from adapters.clock import ManualClock
-from adapters.redis.queue import RedisQueue
-from domain import Dead, ErrorInfo, Job, Retry, RetryPolicy, RunAfter, UniqueSpec
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.domain import Dead, ErrorInfo, Job, Retry, RetryPolicy, RunAfter, UniqueSpec
 from tests.backends import unique_prefix
 from tests.redis.lossy import LossPlan, lossy_client
 

@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from adapters.clock import ManualClock
-from adapters.redis.keys import QueueKeys, registry_key
-from adapters.redis.queue import RedisQueue
-from domain import Dead, ErrorInfo, InvalidJob, InvalidQueueName, Job, Retry, UniqueSpec
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.redis.keys import QueueKeys, registry_key
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.domain import Dead, ErrorInfo, InvalidJob, InvalidQueueName, Job, Retry, UniqueSpec
 from tests.backends import unique_prefix
 
 LEASE = timedelta(seconds=30)

@@ -12,11 +12,11 @@ import pytest
 import redis
 from loguru import logger
 
-from adapters.clock import ManualClock
-from adapters.redis.connection import RedisSettings, connect
-from adapters.redis.queue import RedisQueue
-from domain import InvalidJob, Job, QueueUnavailable, RunAt
-from entrypoints.logging import bridge_to_stdlib
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.redis.connection import RedisSettings, connect
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.domain import InvalidJob, Job, QueueUnavailable, RunAt
+from foundry.entrypoints.logging import bridge_to_stdlib
 from tests.backends import unique_prefix
 from tests.redis_server import RedisServer
 

@@ -1,9 +1,9 @@
 import pytest
 
-from application.registry import JobRegistry
-from domain import ConfigurationError
-from entrypoints.apps import app_queues, load_app
-from entrypoints.demo import app as demo_app
+from foundry.application.registry import JobRegistry
+from foundry.domain import ConfigurationError
+from foundry.entrypoints.apps import app_queues, load_app
+from foundry.entrypoints.demo import app as demo_app
 
 NOT_A_REGISTRY = 42
 
@@ -18,7 +18,7 @@ def build(container: object) -> JobRegistry:
 
 
 def test_a_registry_attribute_is_loaded_as_is() -> None:
-    assert load_app("entrypoints.demo.app:registry") is demo_app.registry
+    assert load_app("foundry.entrypoints.demo.app:registry") is demo_app.registry
 
 
 def test_a_factory_is_called_with_the_container() -> None:
@@ -31,10 +31,10 @@ def test_a_factory_is_called_with_the_container() -> None:
 @pytest.mark.parametrize(
     ("spec", "hint"),
     [
-        ("entrypoints.demo.app", "module:attribute"),
+        ("foundry.entrypoints.demo.app", "module:attribute"),
         (":registry", "module:attribute"),
-        ("entrypoints.demo.nope:registry", "cannot import entrypoints.demo.nope"),
-        ("entrypoints.demo.app:nothing", "has no attribute 'nothing'"),
+        ("foundry.entrypoints.demo.nope:registry", "cannot import foundry.entrypoints.demo.nope"),
+        ("foundry.entrypoints.demo.app:nothing", "has no attribute 'nothing'"),
         (f"{__name__}:NOT_A_REGISTRY", "not a JobRegistry"),
     ],
 )

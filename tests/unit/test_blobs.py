@@ -8,9 +8,9 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.codec import WIRE_VERSION, Codec
-from adapters.redis.blobs import JobBlobs, base36
-from domain import Job
+from foundry.adapters.codec import WIRE_VERSION, Codec
+from foundry.adapters.redis.blobs import JobBlobs, base36
+from foundry.domain import Job
 from tests.strategies import jobs
 
 codec = Codec()

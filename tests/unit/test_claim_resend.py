@@ -4,10 +4,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from application.claims import ClaimTokens
-from application.config import PoolConfig
-from domain import QueueUnavailable
-from ports import Lease
+from foundry.application.pool.claims import ClaimTokens
+from foundry.application.pool.config import PoolConfig
+from foundry.domain import QueueUnavailable
+from foundry.ports import Lease
 from tests.pool_support import FlakyQueue, Harness
 
 FAST = timedelta(milliseconds=1)

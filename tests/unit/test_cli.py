@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from adapters.clock import ManualClock
-from adapters.memory import MemoryQueue
-from entrypoints.cli import cli
-from entrypoints.container import build_container
-from entrypoints.settings import Settings
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.entrypoints.cli import cli
+from foundry.entrypoints.container import build_container
+from foundry.entrypoints.settings import Settings
 from tests.cli_support import container_for, invoke
 from tests.redis_server import RedisServer
 
@@ -141,8 +141,8 @@ def _python(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_cli_runs_as_a_module_too() -> None:
-    version = _python("-m", "entrypoints.cli", "--version")
-    unknown = _python("-m", "entrypoints.cli", "nonsense")
+    version = _python("-m", "foundry.entrypoints.cli", "--version")
+    unknown = _python("-m", "foundry.entrypoints.cli", "nonsense")
 
     assert version.returncode == 0, version.stderr
     assert version.stdout.startswith("foundry, version ")
@@ -153,25 +153,30 @@ def test_the_cli_runs_as_a_module_too() -> None:
 def test_work_imports_neither_the_other_commands_nor_what_only_they_use() -> None:
     # Worker startup is import-bound: this guards the diet, not a timing.
     script = (
-        "import sys, click; from entrypoints.cli import cli; "
+        "import sys, click; from foundry.entrypoints.cli import cli; "
         "cli.get_command(click.Context(cli), 'work'); print(' '.join(sorted(sys.modules)))"
     )
     result = _python("-c", script)
 
     assert result.returncode == 0, result.stderr
     loaded = set(result.stdout.split())
-    assert "entrypoints.cli.work" in loaded
-    for unwanted in ("rich", "psutil", "entrypoints.cli.demo", "entrypoints.cli.check"):
+    assert "foundry.entrypoints.cli.work" in loaded
+    for unwanted in (
+        "rich",
+        "psutil",
+        "foundry.entrypoints.cli.demo",
+        "foundry.entrypoints.cli.check",
+    ):
         assert unwanted not in loaded
-    assert not {name for name in loaded if name.startswith("adapters.memory")}
-    assert "adapters.redis.cache" not in loaded
+    assert not {name for name in loaded if name.startswith("foundry.adapters.memory")}
+    assert "foundry.adapters.redis.cache" not in loaded
 
 
 def test_the_console_script_skips_logurus_default_sink_and_restores_the_environment() -> None:
     script = (
         "import os, sys\n"
         "sys.argv = ['foundry', '--version']\n"
-        "from entrypoints.console import main\n"
+        "from foundry.entrypoints.console import main\n"
         "try:\n    main()\nexcept SystemExit as stop:\n    print('exit', stop.code)\n"
         "from loguru import logger\n"
         "try:\n    logger.remove(0)\nexcept ValueError:\n    print('no default sink')\n"

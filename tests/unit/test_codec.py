@@ -12,8 +12,15 @@ from cattrs.gen import make_dict_unstructure_fn
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.codec import WIRE_VERSION, Codec
-from domain import ErrorInfo, InvalidCacheValue, InvalidJob, Job, UndecodableJob, UndecodableValue
+from foundry.adapters.codec import WIRE_VERSION, Codec
+from foundry.domain import (
+    ErrorInfo,
+    InvalidCacheValue,
+    InvalidJob,
+    Job,
+    UndecodableJob,
+    UndecodableValue,
+)
 from tests.strategies import jobs
 
 codec = Codec()

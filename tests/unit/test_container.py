@@ -1,13 +1,13 @@
 import pytest
 from dependency_injector import errors, providers
 
-from adapters.clock import ManualClock
-from adapters.memory import MemoryQueue
-from adapters.memory.cache import MemoryCache
-from adapters.redis.cache import RedisCache
-from adapters.redis.queue import RedisQueue
-from entrypoints.container import build_container, reinit_per_process
-from entrypoints.settings import Driver, Settings
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.adapters.memory.cache import MemoryCache
+from foundry.adapters.redis.cache import RedisCache
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.entrypoints.container import build_container, reinit_per_process
+from foundry.entrypoints.settings import Driver, Settings
 
 
 def test_the_memory_driver_builds_one_memory_queue_that_also_registers_workers() -> None:

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.clock import ManualClock
-from adapters.memory import MemoryQueue
-from application.dispatcher import Dispatcher
-from application.outcome import Outcome, OutcomeKind
-from domain import Dead, ErrorInfo, Job, PermanentFailure, RunAfter
-from entrypoints.demo.app import (
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.application.dispatcher import Dispatcher
+from foundry.application.pool.outcome import Outcome, OutcomeKind
+from foundry.domain import Dead, ErrorInfo, Job, PermanentFailure, RunAfter
+from foundry.entrypoints.demo.app import (
     DEMO_QUEUE,
     UpstreamHiccup,
     charge_cancelled_order,
@@ -18,10 +18,10 @@ from entrypoints.demo.app import (
     hash_chain,
     registry,
 )
-from entrypoints.demo.plan import EXPECTED_DEAD, plan
-from entrypoints.demo.summary import account
-from entrypoints.demo.tally import Tally, percentile
-from ports import Lease
+from foundry.entrypoints.demo.plan import EXPECTED_DEAD, plan
+from foundry.entrypoints.demo.summary import account
+from foundry.entrypoints.demo.tally import Tally, percentile
+from foundry.ports import Lease
 from tests.backends import LEASE
 
 

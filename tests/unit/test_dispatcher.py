@@ -2,11 +2,11 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.clock import ManualClock
-from adapters.memory import MemoryQueue
-from application.dispatcher import Dispatcher
-from application.registry import JobRegistry
-from domain import InvalidJob, JobState, UniqueSpec, UnknownHandler
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.application.dispatcher import Dispatcher
+from foundry.application.registry import JobRegistry
+from foundry.domain import InvalidJob, JobState, UniqueSpec, UnknownHandler
 
 registry = JobRegistry()
 

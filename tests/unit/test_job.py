@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from domain import (
+from foundry.domain import (
     MAX_PAYLOAD_BYTES,
     PRIORITY_MAX,
     PRIORITY_MIN,

@@ -1,8 +1,8 @@
 from datetime import UTC, datetime, timedelta
 
-from application.leases import LeaseBook
-from domain import Job
-from ports import Lease
+from foundry.application.pool.leases import LeaseBook
+from foundry.domain import Job
+from foundry.ports import Lease
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 from loguru import logger
 
-from entrypoints.logging import bridge_to_stdlib, configure_logging
+from foundry.entrypoints.logging import bridge_to_stdlib, configure_logging
 
 
 @pytest.fixture

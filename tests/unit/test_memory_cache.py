@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.clock import ManualClock
-from adapters.memory.cache import MemoryCache
-from domain import InvalidCacheKey, InvalidCacheValue
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory.cache import MemoryCache
+from foundry.domain import InvalidCacheKey, InvalidCacheValue
 
 
 def test_the_least_recently_used_value_is_evicted_and_counted(clock: ManualClock) -> None:

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain import MAX_PAYLOAD_BYTES, InvalidJob, Job
-from domain.job import (
+from foundry.domain import MAX_PAYLOAD_BYTES, InvalidJob, Job
+from foundry.domain.job import (
     _bound,
     _check_payload,
     _check_payload_exactly,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from application.config import PoolConfig
-from domain import ConfigurationError
+from foundry.application.pool.config import PoolConfig
+from foundry.domain import ConfigurationError
 
 
 def test_children_run_ten_nice_steps_below_the_parent_by_default() -> None:

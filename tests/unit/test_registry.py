@@ -2,8 +2,8 @@ from datetime import timedelta
 
 import pytest
 
-from application.registry import JobRegistry
-from domain import (
+from foundry.application.registry import JobRegistry
+from foundry.domain import (
     ConfigurationError,
     InvalidJob,
     RetryPolicy,

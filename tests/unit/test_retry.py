@@ -8,7 +8,8 @@ from random import Random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain import Dead, Delays, ErrorInfo, Exponential, Fixed, Linear, Retry, RetryPolicy
+from foundry.adapters.codec import Codec
+from foundry.domain import Dead, Delays, ErrorInfo, Exponential, Fixed, Linear, Retry, RetryPolicy
 from tests.strategies import durations, retry_policies
 
 
@@ -94,7 +95,7 @@ def test_the_last_attempt_gives_up_with_the_error_in_the_reason() -> None:
 def test_permanent_errors_and_their_subclasses_are_never_retried() -> None:
     policy = RetryPolicy(max_attempts=10, permanent={"myapp.Fatal"})
     subclass = ErrorInfo(type="myapp.VeryFatal", message="no", mro=("myapp.Fatal", "Exception"))
-    handler_gave_up = ErrorInfo(type="domain.errors.PermanentFailure", message="bad input")
+    handler_gave_up = ErrorInfo(type="foundry.domain.errors.PermanentFailure", message="bad input")
 
     assert isinstance(policy.decide(1, subclass, Random(0)), Dead)
     assert isinstance(policy.decide(1, handler_gave_up, Random(0)), Dead)
@@ -107,3 +108,23 @@ def test_retry_on_limits_retries_to_the_named_errors() -> None:
 
     assert isinstance(policy.decide(1, reset, Random(0)), Retry)
     assert isinstance(policy.decide(1, BOOM, Random(0)), Dead)
+
+
+def test_error_histories_stored_before_the_foundry_package_match_by_the_current_names() -> None:
+    stored = Codec().decode_errors(
+        b'[{"type": "application.errors.TimeLimitExceeded", "message": "5s",'
+        b' "mro": ["domain.errors.FoundryError", "Exception", "BaseException"]}]'
+    )[0]
+    policy = RetryPolicy(max_attempts=10, retry_on={"foundry.application.errors.TimeLimitExceeded"})
+    gave_up_then = ErrorInfo(type="domain.errors.PermanentFailure", message="bad input")
+
+    assert stored.type == "application.errors.TimeLimitExceeded"
+    assert stored.is_a(frozenset({"foundry.domain.errors.FoundryError"}))
+    assert isinstance(policy.decide(1, stored, Random(0)), Retry)
+    assert isinstance(RetryPolicy(max_attempts=10).decide(1, gave_up_then, Random(0)), Dead)
+
+
+def test_an_apps_own_domain_errors_are_not_taken_for_foundrys() -> None:
+    own = ErrorInfo(type="domain.errors.Conflict", message="taken")
+
+    assert not own.is_a(frozenset({"foundry.domain.errors.Conflict"}))

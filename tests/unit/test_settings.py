@@ -2,8 +2,8 @@ from datetime import timedelta
 
 import pytest
 
-from domain import ConfigurationError
-from entrypoints.settings import Driver, Settings
+from foundry.domain import ConfigurationError
+from foundry.entrypoints.settings import Driver, Settings
 
 BAD_VALUES = [
     ("REDIS_URL", "http://localhost:6379", "redis://"),

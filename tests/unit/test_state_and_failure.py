@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain import ErrorInfo, JobState, PermanentFailure
+from foundry.domain import ErrorInfo, JobState, PermanentFailure
 
 
 @pytest.mark.parametrize(
@@ -50,8 +50,8 @@ def test_only_completed_dead_and_cancelled_are_final() -> None:
 def test_an_exception_is_described_with_its_class_hierarchy() -> None:
     info = ErrorInfo.from_exception(PermanentFailure("bad row"), attempt=2, worker="w1")
 
-    assert info.type == "domain.errors.PermanentFailure"
-    assert "domain.errors.FoundryError" in info.mro
+    assert info.type == "foundry.domain.errors.PermanentFailure"
+    assert "foundry.domain.errors.FoundryError" in info.mro
     assert info.message == "bad row"
     assert info.attempt == 2
     assert info.is_a(frozenset({"FoundryError"}))

@@ -6,13 +6,13 @@ from datetime import timedelta
 import pytest
 from loguru import logger
 
-from application.config import PoolConfig
-from application.outcome import OutcomeKind
-from application.respawn import MAX_SPAWN_FAILURES
-from application.settle import FLUSH_AFTER_S
-from application.slots import SlotState
-from application.wire import Reply
-from domain import JobState, RetryPolicy
+from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.outcome import OutcomeKind
+from foundry.application.pool.respawn import MAX_SPAWN_FAILURES
+from foundry.application.pool.settle import FLUSH_AFTER_S
+from foundry.application.pool.slots import SlotState
+from foundry.application.pool.wire import Reply
+from foundry.domain import JobState, RetryPolicy
 from tests.pool_support import BatchingQueue, CombiningQueue, Harness
 
 FAST = timedelta(milliseconds=1)
@@ -268,7 +268,7 @@ def test_a_child_that_dies_mid_job_fails_it_with_worker_lost_and_is_replaced() -
     record = pool.queue.get(job_id)
     assert record is not None
     error = record.errors[-1]
-    assert error.type == "application.errors.WorkerLost"
+    assert error.type == "foundry.application.errors.WorkerLost"
     assert error.signal == 9
     assert pool.workforce.told("spawn") == [0, 1, 0]
 
@@ -392,7 +392,7 @@ def test_a_job_past_its_hard_limit_is_terminated_then_killed_and_fails_with_time
     assert pool.workforce.told("kill") == [0]
     record = pool.queue.get(job_id)
     assert record is not None
-    assert record.errors[-1].type == "application.errors.TimeLimitExceeded"
+    assert record.errors[-1].type == "foundry.application.errors.TimeLimitExceeded"
 
 
 def test_a_child_is_recycled_after_max_tasks() -> None:
@@ -463,7 +463,7 @@ def test_an_unknown_handlers_grace_retries_spend_no_attempt_and_it_dies_once_gra
     assert letter.job.id == job_id
     assert letter.reason is not None
     assert letter.reason.startswith("unknown handler 'not.deployed.yet'")
-    assert [error.type for error in letter.errors] == ["domain.errors.UnknownHandler"]
+    assert [error.type for error in letter.errors] == ["foundry.domain.errors.UnknownHandler"]
     assert pool.workforce.tasks == []
 
 

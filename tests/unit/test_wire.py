@@ -2,9 +2,9 @@ import pickle
 from datetime import UTC, datetime
 from typing import Any
 
-from application.wire import decode_reply, decode_task, encode_reply, encode_task
-from domain import ErrorInfo, Job
-from ports import Lease
+from foundry.application.pool.wire import decode_reply, decode_task, encode_reply, encode_task
+from foundry.domain import ErrorInfo, Job
+from foundry.ports import Lease
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 

@@ -1,0 +1,1 @@
+"""Foundry: a job queue and cache for Python web frameworks."""

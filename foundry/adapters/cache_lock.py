@@ -1,0 +1,210 @@
+"""Owner-token locks and single-flight ``remember``, over whatever a cache adapter stores.
+
+Both adapters provide the few primitives in ``LockBackend``/``FlightBackend`` (atomic there);
+waiting is the same everywhere: poll with a short, growing, jittered pause, measured against
+the cache's clock, so a test with a manual clock decides when a wait runs out.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
+
+import attrs
+from loguru import logger
+
+from foundry.adapters.cache_support import positive_ms, ttl_ms
+from foundry.domain import CacheError, LockNotOwned
+from foundry.ports.cache import Ttl
+
+T = TypeVar("T")
+
+_FIRST_PAUSE = 0.001
+_MAX_PAUSE = 0.02
+
+
+class LockBackend(Protocol):
+    """Atomic lock primitives over one storage key; expiry is exact against the cache clock."""
+
+    def lock_acquire(self, skey: str, token: str, ttl_ms: int) -> bool:
+        """Take the lock if it is free, expired, or already ``token``'s (then refresh it)."""
+        ...
+
+    def lock_release(self, skey: str, token: str) -> bool:
+        """Drop the lock if ``token`` holds it; whether it did."""
+        ...
+
+    def lock_extend(self, skey: str, token: str, ttl_ms: int) -> bool:
+        """Hold for ``ttl_ms`` from now if ``token`` holds it; whether it did."""
+        ...
+
+    def lock_holder(self, skey: str) -> str | None:
+        """The token holding the lock now, if any."""
+        ...
+
+    def wait_now_ms(self) -> int:
+        """Now, in ms, on the clock waits are measured against."""
+        ...
+
+
+class FlightBackend(LockBackend, Protocol):
+    """What single-flight ``remember`` needs besides locks."""
+
+    def flight_key(self, skey: str) -> str:
+        """The lock key guarding the computation of ``skey``."""
+        ...
+
+    def flight_lookup(self, skey: str, label: str, count: bool) -> tuple[bool, Any]:
+        """Whether ``skey`` is present, and its value (stats counted when ``count``)."""
+        ...
+
+    def flight_store(self, skey: str, label: str, value: Any, ttl_ms: int | None) -> None:
+        """Store a computed value."""
+        ...
+
+
+def poll(
+    attempt: Callable[[], T | None], now_ms: Callable[[], int], limit_ms: int | None
+) -> T | None:
+    """Call ``attempt`` until it returns something, or ``limit_ms`` pass on the clock.
+
+    The last attempt runs at (or after) the deadline, so something that becomes possible
+    exactly then is still taken.
+    """
+    deadline = None if limit_ms is None else now_ms() + limit_ms
+    pause = _FIRST_PAUSE
+    while True:
+        result = attempt()
+        if result is not None:
+            return result
+        if deadline is not None and now_ms() >= deadline:
+            return None
+        time.sleep(pause * (0.5 + random.random()))
+        pause = min(pause * 2, _MAX_PAUSE)
+
+
+class CacheLock:
+    """A lock named ``name``: owner token, expiry after ``ttl``, safe release and extend."""
+
+    def __init__(
+        self, backend: LockBackend, name: str, skey: str, ttl: int, timeout: int | None
+    ) -> None:
+        self._backend = backend
+        self._name = name
+        self._skey = skey
+        self._ttl = ttl
+        self._timeout = timeout
+        self._token = secrets.token_hex(16)
+
+    @property
+    def name(self) -> str:
+        """The lock's name within the cache namespace."""
+        return self._name
+
+    def acquire(self, *, blocking: bool = True, timeout: Ttl = None) -> bool:
+        """Take the lock; with ``blocking``, wait up to ``timeout`` (forever if ``None``)."""
+        if not blocking:
+            return self._try()
+        limit = ttl_ms(timeout, "lock timeout")
+        return bool(poll(lambda: self._try() or None, self._backend.wait_now_ms, limit))
+
+    def _try(self) -> bool:
+        return self._backend.lock_acquire(self._skey, self._token, self._ttl)
+
+    def release(self) -> None:
+        """Give the lock up; ``LockNotOwned`` if it expired or someone else holds it."""
+        if not self._backend.lock_release(self._skey, self._token):
+            raise LockNotOwned(f"lock {self._name!r} is not held by this owner (expired?)")
+
+    def extend(self, ttl: Ttl) -> None:
+        """Hold the lock for ``ttl`` from now; ``LockNotOwned`` if it is not held."""
+        ms = ttl_ms(ttl, "lock ttl")
+        if not ms or not self._backend.lock_extend(self._skey, self._token, ms):
+            raise LockNotOwned(f"cannot extend lock {self._name!r}: this owner does not hold it")
+
+    def owned(self) -> bool:
+        """Whether this owner holds the lock now."""
+        return self._backend.lock_holder(self._skey) == self._token
+
+    def __enter__(self) -> Self:
+        limit = None if self._timeout is None else self._timeout / 1000
+        if not self.acquire(blocking=True, timeout=limit):
+            raise CacheError(f"timed out after {limit} s waiting for lock {self._name!r}")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.release()
+            return
+        try:
+            self.release()
+        except LockNotOwned:
+            logger.warning("lock {} expired while its block was failing", self._name)
+
+
+def make_lock(backend: LockBackend, name: str, skey: str, ttl: Ttl, timeout: Ttl) -> CacheLock:
+    """A ``CacheLock`` with validated durations (``name`` is validated by the caller)."""
+    return CacheLock(
+        backend, name, skey, positive_ms(ttl, "lock ttl"), ttl_ms(timeout, "lock timeout")
+    )
+
+
+@attrs.frozen
+class Flight:
+    """One ``remember`` call: where the value goes, for how long, and how long to wait."""
+
+    skey: str
+    label: str
+    ttl: int | None
+    wait: int
+
+
+class _Acquired:
+    """Marker: this caller holds the flight lock and must compute."""
+
+
+def remember(backend: FlightBackend, flight: Flight, compute: Callable[[], T]) -> T:
+    """Single-flight compute-on-miss. ``flight.wait`` bounds the wait and is the lock's ttl."""
+    found, value = backend.flight_lookup(flight.skey, flight.label, True)
+    if found:
+        return value  # type: ignore[no-any-return]
+    guard = (backend.flight_key(flight.skey), secrets.token_hex(16))
+
+    def attempt() -> tuple[Any] | type[_Acquired] | None:
+        if backend.lock_acquire(*guard, flight.wait):
+            return _Acquired
+        present, current = backend.flight_lookup(flight.skey, flight.label, False)
+        return (current,) if present else None
+
+    outcome = poll(attempt, backend.wait_now_ms, flight.wait)
+    if outcome is None:
+        raise CacheError(
+            f"gave up after {flight.wait} ms waiting for another caller to compute "
+            f"{flight.label!r}; raise remember()'s wait or make the computation faster"
+        )
+    if outcome is _Acquired:
+        return _compute_holding(backend, flight, compute, guard)
+    return outcome[0]  # type: ignore[index, no-any-return]
+
+
+def _compute_holding(
+    backend: FlightBackend, flight: Flight, compute: Callable[[], T], guard: tuple[str, str]
+) -> T:
+    try:
+        present, current = backend.flight_lookup(flight.skey, flight.label, False)
+        if present:
+            return current  # type: ignore[no-any-return]
+        value = compute()
+        backend.flight_store(flight.skey, flight.label, value, flight.ttl)
+        return value
+    finally:
+        backend.lock_release(*guard)

@@ -1,0 +1,129 @@
+"""What both cache adapters check the same way: keys, names, TTLs, counters and time in ms.
+
+Every duration a cache adapter handles is whole milliseconds (Redis' resolution); a TTL with a
+fraction of a millisecond is rounded up, so a positive TTL never becomes "already expired".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from foundry.domain import InvalidCacheKey, InvalidCacheValue
+from foundry.ports.cache import Ttl
+
+MAX_KEY_LENGTH = 250
+#: Counters stay exact in a double (Lua's number) up to this magnitude.
+MAX_COUNTER = 2**53 - 1
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def validate_key(key: object, what: str = "cache key") -> str:
+    """``key`` if it is a storable key (or lock/tag name); ``InvalidCacheKey`` otherwise."""
+    if not isinstance(key, str):
+        raise InvalidCacheKey(repr(key), f"a {what} must be a str, got {type(key).__name__}")
+    if not key:
+        raise InvalidCacheKey(key, f"a {what} must not be empty")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidCacheKey(
+            key, f"{len(key)} characters is over the {MAX_KEY_LENGTH} limit; hash long keys"
+        )
+    if _CONTROL.search(key):
+        raise InvalidCacheKey(key, f"a {what} must not contain control characters")
+    return key
+
+
+def validate_keys(keys: list[str]) -> list[str]:
+    """``keys`` if every one is storable (one pass for a batch); else the first one's error."""
+    if (
+        all(type(key) is str for key in keys)
+        and _CONTROL.search("".join(keys)) is None
+        and all(0 < len(key) <= MAX_KEY_LENGTH for key in keys)
+    ):
+        return keys
+    for key in keys:
+        validate_key(key)
+    return keys
+
+
+def validate_prefix(prefix: str) -> str:
+    """``prefix`` if it is a usable namespace (letters, digits, ``_.:-``; no glob characters)."""
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        raise InvalidCacheKey(str(prefix), "CACHE_PREFIX must be 1-100 letters, digits or '_.:-'")
+    return prefix
+
+
+def ttl_ms(ttl: Ttl, what: str = "ttl") -> int | None:
+    """``ttl`` in whole milliseconds (rounded up), ``None`` for forever.
+
+    Raises ``InvalidCacheValue`` for a negative, non-finite or non-numeric ttl.
+    """
+    if ttl is None:
+        return None
+    if isinstance(ttl, timedelta):
+        micros = (ttl.days * 86_400 + ttl.seconds) * 1_000_000 + ttl.microseconds
+        return _non_negative(-(-micros // 1000), ttl, what)
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+        raise InvalidCacheValue(
+            f"{what} must be seconds or a timedelta (None for forever), got {ttl!r}"
+        )
+    if not math.isfinite(ttl):
+        raise InvalidCacheValue(f"{what} must be finite, got {ttl!r}; use None for forever")
+    return _non_negative(math.ceil(ttl * 1000), ttl, what)
+
+
+def _non_negative(ms: int, ttl: object, what: str) -> int:
+    if ms < 0:
+        raise InvalidCacheValue(f"{what} must not be negative, got {ttl!r}")
+    return ms
+
+
+def positive_ms(ttl: Ttl, what: str) -> int:
+    """A duration that must be given and positive (lock ttls, remember's wait)."""
+    ms = ttl_ms(ttl, what)
+    if not ms:
+        raise InvalidCacheValue(
+            f"{what} must be a positive duration, got {ttl!r}; "
+            "it bounds how long a dead owner can block others"
+        )
+    return ms
+
+
+def to_ms(moment: datetime) -> int:
+    """A timezone-aware datetime as integer milliseconds since the epoch."""
+    return (moment - _EPOCH) // _MS
+
+
+def validate_step(by: object) -> int:
+    """An increment step: an int within the exact counter range."""
+    if isinstance(by, bool) or not isinstance(by, int):
+        raise InvalidCacheValue(f"increment step must be an int, got {by!r}")
+    if abs(by) > MAX_COUNTER:
+        raise InvalidCacheValue(f"increment step {by} is beyond ±{MAX_COUNTER}")
+    return by
+
+
+def add_to_counter(key: str, current: Any, by: int) -> int:
+    """``current + by`` if ``current`` is an integer counter, ``InvalidCacheValue`` otherwise."""
+    if isinstance(current, bool) or not isinstance(current, int):
+        raise InvalidCacheValue(
+            f"cannot increment {key!r}: it holds a {type(current).__name__}, not an integer; "
+            "delete it or use another key for the counter"
+        )
+    result = current + by
+    if abs(result) > MAX_COUNTER:
+        raise InvalidCacheValue(f"counter {key!r} would leave ±{MAX_COUNTER} (exact range)")
+    return result
+
+
+def tag_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Validated, de-duplicated, sorted tag names (order does not matter)."""
+    if not names:
+        raise InvalidCacheKey("", "tags() needs at least one tag name")
+    return tuple(sorted({validate_key(name, "tag name") for name in names}))

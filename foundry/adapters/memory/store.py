@@ -1,0 +1,208 @@
+"""The memory queue's state: job entries and, per queue, ready/delayed heaps and dead letters.
+
+Nothing here locks or reads a clock: ``MemoryQueue`` holds the lock and passes ``now``.
+Heaps are invalidated lazily: a heap item counts only while its entry is still in the state
+(and has the seq or run time) the item was pushed with.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from datetime import datetime, timedelta
+
+import attrs
+
+from foundry.domain import ErrorInfo, JobState, UniqueSpec, UniqueUntil
+
+#: The last thing a lease token did to its job, so a re-send of it is recognised (Q8).
+COMPLETE = "complete"
+FAIL = "fail"
+RELEASE = "release"
+LOST = "lost"
+
+
+@attrs.define(slots=True, eq=False)
+class Entry:
+    """One stored job: its encoded immutable part plus the small mutable part."""
+
+    job_id: str
+    queue: str
+    blob: bytes
+    priority: int
+    max_attempts: int
+    unique: UniqueSpec | None
+    state: JobState
+    seq: int
+    enqueued_at: datetime
+    run_at: datetime
+    attempts: int = 0
+    worker: str = ""
+    token: str | None = None
+    deadline: datetime | None = None
+    last_token: str | None = None
+    last_op: str | None = None
+    last_state: JobState | None = None
+    errors: list[ErrorInfo] = attrs.Factory(list)
+    result: bytes | None = None
+    reason: str | None = None
+    finished_at: datetime | None = None
+
+    def holds(self, token: str) -> bool:
+        """Whether ``token`` is this job's current lease."""
+        return self.state is JobState.ACTIVE and self.token == token
+
+    def ended(self, token: str, op: str) -> bool:
+        """Whether ``token`` already applied ``op`` to this job (a re-send, Q8)."""
+        return self.last_token == token and self.last_op == op
+
+    def end_lease(self, op: str, state: JobState) -> None:
+        """Forget the current lease, remembering how it ended."""
+        self.last_token, self.last_op, self.last_state = self.token, op, state
+        self.token = None
+        self.deadline = None
+
+
+@attrs.define(slots=True, eq=False)
+class QueueState:
+    """Everything stored for one queue."""
+
+    name: str
+    seq: int = 0
+    paused: bool = False
+    jobs: dict[str, Entry] = attrs.Factory(dict)
+    active: dict[str, Entry] = attrs.Factory(dict)
+    ready: list[tuple[int, int, str]] = attrs.Factory(list)
+    delayed: list[tuple[datetime, int, str]] = attrs.Factory(list)
+    dead: dict[str, None] = attrs.Factory(dict)  # insertion order: oldest first
+    counts: Counter[JobState] = attrs.Factory(Counter)
+    completed: int = 0
+    failed: int = 0
+    dead_trimmed: int = 0
+    stale_rejected: int = 0
+
+    def next_seq(self) -> int:
+        """The next sequence number of this queue (FIFO within a priority)."""
+        self.seq += 1
+        return self.seq
+
+    def add(self, entry: Entry, now: datetime) -> None:
+        """Store a new entry, ready or delayed by its run time."""
+        self.jobs[entry.job_id] = entry
+        self.counts[entry.state] += 1
+        self.schedule(entry, entry.run_at, now)
+
+    def schedule(self, entry: Entry, run_at: datetime, now: datetime) -> None:
+        """Make the entry pending: ready if ``run_at`` has come, else delayed until then."""
+        entry.run_at = run_at
+        if run_at <= now:
+            self.move(entry, JobState.READY)
+            heapq.heappush(self.ready, (-entry.priority, entry.seq, entry.job_id))
+        else:
+            self.move(entry, JobState.DELAYED)
+            heapq.heappush(self.delayed, (run_at, entry.seq, entry.job_id))
+
+    def move(self, entry: Entry, state: JobState) -> None:
+        """Change the entry's state, keeping the counts and the active index right."""
+        self.counts[entry.state] -= 1
+        self.counts[state] += 1
+        self.active.pop(entry.job_id, None)
+        if state is JobState.ACTIVE:
+            self.active[entry.job_id] = entry
+        self.dead.pop(entry.job_id, None)
+        if state is JobState.DEAD:
+            self.dead[entry.job_id] = None
+        entry.state = state
+
+    def remove(self, entry: Entry) -> None:
+        """Forget the entry entirely (delete, purge, trim, expiry)."""
+        self.move(entry, JobState.CANCELLED)
+        self.counts[JobState.CANCELLED] -= 1
+        del self.jobs[entry.job_id]
+
+    def promote(self, now: datetime) -> None:
+        """Move every delayed job whose run time has come to ready (order kept by seq)."""
+        while self.delayed and self.delayed[0][0] <= now:
+            run_at, seq, job_id = heapq.heappop(self.delayed)
+            entry = self.jobs.get(job_id)
+            if entry and entry.state is JobState.DELAYED and entry.seq == seq:
+                self.schedule(entry, run_at, now)
+
+    def pop_ready(self) -> Entry | None:
+        """Take the ready job that runs next: highest priority, then lowest seq."""
+        while self.ready:
+            _, seq, job_id = heapq.heappop(self.ready)
+            entry = self.jobs.get(job_id)
+            if entry and entry.state is JobState.READY and entry.seq == seq:
+                return entry
+        return None
+
+    def expired_leases(self, now: datetime) -> list[Entry]:
+        """Active jobs whose lease deadline has passed (strictly before ``now``)."""
+        return [e for e in self.active.values() if e.deadline is not None and e.deadline < now]
+
+    def oldest_dead(self) -> Entry:
+        """The dead letter that died first."""
+        return self.jobs[next(iter(self.dead))]
+
+
+@attrs.define(slots=True)
+class UniqueHold:
+    """A unique key held by ``job_id`` until ``expires_at`` at the latest."""
+
+    job_id: str
+    expires_at: datetime
+
+
+@attrs.define(slots=True)
+class UniqueKeys:
+    """Unique keys per queue: who holds each, and until when."""
+
+    holds: dict[tuple[str, str], UniqueHold] = attrs.Factory(dict)
+
+    def holder(self, queue: str, key: str, now: datetime) -> str | None:
+        """The id of the job holding ``key`` in ``queue``, if the hold has not expired."""
+        hold = self.holds.get((queue, key))
+        if hold is None:
+            return None
+        if hold.expires_at <= now:
+            del self.holds[(queue, key)]
+            return None
+        return hold.job_id
+
+    def take(self, queue: str, job_id: str, spec: UniqueSpec, now: datetime) -> None:
+        """Hold ``spec.key`` for ``job_id`` for at most ``spec.ttl``."""
+        self.holds[(queue, spec.key)] = UniqueHold(job_id, now + spec.ttl)
+
+    def release(self, entry: Entry, at: UniqueUntil | None = None) -> None:
+        """Free the entry's key if it still holds it (and ``at`` is when its spec frees it)."""
+        spec = entry.unique
+        if spec is None or (at is not None and spec.until is not at):
+            return
+        hold = self.holds.get((entry.queue, spec.key))
+        if hold is not None and hold.job_id == entry.job_id:
+            del self.holds[(entry.queue, spec.key)]
+
+
+@attrs.define(slots=True)
+class Expiring:
+    """Keys with an expiry time, popped in time order once due."""
+
+    heap: list[tuple[datetime, str, str]] = attrs.Factory(list)
+
+    def add(self, expires_at: datetime, queue: str, key: str) -> None:
+        """Remember that ``key`` of ``queue`` expires at ``expires_at``."""
+        heapq.heappush(self.heap, (expires_at, queue, key))
+
+    def due(self, now: datetime) -> list[tuple[str, str]]:
+        """Pop every (queue, key) whose time has come."""
+        out = []
+        while self.heap and self.heap[0][0] <= now:
+            _, queue, key = heapq.heappop(self.heap)
+            out.append((queue, key))
+        return out
+
+
+def age_limit(now: datetime, max_age: timedelta | None) -> datetime | None:
+    """The oldest death time a dead letter may have and still be kept."""
+    return None if max_age is None else now - max_age

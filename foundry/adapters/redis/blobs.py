@@ -1,0 +1,108 @@
+"""A job's stored blob: the codec's form without what the keys already say, or a short form.
+
+``id`` and ``queue`` are dropped (the hash field and the key hold them). A job whose fields,
+besides those, are only ``name`` and maybe ``created_at`` (what a plain dispatch makes) is stored
+as ``=<name>`` or ``=<name>\\x1f<created_at µs, base 36>``: a no-op job's record then fits
+jemalloc's 48-byte class (the whole budget is 256 bytes per pending job, see
+docs/architecture.md). Anything else is the codec's JSON (it starts with ``{``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from cattrs.gen import make_dict_unstructure_fn, override
+
+from foundry.adapters.codec import WIRE_VERSION, Codec
+from foundry.adapters.redis.records import split_record
+from foundry.domain import InvalidJob, Job
+from foundry.domain.errors import UndecodableJob
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SEP = "\x1f"
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+_PAIRS = [high + low for high in _DIGITS for low in _DIGITS]  # two digits per divmod
+
+
+def base36(number: int) -> str:
+    """``number`` (>= 0) in base 36."""
+    if number < 36:
+        return _DIGITS[number]
+    pairs = []
+    while number:
+        number, pair = divmod(number, 1296)
+        pairs.append(_PAIRS[pair])
+    text = "".join(reversed(pairs))
+    return text[1:] if text[0] == "0" else text
+
+
+class JobBlobs:
+    """Encode and decode stored job blobs around the one ``Codec``."""
+
+    def __init__(self, codec: Codec) -> None:
+        self._codec = codec
+        # The codec's unstructure hook minus ``id`` and ``queue``: same fields otherwise, and
+        # no fresh default id minted per job just to compare it with the job's own.
+        self._unstructure = make_dict_unstructure_fn(
+            Job,
+            codec.converter,
+            _cattrs_omit_if_default=True,
+            id=override(omit=True),
+            queue=override(omit=True),
+        )
+        self._stamp: tuple[int, str] = (-1, "")  # the last created_at in base 36: a batch
+        # shares one
+
+    def encode(self, job: Job) -> bytes:
+        """The stored blob; raises ``InvalidJob`` as ``Codec.encode_job`` does."""
+        fields = self._unstructure(job)
+        short = self._short(fields)
+        if short is not None:
+            return short
+        blob = orjson.dumps({"v": WIRE_VERSION, **fields})
+        if len(blob) > self._codec.max_payload_bytes:
+            self._codec.encode_job(job)  # raises InvalidJob when the payload is over the limit
+        return blob
+
+    def _short(self, fields: dict[str, object]) -> bytes | None:
+        name = fields.get("name")
+        if not isinstance(name, str) or name.startswith("{") or _SEP in name:
+            return None
+        if len(fields) == 1:
+            return f"={name}".encode()
+        created = fields.get("created_at")
+        if len(fields) == 2 and isinstance(created, int) and created >= 0:
+            return f"={name}{_SEP}{self._base36(created)}".encode()
+        return None
+
+    def _base36(self, number: int) -> str:
+        stamp = self._stamp
+        if stamp[0] != number:
+            stamp = self._stamp = (number, base36(number))
+        return stamp[1]
+
+    def decode(self, job_id: str, queue: str, value: bytes) -> Job:
+        """The job in a stored record; raises ``UndecodableJob``."""
+        try:
+            blob = split_record(value).blob
+        except ValueError as error:
+            raise UndecodableJob(job_id, "the stored record header is corrupt") from error
+        if blob.startswith(b"="):
+            return self._decode_short(job_id, queue, blob[1:])
+        if not blob.startswith(b"{"):
+            raise UndecodableJob(job_id, "the stored blob is neither JSON nor a short record")
+        # ids and queue names are plain [A-Za-z0-9_.:-]: nothing to escape.
+        head = f'{{"id":"{job_id}","queue":"{queue}",'.encode()
+        return self._codec.decode_job(head + blob[1:], job_id)
+
+    @staticmethod
+    def _decode_short(job_id: str, queue: str, blob: bytes) -> Job:
+        try:
+            name, _, created = blob.decode().partition(_SEP)
+            created_at = _EPOCH + timedelta(microseconds=int(created, 36)) if created else None
+            return Job(name, id=job_id, queue=queue, created_at=created_at)
+        except (UnicodeDecodeError, ValueError, InvalidJob) as error:
+            raise UndecodableJob(job_id, f"corrupt short record ({error})") from error

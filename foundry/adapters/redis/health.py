@@ -1,0 +1,98 @@
+"""The startup self-check `foundry check` runs against the queue's Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import redis
+from loguru import logger
+
+from foundry.domain import ConfigurationError, QueueUnavailable
+
+MIN_VERSION = (7, 0)
+
+
+@attrs.frozen
+class RedisReport:
+    """What the self-check found; ``warnings`` lists what an operator should fix."""
+
+    version: str
+    maxmemory_policy: str
+    aof_enabled: bool
+    rdb_save: str
+    warnings: tuple[str, ...] = ()
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+
+
+def _save_setting(reply: object) -> str:
+    if isinstance(reply, redis.ResponseError):  # CONFIG is often disabled on managed Redis
+        return "unknown (CONFIG GET refused)"
+    if isinstance(reply, Exception):
+        raise reply
+    assert isinstance(reply, dict)
+    return str(reply.get("save", "")) or "off"
+
+
+def _read(client: redis.Redis) -> tuple[dict[str, Any], str]:
+    """INFO server, memory and persistence, and the save setting, in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for section in ("server", "memory", "persistence"):
+        pipe.info(section)
+    pipe.config_get("save")
+    *sections, save = pipe.execute(raise_on_error=False)
+    info: dict[str, Any] = {}
+    for section in sections:
+        if isinstance(section, Exception):
+            raise section
+        info |= section
+    return info, _save_setting(save)
+
+
+def inspect_redis(client: redis.Redis) -> RedisReport:
+    """Read version, eviction policy and persistence; raises ``ConfigurationError`` for
+    Redis < 7.0 and ``QueueUnavailable`` if Redis cannot be reached."""
+    try:
+        info, save = _read(client)
+    except redis.RedisError as error:
+        raise QueueUnavailable(f"cannot inspect Redis for the self-check: {error}") from error
+    version = str(info.get("redis_version", "0"))
+    if _version_tuple(version) < MIN_VERSION:
+        raise ConfigurationError(
+            f"Redis {version} is too old: Foundry needs Redis >= 7.0 (functions it relies on: "
+            "ZPOPMIN with counts, effects replication of scripts); upgrade the server at REDIS_URL"
+        )
+    policy = str(info.get("maxmemory_policy", "unknown"))
+    aof = bool(int(info.get("aof_enabled", 0)))
+    return RedisReport(version, policy, aof, save, _warnings(policy, aof, save))
+
+
+def _warnings(policy: str, aof: bool, save: str) -> tuple[str, ...]:
+    found = []
+    if policy != "noeviction":
+        found.append(
+            f"maxmemory-policy is {policy!r}: Redis may evict jobs under memory pressure "
+            "(silent job loss); set maxmemory-policy noeviction"
+        )
+    if not aof:
+        found.append(
+            f"appendonly is off (RDB save: {save}): jobs acknowledged since the last snapshot "
+            "are lost if Redis stops; set appendonly yes for durability"
+        )
+    return tuple(found)
+
+
+def log_report(report: RedisReport) -> None:
+    """Log the report: facts at info level, each warning loudly."""
+    logger.info(
+        "Redis {}: maxmemory-policy {}, appendonly {}, save {}",
+        report.version,
+        report.maxmemory_policy,
+        "yes" if report.aof_enabled else "no",
+        report.rdb_save,
+    )
+    for warning in report.warnings:
+        logger.warning("REDIS SELF-CHECK: {}", warning)

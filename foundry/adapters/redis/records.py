@@ -1,0 +1,101 @@
+"""The stored forms of a job, and their translation to the port's value types.
+
+A job is stored as one immutable record, ``"<enqueued ms, base 36> <priority> <max attempts>
+<unique length> <unique><blob>"`` (the blob: see ``blobs.py``), plus, once it exists, a small
+mutable state,
+``"<state>,<attempts>,<seq>,<lease token>,<time ms>,<outcome>,<last token>,<worker>,<reason>"``
+(the last ended lease's token and outcome recognise a re-sent complete/fail/release).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import attrs
+
+from foundry.adapters.codec import Codec
+from foundry.domain import ErrorInfo, Job, RunAfter, RunAt, UniqueUntil
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MS = timedelta(milliseconds=1)
+
+
+def to_ms(moment: datetime) -> int:
+    """Whole milliseconds since the epoch (rounded down)."""
+    return (moment - EPOCH) // MS
+
+
+def ceil_ms(delta: timedelta) -> int:
+    """A duration in whole milliseconds, rounded up (a job never runs early, Q3)."""
+    return -(-delta // MS)
+
+
+def from_ms(ms: int | bytes) -> datetime:
+    """The moment ``ms`` milliseconds after the epoch."""
+    return EPOCH + timedelta(milliseconds=int(ms))
+
+
+def job_args(job: Job, blob: bytes) -> list[str | bytes]:
+    """The seven enqueue-script arguments of one job."""
+    at = after = 0
+    schedule = job.schedule
+    if isinstance(schedule, RunAt):
+        at = -(-(schedule.at - EPOCH) // MS)
+    elif isinstance(schedule, RunAfter):
+        after = ceil_ms(schedule.delay)
+    unique = ""
+    if job.unique is not None:
+        until = "S" if job.unique.until is UniqueUntil.STARTED else "F"
+        unique = f"{max(ceil_ms(job.unique.ttl), 1)} {until}{job.unique.key}"
+    return [job.id, blob, str(job.priority), str(job.max_attempts), str(at), str(after), unique]
+
+
+@attrs.frozen
+class Stored:
+    """The immutable record, split."""
+
+    enqueued_ms: int
+    blob: bytes
+
+
+def split_record(value: bytes) -> Stored:
+    """Split a stored record into its header and the codec blob."""
+    enq, _prio, _max, ulen, rest = value.split(b" ", 4)
+    return Stored(int(enq, 36), rest[int(ulen) :])
+
+
+@attrs.frozen
+class State:
+    """The mutable part of a job, parsed."""
+
+    letter: str = "R"
+    attempts: int = 0
+    seq: int = 0
+    token: str = ""
+    time_ms: int = 0
+    outcome: str = ""
+    last_token: str = ""
+    worker: str = ""
+    reason: str = ""
+
+
+def parse_state(value: bytes | None) -> State:
+    """Parse a stored state (a missing one is a fresh ready job)."""
+    if value is None:
+        return State()
+    letter, attempts, seq, token, time_ms, outcome, last, worker, reason = value.decode().split(
+        ",", 8
+    )
+    return State(
+        letter, int(attempts), int(seq), token, int(time_ms), outcome, last, worker, reason
+    )
+
+
+def decode_errors(codec: Codec, value: bytes | None) -> tuple[ErrorInfo, ...]:
+    """An error history, or ``()``; a history that cannot be read becomes one error saying so."""
+    if not value:
+        return ()
+    try:
+        return codec.decode_errors(value)
+    except ValueError as error:
+        return (ErrorInfo(type="UndecodableErrors", message=str(error)),)

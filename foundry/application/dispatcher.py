@@ -1,0 +1,83 @@
+"""Dispatching jobs from application code: now, later, at a time, or many at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from foundry.application.registry import JobRegistry
+from foundry.domain import InvalidJob, Job, RunAfter, RunAt, RunNow, UniqueSpec
+from foundry.domain.schedule import Schedule
+from foundry.ports import Clock, Duplicate, EnqueueOutcome, QueuePort
+
+Target = str | Callable[..., Any]
+
+
+class Dispatcher:
+    """Builds jobs from the registry's defaults and enqueues them through the ``QueuePort``.
+
+    A framework depends on this and the port only. ``target`` is a registered handler name or
+    function; an unregistered name raises ``UnknownHandler`` (a typo would otherwise wait in a
+    queue no worker serves). Returned ids are the job's, or for a duplicate of a unique job the
+    id of the job already pending.
+    """
+
+    def __init__(self, queue: QueuePort, registry: JobRegistry, clock: Clock) -> None:
+        self._queue = queue
+        self._registry = registry
+        self._clock = clock
+
+    def dispatch(
+        self,
+        target: Target,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+        priority: int | None = None,
+        job_id: str | None = None,
+        unique: UniqueSpec | None = None,
+    ) -> str:
+        """Enqueue one job; returns its id (or the pending duplicate's id)."""
+        options = {"queue": queue, "priority": priority, "id": job_id, "unique": unique}
+        job = self.build(target, payload, schedule=_schedule(delay, at), **options)
+        return _job_id(self._queue.enqueue(job))
+
+    def dispatch_many(self, items: Iterable[tuple[Target, Mapping[str, Any] | None]]) -> list[str]:
+        """Enqueue many jobs in one ``enqueue_many`` call; ids in the same order.
+
+        Every job of the call gets the same ``created_at`` (one reading of the clock).
+        """
+        name_of = self._registry.name_of
+        named = [(name_of(target), payload) for target, payload in items]
+        jobs = self._registry.make_jobs(named, created_at=self._clock.now())
+        return [_job_id(outcome) for outcome in self._queue.enqueue_many(jobs)]
+
+    def build(
+        self, target: Target, payload: Mapping[str, Any] | None = None, **options: Any
+    ) -> Job:
+        """The job ``dispatch`` would enqueue (options left ``None`` keep the defaults)."""
+        overrides = {key: value for key, value in options.items() if value is not None}
+        overrides.setdefault("created_at", self._clock.now())
+        return self._registry.make_job(self._registry.name_of(target), payload, **overrides)
+
+
+def _schedule(delay: timedelta | None, at: datetime | None) -> Schedule:
+    if delay is not None and at is not None:
+        raise InvalidJob("schedule", "give delay= or at=, not both")
+    try:
+        if delay is not None:
+            return RunAfter(delay)
+        if at is not None:
+            return RunAt(at)
+    except (TypeError, ValueError) as error:
+        raise InvalidJob(
+            "schedule", f"{error}; pass a timedelta >= 0 or an aware datetime"
+        ) from error
+    return RunNow()
+
+
+def _job_id(outcome: EnqueueOutcome) -> str:
+    return outcome.existing_id if isinstance(outcome, Duplicate) else outcome.job_id

@@ -1,0 +1,159 @@
+"""A pool child: set itself up after fork, then run the tasks its parent sends, one by one.
+
+A child never touches the queue. It answers each task with the handler's result or an
+``ErrorInfo``; a handler that kills the process is the parent's to notice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import mmap
+import os
+import random
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from time import perf_counter
+from types import FrameType
+from typing import Any
+
+from loguru import logger
+
+from foundry.application.context import JobContext, set_current
+from foundry.application.errors import SoftTimeLimitExceeded
+from foundry.application.pool.watchdog import start_watchdog
+from foundry.application.pool.wire import READY, STOP, decode_task, encode_reply
+from foundry.application.registry import JobRegistry
+from foundry.domain import ErrorInfo
+
+_PR_SET_PDEATHSIG = 1
+_RESET = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGPIPE")
+
+
+def child_main(
+    conn: Connection,
+    *,
+    registry: JobRegistry,
+    parent_pid: int,
+    inherited: list[int],
+    child_init: Callable[[], None] | None,
+    measure_rss: bool,
+    fence: mmap.mmap | None = None,
+    nice: int = 0,
+) -> None:
+    """The child's whole life: set up, report ready, serve tasks until told to stop."""
+    after_fork(parent_pid, inherited, nice)
+    if child_init is not None:
+        child_init()
+    runner = Runner(registry, measure_rss)
+    if fence is not None:
+        start_watchdog(fence, runner.is_busy)
+    conn.send_bytes(READY)
+    runner.serve(conn)
+
+
+def after_fork(parent_pid: int, inherited: list[int], nice: int = 0) -> None:
+    """Become an independent, well-behaved child of ``parent_pid``, ``nice`` steps below it."""
+    signal.set_wakeup_fd(-1)  # the parent's wake-up pipe is not ours to write to
+    for name in _RESET:
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    for fd in inherited:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    with contextlib.suppress(OSError):  # own group: a time limit kills grandchildren too
+        os.setpgid(0, 0)
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # the parent died before the kernel could be told
+        os._exit(1)
+    random.seed()
+    if nice:
+        with contextlib.suppress(OSError):  # raising one's own nice value needs no privilege
+            os.nice(nice)
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        logger.warning("prctl(PR_SET_PDEATHSIG) is unavailable; children may outlive the pool")
+
+
+class Runner:
+    """Runs tasks in this process, with the soft time limit armed around each handler."""
+
+    def __init__(self, registry: JobRegistry, measure_rss: bool) -> None:
+        self._registry = registry
+        self._armed = 0.0
+        self._busy = False
+        self._rss = _rss_reader() if measure_rss else None
+        self._worker = f"{socket.gethostname()}:{os.getpid()}"
+        signal.signal(signal.SIGALRM, self._on_alarm)
+
+    def serve(self, conn: Connection) -> None:
+        """Answer tasks until the parent says stop or goes away."""
+        receive, send = conn.recv_bytes, conn.send_bytes
+        while True:
+            try:
+                frame = receive()
+            except (EOFError, OSError):
+                return
+            if frame == STOP:
+                return
+            send(self.run(frame))
+
+    def run(self, frame: bytes) -> bytes:
+        """Run one task frame; the reply frame."""
+        job_id, name, payload, attempt, queue, soft = decode_task(frame)
+        started = perf_counter()
+        self._busy = True
+        set_current(JobContext(job_id, name, queue, attempt))
+        with logger.contextualize(job_id=job_id, attempt=attempt, queue=queue):
+            try:
+                ok, value = True, self._call(name, payload, soft)
+            except BaseException as error:  # SystemExit too: a handler must not end the child
+                ok, value = False, self._describe(error, attempt)
+        set_current(None)
+        self._busy = False
+        runtime = perf_counter() - started
+        return encode_reply(ok, value, runtime, self._rss() if self._rss else 0)
+
+    def is_busy(self) -> bool:
+        """Whether a handler is running now (read by the watchdog thread)."""
+        return self._busy
+
+    def _call(self, name: str, payload: dict[str, Any], soft: float) -> Any:
+        handler = self._registry.get(name)
+        if not soft:
+            return handler(**payload)
+        self._armed = soft
+        signal.setitimer(signal.ITIMER_REAL, soft)
+        try:
+            return handler(**payload)
+        finally:
+            self._armed = 0.0
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        seconds, self._armed = self._armed, 0.0
+        if seconds:
+            raise SoftTimeLimitExceeded(seconds)
+
+    def _describe(self, error: BaseException, attempt: int) -> ErrorInfo:
+        return ErrorInfo.from_exception(
+            error, traceback=traceback.format_exc(), attempt=attempt, worker=self._worker
+        )
+
+
+def _rss_reader() -> Callable[[], int]:
+    import psutil  # noqa: PLC0415 - only with --max-memory-per-child; ~15 ms at every start
+
+    process = psutil.Process()
+    return lambda: int(process.memory_info().rss)

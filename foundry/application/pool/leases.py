@@ -1,0 +1,112 @@
+"""The leases a pool holds: when to renew them, and when to give up on them (fencing).
+
+Times are seconds on a monotonic clock. A lease's *local deadline* is the time its last
+successful claim or renew was **sent** plus the lease length: the server's deadline can only
+be later, so acting before the local deadline is always in time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from foundry.ports import Lease
+
+#: After a failed renew, try again this soon (seconds), bounded by the lease itself.
+RENEW_RETRY_S = 0.5
+
+
+@attrs.define
+class Held:
+    """One lease and the local deadline by which its job must be finished or abandoned."""
+
+    lease: Lease
+    deadline: float
+
+
+class LeaseBook:
+    """Every lease the pool holds, renewed together every ``lease_s / 3``.
+
+    ``fenced(now)`` names the leases whose local deadline is within ``margin_s``: their
+    children must be killed and their jobs forgotten, since the server may hand them to
+    another worker at its deadline.
+    """
+
+    def __init__(self, lease_s: float, margin_s: float | None = None) -> None:
+        self.lease_s = lease_s
+        self.every_s = lease_s / 3
+        self.margin_s = lease_s / 6 if margin_s is None else margin_s
+        self._held: dict[str, Held] = {}
+        self._renew_at = 0.0
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._held
+
+    def hold(self, leases: Iterable[Lease], sent_at: float) -> None:
+        """Start tracking leases claimed by a request sent at ``sent_at``."""
+        if not self._held:
+            self._renew_at = sent_at + self.every_s
+        deadline = sent_at + self.lease_s
+        for lease in leases:
+            self._held[lease.job_id] = Held(lease, deadline)
+
+    def drop(self, job_id: str) -> None:
+        """Stop tracking a lease (its job was settled or abandoned)."""
+        self._held.pop(job_id, None)
+
+    def lease(self, job_id: str) -> Lease:
+        """The latest lease held for ``job_id``."""
+        return self._held[job_id].lease
+
+    def deadline(self, job_id: str) -> float:
+        """The local deadline of ``job_id``'s lease."""
+        return self._held[job_id].deadline
+
+    def child_deadline(self, job_id: str) -> float:
+        """When a child still running ``job_id`` must kill itself: half the safety margin
+        later than the parent would fence it, still before the server's deadline."""
+        return self._held[job_id].deadline - self.margin_s / 2
+
+    def renew_due(self, now: float) -> bool:
+        """Whether a batched renew should be sent now."""
+        return bool(self._held) and now >= self._renew_at
+
+    def to_renew(self) -> list[Lease]:
+        """Every held lease, for one batched renew."""
+        return [held.lease for held in self._held.values()]
+
+    def renewed(
+        self, sent: Sequence[Lease], results: Sequence[Lease | None], sent_at: float
+    ) -> list[Lease]:
+        """Record a renew sent at ``sent_at``; returns the leases the server says are lost."""
+        self._renew_at = sent_at + self.every_s
+        lost: list[Lease] = []
+        for old, new in zip(sent, results, strict=True):
+            held = self._held.get(old.job_id)
+            if held is None or held.lease.token != old.token:
+                continue
+            if new is None:
+                lost.append(old)
+            else:
+                held.lease, held.deadline = new, sent_at + self.lease_s
+        return lost
+
+    def renew_failed(self, now: float) -> None:
+        """A renew could not be sent: try again soon, well before any deadline."""
+        self._renew_at = now + min(RENEW_RETRY_S, self.every_s)
+
+    def fenced(self, now: float) -> list[Lease]:
+        """Leases whose local deadline is within the safety margin of ``now``."""
+        limit = now + self.margin_s
+        return [held.lease for held in self._held.values() if held.deadline <= limit]
+
+    def next_wake(self) -> float:
+        """When the book next needs attention (renew or fence), or ``inf`` if it holds nothing."""
+        if not self._held:
+            return float("inf")
+        earliest = min(held.deadline for held in self._held.values())
+        return min(self._renew_at, earliest - self.margin_s)

@@ -1,0 +1,225 @@
+"""The pool's event loop: child messages, child exits and timers, fed to the supervisor.
+
+Exit codes of ``Pool.run``:
+
+* ``0``: stopped cleanly (a warm stop, or burst mode found the queues drained). Jobs still
+  running when the grace period ran out were killed and released, not lost.
+* ``1``: the pool failed (children kept dying at start-up, or an unexpected error); running
+  jobs were killed and released where the queue could be reached.
+* ``130``: stopped cold (a second SIGINT/SIGTERM, or ``request_stop(cold=True)``): running
+  jobs were killed at once and released, attempts not spent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from random import Random
+from types import FrameType
+
+from loguru import logger
+
+from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.heartbeat import Heartbeat
+from foundry.application.pool.outcome import PoolObserver
+from foundry.application.pool.processes import Child, ProcessWorkforce
+from foundry.application.pool.supervisor import Supervisor
+from foundry.application.pool.wire import READY, decode_reply
+from foundry.application.registry import JobRegistry
+from foundry.ports import Clock, QueuePort, WorkerRegistry
+
+__all__ = ["Pool"]
+
+#: The loop wakes at least this often (seconds), whatever its timers say.
+MAX_SLEEP_S = 1.0
+_PIPE, _EXIT, _WAKE = "pipe", "exit", "wake"
+
+
+class Pool:
+    """Runs jobs from ``config.queues`` in ``config.concurrency`` forked children.
+
+    Construct it after the handlers are imported (children inherit them at fork). ``run``
+    blocks until the pool stops and returns an exit code (see the module docstring).
+    SIGTERM/SIGINT start a warm stop; a second one is cold.
+    """
+
+    def __init__(
+        self,
+        queue: QueuePort,
+        registry: JobRegistry,
+        config: PoolConfig,
+        *,
+        clock: Clock,
+        workers: WorkerRegistry | None = None,
+        child_init: Callable[[], None] | None = None,
+        observer: PoolObserver | None = None,
+        rng: Random | None = None,
+    ) -> None:
+        self.config = config
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._workforce = ProcessWorkforce(
+            registry,
+            child_init=child_init,
+            measure_rss=config.max_memory_per_child_mb is not None,
+            inherited=self._parent_fds,
+            on_spawn=self._watch,
+            nice=config.child_nice,
+        )
+        heartbeat = Heartbeat(
+            workers, clock, config.queues, config.concurrency, config.heartbeat_every
+        )
+        self.supervisor = Supervisor(
+            queue,
+            registry,
+            config,
+            self._workforce,
+            clock=clock,
+            heartbeat=heartbeat,
+            observer=observer,
+            rng=rng,
+        )
+        self._signals = 0
+
+    @property
+    def worker_id(self) -> str:
+        """This pool's id in the worker registry."""
+        return self.supervisor.heartbeat.id
+
+    def request_stop(self, cold: bool = False) -> None:
+        """Stop claiming and let running jobs finish within ``grace`` (``cold``: kill them now).
+
+        Safe to call from a signal handler or another thread.
+        """
+        self.supervisor.stopping.request(cold=cold)
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"s")
+
+    def run(self) -> int:
+        """Run until stopped; the exit code."""
+        restore = self._install_signals()
+        sup = self.supervisor
+        logger.info(
+            "pool {} starting: queues {}, {} children",
+            self.worker_id,
+            ",".join(self.config.queues),
+            self.config.concurrency,
+        )
+        try:
+            sup.start()
+            self._loop()
+        except Exception:
+            logger.exception("the pool failed; stopping cold")
+            sup.exit_code = 1
+            sup.stopping.request(cold=True)
+            sup.stopping.tick(time.monotonic())
+        finally:
+            self._workforce.close(self.config.term_grace.total_seconds() + 1.0)
+            sup.heartbeat.forget()
+            restore()
+            self._selector.close()
+            self._wake_r.close()
+            self._wake_w.close()
+        return self._exit_code()
+
+    def _loop(self) -> None:
+        sup = self.supervisor
+        while True:
+            now = time.monotonic()
+            sup.tick(now)
+            if sup.finished:
+                return
+            sup.fill(now)
+            events = self._selector.select(0)
+            if not events:  # a quiet moment: write what waits, claim, then sleep
+                sup.quiet(time.monotonic())
+                timeout = min(sup.next_wake(now) - time.monotonic(), MAX_SLEEP_S)
+                events = self._selector.select(max(timeout, 0.0))
+            events.sort(key=lambda event: event[0].data[0] != _PIPE)  # results before deaths
+            for key, _ in events:
+                self._handle(key.data)
+            if sup.settler.full:
+                sup.settler.flush()
+
+    def _handle(self, data: tuple[str, int, Child | None]) -> None:
+        kind, slot, child = data
+        if kind == _WAKE:
+            self._wake_r.recv(4096)
+        elif child is not None and self._workforce.children.get(slot) is child:
+            if kind == _PIPE:
+                self._read(slot, child)
+            else:
+                self._exited(slot, child)
+
+    def _read(self, slot: int, child: Child) -> bool:
+        try:
+            frame = child.conn.recv_bytes()
+        except (EOFError, OSError):
+            with contextlib.suppress(KeyError, ValueError):  # the exit sentinel reports it
+                self._selector.unregister(child.conn)
+            return False
+        now = time.monotonic()
+        if frame == READY:
+            self.supervisor.child_ready(slot, now)
+        else:
+            self.supervisor.child_replied(slot, decode_reply(frame), now)
+        return True
+
+    def _exited(self, slot: int, child: Child) -> None:
+        while _has_frame(child) and self._read(slot, child):
+            pass
+        exitcode = self._workforce.exitcode(slot)
+        for watched in (child.conn, child.process.sentinel):
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(watched)
+        child.conn.close()
+        self.supervisor.child_exited(slot, exitcode, time.monotonic())
+
+    def _watch(self, slot: int, child: Child) -> None:
+        self._selector.register(child.conn, selectors.EVENT_READ, (_PIPE, slot, child))
+        self._selector.register(child.process.sentinel, selectors.EVENT_READ, (_EXIT, slot, child))
+
+    def _parent_fds(self) -> list[int]:
+        fds = [self._selector.fileno(), self._wake_r.fileno(), self._wake_w.fileno()]
+        children = self._workforce.children.values()
+        return fds + [child.conn.fileno() for child in children if not child.conn.closed]
+
+    def _install_signals(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            logger.debug("pool not on the main thread: stop it with request_stop()")
+            self._selector.register(self._wake_r, selectors.EVENT_READ, (_WAKE, -1, None))
+            return lambda: None
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, (_WAKE, -1, None))
+        old_fd = signal.set_wakeup_fd(self._wake_w.fileno())
+        old = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            signal.set_wakeup_fd(old_fd)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # No logging here: the signal may have interrupted a log call holding loguru's lock.
+        self._signals += 1
+        self.supervisor.stopping.request(cold=self._signals > 1)
+
+    def _exit_code(self) -> int:
+        sup = self.supervisor
+        if sup.exit_code is not None:
+            return sup.exit_code
+        return 130 if sup.stopping.cold else 0
+
+
+def _has_frame(child: Child) -> bool:
+    try:
+        return child.conn.poll()
+    except (EOFError, OSError):
+        return False

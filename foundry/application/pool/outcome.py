@@ -1,0 +1,85 @@
+"""How one attempt ended, as the pool reports it to an observer (progress bars, summaries)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from foundry.domain import ErrorInfo
+from foundry.ports import Lease
+
+
+class OutcomeKind(enum.StrEnum):
+    """What the pool did with a claimed job."""
+
+    COMPLETED = "completed"
+    RETRIED = "retried"
+    DEAD = "dead"
+    RELEASED = "released"
+    ABANDONED = "abandoned"
+
+
+@attrs.frozen
+class Outcome:
+    """The end of one attempt.
+
+    * ``COMPLETED``: the handler returned; the job is done.
+    * ``RETRIED``: the attempt failed (``error``); the job runs again after ``delay``.
+    * ``DEAD``: the attempt failed and the job went to the dead letters with ``reason``.
+    * ``RELEASED``: given back unrun or unfinished (shutdown); the attempt was not spent.
+    * ``ABANDONED``: the pool lost the lease (``reason``: fenced, stale lease); the queue
+      returns the job when the lease lapses, so it is neither done nor lost.
+    """
+
+    kind: OutcomeKind
+    delay: timedelta | None = None
+    reason: str | None = None
+    error: ErrorInfo | None = None
+
+    @classmethod
+    def completed(cls) -> Outcome:
+        """The handler returned."""
+        return _COMPLETED
+
+    @classmethod
+    def retried(cls, delay: timedelta, error: ErrorInfo) -> Outcome:
+        """Failed; runs again after ``delay``."""
+        return cls(OutcomeKind.RETRIED, delay=delay, error=error)
+
+    @classmethod
+    def dead(cls, reason: str, error: ErrorInfo | None) -> Outcome:
+        """Failed for good."""
+        return cls(OutcomeKind.DEAD, reason=reason, error=error)
+
+    @classmethod
+    def released(cls) -> Outcome:
+        """Given back without spending the attempt."""
+        return _RELEASED
+
+    @classmethod
+    def abandoned(cls, reason: str) -> Outcome:
+        """The lease was lost; the queue will recover the job."""
+        return cls(OutcomeKind.ABANDONED, reason=reason)
+
+
+_COMPLETED = Outcome(OutcomeKind.COMPLETED)
+_RELEASED = Outcome(OutcomeKind.RELEASED)
+
+
+@runtime_checkable
+class PoolObserver(Protocol):
+    """Receives the pool's job events, in the parent process, on the pool's loop.
+
+    Keep these cheap: they run between jobs. An exception raised here is logged and ignored.
+    """
+
+    def job_started(self, lease: Lease, child_pid: int, started_at: datetime) -> None:
+        """``lease``'s job was handed to child ``child_pid`` at ``started_at`` (clock time)."""
+        ...
+
+    def job_finished(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
+        """``lease``'s attempt ended with ``outcome`` after ``runtime_s`` seconds in a child."""
+        ...

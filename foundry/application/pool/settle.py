@@ -1,0 +1,262 @@
+"""Turning the end of an attempt into the queue write it calls for, and reporting it.
+
+A write the backend cannot take now (``QueueUnavailable``) waits in an outbox and is retried;
+its lease stays held (and renewed), so the job is neither re-run nor lost meanwhile. A write
+the backend refuses as stale means the lease lapsed: the job is back in the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from random import Random
+from typing import Any
+
+import attrs
+from loguru import logger
+
+from foundry.application.pool.heartbeat import PoolCounters
+from foundry.application.pool.leases import LeaseBook
+from foundry.application.pool.outcome import Outcome, PoolObserver
+from foundry.domain import Dead, Decision, ErrorInfo, QueueUnavailable, Retry, StaleLease
+from foundry.ports import BatchCompleter, Clock, CompletingClaimer, Lease, QueuePort
+
+#: A batch of completions this large is written even while children keep answering.
+BATCH_MAX = 32
+#: Batched completions wait at most this long (seconds) for a claim to carry them.
+FLUSH_AFTER_S = 0.002
+#: Seconds between retries of a write the backend could not take.
+OUTBOX_RETRY_S = 0.5
+
+
+@attrs.frozen
+class ClaimArgs:
+    """What ``QueuePort.claim`` takes besides the queues."""
+
+    lease: timedelta
+    limit: int
+    wait: timedelta
+    claim_token: str
+    worker: str
+
+    def kwargs(self) -> dict[str, Any]:
+        """As keyword arguments of ``claim``."""
+        return attrs.asdict(self, recurse=False)
+
+
+@attrs.define
+class Pending:
+    """A write that failed for want of the backend, to be retried."""
+
+    lease: Lease
+    write: Callable[[Lease], object]
+    outcome: Outcome
+    runtime_s: float
+
+
+class Settler:
+    """Completes, fails, releases and abandons jobs through the port, then tells the observer."""
+
+    def __init__(
+        self,
+        queue: QueuePort,
+        *,
+        clock: Clock,
+        book: LeaseBook,
+        counters: PoolCounters,
+        observer: PoolObserver | None,
+        rng: Random,
+    ) -> None:
+        self._queue = queue
+        self._clock = clock
+        self._book = book
+        self.counters = counters
+        self._observer = observer
+        self._rng = rng
+        self.outbox: list[Pending] = []
+        self._retry_at = 0.0
+        self._batch = queue if isinstance(queue, BatchCompleter) else None
+        self._combined = queue if isinstance(queue, CompletingClaimer) else None
+        self.batched: list[tuple[Lease, Any, float]] = []
+        self._batched_at = 0.0  # when the oldest batched completion came in
+
+    def complete(self, lease: Lease, result: Any, runtime_s: float, now: float) -> None:
+        """The handler returned ``result`` at ``now`` (monotonic seconds); written at the next
+        ``flush`` if the queue completes in batches, else at once."""
+        if self._batch is not None:
+            if not self.batched:
+                self._batched_at = now
+            self.batched.append((lease, result, runtime_s))
+            return
+        self._write(lease, _completion(self._queue, result), _COMPLETED, runtime_s)
+
+    @property
+    def full(self) -> bool:
+        """Whether enough completions wait to be worth a round trip even while busy."""
+        return len(self.batched) >= BATCH_MAX
+
+    def flush_due(self, now: float) -> bool:
+        """Whether the batched completions should be written now rather than wait for a claim
+        to carry them: there are ``BATCH_MAX``, or the oldest waited ``FLUSH_AFTER_S``."""
+        return bool(self.batched) and (self.full or now - self._batched_at >= FLUSH_AFTER_S)
+
+    def flush(self) -> None:
+        """Write the batched completions in one round trip (their leases stay held till then).
+
+        The pool calls this when it has nothing else to do, or when the batch is ``full``.
+        """
+        if not self.batched or self._batch is None:
+            return
+        batch, self.batched = self.batched, []
+        leases = [self._latest(lease) for lease, _, _ in batch]
+        try:
+            applied = self._batch.complete_many(leases, [result for _, result, _ in batch])
+        except QueueUnavailable as error:
+            self._postpone(batch, error)
+            return
+        self._settled(batch, applied)
+
+    def flush_and_claim(self, queues: Sequence[str], claim: ClaimArgs) -> list[Lease]:
+        """Write the batched completions, then claim: in one round trip when the queue can.
+
+        Raises what ``claim`` raises; completions it could not write wait in the outbox.
+        """
+        combined = self._combined
+        if not self.batched or combined is None:
+            self.flush()
+            return self._queue.claim(queues, **claim.kwargs())
+        batch, self.batched = self.batched, []
+        leases = [self._latest(lease) for lease, _, _ in batch]
+        results = [result for _, result, _ in batch]
+        try:
+            applied, claimed = combined.complete_and_claim(
+                leases, results, queues, **claim.kwargs()
+            )
+        except QueueUnavailable as error:
+            self._postpone(batch, error)
+            raise
+        except BaseException:
+            self.batched = batch + self.batched
+            raise
+        self._settled(batch, applied)
+        return claimed
+
+    def _postpone(self, batch: list[tuple[Lease, Any, float]], error: Exception) -> None:
+        logger.error("queue unavailable, will retry {} completions: {}", len(batch), error)
+        for lease, result, runtime_s in batch:
+            write = _completion(self._queue, result)
+            self.outbox.append(Pending(lease, write, _COMPLETED, runtime_s))
+
+    def _settled(self, batch: list[tuple[Lease, Any, float]], applied: list[bool]) -> None:
+        for (lease, _, runtime_s), done in zip(batch, applied, strict=True):
+            self._book.drop(lease.job_id)
+            self.finish(lease, _COMPLETED if done else Outcome.abandoned("stale lease"), runtime_s)
+
+    def fail(
+        self, lease: Lease, error: ErrorInfo, runtime_s: float, decision: Decision | None = None
+    ) -> None:
+        """The attempt failed with ``error``; the job's retry policy decides unless told."""
+        error = attrs.evolve(error, attempt=lease.attempt, at=self._clock.now())
+        if decision is None:
+            decision = lease.job.retry.decide(lease.attempt, error, self._rng)
+        match decision:
+            case Retry(delay):
+                outcome = Outcome.retried(delay, error)
+            case Dead(reason):
+                outcome = Outcome.dead(reason, error)
+        self._log_failure(lease, error, outcome)
+        self._write(lease, lambda held: self._queue.fail(held, error, decision), outcome, runtime_s)
+
+    def release(self, lease: Lease, delay: timedelta = timedelta(0)) -> None:
+        """Give the job back without spending the attempt (claimable again after ``delay``)."""
+        if not delay:
+            self._write(lease, self._queue.release, _RELEASED, 0.0)
+            return
+        self._write(lease, lambda held: self._queue.release(held, delay), _RELEASED, 0.0)
+
+    def abandon(self, lease: Lease, reason: str, runtime_s: float = 0.0) -> None:
+        """Stop caring about a job whose lease is lost; the queue recovers it."""
+        self.outbox = [pending for pending in self.outbox if pending.lease.job_id != lease.job_id]
+        self.batched = [entry for entry in self.batched if entry[0].job_id != lease.job_id]
+        self._book.drop(lease.job_id)
+        with logger.contextualize(job_id=lease.job_id, attempt=lease.attempt, queue=lease.queue):
+            logger.warning("abandoned job {} ({}): the queue will return it", lease.job_id, reason)
+        self.finish(lease, Outcome.abandoned(reason), runtime_s)
+
+    def retry_outbox(self, now: float) -> None:
+        """Retry the writes that failed, at most every ``OUTBOX_RETRY_S``."""
+        if not self.outbox or now < self._retry_at:
+            return
+        self._retry_at = now + OUTBOX_RETRY_S
+        waiting, self.outbox = self.outbox, []
+        for pending in waiting:
+            self._write(pending.lease, pending.write, pending.outcome, pending.runtime_s)
+
+    def next_wake(self) -> float:
+        """When the outbox should next be retried or the batch written (``inf``: never)."""
+        retry = self._retry_at if self.outbox else float("inf")
+        batch = self._batched_at + FLUSH_AFTER_S if self.batched else float("inf")
+        return min(retry, batch)
+
+    def finish(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
+        """Count the outcome and tell the observer (whose errors never reach the pool)."""
+        self.counters.record(outcome, runtime_s)
+        if self._observer is None:
+            return
+        try:
+            self._observer.job_finished(lease, outcome, runtime_s)
+        except Exception:
+            logger.exception("the pool observer failed in job_finished; ignored")
+
+    def started(self, lease: Lease, child_pid: int, started_at: datetime) -> None:
+        """Tell the observer a job started."""
+        if self._observer is None:
+            return
+        try:
+            self._observer.job_started(lease, child_pid, started_at)
+        except Exception:
+            logger.exception("the pool observer failed in job_started; ignored")
+
+    def _write(
+        self, lease: Lease, write: Callable[[Lease], object], outcome: Outcome, runtime_s: float
+    ) -> None:
+        try:
+            write(self._latest(lease))
+        except StaleLease as error:
+            self._book.drop(lease.job_id)
+            logger.warning("{}", error)
+            self.finish(lease, Outcome.abandoned("stale lease"), runtime_s)
+        except QueueUnavailable as error:
+            if not self.outbox:
+                logger.error(
+                    "queue unavailable, will retry writing job {}: {}", lease.job_id, error
+                )
+            self.outbox.append(Pending(lease, write, outcome, runtime_s))
+        else:
+            self._book.drop(lease.job_id)
+            self.finish(lease, outcome, runtime_s)
+
+    def _latest(self, lease: Lease) -> Lease:
+        """The lease as last renewed (same token, later deadline)."""
+        return self._book.lease(lease.job_id) if lease.job_id in self._book else lease
+
+    def _log_failure(self, lease: Lease, error: ErrorInfo, outcome: Outcome) -> None:
+        with logger.contextualize(job_id=lease.job_id, attempt=lease.attempt, queue=lease.queue):
+            if outcome.reason is not None:
+                logger.error("job {} is dead: {}", lease.job_id, outcome.reason)
+            else:
+                logger.warning(
+                    "job {} failed ({}: {}); retry in {}",
+                    lease.job_id,
+                    error.type,
+                    error.message,
+                    outcome.delay,
+                )
+
+
+def _completion(queue: QueuePort, result: Any) -> Callable[[Lease], object]:
+    return lambda held: queue.complete(held, result)
+
+
+_COMPLETED = Outcome.completed()
+_RELEASED = Outcome.released()

@@ -1,0 +1,85 @@
+"""What the supervisor knows about each child: its state, and the job it runs."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Protocol
+
+import attrs
+
+from foundry.ports import Lease
+
+
+class SlotState(enum.Enum):
+    """Where a child is in its life."""
+
+    EMPTY = "empty"  # its fork failed; another is tried after a backoff (no jobs meanwhile)
+    STARTING = "starting"  # forked, running child_init; not yet ready for jobs
+    IDLE = "idle"
+    BUSY = "busy"
+    RETIRING = "retiring"  # asked to exit (recycling or shutdown); no new jobs
+    DYING = "dying"  # killed; waiting to see it gone
+    GONE = "gone"  # exited and not replaced (shutdown)
+
+
+@attrs.define
+class Running:
+    """A job a child is running, and the times that bound it (monotonic seconds)."""
+
+    lease: Lease
+    started_at: datetime
+    started: float
+    hard_at: float
+    term_at: float | None = None
+    killed: bool = False
+
+
+@attrs.define
+class Slot:
+    """One child process of the pool (replaced children reuse their slot)."""
+
+    index: int
+    pid: int = 0
+    state: SlotState = SlotState.STARTING
+    job: Running | None = None
+    tasks: int = 0
+    kill_at: float = float("inf")
+
+    @property
+    def busy(self) -> bool:
+        """Whether the slot holds a job."""
+        return self.job is not None
+
+
+class Workforce(Protocol):
+    """The child processes, as the supervisor commands them (slot indexes, not pids)."""
+
+    def spawn(self, slot: int) -> int:
+        """Start a child for ``slot``; returns its pid. It reports ready, then takes tasks."""
+        ...
+
+    def send(self, slot: int, frame: bytes) -> bool:
+        """Send a task; ``False`` if the child's pipe is gone (it died)."""
+        ...
+
+    def stop(self, slot: int) -> None:
+        """Ask the child to exit after its current task."""
+        ...
+
+    def terminate(self, slot: int) -> None:
+        """SIGTERM the child's process group (and SIGCONT it, in case it is stopped)."""
+        ...
+
+    def kill(self, slot: int) -> None:
+        """SIGKILL the child's process group."""
+        ...
+
+    def fence(self, slot: int, at: float) -> None:
+        """Tell the child to kill itself if its job still runs at monotonic time ``at`` (the
+        parent may be stalled then, unable to fence it)."""
+        ...
+
+    def wait_gone(self, slot: int, timeout: float) -> bool:
+        """Block until the child has exited (up to ``timeout`` s); whether it has."""
+        ...

@@ -1,0 +1,81 @@
+"""The pipe protocol between the pool's parent and a child: one pickled tuple per message.
+
+Parent to child: a task ``(job_id, name, payload, attempt, queue, soft_timeout_s)`` or
+``STOP``. Child to parent: ``READY`` once, then one reply per task: a fixed header
+``(ok, runtime_s, rss_bytes)`` and the pickled result or ``ErrorInfo``, so a value that cannot
+be unpickled still leaves a readable reply. Frames are length-prefixed by
+``multiprocessing.connection``; a child never decodes a job record, only these fields.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from typing import Any
+
+import attrs
+
+from foundry.domain import ErrorInfo
+from foundry.ports import Lease
+
+STOP = b""
+READY = b"R"
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+_HEADER = struct.Struct("<?dQ")
+
+Task = tuple[str, str, dict[str, Any], int, str, float]
+
+
+@attrs.frozen
+class Reply:
+    """A child's answer to one task."""
+
+    ok: bool
+    value: Any
+    runtime_s: float
+    rss: int = 0
+
+    @property
+    def error(self) -> ErrorInfo:
+        """The failure this reply carries (only when not ``ok``)."""
+        assert isinstance(self.value, ErrorInfo)
+        return self.value
+
+
+def encode_task(lease: Lease) -> bytes:
+    """The frame that asks a child to run ``lease``'s job."""
+    job = lease.job
+    soft = job.soft_timeout.total_seconds() if job.soft_timeout is not None else 0.0
+    return pickle.dumps((job.id, job.name, job.payload, lease.attempt, job.queue, soft), _PROTOCOL)
+
+
+def decode_task(frame: bytes) -> Task:
+    """A task frame's fields."""
+    task: Task = pickle.loads(frame)
+    return task
+
+
+def encode_reply(ok: bool, value: Any, runtime_s: float, rss: int) -> bytes:
+    """A reply frame; a value that cannot be pickled is replaced by a description."""
+    try:
+        body = pickle.dumps(value, _PROTOCOL)
+    except Exception as error:  # any __reduce__ may raise anything
+        body = pickle.dumps(_describe(value, error), _PROTOCOL)
+    return _HEADER.pack(ok, runtime_s, rss) + body
+
+
+def decode_reply(frame: bytes) -> Reply:
+    """A reply from its frame; a value that cannot be unpickled is replaced by a description."""
+    ok, runtime_s, rss = _HEADER.unpack_from(frame)
+    try:
+        value = pickle.loads(memoryview(frame)[_HEADER.size :])
+    except Exception as error:  # unpickling runs arbitrary constructors
+        value = _describe(None, error)
+    if not ok and not isinstance(value, ErrorInfo):
+        value = ErrorInfo(type="UndecodableError", message=str(value))
+    return Reply(ok, value, runtime_s, rss)
+
+
+def _describe(value: Any, error: Exception) -> str:
+    kind = type(value).__name__ if value is not None else "value"
+    return f"<unpicklable {kind}: {type(error).__name__}: {error}>"[:500]

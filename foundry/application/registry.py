@@ -1,0 +1,203 @@
+"""Handlers by name: plain functions taking a job's payload as keyword arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar, overload
+
+import attrs
+
+from foundry.domain import (
+    DEFAULT_QUEUE,
+    ConfigurationError,
+    InvalidJob,
+    Job,
+    RetryPolicy,
+    UniqueSpec,
+    UnknownHandler,
+    new_job_id,
+)
+from foundry.domain.job import DEFAULT_TIMEOUT, new_job_ids
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+#: Fields every job gets fresh rather than from its handler's template.
+_FRESH = frozenset({"id", "payload", "metadata"})
+
+
+def _defaults(handler: Handler) -> Mapping[str, Any]:
+    return {
+        field.name: getattr(handler.template, field.name)
+        for field in attrs.fields(Job)
+        if field.name not in _FRESH
+    }
+
+
+@attrs.frozen
+class Handler:
+    """A registered function and the defaults every job for it starts from.
+
+    ``defaults`` holds the template's fields (all but id, payload and metadata) as ``Job``
+    keyword arguments: a job is built by one ``Job(...)`` call, which validates every field.
+    """
+
+    name: str
+    function: Callable[..., Any]
+    template: Job
+    defaults: Mapping[str, Any] = attrs.field(
+        init=False, default=attrs.Factory(_defaults, takes_self=True), eq=False, repr=False
+    )
+
+    def __call__(self, **payload: Any) -> Any:
+        """Run the function with ``payload`` as keyword arguments."""
+        return self.function(**payload)
+
+
+def default_name(function: Callable[..., Any]) -> str:
+    """``module.qualname`` of ``function``: the name a handler gets unless one is given."""
+    return f"{function.__module__}.{function.__qualname__}"
+
+
+class JobRegistry:
+    """The handlers a worker can run and a dispatcher can name.
+
+    Register with ``@registry.job`` (or ``@registry.job(name=..., queue=..., ...)``). Defaults
+    are validated at registration: a bad queue, priority or timeout raises ``InvalidJob`` then,
+    not when the first job is dispatched.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+        self._names: dict[Callable[..., Any], str] = {}
+
+    @overload
+    def job(self, name: F, /) -> F: ...
+
+    @overload
+    def job(
+        self,
+        name: str | None = None,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        retry: RetryPolicy | None = None,
+        timeout: timedelta | None = None,
+        soft_timeout: timedelta | None = None,
+        unique: UniqueSpec | None = None,
+        priority: int = 0,
+    ) -> Callable[[F], F]: ...
+
+    def job(
+        self,
+        name: str | F | None = None,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        retry: RetryPolicy | None = None,
+        timeout: timedelta | None = None,
+        soft_timeout: timedelta | None = None,
+        unique: UniqueSpec | None = None,
+        priority: int = 0,
+    ) -> F | Callable[[F], F]:
+        """Register a function as a handler (usable bare or with options).
+
+        ``unique.key`` may hold ``{field}`` placeholders, filled from each job's payload.
+        """
+        if callable(name):
+            return self.job()(name)
+
+        def register(function: F) -> F:
+            template = Job(
+                name=name or default_name(function),
+                queue=queue,
+                retry=retry or RetryPolicy(),
+                timeout=timeout or DEFAULT_TIMEOUT,
+                soft_timeout=soft_timeout,
+                unique=unique,
+                priority=priority,
+            )
+            self._add(Handler(template.name, function, template))
+            return function
+
+        return register
+
+    def _add(self, handler: Handler) -> None:
+        known = self._handlers.get(handler.name)
+        if known is not None and default_name(known.function) != default_name(handler.function):
+            raise ConfigurationError(
+                f"two handlers are registered as {handler.name!r} "
+                f"({default_name(known.function)} and {default_name(handler.function)}); "
+                "give one of them another name=..."
+            )
+        self._handlers[handler.name] = handler
+        self._names[handler.function] = handler.name
+
+    def get(self, name: str) -> Handler:
+        """The handler registered as ``name``; raises ``UnknownHandler`` if there is none."""
+        try:
+            return self._handlers[name]
+        except KeyError:
+            raise UnknownHandler(name) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._handlers
+
+    def names(self) -> list[str]:
+        """Every registered handler name, sorted."""
+        return sorted(self._handlers)
+
+    def name_of(self, target: str | Callable[..., Any]) -> str:
+        """The handler name for a name or a registered function."""
+        if isinstance(target, str):
+            return target
+        try:
+            return self._names[target]
+        except (KeyError, TypeError):
+            raise UnknownHandler(default_name(target)) from None
+
+    def make_job(
+        self, name: str, payload: Mapping[str, Any] | None = None, **overrides: Any
+    ) -> Job:
+        """A new job for handler ``name``: its defaults, then ``overrides`` (``Job`` fields).
+
+        Raises ``UnknownHandler`` for an unregistered name and ``InvalidJob`` for bad values.
+        """
+        job_id = overrides.pop("id") if "id" in overrides else new_job_id()
+        return _make(self.get(name), payload, job_id, overrides)
+
+    def make_jobs(
+        self, items: Sequence[tuple[str, Mapping[str, Any] | None]], **overrides: Any
+    ) -> list[Job]:
+        """``make_job`` of each ``(name, payload)`` with the same ``overrides`` (no ``id``);
+        the ids come from one read of the random source."""
+        if "id" in overrides:
+            raise TypeError("make_jobs mints every job's id; use make_job for a given id")
+        ids = new_job_ids(len(items))
+        return [
+            _make(self.get(name), payload, job_id, overrides)
+            for (name, payload), job_id in zip(items, ids, strict=True)
+        ]
+
+
+def _make(
+    handler: Handler, payload: Mapping[str, Any] | None, job_id: str, overrides: Mapping[str, Any]
+) -> Job:
+    data = dict(payload or {})
+    fields = {**handler.defaults, **overrides, "id": job_id, "payload": data}
+    fields["unique"] = _fill_unique(fields["unique"], data)
+    if handler.template.metadata:
+        fields.setdefault("metadata", dict(handler.template.metadata))
+    return Job(**fields)
+
+
+def _fill_unique(unique: UniqueSpec | None, payload: Mapping[str, Any]) -> UniqueSpec | None:
+    if unique is None or "{" not in unique.key:
+        return unique
+    try:
+        return attrs.evolve(unique, key=unique.key.format(**payload))
+    except (KeyError, IndexError, ValueError) as error:
+        raise InvalidJob(
+            "unique",
+            f"key template {unique.key!r} cannot be filled from the payload ({error!r}); "
+            "name only payload fields in {braces}",
+        ) from error

@@ -1,0 +1,323 @@
+"""A unit of work: which handler to run, with what, where, when and how persistently."""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+import math
+import os
+import re
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from foundry.domain.errors import InvalidJob, InvalidQueueName
+from foundry.domain.retry import RetryPolicy
+from foundry.domain.schedule import RunAfter, RunAt, RunNow, Schedule
+
+PRIORITY_MIN = -255
+PRIORITY_MAX = 255
+MAX_PAYLOAD_BYTES = 512 * 1024
+MAX_NAME_LENGTH = 200
+MAX_ID_LENGTH = 64
+MAX_UNIQUE_KEY_LENGTH = 200
+DEFAULT_QUEUE = "default"
+DEFAULT_TIMEOUT = timedelta(minutes=5)
+
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
+_JOB_ID = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_ID_LENGTH}}}")
+_JSON_SCALARS = (str, bool, type(None))
+_INT64 = range(-(2**63), 2**63)
+_SCHEDULES = (RunNow, RunAt, RunAfter)
+_ZERO = timedelta(0)
+
+Payload = dict[str, Any]
+
+
+def new_job_id() -> str:
+    """A fresh random id (128 bits, 22 URL-safe characters)."""
+    return secrets.token_urlsafe(16)
+
+
+def new_job_ids(count: int) -> list[str]:
+    """``count`` fresh random ids shaped like ``new_job_id``'s, from one read of the OS's
+    random source: every 33 random bytes are 44 base64url characters, two ids of 132 bits."""
+    text = base64.urlsafe_b64encode(os.urandom(33 * ((count + 1) // 2))).decode()
+    return [text[start : start + 22] for start in range(0, 22 * count, 22)]
+
+
+def validate_queue_name(name: object) -> str:
+    """Return ``name`` if it is a valid queue name, else raise ``InvalidQueueName``."""
+    if not isinstance(name, str) or _QUEUE_NAME.fullmatch(name) is None:
+        raise InvalidQueueName(str(name))
+    return name
+
+
+def _check_json(value: object, path: str) -> None:
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json(item, f"{path}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidJob("payload", f"{path} has a non-string key {key!r}")
+            _check_json(item, f"{path}.{key}")
+    else:
+        _check_json_scalar(value, path)
+
+
+def _check_json_scalar(value: object, path: str) -> None:
+    if isinstance(value, _JSON_SCALARS):
+        return
+    if isinstance(value, int):
+        if value not in _INT64:
+            raise InvalidJob("payload", f"{path} is {value}, outside the 64-bit integer range")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidJob("payload", f"{path} is {value}, which JSON cannot represent")
+        return
+    raise InvalidJob(
+        "payload",
+        f"{path} is a {type(value).__name__}; payloads hold only JSON values "
+        "(dict, list, str, int, float, bool, None) - pass ids, not objects",
+    )
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once: dumps()
+# with options builds a new encoder per call, a third of a small job's validation
+
+
+def payload_size(payload: Payload) -> int:
+    """Bytes of the payload as compact UTF-8 JSON."""
+    return len(_COMPACT.encode(payload).encode())
+
+
+def _rule(check: Callable[[Any], str | None]) -> Callable[[Any, Any, Any], None]:
+    """An attrs validator that raises ``InvalidJob`` naming the field when ``check`` complains."""
+
+    def validate(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        problem = check(value)
+        if problem is not None:
+            raise InvalidJob(attribute.name, problem)
+
+    return validate
+
+
+def _check_id(value: object) -> str | None:
+    if isinstance(value, str) and _JOB_ID.fullmatch(value):
+        return None
+    return f"{value!r} must be 1-{MAX_ID_LENGTH} letters, digits or '_.:-'"
+
+
+def _check_name(value: object) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return "must be a non-empty string naming a registered handler"
+    if len(value) > MAX_NAME_LENGTH:
+        return f"is {len(value)} characters long; the limit is {MAX_NAME_LENGTH}"
+    return None
+
+
+def _check_queue(value: object) -> str | None:
+    if isinstance(value, str) and _QUEUE_NAME.fullmatch(value):
+        return None
+    return f"{value!r} is not a valid queue name; use 1-100 letters, digits or '_.:-' (no braces)"
+
+
+#: Longest compact JSON of a JSON scalar this check accepts: a 64-bit int is at most 20
+#: characters, a finite float's repr at most 24, ``false`` 5.
+_SCALAR_BOUND = 32
+
+
+def _text_bound(text: str) -> int:
+    """Most bytes ``text`` takes as a JSON string (6 per character: ``\\u001f``), or -1 if it
+    is not valid UTF-8 (a lone surrogate)."""
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return -1
+    return 6 * len(text) + 2
+
+
+def _bound(value: object) -> int:  # noqa: PLR0911 - one flat type switch, kept together
+    """An upper bound of ``value``'s size as compact UTF-8 JSON, or -1 when it is not plainly a
+    JSON value (exact builtin types only): the fast path of ``_check_payload``."""
+    kind = type(value)
+    if kind is str:
+        return _text_bound(value)  # type: ignore[arg-type]
+    if kind is int:
+        return _SCALAR_BOUND if -(2**63) <= value < 2**63 else -1  # type: ignore[operator]
+    if kind is float:
+        return _SCALAR_BOUND if math.isfinite(value) else -1  # type: ignore[arg-type]
+    if value is None or kind is bool:
+        return _SCALAR_BOUND
+    if kind is dict:
+        return _dict_bound(value)  # type: ignore[arg-type]
+    if kind is list:
+        total = 2
+        for item in value:  # type: ignore[attr-defined]
+            size = _bound(item)
+            if size < 0:
+                return -1
+            total += size + 1
+        return total
+    return -1
+
+
+def _dict_bound(value: dict[Any, Any]) -> int:
+    total = 2
+    for key, item in value.items():
+        if type(key) is not str:
+            return -1
+        key_size, size = _text_bound(key), _bound(item)
+        if key_size < 0 or size < 0:
+            return -1
+        total += key_size + size + 2
+    return total
+
+
+def _check_payload(value: object) -> str | None:
+    """The fast path proves plain, small payloads valid in one pass; anything else (a subclass,
+    a bad value, a size near the limit) takes the exact check, which names the problem."""
+    if type(value) is dict:
+        try:
+            bound = _dict_bound(value)
+        except RecursionError:
+            bound = -1
+        if 0 <= bound <= MAX_PAYLOAD_BYTES:
+            return None
+    return _check_payload_exactly(value)
+
+
+def _check_payload_exactly(value: object) -> str | None:
+    if not isinstance(value, dict):
+        return f"must be a dict of keyword arguments, got {type(value).__name__}"
+    _check_json(value, "payload")
+    try:
+        size = payload_size(value)
+    except UnicodeEncodeError as error:
+        return f"holds a string that is not valid UTF-8 ({error.reason}); clean the text first"
+    if size > MAX_PAYLOAD_BYTES:
+        return f"is {size} bytes as JSON; the limit is {MAX_PAYLOAD_BYTES} (store blobs elsewhere)"
+    return None
+
+
+def _check_priority(value: object) -> str | None:
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if is_int and PRIORITY_MIN <= value <= PRIORITY_MAX:  # type: ignore[operator]
+        return None
+    return f"{value!r} must be an int from {PRIORITY_MIN} to {PRIORITY_MAX} (higher runs first)"
+
+
+def _check_schedule(value: object) -> str | None:
+    if isinstance(value, _SCHEDULES):
+        return None
+    return f"{value!r} must be RunNow(), RunAt(aware datetime) or RunAfter(timedelta >= 0)"
+
+
+def _check_positive_duration(value: object) -> str | None:
+    if isinstance(value, timedelta) and value > _ZERO:
+        return None
+    return f"{value!r} must be a positive timedelta"
+
+
+def _check_created_at(value: object) -> str | None:
+    if value is None or (isinstance(value, datetime) and value.utcoffset() is not None):
+        return None
+    return f"{value!r} must be a timezone-aware datetime or None"
+
+
+def _check_metadata(value: object) -> str | None:
+    if (type(value) is dict and not value) or (
+        isinstance(value, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    ):
+        return None
+    return "must be a dict of str to str"
+
+
+class UniqueUntil(enum.StrEnum):
+    """How long a unique key blocks duplicates."""
+
+    STARTED = "started"
+    FINISHED = "finished"
+
+
+@attrs.frozen
+class UniqueSpec:
+    """While a job holding ``key`` is pending (or running, with ``until=FINISHED``), and for at
+    most ``ttl``, enqueueing another job with the same key in the same queue is a duplicate."""
+
+    key: str = attrs.field()
+    ttl: timedelta = attrs.field(default=timedelta(hours=1))
+    until: UniqueUntil = attrs.field(default=UniqueUntil.FINISHED, converter=UniqueUntil)
+
+    @key.validator
+    def _key(self, _: attrs.Attribute[str], value: object) -> None:
+        if not isinstance(value, str) or not 1 <= len(value) <= MAX_UNIQUE_KEY_LENGTH:
+            raise InvalidJob("unique", f"key must be 1-{MAX_UNIQUE_KEY_LENGTH} characters")
+
+    @ttl.validator
+    def _ttl(self, _: attrs.Attribute[timedelta], value: object) -> None:
+        if not isinstance(value, timedelta) or value <= timedelta(0):
+            raise InvalidJob("unique", f"ttl {value!r} must be a positive timedelta")
+
+
+def _check_unique(value: object) -> str | None:
+    if value is None or isinstance(value, UniqueSpec):
+        return None
+    return f"{value!r} must be a UniqueSpec or None"
+
+
+def _check_retry(value: object) -> str | None:
+    return None if isinstance(value, RetryPolicy) else f"{value!r} must be a RetryPolicy"
+
+
+@attrs.frozen
+class Job:
+    """What to run (``name`` with ``payload`` as keyword arguments), where and how.
+
+    Every field is validated at construction: a bad value raises ``InvalidJob`` naming it.
+    The id is minted by the client, so re-sending an enqueue is idempotent.
+    """
+
+    name: str = attrs.field(validator=_rule(_check_name))
+    payload: Payload = attrs.field(factory=dict, validator=_rule(_check_payload))
+    queue: str = attrs.field(default=DEFAULT_QUEUE, validator=_rule(_check_queue))
+    id: str = attrs.field(factory=new_job_id, validator=_rule(_check_id))
+    priority: int = attrs.field(default=0, validator=_rule(_check_priority))
+    schedule: Schedule = attrs.field(default=RunNow(), validator=_rule(_check_schedule))
+    retry: RetryPolicy = attrs.field(default=RetryPolicy(), validator=_rule(_check_retry))
+    timeout: timedelta = attrs.field(
+        default=DEFAULT_TIMEOUT, validator=_rule(_check_positive_duration)
+    )
+    soft_timeout: timedelta | None = attrs.field(default=None)
+    unique: UniqueSpec | None = attrs.field(default=None, validator=_rule(_check_unique))
+    created_at: datetime | None = attrs.field(default=None, validator=_rule(_check_created_at))
+    metadata: dict[str, str] = attrs.field(factory=dict, validator=_rule(_check_metadata))
+
+    @soft_timeout.validator
+    def _soft_timeout(self, _: attrs.Attribute[timedelta | None], value: object) -> None:
+        if value is None:
+            return
+        if _check_positive_duration(value) is not None:
+            raise InvalidJob("soft_timeout", f"{value!r} must be a positive timedelta or None")
+        assert isinstance(value, timedelta)
+        if value >= self.timeout:
+            raise InvalidJob(
+                "soft_timeout", f"{value} must be shorter than the hard timeout {self.timeout}"
+            )
+
+    @property
+    def max_attempts(self) -> int:
+        """How many starts this job gets."""
+        return self.retry.max_attempts
+
+    def run_at(self, now: datetime) -> datetime:
+        """The first moment the job may be claimed, if enqueued at ``now``."""
+        return self.schedule.run_at(now)

@@ -1,0 +1,60 @@
+"""The ``foundry`` command: workers, dispatching, inspection and the demo.
+
+Each command's module is imported only when that command runs (or ``--help`` lists them), so
+``foundry work`` starts without the tables, progress bars and admin code of the others.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+import click
+
+from foundry.entrypoints.cli.common import EXIT_CODES_HELP, FoundryGroup
+from foundry.entrypoints.container import build_container
+from foundry.entrypoints.logging import LEVELS, configure_logging
+from foundry.entrypoints.settings import Settings
+
+COMMANDS = {
+    "work": "foundry.entrypoints.cli.work:work",
+    "enqueue": "foundry.entrypoints.cli.enqueue:enqueue",
+    "stats": "foundry.entrypoints.cli.stats:stats",
+    "failed": "foundry.entrypoints.cli.failed:failed",
+    "queue": "foundry.entrypoints.cli.queues:queue_group",
+    "check": "foundry.entrypoints.cli.check:check",
+    "demo": "foundry.entrypoints.cli.demo:demo",
+}
+
+
+def _version() -> str:
+    try:
+        return version("foundry")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@click.group(cls=FoundryGroup, lazy_commands=COMMANDS, epilog=EXIT_CODES_HELP)
+@click.option(
+    "--log-level",
+    type=click.Choice(LEVELS, case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    envvar="FOUNDRY_LOG_LEVEL",
+    help="Least severe log level written to stderr.",
+)
+@click.version_option(_version(), prog_name="foundry")
+@click.pass_context
+def cli(ctx: click.Context, log_level: str) -> None:
+    """Foundry: a job queue and cache with a prefork worker pool.
+
+    Configuration comes from the environment (REDIS_URL, QUEUE_DRIVER, ...; see the README
+    or `foundry check`).
+    """
+    if ctx.obj is None:  # tests pass their own container through CliRunner(obj=...)
+        configure_logging(log_level)
+        ctx.obj = build_container(Settings.from_env())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="foundry")

@@ -1,0 +1,69 @@
+"""``foundry check``: is the configuration valid, and is each backend usable?"""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from foundry.adapters.redis.health import RedisReport
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.entrypoints.cli import common
+from foundry.entrypoints.cli.selfcheck import self_check
+from foundry.entrypoints.settings import Driver, Settings
+
+
+def settings_table(settings: Settings) -> Table:
+    """Every variable with the value in force (the password hidden)."""
+    table = Table(title="Configuration")
+    table.add_column("variable")
+    table.add_column("value", overflow="fold")
+    for name, value in settings.describe().items():
+        table.add_row(name, value)
+    return table
+
+
+def report_table(reports: dict[str, RedisReport]) -> Table:
+    """What each Redis said about itself."""
+    table = Table(title="Redis self-check")
+    for column in ("used by", "version", "maxmemory-policy", "appendonly", "RDB save"):
+        table.add_column(column)
+    for user, report in reports.items():
+        aof = "yes" if report.aof_enabled else "no"
+        table.add_row(user, report.version, report.maxmemory_policy, aof, report.rdb_save)
+    return table
+
+
+def _reports(ctx: click.Context) -> dict[str, RedisReport]:
+    box = common.container(ctx)
+    settings = common.settings(ctx)
+    reports: dict[str, RedisReport] = {}
+    port = common.queue(ctx)
+    if isinstance(port, RedisQueue):
+        reports["queue"] = self_check("queue", port)
+    if settings.cache_driver is Driver.REDIS:
+        box.cache()
+        reports["cache"] = self_check("cache", box.cache_client())
+    return reports
+
+
+@click.command(epilog=common.EXIT_CODES_HELP)
+@click.option("--strict", is_flag=True, help="Exit 1 when the self-check has warnings.")
+@click.pass_context
+def check(ctx: click.Context, strict: bool) -> None:
+    """Validate the configuration and self-check every configured backend.
+
+    For Redis: version (7 or newer required), eviction policy (must be noeviction, or jobs can
+    be silently evicted) and persistence (AOF recommended), and the queue's scripts load.
+    """
+    out = common.stdout()
+    out.print(settings_table(common.settings(ctx)))
+    reports = _reports(ctx)
+    if reports:
+        out.print(report_table(reports))
+    warnings = sorted({warning for report in reports.values() for warning in report.warnings})
+    for warning in warnings:
+        common.stderr().print(f"[bold yellow]warning:[/] {common.escape(warning)}")
+    if strict and warnings:
+        common.abort(f"{len(warnings)} warning(s) and --strict given; fix them or drop --strict")
+    noted = f" ({len(warnings)} warning(s) above)" if warnings else ""
+    out.print(f"[green]ok[/]: configuration valid, backends reachable{noted}")

@@ -1,0 +1,174 @@
+"""What every command shares: exit codes, error reporting, the container, the console."""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NoReturn, cast
+
+import click
+from dependency_injector import containers
+
+from foundry.domain import (
+    CacheUnavailable,
+    ConfigurationError,
+    FoundryError,
+    InvalidJob,
+    QueueUnavailable,
+    UnknownHandler,
+    validate_queue_name,
+)
+from foundry.entrypoints.container import Container
+from foundry.entrypoints.settings import Driver, Settings
+from foundry.ports import QueuePort, WorkerRegistry
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class Exit(enum.IntEnum):
+    """The ``foundry`` command's exit codes (also listed in ``foundry --help``)."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    UNAVAILABLE = 3
+    INTERRUPTED = 130
+
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    success (work --burst: every queue drained)
+  1    the operation failed (job not found, self-check failed, jobs unaccounted for)
+  2    bad usage or configuration (the message names the option, variable or handler)
+  3    the backend (Redis) is unreachable
+  130  interrupted (work: a second Ctrl-C, running jobs were killed and released)
+"""
+
+
+def stderr() -> Console:
+    """A console on stderr, for errors and warnings."""
+    from rich.console import Console  # noqa: PLC0415 - rich costs ~20 ms; `work` rarely prints
+
+    return Console(stderr=True, highlight=False)
+
+
+def stdout() -> Console:
+    """A console on stdout; wide when not a terminal, so piped tables are never cut."""
+    from rich.console import Console  # noqa: PLC0415
+
+    if sys.stdout.isatty():
+        return Console(highlight=False)
+    return Console(width=200, highlight=False)
+
+
+def abort(message: str, code: Exit = Exit.FAILED) -> NoReturn:
+    """Print ``message`` as an error and exit with ``code``."""
+    stderr().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    raise SystemExit(int(code))
+
+
+def exit_code_for(error: FoundryError) -> Exit:
+    """Which exit code a Foundry error maps to."""
+    if isinstance(error, ConfigurationError | InvalidJob | UnknownHandler):
+        return Exit.USAGE
+    if isinstance(error, QueueUnavailable | CacheUnavailable):
+        return Exit.UNAVAILABLE
+    return Exit.FAILED
+
+
+class FoundryGroup(click.Group):
+    """A click group that turns Foundry's errors into a message and a documented exit code.
+
+    ``lazy_commands`` maps a command name to ``module:attribute``; the module is imported
+    when the command is first looked up, so a command pays only for its own imports.
+    """
+
+    def __init__(
+        self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name, the lazy ones included, sorted."""
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command ``cmd_name``, importing its module if it is a lazy one."""
+        spec = self.lazy_commands.get(cmd_name)
+        if spec is None or cmd_name in self.commands:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attribute = spec.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{spec} is a {type(command).__name__}, not a click command")
+        self.add_command(command, cmd_name)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a ``FoundryError`` becomes its message and exit code."""
+        try:
+            return super().invoke(ctx)
+        except FoundryError as error:
+            abort(escape(str(error)), exit_code_for(error))
+
+
+def escape(text: str) -> str:
+    """``text`` safe to print with rich markup on."""
+    return text.replace("[", r"\[")
+
+
+def container(ctx: click.Context) -> Container:
+    """The process's container (built by the ``foundry`` group from the environment)."""
+    found = ctx.find_root().obj
+    if not isinstance(found, containers.Container):  # instances are DynamicContainers
+        raise click.UsageError("no container: run this command through `foundry`")
+    return cast(Container, found)
+
+
+def settings(ctx: click.Context) -> Settings:
+    """The validated settings."""
+    value = container(ctx).settings()
+    assert isinstance(value, Settings)
+    return value
+
+
+def queue(ctx: click.Context) -> QueuePort:
+    """The configured queue."""
+    port: QueuePort = container(ctx).queue()
+    return port
+
+
+def workers(ctx: click.Context) -> WorkerRegistry:
+    """The configured worker registry (the queue backend publishes heartbeats)."""
+    registry: WorkerRegistry = container(ctx).workers()
+    return registry
+
+
+def private_memory_queue(ctx: click.Context) -> bool:
+    """Whether the queue is this process's own memory queue (not one a test handed in)."""
+    overriding = container(ctx).queue.last_overriding
+    return settings(ctx).queue_driver is Driver.MEMORY and overriding is None
+
+
+def require_shared_queue(ctx: click.Context, what: str) -> None:
+    """Refuse an admin command that would act on a private in-memory queue and vanish."""
+    if private_memory_queue(ctx):
+        abort(
+            f"QUEUE_DRIVER is memory, so {what} would only touch this process's own queue, "
+            "which vanishes when it exits; set QUEUE_DRIVER=redis and REDIS_URL",
+            Exit.USAGE,
+        )
+
+
+def queue_names(raw: str) -> tuple[str, ...]:
+    """``a,b`` as validated queue names, order kept."""
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not names:
+        raise click.BadParameter("give at least one queue name, like default or high,default")
+    for name in names:
+        validate_queue_name(name)
+    return names

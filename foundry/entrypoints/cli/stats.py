@@ -1,0 +1,80 @@
+"""``foundry stats``: queue sizes and live workers, as tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+from rich.table import Table
+
+from foundry.entrypoints.cli import common
+from foundry.ports import QueueStats, WorkerInfo
+
+
+def queue_table(rows: list[QueueStats]) -> Table:
+    """One row per queue: current sizes, then running totals."""
+    table = Table(title="Queues")
+    for column in ("queue", "ready", "delayed", "active", "dead", "paused"):
+        table.add_column(column, justify="left" if column == "queue" else "right")
+    for column in ("completed", "failed", "trimmed", "stale"):
+        table.add_column(column, justify="right", style="dim")
+    for row in rows:
+        table.add_row(
+            row.queue,
+            *(str(n) for n in (row.ready, row.delayed, row.active, row.dead)),
+            "yes" if row.paused else "",
+            *(str(n) for n in (row.completed, row.failed, row.dead_trimmed, row.stale_rejected)),
+        )
+    return table
+
+
+def _since(moment: datetime, now: datetime) -> str:
+    seconds = int((now - moment).total_seconds())
+    hours, rest = divmod(max(seconds, 0), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def worker_table(rows: list[WorkerInfo], now: datetime) -> Table:
+    """One row per live worker pool, with its counters."""
+    table = Table(title="Workers")
+    table.add_column("worker", overflow="fold")
+    for column in ("host", "pid", "queues", "procs", "up"):
+        table.add_column(column)
+    for column in ("processed", "failed", "retried", "dead", "mean ms"):
+        table.add_column(column, justify="right")
+    for info in rows:
+        table.add_row(
+            info.id,
+            info.host,
+            str(info.pid),
+            ",".join(info.queues),
+            str(info.concurrency),
+            _since(info.started_at, now),
+            *(str(n) for n in (info.processed, info.failed, info.retried, info.dead)),
+            f"{info.mean_runtime_ms:.1f}",
+        )
+    return table
+
+
+@click.command()
+@click.option("--queue", "names", multiple=True, help="Only these queues (repeatable).")
+@click.pass_context
+def stats(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Show every queue (ready, delayed, active, dead) and the live workers."""
+    port = common.queue(ctx)
+    chosen = list(names) or port.queues()
+    out = common.stdout()
+    if common.private_memory_queue(ctx):
+        common.stderr().print(
+            "note: QUEUE_DRIVER is memory, so this shows only this process's own (empty) queue; "
+            "set QUEUE_DRIVER=redis to inspect the workers' queues"
+        )
+    if not chosen:
+        out.print("no queues yet: nothing has been enqueued")
+    else:
+        out.print(queue_table([port.stats(name) for name in chosen]))
+    live = common.workers(ctx).workers()
+    if not live:
+        out.print("no live workers (start one with `foundry work --app module:registry`)")
+        return
+    out.print(worker_table(live, common.container(ctx).clock().now()))

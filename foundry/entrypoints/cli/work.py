@@ -1,0 +1,127 @@
+"""``foundry work``: run a prefork pool of workers."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from functools import partial
+
+import click
+
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.application.pool import Pool, PoolConfig
+from foundry.entrypoints.apps import app_queues, load_app
+from foundry.entrypoints.cli import common
+from foundry.entrypoints.cli.selfcheck import self_check
+from foundry.entrypoints.container import reinit_per_process
+
+WORK_HELP = """Run handlers from --app in a prefork pool until stopped.
+
+\b
+Ctrl-C or SIGTERM stops claiming and lets running jobs finish within --grace, then kills
+and releases the rest (their attempts are not spent); a second Ctrl-C stops at once.
+--burst exits once the queues are empty.
+"""
+
+
+@click.command(help=WORK_HELP, epilog=common.EXIT_CODES_HELP)
+@click.option(
+    "--app",
+    envvar="FOUNDRY_APP",
+    required=True,
+    help=(
+        "The handlers, as module:registry (env FOUNDRY_APP), "
+        "e.g. foundry.entrypoints.demo.app:registry."
+    ),
+)
+@click.option("--queues", default=None, help="Queues to serve, in order [default: the app's].")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=os.cpu_count() or 2,
+    show_default="CPU count",
+    help="Child processes.",
+)
+@click.option("--max-tasks-per-child", type=click.IntRange(min=1), default=None)
+@click.option("--max-memory-per-child", type=click.IntRange(min=1), default=None, help="MB of RSS.")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds running jobs get to finish at shutdown.",
+)
+@click.option(
+    "--prefetch",
+    type=click.IntRange(0, 10_000),
+    default=0,
+    show_default=True,
+    help="Jobs claimed ahead and held (leased) by the parent: fewer round trips per job, "
+    "but other workers cannot take them. Released at shutdown.",
+)
+@click.option(
+    "--prefetch-window",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Adaptive prefetch for short jobs, in ms: hold as many jobs as the children finish "
+    "in this window (at most 64). Like --prefetch, a crashed worker spends an attempt of "
+    "every job it held.",
+)
+@click.option(
+    "--child-nice",
+    type=click.IntRange(0, 19),
+    default=10,
+    show_default=True,
+    help="Added to the children's nice value, so the parent (work hand-out, lease renewal, "
+    "fencing) wins the CPU when handlers keep every core busy. 0: same priority.",
+)
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.pass_context
+def work(
+    ctx: click.Context,
+    *,
+    app: str,
+    queues: str | None,
+    concurrency: int,
+    max_tasks_per_child: int | None,
+    max_memory_per_child: int | None,
+    grace: float,
+    prefetch: int,
+    prefetch_window: float,
+    child_nice: int,
+    burst: bool,
+) -> None:
+    """Run a worker pool."""
+    box = common.container(ctx)
+    registry = load_app(app, box)
+    config = PoolConfig(
+        queues=common.queue_names(queues) if queues else app_queues(registry),
+        concurrency=concurrency,
+        lease=common.settings(ctx).queue_timeout,
+        max_tasks_per_child=max_tasks_per_child,
+        max_memory_per_child_mb=max_memory_per_child,
+        grace=timedelta(seconds=grace),
+        burst=burst,
+        prefetch=prefetch,
+        prefetch_window=timedelta(milliseconds=prefetch_window),
+        child_nice=child_nice,
+    )
+    port = common.queue(ctx)
+    if isinstance(port, RedisQueue):
+        self_check("queue", port)  # an unreachable or too old Redis stops us here, not later
+    if common.private_memory_queue(ctx):
+        common.stderr().print(
+            "note: QUEUE_DRIVER is memory; this worker sees only jobs its app enqueues itself"
+        )
+    pool = Pool(
+        port,
+        registry,
+        config,
+        clock=box.clock(),
+        workers=common.workers(ctx),
+        child_init=partial(reinit_per_process, box),
+    )
+    code = pool.run()
+    if code:
+        raise SystemExit(code)

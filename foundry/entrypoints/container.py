@@ -1,0 +1,99 @@
+"""The Container: the one composition root, where adapters are chosen and built.
+
+Configuration flows one way: environment -> ``Settings`` -> ``Container.config`` -> providers
+-> ports handed to application services. One container per process. Tests override
+providers (``container.queue.override(providers.Object(MemoryQueue(clock)))``), never patch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dependency_injector import containers, providers
+
+from foundry.adapters.clock import SystemClock
+from foundry.adapters.codec import Codec
+from foundry.adapters.redis.connection import connect
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.entrypoints.settings import Settings
+from foundry.ports import CachePort, QueuePort, WorkerRegistry
+
+if TYPE_CHECKING:
+    from foundry.adapters.memory import MemoryQueue
+    from foundry.adapters.memory.cache import MemoryCache
+    from foundry.adapters.redis.cache import RedisCache
+
+# The adapters a process may not use are imported when first built (a Redis worker never
+# loads the memory queue or either cache): every module imported costs startup time.
+
+
+def _memory_queue(**options: Any) -> MemoryQueue:
+    from foundry.adapters.memory import MemoryQueue  # noqa: PLC0415
+
+    return MemoryQueue(**options)
+
+
+def _memory_cache(**options: Any) -> MemoryCache:
+    from foundry.adapters.memory.cache import MemoryCache  # noqa: PLC0415
+
+    return MemoryCache(**options)
+
+
+def _redis_cache(**options: Any) -> RedisCache:
+    from foundry.adapters.redis.cache import RedisCache  # noqa: PLC0415
+
+    return RedisCache(**options)
+
+
+class Container(containers.DeclarativeContainer):
+    """Providers for every port; ``QUEUE_DRIVER`` / ``CACHE_DRIVER`` pick the adapters."""
+
+    config = providers.Configuration(strict=True)
+    settings = providers.Object(Settings())
+
+    clock = providers.Singleton(SystemClock)
+    codec = providers.Singleton(Codec)
+
+    queue_client = providers.Singleton(connect, providers.Callable(Settings.queue_redis, settings))
+    cache_client = providers.Singleton(connect, providers.Callable(Settings.cache_redis, settings))
+
+    queue_backend = providers.Selector(
+        config.queue.driver,
+        memory=providers.Singleton(_memory_queue, clock=clock, codec=codec),
+        redis=providers.Singleton(RedisQueue, queue_client, prefix=config.queue.prefix),
+    )
+    queue = providers.Dependency(instance_of=QueuePort, default=queue_backend)  # type: ignore[type-abstract]
+    workers = providers.Dependency(instance_of=WorkerRegistry, default=queue)  # type: ignore[type-abstract]
+
+    cache_backend = providers.Selector(
+        config.cache.driver,
+        memory=providers.Singleton(
+            _memory_cache, clock=clock, codec=codec, prefix=config.cache.prefix
+        ),
+        redis=providers.Singleton(
+            _redis_cache, client=cache_client, prefix=config.cache.prefix, codec=codec
+        ),
+    )
+    cache = providers.Dependency(instance_of=CachePort, default=cache_backend)  # type: ignore[type-abstract]
+
+
+def build_container(settings: Settings) -> Container:
+    """A container configured from ``settings``."""
+    container = Container()
+    container.settings.override(providers.Object(settings))
+    container.config.from_dict(
+        {
+            "queue": {"driver": settings.queue_driver.value, "prefix": settings.queue_prefix},
+            "cache": {"driver": settings.cache_driver.value, "prefix": settings.cache_prefix},
+        }
+    )
+    return container
+
+
+def reinit_per_process(container: Container) -> None:
+    """Forget this process's clients and adapters (run in a freshly forked pool child).
+
+    A forked child must not share its parent's sockets; its cache client and adapters are
+    rebuilt on first use. Overrides (tests) are kept.
+    """
+    container.reset_singletons()

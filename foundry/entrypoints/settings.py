@@ -1,0 +1,196 @@
+"""Settings: the environment, read once, validated, frozen (and picklable, for pool children).
+
+The variable names are the ones of the framework Foundry ports. An empty variable counts as
+unset. A bad value raises ``ConfigurationError`` naming the variable and what it accepts.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+
+from foundry.adapters.redis.connection import RedisSettings
+from foundry.domain import ConfigurationError
+
+T = TypeVar("T")
+
+_PREFIX = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+#: The queue client's socket timeout is at most the lease divided by this.
+LEASE_TO_SOCKET_TIMEOUT = 3
+
+
+def _mask_url(url: str) -> str:
+    """``url`` with the password in its user info replaced by stars."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:********@{host}"))
+
+
+class Driver(enum.StrEnum):
+    """Which backend a port uses."""
+
+    MEMORY = "memory"
+    REDIS = "redis"
+
+
+@attrs.frozen
+class Settings:
+    """Everything Foundry reads from the environment, with the documented defaults."""
+
+    redis_url: str = attrs.field(default="redis://127.0.0.1:6379/0", repr=_mask_url)
+    redis_db: int | None = None
+    redis_password: str | None = attrs.field(default=None, repr=False)
+    redis_pool_size: int = 16
+    redis_connect_timeout: timedelta = timedelta(seconds=2)
+    redis_socket_timeout: timedelta = timedelta(seconds=5)
+    redis_cache_db: int | None = None
+    redis_queue_db: int | None = None
+    cache_driver: Driver = Driver.MEMORY
+    cache_prefix: str = "foundry_cache"
+    queue_driver: Driver = Driver.MEMORY
+    queue_prefix: str = "foundry"
+    queue_timeout: timedelta = timedelta(seconds=30)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the environment (``os.environ`` by default)."""
+        env = _Env(os.environ if environ is None else environ)
+        default = cls()
+        return cls(
+            redis_url=env.read("REDIS_URL", _redis_url, default.redis_url),
+            redis_db=env.read("REDIS_DB", _db_number, None),
+            redis_password=env.read("REDIS_PASSWORD", str, None),
+            redis_pool_size=env.read("REDIS_POOL_SIZE", _pool_size, default.redis_pool_size),
+            redis_connect_timeout=env.read(
+                "REDIS_CONNECT_TIMEOUT", _seconds, default.redis_connect_timeout
+            ),
+            redis_socket_timeout=env.read(
+                "REDIS_SOCKET_TIMEOUT", _seconds, default.redis_socket_timeout
+            ),
+            redis_cache_db=env.read("REDIS_CACHE_DB", _db_number, None),
+            redis_queue_db=env.read("REDIS_QUEUE_DB", _db_number, None),
+            cache_driver=env.read("CACHE_DRIVER", _driver, default.cache_driver),
+            cache_prefix=env.read("CACHE_PREFIX", _prefix, default.cache_prefix),
+            queue_driver=env.read("QUEUE_DRIVER", _driver, default.queue_driver),
+            queue_prefix=env.read("QUEUE_PREFIX", _prefix, default.queue_prefix),
+            queue_timeout=env.read("QUEUE_TIMEOUT", _seconds, default.queue_timeout),
+        )
+
+    def queue_redis(self) -> RedisSettings:
+        """How the queue reaches Redis (``REDIS_QUEUE_DB`` overrides ``REDIS_DB``).
+
+        Its socket timeout is at most a third of the lease (``QUEUE_TIMEOUT``): a claim whose
+        reply is lost is re-sent after the timeout, and only while the lease lasts does the
+        re-send get the claimed jobs back instead of leaving them leased to nobody.
+        """
+        timeout = min(self.redis_socket_timeout, self.queue_timeout / LEASE_TO_SOCKET_TIMEOUT)
+        return self._redis(self.redis_queue_db, "foundry-queue", timeout)
+
+    def cache_redis(self) -> RedisSettings:
+        """How the cache reaches Redis (``REDIS_CACHE_DB`` overrides ``REDIS_DB``)."""
+        return self._redis(self.redis_cache_db, "foundry-cache", self.redis_socket_timeout)
+
+    def _redis(self, db: int | None, client_name: str, socket_timeout: timedelta) -> RedisSettings:
+        return RedisSettings(
+            url=self.redis_url,
+            db=self.redis_db if db is None else db,
+            password=self.redis_password,
+            pool_size=self.redis_pool_size,
+            connect_timeout=self.redis_connect_timeout,
+            socket_timeout=socket_timeout,
+            client_name=client_name,
+        )
+
+    def describe(self) -> dict[str, str]:
+        """Each setting as its variable name and a printable value (the password hidden)."""
+        values: dict[str, Any] = attrs.asdict(self, recurse=False)
+        shown = {name.upper(): _show(value) for name, value in values.items()}
+        if self.redis_password is not None:
+            shown["REDIS_PASSWORD"] = "********"
+        shown["REDIS_URL"] = _mask_url(self.redis_url)
+        return shown
+
+
+class _Env:
+    """Reads one variable at a time, turning parser complaints into ``ConfigurationError``."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def read(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as error:
+            raise ConfigurationError(f"{name}={raw!r} is not valid: {error}") from None
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds():g}s"
+    return str(value)
+
+
+def _redis_url(raw: str) -> str:
+    if not raw.startswith(_URL_SCHEMES):
+        raise ValueError("use redis://host:port/db, rediss://host:port/db (TLS) or unix://path")
+    return raw
+
+
+def _integer(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+def _db_number(raw: str) -> int:
+    number = _integer(raw)
+    if number < 0:
+        raise ValueError("use a database number, 0 or more (Redis has 0-15 by default)")
+    return number
+
+
+def _pool_size(raw: str) -> int:
+    number = _integer(raw)
+    if not 1 <= number <= 10_000:
+        raise ValueError("use a number of connections from 1 to 10000")
+    return number
+
+
+def _seconds(raw: str) -> timedelta:
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError("expected a number of seconds, like 30 or 2.5") from None
+    if not 0 < seconds <= 86_400:
+        raise ValueError("use a number of seconds greater than 0 and at most 86400")
+    return timedelta(seconds=seconds)
+
+
+def _driver(raw: str) -> Driver:
+    try:
+        return Driver(raw.lower())
+    except ValueError:
+        raise ValueError("use 'memory' or 'redis'") from None
+
+
+def _prefix(raw: str) -> str:
+    if _PREFIX.fullmatch(raw) is None:
+        raise ValueError("use 1-64 letters, digits or '_.:-' (no spaces or braces)")
+    return raw

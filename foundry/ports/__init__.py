@@ -1,0 +1,39 @@
+"""Ports: the protocols framework code and the worker depend on, and their value types."""
+
+from foundry.ports.cache import CachePort, CacheStats, CacheStore, Lock, TaggedCache, Ttl
+from foundry.ports.clock import Clock
+from foundry.ports.queue import BatchCompleter, CompletingClaimer, QueuePort, WorkerRegistry
+from foundry.ports.queue_types import (
+    DeadLetter,
+    DeadLetterRetention,
+    Duplicate,
+    Enqueued,
+    EnqueueOutcome,
+    JobRecord,
+    Lease,
+    QueueStats,
+    WorkerInfo,
+)
+
+__all__ = [
+    "BatchCompleter",
+    "CachePort",
+    "CacheStats",
+    "CacheStore",
+    "Clock",
+    "CompletingClaimer",
+    "DeadLetter",
+    "DeadLetterRetention",
+    "Duplicate",
+    "EnqueueOutcome",
+    "Enqueued",
+    "JobRecord",
+    "Lease",
+    "Lock",
+    "QueuePort",
+    "QueueStats",
+    "TaggedCache",
+    "Ttl",
+    "WorkerInfo",
+    "WorkerRegistry",
+]

@@ -1,0 +1,227 @@
+"""The queue port: what framework code and the worker pool may ask of any queue backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from foundry.domain import Decision, ErrorInfo, Job, JobState
+from foundry.ports.queue_types import (
+    DeadLetter,
+    EnqueueOutcome,
+    JobRecord,
+    Lease,
+    QueueStats,
+    WorkerInfo,
+)
+
+
+@runtime_checkable
+class QueuePort(Protocol):
+    """Durable jobs with priorities, delays, leases, retries and dead letters.
+
+    The promises every adapter keeps (the contract suite proves each one):
+
+    * Q1 No loss: once ``enqueue`` returns, a job leaves only as completed, dead (with its
+      errors) or by an explicit admin ``delete``/``purge``.
+    * Q2 Order: among ready jobs of one queue, higher priority first, FIFO within a priority.
+      ``claim`` over several queues drains them in the order given.
+    * Q3 Delay: a job is never claimable before its run time, and is claimable from then on.
+    * Q4 Lease: while a lease is valid no one else can claim its job; ``complete``, ``fail``,
+      ``release`` with a stale token raise ``StaleLease`` and change nothing (it is counted).
+    * Q5 Recovery: an expired lease returns the job to ready with the attempt counted; after
+      ``max_attempts`` starts the job goes dead with reason ``"lease lost"``.
+    * Q6 Attempts count starts, so a job that kills its worker every time still ends dead.
+    * Q7 ``release`` puts a job back at the front of its priority without spending an attempt.
+    * Q8 Re-sending ``enqueue`` (same job id), ``claim`` (same claim token), ``complete`` /
+      ``fail`` / ``release`` (same lease token) changes nothing the second time.
+    * Q9 While a job with the same unique key is pending (or running, per ``until``),
+      ``enqueue`` returns ``Duplicate(existing_id)``.
+    * Q10 Dead letters keep the payload and error history; they can be listed, requeued and
+      purged, under an explicit retention policy.
+    * Q11 Time comes from the ``Clock`` (memory) or the server (Redis), or a clock the test
+      passes; nothing sleeps to move time.
+
+    Backend failures raise ``QueueUnavailable``; bad input raises ``InvalidJob`` before
+    anything is written.
+    """
+
+    def enqueue(self, job: Job) -> EnqueueOutcome:
+        """Store ``job``: ready now, or delayed until its schedule says.
+
+        Returns ``Enqueued`` (also when this id is already stored: re-sends are idempotent) or
+        ``Duplicate`` when its unique key is held. Raises ``InvalidJob`` for a job the backend
+        cannot store (payload over its limit) and ``QueueUnavailable`` when unreachable.
+        """
+        ...
+
+    def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
+        """Enqueue every job, in order, in as few round trips as the backend allows.
+
+        Returns one outcome per job, in the same order. Validation happens before any write.
+        """
+        ...
+
+    def claim(
+        self,
+        queues: Sequence[str],
+        *,
+        lease: timedelta,
+        limit: int = 1,
+        wait: timedelta = timedelta(0),
+        claim_token: str | None = None,
+        worker: str = "",
+    ) -> list[Lease]:
+        """Lease up to ``limit`` ready jobs, taking ``queues`` in the order given (Q2).
+
+        Each claim counts an attempt (Q6) and holds the job for ``lease``. Paused queues are
+        skipped. When nothing is ready, waits up to ``wait`` for a job to arrive, then returns
+        what it has (possibly ``[]``). Re-sending the same ``claim_token`` returns the leases
+        that token already holds instead of claiming more (Q8).
+        """
+        ...
+
+    def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
+        """Extend each lease to now + ``duration``, in one round trip.
+
+        Returns, in order, the renewed lease (new deadline) or ``None`` where the lease was lost
+        (expired and reaped, or its job moved on): its holder must stop working on that job.
+        """
+        ...
+
+    def complete(self, lease: Lease, result: Any = None) -> None:
+        """Mark the leased job completed, keeping a JSON-compatible ``result`` for inspection.
+
+        Raises ``StaleLease`` if ``lease`` no longer holds the job (Q4); a re-send of a
+        completion that was applied is accepted silently (Q8).
+        """
+        ...
+
+    def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:
+        """Record ``error`` for this attempt and apply the retry policy's ``decision``.
+
+        ``Retry(delay)`` makes the job ready again after ``delay`` (at the back of its
+        priority); ``Dead(reason)`` moves it to the dead letters. Returns the job's new state
+        (``DELAYED``, ``READY`` or ``DEAD``). Raises ``StaleLease`` as ``complete`` does.
+        """
+        ...
+
+    def release(self, lease: Lease, delay: timedelta = timedelta(0)) -> None:
+        """Give the job back unfinished (graceful shutdown): front of its priority, attempt
+        not spent (Q7). With a ``delay`` the job is delayed that long first (a job the worker
+        cannot run yet, e.g. its handler is not deployed). Raises ``StaleLease`` as
+        ``complete`` does."""
+        ...
+
+    def reap(self) -> int:
+        """Recover every expired lease (Q5): back to ready, or dead with ``"lease lost"`` after
+        ``max_attempts`` starts. Returns how many leases were recovered."""
+        ...
+
+    def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
+        """The job's current record, or ``None`` if no such job is known (completed records are
+        kept for a limited time). ``queue`` narrows the search."""
+        ...
+
+    def stats(self, queue: str) -> QueueStats:
+        """Sizes and running totals of one queue (zeros for a queue never used)."""
+        ...
+
+    def queues(self) -> list[str]:
+        """Every queue that has ever held a job, sorted by name."""
+        ...
+
+    def dead(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
+        """Dead letters of ``queue``, newest first (Q10)."""
+        ...
+
+    def requeue_dead(self, queue: str, job_ids: Sequence[str] | None = None) -> int:
+        """Move dead letters (all, or those named) back to ready with a fresh attempt budget.
+
+        Returns how many were requeued; unknown ids are ignored.
+        """
+        ...
+
+    def delete(self, queue: str, job_id: str) -> bool:
+        """Remove a pending or dead job. Returns ``False`` if there is no such job, or it is
+        running (a running job cannot be deleted; let it finish or fail)."""
+        ...
+
+    def purge(self, queue: str) -> int:
+        """Remove every pending (ready and delayed) job of ``queue``; returns how many."""
+        ...
+
+    def purge_dead(self, queue: str) -> int:
+        """Remove every dead letter of ``queue``; returns how many."""
+        ...
+
+    def pause(self, queue: str) -> None:
+        """Stop ``claim`` from taking jobs of ``queue`` (enqueue still works)."""
+        ...
+
+    def resume(self, queue: str) -> None:
+        """Undo ``pause``."""
+        ...
+
+
+@runtime_checkable
+class BatchCompleter(Protocol):
+    """An optional capability of a queue: completing many leases in one round trip.
+
+    * Each lease is completed as ``QueuePort.complete`` would (re-sends accepted, Q8), except
+      that a stale lease does not raise: its slot in the answer is ``False`` (still counted).
+    """
+
+    def complete_many(
+        self, leases: Sequence[Lease], results: Sequence[Any] | None = None
+    ) -> list[bool]:
+        """Complete every lease (with ``results[i]`` if given); whether each was applied."""
+        ...
+
+
+@runtime_checkable
+class CompletingClaimer(Protocol):
+    """An optional capability of a queue: completing a batch and claiming in one round trip.
+
+    * The same promises as ``BatchCompleter.complete_many(leases, results)`` followed by
+      ``QueuePort.claim(queues, ...)``: the completions are applied before the claim, so a
+      worker that dies holding the claimed jobs never re-runs the completed ones.
+    * On ``QueueUnavailable`` neither part is known to have happened; re-sending both (same
+      lease tokens, same ``claim_token``) is safe (Q8).
+    """
+
+    def complete_and_claim(
+        self,
+        leases: Sequence[Lease],
+        results: Sequence[Any],
+        queues: Sequence[str],
+        *,
+        lease: timedelta,
+        limit: int = 1,
+        wait: timedelta = timedelta(0),
+        claim_token: str | None = None,
+        worker: str = "",
+    ) -> tuple[list[bool], list[Lease]]:
+        """Whether each completion was applied (as ``complete_many``), and the new leases."""
+        ...
+
+
+@runtime_checkable
+class WorkerRegistry(Protocol):
+    """Live workers, published through the queue backend so ``foundry stats`` can list them.
+
+    * A worker that stops heartbeating disappears after ``ttl``.
+    """
+
+    def heartbeat(self, info: WorkerInfo, ttl: timedelta) -> None:
+        """Publish (or refresh) ``info`` for ``ttl``."""
+        ...
+
+    def workers(self) -> list[WorkerInfo]:
+        """Every worker whose last heartbeat has not expired, sorted by id."""
+        ...
+
+    def forget_worker(self, worker_id: str) -> None:
+        """Remove a worker at once (clean exit)."""
+        ...
