@@ -1,1 +1,228 @@
-"""Foundry: a job queue and cache for Python web frameworks."""
+"""Foundry: a job queue and cache for Python web frameworks.
+
+Every name a user needs is importable from here; each is loaded on first use, so that a
+worker pays only for what it touches::
+
+    import foundry
+
+    registry = foundry.JobRegistry()
+
+    with foundry.connect() as fx:
+        fx.dispatcher(registry).dispatch(send_welcome, {"user_id": 7})
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from foundry.application.context import JobContext as JobContext
+    from foundry.application.context import current_job as current_job
+    from foundry.application.dispatcher import Dispatcher as Dispatcher
+    from foundry.application.errors import (
+        SoftTimeLimitExceeded as SoftTimeLimitExceeded,
+    )
+    from foundry.application.errors import (
+        TimeLimitExceeded as TimeLimitExceeded,
+    )
+    from foundry.application.errors import (
+        WorkerLost as WorkerLost,
+    )
+    from foundry.application.registry import JobRegistry as JobRegistry
+    from foundry.domain import (
+        CacheError as CacheError,
+    )
+    from foundry.domain import (
+        CacheUnavailable as CacheUnavailable,
+    )
+    from foundry.domain import (
+        ConfigurationError as ConfigurationError,
+    )
+    from foundry.domain import (
+        Delays as Delays,
+    )
+    from foundry.domain import (
+        ErrorInfo as ErrorInfo,
+    )
+    from foundry.domain import (
+        Exponential as Exponential,
+    )
+    from foundry.domain import (
+        Fixed as Fixed,
+    )
+    from foundry.domain import (
+        FoundryError as FoundryError,
+    )
+    from foundry.domain import (
+        InvalidCacheKey as InvalidCacheKey,
+    )
+    from foundry.domain import (
+        InvalidCacheValue as InvalidCacheValue,
+    )
+    from foundry.domain import (
+        InvalidJob as InvalidJob,
+    )
+    from foundry.domain import (
+        Job as Job,
+    )
+    from foundry.domain import (
+        JobNotFound as JobNotFound,
+    )
+    from foundry.domain import (
+        JobState as JobState,
+    )
+    from foundry.domain import (
+        Linear as Linear,
+    )
+    from foundry.domain import (
+        LockNotOwned as LockNotOwned,
+    )
+    from foundry.domain import (
+        PermanentFailure as PermanentFailure,
+    )
+    from foundry.domain import (
+        QueueUnavailable as QueueUnavailable,
+    )
+    from foundry.domain import (
+        RetryPolicy as RetryPolicy,
+    )
+    from foundry.domain import (
+        StaleLease as StaleLease,
+    )
+    from foundry.domain import (
+        UndecodableJob as UndecodableJob,
+    )
+    from foundry.domain import (
+        UndecodableValue as UndecodableValue,
+    )
+    from foundry.domain import (
+        UniqueSpec as UniqueSpec,
+    )
+    from foundry.domain import (
+        UniqueUntil as UniqueUntil,
+    )
+    from foundry.domain import (
+        UnknownHandler as UnknownHandler,
+    )
+    from foundry.entrypoints.connect import Connection as Connection
+    from foundry.entrypoints.connect import connect as connect
+    from foundry.entrypoints.settings import Driver as Driver
+    from foundry.entrypoints.settings import Settings as Settings
+    from foundry.ports import (
+        CachePort as CachePort,
+    )
+    from foundry.ports import (
+        Clock as Clock,
+    )
+    from foundry.ports import (
+        JobRecord as JobRecord,
+    )
+    from foundry.ports import (
+        QueuePort as QueuePort,
+    )
+    from foundry.ports import (
+        QueueStats as QueueStats,
+    )
+
+__all__ = [
+    "CacheError",
+    "CachePort",
+    "CacheUnavailable",
+    "Clock",
+    "ConfigurationError",
+    "Connection",
+    "Delays",
+    "Dispatcher",
+    "Driver",
+    "ErrorInfo",
+    "Exponential",
+    "Fixed",
+    "FoundryError",
+    "InvalidCacheKey",
+    "InvalidCacheValue",
+    "InvalidJob",
+    "Job",
+    "JobContext",
+    "JobNotFound",
+    "JobRecord",
+    "JobRegistry",
+    "JobState",
+    "Linear",
+    "LockNotOwned",
+    "PermanentFailure",
+    "QueuePort",
+    "QueueStats",
+    "QueueUnavailable",
+    "RetryPolicy",
+    "Settings",
+    "SoftTimeLimitExceeded",
+    "StaleLease",
+    "TimeLimitExceeded",
+    "UndecodableJob",
+    "UndecodableValue",
+    "UniqueSpec",
+    "UniqueUntil",
+    "UnknownHandler",
+    "WorkerLost",
+    "connect",
+    "current_job",
+]
+
+#: Each public name and the module that defines it.
+_HOMES = {
+    "Connection": "foundry.entrypoints.connect",
+    "connect": "foundry.entrypoints.connect",
+    "Driver": "foundry.entrypoints.settings",
+    "Settings": "foundry.entrypoints.settings",
+    "JobRegistry": "foundry.application.registry",
+    "Dispatcher": "foundry.application.dispatcher",
+    "JobContext": "foundry.application.context",
+    "current_job": "foundry.application.context",
+    "SoftTimeLimitExceeded": "foundry.application.errors",
+    "TimeLimitExceeded": "foundry.application.errors",
+    "WorkerLost": "foundry.application.errors",
+    "CachePort": "foundry.ports",
+    "Clock": "foundry.ports",
+    "JobRecord": "foundry.ports",
+    "QueuePort": "foundry.ports",
+    "QueueStats": "foundry.ports",
+    "CacheError": "foundry.domain",
+    "CacheUnavailable": "foundry.domain",
+    "ConfigurationError": "foundry.domain",
+    "Delays": "foundry.domain",
+    "ErrorInfo": "foundry.domain",
+    "Exponential": "foundry.domain",
+    "Fixed": "foundry.domain",
+    "FoundryError": "foundry.domain",
+    "InvalidCacheKey": "foundry.domain",
+    "InvalidCacheValue": "foundry.domain",
+    "InvalidJob": "foundry.domain",
+    "Job": "foundry.domain",
+    "JobNotFound": "foundry.domain",
+    "JobState": "foundry.domain",
+    "Linear": "foundry.domain",
+    "LockNotOwned": "foundry.domain",
+    "PermanentFailure": "foundry.domain",
+    "QueueUnavailable": "foundry.domain",
+    "RetryPolicy": "foundry.domain",
+    "StaleLease": "foundry.domain",
+    "UndecodableJob": "foundry.domain",
+    "UndecodableValue": "foundry.domain",
+    "UniqueSpec": "foundry.domain",
+    "UniqueUntil": "foundry.domain",
+    "UnknownHandler": "foundry.domain",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'foundry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
