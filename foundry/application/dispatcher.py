@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from loguru import logger
+
 from foundry.application.registry import JobRegistry
 from foundry.domain import InvalidJob, Job, RunAfter, RunAt, RunNow, UniqueSpec
 from foundry.domain.schedule import Schedule
@@ -23,10 +25,18 @@ class Dispatcher:
     id of the job already pending.
     """
 
-    def __init__(self, queue: QueuePort, registry: JobRegistry, clock: Clock) -> None:
+    def __init__(
+        self,
+        queue: QueuePort,
+        registry: JobRegistry,
+        clock: Clock,
+        *,
+        first_dispatch_warning: str | None = None,
+    ) -> None:
         self._queue = queue
         self._registry = registry
         self._clock = clock
+        self._warning = first_dispatch_warning
 
     def dispatch(
         self,
@@ -43,17 +53,36 @@ class Dispatcher:
         """Enqueue one job; returns its id (or the pending duplicate's id)."""
         options = {"queue": queue, "priority": priority, "id": job_id, "unique": unique}
         job = self.build(target, payload, schedule=_schedule(delay, at), **options)
-        return _job_id(self._queue.enqueue(job))
+        job_id = _job_id(self._queue.enqueue(job))
+        self._warn_once(job_id)
+        return job_id
 
     def dispatch_many(self, items: Iterable[tuple[Target, Mapping[str, Any] | None]]) -> list[str]:
         """Enqueue many jobs in one ``enqueue_many`` call; ids in the same order.
 
         Every job of the call gets the same ``created_at`` (one reading of the clock).
         """
-        name_of = self._registry.name_of
-        named = [(name_of(target), payload) for target, payload in items]
+        named = [self._named(item) for item in items]
         jobs = self._registry.make_jobs(named, created_at=self._clock.now())
-        return [_job_id(outcome) for outcome in self._queue.enqueue_many(jobs)]
+        ids = [_job_id(outcome) for outcome in self._queue.enqueue_many(jobs)]
+        if ids:
+            self._warn_once(ids[0])
+        return ids
+
+    def _warn_once(self, job_id: str) -> None:
+        if self._warning is not None:
+            logger.warning(self._warning.format(job_id=job_id))
+            self._warning = None
+
+    def _named(self, item: object) -> tuple[str, Mapping[str, Any] | None]:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise InvalidJob(
+                "items",
+                f"dispatch_many takes (handler, payload) pairs, got {item!r:.80}; "
+                "write dispatch_many([(send_welcome, {'user_id': 1}), ...])",
+            )
+        target, payload = item
+        return self._registry.name_of(target), payload
 
     def build(
         self, target: Target, payload: Mapping[str, Any] | None = None, **options: Any

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar, overload
@@ -36,11 +37,64 @@ def _defaults(handler: Handler) -> Mapping[str, Any]:
 
 
 @attrs.frozen
+class Arguments:
+    """The keyword arguments a handler takes: which it requires and which it accepts.
+
+    ``accepted`` is ``None`` when the function takes ``**kwargs`` (any name goes).
+    """
+
+    required: frozenset[str]
+    accepted: frozenset[str] | None
+
+    @classmethod
+    def of(cls, function: Callable[..., Any], name: str) -> Arguments:
+        """Read ``function``'s signature; positional-only parameters cannot take a payload."""
+        try:
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):  # a builtin without a signature: accept anything
+            return cls(frozenset(), None)
+        kinds = inspect.Parameter
+        if any(p.kind is kinds.POSITIONAL_ONLY and p.default is p.empty for p in parameters):
+            raise ConfigurationError(
+                f"handler {name!r} has positional-only parameters; a job's payload arrives as "
+                "keyword arguments, so take them as ordinary parameters"
+            )
+        named = [
+            p for p in parameters if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)
+        ]
+        return cls(
+            required=frozenset(p.name for p in named if p.default is p.empty),
+            accepted=None
+            if any(p.kind is kinds.VAR_KEYWORD for p in parameters)
+            else frozenset(p.name for p in named),
+        )
+
+    def check(self, handler: str, payload: Mapping[str, Any]) -> None:
+        """Raise ``InvalidJob`` naming the argument when ``payload`` cannot be passed."""
+        if self.accepted is not None:
+            unknown = set(payload).difference(self.accepted)
+            if unknown:
+                raise InvalidJob(
+                    "payload",
+                    f"handler {handler!r} takes no argument {sorted(unknown)[0]!r}; it takes "
+                    f"{sorted(self.accepted) or 'none'}: remove the key or rename it",
+                )
+        missing = self.required.difference(payload)
+        if missing:
+            raise InvalidJob(
+                "payload",
+                f"handler {handler!r} requires the argument {sorted(missing)[0]!r}, which the "
+                f"payload lacks; add it to the payload dict",
+            )
+
+
+@attrs.frozen
 class Handler:
     """A registered function and the defaults every job for it starts from.
 
     ``defaults`` holds the template's fields (all but id, payload and metadata) as ``Job``
     keyword arguments: a job is built by one ``Job(...)`` call, which validates every field.
+    ``arguments`` is what its payload must fit, checked at dispatch.
     """
 
     name: str
@@ -48,6 +102,12 @@ class Handler:
     template: Job
     defaults: Mapping[str, Any] = attrs.field(
         init=False, default=attrs.Factory(_defaults, takes_self=True), eq=False, repr=False
+    )
+    arguments: Arguments = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda self: Arguments.of(self.function, self.name), takes_self=True),
+        eq=False,
+        repr=False,
     )
 
     def __call__(self, **payload: Any) -> Any:
@@ -182,12 +242,25 @@ class JobRegistry:
 def _make(
     handler: Handler, payload: Mapping[str, Any] | None, job_id: str, overrides: Mapping[str, Any]
 ) -> Job:
-    data = dict(payload or {})
+    data = _payload_dict(handler.name, payload)
+    handler.arguments.check(handler.name, data)
     fields = {**handler.defaults, **overrides, "id": job_id, "payload": data}
     fields["unique"] = _fill_unique(fields["unique"], data)
     if handler.template.metadata:
         fields.setdefault("metadata", dict(handler.template.metadata))
     return Job(**fields)
+
+
+def _payload_dict(handler: str, payload: Mapping[str, Any] | None) -> dict[str, Any]:
+    if payload is None:
+        return {}
+    if not isinstance(payload, Mapping):
+        raise InvalidJob(
+            "payload",
+            f"got {type(payload).__name__} {payload!r:.80} for handler {handler!r}; a payload is "
+            "a dict of the handler's keyword arguments, e.g. {'user_id': 5}",
+        )
+    return dict(payload)
 
 
 def _fill_unique(unique: UniqueSpec | None, payload: Mapping[str, Any]) -> UniqueSpec | None:

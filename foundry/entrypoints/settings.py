@@ -27,14 +27,20 @@ _URL_SCHEMES = ("redis://", "rediss://", "unix://")
 LEASE_TO_SOCKET_TIMEOUT = 3
 
 
-def _mask_url(url: str) -> str:
+def _mask_url(url: str | None) -> str:
     """``url`` with the password in its user info replaced by stars."""
+    if url is None:
+        return "None"
     parts = urlsplit(url)
     if parts.password is None:
         return url
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{user}:********@{host}"))
+
+
+#: Where Redis is looked for when a Redis driver is chosen but no ``REDIS_URL`` is given.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class Driver(enum.StrEnum):
@@ -44,11 +50,28 @@ class Driver(enum.StrEnum):
     REDIS = "redis"
 
 
+def _as_driver(value: Driver | str) -> Driver:
+    try:
+        return Driver(str(value).lower())
+    except ValueError:
+        raise ConfigurationError(
+            f"unknown driver {value!r}: use 'memory' or 'redis' (or Driver.MEMORY / Driver.REDIS)"
+        ) from None
+
+
+def _configured_redis(settings: Settings) -> Driver:
+    return Driver.MEMORY if settings.redis_url is None else Driver.REDIS
+
+
 @attrs.frozen
 class Settings:
-    """Everything Foundry reads from the environment, with the documented defaults."""
+    """Everything Foundry reads from the environment, with the documented defaults.
 
-    redis_url: str = attrs.field(default="redis://127.0.0.1:6379/0", repr=_mask_url)
+    A driver left unset is Redis when a Redis URL is given and memory otherwise, so a producer
+    configured for Redis never drops its jobs into a queue that lives only in its own process.
+    """
+
+    redis_url: str | None = attrs.field(default=None, repr=_mask_url)
     redis_db: int | None = None
     redis_password: str | None = attrs.field(default=None, repr=False)
     redis_pool_size: int = 16
@@ -56,9 +79,13 @@ class Settings:
     redis_socket_timeout: timedelta = timedelta(seconds=5)
     redis_cache_db: int | None = None
     redis_queue_db: int | None = None
-    cache_driver: Driver = Driver.MEMORY
+    cache_driver: Driver = attrs.field(
+        default=attrs.Factory(_configured_redis, takes_self=True), converter=_as_driver
+    )
     cache_prefix: str = "foundry_cache"
-    queue_driver: Driver = Driver.MEMORY
+    queue_driver: Driver = attrs.field(
+        default=attrs.Factory(_configured_redis, takes_self=True), converter=_as_driver
+    )
     queue_prefix: str = "foundry"
     queue_timeout: timedelta = timedelta(seconds=30)
 
@@ -67,8 +94,13 @@ class Settings:
         """Read and validate the environment (``os.environ`` by default)."""
         env = _Env(os.environ if environ is None else environ)
         default = cls()
+        drivers = {
+            "cache_driver": env.read("CACHE_DRIVER", _driver, None),
+            "queue_driver": env.read("QUEUE_DRIVER", _driver, None),
+        }
         return cls(
-            redis_url=env.read("REDIS_URL", _redis_url, default.redis_url),
+            **{name: driver for name, driver in drivers.items() if driver is not None},
+            redis_url=env.read("REDIS_URL", _redis_url, None),
             redis_db=env.read("REDIS_DB", _db_number, None),
             redis_password=env.read("REDIS_PASSWORD", str, None),
             redis_pool_size=env.read("REDIS_POOL_SIZE", _pool_size, default.redis_pool_size),
@@ -80,9 +112,7 @@ class Settings:
             ),
             redis_cache_db=env.read("REDIS_CACHE_DB", _db_number, None),
             redis_queue_db=env.read("REDIS_QUEUE_DB", _db_number, None),
-            cache_driver=env.read("CACHE_DRIVER", _driver, default.cache_driver),
             cache_prefix=env.read("CACHE_PREFIX", _prefix, default.cache_prefix),
-            queue_driver=env.read("QUEUE_DRIVER", _driver, default.queue_driver),
             queue_prefix=env.read("QUEUE_PREFIX", _prefix, default.queue_prefix),
             queue_timeout=env.read("QUEUE_TIMEOUT", _seconds, default.queue_timeout),
         )
@@ -103,7 +133,7 @@ class Settings:
 
     def _redis(self, db: int | None, client_name: str, socket_timeout: timedelta) -> RedisSettings:
         return RedisSettings(
-            url=self.redis_url,
+            url=self.redis_url or DEFAULT_REDIS_URL,
             db=self.redis_db if db is None else db,
             password=self.redis_password,
             pool_size=self.redis_pool_size,
@@ -118,7 +148,7 @@ class Settings:
         shown = {name.upper(): _show(value) for name, value in values.items()}
         if self.redis_password is not None:
             shown["REDIS_PASSWORD"] = "********"
-        shown["REDIS_URL"] = _mask_url(self.redis_url)
+        shown["REDIS_URL"] = _mask_url(self.redis_url or DEFAULT_REDIS_URL)
         return shown
 
 

@@ -187,3 +187,25 @@ def test_the_console_script_skips_logurus_default_sink_and_restores_the_environm
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1:] == ["exit 0", "no default sink", "False"]
     assert result.stdout.startswith("foundry, version ")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--log-level", "ERROR", "failed", "list"),
+        ("failed", "--log-level", "ERROR", "list"),
+        ("failed", "list", "--log-level", "ERROR"),
+        ("stats", "--log-level", "warning"),
+    ],
+)
+def test_log_level_is_accepted_before_and_after_the_command(
+    args: tuple[str, ...], redis_url: str
+) -> None:
+    script = "from foundry.entrypoints.cli import main; main()"
+    env = {"REDIS_URL": redis_url, "QUEUE_PREFIX": "log-level-test", "PATH": "/usr/bin:/bin"}
+
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, check=False
+    )
+
+    assert done.returncode == 0, done.stderr

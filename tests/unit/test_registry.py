@@ -122,11 +122,11 @@ def test_make_jobs_gives_each_job_the_defaults_the_overrides_and_its_own_id() ->
     registry = JobRegistry()
     registry.job(name="mail", queue="emails", priority=3)(send_mail)
 
-    jobs = registry.make_jobs([("mail", {"to": "a"}), ("mail", None)], priority=5)
+    jobs = registry.make_jobs([("mail", {"to": "a"}), ("mail", {"to": "b"})], priority=5)
 
     assert [(job.queue, job.priority, job.payload) for job in jobs] == [
         ("emails", 5, {"to": "a"}),
-        ("emails", 5, {}),
+        ("emails", 5, {"to": "b"}),
     ]
     assert jobs[0].id != jobs[1].id
     assert jobs[0].metadata is not jobs[1].metadata

@@ -21,6 +21,7 @@ from foundry.domain import (
     validate_queue_name,
 )
 from foundry.entrypoints.container import Container
+from foundry.entrypoints.logging import LEVELS
 from foundry.entrypoints.settings import Driver, Settings
 from foundry.ports import QueuePort, WorkerRegistry
 
@@ -105,7 +106,7 @@ class FoundryGroup(click.Group):
         command = getattr(importlib.import_module(module_name), attribute)
         if not isinstance(command, click.Command):
             raise TypeError(f"{spec} is a {type(command).__name__}, not a click command")
-        self.add_command(command, cmd_name)
+        self.add_command(with_log_level(command), cmd_name)
         return command
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -114,6 +115,31 @@ class FoundryGroup(click.Group):
             return super().invoke(ctx)
         except FoundryError as error:
             abort(escape(str(error)), exit_code_for(error))
+
+
+def _set_log_level(ctx: click.Context, _: click.Parameter, level: str | None) -> None:
+    if level is not None and not ctx.resilient_parsing:
+        from foundry.entrypoints.logging import configure_logging  # noqa: PLC0415
+
+        configure_logging(level)
+
+
+def with_log_level(command: click.Command) -> click.Command:
+    """``command`` (and a group's subcommands) accepting ``--log-level`` after its name too."""
+    if not any(param.name == "log_level" for param in command.params):
+        command.params.append(
+            click.Option(
+                ["--log-level"],
+                type=click.Choice(LEVELS, case_sensitive=False),
+                expose_value=False,
+                callback=_set_log_level,
+                help="Least severe log level written to stderr (as before the command).",
+            )
+        )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            with_log_level(sub)
+    return command
 
 
 def escape(text: str) -> str:

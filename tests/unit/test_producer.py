@@ -1,0 +1,145 @@
+"""A producer through the public API: the traps a new user walked into stay closed."""
+
+from collections.abc import Iterator
+
+import pytest
+from loguru import logger
+
+import foundry
+from foundry.entrypoints.settings import Driver
+
+
+def send_welcome(user_id: int, template: str = "welcome") -> None:
+    pass
+
+
+registry = foundry.JobRegistry()
+registry.job(name="mail.welcome")(send_welcome)
+
+
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    seen: list[str] = []
+    sink = logger.add(
+        lambda message: seen.append(str(message)), level="WARNING", format="{message}"
+    )
+    yield seen
+    logger.remove(sink)
+
+
+@pytest.fixture
+def dispatcher() -> Iterator[foundry.Dispatcher]:
+    with foundry.connect(foundry.Settings(queue_driver="memory")) as fx:
+        yield fx.dispatcher(registry)
+
+
+def test_a_redis_url_without_a_driver_chooses_redis_for_queue_and_cache() -> None:
+    settings = foundry.Settings.from_env({"REDIS_URL": "redis://10.0.0.5:6379/1"})
+
+    assert (settings.queue_driver, settings.cache_driver) == (Driver.REDIS, Driver.REDIS)
+
+
+def test_without_a_redis_url_the_drivers_are_memory_and_an_explicit_driver_wins() -> None:
+    nothing = foundry.Settings.from_env({})
+    explicit = foundry.Settings.from_env({"REDIS_URL": "redis://h:1/0", "CACHE_DRIVER": "memory"})
+
+    assert (nothing.queue_driver, nothing.cache_driver) == (Driver.MEMORY, Driver.MEMORY)
+    assert (explicit.queue_driver, explicit.cache_driver) == (Driver.REDIS, Driver.MEMORY)
+
+
+def test_settings_take_a_driver_as_a_string_and_refuse_an_unknown_one() -> None:
+    with pytest.raises(foundry.ConfigurationError, match="use 'memory' or 'redis'"):
+        foundry.Settings(queue_driver="rabbit")  # type: ignore[arg-type]
+
+    assert foundry.Settings(queue_driver="redis").queue_driver is Driver.REDIS  # type: ignore[arg-type]
+    assert foundry.Settings(redis_url="redis://h:1/0").cache_driver is Driver.REDIS
+
+
+def test_the_first_dispatch_into_a_private_memory_queue_warns_once_where_the_job_went(
+    dispatcher: foundry.Dispatcher, warnings: list[str]
+) -> None:
+    first = dispatcher.dispatch(send_welcome, {"user_id": 1})
+    dispatcher.dispatch(send_welcome, {"user_id": 2})
+    dispatcher.dispatch_many([(send_welcome, {"user_id": 3})])
+
+    assert len(warnings) == 1
+    assert first in warnings[0]
+    assert "in-memory queue" in warnings[0]
+    assert "REDIS_URL" in warnings[0]
+
+
+@pytest.mark.parametrize("payload", [5, [5], "user_id=5", (("user_id", 5),)])
+def test_a_payload_that_is_not_a_dict_is_refused_with_the_fix(
+    dispatcher: foundry.Dispatcher, payload: object
+) -> None:
+    with pytest.raises(foundry.InvalidJob, match=r"a payload is a dict") as refused:
+        dispatcher.dispatch(send_welcome, payload)  # type: ignore[arg-type]
+
+    assert refused.value.field == "payload"
+
+
+def test_dispatch_many_of_bare_handlers_is_refused_with_the_fix(
+    dispatcher: foundry.Dispatcher,
+) -> None:
+    with pytest.raises(foundry.InvalidJob, match=r"\(handler, payload\) pairs") as refused:
+        dispatcher.dispatch_many([send_welcome, send_welcome])  # type: ignore[list-item]
+
+    assert refused.value.field == "items"
+
+
+def test_a_payload_missing_a_required_argument_is_refused_at_dispatch(
+    dispatcher: foundry.Dispatcher,
+) -> None:
+    with pytest.raises(foundry.InvalidJob, match="requires the argument 'user_id'"):
+        dispatcher.dispatch(send_welcome, {"template": "hello"})
+
+
+def test_a_payload_with_an_unknown_keyword_is_refused_at_dispatch_and_nothing_is_enqueued(
+    dispatcher: foundry.Dispatcher,
+) -> None:
+    with pytest.raises(foundry.InvalidJob, match="takes no argument 'userid'"):
+        dispatcher.dispatch_many([(send_welcome, {"user_id": 1}), (send_welcome, {"userid": 2})])
+
+
+def test_a_handler_taking_kwargs_accepts_any_keyword(dispatcher: foundry.Dispatcher) -> None:
+    own = foundry.JobRegistry()
+
+    @own.job(name="anything")
+    def anything(**fields: object) -> None:
+        pass
+
+    with foundry.connect(foundry.Settings(queue_driver="memory")) as fx:
+        job_id = fx.dispatcher(own).dispatch(anything, {"x": 1, "y": 2})
+
+        record = fx.queue.get(job_id)
+        assert record is not None
+        assert record.job.payload == {"x": 1, "y": 2}
+
+
+def test_a_handler_with_positional_only_parameters_is_refused_at_registration() -> None:
+    def positional(user_id: int, /) -> None:
+        pass
+
+    with pytest.raises(foundry.ConfigurationError, match="positional-only"):
+        foundry.JobRegistry().job(name="p")(positional)
+
+
+@pytest.mark.redis
+def test_a_producer_connected_by_its_redis_url_dispatches_to_redis(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, warnings: list[str]
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("QUEUE_PREFIX", "producer-test")
+    monkeypatch.delenv("QUEUE_DRIVER", raising=False)
+
+    with foundry.connect() as fx:
+        job_id = fx.dispatcher(registry).dispatch(send_welcome, {"user_id": 7})
+        fx.cache.set("greeting", "hello")
+    with foundry.connect() as other:
+        record = other.queue.get(job_id)
+        cached = other.cache.get("greeting")
+
+    assert record is not None
+    assert record.job.payload == {"user_id": 7}
+    assert cached == "hello"
+    assert warnings == []
