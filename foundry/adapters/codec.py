@@ -161,10 +161,6 @@ class Codec:
         except (cattrs.BaseValidationError, orjson.JSONDecodeError, TypeError) as error:
             raise ValueError(f"cannot decode {kind.__name__}: {_describe(error)}") from error
 
-    def encode_errors(self, errors: tuple[ErrorInfo, ...]) -> bytes:
-        """An error history as JSON bytes."""
-        return self.encode(list(errors))
-
     def decode_errors(self, data: bytes | str) -> tuple[ErrorInfo, ...]:
         """An error history from JSON bytes."""
         return tuple(self.decode(data, list[ErrorInfo]))

@@ -1,5 +1,6 @@
 """Foundry's domain: jobs, schedules, retry policies, states and errors. Pure, no I/O."""
 
+from foundry.domain.error_info import ErrorInfo
 from foundry.domain.errors import (
     CacheError,
     CacheUnavailable,
@@ -18,7 +19,6 @@ from foundry.domain.errors import (
     UndecodableValue,
     UnknownHandler,
 )
-from foundry.domain.failure import ErrorInfo
 from foundry.domain.job import (
     DEFAULT_QUEUE,
     MAX_PAYLOAD_BYTES,

@@ -1,4 +1,9 @@
-"""One error root, a few meaningful branches; every message names the thing and the fix."""
+"""The exceptions Foundry raises: one root, a few meaningful branches.
+
+Every message names the thing and the fix. Error histories store these classes' qualified
+names (``foundry.domain.errors.StaleLease``), so the module keeps its path; what a failed
+attempt records is ``ErrorInfo``, in ``error_info.py``.
+"""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from random import Random
 
 import attrs
 
-from foundry.domain.failure import ErrorInfo
+from foundry.domain.error_info import ErrorInfo
 
 #: Errors that no retry can fix; a policy adds its own with ``permanent``.
 ALWAYS_PERMANENT = frozenset({"PermanentFailure", "UndecodableJob", "UnknownHandler"})

@@ -7,13 +7,17 @@ providers (``container.queue.override(providers.Object(MemoryQueue(clock)))``), 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import redis
 from dependency_injector import containers, providers
 
 from foundry.adapters.clock import SystemClock
 from foundry.adapters.codec import Codec
 from foundry.adapters.redis.connection import connect
+from foundry.adapters.redis.health import RedisReport, inspect_redis
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.entrypoints.settings import Settings
 from foundry.ports import CachePort, QueuePort, WorkerRegistry
@@ -43,6 +47,14 @@ def _redis_cache(**options: Any) -> RedisCache:
     from foundry.adapters.redis.cache import RedisCache  # noqa: PLC0415
 
     return RedisCache(**options)
+
+
+def _queue_check(queue: RedisQueue) -> Callable[[], RedisReport]:
+    return queue.check
+
+
+def _client_check(client: redis.Redis) -> Callable[[], RedisReport]:
+    return partial(inspect_redis, client)
 
 
 class Container(containers.DeclarativeContainer):
@@ -75,6 +87,18 @@ class Container(containers.DeclarativeContainer):
         ),
     )
     cache = providers.Dependency(instance_of=CachePort, default=cache_backend)  # type: ignore[type-abstract]
+
+    # The Redis self-check of each backend (``None`` for memory): `foundry check` and `work`.
+    queue_check = providers.Selector(
+        config.queue.driver,
+        memory=providers.Object(None),
+        redis=providers.Callable(_queue_check, queue_backend),
+    )
+    cache_check = providers.Selector(
+        config.cache.driver,
+        memory=providers.Object(None),
+        redis=providers.Callable(_client_check, cache_client),
+    )
 
 
 def build_container(settings: Settings) -> Container:

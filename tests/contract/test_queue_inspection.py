@@ -9,7 +9,15 @@ from datetime import timedelta
 import pytest
 
 from foundry.adapters.clock import ManualClock
-from foundry.domain import Dead, ErrorInfo, JobState, Retry, RunAfter, StaleLease
+from foundry.domain import (
+    ConfigurationError,
+    Dead,
+    ErrorInfo,
+    JobState,
+    Retry,
+    RunAfter,
+    StaleLease,
+)
 from foundry.ports import Enqueued, QueuePort, QueueStats, WorkerInfo, WorkerRegistry
 from tests.backends import LEASE, MS, Queue, QueueBackend, job, state_of
 
@@ -71,6 +79,14 @@ def test_a_completed_record_is_forgotten_after_completed_ttl(
 
     assert kept is not None
     assert forgotten is None
+
+
+@pytest.mark.parametrize("ttl", [timedelta(0), -MS])
+def test_a_completed_ttl_that_is_not_positive_is_a_configuration_error(
+    make_queue: Callable[..., Queue], ttl: timedelta
+) -> None:
+    with pytest.raises(ConfigurationError, match="completed_ttl must be positive"):
+        make_queue(completed_ttl=ttl)
 
 
 def test_stats_count_sizes_and_running_totals(queue: Queue, clock: ManualClock) -> None:

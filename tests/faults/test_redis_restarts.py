@@ -36,7 +36,8 @@ def test_f7_workers_ride_out_two_clean_redis_restarts_and_lose_nothing(
         rig.note(f"Redis started again #{restart}")
     rig.wait_drained(queue)
     logs = {
-        worker.name: (worker.count("Redis down"), worker.count("Redis back")) for worker in workers
+        worker.name: (worker.count("queue unavailable ("), worker.count("queue reachable again"))
+        for worker in workers
     }
     report = rig.finish(queue)
 

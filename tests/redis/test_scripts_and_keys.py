@@ -70,9 +70,11 @@ def test_every_key_of_a_queue_hashes_to_the_slot_of_its_name(
     name: str, unique_key: str, token: str
 ) -> None:
     keys = QueueKeys.of("foundry", name)
+    # The keys the scripts build from the queue's base (the key table of the Lua library):
+    # a unique key's holder and a claim token's record.
+    built = (f"{keys.base}u:{unique_key}", f"{keys.base}t:{token or 't'}")
 
-    slots = {key_slot(key.encode()) for key in (*keys.all, keys.unique(unique_key))}
-    slots.add(key_slot(keys.claim_token(token or "t").encode()))
+    slots = {key_slot(key.encode()) for key in (*keys.all, *built)}
 
     assert slots == {key_slot(name.encode())}
 
@@ -94,6 +96,8 @@ def test_after_a_whole_job_life_every_stored_key_of_the_queue_is_in_its_slot(
 
     others = {registry_key(prefix).encode()}
     slots = {key_slot(key) for key in stored if key not in others}
+    base = QueueKeys.of(prefix, name).base
+    assert {f"{base}t:tok".encode(), f"{base}u:k".encode()} <= set(stored)
     assert len(stored) > 8
     assert slots == {key_slot(name.encode())}
 

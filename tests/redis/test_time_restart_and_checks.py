@@ -121,7 +121,7 @@ def test_a_redis_that_lost_its_data_is_reported_as_critical(
     assert any("lost the data of queue default" in message for message in critical)
 
 
-def test_an_unreachable_redis_raises_queue_unavailable_with_the_job_id_and_logs_once(
+def test_an_unreachable_redis_raises_queue_unavailable_with_the_job_id_and_leaves_logging(
     redis_server_factory: Callable[..., RedisServer], logs: pytest.LogCaptureFixture
 ) -> None:
     server = redis_server_factory()
@@ -140,8 +140,8 @@ def test_an_unreachable_redis_raises_queue_unavailable_with_the_job_id_and_logs_
     assert first.value.job_id == "a"
     assert isinstance(first.value.__cause__, redis.ConnectionError)
     assert outcome.job_id == "a"
-    assert sum("Redis down" in m for m in messages) == 1
-    assert sum("Redis back" in m for m in messages) == 1
+    # The adapter only raises; the pool logs an outage once each way (test_supervisor).
+    assert not [m for m in messages if m.startswith("Redis") and "lost the data" not in m]
 
 
 # -- (f) self-check ---------------------------------------------------------------------------

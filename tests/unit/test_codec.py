@@ -86,7 +86,7 @@ def test_error_histories_round_trip() -> None:
         ),
     )
 
-    assert codec.decode_errors(codec.encode_errors(history)) == history
+    assert codec.decode_errors(codec.encode(list(history))) == history
 
 
 def test_a_result_that_is_not_json_is_kept_as_a_description() -> None:

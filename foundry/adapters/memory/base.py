@@ -10,7 +10,14 @@ from loguru import logger
 
 from foundry.adapters.codec import Codec
 from foundry.adapters.memory.store import Entry, Expiring, QueueState, UniqueKeys, age_limit
-from foundry.domain import ErrorInfo, Job, JobState, StaleLease, UndecodableJob
+from foundry.domain import (
+    ConfigurationError,
+    ErrorInfo,
+    Job,
+    JobState,
+    StaleLease,
+    UndecodableJob,
+)
 from foundry.ports import Clock, DeadLetter, DeadLetterRetention, JobRecord, Lease, WorkerInfo
 
 #: The name a job is shown under when its stored form cannot be decoded.
@@ -29,7 +36,7 @@ class MemoryQueueBase:
         completed_ttl: timedelta = timedelta(hours=1),
     ) -> None:
         if completed_ttl <= timedelta(0):
-            raise ValueError(f"completed_ttl must be positive, got {completed_ttl}")
+            raise ConfigurationError(f"completed_ttl must be positive, got {completed_ttl}")
         self._clock = clock
         self._codec = codec or Codec()
         self._retention = retention

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from foundry.adapters.redis.core import RedisCore, request_id
+from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import QueueKeys, registry_key
 from foundry.adapters.redis.records import (
     decode_errors,
@@ -40,7 +41,7 @@ class RedisAdmin(RedisCore):
         Shows what a claim would see: a due delayed job as ready, an expired record as gone.
         """
         candidates = [queue] if queue is not None else self.queues()
-        with self._outage.guard("get", job_id):
+        with guard("get", job_id):
             pipe = self._client.pipeline(transaction=False)
             call(pipe, "TIME")
             for name in candidates:
@@ -86,7 +87,7 @@ class RedisAdmin(RedisCore):
 
     def stats(self, queue: str) -> QueueStats:
         """Sizes (due delayed jobs count as ready) and running totals, in one script call."""
-        with self._outage.guard("stats"):
+        with guard("stats"):
             reply = self._run("stats", self._queue_keys(queue), [self._now()])
         ready, delayed, active, dead, paused, completed, failed, trimmed, stale = reply
         return QueueStats(
@@ -104,7 +105,7 @@ class RedisAdmin(RedisCore):
 
     def queues(self) -> list[str]:
         """Every queue that has held a job (a registry set; no KEYS, no SCAN)."""
-        with self._outage.guard("queues"):
+        with guard("queues"):
             names = call(self._client, "SMEMBERS", registry_key(self._prefix))
         return sorted(name.decode() for name in names)
 
@@ -113,7 +114,7 @@ class RedisAdmin(RedisCore):
         keys = self._queue_keys(queue)
         if limit < 1 or offset < 0:
             return []
-        with self._outage.guard("dead"):
+        with guard("dead"):
             ids = call(self._client, "ZREVRANGE", keys.named("dead"), offset, offset + limit - 1)
             pipe = self._client.pipeline(transaction=False)
             for job_id in ids:
@@ -147,7 +148,7 @@ class RedisAdmin(RedisCore):
         """Back to ready, attempts reset, errors kept; batches of 500 per script call."""
         keys = self._queue_keys(queue)
         total = 0
-        with self._outage.guard("requeue_dead"):
+        with guard("requeue_dead"):
             if job_ids is None:
                 while True:
                     count = int(
@@ -165,7 +166,7 @@ class RedisAdmin(RedisCore):
 
     def delete(self, queue: str, job_id: str) -> bool:
         """Remove a pending or dead job (not a running or completed one)."""
-        with self._outage.guard("delete", job_id):
+        with guard("delete", job_id):
             return bool(
                 self._run("delete", self._queue_keys(queue), [self._now(), job_id, request_id()])
             )
@@ -180,7 +181,7 @@ class RedisAdmin(RedisCore):
 
     def _purge(self, keys: QueueKeys, what: str) -> int:
         total = 0
-        with self._outage.guard(f"purge {what}"):
+        with guard(f"purge {what}"):
             while True:
                 count = int(self._run("purge", keys, [self._now(), what, _BATCH, request_id()]))
                 total += count
@@ -189,10 +190,10 @@ class RedisAdmin(RedisCore):
 
     def pause(self, queue: str) -> None:
         """Claims skip the queue until ``resume``."""
-        with self._outage.guard("pause"):
+        with guard("pause"):
             call(self._client, "HSET", self._queue_keys(queue).named("meta"), "paused", "1")
 
     def resume(self, queue: str) -> None:
         """Undo ``pause``."""
-        with self._outage.guard("resume"):
+        with guard("resume"):
             call(self._client, "HSET", self._queue_keys(queue).named("meta"), "paused", "0")

@@ -1,4 +1,4 @@
-"""What every part of the Redis queue shares: client, scripts, keys, clock, codec, outage log."""
+"""What every part of the Redis queue shares: client, scripts, keys, clock, codec, epochs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from loguru import logger
 from foundry.adapters.codec import Codec
 from foundry.adapters.redis.blobs import JobBlobs
 from foundry.adapters.redis.connection import blocking_limit
-from foundry.adapters.redis.errors import Outage
+from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.health import RedisReport, inspect_redis, log_report
 from foundry.adapters.redis.keys import QueueKeys, registry_key, validate_prefix
 from foundry.adapters.redis.records import ceil_ms, to_ms
@@ -68,7 +68,6 @@ class RedisCore:
         self._retention = retention or DeadLetterRetention()
         self._completed_ttl_ms = str(ceil_ms(completed_ttl))
         self._scripts = Scripts()
-        self._outage = Outage("queue")
         self._keys: dict[str, QueueKeys] = {}
         self._registered: set[str] = set()
         self._epochs: dict[str, bytes] = {}
@@ -125,7 +124,7 @@ class RedisCore:
         """The startup self-check: Redis >= 7 (else ``ConfigurationError``), eviction policy and
         persistence reported, warnings logged; also loads every script."""
         report = inspect_redis(self._client)
-        with self._outage.guard("script load"):
+        with guard("script load"):
             others = self._scripts.load_all(self._client)
         if others:
             report = attrs.evolve(report, warnings=(*report.warnings, _other_releases(others)))

@@ -57,14 +57,6 @@ class QueueKeys:
         """One of the ``QUEUE_KEY_NAMES`` keys."""
         return self.base + name
 
-    def unique(self, key: str) -> str:
-        """The string holding a unique key's owner."""
-        return f"{self.base}u:{key}"
-
-    def claim_token(self, token: str) -> str:
-        """The list of jobs one claim token took."""
-        return f"{self.base}c:{token}"
-
 
 def registry_key(prefix: str) -> str:
     """The set of every queue name that has held a job."""

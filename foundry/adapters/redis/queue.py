@@ -18,8 +18,8 @@ import attrs
 from loguru import logger
 
 from foundry.adapters.redis.admin import RedisAdmin
-from foundry.adapters.redis.connection import RedisSettings, connect
 from foundry.adapters.redis.core import check_claim_token, request_id
+from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import QueueKeys
 from foundry.adapters.redis.records import ceil_ms, from_ms, job_args
 from foundry.adapters.redis.scripts import Arg
@@ -86,18 +86,13 @@ class RedisQueue(RedisAdmin, RedisWorkers):
     ``check`` (the startup self-check).
     """
 
-    @classmethod
-    def from_settings(cls, settings: RedisSettings, **options: Any) -> RedisQueue:
-        """A queue on a client built by the shared ``connect``."""
-        return cls(connect(settings), **options)
-
     # -- enqueue ------------------------------------------------------------------------------
 
     def enqueue(self, job: Job) -> EnqueueOutcome:
         """Store one job: one round trip (two the first time this process uses the queue)."""
         keys = self._queue_keys(job.queue)
         args = [self._now(), self._epoch_candidate, *job_args(job, self._blobs.encode(job))]
-        with self._outage.guard("enqueue", job.id):
+        with guard("enqueue", job.id):
             if job.queue not in self._registered:
                 self._register(job.queue)
             reply = self._run("enqueue", keys, args)
@@ -109,7 +104,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         calls, order = self._enqueue_calls(jobs)
         if not calls:
             return []
-        with self._outage.guard("enqueue_many", jobs[0].id):
+        with guard("enqueue_many", jobs[0].id):
             for keys, _ in calls:
                 if keys.queue not in self._registered:
                     self._register(keys.queue)
@@ -206,7 +201,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         while True:
             # A round behind a BLPOP may follow an early wake-up: it never ends the wait.
             last = not block and give_up - time.monotonic() <= 0
-            with self._outage.guard("claim"):
+            with guard("claim"):
                 leases, resent, next_due, prior = self._claim_round(
                     all_keys, request, before, last=last, block=block
                 )
@@ -323,7 +318,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
             calls.append(("renew", self._queue_keys(queue).all, args))
         if not calls:
             return []
-        with self._outage.guard("renew"):
+        with guard("renew"):
             replies = self._scripts.pipelined(self._client, calls)
         renewed: list[Lease | None] = [None] * len(leases)
         for indices, reply in zip(groups.values(), replies, strict=True):
@@ -337,7 +332,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         encoded = b"" if result is None else self._codec.encode_result(result)
         args: list[Arg] = [self._now(), self._completed_ttl_ms]
         args += [lease.job_id, lease.token, encoded, _unique(lease.job)]
-        with self._outage.guard("complete", lease.job_id):
+        with guard("complete", lease.job_id):
             reply = self._run("complete", self._queue_keys(lease.queue), args)
         if not reply[0]:
             raise self._stale(lease)
@@ -349,7 +344,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         groups, calls = self._complete_calls(leases, results)
         if not calls:
             return []
-        with self._outage.guard("complete_many"):
+        with guard("complete_many"):
             replies = self._scripts.pipelined(self._client, calls)
         return self._applied(leases, groups, replies)
 
@@ -390,7 +385,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
             case Dead(reason=reason):
                 kind, arg = "dead", reason
         args: list[Arg] = [self._now(), lease.job_id, lease.token, info, kind, arg]
-        with self._outage.guard("fail", lease.job_id):
+        with guard("fail", lease.job_id):
             status, state, trimmed = self._run("fail", keys, [*args, *self._retention_args()])
         if status == b"STALE":
             raise self._stale(lease)
@@ -400,7 +395,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
     def release(self, lease: Lease, delay: timedelta = timedelta(0)) -> None:
         """Give the job back, front of its priority (after ``delay``), attempt not spent."""
         args: list[Arg] = [self._now(), lease.job_id, lease.token, max(ceil_ms(delay), 0)]
-        with self._outage.guard("release", lease.job_id):
+        with guard("release", lease.job_id):
             reply = self._run("release", self._queue_keys(lease.queue), args)
         if reply == b"STALE":
             raise self._stale(lease)
@@ -418,7 +413,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
                 )
                 for queue in pending
             ]
-            with self._outage.guard("reap"):
+            with guard("reap"):
                 replies = self._scripts.pipelined(self._client, calls)
             for queue, (recovered, trimmed) in zip(pending, replies, strict=True):
                 total += recovered

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from foundry.adapters.redis.core import RedisCore
+from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import worker_key, workers_key
 from foundry.adapters.redis.records import ceil_ms, to_ms
 from foundry.adapters.redis.scripts import call
@@ -23,7 +24,7 @@ class RedisWorkers(RedisCore):
     def heartbeat(self, info: WorkerInfo, ttl: timedelta) -> None:
         """Publish ``info`` until now + ``ttl``."""
         ttl_ms = max(ceil_ms(ttl), 1)
-        with self._outage.guard("heartbeat"):
+        with guard("heartbeat"):
             expires = self._clock_ms() + ttl_ms
             pipe = self._client.pipeline(transaction=False)
             # The key outlives the index entry: the index (on the queue's clock) decides.
@@ -35,7 +36,7 @@ class RedisWorkers(RedisCore):
     def workers(self) -> list[WorkerInfo]:
         """Live workers, sorted by id; expired entries are dropped from the index."""
         index = workers_key(self._prefix)
-        with self._outage.guard("workers"):
+        with guard("workers"):
             now = self._clock_ms()
             call(self._client, "ZREMRANGEBYSCORE", index, "-inf", now)
             ids = sorted(raw.decode() for raw in call(self._client, "ZRANGE", index, 0, -1))
@@ -45,7 +46,7 @@ class RedisWorkers(RedisCore):
 
     def forget_worker(self, worker_id: str) -> None:
         """Remove a worker at once."""
-        with self._outage.guard("forget_worker"):
+        with guard("forget_worker"):
             pipe = self._client.pipeline(transaction=False)
             call(pipe, "DEL", worker_key(self._prefix, worker_id))
             call(pipe, "ZREM", workers_key(self._prefix), worker_id)

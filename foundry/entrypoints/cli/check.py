@@ -6,10 +6,9 @@ import click
 from rich.table import Table
 
 from foundry.adapters.redis.health import RedisReport
-from foundry.adapters.redis.queue import RedisQueue
 from foundry.entrypoints.cli import common
 from foundry.entrypoints.cli.selfcheck import self_check
-from foundry.entrypoints.settings import Driver, Settings
+from foundry.entrypoints.settings import Settings
 
 
 def settings_table(settings: Settings) -> Table:
@@ -35,14 +34,12 @@ def report_table(reports: dict[str, RedisReport]) -> Table:
 
 def _reports(ctx: click.Context) -> dict[str, RedisReport]:
     box = common.container(ctx)
-    settings = common.settings(ctx)
     reports: dict[str, RedisReport] = {}
-    port = common.queue(ctx)
-    if isinstance(port, RedisQueue):
-        reports["queue"] = self_check("queue", port)
-    if settings.cache_driver is Driver.REDIS:
-        box.cache()
-        reports["cache"] = self_check("cache", box.cache_client())
+    common.queue(ctx)
+    box.cache()
+    for what, check in (("queue", box.queue_check()), ("cache", box.cache_check())):
+        if check is not None:
+            reports[what] = self_check(what, check)
     return reports
 
 

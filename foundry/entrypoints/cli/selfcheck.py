@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import redis
+from collections.abc import Callable
 
-from foundry.adapters.redis.health import RedisReport, inspect_redis
-from foundry.adapters.redis.queue import RedisQueue
+from foundry.adapters.redis.health import RedisReport
 from foundry.domain import QueueUnavailable
 
 
-def self_check(what: str, probe: object) -> RedisReport:
-    """Run the Redis self-check on a ``RedisQueue`` or a client; unreachable is exit 3."""
+def self_check(what: str, run: Callable[[], RedisReport]) -> RedisReport:
+    """Run a backend's self-check (the container's ``queue_check`` / ``cache_check``);
+    unreachable is exit 3."""
     try:
-        if isinstance(probe, RedisQueue):
-            return probe.check()
-        assert isinstance(probe, redis.Redis)
-        return inspect_redis(probe)
+        return run()
     except QueueUnavailable as error:
         raise QueueUnavailable(
             f"the {what}'s Redis is unreachable ({error}); check REDIS_URL and that the server runs"

@@ -8,7 +8,6 @@ from functools import partial
 
 import click
 
-from foundry.adapters.redis.queue import RedisQueue
 from foundry.application.pool import Pool, PoolConfig
 from foundry.entrypoints.apps import app_queues, load_app
 from foundry.entrypoints.cli import common
@@ -108,8 +107,9 @@ def work(
         child_nice=child_nice,
     )
     port = common.queue(ctx)
-    if isinstance(port, RedisQueue):
-        self_check("queue", port)  # an unreachable or too old Redis stops us here, not later
+    check = box.queue_check()
+    if check is not None:
+        self_check("queue", check)  # an unreachable or too old Redis stops us here, not later
     if common.private_memory_queue(ctx):
         common.stderr().print(
             "note: QUEUE_DRIVER is memory; this worker sees only jobs its app enqueues itself"

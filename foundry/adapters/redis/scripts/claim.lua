@@ -5,8 +5,7 @@
 -- A claim token already used here returns the leases it still holds (re-send, Q8) until the
 -- lease duration has passed. Its record ("t:<token>", a string "<expiry ms>[ <id>]...": job
 -- ids hold no spaces) starts with that expiry (queue clock), so a claim that found nothing is
--- remembered too; PX only reclaims the memory. (It was a list under "c:" before; no script reads
--- those any more, as a token is re-sent only by the process, so the version, that made it.)
+-- remembered too; PX only reclaims the memory.
 -- Returns {epoch, status, next due ms or "", then per lease: id, attempt, deadline, record}.
 local now = now_ms(ARGV[1])
 local lease_ms, limit, ctoken = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]

@@ -1,4 +1,8 @@
-"""What went wrong in one attempt: kept with the job, shown in dead letters."""
+"""``ErrorInfo``: the record one failed attempt leaves in a job's error history.
+
+A plain value, kept with the job and shown in dead letters; the exceptions Foundry raises are
+in ``errors.py`` (whose module path those histories name, so it stays where it is).
+"""
 
 from __future__ import annotations
 
