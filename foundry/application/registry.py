@@ -71,8 +71,11 @@ class Arguments:
 
     def check(self, handler: str, payload: Mapping[str, Any]) -> None:
         """Raise ``InvalidJob`` naming the argument when ``payload`` cannot be passed."""
+        keys = payload.keys()
+        if self.required <= keys and (self.accepted is None or keys <= self.accepted):
+            return
         if self.accepted is not None:
-            unknown = set(payload).difference(self.accepted)
+            unknown = set(keys).difference(self.accepted)
             if unknown:
                 raise InvalidJob(
                     "payload",
@@ -252,6 +255,8 @@ def _make(
 
 
 def _payload_dict(handler: str, payload: Mapping[str, Any] | None) -> dict[str, Any]:
+    if type(payload) is dict:
+        return payload.copy()
     if payload is None:
         return {}
     if not isinstance(payload, Mapping):
