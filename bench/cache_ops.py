@@ -1,6 +1,6 @@
 """Cache operations from one process: get, set, and 100-key get_many/set_many.
 
-Targets (issue 4): ``get`` and ``set`` >= 10,000 ops/s each on Redis over loopback, and
+Targets: ``get`` and ``set`` >= 10,000 ops/s each on Redis over loopback, and
 ``get_many``/``set_many`` of 100 keys >= 200,000 keys/s. ``python -m bench.cache_ops`` runs
 just this workload (own redis-server, median and min-max of the runs, a markdown table).
 """

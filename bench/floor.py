@@ -1,6 +1,6 @@
 """The floor: what one Redis round trip costs on this machine, with and without redis-py.
 
-No Foundry code runs here. These figures bound every single-call path (DESIGN section 9):
+No Foundry code runs here. These figures bound every single-call path:
 a single ``dispatch`` can never beat one ``EVALSHA`` through the client.
 """
 

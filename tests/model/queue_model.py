@@ -1,4 +1,4 @@
-"""A small pure model of the agreed queue semantics: a dict of jobs and a few small maps.
+"""A small pure model of the promised queue semantics: a dict of jobs and a few small maps.
 
 The state machine (test_queue_model.py) runs every call against a real adapter and this model,
 and compares. Lease tokens are minted by the adapter; the model records the ones it is given.
