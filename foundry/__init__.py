@@ -37,6 +37,9 @@ if TYPE_CHECKING:
         CacheUnavailable as CacheUnavailable,
     )
     from foundry.domain import (
+        CatchUp as CatchUp,
+    )
+    from foundry.domain import (
         ConfigurationError as ConfigurationError,
     )
     from foundry.domain import (
@@ -64,6 +67,9 @@ if TYPE_CHECKING:
         InvalidJob as InvalidJob,
     )
     from foundry.domain import (
+        InvalidSchedule as InvalidSchedule,
+    )
+    from foundry.domain import (
         Job as Job,
     )
     from foundry.domain import (
@@ -77,6 +83,9 @@ if TYPE_CHECKING:
     )
     from foundry.domain import (
         LockNotOwned as LockNotOwned,
+    )
+    from foundry.domain import (
+        PeriodicSchedule as PeriodicSchedule,
     )
     from foundry.domain import (
         PermanentFailure as PermanentFailure,
@@ -129,6 +138,7 @@ __all__ = [
     "CacheError",
     "CachePort",
     "CacheUnavailable",
+    "CatchUp",
     "Clock",
     "ConfigurationError",
     "Connection",
@@ -142,6 +152,7 @@ __all__ = [
     "InvalidCacheKey",
     "InvalidCacheValue",
     "InvalidJob",
+    "InvalidSchedule",
     "Job",
     "JobContext",
     "JobNotFound",
@@ -150,6 +161,7 @@ __all__ = [
     "JobState",
     "Linear",
     "LockNotOwned",
+    "PeriodicSchedule",
     "PermanentFailure",
     "QueuePort",
     "QueueStats",
@@ -198,6 +210,9 @@ _HOMES = {
     "InvalidCacheKey": "foundry.domain",
     "InvalidCacheValue": "foundry.domain",
     "InvalidJob": "foundry.domain",
+    "CatchUp": "foundry.domain",
+    "InvalidSchedule": "foundry.domain",
+    "PeriodicSchedule": "foundry.domain",
     "Job": "foundry.domain",
     "JobNotFound": "foundry.domain",
     "JobState": "foundry.domain",

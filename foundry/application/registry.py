@@ -5,15 +5,17 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
 import attrs
 
+from foundry.application.schedules.registered import ScheduleBook, ScheduleOptions, unknown_handler
 from foundry.domain import (
     DEFAULT_QUEUE,
     ConfigurationError,
     InvalidJob,
     Job,
+    PeriodicSchedule,
     RetryPolicy,
     UniqueSpec,
     UnknownHandler,
@@ -134,6 +136,7 @@ class JobRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
         self._names: dict[Callable[..., Any], str] = {}
+        self._schedules = ScheduleBook()
 
     @overload
     def job(self, name: F, /) -> F: ...
@@ -194,6 +197,38 @@ class JobRegistry:
             )
         self._handlers[handler.name] = handler
         self._names[handler.function] = handler.name
+
+    def periodic(
+        self, *, name: str | None = None, **options: Unpack[ScheduleOptions]
+    ) -> Callable[[F], F]:
+        """Enqueue the decorated handler on a schedule, e.g. ``@registry.periodic(cron="*/5 *
+        * * *", tz="Europe/Berlin")``; registers it as a job first if it is not one. The
+        schedule's name is ``name`` or the handler's; the options are ``schedule``'s."""
+
+        def register(function: F) -> F:
+            if function not in self._names:
+                self.job(function)
+            self.schedule(name or self._names[function], function, **options)
+            return function
+
+        return register
+
+    def schedule(
+        self, name: str, handler: str | Callable[..., Any], **options: Unpack[ScheduleOptions]
+    ) -> PeriodicSchedule:
+        """Declare the periodic schedule ``name`` of ``handler`` (see ``ScheduleOptions``).
+
+        Raises ``InvalidSchedule`` naming the schedule and the fix for a bad argument.
+        """
+        try:
+            target = self.get(self.name_of(handler))
+        except UnknownHandler:
+            raise unknown_handler(name, handler) from None
+        return self._schedules.add(name, target, options)
+
+    def schedules(self) -> list[PeriodicSchedule]:
+        """Every declared periodic schedule, sorted by name."""
+        return self._schedules.all()
 
     def get(self, name: str) -> Handler:
         """The handler registered as ``name``; raises ``UnknownHandler`` if there is none."""

@@ -10,6 +10,7 @@ from foundry.domain.errors import (
     InvalidCacheValue,
     InvalidJob,
     InvalidQueueName,
+    InvalidSchedule,
     JobNotFound,
     LockNotOwned,
     PermanentFailure,
@@ -31,6 +32,8 @@ from foundry.domain.job import (
     new_job_id,
     validate_queue_name,
 )
+from foundry.domain.periodic import CatchUp, CatchUpMode, Overlap, PeriodicSchedule, Plan
+from foundry.domain.recurring import Cron, CronRules, Every, NoTick, Recurrence
 from foundry.domain.retry import (
     Dead,
     Decision,
@@ -45,6 +48,17 @@ from foundry.domain.schedule import RunAfter, RunAt, RunNow, Schedule
 from foundry.domain.state import JobState
 
 __all__ = [
+    "CatchUp",
+    "CatchUpMode",
+    "Cron",
+    "CronRules",
+    "Every",
+    "InvalidSchedule",
+    "NoTick",
+    "Overlap",
+    "PeriodicSchedule",
+    "Plan",
+    "Recurrence",
     "DEFAULT_QUEUE",
     "MAX_PAYLOAD_BYTES",
     "PRIORITY_MAX",

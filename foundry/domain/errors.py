@@ -31,6 +31,15 @@ class InvalidQueueName(InvalidJob):
         )
 
 
+class InvalidSchedule(FoundryError, ValueError):
+    """A periodic schedule that cannot be declared; the message names it and the fix."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"schedule {name!r}: {reason}")
+
+
 class UndecodableJob(FoundryError):
     """A stored job cannot be decoded (corrupt data, or written by an incompatible version)."""
 

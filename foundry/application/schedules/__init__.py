@@ -1,0 +1,1 @@
+"""Recurring schedules: cron rules from a library, declarations, and the scheduler."""

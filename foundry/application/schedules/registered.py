@@ -1,0 +1,71 @@
+"""The registry's periodic schedules, by stable name (``JobRegistry.periodic``/``schedule``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta, tzinfo
+from typing import Any, TypedDict
+
+from foundry.application.schedules.declare import Handler, declare
+from foundry.domain import CatchUp, InvalidSchedule, Overlap, PeriodicSchedule
+
+
+class ScheduleOptions(TypedDict, total=False):
+    """The keyword arguments of ``JobRegistry.schedule`` after the name and handler.
+
+    * ``cron``: 5 fields, 6 with seconds first, or ``@hourly``-style, read in zone ``tz``
+      (an IANA name, default UTC); or ``every``: a positive interval (timedelta or seconds),
+      ticking at whole multiples of it since the Unix epoch.
+    * ``payload``, ``queue``, ``priority``: the job of each tick (queue and priority default
+      to the handler's).
+    * ``catch_up``: after downtime fire the ``latest`` missed tick (default), ``none``, or
+      ``all`` (at most ``CatchUp(mode='all', cap=...)``).
+    * ``jitter``: delay each tick's job by up to this much; ``overlap='skip'``: skip a tick
+      while the previous tick's job is pending or running.
+    """
+
+    cron: str | None
+    every: timedelta | float | None
+    tz: str | tzinfo
+    payload: Mapping[str, Any] | None
+    queue: str | None
+    priority: int | None
+    catch_up: str | CatchUp
+    jitter: timedelta | float | None
+    overlap: str | Overlap
+
+
+class ScheduleBook:
+    """Declared schedules by name; a name is declared once (or again identically)."""
+
+    def __init__(self) -> None:
+        self._schedules: dict[str, PeriodicSchedule] = {}
+
+    def add(self, name: str, handler: Handler, options: ScheduleOptions) -> PeriodicSchedule:
+        """Check and keep the schedule; ``InvalidSchedule`` for any bad argument."""
+        declared = declare(name, handler, **options)
+        known = self._schedules.get(name)
+        if known is not None and known != declared:
+            raise InvalidSchedule(
+                name, "another schedule already has this name; give one of them name=..."
+            )
+        self._schedules[name] = declared
+        return declared
+
+    def all(self) -> list[PeriodicSchedule]:
+        """Every declared schedule, sorted by name."""
+        return [self._schedules[name] for name in sorted(self._schedules)]
+
+    def get(self, name: str) -> PeriodicSchedule | None:
+        """The schedule declared as ``name``, if any."""
+        return self._schedules.get(name)
+
+
+def unknown_handler(name: str, handler: object) -> InvalidSchedule:
+    """The error for a schedule naming a handler the registry does not have."""
+    shown = handler if isinstance(handler, str) else getattr(handler, "__name__", handler)
+    return InvalidSchedule(
+        str(name),
+        f"handler {shown!r} is not registered; decorate it with @registry.job (or put "
+        "@registry.periodic on it) before declaring the schedule",
+    )
