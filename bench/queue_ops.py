@@ -18,6 +18,7 @@ from bench.env import Env
 from bench.harness import Metric, Sample, Workload, rate
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import Job
+from foundry.ports import ClaimRequest
 
 BATCH = 1_000
 CLAIM = 100
@@ -90,7 +91,7 @@ def _drain(env: Env, count: int, *, batched: bool) -> Costs:
         queue.enqueue_many(_jobs(min(BATCH, count - start)))
     done = 0
     with Costs(env, count) as costs:
-        while leases := queue.claim([QUEUE], lease=LEASE, limit=CLAIM):
+        while leases := queue.claim(ClaimRequest([QUEUE], lease=LEASE, limit=CLAIM)):
             if batched:
                 queue.complete_many(leases)
             else:

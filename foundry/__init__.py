@@ -122,6 +122,9 @@ if TYPE_CHECKING:
         CachePort as CachePort,
     )
     from foundry.ports import (
+        ClaimRequest as ClaimRequest,
+    )
+    from foundry.ports import (
         Clock as Clock,
     )
     from foundry.ports import (
@@ -139,6 +142,7 @@ __all__ = [
     "CachePort",
     "CacheUnavailable",
     "CatchUp",
+    "ClaimRequest",
     "Clock",
     "ConfigurationError",
     "Connection",
@@ -195,6 +199,7 @@ _HOMES = {
     "TimeLimitExceeded": "foundry.application.errors",
     "WorkerLost": "foundry.application.errors",
     "CachePort": "foundry.ports",
+    "ClaimRequest": "foundry.ports",
     "Clock": "foundry.ports",
     "JobRecord": "foundry.ports",
     "QueuePort": "foundry.ports",

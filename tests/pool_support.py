@@ -19,8 +19,8 @@ from foundry.application.pool.outcome import Outcome
 from foundry.application.pool.supervisor import Supervisor
 from foundry.application.pool.wire import Reply, Task, decode_task
 from foundry.application.registry import JobRegistry
-from foundry.domain import ErrorInfo, Job, QueueUnavailable, StaleLease
-from foundry.ports import Lease, WorkerRegistry
+from foundry.domain import ErrorInfo, Job, QueueUnavailable
+from foundry.ports import ClaimRequest, Lease, WorkerRegistry
 
 
 class FakeWorkforce:
@@ -77,11 +77,11 @@ class FlakyQueue(MemoryQueue):
         super().__init__(clock)
         self.waits: list[timedelta] = []  # each claim's wait, in order
 
-    def claim(self, queues: Sequence[str], **options: Any) -> list[Lease]:
-        self.waits.append(options.get("wait", timedelta(0)))
+    def claim(self, request: ClaimRequest) -> list[Lease]:
+        self.waits.append(request.wait)
         if self.down:
             raise QueueUnavailable("the queue is down (test)")
-        return super().claim(queues, **options)
+        return super().claim(request)
 
     def reap(self) -> int:
         if self.down:
@@ -98,26 +98,24 @@ class FlakyQueue(MemoryQueue):
             raise QueueUnavailable("the queue is down (test)")
         super().complete(lease, result)
 
+    def complete_many(
+        self, leases: Sequence[Lease], results: Sequence[Any] | None = None
+    ) -> list[bool]:
+        if self.down:
+            raise QueueUnavailable("the queue is down (test)")
+        return super().complete_many(leases, results)
+
 
 class BatchingQueue(FlakyQueue):
-    """A memory queue that also completes in batches (as RedisQueue does), counting calls."""
+    """A flaky memory queue that counts its batched completions."""
 
     batches: int = 0
 
     def complete_many(
         self, leases: Sequence[Lease], results: Sequence[Any] | None = None
     ) -> list[bool]:
-        if self.down:
-            raise QueueUnavailable("the queue is down (test)")
+        done = super().complete_many(leases, results)
         self.batches += 1
-        done = []
-        for index, lease in enumerate(leases):
-            try:
-                super().complete(lease, None if results is None else results[index])
-            except StaleLease:
-                done.append(False)
-            else:
-                done.append(True)
         return done
 
 
@@ -130,23 +128,19 @@ class CombiningQueue(BatchingQueue):
         super().__init__(clock)
         self.tokens: list[str] = []  # the claim token of every call, failed ones too
 
-    def claim(self, queues: Sequence[str], **options: Any) -> list[Lease]:
-        self.tokens.append(options.get("claim_token") or "")
-        return super().claim(queues, **options)
+    def claim(self, request: ClaimRequest) -> list[Lease]:
+        self.tokens.append(request.claim_token or "")
+        return super().claim(request)
 
     def complete_and_claim(
-        self,
-        leases: Sequence[Lease],
-        results: Sequence[Any],
-        queues: Sequence[str],
-        **claim: Any,
+        self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
     ) -> tuple[list[bool], list[Lease]]:
         if self.down:
-            self.tokens.append(claim["claim_token"])
+            self.tokens.append(request.claim_token or "")
             raise QueueUnavailable("the queue is down (test)")
         self.combined += 1
         self.batches -= 1  # counted as one combined call, not a batch
-        return self.complete_many(leases, results), self.claim(queues, **claim)
+        return super().complete_and_claim(leases, results, request)
 
 
 @attrs.define

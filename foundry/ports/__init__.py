@@ -2,8 +2,9 @@
 
 from foundry.ports.cache import CachePort, CacheStats, CacheStore, Lock, TaggedCache, Ttl
 from foundry.ports.clock import Clock
-from foundry.ports.queue import BatchCompleter, CompletingClaimer, QueuePort, WorkerRegistry
+from foundry.ports.queue import QueuePort, WorkerRegistry
 from foundry.ports.queue_types import (
+    ClaimRequest,
     DeadLetter,
     DeadLetterRetention,
     Duplicate,
@@ -16,12 +17,11 @@ from foundry.ports.queue_types import (
 )
 
 __all__ = [
-    "BatchCompleter",
     "CachePort",
     "CacheStats",
     "CacheStore",
+    "ClaimRequest",
     "Clock",
-    "CompletingClaimer",
     "DeadLetter",
     "DeadLetterRetention",
     "Duplicate",

@@ -8,6 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from foundry.domain import Decision, ErrorInfo, Job, JobState
 from foundry.ports.queue_types import (
+    ClaimRequest,
     DeadLetter,
     EnqueueOutcome,
     JobRecord,
@@ -63,22 +64,13 @@ class QueuePort(Protocol):
         """
         ...
 
-    def claim(
-        self,
-        queues: Sequence[str],
-        *,
-        lease: timedelta,
-        limit: int = 1,
-        wait: timedelta = timedelta(0),
-        claim_token: str | None = None,
-        worker: str = "",
-    ) -> list[Lease]:
-        """Lease up to ``limit`` ready jobs, taking ``queues`` in the order given (Q2).
+    def claim(self, request: ClaimRequest) -> list[Lease]:
+        """Lease up to ``request.limit`` ready jobs, taking its queues in the order given (Q2).
 
-        Each claim counts an attempt (Q6) and holds the job for ``lease``. Paused queues are
-        skipped. When nothing is ready, waits up to ``wait`` for a job to arrive, then returns
-        what it has (possibly ``[]``). Re-sending the same ``claim_token`` returns the leases
-        that token already holds instead of claiming more (Q8).
+        Each claim counts an attempt (Q6) and holds the job for ``request.lease``. Paused queues
+        are skipped. When nothing is ready, waits up to ``request.wait`` for a job to arrive,
+        then returns what it has (possibly ``[]``). Re-sending the same ``claim_token`` returns
+        the leases that token already holds instead of claiming more (Q8).
         """
         ...
 
@@ -95,6 +87,30 @@ class QueuePort(Protocol):
 
         Raises ``StaleLease`` if ``lease`` no longer holds the job (Q4); a re-send of a
         completion that was applied is accepted silently (Q8).
+        """
+        ...
+
+    def complete_many(
+        self, leases: Sequence[Lease], results: Sequence[Any] | None = None
+    ) -> list[bool]:
+        """Complete every lease (with ``results[i]`` if given) in as few round trips as the
+        backend allows; whether each was applied.
+
+        Each is completed as ``complete`` would (re-sends accepted, Q8), except that a stale
+        lease does not raise: its place in the answer is ``False`` (it is still counted).
+        """
+        ...
+
+    def complete_and_claim(
+        self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
+    ) -> tuple[list[bool], list[Lease]]:
+        """``complete_many(leases, results)`` then ``claim(request)``: in one round trip where
+        the backend can; what each returns.
+
+        The completions are applied before the claim, so a worker that dies holding the
+        claimed jobs never re-runs the completed ones. On ``QueueUnavailable`` neither part is
+        known to have happened; re-sending both (same lease tokens, same ``claim_token``) is
+        safe (Q8).
         """
         ...
 
@@ -162,48 +178,6 @@ class QueuePort(Protocol):
 
     def resume(self, queue: str) -> None:
         """Undo ``pause``."""
-        ...
-
-
-@runtime_checkable
-class BatchCompleter(Protocol):
-    """An optional capability of a queue: completing many leases in one round trip.
-
-    * Each lease is completed as ``QueuePort.complete`` would (re-sends accepted, Q8), except
-      that a stale lease does not raise: its slot in the answer is ``False`` (still counted).
-    """
-
-    def complete_many(
-        self, leases: Sequence[Lease], results: Sequence[Any] | None = None
-    ) -> list[bool]:
-        """Complete every lease (with ``results[i]`` if given); whether each was applied."""
-        ...
-
-
-@runtime_checkable
-class CompletingClaimer(Protocol):
-    """An optional capability of a queue: completing a batch and claiming in one round trip.
-
-    * The same promises as ``BatchCompleter.complete_many(leases, results)`` followed by
-      ``QueuePort.claim(queues, ...)``: the completions are applied before the claim, so a
-      worker that dies holding the claimed jobs never re-runs the completed ones.
-    * On ``QueueUnavailable`` neither part is known to have happened; re-sending both (same
-      lease tokens, same ``claim_token``) is safe (Q8).
-    """
-
-    def complete_and_claim(
-        self,
-        leases: Sequence[Lease],
-        results: Sequence[Any],
-        queues: Sequence[str],
-        *,
-        lease: timedelta,
-        limit: int = 1,
-        wait: timedelta = timedelta(0),
-        claim_token: str | None = None,
-        worker: str = "",
-    ) -> tuple[list[bool], list[Lease]]:
-        """Whether each completion was applied (as ``complete_many``), and the new leases."""
         ...
 
 

@@ -2,12 +2,71 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 
-from foundry.domain import ErrorInfo, Job, JobState
+from foundry.domain import ErrorInfo, InvalidJob, Job, JobState, validate_queue_name
+
+_CLAIM_TOKEN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+
+
+def _queue_names(queues: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(queues, str):
+        raise TypeError(f"claim takes a list of queue names, got the string {queues!r}")
+    names = tuple(queues)
+    if not names:
+        raise ValueError("claim takes at least one queue name, got none")
+    for name in names:
+        validate_queue_name(name)
+    return names
+
+
+def _positive(_: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:
+    if value <= timedelta(0):
+        raise ValueError(f"{attribute.name} must be a positive timedelta, got {value}")
+
+
+def _not_negative(_: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:
+    if value < timedelta(0):
+        raise ValueError(f"{attribute.name} must not be negative, got {value}")
+
+
+def _at_least_one(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be at least 1, got {value}")
+
+
+def _claim_token(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is not None and not _CLAIM_TOKEN.fullmatch(value):
+        raise InvalidJob("claim_token", f"{value!r} must be 1-64 letters, digits, '_' or '-'")
+
+
+@attrs.frozen
+class ClaimRequest:
+    """What one claim asks for, checked once when it is made (before anything is sent).
+
+    * ``queues``: taken in this order (Q2); at least one valid name. A bare string raises
+      ``TypeError`` (it would be read as one queue per letter); a bad name raises
+      ``InvalidQueueName``.
+    * ``lease``: how long each claimed job is held (> 0, else ``ValueError``).
+    * ``limit``: the most jobs to lease (>= 1). ``wait``: how long to wait for a job when none
+      is ready (>= 0; 0 returns at once).
+    * ``claim_token``: re-sending a claim with the same token returns the leases it still
+      holds instead of claiming more (Q8); 1-64 of ``[A-Za-z0-9_-]`` (else ``InvalidJob``), or
+      ``None`` for a claim that will not be re-sent.
+    * ``worker``: who claims, kept with the job (shown when its lease is lost).
+    """
+
+    queues: tuple[str, ...] = attrs.field(converter=_queue_names)
+    lease: timedelta = attrs.field(kw_only=True, validator=_positive)
+    limit: int = attrs.field(default=1, kw_only=True, validator=_at_least_one)
+    wait: timedelta = attrs.field(default=timedelta(0), kw_only=True, validator=_not_negative)
+    claim_token: str | None = attrs.field(default=None, kw_only=True, validator=_claim_token)
+    worker: str = attrs.field(default="", kw_only=True)
 
 
 @attrs.frozen

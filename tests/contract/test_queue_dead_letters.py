@@ -7,13 +7,13 @@ from datetime import timedelta
 
 from foundry.adapters.clock import ManualClock
 from foundry.domain import Dead, ErrorInfo, JobState, Retry, RetryPolicy
-from foundry.ports import DeadLetterRetention
+from foundry.ports import ClaimRequest, DeadLetterRetention
 from tests.backends import LEASE, MS, Queue, job
 
 
 def kill(queue: Queue, job_id: str, reason: str = "gave up", queue_name: str = "default") -> None:
     queue.enqueue(job(id=job_id, queue=queue_name))
-    [lease] = queue.claim([queue_name], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest([queue_name], lease=LEASE))
     queue.fail(lease, ErrorInfo("Boom", f"{job_id} failed"), Dead(reason))
 
 
@@ -22,7 +22,7 @@ def test_a_dead_letter_keeps_payload_and_the_whole_error_history(
 ) -> None:
     queue.enqueue(job(id="a", payload={"order": 7}, retry=RetryPolicy(max_attempts=3)))
     for attempt in range(1, 4):
-        [lease] = queue.claim(["default"], lease=LEASE)
+        [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
         error = ErrorInfo("Boom", f"try {attempt}", traceback="tb", worker="w1", exit_code=3)
         decision = Dead("gave up after 3") if attempt == 3 else Retry(timedelta(0))
         queue.fail(lease, error, decision)
@@ -64,7 +64,7 @@ def test_requeue_dead_gives_a_fresh_attempt_budget_and_keeps_the_history(
 
     assert requeued == 1
     assert queue.dead("default") == []
-    claimed = queue.claim(["default"], lease=LEASE, limit=2)
+    claimed = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2))
     assert [lease.job_id for lease in claimed] == ["waiting", "a"]
     assert claimed[1].attempt == 1
     record = queue.get("a")
@@ -155,7 +155,7 @@ def test_retention_by_age_trims_older_letters_when_one_is_added(
 def test_a_dead_job_is_not_claimable(queue: Queue) -> None:
     kill(queue, "a")
 
-    claimed = queue.claim(["default"], lease=LEASE)
+    claimed = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     assert claimed == []
     record = queue.get("a")

@@ -17,7 +17,7 @@ from foundry.domain import (
     UniqueSpec,
     UniqueUntil,
 )
-from foundry.ports import Duplicate, Enqueued
+from foundry.ports import ClaimRequest, Duplicate, Enqueued
 from tests.backends import LEASE, MS, Queue, job
 
 
@@ -56,13 +56,13 @@ def test_resending_an_enqueue_with_the_same_id_changes_nothing(queue: Queue) -> 
 
     assert outcome == Enqueued("a")
     assert queue.stats("default").ready == 1
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     assert lease.job.payload == {"v": 1}
 
 
 def test_resending_an_enqueue_of_a_running_job_changes_nothing(queue: Queue) -> None:
     queue.enqueue(job(id="a"))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     outcome = queue.enqueue(job(id="a"))
 
@@ -124,7 +124,7 @@ def test_unique_keys_are_per_queue(queue: Queue) -> None:
 
 def test_a_key_held_until_started_is_free_once_the_job_is_claimed(queue: Queue) -> None:
     queue.enqueue(job(id="a", unique=unique(until="started")))
-    queue.claim(["default"], lease=LEASE)
+    queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     outcome = queue.enqueue(job(id="b", unique=unique(until="started")))
 
@@ -135,7 +135,7 @@ def test_a_key_held_until_finished_blocks_while_running_and_frees_at_complete(
     queue: Queue,
 ) -> None:
     queue.enqueue(job(id="a", unique=unique()))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     while_running = queue.enqueue(job(id="b", unique=unique()))
     queue.complete(lease)
@@ -147,11 +147,11 @@ def test_a_key_held_until_finished_blocks_while_running_and_frees_at_complete(
 
 def test_a_key_held_until_finished_survives_a_retry_and_frees_when_dead(queue: Queue) -> None:
     queue.enqueue(job(id="a", unique=unique()))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     queue.fail(lease, ErrorInfo("Boom"), Retry(timedelta(0)))
 
     after_retry = queue.enqueue(job(id="b", unique=unique()))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     queue.fail(lease, ErrorInfo("Boom"), Dead("gave up"))
     after_dead = queue.enqueue(job(id="c", unique=unique()))
 

@@ -18,7 +18,7 @@ from foundry.domain import (
     RunAfter,
     StaleLease,
 )
-from foundry.ports import Enqueued, QueuePort, QueueStats, WorkerInfo, WorkerRegistry
+from foundry.ports import ClaimRequest, Enqueued, QueuePort, QueueStats, WorkerInfo, WorkerRegistry
 from tests.backends import LEASE, MS, Queue, QueueBackend, job, state_of
 
 
@@ -27,12 +27,12 @@ def test_get_shows_each_state_a_job_passes_through(queue: Queue, clock: ManualCl
     states = [state_of(queue, "a")]
     clock.advance(timedelta(seconds=1))
     states.append(state_of(queue, "a"))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     states.append(state_of(queue, "a"))
     queue.fail(lease, ErrorInfo("Boom"), Retry(timedelta(seconds=1)))
     states.append(state_of(queue, "a"))
     clock.advance(timedelta(seconds=1))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     queue.complete(lease, "done")
 
@@ -47,7 +47,7 @@ def test_get_shows_each_state_a_job_passes_through(queue: Queue, clock: ManualCl
 
 def test_get_of_an_active_job_shows_its_lease_deadline(queue: Queue, clock: ManualClock) -> None:
     queue.enqueue(job(id="a"))
-    queue.claim(["default"], lease=LEASE)
+    queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     record = queue.get("a")
 
@@ -69,7 +69,7 @@ def test_a_completed_record_is_forgotten_after_completed_ttl(
 ) -> None:
     queue = make_queue(completed_ttl=timedelta(minutes=5))
     queue.enqueue(job(id="a"))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     queue.complete(lease)
 
     clock.advance(timedelta(minutes=5) - MS)
@@ -92,7 +92,7 @@ def test_a_completed_ttl_that_is_not_positive_is_a_configuration_error(
 def test_stats_count_sizes_and_running_totals(queue: Queue, clock: ManualClock) -> None:
     queue.enqueue_many([job(id=f"j{i}") for i in range(5)])
     queue.enqueue(job(id="later", schedule=RunAfter(timedelta(minutes=1))))
-    first, second, third = queue.claim(["default"], lease=LEASE, limit=3)
+    first, second, third = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=3))
     queue.complete(first)
     queue.fail(second, ErrorInfo("Boom"), Dead("no"))
 
@@ -124,7 +124,7 @@ def test_queues_lists_every_queue_that_held_a_job_sorted(queue: Queue) -> None:
 def test_delete_removes_pending_jobs_but_not_running_or_unknown_ones(queue: Queue) -> None:
     queue.enqueue_many([job(id="run"), job(id="wait")])
     queue.enqueue(job(id="later", schedule=RunAfter(timedelta(minutes=1))))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     outcomes = [queue.delete("default", name) for name in ["run", "wait", "later", "nope"]]
 
@@ -137,7 +137,7 @@ def test_delete_removes_pending_jobs_but_not_running_or_unknown_ones(queue: Queu
 def test_purge_removes_ready_and_delayed_jobs_but_not_running_ones(queue: Queue) -> None:
     queue.enqueue_many([job(id="run"), job(id="a"), job(id="b")])
     queue.enqueue(job(id="later", schedule=RunAfter(timedelta(minutes=1))))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     purged = queue.purge("default")
 
@@ -153,7 +153,7 @@ def test_every_enqueued_job_ends_completed_or_dead_never_lost(
     ids = [f"j{i}" for i in range(30)]
     queue.enqueue_many([job(id=job_id) for job_id in ids])
     for round_ in range(4):
-        for lease in queue.claim(["default"], lease=LEASE, limit=30):
+        for lease in queue.claim(ClaimRequest(["default"], lease=LEASE, limit=30)):
             if int(lease.job_id[1:]) % 3 == round_ % 3:
                 queue.complete(lease)
             elif round_ == 3:
@@ -172,7 +172,7 @@ def test_time_comes_from_the_clock_not_the_machine(queue: Queue, clock: ManualCl
     clock.advance(timedelta(days=400))
     queue.enqueue(job(id="a"))
 
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     assert lease.deadline == clock.now() + LEASE
     record = queue.get("a")
@@ -185,7 +185,9 @@ def test_a_waiting_claim_wakes_up_when_a_job_is_enqueued(queue: Queue) -> None:
     waiter = threading.Thread(
         target=lambda: claimed.extend(
             lease.job_id
-            for lease in queue.claim(["default"], lease=LEASE, wait=timedelta(seconds=30))
+            for lease in queue.claim(
+                ClaimRequest(["default"], lease=LEASE, wait=timedelta(seconds=30))
+            )
         )
     )
     waiter.start()
@@ -202,7 +204,7 @@ def test_an_undecodable_job_goes_dead_and_the_claim_carries_on(
     queue.enqueue_many([job(id="broken"), job(id="fine")])
     queue_backend.corrupt(queue, "default", "broken")
 
-    claimed = queue.claim(["default"], lease=LEASE, limit=2)
+    claimed = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2))
 
     assert [lease.job_id for lease in claimed] == ["fine"]
     [letter] = queue.dead("default")
@@ -214,7 +216,7 @@ def test_enqueue_of_a_completed_id_changes_nothing_while_its_record_is_kept(
     queue: Queue,
 ) -> None:
     queue.enqueue(job(id="a"))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     queue.complete(lease)
 
     outcome = queue.enqueue(job(id="a"))
@@ -229,7 +231,7 @@ def test_enqueue_of_an_id_whose_record_was_forgotten_stores_a_new_job(
 ) -> None:
     queue = make_queue(completed_ttl=timedelta(seconds=1))
     queue.enqueue(job(id="a"))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     queue.complete(lease)
     clock.advance(timedelta(seconds=1))
 

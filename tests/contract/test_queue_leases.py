@@ -9,6 +9,7 @@ import pytest
 
 from foundry.adapters.clock import ManualClock
 from foundry.domain import Dead, ErrorInfo, JobState, Retry, RetryPolicy, StaleLease
+from foundry.ports import ClaimRequest
 from tests.backends import LEASE, MS, Queue, job
 
 
@@ -17,7 +18,7 @@ def test_claim_counts_the_attempt_and_sets_the_lease_deadline(
 ) -> None:
     queue.enqueue(job(id="a", payload={"x": 1}))
 
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     assert lease.job.payload == {"x": 1}
     assert lease.attempt == 1
@@ -28,17 +29,17 @@ def test_claim_counts_the_attempt_and_sets_the_lease_deadline(
 
 def test_a_leased_job_cannot_be_claimed_by_anyone_else(queue: Queue, clock: ManualClock) -> None:
     queue.enqueue(job(id="a"))
-    queue.claim(["default"], lease=LEASE)
+    queue.claim(ClaimRequest(["default"], lease=LEASE))
     clock.advance(LEASE)
 
-    second = queue.claim(["default"], lease=LEASE)
+    second = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     assert second == []
 
 
 def test_complete_with_the_lease_finishes_the_job(queue: Queue) -> None:
     queue.enqueue(job(id="a"))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     queue.complete(lease, {"answer": 42})
 
@@ -51,7 +52,7 @@ def test_complete_with_the_lease_finishes_the_job(queue: Queue) -> None:
 
 def test_renew_extends_the_deadline_from_now(queue: Queue, clock: ManualClock) -> None:
     queue.enqueue(job(id="a"))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     clock.advance(timedelta(seconds=20))
 
     [renewed] = queue.renew([lease], timedelta(seconds=60))
@@ -63,8 +64,8 @@ def test_renew_extends_the_deadline_from_now(queue: Queue, clock: ManualClock) -
 
 def test_renew_returns_none_for_a_lease_that_was_reaped(queue: Queue, clock: ManualClock) -> None:
     queue.enqueue_many([job(id="a"), job(id="b")])
-    [lost] = queue.claim(["default"], lease=timedelta(seconds=1))
-    [kept] = queue.claim(["default"], lease=LEASE)
+    [lost] = queue.claim(ClaimRequest(["default"], lease=timedelta(seconds=1)))
+    [kept] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     clock.advance(timedelta(seconds=2))
     queue.reap()
 
@@ -77,10 +78,10 @@ def test_renew_returns_none_for_a_lease_that_was_reaped(queue: Queue, clock: Man
 
 def test_a_stale_lease_is_rejected_and_counted(queue: Queue, clock: ManualClock) -> None:
     queue.enqueue(job(id="a"))
-    [old] = queue.claim(["default"], lease=timedelta(seconds=1))
+    [old] = queue.claim(ClaimRequest(["default"], lease=timedelta(seconds=1)))
     clock.advance(timedelta(seconds=2))
     queue.reap()
-    [current] = queue.claim(["default"], lease=LEASE)
+    [current] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     with pytest.raises(StaleLease):
         queue.complete(old)
@@ -100,7 +101,7 @@ def test_a_lease_is_not_reaped_at_its_deadline_only_after_it(
     queue: Queue, clock: ManualClock
 ) -> None:
     queue.enqueue(job(id="a"))
-    queue.claim(["default"], lease=LEASE)
+    queue.claim(ClaimRequest(["default"], lease=LEASE))
     clock.advance(LEASE)
 
     at_deadline = queue.reap()
@@ -116,11 +117,11 @@ def test_a_recovered_job_keeps_its_place_and_its_attempt_count(
     queue: Queue, clock: ManualClock
 ) -> None:
     queue.enqueue_many([job(id="first"), job(id="second")])
-    queue.claim(["default"], lease=LEASE)
+    queue.claim(ClaimRequest(["default"], lease=LEASE))
     clock.advance(LEASE + MS)
     queue.reap()
 
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     assert lease.job_id == "first"
     assert lease.attempt == 2
@@ -132,11 +133,11 @@ def test_a_job_that_keeps_losing_its_lease_ends_dead_with_lease_lost(
     queue.enqueue(job(id="poison", retry=RetryPolicy(max_attempts=2)))
 
     for _ in range(2):
-        queue.claim(["default"], lease=LEASE)
+        queue.claim(ClaimRequest(["default"], lease=LEASE))
         clock.advance(LEASE + MS)
         queue.reap()
 
-    assert queue.claim(["default"], lease=LEASE) == []
+    assert queue.claim(ClaimRequest(["default"], lease=LEASE)) == []
     [letter] = queue.dead("default")
     assert letter.reason == "lease lost"
     assert letter.attempts == 2
@@ -146,11 +147,11 @@ def test_a_job_that_keeps_losing_its_lease_ends_dead_with_lease_lost(
 
 def test_release_puts_the_job_back_at_the_front_of_its_priority(queue: Queue) -> None:
     queue.enqueue_many([job(id="a"), job(id="b"), job(id="c")])
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     queue.release(lease)
 
-    [again] = queue.claim(["default"], lease=LEASE)
+    [again] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     assert again.job_id == "a"
     assert again.attempt == 1
 
@@ -159,7 +160,7 @@ def test_release_with_a_delay_makes_the_job_claimable_after_it_without_spending_
     queue: Queue, clock: ManualClock
 ) -> None:
     queue.enqueue(job(id="a"))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     queue.release(lease, timedelta(seconds=5))
 
@@ -167,9 +168,9 @@ def test_release_with_a_delay_makes_the_job_claimable_after_it_without_spending_
     assert record is not None
     assert (record.state, record.attempts, len(record.errors)) == (JobState.DELAYED, 0, 0)
     clock.advance(timedelta(seconds=5) - MS)
-    assert queue.claim(["default"], lease=LEASE) == []
+    assert queue.claim(ClaimRequest(["default"], lease=LEASE)) == []
     clock.advance(MS)
-    [again] = queue.claim(["default"], lease=LEASE)
+    [again] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     assert again.attempt == 1
 
 
@@ -177,12 +178,14 @@ def test_fail_with_a_retry_records_the_error_and_queues_the_job_at_the_back(
     queue: Queue,
 ) -> None:
     queue.enqueue_many([job(id="a"), job(id="b")])
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     state = queue.fail(lease, ErrorInfo("ValueError", "bad"), Retry(timedelta(0)))
 
     assert state is JobState.READY
-    assert [lease.job_id for lease in queue.claim(["default"], lease=LEASE, limit=2)] == ["b", "a"]
+    assert [
+        lease.job_id for lease in queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2))
+    ] == ["b", "a"]
     record = queue.get("a")
     assert record is not None
     assert [(e.type, e.attempt) for e in record.errors] == [("ValueError", 1)]
@@ -193,21 +196,21 @@ def test_fail_with_a_delay_makes_the_job_claimable_only_after_it(
     queue: Queue, clock: ManualClock
 ) -> None:
     queue.enqueue(job(id="a"))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     state = queue.fail(lease, ErrorInfo("Boom"), Retry(timedelta(seconds=5)))
 
     assert state is JobState.DELAYED
     clock.advance(timedelta(seconds=5) - MS)
-    assert queue.claim(["default"], lease=LEASE) == []
+    assert queue.claim(ClaimRequest(["default"], lease=LEASE)) == []
     clock.advance(MS)
-    [again] = queue.claim(["default"], lease=LEASE)
+    [again] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     assert again.attempt == 2
 
 
 def test_fail_with_dead_moves_the_job_to_the_dead_letters(queue: Queue) -> None:
     queue.enqueue(job(id="a", payload={"k": "v"}))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     state = queue.fail(lease, ErrorInfo("KeyError", "k"), Dead("permanent error"))
 
@@ -222,12 +225,12 @@ def test_release_returns_the_job_ahead_of_later_jobs_but_behind_higher_priority(
     queue: Queue,
 ) -> None:
     queue.enqueue_many([job(id="a"), job(id="b")])
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     queue.enqueue(job(id="urgent", priority=1))
 
     queue.release(lease)
 
-    claimed = [each.job_id for each in queue.claim(["default"], lease=LEASE, limit=3)]
+    claimed = [each.job_id for each in queue.claim(ClaimRequest(["default"], lease=LEASE, limit=3))]
     assert claimed == ["urgent", "a", "b"]
 
 
@@ -237,7 +240,7 @@ def test_concurrent_claimers_never_get_the_same_job(queue: Queue) -> None:
     claimed: list[list[str]] = [[] for _ in range(4)]
 
     def drain(mine: list[str]) -> None:
-        while leases := queue.claim(["default"], lease=LEASE, limit=3):
+        while leases := queue.claim(ClaimRequest(["default"], lease=LEASE, limit=3)):
             mine += [lease.job_id for lease in leases]
 
     workers = [threading.Thread(target=drain, args=(mine,)) for mine in claimed]

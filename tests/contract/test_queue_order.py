@@ -8,11 +8,12 @@ import pytest
 
 from foundry.adapters.clock import ManualClock
 from foundry.domain import RunAfter, RunAt
+from foundry.ports import ClaimRequest
 from tests.backends import LEASE, MS, Queue, job
 
 
 def claim_ids(queue: Queue, queues: list[str], limit: int = 100) -> list[str]:
-    return [lease.job_id for lease in queue.claim(queues, lease=LEASE, limit=limit)]
+    return [lease.job_id for lease in queue.claim(ClaimRequest(queues, lease=LEASE, limit=limit))]
 
 
 def test_higher_priority_runs_first_and_fifo_within_a_priority(queue: Queue) -> None:
@@ -38,7 +39,7 @@ def test_fifo_holds_exactly_over_many_jobs_of_one_priority(queue: Queue) -> None
 def test_claim_takes_no_more_than_its_limit(queue: Queue) -> None:
     queue.enqueue_many([job(id=f"j{i}") for i in range(5)])
 
-    leases = queue.claim(["default"], lease=LEASE, limit=3)
+    leases = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=3))
 
     assert [lease.job_id for lease in leases] == ["j0", "j1", "j2"]
     assert queue.stats("default").ready == 2
@@ -54,7 +55,7 @@ def test_claim_over_several_queues_drains_them_in_the_order_given(queue: Queue) 
 
 
 def test_claim_on_an_empty_or_unknown_queue_returns_nothing(queue: Queue) -> None:
-    claimed = queue.claim(["nothing-here"], lease=LEASE)
+    claimed = queue.claim(ClaimRequest(["nothing-here"], lease=LEASE))
 
     assert claimed == []
 
@@ -126,4 +127,4 @@ def test_pause_shows_in_stats_and_enqueue_still_works(queue: Queue) -> None:
 @pytest.mark.parametrize("limit", [0, -1])
 def test_claim_rejects_a_limit_below_one(queue: Queue, limit: int) -> None:
     with pytest.raises(ValueError, match="limit"):
-        queue.claim(["default"], lease=LEASE, limit=limit)
+        queue.claim(ClaimRequest(["default"], lease=LEASE, limit=limit))

@@ -8,12 +8,13 @@ import pytest
 
 from foundry.adapters.clock import ManualClock
 from foundry.domain import Dead, ErrorInfo, JobState, Retry, StaleLease
+from foundry.ports import ClaimRequest
 from tests.backends import LEASE, Queue, job
 
 
 def test_resending_complete_with_the_same_lease_changes_nothing(queue: Queue) -> None:
     queue.enqueue(job(id="a"))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     queue.complete(lease, 1)
 
     queue.complete(lease, 2)
@@ -27,7 +28,7 @@ def test_resending_complete_with_the_same_lease_changes_nothing(queue: Queue) ->
 
 def test_resending_fail_with_the_same_lease_changes_nothing(queue: Queue) -> None:
     queue.enqueue(job(id="a"))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     first = queue.fail(lease, ErrorInfo("Boom"), Retry(timedelta(seconds=5)))
 
     again = queue.fail(lease, ErrorInfo("Boom"), Retry(timedelta(seconds=5)))
@@ -41,18 +42,18 @@ def test_resending_fail_with_the_same_lease_changes_nothing(queue: Queue) -> Non
 
 def test_resending_release_with_the_same_lease_changes_nothing(queue: Queue) -> None:
     queue.enqueue(job(id="a"))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     queue.release(lease)
 
     queue.release(lease)
 
-    [again] = queue.claim(["default"], lease=LEASE)
+    [again] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     assert again.attempt == 1
 
 
 def test_resending_a_delayed_release_changes_nothing(queue: Queue, clock: ManualClock) -> None:
     queue.enqueue(job(id="a"))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     queue.release(lease, timedelta(seconds=5))
 
     queue.release(lease, timedelta(seconds=5))
@@ -61,13 +62,13 @@ def test_resending_a_delayed_release_changes_nothing(queue: Queue, clock: Manual
     assert record is not None
     assert (record.state, record.attempts) == (JobState.DELAYED, 0)
     clock.advance(timedelta(seconds=5))
-    [again] = queue.claim(["default"], lease=LEASE)
+    [again] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     assert again.attempt == 1
 
 
 def test_a_different_operation_with_a_used_lease_is_stale(queue: Queue) -> None:
     queue.enqueue(job(id="a"))
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     queue.complete(lease)
 
     with pytest.raises(StaleLease):
@@ -80,9 +81,9 @@ def test_resending_a_claim_token_returns_the_same_leases_and_claims_no_more(
     queue: Queue,
 ) -> None:
     queue.enqueue_many([job(id=f"j{i}") for i in range(4)])
-    first = queue.claim(["default"], lease=LEASE, limit=2, claim_token="t1")
+    first = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2, claim_token="t1"))
 
-    again = queue.claim(["default"], lease=LEASE, limit=2, claim_token="t1")
+    again = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2, claim_token="t1"))
 
     assert again == first
     assert queue.stats("default").ready == 2
@@ -90,25 +91,25 @@ def test_resending_a_claim_token_returns_the_same_leases_and_claims_no_more(
 
 def test_a_resent_claim_token_returns_only_the_leases_it_still_holds(queue: Queue) -> None:
     queue.enqueue_many([job(id="a"), job(id="b")])
-    first = queue.claim(["default"], lease=LEASE, limit=2, claim_token="t1")
+    first = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2, claim_token="t1"))
     queue.complete(first[0])
 
-    again = queue.claim(["default"], lease=LEASE, limit=2, claim_token="t1")
+    again = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2, claim_token="t1"))
 
     assert [lease.job_id for lease in again] == ["b"]
 
 
 def test_a_claim_token_that_found_nothing_claims_nothing_when_resent(queue: Queue) -> None:
-    first = queue.claim(["default"], lease=LEASE, claim_token="t1")
+    first = queue.claim(ClaimRequest(["default"], lease=LEASE, claim_token="t1"))
     queue.enqueue(job(id="a"))
 
-    again = queue.claim(["default"], lease=LEASE, claim_token="t1")
+    again = queue.claim(ClaimRequest(["default"], lease=LEASE, claim_token="t1"))
 
     assert first == again == []
     assert queue.stats("default").ready == 1
 
 
 def test_a_claim_that_waits_in_vain_returns_nothing(queue: Queue) -> None:
-    claimed = queue.claim(["default"], lease=LEASE, wait=timedelta(milliseconds=20))
+    claimed = queue.claim(ClaimRequest(["default"], lease=LEASE, wait=timedelta(milliseconds=20)))
 
     assert claimed == []

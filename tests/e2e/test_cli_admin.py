@@ -9,7 +9,7 @@ import pytest
 from foundry.adapters.clock import ManualClock
 from foundry.domain import Dead, ErrorInfo, Job, JobState, RunAfter
 from foundry.entrypoints.container import Container
-from foundry.ports import WorkerInfo
+from foundry.ports import ClaimRequest, WorkerInfo
 from tests.backends import LEASE, Queue
 from tests.cli_support import container_for, invoke
 
@@ -23,7 +23,7 @@ def bury(queue: Queue, name: str = "task", queue_name: str = "default") -> str:
     """Enqueue a job and fail it for good; returns its id."""
     job = Job(name, {"n": 1}, queue=queue_name)
     queue.enqueue(job)
-    [lease] = queue.claim([queue_name], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest([queue_name], lease=LEASE))
     error = ErrorInfo(type="ValueError", message="bad input", traceback="Traceback: boom")
     queue.fail(lease, error, Dead("permanent error ValueError: bad input"))
     return job.id
@@ -165,12 +165,12 @@ def test_queue_pause_stops_claims_and_resume_restores_them(box: Container, queue
     queue.enqueue(Job("a"))
 
     paused = invoke(box, "queue", "pause", "default")
-    claimed_while_paused = queue.claim(["default"], lease=LEASE)
+    claimed_while_paused = queue.claim(ClaimRequest(["default"], lease=LEASE))
     resumed = invoke(box, "queue", "resume", "default")
 
     assert (paused.exit_code, resumed.exit_code) == (0, 0)
     assert claimed_while_paused == []
-    assert len(queue.claim(["default"], lease=LEASE)) == 1
+    assert len(queue.claim(ClaimRequest(["default"], lease=LEASE))) == 1
 
 
 def test_queue_purge_removes_pending_jobs(box: Container, queue: Queue) -> None:

@@ -30,9 +30,10 @@ from foundry.domain import (
     StaleLease,
     UniqueSpec,
 )
-from foundry.ports import Lease
+from foundry.ports import ClaimRequest, Lease
 from tests.backends import Queue
-from tests.model.queue_admin_rules import QUEUES, AdminRules
+from tests.model.queue_admin_rules import QUEUES
+from tests.model.queue_batch_rules import BatchRules
 from tests.model.queue_model import ModelJob, QueueModel
 
 UNIQUE_TTL = timedelta(seconds=30)
@@ -51,7 +52,7 @@ steps = st.sampled_from(
 )
 
 
-class QueueMachine(AdminRules):
+class QueueMachine(BatchRules):
     """Every rule calls the adapter and the model and compares what each says."""
 
     def __init__(self) -> None:
@@ -153,21 +154,30 @@ class QueueMachine(AdminRules):
     def _claim(
         self, order: list[str], limit: int, lease: timedelta, token: str | None, worker: str
     ) -> None:
+        request = ClaimRequest(order, lease=lease, limit=limit, claim_token=token, worker=worker)
         held = self.model.held_by_claim(token)
 
-        leases = self.queue.claim(order, lease=lease, limit=limit, claim_token=token, worker=worker)
+        leases = self.queue.claim(request)
 
+        self.check_claimed(request, held, leases)
+
+    def check_claimed(
+        self, request: ClaimRequest, held: list[tuple[str, str]] | None, leases: list[Lease]
+    ) -> None:
+        """Compare what a claim returned with the model (``held``: what its token held before),
+        then record it in the model."""
         if held is not None:
             assert [(each.job_id, each.token) for each in leases] == held
             return
-        expected = self.model.next_ready(order, limit)
+        expected = self.model.next_ready(list(request.queues), request.limit)
         assert [each.job_id for each in leases] == [job.id for job in expected]
         for job, each in zip(expected, leases, strict=True):
-            self.model.start(job, each.token, lease)
+            self.model.start(job, each.token, request.lease)
             assert (each.attempt, each.deadline) == (job.attempts, job.deadline)
-        self.model.remember_claim(token, [(each.job_id, each.token) for each in leases], lease)
+        taken = [(each.job_id, each.token) for each in leases]
+        self.model.remember_claim(request.claim_token, taken, request.lease)
         self.leases += leases
-        self.holder.update((each.token, worker) for each in leases)
+        self.holder.update((each.token, request.worker) for each in leases)
 
     @rule(data=st.data(), duration=lease_times)
     def renew(self, data: st.DataObject, duration: timedelta) -> None:

@@ -18,6 +18,7 @@ import redis
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import Dead, ErrorInfo, Job, Retry, RetryPolicy, RunAfter, UniqueSpec
+from foundry.ports import ClaimRequest
 from tests.backends import unique_prefix
 from tests.redis.lossy import LossPlan, lossy_client
 
@@ -38,7 +39,7 @@ class Scenario:
 
 def _claimed(queue: RedisQueue, _: ManualClock) -> Any:
     queue.enqueue(Job("t", id="a", retry=RetryPolicy(max_attempts=1)))
-    return queue.claim(["default"], lease=LEASE)
+    return queue.claim(ClaimRequest(["default"], lease=LEASE))
 
 
 def _expired(queue: RedisQueue, clock: ManualClock) -> Any:
@@ -54,17 +55,17 @@ def _dead(queue: RedisQueue, clock: ManualClock) -> Any:
 
 def _claimed_in_two_queues(queue: RedisQueue, _: ManualClock) -> Any:
     queue.enqueue_many([Job("t", id="a"), Job("t", id="b", queue="other")])
-    return queue.claim(["default", "other"], lease=LEASE, limit=2)
+    return queue.claim(ClaimRequest(["default", "other"], lease=LEASE, limit=2))
 
 
 def _claimed_one_of_two(queue: RedisQueue, _: ManualClock) -> Any:
     queue.enqueue_many([Job("t", id="a", queue="other"), Job("t", id="b")])
-    return queue.claim(["other"], lease=LEASE)
+    return queue.claim(ClaimRequest(["other"], lease=LEASE))
 
 
 def _complete_and_claim(queue: RedisQueue, leases: Any) -> Any:
     applied, claimed = queue.complete_and_claim(
-        leases, [{"ok": 1}], ["default"], lease=LEASE, claim_token="next"
+        leases, [{"ok": 1}], ClaimRequest(["default"], lease=LEASE, claim_token="next")
     )
     return applied, [(lease.job_id, lease.token, lease.attempt) for lease in claimed]
 
@@ -83,7 +84,9 @@ SCENARIOS = {
     ),
     "claim": Scenario(
         lambda q, _: q.enqueue(Job("t", id="a")),
-        lambda q, _: [(x.job_id, x.attempt) for x in q.claim(["default"], lease=LEASE)],
+        lambda q, _: [
+            (x.job_id, x.attempt) for x in q.claim(ClaimRequest(["default"], lease=LEASE))
+        ],
     ),
     "renew": Scenario(_claimed, lambda q, leases: q.renew(leases, LEASE * 2)[0].deadline),
     "complete": Scenario(_claimed, lambda q, leases: q.complete(leases[0], {"ok": 1})),

@@ -14,6 +14,7 @@ from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.keys import QueueKeys, registry_key
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import Dead, ErrorInfo, InvalidJob, InvalidQueueName, Job, Retry, UniqueSpec
+from foundry.ports import ClaimRequest
 from tests.backends import unique_prefix
 
 LEASE = timedelta(seconds=30)
@@ -34,7 +35,7 @@ def test_every_operation_works_after_script_flush(redis_url: str) -> None:
     flush()
     queue.enqueue_many([Job("t", id="b"), Job("t", id="c"), Job("t", id="d")])
     flush()
-    leases = queue.claim(["default"], lease=LEASE, limit=4)
+    leases = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=4))
     flush()
     renewed = queue.renew(leases, LEASE)
     flush()
@@ -42,7 +43,9 @@ def test_every_operation_works_after_script_flush(redis_url: str) -> None:
     flush()
     queue.complete_many(leases[1:2])
     flush()
-    applied, none_left = queue.complete_and_claim([leases[1]], [None], ["default"], lease=LEASE)
+    applied, none_left = queue.complete_and_claim(
+        [leases[1]], [None], ClaimRequest(["default"], lease=LEASE)
+    )
     flush()
     state = queue.fail(leases[2], ErrorInfo("Boom"), Dead("boom"))
     flush()
@@ -88,7 +91,7 @@ def test_after_a_whole_job_life_every_stored_key_of_the_queue_is_in_its_slot(
     queue = RedisQueue(client, prefix=prefix, clock=ManualClock())
     name = "orders.eu-west:1"
     queue.enqueue_many([Job("t", queue=name, unique=UniqueSpec("k")), Job("t", queue=name)])
-    leases = queue.claim([name], lease=LEASE, limit=2, claim_token="tok")
+    leases = queue.claim(ClaimRequest([name], lease=LEASE, limit=2, claim_token="tok"))
     queue.fail(leases[0], ErrorInfo("Boom"), Retry(timedelta(seconds=5)))
     queue.complete(leases[1], {"r": 1})
 
@@ -111,7 +114,7 @@ def test_a_queue_name_with_braces_or_bad_characters_is_rejected_naming_the_rule(
     with pytest.raises(InvalidQueueName, match="no braces"):
         queue.stats(name)
     with pytest.raises(InvalidQueueName, match="no braces"):
-        queue.claim([name], lease=LEASE)
+        queue.claim(ClaimRequest([name], lease=LEASE))
     with pytest.raises(InvalidJob, match="queue"):
         Job("t", queue=name)
 
@@ -133,7 +136,9 @@ def test_ready_scores_are_exact_integers_at_the_extremes_of_priority_and_seq(
     scores = dict(client.zrange(keys.named("ready"), 0, -1, withscores=True, score_cast_func=int))
     assert scores[b"low"] == 510 * 2**44 + seq + 1
     assert scores[b"high"] == seq + 2
-    assert [lease.job_id for lease in queue.claim(["default"], lease=LEASE, limit=3)] == [
+    assert [
+        lease.job_id for lease in queue.claim(ClaimRequest(["default"], lease=LEASE, limit=3))
+    ] == [
         "high",
         "first",
         "low",

@@ -17,6 +17,7 @@ from foundry.adapters.redis.connection import RedisSettings, connect
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import InvalidJob, Job, QueueUnavailable, RunAt
 from foundry.entrypoints.logging import bridge_to_stdlib
+from foundry.ports import ClaimRequest
 from tests.backends import unique_prefix
 from tests.redis_server import RedisServer
 
@@ -54,9 +55,9 @@ def test_a_run_time_between_two_milliseconds_waits_for_the_later_one(redis_url: 
     queue = RedisQueue(redis.Redis.from_url(redis_url), prefix=unique_prefix(), clock=clock)
     queue.enqueue(Job("t", id="a", schedule=RunAt(clock.now() + timedelta(milliseconds=1) - US)))
 
-    early = queue.claim(["default"], lease=LEASE)
+    early = queue.claim(ClaimRequest(["default"], lease=LEASE))
     clock.advance(timedelta(milliseconds=1))
-    on_time = queue.claim(["default"], lease=LEASE)
+    on_time = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     assert early == []
     assert [lease.job_id for lease in on_time] == ["a"]
@@ -70,7 +71,7 @@ def test_without_a_clock_the_scripts_use_the_server_time(redis_url: str) -> None
     queue.enqueue(Job("t", id="future", schedule=RunAt(server_now + timedelta(days=1))))
     queue.enqueue(Job("t", id="past", schedule=RunAt(server_now - timedelta(days=1))))
 
-    leases = queue.claim(["default"], lease=LEASE, limit=2)
+    leases = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2))
 
     assert [lease.job_id for lease in leases] == ["past"]
     assert server_now < leases[0].deadline < server_now + LEASE + timedelta(minutes=1)
@@ -80,7 +81,7 @@ def test_a_claim_may_wait_longer_than_the_clients_socket_timeout(redis_url: str)
     settings = attrs.evolve(_fast_settings(redis_url), socket_timeout=timedelta(milliseconds=200))
     queue = RedisQueue(connect(settings), prefix=unique_prefix())
 
-    leases = queue.claim(["default"], lease=LEASE, wait=timedelta(milliseconds=600))
+    leases = queue.claim(ClaimRequest(["default"], lease=LEASE, wait=timedelta(milliseconds=600)))
 
     assert leases == []
 
@@ -96,7 +97,7 @@ def test_the_adapter_carries_on_across_redis_restarts_without_being_rebuilt(
     queue.enqueue_many([Job("t", id="a"), Job("t", id="b")])
 
     server.restart()
-    [lease] = queue.claim(["default"], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     server.restart()
     queue.complete(lease)
     stats = queue.stats("default")
@@ -114,7 +115,7 @@ def test_a_redis_that_lost_its_data_is_reported_as_critical(
     queue.enqueue(Job("t", id="a"))
 
     server.restart()
-    leases = queue.claim(["default"], lease=LEASE)
+    leases = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     assert leases == []
     critical = [r.getMessage() for r in logs.records if r.levelno >= logging.CRITICAL]
@@ -132,7 +133,7 @@ def test_an_unreachable_redis_raises_queue_unavailable_with_the_job_id_and_leave
     with pytest.raises(QueueUnavailable) as first:
         queue.enqueue(Job("t", id="a"))
     with pytest.raises(QueueUnavailable):
-        queue.claim(["default"], lease=LEASE)
+        queue.claim(ClaimRequest(["default"], lease=LEASE))
     server.start()
     outcome = queue.enqueue(Job("t", id="a"))
 
@@ -231,4 +232,4 @@ def test_an_invalid_claim_token_is_refused_before_anything_is_sent() -> None:
     queue = RedisQueue(redis.Redis(port=1), prefix="r")
 
     with pytest.raises(InvalidJob, match="claim_token"):
-        queue.claim(["default"], lease=LEASE, claim_token="has,comma")
+        queue.claim(ClaimRequest(["default"], lease=LEASE, claim_token="has,comma"))

@@ -1,13 +1,12 @@
 """A claim whose reply is lost is re-sent with its token: the job is not leased twice (Q8)."""
 
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from foundry.application.pool.claims import ClaimTokens
 from foundry.application.pool.config import PoolConfig
 from foundry.domain import QueueUnavailable
-from foundry.ports import Lease
+from foundry.ports import ClaimRequest, Lease
 from tests.pool_support import FlakyQueue, Harness
 
 FAST = timedelta(milliseconds=1)
@@ -22,9 +21,9 @@ class LostReplyQueue(FlakyQueue):
         super().__init__(*args, **kwargs)
         self.tokens: list[str | None] = []
 
-    def claim(self, queues: Sequence[str], **options: Any) -> list[Lease]:
-        self.tokens.append(options.get("claim_token"))
-        leases = super().claim(queues, **options)
+    def claim(self, request: ClaimRequest) -> list[Lease]:
+        self.tokens.append(request.claim_token)
+        leases = super().claim(request)
         if self.lose:
             self.lose -= 1
             raise QueueUnavailable("the claim was applied but its reply was lost (test)")

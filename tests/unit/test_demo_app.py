@@ -21,7 +21,7 @@ from foundry.entrypoints.demo.app import (
 from foundry.entrypoints.demo.plan import EXPECTED_DEAD, plan
 from foundry.entrypoints.demo.summary import account
 from foundry.entrypoints.demo.tally import Tally, percentile
-from foundry.ports import Lease
+from foundry.ports import ClaimRequest, Lease
 from tests.backends import LEASE
 
 
@@ -71,7 +71,7 @@ def test_accounting_accepts_completed_jobs_and_the_expected_dead() -> None:
         dispatcher.dispatch(count_primes, {"limit": 10}),
         dispatcher.dispatch(charge_cancelled_order, {"order_id": 1}),
     ]
-    first, second = queue.claim([DEMO_QUEUE], lease=LEASE, limit=2)
+    first, second = queue.claim(ClaimRequest([DEMO_QUEUE], lease=LEASE, limit=2))
     queue.complete(first)
     queue.fail(second, ErrorInfo(type="PermanentFailure"), Dead("permanent"))
 
@@ -87,7 +87,7 @@ def test_accounting_flags_a_job_still_pending_or_dead_unexpectedly() -> None:
     queue = MemoryQueue(clock)
     dispatcher = _dispatcher(queue, clock)
     dead_id = dispatcher.dispatch(count_primes, {"limit": 10})
-    [lease] = queue.claim([DEMO_QUEUE], lease=LEASE)
+    [lease] = queue.claim(ClaimRequest([DEMO_QUEUE], lease=LEASE))
     queue.fail(lease, ErrorInfo(type="ValueError"), Dead("bug"))
     pending_id = dispatcher.dispatch(count_primes, {"limit": 10})
 

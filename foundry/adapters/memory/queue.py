@@ -26,11 +26,11 @@ from foundry.domain import (
     Job,
     JobState,
     Retry,
+    StaleLease,
     UndecodableJob,
     UniqueUntil,
-    validate_queue_name,
 )
-from foundry.ports import Duplicate, Enqueued, EnqueueOutcome, Lease
+from foundry.ports import ClaimRequest, Duplicate, Enqueued, EnqueueOutcome, Lease
 
 
 class MemoryQueue(MemoryQueueAdmin):
@@ -49,28 +49,19 @@ class MemoryQueue(MemoryQueueAdmin):
             self._cond.notify_all()
         return outcomes
 
-    def claim(
-        self,
-        queues: Sequence[str],
-        *,
-        lease: timedelta,
-        limit: int = 1,
-        wait: timedelta = timedelta(0),
-        claim_token: str | None = None,
-        worker: str = "",
-    ) -> list[Lease]:
-        """Lease up to ``limit`` jobs, queue by queue (see ``QueuePort.claim``)."""
-        _check_claim(queues, lease, limit)
-        give_up_at = time.monotonic() + max(wait.total_seconds(), 0.0)
+    def claim(self, request: ClaimRequest) -> list[Lease]:
+        """Lease up to ``request.limit`` jobs, queue by queue (see ``QueuePort.claim``)."""
+        give_up_at = time.monotonic() + request.wait.total_seconds()
+        token = request.claim_token
         with self._cond:
             while True:
                 now = self._tick()
-                if claim_token is not None and claim_token in self._claims:
-                    return self._held(claim_token)
-                leases = self._take(queues, lease, limit, worker, now)
+                if token is not None and token in self._claims:
+                    return self._held(token)
+                leases = self._take(request, now)
                 remaining = give_up_at - time.monotonic()
                 if leases or remaining <= 0:
-                    self._remember_claim(claim_token, leases, now + lease)
+                    self._remember_claim(token, leases, now + request.lease)
                     return leases
                 self._cond.wait(remaining)
 
@@ -84,18 +75,24 @@ class MemoryQueue(MemoryQueueAdmin):
         """Mark the job completed; its record is kept for ``completed_ttl``."""
         encoded = self._codec.encode_result(result)
         with self._cond:
+            self._complete(lease, encoded, self._tick())
+
+    def complete_many(
+        self, leases: Sequence[Lease], results: Sequence[Any] | None = None
+    ) -> list[bool]:
+        """``complete`` each lease under one hold of the lock; ``False`` where it was stale."""
+        chosen = [None] * len(leases) if results is None else results
+        encoded = [self._codec.encode_result(result) for result in chosen]
+        with self._cond:
             now = self._tick()
-            entry, fresh = self._current(lease, COMPLETE)
-            if not fresh:
-                return
-            state = self._queues[entry.queue]
-            entry.end_lease(COMPLETE, JobState.COMPLETED)
-            state.move(entry, JobState.COMPLETED)
-            entry.result = encoded
-            entry.finished_at = now
-            state.completed += 1
-            self._unique.release(entry)
-            self._completed_expiry.add(now + self._completed_ttl, entry.queue, entry.job_id)
+            pairs = zip(leases, encoded, strict=True)
+            return [self._completed(lease, blob, now) for lease, blob in pairs]
+
+    def complete_and_claim(
+        self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
+    ) -> tuple[list[bool], list[Lease]]:
+        """``complete_many`` then ``claim``: nothing to save by doing both in one call here."""
+        return self.complete_many(leases, results), self.claim(request)
 
     def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:
         """Record ``error`` with this attempt's number, then retry (new seq) or bury."""
@@ -146,6 +143,26 @@ class MemoryQueue(MemoryQueueAdmin):
 
     # -- steps --------------------------------------------------------------------------------
 
+    def _complete(self, lease: Lease, encoded: bytes, now: datetime) -> None:
+        entry, fresh = self._current(lease, COMPLETE)
+        if not fresh:
+            return
+        state = self._queues[entry.queue]
+        entry.end_lease(COMPLETE, JobState.COMPLETED)
+        state.move(entry, JobState.COMPLETED)
+        entry.result = encoded
+        entry.finished_at = now
+        state.completed += 1
+        self._unique.release(entry)
+        self._completed_expiry.add(now + self._completed_ttl, entry.queue, entry.job_id)
+
+    def _completed(self, lease: Lease, encoded: bytes, now: datetime) -> bool:
+        try:
+            self._complete(lease, encoded, now)
+        except StaleLease:
+            return False
+        return True
+
     def _store(self, job: Job, blob: bytes, now: datetime) -> EnqueueOutcome:
         state = self._queue(job.queue)
         if job.id in state.jobs:
@@ -170,17 +187,16 @@ class MemoryQueue(MemoryQueueAdmin):
         state.add(entry, now)
         return Enqueued(job.id)
 
-    def _take(
-        self, queues: Sequence[str], lease: timedelta, limit: int, worker: str, now: datetime
-    ) -> list[Lease]:
+    def _take(self, request: ClaimRequest, now: datetime) -> list[Lease]:
         leases: list[Lease] = []
-        for name in queues:
+        deadline = now + request.lease
+        for name in request.queues:
             state = self._queues.get(name)
             if state is None or state.paused:
                 continue
             state.promote(now)
-            while len(leases) < limit and (entry := state.pop_ready()) is not None:
-                taken = self._start(state, entry, now + lease, worker, now)
+            while len(leases) < request.limit and (entry := state.pop_ready()) is not None:
+                taken = self._start(state, entry, deadline, request.worker, now)
                 if taken is not None:
                     leases.append(taken)
         return leases
@@ -236,14 +252,3 @@ class MemoryQueue(MemoryQueueAdmin):
         else:
             entry.end_lease(LOST, JobState.READY)
             state.schedule(entry, min(entry.run_at, now), now)
-
-
-def _check_claim(queues: Sequence[str], lease: timedelta, limit: int) -> None:
-    if isinstance(queues, str):
-        raise TypeError(f"claim takes a list of queue names, got the string {queues!r}")
-    for name in queues:
-        validate_queue_name(name)
-    if lease <= timedelta(0):
-        raise ValueError(f"lease must be a positive timedelta, got {lease}")
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Sequence
 from datetime import timedelta
@@ -20,18 +19,9 @@ from foundry.adapters.redis.health import RedisReport, inspect_redis, log_report
 from foundry.adapters.redis.keys import QueueKeys, registry_key, validate_prefix
 from foundry.adapters.redis.records import ceil_ms, to_ms
 from foundry.adapters.redis.scripts import Arg, Scripts, call
-from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError, InvalidJob
+from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError
 from foundry.ports.clock import Clock
 from foundry.ports.queue_types import DeadLetterRetention
-
-_TOKEN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
-
-
-def check_claim_token(token: str) -> str:
-    """Return ``token`` if usable as a claim token, else raise ``InvalidJob``."""
-    if not _TOKEN.fullmatch(token):
-        raise InvalidJob("claim_token", f"{token!r} must be 1-64 letters, digits, '_' or '-'")
-    return token
 
 
 def request_id() -> str:

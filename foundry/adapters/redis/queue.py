@@ -18,7 +18,7 @@ import attrs
 from loguru import logger
 
 from foundry.adapters.redis.admin import RedisAdmin
-from foundry.adapters.redis.core import check_claim_token, request_id
+from foundry.adapters.redis.core import request_id
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import QueueKeys
 from foundry.adapters.redis.records import ceil_ms, from_ms, job_args
@@ -35,46 +35,12 @@ from foundry.domain import (
     UndecodableJob,
     UniqueUntil,
 )
-from foundry.ports.queue_types import Duplicate, Enqueued, EnqueueOutcome, Lease
+from foundry.ports.queue_types import ClaimRequest, Duplicate, Enqueued, EnqueueOutcome, Lease
 
 _BATCH = 1000
 _WAKE_POLL = 1.0
 
 _Call = tuple[str, Sequence[str], Sequence[Arg]]
-
-
-@attrs.frozen
-class _ClaimRequest:
-    """A claim's arguments, checked once."""
-
-    queues: Sequence[str]
-    lease_ms: int
-    limit: int
-    wait_s: float
-    token: str
-    worker: str
-
-    @classmethod
-    def of(
-        cls,
-        queues: Sequence[str],
-        *,
-        lease: timedelta,
-        limit: int,
-        wait: timedelta,
-        claim_token: str | None,
-        worker: str,
-    ) -> _ClaimRequest:
-        _check_claim(queues, lease, limit)
-        token = check_claim_token(claim_token) if claim_token else secrets.token_urlsafe(12)
-        return cls(
-            queues,
-            max(ceil_ms(lease), 1),
-            limit,
-            max(wait.total_seconds(), 0.0),
-            token,
-            worker.replace(",", ";"),
-        )
 
 
 class RedisQueue(RedisAdmin, RedisWorkers):
@@ -144,50 +110,24 @@ class RedisQueue(RedisAdmin, RedisWorkers):
 
     # -- claim --------------------------------------------------------------------------------
 
-    def claim(
-        self,
-        queues: Sequence[str],
-        *,
-        lease: timedelta,
-        limit: int = 1,
-        wait: timedelta = timedelta(0),
-        claim_token: str | None = None,
-        worker: str = "",
-    ) -> list[Lease]:
+    def claim(self, request: ClaimRequest) -> list[Lease]:
         """Lease up to ``limit`` jobs; blocks on the queues' wake lists while nothing is ready.
 
         Undecodable jobs met on the way go to the dead letters (never raised), so a claim may
         return fewer jobs than were ready.
         """
-        request = _ClaimRequest.of(
-            queues, lease=lease, limit=limit, wait=wait, claim_token=claim_token, worker=worker
-        )
         return self._claim(request, [])[1]
 
     def complete_and_claim(
-        self,
-        leases: Sequence[Lease],
-        results: Sequence[Any],
-        queues: Sequence[str],
-        *,
-        lease: timedelta,
-        limit: int = 1,
-        wait: timedelta = timedelta(0),
-        claim_token: str | None = None,
-        worker: str = "",
+        self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
     ) -> tuple[list[bool], list[Lease]]:
         """``complete_many`` then ``claim``, the completions sent in the claim's first round
         trip (Redis runs them in order, so they are applied before the claim)."""
-        request = _ClaimRequest.of(
-            queues, lease=lease, limit=limit, wait=wait, claim_token=claim_token, worker=worker
-        )
-        if not request.queues:
-            return self.complete_many(leases, results), []
         groups, calls = self._complete_calls(leases, results)
         replies, claimed = self._claim(request, calls)
         return self._applied(leases, groups, replies), claimed
 
-    def _claim(self, request: _ClaimRequest, before: list[_Call]) -> tuple[list[Any], list[Lease]]:
+    def _claim(self, request: ClaimRequest, before: list[_Call]) -> tuple[list[Any], list[Lease]]:
         """The claim loop; ``before`` rides in front of its first script call (replies first).
 
         While nothing is ready it blocks on the queues' wake lists, with the next round's
@@ -195,7 +135,8 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         arrives, saving a round trip on the way from enqueue to start.
         """
         all_keys = [self._queue_keys(queue) for queue in request.queues]
-        give_up = time.monotonic() + request.wait_s
+        token = request.claim_token or secrets.token_urlsafe(12)
+        give_up = time.monotonic() + request.wait.total_seconds()
         replies: list[Any] = []
         block = 0.0
         while True:
@@ -203,18 +144,19 @@ class RedisQueue(RedisAdmin, RedisWorkers):
             last = not block and give_up - time.monotonic() <= 0
             with guard("claim"):
                 leases, resent, next_due, prior = self._claim_round(
-                    all_keys, request, before, last=last, block=block
+                    all_keys, request, token, before, last=last, block=block
                 )
             if before:
                 replies, before = prior, []
-            if leases or resent or last or not all_keys:
+            if leases or resent or last:
                 return replies, leases
             block = self._block_for(give_up - time.monotonic(), next_due)
 
     def _claim_round(
         self,
         all_keys: list[QueueKeys],
-        request: _ClaimRequest,
+        request: ClaimRequest,
+        token: str,
         before: list[_Call],
         *,
         last: bool,
@@ -226,6 +168,8 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         """
         leases: list[Lease] = []
         mode, next_due = "new" if last else "try", None
+        lease_ms = max(ceil_ms(request.lease), 1)
+        worker = request.worker.replace(",", ";")  # the state record is comma-separated
         prior: list[Any] = []
         wake: list[Arg] = []
         if block:  # a hint only: correctness never depends on it
@@ -234,8 +178,8 @@ class RedisQueue(RedisAdmin, RedisWorkers):
             if len(leases) >= request.limit and mode != "held":
                 break
             need = max(request.limit - len(leases), 1)
-            args: list[Arg] = [self._now(), request.lease_ms, need, request.token, mode]
-            args += [request.worker, *self._retention_args()]
+            args: list[Arg] = [self._now(), lease_ms, need, token, mode, worker]
+            args += self._retention_args()
             calls = [*before, ("claim", keys.all, args)]
             replies = self._scripts.run_many(self._client, calls, first=wake)
             if before:
@@ -248,7 +192,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
             if reply[2]:
                 due = int(reply[2])
                 next_due = due if next_due is None else min(next_due, due)
-            leases += self._leases(keys, reply[3:], request.token)
+            leases += self._leases(keys, reply[3:], token)
         return leases, mode == "held", next_due, prior
 
     def _leases(self, keys: QueueKeys, flat: list[Any], token: str) -> list[Lease]:
@@ -441,15 +385,6 @@ def _unique(job: Job) -> str:
     if job.unique is None or job.unique.until is not UniqueUntil.FINISHED:
         return ""
     return f"F{job.unique.key}"
-
-
-def _check_claim(queues: Sequence[str], lease: timedelta, limit: int) -> None:
-    if isinstance(queues, str):
-        raise TypeError(f"claim takes a list of queue names, got the string {queues!r}")
-    if lease <= timedelta(0):
-        raise ValueError(f"lease must be a positive timedelta, got {lease}")
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
 
 
 def _by_queue(leases: Sequence[Lease]) -> dict[str, list[int]]:

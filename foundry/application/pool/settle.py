@@ -7,7 +7,7 @@ the backend refuses as stale means the lease lapsed: the job is back in the queu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from random import Random
 from typing import Any
@@ -19,7 +19,7 @@ from foundry.application.pool.heartbeat import PoolCounters
 from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outcome import Outcome, PoolObserver
 from foundry.domain import Dead, Decision, ErrorInfo, QueueUnavailable, Retry, StaleLease
-from foundry.ports import BatchCompleter, Clock, CompletingClaimer, Lease, QueuePort
+from foundry.ports import ClaimRequest, Clock, Lease, QueuePort
 
 #: A batch of completions this large is written even while children keep answering.
 BATCH_MAX = 32
@@ -27,21 +27,6 @@ BATCH_MAX = 32
 FLUSH_AFTER_S = 0.002
 #: Seconds between retries of a write the backend could not take.
 OUTBOX_RETRY_S = 0.5
-
-
-@attrs.frozen
-class ClaimArgs:
-    """What ``QueuePort.claim`` takes besides the queues."""
-
-    lease: timedelta
-    limit: int
-    wait: timedelta
-    claim_token: str
-    worker: str
-
-    def kwargs(self) -> dict[str, Any]:
-        """As keyword arguments of ``claim``."""
-        return attrs.asdict(self, recurse=False)
 
 
 @attrs.define
@@ -75,20 +60,15 @@ class Settler:
         self._rng = rng
         self.outbox: list[Pending] = []
         self._retry_at = 0.0
-        self._batch = queue if isinstance(queue, BatchCompleter) else None
-        self._combined = queue if isinstance(queue, CompletingClaimer) else None
         self.batched: list[tuple[Lease, Any, float]] = []
         self._batched_at = 0.0  # when the oldest batched completion came in
 
     def complete(self, lease: Lease, result: Any, runtime_s: float, now: float) -> None:
-        """The handler returned ``result`` at ``now`` (monotonic seconds); written at the next
-        ``flush`` if the queue completes in batches, else at once."""
-        if self._batch is not None:
-            if not self.batched:
-                self._batched_at = now
-            self.batched.append((lease, result, runtime_s))
-            return
-        self._write(lease, _completion(self._queue, result), _COMPLETED, runtime_s)
+        """The handler returned ``result`` at ``now`` (monotonic seconds); written with the
+        next claim or at the next ``flush``, whichever comes first."""
+        if not self.batched:
+            self._batched_at = now
+        self.batched.append((lease, result, runtime_s))
 
     @property
     def full(self) -> bool:
@@ -105,33 +85,29 @@ class Settler:
 
         The pool calls this when it has nothing else to do, or when the batch is ``full``.
         """
-        if not self.batched or self._batch is None:
+        if not self.batched:
             return
         batch, self.batched = self.batched, []
         leases = [self._latest(lease) for lease, _, _ in batch]
         try:
-            applied = self._batch.complete_many(leases, [result for _, result, _ in batch])
+            applied = self._queue.complete_many(leases, [result for _, result, _ in batch])
         except QueueUnavailable as error:
             self._postpone(batch, error)
             return
         self._settled(batch, applied)
 
-    def flush_and_claim(self, queues: Sequence[str], claim: ClaimArgs) -> list[Lease]:
-        """Write the batched completions, then claim: in one round trip when the queue can.
+    def flush_and_claim(self, request: ClaimRequest) -> list[Lease]:
+        """Write the batched completions, then claim (``QueuePort.complete_and_claim``).
 
         Raises what ``claim`` raises; completions it could not write wait in the outbox.
         """
-        combined = self._combined
-        if not self.batched or combined is None:
-            self.flush()
-            return self._queue.claim(queues, **claim.kwargs())
+        if not self.batched:
+            return self._queue.claim(request)
         batch, self.batched = self.batched, []
         leases = [self._latest(lease) for lease, _, _ in batch]
         results = [result for _, result, _ in batch]
         try:
-            applied, claimed = combined.complete_and_claim(
-                leases, results, queues, **claim.kwargs()
-            )
+            applied, claimed = self._queue.complete_and_claim(leases, results, request)
         except QueueUnavailable as error:
             self._postpone(batch, error)
             raise

@@ -21,14 +21,14 @@ from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
 from foundry.application.pool.outcome import PoolObserver
 from foundry.application.pool.respawn import Respawner
-from foundry.application.pool.settle import ClaimArgs, Settler
+from foundry.application.pool.settle import Settler
 from foundry.application.pool.slots import Running, Slot, SlotState, Workforce
 from foundry.application.pool.stopping import Stopping
 from foundry.application.pool.upkeep import Upkeep
 from foundry.application.pool.wire import Reply, encode_task
 from foundry.application.registry import JobRegistry
 from foundry.domain import FoundryError
-from foundry.ports import Clock, Lease, QueuePort
+from foundry.ports import ClaimRequest, Clock, Lease, QueuePort
 
 #: While some children are busy, an empty queue is polled this often (seconds).
 BUSY_POLL_S = 0.05
@@ -271,11 +271,18 @@ class Supervisor:
     def _claim(self, limit: int, wait: float, now: float) -> list[Lease]:
         config = self.config
         token, sent_at = self.claim_tokens.next(now)
-        claim = ClaimArgs(config.lease, limit, _seconds(wait), token, self.heartbeat.id)
+        request = ClaimRequest(
+            config.queues,
+            lease=config.lease,
+            limit=limit,
+            wait=_seconds(wait),
+            claim_token=token,
+            worker=self.heartbeat.id,
+        )
         try:
             # Batched completions go first: a job done here must not re-run because this
             # worker died holding its completion (a poison job claimed next may kill it).
-            leases = self.settler.flush_and_claim(config.queues, claim)
+            leases = self.settler.flush_and_claim(request)
         except FoundryError as error:
             self.claim_tokens.unanswered(token, sent_at)
             self.outage.failed("claim", error, now)
