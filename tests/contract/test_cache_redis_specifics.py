@@ -109,16 +109,17 @@ def test_a_key_written_by_someone_else_is_undecodable_naming_it(
         cache.increment("foreign")
 
 
-def test_scripts_are_reloaded_after_a_script_flush(
+def test_the_lua_library_is_reloaded_after_a_function_flush(
     redis_server_factory: Callable[..., RedisServer], clock: ManualClock
 ) -> None:
     server = redis_server_factory()
     cache = redis_cache(server.url, clock)
     cache.set("k", 1)
 
-    cache._c.client.script_flush()
+    server.client().function_flush()
 
     assert cache.get("k") == 1
+    assert cache.increment("n") == 1  # not re-sendable, yet sent again: it never ran
 
 
 def test_an_unreachable_redis_is_cache_unavailable(

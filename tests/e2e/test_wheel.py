@@ -144,7 +144,7 @@ def test_the_wheel_holds_the_foundry_package_and_nothing_else(wheel: Path) -> No
 
     assert {name.split("/")[0] for name in names} == {"foundry", f"foundry-{VERSION}.dist-info"}
     assert {name for name in names if name.endswith((".py", ".lua"))} == sources
-    assert any(name.startswith("foundry/adapters/redis/scripts/") for name in sources)
+    assert any(name.startswith("foundry/adapters/redis/lua/") for name in sources)
     assert "foundry/py.typed" in names
     entry_points = zipfile.ZipFile(wheel).read(f"foundry-{VERSION}.dist-info/entry_points.txt")
     assert "foundry = foundry.entrypoints.console:main" in entry_points.decode()

@@ -17,7 +17,7 @@ from foundry.adapters.redis.records import (
     split_record,
     to_ms,
 )
-from foundry.adapters.redis.scripts import call
+from foundry.adapters.redis.runner import call
 from foundry.domain import Job, JobState, UndecodableJob
 from foundry.ports.queue_types import DeadLetter, JobRecord, QueueStats
 

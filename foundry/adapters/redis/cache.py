@@ -3,8 +3,9 @@
 Keys: ``<prefix>:v:<key>`` values, ``<prefix>:t:<digest>:<key>`` tagged values (the digest
 folds in the current version of each tag), ``<prefix>:tag:<name>`` tag versions,
 ``<prefix>:lock:<name>`` and ``<prefix>:flight:...`` locks, ``<prefix>:stats`` the counters.
-Each operation is one Lua script call (see ``cache_scripts``); a tagged operation first reads
-its tags' versions (one MGET). Time is the given clock's, passed to every script, or the Redis
+Each operation is one call of a function of Foundry's Lua library (``runner.py``,
+``lua/cache/``); a tagged operation first reads its tags' versions (one MGET). Time is the
+given clock's, passed to every function, or the Redis
 server's (``TIME``) when no clock is given. Targets one Redis (or Sentinel), not Cluster: a
 script touches a value and the stats hash, which live in different slots.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -31,7 +32,8 @@ from foundry.adapters.cache_support import (
     validate_step,
 )
 from foundry.adapters.codec import Codec
-from foundry.adapters.redis.cache_scripts import CacheScripts, translate
+from foundry.adapters.redis.errors import cache_error
+from foundry.adapters.redis.runner import FunctionRunner, call
 from foundry.domain import UndecodableValue
 from foundry.ports.cache import CacheStats, Ttl
 from foundry.ports.clock import Clock
@@ -47,19 +49,45 @@ def _ttl_arg(ttl: Ttl) -> str:
 
 
 class _Core:
-    """What a cache and its tagged views share: the client, scripts, codec, clock, names."""
+    """What a cache and its tagged views share: the client, runner, codec, clock, names."""
 
     def __init__(self, client: redis.Redis, prefix: str, codec: Codec, clock: Clock | None):
         self.client = client
         self.prefix = validate_prefix(prefix)
         self.codec = codec
         self.clock = clock
-        self.scripts = CacheScripts(client)
+        self.runner = FunctionRunner(client)
         self.stats = f"{prefix}:stats"
         self.values = f"{prefix}:v:"
 
     def now(self) -> str:
         return "" if self.clock is None else str(to_ms(self.clock.now()))
+
+    def run(
+        self,
+        name: str,
+        keys: Sequence[str],
+        args: Sequence[str | bytes],
+        label: str,
+        *,
+        resend: bool = True,
+    ) -> Any:
+        """The cache function ``name`` (``lua/cache/<name>.lua``); errors name ``label``.
+
+        ``resend=False`` for the calls a second run would change (increment, pull, add, lock
+        release): after a lost reply they raise ``CacheUnavailable`` instead.
+        """
+        try:
+            return self.runner.call(f"cache_{name}", keys, args, resend=resend)
+        except redis.RedisError as error:
+            raise cache_error(error, label) from error
+
+    def command(self, label: str, *args: str) -> Any:
+        """A plain command through the client (its pool and retry), errors translated."""
+        try:
+            return call(self.client, *args)
+        except redis.RedisError as error:
+            raise cache_error(error, label) from error
 
     def payload(self, raw: bytes, label: str) -> Any:
         head, sep, body = raw.partition(b":")
@@ -86,7 +114,7 @@ class _RedisStore:
 
     def __init__(self, core: _Core) -> None:
         self._c = core
-        self._run = core.scripts.run
+        self._run = core.run
 
     def _skey(self, key: str) -> str:
         return self._c.values + validate_key(key)
@@ -233,7 +261,7 @@ class RedisTaggedCache(_RedisStore):
         self._tag_keys = [f"{core.prefix}:tag:{name}" for name in names]
 
     def _scope(self, label: str) -> str:
-        versions = self._c.scripts.call(label, "MGET", *self._tag_keys)
+        versions = self._c.command(label, "MGET", *self._tag_keys)
         joined = "\x1f".join(
             f"{name}\x1e{int(v or 0)}" for name, v in zip(self._names, versions, strict=True)
         )
@@ -256,7 +284,7 @@ class RedisTaggedCache(_RedisStore):
                 pipe.incr(tag_key)
             pipe.execute()
         except redis.RedisError as error:
-            raise translate(error, ",".join(self._names)) from error
+            raise cache_error(error, ",".join(self._names)) from error
 
 
 class RedisCache(_RedisStore):
@@ -288,7 +316,7 @@ class RedisCache(_RedisStore):
         try:
             removed = self._unlink_matching(f"{self._c.prefix}:[vt]:*")
         except redis.RedisError as error:
-            raise translate(error, self._c.prefix) from error
+            raise cache_error(error, self._c.prefix) from error
         logger.info("cleared cache namespace {} ({} keys)", self._c.prefix, removed)
 
     def _unlink_matching(self, pattern: str) -> int:
@@ -305,7 +333,7 @@ class RedisCache(_RedisStore):
 
         Evictions are 0: Foundry expects ``maxmemory-policy noeviction``.
         """
-        fields = self._c.scripts.call(self._c.prefix, "HGETALL", self._c.stats)
+        fields = self._c.command(self._c.prefix, "HGETALL", self._c.stats)
         counts = {bytes(k).decode(): int(v) for k, v in fields.items()}
         names = ("hits", "misses", "writes", "deletes")
         return CacheStats(**{name: counts.get(name, 0) for name in names})

@@ -1,4 +1,4 @@
-"""What every part of the Redis queue shares: client, scripts, keys, clock, codec, epochs."""
+"""What every part of the Redis queue shares: client, runner, keys, clock, codec, epochs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.health import RedisReport, inspect_redis, log_report
 from foundry.adapters.redis.keys import QueueKeys, registry_key, validate_prefix
 from foundry.adapters.redis.records import ceil_ms, to_ms
-from foundry.adapters.redis.scripts import Arg, Scripts, call
+from foundry.adapters.redis.runner import Arg, FunctionRunner, call
 from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError
 from foundry.ports.clock import Clock
 from foundry.ports.queue_types import DeadLetterRetention
@@ -57,7 +57,7 @@ class RedisCore:
         self._blobs = JobBlobs(self._codec)
         self._retention = retention or DeadLetterRetention()
         self._completed_ttl_ms = str(ceil_ms(completed_ttl))
-        self._scripts = Scripts()
+        self._runner = FunctionRunner(client)
         self._keys: dict[str, QueueKeys] = {}
         self._registered: set[str] = set()
         self._epochs: dict[str, bytes] = {}
@@ -78,7 +78,7 @@ class RedisCore:
         return [self._retention.max_count or 0, 0 if age is None else max(ceil_ms(age), 1)]
 
     def _run(self, name: str, keys: QueueKeys, args: Sequence[Arg]) -> Any:
-        return self._scripts.run(self._client, name, keys.all, args)
+        return self._runner.call(name, keys.all, args)
 
     def _register(self, queue: str) -> None:
         call(self._client, "SADD", registry_key(self._prefix), queue)
@@ -115,7 +115,7 @@ class RedisCore:
         persistence reported, warnings logged; also loads every script."""
         report = inspect_redis(self._client)
         with guard("script load"):
-            others = self._scripts.load_all(self._client)
+            others = self._runner.load()
         if others:
             report = attrs.evolve(report, warnings=(*report.warnings, _other_releases(others)))
         log_report(report)

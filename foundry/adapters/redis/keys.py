@@ -13,7 +13,7 @@ import attrs
 
 from foundry.domain import ConfigurationError, validate_queue_name
 
-#: The fixed KEYS order every queue script expects (see scripts/_lib.lua).
+#: The fixed KEYS order every queue function expects (the key table in lua/_head.lua).
 QUEUE_KEY_NAMES = (
     "jobs",
     "state",

@@ -22,7 +22,7 @@ from foundry.adapters.redis.core import request_id
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import QueueKeys
 from foundry.adapters.redis.records import ceil_ms, from_ms, job_args
-from foundry.adapters.redis.scripts import Arg
+from foundry.adapters.redis.runner import Arg
 from foundry.adapters.redis.workers import RedisWorkers
 from foundry.domain import (
     Dead,
@@ -74,9 +74,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
             for keys, _ in calls:
                 if keys.queue not in self._registered:
                     self._register(keys.queue)
-            replies = self._scripts.pipelined(
-                self._client, [("enqueue", keys.all, args) for keys, args in calls]
-            )
+            replies = self._runner.call_many([("enqueue", keys.all, args) for keys, args in calls])
         outcomes: list[EnqueueOutcome] = []
         for (keys, _), reply in zip(calls, replies, strict=True):
             self._see_epoch(keys.queue, reply[0])
@@ -181,7 +179,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
             args: list[Arg] = [self._now(), lease_ms, need, token, mode, worker]
             args += self._retention_args()
             calls = [*before, ("claim", keys.all, args)]
-            replies = self._scripts.run_many(self._client, calls, first=wake)
+            replies = self._runner.call_many(calls, first=wake)
             if before:
                 prior, before = replies[:-1], []
             wake = []
@@ -263,7 +261,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         if not calls:
             return []
         with guard("renew"):
-            replies = self._scripts.pipelined(self._client, calls)
+            replies = self._runner.call_many(calls)
         renewed: list[Lease | None] = [None] * len(leases)
         for indices, reply in zip(groups.values(), replies, strict=True):
             for index, deadline in zip(indices, reply, strict=True):
@@ -289,7 +287,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
         if not calls:
             return []
         with guard("complete_many"):
-            replies = self._scripts.pipelined(self._client, calls)
+            replies = self._runner.call_many(calls)
         return self._applied(leases, groups, replies)
 
     def _complete_calls(
@@ -358,7 +356,7 @@ class RedisQueue(RedisAdmin, RedisWorkers):
                 for queue in pending
             ]
             with guard("reap"):
-                replies = self._scripts.pipelined(self._client, calls)
+                replies = self._runner.call_many(calls)
             for queue, (recovered, trimmed) in zip(pending, replies, strict=True):
                 total += recovered
                 self._log_trimmed(queue, trimmed)

@@ -8,7 +8,7 @@ from foundry.adapters.redis.core import RedisCore
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import worker_key, workers_key
 from foundry.adapters.redis.records import ceil_ms, to_ms
-from foundry.adapters.redis.scripts import call
+from foundry.adapters.redis.runner import call
 from foundry.ports.queue_types import WorkerInfo
 
 

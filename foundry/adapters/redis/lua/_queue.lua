@@ -1,11 +1,7 @@
--- The head of the queue's Functions library (scripts.py appends every script as a function whose
--- body starts with bind(KEYS)): what is here is made once per load, not once per call.
--- The KEYS layout is fixed, see keys.py: every key of one queue shares the hash tag {<queue>},
--- so each script touches one Cluster slot. Dynamic keys (unique keys "u:<key>", claim tokens
--- "t:<token>") are built from the same base.
+-- The queue's helpers. Every queue function starts with bind(KEYS) (runner.py adds it), which
+-- names its queue's keys for the helpers; calls never overlap, so one set of names serves all.
 local JOBS, STATE, ERRORS, RESULTS, READY, DELAYED, LEASES, DEAD, DONE, META, WAKE, BASE
 
--- The key names the helpers use, set for the queue of the call being run (calls never overlap).
 local function bind(keys)
   JOBS, STATE, ERRORS, RESULTS = keys[1], keys[2], keys[3], keys[4]
   READY, DELAYED, LEASES, DEAD = keys[5], keys[6], keys[7], keys[8]
@@ -15,18 +11,6 @@ end
 
 local BAND = 17592186044416 -- 2^44: ready score = (255 - priority) * BAND + seq, exact in a double
 local WAKE_CAP = 8
-
-local function fail_arg(what)
-  return redis.error_reply("FOUNDRY bad argument: " .. what)
-end
-
--- An integer as digits: "%d" (a 64-bit integer) when exact, a third of "%.0f"'s cost.
-local function n2s(n)
-  if n % 1 == 0 and n > -9e18 and n < 9e18 then
-    return string.format("%d", n)
-  end
-  return string.format("%.0f", n)
-end
 
 local function base36(n)
   local digits, out = "0123456789abcdefghijklmnopqrstuvwxyz", ""
@@ -38,17 +22,7 @@ local function base36(n)
   return out
 end
 
-local function now_ms(arg)
-  if arg ~= nil and arg ~= "" then
-    return tonumber(arg)
-  end
-  local t = redis.call("TIME")
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
--- The immutable record: "<enqueued ms, base 36> <priority> <max attempts> <unique length>
--- <unique><blob>",
--- where <unique> is "S<key>" or "F<key>" (released when started / finished) or empty.
+-- The header of a job record (R1), or nil if it is corrupt.
 local function header(value)
   local enq, prio, max, ulen, pos = string.match(value, "^(%w+) (%-?%d+) (%d+) (%d+) ()")
   if not enq then
@@ -59,12 +33,9 @@ local function header(value)
            unique = string.sub(value, pos, pos + ulen - 1) }
 end
 
--- The mutable part, present once a job was delayed or claimed:
--- "<state>,<attempts>,<seq>,<lease token>,<time>,<outcome>,<last token>,<worker>,<reason>"
--- state R D A C X; time = deadline (A) or finished/died (C/X); the last ended lease's token and
--- how it ended (outcome C Y D X R L), so its exact re-send is recognised (Q8).
--- split_state and join_state read and write the nine fields as stored strings, for the hot
--- paths that change a few fields and copy the rest (no number conversions).
+-- A job state (R2). split_state and join_state read and write its nine fields as stored
+-- strings, for the hot paths that change a few fields and copy the rest (no number
+-- conversions); decode_state and encode_state give and take a table with numbers.
 local function split_state(v)
   return string.match(v, "^(%u),(%d+),(%d+),([^,]*),(%d+),(%u?),([^,]*),([^,]*),(.*)$")
 end
@@ -240,8 +211,8 @@ local function expire_done(now)
   end
 end
 
--- Admin scripts whose reply is a count take a request id: a re-send (lost reply) gets the
--- first reply back instead of a count of what was left to do.
+-- A counting admin call carries a request id: its first reply is kept for 60 s (r:<id>), so
+-- a re-send after a lost reply gets that reply back instead of a count of what was left.
 local function replayed(request)
   if request == nil or request == "" then
     return nil
@@ -254,6 +225,15 @@ local function remember(request, reply)
     redis.call("SET", BASE .. "r:" .. request, reply, "PX", 60000)
   end
   return reply
+end
+
+-- count(): the reply of a counting admin call, run once per request id.
+local function counted(request, count)
+  local again = replayed(request)
+  if again then
+    return tonumber(again)
+  end
+  return remember(request, count())
 end
 
 -- Due delayed jobs become ready, keeping the seq they got at enqueue or retry.

@@ -1,7 +1,11 @@
--- enqueue: store jobs, ready now or delayed. Idempotent: a stored id is left unchanged.
--- ARGV: now, epoch candidate, then per job: id, blob, priority, max attempts, at ms, after ms,
---       unique ("" or "<ttl ms> <S|F><key>"). run_at = max(at, now + after).
--- Returns {epoch, job outcomes...}: 0 = enqueued, or the id holding the unique key.
+-- enqueue: store jobs, ready now or delayed until max(at, now + after).
+-- KEYS  the queue's keys
+-- ARGV  now, epoch candidate, then per job: id, blob, priority, max attempts, at ms, after ms,
+--       unique ("" or "<ttl ms> <S|F><key>")
+-- Reply {epoch, one outcome per job: 0 enqueued (or already stored), or the id holding the
+--       unique key}
+-- Keeps Q1 (stored before the reply), Q2 (seq in order), Q3 (delayed in `delayed`), Q8 (a
+--       stored id is left unchanged), Q9 (unique keys)
 local now = now_ms(ARGV[1])
 local per = 7
 local n = (#ARGV - 2) / per

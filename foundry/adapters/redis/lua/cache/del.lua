@@ -1,4 +1,7 @@
--- KEYS: stats, key... ARGV: now. Returns how many keys held a live value.
+-- cache del: remove keys.
+-- KEYS  stats, key...
+-- ARGV  now
+-- Reply how many keys held a live value
 local n = 0
 for i = 2, #KEYS do
   if live(KEYS[i]) then

@@ -1,5 +1,8 @@
--- stats: sizes and totals. ARGV: now. Due delayed jobs count as ready (they are claimable).
--- Returns {ready, delayed, active, dead, paused, completed, failed, dead_trimmed, stale_rejected}.
+-- stats: sizes and running totals; due delayed jobs count as ready (they are claimable).
+-- KEYS  the queue's keys
+-- ARGV  now
+-- Reply {ready, delayed, active, dead, paused, completed, failed, dead_trimmed, stale_rejected}
+-- Keeps nothing: it writes nothing
 local now = now_ms(ARGV[1])
 local due = redis.call("ZCOUNT", DELAYED, "-inf", n2s(now))
 local meta = redis.call("HMGET", META, "paused", "completed", "failed", "dead_trimmed",

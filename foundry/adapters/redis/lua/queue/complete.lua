@@ -1,7 +1,9 @@
 -- complete: finish leased jobs, keeping each record (and result) for `ttl` ms.
--- ARGV: now, ttl ms, then per job: id, lease token, result ("" for none), unique key to release
---       ("" for none; the client knows it from the lease, which saves reading the record).
--- Returns one status per job: 1 done (or a re-send of a done completion), 0 stale lease.
+-- KEYS  the queue's keys
+-- ARGV  now, ttl ms, then per job: id, lease token, result ("" for none), the unique key to
+--       release ("" for none; the client knows it from the lease, which saves a read)
+-- Reply one status per job: 1 completed (or a re-send of a completion), 0 stale lease
+-- Keeps Q4 (a stale lease changes nothing and is counted), Q8 (a re-send is accepted)
 local now, ttl = now_ms(ARGV[1]), tonumber(ARGV[2])
 local n = (#ARGV - 2) / 4
 if not now or not ttl or n < 1 or n ~= math.floor(n) then

@@ -1,5 +1,8 @@
--- renew: extend leases to now + duration. ARGV: now, duration ms, then pairs of id, token.
--- Returns one new deadline per lease, or 0 where the lease is lost.
+-- renew: extend leases to now + duration.
+-- KEYS  the queue's keys
+-- ARGV  now, duration ms, then pairs of id, lease token
+-- Reply one new deadline per lease, or 0 where the lease is lost
+-- Keeps Q4 (only the current lease is extended)
 local now, duration = now_ms(ARGV[1]), tonumber(ARGV[2])
 local n = (#ARGV - 2) / 2
 if not now or not duration or duration < 1 or n ~= math.floor(n) then

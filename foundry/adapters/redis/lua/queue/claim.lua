@@ -1,12 +1,13 @@
--- claim: lease up to `limit` ready jobs of this queue (promoting due delayed jobs first).
--- ARGV: now, lease ms, limit, claim token, mode ("new"; "held": never claim, only re-send;
---       "try": claim, but remember the token only if something was claimed), worker,
---       dead-letter max count, max age ms (for records that cannot be read).
--- A claim token already used here returns the leases it still holds (re-send, Q8) until the
--- lease duration has passed. Its record ("t:<token>", a string "<expiry ms>[ <id>]...": job
--- ids hold no spaces) starts with that expiry (queue clock), so a claim that found nothing is
--- remembered too; PX only reclaims the memory.
--- Returns {epoch, status, next due ms or "", then per lease: id, attempt, deadline, record}.
+-- claim: lease up to `limit` ready jobs of this queue, promoting due delayed jobs first.
+-- KEYS  the queue's keys
+-- ARGV  now, lease ms, limit, claim token, mode, worker, dead-letter max count, max age ms
+--       mode "new": claim; "try": claim, but remember the token only if something was
+--       claimed; "held": claim nothing, only return what the token holds
+-- Reply {epoch, "OK" | "RESENT" | "PAUSED", next due ms or "", then per lease: id, attempt,
+--       deadline, record}; a record whose header is corrupt is buried on the way
+-- Keeps Q2 (order), Q3 (due jobs only), Q4 (one holder per job), Q6 (the attempt counts at
+--       claim), Q8: the token's record (t:<token>) returns the leases it still holds until
+--       the lease duration has passed, also for a claim that found nothing
 local now = now_ms(ARGV[1])
 local lease_ms, limit, ctoken = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local mode, worker = ARGV[5], ARGV[6]

@@ -1,7 +1,9 @@
--- reap: recover leases whose deadline has passed (deadline < now): back to ready with their seq,
--- or dead with "lease lost" once the attempts are spent.
--- ARGV: now, batch size, dead-letter max count, max age ms, request id.
--- Returns {recovered, dead letters trimmed}.
+-- reap: recover leases whose deadline has passed (deadline < now): back to ready with their
+-- seq, or dead with "lease lost" once the attempts are spent.
+-- KEYS  the queue's keys
+-- ARGV  now, batch size, dead-letter max count, max age ms, request id
+-- Reply {recovered, dead letters trimmed}
+-- Keeps Q5 (recovery), Q6 (a job that kills its worker every time ends dead), Q8
 local now, batch = now_ms(ARGV[1]), tonumber(ARGV[2])
 local max_count, max_age = tonumber(ARGV[3]), tonumber(ARGV[4])
 if not now or not batch or not max_count or not max_age then

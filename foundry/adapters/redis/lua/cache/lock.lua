@@ -1,6 +1,8 @@
--- KEYS: lock. ARGV: now, 'acquire' | 'release' | 'extend', token, ttl ms.
--- Acquire takes a free or expired lock (or refreshes our own); release and extend act only
--- for the token that holds it. Returns 1 if done.
+-- cache lock: acquire takes a free or expired lock (or refreshes our own); release and extend
+-- act only for the token that holds it. A release is not re-sent after a lost reply.
+-- KEYS  lock
+-- ARGV  now, "acquire" | "release" | "extend", token, ttl ms
+-- Reply 1 if done, else 0
 local raw = live(KEYS[1])
 local holder = raw and string.match(raw, '^%d+:(.*)$')
 local mode, token = ARGV[2], ARGV[3]

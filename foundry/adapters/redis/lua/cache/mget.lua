@@ -1,7 +1,9 @@
--- KEYS: stats, key... ARGV: now. Returns the stored strings (nil where missing or expired).
--- One MGET per 1,000 keys (unpack's stack limit) instead of one GET per key. A 13-digit
--- expiry header (every time from 2001 to 2286) is compared as a string, without tonumber.
-local now13 = ms(NOW)
+-- cache mget: read many keys; one MGET per 1,000 keys (unpack's limit), not a GET per key. A
+-- 13-digit expiry header (every time from 2001 to 2286) is compared as a string.
+-- KEYS  stats, key...
+-- ARGV  now
+-- Reply the stored strings (R3), nil where missing or expired
+local now13 = n2s(NOW)
 if #now13 ~= 13 then now13 = nil end
 local function expired(raw)
   if string.byte(raw, 1) == 48 and string.byte(raw, 2) == 58 then return false end -- forever

@@ -1,4 +1,7 @@
--- KEYS: key. ARGV: now, ttl ms (-1 forever). Returns 1 if the key exists.
+-- cache touch: reset a key's expiry to ttl from now.
+-- KEYS  key
+-- ARGV  now, ttl ms (-1 forever)
+-- Reply 1 if the key holds a live value, else 0
 local raw = live(KEYS[1])
 if not raw then return 0 end
 local payload = string.match(raw, '^%d+:(.*)$')

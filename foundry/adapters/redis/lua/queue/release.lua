@@ -1,6 +1,9 @@
--- release: give a leased job back unfinished: front of its priority (seq kept), attempt unspent,
--- ready now, or delayed for `delay` ms first.
--- ARGV: now, id, lease token, delay ms. Returns "OK" (also for a re-send) or "STALE".
+-- release: give a leased job back unfinished: front of its priority (seq kept), attempt not
+-- spent, ready now or delayed for `delay` ms first.
+-- KEYS  the queue's keys
+-- ARGV  now, id, lease token, delay ms
+-- Reply "OK" (also for a re-send) or "STALE"
+-- Keeps Q4, Q7, Q8
 local now = now_ms(ARGV[1])
 local id, token, delay = ARGV[2], ARGV[3], tonumber(ARGV[4] or "0")
 if not now or not delay then

@@ -1,4 +1,7 @@
--- KEYS: key, stats. ARGV: now. Get and delete; returns the stored string.
+-- cache pull: get and delete. Not re-sent after a lost reply (the value would be lost).
+-- KEYS  key, stats
+-- ARGV  now
+-- Reply the stored string (R3), or nil
 local raw = live(KEYS[1])
 if raw then
   redis.call('DEL', KEYS[1])

@@ -1,5 +1,9 @@
--- KEYS: key, stats. ARGV: now, step. Adds step, creating the key at 0, keeping its expiry.
--- Counters stay within +-(2^53 - 1), where a Lua number is still an exact integer.
+-- cache incr: add `step`, creating the key at 0 and keeping its expiry. Not re-sent after a
+-- lost reply (it would count twice).
+-- KEYS  key, stats
+-- ARGV  now, step
+-- Reply the new value; errors UNDECODABLE (no header), NOTINT, OVERFLOW (past +-(2^53 - 1),
+--       where a Lua number stops being an exact integer)
 local LIMIT = 9007199254740991
 local raw = live(KEYS[1])
 local at, current = '0', 0
@@ -14,9 +18,9 @@ if math.abs(current) > LIMIT or math.abs(result) > LIMIT then
   return redis.error_reply('OVERFLOW')
 end
 if raw then
-  redis.call('SET', KEYS[1], at .. ':' .. ms(result), 'KEEPTTL')
+  redis.call('SET', KEYS[1], at .. ':' .. n2s(result), 'KEEPTTL')
 else
-  redis.call('SET', KEYS[1], '0:' .. ms(result))
+  redis.call('SET', KEYS[1], '0:' .. n2s(result))
 end
 count(KEYS[2], 'writes', 1)
 return result

@@ -1,8 +1,11 @@
 -- fail: record a failed attempt and apply the retry decision.
--- ARGV: now, id, lease token, error JSON, decision ("retry", "dead", or "undecodable": dead
---       without counting the attempt or a failure), delay ms or reason,
---       dead-letter max count, max age ms.
--- Returns {status, new state, dead letters trimmed}: status "OK" or "STALE".
+-- KEYS  the queue's keys
+-- ARGV  now, id, lease token, error JSON, decision, delay ms or reason, dead-letter max count,
+--       max age ms; decision "retry", "dead", or "undecodable" (dead without counting the
+--       attempt or a failure)
+-- Reply {"OK" | "STALE", new state, dead letters trimmed}
+-- Keeps Q4 (stale leases), Q8 (a re-send returns the state it left), Q10 (errors kept with
+--       the dead letter, retention applied)
 local now = now_ms(ARGV[1])
 local id, token, err, kind, arg = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local max_count, max_age = tonumber(ARGV[7]), tonumber(ARGV[8])

@@ -1,0 +1,99 @@
+-- Foundry's Redis Functions library: the queue's and the cache's Lua code, loaded once per Redis
+-- (FUNCTION LOAD) and called by FCALL (runner.py). runner.py puts this file first, then
+-- _queue.lua and _cache.lua (helpers, made once per load), then every file of queue/ as the
+-- function <name>_<version> and every file of cache/ as cache_<name>_<version>.
+--
+-- KEYS AND RECORDS
+-- Queue keys share their queue's hash tag, so each queue function touches one Cluster slot.
+-- <base> is "<QUEUE_PREFIX>:{<queue>}:"; the first eleven are every queue function's KEYS, in
+-- this order (keys.py QUEUE_KEY_NAMES), the others are built from <base> inside the functions.
+--
+--   key            type    holds                                          written by
+--   <base>jobs     hash    id -> job record (R1)                          enqueue
+--   <base>state    hash    id -> job state (R2), once delayed or claimed  claim, renew, complete,
+--                                                                         fail, release, reap,
+--                                                                         requeue_dead, enqueue
+--   <base>errors   hash    id -> JSON array of ErrorInfo                  fail, reap
+--   <base>results  hash    id -> the result's JSON                        complete
+--   <base>ready    zset    id by (255 - priority) * 2^44 + seq            enqueue, claim (pops),
+--                                                                         fail, release, reap,
+--                                                                         requeue_dead
+--   <base>delayed  zset    id by run time (ms)                            enqueue, claim (moves
+--                                                                         to ready), fail, release
+--   <base>leases   zset    id by lease deadline (ms)                      claim, renew, complete,
+--                                                                         fail, release, reap
+--   <base>dead     zset    id by a sequence number (newest highest)       fail, reap, claim
+--                                                                         (undecodable)
+--   <base>done     zset    completed id by its record's expiry (ms)       complete
+--   <base>meta     hash    seq, epoch, paused ("1"), completed, failed,   enqueue, complete, fail,
+--                          dead_trimmed, stale_rejected                   release, reap, claim,
+--                                                                         requeue_dead; the
+--                                                                         client (paused)
+--   <base>wake     list    "1" hints that work arrived, at most 8         enqueue, fail, release,
+--                                                                         reap, requeue_dead;
+--                                                                         the client BLPOPs it
+--   <base>u:<key>  string  "<job id> <expiry ms>": who holds a unique     enqueue (released by
+--                          key (PX only frees memory)                     claim, complete, bury)
+--   <base>t:<tok>  string  "<expiry ms>[ <id>]...": what a claim token    claim
+--                          took, re-sent while unexpired (Q8)
+--   <base>r:<id>   string  the first reply of a counting admin call       delete, purge, reap,
+--                          (60 s), returned to its re-send                requeue_dead
+--
+-- Outside any queue's slot, written by the client only: <QUEUE_PREFIX>:{registry}:queues (set
+-- of queue names), <QUEUE_PREFIX>:{workers}:index (zset of worker ids by heartbeat expiry) and
+-- <QUEUE_PREFIX>:{workers}:w:<id> (a worker's JSON info).
+--
+-- Cache keys (<cp> is "<CACHE_PREFIX>:"; values and stats live in different slots: one Redis
+-- or Sentinel, not Cluster):
+--
+--   <cp>v:<key>           string  value (R3)                      cache set, mset, incr, touch,
+--                                                                  del, pull, get (drops expired)
+--   <cp>t:<digest>:<key>  string  a tagged value (R3); <digest>   the same functions
+--                                 folds in its tags' versions
+--   <cp>tag:<name>        string  a tag's version (integer)       the client (INCR on flush)
+--   <cp>lock:<name>       string  "<expiry ms>:<owner token>"     cache lock
+--   <cp>flight:<key>      string  the same, for remember          cache lock
+--   <cp>stats             hash    hits, misses, writes, deletes   cache get, mget, set, mset, incr,
+--                                                                  del, pull
+--
+-- R1 job record, immutable: "<enqueued ms, base 36> <priority> <max attempts> <unique length>
+--    <unique><blob>"; <unique> is "S<key>" or "F<key>" (released when the job starts or
+--    finishes) or empty; <blob> is the codec's JSON without id and queue, or "=<name>" with
+--    "\x1f<created_at us, base 36>" (blobs.py).
+-- R2 job state: "<state>,<attempts>,<seq>,<lease token>,<time ms>,<outcome>,<last token>,
+--    <worker>,<reason>". state R ready, D delayed, A active, C completed, X dead; time is the
+--    lease deadline (A) or when it finished or died (C, X); the last ended lease's token and
+--    outcome (C completed, Y retried now, D retried later, X dead, R released, L lost) let an
+--    exact re-send of complete/fail/release be recognised (Q8). A lease token is
+--    "<claim token>.<attempt>".
+-- R3 cache value: "<expires at ms>:<payload>" (0 = forever); the header decides expiry against
+--    the caller's clock, PXAT only frees memory (never before the header says).
+--
+-- Every function takes "now" in ms as ARGV[1] ("" = the server's TIME), checks its arguments
+-- before its first write, and is safe to re-send after a lost reply unless its header says not.
+
+local function fail_arg(what)
+  return redis.error_reply("FOUNDRY bad argument: " .. what)
+end
+
+-- An integer as digits: "%d" (a 64-bit integer) when exact, a third of "%.0f"'s cost.
+local function n2s(n)
+  if n % 1 == 0 and n > -9e18 and n < 9e18 then
+    return string.format("%d", n)
+  end
+  return string.format("%.0f", n)
+end
+
+-- The server's clock in ms.
+local function server_ms()
+  local t = redis.call("TIME")
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- ARGV[1]: the caller's clock in ms, or "" for the server's.
+local function now_ms(arg)
+  if arg ~= nil and arg ~= "" then
+    return tonumber(arg)
+  end
+  return server_ms()
+end

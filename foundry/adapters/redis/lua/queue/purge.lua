@@ -1,0 +1,27 @@
+-- purge: remove up to `batch` pending jobs ("pending": ready and delayed) or dead letters
+-- ("dead").
+-- KEYS  the queue's keys
+-- ARGV  now, what, batch, request id
+-- Reply how many were removed
+-- Keeps Q8 (a re-send gets the first reply)
+local what, batch = ARGV[2], tonumber(ARGV[3])
+if not batch or (what ~= "pending" and what ~= "dead") then
+  return fail_arg("purge needs now, what, batch")
+end
+return counted(ARGV[4], function()
+  local ids
+  if what == "dead" then
+    ids = redis.call("ZRANGE", DEAD, 0, batch - 1)
+  else
+    ids = redis.call("ZRANGE", READY, 0, batch - 1)
+    if #ids < batch then
+      for _, id in ipairs(redis.call("ZRANGE", DELAYED, 0, batch - #ids - 1)) do
+        ids[#ids + 1] = id
+      end
+    end
+  end
+  for _, id in ipairs(ids) do
+    forget(id)
+  end
+  return #ids
+end)
