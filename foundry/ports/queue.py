@@ -148,6 +148,18 @@ class QueuePort(Protocol):
         """Every queue that has ever held a job, sorted by name."""
         ...
 
+    def oldest_ready_age(self, queues: Sequence[str]) -> list[timedelta | None]:
+        """For each of ``queues``, in order, how long its longest-waiting ready job has waited,
+        by the queue's clock, or ``None`` when it has no ready job (due delayed jobs are ready).
+
+        A job waits from its enqueue, or from its run time if it was delayed, or from its last
+        failure at the latest if it ran before (so a retried job may count up to its retry
+        delay early). Only the jobs next in line at each priority are weighed, so the age
+        grows while a queue is stuck or a priority starves, and falls as the queue drains.
+        In as few round trips as the backend allows.
+        """
+        ...
+
     def dead(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
         """Dead letters of ``queue``, newest first (Q10)."""
         ...

@@ -55,6 +55,26 @@ class MemoryQueueAdmin(MemoryQueueBase):
         with self._cond:
             return sorted(name for name, state in self._queues.items() if state.seq > 0)
 
+    def oldest_ready_age(self, queues: Sequence[str]) -> list[timedelta | None]:
+        """Scans each queue's jobs (a fake's cost): per priority, the ready job next in line
+        has waited since its run time (when it last became ready)."""
+        with self._cond:
+            now = self._tick()
+            return [self._oldest_ready_age(name, now) for name in queues]
+
+    def _oldest_ready_age(self, queue: str, now: datetime) -> timedelta | None:
+        state = self._queues.get(validate_queue_name(queue))
+        if state is None:
+            return None
+        heads: dict[int, Entry] = {}
+        for entry in self._promoted(state, now).jobs.values():
+            head = heads.get(entry.priority)
+            if entry.state is JobState.READY and (head is None or entry.seq < head.seq):
+                heads[entry.priority] = entry
+        if not heads:
+            return None
+        return max(now - min(entry.run_at for entry in heads.values()), timedelta(0))
+
     def dead(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
         """Dead letters of ``queue``, newest first."""
         with self._cond:

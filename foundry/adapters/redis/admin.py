@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from foundry.adapters.redis.records import (
     to_ms,
 )
 from foundry.adapters.redis.runner import call
+from foundry.adapters.redis.waiting import oldest_ready_ages
 from foundry.domain import Job, JobState, UndecodableJob
 from foundry.ports.queue_types import DeadLetter, JobRecord, QueueStats
 
@@ -108,6 +110,14 @@ class RedisAdmin(RedisCore):
         with guard("queues"):
             names = call(self._client, "SMEMBERS", registry_key(self._prefix))
         return sorted(name.decode() for name in names)
+
+    def oldest_ready_age(self, queues: Sequence[str]) -> list[timedelta | None]:
+        """Two pipelined round trips for all ``queues`` (one more per further priority in
+        use), no script: see ``waiting.py``."""
+        keys = [self._queue_keys(name) for name in queues]
+        now_ms = to_ms(self._clock.now()) if self._clock is not None else None
+        with guard("oldest_ready_age"):
+            return oldest_ready_ages(self._client, keys, now_ms, self._blobs, self._codec)
 
     def dead(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
         """Newest first. An undecodable job is shown as a placeholder ``undecodable`` job."""

@@ -23,6 +23,7 @@ COMMANDS = {
     "queue": "foundry.entrypoints.cli.queues:queue_group",
     "check": "foundry.entrypoints.cli.check:check",
     "demo": "foundry.entrypoints.cli.demo:demo",
+    "metrics": "foundry.entrypoints.cli.metrics:metrics",
 }
 
 

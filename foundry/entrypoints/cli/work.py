@@ -13,6 +13,7 @@ from foundry.entrypoints.apps import app_queues, load_app
 from foundry.entrypoints.cli import common
 from foundry.entrypoints.cli.selfcheck import self_check
 from foundry.entrypoints.container import reinit_per_process
+from foundry.entrypoints.extras import require
 
 WORK_HELP = """Run handlers from --app in a prefork pool until stopped.
 
@@ -76,6 +77,20 @@ and releases the rest (their attempts are not spent); a second Ctrl-C stops at o
     "fencing) wins the CPU when handlers keep every core busy. 0: same priority.",
 )
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    envvar="FOUNDRY_METRICS_PORT",
+    help="Serve this pool's Prometheus metrics on http://HOST:PORT/metrics "
+    "(needs foundry[metrics]).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address --metrics-port binds (0.0.0.0 for every interface).",
+)
 @click.pass_context
 def work(
     ctx: click.Context,
@@ -90,8 +105,12 @@ def work(
     prefetch_window: float,
     child_nice: int,
     burst: bool,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run a worker pool."""
+    if metrics_port is not None:
+        require("metrics", "--metrics-port", "prometheus_client")
     box = common.container(ctx)
     registry = load_app(app, box)
     config = PoolConfig(
@@ -114,6 +133,11 @@ def work(
         common.stderr().print(
             "note: QUEUE_DRIVER is memory; this worker sees only jobs its app enqueues itself"
         )
+    metrics = None
+    if metrics_port is not None:
+        from foundry.entrypoints.metrics.serve import pool_metrics  # noqa: PLC0415
+
+        metrics = pool_metrics(registry.names(), concurrency, metrics_host, metrics_port)
     pool = Pool(
         port,
         registry,
@@ -121,7 +145,12 @@ def work(
         clock=box.clock(),
         workers=common.workers(ctx),
         child_init=partial(reinit_per_process, box),
+        observer=metrics.observer if metrics else None,
     )
-    code = pool.run()
+    try:
+        code = pool.run()
+    finally:
+        if metrics is not None:
+            metrics.server.stop()
     if code:
         raise SystemExit(code)
