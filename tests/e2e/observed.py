@@ -3,6 +3,7 @@ once then complete, always fail (and die), or wait for a while."""
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import timedelta
 
@@ -41,3 +42,11 @@ def doomed(note: str = "") -> None:
 def slow(seconds: float = 1.0) -> None:
     """Run for ``seconds``."""
     time.sleep(seconds)
+
+
+@registry.job(name="obs.gated", queue=QUEUE, retry=RetryPolicy(max_attempts=1))
+def gated(marker: str) -> str:
+    """Fail (for good: one attempt) until the file ``marker`` exists."""
+    if not os.path.exists(marker):
+        raise RuntimeError(f"the gate {marker} is closed")
+    return "passed the gate"

@@ -134,17 +134,22 @@ def fresh_venv(root: Path, wheel: Path) -> Path:
     return site
 
 
+#: Suffixes of the source files the wheel must carry: code, Lua, the dashboard's templates.
+SHIPPED = {".py", ".lua", ".html", ".css", ".js"}
+
+
 def test_the_wheel_holds_the_foundry_package_and_nothing_else(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     sources = {
         path.relative_to(ROOT).as_posix()
         for path in (ROOT / "foundry").rglob("*")
-        if path.suffix in {".py", ".lua"} and "__pycache__" not in path.parts
+        if path.suffix in SHIPPED and "__pycache__" not in path.parts
     }
 
     assert {name.split("/")[0] for name in names} == {"foundry", f"foundry-{VERSION}.dist-info"}
-    assert {name for name in names if name.endswith((".py", ".lua"))} == sources
+    assert {name for name in names if name.endswith(tuple(SHIPPED))} == sources
     assert any(name.startswith("foundry/adapters/redis/lua/") for name in sources)
+    assert "foundry/entrypoints/dashboard/templates/base.html" in sources
     assert "foundry/py.typed" in names
     entry_points = zipfile.ZipFile(wheel).read(f"foundry-{VERSION}.dist-info/entry_points.txt")
     assert "foundry = foundry.entrypoints.console:main" in entry_points.decode()

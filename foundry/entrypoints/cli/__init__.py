@@ -24,6 +24,7 @@ COMMANDS = {
     "check": "foundry.entrypoints.cli.check:check",
     "demo": "foundry.entrypoints.cli.demo:demo",
     "metrics": "foundry.entrypoints.cli.metrics:metrics",
+    "dashboard": "foundry.entrypoints.cli.dashboard:dashboard",
 }
 
 

@@ -1,0 +1,272 @@
+"""What the pages and the JSON API show and do, through the ports only.
+
+Input from the request is checked here (queue names, job ids, numbers), raising ``BadInput``
+with a message the client sees (HTTP 400); the ports' own errors pass through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from foundry.domain import ErrorInfo, InvalidJob, Job, JobState, validate_queue_name
+from foundry.entrypoints.dashboard.history import Sampler, Snapshot
+from foundry.ports import (
+    Clock,
+    DeadLetter,
+    JobRecord,
+    QueuePort,
+    QueueStats,
+    WorkerInfo,
+    WorkerRegistry,
+)
+
+#: The dead letters page reads at most this many of each queue's newest letters.
+DEAD_SCAN = 500
+MAX_PAGE = 500
+
+
+class BadInput(ValueError):
+    """A request the dashboard cannot act on; the message says what to send instead."""
+
+
+def queue_name(value: object) -> str:
+    """A valid queue name, or ``BadInput``."""
+    try:
+        return validate_queue_name(value)
+    except InvalidJob as error:
+        raise BadInput(str(error)) from None
+
+
+def job_id(value: object) -> str:
+    """A valid job id (by the domain's own rule), or ``BadInput``."""
+    if not isinstance(value, str):
+        raise BadInput("a job id must be a string")
+    try:
+        Job("probe", id=value)
+    except InvalidJob:
+        raise BadInput(f"{value[:80]!r} is not a job id (1-64 letters, digits or '_.:-')") from None
+    return value
+
+
+def bounded(raw: str | None, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high], or ``BadInput``."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(f"{name} must be an integer, got {raw[:40]!r}") from None
+    if not low <= value <= high:
+        raise BadInput(f"{name} must be from {low} to {high}, got {value}")
+    return value
+
+
+@attrs.frozen
+class Letter:
+    """A dead letter with what the page filters and shows."""
+
+    letter: DeadLetter
+    error_type: str
+    error_message: str
+
+
+@attrs.frozen
+class DeadPage:
+    """One page of dead letters after filtering, and what the filters offer."""
+
+    letters: tuple[Letter, ...]
+    matched: int
+    offset: int
+    limit: int
+    error_types: tuple[str, ...]
+    scanned_all: bool
+
+
+def last_error(errors: Sequence[ErrorInfo]) -> ErrorInfo | None:
+    """The most recent error of a history, if any."""
+    return errors[-1] if errors else None
+
+
+class Views:
+    """The dashboard's reads and actions over the ports."""
+
+    def __init__(
+        self, queue: QueuePort, workers: WorkerRegistry, clock: Clock, sampler: Sampler
+    ) -> None:
+        self.queue = queue
+        self.workers = workers
+        self.clock = clock
+        self.sampler = sampler
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """Every queue's stats and oldest wait (shared by all open pages)."""
+        return self.sampler.snapshot()
+
+    def queue_row(self, name: str) -> tuple[QueueStats, timedelta | None]:
+        """One queue's stats and wait, read now."""
+        name = queue_name(name)
+        return self.queue.stats(name), self.queue.oldest_ready_age([name])[0]
+
+    def job(self, raw_id: str, raw_queue: str | None) -> JobRecord | None:
+        """A job's record, searched in every queue unless one is named."""
+        where = queue_name(raw_queue) if raw_queue else None
+        return self.queue.get(job_id(raw_id), where)
+
+    def dead(
+        self, raw_queue: str | None, error_type: str | None, offset: int, limit: int
+    ) -> DeadPage:
+        """Dead letters, newest first, of one queue or all, filtered by error type."""
+        names = [queue_name(raw_queue)] if raw_queue else self.queue.queues()
+        letters = [
+            _letter(letter) for name in names for letter in self.queue.dead(name, limit=DEAD_SCAN)
+        ]
+        letters.sort(key=lambda item: item.letter.died_at, reverse=True)
+        types = tuple(sorted({item.error_type for item in letters if item.error_type}))
+        wanted = (error_type or "").strip().lower()
+        if wanted:
+            letters = [item for item in letters if wanted in item.error_type.lower()]
+        sizes = {row.queue: row.dead for row in self.snapshot().rows}
+        scanned_all = all(sizes.get(name, 0) <= DEAD_SCAN for name in names)
+        chosen = tuple(letters[offset : offset + limit])
+        return DeadPage(chosen, len(letters), offset, limit, types, scanned_all)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def pause(self, raw_queue: str, paused: bool) -> None:
+        """Pause or resume a queue."""
+        name = queue_name(raw_queue)
+        if paused:
+            self.queue.pause(name)
+        else:
+            self.queue.resume(name)
+        self.sampler.invalidate()
+
+    def purge(self, raw_queue: str) -> int:
+        """Remove every pending job of a queue."""
+        removed = self.queue.purge(queue_name(raw_queue))
+        self.sampler.invalidate()
+        return removed
+
+    def retry_dead(self, raw_queue: str, raw_ids: Sequence[str] | None) -> int:
+        """Requeue the named dead letters of a queue (all of them for ``None``)."""
+        name = queue_name(raw_queue)
+        ids = None if raw_ids is None else [job_id(raw) for raw in raw_ids]
+        count = self.queue.requeue_dead(name, ids)
+        self.sampler.invalidate()
+        return count
+
+    def forget_dead(self, raw_queue: str, raw_ids: Sequence[str]) -> tuple[int, list[str]]:
+        """Delete the named dead letters; how many, and the ids that were not dead letters."""
+        name = queue_name(raw_queue)
+        missing = []
+        for raw in raw_ids:
+            record = self.queue.get(job_id(raw), name)
+            if (
+                record is None
+                or record.state is not JobState.DEAD
+                or not self.queue.delete(name, raw)
+            ):
+                missing.append(raw)
+        self.sampler.invalidate()
+        return len(raw_ids) - len(missing), missing
+
+    def purge_dead(self, raw_queue: str) -> int:
+        """Remove every dead letter of a queue."""
+        removed = self.queue.purge_dead(queue_name(raw_queue))
+        self.sampler.invalidate()
+        return removed
+
+    def delete(self, raw_queue: str, raw_id: str) -> bool:
+        """Delete one pending or dead job."""
+        deleted = self.queue.delete(queue_name(raw_queue), job_id(raw_id))
+        self.sampler.invalidate()
+        return deleted
+
+
+def _letter(letter: DeadLetter) -> Letter:
+    error = last_error(letter.errors)
+    return Letter(letter, error.type if error else "", error.message if error else "")
+
+
+# -- JSON shapes ------------------------------------------------------------------------------
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A moment as ISO 8601, or None."""
+    return moment.isoformat() if moment is not None else None
+
+
+def seconds(delta: timedelta | None) -> float | None:
+    """A duration in seconds, or None."""
+    return delta.total_seconds() if delta is not None else None
+
+
+def stats_json(row: QueueStats, age: timedelta | None) -> dict[str, Any]:
+    """One queue's stats as JSON."""
+    return {**attrs.asdict(row), "oldest_ready_age_s": seconds(age)}
+
+
+def error_json(error: ErrorInfo) -> dict[str, Any]:
+    """One error of a history as JSON."""
+    return {**attrs.asdict(error, recurse=False), "at": iso(error.at), "mro": list(error.mro)}
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """What a job is, as JSON (no internal settings)."""
+    return {
+        "id": job.id,
+        "name": job.name,
+        "queue": job.queue,
+        "payload": job.payload,
+        "priority": job.priority,
+        "max_attempts": job.max_attempts,
+        "timeout_s": job.timeout.total_seconds(),
+        "created_at": iso(job.created_at),
+        "metadata": job.metadata,
+    }
+
+
+def record_json(record: JobRecord) -> dict[str, Any]:
+    """A job's record as JSON."""
+    return {
+        "job": job_json(record.job),
+        "state": record.state.value,
+        "attempts": record.attempts,
+        "enqueued_at": iso(record.enqueued_at),
+        "run_at": iso(record.run_at),
+        "lease_deadline": iso(record.lease_deadline),
+        "finished_at": iso(record.finished_at),
+        "reason": record.reason,
+        "result": record.result,
+        "errors": [error_json(error) for error in record.errors],
+    }
+
+
+def worker_json(info: WorkerInfo) -> dict[str, Any]:
+    """A live worker as JSON."""
+    return {
+        **attrs.asdict(info, recurse=False),
+        "queues": list(info.queues),
+        "started_at": iso(info.started_at),
+        "seen_at": iso(info.seen_at),
+    }
+
+
+def letter_json(item: Letter) -> dict[str, Any]:
+    """A dead letter as JSON."""
+    letter = item.letter
+    return {
+        "job": job_json(letter.job),
+        "reason": letter.reason,
+        "attempts": letter.attempts,
+        "died_at": iso(letter.died_at),
+        "error_type": item.error_type,
+        "error_message": item.error_message,
+        "errors": [error_json(error) for error in letter.errors],
+    }

@@ -1,0 +1,63 @@
+"""Headless Chromium through Selenium, as the dashboard's browser tests use it.
+
+Debian's ``chromium`` and ``chromium-driver`` (``./dev test`` installs them). The machine has
+no network: every flag that would make the browser phone home is off, and each session gets a
+fresh profile directory.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+)
+
+
+@contextmanager
+def chromium() -> Iterator[webdriver.Chrome]:
+    """A headless Chromium with a fresh profile; quit on exit."""
+    with tempfile.TemporaryDirectory(prefix="foundry-chromium-") as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in FLAGS:
+            options.add_argument(flag)
+        options.add_argument(f"--user-data-dir={profile}")
+        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        driver.set_page_load_timeout(20)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+def wait_until(driver: webdriver.Chrome, check: Callable[[webdriver.Chrome], object]) -> None:
+    """Wait up to 20 s for ``check`` to hold (pages refresh themselves every second)."""
+    WebDriverWait(driver, 20, poll_frequency=0.1).until(check)
+
+
+def alert_opened(driver: webdriver.Chrome) -> bool:
+    """Whether a JavaScript alert is showing."""
+    try:
+        driver.switch_to.alert  # noqa: B018 - the lookup itself is the probe
+    except NoAlertPresentException:
+        return False
+    return True

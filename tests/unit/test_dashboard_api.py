@@ -1,0 +1,360 @@
+"""The dashboard's JSON API through an HTTP client: every endpoint, bad ids and bad bodies.
+
+The memory queue stands in for the backend (the API reads and writes only through the ports);
+the browser test drives the same app against Redis.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.domain import Dead, ErrorInfo, Job
+from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
+from foundry.entrypoints.dashboard.history import Sampler
+from foundry.entrypoints.dashboard.security import GuardConfig
+from foundry.ports import ClaimRequest, WorkerInfo
+
+BASE = "http://127.0.0.1:8080"
+S = timedelta(seconds=1)
+
+
+class Dash:
+    """A dashboard over a memory queue, with its client, clock and CSRF token."""
+
+    def __init__(self, guard: GuardConfig | None = None) -> None:
+        self.clock = ManualClock()
+        self.queue = MemoryQueue(self.clock)
+        self.sampler = Sampler(self.queue, self.clock, timedelta(seconds=5))
+        config = DashboardConfig(guard or GuardConfig(token=None), background=False)
+        app = create_app(self.queue, self.queue, self.clock, config, self.sampler)
+        self.client = TestClient(app, base_url=BASE)
+        self.csrf = config.guard.csrf
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        headers = {"X-CSRF-Token": self.csrf, **kwargs.pop("headers", {})}
+        return self.client.post(path, json=body, headers=headers, **kwargs)
+
+    def kill(self, job_id: str, queue: str = "default", error: str = "builtins.ValueError") -> None:
+        """Run ``job_id`` once and bury it with ``error``."""
+        [lease] = self.queue.claim(ClaimRequest([queue], lease=30 * S))
+        assert lease.job_id == job_id
+        self.queue.fail(lease, ErrorInfo(error, "it broke", "Traceback: ..."), Dead("gave up"))
+
+
+@pytest.fixture
+def dash() -> Iterator[Dash]:
+    made = Dash()
+    yield made
+    made.client.close()
+
+
+def test_csrf_gives_the_token_every_post_needs(dash: Dash) -> None:
+    answer = dash.client.get("/api/csrf")
+
+    assert answer.status_code == 200
+    assert answer.json() == {"token": dash.csrf}
+
+
+def test_queues_lists_every_queue_with_sizes_totals_and_oldest_wait(dash: Dash) -> None:
+    dash.queue.enqueue(Job("a", queue="one"))
+    dash.queue.enqueue(Job("b", queue="two"))
+    dash.clock.advance(4 * S)
+
+    rows = dash.client.get("/api/queues").json()["queues"]
+
+    assert [(r["queue"], r["ready"], r["oldest_ready_age_s"]) for r in rows] == [
+        ("one", 1, 4.0),
+        ("two", 1, 4.0),
+    ]
+    assert set(rows[0]) >= {"delayed", "active", "dead", "paused", "completed", "failed"}
+
+
+def test_one_queue_and_a_bad_queue_name(dash: Dash) -> None:
+    dash.queue.enqueue(Job("a", queue="one"))
+
+    good = dash.client.get("/api/queues/one")
+    bad = dash.client.get("/api/queues/bad%7Bname%7D")
+
+    assert (good.status_code, good.json()["ready"]) == (200, 1)
+    assert bad.status_code == 400
+    assert "not a valid queue name" in bad.json()["error"]
+
+
+def test_history_counts_completions_per_minute_from_the_samples(dash: Dash) -> None:
+    dash.queue.enqueue_many([Job("a", id=f"j{n}") for n in range(3)])
+    dash.sampler.sample()
+    dash.clock.advance(30 * S)
+    for lease in dash.queue.claim(ClaimRequest(["default"], lease=30 * S, limit=3)):
+        dash.queue.complete(lease)
+    dash.sampler.sample()
+
+    one = dash.client.get("/api/queues/default/history").json()
+    every = dash.client.get("/api/history").json()
+
+    assert len(one["minutes"]) == 60
+    assert one["minutes"][-1]["completed"] == 6.0  # 3 in 30 s
+    assert one["minutes"][0]["completed"] is None  # not sampling then
+    assert every["minutes"][-1] == one["minutes"][-1]
+    assert one["sample_every_s"] == 5.0
+
+
+def test_pause_resume_and_purge_change_the_queue(dash: Dash) -> None:
+    dash.queue.enqueue_many([Job("a", queue="q"), Job("b", queue="q")])
+
+    paused = dash.post("/api/queues/q/pause")
+    was_paused = dash.queue.stats("q").paused
+    resumed = dash.post("/api/queues/q/resume")
+    purged = dash.post("/api/queues/q/purge")
+
+    assert paused.json() == {"queue": "q", "paused": True}
+    assert was_paused
+    assert resumed.json() == {"queue": "q", "paused": False}
+    assert not dash.queue.stats("q").paused
+    assert purged.json() == {"queue": "q", "removed": 2}
+
+
+def test_workers_lists_the_live_workers(dash: Dash) -> None:
+    now = dash.clock.now()
+    info = WorkerInfo("h:1:ab", "h", 1, ("q",), 4, now, now, processed=9)
+    dash.queue.heartbeat(info, 30 * S)
+
+    [worker] = dash.client.get("/api/workers").json()["workers"]
+
+    assert (worker["id"], worker["queues"], worker["concurrency"]) == ("h:1:ab", ["q"], 4)
+    assert worker["processed"] == 9
+    assert worker["seen_at"] == now.isoformat()
+
+
+def test_a_job_its_record_errors_and_unknown_or_bad_ids(dash: Dash) -> None:
+    dash.queue.enqueue(Job("a", id="j1", payload={"html": "<script>alert(1)</script>"}))
+    dash.kill("j1")
+
+    record = dash.client.get("/api/jobs/j1").json()
+    in_queue = dash.client.get("/api/jobs/j1?queue=default")
+    unknown = dash.client.get("/api/jobs/nope")
+    bad_id = dash.client.get("/api/jobs/%3Cscript%3E")
+    bad_queue = dash.client.get("/api/jobs/j1?queue=a%7Bb%7D")
+
+    assert record["state"] == "dead"
+    assert record["job"]["payload"] == {"html": "<script>alert(1)</script>"}
+    assert [e["type"] for e in record["errors"]] == ["builtins.ValueError"]
+    assert record["errors"][0]["traceback"] == "Traceback: ..."
+    assert in_queue.status_code == 200
+    assert (unknown.status_code, bad_id.status_code, bad_queue.status_code) == (404, 400, 400)
+    assert "is not a job id" in bad_id.json()["error"]
+
+
+def test_delete_removes_a_pending_job_and_refuses_bad_bodies(dash: Dash) -> None:
+    dash.queue.enqueue(Job("a", id="j1"))
+
+    no_queue = dash.post("/api/jobs/j1/delete", {})
+    not_json = dash.client.post(
+        "/api/jobs/j1/delete", content=b"{nope", headers={"X-CSRF-Token": dash.csrf}
+    )
+    a_list = dash.post("/api/jobs/j1/delete", ["default"])
+    deleted = dash.post("/api/jobs/j1/delete", {"queue": "default"})
+    again = dash.post("/api/jobs/j1/delete", {"queue": "default"})
+
+    assert (no_queue.status_code, not_json.status_code, a_list.status_code) == (400, 400, 400)
+    assert '"queue" must be a string' in no_queue.json()["error"]
+    assert "must be JSON" in not_json.json()["error"]
+    assert "JSON object" in a_list.json()["error"]
+    assert deleted.json() == {"deleted": True}
+    assert again.status_code == 404
+
+
+def test_dead_letters_filter_by_queue_and_error_type_and_page(dash: Dash) -> None:
+    for n, error in enumerate(["builtins.ValueError", "builtins.KeyError", "app.Timeout"]):
+        dash.queue.enqueue(Job("a", id=f"d{n}"))
+        dash.clock.advance(S)
+        dash.kill(f"d{n}", error=error)
+    dash.queue.enqueue(Job("a", id="o1", queue="other"))
+    dash.clock.advance(S)
+    dash.kill("o1", queue="other")
+
+    every = dash.client.get("/api/dead").json()
+    values = dash.client.get("/api/dead?error_type=valueerror").json()
+    one_queue = dash.client.get("/api/dead?queue=default&limit=2&offset=1").json()
+    bad = [dash.client.get(f"/api/dead?{query}") for query in ("limit=0", "offset=x", "queue=%7B")]
+
+    assert [letter["job"]["id"] for letter in every["letters"]] == ["o1", "d2", "d1", "d0"]
+    assert every["error_types"] == ["app.Timeout", "builtins.KeyError", "builtins.ValueError"]
+    assert [letter["job"]["id"] for letter in values["letters"]] == ["o1", "d0"]
+    assert [letter["job"]["id"] for letter in one_queue["letters"]] == ["d1", "d0"]
+    assert one_queue["matched"] == 3
+    assert [answer.status_code for answer in bad] == [400, 400, 400]
+    assert "limit must be from 1 to 500" in bad[0].json()["error"]
+
+
+def test_retry_requeues_dead_letters_by_id_or_all_and_refuses_bad_bodies(dash: Dash) -> None:
+    for n in range(3):
+        dash.queue.enqueue(Job("a", id=f"d{n}"))
+        dash.kill(f"d{n}")
+
+    by_id = dash.post("/api/dead/retry", {"queue": "default", "job_ids": ["d0", "zz"]})
+    every = dash.post("/api/dead/retry", {"queue": "default", "all": True})
+    refusals = [
+        dash.post("/api/dead/retry", body)
+        for body in (
+            {"queue": "default"},
+            {"queue": "default", "job_ids": "d1"},
+            {"queue": "default", "job_ids": [1]},
+            {"queue": "default", "job_ids": ["d1"], "all": True},
+            {"queue": "default", "all": "yes"},
+            {"queue": 7, "all": True},
+            {"queue": "default", "job_ids": ["<bad id>"]},
+        )
+    ]
+
+    assert by_id.json() == {"requeued": 1}
+    assert every.json() == {"requeued": 2}
+    assert dash.queue.stats("default").ready == 3
+    assert [answer.status_code for answer in refusals] == [400] * 7
+    assert all(answer.json()["error"] for answer in refusals)
+
+
+def test_forget_and_purge_remove_dead_letters(dash: Dash) -> None:
+    for n in range(3):
+        dash.queue.enqueue(Job("a", id=f"d{n}"))
+        dash.kill(f"d{n}")
+    dash.queue.enqueue(Job("a", id="pending"))
+
+    forgot = dash.post("/api/dead/forget", {"queue": "default", "job_ids": ["d0", "pending"]})
+    empty = dash.post("/api/dead/forget", {"queue": "default", "job_ids": []})
+    purged = dash.post("/api/dead/purge", {"queue": "default"})
+
+    assert forgot.json() == {"forgotten": 1, "not_dead": ["pending"]}
+    assert empty.status_code == 400
+    assert purged.json() == {"removed": 2}
+    assert dash.queue.stats("default").dead == 0
+    assert dash.queue.get("pending") is not None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/queues/q/pause",
+        "/api/queues/q/purge",
+        "/api/jobs/j1/delete",
+        "/api/dead/retry",
+        "/api/dead/forget",
+        "/api/dead/purge",
+        "/queues/q/pause",
+        "/dead/retry",
+    ],
+)
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
+    dash: Dash, path: str
+) -> None:
+    dash.queue.enqueue(Job("a", id="j1", queue="q"))
+
+    missing = dash.client.post(path, json={"queue": "q", "all": True})
+    wrong = dash.client.post(path, json={"queue": "q"}, headers={"X-CSRF-Token": "guess"})
+    form = dash.client.post(path, data={"csrf_token": "guess", "queue": "q"})
+
+    assert [r.status_code for r in (missing, wrong, form)] == [403, 403, 403]
+    assert "CSRF" in missing.json()["error"]
+    assert dash.queue.stats("q").ready == 1
+    assert not dash.queue.stats("q").paused
+
+
+def test_the_form_field_carries_the_csrf_token_for_html_forms(dash: Dash) -> None:
+    dash.queue.enqueue(Job("a", queue="q"))
+
+    answer = dash.client.post(
+        "/queues/q/pause",
+        data={"csrf_token": dash.csrf, "back": "/queues"},
+        follow_redirects=False,
+    )
+
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/queues?note=paused")
+    assert dash.queue.stats("q").paused
+
+
+def test_only_get_and_post_and_only_loopback_host_names_are_served(dash: Dash) -> None:
+    put = dash.client.put("/api/queues/q/pause", headers={"X-CSRF-Token": dash.csrf})
+    rebound = dash.client.get("/api/queues", headers={"Host": "evil.example:8080"})
+    local = dash.client.get("/api/queues", headers={"Host": "localhost:8080"})
+
+    assert put.status_code == 405
+    assert rebound.status_code == 403
+    assert local.status_code == 200
+
+
+def test_a_token_is_required_as_basic_password_or_bearer_when_set() -> None:
+    dash = Dash(GuardConfig(token="s3cret-token", loopback_only=False))
+    basic = base64.b64encode(b"admin:s3cret-token").decode()
+
+    anonymous = dash.client.get("/api/queues")
+    wrong = dash.client.get("/api/queues", headers={"Authorization": "Bearer nope"})
+    bearer = dash.client.get("/api/queues", headers={"Authorization": "Bearer s3cret-token"})
+    browser = dash.client.get("/queues", headers={"Authorization": f"Basic {basic}"})
+
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Basic")
+    assert wrong.status_code == 401
+    assert (bearer.status_code, browser.status_code) == (200, 200)
+    assert "s3cret-token" not in browser.text + bearer.text
+
+
+def test_every_answer_forbids_inline_scripts_and_framing(dash: Dash) -> None:
+    for path in ("/queues", "/api/queues", "/api/jobs/nope"):
+        headers = dash.client.get(path).headers
+
+        assert "script-src 'self'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+
+
+BAD_REQUESTS = [
+    ("GET", "/api/queues/%7B%7D", None),
+    ("GET", "/api/queues/" + "q" * 101, None),
+    ("GET", "/api/queues/%7B/history", None),
+    ("GET", "/api/jobs/" + "x" * 65, None),
+    ("GET", "/api/jobs/a%20b", None),
+    ("GET", "/api/dead?limit=-1", None),
+    ("GET", "/api/dead?offset=99999999999", None),
+    ("POST", "/api/queues/%7B/pause", {}),
+    ("POST", "/api/queues/%7B/purge", {}),
+    ("POST", "/api/jobs/%3C%3E/delete", {"queue": "default"}),
+    ("POST", "/api/jobs/j/delete", {"queue": "{"}),
+    ("POST", "/api/dead/retry", {"queue": None, "job_ids": None}),
+    ("POST", "/api/dead/retry", {"queue": "default", "job_ids": ["x"] * 10_001}),
+    ("POST", "/api/dead/forget", {"queue": "default", "job_ids": {"a": 1}}),
+    ("POST", "/api/dead/purge", {"queue": ["default"]}),
+    ("POST", "/api/dead/purge", 42),
+    ("GET", "/jobs/%3Cscript%3E", None),
+    ("GET", "/queues/%7B", None),
+    ("GET", "/dead?limit=x", None),
+    ("POST", "/dead/retry", {}),
+    ("POST", "/dead/forget", {"pick": "no-slash"}),
+    ("POST", "/dead/purge", {"queue": "{"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), BAD_REQUESTS)
+def test_bad_input_is_a_400_with_a_message_never_a_500(
+    dash: Dash, method: str, path: str, body: Any
+) -> None:
+    headers = {"X-CSRF-Token": dash.csrf}
+    if method == "GET":
+        answer = dash.client.get(path)
+    elif path.startswith("/api/"):
+        answer = dash.client.post(path, json=body, headers=headers)
+    else:
+        answer = dash.client.post(path, data={"csrf_token": dash.csrf, **(body or {})})
+
+    assert answer.status_code == 400, answer.text
+    assert "Traceback" not in answer.text
+    if path.startswith("/api/"):
+        assert answer.json()["error"]
+    else:
+        assert 'class="error-message"' in answer.text

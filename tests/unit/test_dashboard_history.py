@@ -1,0 +1,54 @@
+"""The dashboard's history and charts: per-minute rates from samples of running totals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from foundry.entrypoints.dashboard.charts import chart, path
+from foundry.entrypoints.dashboard.history import History, Snapshot
+from foundry.ports import QueueStats
+
+START = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+S = timedelta(seconds=1)
+
+
+def snap(at: datetime, **completed: int) -> Snapshot:
+    rows = tuple(QueueStats(name, completed=count) for name, count in completed.items())
+    return Snapshot(at, rows, tuple(timedelta(seconds=count % 7) for count in completed.values()))
+
+
+def test_rates_are_per_minute_whatever_the_sampling_pace_and_queues_add_up() -> None:
+    history = History()
+    history.add(snap(START, a=0, b=100))
+    history.add(snap(START + 20 * S, a=10, b=100))
+    history.add(snap(START + 40 * S, a=20, b=110))
+    history.add(snap(START + 70 * S, a=50, b=110))
+
+    a = history.minutes(["a"], START + 70 * S)
+    both = history.minutes(None, START + 70 * S)
+
+    assert [p.completed for p in a[-2:]] == [30.0, 60.0]
+    assert [p.completed for p in both[-2:]] == [45.0, 60.0]
+    assert a[0].completed is None  # the dashboard was not sampling an hour ago
+    assert len(a) == 60
+
+
+def test_a_total_that_falls_counts_as_nothing_and_old_samples_go() -> None:
+    history = History()
+    history.add(snap(START, a=500))
+    history.add(snap(START + 30 * S, a=3))  # Redis restarted without its data
+    history.add(snap(START + 2 * timedelta(hours=1), a=3))
+
+    recent = history.minutes(["a"], START + 2 * timedelta(hours=1))
+
+    assert [p.completed for p in recent if p.completed is not None] == []
+    assert [p.wait_s for p in recent if p.wait_s is not None] == [3.0]
+
+
+def test_a_chart_scales_to_a_round_top_and_breaks_its_line_at_gaps() -> None:
+    drawn = chart("t", [("c", "completed", [None, 3.0, 7.0, None, 1.0])], "jobs/min", 40, 10)
+
+    assert drawn.top == 10.0
+    assert drawn.lines[0].path == "M10.0,7.0 L20.0,3.0 M40.0,9.0"
+    assert chart("t", [("c", "c", [None])], "s").empty
+    assert path([0.0, 250.0], 10, 10, 100.0) == "M0.0,10.0 L10.0,0.0"
