@@ -66,7 +66,9 @@ def _build_memory(_: FixtureLookup, clock: ManualClock, options: QueueOptions) -
 def _corrupt_memory(queue: Queue, queue_name: str, job_id: str) -> None:
     assert isinstance(queue, MemoryQueue)
     # Reaching into the store is the memory twin of writing garbage into a Redis key.
-    queue._queues[queue_name].jobs[job_id].blob = b"\x00 not a job"
+    entry = queue._store.entry(queue_name, job_id)
+    assert entry is not None
+    entry.blob = b"\x00 not a job"
 
 
 def _build_redis(fixture: FixtureLookup, clock: ManualClock, options: QueueOptions) -> Queue:
@@ -83,9 +85,10 @@ def _build_redis(fixture: FixtureLookup, clock: ManualClock, options: QueueOptio
 def _corrupt_redis(queue: Queue, queue_name: str, job_id: str) -> None:
     assert isinstance(queue, RedisQueue)
     # Keep the record's header (the scripts read it) and break the codec blob after it.
-    key = queue._queue_keys(queue_name).named("jobs")
-    header = queue._client.hget(key, job_id).split(b" ", 4)  # type: ignore[union-attr]
-    queue._client.hset(key, job_id, b" ".join([*header[:3], b"0", b"\x00 not a job"]))
+    key = queue._keys.queue(queue_name).named("jobs")
+    client = queue._runner.client
+    header = client.hget(key, job_id).split(b" ", 4)  # type: ignore[union-attr]
+    client.hset(key, job_id, b" ".join([*header[:3], b"0", b"\x00 not a job"]))
 
 
 QUEUE_BACKENDS: dict[str, QueueBackend] = {

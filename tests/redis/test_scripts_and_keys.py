@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from foundry.adapters.clock import ManualClock
-from foundry.adapters.redis.keys import QueueKeys, registry_key
+from foundry.adapters.redis.keys import KeyLayout, QueueKeys
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import Dead, ErrorInfo, InvalidJob, InvalidQueueName, Job, Retry, UniqueSpec
 from foundry.ports import ClaimRequest
@@ -97,7 +97,7 @@ def test_after_a_whole_job_life_every_stored_key_of_the_queue_is_in_its_slot(
 
     stored = [key for key in client.scan_iter(match=f"{prefix}:*")]
 
-    others = {registry_key(prefix).encode()}
+    others = {KeyLayout(prefix).registry.encode()}
     slots = {key_slot(key) for key in stored if key not in others}
     base = QueueKeys.of(prefix, name).base
     assert {f"{base}t:tok".encode(), f"{base}u:k".encode()} <= set(stored)

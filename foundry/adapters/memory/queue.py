@@ -1,40 +1,70 @@
 """MemoryQueue: the in-process QueuePort and WorkerRegistry, and the fake the tests use.
 
+It builds its parts and hands each port operation to the part that does it: ``MemoryStore``
+(every queue's state under one lock), ``EntryCodec`` (stored forms), ``DeadLetters``
+(burying and retention), ``MemoryClaimer``, ``MemoryWrites``, ``MemoryAdmin`` and
+``MemoryWorkers``; enqueueing is done here.
+
 Jobs are stored codec-encoded and decoded on claim and inspection, so it accepts and rejects
-exactly what the Redis queue does. Time comes only from the ``Clock``; ``claim(wait=...)``
-alone waits in real time, on a condition that enqueue, release and retries notify.
+exactly what the Redis queue does. Time comes only from the ``Clock``; a claim's ``wait`` alone
+passes in real time, on a condition that enqueue, release, retries and resume notify.
 Costs: enqueue and claim O(log n); reap O(active jobs); stats O(1).
 """
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import attrs
-from loguru import logger
-
-from foundry.adapters.memory.admin import MemoryQueueAdmin
-from foundry.adapters.memory.store import COMPLETE, FAIL, LOST, RELEASE, Entry, QueueState
-from foundry.domain import (
-    Dead,
-    Decision,
-    ErrorInfo,
-    Job,
-    JobState,
-    Retry,
-    StaleLease,
-    UndecodableJob,
-    UniqueUntil,
+from foundry.adapters.codec import Codec
+from foundry.adapters.memory.admin import MemoryAdmin
+from foundry.adapters.memory.claiming import MemoryClaimer
+from foundry.adapters.memory.dead import DeadLetters
+from foundry.adapters.memory.records import EntryCodec
+from foundry.adapters.memory.store import Entry, MemoryStore
+from foundry.adapters.memory.workers import MemoryWorkers
+from foundry.adapters.memory.writes import MemoryWrites
+from foundry.domain import Decision, ErrorInfo, Job, JobState
+from foundry.ports import (
+    ClaimRequest,
+    Clock,
+    DeadLetter,
+    DeadLetterRetention,
+    Duplicate,
+    Enqueued,
+    EnqueueOutcome,
+    JobRecord,
+    Lease,
+    QueueStats,
+    WorkerInfo,
 )
-from foundry.ports import ClaimRequest, Duplicate, Enqueued, EnqueueOutcome, Lease
+
+#: The retention a queue has unless told otherwise.
+DEFAULT_RETENTION = DeadLetterRetention()
 
 
-class MemoryQueue(MemoryQueueAdmin):
+class MemoryQueue:
     """Every queue promise (Q1-Q11) in one process, guarded by one lock."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        codec: Codec | None = None,
+        retention: DeadLetterRetention = DEFAULT_RETENTION,
+        completed_ttl: timedelta = timedelta(hours=1),
+    ) -> None:
+        store = MemoryStore(clock, completed_ttl)
+        records = EntryCodec(codec or Codec())
+        dead = DeadLetters(retention, store.unique)
+        self._store = store
+        self._records = records
+        self._claimer = MemoryClaimer(store, records, dead)
+        self._writes = MemoryWrites(store, records, dead)
+        self._admin = MemoryAdmin(store, records)
+        self._workers = MemoryWorkers(clock)
+
+    # -- jobs in, jobs out ----------------------------------------------------------------------
 
     def enqueue(self, job: Job) -> EnqueueOutcome:
         """Store ``job`` (see ``QueuePort.enqueue``)."""
@@ -42,51 +72,16 @@ class MemoryQueue(MemoryQueueAdmin):
 
     def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
         """Encode every job first (so a bad one writes nothing), then store them in order."""
-        blobs = [self._codec.encode_job(job) for job in jobs]
-        with self._cond:
-            now = self._tick()
-            outcomes = [self._store(job, blob, now) for job, blob in zip(jobs, blobs, strict=True)]
-            self._cond.notify_all()
+        blobs = [self._records.encode_job(job) for job in jobs]
+        with self._store.cond:
+            now = self._store.tick()
+            outcomes = [self._put(job, blob, now) for job, blob in zip(jobs, blobs, strict=True)]
+            self._store.cond.notify_all()
         return outcomes
 
     def claim(self, request: ClaimRequest) -> list[Lease]:
-        """Lease up to ``request.limit`` jobs, queue by queue (see ``QueuePort.claim``)."""
-        give_up_at = time.monotonic() + request.wait.total_seconds()
-        token = request.claim_token
-        with self._cond:
-            while True:
-                now = self._tick()
-                if token is not None and token in self._claims:
-                    return self._held(token)
-                leases = self._take(request, now)
-                remaining = give_up_at - time.monotonic()
-                if leases or remaining <= 0:
-                    self._remember_claim(token, leases, now + request.lease)
-                    return leases
-                self._cond.wait(remaining)
-
-    def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
-        """Extend each lease still held to now + ``duration``; None for a lost one."""
-        with self._cond:
-            now = self._tick()
-            return [self._renew(lease, now + duration) for lease in leases]
-
-    def complete(self, lease: Lease, result: Any = None) -> None:
-        """Mark the job completed; its record is kept for ``completed_ttl``."""
-        encoded = self._codec.encode_result(result)
-        with self._cond:
-            self._complete(lease, encoded, self._tick())
-
-    def complete_many(
-        self, leases: Sequence[Lease], results: Sequence[Any] | None = None
-    ) -> list[bool]:
-        """``complete`` each lease under one hold of the lock; ``False`` where it was stale."""
-        chosen = [None] * len(leases) if results is None else results
-        encoded = [self._codec.encode_result(result) for result in chosen]
-        with self._cond:
-            now = self._tick()
-            pairs = zip(leases, encoded, strict=True)
-            return [self._completed(lease, blob, now) for lease, blob in pairs]
+        """Queue by queue (see ``QueuePort.claim``)."""
+        return self._claimer.claim(request)
 
     def complete_and_claim(
         self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
@@ -94,84 +89,16 @@ class MemoryQueue(MemoryQueueAdmin):
         """``complete_many`` then ``claim``: nothing to save by doing both in one call here."""
         return self.complete_many(leases, results), self.claim(request)
 
-    def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:
-        """Record ``error`` with this attempt's number, then retry (new seq) or bury."""
-        with self._cond:
-            now = self._tick()
-            entry, fresh = self._current(lease, FAIL)
-            if not fresh:
-                return entry.last_state or entry.state
-            state = self._queues[entry.queue]
-            state.failed += 1
-            entry.errors.append(attrs.evolve(error, attempt=entry.attempts, at=error.at or now))
-            entry.end_lease(FAIL, entry.state)
-            match decision:
-                case Retry(delay=delay):
-                    entry.seq = state.next_seq()
-                    state.schedule(entry, now + max(delay, timedelta(0)), now)
-                    self._cond.notify_all()
-                case Dead(reason=reason):
-                    self._bury(state, entry, reason, now)
-            entry.last_state = entry.state
-            return entry.state
-
-    def release(self, lease: Lease, delay: timedelta = timedelta(0)) -> None:
-        """Back to the front of its priority (seq kept), after ``delay``; attempt not spent."""
-        with self._cond:
-            now = self._tick()
-            entry, fresh = self._current(lease, RELEASE)
-            if not fresh:
-                return
-            entry.attempts -= 1
-            run_at = now + delay if delay > timedelta(0) else min(entry.run_at, now)
-            entry.end_lease(RELEASE, JobState.READY if run_at <= now else JobState.DELAYED)
-            self._queues[entry.queue].schedule(entry, run_at, now)
-            self._cond.notify_all()
-
-    def reap(self) -> int:
-        """Recover every lease whose deadline is strictly before now."""
-        with self._cond:
-            now = self._tick()
-            count = 0
-            for state in self._queues.values():
-                for entry in state.expired_leases(now):
-                    self._lose(state, entry, now)
-                    count += 1
-            if count:
-                self._cond.notify_all()
-            return count
-
-    # -- steps --------------------------------------------------------------------------------
-
-    def _complete(self, lease: Lease, encoded: bytes, now: datetime) -> None:
-        entry, fresh = self._current(lease, COMPLETE)
-        if not fresh:
-            return
-        state = self._queues[entry.queue]
-        entry.end_lease(COMPLETE, JobState.COMPLETED)
-        state.move(entry, JobState.COMPLETED)
-        entry.result = encoded
-        entry.finished_at = now
-        state.completed += 1
-        self._unique.release(entry)
-        self._completed_expiry.add(now + self._completed_ttl, entry.queue, entry.job_id)
-
-    def _completed(self, lease: Lease, encoded: bytes, now: datetime) -> bool:
-        try:
-            self._complete(lease, encoded, now)
-        except StaleLease:
-            return False
-        return True
-
-    def _store(self, job: Job, blob: bytes, now: datetime) -> EnqueueOutcome:
-        state = self._queue(job.queue)
+    def _put(self, job: Job, blob: bytes, now: datetime) -> EnqueueOutcome:
+        state = self._store.queue(job.queue)
         if job.id in state.jobs:
             return Enqueued(job.id)
+        unique = self._store.unique
         if job.unique is not None:
-            holder = self._unique.holder(job.queue, job.unique.key, now)
+            holder = unique.holder(job.queue, job.unique.key, now)
             if holder is not None:
                 return Duplicate(job.id, holder)
-            self._unique.take(job.queue, job.id, job.unique, now)
+            unique.take(job.queue, job.id, job.unique, now)
         entry = Entry(
             job.id,
             job.queue,
@@ -187,68 +114,90 @@ class MemoryQueue(MemoryQueueAdmin):
         state.add(entry, now)
         return Enqueued(job.id)
 
-    def _take(self, request: ClaimRequest, now: datetime) -> list[Lease]:
-        leases: list[Lease] = []
-        deadline = now + request.lease
-        for name in request.queues:
-            state = self._queues.get(name)
-            if state is None or state.paused:
-                continue
-            state.promote(now)
-            while len(leases) < request.limit and (entry := state.pop_ready()) is not None:
-                taken = self._start(state, entry, deadline, request.worker, now)
-                if taken is not None:
-                    leases.append(taken)
-        return leases
+    # -- leases ---------------------------------------------------------------------------------
 
-    def _start(
-        self, state: QueueState, entry: Entry, deadline: datetime, worker: str, now: datetime
-    ) -> Lease | None:
-        try:
-            job = self._codec.decode_job(entry.blob, entry.job_id)
-        except UndecodableJob as error:
-            entry.errors.append(ErrorInfo(type="UndecodableJob", message=str(error), at=now))
-            self._bury(state, entry, f"undecodable: {error.reason}", now)
-            return None
-        entry.attempts += 1
-        entry.token = secrets.token_urlsafe(16)
-        entry.deadline = deadline
-        entry.worker = worker
-        state.move(entry, JobState.ACTIVE)
-        self._unique.release(entry, UniqueUntil.STARTED)
-        return Lease(job, entry.token, entry.attempts, deadline)
+    def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
+        """Extend each lease still held; None for a lost one."""
+        return self._writes.renew(leases, duration)
 
-    def _held(self, claim_token: str) -> list[Lease]:
-        held = []
-        for queue, job_id, token in self._claims[claim_token]:
-            entry = self._entry(queue, job_id)
-            if entry is not None and entry.holds(token) and entry.deadline is not None:
-                job = self._codec.decode_job(entry.blob, job_id)
-                held.append(Lease(job, token, entry.attempts, entry.deadline))
-        return held
+    def complete(self, lease: Lease, result: Any = None) -> None:
+        """The record is kept for ``completed_ttl``."""
+        self._writes.complete(lease, result)
 
-    def _remember_claim(
-        self, claim_token: str | None, leases: list[Lease], until: datetime
-    ) -> None:
-        if claim_token is None:
-            return
-        self._claims[claim_token] = [(lease.queue, lease.job_id, lease.token) for lease in leases]
-        self._claim_expiry.add(until, "", claim_token)
+    def complete_many(
+        self, leases: Sequence[Lease], results: Sequence[Any] | None = None
+    ) -> list[bool]:
+        """Under one hold of the lock."""
+        return self._writes.complete_many(leases, results)
 
-    def _renew(self, lease: Lease, deadline: datetime) -> Lease | None:
-        entry = self._entry(lease.queue, lease.job_id)
-        if entry is None or not entry.holds(lease.token):
-            return None
-        entry.deadline = deadline
-        return attrs.evolve(lease, deadline=deadline)
+    def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:
+        """Retry (new seq) or bury."""
+        return self._writes.fail(lease, error, decision)
 
-    def _lose(self, state: QueueState, entry: Entry, now: datetime) -> None:
-        with logger.contextualize(job_id=entry.job_id, queue=entry.queue, attempt=entry.attempts):
-            logger.warning("lease {} expired at {}; recovering", entry.token, entry.deadline)
-        if entry.attempts >= entry.max_attempts:
-            entry.errors.append(self._lost_error(entry, now))
-            entry.end_lease(LOST, JobState.DEAD)
-            self._bury(state, entry, "lease lost", now)
-        else:
-            entry.end_lease(LOST, JobState.READY)
-            state.schedule(entry, min(entry.run_at, now), now)
+    def release(self, lease: Lease, delay: timedelta = timedelta(0)) -> None:
+        """Front of its priority (seq kept), after ``delay``."""
+        self._writes.release(lease, delay)
+
+    def reap(self) -> int:
+        """O(active jobs)."""
+        return self._writes.reap()
+
+    # -- inspection and admin -------------------------------------------------------------------
+
+    def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
+        """Every queue is searched when ``queue`` is None."""
+        return self._admin.get(job_id, queue)
+
+    def stats(self, queue: str) -> QueueStats:
+        """O(1)."""
+        return self._admin.stats(queue)
+
+    def queues(self) -> list[str]:
+        """Sorted."""
+        return self._admin.queues()
+
+    def oldest_ready_age(self, queues: Sequence[str]) -> list[timedelta | None]:
+        """Scans each queue's jobs (a fake's cost)."""
+        return self._admin.oldest_ready_age(queues)
+
+    def dead(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
+        """Newest first."""
+        return self._admin.dead(queue, offset=offset, limit=limit)
+
+    def requeue_dead(self, queue: str, job_ids: Sequence[str] | None = None) -> int:
+        """Oldest first, each with a new seq and 0 attempts."""
+        return self._admin.requeue_dead(queue, job_ids)
+
+    def delete(self, queue: str, job_id: str) -> bool:
+        """False if unknown, running or completed."""
+        return self._admin.delete(queue, job_id)
+
+    def purge(self, queue: str) -> int:
+        """Ready and delayed jobs."""
+        return self._admin.purge(queue)
+
+    def purge_dead(self, queue: str) -> int:
+        """Every dead letter."""
+        return self._admin.purge_dead(queue)
+
+    def pause(self, queue: str) -> None:
+        """Claims skip ``queue``."""
+        self._admin.pause(queue)
+
+    def resume(self, queue: str) -> None:
+        """Undo ``pause``."""
+        self._admin.resume(queue)
+
+    # -- workers --------------------------------------------------------------------------------
+
+    def heartbeat(self, info: WorkerInfo, ttl: timedelta) -> None:
+        """Until now + ``ttl`` on the queue's clock."""
+        self._workers.heartbeat(info, ttl)
+
+    def workers(self) -> list[WorkerInfo]:
+        """By id."""
+        return self._workers.workers()
+
+    def forget_worker(self, worker_id: str) -> None:
+        """At once."""
+        self._workers.forget_worker(worker_id)

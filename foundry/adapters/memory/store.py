@@ -1,19 +1,22 @@
-"""The memory queue's state: job entries and, per queue, ready/delayed heaps and dead letters.
+"""The memory queue's state: job entries and, per queue, ready/delayed heaps and dead letters;
+unique keys; and ``MemoryStore``, which holds them all under the queue's one lock.
 
-Nothing here locks or reads a clock: ``MemoryQueue`` holds the lock and passes ``now``.
-Heaps are invalidated lazily: a heap item counts only while its entry is still in the state
-(and has the seq or run time) the item was pushed with.
+Only ``MemoryStore`` reads the clock; the rest takes ``now``. Heaps are invalidated lazily: a
+heap item counts only while its entry is still in the state (and has the seq or run time) the
+item was pushed with.
 """
 
 from __future__ import annotations
 
 import heapq
+import threading
 from collections import Counter
 from datetime import datetime, timedelta
 
 import attrs
 
-from foundry.domain import ErrorInfo, JobState, UniqueSpec, UniqueUntil
+from foundry.domain import ConfigurationError, ErrorInfo, JobState, UniqueSpec, UniqueUntil
+from foundry.ports import Clock
 
 #: The last thing a lease token did to its job, so a re-send of it is recognised (Q8).
 COMPLETE = "complete"
@@ -206,3 +209,72 @@ class Expiring:
 def age_limit(now: datetime, max_age: timedelta | None) -> datetime | None:
     """The oldest death time a dead letter may have and still be kept."""
     return None if max_age is None else now - max_age
+
+
+class MemoryStore:
+    """Every queue's state, the unique keys and the completed records' expiry, under one lock.
+
+    ``cond`` is that lock (a ``Condition`` over an ``RLock``): every operation holds it, and a
+    waiting claim waits on it for the operations that make jobs ready to notify it.
+    """
+
+    def __init__(self, clock: Clock, completed_ttl: timedelta) -> None:
+        if completed_ttl <= timedelta(0):
+            raise ConfigurationError(f"completed_ttl must be positive, got {completed_ttl}")
+        self.clock = clock
+        self.cond = threading.Condition(threading.RLock())
+        self.unique = UniqueKeys()
+        self._queues: dict[str, QueueState] = {}
+        self._completed_ttl = completed_ttl
+        self._completed = Expiring()
+
+    def tick(self) -> datetime:
+        """The current time, after forgetting the completed records expired by then."""
+        now = self.clock.now()
+        for queue, job_id in self._completed.due(now):
+            state = self._queues.get(queue)
+            entry = state.jobs.get(job_id) if state else None
+            if state and entry and entry.state is JobState.COMPLETED:
+                state.remove(entry)
+        return now
+
+    def queue(self, name: str) -> QueueState:
+        """Queue ``name``'s state, made empty on first use."""
+        state = self._queues.get(name)
+        if state is None:
+            state = self._queues[name] = QueueState(name)
+        return state
+
+    def find(self, name: str, now: datetime | None = None) -> QueueState | None:
+        """Queue ``name``'s state if it was ever used (its due delayed jobs made ready when
+        ``now`` is given)."""
+        state = self._queues.get(name)
+        if state is not None and now is not None:
+            state.promote(now)
+        return state
+
+    def entry(self, queue: str, job_id: str) -> Entry | None:
+        """The stored job, if any."""
+        state = self._queues.get(queue)
+        return state.jobs.get(job_id) if state else None
+
+    def names(self) -> list[str]:
+        """Every queue ever used, sorted."""
+        return sorted(self._queues)
+
+    def states(self) -> list[QueueState]:
+        """Every queue's state."""
+        return list(self._queues.values())
+
+    def completed(self, state: QueueState, entry: Entry, now: datetime) -> None:
+        """The entry's job completed at ``now``: kept for ``completed_ttl``, then forgotten."""
+        state.move(entry, JobState.COMPLETED)
+        entry.finished_at = now
+        state.completed += 1
+        self.unique.release(entry)
+        self._completed.add(now + self._completed_ttl, entry.queue, entry.job_id)
+
+    def drop(self, state: QueueState, entry: Entry) -> None:
+        """Forget a job (delete, purge), freeing its unique key."""
+        self.unique.release(entry)
+        state.remove(entry)

@@ -3,259 +3,35 @@
 Keys: ``<prefix>:v:<key>`` values, ``<prefix>:t:<digest>:<key>`` tagged values (the digest
 folds in the current version of each tag), ``<prefix>:tag:<name>`` tag versions,
 ``<prefix>:lock:<name>`` and ``<prefix>:flight:...`` locks, ``<prefix>:stats`` the counters.
-Each operation is one call of a function of Foundry's Lua library (``runner.py``,
+Each operation is one call of a function of Foundry's Lua library (``cache_store.py``,
 ``lua/cache/``); a tagged operation first reads its tags' versions (one MGET). Time is the
-given clock's, passed to every function, or the Redis
-server's (``TIME``) when no clock is given. Targets one Redis (or Sentinel), not Cluster: a
-script touches a value and the stats hash, which live in different slots.
+given clock's, passed to every function, or the Redis server's (``TIME``) when no clock is
+given. Targets one Redis (or Sentinel), not Cluster: a function touches a value and the stats
+hash, which live in different slots.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
 
 import redis
 from loguru import logger
 
-from foundry.adapters.cache_lock import CacheLock, Flight, make_lock, remember
-from foundry.adapters.cache_support import (
-    positive_ms,
-    tag_names,
-    to_ms,
-    ttl_ms,
-    validate_key,
-    validate_keys,
-    validate_prefix,
-    validate_step,
-)
+from foundry.adapters.cache_lock import CacheLock, make_lock
+from foundry.adapters.cache_support import tag_names, validate_key, validate_keys
 from foundry.adapters.codec import Codec
+from foundry.adapters.redis.cache_store import CacheCore, RedisStore
 from foundry.adapters.redis.errors import cache_error
-from foundry.adapters.redis.runner import FunctionRunner, call
-from foundry.domain import UndecodableValue
 from foundry.ports.cache import CacheStats, Ttl
 from foundry.ports.clock import Clock
-
-T = TypeVar("T")
 
 _CLEAR_BATCH = 1000
 
 
-def _ttl_arg(ttl: Ttl) -> str:
-    ms = ttl_ms(ttl)
-    return "-1" if ms is None else str(ms)
-
-
-class _Core:
-    """What a cache and its tagged views share: the client, runner, codec, clock, names."""
-
-    def __init__(self, client: redis.Redis, prefix: str, codec: Codec, clock: Clock | None):
-        self.client = client
-        self.prefix = validate_prefix(prefix)
-        self.codec = codec
-        self.clock = clock
-        self.runner = FunctionRunner(client)
-        self.stats = f"{prefix}:stats"
-        self.values = f"{prefix}:v:"
-
-    def now(self) -> str:
-        return "" if self.clock is None else str(to_ms(self.clock.now()))
-
-    def run(
-        self,
-        name: str,
-        keys: Sequence[str],
-        args: Sequence[str | bytes],
-        label: str,
-        *,
-        resend: bool = True,
-    ) -> Any:
-        """The cache function ``name`` (``lua/cache/<name>.lua``); errors name ``label``.
-
-        ``resend=False`` for the calls a second run would change (increment, pull, add, lock
-        release): after a lost reply they raise ``CacheUnavailable`` instead.
-        """
-        try:
-            return self.runner.call(f"cache_{name}", keys, args, resend=resend)
-        except redis.RedisError as error:
-            raise cache_error(error, label) from error
-
-    def command(self, label: str, *args: str) -> Any:
-        """A plain command through the client (its pool and retry), errors translated."""
-        try:
-            return call(self.client, *args)
-        except redis.RedisError as error:
-            raise cache_error(error, label) from error
-
-    def payload(self, raw: bytes, label: str) -> Any:
-        head, sep, body = raw.partition(b":")
-        if not sep or not head.isdigit():
-            raise UndecodableValue(label, "it has no expiry header: not written by Foundry")
-        return self.codec.decode_value(body, label)
-
-    def payloads(self, names: list[str], raws: list[bytes | None]) -> dict[str, Any]:
-        """The decoded values of a batch; the hot loop of ``get_many``, kept flat."""
-        found, blobs = [], []
-        for name, raw in zip(names, raws, strict=True):
-            if raw is None:
-                continue
-            head, sep, body = raw.partition(b":")
-            if not (sep and head.isdigit()):
-                self.payload(raw, name)  # raises UndecodableValue naming the key
-            found.append(name)
-            blobs.append(body)
-        return dict(zip(found, self.codec.decode_values(blobs, found), strict=True))
-
-
-class _RedisStore:
-    """The CacheStore operations; views differ only in how a key maps to a Redis key."""
-
-    def __init__(self, core: _Core) -> None:
-        self._c = core
-        self._run = core.run
-
-    def _skey(self, key: str) -> str:
-        return self._c.values + validate_key(key)
-
-    def _skeys(self, keys: list[str]) -> list[str]:
-        values = self._c.values
-        return [values + key for key in validate_keys(keys)]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value at ``key``, or ``default``. One round trip."""
-        raw = self._run("get", (self._skey(key), self._c.stats), (self._c.now(), "1"), key)
-        return default if raw is None else self._c.payload(raw, key)
-
-    def set(self, key: str, value: Any, ttl: Ttl = None) -> None:
-        """Store ``value`` at ``key`` for ``ttl`` (forever if ``None``). One round trip."""
-        self._write("set", key, value, ttl)
-
-    def add(self, key: str, value: Any, ttl: Ttl = None) -> bool:
-        """Store only if ``key`` is absent, atomically; whether it stored."""
-        return self._write("add", key, value, ttl)
-
-    def _write(self, mode: str, key: str, value: Any, ttl: Ttl) -> bool:
-        skey, ttl_arg = self._skey(key), _ttl_arg(ttl)
-        payload = self._c.codec.encode_value(value)
-        args = (self._c.now(), ttl_arg, payload, mode)
-        return bool(self._run("set", (skey, self._c.stats), args, key, resend=mode == "set"))
-
-    def forever(self, key: str, value: Any) -> None:
-        """Store without expiry."""
-        self._write("set", key, value, None)
-
-    def has(self, key: str) -> bool:
-        """Whether ``key`` holds a value (not counted as a hit or miss)."""
-        raw = self._run("get", (self._skey(key), self._c.stats), (self._c.now(), "0"), key)
-        return raw is not None
-
-    def delete(self, key: str) -> bool:
-        """Remove ``key``; whether it was there."""
-        return self.delete_many([key]) == 1
-
-    def pull(self, key: str, default: Any = None) -> Any:
-        """Get and delete, atomically."""
-        skey = self._skey(key)
-        raw = self._run("pull", (skey, self._c.stats), (self._c.now(),), key, resend=False)
-        return default if raw is None else self._c.payload(raw, key)
-
-    def touch(self, key: str, ttl: Ttl) -> bool:
-        """Reset ``key``'s expiry to ``ttl`` from now; whether the key exists."""
-        skey, ttl_arg = self._skey(key), _ttl_arg(ttl)
-        return bool(self._run("touch", (skey,), (self._c.now(), ttl_arg), key))
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """The values of the keys that are present, in one round trip."""
-        names = list(keys)
-        if not names:
-            return {}
-        keys_ = (self._c.stats, *self._skeys(names))
-        raws = self._run("mget", keys_, (self._c.now(),), names[0])
-        return self._c.payloads(names, raws)
-
-    def set_many(self, values: Mapping[str, Any], ttl: Ttl = None) -> None:
-        """Store every value for ``ttl`` in one round trip; nothing if any input is invalid."""
-        names, ttl_arg = list(values), _ttl_arg(ttl)
-        if not names:
-            return
-        skeys = self._skeys(names)
-        payloads = [self._c.codec.encode_value(values[k]) for k in names]
-        self._run("mset", (self._c.stats, *skeys), (self._c.now(), ttl_arg, *payloads), names[0])
-
-    def delete_many(self, keys: Iterable[str]) -> int:
-        """Remove the keys in one round trip; how many were there."""
-        names = list(keys)
-        if not names:
-            return 0
-        keys_ = (self._c.stats, *self._skeys(names))
-        return int(self._run("del", keys_, (self._c.now(),), names[0]))
-
-    def increment(self, key: str, by: int = 1) -> int:
-        """Add ``by`` atomically (Lua), creating the key at 0 and keeping its expiry."""
-        skey, step = self._skey(key), validate_step(by)
-        args = (self._c.now(), str(step))
-        return int(self._run("incr", (skey, self._c.stats), args, key, resend=False))
-
-    def decrement(self, key: str, by: int = 1) -> int:
-        """``increment(key, -by)``."""
-        return self.increment(key, -validate_step(by))
-
-    def remember(self, key: str, ttl: Ttl, compute: Callable[[], T], *, wait: Ttl = 10.0) -> T:
-        """The value at ``key``, computed by one caller across every process on a miss."""
-        flight = Flight(self._skey(key), key, ttl_ms(ttl), positive_ms(wait, "remember wait"))
-        return remember(self, flight, compute)
-
-    # -- the lock and single-flight backend ---------------------------------------------------
-
-    def flight_key(self, skey: str) -> str:
-        """The lock guarding the computation of ``skey``."""
-        return f"{self._c.prefix}:flight:{skey}"
-
-    def flight_lookup(self, skey: str, label: str, count: bool) -> tuple[bool, Any]:
-        """Whether ``skey`` is present and its value."""
-        args = (self._c.now(), "1" if count else "0")
-        raw = self._run("get", (skey, self._c.stats), args, label)
-        return (False, None) if raw is None else (True, self._c.payload(raw, label))
-
-    def flight_store(self, skey: str, label: str, value: Any, ttl_ms: int | None) -> None:
-        """Encode and store ``value``."""
-        payload = self._c.codec.encode_value(value)
-        args = (self._c.now(), "-1" if ttl_ms is None else str(ttl_ms), payload, "set")
-        self._run("set", (skey, self._c.stats), args, label)
-
-    def _lock(self, mode: str, skey: str, token: str, ttl: int) -> bool:
-        args = (self._c.now(), mode, token, str(ttl))
-        return bool(self._run("lock", (skey,), args, skey, resend=mode != "release"))
-
-    def lock_acquire(self, skey: str, token: str, ttl_ms: int) -> bool:
-        """Take the lock if free, expired or already ``token``'s."""
-        return self._lock("acquire", skey, token, ttl_ms)
-
-    def lock_release(self, skey: str, token: str) -> bool:
-        """Drop the lock if ``token`` holds it (compare and delete, in Lua)."""
-        return self._lock("release", skey, token, 0)
-
-    def lock_extend(self, skey: str, token: str, ttl_ms: int) -> bool:
-        """Hold for ``ttl_ms`` more from now if ``token`` holds it."""
-        return self._lock("extend", skey, token, ttl_ms)
-
-    def lock_holder(self, skey: str) -> str | None:
-        """The token holding the lock, unless it expired."""
-        raw = self._run("get", (skey, self._c.stats), (self._c.now(), "0"), skey)
-        return None if raw is None else bytes(raw).partition(b":")[2].decode()
-
-    def wait_now_ms(self) -> int:
-        """Now in ms on the clock waits are measured against (local wall clock by default)."""
-        clock = self._c.clock
-        return time.time_ns() // 1_000_000 if clock is None else to_ms(clock.now())
-
-
-class RedisTaggedCache(_RedisStore):
+class RedisTaggedCache(RedisStore):
     """A view whose Redis keys fold in its tags' current versions; ``flush`` bumps them."""
 
-    def __init__(self, core: _Core, names: tuple[str, ...]) -> None:
+    def __init__(self, core: CacheCore, names: tuple[str, ...]) -> None:
         super().__init__(core)
         self._names = names
         self._tag_keys = [f"{core.prefix}:tag:{name}" for name in names]
@@ -287,7 +63,7 @@ class RedisTaggedCache(_RedisStore):
             raise cache_error(error, ",".join(self._names)) from error
 
 
-class RedisCache(_RedisStore):
+class RedisCache(RedisStore):
     """A cache namespace ``prefix`` on Redis; build the client with ``connection.connect``."""
 
     def __init__(
@@ -297,7 +73,7 @@ class RedisCache(_RedisStore):
         codec: Codec | None = None,
         clock: Clock | None = None,
     ) -> None:
-        super().__init__(_Core(client, prefix, codec or Codec(), clock))
+        super().__init__(CacheCore(client, prefix, codec or Codec(), clock))
 
     def tags(self, *names: str) -> RedisTaggedCache:
         """A view whose keys are invalidated by flushing any of ``names``."""

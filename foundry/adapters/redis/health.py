@@ -1,4 +1,5 @@
-"""The startup self-check `foundry check` runs against the queue's Redis."""
+"""The startup self-check ``foundry check`` and ``foundry work`` run against a Redis: version,
+eviction policy and persistence, and (for the queue) the Lua library loaded."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import attrs
 import redis
 from loguru import logger
 
+from foundry.adapters.redis.errors import guard
+from foundry.adapters.redis.runner import FunctionRunner
 from foundry.domain import ConfigurationError, QueueUnavailable
 
 MIN_VERSION = (7, 0)
@@ -96,3 +99,23 @@ def log_report(report: RedisReport) -> None:
     )
     for warning in report.warnings:
         logger.warning("REDIS SELF-CHECK: {}", warning)
+
+
+def check(runner: FunctionRunner) -> RedisReport:
+    """The queue's self-check: ``inspect_redis``, then the library loaded, with a warning
+    naming the libraries other releases left; the report logged."""
+    report = inspect_redis(runner.client)
+    with guard("loading the Lua library"):
+        others = runner.load()
+    if others:
+        report = attrs.evolve(report, warnings=(*report.warnings, _other_releases(others)))
+    log_report(report)
+    return report
+
+
+def _other_releases(names: list[str]) -> str:
+    return (
+        f"{len(names)} Foundry function librar{'y' if len(names) == 1 else 'ies'} of other "
+        f"releases stay loaded ({', '.join(names)}); once no worker of that release runs, "
+        "free it with FUNCTION DELETE <name> (a worker that still needs it loads it again)"
+    )

@@ -1,8 +1,9 @@
-"""Key layout: every key of one queue under one hash tag, so each script touches one slot.
+"""The queue's key layout: every key of one queue under one hash tag, so each function touches
+one slot (the key table at the head of ``lua/_head.lua`` says what each holds).
 
 ``<prefix>:{<queue>}:<name>``; queue names cannot hold braces (the domain rejects them), so
 the tag is exactly the queue name. Keys outside any queue (the queue registry, workers) use
-their own tags and are never touched by a queue script.
+their own tags and are never touched by a queue function.
 """
 
 from __future__ import annotations
@@ -58,16 +59,23 @@ class QueueKeys:
         return self.base + name
 
 
-def registry_key(prefix: str) -> str:
-    """The set of every queue name that has held a job."""
-    return f"{prefix}:{{registry}}:queues"
+class KeyLayout:
+    """Every key of one ``QUEUE_PREFIX``: each queue's keys (made once per queue), the queue
+    registry and the worker registry's."""
 
+    def __init__(self, prefix: str) -> None:
+        self.prefix = validate_prefix(prefix)
+        self.registry = f"{prefix}:{{registry}}:queues"  # every queue that has held a job
+        self.workers = f"{prefix}:{{workers}}:index"  # worker ids by heartbeat expiry
+        self._queues: dict[str, QueueKeys] = {}
 
-def workers_key(prefix: str) -> str:
-    """The sorted set of worker ids by heartbeat expiry."""
-    return f"{prefix}:{{workers}}:index"
+    def queue(self, name: str) -> QueueKeys:
+        """The keys of queue ``name``; raises ``InvalidQueueName`` for a bad name."""
+        keys = self._queues.get(name)
+        if keys is None:
+            keys = self._queues[name] = QueueKeys.of(self.prefix, name)
+        return keys
 
-
-def worker_key(prefix: str, worker_id: str) -> str:
-    """One worker's published info."""
-    return f"{prefix}:{{workers}}:w:{worker_id}"
+    def worker(self, worker_id: str) -> str:
+        """One worker's published info."""
+        return f"{self.prefix}:{{workers}}:w:{worker_id}"

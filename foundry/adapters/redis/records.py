@@ -1,4 +1,5 @@
-"""The stored forms of a job, and their translation to the port's value types.
+"""The stored forms of a job (the record and the state), times in ms, and the arguments a job
+takes to the enqueue function; the table in ``lua/_head.lua`` has every format.
 
 A job is stored as one immutable record, ``"<enqueued ms, base 36> <priority> <max attempts>
 <unique length> <unique><blob>"`` (the blob: see ``blobs.py``), plus, once it exists, a small
@@ -9,12 +10,12 @@ mutable state,
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import attrs
 
-from foundry.adapters.codec import Codec
-from foundry.domain import ErrorInfo, Job, RunAfter, RunAt, UniqueUntil
+from foundry.domain import Job, RunAfter, RunAt, UniqueUntil
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -91,11 +92,6 @@ def parse_state(value: bytes | None) -> State:
     )
 
 
-def decode_errors(codec: Codec, value: bytes | None) -> tuple[ErrorInfo, ...]:
-    """An error history, or ``()``; a history that cannot be read becomes one error saying so."""
-    if not value:
-        return ()
-    try:
-        return codec.decode_errors(value)
-    except ValueError as error:
-        return (ErrorInfo(type="UndecodableErrors", message=str(error)),)
+def request_id() -> str:
+    """A fresh id for one counting admin call (``r:<id>``), so its re-send gets the first reply."""
+    return secrets.token_urlsafe(9)

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 import attrs
 import redis
 
-from foundry.adapters.codec import Codec
-from foundry.adapters.redis.blobs import JobBlobs
+from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.keys import QueueKeys
-from foundry.adapters.redis.records import decode_errors, from_ms, split_record
+from foundry.adapters.redis.record_codec import RecordCodec
+from foundry.adapters.redis.records import from_ms, split_record
 from foundry.adapters.redis.runner import call
 from foundry.domain import ErrorInfo, Job, UndecodableJob
 
@@ -39,19 +39,18 @@ class _Walk:
 def oldest_ready_ages(
     client: redis.Redis,
     keys: Sequence[QueueKeys],
-    now_ms: int | None,
-    blobs: JobBlobs,
-    codec: Codec,
+    clock: QueueClock,
+    records: RecordCodec,
 ) -> list[timedelta | None]:
     """For each queue, the age of its longest-waiting ready job (see the port's promise)."""
     walks = [_Walk(k) for k in keys]
-    now_ms = _first_pass(client, walks, now_ms)
+    now_ms = _first_pass(client, walks, clock)
     while any(walk.band is not None for walk in walks):
         _next_bands(client, walks)
-    return _ages(client, walks, now_ms, blobs, codec)
+    return _ages(client, walks, now_ms, records)
 
 
-def _first_pass(client: redis.Redis, walks: list[_Walk], now_ms: int | None) -> int:
+def _first_pass(client: redis.Redis, walks: list[_Walk], clock: QueueClock) -> int:
     pipe = client.pipeline(transaction=False)
     call(pipe, "TIME")
     for walk in walks:
@@ -59,9 +58,7 @@ def _first_pass(client: redis.Redis, walks: list[_Walk], now_ms: int | None) -> 
         call(pipe, "ZRANGE", walk.keys.named("ready"), -1, -1, "WITHSCORES")
         call(pipe, "ZRANGE", walk.keys.named("delayed"), 0, 0, "WITHSCORES")
     replies = pipe.execute()
-    if now_ms is None:
-        seconds, micros = replies[0]
-        now_ms = int(seconds) * 1000 + int(micros) // 1000
+    now_ms = clock.from_time(replies[0])
     for index, walk in enumerate(walks):
         first, last, delayed = replies[1 + 3 * index : 4 + 3 * index]
         if delayed and int(delayed[0][1]) <= now_ms:
@@ -93,7 +90,7 @@ def _next_bands(client: redis.Redis, walks: list[_Walk]) -> None:
 
 
 def _ages(
-    client: redis.Redis, walks: list[_Walk], now_ms: int, blobs: JobBlobs, codec: Codec
+    client: redis.Redis, walks: list[_Walk], now_ms: int, records: RecordCodec
 ) -> list[timedelta | None]:
     pipe = client.pipeline(transaction=False)
     for walk in walks:
@@ -108,15 +105,15 @@ def _ages(
         for job_id in walk.heads:
             value, errors = next(replies), next(replies)
             if value is not None:
-                job = _decode(blobs, walk.keys.queue, job_id, value)
-                since.append(_ready_since(job, value, decode_errors(codec, errors)))
+                job = _decode(records, walk.keys.queue, job_id, value)
+                since.append(_ready_since(job, value, records.errors(errors)))
         ages.append(max(now - min(since), timedelta(0)) if since else None)
     return ages
 
 
-def _decode(blobs: JobBlobs, queue: str, job_id: str, value: bytes) -> Job | None:
+def _decode(records: RecordCodec, queue: str, job_id: str, value: bytes) -> Job | None:
     try:
-        return blobs.decode(job_id, queue, value)
+        return records.decode_job(job_id, queue, value)
     except UndecodableJob:
         return None
 

@@ -1,0 +1,45 @@
+"""The memory queue's dead letters: burying a job, and the retention policy that trims them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from loguru import logger
+
+from foundry.adapters.memory.store import Entry, QueueState, UniqueKeys, age_limit
+from foundry.domain import JobState
+from foundry.ports import DeadLetterRetention
+
+
+class DeadLetters:
+    """Moves jobs to the dead letters and keeps each queue's within ``retention``."""
+
+    def __init__(self, retention: DeadLetterRetention, unique: UniqueKeys) -> None:
+        self.retention = retention
+        self._unique = unique
+
+    def bury(self, state: QueueState, entry: Entry, reason: str, now: datetime) -> None:
+        """Move the entry to the dead letters, then apply the retention policy."""
+        state.move(entry, JobState.DEAD)
+        entry.reason = reason
+        entry.finished_at = now
+        self._unique.release(entry)
+        with logger.contextualize(job_id=entry.job_id, queue=entry.queue):
+            logger.warning("job is dead after {} attempt(s): {}", entry.attempts, reason)
+        self._trim(state, now)
+
+    def _trim(self, state: QueueState, now: datetime) -> None:
+        oldest_kept = age_limit(now, self.retention.max_age)
+        max_count = self.retention.max_count
+        trimmed = 0
+        while state.dead:
+            oldest = state.oldest_dead()
+            too_many = max_count is not None and len(state.dead) > max_count
+            too_old = oldest_kept is not None and (oldest.finished_at or now) < oldest_kept
+            if not (too_many or too_old):
+                break
+            state.remove(oldest)
+            trimmed += 1
+        if trimmed:
+            state.dead_trimmed += trimmed
+            logger.info("trimmed {} dead letter(s) of queue {} by retention", trimmed, state.name)

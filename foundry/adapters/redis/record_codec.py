@@ -1,0 +1,105 @@
+"""The record codec: a job, its result and its errors as the functions store them, and a
+stored job as inspection shows it (``JobRecord``, ``DeadLetter``).
+
+The formats themselves are in ``records.py`` (and ``lua/_head.lua``'s table); the blob inside
+a job record is ``blobs.py``'s. One ``Codec`` (cattrs, orjson) does the JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from foundry.adapters.codec import Codec
+from foundry.adapters.queue_support import undecodable_job
+from foundry.adapters.redis.blobs import JobBlobs
+from foundry.adapters.redis.records import from_ms, parse_state, split_record
+from foundry.domain import ErrorInfo, Job, JobState, UndecodableJob
+from foundry.ports.queue_types import DeadLetter, JobRecord
+
+_STATES = {
+    "R": JobState.READY,
+    "D": JobState.DELAYED,
+    "A": JobState.ACTIVE,
+    "C": JobState.COMPLETED,
+    "X": JobState.DEAD,
+}
+
+
+class RecordCodec:
+    """Encodes what the functions store and decodes what they return."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self._blobs = JobBlobs(codec)
+
+    def encode_job(self, job: Job) -> bytes:
+        """The job's blob; raises ``InvalidJob`` (a payload over the limit) before any write."""
+        return self._blobs.encode(job)
+
+    def decode_job(self, job_id: str, queue: str, value: bytes) -> Job:
+        """The job in a stored record; raises ``UndecodableJob``."""
+        return self._blobs.decode(job_id, queue, value)
+
+    def encode_result(self, result: Any) -> bytes:
+        """A result as stored ("" for none)."""
+        return b"" if result is None else self.codec.encode_result(result)
+
+    def encode_error(self, error: ErrorInfo) -> bytes:
+        """One error of a job's history, as the functions append it."""
+        return self.codec.encode(error)
+
+    def errors(self, value: bytes | None) -> tuple[ErrorInfo, ...]:
+        """An error history, or ``()``; one that cannot be read becomes one error saying so."""
+        if not value:
+            return ()
+        try:
+            return self.codec.decode_errors(value)
+        except ValueError as error:
+            return (ErrorInfo(type="UndecodableErrors", message=str(error)),)
+
+    def shown_job(self, job_id: str, queue: str, value: bytes) -> Job:
+        """The stored job, or a placeholder naming why it cannot be decoded."""
+        try:
+            return self.decode_job(job_id, queue, value)
+        except UndecodableJob as error:
+            return undecodable_job(job_id, queue, error.reason)
+
+    def record(self, queue: str, job_id: str, found: list[Any], now: int) -> JobRecord | None:
+        """A ``JobRecord`` from the job's hash fields and scores (``None``: it has expired).
+
+        Shows what a claim would see: a due delayed job as ready.
+        """
+        value, state_value, errors, result, run_at, expires = found
+        if expires is not None and float(expires) <= now:
+            return None
+        state = parse_state(state_value)
+        status = _STATES[state.letter]
+        if status is JobState.DELAYED and run_at is not None and float(run_at) <= now:
+            status = JobState.READY
+        return JobRecord(
+            job=self.decode_job(job_id, queue, value),
+            state=status,
+            attempts=state.attempts,
+            enqueued_at=from_ms(split_record(value).enqueued_ms),
+            run_at=from_ms(int(float(run_at))) if run_at is not None else None,
+            lease_deadline=from_ms(state.time_ms) if status is JobState.ACTIVE else None,
+            errors=self.errors(errors),
+            result=orjson.loads(result) if result else None,
+            reason=(state.reason or None) if status is JobState.DEAD else None,
+            finished_at=from_ms(state.time_ms) if status.is_final else None,
+        )
+
+    def letter(
+        self, queue: str, job_id: str, value: bytes, state_value: bytes | None, errors: Any
+    ) -> DeadLetter:
+        """A ``DeadLetter``; an undecodable job is shown as a placeholder ``undecodable`` job."""
+        state = parse_state(state_value)
+        return DeadLetter(
+            job=self.shown_job(job_id, queue, value),
+            reason=state.reason,
+            attempts=state.attempts,
+            died_at=from_ms(state.time_ms),
+            errors=self.errors(errors),
+        )

@@ -1,0 +1,185 @@
+"""What a worker writes about the jobs it holds: renew, complete (one or a batch), fail,
+release; and the reaper's recovery of leases that expired.
+
+Every write is one function call per queue, the calls of several queues in one write; a
+stale lease is counted by the function and logged here. ``complete_calls`` and ``applied``
+also serve ``complete_and_claim``, whose completions ride in front of the claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import attrs
+from loguru import logger
+
+from foundry.adapters.redis.clock import QueueClock
+from foundry.adapters.redis.errors import guard
+from foundry.adapters.redis.keys import KeyLayout
+from foundry.adapters.redis.record_codec import RecordCodec
+from foundry.adapters.redis.records import ceil_ms, from_ms, request_id
+from foundry.adapters.redis.retention import Retention
+from foundry.adapters.redis.runner import Arg, Call, FunctionRunner
+from foundry.domain import Dead, Decision, ErrorInfo, Job, JobState, Retry, StaleLease, UniqueUntil
+from foundry.ports.queue_types import Lease
+
+_REAP_BATCH = 1000
+
+
+class LeaseWrites:
+    """The lease operations of ``QueuePort`` over the queue's parts."""
+
+    def __init__(
+        self,
+        runner: FunctionRunner,
+        keys: KeyLayout,
+        clock: QueueClock,
+        records: RecordCodec,
+        *,
+        retention: Retention,
+        completed_ttl: timedelta,
+    ) -> None:
+        self._runner = runner
+        self._keys = keys
+        self._clock = clock
+        self._records = records
+        self._retention = retention
+        self._completed_ttl_ms = str(ceil_ms(completed_ttl))
+
+    def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
+        """Every lease extended, in one round trip (one call per queue)."""
+        groups = _by_queue(leases)
+        calls: list[Call] = []
+        for queue, indices in groups.items():
+            args: list[Arg] = [self._clock.arg(), max(ceil_ms(duration), 1)]
+            for index in indices:
+                args += [leases[index].job_id, leases[index].token]
+            calls.append(("renew", self._keys.queue(queue).all, args))
+        if not calls:
+            return []
+        with guard("renew"):
+            replies = self._runner.call_many(calls)
+        renewed: list[Lease | None] = [None] * len(leases)
+        for indices, reply in zip(groups.values(), replies, strict=True):
+            for index, deadline in zip(indices, reply, strict=True):
+                if deadline:
+                    renewed[index] = attrs.evolve(leases[index], deadline=from_ms(deadline))
+        return renewed
+
+    def complete(self, lease: Lease, result: Any = None) -> None:
+        """Mark the job completed; raises ``StaleLease`` unless this lease holds it."""
+        args: list[Arg] = [self._clock.arg(), self._completed_ttl_ms, lease.job_id, lease.token]
+        args += [self._records.encode_result(result), _unique(lease.job)]
+        with guard("complete", lease.job_id):
+            reply = self._runner.call("complete", self._keys.queue(lease.queue).all, args)
+        if not reply[0]:
+            raise _stale(lease)
+
+    def complete_many(
+        self, leases: Sequence[Lease], results: Sequence[Any] | None = None
+    ) -> list[bool]:
+        """Complete a batch in one round trip; ``False`` where the lease was stale (not raised)."""
+        groups, calls = self.complete_calls(leases, results)
+        if not calls:
+            return []
+        with guard("complete_many"):
+            replies = self._runner.call_many(calls)
+        return applied(leases, groups, replies)
+
+    def complete_calls(
+        self, leases: Sequence[Lease], results: Sequence[Any] | None
+    ) -> tuple[dict[str, list[int]], list[Call]]:
+        """One ``complete`` call per queue (results encoded before anything is sent)."""
+        groups = _by_queue(leases)
+        calls: list[Call] = []
+        for queue, indices in groups.items():
+            args: list[Arg] = [self._clock.arg(), self._completed_ttl_ms]
+            for index in indices:
+                result = None if results is None else results[index]
+                lease = leases[index]
+                args += [lease.job_id, lease.token]
+                args += [self._records.encode_result(result), _unique(lease.job)]
+            calls.append(("complete", self._keys.queue(queue).all, args))
+        return groups, calls
+
+    def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:
+        """Record the error (with its attempt) and apply the decision."""
+        keys = self._keys.queue(lease.queue)
+        info = self._records.encode_error(attrs.evolve(error, attempt=lease.attempt))
+        match decision:
+            case Retry(delay=delay):
+                kind, arg = "retry", str(max(ceil_ms(delay), 0))
+            case Dead(reason=reason):
+                kind, arg = "dead", reason
+        args: list[Arg] = [self._clock.arg(), lease.job_id, lease.token, info, kind, arg]
+        with guard("fail", lease.job_id):
+            reply = self._runner.call("fail", keys.all, [*args, *self._retention.args])
+        status, state, trimmed = reply
+        if status == b"STALE":
+            raise _stale(lease)
+        self._retention.trimmed(lease.queue, trimmed)
+        return JobState(state.decode())
+
+    def release(self, lease: Lease, delay: timedelta = timedelta(0)) -> None:
+        """Give the job back, front of its priority (after ``delay``), attempt not spent."""
+        args: list[Arg] = [self._clock.arg(), lease.job_id, lease.token, max(ceil_ms(delay), 0)]
+        with guard("release", lease.job_id):
+            reply = self._runner.call("release", self._keys.queue(lease.queue).all, args)
+        if reply == b"STALE":
+            raise _stale(lease)
+
+    def reap(self, queues: list[str]) -> int:
+        """Recover expired leases in ``queues``, in batches of 1,000 per queue and call."""
+        total = 0
+        pending = queues
+        while pending:
+            head: list[Arg] = [self._clock.arg(), _REAP_BATCH, *self._retention.args]
+            calls: list[Call] = [
+                ("reap", self._keys.queue(queue).all, [*head, request_id()]) for queue in pending
+            ]
+            with guard("reap"):
+                replies = self._runner.call_many(calls)
+            for queue, (recovered, trimmed) in zip(pending, replies, strict=True):
+                total += recovered
+                self._retention.trimmed(queue, trimmed)
+            done = zip(pending, replies, strict=True)
+            pending = [queue for queue, reply in done if reply[0] >= _REAP_BATCH]
+        if total:
+            logger.warning("reaped {} expired lease(s)", total)
+        return total
+
+
+def applied(
+    leases: Sequence[Lease], groups: dict[str, list[int]], replies: Sequence[Any]
+) -> list[bool]:
+    """Whether each completion was applied, from the ``complete`` calls' replies."""
+    outcomes = [True] * len(leases)
+    for indices, reply in zip(groups.values(), replies, strict=True):
+        for index, done in zip(indices, reply, strict=True):
+            if not done:
+                outcomes[index] = False
+                _stale(leases[index])
+    return outcomes
+
+
+def _stale(lease: Lease) -> StaleLease:
+    logger.warning(
+        "stale lease {} on job {} of {} rejected", lease.token, lease.job_id, lease.queue
+    )
+    return StaleLease(lease.job_id, lease.token)
+
+
+def _unique(job: Job) -> str:
+    """The unique key a completion releases, as the functions store it ("F<key>"), or ""."""
+    if job.unique is None or job.unique.until is not UniqueUntil.FINISHED:
+        return ""
+    return f"F{job.unique.key}"
+
+
+def _by_queue(leases: Sequence[Lease]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = {}
+    for index, lease in enumerate(leases):
+        groups.setdefault(lease.queue, []).append(index)
+    return groups
