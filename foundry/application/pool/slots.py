@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Protocol
 
 import attrs
 
@@ -50,36 +49,3 @@ class Slot:
     def busy(self) -> bool:
         """Whether the slot holds a job."""
         return self.job is not None
-
-
-class Workforce(Protocol):
-    """The child processes, as the supervisor commands them (slot indexes, not pids)."""
-
-    def spawn(self, slot: int) -> int:
-        """Start a child for ``slot``; returns its pid. It reports ready, then takes tasks."""
-        ...
-
-    def send(self, slot: int, frame: bytes) -> bool:
-        """Send a task; ``False`` if the child's pipe is gone (it died)."""
-        ...
-
-    def stop(self, slot: int) -> None:
-        """Ask the child to exit after its current task."""
-        ...
-
-    def terminate(self, slot: int) -> None:
-        """SIGTERM the child's process group (and SIGCONT it, in case it is stopped)."""
-        ...
-
-    def kill(self, slot: int) -> None:
-        """SIGKILL the child's process group."""
-        ...
-
-    def fence(self, slot: int, at: float) -> None:
-        """Tell the child to kill itself if its job still runs at monotonic time ``at`` (the
-        parent may be stalled then, unable to fence it)."""
-        ...
-
-    def wait_gone(self, slot: int, timeout: float) -> bool:
-        """Block until the child has exited (up to ``timeout`` s); whether it has."""
-        ...

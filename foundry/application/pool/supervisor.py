@@ -22,10 +22,11 @@ from foundry.application.pool.outage import Outage
 from foundry.application.pool.outcome import PoolObserver
 from foundry.application.pool.respawn import Respawner
 from foundry.application.pool.settle import Settler
-from foundry.application.pool.slots import Running, Slot, SlotState, Workforce
+from foundry.application.pool.slots import Running, Slot, SlotState
 from foundry.application.pool.stopping import Stopping
 from foundry.application.pool.upkeep import Upkeep
 from foundry.application.pool.wire import Reply, encode_task
+from foundry.application.pool.workforce import Workforce
 from foundry.application.registry import JobRegistry
 from foundry.domain import FoundryError
 from foundry.ports import ClaimRequest, Clock, Lease, QueuePort
