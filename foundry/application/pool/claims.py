@@ -1,18 +1,37 @@
-"""Claim tokens the pool sends, so a claim whose reply was lost is re-sent, not repeated.
+"""Claiming: how many jobs the pool asks for, when, and under which token.
 
-A claim can be applied by the backend while its reply never arrives (Redis dies after writing
-its AOF, a connection resets). Claiming again with a fresh token would leave those jobs leased
-to nobody until their leases expire, each with an attempt spent and never started. Re-sending
-the lost claim's token returns the leases it still holds instead (Q8).
+``Claimer`` owns the claim timing (when the next claim may go out) and the claim tokens; the
+supervisor hands the leases it returns to its children.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+
+from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.heartbeat import PoolCounters
+from foundry.application.pool.leases import LeaseBook
+from foundry.application.pool.outage import Outage
+from foundry.application.pool.settle import Settler
+from foundry.application.pool.slots import Slot, SlotState
+from foundry.domain import FoundryError
+from foundry.ports import ClaimRequest, Lease
+
+#: While some children are busy, an empty queue is polled this often (seconds).
+BUSY_POLL_S = 0.05
+#: The most jobs an adaptive prefetch holds ahead.
+PREFETCH_MAX = 64
 
 
 class ClaimTokens:
     """The token for the next claim: the unanswered one while it may still be held, else new.
+
+    A claim can be applied by the backend while its reply never arrives (Redis dies after
+    writing its AOF, a connection resets). Claiming again with a fresh token would leave those
+    jobs leased to nobody until their leases expire, each with an attempt spent and never
+    started. Re-sending the lost claim's token returns the leases it still holds instead (Q8).
 
     Times are the caller's monotonic seconds. ``sent_at`` of a re-sent claim is the first
     send's, so lease deadlines computed from it are never later than the server's.
@@ -37,3 +56,98 @@ class ClaimTokens:
     def unanswered(self, token: str, sent_at: float) -> None:
         """The claim failed (maybe applied, reply lost): send ``token`` again next time."""
         self._unanswered = (token, sent_at)
+
+
+class Claimer:
+    """Decides how many jobs to claim and when, and claims them (batched completions first)."""
+
+    def __init__(
+        self,
+        settler: Settler,
+        book: LeaseBook,
+        outage: Outage,
+        config: PoolConfig,
+        *,
+        counters: PoolCounters,
+        worker: str,
+    ) -> None:
+        self._settler = settler
+        self._book = book
+        self._outage = outage
+        self._config = config
+        self._counters = counters
+        self._worker = worker
+        self._tokens = ClaimTokens(config.lease.total_seconds())
+        self._next_claim_at = 0.0  # no claim before (an idle wait ended, or claims failing)
+        self._poll_at = 0.0  # no busy poll before (the queue was empty while children ran)
+
+    def wanted(self, slots: Sequence[Slot], buffered: int) -> int:
+        """How many jobs to claim now: none while the prefetch buffer is over half full and
+        no child waits, so claims come in batches of about half the prefetch."""
+        idle = sum(1 for slot in slots if slot.state is SlotState.IDLE)
+        prefetch = self._prefetch()
+        if not idle and buffered > prefetch // 2:
+            return 0
+        return idle + prefetch - buffered
+
+    def due(self, now: float, *, idle: bool) -> bool:
+        """Whether a claim may go out now; the busy-poll pause holds only while children run.
+
+        An idle pool blocks in claim at once, or a job sent now would sit out the pause (up to
+        50 ms instead of ~1 ms).
+        """
+        return now >= self._next_claim_at and (idle or now >= self._poll_at)
+
+    def next_wake(self) -> float:
+        """When the next claim may go out."""
+        return max(self._next_claim_at, self._poll_at)
+
+    def claim(self, limit: int, wait: float, now: float) -> list[Lease]:
+        """Claim up to ``limit`` jobs, waiting up to ``wait`` s for one; ``[]`` if none came
+        (or the queue did not answer: then no claim goes out for ``idle_wait``)."""
+        config = self._config
+        token, sent_at = self._tokens.next(now)
+        request = ClaimRequest(
+            config.queues,
+            lease=config.lease,
+            limit=limit,
+            wait=_seconds(wait),
+            claim_token=token,
+            worker=self._worker,
+        )
+        try:
+            # Batched completions go first: a job done here must not re-run because this
+            # worker died holding its completion (a poison job claimed next may kill it).
+            leases = self._settler.flush_and_claim(request)
+        except FoundryError as error:
+            self._tokens.unanswered(token, sent_at)
+            self._outage.failed("claim", error, now)
+            self._next_claim_at = now + config.idle_wait.total_seconds()
+            return []
+        self._tokens.answered()
+        self._outage.ok(now)
+        self._book.hold(leases, sent_at)
+        return leases
+
+    def came_back_empty(self, now: float, *, idle: bool, wait: float) -> None:
+        """A claim brought nothing: a busy pool polls again after ``BUSY_POLL_S``; an idle
+        one waited ``wait`` in that claim already."""
+        if idle:
+            self._next_claim_at = max(self._next_claim_at, now + wait)
+        else:
+            self._poll_at = now + BUSY_POLL_S
+
+    def _prefetch(self) -> int:
+        """The configured prefetch, or more for short jobs: as many as the children finish
+        within ``prefetch_window`` at the mean run time so far (at most ``PREFETCH_MAX``)."""
+        config, counters = self._config, self._counters
+        window = config.prefetch_window.total_seconds()
+        if not window or not counters.processed or not counters.runtime_s:
+            return config.prefetch
+        mean = counters.runtime_s / counters.processed
+        auto = min(PREFETCH_MAX, int(config.concurrency * window / mean))
+        return max(config.prefetch, auto)
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)

@@ -97,3 +97,13 @@ class PoolConfig:
         """The per-child memory limit in bytes, if any."""
         mb = self.max_memory_per_child_mb
         return None if mb is None else mb * 1024 * 1024
+
+    def recycle_reason(self, tasks: int, rss: int) -> str | None:
+        """Why a child that has run ``tasks`` jobs, and reported ``rss`` bytes after the last,
+        must be replaced; ``None`` while it is within both limits."""
+        if self.max_tasks_per_child is not None and tasks >= self.max_tasks_per_child:
+            return "max tasks"
+        max_rss = self.max_rss_bytes
+        if max_rss is not None and rss > max_rss:
+            return f"RSS {rss >> 20} MiB"
+        return None

@@ -1,119 +1,149 @@
-"""The pool's hard cases: dead children, time limits, fencing and unknown handlers."""
+"""The pool's hard cases: dead children, time limits and unknown handlers.
+
+Decides what a failure costs the job (settled through the ``Settler``), which child must be
+signalled when (``Signal`` values the supervisor applies), and when children that keep dying
+before they are ready must stop the pool. It owns only that count; the slots are the
+supervisor's, read here.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import TYPE_CHECKING
+import enum
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import attrs
 from loguru import logger
 
 from foundry.application.errors import TimeLimitExceeded, WorkerLost
+from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.settle import Settler
 from foundry.application.pool.slots import Running, Slot, SlotState
 from foundry.domain import Dead, ErrorInfo, UnknownHandler
-from foundry.ports import Lease
+from foundry.ports import Clock, Lease
 
-if TYPE_CHECKING:
-    from foundry.application.pool.supervisor import Supervisor
-
+#: A child that dies this many times in a row before reporting ready stops the pool.
+MAX_START_FAILURES = 3
 #: While an unknown handler's grace lasts, its job is given back for this long (seconds).
 UNKNOWN_RETRY_S = 5.0
 
 
+class Act(enum.Enum):
+    """What a child is sent, and why."""
+
+    TERMINATE = "terminate"  # its job passed the hard time limit: SIGTERM
+    KILL = "kill"  # still running ``term_grace`` after SIGTERM: SIGKILL
+    KILL_STUCK = "kill stuck"  # asked to exit and still there: SIGKILL, stop waiting for it
+
+
+@attrs.frozen
+class Signal:
+    """A signal the supervisor sends to the child of ``slot`` now."""
+
+    slot: int
+    act: Act
+
+
 class Failures:
-    """Decides what a failure costs the job, and makes sure no job runs twice at once."""
+    """Decides what a failure costs the job, and makes sure no job runs past its limits."""
 
-    def __init__(self, supervisor: Supervisor) -> None:
-        self._sup = supervisor
+    def __init__(
+        self,
+        settler: Settler,
+        config: PoolConfig,
+        *,
+        clock: Clock,
+        host: str,
+        started_at: datetime,
+    ) -> None:
+        self._settler = settler
+        self._clock = clock
+        self._host = host
+        self._started_at = started_at
+        self._term_grace = config.term_grace.total_seconds()
+        self._unknown_grace = config.unknown_handler_grace
+        self.start_failures = 0  # children in a row that died before they were ready
 
-    def child_exited(self, slot: Slot, exitcode: int | None, now: float) -> None:
-        """Fail the job a dead child was running: time limit if it was told to die, else lost."""
-        running, slot.job = slot.job, None
-        if running is None:
-            if slot.state in (SlotState.IDLE, SlotState.BUSY):
-                logger.warning("child {} died while idle (exit code {})", slot.pid, exitcode)
-            return
+    def child_ready(self) -> None:
+        """A child finished its start-up: the start-up failures in a row are over."""
+        self.start_failures = 0
+
+    def child_exited(
+        self, slot: Slot, running: Running | None, exitcode: int | None, now: float
+    ) -> bool:
+        """Fail the job a dead child was running (``running``, now taken off its slot): time
+        limit if it was told to die, else lost. Whether the pool must stop: its children keep
+        dying before they are ready."""
+        if slot.state is SlotState.STARTING:
+            self.start_failures += 1
+        if running is not None:
+            self._lost(slot, running, exitcode, now)
+        elif slot.state in (SlotState.IDLE, SlotState.BUSY):
+            logger.warning("child {} died while idle (exit code {})", slot.pid, exitcode)
+        if self.start_failures < MAX_START_FAILURES:
+            return False
+        logger.error(
+            "{} children in a row died before they were ready; check child_init and the "
+            "handlers' imports. Stopping the pool",
+            self.start_failures,
+        )
+        return True
+
+    def _lost(self, slot: Slot, running: Running, exitcode: int | None, now: float) -> None:
         lease = running.lease
         if running.term_at is not None:
             error = ErrorInfo.from_exception(TimeLimitExceeded(lease.job.timeout.total_seconds()))
         else:
             error = _worker_lost(exitcode)
-        error = attrs.evolve(error, worker=f"{self._sup.heartbeat.host}:{slot.pid}")
-        self._sup.settler.fail(lease, error, now - running.started)
+        error = attrs.evolve(error, worker=f"{self._host}:{slot.pid}")
+        self._settler.fail(lease, error, now - running.started)
 
-    def fence(self, now: float) -> None:
-        """Kill the children whose leases may lapse before the next renew can land."""
-        for lease in self._sup.book.fenced(now):
-            self.forget(lease, "fenced: its lease could not be renewed before the deadline")
-
-    def forget(self, lease: Lease, reason: str) -> None:
-        """Kill whoever runs ``lease``'s job, then abandon it to the queue's recovery."""
-        for slot in self._sup.slots:
-            if slot.job is not None and slot.job.lease.job_id == lease.job_id:
-                self._sup.workforce.kill(slot.index)
-                slot.job, slot.state, slot.kill_at = None, SlotState.DYING, float("inf")
-        buffer = self._sup.buffer
-        if lease in buffer:
-            buffer.remove(lease)
-        self._sup.settler.abandon(lease, reason)
-
-    def enforce_limits(self, now: float) -> None:
+    def limits(self, slots: Sequence[Slot], now: float) -> list[Signal]:
         """Hard time limits (SIGTERM, then SIGKILL) and children that will not exit."""
-        term_grace = self._sup.config.term_grace.total_seconds()
-        workforce = self._sup.workforce
-        for slot in self._sup.slots:
-            running = slot.job
-            if running is None:
-                if now >= slot.kill_at:
-                    logger.warning("child {} did not exit when asked; killing it", slot.pid)
-                    workforce.kill(slot.index)
-                    slot.kill_at = float("inf")
-            elif running.term_at is None and now >= running.hard_at:
-                self._hard_limit(slot, running, now)
-            elif running.term_at is not None and not running.killed:
-                self._escalate(slot, running, now - term_grace)
+        signals = []
+        for slot in slots:
+            act = self._act(slot, now)
+            if act is not None:
+                signals.append(Signal(slot.index, act))
+        return signals
 
-    def _escalate(self, slot: Slot, running: Running, termed_before: float) -> None:
-        assert running.term_at is not None
-        if running.term_at <= termed_before:
-            self._sup.workforce.kill(slot.index)
-            running.killed = True
+    def _act(self, slot: Slot, now: float) -> Act | None:
+        running = slot.job
+        if running is None:
+            if now < slot.kill_at:
+                return None
+            logger.warning("child {} did not exit when asked; killing it", slot.pid)
+            return Act.KILL_STUCK
+        if running.term_at is None:
+            if now < running.hard_at:
+                return None
+            _log_hard_limit(slot, running.lease)
+            return Act.TERMINATE
+        if not running.killed and running.term_at <= now - self._term_grace:
+            return Act.KILL
+        return None
 
-    def _hard_limit(self, slot: Slot, running: Running, now: float) -> None:
-        lease = running.lease
-        with logger.contextualize(job_id=lease.job_id, attempt=lease.attempt, queue=lease.queue):
-            logger.warning(
-                "job {} passed its hard time limit of {}; terminating child {}",
-                lease.job_id,
-                lease.job.timeout,
-                slot.pid,
-            )
-        self._sup.workforce.terminate(slot.index)
-        running.term_at = now
-
-    def next_wake(self) -> float:
+    def next_wake(self, slots: Sequence[Slot]) -> float:
         """The next time limit, kill escalation or overdue exit."""
-        term_grace = self._sup.config.term_grace.total_seconds()
         wake = float("inf")
-        for slot in self._sup.slots:
+        for slot in slots:
             running = slot.job
             if running is None:
                 wake = min(wake, slot.kill_at)
             elif running.term_at is None:
                 wake = min(wake, running.hard_at)
             elif not running.killed:
-                wake = min(wake, running.term_at + term_grace)
+                wake = min(wake, running.term_at + self._term_grace)
         return wake
 
     def unknown_handler(self, lease: Lease) -> None:
         """Give back a job naming no handler while it is young (rolling deploys) without
         spending its attempt, so it keeps its whole budget for when the handler is deployed;
         bury it once the grace is over."""
-        sup = self._sup
         job = lease.job
-        grace = sup.config.unknown_handler_grace
-        born = job.created_at or sup.heartbeat.started_at
-        remaining = (born + grace - sup.clock.now()).total_seconds()
+        grace = self._unknown_grace
+        born = job.created_at or self._started_at
+        remaining = (born + grace - self._clock.now()).total_seconds()
         if remaining > 0:
             delay = timedelta(seconds=min(remaining, UNKNOWN_RETRY_S))
             with logger.contextualize(job_id=job.id, attempt=lease.attempt, queue=job.queue):
@@ -124,14 +154,24 @@ class Failures:
                     delay,
                     grace,
                 )
-            sup.settler.release(lease, delay)
+            self._settler.release(lease, delay)
             return
         reason = (
             f"unknown handler {job.name!r}: still not registered {grace} after the job was "
             "created; deploy the handler, then requeue the dead letter"
         )
         error = ErrorInfo.from_exception(UnknownHandler(job.name))
-        sup.settler.fail(lease, error, 0.0, Dead(reason))
+        self._settler.fail(lease, error, 0.0, Dead(reason))
+
+
+def _log_hard_limit(slot: Slot, lease: Lease) -> None:
+    with logger.contextualize(job_id=lease.job_id, attempt=lease.attempt, queue=lease.queue):
+        logger.warning(
+            "job {} passed its hard time limit of {}; terminating child {}",
+            lease.job_id,
+            lease.job.timeout,
+            slot.pid,
+        )
 
 
 def _worker_lost(exitcode: int | None) -> ErrorInfo:

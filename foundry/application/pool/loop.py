@@ -1,5 +1,8 @@
 """The pool's event loop: child messages, child exits and timers, fed to the supervisor.
 
+It owns the selector, the signal handlers and the real workforce (forked children); every
+decision about them is the ``Supervisor``'s.
+
 Exit codes of ``Pool.run``:
 
 * ``0``: stopped cleanly (a warm stop, or burst mode found the queues drained). Jobs still
@@ -115,9 +118,7 @@ class Pool:
             self._loop()
         except Exception:
             logger.exception("the pool failed; stopping cold")
-            sup.exit_code = 1
-            sup.stopping.request(cold=True)
-            sup.stopping.tick(time.monotonic())
+            sup.abort(time.monotonic())
         finally:
             self._workforce.close(self.config.term_grace.total_seconds() + 1.0)
             sup.heartbeat.forget()

@@ -1,8 +1,12 @@
-"""What the supervisor knows about each child: its state, and the job it runs."""
+"""What the supervisor knows about each child: its state, and the job it runs.
+
+The supervisor owns the slots and alone changes them; its helpers only read them.
+"""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import datetime
 
 import attrs
@@ -49,3 +53,10 @@ class Slot:
     def busy(self) -> bool:
         """Whether the slot holds a job."""
         return self.job is not None
+
+
+def all_idle(slots: Sequence[Slot]) -> bool:
+    """No child runs or prepares a job: each is idle, or its slot waits for a new fork."""
+    states = [slot.state for slot in slots]
+    waiting = (SlotState.IDLE, SlotState.EMPTY)
+    return SlotState.IDLE in states and all(state in waiting for state in states)

@@ -1,46 +1,42 @@
 """The pool's decisions, free of processes and sleeps: driven by events and ``now``.
 
-The event loop (``foundry.application.pool``) feeds it child messages, child exits and the time; it
-answers by claiming, settling jobs through the ``QueuePort`` and commanding a ``Workforce``.
-Times are monotonic seconds, passed in, so tests drive it with a manual clock.
+The event loop (``foundry.application.pool.loop``) feeds it child messages, child exits and the
+time; it answers by claiming, settling jobs through the ``QueuePort`` and commanding a
+``Workforce``. Times are monotonic seconds, passed in, so tests drive it with a manual clock.
+
+The supervisor owns the pool's state: the slots (and the job each runs), the prefetch buffer
+and the exit code. Its helpers (``Claimer``, ``Failures``, ``Stopping``, ``Upkeep``,
+``Respawner``) own only their own timing and counts, see only the collaborators they need,
+and return decisions; every change to that state is made here.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from datetime import timedelta
 from random import Random
 
 from loguru import logger
 
-from foundry.application.pool.claims import ClaimTokens
+from foundry.application.pool.claims import Claimer
 from foundry.application.pool.config import PoolConfig
-from foundry.application.pool.failures import Failures
+from foundry.application.pool.failures import Act, Failures
 from foundry.application.pool.heartbeat import Heartbeat, PoolCounters
 from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
 from foundry.application.pool.outcome import PoolObserver
 from foundry.application.pool.respawn import Respawner
 from foundry.application.pool.settle import Settler
-from foundry.application.pool.slots import Running, Slot, SlotState
-from foundry.application.pool.stopping import Stopping
+from foundry.application.pool.slots import Running, Slot, SlotState, all_idle
+from foundry.application.pool.stopping import KILL_WAIT_S, Stopping
 from foundry.application.pool.upkeep import Upkeep
 from foundry.application.pool.wire import Reply, encode_task
 from foundry.application.pool.workforce import Workforce
 from foundry.application.registry import JobRegistry
-from foundry.domain import FoundryError
-from foundry.ports import ClaimRequest, Clock, Lease, QueuePort
-
-#: While some children are busy, an empty queue is polled this often (seconds).
-BUSY_POLL_S = 0.05
-#: A child that dies this many times in a row before reporting ready stops the pool.
-MAX_START_FAILURES = 3
-#: The most jobs an adaptive prefetch holds ahead.
-PREFETCH_MAX = 64
+from foundry.ports import Clock, Lease, QueuePort
 
 
 class Supervisor:
-    """Decides what the pool does next; owns the leases, the slots and the settling."""
+    """Decides what the pool does next; owns the slots, the prefetch buffer and the exit code."""
 
     def __init__(
         self,
@@ -55,51 +51,57 @@ class Supervisor:
         rng: Random | None = None,
     ) -> None:
         self.config = config
-        self.queue = queue
-        self.registry = registry
-        self.workforce = workforce
-        self.clock = clock
+        self._registry = registry
+        self._workforce = workforce
+        self._clock = clock
         self.heartbeat = heartbeat
-        self.book = LeaseBook(config.lease.total_seconds())
-        self.claim_tokens = ClaimTokens(config.lease.total_seconds())
-        self.counters = PoolCounters()
+        self._book = LeaseBook(config.lease.total_seconds())
+        self._counters = PoolCounters()
         self.settler = Settler(
             queue,
             clock=clock,
-            book=self.book,
-            counters=self.counters,
+            book=self._book,
+            counters=self._counters,
             observer=observer,
             rng=rng or Random(),
         )
-        self.failures = Failures(self)
-        self.stopping = Stopping(self)
+        self._failures = Failures(
+            self.settler, config, clock=clock, host=heartbeat.host, started_at=heartbeat.started_at
+        )
+        self.stopping = Stopping(config, queue)
+        outage = Outage()
+        self._claimer = Claimer(
+            self.settler,
+            self._book,
+            outage,
+            config,
+            counters=self._counters,
+            worker=heartbeat.id,
+        )
+        self._upkeep = Upkeep(queue, self._book, outage, config.lease)
+        self._respawner = Respawner(workforce)
         self.slots = [Slot(index) for index in range(config.concurrency)]
         self.buffer: deque[Lease] = deque()
-        self.next_claim_at = 0.0  # no claim before (an idle wait ended, or claims failing)
-        self.poll_at = 0.0  # no busy poll before (the queue was empty while children ran)
-        self.start_failures = 0
-        self.outage = Outage()
-        self.upkeep = Upkeep(self)
-        self.respawner = Respawner(self)
         self.exit_code: int | None = None
 
     # -- events ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Fork every child."""
-        for slot in self.slots:
-            self.spawn(slot)
+        for index in range(len(self.slots)):
+            self._spawn(index)
 
-    def spawn(self, slot: Slot) -> None:
-        """(Re)start the child of ``slot`` (a failed fork is retried after a backoff)."""
-        self.respawner.spawn(slot)
+    def abort(self, now: float) -> None:
+        """The loop failed: stop cold with exit code 1, releasing what can be released."""
+        self._fail()
+        self._stop(now)
 
     def child_ready(self, index: int, now: float) -> None:
         """A child finished its start-up and takes jobs."""
         slot = self.slots[index]
         if slot.state is SlotState.STARTING:
             slot.state = SlotState.IDLE
-            self.start_failures = 0
+            self._failures.child_ready()
             self.fill(now)
 
     def child_replied(self, index: int, reply: Reply, now: float) -> None:
@@ -124,21 +126,13 @@ class Supervisor:
     def child_exited(self, index: int, exitcode: int | None, now: float) -> None:
         """A child is gone: fail the job it ran (if any), then replace it unless stopping."""
         slot = self.slots[index]
-        self.failures.child_exited(slot, exitcode, now)
-        if slot.state is SlotState.STARTING:
-            self.start_failures += 1
-        if self.start_failures >= MAX_START_FAILURES:
-            logger.error(
-                "{} children in a row died before they were ready; check child_init and the "
-                "handlers' imports. Stopping the pool",
-                self.start_failures,
-            )
-            self.exit_code = 1
-            self.stopping.request(cold=True)
+        running, slot.job = slot.job, None
+        if self._failures.child_exited(slot, running, exitcode, now):
+            self._fail()
         if self.stopping.active or self.exit_code is not None:
             self.slots[index] = Slot(index, pid=slot.pid, state=SlotState.GONE)
         else:
-            self.spawn(slot)
+            self._spawn(index)
 
     def quiet(self, now: float) -> None:
         """Nothing else to do: claim if it is time (the claim carries the batched completions).
@@ -157,28 +151,31 @@ class Supervisor:
 
     def tick(self, now: float) -> None:
         """Everything that is due: fencing first, then renewals, limits, writes, heartbeat."""
-        self.failures.fence(now)
-        self.upkeep.renew(now)
-        self.failures.enforce_limits(now)
-        self.upkeep.reap(now)
+        for lease in self._book.fenced(now):
+            self._forget(lease, "fenced: its lease could not be renewed before the deadline")
+        self._renew(now)
+        self._enforce_limits(now)
+        self._upkeep.reap(now)
         self.settler.retry_outbox(now)
-        self.heartbeat.beat(now, self.counters)
-        self.stopping.tick(now)
-        self.respawner.tick(now)
+        self.heartbeat.beat(now, self._counters)
+        self._stop(now)
+        if not self.stopping.requested:
+            for index in self._respawner.due(now):
+                self._spawn(index)
 
     def next_wake(self, now: float) -> float:
         """The next moment ``tick`` or ``fill`` has something to do."""
         wakes = [
-            self.book.next_wake(),
+            self._book.next_wake(),
             self.heartbeat.next_wake(),
             self.settler.next_wake(),
-            self.upkeep.next_reap_at,
-            self.failures.next_wake(),
+            self._upkeep.next_reap_at,
+            self._failures.next_wake(self.slots),
             self.stopping.next_wake(),
-            self.respawner.next_wake(),
+            self._respawner.next_wake(),
         ]
         if not self.stopping.requested and self._wanted() > 0:
-            wakes.append(max(self.next_claim_at, self.poll_at))
+            wakes.append(self._claimer.next_wake())
         return min(wakes)
 
     @property
@@ -197,36 +194,30 @@ class Supervisor:
             return
         self._hand_out(now)
         wanted = self._wanted()
-        idle = block and not self.book and self._all_idle()
-        # The busy-poll pause is for a pool that cannot block in claim; once idle it blocks at
-        # once, or a job sent now would sit out the pause (up to 50 ms instead of ~1 ms).
-        due = now >= self.next_claim_at and (idle or now >= self.poll_at)
-        if wanted <= 0 or not due:
+        idle = block and not self._book and all_idle(self.slots)
+        if wanted <= 0 or not self._claimer.due(now, idle=idle):
             return
         wait = min(self.config.idle_wait.total_seconds(), self._quiet_for(now)) if idle else 0.0
-        leases = self._claim(wanted, wait, now)
+        leases = self._claimer.claim(wanted, wait, now)
         if leases:
             self.buffer.extend(leases)
             self._hand_out(now)
             return
-        if not idle:
-            self.poll_at = now + BUSY_POLL_S
-            return
-        self.next_claim_at = max(self.next_claim_at, now + wait)
-        if self.config.burst and self._drained():
-            self.stopping.drained()
+        self._claimer.came_back_empty(now, idle=idle, wait=wait)
+        if idle:
+            self.stopping.check_drained(holding=bool(self._book) or any(s.busy for s in self.slots))
 
     def assign(self, slot: Slot, lease: Lease, now: float) -> bool:
         """Send ``lease``'s job to ``slot``'s child; ``False`` if it did not start there."""
         job = lease.job
-        if job.name not in self.registry:
-            self.failures.unknown_handler(lease)
+        if job.name not in self._registry:
+            self._failures.unknown_handler(lease)
             return False
-        started_at = self.clock.now()
+        started_at = self._clock.now()
         slot.job = Running(lease, started_at, now, now + job.timeout.total_seconds())
         slot.state = SlotState.BUSY
-        self.workforce.fence(slot.index, self.book.child_deadline(lease.job_id))
-        if not self.workforce.send(slot.index, encode_task(lease)):
+        self._workforce.fence(slot.index, self._book.child_deadline(lease.job_id))
+        if not self._workforce.send(slot.index, encode_task(lease)):
             slot.job = None
             slot.state = SlotState.DYING
             self.settler.release(lease)
@@ -240,86 +231,97 @@ class Supervisor:
                 self.assign(slot, self.buffer.popleft(), now)
 
     def _wanted(self) -> int:
-        """How many jobs to claim now: none while the prefetch buffer is over half full and
-        no child waits, so claims come in batches of about half the prefetch."""
-        idle = sum(1 for slot in self.slots if slot.state is SlotState.IDLE)
-        prefetch = self._prefetch()
-        if not idle and len(self.buffer) > prefetch // 2:
-            return 0
-        return idle + prefetch - len(self.buffer)
-
-    def _prefetch(self) -> int:
-        """The configured prefetch, or more for short jobs: as many as the children finish
-        within ``prefetch_window`` at the mean run time so far (at most ``PREFETCH_MAX``)."""
-        config, counters = self.config, self.counters
-        window = config.prefetch_window.total_seconds()
-        if not window or not counters.processed or not counters.runtime_s:
-            return config.prefetch
-        mean = counters.runtime_s / counters.processed
-        auto = min(PREFETCH_MAX, int(config.concurrency * window / mean))
-        return max(config.prefetch, auto)
-
-    def _all_idle(self) -> bool:
-        """No child runs or prepares a job: each is idle, or its slot waits for a new fork."""
-        states = [slot.state for slot in self.slots]
-        waiting = (SlotState.IDLE, SlotState.EMPTY)
-        return SlotState.IDLE in states and all(state in waiting for state in states)
+        return self._claimer.wanted(self.slots, len(self.buffer))
 
     def _quiet_for(self, now: float) -> float:
-        wakes = (self.heartbeat.next_wake(), self.settler.next_wake(), self.respawner.next_wake())
+        wakes = (self.heartbeat.next_wake(), self.settler.next_wake(), self._respawner.next_wake())
         return max(0.0, min(wakes) - now)
-
-    def _claim(self, limit: int, wait: float, now: float) -> list[Lease]:
-        config = self.config
-        token, sent_at = self.claim_tokens.next(now)
-        request = ClaimRequest(
-            config.queues,
-            lease=config.lease,
-            limit=limit,
-            wait=_seconds(wait),
-            claim_token=token,
-            worker=self.heartbeat.id,
-        )
-        try:
-            # Batched completions go first: a job done here must not re-run because this
-            # worker died holding its completion (a poison job claimed next may kill it).
-            leases = self.settler.flush_and_claim(request)
-        except FoundryError as error:
-            self.claim_tokens.unanswered(token, sent_at)
-            self.outage.failed("claim", error, now)
-            self.next_claim_at = now + config.idle_wait.total_seconds()
-            return []
-        self.claim_tokens.answered()
-        self.outage.ok(now)
-        self.book.hold(leases, sent_at)
-        return leases
-
-    def _drained(self) -> bool:
-        if self.book or any(slot.busy for slot in self.slots):
-            return False
-        try:
-            stats = [self.queue.stats(name) for name in self.config.queues]
-        except FoundryError as error:
-            logger.error("cannot read queue sizes to end the burst: {}", error)
-            return False
-        return all(s.pending == 0 or s.paused for s in stats)
 
     def _after_job(self, slot: Slot, running: Running, reply: Reply, now: float) -> None:
         if running.term_at is not None:
             slot.state = SlotState.DYING  # it was told to die; it may yet
             return
         slot.state = SlotState.IDLE
-        limit_tasks = self.config.max_tasks_per_child
-        limit_rss = self.config.max_rss_bytes
-        recycle_tasks = limit_tasks is not None and slot.tasks >= limit_tasks
-        recycle_rss = limit_rss is not None and reply.rss > limit_rss
-        if recycle_tasks or recycle_rss:
-            why = "max tasks" if recycle_tasks else f"RSS {reply.rss >> 20} MiB"
+        why = self.config.recycle_reason(slot.tasks, reply.rss)
+        if why is not None:
             logger.info("recycling child {} ({})", slot.pid, why)
-            self.workforce.stop(slot.index)
+            self._workforce.stop(slot.index)
             slot.state = SlotState.RETIRING
             slot.kill_at = now + self.config.term_grace.total_seconds() + 5.0
 
+    # -- the helpers' decisions, applied -------------------------------------------------
 
-def _seconds(value: float) -> timedelta:
-    return timedelta(seconds=value)
+    def _spawn(self, index: int) -> None:
+        spawned = self._respawner.spawn(index)
+        self.slots[index] = spawned.slot
+        if spawned.stop_pool:
+            self._fail()
+
+    def _fail(self) -> None:
+        self.exit_code = 1
+        self.stopping.request(cold=True)
+
+    def _forget(self, lease: Lease, reason: str) -> None:
+        """Kill whoever runs ``lease``'s job, then abandon it to the queue's recovery."""
+        for slot in self.slots:
+            if slot.job is not None and slot.job.lease.job_id == lease.job_id:
+                self._workforce.kill(slot.index)
+                slot.job, slot.state, slot.kill_at = None, SlotState.DYING, float("inf")
+        if lease in self.buffer:
+            self.buffer.remove(lease)
+        self.settler.abandon(lease, reason)
+
+    def _renew(self, now: float) -> None:
+        renewed = self._upkeep.renew(now)
+        if renewed is None:
+            return
+        for lost in renewed.lost:
+            self._forget(lost, "lease lost: the queue no longer holds it for this worker")
+        for slot in self.slots:
+            if slot.job is not None:
+                self._workforce.fence(slot.index, self._book.child_deadline(slot.job.lease.job_id))
+
+    def _enforce_limits(self, now: float) -> None:
+        for signal in self._failures.limits(self.slots, now):
+            slot = self.slots[signal.slot]
+            if signal.act is Act.TERMINATE:
+                assert slot.job is not None
+                self._workforce.terminate(slot.index)
+                slot.job.term_at = now
+            elif signal.act is Act.KILL:
+                assert slot.job is not None
+                self._workforce.kill(slot.index)
+                slot.job.killed = True
+            else:
+                self._workforce.kill(slot.index)
+                slot.kill_at = float("inf")
+
+    def _stop(self, now: float) -> None:
+        """Move a shutdown along: release the buffer, kill overdue jobs, finish when idle."""
+        settler = self.settler
+        step = self.stopping.step(now, self.slots)
+        if step is None:
+            return
+        if step.begun:
+            while self.buffer:
+                settler.release(self.buffer.popleft())
+        if step.overdue:
+            self._kill_and_release()
+            for pending in list(settler.outbox):
+                settler.abandon(pending.lease, "shutdown: the queue was unreachable")
+        settler.flush()
+        if not any(slot.busy for slot in self.slots) and not settler.outbox:
+            self.stopping.finished()
+
+    def _kill_and_release(self) -> None:
+        busy = [slot for slot in self.slots if slot.job is not None]
+        for slot in busy:
+            self._workforce.kill(slot.index)
+        for slot in busy:
+            running, slot.job = slot.job, None
+            slot.state = SlotState.DYING
+            assert running is not None
+            if self._workforce.wait_gone(slot.index, KILL_WAIT_S):
+                self.settler.release(running.lease)
+            else:
+                self.settler.abandon(running.lease, "shutdown: its child could not be killed")

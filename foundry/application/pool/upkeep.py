@@ -1,58 +1,71 @@
-"""The pool's periodic duties toward the queue: renewing its leases and reaping others'."""
+"""The pool's periodic duties toward the queue: renewing its leases and reaping others'.
+
+Owns when to reap next. The leases and their renew cadence are the ``LeaseBook``'s, the outage
+log the ``Outage``'s; what a lost lease costs its child is the supervisor's to apply.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import timedelta
 
+import attrs
 from loguru import logger
 
+from foundry.application.pool.leases import LeaseBook
+from foundry.application.pool.outage import Outage
 from foundry.domain import FoundryError
-
-if TYPE_CHECKING:
-    from foundry.application.pool.supervisor import Supervisor
+from foundry.ports import Lease, QueuePort
 
 #: Expired leases (of workers that died) are recovered at least this often (seconds).
 REAP_EVERY_S = 5.0
 
 
+@attrs.frozen
+class Renewed:
+    """A batched renew that the queue answered: the leases it no longer holds for us."""
+
+    lost: tuple[Lease, ...]
+
+
 class Upkeep:
     """Renews every held lease in one batch when due; reaps expired leases regularly."""
 
-    def __init__(self, supervisor: Supervisor) -> None:
-        self._sup = supervisor
+    def __init__(self, queue: QueuePort, book: LeaseBook, outage: Outage, lease: timedelta) -> None:
+        self._queue = queue
+        self._book = book
+        self._outage = outage
+        self._lease = lease
         self.next_reap_at = 0.0
 
-    def renew(self, now: float) -> None:
-        """One batched renew if due; lost leases are fenced, children told their new deadline."""
-        sup = self._sup
-        book = sup.book
+    def renew(self, now: float) -> Renewed | None:
+        """One batched renew if due; ``None`` if none was due or the queue did not answer.
+
+        The leases it lost must be forgotten, and the children running the others told their
+        new deadline (``LeaseBook.child_deadline``).
+        """
+        book = self._book
         if not book.renew_due(now):
-            return
+            return None
         leases = book.to_renew()
         try:
-            results = sup.queue.renew(leases, sup.config.lease)
+            results = self._queue.renew(leases, self._lease)
         except FoundryError as error:
-            sup.outage.failed(f"renewing {len(leases)} lease(s)", error, now)
+            self._outage.failed(f"renewing {len(leases)} lease(s)", error, now)
             book.renew_failed(now)
-            return
-        sup.outage.ok(now)
-        for lost in book.renewed(leases, results, now):
-            sup.failures.forget(lost, "lease lost: the queue no longer holds it for this worker")
-        for slot in sup.slots:
-            if slot.job is not None:
-                sup.workforce.fence(slot.index, book.child_deadline(slot.job.lease.job_id))
+            return None
+        self._outage.ok(now)
+        return Renewed(tuple(book.renewed(leases, results, now)))
 
     def reap(self, now: float) -> None:
         """Recover expired leases (any worker's) every min(lease/3, ``REAP_EVERY_S``)."""
-        sup = self._sup
         if now < self.next_reap_at:
             return
-        self.next_reap_at = now + min(sup.book.every_s, REAP_EVERY_S)
+        self.next_reap_at = now + min(self._book.every_s, REAP_EVERY_S)
         try:
-            recovered = sup.queue.reap()
+            recovered = self._queue.reap()
         except FoundryError as error:
-            sup.outage.failed("reap", error, now)
+            self._outage.failed("reap", error, now)
             return
-        sup.outage.ok(now)
+        self._outage.ok(now)
         if recovered:
             logger.info("recovered {} job(s) whose leases had expired", recovered)
