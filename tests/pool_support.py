@@ -22,6 +22,9 @@ from foundry.application.registry import JobRegistry
 from foundry.domain import ErrorInfo, Job, QueueUnavailable
 from foundry.ports import ClaimRequest, Lease, WorkerRegistry
 
+#: An idle wait short enough that a test's claim never blocks for long.
+FAST = timedelta(milliseconds=1)
+
 
 class FakeWorkforce:
     """Children that exist only as records of what the supervisor told them."""

@@ -1,0 +1,114 @@
+"""The supervisor's claiming, driven by hand: who gets a job, how many are claimed ahead,
+and when an idle pool blocks in claim (fake children, a memory queue, a manual clock).
+"""
+
+from datetime import timedelta
+
+from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.wire import Reply
+from tests.pool_support import FAST, BatchingQueue, Harness
+
+
+def test_nothing_is_claimed_until_a_child_reports_ready() -> None:
+    pool = Harness()
+    pool.enqueue(3)
+
+    pool.sup.start()
+    pool.sup.fill(pool.now)
+
+    assert pool.workforce.tasks == []
+    assert pool.queue.stats("default").ready == 3
+
+
+def test_each_ready_child_gets_one_job_and_the_rest_stay_in_the_queue() -> None:
+    pool = Harness()
+    pool.enqueue(3)
+
+    pool.start()
+
+    assert [slot for slot, _ in pool.workforce.tasks] == [0, 1]
+    assert pool.queue.stats("default").ready == 1
+    assert [pid for _, pid in pool.events.started] == [pool.sup.slots[0].pid, pool.sup.slots[1].pid]
+
+
+def test_prefetch_claims_extra_jobs_that_the_parent_holds() -> None:
+    pool = Harness(PoolConfig(concurrency=1, prefetch=2, idle_wait=FAST))
+    pool.enqueue(5)
+
+    pool.start()
+
+    assert len(pool.workforce.tasks) == 1
+    assert len(pool.sup.buffer) == 2
+    assert pool.queue.stats("default").active == 3
+
+
+def test_prefetch_is_topped_up_only_once_half_of_it_is_spent() -> None:
+    pool = Harness(PoolConfig(concurrency=1, prefetch=4, idle_wait=FAST))
+    pool.enqueue(10)
+    pool.start()  # one running, four held
+    pool.reply(0)  # three held: more than half, no claim
+    held_after_one = len(pool.sup.buffer)
+
+    pool.reply(0)  # two held: half spent, topped up to four
+
+    assert (held_after_one, len(pool.sup.buffer)) == (3, 4)
+
+
+def test_by_default_the_parent_claims_only_for_idle_children() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
+    pool.enqueue(100)
+    pool.start()
+
+    pool.reply(0, runtime=0.000_1)
+    pool.reply(1, runtime=0.000_1)
+
+    assert len(pool.sup.buffer) == 0
+    assert pool.queue.stats("default").active == 2
+
+
+def test_short_jobs_raise_an_adaptive_prefetch_so_claims_come_in_batches() -> None:
+    window = timedelta(milliseconds=5)
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST, prefetch_window=window))
+    pool.enqueue(100)
+    pool.start()
+
+    pool.reply(0, runtime=0.000_1)  # its completion rides with this claim: counted after it
+    pool.reply(1, runtime=0.000_1)  # 2 children finish 100 jobs of 0.1 ms in 5 ms: capped at 64
+
+    assert len(pool.sup.buffer) == 64  # claimed 65: one for the idle child, 64 held
+    assert pool.queue.stats("default").active == 66
+
+
+def test_long_jobs_keep_the_configured_prefetch() -> None:
+    pool = Harness(PoolConfig(concurrency=2, prefetch=1, idle_wait=FAST))
+    pool.enqueue(10)
+    pool.start()
+
+    pool.reply(0, runtime=2.0)
+    pool.reply(1, runtime=2.0)
+
+    assert len(pool.sup.buffer) == 1
+
+
+def test_a_pool_that_turns_idle_after_a_busy_poll_claims_a_new_job_without_waiting() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
+    pool.enqueue(1)
+    pool.start()  # one child busy, the other finds the queue empty: a busy poll
+    pool.sup.child_replied(0, Reply(True, None, 0.01), pool.now)
+    (late,) = pool.enqueue(1)
+
+    pool.sup.quiet(pool.now)  # its completion is written, then the idle pool claims
+
+    assert pool.running(0) == late
+
+
+def test_a_pool_its_batched_completions_left_idle_claims_at_once_when_quiet() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST), queue=BatchingQueue)
+    pool.enqueue(1)
+    pool.start()  # one child busy, the other finds the queue empty: a busy poll
+    pool.reply(0)  # its completion waits for the next flush
+    (late,) = pool.enqueue(1)
+
+    pool.sup.quiet(pool.now)
+
+    assert pool.running(0) == late

@@ -1,0 +1,131 @@
+"""The supervisor's settling, driven by hand: completions batched with the next claim, and
+writes the queue could not take (fake children, a memory queue, a manual clock).
+"""
+
+from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.outcome import OutcomeKind
+from foundry.application.pool.settle import FLUSH_AFTER_S
+from foundry.application.pool.wire import Reply
+from foundry.domain import JobState
+from tests.pool_support import FAST, BatchingQueue, CombiningQueue, Harness
+
+
+def test_replies_read_in_one_turn_of_the_loop_are_completed_in_one_batch() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST), queue=BatchingQueue)
+    first, second = pool.enqueue(2)
+    pool.start()
+    pool.sup.child_replied(0, Reply(True, None, 0.01), pool.now)
+    pool.sup.child_replied(1, Reply(True, None, 0.01), pool.now)
+    pending = pool.queue.get(first)
+
+    pool.sup.fill(pool.now)  # the loop turns: one write settles both, then it claims
+
+    assert pending is not None
+    assert pending.state is JobState.ACTIVE
+    assert isinstance(pool.queue, BatchingQueue)
+    assert pool.queue.batches == 1
+    assert [pool.queue.get(job_id).state for job_id in (first, second)] == [JobState.COMPLETED] * 2  # type: ignore[union-attr]
+    assert [outcome.kind for _, outcome in pool.events.finished] == [OutcomeKind.COMPLETED] * 2
+
+
+def test_a_queue_that_can_completes_the_batch_and_claims_in_one_call() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST), queue=CombiningQueue)
+    first, second, third, fourth = pool.enqueue(4)
+    pool.start()
+    pool.sup.child_replied(0, Reply(True, None, 0.01), pool.now)
+    pool.sup.child_replied(1, Reply(True, None, 0.01), pool.now)
+
+    pool.sup.fill(pool.now)
+
+    assert isinstance(pool.queue, CombiningQueue)
+    assert (pool.queue.combined, pool.queue.batches) == (1, 0)
+    assert [pool.queue.get(job_id).state for job_id in (first, second)] == [JobState.COMPLETED] * 2  # type: ignore[union-attr]
+    assert sorted([pool.running(0), pool.running(1)]) == sorted([third, fourth])
+
+
+def test_completions_a_combined_call_could_not_write_are_retried_and_the_claim_resent() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=CombiningQueue)
+    first, second = pool.enqueue(2)
+    pool.start()
+    pool.queue.down = True
+    pool.reply(0)
+    pool.queue.down = False
+
+    pool.advance(1)
+
+    assert isinstance(pool.queue, CombiningQueue)
+    assert pool.queue.get(first).state is JobState.COMPLETED  # type: ignore[union-attr]
+    assert pool.running(0) == second
+    assert pool.queue.tokens[-2] == pool.queue.tokens[-1]  # the failed claim's token, again
+    assert len(set(pool.queue.tokens)) == len(pool.queue.tokens) - 1
+    assert [outcome.kind for _, outcome in pool.events.finished] == [OutcomeKind.COMPLETED]
+
+
+def test_batched_completions_the_queue_cannot_take_are_retried_from_the_outbox() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=BatchingQueue)
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    pool.reply(0)
+    pool.queue.down = True
+    pool.sup.settler.flush()
+    pool.queue.down = False
+
+    pool.advance(1)
+
+    assert pool.queue.get(job_id).state is JobState.COMPLETED  # type: ignore[union-attr]
+
+
+def test_a_result_completes_the_job_and_the_child_gets_the_next_one() -> None:
+    pool = Harness(PoolConfig(concurrency=1, prefetch=1, idle_wait=FAST))
+    first, second = pool.enqueue(2)
+    pool.start()
+
+    pool.reply(0, value={"answer": 42})
+
+    record = pool.queue.get(first)
+    assert record is not None
+    assert (record.state, record.result) == (JobState.COMPLETED, {"answer": 42})
+    assert pool.running(0) == second
+
+
+def test_while_children_are_busy_a_completion_waits_briefly_for_a_claim_to_carry_it() -> None:
+    config = PoolConfig(concurrency=2, prefetch=6, idle_wait=FAST)
+    pool = Harness(config, queue=BatchingQueue)
+    pool.enqueue(10)
+    pool.start()  # two running, five held
+    pool.reply(0)  # the next held job goes to child 0; the buffer is still over half full
+    assert isinstance(pool.queue, BatchingQueue)
+
+    pool.sup.quiet(pool.now)
+    written_at_once = pool.queue.batches
+    pool.advance(FLUSH_AFTER_S)
+    pool.sup.quiet(pool.now)
+
+    assert (written_at_once, pool.queue.batches) == (0, 1)
+    assert pool.sup.next_wake(pool.now) > pool.now
+
+
+def test_a_completion_that_leaves_every_child_idle_is_written_at_once() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=BatchingQueue)
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    pool.sup.child_replied(0, Reply(True, None, 0.01), pool.now)
+
+    pool.sup.quiet(pool.now)
+
+    assert pool.queue.get(job_id).state is JobState.COMPLETED  # type: ignore[union-attr]
+
+
+def test_a_write_the_queue_cannot_take_is_retried_and_the_lease_kept() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    pool.queue.down = True
+
+    pool.reply(0, value=1)
+    pool.queue.down = False
+    pool.advance(1)
+
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.COMPLETED

@@ -1,0 +1,90 @@
+"""The supervisor's stops, driven by hand: warm, cold, and burst mode once the queues are
+drained (fake children, a memory queue, a manual clock).
+"""
+
+from datetime import timedelta
+
+from foundry.application.pool.config import PoolConfig
+from foundry.domain import JobState, RetryPolicy
+from tests.pool_support import FAST, Harness
+
+
+def test_a_warm_stop_lets_running_jobs_finish_and_releases_prefetched_ones() -> None:
+    pool = Harness(PoolConfig(concurrency=1, prefetch=1, idle_wait=FAST))
+    running, buffered = pool.enqueue(2)
+    pool.start()
+
+    pool.sup.stopping.request()
+    pool.advance(1)
+    pool.reply(0)
+    pool.advance(0)
+
+    assert pool.queue.get(running).state is JobState.COMPLETED  # type: ignore[union-attr]
+    released = pool.queue.get(buffered)
+    assert released is not None
+    assert (released.state, released.attempts) == (JobState.READY, 0)
+    assert pool.sup.finished
+
+
+def test_jobs_still_running_when_the_grace_ends_are_killed_and_released_unspent() -> None:
+    pool = Harness(PoolConfig(concurrency=2, grace=timedelta(seconds=3), idle_wait=FAST))
+    first, second = pool.enqueue(2)
+    pool.start()
+
+    pool.sup.stopping.request()
+    pool.advance(0)
+    pool.advance(2.9)
+    still_running = pool.sup.finished
+    pool.advance(0.1)
+
+    assert not still_running
+    assert sorted(pool.workforce.told("kill")) == [0, 1]
+    for job_id in (first, second):
+        record = pool.queue.get(job_id)
+        assert record is not None
+        assert (record.state, record.attempts) == (JobState.READY, 0)
+    assert pool.sup.finished
+
+
+def test_a_cold_stop_kills_and_releases_at_once() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+
+    pool.sup.stopping.request(cold=True)
+    pool.advance(0)
+
+    assert pool.workforce.told("kill") == [0]
+    assert pool.queue.get(job_id).state is JobState.READY  # type: ignore[union-attr]
+    assert pool.sup.finished
+
+
+def test_burst_mode_finishes_once_nothing_is_ready_delayed_or_running() -> None:
+    pool = Harness(PoolConfig(concurrency=1, burst=True, idle_wait=FAST))
+    pool.enqueue(1)
+    pool.start()
+    pool.reply(0)
+
+    pool.advance(1)
+    pool.advance(0)
+
+    assert pool.sup.finished
+    assert pool.sup.exit_code is None
+
+
+def test_burst_mode_waits_for_delayed_retries() -> None:
+    pool = Harness(PoolConfig(concurrency=1, burst=True, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1, retry=RetryPolicy(max_attempts=2))
+    pool.start()
+    pool.fail(0, ValueError("once"))
+
+    pool.advance(0)
+    waiting = pool.sup.finished
+    pool.advance(2)
+    pool.reply(0)
+    pool.advance(0.1)
+    pool.advance(0)
+
+    assert not waiting
+    assert pool.queue.get(job_id).state is JobState.COMPLETED  # type: ignore[union-attr]
+    assert pool.sup.finished

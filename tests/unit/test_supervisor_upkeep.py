@@ -1,0 +1,116 @@
+"""The supervisor's leases, driven by hand: batched renewal, fencing before a lease lapses,
+lost leases, outages logged once (fake children, a memory queue, a manual clock).
+"""
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from loguru import logger
+
+from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.outcome import OutcomeKind
+from foundry.domain import JobState
+from tests.pool_support import FAST, Harness
+
+
+def test_leases_are_renewed_in_one_batch_every_third_of_the_lease() -> None:
+    pool = Harness()
+    first, second = pool.enqueue(2)
+    pool.start()
+    deadline = pool.queue.get(first).lease_deadline  # type: ignore[union-attr]
+
+    pool.advance(9.9)
+    unchanged = pool.queue.get(first).lease_deadline  # type: ignore[union-attr]
+    pool.advance(0.1)
+
+    assert unchanged == deadline
+    for job_id in (first, second):
+        record = pool.queue.get(job_id)
+        assert record is not None
+        assert record.lease_deadline == pool.clock.now() + timedelta(seconds=30)
+
+
+def test_a_child_is_told_to_fence_itself_before_the_lease_it_runs_under_lapses() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    pool.enqueue(1)
+    claimed_at = pool.now
+    pool.start()
+
+    pool.advance(10)
+
+    # the parent fences at local deadline - lease/6; the child half a margin later
+    assert pool.workforce.fences == [(0, claimed_at + 27.5), (0, claimed_at + 37.5)]
+
+
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    messages: list[str] = []
+    sink = logger.add(messages.append, level="WARNING", format="{message}")
+    yield messages
+    logger.remove(sink)
+
+
+def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
+    warnings: list[str],
+) -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    pool.start()
+    pool.queue.down = True
+
+    for _ in range(5):
+        pool.advance(1)
+    pool.queue.down = False
+    pool.advance(1)
+
+    outage = [message for message in warnings if "queue" in message]
+    assert len(outage) == 2
+    assert outage[0].startswith("queue unavailable (")
+    assert outage[1].startswith("queue reachable again after 5.0s")
+
+
+def test_a_child_whose_lease_cannot_be_renewed_is_killed_before_the_deadline() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    pool.queue.down = True
+
+    pool.advance(10)
+    pool.advance(10)
+    killed_early = pool.workforce.told("kill")
+    pool.advance(5)
+
+    assert killed_early == []
+    assert pool.workforce.told("kill") == [0]
+    assert pool.sup.slots[0].job is None
+    assert pool.events.finished == [(job_id, pool.events.finished[0][1])]
+    assert pool.events.finished[0][1].kind is OutcomeKind.ABANDONED
+
+
+def test_a_fenced_jobs_late_result_is_not_written() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    pool.queue.down = True
+    pool.advance(25)
+    pool.queue.down = False
+
+    pool.reply(0, value="late")
+
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.ACTIVE
+
+
+def test_a_lease_the_queue_gave_away_kills_its_child() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    pool.clock.advance(timedelta(seconds=31))
+    pool.queue.reap()
+
+    pool.advance(0)
+
+    assert pool.workforce.told("kill") == [0]
+    assert pool.events.finished[0][0] == job_id
+    assert pool.events.finished[0][1].kind is OutcomeKind.ABANDONED
