@@ -32,6 +32,7 @@ from foundry.domain.job import (
     new_job_id,
     validate_queue_name,
 )
+from foundry.domain.lease import LeaseTiming
 from foundry.domain.periodic import CatchUp, CatchUpMode, Overlap, PeriodicSchedule, Plan
 from foundry.domain.recurring import Cron, CronRules, Every, NoTick, Recurrence
 from foundry.domain.retry import (
@@ -80,6 +81,7 @@ __all__ = [
     "Job",
     "JobNotFound",
     "JobState",
+    "LeaseTiming",
     "Linear",
     "LockNotOwned",
     "Payload",

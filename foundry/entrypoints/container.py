@@ -66,13 +66,20 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     codec = providers.Singleton(Codec)
 
+    # The lease and what follows from it (renewals, the queue client's timeouts): one owner.
+    queue_timing = providers.Callable(Settings.queue_timing, settings)
     queue_client = providers.Singleton(connect, providers.Callable(Settings.queue_redis, settings))
     cache_client = providers.Singleton(connect, providers.Callable(Settings.cache_redis, settings))
 
     queue_backend = providers.Selector(
         config.queue.driver,
         memory=providers.Singleton(_memory_queue, clock=clock, codec=codec),
-        redis=providers.Singleton(RedisQueue, queue_client, prefix=config.queue.prefix),
+        redis=providers.Singleton(
+            RedisQueue,
+            queue_client,
+            prefix=config.queue.prefix,
+            block_limit=queue_timing.provided.block_limit,
+        ),
     )
     queue = providers.Dependency(instance_of=QueuePort, default=queue_backend)  # type: ignore[type-abstract]
     workers = providers.Dependency(instance_of=WorkerRegistry, default=queue)  # type: ignore[type-abstract]

@@ -17,14 +17,12 @@ from urllib.parse import urlsplit, urlunsplit
 import attrs
 
 from foundry.adapters.redis.connection import RedisSettings
-from foundry.domain import ConfigurationError
+from foundry.domain import ConfigurationError, LeaseTiming
 
 T = TypeVar("T")
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 _URL_SCHEMES = ("redis://", "rediss://", "unix://")
-#: The queue client's socket timeout is at most the lease divided by this.
-LEASE_TO_SOCKET_TIMEOUT = 3
 
 
 def _mask_url(url: str | None) -> str:
@@ -117,14 +115,15 @@ class Settings:
             queue_timeout=env.read("QUEUE_TIMEOUT", _seconds, default.queue_timeout),
         )
 
-    def queue_redis(self) -> RedisSettings:
-        """How the queue reaches Redis (``REDIS_QUEUE_DB`` overrides ``REDIS_DB``).
+    def queue_timing(self) -> LeaseTiming:
+        """The lease (``QUEUE_TIMEOUT``) and the timings that follow from it; the queue
+        client's reply timeout is at most ``REDIS_SOCKET_TIMEOUT``."""
+        return LeaseTiming(self.queue_timeout, self.redis_socket_timeout)
 
-        Its socket timeout is at most a third of the lease (``QUEUE_TIMEOUT``): a claim whose
-        reply is lost is re-sent after the timeout, and only while the lease lasts does the
-        re-send get the claimed jobs back instead of leaving them leased to nobody.
-        """
-        timeout = min(self.redis_socket_timeout, self.queue_timeout / LEASE_TO_SOCKET_TIMEOUT)
+    def queue_redis(self) -> RedisSettings:
+        """How the queue reaches Redis (``REDIS_QUEUE_DB`` overrides ``REDIS_DB``); its socket
+        timeout is ``queue_timing().reply_timeout``."""
+        timeout = self.queue_timing().reply_timeout
         return self._redis(self.redis_queue_db, "foundry-queue", timeout)
 
     def cache_redis(self) -> RedisSettings:

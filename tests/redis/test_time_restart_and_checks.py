@@ -15,7 +15,7 @@ from loguru import logger
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.connection import RedisSettings, connect
 from foundry.adapters.redis.queue import RedisQueue
-from foundry.domain import InvalidJob, Job, QueueUnavailable, RunAt
+from foundry.domain import InvalidJob, Job, LeaseTiming, QueueUnavailable, RunAt
 from foundry.entrypoints.logging import bridge_to_stdlib
 from foundry.ports import ClaimRequest
 from tests.backends import unique_prefix
@@ -78,8 +78,9 @@ def test_without_a_clock_the_scripts_use_the_server_time(redis_url: str) -> None
 
 
 def test_a_claim_may_wait_longer_than_the_clients_socket_timeout(redis_url: str) -> None:
-    settings = attrs.evolve(_fast_settings(redis_url), socket_timeout=timedelta(milliseconds=200))
-    queue = RedisQueue(connect(settings), prefix=unique_prefix())
+    timing = LeaseTiming(LEASE, reply_timeout_cap=timedelta(milliseconds=200))
+    settings = attrs.evolve(_fast_settings(redis_url), socket_timeout=timing.reply_timeout)
+    queue = RedisQueue(connect(settings), prefix=unique_prefix(), block_limit=timing.block_limit)
 
     leases = queue.claim(ClaimRequest(["default"], lease=LEASE, wait=timedelta(milliseconds=600)))
 

@@ -63,14 +63,6 @@ def connection_retry(settings: RedisSettings) -> Retry:
     )
 
 
-def blocking_limit(client: redis.Redis) -> float | None:
-    """The longest (seconds) a blocking command may block on ``client``: half its socket
-    timeout, since a block outlasting the timeout fails as a lost reply; ``None``: no limit."""
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
-    timeout = kwargs.get("socket_timeout")
-    return None if timeout is None else float(timeout) / 2
-
-
 def connect(settings: RedisSettings) -> redis.Redis:
     """A client (with its own pool) for ``settings``; connects lazily on first use."""
     options: dict[str, object] = {

@@ -28,7 +28,6 @@ from foundry.adapters.codec import Codec
 from foundry.adapters.redis.admin import RedisAdmin
 from foundry.adapters.redis.claiming import Claimer
 from foundry.adapters.redis.clock import QueueClock
-from foundry.adapters.redis.connection import blocking_limit
 from foundry.adapters.redis.enqueuing import Enqueuer
 from foundry.adapters.redis.epochs import Epochs
 from foundry.adapters.redis.health import RedisReport, check
@@ -56,7 +55,10 @@ class RedisQueue:
     """Jobs in Redis: one Lua function per transition, each safe to re-send.
 
     ``clock=None`` (production) lets every function read the Redis server's ``TIME``; tests
-    pass a ``ManualClock``. Beyond the port: ``check()``, the startup self-check.
+    pass a ``ManualClock``. ``block_limit`` bounds a claim's blocking wait for work: give
+    ``LeaseTiming.block_limit`` when the client's socket timeout is that timing's
+    ``reply_timeout`` (``None``: no bound beyond the wait itself, a second at most per BLPOP).
+    Beyond the port: ``check()``, the startup self-check.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class RedisQueue:
         retention: DeadLetterRetention | None = None,
         completed_ttl: timedelta = timedelta(hours=1),
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        block_limit: timedelta | None = None,
     ) -> None:
         if not 0 < max_payload_bytes <= MAX_PAYLOAD_BYTES:
             raise ConfigurationError(
@@ -93,7 +96,7 @@ class RedisQueue:
             records,
             epochs=epochs,
             retention=kept,
-            block_limit_s=blocking_limit(client),
+            block_limit_s=None if block_limit is None else block_limit.total_seconds(),
         )
         self._writes = LeaseWrites(
             runner, keys, now, records, retention=kept, completed_ttl=completed_ttl

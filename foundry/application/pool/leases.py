@@ -8,9 +8,11 @@ be later, so acting before the local deadline is always in time.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 
 import attrs
 
+from foundry.domain import LeaseTiming
 from foundry.ports import Lease
 
 #: After a failed renew, try again this soon (seconds), bounded by the lease itself.
@@ -26,17 +28,18 @@ class Held:
 
 
 class LeaseBook:
-    """Every lease the pool holds, renewed together every ``lease_s / 3``.
+    """Every lease the pool holds, renewed together every ``LeaseTiming.renew_every``.
 
-    ``fenced(now)`` names the leases whose local deadline is within ``margin_s``: their
-    children must be killed and their jobs forgotten, since the server may hand them to
-    another worker at its deadline.
+    ``fenced(now)`` names the leases whose local deadline is within ``margin_s`` (by default
+    ``LeaseTiming.fence_margin``): their children must be killed and their jobs forgotten,
+    since the server may hand them to another worker at its deadline.
     """
 
     def __init__(self, lease_s: float, margin_s: float | None = None) -> None:
+        timing = LeaseTiming(timedelta(seconds=lease_s))
         self.lease_s = lease_s
-        self.every_s = lease_s / 3
-        self.margin_s = lease_s / 6 if margin_s is None else margin_s
+        self.every_s = timing.renew_every.total_seconds()
+        self.margin_s = timing.fence_margin.total_seconds() if margin_s is None else margin_s
         self._held: dict[str, Held] = {}
         self._renew_at = 0.0
 

@@ -116,7 +116,7 @@ def work(
     config = PoolConfig(
         queues=common.queue_names(queues) if queues else app_queues(registry),
         concurrency=concurrency,
-        lease=common.settings(ctx).queue_timeout,
+        lease=box.queue_timing().lease,
         max_tasks_per_child=max_tasks_per_child,
         max_memory_per_child_mb=max_memory_per_child,
         grace=timedelta(seconds=grace),
