@@ -29,6 +29,7 @@ MODULES = (
     "bench.rss",
     "bench.queue_ops",
     "bench.cache_ops",
+    "bench.dashboard",
 )
 
 

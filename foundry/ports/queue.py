@@ -148,6 +148,12 @@ class QueuePort(Protocol):
         """Every queue that has ever held a job, sorted by name."""
         ...
 
+    def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
+        """``stats`` of each of ``queues``, in order, in as few round trips as the backend
+        allows (for pages and scrapes that show every queue). Each queue's figures are read
+        together; different queues' may be a moment apart."""
+        ...
+
     def oldest_ready_age(self, queues: Sequence[str]) -> list[timedelta | None]:
         """For each of ``queues``, in order, how long its longest-waiting ready job has waited,
         by the queue's clock, or ``None`` when it has no ready job (due delayed jobs are ready).

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.domain import Job
 from foundry.entrypoints.dashboard.charts import chart, path
-from foundry.entrypoints.dashboard.history import History, Snapshot
-from foundry.ports import QueueStats
+from foundry.entrypoints.dashboard.history import History, Sampler, Snapshot
+from foundry.ports import ClaimRequest, QueueStats
 
 START = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
@@ -52,3 +55,22 @@ def test_a_chart_scales_to_a_round_top_and_breaks_its_line_at_gaps() -> None:
     assert drawn.lines[0].path == "M10.0,7.0 L20.0,3.0 M40.0,9.0"
     assert chart("t", [("c", "c", [None])], "s").empty
     assert path([0.0, 250.0], 10, 10, 100.0) == "M0.0,10.0 L10.0,0.0"
+
+
+def test_the_sampler_reads_waits_every_third_sample_and_carries_them_in_between() -> None:
+    clock = ManualClock(START)
+    queue = MemoryQueue(clock)
+    sampler = Sampler(queue, clock, 5 * S)
+    queue.enqueue(Job("a", id="old", queue="q"))
+    clock.advance(10 * S)
+    queue.enqueue(Job("a", id="young", queue="q"))
+    waits = [sampler.sample().ages[0]]  # read: "old" waited 10 s
+    queue.claim(ClaimRequest(["q"], lease=30 * S))  # takes "old"
+    for _ in range(3):
+        clock.advance(5 * S)
+        waits.append(sampler.sample().ages[0])
+    queue.enqueue(Job("a", queue="new"))
+    fresh = sampler.sample()
+
+    assert waits == [10 * S, 15 * S, 20 * S, 15 * S]  # carried twice, then read: "young"
+    assert fresh.row("new") == (queue.stats("new"), timedelta(0))

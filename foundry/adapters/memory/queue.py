@@ -156,6 +156,10 @@ class MemoryQueue:
         """Sorted."""
         return self._admin.queues()
 
+    def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
+        """``stats`` of each queue."""
+        return self._admin.stats_many(queues)
+
     def oldest_ready_age(self, queues: Sequence[str]) -> list[timedelta | None]:
         """Scans each queue's jobs (a fake's cost)."""
         return self._admin.oldest_ready_age(queues)

@@ -15,10 +15,10 @@ import redis
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout, QueueKeys
+from foundry.adapters.redis.overview import oldest_ready_ages, stats_many
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import request_id
 from foundry.adapters.redis.runner import Arg, FunctionRunner, call
-from foundry.adapters.redis.waiting import oldest_ready_ages
 from foundry.ports.queue_types import DeadLetter, JobRecord, QueueStats
 
 _BATCH = 500
@@ -85,9 +85,18 @@ class RedisAdmin:
             names = call(self._client, "SMEMBERS", self._keys.registry)
         return sorted(name.decode() for name in names)
 
+    def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
+        """The server's time, then one MULTI/EXEC block of plain reads per queue, all in one
+        write, no function call: see ``overview.py``."""
+        keys = [self._keys.queue(name) for name in queues]
+        if not keys:
+            return []
+        with guard("stats_many"):
+            return stats_many(self._client, keys, self._clock.read(self._client))
+
     def oldest_ready_age(self, queues: Sequence[str]) -> list[timedelta | None]:
         """Two pipelined round trips for all ``queues`` (one more per further priority in
-        use), no function call: see ``waiting.py``."""
+        use), no function call: see ``overview.py``."""
         keys = [self._keys.queue(name) for name in queues]
         with guard("oldest_ready_age"):
             return oldest_ready_ages(self._client, keys, self._clock, self._records)

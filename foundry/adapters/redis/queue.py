@@ -170,6 +170,10 @@ class RedisQueue:
         """A registry set: no KEYS, no SCAN."""
         return self._admin.queues()
 
+    def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
+        """One write for all ``queues`` (after the server's time), no function call."""
+        return self._admin.stats_many(queues)
+
     def oldest_ready_age(self, queues: Sequence[str]) -> list[timedelta | None]:
         """A few pipelined reads for all ``queues``, no function call."""
         return self._admin.oldest_ready_age(queues)

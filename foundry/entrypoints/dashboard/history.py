@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -23,6 +23,7 @@ from foundry.domain import FoundryError
 from foundry.ports import Clock, QueuePort, QueueStats
 
 MINUTE = timedelta(minutes=1)
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -58,118 +59,164 @@ class _Sample:
     at: datetime
     completed: int
     failed: int
-    wait_s: float
 
 
 @attrs.define
 class _Minute:
+    """What the samples ending in one minute added up to."""
+
     completed: int = 0
     failed: int = 0
     covered_s: float = 0.0
     wait_s: float | None = None
 
-    def rate(self, count: int) -> float | None:
-        return count * 60 / self.covered_s if self.covered_s else None
-
 
 class History:
-    """Samples per queue over the last ``span``, folded into per-minute points."""
+    """Per-minute sums for each queue over the last ``span``, updated as samples arrive.
+
+    Each sample adds the difference from the queue's previous one (a total that fell, e.g.
+    after a Redis restart, counts as 0) and the time between them to its own minute (if the
+    previous one is at most a minute older than that minute's start), so a minute's rate is
+    right whatever the sampling pace.
+    """
 
     def __init__(self, span: timedelta = timedelta(hours=1)) -> None:
         self._span = span
-        self._samples: dict[str, deque[_Sample]] = {}
+        self._last: dict[str, _Sample] = {}
+        self._minutes: dict[str, dict[datetime, _Minute]] = {}
+        self._cache: dict[tuple[tuple[str, ...] | None, datetime], list[MinutePoint]] = {}
+        self._derived: dict[Hashable, Any] = {}
 
     def add(self, snapshot: Snapshot) -> None:
-        """Record a snapshot; samples older than the span are dropped."""
-        horizon = snapshot.at - self._span - MINUTE
+        """Fold a snapshot in; minutes older than the span are dropped."""
+        self._cache.clear()
+        self._derived.clear()
+        start = _floor(snapshot.at)
         for row, age in zip(snapshot.rows, snapshot.ages, strict=True):
-            samples = self._samples.setdefault(row.queue, deque())
+            minutes = self._minutes.setdefault(row.queue, {})
+            minute = minutes.get(start)
+            if minute is None:
+                minute = minutes[start] = _Minute()
+                for old in [m for m in minutes if m <= start - self._span]:
+                    del minutes[old]
             wait = age.total_seconds() if age is not None else 0.0
-            samples.append(_Sample(snapshot.at, row.completed, row.failed, wait))
-            while samples and samples[0].at < horizon:
-                samples.popleft()
+            minute.wait_s = max(minute.wait_s or 0.0, wait)
+            sample = _Sample(snapshot.at, row.completed, row.failed)
+            previous = self._last.get(row.queue)
+            # A pair spanning more than the minute before (sampling failed meanwhile) would
+            # spread unknown traffic over one minute: it only restarts the counting.
+            if previous is not None and start - MINUTE <= previous.at < sample.at:
+                minute.completed += max(sample.completed - previous.completed, 0)
+                minute.failed += max(sample.failed - previous.failed, 0)
+                minute.covered_s += (sample.at - previous.at).total_seconds()
+            self._last[row.queue] = sample
 
     def minutes(self, queues: Sequence[str] | None, now: datetime) -> list[MinutePoint]:
         """The last ``span`` as one point per minute, oldest first, for ``queues`` together
-        (``None``: every queue): their rates add up, the longest wait wins."""
-        first = _floor(now) - self._span + MINUTE
-        points: list[MinutePoint] = []
-        folded = [
-            _fold(self._samples.get(name, ()), first, int(self._span / MINUTE))
-            for name in (self._samples if queues is None else queues)
+        (``None``: every queue): their rates add up, the longest wait wins. Kept until the
+        next ``add``, so every page between two samples shares the work."""
+        key = (None if queues is None else tuple(queues), _floor(now))
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = self._fold(queues, key[1])
+        return cached
+
+    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
+        """``make()``, kept under ``key`` until the next ``add`` (what pages draw from it)."""
+        if key not in self._derived:
+            self._derived[key] = make()
+        return cast(T, self._derived[key])
+
+    def _fold(self, queues: Sequence[str] | None, now: datetime) -> list[MinutePoint]:
+        count = int(self._span / MINUTE)
+        first = now - (count - 1) * MINUTE
+        completed: list[float | None] = [None] * count
+        failed: list[float | None] = [None] * count
+        waits: list[float | None] = [None] * count
+        for name in self._minutes if queues is None else queues:
+            for start, minute in self._minutes.get(name, {}).items():
+                index = (start - first) // MINUTE
+                if not 0 <= index < count:
+                    continue
+                if minute.covered_s:
+                    scale = 60 / minute.covered_s
+                    completed[index] = (completed[index] or 0.0) + minute.completed * scale
+                    failed[index] = (failed[index] or 0.0) + minute.failed * scale
+                if minute.wait_s is not None:
+                    waits[index] = max(waits[index] or 0.0, minute.wait_s)
+        return [
+            MinutePoint(first + index * MINUTE, completed[index], failed[index], waits[index])
+            for index in range(count)
         ]
-        for index in range(int(self._span / MINUTE)):
-            minutes = [one[index] for one in folded]
-            points.append(
-                MinutePoint(
-                    first + index * MINUTE,
-                    _total(minute.rate(minute.completed) for minute in minutes),
-                    _total(minute.rate(minute.failed) for minute in minutes),
-                    max((m.wait_s for m in minutes if m.wait_s is not None), default=None),
-                )
-            )
-        return points
 
 
 def _floor(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
 
-def _total(rates: Iterable[float | None]) -> float | None:
-    known = [rate for rate in rates if rate is not None]
-    return sum(known) if known else None
-
-
-def _fold(samples: Iterable[_Sample], first: datetime, count: int) -> list[_Minute]:
-    """One queue's samples as minutes: each pair of consecutive samples counts its
-    difference, and the time between them, in the later one's minute (a total that fell,
-    e.g. after a Redis restart, counts as 0)."""
-    minutes = [_Minute() for _ in range(count)]
-    previous: _Sample | None = None
-    for sample in samples:
-        index = (_floor(sample.at) - first) // MINUTE
-        if 0 <= index < count:
-            minute = minutes[index]
-            minute.wait_s = max(minute.wait_s or 0.0, sample.wait_s)
-            if previous is not None:
-                minute.completed += max(sample.completed - previous.completed, 0)
-                minute.failed += max(sample.failed - previous.failed, 0)
-                minute.covered_s += (sample.at - previous.at).total_seconds()
-        previous = sample
-    return minutes
+#: The oldest waits cost Redis about twice what the counts do (several reads per queue), so
+#: they are read every third sample and carried forward in between (see ``Sampler``).
+WAITS_EVERY = 3
 
 
 class Sampler:
     """Reads every queue's stats and oldest wait through the port, and keeps the history.
 
-    ``snapshot()`` returns the latest reading while it is younger than ``every``, else reads
-    now; ``run`` reads every ``every`` in the background so the history has no holes while no
-    page is open.
+    ``snapshot()`` returns the latest reading while it is younger than ``every`` (one and a
+    half times that while the background thread runs, so its timing jitter never makes a
+    page read again), else reads now; ``run`` reads every ``every`` so the history has no
+    holes while no page is open.
+
+    Counts are read at every sample; oldest waits at every ``WAITS_EVERY``-th, and in between
+    a queue that still has ready jobs is shown as having waited that much longer (exact while
+    its oldest job is not taken; the next reading corrects it). A queue that gains ready jobs
+    meanwhile is read at once.
     """
 
     def __init__(self, queue: QueuePort, clock: Clock, every: timedelta) -> None:
-        self._queue = queue
+        self.queue = queue
         self._clock = clock
         self.every = every
         self.history = History()
         self._lock = threading.Lock()
         self._latest: Snapshot | None = None
+        self._fresh_for = every
+        self._samples = 0
+        self._waits: dict[str, tuple[datetime, timedelta]] = {}
 
     def sample(self) -> Snapshot:
-        """Read the backend now (one ``stats`` per queue, one ``oldest_ready_age``)."""
+        """Read the backend now: ``queues``, ``stats_many``, and ``oldest_ready_age`` of the
+        queues with ready jobs (all of them every ``WAITS_EVERY`` samples)."""
         with self._lock:
-            names = self._queue.queues()
-            rows = tuple(self._queue.stats(name) for name in names)
-            ages = tuple(self._queue.oldest_ready_age(names))
-            snapshot = Snapshot(self._clock.now(), rows, ages)
+            rows = self.queue.stats_many(self.queue.queues())
+            now = self._clock.now()
+            ages = self._ages(rows, now)
+            snapshot = Snapshot(now, tuple(rows), tuple(ages))
             self.history.add(snapshot)
             self._latest = snapshot
             return snapshot
 
+    def _ages(self, rows: list[QueueStats], now: datetime) -> list[timedelta | None]:
+        waiting = [row.queue for row in rows if row.ready]
+        fresh = self._samples % WAITS_EVERY == 0
+        self._samples += 1
+        asked = [name for name in waiting if fresh or name not in self._waits]
+        if asked:
+            read = self.queue.oldest_ready_age(asked)
+            for name, age in zip(asked, read, strict=True):
+                self._waits[name] = (now, age or timedelta(0))
+        ages = {}
+        for name in waiting:
+            at, age = self._waits[name]
+            ages[name] = age + (now - at)
+        for name in [name for name in self._waits if name not in ages]:
+            del self._waits[name]
+        return [ages.get(row.queue) for row in rows]
+
     def snapshot(self) -> Snapshot:
-        """The latest reading if younger than ``every``, else a fresh one."""
+        """The latest reading if fresh enough, else a new one."""
         latest = self._latest
-        if latest is not None and self._clock.now() - latest.at < self.every:
+        if latest is not None and self._clock.now() - latest.at < self._fresh_for:
             return latest
         return self.sample()
 
@@ -179,6 +226,7 @@ class Sampler:
 
     def run(self, stop: threading.Event) -> None:
         """Sample every ``every`` until ``stop`` is set; backend errors wait for the next."""
+        self._fresh_for = self.every * 3 / 2
         while not stop.is_set():
             with contextlib.suppress(FoundryError):  # the pages show it; the next tick retries
                 self.sample()

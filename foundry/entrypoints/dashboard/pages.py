@@ -89,7 +89,10 @@ def _queues_page(views: Views, _: Request) -> tuple[str, dict[str, Any]]:
     snapshot = views.snapshot()
     history = views.sampler.history
     now = views.clock.now()
-    sparks = {row.queue: _spark(history.minutes([row.queue], now)) for row in snapshot.rows}
+    sparks = history.derived(
+        ("sparks", snapshot.at, now.replace(second=0, microsecond=0)),
+        lambda: {row.queue: _spark(history.minutes([row.queue], now)) for row in snapshot.rows},
+    )
     minutes = history.minutes(None, now)
     return "queues.html", {
         "rows": list(zip(snapshot.rows, snapshot.ages, strict=True)),

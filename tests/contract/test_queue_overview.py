@@ -1,15 +1,52 @@
-"""Contract: oldest_ready_age, how long the ready jobs of each queue have waited."""
+"""Contract: readings over many queues, stats_many and oldest_ready_age (for dashboards)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from foundry.adapters.clock import ManualClock
-from foundry.domain import ErrorInfo, Retry, RunAfter, RunAt
+from foundry.domain import Dead, ErrorInfo, InvalidQueueName, Retry, RunAfter, RunAt
 from foundry.ports import ClaimRequest
 from tests.backends import LEASE, Queue, job
 
 S = timedelta(seconds=1)
+
+
+def test_stats_many_gives_each_queues_stats_in_the_order_asked(
+    queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue(job(id="a", queue="one"))
+    queue.enqueue(job(id="b", queue="one", schedule=RunAfter(10 * S)))
+    queue.enqueue(job(id="c", queue="one", schedule=RunAfter(100 * S)))
+    queue.enqueue(job(id="d", queue="two"))
+    queue.enqueue(job(id="e", queue="two"))
+    [lease] = queue.claim(ClaimRequest(["two"], lease=LEASE))
+    queue.fail(lease, ErrorInfo("Boom"), Dead("boom"))
+    [lease] = queue.claim(ClaimRequest(["two"], lease=LEASE))
+    queue.complete(lease)
+    queue.enqueue(job(id="f", queue="two"))
+    queue.claim(ClaimRequest(["two"], lease=LEASE))
+    queue.pause("one")
+    clock.advance(20 * S)
+    names = ["two", "never-used", "one"]
+
+    many = queue.stats_many(names)
+
+    assert many == [queue.stats(name) for name in names]
+    assert [(s.ready, s.delayed, s.active, s.dead, s.paused) for s in many] == [
+        (0, 0, 1, 1, False),
+        (0, 0, 0, 0, False),
+        (2, 1, 0, 0, True),
+    ]
+    assert (many[0].completed, many[0].failed) == (1, 1)
+    assert queue.stats_many([]) == []
+
+
+def test_stats_many_refuses_a_bad_queue_name(queue: Queue) -> None:
+    with pytest.raises(InvalidQueueName):
+        queue.stats_many(["ok", "bad{name}"])
 
 
 def test_a_queue_without_ready_jobs_has_no_age(queue: Queue) -> None:

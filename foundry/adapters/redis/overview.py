@@ -1,0 +1,197 @@
+"""Readings over many queues at once, without scripts: ``stats_many`` and
+``oldest_ready_ages``, for dashboards and metrics that show every queue.
+
+``stats_many`` reads each queue's sizes and totals in a MULTI/EXEC block of plain commands
+(one slot per block, all blocks in one write): the same figures as the ``stats`` function at
+a fifth of its Redis time, since a function call's setup outweighs six O(1)/O(log n) reads.
+
+The ready set's score is ``(255 - priority) * BAND + seq``: the first member of each priority
+band is the job next in line at that priority. Pipelined round trips read both ends of each
+ready set and its first delayed job, then the records of the head (since when it waited) and
+of the tail (whose priority says whether more bands lie between), then one per further band.
+Scores are asked for only where needed: formatting them is most of a ZRANGE's cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import attrs
+import redis
+
+from foundry.adapters.redis.clock import QueueClock
+from foundry.adapters.redis.keys import QueueKeys
+from foundry.adapters.redis.record_codec import RecordCodec
+from foundry.adapters.redis.records import from_ms, split_record
+from foundry.adapters.redis.runner import call
+from foundry.domain import ErrorInfo, Job, UndecodableJob
+from foundry.ports.queue_types import QueueStats
+
+#: The width of one priority band of ready scores (as in the Lua library).
+BAND = 2**44
+_TOTALS = ("paused", "completed", "failed", "dead_trimmed", "stale_rejected")
+
+
+def stats_many(client: redis.Redis, keys: Sequence[QueueKeys], now_ms: int) -> list[QueueStats]:
+    """Each queue's sizes (due delayed jobs count as ready) and totals, as of ``now_ms``."""
+    pipe = client.pipeline(transaction=False)
+    for queue in keys:
+        call(pipe, "MULTI")
+        call(pipe, "ZCARD", queue.named("ready"))
+        call(pipe, "ZCOUNT", queue.named("delayed"), "-inf", now_ms)
+        call(pipe, "ZCARD", queue.named("delayed"))
+        call(pipe, "ZCARD", queue.named("leases"))
+        call(pipe, "ZCARD", queue.named("dead"))
+        call(pipe, "HMGET", queue.named("meta"), *_TOTALS)
+        call(pipe, "EXEC")
+    replies = pipe.execute()
+    rows = []
+    for index, queue in enumerate(keys):
+        ready, due, delayed, active, dead, meta = replies[8 * index + 7]
+        paused, completed, failed, trimmed, stale = (int(value or 0) for value in meta)
+        rows.append(
+            QueueStats(
+                queue=queue.queue,
+                ready=int(ready) + int(due),
+                delayed=int(delayed) - int(due),
+                active=int(active),
+                dead=int(dead),
+                paused=paused == 1,
+                completed=completed,
+                failed=failed,
+                dead_trimmed=trimmed,
+                stale_rejected=stale,
+            )
+        )
+    return rows
+
+
+@attrs.define
+class _Walk:
+    """One queue's search: the band heads' records, the walk's position, the due job."""
+
+    keys: QueueKeys
+    head: str | None = None
+    tail: str | None = None
+    records: list[tuple[str, bytes, bytes | None]] = attrs.Factory(list)
+    walked: list[str] = attrs.Factory(list)
+    band: int | None = None  # the last band found while walking; None when done
+    last_band: int = -1
+    due: int | None = None  # run time (ms) of the earliest due delayed job
+
+
+def oldest_ready_ages(
+    client: redis.Redis, keys: Sequence[QueueKeys], clock: QueueClock, records: RecordCodec
+) -> list[timedelta | None]:
+    """For each queue, the age of its longest-waiting ready job (see the port's promise).
+
+    Round trips: the ends of each ready set and the first delayed job; the records of the
+    heads and tails (their priorities say whether more bands lie between); one per further
+    band; the records of the heads found on the way.
+    """
+    walks = [_Walk(k) for k in keys]
+    now_ms = _ends(client, walks, clock)
+    _head_records(client, walks)
+    while any(walk.band is not None for walk in walks):
+        _next_bands(client, walks)
+    _walked_records(client, walks)
+    now = from_ms(now_ms)
+    return [_age(walk, now, records) for walk in walks]
+
+
+def _ends(client: redis.Redis, walks: list[_Walk], clock: QueueClock) -> int:
+    pipe = client.pipeline(transaction=False)
+    call(pipe, "TIME")
+    for walk in walks:
+        call(pipe, "ZRANGE", walk.keys.named("ready"), 0, 0)
+        call(pipe, "ZRANGE", walk.keys.named("ready"), -1, -1)
+        call(pipe, "ZRANGE", walk.keys.named("delayed"), 0, 0, "WITHSCORES")
+    replies = pipe.execute()
+    now_ms = clock.from_time(replies[0])
+    for index, walk in enumerate(walks):
+        first, last, delayed = replies[1 + 3 * index : 4 + 3 * index]
+        if delayed and int(delayed[0][1]) <= now_ms:
+            walk.due = int(delayed[0][1])
+        if first:
+            walk.head, walk.tail = first[0].decode(), last[0].decode()
+    return now_ms
+
+
+def _head_records(client: redis.Redis, walks: list[_Walk]) -> None:
+    """The heads' records and errors, and the tails' records: equal priorities end a walk."""
+    pipe = client.pipeline(transaction=False)
+    reading = [walk for walk in walks if walk.head is not None]
+    for walk in reading:
+        call(pipe, "HMGET", walk.keys.named("jobs"), walk.head, walk.tail)  # type: ignore[arg-type]
+        call(pipe, "HGET", walk.keys.named("errors"), walk.head)  # type: ignore[arg-type]
+    replies = iter(pipe.execute() if reading else [])
+    for walk in reading:
+        (value, tail), errors = next(replies), next(replies)
+        if value is None or tail is None:
+            continue  # gone since the first read: too new to be the oldest
+        walk.records.append((walk.head, value, errors))  # type: ignore[arg-type]
+        walk.band, walk.last_band = _band(value), _band(tail)
+        if walk.band >= walk.last_band:
+            walk.band = None
+
+
+def _band(value: bytes) -> int:
+    """The ready-score band of a stored record (``255 - priority``, as the Lua library)."""
+    return 255 - int(value.split(b" ", 2)[1])
+
+
+def _next_bands(client: redis.Redis, walks: list[_Walk]) -> None:
+    walking = [walk for walk in walks if walk.band is not None]
+    pipe = client.pipeline(transaction=False)
+    for walk in walking:
+        start = (walk.band + 1) * BAND  # type: ignore[operator]
+        ready = walk.keys.named("ready")
+        call(pipe, "ZRANGE", ready, start, "+inf", "BYSCORE", "LIMIT", 0, 1, "WITHSCORES")
+    for walk, found in zip(walking, pipe.execute(), strict=True):
+        if not found:
+            walk.band = None
+            continue
+        walk.walked.append(found[0][0].decode())
+        walk.band = int(found[0][1]) // BAND
+        if walk.band >= walk.last_band:
+            walk.band = None
+
+
+def _walked_records(client: redis.Redis, walks: list[_Walk]) -> None:
+    if not any(walk.walked for walk in walks):
+        return
+    pipe = client.pipeline(transaction=False)
+    for walk in walks:
+        for job_id in walk.walked:
+            call(pipe, "HGET", walk.keys.named("jobs"), job_id)
+            call(pipe, "HGET", walk.keys.named("errors"), job_id)
+    replies = iter(pipe.execute())
+    for walk in walks:
+        for job_id in walk.walked:
+            value, errors = next(replies), next(replies)
+            if value is not None:
+                walk.records.append((job_id, value, errors))
+
+
+def _age(walk: _Walk, now: datetime, records: RecordCodec) -> timedelta | None:
+    since = [from_ms(walk.due)] if walk.due is not None else []
+    for job_id, value, errors in walk.records:
+        job = _decode(records, walk.keys.queue, job_id, value)
+        since.append(_ready_since(job, value, records.errors(errors)))
+    return max(now - min(since), timedelta(0)) if since else None
+
+
+def _decode(records: RecordCodec, queue: str, job_id: str, value: bytes) -> Job | None:
+    try:
+        return records.decode_job(job_id, queue, value)
+    except UndecodableJob:
+        return None
+
+
+def _ready_since(job: Job | None, value: bytes, errors: tuple[ErrorInfo, ...]) -> datetime:
+    """The latest moment the job is known to have become ready: its (scheduled) enqueue, or
+    its last failure."""
+    enqueued = from_ms(split_record(value).enqueued_ms)
+    since = job.run_at(enqueued) if job is not None else enqueued
+    return max([since, *(error.at for error in errors if error.at is not None)])
