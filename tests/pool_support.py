@@ -223,10 +223,18 @@ class Harness:
         assert job is not None
         return job.lease.job_id
 
+    def answer(
+        self, slot: int, ok: bool = True, value: Any = None, runtime: float = 0.01, rss: int = 0
+    ) -> Reply:
+        """The reply ``slot``'s child sends about the job it runs."""
+        child = self.sup.slots[slot]
+        token = child.job.lease.token if child.job is not None else ""
+        return Reply(ok, value, runtime, rss, child.pid, token)
+
     def reply(self, slot: int, ok: bool = True, value: Any = None, runtime: float = 0.01) -> None:
         """``slot``'s child answers; then the pool's loop turns (it claims for idle children
         once every reply that is in has been read)."""
-        self.sup.child_replied(slot, Reply(ok, value, runtime), self.now)
+        self.sup.child_replied(slot, self.answer(slot, ok, value, runtime), self.now)
         self.sup.fill(self.now)
 
     def fail(self, slot: int, error: BaseException) -> None:

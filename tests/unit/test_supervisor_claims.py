@@ -5,7 +5,6 @@ and when an idle pool blocks in claim (fake children, a memory queue, a manual c
 from datetime import timedelta
 
 from foundry.application.pool.config import PoolConfig
-from foundry.application.pool.wire import Reply
 from tests.pool_support import FAST, BatchingQueue, Harness
 
 
@@ -94,7 +93,7 @@ def test_a_pool_that_turns_idle_after_a_busy_poll_claims_a_new_job_without_waiti
     pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
     pool.enqueue(1)
     pool.start()  # one child busy, the other finds the queue empty: a busy poll
-    pool.sup.child_replied(0, Reply(True, None, 0.01), pool.now)
+    pool.sup.child_replied(0, pool.answer(0), pool.now)
     (late,) = pool.enqueue(1)
 
     pool.sup.quiet(pool.now)  # its completion is written, then the idle pool claims

@@ -4,6 +4,9 @@ limits and unknown handlers (fake children, a memory queue, a manual clock).
 
 from datetime import timedelta
 
+import attrs
+import pytest
+
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.outcome import OutcomeKind
 from foundry.domain import JobState, RetryPolicy
@@ -52,6 +55,33 @@ def test_a_child_that_dies_mid_job_fails_it_with_worker_lost_and_is_replaced() -
     assert error.type == "foundry.application.errors.WorkerLost"
     assert error.signal == 9
     assert pool.workforce.told("spawn") == [0, 1, 0]
+
+
+@pytest.mark.parametrize("field", ["pid", "token"])
+def test_a_reply_from_another_process_or_about_another_lease_settles_nothing_and_kills_the_child(
+    field: str,
+) -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    reply = attrs.evolve(pool.answer(0, value="from a forked copy"), **{field: _other(field)})
+
+    pool.sup.child_replied(0, reply, pool.now)
+
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.ACTIVE
+    assert pool.running(0) == job_id
+    assert pool.workforce.told("kill") == [0]
+    pool.sup.child_exited(0, -9, pool.now)
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert [error.type for error in record.errors] == ["foundry.application.errors.WorkerLost"]
+    assert record.result is None
+
+
+def _other(field: str) -> object:
+    return 99999 if field == "pid" else "someone-else.1"
 
 
 def test_a_job_past_its_hard_limit_is_terminated_then_killed_and_fails_with_time_limit() -> None:

@@ -7,7 +7,6 @@ from datetime import timedelta
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.respawn import MAX_SPAWN_FAILURES
 from foundry.application.pool.slots import SlotState
-from foundry.application.pool.wire import Reply
 from foundry.domain import JobState
 from tests.pool_support import FAST, Harness
 
@@ -32,7 +31,7 @@ def test_a_child_over_the_memory_limit_is_recycled_and_its_job_still_completes()
     (job_id,) = pool.enqueue(1)
     pool.start()
 
-    pool.sup.child_replied(0, _reply_with_rss(200 << 20), pool.now)
+    pool.sup.child_replied(0, pool.answer(0, rss=200 << 20), pool.now)
     pool.sup.child_exited(0, 0, pool.now)
     pool.sup.quiet(pool.now)  # no child busy: the batched completion is written
 
@@ -109,7 +108,3 @@ def test_forks_that_keep_failing_stop_the_pool_with_exit_code_1() -> None:
     assert len(pool.workforce.told("spawn")) == MAX_SPAWN_FAILURES
     assert pool.sup.exit_code == 1
     assert pool.sup.finished
-
-
-def _reply_with_rss(rss: int) -> Reply:
-    return Reply(True, None, 0.01, rss)

@@ -5,7 +5,6 @@ writes the queue could not take (fake children, a memory queue, a manual clock).
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.outcome import OutcomeKind
 from foundry.application.pool.settle import FLUSH_AFTER_S
-from foundry.application.pool.wire import Reply
 from foundry.domain import JobState
 from tests.pool_support import FAST, BatchingQueue, CombiningQueue, Harness
 
@@ -14,8 +13,8 @@ def test_replies_read_in_one_turn_of_the_loop_are_completed_in_one_batch() -> No
     pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST), queue=BatchingQueue)
     first, second = pool.enqueue(2)
     pool.start()
-    pool.sup.child_replied(0, Reply(True, None, 0.01), pool.now)
-    pool.sup.child_replied(1, Reply(True, None, 0.01), pool.now)
+    pool.sup.child_replied(0, pool.answer(0), pool.now)
+    pool.sup.child_replied(1, pool.answer(1), pool.now)
     pending = pool.queue.get(first)
 
     pool.sup.fill(pool.now)  # the loop turns: one write settles both, then it claims
@@ -32,8 +31,8 @@ def test_a_queue_that_can_completes_the_batch_and_claims_in_one_call() -> None:
     pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST), queue=CombiningQueue)
     first, second, third, fourth = pool.enqueue(4)
     pool.start()
-    pool.sup.child_replied(0, Reply(True, None, 0.01), pool.now)
-    pool.sup.child_replied(1, Reply(True, None, 0.01), pool.now)
+    pool.sup.child_replied(0, pool.answer(0), pool.now)
+    pool.sup.child_replied(1, pool.answer(1), pool.now)
 
     pool.sup.fill(pool.now)
 
@@ -109,7 +108,7 @@ def test_a_completion_that_leaves_every_child_idle_is_written_at_once() -> None:
     pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=BatchingQueue)
     (job_id,) = pool.enqueue(1)
     pool.start()
-    pool.sup.child_replied(0, Reply(True, None, 0.01), pool.now)
+    pool.sup.child_replied(0, pool.answer(0), pool.now)
 
     pool.sup.quiet(pool.now)
 

@@ -28,24 +28,25 @@ def test_a_task_carries_only_what_the_child_needs() -> None:
 
     task = decode_task(encode_task(Lease(job, "tok", 2, T0)))
 
-    assert task == (job.id, "resize", {"w": 3}, 2, "images", 0.0)
+    assert task == (job.id, "resize", {"w": 3}, 2, "images", 0.0, "tok")
 
 
-def test_a_reply_round_trips_its_result_runtime_and_rss() -> None:
-    reply = decode_reply(encode_reply(True, {"n": 1}, 0.25, 1 << 20))
+def test_a_reply_round_trips_its_result_runtime_rss_pid_and_lease_token() -> None:
+    reply = decode_reply(encode_reply(True, {"n": 1}, 0.25, 1 << 20, pid=4242, token="tok.2"))
 
     assert (reply.ok, reply.value, reply.runtime_s, reply.rss) == (True, {"n": 1}, 0.25, 1 << 20)
+    assert (reply.pid, reply.token) == (4242, "tok.2")
 
 
 def test_a_result_that_cannot_be_pickled_becomes_a_description() -> None:
-    reply = decode_reply(encode_reply(True, Unpicklable(), 0.1, 0))
+    reply = decode_reply(encode_reply(True, Unpicklable(), 0.1, 0, pid=1, token="t"))
 
     assert reply.ok
     assert reply.value.startswith("<unpicklable Unpicklable: TypeError: no pickling here")
 
 
 def test_a_value_that_cannot_be_unpickled_becomes_a_description_and_a_failure_stays_one() -> None:
-    frame = encode_reply(False, BrokenOnLoad(), 0.1, 0)
+    frame = encode_reply(False, BrokenOnLoad(), 0.1, 0, pid=1, token="t")
 
     reply = decode_reply(frame)
 
@@ -57,7 +58,7 @@ def test_a_value_that_cannot_be_unpickled_becomes_a_description_and_a_failure_st
 def test_an_error_info_crosses_the_pipe_intact() -> None:
     error = ErrorInfo.from_exception(ValueError("bad"), traceback="tb", attempt=1)
 
-    reply = decode_reply(encode_reply(False, error, 0.0, 0))
+    reply = decode_reply(encode_reply(False, error, 0.0, 0, pid=1, token="t"))
 
     assert reply.error == error
     assert pickle.loads(pickle.dumps(error)) == error

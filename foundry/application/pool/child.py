@@ -1,7 +1,9 @@
 """A pool child: set itself up after fork, then run the tasks its parent sends, one by one.
 
 A child never touches the queue. It answers each task with the handler's result or an
-``ErrorInfo``; a handler that kills the process is the parent's to notice.
+``ErrorInfo``; a handler that kills the process is the parent's to notice. A copy of the child
+that a handler forked without exec never answers: it exits at once when the handler returns
+or raises in it, without touching the pipe.
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ class Runner:
         self._armed = 0.0
         self._busy = False
         self._rss = _rss_reader() if measure_rss else None
-        self._worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._pid = os.getpid()  # the pool's child: any other pid is a copy a handler forked
+        self._worker = f"{socket.gethostname()}:{self._pid}"
         signal.signal(signal.SIGALRM, self._on_alarm)
 
     def serve(self, conn: Connection) -> None:
@@ -111,7 +114,7 @@ class Runner:
 
     def run(self, frame: bytes) -> bytes:
         """Run one task frame; the reply frame."""
-        job_id, name, payload, attempt, queue, soft = decode_task(frame)
+        job_id, name, payload, attempt, queue, soft, token = decode_task(frame)
         started = perf_counter()
         self._busy = True
         set_current(JobContext(job_id, name, queue, attempt))
@@ -119,11 +122,15 @@ class Runner:
             try:
                 ok, value = True, self._call(name, payload, soft)
             except BaseException as error:  # SystemExit too: a handler must not end the child
+                _exit_if_forked(self._pid, error)
                 ok, value = False, self._describe(error, attempt)
+        _exit_if_forked(self._pid, None)
         set_current(None)
         self._busy = False
         runtime = perf_counter() - started
-        return encode_reply(ok, value, runtime, self._rss() if self._rss else 0)
+        return encode_reply(
+            ok, value, runtime, self._rss() if self._rss else 0, pid=self._pid, token=token
+        )
 
     def is_busy(self) -> bool:
         """Whether a handler is running now (read by the watchdog thread)."""
@@ -150,6 +157,18 @@ class Runner:
         return ErrorInfo.from_exception(
             error, traceback=traceback.format_exc(), attempt=attempt, worker=self._worker
         )
+
+
+def _exit_if_forked(child_pid: int, error: BaseException | None) -> None:
+    """End this process now if it is a copy of the child that a handler forked: it must never
+    answer on the child's pipe nor read its next task. Status 0 if the handler returned in it,
+    else 1 (or what ``sys.exit`` asked for)."""
+    if os.getpid() == child_pid:
+        return
+    status = 0 if error is None else 1
+    if isinstance(error, SystemExit) and isinstance(error.code, int):
+        status = error.code
+    os._exit(status)
 
 
 def _rss_reader() -> Callable[[], int]:

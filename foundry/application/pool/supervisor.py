@@ -111,6 +111,9 @@ class Supervisor:
         if running is None:
             logger.warning("child {} answered for a job it no longer holds; ignored", slot.pid)
             return
+        if (reply.pid, reply.token) != (slot.pid, running.lease.token):
+            self._foreign_reply(slot, reply)
+            return
         slot.job = None
         slot.tasks += 1
         self._after_job(slot, running, reply, now)
@@ -270,6 +273,17 @@ class Supervisor:
         if lease in self.buffer:
             self.buffer.remove(lease)
         self.settler.abandon(lease, reason)
+
+    def _foreign_reply(self, slot: Slot, reply: Reply) -> None:
+        """Never settle a job with an answer that is not its child's about it: some other
+        process spoke on the pipe (a copy a handler forked without exec), so the pipe cannot be
+        trusted. Kill the child's group; its job fails as lost."""
+        logger.error(
+            "pid {} answered on child {}'s pipe for lease {}, not its job's (did a handler fork "
+            "without exec?); killing the child",
+            *(reply.pid, slot.pid, reply.token),
+        )
+        self._workforce.kill(slot.index)
 
     def _renew(self, now: float) -> None:
         renewed = self._upkeep.renew(now)

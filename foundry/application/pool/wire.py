@@ -1,9 +1,11 @@
 """The pipe protocol between the pool's parent and a child: one pickled tuple per message.
 
-Parent to child: a task ``(job_id, name, payload, attempt, queue, soft_timeout_s)`` or
-``STOP``. Child to parent: ``READY`` once, then one reply per task: a fixed header
-``(ok, runtime_s, rss_bytes)`` and the pickled result or ``ErrorInfo``, so a value that cannot
-be unpickled still leaves a readable reply. Frames are length-prefixed by
+Parent to child: a task ``(job_id, name, payload, attempt, queue, soft_timeout_s,
+lease_token)`` or ``STOP``. Child to parent: ``READY`` once, then one reply per task: a fixed
+header ``(ok, runtime_s, rss_bytes, pid)``, the task's lease token, and the pickled result or
+``ErrorInfo``, so a value that cannot be unpickled still leaves a readable reply. The pid and
+the token let the parent refuse an answer from any process but its child, about any job but
+the one that child runs. Frames are length-prefixed by
 ``multiprocessing.connection``; a child never decodes a job record, only these fields.
 """
 
@@ -21,9 +23,9 @@ from foundry.ports import Lease
 STOP = b""
 READY = b"R"
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
-_HEADER = struct.Struct("<?dQ")
+_HEADER = struct.Struct("<?dQiH")  # ok, runtime, rss, pid, token length
 
-Task = tuple[str, str, dict[str, Any], int, str, float]
+Task = tuple[str, str, dict[str, Any], int, str, float, str]
 
 
 @attrs.frozen
@@ -33,7 +35,9 @@ class Reply:
     ok: bool
     value: Any
     runtime_s: float
-    rss: int = 0
+    rss: int
+    pid: int
+    token: str
 
     @property
     def error(self) -> ErrorInfo:
@@ -46,7 +50,8 @@ def encode_task(lease: Lease) -> bytes:
     """The frame that asks a child to run ``lease``'s job."""
     job = lease.job
     soft = job.soft_timeout.total_seconds() if job.soft_timeout is not None else 0.0
-    return pickle.dumps((job.id, job.name, job.payload, lease.attempt, job.queue, soft), _PROTOCOL)
+    task = (job.id, job.name, job.payload, lease.attempt, job.queue, soft, lease.token)
+    return pickle.dumps(task, _PROTOCOL)
 
 
 def decode_task(frame: bytes) -> Task:
@@ -55,25 +60,31 @@ def decode_task(frame: bytes) -> Task:
     return task
 
 
-def encode_reply(ok: bool, value: Any, runtime_s: float, rss: int) -> bytes:
-    """A reply frame; a value that cannot be pickled is replaced by a description."""
+def encode_reply(
+    ok: bool, value: Any, runtime_s: float, rss: int, *, pid: int, token: str
+) -> bytes:
+    """The reply frame of process ``pid`` to the task of lease ``token``; a value that cannot
+    be pickled is replaced by a description."""
     try:
         body = pickle.dumps(value, _PROTOCOL)
     except Exception as error:  # any __reduce__ may raise anything
         body = pickle.dumps(_describe(value, error), _PROTOCOL)
-    return _HEADER.pack(ok, runtime_s, rss) + body
+    tag = token.encode()
+    return _HEADER.pack(ok, runtime_s, rss, pid, len(tag)) + tag + body
 
 
 def decode_reply(frame: bytes) -> Reply:
     """A reply from its frame; a value that cannot be unpickled is replaced by a description."""
-    ok, runtime_s, rss = _HEADER.unpack_from(frame)
+    ok, runtime_s, rss, pid, length = _HEADER.unpack_from(frame)
+    body = _HEADER.size + length
+    token = frame[_HEADER.size : body].decode()
     try:
-        value = pickle.loads(memoryview(frame)[_HEADER.size :])
+        value = pickle.loads(memoryview(frame)[body:])
     except Exception as error:  # unpickling runs arbitrary constructors
         value = _describe(None, error)
     if not ok and not isinstance(value, ErrorInfo):
         value = ErrorInfo(type="UndecodableError", message=str(value))
-    return Reply(ok, value, runtime_s, rss)
+    return Reply(ok, value, runtime_s, rss, pid, token)
 
 
 def _describe(value: Any, error: Exception) -> str:
