@@ -30,6 +30,7 @@ MODULES = (
     "bench.queue_ops",
     "bench.cache_ops",
     "bench.dashboard",
+    "bench.schedules",
 )
 
 

@@ -24,11 +24,11 @@ from foundry.adapters.redis.cache import RedisCache
 from foundry.adapters.redis.connection import RedisSettings, connect
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import Job, JobState
-from foundry.ports import DeadLetterRetention, QueuePort, WorkerRegistry
+from foundry.ports import DeadLetterRetention, QueuePort, SchedulePort, WorkerRegistry
 from foundry.ports.cache import CachePort
 
 
-class Queue(QueuePort, WorkerRegistry, Protocol):
+class Queue(QueuePort, WorkerRegistry, SchedulePort, Protocol):
     """What the suites drive: the queue port and the worker registry of one backend."""
 
 

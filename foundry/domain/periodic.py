@@ -22,6 +22,7 @@ from foundry.domain.recurring import Cron, Every, NoTick, Recurrence
 MAX_SCHEDULE_NAME = 200
 _ZERO = timedelta(0)
 _MICRO = timedelta(microseconds=1)
+_MILLI = timedelta(milliseconds=1)
 
 
 class CatchUpMode(enum.StrEnum):
@@ -165,11 +166,11 @@ class PeriodicSchedule:
         return f"sch-{_digest(self.name)[:16]}-{_micros(tick)}"
 
     def delay_of(self, tick: datetime) -> timedelta:
-        """How long after ``tick`` its job runs: a stable fraction of ``jitter``."""
+        """How long after ``tick`` its job runs: a stable part of ``jitter``, in whole ms."""
         if not self.jitter:
             return _ZERO
-        span = self.jitter // _MICRO + 1
-        return _MICRO * (int(_digest(f"{self.name}\0{_micros(tick)}")[:12], 16) % span)
+        span = self.jitter // _MILLI + 1
+        return _MILLI * (int(_digest(f"{self.name}\0{_micros(tick)}")[:12], 16) % span)
 
     @property
     def unique_key(self) -> str:

@@ -20,7 +20,7 @@ from foundry.adapters.redis.connection import connect
 from foundry.adapters.redis.health import RedisReport, inspect_redis
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.entrypoints.settings import Settings
-from foundry.ports import CachePort, QueuePort, WorkerRegistry
+from foundry.ports import CachePort, QueuePort, SchedulePort, WorkerRegistry
 
 if TYPE_CHECKING:
     from foundry.adapters.memory import MemoryQueue
@@ -83,6 +83,7 @@ class Container(containers.DeclarativeContainer):
     )
     queue = providers.Dependency(instance_of=QueuePort, default=queue_backend)  # type: ignore[type-abstract]
     workers = providers.Dependency(instance_of=WorkerRegistry, default=queue)  # type: ignore[type-abstract]
+    schedules = providers.Dependency(instance_of=SchedulePort, default=queue)  # type: ignore[type-abstract]
 
     cache_backend = providers.Selector(
         config.cache.driver,

@@ -15,8 +15,24 @@ from foundry.ports.queue_types import (
     QueueStats,
     WorkerInfo,
 )
+from foundry.ports.schedules import (
+    DueSchedule,
+    Fired,
+    Firing,
+    Poll,
+    ScheduleEntry,
+    SchedulePort,
+    ScheduleState,
+)
 
 __all__ = [
+    "DueSchedule",
+    "Fired",
+    "Firing",
+    "Poll",
+    "ScheduleEntry",
+    "SchedulePort",
+    "ScheduleState",
     "CachePort",
     "CacheStats",
     "CacheStore",

@@ -3,7 +3,7 @@
 It builds its parts and hands each port operation to the part that does it: ``MemoryStore``
 (every queue's state under one lock), ``EntryCodec`` (stored forms), ``DeadLetters``
 (burying and retention), ``MemoryClaimer``, ``MemoryWrites``, ``MemoryAdmin`` and
-``MemoryWorkers``; enqueueing is done here.
+``MemoryWorkers`` and ``MemorySchedules``; enqueueing is done here.
 
 Jobs are stored codec-encoded and decoded on claim and inspection, so it accepts and rejects
 exactly what the Redis queue does. Time comes only from the ``Clock``; a claim's ``wait`` alone
@@ -22,6 +22,7 @@ from foundry.adapters.memory.admin import MemoryAdmin
 from foundry.adapters.memory.claiming import MemoryClaimer
 from foundry.adapters.memory.dead import DeadLetters
 from foundry.adapters.memory.records import EntryCodec
+from foundry.adapters.memory.schedules import MemorySchedules
 from foundry.adapters.memory.store import Entry, MemoryStore
 from foundry.adapters.memory.workers import MemoryWorkers
 from foundry.adapters.memory.writes import MemoryWrites
@@ -39,6 +40,7 @@ from foundry.ports import (
     QueueStats,
     WorkerInfo,
 )
+from foundry.ports.schedules import Fired, Firing, Poll, ScheduleEntry, ScheduleState
 
 #: The retention a queue has unless told otherwise.
 DEFAULT_RETENTION = DeadLetterRetention()
@@ -63,6 +65,7 @@ class MemoryQueue:
         self._writes = MemoryWrites(store, records, dead)
         self._admin = MemoryAdmin(store, records)
         self._workers = MemoryWorkers(clock)
+        self._schedules = MemorySchedules(store, records, self._put)
 
     # -- jobs in, jobs out ----------------------------------------------------------------------
 
@@ -205,3 +208,37 @@ class MemoryQueue:
     def forget_worker(self, worker_id: str) -> None:
         """At once."""
         self._workers.forget_worker(worker_id)
+
+    # -- periodic schedules (SchedulePort) ------------------------------------------------------
+
+    def sync_schedules(self, entries: Sequence[ScheduleEntry], *, redefine: bool) -> None:
+        """See ``SchedulePort.sync_schedules``."""
+        self._schedules.sync_schedules(entries, redefine=redefine)
+
+    def poll(self, queues: Sequence[str], limit: int, ahead: timedelta = timedelta(0)) -> Poll:
+        """See ``SchedulePort.poll``."""
+        return self._schedules.poll(queues, limit, ahead)
+
+    def fire(self, firings: Sequence[Firing]) -> list[Fired]:
+        """See ``SchedulePort.fire``."""
+        return self._schedules.fire(firings)
+
+    def orphan(self, queue: str, names: Sequence[str]) -> None:
+        """See ``SchedulePort.orphan``."""
+        self._schedules.orphan(queue, names)
+
+    def schedule_states(self) -> list[ScheduleState]:
+        """See ``SchedulePort.schedule_states``."""
+        return self._schedules.schedule_states()
+
+    def pause_schedule(self, queue: str, name: str) -> bool:
+        """See ``SchedulePort.pause_schedule``."""
+        return self._schedules.pause_schedule(queue, name)
+
+    def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool:
+        """See ``SchedulePort.resume_schedule``."""
+        return self._schedules.resume_schedule(queue, name, next_at)
+
+    def forget_schedule(self, queue: str, name: str) -> bool:
+        """See ``SchedulePort.forget_schedule``."""
+        return self._schedules.forget_schedule(queue, name)

@@ -8,7 +8,7 @@ touches, and hands each port operation to the part that does it:
   ``retention.Retention``, ``epochs.Epochs``: keys, time, stored forms, dead-letter retention,
   the queue registry and lost-data watch;
 * ``enqueuing.Enqueuer``, ``claiming.Claimer``, ``writes.LeaseWrites``, ``admin.RedisAdmin``,
-  ``workers.RedisWorkers``: the operations.
+  ``workers.RedisWorkers``, ``schedules.RedisSchedules``: the operations.
 
 Costs: every operation is one function call (one round trip); ``enqueue_many``, ``renew`` and
 ``complete_many`` batch per queue and send the calls of several queues in one write;
@@ -19,7 +19,7 @@ several queues makes one call per queue visited. See docs/architecture.md for th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -35,6 +35,7 @@ from foundry.adapters.redis.keys import KeyLayout
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.retention import Retention
 from foundry.adapters.redis.runner import FunctionRunner
+from foundry.adapters.redis.schedules import RedisSchedules
 from foundry.adapters.redis.workers import RedisWorkers
 from foundry.adapters.redis.writes import LeaseWrites, applied
 from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError, Decision, ErrorInfo, Job, JobState
@@ -49,6 +50,7 @@ from foundry.ports.queue_types import (
     QueueStats,
     WorkerInfo,
 )
+from foundry.ports.schedules import Fired, Firing, Poll, ScheduleEntry, ScheduleState
 
 
 class RedisQueue:
@@ -103,6 +105,7 @@ class RedisQueue:
         )
         self._admin = RedisAdmin(runner, keys, now, records)
         self._workers = RedisWorkers(client, keys, now, codec)
+        self._schedules = RedisSchedules(client, runner, keys, now, records=records, epochs=epochs)
 
     # -- jobs in, jobs out ----------------------------------------------------------------------
 
@@ -224,3 +227,37 @@ class RedisQueue:
         """The startup self-check: Redis >= 7 (else ``ConfigurationError``), eviction policy and
         persistence reported, warnings logged; the Lua library loaded."""
         return check(self._runner)
+
+    # -- periodic schedules (SchedulePort) ------------------------------------------------------
+
+    def sync_schedules(self, entries: Sequence[ScheduleEntry], *, redefine: bool) -> None:
+        """See ``SchedulePort.sync_schedules``."""
+        self._schedules.sync_schedules(entries, redefine=redefine)
+
+    def poll(self, queues: Sequence[str], limit: int, ahead: timedelta = timedelta(0)) -> Poll:
+        """See ``SchedulePort.poll``."""
+        return self._schedules.poll(queues, limit, ahead)
+
+    def fire(self, firings: Sequence[Firing]) -> list[Fired]:
+        """See ``SchedulePort.fire``."""
+        return self._schedules.fire(firings)
+
+    def orphan(self, queue: str, names: Sequence[str]) -> None:
+        """See ``SchedulePort.orphan``."""
+        self._schedules.orphan(queue, names)
+
+    def schedule_states(self) -> list[ScheduleState]:
+        """See ``SchedulePort.schedule_states``."""
+        return self._schedules.schedule_states()
+
+    def pause_schedule(self, queue: str, name: str) -> bool:
+        """See ``SchedulePort.pause_schedule``."""
+        return self._schedules.pause_schedule(queue, name)
+
+    def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool:
+        """See ``SchedulePort.resume_schedule``."""
+        return self._schedules.resume_schedule(queue, name, next_at)
+
+    def forget_schedule(self, queue: str, name: str) -> bool:
+        """See ``SchedulePort.forget_schedule``."""
+        return self._schedules.forget_schedule(queue, name)

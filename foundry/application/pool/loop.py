@@ -21,9 +21,10 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from random import Random
 from types import FrameType
+from typing import Protocol
 
 from loguru import logger
 
@@ -41,6 +42,19 @@ __all__ = ["Pool"]
 #: The loop wakes at least this often (seconds), whatever its timers say.
 MAX_SLEEP_S = 1.0
 _PIPE, _EXIT, _WAKE = "pipe", "exit", "wake"
+
+
+class Timer(Protocol):
+    """A duty the parent runs between pool events (the scheduler): it must be short, and it
+    must not start a thread or fork (children are forked from this process at any time)."""
+
+    def next_wake(self) -> float:
+        """When (``time.monotonic()``) ``tick`` next has something to do."""
+        ...
+
+    def tick(self, now: float) -> None:
+        """Do what is due at ``now``; never raise."""
+        ...
 
 
 class Pool:
@@ -62,8 +76,10 @@ class Pool:
         child_init: Callable[[], None] | None = None,
         observer: PoolObserver | None = None,
         rng: Random | None = None,
+        timers: Sequence[Timer] = (),
     ) -> None:
         self.config = config
+        self._timers = tuple(timers)
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._workforce = ProcessWorkforce(
@@ -135,11 +151,15 @@ class Pool:
             sup.tick(now)
             if sup.finished:
                 return
+            if not sup.stopping.requested:
+                for timer in self._timers:
+                    timer.tick(now)
             sup.fill(now)
             events = self._selector.select(0)
             if not events:  # a quiet moment: write what waits, claim, then sleep
                 sup.quiet(time.monotonic())
-                timeout = min(sup.next_wake(now) - time.monotonic(), MAX_SLEEP_S)
+                wake = min([sup.next_wake(now), *(timer.next_wake() for timer in self._timers)])
+                timeout = min(wake - time.monotonic(), MAX_SLEEP_S)
                 events = self._selector.select(max(timeout, 0.0))
             events.sort(key=lambda event: event[0].data[0] != _PIPE)  # results before deaths
             for key, _ in events:

@@ -21,6 +21,8 @@ COMMANDS = {
     "stats": "foundry.entrypoints.cli.stats:stats",
     "failed": "foundry.entrypoints.cli.failed:failed",
     "queue": "foundry.entrypoints.cli.queues:queue_group",
+    "schedules": "foundry.entrypoints.cli.schedules:schedules_group",
+    "schedule": "foundry.entrypoints.cli.schedules:schedules_group",
     "check": "foundry.entrypoints.cli.check:check",
     "demo": "foundry.entrypoints.cli.demo:demo",
     "metrics": "foundry.entrypoints.cli.metrics:metrics",

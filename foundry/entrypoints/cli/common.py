@@ -23,7 +23,7 @@ from foundry.domain import (
 from foundry.entrypoints.container import Container
 from foundry.entrypoints.logging import LEVELS
 from foundry.entrypoints.settings import Driver, Settings
-from foundry.ports import QueuePort, WorkerRegistry
+from foundry.ports import QueuePort, SchedulePort, WorkerRegistry
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -172,6 +172,12 @@ def workers(ctx: click.Context) -> WorkerRegistry:
     """The configured worker registry (the queue backend publishes heartbeats)."""
     registry: WorkerRegistry = container(ctx).workers()
     return registry
+
+
+def schedules(ctx: click.Context) -> SchedulePort:
+    """The configured schedules' state (kept by the queue backend)."""
+    port: SchedulePort = container(ctx).schedules()
+    return port
 
 
 def private_memory_queue(ctx: click.Context) -> bool:

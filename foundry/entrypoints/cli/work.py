@@ -9,6 +9,7 @@ from functools import partial
 import click
 
 from foundry.application.pool import Pool, PoolConfig
+from foundry.application.schedules.scheduler import Scheduler
 from foundry.entrypoints.apps import app_queues, load_app
 from foundry.entrypoints.cli import common
 from foundry.entrypoints.cli.selfcheck import self_check
@@ -20,7 +21,8 @@ WORK_HELP = """Run handlers from --app in a prefork pool until stopped.
 \b
 Ctrl-C or SIGTERM stops claiming and lets running jobs finish within --grace, then kills
 and releases the rest (their attempts are not spent); a second Ctrl-C stops at once.
---burst exits once the queues are empty.
+--burst exits once the queues are empty. The app's periodic schedules are fired by every
+worker (any number may run: each tick is enqueued once) unless --no-scheduler.
 """
 
 
@@ -91,6 +93,12 @@ and releases the rest (their attempts are not spent); a second Ctrl-C stops at o
     show_default=True,
     help="Address --metrics-port binds (0.0.0.0 for every interface).",
 )
+@click.option(
+    "--scheduler/--no-scheduler",
+    default=True,
+    show_default=True,
+    help="Fire the app's periodic schedules from this worker.",
+)
 @click.pass_context
 def work(
     ctx: click.Context,
@@ -107,6 +115,7 @@ def work(
     burst: bool,
     metrics_port: int | None,
     metrics_host: str,
+    scheduler: bool,
 ) -> None:
     """Run a worker pool."""
     if metrics_port is not None:
@@ -138,6 +147,7 @@ def work(
         from foundry.entrypoints.metrics.serve import pool_metrics  # noqa: PLC0415
 
         metrics = pool_metrics(registry.names(), concurrency, metrics_host, metrics_port)
+    timers = [Scheduler(common.schedules(ctx), registry)] if scheduler else []
     pool = Pool(
         port,
         registry,
@@ -146,6 +156,7 @@ def work(
         workers=common.workers(ctx),
         child_init=partial(reinit_per_process, box),
         observer=metrics.observer if metrics else None,
+        timers=[timer for timer in timers if not timer.idle],
     )
     try:
         code = pool.run()

@@ -38,10 +38,15 @@
 --                          took, re-sent while unexpired (Q8)
 --   <base>r:<id>   string  the first reply of a counting admin call       delete, purge, reap,
 --                          (60 s), returned to its re-send                requeue_dead
+--   <base>sched:due zset   schedule name by its next tick (ms); waiting   schedule_fire,
+--                          ones only (not paused nor orphaned)            schedule_admin
+--   <base>sched:rec hash   schedule name -> its record (R4)               schedule_fire,
+--                                                                         schedule_admin
 --
 -- Outside any queue's slot, written by the client only: <QUEUE_PREFIX>:{registry}:queues (set
 -- of queue names), <QUEUE_PREFIX>:{workers}:index (zset of worker ids by heartbeat expiry) and
--- <QUEUE_PREFIX>:{workers}:w:<id> (a worker's JSON info).
+-- <QUEUE_PREFIX>:{workers}:w:<id> (a worker's JSON info); <QUEUE_PREFIX>:{registry}:schedules
+-- (set of the queues holding periodic schedules).
 --
 -- Cache keys (<cp> is "<CACHE_PREFIX>:"; values and stats live in different slots: one Redis
 -- or Sentinel, not Cluster):
@@ -68,6 +73,9 @@
 --    "<claim token>.<attempt>".
 -- R3 cache value: "<expires at ms>:<payload>" (0 = forever); the header decides expiry against
 --    the caller's clock, PXAT only frees memory (never before the header says).
+-- R4 schedule record, JSON: {"d": definition (the recurrence as text), "l": last tick fired
+--    (ms, a string) or false, "j": the last tick's job id or false, "p": paused 0/1, "o":
+--    orphaned (no longer declared) 0/1}.
 --
 -- Every function takes "now" in ms as ARGV[1] ("" = the server's TIME), checks its arguments
 -- before its first write, and is safe to re-send after a lost reply unless its header says not.

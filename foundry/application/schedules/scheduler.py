@@ -1,0 +1,226 @@
+"""The scheduler: fires the registry's periodic schedules through the ``SchedulePort``.
+
+Any number of schedulers may run at once, on any hosts: each reads the schedules due (by
+the backend's clock), decides with the pure ``CatchUp.plan`` which ticks fire, and sends one
+``Firing`` per schedule; the backend applies a firing only if the schedule still waits for
+the tick that was read, enqueueing the ticks' jobs (ids derived from name and tick) in the
+same atomic step. A scheduler that loses the race writes nothing.
+
+A tick due within ``ahead`` (default five seconds) is fired early: its job is enqueued delayed
+until the tick, so it is claimable at the tick itself however long a burst of ticks takes to
+enqueue, and never runs early (Q3). Schedules with ``overlap='skip'`` are fired at their tick
+only (their unique key must be checked then, not before).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from loguru import logger
+
+from foundry.domain import (
+    FoundryError,
+    Job,
+    Overlap,
+    PeriodicSchedule,
+    RunAt,
+    RunNow,
+    UniqueSpec,
+    UniqueUntil,
+)
+from foundry.ports.schedules import DueSchedule, Fired, Firing, ScheduleEntry, SchedulePort
+
+#: Schedules read and fired per step; a step that finds more runs again at once.
+BATCH = 200
+#: A scheduler reads the due schedules at least this often (seconds): it notices schedules
+#: synced, resumed or fired by others within this time.
+MAX_SLEEP_S = 1.0
+#: Declared schedules are synced again this often (seconds): one that another release
+#: orphaned, or that was forgotten, comes back.
+RESYNC_EVERY_S = 60.0
+#: After a backend failure, the next step waits this long (seconds).
+RETRY_AFTER_S = 1.0
+#: How long the job of a schedule with ``overlap='skip'`` blocks the next tick at most.
+OVERLAP_TTL = timedelta(days=1)
+#: How far ahead of its tick a tick's job is enqueued (delayed until the tick).
+AHEAD = timedelta(seconds=5)
+
+
+class Registry(Protocol):
+    """What the scheduler reads of a ``JobRegistry``: its schedules, and jobs built by name."""
+
+    def schedules(self) -> list[PeriodicSchedule]:
+        """Every declared schedule."""
+        ...
+
+    def make_job(
+        self, name: str, payload: Mapping[str, Any] | None = None, **overrides: Any
+    ) -> Job:
+        """A checked job for handler ``name``."""
+        ...
+
+
+class Scheduler:
+    """Fires ``registry``'s schedules; drive it with ``step`` (or ``tick`` from a loop's
+    timers, or ``run_until``)."""
+
+    def __init__(
+        self,
+        port: SchedulePort,
+        registry: Registry,
+        *,
+        batch: int = BATCH,
+        ahead: timedelta = AHEAD,
+    ) -> None:
+        self._port = port
+        self._registry = registry
+        self._schedules = {schedule.name: schedule for schedule in registry.schedules()}
+        self._queues = sorted({schedule.queue for schedule in self._schedules.values()})
+        self._batch = batch
+        self._ahead = ahead
+        self._synced_at: float | None = None
+        self._wake_at = 0.0
+        self._failing = False
+        self._redefined: set[str] = set()
+
+    @property
+    def idle(self) -> bool:
+        """Whether there is nothing to schedule (no schedule declared)."""
+        return not self._schedules
+
+    # -- a loop's timer -----------------------------------------------------------------------
+
+    def next_wake(self) -> float:
+        """When (``time.monotonic()``) the next step is due; ``inf`` with no schedule."""
+        return float("inf") if self.idle else self._wake_at
+
+    def tick(self, now: float) -> None:
+        """One step if due (never raises: a backend failure is logged and retried)."""
+        if self.idle or now < self._wake_at:
+            return
+        try:
+            self._wake_at = now + self.step()
+        except Exception:  # a bug here must not take the worker pool down with it
+            logger.exception("scheduler: the step failed; retrying in {} s", RETRY_AFTER_S)
+            self._wake_at = now + RETRY_AFTER_S
+
+    def run_until(self, stop: threading.Event) -> None:
+        """Step until ``stop`` is set (``foundry schedule run-forever``)."""
+        while not stop.is_set():
+            stop.wait(self.step())
+
+    # -- one step -----------------------------------------------------------------------------
+
+    def step(self) -> float:
+        """Sync if due, fire what is due; seconds until the next step should run."""
+        try:
+            wait = self._step(time.monotonic())
+        except FoundryError as error:
+            if not self._failing:
+                logger.warning("scheduler: the backend failed ({}); retrying", error)
+            self._failing = True
+            return RETRY_AFTER_S
+        if self._failing:
+            logger.info("scheduler: the backend answers again")
+        self._failing = False
+        return wait
+
+    def _step(self, now: float) -> float:
+        if self._synced_at is None or now - self._synced_at >= RESYNC_EVERY_S:
+            self.sync(redefine=self._synced_at is None)
+            self._synced_at = now
+        poll = self._port.poll(self._queues, self._batch, self._ahead)
+        firings, orphans = self._plan(poll.due, poll.now)
+        for queue, names in orphans.items():
+            logger.warning("schedules {} of queue {} are not declared: orphaned", names, queue)
+            self._port.orphan(queue, names)
+        if firings:
+            self._report(self._port.fire(firings), poll.now)
+        if len(poll.due) >= self._batch:
+            return 0.0
+        if poll.next_at is None:
+            return MAX_SLEEP_S
+        until = (poll.next_at - self._ahead - poll.now).total_seconds()
+        return min(max(until, 0.0), MAX_SLEEP_S)
+
+    def sync(self, *, redefine: bool) -> None:
+        """Tell the backend every declared schedule (see ``SchedulePort.sync_schedules``)."""
+        if self.idle:
+            return
+        now = self._port.poll((), 0).now
+        entries = [
+            ScheduleEntry(s.name, s.queue, s.definition, s.first_tick(now))
+            for s in self._schedules.values()
+        ]
+        self._port.sync_schedules(entries, redefine=redefine)
+
+    def _plan(
+        self, due: Sequence[DueSchedule], now: datetime
+    ) -> tuple[list[Firing], dict[str, list[str]]]:
+        firings: list[Firing] = []
+        orphans: dict[str, list[str]] = {}
+        for item in due:
+            schedule = self._schedules.get(item.name)
+            if schedule is None or schedule.queue != item.queue:
+                orphans.setdefault(item.queue, []).append(item.name)
+            elif schedule.definition != item.definition:
+                self._redefine(schedule, now)
+            elif item.due_from <= now or schedule.overlap is not Overlap.SKIP:
+                firings.append(self._firing(schedule, item, now))
+        return firings, orphans
+
+    def _firing(self, schedule: PeriodicSchedule, item: DueSchedule, now: datetime) -> Firing:
+        plan = schedule.plan(item.due_from, max(now, item.due_from))
+        try:
+            jobs = tuple((tick, self.tick_job(schedule, tick, now)) for tick in plan.fire)
+        except FoundryError as error:
+            logger.error(
+                "schedule {}: its job cannot be built ({}); tick skipped", schedule.name, error
+            )
+            jobs = ()
+        return Firing(
+            schedule.name, schedule.queue, schedule.definition, item.due_from, plan.next_at, jobs
+        )
+
+    def _redefine(self, schedule: PeriodicSchedule, now: datetime) -> None:
+        """The stored definition is another release's: this scheduler's code wins."""
+        if schedule.name not in self._redefined:
+            logger.warning(
+                "schedule {} is stored with another definition; redefined as {}",
+                schedule.name,
+                schedule.definition,
+            )
+            self._redefined.add(schedule.name)
+        entry = ScheduleEntry(
+            schedule.name, schedule.queue, schedule.definition, schedule.first_tick(now)
+        )
+        self._port.sync_schedules([entry], redefine=True)
+
+    def tick_job(self, schedule: PeriodicSchedule, tick: datetime, now: datetime) -> Job:
+        """The job of ``schedule``'s ``tick``: the same id on every scheduler."""
+        delay = schedule.delay_of(tick)
+        unique = None
+        if schedule.overlap is Overlap.SKIP:
+            unique = UniqueSpec(schedule.unique_key, OVERLAP_TTL, UniqueUntil.FINISHED)
+        return self._registry.make_job(
+            schedule.handler,
+            schedule.payload,
+            id=schedule.job_id(tick),
+            queue=schedule.queue,
+            priority=schedule.priority,
+            schedule=RunAt(tick + delay) if tick + delay > now else RunNow(),
+            unique=unique,
+            created_at=now,
+            metadata={"schedule": schedule.name, "tick": tick.isoformat()},
+        )
+
+    def _report(self, answers: Sequence[Fired], now: datetime) -> None:
+        for answer in answers:
+            if answer.applied and answer.outcomes:
+                logger.debug(
+                    "schedule {} fired {} tick(s) at {}", answer.name, len(answer.outcomes), now
+                )

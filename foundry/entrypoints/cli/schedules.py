@@ -1,0 +1,183 @@
+"""``foundry schedules list|run|pause|resume|forget|run-forever``: periodic schedules."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import datetime
+
+import click
+from rich.table import Table
+
+from foundry.application.dispatcher import Dispatcher
+from foundry.application.registry import JobRegistry
+from foundry.application.schedules.scheduler import Scheduler
+from foundry.domain import Cron, NoTick, PeriodicSchedule
+from foundry.entrypoints.apps import load_app
+from foundry.entrypoints.cli import common
+from foundry.ports import ScheduleState
+
+_APP = click.option(
+    "--app",
+    envvar="FOUNDRY_APP",
+    required=True,
+    help="The handlers and schedules, as module:registry (env FOUNDRY_APP).",
+)
+
+
+@click.group("schedules")
+def schedules_group() -> None:
+    """List, run, pause and resume the app's periodic schedules."""
+
+
+def _registry(ctx: click.Context, app: str) -> JobRegistry:
+    return load_app(app, common.container(ctx))
+
+
+def _declared(registry: JobRegistry, name: str) -> PeriodicSchedule:
+    for schedule in registry.schedules():
+        if schedule.name == name:
+            return schedule
+    known = ", ".join(s.name for s in registry.schedules()) or "none"
+    raise click.BadParameter(f"no schedule {name!r} in the app (declared: {known})")
+
+
+def _when(moment: datetime | None) -> str:
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _next_three(schedule: PeriodicSchedule | None, state: ScheduleState | None) -> str:
+    if schedule is None or (state is not None and state.next_at is None):
+        return ""
+    moment = state.next_at if state is not None and state.next_at is not None else None
+    try:
+        moment = moment or schedule.first_tick(datetime.now().astimezone())
+        times = [moment]
+        for _ in range(2):
+            times.append(schedule.recurrence.next_after(times[-1]))
+    except NoTick:
+        pass
+    return ", ".join(_when(t) for t in times)
+
+
+def _expression(schedule: PeriodicSchedule | None, state: ScheduleState | None) -> tuple[str, str]:
+    if schedule is not None and isinstance(schedule.recurrence, Cron):
+        return schedule.recurrence.expression, str(schedule.recurrence.zone)
+    if schedule is not None:
+        return schedule.definition, "UTC"
+    return (state.definition if state else ""), ""
+
+
+def _status(state: ScheduleState | None, declared: bool) -> str:
+    if not declared:
+        return "orphaned (not in the app)"
+    if state is None:
+        return "new (no scheduler ran yet)"
+    return "paused" if state.paused else "orphaned" if state.orphaned else "active"
+
+
+@schedules_group.command("list")
+@_APP
+@click.pass_context
+def list_schedules(ctx: click.Context, app: str) -> None:
+    """Every schedule: expression, zone, next 3 fire times (UTC), last tick, its job's state."""
+    registry = _registry(ctx, app)
+    states = {state.name: state for state in common.schedules(ctx).schedule_states()}
+    declared = {schedule.name: schedule for schedule in registry.schedules()}
+    if not states and not declared:
+        common.stdout().print("no schedules: declare one with @registry.periodic(cron=...)")
+        return
+    table = Table(title="Schedules")
+    for column in ("name", "expression", "zone", "next 3 (UTC)", "last tick", "last job", "state"):
+        table.add_column(column, overflow="fold")
+    port = common.queue(ctx)
+    for name in sorted({*states, *declared}):
+        schedule, state = declared.get(name), states.get(name)
+        job = ""
+        if state is not None and state.last_job_id:
+            record = port.get(state.last_job_id, state.queue)
+            job = record.state.value if record is not None else "gone"
+        expression, zone = _expression(schedule, state)
+        table.add_row(
+            common.escape(name),
+            common.escape(expression),
+            zone,
+            _next_three(schedule, state),
+            _when(state.last_tick if state else None),
+            job,
+            _status(state, schedule is not None),
+        )
+    common.stdout().print(table)
+
+
+@schedules_group.command("run")
+@_APP
+@click.argument("name")
+@click.pass_context
+def run_now(ctx: click.Context, app: str, name: str) -> None:
+    """Enqueue schedule NAME's job once now, outside its tick sequence."""
+    registry = _registry(ctx, app)
+    schedule = _declared(registry, name)
+    dispatcher = Dispatcher(common.queue(ctx), registry, common.container(ctx).clock())
+    job_id = dispatcher.dispatch(
+        schedule.handler, schedule.payload, queue=schedule.queue, priority=schedule.priority
+    )
+    click.echo(f"enqueued {job_id} for schedule {name} in queue {schedule.queue}")
+
+
+@schedules_group.command()
+@_APP
+@click.argument("name")
+@click.pass_context
+def pause(ctx: click.Context, app: str, name: str) -> None:
+    """Stop schedule NAME firing (until resumed)."""
+    common.require_shared_queue(ctx, "pausing a schedule")
+    schedule = _declared(_registry(ctx, app), name)
+    if not common.schedules(ctx).pause_schedule(schedule.queue, name):
+        common.abort(f"schedule {name} is not stored yet: start a worker or scheduler first")
+    click.echo(f"paused {name}; `foundry schedules resume {name}` undoes it")
+
+
+@schedules_group.command()
+@_APP
+@click.argument("name")
+@click.pass_context
+def resume(ctx: click.Context, app: str, name: str) -> None:
+    """Let schedule NAME fire again from its next tick (paused ticks are not caught up)."""
+    common.require_shared_queue(ctx, "resuming a schedule")
+    schedule = _declared(_registry(ctx, app), name)
+    port = common.schedules(ctx)
+    next_at = schedule.first_tick(port.poll((), 0).now)
+    if not port.resume_schedule(schedule.queue, name, next_at):
+        common.abort(f"schedule {name} is not stored yet: start a worker or scheduler first")
+    click.echo(f"resumed {name}; next tick {_when(next_at)} UTC")
+
+
+@schedules_group.command()
+@click.argument("name")
+@click.option("--queue", required=True, help="The queue the schedule enqueued into.")
+@click.pass_context
+def forget(ctx: click.Context, name: str, queue: str) -> None:
+    """Remove the stored state of schedule NAME (an orphan whose code is gone)."""
+    common.require_shared_queue(ctx, "forgetting a schedule")
+    if not common.schedules(ctx).forget_schedule(queue, name):
+        common.abort(f"no schedule {name} is stored for queue {queue}")
+    click.echo(f"forgot schedule {name} of queue {queue}")
+
+
+@schedules_group.command("run-forever")
+@_APP
+@click.pass_context
+def run_forever(ctx: click.Context, app: str) -> None:
+    """Only schedule (no workers): fire the app's schedules until SIGTERM or Ctrl-C."""
+    registry = _registry(ctx, app)
+    scheduler = Scheduler(common.schedules(ctx), registry)
+    if scheduler.idle:
+        common.abort("the app declares no schedule: nothing to run")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    names = [schedule.name for schedule in registry.schedules()]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    common.stderr().print(f"scheduling {shown}; Ctrl-C stops")
+    scheduler.run_until(stop)

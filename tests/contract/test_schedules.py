@@ -1,0 +1,364 @@
+"""Contract: periodic schedules on every backend, through the Scheduler and the SchedulePort.
+
+Exactly one job per tick with several schedulers, catch-up after downtime, pause/resume,
+orphans, overlap, jitter, redefinition, and firings that lost the race writing nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import foundry
+from foundry.adapters.clock import ManualClock
+from foundry.application.schedules.scheduler import MAX_SLEEP_S, Scheduler
+from foundry.domain import JobState
+from foundry.ports import ClaimRequest, Duplicate, Firing
+from tests.backends import Queue
+
+MINUTE = timedelta(minutes=1)
+START = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def app(**options: object) -> foundry.JobRegistry:
+    registry = foundry.JobRegistry()
+
+    @registry.job(name="beat", queue="periodic")
+    def beat(n: int = 0) -> None:
+        return None
+
+    registry.schedule("every-minute", "beat", every=MINUTE, **options)  # type: ignore[arg-type]
+    return registry
+
+
+def jobs_of(queue: Queue, schedule: foundry.PeriodicSchedule, ticks: list[datetime]) -> list[bool]:
+    return [queue.get(schedule.job_id(tick), "periodic") is not None for tick in ticks]
+
+
+def minutes(*offsets: int) -> list[datetime]:
+    return [START + offset * MINUTE for offset in offsets]
+
+
+def test_a_new_schedule_waits_for_its_first_tick_then_fires_it_once(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app()
+    scheduler = Scheduler(queue, registry)
+    (schedule,) = registry.schedules()
+    clock.advance(timedelta(seconds=30))
+
+    wait = scheduler.step()
+    clock.advance(timedelta(seconds=30))
+    scheduler.step()
+    scheduler.step()
+
+    assert wait == MAX_SLEEP_S
+    assert queue.stats("periodic").ready == 1
+    record = queue.get(schedule.job_id(START + MINUTE), "periodic")
+    assert record is not None
+    assert record.job.metadata == {"schedule": "every-minute", "tick": "2030-01-01T00:01:00+00:00"}
+    assert record.job.created_at == START + MINUTE
+
+
+def test_three_schedulers_enqueue_each_tick_exactly_once(queue: Queue, clock: ManualClock) -> None:
+    registry = app()
+    schedulers = [Scheduler(queue, registry) for _ in range(3)]
+    (schedule,) = registry.schedules()
+
+    for _ in range(5):
+        for scheduler in schedulers:
+            scheduler.step()
+        clock.advance(MINUTE)
+    for scheduler in schedulers:
+        scheduler.step()
+
+    assert queue.stats("periodic").ready == 5
+    assert jobs_of(queue, schedule, minutes(1, 2, 3, 4, 5)) == [True] * 5
+
+
+def test_a_firing_read_before_another_scheduler_stepped_writes_nothing(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app()
+    (schedule,) = registry.schedules()
+    Scheduler(queue, registry).step()
+    clock.advance(MINUTE)
+    poll = queue.poll(["periodic"], 10)
+    (due,) = poll.due
+    late = Scheduler(queue, registry)
+    job = late.tick_job(schedule, due.due_from, poll.now)
+    firing = Firing(
+        due.name,
+        due.queue,
+        due.definition,
+        due.due_from,
+        due.due_from + MINUTE,
+        ((due.due_from, job),),
+    )
+
+    first, again = queue.fire([firing]), queue.fire([firing])
+
+    assert first[0].applied
+    assert not again[0].applied
+    assert again[0].outcomes == ()
+    assert queue.stats("periodic").ready == 1
+
+
+def test_after_downtime_latest_fires_only_the_most_recent_missed_tick(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app()
+    (schedule,) = registry.schedules()
+    Scheduler(queue, registry).step()
+
+    clock.advance(10 * MINUTE + timedelta(seconds=5))
+    Scheduler(queue, registry).step()
+
+    assert queue.stats("periodic").ready == 1
+    assert jobs_of(queue, schedule, minutes(1, 9, 10)) == [False, False, True]
+
+
+def test_after_downtime_all_fires_the_missed_ticks_up_to_the_cap(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app(catch_up=foundry.CatchUp(mode="all", cap=3))
+    (schedule,) = registry.schedules()
+    Scheduler(queue, registry).step()
+
+    clock.advance(10 * MINUTE)
+    Scheduler(queue, registry).step()
+
+    assert jobs_of(queue, schedule, minutes(7, 8, 9, 10)) == [False, True, True, True]
+    assert queue.stats("periodic").ready == 3
+
+
+def test_after_downtime_none_fires_nothing_late_then_keeps_the_pace(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app(catch_up=foundry.CatchUp(mode="none", grace=timedelta(seconds=10)))
+    (schedule,) = registry.schedules()
+    scheduler = Scheduler(queue, registry)
+    scheduler.step()
+
+    clock.advance(10 * MINUTE + timedelta(seconds=30))
+    scheduler.step()
+    clock.advance(timedelta(seconds=30))
+    scheduler.step()
+
+    assert jobs_of(queue, schedule, minutes(10, 11)) == [False, True]
+    assert queue.stats("periodic").ready == 1
+
+
+def test_a_paused_schedule_does_not_fire_and_resumes_without_catching_up(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app()
+    (schedule,) = registry.schedules()
+    scheduler = Scheduler(queue, registry)
+    scheduler.step()
+    assert queue.pause_schedule("periodic", "every-minute")
+
+    clock.advance(5 * MINUTE)
+    scheduler.step()
+    paused = queue.schedule_states()[0]
+    assert queue.resume_schedule("periodic", "every-minute", schedule.first_tick(clock.now()))
+    scheduler.step()
+    clock.advance(MINUTE)
+    scheduler.step()
+
+    assert paused.paused
+    assert paused.next_at is None
+    assert jobs_of(queue, schedule, minutes(5, 6)) == [False, True]
+    assert queue.stats("periodic").ready == 1
+    assert not queue.pause_schedule("periodic", "nothing-by-that-name")
+
+
+def test_a_schedule_removed_from_the_code_is_listed_as_orphaned_and_never_fires(
+    queue: Queue, clock: ManualClock
+) -> None:
+    Scheduler(queue, app()).step()
+    others = foundry.JobRegistry()
+    others.schedule("other", others.job(name="beat", queue="periodic")(lambda: None), cron="@daily")
+    clock.advance(3 * MINUTE)
+
+    Scheduler(queue, others).step()
+    clock.advance(3 * MINUTE)
+    Scheduler(queue, others).step()
+
+    states = {state.name: state for state in queue.schedule_states()}
+    assert states["every-minute"].orphaned
+    assert states["every-minute"].next_at is None
+    assert not states["other"].orphaned
+    assert queue.stats("periodic").ready == 0
+
+
+def test_an_orphan_declared_again_comes_back_from_its_next_tick(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app()
+    (schedule,) = registry.schedules()
+    queue.sync_schedules([], redefine=True)
+    Scheduler(queue, registry).step()
+    queue.orphan("periodic", ["every-minute"])
+
+    clock.advance(2 * MINUTE + timedelta(seconds=1))
+    Scheduler(queue, registry).step()
+    clock.advance(MINUTE)
+    Scheduler(queue, registry).step()
+
+    assert not queue.schedule_states()[0].orphaned
+    assert jobs_of(queue, schedule, minutes(2, 3)) == [False, True]
+
+
+def test_overlap_skip_skips_ticks_while_the_previous_job_is_pending(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app(overlap="skip")
+    (schedule,) = registry.schedules()
+    scheduler = Scheduler(queue, registry)
+    scheduler.step()
+    clock.advance(MINUTE)
+    scheduler.step()
+    first = schedule.job_id(START + MINUTE)
+
+    clock.advance(MINUTE)
+    poll = queue.poll(["periodic"], 10)
+    (due,) = poll.due
+    job = scheduler.tick_job(schedule, due.due_from, poll.now)
+    (answer,) = queue.fire(
+        [
+            Firing(
+                due.name,
+                due.queue,
+                due.definition,
+                due.due_from,
+                due.due_from + MINUTE,
+                ((due.due_from, job),),
+            )
+        ]
+    )
+    (lease,) = queue.claim(ClaimRequest(["periodic"], lease=MINUTE))
+    queue.complete(lease)
+    clock.advance(MINUTE)
+    scheduler.step()
+
+    assert answer.outcomes == (Duplicate(job.id, first),)
+    assert jobs_of(queue, schedule, minutes(2, 3)) == [False, True]
+    state = queue.schedule_states()[0]
+    assert state.last_tick == START + 3 * MINUTE
+    assert state.last_job_id == schedule.job_id(START + 3 * MINUTE)
+
+
+def test_jitter_delays_a_ticks_job_by_the_same_amount_on_every_scheduler(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app(jitter=timedelta(seconds=20))
+    (schedule,) = registry.schedules()
+    Scheduler(queue, registry).step()
+    clock.advance(MINUTE)
+
+    Scheduler(queue, registry).step()
+
+    record = queue.get(schedule.job_id(START + MINUTE), "periodic")
+    assert record is not None
+    delay = schedule.delay_of(START + MINUTE)
+    assert timedelta(0) <= delay <= timedelta(seconds=20)
+    assert record.run_at == START + MINUTE + delay
+    assert record.state is (JobState.DELAYED if delay else JobState.READY)
+
+
+def test_a_schedule_redefined_in_code_waits_for_its_new_first_tick(
+    queue: Queue, clock: ManualClock
+) -> None:
+    Scheduler(queue, app()).step()
+    hourly = foundry.JobRegistry()
+    hourly.schedule(
+        "every-minute", hourly.job(name="beat", queue="periodic")(lambda: None), cron="@hourly"
+    )
+
+    Scheduler(queue, hourly).step()
+    clock.advance(2 * MINUTE)
+    Scheduler(queue, hourly).step()
+
+    (state,) = queue.schedule_states()
+    assert state.definition == "@hourly (UTC)"
+    assert state.next_at == START + timedelta(hours=1)
+    assert queue.stats("periodic").ready == 0
+
+
+def test_poll_reads_only_what_is_due_and_the_next_tick_of_the_rest(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app()
+    registry.schedule("hourly", "beat", cron="@hourly")
+    Scheduler(queue, registry).step()
+    clock.advance(MINUTE)
+
+    poll = queue.poll(["periodic"], 10)
+
+    assert poll.now == START + MINUTE
+    assert [item.name for item in poll.due] == ["every-minute"]
+    assert poll.next_at == START + timedelta(hours=1)
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_a_scheduler_finding_a_full_batch_steps_again_at_once(
+    queue: Queue, clock: ManualClock, limit: int
+) -> None:
+    registry = app()
+    registry.schedule("second", "beat", every=MINUTE, payload={"n": 2})
+    registry.schedule("third", "beat", every=MINUTE, payload={"n": 3})
+    scheduler = Scheduler(queue, registry, batch=limit)
+    scheduler.step()
+    clock.advance(MINUTE)
+
+    waits = [scheduler.step() for _ in range(4)]
+
+    assert waits[0] == 0.0
+    assert queue.stats("periodic").ready == 3
+
+
+def test_forget_removes_a_schedules_state(queue: Queue) -> None:
+    Scheduler(queue, app()).step()
+
+    assert queue.forget_schedule("periodic", "every-minute")
+    assert not queue.forget_schedule("periodic", "every-minute")
+    assert queue.schedule_states() == []
+
+
+def test_a_tick_within_ahead_is_enqueued_early_but_claimable_only_from_its_tick(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app()
+    (schedule,) = registry.schedules()
+    scheduler = Scheduler(queue, registry, ahead=timedelta(seconds=1))
+    scheduler.step()
+    clock.advance(timedelta(seconds=59, milliseconds=500))
+
+    wait = scheduler.step()
+    early = queue.claim(ClaimRequest(["periodic"], lease=MINUTE))
+    clock.advance(timedelta(milliseconds=500))
+    on_time = queue.claim(ClaimRequest(["periodic"], lease=MINUTE))
+
+    assert early == []
+    assert [lease.job_id for lease in on_time] == [schedule.job_id(START + MINUTE)]
+    assert wait == MAX_SLEEP_S
+    assert queue.schedule_states()[0].next_at == START + 2 * MINUTE
+
+
+def test_a_schedule_skipping_overlaps_is_not_fired_ahead_of_its_tick(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app(overlap="skip")
+    scheduler = Scheduler(queue, registry, ahead=timedelta(seconds=1))
+    scheduler.step()
+    clock.advance(timedelta(seconds=59, milliseconds=500))
+
+    scheduler.step()
+    before = queue.stats("periodic").pending
+    clock.advance(timedelta(milliseconds=500))
+    scheduler.step()
+
+    assert before == 0
+    assert queue.stats("periodic").ready == 1

@@ -1,0 +1,84 @@
+"""``foundry schedules``: list, run, pause, resume and forget, in-process on a memory queue."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.application.schedules.scheduler import Scheduler
+from tests.cli_support import container_for, invoke
+from tests.e2e.schedule_apps import QUEUE, registry
+
+APP = ("--app", "tests.e2e.schedule_apps:registry")
+
+
+def started() -> tuple[MemoryQueue, ManualClock]:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    Scheduler(queue, registry, ahead=timedelta(0)).step()
+    clock.advance(timedelta(seconds=1))
+    Scheduler(queue, registry, ahead=timedelta(0)).step()
+    return queue, clock
+
+
+def test_list_shows_expression_zone_next_ticks_last_tick_and_its_jobs_state() -> None:
+    queue, clock = started()
+
+    result = invoke(container_for(queue, clock), "schedules", "list", *APP)
+
+    assert result.exit_code == 0, result.output
+    assert "daily-report" in result.output
+    assert "0 6 * * *" in result.output
+    assert "Europe/Berlin" in result.output
+    assert "2030-01-01 05:00:00" in result.output  # 06:00 Berlin in UTC
+    assert "2030-01-01 00:00:01" in result.output  # every-second's last tick
+    assert "ready" in result.output
+
+
+def test_run_enqueues_one_job_now_outside_the_ticks() -> None:
+    queue, clock = started()
+    before = queue.stats(QUEUE).ready
+
+    result = invoke(container_for(queue, clock), "schedules", "run", "daily-report", *APP)
+
+    assert result.exit_code == 0, result.output
+    assert "for schedule daily-report in queue ticks" in result.output
+    assert queue.stats(QUEUE).ready == before + 1
+
+
+def test_pause_and_resume_a_schedule() -> None:
+    queue, clock = started()
+    container = container_for(queue, clock)
+
+    paused = invoke(container, "schedules", "pause", "every-second", *APP)
+    listed = invoke(container, "schedules", "list", *APP)
+    resumed = invoke(container, "schedules", "resume", "every-second", *APP)
+
+    assert paused.exit_code == 0, paused.output
+    assert "paused" in listed.output
+    assert resumed.exit_code == 0, resumed.output
+    assert "next tick 2030-01-01 00:00:02" in resumed.output
+    states = {state.name: state for state in queue.schedule_states()}
+    assert not states["every-second"].paused
+
+
+def test_an_unknown_schedule_name_is_refused_naming_the_declared_ones() -> None:
+    queue, clock = started()
+
+    result = invoke(container_for(queue, clock), "schedules", "pause", "nope", *APP)
+
+    assert result.exit_code == 2
+    assert "no schedule 'nope' in the app (declared: daily-report, every-second)" in result.output
+
+
+def test_forget_removes_an_orphans_state() -> None:
+    queue, clock = started()
+    queue.orphan(QUEUE, ["daily-report"])
+
+    result = invoke(
+        container_for(queue, clock), "schedules", "forget", "daily-report", "--queue", QUEUE
+    )
+
+    assert result.exit_code == 0, result.output
+    assert [state.name for state in queue.schedule_states()] == ["every-second"]
