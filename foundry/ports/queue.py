@@ -166,6 +166,19 @@ class QueuePort(Protocol):
         """
         ...
 
+    def jobs(
+        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 100
+    ) -> list[JobRecord]:
+        """Records of ``queue``'s jobs now in ``state``, at most ``limit`` from ``offset``.
+
+        ``READY`` in the order claims take them (due delayed jobs included),
+        ``DELAYED`` by run time, ``ACTIVE`` by lease deadline (``JobRecord.worker`` names the
+        holder), ``COMPLETED`` and ``DEAD`` newest first; ``CANCELLED`` jobs are not kept. For
+        inspection: read in a few round trips, so a job moving meanwhile may show twice or
+        not at all.
+        """
+        ...
+
     def dead(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
         """Dead letters of ``queue``, newest first (Q10)."""
         ...

@@ -125,6 +125,7 @@ class JobRecord:
     result: Any = None
     reason: str | None = None
     finished_at: datetime | None = None
+    worker: str | None = None  # the lease holder of an active job, as its claim named it
 
 
 @attrs.frozen

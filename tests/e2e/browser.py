@@ -12,7 +12,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -51,7 +55,8 @@ def chromium() -> Iterator[webdriver.Chrome]:
 
 def wait_until(driver: webdriver.Chrome, check: Callable[[webdriver.Chrome], object]) -> None:
     """Wait up to 20 s for ``check`` to hold (pages refresh themselves every second)."""
-    WebDriverWait(driver, 20, poll_frequency=0.1).until(check)
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    WebDriverWait(driver, 20, poll_frequency=0.1, ignored_exceptions=ignored).until(check)
 
 
 def alert_opened(driver: webdriver.Chrome) -> bool:
@@ -61,3 +66,14 @@ def alert_opened(driver: webdriver.Chrome) -> bool:
     except NoAlertPresentException:
         return False
     return True
+
+
+def click(driver: webdriver.Chrome, by: str, value: str) -> None:
+    """Click an element that a live refresh may replace between finding and clicking."""
+    for _ in range(5):
+        try:
+            driver.find_element(by, value).click()
+        except StaleElementReferenceException:
+            continue
+        return
+    raise AssertionError(f"{value!r} kept being replaced by the page's refresh")

@@ -114,6 +114,12 @@ def main(folder: Path) -> None:
     dead_id = simulate(queue, clock, sampler)
     queue.enqueue_many([Job("reports.build", queue="reports") for _ in range(30)])
     workers(queue, clock)
+    for worker, name, count in [
+        ("web-1:4100:000000", "emails", 5),
+        ("batch-1:4102:000002", "reports", 2),
+    ]:
+        queue.enqueue_many([Job(f"{name}.send", queue=name) for _ in range(count)])
+        queue.claim(ClaimRequest([name], lease=timedelta(minutes=5), limit=count, worker=worker))
     sampler.sample()
     config = DashboardConfig(GuardConfig(token=None), every=STEP, backend="redis", background=False)
     app = create_app(queue, queue, clock, config, sampler)
@@ -126,7 +132,7 @@ def main(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     pages = {
         "queues": "/queues",
-        "queue": "/queues/billing",
+        "queue": "/queues/reports",
         "workers": "/workers",
         "dead": "/dead",
         "job": f"/jobs/{dead_id}",

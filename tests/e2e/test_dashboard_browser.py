@@ -26,7 +26,7 @@ from foundry.application.dispatcher import Dispatcher
 from foundry.domain import JobState
 from tests.backends import unique_prefix
 from tests.e2e import observed
-from tests.e2e.browser import alert_opened, chromium, wait_until
+from tests.e2e.browser import alert_opened, chromium, click, wait_until
 from tests.e2e.servers import answers, foundry_process, free_port, http_get, wait_for
 from tests.e2e.test_demo import run_foundry
 from tests.redis_server import RedisServer
@@ -121,12 +121,12 @@ def test_a_dead_letter_is_opened_retried_and_seen_completed(
 
     browser.get(scene.base + f"/dead?queue={observed.QUEUE}")
     shoot(browser, "dead")
-    browser.find_element(By.LINK_TEXT, job_id).click()
+    click(browser, By.LINK_TEXT, job_id)
     wait_until(browser, lambda d: d.find_element(By.ID, "job-state").text == "dead")
     assert "RuntimeError" in browser.find_element(By.CSS_SELECTOR, "details.error").text
     shoot(browser, "job")
     marker.touch()
-    browser.find_element(By.XPATH, "//button[text()='Retry']").click()
+    click(browser, By.XPATH, "//button[text()='Retry']")
 
     wait_until(browser, lambda d: d.find_element(By.ID, "job-state").text == "completed")
     assert "requeued 1 dead letter" in browser.find_element(By.CSS_SELECTOR, ".note").text
@@ -171,11 +171,20 @@ def test_a_post_without_the_csrf_token_is_refused(scene: Scene, browser: webdriv
     assert stats.ready >= 1
 
 
-def test_the_workers_page_shows_the_live_worker(scene: Scene, browser: webdriver.Chrome) -> None:
+def test_the_workers_page_shows_the_live_worker_and_the_job_it_runs(
+    scene: Scene, browser: webdriver.Chrome
+) -> None:
+    job_id = scene.dispatcher.dispatch(observed.slow, {"seconds": 2.0})
     browser.get(scene.base + "/workers")
 
-    wait_until(browser, lambda d: "obs" in d.find_element(By.CSS_SELECTOR, "table.workers").text)
+    wait_until(browser, lambda d: "obs.slow" in d.find_element(By.CSS_SELECTOR, "td.running").text)
     shoot(browser, "workers")
+    click(browser, By.LINK_TEXT, "obs.slow")
+
+    wait_until(
+        browser, lambda d: d.find_element(By.ID, "job-state").text in ("active", "completed")
+    )
+    assert job_id in browser.current_url
 
 
 def test_no_page_or_api_answer_holds_the_redis_password(

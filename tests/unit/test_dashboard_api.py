@@ -121,16 +121,37 @@ def test_pause_resume_and_purge_change_the_queue(dash: Dash) -> None:
     assert purged.json() == {"queue": "q", "removed": 2}
 
 
-def test_workers_lists_the_live_workers(dash: Dash) -> None:
+def test_workers_lists_the_live_workers_and_the_jobs_they_hold(dash: Dash) -> None:
     now = dash.clock.now()
     info = WorkerInfo("h:1:ab", "h", 1, ("q",), 4, now, now, processed=9)
     dash.queue.heartbeat(info, 30 * S)
+    dash.queue.enqueue_many([Job("a", id="mine", queue="q"), Job("b", id="other", queue="q")])
+    dash.queue.claim(ClaimRequest(["q"], lease=30 * S, worker="h:1:ab"))
+    dash.queue.claim(ClaimRequest(["q"], lease=30 * S, worker="gone:2:cd"))
 
     [worker] = dash.client.get("/api/workers").json()["workers"]
 
     assert (worker["id"], worker["queues"], worker["concurrency"]) == ("h:1:ab", ["q"], 4)
     assert worker["processed"] == 9
     assert worker["seen_at"] == now.isoformat()
+    assert worker["running"] == [{"id": "mine", "name": "a", "queue": "q"}]
+
+
+def test_jobs_lists_a_queues_jobs_by_state_and_refuses_a_bad_state(dash: Dash) -> None:
+    dash.queue.enqueue_many([Job("a", id=f"j{n}", queue="q") for n in range(3)])
+    dash.queue.claim(ClaimRequest(["q"], lease=30 * S, worker="w"))
+
+    ready = dash.client.get("/api/queues/q/jobs").json()
+    active = dash.client.get("/api/queues/q/jobs?state=active").json()
+    paged = dash.client.get("/api/queues/q/jobs?state=ready&offset=1&limit=1").json()
+    bad = dash.client.get("/api/queues/q/jobs?state=cancelled")
+
+    assert [job["job"]["id"] for job in ready["jobs"]] == ["j1", "j2"]
+    assert (ready["state"], ready["limit"]) == ("ready", 50)
+    assert [(job["job"]["id"], job["worker"]) for job in active["jobs"]] == [("j0", "w")]
+    assert [job["job"]["id"] for job in paged["jobs"]] == ["j2"]
+    assert bad.status_code == 400
+    assert "state must be one of ready, delayed, active, completed, dead" in bad.json()["error"]
 
 
 def test_a_job_its_record_errors_and_unknown_or_bad_ids(dash: Dash) -> None:
@@ -321,6 +342,10 @@ BAD_REQUESTS = [
     ("GET", "/api/jobs/" + "x" * 65, None),
     ("GET", "/api/jobs/a%20b", None),
     ("GET", "/api/dead?limit=-1", None),
+    ("GET", "/api/queues/q/jobs?state=nope", None),
+    ("GET", "/api/queues/q/jobs?offset=-3", None),
+    ("GET", "/api/queues/%7B/jobs", None),
+    ("GET", "/queues/q?state=x", None),
     ("GET", "/api/dead?offset=99999999999", None),
     ("POST", "/api/queues/%7B/pause", {}),
     ("POST", "/api/queues/%7B/purge", {}),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from foundry.adapters.memory.records import EntryCodec
 from foundry.adapters.memory.store import Entry, MemoryStore
@@ -83,6 +84,23 @@ class MemoryAdmin:
             return None
         return max(now - min(entry.run_at for entry in heads.values()), timedelta(0))
 
+    def jobs(
+        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 100
+    ) -> list[JobRecord]:
+        """Sorts the queue's entries in ``state`` (a fake's cost)."""
+        with self._cond:
+            found = self._store.find(validate_queue_name(queue), self._store.tick())
+            if found is None or limit < 1 or offset < 0:
+                return []
+            if state is JobState.DEAD:
+                chosen = [found.jobs[job_id] for job_id in reversed(found.dead)]
+            else:
+                chosen = sorted(
+                    (entry for entry in found.jobs.values() if entry.state is state),
+                    key=_ORDER.get(state, _by_seq),
+                )
+            return [self._records.record(entry) for entry in chosen[offset : offset + limit]]
+
     def dead(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
         """Dead letters of ``queue``, newest first."""
         with self._cond:
@@ -154,3 +172,19 @@ class MemoryAdmin:
             for entry in doomed:
                 self._store.drop(state, entry)
             return len(doomed)
+
+
+def _by_seq(entry: Entry) -> tuple[int, int]:
+    return -entry.priority, entry.seq
+
+
+def _newest_first(entry: Entry) -> float:
+    return -(entry.finished_at or entry.enqueued_at).timestamp()
+
+
+_ORDER: dict[JobState, Callable[[Entry], Any]] = {
+    JobState.READY: _by_seq,
+    JobState.DELAYED: lambda entry: (entry.run_at, entry.seq),
+    JobState.ACTIVE: lambda entry: (entry.deadline, entry.seq),
+    JobState.COMPLETED: _newest_first,
+}

@@ -167,6 +167,12 @@ class MemoryQueue:
         """Scans each queue's jobs (a fake's cost)."""
         return self._admin.oldest_ready_age(queues)
 
+    def jobs(
+        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 100
+    ) -> list[JobRecord]:
+        """Sorts the queue's entries."""
+        return self._admin.jobs(queue, state, offset=offset, limit=limit)
+
     def dead(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
         """Newest first."""
         return self._admin.dead(queue, offset=offset, limit=limit)

@@ -14,7 +14,7 @@ import orjson
 from foundry.adapters.codec import Codec
 from foundry.adapters.memory.store import Entry
 from foundry.adapters.queue_support import undecodable_job
-from foundry.domain import ErrorInfo, Job, UndecodableJob
+from foundry.domain import ErrorInfo, Job, JobState, UndecodableJob
 from foundry.ports import DeadLetter, JobRecord
 
 
@@ -56,6 +56,7 @@ class EntryCodec:
             result=None if entry.result is None else orjson.loads(entry.result),
             reason=entry.reason,
             finished_at=entry.finished_at,
+            worker=(entry.worker or None) if entry.state is JobState.ACTIVE else None,
         )
 
     def letter(self, entry: Entry) -> DeadLetter:

@@ -15,10 +15,12 @@ import redis
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout, QueueKeys
+from foundry.adapters.redis.listing import list_jobs
 from foundry.adapters.redis.overview import oldest_ready_ages, stats_many
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import request_id
 from foundry.adapters.redis.runner import Arg, FunctionRunner, call
+from foundry.domain import JobState
 from foundry.ports.queue_types import DeadLetter, JobRecord, QueueStats
 
 _BATCH = 500
@@ -100,6 +102,17 @@ class RedisAdmin:
         keys = [self._keys.queue(name) for name in queues]
         with guard("oldest_ready_age"):
             return oldest_ready_ages(self._client, keys, self._clock, self._records)
+
+    def jobs(
+        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 100
+    ) -> list[JobRecord]:
+        """Ids from the state's sorted set, then the records in one pipeline: see
+        ``listing.py``."""
+        keys = self._keys.queue(queue)
+        with guard("jobs"):
+            now_ms = self._clock.read(self._client)
+            window = (offset, limit, now_ms)
+            return list_jobs(self._client, keys, state, window, self._records)
 
     def dead(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
         """Newest first. An undecodable job is shown as a placeholder ``undecodable`` job."""

@@ -181,6 +181,12 @@ class RedisQueue:
         """A few pipelined reads for all ``queues``, no function call."""
         return self._admin.oldest_ready_age(queues)
 
+    def jobs(
+        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 100
+    ) -> list[JobRecord]:
+        """A few round trips, no function call."""
+        return self._admin.jobs(queue, state, offset=offset, limit=limit)
+
     def dead(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
         """Two round trips."""
         return self._admin.dead(queue, offset=offset, limit=limit)

@@ -69,7 +69,8 @@ class RecordCodec:
     def record(self, queue: str, job_id: str, found: list[Any], now: int) -> JobRecord | None:
         """A ``JobRecord`` from the job's hash fields and scores (``None``: it has expired).
 
-        Shows what a claim would see: a due delayed job as ready.
+        Shows what a claim would see: a due delayed job as ready; an undecodable job as a
+        placeholder naming why.
         """
         value, state_value, errors, result, run_at, expires = found
         if expires is not None and float(expires) <= now:
@@ -79,7 +80,7 @@ class RecordCodec:
         if status is JobState.DELAYED and run_at is not None and float(run_at) <= now:
             status = JobState.READY
         return JobRecord(
-            job=self.decode_job(job_id, queue, value),
+            job=self.shown_job(job_id, queue, value),
             state=status,
             attempts=state.attempts,
             enqueued_at=from_ms(split_record(value).enqueued_ms),
@@ -89,6 +90,7 @@ class RecordCodec:
             result=orjson.loads(result) if result else None,
             reason=(state.reason or None) if status is JobState.DEAD else None,
             finished_at=from_ms(state.time_ms) if status.is_final else None,
+            worker=(state.worker or None) if status is JobState.ACTIVE else None,
         )
 
     def letter(

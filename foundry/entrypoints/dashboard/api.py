@@ -141,7 +141,25 @@ def _purge(views: Views, _: Body, path: Params) -> Any:
 
 
 def _workers(views: Views, _: Params, __: Params) -> Any:
-    return {"workers": [worker_json(info) for info in views.workers.workers()]}
+    live = views.workers.workers()
+    running = views.running(live)
+    return {"workers": [worker_json(info, running[info.id]) for info in live]}
+
+
+def _jobs(views: Views, query: Params, path: Params) -> Any:
+    page = views.jobs(
+        path["queue"],
+        query.get("state"),
+        bounded(query.get("offset"), "offset", 0, 0, 100_000),
+        bounded(query.get("limit"), "limit", 50, 1, MAX_PAGE),
+    )
+    return {
+        "queue": page.queue,
+        "state": page.state.value,
+        "offset": page.offset,
+        "limit": page.limit,
+        "jobs": [record_json(record) for record in page.records],
+    }
 
 
 def _job(views: Views, query: Params, path: Params) -> Any:
@@ -206,6 +224,7 @@ ROUTES = [
     Route("/api/history", _get(_history)),
     Route("/api/queues/{queue}", _get(_queue)),
     Route("/api/queues/{queue}/history", _get(_history)),
+    Route("/api/queues/{queue}/jobs", _get(_jobs)),
     Route("/api/queues/{queue}/pause", _post(_pause), methods=["POST"]),
     Route("/api/queues/{queue}/resume", _post(_resume), methods=["POST"]),
     Route("/api/queues/{queue}/purge", _post(_purge), methods=["POST"]),

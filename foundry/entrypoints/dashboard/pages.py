@@ -21,7 +21,7 @@ from starlette.templating import Jinja2Templates
 from foundry.entrypoints.dashboard import charts
 from foundry.entrypoints.dashboard.errors import NotFound, status_and_message
 from foundry.entrypoints.dashboard.history import MinutePoint
-from foundry.entrypoints.dashboard.views import MAX_PAGE, BadInput, Views, bounded
+from foundry.entrypoints.dashboard.views import LISTED, MAX_PAGE, BadInput, Views, bounded
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 Form = dict[str, list[str]]
@@ -131,16 +131,26 @@ def _wait_chart(minutes: list[MinutePoint]) -> charts.Chart:
 def _queue_page(views: Views, request: Request) -> tuple[str, dict[str, Any]]:
     row, age = views.queue_row(request.path_params["queue"])
     minutes = views.sampler.history.minutes([row.queue], views.clock.now())
+    query = request.query_params
+    listing = views.jobs(
+        row.queue,
+        query.get("state"),
+        bounded(query.get("offset"), "offset", 0, 0, 100_000),
+        PAGE,
+    )
     return "queue.html", {
         "row": row,
         "age": age,
         "throughput": _throughput_chart(minutes),
         "waits": _wait_chart(minutes),
+        "listing": listing,
+        "states": LISTED,
     }
 
 
 def _workers_page(views: Views, _: Request) -> tuple[str, dict[str, Any]]:
-    return "workers.html", {"workers": views.workers.workers()}
+    live = views.workers.workers()
+    return "workers.html", {"workers": live, "running": views.running(live)}
 
 
 def _job_page(views: Views, request: Request) -> tuple[str, dict[str, Any]]:

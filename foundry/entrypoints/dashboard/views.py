@@ -65,6 +65,32 @@ def bounded(raw: str | None, name: str, default: int, low: int, high: int) -> in
     return value
 
 
+def job_state(value: str) -> JobState:
+    """A listable job state by name, or ``BadInput``."""
+    try:
+        state = JobState(value)
+    except ValueError:
+        state = JobState.CANCELLED
+    if state is JobState.CANCELLED:
+        listed = ", ".join(s.value for s in LISTED)
+        raise BadInput(f"state must be one of {listed}, got {value[:40]!r}")
+    return state
+
+
+LISTED = (JobState.READY, JobState.DELAYED, JobState.ACTIVE, JobState.COMPLETED, JobState.DEAD)
+
+
+@attrs.frozen
+class JobList:
+    """One page of a queue's jobs in one state."""
+
+    queue: str
+    state: JobState
+    records: tuple[JobRecord, ...]
+    offset: int
+    limit: int
+
+
 @attrs.frozen
 class Letter:
     """A dead letter with what the page filters and shows."""
@@ -112,6 +138,23 @@ class Views:
         """One queue's stats and wait, read now."""
         name = queue_name(name)
         return self.queue.stats(name), self.queue.oldest_ready_age([name])[0]
+
+    def jobs(self, raw_queue: str, raw_state: str | None, offset: int, limit: int) -> JobList:
+        """A page of one queue's jobs in one state (ready when not named)."""
+        name = queue_name(raw_queue)
+        state = job_state(raw_state or "ready")
+        records = self.queue.jobs(name, state, offset=offset, limit=limit)
+        return JobList(name, state, tuple(records), offset, limit)
+
+    def running(self, workers: Sequence[WorkerInfo]) -> dict[str, list[JobRecord]]:
+        """The active jobs of each worker, by worker id (one listing per queue served)."""
+        names = sorted({queue for info in workers for queue in info.queues})
+        held: dict[str, list[JobRecord]] = {info.id: [] for info in workers}
+        for name in names:
+            for record in self.queue.jobs(name, JobState.ACTIVE, limit=MAX_PAGE):
+                if record.worker in held:
+                    held[record.worker].append(record)
+        return held
 
     def job(self, raw_id: str, raw_queue: str | None) -> JobRecord | None:
         """A job's record, searched in every queue unless one is named."""
@@ -235,6 +278,7 @@ def job_json(job: Job) -> dict[str, Any]:
 def record_json(record: JobRecord) -> dict[str, Any]:
     """A job's record as JSON."""
     return {
+        "worker": record.worker,
         "job": job_json(record.job),
         "state": record.state.value,
         "attempts": record.attempts,
@@ -248,10 +292,11 @@ def record_json(record: JobRecord) -> dict[str, Any]:
     }
 
 
-def worker_json(info: WorkerInfo) -> dict[str, Any]:
-    """A live worker as JSON."""
+def worker_json(info: WorkerInfo, running: Sequence[JobRecord] = ()) -> dict[str, Any]:
+    """A live worker as JSON, with the jobs it holds now."""
     return {
         **attrs.asdict(info, recurse=False),
+        "running": [{"id": r.job.id, "name": r.job.name, "queue": r.job.queue} for r in running],
         "queues": list(info.queues),
         "started_at": iso(info.started_at),
         "seen_at": iso(info.seen_at),

@@ -1,0 +1,109 @@
+"""One queue's jobs in one state, for inspection: ids from the state's sorted set, then the
+records in one pipeline (the same fields ``get`` reads). No script."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import redis
+
+from foundry.adapters.redis.keys import QueueKeys
+from foundry.adapters.redis.overview import BAND
+from foundry.adapters.redis.record_codec import RecordCodec
+from foundry.adapters.redis.records import parse_state
+from foundry.adapters.redis.runner import call
+from foundry.domain import JobState
+from foundry.ports.queue_types import JobRecord
+
+_FIELDS = ("jobs", "state", "errors", "results")
+
+
+def list_jobs(
+    client: redis.Redis,
+    keys: QueueKeys,
+    state: JobState,
+    window: tuple[int, int, int],
+    records: RecordCodec,
+) -> list[JobRecord]:
+    """Records of the jobs in ``state``; ``window`` = (offset, limit, now ms); see the port."""
+    offset, limit, now_ms = window
+    ids = _IDS[state](client, keys, offset, limit, now_ms) if limit > 0 and offset >= 0 else []
+    if not ids:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for job_id in ids:
+        for name in _FIELDS:
+            call(pipe, "HGET", keys.named(name), job_id)
+        for name in ("delayed", "done"):
+            call(pipe, "ZSCORE", keys.named(name), job_id)
+    replies = pipe.execute()
+    width = len(_FIELDS) + 2
+    found = []
+    for index, job_id in enumerate(ids):
+        fields = replies[index * width : (index + 1) * width]
+        if fields[0] is not None:
+            record = records.record(keys.queue, job_id, fields, now_ms)
+            if record is not None and record.state is state:
+                found.append(record)
+    return found
+
+
+def _ready(client: redis.Redis, keys: QueueKeys, offset: int, limit: int, now: int) -> list[str]:
+    """Claim order: the ready set by score, merged with the due delayed jobs a claim would move
+    in (their score is made from their priority and stored sequence number, as it would)."""
+    pipe = client.pipeline(transaction=False)
+    call(pipe, "ZRANGE", keys.named("ready"), 0, offset + limit - 1, "WITHSCORES")
+    call(pipe, "ZRANGE", keys.named("delayed"), "-inf", now, "BYSCORE", "LIMIT", 0, offset + limit)
+    ready, due = pipe.execute()
+    ranked = [(float(score), raw.decode()) for raw, score in ready]
+    if due:
+        pipe = client.pipeline(transaction=False)
+        for raw in due:
+            call(pipe, "HGET", keys.named("jobs"), raw)
+            call(pipe, "HGET", keys.named("state"), raw)
+        found = pipe.execute()
+        for index, raw in enumerate(due):
+            value, state = found[2 * index], found[2 * index + 1]
+            if value is not None:
+                priority = int(value.split(b" ", 2)[1])
+                ranked.append(((255 - priority) * BAND + parse_state(state).seq, raw.decode()))
+        ranked.sort()
+    return [job_id for _, job_id in ranked[offset : offset + limit]]
+
+
+def _delayed(client: redis.Redis, keys: QueueKeys, offset: int, limit: int, now: int) -> list[str]:
+    ids = call(
+        client,
+        "ZRANGE",
+        keys.named("delayed"),
+        f"({now}",
+        "+inf",
+        "BYSCORE",
+        "LIMIT",
+        offset,
+        limit,
+    )
+    return [raw.decode() for raw in ids]
+
+
+def _by_rank(name: str, newest_first: bool) -> Callable[..., list[str]]:
+    def ids(client: redis.Redis, keys: QueueKeys, offset: int, limit: int, _: int) -> list[str]:
+        command = "ZREVRANGE" if newest_first else "ZRANGE"
+        found = call(client, command, keys.named(name), offset, offset + limit - 1)
+        return [raw.decode() for raw in found]
+
+    return ids
+
+
+def _nothing(*_: object) -> list[str]:
+    return []
+
+
+_IDS: dict[JobState, Callable[[redis.Redis, QueueKeys, int, int, int], list[str]]] = {
+    JobState.READY: _ready,
+    JobState.DELAYED: _delayed,
+    JobState.ACTIVE: _by_rank("leases", newest_first=False),
+    JobState.COMPLETED: _by_rank("done", newest_first=True),
+    JobState.DEAD: _by_rank("dead", newest_first=True),
+    JobState.CANCELLED: _nothing,
+}
