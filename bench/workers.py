@@ -187,6 +187,12 @@ class _Timer:
     def job_started(self, lease: Lease, child_pid: int, started_at: datetime) -> None:
         """Unused: the first finish ends startup, as in ``wait_drained``."""
 
+    def child_recycled(self, child_pid: int, reason: str) -> None:
+        """Unused."""
+
+    def leases_renewed(self, kept: int, lost: int) -> None:
+        """Unused."""
+
     def job_finished(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
         """Count and time every finish."""
         self.last = time.perf_counter()

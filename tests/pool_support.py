@@ -152,12 +152,20 @@ class Events:
 
     started: list[tuple[str, int]] = attrs.Factory(list)
     finished: list[tuple[str, Outcome]] = attrs.Factory(list)
+    recycled: list[tuple[int, str]] = attrs.Factory(list)
+    renewals: list[tuple[int, int]] = attrs.Factory(list)
 
     def job_started(self, lease: Lease, child_pid: int, started_at: Any) -> None:
         self.started.append((lease.job_id, child_pid))
 
     def job_finished(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
         self.finished.append((lease.job_id, outcome))
+
+    def child_recycled(self, child_pid: int, reason: str) -> None:
+        self.recycled.append((child_pid, reason))
+
+    def leases_renewed(self, kept: int, lost: int) -> None:
+        self.renewals.append((kept, lost))
 
 
 registry = JobRegistry()

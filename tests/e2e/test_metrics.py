@@ -60,44 +60,51 @@ def test_a_workers_metrics_count_every_outcome_exactly(
     dispatcher.dispatch_many([(observed.ok, {"n": n}) for n in range(5)])
     dispatcher.dispatch(observed.flaky, {})
     dispatcher.dispatch(observed.doomed, {"note": "x"})
+    dispatcher.dispatch(observed.slow, {"seconds": 1.5})  # held across a renew (every 1 s)
     port = free_port()
-    env = {"REDIS_URL": redis_url, "QUEUE_PREFIX": prefix}
+    env = {"REDIS_URL": redis_url, "QUEUE_PREFIX": prefix, "QUEUE_TIMEOUT": "3"}
     args = ("work", "--app", "tests.e2e.observed:registry", "--concurrency", "2")
+    args += ("--max-tasks-per-child", "2")
     url = f"http://127.0.0.1:{port}/metrics"
     ended = ("completed", "dead")
 
     with foundry_process(*args, "--metrics-port", str(port), env=env):
         wait_for(lambda: answers(url), "the metrics server")
         # The pool counts an outcome once the queue took it: wait for the counters themselves.
-        wait_for(lambda: [total(scrape(url), kind) for kind in ended] == [6, 1], "7 outcomes")
+        wait_for(lambda: [total(scrape(url), kind) for kind in ended] == [7, 1], "8 outcomes")
         samples = scrape(url)
 
     q = observed.QUEUE
     counts = {
         kind: {
             name: value(samples, f"foundry_jobs_{kind}_total", queue=q, job_name=f"obs.{name}")
-            for name in ("ok", "flaky", "doomed")
+            for name in ("ok", "flaky", "doomed", "slow")
             if (f"foundry_jobs_{kind}_total", (("job_name", f"obs.{name}"), ("queue", q)))
             in samples
         }
         for kind in ("started", "completed", "failed", "retried", "dead")
     }
     assert counts == {
-        "started": {"ok": 5, "flaky": 2, "doomed": 2},
-        "completed": {"ok": 5, "flaky": 1},
+        "started": {"ok": 5, "flaky": 2, "doomed": 2, "slow": 1},
+        "completed": {"ok": 5, "flaky": 1, "slow": 1},
         "failed": {"flaky": 1, "doomed": 2},
         "retried": {"flaky": 1, "doomed": 1},
         "dead": {"doomed": 1},
     }
     runs = value(samples, "foundry_job_runtime_seconds_count", queue=q, job_name="obs.ok")
     assert runs == 5
-    assert value(samples, "foundry_job_wait_seconds_count", queue=q) == 7
+    assert value(samples, "foundry_job_wait_seconds_count", queue=q) == 8
+    # 10 attempts, each child replaced after its second: 5 recycles, or 4 when the last two
+    # attempts went to two fresh children.
+    assert value(samples, "foundry_pool_children_recycled_total", limit="max_tasks") in (4, 5)
+    assert value(samples, "foundry_lease_renewals_total", result="renewed") >= 1
+    assert value(samples, "foundry_lease_renewals_total", result="lost") == 0
     assert value(samples, "foundry_pool_children") == 2
     assert value(samples, "foundry_pool_children_busy") == 0
     assert value(samples, "foundry_pool_concurrency") == 2
     assert not [key for key in samples if "job_id" in dict(key[1])]
     stats = queue.stats(q)
-    assert (stats.completed, stats.dead, stats.failed) == (6, 1, 3)
+    assert (stats.completed, stats.dead, stats.failed) == (7, 1, 3)
 
 
 def test_foundry_metrics_serves_every_queues_gauges_and_the_live_workers(

@@ -93,6 +93,12 @@ class Seen:
         self.outcomes[outcome.kind] += 1
         self.workers = self.queue.workers()
 
+    def child_recycled(self, child_pid: int, reason: str) -> None:
+        """Not needed here."""
+
+    def leases_renewed(self, kept: int, lost: int) -> None:
+        """Not needed here."""
+
 
 @pytest.fixture
 def queue() -> MemoryQueue:

@@ -71,6 +71,24 @@ def test_the_pool_metrics_count_lost_leases_stale_writes_and_releases_apart() ->
     assert samples[("foundry_pool_concurrency", frozenset())] == 3
 
 
+def test_the_pool_metrics_count_recycled_children_and_renewed_leases() -> None:
+    registry = CollectorRegistry()
+    metrics = PoolMetrics(registry, [], concurrency=2, pid=os.getpid())
+
+    metrics.child_recycled(101, "max tasks")
+    metrics.child_recycled(102, "RSS 612 MiB")
+    metrics.child_recycled(103, "max tasks")
+    metrics.leases_renewed(kept=3, lost=0)
+    metrics.leases_renewed(kept=1, lost=2)
+
+    samples = samples_of(registry)
+    recycled = "foundry_pool_children_recycled_total"
+    assert samples[(recycled, frozenset({("limit", "max_tasks")}))] == 2
+    assert samples[(recycled, frozenset({("limit", "max_memory")}))] == 1
+    assert samples[("foundry_lease_renewals_total", frozenset({("result", "renewed")}))] == 4
+    assert samples[("foundry_lease_renewals_total", frozenset({("result", "lost")}))] == 2
+
+
 def test_the_backend_collector_reads_sizes_ages_totals_and_workers_through_the_ports() -> None:
     clock = ManualClock()
     queue = MemoryQueue(clock)

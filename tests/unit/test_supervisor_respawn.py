@@ -24,6 +24,7 @@ def test_a_child_is_recycled_after_max_tasks() -> None:
     assert stopped_after_one == []
     assert pool.workforce.told("stop") == [0]
     assert pool.sup.slots[0].state is SlotState.RETIRING
+    assert pool.events.recycled == [(pool.sup.slots[0].pid, "max tasks")]
 
 
 def test_a_child_over_the_memory_limit_is_recycled_and_its_job_still_completes() -> None:
@@ -40,6 +41,7 @@ def test_a_child_over_the_memory_limit_is_recycled_and_its_job_still_completes()
     assert record.state is JobState.COMPLETED
     assert pool.workforce.told("stop") == [0]
     assert pool.workforce.told("spawn") == [0, 0]
+    assert [reason for _, reason in pool.events.recycled] == ["RSS 200 MiB"]
 
 
 def test_children_that_keep_dying_before_ready_stop_the_pool_with_exit_code_1() -> None:

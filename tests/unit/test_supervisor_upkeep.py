@@ -25,6 +25,7 @@ def test_leases_are_renewed_in_one_batch_every_third_of_the_lease() -> None:
     pool.advance(0.1)
 
     assert unchanged == deadline
+    assert pool.events.renewals == [(2, 0)]
     for job_id in (first, second):
         record = pool.queue.get(job_id)
         assert record is not None

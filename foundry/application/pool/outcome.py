@@ -71,7 +71,7 @@ _RELEASED = Outcome(OutcomeKind.RELEASED)
 
 @runtime_checkable
 class PoolObserver(Protocol):
-    """Receives the pool's job events, in the parent process, on the pool's loop.
+    """Receives the pool's job and child events, in the parent process, on the pool's loop.
 
     Keep these cheap: they run between jobs. An exception raised here is logged and ignored.
     """
@@ -82,4 +82,14 @@ class PoolObserver(Protocol):
 
     def job_finished(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
         """``lease``'s attempt ended with ``outcome`` after ``runtime_s`` seconds in a child."""
+        ...
+
+    def child_recycled(self, child_pid: int, reason: str) -> None:
+        """Child ``child_pid`` is replaced after its job for reaching a limit: ``reason`` is
+        ``"max tasks"`` or ``"RSS <n> MiB"``."""
+        ...
+
+    def leases_renewed(self, kept: int, lost: int) -> None:
+        """A batched renew kept ``kept`` leases; the queue no longer held ``lost`` of them
+        (their jobs are abandoned, each reported by ``job_finished``)."""
         ...

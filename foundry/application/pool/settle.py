@@ -193,6 +193,24 @@ class Settler:
         except Exception:
             logger.exception("the pool observer failed in job_started; ignored")
 
+    def recycled(self, child_pid: int, reason: str) -> None:
+        """Tell the observer a child is replaced for reaching a limit."""
+        if self._observer is None:
+            return
+        try:
+            self._observer.child_recycled(child_pid, reason)
+        except Exception:
+            logger.exception("the pool observer failed in child_recycled; ignored")
+
+    def renewed(self, kept: int, lost: int) -> None:
+        """Tell the observer how a batched renew went."""
+        if self._observer is None:
+            return
+        try:
+            self._observer.leases_renewed(kept, lost)
+        except Exception:
+            logger.exception("the pool observer failed in leases_renewed; ignored")
+
     def _write(
         self, lease: Lease, write: Callable[[Lease], object], outcome: Outcome, runtime_s: float
     ) -> None:

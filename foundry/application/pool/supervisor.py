@@ -248,6 +248,7 @@ class Supervisor:
         why = self.config.recycle_reason(slot.tasks, reply.rss)
         if why is not None:
             logger.info("recycling child {} ({})", slot.pid, why)
+            self.settler.recycled(slot.pid, why)
             self._workforce.stop(slot.index)
             slot.state = SlotState.RETIRING
             slot.kill_at = now + self.config.term_grace.total_seconds() + 5.0
@@ -289,6 +290,7 @@ class Supervisor:
         renewed = self._upkeep.renew(now)
         if renewed is None:
             return
+        self.settler.renewed(renewed.kept, len(renewed.lost))
         for lost in renewed.lost:
             self._forget(lost, "lease lost: the queue no longer holds it for this worker")
         for slot in self.slots:

@@ -25,6 +25,7 @@ class Renewed:
     """A batched renew that the queue answered: the leases it no longer holds for us."""
 
     lost: tuple[Lease, ...]
+    kept: int = 0
 
 
 class Upkeep:
@@ -54,7 +55,8 @@ class Upkeep:
             book.renew_failed(now)
             return None
         self._outage.ok(now)
-        return Renewed(tuple(book.renewed(leases, results, now)))
+        lost = tuple(book.renewed(leases, results, now))
+        return Renewed(lost, kept=len(leases) - len(lost))
 
     def reap(self, now: float) -> None:
         """Recover expired leases (any worker's) every min(lease/3, ``REAP_EVERY_S``)."""

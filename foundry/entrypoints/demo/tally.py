@@ -70,6 +70,12 @@ class Tally:
         if outcome.kind in (OutcomeKind.COMPLETED, OutcomeKind.DEAD):
             self._advance()
 
+    def child_recycled(self, child_pid: int, reason: str) -> None:
+        """Not shown by the demo."""
+
+    def leases_renewed(self, kept: int, lost: int) -> None:
+        """Not shown by the demo."""
+
     def _counts(self, lease: Lease) -> bool:
         # A shared queue may hold jobs of an earlier, interrupted demo: run them, count ours.
         return self._ours is None or lease.job_id in self._ours

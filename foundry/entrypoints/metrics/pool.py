@@ -103,6 +103,19 @@ class PoolMetrics:
             "foundry_pool_concurrency", "Child processes this pool keeps.", registry=registry
         ).set(concurrency)
         registry.register(_Children(pid))
+        self._recycled = Counter(
+            "foundry_pool_children_recycled",
+            "Children replaced after a job for reaching --max-tasks-per-child or "
+            "--max-memory-per-child.",
+            ["limit"],
+            registry=registry,
+        )
+        self._renewals = Counter(
+            "foundry_lease_renewals",
+            "Leases the pool's batched renews kept (renewed) or found lost (lost).",
+            ["result"],
+            registry=registry,
+        )
 
     def _name(self, lease: Lease) -> str:
         name = lease.job.name
@@ -116,6 +129,15 @@ class PoolMetrics:
         if lease.attempt == 1 and job.created_at is not None:
             waited = (started_at - job.run_at(job.created_at)).total_seconds()
             self._wait.labels(lease.queue).observe(max(waited, 0.0))
+
+    def child_recycled(self, child_pid: int, reason: str) -> None:
+        """Count a recycled child by the limit it reached (a bounded label)."""
+        self._recycled.labels("max_tasks" if reason == "max tasks" else "max_memory").inc()
+
+    def leases_renewed(self, kept: int, lost: int) -> None:
+        """Count the leases one batched renew kept and lost."""
+        self._renewals.labels("renewed").inc(kept)
+        self._renewals.labels("lost").inc(lost)
 
     def job_finished(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
         """Count how the attempt ended; run times of attempts that ran a handler."""
