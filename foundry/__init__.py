@@ -67,6 +67,9 @@ if TYPE_CHECKING:
         InvalidJob as InvalidJob,
     )
     from foundry.domain import (
+        InvalidResult as InvalidResult,
+    )
+    from foundry.domain import (
         InvalidSchedule as InvalidSchedule,
     )
     from foundry.domain import (
@@ -156,6 +159,7 @@ __all__ = [
     "InvalidCacheKey",
     "InvalidCacheValue",
     "InvalidJob",
+    "InvalidResult",
     "InvalidSchedule",
     "Job",
     "JobContext",
@@ -215,6 +219,7 @@ _HOMES = {
     "InvalidCacheKey": "foundry.domain",
     "InvalidCacheValue": "foundry.domain",
     "InvalidJob": "foundry.domain",
+    "InvalidResult": "foundry.domain",
     "CatchUp": "foundry.domain",
     "InvalidSchedule": "foundry.domain",
     "PeriodicSchedule": "foundry.domain",

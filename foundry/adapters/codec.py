@@ -22,6 +22,7 @@ from foundry.domain import (
     ErrorInfo,
     InvalidCacheValue,
     InvalidJob,
+    InvalidResult,
     Job,
     UndecodableJob,
     UndecodableValue,
@@ -166,11 +167,12 @@ class Codec:
         return tuple(self.decode(data, list[ErrorInfo]))
 
     def encode_result(self, result: Any) -> bytes:
-        """A job's result as JSON, or a description of it if it is not JSON-compatible."""
+        """A job's result as JSON. Raises ``InvalidResult`` naming its type if it is not
+        JSON-compatible (never a silent substitute)."""
         try:
             return orjson.dumps(self.converter.unstructure(result))
-        except (TypeError, orjson.JSONEncodeError):
-            return orjson.dumps(f"<unserializable {type(result).__name__}: {result!r:.200}>")
+        except (TypeError, orjson.JSONEncodeError, RecursionError) as error:
+            raise InvalidResult(type(result).__name__, str(error)[:200]) from error
 
     # -- cache values -------------------------------------------------------------------------
 

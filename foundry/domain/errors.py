@@ -21,6 +21,19 @@ class InvalidJob(FoundryError, ValueError):
         super().__init__(f"invalid job field {field!r}: {reason}")
 
 
+class InvalidResult(FoundryError, ValueError):
+    """A handler returned a value that cannot be stored as its job's result."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        self.kind = kind
+        self.reason = reason
+        super().__init__(
+            f"the handler returned a value of type {kind}, which cannot be stored as the job's "
+            f"result ({reason}); return JSON data (dict with str keys, list, str, int, float, "
+            "bool, None) or an attrs instance, or store the value elsewhere and return a reference"
+        )
+
+
 class InvalidQueueName(InvalidJob):
     """A queue name that cannot be stored (braces would break Redis Cluster hash tags)."""
 

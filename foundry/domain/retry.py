@@ -10,7 +10,9 @@ import attrs
 from foundry.domain.error_info import ErrorInfo
 
 #: Errors that no retry can fix; a policy adds its own with ``permanent``.
-ALWAYS_PERMANENT = frozenset({"PermanentFailure", "UndecodableJob", "UnknownHandler"})
+ALWAYS_PERMANENT = frozenset(
+    {"PermanentFailure", "UndecodableJob", "UnknownHandler", "InvalidResult"}
+)
 
 
 def _delay(_: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:

@@ -86,7 +86,9 @@ class QueuePort(Protocol):
         """Mark the leased job completed, keeping a JSON-compatible ``result`` for inspection.
 
         Raises ``StaleLease`` if ``lease`` no longer holds the job (Q4); a re-send of a
-        completion that was applied is accepted silently (Q8).
+        completion that was applied is accepted silently (Q8). A result that cannot be stored
+        raises ``InvalidResult`` (naming its type) before anything is written; so do
+        ``complete_many`` and ``complete_and_claim`` for any result of theirs.
         """
         ...
 

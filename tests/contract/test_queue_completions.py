@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from foundry.domain import JobState
+import pytest
+
+from foundry.domain import InvalidResult, JobState
 from foundry.ports import ClaimRequest
 from tests.backends import LEASE, Queue, job
 
@@ -122,3 +124,26 @@ def test_with_no_completions_it_is_a_claim(queue: Queue) -> None:
 
     assert applied == []
     assert [x.job_id for x in claimed] == ["a"]
+
+
+def test_a_result_that_is_not_json_is_refused_naming_its_type_and_nothing_is_written(
+    queue: Queue,
+) -> None:
+    queue.enqueue_many([job(id="a"), job(id="b"), job(id="c")])
+    a, b = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2))
+    request = ClaimRequest(["default"], lease=LEASE)
+
+    with pytest.raises(InvalidResult, match=r"of type complex\b.*return JSON data"):
+        queue.complete(a, 1j)
+    with pytest.raises(InvalidResult, match=r"of type object\b"):
+        queue.complete_many([a, b], [None, object()])
+    with pytest.raises(InvalidResult, match=r"of type dict\b"):
+        queue.complete_and_claim([a, b], [{"when": object()}, None], request)
+
+    records = [queue.get(job_id) for job_id in "abc"]
+    assert [record.state for record in records if record is not None] == [
+        JobState.ACTIVE,
+        JobState.ACTIVE,
+        JobState.READY,
+    ]
+    assert queue.stats("default").completed == 0

@@ -43,6 +43,11 @@ def unpicklable() -> Any:
     return lambda: None
 
 
+@registry.job(name="not_json")
+def not_json() -> Any:
+    return 1j
+
+
 class Weird(Exception):
     def __init__(self) -> None:
         super().__init__("weird")
@@ -156,17 +161,24 @@ def test_a_soft_time_limit_raises_inside_the_handler(
     assert record.errors[0].type == "foundry.application.errors.SoftTimeLimitExceeded"
 
 
-def test_an_unpicklable_result_is_replaced_by_a_description(
-    queue: MemoryQueue, dispatcher: Dispatcher
+@pytest.mark.parametrize(("name", "kind"), [("unpicklable", "function"), ("not_json", "complex")])
+def test_a_result_that_cannot_be_stored_fails_the_attempt_naming_its_type(
+    queue: MemoryQueue, dispatcher: Dispatcher, name: str, kind: str
 ) -> None:
-    job_id = dispatcher.dispatch("unpicklable")
+    job_id = dispatcher.dispatch(name)
+    ok_id = dispatcher.dispatch("add", {"a": 1, "b": 2})
 
     run(queue)
 
-    record = queue.get(job_id)
+    record, ok = queue.get(job_id), queue.get(ok_id)
     assert record is not None
-    assert record.state is JobState.COMPLETED
-    assert str(record.result).startswith("<unpicklable function")
+    assert ok is not None
+    assert (record.state, record.result) == (JobState.DEAD, None)
+    (error,) = record.errors
+    assert error.type == "foundry.domain.errors.InvalidResult"
+    assert f"of type {kind}" in error.message
+    assert "return JSON data" in error.message
+    assert (ok.state, ok.result) == (JobState.COMPLETED, 3)
 
 
 def test_an_unpicklable_exception_is_recorded_by_its_description(

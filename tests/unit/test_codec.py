@@ -17,6 +17,7 @@ from foundry.domain import (
     ErrorInfo,
     InvalidCacheValue,
     InvalidJob,
+    InvalidResult,
     Job,
     UndecodableJob,
     UndecodableValue,
@@ -89,10 +90,10 @@ def test_error_histories_round_trip() -> None:
     assert codec.decode_errors(codec.encode(list(history))) == history
 
 
-def test_a_result_that_is_not_json_is_kept_as_a_description() -> None:
-    described = orjson.loads(codec.encode_result(object()))
+def test_a_result_that_is_not_json_is_refused_naming_its_type() -> None:
+    with pytest.raises(InvalidResult, match="of type object"):
+        codec.encode_result(object())
 
-    assert described.startswith("<unserializable object")
     assert orjson.loads(codec.encode_result({"n": 1})) == {"n": 1}
 
 

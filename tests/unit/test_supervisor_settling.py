@@ -128,3 +128,22 @@ def test_a_write_the_queue_cannot_take_is_retried_and_the_lease_kept() -> None:
     record = pool.queue.get(job_id)
     assert record is not None
     assert record.state is JobState.COMPLETED
+
+
+def test_a_result_the_queue_refuses_fails_its_attempt_and_the_rest_of_the_batch_completes() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST), queue=CombiningQueue)
+    bad, good = pool.enqueue(2)
+    pool.start()
+    pool.sup.child_replied(0, pool.answer(0, value=1j), pool.now)
+    pool.sup.child_replied(1, pool.answer(1, value={"n": 1}), pool.now)
+
+    pool.sup.fill(pool.now)
+
+    refused, completed = pool.queue.get(bad), pool.queue.get(good)
+    assert refused is not None
+    assert completed is not None
+    assert refused.state is JobState.DEAD
+    assert [error.type for error in refused.errors] == ["foundry.domain.errors.InvalidResult"]
+    assert (completed.state, completed.result) == (JobState.COMPLETED, {"n": 1})
+    kinds = {job_id: outcome.kind for job_id, outcome in pool.events.finished}
+    assert kinds == {bad: OutcomeKind.DEAD, good: OutcomeKind.COMPLETED}

@@ -38,11 +38,21 @@ def test_a_reply_round_trips_its_result_runtime_rss_pid_and_lease_token() -> Non
     assert (reply.pid, reply.token) == (4242, "tok.2")
 
 
-def test_a_result_that_cannot_be_pickled_becomes_a_description() -> None:
+def test_a_result_that_cannot_be_pickled_fails_the_attempt_naming_its_type() -> None:
     reply = decode_reply(encode_reply(True, Unpicklable(), 0.1, 0, pid=1, token="t"))
 
-    assert reply.ok
-    assert reply.value.startswith("<unpicklable Unpicklable: TypeError: no pickling here")
+    assert not reply.ok
+    assert reply.error.type == "foundry.domain.errors.InvalidResult"
+    assert "of type Unpicklable" in reply.error.message
+    assert "no pickling here" in reply.error.message
+
+
+def test_a_result_that_cannot_be_unpickled_fails_the_attempt() -> None:
+    reply = decode_reply(encode_reply(True, BrokenOnLoad(), 0.1, 0, pid=1, token="t"))
+
+    assert not reply.ok
+    assert reply.error.type == "foundry.domain.errors.InvalidResult"
+    assert "cannot rebuild" in reply.error.message
 
 
 def test_a_value_that_cannot_be_unpickled_becomes_a_description_and_a_failure_stays_one() -> None:

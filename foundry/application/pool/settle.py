@@ -18,7 +18,15 @@ from loguru import logger
 from foundry.application.pool.heartbeat import PoolCounters
 from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outcome import Outcome, PoolObserver
-from foundry.domain import Dead, Decision, ErrorInfo, QueueUnavailable, Retry, StaleLease
+from foundry.domain import (
+    Dead,
+    Decision,
+    ErrorInfo,
+    InvalidResult,
+    QueueUnavailable,
+    Retry,
+    StaleLease,
+)
 from foundry.ports import ClaimRequest, Clock, Lease, QueuePort
 
 #: A batch of completions this large is written even while children keep answering.
@@ -94,6 +102,9 @@ class Settler:
         except QueueUnavailable as error:
             self._postpone(batch, error)
             return
+        except InvalidResult:
+            self._one_by_one(batch)
+            return
         self._settled(batch, applied)
 
     def flush_and_claim(self, request: ClaimRequest) -> list[Lease]:
@@ -111,11 +122,20 @@ class Settler:
         except QueueUnavailable as error:
             self._postpone(batch, error)
             raise
+        except InvalidResult:  # refused before anything was written
+            self._one_by_one(batch)
+            return self._queue.claim(request)
         except BaseException:
             self.batched = batch + self.batched
             raise
         self._settled(batch, applied)
         return claimed
+
+    def _one_by_one(self, batch: list[tuple[Lease, Any, float]]) -> None:
+        """A result in ``batch`` cannot be stored: complete each job alone, so that one fails
+        its attempt (``InvalidResult``) and the others complete."""
+        for lease, result, runtime_s in batch:
+            self._write(lease, _completion(self._queue, result), _COMPLETED, runtime_s)
 
     def _postpone(self, batch: list[tuple[Lease, Any, float]], error: Exception) -> None:
         logger.error("queue unavailable, will retry {} completions: {}", len(batch), error)
@@ -220,6 +240,8 @@ class Settler:
             self._book.drop(lease.job_id)
             logger.warning("{}", error)
             self.finish(lease, Outcome.abandoned("stale lease"), runtime_s)
+        except InvalidResult as error:  # a completion the queue refused: the attempt failed
+            self.fail(lease, ErrorInfo.from_exception(error), runtime_s)
         except QueueUnavailable as error:
             if not self.outbox:
                 logger.error(

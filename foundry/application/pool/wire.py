@@ -3,7 +3,8 @@
 Parent to child: a task ``(job_id, name, payload, attempt, queue, soft_timeout_s,
 lease_token)`` or ``STOP``. Child to parent: ``READY`` once, then one reply per task: a fixed
 header ``(ok, runtime_s, rss_bytes, pid)``, the task's lease token, and the pickled result or
-``ErrorInfo``, so a value that cannot be unpickled still leaves a readable reply. The pid and
+``ErrorInfo``, so a value that cannot be (un)pickled still leaves a readable reply: a
+failure, for a result the parent cannot receive. The pid and
 the token let the parent refuse an answer from any process but its child, about any job but
 the one that child runs. Frames are length-prefixed by
 ``multiprocessing.connection``; a child never decodes a job record, only these fields.
@@ -17,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from foundry.domain import ErrorInfo
+from foundry.domain import ErrorInfo, InvalidResult
 from foundry.ports import Lease
 
 STOP = b""
@@ -63,28 +64,43 @@ def decode_task(frame: bytes) -> Task:
 def encode_reply(
     ok: bool, value: Any, runtime_s: float, rss: int, *, pid: int, token: str
 ) -> bytes:
-    """The reply frame of process ``pid`` to the task of lease ``token``; a value that cannot
-    be pickled is replaced by a description."""
+    """The reply frame of process ``pid`` to the task of lease ``token``. A result that cannot
+    be pickled turns the reply into a failure (``InvalidResult``); an error that cannot is
+    replaced by a description."""
     try:
         body = pickle.dumps(value, _PROTOCOL)
     except Exception as error:  # any __reduce__ may raise anything
-        body = pickle.dumps(_describe(value, error), _PROTOCOL)
+        if ok:  # a result the parent cannot receive cannot be stored: the attempt failed
+            ok, value = False, _unpicklable_result(value, error)
+        else:
+            value = _describe(value, error)
+        body = pickle.dumps(value, _PROTOCOL)
     tag = token.encode()
     return _HEADER.pack(ok, runtime_s, rss, pid, len(tag)) + tag + body
 
 
 def decode_reply(frame: bytes) -> Reply:
-    """A reply from its frame; a value that cannot be unpickled is replaced by a description."""
+    """A reply from its frame; a result that cannot be unpickled makes it a failure
+    (``InvalidResult``), an error that cannot is replaced by a description."""
     ok, runtime_s, rss, pid, length = _HEADER.unpack_from(frame)
     body = _HEADER.size + length
     token = frame[_HEADER.size : body].decode()
     try:
         value = pickle.loads(memoryview(frame)[body:])
     except Exception as error:  # unpickling runs arbitrary constructors
-        value = _describe(None, error)
+        if ok:
+            ok, value = False, _unpicklable_result(None, error)
+        else:
+            value = _describe(None, error)
     if not ok and not isinstance(value, ErrorInfo):
         value = ErrorInfo(type="UndecodableError", message=str(value))
     return Reply(ok, value, runtime_s, rss, pid, token)
+
+
+def _unpicklable_result(value: Any, error: Exception) -> ErrorInfo:
+    kind = type(value).__name__ if value is not None else "unknown"
+    reason = f"it cannot cross to the worker's parent: {type(error).__name__}: {error}"
+    return ErrorInfo.from_exception(InvalidResult(kind, reason[:300]))
 
 
 def _describe(value: Any, error: Exception) -> str:
