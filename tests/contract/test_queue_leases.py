@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from foundry.adapters.clock import ManualClock
-from foundry.domain import Dead, ErrorInfo, JobState, Retry, RetryPolicy, StaleLease
+from foundry.domain import Dead, ErrorInfo, JobState, Retry, RetryPolicy, RunAfter, StaleLease
 from foundry.ports import ClaimRequest
 from tests.backends import LEASE, MS, Queue, job
 
@@ -251,3 +251,25 @@ def test_concurrent_claimers_never_get_the_same_job(queue: Queue) -> None:
 
     everything = [job_id for mine in claimed for job_id in mine]
     assert sorted(everything) == sorted(ids)
+
+
+@pytest.mark.parametrize("ending", ["release", "lease lost"])
+def test_a_job_given_back_without_delay_keeps_its_original_run_time(
+    queue: Queue, clock: ManualClock, ending: str
+) -> None:
+    queue.enqueue(job(id="a", schedule=RunAfter(timedelta(seconds=3))))
+    first_run_at = clock.now() + timedelta(seconds=3)
+    clock.advance(timedelta(seconds=4))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    clock.advance(timedelta(seconds=1))
+
+    if ending == "release":
+        queue.release(lease)
+    else:
+        clock.advance(LEASE + MS)
+        assert queue.reap() == 1
+
+    record = queue.get("a")
+    assert record is not None
+    assert record.state is JobState.READY
+    assert record.run_at == first_run_at

@@ -79,3 +79,62 @@ def test_a_dropped_lease_is_neither_renewed_nor_fenced() -> None:
 
     assert book.to_renew() == []
     assert book.fenced(1000.0) == []
+
+
+def test_a_renew_answer_for_a_lease_dropped_while_it_was_in_flight_changes_nothing() -> None:
+    book = LeaseBook(30.0)
+    book.hold([lease("a")], sent_at=0.0)
+    sent = book.to_renew()
+    book.drop("a")
+
+    lost = book.renewed(sent, [None], sent_at=10.0)
+
+    assert lost == []
+    assert "a" not in book
+    assert book.fenced(1000.0) == []
+
+
+def test_a_renew_answer_for_the_previous_lease_of_a_job_held_again_leaves_the_new_one() -> None:
+    book = LeaseBook(30.0)
+    book.hold([lease("a", token="old")], sent_at=0.0)
+    sent = book.to_renew()
+    book.drop("a")
+    book.hold([lease("a", token="new")], sent_at=5.0)
+
+    lost = book.renewed(sent, [None], sent_at=10.0)
+    book.renewed(sent, [lease("a", token="old")], sent_at=20.0)
+
+    assert lost == []
+    assert book.lease("a").token == "new"
+    assert book.fenced(29.9) == []  # still the new lease's deadline (5 + 30 - 5), not 20's
+    assert [held.token for held in book.fenced(30.0)] == ["new"]
+
+
+def test_the_book_says_which_jobs_it_holds_and_their_latest_lease() -> None:
+    book = LeaseBook(30.0)
+    book.hold([lease("a")], sent_at=0.0)
+    renewed = Lease(Job("task", id="a"), "t", 1, T0 + timedelta(seconds=60))
+
+    book.renewed(book.to_renew(), [renewed], sent_at=10.0)
+
+    assert ("a" in book, "b" in book, len(book)) == (True, False, 1)
+    assert book.lease("a") == renewed
+    book.drop("a")
+    assert ("a" in book, len(book)) == (False, 0)
+
+
+def test_the_next_wake_is_the_earliest_of_the_renew_and_every_leases_fence_time() -> None:
+    book = LeaseBook(30.0, margin_s=22.0)  # fence times 30 - 22 = 8 and 34 - 22 = 12
+    book.hold([lease("a")], sent_at=0.0)  # renew due at 10
+    book.hold([lease("b")], sent_at=4.0)
+
+    assert book.next_wake() == 8.0
+    book.drop("a")
+    assert book.next_wake() == 10.0
+
+
+def test_a_childs_own_deadline_is_half_the_margin_after_the_parent_would_fence_it() -> None:
+    book = LeaseBook(30.0)  # margin 5: the parent fences at 25, the child kills itself at 27.5
+    book.hold([lease("a")], sent_at=0.0)
+
+    assert book.child_deadline("a") == 27.5

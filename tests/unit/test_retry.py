@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from random import Random
+
+import pytest
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -128,3 +131,48 @@ def test_an_apps_own_domain_errors_are_not_taken_for_foundrys() -> None:
     own = ErrorInfo(type="domain.errors.Conflict", message="taken")
 
     assert not own.is_a(frozenset({"foundry.domain.errors.Conflict"}))
+
+
+MINUS = -timedelta(microseconds=1)
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: Fixed(MINUS), "delay"),
+        (lambda: Linear(MINUS), "step"),
+        (lambda: Exponential(MINUS), "base"),
+        (lambda: Delays([timedelta(seconds=1), MINUS]), "delay"),
+        (lambda: RetryPolicy(cap=MINUS), "cap"),
+    ],
+)
+def test_a_negative_delay_is_refused_naming_the_field(
+    build: Callable[[], object], field: str
+) -> None:
+    with pytest.raises(ValueError, match=f"{field}.* must be a non-negative timedelta"):
+        build()
+
+
+def test_an_empty_delay_list_is_refused() -> None:
+    with pytest.raises(ValueError, match="delays"):
+        Delays([])
+
+
+def test_the_documented_defaults() -> None:
+    policy = RetryPolicy()
+
+    assert policy.max_attempts == 3
+    assert policy.backoff == Exponential(timedelta(seconds=1), jitter=True)
+    assert policy.cap == timedelta(minutes=10)
+    assert (policy.retry_on, policy.permanent) == (frozenset(), frozenset())
+    assert Fixed().delay == Linear().step == timedelta(seconds=1)
+    assert RetryPolicy(max_attempts=1).decide(1, BOOM, Random(0)) == Dead(
+        "gave up after 1 attempts; last error ValueError: boom"
+    )
+
+
+def test_zero_attempts_or_a_fraction_of_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_attempts"):
+        RetryPolicy(max_attempts=0)
+    with pytest.raises(TypeError, match="max_attempts"):
+        RetryPolicy(max_attempts=2.5)  # type: ignore[arg-type]

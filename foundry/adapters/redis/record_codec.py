@@ -7,6 +7,7 @@ a job record is ``blobs.py``'s. One ``Codec`` (cattrs, orjson) does the JSON.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -79,12 +80,14 @@ class RecordCodec:
         status = _STATES[state.letter]
         if status is JobState.DELAYED and run_at is not None and float(run_at) <= now:
             status = JobState.READY
+        job = self.shown_job(job_id, queue, value)
+        enqueued_at = from_ms(split_record(value).enqueued_ms)
         return JobRecord(
-            job=self.shown_job(job_id, queue, value),
+            job=job,
             state=status,
             attempts=state.attempts,
-            enqueued_at=from_ms(split_record(value).enqueued_ms),
-            run_at=from_ms(int(float(run_at))) if run_at is not None else None,
+            enqueued_at=enqueued_at,
+            run_at=_run_at(run_at, job, enqueued_at, errors),
             lease_deadline=from_ms(state.time_ms) if status is JobState.ACTIVE else None,
             errors=self.errors(errors),
             result=orjson.loads(result) if result else None,
@@ -105,3 +108,12 @@ class RecordCodec:
             died_at=from_ms(state.time_ms),
             errors=self.errors(errors),
         )
+
+
+def _run_at(score: Any, job: Job, enqueued_at: datetime, errors: Any) -> datetime | None:
+    """The job's run time: its score while it is in the delayed set; else, for a job that
+    never failed, the time its schedule gave at enqueue (kept by a release without delay and
+    by lease recovery, as on the memory queue); a retry's time is not kept once it is due."""
+    if score is not None:
+        return from_ms(int(float(score)))
+    return None if errors else job.run_at(enqueued_at)

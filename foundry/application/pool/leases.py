@@ -65,10 +65,6 @@ class LeaseBook:
         """The latest lease held for ``job_id``."""
         return self._held[job_id].lease
 
-    def deadline(self, job_id: str) -> float:
-        """The local deadline of ``job_id``'s lease."""
-        return self._held[job_id].deadline
-
     def child_deadline(self, job_id: str) -> float:
         """When a child still running ``job_id`` must kill itself: half the safety margin
         later than the parent would fence it, still before the server's deadline."""
