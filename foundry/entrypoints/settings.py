@@ -12,29 +12,20 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
-from foundry.adapters.redis.connection import RedisSettings
+from foundry.adapters.redis.connection import RedisSettings, check_url, mask_url
 from foundry.domain import ConfigurationError, LeaseTiming
 
 T = TypeVar("T")
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
-_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _mask_url(url: str | None) -> str:
     """``url`` with the password in its user info replaced by stars."""
-    if url is None:
-        return "None"
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:********@{host}"))
+    return "None" if url is None else mask_url(url)
 
 
 #: Where Redis is looked for when a Redis driver is chosen but no ``REDIS_URL`` is given.
@@ -176,8 +167,7 @@ def _show(value: object) -> str:
 
 
 def _redis_url(raw: str) -> str:
-    if not raw.startswith(_URL_SCHEMES):
-        raise ValueError("use redis://host:port/db, rediss://host:port/db (TLS) or unix://path")
+    check_url(raw)
     return raw
 
 

@@ -7,7 +7,6 @@ from datetime import timedelta
 from random import Random
 
 import pytest
-
 from hypothesis import given
 from hypothesis import strategies as st
 

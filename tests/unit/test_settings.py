@@ -7,6 +7,13 @@ from foundry.entrypoints.settings import Driver, Settings
 
 BAD_VALUES = [
     ("REDIS_URL", "http://localhost:6379", "redis://"),
+    ("REDIS_URL", "redis://127.0.0.1:6379/abc", "database in the path must be a number"),
+    ("REDIS_URL", "redis://127.0.0.1:6379/5x", "database in the path must be a number"),
+    ("REDIS_URL", "redis://127.0.0.1:6379/5 extra", "database in the path must be a number"),
+    ("REDIS_URL", "redis://127.0.0.1:6379/0?db=two", "db= must be a number"),
+    ("REDIS_URL", "redis://127.0.0.1:99999/0", "port must be a number from 1 to 65535"),
+    ("REDIS_URL", "redis://127.0.0.1:sixty/0", "port must be a number from 1 to 65535"),
+    ("REDIS_URL", "redis://127.0.0.1:0/0", "port must be a number from 1 to 65535"),
     ("REDIS_DB", "two", "whole number"),
     ("REDIS_DB", "-1", "0 or more"),
     ("REDIS_POOL_SIZE", "0", "from 1 to 10000"),

@@ -8,12 +8,14 @@ safe because every write Foundry sends is idempotent under re-send (see the Lua 
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import attrs
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
+from foundry.adapters.redis.errors import refusal
 from foundry.domain import ConfigurationError
 
 
@@ -35,10 +37,10 @@ class RedisSettings:
 
     @url.validator
     def _url(self, _: attrs.Attribute[str], value: str) -> None:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigurationError(
-                f"REDIS_URL {value!r} must start with redis://, rediss:// (TLS) or unix://"
-            )
+        try:
+            check_url(value)
+        except ValueError as error:
+            raise ConfigurationError(f"REDIS_URL {mask_url(value)!r}: {error}") from None
 
     @socket_timeout.validator
     def _socket_timeout(self, _: attrs.Attribute[timedelta], value: timedelta) -> None:
@@ -51,8 +53,42 @@ class RedisSettings:
             raise ConfigurationError(f"REDIS_POOL_SIZE must be at least 1, got {value}")
 
 
+def check_url(url: str) -> None:
+    """Raise ``ValueError`` naming what redis-py would misread or choke on in ``url``: a
+    database path that is not a number (it would silently use database 0), a bad port."""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("use redis://host:port/db, rediss://host:port/db (TLS) or unix://path")
+    parts = urlsplit(url)
+    if parts.scheme != "unix":
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError("the port must be a number from 1 to 65535 (redis://host:6379/0)")
+        database = unquote(parts.path).removeprefix("/")
+        if database and not database.isdigit():
+            raise ValueError(
+                f"the database in the path must be a number (redis://host:6379/0), got {database!r}"
+            )
+    for value in parse_qs(parts.query).get("db", []):
+        if not value.isdigit():
+            raise ValueError(f"the query's db= must be a number, got {value!r}")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password in its user info replaced by stars."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:********@{host}"))
+
+
 def connection_retry(settings: RedisSettings) -> Retry:
-    """The bounded, jittered retry every Foundry client uses."""
+    """The bounded, jittered retry every Foundry client uses; what no retry can fix (a refused
+    password, a certificate that does not verify) is raised at once."""
     backoff = ExponentialWithJitterBackoff(
         base=settings.backoff_base.total_seconds(), cap=settings.backoff_cap.total_seconds()
     )
@@ -60,6 +96,7 @@ def connection_retry(settings: RedisSettings) -> Retry:
         backoff,
         settings.retries,
         supported_errors=(redis.ConnectionError, redis.TimeoutError, TimeoutError),
+        is_retryable=lambda error: refusal(error) is None,
     )
 
 
@@ -80,3 +117,15 @@ def connect(settings: RedisSettings) -> redis.Redis:
     if settings.password is not None:
         options["password"] = settings.password
     return redis.Redis.from_url(settings.url, **options)
+
+
+def describe(client: redis.Redis) -> str:
+    """Where ``client`` connects, as a URL with any password masked (for messages)."""
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    tls = issubclass(client.connection_pool.connection_class, redis.SSLConnection)
+    user = kwargs.get("username") or ""
+    secret = f"{user}:********@" if kwargs.get("password") else ""
+    host, port, db = kwargs.get("host"), kwargs.get("port"), kwargs.get("db", 0)
+    return f"{'rediss' if tls else 'redis'}://{secret}{host}:{port}/{db}"

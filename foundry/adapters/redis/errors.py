@@ -7,6 +7,7 @@ it starts and once when it ends.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,19 +16,49 @@ import redis
 from foundry.domain import (
     CacheError,
     CacheUnavailable,
+    ConfigurationError,
     InvalidCacheValue,
     QueueUnavailable,
     UndecodableValue,
 )
 
+#: A refused connection, by kind: what failed and how to fix it.
+_REFUSALS = {
+    "auth": "authentication failed for {where} ({error}): set REDIS_PASSWORD or the URL's "
+    "password (redis://:password@host:6379/0; user:password@ for an ACL user)",
+    "tls": "TLS certificate verification failed for {where} ({error}): pass the CA that signed "
+    "the server's certificate with rediss://host:6379/0?ssl_ca_certs=/path/to/ca.pem",
+}
+
+
+def refusal(error: BaseException) -> str | None:
+    """``"auth"`` or ``"tls"`` for a connection no retry can fix (a refused password, a
+    certificate that does not verify), ``None`` for anything else (an outage may pass)."""
+    text = str(error)
+    if isinstance(error, redis.AuthenticationError) or text.startswith(("NOAUTH", "WRONGPASS")):
+        return "auth"
+    cause = error.__cause__ or error.__context__
+    if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        return "tls"
+    return None
+
+
+def refused(error: BaseException, where: str = "Redis") -> ConfigurationError | None:
+    """The configuration error a refused connection is (naming ``where`` and the fix)."""
+    kind = refusal(error)
+    if kind is None:
+        return None
+    return ConfigurationError(_REFUSALS[kind].format(where=where, error=error))
+
 
 @contextmanager
 def guard(what: str, job_id: str | None = None) -> Iterator[None]:
-    """Translate Redis errors raised inside into ``QueueUnavailable``, chained."""
+    """Translate Redis errors raised inside into ``QueueUnavailable`` (or, for a refused
+    password or certificate, ``ConfigurationError``), chained."""
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as error:
-        raise QueueUnavailable(
+        raise refused(error) or QueueUnavailable(
             f"Redis unreachable during {what} after bounded retries ({error}); "
             "check REDIS_URL and the server, then retry (writes are idempotent)",
             job_id=job_id,
@@ -36,9 +67,12 @@ def guard(what: str, job_id: str | None = None) -> Iterator[None]:
         raise QueueUnavailable(f"Redis refused {what}: {error}", job_id=job_id) from error
 
 
-def cache_error(error: redis.RedisError, label: str) -> CacheError:
+def cache_error(error: redis.RedisError, label: str) -> CacheError | ConfigurationError:
     """Our error for a driver error met while working on the key (or lock) ``label``."""
     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+        refusing = refused(error)
+        if refusing is not None:
+            return refusing
         return CacheUnavailable(
             f"Redis cannot be reached ({error}) while working on {label!r}; "
             "check REDIS_URL and that redis-server is up (the operation may or may not have "

@@ -9,7 +9,8 @@ import attrs
 import redis
 from loguru import logger
 
-from foundry.adapters.redis.errors import guard
+from foundry.adapters.redis.connection import describe
+from foundry.adapters.redis.errors import guard, refused
 from foundry.adapters.redis.runner import FunctionRunner
 from foundry.domain import ConfigurationError, QueueUnavailable
 
@@ -32,7 +33,7 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 def _save_setting(reply: object) -> str:
-    if isinstance(reply, redis.ResponseError):  # CONFIG is often disabled on managed Redis
+    if _refused_command(reply):  # CONFIG is often disabled on managed Redis, or by an ACL
         return "unknown (CONFIG GET refused)"
     if isinstance(reply, Exception):
         raise reply
@@ -40,37 +41,61 @@ def _save_setting(reply: object) -> str:
     return str(reply.get("save", "")) or "off"
 
 
-def _read(client: redis.Redis) -> tuple[dict[str, Any], str]:
-    """INFO server, memory and persistence, and the save setting, in one round trip."""
+def _refused_command(reply: object) -> bool:
+    """A reply saying this user may not run the command (ACL), or that it is disabled."""
+    return isinstance(reply, redis.ResponseError)
+
+
+def _read(client: redis.Redis) -> tuple[dict[str, Any], str, list[str]]:
+    """INFO server, memory and persistence, and the save setting, in one round trip; and
+    the INFO sections this user may not read."""
     pipe = client.pipeline(transaction=False)
-    for section in ("server", "memory", "persistence"):
+    sections = ("server", "memory", "persistence")
+    for section in sections:
         pipe.info(section)
     pipe.config_get("save")
-    *sections, save = pipe.execute(raise_on_error=False)
+    *replies, save = pipe.execute(raise_on_error=False)
     info: dict[str, Any] = {}
-    for section in sections:
-        if isinstance(section, Exception):
-            raise section
-        info |= section
-    return info, _save_setting(save)
+    denied: list[str] = []
+    for section, reply in zip(sections, replies, strict=True):
+        if _refused_command(reply):
+            denied.append(f"INFO {section} ({reply})")
+        elif isinstance(reply, Exception):
+            raise reply
+        else:
+            info |= reply
+    return info, _save_setting(save), denied
 
 
 def inspect_redis(client: redis.Redis) -> RedisReport:
     """Read version, eviction policy and persistence; raises ``ConfigurationError`` for
-    Redis < 7.0 and ``QueueUnavailable`` if Redis cannot be reached."""
+    Redis < 7.0 or a refused password or certificate, and ``QueueUnavailable`` if Redis
+    cannot be reached. What this user may not read is reported as a warning, not an error."""
     try:
-        info, save = _read(client)
+        info, save, denied = _read(client)
     except redis.RedisError as error:
-        raise QueueUnavailable(f"cannot inspect Redis for the self-check: {error}") from error
-    version = str(info.get("redis_version", "0"))
-    if _version_tuple(version) < MIN_VERSION:
+        where = describe(client)
+        raise refused(error, where) or QueueUnavailable(
+            f"cannot reach Redis at {where} for the self-check: {error}"
+        ) from error
+    version = str(info.get("redis_version", "unknown"))
+    if version != "unknown" and _version_tuple(version) < MIN_VERSION:
         raise ConfigurationError(
             f"Redis {version} is too old: Foundry needs Redis >= 7.0 (functions it relies on: "
             "ZPOPMIN with counts, effects replication of scripts); upgrade the server at REDIS_URL"
         )
     policy = str(info.get("maxmemory_policy", "unknown"))
     aof = bool(int(info.get("aof_enabled", 0)))
-    return RedisReport(version, policy, aof, save, _warnings(policy, aof, save))
+    warnings = _warnings(policy, aof, save) if not denied else _uninspected(denied)
+    return RedisReport(version, policy, aof, save, warnings)
+
+
+def _uninspected(denied: list[str]) -> tuple[str, ...]:
+    return (
+        f"could not inspect Redis: this user may not run {'; '.join(denied)}; so eviction and "
+        "persistence were not checked: make sure maxmemory-policy is noeviction and appendonly "
+        "is yes (ask your provider on a managed Redis)",
+    )
 
 
 def _warnings(policy: str, aof: bool, save: str) -> tuple[str, ...]:

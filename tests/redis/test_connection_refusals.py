@@ -1,0 +1,148 @@
+"""Connections no retry can fix are said at once, as configuration errors (exit 2): a URL that
+cannot be read, a password Redis refuses, a TLS certificate that does not verify."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+import foundry
+from tests.redis_server import RedisServer, free_port
+
+pytestmark = pytest.mark.redis
+SCRIPT = "from foundry.entrypoints.cli import main; main()"
+
+
+def foundry_cli(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """``foundry ARGS`` in a process of its own (its logging configured as a user's would be)."""
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT, *args],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("redis://127.0.0.1:6379/abc", "database in the path must be a number"),
+        ("redis://127.0.0.1:6379/5x", "database in the path must be a number"),
+        ("redis://127.0.0.1:99999/0", "port must be a number from 1 to 65535"),
+    ],
+)
+def test_a_redis_url_that_cannot_be_read_is_exit_2_naming_it(url: str, hint: str) -> None:
+    done = foundry_cli("stats", env={"REDIS_URL": url})
+
+    assert done.returncode == 2, done.stderr
+    assert "REDIS_URL" in done.stderr
+    assert hint in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_connect_refuses_a_url_whose_database_is_not_a_number() -> None:
+    settings = foundry.Settings(redis_url="redis://127.0.0.1:6379/5x")
+
+    with pytest.raises(foundry.ConfigurationError, match="database in the path"):
+        foundry.connect(settings).queue.stats("default")
+
+
+@pytest.fixture
+def locked(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
+    server = redis_server_factory()
+    server.client().config_set("requirepass", "s3cret-word")
+    return server
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:{port}/0", "redis://:wrong-word@127.0.0.1:{port}/0"]
+)
+@pytest.mark.parametrize("command", [("check",), ("work", "--app", "tests.e2e.apps:registry")])
+def test_a_password_redis_refuses_is_said_at_once_with_the_fix_exit_2(
+    locked: RedisServer, url: str, command: tuple[str, ...]
+) -> None:
+    started = time.monotonic()
+
+    done = foundry_cli(*command, env={"REDIS_URL": url.format(port=locked.port)})
+
+    assert done.returncode == 2, done.stderr
+    assert "authentication failed for redis://" in done.stderr
+    assert "set REDIS_PASSWORD or the URL's password" in done.stderr
+    assert "wrong-word" not in done.stderr
+    assert time.monotonic() - started < 8  # no ten seconds of retries first
+
+
+def test_the_queue_port_raises_a_configuration_error_for_a_refused_password(
+    locked: RedisServer,
+) -> None:
+    settings = foundry.Settings(redis_url=f"redis://:nope@127.0.0.1:{locked.port}/0")
+
+    with (
+        foundry.connect(settings) as fx,
+        pytest.raises(foundry.ConfigurationError, match="authentication failed"),
+    ):
+        fx.queue.stats("default")
+
+
+def _openssl(*args: str | Path) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def _certificates(folder: Path) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 it signed."""
+    paths = {name: folder / name for name in ("ca.key", "ca.pem", "key.pem", "cert.pem")}
+    new_key = ("req", "-newkey", "rsa:2048", "-nodes", "-days", "1")
+    _openssl(
+        *new_key, "-x509", "-keyout", paths["ca.key"], "-out", paths["ca.pem"], "-subj", "/CN=ca"
+    )
+    csr, ext = folder / "server.csr", folder / "ext"
+    _openssl(*new_key, "-keyout", paths["key.pem"], "-out", csr, "-subj", "/CN=127.0.0.1")
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    _openssl(
+        *("x509", "-req", "-in", csr, "-CA", paths["ca.pem"], "-CAkey", paths["ca.key"]),
+        *("-CAcreateserial", "-out", paths["cert.pem"], "-days", "1", "-extfile", ext),
+    )
+    return paths
+
+
+@pytest.fixture
+def tls_server(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> tuple[int, Path]:
+    paths = _certificates(tmp_path)
+    port = free_port()
+    redis_server_factory().restart(  # a TLS port beside the plain one it is watched on
+        **{
+            "tls-port": str(port),
+            "tls-cert-file": str(paths["cert.pem"]),
+            "tls-key-file": str(paths["key.pem"]),
+            "tls-ca-cert-file": str(paths["ca.pem"]),
+            "tls-auth-clients": "no",
+        }
+    )
+    return port, paths["ca.pem"]
+
+
+def test_a_tls_certificate_that_does_not_verify_is_said_at_once_with_how_to_pass_the_ca(
+    tls_server: tuple[int, Path],
+) -> None:
+    port, ca = tls_server
+    started = time.monotonic()
+
+    refused = foundry_cli("check", env={"REDIS_URL": f"rediss://127.0.0.1:{port}/0"})
+    trusted = foundry_cli(
+        "check", env={"REDIS_URL": f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"}
+    )
+
+    assert refused.returncode == 2, refused.stderr
+    assert "TLS certificate verification failed" in refused.stderr
+    assert "ssl_ca_certs=" in refused.stderr
+    assert time.monotonic() - started < 10
+    assert trusted.returncode == 0, trusted.stderr
