@@ -36,6 +36,13 @@ def validate_key(key: object, what: str = "cache key") -> str:
         )
     if _CONTROL.search(key):
         raise InvalidCacheKey(key, f"a {what} must not contain control characters")
+    if not key.isascii():
+        try:
+            key.encode()
+        except UnicodeEncodeError as error:
+            raise InvalidCacheKey(
+                ascii(key), f"a {what} must be valid UTF-8 text ({error.reason} at {error.start})"
+            ) from None
     return key
 
 
@@ -45,11 +52,22 @@ def validate_keys(keys: list[str]) -> list[str]:
         all(type(key) is str for key in keys)
         and _CONTROL.search("".join(keys)) is None
         and all(0 < len(key) <= MAX_KEY_LENGTH for key in keys)
+        and _utf8("".join(keys))
     ):
         return keys
     for key in keys:
         validate_key(key)
     return keys
+
+
+def _utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def validate_prefix(prefix: str) -> str:

@@ -47,6 +47,15 @@ def _micros(delta: timedelta) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def _from_datetime(moment: datetime) -> int:
+    if moment.utcoffset() is None:
+        raise TypeError(
+            f"the datetime {moment.isoformat()} has no timezone; use an aware one, "
+            "e.g. datetime.now(UTC) or moment.replace(tzinfo=UTC)"
+        )
+    return _micros(moment - _EPOCH)
+
+
 def _to_datetime(value: Any, _: type) -> datetime:
     if not isinstance(value, int):
         raise TypeError(f"expected integer microseconds, got {value!r}")
@@ -64,7 +73,7 @@ def make_converter() -> cattrs.Converter:
     converter = make_orjson_converter(omit_if_default=True)
     converter.register_unstructure_hook(timedelta, _micros)
     converter.register_structure_hook(timedelta, _to_timedelta)
-    converter.register_unstructure_hook(datetime, lambda moment: _micros(moment - _EPOCH))
+    converter.register_unstructure_hook(datetime, _from_datetime)
     converter.register_structure_hook(datetime, _to_datetime)
     converter.register_unstructure_hook(frozenset, sorted)
     configure_tagged_union(Schedule, converter, tag_name="t")

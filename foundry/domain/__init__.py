@@ -24,6 +24,7 @@ from foundry.domain.errors import (
 from foundry.domain.job import (
     DEFAULT_QUEUE,
     MAX_PAYLOAD_BYTES,
+    MAX_PAYLOAD_DEPTH,
     PRIORITY_MAX,
     PRIORITY_MIN,
     Job,
@@ -46,7 +47,7 @@ from foundry.domain.retry import (
     Retry,
     RetryPolicy,
 )
-from foundry.domain.schedule import RunAfter, RunAt, RunNow, Schedule
+from foundry.domain.schedule import LATEST_RUN_AT, MAX_DELAY, RunAfter, RunAt, RunNow, Schedule
 from foundry.domain.state import JobState
 
 __all__ = [
@@ -62,7 +63,10 @@ __all__ = [
     "Plan",
     "Recurrence",
     "DEFAULT_QUEUE",
+    "LATEST_RUN_AT",
+    "MAX_DELAY",
     "MAX_PAYLOAD_BYTES",
+    "MAX_PAYLOAD_DEPTH",
     "PRIORITY_MAX",
     "PRIORITY_MIN",
     "CacheError",

@@ -22,6 +22,8 @@ from foundry.domain.schedule import RunAfter, RunAt, RunNow, Schedule
 PRIORITY_MIN = -255
 PRIORITY_MAX = 255
 MAX_PAYLOAD_BYTES = 512 * 1024
+#: How deep dicts and lists may nest in a payload (every encoder on the way has a limit).
+MAX_PAYLOAD_DEPTH = 64
 MAX_NAME_LENGTH = 200
 MAX_ID_LENGTH = 64
 MAX_UNIQUE_KEY_LENGTH = 200
@@ -57,15 +59,20 @@ def validate_queue_name(name: object) -> str:
     return name
 
 
-def _check_json(value: object, path: str) -> None:
+def _check_json(value: object, path: str, depth: int = 1) -> None:
+    if isinstance(value, list | dict) and depth > MAX_PAYLOAD_DEPTH:
+        raise InvalidJob(
+            "payload",
+            f"{path[:60]}... is nested deeper than {MAX_PAYLOAD_DEPTH} levels; flatten it",
+        )
     if isinstance(value, list):
         for index, item in enumerate(value):
-            _check_json(item, f"{path}[{index}]")
+            _check_json(item, f"{path}[{index}]", depth + 1)
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidJob("payload", f"{path} has a non-string key {key!r}")
-            _check_json(item, f"{path}.{key}")
+            _check_json(item, f"{path}.{key}", depth + 1)
     else:
         _check_json_scalar(value, path)
 
@@ -144,9 +151,10 @@ def _text_bound(text: str) -> int:
     return 6 * len(text) + 2
 
 
-def _bound(value: object) -> int:  # noqa: PLR0911 - one flat type switch, kept together
+def _bound(value: object, depth: int = 1) -> int:  # noqa: PLR0911 - one flat type switch
     """An upper bound of ``value``'s size as compact UTF-8 JSON, or -1 when it is not plainly a
-    JSON value (exact builtin types only): the fast path of ``_check_payload``."""
+    JSON value (exact builtin types, nested at most ``MAX_PAYLOAD_DEPTH`` deep, ``value``
+    being at ``depth``): the fast path of ``_check_payload``."""
     kind = type(value)
     if kind is str:
         return _text_bound(value)  # type: ignore[arg-type]
@@ -157,11 +165,13 @@ def _bound(value: object) -> int:  # noqa: PLR0911 - one flat type switch, kept 
     if value is None or kind is bool:
         return _SCALAR_BOUND
     if kind is dict:
-        return _dict_bound(value)  # type: ignore[arg-type]
+        return _dict_bound(value, depth)  # type: ignore[arg-type]
     if kind is list:
+        if depth > MAX_PAYLOAD_DEPTH:
+            return -1
         total = 2
         for item in value:  # type: ignore[attr-defined]
-            size = _bound(item)
+            size = _bound(item, depth + 1)
             if size < 0:
                 return -1
             total += size + 1
@@ -169,12 +179,14 @@ def _bound(value: object) -> int:  # noqa: PLR0911 - one flat type switch, kept 
     return -1
 
 
-def _dict_bound(value: dict[Any, Any]) -> int:
+def _dict_bound(value: dict[Any, Any], depth: int) -> int:
+    if depth > MAX_PAYLOAD_DEPTH:
+        return -1
     total = 2
     for key, item in value.items():
         if type(key) is not str:
             return -1
-        key_size, size = _text_bound(key), _bound(item)
+        key_size, size = _text_bound(key), _bound(item, depth + 1)
         if key_size < 0 or size < 0:
             return -1
         total += key_size + size + 2
@@ -185,10 +197,7 @@ def _check_payload(value: object) -> str | None:
     """The fast path proves plain, small payloads valid in one pass; anything else (a subclass,
     a bad value, a size near the limit) takes the exact check, which names the problem."""
     if type(value) is dict:
-        try:
-            bound = _dict_bound(value)
-        except RecursionError:
-            bound = -1
+        bound = _dict_bound(value, 1)
         if 0 <= bound <= MAX_PAYLOAD_BYTES:
             return None
     return _check_payload_exactly(value)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import attrs
+
+from foundry.domain.errors import InvalidJob
+
+#: The longest delay a job may be given: every store can hold the run time it leads to.
+MAX_DELAY = timedelta(days=100 * 365)
+#: Run times must come before this moment (UTC), which every store can hold.
+LATEST_RUN_AT = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 @attrs.frozen
@@ -26,11 +33,27 @@ def _not_negative(_: object, attribute: attrs.Attribute[timedelta], value: timed
         raise ValueError(f"{attribute.name} must not be negative, got {value}")
 
 
+def _within_reach(_: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:
+    if value > MAX_DELAY:
+        raise InvalidJob(
+            "schedule", f"a {attribute.name} of {value} is too long: at most {MAX_DELAY.days} days"
+        )
+
+
+def _before_latest(_: object, attribute: attrs.Attribute[datetime], value: datetime) -> None:
+    if value >= LATEST_RUN_AT:
+        raise InvalidJob(
+            "schedule", f"{attribute.name} {value.isoformat()} must be before {LATEST_RUN_AT:%Y}"
+        )
+
+
 @attrs.frozen
 class RunAt:
     """Claimable from ``at`` on (a moment in the past means now)."""
 
-    at: datetime = attrs.field(validator=[attrs.validators.instance_of(datetime), _aware])
+    at: datetime = attrs.field(
+        validator=[attrs.validators.instance_of(datetime), _aware, _before_latest]
+    )
 
     def run_at(self, now: datetime) -> datetime:
         """The first moment the job may be claimed."""
@@ -42,7 +65,7 @@ class RunAfter:
     """Claimable ``delay`` after it is enqueued."""
 
     delay: timedelta = attrs.field(
-        validator=[attrs.validators.instance_of(timedelta), _not_negative]
+        validator=[attrs.validators.instance_of(timedelta), _not_negative, _within_reach]
     )
 
     def run_at(self, now: datetime) -> datetime:

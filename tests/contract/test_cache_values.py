@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -109,7 +110,9 @@ def test_keys_with_unicode_spaces_and_colons_are_distinct(cache: CachePort) -> N
     assert cache.get_many(keys) == {key: i for i, key in enumerate(keys)}
 
 
-@pytest.mark.parametrize("key", ["", "a" * 251, "new\nline", "tab\there", "nul\x00", "del\x7f"])
+@pytest.mark.parametrize(
+    "key", ["", "a" * 251, "new\nline", "tab\there", "nul\x00", "del\x7f", "lone\udc80"]
+)
 def test_a_bad_key_is_rejected_and_nothing_is_written(cache: CachePort, key: str) -> None:
     with pytest.raises(InvalidCacheKey):
         cache.set(key, 1)
@@ -169,3 +172,17 @@ def test_batches_of_thousands_of_keys_work(cache: CachePort) -> None:
 
     assert found == values
     assert cache.delete_many(values) == 2500
+
+
+def test_a_key_that_is_not_valid_utf8_is_rejected_naming_the_fix(cache: CachePort) -> None:
+    with pytest.raises(InvalidCacheKey, match="valid UTF-8"):
+        cache.get("lone \ud800 surrogate")
+    with pytest.raises(InvalidCacheKey, match="valid UTF-8"):
+        cache.get_many(["fine", "lone \ud800 surrogate"])
+
+
+def test_a_naive_datetime_is_rejected_naming_the_fix(cache: CachePort) -> None:
+    with pytest.raises(InvalidCacheValue, match="timezone"):
+        cache.set("k", datetime(2030, 1, 1))
+
+    assert not cache.has("k")

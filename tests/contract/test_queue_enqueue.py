@@ -186,3 +186,16 @@ def test_purging_the_queue_frees_the_unique_keys_of_its_jobs(queue: Queue) -> No
     queue.purge("default")
 
     assert queue.enqueue(job(id="b", unique=unique())) == Enqueued("b")
+
+
+def test_a_payload_nested_deeper_than_the_limit_is_refused_before_anything_is_written(
+    queue: Queue,
+) -> None:
+    deep: dict[str, object] = {"n": 1}
+    for _ in range(300):
+        deep = {"a": deep}
+
+    with pytest.raises(InvalidJob, match="nested deeper than 64 levels"):
+        queue.enqueue(job(id="a", payload=deep))
+
+    assert queue.get("a") is None

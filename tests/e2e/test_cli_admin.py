@@ -50,6 +50,30 @@ def test_enqueue_with_a_delay_priority_and_queue(box: Container, queue: Queue) -
     assert (record.state, record.job.priority) == (JobState.DELAYED, 7)
 
 
+@pytest.mark.parametrize("delay", ["nan", "inf", "1e300", str(200 * 365 * 86_400)])
+def test_enqueue_refuses_a_delay_no_store_can_hold_naming_the_limit(
+    box: Container, queue: Queue, delay: str
+) -> None:
+    result = invoke(box, "enqueue", "shop.send_mail", "--delay", delay)
+
+    assert result.exit_code == 2, result.output
+    assert "--delay" in result.stderr
+    assert "Traceback" not in result.output
+    assert queue.stats("default").pending == 0
+
+
+def test_enqueue_refuses_a_payload_nested_too_deep_naming_the_limit(
+    box: Container, queue: Queue
+) -> None:
+    payload = '{"a": ' * 100 + "1" + "}" * 100
+
+    result = invoke(box, "enqueue", "shop.send_mail", "--payload", payload)
+
+    assert result.exit_code == 2, result.output
+    assert "nested deeper than 64 levels" in result.stderr
+    assert queue.stats("default").pending == 0
+
+
 def test_enqueue_refuses_a_payload_that_is_not_a_json_object(box: Container) -> None:
     result = invoke(box, "enqueue", "x", "--payload", "[1, 2]")
 

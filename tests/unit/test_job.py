@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 
 from foundry.domain import (
+    LATEST_RUN_AT,
+    MAX_DELAY,
     MAX_PAYLOAD_BYTES,
+    MAX_PAYLOAD_DEPTH,
     PRIORITY_MAX,
     PRIORITY_MIN,
     InvalidJob,
@@ -133,3 +136,40 @@ def test_run_at_follows_the_schedule() -> None:
     )
     assert Job("n", schedule=RunAt(later)).run_at(NOW) == later
     assert Job("n", schedule=RunAt(NOW - timedelta(days=1))).run_at(NOW) == NOW
+
+
+def test_a_payload_nested_deeper_than_the_limit_is_refused_naming_it() -> None:
+    deep: dict[str, Any] = {}
+    inner = deep
+    for _ in range(MAX_PAYLOAD_DEPTH):
+        inner["a"] = {}
+        inner = inner["a"]
+    within: dict[str, Any] = {"a": [1]}
+    for _ in range(MAX_PAYLOAD_DEPTH - 2):
+        within = {"a": within}
+
+    with pytest.raises(InvalidJob, match=f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"):
+        Job("t", payload=deep)
+    with pytest.raises(InvalidJob, match="nested deeper"):
+        Job("t", payload={"a": [[[[{"x": deep}]]]]})
+    assert Job("t", payload=within).payload == within
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        lambda: RunAfter(MAX_DELAY + timedelta(microseconds=1)),
+        lambda: RunAt(LATEST_RUN_AT),
+        lambda: RunAt(datetime.max.replace(tzinfo=UTC)),
+    ],
+)
+def test_a_run_time_beyond_what_the_stores_can_hold_is_refused_naming_the_limit(
+    schedule: Any,
+) -> None:
+    with pytest.raises(ValueError, match=r"at most|before"):
+        schedule()
+
+
+def test_the_longest_delay_and_latest_run_time_are_accepted() -> None:
+    assert RunAfter(MAX_DELAY).delay == MAX_DELAY
+    assert RunAt(LATEST_RUN_AT - timedelta(microseconds=1)).at < LATEST_RUN_AT

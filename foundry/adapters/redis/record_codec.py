@@ -115,5 +115,5 @@ def _run_at(score: Any, job: Job, enqueued_at: datetime, errors: Any) -> datetim
     never failed, the time its schedule gave at enqueue (kept by a release without delay and
     by lease recovery, as on the memory queue); a retry's time is not kept once it is due."""
     if score is not None:
-        return from_ms(int(float(score)))
+        return from_ms(score)
     return None if errors else job.run_at(enqueued_at)

@@ -18,6 +18,8 @@ import attrs
 from foundry.domain import Job, RunAfter, RunAt, UniqueUntil
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 
 
@@ -31,9 +33,14 @@ def ceil_ms(delta: timedelta) -> int:
     return -(-delta // MS)
 
 
-def from_ms(ms: int | bytes) -> datetime:
-    """The moment ``ms`` milliseconds after the epoch."""
-    return EPOCH + timedelta(milliseconds=int(ms))
+def from_ms(ms: float | bytes | str) -> datetime:
+    """The moment ``ms`` milliseconds after the epoch; a stored value outside what a datetime
+    holds (written by hand, or before run times were bounded) reads as the nearest end."""
+    value = float(ms)  # a sorted set's score may read "1e+300" or "inf"
+    try:
+        return EPOCH + timedelta(milliseconds=int(value))
+    except (OverflowError, ValueError):
+        return _LATEST if value > 0 else _EARLIEST
 
 
 def job_args(job: Job, blob: bytes) -> list[str | bytes]:

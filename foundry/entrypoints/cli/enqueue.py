@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -9,7 +10,15 @@ import click
 import orjson
 
 from foundry.application.dispatcher import Dispatcher
-from foundry.domain import PRIORITY_MAX, PRIORITY_MIN, Job, QueueUnavailable, RunAfter, RunNow
+from foundry.domain import (
+    MAX_DELAY,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    Job,
+    QueueUnavailable,
+    RunAfter,
+    RunNow,
+)
 from foundry.entrypoints.apps import load_app
 from foundry.entrypoints.cli import common
 from foundry.ports import Duplicate
@@ -53,9 +62,9 @@ def _build(ctx: click.Context, app: str | None, name: str, fields: dict[str, Any
 @click.option("--queue", "queue_name", default=None, help="[default: the handler's, or default]")
 @click.option(
     "--delay",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=MAX_DELAY.total_seconds()),
     default=0.0,
-    help="Seconds to wait before the job may run.",
+    help=f"Seconds to wait before the job may run (at most {MAX_DELAY.total_seconds():.0f}).",
 )
 @click.option(
     "--priority",
@@ -78,6 +87,8 @@ def enqueue(
 ) -> None:
     """Enqueue a job for the handler NAME; prints its id."""
     common.require_shared_queue(ctx, "enqueue")
+    if math.isnan(delay):  # NaN passes FloatRange's comparisons
+        raise click.BadParameter("must be a number of seconds, not nan", param_hint="--delay")
     fields: dict[str, Any] = {
         "payload": _payload(payload),
         "queue": queue_name,
