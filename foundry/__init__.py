@@ -94,6 +94,9 @@ if TYPE_CHECKING:
         PermanentFailure as PermanentFailure,
     )
     from foundry.domain import (
+        QueueBroken as QueueBroken,
+    )
+    from foundry.domain import (
         QueueUnavailable as QueueUnavailable,
     )
     from foundry.domain import (
@@ -173,6 +176,7 @@ __all__ = [
     "PermanentFailure",
     "QueuePort",
     "QueueStats",
+    "QueueBroken",
     "QueueUnavailable",
     "RetryPolicy",
     "Settings",
@@ -229,6 +233,7 @@ _HOMES = {
     "Linear": "foundry.domain",
     "LockNotOwned": "foundry.domain",
     "PermanentFailure": "foundry.domain",
+    "QueueBroken": "foundry.domain",
     "QueueUnavailable": "foundry.domain",
     "RetryPolicy": "foundry.domain",
     "StaleLease": "foundry.domain",

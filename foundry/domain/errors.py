@@ -92,6 +92,20 @@ class QueueUnavailable(FoundryError):
         super().__init__(message)
 
 
+class QueueBroken(QueueUnavailable):
+    """The backend answers but refuses to work on one queue's data (a key of the wrong type
+    written by something else, a script error, out of memory): not an outage, and no retry
+    fixes it. The message names the queue, the key where known, and the error."""
+
+    def __init__(self, queue: str, reason: str) -> None:
+        self.queue = queue
+        self.reason = reason
+        super().__init__(
+            f"queue {queue!r} is broken: {reason}; fix or delete the key named (foundry stats "
+            "shows the queue's state), the other queues are not affected"
+        )
+
+
 class CacheError(FoundryError):
     """The cache could not do what was asked."""
 

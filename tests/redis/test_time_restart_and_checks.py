@@ -123,6 +123,36 @@ def test_a_redis_that_lost_its_data_is_reported_as_critical(
     assert any("lost the data of queue default" in message for message in critical)
 
 
+def test_lost_data_is_logged_once_then_once_a_minute_while_it_lasts_and_its_end_once(
+    redis_server_factory: Callable[..., RedisServer], logs: pytest.LogCaptureFixture
+) -> None:
+    server = redis_server_factory()
+    clock = ManualClock()
+    queue = RedisQueue(connect(RedisSettings(url=server.url)), prefix="r", clock=clock)
+    queue.enqueue(Job("t", id="a"))
+    server.restart()
+    idle = ClaimRequest(["default"], lease=LEASE)
+
+    for _ in range(30):  # an idle worker claims several times a second
+        queue.claim(idle)
+        clock.advance(timedelta(seconds=1))
+    critical_in_30_s = _messages(logs, logging.CRITICAL)
+    clock.advance(timedelta(seconds=30))
+    queue.claim(idle)
+    queue.enqueue(Job("t", id="b"))
+    queue.claim(idle)
+    queue.claim(idle)
+
+    assert len(critical_in_30_s) == 1
+    assert len(_messages(logs, logging.CRITICAL)) == 2
+    assert "still missing" in _messages(logs, logging.CRITICAL)[1]
+    assert len([m for m in _messages(logs, logging.WARNING) if "holds data again" in m]) == 1
+
+
+def _messages(logs: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in logs.records if r.levelno == level]
+
+
 def test_an_unreachable_redis_raises_queue_unavailable_with_the_job_id_and_leaves_logging(
     redis_server_factory: Callable[..., RedisServer], logs: pytest.LogCaptureFixture
 ) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 
+from foundry.adapters.redis.broken import refusing
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout, QueueKeys
@@ -65,8 +66,9 @@ class RedisAdmin:
 
     def stats(self, queue: str) -> QueueStats:
         """Sizes (due delayed jobs count as ready) and running totals, in one function call."""
-        with guard("stats"):
-            reply = self._run("stats", self._keys.queue(queue), [self._clock.arg()])
+        keys = self._keys.queue(queue)
+        with guard("stats"), refusing(self._client, keys):
+            reply = self._run("stats", keys, [self._clock.arg()])
         ready, delayed, active, dead, paused, completed, failed, trimmed, stale = reply
         return QueueStats(
             queue=queue,

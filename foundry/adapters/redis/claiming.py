@@ -15,6 +15,7 @@ from typing import Any
 
 from loguru import logger
 
+from foundry.adapters.redis.broken import refusing
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.epochs import Epochs
 from foundry.adapters.redis.errors import guard
@@ -104,7 +105,8 @@ class Claimer:
             need = max(request.limit - len(leases), 1)
             args: list[Arg] = [self._clock.arg(), lease_ms, need, token, mode, worker]
             args += self._retention.args
-            replies = self._runner.call_many([*before, ("claim", keys.all, args)], first=wake)
+            with refusing(self._runner.client, keys):
+                replies = self._runner.call_many([*before, ("claim", keys.all, args)], first=wake)
             if before:
                 prior, before = replies[:-1], []
             wake = []

@@ -12,19 +12,30 @@ import secrets
 import redis
 from loguru import logger
 
+from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.keys import KeyLayout
 from foundry.adapters.redis.runner import call
 
+#: While a queue's data stays lost, the critical line is repeated this often (ms), not at
+#: every claim.
+LOST_REMINDER_MS = 60_000
+
 
 class Epochs:
-    """Registers each queue once per process and compares each epoch seen with the last."""
+    """Registers each queue once per process and compares each epoch seen with the last.
 
-    def __init__(self, client: redis.Redis, keys: KeyLayout) -> None:
+    Lost data is logged when it is first seen, then at most once a minute while the queue has
+    no epoch (on the queue's clock); a new epoch ends it, logged once.
+    """
+
+    def __init__(self, client: redis.Redis, keys: KeyLayout, clock: QueueClock) -> None:
         self._client = client
         self._keys = keys
+        self._clock = clock
         self.candidate = secrets.token_hex(8)  # what enqueue sets when a queue has no epoch
         self._registered: set[str] = set()
-        self._seen: dict[str, bytes] = {}
+        self._seen: dict[str, bytes] = {}  # b"": its epoch vanished (data lost, none since)
+        self._reminded: dict[str, int] = {}
 
     def register(self, queue: str) -> None:
         """Add ``queue`` to the registry unless this process did already (or lost it since)."""
@@ -35,16 +46,30 @@ class Epochs:
     def see(self, queue: str, epoch: bytes) -> None:
         """Compare the queue's epoch with the one seen before: a change means lost data."""
         known = self._seen.get(queue)
-        if known == epoch or (not epoch and known is None):
+        if known is None and not epoch:
             return
-        if known is not None:
-            logger.critical(
-                "Redis lost the data of queue {} (epoch {} is now {}): jobs stored before may be "
-                "gone; enable appendonly and maxmemory-policy noeviction",
-                queue,
-                known.decode(),
-                epoch.decode() or "missing",
-            )
-            self._registered.discard(queue)
-        if epoch:
-            self._seen[queue] = epoch
+        if known == epoch:
+            if not epoch:
+                self._remind(queue)
+            return
+        self._seen[queue] = epoch
+        if known is None:
+            return
+        if not known:
+            logger.warning("queue {} holds data again (epoch {})", queue, epoch.decode())
+            return
+        self._lost(queue, f"epoch {known.decode()} is now {epoch.decode() or 'missing'}")
+        self._registered.discard(queue)
+
+    def _remind(self, queue: str) -> None:
+        if self._clock.local_ms() - self._reminded.get(queue, 0) >= LOST_REMINDER_MS:
+            self._lost(queue, "its epoch is still missing")
+
+    def _lost(self, queue: str, how: str) -> None:
+        self._reminded[queue] = self._clock.local_ms()
+        logger.critical(
+            "Redis lost the data of queue {} ({}): jobs stored before may be gone; enable "
+            "appendonly and maxmemory-policy noeviction",
+            queue,
+            how,
+        )

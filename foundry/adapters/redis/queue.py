@@ -87,7 +87,7 @@ class RedisQueue:
         now = QueueClock(clock)
         records = RecordCodec(codec)
         kept = Retention(retention or DeadLetterRetention())
-        epochs = Epochs(client, keys)
+        epochs = Epochs(client, keys, now)
         self._runner = runner
         self._keys = keys
         self._enqueuer = Enqueuer(runner, keys, now, records, epochs)

@@ -13,8 +13,10 @@ from datetime import timedelta
 from typing import Any
 
 import attrs
+import redis
 from loguru import logger
 
+from foundry.adapters.redis.broken import broken
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout
@@ -22,7 +24,17 @@ from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import ceil_ms, from_ms, request_id
 from foundry.adapters.redis.retention import Retention
 from foundry.adapters.redis.runner import Arg, Call, FunctionRunner
-from foundry.domain import Dead, Decision, ErrorInfo, Job, JobState, Retry, StaleLease, UniqueUntil
+from foundry.domain import (
+    Dead,
+    Decision,
+    ErrorInfo,
+    Job,
+    JobState,
+    QueueBroken,
+    Retry,
+    StaleLease,
+    UniqueUntil,
+)
 from foundry.ports.queue_types import Lease
 
 _REAP_BATCH = 1000
@@ -60,10 +72,10 @@ class LeaseWrites:
         if not calls:
             return []
         with guard("renew"):
-            replies = self._runner.call_many(calls)
+            replies, _ = self._each(list(groups), calls)  # a broken queue's leases are lost
         renewed: list[Lease | None] = [None] * len(leases)
         for indices, reply in zip(groups.values(), replies, strict=True):
-            for index, deadline in zip(indices, reply, strict=True):
+            for index, deadline in zip(indices, reply or [None] * len(indices), strict=True):
                 if deadline:
                     renewed[index] = attrs.evolve(leases[index], deadline=from_ms(deadline))
         return renewed
@@ -131,8 +143,9 @@ class LeaseWrites:
             raise _stale(lease)
 
     def reap(self, queues: list[str]) -> int:
-        """Recover expired leases in ``queues``, in batches of 1,000 per queue and call."""
-        total = 0
+        """Recover expired leases in ``queues``, in batches of 1,000 per queue and call; a
+        broken queue raises ``QueueBroken`` once the others are reaped."""
+        total, refused = 0, []
         pending = queues
         while pending:
             head: list[Arg] = [self._clock.arg(), _REAP_BATCH, *self._retention.args]
@@ -140,15 +153,38 @@ class LeaseWrites:
                 ("reap", self._keys.queue(queue).all, [*head, request_id()]) for queue in pending
             ]
             with guard("reap"):
-                replies = self._runner.call_many(calls)
-            for queue, (recovered, trimmed) in zip(pending, replies, strict=True):
+                replies, broken_now = self._each(pending, calls)
+            refused += broken_now
+            answered = [
+                (queue, reply) for queue, reply in zip(pending, replies, strict=True) if reply
+            ]
+            for queue, (recovered, trimmed) in answered:
                 total += recovered
                 self._retention.trimmed(queue, trimmed)
-            done = zip(pending, replies, strict=True)
-            pending = [queue for queue, reply in done if reply[0] >= _REAP_BATCH]
+            pending = [queue for queue, reply in answered if reply[0] >= _REAP_BATCH]
         if total:
             logger.warning("reaped {} expired lease(s)", total)
+        if refused:
+            raise refused[0]
         return total
+
+    def _each(self, queues: list[str], calls: list[Call]) -> tuple[list[Any], list[QueueBroken]]:
+        """The replies of one call per queue, in one write; after an error reply each call is
+        sent alone (each is safe to re-send), so one broken queue does not stop the others:
+        its reply is ``None`` and its ``QueueBroken`` is returned."""
+        try:
+            return self._runner.call_many(calls), []
+        except redis.ResponseError:
+            pass
+        replies: list[Any] = []
+        refused: list[QueueBroken] = []
+        for queue, one in zip(queues, calls, strict=True):
+            try:
+                replies.append(self._runner.call_many([one])[0])
+            except redis.ResponseError as error:
+                replies.append(None)
+                refused.append(broken(self._runner.client, self._keys.queue(queue), error))
+        return replies, refused
 
 
 def applied(

@@ -14,9 +14,10 @@ from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.heartbeat import PoolCounters
 from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
+from foundry.application.pool.quarantine import Quarantine
 from foundry.application.pool.settle import Settler
 from foundry.application.pool.slots import Slot, SlotState
-from foundry.domain import FoundryError
+from foundry.domain import FoundryError, QueueBroken
 from foundry.ports import ClaimRequest, Lease
 
 #: While some children are busy, an empty queue is polled this often (seconds).
@@ -70,10 +71,12 @@ class Claimer:
         *,
         counters: PoolCounters,
         worker: str,
+        quarantine: Quarantine,
     ) -> None:
         self._settler = settler
         self._book = book
         self._outage = outage
+        self._quarantine = quarantine
         self._config = config
         self._counters = counters
         self._worker = worker
@@ -106,9 +109,13 @@ class Claimer:
         """Claim up to ``limit`` jobs, waiting up to ``wait`` s for one; ``[]`` if none came
         (or the queue did not answer: then no claim goes out for ``idle_wait``)."""
         config = self._config
+        queues = self._quarantine.serving(config.queues, now)
+        if not queues:  # every queue is broken: claim again when one is tried again
+            self._next_claim_at = self._quarantine.next_release()
+            return []
         token, sent_at = self._tokens.next(now)
         request = ClaimRequest(
-            config.queues,
+            queues,
             lease=config.lease,
             limit=limit,
             wait=_seconds(wait),
@@ -119,6 +126,13 @@ class Claimer:
             # Batched completions go first: a job done here must not re-run because this
             # worker died holding its completion (a poison job claimed next may kill it).
             leases = self._settler.flush_and_claim(request)
+        except QueueBroken as error:  # not an outage: claim the other queues at once
+            self._tokens.unanswered(token, sent_at)  # the queues before it may have leased
+            self._quarantine.add(error, now)
+            self._next_claim_at = (
+                now if error.queue in queues else now + config.idle_wait.total_seconds()
+            )
+            return []
         except FoundryError as error:
             self._tokens.unanswered(token, sent_at)
             self._outage.failed("claim", error, now)
@@ -126,6 +140,7 @@ class Claimer:
             return []
         self._tokens.answered()
         self._outage.ok(now)
+        self._quarantine.served(queues)
         self._book.hold(leases, sent_at)
         return leases
 

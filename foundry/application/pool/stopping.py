@@ -19,6 +19,9 @@ from foundry.ports import QueuePort
 
 #: How long to wait for a killed child to be gone before its job is released (seconds).
 KILL_WAIT_S = 2.0
+#: A burst worker waits this long (seconds) for delayed jobs to become ready (retries with a
+#: short backoff) before it stops and leaves them.
+BURST_HORIZON_S = 10.0
 
 
 @attrs.frozen
@@ -42,19 +45,30 @@ class Stopping:
         self.active = False
         self.done = False
         self._grace_end = float("inf")
+        self._empty_since: float | None = None  # burst: since when no job was ready
 
     def request(self, *, cold: bool = False) -> None:
         """Stop claiming; ``cold`` kills running jobs at once (they are released)."""
         self.requested = True
         self.cold = self.cold or cold
 
-    def check_drained(self, *, holding: bool) -> None:
+    def check_drained(self, now: float, *, holding: bool, broken: Sequence[str] = ()) -> None:
         """In burst mode, stop once the pool holds no lease and runs no job (``holding``
-        false) and no job is ready or delayed in the queues (paused queues aside)."""
-        if not self._burst or holding or not self._drained():
+        false), no job is ready in the queues it serves, and none became ready for
+        ``BURST_HORIZON_S`` while delayed jobs remain; say what is left (delayed jobs further
+        ahead, paused queues' jobs, ``broken`` queues)."""
+        if not self._burst or holding:
+            return
+        left = self._left(broken)
+        if left is None:  # a job is ready, or the sizes could not be read
+            self._empty_since = None
+            return
+        if self._empty_since is None:
+            self._empty_since = now
+        if left.delayed and now - self._empty_since < BURST_HORIZON_S:
             return
         if not self.requested:
-            logger.info("burst: the queues are drained; stopping")
+            logger.info("burst: the queues are drained; stopping{}", left.describe())
         self.requested = True
 
     def step(self, now: float, slots: Sequence[Slot]) -> Step | None:
@@ -84,10 +98,31 @@ class Stopping:
             self._grace,
         )
 
-    def _drained(self) -> bool:
+    def _left(self, broken: Sequence[str]) -> Left | None:
+        """What the burst would leave behind, or ``None`` while a job is ready."""
         try:
-            stats = [self._queue.stats(name) for name in self._queues]
+            stats = [self._queue.stats(name) for name in self._queues if name not in broken]
         except FoundryError as error:
             logger.error("cannot read queue sizes to end the burst: {}", error)
-            return False
-        return all(s.pending == 0 or s.paused for s in stats)
+            return None
+        if any(s.ready and not s.paused for s in stats):
+            return None
+        delayed = {s.queue: s.delayed for s in stats if s.delayed and not s.paused}
+        paused = {s.queue: s.pending for s in stats if s.pending and s.paused}
+        return Left(delayed, paused, tuple(broken))
+
+
+@attrs.frozen
+class Left:
+    """The jobs a burst worker leaves: delayed (not due soon), in paused or broken queues."""
+
+    delayed: dict[str, int]
+    paused: dict[str, int]
+    broken: tuple[str, ...]
+
+    def describe(self) -> str:
+        """``"; left: ..."``, or ``""`` when nothing is left."""
+        parts = [f"{n} delayed in {queue}" for queue, n in self.delayed.items()]
+        parts += [f"{n} in paused {queue}" for queue, n in self.paused.items()]
+        parts += [f"{queue} (broken)" for queue in self.broken]
+        return f"; left: {', '.join(parts)}" if parts else ""

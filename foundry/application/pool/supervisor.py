@@ -24,6 +24,7 @@ from foundry.application.pool.heartbeat import Heartbeat, PoolCounters
 from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
 from foundry.application.pool.outcome import PoolObserver
+from foundry.application.pool.quarantine import Quarantine
 from foundry.application.pool.respawn import Respawner
 from foundry.application.pool.settle import Settler
 from foundry.application.pool.slots import Running, Slot, SlotState, all_idle
@@ -70,6 +71,7 @@ class Supervisor:
         )
         self.stopping = Stopping(config, queue)
         outage = Outage()
+        self._quarantine = Quarantine()
         self._claimer = Claimer(
             self.settler,
             self._book,
@@ -77,8 +79,9 @@ class Supervisor:
             config,
             counters=self._counters,
             worker=heartbeat.id,
+            quarantine=self._quarantine,
         )
-        self._upkeep = Upkeep(queue, self._book, outage, config.lease)
+        self._upkeep = Upkeep(queue, self._book, outage, config.lease, self._quarantine)
         self._respawner = Respawner(workforce)
         self.slots = [Slot(index) for index in range(config.concurrency)]
         self.buffer: deque[Lease] = deque()
@@ -208,7 +211,11 @@ class Supervisor:
             return
         self._claimer.came_back_empty(now, idle=idle, wait=wait)
         if idle:
-            self.stopping.check_drained(holding=bool(self._book) or any(s.busy for s in self.slots))
+            self.stopping.check_drained(
+                now,
+                holding=bool(self._book) or any(s.busy for s in self.slots),
+                broken=self._quarantine.broken(now),
+            )
 
     def assign(self, slot: Slot, lease: Lease, now: float) -> bool:
         """Send ``lease``'s job to ``slot``'s child; ``False`` if it did not start there."""

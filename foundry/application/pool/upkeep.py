@@ -13,7 +13,8 @@ from loguru import logger
 
 from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
-from foundry.domain import FoundryError
+from foundry.application.pool.quarantine import Quarantine
+from foundry.domain import FoundryError, QueueBroken
 from foundry.ports import Lease, QueuePort
 
 #: Expired leases (of workers that died) are recovered at least this often (seconds).
@@ -31,10 +32,18 @@ class Renewed:
 class Upkeep:
     """Renews every held lease in one batch when due; reaps expired leases regularly."""
 
-    def __init__(self, queue: QueuePort, book: LeaseBook, outage: Outage, lease: timedelta) -> None:
+    def __init__(
+        self,
+        queue: QueuePort,
+        book: LeaseBook,
+        outage: Outage,
+        lease: timedelta,
+        quarantine: Quarantine,
+    ) -> None:
         self._queue = queue
         self._book = book
         self._outage = outage
+        self._quarantine = quarantine
         self._lease = lease
         self.next_reap_at = 0.0
 
@@ -65,6 +74,9 @@ class Upkeep:
         self.next_reap_at = now + min(self._book.every_s, REAP_EVERY_S)
         try:
             recovered = self._queue.reap()
+        except QueueBroken as error:  # the others were reaped; not an outage
+            self._quarantine.add(error, now)
+            return
         except FoundryError as error:
             self._outage.failed("reap", error, now)
             return

@@ -6,8 +6,10 @@ import click
 from rich.table import Table
 
 from foundry.adapters.redis.health import RedisReport
+from foundry.domain import QueueBroken
 from foundry.entrypoints.cli import common
 from foundry.entrypoints.cli.selfcheck import self_check
+from foundry.entrypoints.cli.stats import read_stats
 from foundry.entrypoints.settings import Settings
 
 
@@ -43,6 +45,15 @@ def _reports(ctx: click.Context) -> dict[str, RedisReport]:
     return reports
 
 
+def _broken_queues(ctx: click.Context) -> list[QueueBroken]:
+    """Every known queue whose data the backend refuses to work on."""
+    port = common.queue(ctx)
+    if common.private_memory_queue(ctx):
+        return []
+    rows = [read_stats(port, name) for name in port.queues()]
+    return [row for row in rows if isinstance(row, QueueBroken)]
+
+
 @click.command(epilog=common.EXIT_CODES_HELP)
 @click.option("--strict", is_flag=True, help="Exit 1 when the self-check has warnings.")
 @click.pass_context
@@ -60,6 +71,9 @@ def check(ctx: click.Context, strict: bool) -> None:
     warnings = sorted({warning for report in reports.values() for warning in report.warnings})
     for warning in warnings:
         common.stderr().print(f"[bold yellow]warning:[/] {common.escape(warning)}")
+    broken = _broken_queues(ctx)
+    if broken:
+        common.abort("; ".join(common.escape(str(error)) for error in broken))
     if strict and warnings:
         common.abort(f"{len(warnings)} warning(s) and --strict given; fix them or drop --strict")
     noted = f" ({len(warnings)} warning(s) above)" if warnings else ""

@@ -16,6 +16,7 @@ from foundry.domain import (
     ConfigurationError,
     FoundryError,
     InvalidJob,
+    QueueBroken,
     QueueUnavailable,
     UnknownHandler,
     validate_queue_name,
@@ -42,7 +43,8 @@ class Exit(enum.IntEnum):
 EXIT_CODES_HELP = """\b
 Exit codes:
   0    success (work --burst: every queue drained)
-  1    the operation failed (job not found, self-check failed, jobs unaccounted for)
+  1    the operation failed (job not found, self-check failed, jobs unaccounted for, a queue's
+       data broken: a key of the wrong type)
   2    bad usage or configuration (the message names the option, variable or handler)
   3    the backend (Redis) is unreachable
   130  interrupted (work: a second Ctrl-C, running jobs were killed and released)
@@ -75,6 +77,8 @@ def exit_code_for(error: FoundryError) -> Exit:
     """Which exit code a Foundry error maps to."""
     if isinstance(error, ConfigurationError | InvalidJob | UnknownHandler):
         return Exit.USAGE
+    if isinstance(error, QueueBroken):  # the backend answers; its data is wrong
+        return Exit.FAILED
     if isinstance(error, QueueUnavailable | CacheUnavailable):
         return Exit.UNAVAILABLE
     return Exit.FAILED

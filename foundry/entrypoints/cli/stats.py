@@ -7,18 +7,22 @@ from datetime import datetime
 import click
 from rich.table import Table
 
+from foundry.domain import QueueBroken
 from foundry.entrypoints.cli import common
-from foundry.ports import QueueStats, WorkerInfo
+from foundry.ports import QueuePort, QueueStats, WorkerInfo
 
 
-def queue_table(rows: list[QueueStats]) -> Table:
-    """One row per queue: current sizes, then running totals."""
+def queue_table(rows: list[QueueStats | QueueBroken]) -> Table:
+    """One row per queue: current sizes, then running totals (or that it is broken)."""
     table = Table(title="Queues")
     for column in ("queue", "ready", "delayed", "active", "dead", "paused"):
         table.add_column(column, justify="left" if column == "queue" else "right")
     for column in ("completed", "failed", "trimmed", "stale"):
         table.add_column(column, justify="right", style="dim")
     for row in rows:
+        if isinstance(row, QueueBroken):
+            table.add_row(row.queue, "[bold red]broken[/]", *[""] * 9)
+            continue
         table.add_row(
             row.queue,
             *(str(n) for n in (row.ready, row.delayed, row.active, row.dead)),
@@ -69,12 +73,24 @@ def stats(ctx: click.Context, names: tuple[str, ...]) -> None:
             "note: QUEUE_DRIVER is memory, so this shows only this process's own (empty) queue; "
             "set QUEUE_DRIVER=redis to inspect the workers' queues"
         )
+    rows = [read_stats(port, name) for name in chosen]
     if not chosen:
         out.print("no queues yet: nothing has been enqueued")
     else:
-        out.print(queue_table([port.stats(name) for name in chosen]))
+        out.print(queue_table(rows))
     live = common.workers(ctx).workers()
     if not live:
         out.print("no live workers (start one with `foundry work --app module:registry`)")
-        return
-    out.print(worker_table(live, common.container(ctx).clock().now()))
+    else:
+        out.print(worker_table(live, common.container(ctx).clock().now()))
+    broken = [row for row in rows if isinstance(row, QueueBroken)]
+    if broken:
+        common.abort("; ".join(common.escape(str(error)) for error in broken))
+
+
+def read_stats(port: QueuePort, name: str) -> QueueStats | QueueBroken:
+    """The queue's stats, or the error saying its data is broken."""
+    try:
+        return port.stats(name)
+    except QueueBroken as error:
+        return error

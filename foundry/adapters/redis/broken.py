@@ -1,0 +1,54 @@
+"""A queue Redis refuses to work on: an error reply (a key of the wrong type, a script error,
+out of memory) is not an outage. The queue is named, and the key whose type is wrong when one
+is, so an operator can fix or delete it while the other queues are served."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+from foundry.adapters.redis.keys import QUEUE_KEY_NAMES, QueueKeys
+from foundry.domain import QueueBroken
+
+#: The Redis type each queue key holds (the key table in lua/_head.lua).
+KEY_TYPES = dict(
+    zip(
+        QUEUE_KEY_NAMES,
+        ("hash", "hash", "hash", "hash", "zset", "zset", "zset", "zset", "zset", "hash", "list"),
+        strict=True,
+    )
+)
+
+
+def misplaced(client: redis.Redis, keys: QueueKeys) -> list[str]:
+    """The queue's keys that hold another type than Foundry's (one round trip)."""
+    pipe = client.pipeline(transaction=False)
+    for key in keys.all:
+        pipe.type(key)
+    found = []
+    for name, key, reply in zip(QUEUE_KEY_NAMES, keys.all, pipe.execute(), strict=True):
+        kind = reply.decode() if isinstance(reply, bytes) else str(reply)
+        if kind not in ("none", KEY_TYPES[name]):
+            found.append(f"{key} is a {kind}, not a {KEY_TYPES[name]}")
+    return found
+
+
+def broken(client: redis.Redis, keys: QueueKeys, error: redis.ResponseError) -> QueueBroken:
+    """Our error for an error reply met working on ``keys``' queue, naming the wrong keys."""
+    try:
+        wrong = misplaced(client, keys)
+    except redis.RedisError:
+        wrong = []
+    detail = f"{'; '.join(wrong)} ({error})" if wrong else f"Redis answered {error}"
+    return QueueBroken(keys.queue, detail)
+
+
+@contextmanager
+def refusing(client: redis.Redis, keys: QueueKeys) -> Iterator[None]:
+    """Turn an error reply raised inside into ``QueueBroken`` for ``keys``' queue."""
+    try:
+        yield
+    except redis.ResponseError as error:
+        raise broken(client, keys, error) from error

@@ -1,0 +1,108 @@
+"""A key of the wrong type in one queue is not an outage: that queue is named broken (with
+the key), the others are served, and the CLI tells broken data (exit 1) from unreachable (3)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.domain import Job, JobState, QueueBroken
+from foundry.entrypoints.settings import Settings
+from foundry.ports import ClaimRequest
+from tests.backends import LEASE, unique_prefix
+from tests.cli_support import container_for, invoke
+
+pytestmark = pytest.mark.redis
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _queue(redis_url: str, clock: ManualClock | None = None) -> tuple[RedisQueue, str]:
+    prefix = unique_prefix("broken")
+    return RedisQueue(redis.Redis.from_url(redis_url), prefix=prefix, clock=clock), prefix
+
+
+def test_a_claim_meeting_a_key_of_the_wrong_type_names_the_queue_and_the_key(
+    redis_url: str, clock: ManualClock
+) -> None:
+    queue, prefix = _queue(redis_url, clock)
+    queue.enqueue_many([Job("t", queue="b"), Job("t", id="c1", queue="c")])
+    redis.Redis.from_url(redis_url).set(f"{prefix}:{{b}}:ready", "x")
+
+    with pytest.raises(QueueBroken) as raised:
+        queue.claim(ClaimRequest(["b", "c"], lease=LEASE))
+    with pytest.raises(QueueBroken, match=r"\{b\}:ready is a string, not a zset"):
+        queue.stats("b")
+    [lease] = queue.claim(ClaimRequest(["c"], lease=LEASE))
+
+    assert raised.value.queue == "b"
+    assert f"{prefix}:{{b}}:ready is a string, not a zset" in str(raised.value)
+    assert "WRONGTYPE" in str(raised.value)
+    assert lease.job_id == "c1"
+    assert queue.stats("c").active == 1
+
+
+def test_reap_and_renew_serve_the_other_queues_around_a_broken_one(
+    redis_url: str, clock: ManualClock
+) -> None:
+    queue, prefix = _queue(redis_url, clock)
+    queue.enqueue_many([Job("t", id="b1", queue="b"), Job("t", id="c1", queue="c")])
+    leases = queue.claim(ClaimRequest(["b", "c"], lease=LEASE, limit=2))
+    redis.Redis.from_url(redis_url).set(f"{prefix}:{{b}}:leases", "x")
+
+    renewed = queue.renew(leases, LEASE)
+    clock.advance(LEASE * 3)
+    with pytest.raises(QueueBroken, match="leases is a string"):
+        queue.reap()
+    record = queue.get("c1")
+
+    assert [lease is not None for lease in renewed] == [False, True]
+    assert record is not None
+    assert (record.state, record.attempts) == (JobState.READY, 1)  # reaped all the same
+
+
+def test_stats_shows_the_others_and_exits_1_naming_the_broken_queue(
+    redis_url: str, clock: ManualClock
+) -> None:
+    queue, prefix = _queue(redis_url, clock)
+    queue.enqueue_many([Job("t", queue="b"), Job("t", queue="c")])
+    redis.Redis.from_url(redis_url).set(f"{prefix}:{{b}}:ready", "x")
+
+    shown = invoke(container_for(queue, clock, Settings()), "stats")
+    checked = invoke(container_for(queue, clock, Settings()), "check")
+
+    assert shown.exit_code == 1, shown.output
+    assert "c" in shown.stdout
+    assert "broken" in shown.stdout
+    assert "{b}:ready is a string" in shown.stderr
+    assert checked.exit_code == 1, checked.output
+    assert "{b}:ready is a string" in checked.stderr
+
+
+def test_a_worker_quarantines_the_broken_queue_and_drains_the_others(redis_url: str) -> None:
+    queue, prefix = _queue(redis_url)
+    jobs = [Job("e2e.add", queue="c", payload={"a": n, "b": 1}) for n in range(5)]
+    queue.enqueue_many([Job("e2e.add", queue="b", payload={"a": 0, "b": 0}), *jobs])
+    redis.Redis.from_url(redis_url).set(f"{prefix}:{{b}}:ready", "x")
+    ledger = Path(os.environ.get("TMPDIR", "/tmp")) / f"{prefix}.ledger"
+    env = {**os.environ, "REDIS_URL": redis_url, "QUEUE_PREFIX": prefix, "PYTHONPATH": str(ROOT)}
+    env["FOUNDRY_E2E_LEDGER"] = str(ledger)
+
+    done = subprocess.run(
+        [sys.executable, "-c", "from foundry.entrypoints.cli import main; main()", "work",
+         "--app", "tests.e2e.apps:registry", "--queues", "b,c", "--burst", "--concurrency", "1"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    ledger.unlink(missing_ok=True)
+
+    assert done.returncode == 0, done.stderr
+    assert [queue.get(job.id).state for job in jobs] == [JobState.COMPLETED] * 5  # type: ignore[union-attr]
+    assert done.stderr.count("queue 'b' is broken") == 1
+    assert "queue unavailable" not in done.stderr
+    assert "left: b (broken)" in done.stderr
