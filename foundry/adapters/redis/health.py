@@ -98,6 +98,20 @@ def _uninspected(denied: list[str]) -> tuple[str, ...]:
     )
 
 
+#: What to set for each warning, in one line for ``foundry check --strict``.
+FIXES = {
+    "maxmemory-policy": "maxmemory-policy noeviction",
+    "appendonly": "appendonly yes (CONFIG SET appendonly yes, and in redis.conf)",
+    "could not inspect": "a user that may run INFO, or --strict off where INFO is denied",
+    "Foundry function librar": "FUNCTION DELETE for each library named",
+}
+
+
+def fixes(report: RedisReport) -> list[str]:
+    """What an operator sets so that ``report`` has no warning left."""
+    return [fix for start, fix in FIXES.items() if any(start in w for w in report.warnings)]
+
+
 def _warnings(policy: str, aof: bool, save: str) -> tuple[str, ...]:
     found = []
     if policy != "noeviction":
@@ -128,13 +142,13 @@ def log_report(report: RedisReport) -> None:
 
 def check(runner: FunctionRunner) -> RedisReport:
     """The queue's self-check: ``inspect_redis``, then the library loaded, with a warning
-    naming the libraries other releases left; the report logged."""
+    naming the libraries other releases left. Not logged: the caller shows it once, as a log
+    (``log_report``, a worker) or as a table (``foundry check``)."""
     report = inspect_redis(runner.client)
     with guard("loading the Lua library"):
         others = runner.load()
     if others:
         report = attrs.evolve(report, warnings=(*report.warnings, _other_releases(others)))
-    log_report(report)
     return report
 
 

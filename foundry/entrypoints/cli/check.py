@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from foundry.adapters.redis.health import RedisReport
+from foundry.adapters.redis.health import RedisReport, fixes
 from foundry.domain import QueueBroken
 from foundry.entrypoints.cli import common
 from foundry.entrypoints.cli.selfcheck import self_check
@@ -75,6 +75,7 @@ def check(ctx: click.Context, strict: bool) -> None:
     if broken:
         common.abort("; ".join(common.escape(str(error)) for error in broken))
     if strict and warnings:
-        common.abort(f"{len(warnings)} warning(s) and --strict given; fix them or drop --strict")
+        to_set = sorted({fix for report in reports.values() for fix in fixes(report)})
+        common.abort(f"--strict and {len(warnings)} warning(s): set {'; '.join(to_set)}")
     noted = f" ({len(warnings)} warning(s) above)" if warnings else ""
     out.print(f"[green]ok[/]: configuration valid, backends reachable{noted}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from foundry.adapters.redis.health import RedisReport
+from foundry.adapters.redis.health import RedisReport, log_report
 from foundry.domain import QueueUnavailable
+
+__all__ = ["log_report", "self_check"]
 
 
 def self_check(what: str, run: Callable[[], RedisReport]) -> RedisReport:

@@ -12,7 +12,7 @@ from foundry.application.pool import Pool, PoolConfig
 from foundry.application.schedules.scheduler import Scheduler
 from foundry.entrypoints.apps import app_queues, load_app
 from foundry.entrypoints.cli import common
-from foundry.entrypoints.cli.selfcheck import self_check
+from foundry.entrypoints.cli.selfcheck import log_report, self_check
 from foundry.entrypoints.container import reinit_per_process
 from foundry.entrypoints.extras import require
 
@@ -137,7 +137,8 @@ def work(
     port = common.queue(ctx)
     check = box.queue_check()
     if check is not None:
-        self_check("queue", check)  # an unreachable or too old Redis stops us here, not later
+        # An unreachable or too old Redis stops us here, not later; what it says is logged once.
+        log_report(self_check("queue", check))
     if common.private_memory_queue(ctx):
         common.stderr().print(
             "note: QUEUE_DRIVER is memory; this worker sees only jobs its app enqueues itself"
