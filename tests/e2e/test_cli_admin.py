@@ -146,10 +146,52 @@ def test_failed_retry_all_requeues_every_letter(box: Container, queue: Queue) ->
     bury(queue)
     bury(queue)
 
-    result = invoke(box, "failed", "retry", "--all")
+    result = invoke(box, "failed", "retry", "--all", "--queue", "default")
 
     assert result.exit_code == 0, result.output
     assert queue.stats("default").ready == 2
+
+
+def test_failed_commands_find_each_jobs_queue_by_id(box: Container, queue: Queue) -> None:
+    first, second, third = (
+        bury(queue, queue_name="mail"),
+        bury(queue, queue_name="mail"),
+        bury(queue),
+    )
+
+    retried = invoke(box, "failed", "retry", "--", first, third)
+    forgot = invoke(box, "failed", "forget", "--", second)
+
+    assert retried.exit_code == 0, retried.output
+    assert "requeued 1 job(s) in mail" in retried.stdout
+    assert "requeued 1 job(s) in default" in retried.stdout
+    assert forgot.exit_code == 0, forgot.output
+    assert "forgot 1 dead letter(s) in mail" in forgot.stdout
+    assert (queue.stats("mail").ready, queue.stats("mail").dead, queue.stats("default").ready) == (
+        1,
+        0,
+        1,
+    )
+
+
+@pytest.mark.parametrize("command", ["retry", "purge"])
+def test_failed_all_without_a_queue_asks_naming_every_queue_it_would_touch(
+    box: Container, queue: Queue, command: str
+) -> None:
+    bury(queue, queue_name="mail")
+    bury(queue, queue_name="mail")
+    args = ["failed", command, "--all"] if command == "retry" else ["failed", command]
+
+    refused = invoke(box, *args, stdin="n\n")
+    kept = queue.stats("mail").dead
+    done = invoke(box, *args, stdin="y\n")
+
+    assert refused.exit_code == 1
+    assert "mail (2)" in refused.output
+    assert kept == 2
+    assert done.exit_code == 0, done.output
+    assert "in default" not in done.stdout
+    assert queue.stats("mail").dead == 0
 
 
 def test_failed_forget_deletes_only_dead_letters(box: Container, queue: Queue) -> None:
@@ -195,6 +237,23 @@ def test_queue_pause_stops_claims_and_resume_restores_them(box: Container, queue
     assert (paused.exit_code, resumed.exit_code) == (0, 0)
     assert claimed_while_paused == []
     assert len(queue.claim(ClaimRequest(["default"], lease=LEASE))) == 1
+
+
+def test_pausing_a_queue_never_seen_is_refused_unless_created_ahead_of_time(
+    box: Container, queue: Queue
+) -> None:
+    queue.enqueue(Job("a", queue="mail"))
+
+    typo = invoke(box, "queue", "pause", "mial")
+    ahead = invoke(box, "queue", "pause", "reports", "--create")
+
+    assert typo.exit_code == 1
+    assert "never held a job" in typo.stderr
+    assert "mail" in typo.stderr
+    assert "--create" in typo.stderr
+    assert not queue.stats("mial").paused
+    assert ahead.exit_code == 0, ahead.output
+    assert queue.stats("reports").paused
 
 
 def test_queue_purge_removes_pending_jobs(box: Container, queue: Queue) -> None:

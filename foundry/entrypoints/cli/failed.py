@@ -10,9 +10,6 @@ from foundry.domain import JobState, validate_queue_name
 from foundry.entrypoints.cli import common
 from foundry.ports import DeadLetter, JobRecord
 
-_QUEUE = click.option(
-    "--queue", "queue_name", default="default", show_default=True, help="The queue to look in."
-)
 _ANY_QUEUE = click.option(
     "--queue", "queue_name", default=None, help="The queue to look in [default: every queue]."
 )
@@ -99,54 +96,92 @@ def show(ctx: click.Context, job_id: str, queue_name: str | None) -> None:
     _show_record(record)
 
 
+def _by_queue(
+    ctx: click.Context, job_ids: tuple[str, ...], queue_name: str | None
+) -> tuple[dict[str, list[str]], list[str]]:
+    """The named dead letters grouped by the queue each is in (found by id, as ``show``
+    does, or in ``queue_name``), and the ids that are no dead letter."""
+    port = common.queue(ctx)
+    where = validate_queue_name(queue_name) if queue_name else None
+    found: dict[str, list[str]] = {}
+    missing = []
+    for job_id in job_ids:
+        record = port.get(job_id, where)
+        if record is None or record.state is not JobState.DEAD:
+            missing.append(job_id)
+        else:
+            found.setdefault(record.job.queue, []).append(job_id)
+    return found, missing
+
+
+def _every_queue(ctx: click.Context, queue_name: str | None, doing: str, yes: bool) -> list[str]:
+    """The queues ``--all``/``purge`` act on: ``queue_name``, or every queue holding dead
+    letters, named with their counts and confirmed first (unless ``yes``)."""
+    if queue_name:
+        return [validate_queue_name(queue_name)]
+    port = common.queue(ctx)
+    counts = {name: port.stats(name).dead for name in port.queues()}
+    chosen = {name: count for name, count in counts.items() if count}
+    if chosen and not yes:
+        listed = ", ".join(f"{name} ({count})" for name, count in chosen.items())
+        click.confirm(f"{doing} the dead letters of every queue: {listed}?", abort=True)
+    return list(chosen)
+
+
 @failed.command()
 @click.argument("job_ids", nargs=-1)
-@_QUEUE
-@click.option("--all", "every", is_flag=True, help="Retry every dead letter of the queue.")
+@_ANY_QUEUE
+@click.option("--all", "every", is_flag=True, help="Retry every dead letter (asks which first).")
+@click.option("--yes", is_flag=True, help="With --all and no --queue: do not ask.")
 @click.pass_context
-def retry(ctx: click.Context, job_ids: tuple[str, ...], queue_name: str, every: bool) -> None:
-    """Requeue dead jobs (the ones named, or --all) with a fresh attempt budget."""
+def retry(
+    ctx: click.Context, job_ids: tuple[str, ...], queue_name: str | None, every: bool, yes: bool
+) -> None:
+    """Requeue dead jobs (the ones named, found in whichever queue holds them, or --all of
+    --queue, or of every queue after asking) with a fresh attempt budget."""
     common.require_shared_queue(ctx, "retry")
     if bool(job_ids) == every:
         raise click.UsageError("name the job ids to retry, or pass --all (not both)")
-    count = common.queue(ctx).requeue_dead(
-        validate_queue_name(queue_name), list(job_ids) if job_ids else None
-    )
-    click.echo(f"requeued {count} job(s) in {queue_name}")
-    if job_ids and count < len(job_ids):
-        common.abort(f"{len(job_ids) - count} id(s) were not dead letters of {queue_name}")
+    port = common.queue(ctx)
+    if every:
+        for name in _every_queue(ctx, queue_name, "Requeue", yes):
+            click.echo(f"requeued {port.requeue_dead(name)} job(s) in {name}")
+        return
+    found, missing = _by_queue(ctx, job_ids, queue_name)
+    for name, ids in found.items():
+        click.echo(f"requeued {port.requeue_dead(name, ids)} job(s) in {name}")
+    if missing:
+        common.abort(
+            f"not dead letters: {', '.join(missing)}; list them with `foundry failed list`"
+        )
 
 
 @failed.command()
 @click.argument("job_ids", nargs=-1, required=True)
-@_QUEUE
+@_ANY_QUEUE
 @click.pass_context
-def forget(ctx: click.Context, job_ids: tuple[str, ...], queue_name: str) -> None:
-    """Delete the named dead letters for good."""
+def forget(ctx: click.Context, job_ids: tuple[str, ...], queue_name: str | None) -> None:
+    """Delete the named dead letters for good (found in whichever queue holds them)."""
     common.require_shared_queue(ctx, "forget")
     port = common.queue(ctx)
-    validate_queue_name(queue_name)
-    missing = []
-    for job_id in job_ids:
-        record = port.get(job_id, queue_name)
-        if record is None or record.state is not JobState.DEAD:
-            missing.append(job_id)
-            continue
-        port.delete(queue_name, job_id)
-    click.echo(f"forgot {len(job_ids) - len(missing)} dead letter(s) in {queue_name}")
+    found, missing = _by_queue(ctx, job_ids, queue_name)
+    for name, ids in found.items():
+        removed = sum(port.delete(name, job_id) for job_id in ids)
+        click.echo(f"forgot {removed} dead letter(s) in {name}")
     if missing:
-        common.abort(f"not dead letters of {queue_name}: {', '.join(missing)}")
+        common.abort(
+            f"not dead letters: {', '.join(missing)}; list them with `foundry failed list`"
+        )
 
 
 @failed.command()
-@_QUEUE
+@_ANY_QUEUE
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
-def purge(ctx: click.Context, queue_name: str, yes: bool) -> None:
-    """Delete every dead letter of a queue."""
+def purge(ctx: click.Context, queue_name: str | None, yes: bool) -> None:
+    """Delete every dead letter of a queue (or of every queue); asks first."""
     common.require_shared_queue(ctx, "purge")
-    validate_queue_name(queue_name)
-    if not yes:
+    if queue_name and not yes:
         click.confirm(f"Delete every dead letter of {queue_name}?", abort=True)
-    removed = common.queue(ctx).purge_dead(queue_name)
-    click.echo(f"purged {removed} dead letter(s) from {queue_name}")
+    for name in _every_queue(ctx, queue_name, "Delete", yes):
+        click.echo(f"purged {common.queue(ctx).purge_dead(name)} dead letter(s) from {name}")

@@ -15,11 +15,19 @@ def queue_group() -> None:
 
 @queue_group.command()
 @click.argument("name")
+@click.option("--create", is_flag=True, help="Pause a queue that has never held a job yet.")
 @click.pass_context
-def pause(ctx: click.Context, name: str) -> None:
+def pause(ctx: click.Context, name: str, create: bool) -> None:
     """Stop workers from taking jobs of queue NAME (enqueueing still works)."""
     common.require_shared_queue(ctx, "pause")
-    common.queue(ctx).pause(validate_queue_name(name))
+    port = common.queue(ctx)
+    known = port.queues()
+    if validate_queue_name(name) not in known and not create:
+        common.abort(
+            f"queue {name!r} has never held a job (known: {', '.join(known) or 'none'}); "
+            "check the name, or pass --create to pause it ahead of time"
+        )
+    port.pause(name)
     click.echo(f"paused {name}; `foundry queue resume {name}` undoes it")
 
 
