@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from loguru import Message, Record
 
 LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+#: Set in a click context's ``meta`` when the ``foundry`` command configured logging itself
+#: (not when a test or a host passed its own container), so a command may change the level.
+LOGGING_CONFIGURED = "foundry.logging_configured"
 _CONTEXT = ("queue", "job_id", "attempt")
 
 

@@ -12,7 +12,7 @@ import click
 
 from foundry.entrypoints.cli.common import EXIT_CODES_HELP, FoundryGroup
 from foundry.entrypoints.container import build_container
-from foundry.entrypoints.logging import LEVELS, configure_logging
+from foundry.entrypoints.logging import LEVELS, LOGGING_CONFIGURED, configure_logging
 from foundry.entrypoints.settings import Settings
 
 COMMANDS = {
@@ -56,6 +56,7 @@ def cli(ctx: click.Context, log_level: str) -> None:
     """
     if ctx.obj is None:  # tests pass their own container through CliRunner(obj=...)
         configure_logging(log_level)
+        ctx.meta[LOGGING_CONFIGURED] = True
         ctx.obj = build_container(Settings.from_env())
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from functools import partial
 
 import click
+from click.core import ParameterSource
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from foundry.application.dispatcher import Dispatcher
@@ -15,9 +16,11 @@ from foundry.application.pool import Pool, PoolConfig
 from foundry.entrypoints.cli import common
 from foundry.entrypoints.container import reinit_per_process
 from foundry.entrypoints.demo.app import DEMO_QUEUE, registry
+from foundry.entrypoints.demo.app import flaky as flaky_handler
 from foundry.entrypoints.demo.plan import Planned, plan
 from foundry.entrypoints.demo.summary import Accounting, account, children_table, summary_table
 from foundry.entrypoints.demo.tally import Tally
+from foundry.entrypoints.logging import LOGGING_CONFIGURED, configure_logging
 
 
 def _enqueue(dispatcher: Dispatcher, planned: list[Planned]) -> list[str]:
@@ -54,6 +57,24 @@ def _report(
     out.print(f"[green]every job accounted for[/]: {jobs} enqueued, {jobs} finished")
 
 
+def _announce(ctx: click.Context, planned: list[Planned]) -> None:
+    """Say before the run which jobs fail on purpose; unless a log level was asked for, log
+    only errors during it (the summary counts the intended retries)."""
+    flaky = sum(1 for item in planned if item.target is flaky_handler)
+    quiet = ctx.meta.get(LOGGING_CONFIGURED) and (
+        ctx.find_root().get_parameter_source("log_level") is ParameterSource.DEFAULT
+    )
+    shown = "; only errors are logged during the run (--log-level INFO shows each retry)"
+    common.stderr().print(
+        f"note: {flaky} job(s) fail on purpose and succeed on retry, and one fails for good "
+        "(PermanentFailure: its ERROR line is expected); the summary counts them"
+        f"{shown if quiet else ''}",
+        soft_wrap=True,
+    )
+    if quiet:
+        configure_logging("ERROR")
+
+
 @click.command(epilog=common.EXIT_CODES_HELP)
 @click.option("--jobs", type=click.IntRange(4, 100_000), default=200, show_default=True)
 @click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True)
@@ -80,7 +101,9 @@ def demo(ctx: click.Context, jobs: int, concurrency: int) -> None:
         idle_wait=timedelta(milliseconds=50),
     )
     with tempfile.TemporaryDirectory(prefix="foundry-demo-") as ledger:
-        ids = _enqueue(Dispatcher(port, registry, box.clock()), plan(jobs, ledger))
+        planned = plan(jobs, ledger)
+        _announce(ctx, planned)
+        ids = _enqueue(Dispatcher(port, registry, box.clock()), planned)
         with _progress() as progress:
             task = progress.add_task("demo", total=len(ids))
             tally = Tally(progress, task, ours=frozenset(ids))
