@@ -91,9 +91,21 @@ def _corrupt_redis(queue: Queue, queue_name: str, job_id: str) -> None:
     client.hset(key, job_id, b" ".join([*header[:3], b"0", b"\x00 not a job"]))
 
 
+def _build_redis_acl(fixture: FixtureLookup, clock: ManualClock, options: QueueOptions) -> Queue:
+    """As the least-privilege user of docs/redis-acl.md, under the prefix its ACL allows."""
+    return RedisQueue(
+        redis.Redis.from_url(fixture("redis_acl_url")),
+        prefix=f"foundry:{unique_prefix('q')}",
+        clock=clock,
+        retention=options.retention,
+        completed_ttl=options.completed_ttl,
+    )
+
+
 QUEUE_BACKENDS: dict[str, QueueBackend] = {
     "memory": QueueBackend(_build_memory, _corrupt_memory),
     "redis": QueueBackend(_build_redis, _corrupt_redis, (pytest.mark.redis,)),
+    "redis-acl": QueueBackend(_build_redis_acl, _corrupt_redis, (pytest.mark.redis,)),
 }
 
 
@@ -140,6 +152,13 @@ CACHE_BACKENDS: dict[str, CacheBackend] = {
     "memory": CacheBackend(lambda _, clock: MemoryCache(clock), _corrupt_memory_cache),
     "redis": CacheBackend(
         lambda fixture, clock: redis_cache(fixture("redis_url"), clock),
+        _corrupt_redis_cache,
+        (pytest.mark.redis,),
+    ),
+    "redis-acl": CacheBackend(
+        lambda fixture, clock: redis_cache(
+            fixture("redis_acl_url"), clock, f"foundry_cache:{unique_prefix('c')}"
+        ),
         _corrupt_redis_cache,
         (pytest.mark.redis,),
     ),

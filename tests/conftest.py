@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -20,6 +21,8 @@ from tests.backends import (
     QueueOptions,
 )
 from tests.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parents[1]
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(
@@ -46,6 +49,27 @@ def redis_url() -> Iterator[str]:
     server = RedisServer().start()
     try:
         yield server.url
+    finally:
+        server.close()
+
+
+#: The password the least-privilege user of docs/redis-acl.md gets in the tests.
+ACL_PASSWORD = "acl-test-password"
+
+
+@pytest.fixture(scope="session")
+def redis_acl_url() -> Iterator[str]:
+    """A throwaway Redis with the least-privilege user of docs/redis-acl.md; its URL as that
+    user. The ACL line is read from the document, so the documented line is the tested one."""
+    line = next(
+        text.strip()
+        for text in (ROOT / "docs" / "redis-acl.md").read_text().splitlines()
+        if text.startswith("ACL SETUSER foundry ")
+    )
+    server = RedisServer().start()
+    try:
+        server.client().execute_command(*line.replace("CHANGE-ME", ACL_PASSWORD).split())
+        yield f"redis://foundry:{ACL_PASSWORD}@127.0.0.1:{server.port}/0"
     finally:
         server.close()
 

@@ -15,11 +15,13 @@ pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _foundry(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "REDIS_URL": redis_url, "QUEUE_PREFIX": unique_prefix("sc")}
+def _foundry(
+    redis_url: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": "/usr/bin:/bin", "REDIS_URL": redis_url, "QUEUE_PREFIX": unique_prefix("sc")}
     return subprocess.run(
         [sys.executable, "-c", "from foundry.entrypoints.cli import main; main()", *args],
-        env={**env, "PYTHONPATH": str(ROOT)},
+        env={**base, **(env or {}), "PYTHONPATH": str(ROOT)},
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -45,3 +47,19 @@ def test_strict_says_in_one_line_what_to_set(redis_url: str) -> None:
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: --strict and")
     assert "set appendonly yes" in last
+
+
+@pytest.mark.parametrize(
+    "command", [("check",), ("work", "--app", "tests.e2e.apps:registry", "--burst")]
+)
+def test_a_least_privilege_user_runs_and_is_told_what_could_not_be_inspected(
+    redis_acl_url: str, command: tuple[str, ...]
+) -> None:
+    env = {"QUEUE_PREFIX": f"foundry:{unique_prefix('acl')}", "CACHE_PREFIX": "foundry_cache:t"}
+
+    done = _foundry(redis_acl_url, *command, env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert "could not inspect Redis: this user may not run INFO" in done.stderr
+    assert "no permissions to run the 'info' command" in done.stderr
+    assert "unreachable" not in done.stderr

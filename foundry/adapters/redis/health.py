@@ -57,9 +57,10 @@ def _read(client: redis.Redis) -> tuple[dict[str, Any], str, list[str]]:
     *replies, save = pipe.execute(raise_on_error=False)
     info: dict[str, Any] = {}
     denied: list[str] = []
-    for section, reply in zip(sections, replies, strict=True):
+    for reply in replies:
         if _refused_command(reply):
-            denied.append(f"INFO {section} ({reply})")
+            if not denied:  # one reason for every section
+                denied.append(f"INFO ({reply})")
         elif isinstance(reply, Exception):
             raise reply
         else:

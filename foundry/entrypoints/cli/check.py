@@ -70,7 +70,7 @@ def check(ctx: click.Context, strict: bool) -> None:
         out.print(report_table(reports))
     warnings = sorted({warning for report in reports.values() for warning in report.warnings})
     for warning in warnings:
-        common.stderr().print(f"[bold yellow]warning:[/] {common.escape(warning)}")
+        common.stderr().print(f"[bold yellow]warning:[/] {common.escape(warning)}", soft_wrap=True)
     broken = _broken_queues(ctx)
     if broken:
         common.abort("; ".join(common.escape(str(error)) for error in broken))
