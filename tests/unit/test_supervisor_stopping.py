@@ -5,7 +5,8 @@ drained (fake children, a memory queue, a manual clock).
 from datetime import timedelta
 
 from foundry.application.pool.config import PoolConfig
-from foundry.domain import JobState, RetryPolicy
+from foundry.application.pool.stopping import BURST_HORIZON_S
+from foundry.domain import JobState, RetryPolicy, RunAfter
 from tests.pool_support import FAST, Harness
 
 
@@ -88,3 +89,22 @@ def test_burst_mode_waits_for_delayed_retries() -> None:
     assert not waiting
     assert pool.queue.get(job_id).state is JobState.COMPLETED  # type: ignore[union-attr]
     assert pool.sup.finished
+
+
+def test_burst_mode_leaves_jobs_delayed_beyond_its_horizon_and_says_so() -> None:
+    config = PoolConfig(concurrency=1, burst=True, idle_wait=FAST, queues=("default", "paused"))
+    pool = Harness(config)
+    pool.enqueue(1, schedule=RunAfter(timedelta(days=1)))
+    pool.enqueue(1, queue="paused")
+    pool.queue.pause("paused")
+    pool.start()
+
+    pool.advance(BURST_HORIZON_S - 1)
+    waiting = pool.sup.finished
+    pool.advance(1)
+    pool.advance(0)
+
+    assert not waiting
+    assert pool.sup.finished
+    assert pool.sup.stopping.left is not None
+    assert pool.sup.stopping.left.describe() == "; left: 1 delayed in default, 1 in paused paused"

@@ -46,6 +46,7 @@ class Stopping:
         self.done = False
         self._grace_end = float("inf")
         self._empty_since: float | None = None  # burst: since when no job was ready
+        self.left: Left | None = None  # burst: what it left behind when it stopped
 
     def request(self, *, cold: bool = False) -> None:
         """Stop claiming; ``cold`` kills running jobs at once (they are released)."""
@@ -69,7 +70,7 @@ class Stopping:
             return
         if not self.requested:
             logger.info("burst: the queues are drained; stopping{}", left.describe())
-        self.requested = True
+        self.requested, self.left = True, left
 
     def step(self, now: float, slots: Sequence[Slot]) -> Step | None:
         """What the shutdown calls for at ``now`` (``None``: no stop asked, or it is done)."""
