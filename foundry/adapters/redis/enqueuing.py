@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from foundry.adapters.redis.broken import refusing
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.epochs import Epochs
 from foundry.adapters.redis.errors import guard
@@ -41,7 +42,7 @@ class Enqueuer:
         keys = self._keys.queue(job.queue)
         args: list[Arg] = [self._clock.arg(), self._epochs.candidate]
         args += job_args(job, self._records.encode_job(job))
-        with guard("enqueue", job.id):
+        with guard("enqueue", job.id), refusing(self._runner.client, keys):
             self._epochs.register(job.queue)
             reply = self._runner.call("enqueue", keys.all, args)
         self._epochs.see(job.queue, reply[0])
