@@ -30,20 +30,12 @@ def foundry_cli(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProce
     )
 
 
-@pytest.mark.parametrize(
-    ("url", "hint"),
-    [
-        ("redis://127.0.0.1:6379/abc", "database in the path must be a number"),
-        ("redis://127.0.0.1:6379/5x", "database in the path must be a number"),
-        ("redis://127.0.0.1:99999/0", "port must be a number from 1 to 65535"),
-    ],
-)
-def test_a_redis_url_that_cannot_be_read_is_exit_2_naming_it(url: str, hint: str) -> None:
-    done = foundry_cli("stats", env={"REDIS_URL": url})
+def test_a_redis_url_that_cannot_be_read_is_exit_2_naming_it() -> None:
+    done = foundry_cli("stats", env={"REDIS_URL": "redis://127.0.0.1:6379/5x"})  # others: unit
 
     assert done.returncode == 2, done.stderr
     assert "REDIS_URL" in done.stderr
-    assert hint in done.stderr
+    assert "database in the path must be a number" in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -62,9 +54,12 @@ def locked(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
 
 
 @pytest.mark.parametrize(
-    "url", ["redis://127.0.0.1:{port}/0", "redis://:wrong-word@127.0.0.1:{port}/0"]
+    ("url", "command"),
+    [
+        ("redis://127.0.0.1:{port}/0", ("check",)),  # no password
+        ("redis://:wrong-word@127.0.0.1:{port}/0", ("work", "--app", "tests.e2e.apps:registry")),
+    ],
 )
-@pytest.mark.parametrize("command", [("check",), ("work", "--app", "tests.e2e.apps:registry")])
 def test_a_password_redis_refuses_is_said_at_once_with_the_fix_exit_2(
     locked: RedisServer, url: str, command: tuple[str, ...]
 ) -> None:
