@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = "from foundry.entrypoints.cli import main; main()"
 
 
 def unique_prefix() -> str:
@@ -57,8 +58,7 @@ def test_demo_on_redis_exits_0_with_every_job_accounted_for(redis_url: str) -> N
 def test_demo_says_first_which_jobs_fail_on_purpose_and_does_not_log_their_retries() -> None:
     environ = {k: v for k, v in os.environ.items() if k != "FOUNDRY_LOG_LEVEL"}
     result = subprocess.run(
-        [sys.executable, "-c", "from foundry.entrypoints.cli import main; main()", "demo"]
-        + ["--jobs", "40"],
+        [sys.executable, "-c", SCRIPT, "demo", "--jobs", "40"],
         cwd=ROOT,
         env={**environ, "QUEUE_DRIVER": "memory"},
         capture_output=True,
