@@ -14,6 +14,7 @@ worker pays only for what it touches::
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -192,6 +193,9 @@ __all__ = [
     "connect",
     "current_job",
 ]
+
+# A library's records go where the host application sends them; without a configuration, nowhere.
+logging.getLogger("foundry").addHandler(logging.NullHandler())
 
 #: Each public name and the module that defines it.
 _HOMES = {

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 from hypothesis import HealthCheck, settings
+from loguru import logger
 
 from foundry.adapters.clock import ManualClock
 from foundry.ports.cache import CachePort
@@ -33,6 +36,21 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture(autouse=True)
+def library_logging() -> Iterator[None]:
+    """Each test starts with logging as a host that configured nothing has it: ``foundry``
+    records propagate to the root logger (and so to ``caplog``); a CLI run in-process that
+    configured sinks is undone afterwards."""
+    yield
+    foundry = logging.getLogger("foundry")
+    foundry.handlers = [logging.NullHandler()]
+    foundry.setLevel(logging.NOTSET)
+    foundry.propagate = True
+    logger.remove()
+    logger.configure(patcher=None)
+    logger.add(sys.stderr)
 
 
 @pytest.fixture(scope="session")

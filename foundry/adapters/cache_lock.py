@@ -7,6 +7,7 @@ the cache's clock, so a test with a manual clock decides when a wait runs out.
 
 from __future__ import annotations
 
+import logging
 import random
 import secrets
 import time
@@ -15,11 +16,12 @@ from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
 import attrs
-from loguru import logger
 
 from foundry.adapters.cache_support import positive_ms, ttl_ms
 from foundry.domain import CacheError, LockNotOwned
 from foundry.ports.cache import Ttl
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -148,7 +150,7 @@ class CacheLock:
         try:
             self.release()
         except LockNotOwned:
-            logger.warning("lock {} expired while its block was failing", self._name)
+            log.warning("lock %s expired while its block was failing", self._name)
 
 
 def make_lock(backend: LockBackend, name: str, skey: str, ttl: Ttl, timeout: Ttl) -> CacheLock:

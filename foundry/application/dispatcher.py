@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
-
-from loguru import logger
 
 from foundry.application.registry import JobRegistry
 from foundry.domain import InvalidJob, Job, RunAfter, RunAt, RunNow, UniqueSpec
 from foundry.domain.schedule import Schedule
 from foundry.ports import Clock, Duplicate, EnqueueOutcome, QueuePort
+
+log = logging.getLogger(__name__)
 
 Target = str | Callable[..., Any]
 
@@ -71,7 +72,7 @@ class Dispatcher:
 
     def _warn_once(self, job_id: str) -> None:
         if self._warning is not None:
-            logger.warning(self._warning.format(job_id=job_id))
+            log.warning(self._warning.format(job_id=job_id))
             self._warning = None
 
     def _named(self, item: object) -> tuple[str, Mapping[str, Any] | None]:

@@ -1,32 +1,34 @@
-"""Where logs go: the only module that adds loguru sinks.
+"""Where logs go: the only module that configures sinks.
 
-Library code below ``entrypoints`` only logs and binds context (``job_id``, ``attempt``,
-``queue`` through ``logger.contextualize``); this module decides the format and the level.
+Library code logs through the standard library's ``logging`` under ``foundry.*`` and puts a
+job's context on the record (``job_id``, ``attempt``, ``queue``), so a host application routes,
+formats and silences Foundry's records as it does any library's, with no call to Foundry.
 
-Hosts that log through the standard library (Django, Flask, gunicorn...) have two bridges:
-
-* ``bridge_to_stdlib()`` sends Foundry's loguru records to stdlib ``logging`` (logger
-  ``foundry.<module>``), so the host's handlers, formatters and levels apply to them.
-* ``capture_stdlib()`` does the opposite for a Foundry worker: stdlib records (redis-py,
-  your libraries) are written by loguru in Foundry's format.
+The ``foundry`` command and its workers write those records, and other libraries' records at
+``WARNING`` and above, through one loguru sink in Foundry's format; a handler's own loguru calls
+get the context of the job it runs.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
 
+from foundry.application.context import current_job
+
 if TYPE_CHECKING:
-    from loguru import Message, Record
+    from loguru import Record
 
 LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 #: Set in a click context's ``meta`` when the ``foundry`` command configured logging itself
 #: (not when a test or a host passed its own container), so a command may change the level.
 LOGGING_CONFIGURED = "foundry.logging_configured"
 _CONTEXT = ("queue", "job_id", "attempt")
+#: Records of other libraries (redis-py, the app's) below this level are not written.
+OTHERS_LEVEL = logging.WARNING
 
 
 def human_format(record: Record) -> str:
@@ -41,52 +43,37 @@ def human_format(record: Record) -> str:
     )
 
 
-def configure_logging(level: str = "INFO", sink: TextIO | None = None) -> None:
-    """Replace every sink with one human-readable sink at ``level`` (stderr by default)."""
-    logger.remove()
-    target = sink or sys.stderr
-    logger.add(target, level=level.upper(), format=human_format, colorize=target.isatty())
+def _running_job(record: Record) -> None:
+    job = current_job()
+    if job is not None and "job_id" not in record["extra"]:
+        record["extra"].update(job_id=job.job_id, attempt=job.attempt, queue=job.queue)
 
 
-def _emit_to_stdlib(message: Message) -> None:
-    record = message.record
-    target = logging.getLogger(f"foundry.{record['name']}")
-    level = record["level"].no
-    if not target.isEnabledFor(level):
-        return
-    target.handle(
-        target.makeRecord(
-            target.name,
-            level,
-            record["file"].path,
-            record["line"],
-            record["message"],
-            (),
-            None,
-            record["function"],
-            extra=dict(record["extra"]),
-        )
-    )
+class _ToLoguru(logging.Handler):
+    """Hands stdlib records to loguru, with their job context as loguru's ``extra``."""
 
-
-def bridge_to_stdlib(level: str = "DEBUG") -> int:
-    """Send Foundry's records to stdlib ``logging``; returns the sink id (for ``logger.remove``).
-
-    Call it once at the host's startup, after configuring ``logging``; job context fields
-    (``job_id``, ``attempt``, ``queue``) arrive as attributes of each ``LogRecord``.
-    """
-    return logger.add(_emit_to_stdlib, level=level.upper(), format="{message}")
-
-
-class _Intercept(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        logger.opt(depth=6, exception=record.exc_info).log(level, "{}", record.getMessage())
+        context: dict[str, Any] = {
+            key: getattr(record, key) for key in _CONTEXT if getattr(record, key, None) is not None
+        }
+        logger.bind(**context).opt(depth=6, exception=record.exc_info).log(
+            level, "{}", record.getMessage()
+        )
 
 
-def capture_stdlib(level: int = logging.WARNING) -> None:
-    """Route stdlib ``logging`` records at ``level`` and above through loguru's sinks."""
-    logging.basicConfig(handlers=[_Intercept()], level=level, force=True)
+def configure_logging(level: str = "INFO", sink: TextIO | None = None) -> None:
+    """Write Foundry's records at ``level`` (and others' at WARNING) to one sink (stderr)."""
+    target = sink or sys.stderr
+    logger.remove()
+    logger.configure(patcher=_running_job)
+    logger.add(target, level=level.upper(), format=human_format, colorize=target.isatty())
+    handler = _ToLoguru()
+    foundry = logging.getLogger("foundry")
+    foundry.handlers = [handler]
+    foundry.setLevel(logger.level(level.upper()).no)
+    foundry.propagate = False
+    logging.basicConfig(handlers=[handler], level=OTHERS_LEVEL, force=True)

@@ -4,20 +4,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import attrs
 import pytest
 import redis
-from loguru import logger
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.connection import RedisSettings, connect
 from foundry.adapters.redis.health import log_report
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import InvalidJob, Job, LeaseTiming, QueueUnavailable, RunAt
-from foundry.entrypoints.logging import bridge_to_stdlib
 from foundry.ports import ClaimRequest
 from tests.backends import unique_prefix
 from tests.redis_server import RedisServer
@@ -29,12 +27,10 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Foundry's loguru records, through the stdlib bridge, in ``caplog``."""
-    sink = bridge_to_stdlib("INFO")
-    caplog.set_level(logging.INFO)
-    yield caplog
-    logger.remove(sink)
+def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Foundry's records at INFO and above, in ``caplog``."""
+    caplog.set_level(logging.INFO, logger="foundry")
+    return caplog
 
 
 def _fast_settings(url: str) -> RedisSettings:

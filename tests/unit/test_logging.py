@@ -1,28 +1,27 @@
 import io
 import logging
-import sys
-from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from loguru import logger
 
-from foundry.entrypoints.logging import bridge_to_stdlib, configure_logging
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.application.context import JobContext, set_current
+from foundry.domain import Dead, ErrorInfo
+from foundry.entrypoints.logging import configure_logging
+from foundry.ports import ClaimRequest
+from tests.backends import job
+
+LIBRARY = logging.getLogger("foundry.tests")
 
 
-@pytest.fixture
-def restore_loguru() -> Iterator[None]:
-    yield None
-    logger.remove()
-    logger.add(sys.stderr)  # loguru's own default
-
-
-def test_the_human_format_shows_the_job_context_when_bound(restore_loguru: object) -> None:
+def test_the_human_format_shows_the_job_context_a_record_carries() -> None:
     sink = io.StringIO()
     configure_logging("INFO", sink)
 
-    with logger.contextualize(queue="mail", job_id="j1", attempt=2):
-        logger.info("sending {}", "welcome")
-    logger.info("no job here")
+    LIBRARY.info("sending %s", "welcome", extra={"queue": "mail", "job_id": "j1", "attempt": 2})
+    LIBRARY.info("no job here")
 
     first, second = sink.getvalue().splitlines()
     assert "[queue=mail job_id=j1 attempt=2] sending welcome" in first
@@ -30,28 +29,53 @@ def test_the_human_format_shows_the_job_context_when_bound(restore_loguru: objec
     assert second.endswith("no job here")
 
 
-def test_the_level_filters_less_severe_records(restore_loguru: object) -> None:
+def test_the_level_filters_less_severe_records() -> None:
     sink = io.StringIO()
     configure_logging("warning", sink)
 
-    logger.info("quiet")
-    logger.warning("loud")
+    LIBRARY.info("quiet")
+    LIBRARY.warning("loud")
 
     assert "quiet" not in sink.getvalue()
     assert "loud" in sink.getvalue()
 
 
-def test_the_stdlib_bridge_hands_records_and_job_context_to_logging(
-    caplog: pytest.LogCaptureFixture, restore_loguru: object
-) -> None:
-    logger.remove()
-    sink_id = bridge_to_stdlib()
+def test_other_libraries_records_below_warning_are_not_written() -> None:
+    sink = io.StringIO()
+    configure_logging("DEBUG", sink)
 
-    with caplog.at_level(logging.INFO), logger.contextualize(job_id="j7"):
-        logger.warning("disk {} full", "/tmp")
-    logger.remove(sink_id)
+    logging.getLogger("redis.connection").info("chatty")
+    logging.getLogger("myapp").error("broken")
+
+    assert "chatty" not in sink.getvalue()
+    assert "broken" in sink.getvalue()
+
+
+def test_a_handlers_own_loguru_calls_carry_the_job_it_runs() -> None:
+    sink = io.StringIO()
+    configure_logging("INFO", sink)
+
+    set_current(JobContext("j9", "report", "reports", 3))
+    try:
+        logger.info("rendering")
+    finally:
+        set_current(None)
+
+    assert "[queue=reports job_id=j9 attempt=3] rendering" in sink.getvalue()
+
+
+def test_a_host_using_stdlib_logging_gets_foundrys_records_with_the_job_context(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    queue.enqueue(job("poison", queue="mail"))
+    [lease] = queue.claim(ClaimRequest(("mail",), lease=timedelta(seconds=30)))
+
+    queue.fail(lease, ErrorInfo(type="Boom"), Dead("poisoned"))
 
     [record] = [r for r in caplog.records if r.name.startswith("foundry.")]
-    assert record.getMessage() == "disk /tmp full"
     assert record.levelno == logging.WARNING
-    assert record.job_id == "j7"  # type: ignore[attr-defined]
+    assert "poisoned" in record.getMessage()
+    assert (record.job_id, record.queue) == (lease.job_id, "mail")  # type: ignore[attr-defined]

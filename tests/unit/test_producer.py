@@ -1,12 +1,13 @@
 """A producer through the public API: the traps a new user walked into stay closed."""
 
+import logging
 from collections.abc import Iterator
 
 import pytest
-from loguru import logger
 
 import foundry
 from foundry.entrypoints.settings import Driver
+from tests.log_support import foundry_messages
 
 
 def send_welcome(user_id: int, template: str = "welcome") -> None:
@@ -18,13 +19,10 @@ registry.job(name="mail.welcome")(send_welcome)
 
 
 @pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    seen: list[str] = []
-    sink = logger.add(
-        lambda message: seen.append(str(message)), level="WARNING", format="{message}"
-    )
-    yield seen
-    logger.remove(sink)
+def warnings(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Foundry's WARNING (and worse) records, read with ``foundry_messages``."""
+    caplog.set_level(logging.WARNING, logger="foundry")
+    return caplog
 
 
 @pytest.fixture
@@ -56,16 +54,16 @@ def test_settings_take_a_driver_as_a_string_and_refuse_an_unknown_one() -> None:
 
 
 def test_the_first_dispatch_into_a_private_memory_queue_warns_once_where_the_job_went(
-    dispatcher: foundry.Dispatcher, warnings: list[str]
+    dispatcher: foundry.Dispatcher, warnings: pytest.LogCaptureFixture
 ) -> None:
     first = dispatcher.dispatch(send_welcome, {"user_id": 1})
     dispatcher.dispatch(send_welcome, {"user_id": 2})
     dispatcher.dispatch_many([(send_welcome, {"user_id": 3})])
 
-    assert len(warnings) == 1
-    assert first in warnings[0]
-    assert "in-memory queue" in warnings[0]
-    assert "REDIS_URL" in warnings[0]
+    [warning] = foundry_messages(warnings)
+    assert first in warning
+    assert "in-memory queue" in warning
+    assert "REDIS_URL" in warning
 
 
 @pytest.mark.parametrize("payload", [5, [5], "user_id=5", (("user_id", 5),)])
@@ -126,7 +124,7 @@ def test_a_handler_with_positional_only_parameters_is_refused_at_registration() 
 
 @pytest.mark.redis
 def test_a_producer_connected_by_its_redis_url_dispatches_to_redis(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch, warnings: list[str]
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, warnings: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("QUEUE_PREFIX", "producer-test")
@@ -142,4 +140,4 @@ def test_a_producer_connected_by_its_redis_url_dispatches_to_redis(
     assert record is not None
     assert record.job.payload == {"user_id": 7}
     assert cached == "hello"
-    assert warnings == []
+    assert foundry_messages(warnings) == []

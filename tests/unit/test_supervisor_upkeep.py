@@ -2,15 +2,15 @@
 lost leases, outages logged once (fake children, a memory queue, a manual clock).
 """
 
-from collections.abc import Iterator
+import logging
 from datetime import timedelta
 
 import pytest
-from loguru import logger
 
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.outcome import OutcomeKind
 from foundry.domain import JobState
+from tests.log_support import foundry_messages
 from tests.pool_support import FAST, Harness
 
 
@@ -45,15 +45,14 @@ def test_a_child_is_told_to_fence_itself_before_the_lease_it_runs_under_lapses()
 
 
 @pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    messages: list[str] = []
-    sink = logger.add(messages.append, level="WARNING", format="{message}")
-    yield messages
-    logger.remove(sink)
+def warnings(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Foundry's WARNING (and worse) records, read with ``foundry_messages``."""
+    caplog.set_level(logging.WARNING, logger="foundry")
+    return caplog
 
 
 def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
-    warnings: list[str],
+    warnings: pytest.LogCaptureFixture,
 ) -> None:
     pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
     pool.start()
@@ -64,7 +63,7 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
     pool.queue.down = False
     pool.advance(1)
 
-    outage = [message for message in warnings if "queue" in message]
+    outage = [message for message in foundry_messages(warnings) if "queue" in message]
     assert len(outage) == 2
     assert outage[0].startswith("queue unavailable (")
     assert outage[1].startswith("queue reachable again after 5.0s")

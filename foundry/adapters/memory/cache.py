@@ -8,11 +8,10 @@ threads of this process only.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
-
-from loguru import logger
 
 from foundry.adapters.cache_lock import CacheLock, Flight, make_lock, remember
 from foundry.adapters.cache_support import (
@@ -30,6 +29,8 @@ from foundry.adapters.memory.cache_state import Entries, Item, Shared
 from foundry.domain import InvalidCacheValue
 from foundry.ports.cache import CacheStats, Ttl
 from foundry.ports.clock import Clock
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -284,7 +285,7 @@ class MemoryCache(_MemoryStore):
         with self._s.mutex:
             removed = len(self._s.entries)
             self._s.entries.clear()
-        logger.info("cleared cache namespace {} ({} keys)", self.prefix, removed)
+        log.info("cleared cache namespace %s (%s keys)", self.prefix, removed)
 
     def stats(self) -> CacheStats:
         """Hits, misses, writes, deletes and LRU evictions so far."""

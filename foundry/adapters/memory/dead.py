@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
-
-from loguru import logger
 
 from foundry.adapters.memory.store import Entry, QueueState, UniqueKeys, age_limit
 from foundry.domain import JobState
 from foundry.ports import DeadLetterRetention
+
+log = logging.getLogger(__name__)
 
 
 class DeadLetters:
@@ -24,8 +25,12 @@ class DeadLetters:
         entry.reason = reason
         entry.finished_at = now
         self._unique.release(entry)
-        with logger.contextualize(job_id=entry.job_id, queue=entry.queue):
-            logger.warning("job is dead after {} attempt(s): {}", entry.attempts, reason)
+        log.warning(
+            "job is dead after %s attempt(s): %s",
+            entry.attempts,
+            reason,
+            extra={"job_id": entry.job_id, "queue": entry.queue},
+        )
         self._trim(state, now)
 
     def _trim(self, state: QueueState, now: datetime) -> None:
@@ -42,4 +47,4 @@ class DeadLetters:
             trimmed += 1
         if trimmed:
             state.dead_trimmed += trimmed
-            logger.info("trimmed {} dead letter(s) of queue {} by retention", trimmed, state.name)
+            log.info("trimmed %s dead letter(s) of queue %s by retention", trimmed, state.name)

@@ -7,12 +7,12 @@ logged, unless it is the exact re-send of what that lease did last (Q8).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
-from loguru import logger
 
 from foundry.adapters.memory.dead import DeadLetters
 from foundry.adapters.memory.records import EntryCodec, lost_error
@@ -27,6 +27,8 @@ from foundry.adapters.memory.store import (
 )
 from foundry.domain import Dead, Decision, ErrorInfo, JobState, Retry, StaleLease
 from foundry.ports import Lease
+
+log = logging.getLogger(__name__)
 
 
 class MemoryWrites:
@@ -119,8 +121,12 @@ class MemoryWrites:
         if entry is not None and entry.ended(lease.token, op):
             return entry, False
         self._store.queue(lease.queue).stale_rejected += 1
-        with logger.contextualize(job_id=lease.job_id, queue=lease.queue):
-            logger.warning("refused {} with stale lease {}", op, lease.token)
+        log.warning(
+            "refused %s with stale lease %s",
+            op,
+            lease.token,
+            extra={"job_id": lease.job_id, "queue": lease.queue},
+        )
         raise StaleLease(lease.job_id, lease.token)
 
     def _renew(self, lease: Lease, deadline: datetime) -> Lease | None:
@@ -146,8 +152,12 @@ class MemoryWrites:
         return True
 
     def _lose(self, state: QueueState, entry: Entry, now: datetime) -> None:
-        with logger.contextualize(job_id=entry.job_id, queue=entry.queue, attempt=entry.attempts):
-            logger.warning("lease {} expired at {}; recovering", entry.token, entry.deadline)
+        log.warning(
+            "lease %s expired at %s; recovering",
+            entry.token,
+            entry.deadline,
+            extra={"job_id": entry.job_id, "queue": entry.queue, "attempt": entry.attempts},
+        )
         if entry.attempts >= entry.max_attempts:
             entry.errors.append(lost_error(entry, now))
             entry.end_lease(LOST, JobState.DEAD)

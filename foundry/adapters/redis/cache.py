@@ -13,9 +13,9 @@ hash, which live in different slots.
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import redis
-from loguru import logger
 
 from foundry.adapters.cache_lock import CacheLock, make_lock
 from foundry.adapters.cache_support import tag_names, validate_key, validate_keys
@@ -24,6 +24,8 @@ from foundry.adapters.redis.cache_store import CacheCore, RedisStore
 from foundry.adapters.redis.errors import cache_error
 from foundry.ports.cache import CacheStats, Ttl
 from foundry.ports.clock import Clock
+
+log = logging.getLogger(__name__)
 
 _CLEAR_BATCH = 1000
 
@@ -93,7 +95,7 @@ class RedisCache(RedisStore):
             removed = self._unlink_matching(f"{self._c.prefix}:[vt]:*")
         except redis.RedisError as error:
             raise cache_error(error, self._c.prefix) from error
-        logger.info("cleared cache namespace {} ({} keys)", self._c.prefix, removed)
+        log.info("cleared cache namespace %s (%s keys)", self._c.prefix, removed)
 
     def _unlink_matching(self, pattern: str) -> int:
         client, batch, removed = self._c.client, [], 0

@@ -8,12 +8,11 @@ only a final round with no BLPOP in front remembers an empty claim under its tok
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
-
-from loguru import logger
 
 from foundry.adapters.redis.broken import refusing
 from foundry.adapters.redis.clock import QueueClock
@@ -26,6 +25,8 @@ from foundry.adapters.redis.retention import Retention
 from foundry.adapters.redis.runner import Arg, Call, FunctionRunner
 from foundry.domain import ErrorInfo, UndecodableJob
 from foundry.ports.queue_types import ClaimRequest, Lease
+
+log = logging.getLogger(__name__)
 
 #: The longest one BLPOP blocks (seconds) when no delayed job is due sooner.
 WAKE_POLL_S = 1.0
@@ -141,7 +142,7 @@ class Claimer:
     def _bury_undecodable(
         self, keys: QueueKeys, job_id: str, token: str, error: UndecodableJob
     ) -> None:
-        logger.error("job {} of {} cannot be decoded, dead-lettered: {}", job_id, keys.queue, error)
+        log.error("job %s of %s cannot be decoded, dead-lettered: %s", job_id, keys.queue, error)
         info = self._records.encode_error(ErrorInfo(type="UndecodableJob", message=str(error)))
         reason = f"undecodable: {error.reason}"
         args: list[Arg] = [self._clock.arg(), job_id, token, info, "undecodable", reason]

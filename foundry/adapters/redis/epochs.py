@@ -7,14 +7,16 @@ process, Redis lost that queue's data, which is logged as critical.
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 import redis
-from loguru import logger
 
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.keys import KeyLayout
 from foundry.adapters.redis.runner import call
+
+log = logging.getLogger(__name__)
 
 #: While a queue's data stays lost, the critical line is repeated this often (ms), not at
 #: every claim.
@@ -56,7 +58,7 @@ class Epochs:
         if known is None:
             return
         if not known:
-            logger.warning("queue {} holds data again (epoch {})", queue, epoch.decode())
+            log.warning("queue %s holds data again (epoch %s)", queue, epoch.decode())
             return
         self._lost(queue, f"epoch {known.decode()} is now {epoch.decode() or 'missing'}")
         self._registered.discard(queue)
@@ -67,8 +69,8 @@ class Epochs:
 
     def _lost(self, queue: str, how: str) -> None:
         self._reminded[queue] = self._clock.local_ms()
-        logger.critical(
-            "Redis lost the data of queue {} ({}): jobs stored before may be gone; enable "
+        log.critical(
+            "Redis lost the data of queue %s (%s): jobs stored before may be gone; enable "
             "appendonly and maxmemory-policy noeviction",
             queue,
             how,

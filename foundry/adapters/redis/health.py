@@ -3,16 +3,18 @@ eviction policy and persistence, and (for the queue) the Lua library loaded."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import attrs
 import redis
-from loguru import logger
 
 from foundry.adapters.redis.connection import describe
 from foundry.adapters.redis.errors import guard, refused
 from foundry.adapters.redis.runner import FunctionRunner
 from foundry.domain import ConfigurationError, QueueUnavailable
+
+log = logging.getLogger(__name__)
 
 MIN_VERSION = (7, 0)
 
@@ -130,15 +132,15 @@ def _warnings(policy: str, aof: bool, save: str) -> tuple[str, ...]:
 
 def log_report(report: RedisReport) -> None:
     """Log the report: facts at info level, each warning loudly."""
-    logger.info(
-        "Redis {}: maxmemory-policy {}, appendonly {}, save {}",
+    log.info(
+        "Redis %s: maxmemory-policy %s, appendonly %s, save %s",
         report.version,
         report.maxmemory_policy,
         "yes" if report.aof_enabled else "no",
         report.rdb_save,
     )
     for warning in report.warnings:
-        logger.warning("REDIS SELF-CHECK: {}", warning)
+        log.warning("REDIS SELF-CHECK: %s", warning)
 
 
 def check(runner: FunctionRunner) -> RedisReport:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from loguru import logger
+import logging
 
 from foundry.adapters.redis.records import ceil_ms
 from foundry.ports.queue_types import DeadLetterRetention
+
+log = logging.getLogger(__name__)
 
 
 class Retention:
@@ -22,8 +24,8 @@ class Retention:
     def trimmed(self, queue: str, count: int) -> None:
         """Log the dead letters a function trimmed (none: nothing)."""
         if count:
-            logger.info(
-                "dead letters of {} trimmed by retention: {} removed ({})",
+            log.info(
+                "dead letters of %s trimmed by retention: %s removed (%s)",
                 queue,
                 count,
                 self.policy,

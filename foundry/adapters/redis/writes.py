@@ -8,13 +8,13 @@ also serve ``complete_and_claim``, whose completions ride in front of the claim.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import attrs
 import redis
-from loguru import logger
 
 from foundry.adapters.redis.broken import broken
 from foundry.adapters.redis.clock import QueueClock
@@ -36,6 +36,8 @@ from foundry.domain import (
     UniqueUntil,
 )
 from foundry.ports.queue_types import Lease
+
+log = logging.getLogger(__name__)
 
 _REAP_BATCH = 1000
 
@@ -163,7 +165,7 @@ class LeaseWrites:
                 self._retention.trimmed(queue, trimmed)
             pending = [queue for queue, reply in answered if reply[0] >= _REAP_BATCH]
         if total:
-            logger.warning("reaped {} expired lease(s)", total)
+            log.warning("reaped %s expired lease(s)", total)
         if refused:
             raise refused[0]
         return total
@@ -201,9 +203,7 @@ def applied(
 
 
 def _stale(lease: Lease) -> StaleLease:
-    logger.warning(
-        "stale lease {} on job {} of {} rejected", lease.token, lease.job_id, lease.queue
-    )
+    log.warning("stale lease %s on job %s of %s rejected", lease.token, lease.job_id, lease.queue)
     return StaleLease(lease.job_id, lease.token)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import mmap
 import os
 import random
@@ -23,14 +24,14 @@ from time import perf_counter
 from types import FrameType
 from typing import Any
 
-from loguru import logger
-
 from foundry.application.context import JobContext, set_current
 from foundry.application.errors import SoftTimeLimitExceeded
 from foundry.application.pool.watchdog import start_watchdog
 from foundry.application.pool.wire import READY, STOP, decode_task, encode_reply
 from foundry.application.registry import JobRegistry
 from foundry.domain import ErrorInfo
+
+log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 _RESET = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGPIPE")
@@ -85,7 +86,7 @@ def _die_with_parent() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
-        logger.warning("prctl(PR_SET_PDEATHSIG) is unavailable; children may outlive the pool")
+        log.warning("prctl(PR_SET_PDEATHSIG) is unavailable; children may outlive the pool")
 
 
 class Runner:
@@ -118,12 +119,11 @@ class Runner:
         started = perf_counter()
         self._busy = True
         set_current(JobContext(job_id, name, queue, attempt))
-        with logger.contextualize(job_id=job_id, attempt=attempt, queue=queue):
-            try:
-                ok, value = True, self._call(name, payload, soft)
-            except BaseException as error:  # SystemExit too: a handler must not end the child
-                _exit_if_forked(self._pid, error)
-                ok, value = False, self._describe(error, attempt)
+        try:
+            ok, value = True, self._call(name, payload, soft)
+        except BaseException as error:  # SystemExit too: a handler must not end the child
+            _exit_if_forked(self._pid, error)
+            ok, value = False, self._describe(error, attempt)
         _exit_if_forked(self._pid, None)
         set_current(None)
         self._busy = False

@@ -9,11 +9,11 @@ supervisor's, read here.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import attrs
-from loguru import logger
 
 from foundry.application.errors import TimeLimitExceeded, WorkerLost
 from foundry.application.pool.config import PoolConfig
@@ -21,6 +21,8 @@ from foundry.application.pool.settle import Settler
 from foundry.application.pool.slots import Running, Slot, SlotState
 from foundry.domain import Dead, ErrorInfo, UnknownHandler
 from foundry.ports import Clock, Lease
+
+log = logging.getLogger(__name__)
 
 #: A child that dies this many times in a row before reporting ready stops the pool.
 MAX_START_FAILURES = 3
@@ -79,11 +81,11 @@ class Failures:
         if running is not None:
             self._lost(slot, running, exitcode, now)
         elif slot.state in (SlotState.IDLE, SlotState.BUSY):
-            logger.warning("child {} died while idle (exit code {})", slot.pid, exitcode)
+            log.warning("child %s died while idle (exit code %s)", slot.pid, exitcode)
         if self.start_failures < MAX_START_FAILURES:
             return False
-        logger.error(
-            "{} children in a row died before they were ready; check child_init and the "
+        log.error(
+            "%s children in a row died before they were ready; check child_init and the "
             "handlers' imports. Stopping the pool",
             self.start_failures,
         )
@@ -112,7 +114,7 @@ class Failures:
         if running is None:
             if now < slot.kill_at:
                 return None
-            logger.warning("child {} did not exit when asked; killing it", slot.pid)
+            log.warning("child %s did not exit when asked; killing it", slot.pid)
             return Act.KILL_STUCK
         if running.term_at is None:
             if now < running.hard_at:
@@ -146,14 +148,14 @@ class Failures:
         remaining = (born + grace - self._clock.now()).total_seconds()
         if remaining > 0:
             delay = timedelta(seconds=min(remaining, UNKNOWN_RETRY_S))
-            with logger.contextualize(job_id=job.id, attempt=lease.attempt, queue=job.queue):
-                logger.warning(
-                    "job {} names no registered handler {!r}; given back for {} (grace {})",
-                    job.id,
-                    job.name,
-                    delay,
-                    grace,
-                )
+            log.warning(
+                "job %s names no registered handler %r; given back for %s (grace %s)",
+                job.id,
+                job.name,
+                delay,
+                grace,
+                extra={"job_id": job.id, "attempt": lease.attempt, "queue": job.queue},
+            )
             self._settler.release(lease, delay)
             return
         reason = (
@@ -165,13 +167,13 @@ class Failures:
 
 
 def _log_hard_limit(slot: Slot, lease: Lease) -> None:
-    with logger.contextualize(job_id=lease.job_id, attempt=lease.attempt, queue=lease.queue):
-        logger.warning(
-            "job {} passed its hard time limit of {}; terminating child {}",
-            lease.job_id,
-            lease.job.timeout,
-            slot.pid,
-        )
+    log.warning(
+        "job %s passed its hard time limit of %s; terminating child %s",
+        lease.job_id,
+        lease.job.timeout,
+        slot.pid,
+        extra={"job_id": lease.job_id, "attempt": lease.attempt, "queue": lease.queue},
+    )
 
 
 def _worker_lost(exitcode: int | None) -> ErrorInfo:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -9,11 +10,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import attrs
-from loguru import logger
 
 from foundry.application.pool.outcome import Outcome, OutcomeKind
 from foundry.domain import FoundryError
 from foundry.ports import Clock, WorkerInfo, WorkerRegistry
+
+log = logging.getLogger(__name__)
 
 
 @attrs.define
@@ -87,7 +89,7 @@ class Heartbeat:
             self._workers.heartbeat(self.info(counters), self._ttl)
         except FoundryError as error:
             if not self._failing:
-                logger.warning("heartbeat of worker {} failed: {}", self.id, error)
+                log.warning("heartbeat of worker %s failed: %s", self.id, error)
             self._failing = True
         else:
             self._failing = False
@@ -116,7 +118,7 @@ class Heartbeat:
         try:
             self._workers.forget_worker(self.id)
         except FoundryError as error:
-            logger.warning("could not unregister worker {}: {}", self.id, error)
+            log.warning("could not unregister worker %s: %s", self.id, error)
 
     @property
     def started_at(self) -> datetime:

@@ -16,6 +16,7 @@ Exit codes of ``Pool.run``:
 from __future__ import annotations
 
 import contextlib
+import logging
 import selectors
 import signal
 import socket
@@ -26,8 +27,6 @@ from random import Random
 from types import FrameType
 from typing import Protocol
 
-from loguru import logger
-
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.heartbeat import Heartbeat
 from foundry.application.pool.outcome import PoolObserver
@@ -36,6 +35,8 @@ from foundry.application.pool.supervisor import Supervisor
 from foundry.application.pool.wire import READY, decode_reply
 from foundry.application.registry import JobRegistry
 from foundry.ports import Clock, QueuePort, WorkerRegistry
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Pool"]
 
@@ -123,8 +124,8 @@ class Pool:
         """Run until stopped; the exit code."""
         restore = self._install_signals()
         sup = self.supervisor
-        logger.info(
-            "pool {} starting: queues {}, {} children",
+        log.info(
+            "pool %s starting: queues %s, %s children",
             self.worker_id,
             ",".join(self.config.queues),
             self.config.concurrency,
@@ -133,7 +134,7 @@ class Pool:
             sup.start()
             self._loop()
         except Exception:
-            logger.exception("the pool failed; stopping cold")
+            log.exception("the pool failed; stopping cold")
             sup.abort(time.monotonic())
         finally:
             self._workforce.close(self.config.term_grace.total_seconds() + 1.0)
@@ -212,7 +213,7 @@ class Pool:
 
     def _install_signals(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
-            logger.debug("pool not on the main thread: stop it with request_stop()")
+            log.debug("pool not on the main thread: stop it with request_stop()")
             self._selector.register(self._wake_r, selectors.EVENT_READ, (_WAKE, -1, None))
             return lambda: None
         self._wake_w.setblocking(False)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from loguru import logger
+import logging
+
+log = logging.getLogger(__name__)
 
 
 class Outage:
@@ -20,8 +22,8 @@ class Outage:
         """A call failed; logged only if the backend was answering until now."""
         if self._since is None:
             self._since = now
-            logger.error(
-                "queue unavailable ({} failed: {}); retrying. Running jobs go on until their "
+            log.error(
+                "queue unavailable (%s failed: %s); retrying. Running jobs go on until their "
                 "leases would lapse, then their children are killed and the jobs left to the "
                 "queue's recovery",
                 what,
@@ -31,5 +33,5 @@ class Outage:
     def ok(self, now: float) -> None:
         """A call succeeded; logs the recovery if the backend was down."""
         if self._since is not None:
-            logger.warning("queue reachable again after {:.1f}s", now - self._since)
+            log.warning("queue reachable again after %.1fs", now - self._since)
             self._since = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import mmap
 import multiprocessing
 import os
@@ -13,12 +14,13 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkProcess
 
 import attrs
-from loguru import logger
 
 from foundry.application.pool.child import child_main
 from foundry.application.pool.watchdog import new_fence, set_fence
 from foundry.application.pool.wire import STOP
 from foundry.application.registry import JobRegistry
+
+log = logging.getLogger(__name__)
 
 
 @attrs.define
@@ -148,7 +150,7 @@ class ProcessWorkforce:
         for slot, child in self.children.items():
             if child.process.exitcode is None:
                 if not _exited(child, max(0.0, deadline - time.monotonic())):
-                    logger.warning("child {} did not stop; killing it", child.pid)
+                    log.warning("child %s did not stop; killing it", child.pid)
                 self.exitcode(slot)
             child.conn.close()
             child.fence.close()

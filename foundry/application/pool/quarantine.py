@@ -4,11 +4,12 @@ when first met, then at most once a minute while they stay broken."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
-from loguru import logger
-
 from foundry.domain import QueueBroken
+
+log = logging.getLogger(__name__)
 
 #: A broken queue is left out of claims this long (seconds), then tried again.
 QUARANTINE_S = 60.0
@@ -26,8 +27,8 @@ class Quarantine:
         queue = error.queue
         if now - self._logged.get(queue, -QUARANTINE_S) >= QUARANTINE_S:
             self._logged[queue] = now
-            logger.error(
-                "{}; this worker leaves it out of its claims and tries it again every {:.0f} s",
+            log.error(
+                "%s; this worker leaves it out of its claims and tries it again every %.0f s",
                 error,
                 QUARANTINE_S,
             )
@@ -46,7 +47,7 @@ class Quarantine:
         for queue in queues:
             if self._until.pop(queue, None) is not None:
                 self._logged.pop(queue, None)
-                logger.warning("queue {!r} is served again", queue)
+                log.warning("queue %r is served again", queue)
 
     def next_release(self) -> float:
         """When the next left-out queue is tried again (``inf``: none is left out)."""

@@ -8,11 +8,14 @@ stop the pool with exit code 1, as children that keep dying before they are read
 
 from __future__ import annotations
 
+import logging
+
 import attrs
-from loguru import logger
 
 from foundry.application.pool.slots import Slot, SlotState
 from foundry.application.pool.workforce import Workforce
+
+log = logging.getLogger(__name__)
 
 #: Failed forks in a row that stop the pool.
 MAX_SPAWN_FAILURES = 5
@@ -69,10 +72,10 @@ class Respawner:
         self.failures += 1
         empty = Slot(index, pid=0, state=SlotState.EMPTY)
         if self.failures >= MAX_SPAWN_FAILURES:
-            logger.error(
-                "{} forks in a row failed (last: {}); stopping the pool", self.failures, error
+            log.error(
+                "%s forks in a row failed (last: %s); stopping the pool", self.failures, error
             )
             return Spawned(empty, stop_pool=True)
-        logger.error("cannot fork a child ({}); slot {} stays empty and is retried", error, index)
+        log.error("cannot fork a child (%s); slot %s stays empty and is retried", error, index)
         self._due[index] = None
         return Spawned(empty)

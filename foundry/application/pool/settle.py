@@ -7,13 +7,13 @@ the backend refuses as stale means the lease lapsed: the job is back in the queu
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from random import Random
 from typing import Any
 
 import attrs
-from loguru import logger
 
 from foundry.application.pool.heartbeat import PoolCounters
 from foundry.application.pool.leases import LeaseBook
@@ -28,6 +28,8 @@ from foundry.domain import (
     StaleLease,
 )
 from foundry.ports import ClaimRequest, Clock, Lease, QueuePort
+
+log = logging.getLogger(__name__)
 
 #: A batch of completions this large is written even while children keep answering.
 BATCH_MAX = 32
@@ -138,7 +140,7 @@ class Settler:
             self._write(lease, _completion(self._queue, result), _COMPLETED, runtime_s)
 
     def _postpone(self, batch: list[tuple[Lease, Any, float]], error: Exception) -> None:
-        logger.error("queue unavailable, will retry {} completions: {}", len(batch), error)
+        log.error("queue unavailable, will retry %s completions: %s", len(batch), error)
         for lease, result, runtime_s in batch:
             write = _completion(self._queue, result)
             self.outbox.append(Pending(lease, write, _COMPLETED, runtime_s))
@@ -175,8 +177,12 @@ class Settler:
         self.outbox = [pending for pending in self.outbox if pending.lease.job_id != lease.job_id]
         self.batched = [entry for entry in self.batched if entry[0].job_id != lease.job_id]
         self._book.drop(lease.job_id)
-        with logger.contextualize(job_id=lease.job_id, attempt=lease.attempt, queue=lease.queue):
-            logger.warning("abandoned job {} ({}): the queue will return it", lease.job_id, reason)
+        log.warning(
+            "abandoned job %s (%s): the queue will return it",
+            lease.job_id,
+            reason,
+            extra={"job_id": lease.job_id, "attempt": lease.attempt, "queue": lease.queue},
+        )
         self.finish(lease, Outcome.abandoned(reason), runtime_s)
 
     def retry_outbox(self, now: float) -> None:
@@ -202,7 +208,7 @@ class Settler:
         try:
             self._observer.job_finished(lease, outcome, runtime_s)
         except Exception:
-            logger.exception("the pool observer failed in job_finished; ignored")
+            log.exception("the pool observer failed in job_finished; ignored")
 
     def started(self, lease: Lease, child_pid: int, started_at: datetime) -> None:
         """Tell the observer a job started."""
@@ -211,7 +217,7 @@ class Settler:
         try:
             self._observer.job_started(lease, child_pid, started_at)
         except Exception:
-            logger.exception("the pool observer failed in job_started; ignored")
+            log.exception("the pool observer failed in job_started; ignored")
 
     def recycled(self, child_pid: int, reason: str) -> None:
         """Tell the observer a child is replaced for reaching a limit."""
@@ -220,7 +226,7 @@ class Settler:
         try:
             self._observer.child_recycled(child_pid, reason)
         except Exception:
-            logger.exception("the pool observer failed in child_recycled; ignored")
+            log.exception("the pool observer failed in child_recycled; ignored")
 
     def renewed(self, kept: int, lost: int) -> None:
         """Tell the observer how a batched renew went."""
@@ -229,7 +235,7 @@ class Settler:
         try:
             self._observer.leases_renewed(kept, lost)
         except Exception:
-            logger.exception("the pool observer failed in leases_renewed; ignored")
+            log.exception("the pool observer failed in leases_renewed; ignored")
 
     def _write(
         self, lease: Lease, write: Callable[[Lease], object], outcome: Outcome, runtime_s: float
@@ -238,15 +244,13 @@ class Settler:
             write(self._latest(lease))
         except StaleLease as error:
             self._book.drop(lease.job_id)
-            logger.warning("{}", error)
+            log.warning("%s", error)
             self.finish(lease, Outcome.abandoned("stale lease"), runtime_s)
         except InvalidResult as error:  # a completion the queue refused: the attempt failed
             self.fail(lease, ErrorInfo.from_exception(error), runtime_s)
         except QueueUnavailable as error:
             if not self.outbox:
-                logger.error(
-                    "queue unavailable, will retry writing job {}: {}", lease.job_id, error
-                )
+                log.error("queue unavailable, will retry writing job %s: %s", lease.job_id, error)
             self.outbox.append(Pending(lease, write, outcome, runtime_s))
         else:
             self._book.drop(lease.job_id)
@@ -257,17 +261,22 @@ class Settler:
         return self._book.lease(lease.job_id) if lease.job_id in self._book else lease
 
     def _log_failure(self, lease: Lease, error: ErrorInfo, outcome: Outcome) -> None:
-        with logger.contextualize(job_id=lease.job_id, attempt=lease.attempt, queue=lease.queue):
-            if outcome.reason is not None:
-                logger.error("job {} is dead: {}", lease.job_id, outcome.reason)
-            else:
-                logger.warning(
-                    "job {} failed ({}: {}); retry in {}",
-                    lease.job_id,
-                    error.type,
-                    error.message,
-                    outcome.delay,
-                )
+        if outcome.reason is not None:
+            log.error(
+                "job %s is dead: %s",
+                lease.job_id,
+                outcome.reason,
+                extra={"job_id": lease.job_id, "attempt": lease.attempt, "queue": lease.queue},
+            )
+        else:
+            log.warning(
+                "job %s failed (%s: %s); retry in %s",
+                lease.job_id,
+                error.type,
+                error.message,
+                outcome.delay,
+                extra={"job_id": lease.job_id, "attempt": lease.attempt, "queue": lease.queue},
+            )
 
 
 def _completion(queue: QueuePort, result: Any) -> Callable[[Lease], object]:

@@ -7,15 +7,17 @@ slots, buffer and settler, and says when it is ``finished``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import attrs
-from loguru import logger
 
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.slots import Slot
 from foundry.domain import FoundryError
 from foundry.ports import QueuePort
+
+log = logging.getLogger(__name__)
 
 #: How long to wait for a killed child to be gone before its job is released (seconds).
 KILL_WAIT_S = 2.0
@@ -69,7 +71,7 @@ class Stopping:
         if left.delayed and now - self._empty_since < BURST_HORIZON_S:
             return
         if not self.requested:
-            logger.info("burst: the queues are drained; stopping{}", left.describe())
+            log.info("burst: the queues are drained; stopping%s", left.describe())
         self.requested, self.left = True, left
 
     def step(self, now: float, slots: Sequence[Slot]) -> Step | None:
@@ -92,8 +94,8 @@ class Stopping:
     def _begin(self, now: float, running: int) -> None:
         self.active = True
         self._grace_end = now + self._grace.total_seconds()
-        logger.info(
-            "stopping{}: {} job(s) running, grace {}",
+        log.info(
+            "stopping%s: %s job(s) running, grace %s",
             " cold" if self.cold else "",
             running,
             self._grace,
@@ -104,7 +106,7 @@ class Stopping:
         try:
             stats = [self._queue.stats(name) for name in self._queues if name not in broken]
         except FoundryError as error:
-            logger.error("cannot read queue sizes to end the burst: {}", error)
+            log.error("cannot read queue sizes to end the burst: %s", error)
             return None
         if any(s.ready and not s.paused for s in stats):
             return None

@@ -12,10 +12,9 @@ and return decisions; every change to that state is made here.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from random import Random
-
-from loguru import logger
 
 from foundry.application.pool.claims import Claimer
 from foundry.application.pool.config import PoolConfig
@@ -34,6 +33,8 @@ from foundry.application.pool.wire import Reply, encode_task
 from foundry.application.pool.workforce import Workforce
 from foundry.application.registry import JobRegistry
 from foundry.ports import Clock, Lease, QueuePort
+
+log = logging.getLogger(__name__)
 
 
 class Supervisor:
@@ -112,7 +113,7 @@ class Supervisor:
         slot = self.slots[index]
         running = slot.job
         if running is None:
-            logger.warning("child {} answered for a job it no longer holds; ignored", slot.pid)
+            log.warning("child %s answered for a job it no longer holds; ignored", slot.pid)
             return
         if (reply.pid, reply.token) != (slot.pid, running.lease.token):
             self._foreign_reply(slot, reply)
@@ -254,7 +255,7 @@ class Supervisor:
         slot.state = SlotState.IDLE
         why = self.config.recycle_reason(slot.tasks, reply.rss)
         if why is not None:
-            logger.info("recycling child {} ({})", slot.pid, why)
+            log.info("recycling child %s (%s)", slot.pid, why)
             self.settler.recycled(slot.pid, why)
             self._workforce.stop(slot.index)
             slot.state = SlotState.RETIRING
@@ -286,8 +287,8 @@ class Supervisor:
         """Never settle a job with an answer that is not its child's about it: some other
         process spoke on the pipe (a copy a handler forked without exec), so the pipe cannot be
         trusted. Kill the child's group; its job fails as lost."""
-        logger.error(
-            "pid {} answered on child {}'s pipe for lease {}, not its job's (did a handler fork "
+        log.error(
+            "pid %s answered on child %s's pipe for lease %s, not its job's (did a handler fork "
             "without exec?); killing the child",
             *(reply.pid, slot.pid, reply.token),
         )

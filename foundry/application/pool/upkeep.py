@@ -6,16 +6,18 @@ log the ``Outage``'s; what a lost lease costs its child is the supervisor's to a
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import attrs
-from loguru import logger
 
 from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
 from foundry.application.pool.quarantine import Quarantine
 from foundry.domain import FoundryError, QueueBroken
 from foundry.ports import Lease, QueuePort
+
+log = logging.getLogger(__name__)
 
 #: Expired leases (of workers that died) are recovered at least this often (seconds).
 REAP_EVERY_S = 5.0
@@ -82,4 +84,4 @@ class Upkeep:
             return
         self._outage.ok(now)
         if recovered:
-            logger.info("recovered {} job(s) whose leases had expired", recovered)
+            log.info("recovered %s job(s) whose leases had expired", recovered)

@@ -14,13 +14,12 @@ only (their unique key must be checked then, not before).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
-
-from loguru import logger
 
 from foundry.domain import (
     FoundryError,
@@ -33,6 +32,8 @@ from foundry.domain import (
     UniqueUntil,
 )
 from foundry.ports.schedules import DueSchedule, Fired, Firing, ScheduleEntry, SchedulePort
+
+log = logging.getLogger(__name__)
 
 #: Schedules read and fired per step; a step that finds more runs again at once.
 BATCH = 200
@@ -105,7 +106,7 @@ class Scheduler:
         try:
             self._wake_at = now + self.step()
         except Exception:  # a bug here must not take the worker pool down with it
-            logger.exception("scheduler: the step failed; retrying in {} s", RETRY_AFTER_S)
+            log.exception("scheduler: the step failed; retrying in %s s", RETRY_AFTER_S)
             self._wake_at = now + RETRY_AFTER_S
 
     def run_until(self, stop: threading.Event) -> None:
@@ -121,11 +122,11 @@ class Scheduler:
             wait = self._step(time.monotonic())
         except FoundryError as error:
             if not self._failing:
-                logger.warning("scheduler: the backend failed ({}); retrying", error)
+                log.warning("scheduler: the backend failed (%s); retrying", error)
             self._failing = True
             return RETRY_AFTER_S
         if self._failing:
-            logger.info("scheduler: the backend answers again")
+            log.info("scheduler: the backend answers again")
         self._failing = False
         return wait
 
@@ -136,7 +137,7 @@ class Scheduler:
         poll = self._port.poll(self._queues, self._batch, self._ahead)
         firings, orphans = self._plan(poll.due, poll.now)
         for queue, names in orphans.items():
-            logger.warning("schedules {} of queue {} are not declared: orphaned", names, queue)
+            log.warning("schedules %s of queue %s are not declared: orphaned", names, queue)
             self._port.orphan(queue, names)
         if firings:
             self._report(self._port.fire(firings), poll.now)
@@ -178,8 +179,8 @@ class Scheduler:
         try:
             jobs = tuple((tick, self.tick_job(schedule, tick, now)) for tick in plan.fire)
         except FoundryError as error:
-            logger.error(
-                "schedule {}: its job cannot be built ({}); tick skipped", schedule.name, error
+            log.error(
+                "schedule %s: its job cannot be built (%s); tick skipped", schedule.name, error
             )
             jobs = ()
         return Firing(
@@ -189,8 +190,8 @@ class Scheduler:
     def _redefine(self, schedule: PeriodicSchedule, now: datetime) -> None:
         """The stored definition is another release's: this scheduler's code wins."""
         if schedule.name not in self._redefined:
-            logger.warning(
-                "schedule {} is stored with another definition; redefined as {}",
+            log.warning(
+                "schedule %s is stored with another definition; redefined as %s",
                 schedule.name,
                 schedule.definition,
             )
@@ -221,6 +222,6 @@ class Scheduler:
     def _report(self, answers: Sequence[Fired], now: datetime) -> None:
         for answer in answers:
             if answer.applied and answer.outcomes:
-                logger.debug(
-                    "schedule {} fired {} tick(s) at {}", answer.name, len(answer.outcomes), now
+                log.debug(
+                    "schedule %s fired %s tick(s) at %s", answer.name, len(answer.outcomes), now
                 )

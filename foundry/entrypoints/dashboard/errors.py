@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from loguru import logger
+import logging
+
 from starlette.responses import JSONResponse
 
 from foundry.domain import CacheUnavailable, FoundryError, InvalidJob, QueueUnavailable
 from foundry.entrypoints.dashboard.views import BadInput
+
+log = logging.getLogger(__name__)
 
 
 class NotFound(LookupError):
@@ -23,7 +26,7 @@ def status_and_message(error: BaseException) -> tuple[int, str]:
         return 503, f"the queue backend is unreachable ({error}); the page retries"
     if isinstance(error, FoundryError):
         return 400, str(error)
-    logger.opt(exception=error).error("the dashboard failed on a request")
+    log.error("the dashboard failed on a request", exc_info=error)
     return 500, "the dashboard failed on this request; its log has the details"
 
 
