@@ -43,12 +43,17 @@ class _Children:
         self._process = psutil.Process(pid)
 
     def collect(self) -> Iterator[Metric]:
-        alive = [
-            child for child in self._process.children() if child.status() != psutil.STATUS_ZOMBIE
-        ]
+        alive = sum(1 for child in self._process.children() if _alive(child))
         yield GaugeMetricFamily(
-            "foundry_pool_children", "Child processes of this pool alive now.", len(alive)
+            "foundry_pool_children", "Child processes of this pool alive now.", alive
         )
+
+
+def _alive(child: psutil.Process) -> bool:
+    try:
+        return child.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # it exited (and was reaped) since the listing
+        return False
 
 
 class PoolMetrics:
