@@ -1,5 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from foundry.application.pool.leases import LeaseBook
 from foundry.domain import Job
 from foundry.ports import Lease
@@ -138,3 +140,23 @@ def test_a_childs_own_deadline_is_half_the_margin_after_the_parent_would_fence_i
     book.hold([lease("a")], sent_at=0.0)
 
     assert book.child_deadline("a") == 27.5
+
+
+def test_a_dropped_lease_in_a_renew_answer_does_not_stop_the_others_from_being_renewed() -> None:
+    book = LeaseBook(30.0)
+    book.hold([lease("a"), lease("b")], sent_at=0.0)
+    sent = book.to_renew()
+    book.drop("a")
+
+    book.renewed(sent, [lease("a"), lease("b")], sent_at=10.0)
+
+    assert book.fenced(34.9) == []  # b's local deadline moved to 10 + 30
+    assert [held.job_id for held in book.fenced(35.0)] == ["b"]
+
+
+def test_a_renew_answer_of_another_length_than_the_request_is_refused() -> None:
+    book = LeaseBook(30.0)
+    book.hold([lease("a"), lease("b")], sent_at=0.0)
+
+    with pytest.raises(ValueError, match="zip"):
+        book.renewed(book.to_renew(), [lease("a")], sent_at=10.0)

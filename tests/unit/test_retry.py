@@ -99,7 +99,7 @@ def test_permanent_errors_and_their_subclasses_are_never_retried() -> None:
     subclass = ErrorInfo(type="myapp.VeryFatal", message="no", mro=("myapp.Fatal", "Exception"))
     handler_gave_up = ErrorInfo(type="foundry.domain.errors.PermanentFailure", message="bad input")
 
-    assert isinstance(policy.decide(1, subclass, Random(0)), Dead)
+    assert policy.decide(1, subclass, Random(0)) == Dead("permanent error myapp.VeryFatal: no")
     assert isinstance(policy.decide(1, handler_gave_up, Random(0)), Dead)
     assert isinstance(policy.decide(1, BOOM, Random(0)), Retry)
 
@@ -109,7 +109,9 @@ def test_retry_on_limits_retries_to_the_named_errors() -> None:
     reset = ErrorInfo(type="ConnectionResetError", mro=("ConnectionError", "OSError"))
 
     assert isinstance(policy.decide(1, reset, Random(0)), Retry)
-    assert isinstance(policy.decide(1, BOOM, Random(0)), Dead)
+    assert policy.decide(1, BOOM, Random(0)) == Dead(
+        "ValueError is not retried by this job's policy: boom"
+    )
 
 
 def test_error_histories_stored_before_the_foundry_package_match_by_the_current_names() -> None:
