@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import pytest
@@ -173,3 +173,13 @@ def test_a_run_time_beyond_what_the_stores_can_hold_is_refused_naming_the_limit(
 def test_the_longest_delay_and_latest_run_time_are_accepted() -> None:
     assert RunAfter(MAX_DELAY).delay == MAX_DELAY
     assert RunAt(LATEST_RUN_AT - timedelta(microseconds=1)).at < LATEST_RUN_AT
+
+
+class _NoOffset(tzinfo):
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+
+def test_a_run_at_time_whose_zone_gives_no_offset_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        RunAt(datetime(2030, 1, 1, tzinfo=_NoOffset()))

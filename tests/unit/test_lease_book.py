@@ -160,3 +160,12 @@ def test_a_renew_answer_of_another_length_than_the_request_is_refused() -> None:
 
     with pytest.raises(ValueError, match="zip"):
         book.renewed(book.to_renew(), [lease("a")], sent_at=10.0)
+
+
+def test_dropping_a_job_the_book_does_not_hold_changes_nothing() -> None:
+    book = LeaseBook(30.0)
+    book.hold([lease("a")], sent_at=0.0)
+
+    book.drop("never-held")
+
+    assert len(book) == 1

@@ -21,6 +21,8 @@ def test_the_least_recently_used_value_is_evicted_and_counted(clock: ManualClock
 
     assert cache.get_many(["a", "b", "c", "d"]) == {"a": 1, "c": 3, "d": 4}
     assert cache.stats().evictions == 1
+    cache.set_many({"e": 5, "f": 6})
+    assert cache.stats().evictions == 3  # counted one by one
 
 
 def test_the_sweep_drops_expired_values_nobody_reads(clock: ManualClock) -> None:
