@@ -166,11 +166,14 @@ def test_a_payload_nested_deeper_than_the_limit_is_refused_naming_it() -> None:
 def test_a_run_time_beyond_what_the_stores_can_hold_is_refused_naming_the_limit(
     schedule: Any,
 ) -> None:
-    with pytest.raises(ValueError, match=r"at most|before"):
+    with pytest.raises(InvalidJob, match=r"at most|before") as raised:
         schedule()
+
+    assert raised.value.field == "schedule"
 
 
 def test_the_longest_delay_and_latest_run_time_are_accepted() -> None:
+    assert RunAfter(timedelta(0)).delay == timedelta(0)
     assert RunAfter(MAX_DELAY).delay == MAX_DELAY
     assert RunAt(LATEST_RUN_AT - timedelta(microseconds=1)).at < LATEST_RUN_AT
 
