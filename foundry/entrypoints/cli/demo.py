@@ -5,16 +5,15 @@ from __future__ import annotations
 import tempfile
 import time
 from datetime import timedelta
-from functools import partial
 
 import click
 from click.core import ParameterSource
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from foundry.application.dispatcher import Dispatcher
-from foundry.application.pool import Pool, PoolConfig
+from foundry.application.pool import PoolConfig
 from foundry.entrypoints.cli import common
-from foundry.entrypoints.container import reinit_per_process
+from foundry.entrypoints.cli.pooled import build_pool
 from foundry.entrypoints.demo.app import DEMO_QUEUE, registry
 from foundry.entrypoints.demo.app import flaky as flaky_handler
 from foundry.entrypoints.demo.plan import Planned, plan
@@ -108,16 +107,7 @@ def demo(ctx: click.Context, jobs: int, concurrency: int) -> None:
             task = progress.add_task("demo", total=len(ids))
             tally = Tally(progress, task, ours=frozenset(ids))
             started = time.monotonic()
-            pool = Pool(
-                port,
-                registry,
-                config,
-                clock=box.clock(),
-                workers=common.workers(ctx),
-                child_init=partial(reinit_per_process, box),
-                observer=tally,
-            )
-            code = pool.run()
+            code = build_pool(ctx, registry, config, observer=tally).run()
             elapsed = time.monotonic() - started
             progress.refresh()
     backend = common.settings(ctx).queue_driver.value

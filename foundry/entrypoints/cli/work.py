@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from functools import partial
 
 import click
 
-from foundry.application.pool import Pool, PoolConfig
+from foundry.application.pool import PoolConfig
 from foundry.application.schedules.scheduler import Scheduler
 from foundry.entrypoints.apps import app_queues, load_app
 from foundry.entrypoints.cli import common
+from foundry.entrypoints.cli.pooled import build_pool
 from foundry.entrypoints.cli.selfcheck import log_report, self_check
-from foundry.entrypoints.container import reinit_per_process
 from foundry.entrypoints.extras import require
 
 WORK_HELP = """Run handlers from --app in a prefork pool until stopped.
@@ -134,7 +133,6 @@ def work(
         prefetch_window=timedelta(milliseconds=prefetch_window),
         child_nice=child_nice,
     )
-    port = common.queue(ctx)
     check = box.queue_check()
     if check is not None:
         # An unreachable or too old Redis stops us here, not later; what it says is logged once.
@@ -149,13 +147,10 @@ def work(
 
         metrics = pool_metrics(registry.names(), concurrency, metrics_host, metrics_port)
     timers = [Scheduler(common.schedules(ctx), registry)] if scheduler else []
-    pool = Pool(
-        port,
+    pool = build_pool(
+        ctx,
         registry,
         config,
-        clock=box.clock(),
-        workers=common.workers(ctx),
-        child_init=partial(reinit_per_process, box),
         observer=metrics.observer if metrics else None,
         timers=[timer for timer in timers if not timer.idle],
     )
