@@ -20,8 +20,8 @@ from bench.env import Env
 from foundry.adapters.clock import SystemClock
 from foundry.adapters.redis.keys import QueueKeys
 from foundry.application.dispatcher import Dispatcher
+from foundry.application.outcome import Outcome
 from foundry.application.pool import Pool, PoolConfig
-from foundry.application.pool.outcome import Outcome
 from foundry.ports import Lease, QueuePort
 
 ROOT = Path(__file__).resolve().parent.parent

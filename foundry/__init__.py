@@ -30,7 +30,14 @@ if TYPE_CHECKING:
     from foundry.application.errors import (
         WorkerLost as WorkerLost,
     )
+    from foundry.application.middleware import JobOutcome as JobOutcome
+    from foundry.application.middleware import Middleware as Middleware
+    from foundry.application.outcome import Outcome as Outcome
+    from foundry.application.outcome import OutcomeKind as OutcomeKind
+    from foundry.application.outcome import PoolObserver as PoolObserver
     from foundry.application.registry import JobRegistry as JobRegistry
+    from foundry.contrib.capture import ErrorCapture as ErrorCapture
+    from foundry.contrib.timing import TimingMiddleware as TimingMiddleware
     from foundry.domain import (
         CacheError as CacheError,
     )
@@ -138,6 +145,9 @@ if TYPE_CHECKING:
         JobRecord as JobRecord,
     )
     from foundry.ports import (
+        Lease as Lease,
+    )
+    from foundry.ports import (
         QueuePort as QueuePort,
     )
     from foundry.ports import (
@@ -156,6 +166,7 @@ __all__ = [
     "Delays",
     "Dispatcher",
     "Driver",
+    "ErrorCapture",
     "ErrorInfo",
     "Exponential",
     "Fixed",
@@ -168,13 +179,19 @@ __all__ = [
     "Job",
     "JobContext",
     "JobNotFound",
+    "JobOutcome",
     "JobRecord",
     "JobRegistry",
     "JobState",
+    "Lease",
     "Linear",
     "LockNotOwned",
+    "Middleware",
+    "Outcome",
+    "OutcomeKind",
     "PeriodicSchedule",
     "PermanentFailure",
+    "PoolObserver",
     "QueuePort",
     "QueueStats",
     "QueueBroken",
@@ -184,6 +201,7 @@ __all__ = [
     "SoftTimeLimitExceeded",
     "StaleLease",
     "TimeLimitExceeded",
+    "TimingMiddleware",
     "UndecodableJob",
     "UndecodableValue",
     "UniqueSpec",
@@ -207,6 +225,14 @@ _HOMES = {
     "Dispatcher": "foundry.application.dispatcher",
     "JobContext": "foundry.application.context",
     "current_job": "foundry.application.context",
+    "Middleware": "foundry.application.middleware",
+    "JobOutcome": "foundry.application.middleware",
+    "Outcome": "foundry.application.outcome",
+    "OutcomeKind": "foundry.application.outcome",
+    "PoolObserver": "foundry.application.outcome",
+    "Lease": "foundry.ports",
+    "ErrorCapture": "foundry.contrib.capture",
+    "TimingMiddleware": "foundry.contrib.timing",
     "SoftTimeLimitExceeded": "foundry.application.errors",
     "TimeLimitExceeded": "foundry.application.errors",
     "WorkerLost": "foundry.application.errors",

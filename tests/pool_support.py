@@ -13,9 +13,9 @@ import attrs
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
+from foundry.application.outcome import Outcome
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.heartbeat import Heartbeat
-from foundry.application.pool.outcome import Outcome
 from foundry.application.pool.supervisor import Supervisor
 from foundry.application.pool.wire import Reply, Task, decode_task
 from foundry.application.registry import JobRegistry

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
 
 @attrs.frozen
 class JobContext:
-    """The job being run in this process: its id, name, queue and 1-based attempt."""
+    """The job being run in this process: its id, name, queue, 1-based attempt and the
+    metadata it was dispatched with (what ``on_dispatch`` middleware added, for one)."""
 
     job_id: str
     name: str
     queue: str
     attempt: int
+    metadata: Mapping[str, str] = attrs.field(factory=dict)
 
 
 _current: JobContext | None = None

@@ -64,7 +64,8 @@ class Dispatcher:
         Every job of the call gets the same ``created_at`` (one reading of the clock).
         """
         named = [self._named(item) for item in items]
-        jobs = self._registry.make_jobs(named, created_at=self._clock.now())
+        made = self._registry.make_jobs(named, created_at=self._clock.now())
+        jobs = [self._registry.hooks.dispatching(job) for job in made]
         ids = [_job_id(outcome) for outcome in self._queue.enqueue_many(jobs)]
         if ids:
             self._warn_once(ids[0])
@@ -88,10 +89,12 @@ class Dispatcher:
     def build(
         self, target: Target, payload: Mapping[str, Any] | None = None, **options: Any
     ) -> Job:
-        """The job ``dispatch`` would enqueue (options left ``None`` keep the defaults)."""
+        """The job ``dispatch`` would enqueue (options left ``None`` keep the defaults), with
+        the metadata the registry's ``on_dispatch`` hooks add."""
         overrides = {key: value for key, value in options.items() if value is not None}
         overrides.setdefault("created_at", self._clock.now())
-        return self._registry.make_job(self._registry.name_of(target), payload, **overrides)
+        job = self._registry.make_job(self._registry.name_of(target), payload, **overrides)
+        return self._registry.hooks.dispatching(job)
 
 
 def _schedule(delay: timedelta | None, at: datetime | None) -> Schedule:

@@ -9,6 +9,8 @@ from typing import Any, TypeVar, Unpack, overload
 
 import attrs
 
+from foundry.application.hooks import Hooks
+from foundry.application.middleware import Middleware
 from foundry.application.schedules.registered import ScheduleBook, ScheduleOptions, unknown_handler
 from foundry.domain import (
     DEFAULT_QUEUE,
@@ -137,6 +139,12 @@ class JobRegistry:
         self._handlers: dict[str, Handler] = {}
         self._names: dict[Callable[..., Any], str] = {}
         self._schedules = ScheduleBook()
+        self.hooks = Hooks()
+
+    def use(self, middleware: Middleware) -> None:
+        """Run ``middleware``'s hooks around this registry's jobs (see ``Middleware``), after
+        those of middlewares registered before it."""
+        self.hooks.use(middleware)
 
     @overload
     def job(self, name: F, /) -> F: ...

@@ -15,9 +15,9 @@ import pytest
 from foundry.adapters.clock import SystemClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.application.dispatcher import Dispatcher
+from foundry.application.outcome import Outcome, OutcomeKind
 from foundry.application.pool import Pool
 from foundry.application.pool.config import PoolConfig
-from foundry.application.pool.outcome import Outcome, OutcomeKind
 from foundry.application.registry import JobRegistry
 from foundry.domain import JobState, RetryPolicy
 from foundry.ports import Lease, WorkerInfo

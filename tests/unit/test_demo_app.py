@@ -7,7 +7,7 @@ import pytest
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.application.dispatcher import Dispatcher
-from foundry.application.pool.outcome import Outcome, OutcomeKind
+from foundry.application.outcome import Outcome, OutcomeKind
 from foundry.domain import Dead, ErrorInfo, Job, PermanentFailure, RunAfter
 from foundry.entrypoints.demo.app import (
     DEMO_QUEUE,

@@ -7,8 +7,8 @@ from datetime import timedelta
 import attrs
 import pytest
 
+from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.config import PoolConfig
-from foundry.application.pool.outcome import OutcomeKind
 from foundry.domain import JobState, RetryPolicy
 from tests.pool_support import FAST, Harness
 

@@ -2,8 +2,8 @@
 writes the queue could not take (fake children, a memory queue, a manual clock).
 """
 
+from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.config import PoolConfig
-from foundry.application.pool.outcome import OutcomeKind
 from foundry.application.pool.settle import FLUSH_AFTER_S
 from foundry.domain import JobState
 from tests.pool_support import FAST, BatchingQueue, CombiningQueue, Harness

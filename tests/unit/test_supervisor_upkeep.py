@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.config import PoolConfig
-from foundry.application.pool.outcome import OutcomeKind
 from foundry.domain import JobState
 from tests.log_support import foundry_messages
 from tests.pool_support import FAST, Harness

@@ -28,7 +28,7 @@ from foundry.application.context import JobContext, set_current
 from foundry.application.errors import SoftTimeLimitExceeded
 from foundry.application.pool.watchdog import start_watchdog
 from foundry.application.pool.wire import READY, STOP, decode_task, encode_reply
-from foundry.application.registry import JobRegistry
+from foundry.application.registry import Handler, JobRegistry
 from foundry.domain import ErrorInfo
 
 log = logging.getLogger(__name__)
@@ -48,15 +48,18 @@ def child_main(
     fence: mmap.mmap | None = None,
     nice: int = 0,
 ) -> None:
-    """The child's whole life: set up, report ready, serve tasks until told to stop."""
+    """The child's whole life: set up (the middleware's ``after_fork`` last), report ready,
+    serve tasks until told to stop, run the ``before_exit`` hooks."""
     after_fork(parent_pid, inherited, nice)
     if child_init is not None:
         child_init()
+    registry.hooks.process_started()
     runner = Runner(registry, measure_rss)
     if fence is not None:
         start_watchdog(fence, runner.is_busy)
     conn.send_bytes(READY)
     runner.serve(conn)
+    registry.hooks.process_stopping()
 
 
 def after_fork(parent_pid: int, inherited: list[int], nice: int = 0) -> None:
@@ -94,6 +97,7 @@ class Runner:
 
     def __init__(self, registry: JobRegistry, measure_rss: bool) -> None:
         self._registry = registry
+        self._hooks = registry.hooks
         self._armed = 0.0
         self._busy = False
         self._rss = _rss_reader() if measure_rss else None
@@ -115,16 +119,15 @@ class Runner:
 
     def run(self, frame: bytes) -> bytes:
         """Run one task frame; the reply frame."""
-        job_id, name, payload, attempt, queue, soft, token = decode_task(frame)
+        job_id, name, payload, attempt, queue, soft, token, metadata = decode_task(frame)
         started = perf_counter()
         self._busy = True
-        set_current(JobContext(job_id, name, queue, attempt))
+        context = JobContext(job_id, name, queue, attempt, metadata)
+        set_current(context)
         try:
-            ok, value = True, self._call(name, payload, soft)
+            ok, value = True, self._hooks.run_job(context, lambda: self._call(name, payload, soft))
         except BaseException as error:  # SystemExit too: a handler must not end the child
-            _exit_if_forked(self._pid, error)
             ok, value = False, self._describe(error, attempt)
-        _exit_if_forked(self._pid, None)
         set_current(None)
         self._busy = False
         runtime = perf_counter() - started
@@ -137,7 +140,16 @@ class Runner:
         return self._busy
 
     def _call(self, name: str, payload: dict[str, Any], soft: float) -> Any:
-        handler = self._registry.get(name)
+        """The handler's result; a copy of this process that the handler forked ends here."""
+        try:
+            result = self._timed(self._registry.get(name), payload, soft)
+        except BaseException as error:
+            _exit_if_forked(self._pid, error)
+            raise
+        _exit_if_forked(self._pid, None)
+        return result
+
+    def _timed(self, handler: Handler, payload: dict[str, Any], soft: float) -> Any:
         if not soft:
             return handler(**payload)
         self._armed = soft

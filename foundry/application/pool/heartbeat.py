@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from foundry.application.pool.outcome import Outcome, OutcomeKind
+from foundry.application.outcome import Outcome, OutcomeKind
 from foundry.domain import FoundryError
 from foundry.ports import Clock, WorkerInfo, WorkerRegistry
 

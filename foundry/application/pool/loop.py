@@ -27,9 +27,9 @@ from random import Random
 from types import FrameType
 from typing import Protocol
 
+from foundry.application.outcome import PoolObserver
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.heartbeat import Heartbeat
-from foundry.application.pool.outcome import PoolObserver
 from foundry.application.pool.processes import Child, ProcessWorkforce
 from foundry.application.pool.supervisor import Supervisor
 from foundry.application.pool.wire import READY, decode_reply

@@ -15,9 +15,10 @@ from typing import Any
 
 import attrs
 
+from foundry.application.hooks import Observers
+from foundry.application.outcome import Outcome
 from foundry.application.pool.heartbeat import PoolCounters
 from foundry.application.pool.leases import LeaseBook
-from foundry.application.pool.outcome import Outcome, PoolObserver
 from foundry.domain import (
     Dead,
     Decision,
@@ -50,7 +51,7 @@ class Pending:
 
 
 class Settler:
-    """Completes, fails, releases and abandons jobs through the port, then tells the observer."""
+    """Completes, fails, releases and abandons jobs through the port, then tells the observers."""
 
     def __init__(
         self,
@@ -59,14 +60,14 @@ class Settler:
         clock: Clock,
         book: LeaseBook,
         counters: PoolCounters,
-        observer: PoolObserver | None,
+        observers: Observers,
         rng: Random,
     ) -> None:
         self._queue = queue
         self._clock = clock
         self._book = book
         self.counters = counters
-        self._observer = observer
+        self._observers = observers
         self._rng = rng
         self.outbox: list[Pending] = []
         self._retry_at = 0.0
@@ -201,41 +202,21 @@ class Settler:
         return min(retry, batch)
 
     def finish(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
-        """Count the outcome and tell the observer (whose errors never reach the pool)."""
+        """Count the outcome and tell the observers (whose errors never reach the pool)."""
         self.counters.record(outcome, runtime_s)
-        if self._observer is None:
-            return
-        try:
-            self._observer.job_finished(lease, outcome, runtime_s)
-        except Exception:
-            log.exception("the pool observer failed in job_finished; ignored")
+        self._observers.job_finished(lease, outcome, runtime_s)
 
     def started(self, lease: Lease, child_pid: int, started_at: datetime) -> None:
-        """Tell the observer a job started."""
-        if self._observer is None:
-            return
-        try:
-            self._observer.job_started(lease, child_pid, started_at)
-        except Exception:
-            log.exception("the pool observer failed in job_started; ignored")
+        """Tell the observers a job started."""
+        self._observers.job_started(lease, child_pid, started_at)
 
     def recycled(self, child_pid: int, reason: str) -> None:
-        """Tell the observer a child is replaced for reaching a limit."""
-        if self._observer is None:
-            return
-        try:
-            self._observer.child_recycled(child_pid, reason)
-        except Exception:
-            log.exception("the pool observer failed in child_recycled; ignored")
+        """Tell the observers a child is replaced for reaching a limit."""
+        self._observers.child_recycled(child_pid, reason)
 
     def renewed(self, kept: int, lost: int) -> None:
-        """Tell the observer how a batched renew went."""
-        if self._observer is None:
-            return
-        try:
-            self._observer.leases_renewed(kept, lost)
-        except Exception:
-            log.exception("the pool observer failed in leases_renewed; ignored")
+        """Tell the observers how a batched renew went."""
+        self._observers.leases_renewed(kept, lost)
 
     def _write(
         self, lease: Lease, write: Callable[[Lease], object], outcome: Outcome, runtime_s: float

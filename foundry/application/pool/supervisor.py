@@ -16,13 +16,13 @@ import logging
 from collections import deque
 from random import Random
 
+from foundry.application.outcome import PoolObserver
 from foundry.application.pool.claims import Claimer
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.failures import Act, Failures
 from foundry.application.pool.heartbeat import Heartbeat, PoolCounters
 from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
-from foundry.application.pool.outcome import PoolObserver
 from foundry.application.pool.quarantine import Quarantine
 from foundry.application.pool.respawn import Respawner
 from foundry.application.pool.settle import Settler
@@ -64,7 +64,7 @@ class Supervisor:
             clock=clock,
             book=self._book,
             counters=self._counters,
-            observer=observer,
+            observers=registry.hooks.observer(observer),
             rng=rng or Random(),
         )
         self._failures = Failures(

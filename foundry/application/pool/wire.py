@@ -1,13 +1,13 @@
 """The pipe protocol between the pool's parent and a child: one pickled tuple per message.
 
 Parent to child: a task ``(job_id, name, payload, attempt, queue, soft_timeout_s,
-lease_token)`` or ``STOP``. Child to parent: ``READY`` once, then one reply per task: a fixed
-header ``(ok, runtime_s, rss_bytes, pid)``, the task's lease token, and the pickled result or
-``ErrorInfo``, so a value that cannot be (un)pickled still leaves a readable reply: a
-failure, for a result the parent cannot receive. The pid and
-the token let the parent refuse an answer from any process but its child, about any job but
-the one that child runs. Frames are length-prefixed by
-``multiprocessing.connection``; a child never decodes a job record, only these fields.
+lease_token, metadata)`` or ``STOP``. Child to parent: ``READY`` once, then one reply per
+task: a fixed header ``(ok, runtime_s, rss_bytes, pid)``, the task's lease token, and the
+pickled result or ``ErrorInfo``, so a value that cannot be (un)pickled still leaves a
+readable reply: a failure, for a result the parent cannot receive. The pid and the token let
+the parent refuse an answer from any process but its child, about any job but the one that
+child runs. Frames are length-prefixed by ``multiprocessing.connection``; a child never
+decodes a job record, only these fields.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ READY = b"R"
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _HEADER = struct.Struct("<?dQiH")  # ok, runtime, rss, pid, token length
 
-Task = tuple[str, str, dict[str, Any], int, str, float, str]
+Task = tuple[str, str, dict[str, Any], int, str, float, str, dict[str, str]]
 
 
 @attrs.frozen
@@ -51,7 +51,16 @@ def encode_task(lease: Lease) -> bytes:
     """The frame that asks a child to run ``lease``'s job."""
     job = lease.job
     soft = job.soft_timeout.total_seconds() if job.soft_timeout is not None else 0.0
-    task = (job.id, job.name, job.payload, lease.attempt, job.queue, soft, lease.token)
+    task = (
+        job.id,
+        job.name,
+        job.payload,
+        lease.attempt,
+        job.queue,
+        soft,
+        lease.token,
+        job.metadata,
+    )
     return pickle.dumps(task, _PROTOCOL)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import attrs
 from rich.table import Table
 
-from foundry.application.pool.outcome import OutcomeKind
+from foundry.application.outcome import OutcomeKind
 from foundry.domain import JobState
 from foundry.entrypoints.demo.plan import EXPECTED_DEAD
 from foundry.entrypoints.demo.tally import Tally, percentile

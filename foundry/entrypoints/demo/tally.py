@@ -9,7 +9,7 @@ from datetime import datetime
 
 from rich.progress import Progress, TaskID
 
-from foundry.application.pool.outcome import Outcome, OutcomeKind
+from foundry.application.outcome import Outcome, OutcomeKind
 from foundry.domain import RunNow
 from foundry.ports import Lease
 

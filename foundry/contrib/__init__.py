@@ -1,0 +1,1 @@
+"""Ready-made middleware and integrations, built on the public ``foundry`` names only."""

@@ -1,0 +1,296 @@
+"""Middleware hooks run in process: order, errors, metadata, parent events, the examples."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from foundry import (
+    Dispatcher,
+    Job,
+    JobContext,
+    JobOutcome,
+    JobRegistry,
+    Lease,
+    Middleware,
+    Outcome,
+    PermanentFailure,
+)
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.application.hooks import Hooks
+from foundry.contrib.capture import ErrorCapture
+from foundry.contrib.timing import TimingMiddleware
+from tests.log_support import foundry_messages
+
+JOB = JobContext("j1", "send", "default", 2, {"tenant": "7"})
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Trace(Middleware):
+    """Appends each call to a shared list, under its name."""
+
+    def __init__(self, name: str, calls: list[str], fail_in: str = "") -> None:
+        self.name, self.calls, self.fail_in = name, calls, fail_in
+
+    def _call(self, hook: str, detail: str = "") -> None:
+        self.calls.append(f"{self.name}.{hook}{detail}")
+        if hook == self.fail_in:
+            raise RuntimeError(f"{self.name} fails in {hook}")
+
+    def before_job(self, job: JobContext) -> None:
+        self._call("before")
+
+    def on_error(self, job: JobContext, error: BaseException) -> None:
+        self._call("on_error", f":{error}")
+
+    def after_job(self, job: JobContext, outcome: JobOutcome) -> None:
+        self._call("after", f":{'ok' if outcome.ok else outcome.error}")
+
+
+def _hooks(*middlewares: Middleware) -> Hooks:
+    hooks = Hooks()
+    for middleware in middlewares:
+        hooks.use(middleware)
+    return hooks
+
+
+def _run(hooks: Hooks, calls: list[str], error: BaseException | None = None) -> Any:
+    def handler() -> str:
+        calls.append("handler")
+        if error is not None:
+            raise error
+        return "result"
+
+    return hooks.run_job(JOB, handler)
+
+
+def test_before_hooks_run_in_order_and_after_hooks_in_reverse_around_the_handler() -> None:
+    calls: list[str] = []
+    hooks = _hooks(Trace("a", calls), Trace("b", calls))
+
+    result = _run(hooks, calls)
+
+    assert result == "result"
+    assert calls == ["a.before", "b.before", "handler", "b.after:ok", "a.after:ok"]
+
+
+def test_a_failed_handler_runs_on_error_then_the_after_hooks_and_its_error_is_raised() -> None:
+    calls: list[str] = []
+    hooks = _hooks(Trace("a", calls), Trace("b", calls))
+
+    with pytest.raises(ValueError, match="bad"):
+        _run(hooks, calls, ValueError("bad"))
+
+    assert calls == [
+        "a.before",
+        "b.before",
+        "handler",
+        "a.on_error:bad",
+        "b.on_error:bad",
+        "b.after:bad",
+        "a.after:bad",
+    ]
+
+
+def test_a_before_hook_that_raises_skips_the_later_ones_and_the_handler() -> None:
+    calls: list[str] = []
+    hooks = _hooks(Trace("a", calls, fail_in="before"), Trace("b", calls))
+
+    with pytest.raises(RuntimeError, match="a fails in before"):
+        _run(hooks, calls)
+
+    assert calls == [
+        "a.before",
+        "a.on_error:a fails in before",
+        "b.on_error:a fails in before",
+        "b.after:a fails in before",
+        "a.after:a fails in before",
+    ]
+
+
+class GiveUp(Middleware):
+    def on_error(self, job: JobContext, error: BaseException) -> None:
+        raise PermanentFailure(f"gave up on {type(error).__name__}")
+
+
+def test_an_on_error_hook_that_raises_replaces_the_error_for_the_next_hooks() -> None:
+    calls: list[str] = []
+    hooks = _hooks(GiveUp(), Trace("b", calls))
+
+    with pytest.raises(PermanentFailure, match="gave up on ValueError"):
+        _run(hooks, calls, ValueError("bad"))
+
+    assert calls[-2:] == ["b.on_error:gave up on ValueError", "b.after:gave up on ValueError"]
+
+
+def test_an_after_hook_that_raises_fails_a_successful_attempt_and_the_outer_hooks_see_it() -> None:
+    calls: list[str] = []
+    hooks = _hooks(Trace("a", calls), Trace("b", calls, fail_in="after"))
+
+    with pytest.raises(RuntimeError, match="b fails in after"):
+        _run(hooks, calls)
+
+    assert calls[-2:] == ["b.after:ok", "a.after:b fails in after"]
+
+
+def test_without_job_hooks_the_handler_is_called_as_it_is() -> None:
+    hooks = _hooks(Middleware())
+
+    assert hooks.run_job(JOB, lambda: 42) == 42
+
+
+def test_use_refuses_what_is_not_a_middleware_naming_the_fix() -> None:
+    registry = JobRegistry()
+
+    with pytest.raises(TypeError, match="subclass Middleware"):
+        registry.use(lambda job: None)  # type: ignore[arg-type]
+
+
+class Tenant(Middleware):
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def on_dispatch(self, job: Job) -> Mapping[str, str]:
+        return {"tenant": self.value, "job": job.name}
+
+
+def _registry_with(*middlewares: Middleware) -> JobRegistry:
+    registry = JobRegistry()
+    for middleware in middlewares:
+        registry.use(middleware)
+
+    @registry.job(name="send")
+    def send(to: str) -> None:
+        pass
+
+    return registry
+
+
+def test_dispatch_hooks_add_metadata_later_ones_winning_on_the_same_key() -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    dispatcher = Dispatcher(queue, _registry_with(Tenant("a"), Tenant("b")), clock)
+
+    job_id = dispatcher.dispatch("send", {"to": "x"})
+    (many_id,) = dispatcher.dispatch_many([("send", {"to": "y"})])
+
+    for stored in (queue.get(job_id), queue.get(many_id)):
+        assert stored is not None
+        assert stored.job.metadata == {"tenant": "b", "job": "send"}
+
+
+class Raising(Middleware):
+    def on_dispatch(self, job: Job) -> None:
+        raise RuntimeError("no trace context")
+
+
+def test_a_dispatch_hook_that_raises_reaches_the_caller_and_nothing_is_enqueued() -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    dispatcher = Dispatcher(queue, _registry_with(Raising()), clock)
+
+    with pytest.raises(RuntimeError, match="no trace context"):
+        dispatcher.dispatch("send", {"to": "x"})
+
+    assert queue.stats("default").pending == 0
+
+
+class Forked(Middleware):
+    def __init__(self, calls: list[str], fail: bool = False) -> None:
+        self.calls, self.fail = calls, fail
+
+    def after_fork(self) -> None:
+        self.calls.append("after_fork")
+        if self.fail:
+            raise OSError("database unreachable")
+
+
+def test_a_failing_after_fork_hook_is_logged_and_the_next_ones_still_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+    hooks = _hooks(Forked(calls, fail=True), Forked(calls))
+
+    hooks.process_started()
+
+    assert calls == ["after_fork", "after_fork"]
+    assert any("after_fork" in message for message in foundry_messages(caplog, logging.ERROR))
+
+
+class Listener(Middleware):
+    def __init__(self, calls: list[str], fail: bool = False) -> None:
+        self.calls, self.fail = calls, fail
+
+    def job_finished(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
+        self.calls.append(f"finished {outcome.kind}")
+        if self.fail:
+            raise RuntimeError("dashboard down")
+
+
+def test_parent_events_reach_every_listener_even_after_one_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+    extra = Listener(calls)
+    observers = _hooks(Listener(calls, fail=True), Middleware()).observer(extra)
+    lease = Lease(Job("send"), "tok", 1, T0)
+
+    observers.job_finished(lease, Outcome.completed(), 0.1)
+
+    assert calls == ["finished completed", "finished completed"]
+    assert foundry_messages(caplog, logging.ERROR) == [
+        "the pool observer failed in job_finished; ignored"
+    ]
+
+
+def test_the_timing_middleware_logs_each_attempt_with_its_job(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="foundry")
+    hooks = _hooks(TimingMiddleware())
+
+    hooks.run_job(JOB, lambda: None)
+    with pytest.raises(KeyError):
+        hooks.run_job(JOB, lambda: {}["missing"])
+
+    done, failed = [r for r in caplog.records if r.name == "foundry.contrib.timing"]
+    assert (done.levelno, failed.levelno) == (logging.INFO, logging.WARNING)
+    assert done.getMessage().startswith("send (attempt 2) done in ")
+    assert failed.getMessage().endswith(": KeyError")
+    assert (failed.job_id, failed.attempt, failed.queue) == ("j1", 2, "default")  # type: ignore[attr-defined]
+    assert failed.duration_ms >= 0  # type: ignore[attr-defined]
+
+
+def test_error_capture_hands_each_failure_to_the_sink_with_the_job_tags() -> None:
+    captured: list[tuple[str, Mapping[str, str]]] = []
+    hooks = _hooks(ErrorCapture(lambda error, tags: captured.append((str(error), tags))))
+
+    with pytest.raises(ValueError, match="invalid literal"):
+        hooks.run_job(JOB, lambda: int("x"))
+    hooks.run_job(JOB, lambda: None)
+
+    assert captured == [
+        (
+            "invalid literal for int() with base 10: 'x'",
+            {"job_id": "j1", "job_name": "send", "queue": "default", "attempt": "2"},
+        )
+    ]
+
+
+def test_a_sink_that_raises_leaves_the_attempt_s_own_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(error: BaseException, tags: Mapping[str, str]) -> None:
+        raise ConnectionError("sentry down")
+
+    hooks = _hooks(ErrorCapture(broken))
+
+    with pytest.raises(ValueError, match="invalid literal"):
+        hooks.run_job(JOB, lambda: int("x"))
+
+    assert "its error is not captured" in foundry_messages(caplog, logging.ERROR)[0]
