@@ -57,7 +57,7 @@ def test_a_chart_scales_to_a_round_top_and_breaks_its_line_at_gaps() -> None:
     assert path([0.0, 250.0], 10, 10, 100.0) == "M0.0,10.0 L10.0,0.0"
 
 
-def test_the_sampler_reads_waits_every_third_sample_and_carries_them_in_between() -> None:
+def test_the_sampler_reads_a_wait_again_at_the_third_sample_once_its_queue_moved() -> None:
     clock = ManualClock(START)
     queue = MemoryQueue(clock)
     sampler = Sampler(queue, clock, 5 * S)
@@ -74,3 +74,21 @@ def test_the_sampler_reads_waits_every_third_sample_and_carries_them_in_between(
 
     assert waits == [10 * S, 15 * S, 20 * S, 15 * S]  # carried twice, then read: "young"
     assert fresh.row("new") == (queue.stats("new"), timedelta(0))
+
+
+def test_a_queue_whose_counts_stay_still_has_its_wait_read_every_twelfth_sample() -> None:
+    clock = ManualClock(START)
+    queue = MemoryQueue(clock)
+    sampler = Sampler(queue, clock, 5 * S)
+    queue.enqueue(Job("a", id="old", queue="q"))
+    clock.advance(10 * S)
+    queue.enqueue(Job("a", id="young", queue="q"))
+    waits = [sampler.sample().ages[0]]  # read: "old" waited 10 s
+    assert queue.delete("q", "old")  # an admin's delete moves no count but ready...
+    queue.enqueue(Job("a", queue="q"))  # ...which a new job makes up for
+    for _ in range(12):
+        clock.advance(5 * S)
+        waits.append(sampler.sample().ages[0])
+
+    carried = [10 * S + n * 5 * S for n in range(12)]
+    assert waits == [*carried, 60 * S]  # read again at the twelfth: "young" waited 60 s

@@ -154,9 +154,33 @@ def _floor(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
 
-#: The oldest waits cost Redis about twice what the counts do (several reads per queue), so
-#: they are read every third sample and carried forward in between (see ``Sampler``).
+#: The oldest waits cost Redis about three times what the counts do (several reads per
+#: queue), so a queue's wait is read again only where its head may have moved: at most every
+#: ``WAITS_EVERY``-th sample for a queue whose counts show a claim, a finish or a due job since
+#: its last reading, and every ``ALL_WAITS_EVERY``-th sample for every queue (see ``Sampler``).
 WAITS_EVERY = 3
+ALL_WAITS_EVERY = 12
+
+
+def _moves(row: QueueStats) -> tuple[int, ...]:
+    """The counts that change when a queue's head may change: a claim (active), a finish
+    (completed, failed, dead), a refused write, a delayed job coming due (delayed)."""
+    return (row.active, row.completed, row.failed, row.dead, row.delayed, row.stale_rejected)
+
+
+@attrs.frozen
+class _Wait:
+    """A queue's oldest wait as read at ``at``, with the counts it was read beside."""
+
+    at: datetime
+    age: timedelta
+    moves: tuple[int, ...]
+    ready: int
+
+    def moved(self, row: QueueStats) -> bool:
+        """Whether the head may have changed since: jobs were taken, finished, came due or
+        went (new ready jobs alone queue behind it and leave the oldest wait as it was)."""
+        return _moves(row) != self.moves or row.ready < self.ready
 
 
 class Sampler:
@@ -167,10 +191,11 @@ class Sampler:
     page read again), else reads now; ``run`` reads every ``every`` so the history has no
     holes while no page is open.
 
-    Counts are read at every sample; oldest waits at every ``WAITS_EVERY``-th, and in between
-    a queue that still has ready jobs is shown as having waited that much longer (exact while
-    its oldest job is not taken; the next reading corrects it). A queue that gains ready jobs
-    meanwhile is read at once.
+    Counts are read at every sample. A queue's oldest wait is read when it gains ready jobs,
+    at the next ``WAITS_EVERY``-th sample once its counts moved (see ``_Wait.moved``), and at
+    every ``ALL_WAITS_EVERY``-th sample whatever happened (an admin's delete moves no count).
+    In between, a queue that still has ready jobs is shown as having waited that much longer:
+    exact while its oldest job is not taken, which the counts would show.
     """
 
     def __init__(self, queue: QueuePort, clock: Clock, every: timedelta) -> None:
@@ -182,11 +207,11 @@ class Sampler:
         self._latest: Snapshot | None = None
         self._fresh_for = every
         self._samples = 0
-        self._waits: dict[str, tuple[datetime, timedelta]] = {}
+        self._waits: dict[str, _Wait] = {}
 
     def sample(self) -> Snapshot:
         """Read the backend now: ``queues``, ``stats_many``, and ``oldest_ready_age`` of the
-        queues with ready jobs (all of them every ``WAITS_EVERY`` samples)."""
+        queues with ready jobs whose wait is due a reading (see the class)."""
         with self._lock:
             rows = self.queue.stats_many(self.queue.queues())
             now = self._clock.now()
@@ -197,21 +222,26 @@ class Sampler:
             return snapshot
 
     def _ages(self, rows: list[QueueStats], now: datetime) -> list[timedelta | None]:
-        waiting = [row.queue for row in rows if row.ready]
-        fresh = self._samples % WAITS_EVERY == 0
+        waiting = [row for row in rows if row.ready]
+        asked = [row for row in waiting if self._due(row)]
         self._samples += 1
-        asked = [name for name in waiting if fresh or name not in self._waits]
         if asked:
-            read = self.queue.oldest_ready_age(asked)
-            for name, age in zip(asked, read, strict=True):
-                self._waits[name] = (now, age or timedelta(0))
-        ages = {}
-        for name in waiting:
-            at, age = self._waits[name]
-            ages[name] = age + (now - at)
-        for name in [name for name in self._waits if name not in ages]:
-            del self._waits[name]
-        return [ages.get(row.queue) for row in rows]
+            read = self.queue.oldest_ready_age([row.queue for row in asked])
+            for row, age in zip(asked, read, strict=True):
+                self._waits[row.queue] = _Wait(now, age or timedelta(0), _moves(row), row.ready)
+        self._waits = {row.queue: self._waits[row.queue] for row in waiting}
+        return [self._carried(row.queue, now) for row in rows]
+
+    def _carried(self, queue: str, now: datetime) -> timedelta | None:
+        wait = self._waits.get(queue)
+        return None if wait is None else wait.age + (now - wait.at)
+
+    def _due(self, row: QueueStats) -> bool:
+        """Whether this sample reads the queue's oldest wait (see the class)."""
+        wait = self._waits.get(row.queue)
+        if wait is None or self._samples % ALL_WAITS_EVERY == 0:
+            return True
+        return self._samples % WAITS_EVERY == 0 and wait.moved(row)
 
     def snapshot(self) -> Snapshot:
         """The latest reading if fresh enough, else a new one."""
