@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench.harness import Figure, Metric, percentile
+from bench.peers.bodies import LineCounter
+from bench.peers.table import cell, ratios
 
 
 def test_a_figure_is_the_median_of_its_samples_with_min_and_max() -> None:
@@ -33,3 +37,33 @@ def test_percentiles_use_the_nearest_rank() -> None:
     quantiles = [percentile(values, q) for q in (0.5, 0.9, 0.99, 1.0)]
 
     assert quantiles == [50.0, 90.0, 99.0, 100.0]
+
+
+def test_a_peers_cell_is_the_median_with_its_range_or_a_dash() -> None:
+    cells = [cell([3.0, 1.0, 2.0]), cell([0.25]), cell([])]
+
+    assert cells == ["2 (1-3)", "0.25", "—"]
+
+
+def test_peers_ratios_say_how_many_times_better_foundry_is_either_way() -> None:
+    samples = {
+        "foundry": {"single": [200.0], "p50": [0.5]},
+        "huey": {"single": [100.0], "p50": [1.0]},
+    }
+
+    text = ratios(samples, {"foundry": "Foundry", "huey": "Huey"}, "foundry")
+
+    assert "| single | 2.00 |" in text
+    assert "| p50 | 2.00 |" in text
+    assert "| bulk | — |" in text
+
+
+def test_the_line_counter_counts_only_new_lines_at_each_call(tmp_path: Path) -> None:
+    counter = LineCounter(tmp_path)
+    (tmp_path / "1.log").write_text("1\n2\n")
+    first = counter.count()
+    with (tmp_path / "1.log").open("a") as log:
+        log.write("3\n")
+    (tmp_path / "2.log").write_text("4\n")
+
+    assert (first, counter.count()) == (2, 4)

@@ -1,0 +1,146 @@
+"""``python -m bench.peers`` (``./dev bench peers``): Foundry and its peers, side by side.
+
+Each repetition runs every workload on every system, the systems' order rotated from one
+repetition to the next; the table gives the median of the repetitions with min-max, the load
+average seen while each system ran, and how Foundry's default compares with each peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.peers.run import WORKLOADS, Scale, Session
+from bench.peers.systems import BY_KEY, ROOT, SYSTEMS, System
+from bench.peers.table import ratios, table
+from bench.report import RESULTS, machine
+from tests.redis_server import RedisServer
+
+PEERS_VENV = ROOT / ".venv-peers"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.peers", description=__doc__)
+    keys = ",".join(system.key for system in SYSTEMS)
+    parser.add_argument("--peers", default=keys, help=f"systems, comma-separated (of {keys})")
+    parser.add_argument("--runs", type=int, default=3, help="repetitions (median, min-max)")
+    parser.add_argument("--quick", action="store_true", help="2,000 / 100 / 50 jobs per workload")
+    parser.add_argument("--venv", type=Path, default=PEERS_VENV, help="the peers' venv")
+    return parser
+
+
+def _versions(session: Session, systems: Sequence[System]) -> dict[str, str]:
+    labels = {}
+    for system in systems:
+        version = session.drive(system, session.log_dir(), "version", system.dist)["version"]
+        labels[system.key] = f"{system.label} {version}" if system.peer else system.label
+    return labels
+
+
+Collected = dict[str, dict[str, list[float]]]
+
+
+def _repetition(session: Session, systems: Sequence[System], loads: Collected) -> Collected:
+    samples: Collected = defaultdict(lambda: defaultdict(list))
+    for system in systems:
+        for workload in WORKLOADS:
+            print(f"-- {system.key} {workload.__name__}", file=sys.stderr, flush=True)
+            loads[system.key]["load"].append(os.getloadavg()[0])
+            try:
+                for key, value in workload(session, system).items():
+                    samples[system.key][key].append(value)
+            except Exception:  # one failed figure must not stop the run; it is reported
+                error = traceback.format_exc(limit=-2).strip()
+                print(f"{system.key} {workload.__name__} failed: {error}", file=sys.stderr)
+                loads[system.key]["errors"].append(0.0)
+            loads[system.key]["load"].append(os.getloadavg()[0])
+    return samples
+
+
+def _merge(into: Collected, more: Collected) -> None:
+    for system, figures in more.items():
+        for key, values in figures.items():
+            into.setdefault(system, {}).setdefault(key, []).extend(values)
+
+
+def _load_line(loads: Collected, labels: dict[str, str]) -> str:
+    everything = [value for key in labels for value in loads[key]["load"]]
+    parts = [
+        f"{labels[key]} {min(loads[key]['load']):.2f}-{max(loads[key]['load']):.2f}"
+        for key in labels
+    ]
+    return (
+        f"Load average (1 min) during the run: {min(everything):.2f}-{max(everything):.2f} "
+        f"({os.cpu_count()} cores); while each system ran: {'; '.join(parts)}.\n"
+    )
+
+
+def _save(document: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"peers-{document['at']}.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every workload ``--runs`` times on each system; print and save the table."""
+    args = _parser().parse_args(argv)
+    systems = [BY_KEY[key.strip()] for key in args.peers.split(",") if key.strip()]
+    if any(s.peer for s in systems) and not (args.venv / "bin" / "python").exists():
+        print(f"no peers' venv at {args.venv}: run ./dev bench peers", file=sys.stderr)
+        return 2
+    for package in ("foundry", "bench"):
+        compileall.compile_dir(ROOT / package, quiet=2)
+    scale = Scale(2_000, 100, 50) if args.quick else Scale()
+    scratch = Path(tempfile.mkdtemp(prefix="foundry-peers-"))
+    server = RedisServer().start()
+    started = datetime.now(UTC)
+    try:
+        session = Session(server.url, args.venv / "bin", scratch, scale)
+        labels = _versions(session, systems)
+        samples: Collected = {}
+        loads: Collected = defaultdict(lambda: defaultdict(list))
+        for rep in range(args.runs):
+            turn = rep % len(systems)
+            _merge(samples, _repetition(session, systems[turn:] + systems[:turn], loads))
+        with server.client() as admin:
+            redis_version = str(admin.info("server")["redis_version"])
+    finally:
+        server.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    sizes = {"drain": scale.drain, "cpu": scale.cpu}
+    text = table(samples, labels, args.runs, sizes) + "\n" + _load_line(loads, labels)
+    if "foundry" in labels and len(labels) > 1:
+        text += "\n" + ratios(samples, labels, "foundry")
+    when = f"{started:%Y-%m-%d %H:%M}-{datetime.now(UTC):%H:%M} UTC"
+    print(f"Measured {when}, Redis {redis_version} on loopback, {machine()['cpu']}\n")
+    print(text)
+    document = {
+        "at": started.strftime("%Y%m%dT%H%M%SZ"),
+        "runs": args.runs,
+        "quick": args.quick,
+        "machine": {**machine(), "redis": redis_version},
+        "labels": labels,
+        "samples": samples,
+        "loads": loads,
+        "seconds": time.time() - started.timestamp(),
+    }
+    print(f"results: {_save(document)}", file=sys.stderr)
+    failed = any(loads[key]["errors"] for key in labels)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Foundry at its default settings: ``foundry work --app bench.peers.apps.foundry_app:registry``.
+
+The dispatcher is built the way an application builds it, by the Container from ``Settings``.
+"""
+
+from typing import Any
+
+from bench.peers.apps import REDIS_URL
+from bench.peers.bodies import BODIES
+from foundry.adapters.clock import SystemClock
+from foundry.application.dispatcher import Dispatcher
+from foundry.application.registry import JobRegistry
+from foundry.entrypoints.container import build_container
+from foundry.entrypoints.settings import Driver, Settings
+
+QUEUE = "peers"
+PREFIX = "peers"
+
+registry = JobRegistry()
+for _name, _body in BODIES.items():
+    registry.job(name=_name, queue=QUEUE)(_body)
+
+_dispatcher: Dispatcher | None = None
+
+
+def start() -> None:
+    """Build the dispatcher and connect before the timed sends."""
+    global _dispatcher  # noqa: PLW0603 - one dispatcher per producer process
+    settings = Settings(queue_driver=Driver.REDIS, redis_url=REDIS_URL, queue_prefix=PREFIX)
+    _dispatcher = Dispatcher(build_container(settings).queue(), registry, SystemClock())
+
+
+def send(body: str, kwargs: dict[str, Any]) -> None:
+    """``dispatcher.dispatch(name, kwargs)``: Foundry's enqueue."""
+    assert _dispatcher is not None, "start() first"
+    _dispatcher.dispatch(body, kwargs or None)
+
+
+def send_many(body: str, kwargs: dict[str, Any], count: int) -> None:
+    """``dispatcher.dispatch_many`` of ``count`` jobs: Foundry's bulk enqueue."""
+    assert _dispatcher is not None, "start() first"
+    _dispatcher.dispatch_many([(body, kwargs or None)] * count)

@@ -1,0 +1,92 @@
+"""The systems side by side: how to start each one's worker and which venv runs it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import attrs
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+FOUNDRY_BIN = Path(sys.executable).parent
+WORKERS = 2  # worker processes for every system
+
+
+@attrs.frozen
+class System:
+    """One column of the table.
+
+    ``worker`` is the command line that starts 2 worker processes at the system's defaults;
+    its first word is a script of ``bin`` (the venv that runs the system).
+    """
+
+    key: str
+    label: str
+    dist: str  # the distribution whose version the column names
+    app: str  # the module under bench.peers.apps
+    worker: tuple[str, ...]
+    peer: bool = True
+    bulk: bool = False
+
+    def python(self, peers_bin: Path) -> Path:
+        """The interpreter that runs this system's producer."""
+        return self.bin(peers_bin) / "python"
+
+    def bin(self, peers_bin: Path) -> Path:
+        """The venv ``bin`` directory of this system."""
+        return peers_bin if self.peer else FOUNDRY_BIN
+
+    def command(self, peers_bin: Path) -> list[str]:
+        """The worker command with its script resolved in the right venv."""
+        script, *args = self.worker
+        return [str(self.bin(peers_bin) / script), *args]
+
+
+def _foundry(key: str, label: str, *extra: str) -> System:
+    app = "bench.peers.apps.foundry_app"
+    worker = ("foundry", "work", "--app", f"{app}:registry", "--queues", "peers")
+    return System(
+        key, label, "foundry", app, (*worker, "--concurrency", str(WORKERS), *extra), False, True
+    )
+
+
+SYSTEMS = (
+    _foundry("foundry", "Foundry default"),
+    _foundry("foundry16", "Foundry --prefetch 16", "--prefetch", "16"),
+    System(
+        "huey",
+        "Huey",
+        "huey",
+        "bench.peers.apps.huey_app",
+        ("huey_consumer", "bench.peers.apps.huey_app.huey", "-w", str(WORKERS), "-k", "process"),
+    ),
+    System(
+        "taskiq",
+        "taskiq",
+        "taskiq",
+        "bench.peers.apps.taskiq_app",
+        ("taskiq", "worker", "bench.peers.apps.taskiq_app:broker", "--workers", str(WORKERS)),
+    ),
+    System(
+        "saq",
+        "SAQ",
+        "saq",
+        "bench.peers.apps.saq_app",
+        ("saq", "bench.peers.apps.saq_app.settings", "--workers", str(WORKERS)),
+    ),
+    System(
+        "dramatiq",
+        "Dramatiq",
+        "dramatiq",
+        "bench.peers.apps.dramatiq_app",
+        ("dramatiq", "bench.peers.apps.dramatiq_app", "--processes", str(WORKERS)),
+    ),
+    System(
+        "celery",
+        "Celery",
+        "celery",
+        "bench.peers.apps.celery_app",
+        ("celery", "-A", "bench.peers.apps.celery_app", "worker", "--concurrency", str(WORKERS)),
+    ),
+)
+BY_KEY = {system.key: system for system in SYSTEMS}
