@@ -18,6 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from foundry.application.async_dispatcher import AsyncDispatcher as AsyncDispatcher
     from foundry.application.context import JobContext as JobContext
     from foundry.application.context import current_job as current_job
     from foundry.application.dispatcher import Dispatcher as Dispatcher
@@ -133,6 +134,9 @@ if TYPE_CHECKING:
     from foundry.entrypoints.settings import Driver as Driver
     from foundry.entrypoints.settings import Settings as Settings
     from foundry.ports import (
+        AsyncQueuePort as AsyncQueuePort,
+    )
+    from foundry.ports import (
         CachePort as CachePort,
     )
     from foundry.ports import (
@@ -155,6 +159,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "AsyncDispatcher",
+    "AsyncQueuePort",
     "CacheError",
     "CachePort",
     "CacheUnavailable",
@@ -223,6 +229,7 @@ _HOMES = {
     "Settings": "foundry.entrypoints.settings",
     "JobRegistry": "foundry.application.registry",
     "Dispatcher": "foundry.application.dispatcher",
+    "AsyncDispatcher": "foundry.application.async_dispatcher",
     "JobContext": "foundry.application.context",
     "current_job": "foundry.application.context",
     "Middleware": "foundry.application.middleware",
@@ -236,6 +243,7 @@ _HOMES = {
     "SoftTimeLimitExceeded": "foundry.application.errors",
     "TimeLimitExceeded": "foundry.application.errors",
     "WorkerLost": "foundry.application.errors",
+    "AsyncQueuePort": "foundry.ports",
     "CachePort": "foundry.ports",
     "ClaimRequest": "foundry.ports",
     "Clock": "foundry.ports",

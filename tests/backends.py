@@ -16,15 +16,24 @@ from typing import Any, Protocol
 import attrs
 import pytest
 import redis
+import redis.asyncio
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
+from foundry.adapters.memory.async_queue import AsyncMemoryQueue
 from foundry.adapters.memory.cache import MemoryCache
+from foundry.adapters.redis.async_queue import AsyncRedisQueue
 from foundry.adapters.redis.cache import RedisCache
 from foundry.adapters.redis.connection import RedisSettings, connect
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import Job, JobState
-from foundry.ports import DeadLetterRetention, QueuePort, SchedulePort, WorkerRegistry
+from foundry.ports import (
+    AsyncQueuePort,
+    DeadLetterRetention,
+    QueuePort,
+    SchedulePort,
+    WorkerRegistry,
+)
 from foundry.ports.cache import CachePort
 
 
@@ -57,6 +66,10 @@ class QueueBackend:
     build: Callable[[FixtureLookup, ManualClock, QueueOptions], Queue]
     corrupt: Callable[[Queue, str, str], None]
     marks: tuple[pytest.MarkDecorator, ...] = ()
+    #: ``twin(fixture, clock, queue)``: an ``AsyncQueuePort`` over the store ``queue`` uses.
+    twin: Callable[[FixtureLookup, ManualClock, Queue], AsyncQueuePort] = attrs.field(
+        default=lambda _, __, queue: _twin_memory(queue)
+    )
 
 
 def _build_memory(_: FixtureLookup, clock: ManualClock, options: QueueOptions) -> Queue:
@@ -69,6 +82,20 @@ def _corrupt_memory(queue: Queue, queue_name: str, job_id: str) -> None:
     entry = queue._store.entry(queue_name, job_id)
     assert entry is not None
     entry.blob = b"\x00 not a job"
+
+
+def _twin_memory(queue: Queue) -> AsyncQueuePort:
+    assert isinstance(queue, MemoryQueue)
+    return AsyncMemoryQueue(queue)
+
+
+def _redis_twin(url_fixture: str) -> Callable[[FixtureLookup, ManualClock, Queue], AsyncQueuePort]:
+    def twin(fixture: FixtureLookup, clock: ManualClock, queue: Queue) -> AsyncQueuePort:
+        assert isinstance(queue, RedisQueue)
+        client = redis.asyncio.Redis.from_url(fixture(url_fixture))
+        return AsyncRedisQueue(client, prefix=queue._keys.prefix, clock=clock)
+
+    return twin
 
 
 def _build_redis(fixture: FixtureLookup, clock: ManualClock, options: QueueOptions) -> Queue:
@@ -104,8 +131,12 @@ def _build_redis_acl(fixture: FixtureLookup, clock: ManualClock, options: QueueO
 
 QUEUE_BACKENDS: dict[str, QueueBackend] = {
     "memory": QueueBackend(_build_memory, _corrupt_memory),
-    "redis": QueueBackend(_build_redis, _corrupt_redis, (pytest.mark.redis,)),
-    "redis-acl": QueueBackend(_build_redis_acl, _corrupt_redis, (pytest.mark.redis,)),
+    "redis": QueueBackend(
+        _build_redis, _corrupt_redis, (pytest.mark.redis,), _redis_twin("redis_url")
+    ),
+    "redis-acl": QueueBackend(
+        _build_redis_acl, _corrupt_redis, (pytest.mark.redis,), _redis_twin("redis_acl_url")
+    ),
 }
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from functools import cached_property
 from types import TracebackType
 
+from foundry.application.async_dispatcher import AsyncDispatcher
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
 from foundry.entrypoints.container import Container, build_container
 from foundry.entrypoints.settings import Driver, Settings
-from foundry.ports import CachePort, QueuePort
+from foundry.ports import AsyncQueuePort, CachePort, QueuePort
 
 #: Logged once, at the first dispatch, by a producer whose queue lives in its own memory.
 MEMORY_QUEUE_WARNING = (
@@ -53,14 +54,52 @@ class Connection:
             first_dispatch_warning=MEMORY_QUEUE_WARNING if memory else None,
         )
 
+    @cached_property
+    def async_queue(self) -> AsyncQueuePort:
+        """The ``AsyncQueuePort`` of the configured driver (use it from one event loop)."""
+        self._opened.append("async_queue")
+        return self._container.async_queue()
+
+    def async_dispatcher(self, registry: JobRegistry) -> AsyncDispatcher:
+        """An ``AsyncDispatcher`` for ``registry``'s handlers over this connection's
+        ``async_queue``: the same jobs and ids as ``dispatcher``'s, awaited."""
+        memory = self.settings.queue_driver is Driver.MEMORY
+        return AsyncDispatcher(
+            self.async_queue,
+            registry,
+            self._container.clock(),
+            first_dispatch_warning=MEMORY_QUEUE_WARNING if memory else None,
+        )
+
     def close(self) -> None:
         """Close the Redis clients this connection opened (memory adapters need nothing)."""
         drivers = {"queue": self.settings.queue_driver, "cache": self.settings.cache_driver}
         clients = {"queue": self._container.queue_client, "cache": self._container.cache_client}
         for port in self._opened:
-            if drivers[port] is Driver.REDIS:
+            if port in drivers and drivers[port] is Driver.REDIS:
                 clients[port]().close()
-        self._opened.clear()
+        self._opened[:] = [port for port in self._opened if port not in drivers]
+
+    async def aclose(self) -> None:
+        """Close every client this connection opened, the asyncio one included; call it in
+        the event loop that used ``async_queue``."""
+        if "async_queue" in self._opened:
+            await self.async_queue.aclose()
+            if self.settings.queue_driver is Driver.REDIS:
+                await self._container.async_queue_client().aclose()
+            self._opened.remove("async_queue")
+        self.close()
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     def __enter__(self) -> Connection:
         return self

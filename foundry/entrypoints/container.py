@@ -16,15 +16,17 @@ from dependency_injector import containers, providers
 
 from foundry.adapters.clock import SystemClock
 from foundry.adapters.codec import Codec
-from foundry.adapters.redis.connection import connect
+from foundry.adapters.redis.connection import connect, connect_async
 from foundry.adapters.redis.health import RedisReport, inspect_redis
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.entrypoints.settings import Settings
-from foundry.ports import CachePort, QueuePort, SchedulePort, WorkerRegistry
+from foundry.ports import AsyncQueuePort, CachePort, QueuePort, SchedulePort, WorkerRegistry
 
 if TYPE_CHECKING:
     from foundry.adapters.memory import MemoryQueue
+    from foundry.adapters.memory.async_queue import AsyncMemoryQueue
     from foundry.adapters.memory.cache import MemoryCache
+    from foundry.adapters.redis.async_queue import AsyncRedisQueue
     from foundry.adapters.redis.cache import RedisCache
 
 # The adapters a process may not use are imported when first built (a Redis worker never
@@ -47,6 +49,18 @@ def _redis_cache(**options: Any) -> RedisCache:
     from foundry.adapters.redis.cache import RedisCache  # noqa: PLC0415
 
     return RedisCache(**options)
+
+
+def _async_memory_queue(queue: MemoryQueue) -> AsyncMemoryQueue:
+    from foundry.adapters.memory.async_queue import AsyncMemoryQueue  # noqa: PLC0415
+
+    return AsyncMemoryQueue(queue)
+
+
+def _async_redis_queue(**options: Any) -> AsyncRedisQueue:
+    from foundry.adapters.redis.async_queue import AsyncRedisQueue  # noqa: PLC0415
+
+    return AsyncRedisQueue(**options)
 
 
 def _queue_check(queue: RedisQueue) -> Callable[[], RedisReport]:
@@ -82,6 +96,18 @@ class Container(containers.DeclarativeContainer):
         ),
     )
     queue = providers.Dependency(instance_of=QueuePort, default=queue_backend)  # type: ignore[type-abstract]
+    # The asyncio producer's queue: over the memory queue's store, or its own asyncio client.
+    async_queue_client = providers.Singleton(
+        connect_async, providers.Callable(Settings.queue_redis, settings)
+    )
+    async_queue_backend = providers.Selector(
+        config.queue.driver,
+        memory=providers.Singleton(_async_memory_queue, queue),
+        redis=providers.Singleton(
+            _async_redis_queue, client=async_queue_client, prefix=config.queue.prefix
+        ),
+    )
+    async_queue = providers.Dependency(instance_of=AsyncQueuePort, default=async_queue_backend)  # type: ignore[type-abstract]
     workers = providers.Dependency(instance_of=WorkerRegistry, default=queue)  # type: ignore[type-abstract]
     schedules = providers.Dependency(instance_of=SchedulePort, default=queue)  # type: ignore[type-abstract]
 

@@ -1,5 +1,6 @@
 """Ports: the protocols framework code and the worker depend on, and their value types."""
 
+from foundry.ports.async_queue import AsyncQueuePort
 from foundry.ports.cache import CachePort, CacheStats, CacheStore, Lock, TaggedCache, Ttl
 from foundry.ports.clock import Clock
 from foundry.ports.queue import QueuePort, WorkerRegistry
@@ -26,6 +27,7 @@ from foundry.ports.schedules import (
 )
 
 __all__ = [
+    "AsyncQueuePort",
     "DueSchedule",
     "Fired",
     "Firing",

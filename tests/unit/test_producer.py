@@ -1,5 +1,6 @@
 """A producer through the public API: the traps a new user walked into stay closed."""
 
+import asyncio
 import logging
 from collections.abc import Iterator
 
@@ -141,3 +142,25 @@ def test_a_producer_connected_by_its_redis_url_dispatches_to_redis(
     assert record.job.payload == {"user_id": 7}
     assert cached == "hello"
     assert foundry_messages(warnings) == []
+
+
+def test_an_async_dispatcher_on_the_memory_driver_feeds_the_connections_queue_and_warns_once(
+    warnings: pytest.LogCaptureFixture,
+) -> None:
+    fx = foundry.connect(foundry.Settings(queue_driver="memory"))
+
+    async def main() -> list[str]:
+        dispatcher = fx.async_dispatcher(registry)
+        first = await dispatcher.dispatch(send_welcome, {"user_id": 1})
+        rest = await dispatcher.dispatch_many([(send_welcome, {"user_id": 2})])
+        await fx.aclose()
+        return [first, *rest]
+
+    ids = asyncio.run(main())
+
+    assert [fx.queue.get(job_id).job.payload for job_id in ids] == [  # type: ignore[union-attr]
+        {"user_id": 1},
+        {"user_id": 2},
+    ]
+    [warning] = foundry_messages(warnings)
+    assert ids[0] in warning

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import redis
 
@@ -27,8 +28,13 @@ def misplaced(client: redis.Redis, keys: QueueKeys) -> list[str]:
     pipe = client.pipeline(transaction=False)
     for key in keys.all:
         pipe.type(key)
+    return wrong_types(keys, pipe.execute())
+
+
+def wrong_types(keys: QueueKeys, types: list[Any]) -> list[str]:
+    """What is wrong, given the ``TYPE`` replies of ``keys.all`` in order."""
     found = []
-    for name, key, reply in zip(QUEUE_KEY_NAMES, keys.all, pipe.execute(), strict=True):
+    for name, key, reply in zip(QUEUE_KEY_NAMES, keys.all, types, strict=True):
         kind = reply.decode() if isinstance(reply, bytes) else str(reply)
         if kind not in ("none", KEY_TYPES[name]):
             found.append(f"{key} is a {kind}, not a {KEY_TYPES[name]}")
@@ -41,6 +47,11 @@ def broken(client: redis.Redis, keys: QueueKeys, error: redis.ResponseError) -> 
         wrong = misplaced(client, keys)
     except redis.RedisError:
         wrong = []
+    return queue_broken(keys, wrong, error)
+
+
+def queue_broken(keys: QueueKeys, wrong: list[str], error: redis.ResponseError) -> QueueBroken:
+    """The error naming ``keys``' queue, its ``wrong`` keys (if known) and Redis's reply."""
     detail = f"{'; '.join(wrong)} ({error})" if wrong else f"Redis answered {error}"
     return QueueBroken(keys.queue, detail)
 

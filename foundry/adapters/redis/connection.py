@@ -8,10 +8,13 @@ safe because every write Foundry sends is idempotent under re-send (see the Lua 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import attrs
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
@@ -86,29 +89,45 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:********@{host}"))
 
 
+_RETRY_OPTIONS: dict[str, Any] = {
+    "supported_errors": (redis.ConnectionError, redis.TimeoutError, TimeoutError),
+    "is_retryable": lambda error: refusal(error) is None,
+}
+
+
 def connection_retry(settings: RedisSettings) -> Retry:
     """The bounded, jittered retry every Foundry client uses; what no retry can fix (a refused
     password, a certificate that does not verify) is raised at once."""
+    return Retry(*_retry_args(settings), **_RETRY_OPTIONS)
+
+
+def _retry_args(settings: RedisSettings) -> tuple[ExponentialWithJitterBackoff, int]:
     backoff = ExponentialWithJitterBackoff(
         base=settings.backoff_base.total_seconds(), cap=settings.backoff_cap.total_seconds()
     )
-    return Retry(
-        backoff,
-        settings.retries,
-        supported_errors=(redis.ConnectionError, redis.TimeoutError, TimeoutError),
-        is_retryable=lambda error: refusal(error) is None,
-    )
+    return backoff, settings.retries
 
 
 def connect(settings: RedisSettings) -> redis.Redis:
     """A client (with its own pool) for ``settings``; connects lazily on first use."""
-    options: dict[str, object] = {
+    return redis.Redis.from_url(settings.url, **_options(settings, connection_retry(settings)))
+
+
+def connect_async(settings: RedisSettings) -> redis.asyncio.Redis:
+    """An asyncio client for ``settings``, with ``connect``'s timeouts and retry policy;
+    connects lazily, in the event loop that first uses it."""
+    retry = AsyncRetry(*_retry_args(settings), **_RETRY_OPTIONS)
+    return redis.asyncio.Redis.from_url(settings.url, **_options(settings, retry))
+
+
+def _options(settings: RedisSettings, retry: object) -> dict[str, Any]:
+    options: dict[str, Any] = {
         "max_connections": settings.pool_size,
         "socket_connect_timeout": settings.connect_timeout.total_seconds(),
         "socket_timeout": settings.socket_timeout.total_seconds(),
         "socket_keepalive": True,
         "health_check_interval": settings.health_check_interval,
-        "retry": connection_retry(settings),
+        "retry": retry,
         "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
         "client_name": settings.client_name,
     }
@@ -116,7 +135,7 @@ def connect(settings: RedisSettings) -> redis.Redis:
         options["db"] = settings.db
     if settings.password is not None:
         options["password"] = settings.password
-    return redis.Redis.from_url(settings.url, **options)
+    return options
 
 
 def describe(client: redis.Redis) -> str:

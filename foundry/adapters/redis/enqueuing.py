@@ -1,5 +1,9 @@
 """The Redis queue's enqueue: jobs encoded first (bad input writes nothing), one function call
-per queue and 1,000 jobs, the calls of a batch in one write."""
+per queue and 1,000 jobs, the calls of a batch in one write.
+
+``EnqueuePlan`` builds the calls and reads their replies without I/O, so the sync ``Enqueuer``
+and the asyncio queue send the same calls and keep the same promises.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 from foundry.adapters.redis.broken import refusing
 from foundry.adapters.redis.clock import QueueClock
-from foundry.adapters.redis.epochs import Epochs
+from foundry.adapters.redis.epochs import Epochs, EpochWatch
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout, QueueKeys
 from foundry.adapters.redis.record_codec import RecordCodec
@@ -19,55 +23,41 @@ from foundry.ports.queue_types import Duplicate, Enqueued, EnqueueOutcome
 
 _BATCH = 1000
 
+#: One ``enqueue`` function call: the queue's keys and the arguments.
+EnqueueCall = tuple[QueueKeys, list[Arg]]
 
-class Enqueuer:
-    """``enqueue`` and ``enqueue_many`` over the queue's parts; registers each queue used."""
+
+class EnqueuePlan:
+    """The ``enqueue`` calls for jobs, and the outcomes their replies say."""
 
     def __init__(
-        self,
-        runner: FunctionRunner,
-        keys: KeyLayout,
-        clock: QueueClock,
-        records: RecordCodec,
-        epochs: Epochs,
+        self, keys: KeyLayout, clock: QueueClock, records: RecordCodec, epochs: EpochWatch
     ) -> None:
-        self._runner = runner
         self._keys = keys
         self._clock = clock
         self._records = records
         self._epochs = epochs
 
-    def enqueue(self, job: Job) -> EnqueueOutcome:
-        """Store one job: one round trip (two the first time this process uses the queue)."""
-        keys = self._keys.queue(job.queue)
+    def one(self, job: Job) -> EnqueueCall:
+        """The call that stores ``job`` (raises the codec's ``InvalidJob`` before any write)."""
         args: list[Arg] = [self._clock.arg(), self._epochs.candidate]
         args += job_args(job, self._records.encode_job(job))
-        with guard("enqueue", job.id), refusing(self._runner.client, keys):
-            self._epochs.register(job.queue)
-            reply = self._runner.call("enqueue", keys.all, args)
+        return self._keys.queue(job.queue), args
+
+    def outcome(self, job: Job, reply: Any) -> EnqueueOutcome:
+        """What one call's reply says about ``job``; notes the queue's epoch."""
         self._epochs.see(job.queue, reply[0])
         return _outcome(job.id, reply[1])
 
-    def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
-        """Every job, in order: one call per queue and 1,000 jobs, all in one write."""
-        calls, order = self._calls(jobs)
-        if not calls:
-            return []
-        with guard("enqueue_many", jobs[0].id):
-            for keys, _ in calls:
-                self._epochs.register(keys.queue)
-            replies = self._runner.call_many([("enqueue", keys.all, args) for keys, args in calls])
-        for (keys, _), reply in zip(calls, replies, strict=True):
-            self._epochs.see(keys.queue, reply[0])
-        flat = [item for reply in replies for item in reply[1:]]
-        return [_outcome(job.id, flat[order[index]]) for index, job in enumerate(jobs)]
+    def many(self, jobs: Sequence[Job]) -> tuple[list[EnqueueCall], list[int]]:
+        """Every job's call, grouped by queue and 1,000 jobs, and each job's reply position.
 
-    def _calls(self, jobs: Sequence[Job]) -> tuple[list[tuple[QueueKeys, list[Arg]]], list[int]]:
-        """Encode everything first (bad input fails before any write), grouped by queue."""
+        Everything is encoded first: bad input fails before any write.
+        """
         by_queue: dict[str, list[int]] = {}
         for index, job in enumerate(jobs):
             by_queue.setdefault(job.queue, []).append(index)
-        calls: list[tuple[QueueKeys, list[Arg]]] = []
+        calls: list[EnqueueCall] = []
         order: list[int] = [0] * len(jobs)
         position = 0
         now = self._clock.arg()
@@ -82,6 +72,50 @@ class Enqueuer:
                     position += 1
                 calls.append((keys, args))
         return calls, order
+
+    def outcomes(
+        self, jobs: Sequence[Job], calls: list[EnqueueCall], replies: list[Any], order: list[int]
+    ) -> list[EnqueueOutcome]:
+        """Each job's outcome, in the jobs' order; notes each queue's epoch."""
+        for (keys, _), reply in zip(calls, replies, strict=True):
+            self._epochs.see(keys.queue, reply[0])
+        flat = [item for reply in replies for item in reply[1:]]
+        return [_outcome(job.id, flat[order[index]]) for index, job in enumerate(jobs)]
+
+
+class Enqueuer:
+    """``enqueue`` and ``enqueue_many`` over the queue's parts; registers each queue used."""
+
+    def __init__(
+        self,
+        runner: FunctionRunner,
+        keys: KeyLayout,
+        clock: QueueClock,
+        records: RecordCodec,
+        epochs: Epochs,
+    ) -> None:
+        self._runner = runner
+        self._epochs = epochs
+        self._plan = EnqueuePlan(keys, clock, records, epochs)
+
+    def enqueue(self, job: Job) -> EnqueueOutcome:
+        """Store one job: one round trip (two the first time this process uses the queue)."""
+        keys, args = self._plan.one(job)
+        with guard("enqueue", job.id), refusing(self._runner.client, keys):
+            self._epochs.register(job.queue)
+            reply = self._runner.call("enqueue", keys.all, args)
+        return self._plan.outcome(job, reply)
+
+    def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
+        """Every job, in order: one call per queue and 1,000 jobs, all in one write."""
+        calls, order = self._plan.many(jobs)
+        if not calls:
+            return []
+        with guard("enqueue_many", jobs[0].id):
+            for keys, _ in calls:
+                self._epochs.register(keys.queue)
+            replies = self._runner.call_many([("enqueue", keys.all, args) for keys, args in calls])
+        return self._plan.outcomes(jobs, calls, replies, order)
 
 
 def _outcome(job_id: str, reply: Any) -> EnqueueOutcome:

@@ -23,27 +23,28 @@ log = logging.getLogger(__name__)
 LOST_REMINDER_MS = 60_000
 
 
-class Epochs:
-    """Registers each queue once per process and compares each epoch seen with the last.
+class EpochWatch:
+    """Which queues this process registered, and each queue's epoch as last seen.
 
     Lost data is logged when it is first seen, then at most once a minute while the queue has
-    no epoch (on the queue's clock); a new epoch ends it, logged once.
+    no epoch (on the queue's clock); a new epoch ends it, logged once. Registering is the
+    caller's round trip (sync or async): ``unregistered`` says when one is due.
     """
 
-    def __init__(self, client: redis.Redis, keys: KeyLayout, clock: QueueClock) -> None:
-        self._client = client
-        self._keys = keys
+    def __init__(self, clock: QueueClock) -> None:
         self._clock = clock
         self.candidate = secrets.token_hex(8)  # what enqueue sets when a queue has no epoch
         self._registered: set[str] = set()
         self._seen: dict[str, bytes] = {}  # b"": its epoch vanished (data lost, none since)
         self._reminded: dict[str, int] = {}
 
-    def register(self, queue: str) -> None:
-        """Add ``queue`` to the registry unless this process did already (or lost it since)."""
-        if queue not in self._registered:
-            call(self._client, "SADD", self._keys.registry, queue)
-            self._registered.add(queue)
+    def unregistered(self, queue: str) -> bool:
+        """Whether ``queue`` must be added to the registry (first use, or lost since)."""
+        return queue not in self._registered
+
+    def registered(self, queue: str) -> None:
+        """The registry holds ``queue`` now."""
+        self._registered.add(queue)
 
     def see(self, queue: str, epoch: bytes) -> None:
         """Compare the queue's epoch with the one seen before: a change means lost data."""
@@ -75,3 +76,18 @@ class Epochs:
             queue,
             how,
         )
+
+
+class Epochs(EpochWatch):
+    """The epoch watch of a sync client, which registers each queue itself."""
+
+    def __init__(self, client: redis.Redis, keys: KeyLayout, clock: QueueClock) -> None:
+        super().__init__(clock)
+        self._client = client
+        self._keys = keys
+
+    def register(self, queue: str) -> None:
+        """Add ``queue`` to the registry unless this process did already (or lost it since)."""
+        if self.unregistered(queue):
+            call(self._client, "SADD", self._keys.registry, queue)
+            self.registered(queue)

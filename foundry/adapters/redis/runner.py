@@ -77,7 +77,28 @@ def _bulk(arg: Arg) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
-def _missing(error: ResponseError) -> bool:
+class Packer:
+    """FCALLs of the library as RESP bytes, each function's and keys' head packed once."""
+
+    def __init__(self, functions: dict[str, str]) -> None:
+        self._function = functions
+        self._heads: dict[tuple[str, tuple[str, ...]], bytes] = {}
+
+    def pack(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> bytes:
+        """One ``FCALL`` of ``name`` with ``keys`` and ``args``, ready to send."""
+        head = self._heads.get((name, tuple(keys)))
+        if head is None:
+            parts: list[Arg] = ["FCALL", self._function[name], len(keys), *keys]
+            head = b"".join(map(_bulk, parts))
+            self._heads[(name, tuple(keys))] = head
+        count = 3 + len(keys) + len(args)
+        # _bulk inlined: a batch of 1,000 jobs packs 7,000 arguments (a third faster).
+        data = [arg if isinstance(arg, bytes) else str(arg).encode() for arg in args]
+        bulks = [b"$%d\r\n%s\r\n" % (len(item), item) for item in data]
+        return b"".join((b"*%d\r\n" % count, head, *bulks))
+
+
+def missing(error: ResponseError) -> bool:
     """Redis does not have the library (restarted without persistence, or FUNCTION FLUSH)."""
     return str(error).startswith("Function not found")
 
@@ -97,7 +118,7 @@ class FunctionRunner:
         self.client = client
         self.library = library()
         self._pinned = _Pinned()
-        self._heads: dict[tuple[str, tuple[str, ...]], bytes] = {}
+        self._pack = Packer(self.library.function).pack
 
     def call(
         self, name: str, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
@@ -168,18 +189,6 @@ class FunctionRunner:
             pinned.pid = os.getpid()
         return pinned.connection
 
-    def _pack(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> bytes:
-        head = self._heads.get((name, tuple(keys)))
-        if head is None:
-            parts: list[Arg] = ["FCALL", self.library.function[name], len(keys), *keys]
-            head = b"".join(map(_bulk, parts))
-            self._heads[(name, tuple(keys))] = head
-        count = 3 + len(keys) + len(args)
-        # _bulk inlined: a batch of 1,000 jobs packs 7,000 arguments (a third faster).
-        data = [arg if isinstance(arg, bytes) else str(arg).encode() for arg in args]
-        bulks = [b"$%d\r\n%s\r\n" % (len(item), item) for item in data]
-        return b"".join((b"*%d\r\n" % count, head, *bulks))
-
     def _round_trip(self, conn: Any, packed: bytes) -> Any:
         conn.send_packed_command([packed])
         return self._reply(conn, packed)
@@ -196,7 +205,7 @@ class FunctionRunner:
         try:
             return conn.read_response()
         except ResponseError as error:
-            if not _missing(error):
+            if not missing(error):
                 raise
             self._load_on(conn)
             conn.send_packed_command([packed])
@@ -215,7 +224,7 @@ class FunctionRunner:
             replies, packed, skip = replies[skip:], packed[skip:], 0
             if not errors:
                 return replies
-            if attempt == 2 or not all(_missing(error) for error in errors):
+            if attempt == 2 or not all(missing(error) for error in errors):
                 raise errors[0]
             self._load_on(conn)
         raise AssertionError("unreachable")

@@ -1,12 +1,21 @@
+"""Dispatching through the public dispatchers: the sync ``Dispatcher`` and the
+``AsyncDispatcher`` build the same jobs and keep the same promises, on every queue backend."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from foundry.adapters.clock import ManualClock
-from foundry.adapters.memory import MemoryQueue
+from foundry.application.async_dispatcher import AsyncDispatcher
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
 from foundry.domain import InvalidJob, JobState, UniqueSpec, UnknownHandler
+from tests.backends import Queue, QueueBackend
+from tests.dispatch_support import AnyDispatcher, AwaitedDispatcher
 
 registry = JobRegistry()
 
@@ -21,23 +30,25 @@ def report(user: str) -> str:
     return user
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def queue(clock: ManualClock) -> MemoryQueue:
-    return MemoryQueue(clock)
-
-
-@pytest.fixture
-def dispatcher(queue: MemoryQueue, clock: ManualClock) -> Dispatcher:
-    return Dispatcher(queue, registry, clock)
+@pytest.fixture(params=["sync", "async"])
+def dispatcher(
+    request: pytest.FixtureRequest,
+    queue_backend: QueueBackend,
+    queue: Queue,
+    clock: ManualClock,
+) -> Iterator[AnyDispatcher]:
+    """Each dispatcher in turn, over the current backend's ``queue`` (its store, its clock)."""
+    if request.param == "sync":
+        yield Dispatcher(queue, registry, clock)
+        return
+    twin = queue_backend.twin(request.getfixturevalue, clock, queue)
+    awaited = AwaitedDispatcher(AsyncDispatcher(twin, registry, clock), twin, asyncio.Runner())
+    yield awaited
+    awaited.close()
 
 
 def test_dispatch_enqueues_a_ready_job_with_the_handlers_defaults(
-    dispatcher: Dispatcher, queue: MemoryQueue, clock: ManualClock
+    dispatcher: AnyDispatcher, queue: Queue, clock: ManualClock
 ) -> None:
     job_id = dispatcher.dispatch("resize", {"width": 10})
 
@@ -53,7 +64,7 @@ def test_dispatch_enqueues_a_ready_job_with_the_handlers_defaults(
 
 
 def test_dispatch_accepts_the_registered_function_as_target(
-    dispatcher: Dispatcher, queue: MemoryQueue
+    dispatcher: AnyDispatcher, queue: Queue
 ) -> None:
     job_id = dispatcher.dispatch(resize, {"width": 1})
 
@@ -63,7 +74,7 @@ def test_dispatch_accepts_the_registered_function_as_target(
 
 
 def test_a_delayed_dispatch_waits_until_its_delay_has_passed(
-    dispatcher: Dispatcher, queue: MemoryQueue, clock: ManualClock
+    dispatcher: AnyDispatcher, queue: Queue, clock: ManualClock
 ) -> None:
     job_id = dispatcher.dispatch("resize", {"width": 1}, delay=timedelta(seconds=5))
 
@@ -74,7 +85,7 @@ def test_a_delayed_dispatch_waits_until_its_delay_has_passed(
 
 
 def test_dispatch_at_a_moment_schedules_it_then(
-    dispatcher: Dispatcher, queue: MemoryQueue, clock: ManualClock
+    dispatcher: AnyDispatcher, queue: Queue, clock: ManualClock
 ) -> None:
     moment = clock.now() + timedelta(minutes=1)
 
@@ -86,13 +97,13 @@ def test_dispatch_at_a_moment_schedules_it_then(
 
 
 def test_delay_and_at_together_are_an_invalid_job(
-    dispatcher: Dispatcher, clock: ManualClock
+    dispatcher: AnyDispatcher, clock: ManualClock
 ) -> None:
     with pytest.raises(InvalidJob, match="schedule"):
         dispatcher.dispatch("resize", {}, delay=timedelta(1), at=clock.now())
 
 
-def test_per_call_options_override_the_defaults(dispatcher: Dispatcher, queue: MemoryQueue) -> None:
+def test_per_call_options_override_the_defaults(dispatcher: AnyDispatcher, queue: Queue) -> None:
     job_id = dispatcher.dispatch("resize", {"width": 1}, queue="slow", priority=-1, job_id="j-1")
 
     record = queue.get("j-1")
@@ -101,7 +112,23 @@ def test_per_call_options_override_the_defaults(dispatcher: Dispatcher, queue: M
     assert (record.job.queue, record.job.priority) == ("slow", -1)
 
 
-def test_a_duplicate_unique_job_returns_the_id_of_the_pending_one(dispatcher: Dispatcher) -> None:
+def test_a_second_dispatch_with_the_same_job_id_stores_nothing_new(
+    dispatcher: AnyDispatcher, queue: Queue
+) -> None:
+    first = dispatcher.dispatch("resize", {"width": 1}, job_id="same")
+
+    second = dispatcher.dispatch("resize", {"width": 2}, job_id="same")
+
+    record = queue.get("same")
+    assert first == second == "same"
+    assert record is not None
+    assert record.job.payload == {"width": 1}
+    assert queue.stats("images").ready == 1
+
+
+def test_a_duplicate_unique_job_returns_the_id_of_the_pending_one(
+    dispatcher: AnyDispatcher,
+) -> None:
     first = dispatcher.dispatch("report", {"user": "ann"})
 
     second = dispatcher.dispatch("report", {"user": "ann"})
@@ -112,7 +139,7 @@ def test_a_duplicate_unique_job_returns_the_id_of_the_pending_one(dispatcher: Di
 
 
 def test_dispatch_many_enqueues_in_order_and_returns_the_ids(
-    dispatcher: Dispatcher, queue: MemoryQueue
+    dispatcher: AnyDispatcher, queue: Queue
 ) -> None:
     ids = dispatcher.dispatch_many([("resize", {"width": n}) for n in range(3)])
 
@@ -120,8 +147,25 @@ def test_dispatch_many_enqueues_in_order_and_returns_the_ids(
     assert payloads == [{"width": 0}, {"width": 1}, {"width": 2}]
 
 
+def test_dispatch_many_across_queues_keeps_the_callers_order_and_finds_duplicates(
+    dispatcher: AnyDispatcher, queue: Queue
+) -> None:
+    pending = dispatcher.dispatch("report", {"user": "ann"})
+
+    ids = dispatcher.dispatch_many(
+        [("resize", {"width": 1}), ("report", {"user": "ann"}), ("resize", {"width": 2})]
+    )
+
+    assert ids[1] == pending
+    assert [queue.get(ids[i]).job.payload for i in (0, 2)] == [  # type: ignore[union-attr]
+        {"width": 1},
+        {"width": 2},
+    ]
+    assert sorted(queue.queues()) == ["default", "images"]
+
+
 def test_an_unregistered_target_is_refused_before_anything_is_written(
-    dispatcher: Dispatcher, queue: MemoryQueue
+    dispatcher: AnyDispatcher, queue: Queue
 ) -> None:
     with pytest.raises(UnknownHandler):
         dispatcher.dispatch("nope", {})
@@ -130,7 +174,7 @@ def test_an_unregistered_target_is_refused_before_anything_is_written(
 
 
 def test_dispatch_many_refuses_a_batch_with_one_bad_payload_before_writing_any(
-    dispatcher: Dispatcher, queue: MemoryQueue
+    dispatcher: AnyDispatcher, queue: Queue
 ) -> None:
     with pytest.raises(InvalidJob) as refused:
         dispatcher.dispatch_many([("resize", {"width": 1}), ("resize", {"width": {1, 2}})])
@@ -139,8 +183,13 @@ def test_dispatch_many_refuses_a_batch_with_one_bad_payload_before_writing_any(
     assert queue.queues() == []
 
 
+def test_dispatch_many_of_nothing_returns_no_ids(dispatcher: AnyDispatcher, queue: Queue) -> None:
+    assert dispatcher.dispatch_many([]) == []
+    assert queue.queues() == []
+
+
 def test_dispatch_many_stamps_every_job_with_the_clock(
-    dispatcher: Dispatcher, queue: MemoryQueue, clock: ManualClock
+    dispatcher: AnyDispatcher, queue: Queue, clock: ManualClock
 ) -> None:
     ids = dispatcher.dispatch_many([("resize", {"width": n}) for n in range(2)])
 

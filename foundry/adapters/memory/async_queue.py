@@ -1,0 +1,32 @@
+"""AsyncMemoryQueue: the asyncio producer's port over a ``MemoryQueue`` (tests, development).
+
+It shares the wrapped queue's store, so a test dispatches from an event loop and a worker (or
+the test) claims from the ``MemoryQueue``. The memory queue does no I/O, so calling it from
+the loop blocks nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from foundry.adapters.memory.queue import MemoryQueue
+from foundry.domain import Job
+from foundry.ports import EnqueueOutcome
+
+
+class AsyncMemoryQueue:
+    """``AsyncQueuePort`` over ``queue``: the same jobs, the same outcomes."""
+
+    def __init__(self, queue: MemoryQueue) -> None:
+        self.queue = queue
+
+    async def enqueue(self, job: Job) -> EnqueueOutcome:
+        """As ``MemoryQueue.enqueue``."""
+        return self.queue.enqueue(job)
+
+    async def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
+        """As ``MemoryQueue.enqueue_many``."""
+        return self.queue.enqueue_many(jobs)
+
+    async def aclose(self) -> None:
+        """Nothing to close."""

@@ -1,0 +1,95 @@
+"""AsyncRedisQueue: the asyncio adapter of ``AsyncQueuePort`` over ``redis.asyncio``.
+
+It sends the same ``enqueue`` function calls as ``RedisQueue`` (built by the same
+``EnqueuePlan``), so a job has the same id, record and promises whichever client stored it,
+and a worker of either kind serves it. Concurrent calls share one connection and one write
+(see ``async_runner``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import redis
+import redis.asyncio
+
+from foundry.adapters.codec import Codec
+from foundry.adapters.redis.async_runner import AsyncFunctionRunner
+from foundry.adapters.redis.broken import queue_broken, wrong_types
+from foundry.adapters.redis.clock import QueueClock
+from foundry.adapters.redis.enqueuing import EnqueuePlan
+from foundry.adapters.redis.epochs import EpochWatch
+from foundry.adapters.redis.errors import guard
+from foundry.adapters.redis.keys import KeyLayout, QueueKeys
+from foundry.adapters.redis.record_codec import RecordCodec
+from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError, Job, QueueBroken
+from foundry.ports.clock import Clock
+from foundry.ports.queue_types import EnqueueOutcome
+
+
+class AsyncRedisQueue:
+    """Jobs into Redis from an event loop: one pipelined function call per job.
+
+    ``clock=None`` (production) lets the functions read the Redis server's ``TIME``; tests
+    pass a ``ManualClock``. ``prefix`` must be the workers' (``QUEUE_PREFIX``).
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        prefix: str = "foundry",
+        clock: Clock | None = None,
+        codec: Codec | None = None,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    ) -> None:
+        if not 0 < max_payload_bytes <= MAX_PAYLOAD_BYTES:
+            raise ConfigurationError(
+                f"max_payload_bytes must be 1-{MAX_PAYLOAD_BYTES}, got {max_payload_bytes}"
+            )
+        self._runner = AsyncFunctionRunner(client)
+        self._keys = KeyLayout(prefix)
+        self._epochs = EpochWatch(QueueClock(clock))
+        records = RecordCodec(codec or Codec(max_payload_bytes))
+        self._plan = EnqueuePlan(self._keys, QueueClock(clock), records, self._epochs)
+
+    async def enqueue(self, job: Job) -> EnqueueOutcome:
+        """One pipelined call (a second the first time this process uses the queue)."""
+        keys, args = self._plan.one(job)
+        with guard("enqueue", job.id):
+            await self._register([job.queue])
+            try:
+                reply = await self._runner.call("enqueue", keys.all, args)
+            except redis.ResponseError as error:
+                raise await self._broken(keys, error) from error
+        return self._plan.outcome(job, reply)
+
+    async def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
+        """One call per queue and 1,000 jobs, sent together."""
+        calls, order = self._plan.many(jobs)
+        if not calls:
+            return []
+        with guard("enqueue_many", jobs[0].id):
+            await self._register([keys.queue for keys, _ in calls])
+            replies = await self._runner.call_many(
+                [("enqueue", keys.all, args) for keys, args in calls]
+            )
+        return self._plan.outcomes(jobs, calls, replies, order)
+
+    async def aclose(self) -> None:
+        """Close this queue's connection (the client's own pool is the caller's to close)."""
+        await self._runner.aclose()
+
+    async def _register(self, queues: list[str]) -> None:
+        for queue in dict.fromkeys(queues):
+            if self._epochs.unregistered(queue):
+                await self._runner.command("SADD", self._keys.registry, queue)
+                self._epochs.registered(queue)
+
+    async def _broken(self, keys: QueueKeys, error: redis.ResponseError) -> QueueBroken:
+        try:
+            types = await asyncio.gather(*(self._runner.command("TYPE", key) for key in keys.all))
+        except redis.RedisError:
+            types = []
+        return queue_broken(keys, wrong_types(keys, types) if types else [], error)

@@ -1,0 +1,106 @@
+"""Jobs as dispatchers build them: the registry's defaults, the call's options, the clock.
+
+Shared by ``Dispatcher`` and ``AsyncDispatcher``, so both build the same job from the same call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from foundry.application.registry import JobRegistry
+from foundry.domain import InvalidJob, Job, RunAfter, RunAt, RunNow, UniqueSpec
+from foundry.domain.schedule import Schedule
+from foundry.ports import Clock, Duplicate, EnqueueOutcome
+
+log = logging.getLogger(__name__)
+
+Target = str | Callable[..., Any]
+#: One item of ``dispatch_many``: a handler (name or function) and its payload.
+Item = tuple[Target, Mapping[str, Any] | None]
+
+
+class JobMaker:
+    """Builds jobs for ``registry``'s handlers, stamped with ``clock``'s time."""
+
+    def __init__(self, registry: JobRegistry, clock: Clock) -> None:
+        self._registry = registry
+        self._clock = clock
+
+    def one(
+        self,
+        target: Target,
+        payload: Mapping[str, Any] | None,
+        *,
+        delay: timedelta | None,
+        at: datetime | None,
+        queue: str | None,
+        priority: int | None,
+        job_id: str | None,
+        unique: UniqueSpec | None,
+    ) -> Job:
+        """The job of one ``dispatch`` call (raises ``InvalidJob`` / ``UnknownHandler``)."""
+        options = {"queue": queue, "priority": priority, "id": job_id, "unique": unique}
+        return self.build(target, payload, schedule=_schedule(delay, at), **options)
+
+    def many(self, items: Iterable[Item]) -> list[Job]:
+        """The jobs of one ``dispatch_many`` call, all stamped with one reading of the clock,
+        with the metadata the registry's ``on_dispatch`` hooks add."""
+        named = [self._named(item) for item in items]
+        made = self._registry.make_jobs(named, created_at=self._clock.now())
+        return [self._registry.hooks.dispatching(job) for job in made]
+
+    def build(
+        self, target: Target, payload: Mapping[str, Any] | None = None, **options: Any
+    ) -> Job:
+        """The job ``dispatch`` would enqueue (options left ``None`` keep the defaults), with
+        the metadata the registry's ``on_dispatch`` hooks add."""
+        overrides = {key: value for key, value in options.items() if value is not None}
+        overrides.setdefault("created_at", self._clock.now())
+        job = self._registry.make_job(self._registry.name_of(target), payload, **overrides)
+        return self._registry.hooks.dispatching(job)
+
+    def _named(self, item: object) -> tuple[str, Mapping[str, Any] | None]:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise InvalidJob(
+                "items",
+                f"dispatch_many takes (handler, payload) pairs, got {item!r:.80}; "
+                "write dispatch_many([(send_welcome, {'user_id': 1}), ...])",
+            )
+        target, payload = item
+        return self._registry.name_of(target), payload
+
+
+class FirstDispatchWarning:
+    """Logs ``warning`` (formatted with the job id) at the first dispatch, then never again."""
+
+    def __init__(self, warning: str | None) -> None:
+        self._warning = warning
+
+    def dispatched(self, job_id: str) -> None:
+        """A job was dispatched: warn if this is the first."""
+        if self._warning is not None:
+            log.warning(self._warning.format(job_id=job_id))
+            self._warning = None
+
+
+def job_id_of(outcome: EnqueueOutcome) -> str:
+    """The id a dispatcher returns: the job's, or for a duplicate the pending job's."""
+    return outcome.existing_id if isinstance(outcome, Duplicate) else outcome.job_id
+
+
+def _schedule(delay: timedelta | None, at: datetime | None) -> Schedule:
+    if delay is not None and at is not None:
+        raise InvalidJob("schedule", "give delay= or at=, not both")
+    try:
+        if delay is not None:
+            return RunAfter(delay)
+        if at is not None:
+            return RunAt(at)
+    except (TypeError, ValueError) as error:
+        raise InvalidJob(
+            "schedule", f"{error}; pass a timedelta >= 0 or an aware datetime"
+        ) from error
+    return RunNow()

@@ -1,0 +1,39 @@
+"""The asyncio producer's port: what an event loop needs to put jobs into a queue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from foundry.domain import Job
+from foundry.ports.queue_types import EnqueueOutcome
+
+
+@runtime_checkable
+class AsyncQueuePort(Protocol):
+    """``QueuePort``'s enqueue side for asyncio code, with the same promises.
+
+    * A stored job is the one ``QueuePort.enqueue`` would store: same id, record and schedule;
+      any worker serves it.
+    * Enqueue is idempotent by job id (Q8): a job whose id is already held is not stored again;
+      a unique job (Q9) whose key is held returns ``Duplicate`` with the pending job's id.
+    * ``enqueue_many`` stores every job or, for bad input, none; outcomes come in the jobs'
+      order.
+    * No call blocks the event loop on I/O.
+
+    Raises ``InvalidJob`` (a payload the codec refuses; nothing written), ``QueueUnavailable``
+    (the store cannot be reached after bounded retries; safe to call again: writes are
+    idempotent) and ``QueueBroken`` (the queue's stored data is not Foundry's).
+    """
+
+    async def enqueue(self, job: Job) -> EnqueueOutcome:
+        """Store ``job``; ``Enqueued`` or, for a held id or unique key, ``Duplicate``."""
+        ...
+
+    async def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
+        """Store every job; one outcome per job, in order."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the connections this adapter opened (a later call opens them again)."""
+        ...

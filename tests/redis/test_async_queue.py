@@ -1,0 +1,185 @@
+"""The asyncio queue on a real Redis: concurrent dispatches share one connection, and what
+the sync queue survives (a flushed library, a killed connection, a broken queue, an outage)
+the async one survives too."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+import redis
+import redis.asyncio
+
+import foundry
+from foundry.adapters.redis.async_queue import AsyncRedisQueue
+from foundry.adapters.redis.connection import RedisSettings, connect_async
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.domain import Job, JobState, QueueBroken, QueueUnavailable
+from foundry.ports import Enqueued
+from tests.backends import unique_prefix
+from tests.redis_server import free_port
+
+pytestmark = pytest.mark.redis
+
+
+def _pair(url: str, name: str = "foundry-tests") -> tuple[AsyncRedisQueue, RedisQueue]:
+    """An async queue (a client as ``foundry.connect`` makes it) and a sync one, same keys."""
+    prefix = unique_prefix("aq")
+    client = connect_async(RedisSettings(url=url, client_name=name))
+    return AsyncRedisQueue(client, prefix=prefix), RedisQueue(
+        redis.Redis.from_url(url), prefix=prefix
+    )
+
+
+def _connections(url: str, name: str) -> int:
+    clients = redis.Redis.from_url(url).client_list()
+    return sum(1 for client in clients if client["name"] == name)
+
+
+def test_a_hundred_concurrent_enqueues_share_one_connection_and_all_land(redis_url: str) -> None:
+    name = f"aq-{uuid.uuid4().hex[:8]}"
+    aqueue, queue = _pair(redis_url, name)
+
+    async def main() -> tuple[list[object], int]:
+        jobs = [Job("t", id=f"j{n}", payload={"n": n}) for n in range(100)]
+        outcomes = await asyncio.gather(*(aqueue.enqueue(job) for job in jobs))
+        opened = _connections(redis_url, name)
+        await aqueue.aclose()
+        return list(outcomes), opened
+
+    outcomes, opened = asyncio.run(main())
+
+    assert outcomes == [Enqueued(f"j{n}") for n in range(100)]
+    assert opened == 1
+    assert queue.stats("default").ready == 100
+    assert queue.queues() == ["default"]
+
+
+def test_enqueue_after_function_flush_loads_the_library_and_stores_the_job_once(
+    redis_url: str,
+) -> None:
+    aqueue, queue = _pair(redis_url)
+    admin = redis.Redis.from_url(redis_url)
+
+    async def main() -> list[object]:
+        await aqueue.enqueue(Job("t", id="a"))
+        admin.function_flush()
+        outcomes = list(
+            await asyncio.gather(aqueue.enqueue(Job("t", id="b")), aqueue.enqueue(Job("t", id="a")))
+        )
+        admin.function_flush()
+        outcomes += await aqueue.enqueue_many([Job("t", id="c"), Job("t", id="d")])
+        await aqueue.aclose()
+        return outcomes
+
+    outcomes = asyncio.run(main())
+
+    assert outcomes == [Enqueued("b"), Enqueued("a"), Enqueued("c"), Enqueued("d")]
+    assert queue.stats("default").ready == 4
+
+
+def test_a_killed_connection_is_reopened_and_the_enqueue_sent_again(redis_url: str) -> None:
+    name = f"aq-{uuid.uuid4().hex[:8]}"
+    aqueue, queue = _pair(redis_url, name)
+
+    async def main() -> object:
+        await aqueue.enqueue(Job("t", id="a"))
+        _kill(redis_url, name)
+        outcome = await aqueue.enqueue(Job("t", id="b"))
+        await aqueue.aclose()
+        return outcome
+
+    assert asyncio.run(main()) == Enqueued("b")
+    assert queue.stats("default").ready == 2
+
+
+def _kill(url: str, name: str) -> None:
+    admin = redis.Redis.from_url(url)
+    for client in admin.client_list():
+        if client["name"] == name:
+            admin.client_kill_filter(_id=client["id"])
+
+
+def test_a_key_of_the_wrong_type_is_a_broken_queue_naming_the_key(redis_url: str) -> None:
+    aqueue, queue = _pair(redis_url)
+    prefix = queue._keys.prefix
+    redis.Redis.from_url(redis_url).set(f"{prefix}:{{b}}:ready", "x")
+
+    async def main() -> None:
+        try:
+            await aqueue.enqueue(Job("t", queue="b"))
+        finally:
+            await aqueue.aclose()
+
+    with pytest.raises(QueueBroken, match=r"\{b\}:ready is a string, not a zset") as raised:
+        asyncio.run(main())
+
+    assert raised.value.queue == "b"
+
+
+def test_an_unreachable_redis_is_queue_unavailable_after_bounded_retries() -> None:
+    settings = RedisSettings(
+        url=f"redis://127.0.0.1:{free_port()}/0",
+        retries=1,
+        backoff_base=timedelta(milliseconds=1),
+        connect_timeout=timedelta(milliseconds=200),
+    )
+    aqueue = AsyncRedisQueue(connect_async(settings), prefix=unique_prefix("aq"))
+
+    with pytest.raises(QueueUnavailable, match="unreachable during enqueue") as raised:
+        asyncio.run(aqueue.enqueue(Job("t", id="lost")))
+
+    assert raised.value.job_id == "lost"
+
+
+def test_a_cancelled_enqueue_leaves_the_others_of_its_batch_alone(redis_url: str) -> None:
+    aqueue, queue = _pair(redis_url)
+
+    async def main() -> list[object]:
+        tasks = [asyncio.create_task(aqueue.enqueue(Job("t", id=f"j{n}"))) for n in range(5)]
+        await asyncio.sleep(0)
+        tasks[2].cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        await aqueue.aclose()
+        return outcomes
+
+    outcomes = asyncio.run(main())
+
+    assert [outcomes[n] for n in (0, 1, 3, 4)] == [Enqueued(f"j{n}") for n in (0, 1, 3, 4)]
+    assert isinstance(outcomes[2], asyncio.CancelledError)
+    assert queue.stats("default").ready in (4, 5)  # sent before it was cancelled, or not
+
+
+def test_one_queue_serves_one_event_loop_after_another(redis_url: str) -> None:
+    aqueue, queue = _pair(redis_url)
+
+    first = asyncio.run(aqueue.enqueue(Job("t", id="a")))
+    second = asyncio.run(aqueue.enqueue(Job("t", id="b")))
+
+    assert (first, second) == (Enqueued("a"), Enqueued("b"))
+    assert queue.get("b") is not None
+
+
+def test_a_connected_async_dispatcher_stores_what_the_sync_one_reads(redis_url: str) -> None:
+    registry = foundry.JobRegistry()
+
+    @registry.job(name="mail.welcome", queue="mail")
+    def welcome(user_id: int) -> None:
+        pass
+
+    settings = foundry.Settings(redis_url=redis_url, queue_prefix=unique_prefix("aq"))
+
+    async def main() -> list[str]:
+        async with foundry.connect(settings) as fx:
+            dispatcher = fx.async_dispatcher(registry)
+            one = await dispatcher.dispatch(welcome, {"user_id": 1}, delay=timedelta(minutes=5))
+            many = await dispatcher.dispatch_many([(welcome, {"user_id": n}) for n in (2, 3)])
+            return [one, *many]
+
+    ids = asyncio.run(main())
+
+    with foundry.connect(settings) as fx:
+        states = [fx.queue.get(job_id).state for job_id in ids]  # type: ignore[union-attr]
+    assert states == [JobState.DELAYED, JobState.READY, JobState.READY]
