@@ -6,7 +6,11 @@ from foundry.domain import FoundryError
 
 
 class SoftTimeLimitExceeded(FoundryError):
-    """Raised inside a handler when its job's ``soft_timeout`` passes; it may clean up."""
+    """Raised inside a handler when its job's ``soft_timeout`` passes; it may clean up.
+
+    An ``async def`` handler's task is cancelled instead (it sees ``CancelledError``), and
+    its attempt fails with this error.
+    """
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds

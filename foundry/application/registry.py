@@ -101,7 +101,8 @@ class Handler:
 
     ``defaults`` holds the template's fields (all but id, payload and metadata) as ``Job``
     keyword arguments: a job is built by one ``Job(...)`` call, which validates every field.
-    ``arguments`` is what its payload must fit, checked at dispatch.
+    ``arguments`` is what its payload must fit, checked at dispatch. ``is_async``: the function
+    is an ``async def`` (a pool child awaits it on its event loop).
     """
 
     name: str
@@ -113,6 +114,14 @@ class Handler:
     arguments: Arguments = attrs.field(
         init=False,
         default=attrs.Factory(lambda self: Arguments.of(self.function, self.name), takes_self=True),
+        eq=False,
+        repr=False,
+    )
+    is_async: bool = attrs.field(
+        init=False,
+        default=attrs.Factory(
+            lambda self: inspect.iscoroutinefunction(self.function), takes_self=True
+        ),
         eq=False,
         repr=False,
     )

@@ -7,10 +7,12 @@ on the attempts their payload names, so every scenario is deterministic given it
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import time
+import weakref
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +31,7 @@ from tests.faults.ledger import LEDGER_ENV, Ledger
 
 registry = JobRegistry()
 _hoard: list[bytearray] = []
+_loop_runs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
 
 
 def _begin() -> tuple[Ledger, str, int]:
@@ -66,6 +69,36 @@ def _keep_busy(ledger: Ledger, job_id: str, seconds: float) -> None:
     while (left := until - time.monotonic()) > 0:
         time.sleep(min(left, 0.1))
         ledger.record("tick", job=job_id, pid=os.getpid())
+
+
+@registry.job(name="awork")
+async def awork(
+    n: int = 0,
+    seconds: float = 0.0,
+    kill_on: Sequence[int] = (),
+    hold_on: Sequence[int] = (),
+    **_: Any,
+) -> str:
+    """``work`` as an ``async def``: sleep ``seconds`` on the child's loop, ticking; SIGKILL
+    this process on an attempt in ``kill_on``; on one in ``hold_on``, block the loop once
+    cancelled. Returns the pid, how many jobs its loop has run (this one included) and ``n``."""
+    ledger, job_id, run = _begin()
+    if run in kill_on:
+        os.kill(os.getpid(), signal.SIGKILL)
+    try:
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.1))
+            ledger.record("tick", job=job_id, pid=os.getpid())
+    except asyncio.CancelledError:
+        ledger.record("note", what="cancelled", job=job_id, pid=os.getpid())
+        if run in hold_on:
+            time.sleep(60)
+        raise
+    ledger.record("end", job=job_id, pid=os.getpid())
+    loop = asyncio.get_running_loop()
+    runs = _loop_runs[loop] = _loop_runs.get(loop, 0) + 1
+    return f"{os.getpid()}:{runs}:{n}"
 
 
 @registry.job(name="stubborn")

@@ -26,6 +26,7 @@ from typing import Any
 
 from foundry.application.context import JobContext, set_current
 from foundry.application.errors import SoftTimeLimitExceeded
+from foundry.application.pool.coroutines import ChildLoop
 from foundry.application.pool.watchdog import start_watchdog
 from foundry.application.pool.wire import READY, STOP, decode_task, encode_reply
 from foundry.application.registry import Handler, JobRegistry
@@ -93,7 +94,8 @@ def _die_with_parent() -> None:
 
 
 class Runner:
-    """Runs tasks in this process, with the soft time limit armed around each handler."""
+    """Runs tasks in this process, with the soft time limit armed around each handler
+    (``async def`` handlers on the child's event loop, see ``coroutines``)."""
 
     def __init__(self, registry: JobRegistry, measure_rss: bool) -> None:
         self._registry = registry
@@ -103,6 +105,7 @@ class Runner:
         self._rss = _rss_reader() if measure_rss else None
         self._pid = os.getpid()  # the pool's child: any other pid is a copy a handler forked
         self._worker = f"{socket.gethostname()}:{self._pid}"
+        self._loop = ChildLoop()  # for async def handlers
         signal.signal(signal.SIGALRM, self._on_alarm)
 
     def serve(self, conn: Connection) -> None:
@@ -150,6 +153,8 @@ class Runner:
         return result
 
     def _timed(self, handler: Handler, payload: dict[str, Any], soft: float) -> Any:
+        if handler.is_async:
+            return self._loop.run(handler(**payload), soft)
         if not soft:
             return handler(**payload)
         self._armed = soft

@@ -1,0 +1,59 @@
+"""The pool child's event loop for ``async def`` handlers, without a pool."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from foundry.application.errors import SoftTimeLimitExceeded
+from foundry.application.pool.coroutines import ChildLoop
+
+
+async def loop_of_this_run() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
+
+
+def test_every_run_of_one_child_loop_uses_the_same_event_loop() -> None:
+    child = ChildLoop()
+
+    first, second = child.run(loop_of_this_run(), 0), child.run(loop_of_this_run(), 5.0)
+
+    assert first is second
+    assert not first.is_running()
+
+
+def test_the_soft_limit_cancels_the_handler_which_may_clean_up() -> None:
+    seen: list[str] = []
+
+    async def overruns() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    with pytest.raises(SoftTimeLimitExceeded) as raised:
+        ChildLoop().run(overruns(), 0.05)
+
+    assert seen == ["cancelled"]
+    assert raised.value.seconds == 0.05
+
+
+def test_a_timeout_error_of_the_handlers_own_is_not_the_soft_limit() -> None:
+    async def times_out() -> None:
+        async with asyncio.timeout(0):
+            await asyncio.sleep(1)
+
+    with pytest.raises(TimeoutError) as raised:
+        ChildLoop().run(times_out(), 30.0)
+
+    assert not isinstance(raised.value, SoftTimeLimitExceeded)
+
+
+def test_a_handler_that_returns_before_the_soft_limit_gives_its_value() -> None:
+    async def quick(value: int) -> int:
+        await asyncio.sleep(0)
+        return value * 2
+
+    assert ChildLoop().run(quick(21), 30.0) == 42
