@@ -18,6 +18,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from foundry.adapters.django.commit import DjangoCommitHooks as DjangoCommitHooks
+    from foundry.adapters.sqlalchemy.commit import (
+        SqlAlchemyCommitHooks as SqlAlchemyCommitHooks,
+    )
     from foundry.application.async_dispatcher import AsyncDispatcher as AsyncDispatcher
     from foundry.application.context import JobContext as JobContext
     from foundry.application.context import current_job as current_job
@@ -146,6 +150,9 @@ if TYPE_CHECKING:
         Clock as Clock,
     )
     from foundry.ports import (
+        CommitHooks as CommitHooks,
+    )
+    from foundry.ports import (
         JobRecord as JobRecord,
     )
     from foundry.ports import (
@@ -167,10 +174,12 @@ __all__ = [
     "CatchUp",
     "ClaimRequest",
     "Clock",
+    "CommitHooks",
     "ConfigurationError",
     "Connection",
     "Delays",
     "Dispatcher",
+    "DjangoCommitHooks",
     "Driver",
     "ErrorCapture",
     "ErrorInfo",
@@ -205,6 +214,7 @@ __all__ = [
     "RetryPolicy",
     "Settings",
     "SoftTimeLimitExceeded",
+    "SqlAlchemyCommitHooks",
     "StaleLease",
     "TimeLimitExceeded",
     "TimingMiddleware",
@@ -247,6 +257,9 @@ _HOMES = {
     "CachePort": "foundry.ports",
     "ClaimRequest": "foundry.ports",
     "Clock": "foundry.ports",
+    "CommitHooks": "foundry.ports",
+    "DjangoCommitHooks": "foundry.adapters.django.commit",
+    "SqlAlchemyCommitHooks": "foundry.adapters.sqlalchemy.commit",
     "JobRecord": "foundry.ports",
     "QueuePort": "foundry.ports",
     "QueueStats": "foundry.ports",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from foundry.application.job_maker import (
+    AfterCommit,
     FirstDispatchWarning,
     Item,
     JobMaker,
@@ -15,7 +18,9 @@ from foundry.application.job_maker import (
 )
 from foundry.application.registry import JobRegistry
 from foundry.domain import Job, UniqueSpec
-from foundry.ports import AsyncQueuePort, Clock
+from foundry.ports import AsyncQueuePort, Clock, CommitHooks
+
+log = logging.getLogger(__name__)
 
 
 class AsyncDispatcher:
@@ -24,6 +29,10 @@ class AsyncDispatcher:
     Jobs are built exactly as ``Dispatcher`` builds them (registry defaults, the call's
     options, the clock) and stored through the ``AsyncQueuePort``; concurrent dispatches from
     one loop share the Redis adapter's connection and writes.
+
+    ``after_commit`` is ``Dispatcher``'s: at the commit (in the loop's thread or another, as
+    Django's async views commit in a worker thread) the send is handed to the loop that
+    dispatched; ``flush()`` waits for those sends (call it before closing the connection).
     """
 
     def __init__(
@@ -33,10 +42,13 @@ class AsyncDispatcher:
         clock: Clock,
         *,
         first_dispatch_warning: str | None = None,
+        commit_hooks: CommitHooks | None = None,
     ) -> None:
         self._queue = queue
         self._jobs = JobMaker(registry, clock)
         self._first = FirstDispatchWarning(first_dispatch_warning)
+        self._after_commit = AfterCommit(commit_hooks, registry.after_commit)
+        self._sending: set[asyncio.Task[list[str]]] = set()
 
     async def dispatch(
         self,
@@ -49,8 +61,9 @@ class AsyncDispatcher:
         priority: int | None = None,
         job_id: str | None = None,
         unique: UniqueSpec | None = None,
+        after_commit: bool | None = None,
     ) -> str:
-        """Enqueue one job; returns its id (or the pending duplicate's id)."""
+        """Enqueue one job (after the commit, if so); its id (or the pending duplicate's)."""
         job = self._jobs.one(
             target,
             payload,
@@ -61,20 +74,67 @@ class AsyncDispatcher:
             job_id=job_id,
             unique=unique,
         )
-        dispatched = job_id_of(await self._queue.enqueue(job))
-        self._first.dispatched(dispatched)
-        return dispatched
+        if self._after_commit.wanted(after_commit):
+            self._defer([job])
+            return job.id
+        return (await self._send([job]))[0]
 
-    async def dispatch_many(self, items: Iterable[Item]) -> list[str]:
-        """Enqueue many jobs in one ``enqueue_many`` call; ids in the same order.
+    async def dispatch_many(
+        self, items: Iterable[Item], *, after_commit: bool | None = None
+    ) -> list[str]:
+        """Enqueue many jobs in one ``enqueue_many`` call (after the commit, if so); ids in the
+        same order.
 
         Every job of the call gets the same ``created_at`` (one reading of the clock).
         """
         jobs = self._jobs.many(items)
-        ids = [job_id_of(outcome) for outcome in await self._queue.enqueue_many(jobs)]
+        if jobs and self._after_commit.wanted(after_commit):
+            self._defer(jobs)
+            return [job.id for job in jobs]
+        return await self._send(jobs, many=True)
+
+    async def flush(self) -> None:
+        """Wait until every job handed over at a commit so far has been sent (or failed)."""
+        while self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+    async def _send(self, jobs: list[Job], *, many: bool = False) -> list[str]:
+        if many:
+            ids = [job_id_of(outcome) for outcome in await self._queue.enqueue_many(jobs)]
+        else:
+            ids = [job_id_of(await self._queue.enqueue(jobs[0]))]
         if ids:
             self._first.dispatched(ids[0])
         return ids
+
+    def _defer(self, jobs: list[Job]) -> None:
+        loop = asyncio.get_running_loop()
+
+        def committed() -> None:
+            try:
+                here = asyncio.get_running_loop()
+            except RuntimeError:
+                here = None
+            if here is loop:
+                self._spawn(jobs)
+            else:
+                loop.call_soon_threadsafe(self._spawn, jobs)
+
+        self._after_commit.defer(jobs, committed)
+
+    def _spawn(self, jobs: list[Job]) -> None:
+        task = asyncio.get_running_loop().create_task(self._send(jobs, many=len(jobs) > 1))
+        self._sending.add(task)
+        task.add_done_callback(lambda done: self._sent(done, jobs))
+
+    def _sent(self, task: asyncio.Task[list[str]], jobs: list[Job]) -> None:
+        self._sending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "jobs dispatched after commit were not sent, the commit stands: %s",
+                ", ".join(job.id for job in jobs[:5]),
+                exc_info=task.exception(),
+            )
 
     def build(
         self, target: Target, payload: Mapping[str, Any] | None = None, **options: Any

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from foundry.application.job_maker import (
+    AfterCommit,
     FirstDispatchWarning,
     Item,
     JobMaker,
@@ -15,7 +16,7 @@ from foundry.application.job_maker import (
 )
 from foundry.application.registry import JobRegistry
 from foundry.domain import Job, UniqueSpec
-from foundry.ports import Clock, QueuePort
+from foundry.ports import Clock, CommitHooks, QueuePort
 
 
 class Dispatcher:
@@ -25,6 +26,11 @@ class Dispatcher:
     function; an unregistered name raises ``UnknownHandler`` (a typo would otherwise wait in a
     queue no worker serves). Returned ids are the job's, or for a duplicate of a unique job the
     id of the job already pending.
+
+    ``after_commit=True`` (or a registry made with ``after_commit=True``) builds and checks the
+    job now and enqueues it once the current database transaction commits, through
+    ``commit_hooks``; nothing is sent if it rolls back. The id returned is then the new job's
+    (a duplicate of a unique job is found only when it is sent).
     """
 
     def __init__(
@@ -34,10 +40,12 @@ class Dispatcher:
         clock: Clock,
         *,
         first_dispatch_warning: str | None = None,
+        commit_hooks: CommitHooks | None = None,
     ) -> None:
         self._queue = queue
         self._jobs = JobMaker(registry, clock)
         self._first = FirstDispatchWarning(first_dispatch_warning)
+        self._after_commit = AfterCommit(commit_hooks, registry.after_commit)
 
     def dispatch(
         self,
@@ -50,8 +58,9 @@ class Dispatcher:
         priority: int | None = None,
         job_id: str | None = None,
         unique: UniqueSpec | None = None,
+        after_commit: bool | None = None,
     ) -> str:
-        """Enqueue one job; returns its id (or the pending duplicate's id)."""
+        """Enqueue one job (after the commit, if so); its id (or the pending duplicate's)."""
         job = self._jobs.one(
             target,
             payload,
@@ -62,16 +71,31 @@ class Dispatcher:
             job_id=job_id,
             unique=unique,
         )
-        dispatched = job_id_of(self._queue.enqueue(job))
-        self._first.dispatched(dispatched)
-        return dispatched
+        if self._after_commit.wanted(after_commit):
+            self._after_commit.defer([job], lambda: self._send(job))
+            return job.id
+        return self._send(job)
 
-    def dispatch_many(self, items: Iterable[Item]) -> list[str]:
-        """Enqueue many jobs in one ``enqueue_many`` call; ids in the same order.
+    def dispatch_many(
+        self, items: Iterable[Item], *, after_commit: bool | None = None
+    ) -> list[str]:
+        """Enqueue many jobs in one ``enqueue_many`` call (after the commit, if so); ids in the
+        same order.
 
         Every job of the call gets the same ``created_at`` (one reading of the clock).
         """
         jobs = self._jobs.many(items)
+        if jobs and self._after_commit.wanted(after_commit):
+            self._after_commit.defer(jobs, lambda: self._send_many(jobs))
+            return [job.id for job in jobs]
+        return self._send_many(jobs)
+
+    def _send(self, job: Job) -> str:
+        job_id = job_id_of(self._queue.enqueue(job))
+        self._first.dispatched(job_id)
+        return job_id
+
+    def _send_many(self, jobs: list[Job]) -> list[str]:
         ids = [job_id_of(outcome) for outcome in self._queue.enqueue_many(jobs)]
         if ids:
             self._first.dispatched(ids[0])

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from foundry.application.registry import JobRegistry
-from foundry.domain import InvalidJob, Job, RunAfter, RunAt, RunNow, UniqueSpec
+from foundry.domain import ConfigurationError, InvalidJob, Job, RunAfter, RunAt, RunNow, UniqueSpec
 from foundry.domain.schedule import Schedule
-from foundry.ports import Clock, Duplicate, EnqueueOutcome
+from foundry.ports import Clock, CommitHooks, Duplicate, EnqueueOutcome
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,40 @@ class FirstDispatchWarning:
         if self._warning is not None:
             log.warning(self._warning.format(job_id=job_id))
             self._warning = None
+
+
+class AfterCommit:
+    """Whether a dispatch waits for the current transaction to commit, and the handing over.
+
+    ``default`` is the registry's; ``hooks`` the ``CommitHooks`` of the app's database, if any.
+    """
+
+    def __init__(self, hooks: CommitHooks | None, default: bool) -> None:
+        self._hooks = hooks
+        self._default = default
+
+    def wanted(self, after_commit: bool | None) -> bool:
+        """The call's choice, or the registry's default when the call made none."""
+        return self._default if after_commit is None else after_commit
+
+    def defer(self, jobs: list[Job], send: Callable[[], object]) -> None:
+        """Call ``send`` after the commit; raises ``ConfigurationError`` without hooks."""
+        if self._hooks is None:
+            raise ConfigurationError(
+                "dispatch after commit needs the database's commit hooks: build the "
+                "dispatcher with commit_hooks=DjangoCommitHooks() or "
+                "SqlAlchemyCommitHooks(session), or dispatch with after_commit=False"
+            )
+        self._hooks.on_commit(lambda: _logged(jobs, send))
+
+
+def _logged(jobs: list[Job], send: Callable[[], object]) -> None:
+    try:
+        send()
+    except Exception:
+        ids = ", ".join(job.id for job in jobs[:5]) + (" ..." if len(jobs) > 5 else "")
+        log.exception("jobs dispatched after commit were not sent, the commit stands: %s", ids)
+        raise
 
 
 def job_id_of(outcome: EnqueueOutcome) -> str:

@@ -141,10 +141,13 @@ class JobRegistry:
 
     Register with ``@registry.job`` (or ``@registry.job(name=..., queue=..., ...)``). Defaults
     are validated at registration: a bad queue, priority or timeout raises ``InvalidJob`` then,
-    not when the first job is dispatched.
+    not when the first job is dispatched. ``after_commit=True`` makes every dispatch of its
+    handlers wait for the current database transaction to commit unless the call says
+    ``after_commit=False`` (see ``Dispatcher``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, after_commit: bool = False) -> None:
+        self.after_commit = after_commit
         self._handlers: dict[str, Handler] = {}
         self._names: dict[Callable[..., Any], str] = {}
         self._schedules = ScheduleBook()

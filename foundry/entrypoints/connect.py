@@ -10,7 +10,7 @@ from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
 from foundry.entrypoints.container import Container, build_container
 from foundry.entrypoints.settings import Driver, Settings
-from foundry.ports import AsyncQueuePort, CachePort, QueuePort
+from foundry.ports import AsyncQueuePort, CachePort, CommitHooks, QueuePort
 
 #: Logged once, at the first dispatch, by a producer whose queue lives in its own memory.
 MEMORY_QUEUE_WARNING = (
@@ -44,14 +44,19 @@ class Connection:
         self._opened.append("cache")
         return self._container.cache()
 
-    def dispatcher(self, registry: JobRegistry) -> Dispatcher:
-        """A ``Dispatcher`` for ``registry``'s handlers over this connection's queue."""
+    def dispatcher(
+        self, registry: JobRegistry, *, commit_hooks: CommitHooks | None = None
+    ) -> Dispatcher:
+        """A ``Dispatcher`` for ``registry``'s handlers over this connection's queue;
+        ``commit_hooks`` (``DjangoCommitHooks()``, ``SqlAlchemyCommitHooks(session)``) let it
+        dispatch after the database's commit."""
         memory = self.settings.queue_driver is Driver.MEMORY
         return Dispatcher(
             self.queue,
             registry,
             self._container.clock(),
             first_dispatch_warning=MEMORY_QUEUE_WARNING if memory else None,
+            commit_hooks=commit_hooks,
         )
 
     @cached_property
@@ -60,7 +65,9 @@ class Connection:
         self._opened.append("async_queue")
         return self._container.async_queue()
 
-    def async_dispatcher(self, registry: JobRegistry) -> AsyncDispatcher:
+    def async_dispatcher(
+        self, registry: JobRegistry, *, commit_hooks: CommitHooks | None = None
+    ) -> AsyncDispatcher:
         """An ``AsyncDispatcher`` for ``registry``'s handlers over this connection's
         ``async_queue``: the same jobs and ids as ``dispatcher``'s, awaited."""
         memory = self.settings.queue_driver is Driver.MEMORY
@@ -69,6 +76,7 @@ class Connection:
             registry,
             self._container.clock(),
             first_dispatch_warning=MEMORY_QUEUE_WARNING if memory else None,
+            commit_hooks=commit_hooks,
         )
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from foundry.ports.schedules import (
     SchedulePort,
     ScheduleState,
 )
+from foundry.ports.transactions import CommitHooks
 
 __all__ = [
     "AsyncQueuePort",
@@ -36,6 +37,7 @@ __all__ = [
     "SchedulePort",
     "ScheduleState",
     "CachePort",
+    "CommitHooks",
     "CacheStats",
     "CacheStore",
     "ClaimRequest",

@@ -1,0 +1,1 @@
+"""Django's side of Foundry's ports (extra ``foundry[django]``)."""

@@ -1,0 +1,1 @@
+"""SQLAlchemy's side of Foundry's ports (extra ``foundry[sqlalchemy]``)."""

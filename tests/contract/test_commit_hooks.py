@@ -1,0 +1,232 @@
+"""Dispatch after commit, on every ``CommitHooks`` (memory, Django, SQLAlchemy on SQLite): a
+job dispatched inside a transaction is sent once if it commits and never if it rolls back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import pytest
+
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.adapters.memory.async_queue import AsyncMemoryQueue
+from foundry.adapters.memory.transactions import MemoryTransactions
+from foundry.application.async_dispatcher import AsyncDispatcher
+from foundry.application.dispatcher import Dispatcher
+from foundry.application.registry import JobRegistry
+from foundry.domain import ConfigurationError, InvalidJob, JobState
+from tests.commit_support import COMMIT_BACKENDS, CommitBackend
+
+registry = JobRegistry()
+T = TypeVar("T")
+
+
+@registry.job(name="welcome", queue="mail")
+def welcome(user_id: int) -> None:
+    pass
+
+
+class Rollback(Exception):
+    """Raised to roll a transaction back."""
+
+
+def rolled_back(db: CommitBackend, body: Callable[[], T]) -> T:
+    """``body()``'s value, run in a transaction that then rolls back."""
+    done: list[T] = []
+    try:
+        with db.atomic():
+            done.append(body())
+            raise Rollback
+    except Rollback:
+        return done[0]
+
+
+@pytest.fixture(params=list(COMMIT_BACKENDS))
+def db(request: pytest.FixtureRequest) -> Iterator[CommitBackend]:
+    yield from COMMIT_BACKENDS[request.param]()
+
+
+@pytest.fixture
+def queue() -> MemoryQueue:
+    return MemoryQueue(ManualClock())
+
+
+@pytest.fixture
+def dispatcher(queue: MemoryQueue, db: CommitBackend) -> Dispatcher:
+    return Dispatcher(queue, registry, ManualClock(), commit_hooks=db.hooks)
+
+
+def test_a_job_dispatched_in_a_transaction_is_sent_once_when_it_commits(
+    dispatcher: Dispatcher, queue: MemoryQueue, db: CommitBackend
+) -> None:
+    with db.atomic():
+        job_id = dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True)
+        inside = queue.stats("mail").ready
+
+    record = queue.get(job_id)
+    assert inside == 0
+    assert record is not None
+    assert record.state is JobState.READY
+    assert queue.stats("mail").ready == 1
+
+
+def test_a_transaction_that_rolls_back_sends_nothing(
+    dispatcher: Dispatcher, queue: MemoryQueue, db: CommitBackend
+) -> None:
+    job_id = rolled_back(
+        db, lambda: dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True)
+    )
+
+    assert queue.get(job_id) is None
+    assert queue.queues() == []
+
+
+def test_a_savepoint_that_rolls_back_drops_its_jobs_and_keeps_the_outer_ones(
+    dispatcher: Dispatcher, queue: MemoryQueue, db: CommitBackend
+) -> None:
+    with db.atomic():
+        kept = dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True)
+        dropped = rolled_back(
+            db, lambda: dispatcher.dispatch(welcome, {"user_id": 2}, after_commit=True)
+        )
+        with db.atomic():
+            released = dispatcher.dispatch(welcome, {"user_id": 3}, after_commit=True)
+
+    assert queue.get(dropped) is None
+    assert queue.get(kept) is not None
+    assert queue.get(released) is not None
+    assert queue.stats("mail").ready == 2
+
+
+def test_outside_a_transaction_a_dispatch_after_commit_is_sent_at_once(
+    dispatcher: Dispatcher, queue: MemoryQueue
+) -> None:
+    job_id = dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True)
+
+    assert queue.get(job_id) is not None
+
+
+def test_dispatch_many_after_commit_sends_the_batch_in_order_at_the_commit(
+    dispatcher: Dispatcher, queue: MemoryQueue, db: CommitBackend
+) -> None:
+    with db.atomic():
+        ids = dispatcher.dispatch_many(
+            [(welcome, {"user_id": n}) for n in range(3)], after_commit=True
+        )
+        inside = queue.queues()
+
+    payloads = [queue.get(job_id).job.payload for job_id in ids]  # type: ignore[union-attr]
+    assert inside == []
+    assert payloads == [{"user_id": 0}, {"user_id": 1}, {"user_id": 2}]
+
+
+def test_a_registrys_default_applies_unless_the_call_says_otherwise(
+    queue: MemoryQueue, db: CommitBackend
+) -> None:
+    waiting = JobRegistry(after_commit=True)
+    waiting.job(name="welcome", queue="mail")(welcome)
+    dispatcher = Dispatcher(queue, waiting, ManualClock(), commit_hooks=db.hooks)
+
+    deferred, now = rolled_back(
+        db,
+        lambda: (
+            dispatcher.dispatch(welcome, {"user_id": 1}),
+            dispatcher.dispatch(welcome, {"user_id": 2}, after_commit=False),
+        ),
+    )
+
+    assert queue.get(deferred) is None
+    assert queue.get(now) is not None
+
+
+def test_a_bad_payload_is_refused_at_dispatch_not_at_the_commit(
+    dispatcher: Dispatcher, queue: MemoryQueue, db: CommitBackend
+) -> None:
+    with db.atomic():
+        with pytest.raises(InvalidJob):
+            dispatcher.dispatch(welcome, {"user": 1}, after_commit=True)
+        dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True)
+
+    assert queue.stats("mail").ready == 1
+
+
+@pytest.mark.parametrize("name", ["memory", "sqlalchemy"])  # Django's ORM is sync-only
+def test_the_async_dispatcher_sends_after_the_commit_and_never_after_a_rollback(
+    queue: MemoryQueue, name: str
+) -> None:
+    [db] = COMMIT_BACKENDS[name]()
+    dispatcher = AsyncDispatcher(
+        AsyncMemoryQueue(queue), registry, ManualClock(), commit_hooks=db.hooks
+    )
+
+    async def main() -> tuple[str, str, int]:
+        with db.atomic():
+            sent = await dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True)
+            inside = queue.stats("mail").ready
+        try:
+            with db.atomic():
+                dropped = await dispatcher.dispatch(welcome, {"user_id": 2}, after_commit=True)
+                raise Rollback
+        except Rollback:
+            pass
+        await dispatcher.flush()
+        return sent, dropped, inside
+
+    sent, dropped, inside = asyncio.run(main())
+
+    assert inside == 0
+    assert queue.get(sent) is not None
+    assert queue.get(dropped) is None
+
+
+def test_a_commit_in_another_thread_hands_the_async_send_to_the_dispatching_loop(
+    queue: MemoryQueue,
+) -> None:
+    transactions = MemoryTransactions()
+    dispatcher = AsyncDispatcher(
+        AsyncMemoryQueue(queue), registry, ManualClock(), commit_hooks=transactions
+    )
+
+    async def main() -> str:
+        transaction = transactions.atomic()
+        transaction.__enter__()
+        job_id = await dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True)
+        await asyncio.to_thread(transaction.__exit__, None, None, None)
+        await asyncio.sleep(0)  # the loop runs the send handed over from the thread
+        await dispatcher.flush()
+        return job_id
+
+    job_id = asyncio.run(main())
+
+    assert queue.get(job_id) is not None
+
+
+def test_after_commit_without_commit_hooks_is_refused_naming_the_fix(queue: MemoryQueue) -> None:
+    dispatcher = Dispatcher(queue, registry, ManualClock())
+
+    with pytest.raises(ConfigurationError, match="commit_hooks=DjangoCommitHooks"):
+        dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True)
+
+    assert queue.queues() == []
+
+
+def test_a_send_that_fails_at_the_commit_is_logged_with_the_job_and_raised(
+    db: CommitBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Down(MemoryQueue):
+        def enqueue(self, job: object) -> object:  # type: ignore[override]
+            raise ConnectionError("queue down")
+
+    dispatcher = Dispatcher(Down(ManualClock()), registry, ManualClock(), commit_hooks=db.hooks)
+    caplog.set_level(logging.ERROR, logger="foundry")
+
+    ids: list[str] = []
+    with pytest.raises(ConnectionError), db.atomic():
+        ids.append(dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True))
+
+    [record] = [r for r in caplog.records if r.name.startswith("foundry")]
+    assert ids[0] in record.getMessage()
+    assert "the commit stands" in record.getMessage()
