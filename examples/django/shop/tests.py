@@ -1,0 +1,50 @@
+"""The shop end to end: Django's test runner, a real Redis, a real ``foundry work --burst``."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from django.db import connection
+from django.test import TransactionTestCase
+
+from foundry.contrib.django import connection as foundry_connection
+from shop.models import Customer
+
+MANAGE = Path(__file__).resolve().parent.parent / "manage.py"
+
+
+def work_burst() -> subprocess.CompletedProcess[str]:
+    """``manage.py foundry_work --burst`` on the test database."""
+    env = {**os.environ, "SHOP_DATABASE": str(connection.settings_dict["NAME"])}
+    return subprocess.run(
+        [sys.executable, str(MANAGE), "foundry_work", "--burst", "--concurrency", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+class SignupTests(TransactionTestCase):
+    """Transactions really commit here (``TestCase`` would roll every test back)."""
+
+    def test_a_committed_signup_sends_one_job_and_a_rolled_back_one_sends_none(self) -> None:
+        queue = foundry_connection().queue
+        before = queue.stats("mail").ready
+
+        ok = self.client.post("/signup", {"email": "ann@example.com"})
+        refused = self.client.post("/signup", {"email": "bob@example.com", "card": "declined"})
+
+        self.assertEqual(ok.status_code, 201)
+        self.assertEqual(refused.status_code, 402)
+        self.assertEqual(queue.stats("mail").ready, before + 1)
+        self.assertFalse(Customer.objects.filter(email="bob@example.com").exists())
+        done = work_burst()
+        self.assertEqual(done.returncode, 0, done.stderr)
+        record = queue.get(ok.json()["job"])
+        assert record is not None
+        self.assertEqual(record.state.value, "completed")
+        self.assertEqual(record.result, "welcome, ann@example.com")
+        self.assertEqual(queue.stats("mail").ready, 0)

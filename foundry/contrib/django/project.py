@@ -1,0 +1,70 @@
+"""The project's Foundry, built once per process from ``settings.FOUNDRY``."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from functools import cache as once
+from typing import Any
+
+from django.conf import settings
+
+import foundry
+
+
+@once
+def _config() -> tuple[str, foundry.Settings]:
+    given: dict[str, Any] = dict(getattr(settings, "FOUNDRY", None) or {})
+    app = given.pop("APP", None)
+    if not isinstance(app, str) or ":" not in app:
+        raise foundry.ConfigurationError(
+            "settings.FOUNDRY['APP'] must name the registry as 'module:attribute', "
+            "like FOUNDRY = {'APP': 'shop.jobs:registry', 'REDIS_URL': 'redis://...'}"
+        )
+    environ = {**os.environ, **{key: str(value) for key, value in given.items()}}
+    return app, foundry.Settings.from_env(environ)
+
+
+@once
+def registry() -> foundry.JobRegistry:
+    """The registry ``settings.FOUNDRY['APP']`` names, with ``DjangoDatabases`` in use."""
+    from foundry.contrib.django.databases import DjangoDatabases  # noqa: PLC0415
+
+    spec = _config()[0]
+    module, _, attribute = spec.partition(":")
+    found = getattr(importlib.import_module(module), attribute, None)
+    if not isinstance(found, foundry.JobRegistry):
+        raise foundry.ConfigurationError(
+            f"settings.FOUNDRY['APP'] = {spec!r} is not a foundry.JobRegistry"
+        )
+    found.use(DjangoDatabases())
+    return found
+
+
+@once
+def connection() -> foundry.Connection:
+    """This process's ``foundry.Connection``, from ``settings.FOUNDRY`` over the environment."""
+    return foundry.connect(_config()[1])
+
+
+@once
+def dispatcher() -> foundry.Dispatcher:
+    """The registry's ``Dispatcher``, which can dispatch after the ``atomic`` block commits."""
+    return connection().dispatcher(registry(), commit_hooks=foundry.DjangoCommitHooks())
+
+
+def cache() -> foundry.CachePort:
+    """The configured cache."""
+    return connection().cache
+
+
+def prepare() -> None:
+    """Check the settings and load the registry (the app config's ``ready``)."""
+    registry()
+
+
+def worker_environment() -> dict[str, str]:
+    """The environment ``foundry work`` needs to see this project's settings."""
+    given = dict(getattr(settings, "FOUNDRY", None) or {})
+    given.pop("APP", None)
+    return {**os.environ, **{key: str(value) for key, value in given.items()}}

@@ -1,0 +1,65 @@
+"""Foundry in a FastAPI (or Starlette) app (extra ``foundry[fastapi]``).
+
+``lifespan(registry)`` opens the asyncio producer when the app starts and, when it stops,
+waits for the jobs handed over at commits and closes the clients; ``dispatcher`` and ``cache``
+are dependencies that hand them to an endpoint::
+
+    app = FastAPI(lifespan=foundry.contrib.fastapi.lifespan(registry))
+
+    @app.post("/signup")
+    async def signup(dispatcher: foundry.contrib.fastapi.Dispatcher) -> dict[str, str]:
+        return {"job": await dispatcher.dispatch(send_welcome, {"user_id": 7})}
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+import foundry
+
+
+def lifespan(
+    registry: foundry.JobRegistry,
+    *,
+    settings: foundry.Settings | None = None,
+    commit_hooks: foundry.CommitHooks | None = None,
+) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: ``foundry.connect(settings)`` (the environment by default) and an
+    ``AsyncDispatcher`` for ``registry`` in ``app.state``, closed when the app stops."""
+
+    @asynccontextmanager
+    async def run(app: Any) -> AsyncIterator[None]:
+        connection = foundry.connect(settings)
+        producer = connection.async_dispatcher(registry, commit_hooks=commit_hooks)
+        app.state.foundry_connection = connection
+        app.state.foundry_dispatcher = producer
+        try:
+            yield
+        finally:
+            await producer.flush()
+            await connection.aclose()
+
+    return run
+
+
+def dispatcher(request: Request) -> foundry.AsyncDispatcher:
+    """Dependency: the app's ``AsyncDispatcher``."""
+    found: foundry.AsyncDispatcher = request.app.state.foundry_dispatcher
+    return found
+
+
+def cache(request: Request) -> foundry.CachePort:
+    """Dependency: the configured cache. Its calls block: use it from ``def`` endpoints,
+    which FastAPI runs in its thread pool."""
+    connection: foundry.Connection = request.app.state.foundry_connection
+    return connection.cache
+
+
+#: ``dispatcher: Dispatcher`` in an endpoint's parameters.
+Dispatcher = Annotated[foundry.AsyncDispatcher, Depends(dispatcher)]
+#: ``cache: Cache`` in a ``def`` endpoint's parameters.
+Cache = Annotated[foundry.CachePort, Depends(cache)]

@@ -1,0 +1,65 @@
+"""Foundry in a Flask app (extra ``foundry[flask]``): an extension object.
+
+::
+
+    hooks = foundry.SqlAlchemyCommitHooks(db_session)  # a scoped_session
+    jobs = foundry.contrib.flask.Foundry(registry, commit_hooks=hooks)
+    jobs.init_app(app)  # or Foundry(registry, app=app, commit_hooks=hooks)
+
+    @app.post("/signup")
+    def signup():
+        return {"job": jobs.dispatcher.dispatch(send_welcome, {"user_id": 7})}
+
+``app.config["FOUNDRY"]`` may hold Foundry's environment variables (``REDIS_URL``,
+``QUEUE_PREFIX``, ...), which win over the process environment.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, current_app
+
+import foundry
+
+_KEY = "foundry"
+
+
+class Foundry:
+    """The extension: one ``foundry.Connection`` and ``Dispatcher`` per app."""
+
+    def __init__(
+        self,
+        registry: foundry.JobRegistry,
+        *,
+        app: Flask | None = None,
+        commit_hooks: foundry.CommitHooks | None = None,
+    ) -> None:
+        self.registry = registry
+        self._commit_hooks = commit_hooks
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Connect ``app`` (settings from ``app.config["FOUNDRY"]`` over the environment)."""
+        given = {key: str(value) for key, value in app.config.get("FOUNDRY", {}).items()}
+        connection = foundry.connect(foundry.Settings.from_env({**os.environ, **given}))
+        dispatcher = connection.dispatcher(self.registry, commit_hooks=self._commit_hooks)
+        app.extensions[_KEY] = (connection, dispatcher)
+
+    @property
+    def connection(self) -> foundry.Connection:
+        """The current app's ``foundry.Connection``."""
+        connection: foundry.Connection = current_app.extensions[_KEY][0]
+        return connection
+
+    @property
+    def dispatcher(self) -> foundry.Dispatcher:
+        """The current app's ``Dispatcher``."""
+        dispatcher: foundry.Dispatcher = current_app.extensions[_KEY][1]
+        return dispatcher
+
+    @property
+    def cache(self) -> foundry.CachePort:
+        """The current app's cache."""
+        return self.connection.cache
