@@ -22,6 +22,7 @@ from foundry.entrypoints.logging import configure_logging
 MODULES = (
     "bench.floor",
     "bench.enqueue",
+    "bench.async_enqueue",
     "bench.redis_bytes",
     "bench.drain",
     "bench.cpu",
