@@ -32,6 +32,9 @@ FOUNDRY = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"foundry": {"handlers": ["console"], "level": "WARNING"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "recent": {"class": "logging.handlers.BufferingHandler", "capacity": 1000},
+    },
+    "loggers": {"foundry": {"handlers": ["console", "recent"], "level": "WARNING"}},
 }

@@ -1,5 +1,6 @@
 """The shop end to end: Django's test runner, a real Redis, a real ``foundry work --burst``."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -8,7 +9,9 @@ from pathlib import Path
 from django.db import connection
 from django.test import TransactionTestCase
 
+import foundry
 from foundry.contrib.django import connection as foundry_connection
+from shop.jobs import registry, send_welcome
 from shop.models import Customer
 
 MANAGE = Path(__file__).resolve().parent.parent / "manage.py"
@@ -48,3 +51,16 @@ class SignupTests(TransactionTestCase):
         self.assertEqual(record.state.value, "completed")
         self.assertEqual(record.result, "welcome, ann@example.com")
         self.assertEqual(queue.stats("mail").ready, 0)
+
+
+class LoggingTests(TransactionTestCase):
+    def test_foundrys_records_reach_the_projects_logging_configuration(self) -> None:
+        [recent] = [h for h in logging.getLogger("foundry").handlers if h.get_name() == "recent"]
+        in_memory = foundry.connect(foundry.Settings(queue_driver="memory"))
+
+        job_id = in_memory.dispatcher(registry).dispatch(
+            send_welcome, {"customer_id": 1}, after_commit=False
+        )
+
+        messages = [record.getMessage() for record in recent.buffer]
+        self.assertTrue(any(job_id in message and "in-memory" in message for message in messages))
