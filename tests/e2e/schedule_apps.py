@@ -4,6 +4,8 @@ carries the tick) and attempt to the file named by ``FOUNDRY_E2E_LEDGER``."""
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 from foundry.application.context import current_job
 from foundry.application.registry import JobRegistry
@@ -30,3 +32,11 @@ registry.schedule("daily-report", "e2e.tick", cron="0 6 * * *", tz="Europe/Berli
 def ticks_of(lines: list[str]) -> list[int]:
     """The tick (whole seconds since the epoch) of each ledger line."""
     return [int(line.split()[0].rsplit("-", 1)[1]) // 1_000_000 for line in lines]
+
+
+def wait_for_a_run(ledger: Path, timeout: float = 60.0) -> None:
+    """Wait until a worker has run a tick: its startup time is the machine's load, not ours."""
+    deadline = time.monotonic() + timeout
+    while not ledger.read_text():
+        assert time.monotonic() < deadline, f"no tick ran within {timeout} s"
+        time.sleep(0.05)

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.schedule_apps import LEDGER, ticks_of
+from tests.e2e.schedule_apps import LEDGER, ticks_of, wait_for_a_run
 from tests.e2e.test_demo import ROOT
 
 pytestmark = pytest.mark.slow
 
 
-def work_for(seconds: float, ledger: Path, *flags: str) -> tuple[int, str]:
+def work_for(seconds: float, ledger: Path, *flags: str, started: bool = True) -> tuple[int, str]:
+    """Run a worker for ``seconds`` from its first tick (``started``), else from its startup."""
     command = "from foundry.entrypoints.cli import main; main()"
     args = ["work", "--app", "tests.e2e.schedule_apps:registry", "--concurrency", "1", *flags]
     env = {**os.environ, "QUEUE_DRIVER": "memory", "FOUNDRY_LOG_LEVEL": "WARNING"}
@@ -30,9 +31,15 @@ def work_for(seconds: float, ledger: Path, *flags: str) -> tuple[int, str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    assert process.stderr is not None
+    head = ""
+    if started:
+        wait_for_a_run(ledger)
+    else:
+        head = process.stderr.readline().decode()  # its startup note: the CLI is up
     time.sleep(seconds)
     process.send_signal(signal.SIGTERM)
-    errors = process.communicate(timeout=30)[1].decode()
+    errors = head + process.communicate(timeout=30)[1].decode()
     return process.returncode, errors
 
 
@@ -40,7 +47,7 @@ def test_a_memory_worker_fires_its_schedule_every_second_once(tmp_path: Path) ->
     ledger = tmp_path / "ledger"
     ledger.touch()
 
-    code, errors = work_for(4.5, ledger)
+    code, errors = work_for(2.5, ledger)
 
     ticks = Counter(ticks_of(ledger.read_text().splitlines()))
     assert code == 0, errors
@@ -53,7 +60,7 @@ def test_no_scheduler_fires_nothing(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger"
     ledger.touch()
 
-    code, errors = work_for(3.0, ledger, "--no-scheduler")
+    code, errors = work_for(3.0, ledger, "--no-scheduler", started=False)
 
     assert code == 0, errors
     assert ledger.read_text() == ""
