@@ -5,7 +5,9 @@ the async one survives too."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -19,7 +21,7 @@ from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import Job, JobState, QueueBroken, QueueUnavailable
 from foundry.ports import Enqueued
 from tests.backends import unique_prefix
-from tests.redis_server import free_port
+from tests.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.redis
 
@@ -183,3 +185,24 @@ def test_a_connected_async_dispatcher_stores_what_the_sync_one_reads(redis_url: 
     with foundry.connect(settings) as fx:
         states = [fx.queue.get(job_id).state for job_id in ids]  # type: ignore[union-attr]
     assert states == [JobState.DELAYED, JobState.READY, JobState.READY]
+
+
+def test_a_redis_that_does_not_answer_is_queue_unavailable_within_the_socket_timeout(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory()
+    settings = RedisSettings(
+        url=server.url,
+        socket_timeout=timedelta(milliseconds=200),
+        retries=1,
+        backoff_base=timedelta(milliseconds=1),
+    )
+    aqueue = AsyncRedisQueue(connect_async(settings), prefix=unique_prefix("aq"))
+    asyncio.run(aqueue.enqueue(Job("t", id="first")))
+    server.client().execute_command("CLIENT", "PAUSE", "3000", "ALL")
+
+    started = time.monotonic()
+    with pytest.raises(QueueUnavailable, match="unreachable during enqueue"):
+        asyncio.run(aqueue.enqueue(Job("t", id="stuck")))
+
+    assert time.monotonic() - started < 2.5  # two tries of 0.2 s, not the 3 s pause

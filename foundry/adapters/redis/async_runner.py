@@ -1,12 +1,13 @@
 """The library's functions over a ``redis.asyncio`` client, pipelined on one connection.
 
-Calls made while a write is on the wire (or in the same turn of the event loop) wait in one
-batch and go together in the next write; Redis runs them in order and the replies are read in
-order, so 100 concurrent dispatches cost about one round trip, not 100. The runner sends only
-calls that are safe to re-send (``enqueue``, ``SADD``): a batch whose write or replies are lost
-is sent again under the connection's retry policy, and a call Redis answered "Function not
-found" (restarted without persistence, ``FUNCTION FLUSH``) is sent again once the library is
-loaded, since it never ran. Error replies are raised to their own caller only.
+A call made while nothing is on the wire is sent at once from its caller's task; calls made
+while a write is on the wire wait in one batch and go together in the next write. Redis runs
+them in order and the replies are read in order, so 100 concurrent dispatches cost about one
+round trip, not 100. The runner sends only calls that are safe to re-send (``enqueue``,
+``SADD``): a batch whose write or replies are lost is sent again under the connection's retry
+policy, and a call Redis answered "Function not found" (restarted without persistence,
+``FUNCTION FLUSH``) is sent again once the library is loaded, since it never ran. Error
+replies are raised to their own caller only.
 
 The connection is this runner's own (opened with the client's settings, outside its pool) and
 belongs to the event loop and process that opened it: another loop or a forked child opens a
@@ -20,6 +21,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import redis
 import redis.asyncio
 from redis.exceptions import ResponseError
 
@@ -43,10 +45,14 @@ class AsyncFunctionRunner:
         self.library = library()
         self._pack = Packer(self.library.function).pack
         self._waiting: list[_Waiting] = []
-        self._sender: asyncio.Task[None] | None = None
+        #: The loop whose task is sending now (``None``: nothing is on the wire).
+        self._sending: asyncio.AbstractEventLoop | None = None
+        self._drains: set[asyncio.Task[Any]] = set()
         #: A redis-py asyncio ``Connection`` (its methods are untyped), and its loop and pid.
         self._connection: Any = None
         self._owner: tuple[asyncio.AbstractEventLoop, int] | None = None
+        #: The client's socket timeout (s), applied to each exchange as a whole.
+        self._timeout: float | None = None
 
     async def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """FCALL ``name``; its reply (a Redis error reply raises ``ResponseError``)."""
@@ -79,9 +85,30 @@ class AsyncFunctionRunner:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._waiting.append((packed, future))
-        if self._sender is None or self._sender.get_loop() is not loop:
-            self._sender = loop.create_task(self._drain())
+        if self._sending is not loop:  # nothing is on the wire: this caller sends
+            await self._send_now(loop)
         return await future
+
+    async def _send_now(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Send what waits from the caller's own task (an awaited dispatch switches no task);
+        calls made meanwhile go to a drain task after it."""
+        self._sending = loop
+        batch, self._waiting = self._waiting, []
+        try:
+            await self._write(batch)
+        except asyncio.CancelledError:
+            # Replies may be left unread on the connection: drop it; the others' calls are
+            # sent again (each is safe to re-send).
+            await self._abandon()
+            self._waiting[:0] = [item for item in batch if not item[1].done()]
+            raise
+        except Exception as error:
+            _settle(batch, error)
+        finally:
+            if self._waiting:
+                self._drains.add(loop.create_task(self._drain()))
+            else:
+                self._sending = None
 
     async def _drain(self) -> None:
         """Send what waits, one batch per write, until nothing does."""
@@ -93,18 +120,19 @@ class AsyncFunctionRunner:
                 batch = []
         except BaseException as error:
             waiting, self._waiting = [*batch, *self._waiting], []
-            for _, future in waiting:
-                if future.done():
-                    continue
-                if isinstance(error, Exception):
-                    future.set_exception(error)
-                else:
-                    future.cancel()
+            _settle(waiting, error)
             if not isinstance(error, Exception):
+                await self._abandon()
                 raise
         finally:
-            if self._sender is asyncio.current_task():
-                self._sender = None
+            self._sending = None
+            self._drains.discard(asyncio.current_task())
+
+    async def _abandon(self) -> None:
+        """Drop the connection at once (it may hold unread replies); the next call opens one."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.disconnect(nowait=True)
 
     async def _write(self, batch: list[_Waiting]) -> None:
         conn = self._connection_here()
@@ -122,6 +150,15 @@ class AsyncFunctionRunner:
                 future.set_result(reply)
 
     async def _round_trip(self, conn: Any, batch: list[_Waiting]) -> list[Any]:
+        # One deadline for the whole exchange, where redis-py would arm one per read and wrap
+        # each write in a task of its own (``wait_for``): a third of an awaited call's cost.
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._loaded_round_trip(conn, batch)
+        except TimeoutError as error:
+            raise redis.TimeoutError(f"no reply from Redis within {self._timeout} s") from error
+
+    async def _loaded_round_trip(self, conn: Any, batch: list[_Waiting]) -> list[Any]:
         replies = await self._exchange(conn, [packed for packed, _ in batch])
         unloaded = [i for i, reply in enumerate(replies) if _is_missing(reply)]
         if unloaded:
@@ -146,7 +183,9 @@ class AsyncFunctionRunner:
     def _connection_here(self) -> Any:
         if self._connection is None or not self._owned_here():
             pool = self.client.connection_pool
-            self._connection = pool.connection_class(**pool.connection_kwargs)
+            options = pool.connection_kwargs
+            self._timeout = options.get("socket_timeout")
+            self._connection = pool.connection_class(**{**options, "socket_timeout": None})
             self._owner = (asyncio.get_running_loop(), os.getpid())
         return self._connection
 
@@ -156,3 +195,14 @@ class AsyncFunctionRunner:
 
 def _is_missing(reply: Any) -> bool:
     return isinstance(reply, ResponseError) and missing(reply)
+
+
+def _settle(waiting: list[_Waiting], error: BaseException) -> None:
+    """Fail every call still awaited with ``error`` (cancel them for a cancellation)."""
+    for _, future in waiting:
+        if future.done():
+            continue
+        if isinstance(error, Exception):
+            future.set_exception(error)
+        else:
+            future.cancel()
