@@ -18,10 +18,11 @@ MANAGE = Path(__file__).resolve().parent.parent / "manage.py"
 
 
 def work_burst() -> subprocess.CompletedProcess[str]:
-    """``manage.py foundry_work --burst`` on the test database."""
+    """``manage.py foundry_work --burst`` on the test database, run from another directory."""
     env = {**os.environ, "SHOP_DATABASE": str(connection.settings_dict["NAME"])}
     return subprocess.run(
         [sys.executable, str(MANAGE), "foundry_work", "--burst", "--concurrency", "1"],
+        cwd=MANAGE.parent.parent,  # not the project's directory: manage.py finds it
         env=env,
         capture_output=True,
         text=True,

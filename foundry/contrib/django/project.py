@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from functools import cache as once
 from typing import Any
 
@@ -64,7 +65,11 @@ def prepare() -> None:
 
 
 def worker_environment() -> dict[str, str]:
-    """The environment ``foundry work`` needs to see this project's settings."""
+    """The environment ``foundry work`` needs to see this project's settings and import its
+    modules (the directory of ``manage.py`` goes first on ``PYTHONPATH``)."""
     given = dict(getattr(settings, "FOUNDRY", None) or {})
     given.pop("APP", None)
-    return {**os.environ, **{key: str(value) for key, value in given.items()}}
+    env = {**os.environ, **{key: str(value) for key, value in given.items()}}
+    project = os.path.abspath(sys.path[0] or os.curdir)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")]))
+    return env
