@@ -11,6 +11,7 @@ import argparse
 import compileall
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -22,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.peers.run import WORKLOADS, Scale, Session
-from bench.peers.systems import BY_KEY, ROOT, SYSTEMS, System
+from bench.peers.run import WORKLOADS, Scale, Session, Workload
+from bench.peers.systems import BY_KEY, ROOT, SYSTEMS, System, with_args
 from bench.peers.table import ratios, table
 from bench.report import RESULTS, machine
 from tests.redis_server import RedisServer
@@ -38,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=int, default=3, help="repetitions (median, min-max)")
     parser.add_argument("--quick", action="store_true", help="2,000 / 100 / 50 jobs per workload")
     parser.add_argument("--venv", type=Path, default=PEERS_VENV, help="the peers' venv")
+    names = ",".join(workload.__name__ for workload in WORKLOADS)
+    parser.add_argument("--only", default=names, help=f"workloads, comma-separated (of {names})")
+    parser.add_argument(
+        "--foundry-args",
+        default="",
+        help="extra 'foundry work' options for the Foundry columns (before/after comparisons)",
+    )
     return parser
 
 
@@ -52,10 +60,12 @@ def _versions(session: Session, systems: Sequence[System]) -> dict[str, str]:
 Collected = dict[str, dict[str, list[float]]]
 
 
-def _repetition(session: Session, systems: Sequence[System], loads: Collected) -> Collected:
+def _repetition(
+    session: Session, systems: Sequence[System], workloads: Sequence[Workload], loads: Collected
+) -> Collected:
     samples: Collected = defaultdict(lambda: defaultdict(list))
     for system in systems:
-        for workload in WORKLOADS:
+        for workload in workloads:
             print(f"-- {system.key} {workload.__name__}", file=sys.stderr, flush=True)
             loads[system.key]["load"].append(os.getloadavg()[0])
             try:
@@ -97,7 +107,12 @@ def _save(document: dict[str, Any]) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every workload ``--runs`` times on each system; print and save the table."""
     args = _parser().parse_args(argv)
-    systems = [BY_KEY[key.strip()] for key in args.peers.split(",") if key.strip()]
+    extra = tuple(shlex.split(args.foundry_args))
+    wanted = {name.strip() for name in args.only.split(",")}
+    workloads = [workload for workload in WORKLOADS if workload.__name__ in wanted]
+    systems = [
+        with_args(BY_KEY[key.strip()], extra) for key in args.peers.split(",") if key.strip()
+    ]
     if any(s.peer for s in systems) and not (args.venv / "bin" / "python").exists():
         print(f"no peers' venv at {args.venv}: run ./dev bench peers", file=sys.stderr)
         return 2
@@ -114,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         loads: Collected = defaultdict(lambda: defaultdict(list))
         for rep in range(args.runs):
             turn = rep % len(systems)
-            _merge(samples, _repetition(session, systems[turn:] + systems[:turn], loads))
+            order = systems[turn:] + systems[:turn]
+            _merge(samples, _repetition(session, order, workloads, loads))
         with server.client() as admin:
             redis_version = str(admin.info("server")["redis_version"])
     finally:

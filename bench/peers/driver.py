@@ -4,7 +4,7 @@
 
 - ``version DIST``: the installed version of distribution ``DIST``.
 - ``single N``: one job sent outside the timing (connects), then ``N`` no-op jobs one ``send``
-  at a time; ``{"seconds": ...}``.
+  at a time; ``{"seconds": wall, "cpu": this process's CPU seconds}``.
 - ``bulk N BATCH``: ``N`` no-op jobs by the app's ``send_many`` in batches; ``{"seconds": ...}``.
 - ``spin N MS``: ``N`` jobs spinning ``MS`` ms each.
 - ``latency WARM SENDS GAP_MS``: ``WARM`` stamps, waits until they ran, then ``SENDS`` stamps
@@ -39,6 +39,7 @@ async def _call(send: Send, body: str, kwargs: dict[str, Any]) -> None:
 
 async def _single(send: Send, count: int) -> dict[str, Any]:
     await _call(send, "noop", {})
+    cpu = time.process_time()
     if inspect.iscoroutinefunction(send):  # the loop itself, without a wrapper per call
         started = time.perf_counter()
         for _ in range(count):
@@ -47,7 +48,7 @@ async def _single(send: Send, count: int) -> dict[str, Any]:
         started = time.perf_counter()
         for _ in range(count):
             send("noop", {})
-    return {"seconds": time.perf_counter() - started}
+    return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
 
 
 async def _spin(send: Send, count: int, ms: float) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,12 @@ class Session:
             raise RuntimeError(f"{system.key} {action} failed:\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
+    def redis_cpu(self) -> float:
+        """CPU seconds the redis-server has used so far (user + system)."""
+        with self.admin() as admin:
+            cpu = admin.info("cpu")
+        return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
     def admin(self) -> redis.Redis:
         """A plain client on the bench's Redis."""
         return redis.Redis.from_url(self.redis_url)
@@ -141,6 +147,20 @@ def wait_lines(
         time.sleep(0.05)
 
 
+def group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) used by the live processes of process group ``pgid``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == pgid:  # fields after "comm)": state ppid pgrp ... utime stime
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def _bytes_per_job(session: Session, baseline: int, jobs: int) -> Sample:
     """``MEMORY USAGE`` summed over every key, and the ``used_memory`` delta, per job."""
     with session.admin() as admin:
@@ -155,11 +175,20 @@ def enqueue_and_drain(session: Session, system: System) -> Sample:
     with session.admin() as admin:
         baseline = int(admin.info("memory")["used_memory"])
     count, log_dir = session.scale.drain, session.log_dir()
-    sample = {"single": count / session.drive(system, log_dir, "single", count)["seconds"]}
+    redis_cpu = session.redis_cpu()
+    sent = session.drive(system, log_dir, "single", count)
+    sample = {
+        "single": count / sent["seconds"],
+        "single_cpu": sent["cpu"] / count * 1e6,
+        "single_redis_cpu": (session.redis_cpu() - redis_cpu) / count * 1e6,
+    }
     jobs = count + 1  # the one sent before the timing
     sample |= _bytes_per_job(session, baseline, jobs)
+    redis_cpu = session.redis_cpu()
     with session.worker(system, log_dir) as (process, spawned):
         wait_lines(log_dir, jobs, process)
+        sample["drain_cpu"] = group_cpu(process.pid) / jobs * 1e6
+        sample["drain_redis_cpu"] = (session.redis_cpu() - redis_cpu) / jobs * 1e6
     ends = [row[0] for row in read_log(log_dir)]
     first, last = min(ends), max(ends)
     sample["drain"] = jobs / ((last - spawned) / 1e9)
@@ -207,4 +236,5 @@ def latency(session: Session, system: System) -> Sample:
     return {f"p{q}": percentile(waits, q / 100) for q in (50, 90, 99)}
 
 
-WORKLOADS = (enqueue_and_drain, bulk, cpu, latency)
+Workload = Callable[[Session, System], Sample]
+WORKLOADS: tuple[Workload, ...] = (enqueue_and_drain, bulk, cpu, latency)

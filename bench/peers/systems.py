@@ -90,3 +90,11 @@ SYSTEMS = (
     ),
 )
 BY_KEY = {system.key: system for system in SYSTEMS}
+
+
+def with_args(system: System, extra: tuple[str, ...]) -> System:
+    """``system`` with ``extra`` worker options if it is Foundry (labelled with them)."""
+    if system.peer or not extra:
+        return system
+    label = f"{system.label} {' '.join(extra)}"
+    return attrs.evolve(system, label=label, worker=(*system.worker, *extra))

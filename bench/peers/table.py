@@ -21,9 +21,13 @@ class Row:
 
 ROWS = (
     Row("single", "single enqueue, jobs/s"),
+    Row("single_cpu", "single enqueue, producer CPU per job, µs", False),
+    Row("single_redis_cpu", "single enqueue, Redis CPU per job, µs", False),
     Row("bulk", "bulk enqueue (batches of 1,000), jobs/s"),
     Row("drain", "drain {drain:,} no-op, 2 processes, incl. startup, jobs/s"),
     Row("drain_steady", "drain, after the first job, jobs/s"),
+    Row("drain_cpu", "drain, worker processes' CPU per job (incl. startup), µs", False),
+    Row("drain_redis_cpu", "drain, Redis CPU per job, µs", False),
     Row("startup", "worker startup (spawn to first job done), s", False),
     Row("efficiency", "CPU-bound efficiency incl. startup ({cpu} x 10 ms)"),
     Row("efficiency_steady", "CPU-bound efficiency, steady"),

@@ -7,4 +7,5 @@ reads ``BENCH_REDIS_URL``. A peer's module runs only in the peers' venv.
 
 import os
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+# No default: the bench's own throwaway server, never a Redis someone else uses.
+REDIS_URL = os.environ["BENCH_REDIS_URL"]
