@@ -96,7 +96,7 @@ def _page(env: Env, prefix: str) -> tuple[float, float, float, float]:
     sampler = Sampler(queue, clock, EVERY)
     _an_hour_of(sampler, clock)
     config = DashboardConfig(GuardConfig(token=None), every=EVERY, background=False)
-    app = create_app(queue, queue, clock, config, sampler)
+    app = create_app(queue, queue, queue, clock, config, sampler=sampler)
     with TestClient(app, base_url="http://127.0.0.1") as client, env.client() as admin:
         assert client.get("/queues").status_code == 200
         cold, warm = [], []

@@ -362,3 +362,25 @@ def test_a_schedule_skipping_overlaps_is_not_fired_ahead_of_its_tick(
 
     assert before == 0
     assert queue.stats("periodic").ready == 1
+
+
+def test_a_schedule_resumed_from_the_backends_now_skips_the_missed_ticks_and_keeps_its_pace(
+    queue: Queue, clock: ManualClock
+) -> None:
+    # How the dashboard resumes: it has no recurrence, only the backend's now.
+    registry = app()
+    (schedule,) = registry.schedules()
+    scheduler = Scheduler(queue, registry)
+    scheduler.step()
+    assert queue.pause_schedule("periodic", "every-minute")
+
+    clock.advance(5 * MINUTE + timedelta(seconds=30))
+    assert queue.resume_schedule("periodic", "every-minute", queue.poll((), 0).now)
+    scheduler.step()
+    waiting = queue.schedule_states()[0]
+    clock.advance(timedelta(seconds=30))
+    scheduler.step()
+
+    assert waiting.next_at == START + 6 * MINUTE
+    assert jobs_of(queue, schedule, minutes(5, 6)) == [False, True]
+    assert queue.stats("periodic").ready == 1

@@ -122,7 +122,7 @@ def main(folder: Path) -> None:
         queue.claim(ClaimRequest([name], lease=timedelta(minutes=5), limit=count, worker=worker))
     sampler.sample()
     config = DashboardConfig(GuardConfig(token=None), every=STEP, backend="redis", background=False)
-    app = create_app(queue, queue, clock, config, sampler)
+    app = create_app(queue, queue, queue, clock, config, sampler=sampler)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -13,6 +13,7 @@ import secrets
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from foundry.adapters.clock import SystemClock
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.application.dispatcher import Dispatcher
 from foundry.domain import JobState
+from foundry.ports import ScheduleEntry
 from tests.backends import unique_prefix
 from tests.e2e import observed
 from tests.e2e.browser import alert_opened, chromium, click, wait_until
@@ -187,12 +189,41 @@ def test_the_workers_page_shows_the_live_worker_and_the_job_it_runs(
     assert job_id in browser.current_url
 
 
+def test_a_stored_schedule_is_listed_paused_and_resumed_by_a_click(
+    scene: Scene, browser: webdriver.Chrome
+) -> None:
+    first = scene.queue.poll((), 0).now + timedelta(hours=1)
+    entry = ScheduleEntry(f"report {SCRIPT}", PARKED, "0 3 * * * (UTC)", first)
+    scene.queue.sync_schedules([entry], redefine=False)
+
+    browser.get(scene.base + "/schedules")
+    row = f"//tr[td/code[text()='{entry.name}']]"
+    listed = browser.find_element(By.XPATH, row).text
+    click(browser, By.XPATH, f"{row}//button[text()='Pause']")
+    wait_until(
+        browser, lambda d: "paused schedule report" in d.find_element(By.CLASS_NAME, "note").text
+    )
+    paused = scene.queue.schedule_states()
+    click(browser, By.XPATH, f"{row}//button[text()='Resume']")
+    wait_until(
+        browser, lambda d: "resumed schedule report" in d.find_element(By.CLASS_NAME, "note").text
+    )
+
+    assert "0 3 * * * (UTC)" in listed
+    assert "active" in listed
+    assert [(s.name, s.paused) for s in paused] == [(entry.name, True)]
+    assert [(s.name, s.paused) for s in scene.queue.schedule_states()] == [(entry.name, False)]
+    assert not alert_opened(browser)
+
+
 def test_no_page_or_api_answer_holds_the_redis_password(
     scene: Scene, browser: webdriver.Chrome
 ) -> None:
     job_id = scene.dispatcher.dispatch(observed.ok, {"n": 3}, queue=PARKED)
     pages = ["/queues", f"/queues/{PARKED}", "/workers", "/dead", f"/jobs/{job_id}", "/jobs/no"]
+    pages += ["/schedules"]
     apis = ["/api/queues", "/api/workers", "/api/dead", f"/api/jobs/{job_id}", "/api/history"]
+    apis += ["/api/schedules"]
     seen = []
     for path in pages:
         browser.get(scene.base + path)

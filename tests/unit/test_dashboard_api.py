@@ -20,10 +20,11 @@ from foundry.domain import Dead, ErrorInfo, Job
 from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
 from foundry.entrypoints.dashboard.history import Sampler
 from foundry.entrypoints.dashboard.security import GuardConfig
-from foundry.ports import ClaimRequest, WorkerInfo
+from foundry.ports import ClaimRequest, ScheduleEntry, WorkerInfo
 
 BASE = "http://127.0.0.1:8080"
 S = timedelta(seconds=1)
+MINUTE = timedelta(minutes=1)
 
 
 class Dash:
@@ -34,7 +35,9 @@ class Dash:
         self.queue = MemoryQueue(self.clock)
         self.sampler = Sampler(self.queue, self.clock, timedelta(seconds=5))
         config = DashboardConfig(guard or GuardConfig(token=None), background=False)
-        app = create_app(self.queue, self.queue, self.clock, config, self.sampler)
+        app = create_app(
+            self.queue, self.queue, self.queue, self.clock, config, sampler=self.sampler
+        )
         self.client = TestClient(app, base_url=BASE)
         self.csrf = config.guard.csrf
 
@@ -270,6 +273,8 @@ def test_forget_and_purge_remove_dead_letters(dash: Dash) -> None:
         "/api/dead/purge",
         "/queues/q/pause",
         "/dead/retry",
+        "/api/schedules/pause",
+        "/schedules/forget",
     ],
 )
 def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
@@ -335,6 +340,84 @@ def test_every_answer_forbids_inline_scripts_and_framing(dash: Dash) -> None:
         assert headers["x-frame-options"] == "DENY"
 
 
+def store_schedules(dash: Dash) -> None:
+    """Two schedules as a worker would have stored them: one fired once, one orphaned."""
+    first = dash.clock.now() + MINUTE
+    dash.queue.sync_schedules(
+        [
+            ScheduleEntry("nightly", "reports", "0 3 * * * (UTC)", first),
+            ScheduleEntry("<b>gone</b>", "default", "every 0:05:00", first),
+        ],
+        redefine=False,
+    )
+    dash.queue.orphan("default", ["<b>gone</b>"])
+
+
+def test_schedules_lists_what_the_backend_stores_with_each_ones_state(dash: Dash) -> None:
+    store_schedules(dash)
+
+    listed = dash.client.get("/api/schedules").json()
+    page = dash.client.get("/schedules")
+
+    assert listed["total"] == 2
+    assert [(s["name"], s["queue"], s["status"]) for s in listed["schedules"]] == [
+        ("<b>gone</b>", "default", "orphaned"),
+        ("nightly", "reports", "active"),
+    ]
+    nightly = listed["schedules"][1]
+    assert nightly["definition"] == "0 3 * * * (UTC)"
+    assert nightly["next_at"] == (dash.clock.now() + MINUTE).isoformat()
+    assert (nightly["last_tick"], nightly["last_job_id"]) == (None, None)
+    assert page.status_code == 200
+    assert "&lt;b&gt;gone&lt;/b&gt;" in page.text
+    assert "<b>gone</b>" not in page.text
+    assert dash.client.get("/api/schedules?offset=1&limit=1").json()["schedules"][0]["name"] == (
+        "nightly"
+    )
+
+
+def test_schedules_are_paused_resumed_from_now_and_forgotten(dash: Dash) -> None:
+    store_schedules(dash)
+    which = {"queue": "reports", "name": "nightly"}
+
+    paused = dash.post("/api/schedules/pause", which)
+    after_pause = dash.client.get("/api/schedules").json()["schedules"][1]
+    dash.clock.advance(10 * MINUTE)
+    resumed = dash.post("/api/schedules/resume", which)
+    after_resume = dash.client.get("/api/schedules").json()["schedules"][1]
+    forgotten = dash.post("/api/schedules/forget", which)
+    again = dash.post("/api/schedules/forget", which)
+
+    assert paused.json() == {**which, "paused": True}
+    assert (after_pause["status"], after_pause["next_at"]) == ("paused", None)
+    assert resumed.json() == {**which, "paused": False}
+    assert after_resume["status"] == "active"
+    assert after_resume["next_at"] == dash.clock.now().isoformat()
+    assert forgotten.json() == {**which, "forgotten": True}
+    assert again.status_code == 404
+    assert "no schedule 'nightly' is stored for queue 'reports'" in again.json()["error"]
+    assert [s["name"] for s in dash.client.get("/api/schedules").json()["schedules"]] == [
+        "<b>gone</b>"
+    ]
+
+
+def test_the_schedules_page_pauses_and_resumes_through_its_forms(dash: Dash) -> None:
+    store_schedules(dash)
+    form = {"csrf_token": dash.csrf, "queue": "reports", "name": "nightly", "back": "/schedules"}
+
+    paused = dash.client.post("/schedules/pause", data=form, follow_redirects=False)
+    shown = dash.client.get("/schedules").text
+    resumed = dash.client.post("/schedules/resume", data=form, follow_redirects=False)
+    missing = dash.client.post("/schedules/forget", data={**form, "name": "nope"})
+
+    assert paused.status_code == 303
+    assert paused.headers["location"].startswith("/schedules?note=paused+schedule+nightly")
+    assert 'action="/schedules/resume"' in shown
+    assert resumed.status_code == 303
+    assert not dash.queue.schedule_states()[1].paused
+    assert missing.status_code == 404
+
+
 BAD_REQUESTS = [
     ("GET", "/api/queues/%7B%7D", None),
     ("GET", "/api/queues/" + "q" * 101, None),
@@ -358,6 +441,13 @@ BAD_REQUESTS = [
     ("POST", "/api/dead/purge", 42),
     ("GET", "/jobs/%3Cscript%3E", None),
     ("GET", "/queues/%7B", None),
+    ("GET", "/api/schedules?limit=0", None),
+    ("GET", "/schedules?offset=x", None),
+    ("POST", "/api/schedules/pause", {"queue": "reports"}),
+    ("POST", "/api/schedules/resume", {"queue": "{", "name": "nightly"}),
+    ("POST", "/api/schedules/forget", {"queue": "reports", "name": "line\nbreak"}),
+    ("POST", "/api/schedules/pause", {"queue": "reports", "name": "n" * 201}),
+    ("POST", "/schedules/pause", {"queue": "reports", "name": ""}),
     ("GET", "/dead?limit=x", None),
     ("POST", "/dead/retry", {}),
     ("POST", "/dead/forget", {"pick": "no-slash"}),

@@ -23,7 +23,7 @@ from foundry.entrypoints.extras import require
 )
 @click.pass_context
 def dashboard(ctx: click.Context, host: str, port: int, refresh: float) -> None:
-    """Serve the dashboard: queues, workers, jobs and dead letters, with a JSON API.
+    """Serve the dashboard: queues, workers, jobs, dead letters and schedules, with a JSON API.
 
     Binds 127.0.0.1 unless told otherwise; any other address needs FOUNDRY_DASHBOARD_TOKEN
     (browsers ask for it as the password). Needs foundry[dashboard].
@@ -37,6 +37,7 @@ def dashboard(ctx: click.Context, host: str, port: int, refresh: float) -> None:
     serve(
         common.queue(ctx),
         common.workers(ctx),
+        common.schedules(ctx),
         box.clock(),
         host=host,
         port=port,

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from foundry.entrypoints.dashboard.errors import NotFound, error_response
+from foundry.entrypoints.dashboard.schedule_views import ScheduleViews, schedule_json
 from foundry.entrypoints.dashboard.views import (
     MAX_PAGE,
     BadInput,
@@ -214,6 +215,32 @@ def _purge_dead(views: Views, body: Body, _: Params) -> Any:
     return {"removed": views.purge_dead(_text(body, "queue"))}
 
 
+def _schedules(views: Views, query: Params, _: Params) -> Any:
+    page = views.schedules.page(
+        bounded(query.get("offset"), "offset", 0, 0, 1_000_000),
+        bounded(query.get("limit"), "limit", 50, 1, MAX_PAGE),
+    )
+    return {
+        "schedules": [schedule_json(state) for state in page.schedules],
+        "total": page.total,
+        "offset": page.offset,
+        "limit": page.limit,
+    }
+
+
+ScheduleAct = Callable[[ScheduleViews, object, object], bool]
+
+
+def _schedule_action(act: ScheduleAct, answer: dict[str, bool]) -> Endpoint:
+    def handler(views: Views, body: Body, _: Params) -> Any:
+        queue, name = _text(body, "queue"), _text(body, "name")
+        if not act(views.schedules, queue, name):
+            raise NotFound(f"no schedule {name[:80]!r} is stored for queue {queue[:80]!r}")
+        return {"queue": queue, "name": name, **answer}
+
+    return _post(handler)
+
+
 async def _csrf(request: Request) -> Response:
     return JSONResponse({"token": request.app.state.csrf})
 
@@ -235,4 +262,20 @@ ROUTES = [
     Route("/api/dead/retry", _post(_retry), methods=["POST"]),
     Route("/api/dead/forget", _post(_forget), methods=["POST"]),
     Route("/api/dead/purge", _post(_purge_dead), methods=["POST"]),
+    Route("/api/schedules", _get(_schedules)),
+    Route(
+        "/api/schedules/pause",
+        _schedule_action(ScheduleViews.pause, {"paused": True}),
+        methods=["POST"],
+    ),
+    Route(
+        "/api/schedules/resume",
+        _schedule_action(ScheduleViews.resume, {"paused": False}),
+        methods=["POST"],
+    ),
+    Route(
+        "/api/schedules/forget",
+        _schedule_action(ScheduleViews.forget, {"forgotten": True}),
+        methods=["POST"],
+    ),
 ]

@@ -21,9 +21,10 @@ from starlette.templating import Jinja2Templates
 
 from foundry.entrypoints.dashboard import api, pages
 from foundry.entrypoints.dashboard.history import Sampler
+from foundry.entrypoints.dashboard.schedule_views import ScheduleViews
 from foundry.entrypoints.dashboard.security import ASGIApp, Guard, GuardConfig
 from foundry.entrypoints.dashboard.views import Views
-from foundry.ports import Clock, QueuePort, WorkerRegistry
+from foundry.ports import Clock, QueuePort, SchedulePort, WorkerRegistry
 
 HERE = Path(__file__).parent
 
@@ -86,8 +87,10 @@ def _templates() -> Jinja2Templates:
 def create_app(
     queue: QueuePort,
     workers: WorkerRegistry,
+    schedules: SchedulePort,
     clock: Clock,
     config: DashboardConfig,
+    *,
     sampler: Sampler | None = None,
 ) -> ASGIApp:
     """The dashboard over these ports (``sampler``: a test's own, to drive the history)."""
@@ -114,7 +117,7 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    app.state.views = Views(queue, workers, clock, sampler)
+    app.state.views = Views(queue, workers, clock, sampler, ScheduleViews(schedules))
     app.state.templates = _templates()
     app.state.csrf = config.guard.csrf
     app.state.backend = config.backend

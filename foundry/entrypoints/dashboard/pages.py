@@ -21,6 +21,7 @@ from starlette.templating import Jinja2Templates
 from foundry.entrypoints.dashboard import charts
 from foundry.entrypoints.dashboard.errors import NotFound, status_and_message
 from foundry.entrypoints.dashboard.history import MinutePoint
+from foundry.entrypoints.dashboard.schedule_views import ScheduleViews, status
 from foundry.entrypoints.dashboard.views import LISTED, MAX_PAGE, BadInput, Views, bounded
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -177,6 +178,12 @@ def _dead_page(views: Views, request: Request) -> tuple[str, dict[str, Any]]:
     }
 
 
+def _schedules_page(views: Views, request: Request) -> tuple[str, dict[str, Any]]:
+    offset = bounded(request.query_params.get("offset"), "offset", 0, 0, 1_000_000)
+    page = views.schedules.page(offset, PAGE)
+    return "schedules.html", {"page": page, "status": status}
+
+
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
@@ -248,6 +255,16 @@ def _delete(views: Views, request: Request, form: Form) -> str:
     return f"deleted job {job_id}"
 
 
+def _schedule_act(act: Callable[[ScheduleViews, object, object], bool], done: str) -> Endpoint:
+    def run(views: Views, _: Request, form: Form) -> str:
+        queue, name = _field(form, "queue"), _field(form, "name")
+        if not act(views.schedules, queue, name):
+            raise NotFound(f"no schedule {name[:80]!r} is stored for queue {queue[:80]!r}")
+        return f"{done} schedule {name} of {queue}"
+
+    return _action(run)
+
+
 async def _home(_: Request) -> Response:
     return RedirectResponse("/queues", 303)
 
@@ -267,4 +284,8 @@ ROUTES = [
     Route("/dead/retry", _action(_retry), methods=["POST"]),
     Route("/dead/forget", _action(_forget), methods=["POST"]),
     Route("/dead/purge", _action(_purge_dead), methods=["POST"]),
+    Route("/schedules", _page(_schedules_page)),
+    Route("/schedules/pause", _schedule_act(ScheduleViews.pause, "paused"), methods=["POST"]),
+    Route("/schedules/resume", _schedule_act(ScheduleViews.resume, "resumed"), methods=["POST"]),
+    Route("/schedules/forget", _schedule_act(ScheduleViews.forget, "forgot"), methods=["POST"]),
 ]

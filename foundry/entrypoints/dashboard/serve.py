@@ -9,12 +9,13 @@ import uvicorn
 
 from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
 from foundry.entrypoints.dashboard.security import GuardConfig, check_bind, is_loopback
-from foundry.ports import Clock, QueuePort, WorkerRegistry
+from foundry.ports import Clock, QueuePort, SchedulePort, WorkerRegistry
 
 
 def serve(
     queue: QueuePort,
     workers: WorkerRegistry,
+    schedules: SchedulePort,
     clock: Clock,
     *,
     host: str,
@@ -28,7 +29,8 @@ def serve(
     token, before anything listens."""
     check_bind(host, token)
     guard = GuardConfig(token=token, loopback_only=is_loopback(host))
-    app = create_app(queue, workers, clock, DashboardConfig(guard, every=every, backend=backend))
+    config = DashboardConfig(guard, every=every, backend=backend)
+    app = create_app(queue, workers, schedules, clock, config)
     shown = f"[{host}]" if ":" in host else host
     announce(f"http://{shown}:{port}/")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -23,6 +23,9 @@ from foundry.ports import (
     WorkerInfo,
     WorkerRegistry,
 )
+
+if TYPE_CHECKING:
+    from foundry.entrypoints.dashboard.schedule_views import ScheduleViews
 
 #: The dead letters page reads at most this many of each queue's newest letters.
 DEAD_SCAN = 500
@@ -121,12 +124,18 @@ class Views:
     """The dashboard's reads and actions over the ports."""
 
     def __init__(
-        self, queue: QueuePort, workers: WorkerRegistry, clock: Clock, sampler: Sampler
+        self,
+        queue: QueuePort,
+        workers: WorkerRegistry,
+        clock: Clock,
+        sampler: Sampler,
+        schedules: ScheduleViews,
     ) -> None:
         self.queue = queue
         self.workers = workers
         self.clock = clock
         self.sampler = sampler
+        self.schedules = schedules
 
     # -- reads --------------------------------------------------------------------------------
 
