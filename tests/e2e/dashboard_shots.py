@@ -20,11 +20,13 @@ import uvicorn
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
+from foundry.application.registry import JobRegistry
+from foundry.application.schedules.scheduler import Scheduler
 from foundry.domain import Dead, ErrorInfo, Job, Retry
 from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
 from foundry.entrypoints.dashboard.history import Sampler
 from foundry.entrypoints.dashboard.security import GuardConfig
-from foundry.ports import ClaimRequest, WorkerInfo
+from foundry.ports import ClaimRequest, ScheduleEntry, WorkerInfo
 from tests.e2e.browser import chromium
 from tests.e2e.servers import free_port
 
@@ -79,6 +81,20 @@ def simulate(queue: MemoryQueue, clock: ManualClock, sampler: Sampler) -> str:
     return shown
 
 
+def schedules() -> JobRegistry:
+    """A few periodic schedules, as an app declares them."""
+    registry = JobRegistry()
+    for name, queue, options in [
+        ("reports.nightly", "reports", {"cron": "0 3 * * *", "tz": "Europe/Paris"}),
+        ("emails.digest", "emails", {"every": timedelta(minutes=15)}),
+        ("billing.reconcile", "billing", {"cron": "30 * * * *"}),
+        ("webhooks.retry_stale", "webhooks", {"every": timedelta(minutes=5)}),
+    ]:
+        registry.job(name=name, queue=queue)(lambda: None)
+        registry.schedule(name, name, queue=queue, **options)  # type: ignore[arg-type]
+    return registry
+
+
 def workers(queue: MemoryQueue, clock: ManualClock) -> None:
     """Three live pools."""
     now = clock.now()
@@ -111,7 +127,15 @@ def main(folder: Path) -> None:
     clock = ManualClock(datetime(2030, 3, 4, 9, 0, tzinfo=UTC))
     queue = MemoryQueue(clock)
     sampler = Sampler(queue, clock, STEP)
+    scheduler = Scheduler(queue, schedules())
+    scheduler.step()  # stores them; a release that dropped one left it orphaned:
+    queue.sync_schedules(
+        [ScheduleEntry("legacy.cleanup", "reports", "every 1:00:00", clock.now())], redefine=False
+    )
+    queue.orphan("reports", ["legacy.cleanup"])
     dead_id = simulate(queue, clock, sampler)
+    scheduler.step()  # the hour's latest ticks
+    queue.pause_schedule("billing", "billing.reconcile")
     queue.enqueue_many([Job("reports.build", queue="reports") for _ in range(30)])
     workers(queue, clock)
     for worker, name, count in [
@@ -136,6 +160,7 @@ def main(folder: Path) -> None:
         "workers": "/workers",
         "dead": "/dead",
         "job": f"/jobs/{dead_id}",
+        "schedules": "/schedules",
     }
     try:
         with chromium() as browser:
