@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from foundry.application.context import JobContext as JobContext
     from foundry.application.context import current_job as current_job
     from foundry.application.dispatcher import Dispatcher as Dispatcher
+    from foundry.application.effects import idempotent as idempotent
     from foundry.application.errors import (
         SoftTimeLimitExceeded as SoftTimeLimitExceeded,
     )
@@ -116,6 +117,9 @@ if TYPE_CHECKING:
         RetryPolicy as RetryPolicy,
     )
     from foundry.domain import (
+        StaleEffect as StaleEffect,
+    )
+    from foundry.domain import (
         StaleLease as StaleLease,
     )
     from foundry.domain import (
@@ -153,6 +157,9 @@ if TYPE_CHECKING:
         CommitHooks as CommitHooks,
     )
     from foundry.ports import (
+        Effect as Effect,
+    )
+    from foundry.ports import (
         JobRecord as JobRecord,
     )
     from foundry.ports import (
@@ -181,6 +188,7 @@ __all__ = [
     "Dispatcher",
     "DjangoCommitHooks",
     "Driver",
+    "Effect",
     "ErrorCapture",
     "ErrorInfo",
     "Exponential",
@@ -215,6 +223,7 @@ __all__ = [
     "Settings",
     "SoftTimeLimitExceeded",
     "SqlAlchemyCommitHooks",
+    "StaleEffect",
     "StaleLease",
     "TimeLimitExceeded",
     "TimingMiddleware",
@@ -226,6 +235,7 @@ __all__ = [
     "WorkerLost",
     "connect",
     "current_job",
+    "idempotent",
 ]
 
 # A library's records go where the host application sends them; without a configuration, nowhere.
@@ -248,6 +258,9 @@ _HOMES = {
     "OutcomeKind": "foundry.application.outcome",
     "PoolObserver": "foundry.application.outcome",
     "Lease": "foundry.ports",
+    "Effect": "foundry.ports",
+    "idempotent": "foundry.application.effects",
+    "StaleEffect": "foundry.domain",
     "ErrorCapture": "foundry.contrib.capture",
     "TimingMiddleware": "foundry.contrib.timing",
     "SoftTimeLimitExceeded": "foundry.application.errors",

@@ -9,14 +9,17 @@ import attrs
 
 @attrs.frozen
 class JobContext:
-    """The job being run in this process: its id, name, queue, 1-based attempt and the
-    metadata it was dispatched with (what ``on_dispatch`` middleware added, for one)."""
+    """The job being run in this process: its id, name, queue, 1-based attempt, the
+    metadata it was dispatched with (what ``on_dispatch`` middleware added, for one) and its
+    lease's fencing token: every claim of the job gives a greater ``fence``, so a store that
+    keeps the greatest fence it saw can refuse a write from an older attempt."""
 
     job_id: str
     name: str
     queue: str
     attempt: int
     metadata: Mapping[str, str] = attrs.field(factory=dict)
+    fence: int = 0
 
 
 _current: JobContext | None = None

@@ -134,6 +134,18 @@ class CacheUnavailable(CacheError):
     """The cache backend cannot be reached."""
 
 
+class StaleEffect(CacheError):
+    """An effect record is held by a newer attempt of its job: this attempt must not act."""
+
+    def __init__(self, key: str, fence: int) -> None:
+        self.key = key
+        self.fence = fence
+        super().__init__(
+            f"effect {key!r} is held by an attempt newer than fence {fence}; this attempt's "
+            "lease was lost and the job runs elsewhere, so stop without acting"
+        )
+
+
 class LockNotOwned(CacheError):
     """A lock was released or extended by someone who does not hold it."""
 

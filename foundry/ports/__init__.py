@@ -1,7 +1,15 @@
 """Ports: the protocols framework code and the worker depend on, and their value types."""
 
 from foundry.ports.async_queue import AsyncQueuePort
-from foundry.ports.cache import CachePort, CacheStats, CacheStore, Lock, TaggedCache, Ttl
+from foundry.ports.cache import (
+    CachePort,
+    CacheStats,
+    CacheStore,
+    Effect,
+    Lock,
+    TaggedCache,
+    Ttl,
+)
 from foundry.ports.clock import Clock
 from foundry.ports.queue import QueuePort, WorkerRegistry
 from foundry.ports.queue_types import (
@@ -49,6 +57,7 @@ __all__ = [
     "Enqueued",
     "JobRecord",
     "Lease",
+    "Effect",
     "Lock",
     "QueuePort",
     "QueueStats",

@@ -163,6 +163,39 @@ class TaggedCache(CacheStore, Protocol):
         ...
 
 
+class Effect(Protocol):
+    """The record of one effect that must happen once, used as a context manager::
+
+        with cache.idempotent(f"charge:{order_id}", ttl, fence=job.fence) as effect:
+            if not effect.done:
+                gateway.charge(order_id)
+
+    * Entering reads and claims the record in one atomic step: ``done`` is true when an
+      earlier run recorded the effect (skip it). Otherwise the record is marked pending for
+      ``fence``; a pending mark of a greater fence (a newer attempt of the job is acting)
+      raises ``StaleEffect`` instead.
+    * Leaving without an exception records the effect as done, kept ``ttl``; leaving with one
+      drops this attempt's pending mark, so a retry acts again. Recording raises
+      ``StaleEffect`` when a newer attempt took the record meanwhile.
+    * What it cannot do: an effect whose process dies between acting and leaving the block
+      runs again (record it in the effect's own transaction for that: an outbox).
+    """
+
+    @property
+    def done(self) -> bool:
+        """Whether the effect was already recorded when the block was entered."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
 @runtime_checkable
 class CachePort(CacheStore, Protocol):
     """A cache namespace: the store, plus tags, locks, clearing and statistics.
@@ -180,6 +213,15 @@ class CachePort(CacheStore, Protocol):
 
         ``ttl`` must be positive. ``timeout`` bounds how long the context manager waits to
         acquire (forever if ``None``). Clearing the cache does not release locks.
+        """
+        ...
+
+    def idempotent(self, key: str, ttl: Ttl, *, fence: int = 0) -> Effect:
+        """The record of the effect ``key`` (see ``Effect``), kept ``ttl`` once done.
+
+        ``ttl`` must be positive; ``fence`` is the acting attempt's fencing token
+        (``current_job().fence``; 0 outside a job: no fencing). Clearing the cache keeps
+        effect records, as it keeps locks.
         """
         ...
 

@@ -75,12 +75,16 @@ class Lease:
 
     ``attempt`` is 1-based and counts starts: the first claim is attempt 1.
     ``token`` identifies this lease; only it may complete, fail, release or renew the job.
+    ``fence`` is a fencing token: every claim of a job gives a greater one than the claims
+    before it (a release does not spend an attempt, but the next claim still gets a greater
+    fence), so a store guarded by it can refuse a write from an older attempt.
     """
 
     job: Job
     token: str
     attempt: int
     deadline: datetime
+    fence: int = 0
 
     @property
     def job_id(self) -> str:

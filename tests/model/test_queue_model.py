@@ -62,6 +62,7 @@ class QueueMachine(BatchRules):
         self.model = QueueModel(now=self.clock.now())
         self.leases: list[Lease] = []
         self.holder: dict[str, str] = {}
+        self.fences: dict[str, int] = {}  # each job's latest lease fence
         self.ids = itertools.count()
         self.last_call: Callable[[], None] | None = None
 
@@ -168,12 +169,15 @@ class QueueMachine(BatchRules):
         then record it in the model."""
         if held is not None:
             assert [(each.job_id, each.token) for each in leases] == held
+            assert all(each.fence == self.fences[each.job_id] for each in leases)
             return
         expected = self.model.next_ready(list(request.queues), request.limit)
         assert [each.job_id for each in leases] == [job.id for job in expected]
         for job, each in zip(expected, leases, strict=True):
             self.model.start(job, each.token, request.lease)
             assert (each.attempt, each.deadline) == (job.attempts, job.deadline)
+            assert each.fence > self.fences.get(job.id, 0)  # fencing: greater at every claim
+            self.fences[job.id] = each.fence
         taken = [(each.job_id, each.token) for each in leases]
         self.model.remember_claim(request.claim_token, taken, request.lease)
         self.leases += leases

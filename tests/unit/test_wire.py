@@ -26,9 +26,9 @@ def _explode() -> None:
 def test_a_task_carries_only_what_the_child_needs() -> None:
     job = Job("resize", payload={"w": 3}, queue="images", metadata={"trace": "t-1"})
 
-    task = decode_task(encode_task(Lease(job, "tok", 2, T0)))
+    task = decode_task(encode_task(Lease(job, "tok", 2, T0, fence=9)))
 
-    assert task == (job.id, "resize", {"w": 3}, 2, "images", 0.0, "tok", {"trace": "t-1"})
+    assert task == (job.id, "resize", {"w": 3}, 2, "images", 0.0, "tok", {"trace": "t-1"}, 9)
 
 
 def test_a_reply_round_trips_its_result_runtime_rss_pid_and_lease_token() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from foundry.adapters.cache_effect import CacheEffect, step_in
 from foundry.adapters.cache_lock import CacheLock, Flight, make_lock, remember
 from foundry.adapters.cache_support import (
     add_to_counter,
@@ -280,8 +281,18 @@ class MemoryCache(_MemoryStore):
         """A lock (not yet taken) that expires ``ttl`` after it is taken."""
         return make_lock(self, name, "lock" + _SEP + validate_key(name, "lock name"), ttl, timeout)
 
+    def idempotent(self, key: str, ttl: Ttl, *, fence: int = 0) -> CacheEffect:
+        """The record of the effect ``key``, kept beside the locks (never evicted)."""
+        return CacheEffect(self, key, "effect" + _SEP + validate_key(key), ttl, fence)
+
+    def effect_step(self, skey: str, op: str, fence: int, ttl_ms: int) -> str:
+        """One step of ``cache_effect.decide``, under the mutex."""
+        with self._s.mutex:
+            return step_in(self._s.locks, skey, op, fence, ttl_ms=ttl_ms, now=self._now())
+
     def clear(self) -> None:
-        """Remove every value (locks stay held: clearing data must not break exclusion)."""
+        """Remove every value (locks and effect records stay: clearing data must not break
+        exclusion nor repeat effects)."""
         with self._s.mutex:
             removed = len(self._s.entries)
             self._s.entries.clear()

@@ -86,17 +86,20 @@ class MemoryClaimer:
             self._dead.bury(state, entry, f"undecodable: {error.reason}", now)
             return None
         entry.attempts += 1
+        state.fence += 1
+        entry.fence = state.fence
         entry.token = secrets.token_urlsafe(16)
         entry.deadline = deadline
         entry.worker = worker
         state.move(entry, JobState.ACTIVE)
         self._store.unique.release(entry, UniqueUntil.STARTED)
-        return Lease(job, entry.token, entry.attempts, deadline)
+        return Lease(job, entry.token, entry.attempts, deadline, entry.fence)
 
     def _held(self, taken: list[tuple[str, str, str]]) -> list[Lease]:
         held = []
         for queue, job_id, token in taken:
             entry = self._store.entry(queue, job_id)
             if entry is not None and entry.holds(token) and entry.deadline is not None:
-                held.append(Lease(self._records.job(entry), token, entry.attempts, entry.deadline))
+                job = self._records.job(entry)
+                held.append(Lease(job, token, entry.attempts, entry.deadline, entry.fence))
         return held

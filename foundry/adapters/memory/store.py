@@ -40,6 +40,7 @@ class Entry:
     enqueued_at: datetime
     run_at: datetime
     attempts: int = 0
+    fence: int = 0  # the fencing token of its latest claim
     worker: str = ""
     token: str | None = None
     deadline: datetime | None = None
@@ -83,6 +84,7 @@ class QueueState:
     failed: int = 0
     dead_trimmed: int = 0
     stale_rejected: int = 0
+    fence: int = 0  # the last fencing token a claim gave, as Redis keeps it in meta
 
     def next_seq(self) -> int:
         """The next sequence number of this queue (FIFO within a priority)."""

@@ -17,6 +17,7 @@ import logging
 
 import redis
 
+from foundry.adapters.cache_effect import CacheEffect
 from foundry.adapters.cache_lock import CacheLock, make_lock
 from foundry.adapters.cache_support import tag_names, validate_key, validate_keys
 from foundry.adapters.codec import Codec
@@ -86,10 +87,21 @@ class RedisCache(RedisStore):
         skey = f"{self._c.prefix}:lock:{validate_key(name, 'lock name')}"
         return make_lock(self, name, skey, ttl, timeout)
 
+    def idempotent(self, key: str, ttl: Ttl, *, fence: int = 0) -> CacheEffect:
+        """The record of the effect ``key`` (``<prefix>:effect:<key>``), one function call
+        (``cache_effect``) on entering and one on leaving."""
+        skey = f"{self._c.prefix}:effect:{validate_key(key)}"
+        return CacheEffect(self, key, skey, ttl, fence)
+
+    def effect_step(self, skey: str, op: str, fence: int, ttl_ms: int) -> str:
+        """One step of ``cache_effect.decide``, atomically in Lua."""
+        args = (self._c.now(), op, str(fence), str(ttl_ms))
+        return bytes(self._run("effect", (skey,), args, skey)).decode()
+
     def clear(self) -> None:
         """Remove every value of this namespace: SCAN + UNLINK in batches, never KEYS.
 
-        Locks, tag versions and statistics stay.
+        Locks, effect records, tag versions and statistics stay.
         """
         try:
             removed = self._unlink_matching(f"{self._c.prefix}:[vt]:*")

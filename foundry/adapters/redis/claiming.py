@@ -123,20 +123,21 @@ class Claimer:
 
     def _leases(self, keys: QueueKeys, flat: Sequence[Any], token: str) -> list[Lease]:
         leases = []
-        for i in range(0, len(flat), 4):
-            job_id, attempt, deadline, value = (
+        for i in range(0, len(flat), 5):
+            job_id, attempt, deadline, fence, value = (
                 flat[i].decode(),
                 flat[i + 1],
                 flat[i + 2],
-                flat[i + 3],
+                int(flat[i + 3]),
+                flat[i + 4],
             )
-            lease_token = f"{token}.{attempt}"
+            lease_token = f"{token}.{attempt}.{fence}"
             try:
                 job = self._records.decode_job(job_id, keys.queue, value)
             except UndecodableJob as error:
                 self._bury_undecodable(keys, job_id, lease_token, error)
                 continue
-            leases.append(Lease(job, lease_token, attempt, from_ms(deadline)))
+            leases.append(Lease(job, lease_token, attempt, from_ms(deadline), fence))
         return leases
 
     def _bury_undecodable(

@@ -122,10 +122,10 @@ class Runner:
 
     def run(self, frame: bytes) -> bytes:
         """Run one task frame; the reply frame."""
-        job_id, name, payload, attempt, queue, soft, token, metadata = decode_task(frame)
+        job_id, name, payload, attempt, queue, soft, token, metadata, fence = decode_task(frame)
         started = perf_counter()
         self._busy = True
-        context = JobContext(job_id, name, queue, attempt, metadata)
+        context = JobContext(job_id, name, queue, attempt, metadata, fence)
         set_current(context)
         try:
             ok, value = True, self._hooks.run_job(context, lambda: self._call(name, payload, soft))

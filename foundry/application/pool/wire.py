@@ -26,7 +26,7 @@ READY = b"R"
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _HEADER = struct.Struct("<?dQiH")  # ok, runtime, rss, pid, token length
 
-Task = tuple[str, str, dict[str, Any], int, str, float, str, dict[str, str]]
+Task = tuple[str, str, dict[str, Any], int, str, float, str, dict[str, str], int]
 
 
 @attrs.frozen
@@ -60,6 +60,7 @@ def encode_task(lease: Lease) -> bytes:
         soft,
         lease.token,
         job.metadata,
+        lease.fence,
     )
     return pickle.dumps(task, _PROTOCOL)
 

@@ -26,8 +26,8 @@
 --                                                                         (undecodable)
 --   <base>done     zset    completed id by its record's expiry (ms)       complete
 --   <base>meta     hash    seq, epoch, paused ("1"), completed, failed,   enqueue, complete, fail,
---                          dead_trimmed, stale_rejected                   release, reap, claim,
---                                                                         requeue_dead; the
+--                          dead_trimmed, stale_rejected, fence (the       release, reap, claim,
+--                          last fencing token a claim gave)               requeue_dead; the
 --                                                                         client (paused)
 --   <base>wake     list    "1" hints that work arrived, at most 8         enqueue, fail, release,
 --                                                                         reap, requeue_dead;

@@ -4,7 +4,9 @@
 --       mode "new": claim; "try": claim, but remember the token only if something was
 --       claimed; "held": claim nothing, only return what the token holds
 -- Reply {epoch, "OK" | "RESENT" | "PAUSED", next due ms or "", then per lease: id, attempt,
---       deadline, record}; a record whose header is corrupt is buried on the way
+--       deadline, fence, record}; a record whose header is corrupt is buried on the way. The
+--       fence comes from the queue's counter (META fence), so each claim of a job gets a
+--       greater one; the lease token is "<claim token>.<attempt>.<fence>"
 -- Keeps Q2 (order), Q3 (due jobs only), Q4 (one holder per job), Q6 (the attempt counts at
 --       claim), Q8: the token's record (t:<token>) returns the leases it still holds until
 --       the lease duration has passed, also for a claim that found nothing
@@ -21,13 +23,15 @@ local out = { meta[2] or "", "OK", "" }
 local tkey = BASE .. "t:" .. ctoken
 
 local function held(ids)
+  local prefix = ctoken .. "."
   out[2] = "RESENT"
   for id in string.gmatch(ids, "%S+") do
     local st = get_state(id)
-    if st and st.l == "A" and st.tk == ctoken .. "." .. st.a then
+    if st and st.l == "A" and string.sub(st.tk, 1, #prefix) == prefix then
       local n = #out
       out[n + 1], out[n + 2], out[n + 3] = id, st.a, st.t
-      out[n + 4] = redis.call("HGET", JOBS, id)
+      out[n + 4] = string.match(st.tk, "(%d+)$")
+      out[n + 5] = redis.call("HGET", JOBS, id)
     end
   end
   return out
@@ -43,6 +47,7 @@ local function start_all(popped)
   local values = redis.call("HMGET", JOBS, unpack(ids))
   local states = redis.call("HMGET", STATE, unpack(ids))
   local new_states, leased, taken = {}, {}, {}
+  local fence = redis.call("HINCRBY", META, "fence", #ids) - #ids
   local deadline = now + lease_ms
   local deadline_s = n2s(deadline)
   for k, id in ipairs(ids) do
@@ -59,7 +64,8 @@ local function start_all(popped)
     elseif value then
       local attempt = (tonumber(a) or 0) + 1
       local attempt_s = n2s(attempt)
-      local token = ctoken .. "." .. attempt_s
+      local fence_s = n2s(fence + k)
+      local token = ctoken .. "." .. attempt_s .. "." .. fence_s
       new_states[#new_states + 1] = id
       new_states[#new_states + 1] =
         join_state("A", attempt_s, n2s(seq), token, deadline_s, o or "", lt or "", worker, "")
@@ -67,7 +73,8 @@ local function start_all(popped)
       taken[#taken + 1] = id
       release_unique(h, id, "S")
       local n = #out
-      out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, attempt, deadline, value
+      out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, attempt, deadline, fence_s
+      out[n + 5] = value
     end
   end
   if #taken > 0 then
