@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from foundry.domain import Job
-from foundry.ports.queue_types import EnqueueOutcome
+from foundry.ports.queue_types import EnqueueOutcome, JobRecord
 
 
 @runtime_checkable
 class AsyncQueuePort(Protocol):
-    """``QueuePort``'s enqueue side for asyncio code, with the same promises.
+    """``QueuePort``'s enqueue side (and ``get``) for asyncio code, with the same promises.
 
     * A stored job is the one ``QueuePort.enqueue`` would store: same id, record and schedule;
       any worker serves it.
@@ -32,6 +32,11 @@ class AsyncQueuePort(Protocol):
 
     async def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
         """Store every job; one outcome per job, in order."""
+        ...
+
+    async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
+        """The job's record as ``QueuePort.get`` gives it (``None``: unknown or expired);
+        without ``queue`` every known queue is searched."""
         ...
 
     async def aclose(self) -> None:

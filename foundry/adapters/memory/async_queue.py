@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from foundry.adapters.memory.queue import MemoryQueue
 from foundry.domain import Job
-from foundry.ports import EnqueueOutcome
+from foundry.ports import EnqueueOutcome, JobRecord
 
 
 class AsyncMemoryQueue:
@@ -27,6 +27,10 @@ class AsyncMemoryQueue:
     async def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
         """As ``MemoryQueue.enqueue_many``."""
         return self.queue.enqueue_many(jobs)
+
+    async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
+        """As ``MemoryQueue.get``."""
+        return self.queue.get(job_id, queue)
 
     async def aclose(self) -> None:
         """Nothing to close."""

@@ -48,21 +48,10 @@ class RedisAdmin:
         candidates = [queue] if queue is not None else self.queues()
         with guard("get", job_id):
             pipe = self._client.pipeline(transaction=False)
-            call(pipe, "TIME")
-            for name in candidates:
-                keys = self._keys.queue(name)
-                for key in _RECORD_HASHES:
-                    call(pipe, "HGET", keys.named(key), job_id)
-                for key in ("delayed", "done"):
-                    call(pipe, "ZSCORE", keys.named(key), job_id)
+            for command in record_reads(self._keys, candidates, job_id):
+                call(pipe, *command)
             replies = pipe.execute()
-        now = self._clock.from_time(replies[0])
-        width = len(_RECORD_HASHES) + 2
-        for index in range(len(candidates)):
-            found = replies[1 + index * width : 1 + (index + 1) * width]
-            if found[0] is not None:
-                return self._records.record(candidates[index], job_id, found, now)
-        return None
+        return found_record(self._clock, self._records, candidates, job_id, replies)
 
     def stats(self, queue: str) -> QueueStats:
         """Sizes (due delayed jobs count as ready) and running totals, in one function call."""
@@ -186,3 +175,31 @@ class RedisAdmin:
 
     def _run(self, name: str, keys: QueueKeys, args: Sequence[Arg]) -> Any:
         return self._runner.call(name, keys.all, args)
+
+
+def record_reads(keys: KeyLayout, candidates: Sequence[str], job_id: str) -> list[list[Arg]]:
+    """The reads that find ``job_id``'s record in the ``candidates`` queues: ``TIME``, then
+    each queue's record hashes and sorted-set scores (for ``found_record``)."""
+    reads: list[list[Arg]] = [["TIME"]]
+    for name in candidates:
+        queue = keys.queue(name)
+        reads += [["HGET", queue.named(key), job_id] for key in _RECORD_HASHES]
+        reads += [["ZSCORE", queue.named(key), job_id] for key in ("delayed", "done")]
+    return reads
+
+
+def found_record(
+    clock: QueueClock,
+    records: RecordCodec,
+    candidates: Sequence[str],
+    job_id: str,
+    replies: Sequence[Any],
+) -> JobRecord | None:
+    """The record ``record_reads``' replies hold, from the first queue that has the job."""
+    now = clock.from_time(replies[0])
+    width = len(_RECORD_HASHES) + 2
+    for index in range(len(candidates)):
+        found = list(replies[1 + index * width : 1 + (index + 1) * width])
+        if found[0] is not None:
+            return records.record(candidates[index], job_id, found, now)
+    return None

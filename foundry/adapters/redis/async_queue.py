@@ -15,6 +15,7 @@ import redis
 import redis.asyncio
 
 from foundry.adapters.codec import Codec
+from foundry.adapters.redis.admin import found_record, record_reads
 from foundry.adapters.redis.async_runner import AsyncFunctionRunner
 from foundry.adapters.redis.broken import queue_broken, wrong_types
 from foundry.adapters.redis.clock import QueueClock
@@ -25,7 +26,7 @@ from foundry.adapters.redis.keys import KeyLayout, QueueKeys
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError, Job, QueueBroken
 from foundry.ports.clock import Clock
-from foundry.ports.queue_types import EnqueueOutcome
+from foundry.ports.queue_types import EnqueueOutcome, JobRecord
 
 
 class AsyncRedisQueue:
@@ -50,9 +51,10 @@ class AsyncRedisQueue:
             )
         self._runner = AsyncFunctionRunner(client)
         self._keys = KeyLayout(prefix)
-        self._epochs = EpochWatch(QueueClock(clock))
-        records = RecordCodec(codec or Codec(max_payload_bytes))
-        self._plan = EnqueuePlan(self._keys, QueueClock(clock), records, self._epochs)
+        self._clock = QueueClock(clock)
+        self._epochs = EpochWatch(self._clock)
+        self._records = RecordCodec(codec or Codec(max_payload_bytes))
+        self._plan = EnqueuePlan(self._keys, self._clock, self._records, self._epochs)
 
     async def enqueue(self, job: Job) -> EnqueueOutcome:
         """One pipelined call (a second the first time this process uses the queue)."""
@@ -77,9 +79,22 @@ class AsyncRedisQueue:
             )
         return self._plan.outcomes(jobs, calls, replies, order)
 
+    async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
+        """The reads ``RedisQueue.get`` makes, pipelined: one round trip (two without
+        ``queue``: the registry first)."""
+        with guard("get", job_id):
+            candidates = [queue] if queue is not None else await self._queues()
+            reads = record_reads(self._keys, candidates, job_id)
+            replies = await asyncio.gather(*(self._runner.command(*read) for read in reads))
+        return found_record(self._clock, self._records, candidates, job_id, replies)
+
     async def aclose(self) -> None:
         """Close this queue's connection (the client's own pool is the caller's to close)."""
         await self._runner.aclose()
+
+    async def _queues(self) -> list[str]:
+        names = await self._runner.command("SMEMBERS", self._keys.registry)
+        return sorted(name.decode() for name in names)
 
     async def _register(self, queues: list[str]) -> None:
         for queue in dict.fromkeys(queues):
