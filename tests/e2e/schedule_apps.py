@@ -34,9 +34,9 @@ def ticks_of(lines: list[str]) -> list[int]:
     return [int(line.split()[0].rsplit("-", 1)[1]) // 1_000_000 for line in lines]
 
 
-def wait_for_a_run(ledger: Path, timeout: float = 60.0) -> None:
-    """Wait until a worker has run a tick: its startup time is the machine's load, not ours."""
+def wait_for_runs(ledger: Path, runs: int = 1, timeout: float = 60.0) -> None:
+    """Wait until workers have run ``runs`` ticks: a loaded machine delays them, we do not."""
     deadline = time.monotonic() + timeout
-    while not ledger.read_text():
-        assert time.monotonic() < deadline, f"no tick ran within {timeout} s"
+    while len(ledger.read_text().splitlines()) < runs:
+        assert time.monotonic() < deadline, f"fewer than {runs} ticks ran within {timeout} s"
         time.sleep(0.05)

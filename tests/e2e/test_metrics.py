@@ -70,8 +70,15 @@ def test_a_workers_metrics_count_every_outcome_exactly(
 
     with foundry_process(*args, "--metrics-port", str(port), env=env):
         wait_for(lambda: answers(url), "the metrics server")
-        # The pool counts an outcome once the queue took it: wait for the counters themselves.
-        wait_for(lambda: [total(scrape(url), kind) for kind in ended] == [7, 1], "8 outcomes")
+
+        # The pool counts an outcome once the queue took it: wait for the counters themselves,
+        # and for the child replaced after the last job (a loaded machine forks it late).
+        def settled() -> bool:
+            now = scrape(url)
+            outcomes = [total(now, kind) for kind in ended]
+            return outcomes == [7, 1] and value(now, "foundry_pool_children") == 2
+
+        wait_for(settled, "8 outcomes and both children alive")
         samples = scrape(url)
 
     q = observed.QUEUE

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.schedule_apps import LEDGER, ticks_of, wait_for_a_run
+from tests.e2e.schedule_apps import LEDGER, ticks_of, wait_for_runs
 from tests.e2e.test_demo import ROOT
 
 pytestmark = pytest.mark.slow
 
 
-def work_for(seconds: float, ledger: Path, *flags: str, started: bool = True) -> tuple[int, str]:
-    """Run a worker for ``seconds`` from its first tick (``started``), else from its startup."""
+def work_until(ledger: Path, runs: int, *flags: str) -> tuple[int, str]:
+    """Run a worker until it ran ``runs`` ticks, or for 3 s after its startup if ``runs`` is 0."""
     command = "from foundry.entrypoints.cli import main; main()"
     args = ["work", "--app", "tests.e2e.schedule_apps:registry", "--concurrency", "1", *flags]
     env = {**os.environ, "QUEUE_DRIVER": "memory", "FOUNDRY_LOG_LEVEL": "WARNING"}
@@ -33,11 +33,11 @@ def work_for(seconds: float, ledger: Path, *flags: str, started: bool = True) ->
     )
     assert process.stderr is not None
     head = ""
-    if started:
-        wait_for_a_run(ledger)
+    if runs:
+        wait_for_runs(ledger, runs)
     else:
         head = process.stderr.readline().decode()  # its startup note: the CLI is up
-    time.sleep(seconds)
+        time.sleep(3)
     process.send_signal(signal.SIGTERM)
     errors = head + process.communicate(timeout=30)[1].decode()
     return process.returncode, errors
@@ -47,11 +47,11 @@ def test_a_memory_worker_fires_its_schedule_every_second_once(tmp_path: Path) ->
     ledger = tmp_path / "ledger"
     ledger.touch()
 
-    code, errors = work_for(2.5, ledger)
+    code, errors = work_until(ledger, 3)
 
     ticks = Counter(ticks_of(ledger.read_text().splitlines()))
     assert code == 0, errors
-    assert len(ticks) >= 2, errors
+    assert len(ticks) >= 3, errors
     assert set(ticks.values()) == {1}
     assert sorted(ticks) == list(range(min(ticks), max(ticks) + 1))
 
@@ -60,7 +60,7 @@ def test_no_scheduler_fires_nothing(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger"
     ledger.touch()
 
-    code, errors = work_for(3.0, ledger, "--no-scheduler", started=False)
+    code, errors = work_until(ledger, 0, "--no-scheduler")
 
     assert code == 0, errors
     assert ledger.read_text() == ""

@@ -16,7 +16,7 @@ import redis
 
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.application.schedules.scheduler import AHEAD
-from tests.e2e.schedule_apps import LEDGER, QUEUE, ticks_of, wait_for_a_run
+from tests.e2e.schedule_apps import LEDGER, QUEUE, ticks_of, wait_for_runs
 from tests.e2e.test_demo import ROOT, unique_prefix
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -44,7 +44,7 @@ def test_three_workers_enqueue_each_tick_once_through_a_kill_and_restart(
     env |= {LEDGER: str(ledger), "QUEUE_TIMEOUT": "3"}
     workers = [start_worker(env) for _ in range(3)]
     try:
-        wait_for_a_run(ledger)
+        wait_for_runs(ledger)
         time.sleep(8)
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait(10)
