@@ -90,6 +90,12 @@ if TYPE_CHECKING:
         Job as Job,
     )
     from foundry.domain import (
+        JobCancelled as JobCancelled,
+    )
+    from foundry.domain import (
+        JobFailed as JobFailed,
+    )
+    from foundry.domain import (
         JobNotFound as JobNotFound,
     )
     from foundry.domain import (
@@ -112,6 +118,9 @@ if TYPE_CHECKING:
     )
     from foundry.domain import (
         QueueUnavailable as QueueUnavailable,
+    )
+    from foundry.domain import (
+        ResultTimeout as ResultTimeout,
     )
     from foundry.domain import (
         RetryPolicy as RetryPolicy,
@@ -200,7 +209,9 @@ __all__ = [
     "InvalidResult",
     "InvalidSchedule",
     "Job",
+    "JobCancelled",
     "JobContext",
+    "JobFailed",
     "JobNotFound",
     "JobOutcome",
     "JobRecord",
@@ -219,6 +230,7 @@ __all__ = [
     "QueueStats",
     "QueueBroken",
     "QueueUnavailable",
+    "ResultTimeout",
     "RetryPolicy",
     "Settings",
     "SoftTimeLimitExceeded",
@@ -292,6 +304,8 @@ _HOMES = {
     "InvalidSchedule": "foundry.domain",
     "PeriodicSchedule": "foundry.domain",
     "Job": "foundry.domain",
+    "JobCancelled": "foundry.domain",
+    "JobFailed": "foundry.domain",
     "JobNotFound": "foundry.domain",
     "JobState": "foundry.domain",
     "Linear": "foundry.domain",
@@ -299,6 +313,7 @@ _HOMES = {
     "PermanentFailure": "foundry.domain",
     "QueueBroken": "foundry.domain",
     "QueueUnavailable": "foundry.domain",
+    "ResultTimeout": "foundry.domain",
     "RetryPolicy": "foundry.domain",
     "StaleLease": "foundry.domain",
     "UndecodableJob": "foundry.domain",

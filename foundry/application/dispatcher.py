@@ -15,6 +15,7 @@ from foundry.application.job_maker import (
     job_id_of,
 )
 from foundry.application.registry import JobRegistry
+from foundry.application.results import wait_for_result
 from foundry.domain import Job, UniqueSpec
 from foundry.ports import Clock, CommitHooks, QueuePort
 
@@ -89,6 +90,23 @@ class Dispatcher:
             self._after_commit.defer(jobs, lambda: self._send_many(jobs))
             return [job.id for job in jobs]
         return self._send_many(jobs)
+
+    def result(
+        self,
+        job_id: str,
+        timeout: float | timedelta | None = None,
+        *,
+        queue: str | None = None,
+    ) -> Any:
+        """The job's stored result once it completed, waiting up to ``timeout`` (seconds or a
+        timedelta; ``None``: until it ends) without polling.
+
+        Raises ``JobFailed`` (its reason and error history) if the job went dead,
+        ``JobCancelled`` if it was cancelled, ``ResultTimeout`` if it has not ended in time
+        (it may still), ``JobNotFound`` if no such job is known (never enqueued, or its
+        completed record has expired). ``queue`` spares the search of every queue.
+        """
+        return wait_for_result(self._queue, job_id, timeout, queue)
 
     def _send(self, job: Job) -> str:
         job_id = job_id_of(self._queue.enqueue(job))

@@ -37,6 +37,7 @@ from foundry.domain.job import (
     validate_queue_name,
 )
 from foundry.domain.lease import LeaseTiming
+from foundry.domain.outcome_errors import JobCancelled, JobFailed, ResultTimeout
 from foundry.domain.periodic import CatchUp, CatchUpMode, Overlap, PeriodicSchedule, Plan
 from foundry.domain.recurring import Cron, CronRules, Every, NoTick, Recurrence
 from foundry.domain.retry import (
@@ -87,6 +88,8 @@ __all__ = [
     "InvalidQueueName",
     "InvalidResult",
     "Job",
+    "JobCancelled",
+    "JobFailed",
     "JobNotFound",
     "JobState",
     "LeaseTiming",
@@ -97,6 +100,7 @@ __all__ = [
     "PermanentFailure",
     "QueueBroken",
     "QueueUnavailable",
+    "ResultTimeout",
     "Retry",
     "RetryPolicy",
     "RunAfter",

@@ -142,6 +142,16 @@ class QueuePort(Protocol):
         kept for a limited time). ``queue`` narrows the search."""
         ...
 
+    def wait(self, job_id: str, timeout: timedelta, queue: str | None = None) -> JobRecord | None:
+        """The job's record once it is final (completed, dead or cancelled), waiting up to
+        ``timeout`` (real time) for that; the record as it is then if the time runs out;
+        ``None`` if no such job is known (``queue`` narrows the search, as for ``get``).
+
+        Waiting does not poll: the transition that ends the job wakes every waiter of it at
+        once. A ``timeout`` of zero or less answers at once. Raises ``QueueUnavailable``.
+        """
+        ...
+
     def stats(self, queue: str) -> QueueStats:
         """Sizes and running totals of one queue (zeros for a queue never used)."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +35,17 @@ class MemoryAdmin:
                 if entry is not None:
                     return self._records.record(entry)
             return None
+
+    def wait(self, job_id: str, timeout: timedelta, queue: str | None = None) -> JobRecord | None:
+        """The record once final, or as it is when ``timeout`` (real time) runs out."""
+        give_up = time.monotonic() + timeout.total_seconds()
+        with self._store.settled:
+            while True:
+                record = self.get(job_id, queue)
+                remaining = give_up - time.monotonic()
+                if record is None or record.state.is_final or remaining <= 0:
+                    return record
+                self._store.settled.wait(remaining)
 
     def stats(self, queue: str) -> QueueStats:
         """Sizes and totals of ``queue``; O(1)."""

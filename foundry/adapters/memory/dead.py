@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 
 from foundry.adapters.memory.store import Entry, QueueState, UniqueKeys, age_limit
@@ -15,9 +16,12 @@ log = logging.getLogger(__name__)
 class DeadLetters:
     """Moves jobs to the dead letters and keeps each queue's within ``retention``."""
 
-    def __init__(self, retention: DeadLetterRetention, unique: UniqueKeys) -> None:
+    def __init__(
+        self, retention: DeadLetterRetention, unique: UniqueKeys, settled: threading.Condition
+    ) -> None:
         self.retention = retention
         self._unique = unique
+        self._settled = settled
 
     def bury(self, state: QueueState, entry: Entry, reason: str, now: datetime) -> None:
         """Move the entry to the dead letters, then apply the retention policy."""
@@ -25,6 +29,7 @@ class DeadLetters:
         entry.reason = reason
         entry.finished_at = now
         self._unique.release(entry)
+        self._settled.notify_all()
         log.warning(
             "job is dead after %s attempt(s): %s",
             entry.attempts,

@@ -58,7 +58,7 @@ class MemoryQueue:
     ) -> None:
         store = MemoryStore(clock, completed_ttl)
         records = EntryCodec(codec or Codec())
-        dead = DeadLetters(retention, store.unique)
+        dead = DeadLetters(retention, store.unique, store.settled)
         self._store = store
         self._records = records
         self._claimer = MemoryClaimer(store, records, dead)
@@ -150,6 +150,10 @@ class MemoryQueue:
     def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
         """Every queue is searched when ``queue`` is None."""
         return self._admin.get(job_id, queue)
+
+    def wait(self, job_id: str, timeout: timedelta, queue: str | None = None) -> JobRecord | None:
+        """Waits on the store's ``settled`` condition (see ``QueuePort.wait``)."""
+        return self._admin.wait(job_id, timeout, queue)
 
     def stats(self, queue: str) -> QueueStats:
         """O(1)."""

@@ -218,13 +218,16 @@ class MemoryStore:
 
     ``cond`` is that lock (a ``Condition`` over an ``RLock``): every operation holds it, and a
     waiting claim waits on it for the operations that make jobs ready to notify it.
+    ``settled``, over the same lock, is notified when a job ends (completed, dead, forgotten).
     """
 
     def __init__(self, clock: Clock, completed_ttl: timedelta) -> None:
         if completed_ttl <= timedelta(0):
             raise ConfigurationError(f"completed_ttl must be positive, got {completed_ttl}")
         self.clock = clock
-        self.cond = threading.Condition(threading.RLock())
+        lock = threading.RLock()
+        self.cond = threading.Condition(lock)
+        self.settled = threading.Condition(lock)
         self.unique = UniqueKeys()
         self._queues: dict[str, QueueState] = {}
         self._completed_ttl = completed_ttl
@@ -275,8 +278,10 @@ class MemoryStore:
         state.completed += 1
         self.unique.release(entry)
         self._completed.add(now + self._completed_ttl, entry.queue, entry.job_id)
+        self.settled.notify_all()
 
     def drop(self, state: QueueState, entry: Entry) -> None:
         """Forget a job (delete, purge), freeing its unique key."""
         self.unique.release(entry)
         state.remove(entry)
+        self.settled.notify_all()

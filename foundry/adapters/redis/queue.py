@@ -36,6 +36,7 @@ from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.retention import Retention
 from foundry.adapters.redis.runner import FunctionRunner
 from foundry.adapters.redis.schedules import RedisSchedules
+from foundry.adapters.redis.waiting import Waiter
 from foundry.adapters.redis.workers import RedisWorkers
 from foundry.adapters.redis.writes import LeaseWrites, applied
 from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError, Decision, ErrorInfo, Job, JobState
@@ -104,6 +105,8 @@ class RedisQueue:
             runner, keys, now, records, retention=kept, completed_ttl=completed_ttl
         )
         self._admin = RedisAdmin(runner, keys, now, records)
+        block_s = None if block_limit is None else block_limit.total_seconds()
+        self._waiter = Waiter(runner, keys, now, self._admin.get, block_s)
         self._workers = RedisWorkers(client, keys, now, codec)
         self._schedules = RedisSchedules(client, runner, keys, now, records=records, epochs=epochs)
 
@@ -164,6 +167,11 @@ class RedisQueue:
     def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
         """One round trip, also when every queue is searched."""
         return self._admin.get(job_id, queue)
+
+    def wait(self, job_id: str, timeout: timedelta, queue: str | None = None) -> JobRecord | None:
+        """Blocks on the job's notification list (``waiting.py``): two round trips once it
+        ended, a function call per second of waiting."""
+        return self._waiter.wait(job_id, timeout, queue)
 
     def stats(self, queue: str) -> QueueStats:
         """One function call."""

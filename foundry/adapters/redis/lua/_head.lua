@@ -38,6 +38,10 @@
 --                          took, re-sent while unexpired (Q8)
 --   <base>r:<id>   string  the first reply of a counting admin call       delete, purge, reap,
 --                          (60 s), returned to its re-send                requeue_dead
+--   <base>waiters  hash    id -> "1": someone waits for the job to end    watch (set), the job's
+--                                                                         end (notify_settled)
+--   <base>n:<id>   list    "1" once the job ended and someone waited      complete, fail, reap,
+--                          (60 s); waiters BLMOVE it onto itself          claim, delete, purge
 --   <base>sched:due zset   schedule name by its next tick (ms); waiting   schedule_fire,
 --                          ones only (not paused nor orphaned)            schedule_admin
 --   <base>sched:rec hash   schedule name -> its record (R4)               schedule_fire,

@@ -11,6 +11,10 @@ end
 
 local BAND = 17592186044416 -- 2^44: ready score = (255 - priority) * BAND + seq, exact in a double
 local WAKE_CAP = 8
+-- A settled job's notification outlives the gap between a waiter's watch and its BLMOVE.
+local SETTLED_TTL = "60000"
+-- The states a job never leaves by itself (R2 letters): completed, dead.
+local FINAL = { C = true, X = true }
 
 local function base36(n)
   local digits, out = "0123456789abcdefghijklmnopqrstuvwxyz", ""
@@ -143,6 +147,25 @@ local function append_error(id, err, now)
   end
 end
 
+-- Wake whoever waits for these jobs to end (watch put them in <base>waiters): each gets a
+-- one-item list, <base>n:<id>, that every waiter's BLMOVE takes and puts back.
+local function notify_settled(ids)
+  local waiters = BASE .. "waiters"
+  for i = 1, #ids, 1000 do
+    local chunk = { unpack(ids, i, math.min(i + 999, #ids)) }
+    local marks = redis.call("HMGET", waiters, unpack(chunk))
+    for j, id in ipairs(chunk) do
+      if marks[j] then
+        local key = BASE .. "n:" .. id
+        redis.call("LPUSH", key, "1")
+        redis.call("LTRIM", key, 0, 0)
+        redis.call("PEXPIRE", key, SETTLED_TTL)
+        redis.call("HDEL", waiters, id)
+      end
+    end
+  end
+end
+
 -- Remove every trace of a job (and its unique key, if it still holds it).
 local function forget(id)
   local value = redis.call("HGET", JOBS, id)
@@ -158,6 +181,7 @@ local function forget(id)
   redis.call("ZREM", LEASES, id)
   redis.call("ZREM", DEAD, id)
   redis.call("ZREM", DONE, id)
+  notify_settled({ id })
 end
 
 -- Dead letters are ordered by a sequence number (newest first, exact under equal times);
@@ -200,6 +224,7 @@ local function bury(id, h, st, now, reason, max_count, max_age)
   redis.call("ZREM", DELAYED, id)
   redis.call("ZADD", DEAD, redis.call("HINCRBY", META, "seq", 1), id)
   release_unique(h, id, "F")
+  notify_settled({ id })
   return trim_dead(now, max_count, max_age)
 end
 

@@ -50,6 +50,7 @@ if #ended > 0 then
   multi("ZREM", LEASES, ended)
   multi("ZADD", DONE, expiry)
   redis.call("HINCRBY", META, "completed", n2s(#ended))
+  notify_settled(ended)
 end
 if #results > 0 then
   multi("HSET", RESULTS, results)

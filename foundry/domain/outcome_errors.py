@@ -1,0 +1,41 @@
+"""What waiting for a job's result may raise instead of returning it."""
+
+from __future__ import annotations
+
+from foundry.domain.error_info import ErrorInfo
+from foundry.domain.errors import FoundryError
+
+
+class JobFailed(FoundryError):
+    """The job went dead: ``reason`` says why, ``errors`` is its error history (oldest first)."""
+
+    def __init__(self, job_id: str, reason: str, errors: tuple[ErrorInfo, ...] = ()) -> None:
+        self.job_id = job_id
+        self.reason = reason
+        self.errors = errors
+        last = f"; last error {errors[-1].type}: {errors[-1].message}" if errors else ""
+        super().__init__(
+            f"job {job_id!r} is dead ({reason}) after {len(errors)} error(s){last}; "
+            "`foundry failed show` prints its history, `foundry failed retry` runs it again"
+        )
+
+
+class JobCancelled(FoundryError):
+    """The job was cancelled before it completed; it will not run."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        self.job_id = job_id
+        self.reason = reason
+        super().__init__(f"job {job_id!r} was cancelled ({reason}); it has no result")
+
+
+class ResultTimeout(FoundryError, TimeoutError):
+    """The job did not end within the time given; it may still end later."""
+
+    def __init__(self, job_id: str, state: str, seconds: float) -> None:
+        self.job_id = job_id
+        self.state = state
+        super().__init__(
+            f"job {job_id!r} is still {state} after waiting {seconds:g} s; wait longer "
+            "(timeout=) or check its workers with `foundry stats`"
+        )
