@@ -16,7 +16,7 @@ from foundry.application.job_maker import (
 )
 from foundry.application.registry import JobRegistry
 from foundry.application.results import wait_for_result
-from foundry.domain import Job, UniqueSpec
+from foundry.domain import Job, JobNotFound, JobState, UniqueSpec
 from foundry.ports import Clock, CommitHooks, QueuePort
 
 
@@ -107,6 +107,19 @@ class Dispatcher:
         completed record has expired). ``queue`` spares the search of every queue.
         """
         return wait_for_result(self._queue, job_id, timeout, queue)
+
+    def cancel(
+        self, job_id: str, *, queue: str | None = None, reason: str = "cancelled"
+    ) -> JobState:
+        """Cancel a job that has not run (see ``QueuePort.cancel``); its state after the call:
+        ``CANCELLED``, or the state of a job already running or ended, left as it is.
+
+        Raises ``JobNotFound`` if no such job is known.
+        """
+        state = self._queue.cancel(job_id, queue, reason)
+        if state is None:
+            raise JobNotFound(job_id, queue)
+        return state
 
     def _send(self, job: Job) -> str:
         job_id = job_id_of(self._queue.enqueue(job))

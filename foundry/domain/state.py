@@ -24,6 +24,13 @@ class JobState(enum.StrEnum):
         """Whether ``self -> target`` is a legal transition."""
         return target in _TRANSITIONS[self]
 
+    def on_cancel(self) -> JobState:
+        """The state a cancel leaves: a pending job is cancelled at once; a running job stays
+        active until its worker stops it (then it becomes cancelled); a final job is left."""
+        if self in (JobState.READY, JobState.DELAYED):
+            return JobState.CANCELLED
+        return self
+
     def become(self, target: JobState) -> JobState:
         """Return ``target`` if the transition is legal, else raise ``ValueError``."""
         if not self.can_become(target):
@@ -34,12 +41,12 @@ class JobState(enum.StrEnum):
 _FINAL = frozenset({JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED})
 
 _TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    # enqueue puts a job in READY or DELAYED; delete may cancel any pending job.
+    # enqueue puts a job in READY or DELAYED; cancel (or delete) ends a pending job.
     JobState.READY: frozenset({JobState.ACTIVE, JobState.CANCELLED}),
     JobState.DELAYED: frozenset({JobState.READY, JobState.CANCELLED}),
-    # complete, fail (retry later / now / give up), release, lease lost.
+    # complete, fail (retry later / now / give up), release, lease lost, stopped by a cancel.
     JobState.ACTIVE: frozenset(
-        {JobState.COMPLETED, JobState.DELAYED, JobState.READY, JobState.DEAD}
+        {JobState.COMPLETED, JobState.DELAYED, JobState.READY, JobState.DEAD, JobState.CANCELLED}
     ),
     JobState.COMPLETED: frozenset(),
     # an admin requeues a dead letter, or deletes it.

@@ -185,7 +185,8 @@ class QueuePort(Protocol):
 
         ``READY`` in the order claims take them (due delayed jobs included),
         ``DELAYED`` by run time, ``ACTIVE`` by lease deadline (``JobRecord.worker`` names the
-        holder), ``COMPLETED`` and ``DEAD`` newest first; ``CANCELLED`` jobs are not kept. For
+        holder), ``COMPLETED``, ``DEAD`` and ``CANCELLED`` newest first (a backend may keep
+        completed and cancelled jobs in one index, so a page of either may hold fewer). For
         inspection: read in a few round trips, so a job moving meanwhile may show twice or
         not at all.
         """
@@ -199,6 +200,20 @@ class QueuePort(Protocol):
         """Move dead letters (all, or those named) back to ready with a fresh attempt budget.
 
         Returns how many were requeued; unknown ids are ignored.
+        """
+        ...
+
+    def cancel(
+        self, job_id: str, queue: str | None = None, reason: str = "cancelled"
+    ) -> JobState | None:
+        """Stop a job that has not ended; the job's state after the call, ``None`` if no such
+        job is known (``queue`` narrows the search, as for ``get``).
+
+        A pending (ready or delayed) job becomes ``CANCELLED`` at once, with ``reason``: it
+        never runs, frees its unique key, wakes its ``wait``-ers, and its record is kept as
+        long as a completed one. A running job is left ``ACTIVE`` (the answer says so) and
+        runs on; a job that ended (completed, dead, cancelled) is left as it is. A re-send
+        changes nothing (Q8). Raises ``QueueUnavailable``.
         """
         ...
 

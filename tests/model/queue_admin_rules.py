@@ -11,7 +11,7 @@ from tests.backends import Queue
 from tests.model.queue_model import DEAD, QueueModel
 
 QUEUES = ["q1", "q2"]
-ADMIN_OPS = ["delete", "requeue", "pause", "resume", "resume"]
+ADMIN_OPS = ["delete", "requeue", "pause", "resume", "resume", "cancel", "cancel"]
 
 
 class AdminRules(RuleBasedStateMachine):
@@ -25,11 +25,14 @@ class AdminRules(RuleBasedStateMachine):
 
     @rule(data=st.data(), op=st.sampled_from(ADMIN_OPS), queue=st.sampled_from(QUEUES))
     def admin(self, data: st.DataObject, op: str, queue: str) -> None:
-        """Delete a job, requeue a dead letter, or pause or resume a queue."""
+        """Delete or cancel a job, requeue a dead letter, or pause or resume a queue."""
         dead = sorted(job.id for job in self.model.jobs.values() if job.state == DEAD)
         if op == "delete" and self.model.jobs:
             job = self.model.jobs[data.draw(st.sampled_from(sorted(self.model.jobs)))]
             self._call(lambda: self._delete(job.queue, job.id))
+        elif op == "cancel" and self.model.jobs:
+            job = self.model.jobs[data.draw(st.sampled_from(sorted(self.model.jobs)))]
+            self._call(lambda: self._cancel(job.queue, job.id))
         elif op == "requeue" and dead:
             job = self.model.jobs[data.draw(st.sampled_from(dead))]
             self._call(lambda: self._requeue(job.queue, job.id))
@@ -46,6 +49,13 @@ class AdminRules(RuleBasedStateMachine):
         deleted = self.queue.delete(queue, job_id)
 
         assert deleted == expected
+
+    def _cancel(self, queue: str, job_id: str) -> None:
+        expected = self.model.cancel(job_id, "stop")
+
+        state = self.queue.cancel(job_id, queue, "stop")
+
+        assert state == expected
 
     def _requeue(self, queue: str, job_id: str) -> None:
         job = self.model.jobs.get(job_id)

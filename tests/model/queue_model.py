@@ -14,7 +14,7 @@ from foundry.domain import JobState
 from foundry.ports import Duplicate, Enqueued, EnqueueOutcome
 
 PENDING = "pending"  # READY or DELAYED, by run_at versus now
-ACTIVE, COMPLETED, DEAD = "active", "completed", "dead"
+ACTIVE, COMPLETED, DEAD, CANCELLED = "active", "completed", "dead", "cancelled"
 
 
 @attrs.define
@@ -220,6 +220,17 @@ class QueueModel:
         del self.jobs[job_id]
         self.deleted.add(job_id)
         return True
+
+    def cancel(self, job_id: str, reason: str) -> JobState | None:
+        """A pending job ends cancelled (key freed); any other is left; None if unknown."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        if job.state == PENDING:
+            job.state = CANCELLED
+            job.reason = reason
+            self.release_key(job)
+        return self.state(job)
 
     def requeue(self, job: ModelJob) -> int:
         """A dead job back to ready: new seq, attempts reset, history kept."""

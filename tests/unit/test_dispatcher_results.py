@@ -9,7 +9,15 @@ from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
-from foundry.domain import Dead, ErrorInfo, JobFailed, JobNotFound, ResultTimeout
+from foundry.domain import (
+    Dead,
+    ErrorInfo,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    JobState,
+    ResultTimeout,
+)
 from foundry.ports import ClaimRequest
 
 registry = JobRegistry()
@@ -87,3 +95,20 @@ def test_result_refuses_a_timeout_that_is_not_a_duration(
 ) -> None:
     with pytest.raises(ValueError, match="timeout must be a number of seconds >= 0"):
         dispatcher.result("any", timeout=timeout)
+
+
+def test_cancel_ends_a_pending_job_and_result_then_raises_cancelled(
+    dispatcher: Dispatcher,
+) -> None:
+    job_id = dispatcher.dispatch(resize, {"width": 10})
+
+    state = dispatcher.cancel(job_id, reason="not needed")
+
+    assert state is JobState.CANCELLED
+    with pytest.raises(JobCancelled, match="cancelled \\(not needed\\)"):
+        dispatcher.result(job_id, timeout=1)
+
+
+def test_cancel_of_an_unknown_job_raises_not_found(dispatcher: Dispatcher) -> None:
+    with pytest.raises(JobNotFound):
+        dispatcher.cancel("nope")

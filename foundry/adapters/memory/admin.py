@@ -47,6 +47,19 @@ class MemoryAdmin:
                     return record
                 self._store.settled.wait(remaining)
 
+    def cancel(self, job_id: str, queue: str | None, reason: str) -> JobState | None:
+        """A pending job cancelled; see ``QueuePort.cancel``."""
+        with self._cond:
+            now = self._store.tick()
+            for name in [queue] if queue is not None else self._store.names():
+                state = self._store.find(name, now)
+                entry = state.jobs.get(job_id) if state else None
+                if state is not None and entry is not None:
+                    if entry.state.on_cancel() is not entry.state:
+                        self._store.cancelled(state, entry, reason, now)
+                    return entry.state
+            return None
+
     def stats(self, queue: str) -> QueueStats:
         """Sizes and totals of ``queue``; O(1)."""
         with self._cond:
@@ -199,4 +212,5 @@ _ORDER: dict[JobState, Callable[[Entry], Any]] = {
     JobState.DELAYED: lambda entry: (entry.run_at, entry.seq),
     JobState.ACTIVE: lambda entry: (entry.deadline, entry.seq),
     JobState.COMPLETED: _newest_first,
+    JobState.CANCELLED: _newest_first,
 }

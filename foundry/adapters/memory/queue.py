@@ -185,6 +185,12 @@ class MemoryQueue:
         """Oldest first, each with a new seq and 0 attempts."""
         return self._admin.requeue_dead(queue, job_ids)
 
+    def cancel(
+        self, job_id: str, queue: str | None = None, reason: str = "cancelled"
+    ) -> JobState | None:
+        """See ``QueuePort.cancel``."""
+        return self._admin.cancel(job_id, queue, reason)
+
     def delete(self, queue: str, job_id: str) -> bool:
         """False if unknown, running or completed."""
         return self._admin.delete(queue, job_id)

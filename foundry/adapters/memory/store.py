@@ -208,6 +208,10 @@ class Expiring:
         return out
 
 
+#: Ended jobs whose record is forgotten ``completed_ttl`` after they ended.
+_KEPT_FOR_A_TIME = (JobState.COMPLETED, JobState.CANCELLED)
+
+
 def age_limit(now: datetime, max_age: timedelta | None) -> datetime | None:
     """The oldest death time a dead letter may have and still be kept."""
     return None if max_age is None else now - max_age
@@ -239,7 +243,7 @@ class MemoryStore:
         for queue, job_id in self._completed.due(now):
             state = self._queues.get(queue)
             entry = state.jobs.get(job_id) if state else None
-            if state and entry and entry.state is JobState.COMPLETED:
+            if state and entry and entry.state in _KEPT_FOR_A_TIME:
                 state.remove(entry)
         return now
 
@@ -276,6 +280,15 @@ class MemoryStore:
         state.move(entry, JobState.COMPLETED)
         entry.finished_at = now
         state.completed += 1
+        self.unique.release(entry)
+        self._completed.add(now + self._completed_ttl, entry.queue, entry.job_id)
+        self.settled.notify_all()
+
+    def cancelled(self, state: QueueState, entry: Entry, reason: str, now: datetime) -> None:
+        """The entry's pending job was cancelled at ``now``: kept for ``completed_ttl``."""
+        state.move(entry, JobState.CANCELLED)
+        entry.reason = reason
+        entry.finished_at = now
         self.unique.release(entry)
         self._completed.add(now + self._completed_ttl, entry.queue, entry.job_id)
         self.settled.notify_all()

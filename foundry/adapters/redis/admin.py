@@ -19,7 +19,7 @@ from foundry.adapters.redis.keys import KeyLayout, QueueKeys
 from foundry.adapters.redis.listing import list_jobs
 from foundry.adapters.redis.overview import oldest_ready_ages, stats_many
 from foundry.adapters.redis.record_codec import RecordCodec
-from foundry.adapters.redis.records import request_id
+from foundry.adapters.redis.records import ceil_ms, request_id
 from foundry.adapters.redis.runner import Arg, FunctionRunner, call
 from foundry.domain import JobState
 from foundry.ports.queue_types import DeadLetter, JobRecord, QueueStats
@@ -32,8 +32,14 @@ class RedisAdmin:
     """The port's inspection and admin operations, over the queue's parts."""
 
     def __init__(
-        self, runner: FunctionRunner, keys: KeyLayout, clock: QueueClock, records: RecordCodec
+        self,
+        runner: FunctionRunner,
+        keys: KeyLayout,
+        clock: QueueClock,
+        records: RecordCodec,
+        completed_ttl: timedelta,
     ) -> None:
+        self._completed_ttl_ms = ceil_ms(completed_ttl)
         self._runner = runner
         self._client: redis.Redis = runner.client
         self._keys = keys
@@ -136,6 +142,19 @@ class RedisAdmin:
                 args: list[Arg] = [self._clock.arg(), "ids", 0, request_id(), *chunk]
                 total += int(self._run("requeue_dead", keys, args))
         return total
+
+    def cancel(self, job_id: str, queue: str | None, reason: str) -> JobState | None:
+        """A pending job cancelled (kept as long as a completed one); see ``QueuePort.cancel``.
+        One function call (after a search of every queue without ``queue``)."""
+        if queue is None:
+            record = self.get(job_id)
+            if record is None:
+                return None
+            queue = record.job.queue
+        args: list[Arg] = [self._clock.arg(), job_id, reason, self._completed_ttl_ms]
+        with guard("cancel", job_id):
+            letter = self._run("cancel", self._keys.queue(queue), args)
+        return self._records.state_of(letter)
 
     def delete(self, queue: str, job_id: str) -> bool:
         """Remove a pending or dead job (not a running or completed one)."""

@@ -95,15 +95,11 @@ def _by_rank(name: str, newest_first: bool) -> Callable[..., list[str]]:
     return ids
 
 
-def _nothing(*_: object) -> list[str]:
-    return []
-
-
 _IDS: dict[JobState, Callable[[redis.Redis, QueueKeys, int, int, int], list[str]]] = {
     JobState.READY: _ready,
     JobState.DELAYED: _delayed,
     JobState.ACTIVE: _by_rank("leases", newest_first=False),
     JobState.COMPLETED: _by_rank("done", newest_first=True),
     JobState.DEAD: _by_rank("dead", newest_first=True),
-    JobState.CANCELLED: _nothing,
+    JobState.CANCELLED: _by_rank("done", newest_first=True),
 }

@@ -104,7 +104,7 @@ class RedisQueue:
         self._writes = LeaseWrites(
             runner, keys, now, records, retention=kept, completed_ttl=completed_ttl
         )
-        self._admin = RedisAdmin(runner, keys, now, records)
+        self._admin = RedisAdmin(runner, keys, now, records, completed_ttl)
         block_s = None if block_limit is None else block_limit.total_seconds()
         self._waiter = Waiter(runner, keys, now, self._admin.get, block_s)
         self._workers = RedisWorkers(client, keys, now, codec)
@@ -202,6 +202,12 @@ class RedisQueue:
     def requeue_dead(self, queue: str, job_ids: Sequence[str] | None = None) -> int:
         """500 per function call."""
         return self._admin.requeue_dead(queue, job_ids)
+
+    def cancel(
+        self, job_id: str, queue: str | None = None, reason: str = "cancelled"
+    ) -> JobState | None:
+        """One function call (and a search of every queue without ``queue``)."""
+        return self._admin.cancel(job_id, queue, reason)
 
     def delete(self, queue: str, job_id: str) -> bool:
         """One function call."""

@@ -25,7 +25,10 @@ _STATES = {
     "A": JobState.ACTIVE,
     "C": JobState.COMPLETED,
     "X": JobState.DEAD,
+    "N": JobState.CANCELLED,
 }
+#: The states whose record says why the job ended.
+_WITH_REASON = (JobState.DEAD, JobState.CANCELLED)
 
 
 class RecordCodec:
@@ -91,10 +94,15 @@ class RecordCodec:
             lease_deadline=from_ms(state.time_ms) if status is JobState.ACTIVE else None,
             errors=self.errors(errors),
             result=orjson.loads(result) if result else None,
-            reason=(state.reason or None) if status is JobState.DEAD else None,
+            reason=(state.reason or None) if status in _WITH_REASON else None,
             finished_at=from_ms(state.time_ms) if status.is_final else None,
             worker=(state.worker or None) if status is JobState.ACTIVE else None,
         )
+
+    @staticmethod
+    def state_of(letter: bytes) -> JobState | None:
+        """The state a function named by its letter (R2), ``None`` for "" (no such job)."""
+        return _STATES[letter.decode()] if letter else None
 
     def letter(
         self, queue: str, job_id: str, value: bytes, state_value: bytes | None, errors: Any

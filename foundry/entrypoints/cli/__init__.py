@@ -20,6 +20,7 @@ COMMANDS = {
     "enqueue": "foundry.entrypoints.cli.enqueue:enqueue",
     "stats": "foundry.entrypoints.cli.stats:stats",
     "failed": "foundry.entrypoints.cli.failed:failed",
+    "job": "foundry.entrypoints.cli.jobs:job",
     "queue": "foundry.entrypoints.cli.queues:queue_group",
     "schedules": "foundry.entrypoints.cli.schedules:schedules_group",
     "schedule": "foundry.entrypoints.cli.schedules:schedules_group",

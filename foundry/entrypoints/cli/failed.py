@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import click
-import orjson
 from rich.table import Table
 
 from foundry.domain import JobState, validate_queue_name
 from foundry.entrypoints.cli import common
-from foundry.ports import DeadLetter, JobRecord
+from foundry.entrypoints.cli.jobs import show_record
+from foundry.ports import DeadLetter
 
 _ANY_QUEUE = click.option(
     "--queue", "queue_name", default=None, help="The queue to look in [default: every queue]."
@@ -62,24 +62,6 @@ def list_(ctx: click.Context, queue_name: str | None, limit: int, offset: int) -
     common.stdout().print(letters_table(letters))
 
 
-def _show_record(record: JobRecord) -> None:
-    out = common.stdout()
-    job = record.job
-    out.print(f"[bold]{job.id}[/]  {job.name}  queue={job.queue}  state={record.state.value}")
-    out.print(f"attempts: {record.attempts} of {job.max_attempts}")
-    if record.reason:
-        out.print(f"reason: {common.escape(record.reason)}")
-    out.print("payload: " + common.escape(orjson.dumps(job.payload).decode()))
-    for error in record.errors:
-        where = f" worker={error.worker}" if error.worker else ""
-        died = f" signal={error.signal}" if error.signal is not None else ""
-        died += f" exit={error.exit_code}" if error.exit_code is not None else ""
-        out.print(f"\n[bold]attempt {error.attempt}[/]{where}{died}: {error.type}")
-        out.print(common.escape(error.message))
-        if error.traceback:
-            out.print(common.escape(error.traceback.rstrip()), style="dim")
-
-
 @failed.command()
 @click.argument("job_id")
 @_ANY_QUEUE
@@ -93,7 +75,7 @@ def show(ctx: click.Context, job_id: str, queue_name: str | None) -> None:
             f"no job {job_id!r} in {queue_name or 'any queue'}; list them with "
             "`foundry failed list`"
         )
-    _show_record(record)
+    show_record(record)
 
 
 def _by_queue(

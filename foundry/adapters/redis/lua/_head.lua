@@ -24,11 +24,12 @@
 --                                                                         fail, release, reap
 --   <base>dead     zset    id by a sequence number (newest highest)       fail, reap, claim
 --                                                                         (undecodable)
---   <base>done     zset    completed id by its record's expiry (ms)       complete
+--   <base>done     zset    completed or cancelled id by its record's      complete, cancel
+--                          expiry (ms)
 --   <base>meta     hash    seq, epoch, paused ("1"), completed, failed,   enqueue, complete, fail,
---                          dead_trimmed, stale_rejected, fence (the       release, reap, claim,
---                          last fencing token a claim gave)               requeue_dead; the
---                                                                         client (paused)
+--                          dead_trimmed, stale_rejected, cancelled,      release, reap, claim,
+--                          fence (the last fencing token a claim gave)    requeue_dead, cancel;
+--                                                                         the client (paused)
 --   <base>wake     list    "1" hints that work arrived, at most 8         enqueue, fail, release,
 --                                                                         reap, requeue_dead;
 --                                                                         the client BLPOPs it
@@ -70,8 +71,9 @@
 --    finishes) or empty; <blob> is the codec's JSON without id and queue, or "=<name>" with
 --    "\x1f<created_at us, base 36>" (blobs.py).
 -- R2 job state: "<state>,<attempts>,<seq>,<lease token>,<time ms>,<outcome>,<last token>,
---    <worker>,<reason>". state R ready, D delayed, A active, C completed, X dead; time is the
---    lease deadline (A) or when it finished or died (C, X); the last ended lease's token and
+--    <worker>,<reason>". state R ready, D delayed, A active, C completed, X dead,
+--    N cancelled; time is the lease deadline (A) or when it finished, died or was cancelled
+--    (C, X, N); the last ended lease's token and
 --    outcome (C completed, Y retried now, D retried later, X dead, R released, L lost) let an
 --    exact re-send of complete/fail/release be recognised (Q8). A lease token is
 --    "<claim token>.<attempt>".

@@ -13,8 +13,8 @@ local BAND = 17592186044416 -- 2^44: ready score = (255 - priority) * BAND + seq
 local WAKE_CAP = 8
 -- A settled job's notification outlives the gap between a waiter's watch and its BLMOVE.
 local SETTLED_TTL = "60000"
--- The states a job never leaves by itself (R2 letters): completed, dead.
-local FINAL = { C = true, X = true }
+-- The states a job never leaves by itself (R2 letters): completed, dead, cancelled.
+local FINAL = { C = true, X = true, N = true }
 
 local function base36(n)
   local digits, out = "0123456789abcdefghijklmnopqrstuvwxyz", ""

@@ -1,0 +1,84 @@
+"""``foundry job show|cancel``: one job, by id, in whatever state it is."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import click
+import orjson
+
+from foundry.domain import JobState, validate_queue_name
+from foundry.entrypoints.cli import common
+from foundry.ports import JobRecord
+
+_ANY_QUEUE = click.option(
+    "--queue", "queue_name", default=None, help="The queue to look in [default: every queue]."
+)
+
+
+def show_record(record: JobRecord) -> None:
+    """Print a job's record: state, attempts, reason, payload, result and error history."""
+    out = common.stdout()
+    job = record.job
+    out.print(f"[bold]{job.id}[/]  {job.name}  queue={job.queue}  state={record.state.value}")
+    out.print(f"attempts: {record.attempts} of {job.max_attempts}")
+    if record.worker:
+        out.print(f"worker: {common.escape(record.worker)}")
+    if record.reason:
+        out.print(f"reason: {common.escape(record.reason)}")
+    out.print("payload: " + common.escape(orjson.dumps(job.payload).decode()))
+    if record.state is JobState.COMPLETED:
+        out.print("result: " + common.escape(orjson.dumps(record.result).decode()))
+    for error in record.errors:
+        where = f" worker={error.worker}" if error.worker else ""
+        died = f" signal={error.signal}" if error.signal is not None else ""
+        died += f" exit={error.exit_code}" if error.exit_code is not None else ""
+        out.print(f"\n[bold]attempt {error.attempt}[/]{where}{died}: {error.type}")
+        out.print(common.escape(error.message))
+        if error.traceback:
+            out.print(common.escape(error.traceback.rstrip()), style="dim")
+
+
+def _not_found(job_id: str, queue_name: str | None) -> NoReturn:
+    common.abort(
+        f"no job {job_id!r} in {queue_name or 'any queue'} (completed and cancelled records "
+        "are kept for a limited time); check the id"
+    )
+
+
+@click.group()
+def job() -> None:
+    """Show or cancel one job by its id."""
+
+
+@job.command()
+@click.argument("job_id")
+@_ANY_QUEUE
+@click.pass_context
+def show(ctx: click.Context, job_id: str, queue_name: str | None) -> None:
+    """Show one job: state, attempts, payload, result or reason, and its error history."""
+    where = validate_queue_name(queue_name) if queue_name else None
+    record = common.queue(ctx).get(job_id, where)
+    if record is None:
+        _not_found(job_id, queue_name)
+    show_record(record)
+
+
+@job.command()
+@click.argument("job_id")
+@_ANY_QUEUE
+@click.option("--reason", default="cancelled by an operator", show_default=True)
+@click.pass_context
+def cancel(ctx: click.Context, job_id: str, queue_name: str | None, reason: str) -> None:
+    """Cancel a job that has not run: it is kept as cancelled and never runs."""
+    common.require_shared_queue(ctx, "cancel")
+    where = validate_queue_name(queue_name) if queue_name else None
+    state = common.queue(ctx).cancel(job_id, where, reason)
+    if state is None:
+        _not_found(job_id, queue_name)
+    elif state is JobState.CANCELLED:
+        click.echo(f"job {job_id} is cancelled")
+    elif state is JobState.ACTIVE:
+        common.abort(f"job {job_id} is running; a running job cannot be cancelled")
+    else:
+        common.abort(f"job {job_id} has already ended ({state.value}); nothing to cancel")

@@ -1,0 +1,58 @@
+"""``foundry job show|cancel`` through the CLI, on every backend."""
+
+from __future__ import annotations
+
+from foundry.adapters.clock import ManualClock
+from foundry.domain import Job, JobState
+from foundry.ports import ClaimRequest
+from tests.backends import LEASE, Queue
+from tests.cli_support import container_for, invoke
+
+
+def test_job_show_prints_a_completed_jobs_payload_and_result(
+    queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue(Job("shop.total", {"cart": 7}, id="j1"))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    queue.complete(lease, {"total": 42})
+
+    result = invoke(container_for(queue, clock), "job", "show", "j1")
+
+    assert result.exit_code == 0, result.output
+    assert "state=completed" in result.stdout
+    assert 'payload: {"cart":7}' in result.stdout
+    assert 'result: {"total":42}' in result.stdout
+
+
+def test_job_cancel_cancels_a_pending_job_and_show_says_so(
+    queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue(Job("shop.total", id="j1", queue="mail"))
+    box = container_for(queue, clock)
+
+    cancelled = invoke(box, "job", "cancel", "j1", "--reason", "customer left")
+    shown = invoke(box, "job", "show", "j1", "--queue", "mail")
+
+    assert cancelled.exit_code == 0, cancelled.output
+    assert cancelled.stdout.strip() == "job j1 is cancelled"
+    assert "state=cancelled" in shown.stdout
+    assert "reason: customer left" in shown.stdout
+    record = queue.get("j1")
+    assert record is not None
+    assert record.state is JobState.CANCELLED
+
+
+def test_job_cancel_of_a_running_or_unknown_job_exits_1_saying_why(
+    queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue(Job("shop.total", id="j1"))
+    queue.claim(ClaimRequest(["default"], lease=LEASE))
+    box = container_for(queue, clock)
+
+    running = invoke(box, "job", "cancel", "j1")
+    unknown = invoke(box, "job", "show", "nope")
+
+    assert running.exit_code == 1
+    assert "is running" in running.stderr
+    assert unknown.exit_code == 1
+    assert "no job 'nope' in any queue" in unknown.stderr
