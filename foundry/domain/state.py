@@ -25,8 +25,8 @@ class JobState(enum.StrEnum):
         return target in _TRANSITIONS[self]
 
     def on_cancel(self) -> JobState:
-        """The state a cancel leaves: a pending job is cancelled at once; a running job stays
-        active until its worker stops it (then it becomes cancelled); a final job is left."""
+        """The state a cancel leaves: a pending job is cancelled at once; a running or ended
+        job is left as it is."""
         if self in (JobState.READY, JobState.DELAYED):
             return JobState.CANCELLED
         return self
@@ -44,9 +44,9 @@ _TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     # enqueue puts a job in READY or DELAYED; cancel (or delete) ends a pending job.
     JobState.READY: frozenset({JobState.ACTIVE, JobState.CANCELLED}),
     JobState.DELAYED: frozenset({JobState.READY, JobState.CANCELLED}),
-    # complete, fail (retry later / now / give up), release, lease lost, stopped by a cancel.
+    # complete, fail (retry later / now / give up), release, lease lost.
     JobState.ACTIVE: frozenset(
-        {JobState.COMPLETED, JobState.DELAYED, JobState.READY, JobState.DEAD, JobState.CANCELLED}
+        {JobState.COMPLETED, JobState.DELAYED, JobState.READY, JobState.DEAD}
     ),
     JobState.COMPLETED: frozenset(),
     # an admin requeues a dead letter, or deletes it.

@@ -66,3 +66,19 @@ def test_an_exception_whose_str_raises_is_still_described() -> None:
     info = ErrorInfo.from_exception(Broken())
 
     assert "unprintable Broken" in info.message
+
+
+@pytest.mark.parametrize(
+    ("source", "after"),
+    [
+        (JobState.READY, JobState.CANCELLED),
+        (JobState.DELAYED, JobState.CANCELLED),
+        (JobState.ACTIVE, JobState.ACTIVE),
+        (JobState.COMPLETED, JobState.COMPLETED),
+        (JobState.DEAD, JobState.DEAD),
+        (JobState.CANCELLED, JobState.CANCELLED),
+    ],
+)
+def test_a_cancel_ends_only_a_pending_job(source: JobState, after: JobState) -> None:
+    assert source.on_cancel() is after
+    assert after is source or source.can_become(after)
