@@ -53,6 +53,9 @@ class FakeWorkforce:
     def stop(self, slot: int) -> None:
         self.commands.append(("stop", slot))
 
+    def interrupt(self, slot: int) -> None:
+        self.commands.append(("interrupt", slot))
+
     def terminate(self, slot: int) -> None:
         self.commands.append(("terminate", slot))
 
@@ -189,7 +192,8 @@ class Harness:
         self.queue = queue(self.clock)
         self.workforce = FakeWorkforce()
         self.events = Events()
-        self.config = config or PoolConfig(idle_wait=timedelta(milliseconds=1))
+        # Renewals at the lease's cadence only (the tests of cancels ask for cancel_check).
+        self.config = config or PoolConfig(idle_wait=timedelta(milliseconds=1), cancel_check=None)
         heartbeat = Heartbeat(
             workers, self.clock, self.config.queues, self.config.concurrency, timedelta(seconds=5)
         )

@@ -111,8 +111,9 @@ class Dispatcher:
     def cancel(
         self, job_id: str, *, queue: str | None = None, reason: str = "cancelled"
     ) -> JobState:
-        """Cancel a job that has not run (see ``QueuePort.cancel``); its state after the call:
-        ``CANCELLED``, or the state of a job already running or ended, left as it is.
+        """Cancel a job (see ``QueuePort.cancel``); its state after the call: ``CANCELLED``,
+        ``ACTIVE`` for a running job its worker was asked to stop, or the state of a job
+        that already ended, left as it is.
 
         Raises ``JobNotFound`` if no such job is known.
         """

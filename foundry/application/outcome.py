@@ -20,6 +20,7 @@ class OutcomeKind(enum.StrEnum):
     DEAD = "dead"
     RELEASED = "released"
     ABANDONED = "abandoned"
+    CANCELLED = "cancelled"
 
 
 @attrs.frozen
@@ -32,6 +33,7 @@ class Outcome:
     * ``RELEASED``: given back unrun or unfinished (shutdown); the attempt was not spent.
     * ``ABANDONED``: the pool lost the lease (``reason``: fenced, stale lease); the queue
       returns the job when the lease lapses, so it is neither done nor lost.
+    * ``CANCELLED``: a cancel stopped the job (``reason``); it does not run again.
     """
 
     kind: OutcomeKind
@@ -53,6 +55,11 @@ class Outcome:
     def dead(cls, reason: str, error: ErrorInfo | None) -> Outcome:
         """Failed for good."""
         return cls(OutcomeKind.DEAD, reason=reason, error=error)
+
+    @classmethod
+    def cancelled(cls, reason: str, error: ErrorInfo | None) -> Outcome:
+        """Stopped by a cancel; never runs again."""
+        return cls(OutcomeKind.CANCELLED, reason=reason, error=error)
 
     @classmethod
     def released(cls) -> Outcome:

@@ -41,6 +41,7 @@ from foundry.domain.outcome_errors import JobCancelled, JobFailed, ResultTimeout
 from foundry.domain.periodic import CatchUp, CatchUpMode, Overlap, PeriodicSchedule, Plan
 from foundry.domain.recurring import Cron, CronRules, Every, NoTick, Recurrence
 from foundry.domain.retry import (
+    Cancel,
     Dead,
     Decision,
     Delays,
@@ -73,6 +74,7 @@ __all__ = [
     "PRIORITY_MAX",
     "PRIORITY_MIN",
     "CacheError",
+    "Cancel",
     "CacheUnavailable",
     "ConfigurationError",
     "Dead",

@@ -89,7 +89,15 @@ class Dead:
     reason: str
 
 
-Decision = Retry | Dead
+@attrs.frozen
+class Cancel:
+    """Stop for good: a cancel asked the running job to stop; it ends cancelled with
+    ``reason`` and is not retried."""
+
+    reason: str
+
+
+Decision = Retry | Dead | Cancel
 
 
 @attrs.frozen

@@ -25,11 +25,19 @@ class JobState(enum.StrEnum):
         return target in _TRANSITIONS[self]
 
     def on_cancel(self) -> JobState:
-        """The state a cancel leaves: a pending job is cancelled at once; a running or ended
-        job is left as it is."""
+        """The state a cancel leaves: a pending job is cancelled at once; a running job stays
+        active, asked to stop (see ``after_stop``); an ended job is left as it is."""
         if self in (JobState.READY, JobState.DELAYED):
             return JobState.CANCELLED
         return self
+
+    def after_stop(self, meant: JobState) -> JobState:
+        """Where a running job that a cancel asked to stop goes instead of ``meant``: it never
+        runs again, so a retry, a release or a lost lease end it cancelled; a completion or a
+        death stands."""
+        if self is JobState.ACTIVE and meant in (JobState.READY, JobState.DELAYED):
+            return JobState.CANCELLED
+        return meant
 
     def become(self, target: JobState) -> JobState:
         """Return ``target`` if the transition is legal, else raise ``ValueError``."""
@@ -44,9 +52,9 @@ _TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     # enqueue puts a job in READY or DELAYED; cancel (or delete) ends a pending job.
     JobState.READY: frozenset({JobState.ACTIVE, JobState.CANCELLED}),
     JobState.DELAYED: frozenset({JobState.READY, JobState.CANCELLED}),
-    # complete, fail (retry later / now / give up), release, lease lost.
+    # complete, fail (retry later / now / give up), release, lease lost, stopped by a cancel.
     JobState.ACTIVE: frozenset(
-        {JobState.COMPLETED, JobState.DELAYED, JobState.READY, JobState.DEAD}
+        {JobState.COMPLETED, JobState.DELAYED, JobState.READY, JobState.DEAD, JobState.CANCELLED}
     ),
     JobState.COMPLETED: frozenset(),
     # an admin requeues a dead letter, or deletes it.

@@ -77,8 +77,9 @@ class QueuePort(Protocol):
     def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
         """Extend each lease to now + ``duration``, in one round trip.
 
-        Returns, in order, the renewed lease (new deadline) or ``None`` where the lease was lost
-        (expired and reaped, or its job moved on): its holder must stop working on that job.
+        Returns, in order, the renewed lease (new deadline; ``stop`` set when a cancel asked
+        its job to stop) or ``None`` where the lease was lost (expired and reaped, or its job
+        moved on): its holder must stop working on that job.
         """
         ...
 
@@ -120,8 +121,10 @@ class QueuePort(Protocol):
         """Record ``error`` for this attempt and apply the retry policy's ``decision``.
 
         ``Retry(delay)`` makes the job ready again after ``delay`` (at the back of its
-        priority); ``Dead(reason)`` moves it to the dead letters. Returns the job's new state
-        (``DELAYED``, ``READY`` or ``DEAD``). Raises ``StaleLease`` as ``complete`` does.
+        priority), unless a cancel asked it to stop (then as ``Cancel``); ``Dead(reason)``
+        moves it to the dead letters; ``Cancel(reason)`` ends it ``CANCELLED`` (kept as long as
+        a completed record). Returns the job's new state (``DELAYED``, ``READY``, ``DEAD`` or
+        ``CANCELLED``). Raises ``StaleLease`` as ``complete`` does.
         """
         ...
 
@@ -211,9 +214,11 @@ class QueuePort(Protocol):
 
         A pending (ready or delayed) job becomes ``CANCELLED`` at once, with ``reason``: it
         never runs, frees its unique key, wakes its ``wait``-ers, and its record is kept as
-        long as a completed one. A running job is left ``ACTIVE`` (the answer says so) and
-        runs on; a job that ended (completed, dead, cancelled) is left as it is. A re-send
-        changes nothing (Q8). Raises ``QueueUnavailable``.
+        long as a completed one. A running job stays ``ACTIVE`` (the answer says so), asked to
+        stop: ``renew`` returns its lease with ``stop`` set to the first cancel's reason, and
+        it never runs again (a retry, a ``release`` or a lost lease end it ``CANCELLED``; a
+        completion or a death stands). A job that ended (completed, dead, cancelled) is left
+        as it is. A re-send changes nothing (Q8). Raises ``QueueUnavailable``.
         """
         ...
 

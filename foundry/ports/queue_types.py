@@ -78,6 +78,7 @@ class Lease:
     ``fence`` is a fencing token: every claim of a job gives a greater one than the claims
     before it (a release does not spend an attempt, but the next claim still gets a greater
     fence), so a store guarded by it can refuse a write from an older attempt.
+    ``stop`` is set by ``renew`` when a cancel asked the running job to stop: its reason.
     """
 
     job: Job
@@ -85,6 +86,7 @@ class Lease:
     attempt: int
     deadline: datetime
     fence: int = 0
+    stop: str | None = None
 
     @property
     def job_id(self) -> str:

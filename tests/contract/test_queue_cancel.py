@@ -5,9 +5,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from foundry.adapters.clock import ManualClock
-from foundry.domain import JobState, RunAfter, UniqueSpec
-from foundry.ports import ClaimRequest, Duplicate, Enqueued
+from foundry.domain import (
+    Cancel,
+    Dead,
+    ErrorInfo,
+    JobState,
+    Retry,
+    RetryPolicy,
+    RunAfter,
+    UniqueSpec,
+)
+from foundry.ports import ClaimRequest, Duplicate, Enqueued, Lease
 from tests.backends import LEASE, Queue, job
 
 
@@ -39,7 +50,7 @@ def test_a_delayed_job_is_cancelled_and_never_becomes_ready(
     assert (stats.ready, stats.delayed) == (0, 0)
 
 
-def test_a_running_job_is_left_running(queue: Queue) -> None:
+def test_a_running_job_is_left_running_until_its_worker_stops_it(queue: Queue) -> None:
     queue.enqueue(job(id="a"))
     [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
@@ -120,3 +131,107 @@ def test_a_cancelled_record_is_forgotten_after_the_completed_ttl(
     clock.advance(timedelta(minutes=2))
 
     assert queue.get("a") is None
+
+
+def _running(queue: Queue) -> Lease:
+    queue.enqueue(job(id="a", retry=RetryPolicy(max_attempts=3)))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    return lease
+
+
+def test_renew_tells_the_worker_of_a_running_job_that_a_cancel_asked_it_to_stop(
+    queue: Queue,
+) -> None:
+    lease = _running(queue)
+    queue.cancel("a", reason="first")
+    queue.cancel("a", reason="second")
+
+    [renewed] = queue.renew([lease], LEASE)
+
+    assert renewed is not None
+    assert renewed.stop == "first"
+
+
+def test_a_lease_of_a_job_nobody_cancelled_has_no_stop(queue: Queue) -> None:
+    lease = _running(queue)
+
+    [renewed] = queue.renew([lease], LEASE)
+
+    assert renewed is not None
+    assert renewed.stop is None
+
+
+def test_a_running_job_stopped_by_its_worker_ends_cancelled_and_wakes_its_waiters(
+    queue: Queue,
+) -> None:
+    lease = _running(queue)
+    queue.cancel("a", reason="customer left")
+
+    state = queue.fail(lease, ErrorInfo("JobCancelled", "stopped"), Cancel("customer left"))
+
+    assert state is JobState.CANCELLED
+    record = queue.wait("a", timedelta(seconds=5))
+    assert record is not None
+    assert (record.state, record.reason, len(record.errors)) == (
+        JobState.CANCELLED,
+        "customer left",
+        1,
+    )
+    assert queue.claim(ClaimRequest(["default"], lease=LEASE)) == []
+    assert queue.fail(lease, ErrorInfo("JobCancelled", "stopped"), Cancel("x")) is (
+        JobState.CANCELLED
+    )
+
+
+@pytest.mark.parametrize("how", ["retry", "release", "lost lease"])
+def test_a_job_asked_to_stop_never_runs_again(queue: Queue, clock: ManualClock, how: str) -> None:
+    lease = _running(queue)
+    queue.cancel("a", reason="stop it")
+
+    if how == "retry":
+        assert queue.fail(lease, ErrorInfo("Boom", "x"), Retry(timedelta(0))) is (
+            JobState.CANCELLED
+        )
+    elif how == "release":
+        queue.release(lease)
+    else:
+        clock.advance(LEASE * 2)
+        assert queue.reap() == 1
+
+    record = queue.get("a")
+    assert record is not None
+    assert (record.state, record.reason) == (JobState.CANCELLED, "stop it")
+    assert queue.claim(ClaimRequest(["default"], lease=LEASE)) == []
+
+
+def test_a_completion_or_death_of_a_job_asked_to_stop_stands(queue: Queue) -> None:
+    queue.enqueue_many([job(id="a"), job(id="b")])
+    first, second = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2))
+    queue.cancel("a")
+    queue.cancel("b")
+
+    queue.complete(first, "done anyway")
+    state = queue.fail(second, ErrorInfo("Boom", "x"), Dead("gave up"))
+
+    a, b = queue.get("a"), queue.get("b")
+    assert a is not None
+    assert b is not None
+    assert (a.state, a.result, state, b.state) == (
+        JobState.COMPLETED,
+        "done anyway",
+        JobState.DEAD,
+        JobState.DEAD,
+    )
+
+
+def test_a_dead_letter_requeued_after_a_stop_runs_again_unasked(queue: Queue) -> None:
+    lease = _running(queue)
+    queue.cancel("a")
+    queue.fail(lease, ErrorInfo("Boom", "x"), Dead("gave up"))
+    queue.requeue_dead("default", ["a"])
+
+    [again] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    [renewed] = queue.renew([again], LEASE)
+
+    assert renewed is not None
+    assert renewed.stop is None

@@ -42,17 +42,20 @@ def test_job_cancel_cancels_a_pending_job_and_show_says_so(
     assert record.state is JobState.CANCELLED
 
 
-def test_job_cancel_of_a_running_or_unknown_job_exits_1_saying_why(
+def test_job_cancel_of_a_running_job_asks_its_worker_and_of_an_unknown_one_exits_1(
     queue: Queue, clock: ManualClock
 ) -> None:
     queue.enqueue(Job("shop.total", id="j1"))
-    queue.claim(ClaimRequest(["default"], lease=LEASE))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
     box = container_for(queue, clock)
 
     running = invoke(box, "job", "cancel", "j1")
     unknown = invoke(box, "job", "show", "nope")
 
-    assert running.exit_code == 1
-    assert "is running" in running.stderr
+    assert running.exit_code == 0, running.output
+    assert running.stdout.strip() == "job j1 is running; its worker was asked to stop it"
+    [renewed] = queue.renew([lease], LEASE)
+    assert renewed is not None
+    assert renewed.stop == "cancelled by an operator"
     assert unknown.exit_code == 1
     assert "no job 'nope' in any queue" in unknown.stderr

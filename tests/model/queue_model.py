@@ -35,6 +35,7 @@ class ModelJob:
     last: tuple[str, str, JobState] | None = None  # (token, op, state it left)
     errors: int = 0
     reason: str | None = None
+    stop: str | None = None  # a cancel asked the running job to stop
 
 
 @attrs.define
@@ -173,6 +174,8 @@ class QueueModel:
         self.count(job.queue, "failed")
         if retry_in is None:
             self.bury(job, reason)
+        elif job.stop is not None:
+            self.end_cancelled(job, job.stop)
         else:
             job.state = PENDING
             job.seq = self.next_seq(job.queue)
@@ -180,7 +183,12 @@ class QueueModel:
         self.end_lease(job, "fail")
 
     def release(self, job: ModelJob, delay: timedelta = timedelta(0)) -> None:
-        """Apply a release: pending again (after ``delay``), seq kept, attempt given back."""
+        """Apply a release: pending again (after ``delay``), seq kept, attempt given back;
+        cancelled if a cancel asked the job to stop."""
+        if job.stop is not None:
+            self.end_cancelled(job, job.stop)
+            self.end_lease(job, "release")
+            return
         job.state = PENDING
         job.attempts -= 1
         if delay > timedelta(0):
@@ -191,6 +199,7 @@ class QueueModel:
         """The job is dead with ``reason``."""
         job.state = DEAD
         job.reason = reason
+        job.stop = None
         self.release_key(job)
 
     def reap(self) -> int:
@@ -201,7 +210,9 @@ class QueueModel:
             if j.state == ACTIVE and j.deadline is not None and j.deadline < self.now
         ]
         for job in expired:
-            if job.attempts >= job.max_attempts:
+            if job.stop is not None:
+                self.end_cancelled(job, job.stop)
+            elif job.attempts >= job.max_attempts:
                 job.errors += 1
                 self.bury(job, "lease lost")
             else:
@@ -222,15 +233,23 @@ class QueueModel:
         return True
 
     def cancel(self, job_id: str, reason: str) -> JobState | None:
-        """A pending job ends cancelled (key freed); any other is left; None if unknown."""
+        """A pending job ends cancelled; a running one is asked to stop (the first reason
+        kept); an ended one is left; None if unknown."""
         job = self.jobs.get(job_id)
         if job is None:
             return None
         if job.state == PENDING:
-            job.state = CANCELLED
-            job.reason = reason
-            self.release_key(job)
+            self.end_cancelled(job, reason)
+        elif job.state == ACTIVE and job.stop is None:
+            job.stop = reason
         return self.state(job)
+
+    def end_cancelled(self, job: ModelJob, reason: str) -> None:
+        """The job ends cancelled with ``reason``: its key freed, no stop left."""
+        job.state = CANCELLED
+        job.reason = reason
+        job.stop = None
+        self.release_key(job)
 
     def requeue(self, job: ModelJob) -> int:
         """A dead job back to ready: new seq, attempts reset, history kept."""

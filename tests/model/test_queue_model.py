@@ -200,6 +200,7 @@ class QueueMachine(BatchRules):
             return
         assert renewed is not None
         assert renewed.deadline == self.model.now + duration
+        assert renewed.stop == self.model.jobs[lease.job_id].stop
         self.model.jobs[lease.job_id].deadline = renewed.deadline
 
     @rule(data=st.data(), op=st.sampled_from(["release", "fail", "complete"]), retry_in=retries)

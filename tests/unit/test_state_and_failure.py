@@ -18,6 +18,7 @@ from foundry.domain import ErrorInfo, JobState, PermanentFailure
         (JobState.ACTIVE, JobState.DEAD),
         (JobState.DEAD, JobState.READY),
         (JobState.READY, JobState.CANCELLED),
+        (JobState.ACTIVE, JobState.CANCELLED),
     ],
 )
 def test_legal_transitions_are_allowed(source: JobState, target: JobState) -> None:
@@ -31,7 +32,6 @@ def test_legal_transitions_are_allowed(source: JobState, target: JobState) -> No
         (JobState.READY, JobState.COMPLETED),
         (JobState.DELAYED, JobState.ACTIVE),
         (JobState.CANCELLED, JobState.READY),
-        (JobState.ACTIVE, JobState.CANCELLED),
     ],
 )
 def test_illegal_transitions_are_refused(source: JobState, target: JobState) -> None:
@@ -82,3 +82,18 @@ def test_an_exception_whose_str_raises_is_still_described() -> None:
 def test_a_cancel_ends_only_a_pending_job(source: JobState, after: JobState) -> None:
     assert source.on_cancel() is after
     assert after is source or source.can_become(after)
+
+
+@pytest.mark.parametrize(
+    ("meant", "instead"),
+    [
+        (JobState.READY, JobState.CANCELLED),
+        (JobState.DELAYED, JobState.CANCELLED),
+        (JobState.COMPLETED, JobState.COMPLETED),
+        (JobState.DEAD, JobState.DEAD),
+        (JobState.CANCELLED, JobState.CANCELLED),
+    ],
+)
+def test_a_job_asked_to_stop_never_runs_again(meant: JobState, instead: JobState) -> None:
+    assert JobState.ACTIVE.after_stop(meant) is instead
+    assert JobState.ACTIVE.can_become(instead)

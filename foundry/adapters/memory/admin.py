@@ -57,6 +57,8 @@ class MemoryAdmin:
                 if state is not None and entry is not None:
                     if entry.state.on_cancel() is not entry.state:
                         self._store.cancelled(state, entry, reason, now)
+                    elif entry.state is JobState.ACTIVE and entry.stop is None:
+                        entry.stop = reason
                     return entry.state
             return None
 

@@ -27,6 +27,7 @@ class DeadLetters:
         """Move the entry to the dead letters, then apply the retention policy."""
         state.move(entry, JobState.DEAD)
         entry.reason = reason
+        entry.stop = None
         entry.finished_at = now
         self._unique.release(entry)
         self._settled.notify_all()

@@ -51,6 +51,7 @@ class Entry:
     result: bytes | None = None
     reason: str | None = None
     finished_at: datetime | None = None
+    stop: str | None = None  # why a cancel asked this running job to stop
 
     def holds(self, token: str) -> bool:
         """Whether ``token`` is this job's current lease."""
@@ -285,9 +286,11 @@ class MemoryStore:
         self.settled.notify_all()
 
     def cancelled(self, state: QueueState, entry: Entry, reason: str, now: datetime) -> None:
-        """The entry's pending job was cancelled at ``now``: kept for ``completed_ttl``."""
+        """The entry's pending or running job was cancelled at ``now``: kept for
+        ``completed_ttl``."""
         state.move(entry, JobState.CANCELLED)
         entry.reason = reason
+        entry.stop = None
         entry.finished_at = now
         self.unique.release(entry)
         self._completed.add(now + self._completed_ttl, entry.queue, entry.job_id)

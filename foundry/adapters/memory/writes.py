@@ -25,7 +25,7 @@ from foundry.adapters.memory.store import (
     MemoryStore,
     QueueState,
 )
-from foundry.domain import Dead, Decision, ErrorInfo, JobState, Retry, StaleLease
+from foundry.domain import Cancel, Dead, Decision, ErrorInfo, JobState, Retry, StaleLease
 from foundry.ports import Lease
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ class MemoryWrites:
             state.failed += 1
             entry.errors.append(attrs.evolve(error, attempt=entry.attempts, at=error.at or now))
             entry.end_lease(FAIL, entry.state)
+            if isinstance(decision, Retry) and entry.stop is not None:
+                decision = Cancel(entry.stop)  # asked to stop: never runs again
             match decision:
                 case Retry(delay=delay):
                     entry.seq = state.next_seq()
@@ -81,6 +83,8 @@ class MemoryWrites:
                     self._cond.notify_all()
                 case Dead(reason=reason):
                     self._dead.bury(state, entry, reason, now)
+                case Cancel(reason=reason):
+                    self._store.cancelled(state, entry, reason, now)
             entry.last_state = entry.state
             return entry.state
 
@@ -90,6 +94,10 @@ class MemoryWrites:
             now = self._store.tick()
             entry, fresh = self._current(lease, RELEASE)
             if not fresh:
+                return
+            if entry.stop is not None:
+                entry.end_lease(RELEASE, JobState.CANCELLED)
+                self._store.cancelled(self._store.queue(entry.queue), entry, entry.stop, now)
                 return
             entry.attempts -= 1
             run_at = now + delay if delay > timedelta(0) else min(entry.run_at, now)
@@ -134,7 +142,7 @@ class MemoryWrites:
         if entry is None or not entry.holds(lease.token):
             return None
         entry.deadline = deadline
-        return attrs.evolve(lease, deadline=deadline)
+        return attrs.evolve(lease, deadline=deadline, stop=entry.stop)
 
     def _complete(self, lease: Lease, encoded: bytes, now: datetime) -> None:
         entry, fresh = self._current(lease, COMPLETE)
@@ -158,7 +166,10 @@ class MemoryWrites:
             entry.deadline,
             extra={"job_id": entry.job_id, "queue": entry.queue, "attempt": entry.attempts},
         )
-        if entry.attempts >= entry.max_attempts:
+        if entry.stop is not None:
+            entry.end_lease(LOST, JobState.CANCELLED)
+            self._store.cancelled(state, entry, entry.stop, now)
+        elif entry.attempts >= entry.max_attempts:
             entry.errors.append(lost_error(entry, now))
             entry.end_lease(LOST, JobState.DEAD)
             self._dead.bury(state, entry, "lease lost", now)

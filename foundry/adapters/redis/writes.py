@@ -25,6 +25,7 @@ from foundry.adapters.redis.records import ceil_ms, from_ms, request_id
 from foundry.adapters.redis.retention import Retention
 from foundry.adapters.redis.runner import Arg, Call, FunctionRunner
 from foundry.domain import (
+    Cancel,
     Dead,
     Decision,
     ErrorInfo,
@@ -77,9 +78,8 @@ class LeaseWrites:
             replies, _ = self._each(list(groups), calls)  # a broken queue's leases are lost
         renewed: list[Lease | None] = [None] * len(leases)
         for indices, reply in zip(groups.values(), replies, strict=True):
-            for index, deadline in zip(indices, reply or [None] * len(indices), strict=True):
-                if deadline:
-                    renewed[index] = attrs.evolve(leases[index], deadline=from_ms(deadline))
+            for index, answer in zip(indices, reply or [None] * len(indices), strict=True):
+                renewed[index] = _renewed(leases[index], answer)
         return renewed
 
     def complete(self, lease: Lease, result: Any = None) -> None:
@@ -127,9 +127,12 @@ class LeaseWrites:
                 kind, arg = "retry", str(max(ceil_ms(delay), 0))
             case Dead(reason=reason):
                 kind, arg = "dead", reason
+            case Cancel(reason=reason):
+                kind, arg = "cancel", reason
         args: list[Arg] = [self._clock.arg(), lease.job_id, lease.token, info, kind, arg]
+        args += [*self._retention.args, self._completed_ttl_ms]
         with guard("fail", lease.job_id):
-            reply = self._runner.call("fail", keys.all, [*args, *self._retention.args])
+            reply = self._runner.call("fail", keys.all, args)
         status, state, trimmed = reply
         if status == b"STALE":
             raise _stale(lease)
@@ -139,6 +142,7 @@ class LeaseWrites:
     def release(self, lease: Lease, delay: timedelta = timedelta(0)) -> None:
         """Give the job back, front of its priority (after ``delay``), attempt not spent."""
         args: list[Arg] = [self._clock.arg(), lease.job_id, lease.token, max(ceil_ms(delay), 0)]
+        args.append(self._completed_ttl_ms)
         with guard("release", lease.job_id):
             reply = self._runner.call("release", self._keys.queue(lease.queue).all, args)
         if reply == b"STALE":
@@ -152,7 +156,8 @@ class LeaseWrites:
         while pending:
             head: list[Arg] = [self._clock.arg(), _REAP_BATCH, *self._retention.args]
             calls: list[Call] = [
-                ("reap", self._keys.queue(queue).all, [*head, request_id()]) for queue in pending
+                ("reap", self._keys.queue(queue).all, [*head, request_id(), self._completed_ttl_ms])
+                for queue in pending
             ]
             with guard("reap"):
                 replies, broken_now = self._each(pending, calls)
@@ -200,6 +205,16 @@ def applied(
                 outcomes[index] = False
                 _stale(leases[index])
     return outcomes
+
+
+def _renewed(lease: Lease, answer: Any) -> Lease | None:
+    """The lease as renew answered: a deadline, ``[deadline, stop reason]``, or 0 (lost)."""
+    if not answer:
+        return None
+    if isinstance(answer, list):
+        deadline, reason = answer
+        return attrs.evolve(lease, deadline=from_ms(deadline), stop=reason.decode())
+    return attrs.evolve(lease, deadline=from_ms(answer))
 
 
 def _stale(lease: Lease) -> StaleLease:

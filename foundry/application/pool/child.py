@@ -30,7 +30,7 @@ from foundry.application.pool.coroutines import ChildLoop
 from foundry.application.pool.watchdog import start_watchdog
 from foundry.application.pool.wire import READY, STOP, decode_task, encode_reply
 from foundry.application.registry import Handler, JobRegistry
-from foundry.domain import ErrorInfo
+from foundry.domain import ErrorInfo, JobCancelled
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +102,13 @@ class Runner:
         self._hooks = registry.hooks
         self._armed = 0.0
         self._busy = False
+        self._stoppable: str | None = None  # the running handler's job id, while it runs
         self._rss = _rss_reader() if measure_rss else None
         self._pid = os.getpid()  # the pool's child: any other pid is a copy a handler forked
         self._worker = f"{socket.gethostname()}:{self._pid}"
         self._loop = ChildLoop()  # for async def handlers
         signal.signal(signal.SIGALRM, self._on_alarm)
+        signal.signal(signal.SIGUSR2, self._on_stop)
 
     def serve(self, conn: Connection) -> None:
         """Answer tasks until the parent says stop or goes away."""
@@ -127,8 +129,15 @@ class Runner:
         self._busy = True
         context = JobContext(job_id, name, queue, attempt, metadata, fence)
         set_current(context)
+        self._stoppable = job_id
         try:
-            ok, value = True, self._hooks.run_job(context, lambda: self._call(name, payload, soft))
+            try:
+                ok, value = (
+                    True,
+                    self._hooks.run_job(context, lambda: self._call(name, payload, soft)),
+                )
+            finally:
+                self._stoppable = None
         except BaseException as error:  # SystemExit too: a handler must not end the child
             ok, value = False, self._describe(error, attempt)
         set_current(None)
@@ -164,6 +173,11 @@ class Runner:
         finally:
             self._armed = 0.0
             signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        job_id, self._stoppable = self._stoppable, None
+        if job_id is not None:
+            raise JobCancelled(job_id, "a cancel asked the running job to stop")
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
         seconds, self._armed = self._armed, 0.0

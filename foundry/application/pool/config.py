@@ -23,6 +23,11 @@ def _positive(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     raise ConfigurationError(f"pool setting {attribute.name} must be positive, got {value!r}")
 
 
+def _positive_or_none(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _positive(_, attribute, value)
+
+
 def _not_negative(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return
@@ -61,6 +66,10 @@ class PoolConfig:
       an attempt, so a worker that crashes spends one attempt of every job it held, started
       or not. The default claims only for idle children.
     * ``lease``: how long a claim holds a job; renewed every third of it while running.
+    * ``cancel_check``: while it holds leases the pool renews them at least this often,
+      which is how it learns that a cancel asked one of its jobs to stop (``None``: only every
+      third of the lease). The job's child is then interrupted (``JobCancelled`` raised in
+      the handler) and killed ``term_grace`` later if it is still running.
     * ``max_tasks_per_child`` / ``max_memory_per_child_mb``: recycle a child after that many
       jobs, or when its RSS after a job exceeds that many MiB.
     * ``grace``: on a warm stop, how long running jobs may finish before they are killed and
@@ -91,6 +100,9 @@ class PoolConfig:
     heartbeat_every: timedelta = attrs.field(default=timedelta(seconds=5), validator=_positive)
     child_nice: int = attrs.field(default=10, validator=_nice)
     term_grace: timedelta = attrs.field(default=timedelta(seconds=2), validator=_not_negative)
+    cancel_check: timedelta | None = attrs.field(
+        default=timedelta(seconds=1), validator=_positive_or_none
+    )
 
     @property
     def max_rss_bytes(self) -> int | None:

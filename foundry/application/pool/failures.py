@@ -19,7 +19,7 @@ from foundry.application.errors import TimeLimitExceeded, WorkerLost
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.settle import Settler
 from foundry.application.pool.slots import Running, Slot, SlotState
-from foundry.domain import Dead, ErrorInfo, UnknownHandler
+from foundry.domain import Cancel, Dead, ErrorInfo, JobCancelled, UnknownHandler
 from foundry.ports import Clock, Lease
 
 log = logging.getLogger(__name__)
@@ -93,12 +93,15 @@ class Failures:
 
     def _lost(self, slot: Slot, running: Running, exitcode: int | None, now: float) -> None:
         lease = running.lease
-        if running.term_at is not None:
+        if running.stop is not None:
+            error = ErrorInfo.from_exception(JobCancelled(lease.job_id, running.stop))
+        elif running.term_at is not None:
             error = ErrorInfo.from_exception(TimeLimitExceeded(lease.job.timeout.total_seconds()))
         else:
             error = _worker_lost(exitcode)
         error = attrs.evolve(error, worker=f"{self._host}:{slot.pid}")
-        self._settler.fail(lease, error, now - running.started)
+        stop = None if running.stop is None else Cancel(running.stop)
+        self._settler.fail(lease, error, now - running.started, stop)
 
     def limits(self, slots: Sequence[Slot], now: float) -> list[Signal]:
         """Hard time limits (SIGTERM, then SIGKILL) and children that will not exit."""

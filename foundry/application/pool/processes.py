@@ -116,6 +116,12 @@ class ProcessWorkforce:
         """Ask the child to exit after its current task."""
         self.send(slot, STOP)
 
+    def interrupt(self, slot: int) -> None:
+        """SIGUSR2 to the child alone (its handler raises ``JobCancelled``; grandchildren are
+        not asked)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.children[slot].pid, signal.SIGUSR2)
+
     def terminate(self, slot: int) -> None:
         """SIGTERM the child's group, and SIGCONT it so a stopped child receives it."""
         self._signal(slot, signal.SIGTERM)

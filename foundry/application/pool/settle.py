@@ -20,6 +20,7 @@ from foundry.application.outcome import Outcome
 from foundry.application.pool.heartbeat import PoolCounters
 from foundry.application.pool.leases import LeaseBook
 from foundry.domain import (
+    Cancel,
     Dead,
     Decision,
     ErrorInfo,
@@ -163,6 +164,8 @@ class Settler:
                 outcome = Outcome.retried(delay, error)
             case Dead(reason):
                 outcome = Outcome.dead(reason, error)
+            case Cancel(reason):
+                outcome = Outcome.cancelled(reason, error)
         self._log_failure(lease, error, outcome)
         self._write(lease, lambda held: self._queue.fail(held, error, decision), outcome, runtime_s)
 

@@ -36,6 +36,7 @@ class Running:
     hard_at: float
     term_at: float | None = None
     killed: bool = False
+    stop: str | None = None  # a cancel asked the job to stop: its reason
 
 
 @attrs.define

@@ -32,6 +32,7 @@ from foundry.application.pool.upkeep import Upkeep
 from foundry.application.pool.wire import Reply, encode_task
 from foundry.application.pool.workforce import Workforce
 from foundry.application.registry import JobRegistry
+from foundry.domain import Cancel, ErrorInfo, JobCancelled
 from foundry.ports import Clock, Lease, QueuePort
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,14 @@ class Supervisor:
             worker=heartbeat.id,
             quarantine=self._quarantine,
         )
-        self._upkeep = Upkeep(queue, self._book, outage, config.lease, self._quarantine)
+        self._upkeep = Upkeep(
+            queue,
+            self._book,
+            outage,
+            config.lease,
+            self._quarantine,
+            cancel_check=config.cancel_check,
+        )
         self._respawner = Respawner(workforce)
         self.slots = [Slot(index) for index in range(config.concurrency)]
         self.buffer: deque[Lease] = deque()
@@ -128,7 +136,8 @@ class Supervisor:
         if reply.ok:
             self.settler.complete(lease, reply.value, reply.runtime_s, now)
         else:
-            self.settler.fail(lease, reply.error, reply.runtime_s)
+            stop = None if running.stop is None else Cancel(running.stop)
+            self.settler.fail(lease, reply.error, reply.runtime_s, stop)
 
     def child_exited(self, index: int, exitcode: int | None, now: float) -> None:
         """A child is gone: fail the job it ran (if any), then replace it unless stopping."""
@@ -174,6 +183,7 @@ class Supervisor:
         """The next moment ``tick`` or ``fill`` has something to do."""
         wakes = [
             self._book.next_wake(),
+            self._upkeep.next_poll(),
             self.heartbeat.next_wake(),
             self.settler.next_wake(),
             self._upkeep.next_reap_at,
@@ -301,9 +311,31 @@ class Supervisor:
         self.settler.renewed(renewed.kept, len(renewed.lost))
         for lost in renewed.lost:
             self._forget(lost, "lease lost: the queue no longer holds it for this worker")
+        for stopped in renewed.stopped:
+            self._stop_job(stopped, now)
         for slot in self.slots:
             if slot.job is not None:
                 self._workforce.fence(slot.index, self._book.child_deadline(slot.job.lease.job_id))
+
+    def _stop_job(self, lease: Lease, now: float) -> None:
+        """A cancel asked ``lease``'s job to stop: its child is interrupted (the handler
+        raises ``JobCancelled``) and killed ``term_grace`` later as past a hard limit; a job
+        not handed out yet ends cancelled at once."""
+        reason = lease.stop or "cancelled"
+        for slot in self.slots:
+            running = slot.job
+            if running is not None and running.lease.job_id == lease.job_id:
+                if running.stop is None:
+                    running.stop = reason
+                    grace_at = now + self.config.term_grace.total_seconds()
+                    running.hard_at = min(running.hard_at, grace_at)
+                    self._workforce.interrupt(slot.index)
+                return
+        waiting = [held for held in self.buffer if held.job_id == lease.job_id]
+        for held in waiting:
+            self.buffer.remove(held)
+            error = ErrorInfo.from_exception(JobCancelled(lease.job_id, reason))
+            self.settler.fail(held, error, 0.0, Cancel(reason))
 
     def _enforce_limits(self, now: float) -> None:
         for signal in self._failures.limits(self.slots, now):

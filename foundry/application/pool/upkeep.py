@@ -29,6 +29,7 @@ class Renewed:
 
     lost: tuple[Lease, ...]
     kept: int = 0
+    stopped: tuple[Lease, ...] = ()  # kept leases whose jobs a cancel asked to stop
 
 
 class Upkeep:
@@ -41,6 +42,8 @@ class Upkeep:
         outage: Outage,
         lease: timedelta,
         quarantine: Quarantine,
+        *,
+        cancel_check: timedelta | None = None,
     ) -> None:
         self._queue = queue
         self._book = book
@@ -48,16 +51,20 @@ class Upkeep:
         self._quarantine = quarantine
         self._lease = lease
         self.next_reap_at = 0.0
+        self._poll_every = float("inf") if cancel_check is None else cancel_check.total_seconds()
+        self._poll_at = float("inf") if cancel_check is None else 0.0
 
     def renew(self, now: float) -> Renewed | None:
-        """One batched renew if due; ``None`` if none was due or the queue did not answer.
+        """One batched renew if due (the book's cadence, or ``cancel_check`` since the last);
+        ``None`` if none was due or the queue did not answer.
 
-        The leases it lost must be forgotten, and the children running the others told their
-        new deadline (``LeaseBook.child_deadline``).
+        The leases it lost must be forgotten, the jobs of ``stopped`` ones stopped, and the
+        children running the others told their new deadline (``LeaseBook.child_deadline``).
         """
         book = self._book
-        if not book.renew_due(now):
+        if not (book.renew_due(now) or (len(book) and now >= self._poll_at)):
             return None
+        self._poll_at = now + self._poll_every
         leases = book.to_renew()
         try:
             results = self._queue.renew(leases, self._lease)
@@ -67,7 +74,12 @@ class Upkeep:
             return None
         self._outage.ok(now)
         lost = tuple(book.renewed(leases, results, now))
-        return Renewed(lost, kept=len(leases) - len(lost))
+        stopped = tuple(lease for lease in results if lease is not None and lease.stop)
+        return Renewed(lost, kept=len(leases) - len(lost), stopped=stopped)
+
+    def next_poll(self) -> float:
+        """When the next renew is due to learn of cancels (``inf`` while no lease is held)."""
+        return self._poll_at if len(self._book) else float("inf")
 
     def reap(self, now: float) -> None:
         """Recover expired leases (any worker's) every min(lease/3, ``REAP_EVERY_S``)."""

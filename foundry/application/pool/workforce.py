@@ -27,6 +27,11 @@ class Workforce(Protocol):
         """Ask the child to exit after its current task."""
         ...
 
+    def interrupt(self, slot: int) -> None:
+        """Ask the child to stop its job: SIGUSR2 to the child alone, which raises
+        ``JobCancelled`` inside the running handler."""
+        ...
+
     def terminate(self, slot: int) -> None:
         """SIGTERM the child's process group (and SIGCONT it, in case it is stopped)."""
         ...

@@ -70,7 +70,8 @@ def show(ctx: click.Context, job_id: str, queue_name: str | None) -> None:
 @click.option("--reason", default="cancelled by an operator", show_default=True)
 @click.pass_context
 def cancel(ctx: click.Context, job_id: str, queue_name: str | None, reason: str) -> None:
-    """Cancel a job that has not run: it is kept as cancelled and never runs."""
+    """Cancel a job: a pending one is kept as cancelled and never runs; a running one is
+    stopped by its worker (JobCancelled raised in the handler, killed if it runs on)."""
     common.require_shared_queue(ctx, "cancel")
     where = validate_queue_name(queue_name) if queue_name else None
     state = common.queue(ctx).cancel(job_id, where, reason)
@@ -79,6 +80,6 @@ def cancel(ctx: click.Context, job_id: str, queue_name: str | None, reason: str)
     elif state is JobState.CANCELLED:
         click.echo(f"job {job_id} is cancelled")
     elif state is JobState.ACTIVE:
-        common.abort(f"job {job_id} is running; a running job cannot be cancelled")
+        click.echo(f"job {job_id} is running; its worker was asked to stop it")
     else:
         common.abort(f"job {job_id} has already ended ({state.value}); nothing to cancel")

@@ -33,6 +33,7 @@ _ENDED = {
     OutcomeKind.DEAD: "dead",
     OutcomeKind.RELEASED: "released",
     OutcomeKind.ABANDONED: "lease_lost",
+    OutcomeKind.CANCELLED: "cancelled",
 }
 
 
@@ -164,5 +165,6 @@ _HELP = {
     "retried": "Failed attempts that will run again.",
     "dead": "Jobs that went to the dead letters.",
     "released": "Jobs given back unfinished without spending the attempt (shutdown).",
+    "cancelled": "Running jobs stopped by a cancel (they do not run again).",
     "lease_lost": "Attempts abandoned because the pool lost the lease (the queue returns the job).",
 }

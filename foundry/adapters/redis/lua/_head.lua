@@ -39,6 +39,8 @@
 --                          took, re-sent while unexpired (Q8)
 --   <base>r:<id>   string  the first reply of a counting admin call       delete, purge, reap,
 --                          (60 s), returned to its re-send                requeue_dead
+--   <base>stop     hash    id -> reason: a cancel asked the running job   cancel (set), the job's
+--                          to stop (renew reports it)                     end (cancel_job, forget)
 --   <base>waiters  hash    id -> "1": someone waits for the job to end    watch (set), the job's
 --                                                                         end (notify_settled)
 --   <base>n:<id>   list    "1" once the job ended and someone waited      complete, fail, reap,

@@ -181,6 +181,7 @@ local function forget(id)
   redis.call("ZREM", LEASES, id)
   redis.call("ZREM", DEAD, id)
   redis.call("ZREM", DONE, id)
+  redis.call("HDEL", BASE .. "stop", id)
   notify_settled({ id })
 end
 
@@ -223,9 +224,29 @@ local function bury(id, h, st, now, reason, max_count, max_age)
   redis.call("ZREM", READY, id)
   redis.call("ZREM", DELAYED, id)
   redis.call("ZADD", DEAD, redis.call("HINCRBY", META, "seq", 1), id)
+  redis.call("HDEL", BASE .. "stop", id)
   release_unique(h, id, "F")
   notify_settled({ id })
   return trim_dead(now, max_count, max_age)
+end
+
+-- End a pending or running job cancelled with `reason` (its lease, if any, already removed by
+-- the caller): kept `ttl` ms in done like a completed record, its unique key freed.
+local function cancel_job(id, h, st, now, reason, ttl)
+  st.l, st.t, st.r = "N", now, reason
+  put_state(id, st)
+  redis.call("ZREM", READY, id)
+  redis.call("ZREM", DELAYED, id)
+  redis.call("ZADD", DONE, n2s(now + ttl), id)
+  redis.call("HDEL", BASE .. "stop", id)
+  release_unique(h, id, "*")
+  redis.call("HINCRBY", META, "cancelled", 1)
+  notify_settled({ id })
+end
+
+-- Why a cancel asked this running job to stop, or nil.
+local function stop_reason(id)
+  return redis.call("HGET", BASE .. "stop", id) or nil
 end
 
 -- Forget completed records older than their ttl, a bounded batch at a time.

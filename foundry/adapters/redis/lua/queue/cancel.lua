@@ -1,9 +1,12 @@
 -- cancel: a pending (ready or delayed) job ends cancelled, kept `ttl` ms like a completed one
--- (in done); a running or ended job is left as it is.
+-- (in done); a running job is asked to stop (stop hash: renew tells its worker, and whatever
+-- would run it again ends it cancelled); an ended job is left as it is.
 -- KEYS  the queue's keys
 -- ARGV  now, id, reason, ttl ms
--- Reply the job's state letter after the call (R2; "N" cancelled), or "" if no such job
--- Keeps Q1 (a cancelled job is kept for inspection, never run), Q8 (a re-send finds it "N")
+-- Reply the job's state letter after the call (R2; "N" cancelled, "A" asked to stop), or ""
+--       if no such job
+-- Keeps Q1 (a cancelled job is kept for inspection, never run), Q8 (a re-send finds it "N",
+--       or keeps the first reason)
 local now, id, reason, ttl = now_ms(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 if not now or not id or id == "" or not reason or not ttl then
   return fail_arg("cancel needs now, id, reason and ttl")
@@ -16,15 +19,12 @@ local st = get_state(id)
 if not st then
   return fail_arg("cancel found an unreadable state for " .. id)
 end
+if st.l == "A" then
+  redis.call("HSETNX", BASE .. "stop", id, reason)
+  return "A"
+end
 if st.l ~= "R" and st.l ~= "D" then
   return st.l
 end
-st.l, st.t, st.r = "N", now, reason
-put_state(id, st)
-redis.call("ZREM", READY, id)
-redis.call("ZREM", DELAYED, id)
-redis.call("ZADD", DONE, n2s(now + ttl), id)
-release_unique(header(value), id, "*")
-redis.call("HINCRBY", META, "cancelled", 1)
-notify_settled({ id })
+cancel_job(id, header(value), st, now, reason, ttl)
 return "N"

@@ -1,20 +1,22 @@
 -- fail: record a failed attempt and apply the retry decision.
 -- KEYS  the queue's keys
 -- ARGV  now, id, lease token, error JSON, decision, delay ms or reason, dead-letter max count,
---       max age ms; decision "retry", "dead", or "undecodable" (dead without counting the
---       attempt or a failure)
+--       max age ms, completed ttl ms (for a cancel); decision "retry", "dead", "cancel", or
+--       "undecodable" (dead without counting the attempt or a failure)
 -- Reply {"OK" | "STALE", new state, dead letters trimmed}
 -- Keeps Q4 (stale leases), Q8 (a re-send returns the state it left), Q10 (errors kept with
---       the dead letter, retention applied)
+--       the dead letter, retention applied); a job a cancel asked to stop is never retried:
+--       it ends cancelled
 local now = now_ms(ARGV[1])
 local id, token, err, kind, arg = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local max_count, max_age = tonumber(ARGV[7]), tonumber(ARGV[8])
+local max_count, max_age, ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9] or "")
 local delay = tonumber(arg)
+local KINDS = { retry = true, dead = true, cancel = true, undecodable = true }
 if not now or not max_count or not max_age or (kind == "retry" and not delay)
-    or (kind ~= "retry" and kind ~= "dead" and kind ~= "undecodable") then
-  return fail_arg("fail needs now, id, token, error, decision, retention")
+    or not KINDS[kind] or ((kind == "retry" or kind == "cancel") and not ttl) then
+  return fail_arg("fail needs now, id, token, error, decision, retention, ttl")
 end
-local AFTER = { Y = "ready", D = "delayed", X = "dead" }
+local AFTER = { Y = "ready", D = "delayed", X = "dead", N = "cancelled" }
 local st = get_state(id)
 if not (st and st.l == "A" and st.tk == token) then
   if st and st.lt == token and AFTER[st.o] then
@@ -36,6 +38,12 @@ redis.call("HINCRBY", META, "failed", 1)
 if kind == "dead" then
   end_lease(st, "X")
   return { "OK", "dead", bury(id, h, st, now, arg, max_count, max_age) }
+end
+local stopped = stop_reason(id)
+if kind == "cancel" or stopped then
+  end_lease(st, "N")
+  cancel_job(id, h, st, now, kind == "cancel" and arg or stopped, ttl)
+  return { "OK", "cancelled", 0 }
 end
 st.s = redis.call("HINCRBY", META, "seq", 1)
 if delay <= 0 then

@@ -1,13 +1,14 @@
 -- reap: recover leases whose deadline has passed (deadline < now): back to ready with their
 -- seq, or dead with "lease lost" once the attempts are spent.
 -- KEYS  the queue's keys
--- ARGV  now, batch size, dead-letter max count, max age ms, request id
+-- ARGV  now, batch size, dead-letter max count, max age ms, request id, completed ttl ms
 -- Reply {recovered, dead letters trimmed}
--- Keeps Q5 (recovery), Q6 (a job that kills its worker every time ends dead), Q8
+-- Keeps Q5 (recovery), Q6 (a job that kills its worker every time ends dead), Q8; a job a
+--       cancel asked to stop ends cancelled instead
 local now, batch = now_ms(ARGV[1]), tonumber(ARGV[2])
-local max_count, max_age = tonumber(ARGV[3]), tonumber(ARGV[4])
-if not now or not batch or not max_count or not max_age then
-  return fail_arg("reap needs now, batch, retention")
+local max_count, max_age, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6] or "")
+if not now or not batch or not max_count or not max_age or not ttl then
+  return fail_arg("reap needs now, batch, retention, request id, ttl")
 end
 local again = replayed(ARGV[5])
 if again then
@@ -23,7 +24,10 @@ for _, id in ipairs(expired) do
   local st = get_state(id)
   if st and st.l == "A" then
     end_lease(st, "L")
-    if h == nil or st.a >= h.max then
+    local stopped = stop_reason(id)
+    if stopped then
+      cancel_job(id, h, st, now, stopped, ttl)
+    elseif h == nil or st.a >= h.max then
       append_error(id, '{"type":"LeaseLost","message":"the lease expired before the job '
         .. 'finished (its worker died or stalled)","attempt":' .. n2s(st.a)
         .. ',"at":' .. n2s(now * 1000) .. ',"worker":' .. cjson.encode(st.w) .. '}', now)

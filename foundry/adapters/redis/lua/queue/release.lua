@@ -1,17 +1,17 @@
 -- release: give a leased job back unfinished: front of its priority (seq kept), attempt not
 -- spent, ready now or delayed for `delay` ms first.
 -- KEYS  the queue's keys
--- ARGV  now, id, lease token, delay ms
+-- ARGV  now, id, lease token, delay ms, completed ttl ms
 -- Reply "OK" (also for a re-send) or "STALE"
--- Keeps Q4, Q7, Q8
+-- Keeps Q4, Q7, Q8; a job a cancel asked to stop ends cancelled instead
 local now = now_ms(ARGV[1])
-local id, token, delay = ARGV[2], ARGV[3], tonumber(ARGV[4] or "0")
-if not now or not delay then
-  return fail_arg("release needs now, id, token, delay ms")
+local id, token, delay, ttl = ARGV[2], ARGV[3], tonumber(ARGV[4] or "0"), tonumber(ARGV[5] or "")
+if not now or not delay or not ttl then
+  return fail_arg("release needs now, id, token, delay ms, ttl ms")
 end
 local st = get_state(id)
 if not (st and st.l == "A" and st.tk == token) then
-  if st and st.lt == token and st.o == "R" then
+  if st and st.lt == token and (st.o == "R" or st.o == "N") then
     return "OK"
   end
   redis.call("HINCRBY", META, "stale_rejected", 1)
@@ -19,9 +19,15 @@ if not (st and st.l == "A" and st.tk == token) then
 end
 local value = redis.call("HGET", JOBS, id)
 local h = value and header(value)
+redis.call("ZREM", LEASES, id)
+local stopped = stop_reason(id)
+if stopped then
+  end_lease(st, "N")
+  cancel_job(id, h, st, now, stopped, ttl)
+  return "OK"
+end
 st.a, st.t = math.max(st.a - 1, 0), 0
 end_lease(st, "R")
-redis.call("ZREM", LEASES, id)
 if delay > 0 then
   st.l = "D"
   put_state(id, st)

@@ -1,7 +1,8 @@
 -- renew: extend leases to now + duration.
 -- KEYS  the queue's keys
 -- ARGV  now, duration ms, then pairs of id, lease token
--- Reply one new deadline per lease, or 0 where the lease is lost
+-- Reply one new deadline per lease, or 0 where the lease is lost, or {deadline, reason} where
+--       a cancel asked the job to stop
 -- Keeps Q4 (only the current lease is extended)
 local now, duration = now_ms(ARGV[1]), tonumber(ARGV[2])
 local n = (#ARGV - 2) / 2
@@ -9,6 +10,7 @@ if not now or not duration or duration < 1 or n ~= math.floor(n) then
   return fail_arg("renew needs now, duration and id/token pairs")
 end
 local out = {}
+local stops = redis.call("EXISTS", BASE .. "stop") == 1
 for i = 0, n - 1 do
   local id, token = ARGV[3 + i * 2], ARGV[4 + i * 2]
   local st = get_state(id)
@@ -16,7 +18,12 @@ for i = 0, n - 1 do
     st.t = now + duration
     put_state(id, st)
     redis.call("ZADD", LEASES, n2s(st.t), id)
-    out[i + 1] = st.t
+    local reason = stops and stop_reason(id)
+    if reason then
+      out[i + 1] = { st.t, reason }
+    else
+      out[i + 1] = st.t
+    end
   else
     out[i + 1] = 0
   end
