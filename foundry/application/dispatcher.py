@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,8 +60,16 @@ class Dispatcher:
         job_id: str | None = None,
         unique: UniqueSpec | None = None,
         after_commit: bool | None = None,
+        after: Sequence[str] | None = None,
+        run_after_failure: bool | None = None,
     ) -> str:
-        """Enqueue one job (after the commit, if so); its id (or the pending duplicate's)."""
+        """Enqueue one job (after the commit, if so); its id (or the pending duplicate's).
+
+        ``after``: ids of jobs of the same queue, dispatched before, that must complete
+        before this one runs (it waits meanwhile); if one goes dead or is cancelled, this one
+        goes dead with reason ``dependency failed``, or runs anyway with
+        ``run_after_failure=True``. An id the queue does not hold raises ``InvalidJob``.
+        """
         job = self._jobs.one(
             target,
             payload,
@@ -71,6 +79,8 @@ class Dispatcher:
             priority=priority,
             job_id=job_id,
             unique=unique,
+            after=after,
+            run_after_failure=run_after_failure,
         )
         if self._after_commit.wanted(after_commit):
             self._after_commit.defer([job], lambda: self._send(job))

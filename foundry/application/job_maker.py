@@ -6,7 +6,7 @@ Shared by ``Dispatcher`` and ``AsyncDispatcher``, so both build the same job fro
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,9 +40,12 @@ class JobMaker:
         priority: int | None,
         job_id: str | None,
         unique: UniqueSpec | None,
+        after: Sequence[str] | None = None,
+        run_after_failure: bool | None = None,
     ) -> Job:
         """The job of one ``dispatch`` call (raises ``InvalidJob`` / ``UnknownHandler``)."""
-        options = {"queue": queue, "priority": priority, "id": job_id, "unique": unique}
+        options: dict[str, Any] = {"queue": queue, "priority": priority, "id": job_id}
+        options |= {"unique": unique, "after": after, "run_after_failure": run_after_failure}
         return self.build(target, payload, schedule=_schedule(delay, at), **options)
 
     def many(self, items: Iterable[Item]) -> list[Job]:

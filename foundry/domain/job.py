@@ -26,6 +26,8 @@ MAX_PAYLOAD_BYTES = 512 * 1024
 MAX_PAYLOAD_DEPTH = 64
 MAX_NAME_LENGTH = 200
 MAX_ID_LENGTH = 64
+#: The most jobs one job may wait for (``Job.after``).
+MAX_DEPENDENCIES = 100
 MAX_UNIQUE_KEY_LENGTH = 200
 DEFAULT_QUEUE = "default"
 DEFAULT_TIMEOUT = timedelta(minutes=5)
@@ -283,6 +285,16 @@ def _check_unique(value: object) -> str | None:
     return f"{value!r} must be a UniqueSpec or None"
 
 
+def _id_tuple(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise InvalidJob("after", f"give a list of job ids, not the string {value!r}")
+    return tuple(value)
+
+
+def _check_bool(value: object) -> str | None:
+    return None if isinstance(value, bool) else f"{value!r} must be True or False"
+
+
 def _check_retry(value: object) -> str | None:
     return None if isinstance(value, RetryPolicy) else f"{value!r} must be a RetryPolicy"
 
@@ -292,7 +304,10 @@ class Job:
     """What to run (``name`` with ``payload`` as keyword arguments), where and how.
 
     Every field is validated at construction: a bad value raises ``InvalidJob`` naming it.
-    The id is minted by the client, so re-sending an enqueue is idempotent.
+    The id is minted by the client, so re-sending an enqueue is idempotent. ``after`` names
+    jobs of the same queue, enqueued before it, that must complete before it runs; if one of
+    them goes dead (or is cancelled) the job goes dead with reason ``dependency failed``,
+    unless ``run_after_failure``.
     """
 
     name: str = attrs.field(validator=_rule(_check_name))
@@ -309,6 +324,18 @@ class Job:
     unique: UniqueSpec | None = attrs.field(default=None, validator=_rule(_check_unique))
     created_at: datetime | None = attrs.field(default=None, validator=_rule(_check_created_at))
     metadata: dict[str, str] = attrs.field(factory=dict, validator=_rule(_check_metadata))
+    after: tuple[str, ...] = attrs.field(default=(), converter=_id_tuple)
+    run_after_failure: bool = attrs.field(default=False, validator=_rule(_check_bool))
+
+    @after.validator
+    def _after(self, _: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
+        if len(value) > MAX_DEPENDENCIES:
+            raise InvalidJob("after", f"at most {MAX_DEPENDENCIES} jobs, got {len(value)}")
+        for job_id in value:
+            if _check_id(job_id) is not None:
+                raise InvalidJob("after", f"{job_id!r} is not a job id")
+        if len(set(value)) != len(value) or self.id in value:
+            raise InvalidJob("after", "name each job once, and never the job itself")
 
     @soft_timeout.validator
     def _soft_timeout(self, _: attrs.Attribute[timedelta | None], value: object) -> None:

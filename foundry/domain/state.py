@@ -10,6 +10,7 @@ class JobState(enum.StrEnum):
 
     READY = "ready"
     DELAYED = "delayed"
+    WAITING = "waiting"  # for the jobs named in its ``after`` to complete
     ACTIVE = "active"
     COMPLETED = "completed"
     DEAD = "dead"
@@ -27,7 +28,7 @@ class JobState(enum.StrEnum):
     def on_cancel(self) -> JobState:
         """The state a cancel leaves: a pending job is cancelled at once; a running job stays
         active, asked to stop (see ``after_stop``); an ended job is left as it is."""
-        if self in (JobState.READY, JobState.DELAYED):
+        if self in (JobState.READY, JobState.DELAYED, JobState.WAITING):
             return JobState.CANCELLED
         return self
 
@@ -52,6 +53,10 @@ _TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     # enqueue puts a job in READY or DELAYED; cancel (or delete) ends a pending job.
     JobState.READY: frozenset({JobState.ACTIVE, JobState.CANCELLED}),
     JobState.DELAYED: frozenset({JobState.READY, JobState.CANCELLED}),
+    # its last dependency completed (or failed: dead, or run anyway), or it was cancelled.
+    JobState.WAITING: frozenset(
+        {JobState.READY, JobState.DELAYED, JobState.DEAD, JobState.CANCELLED}
+    ),
     # complete, fail (retry later / now / give up), release, lease lost, stopped by a cancel.
     JobState.ACTIVE: frozenset(
         {JobState.COMPLETED, JobState.DELAYED, JobState.READY, JobState.DEAD, JobState.CANCELLED}

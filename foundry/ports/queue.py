@@ -49,11 +49,16 @@ class QueuePort(Protocol):
     """
 
     def enqueue(self, job: Job) -> EnqueueOutcome:
-        """Store ``job``: ready now, or delayed until its schedule says.
+        """Store ``job``: ready now, or delayed until its schedule says, or ``WAITING`` while
+        a job its ``after`` names has not completed (the completion of the last one makes it
+        ready, or delayed until its own run time; one that goes dead, is cancelled or deleted
+        makes it dead with reason ``"dependency failed"`` unless ``run_after_failure``).
 
         Returns ``Enqueued`` (also when this id is already stored: re-sends are idempotent) or
         ``Duplicate`` when its unique key is held. Raises ``InvalidJob`` for a job the backend
-        cannot store (payload over its limit) and ``QueueUnavailable`` when unreachable.
+        cannot store (payload over its limit, or an ``after`` id its queue does not hold:
+        dependencies are jobs of the same queue enqueued before it, or earlier in the same
+        ``enqueue_many``) and ``QueueUnavailable`` when unreachable.
         """
         ...
 
@@ -212,7 +217,7 @@ class QueuePort(Protocol):
         """Stop a job that has not ended; the job's state after the call, ``None`` if no such
         job is known (``queue`` narrows the search, as for ``get``).
 
-        A pending (ready or delayed) job becomes ``CANCELLED`` at once, with ``reason``: it
+        A pending (ready, delayed or waiting) job becomes ``CANCELLED`` at once, with ``reason``: it
         never runs, frees its unique key, wakes its ``wait``-ers, and its record is kept as
         long as a completed one. A running job stays ``ACTIVE`` (the answer says so), asked to
         stop: ``renew`` returns its lease with ``stop`` set to the first cancel's reason, and
@@ -223,7 +228,8 @@ class QueuePort(Protocol):
         ...
 
     def delete(self, queue: str, job_id: str) -> bool:
-        """Remove a pending or dead job. Returns ``False`` if there is no such job, or it is
+        """Remove a pending (ready, delayed or waiting) or dead job; the jobs waiting for it
+        fail as if it went dead. Returns ``False`` if there is no such job, or it is
         running (a running job cannot be deleted; let it finish or fail)."""
         ...
 

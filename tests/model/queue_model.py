@@ -15,6 +15,8 @@ from foundry.ports import Duplicate, Enqueued, EnqueueOutcome
 
 PENDING = "pending"  # READY or DELAYED, by run_at versus now
 ACTIVE, COMPLETED, DEAD, CANCELLED = "active", "completed", "dead", "cancelled"
+WAITING = "waiting"  # for the jobs in ``waits``
+_FAILED = (DEAD, CANCELLED)
 
 
 @attrs.define
@@ -36,6 +38,8 @@ class ModelJob:
     errors: int = 0
     reason: str | None = None
     stop: str | None = None  # a cancel asked the running job to stop
+    waits: set[str] = attrs.Factory(set)  # the jobs it still waits for
+    run_anyway: bool = False  # runs when a job it waits for fails
 
 
 @attrs.define
@@ -89,7 +93,35 @@ class QueueModel:
         job.seq = self.next_seq(job.queue)
         self.jobs[job.id] = job
         self.deleted.discard(job.id)
+        self._wait(job)
         return Enqueued(job.id)
+
+    def _wait(self, job: ModelJob) -> None:
+        """A new job waits for the jobs in ``job.waits`` that have not ended (or is dead)."""
+        deps = [self.jobs[dep] for dep in sorted(job.waits)]
+        job.waits = {dep.id for dep in deps if dep.state not in (COMPLETED, *_FAILED)}
+        if any(dep.state in _FAILED for dep in deps) and not job.run_anyway:
+            job.waits = set()
+            self.fail_waiting(job)
+        elif job.waits:
+            job.state = WAITING
+
+    def fail_waiting(self, job: ModelJob) -> None:
+        """A job waiting for one that failed goes dead."""
+        job.errors += 1
+        self.bury(job, "dependency failed")
+
+    def ended(self, job_id: str, failed: bool) -> None:
+        """The jobs waiting for ``job_id`` wait for one fewer, or fail with it."""
+        for other in list(self.jobs.values()):
+            if other.state != WAITING or job_id not in other.waits:
+                continue
+            other.waits.discard(job_id)
+            if failed and not other.run_anyway:
+                other.waits = set()
+                self.fail_waiting(other)
+            elif not other.waits:
+                other.state = PENDING
 
     def release_key(self, job: ModelJob, only_until: str | None = None) -> None:
         """Free the job's unique key if it still holds it (and ``until`` matches)."""
@@ -166,6 +198,7 @@ class QueueModel:
         job.state = COMPLETED
         self.count(job.queue, "completed")
         self.release_key(job)
+        self.ended(job.id, failed=False)
         self.end_lease(job, "complete")
 
     def fail(self, job: ModelJob, retry_in: timedelta | None, reason: str) -> None:
@@ -201,6 +234,7 @@ class QueueModel:
         job.reason = reason
         job.stop = None
         self.release_key(job)
+        self.ended(job.id, failed=True)
 
     def reap(self) -> int:
         """Recover every lease whose deadline is before now; returns how many."""
@@ -223,12 +257,13 @@ class QueueModel:
     # -- admin --------------------------------------------------------------------------------
 
     def delete(self, job_id: str) -> bool:
-        """Remove a pending or dead job; False for a running or completed one."""
+        """Remove a pending, waiting or dead job; False for a running or ended one."""
         job = self.jobs.get(job_id)
-        if job is None or job.state not in (PENDING, DEAD):
+        if job is None or job.state not in (PENDING, WAITING, DEAD):
             return False
         self.release_key(job)
         del self.jobs[job_id]
+        self.ended(job_id, failed=True)
         self.deleted.add(job_id)
         return True
 
@@ -238,7 +273,7 @@ class QueueModel:
         job = self.jobs.get(job_id)
         if job is None:
             return None
-        if job.state == PENDING:
+        if job.state in (PENDING, WAITING):
             self.end_cancelled(job, reason)
         elif job.state == ACTIVE and job.stop is None:
             job.stop = reason
@@ -249,7 +284,9 @@ class QueueModel:
         job.state = CANCELLED
         job.reason = reason
         job.stop = None
+        job.waits = set()
         self.release_key(job)
+        self.ended(job.id, failed=True)
 
     def requeue(self, job: ModelJob) -> int:
         """A dead job back to ready: new seq, attempts reset, history kept."""

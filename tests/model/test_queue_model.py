@@ -120,6 +120,38 @@ class QueueMachine(BatchRules):
         job = Job("task", id=f"j{next(self.ids)}", queue=other.queue, unique=spec)
         self._call(lambda: self._enqueue(job))
 
+    @precondition(lambda self: bool(self.model.jobs))
+    @rule(
+        data=st.data(),
+        delay=delays,
+        unique=uniques,
+        run_anyway=st.booleans(),
+        max_attempts=st.integers(1, 2),
+    )
+    def enqueue_after_others(
+        self,
+        data: st.DataObject,
+        delay: timedelta,
+        unique: tuple[str, str] | None,
+        run_anyway: bool,
+        max_attempts: int,
+    ) -> None:
+        """A job waiting for one or two jobs of its queue (in any state)."""
+        queue = data.draw(st.sampled_from(sorted({job.queue for job in self.model.jobs.values()})))
+        mates = sorted(job.id for job in self.model.jobs.values() if job.queue == queue)
+        after = data.draw(st.lists(st.sampled_from(mates), min_size=1, max_size=2, unique=True))
+        job = Job(
+            "task",
+            id=f"j{next(self.ids)}",
+            queue=queue,
+            schedule=RunAfter(delay),
+            retry=RetryPolicy(max_attempts=max_attempts),
+            unique=None if unique is None else UniqueSpec(unique[0], UNIQUE_TTL, unique[1]),
+            after=tuple(after),
+            run_after_failure=run_anyway,
+        )
+        self._call(lambda: self._enqueue(job))
+
     def _enqueue(self, job: Job) -> None:
         unique = None if job.unique is None else (job.unique.key, job.unique.until.value)
         expected = self.model.enqueue(
@@ -131,6 +163,8 @@ class QueueMachine(BatchRules):
                 0,
                 run_at=job.run_at(self.model.now),
                 unique=unique,
+                waits=set(job.after),
+                run_anyway=job.run_after_failure,
             ),
             UNIQUE_TTL,
         )

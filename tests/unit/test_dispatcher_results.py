@@ -12,6 +12,7 @@ from foundry.application.registry import JobRegistry
 from foundry.domain import (
     Dead,
     ErrorInfo,
+    InvalidJob,
     JobCancelled,
     JobFailed,
     JobNotFound,
@@ -112,3 +113,24 @@ def test_cancel_ends_a_pending_job_and_result_then_raises_cancelled(
 def test_cancel_of_an_unknown_job_raises_not_found(dispatcher: Dispatcher) -> None:
     with pytest.raises(JobNotFound):
         dispatcher.cancel("nope")
+
+
+def test_dispatch_after_makes_the_job_wait_for_the_others(
+    dispatcher: Dispatcher, queue: MemoryQueue
+) -> None:
+    first = dispatcher.dispatch(resize, {"width": 1})
+
+    second = dispatcher.dispatch(resize, {"width": 2}, after=[first], run_after_failure=True)
+
+    record = queue.get(second)
+    assert record is not None
+    assert (record.state, record.job.after, record.job.run_after_failure) == (
+        JobState.WAITING,
+        (first,),
+        True,
+    )
+
+
+def test_dispatch_after_an_unknown_job_is_refused(dispatcher: Dispatcher) -> None:
+    with pytest.raises(InvalidJob, match="job 'nope' is not in queue 'images'"):
+        dispatcher.dispatch(resize, {"width": 2}, after=["nope"])

@@ -186,3 +186,25 @@ class _NoOffset(tzinfo):
 def test_a_run_at_time_whose_zone_gives_no_offset_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         RunAt(datetime(2030, 1, 1, tzinfo=_NoOffset()))
+
+
+@pytest.mark.parametrize(
+    ("after", "message"),
+    [
+        ("abc", "give a list of job ids, not the string"),
+        (["ok", "not an id!"], "is not a job id"),
+        (["a", "a"], "name each job once, and never the job itself"),
+        (["me"], "name each job once, and never the job itself"),
+        ([f"j{n}" for n in range(101)], "at most 100 jobs"),
+    ],
+)
+def test_after_names_other_jobs_by_id(after: object, message: str) -> None:
+    with pytest.raises(InvalidJob, match="'after'") as caught:
+        Job("task", id="me", after=after)  # type: ignore[arg-type]
+
+    assert message in str(caught.value)
+
+
+def test_after_is_kept_as_a_tuple_and_defaults_to_none() -> None:
+    assert Job("task", after=["a", "b"]).after == ("a", "b")
+    assert (Job("task").after, Job("task").run_after_failure) == ((), False)

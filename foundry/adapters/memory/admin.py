@@ -13,7 +13,7 @@ from foundry.domain import JobState, validate_queue_name
 from foundry.ports import DeadLetter, JobRecord, QueueStats
 
 _PENDING = (JobState.READY, JobState.DELAYED)
-_DELETABLE = (JobState.READY, JobState.DELAYED, JobState.DEAD)
+_DELETABLE = (JobState.READY, JobState.DELAYED, JobState.WAITING, JobState.DEAD)
 
 
 class MemoryAdmin:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 
 from foundry.adapters.memory.store import Entry, QueueState, UniqueKeys, age_limit
@@ -17,11 +18,16 @@ class DeadLetters:
     """Moves jobs to the dead letters and keeps each queue's within ``retention``."""
 
     def __init__(
-        self, retention: DeadLetterRetention, unique: UniqueKeys, settled: threading.Condition
+        self,
+        retention: DeadLetterRetention,
+        unique: UniqueKeys,
+        settled: threading.Condition,
+        on_end: Callable[[QueueState, Entry, bool, datetime], None],
     ) -> None:
         self.retention = retention
         self._unique = unique
         self._settled = settled
+        self._on_end = on_end
 
     def bury(self, state: QueueState, entry: Entry, reason: str, now: datetime) -> None:
         """Move the entry to the dead letters, then apply the retention policy."""
@@ -31,6 +37,7 @@ class DeadLetters:
         entry.finished_at = now
         self._unique.release(entry)
         self._settled.notify_all()
+        self._on_end(state, entry, True, now)
         log.warning(
             "job is dead after %s attempt(s): %s",
             entry.attempts,

@@ -21,6 +21,7 @@ from foundry.adapters.codec import Codec
 from foundry.adapters.memory.admin import MemoryAdmin
 from foundry.adapters.memory.claiming import MemoryClaimer
 from foundry.adapters.memory.dead import DeadLetters
+from foundry.adapters.memory.dependencies import Dependencies, check_known
 from foundry.adapters.memory.records import EntryCodec
 from foundry.adapters.memory.schedules import MemorySchedules
 from foundry.adapters.memory.store import Entry, MemoryStore
@@ -58,7 +59,11 @@ class MemoryQueue:
     ) -> None:
         store = MemoryStore(clock, completed_ttl)
         records = EntryCodec(codec or Codec())
-        dead = DeadLetters(retention, store.unique, store.settled)
+        deps = Dependencies(store.cond.notify_all)
+        store.on_end = deps.ended
+        dead = DeadLetters(retention, store.unique, store.settled, deps.ended)
+        deps.bury = dead.bury
+        self._deps = deps
         self._store = store
         self._records = records
         self._claimer = MemoryClaimer(store, records, dead)
@@ -78,6 +83,8 @@ class MemoryQueue:
         blobs = [self._records.encode_job(job) for job in jobs]
         with self._store.cond:
             now = self._store.tick()
+            for queue in {job.queue for job in jobs if job.after}:
+                check_known(self._store.queue(queue), [job for job in jobs if job.queue == queue])
             outcomes = [self._put(job, blob, now) for job, blob in zip(jobs, blobs, strict=True)]
             self._store.cond.notify_all()
         return outcomes
@@ -114,7 +121,8 @@ class MemoryQueue:
             enqueued_at=now,
             run_at=job.run_at(now),
         )
-        state.add(entry, now)
+        if not (job.after and self._deps.wait(state, entry, job, now)):
+            state.add(entry, now)
         return Enqueued(job.id)
 
     # -- leases ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import attrs
@@ -80,6 +81,8 @@ class QueueState:
     ready: list[tuple[int, int, str]] = attrs.Factory(list)
     delayed: list[tuple[datetime, int, str]] = attrs.Factory(list)
     dead: dict[str, None] = attrs.Factory(dict)  # insertion order: oldest first
+    waiting: dict[str, tuple[int, bool]] = attrs.Factory(dict)  # id: (count, run anyway)
+    dependants: dict[str, list[str]] = attrs.Factory(dict)  # id: the jobs waiting for it
     counts: Counter[JobState] = attrs.Factory(Counter)
     completed: int = 0
     failed: int = 0
@@ -237,6 +240,9 @@ class MemoryStore:
         self._queues: dict[str, QueueState] = {}
         self._completed_ttl = completed_ttl
         self._completed = Expiring()
+        #: Told when a job ends (completed, or failed: dead, cancelled, deleted); the
+        #: dependencies' ``ended``, set by the queue.
+        self.on_end: Callable[[QueueState, Entry, bool, datetime], None] = _nothing
 
     def tick(self) -> datetime:
         """The current time, after forgetting the completed records expired by then."""
@@ -284,6 +290,7 @@ class MemoryStore:
         self.unique.release(entry)
         self._completed.add(now + self._completed_ttl, entry.queue, entry.job_id)
         self.settled.notify_all()
+        self.on_end(state, entry, False, now)
 
     def cancelled(self, state: QueueState, entry: Entry, reason: str, now: datetime) -> None:
         """The entry's pending or running job was cancelled at ``now``: kept for
@@ -295,9 +302,15 @@ class MemoryStore:
         self.unique.release(entry)
         self._completed.add(now + self._completed_ttl, entry.queue, entry.job_id)
         self.settled.notify_all()
+        self.on_end(state, entry, True, now)
 
     def drop(self, state: QueueState, entry: Entry) -> None:
         """Forget a job (delete, purge), freeing its unique key."""
         self.unique.release(entry)
         state.remove(entry)
         self.settled.notify_all()
+        self.on_end(state, entry, True, self.clock.now())
+
+
+def _nothing(*_: object) -> None:
+    return None

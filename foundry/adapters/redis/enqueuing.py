@@ -18,7 +18,7 @@ from foundry.adapters.redis.keys import KeyLayout, QueueKeys
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import job_args
 from foundry.adapters.redis.runner import Arg, FunctionRunner
-from foundry.domain import Job
+from foundry.domain import InvalidJob, Job
 from foundry.ports.queue_types import Duplicate, Enqueued, EnqueueOutcome
 
 _BATCH = 1000
@@ -41,11 +41,13 @@ class EnqueuePlan:
     def one(self, job: Job) -> EnqueueCall:
         """The call that stores ``job`` (raises the codec's ``InvalidJob`` before any write)."""
         args: list[Arg] = [self._clock.arg(), self._epochs.candidate]
-        args += job_args(job, self._records.encode_job(job))
+        args += [*job_args(job, self._records.encode_job(job)), dependencies(job)]
         return self._keys.queue(job.queue), args
 
     def outcome(self, job: Job, reply: Any) -> EnqueueOutcome:
-        """What one call's reply says about ``job``; notes the queue's epoch."""
+        """What one call's reply says about ``job``; notes the queue's epoch. Raises
+        ``InvalidJob`` for a dependency the queue does not hold (nothing was written)."""
+        _refuse_unknown_dependency(job.queue, reply)
         self._epochs.see(job.queue, reply[0])
         return _outcome(job.id, reply[1])
 
@@ -67,7 +69,7 @@ class EnqueuePlan:
                 args: list[Arg] = [now, self._epochs.candidate]
                 for index in indices[start : start + _BATCH]:
                     job = jobs[index]
-                    args += job_args(job, self._records.encode_job(job))
+                    args += [*job_args(job, self._records.encode_job(job)), dependencies(job)]
                     order[index] = position
                     position += 1
                 calls.append((keys, args))
@@ -76,7 +78,11 @@ class EnqueuePlan:
     def outcomes(
         self, jobs: Sequence[Job], calls: list[EnqueueCall], replies: list[Any], order: list[int]
     ) -> list[EnqueueOutcome]:
-        """Each job's outcome, in the jobs' order; notes each queue's epoch."""
+        """Each job's outcome, in the jobs' order; notes each queue's epoch. Raises
+        ``InvalidJob`` for a dependency a queue does not hold (that queue's call wrote
+        nothing)."""
+        for (keys, _), reply in zip(calls, replies, strict=True):
+            _refuse_unknown_dependency(keys.queue, reply)
         for (keys, _), reply in zip(calls, replies, strict=True):
             self._epochs.see(keys.queue, reply[0])
         flat = [item for reply in replies for item in reply[1:]]
@@ -116,6 +122,23 @@ class Enqueuer:
                 self._epochs.register(keys.queue)
             replies = self._runner.call_many([("enqueue", keys.all, args) for keys, args in calls])
         return self._plan.outcomes(jobs, calls, replies, order)
+
+
+def dependencies(job: Job) -> str:
+    """The enqueue function's dependency argument: "" or "<D|R> <id> <id>..."."""
+    if not job.after:
+        return ""
+    return ("R " if job.run_after_failure else "D ") + " ".join(job.after)
+
+
+def _refuse_unknown_dependency(queue: str, reply: Any) -> None:
+    """The function refused a batch (before any write) for a dependency it does not hold."""
+    if reply and reply[0] == b"!":
+        raise InvalidJob(
+            "after",
+            f"job {reply[2].decode()!r} is not in queue {queue!r}; a job can wait only for "
+            "jobs of its own queue enqueued before it (or earlier in the same batch)",
+        )
 
 
 def _outcome(job_id: str, reply: Any) -> EnqueueOutcome:

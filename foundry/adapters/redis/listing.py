@@ -86,6 +86,16 @@ def _delayed(client: redis.Redis, keys: QueueKeys, offset: int, limit: int, now:
     return [raw.decode() for raw in ids]
 
 
+def _waiting(client: redis.Redis, keys: QueueKeys, offset: int, limit: int, _: int) -> list[str]:
+    """Waiting jobs, in the order of their enqueue (their seq)."""
+    ids = call(client, "HKEYS", keys.named("deps"))
+    states = call(client, "HMGET", keys.named("state"), *ids) if ids else []
+    ranked = sorted(
+        (parse_state(state).seq, raw.decode()) for raw, state in zip(ids, states, strict=True)
+    )
+    return [job_id for _, job_id in ranked[offset : offset + limit]]
+
+
 def _by_rank(name: str, newest_first: bool) -> Callable[..., list[str]]:
     def ids(client: redis.Redis, keys: QueueKeys, offset: int, limit: int, _: int) -> list[str]:
         command = "ZREVRANGE" if newest_first else "ZRANGE"
@@ -102,4 +112,5 @@ _IDS: dict[JobState, Callable[[redis.Redis, QueueKeys, int, int, int], list[str]
     JobState.COMPLETED: _by_rank("done", newest_first=True),
     JobState.DEAD: _by_rank("dead", newest_first=True),
     JobState.CANCELLED: _by_rank("done", newest_first=True),
+    JobState.WAITING: _waiting,
 }

@@ -26,6 +26,7 @@ _STATES = {
     "C": JobState.COMPLETED,
     "X": JobState.DEAD,
     "N": JobState.CANCELLED,
+    "W": JobState.WAITING,
 }
 #: The states whose record says why the job ended.
 _WITH_REASON = (JobState.DEAD, JobState.CANCELLED)

@@ -41,6 +41,10 @@
 --                          (60 s), returned to its re-send                requeue_dead
 --   <base>stop     hash    id -> reason: a cancel asked the running job   cancel (set), the job's
 --                          to stop (renew reports it)                     end (cancel_job, forget)
+--   <base>deps     hash    waiting id -> "<count> <D|R>": how many jobs   enqueue, complete, the
+--                          it still waits for; D: dead if one fails,      end of a job
+--                          R: runs anyway                                 (settle_dependants)
+--   <base>dependants hash  id -> "<id> <id>...": the jobs waiting for it  enqueue, the job's end
 --   <base>waiters  hash    id -> "1": someone waits for the job to end    watch (set), the job's
 --                                                                         end (notify_settled)
 --   <base>n:<id>   list    "1" once the job ended and someone waited      complete, fail, reap,
@@ -74,7 +78,7 @@
 --    "\x1f<created_at us, base 36>" (blobs.py).
 -- R2 job state: "<state>,<attempts>,<seq>,<lease token>,<time ms>,<outcome>,<last token>,
 --    <worker>,<reason>". state R ready, D delayed, A active, C completed, X dead,
---    N cancelled; time is the lease deadline (A) or when it finished, died or was cancelled
+--    N cancelled, W waiting for its dependencies (time: its own run time); time is the lease deadline (A) or when it finished, died or was cancelled
 --    (C, X, N); the last ended lease's token and
 --    outcome (C completed, Y retried now, D retried later, X dead, R released, L lost) let an
 --    exact re-send of complete/fail/release be recognised (Q8). A lease token is

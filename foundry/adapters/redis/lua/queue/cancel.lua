@@ -1,4 +1,4 @@
--- cancel: a pending (ready or delayed) job ends cancelled, kept `ttl` ms like a completed one
+-- cancel: a pending (ready, delayed or waiting) job ends cancelled, kept `ttl` ms like a completed one
 -- (in done); a running job is asked to stop (stop hash: renew tells its worker, and whatever
 -- would run it again ends it cancelled); an ended job is left as it is.
 -- KEYS  the queue's keys
@@ -23,7 +23,7 @@ if st.l == "A" then
   redis.call("HSETNX", BASE .. "stop", id, reason)
   return "A"
 end
-if st.l ~= "R" and st.l ~= "D" then
+if st.l ~= "R" and st.l ~= "D" and st.l ~= "W" then
   return st.l
 end
 cancel_job(id, header(value), st, now, reason, ttl)

@@ -51,6 +51,7 @@ if #ended > 0 then
   multi("ZADD", DONE, expiry)
   redis.call("HINCRBY", META, "completed", n2s(#ended))
   notify_settled(ended)
+  settle_completed(ended, now)
 end
 if #results > 0 then
   multi("HSET", RESULTS, results)

@@ -1,4 +1,5 @@
--- delete: remove one pending (ready or delayed) or dead job.
+-- delete: remove one pending (ready, delayed or waiting) or dead job; the jobs waiting for it
+-- go dead (or run, as each asked).
 -- KEYS  the queue's keys
 -- ARGV  now, id, request id
 -- Reply 1 if removed, 0 if there is no such job or it is running or completed
@@ -6,6 +7,7 @@
 local id = ARGV[2]
 return counted(ARGV[3], function()
   local pending = redis.call("ZSCORE", READY, id) or redis.call("ZSCORE", DELAYED, id)
+    or redis.call("HEXISTS", BASE .. "deps", id) == 1
   if not (pending or redis.call("ZSCORE", DEAD, id)) then
     return 0
   end

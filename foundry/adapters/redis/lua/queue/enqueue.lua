@@ -1,16 +1,18 @@
 -- enqueue: store jobs, ready now or delayed until max(at, now + after).
 -- KEYS  the queue's keys
 -- ARGV  now, epoch candidate, then per job: id, blob, priority, max attempts, at ms, after ms,
---       unique ("" or "<ttl ms> <S|F><key>")
+--       unique ("" or "<ttl ms> <S|F><key>"), dependencies ("" or "<D|R> <id> <id>...": the
+--       jobs it waits for, and whether it goes dead (D) or runs (R) if one of them fails)
 -- Reply {epoch, one outcome per job: 0 enqueued (or already stored), or the id holding the
---       unique key}
+--       unique key}; or, before any write, {"!", job index, id} for a dependency that is
+--       neither stored nor earlier in the batch
 -- Keeps Q1 (stored before the reply), Q2 (seq in order), Q3 (delayed in `delayed`), Q8 (a
 --       stored id is left unchanged), Q9 (unique keys)
 local now = now_ms(ARGV[1])
-local per = 7
+local per = 8
 local n = (#ARGV - 2) / per
 if not now or n < 1 or n ~= math.floor(n) then
-  return fail_arg("enqueue needs now, epoch and 7 values per job")
+  return fail_arg("enqueue needs now, epoch and 8 values per job")
 end
 for i = 0, n - 1 do
   local b = 3 + i * per
@@ -20,6 +22,38 @@ for i = 0, n - 1 do
       or (ARGV[b + 6] ~= "" and not string.match(ARGV[b + 6], "^%d+ [SF].")) then
     return fail_arg("job " .. i .. " of the batch")
   end
+end
+local earlier = {}
+for i = 0, n - 1 do
+  local b = 3 + i * per
+  for dep in string.gmatch(string.sub(ARGV[b + 7], 3), "%S+") do
+    if not earlier[dep] and redis.call("HEXISTS", JOBS, dep) == 0 then
+      return { "!", i, dep }
+    end
+  end
+  earlier[ARGV[b]] = true
+end
+
+-- How a new job waits for the jobs `spec` names: "dead" if one failed and it must not run,
+-- else the count it still waits for (the batch's new jobs in `fresh` are pending).
+local function wait_for(id, spec, fresh)
+  local rule, pending = string.sub(spec, 1, 1), {}
+  for dep in string.gmatch(string.sub(spec, 3), "%S+") do
+    local letter = fresh[dep] and "R" or (get_state(dep) or { l = "C" }).l
+    if (letter == "X" or letter == "N") and rule == "D" then
+      return "dead"
+    elseif letter ~= "C" and letter ~= "X" and letter ~= "N" then
+      pending[#pending + 1] = dep
+    end
+  end
+  for _, dep in ipairs(pending) do
+    local others = redis.call("HGET", BASE .. "dependants", dep)
+    redis.call("HSET", BASE .. "dependants", dep, others and (others .. " " .. id) or id)
+  end
+  if #pending > 0 then
+    redis.call("HSET", BASE .. "deps", id, #pending .. " " .. rule)
+  end
+  return #pending
 end
 
 local meta = redis.call("HMGET", META, "epoch", "seq")
@@ -73,7 +107,17 @@ for i = 0, n - 1 do
     -- One concatenation (a single Lua op) instead of a table.concat of a new table.
     records[r + 2] = enq .. " " .. ARGV[b + 2] .. " " .. ARGV[b + 3] .. " " .. #uspec .. " "
       .. uspec .. ARGV[b + 1]
-    if run_at <= now then
+    local waits = ARGV[b + 7] ~= "" and wait_for(id, ARGV[b + 7], seen) or 0
+    if waits == "dead" then
+      local st = decode_state(nil, seq)
+      append_error(id, '{"type":"DependencyFailed","message":"a job it waits for did not '
+        .. 'complete (dead, cancelled or deleted)"}', now)
+      release_unique({ unique = uspec }, id, "*")
+      bury(id, { unique = uspec }, st, now, "dependency failed", 0, 0)
+    elseif waits > 0 then
+      put_state(id, { l = "W", a = 0, s = seq, tk = "", t = run_at, o = "", lt = "", w = "",
+                      r = "" })
+    elseif run_at <= now then
       -- A number, not n2s: redis.call converts it exactly (%.17g, integers < 2^53), without
       -- interning a Lua string per job.
       r = #ready

@@ -1,0 +1,83 @@
+"""Jobs waiting for others in the memory queue (``Job.after``): who waits for whom, how many
+each still waits for, and what the end of a job does to the jobs waiting for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from foundry.adapters.memory.store import Entry, QueueState
+from foundry.domain import ErrorInfo, InvalidJob, Job, JobState
+
+#: Buries a job with a reason (the dead letters' ``bury``).
+Bury = Callable[[QueueState, Entry, str, datetime], None]
+
+_FAILED = (JobState.DEAD, JobState.CANCELLED)
+
+
+def check_known(state: QueueState, jobs: Sequence[Job]) -> None:
+    """Refuse (before any write) a job waiting for one its queue does not hold, unless that
+    one comes earlier in ``jobs``."""
+    earlier: set[str] = set()
+    for job in jobs:
+        for dep in job.after:
+            if dep not in earlier and dep not in state.jobs:
+                raise InvalidJob(
+                    "after",
+                    f"job {dep!r} is not in queue {job.queue!r}; a job can wait only for jobs "
+                    "of its own queue enqueued before it (or earlier in the same batch)",
+                )
+        earlier.add(job.id)
+
+
+class Dependencies:
+    """The waiting jobs of every queue; ``bury`` is set once the dead letters exist."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.bury: Bury | None = None
+        self._wake = wake
+
+    def wait(self, state: QueueState, entry: Entry, job: Job, now: datetime) -> bool:
+        """Make the new ``entry`` wait for ``job.after``; whether it waits (or is dead)."""
+        pending = []
+        for dep in job.after:
+            other = state.jobs.get(dep)
+            if other is not None and other.state in _FAILED and not job.run_after_failure:
+                state.jobs[entry.job_id] = entry
+                state.counts[entry.state] += 1
+                self._fail(state, entry, dep, now)
+                return True
+            if other is not None and other.state not in (JobState.COMPLETED, *_FAILED):
+                pending.append(dep)
+        if not pending:
+            return False
+        entry.state = JobState.WAITING
+        state.jobs[entry.job_id] = entry
+        state.counts[JobState.WAITING] += 1
+        state.waiting[entry.job_id] = (len(pending), job.run_after_failure)
+        for dep in pending:
+            state.dependants.setdefault(dep, []).append(entry.job_id)
+        return True
+
+    def ended(self, state: QueueState, entry: Entry, failed: bool, now: datetime) -> None:
+        """``entry``'s job ended (completed, or ``failed``: dead, cancelled, deleted)."""
+        state.waiting.pop(entry.job_id, None)
+        for waiting_id in state.dependants.pop(entry.job_id, []):
+            waiter = state.jobs.get(waiting_id)
+            count, run_anyway = state.waiting.get(waiting_id, (0, False))
+            if waiter is None or waiter.state is not JobState.WAITING:
+                continue
+            if failed and not run_anyway:
+                self._fail(state, waiter, entry.job_id, now)
+            elif count <= 1:
+                del state.waiting[waiting_id]
+                state.schedule(waiter, max(waiter.run_at, now), now)
+                self._wake()
+            else:
+                state.waiting[waiting_id] = (count - 1, run_anyway)
+
+    def _fail(self, state: QueueState, entry: Entry, dep: str, now: datetime) -> None:
+        assert self.bury is not None
+        message = f"job {dep} it waits for did not complete (dead, cancelled or deleted)"
+        entry.errors.append(ErrorInfo("DependencyFailed", message, at=now))
+        self.bury(state, entry, "dependency failed", now)
