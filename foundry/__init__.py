@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from foundry.contrib.capture import ErrorCapture as ErrorCapture
     from foundry.contrib.timing import TimingMiddleware as TimingMiddleware
     from foundry.domain import (
+        AfterFailure as AfterFailure,
+    )
+    from foundry.domain import (
         CacheError as CacheError,
     )
     from foundry.domain import (
@@ -182,6 +185,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "AfterFailure",
     "AsyncDispatcher",
     "AsyncQueuePort",
     "CacheError",
@@ -255,6 +259,7 @@ logging.getLogger("foundry").addHandler(logging.NullHandler())
 
 #: Each public name and the module that defines it.
 _HOMES = {
+    "AfterFailure": "foundry.domain",
     "Connection": "foundry.entrypoints.connect",
     "connect": "foundry.entrypoints.connect",
     "Driver": "foundry.entrypoints.settings",

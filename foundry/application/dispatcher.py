@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from foundry.application.chains import chain_jobs
 from foundry.application.job_maker import (
     AfterCommit,
     FirstDispatchWarning,
@@ -16,7 +17,7 @@ from foundry.application.job_maker import (
 )
 from foundry.application.registry import JobRegistry
 from foundry.application.results import wait_for_result
-from foundry.domain import Job, JobNotFound, JobState, UniqueSpec
+from foundry.domain import AfterFailure, Job, JobNotFound, JobState, UniqueSpec
 from foundry.ports import Clock, CommitHooks, QueuePort
 
 
@@ -61,14 +62,14 @@ class Dispatcher:
         unique: UniqueSpec | None = None,
         after_commit: bool | None = None,
         after: Sequence[str] | None = None,
-        run_after_failure: bool | None = None,
+        after_failure: AfterFailure | str | None = None,
     ) -> str:
         """Enqueue one job (after the commit, if so); its id (or the pending duplicate's).
 
         ``after``: ids of jobs of the same queue, dispatched before, that must complete
         before this one runs (it waits meanwhile); if one goes dead or is cancelled, this one
-        goes dead with reason ``dependency failed``, or runs anyway with
-        ``run_after_failure=True``. An id the queue does not hold raises ``InvalidJob``.
+        goes dead with reason ``dependency failed`` (``after_failure="cancel"``: it is
+        cancelled; ``"run"``: it runs anyway). An id the queue does not hold raises ``InvalidJob``.
         """
         job = self._jobs.one(
             target,
@@ -80,7 +81,7 @@ class Dispatcher:
             job_id=job_id,
             unique=unique,
             after=after,
-            run_after_failure=run_after_failure,
+            after_failure=after_failure,
         )
         if self._after_commit.wanted(after_commit):
             self._after_commit.defer([job], lambda: self._send(job))
@@ -99,6 +100,25 @@ class Dispatcher:
         if jobs and self._after_commit.wanted(after_commit):
             self._after_commit.defer(jobs, lambda: self._send_many(jobs))
             return [job.id for job in jobs]
+        return self._send_many(jobs)
+
+    def chain(
+        self,
+        steps: Iterable[Item],
+        *,
+        queue: str | None = None,
+        result_as: str | None = None,
+    ) -> list[str]:
+        """Enqueue ``steps`` (``(handler, payload)`` pairs) to run one after another, in one
+        ``enqueue_many``; their ids, in order.
+
+        Each step waits for the previous one to complete; if a step goes dead or is
+        cancelled, the later ones are cancelled with reason ``dependency failed``. With
+        ``result_as``, each step after the first gets the previous step's result as that
+        keyword argument (its handler must accept it). Every step runs in one queue:
+        ``queue``, or the first handler's. An empty chain raises ``InvalidJob``.
+        """
+        jobs = chain_jobs(self.build, list(steps), queue, result_as)
         return self._send_many(jobs)
 
     def result(

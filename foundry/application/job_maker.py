@@ -41,11 +41,11 @@ class JobMaker:
         job_id: str | None,
         unique: UniqueSpec | None,
         after: Sequence[str] | None = None,
-        run_after_failure: bool | None = None,
+        after_failure: str | None = None,
     ) -> Job:
         """The job of one ``dispatch`` call (raises ``InvalidJob`` / ``UnknownHandler``)."""
         options: dict[str, Any] = {"queue": queue, "priority": priority, "id": job_id}
-        options |= {"unique": unique, "after": after, "run_after_failure": run_after_failure}
+        options |= {"unique": unique, "after": after, "after_failure": after_failure}
         return self.build(target, payload, schedule=_schedule(delay, at), **options)
 
     def many(self, items: Iterable[Item]) -> list[Job]:

@@ -29,6 +29,7 @@ from foundry.domain.job import (
     MAX_PAYLOAD_DEPTH,
     PRIORITY_MAX,
     PRIORITY_MIN,
+    AfterFailure,
     Job,
     Payload,
     UniqueSpec,
@@ -55,6 +56,7 @@ from foundry.domain.schedule import LATEST_RUN_AT, MAX_DELAY, RunAfter, RunAt, R
 from foundry.domain.state import JobState
 
 __all__ = [
+    "AfterFailure",
     "CatchUp",
     "CatchUpMode",
     "Cron",

@@ -291,8 +291,22 @@ def _id_tuple(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _check_bool(value: object) -> str | None:
-    return None if isinstance(value, bool) else f"{value!r} must be True or False"
+class AfterFailure(enum.StrEnum):
+    """What a job does when a job it waits for (``Job.after``) goes dead, is cancelled or is
+    deleted: it goes dead too, or is cancelled (a chain's later steps), both with reason
+    ``dependency failed``; or it runs anyway."""
+
+    DEAD = "dead"
+    CANCEL = "cancel"
+    RUN = "run"
+
+
+def _after_failure(value: Any) -> AfterFailure:
+    try:
+        return AfterFailure(value)
+    except ValueError:
+        choices = ", ".join(repr(choice.value) for choice in AfterFailure)
+        raise InvalidJob("after_failure", f"{value!r} must be one of {choices}") from None
 
 
 def _check_retry(value: object) -> str | None:
@@ -306,8 +320,7 @@ class Job:
     Every field is validated at construction: a bad value raises ``InvalidJob`` naming it.
     The id is minted by the client, so re-sending an enqueue is idempotent. ``after`` names
     jobs of the same queue, enqueued before it, that must complete before it runs; if one of
-    them goes dead (or is cancelled) the job goes dead with reason ``dependency failed``,
-    unless ``run_after_failure``.
+    them goes dead, is cancelled or deleted, ``after_failure`` says what the job does.
     """
 
     name: str = attrs.field(validator=_rule(_check_name))
@@ -325,7 +338,7 @@ class Job:
     created_at: datetime | None = attrs.field(default=None, validator=_rule(_check_created_at))
     metadata: dict[str, str] = attrs.field(factory=dict, validator=_rule(_check_metadata))
     after: tuple[str, ...] = attrs.field(default=(), converter=_id_tuple)
-    run_after_failure: bool = attrs.field(default=False, validator=_rule(_check_bool))
+    after_failure: AfterFailure = attrs.field(default=AfterFailure.DEAD, converter=_after_failure)
 
     @after.validator
     def _after(self, _: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:

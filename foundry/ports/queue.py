@@ -52,7 +52,8 @@ class QueuePort(Protocol):
         """Store ``job``: ready now, or delayed until its schedule says, or ``WAITING`` while
         a job its ``after`` names has not completed (the completion of the last one makes it
         ready, or delayed until its own run time; one that goes dead, is cancelled or deleted
-        makes it dead with reason ``"dependency failed"`` unless ``run_after_failure``).
+        makes it dead, or cancelled, with reason ``"dependency failed"``, or lets it run, as
+        its ``after_failure`` says).
 
         Returns ``Enqueued`` (also when this id is already stored: re-sends are idempotent) or
         ``Duplicate`` when its unique key is held. Raises ``InvalidJob`` for a job the backend

@@ -86,7 +86,7 @@ def test_a_cancelled_or_deleted_dependency_fails_the_waiting_job(queue: Queue, h
 
 def test_a_job_that_runs_after_failure_runs_when_its_dependency_dies(queue: Queue) -> None:
     queue.enqueue(job(id="a"))
-    queue.enqueue(job(id="b", after=("a",), run_after_failure=True))
+    queue.enqueue(job(id="b", after=("a",), after_failure="run"))
     [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
 
     queue.fail(lease, ErrorInfo("Boom", "x"), Dead("gave up"))
@@ -158,3 +158,25 @@ def test_a_dependency_the_queue_does_not_hold_is_refused_and_nothing_is_written(
         queue.enqueue_many(jobs)
 
     assert [queue.get(each.id) for each in jobs] == [None] * len(jobs)
+
+
+def test_a_job_that_is_cancelled_after_failure_ends_cancelled_with_the_rest(queue: Queue) -> None:
+    queue.enqueue(job(id="a"))
+    queue.enqueue_many(
+        [job(id="b", after=("a",), after_failure="cancel"), job(id="c", after=("b",))]
+    )
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+
+    queue.fail(lease, ErrorInfo("Boom", "x"), Dead("gave up"))
+
+    b, c = queue.get("b"), queue.get("c")
+    assert b is not None
+    assert c is not None
+    assert (b.state, b.reason, c.state, c.reason) == (
+        JobState.CANCELLED,
+        "dependency failed",
+        JobState.DEAD,
+        "dependency failed",
+    )
+    queue.enqueue(job(id="d", after=("a",), after_failure="cancel"))
+    assert state_of(queue, "d") is JobState.CANCELLED

@@ -39,7 +39,7 @@ class ModelJob:
     reason: str | None = None
     stop: str | None = None  # a cancel asked the running job to stop
     waits: set[str] = attrs.Factory(set)  # the jobs it still waits for
-    run_anyway: bool = False  # runs when a job it waits for fails
+    after_failure: str = "dead"  # dead, cancel or run, when a job it waits for fails
 
 
 @attrs.define
@@ -100,14 +100,17 @@ class QueueModel:
         """A new job waits for the jobs in ``job.waits`` that have not ended (or is dead)."""
         deps = [self.jobs[dep] for dep in sorted(job.waits)]
         job.waits = {dep.id for dep in deps if dep.state not in (COMPLETED, *_FAILED)}
-        if any(dep.state in _FAILED for dep in deps) and not job.run_anyway:
+        if any(dep.state in _FAILED for dep in deps) and job.after_failure != "run":
             job.waits = set()
             self.fail_waiting(job)
         elif job.waits:
             job.state = WAITING
 
     def fail_waiting(self, job: ModelJob) -> None:
-        """A job waiting for one that failed goes dead."""
+        """A job waiting for one that failed goes dead (an error recorded) or is cancelled."""
+        if job.after_failure == "cancel":
+            self.end_cancelled(job, "dependency failed")
+            return
         job.errors += 1
         self.bury(job, "dependency failed")
 
@@ -117,7 +120,7 @@ class QueueModel:
             if other.state != WAITING or job_id not in other.waits:
                 continue
             other.waits.discard(job_id)
-            if failed and not other.run_anyway:
+            if failed and other.after_failure != "run":
                 other.waits = set()
                 self.fail_waiting(other)
             elif not other.waits:

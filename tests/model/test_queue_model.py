@@ -125,7 +125,7 @@ class QueueMachine(BatchRules):
         data=st.data(),
         delay=delays,
         unique=uniques,
-        run_anyway=st.booleans(),
+        after_failure=st.sampled_from(["dead", "cancel", "run"]),
         max_attempts=st.integers(1, 2),
     )
     def enqueue_after_others(
@@ -133,7 +133,7 @@ class QueueMachine(BatchRules):
         data: st.DataObject,
         delay: timedelta,
         unique: tuple[str, str] | None,
-        run_anyway: bool,
+        after_failure: str,
         max_attempts: int,
     ) -> None:
         """A job waiting for one or two jobs of its queue (in any state)."""
@@ -148,7 +148,7 @@ class QueueMachine(BatchRules):
             retry=RetryPolicy(max_attempts=max_attempts),
             unique=None if unique is None else UniqueSpec(unique[0], UNIQUE_TTL, unique[1]),
             after=tuple(after),
-            run_after_failure=run_anyway,
+            after_failure=after_failure,
         )
         self._call(lambda: self._enqueue(job))
 
@@ -164,7 +164,7 @@ class QueueMachine(BatchRules):
                 run_at=job.run_at(self.model.now),
                 unique=unique,
                 waits=set(job.after),
-                run_anyway=job.run_after_failure,
+                after_failure=job.after_failure.value,
             ),
             UNIQUE_TTL,
         )

@@ -10,6 +10,7 @@ from foundry.adapters.memory import MemoryQueue
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
 from foundry.domain import (
+    AfterFailure,
     Dead,
     ErrorInfo,
     InvalidJob,
@@ -120,14 +121,14 @@ def test_dispatch_after_makes_the_job_wait_for_the_others(
 ) -> None:
     first = dispatcher.dispatch(resize, {"width": 1})
 
-    second = dispatcher.dispatch(resize, {"width": 2}, after=[first], run_after_failure=True)
+    second = dispatcher.dispatch(resize, {"width": 2}, after=[first], after_failure="run")
 
     record = queue.get(second)
     assert record is not None
-    assert (record.state, record.job.after, record.job.run_after_failure) == (
+    assert (record.state, record.job.after, record.job.after_failure) == (
         JobState.WAITING,
         (first,),
-        True,
+        AfterFailure.RUN,
     )
 
 

@@ -14,6 +14,7 @@ from foundry.domain import (
     MAX_PAYLOAD_DEPTH,
     PRIORITY_MAX,
     PRIORITY_MIN,
+    AfterFailure,
     InvalidJob,
     InvalidQueueName,
     Job,
@@ -207,4 +208,8 @@ def test_after_names_other_jobs_by_id(after: object, message: str) -> None:
 
 def test_after_is_kept_as_a_tuple_and_defaults_to_none() -> None:
     assert Job("task", after=["a", "b"]).after == ("a", "b")
-    assert (Job("task").after, Job("task").run_after_failure) == ((), False)
+    assert (Job("task").after, Job("task").after_failure) == ((), AfterFailure.DEAD)
+    with pytest.raises(
+        InvalidJob, match=r"'after_failure'.*must be one of 'dead', 'cancel', 'run'"
+    ):
+        Job("task", after_failure="skip")

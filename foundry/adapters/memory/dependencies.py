@@ -7,12 +7,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from foundry.adapters.memory.store import Entry, QueueState
-from foundry.domain import ErrorInfo, InvalidJob, Job, JobState
+from foundry.domain import AfterFailure, ErrorInfo, InvalidJob, Job, JobState
 
-#: Buries a job with a reason (the dead letters' ``bury``).
-Bury = Callable[[QueueState, Entry, str, datetime], None]
+#: Ends a job with a reason (the dead letters' ``bury``, the store's ``cancelled``).
+End = Callable[[QueueState, Entry, str, datetime], None]
 
 _FAILED = (JobState.DEAD, JobState.CANCELLED)
+_REASON = "dependency failed"
 
 
 def check_known(state: QueueState, jobs: Sequence[Job]) -> None:
@@ -33,19 +34,21 @@ def check_known(state: QueueState, jobs: Sequence[Job]) -> None:
 class Dependencies:
     """The waiting jobs of every queue; ``bury`` is set once the dead letters exist."""
 
-    def __init__(self, wake: Callable[[], None]) -> None:
-        self.bury: Bury | None = None
+    def __init__(self, wake: Callable[[], None], cancel: End) -> None:
+        self.bury: End | None = None
         self._wake = wake
+        self._cancel = cancel
 
     def wait(self, state: QueueState, entry: Entry, job: Job, now: datetime) -> bool:
-        """Make the new ``entry`` wait for ``job.after``; whether it waits (or is dead)."""
+        """Make the new ``entry`` wait for ``job.after``; whether it waits (or has ended)."""
+        rule = job.after_failure
         pending = []
         for dep in job.after:
             other = state.jobs.get(dep)
-            if other is not None and other.state in _FAILED and not job.run_after_failure:
+            if other is not None and other.state in _FAILED and rule is not AfterFailure.RUN:
                 state.jobs[entry.job_id] = entry
                 state.counts[entry.state] += 1
-                self._fail(state, entry, dep, now)
+                self._fail(state, entry, rule, dep, now)
                 return True
             if other is not None and other.state not in (JobState.COMPLETED, *_FAILED):
                 pending.append(dep)
@@ -54,7 +57,7 @@ class Dependencies:
         entry.state = JobState.WAITING
         state.jobs[entry.job_id] = entry
         state.counts[JobState.WAITING] += 1
-        state.waiting[entry.job_id] = (len(pending), job.run_after_failure)
+        state.waiting[entry.job_id] = (len(pending), rule)
         for dep in pending:
             state.dependants.setdefault(dep, []).append(entry.job_id)
         return True
@@ -64,20 +67,25 @@ class Dependencies:
         state.waiting.pop(entry.job_id, None)
         for waiting_id in state.dependants.pop(entry.job_id, []):
             waiter = state.jobs.get(waiting_id)
-            count, run_anyway = state.waiting.get(waiting_id, (0, False))
+            count, rule = state.waiting.get(waiting_id, (0, AfterFailure.DEAD))
             if waiter is None or waiter.state is not JobState.WAITING:
                 continue
-            if failed and not run_anyway:
-                self._fail(state, waiter, entry.job_id, now)
+            if failed and rule is not AfterFailure.RUN:
+                self._fail(state, waiter, rule, entry.job_id, now)
             elif count <= 1:
                 del state.waiting[waiting_id]
                 state.schedule(waiter, max(waiter.run_at, now), now)
                 self._wake()
             else:
-                state.waiting[waiting_id] = (count - 1, run_anyway)
+                state.waiting[waiting_id] = (count - 1, rule)
 
-    def _fail(self, state: QueueState, entry: Entry, dep: str, now: datetime) -> None:
+    def _fail(
+        self, state: QueueState, entry: Entry, rule: AfterFailure, dep: str, now: datetime
+    ) -> None:
+        if rule is AfterFailure.CANCEL:
+            self._cancel(state, entry, _REASON, now)
+            return
         assert self.bury is not None
         message = f"job {dep} it waits for did not complete (dead, cancelled or deleted)"
         entry.errors.append(ErrorInfo("DependencyFailed", message, at=now))
-        self.bury(state, entry, "dependency failed", now)
+        self.bury(state, entry, _REASON, now)

@@ -59,7 +59,7 @@ class MemoryQueue:
     ) -> None:
         store = MemoryStore(clock, completed_ttl)
         records = EntryCodec(codec or Codec())
-        deps = Dependencies(store.cond.notify_all)
+        deps = Dependencies(store.cond.notify_all, store.cancelled)
         store.on_end = deps.ended
         dead = DeadLetters(retention, store.unique, store.settled, deps.ended)
         deps.bury = dead.bury

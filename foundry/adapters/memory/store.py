@@ -16,7 +16,14 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from foundry.domain import ConfigurationError, ErrorInfo, JobState, UniqueSpec, UniqueUntil
+from foundry.domain import (
+    AfterFailure,
+    ConfigurationError,
+    ErrorInfo,
+    JobState,
+    UniqueSpec,
+    UniqueUntil,
+)
 from foundry.ports import Clock
 
 #: The last thing a lease token did to its job, so a re-send of it is recognised (Q8).
@@ -81,7 +88,7 @@ class QueueState:
     ready: list[tuple[int, int, str]] = attrs.Factory(list)
     delayed: list[tuple[datetime, int, str]] = attrs.Factory(list)
     dead: dict[str, None] = attrs.Factory(dict)  # insertion order: oldest first
-    waiting: dict[str, tuple[int, bool]] = attrs.Factory(dict)  # id: (count, run anyway)
+    waiting: dict[str, tuple[int, AfterFailure]] = attrs.Factory(dict)  # id: (count, rule)
     dependants: dict[str, list[str]] = attrs.Factory(dict)  # id: the jobs waiting for it
     counts: Counter[JobState] = attrs.Factory(Counter)
     completed: int = 0

@@ -18,7 +18,7 @@ from foundry.adapters.redis.keys import KeyLayout, QueueKeys
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import job_args
 from foundry.adapters.redis.runner import Arg, FunctionRunner
-from foundry.domain import InvalidJob, Job
+from foundry.domain import AfterFailure, InvalidJob, Job
 from foundry.ports.queue_types import Duplicate, Enqueued, EnqueueOutcome
 
 _BATCH = 1000
@@ -124,11 +124,14 @@ class Enqueuer:
         return self._plan.outcomes(jobs, calls, replies, order)
 
 
+_RULES = {AfterFailure.DEAD: "D", AfterFailure.CANCEL: "C", AfterFailure.RUN: "R"}
+
+
 def dependencies(job: Job) -> str:
-    """The enqueue function's dependency argument: "" or "<D|R> <id> <id>..."."""
+    """The enqueue function's dependency argument: "" or "<D|C|R> <id> <id>..."."""
     if not job.after:
         return ""
-    return ("R " if job.run_after_failure else "D ") + " ".join(job.after)
+    return _RULES[job.after_failure] + " " + " ".join(job.after)
 
 
 def _refuse_unknown_dependency(queue: str, reply: Any) -> None:

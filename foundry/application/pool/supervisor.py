@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from datetime import timedelta
 from random import Random
 
+from foundry.application.chains import PreviousResults
 from foundry.application.outcome import PoolObserver
 from foundry.application.pool.claims import Claimer
 from foundry.application.pool.config import PoolConfig
@@ -32,10 +34,13 @@ from foundry.application.pool.upkeep import Upkeep
 from foundry.application.pool.wire import Reply, encode_task
 from foundry.application.pool.workforce import Workforce
 from foundry.application.registry import JobRegistry
-from foundry.domain import Cancel, ErrorInfo, JobCancelled
+from foundry.domain import Cancel, ErrorInfo, FoundryError, JobCancelled
 from foundry.ports import Clock, Lease, QueuePort
 
 log = logging.getLogger(__name__)
+
+#: A chained job whose previous result cannot be read now is given back for this long.
+PREVIOUS_RETRY = timedelta(seconds=1)
 
 
 class Supervisor:
@@ -83,6 +88,7 @@ class Supervisor:
             worker=heartbeat.id,
             quarantine=self._quarantine,
         )
+        self._previous = PreviousResults(queue)
         self._upkeep = Upkeep(
             queue,
             self._book,
@@ -234,11 +240,17 @@ class Supervisor:
         if job.name not in self._registry:
             self._failures.unknown_handler(lease)
             return False
+        try:
+            payload = self._previous.payload(job)
+        except FoundryError as error:
+            log.warning("job %s waits for a result the queue cannot give (%s)", job.id, error)
+            self.settler.release(lease, PREVIOUS_RETRY)
+            return False
         started_at = self._clock.now()
         slot.job = Running(lease, started_at, now, now + job.timeout.total_seconds())
         slot.state = SlotState.BUSY
         self._workforce.fence(slot.index, self._book.child_deadline(lease.job_id))
-        if not self._workforce.send(slot.index, encode_task(lease)):
+        if not self._workforce.send(slot.index, encode_task(lease, payload)):
             slot.job = None
             slot.state = SlotState.DYING
             self.settler.release(lease)

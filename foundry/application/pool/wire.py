@@ -47,14 +47,15 @@ class Reply:
         return self.value
 
 
-def encode_task(lease: Lease) -> bytes:
-    """The frame that asks a child to run ``lease``'s job."""
+def encode_task(lease: Lease, payload: dict[str, Any] | None = None) -> bytes:
+    """The frame that asks a child to run ``lease``'s job (with ``payload`` instead of the
+    job's own, when given)."""
     job = lease.job
     soft = job.soft_timeout.total_seconds() if job.soft_timeout is not None else 0.0
     task = (
         job.id,
         job.name,
-        job.payload,
+        job.payload if payload is None else payload,
         lease.attempt,
         job.queue,
         soft,

@@ -41,9 +41,9 @@
 --                          (60 s), returned to its re-send                requeue_dead
 --   <base>stop     hash    id -> reason: a cancel asked the running job   cancel (set), the job's
 --                          to stop (renew reports it)                     end (cancel_job, forget)
---   <base>deps     hash    waiting id -> "<count> <D|R>": how many jobs   enqueue, complete, the
---                          it still waits for; D: dead if one fails,      end of a job
---                          R: runs anyway                                 (settle_dependants)
+--   <base>deps     hash    waiting id -> "<count> <D|C|R>": how many      enqueue, complete, the
+--                          jobs it still waits for; if one fails, D:      end of a job
+--                          dead, C: cancelled, R: runs anyway             (settle_dependants)
 --   <base>dependants hash  id -> "<id> <id>...": the jobs waiting for it  enqueue, the job's end
 --   <base>waiters  hash    id -> "1": someone waits for the job to end    watch (set), the job's
 --                                                                         end (notify_settled)

@@ -1,12 +1,16 @@
 -- The queue's helpers. Every queue function starts with bind(KEYS) (runner.py adds it), which
 -- names its queue's keys for the helpers; calls never overlap, so one set of names serves all.
 local JOBS, STATE, ERRORS, RESULTS, READY, DELAYED, LEASES, DEAD, DONE, META, WAKE, BASE
+-- How long a cancelled record is kept (ms): the completed records' ttl when the calling
+-- function was given it, else an hour (the default).
+local COMPLETED_TTL
 
 local function bind(keys)
   JOBS, STATE, ERRORS, RESULTS = keys[1], keys[2], keys[3], keys[4]
   READY, DELAYED, LEASES, DEAD = keys[5], keys[6], keys[7], keys[8]
   DONE, META, WAKE = keys[9], keys[10], keys[11]
   BASE = string.sub(JOBS, 1, -5)
+  COMPLETED_TTL = nil
 end
 
 local BAND = 17592186044416 -- 2^44: ready score = (255 - priority) * BAND + seq, exact in a double
@@ -167,7 +171,7 @@ local function notify_settled(ids)
 end
 
 -- Jobs waiting for others (Job.after): <base>deps holds a waiting job's "<unfinished count>
--- <D|R>" (D: dead if one fails, R: runs anyway), <base>dependants a job's waiting jobs,
+-- <D|C|R>" (if one fails, D: dead, C: cancelled, R: runs anyway), <base>dependants a job's waiting jobs,
 -- "<id> <id>...". settle_dependants(id, failed, now) is called when a job ends.
 local settle_dependants
 
@@ -297,7 +301,11 @@ settle_dependants = function(id, failed, now)
   for dependant in string.gmatch(waiting, "%S+") do
     local spec = redis.call("HGET", BASE .. "deps", dependant)
     local count, rule = string.match(spec or "", "^(%d+) (%u)$")
-    if count and failed and rule == "D" then
+    if count and failed and rule == "C" then
+      local value = redis.call("HGET", JOBS, dependant)
+      cancel_job(dependant, value and header(value), get_state(dependant), now,
+        "dependency failed", COMPLETED_TTL or 3600000)
+    elseif count and failed and rule == "D" then
       local value = redis.call("HGET", JOBS, dependant)
       local st = get_state(dependant)
       append_error(dependant, '{"type":"DependencyFailed","message":' .. cjson.encode("job "

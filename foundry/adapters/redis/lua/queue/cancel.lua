@@ -8,6 +8,7 @@
 -- Keeps Q1 (a cancelled job is kept for inspection, never run), Q8 (a re-send finds it "N",
 --       or keeps the first reason)
 local now, id, reason, ttl = now_ms(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
+COMPLETED_TTL = ttl
 if not now or not id or id == "" or not reason or not ttl then
   return fail_arg("cancel needs now, id, reason and ttl")
 end

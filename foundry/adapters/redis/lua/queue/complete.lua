@@ -5,6 +5,7 @@
 -- Reply one status per job: 1 completed (or a re-send of a completion), 0 stale lease
 -- Keeps Q4 (a stale lease changes nothing and is counted), Q8 (a re-send is accepted)
 local now, ttl = now_ms(ARGV[1]), tonumber(ARGV[2])
+COMPLETED_TTL = ttl
 local n = (#ARGV - 2) / 4
 if not now or not ttl or n < 1 or n ~= math.floor(n) then
   return fail_arg("complete needs now, ttl and 4 values per job")

@@ -1,8 +1,9 @@
 -- enqueue: store jobs, ready now or delayed until max(at, now + after).
 -- KEYS  the queue's keys
 -- ARGV  now, epoch candidate, then per job: id, blob, priority, max attempts, at ms, after ms,
---       unique ("" or "<ttl ms> <S|F><key>"), dependencies ("" or "<D|R> <id> <id>...": the
---       jobs it waits for, and whether it goes dead (D) or runs (R) if one of them fails)
+--       unique ("" or "<ttl ms> <S|F><key>"), dependencies ("" or "<D|C|R> <id> <id>...": the
+--       jobs it waits for, and whether it goes dead (D), is cancelled (C) or runs (R) if one
+--       of them fails)
 -- Reply {epoch, one outcome per job: 0 enqueued (or already stored), or the id holding the
 --       unique key}; or, before any write, {"!", job index, id} for a dependency that is
 --       neither stored nor earlier in the batch
@@ -34,14 +35,15 @@ for i = 0, n - 1 do
   earlier[ARGV[b]] = true
 end
 
--- How a new job waits for the jobs `spec` names: "dead" if one failed and it must not run,
--- else the count it still waits for (the batch's new jobs in `fresh` are pending).
+-- How a new job waits for the jobs `spec` names: "dead" or "cancel" if one failed and its
+-- rule says so, else the count it still waits for (the batch's new jobs in `fresh` are
+-- pending).
 local function wait_for(id, spec, fresh)
   local rule, pending = string.sub(spec, 1, 1), {}
   for dep in string.gmatch(string.sub(spec, 3), "%S+") do
     local letter = fresh[dep] and "R" or (get_state(dep) or { l = "C" }).l
-    if (letter == "X" or letter == "N") and rule == "D" then
-      return "dead"
+    if (letter == "X" or letter == "N") and rule ~= "R" then
+      return rule == "C" and "cancel" or "dead"
     elseif letter ~= "C" and letter ~= "X" and letter ~= "N" then
       pending[#pending + 1] = dep
     end
@@ -108,7 +110,10 @@ for i = 0, n - 1 do
     records[r + 2] = enq .. " " .. ARGV[b + 2] .. " " .. ARGV[b + 3] .. " " .. #uspec .. " "
       .. uspec .. ARGV[b + 1]
     local waits = ARGV[b + 7] ~= "" and wait_for(id, ARGV[b + 7], seen) or 0
-    if waits == "dead" then
+    if waits == "cancel" then
+      cancel_job(id, { unique = uspec }, decode_state(nil, seq), now, "dependency failed",
+        3600000)
+    elseif waits == "dead" then
       local st = decode_state(nil, seq)
       append_error(id, '{"type":"DependencyFailed","message":"a job it waits for did not '
         .. 'complete (dead, cancelled or deleted)"}', now)

@@ -11,6 +11,7 @@ local now = now_ms(ARGV[1])
 local id, token, err, kind, arg = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local max_count, max_age, ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9] or "")
 local delay = tonumber(arg)
+COMPLETED_TTL = ttl
 local KINDS = { retry = true, dead = true, cancel = true, undecodable = true }
 if not now or not max_count or not max_age or (kind == "retry" and not delay)
     or not KINDS[kind] or ((kind == "retry" or kind == "cancel") and not ttl) then

@@ -7,6 +7,7 @@
 --       cancel asked to stop ends cancelled instead
 local now, batch = now_ms(ARGV[1]), tonumber(ARGV[2])
 local max_count, max_age, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6] or "")
+COMPLETED_TTL = ttl
 if not now or not batch or not max_count or not max_age or not ttl then
   return fail_arg("reap needs now, batch, retention, request id, ttl")
 end

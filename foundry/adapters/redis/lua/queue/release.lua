@@ -6,6 +6,7 @@
 -- Keeps Q4, Q7, Q8; a job a cancel asked to stop ends cancelled instead
 local now = now_ms(ARGV[1])
 local id, token, delay, ttl = ARGV[2], ARGV[3], tonumber(ARGV[4] or "0"), tonumber(ARGV[5] or "")
+COMPLETED_TTL = ttl
 if not now or not delay or not ttl then
   return fail_arg("release needs now, id, token, delay ms, ttl ms")
 end

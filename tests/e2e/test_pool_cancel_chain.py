@@ -1,5 +1,6 @@
-"""Cancelling running jobs in a real prefork pool on the memory backend: the handler is
-interrupted with ``JobCancelled``, or killed after ``term_grace`` if it ignores it."""
+"""Cancels and chains in a real prefork pool on the memory backend: a running handler is
+interrupted with ``JobCancelled``, or killed after ``term_grace`` if it ignores it; a chain
+hands each step's result to the next."""
 
 from __future__ import annotations
 
@@ -72,3 +73,27 @@ def test_a_running_job_is_stopped_and_ends_cancelled(name: str) -> None:
         1,
     )
     assert record.errors[-1].type == "foundry.domain.outcome_errors.JobCancelled"
+
+
+@registry.job(name="first")
+def first(n: int) -> int:
+    return n + 1
+
+
+@registry.job(name="then_double")
+def then_double(previous: int | None = None) -> int:
+    return (previous or 0) * 2
+
+
+def test_a_chain_hands_each_steps_result_to_the_next() -> None:
+    queue = MemoryQueue(SystemClock())
+    dispatcher = Dispatcher(queue, registry, SystemClock())
+    ids = dispatcher.chain(
+        [(first, {"n": 4}), (then_double, {}), (then_double, {})], result_as="previous"
+    )
+    config = PoolConfig(concurrency=2, burst=True, idle_wait=timedelta(milliseconds=50))
+
+    code = Pool(queue, registry, config, clock=SystemClock(), workers=queue).run()
+
+    assert code == 0
+    assert [dispatcher.result(job_id, timeout=0) for job_id in ids] == [5, 10, 20]
