@@ -180,3 +180,16 @@ def test_a_job_that_is_cancelled_after_failure_ends_cancelled_with_the_rest(queu
     )
     queue.enqueue(job(id="d", after=("a",), after_failure="cancel"))
     assert state_of(queue, "d") is JobState.CANCELLED
+
+
+def test_a_deleted_dependency_cancels_a_job_that_is_cancelled_after_failure(
+    queue: Queue,
+) -> None:
+    queue.enqueue(job(id="a"))
+    queue.enqueue(job(id="b", after=("a",), after_failure="cancel"))
+
+    assert queue.delete("default", "a")
+
+    record = queue.get("b")
+    assert record is not None
+    assert (record.state, record.reason) == (JobState.CANCELLED, "dependency failed")

@@ -175,8 +175,9 @@ end
 -- "<id> <id>...". settle_dependants(id, failed, now) is called when a job ends.
 local settle_dependants
 
--- Remove every trace of a job (and its unique key, if it still holds it).
-local function forget(id)
+-- Remove every trace of a job (and its unique key, if it still holds it); the jobs waiting
+-- for it fail as of `now` (the calling function's clock).
+local function forget(id, now)
   local value = redis.call("HGET", JOBS, id)
   if value then
     release_unique(header(value), id, "*")
@@ -193,7 +194,7 @@ local function forget(id)
   redis.call("HDEL", BASE .. "stop", id)
   redis.call("HDEL", BASE .. "deps", id)
   notify_settled({ id })
-  settle_dependants(id, true, nil)
+  settle_dependants(id, true, now)
 end
 
 -- Dead letters are ordered by a sequence number (newest first, exact under equal times);
@@ -207,7 +208,7 @@ local function trim_dead(now, max_count, max_age)
       if st and st.t >= now - max_age then
         break
       end
-      forget(id)
+      forget(id, now)
       trimmed = trimmed + 1
     end
   end
@@ -215,7 +216,7 @@ local function trim_dead(now, max_count, max_age)
     local extra = redis.call("ZCARD", DEAD) - max_count
     if extra > 0 then
       for _, id in ipairs(redis.call("ZRANGE", DEAD, 0, math.min(extra, 1000) - 1)) do
-        forget(id)
+        forget(id, now)
         trimmed = trimmed + 1
       end
     end
@@ -330,7 +331,7 @@ end
 local function expire_done(now)
   local old = redis.call("ZRANGEBYSCORE", DONE, "-inf", n2s(now), "LIMIT", "0", "100")
   for _, id in ipairs(old) do
-    forget(id)
+    forget(id, now)
   end
 end
 

@@ -4,13 +4,13 @@
 -- ARGV  now, id, request id
 -- Reply 1 if removed, 0 if there is no such job or it is running or completed
 -- Keeps Q1 (only an admin delete removes a pending job), Q8 (a re-send gets the first reply)
-local id = ARGV[2]
+local now, id = now_ms(ARGV[1]), ARGV[2]
 return counted(ARGV[3], function()
   local pending = redis.call("ZSCORE", READY, id) or redis.call("ZSCORE", DELAYED, id)
     or redis.call("HEXISTS", BASE .. "deps", id) == 1
   if not (pending or redis.call("ZSCORE", DEAD, id)) then
     return 0
   end
-  forget(id)
+  forget(id, now)
   return 1
 end)

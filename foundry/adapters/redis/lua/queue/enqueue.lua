@@ -81,7 +81,7 @@ for i = 0, n - 1 do
   elseif stored[i + 1] then
     local expires = redis.call("ZSCORE", DONE, id)
     if expires and tonumber(expires) <= now then
-      forget(id)
+      forget(id, now)
     else
       holder = 0
     end

@@ -4,7 +4,7 @@
 -- ARGV  now, what, batch, request id
 -- Reply how many were removed
 -- Keeps Q8 (a re-send gets the first reply)
-local what, batch = ARGV[2], tonumber(ARGV[3])
+local now, what, batch = now_ms(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 if not batch or (what ~= "pending" and what ~= "dead") then
   return fail_arg("purge needs now, what, batch")
 end
@@ -21,7 +21,7 @@ return counted(ARGV[4], function()
     end
   end
   for _, id in ipairs(ids) do
-    forget(id)
+    forget(id, now)
   end
   return #ids
 end)

@@ -49,7 +49,7 @@ local function store(b)
     if not (expires and tonumber(expires) <= now) then
       return 0
     end
-    forget(id)
+    forget(id, now)
   end
   local uspec = ""
   if ARGV[b + 6] ~= "" then
