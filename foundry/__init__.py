@@ -117,6 +117,9 @@ if TYPE_CHECKING:
         PermanentFailure as PermanentFailure,
     )
     from foundry.domain import (
+        Progress as Progress,
+    )
+    from foundry.domain import (
         QueueBroken as QueueBroken,
     )
     from foundry.domain import (
@@ -229,6 +232,7 @@ __all__ = [
     "OutcomeKind",
     "PeriodicSchedule",
     "PermanentFailure",
+    "Progress",
     "PoolObserver",
     "QueuePort",
     "QueueStats",
@@ -316,6 +320,7 @@ _HOMES = {
     "Linear": "foundry.domain",
     "LockNotOwned": "foundry.domain",
     "PermanentFailure": "foundry.domain",
+    "Progress": "foundry.domain",
     "QueueBroken": "foundry.domain",
     "QueueUnavailable": "foundry.domain",
     "ResultTimeout": "foundry.domain",

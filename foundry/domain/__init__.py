@@ -40,6 +40,7 @@ from foundry.domain.job import (
 from foundry.domain.lease import LeaseTiming
 from foundry.domain.outcome_errors import JobCancelled, JobFailed, ResultTimeout
 from foundry.domain.periodic import CatchUp, CatchUpMode, Overlap, PeriodicSchedule, Plan
+from foundry.domain.progress import Progress
 from foundry.domain.recurring import Cron, CronRules, Every, NoTick, Recurrence
 from foundry.domain.retry import (
     Cancel,
@@ -102,6 +103,7 @@ __all__ = [
     "StaleEffect",
     "Payload",
     "PermanentFailure",
+    "Progress",
     "QueueBroken",
     "QueueUnavailable",
     "ResultTimeout",

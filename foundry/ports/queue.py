@@ -83,6 +83,7 @@ class QueuePort(Protocol):
     def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
         """Extend each lease to now + ``duration``, in one round trip.
 
+        A lease carrying ``progress`` stores it as its job's progress (shown by ``get``).
         Returns, in order, the renewed lease (new deadline; ``stop`` set when a cancel asked
         its job to stop) or ``None`` where the lease was lost (expired and reaped, or its job
         moved on): its holder must stop working on that job.

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from foundry.domain import ErrorInfo, InvalidJob, Job, JobState, validate_queue_name
+from foundry.domain import ErrorInfo, InvalidJob, Job, JobState, Progress, validate_queue_name
 
 _CLAIM_TOKEN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
@@ -79,6 +79,7 @@ class Lease:
     before it (a release does not spend an attempt, but the next claim still gets a greater
     fence), so a store guarded by it can refuse a write from an older attempt.
     ``stop`` is set by ``renew`` when a cancel asked the running job to stop: its reason.
+    ``progress``, when set on a lease given to ``renew``, is stored as the job's progress.
     """
 
     job: Job
@@ -87,6 +88,7 @@ class Lease:
     deadline: datetime
     fence: int = 0
     stop: str | None = None
+    progress: Progress | None = None
 
     @property
     def job_id(self) -> str:
@@ -132,6 +134,7 @@ class JobRecord:
     reason: str | None = None
     finished_at: datetime | None = None
     worker: str | None = None  # the lease holder of an active job, as its claim named it
+    progress: Progress | None = None  # the last progress its handler reported
 
 
 @attrs.frozen

@@ -5,10 +5,20 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import attrs
 import pytest
 
 from foundry.adapters.clock import ManualClock
-from foundry.domain import Dead, ErrorInfo, JobState, Retry, RetryPolicy, RunAfter, StaleLease
+from foundry.domain import (
+    Dead,
+    ErrorInfo,
+    JobState,
+    Progress,
+    Retry,
+    RetryPolicy,
+    RunAfter,
+    StaleLease,
+)
 from foundry.ports import ClaimRequest
 from tests.backends import LEASE, MS, Queue, job
 
@@ -273,3 +283,30 @@ def test_a_job_given_back_without_delay_keeps_its_original_run_time(
     assert record is not None
     assert record.state is JobState.READY
     assert record.run_at == first_run_at
+
+
+def test_renew_stores_the_progress_its_lease_carries_and_get_shows_it(queue: Queue) -> None:
+    queue.enqueue_many([job(id="a"), job(id="b")])
+    first, second = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2))
+
+    queue.renew([attrs.evolve(first, progress=Progress(0.25, "step 1 of 4")), second], LEASE)
+    queue.renew([first], LEASE)  # a renew without progress keeps the last one
+
+    a, b = queue.get("a"), queue.get("b")
+    assert a is not None
+    assert b is not None
+    assert (a.progress, b.progress) == (Progress(0.25, "step 1 of 4"), None)
+    listed = queue.jobs("default", JobState.ACTIVE)
+    assert [record.progress for record in listed] == [Progress(0.25, "step 1 of 4"), None]
+
+
+def test_a_stale_lease_stores_no_progress(queue: Queue) -> None:
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    queue.release(lease)
+
+    queue.renew([attrs.evolve(lease, progress=Progress(0.5))], LEASE)
+
+    record = queue.get("a")
+    assert record is not None
+    assert record.progress is None

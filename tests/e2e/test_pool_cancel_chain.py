@@ -1,17 +1,20 @@
-"""Cancels and chains in a real prefork pool on the memory backend: a running handler is
-interrupted with ``JobCancelled``, or killed after ``term_grace`` if it ignores it; a chain
-hands each step's result to the next."""
+"""Cancels, chains and progress in a real prefork pool on the memory backend: a running
+handler is interrupted with ``JobCancelled``, or killed after ``term_grace`` if it ignores it;
+a chain hands each step's result to the next; a handler's progress is stored while it runs."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from foundry.adapters.clock import SystemClock
 from foundry.adapters.memory import MemoryQueue
+from foundry.application.context import current_job
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.pool import Pool
 from foundry.application.pool.config import PoolConfig
@@ -97,3 +100,41 @@ def test_a_chain_hands_each_steps_result_to_the_next() -> None:
 
     assert code == 0
     assert [dispatcher.result(job_id, timeout=0) for job_id in ids] == [5, 10, 20]
+
+
+@registry.job(name="reports")
+def reports(path: str) -> str:
+    context = current_job()
+    assert context is not None
+    context.progress(0.5, "half of it")
+    while not os.path.exists(path):  # until the test has seen the progress stored
+        time.sleep(0.01)
+    return "done"
+
+
+def test_a_handlers_progress_is_stored_while_it_runs(tmp_path: Path) -> None:
+    queue = MemoryQueue(SystemClock())
+    seen = tmp_path / "seen"
+    job_id = Dispatcher(queue, registry, SystemClock()).dispatch(reports, {"path": str(seen)})
+
+    def watch() -> None:
+        while (record := queue.get(job_id)) is None or record.progress is None:
+            time.sleep(0.01)
+        seen.write_text(str(record.progress))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    config = PoolConfig(
+        concurrency=1,
+        burst=True,
+        idle_wait=timedelta(milliseconds=50),
+        cancel_check=timedelta(milliseconds=100),
+    )
+
+    code = Pool(queue, registry, config, clock=SystemClock(), workers=queue).run()
+
+    watcher.join(5)
+    assert (code, seen.read_text()) == (0, "50% (half of it)")
+    record = queue.get(job_id)
+    assert record is not None
+    assert (record.state, record.result) == (JobState.COMPLETED, "done")

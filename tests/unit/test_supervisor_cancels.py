@@ -1,13 +1,13 @@
 """The supervisor stopping a running job that a cancel asked to stop, driven by hand: it learns
 of the cancel by a renew within ``cancel_check``, interrupts the child, kills it after
-``term_grace`` if it runs on, and the job ends cancelled, never retried (fake children, a
-memory queue, a manual clock)."""
+``term_grace`` if it runs on, and the job ends cancelled, never retried; the same renew stores
+a child's progress report (fake children, a memory queue, a manual clock)."""
 
 from datetime import timedelta
 
 from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.config import PoolConfig
-from foundry.domain import JobCancelled, JobState, RetryPolicy
+from foundry.domain import JobCancelled, JobState, Progress, RetryPolicy
 from tests.pool_support import FAST, Harness
 
 CHECKED = PoolConfig(
@@ -90,3 +90,18 @@ def test_without_a_cancel_check_the_pool_learns_at_the_lease_renewal() -> None:
     pool.advance(0.1)
 
     assert (before, pool.workforce.told("interrupt")) == ([], [0])
+
+
+def test_a_childs_progress_report_is_stored_by_the_next_renew() -> None:
+    pool = Harness(CHECKED)
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    token = pool.sup.slots[0].job.lease.token  # type: ignore[union-attr]
+
+    pool.sup.child_progress(0, "someone-else", Progress(0.9))
+    pool.sup.child_progress(0, token, Progress(0.5, "halfway"))
+    pool.advance(1)
+
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert record.progress == Progress(0.5, "halfway")

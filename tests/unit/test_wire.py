@@ -2,8 +2,19 @@ import pickle
 from datetime import UTC, datetime
 from typing import Any
 
-from foundry.application.pool.wire import decode_reply, decode_task, encode_reply, encode_task
-from foundry.domain import ErrorInfo, Job
+import pytest
+
+from foundry.application.context import JobContext
+from foundry.application.pool.wire import (
+    PROGRESS,
+    decode_progress,
+    decode_reply,
+    decode_task,
+    encode_progress,
+    encode_reply,
+    encode_task,
+)
+from foundry.domain import ErrorInfo, Job, Progress
 from foundry.ports import Lease
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -72,3 +83,22 @@ def test_an_error_info_crosses_the_pipe_intact() -> None:
 
     assert reply.error == error
     assert pickle.loads(pickle.dumps(error)) == error
+
+
+def test_a_progress_frame_carries_the_lease_token_and_the_report() -> None:
+    frame = encode_progress("tok.1", Progress(0.25, "a quarter"))
+
+    assert frame[:1] == PROGRESS
+    assert decode_progress(frame) == ("tok.1", Progress(0.25, "a quarter"))
+
+
+@pytest.mark.parametrize(
+    ("fraction", "note"), [(-0.1, None), (1.5, None), (float("nan"), None), (0.5, "x" * 201)]
+)
+def test_a_bad_progress_report_is_refused_where_it_is_made(
+    fraction: float, note: str | None
+) -> None:
+    context = JobContext("j", "task", "default", 1)
+
+    with pytest.raises(ValueError, match="progress"):
+        context.progress(fraction, note)

@@ -57,6 +57,7 @@ class EntryCodec:
             reason=entry.reason,
             finished_at=entry.finished_at,
             worker=(entry.worker or None) if entry.state is JobState.ACTIVE else None,
+            progress=entry.progress,
         )
 
     def letter(self, entry: Entry) -> DeadLetter:

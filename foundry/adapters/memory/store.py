@@ -21,6 +21,7 @@ from foundry.domain import (
     ConfigurationError,
     ErrorInfo,
     JobState,
+    Progress,
     UniqueSpec,
     UniqueUntil,
 )
@@ -60,6 +61,7 @@ class Entry:
     reason: str | None = None
     finished_at: datetime | None = None
     stop: str | None = None  # why a cancel asked this running job to stop
+    progress: Progress | None = None  # the last progress its handler reported
 
     def holds(self, token: str) -> bool:
         """Whether ``token`` is this job's current lease."""

@@ -142,6 +142,8 @@ class MemoryWrites:
         if entry is None or not entry.holds(lease.token):
             return None
         entry.deadline = deadline
+        if lease.progress is not None:
+            entry.progress = lease.progress
         return attrs.evolve(lease, deadline=deadline, stop=entry.stop)
 
     def _complete(self, lease: Lease, encoded: bytes, now: datetime) -> None:

@@ -25,7 +25,7 @@ from foundry.domain import JobState
 from foundry.ports.queue_types import DeadLetter, JobRecord, QueueStats
 
 _BATCH = 500
-_RECORD_HASHES = ("jobs", "state", "errors", "results")
+_RECORD_HASHES = ("jobs", "state", "errors", "results", "progress")
 
 
 class RedisAdmin:

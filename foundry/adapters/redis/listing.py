@@ -15,7 +15,7 @@ from foundry.adapters.redis.runner import call
 from foundry.domain import JobState
 from foundry.ports.queue_types import JobRecord
 
-_FIELDS = ("jobs", "state", "errors", "results")
+_FIELDS = ("jobs", "state", "errors", "results", "progress")
 
 
 def list_jobs(

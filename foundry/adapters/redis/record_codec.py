@@ -16,7 +16,7 @@ from foundry.adapters.codec import Codec
 from foundry.adapters.queue_support import undecodable_job
 from foundry.adapters.redis.blobs import JobBlobs
 from foundry.adapters.redis.records import from_ms, parse_state, split_record
-from foundry.domain import ErrorInfo, Job, JobState, UndecodableJob
+from foundry.domain import ErrorInfo, Job, JobState, Progress, UndecodableJob
 from foundry.ports.queue_types import DeadLetter, JobRecord
 
 _STATES = {
@@ -77,7 +77,7 @@ class RecordCodec:
         Shows what a claim would see: a due delayed job as ready; an undecodable job as a
         placeholder naming why.
         """
-        value, state_value, errors, result, run_at, expires = found
+        value, state_value, errors, result, progress, run_at, expires = found
         if expires is not None and float(expires) <= now:
             return None
         state = parse_state(state_value)
@@ -98,6 +98,7 @@ class RecordCodec:
             reason=(state.reason or None) if status in _WITH_REASON else None,
             finished_at=from_ms(state.time_ms) if status.is_final else None,
             worker=(state.worker or None) if status is JobState.ACTIVE else None,
+            progress=_progress(progress),
         )
 
     @staticmethod
@@ -126,3 +127,11 @@ def _run_at(score: Any, job: Job, enqueued_at: datetime, errors: Any) -> datetim
     if score is not None:
         return from_ms(score)
     return None if errors else job.run_at(enqueued_at)
+
+
+def _progress(value: bytes | None) -> Progress | None:
+    """A stored progress ("<fraction>[\x1f<note>]"), or ``None``."""
+    if not value:
+        return None
+    fraction, _, note = value.decode().partition("\x1f")
+    return Progress(float(fraction), note or None)

@@ -31,6 +31,7 @@ from foundry.domain import (
     ErrorInfo,
     Job,
     JobState,
+    Progress,
     QueueBroken,
     Retry,
     StaleLease,
@@ -70,7 +71,8 @@ class LeaseWrites:
         for queue, indices in groups.items():
             args: list[Arg] = [self._clock.arg(), max(ceil_ms(duration), 1)]
             for index in indices:
-                args += [leases[index].job_id, leases[index].token]
+                lease = leases[index]
+                args += [lease.job_id, lease.token, encode_progress(lease.progress)]
             calls.append(("renew", self._keys.queue(queue).all, args))
         if not calls:
             return []
@@ -205,6 +207,14 @@ def applied(
                 outcomes[index] = False
                 _stale(leases[index])
     return outcomes
+
+
+def encode_progress(progress: Progress | None) -> str:
+    """A progress as renew stores it: "" for none, else "<fraction>[\x1f<note>]"."""
+    if progress is None:
+        return ""
+    note = "" if progress.note is None else "\x1f" + progress.note
+    return f"{progress.fraction!r}{note}"
 
 
 def _renewed(lease: Lease, answer: Any) -> Lease | None:

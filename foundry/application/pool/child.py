@@ -24,17 +24,19 @@ from time import perf_counter
 from types import FrameType
 from typing import Any
 
-from foundry.application.context import JobContext, set_current
+from foundry.application.context import JobContext, set_current, set_progress_sink
 from foundry.application.errors import SoftTimeLimitExceeded
 from foundry.application.pool.coroutines import ChildLoop
 from foundry.application.pool.watchdog import start_watchdog
-from foundry.application.pool.wire import READY, STOP, decode_task, encode_reply
+from foundry.application.pool.wire import READY, STOP, decode_task, encode_progress, encode_reply
 from foundry.application.registry import Handler, JobRegistry
-from foundry.domain import ErrorInfo, JobCancelled
+from foundry.domain import ErrorInfo, JobCancelled, Progress
 
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+#: A handler's progress reports reach the parent at most this often (seconds).
+REPORT_EVERY_S = 0.25
 _RESET = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGPIPE")
 
 
@@ -103,6 +105,9 @@ class Runner:
         self._armed = 0.0
         self._busy = False
         self._stoppable: str | None = None  # the running handler's job id, while it runs
+        self._token = ""  # the running job's lease token, for its progress reports
+        self._reported_at = 0.0
+        self._send: Callable[[bytes], None] | None = None
         self._rss = _rss_reader() if measure_rss else None
         self._pid = os.getpid()  # the pool's child: any other pid is a copy a handler forked
         self._worker = f"{socket.gethostname()}:{self._pid}"
@@ -113,6 +118,8 @@ class Runner:
     def serve(self, conn: Connection) -> None:
         """Answer tasks until the parent says stop or goes away."""
         receive, send = conn.recv_bytes, conn.send_bytes
+        self._send = send
+        set_progress_sink(self._report)
         while True:
             try:
                 frame = receive()
@@ -126,6 +133,7 @@ class Runner:
         """Run one task frame; the reply frame."""
         job_id, name, payload, attempt, queue, soft, token, metadata, fence = decode_task(frame)
         started = perf_counter()
+        self._token, self._reported_at = token, 0.0
         self._busy = True
         context = JobContext(job_id, name, queue, attempt, metadata, fence)
         set_current(context)
@@ -173,6 +181,17 @@ class Runner:
         finally:
             self._armed = 0.0
             signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def _report(self, progress: Progress) -> None:
+        """Send a progress report of the running job, at most every ``REPORT_EVERY_S`` (a
+        report of 1 always goes); never from a copy of this process a handler forked."""
+        now = perf_counter()
+        if self._send is None or not self._busy or os.getpid() != self._pid:
+            return
+        if now - self._reported_at < REPORT_EVERY_S and progress.fraction < 1:
+            return
+        self._reported_at = now
+        self._send(encode_progress(self._token, progress))
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         job_id, self._stoppable = self._stoppable, None

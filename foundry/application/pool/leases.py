@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import attrs
 
-from foundry.domain import LeaseTiming
+from foundry.domain import LeaseTiming, Progress
 from foundry.ports import Lease
 
 #: After a failed renew, try again this soon (seconds), bounded by the lease itself.
@@ -61,6 +61,12 @@ class LeaseBook:
         """Stop tracking a lease (its job was settled or abandoned)."""
         self._held.pop(job_id, None)
 
+    def report(self, job_id: str, progress: Progress) -> None:
+        """The job's latest progress, sent with the next renew."""
+        held = self._held.get(job_id)
+        if held is not None:
+            held.lease = attrs.evolve(held.lease, progress=progress)
+
     def lease(self, job_id: str) -> Lease:
         """The latest lease held for ``job_id``."""
         return self._held[job_id].lease
@@ -91,7 +97,9 @@ class LeaseBook:
             if new is None:
                 lost.append(old)
             else:
-                held.lease, held.deadline = new, sent_at + self.lease_s
+                newer = held.lease.progress if held.lease.progress is not old.progress else None
+                held.lease = attrs.evolve(new, progress=newer, stop=None)
+                held.deadline = sent_at + self.lease_s
         return lost
 
     def renew_failed(self, now: float) -> None:

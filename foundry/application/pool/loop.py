@@ -32,7 +32,7 @@ from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.heartbeat import Heartbeat
 from foundry.application.pool.processes import Child, ProcessWorkforce
 from foundry.application.pool.supervisor import Supervisor
-from foundry.application.pool.wire import READY, decode_reply
+from foundry.application.pool.wire import PROGRESS, READY, decode_progress, decode_reply
 from foundry.application.registry import JobRegistry
 from foundry.ports import Clock, QueuePort, WorkerRegistry
 
@@ -188,6 +188,8 @@ class Pool:
         now = time.monotonic()
         if frame == READY:
             self.supervisor.child_ready(slot, now)
+        elif frame[:1] == PROGRESS:
+            self.supervisor.child_progress(slot, *decode_progress(frame))
         else:
             self.supervisor.child_replied(slot, decode_reply(frame), now)
         return True

@@ -34,7 +34,7 @@ from foundry.application.pool.upkeep import Upkeep
 from foundry.application.pool.wire import Reply, encode_task
 from foundry.application.pool.workforce import Workforce
 from foundry.application.registry import JobRegistry
-from foundry.domain import Cancel, ErrorInfo, FoundryError, JobCancelled
+from foundry.domain import Cancel, ErrorInfo, FoundryError, JobCancelled, Progress
 from foundry.ports import Clock, Lease, QueuePort
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,12 @@ class Supervisor:
         else:
             stop = None if running.stop is None else Cancel(running.stop)
             self.settler.fail(lease, reply.error, reply.runtime_s, stop)
+
+    def child_progress(self, index: int, token: str, progress: Progress) -> None:
+        """A child's running job reported progress: the next renew stores it."""
+        running = self.slots[index].job
+        if running is not None and running.lease.token == token:
+            self._book.report(running.lease.job_id, progress)
 
     def child_exited(self, index: int, exitcode: int | None, now: float) -> None:
         """A child is gone: fail the job it ran (if any), then replace it unless stopping."""

@@ -3,7 +3,8 @@
 Parent to child: a task ``(job_id, name, payload, attempt, queue, soft_timeout_s,
 lease_token, metadata)`` or ``STOP``. Child to parent: ``READY`` once, then one reply per
 task: a fixed header ``(ok, runtime_s, rss_bytes, pid)``, the task's lease token, and the
-pickled result or ``ErrorInfo``, so a value that cannot be (un)pickled still leaves a
+pickled result or ``ErrorInfo`` (before it, any number of ``PROGRESS`` frames: the lease
+token, a fraction and a note), so a value that cannot be (un)pickled still leaves a
 readable reply: a failure, for a result the parent cannot receive. The pid and the token let
 the parent refuse an answer from any process but its child, about any job but the one that
 child runs. Frames are length-prefixed by ``multiprocessing.connection``; a child never
@@ -18,11 +19,12 @@ from typing import Any
 
 import attrs
 
-from foundry.domain import ErrorInfo, InvalidResult
+from foundry.domain import ErrorInfo, InvalidResult, Progress
 from foundry.ports import Lease
 
 STOP = b""
 READY = b"R"
+PROGRESS = b"P"
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _HEADER = struct.Struct("<?dQiH")  # ok, runtime, rss, pid, token length
 
@@ -106,6 +108,17 @@ def decode_reply(frame: bytes) -> Reply:
     if not ok and not isinstance(value, ErrorInfo):
         value = ErrorInfo(type="UndecodableError", message=str(value))
     return Reply(ok, value, runtime_s, rss, pid, token)
+
+
+def encode_progress(token: str, progress: Progress) -> bytes:
+    """The frame a child sends when its running job (lease ``token``) reports progress."""
+    return PROGRESS + pickle.dumps((token, progress.fraction, progress.note), _PROTOCOL)
+
+
+def decode_progress(frame: bytes) -> tuple[str, Progress]:
+    """The lease token and the progress of a progress frame."""
+    token, fraction, note = pickle.loads(memoryview(frame)[1:])
+    return token, Progress(fraction, note)
 
 
 def _unpicklable_result(value: Any, error: Exception) -> ErrorInfo:

@@ -24,6 +24,8 @@ def show_record(record: JobRecord) -> None:
     out.print(f"attempts: {record.attempts} of {job.max_attempts}")
     if record.worker:
         out.print(f"worker: {common.escape(record.worker)}")
+    if record.progress is not None:
+        out.print(f"progress: {common.escape(str(record.progress))}")
     if record.reason:
         out.print(f"reason: {common.escape(record.reason)}")
     out.print("payload: " + common.escape(orjson.dumps(job.payload).decode()))

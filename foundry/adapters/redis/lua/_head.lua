@@ -45,6 +45,8 @@
 --                          jobs it still waits for; if one fails, D:      end of a job
 --                          dead, C: cancelled, R: runs anyway             (settle_dependants)
 --   <base>dependants hash  id -> "<id> <id>...": the jobs waiting for it  enqueue, the job's end
+--   <base>progress hash    id -> "<fraction>[\x1f<note>]": the last        renew (forget drops it)
+--                          progress its handler reported
 --   <base>waiters  hash    id -> "1": someone waits for the job to end    watch (set), the job's
 --                                                                         end (notify_settled)
 --   <base>n:<id>   list    "1" once the job ended and someone waited      complete, fail, reap,

@@ -193,6 +193,7 @@ local function forget(id, now)
   redis.call("ZREM", DONE, id)
   redis.call("HDEL", BASE .. "stop", id)
   redis.call("HDEL", BASE .. "deps", id)
+  redis.call("HDEL", BASE .. "progress", id)
   notify_settled({ id })
   settle_dependants(id, true, now)
 end

@@ -1,23 +1,27 @@
--- renew: extend leases to now + duration.
+-- renew: extend leases to now + duration, storing the progress their jobs reported.
 -- KEYS  the queue's keys
--- ARGV  now, duration ms, then pairs of id, lease token
+-- ARGV  now, duration ms, then triples of id, lease token, progress ("" for none, else
+--       "<fraction>[\x1f<note>]")
 -- Reply one new deadline per lease, or 0 where the lease is lost, or {deadline, reason} where
 --       a cancel asked the job to stop
--- Keeps Q4 (only the current lease is extended)
+-- Keeps Q4 (only the current lease is extended, only its holder's progress stored)
 local now, duration = now_ms(ARGV[1]), tonumber(ARGV[2])
-local n = (#ARGV - 2) / 2
+local n = (#ARGV - 2) / 3
 if not now or not duration or duration < 1 or n ~= math.floor(n) then
-  return fail_arg("renew needs now, duration and id/token pairs")
+  return fail_arg("renew needs now, duration and id/token/progress triples")
 end
 local out = {}
 local stops = redis.call("EXISTS", BASE .. "stop") == 1
 for i = 0, n - 1 do
-  local id, token = ARGV[3 + i * 2], ARGV[4 + i * 2]
+  local id, token, progress = ARGV[3 + i * 3], ARGV[4 + i * 3], ARGV[5 + i * 3]
   local st = get_state(id)
   if st and st.l == "A" and st.tk == token then
     st.t = now + duration
     put_state(id, st)
     redis.call("ZADD", LEASES, n2s(st.t), id)
+    if progress ~= "" then
+      redis.call("HSET", BASE .. "progress", id, progress)
+    end
     local reason = stops and stop_reason(id)
     if reason then
       out[i + 1] = { st.t, reason }
