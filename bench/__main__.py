@@ -27,6 +27,7 @@ MODULES = (
     "bench.drain",
     "bench.cpu",
     "bench.latency",
+    "bench.result_wait",
     "bench.rss",
     "bench.queue_ops",
     "bench.cache_ops",
