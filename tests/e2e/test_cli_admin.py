@@ -74,8 +74,9 @@ def test_enqueue_refuses_a_payload_nested_too_deep_naming_the_limit(
     assert queue.stats("default").pending == 0
 
 
-def test_enqueue_refuses_a_payload_that_is_not_a_json_object(box: Container) -> None:
-    result = invoke(box, "enqueue", "x", "--payload", "[1, 2]")
+@pytest.mark.parametrize("payload", ["[1, 2]", "null"])
+def test_enqueue_refuses_a_payload_that_is_not_a_json_object(box: Container, payload: str) -> None:
+    result = invoke(box, "enqueue", "x", "--payload", payload)
 
     assert result.exit_code == 2
     assert "--payload" in result.stderr

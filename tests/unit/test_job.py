@@ -65,6 +65,7 @@ def test_every_new_job_gets_a_different_id() -> None:
         ({"priority": 1.5}, "priority"),
         ({"priority": True}, "priority"),
         ({"payload": [1, 2]}, "payload"),
+        ({"payload": None}, "payload"),
         ({"payload": {"when": datetime(2030, 1, 1)}}, "payload"),
         ({"payload": {"nan": float("nan")}}, "payload"),
         ({"payload": {"inf": float("inf")}}, "payload"),
