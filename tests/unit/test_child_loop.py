@@ -57,3 +57,33 @@ def test_a_handler_that_returns_before_the_soft_limit_gives_its_value() -> None:
         return value * 2
 
     assert ChildLoop().run(quick(21), 30.0) == 42
+
+
+def test_a_stop_cancels_the_running_handler_which_fails_with_the_stops_error() -> None:
+    child = ChildLoop()
+    seen: list[str] = []
+
+    class Stopped(Exception):
+        pass
+
+    async def runs_until_stopped() -> None:
+        asyncio.get_running_loop().call_later(0.01, child.stop, Stopped("asked to stop"))
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    with pytest.raises(Stopped, match="asked to stop"):
+        child.run(runs_until_stopped(), 30.0)
+
+    assert seen == ["cancelled"]
+    assert child.run(loop_of_this_run(), 0) is not None  # the loop serves the next job
+
+
+def test_a_stop_with_no_handler_running_says_so() -> None:
+    child = ChildLoop()
+
+    assert child.stop(RuntimeError("nothing to stop")) is False
+    child.run(loop_of_this_run(), 0)
+    assert child.stop(RuntimeError("nothing to stop")) is False

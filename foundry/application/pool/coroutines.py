@@ -5,6 +5,8 @@ and kept, so clients a handler caches on it (an HTTP session, a database pool) s
 child's later jobs; tasks a handler leaves behind run whenever the loop runs next. The soft
 time limit is the loop's own timer: it cancels the handler's task, which sees
 ``CancelledError`` (and may clean up), and the attempt fails with ``SoftTimeLimitExceeded``.
+A stop the child is told of by a signal (``stop``) cancels the task the same way, rather
+than raising wherever the loop happens to be.
 A handler that blocks the loop or ignores the cancellation is the hard limit's: the parent
 kills the child, as for any handler.
 """
@@ -19,16 +21,35 @@ from foundry.application.errors import SoftTimeLimitExceeded
 
 
 class ChildLoop:
-    """This child's event loop, made on first use."""
+    """This child's event loop, made on first use, and the handler task it runs now."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._stopped: BaseException | None = None
 
     def run(self, awaitable: Awaitable[Any], soft: float) -> Any:
         """Run ``awaitable`` to its end on the loop; ``soft`` seconds (0: none) cancel it."""
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(_within(awaitable, soft))
+        self._task = self._loop.create_task(_within(awaitable, soft))
+        try:
+            return self._loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            if self._stopped is not None:
+                raise self._stopped from None
+            raise
+        finally:
+            self._task, self._stopped = None, None
+
+    def stop(self, error: BaseException) -> bool:
+        """Cancel the running handler's task (safe from a signal handler): the handler sees
+        ``CancelledError`` and its attempt fails with ``error``. False if none is running."""
+        if self._loop is None or self._task is None:
+            return False
+        self._stopped = error
+        self._loop.call_soon_threadsafe(self._task.cancel)
+        return True
 
 
 async def _within(awaitable: Awaitable[Any], soft: float) -> Any:
