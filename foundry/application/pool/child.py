@@ -195,8 +195,11 @@ class Runner:
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         job_id, self._stoppable = self._stoppable, None
-        if job_id is not None:
-            raise JobCancelled(job_id, "a cancel asked the running job to stop")
+        if job_id is None:
+            return
+        stop = JobCancelled(job_id, "a cancel asked the running job to stop")
+        if not self._loop.stop(stop):  # an async handler's task is cancelled on its loop
+            raise stop
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
         seconds, self._armed = self._armed, 0.0
