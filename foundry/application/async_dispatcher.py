@@ -17,6 +17,7 @@ from foundry.application.job_maker import (
     job_id_of,
 )
 from foundry.application.registry import JobRegistry
+from foundry.application.results import wait_for_result_async
 from foundry.domain import Job, UniqueSpec
 from foundry.ports import AsyncQueuePort, Clock, CommitHooks
 
@@ -92,6 +93,21 @@ class AsyncDispatcher:
             self._defer(jobs)
             return [job.id for job in jobs]
         return await self._send(jobs, many=True)
+
+    async def result(
+        self,
+        job_id: str,
+        timeout: float | timedelta | None = None,
+        *,
+        queue: str | None = None,
+    ) -> Any:
+        """``Dispatcher.result``, awaited: the job's result once it completed, waiting up to
+        ``timeout`` without polling and without blocking the loop.
+
+        Raises ``JobFailed``, ``JobCancelled``, ``ResultTimeout`` or ``JobNotFound`` as
+        ``Dispatcher.result`` does.
+        """
+        return await wait_for_result_async(self._queue, job_id, timeout, queue)
 
     async def flush(self) -> None:
         """Wait until every job handed over at a commit so far has been sent (or failed)."""

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from foundry.domain import JobCancelled, JobFailed, JobNotFound, JobState, ResultTimeout
-from foundry.ports import JobRecord, QueuePort
+from foundry.ports import AsyncQueuePort, JobRecord, QueuePort
 
 #: How long one ``wait`` of an unbounded ``result()`` lasts before it waits again.
 _FOREVER_STEP = timedelta(minutes=1)
@@ -25,6 +25,20 @@ def wait_for_result(
             record = queue.wait(job_id, _FOREVER_STEP, record.job.queue)
     else:
         record = queue.wait(job_id, limit, where)
+    return outcome(job_id, record, limit)
+
+
+async def wait_for_result_async(
+    queue: AsyncQueuePort, job_id: str, timeout: float | timedelta | None, where: str | None
+) -> Any:
+    """``wait_for_result`` for an event loop (see ``AsyncDispatcher.result``)."""
+    limit = _limit(timeout)
+    if limit is None:
+        record = await queue.wait(job_id, _FOREVER_STEP, where)
+        while record is not None and not record.state.is_final:
+            record = await queue.wait(job_id, _FOREVER_STEP, record.job.queue)
+    else:
+        record = await queue.wait(job_id, limit, where)
     return outcome(job_id, record, limit)
 
 

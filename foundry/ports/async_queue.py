@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from foundry.domain import Job
@@ -11,7 +12,8 @@ from foundry.ports.queue_types import EnqueueOutcome, JobRecord
 
 @runtime_checkable
 class AsyncQueuePort(Protocol):
-    """``QueuePort``'s enqueue side (and ``get``) for asyncio code, with the same promises.
+    """``QueuePort``'s enqueue side (and ``get``, ``wait``) for asyncio code, with the same
+    promises.
 
     * A stored job is the one ``QueuePort.enqueue`` would store: same id, record and schedule;
       any worker serves it.
@@ -37,6 +39,14 @@ class AsyncQueuePort(Protocol):
     async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
         """The job's record as ``QueuePort.get`` gives it (``None``: unknown or expired);
         without ``queue`` every known queue is searched."""
+        ...
+
+    async def wait(
+        self, job_id: str, timeout: timedelta, queue: str | None = None
+    ) -> JobRecord | None:
+        """``QueuePort.wait`` for an event loop: the record once final, waiting up to
+        ``timeout`` without polling and without blocking the loop; the record as it is when
+        the time runs out; ``None`` if the job is unknown."""
         ...
 
     async def aclose(self) -> None:

@@ -7,7 +7,9 @@ the loop blocks nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from datetime import timedelta
 
 from foundry.adapters.memory.queue import MemoryQueue
 from foundry.domain import Job
@@ -31,6 +33,12 @@ class AsyncMemoryQueue:
     async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
         """As ``MemoryQueue.get``."""
         return self.queue.get(job_id, queue)
+
+    async def wait(
+        self, job_id: str, timeout: timedelta, queue: str | None = None
+    ) -> JobRecord | None:
+        """``MemoryQueue.wait`` in a worker thread, so the loop is not blocked."""
+        return await asyncio.to_thread(self.queue.wait, job_id, timeout, queue)
 
     async def aclose(self) -> None:
         """Nothing to close."""

@@ -9,7 +9,9 @@ and a worker of either kind serves it. Concurrent calls share one connection and
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
+from datetime import timedelta
 
 import redis
 import redis.asyncio
@@ -24,6 +26,7 @@ from foundry.adapters.redis.epochs import EpochWatch
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout, QueueKeys
 from foundry.adapters.redis.record_codec import RecordCodec
+from foundry.adapters.redis.waiting import BLOCK_S
 from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError, Job, QueueBroken
 from foundry.ports.clock import Clock
 from foundry.ports.queue_types import EnqueueOutcome, JobRecord
@@ -87,6 +90,30 @@ class AsyncRedisQueue:
             reads = record_reads(self._keys, candidates, job_id)
             replies = await asyncio.gather(*(self._runner.command(*read) for read in reads))
         return found_record(self._clock, self._records, candidates, job_id, replies)
+
+    async def wait(
+        self, job_id: str, timeout: timedelta, queue: str | None = None
+    ) -> JobRecord | None:
+        """As ``RedisQueue.wait`` (``waiting.py``): the ``watch`` function marks the job as
+        waited for, then a BLMOVE on the job's notification list, on a connection of the
+        client's pool (the pipelined one never blocks), at most a second at a time."""
+        give_up = time.monotonic() + timeout.total_seconds()
+        record = await self.get(job_id, queue)
+        if record is None or record.state.is_final or timeout <= timedelta(0):
+            return record
+        keys = self._keys.queue(record.job.queue)
+        notified = keys.base + "n:" + job_id
+        while True:
+            with guard("wait", job_id):
+                seen = await self._runner.call("watch", keys.all, [self._clock.arg(), job_id])
+            remaining = give_up - time.monotonic()
+            if seen != b"W" or remaining <= 0:
+                return await self.get(job_id, keys.queue)
+            seconds = max(min(remaining, BLOCK_S), 0.001)
+            with guard("wait", job_id):
+                await self._runner.client.execute_command(  # type: ignore[no-untyped-call]
+                    "BLMOVE", notified, notified, "RIGHT", "LEFT", f"{seconds:.3f}"
+                )
 
     async def aclose(self) -> None:
         """Close this queue's connection (the client's own pool is the caller's to close)."""
