@@ -24,7 +24,7 @@ from foundry.adapters.memory.async_queue import AsyncMemoryQueue
 from foundry.adapters.memory.cache import MemoryCache
 from foundry.adapters.redis.async_queue import AsyncRedisQueue
 from foundry.adapters.redis.cache import RedisCache
-from foundry.adapters.redis.connection import RedisSettings, connect
+from foundry.adapters.redis.connection import RedisSettings, connect, connect_async
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import Job, JobState
 from foundry.ports import (
@@ -92,7 +92,7 @@ def _twin_memory(queue: Queue) -> AsyncQueuePort:
 def _redis_twin(url_fixture: str) -> Callable[[FixtureLookup, ManualClock, Queue], AsyncQueuePort]:
     def twin(fixture: FixtureLookup, clock: ManualClock, queue: Queue) -> AsyncQueuePort:
         assert isinstance(queue, RedisQueue)
-        client = redis.asyncio.Redis.from_url(fixture(url_fixture))
+        client = connect_async(RedisSettings(url=fixture(url_fixture)))
         return AsyncRedisQueue(client, prefix=queue._keys.prefix, clock=clock)
 
     return twin
@@ -129,6 +129,19 @@ def _build_redis_acl(fixture: FixtureLookup, clock: ManualClock, options: QueueO
     )
 
 
+def _build_redis_sentinel(
+    fixture: FixtureLookup, clock: ManualClock, options: QueueOptions
+) -> Queue:
+    """On the master the session's sentinels name, through the project's connection factory."""
+    return RedisQueue(
+        connect(RedisSettings(url=fixture("redis_sentinel_url"), client_name="foundry-tests")),
+        prefix=unique_prefix("q"),
+        clock=clock,
+        retention=options.retention,
+        completed_ttl=options.completed_ttl,
+    )
+
+
 QUEUE_BACKENDS: dict[str, QueueBackend] = {
     "memory": QueueBackend(_build_memory, _corrupt_memory),
     "redis": QueueBackend(
@@ -136,6 +149,12 @@ QUEUE_BACKENDS: dict[str, QueueBackend] = {
     ),
     "redis-acl": QueueBackend(
         _build_redis_acl, _corrupt_redis, (pytest.mark.redis,), _redis_twin("redis_acl_url")
+    ),
+    "redis-sentinel": QueueBackend(
+        _build_redis_sentinel,
+        _corrupt_redis,
+        (pytest.mark.redis,),
+        _redis_twin("redis_sentinel_url"),
     ),
 }
 
@@ -190,6 +209,11 @@ CACHE_BACKENDS: dict[str, CacheBackend] = {
         lambda fixture, clock: redis_cache(
             fixture("redis_acl_url"), clock, f"foundry_cache:{unique_prefix('c')}"
         ),
+        _corrupt_redis_cache,
+        (pytest.mark.redis,),
+    ),
+    "redis-sentinel": CacheBackend(
+        lambda fixture, clock: redis_cache(fixture("redis_sentinel_url"), clock),
         _corrupt_redis_cache,
         (pytest.mark.redis,),
     ),

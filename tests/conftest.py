@@ -24,6 +24,7 @@ from tests.backends import (
     QueueOptions,
 )
 from tests.redis_server import RedisServer
+from tests.redis_topologies import SentinelGroup
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,6 +91,23 @@ def redis_acl_url() -> Iterator[str]:
         yield f"redis://foundry:{ACL_PASSWORD}@127.0.0.1:{server.port}/0"
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[SentinelGroup]:
+    """A master, its replica and three sentinels, started once per session; tests share it
+    under unique prefixes and must leave its processes running."""
+    group = SentinelGroup()
+    try:
+        yield group
+    finally:
+        group.close()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_url(redis_sentinel: SentinelGroup) -> str:
+    """``redis+sentinel://`` naming the session's sentinels and their master."""
+    return redis_sentinel.url()
 
 
 @pytest.fixture

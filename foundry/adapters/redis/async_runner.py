@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 import redis.asyncio
+from redis.asyncio.sentinel import SentinelManagedConnection
 from redis.exceptions import ResponseError
 
 from foundry.adapters.redis.runner import Arg, Packer, library, missing
@@ -171,6 +172,9 @@ class AsyncFunctionRunner:
 
     @staticmethod
     async def _exchange(conn: Any, packed: list[bytes]) -> list[Any]:
+        if not conn.is_connected and isinstance(conn, SentinelManagedConnection):
+            # As in the sync runner: sending alone would dial the default address.
+            conn.host, conn.port = await conn.connection_pool.get_master_address()
         await conn.send_packed_command([b"".join(packed)], check_health=False)
         replies: list[Any] = []
         for _ in packed:

@@ -1,5 +1,9 @@
 """One way to connect to Redis, shared by the queue and the cache adapters.
 
+``REDIS_URL`` is a ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL of one server, or a
+``redis+sentinel://`` (``rediss+sentinel://``) URL of a master that Sentinel monitors (see
+``sentinel.py``).
+
 Every client gets an explicit retry policy (exponential backoff with jitter, bounded) on
 connection errors and timeouts, socket timeouts, TCP keepalive and health checks. The retry is
 safe because every write Foundry sends is idempotent under re-send (see the Lua scripts).
@@ -7,6 +11,7 @@ safe because every write Foundry sends is idempotent under re-send (see the Lua 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
@@ -17,14 +22,17 @@ import redis.asyncio
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
+from redis.sentinel import SentinelConnectionPool
 
+from foundry.adapters.redis import sentinel
 from foundry.adapters.redis.errors import refusal
 from foundry.domain import ConfigurationError
 
 
 @attrs.frozen
 class RedisSettings:
-    """How to reach one Redis database. ``rediss://`` URLs use TLS."""
+    """How to reach one Redis database. ``rediss://`` URLs use TLS; ``redis+sentinel://``
+    URLs reach the master Sentinel names."""
 
     url: str = attrs.field(default="redis://127.0.0.1:6379/0")
     db: int | None = None
@@ -59,8 +67,14 @@ class RedisSettings:
 def check_url(url: str) -> None:
     """Raise ``ValueError`` naming what redis-py would misread or choke on in ``url``: a
     database path that is not a number (it would silently use database 0), a bad port."""
+    if url.startswith(sentinel.SCHEMES):
+        sentinel.parse(url)
+        return
     if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("use redis://host:port/db, rediss://host:port/db (TLS) or unix://path")
+        raise ValueError(
+            "use redis://host:port/db, rediss://host:port/db (TLS), unix://path or "
+            "redis+sentinel://host:26379[,host:port...]/master/db (Sentinel)"
+        )
     parts = urlsplit(url)
     if parts.scheme != "unix":
         try:
@@ -80,13 +94,17 @@ def check_url(url: str) -> None:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with the password in its user info replaced by stars."""
+    """``url`` with the passwords (user info, ``sentinel_password=``) replaced by stars."""
     parts = urlsplit(url)
+    query = _SENTINEL_SECRET.sub(r"\1sentinel_password=********", parts.query)
     if parts.password is None:
-        return url
+        return urlunsplit(parts._replace(query=query))
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:********@{host}"))
+    return urlunsplit(parts._replace(netloc=f"{user}:********@{host}", query=query))
+
+
+_SENTINEL_SECRET = re.compile(r"(^|&)sentinel_password=[^&]*")
 
 
 _RETRY_OPTIONS: dict[str, Any] = {
@@ -110,14 +128,20 @@ def _retry_args(settings: RedisSettings) -> tuple[ExponentialWithJitterBackoff, 
 
 def connect(settings: RedisSettings) -> redis.Redis:
     """A client (with its own pool) for ``settings``; connects lazily on first use."""
-    return redis.Redis.from_url(settings.url, **_options(settings, connection_retry(settings)))
+    options = _options(settings, connection_retry(settings))
+    if settings.url.startswith(sentinel.SCHEMES):
+        return sentinel.connect(sentinel.parse(settings.url), options)
+    return redis.Redis.from_url(settings.url, **options)
 
 
 def connect_async(settings: RedisSettings) -> redis.asyncio.Redis:
     """An asyncio client for ``settings``, with ``connect``'s timeouts and retry policy;
     connects lazily, in the event loop that first uses it."""
     retry = AsyncRetry(*_retry_args(settings), **_RETRY_OPTIONS)
-    return redis.asyncio.Redis.from_url(settings.url, **_options(settings, retry))
+    options = _options(settings, retry)
+    if settings.url.startswith(sentinel.SCHEMES):
+        return sentinel.connect_async(sentinel.parse(settings.url), options)
+    return redis.asyncio.Redis.from_url(settings.url, **options)
 
 
 def _options(settings: RedisSettings, retry: object) -> dict[str, Any]:
@@ -140,11 +164,19 @@ def _options(settings: RedisSettings, retry: object) -> dict[str, Any]:
 
 def describe(client: redis.Redis) -> str:
     """Where ``client`` connects, as a URL with any password masked (for messages)."""
-    kwargs = client.connection_pool.connection_kwargs
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"
-    tls = issubclass(client.connection_pool.connection_class, redis.SSLConnection)
+    scheme = "rediss" if issubclass(pool.connection_class, redis.SSLConnection) else "redis"
     user = kwargs.get("username") or ""
-    secret = f"{user}:********@" if kwargs.get("password") else ""
-    host, port, db = kwargs.get("host"), kwargs.get("port"), kwargs.get("db", 0)
-    return f"{'rediss' if tls else 'redis'}://{secret}{host}:{port}/{db}"
+    login = f"{user}:********@" if kwargs.get("password") else ""
+    if isinstance(pool, SentinelConnectionPool):
+        nodes = ",".join(
+            "{host}:{port}".format_map(node.connection_pool.connection_kwargs)
+            for node in pool.sentinel_manager.sentinels
+        )
+        where = f"{scheme}+sentinel://{login}{nodes}/{pool.service_name}"
+    else:
+        where = f"{scheme}://{login}{kwargs.get('host')}:{kwargs.get('port')}"
+    return f"{where}/{kwargs.get('db', 0)}"

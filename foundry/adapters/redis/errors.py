@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+from redis.sentinel import MasterNotFoundError
 
 from foundry.domain import (
     CacheError,
@@ -28,12 +29,21 @@ _REFUSALS = {
     "password (redis://:password@host:6379/0; user:password@ for an ACL user)",
     "tls": "TLS certificate verification failed for {where} ({error}): pass the CA that signed "
     "the server's certificate with rediss://host:6379/0?ssl_ca_certs=/path/to/ca.pem",
+    "sentinel": "{where}: {error}",
 }
 
 
+class SentinelRefused(MasterNotFoundError):
+    """The sentinels' answer no retry changes (an unknown master name, a refused login); the
+    message names the fix."""
+
+
 def refusal(error: BaseException) -> str | None:
-    """``"auth"`` or ``"tls"`` for a connection no retry can fix (a refused password, a
-    certificate that does not verify), ``None`` for anything else (an outage may pass)."""
+    """``"auth"``, ``"tls"`` or ``"sentinel"`` for a connection no retry can fix (a refused
+    password, a certificate that does not verify, a master no sentinel knows), ``None`` for
+    anything else (an outage may pass)."""
+    if isinstance(error, SentinelRefused):
+        return "sentinel"
     text = str(error)
     if isinstance(error, redis.AuthenticationError) or text.startswith(("NOAUTH", "WRONGPASS")):
         return "auth"

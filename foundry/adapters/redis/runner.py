@@ -28,6 +28,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 from redis.exceptions import ResponseError
+from redis.sentinel import SentinelManagedConnection
 
 Arg = str | bytes | int
 #: One function call: its name (``claim``, ``cache_get``), its keys and its arguments.
@@ -101,6 +102,15 @@ class Packer:
 def missing(error: ResponseError) -> bool:
     """Redis does not have the library (restarted without persistence, or FUNCTION FLUSH)."""
     return str(error).startswith("Function not found")
+
+
+def _send(conn: Any, packed: bytes) -> None:
+    """Send on ``conn``; a Sentinel-managed one asks the sentinels where the master is before it
+    connects (sending alone would dial its default address, as only its pool's ``connect``
+    asks them, and that one retries under the policy again, inside the call's own retries)."""
+    if not conn.is_connected and isinstance(conn, SentinelManagedConnection):
+        conn.host, conn.port = conn.connection_pool.get_master_address()
+    conn.send_packed_command([packed])
 
 
 class _Pinned(threading.local):
@@ -190,7 +200,7 @@ class FunctionRunner:
         return pinned.connection
 
     def _round_trip(self, conn: Any, packed: bytes) -> Any:
-        conn.send_packed_command([packed])
+        _send(conn, packed)
         return self._reply(conn, packed)
 
     @staticmethod
@@ -199,7 +209,7 @@ class FunctionRunner:
         # fail to answer, leaving us unsure whether it ran: reopen it first.
         if conn.is_connected and conn.can_read(timeout=0):
             conn.disconnect()
-        conn.send_packed_command([packed])
+        _send(conn, packed)
 
     def _reply(self, conn: Any, packed: bytes) -> Any:
         try:
@@ -213,7 +223,7 @@ class FunctionRunner:
 
     def _send_many(self, conn: Any, packed: list[bytes], skip: int = 0) -> list[Any]:
         for attempt in (1, 2):
-            conn.send_packed_command([b"".join(packed)])
+            _send(conn, b"".join(packed))
             replies, errors = [], []
             for _ in packed:
                 try:

@@ -1,0 +1,228 @@
+"""Redis behind Sentinel: the ``redis+sentinel://`` URL and a client that follows the master.
+
+``redis+sentinel://[user:password@]host:port[,host:port...]/master[/db][?options]`` names the
+sentinels to ask (port 26379 when left out) and the master they monitor; ``rediss+sentinel://``
+uses TLS to the sentinels and to the master. The user and password are the master's (as in a
+``redis://`` URL); ``sentinel_username=`` and ``sentinel_password=`` in the query are the
+sentinels' own, when they require one. The other options are those of a ``redis://`` URL
+(``ssl_ca_certs=``, ...).
+
+The client is redis-py's Sentinel-managed client: every new connection asks the sentinels
+where the master is, and a connection to a master that was demoted is dropped and opened again
+(redis-py raises a ``ConnectionError`` that the client's retry policy handles). A name no
+sentinel monitors, or a password a sentinel refuses, is ``SentinelRefused``: no retry fixes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+import attrs
+import redis
+import redis.asyncio
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.connection import parse_url
+from redis.sentinel import MasterNotFoundError, Sentinel
+
+from foundry.adapters.redis.errors import SentinelRefused, refusal
+
+SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+DEFAULT_PORT = 26379
+#: Query options meant for the sentinels, not for the master.
+_SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
+
+
+@attrs.frozen
+class SentinelTarget:
+    """Where the sentinels are, which master to ask them for, and how to log in to each."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    db: int = 0
+    tls: bool = False
+    username: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    sentinel_username: str | None = None
+    sentinel_password: str | None = attrs.field(default=None, repr=False)
+    #: The remaining query options, as in a ``redis://`` URL (``ssl_ca_certs=...``).
+    options: tuple[tuple[str, str], ...] = ()
+
+    def where(self) -> str:
+        """The sentinels and the master, for messages (no password)."""
+        hosts = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+        return f"{'rediss' if self.tls else 'redis'}+sentinel://{hosts}/{self.master}/{self.db}"
+
+
+def parse(url: str) -> SentinelTarget:
+    """The target a ``redis+sentinel://`` URL names; ``ValueError`` saying what is wrong."""
+    scheme, _, rest = url.partition("://")
+    netloc, _, path = rest.partition("/")
+    path, _, query = path.partition("?")
+    userinfo, _, hosts = netloc.rpartition("@")
+    login = urlsplit(f"redis://{userinfo}@x") if userinfo else None
+    master, _, db = path.partition("/")
+    if not master:
+        raise ValueError(
+            "name the master the sentinels monitor: redis+sentinel://host:26379/mymaster"
+        )
+    if db and not db.isdigit():
+        raise ValueError(f"the database after the master name must be a number, got {db!r}")
+    options = {name: values[-1] for name, values in parse_qs(query).items()}
+    return SentinelTarget(
+        sentinels=_hosts(hosts),
+        master=master,
+        db=int(db or options.pop("db", "0")),
+        tls=scheme == "rediss+sentinel",
+        username=_unquoted(login.username if login else None),
+        password=_unquoted(login.password if login else None),
+        sentinel_username=options.pop("sentinel_username", None),
+        sentinel_password=options.pop("sentinel_password", None),
+        options=tuple(options.items()),
+    )
+
+
+def _unquoted(text: str | None) -> str | None:
+    return unquote(text) if text else None
+
+
+def _hosts(text: str) -> tuple[tuple[str, int], ...]:
+    hosts = []
+    for item in text.split(","):
+        parts = urlsplit(f"redis://{item}")
+        try:
+            port = parts.port or DEFAULT_PORT
+        except ValueError:
+            port = 0
+        if not parts.hostname or port == 0:
+            raise ValueError(
+                f"sentinel {item!r}: give each sentinel as host:port, separated by commas "
+                "(redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster)"
+            )
+        hosts.append((parts.hostname, port))
+    return tuple(hosts)
+
+
+class _Sentinel(Sentinel):
+    """redis-py's Sentinel, which says why no master was found when no retry can help."""
+
+    def discover_master(self, service_name: str) -> Any:
+        try:
+            return super().discover_master(service_name)
+        except MasterNotFoundError as error:
+            answers = [_answer(sentinel.sentinel_masters) for sentinel in self.sentinels]
+            raise _refusal(service_name, answers) or error from error
+
+
+class _AsyncSentinel(AsyncSentinel):
+    """``_Sentinel`` for ``redis.asyncio`` clients; its clients of the sentinels are made
+    again in each event loop that asks (an asyncio connection serves only its own loop, and
+    the queue's runner opens its connections per loop too)."""
+
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    async def discover_master(self, service_name: str) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop is not loop:
+            self.sentinels = [
+                redis.asyncio.Redis(**_address(sentinel), **self.sentinel_kwargs)
+                for sentinel in self.sentinels
+            ]
+        self._loop = loop
+        try:
+            return await super().discover_master(service_name)
+        except MasterNotFoundError as error:
+            answers = [
+                await _answer_async(sentinel.sentinel_masters) for sentinel in self.sentinels
+            ]
+            raise _refusal(service_name, answers) or error from error
+
+
+def _address(client: redis.asyncio.Redis) -> dict[str, Any]:
+    kwargs = client.connection_pool.connection_kwargs
+    return {"host": kwargs["host"], "port": kwargs["port"]}
+
+
+def _answer(ask: Callable[[], Any]) -> Any:
+    try:
+        return ask()
+    except redis.RedisError as error:
+        return error
+
+
+async def _answer_async(ask: Callable[[], Awaitable[Any]]) -> Any:
+    try:
+        return await ask()
+    except redis.RedisError as error:
+        return error
+
+
+def _refusal(name: str, answers: list[Any]) -> SentinelRefused | None:
+    """From each sentinel's ``SENTINEL MASTERS`` answer (or error): an unknown master name or
+    a refused login; ``None`` if the sentinels are down, or know the master but see it down
+    (a failover may be under way)."""
+    monitored: set[str] = set()
+    answered = False
+    for answer in answers:
+        if isinstance(answer, Exception):
+            if refusal(answer) == "auth":
+                return SentinelRefused(
+                    f"a sentinel refused the login ({answer}): set sentinel_password= (and "
+                    "sentinel_username=) in REDIS_URL's query"
+                )
+            continue
+        answered = True
+        monitored.update(answer)
+    if not answered or name in monitored:
+        return None
+    known = ", ".join(sorted(monitored)) or "none"
+    return SentinelRefused(
+        f"no sentinel monitors a master named {name!r} (they monitor: {known}); fix the "
+        "name in REDIS_URL (redis+sentinel://host:26379/<master>)"
+    )
+
+
+def connect(target: SentinelTarget, options: dict[str, Any]) -> redis.Redis:
+    """A client of ``target``'s master with ``options`` (the plain client's: pool size,
+    timeouts, retry, client name; ``db`` and ``password`` override the URL's)."""
+    master = _master_options(target, options)
+    sentinel = _Sentinel(target.sentinels, sentinel_kwargs=_sentinel_options(target, master))
+    return sentinel.master_for(target.master, **master)  # type: ignore[no-any-return]
+
+
+def connect_async(target: SentinelTarget, options: dict[str, Any]) -> redis.asyncio.Redis:
+    """``connect`` for a ``redis.asyncio`` client."""
+    master = _master_options(target, options)
+    on_sentinels = _sentinel_options(target, master)
+    sentinel = _AsyncSentinel(target.sentinels, sentinel_kwargs=on_sentinels)
+    return sentinel.master_for(target.master, **master)  # type: ignore[no-any-return]
+
+
+def _master_options(target: SentinelTarget, options: dict[str, Any]) -> dict[str, Any]:
+    login = {"username": target.username, "password": target.password, "db": target.db}
+    master = {**_url_options(target), **{k: v for k, v in login.items() if v is not None}}
+    return master | options
+
+
+def _sentinel_options(target: SentinelTarget, master: dict[str, Any]) -> dict[str, Any]:
+    """The sentinels' own connections: the master's timeouts and TLS, their own login.
+
+    No retry: discovery moves on to the next sentinel, and the master's connection retries
+    the whole discovery under its policy."""
+    login = {"username": target.sentinel_username, "password": target.sentinel_password}
+    return {
+        **{name: value for name, value in master.items() if name.startswith(("socket_", "ssl"))},
+        **{name: value for name, value in login.items() if value is not None},
+    }
+
+
+def _url_options(target: SentinelTarget) -> dict[str, Any]:
+    """The query's options, parsed as redis-py parses those of a ``redis://`` URL."""
+    scheme = "rediss" if target.tls else "redis"
+    parsed: dict[str, Any] = parse_url(f"{scheme}://x/?{urlencode(target.options)}")  # type: ignore[no-untyped-call]
+    parsed.pop("host", None)
+    if parsed.pop("connection_class", None) is not None:
+        parsed["ssl"] = True
+    return parsed

@@ -1,0 +1,107 @@
+"""Redis behind Sentinel: Foundry works on the master the sentinels name, and a URL no retry
+can fix (a master no sentinel knows, a refused password) is said at once with the fix."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+import foundry
+from foundry.adapters.redis.connection import RedisSettings, connect, describe
+from foundry.adapters.redis.queue import RedisQueue
+from tests.backends import redis_cache, unique_prefix
+from tests.redis.test_connection_refusals import foundry_cli
+from tests.redis_server import free_port
+from tests.redis_topologies import SentinelGroup
+
+pytestmark = pytest.mark.redis
+
+
+def test_queue_and_cache_write_to_the_master_the_sentinels_name(
+    redis_sentinel: SentinelGroup,
+) -> None:
+    prefix = unique_prefix("q")
+    settings = foundry.Settings(redis_url=redis_sentinel.url(), queue_prefix=prefix)
+    cache = redis_cache(redis_sentinel.url(), None)
+
+    with foundry.connect(settings) as fx:
+        fx.queue.enqueue(foundry.Job("task"))
+    cache.set("k", 1)
+
+    master, replica = redis_sentinel.master.client(), redis_sentinel.replica.client()
+    assert master.exists(f"{prefix}:{{default}}:jobs", f"{cache._c.prefix}:v:k") == 2
+    assert master.wait(1, 5_000) == 1
+    assert replica.exists(f"{prefix}:{{default}}:jobs", f"{cache._c.prefix}:v:k") == 2
+
+
+def test_queue_and_cache_follow_the_master_when_sentinel_fails_over() -> None:
+    group = SentinelGroup()  # its own: the session's group keeps its master
+    try:
+        queue = RedisQueue(connect(RedisSettings(url=group.url())), prefix=unique_prefix("q"))
+        cache = redis_cache(group.url(), None)
+        queue.enqueue(foundry.Job("before"))
+        cache.set("k", 1)
+        assert group.master.client().wait(1, 5_000) == 1  # replicated: this test is not on lag
+
+        group.fail_over()
+        group.kill(group.master)  # the connections still open to it fail; none may land there
+
+        queue.enqueue(foundry.Job("after"))
+        cache.set("k", 2)
+        assert queue.stats("default").ready == 2
+        assert cache.get("k") == 2
+        assert group.replica.client().info("replication")["role"] == "master"
+    finally:
+        group.close()
+
+
+def test_a_master_no_sentinel_knows_is_exit_2_naming_the_known_ones(
+    redis_sentinel: SentinelGroup,
+) -> None:
+    started = time.monotonic()
+
+    done = foundry_cli("check", env={"REDIS_URL": redis_sentinel.url("orders")})
+
+    assert done.returncode == 2, done.stderr
+    assert "no sentinel monitors a master named 'orders'" in done.stderr
+    assert "they monitor: foundry-test" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert time.monotonic() - started < 8  # no retries first
+
+
+def test_a_password_the_master_refuses_is_a_configuration_error(
+    redis_sentinel: SentinelGroup,
+) -> None:
+    settings = foundry.Settings(redis_url=redis_sentinel.url(login="nobody:wrong-word@"))
+
+    with (
+        foundry.connect(settings) as fx,
+        pytest.raises(foundry.ConfigurationError, match="authentication failed") as raised,
+    ):
+        fx.queue.stats("default")
+
+    assert "wrong-word" not in str(raised.value)
+
+
+def test_a_password_a_sentinel_refuses_names_the_query_option(
+    redis_sentinel: SentinelGroup,
+) -> None:
+    url = f"{redis_sentinel.url()}?sentinel_username=nobody&sentinel_password=wrong-word"
+
+    with pytest.raises(redis.ConnectionError, match="sentinel_password=") as raised:
+        connect(RedisSettings(url=url)).ping()
+
+    assert "wrong-word" not in str(raised.value)
+
+
+def test_sentinels_nobody_runs_are_an_outage_not_a_configuration_error() -> None:
+    url = f"redis+sentinel://127.0.0.1:{free_port()}/foundry-test/0"
+    client = connect(RedisSettings(url=url, retries=1))  # an outage is retried: keep it short
+
+    with pytest.raises(foundry.QueueUnavailable, match="No master found") as raised:
+        RedisQueue(client, prefix=unique_prefix("q")).stats("default")
+
+    assert describe(client) == url
+    assert not isinstance(raised.value, foundry.ConfigurationError)

@@ -1,0 +1,138 @@
+"""Throwaway Redis topologies for tests: a Sentinel-managed master (1 master, 1 replica, 3
+sentinels), each process on a free loopback port in its own directory."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from tests.redis_server import RedisServer, free_port
+
+MASTER_NAME = "foundry-test"
+
+
+class SentinelProcess:
+    """One redis-sentinel (``redis-server --sentinel`` where the alias is not installed)."""
+
+    def __init__(self, directory: Path, master_port: int, quorum: int) -> None:
+        self.port = free_port()
+        self.config = directory / f"sentinel-{self.port}.conf"
+        self.config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {directory}\n"
+            f"logfile {directory / f'sentinel-{self.port}.log'}\n"
+            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} {quorum}\n"
+            f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
+            f"sentinel failover-timeout {MASTER_NAME} 5000\n"
+        )
+        alias = shutil.which("redis-sentinel")
+        binary = [alias] if alias else [str(shutil.which("redis-server")), "--sentinel"]
+        self.process = subprocess.Popen(
+            [binary[0], str(self.config), *binary[1:]],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def client(self) -> redis.Redis:
+        """A plain client of this sentinel (SENTINEL commands)."""
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def knows_master(self) -> bool:
+        """Whether this sentinel answers with the master's address."""
+        try:
+            with self.client() as probe:
+                return probe.sentinel_get_master_addr_by_name(MASTER_NAME) is not None
+        except redis.ConnectionError:
+            return False
+
+    def replicas(self) -> int:
+        """How many replicas of the master this sentinel is connected to and sees in sync (the
+        ones it may promote)."""
+        with self.client() as probe:
+            found = probe.sentinel_slaves(MASTER_NAME)
+        return sum(
+            replica.get("master-link-status") == "ok"
+            and not (replica["is_disconnected"] or replica["is_sdown"] or replica["is_odown"])
+            for replica in found
+        )
+
+    def close(self) -> None:
+        """Kill the sentinel."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+class SentinelGroup:
+    """A master, a replica of it and three sentinels (quorum 2) that monitor it."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, socket.socket] = {}
+        # The replica's first sync starts at once (Redis waits 5 s for more replicas by default).
+        self.master = RedisServer().start(**{"repl-diskless-sync-delay": "0"})
+        self.replica = RedisServer().start(replicaof=f"127.0.0.1 {self.master.port}")
+        self.sentinels = [SentinelProcess(self.master.dir, self.master.port, 2) for _ in range(3)]
+        self._wait_for("the replica to sync and the sentinels to start", self._ready)
+
+    def _ready(self) -> bool:
+        with self.replica.client() as replica:
+            synced = replica.info("replication").get("master_link_status") == "up"
+        return synced and all(sentinel.knows_master() for sentinel in self.sentinels)
+
+    def _wait_for(self, what: str, done: Callable[[], bool], timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out waiting for {what}; see {self.master.dir}")
+            time.sleep(0.05)
+
+    def fail_over(self) -> None:
+        """Promote the replica (``SENTINEL FAILOVER``); returns once the sentinels name it."""
+        first = self.sentinels[0]
+        self._wait_for("the sentinels to find the replica", lambda: first.replicas() > 0)
+        with first.client() as sentinel:
+            sentinel.execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
+        self._wait_for("the sentinels to name the replica", self._replica_promoted)
+
+    def _replica_promoted(self) -> bool:
+        def named(sentinel: SentinelProcess) -> bool:
+            with sentinel.client() as probe:
+                address = probe.sentinel_get_master_addr_by_name(MASTER_NAME)
+            return address is not None and int(address[1]) == self.replica.port
+
+        return all(named(sentinel) for sentinel in self.sentinels)
+
+    def url(self, master: str = MASTER_NAME, login: str = "") -> str:
+        """``redis+sentinel://`` with every sentinel and ``master``."""
+        hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in self.sentinels)
+        return f"redis+sentinel://{login}{hosts}/{master}/0"
+
+    def kill(self, server: RedisServer) -> None:
+        """SIGKILL ``server`` and keep its port bound (not listening) until ``close``.
+
+        The sentinels remember the address: were another test's redis-server to start on the
+        freed port, they would take it for the old master come back and make it a replica.
+        """
+        server.kill()
+        holder = socket.socket()
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", server.port))
+        self._held[server.port] = holder
+
+    def restart(self, server: RedisServer) -> None:
+        """Start a server ``kill`` stopped, on its port."""
+        self._held.pop(server.port).close()
+        server.start()
+
+    def close(self) -> None:
+        """Kill every process (the sentinels first) and remove their directories."""
+        for sentinel in self.sentinels:
+            sentinel.close()
+        self.replica.close()
+        self.master.close()
+        for holder in self._held.values():
+            holder.close()
