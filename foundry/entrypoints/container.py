@@ -93,6 +93,7 @@ class Container(containers.DeclarativeContainer):
             queue_client,
             prefix=config.queue.prefix,
             block_limit=queue_timing.provided.block_limit,
+            durability=providers.Callable(Settings.queue_durability, settings),
         ),
     )
     queue = providers.Dependency(instance_of=QueuePort, default=queue_backend)  # type: ignore[type-abstract]
@@ -104,7 +105,10 @@ class Container(containers.DeclarativeContainer):
         config.queue.driver,
         memory=providers.Singleton(_async_memory_queue, queue),
         redis=providers.Singleton(
-            _async_redis_queue, client=async_queue_client, prefix=config.queue.prefix
+            _async_redis_queue,
+            client=async_queue_client,
+            prefix=config.queue.prefix,
+            durability=providers.Callable(Settings.queue_durability, settings),
         ),
     )
     async_queue = providers.Dependency(instance_of=AsyncQueuePort, default=async_queue_backend)  # type: ignore[type-abstract]

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import attrs
 
 from foundry.adapters.redis.connection import RedisSettings, check_url, mask_url
+from foundry.adapters.redis.durability import Durability
 from foundry.domain import ConfigurationError, LeaseTiming
 
 T = TypeVar("T")
@@ -68,6 +69,7 @@ class Settings:
     redis_socket_timeout: timedelta = timedelta(seconds=5)
     redis_cache_db: int | None = None
     redis_queue_db: int | None = None
+    redis_wait_replicas: int = 0
     cache_driver: Driver = attrs.field(
         default=attrs.Factory(_configured_redis, takes_self=True), converter=_as_driver
     )
@@ -101,6 +103,7 @@ class Settings:
             ),
             redis_cache_db=env.read("REDIS_CACHE_DB", _db_number, None),
             redis_queue_db=env.read("REDIS_QUEUE_DB", _db_number, None),
+            redis_wait_replicas=env.read("REDIS_WAIT_REPLICAS", _replicas, 0),
             cache_prefix=env.read("CACHE_PREFIX", _prefix, default.cache_prefix),
             queue_prefix=env.read("QUEUE_PREFIX", _prefix, default.queue_prefix),
             queue_timeout=env.read("QUEUE_TIMEOUT", _seconds, default.queue_timeout),
@@ -116,6 +119,11 @@ class Settings:
         timeout is ``queue_timing().reply_timeout``."""
         timeout = self.queue_timing().reply_timeout
         return self._redis(self.redis_queue_db, "foundry-queue", timeout)
+
+    def queue_durability(self) -> Durability:
+        """How many replicas hold an enqueue, a completion or a failure before it returns
+        (``REDIS_WAIT_REPLICAS``), waiting at most half the queue client's reply timeout."""
+        return Durability(self.redis_wait_replicas, self.queue_timing().reply_timeout / 2)
 
     def cache_redis(self) -> RedisSettings:
         """How the cache reaches Redis (``REDIS_CACHE_DB`` overrides ``REDIS_DB``)."""
@@ -182,6 +190,13 @@ def _db_number(raw: str) -> int:
     number = _integer(raw)
     if number < 0:
         raise ValueError("use a database number, 0 or more (Redis has 0-15 by default)")
+    return number
+
+
+def _replicas(raw: str) -> int:
+    number = _integer(raw)
+    if not 0 <= number <= 100:
+        raise ValueError("use a number of replicas from 0 (no waiting) to 100")
     return number
 
 

@@ -24,6 +24,8 @@ BAD_VALUES = [
     ("REDIS_SOCKET_TIMEOUT", "-1", "greater than 0"),
     ("REDIS_CACHE_DB", "x", "whole number"),
     ("REDIS_QUEUE_DB", "1.5", "whole number"),
+    ("REDIS_WAIT_REPLICAS", "-1", "from 0 (no waiting) to 100"),
+    ("REDIS_WAIT_REPLICAS", "all", "whole number"),
     ("CACHE_DRIVER", "memcached", "'memory' or 'redis'"),
     ("CACHE_PREFIX", "has space", "letters, digits"),
     ("QUEUE_DRIVER", "sqs", "'memory' or 'redis'"),
@@ -51,6 +53,7 @@ def test_every_variable_is_read() -> None:
         "REDIS_SOCKET_TIMEOUT": "7",
         "REDIS_CACHE_DB": "4",
         "REDIS_QUEUE_DB": "5",
+        "REDIS_WAIT_REPLICAS": "2",
         "CACHE_DRIVER": "redis",
         "CACHE_PREFIX": "app_cache",
         "QUEUE_DRIVER": "REDIS",
@@ -69,6 +72,7 @@ def test_every_variable_is_read() -> None:
         redis_socket_timeout=timedelta(seconds=7),
         redis_cache_db=4,
         redis_queue_db=5,
+        redis_wait_replicas=2,
         cache_driver=Driver.REDIS,
         cache_prefix="app_cache",
         queue_driver=Driver.REDIS,
@@ -137,3 +141,13 @@ def test_a_password_in_the_url_is_masked_when_shown() -> None:
     assert shown == "rediss://app:********@cache.example:6380/1"
     assert "hunter2" not in repr(settings)
     assert settings.queue_redis().url == "rediss://app:hunter2@cache.example:6380/1"
+
+
+def test_wait_replicas_waits_at_most_half_the_queue_clients_reply_timeout() -> None:
+    settings = Settings.from_env({"REDIS_WAIT_REPLICAS": "1", "QUEUE_TIMEOUT": "6"})
+
+    durability = settings.queue_durability()
+
+    assert durability.replicas == 1
+    assert durability.timeout == settings.queue_timing().reply_timeout / 2 == timedelta(seconds=1)
+    assert Settings().queue_durability().wait_command() is None

@@ -21,6 +21,7 @@ from foundry.adapters.redis.admin import found_record, record_reads
 from foundry.adapters.redis.async_runner import AsyncFunctionRunner
 from foundry.adapters.redis.broken import queue_broken, wrong_types
 from foundry.adapters.redis.clock import QueueClock
+from foundry.adapters.redis.durability import Durability
 from foundry.adapters.redis.enqueuing import EnqueuePlan
 from foundry.adapters.redis.epochs import EpochWatch
 from foundry.adapters.redis.errors import guard
@@ -37,6 +38,8 @@ class AsyncRedisQueue:
 
     ``clock=None`` (production) lets the functions read the Redis server's ``TIME``; tests
     pass a ``ManualClock``. ``prefix`` must be the workers' (``QUEUE_PREFIX``).
+    ``durability`` (``REDIS_WAIT_REPLICAS``) makes an enqueue wait for replicas before it
+    returns, as the sync queue's does.
     """
 
     def __init__(
@@ -47,12 +50,14 @@ class AsyncRedisQueue:
         clock: Clock | None = None,
         codec: Codec | None = None,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        durability: Durability | None = None,
     ) -> None:
         if not 0 < max_payload_bytes <= MAX_PAYLOAD_BYTES:
             raise ConfigurationError(
                 f"max_payload_bytes must be 1-{MAX_PAYLOAD_BYTES}, got {max_payload_bytes}"
             )
         self._runner = AsyncFunctionRunner(client)
+        self._durability = durability or Durability()
         self._keys = KeyLayout(prefix)
         self._clock = QueueClock(clock)
         self._epochs = EpochWatch(self._clock)
@@ -68,6 +73,7 @@ class AsyncRedisQueue:
                 reply = await self._runner.call("enqueue", keys.all, args)
             except redis.ResponseError as error:
                 raise await self._broken(keys, error) from error
+            await self._replicated()
         return self._plan.outcome(job, reply)
 
     async def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
@@ -80,6 +86,7 @@ class AsyncRedisQueue:
             replies = await self._runner.call_many(
                 [("enqueue", keys.all, args) for keys, args in calls]
             )
+            await self._replicated()
         return self._plan.outcomes(jobs, calls, replies, order)
 
     async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
@@ -122,6 +129,12 @@ class AsyncRedisQueue:
     async def _queues(self) -> list[str]:
         names = await self._runner.command("SMEMBERS", self._keys.registry)
         return sorted(name.decode() for name in names)
+
+    async def _replicated(self) -> None:
+        """``REDIS_WAIT_REPLICAS``: wait until the replicas hold what this connection wrote."""
+        wait = self._durability.wait_command()
+        if wait is not None:
+            self._durability.check(await self._runner.command(*wait))
 
     async def _register(self, queues: list[str]) -> None:
         for queue in dict.fromkeys(queues):

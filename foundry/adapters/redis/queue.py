@@ -28,6 +28,7 @@ from foundry.adapters.codec import Codec
 from foundry.adapters.redis.admin import RedisAdmin
 from foundry.adapters.redis.claiming import Claimer
 from foundry.adapters.redis.clock import QueueClock
+from foundry.adapters.redis.durability import Durability
 from foundry.adapters.redis.enqueuing import Enqueuer
 from foundry.adapters.redis.epochs import Epochs
 from foundry.adapters.redis.health import RedisReport, check
@@ -61,6 +62,8 @@ class RedisQueue:
     pass a ``ManualClock``. ``block_limit`` bounds a claim's blocking wait for work: give
     ``LeaseTiming.block_limit`` when the client's socket timeout is that timing's
     ``reply_timeout`` (``None``: no bound beyond the wait itself, a second at most per BLPOP).
+    ``durability`` (``REDIS_WAIT_REPLICAS``) makes enqueues, completions and failures wait
+    for replicas before they return (see ``durability.py``).
     Beyond the port: ``check()``, the startup self-check.
     """
 
@@ -75,6 +78,7 @@ class RedisQueue:
         completed_ttl: timedelta = timedelta(hours=1),
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         block_limit: timedelta | None = None,
+        durability: Durability | None = None,
     ) -> None:
         if not 0 < max_payload_bytes <= MAX_PAYLOAD_BYTES:
             raise ConfigurationError(
@@ -83,7 +87,7 @@ class RedisQueue:
         if completed_ttl <= timedelta(0):
             raise ConfigurationError(f"completed_ttl must be positive, got {completed_ttl}")
         codec = codec or Codec(max_payload_bytes)
-        runner = FunctionRunner(client)
+        runner = FunctionRunner(client, durability)
         keys = KeyLayout(prefix)
         now = QueueClock(clock)
         records = RecordCodec(codec)

@@ -13,6 +13,8 @@ for the pool nor holds one of its slots; a forked child opens its own), under th
 connection's retry policy. When Redis answers "Function not found" (restarted without
 persistence, ``FUNCTION FLUSH``) the library is loaded on that connection and the call sent
 again: it never ran. Driver errors are raised as they are; each adapter translates them.
+With a ``Durability`` (``REDIS_WAIT_REPLICAS``), a write holding a durable call carries a
+``WAIT`` behind it and raises ``ReplicasBehind`` when too few replicas answered.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import redis
 from redis.client import Pipeline
 from redis.exceptions import ResponseError
 from redis.sentinel import SentinelManagedConnection
+
+from foundry.adapters.redis.durability import DURABLE, Durability
 
 Arg = str | bytes | int
 #: One function call: its name (``claim``, ``cache_get``), its keys and its arguments.
@@ -124,8 +128,11 @@ class _Pinned(threading.local):
 class FunctionRunner:
     """Calls the library's functions for one client (see the module's docstring)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, durability: Durability | None = None) -> None:
         self.client = client
+        self.durability = durability or Durability()
+        wait = self.durability.wait_command()
+        self._wait = None if wait is None else b"".join((b"*3\r\n", *map(_bulk, wait)))
         self.library = library()
         self._pinned = _Pinned()
         self._pack = Packer(self.library.function).pack
@@ -139,6 +146,8 @@ class FunctionRunner:
         function that changes nothing the second time) a lost reply is re-sent too; without
         it, a lost reply raises the connection's error, since the call may have run.
         """
+        if self._wait is not None and name in DURABLE:
+            return self._write([(name, keys, args)], ())[0]
         conn = self._connection()
         packed = self._pack(name, keys, args)
 
@@ -165,8 +174,15 @@ class FunctionRunner:
         if len(calls) == 1 and not first:
             name, keys, args = calls[0]
             return [self.call(name, keys, args)]
+        return self._write(calls, first)
+
+    def _write(self, calls: Sequence[Call], first: Sequence[Arg]) -> list[Any]:
+        """``call_many``'s write, with ``WAIT`` behind it when a call is durable."""
         conn = self._connection()
         packed = [self._pack(name, keys, args) for name, keys, args in calls]
+        wait = self._wait if any(name in DURABLE for name, _, _ in calls) else None
+        if wait is not None:
+            packed.append(wait)
         head = [b"".join((b"*%d\r\n" % len(first), *map(_bulk, first)))] if first else []
 
         def send() -> list[Any]:
@@ -174,7 +190,10 @@ class FunctionRunner:
             head.clear()
             return self._send_many(conn, sent, skip=len(sent) - len(packed))
 
-        return list(conn.retry.call_with_retry(send, lambda _: conn.disconnect()))
+        replies = list(conn.retry.call_with_retry(send, lambda _: conn.disconnect()))
+        if wait is not None:
+            self.durability.check(replies.pop())
+        return replies
 
     def load(self) -> list[str]:
         """Load the library; the names of the other Foundry libraries Redis holds (other

@@ -1,0 +1,47 @@
+"""``REDIS_WAIT_REPLICAS``: an acknowledged write that survives the loss of the master.
+
+With ``replicas`` above 0 the runner sends ``WAIT replicas timeout`` behind every call of a
+function whose write a caller is told about (enqueue, complete, fail, a schedule's firing), in
+the same write and on the same connection: Redis answers it once that many replicas hold every
+earlier write of the connection. Fewer within the timeout is ``ReplicasBehind``: the write is
+on the master and may be lost with it, and sending it again is safe (every write is).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import attrs
+import redis
+
+#: The functions whose writes wait for the replicas.
+DURABLE = frozenset({"enqueue", "complete", "fail", "schedule_fire"})
+
+
+class ReplicasBehind(redis.RedisError):
+    """Fewer replicas than ``REDIS_WAIT_REPLICAS`` acknowledged a write in time."""
+
+
+@attrs.frozen
+class Durability:
+    """How many replicas must hold a write before it is acknowledged (0: none, no ``WAIT``),
+    and how long to wait for them."""
+
+    replicas: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    timeout: timedelta = timedelta(seconds=1)
+
+    def wait_command(self) -> list[str | int] | None:
+        """The ``WAIT`` to send behind a durable write (``None`` when off)."""
+        if not self.replicas:
+            return None
+        return ["WAIT", self.replicas, max(int(self.timeout.total_seconds() * 1000), 1)]
+
+    def check(self, acknowledged: int) -> None:
+        """Raise ``ReplicasBehind`` unless ``acknowledged`` replicas are enough."""
+        if acknowledged < self.replicas:
+            raise ReplicasBehind(
+                f"written on the master but held by {acknowledged} of {self.replicas} "
+                f"replica(s) after {self.timeout.total_seconds():g} s (REDIS_WAIT_REPLICAS="
+                f"{self.replicas}): it may be lost if the master fails now; sending it again is "
+                "safe. Check the replicas (INFO replication), or lower REDIS_WAIT_REPLICAS"
+            )
