@@ -10,6 +10,7 @@ import redis
 
 import foundry
 from foundry.adapters.redis.connection import RedisSettings, connect, describe
+from foundry.adapters.redis.durability import Durability
 from foundry.adapters.redis.queue import RedisQueue
 from tests.backends import redis_cache, unique_prefix
 from tests.redis.test_connection_refusals import foundry_cli
@@ -105,3 +106,38 @@ def test_sentinels_nobody_runs_are_an_outage_not_a_configuration_error() -> None
 
     assert describe(client) == url
     assert not isinstance(raised.value, foundry.ConfigurationError)
+
+
+def test_check_reports_the_sentinel_topology_and_what_a_failover_may_lose(
+    redis_sentinel: SentinelGroup,
+) -> None:
+    env = {"REDIS_URL": redis_sentinel.url(), "COLUMNS": "300"}
+
+    done = foundry_cli("check", env=env)
+    strict = foundry_cli("check", "--strict", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert "Sentinel master 'foundry-test' (3 sentinels): master, 1 replica" in done.stdout
+    assert "min-replicas-to-write is 0" in done.stderr
+    assert "no replica is connected" not in done.stderr
+    assert strict.returncode == 1
+    assert "min-replicas-to-write 1" in strict.stderr
+
+
+def test_check_warns_when_no_replica_is_left_to_promote_or_to_wait_for() -> None:
+    group = SentinelGroup()  # its own: its replica dies
+    try:
+        group.kill(group.replica)
+        master = group.master.client()
+        while master.info("replication")["connected_slaves"]:
+            time.sleep(0.02)
+        client = connect(RedisSettings(url=group.url()))
+
+        report = RedisQueue(client, prefix="q", durability=Durability(1)).check()
+    finally:
+        group.close()
+
+    assert report.replicas == 0
+    assert report.topology == "Sentinel master 'foundry-test' (3 sentinels): master, 0 replicas"
+    assert any(w.startswith("no replica is connected to the master") for w in report.warnings)
+    assert any("REDIS_WAIT_REPLICAS=1 but the master has 0" in w for w in report.warnings)

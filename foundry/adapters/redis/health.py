@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 import redis
+from redis.sentinel import SentinelConnectionPool
 
 from foundry.adapters.redis.connection import describe
 from foundry.adapters.redis.errors import guard, refused
@@ -28,6 +29,10 @@ class RedisReport:
     aof_enabled: bool
     rdb_save: str
     warnings: tuple[str, ...] = ()
+    #: Where the data lives: the server's role and replicas, and the Sentinel that names it.
+    topology: str = "unknown"
+    #: Replicas connected to the server (``None`` when INFO could not be read).
+    replicas: int | None = None
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -49,14 +54,16 @@ def _refused_command(reply: object) -> bool:
 
 
 def _read(client: redis.Redis) -> tuple[dict[str, Any], str, list[str]]:
-    """INFO server, memory and persistence, and the save setting, in one round trip; and
-    the INFO sections this user may not read."""
+    """INFO server, memory, persistence and replication, and the save and
+    min-replicas-to-write settings (in ``info``), in one round trip; and the INFO sections
+    this user may not read."""
     pipe = client.pipeline(transaction=False)
-    sections = ("server", "memory", "persistence")
+    sections = ("server", "memory", "persistence", "replication")
     for section in sections:
         pipe.info(section)
     pipe.config_get("save")
-    *replies, save = pipe.execute(raise_on_error=False)
+    pipe.config_get("min-replicas-to-write")
+    *replies, save, min_replicas = pipe.execute(raise_on_error=False)
     info: dict[str, Any] = {}
     denied: list[str] = []
     for reply in replies:
@@ -67,6 +74,8 @@ def _read(client: redis.Redis) -> tuple[dict[str, Any], str, list[str]]:
             raise reply
         else:
             info |= reply
+    if isinstance(min_replicas, dict):
+        info |= min_replicas
     return info, _save_setting(save), denied
 
 
@@ -89,8 +98,42 @@ def inspect_redis(client: redis.Redis) -> RedisReport:
         )
     policy = str(info.get("maxmemory_policy", "unknown"))
     aof = bool(int(info.get("aof_enabled", 0)))
-    warnings = _warnings(policy, aof, save) if not denied else _uninspected(denied)
-    return RedisReport(version, policy, aof, save, warnings)
+    if denied:
+        warnings = _uninspected(denied)
+    else:
+        warnings = _warnings(policy, aof, save) + _replication_warnings(client, info)
+    replicas = None if denied else int(info.get("connected_slaves", 0))
+    return RedisReport(version, policy, aof, save, warnings, _topology(client, info), replicas)
+
+
+def _topology(client: redis.Redis, info: dict[str, Any]) -> str:
+    replicas = int(info.get("connected_slaves", 0))
+    where = f"{info.get('role', 'unknown')}, {replicas} replica{'' if replicas == 1 else 's'}"
+    pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        count = len(pool.sentinel_manager.sentinels)
+        return f"Sentinel master {pool.service_name!r} ({count} sentinels): {where}"
+    return where
+
+
+def _replication_warnings(client: redis.Redis, info: dict[str, Any]) -> tuple[str, ...]:
+    """What a Sentinel failover may lose: a master with nothing to promote, or one that keeps
+    acknowledging writes while cut off from its replicas."""
+    if not isinstance(client.connection_pool, SentinelConnectionPool):
+        return ()  # one server chosen on purpose: nothing fails over
+    found = []
+    if int(info.get("connected_slaves", 0)) == 0:
+        found.append(
+            "no replica is connected to the master: a failover has nothing to promote and the "
+            "master's loss loses every job; run at least one replica"
+        )
+    if str(info.get("min-replicas-to-write", "")) == "0":
+        found.append(
+            "min-replicas-to-write is 0: a master cut off from its replicas keeps acknowledging "
+            "jobs that the failover then discards; set min-replicas-to-write 1 on every server "
+            "that may become master"
+        )
+    return tuple(found)
 
 
 def _uninspected(denied: list[str]) -> tuple[str, ...]:
@@ -107,6 +150,9 @@ FIXES = {
     "appendonly": "appendonly yes (CONFIG SET appendonly yes, and in redis.conf)",
     "could not inspect": "a user that may run INFO, or --strict off where INFO is denied",
     "Foundry function librar": "FUNCTION DELETE for each library named",
+    "no replica is connected": "a replica of the master (replicaof)",
+    "min-replicas-to-write": "min-replicas-to-write 1",
+    "REDIS_WAIT_REPLICAS": "REDIS_WAIT_REPLICAS at most the replicas connected",
 }
 
 
@@ -133,8 +179,9 @@ def _warnings(policy: str, aof: bool, save: str) -> tuple[str, ...]:
 def log_report(report: RedisReport) -> None:
     """Log the report: facts at info level, each warning loudly."""
     log.info(
-        "Redis %s: maxmemory-policy %s, appendonly %s, save %s",
+        "Redis %s (%s): maxmemory-policy %s, appendonly %s, save %s",
         report.version,
+        report.topology,
         report.maxmemory_policy,
         "yes" if report.aof_enabled else "no",
         report.rdb_save,
@@ -150,9 +197,16 @@ def check(runner: FunctionRunner) -> RedisReport:
     report = inspect_redis(runner.client)
     with guard("loading the Lua library"):
         others = runner.load()
-    if others:
-        report = attrs.evolve(report, warnings=(*report.warnings, _other_releases(others)))
-    return report
+    extra = [_other_releases(others)] if others else []
+    wanted = runner.durability.replicas
+    if wanted and report.replicas is not None and report.replicas < wanted:
+        extra.append(
+            f"REDIS_WAIT_REPLICAS={wanted} but the master has {report.replicas} replica(s) "
+            "connected: "
+            "every enqueue and completion will fail until enough replicas are; lower it or "
+            "add replicas"
+        )
+    return attrs.evolve(report, warnings=(*report.warnings, *extra)) if extra else report
 
 
 def _other_releases(names: list[str]) -> str:

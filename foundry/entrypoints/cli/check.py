@@ -26,11 +26,14 @@ def settings_table(settings: Settings) -> Table:
 def report_table(reports: dict[str, RedisReport]) -> Table:
     """What each Redis said about itself."""
     table = Table(title="Redis self-check")
-    for column in ("used by", "version", "maxmemory-policy", "appendonly", "RDB save"):
-        table.add_column(column)
+    columns = ("used by", "topology", "version", "maxmemory-policy", "appendonly", "RDB save")
+    for column in columns:
+        table.add_column(column, overflow="fold")
     for user, report in reports.items():
         aof = "yes" if report.aof_enabled else "no"
-        table.add_row(user, report.version, report.maxmemory_policy, aof, report.rdb_save)
+        table.add_row(
+            user, report.topology, report.version, report.maxmemory_policy, aof, report.rdb_save
+        )
     return table
 
 
@@ -61,7 +64,9 @@ def check(ctx: click.Context, strict: bool) -> None:
     """Validate the configuration and self-check every configured backend.
 
     For Redis: version (7 or newer required), eviction policy (must be noeviction, or jobs can
-    be silently evicted) and persistence (AOF recommended), and the queue's scripts load.
+    be silently evicted), persistence (AOF recommended), the topology (role, replicas, the
+    Sentinel; behind Sentinel: a replica and min-replicas-to-write), and the queue's scripts
+    load.
     """
     out = common.stdout()
     out.print(settings_table(common.settings(ctx)))
