@@ -23,6 +23,7 @@ MODULES = (
     "bench.floor",
     "bench.enqueue",
     "bench.async_enqueue",
+    "bench.replicated",
     "bench.redis_bytes",
     "bench.drain",
     "bench.cpu",

@@ -98,10 +98,17 @@ class SentinelGroup:
             sentinel.execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
         self._wait_for("the sentinels to name the replica", self._replica_promoted)
 
+    def wait_for_promotion(self, timeout: float = 30) -> None:
+        """Wait until every sentinel names the replica as the master (after a failover)."""
+        self._wait_for("the sentinels to promote the replica", self._replica_promoted, timeout)
+
     def _replica_promoted(self) -> bool:
         def named(sentinel: SentinelProcess) -> bool:
             with sentinel.client() as probe:
-                address = probe.sentinel_get_master_addr_by_name(MASTER_NAME)
+                try:
+                    address = probe.sentinel_get_master_addr_by_name(MASTER_NAME)
+                except redis.ConnectionError:
+                    return False
             return address is not None and int(address[1]) == self.replica.port
 
         return all(named(sentinel) for sentinel in self.sentinels)
