@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import attrs
 import pytest
 from starlette.testclient import TestClient
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
-from foundry.domain import Dead, ErrorInfo, Job
+from foundry.domain import Dead, ErrorInfo, Job, Progress
 from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
 from foundry.entrypoints.dashboard.history import Sampler
 from foundry.entrypoints.dashboard.security import GuardConfig
@@ -174,6 +175,21 @@ def test_a_job_its_record_errors_and_unknown_or_bad_ids(dash: Dash) -> None:
     assert in_queue.status_code == 200
     assert (unknown.status_code, bad_id.status_code, bad_queue.status_code) == (404, 400, 400)
     assert "is not a job id" in bad_id.json()["error"]
+
+
+def test_a_running_jobs_progress_is_on_its_page_and_in_its_record(dash: Dash) -> None:
+    dash.queue.enqueue(Job("a", id="j1"))
+    [lease] = dash.queue.claim(ClaimRequest(["default"], lease=30 * S))
+    before = dash.client.get("/api/jobs/j1").json()
+    dash.queue.renew([attrs.evolve(lease, progress=Progress(0.25, "<b>1 of 4</b>"))], 30 * S)
+
+    record = dash.client.get("/api/jobs/j1").json()
+    page = dash.client.get("/jobs/j1").text
+
+    assert before["progress"] is None
+    assert record["progress"] == {"fraction": 0.25, "note": "<b>1 of 4</b>"}
+    assert 'value="0.25"' in page
+    assert "25% (&lt;b&gt;1 of 4&lt;/b&gt;)" in page
 
 
 def test_delete_removes_a_pending_job_and_refuses_bad_bodies(dash: Dash) -> None:

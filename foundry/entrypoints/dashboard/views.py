@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from foundry.domain import ErrorInfo, InvalidJob, Job, JobState, validate_queue_name
+from foundry.domain import ErrorInfo, InvalidJob, Job, JobState, Progress, validate_queue_name
 from foundry.entrypoints.dashboard.history import Sampler, Snapshot
 from foundry.ports import (
     Clock,
@@ -297,8 +297,16 @@ def record_json(record: JobRecord) -> dict[str, Any]:
         "finished_at": iso(record.finished_at),
         "reason": record.reason,
         "result": record.result,
+        "progress": progress_json(record.progress),
         "errors": [error_json(error) for error in record.errors],
     }
+
+
+def progress_json(progress: Progress | None) -> dict[str, Any] | None:
+    """The last progress a running job's handler reported, if any."""
+    if progress is None:
+        return None
+    return {"fraction": progress.fraction, "note": progress.note}
 
 
 def worker_json(info: WorkerInfo, running: Sequence[JobRecord] = ()) -> dict[str, Any]:
