@@ -105,6 +105,9 @@ if TYPE_CHECKING:
         JobState as JobState,
     )
     from foundry.domain import (
+        Limit as Limit,
+    )
+    from foundry.domain import (
         Linear as Linear,
     )
     from foundry.domain import (
@@ -124,6 +127,9 @@ if TYPE_CHECKING:
     )
     from foundry.domain import (
         QueueUnavailable as QueueUnavailable,
+    )
+    from foundry.domain import (
+        Rate as Rate,
     )
     from foundry.domain import (
         ResultTimeout as ResultTimeout,
@@ -226,6 +232,7 @@ __all__ = [
     "JobState",
     "Lease",
     "Linear",
+    "Limit",
     "LockNotOwned",
     "Middleware",
     "Outcome",
@@ -239,6 +246,7 @@ __all__ = [
     "QueueBroken",
     "QueueUnavailable",
     "ResultTimeout",
+    "Rate",
     "RetryPolicy",
     "Settings",
     "SoftTimeLimitExceeded",
@@ -325,6 +333,8 @@ _HOMES = {
     "QueueUnavailable": "foundry.domain",
     "ResultTimeout": "foundry.domain",
     "RetryPolicy": "foundry.domain",
+    "Limit": "foundry.domain",
+    "Rate": "foundry.domain",
     "StaleLease": "foundry.domain",
     "UndecodableJob": "foundry.domain",
     "UndecodableValue": "foundry.domain",

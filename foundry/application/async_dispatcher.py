@@ -18,7 +18,7 @@ from foundry.application.job_maker import (
 )
 from foundry.application.registry import JobRegistry
 from foundry.application.results import wait_for_result_async
-from foundry.domain import Job, UniqueSpec
+from foundry.domain import Job, Rate, UniqueSpec
 from foundry.ports import AsyncQueuePort, Clock, CommitHooks
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,14 @@ class AsyncDispatcher:
         job_id: str | None = None,
         unique: UniqueSpec | None = None,
         after_commit: bool | None = None,
+        rate_limit: str | Rate | None = None,
+        concurrency: int | None = None,
+        limit_key: str | None = None,
     ) -> str:
-        """Enqueue one job (after the commit, if so); its id (or the pending duplicate's)."""
+        """Enqueue one job (after the commit, if so); its id (or the pending duplicate's).
+
+        ``rate_limit``, ``concurrency`` and ``limit_key`` replace the handler's, for this job.
+        """
         job = self._jobs.one(
             target,
             payload,
@@ -74,6 +80,9 @@ class AsyncDispatcher:
             priority=priority,
             job_id=job_id,
             unique=unique,
+            rate_limit=rate_limit,
+            concurrency=concurrency,
+            limit_key=limit_key,
         )
         if self._after_commit.wanted(after_commit):
             self._defer([job])

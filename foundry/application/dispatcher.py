@@ -17,7 +17,7 @@ from foundry.application.job_maker import (
 )
 from foundry.application.registry import JobRegistry
 from foundry.application.results import wait_for_result
-from foundry.domain import AfterFailure, Job, JobNotFound, JobState, UniqueSpec
+from foundry.domain import AfterFailure, Job, JobNotFound, JobState, Rate, UniqueSpec
 from foundry.ports import Clock, CommitHooks, QueuePort
 
 
@@ -63,6 +63,9 @@ class Dispatcher:
         after_commit: bool | None = None,
         after: Sequence[str] | None = None,
         after_failure: AfterFailure | str | None = None,
+        rate_limit: str | Rate | None = None,
+        concurrency: int | None = None,
+        limit_key: str | None = None,
     ) -> str:
         """Enqueue one job (after the commit, if so); its id (or the pending duplicate's).
 
@@ -70,6 +73,7 @@ class Dispatcher:
         before this one runs (it waits meanwhile); if one goes dead or is cancelled, this one
         goes dead with reason ``dependency failed`` (``after_failure="cancel"``: it is
         cancelled; ``"run"``: it runs anyway). An id the queue does not hold raises ``InvalidJob``.
+        ``rate_limit``, ``concurrency`` and ``limit_key`` replace the handler's, for this job.
         """
         job = self._jobs.one(
             target,
@@ -82,6 +86,9 @@ class Dispatcher:
             unique=unique,
             after=after,
             after_failure=after_failure,
+            rate_limit=rate_limit,
+            concurrency=concurrency,
+            limit_key=limit_key,
         )
         if self._after_commit.wanted(after_commit):
             self._after_commit.defer([job], lambda: self._send(job))

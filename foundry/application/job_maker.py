@@ -10,8 +10,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from foundry.application.limiting import limit_of
 from foundry.application.registry import JobRegistry
-from foundry.domain import ConfigurationError, InvalidJob, Job, RunAfter, RunAt, RunNow, UniqueSpec
+from foundry.domain import (
+    ConfigurationError,
+    InvalidJob,
+    Job,
+    Rate,
+    RunAfter,
+    RunAt,
+    RunNow,
+    UniqueSpec,
+)
 from foundry.domain.schedule import Schedule
 from foundry.ports import Clock, CommitHooks, Duplicate, EnqueueOutcome
 
@@ -42,11 +52,23 @@ class JobMaker:
         unique: UniqueSpec | None,
         after: Sequence[str] | None = None,
         after_failure: str | None = None,
+        rate_limit: str | Rate | None = None,
+        concurrency: int | None = None,
+        limit_key: str | None = None,
     ) -> Job:
-        """The job of one ``dispatch`` call (raises ``InvalidJob`` / ``UnknownHandler``)."""
+        """The job of one ``dispatch`` call (raises ``InvalidJob`` / ``UnknownHandler``); the
+        limit parts given replace the handler's."""
+        name = self._registry.name_of(target)
+        limit = limit_of(
+            name,
+            self._registry.get(name).template.limit,
+            rate_limit=rate_limit,
+            concurrency=concurrency,
+            limit_key=limit_key,
+        )
         options: dict[str, Any] = {"queue": queue, "priority": priority, "id": job_id}
         options |= {"unique": unique, "after": after, "after_failure": after_failure}
-        return self.build(target, payload, schedule=_schedule(delay, at), **options)
+        return self.build(name, payload, schedule=_schedule(delay, at), limit=limit, **options)
 
     def many(self, items: Iterable[Item]) -> list[Job]:
         """The jobs of one ``dispatch_many`` call, all stamped with one reading of the clock,

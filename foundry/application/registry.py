@@ -10,6 +10,7 @@ from typing import Any, TypeVar, Unpack, overload
 import attrs
 
 from foundry.application.hooks import Hooks
+from foundry.application.limiting import filled, key_fields, limit_of
 from foundry.application.middleware import Middleware
 from foundry.application.schedules.registered import ScheduleBook, ScheduleOptions, unknown_handler
 from foundry.domain import (
@@ -18,6 +19,7 @@ from foundry.domain import (
     InvalidJob,
     Job,
     PeriodicSchedule,
+    Rate,
     RetryPolicy,
     UniqueSpec,
     UnknownHandler,
@@ -172,6 +174,9 @@ class JobRegistry:
         soft_timeout: timedelta | None = None,
         unique: UniqueSpec | None = None,
         priority: int = 0,
+        rate_limit: str | Rate | None = None,
+        concurrency: int | None = None,
+        limit_key: str | None = None,
     ) -> Callable[[F], F]: ...
 
     def job(
@@ -184,25 +189,40 @@ class JobRegistry:
         soft_timeout: timedelta | None = None,
         unique: UniqueSpec | None = None,
         priority: int = 0,
+        rate_limit: str | Rate | None = None,
+        concurrency: int | None = None,
+        limit_key: str | None = None,
     ) -> F | Callable[[F], F]:
         """Register a function as a handler (usable bare or with options).
 
         ``unique.key`` may hold ``{field}`` placeholders, filled from each job's payload.
+        ``rate_limit`` (``"100/m"``) and ``concurrency`` limit the jobs sharing ``limit_key``
+        (default: the handler's name; ``{field}`` placeholders filled from each payload).
         """
         if callable(name):
             return self.job()(name)
 
         def register(function: F) -> F:
+            job_name = name or default_name(function)
             template = Job(
-                name=name or default_name(function),
+                name=job_name,
                 queue=queue,
                 retry=retry or RetryPolicy(),
                 timeout=timeout or DEFAULT_TIMEOUT,
                 soft_timeout=soft_timeout,
                 unique=unique,
                 priority=priority,
+                limit=limit_of(
+                    job_name,
+                    None,
+                    rate_limit=rate_limit,
+                    concurrency=concurrency,
+                    limit_key=limit_key,
+                ),
             )
-            self._add(Handler(template.name, function, template))
+            handler = Handler(template.name, function, template)
+            _check_key_fields(handler)
+            self._add(handler)
             return function
 
         return register
@@ -304,6 +324,7 @@ def _make(
     handler.arguments.check(handler.name, data)
     fields = {**handler.defaults, **overrides, "id": job_id, "payload": data}
     fields["unique"] = _fill_unique(fields["unique"], data)
+    fields["limit"] = filled(fields["limit"], data)
     if handler.template.metadata:
         fields.setdefault("metadata", dict(handler.template.metadata))
     return Job(**fields)
@@ -321,6 +342,20 @@ def _payload_dict(handler: str, payload: Mapping[str, Any] | None) -> dict[str, 
             "a dict of the handler's keyword arguments, e.g. {'user_id': 5}",
         )
     return dict(payload)
+
+
+def _check_key_fields(handler: Handler) -> None:
+    """Refuse a limit key template naming a field the handler takes no argument for."""
+    limit, accepted = handler.template.limit, handler.arguments.accepted
+    if limit is None or accepted is None:
+        return
+    unknown = key_fields(limit.key) - accepted
+    if unknown:
+        raise InvalidJob(
+            "limit_key",
+            f"{limit.key!r} names {sorted(unknown)[0]!r}, which handler {handler.name!r} takes "
+            f"no argument for; name one of {sorted(accepted) or 'none'}",
+        )
 
 
 def _fill_unique(unique: UniqueSpec | None, payload: Mapping[str, Any]) -> UniqueSpec | None:

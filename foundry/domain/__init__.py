@@ -38,6 +38,7 @@ from foundry.domain.job import (
     validate_queue_name,
 )
 from foundry.domain.lease import LeaseTiming
+from foundry.domain.limits import Limit, Rate, rate_turn
 from foundry.domain.outcome_errors import JobCancelled, JobFailed, ResultTimeout
 from foundry.domain.periodic import CatchUp, CatchUpMode, Overlap, PeriodicSchedule, Plan
 from foundry.domain.progress import Progress
@@ -98,6 +99,7 @@ __all__ = [
     "JobNotFound",
     "JobState",
     "LeaseTiming",
+    "Limit",
     "Linear",
     "LockNotOwned",
     "StaleEffect",
@@ -108,6 +110,7 @@ __all__ = [
     "QueueUnavailable",
     "ResultTimeout",
     "Retry",
+    "Rate",
     "RetryPolicy",
     "RunAfter",
     "RunAt",
@@ -120,5 +123,6 @@ __all__ = [
     "UniqueUntil",
     "UnknownHandler",
     "new_job_id",
+    "rate_turn",
     "validate_queue_name",
 ]

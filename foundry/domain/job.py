@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from foundry.domain.errors import InvalidJob, InvalidQueueName
+from foundry.domain.limits import Limit
 from foundry.domain.retry import RetryPolicy
 from foundry.domain.schedule import RunAfter, RunAt, RunNow, Schedule
 
@@ -309,6 +310,12 @@ def _after_failure(value: Any) -> AfterFailure:
         raise InvalidJob("after_failure", f"{value!r} must be one of {choices}") from None
 
 
+def _check_limit(value: object) -> str | None:
+    if value is None or isinstance(value, Limit):
+        return None
+    return f"{value!r} must be a Limit or None"
+
+
 def _check_retry(value: object) -> str | None:
     return None if isinstance(value, RetryPolicy) else f"{value!r} must be a RetryPolicy"
 
@@ -349,6 +356,8 @@ class Job:
                 raise InvalidJob("after", f"{job_id!r} is not a job id")
         if len(set(value)) != len(value) or self.id in value:
             raise InvalidJob("after", "name each job once, and never the job itself")
+
+    limit: Limit | None = attrs.field(default=None, validator=_rule(_check_limit))
 
     @soft_timeout.validator
     def _soft_timeout(self, _: attrs.Attribute[timedelta | None], value: object) -> None:

@@ -6,10 +6,12 @@ import secrets
 import time
 from datetime import datetime
 
+from foundry.adapters.cache_support import to_ms
 from foundry.adapters.memory.dead import DeadLetters
+from foundry.adapters.memory.limits import PARK, from_ms
 from foundry.adapters.memory.records import EntryCodec
 from foundry.adapters.memory.store import Entry, Expiring, MemoryStore, QueueState
-from foundry.domain import ErrorInfo, JobState, UndecodableJob, UniqueUntil
+from foundry.domain import ErrorInfo, JobState, Limit, UndecodableJob, UniqueUntil
 from foundry.ports import ClaimRequest, Lease
 
 
@@ -85,6 +87,8 @@ class MemoryClaimer:
             entry.errors.append(ErrorInfo(type="UndecodableJob", message=str(error), at=now))
             self._dead.bury(state, entry, f"undecodable: {error.reason}", now)
             return None
+        if job.limit is not None and not _admitted(state, entry, job.limit, now):
+            return None
         entry.attempts += 1
         state.fence += 1
         entry.fence = state.fence
@@ -103,3 +107,15 @@ class MemoryClaimer:
                 job = self._records.job(entry)
                 held.append(Lease(job, token, entry.attempts, entry.deadline, entry.fence))
         return held
+
+
+def _admitted(state: QueueState, entry: Entry, limit: Limit, now: datetime) -> bool:
+    """Whether the entry may start now; if not, it is parked or delayed until its start."""
+    verdict = state.limits.admit(entry.job_id, limit, to_ms(now))
+    if verdict is None:
+        return True
+    if verdict == PARK:
+        state.park(entry)
+    else:
+        state.schedule(entry, from_ms(verdict), now)
+    return False

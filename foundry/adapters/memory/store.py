@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
+from foundry.adapters.memory.limits import Limiter
 from foundry.domain import (
     AfterFailure,
     ConfigurationError,
@@ -98,6 +99,7 @@ class QueueState:
     dead_trimmed: int = 0
     stale_rejected: int = 0
     fence: int = 0  # the last fencing token a claim gave, as Redis keeps it in meta
+    limits: Limiter = attrs.Factory(Limiter)
 
     def next_seq(self) -> int:
         """The next sequence number of this queue (FIFO within a priority)."""
@@ -121,16 +123,28 @@ class QueueState:
             heapq.heappush(self.delayed, (run_at, entry.seq, entry.job_id))
 
     def move(self, entry: Entry, state: JobState) -> None:
-        """Change the entry's state, keeping the counts and the active index right."""
+        """Change the entry's state, keeping the counts and the active index right; an entry
+        leaving ``ACTIVE`` gives its limit slot back, and the job parked for it is ready."""
         self.counts[entry.state] -= 1
         self.counts[state] += 1
-        self.active.pop(entry.job_id, None)
+        if self.active.pop(entry.job_id, None) is not None and state is not JobState.ACTIVE:
+            self._unpark(self.limits.free(entry.job_id))
         if state is JobState.ACTIVE:
             self.active[entry.job_id] = entry
         self.dead.pop(entry.job_id, None)
         if state is JobState.DEAD:
             self.dead[entry.job_id] = None
         entry.state = state
+
+    def park(self, entry: Entry) -> None:
+        """Set the entry aside until its key frees a slot (counted as delayed)."""
+        self.move(entry, JobState.DELAYED)
+
+    def _unpark(self, job_id: str | None) -> None:
+        entry = self.jobs.get(job_id) if job_id is not None else None
+        if entry is not None and entry.state is JobState.DELAYED:
+            self.move(entry, JobState.READY)
+            heapq.heappush(self.ready, (-entry.priority, entry.seq, entry.job_id))
 
     def remove(self, entry: Entry) -> None:
         """Forget the entry entirely (delete, purge, trim, expiry)."""

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 #: The longest one BLPOP blocks (seconds) when no delayed job is due sooner.
 WAKE_POLL_S = 1.0
+#: Redis ends a blocked BLPOP in its cron, ten times a second at the default ``hz``: a wait
+#: for a job due sooner than this is slept here, or it would start up to 100 ms late.
+SLEEP_UNDER_S = 0.1
 
 
 class Claimer:
@@ -77,6 +80,9 @@ class Claimer:
             if leases or resent or last:
                 return replies, leases
             block = self._block_for(give_up - time.monotonic(), next_due)
+            if block < SLEEP_UNDER_S and next_due is not None:
+                time.sleep(block)
+                block = 0.0
 
     def _round(
         self,

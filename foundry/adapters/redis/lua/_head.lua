@@ -35,6 +35,15 @@
 --                                                                         the client BLPOPs it
 --   <base>u:<key>  string  "<job id> <expiry ms>": who holds a unique     enqueue (released by
 --                          key (PX only frees memory)                     claim, complete, bury)
+--   <base>lim:run  hash    limit key -> its jobs running                  claim, complete, fail,
+--                                                                         release, reap, forget
+--   <base>lim:held hash    job id -> the limit key whose slot it holds    the same
+--   <base>lim:next hash    limit key -> its earliest next start (ms)      claim
+--   <base>lim:tail hash    limit key -> the end of the turns handed out   claim
+--   <base>lim:resv hash    job id -> "1": waiting in `delayed` for a      claim, forget
+--                          turn its rate gave it
+--   <base>lim:park:<key> list  ids parked until a slot of <key> frees     claim (RPUSH), lease
+--                          (each also in `delayed` at PARKED = 2^52)      ends (LPOP)
 --   <base>t:<tok>  string  "<expiry ms>[ <id>]...": what a claim token    claim
 --                          took, re-sent while unexpired (Q8)
 --   <base>r:<id>   string  the first reply of a counting admin call       delete, purge, reap,

@@ -110,6 +110,106 @@ local function wake(count)
   end
 end
 
+-- Limits per key (memory/limits.py keeps the same rules). Keys, in the queue's slot:
+-- <base>lim:run (key -> jobs running), lim:held (job id -> the key whose slot it holds),
+-- lim:next (key -> its earliest next start, ms), lim:tail (key -> the end of the turns handed
+-- out), lim:resv (ids waiting for a turn given), lim:park:<key> (ids parked until a slot
+-- frees, first parked first). A parked job sits in
+-- `delayed` at PARKED, a score no clock reaches, so it counts as delayed and stays there
+-- until a slot of its key frees.
+local PARKED = 4503599627370496 -- 2^52
+
+-- A stored job's limit (the blob's "limit" object, decoded only when the blob has one), or nil.
+local function limit_of(value)
+  if not string.find(value, '"limit":{', 1, true) then
+    return nil
+  end
+  local ulen, pos = string.match(value, "^%w+ %-?%d+ %d+ (%d+) ()")
+  local ok, doc = pcall(cjson.decode, string.sub(value, pos + tonumber(ulen)))
+  if ok and type(doc) == "table" and type(doc.limit) == "table" then
+    return doc.limit
+  end
+  return nil
+end
+
+-- Whether job `id` with limit `lim` may start at `now`: true (it takes a slot), "park" (its
+-- key runs `concurrency` jobs: parked), or the ms it waits until (its turn at its rate).
+local function admit(id, lim, now)
+  local key = lim.key
+  local conc = type(lim.concurrency) == "number" and lim.concurrency or nil
+  local run_key = BASE .. "lim:run"
+  local running = 0
+  if conc then
+    running = tonumber(redis.call("HGET", run_key, key) or "0")
+    if running >= conc then
+      redis.call("RPUSH", BASE .. "lim:park:" .. key, id)
+      return "park"
+    end
+  end
+  local rate = type(lim.rate) == "table" and lim.rate or nil
+  if rate then
+    -- domain/limits.py rate_turn: the same rule
+    local resv, next_key, tail_key = BASE .. "lim:resv", BASE .. "lim:next", BASE .. "lim:tail"
+    local reserved = redis.call("HDEL", resv, id) == 1
+    local next_ms = tonumber(redis.call("HGET", next_key, key) or "0")
+    local tail_ms = tonumber(redis.call("HGET", tail_key, key) or "0")
+    local interval = math.ceil(rate.per / 1000 / rate.count)
+    if (reserved or tail_ms <= now) and next_ms <= now then
+      redis.call("HSET", next_key, key, n2s(now + interval))
+    elseif reserved then
+      redis.call("HSET", resv, id, "1")
+      return next_ms
+    else
+      local turn = math.max(tail_ms, next_ms, now)
+      redis.call("HSET", tail_key, key, n2s(turn + interval))
+      redis.call("HSET", resv, id, "1")
+      return turn
+    end
+  end
+  if conc then
+    redis.call("HSET", run_key, key, n2s(running + 1))
+    redis.call("HSET", BASE .. "lim:held", id, key)
+  end
+  return true
+end
+
+-- The leases of `ids` ended: give back the slots they held, and make each freed key's first
+-- parked job ready. One HLEN when no job holds a slot.
+local function free_slots(ids)
+  local held_key = BASE .. "lim:held"
+  if #ids == 0 or redis.call("HLEN", held_key) == 0 then
+    return
+  end
+  local keys = redis.call("HMGET", held_key, unpack(ids))
+  for i = 1, #ids do
+    local key = keys[i]
+    if key then
+      redis.call("HDEL", held_key, ids[i])
+      if redis.call("HINCRBY", BASE .. "lim:run", key, -1) <= 0 then
+        redis.call("HDEL", BASE .. "lim:run", key)
+      end
+      local park = BASE .. "lim:park:" .. key
+      local next_id = redis.call("LPOP", park)
+      while next_id do
+        if tonumber(redis.call("ZSCORE", DELAYED, next_id)) == PARKED then
+          local value = redis.call("HGET", JOBS, next_id)
+          local h = value and header(value)
+          local st = get_state(next_id)
+          redis.call("ZREM", DELAYED, next_id)
+          if st then
+            st.l, st.t = "R", 0
+            put_state(next_id, st)
+          end
+          make_ready(next_id, h and h.prio or 0, st and st.s or 0)
+          wake(1)
+          break
+        end
+        next_id = redis.call("LPOP", park)
+      end
+    end
+  end
+end
+
 -- A unique key's string is "<job id> <expiry ms>": expiry follows the queue's clock (PX, set
 -- to the ttl too, only reclaims the memory).
 local function unique_holder(key, now)
@@ -182,6 +282,8 @@ local function forget(id, now)
   if value then
     release_unique(header(value), id, "*")
   end
+  free_slots({ id })
+  redis.call("HDEL", BASE .. "lim:resv", id)
   redis.call("HDEL", JOBS, id)
   redis.call("HDEL", STATE, id)
   redis.call("HDEL", ERRORS, id)

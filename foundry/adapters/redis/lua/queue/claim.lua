@@ -8,7 +8,7 @@
 --       fence comes from the queue's counter (META fence), so each claim of a job gets a
 --       greater one; the lease token is "<claim token>.<attempt>.<fence>"
 -- Keeps Q2 (order), Q3 (due jobs only), Q4 (one holder per job), Q6 (the attempt counts at
---       claim), Q8: the token's record (t:<token>) returns the leases it still holds until
+--       claim), limits (a job over its key's limit is set aside, no attempt spent), Q8: the token's record (t:<token>) returns the leases it still holds until
 --       the lease duration has passed, also for a claim that found nothing
 local now = now_ms(ARGV[1])
 local lease_ms, limit, ctoken = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
@@ -37,6 +37,20 @@ local function held(ids)
   return out
 end
 
+-- Whether a popped job may start now (its limit, if any, allows it); if not, it is set
+-- aside: parked until a slot of its key frees, or delayed until the start its rate gives it.
+local function admitted(id, value, a, seq, o, lt)
+  local lim = limit_of(value)
+  local verdict = lim and admit(id, lim, now) or true
+  if verdict == true then
+    return true
+  end
+  put_state(id, { l = "D", a = tonumber(a) or 0, s = seq, tk = "", t = 0, o = o or "",
+                  lt = lt or "", w = "", r = "" })
+  redis.call("ZADD", DELAYED, n2s(verdict == "park" and PARKED or verdict), id)
+  return false
+end
+
 -- Start every popped job: reads and writes batched (one HMGET / HSET / ZADD each). Returns the
 -- ids leased.
 local function start_all(popped)
@@ -61,7 +75,7 @@ local function start_all(popped)
       local st = decode_state(states[k], seq)
       bury(id, h, st or { a = 0, s = seq, tk = "", o = "", lt = "", w = "" }, now,
         "undecodable: the stored record is corrupt", max_count, max_age)
-    elseif value then
+    elseif value and admitted(id, value, a, seq, o, lt) then -- else set aside, attempt kept
       local attempt = (tonumber(a) or 0) + 1
       local attempt_s = n2s(attempt)
       local fence_s = n2s(fence + k)
@@ -102,9 +116,18 @@ if meta[1] == "1" then
   out[2] = "PAUSED"
 else
   promote(now, 1000)
-  local popped = redis.call("ZPOPMIN", READY, n2s(limit))
-  if #popped > 0 then
-    taken = start_all(popped)
+  -- Jobs set aside for their limits do not count: pop again, so that no job of a free key
+  -- waits behind them (at most 1000 popped per claim).
+  local want, budget = limit, 1000
+  while want > 0 and budget > 0 do
+    local popped = redis.call("ZPOPMIN", READY, n2s(want))
+    if #popped == 0 then
+      break
+    end
+    for _, id in ipairs(start_all(popped)) do
+      taken[#taken + 1] = id
+    end
+    want, budget = limit - #taken, budget - #popped / 2
   end
 end
 if #out == 3 then

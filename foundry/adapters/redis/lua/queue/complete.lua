@@ -49,6 +49,7 @@ end
 if #ended > 0 then
   multi("HSET", STATE, new_states)
   multi("ZREM", LEASES, ended)
+  free_slots(ended)
   multi("ZADD", DONE, expiry)
   redis.call("HINCRBY", META, "completed", n2s(#ended))
   notify_settled(ended)

@@ -30,6 +30,7 @@ local value = redis.call("HGET", JOBS, id)
 local h = value and header(value)
 append_error(id, err, now)
 redis.call("ZREM", LEASES, id)
+free_slots({ id })
 if kind == "undecodable" then
   st.a = st.a - 1
   end_lease(st, "X")

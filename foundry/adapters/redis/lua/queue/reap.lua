@@ -25,6 +25,7 @@ for _, id in ipairs(expired) do
   local st = get_state(id)
   if st and st.l == "A" then
     end_lease(st, "L")
+    free_slots({ id })
     local stopped = stop_reason(id)
     if stopped then
       cancel_job(id, h, st, now, stopped, ttl)

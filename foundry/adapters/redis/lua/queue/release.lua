@@ -21,6 +21,7 @@ end
 local value = redis.call("HGET", JOBS, id)
 local h = value and header(value)
 redis.call("ZREM", LEASES, id)
+free_slots({ id })
 local stopped = stop_reason(id)
 if stopped then
   end_lease(st, "N")

@@ -1,0 +1,60 @@
+"""Limits as users write them (``rate_limit="100/m"``, ``concurrency=5``,
+``limit_key="tenant:{tenant_id}"``), turned into a job's ``Limit``."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from foundry.domain import InvalidJob, Limit, Rate
+
+
+def limit_of(
+    default_key: str,
+    base: Limit | None,
+    *,
+    rate_limit: str | Rate | None = None,
+    concurrency: int | None = None,
+    limit_key: str | None = None,
+) -> Limit | None:
+    """``base`` (a handler's declared limit, or ``None``) with the given parts replaced; the
+    key is ``limit_key``, else ``base``'s, else ``default_key`` (the handler's name).
+    Raises ``InvalidJob`` naming a bad part."""
+    if rate_limit is None and concurrency is None and limit_key is None:
+        return base
+    rate = Rate.parse(rate_limit) if isinstance(rate_limit, str) else rate_limit
+    if base is None:
+        return Limit(limit_key or default_key, concurrency, rate)
+    changes: dict[str, Any] = {"key": limit_key or base.key}
+    if concurrency is not None:
+        changes["concurrency"] = concurrency
+    if rate is not None:
+        changes["rate"] = rate
+    return attrs.evolve(base, **changes)
+
+
+def key_fields(template: str) -> set[str]:
+    """The payload fields a key template names in braces; raises ``InvalidJob`` for one that
+    cannot be read."""
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    except ValueError as error:
+        raise InvalidJob("limit_key", f"{template!r} is not a key template: {error}") from None
+
+
+def filled(limit: Limit | None, payload: Mapping[str, Any]) -> Limit | None:
+    """``limit`` with its key template filled from ``payload``; raises ``InvalidJob`` naming
+    a field the payload lacks."""
+    if limit is None or "{" not in limit.key:
+        return limit
+    try:
+        return attrs.evolve(limit, key=limit.key.format(**payload))
+    except (KeyError, IndexError, ValueError) as error:
+        raise InvalidJob(
+            "limit_key",
+            f"key template {limit.key!r} cannot be filled from the payload ({error!r}); name "
+            "only fields every payload of this handler has in {braces}",
+        ) from error

@@ -1,0 +1,124 @@
+"""Limits per key: how many jobs of one key run at once, and how often they start.
+
+A ``Limit`` rides on a job (``Job.limit``); its ``key`` names what it is shared by (every job
+with the same key in the same queue, whichever handler). The queue enforces it where jobs are
+claimed: a job over its limit is set aside without spending an attempt and comes back as soon
+as the limit allows.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+
+import attrs
+
+from foundry.domain.errors import InvalidJob
+
+MAX_LIMIT_KEY_LENGTH = 200
+_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
+_UNITS |= {"h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*")
+_MS = timedelta(milliseconds=1)
+
+
+@attrs.frozen
+class Rate:
+    """At most ``count`` starts per ``per``, spread evenly: one start every ``per / count``.
+
+    No burst: after a quiet spell, the next start is allowed at once and the one after it a
+    full interval later, so no window of ``per`` ever holds more than ``count`` starts.
+    """
+
+    count: int = attrs.field()
+    per: timedelta = attrs.field()
+
+    @count.validator
+    def _count(self, _: attrs.Attribute[int], value: object) -> None:
+        if type(value) is not int or value < 1:
+            raise InvalidJob("rate_limit", f"count {value!r} must be a whole number >= 1")
+
+    @per.validator
+    def _per(self, _: attrs.Attribute[timedelta], value: object) -> None:
+        if not isinstance(value, timedelta) or value < _MS:
+            raise InvalidJob("rate_limit", f"period {value!r} must be at least 1 ms")
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """``"100/m"``, ``"20/s"``, ``"5/10s"``, ``"1000/hour"`` (units s, m, h, d, or their
+        names, singular or plural); raises ``InvalidJob`` naming the form otherwise."""
+        found = _RATE.fullmatch(text) if isinstance(text, str) else None
+        unit = _unit(found[3]) if found else None
+        if found is None or unit is None or found[2] == "0":
+            raise InvalidJob(
+                "rate_limit",
+                f"{text!r} is not a rate; write '<count>/<unit>' with a unit of s, m, h or d, "
+                "e.g. '100/m', '20/s' or '5/10s'",
+            )
+        return cls(int(found[1]), timedelta(seconds=unit * int(found[2] or 1)))
+
+    @property
+    def interval_ms(self) -> int:
+        """Milliseconds between two starts (rounded up: never faster than stated)."""
+        return math.ceil(self.per / _MS / self.count)
+
+
+@attrs.frozen
+class Limit:
+    """At most ``concurrency`` jobs of ``key`` running at once and/or starts at ``rate``.
+
+    ``key`` is the filled key (``"tenant:7"``); a handler's declaration may hold a template
+    (``"tenant:{tenant_id}"``) that each job fills from its payload.
+    """
+
+    key: str = attrs.field()
+    concurrency: int | None = attrs.field(default=None)
+    rate: Rate | None = attrs.field(default=None)
+
+    @key.validator
+    def _key(self, _: attrs.Attribute[str], value: object) -> None:
+        if not isinstance(value, str) or not 1 <= len(value) <= MAX_LIMIT_KEY_LENGTH:
+            raise InvalidJob("limit_key", f"{value!r} must be 1-{MAX_LIMIT_KEY_LENGTH} characters")
+
+    @concurrency.validator
+    def _concurrency(self, _: attrs.Attribute[int | None], value: object) -> None:
+        if value is not None and (type(value) is not int or value < 1):
+            raise InvalidJob(
+                "concurrency", f"{value!r} must be a whole number >= 1 (or None for no limit)"
+            )
+
+    @rate.validator
+    def _rate(self, _: attrs.Attribute[Rate | None], value: object) -> None:
+        if value is not None and not isinstance(value, Rate):
+            raise InvalidJob("rate_limit", f"{value!r} must be a Rate")
+        if value is None and self.concurrency is None:
+            raise InvalidJob("limit", "give concurrency=, rate_limit= or both")
+
+
+def _unit(name: str) -> int | None:
+    """Seconds in the unit ``name`` (a plural of a word unit too: ``"minutes"``)."""
+    if name in _UNITS:
+        return _UNITS[name]
+    return _UNITS.get(name[:-1]) if len(name) > 2 and name.endswith("s") else None
+
+
+def rate_turn(
+    rate: Rate, *, reserved: bool, next_ms: int, tail_ms: int, now_ms: int
+) -> tuple[int | None, int, int]:
+    """A rate-limited job's turn, as a claim meets it at ``now_ms``: ``(None, next, tail)`` to
+    start now, or ``(at, next, tail)`` to wait until ``at``; with the key's new ``next`` (the
+    earliest next start: a start is at least an interval after the one before) and ``tail``
+    (the end of the turns handed out).
+
+    A new job starts at once only when no turn is pending; else it gets the turn after the
+    last one handed out. A job back for its turn (``reserved``) starts if the key's last start
+    is an interval behind, else waits until it is (a claim that came late pushed it back a
+    little). Starts are never closer than an interval, however late the claims are.
+    """
+    if (reserved or tail_ms <= now_ms) and next_ms <= now_ms:
+        return None, now_ms + rate.interval_ms, tail_ms
+    if reserved:
+        return next_ms, next_ms, tail_ms
+    turn = max(tail_ms, next_ms, now_ms)
+    return turn, next_ms, turn + rate.interval_ms

@@ -1,0 +1,154 @@
+"""Contract: limits per key, enforced where jobs are claimed (concurrency and rate)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from foundry.adapters.clock import ManualClock
+from foundry.domain import ErrorInfo, JobState, Limit, Rate, Retry
+from foundry.ports import ClaimRequest, Lease
+from tests.backends import LEASE, Queue, job
+
+ALL = ClaimRequest(["default"], lease=LEASE, limit=10)
+
+
+def _limited(job_id: str, key: str = "tenant:1", **limit: object) -> object:
+    return job(id=job_id, limit=Limit(key, **limit))  # type: ignore[arg-type]
+
+
+def _claim(queue: Queue) -> list[str]:
+    return [lease.job_id for lease in queue.claim(ALL)]
+
+
+def test_no_more_jobs_of_a_key_run_at_once_than_its_concurrency(queue: Queue) -> None:
+    queue.enqueue_many([_limited(f"j{n}", concurrency=2) for n in range(5)])  # type: ignore[misc]
+
+    first = _claim(queue)
+    second = _claim(queue)
+
+    assert first == ["j0", "j1"]
+    assert second == []
+
+
+def test_a_job_over_its_limit_spends_no_attempt_and_waits_counted_as_pending(
+    queue: Queue,
+) -> None:
+    queue.enqueue_many([_limited(f"j{n}", concurrency=1) for n in range(3)])  # type: ignore[misc]
+
+    _claim(queue)
+
+    stats = queue.stats("default")
+    assert (stats.active, stats.pending) == (1, 2)
+    record = queue.get("j1")
+    assert record is not None
+    assert record.attempts == 0
+    assert record.state in (JobState.READY, JobState.DELAYED)
+
+
+def test_other_keys_jobs_behind_a_limited_one_are_claimed(queue: Queue) -> None:
+    queue.enqueue_many(
+        [
+            _limited("a1", "a", concurrency=1),  # type: ignore[list-item]
+            _limited("a2", "a", concurrency=1),  # type: ignore[list-item]
+            _limited("a3", "a", concurrency=1),  # type: ignore[list-item]
+            _limited("b1", "b", concurrency=1),  # type: ignore[list-item]
+            job(id="free"),
+        ]
+    )
+
+    claimed = _claim(queue)
+
+    assert claimed == ["a1", "b1", "free"]
+
+
+def _finish(queue: Queue, lease: Lease, how: str, clock: ManualClock) -> None:
+    if how == "complete":
+        queue.complete(lease)
+    elif how == "fail":
+        queue.fail(lease, ErrorInfo("Boom"), Retry(timedelta(hours=1)))
+    elif how == "release":
+        queue.release(lease, timedelta(hours=1))
+    else:
+        clock.advance(LEASE + timedelta(seconds=1))
+        queue.reap()
+
+
+def test_a_slot_freed_by_any_end_of_a_lease_lets_the_next_parked_job_run(
+    queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue_many([_limited(f"j{n}", concurrency=1) for n in range(5)])  # type: ignore[misc]
+    [lease] = queue.claim(ALL)
+    order = []
+
+    for how in ("complete", "fail", "release", "lapse"):
+        _finish(queue, lease, how, clock)
+        [lease] = queue.claim(ALL)
+        order.append(lease.job_id)
+
+    assert order == ["j1", "j2", "j3", "j3"]  # a lapsed job is back ahead of the parked ones
+
+
+def test_a_rate_spaces_the_starts_of_a_key_and_each_comes_back_when_due(
+    queue: Queue, clock: ManualClock
+) -> None:
+    rate = Rate(2, timedelta(seconds=1))  # one start every 500 ms
+    queue.enqueue_many([_limited(f"j{n}", rate=rate) for n in range(3)])  # type: ignore[misc]
+    queue.enqueue(job(id="free"))
+
+    now = _claim(queue)
+    clock.advance(timedelta(milliseconds=499))
+    early = _claim(queue)
+    clock.advance(timedelta(milliseconds=1))
+    second = _claim(queue)
+    clock.advance(timedelta(milliseconds=500))
+    third = _claim(queue)
+
+    assert (now, early, second, third) == (["j0", "free"], [], ["j1"], ["j2"])
+    assert queue.get("j2").attempts == 1  # type: ignore[union-attr]
+
+
+def test_a_job_waiting_for_its_rate_is_delayed_until_its_start(
+    queue: Queue, clock: ManualClock
+) -> None:
+    rate = Rate(1, timedelta(seconds=10))
+    queue.enqueue_many([_limited(f"j{n}", rate=rate) for n in range(2)])  # type: ignore[misc]
+
+    _claim(queue)
+
+    record = queue.get("j1")
+    assert record is not None
+    assert record.state is JobState.DELAYED
+    assert record.run_at == clock.now() + timedelta(seconds=10)
+
+
+def test_concurrency_and_rate_together_park_first_and_keep_the_rate(
+    queue: Queue, clock: ManualClock
+) -> None:
+    rate = Rate(1, timedelta(seconds=1))
+    queue.enqueue_many(
+        [_limited(f"j{n}", concurrency=1, rate=rate) for n in range(2)]  # type: ignore[misc]
+    )
+    [lease] = queue.claim(ALL)
+
+    queue.complete(lease)
+    right_after = _claim(queue)
+    clock.advance(timedelta(seconds=1))
+    later = _claim(queue)
+
+    assert (right_after, later) == ([], ["j1"])
+
+
+def test_limits_are_per_queue_and_key(queue: Queue) -> None:
+    queue.enqueue_many(
+        [
+            _limited("a1", "k", concurrency=1),  # type: ignore[list-item]
+            job(id="o1", queue="other", limit=Limit("k", concurrency=1)),
+        ]
+    )
+
+    claimed = [
+        lease.job_id
+        for lease in queue.claim(ClaimRequest(["default", "other"], lease=LEASE, limit=5))
+    ]
+
+    assert sorted(claimed) == ["a1", "o1"]

@@ -1,0 +1,85 @@
+"""Limits across three ``foundry work`` processes on Redis: concurrency per key measured by
+the ledger's overlap count, and a rate measured from the starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from foundry.adapters.clock import SystemClock
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.application.dispatcher import Dispatcher
+from tests.e2e.limits_app import LEDGER, QUEUE, hold, registry, tick
+from tests.e2e.test_demo import ROOT, unique_prefix
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+TICKS = 41  # 40 intervals of 50 ms: 2 s at 20/s
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def _overlap(lines: list[list[str]], key: str) -> int:
+    """The most runs of ``key`` that were running at one moment."""
+    events = sorted(
+        (float(at), 1 if what == "start" else -1)
+        for what, who, at in lines
+        if who == key and what in ("start", "end")
+    )
+    running = most = 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    return most
+
+
+def test_three_workers_keep_each_key_within_its_concurrency_and_rate(
+    redis_url: str, client: redis.Redis, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger"
+    ledger.touch()
+    prefix = unique_prefix()
+    queue = RedisQueue(client, prefix=prefix)
+    dispatcher = Dispatcher(queue, registry, SystemClock())
+    dispatcher.dispatch_many(
+        [(hold, {"tenant": tenant, "ms": 150}) for _ in range(20) for tenant in ("a", "b")]
+    )
+    dispatcher.dispatch_many([(tick, {"n": n}) for n in range(TICKS)])
+    env = {**os.environ, "REDIS_URL": redis_url, "QUEUE_PREFIX": prefix, LEDGER: str(ledger)}
+    command = "from foundry.entrypoints.cli import main; main()"
+    args = ["work", "--app", "tests.e2e.limits_app:registry", "--burst", "--concurrency", "4"]
+
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", command, *args, "--no-scheduler"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    errors = [worker.communicate(timeout=120)[1].decode() for worker in workers]
+
+    assert [worker.returncode for worker in workers] == [0, 0, 0], errors
+    lines = [line.split() for line in ledger.read_text().splitlines()]
+    assert sum(1 for what, _, _ in lines if what == "end") == 40
+    assert 3 <= _overlap(lines, "a") <= 5
+    assert 3 <= _overlap(lines, "b") <= 5
+    starts = sorted(float(at) for what, _, at in lines if what == "tick")
+    assert len(starts) == TICKS
+    rate = (TICKS - 1) / (starts[-1] - starts[0])
+    assert 18 <= rate <= 22, rate  # 20/s within 10 %
+    stats = queue.stats(QUEUE)
+    assert (stats.pending, stats.active, stats.dead) == (0, 0, 0)

@@ -1,0 +1,129 @@
+"""Limits as declared and dispatched: rates parsed, bad input refused, turns at a rate."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+import foundry
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.domain import InvalidJob, Limit, Rate, rate_turn
+
+
+@pytest.mark.parametrize(
+    ("text", "count", "per"),
+    [
+        ("100/m", 100, timedelta(minutes=1)),
+        ("20/s", 20, timedelta(seconds=1)),
+        ("5/10s", 5, timedelta(seconds=10)),
+        ("1000/hour", 1000, timedelta(hours=1)),
+        (" 3 / 2 days ", 3, timedelta(days=2)),
+        ("10/sec", 10, timedelta(seconds=1)),
+    ],
+)
+def test_a_rate_reads_count_slash_unit(text: str, count: int, per: timedelta) -> None:
+    assert Rate.parse(text) == Rate(count, per)
+
+
+@pytest.mark.parametrize("text", ["ten/sec", "5/ms", "5/0s", "0/s", "/s", "5", "5/fortnight"])
+def test_a_malformed_rate_is_refused_naming_the_form(text: str) -> None:
+    with pytest.raises(InvalidJob, match="rate_limit"):
+        Rate.parse(text)
+
+
+def test_an_interval_is_rounded_up_never_faster_than_stated() -> None:
+    assert Rate.parse("3/s").interval_ms == 334
+
+
+def test_a_limit_needs_a_concurrency_or_a_rate_and_a_positive_concurrency() -> None:
+    with pytest.raises(InvalidJob, match="concurrency=, rate_limit="):
+        Limit("k")
+    with pytest.raises(InvalidJob, match="concurrency"):
+        Limit("k", concurrency=-1)
+    with pytest.raises(InvalidJob, match="limit_key"):
+        Limit("", concurrency=1)
+
+
+def test_rate_turns_space_every_start_by_the_interval_however_late_the_claims() -> None:
+    rate = Rate(2, timedelta(seconds=1))  # 500 ms
+    turn = rate_turn(rate, reserved=False, next_ms=0, tail_ms=0, now_ms=0)
+    start_now, next_ms, tail = turn
+    wait_1, next_ms, tail = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=0)
+    wait_2, next_ms, tail = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=0)
+
+    late = 2000  # both turns came and went before the next claim
+    first, next_ms, tail = rate_turn(
+        rate, reserved=True, next_ms=next_ms, tail_ms=tail, now_ms=late
+    )
+    second, _, _ = rate_turn(rate, reserved=True, next_ms=next_ms, tail_ms=tail, now_ms=late)
+    newcomer, _, _ = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=late)
+
+    assert (start_now, wait_1, wait_2) == (None, 500, 1000)
+    assert (first, second, newcomer) == (None, 2500, 2500)
+
+
+def _registry() -> foundry.JobRegistry:
+    return foundry.JobRegistry()
+
+
+def test_a_malformed_rate_at_declaration_is_refused() -> None:
+    with pytest.raises(InvalidJob, match="'ten/sec' is not a rate"):
+        _registry().job(rate_limit="ten/sec")(lambda tenant_id: None)
+
+
+def test_a_negative_concurrency_at_declaration_is_refused() -> None:
+    with pytest.raises(InvalidJob, match="concurrency"):
+        _registry().job(concurrency=-1)(lambda tenant_id: None)
+
+
+def test_a_key_template_naming_an_argument_the_handler_lacks_is_refused_at_declaration() -> None:
+    def send(tenant_id: int) -> None:
+        pass
+
+    with pytest.raises(InvalidJob, match="names 'tenant', which handler"):
+        _registry().job(concurrency=2, limit_key="t:{tenant}")(send)
+
+
+def test_a_key_template_the_payload_cannot_fill_is_refused_at_dispatch() -> None:
+    registry = _registry()
+
+    @registry.job(concurrency=2, limit_key="tenant:{tenant_id}")
+    def send(tenant_id: int = 0, **extra: object) -> None:
+        pass
+
+    clock = ManualClock()
+    dispatcher = foundry.Dispatcher(MemoryQueue(clock), registry, clock)
+
+    with pytest.raises(InvalidJob, match="limit_key"):
+        dispatcher.dispatch(send, {"other": 1}, limit_key="user:{user_id}")
+    with pytest.raises(InvalidJob, match="'ten/sec' is not a rate"):
+        dispatcher.dispatch(send, {"tenant_id": 1}, rate_limit="ten/sec")
+    with pytest.raises(InvalidJob, match="concurrency"):
+        dispatcher.dispatch(send, {"tenant_id": 1}, concurrency=0)
+
+
+def test_a_declared_limit_is_filled_per_job_and_dispatch_replaces_parts_of_it() -> None:
+    registry = _registry()
+
+    @registry.job(rate_limit="100/m", concurrency=5, limit_key="tenant:{tenant_id}")
+    def send(tenant_id: int) -> None:
+        pass
+
+    @registry.job(concurrency=1)
+    def report() -> None:
+        pass
+
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    dispatcher = foundry.Dispatcher(queue, registry, clock)
+
+    declared = dispatcher.build(send, {"tenant_id": 7})
+    changed = queue.get(dispatcher.dispatch(send, {"tenant_id": 7}, concurrency=2))
+    by_name = dispatcher.build(report)
+
+    assert declared.limit == Limit("tenant:7", 5, Rate(100, timedelta(minutes=1)))
+    assert changed is not None
+    assert changed.job.limit == Limit("tenant:7", 2, Rate(100, timedelta(minutes=1)))
+    assert by_name.limit == Limit(registry.name_of(report), concurrency=1)
