@@ -31,6 +31,7 @@ MODULES = (
     "bench.result_wait",
     "bench.rss",
     "bench.queue_ops",
+    "bench.limits",
     "bench.cache_ops",
     "bench.dashboard",
     "bench.schedules",

@@ -152,3 +152,21 @@ def test_limits_are_per_queue_and_key(queue: Queue) -> None:
     ]
 
     assert sorted(claimed) == ["a1", "o1"]
+
+
+def test_a_payload_holding_a_limit_field_neither_limits_nor_hides_the_job_s_limit(
+    queue: Queue,
+) -> None:
+    lookalike = {"limit": {"key": "tenant:1", "concurrency": 1}}
+    queue.enqueue_many(
+        [
+            job(id="p1", payload=lookalike),
+            job(id="p2", payload=lookalike),
+            job(id="l1", payload=lookalike, limit=Limit("real", concurrency=1)),
+            job(id="l2", payload=lookalike, limit=Limit("real", concurrency=1)),
+        ]
+    )
+
+    claimed = _claim(queue)
+
+    assert claimed == ["p1", "p2", "l1"]

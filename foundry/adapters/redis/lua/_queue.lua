@@ -119,17 +119,48 @@ end
 -- until a slot of its key frees.
 local PARKED = 4503599627370496 -- 2^52
 
--- A stored job's limit (the blob's "limit" object, decoded only when the blob has one), or nil.
+-- A stored job's limit, or nil. The codec writes `limit` as the job's last field, so its
+-- object is usually the one closing the blob, and only that small object is decoded; else
+-- (a field written after it) the whole blob is. A payload's own "limit" never closes it.
 local function limit_of(value)
   if not string.find(value, '"limit":{', 1, true) then
     return nil
   end
-  local ulen, pos = string.match(value, "^%w+ %-?%d+ %d+ (%d+) ()")
-  local ok, doc = pcall(cjson.decode, string.sub(value, pos + tonumber(ulen)))
-  if ok and type(doc) == "table" and type(doc.limit) == "table" then
-    return doc.limit
+  local last = string.match(value, '"limit":(%b{})}$')
+  if not last then
+    local ulen, pos = string.match(value, "^%w+ %-?%d+ %d+ (%d+) ()")
+    local ok, doc = pcall(cjson.decode, string.sub(value, pos + tonumber(ulen)))
+    last = ok and type(doc) == "table" and doc.limit or nil
+  end
+  local ok, lim = true, last
+  if type(last) == "string" then
+    ok, lim = pcall(cjson.decode, last)
+  end
+  if ok and type(lim) == "table" and type(lim.key) == "string" then
+    return lim
   end
   return nil
+end
+
+-- When a job of `key` at `rate` waits until (its turn), or nil to start now (domain/limits.py
+-- rate_turn: the same rule).
+local function rate_wait(id, key, rate, now)
+  local resv, next_key, tail_key = BASE .. "lim:resv", BASE .. "lim:next", BASE .. "lim:tail"
+  local reserved = redis.call("HDEL", resv, id) == 1
+  local next_ms = tonumber(redis.call("HGET", next_key, key) or "0")
+  local tail_ms = tonumber(redis.call("HGET", tail_key, key) or "0")
+  local interval = math.ceil(rate.per / 1000 / rate.count)
+  if (reserved or tail_ms <= now) and next_ms <= now then
+    redis.call("HSET", next_key, key, n2s(now + interval))
+    return nil
+  end
+  redis.call("HSET", resv, id, "1")
+  if reserved then
+    return next_ms
+  end
+  local turn = math.max(tail_ms, next_ms, now)
+  redis.call("HSET", tail_key, key, n2s(turn + interval))
+  return turn
 end
 
 -- Whether job `id` with limit `lim` may start at `now`: true (it takes a slot), "park" (its
@@ -138,75 +169,72 @@ local function admit(id, lim, now)
   local key = lim.key
   local conc = type(lim.concurrency) == "number" and lim.concurrency or nil
   local run_key = BASE .. "lim:run"
-  local running = 0
-  if conc then
-    running = tonumber(redis.call("HGET", run_key, key) or "0")
-    if running >= conc then
-      redis.call("RPUSH", BASE .. "lim:park:" .. key, id)
-      return "park"
-    end
+  -- The slot is taken first (one HINCRBY in the common case) and given back if the job waits.
+  if conc and redis.call("HINCRBY", run_key, key, 1) > conc then
+    redis.call("HINCRBY", run_key, key, -1)
+    redis.call("RPUSH", BASE .. "lim:park:" .. key, id)
+    return "park"
   end
   local rate = type(lim.rate) == "table" and lim.rate or nil
-  if rate then
-    -- domain/limits.py rate_turn: the same rule
-    local resv, next_key, tail_key = BASE .. "lim:resv", BASE .. "lim:next", BASE .. "lim:tail"
-    local reserved = redis.call("HDEL", resv, id) == 1
-    local next_ms = tonumber(redis.call("HGET", next_key, key) or "0")
-    local tail_ms = tonumber(redis.call("HGET", tail_key, key) or "0")
-    local interval = math.ceil(rate.per / 1000 / rate.count)
-    if (reserved or tail_ms <= now) and next_ms <= now then
-      redis.call("HSET", next_key, key, n2s(now + interval))
-    elseif reserved then
-      redis.call("HSET", resv, id, "1")
-      return next_ms
-    else
-      local turn = math.max(tail_ms, next_ms, now)
-      redis.call("HSET", tail_key, key, n2s(turn + interval))
-      redis.call("HSET", resv, id, "1")
-      return turn
+  local wait = rate and rate_wait(id, key, rate, now)
+  if wait then
+    if conc then
+      redis.call("HINCRBY", run_key, key, -1)
     end
+    return wait
   end
   if conc then
-    redis.call("HSET", run_key, key, n2s(running + 1))
     redis.call("HSET", BASE .. "lim:held", id, key)
   end
   return true
 end
 
+-- The first job still parked for `key` is ready again (ids deleted meanwhile are skipped).
+local function unpark_one(key)
+  local park = BASE .. "lim:park:" .. key
+  local next_id = redis.call("LPOP", park)
+  while next_id do
+    if tonumber(redis.call("ZSCORE", DELAYED, next_id)) == PARKED then
+      local value = redis.call("HGET", JOBS, next_id)
+      local h = value and header(value)
+      local st = get_state(next_id)
+      redis.call("ZREM", DELAYED, next_id)
+      if st then
+        st.l, st.t = "R", 0
+        put_state(next_id, st)
+      end
+      make_ready(next_id, h and h.prio or 0, st and st.s or 0)
+      wake(1)
+      return
+    end
+    next_id = redis.call("LPOP", park)
+  end
+end
+
 -- The leases of `ids` ended: give back the slots they held, and make each freed key's first
 -- parked job ready. One HLEN when no job holds a slot.
 local function free_slots(ids)
-  local held_key = BASE .. "lim:held"
+  local held_key, run_key = BASE .. "lim:held", BASE .. "lim:run"
   if #ids == 0 or redis.call("HLEN", held_key) == 0 then
     return
   end
   local keys = redis.call("HMGET", held_key, unpack(ids))
+  local freed, emptied = {}, {}
   for i = 1, #ids do
     local key = keys[i]
     if key then
-      redis.call("HDEL", held_key, ids[i])
-      if redis.call("HINCRBY", BASE .. "lim:run", key, -1) <= 0 then
-        redis.call("HDEL", BASE .. "lim:run", key)
+      freed[#freed + 1] = ids[i]
+      if redis.call("HINCRBY", run_key, key, -1) <= 0 then
+        emptied[#emptied + 1] = key
       end
-      local park = BASE .. "lim:park:" .. key
-      local next_id = redis.call("LPOP", park)
-      while next_id do
-        if tonumber(redis.call("ZSCORE", DELAYED, next_id)) == PARKED then
-          local value = redis.call("HGET", JOBS, next_id)
-          local h = value and header(value)
-          local st = get_state(next_id)
-          redis.call("ZREM", DELAYED, next_id)
-          if st then
-            st.l, st.t = "R", 0
-            put_state(next_id, st)
-          end
-          make_ready(next_id, h and h.prio or 0, st and st.s or 0)
-          wake(1)
-          break
-        end
-        next_id = redis.call("LPOP", park)
-      end
+      unpark_one(key)
     end
+  end
+  if #freed > 0 then
+    multi("HDEL", held_key, freed)
+  end
+  if #emptied > 0 then
+    multi("HDEL", run_key, emptied)
   end
 end
 
