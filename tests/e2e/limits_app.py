@@ -34,3 +34,12 @@ def hold(tenant: str, ms: int) -> None:
 def tick(n: int) -> None:
     """Start at the api's rate."""
     _record("tick", "api")
+
+
+@registry.job(name="limits.stuck", queue=QUEUE, concurrency=2, limit_key="stuck")
+def stuck(n: int) -> None:
+    """Hold one of 2 slots: for a minute in a worker started with ``FOUNDRY_E2E_STUCK``
+    (a test kills it), briefly elsewhere."""
+    _record("start", "stuck")
+    time.sleep(60 if os.environ.get("FOUNDRY_E2E_STUCK") else 0.1)
+    _record("end", "stuck")

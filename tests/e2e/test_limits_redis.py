@@ -4,8 +4,10 @@ the ledger's overlap count, and a rate measured from the starts."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import redis
 from foundry.adapters.clock import SystemClock
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.application.dispatcher import Dispatcher
-from tests.e2e.limits_app import LEDGER, QUEUE, hold, registry, tick
+from tests.e2e.limits_app import LEDGER, QUEUE, hold, registry, stuck, tick
 from tests.e2e.test_demo import ROOT, unique_prefix
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -44,6 +46,18 @@ def _overlap(lines: list[list[str]], key: str) -> int:
     return most
 
 
+def _worker(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
+    command = "from foundry.entrypoints.cli import main; main()"
+    args = ["work", "--app", "tests.e2e.limits_app:registry", "--no-scheduler", *extra]
+    return subprocess.Popen(
+        [sys.executable, "-c", command, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
 def test_three_workers_keep_each_key_within_its_concurrency_and_rate(
     redis_url: str, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -57,19 +71,8 @@ def test_three_workers_keep_each_key_within_its_concurrency_and_rate(
     )
     dispatcher.dispatch_many([(tick, {"n": n}) for n in range(TICKS)])
     env = {**os.environ, "REDIS_URL": redis_url, "QUEUE_PREFIX": prefix, LEDGER: str(ledger)}
-    command = "from foundry.entrypoints.cli import main; main()"
-    args = ["work", "--app", "tests.e2e.limits_app:registry", "--burst", "--concurrency", "4"]
 
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", command, *args, "--no-scheduler"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for _ in range(3)
-    ]
+    workers = [_worker(env, "--burst", "--concurrency", "4") for _ in range(3)]
     errors = [worker.communicate(timeout=120)[1].decode() for worker in workers]
 
     assert [worker.returncode for worker in workers] == [0, 0, 0], errors
@@ -83,3 +86,30 @@ def test_three_workers_keep_each_key_within_its_concurrency_and_rate(
     assert 18 <= rate <= 22, rate  # 20/s within 10 %
     stats = queue.stats(QUEUE)
     assert (stats.pending, stats.active, stats.dead) == (0, 0, 0)
+
+
+def test_the_slots_a_killed_worker_held_come_back_when_its_leases_lapse(
+    redis_url: str, client: redis.Redis, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger"
+    ledger.touch()
+    prefix = unique_prefix()
+    queue = RedisQueue(client, prefix=prefix)
+    Dispatcher(queue, registry, SystemClock()).dispatch_many([(stuck, {"n": n}) for n in range(4)])
+    env = {**os.environ, "REDIS_URL": redis_url, "QUEUE_PREFIX": prefix, LEDGER: str(ledger)}
+    env["QUEUE_TIMEOUT"] = "2"
+    doomed = _worker({**env, "FOUNDRY_E2E_STUCK": "1"}, "--concurrency", "4")
+    while ledger.read_text().count("start") < 2:  # both slots taken, the other two parked
+        time.sleep(0.05)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(10)
+
+    survivor = _worker(env, "--concurrency", "4", "--burst")
+    _, errors = survivor.communicate(timeout=60)
+
+    assert survivor.returncode == 0, errors.decode()
+    lines = [line.split() for line in ledger.read_text().splitlines()]
+    assert sum(1 for what, _, _ in lines if what == "end") == 4  # the killed runs never ended
+    assert _overlap(lines[2:], "stuck") <= 2
+    stats = queue.stats(QUEUE)
+    assert (stats.completed, stats.pending, stats.active, stats.dead) == (4, 0, 0, 0)
