@@ -16,6 +16,7 @@ from foundry.domain import (
     Retry,
     RetryPolicy,
     RunAfter,
+    StaleLease,
     UniqueSpec,
 )
 from foundry.ports import ClaimRequest, Duplicate, Enqueued, Lease
@@ -202,6 +203,26 @@ def test_a_job_asked_to_stop_never_runs_again(queue: Queue, clock: ManualClock, 
     assert record is not None
     assert (record.state, record.reason) == (JobState.CANCELLED, "stop it")
     assert queue.claim(ClaimRequest(["default"], lease=LEASE)) == []
+
+
+def test_a_lease_that_ended_a_stopped_job_can_only_resend_the_call_that_ended_it(
+    queue: Queue,
+) -> None:
+    queue.enqueue_many([job(id="a"), job(id="b")])
+    released, failed = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2))
+    queue.cancel("a")
+    queue.cancel("b")
+    queue.release(released)
+    queue.fail(failed, ErrorInfo("JobCancelled", "stopped"), Cancel("x"))
+
+    queue.release(released)  # exact re-sends are answered as before (Q8)
+    assert queue.fail(failed, ErrorInfo("JobCancelled", "stopped"), Cancel("x")) is (
+        JobState.CANCELLED
+    )
+    with pytest.raises(StaleLease):
+        queue.fail(released, ErrorInfo("Boom", "x"), Dead("gave up"))
+    with pytest.raises(StaleLease):
+        queue.release(failed)
 
 
 def test_a_completion_or_death_of_a_job_asked_to_stop_stands(queue: Queue) -> None:

@@ -91,8 +91,9 @@
 --    <worker>,<reason>". state R ready, D delayed, A active, C completed, X dead,
 --    N cancelled, W waiting for its dependencies (time: its own run time); time is the lease deadline (A) or when it finished, died or was cancelled
 --    (C, X, N); the last ended lease's token and
---    outcome (C completed, Y retried now, D retried later, X dead, R released, L lost) let an
---    exact re-send of complete/fail/release be recognised (Q8). A lease token is
+--    outcome (C completed, Y retried now, D retried later, X dead, N cancelled by its fail,
+--    R released, S released and cancelled as asked, L lost) let an exact re-send of
+--    complete/fail/release be recognised (Q8), and only of the call that ended it. A lease token is
 --    "<claim token>.<attempt>".
 -- R3 cache value: "<expires at ms>:<payload>" (0 = forever); the header decides expiry against
 --    the caller's clock, PXAT only frees memory (never before the header says).

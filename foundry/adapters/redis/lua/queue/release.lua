@@ -12,7 +12,7 @@ if not now or not delay or not ttl then
 end
 local st = get_state(id)
 if not (st and st.l == "A" and st.tk == token) then
-  if st and st.lt == token and (st.o == "R" or st.o == "N") then
+  if st and st.lt == token and (st.o == "R" or st.o == "S") then
     return "OK"
   end
   redis.call("HINCRBY", META, "stale_rejected", 1)
@@ -24,7 +24,7 @@ redis.call("ZREM", LEASES, id)
 free_slots({ id })
 local stopped = stop_reason(id)
 if stopped then
-  end_lease(st, "N")
+  end_lease(st, "S")
   cancel_job(id, h, st, now, stopped, ttl)
   return "OK"
 end
