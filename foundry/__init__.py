@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from foundry.application.registry import JobRegistry as JobRegistry
     from foundry.contrib.capture import ErrorCapture as ErrorCapture
     from foundry.contrib.timing import TimingMiddleware as TimingMiddleware
+    from foundry.contrib.tracing import TracePropagation as TracePropagation
     from foundry.domain import (
         AfterFailure as AfterFailure,
     )
@@ -255,6 +256,7 @@ __all__ = [
     "StaleLease",
     "TimeLimitExceeded",
     "TimingMiddleware",
+    "TracePropagation",
     "UndecodableJob",
     "UndecodableValue",
     "UniqueSpec",
@@ -292,6 +294,7 @@ _HOMES = {
     "StaleEffect": "foundry.domain",
     "ErrorCapture": "foundry.contrib.capture",
     "TimingMiddleware": "foundry.contrib.timing",
+    "TracePropagation": "foundry.contrib.tracing",
     "SoftTimeLimitExceeded": "foundry.application.errors",
     "TimeLimitExceeded": "foundry.application.errors",
     "WorkerLost": "foundry.application.errors",
