@@ -23,6 +23,7 @@ from tests.backends import (
     QueueBackend,
     QueueOptions,
 )
+from tests.postgres_server import ThrowawayDatabase
 from tests.redis_server import RedisServer
 from tests.redis_topologies import SentinelGroup
 
@@ -123,6 +124,28 @@ def redis_server_factory() -> Iterator[Callable[..., RedisServer]]:
     yield start
     for server in servers:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway database on the machine's PostgreSQL, shared by this session's tests (each
+    works in a schema of its own) and dropped at the end. No skip: without the server the
+    PostgreSQL tests fail."""
+    database = ThrowawayDatabase().create()
+    try:
+        yield database.url()
+    finally:
+        database.drop()
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[ThrowawayDatabase]:
+    """A throwaway database of this test's own (to create roles against, to break)."""
+    database = ThrowawayDatabase().create()
+    try:
+        yield database
+    finally:
+        database.drop()
 
 
 @pytest.fixture

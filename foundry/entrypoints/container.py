@@ -19,13 +19,17 @@ from foundry.adapters.codec import Codec
 from foundry.adapters.redis.connection import connect, connect_async
 from foundry.adapters.redis.health import RedisReport, inspect_redis
 from foundry.adapters.redis.queue import RedisQueue
-from foundry.entrypoints.settings import Settings
+from foundry.entrypoints.settings import Driver, Settings
 from foundry.ports import AsyncQueuePort, CachePort, QueuePort, SchedulePort, WorkerRegistry
 
 if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
     from foundry.adapters.memory import MemoryQueue
     from foundry.adapters.memory.async_queue import AsyncMemoryQueue
     from foundry.adapters.memory.cache import MemoryCache
+    from foundry.adapters.postgres.config import PostgresSettings
+    from foundry.adapters.postgres.migrator import Migrator
     from foundry.adapters.redis.async_queue import AsyncRedisQueue
     from foundry.adapters.redis.cache import RedisCache
 
@@ -63,6 +67,33 @@ def _async_redis_queue(**options: Any) -> AsyncRedisQueue:
     return AsyncRedisQueue(**options)
 
 
+def _postgres_pool(settings: PostgresSettings) -> ConnectionPool:
+    from foundry.entrypoints.extras import require  # noqa: PLC0415
+
+    require("postgres", "QUEUE_DRIVER / CACHE_DRIVER=postgres", "psycopg", "psycopg_pool")
+    from foundry.adapters.postgres.connection import open_pool  # noqa: PLC0415
+
+    return open_pool(settings)
+
+
+def _migrator(settings: PostgresSettings) -> Migrator:
+    from foundry.entrypoints.extras import require  # noqa: PLC0415
+
+    require("postgres", "foundry migrate", "psycopg")
+    from foundry.adapters.postgres.connection import connect  # noqa: PLC0415
+    from foundry.adapters.postgres.migrator import Migrator  # noqa: PLC0415
+
+    return Migrator(partial(connect, settings), settings.schema)
+
+
+def _schema_check(settings: Settings) -> Callable[[], int] | None:
+    """What a worker runs before it starts when a port is on PostgreSQL: the schema's
+    version, or ``SchemaOutdated`` ("run foundry migrate")."""
+    if Driver.POSTGRES not in (settings.queue_driver, settings.cache_driver):
+        return None
+    return _migrator(settings.postgres()).require_current
+
+
 def _queue_check(queue: RedisQueue) -> Callable[[], RedisReport]:
     return queue.check
 
@@ -84,6 +115,11 @@ class Container(containers.DeclarativeContainer):
     queue_timing = providers.Callable(Settings.queue_timing, settings)
     queue_client = providers.Singleton(connect, providers.Callable(Settings.queue_redis, settings))
     cache_client = providers.Singleton(connect, providers.Callable(Settings.cache_redis, settings))
+    # PostgreSQL (QUEUE_DRIVER / CACHE_DRIVER=postgres): one pool for both ports.
+    postgres_settings = providers.Callable(Settings.postgres, settings)
+    postgres_pool = providers.Singleton(_postgres_pool, postgres_settings)
+    migrator = providers.Factory(_migrator, postgres_settings)
+    schema_check = providers.Callable(_schema_check, settings)
 
     queue_backend = providers.Selector(
         config.queue.driver,

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from foundry.adapters.postgres import config as postgres
 from foundry.adapters.redis.connection import RedisSettings, check_url, mask_url
 from foundry.adapters.redis.durability import Durability
 from foundry.domain import ConfigurationError, LeaseTiming
@@ -22,6 +23,10 @@ from foundry.domain import ConfigurationError, LeaseTiming
 T = TypeVar("T")
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+
+
+def _database_mask(url: str | None) -> str:
+    return "(unset)" if url is None else postgres.mask_url(url)
 
 
 def _mask_url(url: str | None) -> str:
@@ -38,6 +43,7 @@ class Driver(enum.StrEnum):
 
     MEMORY = "memory"
     REDIS = "redis"
+    POSTGRES = "postgres"
 
 
 def _as_driver(value: Driver | str) -> Driver:
@@ -45,7 +51,7 @@ def _as_driver(value: Driver | str) -> Driver:
         return Driver(str(value).lower())
     except ValueError:
         raise ConfigurationError(
-            f"unknown driver {value!r}: use 'memory' or 'redis' (or Driver.MEMORY / Driver.REDIS)"
+            f"unknown driver {value!r}: use 'memory', 'redis' or 'postgres' (or a Driver)"
         ) from None
 
 
@@ -79,6 +85,20 @@ class Settings:
     )
     queue_prefix: str = "foundry"
     queue_timeout: timedelta = timedelta(seconds=30)
+    database_url: str | None = attrs.field(default=None, repr=_mask_url)
+    database_pool_size: int = 10
+    database_schema: str = postgres.DEFAULT_SCHEMA
+
+    def __attrs_post_init__(self) -> None:
+        for variable, driver in (
+            ("QUEUE_DRIVER", self.queue_driver),
+            ("CACHE_DRIVER", self.cache_driver),
+        ):
+            if driver is Driver.POSTGRES and self.database_url is None:
+                raise ConfigurationError(
+                    f"{variable}=postgres needs DATABASE_URL "
+                    "(postgresql://user:password@host:5432/database)"
+                )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -107,6 +127,11 @@ class Settings:
             cache_prefix=env.read("CACHE_PREFIX", _prefix, default.cache_prefix),
             queue_prefix=env.read("QUEUE_PREFIX", _prefix, default.queue_prefix),
             queue_timeout=env.read("QUEUE_TIMEOUT", _seconds, default.queue_timeout),
+            database_url=env.read("DATABASE_URL", _database_url, None),
+            database_pool_size=env.read(
+                "DATABASE_POOL_SIZE", _pool_size, default.database_pool_size
+            ),
+            database_schema=env.read("DATABASE_SCHEMA", _schema, default.database_schema),
         )
 
     def queue_timing(self) -> LeaseTiming:
@@ -140,6 +165,19 @@ class Settings:
             client_name=client_name,
         )
 
+    def postgres(self) -> postgres.PostgresSettings:
+        """How the PostgreSQL adapters reach their database (``DATABASE_URL``, its pool size
+        and Foundry's schema in it). Raises ``ConfigurationError`` when no URL is set."""
+        if self.database_url is None:
+            raise ConfigurationError(
+                "DATABASE_URL is not set: use postgresql://user:password@host:5432/database"
+            )
+        return postgres.PostgresSettings(
+            self.database_url,
+            schema=self.database_schema,
+            pool_size=self.database_pool_size,
+        )
+
     def describe(self) -> dict[str, str]:
         """Each setting as its variable name and a printable value (the password hidden)."""
         values: dict[str, Any] = attrs.asdict(self, recurse=False)
@@ -147,6 +185,7 @@ class Settings:
         if self.redis_password is not None:
             shown["REDIS_PASSWORD"] = "********"
         shown["REDIS_URL"] = _mask_url(self.redis_url or DEFAULT_REDIS_URL)
+        shown["DATABASE_URL"] = _database_mask(self.database_url)
         return shown
 
 
@@ -172,6 +211,16 @@ def _show(value: object) -> str:
     if isinstance(value, timedelta):
         return f"{value.total_seconds():g}s"
     return str(value)
+
+
+def _database_url(raw: str) -> str:
+    postgres.check_url(raw)
+    return raw
+
+
+def _schema(raw: str) -> str:
+    postgres.check_schema(raw)
+    return raw
 
 
 def _redis_url(raw: str) -> str:
@@ -221,7 +270,7 @@ def _driver(raw: str) -> Driver:
     try:
         return Driver(raw.lower())
     except ValueError:
-        raise ValueError("use 'memory' or 'redis'") from None
+        raise ValueError("use 'memory', 'redis' or 'postgres'") from None
 
 
 def _prefix(raw: str) -> str:

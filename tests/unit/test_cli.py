@@ -21,7 +21,7 @@ def test_a_bad_variable_exits_2_naming_it() -> None:
 
     assert result.exit_code == 2
     assert "QUEUE_DRIVER='sqs'" in result.stderr
-    assert "'memory' or 'redis'" in result.stderr
+    assert "'memory', 'redis' or 'postgres'" in result.stderr
 
 
 def test_help_lists_every_command_and_the_exit_codes() -> None:

@@ -47,7 +47,7 @@ def test_without_a_redis_url_the_drivers_are_memory_and_an_explicit_driver_wins(
 
 
 def test_settings_take_a_driver_as_a_string_and_refuse_an_unknown_one() -> None:
-    with pytest.raises(foundry.ConfigurationError, match="use 'memory' or 'redis'"):
+    with pytest.raises(foundry.ConfigurationError, match="use 'memory', 'redis' or 'postgres'"):
         foundry.Settings(queue_driver="rabbit")  # type: ignore[arg-type]
 
     assert foundry.Settings(queue_driver="redis").queue_driver is Driver.REDIS  # type: ignore[arg-type]

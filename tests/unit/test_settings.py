@@ -26,11 +26,17 @@ BAD_VALUES = [
     ("REDIS_QUEUE_DB", "1.5", "whole number"),
     ("REDIS_WAIT_REPLICAS", "-1", "from 0 (no waiting) to 100"),
     ("REDIS_WAIT_REPLICAS", "all", "whole number"),
-    ("CACHE_DRIVER", "memcached", "'memory' or 'redis'"),
+    ("CACHE_DRIVER", "memcached", "'memory', 'redis' or 'postgres'"),
     ("CACHE_PREFIX", "has space", "letters, digits"),
-    ("QUEUE_DRIVER", "sqs", "'memory' or 'redis'"),
+    ("QUEUE_DRIVER", "sqs", "'memory', 'redis' or 'postgres'"),
     ("QUEUE_PREFIX", "{tag}", "no spaces or braces"),
     ("QUEUE_TIMEOUT", "-5", "greater than 0"),
+    ("DATABASE_URL", "mysql://db.example/app", "postgresql://"),
+    ("DATABASE_URL", "postgresql://db.example:port/app", "port must be a number"),
+    ("DATABASE_POOL_SIZE", "0", "from 1 to 10000"),
+    ("DATABASE_SCHEMA", "Has-Dash", "lower-case letters"),
+    ("QUEUE_DRIVER", "postgres", "needs DATABASE_URL"),
+    ("CACHE_DRIVER", "postgres", "needs DATABASE_URL"),
 ]
 
 
@@ -151,3 +157,31 @@ def test_wait_replicas_waits_at_most_half_the_queue_clients_reply_timeout() -> N
     assert durability.replicas == 1
     assert durability.timeout == settings.queue_timing().reply_timeout / 2 == timedelta(seconds=1)
     assert Settings().queue_durability().wait_command() is None
+
+
+def test_the_postgres_variables_are_read_and_the_password_is_masked() -> None:
+    settings = Settings.from_env(
+        {
+            "QUEUE_DRIVER": "postgres",
+            "DATABASE_URL": "postgresql://app:hunter2@db.example:5433/app",
+            "DATABASE_POOL_SIZE": "4",
+            "DATABASE_SCHEMA": "jobs_v2",
+        }
+    )
+
+    postgres = settings.postgres()
+
+    assert settings.queue_driver is Driver.POSTGRES
+    assert settings.cache_driver is Driver.MEMORY
+    assert (postgres.schema, postgres.pool_size) == ("jobs_v2", 4)
+    assert postgres.url == "postgresql://app:hunter2@db.example:5433/app"
+    assert settings.describe()["DATABASE_URL"] == "postgresql://app:********@db.example:5433/app"
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in repr(postgres)
+
+
+def test_a_database_url_alone_does_not_choose_postgres() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://db.example/app"})
+
+    assert (settings.queue_driver, settings.cache_driver) == (Driver.MEMORY, Driver.MEMORY)
+    assert settings.describe()["DATABASE_SCHEMA"] == "foundry"

@@ -25,6 +25,7 @@ COMMANDS = {
     "schedules": "foundry.entrypoints.cli.schedules:schedules_group",
     "schedule": "foundry.entrypoints.cli.schedules:schedules_group",
     "check": "foundry.entrypoints.cli.check:check",
+    "migrate": "foundry.entrypoints.cli.migrate:migrate",
     "demo": "foundry.entrypoints.cli.demo:demo",
     "metrics": "foundry.entrypoints.cli.metrics:metrics",
     "dashboard": "foundry.entrypoints.cli.dashboard:dashboard",

@@ -133,6 +133,9 @@ def work(
         prefetch_window=timedelta(milliseconds=prefetch_window),
         child_nice=child_nice,
     )
+    schema = box.schema_check()
+    if schema is not None:
+        schema()  # a schema older than this Foundry: exit 2, "run foundry migrate"
     check = box.queue_check()
     if check is not None:
         # An unreachable or too old Redis stops us here, not later; what it says is logged once.

@@ -1,0 +1,97 @@
+"""One way to connect to PostgreSQL, shared by the queue, the cache and the migrations.
+
+A ``psycopg_pool.ConnectionPool`` of autocommit connections: each port operation borrows one,
+runs its statement (or its one short transaction) and gives it back. The pool opens lazily,
+so building an adapter never blocks; the first operation on an unreachable server raises
+``QueueUnavailable`` / ``CacheUnavailable`` with the server's own reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from foundry.adapters.postgres.config import PostgresSettings, mask_url
+from foundry.domain import FoundryError, QueueUnavailable
+
+
+def open_pool(settings: PostgresSettings, name: str | None = None) -> ConnectionPool:
+    """A pool of at most ``settings.pool_size`` autocommit connections to ``settings.url``.
+
+    No connection is made yet: the pool opens on first use (``pooled``).
+    """
+    application = name or settings.application_name
+    return ConnectionPool(
+        settings.url,
+        min_size=1,
+        max_size=settings.pool_size,
+        kwargs={
+            "autocommit": True,
+            "connect_timeout": max(1, round(settings.connect_timeout.total_seconds())),
+            "application_name": application,
+        },
+        timeout=settings.connect_timeout.total_seconds(),
+        name=application,
+        open=False,
+    )
+
+
+def connect(settings: PostgresSettings, *, autocommit: bool = True) -> psycopg.Connection:
+    """One connection outside any pool (migrations, LISTEN, checks); raises ``QueueUnavailable``
+    with the server's reason when it cannot connect."""
+    try:
+        return psycopg.connect(
+            settings.url,
+            autocommit=autocommit,
+            connect_timeout=max(1, round(settings.connect_timeout.total_seconds())),
+            application_name=settings.application_name,
+        )
+    except psycopg.OperationalError as error:
+        raise unreachable(settings, error) from error
+
+
+def unreachable(
+    settings: PostgresSettings,
+    error: BaseException,
+    kind: type[FoundryError] = QueueUnavailable,
+) -> FoundryError:
+    """The error to raise when PostgreSQL does not answer: names the URL and the reason."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return kind(
+        f"PostgreSQL at {mask_url(settings.url)} is unreachable ({reason}); "
+        "check DATABASE_URL and that the server runs"
+    )
+
+
+@contextmanager
+def pooled(
+    pool: ConnectionPool,
+    settings: PostgresSettings,
+    kind: type[FoundryError] = QueueUnavailable,
+) -> Iterator[psycopg.Connection]:
+    """Borrow a connection from ``pool`` (opening it on first use); a connection failure,
+    then or while it is used, raises ``kind`` naming the server and the reason."""
+    try:
+        if pool.closed:
+            pool.open(wait=False)
+        with pool.connection() as conn:
+            yield conn
+    except PoolTimeout as error:
+        raise _pool_timeout(settings, error, kind) from error
+    except psycopg.OperationalError as error:
+        raise unreachable(settings, error, kind) from error
+
+
+def _pool_timeout(
+    settings: PostgresSettings, error: PoolTimeout, kind: type[FoundryError]
+) -> FoundryError:
+    # The pool hides why it has no connection; one direct attempt gives the server's reason.
+    try:
+        with connect(settings):
+            pass
+    except QueueUnavailable as direct:
+        return kind(str(direct))
+    return unreachable(settings, error, kind)

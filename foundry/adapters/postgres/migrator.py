@@ -1,0 +1,155 @@
+"""The migration runner: Foundry's schema, created and upgraded by versioned SQL files.
+
+``migrate()`` applies, in one transaction under an advisory lock (so concurrent runs wait for
+each other and apply each file once), every file newer than the schema's version, recording
+each in ``schema_version``. ``require_current()`` is what a worker runs before it starts: a
+schema older than this Foundry's files is refused with "run foundry migrate"; a newer one is
+accepted (migrations only add, so a worker of the previous release keeps running during a
+rolling deploy).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from importlib import resources
+from importlib.abc import Traversable
+from typing import Any
+
+import attrs
+import psycopg
+from psycopg import sql
+
+from foundry.adapters.postgres.config import check_schema
+from foundry.domain import ConfigurationError
+
+log = logging.getLogger("foundry.postgres")
+
+_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+
+
+class SchemaOutdated(ConfigurationError):
+    """The database's Foundry schema is older than this Foundry needs: run ``foundry migrate``."""
+
+
+@attrs.frozen
+class Migration:
+    """One SQL file: its version (the file's number), its name and its statements."""
+
+    version: int = attrs.field(validator=attrs.validators.ge(1))
+    name: str
+    sql: str = attrs.field(repr=False)
+
+    @property
+    def label(self) -> str:
+        """``0001_queue``: how the file is named."""
+        return f"{self.version:04d}_{self.name}"
+
+
+def load_migrations(directory: Traversable | None = None) -> tuple[Migration, ...]:
+    """Every ``NNNN_name.sql`` in ``directory`` (Foundry's own by default), by version.
+
+    Raises ``ValueError`` for two files of one version or a gap in the numbering (a file
+    lost in packaging would otherwise be skipped for good).
+    """
+    folder = directory or resources.files("foundry.adapters.postgres.migrations")
+    found: dict[int, Migration] = {}
+    for entry in folder.iterdir():
+        match = _FILE.fullmatch(entry.name)
+        if match is None:
+            continue
+        version = int(match[1])
+        if version in found:
+            raise ValueError(f"two migrations numbered {version:04d}: {entry.name}")
+        found[version] = Migration(version, match[2], entry.read_text(encoding="utf-8"))
+    ordered = tuple(found[version] for version in sorted(found))
+    for expected, migration in enumerate(ordered, start=1):
+        if migration.version != expected:
+            raise ValueError(f"migration {expected:04d} is missing (found {migration.label})")
+    return ordered
+
+
+Connect = Callable[[], psycopg.Connection[Any]]
+
+
+class Migrator:
+    """Applies ``migrations`` to one schema of the database ``connect`` reaches."""
+
+    def __init__(
+        self, connect: Connect, schema: str, migrations: Sequence[Migration] | None = None
+    ) -> None:
+        check_schema(schema)
+        self._connect = connect
+        self.schema = schema
+        self.migrations = tuple(migrations if migrations is not None else load_migrations())
+
+    @property
+    def latest(self) -> int:
+        """The version the files bring the schema to."""
+        return self.migrations[-1].version if self.migrations else 0
+
+    def current(self) -> int:
+        """The schema's version in the database: 0 when Foundry's schema is not there yet."""
+        with self._connect() as conn:
+            return self._version(conn)
+
+    def migrate(self) -> list[Migration]:
+        """Apply every file newer than the schema's version; the ones applied, in order."""
+        with self._connect() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [self._lock])
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(self._schema))
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.schema_version ("
+                    " version integer PRIMARY KEY,"
+                    " name text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+                ).format(self._schema)
+            )
+            current = self._version(conn)
+            applied = [m for m in self.migrations if m.version > current]
+            for migration in applied:
+                self._apply(conn, migration)
+        return applied
+
+    def require_current(self) -> int:
+        """The schema's version; raises ``SchemaOutdated`` when it is older than ``latest``."""
+        current = self.current()
+        if current < self.latest:
+            found = "is not there" if current == 0 else f"is at version {current}"
+            raise SchemaOutdated(
+                f"Foundry's PostgreSQL schema {self.schema!r} {found}, this Foundry needs "
+                f"version {self.latest}: run foundry migrate"
+            )
+        return current
+
+    @property
+    def _lock(self) -> str:
+        return f"foundry.migrate.{self.schema}"
+
+    @property
+    def _schema(self) -> sql.Identifier:
+        return sql.Identifier(self.schema)
+
+    def _version(self, conn: psycopg.Connection[Any]) -> int:
+        exists = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", [f'"{self.schema}".schema_version']
+        ).fetchone()
+        if not exists or not exists[0]:
+            return 0
+        row = conn.execute(
+            sql.SQL("SELECT coalesce(max(version), 0) FROM {}.schema_version").format(self._schema)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _apply(self, conn: psycopg.Connection[Any], migration: Migration) -> None:
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(self._schema))
+        conn.execute(migration.sql.encode())
+        conn.execute(
+            sql.SQL("INSERT INTO {}.schema_version (version, name) VALUES (%s, %s)").format(
+                self._schema
+            ),
+            [migration.version, migration.name],
+        )
+        log.info("applied migration %s to schema %s", migration.label, self.schema)
