@@ -1,4 +1,4 @@
-"""Workload: 10,000 periodic schedules ticking together, three ``foundry schedule run-forever``
+"""Workload: 10,000 periodic schedules ticking together, three ``foundry schedules run-forever``
 processes on one Redis.
 
 Every schedule ticks every ``EVERY_S`` seconds (one burst of 10,000 ticks per period). Over

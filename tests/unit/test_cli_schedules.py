@@ -82,3 +82,18 @@ def test_forget_removes_an_orphans_state() -> None:
 
     assert result.exit_code == 0, result.output
     assert [state.name for state in queue.schedule_states()] == ["every-second"]
+
+
+def test_schedule_is_an_alias_of_schedules_that_help_does_not_list_twice() -> None:
+    queue, clock = started()
+    container = container_for(queue, clock)
+
+    listed = invoke(container, "schedule", "list", *APP)
+    overview = invoke(container, "--help")
+
+    assert listed.exit_code == 0, listed.output
+    assert "every-second" in listed.stdout
+    lines = overview.stdout.splitlines()
+    command_names = [line.split()[0] for line in lines if line.startswith("  ") and line.strip()]
+    assert "schedules" in command_names
+    assert "schedule" not in command_names

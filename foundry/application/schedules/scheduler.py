@@ -110,7 +110,7 @@ class Scheduler:
             self._wake_at = now + RETRY_AFTER_S
 
     def run_until(self, stop: threading.Event) -> None:
-        """Step until ``stop`` is set (``foundry schedule run-forever``)."""
+        """Step until ``stop`` is set (``foundry schedules run-forever``)."""
         while not stop.is_set():
             stop.wait(self.step())
 

@@ -23,13 +23,14 @@ COMMANDS = {
     "job": "foundry.entrypoints.cli.jobs:job",
     "queue": "foundry.entrypoints.cli.queues:queue_group",
     "schedules": "foundry.entrypoints.cli.schedules:schedules_group",
-    "schedule": "foundry.entrypoints.cli.schedules:schedules_group",
     "check": "foundry.entrypoints.cli.check:check",
     "migrate": "foundry.entrypoints.cli.migrate:migrate",
     "demo": "foundry.entrypoints.cli.demo:demo",
     "metrics": "foundry.entrypoints.cli.metrics:metrics",
     "dashboard": "foundry.entrypoints.cli.dashboard:dashboard",
 }
+#: Names also accepted, not listed by ``--help``.
+ALIASES = {"schedule": "schedules"}
 
 
 def _version() -> str:
@@ -39,7 +40,7 @@ def _version() -> str:
         return "0+unknown"
 
 
-@click.group(cls=FoundryGroup, lazy_commands=COMMANDS, epilog=EXIT_CODES_HELP)
+@click.group(cls=FoundryGroup, lazy_commands=COMMANDS, aliases=ALIASES, epilog=EXIT_CODES_HELP)
 @click.option(
     "--log-level",
     type=click.Choice(LEVELS, case_sensitive=False),

@@ -89,20 +89,27 @@ class FoundryGroup(click.Group):
 
     ``lazy_commands`` maps a command name to ``module:attribute``; the module is imported
     when the command is first looked up, so a command pays only for its own imports.
+    ``aliases`` maps another accepted name to a command's name; help lists only the latter.
     """
 
     def __init__(
-        self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        lazy_commands: Mapping[str, str] | None = None,
+        aliases: Mapping[str, str] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy_commands = dict(lazy_commands or {})
+        self.aliases = dict(aliases or {})
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        """Every command name, the lazy ones included, sorted."""
-        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+        """Every command name, the lazy ones included, sorted (aliases left out)."""
+        return sorted({*super().list_commands(ctx), *self.lazy_commands} - set(self.aliases))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        """The command ``cmd_name``, importing its module if it is a lazy one."""
+        """The command ``cmd_name`` (or the one it is an alias of), importing it if lazy."""
+        cmd_name = self.aliases.get(cmd_name, cmd_name)
         spec = self.lazy_commands.get(cmd_name)
         if spec is None or cmd_name in self.commands:
             return super().get_command(ctx, cmd_name)
