@@ -42,7 +42,10 @@ def test_f7_workers_ride_out_two_clean_redis_restarts_and_lose_nothing(
     report = rig.finish(queue)
 
     assert report.completed == 1000
-    assert logs == {worker.name: (2, 2) for worker in workers}, "one down/back per outage"
+    # One line each way per outage seen, never one per retry. A worker starved of CPU on a
+    # loaded machine may not talk to Redis during a 3 s outage; one of the two does.
+    assert all(down == back and 1 <= down <= 2 for down, back in logs.values()), logs
+    assert max(down for down, _ in logs.values()) == 2, logs
 
 
 def test_f8_a_killed_redis_with_fsync_always_keeps_every_acknowledged_job(
