@@ -142,6 +142,19 @@ def _build_redis_sentinel(
     )
 
 
+def _build_redis_cluster(
+    fixture: FixtureLookup, clock: ManualClock, options: QueueOptions
+) -> Queue:
+    """On the session's three-master cluster, through the project's connection factory."""
+    return RedisQueue(
+        connect(RedisSettings(url=fixture("redis_cluster_url"), client_name="foundry-tests")),
+        prefix=unique_prefix("q"),
+        clock=clock,
+        retention=options.retention,
+        completed_ttl=options.completed_ttl,
+    )
+
+
 QUEUE_BACKENDS: dict[str, QueueBackend] = {
     "memory": QueueBackend(_build_memory, _corrupt_memory),
     "redis": QueueBackend(
@@ -155,6 +168,12 @@ QUEUE_BACKENDS: dict[str, QueueBackend] = {
         _corrupt_redis,
         (pytest.mark.redis,),
         _redis_twin("redis_sentinel_url"),
+    ),
+    "redis-cluster": QueueBackend(
+        _build_redis_cluster,
+        _corrupt_redis,
+        (pytest.mark.redis,),
+        _redis_twin("redis_cluster_url"),
     ),
 }
 
@@ -195,7 +214,7 @@ def _corrupt_memory_cache(cache: CachePort, key: str) -> None:
 
 def _corrupt_redis_cache(cache: CachePort, key: str) -> None:
     assert isinstance(cache, RedisCache)
-    cache._c.client.set(f"{cache._c.prefix}:v:{key}", b"0:{not json")
+    cache._c.client.set(cache._c.keys.value(key), b"0:{not json")
 
 
 CACHE_BACKENDS: dict[str, CacheBackend] = {
@@ -214,6 +233,11 @@ CACHE_BACKENDS: dict[str, CacheBackend] = {
     ),
     "redis-sentinel": CacheBackend(
         lambda fixture, clock: redis_cache(fixture("redis_sentinel_url"), clock),
+        _corrupt_redis_cache,
+        (pytest.mark.redis,),
+    ),
+    "redis-cluster": CacheBackend(
+        lambda fixture, clock: redis_cache(fixture("redis_cluster_url"), clock),
         _corrupt_redis_cache,
         (pytest.mark.redis,),
     ),

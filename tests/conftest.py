@@ -25,7 +25,7 @@ from tests.backends import (
 )
 from tests.postgres_server import ThrowawayDatabase
 from tests.redis_server import RedisServer
-from tests.redis_topologies import SentinelGroup
+from tests.redis_topologies import RedisClusterGroup, SentinelGroup
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,6 +109,23 @@ def redis_sentinel() -> Iterator[SentinelGroup]:
 def redis_sentinel_url(redis_sentinel: SentinelGroup) -> str:
     """``redis+sentinel://`` naming the session's sentinels and their master."""
     return redis_sentinel.url()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterGroup]:
+    """A Redis Cluster of three masters (no replicas), started once per session; tests share it
+    under unique prefixes and must leave its nodes running and its slots where they are."""
+    group = RedisClusterGroup()
+    try:
+        yield group
+    finally:
+        group.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster: RedisClusterGroup) -> str:
+    """``redis+cluster://`` naming the session's cluster nodes."""
+    return redis_cluster.url()
 
 
 @pytest.fixture

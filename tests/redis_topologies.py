@@ -1,5 +1,6 @@
 """Throwaway Redis topologies for tests: a Sentinel-managed master (1 master, 1 replica, 3
-sentinels), each process on a free loopback port in its own directory."""
+sentinels) and a Redis Cluster (3 masters), each process on a free loopback port in its own
+directory."""
 
 from __future__ import annotations
 
@@ -143,3 +144,105 @@ class SentinelGroup:
         self.master.close()
         for holder in self._held.values():
             holder.close()
+
+
+class RedisClusterGroup:
+    """``masters`` redis-servers with cluster mode on, joined by ``redis-cli --cluster create``
+    (the slots split evenly, no replicas); ready once every node says ``cluster_state:ok``."""
+
+    def __init__(self, masters: int = 3) -> None:
+        self.nodes = [RedisServer().start(**_cluster_options()) for _ in range(masters)]
+        try:
+            self.cli(
+                "--cluster", "create", *self.addresses(), "--cluster-replicas", "0",
+                "--cluster-yes",
+            )  # fmt: skip
+            self.wait_until_ok()
+        except BaseException:
+            self.close()
+            raise
+
+    def addresses(self) -> list[str]:
+        """``127.0.0.1:<port>`` of every node."""
+        return [f"127.0.0.1:{node.port}" for node in self.nodes]
+
+    def url(self, login: str = "") -> str:
+        """``redis+cluster://`` naming every node."""
+        return f"redis+cluster://{login}{','.join(self.addresses())}"
+
+    def cli(self, *args: str, timeout: float = 120) -> str:
+        """Run ``redis-cli`` with ``args``; its output (``RuntimeError`` when it fails)."""
+        done = subprocess.run(
+            [str(shutil.which("redis-cli")), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"redis-cli {' '.join(args)} failed: {done.stdout}{done.stderr}")
+        return done.stdout
+
+    def wait_until_ok(self, timeout: float = 30) -> None:
+        """Wait until every node reports ``cluster_state:ok`` and the same slot map."""
+        deadline = time.monotonic() + timeout
+        while not self._agreed():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster did not settle; see {self.nodes[0].dir}")
+            time.sleep(0.05)
+
+    def _agreed(self) -> bool:
+        maps = []
+        for node in self.nodes:
+            with node.client() as probe:
+                if b"cluster_state:ok" not in probe.execute_command("CLUSTER", "INFO"):
+                    return False
+                slots = probe.execute_command("CLUSTER", "SLOTS")
+            maps.append(sorted((int(s[0]), int(s[1]), int(s[2][1])) for s in slots))
+        return all(found == maps[0] for found in maps)
+
+    def owner(self, slot: int) -> RedisServer:
+        """The node serving ``slot``."""
+        with self.nodes[0].client() as probe:
+            for first, last, master, *_ in probe.execute_command("CLUSTER", "SLOTS"):
+                if int(first) <= slot <= int(last):
+                    port = int(master[1])
+                    return next(node for node in self.nodes if node.port == port)
+        raise LookupError(f"slot {slot} is not served")
+
+    def node_id(self, node: RedisServer) -> str:
+        """The cluster's id of ``node``."""
+        with node.client() as probe:
+            return str(probe.execute_command("CLUSTER", "MYID").decode())
+
+    def close(self) -> None:
+        """Kill every node and remove their directories."""
+        for node in self.nodes:
+            node.close()
+
+
+def lone_cluster_node(last_slot: int = 16383, password: str | None = None) -> RedisServer:
+    """A one-node cluster serving slots 0 to ``last_slot`` (fewer than all: a cluster with
+    uncovered slots), asking for ``password`` if given; waits until the node took them."""
+    node = RedisServer().start(**_cluster_options())
+    with node.client() as probe:
+        probe.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, last_slot)
+        deadline = time.monotonic() + 10
+        while b"cluster_slots_assigned:%d" % (last_slot + 1) not in probe.execute_command(
+            "CLUSTER", "INFO"
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the node took no slots; see {node.dir}")
+            time.sleep(0.02)
+        if password is not None:
+            probe.config_set("requirepass", password)
+    return node
+
+
+def _cluster_options() -> dict[str, str]:
+    return {
+        "cluster-enabled": "yes",
+        "cluster-port": str(free_port()),  # the bus, where port + 10000 may be out of range
+        "cluster-config-file": "nodes.conf",  # in the node's own directory
+        "cluster-node-timeout": "2000",
+    }

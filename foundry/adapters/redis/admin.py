@@ -14,6 +14,7 @@ import redis
 
 from foundry.adapters.redis.broken import refusing
 from foundry.adapters.redis.clock import QueueClock
+from foundry.adapters.redis.cluster import is_cluster
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout, QueueKeys
 from foundry.adapters.redis.listing import list_jobs
@@ -86,10 +87,13 @@ class RedisAdmin:
 
     def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
         """The server's time, then one MULTI/EXEC block of plain reads per queue, all in one
-        write, no function call: see ``overview.py``."""
+        write, no function call: see ``overview.py``. On Redis Cluster (a MULTI/EXEC block
+        is one node's) the ``stats`` function of each queue instead, on its slot's master."""
         keys = [self._keys.queue(name) for name in queues]
         if not keys:
             return []
+        if is_cluster(self._client):
+            return [self.stats(name) for name in queues]
         with guard("stats_many"):
             return stats_many(self._client, keys, self._clock.read(self._client))
 

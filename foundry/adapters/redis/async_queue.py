@@ -18,9 +18,9 @@ import redis.asyncio
 
 from foundry.adapters.codec import Codec
 from foundry.adapters.redis.admin import found_record, record_reads
-from foundry.adapters.redis.async_runner import AsyncFunctionRunner
 from foundry.adapters.redis.broken import queue_broken, wrong_types
 from foundry.adapters.redis.clock import QueueClock
+from foundry.adapters.redis.cluster_runner import async_function_runner
 from foundry.adapters.redis.durability import Durability
 from foundry.adapters.redis.enqueuing import EnqueuePlan
 from foundry.adapters.redis.epochs import EpochWatch
@@ -56,7 +56,7 @@ class AsyncRedisQueue:
             raise ConfigurationError(
                 f"max_payload_bytes must be 1-{MAX_PAYLOAD_BYTES}, got {max_payload_bytes}"
             )
-        self._runner = AsyncFunctionRunner(client)
+        self._runner = async_function_runner(client, durability)
         self._durability = durability or Durability()
         self._keys = KeyLayout(prefix)
         self._clock = QueueClock(clock)

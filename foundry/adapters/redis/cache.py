@@ -2,12 +2,12 @@
 
 Keys: ``<prefix>:v:<key>`` values, ``<prefix>:t:<digest>:<key>`` tagged values (the digest
 folds in the current version of each tag), ``<prefix>:tag:<name>`` tag versions,
-``<prefix>:lock:<name>`` and ``<prefix>:flight:...`` locks, ``<prefix>:stats`` the counters.
-Each operation is one call of a function of Foundry's Lua library (``cache_store.py``,
-``lua/cache/``); a tagged operation first reads its tags' versions (one MGET). Time is the
-given clock's, passed to every function, or the Redis server's (``TIME``) when no clock is
-given. Targets one Redis (or Sentinel), not Cluster: a function touches a value and the stats
-hash, which live in different slots.
+``<prefix>:lock:<name>`` and ``<prefix>:flight:...`` locks, ``<prefix>:stats`` the counters;
+on Redis Cluster the namespace is cut in buckets, each with its own counters
+(``cache_keys.py``). Each operation is one call of a function of Foundry's Lua library
+(``cache_store.py``, ``lua/cache/``; a batch: one per bucket on a cluster); a tagged operation
+first reads its tags' versions (one MGET). Time is the given clock's, passed to every
+function, or the Redis server's (``TIME``) when no clock is given.
 """
 
 from __future__ import annotations
@@ -37,23 +37,23 @@ class RedisTaggedCache(RedisStore):
     def __init__(self, core: CacheCore, names: tuple[str, ...]) -> None:
         super().__init__(core)
         self._names = names
-        self._tag_keys = [f"{core.prefix}:tag:{name}" for name in names]
+        self._tag_keys = [core.keys.tag(name) for name in names]
 
     def _scope(self, label: str) -> str:
+        """The digest of the tags' current versions."""
         versions = self._c.command(label, "MGET", *self._tag_keys)
         joined = "\x1f".join(
             f"{name}\x1e{int(v or 0)}" for name, v in zip(self._names, versions, strict=True)
         )
-        digest = hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
-        return f"{self._c.prefix}:t:{digest}:"
+        return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
 
     def _skey(self, key: str) -> str:
-        return self._scope(validate_key(key)) + key
+        return self._c.keys.tagged(self._scope(validate_key(key)), key)
 
     def _skeys(self, keys: list[str]) -> list[str]:
         checked = validate_keys(keys)
-        scope = self._scope(checked[0])
-        return [scope + key for key in checked]
+        digest = self._scope(checked[0])
+        return [self._c.keys.tagged(digest, key) for key in checked]
 
     def flush(self) -> None:
         """Invalidate every key written through any view sharing one of these tags (O(1))."""
@@ -84,13 +84,13 @@ class RedisCache(RedisStore):
 
     def lock(self, name: str, ttl: Ttl, *, timeout: Ttl = None) -> CacheLock:
         """A lock (not yet taken) that expires ``ttl`` after it is taken."""
-        skey = f"{self._c.prefix}:lock:{validate_key(name, 'lock name')}"
+        skey = self._c.keys.lock(validate_key(name, "lock name"))
         return make_lock(self, name, skey, ttl, timeout)
 
     def idempotent(self, key: str, ttl: Ttl, *, fence: int = 0) -> CacheEffect:
         """The record of the effect ``key`` (``<prefix>:effect:<key>``), one function call
         (``cache_effect``) on entering and one on leaving."""
-        skey = f"{self._c.prefix}:effect:{validate_key(key)}"
+        skey = self._c.keys.effect(validate_key(key))
         return CacheEffect(self, key, skey, ttl, fence)
 
     def effect_step(self, skey: str, op: str, fence: int, ttl_ms: int) -> str:
@@ -104,7 +104,7 @@ class RedisCache(RedisStore):
         Locks, effect records, tag versions and statistics stay.
         """
         try:
-            removed = self._unlink_matching(f"{self._c.prefix}:[vt]:*")
+            removed = sum(map(self._unlink_matching, self._c.keys.stored_patterns()))
         except redis.RedisError as error:
             raise cache_error(error, self._c.prefix) from error
         log.info("cleared cache namespace %s (%s keys)", self._c.prefix, removed)
@@ -123,7 +123,16 @@ class RedisCache(RedisStore):
 
         Evictions are 0: Foundry expects ``maxmemory-policy noeviction``.
         """
-        fields = self._c.command(self._c.prefix, "HGETALL", self._c.stats)
-        counts = {bytes(k).decode(): int(v) for k, v in fields.items()}
+        try:
+            pipe = self._c.client.pipeline(transaction=False)
+            for stats in self._c.keys.all_stats():
+                pipe.hgetall(stats)
+            replies = pipe.execute()
+        except redis.RedisError as error:
+            raise cache_error(error, self._c.prefix) from error
+        counts: dict[str, int] = {}
+        for fields in replies:
+            for name, value in fields.items():
+                counts[bytes(name).decode()] = counts.get(bytes(name).decode(), 0) + int(value)
         names = ("hits", "misses", "writes", "deletes")
         return CacheStats(**{name: counts.get(name, 0) for name in names})

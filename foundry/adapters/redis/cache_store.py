@@ -25,8 +25,11 @@ from foundry.adapters.cache_support import (
     validate_step,
 )
 from foundry.adapters.codec import Codec
+from foundry.adapters.redis.cache_keys import CacheKeys
+from foundry.adapters.redis.cluster import is_cluster
+from foundry.adapters.redis.cluster_runner import function_runner
 from foundry.adapters.redis.errors import cache_error
-from foundry.adapters.redis.runner import FunctionRunner, call
+from foundry.adapters.redis.runner import call
 from foundry.domain import UndecodableValue
 from foundry.ports.cache import Ttl
 from foundry.ports.clock import Clock
@@ -47,9 +50,8 @@ class CacheCore:
         self.prefix = validate_prefix(prefix)
         self.codec = codec
         self.clock = clock
-        self.runner = FunctionRunner(client)
-        self.stats = f"{prefix}:stats"
-        self.values = f"{prefix}:v:"
+        self.runner = function_runner(client)
+        self.keys = CacheKeys(prefix, spread=is_cluster(client))
 
     def now(self) -> str:
         return "" if self.clock is None else str(to_ms(self.clock.now()))
@@ -70,6 +72,32 @@ class CacheCore:
         """
         try:
             return self.runner.call(f"cache_{name}", keys, args, resend=resend)
+        except redis.RedisError as error:
+            raise cache_error(error, label) from error
+
+    def run_by_slot(
+        self,
+        name: str,
+        skeys: Sequence[str],
+        args: Sequence[str | bytes],
+        label: str,
+        per_key: Sequence[str | bytes] = (),
+    ) -> list[Any]:
+        """The batch function ``name`` (KEYS: the stats hash, then ``skeys``; ARGV: ``args``,
+        then ``per_key``'s item for each key) once per slot of ``skeys`` (once on one
+        server), all in one write; the replies, in ``keys.by_stats`` order. Each call must be
+        safe to send again."""
+        groups = self.keys.by_stats(skeys)
+        calls = [
+            (
+                f"cache_{name}",
+                (stats, *(skeys[i] for i in indexes)),
+                (*args, *(per_key[i] for i in indexes)) if per_key else args,
+            )
+            for stats, indexes in groups.items()
+        ]
+        try:
+            return self.runner.call_many(calls)
         except redis.RedisError as error:
             raise cache_error(error, label) from error
 
@@ -108,15 +136,19 @@ class RedisStore:
         self._run = core.run
 
     def _skey(self, key: str) -> str:
-        return self._c.values + validate_key(key)
+        return self._c.keys.value(validate_key(key))
 
     def _skeys(self, keys: list[str]) -> list[str]:
-        values = self._c.values
-        return [values + key for key in validate_keys(keys)]
+        value = self._c.keys.value
+        return [value(key) for key in validate_keys(keys)]
+
+    def _stats(self, skey: str) -> str:
+        return self._c.keys.stats_of(skey)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value at ``key``, or ``default``. One round trip."""
-        raw = self._run("get", (self._skey(key), self._c.stats), (self._c.now(), "1"), key)
+        skey = self._skey(key)
+        raw = self._run("get", (skey, self._stats(skey)), (self._c.now(), "1"), key)
         return default if raw is None else self._c.payload(raw, key)
 
     def set(self, key: str, value: Any, ttl: Ttl = None) -> None:
@@ -131,7 +163,8 @@ class RedisStore:
         skey, ttl_arg = self._skey(key), _ttl_arg(ttl)
         payload = self._c.codec.encode_value(value)
         args = (self._c.now(), ttl_arg, payload, mode)
-        return bool(self._run("set", (skey, self._c.stats), args, key, resend=mode == "set"))
+        keys = (skey, self._stats(skey))
+        return bool(self._run("set", keys, args, key, resend=mode == "set"))
 
     def forever(self, key: str, value: Any) -> None:
         """Store without expiry."""
@@ -139,7 +172,8 @@ class RedisStore:
 
     def has(self, key: str) -> bool:
         """Whether ``key`` holds a value (not counted as a hit or miss)."""
-        raw = self._run("get", (self._skey(key), self._c.stats), (self._c.now(), "0"), key)
+        skey = self._skey(key)
+        raw = self._run("get", (skey, self._stats(skey)), (self._c.now(), "0"), key)
         return raw is not None
 
     def delete(self, key: str) -> bool:
@@ -149,7 +183,8 @@ class RedisStore:
     def pull(self, key: str, default: Any = None) -> Any:
         """Get and delete, atomically."""
         skey = self._skey(key)
-        raw = self._run("pull", (skey, self._c.stats), (self._c.now(),), key, resend=False)
+        keys = (skey, self._stats(skey))
+        raw = self._run("pull", keys, (self._c.now(),), key, resend=False)
         return default if raw is None else self._c.payload(raw, key)
 
     def touch(self, key: str, ttl: Ttl) -> bool:
@@ -162,8 +197,13 @@ class RedisStore:
         names = list(keys)
         if not names:
             return {}
-        keys_ = (self._c.stats, *self._skeys(names))
-        raws = self._run("mget", keys_, (self._c.now(),), names[0])
+        skeys = self._skeys(names)
+        groups = self._c.keys.by_stats(skeys)
+        replies = self._c.run_by_slot("mget", skeys, (self._c.now(),), names[0])
+        raws: list[bytes | None] = [None] * len(names)
+        for indexes, found in zip(groups.values(), replies, strict=True):
+            for index, raw in zip(indexes, found, strict=True):
+                raws[index] = raw
         return self._c.payloads(names, raws)
 
     def set_many(self, values: Mapping[str, Any], ttl: Ttl = None) -> None:
@@ -173,21 +213,22 @@ class RedisStore:
             return
         skeys = self._skeys(names)
         payloads = [self._c.codec.encode_value(values[k]) for k in names]
-        self._run("mset", (self._c.stats, *skeys), (self._c.now(), ttl_arg, *payloads), names[0])
+        args = (self._c.now(), ttl_arg)
+        self._c.run_by_slot("mset", skeys, args, names[0], per_key=payloads)
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove the keys in one round trip; how many were there."""
         names = list(keys)
         if not names:
             return 0
-        keys_ = (self._c.stats, *self._skeys(names))
-        return int(self._run("del", keys_, (self._c.now(),), names[0]))
+        replies = self._c.run_by_slot("del", self._skeys(names), (self._c.now(),), names[0])
+        return sum(int(reply) for reply in replies)
 
     def increment(self, key: str, by: int = 1) -> int:
         """Add ``by`` atomically (Lua), creating the key at 0 and keeping its expiry."""
         skey, step = self._skey(key), validate_step(by)
         args = (self._c.now(), str(step))
-        return int(self._run("incr", (skey, self._c.stats), args, key, resend=False))
+        return int(self._run("incr", (skey, self._stats(skey)), args, key, resend=False))
 
     def decrement(self, key: str, by: int = 1) -> int:
         """``increment(key, -by)``."""
@@ -207,14 +248,14 @@ class RedisStore:
     def flight_lookup(self, skey: str, label: str, count: bool) -> tuple[bool, Any]:
         """Whether ``skey`` is present and its value."""
         args = (self._c.now(), "1" if count else "0")
-        raw = self._run("get", (skey, self._c.stats), args, label)
+        raw = self._run("get", (skey, self._stats(skey)), args, label)
         return (False, None) if raw is None else (True, self._c.payload(raw, label))
 
     def flight_store(self, skey: str, label: str, value: Any, ttl_ms: int | None) -> None:
         """Encode and store ``value``."""
         payload = self._c.codec.encode_value(value)
         args = (self._c.now(), "-1" if ttl_ms is None else str(ttl_ms), payload, "set")
-        self._run("set", (skey, self._c.stats), args, label)
+        self._run("set", (skey, self._stats(skey)), args, label)
 
     def _lock(self, mode: str, skey: str, token: str, ttl: int) -> bool:
         args = (self._c.now(), mode, token, str(ttl))
@@ -234,7 +275,7 @@ class RedisStore:
 
     def lock_holder(self, skey: str) -> str | None:
         """The token holding the lock, unless it expired."""
-        raw = self._run("get", (skey, self._c.stats), (self._c.now(), "0"), skey)
+        raw = self._run("get", (skey, self._stats(skey)), (self._c.now(), "0"), skey)
         return None if raw is None else bytes(raw).partition(b":")[2].decode()
 
     def wait_now_ms(self) -> int:

@@ -3,7 +3,9 @@
 While nothing is ready a claim blocks on the queues' wake lists (BLPOP) with its next round's
 first claim pipelined behind it, so Redis runs that claim the moment a job arrives. The wake
 lists are a hint only: a round after an early wake-up that finds nothing keeps waiting, and
-only a final round with no BLPOP in front remembers an empty claim under its token.
+only a final round with no BLPOP in front remembers an empty claim under its token. On Redis
+Cluster, where a command's keys share one slot, the BLPOP waits on the first queue's list only,
+and for at most ``CLUSTER_BLOCK_S`` when there are other queues to look at.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from foundry.adapters.redis.broken import refusing
 from foundry.adapters.redis.clock import QueueClock
+from foundry.adapters.redis.cluster import is_cluster
 from foundry.adapters.redis.epochs import Epochs
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout, QueueKeys
@@ -33,6 +36,9 @@ WAKE_POLL_S = 1.0
 #: Redis ends a blocked BLPOP in its cron, ten times a second at the default ``hz``: a wait
 #: for a job due sooner than this is slept here, or it would start up to 100 ms late.
 SLEEP_UNDER_S = 0.1
+#: On Redis Cluster a BLPOP waits on one queue's wake list (one slot): a claim over several
+#: queues wakes at least this often to look at the others.
+CLUSTER_BLOCK_S = 0.1
 
 
 class Claimer:
@@ -56,6 +62,7 @@ class Claimer:
         self._epochs = epochs
         self._retention = retention
         self._block_limit_s = block_limit_s
+        self._cluster = is_cluster(runner.client)
 
     def claim(self, request: ClaimRequest, before: list[Call]) -> tuple[list[Any], list[Lease]]:
         """The replies of ``before`` (calls sent in front of the first round), and the leases.
@@ -106,6 +113,10 @@ class Claimer:
         wake: list[Arg] = []
         if block:  # a hint only: correctness never depends on it
             wake = ["BLPOP", *(keys.named("wake") for keys in all_keys), f"{block:.3f}"]
+            if self._cluster and len(all_keys) > 1:
+                # One slot per command: wait on the first queue's list, briefly.
+                block = min(block, CLUSTER_BLOCK_S)
+                wake = ["BLPOP", all_keys[0].named("wake"), f"{block:.3f}"]
         for keys in all_keys:
             if len(leases) >= request.limit and mode != "held":
                 break

@@ -2,7 +2,8 @@
 
 ``REDIS_URL`` is a ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL of one server, or a
 ``redis+sentinel://`` (``rediss+sentinel://``) URL of a master that Sentinel monitors (see
-``sentinel.py``).
+``sentinel.py``), or a ``redis+cluster://`` (``rediss+cluster://``) URL of a Redis Cluster (see
+``cluster.py``).
 
 Every client gets an explicit retry policy (exponential backoff with jitter, bounded) on
 connection errors and timeouts, socket timeouts, TCP keepalive and health checks. The retry is
@@ -24,7 +25,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 from redis.sentinel import SentinelConnectionPool
 
-from foundry.adapters.redis import sentinel
+from foundry.adapters.redis import cluster, sentinel
 from foundry.adapters.redis.errors import refusal
 from foundry.domain import ConfigurationError
 
@@ -70,10 +71,14 @@ def check_url(url: str) -> None:
     if url.startswith(sentinel.SCHEMES):
         sentinel.parse(url)
         return
+    if url.startswith(cluster.SCHEMES):
+        cluster.parse(url)
+        return
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(
-            "use redis://host:port/db, rediss://host:port/db (TLS), unix://path or "
-            "redis+sentinel://host:26379[,host:port...]/master/db (Sentinel)"
+            "use redis://host:port/db, rediss://host:port/db (TLS), unix://path, "
+            "redis+sentinel://host:26379[,host:port...]/master/db (Sentinel) or "
+            "redis+cluster://host:port[,host:port...] (Cluster)"
         )
     parts = urlsplit(url)
     if parts.scheme != "unix":
@@ -131,6 +136,8 @@ def connect(settings: RedisSettings) -> redis.Redis:
     options = _options(settings, connection_retry(settings))
     if settings.url.startswith(sentinel.SCHEMES):
         return sentinel.connect(sentinel.parse(settings.url), options)
+    if settings.url.startswith(cluster.SCHEMES):
+        return cluster.connect(cluster.parse(settings.url), options)
     return redis.Redis.from_url(settings.url, **options)
 
 
@@ -141,6 +148,8 @@ def connect_async(settings: RedisSettings) -> redis.asyncio.Redis:
     options = _options(settings, retry)
     if settings.url.startswith(sentinel.SCHEMES):
         return sentinel.connect_async(sentinel.parse(settings.url), options)
+    if settings.url.startswith(cluster.SCHEMES):
+        return cluster.connect_async(cluster.parse(settings.url), options)
     return redis.asyncio.Redis.from_url(settings.url, **options)
 
 
@@ -164,6 +173,8 @@ def _options(settings: RedisSettings, retry: object) -> dict[str, Any]:
 
 def describe(client: redis.Redis) -> str:
     """Where ``client`` connects, as a URL with any password masked (for messages)."""
+    if cluster.is_cluster(client):
+        return cluster.describe(client)
     pool = client.connection_pool
     kwargs = pool.connection_kwargs
     if "path" in kwargs:

@@ -4,15 +4,17 @@ eviction policy and persistence, and (for the queue) the Lua library loaded."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import redis
+from redis.cluster import RedisCluster
 from redis.sentinel import SentinelConnectionPool
 
+from foundry.adapters.redis.cluster import is_cluster
 from foundry.adapters.redis.connection import describe
 from foundry.adapters.redis.errors import guard, refused
-from foundry.adapters.redis.runner import FunctionRunner
+from foundry.adapters.redis.runner import FunctionRunner, call
 from foundry.domain import ConfigurationError, QueueUnavailable
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,10 @@ def _read(client: redis.Redis) -> tuple[dict[str, Any], str, list[str]]:
 def inspect_redis(client: redis.Redis) -> RedisReport:
     """Read version, eviction policy and persistence; raises ``ConfigurationError`` for
     Redis < 7.0 or a refused password or certificate, and ``QueueUnavailable`` if Redis
-    cannot be reached. What this user may not read is reported as a warning, not an error."""
+    cannot be reached. What this user may not read is reported as a warning, not an error.
+    On Redis Cluster: every master, and the cluster's nodes and slot coverage."""
+    if is_cluster(client):
+        return _inspect_cluster(cast(RedisCluster, client))
     try:
         info, save, denied = _read(client)
     except redis.RedisError as error:
@@ -104,6 +109,77 @@ def inspect_redis(client: redis.Redis) -> RedisReport:
         warnings = _warnings(policy, aof, save) + _replication_warnings(client, info)
     replicas = None if denied else int(info.get("connected_slaves", 0))
     return RedisReport(version, policy, aof, save, warnings, _topology(client, info), replicas)
+
+
+def _inspect_cluster(cluster: RedisCluster) -> RedisReport:
+    """``inspect_redis`` of each master, joined: the oldest version, each setting (or the
+    masters that differ), every master's warnings naming it, and what the cluster risks."""
+    where = describe(cast(redis.Redis, cluster))
+    try:
+        masters = cluster.get_primaries()  # type: ignore[no-untyped-call]
+        replicas = cluster.get_replicas()  # type: ignore[no-untyped-call]
+        reports = [(node.name, inspect_redis(node.redis_connection)) for node in masters]
+        state = _cluster_info(call(masters[0].redis_connection, "CLUSTER", "INFO"))
+    except redis.RedisError as error:
+        raise refused(error, where) or QueueUnavailable(
+            f"cannot reach Redis Cluster at {where} for the self-check: {error}"
+        ) from error
+    served = int(state.get("cluster_slots_ok", 0))
+    topology = (
+        f"Redis Cluster: {len(masters)} master{'' if len(masters) == 1 else 's'}, "
+        f"{len(replicas)} replica{'' if len(replicas) == 1 else 's'}, {served}/16384 slots "
+        f"served, state {state.get('cluster_state', 'unknown')}"
+    )
+    counts = [report.replicas for _, report in reports]
+    fewest = None if None in counts else min(c for c in counts if c is not None)
+    return RedisReport(
+        version=min((r.version for _, r in reports), key=_version_tuple),
+        maxmemory_policy=_joined([(name, r.maxmemory_policy) for name, r in reports]),
+        aof_enabled=all(r.aof_enabled for _, r in reports),
+        rdb_save=_joined([(name, r.rdb_save) for name, r in reports]),
+        warnings=_cluster_warnings(reports, state),
+        topology=topology,
+        replicas=fewest,
+    )
+
+
+def _cluster_info(raw: Any) -> dict[str, str]:
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def _joined(values: list[tuple[str, str]]) -> str:
+    """One value when every master has it, else each master's."""
+    if len({value for _, value in values}) == 1:
+        return values[0][1]
+    return "; ".join(f"{name}: {value}" for name, value in values)
+
+
+def _cluster_warnings(
+    reports: list[tuple[str, RedisReport]], state: dict[str, str]
+) -> tuple[str, ...]:
+    found: dict[str, list[str]] = {}
+    for name, report in reports:
+        for warning in report.warnings:
+            found.setdefault(warning, []).append(name)
+    warnings = [f"{warning} (on {', '.join(names)})" for warning, names in found.items()]
+    served = int(state.get("cluster_slots_ok", 0))
+    if served < 16384 or state.get("cluster_state") != "ok":
+        warnings.append(
+            f"the cluster serves {served} of 16384 slots (state "
+            f"{state.get('cluster_state', 'unknown')}): the queues and cache keys of the "
+            "others cannot be used; bring back their master (or fail over to its replica), or "
+            "assign the slots with redis-cli --cluster fix <host:port>"
+        )
+    lone = [name for name, report in reports if report.replicas == 0]
+    if lone:
+        warnings.append(
+            f"{len(lone)} of {len(reports)} masters have no replica ({', '.join(lone)}): the "
+            "loss of one loses the jobs of its slots and stops the cluster; run a replica "
+            "per master"
+        )
+    return tuple(warnings)
 
 
 def _topology(client: redis.Redis, info: dict[str, Any]) -> str:
@@ -153,6 +229,9 @@ FIXES = {
     "no replica is connected": "a replica of the master (replicaof)",
     "min-replicas-to-write": "min-replicas-to-write 1",
     "REDIS_WAIT_REPLICAS": "REDIS_WAIT_REPLICAS at most the replicas connected",
+    "slots (state": "every slot served (redis-cli --cluster fix <host:port>)",
+    "have no replica": "a replica per cluster master (redis-cli --cluster add-node ... "
+    "--cluster-slave)",
 }
 
 

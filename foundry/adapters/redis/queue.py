@@ -28,6 +28,7 @@ from foundry.adapters.codec import Codec
 from foundry.adapters.redis.admin import RedisAdmin
 from foundry.adapters.redis.claiming import Claimer
 from foundry.adapters.redis.clock import QueueClock
+from foundry.adapters.redis.cluster_runner import function_runner
 from foundry.adapters.redis.durability import Durability
 from foundry.adapters.redis.enqueuing import Enqueuer
 from foundry.adapters.redis.epochs import Epochs
@@ -35,7 +36,6 @@ from foundry.adapters.redis.health import RedisReport, check
 from foundry.adapters.redis.keys import KeyLayout
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.retention import Retention
-from foundry.adapters.redis.runner import FunctionRunner
 from foundry.adapters.redis.schedules import RedisSchedules
 from foundry.adapters.redis.waiting import Waiter
 from foundry.adapters.redis.workers import RedisWorkers
@@ -87,7 +87,7 @@ class RedisQueue:
         if completed_ttl <= timedelta(0):
             raise ConfigurationError(f"completed_ttl must be positive, got {completed_ttl}")
         codec = codec or Codec(max_payload_bytes)
-        runner = FunctionRunner(client, durability)
+        runner = function_runner(client, durability)
         keys = KeyLayout(prefix)
         now = QueueClock(clock)
         records = RecordCodec(codec)

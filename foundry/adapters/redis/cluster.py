@@ -1,0 +1,202 @@
+"""Redis Cluster: the ``redis+cluster://`` URL and the clients that route by hash slot.
+
+``redis+cluster://[user:password@]host:port[,host:port...][?options]`` names one or more nodes
+of the cluster to start from (port 6379 when left out); the client asks them for the slot map
+and finds every other node itself. ``rediss+cluster://`` uses TLS to every node. A cluster has
+only database 0, so a database in the path, other than ``/0``, is refused. The other options
+are those of a ``redis://`` URL (``ssl_ca_certs=``, ...).
+
+The clients are redis-py's ``RedisCluster`` (and its asyncio twin): each command goes to the
+master of its key's slot, and a ``MOVED`` or ``ASK`` reply (a resharding, a failover) updates
+the slot map and sends the command where it now belongs. Every queue function touches the keys
+of one queue, all under the ``{queue}`` hash tag, so each is one slot's work
+(``cluster_runner.py`` sends them); the cache spreads its keys over slots (``cache_keys.py``).
+Each node's connections are a pool that grows with the threads using it (``REDIS_POOL_SIZE``
+does not bound a cluster client: redis-py's node pools refuse work beyond their cap instead of
+waiting for a connection).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+import attrs
+import redis
+import redis.asyncio
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import ClusterNode, RedisCluster
+from redis.connection import parse_url
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
+
+from foundry.adapters.redis.errors import refused
+from foundry.domain import QueueUnavailable
+
+SCHEMES = ("redis+cluster://", "rediss+cluster://")
+DEFAULT_PORT = 6379
+#: The client options a cluster client takes from the plain client's (``connection._options``).
+_TAKEN = ("socket_connect_timeout", "socket_timeout", "socket_keepalive", "client_name", "password")
+
+
+@attrs.frozen
+class ClusterTarget:
+    """The nodes to start from and how to log in to every node."""
+
+    nodes: tuple[tuple[str, int], ...]
+    tls: bool = False
+    username: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    #: The remaining query options, as in a ``redis://`` URL (``ssl_ca_certs=...``).
+    options: tuple[tuple[str, str], ...] = ()
+
+    def where(self) -> str:
+        """The nodes, for messages (no password)."""
+        hosts = ",".join(f"{host}:{port}" for host, port in self.nodes)
+        return f"{'rediss' if self.tls else 'redis'}+cluster://{hosts}"
+
+
+def parse(url: str) -> ClusterTarget:
+    """The target a ``redis+cluster://`` URL names; ``ValueError`` saying what is wrong."""
+    scheme, _, rest = url.partition("://")
+    netloc, _, path = rest.partition("/")
+    netloc, _, query = netloc.partition("?")
+    path, _, more = path.partition("?")
+    query = query or more
+    userinfo, _, hosts = netloc.rpartition("@")
+    login = urlsplit(f"redis://{userinfo}@x") if userinfo else None
+    options = {name: values[-1] for name, values in parse_qs(query).items()}
+    database = options.pop("db", None) or path
+    if database not in ("", "0"):
+        raise ValueError(
+            f"Redis Cluster has only database 0, got {database!r}: leave the database out "
+            "(redis+cluster://host:6379,host:6380)"
+        )
+    return ClusterTarget(
+        nodes=_hosts(hosts),
+        tls=scheme == "rediss+cluster",
+        username=_unquoted(login.username if login else None),
+        password=_unquoted(login.password if login else None),
+        options=tuple(options.items()),
+    )
+
+
+def _unquoted(text: str | None) -> str | None:
+    return unquote(text) if text else None
+
+
+def _hosts(text: str) -> tuple[tuple[str, int], ...]:
+    hosts = []
+    for item in text.split(","):
+        parts = urlsplit(f"redis://{item}")
+        try:
+            port = parts.port or DEFAULT_PORT
+        except ValueError:
+            port = 0
+        if not parts.hostname or port == 0:
+            raise ValueError(
+                f"cluster node {item!r}: give each node as host:port, separated by commas "
+                "(redis+cluster://10.0.0.1:6379,10.0.0.2:6379)"
+            )
+        hosts.append((parts.hostname, port))
+    return tuple(hosts)
+
+
+def connect(target: ClusterTarget, options: dict[str, Any]) -> redis.Redis:
+    """A cluster client of ``target`` with the plain client's ``options`` (timeouts, client
+    name; ``password`` overrides the URL's); connects on first use.
+
+    Typed as ``redis.Redis``: it takes every command Foundry sends one (each routed by its
+    key), and the adapters never ask it for a connection pool of its own (``is_cluster``)."""
+    nodes = [ClusterNode(host, port) for host, port in target.nodes]  # type: ignore[no-untyped-call]
+    try:
+        client = RedisCluster(startup_nodes=nodes, **_cluster_options(target, options))
+    except (RedisClusterException, redis.RedisError) as error:
+        # Unlike a plain client, this one reads the slot map as it is made.
+        driver = as_driver_error(error)
+        raise refused(driver, target.where()) or QueueUnavailable(
+            f"Redis Cluster at {target.where()} cannot be used: {error}; check REDIS_URL and "
+            f"that its nodes run{_COVERAGE_FIX if _uncovered(error) else ''}"
+        ) from error
+    return cast(redis.Redis, client)
+
+
+def connect_async(target: ClusterTarget, options: dict[str, Any]) -> redis.asyncio.Redis:
+    """``connect`` for a ``redis.asyncio`` client."""
+    return cast(redis.asyncio.Redis, AsyncClusterClient(target, options))
+
+
+class AsyncClusterClient(AsyncRedisCluster):
+    """redis-py's asyncio cluster client, which can make a twin of itself for another event
+    loop (its connections serve only the loop that opened them)."""
+
+    def __init__(self, target: ClusterTarget, options: dict[str, Any]) -> None:
+        self.recipe = (target, options)
+        nodes = [AsyncClusterNode(host, port) for host, port in target.nodes]
+        super().__init__(startup_nodes=nodes, **_cluster_options(target, options))
+
+    def again(self) -> AsyncClusterClient:
+        """A new client with the same nodes and settings, connecting on first use."""
+        return AsyncClusterClient(*self.recipe)
+
+
+_COVERAGE_FIX = (
+    ". Some slots have no master: bring back the master that served them (or fail over to "
+    "its replica), or assign them with redis-cli --cluster fix <host:port>"
+)
+
+
+def _uncovered(error: BaseException) -> bool:
+    return isinstance(error, SlotNotCoveredError) or "not covered" in str(error)
+
+
+def as_driver_error(error: BaseException) -> redis.RedisError:
+    """A cluster client's own exception (not a ``RedisError``: a cluster that cannot be
+    reached, a slot no master serves) as the driver error the adapters translate: a refused
+    login as ``AuthenticationError``, the rest as ``ConnectionError`` (an outage)."""
+    if isinstance(error, redis.RedisError):
+        return error
+    text = str(error)
+    if "username-password" in text or "WRONGPASS" in text or "NOAUTH" in text:
+        return redis.AuthenticationError(text)
+    message = text + (_COVERAGE_FIX if _uncovered(error) else "")
+    return redis.ConnectionError(message)
+
+
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` is a Redis Cluster client (sync or asyncio)."""
+    return isinstance(client, RedisCluster | AsyncRedisCluster)
+
+
+def describe(client: object) -> str:
+    """The nodes a cluster client started from, as a URL with any password masked."""
+    if isinstance(client, RedisCluster):
+        kwargs = client.nodes_manager.connection_kwargs
+        nodes = ",".join(node.name for node in client.nodes_manager.startup_nodes.values())
+    else:
+        assert isinstance(client, AsyncRedisCluster)
+        kwargs = client.connection_kwargs
+        nodes = ",".join(node.name for node in client.nodes_manager.startup_nodes.values())
+    scheme = "rediss" if kwargs.get("ssl") or "ssl_ca_certs" in kwargs else "redis"
+    user = kwargs.get("username") or ""
+    login = f"{user}:********@" if kwargs.get("password") else ""
+    return f"{scheme}+cluster://{login}{nodes}"
+
+
+def _cluster_options(target: ClusterTarget, options: dict[str, Any]) -> dict[str, Any]:
+    login = {"username": target.username, "password": target.password}
+    taken = {name: value for name, value in options.items() if name in _TAKEN}
+    chosen = {**_url_options(target), **{k: v for k, v in login.items() if v is not None}}
+    # Sends that fail are retried by the cluster client, which also refreshes the slot map.
+    return chosen | taken | {"require_full_coverage": True}
+
+
+def _url_options(target: ClusterTarget) -> dict[str, Any]:
+    """The query's options, parsed as redis-py parses those of a ``redis://`` URL."""
+    scheme = "rediss" if target.tls else "redis"
+    parsed: dict[str, Any] = parse_url(f"{scheme}://x/?{urlencode(target.options)}")  # type: ignore[no-untyped-call]
+    parsed.pop("host", None)
+    parsed.pop("db", None)
+    if parsed.pop("connection_class", None) is not None:
+        parsed["ssl"] = True
+    return parsed

@@ -1,0 +1,283 @@
+"""The library's functions on Redis Cluster: each call sent to the master of its keys' slot.
+
+Every call names the keys of one slot (a queue's keys share its ``{queue}`` tag; the cache
+groups its keys by slot), so the slot of its first key says where it goes. Each master gets a
+``FunctionRunner`` of its own (this thread's own connection to it, as on one server), and with
+it the loading of the library where Redis answers "Function not found": a master that a
+resharding or a failover brings in is loaded the first time a call reaches it.
+
+Redirections: ``MOVED`` (the slot has moved: the slot map is updated and the call goes to the
+new master), ``ASK`` (the slot is being migrated and this key has left: the call goes once to
+the importing master behind ``ASKING``), ``TRYAGAIN`` (a migration holds some of the call's
+keys on each side: sent again shortly) and ``CLUSTERDOWN``. Each of these replies means the
+call did not run, so sending it again is safe even for a call that may not be re-sent after a
+lost reply. A master that cannot be reached (failover) has the slot map read again before the
+runner's retries give up, and a call that is safe to re-send goes to the new master.
+
+``call_many`` splits its calls by master, in order, one write per master; the plain command in
+front (the claim's ``BLPOP``) rides with the calls of its own key's master.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, cast
+
+import redis
+import redis.asyncio
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
+
+from foundry.adapters.redis.async_runner import AsyncFunctionRunner
+from foundry.adapters.redis.cluster import AsyncClusterClient, as_driver_error, is_cluster
+from foundry.adapters.redis.durability import Durability
+from foundry.adapters.redis.runner import Arg, Call, FunctionRunner, library, missing
+from foundry.domain import ConfigurationError
+
+#: How many redirections (or waits for a migration) one call follows before it gives up.
+MAX_REDIRECTS = 16
+#: How long to wait before sending again a call that met a migration under way (TRYAGAIN) or a
+#: cluster that is down; doubled each time, at most ``_PAUSE_CAP_S``.
+_PAUSE_S = 0.01
+_PAUSE_CAP_S = 0.5
+_REDIRECTS = (MovedError, AskError, TryAgainError, ClusterDownError)
+
+
+def function_runner(client: redis.Redis, durability: Durability | None = None) -> FunctionRunner:
+    """The runner for ``client``: ``ClusterFunctionRunner`` for a cluster client."""
+    if is_cluster(client):
+        return ClusterFunctionRunner(client, durability)
+    return FunctionRunner(client, durability)
+
+
+def async_function_runner(
+    client: redis.asyncio.Redis, durability: Durability | None = None
+) -> AsyncFunctionRunner:
+    """The asyncio runner for ``client``: ``AsyncClusterFunctionRunner`` for a cluster (which
+    refuses ``durability``'s ``WAIT``)."""
+    if is_cluster(client):
+        refuse_wait(durability)
+        return AsyncClusterFunctionRunner(client)
+    return AsyncFunctionRunner(client)
+
+
+def refuse_wait(durability: Durability | None) -> None:
+    """``REDIS_WAIT_REPLICAS`` is not offered on Cluster: ``ConfigurationError``."""
+    if durability is not None and durability.replicas:
+        raise ConfigurationError(
+            f"REDIS_WAIT_REPLICAS={durability.replicas} is not supported on Redis Cluster "
+            "(each master's replicas would need their own WAIT); unset it, or set "
+            "min-replicas-to-write on the masters"
+        )
+
+
+def slot_of(keys: Sequence[str]) -> int:
+    """The hash slot of a call's keys (they share it: the first one's)."""
+    return int(key_slot(keys[0].encode()))
+
+
+class ClusterFunctionRunner(FunctionRunner):
+    """Calls the library's functions on a cluster (see the module's docstring)."""
+
+    def __init__(self, client: redis.Redis, durability: Durability | None = None) -> None:
+        refuse_wait(durability)
+        super().__init__(client, durability)
+        self.cluster = cast(RedisCluster, client)  # connection.connect types it as redis.Redis
+        self._masters: dict[str, FunctionRunner] = {}
+        self._lock = threading.Lock()
+
+    def call(
+        self, name: str, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
+    ) -> Any:
+        """As ``FunctionRunner.call``, on the master of ``keys``' slot."""
+        slot = slot_of(keys)
+        asked: ClusterNode | None = None
+        for attempt in range(MAX_REDIRECTS):
+            runner = self._runner(slot) if asked is None else self._node_runner(asked)
+            try:
+                if asked is not None:
+                    return runner.call_many([(name, keys, args)], first=["ASKING"])[0]
+                return runner.call(name, keys, args, resend=resend)
+            except _REDIRECTS as error:
+                asked = self._follow(error, slot, attempt)
+            except (redis.ConnectionError, redis.TimeoutError):
+                if not (resend and self._moved_away(slot, runner)):
+                    raise
+                asked = None
+        raise redis.ConnectionError(f"slot {slot} kept moving after {MAX_REDIRECTS} redirections")
+
+    def call_many(self, calls: Sequence[Call], *, first: Sequence[Arg] = ()) -> list[Any]:
+        """As ``FunctionRunner.call_many``: one write per master, in order; ``first`` goes in
+        front of the calls of its own key's master."""
+        groups: dict[str, list[int]] = {}
+        for index, (_, keys, _) in enumerate(calls):
+            groups.setdefault(self._master_of(slot_of(keys)).name, []).append(index)
+        head = self._master_of(slot_of([str(first[1])])).name if first else None
+        replies: list[Any] = [None] * len(calls)
+        # The master with the blocking command in front is written to last.
+        for master in sorted(groups, key=lambda name: name == head):
+            indexes = groups[master]
+            runner = self._masters_runner(master)
+            try:
+                front = first if master == head else ()
+                got = runner.call_many([calls[i] for i in indexes], first=front)
+            except _REDIRECTS:
+                got = [self.call(*calls[i]) for i in indexes]  # each follows its own
+            except (redis.ConnectionError, redis.TimeoutError):
+                if not self._moved_away(slot_of(calls[indexes[0]][1]), runner):
+                    raise
+                got = [self.call(*calls[i]) for i in indexes]
+            for index, reply in zip(indexes, got, strict=True):
+                replies[index] = reply
+        return replies
+
+    def load(self) -> list[str]:
+        """Load the library on every master; the other Foundry libraries any of them holds."""
+        others: set[str] = set()
+        for node in self.cluster.get_primaries():  # type: ignore[no-untyped-call]
+            others.update(self._node_runner(node).load())
+        return sorted(others)
+
+    def _follow(self, error: Exception, slot: int, attempt: int) -> ClusterNode | None:
+        """Act on a redirection; the master to send the call to once behind ``ASKING``, or
+        ``None``: the call goes to the slot's master again."""
+        nodes = self.cluster.nodes_manager
+        if isinstance(error, AskError):
+            node = nodes.get_node(host=error.host, port=error.port)
+            if node is not None and node.redis_connection is not None:
+                return node
+        if isinstance(error, MovedError):
+            nodes.move_slot(error)
+            if nodes.get_node_from_slot(slot).redis_connection is None:
+                self._refresh()
+            return None
+        time.sleep(min(_PAUSE_S * 2**attempt, _PAUSE_CAP_S))  # TRYAGAIN, CLUSTERDOWN, ASK
+        if isinstance(error, ClusterDownError | AskError):
+            self._refresh()
+        return None
+
+    def _moved_away(self, slot: int, runner: FunctionRunner) -> bool:
+        """After ``runner``'s master could not be reached: read the slot map again and say
+        whether another master serves ``slot`` now."""
+        try:
+            self._refresh()
+        except redis.RedisError:
+            return False
+        return self._runner(slot) is not runner
+
+    def _refresh(self) -> None:
+        with self._lock:
+            try:
+                self.cluster.nodes_manager.initialize()
+            except RedisClusterException as error:
+                raise as_driver_error(error) from error
+
+    def _runner(self, slot: int) -> FunctionRunner:
+        return self._node_runner(self._master_of(slot))
+
+    def _master_of(self, slot: int) -> ClusterNode:
+        try:
+            return self.cluster.nodes_manager.get_node_from_slot(slot)
+        except RedisClusterException as error:  # a slot no master serves
+            raise as_driver_error(error) from error
+
+    def _masters_runner(self, name: str) -> FunctionRunner:
+        node = self.cluster.nodes_manager.get_node(node_name=name)
+        assert node is not None
+        return self._node_runner(node)
+
+    def _node_runner(self, node: ClusterNode) -> FunctionRunner:
+        runner = self._masters.get(node.name)
+        client = node.redis_connection
+        if runner is None or runner.client is not client:
+            if client is None:
+                self._refresh()
+                client = self.cluster.nodes_manager.get_node(node_name=node.name)
+                client = None if client is None else client.redis_connection
+                if client is None:
+                    raise redis.ConnectionError(f"no connection to cluster node {node.name}")
+            runner = self._masters[node.name] = FunctionRunner(client, self.durability)
+        return runner
+
+
+class AsyncClusterFunctionRunner(AsyncFunctionRunner):
+    """The asyncio runner on a cluster: each call is one command of the cluster client (which
+    routes it by its key and follows redirections); a master without the library has it
+    loaded and the call sent again.
+
+    An asyncio cluster client belongs to the event loop that first used it: another loop (or
+    a forked child) gets a client of its own, made from the first one's nodes and settings
+    (``cluster.AsyncClusterClient``, as ``connection.connect_async`` makes).
+    """
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        super().__init__(client)
+        self._first = cast(AsyncRedisCluster, client)  # typed as redis.asyncio.Redis
+        self._here: tuple[asyncio.AbstractEventLoop, int] | None = None
+
+    @property
+    def cluster(self) -> AsyncRedisCluster:
+        """The cluster client of the running loop."""
+        here = (asyncio.get_running_loop(), os.getpid())
+        if self._here is None:
+            self._here = here
+        elif self._here != here and isinstance(self._first, AsyncClusterClient):
+            self.client = cast(redis.asyncio.Redis, self._first.again())
+            self._here = here
+        return cast(AsyncRedisCluster, self.client)
+
+    async def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """FCALL ``name`` on the master of ``keys``' slot."""
+        command = ("FCALL", self.library.function[name], len(keys), *keys, *args)
+        try:
+            return await self._execute(*command)
+        except ResponseError as error:
+            if not missing(error):
+                raise
+        node = self.cluster.get_node_from_key(keys[0])
+        await self._execute("FUNCTION", "LOAD", "REPLACE", library().text, target_nodes=node)
+        return await self._execute(*command)
+
+    async def _execute(self, *args: Arg, **options: Any) -> Any:
+        try:
+            return await self.cluster.execute_command(*args, **options)
+        except RedisClusterException as error:  # unreachable, or a slot no master serves
+            raise as_driver_error(error) from error
+
+    async def call_many(
+        self, calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]]
+    ) -> list[Any]:
+        """Several calls, concurrently; the first error reply is raised once all arrived."""
+        replies = await asyncio.gather(
+            *(self.call(name, keys, args) for name, keys, args in calls), return_exceptions=True
+        )
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return list(replies)
+
+    async def command(self, *args: Arg) -> Any:
+        """One plain command, routed by its key."""
+        return await self._execute(*args)
+
+    async def aclose(self) -> None:
+        """Close the client this runner made for another loop (the first one is the
+        caller's to close)."""
+        if self.client is not cast(redis.asyncio.Redis, self._first) and self._here == (
+            asyncio.get_running_loop(),
+            os.getpid(),
+        ):
+            await self.cluster.aclose()

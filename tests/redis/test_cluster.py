@@ -1,0 +1,181 @@
+"""Redis Cluster: Foundry spreads queues and cache keys over the masters, loads its library on
+each, claims over queues that live on different masters, and says what is wrong with a cluster
+it cannot use (uncovered slots, a refused password) with the fix."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+import foundry
+from foundry.adapters.redis import cluster
+from foundry.adapters.redis.connection import RedisSettings, connect, describe, mask_url
+from foundry.adapters.redis.durability import Durability
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.ports import ClaimRequest
+from tests.backends import redis_cache, unique_prefix
+from tests.redis.test_connection_refusals import foundry_cli
+from tests.redis_topologies import RedisClusterGroup, lone_cluster_node
+
+pytestmark = pytest.mark.redis
+
+LEASE = timedelta(seconds=30)
+
+
+def test_a_cluster_url_names_its_nodes_login_and_tls() -> None:
+    target = cluster.parse(
+        "rediss+cluster://app:s%3Acret@10.0.0.1:7000,10.0.0.2?ssl_cert_reqs=none"
+    )
+
+    assert target.nodes == (("10.0.0.1", 7000), ("10.0.0.2", 6379))
+    assert (target.tls, target.username, target.password) == (True, "app", "s:cret")
+    assert target.options == (("ssl_cert_reqs", "none"),)
+    assert "s%3Acret" not in mask_url("redis+cluster://app:s%3Acret@10.0.0.1:7000")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis+cluster://10.0.0.1:7000/3", "only database 0"),
+        ("redis+cluster://10.0.0.1:7000?db=2", "only database 0"),
+        ("redis+cluster://10.0.0.1:70x0", "give each node as host:port"),
+        ("redis+cluster://", "give each node as host:port"),
+    ],
+)
+def test_a_cluster_url_that_cannot_work_is_a_configuration_error(url: str, says: str) -> None:
+    with pytest.raises(foundry.ConfigurationError, match=says):
+        RedisSettings(url=url)
+
+
+def test_queues_and_cache_keys_spread_over_every_master(redis_cluster: RedisClusterGroup) -> None:
+    prefix = unique_prefix("q")
+    queue = RedisQueue(connect(RedisSettings(url=redis_cluster.url())), prefix=prefix)
+    cache = redis_cache(redis_cluster.url(), None)
+    names = [f"q{i}" for i in range(24)]
+
+    queue.enqueue_many([foundry.Job("task", queue=name) for name in names])
+    cache.set_many({f"k{i}": i for i in range(200)})
+    assert cache.get_many([f"k{i}" for i in range(200)]) == {f"k{i}": i for i in range(200)}
+
+    for node in redis_cluster.nodes:
+        with node.client() as probe:
+            assert list(probe.scan_iter(match=f"{prefix}:*:jobs", count=1000))
+            assert list(probe.scan_iter(match=f"{cache._c.prefix}:*:v:*", count=1000))
+    assert sum(queue.stats(name).ready for name in names) == 24
+    assert cache.stats().hits == 200  # counted in each bucket's hash, added up
+
+
+def test_the_library_is_loaded_on_each_master_that_lacks_it(
+    redis_cluster: RedisClusterGroup,
+) -> None:
+    queue = RedisQueue(connect(RedisSettings(url=redis_cluster.url())), prefix=unique_prefix("q"))
+    names = _queues_on_every_master(redis_cluster)
+    queue.enqueue(foundry.Job("warm-up", queue=names[0]))
+    for node in redis_cluster.nodes:  # as after a restart without persistence
+        with node.client() as probe:
+            probe.execute_command("FUNCTION", "FLUSH")
+
+    queue.enqueue_many([foundry.Job("task", queue=name) for name in names])
+    leases = queue.claim(ClaimRequest(tuple(names), lease=LEASE, limit=10))
+
+    assert sorted(lease.job.queue for lease in leases) == sorted([*names, names[0]])
+    for node in redis_cluster.nodes:
+        with node.client() as probe:
+            assert probe.execute_command("FUNCTION", "LIST", "LIBRARYNAME", "foundry_*")
+
+
+def test_a_claim_waiting_on_queues_of_several_masters_takes_a_job_of_the_last(
+    redis_cluster: RedisClusterGroup,
+) -> None:
+    queue = RedisQueue(connect(RedisSettings(url=redis_cluster.url())), prefix=unique_prefix("q"))
+    names = _queues_on_every_master(redis_cluster)
+    claimed: list[foundry.Lease] = []
+    waiting = threading.Thread(
+        target=lambda: claimed.extend(
+            queue.claim(ClaimRequest(tuple(names), lease=LEASE, wait=timedelta(seconds=60)))
+        )
+    )
+
+    waiting.start()
+    job = foundry.Job("late", queue=names[-1])
+    queue.enqueue(job)
+    waiting.join(timeout=90)
+
+    assert [lease.job.id for lease in claimed] == [job.id]
+
+
+def test_wait_replicas_is_refused_on_a_cluster(redis_cluster: RedisClusterGroup) -> None:
+    client = connect(RedisSettings(url=redis_cluster.url()))
+
+    with pytest.raises(foundry.ConfigurationError, match="REDIS_WAIT_REPLICAS=1 is not supported"):
+        RedisQueue(client, durability=Durability(1))
+
+
+def test_check_reports_the_cluster_nodes_and_slot_coverage(
+    redis_cluster: RedisClusterGroup,
+) -> None:
+    env = {"REDIS_URL": redis_cluster.url(), "COLUMNS": "300"}
+
+    done = foundry_cli("check", env=env)
+    strict = foundry_cli("check", "--strict", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert "Redis Cluster: 3 masters, 0 replicas, 16384/16384 slots served, state ok" in (
+        done.stdout
+    )
+    assert "3 of 3 masters have no replica" in done.stderr
+    assert strict.returncode == 1
+    assert "a replica per cluster master" in strict.stderr
+
+
+def test_a_cluster_with_uncovered_slots_is_exit_3_naming_the_fix() -> None:
+    node = lone_cluster_node(last_slot=9999)
+    try:
+        done = foundry_cli("check", env={"REDIS_URL": f"redis+cluster://127.0.0.1:{node.port}"})
+    finally:
+        node.close()
+
+    assert done.returncode == 3, done.stderr
+    assert "redis-cli --cluster fix" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_password_the_cluster_refuses_is_exit_2_without_showing_it() -> None:
+    node = lone_cluster_node(password="right-word")
+    try:
+        url = f"redis+cluster://:wrong-word@127.0.0.1:{node.port}"
+        done = foundry_cli("check", env={"REDIS_URL": url})
+        right = connect(RedisSettings(url=f"redis+cluster://:right-word@127.0.0.1:{node.port}"))
+        assert right.ping()
+        assert describe(right) == f"redis+cluster://:********@127.0.0.1:{node.port}"
+    finally:
+        node.close()
+
+    assert done.returncode == 2, done.stderr
+    assert "authentication failed" in done.stderr
+    assert "wrong-word" not in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_cluster_nobody_runs_is_an_outage() -> None:
+    with pytest.raises(foundry.QueueUnavailable, match="cannot be used") as raised:
+        connect(RedisSettings(url="redis+cluster://127.0.0.1:1", retries=1))
+
+    assert not isinstance(raised.value, foundry.ConfigurationError)
+    assert isinstance(raised.value.__cause__, redis.cluster.RedisClusterException)
+
+
+def _queues_on_every_master(group: RedisClusterGroup) -> list[str]:
+    """Queue names whose slots lie on different masters, one per master, in node order."""
+    found: dict[int, str] = {}
+    for i in range(1000):
+        name = f"queue-{i}"
+        port = group.owner(key_slot(name.encode())).port
+        found.setdefault(port, name)
+        if len(found) == len(group.nodes):
+            break
+    return [found[node.port] for node in group.nodes]
