@@ -49,10 +49,22 @@ if TYPE_CHECKING:
         AfterFailure as AfterFailure,
     )
     from foundry.domain import (
+        Batch as Batch,
+    )
+    from foundry.domain import (
+        BatchNotFound as BatchNotFound,
+    )
+    from foundry.domain import (
+        BatchProgress as BatchProgress,
+    )
+    from foundry.domain import (
         CacheError as CacheError,
     )
     from foundry.domain import (
         CacheUnavailable as CacheUnavailable,
+    )
+    from foundry.domain import (
+        Callback as Callback,
     )
     from foundry.domain import (
         CatchUp as CatchUp,
@@ -167,6 +179,9 @@ if TYPE_CHECKING:
         AsyncQueuePort as AsyncQueuePort,
     )
     from foundry.ports import (
+        BatchRecord as BatchRecord,
+    )
+    from foundry.ports import (
         CachePort as CachePort,
     )
     from foundry.ports import (
@@ -198,9 +213,14 @@ __all__ = [
     "AfterFailure",
     "AsyncDispatcher",
     "AsyncQueuePort",
+    "Batch",
+    "BatchNotFound",
+    "BatchProgress",
+    "BatchRecord",
     "CacheError",
     "CachePort",
     "CacheUnavailable",
+    "Callback",
     "CatchUp",
     "ClaimRequest",
     "Clock",
@@ -344,6 +364,11 @@ _HOMES = {
     "UniqueSpec": "foundry.domain",
     "UniqueUntil": "foundry.domain",
     "UnknownHandler": "foundry.domain",
+    "Batch": "foundry.domain",
+    "BatchNotFound": "foundry.domain",
+    "BatchProgress": "foundry.domain",
+    "Callback": "foundry.domain",
+    "BatchRecord": "foundry.ports",
 }
 
 

@@ -29,6 +29,7 @@ from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import Job, JobState
 from foundry.ports import (
     AsyncQueuePort,
+    BatchPort,
     DeadLetterRetention,
     QueuePort,
     SchedulePort,
@@ -39,6 +40,10 @@ from foundry.ports.cache import CachePort
 
 class Queue(QueuePort, WorkerRegistry, SchedulePort, Protocol):
     """What the suites drive: the queue port and the worker registry of one backend."""
+
+
+class BatchQueue(Queue, BatchPort, Protocol):
+    """A backend that also keeps batches (``QueueBackend.batches``)."""
 
 
 #: Resolves a pytest fixture by name, lazily (``request.getfixturevalue``), so a memory-only
@@ -70,6 +75,8 @@ class QueueBackend:
     twin: Callable[[FixtureLookup, ManualClock, Queue], AsyncQueuePort] = attrs.field(
         default=lambda _, __, queue: _twin_memory(queue)
     )
+    #: Whether its queue is also a ``BatchPort`` (the batch suite runs on it).
+    batches: bool = False
 
 
 def _build_memory(_: FixtureLookup, clock: ManualClock, options: QueueOptions) -> Queue:
@@ -156,18 +163,23 @@ def _build_redis_cluster(
 
 
 QUEUE_BACKENDS: dict[str, QueueBackend] = {
-    "memory": QueueBackend(_build_memory, _corrupt_memory),
+    "memory": QueueBackend(_build_memory, _corrupt_memory, batches=True),
     "redis": QueueBackend(
-        _build_redis, _corrupt_redis, (pytest.mark.redis,), _redis_twin("redis_url")
+        _build_redis, _corrupt_redis, (pytest.mark.redis,), _redis_twin("redis_url"), True
     ),
     "redis-acl": QueueBackend(
-        _build_redis_acl, _corrupt_redis, (pytest.mark.redis,), _redis_twin("redis_acl_url")
+        _build_redis_acl,
+        _corrupt_redis,
+        (pytest.mark.redis,),
+        _redis_twin("redis_acl_url"),
+        True,
     ),
     "redis-sentinel": QueueBackend(
         _build_redis_sentinel,
         _corrupt_redis,
         (pytest.mark.redis,),
         _redis_twin("redis_sentinel_url"),
+        True,
     ),
     "redis-cluster": QueueBackend(
         _build_redis_cluster,

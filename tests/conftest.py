@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
@@ -18,6 +19,7 @@ from foundry.ports.cache import CachePort
 from tests.backends import (
     CACHE_BACKENDS,
     QUEUE_BACKENDS,
+    BatchQueue,
     CacheBackend,
     Queue,
     QueueBackend,
@@ -195,6 +197,19 @@ def make_queue(
 def queue(make_queue: Callable[..., Queue]) -> Queue:
     """A fresh, empty queue of the current backend, on the ``clock`` fixture."""
     return make_queue()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=backend.marks)
+        for name, backend in QUEUE_BACKENDS.items()
+        if backend.batches
+    ]
+)
+def batch_queue(request: pytest.FixtureRequest, clock: ManualClock) -> BatchQueue:
+    """A fresh, empty queue of each backend that keeps batches, on the ``clock`` fixture."""
+    built = QUEUE_BACKENDS[request.param].build(request.getfixturevalue, clock, QueueOptions())
+    return cast(BatchQueue, built)
 
 
 @pytest.fixture(

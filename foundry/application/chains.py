@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from foundry.domain import AfterFailure, FoundryError, InvalidJob, Job
+from foundry.domain import AfterFailure, Batch, FoundryError, InvalidJob, Job
 from foundry.ports import QueuePort
 
 #: Builds one job as ``Dispatcher.build`` does: (target, payload, **Job fields).
@@ -40,29 +40,55 @@ class PreviousResults:
 
 def chain_jobs(
     build: Build,
-    steps: list[tuple[Any, Mapping[str, Any] | None]],
+    steps: list[tuple[Any, Mapping[str, Any] | None] | Batch],
     queue: str | None,
     result_as: str | None,
-) -> list[Job]:
-    """The jobs of a chain (see ``Dispatcher.chain``), built before anything is sent."""
+) -> list[Job | Batch]:
+    """The jobs and batches of a chain (see ``Dispatcher.chain``), built before anything is
+    sent."""
     if not steps:
         raise InvalidJob("steps", "a chain needs at least one (handler, payload) step")
     if result_as is not None and not result_as.isidentifier():
         raise InvalidJob("result_as", f"{result_as!r} must be a keyword argument's name")
-    first_target, first_payload = steps[0]
-    jobs = [build(first_target, first_payload, queue=queue)]
-    for target, payload in steps[1:]:
+    if result_as is not None and any(isinstance(step, Batch) for step in steps):
+        raise InvalidJob("result_as", "a chain holding a batch cannot pass results on")
+    units: list[Job | Batch] = []
+    home = queue
+    for step in steps:
+        previous = units[-1].id if units else None
+        if isinstance(step, Batch):
+            units.append(_after_step(step, home, previous))
+            home = home or step.queue
+            continue
+        target, payload = step
+        if previous is None:
+            units.append(build(target, payload, queue=home))
+            home = home or units[0].queue
+            continue
         data = dict(payload or {})
         if result_as is not None:
             data[result_as] = None  # filled with the previous result when the step runs
-        job = build(
-            target,
-            data,
-            queue=jobs[0].queue,
-            after=(jobs[-1].id,),
-            after_failure=AfterFailure.CANCEL,
-        )
+        job = build(target, data, queue=home, after=(previous,), after_failure=AfterFailure.CANCEL)
         if result_as is not None:
             job = attrs.evolve(job, metadata={**job.metadata, RESULT_AS: result_as})
-        jobs.append(job)
-    return jobs
+        units.append(job)
+    return units
+
+
+def _after_step(batch: Batch, queue: str | None, previous: str | None) -> Batch:
+    """``batch`` in ``queue``, each member also waiting for the chain's previous step."""
+    if queue is None and previous is None:
+        return batch
+    members = [
+        attrs.evolve(
+            job,
+            queue=queue or job.queue,
+            after=job.after if previous is None else (*job.after, previous),
+            after_failure=AfterFailure.CANCEL if previous is not None else job.after_failure,
+        )
+        for job in batch.jobs
+    ]
+    callbacks = {
+        which: attrs.evolve(job, queue=queue or job.queue) for which, job in batch.callbacks.items()
+    }
+    return attrs.evolve(batch, jobs=members, callbacks=callbacks)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from foundry.application.batches import BatchMaker, Step
 from foundry.application.chains import chain_jobs
 from foundry.application.job_maker import (
     AfterCommit,
@@ -17,8 +18,18 @@ from foundry.application.job_maker import (
 )
 from foundry.application.registry import JobRegistry
 from foundry.application.results import wait_for_result
-from foundry.domain import AfterFailure, Job, JobNotFound, JobState, Rate, UniqueSpec
-from foundry.ports import Clock, CommitHooks, QueuePort
+from foundry.domain import (
+    AfterFailure,
+    Batch,
+    BatchNotFound,
+    ConfigurationError,
+    Job,
+    JobNotFound,
+    JobState,
+    Rate,
+    UniqueSpec,
+)
+from foundry.ports import BatchPort, BatchRecord, Clock, CommitHooks, QueuePort
 
 
 class Dispatcher:
@@ -33,6 +44,8 @@ class Dispatcher:
     job now and enqueues it once the current database transaction commits, through
     ``commit_hooks``; nothing is sent if it rolls back. The id returned is then the new job's
     (a duplicate of a unique job is found only when it is sent).
+
+    ``batches`` (the queue, when its backend keeps batches) lets it dispatch batches.
     """
 
     def __init__(
@@ -43,9 +56,12 @@ class Dispatcher:
         *,
         first_dispatch_warning: str | None = None,
         commit_hooks: CommitHooks | None = None,
+        batches: BatchPort | None = None,
     ) -> None:
         self._queue = queue
+        self._batches = batches
         self._jobs = JobMaker(registry, clock)
+        self._batch_maker = BatchMaker(self._jobs)
         self._first = FirstDispatchWarning(first_dispatch_warning)
         self._after_commit = AfterCommit(commit_hooks, registry.after_commit)
 
@@ -111,22 +127,109 @@ class Dispatcher:
 
     def chain(
         self,
-        steps: Iterable[Item],
+        steps: Iterable[Item | Batch],
         *,
         queue: str | None = None,
         result_as: str | None = None,
     ) -> list[str]:
-        """Enqueue ``steps`` (``(handler, payload)`` pairs) to run one after another, in one
-        ``enqueue_many``; their ids, in order.
+        """Enqueue ``steps`` (``(handler, payload)`` pairs, or batches from ``build_batch``)
+        to run one after another, in one write; their ids (a batch's id for a batch), in order.
 
-        Each step waits for the previous one to complete; if a step goes dead or is
-        cancelled, the later ones are cancelled with reason ``dependency failed``. With
-        ``result_as``, each step after the first gets the previous step's result as that
-        keyword argument (its handler must accept it). Every step runs in one queue:
-        ``queue``, or the first handler's. An empty chain raises ``InvalidJob``.
+        Each step waits for the previous one to complete (a batch step: every member waits
+        for it; the step after a batch waits for the batch's end and runs if ``then`` fired);
+        if a step goes dead or is cancelled, the later ones are cancelled with reason
+        ``dependency failed``. With ``result_as``, each step after the first gets the previous
+        step's result as that keyword argument (its handler must accept it; not with batch
+        steps). Every step runs in one queue: ``queue``, or the first handler's. An empty
+        chain raises ``InvalidJob``.
         """
-        jobs = chain_jobs(self.build, list(steps), queue, result_as)
-        return self._send_many(jobs)
+        units = chain_jobs(self.build, list(steps), queue, result_as)
+        if all(isinstance(unit, Job) for unit in units):
+            return self._send_many([unit for unit in units if isinstance(unit, Job)])
+        self._batch_port().enqueue_batches(units)
+        return [unit.id for unit in units]
+
+    def batch(
+        self,
+        jobs: Iterable[Step],
+        *,
+        then: Step | None = None,
+        catch: Step | None = None,
+        finally_: Step | None = None,
+        allow_failures: bool = False,
+        queue: str | None = None,
+        batch_id: str | None = None,
+    ) -> str:
+        """Enqueue ``jobs`` (``(handler, payload)`` pairs, or jobs from ``build``) as one
+        batch, in one write; the batch's id.
+
+        When the batch ends, its callbacks (each a pair or a job, enqueued exactly once in
+        the same step as the member end that fires it) run: ``catch`` at the first member
+        that goes dead; at the last member's end ``then`` if every member completed (or, with
+        ``allow_failures``, unless the batch was cancelled) and ``finally_`` always. Every job
+        and callback runs in one queue: ``queue``, or the first job's. Progress:
+        ``batch_record``. Raises ``InvalidJob`` (before anything is sent) for an empty batch,
+        a member holding a unique key, a dependency the queue does not hold or a cycle among
+        the members' ``after``; ``UnknownHandler`` for a handler not registered.
+        """
+        made = self.build_batch(
+            jobs,
+            then=then,
+            catch=catch,
+            finally_=finally_,
+            allow_failures=allow_failures,
+            queue=queue,
+            batch_id=batch_id,
+        )
+        self._batch_port().enqueue_batches([made])
+        return made.id
+
+    def build_batch(
+        self,
+        jobs: Iterable[Step],
+        *,
+        then: Step | None = None,
+        catch: Step | None = None,
+        finally_: Step | None = None,
+        allow_failures: bool = False,
+        queue: str | None = None,
+        batch_id: str | None = None,
+    ) -> Batch:
+        """The batch ``batch`` would enqueue (for a step of ``chain``)."""
+        return self._batch_maker.make(
+            jobs,
+            {"then": then, "catch": catch, "finally": finally_},
+            allow_failures=allow_failures,
+            queue=queue,
+            batch_id=batch_id,
+        )
+
+    def batch_record(self, batch_id: str, *, queue: str | None = None) -> BatchRecord:
+        """The batch's progress and callbacks; raises ``JobNotFound`` if no such batch is
+        kept (an ended batch is kept as long as a completed job)."""
+        record = self._batch_port().batch(batch_id, queue)
+        if record is None:
+            raise BatchNotFound(batch_id, queue)
+        return record
+
+    def cancel_batch(
+        self, batch_id: str, *, queue: str | None = None, reason: str = "cancelled"
+    ) -> BatchRecord:
+        """Cancel the batch: its pending members are cancelled, its running ones asked to
+        stop, ``then`` never fires (``finally_`` does, at its end). Raises ``JobNotFound`` if
+        no such batch is kept."""
+        record = self._batch_port().cancel_batch(batch_id, queue, reason)
+        if record is None:
+            raise BatchNotFound(batch_id, queue)
+        return record
+
+    def _batch_port(self) -> BatchPort:
+        if self._batches is None:
+            raise ConfigurationError(
+                "this dispatcher was built without a batch store: build it with "
+                "batches=<the queue> (foundry.connect()'s dispatcher does)"
+            )
+        return self._batches
 
     def result(
         self,

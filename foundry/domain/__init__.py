@@ -1,5 +1,6 @@
 """Foundry's domain: jobs, schedules, retry policies, states and errors. Pure, no I/O."""
 
+from foundry.domain.batch import Batch, BatchNotFound, BatchProgress, Callback, MemberEnd
 from foundry.domain.error_info import ErrorInfo
 from foundry.domain.errors import (
     CacheError,
@@ -59,6 +60,11 @@ from foundry.domain.state import JobState
 
 __all__ = [
     "AfterFailure",
+    "Batch",
+    "BatchNotFound",
+    "BatchProgress",
+    "Callback",
+    "MemberEnd",
     "CatchUp",
     "CatchUpMode",
     "Cron",

@@ -57,6 +57,7 @@ class Connection:
             self._container.clock(),
             first_dispatch_warning=MEMORY_QUEUE_WARNING if memory else None,
             commit_hooks=commit_hooks,
+            batches=self._container.batches(),
         )
 
     @cached_property

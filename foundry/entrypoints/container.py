@@ -20,7 +20,14 @@ from foundry.adapters.redis.connection import connect, connect_async
 from foundry.adapters.redis.health import RedisReport, inspect_redis
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.entrypoints.settings import Driver, Settings
-from foundry.ports import AsyncQueuePort, CachePort, QueuePort, SchedulePort, WorkerRegistry
+from foundry.ports import (
+    AsyncQueuePort,
+    BatchPort,
+    CachePort,
+    QueuePort,
+    SchedulePort,
+    WorkerRegistry,
+)
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -150,6 +157,7 @@ class Container(containers.DeclarativeContainer):
     async_queue = providers.Dependency(instance_of=AsyncQueuePort, default=async_queue_backend)  # type: ignore[type-abstract]
     workers = providers.Dependency(instance_of=WorkerRegistry, default=queue)  # type: ignore[type-abstract]
     schedules = providers.Dependency(instance_of=SchedulePort, default=queue)  # type: ignore[type-abstract]
+    batches = providers.Dependency(instance_of=BatchPort, default=queue)  # type: ignore[type-abstract]
 
     cache_backend = providers.Selector(
         config.cache.driver,

@@ -1,6 +1,7 @@
 """Ports: the protocols framework code and the worker depend on, and their value types."""
 
 from foundry.ports.async_queue import AsyncQueuePort
+from foundry.ports.batches import BatchPort, BatchRecord
 from foundry.ports.cache import (
     CachePort,
     CacheStats,
@@ -37,6 +38,8 @@ from foundry.ports.transactions import CommitHooks
 
 __all__ = [
     "AsyncQueuePort",
+    "BatchPort",
+    "BatchRecord",
     "DueSchedule",
     "Fired",
     "Firing",

@@ -16,13 +16,15 @@ _FAILED = (JobState.DEAD, JobState.CANCELLED)
 _REASON = "dependency failed"
 
 
-def check_known(state: QueueState, jobs: Sequence[Job]) -> None:
+def check_known(
+    state: QueueState, jobs: Sequence[Job], known: Callable[[str], bool] = lambda _: False
+) -> None:
     """Refuse (before any write) a job waiting for one its queue does not hold, unless that
-    one comes earlier in ``jobs``."""
+    one comes earlier in ``jobs`` or is ``known`` (a batch)."""
     earlier: set[str] = set()
     for job in jobs:
         for dep in job.after:
-            if dep not in earlier and dep not in state.jobs:
+            if dep not in earlier and dep not in state.jobs and not known(dep):
                 raise InvalidJob(
                     "after",
                     f"job {dep!r} is not in queue {job.queue!r}; a job can wait only for jobs "
@@ -36,6 +38,10 @@ class Dependencies:
 
     def __init__(self, wake: Callable[[], None], cancel: End) -> None:
         self.bury: End | None = None
+        #: The state a batch id stands for as a dependency (``WAITING`` while it runs,
+        #: ``COMPLETED`` or ``CANCELLED`` once it ended), ``None`` for no batch; set by the
+        #: batches.
+        self.batch_state: Callable[[QueueState, str], JobState | None] = lambda _, __: None
         self._wake = wake
         self._cancel = cancel
 
@@ -45,12 +51,13 @@ class Dependencies:
         pending = []
         for dep in job.after:
             other = state.jobs.get(dep)
-            if other is not None and other.state in _FAILED and rule is not AfterFailure.RUN:
+            seen = other.state if other is not None else self.batch_state(state, dep)
+            if seen in _FAILED and rule is not AfterFailure.RUN:
                 state.jobs[entry.job_id] = entry
                 state.counts[entry.state] += 1
                 self._fail(state, entry, rule, dep, now)
                 return True
-            if other is not None and other.state not in (JobState.COMPLETED, *_FAILED):
+            if seen is not None and seen not in (JobState.COMPLETED, *_FAILED):
                 pending.append(dep)
         if not pending:
             return False
@@ -64,14 +71,18 @@ class Dependencies:
 
     def ended(self, state: QueueState, entry: Entry, failed: bool, now: datetime) -> None:
         """``entry``'s job ended (completed, or ``failed``: dead, cancelled, deleted)."""
-        state.waiting.pop(entry.job_id, None)
-        for waiting_id in state.dependants.pop(entry.job_id, []):
+        self.ended_id(state, entry.job_id, failed, now)
+
+    def ended_id(self, state: QueueState, job_id: str, failed: bool, now: datetime) -> None:
+        """The job or batch ``job_id`` ended (completed, or ``failed``)."""
+        state.waiting.pop(job_id, None)
+        for waiting_id in state.dependants.pop(job_id, []):
             waiter = state.jobs.get(waiting_id)
             count, rule = state.waiting.get(waiting_id, (0, AfterFailure.DEAD))
             if waiter is None or waiter.state is not JobState.WAITING:
                 continue
             if failed and rule is not AfterFailure.RUN:
-                self._fail(state, waiter, rule, entry.job_id, now)
+                self._fail(state, waiter, rule, job_id, now)
             elif count <= 1:
                 del state.waiting[waiting_id]
                 state.schedule(waiter, max(waiter.run_at, now), now)

@@ -19,15 +19,17 @@ from typing import Any
 
 from foundry.adapters.codec import Codec
 from foundry.adapters.memory.admin import MemoryAdmin
+from foundry.adapters.memory.batches import MemoryBatches
 from foundry.adapters.memory.claiming import MemoryClaimer
 from foundry.adapters.memory.dead import DeadLetters
 from foundry.adapters.memory.dependencies import Dependencies, check_known
 from foundry.adapters.memory.records import EntryCodec
 from foundry.adapters.memory.schedules import MemorySchedules
-from foundry.adapters.memory.store import Entry, MemoryStore
+from foundry.adapters.memory.store import Entry, MemoryStore, QueueState
 from foundry.adapters.memory.workers import MemoryWorkers
 from foundry.adapters.memory.writes import MemoryWrites
 from foundry.domain import Decision, ErrorInfo, Job, JobState
+from foundry.domain.batch import Batch
 from foundry.ports import (
     ClaimRequest,
     Clock,
@@ -41,6 +43,7 @@ from foundry.ports import (
     QueueStats,
     WorkerInfo,
 )
+from foundry.ports.batches import BatchRecord
 from foundry.ports.schedules import Fired, Firing, Poll, ScheduleEntry, ScheduleState
 
 #: The retention a queue has unless told otherwise.
@@ -60,10 +63,18 @@ class MemoryQueue:
         store = MemoryStore(clock, completed_ttl)
         records = EntryCodec(codec or Codec())
         deps = Dependencies(store.cond.notify_all, store.cancelled)
-        store.on_end = deps.ended
-        dead = DeadLetters(retention, store.unique, store.settled, deps.ended)
+        batches = MemoryBatches(store, records, deps, completed_ttl)
+
+        def ended(state: QueueState, entry: Entry, failed: bool, now: datetime) -> None:
+            deps.ended(state, entry, failed, now)
+            batches.ended(state, entry, now)
+
+        store.on_end = ended
+        dead = DeadLetters(retention, store.unique, store.settled, ended)
         deps.bury = dead.bury
+        batches.put = self._put
         self._deps = deps
+        self._batches = batches
         self._store = store
         self._records = records
         self._claimer = MemoryClaimer(store, records, dead)
@@ -84,7 +95,8 @@ class MemoryQueue:
         with self._store.cond:
             now = self._store.tick()
             for queue in {job.queue for job in jobs if job.after}:
-                check_known(self._store.queue(queue), [job for job in jobs if job.queue == queue])
+                same = [job for job in jobs if job.queue == queue]
+                check_known(self._store.queue(queue), same, self._batches.known(queue))
             outcomes = [self._put(job, blob, now) for job, blob in zip(jobs, blobs, strict=True)]
             self._store.cond.notify_all()
         return outcomes
@@ -124,6 +136,26 @@ class MemoryQueue:
         if not (job.after and self._deps.wait(state, entry, job, now)):
             state.add(entry, now)
         return Enqueued(job.id)
+
+    # -- batches (BatchPort) --------------------------------------------------------------------
+
+    def enqueue_batches(self, items: Sequence[Job | Batch]) -> None:
+        """Under one hold of the lock (see ``BatchPort.enqueue_batches``)."""
+        self._batches.enqueue_batches(items)
+
+    def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
+        """Every queue is searched when ``queue`` is None."""
+        return self._batches.batch(batch_id, queue)
+
+    def cancel_batch(
+        self, batch_id: str, queue: str | None = None, reason: str = "cancelled"
+    ) -> BatchRecord | None:
+        """See ``BatchPort.cancel_batch``."""
+        return self._batches.cancel_batch(batch_id, queue, reason)
+
+    def batches(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[BatchRecord]:
+        """Newest first."""
+        return self._batches.batches(queue, offset, limit)
 
     # -- leases ---------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import attrs
 import redis
 
 #: The functions whose writes wait for the replicas.
-DURABLE = frozenset({"enqueue", "complete", "fail", "schedule_fire"})
+DURABLE = frozenset({"enqueue", "complete", "fail", "schedule_fire", "batch"})
 
 
 class ReplicasBehind(redis.RedisError):

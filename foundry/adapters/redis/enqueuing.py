@@ -47,7 +47,7 @@ class EnqueuePlan:
     def outcome(self, job: Job, reply: Any) -> EnqueueOutcome:
         """What one call's reply says about ``job``; notes the queue's epoch. Raises
         ``InvalidJob`` for a dependency the queue does not hold (nothing was written)."""
-        _refuse_unknown_dependency(job.queue, reply)
+        refuse_unknown_dependency(job.queue, reply)
         self._epochs.see(job.queue, reply[0])
         return _outcome(job.id, reply[1])
 
@@ -82,7 +82,7 @@ class EnqueuePlan:
         ``InvalidJob`` for a dependency a queue does not hold (that queue's call wrote
         nothing)."""
         for (keys, _), reply in zip(calls, replies, strict=True):
-            _refuse_unknown_dependency(keys.queue, reply)
+            refuse_unknown_dependency(keys.queue, reply)
         for (keys, _), reply in zip(calls, replies, strict=True):
             self._epochs.see(keys.queue, reply[0])
         flat = [item for reply in replies for item in reply[1:]]
@@ -134,7 +134,7 @@ def dependencies(job: Job) -> str:
     return _RULES[job.after_failure] + " " + " ".join(job.after)
 
 
-def _refuse_unknown_dependency(queue: str, reply: Any) -> None:
+def refuse_unknown_dependency(queue: str, reply: Any) -> None:
     """The function refused a batch (before any write) for a dependency it does not hold."""
     if reply and reply[0] == b"!":
         raise InvalidJob(

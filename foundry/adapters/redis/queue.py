@@ -26,6 +26,7 @@ import redis
 
 from foundry.adapters.codec import Codec
 from foundry.adapters.redis.admin import RedisAdmin
+from foundry.adapters.redis.batches import RedisBatches
 from foundry.adapters.redis.claiming import Claimer
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.cluster_runner import function_runner
@@ -41,6 +42,8 @@ from foundry.adapters.redis.waiting import Waiter
 from foundry.adapters.redis.workers import RedisWorkers
 from foundry.adapters.redis.writes import LeaseWrites, applied
 from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError, Decision, ErrorInfo, Job, JobState
+from foundry.domain.batch import Batch
+from foundry.ports.batches import BatchRecord
 from foundry.ports.clock import Clock
 from foundry.ports.queue_types import (
     ClaimRequest,
@@ -112,6 +115,15 @@ class RedisQueue:
         block_s = None if block_limit is None else block_limit.total_seconds()
         self._waiter = Waiter(runner, keys, now, self._admin.get, block_s)
         self._workers = RedisWorkers(client, keys, now, codec)
+        self._batches = RedisBatches(
+            runner,
+            keys,
+            clock=now,
+            records=records,
+            epochs=epochs,
+            completed_ttl=completed_ttl,
+            queues=self._admin.queues,
+        )
         self._schedules = RedisSchedules(client, runner, keys, now, records=records, epochs=epochs)
 
     # -- jobs in, jobs out ----------------------------------------------------------------------
@@ -137,6 +149,26 @@ class RedisQueue:
         groups, calls = self._writes.complete_calls(leases, results)
         replies, claimed = self._claimer.claim(request, calls)
         return applied(leases, groups, replies), claimed
+
+    # -- batches (BatchPort) --------------------------------------------------------------------
+
+    def enqueue_batches(self, items: Sequence[Job | Batch]) -> None:
+        """One function call (see ``BatchPort.enqueue_batches``)."""
+        self._batches.enqueue_batches(items)
+
+    def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
+        """One round trip (plus the server's time), also when every queue is searched."""
+        return self._batches.batch(batch_id, queue)
+
+    def cancel_batch(
+        self, batch_id: str, queue: str | None = None, reason: str = "cancelled"
+    ) -> BatchRecord | None:
+        """The record read, one function call, the record read again."""
+        return self._batches.cancel_batch(batch_id, queue, reason)
+
+    def batches(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[BatchRecord]:
+        """Newest first, a few round trips, no function call."""
+        return self._batches.batches(queue, offset, limit)
 
     # -- leases ---------------------------------------------------------------------------------
 

@@ -63,12 +63,14 @@ class Library:
         self.version = hashlib.sha1(text.encode()).hexdigest()[:16]
         self.name = f"foundry_{self.version}"
         self.function = {name: f"{name}_{self.version}" for name in bodies}
+        # Each function is also FN.<name>, so one function may run another's body (batch runs
+        # enqueue's) in the same call.
         functions = [
-            f'\nredis.register_function("{self.function[name]}", function(KEYS, ARGV)\n'
-            f"{_PROLOGUE[family]}\n{body}\nend)\n"
+            f"\nFN.{name} = function(KEYS, ARGV)\n{_PROLOGUE[family]}\n{body}\nend\n"
+            f'redis.register_function("{self.function[name]}", FN.{name})\n'
             for name, (family, body) in bodies.items()
         ]
-        self.text = "".join([f"#!lua name={self.name}\n", *parts, *functions])
+        self.text = "".join([f"#!lua name={self.name}\nlocal FN = {{}}\n", *parts, *functions])
 
 
 @functools.cache

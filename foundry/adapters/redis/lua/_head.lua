@@ -60,6 +60,13 @@
 --                                                                         end (notify_settled)
 --   <base>n:<id>   list    "1" once the job ended and someone waited      complete, fail, reap,
 --                          (60 s); waiters BLMOVE it onto itself          claim, delete, purge
+--   <base>batchof  hash    member id -> its batch id, until the member's     batch, the member's end
+--                          end is counted                                 (settle_batches)
+--   <base>b:<id>   hash    a batch: counts, flags, callbacks' enqueue     batch, batch_cancel,
+--                          arguments (_queue.lua, Batches)                the end of a member
+--   <base>bm:<id>  list    a batch's member ids                           batch
+--   <base>batches  zset    batch id by created ms                         batch (expiry drops)
+--   <base>batches:end zset ended batch id by the expiry of its record     the batch's end
 --   <base>sched:due zset   schedule name by its next tick (ms); waiting   schedule_fire,
 --                          ones only (not paused nor orphaned)            schedule_admin
 --   <base>sched:rec hash   schedule name -> its record (R4)               schedule_fire,

@@ -302,6 +302,8 @@ end
 -- <D|C|R>" (if one fails, D: dead, C: cancelled, R: runs anyway), <base>dependants a job's waiting jobs,
 -- "<id> <id>...". settle_dependants(id, failed, now) is called when a job ends.
 local settle_dependants
+-- Batches (further below): settle_batches(ids, "c" | "f" | "x", now) counts members' ends.
+local settle_batches
 
 -- Remove every trace of a job (and its unique key, if it still holds it); the jobs waiting
 -- for it fail as of `now` (the calling function's clock).
@@ -326,6 +328,7 @@ local function forget(id, now)
   redis.call("HDEL", BASE .. "progress", id)
   notify_settled({ id })
   settle_dependants(id, true, now)
+  settle_batches({ id }, "x", now)
 end
 
 -- Dead letters are ordered by a sequence number (newest first, exact under equal times);
@@ -372,6 +375,7 @@ local function bury(id, h, st, now, reason, max_count, max_age)
   release_unique(h, id, "F")
   notify_settled({ id })
   settle_dependants(id, true, now)
+  settle_batches({ id }, "f", now)
   return trim_dead(now, max_count, max_age)
 end
 
@@ -389,6 +393,7 @@ local function cancel_job(id, h, st, now, reason, ttl)
   redis.call("HINCRBY", META, "cancelled", 1)
   notify_settled({ id })
   settle_dependants(id, true, now)
+  settle_batches({ id }, "x", now)
 end
 
 -- Jobs completed: the jobs waiting for them wait for one fewer (one HMGET per 1,000).
@@ -506,4 +511,113 @@ local function promote(now, batch)
     make_ready(id, h and h.prio or 0, st.s)
   end
   return #due
+end
+
+-- Batches (domain/batch.py BatchProgress.ended keeps the same rules). Keys, in the queue's slot:
+-- <base>batchof (member id -> its batch id, until the member's end is counted), <base>b:<id>
+-- (hash: t total, c completed, f failed, x cancelled, af "1" allow failures, cx "1" cancel
+-- asked, r its reason, k "1" catch fired, e "1" ended, ca created ms, fa ended ms, ex ms the
+-- ended record is kept until, fd the callbacks fired (letters c, t, f); <which>:id, :blob, :p,
+-- :m, :at, :af the enqueue arguments of each callback, which = then, catch, finally),
+-- <base>bm:<id> (list: the member ids), <base>batches (zset: batch id by created ms) and
+-- <base>batches:end (zset: ended batch id by ex). An ended batch has a STATE entry, "C" when
+-- it succeeded (then fired), else "N", read by the jobs that wait for it (Job.after naming it).
+local CALLBACK_LETTER = { catch = "c", ["then"] = "t", finally = "f" }
+
+-- Enqueue one callback job (enqueue's own body: a stored id is left as it is).
+local function fire_callback(bkey, which, now)
+  local cb = redis.call("HMGET", bkey, which .. ":id", which .. ":blob", which .. ":p",
+    which .. ":m", which .. ":at", which .. ":af")
+  redis.call("HSET", bkey, "fd", (redis.call("HGET", bkey, "fd") or "") .. CALLBACK_LETTER[which])
+  if not cb[1] then
+    return
+  end
+  local keys = { JOBS, STATE, ERRORS, RESULTS, READY, DELAYED, LEASES, DEAD, DONE, META, WAKE }
+  local saved = COMPLETED_TTL
+  FN.enqueue(keys, { n2s(now), redis.call("HGET", META, "epoch") or "0", cb[1], cb[2], cb[3],
+    cb[4], cb[5], cb[6], "", "" })
+  COMPLETED_TTL = saved
+end
+
+-- `k` members of batch `bid` ended as `field` (c, f or x): count them, and fire what fires.
+local function batch_members_ended(bid, field, k, now)
+  local bkey = BASE .. "b:" .. bid
+  local v = redis.call("HMGET", bkey, "t", "c", "f", "x", "af", "cx", "k", "e")
+  if not v[1] or v[8] then
+    return
+  end
+  local count = { c = tonumber(v[2]), f = tonumber(v[3]), x = tonumber(v[4]) }
+  count[field] = count[field] + k
+  redis.call("HSET", bkey, field, n2s(count[field]))
+  local fired = {}
+  if field == "f" and not v[7] then
+    redis.call("HSET", bkey, "k", "1")
+    fired[#fired + 1] = "catch"
+  end
+  local total = tonumber(v[1])
+  local ended = count.c + count.f + count.x >= total
+  local ok = ended and not v[6] and (v[5] == "1" or count.c == total)
+  if ok then
+    fired[#fired + 1] = "then"
+  end
+  if ended then
+    fired[#fired + 1] = "finally"
+    local expires = now + (COMPLETED_TTL or 3600000)
+    redis.call("HSET", bkey, "e", "1", "fa", n2s(now), "ex", n2s(expires))
+    redis.call("ZADD", BASE .. "batches:end", n2s(expires), bid)
+    put_state(bid, { l = ok and "C" or "N", a = 0, s = 0, tk = "", t = now, o = "", lt = "",
+                     w = "", r = "" })
+  end
+  for _, which in ipairs(fired) do
+    fire_callback(bkey, which, now)
+  end
+  if ended then
+    settle_dependants(bid, not ok, now)
+  end
+end
+
+-- Forget the records of ended batches kept past their time, a bounded batch at a time.
+local function expire_batches(now)
+  local old = redis.call("ZRANGEBYSCORE", BASE .. "batches:end", "-inf", n2s(now), "LIMIT", "0",
+    "100")
+  for _, bid in ipairs(old) do
+    redis.call("DEL", BASE .. "b:" .. bid, BASE .. "bm:" .. bid)
+    redis.call("HDEL", STATE, bid)
+    redis.call("ZREM", BASE .. "batches", bid)
+    redis.call("ZREM", BASE .. "batches:end", bid)
+  end
+end
+
+-- Jobs ended as `field` (c completed, f dead, x cancelled or deleted): each member among them
+-- is counted once in its batch (its batchof entry goes). One HLEN when no batch is pending.
+settle_batches = function(ids, field, now)
+  local of = BASE .. "batchof"
+  if #ids == 0 or redis.call("HLEN", of) == 0 then
+    return
+  end
+  local counts, order, gone = {}, {}, {}
+  for i = 1, #ids, 1000 do
+    local chunk = { unpack(ids, i, math.min(i + 999, #ids)) }
+    local marks = redis.call("HMGET", of, unpack(chunk))
+    for j, id in ipairs(chunk) do
+      local bid = marks[j]
+      if bid then
+        gone[#gone + 1] = id
+        if not counts[bid] then
+          counts[bid] = 0
+          order[#order + 1] = bid
+        end
+        counts[bid] = counts[bid] + 1
+      end
+    end
+  end
+  if #gone == 0 then
+    return
+  end
+  multi("HDEL", of, gone)
+  now = now or server_ms()
+  for _, bid in ipairs(order) do
+    batch_members_ended(bid, field, counts[bid], now)
+  end
+  expire_batches(now)
 end

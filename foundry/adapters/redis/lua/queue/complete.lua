@@ -54,6 +54,7 @@ if #ended > 0 then
   redis.call("HINCRBY", META, "completed", n2s(#ended))
   notify_settled(ended)
   settle_completed(ended, now)
+  settle_batches(ended, "c", now)
 end
 if #results > 0 then
   multi("HSET", RESULTS, results)

@@ -28,7 +28,8 @@ local earlier = {}
 for i = 0, n - 1 do
   local b = 3 + i * per
   for dep in string.gmatch(string.sub(ARGV[b + 7], 3), "%S+") do
-    if not earlier[dep] and redis.call("HEXISTS", JOBS, dep) == 0 then
+    if not earlier[dep] and redis.call("HEXISTS", JOBS, dep) == 0
+        and redis.call("EXISTS", BASE .. "b:" .. dep) == 0 then
       return { "!", i, dep }
     end
   end

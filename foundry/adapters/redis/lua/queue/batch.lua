@@ -1,0 +1,105 @@
+-- batch: store batches (with their callbacks) and jobs, in one call: every job goes through
+-- enqueue's own body, after the batches' records, so a member that ends at once (a dependency
+-- already failed) is counted.
+-- KEYS  the queue's keys
+-- ARGV  now, epoch candidate, completed ttl ms, batch count, then per batch 22 values: id,
+--       allow failures ("1" or "0"), its first member's index among the jobs (0-based), its
+--       member count, and for then, catch and finally: id ("" for none), blob, priority, max
+--       attempts, at ms, after ms; then the jobs, 8 values each as enqueue takes them
+-- Reply {epoch, one outcome per job as enqueue's}; {epoch} for a re-send (a batch id already
+--       stored: nothing written); or, before any write, {"!", job index, id} for a dependency
+--       neither stored (job or batch) nor earlier in the call, {"!b", id} for a batch id that
+--       is a stored job's
+-- Keeps Q1, Q8 (a re-send changes nothing), B1-B3 (ports/batches.py)
+local now, ttl, nb = now_ms(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local PER_BATCH, PER_JOB = 22, 8
+if not now or not ttl or not nb or nb < 0 then
+  return fail_arg("batch needs now, epoch, ttl and a batch count")
+end
+local first_job = 5 + nb * PER_BATCH
+local n = (#ARGV - first_job + 1) / PER_JOB
+if n < 1 or n ~= math.floor(n) then
+  return fail_arg("batch needs 22 values per batch and 8 per job")
+end
+COMPLETED_TTL = ttl
+local batches = {}
+for i = 0, nb - 1 do
+  local b = 5 + i * PER_BATCH
+  local first, count = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+  if ARGV[b] == "" or not first or not count or count < 1 or first + count > n then
+    return fail_arg("batch " .. i .. " of the call")
+  end
+  batches[#batches + 1] = { b = b, id = ARGV[b], first = first, last = first + count - 1 }
+end
+for _, batch in ipairs(batches) do
+  if redis.call("EXISTS", BASE .. "b:" .. batch.id) == 1 then
+    return { redis.call("HGET", META, "epoch") or ARGV[2] }
+  end
+  if redis.call("HEXISTS", JOBS, batch.id) == 1 then
+    return { "!b", batch.id }
+  end
+end
+-- Before any write: every dependency is stored, or a job or (ended) batch earlier in the call.
+local earlier = {}
+local next_batch = 1
+for i = 0, n - 1 do
+  while batches[next_batch] and batches[next_batch].last < i do
+    earlier[batches[next_batch].id] = true
+    next_batch = next_batch + 1
+  end
+  local spec = ARGV[first_job + i * PER_JOB + 7]
+  for dep in string.gmatch(string.sub(spec, 3), "%S+") do
+    if not earlier[dep] and redis.call("HEXISTS", JOBS, dep) == 0
+        and redis.call("EXISTS", BASE .. "b:" .. dep) == 0 then
+      return { "!", i, dep }
+    end
+  end
+  earlier[ARGV[first_job + i * PER_JOB]] = true
+end
+
+local now_s = n2s(now)
+for _, batch in ipairs(batches) do
+  local b, bkey = batch.b, BASE .. "b:" .. batch.id
+  local fields = { "t", n2s(batch.last - batch.first + 1), "c", "0", "f", "0", "x", "0",
+                   "af", ARGV[b + 1], "ca", now_s }
+  for k, which in ipairs({ "then", "catch", "finally" }) do
+    local at = b + 4 + (k - 1) * 6
+    if ARGV[at] ~= "" then
+      for j, name in ipairs({ "id", "blob", "p", "m", "at", "af" }) do
+        fields[#fields + 1] = which .. ":" .. name
+        fields[#fields + 1] = ARGV[at + j - 1]
+      end
+    end
+  end
+  redis.call("HSET", bkey, unpack(fields))
+  local members, pairs_ = {}, {}
+  for i = batch.first, batch.last do
+    local id = ARGV[first_job + i * PER_JOB]
+    members[#members + 1] = id
+    pairs_[#pairs_ + 1] = id
+    pairs_[#pairs_ + 1] = batch.id
+  end
+  multi("RPUSH", BASE .. "bm:" .. batch.id, members)
+  multi("HSET", BASE .. "batchof", pairs_)
+  redis.call("ZADD", BASE .. "batches", now_s, batch.id)
+end
+
+local out = {}
+for start = 0, n - 1, 1000 do
+  local args = { ARGV[1], ARGV[2] }
+  local stop = math.min(start + 999, n - 1)
+  for i = first_job + start * PER_JOB, first_job + (stop + 1) * PER_JOB - 1 do
+    args[#args + 1] = ARGV[i]
+  end
+  local reply = FN.enqueue(KEYS, args)
+  COMPLETED_TTL = ttl
+  if reply[1] == "!" then
+    return redis.error_reply("FOUNDRY batch: a dependency vanished mid-call: " .. reply[3])
+  end
+  out[1] = reply[1]
+  for j = 2, #reply do
+    out[#out + 1] = reply[j]
+  end
+end
+expire_batches(now)
+return out

@@ -1,0 +1,63 @@
+"""Batches as dispatchers build them: members from (handler, payload) pairs or built jobs,
+all in one queue, and the callbacks (each told its batch's id in its metadata)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from foundry.application.job_maker import Item, JobMaker, Target
+from foundry.domain import Batch, InvalidJob, Job, new_job_id
+from foundry.domain.batch import BATCH_KEY
+
+#: A member or callback of a batch: a (handler, payload) pair or a job from ``build``; a
+#: callback may also be a bare handler (no payload).
+Step = Item | Job | Target
+
+
+class BatchMaker:
+    """Builds ``Batch`` values for the registry's handlers (through ``jobs``)."""
+
+    def __init__(self, jobs: JobMaker) -> None:
+        self._jobs = jobs
+
+    def make(
+        self,
+        steps: Iterable[Step],
+        callbacks: Mapping[str, Step | None],
+        *,
+        allow_failures: bool,
+        queue: str | None,
+        batch_id: str | None,
+    ) -> Batch:
+        """The batch (raises ``InvalidJob`` / ``UnknownHandler`` before anything is sent)."""
+        items = list(steps)
+        pairs = [item for item in items if not isinstance(item, Job)]
+        made = iter(self._jobs.many(pairs))  # type: ignore[arg-type]  # many names bad items
+        members = [item if isinstance(item, Job) else next(made) for item in items]
+        if not members:
+            raise InvalidJob("jobs", "a batch needs at least one job")
+        home = queue or members[0].queue
+        members = [job if job.queue == home else attrs.evolve(job, queue=home) for job in members]
+        chosen = batch_id or new_job_id()
+        return Batch(
+            members,
+            {
+                name: self._callback(step, home, chosen)
+                for name, step in callbacks.items()
+                if step is not None
+            },
+            allow_failures=allow_failures,
+            id=chosen,
+        )
+
+    def _callback(self, step: Step, queue: str, batch_id: str) -> Job:
+        if isinstance(step, Job):
+            job = step
+        elif isinstance(step, tuple):
+            target, payload = step
+            job = self._jobs.build(target, payload, queue=queue)
+        else:
+            job = self._jobs.build(step, None, queue=queue)
+        return attrs.evolve(job, queue=queue, metadata={**job.metadata, BATCH_KEY: batch_id})

@@ -1,0 +1,87 @@
+"""The batch port: jobs dispatched together, their progress, and callbacks at their end."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from foundry.domain.batch import Batch, BatchProgress, Callback
+from foundry.domain.job import Job
+
+
+@attrs.frozen
+class BatchRecord:
+    """Everything known about one batch: its progress, when it was dispatched and ended, the
+    ids of its callbacks and which of them fired (enqueued)."""
+
+    id: str
+    queue: str
+    progress: BatchProgress
+    created_at: datetime
+    finished_at: datetime | None = None
+    callbacks: dict[Callback, str] = attrs.Factory(dict)
+    fired: frozenset[Callback] = frozenset()
+    reason: str | None = None  # why it was cancelled, if it was
+
+    @property
+    def state(self) -> str:
+        """``running``, ``cancelling`` (cancelled, members still running), ``succeeded``,
+        ``failed`` or ``cancelled``."""
+        progress = self.progress
+        if not progress.finished:
+            return "cancelling" if progress.cancel_requested else "running"
+        if progress.cancel_requested:
+            return "cancelled"
+        return "succeeded" if progress.succeeded else "failed"
+
+
+@runtime_checkable
+class BatchPort(Protocol):
+    """Batches over a queue's jobs (the ``QueuePort``'s promises hold for every member and
+    callback). The promises (the contract suite proves each one):
+
+    * B1 One write: ``enqueue_batches`` stores every job and batch it is given, or (bad input,
+      a backend failure before the write) none; a re-send of the same batch id changes nothing.
+    * B2 Progress: ``batch`` counts each member once, when it ends (completed, dead,
+      cancelled or deleted); a member requeued from the dead letters is not counted again.
+    * B3 Callbacks: each callback job is enqueued exactly once, in the same atomic step as the
+      member end that fires it: ``catch`` at the first member that goes dead; at the last
+      member's end ``then`` (every member completed, or ``allow_failures`` and the batch not
+      cancelled) and ``finally`` (always).
+    * B4 Cancel: ``cancel_batch`` cancels the pending members, asks the running ones to stop
+      (as ``QueuePort.cancel`` does), and ``then`` never fires.
+    * B5 Waiting for a batch: a job whose ``after`` names a batch id waits for the batch's
+      end, which counts as its completion when ``then`` fired, else as a failure.
+
+    Backend failures raise ``QueueUnavailable``.
+    """
+
+    def enqueue_batches(self, items: Sequence[Job | Batch]) -> None:
+        """Store ``items`` (jobs and batches of one queue), in order, in one write (one round
+        trip where the backend allows).
+
+        A job (or a batch's member) may name in ``after`` a job or batch earlier in ``items``
+        or already stored. Raises ``InvalidJob`` before any write for items of several queues,
+        a job of a batch holding a unique key, or an ``after`` naming something the queue does
+        not hold.
+        """
+        ...
+
+    def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
+        """The batch's record, ``None`` if unknown (an ended batch is kept as long as a
+        completed job's record); ``queue`` spares the search of every queue."""
+        ...
+
+    def cancel_batch(
+        self, batch_id: str, queue: str | None = None, reason: str = "cancelled"
+    ) -> BatchRecord | None:
+        """Cancel the batch (B4): its record after the call, ``None`` if unknown. A batch that
+        ended is left as it is; a re-send changes nothing."""
+        ...
+
+    def batches(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[BatchRecord]:
+        """The batches of ``queue`` still kept, newest first."""
+        ...
