@@ -44,13 +44,12 @@ def test_three_workers_enqueue_each_tick_once_through_a_kill_and_restart(
     env |= {LEDGER: str(ledger), "QUEUE_TIMEOUT": "3"}
     workers = [start_worker(env) for _ in range(3)]
     try:
-        wait_for_runs(ledger)
-        time.sleep(8)
+        wait_for_runs(ledger, runs=8)
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait(10)
-        time.sleep(4)
+        time.sleep(4)  # two schedulers keep firing while the third is away
         workers[0] = start_worker(env)
-        time.sleep(11)
+        wait_for_runs(ledger, runs=21)  # 20 ticks at least: one may have run twice
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
