@@ -1,8 +1,10 @@
 """Cache operations from one process: get, set, and 100-key get_many/set_many.
 
 Targets: ``get`` and ``set`` >= 10,000 ops/s each on Redis over loopback, and
-``get_many``/``set_many`` of 100 keys >= 200,000 keys/s. ``python -m bench.cache_ops`` runs
-just this workload (own redis-server, median and min-max of the runs, a markdown table).
+``get_many``/``set_many`` of 100 keys >= 200,000 keys/s. PostgreSQL: the same calls on the
+throwaway database, and the floor of a bare primary-key ``SELECT`` through the same pool.
+``python -m bench.cache_ops`` runs just this workload (own redis-server, median and min-max
+of the runs, a markdown table).
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ BATCHES = [KEYS[i : i + BATCH] for i in range(0, len(KEYS), BATCH)]
 def _cache(env: Env, backend: str) -> CachePort:
     if backend == "memory":
         return MemoryCache(SystemClock(), max_entries=len(KEYS) * 2)
+    if backend == "postgres":
+        from foundry.adapters.postgres.cache import PostgresCache  # noqa: PLC0415
+        from foundry.adapters.postgres.config import PostgresSettings  # noqa: PLC0415
+        from foundry.adapters.postgres.connection import open_pool  # noqa: PLC0415
+
+        settings = PostgresSettings(url=env.postgres_url)
+        return PostgresCache(open_pool(settings, "foundry-bench"), settings, env.unique("c"))
     client = connect(RedisSettings(url=env.redis_url, client_name="foundry-bench"))
     return RedisCache(client, env.unique("bench-cache"))
 
@@ -73,6 +82,22 @@ def _floor(env: Env, calls: int, batches: int) -> dict[str, float]:
     return {"floor_get": get_rate, "floor_mget": mget_rate}
 
 
+def _postgres_floor(cache: CachePort, calls: int) -> dict[str, float]:
+    """The same single reads as a bare SELECT by primary key on a pooled connection."""
+    from foundry.adapters.postgres.cache import PostgresCache  # noqa: PLC0415
+
+    assert isinstance(cache, PostgresCache)
+    core = cache._c
+    statement = (
+        f'SELECT value FROM "{core.settings.schema}".cache_values WHERE prefix = %s AND key = %s'
+    )
+    with stopwatch() as elapsed:
+        for i in range(calls):
+            with core.pool.connection() as conn:
+                conn.execute(statement, (core.prefix, ":" + KEYS[i % len(KEYS)])).fetchall()
+    return {"floor_get": rate(calls, elapsed())}
+
+
 def run_once(env: Env, backend: str) -> Sample:
     """One sample of each rate."""
     cache = _cache(env, backend)
@@ -80,6 +105,7 @@ def run_once(env: Env, backend: str) -> Sample:
     cache.get_many(["warm-up"])
     set_rate, get_rate = _singles(cache, env.scale(20_000, 5_000))
     set_many_rate, get_many_rate = _batches(cache, env.scale(1_000, 200))
+    floor = _postgres_floor(cache, env.scale(20_000, 5_000)) if backend == "postgres" else {}
     cache.clear()
     sample = {
         "get": get_rate,
@@ -89,20 +115,20 @@ def run_once(env: Env, backend: str) -> Sample:
     }
     if backend == "redis":
         sample |= _floor(env, env.scale(20_000, 5_000), env.scale(1_000, 200))
-    return sample
+    return sample | floor
 
 
 WORKLOADS = (
     Workload(
         name="cache_ops",
         title="Cache from one process: get, set (one call each), get_many/set_many of 100 keys",
-        backends=("redis", "memory"),
+        backends=("redis", "postgres", "memory"),
         metrics=(
             Metric("get", "get", "ops/s", 10_000),
             Metric("set", "set (ttl)", "ops/s", 10_000),
             Metric("get_many", "get_many x100", "keys/s", 200_000),
             Metric("set_many", "set_many x100 (ttl)", "keys/s", 200_000),
-            Metric("floor_get", "floor: redis-py GET", "ops/s"),
+            Metric("floor_get", "floor: redis-py GET / a pooled SELECT by key", "ops/s"),
             Metric("floor_mget", "floor: redis-py MGET x100", "keys/s"),
         ),
         run_once=run_once,

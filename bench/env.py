@@ -1,4 +1,6 @@
-"""What every workload runs against: scale, a private redis-server, a scratch directory."""
+"""What every workload runs against: scale, a private redis-server, a throwaway PostgreSQL
+database (created on the machine's server on first use, dropped at the end), a scratch
+directory."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import redis
 
+from tests.postgres_server import ThrowawayDatabase
 from tests.redis_server import RedisServer
 
 
@@ -24,6 +27,7 @@ class Env:
         self.quick = quick
         self.scratch = Path(tempfile.mkdtemp(prefix="foundry-bench-"))
         self._server: RedisServer | None = None
+        self._database: ThrowawayDatabase | None = None
         self._names = itertools.count(1)
 
     def scale(self, full: int, quick: int) -> int:
@@ -41,6 +45,19 @@ class Env:
     def redis_url(self) -> str:
         """URL of the session's redis-server."""
         return self.server.url
+
+    @property
+    def postgres_url(self) -> str:
+        """URL of the session's PostgreSQL database, created and migrated on first use."""
+        if self._database is None:
+            from foundry.adapters.postgres.config import PostgresSettings  # noqa: PLC0415
+            from foundry.adapters.postgres.connection import connect  # noqa: PLC0415
+            from foundry.adapters.postgres.migrator import Migrator  # noqa: PLC0415
+
+            self._database = ThrowawayDatabase().create()
+            settings = PostgresSettings(url=self._database.url())
+            Migrator(lambda: connect(settings), settings.schema).migrate()
+        return self._database.url()
 
     def client(self) -> redis.Redis:
         """A plain client for setup and inspection (never used inside a timed section)."""
@@ -66,4 +83,6 @@ class Env:
         """Stop the server and remove scratch files."""
         if self._server is not None:
             self._server.close()
+        if self._database is not None:
+            self._database.drop()
         shutil.rmtree(self.scratch, ignore_errors=True)

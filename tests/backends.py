@@ -22,6 +22,7 @@ from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.adapters.memory.async_queue import AsyncMemoryQueue
 from foundry.adapters.memory.cache import MemoryCache
+from foundry.adapters.postgres.cache import PostgresCache
 from foundry.adapters.redis.async_queue import AsyncRedisQueue
 from foundry.adapters.redis.cache import RedisCache
 from foundry.adapters.redis.connection import RedisSettings, connect, connect_async
@@ -229,6 +230,23 @@ def _corrupt_redis_cache(cache: CachePort, key: str) -> None:
     cache._c.client.set(cache._c.keys.value(key), b"0:{not json")
 
 
+def _postgres_cache(fixture: FixtureLookup, clock: ManualClock) -> CachePort:
+    """On the session's migrated database and pool (``postgres_cache_pool``), a prefix apart."""
+    pool, settings = fixture("postgres_cache_pool")
+    return PostgresCache(pool, settings, unique_prefix("c"), clock=clock)
+
+
+def _corrupt_postgres_cache(cache: CachePort, key: str) -> None:
+    assert isinstance(cache, PostgresCache)
+    core = cache._c
+    with core.pool.connection() as conn:
+        conn.execute(
+            f'INSERT INTO "{core.settings.schema}".cache_values (prefix, key, value) '
+            "VALUES (%s, %s, %s)",
+            (core.prefix, ":" + key, b"{not json"),
+        )
+
+
 CACHE_BACKENDS: dict[str, CacheBackend] = {
     "memory": CacheBackend(lambda _, clock: MemoryCache(clock), _corrupt_memory_cache),
     "redis": CacheBackend(
@@ -253,6 +271,7 @@ CACHE_BACKENDS: dict[str, CacheBackend] = {
         _corrupt_redis_cache,
         (pytest.mark.redis,),
     ),
+    "postgres": CacheBackend(_postgres_cache, _corrupt_postgres_cache, (pytest.mark.postgres,)),
 }
 
 

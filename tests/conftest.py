@@ -13,8 +13,12 @@ import pytest
 import redis
 from hypothesis import HealthCheck, settings
 from loguru import logger
+from psycopg_pool import ConnectionPool
 
 from foundry.adapters.clock import ManualClock
+from foundry.adapters.postgres.config import PostgresSettings
+from foundry.adapters.postgres.connection import connect, open_pool
+from foundry.adapters.postgres.migrator import Migrator
 from foundry.ports.cache import CachePort
 from tests.backends import (
     CACHE_BACKENDS,
@@ -165,6 +169,19 @@ def postgres_database() -> Iterator[ThrowawayDatabase]:
         yield database
     finally:
         database.drop()
+
+
+@pytest.fixture(scope="session")
+def postgres_cache_pool(postgres_url: str) -> Iterator[tuple[ConnectionPool, PostgresSettings]]:
+    """A pool on the session's database, whose schema is migrated: the cache suites' (each
+    cache a prefix of its own, as on a shared Redis)."""
+    database = PostgresSettings(url=postgres_url)
+    Migrator(lambda: connect(database), database.schema).migrate()
+    pool = open_pool(database, "foundry-tests")
+    try:
+        yield pool, database
+    finally:
+        pool.close()
 
 
 @pytest.fixture

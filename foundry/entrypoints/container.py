@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from foundry.adapters.memory import MemoryQueue
     from foundry.adapters.memory.async_queue import AsyncMemoryQueue
     from foundry.adapters.memory.cache import MemoryCache
+    from foundry.adapters.postgres.cache import PostgresCache
     from foundry.adapters.postgres.config import PostgresSettings
     from foundry.adapters.postgres.migrator import Migrator
     from foundry.adapters.redis.async_queue import AsyncRedisQueue
@@ -81,6 +82,12 @@ def _postgres_pool(settings: PostgresSettings) -> ConnectionPool:
     from foundry.adapters.postgres.connection import open_pool  # noqa: PLC0415
 
     return open_pool(settings)
+
+
+def _postgres_cache(**options: Any) -> PostgresCache:
+    from foundry.adapters.postgres.cache import PostgresCache  # noqa: PLC0415
+
+    return PostgresCache(**options)
 
 
 def _migrator(settings: PostgresSettings) -> Migrator:
@@ -167,6 +174,13 @@ class Container(containers.DeclarativeContainer):
         redis=providers.Singleton(
             _redis_cache, client=cache_client, prefix=config.cache.prefix, codec=codec
         ),
+        postgres=providers.Singleton(
+            _postgres_cache,
+            pool=postgres_pool,
+            settings=postgres_settings,
+            prefix=config.cache.prefix,
+            codec=codec,
+        ),
     )
     cache = providers.Dependency(instance_of=CachePort, default=cache_backend)  # type: ignore[type-abstract]
 
@@ -180,6 +194,7 @@ class Container(containers.DeclarativeContainer):
         config.cache.driver,
         memory=providers.Object(None),
         redis=providers.Callable(_client_check, cache_client),
+        postgres=providers.Object(None),
     )
 
 

@@ -13,12 +13,15 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from psycopg_pool import ConnectionPool
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory.cache import MemoryCache
+from foundry.adapters.postgres.cache import PostgresCache
+from foundry.adapters.postgres.config import PostgresSettings
 from foundry.domain import InvalidCacheValue
 from foundry.ports.cache import CachePort, CacheStats, CacheStore
-from tests.backends import redis_cache
+from tests.backends import redis_cache, unique_prefix
 from tests.model.cache_model import MISSING, CacheModel, View
 
 VIEWS: list[View] = [(), (), ("a",), ("a", "b"), ("b",)]
@@ -159,4 +162,20 @@ def test_redis_cache_agrees_with_the_model(redis_url: str) -> None:
 
     run_state_machine_as_test(
         RedisCacheMachine, settings=settings(max_examples=40, stateful_step_count=40, deadline=None)
+    )
+
+
+@pytest.mark.postgres
+def test_postgres_cache_agrees_with_the_model(
+    postgres_cache_pool: tuple[ConnectionPool, PostgresSettings],
+) -> None:
+    pool, database = postgres_cache_pool
+
+    class PostgresCacheMachine(CacheMachine):
+        def make_cache(self, clock: ManualClock) -> CachePort:
+            return PostgresCache(pool, database, unique_prefix("c"), clock=clock)
+
+    run_state_machine_as_test(
+        PostgresCacheMachine,
+        settings=settings(max_examples=40, stateful_step_count=40, deadline=None),
     )

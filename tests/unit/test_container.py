@@ -4,6 +4,7 @@ from dependency_injector import errors, providers
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.adapters.memory.cache import MemoryCache
+from foundry.adapters.postgres.cache import PostgresCache
 from foundry.adapters.redis.cache import RedisCache
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.entrypoints.container import build_container, reinit_per_process
@@ -88,3 +89,16 @@ def test_cache_driver_picks_the_cache_adapter(driver: Driver, kind: type) -> Non
 
     assert isinstance(cache, kind)
     assert cache is container.cache()
+
+
+def test_the_postgres_cache_driver_builds_a_postgres_cache_without_connecting() -> None:
+    settings = Settings(
+        cache_driver=Driver.POSTGRES, database_url="postgresql://nobody@127.0.0.1:1/none"
+    )
+    container = build_container(settings)
+
+    cache = container.cache()
+
+    assert isinstance(cache, PostgresCache)
+    assert cache is container.cache()
+    assert container.cache_check() is None
