@@ -175,7 +175,7 @@ def postgres_database() -> Iterator[ThrowawayDatabase]:
 def postgres_cache_pool(postgres_url: str) -> Iterator[tuple[ConnectionPool, PostgresSettings]]:
     """A pool on the session's database, whose schema is migrated: the cache suites' (each
     cache a prefix of its own, as on a shared Redis)."""
-    database = PostgresSettings(url=postgres_url)
+    database = PostgresSettings(url=postgres_url, pool_size=4)  # the server is shared
     Migrator(lambda: connect(database), database.schema).migrate()
     pool = open_pool(database, "foundry-tests")
     try:
