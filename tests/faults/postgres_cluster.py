@@ -12,6 +12,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 
 import psycopg
@@ -85,8 +86,6 @@ class PostgresCluster:
     def close(self) -> None:
         """Stop the server if it runs and remove its files."""
         if (self.data / "postmaster.pid").exists():
-            try:
+            with suppress(RuntimeError):
                 self.stop("immediate")
-            except RuntimeError:
-                pass
         shutil.rmtree(self.dir, ignore_errors=True)
