@@ -27,6 +27,7 @@ from foundry.domain import (
     UndecodableJob,
     UndecodableValue,
 )
+from foundry.domain.limits import Limit
 from foundry.domain.retry import Backoff
 from foundry.domain.schedule import Schedule
 
@@ -68,6 +69,22 @@ def _to_timedelta(value: Any, _: type) -> timedelta:
     return timedelta(microseconds=value)
 
 
+def _limit_hook(converter: cattrs.Converter) -> Callable[[Any, type], Limit]:
+    """A job's limit: the common shape (a key and a concurrency) built directly, every job of
+    a limited drain has one; any other shape (a rate, a bad value) by cattrs, which names what
+    is wrong."""
+    general = converter.get_structure_hook(Limit)
+
+    def structure(value: Any, kind: type) -> Limit:
+        if type(value) is dict and len(value) == 2:
+            key, concurrency = value.get("key"), value.get("concurrency")
+            if key is not None and concurrency is not None:
+                return Limit(key, concurrency)
+        return general(value, kind)  # type: ignore[no-any-return]
+
+    return structure
+
+
 def make_converter() -> cattrs.Converter:
     """A fresh converter with Foundry's hooks; never registers on cattrs' global one."""
     converter = make_orjson_converter(omit_if_default=True)
@@ -78,6 +95,7 @@ def make_converter() -> cattrs.Converter:
     converter.register_unstructure_hook(frozenset, sorted)
     configure_tagged_union(Schedule, converter, tag_name="t")
     configure_tagged_union(Backoff, converter, tag_name="t")
+    converter.register_structure_hook(Limit, _limit_hook(converter))
     # A job's id never equals a fresh default one: comparing would only mint a random id per
     # encode, so it is always written (the same bytes).
     converter.register_unstructure_hook(
@@ -146,6 +164,11 @@ class Codec:
             raise UndecodableJob(job_id, f"not JSON ({error})") from error
         if not isinstance(fields, dict):
             raise UndecodableJob(job_id, f"expected a JSON object, got {type(fields).__name__}")
+        return self.job_from_fields(fields, job_id)
+
+    def job_from_fields(self, fields: dict[str, Any], job_id: str = "?") -> Job:
+        """A job from its wire form already parsed (the dict is consumed). Raises
+        ``UndecodableJob`` as ``decode_job`` does."""
         version = fields.pop("v", None)
         if version != WIRE_VERSION:
             raise UndecodableJob(

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from foundry.adapters.codec import WIRE_VERSION, Codec
 from foundry.adapters.redis.blobs import JobBlobs, base36
-from foundry.domain import Job
-from tests.strategies import jobs
+from foundry.domain import Job, Limit, Rate, UndecodableJob
+from tests.strategies import jobs, moments, payloads
 
 codec = Codec()
 blobs = JobBlobs(codec)
@@ -59,3 +61,54 @@ def test_base36_is_python_s_own_reading_back(number: int) -> None:
 
     assert int(text, 36) == number
     assert text == "0" or not text.startswith("0")
+
+
+def _ms(count: int) -> timedelta:
+    return timedelta(milliseconds=count)
+
+
+_limits = (
+    st.none()
+    | st.builds(Limit, st.text(min_size=1, max_size=20), concurrency=st.integers(1, 100))
+    | st.builds(
+        Limit,
+        st.text(min_size=1, max_size=20),
+        concurrency=st.none() | st.integers(1, 100),
+        rate=st.builds(Rate, st.integers(1, 100), st.integers(1, 10**6).map(_ms)),
+    )
+)
+
+
+@given(
+    name=st.text(min_size=1, max_size=40).filter(str.strip),
+    payload=payloads,
+    created=st.none() | moments,
+    limit=_limits,
+)
+def test_a_dispatched_job_decodes_to_what_the_converter_makes_of_its_blob(
+    name: str, payload: dict[str, Any], created: datetime | None, limit: Limit | None
+) -> None:
+    job = Job(name, payload, queue="q", created_at=created, limit=limit)
+    blob = blobs.encode(job)
+
+    assert blobs.decode(job.id, job.queue, _record(blob)) == job
+    if blob.startswith(b"{"):
+        fields = {"id": job.id, "queue": job.queue, **orjson.loads(blob)}
+        assert codec.job_from_fields(fields, job.id) == job
+
+
+@pytest.mark.parametrize(
+    ("blob", "named"),
+    [
+        (b'{"v":1,"name":"n","limit":{"key":"","concurrency":5}}', "'limit_key'"),
+        (b'{"v":1,"name":"n","limit":{"key":"k","concurrency":0}}', "'concurrency'"),
+        (b'{"v":1,"name":"n","limit":{"key":"k","concurrency":"5"}}', "'concurrency'"),
+        (b'{"v":1,"name":"n","payload":[1]}', "payload"),
+        (b'{"v":1,"name":"n","created_at":"x"}', "created_at"),
+        (b'{"v":1,"limit":{"key":"k","concurrency":5}}', "name"),
+        (b'{"v":2,"name":"n"}', "version 2"),
+    ],
+)
+def test_a_bad_plain_blob_is_refused_naming_its_field(blob: bytes, named: str) -> None:
+    with pytest.raises(UndecodableJob, match=named):
+        blobs.decode("abc", "q", _record(blob))

@@ -10,13 +10,14 @@ docs/architecture.md). Anything else is the codec's JSON (it starts with ``{``).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from foundry.adapters.codec import WIRE_VERSION, Codec
 from foundry.adapters.redis.records import split_record
-from foundry.domain import InvalidJob, Job
+from foundry.domain import InvalidJob, Job, Limit
 from foundry.domain.errors import UndecodableJob
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -37,6 +38,35 @@ def base36(number: int) -> str:
         pairs.append(_PAIRS[pair])
     text = "".join(reversed(pairs))
     return text[1:] if text[0] == "0" else text
+
+
+#: The fields of a JSON blob built without the converter: a dispatch's name, payload,
+#: creation time and concurrency limit (every job of a limited queue has one). Any other field
+#: (or a value the fast path does not take) goes through the converter, which names what is
+#: wrong; both build the same job.
+_PLAIN = frozenset({"v", "name", "payload", "created_at", "limit"})
+
+
+def _plain(job_id: str, queue: str, fields: dict[str, Any]) -> Job | None:
+    limit, created = fields.get("limit"), fields.get("created_at")
+    payload = fields.get("payload", {})
+    try:
+        if limit is not None:
+            if type(limit) is not dict or len(limit) != 2 or "rate" in limit:
+                return None
+            limit = Limit(limit["key"], limit["concurrency"])
+        if type(payload) is not dict or not (created is None or type(created) is int):
+            return None
+        return Job(
+            fields["name"],
+            payload,
+            id=job_id,
+            queue=queue,
+            created_at=None if created is None else _EPOCH + timedelta(microseconds=created),
+            limit=limit,
+        )
+    except (InvalidJob, KeyError, TypeError, ValueError, OverflowError):
+        return None  # the converter's path names the problem
 
 
 class JobBlobs:
@@ -94,9 +124,15 @@ class JobBlobs:
             return self._decode_short(job_id, queue, blob[1:])
         if not blob.startswith(b"{"):
             raise UndecodableJob(job_id, "the stored blob is neither JSON nor a short record")
-        # ids and queue names are plain [A-Za-z0-9_.:-]: nothing to escape.
-        head = f'{{"id":"{job_id}","queue":"{queue}",'.encode()
-        return self._codec.decode_job(head + blob[1:], job_id)
+        try:
+            fields = orjson.loads(blob)
+        except orjson.JSONDecodeError as error:
+            raise UndecodableJob(job_id, f"not JSON ({error})") from error
+        if type(fields) is dict and fields.keys() <= _PLAIN and fields.get("v") == WIRE_VERSION:
+            job = _plain(job_id, queue, fields)
+            if job is not None:
+                return job
+        return self._codec.job_from_fields({"id": job_id, "queue": queue, **fields}, job_id)
 
     @staticmethod
     def _decode_short(job_id: str, queue: str, blob: bytes) -> Job:

@@ -28,16 +28,17 @@
 --                          expiry (ms)
 --   <base>meta     hash    seq, epoch, paused ("1"), completed, failed,   enqueue, complete, fail,
 --                          dead_trimmed, stale_rejected, cancelled,      release, reap, claim,
---                          fence (the last fencing token a claim gave)    requeue_dead, cancel;
---                                                                         the client (paused)
+--                          fence (the last fencing token a claim gave),   requeue_dead, cancel;
+--                          held (jobs holding a limit slot)               the client (paused)
 --   <base>wake     list    "1" hints that work arrived, at most 8         enqueue, fail, release,
 --                                                                         reap, requeue_dead;
 --                                                                         the client BLPOPs it
 --   <base>u:<key>  string  "<job id> <expiry ms>": who holds a unique     enqueue (released by
 --                          key (PX only frees memory)                     claim, complete, bury)
---   <base>lim:run  hash    limit key -> its jobs running                  claim, complete, fail,
---                                                                         release, reap, forget
---   <base>lim:held hash    job id -> the limit key whose slot it holds    the same
+--   <base>lim:run:<key>  string  how many jobs of limit key <key> run    claim, complete, fail,
+--                          (deleted at 0)                                 release, reap, forget
+--   <base>lim:held:<id>  string  the limit key whose slot job <id> holds  the same
+--                          (META's `held` counts them)
 --   <base>lim:next hash    limit key -> its earliest next start (ms)      claim
 --   <base>lim:tail hash    limit key -> the end of the turns handed out   claim
 --   <base>lim:resv hash    job id -> "1": waiting in `delayed` for a      claim, forget

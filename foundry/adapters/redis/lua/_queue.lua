@@ -88,6 +88,14 @@ local function multi(command, key, args)
   end
 end
 
+-- One command over a long list of keys (DEL, MGET's like), in slices as `multi`.
+local function multi_keys(command, keys)
+  local step = 4000
+  for i = 1, #keys, step do
+    redis.call(command, unpack(keys, i, math.min(i + step - 1, #keys)))
+  end
+end
+
 -- The current lease ended by `outcome`: remember its token for re-sends.
 local function end_lease(st, outcome)
   st.lt, st.tk, st.o = st.tk, "", outcome
@@ -111,7 +119,7 @@ local function wake(count)
 end
 
 -- Limits per key (memory/limits.py keeps the same rules). Keys, in the queue's slot:
--- <base>lim:run (key -> jobs running), lim:held (job id -> the key whose slot it holds),
+-- <base>lim:run:<key> (its jobs running), lim:held:<id> (the key whose slot job <id> holds),
 -- lim:next (key -> its earliest next start, ms), lim:tail (key -> the end of the turns handed
 -- out), lim:resv (ids waiting for a turn given), lim:park:<key> (ids parked until a slot
 -- frees, first parked first). A parked job sits in
@@ -123,10 +131,12 @@ local PARKED = 4503599627370496 -- 2^52
 -- object is usually the one closing the blob, and only that small object is decoded; else
 -- (a field written after it) the whole blob is. A payload's own "limit" never closes it.
 local function limit_of(value)
-  if not string.find(value, '"limit":{', 1, true) then
+  local at = string.find(value, '"limit":{', 1, true)
+  if not at then
     return nil
   end
-  local last = string.match(value, '"limit":(%b{})}$')
+  local last = string.match(value, '^"limit":(%b{})}$', at)
+    or string.match(value, '"limit":(%b{})}$') -- a payload's "limit" came first
   if not last then
     local ulen, pos = string.match(value, "^%w+ %-?%d+ %d+ (%d+) ()")
     local ok, doc = pcall(cjson.decode, string.sub(value, pos + tonumber(ulen)))
@@ -134,6 +144,11 @@ local function limit_of(value)
   end
   local ok, lim = true, last
   if type(last) == "string" then
+    -- The common shape, a concurrency alone, without the decoder (its pcall costs more).
+    local key, conc = string.match(last, '^{"key":"([^"\\]*)","concurrency":(%d+)}$')
+    if key then
+      return { key = key, concurrency = tonumber(conc) }
+    end
     ok, lim = pcall(cjson.decode, last)
   end
   if ok and type(lim) == "table" and type(lim.key) == "string" then
@@ -163,28 +178,30 @@ local function rate_wait(id, key, rate, now)
   return turn
 end
 
--- Whether job `id` with limit `lim` may start at `now`: true (it takes a slot), "park" (its
--- key runs `concurrency` jobs: parked), or the ms it waits until (its turn at its rate).
-local function admit(id, lim, now)
+-- Whether job `id` with limit `lim` may start at `now`: true (it takes a slot, counted in
+-- `book.held` for META's `held`, which the caller adds once per batch), "park" (its key runs
+-- `concurrency` jobs: parked), or the ms it waits until (its turn at its rate).
+local function admit(id, lim, now, book)
   local key = lim.key
   local conc = type(lim.concurrency) == "number" and lim.concurrency or nil
-  local run_key = BASE .. "lim:run"
-  -- The slot is taken first (one HINCRBY in the common case) and given back if the job waits.
-  if conc and redis.call("HINCRBY", run_key, key, 1) > conc then
-    redis.call("HINCRBY", run_key, key, -1)
+  local run_key = BASE .. "lim:run:" .. key
+  -- The slot is taken first (one INCR in the common case) and given back if the job waits.
+  if conc and redis.call("INCR", run_key) > conc then
+    redis.call("DECR", run_key)
     redis.call("RPUSH", BASE .. "lim:park:" .. key, id)
     return "park"
   end
   local rate = type(lim.rate) == "table" and lim.rate or nil
   local wait = rate and rate_wait(id, key, rate, now)
   if wait then
-    if conc then
-      redis.call("HINCRBY", run_key, key, -1)
+    if conc and redis.call("DECR", run_key) <= 0 then
+      redis.call("DEL", run_key)
     end
     return wait
   end
   if conc then
-    redis.call("HSET", BASE .. "lim:held", id, key)
+    redis.call("SET", BASE .. "lim:held:" .. id, key)
+    book.held = book.held + 1
   end
   return true
 end
@@ -212,29 +229,50 @@ local function unpark_one(key)
 end
 
 -- The leases of `ids` ended: give back the slots they held, and make each freed key's first
--- parked job ready. One HLEN when no job holds a slot.
+-- parked job ready. One HGET of META's count of the jobs holding a slot when none does.
+-- (Strings, not hashes: a hash of fewer than 128 fields is a listpack, searched field by
+-- field, and these would hold about as many fields as jobs run: most of a limited job's cost.)
 local function free_slots(ids)
-  local held_key, run_key = BASE .. "lim:held", BASE .. "lim:run"
-  if #ids == 0 or redis.call("HLEN", held_key) == 0 then
+  if #ids == 0 or tonumber(redis.call("HGET", META, "held") or "0") <= 0 then
     return
   end
-  local keys = redis.call("HMGET", held_key, unpack(ids))
-  local freed, emptied = {}, {}
+  local held, step = {}, 4000
   for i = 1, #ids do
-    local key = keys[i]
-    if key then
-      freed[#freed + 1] = ids[i]
-      if redis.call("HINCRBY", run_key, key, -1) <= 0 then
-        emptied[#emptied + 1] = key
+    held[i] = BASE .. "lim:held:" .. ids[i]
+  end
+  local freed, emptied, keys, parks = {}, {}, {}, {}
+  for first = 1, #held, step do
+    local found = redis.call("MGET", unpack(held, first, math.min(first + step - 1, #held)))
+    for k = 1, #found do
+      local key = found[k]
+      if key then
+        freed[#freed + 1], keys[#keys + 1] = held[first + k - 1], key
+        parks[#parks + 1] = BASE .. "lim:park:" .. key
+        local run_key = BASE .. "lim:run:" .. key
+        if redis.call("DECR", run_key) <= 0 then
+          emptied[#emptied + 1] = run_key
+        end
       end
-      unpark_one(key)
     end
   end
-  if #freed > 0 then
-    multi("HDEL", held_key, freed)
+  if #freed == 0 then
+    return
   end
+  multi_keys("DEL", freed)
+  redis.call("HINCRBY", META, "held", n2s(-#freed))
   if #emptied > 0 then
-    multi("HDEL", run_key, emptied)
+    multi_keys("DEL", emptied)
+  end
+  -- Each freed slot readies its key's first parked job: one EXISTS for the batch when no
+  -- park list exists (the common case), else one LPOP per freed slot.
+  local parked = 0
+  for first = 1, #parks, step do
+    parked = parked + redis.call("EXISTS", unpack(parks, first, math.min(first + step - 1, #parks)))
+  end
+  if parked > 0 then
+    for _, key in ipairs(keys) do
+      unpark_one(key)
+    end
   end
 end
 

@@ -39,9 +39,9 @@ end
 
 -- Whether a popped job may start now (its limit, if any, allows it); if not, it is set
 -- aside: parked until a slot of its key frees, or delayed until the start its rate gives it.
-local function admitted(id, value, a, seq, o, lt)
+local function admitted(id, value, a, seq, o, lt, book)
   local lim = limit_of(value)
-  local verdict = lim and admit(id, lim, now) or true
+  local verdict = lim and admit(id, lim, now, book) or true
   if verdict == true then
     return true
   end
@@ -60,7 +60,7 @@ local function start_all(popped)
   end
   local values = redis.call("HMGET", JOBS, unpack(ids))
   local states = redis.call("HMGET", STATE, unpack(ids))
-  local new_states, leased, taken = {}, {}, {}
+  local new_states, leased, taken, book = {}, {}, {}, { held = 0 }
   local fence = redis.call("HINCRBY", META, "fence", #ids) - #ids
   local deadline = now + lease_ms
   local deadline_s = n2s(deadline)
@@ -75,7 +75,7 @@ local function start_all(popped)
       local st = decode_state(states[k], seq)
       bury(id, h, st or { a = 0, s = seq, tk = "", o = "", lt = "", w = "" }, now,
         "undecodable: the stored record is corrupt", max_count, max_age)
-    elseif value and admitted(id, value, a, seq, o, lt) then -- else set aside, attempt kept
+    elseif value and admitted(id, value, a, seq, o, lt, book) then -- else set aside
       local attempt = (tonumber(a) or 0) + 1
       local attempt_s = n2s(attempt)
       local fence_s = n2s(fence + k)
@@ -90,6 +90,9 @@ local function start_all(popped)
       out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, attempt, deadline, fence_s
       out[n + 5] = value
     end
+  end
+  if book.held > 0 then
+    redis.call("HINCRBY", META, "held", n2s(book.held))
   end
   if #taken > 0 then
     multi("HSET", STATE, new_states)
