@@ -201,6 +201,12 @@ class RedisClusterGroup:
             maps.append(sorted((int(s[0]), int(s[1]), int(s[2][1])) for s in slots))
         return all(found == maps[0] for found in maps)
 
+    def ranges(self, node: RedisServer) -> list[tuple[int, int]]:
+        """The slot ranges ``node`` serves (first and last slot of each)."""
+        with self.nodes[0].client() as probe:
+            slots = probe.execute_command("CLUSTER", "SLOTS")
+        return [(int(s[0]), int(s[1])) for s in slots if int(s[2][1]) == node.port]
+
     def owner(self, slot: int) -> RedisServer:
         """The node serving ``slot``."""
         with self.nodes[0].client() as probe:

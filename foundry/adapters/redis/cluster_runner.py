@@ -14,6 +14,12 @@ call did not run, so sending it again is safe even for a call that may not be re
 lost reply. A master that cannot be reached (failover) has the slot map read again before the
 runner's retries give up, and a call that is safe to re-send goes to the new master.
 
+A queue function's call names one more key than the queue's: ``<prefix>:{<queue>}:moving``,
+which nothing ever writes. While a slot is being migrated Redis runs a call only where all of
+its keys are (ASK or TRYAGAIN otherwise), so with that key missing everywhere no queue function
+runs on either side until the slot has moved: none works on a queue half moved (the keys a
+function builds from its queue's name, past its KEYS, could otherwise be on the other side).
+
 ``call_many`` splits its calls by master, in order, one write per master; the plain command in
 front (the claim's ``BLPOP``) rides with the calls of its own key's master.
 """
@@ -84,6 +90,14 @@ def refuse_wait(durability: Durability | None) -> None:
         )
 
 
+def held(name: str, keys: Sequence[str]) -> Sequence[str]:
+    """``keys`` and, for a queue function, its queue's never-written ``moving`` key."""
+    if name.startswith("cache_"):
+        return keys
+    tag = keys[0][: keys[0].index("}") + 1]
+    return (*keys, f"{tag}:moving")
+
+
 def slot_of(keys: Sequence[str]) -> int:
     """The hash slot of a call's keys (they share it: the first one's)."""
     return int(key_slot(keys[0].encode()))
@@ -103,6 +117,11 @@ class ClusterFunctionRunner(FunctionRunner):
         self, name: str, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
     ) -> Any:
         """As ``FunctionRunner.call``, on the master of ``keys``' slot."""
+        return self._call(name, held(name, keys), args, resend=resend)
+
+    def _call(
+        self, name: str, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
+    ) -> Any:
         slot = slot_of(keys)
         asked: ClusterNode | None = None
         for attempt in range(MAX_REDIRECTS):
@@ -122,6 +141,7 @@ class ClusterFunctionRunner(FunctionRunner):
     def call_many(self, calls: Sequence[Call], *, first: Sequence[Arg] = ()) -> list[Any]:
         """As ``FunctionRunner.call_many``: one write per master, in order; ``first`` goes in
         front of the calls of its own key's master."""
+        calls = [(name, held(name, keys), args) for name, keys, args in calls]
         groups: dict[str, list[int]] = {}
         for index, (_, keys, _) in enumerate(calls):
             groups.setdefault(self._master_of(slot_of(keys)).name, []).append(index)
@@ -135,11 +155,11 @@ class ClusterFunctionRunner(FunctionRunner):
                 front = first if master == head else ()
                 got = runner.call_many([calls[i] for i in indexes], first=front)
             except _REDIRECTS:
-                got = [self.call(*calls[i]) for i in indexes]  # each follows its own
+                got = [self._call(*calls[i]) for i in indexes]  # each follows its own
             except (redis.ConnectionError, redis.TimeoutError):
                 if not self._moved_away(slot_of(calls[indexes[0]][1]), runner):
                     raise
-                got = [self.call(*calls[i]) for i in indexes]
+                got = [self._call(*calls[i]) for i in indexes]
             for index, reply in zip(indexes, got, strict=True):
                 replies[index] = reply
         return replies
@@ -155,15 +175,15 @@ class ClusterFunctionRunner(FunctionRunner):
         """Act on a redirection; the master to send the call to once behind ``ASKING``, or
         ``None``: the call goes to the slot's master again."""
         nodes = self.cluster.nodes_manager
-        if isinstance(error, AskError):
-            node = nodes.get_node(host=error.host, port=error.port)
-            if node is not None and node.redis_connection is not None:
-                return node
-        if isinstance(error, MovedError):
+        if isinstance(error, MovedError):  # before AskError: redis-py derives it from that
             nodes.move_slot(error)
             if nodes.get_node_from_slot(slot).redis_connection is None:
                 self._refresh()
             return None
+        if isinstance(error, AskError):
+            node = nodes.get_node(host=error.host, port=error.port)
+            if node is not None and node.redis_connection is not None:
+                return node
         time.sleep(min(_PAUSE_S * 2**attempt, _PAUSE_CAP_S))  # TRYAGAIN, CLUSTERDOWN, ASK
         if isinstance(error, ClusterDownError | AskError):
             self._refresh()
@@ -241,6 +261,7 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
 
     async def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """FCALL ``name`` on the master of ``keys``' slot."""
+        keys = held(name, keys)
         command = ("FCALL", self.library.function[name], len(keys), *keys, *args)
         try:
             return await self._execute(*command)
