@@ -1,15 +1,21 @@
 """Workload: enqueue no-op jobs from one event loop through the ``AsyncDispatcher``.
 
 Awaited one at a time, then 100 dispatches in flight at once (pipelined on the adapter's one
-connection). The event loop's blocking is read from asyncio's own slow-callback report (debug
-mode, ``slow_callback_duration`` = 1 ms) in a separate pass, since debug mode slows the loop.
+connection), and the sync ``Dispatcher`` one at a time in the same run, so the two single
+rates meet the same machine. The event loop's blocking is each callback's run, timed where
+asyncio's slow-callback report times it (``Handle._run``) but without the debug mode that
+report needs (debug mode captures a stack for every future, a cost larger than a dispatch's),
+and in the thread's CPU time: on a shared machine wall time also counts other processes'
+turns. The callback that starts the bench's own 100 dispatches at once is not the dispatches'.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from bench.app import noop, registry
 from bench.env import Env
@@ -19,18 +25,28 @@ from foundry.entrypoints.connect import connect
 from foundry.entrypoints.settings import Driver, Settings
 
 IN_FLIGHT = 100
-_TOOK = re.compile(r"took ([0-9.]+) seconds")
 
 
 def run_once(env: Env, backend: str) -> Sample:
-    """Time ``count`` awaited dispatches, then ``count`` with ``IN_FLIGHT`` at once."""
+    """Time ``count`` sync dispatches, ``count`` awaited ones, then ``count`` 100 at once."""
     count = env.scale(20_000, 5_000)
     env.flush()
     settings = Settings(
         queue_driver=Driver.REDIS, redis_url=env.redis_url, queue_prefix=env.unique("aenq")
     )
+    sync = _sync_rate(settings, count)
     rates = asyncio.run(_rates(settings, count))
-    return {**rates, "blocked_ms": _longest_block_ms(settings, min(count, 5_000))}
+    return {**rates, "sync": sync, "blocked_ms": _longest_block_ms(settings, min(count, 5_000))}
+
+
+def _sync_rate(settings: Settings, count: int) -> float:
+    with connect(settings) as fx:
+        dispatcher = fx.dispatcher(registry)
+        dispatcher.dispatch(noop)  # connect and load the library outside the timing
+        with stopwatch() as elapsed:
+            for _ in range(count):
+                dispatcher.dispatch(noop)
+        return rate(count, elapsed())
 
 
 async def _rates(settings: Settings, count: int) -> dict[str, float]:
@@ -54,34 +70,40 @@ async def _concurrently(dispatcher: AsyncDispatcher, count: int) -> None:
 
 
 def _longest_block_ms(settings: Settings, count: int) -> float:
-    """The longest callback asyncio reported over 1 ms while dispatching (0: none)."""
+    """The longest loop callback while dispatching, in ms (the bench's own driver excluded)."""
     took: list[float] = []
-
-    class Slow(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            found = _TOOK.search(record.getMessage())
-            if found:
-                took.append(float(found.group(1)) * 1000)
-
-    handler = Slow()
-    logging.getLogger("asyncio").addHandler(handler)
-    try:
-        asyncio.run(_watched(settings, count), debug=True)
-    finally:
-        logging.getLogger("asyncio").removeHandler(handler)
+    asyncio.run(_watched(settings, count, took))
     return max(took, default=0.0)
 
 
-async def _watched(settings: Settings, count: int) -> None:
-    loop = asyncio.get_running_loop()
-    loop.slow_callback_duration = 60.0  # connecting is not dispatching
+@contextmanager
+def _callbacks_timed(took: list[float], driver: Callable[[], Any]) -> Iterator[None]:
+    """Time every callback the loop runs (``asyncio.Handle._run``), but the driver task's."""
+    handle = asyncio.Handle
+    run = handle._run
+
+    def timed(self: asyncio.Handle) -> None:
+        started = time.thread_time()
+        run(self)
+        if getattr(self._callback, "__self__", None) is not driver():  # type: ignore[attr-defined]
+            took.append((time.thread_time() - started) * 1000)
+
+    handle._run = timed  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        handle._run = run  # type: ignore[method-assign]
+
+
+async def _watched(settings: Settings, count: int, took: list[float]) -> None:
     async with connect(settings) as fx:
         dispatcher = fx.async_dispatcher(registry)
-        await dispatcher.dispatch(noop)
-        loop.slow_callback_duration = 0.001
-        for _ in range(count // 2):
-            await dispatcher.dispatch(noop)
-        await _concurrently(dispatcher, count // 2)
+        await dispatcher.dispatch(noop)  # connecting is not dispatching
+        driver = asyncio.current_task()
+        with _callbacks_timed(took, lambda: driver):
+            for _ in range(count // 2):
+                await dispatcher.dispatch(noop)
+            await _concurrently(dispatcher, count // 2)
 
 
 WORKLOADS = (
@@ -90,11 +112,12 @@ WORKLOADS = (
         title="Enqueue no-op jobs from one event loop: awaited one by one, and 100 in flight",
         backends=("redis",),
         metrics=(
+            Metric("sync", "sync dispatch, one at a time (same run)", "jobs/s"),
             Metric("single", "async enqueue, awaited one at a time", "jobs/s", target=8_000),
             Metric("concurrent", "async enqueue, 100 in flight", "jobs/s", target=30_000),
             Metric(
                 "blocked_ms",
-                "longest loop callback while dispatching",
+                "longest loop callback while dispatching (CPU)",
                 "ms",
                 target=1.0,
                 higher_is_better=False,

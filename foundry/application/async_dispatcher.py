@@ -87,7 +87,9 @@ class AsyncDispatcher:
         if self._after_commit.wanted(after_commit):
             self._defer([job])
             return job.id
-        return (await self._send([job]))[0]
+        job_id = job_id_of(await self._queue.enqueue(job))
+        self._first.dispatched(job_id)
+        return job_id
 
     async def dispatch_many(
         self, items: Iterable[Item], *, after_commit: bool | None = None

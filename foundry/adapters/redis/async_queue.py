@@ -68,12 +68,14 @@ class AsyncRedisQueue:
         """One pipelined call (a second the first time this process uses the queue)."""
         keys, args = self._plan.one(job)
         with guard("enqueue", job.id):
-            await self._register([job.queue])
+            if self._epochs.unregistered(job.queue):  # the checks inline: no coroutine each
+                await self._register([job.queue])
             try:
                 reply = await self._runner.call("enqueue", keys.all, args)
             except redis.ResponseError as error:
                 raise await self._broken(keys, error) from error
-            await self._replicated()
+            if self._durability.replicas:
+                await self._replicated()
         return self._plan.outcome(job, reply)
 
     async def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:

@@ -52,12 +52,23 @@ class AsyncFunctionRunner:
         #: A redis-py asyncio ``Connection`` (its methods are untyped), and its loop and pid.
         self._connection: Any = None
         self._owner: tuple[asyncio.AbstractEventLoop, int] | None = None
-        #: The client's socket timeout (s), applied to each exchange as a whole.
+        #: The client's socket timeout (s), applied to each exchange as a whole: the task on
+        #: the wire and when its exchange is due, the watchdog timer (and its loop), and the
+        #: task the watchdog cancelled.
         self._timeout: float | None = None
+        self._deadline: tuple[asyncio.Task[Any], float] | None = None
+        self._watchdog: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
+        self._expired: asyncio.Task[Any] | None = None
 
     async def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """FCALL ``name``; its reply (a Redis error reply raises ``ResponseError``)."""
-        return await self._send(self._pack(name, keys, args))
+        # ``_send``, inline: one coroutine less for every call.
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._waiting.append((self._pack(name, keys, args), future))
+        if self._sending is not loop:  # nothing is on the wire: this caller sends
+            await self._send_now(loop)
+        return await future
 
     async def call_many(
         self, calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]]
@@ -79,6 +90,9 @@ class AsyncFunctionRunner:
     async def aclose(self) -> None:
         """Close the runner's connection (a later call opens a new one)."""
         connection, self._connection = self._connection, None
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog[1].cancel()
         if connection is not None and self._owned_here():
             await connection.disconnect()
 
@@ -152,23 +166,57 @@ class AsyncFunctionRunner:
 
     async def _round_trip(self, conn: Any, batch: list[_Waiting]) -> list[Any]:
         # One deadline for the whole exchange, where redis-py would arm one per read and wrap
-        # each write in a task of its own (``wait_for``): a third of an awaited call's cost.
+        # each write in a task of its own (``wait_for``); kept by one watchdog timer (see
+        # ``_check``) rather than a timer armed and cancelled per exchange.
+        task = asyncio.current_task()
+        assert task is not None
+        self._arm(task)
         try:
-            async with asyncio.timeout(self._timeout):
-                return await self._loaded_round_trip(conn, batch)
-        except TimeoutError as error:
-            raise redis.TimeoutError(f"no reply from Redis within {self._timeout} s") from error
+            packed = [item[0] for item in batch]
+            replies = await self._exchange(conn, packed)
+            if any(_is_missing(reply) for reply in replies):
+                await conn.send_command("FUNCTION", "LOAD", "REPLACE", self.library.text)
+                await conn.read_response()
+                unloaded = [i for i, reply in enumerate(replies) if _is_missing(reply)]
+                again = await self._exchange(conn, [packed[i] for i in unloaded])
+                for index, reply in zip(unloaded, again, strict=True):
+                    replies[index] = reply
+            return replies
+        except asyncio.CancelledError:
+            if self._expired is not task:
+                raise
+            self._expired = None
+            if task.uncancel() > 0:  # cancelled by its caller as well
+                raise
+            raise redis.TimeoutError(f"no reply from Redis within {self._timeout} s") from None
+        finally:
+            self._deadline = None
 
-    async def _loaded_round_trip(self, conn: Any, batch: list[_Waiting]) -> list[Any]:
-        replies = await self._exchange(conn, [packed for packed, _ in batch])
-        unloaded = [i for i, reply in enumerate(replies) if _is_missing(reply)]
-        if unloaded:
-            await conn.send_command("FUNCTION", "LOAD", "REPLACE", self.library.text)
-            await conn.read_response()
-            again = await self._exchange(conn, [batch[i][0] for i in unloaded])
-            for index, reply in zip(unloaded, again, strict=True):
-                replies[index] = reply
-        return replies
+    def _arm(self, task: asyncio.Task[Any]) -> None:
+        """Start the exchange's deadline; the watchdog is armed once per loop and re-arms
+        itself while exchanges follow each other."""
+        if self._timeout is None:
+            return
+        loop = task.get_loop()
+        self._deadline = (task, loop.time() + self._timeout)
+        if self._watchdog is None or self._watchdog[0] is not loop:
+            self._watchdog = (loop, loop.call_at(self._deadline[1], self._check))
+
+    def _check(self) -> None:
+        """The watchdog: cancel the exchange on the wire if its deadline passed, else wait
+        for the deadline of the one on the wire now (none: stop until the next exchange)."""
+        loop = self._watchdog[0] if self._watchdog is not None else None
+        self._watchdog = None
+        if self._deadline is None or loop is None:
+            return
+        task, when = self._deadline
+        if task.get_loop() is not loop:
+            return
+        if loop.time() >= when:
+            self._deadline, self._expired = None, task
+            task.cancel()
+        else:
+            self._watchdog = (loop, loop.call_at(when, self._check))
 
     @staticmethod
     async def _exchange(conn: Any, packed: list[bytes]) -> list[Any]:
