@@ -32,6 +32,7 @@ MODULES = (
     "bench.rss",
     "bench.queue_ops",
     "bench.limits",
+    "bench.batches",
     "bench.cache_ops",
     "bench.dashboard",
     "bench.schedules",

@@ -20,11 +20,12 @@ import pytest
 import redis
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from foundry.adapters.clock import SystemClock
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.application.dispatcher import Dispatcher
-from foundry.domain import JobState
+from foundry.domain import Batch, Callback, Job, JobState
 from foundry.ports import ScheduleEntry
 from tests.backends import unique_prefix
 from tests.e2e import observed
@@ -243,3 +244,31 @@ def test_a_public_bind_without_a_token_exits_2_naming_the_variable(scene: Scene)
     assert result.returncode == 2
     assert "refusing to serve the dashboard on 0.0.0.0" in result.stderr
     assert "FOUNDRY_DASHBOARD_TOKEN" in result.stderr
+
+
+def test_a_batch_shows_its_progress_and_is_cancelled_by_a_confirmed_click(
+    scene: Scene, browser: webdriver.Chrome
+) -> None:
+    batch_id = f"album-{secrets.token_hex(4)}"
+    jobs = [Job("parked.resize", queue=PARKED) for _ in range(3)]
+    scene.queue.enqueue_batches(
+        [Batch(jobs, {Callback.FINALLY: Job("done", queue=PARKED)}, id=batch_id)]
+    )
+
+    browser.get(scene.base + f"/batches?queue={PARKED}")
+    row = browser.find_element(By.ID, f"batch-{batch_id}").text
+    shoot(browser, "batches")
+    click(browser, By.XPATH, f"//tr[@id='batch-{batch_id}']//button[text()='Cancel']")
+    WebDriverWait(browser, 20).until(alert_opened)
+    browser.switch_to.alert.accept()
+    wait_until(
+        browser,
+        lambda d: f"batch {batch_id} is cancelled" in d.find_element(By.CLASS_NAME, "note").text,
+    )
+
+    assert "0/3" in row
+    assert "running" in row
+    record = scene.queue.batch(batch_id, PARKED)
+    assert record is not None
+    assert (record.state, record.progress.cancelled) == ("cancelled", 3)
+    assert "cancelled" in browser.find_element(By.ID, f"batch-{batch_id}").text

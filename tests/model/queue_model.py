@@ -43,6 +43,30 @@ class ModelJob:
 
 
 @attrs.define
+class ModelBatch:
+    """What the model knows of one batch: its members not yet ended (in dispatch order), its
+    counts, and the callback jobs its end enqueues."""
+
+    id: str
+    queue: str
+    members: list[str]
+    callbacks: dict[str, ModelJob]
+    allow_failures: bool
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    cancel_requested: bool = False
+    caught: bool = False
+    fired: set[str] = attrs.Factory(set)
+
+    @property
+    def finished(self) -> bool:
+        """Every member ended."""
+        return self.completed + self.failed + self.cancelled == self.total
+
+
+@attrs.define
 class QueueModel:
     """The expected behaviour of any queue adapter, kept by hand."""
 
@@ -54,6 +78,7 @@ class QueueModel:
     totals: dict[tuple[str, str], int] = attrs.Factory(dict)
     paused: set[str] = attrs.Factory(set)
     deleted: set[str] = attrs.Factory(set)
+    batches: dict[str, ModelBatch] = attrs.Factory(dict)
 
     def state(self, job: ModelJob) -> JobState:
         """The job's state as ``get`` reports it."""
@@ -115,7 +140,8 @@ class QueueModel:
         self.bury(job, "dependency failed")
 
     def ended(self, job_id: str, failed: bool) -> None:
-        """The jobs waiting for ``job_id`` wait for one fewer, or fail with it."""
+        """The jobs waiting for ``job_id`` wait for one fewer, or fail with it; then its batch
+        counts it (after them, as the adapters do)."""
         for other in list(self.jobs.values()):
             if other.state != WAITING or job_id not in other.waits:
                 continue
@@ -125,6 +151,7 @@ class QueueModel:
                 self.fail_waiting(other)
             elif not other.waits:
                 other.state = PENDING
+        self.member_ended(job_id)
 
     def release_key(self, job: ModelJob, only_until: str | None = None) -> None:
         """Free the job's unique key if it still holds it (and ``until`` matches)."""
@@ -301,3 +328,69 @@ class QueueModel:
         job.seq = self.next_seq(job.queue)
         job.run_at = self.now
         return 1
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def enqueue_batch(
+        self, batch: ModelBatch, members: list[ModelJob], unique_ttl: timedelta
+    ) -> None:
+        """Store the batch, then its members (a member that ends at once is counted); a
+        re-send changes nothing."""
+        if batch.id in self.batches:
+            return
+        batch.total = len(members)
+        batch.members = [job.id for job in members]
+        self.batches[batch.id] = batch
+        for job in members:
+            self.enqueue(job, unique_ttl)
+
+    def member_ended(self, job_id: str) -> None:
+        """Count a member's end once in its batch, and enqueue the callbacks it fires: catch at
+        the first death; then (all completed, or failures allowed and not cancelled) and
+        finally at the last end."""
+        batch = next((b for b in self.batches.values() if job_id in b.members), None)
+        if batch is None:
+            return
+        batch.members.remove(job_id)
+        job = self.jobs.get(job_id)
+        how = job.state if job is not None else CANCELLED
+        fired = []
+        if how == COMPLETED:
+            batch.completed += 1
+        elif how == DEAD:
+            batch.failed += 1
+            if not batch.caught:
+                batch.caught = True
+                fired.append("catch")
+        else:
+            batch.cancelled += 1
+        if batch.finished:
+            everything = batch.completed == batch.total
+            if not batch.cancel_requested and (batch.allow_failures or everything):
+                fired.append("then")
+            fired.append("finally")
+        for which in fired:
+            batch.fired.add(which)
+            callback = batch.callbacks.get(which)
+            if callback is not None:
+                callback.run_at = self.now
+                self.enqueue(callback, timedelta(seconds=1))
+
+    def cancel_batch(self, batch_id: str, reason: str) -> bool:
+        """Cancel the batch's pending members (in dispatch order), ask its running ones to
+        stop; whether the batch is known."""
+        batch = self.batches.get(batch_id)
+        if batch is None:
+            return False
+        if batch.finished or batch.cancel_requested:
+            return True
+        batch.cancel_requested = True
+        for job_id in list(batch.members):
+            job = self.jobs.get(job_id)
+            if job is None or job_id not in batch.members:
+                continue
+            if job.state in (PENDING, WAITING):
+                self.end_cancelled(job, reason)
+            elif job.state == ACTIVE and job.stop is None:
+                job.stop = reason
+        return True

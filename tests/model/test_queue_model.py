@@ -20,6 +20,8 @@ from hypothesis.stateful import invariant, precondition, rule
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.domain import (
+    Batch,
+    Callback,
     Dead,
     ErrorInfo,
     Job,
@@ -31,10 +33,10 @@ from foundry.domain import (
     UniqueSpec,
 )
 from foundry.ports import ClaimRequest, Lease
-from tests.backends import Queue
+from tests.backends import BatchQueue
 from tests.model.queue_admin_rules import QUEUES
 from tests.model.queue_batch_rules import BatchRules
-from tests.model.queue_model import ModelJob, QueueModel
+from tests.model.queue_model import ModelBatch, ModelJob, QueueModel
 
 UNIQUE_TTL = timedelta(seconds=30)
 MS = timedelta(milliseconds=1)
@@ -66,7 +68,7 @@ class QueueMachine(BatchRules):
         self.ids = itertools.count()
         self.last_call: Callable[[], None] | None = None
 
-    def make_queue(self, clock: ManualClock) -> Queue:
+    def make_queue(self, clock: ManualClock) -> BatchQueue:
         """A fresh, empty adapter on ``clock``: the hook each subclass fills."""
         raise NotImplementedError
 
@@ -153,25 +155,92 @@ class QueueMachine(BatchRules):
         self._call(lambda: self._enqueue(job))
 
     def _enqueue(self, job: Job) -> None:
-        unique = None if job.unique is None else (job.unique.key, job.unique.until.value)
-        expected = self.model.enqueue(
-            ModelJob(
-                job.id,
-                job.queue,
-                job.priority,
-                job.max_attempts,
-                0,
-                run_at=job.run_at(self.model.now),
-                unique=unique,
-                waits=set(job.after),
-                after_failure=job.after_failure.value,
-            ),
-            UNIQUE_TTL,
-        )
+        expected = self.model.enqueue(self._model_job(job), UNIQUE_TTL)
 
         outcome = self.queue.enqueue(job)
 
         assert outcome == expected
+
+    def _model_job(self, job: Job) -> ModelJob:
+        unique = None if job.unique is None else (job.unique.key, job.unique.until.value)
+        return ModelJob(
+            job.id,
+            job.queue,
+            job.priority,
+            job.max_attempts,
+            0,
+            run_at=job.run_at(self.model.now),
+            unique=unique,
+            waits=set(job.after),
+            after_failure=job.after_failure.value,
+        )
+
+    @rule(
+        data=st.data(),
+        queue=st.sampled_from(QUEUES),
+        size=st.integers(1, 3),
+        callbacks=st.sets(st.sampled_from(list(Callback))),
+        max_attempts=st.integers(1, 2),
+    )
+    def enqueue_a_batch(
+        self,
+        data: st.DataObject,
+        queue: str,
+        size: int,
+        callbacks: set[Callback],
+        max_attempts: int,
+    ) -> None:
+        """A batch of fresh jobs (maybe waiting for jobs of their queue) with some callbacks,
+        maybe allowing failures."""
+        allow_failures = data.draw(st.booleans(), label="allow failures")
+        mates = sorted(job.id for job in self.model.jobs.values() if job.queue == queue)
+        members = []
+        for _ in range(size):
+            after = data.draw(st.lists(st.sampled_from(mates), max_size=1)) if mates else []
+            rule = data.draw(st.sampled_from(["dead", "cancel", "run"]))
+            members.append(
+                Job(
+                    "task",
+                    id=f"j{next(self.ids)}",
+                    queue=queue,
+                    retry=RetryPolicy(max_attempts=max_attempts),
+                    after=tuple(after),
+                    after_failure=rule,
+                )
+            )
+        batch = Batch(
+            members,
+            {which: Job("cb", id=f"j{next(self.ids)}", queue=queue) for which in callbacks},
+            allow_failures=allow_failures,
+            id=f"b{next(self.ids)}",
+        )
+        self._call(lambda: self._enqueue_batch(batch))
+
+    def _enqueue_batch(self, batch: Batch) -> None:
+        model = ModelBatch(
+            batch.id,
+            batch.queue,
+            [],
+            {which.value: self._model_job(job) for which, job in batch.callbacks.items()},
+            batch.allow_failures,
+        )
+        self.model.enqueue_batch(model, [self._model_job(job) for job in batch.jobs], UNIQUE_TTL)
+
+        self.queue.enqueue_batches([batch])
+
+    @precondition(lambda self: bool(self.model.batches))
+    @rule(data=st.data())
+    def cancel_a_batch(self, data: st.DataObject) -> None:
+        """An operator cancels a batch (pending members cancelled, running ones asked to stop)."""
+        batch_id = data.draw(st.sampled_from(sorted(self.model.batches)))
+        self._call(lambda: self._cancel_batch(batch_id))
+
+    def _cancel_batch(self, batch_id: str) -> None:
+        self.model.cancel_batch(batch_id, "enough")
+
+        record = self.queue.cancel_batch(batch_id, reason="enough")
+
+        assert record is not None
 
     @rule(
         order=st.sampled_from([QUEUES, QUEUES[::-1], QUEUES[:1]]),
@@ -333,6 +402,17 @@ class QueueMachine(BatchRules):
             assert (record.state, record.attempts, len(record.errors), record.reason) == expected
 
     @invariant()
+    def every_batch_counts_what_the_model_counts(self) -> None:
+        for batch in self.model.batches.values():
+            record = self.queue.batch(batch.id, batch.queue)
+            assert record is not None, f"batch {batch.id} was lost"
+            progress = record.progress
+            counts = (progress.completed, progress.failed, progress.cancelled, progress.total)
+            assert counts == (batch.completed, batch.failed, batch.cancelled, batch.total)
+            assert progress.cancel_requested == batch.cancel_requested
+            assert {which.value for which in record.fired} == batch.fired
+
+    @invariant()
     def every_queue_counts_what_the_model_counts(self) -> None:
         for queue in QUEUES:
             stats = self.queue.stats(queue)
@@ -348,7 +428,7 @@ class QueueMachine(BatchRules):
 class MemoryQueueMachine(QueueMachine):
     """The model against ``MemoryQueue``."""
 
-    def make_queue(self, clock: ManualClock) -> Queue:
+    def make_queue(self, clock: ManualClock) -> BatchQueue:
         """A fresh memory queue."""
         return MemoryQueue(clock)
 

@@ -11,7 +11,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.queue import RedisQueue
-from tests.backends import Queue
+from tests.backends import BatchQueue
 from tests.model.test_queue_model import QueueMachine
 
 
@@ -22,7 +22,7 @@ def test_redis_queue_matches_the_model(redis_url: str) -> None:
     class RedisQueueMachine(QueueMachine):
         """The model against ``RedisQueue``, a fresh key prefix per example."""
 
-        def make_queue(self, clock: ManualClock) -> Queue:
+        def make_queue(self, clock: ManualClock) -> BatchQueue:
             return RedisQueue(client, prefix=f"m{secrets.token_hex(6)}", clock=clock)
 
     run_state_machine_as_test(

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
-from foundry.domain import Dead, ErrorInfo, Job, Progress
+from foundry.domain import Batch, Callback, Dead, ErrorInfo, Job, Progress
 from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
 from foundry.entrypoints.dashboard.history import Sampler
 from foundry.entrypoints.dashboard.security import GuardConfig
@@ -37,7 +37,13 @@ class Dash:
         self.sampler = Sampler(self.queue, self.clock, timedelta(seconds=5))
         config = DashboardConfig(guard or GuardConfig(token=None), background=False)
         app = create_app(
-            self.queue, self.queue, self.queue, self.clock, config, sampler=self.sampler
+            self.queue,
+            self.queue,
+            self.queue,
+            self.clock,
+            config,
+            sampler=self.sampler,
+            batches=self.queue,
         )
         self.client = TestClient(app, base_url=BASE)
         self.csrf = config.guard.csrf
@@ -489,3 +495,56 @@ def test_bad_input_is_a_400_with_a_message_never_a_500(
         assert answer.json()["error"]
     else:
         assert 'class="error-message"' in answer.text
+
+
+# -- batches ------------------------------------------------------------------------------------
+
+
+def test_batches_are_listed_shown_and_cancelled(dash: Dash) -> None:
+    dash.queue.enqueue_batches(
+        [
+            Batch(
+                [Job("resize", id="a"), Job("resize", id="b")],
+                {Callback.THEN: Job("t", id="t")},
+                id="b1",
+            )
+        ]
+    )
+
+    listed = dash.client.get("/api/batches?queue=default").json()
+    one = dash.client.get("/api/batches/b1").json()
+    page = dash.client.get("/batches?queue=default")
+    cancelled = dash.post("/api/batches/b1/cancel", {"reason": "not needed"})
+    missing = dash.client.get("/api/batches/nope")
+    bad = dash.client.get("/api/batches/" + "x" * 80)
+
+    assert [b["id"] for b in listed["batches"]] == ["b1"]
+    assert listed["kept"] is True
+    assert (one["state"], one["total"], one["pending"], one["callbacks"]) == (
+        "running",
+        2,
+        2,
+        {"then": "t"},
+    )
+    assert page.status_code == 200
+    assert 'id="batch-b1"' in page.text
+    assert cancelled.status_code == 200
+    assert (cancelled.json()["state"], cancelled.json()["reason"]) == ("cancelled", "not needed")
+    assert missing.status_code == 404
+    assert bad.status_code == 400
+
+
+def test_the_batches_page_cancels_by_its_form_and_says_so(dash: Dash) -> None:
+    dash.queue.enqueue_batches([Batch([Job("resize", id="a")], id="b1")])
+
+    answer = dash.client.post(
+        "/batches/b1/cancel",
+        data={"csrf_token": dash.csrf, "queue": "default", "back": "/batches?queue=default"},
+        follow_redirects=False,
+    )
+
+    assert answer.status_code == 303
+    assert "batch+b1+is+cancelled" in answer.headers["location"]
+    record = dash.queue.batch("b1")
+    assert record is not None
+    assert record.state == "cancelled"

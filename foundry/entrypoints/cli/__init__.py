@@ -21,6 +21,7 @@ COMMANDS = {
     "stats": "foundry.entrypoints.cli.stats:stats",
     "failed": "foundry.entrypoints.cli.failed:failed",
     "job": "foundry.entrypoints.cli.jobs:job",
+    "batch": "foundry.entrypoints.cli.batches:batch",
     "queue": "foundry.entrypoints.cli.queues:queue_group",
     "schedules": "foundry.entrypoints.cli.schedules:schedules_group",
     "check": "foundry.entrypoints.cli.check:check",

@@ -24,7 +24,7 @@ from foundry.domain import (
 from foundry.entrypoints.container import Container
 from foundry.entrypoints.logging import LEVELS
 from foundry.entrypoints.settings import Driver, Settings
-from foundry.ports import QueuePort, SchedulePort, WorkerRegistry
+from foundry.ports import BatchPort, QueuePort, SchedulePort, WorkerRegistry
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -183,6 +183,12 @@ def workers(ctx: click.Context) -> WorkerRegistry:
     """The configured worker registry (the queue backend publishes heartbeats)."""
     registry: WorkerRegistry = container(ctx).workers()
     return registry
+
+
+def batches(ctx: click.Context) -> BatchPort:
+    """The configured batches (kept by the queue backend)."""
+    port: BatchPort = container(ctx).batches()
+    return port
 
 
 def schedules(ctx: click.Context) -> SchedulePort:

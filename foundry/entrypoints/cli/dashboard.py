@@ -45,4 +45,5 @@ def dashboard(ctx: click.Context, host: str, port: int, refresh: float) -> None:
         every=timedelta(seconds=refresh),
         backend=common.settings(ctx).queue_driver.value,
         announce=lambda url: common.stderr().print(f"dashboard on {url}"),
+        batches=common.batches(ctx),
     )

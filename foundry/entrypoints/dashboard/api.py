@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from foundry.entrypoints.dashboard.batch_views import batch_json
 from foundry.entrypoints.dashboard.errors import NotFound, error_response
 from foundry.entrypoints.dashboard.schedule_views import ScheduleViews, schedule_json
 from foundry.entrypoints.dashboard.views import (
@@ -241,6 +242,41 @@ def _schedule_action(act: ScheduleAct, answer: dict[str, bool]) -> Endpoint:
     return _post(handler)
 
 
+def _batches(views: Views, query: Params, _: Params) -> Any:
+    page = views.batches.page(
+        query.get("queue"),
+        bounded(query.get("offset"), "offset", 0, 0, 1_000_000),
+        bounded(query.get("limit"), "limit", 50, 1, MAX_PAGE),
+    )
+    return {
+        "queue": page.queue,
+        "offset": page.offset,
+        "limit": page.limit,
+        "kept": page.kept,
+        "batches": [batch_json(record) for record in page.batches],
+    }
+
+
+def _batch(views: Views, query: Params, path: Params) -> Any:
+    record = views.batches.one(path["batch_id"], query.get("queue"))
+    if record is None:
+        raise NotFound(f"no batch {path['batch_id']!r} (ended batches are kept for a while only)")
+    return batch_json(record)
+
+
+def _cancel_batch(views: Views, body: Body, path: Params) -> Any:
+    reason = body.get("reason", "cancelled from the dashboard")
+    if not isinstance(reason, str) or not reason.strip():
+        raise BadInput('"reason" must be a non-empty string')
+    queue = body.get("queue")
+    if queue is not None and not isinstance(queue, str):
+        raise BadInput('"queue" must be a queue name')
+    record = views.batches.cancel(path["batch_id"], queue, reason[:200])
+    if record is None:
+        raise NotFound(f"no batch {path['batch_id']!r} to cancel")
+    return batch_json(record)
+
+
 async def _csrf(request: Request) -> Response:
     return JSONResponse({"token": request.app.state.csrf})
 
@@ -262,6 +298,9 @@ ROUTES = [
     Route("/api/dead/retry", _post(_retry), methods=["POST"]),
     Route("/api/dead/forget", _post(_forget), methods=["POST"]),
     Route("/api/dead/purge", _post(_purge_dead), methods=["POST"]),
+    Route("/api/batches", _get(_batches)),
+    Route("/api/batches/{batch_id}", _get(_batch)),
+    Route("/api/batches/{batch_id}/cancel", _post(_cancel_batch), methods=["POST"]),
     Route("/api/schedules", _get(_schedules)),
     Route(
         "/api/schedules/pause",

@@ -20,11 +20,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from foundry.entrypoints.dashboard import api, pages
+from foundry.entrypoints.dashboard.batch_views import BatchViews
 from foundry.entrypoints.dashboard.history import Sampler
 from foundry.entrypoints.dashboard.schedule_views import ScheduleViews
 from foundry.entrypoints.dashboard.security import ASGIApp, Guard, GuardConfig
 from foundry.entrypoints.dashboard.views import Views
-from foundry.ports import Clock, QueuePort, SchedulePort, WorkerRegistry
+from foundry.ports import BatchPort, Clock, QueuePort, SchedulePort, WorkerRegistry
 
 HERE = Path(__file__).parent
 
@@ -92,8 +93,10 @@ def create_app(
     config: DashboardConfig,
     *,
     sampler: Sampler | None = None,
+    batches: BatchPort | None = None,
 ) -> ASGIApp:
-    """The dashboard over these ports (``sampler``: a test's own, to drive the history)."""
+    """The dashboard over these ports (``sampler``: a test's own, to drive the history;
+    ``batches``: the batch port, when the backend keeps batches)."""
     sampler = sampler or Sampler(queue, clock, config.every)
 
     @contextlib.asynccontextmanager
@@ -117,7 +120,14 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    app.state.views = Views(queue, workers, clock, sampler, ScheduleViews(schedules))
+    app.state.views = Views(
+        queue,
+        workers,
+        clock,
+        sampler,
+        ScheduleViews(schedules),
+        batches=BatchViews(batches, queue.queues),
+    )
     app.state.templates = _templates()
     app.state.csrf = config.guard.csrf
     app.state.backend = config.backend

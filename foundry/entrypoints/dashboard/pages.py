@@ -184,6 +184,12 @@ def _schedules_page(views: Views, request: Request) -> tuple[str, dict[str, Any]
     return "schedules.html", {"page": page, "status": status}
 
 
+def _batches_page(views: Views, request: Request) -> tuple[str, dict[str, Any]]:
+    query = request.query_params
+    offset = bounded(query.get("offset"), "offset", 0, 0, 1_000_000)
+    return "batches.html", {"page": views.batches.page(query.get("queue"), offset, PAGE)}
+
+
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
@@ -255,6 +261,16 @@ def _delete(views: Views, request: Request, form: Form) -> str:
     return f"deleted job {job_id}"
 
 
+def _cancel_batch(views: Views, request: Request, form: Form) -> str:
+    batch_id = request.path_params["batch_id"]
+    record = views.batches.cancel(
+        batch_id, _field(form, "queue") or None, "cancelled from the dashboard"
+    )
+    if record is None:
+        raise NotFound(f"no batch {batch_id!r} to cancel")
+    return f"batch {batch_id} is {record.state}"
+
+
 def _schedule_act(act: Callable[[ScheduleViews, object, object], bool], done: str) -> Endpoint:
     def run(views: Views, _: Request, form: Form) -> str:
         queue, name = _field(form, "queue"), _field(form, "name")
@@ -284,6 +300,8 @@ ROUTES = [
     Route("/dead/retry", _action(_retry), methods=["POST"]),
     Route("/dead/forget", _action(_forget), methods=["POST"]),
     Route("/dead/purge", _action(_purge_dead), methods=["POST"]),
+    Route("/batches", _page(_batches_page)),
+    Route("/batches/{batch_id}/cancel", _action(_cancel_batch), methods=["POST"]),
     Route("/schedules", _page(_schedules_page)),
     Route("/schedules/pause", _schedule_act(ScheduleViews.pause, "paused"), methods=["POST"]),
     Route("/schedules/resume", _schedule_act(ScheduleViews.resume, "resumed"), methods=["POST"]),

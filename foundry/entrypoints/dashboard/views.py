@@ -25,6 +25,7 @@ from foundry.ports import (
 )
 
 if TYPE_CHECKING:
+    from foundry.entrypoints.dashboard.batch_views import BatchViews
     from foundry.entrypoints.dashboard.schedule_views import ScheduleViews
 
 #: The dead letters page reads at most this many of each queue's newest letters.
@@ -130,12 +131,15 @@ class Views:
         clock: Clock,
         sampler: Sampler,
         schedules: ScheduleViews,
+        *,
+        batches: BatchViews,
     ) -> None:
         self.queue = queue
         self.workers = workers
         self.clock = clock
         self.sampler = sampler
         self.schedules = schedules
+        self.batches = batches
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -633,7 +633,7 @@ settle_batches = function(ids, field, now)
   if #ids == 0 or redis.call("HLEN", of) == 0 then
     return
   end
-  local counts, order, gone = {}, {}, {}
+  local counts, order, gone, last = {}, {}, {}, {}
   for i = 1, #ids, 1000 do
     local chunk = { unpack(ids, i, math.min(i + 999, #ids)) }
     local marks = redis.call("HMGET", of, unpack(chunk))
@@ -646,12 +646,15 @@ settle_batches = function(ids, field, now)
           order[#order + 1] = bid
         end
         counts[bid] = counts[bid] + 1
+        last[bid] = #gone
       end
     end
   end
   if #gone == 0 then
     return
   end
+  -- Batches in the order of their last member among `ids`: the order their ends come in.
+  table.sort(order, function(a, b) return last[a] < last[b] end)
   multi("HDEL", of, gone)
   now = now or server_ms()
   for _, bid in ipairs(order) do

@@ -1,0 +1,114 @@
+"""``foundry batch show|cancel|list``: batches, by id or by queue."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import click
+from rich.table import Table
+
+from foundry.domain import validate_queue_name
+from foundry.entrypoints.cli import common
+from foundry.ports import BatchRecord
+
+_ANY_QUEUE = click.option(
+    "--queue", "queue_name", default=None, help="The queue to look in [default: every queue]."
+)
+
+
+def _show(record: BatchRecord) -> None:
+    out = common.stdout()
+    progress = record.progress
+    out.print(f"[bold]{record.id}[/]  queue={record.queue}  state={record.state}")
+    out.print(
+        f"members: {progress.total}  pending: {progress.pending}  completed: "
+        f"{progress.completed}  failed: {progress.failed}  cancelled: {progress.cancelled}"
+    )
+    if progress.allow_failures:
+        out.print("failures allowed")
+    out.print(f"created: {record.created_at.isoformat()}")
+    if record.finished_at is not None:
+        out.print(f"ended: {record.finished_at.isoformat()}")
+    if record.reason:
+        out.print(f"cancelled: {common.escape(record.reason)}")
+    for which, job_id in sorted(record.callbacks.items()):
+        fired = "enqueued" if which in record.fired else "not yet"
+        out.print(f"{which.value}: job {job_id} ({fired})")
+
+
+def _not_found(batch_id: str, queue_name: str | None) -> NoReturn:
+    common.abort(
+        f"no batch {batch_id!r} in {queue_name or 'any queue'} (ended batches are kept as "
+        "long as completed jobs); check the id with `foundry batch list`"
+    )
+
+
+@click.group()
+def batch() -> None:
+    """Show, list or cancel batches."""
+
+
+@batch.command()
+@click.argument("batch_id")
+@_ANY_QUEUE
+@click.pass_context
+def show(ctx: click.Context, batch_id: str, queue_name: str | None) -> None:
+    """Show one batch: its progress, state and callbacks."""
+    where = validate_queue_name(queue_name) if queue_name else None
+    record = common.batches(ctx).batch(batch_id, where)
+    if record is None:
+        _not_found(batch_id, queue_name)
+    _show(record)
+
+
+@batch.command(name="list")
+@click.option("--queue", "queue_name", default="default", show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.pass_context
+def list_batches(ctx: click.Context, queue_name: str, limit: int) -> None:
+    """The newest batches of a queue, with their progress."""
+    records = common.batches(ctx).batches(validate_queue_name(queue_name), limit=limit)
+    if not records:
+        click.echo(f"no batches kept in queue {queue_name}")
+        return
+    table = Table(title=f"Batches of {queue_name}")
+    table.add_column("batch", overflow="fold")
+    table.add_column("state")
+    for column in ("members", "pending", "completed", "failed", "cancelled"):
+        table.add_column(column, justify="right")
+    for record in records:
+        progress = record.progress
+        table.add_row(
+            record.id,
+            record.state,
+            str(progress.total),
+            str(progress.pending),
+            str(progress.completed),
+            str(progress.failed),
+            str(progress.cancelled),
+        )
+    common.stdout().print(table)
+
+
+@batch.command()
+@click.argument("batch_id")
+@_ANY_QUEUE
+@click.option("--reason", default="cancelled by an operator", show_default=True)
+@click.pass_context
+def cancel(ctx: click.Context, batch_id: str, queue_name: str | None, reason: str) -> None:
+    """Cancel a batch: its pending jobs are cancelled, its running ones asked to stop, and its
+    `then` callback never runs (`finally` does, once every job ended)."""
+    common.require_shared_queue(ctx, "cancel")
+    where = validate_queue_name(queue_name) if queue_name else None
+    before = common.batches(ctx).batch(batch_id, where)
+    if before is None:
+        _not_found(batch_id, queue_name)
+    if before.progress.finished:
+        common.abort(f"batch {batch_id} has already ended ({before.state}); nothing to cancel")
+    record = common.batches(ctx).cancel_batch(batch_id, where, reason)
+    if record is None:
+        _not_found(batch_id, queue_name)
+    click.echo(
+        f"batch {batch_id} is {record.state}: {record.progress.cancelled} job(s) cancelled, "
+        f"{record.progress.pending} still running"
+    )

@@ -1,0 +1,56 @@
+"""``foundry batch show|list|cancel`` through the CLI, on every backend that keeps batches."""
+
+from __future__ import annotations
+
+from foundry.adapters.clock import ManualClock
+from foundry.domain import Batch, Callback, Job, JobState
+from foundry.ports import ClaimRequest
+from tests.backends import LEASE, BatchQueue
+from tests.cli_support import container_for, invoke
+
+
+def _batch() -> Batch:
+    return Batch(
+        [Job("resize", id="a"), Job("resize", id="b")],
+        {Callback.THEN: Job("publish", id="t")},
+        id="b1",
+    )
+
+
+def test_batch_show_and_list_print_the_progress(
+    batch_queue: BatchQueue, clock: ManualClock
+) -> None:
+    batch_queue.enqueue_batches([_batch()])
+    [lease] = batch_queue.claim(ClaimRequest(["default"], lease=LEASE))
+    batch_queue.complete(lease)
+    box = container_for(batch_queue, clock)
+
+    shown = invoke(box, "batch", "show", "b1")
+    listed = invoke(box, "batch", "list", "--queue", "default")
+
+    assert shown.exit_code == 0, shown.output
+    assert "queue=default  state=running" in shown.stdout
+    assert "members: 2  pending: 1  completed: 1  failed: 0  cancelled: 0" in shown.stdout
+    assert "then: job t (not yet)" in shown.stdout
+    assert listed.exit_code == 0, listed.output
+    assert "b1" in listed.stdout
+    assert "running" in listed.stdout
+
+
+def test_batch_cancel_cancels_the_pending_jobs_and_an_unknown_batch_exits_1(
+    batch_queue: BatchQueue, clock: ManualClock
+) -> None:
+    batch_queue.enqueue_batches([_batch()])
+    box = container_for(batch_queue, clock)
+
+    cancelled = invoke(box, "batch", "cancel", "b1", "--reason", "wrong album")
+    again = invoke(box, "batch", "cancel", "b1")
+    unknown = invoke(box, "batch", "show", "nope")
+
+    assert cancelled.exit_code == 0, cancelled.output
+    assert cancelled.stdout.strip() == "batch b1 is cancelled: 2 job(s) cancelled, 0 still running"
+    assert [batch_queue.get(name).state for name in "ab"] == [JobState.CANCELLED] * 2  # type: ignore[union-attr]
+    assert again.exit_code == 1
+    assert "already ended (cancelled)" in again.output
+    assert unknown.exit_code == 1
+    assert "no batch 'nope'" in unknown.output
