@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.postgres.cache import PostgresCache
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.connection import open_pool
+from foundry.adapters.postgres.connection import open_pool, pooled
 from foundry.domain import CacheUnavailable, ConfigurationError, UndecodableValue
 from tests.backends import unique_prefix
 
@@ -134,7 +134,7 @@ def test_concurrent_increments_from_many_connections_all_count(
 def test_the_cache_tables_are_unlogged(postgres_cache_pool: Database) -> None:
     pool, settings = postgres_cache_pool
 
-    with pool.connection() as conn:
+    with pooled(pool, settings) as conn:  # opens the session's pool if no test did yet
         rows = conn.execute(
             "SELECT relname, relpersistence FROM pg_class JOIN pg_namespace n "
             "ON n.oid = relnamespace WHERE nspname = %s AND relname LIKE 'cache\\_%%' "
