@@ -187,6 +187,7 @@ QUEUE_BACKENDS: dict[str, QueueBackend] = {
         _corrupt_redis,
         (pytest.mark.redis,),
         _redis_twin("redis_cluster_url"),
+        True,
     ),
 }
 

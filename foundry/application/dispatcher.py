@@ -159,9 +159,10 @@ class Dispatcher:
         allow_failures: bool = False,
         queue: str | None = None,
         batch_id: str | None = None,
+        after_commit: bool | None = None,
     ) -> str:
         """Enqueue ``jobs`` (``(handler, payload)`` pairs, or jobs from ``build``) as one
-        batch, in one write; the batch's id.
+        batch, in one write (after the commit, if so, as ``dispatch``); the batch's id.
 
         When the batch ends, its callbacks (each a pair or a job, enqueued exactly once in
         the same step as the member end that fires it) run: ``catch`` at the first member
@@ -181,7 +182,11 @@ class Dispatcher:
             queue=queue,
             batch_id=batch_id,
         )
-        self._batch_port().enqueue_batches([made])
+        port = self._batch_port()
+        if self._after_commit.wanted(after_commit):
+            self._after_commit.defer(list(made.jobs), lambda: port.enqueue_batches([made]))
+        else:
+            port.enqueue_batches([made])
         return made.id
 
     def build_batch(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import attrs
 import pytest
 
 from foundry.adapters.clock import ManualClock
-from foundry.domain import Dead, ErrorInfo, Job, JobState, RunAfter
+from foundry.domain import Dead, ErrorInfo, Job, JobState, Progress, RunAfter
 from foundry.entrypoints.container import Container
 from foundry.ports import ClaimRequest, WorkerInfo
 from tests.backends import LEASE, Queue
@@ -101,6 +102,22 @@ def test_stats_shows_each_queue_and_says_when_no_worker_runs(box: Container, que
     assert "mail" in result.stdout
     assert "default" in result.stdout
     assert "no live workers" in result.stdout
+
+
+def test_stats_shows_the_progress_of_running_jobs(box: Container, queue: Queue) -> None:
+    queue.enqueue_many([Job("resize", id="j1", queue="media"), Job("quiet", id="j2")])
+    [lease] = queue.claim(ClaimRequest(["media"], lease=timedelta(seconds=30), worker="w1"))
+    queue.claim(ClaimRequest(["default"], lease=timedelta(seconds=30)))
+    queue.renew(
+        [attrs.evolve(lease, progress=Progress(0.4, "page 4 of 10"))], timedelta(seconds=30)
+    )
+
+    result = invoke(box, "stats")
+
+    assert result.exit_code == 0, result.output
+    assert "Running, with progress" in result.stdout
+    assert "page 4 of 10" in result.stdout
+    assert "j2" not in result.stdout
 
 
 def test_failed_list_shows_the_reason_and_show_the_history(box: Container, queue: Queue) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
+from foundry.adapters.memory.transactions import MemoryTransactions
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
 from foundry.domain import (
@@ -230,3 +231,23 @@ def test_cancel_batch_through_the_dispatcher(dispatcher: Dispatcher, queue: Memo
     assert _drain(queue, ["media"]) == []
     with pytest.raises(BatchNotFound):
         dispatcher.cancel_batch("missing")
+
+
+def test_a_batch_after_the_commit_is_sent_only_when_it_commits(queue: MemoryQueue) -> None:
+    transactions = MemoryTransactions()
+    dispatcher = Dispatcher(
+        queue, registry, ManualClock(), commit_hooks=transactions, batches=queue
+    )
+
+    def rolled_back() -> None:
+        with transactions.atomic():
+            dispatcher.batch([(resize, {"n": 1})], after_commit=True, batch_id="rolled-back")
+            raise RuntimeError("rollback")
+
+    with pytest.raises(RuntimeError, match="rollback"):
+        rolled_back()
+    with transactions.atomic():
+        kept = dispatcher.batch([(resize, {"n": 2})], after_commit=True)
+        assert queue.batches("media") == []
+
+    assert [record.id for record in queue.batches("media")] == [kept]

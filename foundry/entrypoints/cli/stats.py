@@ -7,9 +7,12 @@ from datetime import datetime
 import click
 from rich.table import Table
 
-from foundry.domain import QueueBroken
+from foundry.domain import JobState, QueueBroken
 from foundry.entrypoints.cli import common
-from foundry.ports import QueuePort, QueueStats, WorkerInfo
+from foundry.ports import JobRecord, QueuePort, QueueStats, WorkerInfo
+
+#: The most running jobs ``stats`` lists with their progress.
+RUNNING_SHOWN = 20
 
 
 def queue_table(rows: list[QueueStats | QueueBroken]) -> Table:
@@ -78,6 +81,9 @@ def stats(ctx: click.Context, names: tuple[str, ...]) -> None:
         out.print("no queues yet: nothing has been enqueued")
     else:
         out.print(queue_table(rows))
+    running = running_with_progress(port, rows)
+    if running:
+        out.print(progress_table(running))
     live = common.workers(ctx).workers()
     if not live:
         out.print("no live workers (start one with `foundry work --app module:registry`)")
@@ -86,6 +92,33 @@ def stats(ctx: click.Context, names: tuple[str, ...]) -> None:
     broken = [row for row in rows if isinstance(row, QueueBroken)]
     if broken:
         common.abort("; ".join(common.escape(str(error)) for error in broken))
+
+
+def running_with_progress(port: QueuePort, rows: list[QueueStats | QueueBroken]) -> list[JobRecord]:
+    """The running jobs whose handler reported progress, at most ``RUNNING_SHOWN`` (one
+    listing of each queue that has running jobs)."""
+    found: list[JobRecord] = []
+    for row in rows:
+        if isinstance(row, QueueStats) and row.active and len(found) < RUNNING_SHOWN:
+            active = port.jobs(row.queue, JobState.ACTIVE, limit=RUNNING_SHOWN)
+            found += [record for record in active if record.progress is not None]
+    return found[:RUNNING_SHOWN]
+
+
+def progress_table(records: list[JobRecord]) -> Table:
+    """One row per running job with its last progress report."""
+    table = Table(title="Running, with progress")
+    for column in ("job", "name", "queue", "worker", "progress"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        table.add_row(
+            record.job.id,
+            common.escape(record.job.name),
+            record.job.queue,
+            common.escape(record.worker or ""),
+            common.escape(str(record.progress)),
+        )
+    return table
 
 
 def read_stats(port: QueuePort, name: str) -> QueueStats | QueueBroken:
