@@ -67,9 +67,9 @@ def test_a_batch_of_1000_survives_20_killed_children_and_a_redis_restart(
     for at in range(40, 840, 40):
         rig.wait_until(f"{at} jobs to end", lambda at=at: rig.ended() >= at, 120)
         victim: Worker = workers[kills % 2]
-        if victim.kill_child(rig.rng) is not None:
-            kills += 1
-            rig.note(f"child SIGKILL #{kills}")
+        rig.wait_until("a child to kill", lambda v=victim: v.kill_child(rig.rng) is not None, 30)
+        kills += 1
+        rig.note(f"child SIGKILL #{kills}")
         if at == 480:
             server.stop()
             rig.note("Redis SHUTDOWN")

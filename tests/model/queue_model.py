@@ -59,6 +59,7 @@ class ModelBatch:
     cancel_requested: bool = False
     caught: bool = False
     fired: set[str] = attrs.Factory(set)
+    succeeded: bool = False  # then fired (set at its end)
 
     @property
     def finished(self) -> bool:
@@ -123,13 +124,23 @@ class QueueModel:
 
     def _wait(self, job: ModelJob) -> None:
         """A new job waits for the jobs in ``job.waits`` that have not ended (or is dead)."""
-        deps = [self.jobs[dep] for dep in sorted(job.waits)]
-        job.waits = {dep.id for dep in deps if dep.state not in (COMPLETED, *_FAILED)}
-        if any(dep.state in _FAILED for dep in deps) and job.after_failure != "run":
+        states = {dep: self.dep_state(dep) for dep in sorted(job.waits)}
+        job.waits = {dep for dep, state in states.items() if state not in (COMPLETED, *_FAILED)}
+        if any(state in _FAILED for state in states.values()) and job.after_failure != "run":
             job.waits = set()
             self.fail_waiting(job)
         elif job.waits:
             job.state = WAITING
+
+    def dep_state(self, dep: str) -> str:
+        """The state of a job, or of a batch as a dependency: waiting while it runs, then
+        completed if ``then`` fired, else cancelled."""
+        if dep in self.jobs:
+            return self.jobs[dep].state
+        batch = self.batches[dep]
+        if not batch.finished:
+            return WAITING
+        return COMPLETED if batch.succeeded else CANCELLED
 
     def fail_waiting(self, job: ModelJob) -> None:
         """A job waiting for one that failed goes dead (an error recorded) or is cancelled."""
@@ -366,7 +377,8 @@ class QueueModel:
             batch.cancelled += 1
         if batch.finished:
             everything = batch.completed == batch.total
-            if not batch.cancel_requested and (batch.allow_failures or everything):
+            batch.succeeded = not batch.cancel_requested and (batch.allow_failures or everything)
+            if batch.succeeded:
                 fired.append("then")
             fired.append("finally")
         for which in fired:
@@ -375,6 +387,8 @@ class QueueModel:
             if callback is not None:
                 callback.run_at = self.now
                 self.enqueue(callback, timedelta(seconds=1))
+        if batch.finished:
+            self.ended(batch.id, failed=not batch.succeeded)
 
     def cancel_batch(self, batch_id: str, reason: str) -> bool:
         """Cancel the batch's pending members (in dispatch order), ask its running ones to

@@ -229,6 +229,20 @@ class QueueMachine(BatchRules):
         self.queue.enqueue_batches([batch])
 
     @precondition(lambda self: bool(self.model.batches))
+    @rule(data=st.data(), after_failure=st.sampled_from(["dead", "cancel", "run"]))
+    def enqueue_after_a_batch(self, data: st.DataObject, after_failure: str) -> None:
+        """A job waiting for a batch (running or ended) of its queue: a chain's next step."""
+        batch = self.model.batches[data.draw(st.sampled_from(sorted(self.model.batches)))]
+        job = Job(
+            "task",
+            id=f"j{next(self.ids)}",
+            queue=batch.queue,
+            after=(batch.id,),
+            after_failure=after_failure,
+        )
+        self._call(lambda: self._enqueue(job))
+
+    @precondition(lambda self: bool(self.model.batches))
     @rule(data=st.data())
     def cancel_a_batch(self, data: st.DataObject) -> None:
         """An operator cancels a batch (pending members cancelled, running ones asked to stop)."""
