@@ -12,13 +12,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import redis
-from dependency_injector import containers, providers
 
 from foundry.adapters.clock import SystemClock
 from foundry.adapters.codec import Codec
 from foundry.adapters.redis.connection import connect, connect_async
 from foundry.adapters.redis.health import RedisReport, inspect_redis
 from foundry.adapters.redis.queue import RedisQueue
+from foundry.entrypoints.injection import containers, providers
 from foundry.entrypoints.settings import Driver, Settings
 from foundry.ports import (
     AsyncQueuePort,

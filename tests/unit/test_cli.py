@@ -164,12 +164,42 @@ def test_work_imports_neither_the_other_commands_nor_what_only_they_use() -> Non
     for unwanted in (
         "rich",
         "psutil",
+        "fastapi",  # dependency_injector's wiring imports these where installed (the dev
+        "starlette",  # extras install them); foundry.entrypoints.injection hides them
+        "werkzeug",
         "foundry.entrypoints.cli.demo",
         "foundry.entrypoints.cli.check",
     ):
         assert unwanted not in loaded
     assert not {name for name in loaded if name.startswith("foundry.adapters.memory")}
     assert "foundry.adapters.redis.cache" not in loaded
+
+
+def test_an_app_that_wires_fastapi_after_foundry_still_gets_its_dependencies() -> None:
+    # The frameworks hidden from dependency_injector's import are taught to its wiring when
+    # the app imports them: Depends(Provide[...]) markers resolve, Flask's proxies are skipped.
+    script = (
+        "import sys\n"
+        "from foundry.entrypoints import container\n"
+        "assert 'fastapi' not in sys.modules\n"
+        "from dependency_injector import containers, providers\n"
+        "from dependency_injector.wiring import Provide, inject\n"
+        "from fastapi import Depends\n"
+        "import flask\n"
+        "class Box(containers.DeclarativeContainer):\n"
+        "    greeting = providers.Object('hello')\n"
+        "@inject\n"
+        "def endpoint(word: str = Depends(Provide[Box.greeting])) -> str:\n"
+        "    return word\n"
+        "proxy = flask.request\n"
+        "box = Box()\n"
+        "box.wire(modules=[sys.modules[__name__]])\n"
+        "print(endpoint())\n"
+    )
+    result = _python("-c", script)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["hello"]
 
 
 def test_the_console_script_skips_logurus_default_sink_and_restores_the_environment() -> None:

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
-from dependency_injector import containers
 
 from foundry.domain import (
     CacheUnavailable,
@@ -22,6 +21,7 @@ from foundry.domain import (
     validate_queue_name,
 )
 from foundry.entrypoints.container import Container
+from foundry.entrypoints.injection import containers
 from foundry.entrypoints.logging import LEVELS
 from foundry.entrypoints.settings import Driver, Settings
 from foundry.ports import BatchPort, QueuePort, SchedulePort, WorkerRegistry

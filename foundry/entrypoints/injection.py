@@ -1,0 +1,120 @@
+"""dependency_injector, imported without the web frameworks it looks for at import.
+
+``dependency_injector.wiring`` imports FastAPI, Starlette and Werkzeug when they are installed,
+to recognise their markers when an app wires a container: about a second of every ``foundry
+work`` start where FastAPI is installed, though Foundry never wires. Here they are hidden
+while dependency_injector is imported, unless the process imported them already; when the
+process imports one of them later, wiring learns about it then (what it would have done at
+its own import), so an app that wires its container with FastAPI's ``Depends`` sees no
+difference.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+from collections.abc import Callable, Sequence
+from inspect import isclass
+from types import ModuleType
+from typing import Any
+
+#: Module -> what dependency_injector.wiring adds for it (see ``_teach``).
+_FRAMEWORKS = ("fastapi.params", "starlette.requests", "werkzeug.local")
+
+
+def _import_hidden(hidden: Sequence[str]) -> None:
+    roots = {name.partition(".")[0] for name in hidden}
+    roots -= set(sys.modules)
+    for root in roots:
+        sys.modules[root] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        import dependency_injector.containers  # noqa: PLC0415
+        import dependency_injector.providers  # noqa: F401, PLC0415
+    finally:
+        for root in roots:
+            del sys.modules[root]
+    wiring = sys.modules["dependency_injector.wiring"]
+    skipped = [name for name in hidden if name.partition(".")[0] in roots]
+    if skipped and hasattr(wiring, "MARKER_EXTRACTORS"):
+        sys.meta_path.insert(0, _AfterImport({name: _teach(wiring, name) for name in skipped}))
+
+
+def _teach(wiring: ModuleType, name: str) -> Callable[[ModuleType], None]:
+    """What wiring adds for ``name`` at its own import when the framework is installed."""
+
+    def fastapi(module: ModuleType) -> None:
+        depends = module.Depends
+        wiring.MARKER_EXTRACTORS.append(
+            lambda param: param.dependency if isinstance(param, depends) else None
+        )
+
+    def starlette(module: ModuleType) -> None:
+        request = module.Request
+        wiring.INSPECT_EXCLUSION_FILTERS.append(
+            lambda obj: isclass(obj) and _is_subclass(obj, request)
+        )
+
+    def werkzeug(module: ModuleType) -> None:
+        proxy = module.LocalProxy
+        wiring.INSPECT_EXCLUSION_FILTERS.append(lambda obj: isinstance(obj, proxy))
+
+    return {"fastapi.params": fastapi, "starlette.requests": starlette}.get(name, werkzeug)
+
+
+def _is_subclass(obj: type, base: type) -> bool:
+    try:
+        return issubclass(obj, base)
+    except TypeError:
+        return False
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs a hook once each watched module has been imported (then steps aside)."""
+
+    def __init__(self, hooks: dict[str, Callable[[ModuleType], None]]) -> None:
+        self._hooks = hooks
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        hook = self._hooks.get(fullname)
+        if hook is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                del self._hooks[fullname]
+                if not self._hooks:
+                    sys.meta_path.remove(self)
+                spec.loader = _Then(spec.loader, hook)
+                return spec
+        return None
+
+
+class _Then(importlib.abc.Loader):
+    """A module's own loader, then a hook with the module."""
+
+    def __init__(self, loader: Any, hook: Callable[[ModuleType], None]) -> None:
+        self._loader = loader
+        self._hook = hook
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        created: ModuleType | None = self._loader.create_module(spec)
+        return created
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        self._hook(module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+_import_hidden(_FRAMEWORKS)
+
+from dependency_injector import containers, providers  # noqa: E402
+
+__all__ = ["containers", "providers"]
