@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from foundry.adapters.redis.queue import RedisQueue
+from foundry.application.pool.claims import PREFETCH_MAX
 from foundry.domain import JobState
 from tests.backends import unique_prefix
 from tests.faults.checker import Expectations
@@ -83,6 +84,47 @@ def test_f2_a_killed_workers_children_die_and_its_jobs_rerun_elsewhere_after_the
         record = queue.get(lost["job"])
         assert record is not None
         assert (record.state, record.attempts) == (JobState.COMPLETED, 2)
+
+
+@pytest.mark.timeout(120)
+def test_f2_a_killed_worker_spends_at_most_one_attempt_of_each_short_job_it_held_unstarted(
+    tmp_path: Path, seed: int, redis_url: str
+) -> None:
+    # By default short jobs are claimed ahead (as many as the children finish in 20 ms, at
+    # most 64): a SIGKILLed worker spends one attempt of each it held, and no more jobs.
+    lease_s = 2
+    queue, prefix = _queue(redis_url, "f2p")
+    scenario = Scenario(tmp_path, seed, queue)
+    jobs = [scenario.job("work", payload={"n": n, "seconds": 0.002}) for n in range(400)]
+    scenario.produce(jobs)
+    workers = Workers(tmp_path, redis_url, prefix, lease_s)
+    victim = workers.start()
+    wait_for(lambda: len(_started_under(scenario, victim.pid)) >= 40, 60, "40 jobs to start")
+
+    victim.kill()
+    victim.wait()
+    survivor = workers.start()
+    wait_for(lambda: queue.stats("default").completed == len(jobs), 90, "every job to complete")
+    codes = workers.stop_all()
+
+    assert codes == [-9, 0], workers.log(1)
+    report = scenario.check(Expectations(spare_attempts=PREFETCH_MAX))
+    assert report.ok, report.summary()
+    unstarted = []
+    for job in jobs:
+        record = queue.get(job.id)
+        assert record is not None
+        starts = scenario.starts(job.id)
+        assert record.attempts - len(starts) in (0, 1)
+        if record.attempts > len(starts):
+            unstarted.append(job.id)
+            assert all(start["ppid"] == survivor.pid for start in starts)
+    print(f"{len(unstarted)} jobs held unstarted by the killed worker")
+    assert 0 < len(unstarted) <= PREFETCH_MAX, "the victim held no job ahead when killed"
+
+
+def _started_under(scenario: Scenario, parent: int) -> list[dict[str, Any]]:
+    return [e for e in scenario.ledger.events() if e["ev"] == "start" and e["ppid"] == parent]
 
 
 @pytest.mark.timeout(120)

@@ -53,8 +53,32 @@ def test_prefetch_is_topped_up_only_once_half_of_it_is_spent() -> None:
     assert (held_after_one, len(pool.sup.buffer)) == (3, 4)
 
 
-def test_by_default_the_parent_claims_only_for_idle_children() -> None:
+def test_by_default_short_jobs_are_held_as_many_as_the_children_finish_in_20_ms() -> None:
     pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
+    pool.enqueue(100)
+    pool.start()
+
+    pool.reply(0, runtime=0.005)
+    pool.reply(1, runtime=0.005)  # 2 children finish 8 jobs of 5 ms in 20 ms
+
+    assert len(pool.sup.buffer) == 8
+    assert pool.queue.stats("default").active == 10
+
+
+def test_by_default_jobs_longer_than_the_window_per_child_are_claimed_only_for_idle_ones() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
+    pool.enqueue(100)
+    pool.start()
+
+    pool.reply(0, runtime=0.05)
+    pool.reply(1, runtime=0.05)
+
+    assert len(pool.sup.buffer) == 0
+    assert pool.queue.stats("default").active == 2
+
+
+def test_without_a_window_the_parent_claims_only_for_idle_children() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST, prefetch_window=timedelta(0)))
     pool.enqueue(100)
     pool.start()
 
