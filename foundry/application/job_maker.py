@@ -59,16 +59,33 @@ class JobMaker:
         """The job of one ``dispatch`` call (raises ``InvalidJob`` / ``UnknownHandler``); the
         limit parts given replace the handler's."""
         name = self._registry.name_of(target)
-        limit = limit_of(
-            name,
-            self._registry.get(name).template.limit,
-            rate_limit=rate_limit,
-            concurrency=concurrency,
-            limit_key=limit_key,
+        # Only the options given become overrides: a plain dispatch(handler, payload), the
+        # common call, builds no dict of Nones to filter (a third of building a job).
+        overrides: dict[str, Any] = {}
+        if delay is not None or at is not None:
+            overrides["schedule"] = _schedule(delay, at)
+        if rate_limit is not None or concurrency is not None or limit_key is not None:
+            overrides["limit"] = limit_of(
+                name,
+                self._registry.get(name).template.limit,
+                rate_limit=rate_limit,
+                concurrency=concurrency,
+                limit_key=limit_key,
+            )
+        options = (
+            ("queue", queue),
+            ("priority", priority),
+            ("id", job_id),
+            ("unique", unique),
+            ("after", after),
+            ("after_failure", after_failure),
         )
-        options: dict[str, Any] = {"queue": queue, "priority": priority, "id": job_id}
-        options |= {"unique": unique, "after": after, "after_failure": after_failure}
-        return self.build(name, payload, schedule=_schedule(delay, at), limit=limit, **options)
+        for key, value in options:
+            if value is not None:
+                overrides[key] = value
+        overrides["created_at"] = self._clock.now()
+        job = self._registry.make_job(name, payload, **overrides)
+        return self._registry.hooks.dispatching(job)
 
     def many(self, items: Iterable[Item]) -> list[Job]:
         """The jobs of one ``dispatch_many`` call, all stamped with one reading of the clock,

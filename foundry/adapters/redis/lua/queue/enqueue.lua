@@ -67,11 +67,22 @@ end
 local out = { meta[1] }
 local seq = tonumber(meta[2] or "0")
 local enq = base36(now)
-local ids = {}
-for i = 0, n - 1 do
-  ids[i + 1] = ARGV[3 + i * per]
+-- One job without a unique key or dependencies (a plain dispatch) is stored by HSETNX, one
+-- call where HMGET and HSET are two; an id already stored takes the general path.
+local written, stored = false, nil
+if n == 1 and ARGV[9] == "" and ARGV[10] == "" then
+  written = redis.call("HSETNX", JOBS, ARGV[3], enq .. " " .. ARGV[5] .. " " .. ARGV[6]
+    .. " 0 " .. ARGV[4]) == 1
 end
-local stored = redis.call("HMGET", JOBS, unpack(ids))
+if written then
+  stored = { false }
+else
+  local ids = {}
+  for i = 0, n - 1 do
+    ids[i + 1] = ARGV[3 + i * per]
+  end
+  stored = redis.call("HMGET", JOBS, unpack(ids))
+end
 local records, ready, seen = {}, {}, {}
 for i = 0, n - 1 do
   local b = 3 + i * per
@@ -137,7 +148,9 @@ for i = 0, n - 1 do
   end
 end
 if #records > 0 then
-  multi("HSET", JOBS, records)
+  if not written then
+    multi("HSET", JOBS, records)
+  end
   redis.call("HSET", META, "seq", n2s(seq))
 end
 if #ready > 0 then
