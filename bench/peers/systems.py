@@ -52,7 +52,7 @@ def _foundry(key: str, label: str, *extra: str) -> System:
 
 SYSTEMS = (
     _foundry("foundry", "Foundry default"),
-    _foundry("foundry16", "Foundry --prefetch 16", "--prefetch", "16"),
+    _foundry("foundry0", "Foundry --prefetch-window 0", "--prefetch-window", "0"),
     System(
         "huey",
         "Huey",
