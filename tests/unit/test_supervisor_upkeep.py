@@ -114,3 +114,23 @@ def test_a_lease_the_queue_gave_away_kills_its_child() -> None:
     assert pool.workforce.told("kill") == [0]
     assert pool.events.finished[0][0] == job_id
     assert pool.events.finished[0][1].kind is OutcomeKind.ABANDONED
+
+
+def test_a_held_job_fenced_after_a_renewal_leaves_the_buffer_and_is_never_handed_out() -> None:
+    pool = Harness(PoolConfig(concurrency=1, prefetch=1, idle_wait=FAST))
+    running, held = pool.enqueue(2)
+    pool.start()
+    pool.advance(10)  # renewed: the book's leases are now the renewal's, not the claim's
+    pool.queue.down = True
+
+    for _ in range(3):
+        pool.advance(9)  # 37 s: fenced (renewed at 10 for 30 s, 5 s of margin), both abandoned
+    pool.queue.down = False
+    pool.reply(0, value="late")
+    pool.advance(1)
+
+    assert list(pool.sup.buffer) == []
+    assert [task[0] for _, task in pool.workforce.tasks] == [running]
+    finished = pool.events.finished
+    abandoned = [job for job, outcome in finished if outcome.kind is OutcomeKind.ABANDONED]
+    assert sorted(abandoned) == sorted([running, held])

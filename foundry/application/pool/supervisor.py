@@ -307,8 +307,9 @@ class Supervisor:
             if slot.job is not None and slot.job.lease.job_id == lease.job_id:
                 self._workforce.kill(slot.index)
                 slot.job, slot.state, slot.kill_at = None, SlotState.DYING, float("inf")
-        if lease in self.buffer:
-            self.buffer.remove(lease)
+        # By job id: a renewal replaced the book's lease, not the claim's one in the buffer.
+        for held in [held for held in self.buffer if held.job_id == lease.job_id]:
+            self.buffer.remove(held)
         self.settler.abandon(lease, reason)
 
     def _foreign_reply(self, slot: Slot, reply: Reply) -> None:
