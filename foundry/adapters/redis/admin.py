@@ -86,8 +86,8 @@ class RedisAdmin:
         return sorted(name.decode() for name in names)
 
     def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
-        """The server's time, then one MULTI/EXEC block of plain reads per queue, all in one
-        write, no function call: see ``overview.py``. On Redis Cluster (a MULTI/EXEC block
+        """The server's time, then one MULTI/EXEC block of plain reads for every queue, no
+        function call: see ``overview.py``. On Redis Cluster (a MULTI/EXEC block
         is one node's) the ``stats`` function of each queue instead, on its slot's master."""
         keys = [self._keys.queue(name) for name in queues]
         if not keys:

@@ -1,9 +1,11 @@
 """Readings over many queues at once, without scripts: ``stats_many`` and
 ``oldest_ready_ages``, for dashboards and metrics that show every queue.
 
-``stats_many`` reads each queue's sizes and totals in a MULTI/EXEC block of plain commands
-(one slot per block, all blocks in one write): the same figures as the ``stats`` function at
-a fifth of its Redis time, since a function call's setup outweighs six O(1)/O(log n) reads.
+``stats_many`` reads every queue's sizes and totals in one MULTI/EXEC block of plain commands
+(one Redis, not Cluster: the admin reads a cluster through the ``stats`` function instead):
+the same figures as the ``stats`` function at a fifth of its Redis time, since a function
+call's setup outweighs six O(1)/O(log n) reads; one block rather than one per queue saves
+Redis a MULTI and an EXEC per queue, a sixth of the sweep.
 
 The ready set's score is ``(255 - priority) * BAND + seq``: the first member of each priority
 band is the job next in line at that priority. Pipelined round trips read both ends of each
@@ -36,19 +38,19 @@ _TOTALS = ("paused", "completed", "failed", "dead_trimmed", "stale_rejected")
 def stats_many(client: redis.Redis, keys: Sequence[QueueKeys], now_ms: int) -> list[QueueStats]:
     """Each queue's sizes (due delayed jobs count as ready) and totals, as of ``now_ms``."""
     pipe = client.pipeline(transaction=False)
+    call(pipe, "MULTI")
     for queue in keys:
-        call(pipe, "MULTI")
         call(pipe, "ZCARD", queue.named("ready"))
         call(pipe, "ZCOUNT", queue.named("delayed"), "-inf", now_ms)
         call(pipe, "ZCARD", queue.named("delayed"))
         call(pipe, "ZCARD", queue.named("leases"))
         call(pipe, "ZCARD", queue.named("dead"))
         call(pipe, "HMGET", queue.named("meta"), *_TOTALS)
-        call(pipe, "EXEC")
-    replies = pipe.execute()
+    call(pipe, "EXEC")
+    read = pipe.execute()[-1]
     rows = []
     for index, queue in enumerate(keys):
-        ready, due, delayed, active, dead, meta = replies[8 * index + 7]
+        ready, due, delayed, active, dead, meta = read[6 * index : 6 * index + 6]
         paused, completed, failed, trimmed, stale = (int(value or 0) for value in meta)
         rows.append(
             QueueStats(
