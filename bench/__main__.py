@@ -33,6 +33,7 @@ MODULES = (
     "bench.queue_ops",
     "bench.limits",
     "bench.batches",
+    "bench.cluster",
     "bench.cache_ops",
     "bench.dashboard",
     "bench.schedules",

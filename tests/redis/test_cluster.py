@@ -51,6 +51,13 @@ def test_a_cluster_url_that_cannot_work_is_a_configuration_error(url: str, says:
         RedisSettings(url=url)
 
 
+def test_a_database_number_is_refused_on_a_cluster(redis_cluster: RedisClusterGroup) -> None:
+    settings = foundry.Settings(redis_url=redis_cluster.url(), redis_queue_db=2)
+
+    with pytest.raises(foundry.ConfigurationError, match="only database 0: unset it"):
+        foundry.connect(settings).queue.stats("default")
+
+
 def test_queues_and_cache_keys_spread_over_every_master(redis_cluster: RedisClusterGroup) -> None:
     prefix = unique_prefix("q")
     queue = RedisQueue(connect(RedisSettings(url=redis_cluster.url())), prefix=prefix)

@@ -31,7 +31,7 @@ from redis.connection import parse_url
 from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from foundry.adapters.redis.errors import refused
-from foundry.domain import QueueUnavailable
+from foundry.domain import ConfigurationError, QueueUnavailable
 
 SCHEMES = ("redis+cluster://", "rediss+cluster://")
 DEFAULT_PORT = 6379
@@ -104,7 +104,9 @@ def _hosts(text: str) -> tuple[tuple[str, int], ...]:
 
 def connect(target: ClusterTarget, options: dict[str, Any]) -> redis.Redis:
     """A cluster client of ``target`` with the plain client's ``options`` (timeouts, client
-    name; ``password`` overrides the URL's); connects on first use.
+    name; ``password`` overrides the URL's). Unlike a plain client it reads the slot map as it
+    is made: a cluster that cannot be reached, or whose slots are not all served, raises
+    ``QueueUnavailable`` here, and a refused login ``ConfigurationError``.
 
     Typed as ``redis.Redis``: it takes every command Foundry sends one (each routed by its
     key), and the adapters never ask it for a connection pool of its own (``is_cluster``)."""
@@ -184,6 +186,11 @@ def describe(client: object) -> str:
 
 
 def _cluster_options(target: ClusterTarget, options: dict[str, Any]) -> dict[str, Any]:
+    if options.get("db") not in (None, 0):
+        raise ConfigurationError(
+            f"REDIS_DB (or REDIS_QUEUE_DB / REDIS_CACHE_DB) is {options['db']}, but Redis "
+            "Cluster has only database 0: unset it"
+        )
     login = {"username": target.username, "password": target.password}
     taken = {name: value for name, value in options.items() if name in _TAKEN}
     chosen = {**_url_options(target), **{k: v for k, v in login.items() if v is not None}}

@@ -92,10 +92,8 @@ def refuse_wait(durability: Durability | None) -> None:
 
 def held(name: str, keys: Sequence[str]) -> Sequence[str]:
     """``keys`` and, for a queue function, its queue's never-written ``moving`` key."""
-    if name.startswith("cache_"):
-        return keys
-    tag = keys[0][: keys[0].index("}") + 1]
-    return (*keys, f"{tag}:moving")
+    end = keys[0].find("}") if not name.startswith("cache_") else -1
+    return keys if end < 0 else (*keys, f"{keys[0][: end + 1]}:moving")
 
 
 def slot_of(keys: Sequence[str]) -> int:

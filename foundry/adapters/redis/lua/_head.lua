@@ -72,14 +72,18 @@
 --                          ones only (not paused nor orphaned)            schedule_admin
 --   <base>sched:rec hash   schedule name -> its record (R4)               schedule_fire,
 --                                                                         schedule_admin
+--   <base>moving   none    never written: on Redis Cluster every call     nobody
+--                          names it, so no function runs while the slot
+--                          migrates (cluster_runner.py)
 --
 -- Outside any queue's slot, written by the client only: <QUEUE_PREFIX>:{registry}:queues (set
 -- of queue names), <QUEUE_PREFIX>:{workers}:index (zset of worker ids by heartbeat expiry) and
 -- <QUEUE_PREFIX>:{workers}:w:<id> (a worker's JSON info); <QUEUE_PREFIX>:{registry}:schedules
 -- (set of the queues holding periodic schedules).
 --
--- Cache keys (<cp> is "<CACHE_PREFIX>:"; values and stats live in different slots: one Redis
--- or Sentinel, not Cluster):
+-- Cache keys (<cp> is "<CACHE_PREFIX>:"; on Redis Cluster "<CACHE_PREFIX>:{<CACHE_PREFIX>#<n>}:",
+-- one of 64 buckets, each with its own stats beside its values; tag versions then live
+-- under "<CACHE_PREFIX>:{<CACHE_PREFIX>#tags}:" (cache_keys.py)):
 --
 --   <cp>v:<key>           string  value (R3)                      cache set, mset, incr, touch,
 --                                                                  del, pull, get (drops expired)
