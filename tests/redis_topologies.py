@@ -147,20 +147,42 @@ class SentinelGroup:
 
 
 class RedisClusterGroup:
-    """``masters`` redis-servers with cluster mode on, joined by ``redis-cli --cluster create``
-    (the slots split evenly, no replicas); ready once every node says ``cluster_state:ok``."""
+    """``masters`` redis-servers with cluster mode on (and ``replicas`` of each), joined by
+    ``redis-cli --cluster create`` (the slots split evenly over the first ``masters`` nodes);
+    ready once every node says ``cluster_state:ok``."""
 
-    def __init__(self, masters: int = 3) -> None:
-        self.nodes = [RedisServer().start(**_cluster_options()) for _ in range(masters)]
+    def __init__(self, masters: int = 3, replicas: int = 0) -> None:
+        self._held: list[socket.socket] = []
+        self._buses: dict[int, int] = {}
+        self.nodes = [self._start() for _ in range(masters * (1 + replicas))]
         try:
             self.cli(
-                "--cluster", "create", *self.addresses(), "--cluster-replicas", "0",
+                "--cluster", "create", *self.addresses(), "--cluster-replicas", str(replicas),
                 "--cluster-yes",
             )  # fmt: skip
             self.wait_until_ok()
         except BaseException:
             self.close()
             raise
+
+    def _start(self) -> RedisServer:
+        options = _cluster_options()
+        node = RedisServer().start(**options)
+        self._buses[node.port] = int(options["cluster-port"])
+        return node
+
+    def kill(self, node: RedisServer) -> None:
+        """SIGKILL ``node`` and keep its ports bound (not listening) until ``close``, so the
+        other nodes never meet another server at its address."""
+        node.kill()
+        for port in (node.port, self._buses[node.port]):
+            holder = socket.socket()
+            holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            holder.bind(("127.0.0.1", port))
+            self._held.append(holder)
+
+    def _alive(self) -> list[RedisServer]:
+        return [node for node in self.nodes if node.process is not None]
 
     def addresses(self) -> list[str]:
         """``127.0.0.1:<port>`` of every node."""
@@ -193,7 +215,7 @@ class RedisClusterGroup:
 
     def _agreed(self) -> bool:
         maps = []
-        for node in self.nodes:
+        for node in self._alive():
             with node.client() as probe:
                 if b"cluster_state:ok" not in probe.execute_command("CLUSTER", "INFO"):
                     return False
@@ -203,13 +225,13 @@ class RedisClusterGroup:
 
     def ranges(self, node: RedisServer) -> list[tuple[int, int]]:
         """The slot ranges ``node`` serves (first and last slot of each)."""
-        with self.nodes[0].client() as probe:
+        with self._alive()[0].client() as probe:
             slots = probe.execute_command("CLUSTER", "SLOTS")
         return [(int(s[0]), int(s[1])) for s in slots if int(s[2][1]) == node.port]
 
     def owner(self, slot: int) -> RedisServer:
-        """The node serving ``slot``."""
-        with self.nodes[0].client() as probe:
+        """The master serving ``slot``."""
+        with self._alive()[0].client() as probe:
             for first, last, master, *_ in probe.execute_command("CLUSTER", "SLOTS"):
                 if int(first) <= slot <= int(last):
                     port = int(master[1])
@@ -225,6 +247,8 @@ class RedisClusterGroup:
         """Kill every node and remove their directories."""
         for node in self.nodes:
             node.close()
+        for holder in self._held:
+            holder.close()
 
 
 def lone_cluster_node(last_slot: int = 16383, password: str | None = None) -> RedisServer:

@@ -5,6 +5,8 @@ it cannot use (uncovered slots, a refused password) with the fix."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -186,3 +188,39 @@ def _queues_on_every_master(group: RedisClusterGroup) -> list[str]:
         if len(found) == len(group.nodes):
             break
     return [found[node.port] for node in group.nodes]
+
+
+def test_the_queue_follows_a_failover_to_the_replica_of_its_master() -> None:
+    group = RedisClusterGroup(replicas=1)  # its own: one of its masters dies
+    try:
+        queue = RedisQueue(connect(RedisSettings(url=group.url())), prefix=unique_prefix("q"))
+        before = foundry.Job("before", queue="orders")
+        queue.enqueue(before)
+        master = group.owner(key_slot(b"orders"))
+        with master.client() as probe:
+            assert probe.wait(1, 5_000) == 1  # replicated: this test is not about the lag
+
+        group.kill(master)
+        after = foundry.Job("after", queue="orders")
+        _retry_until_served(lambda: queue.enqueue(after))
+        leases = queue.claim(ClaimRequest(("orders",), lease=LEASE, limit=10))
+        promoted = group.owner(key_slot(b"orders"))
+    finally:
+        group.close()
+
+    assert promoted is not master
+    assert sorted(lease.job.id for lease in leases) == sorted([before.id, after.id])
+
+
+def _retry_until_served(write: Callable[[], object], patience: float = 60) -> None:
+    """``write`` again while the cluster fails over (an outage to the queue), at most
+    ``patience`` seconds."""
+    give_up = time.monotonic() + patience
+    while True:
+        try:
+            write()
+            return
+        except foundry.QueueUnavailable:
+            if time.monotonic() > give_up:
+                raise
+            time.sleep(0.1)
