@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.peers.postgres import BenchDatabase
 from bench.peers.run import WORKLOADS, Scale, Session, Workload
 from bench.peers.systems import BY_KEY, ROOT, SYSTEMS, System, with_args
 from bench.peers.table import ratios, table
@@ -121,9 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     scale = Scale(2_000, 100, 50) if args.quick else Scale()
     scratch = Path(tempfile.mkdtemp(prefix="foundry-peers-"))
     server = RedisServer().start()
+    database = BenchDatabase()
     started = datetime.now(UTC)
     try:
-        session = Session(server.url, args.venv / "bin", scratch, scale)
+        session = Session(server.url, args.venv / "bin", scratch, scale, database)
         labels = _versions(session, systems)
         samples: Collected = {}
         loads: Collected = defaultdict(lambda: defaultdict(list))
@@ -133,21 +135,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             _merge(samples, _repetition(session, order, workloads, loads))
         with server.client() as admin:
             redis_version = str(admin.info("server")["redis_version"])
+        postgres_version = database.version()
     finally:
         server.close()
+        database.close()
         shutil.rmtree(scratch, ignore_errors=True)
     sizes = {"drain": scale.drain, "cpu": scale.cpu}
     text = table(samples, labels, args.runs, sizes) + "\n" + _load_line(loads, labels)
     if "foundry" in labels and len(labels) > 1:
         text += "\n" + ratios(samples, labels, "foundry")
+    if {"foundry-pg", "procrastinate"} <= labels.keys():
+        pair = {key: labels[key] for key in ("foundry-pg", "procrastinate")}
+        text += "\n" + ratios(samples, pair, "foundry-pg")
     when = f"{started:%Y-%m-%d %H:%M}-{datetime.now(UTC):%H:%M} UTC"
-    print(f"Measured {when}, Redis {redis_version} on loopback, {machine()['cpu']}\n")
+    stores = f"Redis {redis_version} on loopback, PostgreSQL {postgres_version} (own cluster)"
+    print(f"Measured {when}, {stores}, {machine()['cpu']}\n")
     print(text)
     document = {
         "at": started.strftime("%Y%m%dT%H%M%SZ"),
         "runs": args.runs,
         "quick": args.quick,
-        "machine": {**machine(), "redis": redis_version},
+        "machine": {**machine(), "redis": redis_version, "postgres": postgres_version},
         "labels": labels,
         "samples": samples,
         "loads": loads,

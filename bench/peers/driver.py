@@ -3,6 +3,7 @@
 ``python -m bench.peers.driver APP ACTION [ARGS]`` prints one JSON object on stdout.
 
 - ``version DIST``: the installed version of distribution ``DIST``.
+- ``setup``: the app's ``setup()`` (a system on PostgreSQL creates its tables), ``{}``.
 - ``single N``: one job sent outside the timing (connects), then ``N`` no-op jobs one ``send``
   at a time; ``{"seconds": wall, "cpu": this process's CPU seconds}``.
 - ``bulk N BATCH``: ``N`` no-op jobs by the app's ``send_many`` in batches; ``{"seconds": ...}``.
@@ -112,6 +113,10 @@ def main(argv: list[str]) -> int:
         print(json.dumps({"version": importlib.metadata.version(args[0])}))
         return 0
     app = importlib.import_module(target)
+    if action == "setup":
+        app.setup()
+        print(json.dumps({}))
+        return 0
     print(json.dumps(asyncio.run(_run(app, action, args))))
     return 0
 

@@ -1,4 +1,5 @@
-"""One repetition of every workload on one system: real workers, the same bodies, one Redis."""
+"""One repetition of every workload on one system: real workers, the same bodies, one Redis
+(and one PostgreSQL cluster for the systems that keep their jobs there)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import redis
 
 from bench.harness import percentile
 from bench.peers.bodies import LOG_DIR, LineCounter, read_log
+from bench.peers.postgres import BenchDatabase
 from bench.peers.systems import ROOT, WORKERS, System
 
 Sample = dict[str, float]
@@ -37,12 +39,14 @@ class Scale:
 
 @attrs.define
 class Session:
-    """What every measurement shares: the Redis, the peers' venv, a scratch directory."""
+    """What every measurement shares: the Redis, the PostgreSQL cluster (started when a
+    system on PostgreSQL first runs), the peers' venv, a scratch directory."""
 
     redis_url: str
     peers_bin: Path
     scratch: Path
     scale: Scale
+    database: BenchDatabase = attrs.Factory(BenchDatabase)
     _runs: int = 0
 
     def log_dir(self) -> Path:
@@ -52,9 +56,9 @@ class Session:
         path.mkdir()
         return path
 
-    def environ(self, log_dir: Path) -> dict[str, str]:
+    def environ(self, system: System, log_dir: Path) -> dict[str, str]:
         """The environment of a system's producer and worker."""
-        return {
+        environ = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
             "BENCH_REDIS_URL": self.redis_url,
@@ -64,13 +68,17 @@ class Session:
             "QUEUE_PREFIX": "peers",
             "FOUNDRY_LOG_LEVEL": "WARNING",
         }
+        if system.store == "postgres":
+            url = self.database.url
+            environ |= {"BENCH_DATABASE_URL": url, "QUEUE_DRIVER": "postgres", "DATABASE_URL": url}
+        return environ
 
     def drive(self, system: System, log_dir: Path, action: str, *args: object) -> Any:
         """Run ``bench.peers.driver`` for ``system``; its JSON answer."""
         command = [str(system.python(self.peers_bin)), "-m", "bench.peers.driver", system.app]
         done = subprocess.run(
             [*command, action, *map(str, args)],
-            env=self.environ(log_dir),
+            env=self.environ(system, log_dir),
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -81,8 +89,10 @@ class Session:
             raise RuntimeError(f"{system.key} {action} failed:\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    def redis_cpu(self) -> float:
-        """CPU seconds the redis-server has used so far (user + system)."""
+    def server_cpu(self, system: System) -> float:
+        """CPU seconds the system's server (redis-server or PostgreSQL) has used so far."""
+        if system.store == "postgres":
+            return self.database.cpu()
         with self.admin() as admin:
             cpu = admin.info("cpu")
         return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
@@ -91,10 +101,14 @@ class Session:
         """A plain client on the bench's Redis."""
         return redis.Redis.from_url(self.redis_url)
 
-    def flush(self) -> None:
-        """Empty the bench's own Redis (we started it: nobody else's data is on it)."""
+    def flush(self, system: System) -> None:
+        """Empty the bench's own Redis (we started it: nobody else's data is on it); for a
+        system on PostgreSQL, a fresh database with that system's tables."""
         with self.admin() as admin:
             admin.flushall()
+        if system.store == "postgres":
+            self.database.reset()
+            self.drive(system, self.log_dir(), "setup")
 
     @contextmanager
     def worker(
@@ -106,7 +120,7 @@ class Session:
         spawned = time.perf_counter_ns()
         process = subprocess.Popen(
             system.command(self.peers_bin),
-            env=self.environ(log_dir),
+            env=self.environ(system, log_dir),
             cwd=ROOT,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -161,8 +175,19 @@ def group_cpu(pgid: int) -> float:
     return total / ticks
 
 
-def _bytes_per_job(session: Session, baseline: int, jobs: int) -> Sample:
-    """``MEMORY USAGE`` summed over every key, and the ``used_memory`` delta, per job."""
+def _baseline(session: Session, system: System) -> int:
+    """What the empty store holds: Redis ``used_memory``, or PostgreSQL's tables' bytes."""
+    if system.store == "postgres":
+        return session.database.table_bytes()
+    with session.admin() as admin:
+        return int(admin.info("memory")["used_memory"])
+
+
+def _bytes_per_job(session: Session, system: System, baseline: int, jobs: int) -> Sample:
+    """``MEMORY USAGE`` summed over every key, and the ``used_memory`` delta, per job; on
+    PostgreSQL, the growth of the tables (heap, TOAST, indexes) per job."""
+    if system.store == "postgres":
+        return {"bytes": (session.database.table_bytes() - baseline) / jobs}
     with session.admin() as admin:
         usage = sum(int(admin.memory_usage(key, samples=0) or 0) for key in admin.scan_iter())
         used = int(admin.info("memory")["used_memory"])
@@ -171,24 +196,23 @@ def _bytes_per_job(session: Session, baseline: int, jobs: int) -> Sample:
 
 def enqueue_and_drain(session: Session, system: System) -> Sample:
     """Single enqueue into an empty Redis, the bytes it holds, then the drain from spawn."""
-    session.flush()
-    with session.admin() as admin:
-        baseline = int(admin.info("memory")["used_memory"])
+    session.flush(system)
+    baseline = _baseline(session, system)
     count, log_dir = session.scale.drain, session.log_dir()
-    redis_cpu = session.redis_cpu()
+    server_cpu = session.server_cpu(system)
     sent = session.drive(system, log_dir, "single", count)
     sample = {
         "single": count / sent["seconds"],
         "single_cpu": sent["cpu"] / count * 1e6,
-        "single_redis_cpu": (session.redis_cpu() - redis_cpu) / count * 1e6,
+        "single_redis_cpu": (session.server_cpu(system) - server_cpu) / count * 1e6,
     }
     jobs = count + 1  # the one sent before the timing
-    sample |= _bytes_per_job(session, baseline, jobs)
-    redis_cpu = session.redis_cpu()
+    sample |= _bytes_per_job(session, system, baseline, jobs)
+    server_cpu = session.server_cpu(system)
     with session.worker(system, log_dir) as (process, spawned):
         wait_lines(log_dir, jobs, process)
         sample["drain_cpu"] = group_cpu(process.pid) / jobs * 1e6
-        sample["drain_redis_cpu"] = (session.redis_cpu() - redis_cpu) / jobs * 1e6
+        sample["drain_redis_cpu"] = (session.server_cpu(system) - server_cpu) / jobs * 1e6
     ends = [row[0] for row in read_log(log_dir)]
     first, last = min(ends), max(ends)
     sample["drain"] = jobs / ((last - spawned) / 1e9)
@@ -201,7 +225,7 @@ def bulk(session: Session, system: System) -> Sample:
     """Bulk enqueue in batches of ``BATCH``, where the system has a bulk API."""
     if not system.bulk:
         return {}
-    session.flush()
+    session.flush(system)
     count = session.scale.drain
     seconds = session.drive(system, session.log_dir(), "bulk", count, BATCH)["seconds"]
     return {"bulk": count / seconds}
@@ -209,7 +233,7 @@ def bulk(session: Session, system: System) -> Sample:
 
 def cpu(session: Session, system: System) -> Sample:
     """``scale.cpu`` jobs of 10 ms CPU each, from spawn: the work done / (2 processes x wall)."""
-    session.flush()
+    session.flush(system)
     count, log_dir = session.scale.cpu, session.log_dir()
     session.drive(system, log_dir, "spin", count, SPIN_MS)
     with session.worker(system, log_dir) as (process, spawned):
@@ -226,7 +250,7 @@ def cpu(session: Session, system: System) -> Sample:
 
 def latency(session: Session, system: System) -> Sample:
     """Send-to-start of ``scale.latency`` jobs, one at a time, to 2 idle warmed processes."""
-    session.flush()
+    session.flush(system)
     sends, log_dir = session.scale.latency, session.log_dir()
     with session.worker(system, log_dir) as (process, _):
         answer = session.drive(system, log_dir, "latency", WARM, sends, GAP_MS)

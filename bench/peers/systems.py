@@ -27,6 +27,7 @@ class System:
     worker: tuple[str, ...]
     peer: bool = True
     bulk: bool = False
+    store: str = "redis"  # or "postgres": where its jobs live
 
     def python(self, peers_bin: Path) -> Path:
         """The interpreter that runs this system's producer."""
@@ -42,12 +43,11 @@ class System:
         return [str(self.bin(peers_bin) / script), *args]
 
 
-def _foundry(key: str, label: str, *extra: str) -> System:
+def _foundry(key: str, label: str, *extra: str, store: str = "redis") -> System:
     app = "bench.peers.apps.foundry_app"
     worker = ("foundry", "work", "--app", f"{app}:registry", "--queues", "peers")
-    return System(
-        key, label, "foundry", app, (*worker, "--concurrency", str(WORKERS), *extra), False, True
-    )
+    command = (*worker, "--concurrency", str(WORKERS), *extra)
+    return System(key, label, "foundry", app, command, False, True, store)
 
 
 SYSTEMS = (
@@ -80,6 +80,15 @@ SYSTEMS = (
         "dramatiq",
         "bench.peers.apps.dramatiq_app",
         ("dramatiq", "bench.peers.apps.dramatiq_app", "--processes", str(WORKERS)),
+    ),
+    System(
+        "procrastinate",
+        "Procrastinate",
+        "procrastinate",
+        "bench.peers.apps.procrastinate_app",
+        ("python", "-m", "bench.peers.apps.procrastinate_app"),
+        bulk=True,
+        store="postgres",
     ),
     System(
         "celery",

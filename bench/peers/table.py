@@ -22,19 +22,19 @@ class Row:
 ROWS = (
     Row("single", "single enqueue, jobs/s"),
     Row("single_cpu", "single enqueue, producer CPU per job, µs", False),
-    Row("single_redis_cpu", "single enqueue, Redis CPU per job, µs", False),
+    Row("single_redis_cpu", "single enqueue, server CPU per job (Redis or PostgreSQL), µs", False),
     Row("bulk", "bulk enqueue (batches of 1,000), jobs/s"),
     Row("drain", "drain {drain:,} no-op, 2 processes, incl. startup, jobs/s"),
     Row("drain_steady", "drain, after the first job, jobs/s"),
     Row("drain_cpu", "drain, worker processes' CPU per job (incl. startup), µs", False),
-    Row("drain_redis_cpu", "drain, Redis CPU per job, µs", False),
+    Row("drain_redis_cpu", "drain, server CPU per job (Redis or PostgreSQL), µs", False),
     Row("startup", "worker startup (spawn to first job done), s", False),
     Row("efficiency", "CPU-bound efficiency incl. startup ({cpu} x 10 ms)"),
     Row("efficiency_steady", "CPU-bound efficiency, steady"),
     Row("p50", "latency p50, ms", False),
     Row("p90", "latency p90, ms", False),
     Row("p99", "latency p99, ms", False),
-    Row("bytes", "Redis bytes per pending job (MEMORY USAGE)", False),
+    Row("bytes", "bytes per pending job (Redis MEMORY USAGE; PostgreSQL tables + indexes)", False),
 )
 
 # samples[system][figure] -> one value per repetition

@@ -32,7 +32,10 @@ def _binary(name: str) -> str:
 class PostgresCluster:
     """One cluster this test owns: its data directory, port and server process."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
+        #: Off for the fault tests (their crashes stop the server, not the machine: the OS
+        #: keeps what was written); on for the bench, which measures commits as they are.
+        self.fsync = fsync
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="foundry-pg-"))
         self.data = self.dir / "data"
@@ -65,8 +68,8 @@ class PostgresCluster:
     def start(self) -> PostgresCluster:
         """Start the server and wait until it accepts connections (after crash recovery)."""
         options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c max_connections=60"
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+            f"-c fsync={'on' if self.fsync else 'off'} -c max_connections=60"
         )
         self._run(
             _binary("pg_ctl"), "-D", str(self.data), "-o", options,

@@ -1,20 +1,20 @@
 """Foundry at its default settings: ``foundry work --app bench.peers.apps.foundry_app:registry``.
 
-The dispatcher is built the way an application builds it, by the Container from ``Settings``.
+The dispatcher is built the way an application builds it, by the Container from ``Settings``
+read from the environment the bench sets (``QUEUE_DRIVER`` redis or postgres, ``REDIS_URL`` /
+``DATABASE_URL``, ``QUEUE_PREFIX``).
 """
 
 from typing import Any
 
-from bench.peers.apps import REDIS_URL
 from bench.peers.bodies import BODIES
 from foundry.adapters.clock import SystemClock
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
 from foundry.entrypoints.container import build_container
-from foundry.entrypoints.settings import Driver, Settings
+from foundry.entrypoints.settings import Settings
 
 QUEUE = "peers"
-PREFIX = "peers"
 
 registry = JobRegistry()
 for _name, _body in BODIES.items():
@@ -26,8 +26,14 @@ _dispatcher: Dispatcher | None = None
 def start() -> None:
     """Build the dispatcher and connect before the timed sends."""
     global _dispatcher  # noqa: PLW0603 - one dispatcher per producer process
-    settings = Settings(queue_driver=Driver.REDIS, redis_url=REDIS_URL, queue_prefix=PREFIX)
-    _dispatcher = Dispatcher(build_container(settings).queue(), registry, SystemClock())
+    _dispatcher = Dispatcher(build_container(Settings.from_env()).queue(), registry, SystemClock())
+
+
+def setup() -> None:
+    """On PostgreSQL, create Foundry's tables (``foundry migrate``) in the empty database."""
+    settings = Settings.from_env()
+    if settings.database_url is not None:
+        build_container(settings).migrator().migrate()
 
 
 def send(body: str, kwargs: dict[str, Any]) -> None:
