@@ -29,8 +29,9 @@ class Workers:
         }
         self.started: list[subprocess.Popen[bytes]] = []
 
-    def start(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
-        """A new worker process (its output goes to a log file beside the ledger)."""
+    def start(self, *options: str, concurrency: int = 2) -> subprocess.Popen[bytes]:
+        """A new worker process with ``options`` (its output goes to a log file beside the
+        ledger)."""
         log = (self._logs / f"worker-{len(self.started)}.log").open("wb")
         command = [
             sys.executable,
@@ -43,6 +44,7 @@ class Workers:
             "default",
             "--concurrency",
             str(concurrency),
+            *options,
         ]
         worker = subprocess.Popen(command, env=self._env, cwd=ROOT, stdout=log, stderr=log)
         self.started.append(worker)

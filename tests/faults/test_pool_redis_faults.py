@@ -90,15 +90,15 @@ def test_f2_a_killed_workers_children_die_and_its_jobs_rerun_elsewhere_after_the
 def test_f2_a_killed_worker_spends_at_most_one_attempt_of_each_short_job_it_held_unstarted(
     tmp_path: Path, seed: int, redis_url: str
 ) -> None:
-    # By default short jobs are claimed ahead (as many as the children finish in 20 ms, at
-    # most 64): a SIGKILLed worker spends one attempt of each it held, and no more jobs.
+    # With --prefetch-window 20 short jobs are claimed ahead (as many as the children finish
+    # in 20 ms, at most 64): a SIGKILLed worker spends one attempt of each it held, no more.
     lease_s = 2
     queue, prefix = _queue(redis_url, "f2p")
     scenario = Scenario(tmp_path, seed, queue)
     jobs = [scenario.job("work", payload={"n": n, "seconds": 0.002}) for n in range(400)]
     scenario.produce(jobs)
     workers = Workers(tmp_path, redis_url, prefix, lease_s)
-    victim = workers.start()
+    victim = workers.start("--prefetch-window", "20")
     wait_for(lambda: len(_started_under(scenario, victim.pid)) >= 40, 60, "40 jobs to start")
 
     victim.kill()

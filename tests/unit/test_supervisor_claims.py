@@ -7,6 +7,8 @@ from datetime import timedelta
 from foundry.application.pool.config import PoolConfig
 from tests.pool_support import FAST, BatchingQueue, Harness
 
+WINDOW_20_MS = timedelta(milliseconds=20)
+
 
 def test_nothing_is_claimed_until_a_child_reports_ready() -> None:
     pool = Harness()
@@ -53,8 +55,20 @@ def test_prefetch_is_topped_up_only_once_half_of_it_is_spent() -> None:
     assert (held_after_one, len(pool.sup.buffer)) == (3, 4)
 
 
-def test_by_default_short_jobs_are_held_as_many_as_the_children_finish_in_20_ms() -> None:
+def test_by_default_no_job_is_held_ahead_so_every_attempt_spent_is_a_start() -> None:
     pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
+    pool.enqueue(100)
+    pool.start()
+
+    pool.reply(0, runtime=0.005)
+    pool.reply(1, runtime=0.005)
+
+    assert len(pool.sup.buffer) == 0
+    assert pool.queue.stats("default").active == 2
+
+
+def test_a_20_ms_window_holds_short_jobs_as_many_as_the_children_finish_in_it() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST, prefetch_window=WINDOW_20_MS))
     pool.enqueue(100)
     pool.start()
 
@@ -65,8 +79,8 @@ def test_by_default_short_jobs_are_held_as_many_as_the_children_finish_in_20_ms(
     assert pool.queue.stats("default").active == 10
 
 
-def test_by_default_jobs_longer_than_the_window_per_child_are_claimed_only_for_idle_ones() -> None:
-    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
+def test_jobs_longer_than_the_window_per_child_are_claimed_only_for_idle_ones() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST, prefetch_window=WINDOW_20_MS))
     pool.enqueue(100)
     pool.start()
 

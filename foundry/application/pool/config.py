@@ -11,9 +11,6 @@ from foundry.domain import ConfigurationError, validate_queue_name
 
 #: The highest nice increment a child may get (Linux nice values end at 19).
 MAX_NICE = 19
-#: Short jobs are claimed ahead as many as the children finish in this window (see
-#: ``PoolConfig``): a crash spends an attempt of at most those, never more than 64.
-DEFAULT_PREFETCH_WINDOW = timedelta(milliseconds=20)
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -63,14 +60,13 @@ class PoolConfig:
     * ``queues``: claimed in this order (the first until empty, then the next).
     * ``concurrency``: child processes. ``prefetch``: extra jobs claimed ahead, held by the
       parent (their leases are renewed; they are released at shutdown). ``prefetch_window``
-      (20 ms by default) raises it for short jobs: as many as the children finish in that
-      window at the mean run time so far (at most 64), so short jobs are claimed in batches
-      and a child finds its next job waiting, while long ones (over the window per child)
-      are claimed only for idle children and left to other workers meanwhile. A claim counts
-      an attempt, so a worker that crashes spends one attempt of every job it held, started
-      or not: by default at most the jobs its children would have started within the
-      window, never more than 64 (``prefetch=0, prefetch_window=0``: none; only idle
-      children are given jobs).
+      (off by default; 20 ms suits no-op-sized jobs) raises it for short jobs: as many as the
+      children finish in that window at the mean run time so far (at most 64), so short jobs
+      are claimed in batches and a child finds its next job waiting, while long ones (over
+      the window per child) are claimed only for idle children. Both trade safety for speed:
+      a claim counts an attempt, so a worker that crashes, or loses Redis for longer than a
+      lease, spends one attempt of every job it held, started or not. The default gives jobs
+      to idle children only, so every attempt spent is a start.
     * ``lease``: how long a claim holds a job; renewed every third of it while running.
     * ``cancel_check``: while it holds leases the pool renews them at least this often,
       which is how it learns that a cancel asked one of its jobs to stop (``None``: only every
@@ -98,9 +94,7 @@ class PoolConfig:
     grace: timedelta = attrs.field(default=timedelta(seconds=30), validator=_not_negative)
     burst: bool = False
     prefetch: int = attrs.field(default=0, validator=_not_negative)
-    prefetch_window: timedelta = attrs.field(
-        default=DEFAULT_PREFETCH_WINDOW, validator=_not_negative
-    )
+    prefetch_window: timedelta = attrs.field(default=timedelta(0), validator=_not_negative)
     idle_wait: timedelta = attrs.field(default=timedelta(seconds=1), validator=_positive)
     unknown_handler_grace: timedelta = attrs.field(
         default=timedelta(seconds=30), validator=_not_negative

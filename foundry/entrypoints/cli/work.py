@@ -8,7 +8,6 @@ from datetime import timedelta
 import click
 
 from foundry.application.pool import PoolConfig
-from foundry.application.pool.config import DEFAULT_PREFETCH_WINDOW
 from foundry.application.schedules.scheduler import Scheduler
 from foundry.entrypoints.apps import app_queues, load_app
 from foundry.entrypoints.cli import common
@@ -64,12 +63,12 @@ worker (any number may run: each tick is enqueued once) unless --no-scheduler.
 @click.option(
     "--prefetch-window",
     type=click.FloatRange(min=0),
-    default=DEFAULT_PREFETCH_WINDOW.total_seconds() * 1000,
+    default=0.0,
     show_default=True,
-    help="Adaptive prefetch for short jobs, in ms: hold as many jobs as the children finish "
-    "in this window (at most 64), so a child's next job waits for it. Like --prefetch, a "
-    "crashed worker spends an attempt of every job it held; 0 gives jobs to idle children "
-    "only.",
+    help="Adaptive prefetch for short jobs, in ms (20 suits very short jobs): hold as many "
+    "jobs as the children finish in this window (at most 64), so a child's next job waits "
+    "for it. Like --prefetch, a crashed worker spends an attempt of every job it held; 0 "
+    "gives jobs to idle children only.",
 )
 @click.option(
     "--child-nice",
