@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from functools import partial
 from typing import Any, Protocol
 
 import attrs
@@ -22,7 +23,13 @@ from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.adapters.memory.async_queue import AsyncMemoryQueue
 from foundry.adapters.memory.cache import MemoryCache
+from foundry.adapters.postgres.async_queue import AsyncPostgresQueue
 from foundry.adapters.postgres.cache import PostgresCache
+from foundry.adapters.postgres.config import PostgresSettings
+from foundry.adapters.postgres.connection import connect as pg_connect
+from foundry.adapters.postgres.connection import open_pool
+from foundry.adapters.postgres.migrator import Migrator
+from foundry.adapters.postgres.queue import PostgresQueue
 from foundry.adapters.redis.async_queue import AsyncRedisQueue
 from foundry.adapters.redis.cache import RedisCache
 from foundry.adapters.redis.connection import RedisSettings, connect, connect_async
@@ -78,6 +85,16 @@ class QueueBackend:
     )
     #: Whether its queue is also a ``BatchPort`` (the batch suite runs on it).
     batches: bool = False
+    #: Capabilities this backend does not offer yet, each with the tests that need it
+    #: (``file.py`` or ``file.py::test_name``): conftest deselects exactly those for it.
+    lacks: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+
+    def lacked_by(self, test: str) -> str | None:
+        """The capability ``test`` (``file.py::name``) needs that this backend lacks."""
+        for capability, tests in self.lacks.items():
+            if any(test == name or test.startswith(f"{name}::") for name in tests):
+                return capability
+        return None
 
 
 def _build_memory(_: FixtureLookup, clock: ManualClock, options: QueueOptions) -> Queue:
@@ -163,6 +180,51 @@ def _build_redis_cluster(
     )
 
 
+def postgres_queue(
+    fixture: FixtureLookup, clock: ManualClock | None, options: QueueOptions | None = None
+) -> PostgresQueue:
+    """A PostgresQueue in a fresh, migrated schema of the session's throwaway database,
+    closed when the test ends."""
+    chosen = options or QueueOptions()
+    schema = f"q_{uuid.uuid4().hex[:12]}"
+    settings = PostgresSettings(fixture("postgres_url"), schema=schema, pool_size=4)
+    Migrator(partial(pg_connect, settings), schema).migrate()
+    queue = PostgresQueue(
+        open_pool(settings, name="foundry-tests"),
+        settings,
+        clock=clock,
+        retention=chosen.retention,
+        completed_ttl=chosen.completed_ttl,
+    )
+    fixture("postgres_closing").append(queue.close)
+    return queue
+
+
+def _build_postgres(fixture: FixtureLookup, clock: ManualClock, options: QueueOptions) -> Queue:
+    return postgres_queue(fixture, clock, options)
+
+
+def _twin_postgres(_: FixtureLookup, clock: ManualClock, queue: Queue) -> AsyncQueuePort:
+    assert isinstance(queue, PostgresQueue)
+    return AsyncPostgresQueue(queue._db.settings, clock=clock)
+
+
+def _corrupt_postgres(queue: Queue, queue_name: str, job_id: str) -> None:
+    assert isinstance(queue, PostgresQueue)
+    with queue._db.conn() as conn:
+        conn.execute(
+            f'UPDATE "{queue.schema}".jobs SET blob = %s WHERE queue = %s AND id = %s',  # type: ignore[arg-type]
+            [b"\x00 not a job", queue_name, job_id],
+        )
+
+
+#: What the PostgreSQL queue does not offer yet, and the tests that need it.
+POSTGRES_LACKS: dict[str, tuple[str, ...]] = {
+    "after": ("test_queue_dependencies.py",),
+    "limits": ("test_queue_limits.py",),
+}
+
+
 QUEUE_BACKENDS: dict[str, QueueBackend] = {
     "memory": QueueBackend(_build_memory, _corrupt_memory, batches=True),
     "redis": QueueBackend(
@@ -188,6 +250,13 @@ QUEUE_BACKENDS: dict[str, QueueBackend] = {
         (pytest.mark.redis,),
         _redis_twin("redis_cluster_url"),
         True,
+    ),
+    "postgres": QueueBackend(
+        _build_postgres,
+        _corrupt_postgres,
+        (pytest.mark.postgres,),
+        _twin_postgres,
+        lacks=POSTGRES_LACKS,
     ),
 }
 

@@ -35,9 +35,11 @@ if TYPE_CHECKING:
     from foundry.adapters.memory import MemoryQueue
     from foundry.adapters.memory.async_queue import AsyncMemoryQueue
     from foundry.adapters.memory.cache import MemoryCache
+    from foundry.adapters.postgres.async_queue import AsyncPostgresQueue
     from foundry.adapters.postgres.cache import PostgresCache
     from foundry.adapters.postgres.config import PostgresSettings
     from foundry.adapters.postgres.migrator import Migrator
+    from foundry.adapters.postgres.queue import PostgresQueue
     from foundry.adapters.redis.async_queue import AsyncRedisQueue
     from foundry.adapters.redis.cache import RedisCache
 
@@ -88,6 +90,23 @@ def _postgres_cache(**options: Any) -> PostgresCache:
     from foundry.adapters.postgres.cache import PostgresCache  # noqa: PLC0415
 
     return PostgresCache(**options)
+
+
+def _postgres_queue(
+    pool: ConnectionPool, settings: PostgresSettings, codec: Codec
+) -> PostgresQueue:
+    from foundry.adapters.postgres.queue import PostgresQueue  # noqa: PLC0415
+
+    return PostgresQueue(pool, settings, codec=codec)
+
+
+def _async_postgres_queue(settings: PostgresSettings, codec: Codec) -> AsyncPostgresQueue:
+    from foundry.entrypoints.extras import require  # noqa: PLC0415
+
+    require("postgres", "QUEUE_DRIVER=postgres", "psycopg")
+    from foundry.adapters.postgres.async_queue import AsyncPostgresQueue  # noqa: PLC0415
+
+    return AsyncPostgresQueue(settings, codec=codec)
 
 
 def _migrator(settings: PostgresSettings) -> Migrator:
@@ -145,6 +164,7 @@ class Container(containers.DeclarativeContainer):
             block_limit=queue_timing.provided.block_limit,
             durability=providers.Callable(Settings.queue_durability, settings),
         ),
+        postgres=providers.Singleton(_postgres_queue, postgres_pool, postgres_settings, codec),
     )
     queue = providers.Dependency(instance_of=QueuePort, default=queue_backend)  # type: ignore[type-abstract]
     # The asyncio producer's queue: over the memory queue's store, or its own asyncio client.
@@ -160,6 +180,7 @@ class Container(containers.DeclarativeContainer):
             prefix=config.queue.prefix,
             durability=providers.Callable(Settings.queue_durability, settings),
         ),
+        postgres=providers.Singleton(_async_postgres_queue, postgres_settings, codec),
     )
     async_queue = providers.Dependency(instance_of=AsyncQueuePort, default=async_queue_backend)  # type: ignore[type-abstract]
     workers = providers.Dependency(instance_of=WorkerRegistry, default=queue)  # type: ignore[type-abstract]
@@ -189,6 +210,7 @@ class Container(containers.DeclarativeContainer):
         config.queue.driver,
         memory=providers.Object(None),
         redis=providers.Callable(_queue_check, queue_backend),
+        postgres=providers.Object(None),
     )
     cache_check = providers.Selector(
         config.cache.driver,

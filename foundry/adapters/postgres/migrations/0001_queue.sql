@@ -2,8 +2,8 @@
 -- default); every time written here comes from the caller (the clock the queue is given, or
 -- clock_timestamp()), never from now() inside a long transaction.
 --
--- queues         one row per queue ever used: paused, running totals (completed, failed,
---                dead_trimmed, stale_rejected)
+-- queues         one row per queue: paused, used (has held a job), running totals
+--                (completed, failed, dead_trimmed, stale_rejected)
 -- jobs           one row per stored job. ``blob`` is the codec's encoding of the immutable
 --                job (payload, name, options); the other columns are its mutable state.
 --                state: ready | delayed | active | completed | dead | cancelled | waiting
@@ -18,6 +18,7 @@
 CREATE TABLE queues (
     name text PRIMARY KEY,
     paused boolean NOT NULL DEFAULT false,
+    used boolean NOT NULL DEFAULT false,
     completed bigint NOT NULL DEFAULT 0,
     failed bigint NOT NULL DEFAULT 0,
     dead_trimmed bigint NOT NULL DEFAULT 0,
@@ -102,3 +103,402 @@ CREATE TABLE schedules (
 );
 
 CREATE INDEX schedules_due ON schedules (next_at) WHERE NOT paused AND NOT orphaned;
+
+-- waiters        who waits for a job's end (wait, dispatcher.result): the transition that
+--                ends a job with waiters NOTIFYs them
+CREATE TABLE waiters (
+    token text PRIMARY KEY,
+    queue text NOT NULL,
+    job_id text NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX waiters_job ON waiters (queue, job_id);
+
+-- claim_tokens   a claim's token, kept for its lease, so its re-send returns what it took
+CREATE TABLE claim_tokens (
+    token text PRIMARY KEY,
+    expires_at timestamptz NOT NULL
+);
+
+-- The transitions. Each takes the time as ``now`` (NULL: the server's clock_timestamp()),
+-- validates before it writes, and is idempotent under re-send (Q8), as the Redis scripts
+-- are. ``SET search_path FROM CURRENT`` binds each to this schema whoever calls it (the
+-- caller's own connection, for a transactional enqueue).
+
+-- enqueue: each job in order; returns (i, existing): existing is NULL when stored (or
+-- already stored under this id), else the id of the pending job holding its unique key.
+CREATE FUNCTION enqueue(
+    p_queues text[], p_ids text[], p_priorities integer[], p_at timestamptz[],
+    p_delays interval[], p_max_attempts integer[], p_blobs bytea[], p_unique_keys text[],
+    p_unique_ttls interval[], p_unique_untils text[], p_now timestamptz
+) RETURNS TABLE (i integer, existing text)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+#variable_conflict use_column
+DECLARE
+    v_now timestamptz := coalesce(p_now, clock_timestamp());
+    v_run_at timestamptz;
+    v_holder text;
+    v_woken text[] := '{}';
+BEGIN
+    FOR k IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
+        i := k;
+        existing := NULL;
+        INSERT INTO queues (name, used) VALUES (p_queues[k], true) ON CONFLICT DO NOTHING;
+        DELETE FROM jobs
+         WHERE queue = p_queues[k] AND id = p_ids[k] AND expires_at <= v_now;
+        IF EXISTS (SELECT 1 FROM jobs WHERE queue = p_queues[k] AND id = p_ids[k]) THEN
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        IF p_unique_keys[k] IS NOT NULL THEN
+            SELECT u.job_id INTO v_holder FROM unique_keys u
+             WHERE u.queue = p_queues[k] AND u.key = p_unique_keys[k] AND u.expires_at > v_now
+               FOR UPDATE;
+            IF FOUND THEN
+                existing := v_holder;
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            INSERT INTO unique_keys (queue, key, job_id, expires_at)
+            VALUES (p_queues[k], p_unique_keys[k], p_ids[k], v_now + p_unique_ttls[k])
+            ON CONFLICT (queue, key) DO UPDATE
+               SET job_id = excluded.job_id, expires_at = excluded.expires_at;
+        END IF;
+        v_run_at := greatest(coalesce(p_at[k], v_now + p_delays[k]), v_now);
+        INSERT INTO jobs (queue, id, state, priority, seq, run_at, enqueued_at, max_attempts,
+                          blob, unique_key, unique_until)
+        VALUES (p_queues[k], p_ids[k], CASE WHEN v_run_at <= v_now THEN 'ready' ELSE 'delayed' END,
+                p_priorities[k], nextval('job_seq'), v_run_at, v_now, p_max_attempts[k],
+                p_blobs[k], p_unique_keys[k], p_unique_untils[k]);
+        IF v_run_at <= v_now AND NOT p_queues[k] = ANY (v_woken) THEN
+            v_woken := v_woken || p_queues[k];
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+    UPDATE queues SET used = true WHERE name = ANY (p_queues) AND NOT used;
+    PERFORM wake(v_woken);
+END $$;
+
+-- wake: tell blocked claims (LISTEN) that these queues have ready jobs; delivered on commit.
+CREATE FUNCTION wake(p_queues text[]) RETURNS void
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+#variable_conflict use_column
+BEGIN
+    IF coalesce(array_length(p_queues, 1), 0) > 0 THEN
+        PERFORM pg_notify('foundry_' || current_schema(), array_to_string(p_queues, ','));
+    END IF;
+END $$;
+
+-- ended: tell the waiters of a job (if any) that it ended; delivered on commit.
+CREATE FUNCTION ended(p_queue text, p_id text) RETURNS void
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM waiters w WHERE w.queue = p_queue AND w.job_id = p_id) THEN
+        PERFORM pg_notify('foundry_' || current_schema() || '_ended', p_queue || ' ' || p_id);
+    END IF;
+END $$;
+
+-- claim: up to p_limit ready jobs, queue by queue in the order given (Q2), skipping paused
+-- queues; due delayed jobs are made ready first (seq kept). A re-sent token returns the
+-- jobs it holds instead (Q8). Rows come back in claim order (n).
+CREATE FUNCTION claim(
+    p_queues text[], p_limit integer, p_lease interval, p_token text, p_worker text,
+    p_now timestamptz
+) RETURNS TABLE (n bigint, queue text, id text, blob bytea, lease_token text, attempts integer,
+                 deadline timestamptz, fence bigint)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+#variable_conflict use_column
+DECLARE
+    v_now timestamptz := coalesce(p_now, clock_timestamp());
+    v_taken integer := 0;
+    v_count integer;
+    v_q text;
+BEGIN
+    IF p_token IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM claim_tokens t WHERE t.token = p_token AND t.expires_at > v_now)
+        THEN
+            RETURN QUERY
+                SELECT row_number() OVER (ORDER BY j.fence), j.queue, j.id, j.blob,
+                       j.lease_token, j.attempts, j.lease_deadline, j.fence
+                  FROM jobs j WHERE j.claim_token = p_token AND j.state = 'active';
+            RETURN;
+        END IF;
+        INSERT INTO claim_tokens (token, expires_at) VALUES (p_token, v_now + p_lease)
+        ON CONFLICT (token) DO UPDATE SET expires_at = excluded.expires_at;
+    END IF;
+    FOREACH v_q IN ARRAY p_queues LOOP
+        EXIT WHEN v_taken >= p_limit;
+        CONTINUE WHEN EXISTS (SELECT 1 FROM queues WHERE name = v_q AND paused);
+        UPDATE jobs d SET state = 'ready'
+          FROM (SELECT j.queue, j.id FROM jobs j
+                 WHERE j.queue = v_q AND j.state = 'delayed' AND j.run_at <= v_now
+                 ORDER BY j.run_at LIMIT 1000 FOR UPDATE SKIP LOCKED) due
+         WHERE d.queue = due.queue AND d.id = due.id;
+        RETURN QUERY
+        WITH picked AS (
+            SELECT j.queue, j.id, j.priority, j.seq FROM jobs j
+             WHERE j.queue = v_q AND j.state = 'ready'
+             ORDER BY j.priority DESC, j.seq
+             LIMIT p_limit - v_taken
+               FOR UPDATE SKIP LOCKED
+        ), leased AS (
+            UPDATE jobs j
+               SET state = 'active', attempts = j.attempts + 1, fence = nextval('job_fence'),
+                   lease_token = replace(gen_random_uuid()::text, '-', ''),
+                   lease_deadline = v_now + p_lease, worker = p_worker, claim_token = p_token
+              FROM picked
+             WHERE j.queue = picked.queue AND j.id = picked.id
+            RETURNING j.queue, j.id, j.blob, j.lease_token, j.attempts, j.lease_deadline,
+                      j.fence, j.priority, j.seq, j.unique_key, j.unique_until
+        ), freed AS (
+            DELETE FROM unique_keys u USING leased
+             WHERE leased.unique_until = 'started' AND u.queue = leased.queue
+               AND u.key = leased.unique_key AND u.job_id = leased.id
+        )
+        SELECT v_taken + row_number() OVER (ORDER BY l.priority DESC, l.seq), l.queue, l.id,
+               l.blob, l.lease_token, l.attempts, l.lease_deadline, l.fence
+          FROM leased l;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_taken := v_taken + v_count;
+    END LOOP;
+END $$;
+
+-- renew: each lease still held gets deadline now + p_duration (and its progress, if
+-- given); returns (i, deadline, stop) for those, nothing for a lost one.
+CREATE FUNCTION renew(
+    p_queues text[], p_ids text[], p_tokens text[], p_progress bytea[], p_duration interval,
+    p_now timestamptz
+) RETURNS TABLE (i bigint, deadline timestamptz, stop text)
+LANGUAGE sql SET search_path FROM CURRENT AS $$
+    UPDATE jobs j
+       SET lease_deadline = coalesce(p_now, clock_timestamp()) + p_duration,
+           progress = coalesce(l.progress, j.progress)
+      FROM unnest(p_queues, p_ids, p_tokens, p_progress) WITH ORDINALITY
+           AS l(queue, id, token, progress, i)
+     WHERE j.queue = l.queue AND j.id = l.id AND j.state = 'active'
+       AND j.lease_token = l.token
+    RETURNING l.i, j.lease_deadline, j.stop
+$$;
+
+-- held: lock the job p_token leases and say whether this is the lease (1), the re-send of
+-- what it last did with p_op (0: apply nothing), or a stale lease (-1: counted).
+CREATE FUNCTION held(p_queue text, p_id text, p_token text, p_op text) RETURNS integer
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+#variable_conflict use_column
+DECLARE
+    v jobs%ROWTYPE;
+BEGIN
+    SELECT * INTO v FROM jobs WHERE queue = p_queue AND id = p_id FOR UPDATE;
+    IF FOUND AND v.state = 'active' AND v.lease_token = p_token THEN
+        RETURN 1;
+    END IF;
+    IF FOUND AND v.last_token = p_token AND v.last_op = p_op THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO queues (name) VALUES (p_queue) ON CONFLICT DO NOTHING;
+    UPDATE queues SET stale_rejected = stale_rejected + 1 WHERE name = p_queue;
+    RETURN -1;
+END $$;
+
+-- finish: the job ended (completed, dead, cancelled) at v_now: its unique key freed.
+CREATE FUNCTION free_unique(p_queue text, p_id text) RETURNS void
+LANGUAGE sql SET search_path FROM CURRENT AS $$
+    DELETE FROM unique_keys u
+     USING jobs j
+     WHERE j.queue = p_queue AND j.id = p_id AND u.queue = j.queue AND u.key = j.unique_key
+       AND u.job_id = j.id
+$$;
+
+-- complete: each lease's job completed with its result, kept until now + p_keep. Returns
+-- (i, applied): false for a stale lease (counted); a re-send is applied (true) and changes
+-- nothing.
+CREATE FUNCTION complete(
+    p_queues text[], p_ids text[], p_tokens text[], p_results bytea[], p_keep interval,
+    p_now timestamptz
+) RETURNS TABLE (i integer, applied boolean)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+#variable_conflict use_column
+DECLARE
+    v_now timestamptz := coalesce(p_now, clock_timestamp());
+    v_held integer;
+BEGIN
+    FOR k IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
+        i := k;
+        v_held := held(p_queues[k], p_ids[k], p_tokens[k], 'complete');
+        applied := v_held >= 0;
+        IF v_held = 1 THEN
+            PERFORM free_unique(p_queues[k], p_ids[k]);
+            UPDATE jobs
+               SET state = 'completed', result = p_results[k], finished_at = v_now,
+                   expires_at = v_now + p_keep, seq = nextval('job_seq'),
+                   last_token = lease_token, last_op = 'complete', last_state = 'completed',
+                   lease_token = NULL, lease_deadline = NULL, claim_token = NULL, stop = NULL
+             WHERE queue = p_queues[k] AND id = p_ids[k];
+            UPDATE queues SET completed = completed + 1 WHERE name = p_queues[k];
+            PERFORM ended(p_queues[k], p_ids[k]);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+-- trim_dead: keep at most p_max_count dead letters of the queue, none older than p_oldest.
+CREATE FUNCTION trim_dead(p_queue text, p_max_count integer, p_oldest timestamptz)
+RETURNS void
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+#variable_conflict use_column
+DECLARE
+    v_count integer;
+    v_aged integer;
+BEGIN
+    DELETE FROM jobs d
+     USING (SELECT j.queue, j.id FROM jobs j
+             WHERE j.queue = p_queue AND j.state = 'dead'
+             ORDER BY j.seq DESC OFFSET coalesce(p_max_count, 2147483647)) extra
+     WHERE d.queue = extra.queue AND d.id = extra.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF p_oldest IS NOT NULL THEN
+        DELETE FROM jobs WHERE queue = p_queue AND state = 'dead' AND finished_at < p_oldest;
+        GET DIAGNOSTICS v_aged = ROW_COUNT;
+        v_count := v_count + v_aged;
+    END IF;
+    IF v_count > 0 THEN
+        UPDATE queues SET dead_trimmed = dead_trimmed + v_count WHERE name = p_queue;
+    END IF;
+END $$;
+
+-- end_job: move a job that is being failed, released or lost to where its decision sends
+-- it: p_kind retry (ready or delayed at p_run_at, a new seq unless p_keep_seq), dead or
+-- cancelled (with p_reason). Returns the new state.
+CREATE FUNCTION end_job(
+    p_queue text, p_id text, p_kind text, p_run_at timestamptz, p_keep_seq boolean,
+    p_reason text, p_op text, p_now timestamptz, p_keep interval, p_max_dead integer,
+    p_dead_age interval
+) RETURNS text
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+#variable_conflict use_column
+DECLARE
+    v_state text;
+BEGIN
+    IF p_kind = 'retry' THEN
+        v_state := CASE WHEN p_run_at <= p_now THEN 'ready' ELSE 'delayed' END;
+        UPDATE jobs
+           SET state = v_state, run_at = p_run_at,
+               seq = CASE WHEN p_keep_seq THEN seq ELSE nextval('job_seq') END,
+               last_token = lease_token, last_op = p_op, last_state = v_state,
+               lease_token = NULL, lease_deadline = NULL, claim_token = NULL
+         WHERE queue = p_queue AND id = p_id;
+        IF v_state = 'ready' THEN
+            PERFORM wake(ARRAY[p_queue]);
+        END IF;
+        RETURN v_state;
+    END IF;
+    v_state := CASE WHEN p_kind = 'dead' THEN 'dead' ELSE 'cancelled' END;
+    PERFORM free_unique(p_queue, p_id);
+    UPDATE jobs
+       SET state = v_state, reason = p_reason, finished_at = p_now, seq = nextval('job_seq'),
+           expires_at = CASE WHEN v_state = 'dead' THEN NULL ELSE p_now + p_keep END,
+           last_token = lease_token, last_op = p_op, last_state = v_state,
+           lease_token = NULL, lease_deadline = NULL, claim_token = NULL, stop = NULL
+     WHERE queue = p_queue AND id = p_id;
+    PERFORM ended(p_queue, p_id);
+    IF v_state = 'dead' THEN
+        PERFORM trim_dead(p_queue, p_max_dead, p_now - p_dead_age);
+    END IF;
+    RETURN v_state;
+END $$;
+
+-- fail: record p_error for this attempt, then apply the decision (retry after p_delay, dead
+-- or cancel with p_reason; a retry of a job asked to stop is a cancel). Returns the new
+-- state; for a re-send, the state the first one left; NULL for a stale lease (counted).
+CREATE FUNCTION fail(
+    p_queue text, p_id text, p_token text, p_error bytea, p_kind text, p_delay interval,
+    p_reason text, p_keep interval, p_max_dead integer, p_dead_age interval, p_now timestamptz
+) RETURNS text
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+#variable_conflict use_column
+DECLARE
+    v_now timestamptz := coalesce(p_now, clock_timestamp());
+    v_held integer := held(p_queue, p_id, p_token, 'fail');
+    v_stop text;
+    v_kind text := p_kind;
+    v_reason text := p_reason;
+BEGIN
+    IF v_held = 0 THEN
+        RETURN (SELECT last_state FROM jobs WHERE queue = p_queue AND id = p_id);
+    ELSIF v_held < 0 THEN
+        RETURN NULL;
+    END IF;
+    UPDATE queues SET failed = failed + 1 WHERE name = p_queue;
+    UPDATE jobs SET errors = errors || p_error WHERE queue = p_queue AND id = p_id
+    RETURNING stop INTO v_stop;
+    IF v_kind = 'retry' AND v_stop IS NOT NULL THEN
+        v_kind := 'cancel';
+        v_reason := v_stop;
+    END IF;
+    RETURN end_job(p_queue, p_id, v_kind, v_now + p_delay, false, v_reason, 'fail', v_now,
+                   p_keep, p_max_dead, p_dead_age);
+END $$;
+
+-- release: give the job back unspent (Q7): front of its priority (seq kept), after p_delay;
+-- a job asked to stop is cancelled. Returns false for a stale lease (counted).
+CREATE FUNCTION release(
+    p_queue text, p_id text, p_token text, p_delay interval, p_keep interval,
+    p_now timestamptz
+) RETURNS boolean
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+#variable_conflict use_column
+DECLARE
+    v_now timestamptz := coalesce(p_now, clock_timestamp());
+    v_held integer := held(p_queue, p_id, p_token, 'release');
+    v jobs%ROWTYPE;
+BEGIN
+    IF v_held <> 1 THEN
+        RETURN v_held = 0;
+    END IF;
+    SELECT * INTO v FROM jobs WHERE queue = p_queue AND id = p_id;
+    IF v.stop IS NOT NULL THEN
+        PERFORM end_job(p_queue, p_id, 'cancel', NULL, true, v.stop, 'release', v_now,
+                        p_keep, NULL, NULL);
+    ELSE
+        UPDATE jobs SET attempts = attempts - 1 WHERE queue = p_queue AND id = p_id;
+        PERFORM end_job(p_queue, p_id, 'retry',
+                        CASE WHEN p_delay > interval '0' THEN v_now + p_delay
+                             ELSE least(v.run_at, v_now) END,
+                        true, NULL, 'release', v_now, p_keep, NULL, NULL);
+    END IF;
+    RETURN true;
+END $$;
+
+-- cancel: a pending job (ready, delayed, waiting) ends cancelled with p_reason; a running one
+-- is asked to stop (renew tells its worker; the first reason stands); an ended one is left.
+-- Returns the job's state after the call, NULL for an unknown job.
+CREATE FUNCTION cancel(
+    p_queue text, p_id text, p_reason text, p_keep interval, p_now timestamptz
+) RETURNS text
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+#variable_conflict use_column
+DECLARE
+    v_now timestamptz := coalesce(p_now, clock_timestamp());
+    v jobs%ROWTYPE;
+BEGIN
+    SELECT * INTO v FROM jobs j
+     WHERE j.id = p_id AND (p_queue IS NULL OR j.queue = p_queue)
+       AND (j.expires_at IS NULL OR j.expires_at > v_now)
+     ORDER BY j.queue LIMIT 1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF v.state IN ('ready', 'delayed', 'waiting') THEN
+        PERFORM free_unique(v.queue, v.id);
+        UPDATE jobs
+           SET state = 'cancelled', reason = p_reason, finished_at = v_now,
+               expires_at = v_now + p_keep, seq = nextval('job_seq'), stop = NULL
+         WHERE queue = v.queue AND id = v.id;
+        PERFORM ended(v.queue, v.id);
+        RETURN 'cancelled';
+    END IF;
+    IF v.state = 'active' AND v.stop IS NULL THEN
+        UPDATE jobs SET stop = p_reason WHERE queue = v.queue AND id = v.id;
+    END IF;
+    RETURN v.state;
+END $$;

@@ -1,0 +1,46 @@
+"""Enqueue's parameters (one array per column, one element per job) and its answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from foundry.domain import Job, RunAfter, RunAt
+from foundry.ports import Duplicate, Enqueued, EnqueueOutcome
+
+
+def enqueue_params(
+    jobs: Sequence[Job], blobs: Sequence[bytes], now: datetime | None
+) -> dict[str, Any]:
+    """The ``enqueue`` function's arguments for ``jobs`` (encoded as ``blobs``).
+
+    A job's run time is passed as its schedule says (a moment, or a delay the statement adds
+    to its own now), so it is right whichever clock the queue uses.
+    """
+    return {
+        "queues": [job.queue for job in jobs],
+        "ids": [job.id for job in jobs],
+        "priorities": [job.priority for job in jobs],
+        "at": [job.schedule.at if isinstance(job.schedule, RunAt) else None for job in jobs],
+        "delays": [
+            job.schedule.delay if isinstance(job.schedule, RunAfter) else timedelta(0)
+            for job in jobs
+        ],
+        "max_attempts": [job.max_attempts for job in jobs],
+        "blobs": list(blobs),
+        "unique_keys": [job.unique.key if job.unique else None for job in jobs],
+        "unique_ttls": [job.unique.ttl if job.unique else None for job in jobs],
+        "unique_untils": [job.unique.until.value if job.unique else None for job in jobs],
+        "now": now,
+    }
+
+
+def outcomes(jobs: Sequence[Job], rows: Sequence[tuple[int, str | None]]) -> list[EnqueueOutcome]:
+    """One outcome per job, in order, from the function's (i, existing) rows."""
+    existing = dict(rows)
+    answers: list[EnqueueOutcome] = []
+    for i, job in enumerate(jobs, start=1):
+        holder = existing.get(i)
+        answers.append(Enqueued(job.id) if holder is None else Duplicate(job.id, holder))
+    return answers

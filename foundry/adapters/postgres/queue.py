@@ -1,0 +1,315 @@
+"""PostgresQueue: the QueuePort, WorkerRegistry and SchedulePort on PostgreSQL.
+
+Each transition is one call of a PL/pgSQL function of the schema (0001_queue.sql): one round
+trip, atomic, idempotent under re-send, as the Redis queue's scripts are. Claims take the
+next ready jobs with ``FOR UPDATE SKIP LOCKED`` on a partial index ordered (priority, seq),
+so concurrent workers never wait on each other's rows; an idle claim blocks on LISTEN (see
+``waking``). Time is the injected clock's when one is given (tests), else the server's
+``clock_timestamp()``: one clock for every worker, as Redis ``TIME`` is.
+
+Costs: enqueue, claim, complete O(log n) per job; ``stats`` counts the queue's rows (O(n)).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from foundry.adapters.codec import Codec
+from foundry.adapters.postgres.admin import PostgresAdmin
+from foundry.adapters.postgres.config import PostgresSettings
+from foundry.adapters.postgres.database import Database
+from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes
+from foundry.adapters.postgres.errors import unsupported
+from foundry.adapters.postgres.rows import RowCodec
+from foundry.adapters.postgres.schedules import PostgresSchedules
+from foundry.adapters.postgres.waking import Waker, channel
+from foundry.adapters.postgres.workers import PostgresWorkers
+from foundry.adapters.postgres.writes import PostgresWrites
+from foundry.domain import (
+    ConfigurationError,
+    Dead,
+    Decision,
+    ErrorInfo,
+    Job,
+    JobState,
+    UndecodableJob,
+)
+from foundry.ports import (
+    ClaimRequest,
+    Clock,
+    DeadLetter,
+    DeadLetterRetention,
+    EnqueueOutcome,
+    JobRecord,
+    Lease,
+    QueueStats,
+    WorkerInfo,
+)
+from foundry.ports.schedules import Fired, Firing, Poll, ScheduleEntry, ScheduleState
+
+log = logging.getLogger("foundry.postgres")
+
+
+class PostgresQueue:
+    """Every queue promise (Q1-Q11) in one PostgreSQL schema."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        settings: PostgresSettings,
+        *,
+        clock: Clock | None = None,
+        codec: Codec | None = None,
+        retention: DeadLetterRetention | None = None,
+        completed_ttl: timedelta = timedelta(hours=1),
+        poll: timedelta = timedelta(seconds=1),
+    ) -> None:
+        if completed_ttl <= timedelta(0):
+            raise ConfigurationError(f"completed_ttl must be positive, got {completed_ttl}")
+        self._db = db = Database(pool, settings, RowCodec(codec or Codec()), clock)
+        self._sql = db.sql
+        self._rows = db.rows
+        self._writes = PostgresWrites(db, retention or DeadLetterRetention(), completed_ttl)
+        self._waker = Waker(settings, channel(settings.schema), poll)
+        self._ended = Waker(settings, channel(settings.schema, "_ended"), poll)
+        self._admin = PostgresAdmin(db, completed_ttl, self._ended)
+        self._workers = PostgresWorkers(db)
+        self._schedules = PostgresSchedules(db)
+
+    @property
+    def schema(self) -> str:
+        """The schema this queue's tables are in."""
+        return self._db.settings.schema
+
+    def close(self) -> None:
+        """Close the pool and the wake-up connection."""
+        self._waker.close()
+        self._ended.close()
+        self._db.pool.close()
+
+    # -- jobs in --------------------------------------------------------------------------------
+
+    def enqueue(self, job: Job) -> EnqueueOutcome:
+        """Store ``job`` (see ``QueuePort.enqueue``)."""
+        return self.enqueue_many([job])[0]
+
+    def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
+        """Every job in one call of ``enqueue``; encoded (and so validated) before it."""
+        if not jobs:
+            return []
+        params = self._enqueue_params(jobs)
+        with self._conn() as conn:
+            rows = conn.execute(self._sql["enqueue"], params).fetchall()
+        return outcomes(jobs, rows)
+
+    def _enqueue_params(self, jobs: Sequence[Job]) -> dict[str, Any]:
+        for job in jobs:
+            if job.after:
+                raise unsupported("after", "jobs that wait for other jobs (after=)")
+            if job.limit is not None:
+                raise unsupported("limits", "jobs with a concurrency or rate limit (limit=)")
+        blobs = [self._rows.codec.encode_job(job) for job in jobs]
+        return enqueue_params(jobs, blobs, self._now())
+
+    # -- jobs out -------------------------------------------------------------------------------
+
+    def claim(self, request: ClaimRequest) -> list[Lease]:
+        """Lease up to ``request.limit`` jobs (see ``QueuePort.claim``); an empty claim waits
+        on LISTEN for at most ``request.wait`` (real time)."""
+        leases = self._claim(request)
+        if leases or request.wait <= timedelta(0):
+            return leases
+        give_up = time.monotonic() + request.wait.total_seconds()
+        while True:
+            since = self._waker.mark()
+            leases = self._claim(request)
+            remaining = give_up - time.monotonic()
+            if leases or remaining <= 0:
+                return leases
+            self._waker.wait(since, remaining)
+
+    def _claim(self, request: ClaimRequest) -> list[Lease]:
+        params = {
+            "queues": list(request.queues),
+            "limit": request.limit,
+            "lease": request.lease,
+            "token": request.claim_token,
+            "worker": request.worker,
+            "now": self._now(),
+        }
+        with self._conn() as conn:
+            rows = conn.execute(self._sql["claim"], params).fetchall()
+        leases = []
+        for _, queue, job_id, blob, token, attempts, deadline, fence in sorted(rows):
+            try:
+                job = self._rows.codec.decode_job(bytes(blob), job_id)
+            except UndecodableJob as error:
+                self._bury_undecodable(queue, job_id, token, attempts, error)
+                continue
+            leases.append(Lease(job, token, attempts, deadline, fence))
+        return leases
+
+    def _bury_undecodable(
+        self, queue: str, job_id: str, token: str, attempts: int, error: UndecodableJob
+    ) -> None:
+        info = ErrorInfo(type="UndecodableJob", message=str(error), attempt=attempts)
+        placeholder = Lease(self._rows.job(queue, job_id, b""), token, attempts, _EPOCH)
+        self.fail(placeholder, info, Dead(f"undecodable: {error.reason}"))
+
+    def complete_and_claim(
+        self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
+    ) -> tuple[list[bool], list[Lease]]:
+        """``complete_many`` then ``claim`` (two calls)."""
+        return self.complete_many(leases, results), self.claim(request)
+
+    # -- what a worker writes -------------------------------------------------------------------
+    def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
+        """See ``QueuePort.renew``."""
+        return self._writes.renew(leases, duration)
+
+    def complete(self, lease: Lease, result: Any = None) -> None:
+        """See ``QueuePort.complete``."""
+        self._writes.complete(lease, result)
+
+    def complete_many(
+        self, leases: Sequence[Lease], results: Sequence[Any] | None = None
+    ) -> list[bool]:
+        """See ``QueuePort.complete_many``."""
+        return self._writes.complete_many(leases, results)
+
+    def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:
+        """See ``QueuePort.fail``."""
+        return self._writes.fail(lease, error, decision)
+
+    def release(self, lease: Lease, delay: timedelta = timedelta(0)) -> None:
+        """See ``QueuePort.release``."""
+        self._writes.release(lease, delay)
+
+    def reap(self) -> int:
+        """See ``QueuePort.reap``."""
+        return self._writes.reap()
+
+    def _now(self) -> datetime | None:
+        return self._db.now()
+
+    def _conn(self) -> Any:
+        return self._db.conn()
+
+    # -- inspection and admin (admin.py), workers (workers.py), schedules (schedules.py) -------
+
+    def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
+        """See ``QueuePort.get``."""
+        return self._admin.get(job_id, queue)
+
+    def wait(self, job_id: str, timeout: timedelta, queue: str | None = None) -> JobRecord | None:
+        """See ``QueuePort.wait`` (not built on PostgreSQL yet)."""
+        return self._admin.wait(job_id, timeout, queue)
+
+    def cancel(
+        self, job_id: str, queue: str | None = None, reason: str = "cancelled"
+    ) -> JobState | None:
+        """See ``QueuePort.cancel`` (not built on PostgreSQL yet)."""
+        return self._admin.cancel(job_id, queue, reason)
+
+    def stats(self, queue: str) -> QueueStats:
+        """See ``QueuePort.stats``."""
+        return self._admin.stats(queue)
+
+    def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
+        """See ``QueuePort.stats_many``."""
+        return self._admin.stats_many(queues)
+
+    def queues(self) -> list[str]:
+        """See ``QueuePort.queues``."""
+        return self._admin.queues()
+
+    def oldest_ready_age(self, queues: Sequence[str]) -> list[timedelta | None]:
+        """See ``QueuePort.oldest_ready_age``."""
+        return self._admin.oldest_ready_age(queues)
+
+    def jobs(
+        self, queue: str, state: JobState, *, offset: int = 0, limit: int = 100
+    ) -> list[JobRecord]:
+        """See ``QueuePort.jobs``."""
+        return self._admin.jobs(queue, state, offset=offset, limit=limit)
+
+    def dead(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
+        """See ``QueuePort.dead``."""
+        return self._admin.dead(queue, offset=offset, limit=limit)
+
+    def requeue_dead(self, queue: str, job_ids: Sequence[str] | None = None) -> int:
+        """See ``QueuePort.requeue_dead``."""
+        return self._admin.requeue_dead(queue, job_ids)
+
+    def delete(self, queue: str, job_id: str) -> bool:
+        """See ``QueuePort.delete``."""
+        return self._admin.delete(queue, job_id)
+
+    def purge(self, queue: str) -> int:
+        """See ``QueuePort.purge``."""
+        return self._admin.purge(queue)
+
+    def purge_dead(self, queue: str) -> int:
+        """See ``QueuePort.purge_dead``."""
+        return self._admin.purge_dead(queue)
+
+    def pause(self, queue: str) -> None:
+        """See ``QueuePort.pause``."""
+        self._admin.pause(queue)
+
+    def resume(self, queue: str) -> None:
+        """See ``QueuePort.resume``."""
+        self._admin.resume(queue)
+
+    def heartbeat(self, info: WorkerInfo, ttl: timedelta) -> None:
+        """See ``WorkerRegistry.heartbeat``."""
+        self._workers.heartbeat(info, ttl)
+
+    def workers(self) -> list[WorkerInfo]:
+        """See ``WorkerRegistry.workers``."""
+        return self._workers.workers()
+
+    def forget_worker(self, worker_id: str) -> None:
+        """See ``WorkerRegistry.forget_worker``."""
+        self._workers.forget_worker(worker_id)
+
+    def sync_schedules(self, entries: Sequence[ScheduleEntry], *, redefine: bool) -> None:
+        """See ``SchedulePort.sync_schedules``."""
+        self._schedules.sync_schedules(entries, redefine=redefine)
+
+    def poll(self, queues: Sequence[str], limit: int, ahead: timedelta = timedelta(0)) -> Poll:
+        """See ``SchedulePort.poll``."""
+        return self._schedules.poll(queues, limit, ahead)
+
+    def fire(self, firings: Sequence[Firing]) -> list[Fired]:
+        """See ``SchedulePort.fire``."""
+        return self._schedules.fire(firings)
+
+    def orphan(self, queue: str, names: Sequence[str]) -> None:
+        """See ``SchedulePort.orphan``."""
+        self._schedules.orphan(queue, names)
+
+    def schedule_states(self) -> list[ScheduleState]:
+        """See ``SchedulePort.schedule_states``."""
+        return self._schedules.schedule_states()
+
+    def pause_schedule(self, queue: str, name: str) -> bool:
+        """See ``SchedulePort.pause_schedule``."""
+        return self._schedules.pause_schedule(queue, name)
+
+    def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool:
+        """See ``SchedulePort.resume_schedule``."""
+        return self._schedules.resume_schedule(queue, name, next_at)
+
+    def forget_schedule(self, queue: str, name: str) -> bool:
+        """See ``SchedulePort.forget_schedule``."""
+        return self._schedules.forget_schedule(queue, name)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

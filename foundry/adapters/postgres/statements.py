@@ -1,0 +1,165 @@
+"""The SQL the PostgreSQL queue sends, rendered once for its schema.
+
+Statements name Foundry's schema explicitly (never the search path), so they run the same on
+a pooled connection and on the caller's own connection of a transactional enqueue.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from foundry.adapters.postgres.config import check_schema
+
+# Pending: ready, or delayed with a run time that has come (``%(now)s`` is the time).
+_PENDING = "(state = 'ready' OR (state = 'delayed' AND run_at <= {now}))"
+_KEPT = "(expires_at IS NULL OR expires_at > {now})"
+_NOW = "coalesce(%(now)s::timestamptz, clock_timestamp())"
+
+_STATEMENTS: dict[str, str] = {
+    "enqueue": """
+        SELECT i, existing FROM {s}.enqueue(
+            %(queues)s::text[], %(ids)s::text[], %(priorities)s::integer[],
+            %(at)s::timestamptz[], %(delays)s::interval[], %(max_attempts)s::integer[],
+            %(blobs)s::bytea[], %(unique_keys)s::text[], %(unique_ttls)s::interval[],
+            %(unique_untils)s::text[], %(now)s::timestamptz)
+        """,
+    "claim": """
+        SELECT n, queue, id, blob, lease_token, attempts, deadline, fence FROM {s}.claim(
+            %(queues)s::text[], %(limit)s::integer, %(lease)s::interval, %(token)s::text,
+            %(worker)s::text, %(now)s::timestamptz)
+        """,
+    "renew": """
+        SELECT i, deadline, stop FROM {s}.renew(
+            %(queues)s::text[], %(ids)s::text[], %(tokens)s::text[], %(progress)s::bytea[],
+            %(duration)s::interval, %(now)s::timestamptz)
+        """,
+    "complete": """
+        SELECT i, applied FROM {s}.complete(
+            %(queues)s::text[], %(ids)s::text[], %(tokens)s::text[], %(results)s::bytea[],
+            %(keep)s::interval, %(now)s::timestamptz)
+        """,
+    "fail": """
+        SELECT {s}.fail(
+            %(queue)s::text, %(id)s::text, %(token)s::text, %(error)s::bytea, %(kind)s::text,
+            %(delay)s::interval, %(reason)s::text, %(keep)s::interval, %(max_dead)s::integer,
+            %(dead_age)s::interval, %(now)s::timestamptz)
+        """,
+    "release": """
+        SELECT {s}.release(
+            %(queue)s::text, %(id)s::text, %(token)s::text, %(delay)s::interval,
+            %(keep)s::interval, %(now)s::timestamptz)
+        """,
+    "now": f"SELECT {_NOW}",
+    "expired": """
+        SELECT queue, id, lease_token, attempts, max_attempts, worker, stop, lease_deadline,
+               run_at
+          FROM {s}.jobs WHERE state = 'active' AND lease_deadline < %(now)s
+         ORDER BY lease_deadline LIMIT 500 FOR UPDATE SKIP LOCKED
+        """,
+    "lose": """
+        SELECT {s}.end_job(
+            %(queue)s::text, %(id)s::text, %(kind)s::text, %(run_at)s::timestamptz, true,
+            %(reason)s::text, 'lost', %(now)s::timestamptz, %(keep)s::interval,
+            %(max_dead)s::integer, %(dead_age)s::interval)
+        """,
+    "append_error": """
+        UPDATE {s}.jobs SET errors = errors || %(error)s::bytea
+         WHERE queue = %(queue)s AND id = %(id)s
+        """,
+    "forget_expired": """
+        DELETE FROM {s}.jobs WHERE expires_at <= %(now)s
+        """,
+    "forget_tokens": "DELETE FROM {s}.claim_tokens WHERE expires_at <= %(now)s",
+    "forget_waiters": "DELETE FROM {s}.waiters WHERE expires_at <= clock_timestamp()",
+    "cancel": """
+        SELECT {s}.cancel(%(queue)s::text, %(id)s::text, %(reason)s::text, %(keep)s::interval,
+                          %(now)s::timestamptz)
+        """,
+    "add_waiter": """
+        INSERT INTO {s}.waiters (token, queue, job_id, expires_at)
+        VALUES (%(token)s, %(queue)s, %(id)s, clock_timestamp() + %(for)s)
+        """,
+    "drop_waiter": "DELETE FROM {s}.waiters WHERE token = %(token)s",
+    "wake": "SELECT {s}.wake(%(queues)s::text[])",
+    "record": f"""
+        SELECT queue, id, state, priority, attempts, enqueued_at, run_at, lease_deadline,
+               blob, errors, result, reason, finished_at, worker, progress
+          FROM {{s}}.jobs
+         WHERE id = %(id)s AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+           AND {_KEPT.format(now="%(now)s")}
+         ORDER BY queue LIMIT 1
+        """,
+    "stats": f"""
+        SELECT q.name,
+               count(*) FILTER (WHERE {_PENDING.format(now="%(now)s")}),
+               count(*) FILTER (WHERE state = 'delayed' AND run_at > %(now)s),
+               count(*) FILTER (WHERE state = 'active'),
+               count(*) FILTER (WHERE state = 'dead'),
+               coalesce(bool_or(qs.paused), false), coalesce(max(qs.completed), 0),
+               coalesce(max(qs.failed), 0), coalesce(max(qs.dead_trimmed), 0),
+               coalesce(max(qs.stale_rejected), 0)
+          FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, n)
+          LEFT JOIN {{s}}.queues qs ON qs.name = q.name
+          LEFT JOIN {{s}}.jobs j ON j.queue = q.name
+         GROUP BY q.name, q.n ORDER BY q.n
+        """,
+    "queues": "SELECT name FROM {s}.queues WHERE used ORDER BY name",
+    "oldest_ready": f"""
+        SELECT q.n, (SELECT min(h.run_at) FROM (
+                   SELECT DISTINCT ON (priority) run_at FROM {{s}}.jobs
+                    WHERE queue = q.name AND {_PENDING.format(now="%(now)s")}
+                    ORDER BY priority, seq) h)
+          FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, n) ORDER BY q.n
+        """,
+    "pause": """
+        INSERT INTO {s}.queues (name, paused) VALUES (%(queue)s, %(paused)s)
+        ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
+        """,
+}
+
+_COLUMNS = """queue, id, state, priority, attempts, enqueued_at, run_at, lease_deadline,
+               blob, errors, result, reason, finished_at, worker, progress"""
+
+#: ``jobs(queue, state)``: which rows, in which order (the claim's order for READY).
+LISTINGS: dict[str, str] = {
+    "ready": f"""SELECT {_COLUMNS} FROM {{s}}.jobs
+        WHERE queue = %(queue)s AND {_PENDING.format(now="%(now)s")}
+        ORDER BY priority DESC, seq OFFSET %(offset)s LIMIT %(limit)s""",
+    "delayed": f"""SELECT {_COLUMNS} FROM {{s}}.jobs
+        WHERE queue = %(queue)s AND state = 'delayed' AND run_at > %(now)s
+        ORDER BY run_at, seq OFFSET %(offset)s LIMIT %(limit)s""",
+    "active": f"""SELECT {_COLUMNS} FROM {{s}}.jobs
+        WHERE queue = %(queue)s AND state = 'active'
+        ORDER BY lease_deadline, seq OFFSET %(offset)s LIMIT %(limit)s""",
+    "ended": f"""SELECT {_COLUMNS} FROM {{s}}.jobs
+        WHERE queue = %(queue)s AND state = %(state)s AND {_KEPT.format(now="%(now)s")}
+        ORDER BY seq DESC OFFSET %(offset)s LIMIT %(limit)s""",
+    "waiting": f"""SELECT {_COLUMNS} FROM {{s}}.jobs
+        WHERE queue = %(queue)s AND state = 'waiting'
+        ORDER BY seq OFFSET %(offset)s LIMIT %(limit)s""",
+}
+
+
+def _render(template: str, schema: str) -> bytes:
+    return template.replace("{s}", sql.Identifier(schema).as_string()).encode()
+
+
+class Statements:
+    """Every statement of the queue, for one schema, as bytes psycopg sends as they are."""
+
+    def __init__(self, schema: str) -> None:
+        check_schema(schema)
+        self.schema = schema
+        self._rendered = {name: _render(text, schema) for name, text in _STATEMENTS.items()}
+        self._listings = {name: _render(text, schema) for name, text in LISTINGS.items()}
+
+    def __getitem__(self, name: str) -> bytes:
+        return self._rendered[name]
+
+    def listing(self, kind: str) -> bytes:
+        """The ``jobs()`` query for ``kind`` (ready, delayed, active, ended, waiting)."""
+        return self._listings[kind]
+
+    def render(self, template: str) -> bytes:
+        """Any other statement, with ``{s}`` standing for the schema."""
+        return _render(template, self.schema)
