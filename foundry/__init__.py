@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from foundry.adapters.django.commit import DjangoCommitHooks as DjangoCommitHooks
+    from foundry.adapters.postgres.errors import MissingPrivileges as MissingPrivileges
+    from foundry.adapters.postgres.errors import NotSupported as NotSupported
+    from foundry.adapters.postgres.errors import SchemaOutdated as SchemaOutdated
     from foundry.adapters.sqlalchemy.commit import (
         SqlAlchemyCommitHooks as SqlAlchemyCommitHooks,
     )
@@ -208,6 +211,9 @@ if TYPE_CHECKING:
     from foundry.ports import (
         QueueStats as QueueStats,
     )
+    from foundry.ports import (
+        TransactionalEnqueue as TransactionalEnqueue,
+    )
 
 __all__ = [
     "AfterFailure",
@@ -225,6 +231,10 @@ __all__ = [
     "ClaimRequest",
     "Clock",
     "CommitHooks",
+    "TransactionalEnqueue",
+    "NotSupported",
+    "SchemaOutdated",
+    "MissingPrivileges",
     "ConfigurationError",
     "Connection",
     "Delays",
@@ -323,6 +333,10 @@ _HOMES = {
     "ClaimRequest": "foundry.ports",
     "Clock": "foundry.ports",
     "CommitHooks": "foundry.ports",
+    "TransactionalEnqueue": "foundry.ports",
+    "NotSupported": "foundry.adapters.postgres.errors",
+    "SchemaOutdated": "foundry.adapters.postgres.errors",
+    "MissingPrivileges": "foundry.adapters.postgres.errors",
     "DjangoCommitHooks": "foundry.adapters.django.commit",
     "SqlAlchemyCommitHooks": "foundry.adapters.sqlalchemy.commit",
     "JobRecord": "foundry.ports",

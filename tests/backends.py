@@ -220,7 +220,6 @@ def _corrupt_postgres(queue: Queue, queue_name: str, job_id: str) -> None:
 
 #: What the PostgreSQL queue does not offer yet, and the tests that need it.
 POSTGRES_LACKS: dict[str, tuple[str, ...]] = {
-    "after": ("test_queue_dependencies.py",),
     "limits": ("test_queue_limits.py",),
 }
 

@@ -66,3 +66,37 @@ class ThrowawayDatabase:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
             )
+
+
+class ThrowawayRole:
+    """A login role (trust auth on loopback: no password) this test created and drops again;
+    it holds no privileges but those the test grants in ``database_url``'s database."""
+
+    def __init__(self, database_url: str) -> None:
+        self.name = unique_name()
+        self._database_url = database_url
+
+    def create(self) -> ThrowawayRole:
+        """Create the role."""
+        with _admin() as admin:
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(self.name)))
+        return self
+
+    def url(self) -> str:
+        """``database_url`` as this role."""
+        parts = urlsplit(self._database_url)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{self.name}@{host}"))
+
+    def drop(self) -> None:
+        """Revoke what it was granted, end its sessions, drop it."""
+        assert self.name.startswith(STEM), f"refusing to drop {self.name!r}"
+        role = sql.Identifier(self.name)
+        with psycopg.connect(self._database_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                [self.name],
+            )
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
+        with _admin() as admin:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))

@@ -29,7 +29,14 @@ from foundry.domain import (
     Rate,
     UniqueSpec,
 )
-from foundry.ports import BatchPort, BatchRecord, Clock, CommitHooks, QueuePort
+from foundry.ports import (
+    BatchPort,
+    BatchRecord,
+    Clock,
+    CommitHooks,
+    QueuePort,
+    TransactionalEnqueue,
+)
 
 
 class Dispatcher:
@@ -46,6 +53,10 @@ class Dispatcher:
     (a duplicate of a unique job is found only when it is sent).
 
     ``batches`` (the queue, when its backend keeps batches) lets it dispatch batches.
+
+    ``connection=`` (a psycopg ``Connection`` when the queue is PostgreSQL: ``transactions``)
+    writes the job in the caller's own open transaction on that connection instead: it
+    exists once that transaction commits, and never if it rolls back.
     """
 
     def __init__(
@@ -57,9 +68,11 @@ class Dispatcher:
         first_dispatch_warning: str | None = None,
         commit_hooks: CommitHooks | None = None,
         batches: BatchPort | None = None,
+        transactions: TransactionalEnqueue | None = None,
     ) -> None:
         self._queue = queue
         self._batches = batches
+        self._transactions = transactions
         self._jobs = JobMaker(registry, clock)
         self._batch_maker = BatchMaker(self._jobs)
         self._first = FirstDispatchWarning(first_dispatch_warning)
@@ -82,8 +95,10 @@ class Dispatcher:
         rate_limit: str | Rate | None = None,
         concurrency: int | None = None,
         limit_key: str | None = None,
+        connection: object | None = None,
     ) -> str:
-        """Enqueue one job (after the commit, if so); its id (or the pending duplicate's).
+        """Enqueue one job (after the commit, or in the caller's transaction on
+        ``connection``, if so); its id (or the pending duplicate's).
 
         ``after``: ids of jobs of the same queue, dispatched before, that must complete
         before this one runs (it waits meanwhile); if one goes dead or is cancelled, this one
@@ -106,20 +121,28 @@ class Dispatcher:
             concurrency=concurrency,
             limit_key=limit_key,
         )
+        if connection is not None:
+            return self._send_within(connection, [job], after_commit)[0]
         if self._after_commit.wanted(after_commit):
             self._after_commit.defer([job], lambda: self._send(job))
             return job.id
         return self._send(job)
 
     def dispatch_many(
-        self, items: Iterable[Item], *, after_commit: bool | None = None
+        self,
+        items: Iterable[Item],
+        *,
+        after_commit: bool | None = None,
+        connection: object | None = None,
     ) -> list[str]:
-        """Enqueue many jobs in one ``enqueue_many`` call (after the commit, if so); ids in the
-        same order.
+        """Enqueue many jobs in one ``enqueue_many`` call (after the commit, or in the
+        caller's transaction on ``connection``, if so); ids in the same order.
 
         Every job of the call gets the same ``created_at`` (one reading of the clock).
         """
         jobs = self._jobs.many(items)
+        if connection is not None:
+            return self._send_within(connection, jobs, after_commit) if jobs else []
         if jobs and self._after_commit.wanted(after_commit):
             self._after_commit.defer(jobs, lambda: self._send_many(jobs))
             return [job.id for job in jobs]
@@ -232,7 +255,8 @@ class Dispatcher:
         if self._batches is None:
             raise ConfigurationError(
                 "this dispatcher was built without a batch store: build it with "
-                "batches=<the queue> (foundry.connect()'s dispatcher does)"
+                "batches=<the queue> (foundry.connect()'s dispatcher does; the memory and "
+                "Redis queues keep batches, the PostgreSQL queue does not yet)"
             )
         return self._batches
 
@@ -271,6 +295,22 @@ class Dispatcher:
         job_id = job_id_of(self._queue.enqueue(job))
         self._first.dispatched(job_id)
         return job_id
+
+    def _send_within(
+        self, connection: object, jobs: list[Job], after_commit: bool | None
+    ) -> list[str]:
+        if after_commit:
+            raise ConfigurationError(
+                "dispatch takes connection= (written in your transaction) or after_commit=True "
+                "(sent after it commits), not both"
+            )
+        if self._transactions is None:
+            raise ConfigurationError(
+                "dispatch with connection= writes the job in your database transaction, which "
+                "needs a queue in that database: set QUEUE_DRIVER=postgres and DATABASE_URL"
+            )
+        outcomes = self._transactions.enqueue_within(connection, jobs)
+        return [job_id_of(outcome) for outcome in outcomes]
 
     def _send_many(self, jobs: list[Job]) -> list[str]:
         ids = [job_id_of(outcome) for outcome in self._queue.enqueue_many(jobs)]

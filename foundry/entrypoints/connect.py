@@ -49,7 +49,8 @@ class Connection:
     ) -> Dispatcher:
         """A ``Dispatcher`` for ``registry``'s handlers over this connection's queue;
         ``commit_hooks`` (``DjangoCommitHooks()``, ``SqlAlchemyCommitHooks(session)``) let it
-        dispatch after the database's commit."""
+        dispatch after the database's commit. On PostgreSQL it also dispatches inside the
+        caller's transaction (``connection=``)."""
         memory = self.settings.queue_driver is Driver.MEMORY
         return Dispatcher(
             self.queue,
@@ -58,6 +59,7 @@ class Connection:
             first_dispatch_warning=MEMORY_QUEUE_WARNING if memory else None,
             commit_hooks=commit_hooks,
             batches=self._container.batches(),
+            transactions=self._container.transactions(),
         )
 
     @cached_property

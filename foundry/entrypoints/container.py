@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from foundry.adapters.postgres.async_queue import AsyncPostgresQueue
     from foundry.adapters.postgres.cache import PostgresCache
     from foundry.adapters.postgres.config import PostgresSettings
+    from foundry.adapters.postgres.health import PostgresReport
     from foundry.adapters.postgres.migrator import Migrator
     from foundry.adapters.postgres.queue import PostgresQueue
     from foundry.adapters.redis.async_queue import AsyncRedisQueue
@@ -119,12 +120,18 @@ def _migrator(settings: PostgresSettings) -> Migrator:
     return Migrator(partial(connect, settings), settings.schema)
 
 
-def _schema_check(settings: Settings) -> Callable[[], int] | None:
-    """What a worker runs before it starts when a port is on PostgreSQL: the schema's
-    version, or ``SchemaOutdated`` ("run foundry migrate")."""
+def _postgres_check(settings: Settings) -> Callable[[], PostgresReport] | None:
+    """The PostgreSQL self-check (server, schema version, privileges) when a port is on
+    PostgreSQL: ``foundry check`` shows it, ``foundry work`` refuses to start on a schema
+    older than its Foundry or a role without the privileges."""
     if Driver.POSTGRES not in (settings.queue_driver, settings.cache_driver):
         return None
-    return _migrator(settings.postgres()).require_current
+    from foundry.entrypoints.extras import require  # noqa: PLC0415
+
+    require("postgres", "QUEUE_DRIVER / CACHE_DRIVER=postgres", "psycopg")
+    from foundry.adapters.postgres.health import inspect_postgres  # noqa: PLC0415
+
+    return partial(inspect_postgres, settings.postgres())
 
 
 def _queue_check(queue: RedisQueue) -> Callable[[], RedisReport]:
@@ -152,7 +159,7 @@ class Container(containers.DeclarativeContainer):
     postgres_settings = providers.Callable(Settings.postgres, settings)
     postgres_pool = providers.Singleton(_postgres_pool, postgres_settings)
     migrator = providers.Factory(_migrator, postgres_settings)
-    schema_check = providers.Callable(_schema_check, settings)
+    postgres_check = providers.Callable(_postgres_check, settings)
 
     queue_backend = providers.Selector(
         config.queue.driver,
@@ -183,9 +190,23 @@ class Container(containers.DeclarativeContainer):
         postgres=providers.Singleton(_async_postgres_queue, postgres_settings, codec),
     )
     async_queue = providers.Dependency(instance_of=AsyncQueuePort, default=async_queue_backend)  # type: ignore[type-abstract]
+    # The queue that writes jobs in the caller's own transaction (dispatch(connection=...)).
+    transactions = providers.Selector(
+        config.queue.driver,
+        memory=providers.Object(None),
+        redis=providers.Object(None),
+        postgres=queue,
+    )
     workers = providers.Dependency(instance_of=WorkerRegistry, default=queue)  # type: ignore[type-abstract]
     schedules = providers.Dependency(instance_of=SchedulePort, default=queue)  # type: ignore[type-abstract]
-    batches = providers.Dependency(instance_of=BatchPort, default=queue)  # type: ignore[type-abstract]
+    # Batches are kept by the memory and Redis queues; PostgreSQL's does not keep them yet.
+    batch_queue = providers.Dependency(instance_of=BatchPort, default=queue)  # type: ignore[type-abstract]
+    batches = providers.Selector(
+        config.queue.driver,
+        memory=batch_queue,
+        redis=batch_queue,
+        postgres=providers.Object(None),
+    )
 
     cache_backend = providers.Selector(
         config.cache.driver,

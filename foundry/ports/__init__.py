@@ -34,7 +34,7 @@ from foundry.ports.schedules import (
     SchedulePort,
     ScheduleState,
 )
-from foundry.ports.transactions import CommitHooks
+from foundry.ports.transactions import CommitHooks, TransactionalEnqueue
 
 __all__ = [
     "AsyncQueuePort",
@@ -65,6 +65,7 @@ __all__ = [
     "QueuePort",
     "QueueStats",
     "TaggedCache",
+    "TransactionalEnqueue",
     "Ttl",
     "WorkerInfo",
     "WorkerRegistry",

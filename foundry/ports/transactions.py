@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
+
+from foundry.domain import Job
+from foundry.ports.queue_types import EnqueueOutcome
 
 
 @runtime_checkable
@@ -20,4 +23,26 @@ class CommitHooks(Protocol):
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` after the current transaction commits (now, outside one)."""
+        ...
+
+
+@runtime_checkable
+class TransactionalEnqueue(Protocol):
+    """Writes jobs inside the caller's own open database transaction (no outbox, no window
+    between the commit and the dispatch).
+
+    * ``enqueue_within(connection, jobs)`` stores ``jobs`` as ``QueuePort.enqueue_many`` does
+      (same ids, outcomes and promises), through ``connection``, inside the transaction the
+      caller has open on it: they exist for workers once it commits (blocked workers are
+      woken by the commit) and not at all if it rolls back. Outside a transaction
+      (autocommit) they are stored at once.
+    * ``connection`` is the backend's own connection type (a psycopg 3 ``Connection`` for
+      PostgreSQL); anything else raises ``ConfigurationError`` naming what it takes.
+    * What the database raises inside the caller's transaction reaches the caller (the
+      transaction is then the caller's to roll back); an unreachable database raises
+      ``QueueUnavailable``.
+    """
+
+    def enqueue_within(self, connection: object, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
+        """Store ``jobs`` with ``connection``, in its open transaction; one outcome each."""
         ...

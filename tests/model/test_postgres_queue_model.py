@@ -21,10 +21,6 @@ def test_postgres_queue_matches_the_model(request: pytest.FixtureRequest) -> Non
         def make_queue(self, clock: ManualClock) -> Queue:
             return postgres_queue(fixture, clock)
 
-        # Not a rule here: the PostgreSQL queue lacks "after" (POSTGRES_LACKS).
-        def enqueue_after_others(self, *_: object, **__: object) -> None:
-            raise AssertionError("not a rule for PostgreSQL")
-
         def teardown(self) -> None:
             assert self.queue is not None
             self.queue.close()  # type: ignore[attr-defined]

@@ -46,7 +46,10 @@ _DELETE = """
         DELETE FROM {s}.unique_keys u USING gone
          WHERE u.queue = gone.queue AND u.key = gone.unique_key AND u.job_id = gone.id
     ), told AS (
-        SELECT {s}.ended(gone.queue, gone.id) FROM gone
+        SELECT {s}.ended(gone.queue, gone.id),
+               {s}.settle(gone.queue, gone.id, true, %(now)s::timestamptz, %(keep)s::interval,
+                          %(max_dead)s::integer, %(dead_age)s::interval)
+          FROM gone
     )
     SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM told)
 """
@@ -102,7 +105,7 @@ class PostgresAdmin:
         self, job_id: str, queue: str | None = None, reason: str = "cancelled"
     ) -> JobState | None:
         """Cancel a pending job, ask a running one to stop (see ``QueuePort.cancel``)."""
-        params = {"queue": queue, "id": job_id, "reason": reason, "keep": self._keep}
+        params = {"queue": queue, "id": job_id, "reason": reason, **self._db.policy}
         with self._db.conn() as conn:
             row = conn.execute(self._db.sql["cancel"], {**params, "now": self._db.now()}).fetchone()
         return None if row is None or row[0] is None else JobState(row[0])
@@ -211,9 +214,10 @@ class PostgresAdmin:
                 conn.execute(self._db.sql["wake"], {"queues": [queue]})
 
     def _drop(self, queue: str, states: list[str], job_id: str | None) -> int:
-        params = {"queue": queue, "states": states, "id": job_id}
+        params = {"queue": queue, "states": states, "id": job_id, **self._db.policy}
         with self._db.conn() as conn:
-            row = conn.execute(self._delete, params).fetchone()
+            now = self._db.now_on(conn)
+            row = conn.execute(self._delete, {**params, "now": now}).fetchone()
         return int(row[0]) if row else 0
 
 

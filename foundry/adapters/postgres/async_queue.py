@@ -21,15 +21,20 @@ from psycopg import sql
 from foundry.adapters.codec import Codec
 from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import unreachable
-from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes
+from foundry.adapters.postgres.database import end_policy
+from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes, refused
 from foundry.adapters.postgres.errors import unsupported
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.statements import Statements
 from foundry.adapters.postgres.waking import channel
 from foundry.domain import Job
-from foundry.ports import Clock, EnqueueOutcome, JobRecord
+from foundry.ports import Clock, DeadLetterRetention, EnqueueOutcome, JobRecord
 
 _SPARE = timedelta(minutes=1)
+#: What a job that fails at its enqueue (its dependency already failed) is kept under: the
+#: sync queue's defaults.
+_KEEP = timedelta(hours=1)
+_RETENTION = DeadLetterRetention()
 
 
 class AsyncPostgresQueue:
@@ -60,11 +65,17 @@ class AsyncPostgresQueue:
         if not jobs:
             return []
         for job in jobs:
-            if job.after or job.limit is not None:
-                raise unsupported("after", "jobs with after= or limit=")
+            if job.limit is not None:
+                raise unsupported("limits", "jobs with a concurrency or rate limit (limit=)")
         blobs = [self._rows.codec.encode_job(job) for job in jobs]
-        params = enqueue_params(jobs, blobs, self._now())
-        rows = await self._fetch(self._sql["enqueue"], params)
+        params = enqueue_params(jobs, blobs, self._now(), end_policy(_KEEP, _RETENTION))
+        try:
+            rows = await self._fetch(self._sql["enqueue"], params)
+        except psycopg.Error as error:
+            invalid = refused(error)
+            if invalid is None:
+                raise
+            raise invalid from None
         return outcomes(jobs, [(row[0], row[1]) for row in rows])
 
     async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -14,7 +14,7 @@ from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import pooled
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.statements import Statements
-from foundry.ports import Clock
+from foundry.ports import Clock, DeadLetterRetention
 
 
 class Database:
@@ -26,12 +26,23 @@ class Database:
         settings: PostgresSettings,
         rows: RowCodec,
         clock: Clock | None,
+        *,
+        retention: DeadLetterRetention | None = None,
+        keep: timedelta = timedelta(hours=1),
     ) -> None:
         self.pool = pool
         self.settings = settings
         self.rows = rows
         self.clock = clock
         self.sql = Statements(settings.schema)
+        self.retention = retention or DeadLetterRetention()
+        self.keep = keep
+
+    @property
+    def policy(self) -> dict[str, Any]:
+        """What a call that may end jobs needs: how long ended records are kept, and the
+        dead letters' retention."""
+        return end_policy(self.keep, self.retention)
 
     @contextmanager
     def conn(self) -> Iterator[psycopg.Connection[Any]]:
@@ -51,3 +62,8 @@ class Database:
         assert row is not None
         moment: datetime = row[0]
         return moment
+
+
+def end_policy(keep: timedelta, retention: DeadLetterRetention) -> dict[str, Any]:
+    """The ``keep``, ``max_dead`` and ``dead_age`` arguments of the functions that end jobs."""
+    return {"keep": keep, "max_dead": retention.max_count, "dead_age": retention.max_age}

@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from foundry.domain import Job, RunAfter, RunAt
+import psycopg
+
+from foundry.domain import InvalidJob, Job, RunAfter, RunAt
 from foundry.ports import Duplicate, Enqueued, EnqueueOutcome
 
 
 def enqueue_params(
-    jobs: Sequence[Job], blobs: Sequence[bytes], now: datetime | None
+    jobs: Sequence[Job], blobs: Sequence[bytes], now: datetime | None, policy: dict[str, Any]
 ) -> dict[str, Any]:
     """The ``enqueue`` function's arguments for ``jobs`` (encoded as ``blobs``).
 
@@ -32,8 +34,23 @@ def enqueue_params(
         "unique_keys": [job.unique.key if job.unique else None for job in jobs],
         "unique_ttls": [job.unique.ttl if job.unique else None for job in jobs],
         "unique_untils": [job.unique.until.value if job.unique else None for job in jobs],
+        "after_failures": [job.after_failure.value for job in jobs],
+        "after_jobs": [k for k, job in enumerate(jobs, start=1) for _ in job.after],
+        "after_ids": [dep for job in jobs for dep in job.after],
+        **policy,
         "now": now,
     }
+
+
+#: The SQLSTATE the ``enqueue`` function raises for an ``after`` id its queue does not hold.
+UNKNOWN_DEPENDENCY = "FD001"
+
+
+def refused(error: psycopg.Error) -> InvalidJob | None:
+    """The ``InvalidJob`` an enqueue's database error stands for, if it is one."""
+    if error.sqlstate != UNKNOWN_DEPENDENCY:
+        return None
+    return InvalidJob("after", error.diag.message_primary or str(error))
 
 
 def outcomes(jobs: Sequence[Job], rows: Sequence[tuple[int, str | None]]) -> list[EnqueueOutcome]:

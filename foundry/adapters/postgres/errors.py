@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from foundry.domain import FoundryError
+from foundry.domain import ConfigurationError, FoundryError
+
+
+class SchemaOutdated(ConfigurationError):
+    """The database's Foundry schema is older than this Foundry needs: run ``foundry migrate``."""
+
+
+class MissingPrivileges(ConfigurationError):
+    """The role may not use some of Foundry's tables; the message says what to grant."""
 
 
 class NotSupported(FoundryError, NotImplementedError):

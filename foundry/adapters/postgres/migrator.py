@@ -22,15 +22,13 @@ import psycopg
 from psycopg import sql
 
 from foundry.adapters.postgres.config import check_schema
-from foundry.domain import ConfigurationError
+from foundry.adapters.postgres.errors import SchemaOutdated
+
+__all__ = ["Migration", "Migrator", "SchemaOutdated", "load_migrations"]
 
 log = logging.getLogger("foundry.postgres")
 
 _FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
-
-
-class SchemaOutdated(ConfigurationError):
-    """The database's Foundry schema is older than this Foundry needs: run ``foundry migrate``."""
 
 
 @attrs.frozen
@@ -93,6 +91,10 @@ class Migrator:
         """The schema's version in the database: 0 when Foundry's schema is not there yet."""
         with self._connect() as conn:
             return self._version(conn)
+
+    def version_on(self, conn: psycopg.Connection[Any]) -> int:
+        """``current()`` over a connection the caller holds."""
+        return self._version(conn)
 
     def migrate(self) -> list[Migration]:
         """Apply every file newer than the schema's version; the ones applied, in order."""

@@ -18,13 +18,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
 from foundry.adapters.codec import Codec
 from foundry.adapters.postgres.admin import PostgresAdmin
 from foundry.adapters.postgres.config import PostgresSettings
+from foundry.adapters.postgres.connection import unreachable
 from foundry.adapters.postgres.database import Database
-from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes
+from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes, refused
 from foundry.adapters.postgres.errors import unsupported
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.schedules import PostgresSchedules
@@ -72,7 +75,9 @@ class PostgresQueue:
     ) -> None:
         if completed_ttl <= timedelta(0):
             raise ConfigurationError(f"completed_ttl must be positive, got {completed_ttl}")
-        self._db = db = Database(pool, settings, RowCodec(codec or Codec()), clock)
+        rows = RowCodec(codec or Codec())
+        db = Database(pool, settings, rows, clock, retention=retention, keep=completed_ttl)
+        self._db = db
         self._sql = db.sql
         self._rows = db.rows
         self._writes = PostgresWrites(db, retention or DeadLetterRetention(), completed_ttl)
@@ -105,17 +110,35 @@ class PostgresQueue:
             return []
         params = self._enqueue_params(jobs)
         with self._conn() as conn:
-            rows = conn.execute(self._sql["enqueue"], params).fetchall()
+            rows = _enqueued(conn, self._sql["enqueue"], params)
+        return outcomes(jobs, rows)
+
+    def enqueue_within(self, connection: object, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
+        """Store ``jobs`` with the caller's ``connection``, in its open transaction (see
+        ``TransactionalEnqueue``): the same ``enqueue`` call, whose NOTIFY wakes blocked
+        workers when that transaction commits."""
+        if not isinstance(connection, psycopg.Connection):
+            raise ConfigurationError(
+                "connection= takes a psycopg 3 Connection (psycopg.Connection) to the queue's "
+                f"database, got {type(connection).__name__}"
+            )
+        if not jobs:
+            return []
+        params = self._enqueue_params(jobs)
+        # The caller's connection may have any row factory; ours reads tuples.
+        with connection.cursor(row_factory=tuple_row) as cursor:
+            try:
+                rows = _enqueued(cursor, self._sql["enqueue"], params)
+            except psycopg.OperationalError as error:
+                raise unreachable(self._db.settings, error) from error
         return outcomes(jobs, rows)
 
     def _enqueue_params(self, jobs: Sequence[Job]) -> dict[str, Any]:
         for job in jobs:
-            if job.after:
-                raise unsupported("after", "jobs that wait for other jobs (after=)")
             if job.limit is not None:
                 raise unsupported("limits", "jobs with a concurrency or rate limit (limit=)")
         blobs = [self._rows.codec.encode_job(job) for job in jobs]
-        return enqueue_params(jobs, blobs, self._now())
+        return enqueue_params(jobs, blobs, self._now(), self._db.policy)
 
     # -- jobs out -------------------------------------------------------------------------------
 
@@ -135,6 +158,11 @@ class PostgresQueue:
             self._waker.wait(since, remaining)
 
     def _claim(self, request: ClaimRequest) -> list[Lease]:
+        with self._conn() as conn:
+            rows = self._claim_on(conn, request)
+        return self._leases(rows)
+
+    def _claim_on(self, conn: psycopg.Connection[Any], request: ClaimRequest) -> list[Any]:
         params = {
             "queues": list(request.queues),
             "limit": request.limit,
@@ -143,8 +171,11 @@ class PostgresQueue:
             "worker": request.worker,
             "now": self._now(),
         }
-        with self._conn() as conn:
-            rows = conn.execute(self._sql["claim"], params).fetchall()
+        return conn.execute(self._sql["claim"], params).fetchall()
+
+    def _leases(self, rows: list[Any]) -> list[Lease]:
+        """Leases of the claimed rows, in claim order; an undecodable job is buried (after
+        the claim's transaction, whose row locks the burial needs)."""
         leases = []
         for _, queue, job_id, blob, token, attempts, deadline, fence in sorted(rows):
             try:
@@ -165,8 +196,18 @@ class PostgresQueue:
     def complete_and_claim(
         self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
     ) -> tuple[list[bool], list[Lease]]:
-        """``complete_many`` then ``claim`` (two calls)."""
-        return self.complete_many(leases, results), self.claim(request)
+        """``complete_many`` then ``claim`` in one transaction (one commit, so one WAL flush,
+        for both); a claim that finds nothing then waits as ``claim`` does."""
+        if not leases:
+            return [], self.claim(request)
+        params = self._writes.complete_params(leases, results)
+        with self._conn() as conn, conn.transaction():
+            applied = self._writes.completed_on(conn, leases, params)
+            rows = self._claim_on(conn, request)
+        claimed = self._leases(rows)
+        if claimed or rows or request.wait <= timedelta(0):
+            return applied, claimed
+        return applied, self.claim(request)
 
     # -- what a worker writes -------------------------------------------------------------------
     def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
@@ -313,3 +354,16 @@ class PostgresQueue:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _enqueued(
+    executor: psycopg.Connection[Any] | psycopg.Cursor[Any], statement: bytes, params: Any
+) -> list[Any]:
+    """Run the ``enqueue`` call; an ``after`` id the queue does not hold is ``InvalidJob``."""
+    try:
+        return executor.execute(statement, params).fetchall()
+    except psycopg.Error as error:
+        invalid = refused(error)
+        if invalid is None:
+            raise
+        raise invalid from None

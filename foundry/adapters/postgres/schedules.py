@@ -130,7 +130,7 @@ class PostgresSchedules:
             jobs = [job for _, job in firing.jobs]
             answers = []
             if jobs:
-                params = enqueue_params(jobs, blobs, self._db.now())
+                params = enqueue_params(jobs, blobs, self._db.now(), self._db.policy)
                 answers = outcomes(jobs, conn.execute(self._db.sql["enqueue"], params).fetchall())
             last_tick, last_job = None, None
             for (tick, job), outcome in zip(firing.jobs, answers, strict=True):

@@ -21,7 +21,9 @@ _STATEMENTS: dict[str, str] = {
             %(queues)s::text[], %(ids)s::text[], %(priorities)s::integer[],
             %(at)s::timestamptz[], %(delays)s::interval[], %(max_attempts)s::integer[],
             %(blobs)s::bytea[], %(unique_keys)s::text[], %(unique_ttls)s::interval[],
-            %(unique_untils)s::text[], %(now)s::timestamptz)
+            %(unique_untils)s::text[], %(after_failures)s::text[], %(after_jobs)s::integer[],
+            %(after_ids)s::text[], %(keep)s::interval, %(max_dead)s::integer,
+            %(dead_age)s::interval, %(now)s::timestamptz)
         """,
     "claim": """
         SELECT n, queue, id, blob, lease_token, attempts, deadline, fence FROM {s}.claim(
@@ -73,7 +75,7 @@ _STATEMENTS: dict[str, str] = {
     "forget_waiters": "DELETE FROM {s}.waiters WHERE expires_at <= clock_timestamp()",
     "cancel": """
         SELECT {s}.cancel(%(queue)s::text, %(id)s::text, %(reason)s::text, %(keep)s::interval,
-                          %(now)s::timestamptz)
+                          %(max_dead)s::integer, %(dead_age)s::interval, %(now)s::timestamptz)
         """,
     "add_waiter": """
         INSERT INTO {s}.waiters (token, queue, job_id, expires_at)

@@ -65,15 +65,27 @@ class PostgresWrites:
         """Complete every lease in one call; ``False`` where it was stale (counted)."""
         if not leases:
             return []
+        params = self.complete_params(leases, results)
+        with self._conn() as conn:
+            return self.completed_on(conn, leases, params)
+
+    def complete_params(
+        self, leases: Sequence[Lease], results: Sequence[Any] | None
+    ) -> dict[str, Any]:
+        """The ``complete`` call's arguments (every result encoded, so checked, first)."""
         chosen = [None] * len(leases) if results is None else results
-        params = {
+        return {
             **_lease_arrays(leases),
             "results": [self._rows.codec.encode_result(result) for result in chosen],
             "keep": self._keep,
             "now": self._now(),
         }
-        with self._conn() as conn:
-            rows = conn.execute(self._sql["complete"], params).fetchall()
+
+    def completed_on(
+        self, conn: psycopg.Connection[Any], leases: Sequence[Lease], params: dict[str, Any]
+    ) -> list[bool]:
+        """Run the ``complete`` call on ``conn``; whether each lease was applied."""
+        rows = conn.execute(self._sql["complete"], params).fetchall()
         applied = [bool(ok) for _, ok in sorted(rows)]
         for lease, ok in zip(leases, applied, strict=True):
             if not ok:

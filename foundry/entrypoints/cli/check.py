@@ -37,6 +37,25 @@ def report_table(reports: dict[str, RedisReport]) -> Table:
     return table
 
 
+def _postgres(ctx: click.Context) -> None:
+    """The PostgreSQL self-check's table; an old schema or missing privileges exit 2."""
+    check = common.container(ctx).postgres_check()
+    if check is None:
+        return
+    from foundry.adapters.postgres.health import require_usable  # noqa: PLC0415
+
+    report = check()
+    table = Table(title="PostgreSQL self-check")
+    for column in ("server", "schema", "schema version", "role", "privileges"):
+        table.add_column(column, overflow="fold")
+    rights = "missing: " + ", ".join(report.missing) if report.missing else "ok"
+    shown = "?" if report.schema_version is None else report.schema_version
+    version = f"{shown} (this Foundry: {report.latest})"
+    table.add_row(report.server_version, report.schema, version, report.role, rights)
+    common.stdout().print(table)
+    require_usable(report)
+
+
 def _reports(ctx: click.Context) -> dict[str, RedisReport]:
     box = common.container(ctx)
     reports: dict[str, RedisReport] = {}
@@ -63,13 +82,16 @@ def _broken_queues(ctx: click.Context) -> list[QueueBroken]:
 def check(ctx: click.Context, strict: bool) -> None:
     """Validate the configuration and self-check every configured backend.
 
-    For Redis: version (7 or newer required), eviction policy (must be noeviction, or jobs can
+    For PostgreSQL: the server's version, the schema's version (older than this Foundry's:
+    run foundry migrate) and the role's privileges on Foundry's tables. For Redis: version
+    (7 or newer required), eviction policy (must be noeviction, or jobs can
     be silently evicted), persistence (AOF recommended), the topology (role, replicas, the
     Sentinel; behind Sentinel: a replica and min-replicas-to-write), and the queue's scripts
     load.
     """
     out = common.stdout()
     out.print(settings_table(common.settings(ctx)))
+    _postgres(ctx)
     reports = _reports(ctx)
     if reports:
         out.print(report_table(reports))

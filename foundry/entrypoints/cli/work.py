@@ -134,9 +134,11 @@ def work(
         prefetch_window=timedelta(milliseconds=prefetch_window),
         child_nice=child_nice,
     )
-    schema = box.schema_check()
-    if schema is not None:
-        schema()  # a schema older than this Foundry: exit 2, "run foundry migrate"
+    postgres = box.postgres_check()
+    if postgres is not None:
+        from foundry.adapters.postgres.health import require_usable  # noqa: PLC0415
+
+        require_usable(postgres())  # an old schema, missing privileges: exit 2, with the fix
     check = box.queue_check()
     if check is not None:
         # An unreachable or too old Redis stops us here, not later; what it says is logged once.

@@ -11,6 +11,9 @@
 --                delayed ones become ready once run_at has come (their seq kept).
 --                last_token / last_op / last_state: how the previous lease ended, so a
 --                re-sent completion, failure or release is recognised (Q8).
+--                waiting jobs wait for waiting_for jobs of dependencies; after_failure
+--                says what a failed one does to them (dead, cancel, run).
+-- dependencies   (queue, dep_id, job_id): job_id waits for dep_id
 -- unique_keys    a unique key held by the pending (or running) job job_id until expires_at
 -- workers        the worker registry: each pool's heartbeat, forgotten after expires_at
 -- schedules      periodic schedules' next tick and last firing
@@ -58,6 +61,8 @@ CREATE TABLE jobs (
     expires_at timestamptz,
     stop text,
     progress bytea,
+    after_failure text,
+    waiting_for integer NOT NULL DEFAULT 0,
     PRIMARY KEY (queue, id)
 );
 
@@ -75,6 +80,14 @@ CREATE INDEX jobs_finished ON jobs (queue, state, finished_at DESC)
 CREATE INDEX jobs_expires ON jobs (expires_at) WHERE expires_at IS NOT NULL;
 -- get(job_id) without a queue.
 CREATE INDEX jobs_id ON jobs (id);
+
+-- A waiting job (state waiting, waiting_for > 0) waits for each dep_id of its queue.
+CREATE TABLE dependencies (
+    queue text NOT NULL,
+    dep_id text NOT NULL,
+    job_id text NOT NULL,
+    PRIMARY KEY (queue, dep_id, job_id)
+);
 
 CREATE TABLE unique_keys (
     queue text NOT NULL,
@@ -130,7 +143,9 @@ CREATE TABLE claim_tokens (
 CREATE FUNCTION enqueue(
     p_queues text[], p_ids text[], p_priorities integer[], p_at timestamptz[],
     p_delays interval[], p_max_attempts integer[], p_blobs bytea[], p_unique_keys text[],
-    p_unique_ttls interval[], p_unique_untils text[], p_now timestamptz
+    p_unique_ttls interval[], p_unique_untils text[], p_after_failures text[],
+    p_after_jobs integer[], p_after_ids text[], p_keep interval, p_max_dead integer,
+    p_dead_age interval, p_now timestamptz
 ) RETURNS TABLE (i integer, existing text)
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 #variable_conflict use_column
@@ -139,6 +154,10 @@ DECLARE
     v_run_at timestamptz;
     v_holder text;
     v_woken text[] := '{}';
+    v_state text;
+    v_pending text[];
+    v_failed text;
+    d record;
 BEGIN
     FOR k IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
         i := k;
@@ -165,12 +184,34 @@ BEGIN
                SET job_id = excluded.job_id, expires_at = excluded.expires_at;
         END IF;
         v_run_at := greatest(coalesce(p_at[k], v_now + p_delays[k]), v_now);
+        v_state := CASE WHEN v_run_at <= v_now THEN 'ready' ELSE 'delayed' END;
+        v_pending := '{}';
+        v_failed := NULL;
+        FOR d IN SELECT * FROM waits_for(p_queues[k], k, p_after_jobs, p_after_ids, v_now) LOOP
+            IF d.state IN ('dead', 'cancelled') THEN
+                IF p_after_failures[k] <> 'run' THEN
+                    v_failed := coalesce(v_failed, d.id);
+                END IF;
+            ELSIF d.state <> 'completed' AND NOT d.id = ANY (v_pending) THEN
+                v_pending := v_pending || d.id;
+            END IF;
+        END LOOP;
+        IF cardinality(v_pending) > 0 OR v_failed IS NOT NULL THEN
+            v_state := 'waiting';
+        END IF;
         INSERT INTO jobs (queue, id, state, priority, seq, run_at, enqueued_at, max_attempts,
-                          blob, unique_key, unique_until)
-        VALUES (p_queues[k], p_ids[k], CASE WHEN v_run_at <= v_now THEN 'ready' ELSE 'delayed' END,
-                p_priorities[k], nextval('job_seq'), v_run_at, v_now, p_max_attempts[k],
-                p_blobs[k], p_unique_keys[k], p_unique_untils[k]);
-        IF v_run_at <= v_now AND NOT p_queues[k] = ANY (v_woken) THEN
+                          blob, unique_key, unique_until, after_failure, waiting_for)
+        VALUES (p_queues[k], p_ids[k], v_state, p_priorities[k], nextval('job_seq'), v_run_at,
+                v_now, p_max_attempts[k], p_blobs[k], p_unique_keys[k], p_unique_untils[k],
+                p_after_failures[k], cardinality(v_pending));
+        IF v_failed IS NOT NULL THEN
+            PERFORM fail_waiter(p_queues[k], p_ids[k], p_after_failures[k], v_failed, v_now,
+                                p_keep, p_max_dead, p_dead_age);
+        ELSE
+            INSERT INTO dependencies (queue, dep_id, job_id)
+            SELECT p_queues[k], unnest(v_pending), p_ids[k];
+        END IF;
+        IF v_state = 'ready' AND NOT p_queues[k] = ANY (v_woken) THEN
             v_woken := v_woken || p_queues[k];
         END IF;
         RETURN NEXT;
@@ -196,6 +237,86 @@ BEGIN
     IF EXISTS (SELECT 1 FROM waiters w WHERE w.queue = p_queue AND w.job_id = p_id) THEN
         PERFORM pg_notify('foundry_' || current_schema() || '_ended', p_queue || ' ' || p_id);
     END IF;
+END $$;
+
+-- waits_for: the jobs job k of an enqueue names in after=, in order, with their states;
+-- raises FD001 (InvalidJob) for one its queue does not hold.
+CREATE FUNCTION waits_for(
+    p_queue text, p_k integer, p_jobs integer[], p_ids text[], p_now timestamptz
+) RETURNS TABLE (id text, state text)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+#variable_conflict use_column
+BEGIN
+    FOR x IN 1 .. coalesce(array_length(p_jobs, 1), 0) LOOP
+        CONTINUE WHEN p_jobs[x] <> p_k;
+        id := p_ids[x];
+        SELECT j.state INTO state FROM jobs j
+         WHERE j.queue = p_queue AND j.id = p_ids[x]
+           AND (j.expires_at IS NULL OR j.expires_at > p_now);
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'FD001', MESSAGE = format(
+                'job %L is not in queue %L; a job can wait only for jobs of its own queue '
+                'enqueued before it (or earlier in the same batch)', p_ids[x], p_queue);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+-- settle: the job p_id ended (p_failed: dead, cancelled or deleted; else completed): each
+-- job waiting for it waits for one fewer (ready, or delayed to its own run time, at none),
+-- or, for a failed one, fails as its after_failure says.
+CREATE FUNCTION settle(
+    p_queue text, p_id text, p_failed boolean, p_now timestamptz, p_keep interval,
+    p_max_dead integer, p_dead_age interval
+) RETURNS void
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    d record;
+    w jobs%ROWTYPE;
+    v_run_at timestamptz;
+BEGIN
+    FOR d IN DELETE FROM dependencies WHERE queue = p_queue AND dep_id = p_id
+             RETURNING job_id LOOP
+        SELECT * INTO w FROM jobs WHERE queue = p_queue AND id = d.job_id FOR UPDATE;
+        CONTINUE WHEN NOT FOUND OR w.state <> 'waiting';
+        IF p_failed AND w.after_failure <> 'run' THEN
+            PERFORM fail_waiter(p_queue, w.id, w.after_failure, p_id, p_now, p_keep,
+                                p_max_dead, p_dead_age);
+        ELSIF w.waiting_for <= 1 THEN
+            v_run_at := greatest(w.run_at, p_now);
+            UPDATE jobs
+               SET waiting_for = 0, run_at = v_run_at,
+                   state = CASE WHEN v_run_at <= p_now THEN 'ready' ELSE 'delayed' END
+             WHERE queue = p_queue AND id = w.id;
+            IF v_run_at <= p_now THEN
+                PERFORM wake(ARRAY[p_queue]);
+            END IF;
+        ELSE
+            UPDATE jobs SET waiting_for = waiting_for - 1 WHERE queue = p_queue AND id = w.id;
+        END IF;
+    END LOOP;
+END $$;
+
+-- fail_waiter: a waiting job whose dependency p_dep failed ends dead (with a
+-- DependencyFailed error) or cancelled, as p_rule says, reason 'dependency failed'.
+CREATE FUNCTION fail_waiter(
+    p_queue text, p_id text, p_rule text, p_dep text, p_now timestamptz, p_keep interval,
+    p_max_dead integer, p_dead_age interval
+) RETURNS void
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    IF p_rule = 'dead' THEN
+        UPDATE jobs
+           SET errors = errors || convert_to(jsonb_build_object(
+                   'type', 'DependencyFailed',
+                   'message', format('job %s it waits for did not complete '
+                                     '(dead, cancelled or deleted)', p_dep),
+                   'at', (extract(epoch FROM p_now) * 1000000)::bigint)::text, 'UTF8')
+         WHERE queue = p_queue AND id = p_id;
+    END IF;
+    PERFORM end_job(p_queue, p_id, CASE WHEN p_rule = 'dead' THEN 'dead' ELSE 'cancel' END,
+                    NULL, true, 'dependency failed', 'dependency', p_now, p_keep, p_max_dead,
+                    p_dead_age);
 END $$;
 
 -- claim: up to p_limit ready jobs, queue by queue in the order given (Q2), skipping paused
@@ -336,6 +457,7 @@ BEGIN
              WHERE queue = p_queues[k] AND id = p_ids[k];
             UPDATE queues SET completed = completed + 1 WHERE name = p_queues[k];
             PERFORM ended(p_queues[k], p_ids[k]);
+            PERFORM settle(p_queues[k], p_ids[k], false, v_now, NULL, NULL, NULL);
         END IF;
         RETURN NEXT;
     END LOOP;
@@ -401,6 +523,7 @@ BEGIN
            lease_token = NULL, lease_deadline = NULL, claim_token = NULL, stop = NULL
      WHERE queue = p_queue AND id = p_id;
     PERFORM ended(p_queue, p_id);
+    PERFORM settle(p_queue, p_id, true, p_now, p_keep, p_max_dead, p_dead_age);
     IF v_state = 'dead' THEN
         PERFORM trim_dead(p_queue, p_max_dead, p_now - p_dead_age);
     END IF;
@@ -473,7 +596,8 @@ END $$;
 -- is asked to stop (renew tells its worker; the first reason stands); an ended one is left.
 -- Returns the job's state after the call, NULL for an unknown job.
 CREATE FUNCTION cancel(
-    p_queue text, p_id text, p_reason text, p_keep interval, p_now timestamptz
+    p_queue text, p_id text, p_reason text, p_keep interval, p_max_dead integer,
+    p_dead_age interval, p_now timestamptz
 ) RETURNS text
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 #variable_conflict use_column
@@ -495,6 +619,7 @@ BEGIN
                expires_at = v_now + p_keep, seq = nextval('job_seq'), stop = NULL
          WHERE queue = v.queue AND id = v.id;
         PERFORM ended(v.queue, v.id);
+        PERFORM settle(v.queue, v.id, true, v_now, p_keep, p_max_dead, p_dead_age);
         RETURN 'cancelled';
     END IF;
     IF v.state = 'active' AND v.stop IS NULL THEN
