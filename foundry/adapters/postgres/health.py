@@ -19,7 +19,17 @@ from foundry.adapters.postgres.migrator import Migrator
 MIN_VERSION = 130000
 
 #: What a worker and a producer do to each table (the cache's, when used, beside them).
-QUEUE_TABLES = ("jobs", "queues", "unique_keys", "workers", "schedules", "waiters", "claim_tokens")
+QUEUE_TABLES = (
+    "jobs",
+    "queues",
+    "queue_totals",
+    "dependencies",
+    "unique_keys",
+    "workers",
+    "schedules",
+    "waiters",
+    "claim_tokens",
+)
 QUEUE_SEQUENCES = ("job_seq", "job_fence")
 TABLE_RIGHTS = "SELECT, INSERT, UPDATE, DELETE"
 

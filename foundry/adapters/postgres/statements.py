@@ -68,8 +68,11 @@ _STATEMENTS: dict[str, str] = {
         UPDATE {s}.jobs SET errors = errors || %(error)s::bytea
          WHERE queue = %(queue)s AND id = %(id)s
         """,
+    # At most 1,000 a call, so one reap never holds a long transaction.
     "forget_expired": """
-        DELETE FROM {s}.jobs WHERE expires_at <= %(now)s
+        DELETE FROM {s}.jobs
+         WHERE (queue, id) IN (SELECT queue, id FROM {s}.jobs
+                                WHERE expires_at <= %(now)s LIMIT 1000)
         """,
     "forget_tokens": "DELETE FROM {s}.claim_tokens WHERE expires_at <= %(now)s",
     "forget_waiters": "DELETE FROM {s}.waiters WHERE expires_at <= clock_timestamp()",
@@ -91,19 +94,25 @@ _STATEMENTS: dict[str, str] = {
            AND {_KEPT.format(now="%(now)s")}
          ORDER BY queue LIMIT 1
         """,
-    "stats": f"""
+    # Each count walks one partial index (ready, delayed, active, dead), never the
+    # completed records a busy queue keeps for an hour.
+    "stats": """
         SELECT q.name,
-               count(*) FILTER (WHERE {_PENDING.format(now="%(now)s")}),
-               count(*) FILTER (WHERE state = 'delayed' AND run_at > %(now)s),
-               count(*) FILTER (WHERE state = 'active'),
-               count(*) FILTER (WHERE state = 'dead'),
-               coalesce(bool_or(qs.paused), false), coalesce(max(qs.completed), 0),
-               coalesce(max(qs.failed), 0), coalesce(max(qs.dead_trimmed), 0),
-               coalesce(max(qs.stale_rejected), 0)
+               (SELECT count(*) FROM {s}.jobs j WHERE j.queue = q.name AND j.state = 'ready')
+               + (SELECT count(*) FROM {s}.jobs j
+                   WHERE j.queue = q.name AND j.state = 'delayed' AND j.run_at <= %(now)s),
+               (SELECT count(*) FROM {s}.jobs j
+                 WHERE j.queue = q.name AND j.state = 'delayed' AND j.run_at > %(now)s),
+               (SELECT count(*) FROM {s}.jobs j WHERE j.queue = q.name AND j.state = 'active'),
+               (SELECT count(*) FROM {s}.jobs j WHERE j.queue = q.name AND j.state = 'dead'),
+               coalesce(qs.paused, false),
+               (SELECT coalesce(sum(t.completed), 0) FROM {s}.queue_totals t
+                 WHERE t.queue = q.name),
+               (SELECT coalesce(sum(t.failed), 0) FROM {s}.queue_totals t WHERE t.queue = q.name),
+               coalesce(qs.dead_trimmed, 0), coalesce(qs.stale_rejected, 0)
           FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, n)
-          LEFT JOIN {{s}}.queues qs ON qs.name = q.name
-          LEFT JOIN {{s}}.jobs j ON j.queue = q.name
-         GROUP BY q.name, q.n ORDER BY q.n
+          LEFT JOIN {s}.queues qs ON qs.name = q.name
+         ORDER BY q.n
         """,
     "queues": "SELECT name FROM {s}.queues WHERE used ORDER BY name",
     "oldest_ready": f"""

@@ -3,7 +3,7 @@
 -- clock_timestamp()), never from now() inside a long transaction.
 --
 -- queues         one row per queue: paused, used (has held a job), running totals
---                (completed, failed, dead_trimmed, stale_rejected)
+--                (dead_trimmed, stale_rejected); queue_totals: completed, failed
 -- jobs           one row per stored job. ``blob`` is the codec's encoding of the immutable
 --                job (payload, name, options); the other columns are its mutable state.
 --                state: ready | delayed | active | completed | dead | cancelled | waiting
@@ -22,11 +22,28 @@ CREATE TABLE queues (
     name text PRIMARY KEY,
     paused boolean NOT NULL DEFAULT false,
     used boolean NOT NULL DEFAULT false,
-    completed bigint NOT NULL DEFAULT 0,
-    failed bigint NOT NULL DEFAULT 0,
     dead_trimmed bigint NOT NULL DEFAULT 0,
     stale_rejected bigint NOT NULL DEFAULT 0
 );
+
+-- Completions and failures, counted in one of 16 rows per queue chosen by the server process,
+-- so concurrent workers do not queue on one row lock held until each commit's WAL flush.
+CREATE TABLE queue_totals (
+    queue text NOT NULL,
+    shard integer NOT NULL,
+    completed bigint NOT NULL DEFAULT 0,
+    failed bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (queue, shard)
+);
+
+-- count: add to a queue's running totals (in this server process's shard).
+CREATE FUNCTION count_ends(p_queue text, p_completed integer, p_failed integer) RETURNS void
+LANGUAGE sql SET search_path FROM CURRENT AS $$
+    INSERT INTO queue_totals AS t (queue, shard, completed, failed)
+    VALUES (p_queue, pg_backend_pid() % 16, p_completed, p_failed)
+    ON CONFLICT (queue, shard) DO UPDATE
+       SET completed = t.completed + excluded.completed, failed = t.failed + excluded.failed
+$$;
 
 CREATE SEQUENCE job_seq AS bigint;
 CREATE SEQUENCE job_fence AS bigint;
@@ -455,7 +472,7 @@ BEGIN
                    last_token = lease_token, last_op = 'complete', last_state = 'completed',
                    lease_token = NULL, lease_deadline = NULL, claim_token = NULL, stop = NULL
              WHERE queue = p_queues[k] AND id = p_ids[k];
-            UPDATE queues SET completed = completed + 1 WHERE name = p_queues[k];
+            PERFORM count_ends(p_queues[k], 1, 0);
             PERFORM ended(p_queues[k], p_ids[k]);
             PERFORM settle(p_queues[k], p_ids[k], false, v_now, NULL, NULL, NULL);
         END IF;
@@ -551,7 +568,7 @@ BEGIN
     ELSIF v_held < 0 THEN
         RETURN NULL;
     END IF;
-    UPDATE queues SET failed = failed + 1 WHERE name = p_queue;
+    PERFORM count_ends(p_queue, 0, 1);
     UPDATE jobs SET errors = errors || p_error WHERE queue = p_queue AND id = p_id
     RETURNING stop INTO v_stop;
     IF v_kind = 'retry' AND v_stop IS NOT NULL THEN
