@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from foundry.adapters.django.commit import DjangoCommitHooks as DjangoCommitHooks
     from foundry.adapters.postgres.errors import MissingPrivileges as MissingPrivileges
-    from foundry.adapters.postgres.errors import NotSupported as NotSupported
     from foundry.adapters.postgres.errors import SchemaOutdated as SchemaOutdated
     from foundry.adapters.sqlalchemy.commit import (
         SqlAlchemyCommitHooks as SqlAlchemyCommitHooks,
@@ -232,7 +231,6 @@ __all__ = [
     "Clock",
     "CommitHooks",
     "TransactionalEnqueue",
-    "NotSupported",
     "SchemaOutdated",
     "MissingPrivileges",
     "ConfigurationError",
@@ -334,7 +332,6 @@ _HOMES = {
     "Clock": "foundry.ports",
     "CommitHooks": "foundry.ports",
     "TransactionalEnqueue": "foundry.ports",
-    "NotSupported": "foundry.adapters.postgres.errors",
     "SchemaOutdated": "foundry.adapters.postgres.errors",
     "MissingPrivileges": "foundry.adapters.postgres.errors",
     "DjangoCommitHooks": "foundry.adapters.django.commit",

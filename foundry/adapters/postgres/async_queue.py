@@ -23,7 +23,6 @@ from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import unreachable
 from foundry.adapters.postgres.database import end_policy
 from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes, refused
-from foundry.adapters.postgres.errors import unsupported
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.statements import Statements
 from foundry.adapters.postgres.waking import channel
@@ -64,9 +63,6 @@ class AsyncPostgresQueue:
         """As ``PostgresQueue.enqueue_many``: one statement, every job encoded first."""
         if not jobs:
             return []
-        for job in jobs:
-            if job.limit is not None:
-                raise unsupported("limits", "jobs with a concurrency or rate limit (limit=)")
         blobs = [self._rows.codec.encode_job(job) for job in jobs]
         params = enqueue_params(jobs, blobs, self._now(), end_policy(_KEEP, _RETENTION))
         try:

@@ -37,6 +37,11 @@ def enqueue_params(
         "after_failures": [job.after_failure.value for job in jobs],
         "after_jobs": [k for k, job in enumerate(jobs, start=1) for _ in job.after],
         "after_ids": [dep for job in jobs for dep in job.after],
+        "limit_keys": [job.limit.key if job.limit else None for job in jobs],
+        "limit_concurrency": [job.limit.concurrency if job.limit else None for job in jobs],
+        "limit_interval_ms": [
+            job.limit.rate.interval_ms if job.limit and job.limit.rate else None for job in jobs
+        ],
         **policy,
         "now": now,
     }

@@ -28,7 +28,6 @@ from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import unreachable
 from foundry.adapters.postgres.database import Database
 from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes, refused
-from foundry.adapters.postgres.errors import unsupported
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.schedules import PostgresSchedules
 from foundry.adapters.postgres.waking import Waker, channel
@@ -134,9 +133,6 @@ class PostgresQueue:
         return outcomes(jobs, rows)
 
     def _enqueue_params(self, jobs: Sequence[Job]) -> dict[str, Any]:
-        for job in jobs:
-            if job.limit is not None:
-                raise unsupported("limits", "jobs with a concurrency or rate limit (limit=)")
         blobs = [self._rows.codec.encode_job(job) for job in jobs]
         return enqueue_params(jobs, blobs, self._now(), self._db.policy)
 

@@ -22,7 +22,8 @@ _STATEMENTS: dict[str, str] = {
             %(at)s::timestamptz[], %(delays)s::interval[], %(max_attempts)s::integer[],
             %(blobs)s::bytea[], %(unique_keys)s::text[], %(unique_ttls)s::interval[],
             %(unique_untils)s::text[], %(after_failures)s::text[], %(after_jobs)s::integer[],
-            %(after_ids)s::text[], %(keep)s::interval, %(max_dead)s::integer,
+            %(after_ids)s::text[], %(limit_keys)s::text[], %(limit_concurrency)s::integer[],
+            %(limit_interval_ms)s::bigint[], %(keep)s::interval, %(max_dead)s::integer,
             %(dead_age)s::interval, %(now)s::timestamptz)
         """,
     "claim": """

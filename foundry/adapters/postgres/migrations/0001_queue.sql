@@ -14,6 +14,10 @@
 --                waiting jobs wait for waiting_for jobs of dependencies; after_failure
 --                says what a failed one does to them (dead, cancel, run).
 -- dependencies   (queue, dep_id, job_id): job_id waits for dep_id
+--                limit_*: the job's limit; holds_slot: it runs in a concurrency slot of its
+--                key; reserved: it waits for a rate turn handed out; parked (the order it was
+--                parked in) and parked_from: delayed until its key frees a slot (run_at is
+--                then the far future, so it counts as delayed)
 -- unique_keys    a unique key held by the pending (or running) job job_id until expires_at
 -- workers        the worker registry: each pool's heartbeat, forgotten after expires_at
 -- schedules      periodic schedules' next tick and last firing
@@ -80,8 +84,28 @@ CREATE TABLE jobs (
     progress bytea,
     after_failure text,
     waiting_for integer NOT NULL DEFAULT 0,
+    limit_key text,
+    limit_concurrency integer,
+    limit_interval_ms bigint,
+    holds_slot boolean NOT NULL DEFAULT false,
+    reserved boolean NOT NULL DEFAULT false,
+    parked bigint,
+    parked_from timestamptz,
     PRIMARY KEY (queue, id)
 );
+
+-- Limits per key: the key's running count (concurrency) and its next free start and the end
+-- of the turns handed out (rate, epoch milliseconds), as the Redis claim keeps them.
+CREATE TABLE limit_keys (
+    queue text NOT NULL,
+    key text NOT NULL,
+    running integer NOT NULL DEFAULT 0,
+    next_ms bigint NOT NULL DEFAULT 0,
+    tail_ms bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (queue, key)
+);
+-- Jobs parked until their key frees a slot, first parked first.
+CREATE INDEX jobs_parked ON jobs (queue, limit_key, parked) WHERE parked IS NOT NULL;
 
 -- The claim: the next ready job of a queue in one index step (Q2).
 CREATE INDEX jobs_ready ON jobs (queue, priority DESC, seq) WHERE state = 'ready';
@@ -161,8 +185,9 @@ CREATE FUNCTION enqueue(
     p_queues text[], p_ids text[], p_priorities integer[], p_at timestamptz[],
     p_delays interval[], p_max_attempts integer[], p_blobs bytea[], p_unique_keys text[],
     p_unique_ttls interval[], p_unique_untils text[], p_after_failures text[],
-    p_after_jobs integer[], p_after_ids text[], p_keep interval, p_max_dead integer,
-    p_dead_age interval, p_now timestamptz
+    p_after_jobs integer[], p_after_ids text[], p_limit_keys text[],
+    p_limit_concurrency integer[], p_limit_interval_ms bigint[], p_keep interval,
+    p_max_dead integer, p_dead_age interval, p_now timestamptz
 ) RETURNS TABLE (i integer, existing text)
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 #variable_conflict use_column
@@ -217,10 +242,12 @@ BEGIN
             v_state := 'waiting';
         END IF;
         INSERT INTO jobs (queue, id, state, priority, seq, run_at, enqueued_at, max_attempts,
-                          blob, unique_key, unique_until, after_failure, waiting_for)
+                          blob, unique_key, unique_until, after_failure, waiting_for,
+                          limit_key, limit_concurrency, limit_interval_ms)
         VALUES (p_queues[k], p_ids[k], v_state, p_priorities[k], nextval('job_seq'), v_run_at,
                 v_now, p_max_attempts[k], p_blobs[k], p_unique_keys[k], p_unique_untils[k],
-                p_after_failures[k], cardinality(v_pending));
+                p_after_failures[k], cardinality(v_pending), p_limit_keys[k],
+                p_limit_concurrency[k], p_limit_interval_ms[k]);
         IF v_failed IS NOT NULL THEN
             PERFORM fail_waiter(p_queues[k], p_ids[k], p_after_failures[k], v_failed, v_now,
                                 p_keep, p_max_dead, p_dead_age);
@@ -336,6 +363,82 @@ BEGIN
                     p_dead_age);
 END $$;
 
+-- admit: may job p_id (limit key p_key) start now? true: it takes a slot of its key (and its
+-- rate turn); false: its key runs p_concurrency jobs already, so it is parked (delayed until a
+-- slot frees), or it must wait for its rate turn, so it is delayed until then. The rules of
+-- the domain's rate_turn and the memory queue's Limiter.
+CREATE FUNCTION admit(
+    p_queue text, p_id text, p_key text, p_concurrency integer, p_interval_ms bigint,
+    p_reserved boolean, p_now timestamptz
+) RETURNS boolean
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_now_ms bigint := floor(extract(epoch FROM p_now) * 1000)::bigint;
+    k limit_keys%ROWTYPE;
+    v_turn bigint;
+BEGIN
+    INSERT INTO limit_keys (queue, key) VALUES (p_queue, p_key) ON CONFLICT DO NOTHING;
+    SELECT * INTO k FROM limit_keys WHERE queue = p_queue AND key = p_key FOR UPDATE;
+    IF p_concurrency IS NOT NULL AND k.running >= p_concurrency THEN
+        UPDATE jobs
+           SET state = 'delayed', parked = nextval('job_seq'), parked_from = run_at,
+               run_at = timestamptz '9999-12-31 00:00:00+00'
+         WHERE queue = p_queue AND id = p_id;
+        RETURN false;
+    END IF;
+    IF p_interval_ms IS NOT NULL THEN
+        IF (p_reserved OR k.tail_ms <= v_now_ms) AND k.next_ms <= v_now_ms THEN
+            UPDATE limit_keys SET next_ms = v_now_ms + p_interval_ms
+             WHERE queue = p_queue AND key = p_key;
+        ELSE
+            IF p_reserved THEN
+                v_turn := k.next_ms;
+            ELSE
+                v_turn := greatest(k.tail_ms, k.next_ms, v_now_ms);
+                UPDATE limit_keys SET tail_ms = v_turn + p_interval_ms
+                 WHERE queue = p_queue AND key = p_key;
+            END IF;
+            UPDATE jobs
+               SET state = 'delayed', reserved = true,
+                   run_at = timestamptz 'epoch' + v_turn * interval '1 millisecond'
+             WHERE queue = p_queue AND id = p_id;
+            RETURN false;
+        END IF;
+    END IF;
+    UPDATE jobs SET reserved = false, holds_slot = p_concurrency IS NOT NULL
+     WHERE queue = p_queue AND id = p_id;
+    IF p_concurrency IS NOT NULL THEN
+        UPDATE limit_keys SET running = running + 1 WHERE queue = p_queue AND key = p_key;
+    END IF;
+    RETURN true;
+END $$;
+
+-- free_slot: the lease of job p_id ended: give its key's slot back, and make the job parked
+-- first for that key ready (its seq kept).
+CREATE FUNCTION free_slot(p_queue text, p_id text) RETURNS void
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_key text;
+    v_next text;
+BEGIN
+    UPDATE jobs SET holds_slot = false
+     WHERE queue = p_queue AND id = p_id AND holds_slot
+    RETURNING limit_key INTO v_key;
+    IF v_key IS NULL THEN
+        RETURN;
+    END IF;
+    UPDATE limit_keys SET running = greatest(running - 1, 0)
+     WHERE queue = p_queue AND key = v_key;
+    SELECT id INTO v_next FROM jobs
+     WHERE queue = p_queue AND limit_key = v_key AND parked IS NOT NULL AND state = 'delayed'
+     ORDER BY parked LIMIT 1 FOR UPDATE;
+    IF v_next IS NOT NULL THEN
+        UPDATE jobs SET state = 'ready', run_at = parked_from, parked = NULL, parked_from = NULL
+         WHERE queue = p_queue AND id = v_next;
+        PERFORM wake(ARRAY[p_queue]);
+    END IF;
+END $$;
+
 -- claim: up to p_limit ready jobs, queue by queue in the order given (Q2), skipping paused
 -- queues; due delayed jobs are made ready first (seq kept). A re-sent token returns the
 -- jobs it holds instead (Q8). Rows come back in claim order (n).
@@ -349,8 +452,11 @@ LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     v_now timestamptz := coalesce(p_now, clock_timestamp());
     v_taken integer := 0;
-    v_count integer;
+    v_round integer;
     v_q text;
+    v_ukey text;
+    v_until text;
+    c record;
 BEGIN
     IF p_token IS NOT NULL THEN
         IF EXISTS (SELECT 1 FROM claim_tokens t WHERE t.token = p_token AND t.expires_at > v_now)
@@ -372,32 +478,41 @@ BEGIN
                  WHERE j.queue = v_q AND j.state = 'delayed' AND j.run_at <= v_now
                  ORDER BY j.run_at LIMIT 1000 FOR UPDATE SKIP LOCKED) due
          WHERE d.queue = due.queue AND d.id = due.id;
-        RETURN QUERY
-        WITH picked AS (
-            SELECT j.queue, j.id, j.priority, j.seq FROM jobs j
-             WHERE j.queue = v_q AND j.state = 'ready'
-             ORDER BY j.priority DESC, j.seq
-             LIMIT p_limit - v_taken
-               FOR UPDATE SKIP LOCKED
-        ), leased AS (
-            UPDATE jobs j
-               SET state = 'active', attempts = j.attempts + 1, fence = nextval('job_fence'),
-                   lease_token = replace(gen_random_uuid()::text, '-', ''),
-                   lease_deadline = v_now + p_lease, worker = p_worker, claim_token = p_token
-              FROM picked
-             WHERE j.queue = picked.queue AND j.id = picked.id
-            RETURNING j.queue, j.id, j.blob, j.lease_token, j.attempts, j.lease_deadline,
-                      j.fence, j.priority, j.seq, j.unique_key, j.unique_until
-        ), freed AS (
-            DELETE FROM unique_keys u USING leased
-             WHERE leased.unique_until = 'started' AND u.queue = leased.queue
-               AND u.key = leased.unique_key AND u.job_id = leased.id
-        )
-        SELECT v_taken + row_number() OVER (ORDER BY l.priority DESC, l.seq), l.queue, l.id,
-               l.blob, l.lease_token, l.attempts, l.lease_deadline, l.fence
-          FROM leased l;
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-        v_taken := v_taken + v_count;
+        LOOP
+            v_round := 0;
+            FOR c IN SELECT j.id, j.limit_key, j.limit_concurrency, j.limit_interval_ms,
+                            j.reserved
+                       FROM jobs j
+                      WHERE j.queue = v_q AND j.state = 'ready'
+                      ORDER BY j.priority DESC, j.seq
+                      LIMIT p_limit - v_taken
+                        FOR UPDATE SKIP LOCKED LOOP
+                v_round := v_round + 1;
+                -- A job over its key's limit is parked or delayed for its turn, unspent.
+                CONTINUE WHEN c.limit_key IS NOT NULL
+                          AND NOT admit(v_q, c.id, c.limit_key, c.limit_concurrency,
+                                        c.limit_interval_ms, c.reserved, v_now);
+                UPDATE jobs j
+                   SET state = 'active', attempts = j.attempts + 1,
+                       fence = nextval('job_fence'),
+                       lease_token = replace(gen_random_uuid()::text, '-', ''),
+                       lease_deadline = v_now + p_lease, worker = p_worker,
+                       claim_token = p_token
+                 WHERE j.queue = v_q AND j.id = c.id
+                RETURNING j.queue, j.id, j.blob, j.lease_token, j.attempts, j.lease_deadline,
+                          j.fence, j.unique_key, j.unique_until
+                     INTO queue, id, blob, lease_token, attempts, deadline, fence, v_ukey,
+                          v_until;
+                IF v_until = 'started' THEN
+                    DELETE FROM unique_keys u
+                     WHERE u.queue = v_q AND u.key = v_ukey AND u.job_id = c.id;
+                END IF;
+                v_taken := v_taken + 1;
+                n := v_taken;
+                RETURN NEXT;
+            END LOOP;
+            EXIT WHEN v_round = 0 OR v_taken >= p_limit;
+        END LOOP;
     END LOOP;
 END $$;
 
@@ -465,6 +580,7 @@ BEGIN
         v_held := held(p_queues[k], p_ids[k], p_tokens[k], 'complete');
         applied := v_held >= 0;
         IF v_held = 1 THEN
+            PERFORM free_slot(p_queues[k], p_ids[k]);
             PERFORM free_unique(p_queues[k], p_ids[k]);
             UPDATE jobs
                SET state = 'completed', result = p_results[k], finished_at = v_now,
@@ -518,6 +634,7 @@ LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     v_state text;
 BEGIN
+    PERFORM free_slot(p_queue, p_id);
     IF p_kind = 'retry' THEN
         v_state := CASE WHEN p_run_at <= p_now THEN 'ready' ELSE 'delayed' END;
         UPDATE jobs
