@@ -35,6 +35,7 @@ MODULES = (
     "bench.batches",
     "bench.cluster",
     "bench.cache_ops",
+    "bench.postgres_queue",
     "bench.dashboard",
     "bench.schedules",
 )
