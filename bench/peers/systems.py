@@ -81,6 +81,7 @@ SYSTEMS = (
         "bench.peers.apps.dramatiq_app",
         ("dramatiq", "bench.peers.apps.dramatiq_app", "--processes", str(WORKERS)),
     ),
+    _foundry("foundry-pg", "Foundry on PostgreSQL", store="postgres"),
     System(
         "procrastinate",
         "Procrastinate",
