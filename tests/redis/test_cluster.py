@@ -44,8 +44,8 @@ def test_a_cluster_url_names_its_nodes_login_and_tls() -> None:
     [
         ("redis+cluster://10.0.0.1:7000/3", "only database 0"),
         ("redis+cluster://10.0.0.1:7000?db=2", "only database 0"),
-        ("redis+cluster://10.0.0.1:70x0", "give each node as host:port"),
-        ("redis+cluster://", "give each node as host:port"),
+        ("redis+cluster://10.0.0.1:70x0", "give each cluster node as host:port"),
+        ("redis+cluster://", "give each cluster node as host:port"),
     ],
 )
 def test_a_cluster_url_that_cannot_work_is_a_configuration_error(url: str, says: str) -> None:

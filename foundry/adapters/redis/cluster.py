@@ -19,7 +19,7 @@ waiting for a connection).
 from __future__ import annotations
 
 from typing import Any, cast
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import attrs
 import redis
@@ -31,6 +31,7 @@ from redis.connection import parse_url
 from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from foundry.adapters.redis.errors import refused
+from foundry.adapters.redis.url_hosts import host_list, unquoted
 from foundry.domain import ConfigurationError, QueueUnavailable
 
 SCHEMES = ("redis+cluster://", "rediss+cluster://")
@@ -75,31 +76,16 @@ def parse(url: str) -> ClusterTarget:
     return ClusterTarget(
         nodes=_hosts(hosts),
         tls=scheme == "rediss+cluster",
-        username=_unquoted(login.username if login else None),
-        password=_unquoted(login.password if login else None),
+        username=unquoted(login.username if login else None),
+        password=unquoted(login.password if login else None),
         options=tuple(options.items()),
     )
 
 
-def _unquoted(text: str | None) -> str | None:
-    return unquote(text) if text else None
-
-
 def _hosts(text: str) -> tuple[tuple[str, int], ...]:
-    hosts = []
-    for item in text.split(","):
-        parts = urlsplit(f"redis://{item}")
-        try:
-            port = parts.port or DEFAULT_PORT
-        except ValueError:
-            port = 0
-        if not parts.hostname or port == 0:
-            raise ValueError(
-                f"cluster node {item!r}: give each node as host:port, separated by commas "
-                "(redis+cluster://10.0.0.1:6379,10.0.0.2:6379)"
-            )
-        hosts.append((parts.hostname, port))
-    return tuple(hosts)
+    return host_list(
+        text, DEFAULT_PORT, "cluster node", "redis+cluster://10.0.0.1:6379,10.0.0.2:6379"
+    )
 
 
 def connect(target: ClusterTarget, options: dict[str, Any]) -> redis.Redis:

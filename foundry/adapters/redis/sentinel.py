@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import attrs
 import redis
@@ -28,6 +28,7 @@ from redis.connection import parse_url
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from foundry.adapters.redis.errors import SentinelRefused, refusal
+from foundry.adapters.redis.url_hosts import host_list, unquoted
 
 SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
 DEFAULT_PORT = 26379
@@ -76,33 +77,18 @@ def parse(url: str) -> SentinelTarget:
         master=master,
         db=int(db or options.pop("db", "0")),
         tls=scheme == "rediss+sentinel",
-        username=_unquoted(login.username if login else None),
-        password=_unquoted(login.password if login else None),
+        username=unquoted(login.username if login else None),
+        password=unquoted(login.password if login else None),
         sentinel_username=options.pop("sentinel_username", None),
         sentinel_password=options.pop("sentinel_password", None),
         options=tuple(options.items()),
     )
 
 
-def _unquoted(text: str | None) -> str | None:
-    return unquote(text) if text else None
-
-
 def _hosts(text: str) -> tuple[tuple[str, int], ...]:
-    hosts = []
-    for item in text.split(","):
-        parts = urlsplit(f"redis://{item}")
-        try:
-            port = parts.port or DEFAULT_PORT
-        except ValueError:
-            port = 0
-        if not parts.hostname or port == 0:
-            raise ValueError(
-                f"sentinel {item!r}: give each sentinel as host:port, separated by commas "
-                "(redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster)"
-            )
-        hosts.append((parts.hostname, port))
-    return tuple(hosts)
+    return host_list(
+        text, DEFAULT_PORT, "sentinel", "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster"
+    )
 
 
 class _Sentinel(Sentinel):
