@@ -140,25 +140,29 @@ class PostgresQueue:
 
     def claim(self, request: ClaimRequest) -> list[Lease]:
         """Lease up to ``request.limit`` jobs (see ``QueuePort.claim``); an empty claim waits
-        on LISTEN for at most ``request.wait`` (real time)."""
-        leases = self._claim(request)
-        if leases or request.wait <= timedelta(0):
-            return leases
+        on LISTEN for at most ``request.wait`` (real time).
+
+        Only the last round of a call remembers an empty answer under the claim token: the
+        round a NOTIFY wakes must look again, not replay the first round's nothing.
+        """
+        if request.wait <= timedelta(0):
+            return self._leases(self._claim(request, remember=True))
         give_up = time.monotonic() + request.wait.total_seconds()
         while True:
+            last = time.monotonic() >= give_up
             since = self._waker.mark()
-            leases = self._claim(request)
-            remaining = give_up - time.monotonic()
-            if leases or remaining <= 0:
-                return leases
-            self._waker.wait(since, remaining)
+            rows = self._claim(request, remember=last)
+            if rows or last:  # rows, even if all undecodable: the token is remembered
+                return self._leases(rows)
+            self._waker.wait(since, give_up - time.monotonic())
 
-    def _claim(self, request: ClaimRequest) -> list[Lease]:
+    def _claim(self, request: ClaimRequest, *, remember: bool) -> list[Any]:
         with self._conn() as conn:
-            rows = self._claim_on(conn, request)
-        return self._leases(rows)
+            return self._claim_on(conn, request, remember=remember)
 
-    def _claim_on(self, conn: psycopg.Connection[Any], request: ClaimRequest) -> list[Any]:
+    def _claim_on(
+        self, conn: psycopg.Connection[Any], request: ClaimRequest, *, remember: bool
+    ) -> list[Any]:
         params = {
             "queues": list(request.queues),
             "limit": request.limit,
@@ -166,6 +170,7 @@ class PostgresQueue:
             "token": request.claim_token,
             "worker": request.worker,
             "now": self._now(),
+            "remember": remember,
         }
         return conn.execute(self._sql["claim"], params).fetchall()
 
@@ -199,7 +204,7 @@ class PostgresQueue:
         params = self._writes.complete_params(leases, results)
         with self._conn() as conn, conn.transaction():
             applied = self._writes.completed_on(conn, leases, params)
-            rows = self._claim_on(conn, request)
+            rows = self._claim_on(conn, request, remember=request.wait <= timedelta(0))
         claimed = self._leases(rows)
         if claimed or rows or request.wait <= timedelta(0):
             return applied, claimed

@@ -29,7 +29,7 @@ _STATEMENTS: dict[str, str] = {
     "claim": """
         SELECT n, queue, id, blob, lease_token, attempts, deadline, fence FROM {s}.claim(
             %(queues)s::text[], %(limit)s::integer, %(lease)s::interval, %(token)s::text,
-            %(worker)s::text, %(now)s::timestamptz)
+            %(worker)s::text, %(now)s::timestamptz, %(remember)s::boolean)
         """,
     "renew": """
         SELECT i, deadline, stop FROM {s}.renew(
