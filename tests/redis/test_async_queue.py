@@ -107,7 +107,7 @@ def _kill(url: str, name: str) -> None:
 def test_a_key_of_the_wrong_type_is_a_broken_queue_naming_the_key(redis_url: str) -> None:
     aqueue, queue = _pair(redis_url)
     prefix = queue._keys.prefix
-    redis.Redis.from_url(redis_url).set(f"{prefix}:{{b}}:ready", "x")
+    redis.Redis.from_url(redis_url).set(f"{prefix}:{{b}}:fifo", "x")
 
     async def main() -> None:
         try:
@@ -115,7 +115,7 @@ def test_a_key_of_the_wrong_type_is_a_broken_queue_naming_the_key(redis_url: str
         finally:
             await aqueue.aclose()
 
-    with pytest.raises(QueueBroken, match=r"\{b\}:ready is a string, not a zset") as raised:
+    with pytest.raises(QueueBroken, match=r"\{b\}:fifo is a string, not a list") as raised:
         asyncio.run(main())
 
     assert raised.value.queue == "b"

@@ -47,7 +47,7 @@ def test_a_claim_meeting_a_key_of_the_wrong_type_names_the_queue_and_the_key(
     assert lease.job_id == "c1"
     assert queue.stats("c").active == 1
     with pytest.raises(QueueBroken, match=r"\{b\}:ready is a string"):
-        queue.enqueue(Job("t", queue="b"))
+        queue.enqueue(Job("t", queue="b", priority=1))  # priority 0 would join the fifo
 
 
 def test_reap_and_renew_serve_the_other_queues_around_a_broken_one(

@@ -18,7 +18,7 @@ import redis.asyncio
 
 from foundry.adapters.codec import Codec
 from foundry.adapters.redis.admin import found_record, record_reads
-from foundry.adapters.redis.broken import queue_broken, wrong_types
+from foundry.adapters.redis.broken import checked_keys, queue_broken, wrong_types
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.cluster_runner import async_function_runner
 from foundry.adapters.redis.durability import Durability
@@ -146,7 +146,9 @@ class AsyncRedisQueue:
 
     async def _broken(self, keys: QueueKeys, error: redis.ResponseError) -> QueueBroken:
         try:
-            types = await asyncio.gather(*(self._runner.command("TYPE", key) for key in keys.all))
+            types = await asyncio.gather(
+                *(self._runner.command("TYPE", key) for key in checked_keys(keys))
+            )
         except redis.RedisError:
             types = []
         return queue_broken(keys, wrong_types(keys, types) if types else [], error)

@@ -13,28 +13,29 @@ import redis
 from foundry.adapters.redis.keys import QUEUE_KEY_NAMES, QueueKeys
 from foundry.domain import QueueBroken
 
-#: The Redis type each queue key holds (the key table in lua/_head.lua).
-KEY_TYPES = dict(
-    zip(
-        QUEUE_KEY_NAMES,
-        ("hash", "hash", "hash", "hash", "zset", "zset", "zset", "zset", "zset", "hash", "list"),
-        strict=True,
-    )
-)
+#: The Redis type each queue key holds (the key table in lua/_head.lua): the functions' KEYS,
+#: then the fifo, which they name from the queue's base.
+_TYPES = ("hash", "hash", "hash", "hash", "zset", "zset", "zset", "zset", "zset", "hash", "list")
+KEY_TYPES = dict(zip((*QUEUE_KEY_NAMES, "fifo"), (*_TYPES, "list"), strict=True))
+
+
+def checked_keys(keys: QueueKeys) -> list[str]:
+    """The keys whose type ``wrong_types`` checks, in its order."""
+    return [keys.named(name) for name in KEY_TYPES]
 
 
 def misplaced(client: redis.Redis, keys: QueueKeys) -> list[str]:
     """The queue's keys that hold another type than Foundry's (one round trip)."""
     pipe = client.pipeline(transaction=False)
-    for key in keys.all:
+    for key in checked_keys(keys):
         pipe.type(key)
     return wrong_types(keys, pipe.execute())
 
 
 def wrong_types(keys: QueueKeys, types: list[Any]) -> list[str]:
-    """What is wrong, given the ``TYPE`` replies of ``keys.all`` in order."""
+    """What is wrong, given the ``TYPE`` replies of ``checked_keys(keys)`` in order."""
     found = []
-    for name, key, reply in zip(QUEUE_KEY_NAMES, keys.all, types, strict=True):
+    for name, key, reply in zip(KEY_TYPES, checked_keys(keys), types, strict=True):
         kind = reply.decode() if isinstance(reply, bytes) else str(reply)
         if kind not in ("none", KEY_TYPES[name]):
             found.append(f"{key} is a {kind}, not a {KEY_TYPES[name]}")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import redis
 
 from foundry.adapters.redis.keys import QueueKeys
-from foundry.adapters.redis.overview import BAND
+from foundry.adapters.redis.overview import BAND, FIFO_BAND
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import parse_state
 from foundry.adapters.redis.runner import call
@@ -49,13 +49,18 @@ def list_jobs(
 
 
 def _ready(client: redis.Redis, keys: QueueKeys, offset: int, limit: int, now: int) -> list[str]:
-    """Claim order: the ready set by score, merged with the due delayed jobs a claim would move
-    in (their score is made from their priority and stored sequence number, as it would)."""
+    """Claim order: the ready set by score and the fifo (pairs of id and seq, priority 0),
+    merged with the due delayed jobs a claim would move in (their score is made from their
+    priority and stored sequence number, as it would)."""
     pipe = client.pipeline(transaction=False)
     call(pipe, "ZRANGE", keys.named("ready"), 0, offset + limit - 1, "WITHSCORES")
+    call(pipe, "LRANGE", keys.named("fifo"), 0, 2 * (offset + limit) - 1)
     call(pipe, "ZRANGE", keys.named("delayed"), "-inf", now, "BYSCORE", "LIMIT", 0, offset + limit)
-    ready, due = pipe.execute()
+    ready, listed, due = pipe.execute()
     ranked = [(float(score), raw.decode()) for raw, score in ready]
+    pairs = zip(listed[::2], listed[1::2], strict=True)
+    ranked += [(FIFO_BAND + int(seq), raw.decode()) for raw, seq in pairs]
+    ranked.sort()
     if due:
         pipe = client.pipeline(transaction=False)
         for raw in due:

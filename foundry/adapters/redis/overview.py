@@ -9,7 +9,8 @@ Redis a MULTI and an EXEC per queue, a sixth of the sweep.
 
 The ready set's score is ``(255 - priority) * BAND + seq``: the first member of each priority
 band is the job next in line at that priority. Pipelined round trips read both ends of each
-ready set and its first delayed job, then the records of the head (since when it waited) and
+ready set, its first delayed job and the head of its fifo (the jobs enqueued ready at
+priority 0, oldest first), then the records of the head (since when it waited) and
 of the tail (whose priority says whether more bands lie between), then one per further band.
 Scores are asked for only where needed: formatting them is most of a ZRANGE's cost.
 """
@@ -32,6 +33,8 @@ from foundry.ports.queue_types import QueueStats
 
 #: The width of one priority band of ready scores (as in the Lua library).
 BAND = 2**44
+#: A fifo entry's score, were it in the ready set: priority 0's band (plus its seq).
+FIFO_BAND = 255 * BAND
 _TOTALS = ("paused", "completed", "failed", "dead_trimmed", "stale_rejected")
 
 
@@ -41,6 +44,7 @@ def stats_many(client: redis.Redis, keys: Sequence[QueueKeys], now_ms: int) -> l
     call(pipe, "MULTI")
     for queue in keys:
         call(pipe, "ZCARD", queue.named("ready"))
+        call(pipe, "LLEN", queue.named("fifo"))
         call(pipe, "ZCOUNT", queue.named("delayed"), "-inf", now_ms)
         call(pipe, "ZCARD", queue.named("delayed"))
         call(pipe, "ZCARD", queue.named("leases"))
@@ -50,12 +54,12 @@ def stats_many(client: redis.Redis, keys: Sequence[QueueKeys], now_ms: int) -> l
     read = pipe.execute()[-1]
     rows = []
     for index, queue in enumerate(keys):
-        ready, due, delayed, active, dead, meta = read[6 * index : 6 * index + 6]
+        ready, listed, due, delayed, active, dead, meta = read[7 * index : 7 * index + 7]
         paused, completed, failed, trimmed, stale = (int(value or 0) for value in meta)
         rows.append(
             QueueStats(
                 queue=queue.queue,
-                ready=int(ready) + int(due),
+                ready=int(ready) + int(listed) // 2 + int(due),
                 delayed=int(delayed) - int(due),
                 active=int(active),
                 dead=int(dead),
@@ -109,12 +113,15 @@ def _ends(client: redis.Redis, walks: list[_Walk], clock: QueueClock) -> int:
         call(pipe, "ZRANGE", walk.keys.named("ready"), 0, 0)
         call(pipe, "ZRANGE", walk.keys.named("ready"), -1, -1)
         call(pipe, "ZRANGE", walk.keys.named("delayed"), 0, 0, "WITHSCORES")
+        call(pipe, "LINDEX", walk.keys.named("fifo"), 0)
     replies = pipe.execute()
     now_ms = clock.from_time(replies[0])
     for index, walk in enumerate(walks):
-        first, last, delayed = replies[1 + 3 * index : 4 + 3 * index]
+        first, last, delayed, listed = replies[1 + 4 * index : 5 + 4 * index]
         if delayed and int(delayed[0][1]) <= now_ms:
             walk.due = int(delayed[0][1])
+        if listed is not None:
+            walk.walked.append(listed.decode())  # the fifo's oldest
         if first:
             walk.head, walk.tail = first[0].decode(), last[0].decode()
     return now_ms

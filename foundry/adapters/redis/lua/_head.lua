@@ -15,9 +15,13 @@
 --                                                                         requeue_dead, enqueue
 --   <base>errors   hash    id -> JSON array of ErrorInfo                  fail, reap
 --   <base>results  hash    id -> the result's JSON                        complete
---   <base>ready    zset    id by (255 - priority) * 2^44 + seq            enqueue, claim (pops),
---                                                                         fail, release, reap,
+--   <base>ready    zset    id by (255 - priority) * 2^44 + seq: the       enqueue, claim (pops),
+--                          ready jobs the fifo does not hold              fail, release, reap,
 --                                                                         requeue_dead
+--   <base>fifo     list    id, seq, id, seq...: the jobs enqueued ready   enqueue, claim (pops,
+--                          at priority 0, in seq order (a claim merges    merged with `ready`),
+--                          it with `ready`, as if each were there with    cancel, delete, purge
+--                          score 255 * 2^44 + seq)
 --   <base>delayed  zset    id by run time (ms)                            enqueue, claim (moves
 --                                                                         to ready), fail, release
 --   <base>leases   zset    id by lease deadline (ms)                      claim, renew, complete,

@@ -1,6 +1,6 @@
 -- The queue's helpers. Every queue function starts with bind(KEYS) (runner.py adds it), which
 -- names its queue's keys for the helpers; calls never overlap, so one set of names serves all.
-local JOBS, STATE, ERRORS, RESULTS, READY, DELAYED, LEASES, DEAD, DONE, META, WAKE, BASE
+local JOBS, STATE, ERRORS, RESULTS, READY, DELAYED, LEASES, DEAD, DONE, META, WAKE, BASE, FIFO
 -- How long a cancelled record is kept (ms): the completed records' ttl when the calling
 -- function was given it, else an hour (the default).
 local COMPLETED_TTL
@@ -10,10 +10,13 @@ local function bind(keys)
   READY, DELAYED, LEASES, DEAD = keys[5], keys[6], keys[7], keys[8]
   DONE, META, WAKE = keys[9], keys[10], keys[11]
   BASE = string.sub(JOBS, 1, -5)
+  FIFO = BASE .. "fifo"
   COMPLETED_TTL = nil
 end
 
 local BAND = 17592186044416 -- 2^44: ready score = (255 - priority) * BAND + seq, exact in a double
+-- A fifo entry's score, were it in `ready`: priority 0's band plus its seq.
+local FIFO_BAND = 255 * BAND
 local WAKE_CAP = 8
 -- A settled job's notification outlives the gap between a waiter's watch and its BLMOVE.
 local SETTLED_TTL = "60000"
@@ -106,16 +109,83 @@ local function make_ready(id, prio, seq)
 end
 
 -- The wake list only hints that work arrived; once it holds WAKE_CAP hints nobody is
--- waiting, so a full list costs one LLEN.
+-- waiting, so a full list costs one LLEN, and one with room an LPUSH of what fills it.
 local function wake(count)
-  if count > 0 and redis.call("LLEN", WAKE) < WAKE_CAP then
+  local room = count > 0 and WAKE_CAP - redis.call("LLEN", WAKE) or 0
+  if room > 0 then
     local ones = {}
-    for i = 1, math.min(count, WAKE_CAP) do
+    for i = 1, math.min(count, room) do
       ones[i] = "1"
     end
     redis.call("LPUSH", WAKE, unpack(ones))
-    redis.call("LTRIM", WAKE, 0, WAKE_CAP - 1)
   end
+end
+
+-- The fifo (<base>fifo) holds the jobs enqueued ready at priority 0, the common case, as
+-- pairs "id, seq" in seq order: a list entry costs a quarter of a sorted set's. Every other
+-- ready job (other priorities, jobs back from a lease, a delay, a limit or their
+-- dependencies) is in `ready`; a claim merges the two by score (FIFO_BAND + seq for a fifo
+-- entry). A job in neither `ready` nor the state hash, but stored, is in the fifo.
+
+-- Remove jobs from the fifo: one LPOS scan each (ids sit at even positions, their seqs,
+-- which an id of digits could equal, at odd ones), or for many one rewrite of the list.
+local function unlist(ids)
+  if #ids > 16 then
+    local gone, kept = {}, {}
+    for _, id in ipairs(ids) do
+      gone[id] = true
+    end
+    local entries = redis.call("LRANGE", FIFO, 0, -1)
+    for i = 1, #entries, 2 do
+      if not gone[entries[i]] then
+        kept[#kept + 1], kept[#kept + 2] = entries[i], entries[i + 1]
+      end
+    end
+    redis.call("DEL", FIFO)
+    multi("RPUSH", FIFO, kept)
+    return
+  end
+  for _, id in ipairs(ids) do
+    for _, at in ipairs(redis.call("LPOS", FIFO, id, "COUNT", 0)) do
+      if at % 2 == 0 then
+        redis.call("LSET", FIFO, at, "")
+        redis.call("LSET", FIFO, at + 1, "")
+        redis.call("LREM", FIFO, 2, "") -- "" is neither an id nor a seq
+        break
+      end
+    end
+  end
+end
+
+-- Take up to `want` ready jobs, first in claim order: `ready` and the fifo merged. Returns
+-- {id, score, id, score...} as ZPOPMIN does.
+local function pop_ready(want)
+  local ranked = redis.call("ZRANGE", READY, "0", n2s(want - 1), "WITHSCORES")
+  if #ranked == 0 then
+    local popped = redis.call("LPOP", FIFO, n2s(want * 2)) or {}
+    for i = 2, #popped, 2 do
+      popped[i] = FIFO_BAND + tonumber(popped[i])
+    end
+    return popped
+  end
+  local listed = redis.call("LRANGE", FIFO, "0", n2s(want * 2 - 1))
+  local out, z, f = {}, 1, 1
+  while #out < want * 2 and (ranked[z] or listed[f]) do
+    local zs = ranked[z] and tonumber(ranked[z + 1])
+    local fs = listed[f] and FIFO_BAND + tonumber(listed[f + 1])
+    if fs and (not zs or fs < zs) then
+      out[#out + 1], out[#out + 2], f = listed[f], fs, f + 2
+    else
+      out[#out + 1], out[#out + 2], z = ranked[z], zs, z + 2
+    end
+  end
+  if z > 1 then
+    redis.call("ZPOPMIN", READY, n2s((z - 1) / 2))
+  end
+  if f > 1 then
+    redis.call("LTRIM", FIFO, n2s(f - 1), "-1")
+  end
+  return out
 end
 
 -- Limits per key (memory/limits.py keeps the same rules). Keys, in the queue's slot:

@@ -20,19 +20,25 @@ if v[2] or v[3] then
 end
 redis.call("HSET", bkey, "cx", "1", "r", reason)
 local members = redis.call("LRANGE", BASE .. "bm:" .. bid, 0, -1)
+local listed = {} -- members in the fifo, taken out in one pass
 for i = 1, #members, 1000 do
   local chunk = { unpack(members, i, math.min(i + 999, #members)) }
   local marks = redis.call("HMGET", BASE .. "batchof", unpack(chunk))
+  local stored = redis.call("HMGET", STATE, unpack(chunk))
   for j, id in ipairs(chunk) do
     if marks[j] == bid then
-      local st = get_state(id)
+      local st = decode_state(stored[j])
       if st and st.l == "A" then
         redis.call("HSETNX", BASE .. "stop", id, reason)
       elseif st and (st.l == "R" or st.l == "D" or st.l == "W") then
         local value = redis.call("HGET", JOBS, id)
+        if value and not stored[j] and not redis.call("ZSCORE", READY, id) then
+          listed[#listed + 1] = id
+        end
         cancel_job(id, value and header(value), st, now, reason, ttl)
       end
     end
   end
 end
+unlist(listed)
 return 1

@@ -16,7 +16,8 @@ local value = redis.call("HGET", JOBS, id)
 if not value then
   return ""
 end
-local st = get_state(id)
+local stored = redis.call("HGET", STATE, id)
+local st = decode_state(stored)
 if not st then
   return fail_arg("cancel found an unreadable state for " .. id)
 end
@@ -26,6 +27,9 @@ if st.l == "A" then
 end
 if st.l ~= "R" and st.l ~= "D" and st.l ~= "W" then
   return st.l
+end
+if not stored and not redis.call("ZSCORE", READY, id) then
+  unlist({ id })
 end
 cancel_job(id, header(value), st, now, reason, ttl)
 return "N"

@@ -123,7 +123,7 @@ else
   -- waits behind them (at most 1000 popped per claim).
   local want, budget = limit, 1000
   while want > 0 and budget > 0 do
-    local popped = redis.call("ZPOPMIN", READY, n2s(want))
+    local popped = pop_ready(want)
     if #popped == 0 then
       break
     end

@@ -6,10 +6,17 @@
 -- Keeps Q1 (only an admin delete removes a pending job), Q8 (a re-send gets the first reply)
 local now, id = now_ms(ARGV[1]), ARGV[2]
 return counted(ARGV[3], function()
-  local pending = redis.call("ZSCORE", READY, id) or redis.call("ZSCORE", DELAYED, id)
+  local ranked = redis.call("ZSCORE", READY, id)
+  -- stored, without a state and not in `ready`: in the fifo
+  local listed = not ranked and redis.call("HEXISTS", STATE, id) == 0
+    and redis.call("HEXISTS", JOBS, id) == 1
+  local pending = ranked or listed or redis.call("ZSCORE", DELAYED, id)
     or redis.call("HEXISTS", BASE .. "deps", id) == 1
   if not (pending or redis.call("ZSCORE", DEAD, id)) then
     return 0
+  end
+  if listed then
+    unlist({ id })
   end
   forget(id, now)
   return 1

@@ -7,8 +7,9 @@
 -- Reply {epoch, one outcome per job: 0 enqueued (or already stored), or the id holding the
 --       unique key}; or, before any write, {"!", job index, id} for a dependency that is
 --       neither stored nor earlier in the batch
--- Keeps Q1 (stored before the reply), Q2 (seq in order), Q3 (delayed in `delayed`), Q8 (a
---       stored id is left unchanged), Q9 (unique keys)
+-- Keeps Q1 (stored before the reply), Q2 (seq in order: a job ready at priority 0 joins the
+--       fifo's tail, any other ready job `ready`), Q3 (delayed in `delayed`), Q8 (a stored id
+--       is left unchanged), Q9 (unique keys)
 local now = now_ms(ARGV[1])
 local per = 8
 local n = (#ARGV - 2) / per
@@ -83,7 +84,7 @@ else
   end
   stored = redis.call("HMGET", JOBS, unpack(ids))
 end
-local records, ready, seen = {}, {}, {}
+local records, ready, listed, seen = {}, {}, {}, {}
 for i = 0, n - 1 do
   local b = 3 + i * per
   local id, uspec = ARGV[b], ""
@@ -134,6 +135,9 @@ for i = 0, n - 1 do
     elseif waits > 0 then
       put_state(id, { l = "W", a = 0, s = seq, tk = "", t = run_at, o = "", lt = "", w = "",
                       r = "" })
+    elseif run_at <= now and ARGV[b + 2] == "0" then
+      r = #listed
+      listed[r + 1], listed[r + 2] = id, seq
     elseif run_at <= now then
       -- A number, not n2s: redis.call converts it exactly (%.17g, integers < 2^53), without
       -- interning a Lua string per job.
@@ -156,5 +160,8 @@ end
 if #ready > 0 then
   multi("ZADD", READY, ready)
 end
-wake(#ready / 2)
+if #listed > 0 then
+  multi("RPUSH", FIFO, listed)
+end
+wake((#ready + #listed) / 2)
 return out

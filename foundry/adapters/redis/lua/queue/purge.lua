@@ -1,5 +1,5 @@
--- purge: remove up to `batch` pending jobs ("pending": ready and delayed) or dead letters
--- ("dead").
+-- purge: remove up to `batch` pending jobs ("pending": ready, in `ready` then the fifo, and
+-- delayed) or dead letters ("dead").
 -- KEYS  the queue's keys
 -- ARGV  now, what, batch, request id
 -- Reply how many were removed
@@ -14,6 +14,13 @@ return counted(ARGV[4], function()
     ids = redis.call("ZRANGE", DEAD, 0, batch - 1)
   else
     ids = redis.call("ZRANGE", READY, 0, batch - 1)
+    if #ids < batch then
+      -- Popped here, so forget need not look for them in the fifo.
+      local popped = redis.call("LPOP", FIFO, n2s((batch - #ids) * 2)) or {}
+      for i = 1, #popped, 2 do
+        ids[#ids + 1] = popped[i]
+      end
+    end
     if #ids < batch then
       for _, id in ipairs(redis.call("ZRANGE", DELAYED, 0, batch - #ids - 1)) do
         ids[#ids + 1] = id

@@ -1,0 +1,138 @@
+"""The ready jobs' two places on Redis: the fifo (jobs enqueued ready at priority 0, as pairs
+of id and seq) and the `ready` sorted set (every other ready job), merged in claim order; and
+a pending job stored by the earlier layout (every ready job in `ready`) after an upgrade."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import attrs
+import pytest
+import redis
+
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.redis.keys import QueueKeys
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.domain import Batch, ErrorInfo, Job, JobState, Retry, RunAfter
+from foundry.ports import ClaimRequest
+from tests.backends import unique_prefix
+
+LEASE = timedelta(seconds=30)
+BAND = 2**44
+
+
+@attrs.frozen
+class Setup:
+    client: redis.Redis
+    queue: RedisQueue
+    keys: QueueKeys
+    clock: ManualClock
+
+    def claim(self, limit: int = 100) -> list[str]:
+        request = ClaimRequest(["q"], lease=LEASE, limit=limit)
+        return [lease.job_id for lease in self.queue.claim(request)]
+
+    def fifo(self) -> list[bytes]:
+        return self.client.lrange(self.keys.named("fifo"), 0, -1)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def setup(redis_url: str) -> Setup:
+    client = redis.Redis.from_url(redis_url)
+    prefix, clock = unique_prefix(), ManualClock()
+    return Setup(
+        client, RedisQueue(client, prefix=prefix, clock=clock), QueueKeys.of(prefix, "q"), clock
+    )
+
+
+def jobs(*ids: str) -> list[Job]:
+    return [Job("t", id=job_id, queue="q") for job_id in ids]
+
+
+@pytest.mark.redis
+def test_a_job_enqueued_ready_at_priority_0_is_kept_in_the_fifo_not_the_sorted_set(
+    setup: Setup,
+) -> None:
+    setup.queue.enqueue_many([*jobs("a"), Job("t", id="b", queue="q", priority=1)])
+
+    assert setup.fifo() == [b"a", b"1"]
+    assert setup.client.zrange(setup.keys.named("ready"), 0, -1) == [b"b"]
+    assert setup.queue.stats("q").ready == 2
+
+
+@pytest.mark.redis
+def test_a_pending_job_stored_by_the_earlier_layout_is_claimed_in_its_place(
+    setup: Setup,
+) -> None:
+    setup.queue.enqueue_many(jobs("first"))  # seq 1; the queue's keys and epoch exist
+    # What the earlier layout's enqueue stored for a ready job: its record, and its id in
+    # `ready` by (255 - priority) * 2^44 + seq, the queue's seq counter advanced.
+    setup.client.hset(setup.keys.named("jobs"), "old", "0 0 3 0 =t")
+    setup.client.zadd(setup.keys.named("ready"), {"old": 255 * BAND + 2})
+    setup.client.hset(setup.keys.named("meta"), "seq", 2)
+
+    setup.queue.enqueue_many(jobs("new"))
+
+    assert setup.queue.stats("q").ready == 3
+    assert [r.job.id for r in setup.queue.jobs("q", JobState.READY)] == ["first", "old", "new"]
+    assert setup.claim(limit=2) == ["first", "old"]
+    assert setup.claim() == ["new"]
+
+
+@pytest.mark.redis
+def test_jobs_back_from_a_lease_or_a_delay_take_their_place_among_the_fifo_jobs(
+    setup: Setup,
+) -> None:
+    later = Job("t", id="later", queue="q", schedule=RunAfter(timedelta(seconds=1)))
+    setup.queue.enqueue_many([*jobs("a"), later, *jobs("b", "c")])  # seqs 1, 2, 3, 4
+    (a,) = setup.queue.claim(ClaimRequest(["q"], lease=LEASE))
+    (b,) = setup.queue.claim(ClaimRequest(["q"], lease=LEASE))
+    setup.queue.fail(a, ErrorInfo("Boom"), Retry(timedelta(0)))  # a new seq: 5
+    setup.queue.release(b)  # its seq kept: 3
+
+    setup.clock.advance(timedelta(seconds=1))  # later is due, its seq kept: 2
+
+    assert [r.job.id for r in setup.queue.jobs("q", JobState.READY)] == ["later", "b", "c", "a"]
+    assert setup.claim(limit=2) == ["later", "b"]
+    assert setup.claim() == ["c", "a"]
+
+
+@pytest.mark.redis
+def test_cancel_and_delete_take_a_job_out_of_the_fifo_even_when_its_id_is_another_seq(
+    setup: Setup,
+) -> None:
+    setup.queue.enqueue_many(jobs("3", "1", "2", "4"))  # fifo: 3 1 1 2 2 3 4 4
+
+    cancelled = setup.queue.cancel("1", "q")
+    deleted = setup.queue.delete("q", "2")
+
+    assert (cancelled, deleted) == (JobState.CANCELLED, True)
+    assert setup.fifo() == [b"3", b"1", b"4", b"4"]
+    assert setup.queue.stats("q").ready == 2
+    assert setup.claim() == ["3", "4"]
+
+
+@pytest.mark.redis
+def test_cancelling_a_batch_takes_its_pending_members_out_of_the_fifo_in_one_pass(
+    setup: Setup,
+) -> None:
+    members = [f"m{i}" for i in range(40)]
+    setup.queue.enqueue_many(jobs("before"))
+    setup.queue.enqueue_batches([Batch(tuple(jobs(*members)), id="batch")])
+    setup.queue.enqueue_many(jobs("after"))
+
+    setup.queue.cancel_batch("batch", "q")
+
+    assert setup.fifo() == [b"before", b"1", b"after", b"42"]
+    assert setup.claim() == ["before", "after"]
+
+
+@pytest.mark.redis
+def test_purge_removes_the_fifo_jobs_too(setup: Setup) -> None:
+    setup.queue.enqueue_many(
+        [*jobs(*(f"j{i}" for i in range(600))), Job("t", id="p", queue="q", priority=2)]
+    )
+
+    removed = setup.queue.purge("q")
+
+    assert (removed, setup.fifo(), setup.queue.stats("q").ready) == (601, [], 0)
