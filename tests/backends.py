@@ -253,6 +253,7 @@ QUEUE_BACKENDS: dict[str, QueueBackend] = {
         _corrupt_postgres,
         (pytest.mark.postgres,),
         _twin_postgres,
+        True,
         lacks=POSTGRES_LACKS,
     ),
 }

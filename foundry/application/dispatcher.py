@@ -255,8 +255,8 @@ class Dispatcher:
         if self._batches is None:
             raise ConfigurationError(
                 "this dispatcher was built without a batch store: build it with "
-                "batches=<the queue> (foundry.connect()'s dispatcher does; the memory and "
-                "Redis queues keep batches, the PostgreSQL queue does not yet)"
+                "batches=<the queue> (foundry.connect()'s dispatcher does: every queue "
+                "backend keeps batches)"
             )
         return self._batches
 

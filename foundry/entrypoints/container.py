@@ -199,14 +199,8 @@ class Container(containers.DeclarativeContainer):
     )
     workers = providers.Dependency(instance_of=WorkerRegistry, default=queue)  # type: ignore[type-abstract]
     schedules = providers.Dependency(instance_of=SchedulePort, default=queue)  # type: ignore[type-abstract]
-    # Batches are kept by the memory and Redis queues; PostgreSQL's does not keep them yet.
-    batch_queue = providers.Dependency(instance_of=BatchPort, default=queue)  # type: ignore[type-abstract]
-    batches = providers.Selector(
-        config.queue.driver,
-        memory=batch_queue,
-        redis=batch_queue,
-        postgres=providers.Object(None),
-    )
+    # Every queue backend keeps batches.
+    batches = providers.Dependency(instance_of=BatchPort, default=queue)  # type: ignore[type-abstract]
 
     cache_backend = providers.Selector(
         config.cache.driver,

@@ -21,10 +21,6 @@ def test_postgres_queue_matches_the_model(request: pytest.FixtureRequest) -> Non
         def make_queue(self, clock: ManualClock) -> Queue:
             return postgres_queue(fixture, clock)
 
-        # Not a rule here (where the model has it): the PostgreSQL queue keeps no batches.
-        def enqueue_a_batch(self, *_: object, **__: object) -> None:
-            raise AssertionError("the PostgreSQL queue keeps no batches")
-
         def teardown(self) -> None:
             assert self.queue is not None
             self.queue.close()  # type: ignore[attr-defined]

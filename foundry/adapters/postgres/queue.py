@@ -1,4 +1,4 @@
-"""PostgresQueue: the QueuePort, WorkerRegistry and SchedulePort on PostgreSQL.
+"""PostgresQueue: the QueuePort, WorkerRegistry, SchedulePort and BatchPort on PostgreSQL.
 
 Each transition is one call of a PL/pgSQL function of the schema (0001_queue.sql): one round
 trip, atomic, idempotent under re-send, as the Redis queue's scripts are. Claims take the
@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool
 
 from foundry.adapters.codec import Codec
 from foundry.adapters.postgres.admin import PostgresAdmin
+from foundry.adapters.postgres.batches import PostgresBatches
 from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import unreachable
 from foundry.adapters.postgres.database import Database
@@ -34,6 +35,7 @@ from foundry.adapters.postgres.waking import Waker, channel
 from foundry.adapters.postgres.workers import PostgresWorkers
 from foundry.adapters.postgres.writes import PostgresWrites
 from foundry.domain import (
+    Batch,
     ConfigurationError,
     Dead,
     Decision,
@@ -43,6 +45,7 @@ from foundry.domain import (
     UndecodableJob,
 )
 from foundry.ports import (
+    BatchRecord,
     ClaimRequest,
     Clock,
     DeadLetter,
@@ -85,6 +88,7 @@ class PostgresQueue:
         self._admin = PostgresAdmin(db, completed_ttl, self._ended)
         self._workers = PostgresWorkers(db)
         self._schedules = PostgresSchedules(db)
+        self._batches = PostgresBatches(db)
 
     @property
     def schema(self) -> str:
@@ -352,6 +356,26 @@ class PostgresQueue:
     def forget_schedule(self, queue: str, name: str) -> bool:
         """See ``SchedulePort.forget_schedule``."""
         return self._schedules.forget_schedule(queue, name)
+
+    # -- batches (BatchPort, batches.py) -------------------------------------------------------
+
+    def enqueue_batches(self, items: Sequence[Job | Batch]) -> None:
+        """See ``BatchPort.enqueue_batches``."""
+        self._batches.enqueue_batches(items)
+
+    def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
+        """See ``BatchPort.batch``."""
+        return self._batches.batch(batch_id, queue)
+
+    def cancel_batch(
+        self, batch_id: str, queue: str | None = None, reason: str = "cancelled"
+    ) -> BatchRecord | None:
+        """See ``BatchPort.cancel_batch``."""
+        return self._batches.cancel_batch(batch_id, queue, reason)
+
+    def batches(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[BatchRecord]:
+        """See ``BatchPort.batches``."""
+        return self._batches.batches(queue, offset, limit)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,0 +1,173 @@
+"""The PostgreSQL queue's batches (``BatchPort``): dispatch in one ``enqueue_batches`` call
+(its jobs through enqueue's own body), cancel in one ``cancel_batch`` call, records read with
+one query. ``0004_batches.sql`` says what each table holds; the counting and the callbacks
+happen in ``settle``, which every function that ends a job calls, inside the same transaction
+as the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from foundry.adapters.postgres.database import Database
+from foundry.adapters.postgres.enqueuing import enqueue_params, refused
+from foundry.domain import InvalidJob, Job
+from foundry.domain.batch import Batch, BatchProgress, Callback, one_queue
+from foundry.ports.batches import BatchRecord
+
+#: The SQLSTATE ``enqueue_batches`` raises for a batch id that is a stored job's id.
+_BATCH_ID_TAKEN = "FD002"
+
+_ENQUEUE = """
+    SELECT {s}.enqueue_batches(
+        %(batch_ids)s::text[], %(allow_failures)s::boolean[], %(count)s::integer,
+        %(batch_of)s::integer[], %(which)s::text[],
+        %(queues)s::text[], %(ids)s::text[], %(priorities)s::integer[],
+        %(at)s::timestamptz[], %(delays)s::interval[], %(max_attempts)s::integer[],
+        %(blobs)s::bytea[], %(unique_keys)s::text[], %(unique_ttls)s::interval[],
+        %(unique_untils)s::text[], %(after_failures)s::text[], %(after_jobs)s::integer[],
+        %(after_ids)s::text[], %(limit_keys)s::text[], %(limit_concurrency)s::integer[],
+        %(limit_interval_ms)s::bigint[], %(keep)s::interval, %(max_dead)s::integer,
+        %(dead_age)s::interval, %(now)s::timestamptz)
+"""
+
+_CANCEL = """
+    SELECT {s}.cancel_batch(%(queue)s::text, %(id)s::text, %(reason)s::text, %(keep)s::interval,
+                            %(max_dead)s::integer, %(dead_age)s::interval, %(now)s::timestamptz)
+"""
+
+_COLUMNS = """
+    b.queue, b.id, b.total, b.completed, b.failed, b.cancelled, b.allow_failures,
+    b.cancel_requested, b.caught, b.created_at, b.finished_at, b.fired, b.reason,
+    ARRAY(SELECT c.which || ' ' || c.id FROM {s}.batch_callbacks c
+           WHERE c.queue = b.queue AND c.batch_id = b.id)
+"""
+
+_KEPT = "(b.expires_at IS NULL OR b.expires_at > %(now)s)"
+
+_ONE = f"""
+    SELECT {_COLUMNS} FROM {{s}}.batches b
+     WHERE b.id = %(id)s AND (%(queue)s::text IS NULL OR b.queue = %(queue)s) AND {_KEPT}
+     ORDER BY b.queue LIMIT 1
+"""
+
+_LIST = f"""
+    SELECT {_COLUMNS} FROM {{s}}.batches b
+     WHERE b.queue = %(queue)s AND {_KEPT}
+     ORDER BY b.seq DESC OFFSET %(offset)s LIMIT %(limit)s
+"""
+
+
+class PostgresBatches:
+    """``BatchPort`` over the queue's schema."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._enqueue = db.sql.render(_ENQUEUE)
+        self._cancel = db.sql.render(_CANCEL)
+        self._one = db.sql.render(_ONE)
+        self._list = db.sql.render(_LIST)
+
+    def enqueue_batches(self, items: Sequence[Job | Batch]) -> None:
+        """One ``enqueue_batches`` call; everything encoded (so checked) first."""
+        if not items:
+            return
+        one_queue(items)
+        params = self._params(items)
+        with self._db.conn() as conn:
+            try:
+                conn.execute(self._enqueue, params)
+            except psycopg.Error as error:
+                invalid = _invalid(error)
+                if invalid is None:
+                    raise
+                raise invalid from None
+
+    def batch(self, batch_id: str, queue: str | None) -> BatchRecord | None:
+        """The batch's record, searched in every queue when ``queue`` is None."""
+        with self._db.conn() as conn:
+            now = self._db.now_on(conn)
+            row = conn.execute(self._one, {"id": batch_id, "queue": queue, "now": now}).fetchone()
+        return None if row is None else _record(row)
+
+    def cancel_batch(self, batch_id: str, queue: str | None, reason: str) -> BatchRecord | None:
+        """One ``cancel_batch`` call, then the batch's record."""
+        params = {"id": batch_id, "queue": queue, "reason": reason, **self._db.policy}
+        with self._db.conn() as conn:
+            row = conn.execute(self._cancel, {**params, "now": self._db.now()}).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return self.batch(batch_id, row[0])
+
+    def batches(self, queue: str, offset: int, limit: int) -> list[BatchRecord]:
+        """The queue's batches still kept, newest first."""
+        if limit <= 0 or offset < 0:
+            return []
+        with self._db.conn() as conn:
+            now = self._db.now_on(conn)
+            params = {"queue": queue, "now": now, "offset": offset, "limit": limit}
+            rows = conn.execute(self._list, params).fetchall()
+        return [_record(row) for row in rows]
+
+    def _params(self, items: Sequence[Job | Batch]) -> dict[str, Any]:
+        """Enqueue's arrays over the jobs to store now (in order), then the callbacks; which
+        batch each belongs to, and which callback each of the latter is."""
+        jobs: list[Job] = []
+        batch_of: list[int | None] = []
+        callbacks: list[tuple[int, Callback, Job]] = []
+        batches = [item for item in items if isinstance(item, Batch)]
+        index = 0
+        for item in items:
+            if isinstance(item, Batch):
+                index += 1
+                jobs += item.jobs
+                batch_of += [index] * len(item.jobs)
+                callbacks += [(index, which, job) for which, job in item.callbacks.items()]
+            else:
+                jobs.append(item)
+                batch_of.append(None)
+        every = [*jobs, *(job for _, _, job in callbacks)]
+        blobs = [self._db.rows.codec.encode_job(job) for job in every]
+        return {
+            **enqueue_params(every, blobs, self._db.now(), self._db.policy),
+            "batch_ids": [batch.id for batch in batches],
+            "allow_failures": [batch.allow_failures for batch in batches],
+            "count": len(jobs),
+            "batch_of": [*batch_of, *(index for index, _, _ in callbacks)],
+            "which": [*(None for _ in jobs), *(which.value for _, which, _ in callbacks)],
+        }
+
+
+def _invalid(error: psycopg.Error) -> InvalidJob | None:
+    """The ``InvalidJob`` an ``enqueue_batches`` error stands for, if it is one."""
+    if error.sqlstate == _BATCH_ID_TAKEN:
+        return InvalidJob("batch_id", error.diag.message_primary or str(error))
+    return refused(error)
+
+
+def _record(row: tuple[Any, ...]) -> BatchRecord:
+    (queue, batch_id, total, completed, failed, cancelled, allow_failures, cancel_requested,
+     caught, created_at, finished_at, fired, reason, callbacks) = row  # fmt: skip
+    progress = BatchProgress(
+        total=total,
+        completed=completed,
+        failed=failed,
+        cancelled=cancelled,
+        allow_failures=allow_failures,
+        cancel_requested=cancel_requested,
+        caught=caught,
+    )
+    named = dict(entry.split(" ", 1) for entry in callbacks)
+    return BatchRecord(
+        id=batch_id,
+        queue=queue,
+        progress=progress,
+        created_at=created_at,
+        finished_at=finished_at,
+        callbacks={Callback(which): job_id for which, job_id in named.items()},
+        fired=frozenset(Callback(which) for which in fired),
+        reason=reason,
+    )
