@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 
+import psycopg
 import pytest
 
 from tests.faults.harness import Rig
+from tests.faults.postgres_rig import MakePgRig, PostgresRig
 from tests.faults.proxy import FaultProxy
 
 
@@ -42,6 +45,26 @@ def make_rig(seed: int, request: pytest.FixtureRequest) -> Iterator[Callable[[st
     failed = call is None or not call.passed
     for rig in rigs:
         rig.close(keep=failed)
+
+
+@pytest.fixture
+def make_pg_rig(seed: int, request: pytest.FixtureRequest) -> Iterator[MakePgRig]:
+    """``make_rig`` on PostgreSQL: stopped at teardown, files kept on failure, the scenario's
+    schema dropped."""
+    rigs: list[PostgresRig] = []
+
+    def make(database_url: str) -> PostgresRig:
+        rig = PostgresRig(database_url, seed=seed)
+        rigs.append(rig)
+        return rig
+
+    yield make
+    call = getattr(request.node, "report_call", None)
+    failed = call is None or not call.passed
+    for rig in rigs:
+        rig.close(keep=failed)
+        with suppress(psycopg.Error):
+            rig.drop_schema()
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ starts, so scenarios sharing a server never see each other's jobs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg
 from psycopg import sql
 
@@ -41,3 +43,7 @@ class PostgresRig(Rig):
             conn.execute(
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
             )
+
+
+#: Builds a scenario's ``PostgresRig`` for a database URL (the ``make_pg_rig`` fixture).
+MakePgRig = Callable[[str], PostgresRig]

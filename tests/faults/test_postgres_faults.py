@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import suppress
 
 import psutil
 import psycopg
@@ -29,26 +28,6 @@ from tests.faults.postgres_rig import PostgresRig
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 MakeRig = Callable[[str], PostgresRig]
-
-
-@pytest.fixture
-def make_pg_rig(seed: int, request: pytest.FixtureRequest) -> Iterator[MakeRig]:
-    """``make_rig`` on PostgreSQL: stopped at teardown, files kept on failure, the scenario's
-    schema dropped."""
-    rigs: list[PostgresRig] = []
-
-    def make(database_url: str) -> PostgresRig:
-        rig = PostgresRig(database_url, seed=seed)
-        rigs.append(rig)
-        return rig
-
-    yield make
-    call = getattr(request.node, "report_call", None)
-    failed = call is None or not call.passed
-    for rig in rigs:
-        rig.close(keep=failed)
-        with suppress(psycopg.Error):
-            rig.drop_schema()
 
 
 @pytest.fixture
