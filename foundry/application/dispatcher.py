@@ -54,9 +54,10 @@ class Dispatcher:
 
     ``batches`` (the queue, when its backend keeps batches) lets it dispatch batches.
 
-    ``connection=`` (a psycopg ``Connection`` when the queue is PostgreSQL: ``transactions``)
-    writes the job in the caller's own open transaction on that connection instead: it
-    exists once that transaction commits, and never if it rolls back.
+    ``connection=`` (when the queue is PostgreSQL, ``transactions``: a psycopg ``Connection``,
+    a SQLAlchemy ``Session`` or ``Connection``, or Django's ``connection``) writes the job in
+    the caller's own open transaction on that connection instead: it exists once that
+    transaction commits, and never if it rolls back.
     """
 
     def __init__(

@@ -36,8 +36,9 @@ class TransactionalEnqueue(Protocol):
       caller has open on it: they exist for workers once it commits (blocked workers are
       woken by the commit) and not at all if it rolls back. Outside a transaction
       (autocommit) they are stored at once.
-    * ``connection`` is the backend's own connection type (a psycopg 3 ``Connection`` for
-      PostgreSQL); anything else raises ``ConfigurationError`` naming what it takes.
+    * ``connection`` is the backend's own connection type (for PostgreSQL a psycopg 3
+      ``Connection``, or a SQLAlchemy session or connection, or a Django connection, over
+      one); anything else raises ``ConfigurationError`` naming what it takes.
     * What the database raises inside the caller's transaction reaches the caller (the
       transaction is then the caller's to roll back); an unreachable database raises
       ``QueueUnavailable``.

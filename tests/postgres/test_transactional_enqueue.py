@@ -106,8 +106,8 @@ def test_the_callers_connection_settings_do_not_matter(
     assert second == first
 
 
-def test_connection_takes_a_psycopg_connection_only(dispatcher: Dispatcher) -> None:
-    with pytest.raises(ConfigurationError, match="psycopg 3 Connection"):
+def test_connection_refuses_what_is_no_database_connection(dispatcher: Dispatcher) -> None:
+    with pytest.raises(ConfigurationError, match="psycopg 3 Connection, a SQLAlchemy"):
         dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=object())
 
 

@@ -29,6 +29,7 @@ from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import unreachable
 from foundry.adapters.postgres.database import Database
 from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes, refused
+from foundry.adapters.postgres.lent import psycopg_connection
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.schedules import PostgresSchedules
 from foundry.adapters.postgres.waking import Waker, channel
@@ -117,19 +118,15 @@ class PostgresQueue:
         return outcomes(jobs, rows)
 
     def enqueue_within(self, connection: object, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
-        """Store ``jobs`` with the caller's ``connection``, in its open transaction (see
-        ``TransactionalEnqueue``): the same ``enqueue`` call, whose NOTIFY wakes blocked
-        workers when that transaction commits."""
-        if not isinstance(connection, psycopg.Connection):
-            raise ConfigurationError(
-                "connection= takes a psycopg 3 Connection (psycopg.Connection) to the queue's "
-                f"database, got {type(connection).__name__}"
-            )
+        """Store ``jobs`` with the caller's ``connection`` (psycopg, SQLAlchemy or Django:
+        ``lent.py``), in its open transaction (see ``TransactionalEnqueue``): the same
+        ``enqueue`` call, whose NOTIFY wakes blocked workers when that transaction commits."""
+        lent = psycopg_connection(connection)
         if not jobs:
             return []
         params = self._enqueue_params(jobs)
         # The caller's connection may have any row factory; ours reads tuples.
-        with connection.cursor(row_factory=tuple_row) as cursor:
+        with lent.cursor(row_factory=tuple_row) as cursor:
             try:
                 rows = _enqueued(cursor, self._sql["enqueue"], params)
             except psycopg.OperationalError as error:

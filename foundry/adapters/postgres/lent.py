@@ -1,0 +1,76 @@
+"""The psycopg 3 connection under what a caller lends ``dispatch(..., connection=)``: a psycopg
+``Connection`` itself, a SQLAlchemy ``Session`` (or ``scoped_session``) or ``Connection`` on
+the ``postgresql+psycopg`` driver, or a Django database connection (``django.db.connection``,
+``connections[alias]``) on Django's PostgreSQL backend with psycopg 3.
+
+Neither SQLAlchemy nor Django is imported here unless the application has imported it: a
+connection of theirs can only come from an application that did.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import psycopg
+
+from foundry.domain import ConfigurationError
+
+_TAKES = (
+    "connection= takes a psycopg 3 Connection, a SQLAlchemy Session or Connection (driver "
+    "postgresql+psycopg), or a Django connection (django.db.connection, PostgreSQL backend "
+    "with psycopg 3)"
+)
+
+
+def psycopg_connection(lent: object) -> psycopg.Connection[Any]:
+    """The psycopg 3 connection ``lent`` holds, in the transaction it has open (a SQLAlchemy
+    session begins its transaction here if it had none); ``ConfigurationError`` naming what
+    ``connection=`` takes for anything else."""
+    if isinstance(lent, psycopg.Connection):
+        return lent
+    found = _from_sqlalchemy(lent) if "sqlalchemy" in sys.modules else None
+    if found is None and "django" in sys.modules:
+        found = _from_django(lent)
+    if found is None:
+        raise ConfigurationError(f"{_TAKES}; got {type(lent).__name__}")
+    if not isinstance(found, psycopg.Connection):
+        raise ConfigurationError(
+            f"{_TAKES}; the {type(lent).__name__} given runs on {type(found).__module__}."
+            f"{type(found).__name__} (use the psycopg 3 driver: postgresql+psycopg:// for "
+            "SQLAlchemy, psycopg installed for Django)"
+        )
+    return found
+
+
+def _from_sqlalchemy(lent: object) -> object | None:
+    """The DBAPI connection of a SQLAlchemy session or connection, else ``None``."""
+    from sqlalchemy.engine import Connection  # noqa: PLC0415 - loaded by the app already
+    from sqlalchemy.orm import Session, scoped_session  # noqa: PLC0415
+
+    if isinstance(lent, scoped_session):
+        lent = lent()
+    if isinstance(lent, Session):
+        lent = lent.connection()  # the session's transaction's connection (begun if none)
+    if isinstance(lent, Connection):
+        return lent.connection.driver_connection
+    return None
+
+
+def _from_django(lent: object) -> object | None:
+    """The database connection of a Django connection wrapper (connected now), else
+    ``None``."""
+    from django.db.backends.base.base import BaseDatabaseWrapper  # noqa: PLC0415
+    from django.utils.connection import ConnectionProxy  # noqa: PLC0415
+
+    if isinstance(lent, ConnectionProxy):
+        lent = lent._connections[lent._alias]
+    if not isinstance(lent, BaseDatabaseWrapper):
+        return None
+    if lent.vendor != "postgresql":
+        raise ConfigurationError(
+            f"{_TAKES}; Django's database {lent.alias!r} is {lent.vendor}, not PostgreSQL"
+        )
+    lent.ensure_connection()
+    raw: object = lent.connection
+    return raw
