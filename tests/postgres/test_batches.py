@@ -4,17 +4,26 @@ dashboard's batch API, each as a user reaches it."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import attrs
+import psycopg
 import pytest
+from psycopg import sql
 from starlette.testclient import TestClient
 
 import foundry
-from foundry.domain import JobState
+from foundry.adapters.postgres.connection import open_pool
+from foundry.adapters.postgres.queue import PostgresQueue
+from foundry.domain import Batch, Callback, Job, JobState
 from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
 from foundry.entrypoints.dashboard.security import GuardConfig
 from foundry.entrypoints.settings import Settings
+from foundry.ports import ClaimRequest
 from tests.backends import FixtureLookup, postgres_queue
 from tests.e2e.apps import LEDGER, QUEUE, add, registry
 from tests.e2e.test_demo import run_foundry
@@ -116,3 +125,71 @@ def test_the_dashboard_lists_shows_and_cancels_batches(connection: foundry.Conne
     assert one["state"] == "running"
     assert cancelled.status_code == 200, cancelled.text
     assert dispatcher.batch_record("b1").state == "cancelled"
+
+
+def test_the_last_two_members_ending_in_two_transactions_at_once_fire_then_once(
+    request: pytest.FixtureRequest, postgres_url: str
+) -> None:
+    fixture: FixtureLookup = request.getfixturevalue
+    queue = postgres_queue(fixture, None)
+    members = [Job("noop", id="a"), Job("noop", id="b")]
+    queue.enqueue_batches([Batch(members, {Callback.THEN: Job("cb", id="t")}, id="pair")])
+    first, second = queue.claim(ClaimRequest(["default"], lease=timedelta(minutes=1), limit=2))
+    complete = sql.SQL(
+        "SELECT * FROM {}.complete(%s::text[], %s::text[], %s::text[], %s::bytea[], "
+        "interval '1 hour', NULL)"
+    ).format(sql.Identifier(queue.schema))
+    # The second end goes through a pool of one connection, whose count of ends lands in a
+    # shard row (pid % 16) the first's does not: the batch's row is all the two share.
+    settings = attrs.evolve(queue._db.settings, pool_size=1)
+    other = PostgresQueue(open_pool(settings), settings)
+    fixture("postgres_closing").append(other.close)
+    with _connect_apart(postgres_url, _pid_of(other)) as conn:
+        # First member's end counted, its transaction still open: it holds the batch's row.
+        conn.execute(complete, [["default"], [first.job_id], [first.token], [None]])
+        ending = threading.Thread(target=other.complete, args=(second,))
+        ending.start()
+        _wait_for_a_lock_wait(postgres_url)
+        conn.commit()
+    ending.join(timeout=60)
+
+    record = queue.batch("pair")
+    assert record is not None
+    assert (record.state, record.progress.completed) == ("succeeded", 2)
+    assert record.fired == {Callback.THEN, Callback.FINALLY}
+    claimed = queue.claim(ClaimRequest(["default"], lease=timedelta(minutes=1), limit=5))
+    assert [lease.job_id for lease in claimed] == ["t"]
+
+
+def _pid(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _pid_of(queue: PostgresQueue) -> int:
+    with queue._db.conn() as conn:
+        return _pid(conn)
+
+
+def _connect_apart(url: str, pid: int) -> psycopg.Connection[Any]:
+    """A connection whose server process counts ends in another shard than ``pid``'s."""
+    while True:
+        conn = psycopg.connect(url)
+        if _pid(conn) % 16 != pid % 16:
+            return conn
+        conn.close()
+
+
+def _wait_for_a_lock_wait(url: str) -> None:
+    """Until a session of this database waits for a row lock (the second member's end)."""
+    with psycopg.connect(url, autocommit=True) as watcher:
+        for _ in range(6000):
+            row = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()
+            if row and row[0]:
+                return
+            watcher.execute("SELECT pg_sleep(0.01)")
+    raise AssertionError("the second member's end never waited for the batch's row")
