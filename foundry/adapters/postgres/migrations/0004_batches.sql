@@ -324,10 +324,15 @@ BEGIN
     SELECT * INTO b FROM batches
      WHERE id = p_id AND (p_queue IS NULL OR queue = p_queue)
        AND (expires_at IS NULL OR expires_at > v_now)
-     ORDER BY queue LIMIT 1 FOR UPDATE;
+     ORDER BY queue LIMIT 1;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
+    -- The members' rows first, then the batch's: the order in which a worker ending a member
+    -- takes them, so a cancel and a member's end never wait for each other in a cycle.
+    PERFORM 1 FROM jobs j JOIN batch_members m ON m.queue = j.queue AND m.job_id = j.id
+      WHERE m.queue = b.queue AND m.batch_id = b.id ORDER BY m.n FOR UPDATE OF j;
+    SELECT * INTO b FROM batches WHERE queue = b.queue AND id = b.id FOR UPDATE;
     IF b.finished_at IS NOT NULL OR b.cancel_requested THEN
         RETURN b.queue;
     END IF;
