@@ -20,6 +20,8 @@ from foundry.ports.batches import BatchRecord
 
 #: The SQLSTATE ``enqueue_batches`` raises for a batch id that is a stored job's id.
 _BATCH_ID_TAKEN = "FD002"
+#: How often a cancel aborted by a deadlock is sent.
+_DEADLOCK_TRIES = 5
 
 _ENQUEUE = """
     SELECT {s}.enqueue_batches(
@@ -97,7 +99,15 @@ class PostgresBatches:
         """One ``cancel_batch`` call, then the batch's record."""
         params = {"id": batch_id, "queue": queue, "reason": reason, **self._db.policy}
         with self._db.conn() as conn:
-            row = conn.execute(self._cancel, {**params, "now": self._db.now()}).fetchone()
+            for attempt in range(1, _DEADLOCK_TRIES + 1):
+                try:
+                    row = conn.execute(self._cancel, {**params, "now": self._db.now()}).fetchone()
+                    break
+                except psycopg.errors.DeadlockDetected:
+                    # Members ending in one worker call in another order than the batch's:
+                    # PostgreSQL aborted this call, which changed nothing; send it again.
+                    if attempt == _DEADLOCK_TRIES:
+                        raise
         if row is None or row[0] is None:
             return None
         return self.batch(batch_id, row[0])

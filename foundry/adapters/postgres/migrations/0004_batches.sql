@@ -329,7 +329,8 @@ BEGIN
         RETURN NULL;
     END IF;
     -- The members' rows first, then the batch's: the order in which a worker ending a member
-    -- takes them, so a cancel and a member's end never wait for each other in a cycle.
+    -- takes them (a cycle is left only with a worker ending several members in one call in
+    -- another order than the batch's; PostgreSQL then aborts one side, which is sent again).
     PERFORM 1 FROM jobs j JOIN batch_members m ON m.queue = j.queue AND m.job_id = j.id
       WHERE m.queue = b.queue AND m.batch_id = b.id ORDER BY m.n FOR UPDATE OF j;
     SELECT * INTO b FROM batches WHERE queue = b.queue AND id = b.id FOR UPDATE;
