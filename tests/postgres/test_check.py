@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.connection import open_pool
+from foundry.adapters.postgres.connection import connect, open_pool
 from foundry.adapters.postgres.health import grants, inspect_postgres
-from foundry.adapters.postgres.migrator import load_migrations
+from foundry.adapters.postgres.migrator import Migrator, load_migrations
 from foundry.adapters.postgres.queue import PostgresQueue
-from foundry.domain import Job
+from foundry.domain import Job, JobState
 from foundry.entrypoints.cli import cli
 from foundry.ports import ClaimRequest
 from tests.postgres_server import ThrowawayRole, unique_name
@@ -102,3 +103,26 @@ def test_a_role_without_privileges_is_refused_with_the_grants_then_works_once_gr
     finally:
         queue.close()
     assert lease.job_id == "granted"
+
+
+def test_a_role_granted_before_the_batch_tables_keeps_working_after_the_upgrade(
+    postgres_url: str, schema: str, role: ThrowawayRole
+) -> None:
+    settings = PostgresSettings(role.url(), schema=schema)
+    older = load_migrations()[:3]  # before 0004_batches
+    admin_settings = PostgresSettings(postgres_url, schema=schema)
+    Migrator(partial(connect, admin_settings), schema, older).migrate()
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(grants(inspect_postgres(settings)).encode())
+
+    foundry("migrate", DATABASE_URL=postgres_url, DATABASE_SCHEMA=schema)
+
+    assert foundry("check", DATABASE_URL=role.url(), DATABASE_SCHEMA=schema).exit_code == 0
+    queue = PostgresQueue(open_pool(settings), settings)
+    try:
+        queue.enqueue(Job("task", id="after-upgrade"))
+        [lease] = queue.claim(ClaimRequest(["default"], lease=timedelta(seconds=30)))
+        queue.complete(lease)
+        assert queue.get("after-upgrade").state is JobState.COMPLETED  # type: ignore[union-attr]
+    finally:
+        queue.close()

@@ -29,6 +29,9 @@ QUEUE_TABLES = (
     "schedules",
     "waiters",
     "claim_tokens",
+    "batches",
+    "batch_callbacks",
+    "batch_members",
 )
 QUEUE_SEQUENCES = ("job_seq", "job_fence")
 TABLE_RIGHTS = "SELECT, INSERT, UPDATE, DELETE"

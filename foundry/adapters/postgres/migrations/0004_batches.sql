@@ -71,6 +71,23 @@ CREATE TABLE batch_members (
 );
 CREATE INDEX batch_members_batch ON batch_members (queue, batch_id, n);
 
+-- Every role that may write jobs may write these tables too: every end of a job reads and
+-- writes batch_members, so a role granted before this file (GRANT ... ON ALL TABLES covers
+-- the tables there were then) would otherwise fail every completion after the upgrade.
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT DISTINCT a.grantee FROM pg_class c, aclexplode(c.relacl) a
+              WHERE c.oid = 'jobs'::regclass AND a.privilege_type = 'DELETE'
+                AND a.grantee <> c.relowner LOOP
+        EXECUTE format(
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON batches, batch_callbacks, batch_members '
+            'TO %s',
+            CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END);
+    END LOOP;
+END $$;
+
 -- enqueue_batches: store batches (with their callbacks) and jobs of one queue, in one call.
 -- The p_ids ... arrays are enqueue's: the first p_count entries are the jobs to enqueue now
 -- (members and plain jobs, in order), the rest the callbacks; p_batch_of says which batch
