@@ -155,9 +155,12 @@ class Dispatcher:
         *,
         queue: str | None = None,
         result_as: str | None = None,
+        connection: object | None = None,
     ) -> list[str]:
         """Enqueue ``steps`` (``(handler, payload)`` pairs, or batches from ``build_batch``)
-        to run one after another, in one write; their ids (a batch's id for a batch), in order.
+        to run one after another, in one write (in the caller's transaction on
+        ``connection``, if given, as ``dispatch``); their ids (a batch's id for a batch), in
+        order.
 
         Each step waits for the previous one to complete (a batch step: every member waits
         for it; the step after a batch waits for the batch's end and runs if ``then`` fired);
@@ -168,9 +171,15 @@ class Dispatcher:
         chain raises ``InvalidJob``.
         """
         units = chain_jobs(self.build, list(steps), queue, result_as)
-        if all(isinstance(unit, Job) for unit in units):
-            return self._send_many([unit for unit in units if isinstance(unit, Job)])
-        self._batch_port().enqueue_batches(units)
+        jobs = [unit for unit in units if isinstance(unit, Job)]
+        if connection is not None:
+            if len(jobs) == len(units):
+                return self._send_within(connection, jobs, None)
+            self._within(None).enqueue_batches_within(connection, units)
+        elif len(jobs) == len(units):
+            return self._send_many(jobs)
+        else:
+            self._batch_port().enqueue_batches(units)
         return [unit.id for unit in units]
 
     def batch(
@@ -184,9 +193,11 @@ class Dispatcher:
         queue: str | None = None,
         batch_id: str | None = None,
         after_commit: bool | None = None,
+        connection: object | None = None,
     ) -> str:
         """Enqueue ``jobs`` (``(handler, payload)`` pairs, or jobs from ``build``) as one
-        batch, in one write (after the commit, if so, as ``dispatch``); the batch's id.
+        batch, in one write (after the commit, or in the caller's transaction on
+        ``connection``, if so, as ``dispatch``); the batch's id.
 
         When the batch ends, its callbacks (each a pair or a job, enqueued exactly once in
         the same step as the member end that fires it) run: ``catch`` at the first member
@@ -206,6 +217,9 @@ class Dispatcher:
             queue=queue,
             batch_id=batch_id,
         )
+        if connection is not None:
+            self._within(after_commit).enqueue_batches_within(connection, [made])
+            return made.id
         port = self._batch_port()
         if self._after_commit.wanted(after_commit):
             self._after_commit.defer(list(made.jobs), lambda: port.enqueue_batches([made]))
@@ -300,6 +314,12 @@ class Dispatcher:
     def _send_within(
         self, connection: object, jobs: list[Job], after_commit: bool | None
     ) -> list[str]:
+        outcomes = self._within(after_commit).enqueue_within(connection, jobs)
+        return [job_id_of(outcome) for outcome in outcomes]
+
+    def _within(self, after_commit: bool | None) -> TransactionalEnqueue:
+        """The port that writes in the caller's transaction; ``ConfigurationError`` if
+        ``after_commit`` is asked too or the queue is not in a database."""
         if after_commit:
             raise ConfigurationError(
                 "dispatch takes connection= (written in your transaction) or after_commit=True "
@@ -310,8 +330,7 @@ class Dispatcher:
                 "dispatch with connection= writes the job in your database transaction, which "
                 "needs a queue in that database: set QUEUE_DRIVER=postgres and DATABASE_URL"
             )
-        outcomes = self._transactions.enqueue_within(connection, jobs)
-        return [job_id_of(outcome) for outcome in outcomes]
+        return self._transactions
 
     def _send_many(self, jobs: list[Job]) -> list[str]:
         ids = [job_id_of(outcome) for outcome in self._queue.enqueue_many(jobs)]

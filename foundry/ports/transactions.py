@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from foundry.domain import Job
+from foundry.domain import Batch, Job
 from foundry.ports.queue_types import EnqueueOutcome
 
 
@@ -46,4 +46,9 @@ class TransactionalEnqueue(Protocol):
 
     def enqueue_within(self, connection: object, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
         """Store ``jobs`` with ``connection``, in its open transaction; one outcome each."""
+        ...
+
+    def enqueue_batches_within(self, connection: object, items: Sequence[Job | Batch]) -> None:
+        """Store ``items`` as ``BatchPort.enqueue_batches`` does (batches, chains), with
+        ``connection``, in its open transaction."""
         ...

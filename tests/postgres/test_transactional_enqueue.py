@@ -139,3 +139,15 @@ def test_foundry_connect_on_postgres_dispatches_in_the_callers_transaction(
         conn.commit()
 
     assert queue.get(job_id) is not None
+
+
+def test_batch_and_chain_with_connection_need_a_queue_in_the_database() -> None:
+    queue = MemoryQueue(ManualClock())
+    dispatcher = Dispatcher(queue, registry, ManualClock(), batches=queue)
+    steps = [(add, {"a": 1, "b": 2})]
+
+    with pytest.raises(ConfigurationError, match="QUEUE_DRIVER=postgres"):
+        dispatcher.batch(steps, connection=object())
+    with pytest.raises(ConfigurationError, match="QUEUE_DRIVER=postgres"):
+        dispatcher.chain([*steps, dispatcher.build_batch(steps)], connection=object())
+    assert queue.stats(QUEUE).pending == 0

@@ -92,6 +92,28 @@ def test_a_sqlalchemy_connection_and_a_scoped_session_write_in_their_transaction
     assert _claimed(queue) == [kept, also]
 
 
+def test_a_batch_and_a_chain_with_a_batch_step_join_the_session_s_transaction(
+    queue: PostgresQueue, dispatcher: Dispatcher, engine: Engine
+) -> None:
+    with Session(engine) as session:
+        dropped = dispatcher.batch([(add, {"a": 1, "b": 1})], batch_id="gone", connection=session)
+        session.rollback()
+        middle = dispatcher.build_batch([(add, {"a": n, "b": 0}) for n in range(3)], batch_id="mid")
+        steps = dispatcher.chain(
+            [(add, {"a": 0, "b": 0}), middle, (add, {"a": 9, "b": 9})], connection=session
+        )
+        unseen = queue.batch("mid")
+        session.commit()
+
+    assert unseen is None  # not before the commit
+    assert queue.batch(dropped) is None
+    assert queue.get("gone") is None
+    record = queue.batch("mid")
+    assert record is not None
+    assert (record.state, record.progress.total) == ("running", 3)
+    assert _claimed(queue) == [steps[0]]
+
+
 def test_a_sqlalchemy_session_on_another_driver_is_refused_naming_it(
     dispatcher: Dispatcher,
 ) -> None:

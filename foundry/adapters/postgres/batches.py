@@ -75,18 +75,25 @@ class PostgresBatches:
 
     def enqueue_batches(self, items: Sequence[Job | Batch]) -> None:
         """One ``enqueue_batches`` call; everything encoded (so checked) first."""
+        with self._db.conn() as conn:
+            self.enqueue_on(conn, items)
+
+    def enqueue_on(
+        self, executor: psycopg.Connection[Any] | psycopg.Cursor[Any], items: Sequence[Job | Batch]
+    ) -> None:
+        """The ``enqueue_batches`` call on ``executor`` (a pooled connection, or a cursor of
+        the caller's own in a transaction it holds); ``InvalidJob`` for bad input."""
         if not items:
             return
         one_queue(items)
         params = self._params(items)
-        with self._db.conn() as conn:
-            try:
-                conn.execute(self._enqueue, params)
-            except psycopg.Error as error:
-                invalid = _invalid(error)
-                if invalid is None:
-                    raise
-                raise invalid from None
+        try:
+            executor.execute(self._enqueue, params)
+        except psycopg.Error as error:
+            invalid = _invalid(error)
+            if invalid is None:
+                raise
+            raise invalid from None
 
     def batch(self, batch_id: str, queue: str | None) -> BatchRecord | None:
         """The batch's record, searched in every queue when ``queue`` is None."""

@@ -360,6 +360,16 @@ class PostgresQueue:
         """See ``BatchPort.enqueue_batches``."""
         self._batches.enqueue_batches(items)
 
+    def enqueue_batches_within(self, connection: object, items: Sequence[Job | Batch]) -> None:
+        """See ``TransactionalEnqueue.enqueue_batches_within``: the same call, on the caller's
+        connection (psycopg, SQLAlchemy or Django: ``lent.py``)."""
+        lent = psycopg_connection(connection)
+        with lent.cursor(row_factory=tuple_row) as cursor:
+            try:
+                self._batches.enqueue_on(cursor, items)
+            except psycopg.OperationalError as error:
+                raise unreachable(self._db.settings, error) from error
+
     def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
         """See ``BatchPort.batch``."""
         return self._batches.batch(batch_id, queue)
