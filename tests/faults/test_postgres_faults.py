@@ -158,9 +158,12 @@ def test_pg4_connections_terminated_server_side_during_claims_lose_nothing(
     with psycopg.connect(postgres_url, autocommit=True, connect_timeout=5) as admin:
         while terminated < 15 and time.monotonic() < give_up:
             ports = [port for worker in workers for port in _client_ports(worker.pid)]
+            # Chosen first, terminated after: in one WHERE, PostgreSQL ran the terminate before
+            # the port test, ending every claiming session of the server (other tests' too).
             rows = admin.execute(
-                "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s) "
-                "AND query LIKE %s AND pg_terminate_backend(pid)",
+                "SELECT pid, pg_terminate_backend(pid) FROM ("
+                " SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND client_port = ANY(%s) AND query LIKE %s OFFSET 0) chosen",
                 [ports, "%.claim(%"],
             ).fetchall()
             if rows:
