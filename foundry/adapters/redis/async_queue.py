@@ -71,7 +71,7 @@ class AsyncRedisQueue:
             if self._epochs.unregistered(job.queue):  # the checks inline: no coroutine each
                 await self._register([job.queue])
             try:
-                reply = await self._runner.call("enqueue", keys.all, args)
+                reply = await self._runner.call("enqueue", keys.first, args)
             except redis.ResponseError as error:
                 raise await self._broken(keys, error) from error
             if self._durability.replicas:

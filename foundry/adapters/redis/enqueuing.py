@@ -113,7 +113,7 @@ class Enqueuer:
         # the client's work per dispatch.
         try:
             self._epochs.register(job.queue)
-            reply = self._runner.call("enqueue", keys.all, args)
+            reply = self._runner.call("enqueue", keys.first, args)
         except redis.ResponseError as error:
             raise broken(self._runner.client, keys, error) from error
         except redis.RedisError as error:

@@ -5,8 +5,10 @@
 --
 -- KEYS AND RECORDS
 -- Queue keys share their queue's hash tag, so each queue function touches one Cluster slot.
--- <base> is "<QUEUE_PREFIX>:{<queue>}:"; the first eleven are every queue function's KEYS, in
--- this order (keys.py QUEUE_KEY_NAMES), the others are built from <base> inside the functions.
+-- <base> is "<QUEUE_PREFIX>:{<queue>}:"; the first eleven are a queue function's KEYS, in
+-- this order (keys.py QUEUE_KEY_NAMES), or only the first of them (enqueue: the others cost
+-- Redis more to parse than bind takes to name them); the functions build every other name
+-- from <base>.
 --
 --   key            type    holds                                          written by
 --   <base>jobs     hash    id -> job record (R1)                          enqueue

@@ -1,19 +1,23 @@
 -- The queue's helpers. Every queue function starts with bind(KEYS) (runner.py adds it), which
--- names its queue's keys for the helpers; calls never overlap, so one set of names serves all.
+-- names its queue's keys for the helpers from the first (the jobs key): calls never overlap,
+-- so one set of names serves all, and a call on the queue of the call before finds them made.
 local JOBS, STATE, ERRORS, RESULTS, READY, DELAYED, LEASES, DEAD, DONE, META, WAKE, BASE, FIFO
 -- How long a cancelled record is kept (ms): the completed records' ttl when the calling
 -- function was given it, else an hour (the default).
 local COMPLETED_TTL
 
 local function bind(keys)
-  JOBS, STATE, ERRORS, RESULTS = keys[1], keys[2], keys[3], keys[4]
-  READY, DELAYED, LEASES, DEAD = keys[5], keys[6], keys[7], keys[8]
-  DONE, META, WAKE = keys[9], keys[10], keys[11]
-  BASE = string.sub(JOBS, 1, -5)
-  FIFO = BASE .. "fifo"
   COMPLETED_TTL = nil
+  if keys[1] == JOBS then
+    return -- a library's locals outlive its calls
+  end
+  JOBS = keys[1]
+  BASE = string.sub(JOBS, 1, -5)
+  STATE, ERRORS, RESULTS = BASE .. "state", BASE .. "errors", BASE .. "results"
+  READY, DELAYED, LEASES = BASE .. "ready", BASE .. "delayed", BASE .. "leases"
+  DEAD, DONE, META, WAKE = BASE .. "dead", BASE .. "done", BASE .. "meta", BASE .. "wake"
+  FIFO = BASE .. "fifo"
 end
-
 local BAND = 17592186044416 -- 2^44: ready score = (255 - priority) * BAND + seq, exact in a double
 -- A fifo entry's score, were it in `ready`: priority 0's band plus its seq.
 local FIFO_BAND = 255 * BAND
@@ -31,6 +35,26 @@ local function base36(n)
     n = (n - d) / 36
   until n == 0
   return out
+end
+
+-- A time in ms in base 36, the last one remembered: calls within one ms share it (a
+-- library's locals outlive its calls), where base36 makes a string per digit.
+local last_ms, last_ms36 = -1, ""
+local function ms36(ms)
+  if ms ~= last_ms then
+    last_ms, last_ms36 = ms, base36(ms)
+  end
+  return last_ms36
+end
+
+-- Small integers by their text: a table lookup, where tonumber runs strtod; other text
+-- (and anything tonumber reads differently, such as " 3") goes to tonumber.
+local SMALL = {}
+for i = -255, 1000 do
+  SMALL["" .. i] = i
+end
+local function num(text)
+  return SMALL[text] or tonumber(text)
 end
 
 -- The header of a job record (R1), or nil if it is corrupt.

@@ -1,5 +1,5 @@
 -- enqueue: store jobs, ready now or delayed until max(at, now + after).
--- KEYS  the queue's keys
+-- KEYS  the queue's jobs key (or all its keys)
 -- ARGV  now, epoch candidate, then per job: id, blob, priority, max attempts, at ms, after ms,
 --       unique ("" or "<ttl ms> <S|F><key>"), dependencies ("" or "<D|C|R> <id> <id>...": the
 --       jobs it waits for, and whether it goes dead (D), is cancelled (C) or runs (R) if one
@@ -18,20 +18,48 @@ if not now or n < 1 or n ~= math.floor(n) then
 end
 for i = 0, n - 1 do
   local b = 3 + i * per
-  local prio, max = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+  local prio, max = num(ARGV[b + 2]), num(ARGV[b + 3])
   if ARGV[b] == "" or not prio or prio < -255 or prio > 255 or not max or max < 1
-      or not tonumber(ARGV[b + 4]) or not tonumber(ARGV[b + 5])
+      or not num(ARGV[b + 4]) or not num(ARGV[b + 5])
       or (ARGV[b + 6] ~= "" and not string.match(ARGV[b + 6], "^%d+ [SF].")) then
     return fail_arg("job " .. i .. " of the batch")
   end
 end
+-- The queue's epoch (set to the candidate if it has none) and seq.
+local function read_meta()
+  local meta = redis.call("HMGET", META, "epoch", "seq")
+  if not meta[1] then
+    redis.call("HSET", META, "epoch", ARGV[2])
+    meta[1] = ARGV[2]
+  end
+  return meta[1], tonumber(meta[2] or "0")
+end
+
+-- A plain dispatch (one job ready now at priority 0, without a unique key or dependencies)
+-- is stored by HSETNX and joins the fifo, without the bookkeeping of the general path below,
+-- which an id already stored takes (Q8).
+if n == 1 and ARGV[5] == "0" and ARGV[7] == "0" and ARGV[8] == "0" and ARGV[9] == ""
+    and ARGV[10] == "" then
+  local epoch, seq = read_meta()
+  local record = ms36(now) .. " 0 " .. ARGV[6] .. " 0 " .. ARGV[4]
+  if redis.call("HSETNX", JOBS, ARGV[3], record) == 1 then
+    local seq_s = n2s(seq + 1)
+    redis.call("HSET", META, "seq", seq_s)
+    redis.call("RPUSH", FIFO, ARGV[3], seq_s)
+    wake(1)
+    return { epoch, 0 }
+  end
+end
+
 local earlier = {}
 for i = 0, n - 1 do
   local b = 3 + i * per
-  for dep in string.gmatch(string.sub(ARGV[b + 7], 3), "%S+") do
-    if not earlier[dep] and redis.call("HEXISTS", JOBS, dep) == 0
-        and redis.call("EXISTS", BASE .. "b:" .. dep) == 0 then
-      return { "!", i, dep }
+  if ARGV[b + 7] ~= "" then
+    for dep in string.gmatch(string.sub(ARGV[b + 7], 3), "%S+") do
+      if not earlier[dep] and redis.call("HEXISTS", JOBS, dep) == 0
+          and redis.call("EXISTS", BASE .. "b:" .. dep) == 0 then
+        return { "!", i, dep }
+      end
     end
   end
   earlier[ARGV[b]] = true
@@ -60,16 +88,13 @@ local function wait_for(id, spec, fresh)
   return #pending
 end
 
-local meta = redis.call("HMGET", META, "epoch", "seq")
-if not meta[1] then
-  redis.call("HSET", META, "epoch", ARGV[2])
-  meta[1] = ARGV[2]
-end
-local out = { meta[1] }
-local seq = tonumber(meta[2] or "0")
-local enq = base36(now)
--- One job without a unique key or dependencies (a plain dispatch) is stored by HSETNX, one
--- call where HMGET and HSET are two; an id already stored takes the general path.
+local epoch, seq = read_meta()
+local out = { epoch }
+local first_seq, seq_s, seq_s_of = seq, nil, nil -- seq_s: n2s(seq_s_of), made once
+local enq = ms36(now)
+-- One job without a unique key or dependencies (a delayed or prioritised dispatch) is stored
+-- by HSETNX, one call where HMGET and HSET are two; an id already stored takes the general
+-- path.
 local written, stored = false, nil
 if n == 1 and ARGV[9] == "" and ARGV[10] == "" then
   written = redis.call("HSETNX", JOBS, ARGV[3], enq .. " " .. ARGV[5] .. " " .. ARGV[6]
@@ -116,12 +141,14 @@ for i = 0, n - 1 do
   else
     seen[id] = true
     seq = seq + 1
-    local run_at = math.max(tonumber(ARGV[b + 4]), now + tonumber(ARGV[b + 5]))
+    local run_at = math.max(num(ARGV[b + 4]), now + num(ARGV[b + 5]))
     local r = #records
-    records[r + 1] = id
-    -- One concatenation (a single Lua op) instead of a table.concat of a new table.
-    records[r + 2] = enq .. " " .. ARGV[b + 2] .. " " .. ARGV[b + 3] .. " " .. #uspec .. " "
-      .. uspec .. ARGV[b + 1]
+    if not written then
+      records[r + 1] = id
+      -- One concatenation (a single Lua op) instead of a table.concat of a new table.
+      records[r + 2] = enq .. " " .. ARGV[b + 2] .. " " .. ARGV[b + 3] .. " " .. #uspec .. " "
+        .. uspec .. ARGV[b + 1]
+    end
     local waits = ARGV[b + 7] ~= "" and wait_for(id, ARGV[b + 7], seen) or 0
     if waits == "cancel" then
       cancel_job(id, { unique = uspec }, decode_state(nil, seq), now, "dependency failed",
@@ -136,13 +163,14 @@ for i = 0, n - 1 do
       put_state(id, { l = "W", a = 0, s = seq, tk = "", t = run_at, o = "", lt = "", w = "",
                       r = "" })
     elseif run_at <= now and ARGV[b + 2] == "0" then
+      seq_s, seq_s_of = n2s(seq), seq
       r = #listed
-      listed[r + 1], listed[r + 2] = id, seq
+      listed[r + 1], listed[r + 2] = id, seq_s
     elseif run_at <= now then
       -- A number, not n2s: redis.call converts it exactly (%.17g, integers < 2^53), without
       -- interning a Lua string per job.
       r = #ready
-      ready[r + 1] = (255 - tonumber(ARGV[b + 2])) * BAND + seq
+      ready[r + 1] = (255 - num(ARGV[b + 2])) * BAND + seq
       ready[r + 2] = id
     else
       redis.call("ZADD", DELAYED, n2s(run_at), id)
@@ -151,11 +179,11 @@ for i = 0, n - 1 do
     out[#out + 1] = 0
   end
 end
-if #records > 0 then
-  if not written then
+if seq > first_seq then
+  if #records > 0 then
     multi("HSET", JOBS, records)
   end
-  redis.call("HSET", META, "seq", n2s(seq))
+  redis.call("HSET", META, "seq", seq_s_of == seq and seq_s or n2s(seq))
 end
 if #ready > 0 then
   multi("ZADD", READY, ready)

@@ -7,7 +7,8 @@ local now = now_ms(ARGV[1])
 local due = redis.call("ZCOUNT", DELAYED, "-inf", n2s(now))
 local meta = redis.call("HMGET", META, "paused", "completed", "failed", "dead_trimmed",
   "stale_rejected")
-local out = { redis.call("ZCARD", READY) + redis.call("LLEN", FIFO) / 2 + due, redis.call("ZCARD", DELAYED) - due,
+local ready = redis.call("ZCARD", READY) + redis.call("LLEN", FIFO) / 2
+local out = { ready + due, redis.call("ZCARD", DELAYED) - due,
   redis.call("ZCARD", LEASES), redis.call("ZCARD", DEAD) }
 for i = 1, 5 do
   out[4 + i] = tonumber(meta[i] or "0") or 0
