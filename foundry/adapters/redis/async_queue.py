@@ -86,7 +86,7 @@ class AsyncRedisQueue:
         with guard("enqueue_many", jobs[0].id):
             await self._register([keys.queue for keys, _ in calls])
             replies = await self._runner.call_many(
-                [("enqueue", keys.all, args) for keys, args in calls]
+                [("enqueue", keys.first, args) for keys, args in calls]
             )
             await self._replicated()
         return self._plan.outcomes(jobs, calls, replies, order)
@@ -114,7 +114,7 @@ class AsyncRedisQueue:
         notified = keys.base + "n:" + job_id
         while True:
             with guard("wait", job_id):
-                seen = await self._runner.call("watch", keys.all, [self._clock.arg(), job_id])
+                seen = await self._runner.call("watch", keys.first, [self._clock.arg(), job_id])
             remaining = give_up - time.monotonic()
             if seen != b"W" or remaining <= 0:
                 return await self.get(job_id, keys.queue)

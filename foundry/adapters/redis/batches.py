@@ -72,7 +72,7 @@ class RedisBatches:
         args: list[Arg] = [self._clock.arg(), self._epochs.candidate, self._ttl_ms, nb]
         with guard("enqueue_batches", _first_id(items)), refusing(self._client, keys):
             self._epochs.register(queue)
-            reply = self._runner.call("batch", keys.all, [*args, *head, *jobs])
+            reply = self._runner.call("batch", keys.first, [*args, *head, *jobs])
         if reply and reply[0] == b"!b":
             raise InvalidJob("batch_id", f"{reply[1].decode()!r} is a job's id; pick another")
         refuse_unknown_dependency(queue, reply)
@@ -103,7 +103,7 @@ class RedisBatches:
         keys = self._keys.queue(found.queue)
         with guard("cancel_batch"), refusing(self._client, keys):
             args: list[Arg] = [self._clock.arg(), batch_id, reason, self._ttl_ms]
-            self._runner.call("batch_cancel", keys.all, args)
+            self._runner.call("batch_cancel", keys.first, args)
         return self.batch(batch_id, found.queue)
 
     def batches(self, queue: str, offset: int, limit: int) -> list[BatchRecord]:

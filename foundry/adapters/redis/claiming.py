@@ -124,7 +124,7 @@ class Claimer:
             args: list[Arg] = [self._clock.arg(), lease_ms, need, token, mode, worker]
             args += self._retention.args
             with refusing(self._runner.client, keys):
-                replies = self._runner.call_many([*before, ("claim", keys.all, args)], first=wake)
+                replies = self._runner.call_many([*before, ("claim", keys.first, args)], first=wake)
             if before:
                 prior, before = replies[:-1], []
             wake = []
@@ -164,7 +164,7 @@ class Claimer:
         info = self._records.encode_error(ErrorInfo(type="UndecodableJob", message=str(error)))
         reason = f"undecodable: {error.reason}"
         args: list[Arg] = [self._clock.arg(), job_id, token, info, "undecodable", reason]
-        reply = self._runner.call("fail", keys.all, [*args, *self._retention.args])
+        reply = self._runner.call("fail", keys.first, [*args, *self._retention.args])
         self._retention.trimmed(keys.queue, reply[2])
 
     def _block_for(self, remaining: float, next_due: int | None) -> float:

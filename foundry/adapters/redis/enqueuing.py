@@ -128,7 +128,9 @@ class Enqueuer:
         with guard("enqueue_many", jobs[0].id):
             for keys, _ in calls:
                 self._epochs.register(keys.queue)
-            replies = self._runner.call_many([("enqueue", keys.all, args) for keys, args in calls])
+            replies = self._runner.call_many(
+                [("enqueue", keys.first, args) for keys, args in calls]
+            )
         return self._plan.outcomes(jobs, calls, replies, order)
 
 

@@ -51,7 +51,7 @@ class Waiter:
         while True:
             with guard("wait", job_id):
                 [seen] = self._runner.call_many(
-                    [("watch", keys.all, [self._clock.arg(), job_id])], first=block
+                    [("watch", keys.first, [self._clock.arg(), job_id])], first=block
                 )
             remaining = give_up - time.monotonic()
             if seen != b"W" or remaining <= 0:

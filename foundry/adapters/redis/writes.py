@@ -73,7 +73,7 @@ class LeaseWrites:
             for index in indices:
                 lease = leases[index]
                 args += [lease.job_id, lease.token, encode_progress(lease.progress)]
-            calls.append(("renew", self._keys.queue(queue).all, args))
+            calls.append(("renew", self._keys.queue(queue).first, args))
         if not calls:
             return []
         with guard("renew"):
@@ -89,7 +89,7 @@ class LeaseWrites:
         args: list[Arg] = [self._clock.arg(), self._completed_ttl_ms, lease.job_id, lease.token]
         args += [self._records.encode_result(result), _unique(lease.job)]
         with guard("complete", lease.job_id):
-            reply = self._runner.call("complete", self._keys.queue(lease.queue).all, args)
+            reply = self._runner.call("complete", self._keys.queue(lease.queue).first, args)
         if not reply[0]:
             raise _stale(lease)
 
@@ -117,7 +117,7 @@ class LeaseWrites:
                 lease = leases[index]
                 args += [lease.job_id, lease.token]
                 args += [self._records.encode_result(result), _unique(lease.job)]
-            calls.append(("complete", self._keys.queue(queue).all, args))
+            calls.append(("complete", self._keys.queue(queue).first, args))
         return groups, calls
 
     def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:
@@ -134,7 +134,7 @@ class LeaseWrites:
         args: list[Arg] = [self._clock.arg(), lease.job_id, lease.token, info, kind, arg]
         args += [*self._retention.args, self._completed_ttl_ms]
         with guard("fail", lease.job_id):
-            reply = self._runner.call("fail", keys.all, args)
+            reply = self._runner.call("fail", keys.first, args)
         status, state, trimmed = reply
         if status == b"STALE":
             raise _stale(lease)
@@ -146,7 +146,7 @@ class LeaseWrites:
         args: list[Arg] = [self._clock.arg(), lease.job_id, lease.token, max(ceil_ms(delay), 0)]
         args.append(self._completed_ttl_ms)
         with guard("release", lease.job_id):
-            reply = self._runner.call("release", self._keys.queue(lease.queue).all, args)
+            reply = self._runner.call("release", self._keys.queue(lease.queue).first, args)
         if reply == b"STALE":
             raise _stale(lease)
 
@@ -158,7 +158,11 @@ class LeaseWrites:
         while pending:
             head: list[Arg] = [self._clock.arg(), _REAP_BATCH, *self._retention.args]
             calls: list[Call] = [
-                ("reap", self._keys.queue(queue).all, [*head, request_id(), self._completed_ttl_ms])
+                (
+                    "reap",
+                    self._keys.queue(queue).first,
+                    [*head, request_id(), self._completed_ttl_ms],
+                )
                 for queue in pending
             ]
             with guard("reap"):

@@ -5,10 +5,11 @@
 --
 -- KEYS AND RECORDS
 -- Queue keys share their queue's hash tag, so each queue function touches one Cluster slot.
--- <base> is "<QUEUE_PREFIX>:{<queue>}:"; the first eleven are a queue function's KEYS, in
--- this order (keys.py QUEUE_KEY_NAMES), or only the first of them (enqueue: the others cost
--- Redis more to parse than bind takes to name them); the functions build every other name
--- from <base>.
+-- <base> is "<QUEUE_PREFIX>:{<queue>}:"; the first eleven are named in this order by keys.py
+-- QUEUE_KEY_NAMES. A queue function's KEYS is the first of them, the jobs key (all eleven work
+-- too): bind() names the others from it once per queue, where ten more keys per call cost
+-- Redis more to parse; the schedule functions take all eleven, then sched:due and sched:rec.
+-- The functions build every other name from <base>.
 --
 --   key            type    holds                                          written by
 --   <base>jobs     hash    id -> job record (R1)                          enqueue
