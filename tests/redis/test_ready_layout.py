@@ -117,14 +117,17 @@ def test_cancelling_a_batch_takes_its_pending_members_out_of_the_fifo_in_one_pas
     setup: Setup,
 ) -> None:
     members = [f"m{i}" for i in range(40)]
-    setup.queue.enqueue_many(jobs("before"))
+    before = [f"b{i}" for i in range(2_100)]  # with the members, more than one pass's 4,000
+    setup.queue.enqueue_many(jobs(*before[:1_000]))
     setup.queue.enqueue_batches([Batch(tuple(jobs(*members)), id="batch")])
-    setup.queue.enqueue_many(jobs("after"))
+    setup.queue.enqueue_many(jobs(*before[1_000:], "after"))
 
     setup.queue.cancel_batch("batch", "q")
 
-    assert setup.fifo() == [b"before", b"1", b"after", b"42"]
-    assert setup.claim() == ["before", "after"]
+    kept = setup.fifo()
+    assert kept[::2] == [job_id.encode() for job_id in [*before, "after"]]
+    assert [int(seq) for seq in kept[1::2]] == [*range(1, 1_001), *range(1_041, 2_142)]
+    assert setup.queue.stats("q").ready == 2_101
 
 
 @pytest.mark.redis

@@ -152,21 +152,27 @@ end
 -- entry). A job in neither `ready` nor the state hash, but stored, is in the fifo.
 
 -- Remove jobs from the fifo: one LPOS scan each (ids sit at even positions, their seqs,
--- which an id of digits could equal, at odd ones), or for many one rewrite of the list.
+-- which an id of digits could equal, at odd ones), or for many one pass over the list, which
+-- goes round once: popped from the head and the pairs kept pushed back at the tail, 4,000
+-- entries at a time (so a long fifo never sits whole in Lua's memory).
 local function unlist(ids)
   if #ids > 16 then
-    local gone, kept = {}, {}
+    local gone = {}
     for _, id in ipairs(ids) do
       gone[id] = true
     end
-    local entries = redis.call("LRANGE", FIFO, 0, -1)
-    for i = 1, #entries, 2 do
-      if not gone[entries[i]] then
-        kept[#kept + 1], kept[#kept + 2] = entries[i], entries[i + 1]
+    local left = redis.call("LLEN", FIFO)
+    while left > 0 do
+      local entries = redis.call("LPOP", FIFO, n2s(math.min(left, 4000)))
+      local kept = {}
+      for i = 1, #entries, 2 do
+        if not gone[entries[i]] then
+          kept[#kept + 1], kept[#kept + 2] = entries[i], entries[i + 1]
+        end
       end
+      multi("RPUSH", FIFO, kept)
+      left = left - #entries
     end
-    redis.call("DEL", FIFO)
-    multi("RPUSH", FIFO, kept)
     return
   end
   for _, id in ipairs(ids) do
