@@ -17,6 +17,7 @@ from psycopg import sql
 from starlette.testclient import TestClient
 
 import foundry
+from foundry.adapters.clock import ManualClock
 from foundry.adapters.postgres.connection import open_pool
 from foundry.adapters.postgres.queue import PostgresQueue
 from foundry.domain import Batch, Callback, Job, JobState
@@ -193,3 +194,30 @@ def _wait_for_a_lock_wait(url: str) -> None:
                 return
             watcher.execute("SELECT pg_sleep(0.01)")
     raise AssertionError("the second member's end never waited for the batch's row")
+
+
+def test_the_reaper_deletes_an_ended_batch_once_its_time_is_up(
+    request: pytest.FixtureRequest,
+) -> None:
+    fixture: FixtureLookup = request.getfixturevalue
+    clock = ManualClock()
+    queue = postgres_queue(fixture, clock)
+    queue.enqueue_batches([Batch([Job("noop", id="a")], id="short")])
+    [lease] = queue.claim(ClaimRequest(["default"], lease=timedelta(minutes=1)))
+    queue.complete(lease)
+    queue.reap()
+    kept = _batch_rows(queue)
+
+    clock.advance(timedelta(hours=1, seconds=1))  # the queue keeps ended records an hour
+    queue.reap()
+
+    assert kept == 1
+    assert _batch_rows(queue) == 0
+
+
+def _batch_rows(queue: PostgresQueue) -> int:
+    with queue._db.conn() as conn:
+        query = sql.SQL("SELECT count(*) FROM {}.batches").format(sql.Identifier(queue.schema))
+        row = conn.execute(query).fetchone()
+    assert row is not None
+    return int(row[0])

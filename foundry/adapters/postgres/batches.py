@@ -48,6 +48,15 @@ _COLUMNS = """
            WHERE c.queue = b.queue AND c.batch_id = b.id)
 """
 
+# At most 1,000 a call, so one reap never holds a long transaction.
+_FORGET = """
+    DELETE FROM {s}.batches b
+     USING (SELECT queue, id FROM {s}.batches
+             WHERE expires_at <= coalesce(%(now)s::timestamptz, clock_timestamp())
+             LIMIT 1000 FOR UPDATE SKIP LOCKED) old
+     WHERE b.queue = old.queue AND b.id = old.id
+"""
+
 _KEPT = "(b.expires_at IS NULL OR b.expires_at > %(now)s)"
 
 _ONE = f"""
@@ -72,6 +81,7 @@ class PostgresBatches:
         self._cancel = db.sql.render(_CANCEL)
         self._one = db.sql.render(_ONE)
         self._list = db.sql.render(_LIST)
+        self._forget = db.sql.render(_FORGET)
 
     def enqueue_batches(self, items: Sequence[Job | Batch]) -> None:
         """One ``enqueue_batches`` call; everything encoded (so checked) first."""
@@ -128,6 +138,12 @@ class PostgresBatches:
             params = {"queue": queue, "now": now, "offset": offset, "limit": limit}
             rows = conn.execute(self._list, params).fetchall()
         return [_record(row) for row in rows]
+
+    def forget_expired(self) -> int:
+        """Delete the ended batches kept past their time (their callbacks' rows go with
+        them), at most 1,000; how many. The reaper's."""
+        with self._db.conn() as conn:
+            return conn.execute(self._forget, {"now": self._db.now()}).rowcount
 
     def _params(self, items: Sequence[Job | Batch]) -> dict[str, Any]:
         """Enqueue's arrays over the jobs to store now (in order), then the callbacks; which

@@ -235,8 +235,10 @@ class PostgresQueue:
         self._writes.release(lease, delay)
 
     def reap(self) -> int:
-        """See ``QueuePort.reap``."""
-        return self._writes.reap()
+        """See ``QueuePort.reap``; also forgets the ended batches whose time is up."""
+        recovered = self._writes.reap()
+        self._batches.forget_expired()
+        return recovered
 
     def _now(self) -> datetime | None:
         return self._db.now()
