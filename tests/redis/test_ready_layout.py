@@ -13,7 +13,7 @@ import redis
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.keys import QueueKeys
 from foundry.adapters.redis.queue import RedisQueue
-from foundry.domain import Batch, ErrorInfo, Job, JobState, Retry, RunAfter
+from foundry.domain import Batch, Callback, ErrorInfo, Job, JobState, Retry, RunAfter
 from foundry.ports import ClaimRequest
 from tests.backends import unique_prefix
 
@@ -139,3 +139,19 @@ def test_purge_removes_the_fifo_jobs_too(setup: Setup) -> None:
     removed = setup.queue.purge("q")
 
     assert (removed, setup.fifo(), setup.queue.stats("q").ready) == (601, [], 0)
+
+
+@pytest.mark.redis
+def test_a_batch_member_that_ends_at_once_keeps_the_fifo_in_seq_order(setup: Setup) -> None:
+    # Its catch callback is enqueued by a nested call in the middle of the batch's enqueue.
+    setup.queue.enqueue_many(jobs("gone"))
+    setup.queue.cancel("gone", "q")
+    doomed = Job("t", id="m2", queue="q", after=("gone",), after_failure="dead")
+    members = (*jobs("m1"), doomed, *jobs("m3"))
+    callbacks = {Callback.CATCH: Job("t", id="cb", queue="q")}
+    setup.queue.enqueue_batches([Batch(members, callbacks, id="batch")])
+    setup.queue.enqueue_many(jobs("after"))
+
+    seqs = [int(seq) for seq in setup.fifo()[1::2]]
+    assert seqs == sorted(set(seqs))
+    assert setup.claim() == ["m1", "cb", "m3", "after"]

@@ -110,6 +110,19 @@ else
   stored = redis.call("HMGET", JOBS, unpack(ids))
 end
 local records, ready, listed, seen = {}, {}, {}, {}
+local pushed = 0 -- fifo entries pushed before the end (see before_ending_at_once)
+-- A job that ends at once (a dependency already failed) may end its batch, whose callbacks a
+-- nested enqueue stores: so that the fifo stays in seq order and every seq is used once, the
+-- jobs listed so far are pushed first and the nested calls continue from this call's seq,
+-- which is read back after them.
+local function before_ending_at_once()
+  redis.call("HSET", META, "seq", n2s(seq))
+  if #listed > 0 then
+    multi("RPUSH", FIFO, listed)
+    pushed = pushed + #listed / 2
+    listed = {}
+  end
+end
 for i = 0, n - 1 do
   local b = 3 + i * per
   local id, uspec = ARGV[b], ""
@@ -151,14 +164,18 @@ for i = 0, n - 1 do
     end
     local waits = ARGV[b + 7] ~= "" and wait_for(id, ARGV[b + 7], seen) or 0
     if waits == "cancel" then
+      before_ending_at_once()
       cancel_job(id, { unique = uspec }, decode_state(nil, seq), now, "dependency failed",
         3600000)
+      seq = num(redis.call("HGET", META, "seq"))
     elseif waits == "dead" then
+      before_ending_at_once()
       local st = decode_state(nil, seq)
       append_error(id, '{"type":"DependencyFailed","message":"a job it waits for did not '
         .. 'complete (dead, cancelled or deleted)"}', now)
       release_unique({ unique = uspec }, id, "*")
       bury(id, { unique = uspec }, st, now, "dependency failed", 0, 0)
+      seq = num(redis.call("HGET", META, "seq"))
     elseif waits > 0 then
       put_state(id, { l = "W", a = 0, s = seq, tk = "", t = run_at, o = "", lt = "", w = "",
                       r = "" })
@@ -191,5 +208,5 @@ end
 if #listed > 0 then
   multi("RPUSH", FIFO, listed)
 end
-wake((#ready + #listed) / 2)
+wake((#ready + #listed) / 2 + pushed)
 return out
