@@ -22,7 +22,7 @@ from tests.e2e.test_demo import ROOT, unique_prefix
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
-TICKS = 41  # 40 intervals of 50 ms: 2 s at 20/s
+TICKS = 301  # 300 intervals of 50 ms: 15 s at 20/s
 
 
 @pytest.fixture
