@@ -190,14 +190,14 @@ end
 -- Take up to `want` ready jobs, first in claim order: `ready` and the fifo merged. Returns
 -- {id, score, id, score...} as ZPOPMIN does.
 local function pop_ready(want)
-  local ranked = redis.call("ZRANGE", READY, "0", n2s(want - 1), "WITHSCORES")
-  if #ranked == 0 then
+  if redis.call("EXISTS", READY) == 0 then
     local popped = redis.call("LPOP", FIFO, n2s(want * 2)) or {}
     for i = 2, #popped, 2 do
       popped[i] = FIFO_BAND + tonumber(popped[i])
     end
     return popped
   end
+  local ranked = redis.call("ZRANGE", READY, "0", n2s(want - 1), "WITHSCORES")
   local listed = redis.call("LRANGE", FIFO, "0", n2s(want * 2 - 1))
   local out, z, f = {}, 1, 1
   while #out < want * 2 and (ranked[z] or listed[f]) do
