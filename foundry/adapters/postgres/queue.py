@@ -198,16 +198,26 @@ class PostgresQueue:
     def complete_and_claim(
         self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
     ) -> tuple[list[bool], list[Lease]]:
-        """``complete_many`` then ``claim`` in one transaction (one commit, so one WAL flush,
-        for both); a claim that finds nothing then waits as ``claim`` does."""
+        """``complete_many`` then ``claim`` in one function call (one round trip, one
+        commit); a claim that finds nothing then waits as ``claim`` does."""
         if not leases:
             return [], self.claim(request)
-        params = self._writes.complete_params(leases, results)
-        with self._conn() as conn, conn.transaction():
-            applied = self._writes.completed_on(conn, leases, params)
-            rows = self._claim_on(conn, request, remember=request.wait <= timedelta(0))
-        claimed = self._leases(rows)
-        if claimed or rows or request.wait <= timedelta(0):
+        params = {
+            **self._writes.complete_params(leases, results),
+            "claim_queues": list(request.queues),
+            "limit": request.limit,
+            "lease": request.lease,
+            "token": request.claim_token,
+            "worker": request.worker,
+            "remember": request.wait <= timedelta(0),
+        }
+        with self._conn() as conn:
+            rows = conn.execute(self._sql["complete_and_claim"], params).fetchall()
+        ended = [(-row[0], row[8]) for row in rows if row[0] < 0]
+        taken = [row[:8] for row in rows if row[0] > 0]
+        applied = self._writes.applied(leases, ended)
+        claimed = self._leases(taken)
+        if taken or request.wait <= timedelta(0):
             return applied, claimed
         return applied, self.claim(request)
 

@@ -31,6 +31,14 @@ _STATEMENTS: dict[str, str] = {
             %(queues)s::text[], %(limit)s::integer, %(lease)s::interval, %(token)s::text,
             %(worker)s::text, %(now)s::timestamptz, %(remember)s::boolean)
         """,
+    "complete_and_claim": """
+        SELECT n, queue, id, blob, lease_token, attempts, deadline, fence, applied
+          FROM {s}.complete_and_claim(
+            %(queues)s::text[], %(ids)s::text[], %(tokens)s::text[], %(results)s::bytea[],
+            %(keep)s::interval, %(claim_queues)s::text[], %(limit)s::integer,
+            %(lease)s::interval, %(token)s::text, %(worker)s::text, %(now)s::timestamptz,
+            %(remember)s::boolean)
+        """,
     "renew": """
         SELECT i, deadline, stop FROM {s}.renew(
             %(queues)s::text[], %(ids)s::text[], %(tokens)s::text[], %(progress)s::bytea[],

@@ -67,7 +67,8 @@ class PostgresWrites:
             return []
         params = self.complete_params(leases, results)
         with self._conn() as conn:
-            return self.completed_on(conn, leases, params)
+            rows = conn.execute(self._sql["complete"], params).fetchall()
+        return self.applied(leases, rows)
 
     def complete_params(
         self, leases: Sequence[Lease], results: Sequence[Any] | None
@@ -81,11 +82,9 @@ class PostgresWrites:
             "now": self._now(),
         }
 
-    def completed_on(
-        self, conn: psycopg.Connection[Any], leases: Sequence[Lease], params: dict[str, Any]
-    ) -> list[bool]:
-        """Run the ``complete`` call on ``conn``; whether each lease was applied."""
-        rows = conn.execute(self._sql["complete"], params).fetchall()
+    def applied(self, leases: Sequence[Lease], rows: Sequence[tuple[int, bool]]) -> list[bool]:
+        """Whether each lease was applied, from the ``(i, applied)`` rows of a completion
+        (stale ones logged)."""
         applied = [bool(ok) for _, ok in sorted(rows)]
         for lease, ok in zip(leases, applied, strict=True):
             if not ok:
