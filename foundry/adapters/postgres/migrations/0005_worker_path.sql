@@ -37,8 +37,9 @@ BEGIN
                expires_at = v_now + p_keep, seq = nextval('job_seq'),
                last_token = j.lease_token, last_op = 'complete', last_state = 'completed',
                lease_token = NULL, lease_deadline = NULL, claim_token = NULL, stop = NULL
-         WHERE j.queue = p_queues[k] AND j.id = p_ids[k] AND j.state = 'active'
-           AND j.lease_token = p_tokens[k]
+         -- A lease token is set only while its job is active (every end clears it), so the
+         -- state is not asked for: that would let a plan walk jobs_active, every active job.
+         WHERE j.queue = p_queues[k] AND j.id = p_ids[k] AND j.lease_token = p_tokens[k]
         RETURNING j.holds_slot, j.unique_key INTO v_slot, v_ukey;
         i := k;
         applied := FOUND;
@@ -76,9 +77,8 @@ BEGIN
         EXIT WHEN v_n > 1;
     END LOOP;
     -- Waiters to notify: one look for the whole batch, usually none.
-    IF EXISTS (SELECT 1 FROM unnest(p_queues, p_ids) AS e(queue, id)
-                WHERE EXISTS (SELECT 1 FROM waiters w
-                               WHERE w.queue = e.queue AND w.job_id = e.id)) THEN
+    IF EXISTS (SELECT 1 FROM waiters w
+                WHERE w.queue = ANY (p_queues) AND w.job_id = ANY (p_ids)) THEN
         FOREACH v_k IN ARRAY v_done LOOP
             PERFORM ended(p_queues[v_k], p_ids[v_k]);
         END LOOP;
@@ -118,12 +118,15 @@ BEGIN
     END IF;
     FOREACH v_q IN ARRAY p_queues LOOP
         EXIT WHEN v_taken >= p_limit;
+        -- The due jobs' ids as an array: the UPDATE probes the primary key for each (a join
+        -- could be planned as a hash join over the whole table).
+        WITH due AS MATERIALIZED (
+            SELECT j.id FROM jobs j
+             WHERE j.queue = v_q AND j.state = 'delayed' AND j.run_at <= v_now
+               AND NOT EXISTS (SELECT 1 FROM queues WHERE name = v_q AND paused)
+             ORDER BY j.run_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
         UPDATE jobs d SET state = 'ready'
-          FROM (SELECT j.queue, j.id FROM jobs j
-                 WHERE j.queue = v_q AND j.state = 'delayed' AND j.run_at <= v_now
-                   AND NOT EXISTS (SELECT 1 FROM queues WHERE name = v_q AND paused)
-                 ORDER BY j.run_at LIMIT 1000 FOR UPDATE SKIP LOCKED) due
-         WHERE d.queue = due.queue AND d.id = due.id;
+         WHERE d.queue = v_q AND d.id = ANY (ARRAY(SELECT due.id FROM due));
         WHILE v_taken < p_limit LOOP
             -- The queue's next job, taken at once unless it has a limit key. A constant
             -- LIMIT keeps every plan a walk of jobs_ready in claim order.
