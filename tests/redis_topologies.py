@@ -24,11 +24,16 @@ class SentinelProcess:
     def __init__(self, directory: Path, master_port: int, quorum: int) -> None:
         self.port = free_port()
         self.config = directory / f"sentinel-{self.port}.conf"
+        self.log = directory / f"sentinel-{self.port}.log"
+        # down-after above the sentinels' 1 s ping period: after a failover a sentinel sends
+        # its first PING to the new master only 1 s after the switch, so with 1000 ms every
+        # sentinel saw it down at once and failed over again, to whatever node was there (a
+        # master restarted empty: every job gone).
         self.config.write_text(
             f"port {self.port}\nbind 127.0.0.1\ndir {directory}\n"
-            f"logfile {directory / f'sentinel-{self.port}.log'}\n"
+            f"logfile {self.log}\n"
             f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} {quorum}\n"
-            f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
+            f"sentinel down-after-milliseconds {MASTER_NAME} 2000\n"
             f"sentinel failover-timeout {MASTER_NAME} 5000\n"
         )
         alias = shutil.which("redis-sentinel")
@@ -61,6 +66,10 @@ class SentinelProcess:
             and not (replica["is_disconnected"] or replica["is_sdown"] or replica["is_odown"])
             for replica in found
         )
+
+    def switches(self) -> int:
+        """How many times this sentinel has switched to another master (``+switch-master``)."""
+        return self.log.read_text(errors="replace").count("+switch-master")
 
     def close(self) -> None:
         """Kill the sentinel."""
@@ -113,6 +122,10 @@ class SentinelGroup:
             return address is not None and int(address[1]) == self.replica.port
 
         return all(named(sentinel) for sentinel in self.sentinels)
+
+    def switches(self) -> int:
+        """The most master switches any sentinel made (1 after one failover)."""
+        return max(sentinel.switches() for sentinel in self.sentinels)
 
     def url(self, master: str = MASTER_NAME, login: str = "") -> str:
         """``redis+sentinel://`` with every sentinel and ``master``."""

@@ -14,6 +14,7 @@ Events (``ev``):
 * ``start``        - a handler began running ``job`` (``pid``, ``ppid``, ``t``).
 * ``tick``         - a long handler is still running ``job`` (``pid``, ``t``).
 * ``end``          - the handler returned normally (``pid``, ``t``).
+* ``replicated``   - a probe saw a replica hold every write the master applied before ``t``.
 * ``note``         - anything the scenario wants in the record (faults injected, with times).
 """
 
