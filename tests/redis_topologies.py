@@ -174,6 +174,7 @@ class RedisClusterGroup:
                 "--cluster-yes",
             )  # fmt: skip
             self.wait_until_ok()
+            self._wait_for_replicas()
         except BaseException:
             self.close()
             raise
@@ -226,6 +227,20 @@ class RedisClusterGroup:
                 raise RuntimeError(f"the cluster did not settle; see {self.nodes[0].dir}")
             time.sleep(0.05)
 
+    def _wait_for_replicas(self, timeout: float = 30) -> None:
+        """Wait until every replica has made its first sync with its master."""
+        deadline = time.monotonic() + timeout
+        while not all(self._synced(node) for node in self.nodes):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the replicas did not sync; see {self.nodes[0].dir}")
+            time.sleep(0.05)
+
+    @staticmethod
+    def _synced(node: RedisServer) -> bool:
+        with node.client() as probe:
+            info = probe.info("replication")
+        return bool(info["role"] == "master" or info.get("master_link_status") == "up")
+
     def _agreed(self) -> bool:
         maps = []
         for node in self._alive():
@@ -250,6 +265,12 @@ class RedisClusterGroup:
                     port = int(master[1])
                     return next(node for node in self.nodes if node.port == port)
         raise LookupError(f"slot {slot} is not served")
+
+    def replica_of(self, master: RedisServer) -> RedisServer:
+        """The (first) replica of ``master``."""
+        with master.client() as probe:
+            port = int(probe.info("replication")["slave0"]["port"])
+        return next(node for node in self.nodes if node.port == port)
 
     def node_id(self, node: RedisServer) -> str:
         """The cluster's id of ``node``."""
@@ -288,4 +309,5 @@ def _cluster_options() -> dict[str, str]:
         "cluster-port": str(free_port()),  # the bus, where port + 10000 may be out of range
         "cluster-config-file": "nodes.conf",  # in the node's own directory
         "cluster-node-timeout": "2000",
+        "repl-diskless-sync-delay": "0",  # a replica's first sync starts at once, not in 5 s
     }

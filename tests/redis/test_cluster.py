@@ -16,7 +16,6 @@ from redis.crc import key_slot
 import foundry
 from foundry.adapters.redis import cluster
 from foundry.adapters.redis.connection import RedisSettings, connect, describe, mask_url
-from foundry.adapters.redis.durability import Durability
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.ports import ClaimRequest
 from tests.backends import redis_cache, unique_prefix
@@ -115,13 +114,6 @@ def test_a_claim_waiting_on_queues_of_several_masters_takes_a_job_of_the_last(
     waiting.join(timeout=90)
 
     assert [lease.job.id for lease in claimed] == [job.id]
-
-
-def test_wait_replicas_is_refused_on_a_cluster(redis_cluster: RedisClusterGroup) -> None:
-    client = connect(RedisSettings(url=redis_cluster.url()))
-
-    with pytest.raises(foundry.ConfigurationError, match="REDIS_WAIT_REPLICAS=1 is not supported"):
-        RedisQueue(client, durability=Durability(1))
 
 
 def test_check_reports_the_cluster_nodes_and_slot_coverage(
@@ -224,3 +216,28 @@ def _retry_until_served(write: Callable[[], object], patience: float = 60) -> No
             if time.monotonic() > give_up:
                 raise
             time.sleep(0.1)
+
+
+def test_pool_size_caps_each_masters_pool_and_threads_wait_for_a_connection(
+    redis_cluster: RedisClusterGroup,
+) -> None:
+    name = unique_prefix("pool")
+    client = connect(RedisSettings(url=redis_cluster.url(), pool_size=2, client_name=name))
+    key = f"{name}:{{pool}}:list"
+    ready = threading.Barrier(6)
+    answers: list[object] = []
+
+    def block_briefly() -> None:
+        ready.wait()
+        answers.append(client.blpop([key], timeout=0.2))  # holds a connection 0.2 s
+
+    threads = [threading.Thread(target=block_briefly) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert answers == [None] * 6  # every thread had its turn: none was refused
+    with redis_cluster.owner(key_slot(key.encode())).client() as probe:
+        opened = [c for c in probe.client_list() if c["name"] == name]
+    assert len(opened) == 2

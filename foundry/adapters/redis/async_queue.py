@@ -133,9 +133,10 @@ class AsyncRedisQueue:
         return sorted(name.decode() for name in names)
 
     async def _replicated(self) -> None:
-        """``REDIS_WAIT_REPLICAS``: wait until the replicas hold what this connection wrote."""
+        """``REDIS_WAIT_REPLICAS``: wait until the replicas hold what this connection wrote
+        (unless the runner's calls waited already)."""
         wait = self._durability.wait_command()
-        if wait is not None:
+        if wait is not None and not self._runner.waits_for_replicas:
             self._durability.check(await self._runner.command(*wait))
 
     async def _register(self, queues: list[str]) -> None:

@@ -41,6 +41,10 @@ def pack_command(args: Sequence[Arg]) -> bytes:
 class AsyncFunctionRunner:
     """FCALLs (and plain commands) of one asyncio client; see the module's docstring."""
 
+    #: Whether ``call`` sends ``REDIS_WAIT_REPLICAS``'s ``WAIT`` itself (on Cluster, behind the
+    #: call on its master's connection); otherwise the queue sends it on this connection.
+    waits_for_replicas = False
+
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self.client = client
         self.library = library()

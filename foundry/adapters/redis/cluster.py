@@ -11,9 +11,10 @@ master of its key's slot, and a ``MOVED`` or ``ASK`` reply (a resharding, a fail
 the slot map and sends the command where it now belongs. Every queue function touches the keys
 of one queue, all under the ``{queue}`` hash tag, so each is one slot's work
 (``cluster_runner.py`` sends them); the cache spreads its keys over slots (``cache_keys.py``).
-Each node's connections are a pool that grows with the threads using it (``REDIS_POOL_SIZE``
-does not bound a cluster client: redis-py's node pools refuse work beyond their cap instead of
-waiting for a connection).
+Each node's connections are a pool of at most ``REDIS_POOL_SIZE`` (a thread that finds every
+one busy waits for one, at most the socket timeout, as on one server); the asyncio client's
+node pools are redis-py's own (their cap refuses a call instead of making it wait, and its
+concurrent calls would meet it).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import redis.asyncio
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterNode, RedisCluster
-from redis.connection import parse_url
+from redis.connection import BlockingConnectionPool, parse_url
 from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from foundry.adapters.redis.errors import refused
@@ -97,8 +98,9 @@ def connect(target: ClusterTarget, options: dict[str, Any]) -> redis.Redis:
     Typed as ``redis.Redis``: it takes every command Foundry sends one (each routed by its
     key), and the adapters never ask it for a connection pool of its own (``is_cluster``)."""
     nodes = [ClusterNode(host, port) for host, port in target.nodes]  # type: ignore[no-untyped-call]
+    chosen = _capped(_cluster_options(target, options), options)
     try:
-        client = RedisCluster(startup_nodes=nodes, **_cluster_options(target, options))
+        client = RedisCluster(startup_nodes=nodes, **chosen)
     except (RedisClusterException, redis.RedisError) as error:
         # Unlike a plain client, this one reads the slot map as it is made.
         driver = as_driver_error(error)
@@ -169,6 +171,19 @@ def describe(client: object) -> str:
     user = kwargs.get("username") or ""
     login = f"{user}:********@" if kwargs.get("password") else ""
     return f"{scheme}+cluster://{login}{nodes}"
+
+
+def _capped(chosen: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The sync client's options with each node's pool capped at the plain client's
+    ``max_connections``: a blocking pool, so a thread waits for a connection (at most the
+    socket timeout) where redis-py's own would refuse it."""
+    if "max_connections" not in options:
+        return chosen
+    return chosen | {
+        "connection_pool_class": BlockingConnectionPool,
+        "max_connections": options["max_connections"],
+        "timeout": options.get("socket_timeout"),
+    }
 
 
 def _cluster_options(target: ClusterTarget, options: dict[str, Any]) -> dict[str, Any]:

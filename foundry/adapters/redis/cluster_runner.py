@@ -22,6 +22,10 @@ function builds from its queue's name, past its KEYS, could otherwise be on the 
 
 ``call_many`` splits its calls by master, in order, one write per master; the plain command in
 front (the claim's ``BLPOP``) rides with the calls of its own key's master.
+
+``REDIS_WAIT_REPLICAS``: a durable call's ``WAIT`` goes behind it, on the same connection to the
+master that ran it (``WAIT`` counts the replicas holding that connection's writes), so it waits
+for that master's replicas.
 """
 
 from __future__ import annotations
@@ -49,9 +53,8 @@ from redis.exceptions import (
 
 from foundry.adapters.redis.async_runner import AsyncFunctionRunner
 from foundry.adapters.redis.cluster import AsyncClusterClient, as_driver_error, is_cluster
-from foundry.adapters.redis.durability import Durability
+from foundry.adapters.redis.durability import DURABLE, Durability
 from foundry.adapters.redis.runner import Arg, Call, FunctionRunner, library, missing
-from foundry.domain import ConfigurationError
 
 #: How many redirections (or waits for a migration) one call follows before it gives up.
 MAX_REDIRECTS = 16
@@ -72,22 +75,10 @@ def function_runner(client: redis.Redis, durability: Durability | None = None) -
 def async_function_runner(
     client: redis.asyncio.Redis, durability: Durability | None = None
 ) -> AsyncFunctionRunner:
-    """The asyncio runner for ``client``: ``AsyncClusterFunctionRunner`` for a cluster (which
-    refuses ``durability``'s ``WAIT``)."""
+    """The asyncio runner for ``client``: ``AsyncClusterFunctionRunner`` for a cluster."""
     if is_cluster(client):
-        refuse_wait(durability)
-        return AsyncClusterFunctionRunner(client)
+        return AsyncClusterFunctionRunner(client, durability)
     return AsyncFunctionRunner(client)
-
-
-def refuse_wait(durability: Durability | None) -> None:
-    """``REDIS_WAIT_REPLICAS`` is not offered on Cluster: ``ConfigurationError``."""
-    if durability is not None and durability.replicas:
-        raise ConfigurationError(
-            f"REDIS_WAIT_REPLICAS={durability.replicas} is not supported on Redis Cluster "
-            "(each master's replicas would need their own WAIT); unset it, or set "
-            "min-replicas-to-write on the masters"
-        )
 
 
 def held(name: str, keys: Sequence[str]) -> Sequence[str]:
@@ -105,7 +96,6 @@ class ClusterFunctionRunner(FunctionRunner):
     """Calls the library's functions on a cluster (see the module's docstring)."""
 
     def __init__(self, client: redis.Redis, durability: Durability | None = None) -> None:
-        refuse_wait(durability)
         super().__init__(client, durability)
         self.cluster = cast(RedisCluster, client)  # connection.connect types it as redis.Redis
         self._masters: dict[str, FunctionRunner] = {}
@@ -239,12 +229,18 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
     An asyncio cluster client belongs to the event loop that first used it: another loop (or
     a forked child) gets a client of its own, made from the first one's nodes and settings
     (``cluster.AsyncClusterClient``, as ``connection.connect_async`` makes).
+
+    With ``durability`` a durable call and its ``WAIT`` go together on one connection of the
+    call's master (``_durable``).
     """
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: redis.asyncio.Redis, durability: Durability | None = None) -> None:
         super().__init__(client)
         self._first = cast(AsyncRedisCluster, client)  # typed as redis.asyncio.Redis
         self._here: tuple[asyncio.AbstractEventLoop, int] | None = None
+        self._durability = durability or Durability()
+        self._wait = self._durability.wait_command()
+        self.waits_for_replicas = self._wait is not None
 
     @property
     def cluster(self) -> AsyncRedisCluster:
@@ -261,14 +257,41 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
         """FCALL ``name`` on the master of ``keys``' slot."""
         keys = held(name, keys)
         command = ("FCALL", self.library.function[name], len(keys), *keys, *args)
+        if self._wait is not None and name in DURABLE:
+            return await self._durable(command, keys[0], self._wait)
+        return await self._routed(command, keys[0])
+
+    async def _routed(self, command: Sequence[Arg], key: str) -> Any:
+        """``command`` through the cluster client; a master without the library has it loaded
+        and the command sent again."""
         try:
             return await self._execute(*command)
         except ResponseError as error:
             if not missing(error):
                 raise
-        node = self.cluster.get_node_from_key(keys[0])
+        node = self.cluster.get_node_from_key(key)
         await self._execute("FUNCTION", "LOAD", "REPLACE", library().text, target_nodes=node)
         return await self._execute(*command)
+
+    async def _durable(self, command: Sequence[Arg], key: str, wait: Sequence[Arg]) -> Any:
+        """``command`` then ``WAIT`` in one write on one connection of ``key``'s master. A
+        redirection, a missing library or a lost connection: the call goes through the cluster
+        client (which follows the redirection, loads the library) and the pair is sent again to
+        the master that now serves the key (a durable call is safe to send again)."""
+        for _ in range(MAX_REDIRECTS):
+            node = self.cluster.get_node_from_key(key)
+            try:
+                reply, acknowledged = await _pair(node, (command, wait))
+            except (ResponseError, redis.ConnectionError, redis.TimeoutError) as error:
+                if isinstance(error, ResponseError) and not (
+                    isinstance(error, _REDIRECTS) or missing(error)
+                ):
+                    raise
+                await self._routed(command, key)
+                continue
+            self._durability.check(acknowledged)
+            return reply
+        raise redis.ConnectionError(f"{key} kept moving after {MAX_REDIRECTS} redirections")
 
     async def _execute(self, *args: Arg, **options: Any) -> Any:
         try:
@@ -300,3 +323,26 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
             os.getpid(),
         ):
             await self.cluster.aclose()
+
+
+async def _pair(node: Any, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+    """``commands`` in one write on one connection of ``node`` (an asyncio ``ClusterNode``),
+    their replies in order; the first error reply is raised once every reply was read."""
+    conn = node.acquire_connection()
+    try:
+        await conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(await conn.read_response())
+            except ResponseError as error:
+                replies.append(error)
+    except BaseException:
+        await conn.disconnect()
+        raise
+    finally:
+        node.release(conn)
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies

@@ -35,6 +35,8 @@ class RedisReport:
     topology: str = "unknown"
     #: Replicas connected to the server (``None`` when INFO could not be read).
     replicas: int | None = None
+    #: Its ``min-replicas-to-write`` (``None`` when CONFIG GET was refused).
+    min_replicas: int | None = None
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -108,7 +110,17 @@ def inspect_redis(client: redis.Redis) -> RedisReport:
     else:
         warnings = _warnings(policy, aof, save) + _replication_warnings(client, info)
     replicas = None if denied else int(info.get("connected_slaves", 0))
-    return RedisReport(version, policy, aof, save, warnings, _topology(client, info), replicas)
+    guard = str(info.get("min-replicas-to-write", ""))
+    return RedisReport(
+        version,
+        policy,
+        aof,
+        save,
+        warnings,
+        _topology(client, info),
+        replicas,
+        int(guard) if guard.isdigit() else None,
+    )
 
 
 def _inspect_cluster(cluster: RedisCluster) -> RedisReport:
@@ -172,6 +184,9 @@ def _cluster_warnings(
             "others cannot be used; bring back their master (or fail over to its replica), or "
             "assign the slots with redis-cli --cluster fix <host:port>"
         )
+    unguarded = [name for name, r in reports if r.replicas and r.min_replicas == 0]
+    if unguarded:
+        warnings.append(f"{_UNGUARDED} (on {', '.join(unguarded)})")
     lone = [name for name, report in reports if report.replicas == 0]
     if lone:
         warnings.append(
@@ -204,12 +219,15 @@ def _replication_warnings(client: redis.Redis, info: dict[str, Any]) -> tuple[st
             "master's loss loses every job; run at least one replica"
         )
     if str(info.get("min-replicas-to-write", "")) == "0":
-        found.append(
-            "min-replicas-to-write is 0: a master cut off from its replicas keeps acknowledging "
-            "jobs that the failover then discards; set min-replicas-to-write 1 on every server "
-            "that may become master"
-        )
+        found.append(_UNGUARDED)
     return tuple(found)
+
+
+_UNGUARDED = (
+    "min-replicas-to-write is 0: a master cut off from its replicas keeps acknowledging jobs "
+    "that the failover then discards; set min-replicas-to-write 1 on every server that may "
+    "become master"
+)
 
 
 def _uninspected(denied: list[str]) -> tuple[str, ...]:
