@@ -165,8 +165,8 @@ class RedisClusterGroup:
     ready once every node says ``cluster_state:ok``."""
 
     def __init__(self, masters: int = 3, replicas: int = 0) -> None:
-        self._held: list[socket.socket] = []
-        self._buses: dict[int, int] = {}
+        self._held: dict[int, list[socket.socket]] = {}
+        self._options: dict[int, dict[str, str]] = {}
         self.nodes = [self._start() for _ in range(masters * (1 + replicas))]
         try:
             self.cli(
@@ -182,18 +182,26 @@ class RedisClusterGroup:
     def _start(self) -> RedisServer:
         options = _cluster_options()
         node = RedisServer().start(**options)
-        self._buses[node.port] = int(options["cluster-port"])
+        self._options[node.port] = options
         return node
 
     def kill(self, node: RedisServer) -> None:
         """SIGKILL ``node`` and keep its ports bound (not listening) until ``close``, so the
         other nodes never meet another server at its address."""
         node.kill()
-        for port in (node.port, self._buses[node.port]):
+        held = self._held.setdefault(node.port, [])
+        for port in (node.port, int(self._options[node.port]["cluster-port"])):
             holder = socket.socket()
             holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             holder.bind(("127.0.0.1", port))
-            self._held.append(holder)
+            held.append(holder)
+
+    def restart(self, node: RedisServer) -> None:
+        """Start a node ``kill`` stopped, on its ports and with its cluster config (its data
+        gone: persistence is off); the cluster makes it a replica if its slots moved."""
+        for holder in self._held.pop(node.port):
+            holder.close()
+        node.start(**self._options[node.port])
 
     def _alive(self) -> list[RedisServer]:
         return [node for node in self.nodes if node.process is not None]
@@ -281,8 +289,9 @@ class RedisClusterGroup:
         """Kill every node and remove their directories."""
         for node in self.nodes:
             node.close()
-        for holder in self._held:
-            holder.close()
+        for held in self._held.values():
+            for holder in held:
+                holder.close()
 
 
 def lone_cluster_node(last_slot: int = 16383, password: str | None = None) -> RedisServer:
