@@ -14,6 +14,7 @@ from foundry.ports.cache import (
 from foundry.ports.clock import Clock
 from foundry.ports.queue import QueuePort, WorkerRegistry
 from foundry.ports.queue_types import (
+    UNSTARTED_LAPSES_MAX,
     ClaimRequest,
     DeadLetter,
     DeadLetterRetention,
@@ -37,6 +38,7 @@ from foundry.ports.schedules import (
 from foundry.ports.transactions import CommitHooks, TransactionalEnqueue
 
 __all__ = [
+    "UNSTARTED_LAPSES_MAX",
     "AsyncQueuePort",
     "BatchPort",
     "BatchRecord",

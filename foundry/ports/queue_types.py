@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +12,12 @@ import attrs
 from foundry.domain import ErrorInfo, InvalidJob, Job, JobState, Progress, validate_queue_name
 
 _CLAIM_TOKEN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+
+#: A job whose leases lapsed this many times while it was held ahead and unstarted has its
+#: later claims counted at once, held ahead or not: the bound on the attempts a worker that
+#: dies before reporting a start can give back (so a job that kills its worker before its
+#: start is reported still ends dead, after at most ``max_attempts`` + this many runs).
+UNSTARTED_LAPSES_MAX = 2
 
 
 def _queue_names(queues: Sequence[str]) -> tuple[str, ...]:
@@ -40,6 +46,15 @@ def _at_least_one(_: object, attribute: attrs.Attribute[int], value: int) -> Non
         raise ValueError(f"{attribute.name} must be at least 1, got {value}")
 
 
+def _not_negative_int(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must not be negative, got {value}")
+
+
+def _leases(value: Iterable[Lease]) -> tuple[Lease, ...]:
+    return tuple(value)
+
+
 def _claim_token(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
     if value is not None and not _CLAIM_TOKEN.fullmatch(value):
         raise InvalidJob("claim_token", f"{value!r} must be 1-64 letters, digits, '_' or '-'")
@@ -59,6 +74,14 @@ class ClaimRequest:
       holds instead of claiming more (Q8); 1-64 of ``[A-Za-z0-9_-]`` (else ``InvalidJob``), or
       ``None`` for a claim that will not be re-sent.
     * ``worker``: who claims, kept with the job (shown when its lease is lost).
+    * ``ahead``: how many of the ``limit`` jobs, the last ones taken, are claimed ahead of
+      need (held until a child is free): their attempt is spent only once their start is
+      reported (``started``, a renew of the lease with ``ahead`` unset, or the job settled);
+      a lease that lapses first gives the job back with the attempt unspent, at most
+      ``UNSTARTED_LAPSES_MAX`` times per job, after which its claims count at once.
+    * ``started``: leases claimed ahead whose jobs have started since the last report:
+      reported before anything is claimed, in the same round trip (a lease that no longer
+      holds its job changes nothing).
     """
 
     queues: tuple[str, ...] = attrs.field(converter=_queue_names)
@@ -67,6 +90,8 @@ class ClaimRequest:
     wait: timedelta = attrs.field(default=timedelta(0), kw_only=True, validator=_not_negative)
     claim_token: str | None = attrs.field(default=None, kw_only=True, validator=_claim_token)
     worker: str = attrs.field(default="", kw_only=True)
+    ahead: int = attrs.field(default=0, kw_only=True, validator=_not_negative_int)
+    started: tuple[Lease, ...] = attrs.field(default=(), kw_only=True, converter=_leases)
 
 
 @attrs.frozen
@@ -80,6 +105,8 @@ class Lease:
     fence), so a store guarded by it can refuse a write from an older attempt.
     ``stop`` is set by ``renew`` when a cancel asked the running job to stop: its reason.
     ``progress``, when set on a lease given to ``renew``, is stored as the job's progress.
+    ``ahead``: claimed ahead of need and not started yet, so its attempt is given back if the
+    lease lapses (``ClaimRequest.ahead``); renewing it with ``ahead`` unset reports its start.
     """
 
     job: Job
@@ -89,6 +116,7 @@ class Lease:
     fence: int = 0
     stop: str | None = None
     progress: Progress | None = None
+    ahead: bool = False
 
     @property
     def job_id(self) -> str:

@@ -108,6 +108,16 @@ def test_spare_attempts_excuse_only_that_many_unstarted_claims() -> None:
     assert len(report.problems) == 1
 
 
+def test_unreported_starts_excuse_only_that_many_runs_without_an_attempt() -> None:
+    events = [*enqueued("a"), *ran("a", 1, 0.0, 1.0), *ran("a", 1, 2.0, 3.0)]
+    events += [*enqueued("b"), *ran("b", 1, 0.0, 1.0), *ran("b", 1, 2.0, 3.0)]
+    final = {"a": record("a", JobState.COMPLETED, 1), "b": record("b", JobState.COMPLETED, 1)}
+
+    report = check(events, final, completed_total=2, expect=Expectations(unreported_starts=1))
+
+    assert len(report.problems) == 1
+
+
 def test_a_dead_job_must_carry_the_injected_reason() -> None:
     events = [*enqueued("a"), *ran("a", 1, 0.0, None)]
     final = {"a": record("a", JobState.DEAD, reason="lease lost")}

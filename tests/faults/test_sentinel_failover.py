@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from foundry.application.pool.claims import PREFETCH_MAX
+from foundry.application.pool.settle import BATCH_MAX
 from tests.faults.checker import Expectations
 from tests.faults.failover_check import ReplicationProbe, check_failover
 from tests.faults.harness import Rig
@@ -47,12 +48,20 @@ def test_f10_workers_follow_a_sentinel_failover_of_a_killed_master(
         killer.join()
         rig.wait_drained(queue, timeout=180)
         outages = [worker.count("queue unavailable (") for worker in workers]
+        events = rig.ledger.events()
+        killed = next(event["t"] for event in events if event.get("kill"))
+        after = sum(1 for event in events if event["ev"] == "start" and event["t"] > killed)
         print(f"  failovers the sentinels made: {group.switches()}")
-        # A claim the dying master applied and replicated but never answered, and a job held
-        # ahead whose lease lapsed while its worker could not renew it, each leave an attempt
-        # with no run: at most what both workers held (short jobs: up to PREFETCH_MAX each)
-        # and were asking for at that moment.
-        expect = Expectations(spare_attempts=2 * (2 * PREFETCH_MAX + CONCURRENCY))
+        # A claim the dying master applied and replicated but never answered leaves an attempt
+        # with no run: at most what both workers were asking for then (short jobs: up to
+        # PREFETCH_MAX each; those held ahead come back unspent if their leases lapse). A job
+        # held ahead that ran, but whose start and completion the master took down with it
+        # (or never got), runs again with its attempt given back: at most what each worker's
+        # children ran since its last write the new master kept.
+        expect = Expectations(
+            spare_attempts=2 * (2 * PREFETCH_MAX + CONCURRENCY),
+            unreported_starts=2 * (CONCURRENCY + BATCH_MAX),
+        )
         codes = rig.stop_workers()
         report = check_failover(rig, queue, expect, f"{group.switches()} failover(s)")
     finally:
@@ -60,7 +69,9 @@ def test_f10_workers_follow_a_sentinel_failover_of_a_killed_master(
 
     assert set(codes.values()) == {0}, codes
     assert report.acknowledged == JOBS  # the producer sends again until acknowledged
-    assert any(outages), "the workers saw the master go"
+    # The workers lived through the failover: they saw the master go, or (holding jobs ahead,
+    # they may have made no call that outlasted the client's retries) kept working after it.
+    assert any(outages) or after >= JOBS // 4, (outages, after)
     if wait_replicas:
         assert report.completed == JOBS
         assert not report.lost

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from foundry.domain import JobState
-from foundry.ports import Duplicate, Enqueued, EnqueueOutcome
+from foundry.ports import UNSTARTED_LAPSES_MAX, Duplicate, Enqueued, EnqueueOutcome
 
 PENDING = "pending"  # READY or DELAYED, by run_at versus now
 ACTIVE, COMPLETED, DEAD, CANCELLED = "active", "completed", "dead", "cancelled"
@@ -40,6 +40,8 @@ class ModelJob:
     stop: str | None = None  # a cancel asked the running job to stop
     waits: set[str] = attrs.Factory(set)  # the jobs it still waits for
     after_failure: str = "dead"  # dead, cancel or run, when a job it waits for fails
+    ahead: bool = False  # its lease was claimed ahead and its start is not reported yet
+    lapses: int = 0  # its leases that lapsed while ahead (attempts given back)
 
 
 @attrs.define
@@ -200,13 +202,20 @@ class QueueModel:
             taken += ready[: limit - len(taken)]
         return taken
 
-    def start(self, job: ModelJob, token: str, lease: timedelta) -> None:
-        """The job was claimed with ``token``."""
+    def start(self, job: ModelJob, token: str, lease: timedelta, *, ahead: bool = False) -> None:
+        """The job was claimed with ``token`` (held ahead: unstarted, unless it lapsed so
+        unstarted too often already)."""
         job.state = ACTIVE
         job.attempts += 1
         job.token = token
         job.deadline = self.now + lease
+        job.ahead = ahead and job.lapses < UNSTARTED_LAPSES_MAX
         self.release_key(job, "started")
+
+    def started(self, job_id: str, token: str) -> None:
+        """Lease ``token`` reported its job started: a lapse spends its attempt from now on."""
+        if self.holds(job_id, token):
+            self.jobs[job_id].ahead = False
 
     def remember_claim(
         self, claim_token: str | None, leases: list[tuple[str, str]], lease: timedelta
@@ -233,6 +242,7 @@ class QueueModel:
         job.last = (job.token or "", op, self.state(job))
         job.token = None
         job.deadline = None
+        job.ahead = False
 
     def complete(self, job: ModelJob) -> None:
         """Apply a completion."""
@@ -274,6 +284,7 @@ class QueueModel:
         job.state = DEAD
         job.reason = reason
         job.stop = None
+        job.lapses = 0
         self.release_key(job)
         self.ended(job.id, failed=True)
 
@@ -287,6 +298,10 @@ class QueueModel:
         for job in expired:
             if job.stop is not None:
                 self.end_cancelled(job, job.stop)
+            elif job.ahead:  # never reported started: the attempt is given back
+                job.attempts -= 1
+                job.lapses += 1
+                job.state = PENDING
             elif job.attempts >= job.max_attempts:
                 job.errors += 1
                 self.bury(job, "lease lost")

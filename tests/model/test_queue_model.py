@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Callable
 from datetime import timedelta
 
+import attrs
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -56,6 +57,9 @@ steps = st.sampled_from(
 
 class QueueMachine(BatchRules):
     """Every rule calls the adapter and the model and compares what each says."""
+
+    #: Whether the adapter holds jobs claimed ahead unstarted (``ClaimRequest.ahead``).
+    holds_ahead = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -257,6 +261,7 @@ class QueueMachine(BatchRules):
         assert record is not None
 
     @rule(
+        data=st.data(),
         order=st.sampled_from([QUEUES, QUEUES[::-1], QUEUES[:1]]),
         limit=st.sampled_from([1, 1, 1, 2, 3]),
         lease=lease_times,
@@ -264,16 +269,37 @@ class QueueMachine(BatchRules):
         worker=workers,
     )
     def claim(
-        self, order: list[str], limit: int, lease: timedelta, with_token: bool, worker: str
+        self,
+        data: st.DataObject,
+        *,
+        order: list[str],
+        limit: int,
+        lease: timedelta,
+        with_token: bool,
+        worker: str,
     ) -> None:
+        """A claim, some of it maybe held ahead, reporting the starts of some held leases."""
         token = f"c{next(self.ids)}" if with_token else None
-        self._call(lambda: self._claim(order, limit, lease, token, worker))
+        ahead, started = 0, []
+        if self.holds_ahead:
+            ahead = data.draw(st.integers(0, limit), label="ahead")
+            held = [each for each in self.leases if each.ahead]
+            started = data.draw(st.lists(st.sampled_from(held), max_size=2)) if held else []
+        request = ClaimRequest(
+            order,
+            lease=lease,
+            limit=limit,
+            claim_token=token,
+            worker=worker,
+            ahead=ahead,
+            started=started,
+        )
+        self._call(lambda: self._claim(request))
 
-    def _claim(
-        self, order: list[str], limit: int, lease: timedelta, token: str | None, worker: str
-    ) -> None:
-        request = ClaimRequest(order, lease=lease, limit=limit, claim_token=token, worker=worker)
-        held = self.model.held_by_claim(token)
+    def _claim(self, request: ClaimRequest) -> None:
+        for each in request.started:
+            self.model.started(each.job_id, each.token)
+        held = self.model.held_by_claim(request.claim_token)
 
         leases = self.queue.claim(request)
 
@@ -287,12 +313,18 @@ class QueueMachine(BatchRules):
         if held is not None:
             assert [(each.job_id, each.token) for each in leases] == held
             assert all(each.fence == self.fences[each.job_id] for each in leases)
+            assert [each.ahead for each in leases] == [self.model.jobs[i].ahead for i, _ in held]
             return
         expected = self.model.next_ready(list(request.queues), request.limit)
         assert [each.job_id for each in leases] == [job.id for job in expected]
-        for job, each in zip(expected, leases, strict=True):
-            self.model.start(job, each.token, request.lease)
-            assert (each.attempt, each.deadline) == (job.attempts, job.deadline)
+        starting = request.limit - request.ahead
+        for index, (job, each) in enumerate(zip(expected, leases, strict=True)):
+            self.model.start(job, each.token, request.lease, ahead=index >= starting)
+            assert (each.attempt, each.deadline, each.ahead) == (
+                job.attempts,
+                job.deadline,
+                job.ahead,
+            )
             assert each.fence > self.fences.get(job.id, 0)  # fencing: greater at every claim
             self.fences[job.id] = each.fence
         taken = [(each.job_id, each.token) for each in leases]
@@ -302,13 +334,18 @@ class QueueMachine(BatchRules):
 
     @rule(data=st.data(), duration=lease_times)
     def renew(self, data: st.DataObject, duration: timedelta) -> None:
+        """Renew a lease; one held ahead maybe as started (reporting its start)."""
         if not self.leases:
             return
         lease = self._pick(data)
+        if lease.ahead and data.draw(st.booleans(), label="report the start"):
+            lease = attrs.evolve(lease, ahead=False)
         self._call(lambda: self._renew(lease, duration))
 
     def _renew(self, lease: Lease, duration: timedelta) -> None:
         holds = self.model.holds(lease.job_id, lease.token)
+        if not lease.ahead:
+            self.model.started(lease.job_id, lease.token)
 
         [renewed] = self.queue.renew([lease], duration)
 

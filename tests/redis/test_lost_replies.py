@@ -70,6 +70,19 @@ def _complete_and_claim(queue: RedisQueue, leases: Any) -> Any:
     return applied, [(lease.job_id, lease.token, lease.attempt) for lease in claimed]
 
 
+def _claimed_ahead(queue: RedisQueue, clock: ManualClock) -> Any:
+    queue.enqueue_many([Job("t", id="a"), Job("t", id="b")])
+    return queue.claim(ClaimRequest(["default"], lease=LEASE, ahead=1)), clock
+
+
+def _started_then_lapsed(queue: RedisQueue, arranged: Any) -> Any:
+    """The held job's start rides in front of a claim; then every lease lapses."""
+    leases, clock = arranged
+    claimed = queue.claim(ClaimRequest(["default"], lease=LEASE, ahead=1, started=leases))
+    clock.advance(LEASE + timedelta(milliseconds=1))
+    return [x.job_id for x in claimed], queue.reap()
+
+
 def _nothing(_: RedisQueue, __: ManualClock) -> Any:
     return None
 
@@ -88,6 +101,14 @@ SCENARIOS = {
             (x.job_id, x.attempt) for x in q.claim(ClaimRequest(["default"], lease=LEASE))
         ],
     ),
+    "claim_ahead": Scenario(
+        lambda q, _: q.enqueue_many([Job("t", id="a"), Job("t", id="b")]),
+        lambda q, _: [
+            (x.job_id, x.attempt, x.ahead)
+            for x in q.claim(ClaimRequest(["default"], lease=LEASE, limit=2, ahead=1))
+        ],
+    ),
+    "start": Scenario(_claimed_ahead, _started_then_lapsed),
     "renew": Scenario(_claimed, lambda q, leases: q.renew(leases, LEASE * 2)[0].deadline),
     "complete": Scenario(_claimed, lambda q, leases: q.complete(leases[0], {"ok": 1})),
     "complete_many": Scenario(_claimed, lambda q, leases: q.complete_many(leases)),

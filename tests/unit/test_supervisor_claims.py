@@ -55,16 +55,65 @@ def test_prefetch_is_topped_up_only_once_half_of_it_is_spent() -> None:
     assert (held_after_one, len(pool.sup.buffer)) == (3, 4)
 
 
-def test_by_default_no_job_is_held_ahead_so_every_attempt_spent_is_a_start() -> None:
+def _attempts_after_a_crash(pool: Harness, ids: list[str]) -> dict[str, int]:
+    """Each job's attempts once every lease the pool held has lapsed (as when its worker is
+    killed) and the queue has recovered them."""
+    pool.clock.advance(pool.config.lease + timedelta(seconds=1))
+    pool.queue.reap()
+    records = {job_id: pool.queue.get(job_id) for job_id in ids}
+    return {job_id: record.attempts for job_id, record in records.items() if record is not None}
+
+
+def test_by_default_short_jobs_are_held_ahead_and_a_dead_worker_spends_none_of_their_attempts() -> (
+    None
+):
     pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
-    pool.enqueue(100)
+    ids = pool.enqueue(100)
     pool.start()
-
     pool.reply(0, runtime=0.005)
-    pool.reply(1, runtime=0.005)
+    pool.reply(1, runtime=0.005)  # 2 children finish 8 jobs of 5 ms in 20 ms
 
-    assert len(pool.sup.buffer) == 0
-    assert pool.queue.stats("default").active == 2
+    held = [lease.job_id for lease in pool.sup.buffer]
+    attempts = _attempts_after_a_crash(pool, ids)
+
+    assert len(held) == 8
+    assert [attempts[job_id] for job_id in held] == [0] * 8
+    assert sum(attempts.values()) == 4  # two completed, two claimed for idle children
+
+
+def test_a_held_job_given_to_a_child_reports_its_start_with_the_next_claim() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
+    ids = pool.enqueue(100)
+    pool.start()
+    pool.reply(0, runtime=0.005)
+    pool.reply(0, runtime=0.005)  # 2 children finish 8 jobs of 5 ms in 20 ms: 8 held
+    pool.reply(1, runtime=0.005)  # child 1 takes a held job, and keeps running it
+    reported = pool.running(1)
+    while len(pool.sup.buffer) > 4:  # no claim until half the buffer is spent
+        pool.reply(0, runtime=0.005)
+    pool.reply(0, runtime=0.005)  # this claim reports child 1's start, and child 0's
+    pool.reply(0, runtime=0.005)  # child 0 takes the next held job; 7 held, no claim
+    unreported = pool.running(0)
+
+    attempts = _attempts_after_a_crash(pool, ids)
+
+    assert attempts[reported] == 1
+    assert attempts[unreported] == 0  # started, but the worker died before reporting it
+
+
+def test_a_renew_reports_the_start_of_a_held_job() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST, cancel_check=None))
+    ids = pool.enqueue(100)
+    pool.start()
+    pool.reply(0, runtime=0.005)
+    pool.reply(0, runtime=0.005)  # 1 child finishes 4 jobs of 5 ms in 20 ms: 4 held
+    pool.reply(0, runtime=0.005)  # a held job starts; no claim reports it
+    started = pool.running(0)
+    assert len(pool.sup.buffer) == 3
+
+    pool.advance(pool.config.lease.total_seconds() / 3 + 0.1)  # the renew is due
+
+    assert _attempts_after_a_crash(pool, ids)[started] == 1
 
 
 def test_a_20_ms_window_holds_short_jobs_as_many_as_the_children_finish_in_it() -> None:

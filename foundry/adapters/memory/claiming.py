@@ -12,7 +12,7 @@ from foundry.adapters.memory.limits import PARK, from_ms
 from foundry.adapters.memory.records import EntryCodec
 from foundry.adapters.memory.store import Entry, Expiring, MemoryStore, QueueState
 from foundry.domain import ErrorInfo, JobState, Limit, UndecodableJob, UniqueUntil
-from foundry.ports import ClaimRequest, Lease
+from foundry.ports import UNSTARTED_LAPSES_MAX, ClaimRequest, Lease
 
 
 class ClaimTokens:
@@ -52,6 +52,7 @@ class MemoryClaimer:
         give_up_at = time.monotonic() + request.wait.total_seconds()
         token = request.claim_token
         with self._cond:
+            self._started(request.started)
             while True:
                 now = self._store.tick()
                 taken = self._tokens.taken(token, now)
@@ -67,19 +68,35 @@ class MemoryClaimer:
     def _take(self, request: ClaimRequest, now: datetime) -> list[Lease]:
         leases: list[Lease] = []
         deadline = now + request.lease
+        starting = request.limit - request.ahead  # the first ones start now, the rest wait
         for name in request.queues:
             state = self._store.find(name)
             if state is None or state.paused:
                 continue
             state.promote(now)
             while len(leases) < request.limit and (entry := state.pop_ready()) is not None:
-                taken = self._start(state, entry, deadline, request.worker, now)
+                ahead = len(leases) >= starting
+                taken = self._start(state, entry, deadline, request.worker, now, ahead=ahead)
                 if taken is not None:
                     leases.append(taken)
         return leases
 
+    def _started(self, leases: tuple[Lease, ...]) -> None:
+        """Held-ahead leases whose jobs started: their attempts stay spent from now on."""
+        for lease in leases:
+            entry = self._store.entry(lease.queue, lease.job_id)
+            if entry is not None and entry.holds(lease.token):
+                entry.ahead = False
+
     def _start(
-        self, state: QueueState, entry: Entry, deadline: datetime, worker: str, now: datetime
+        self,
+        state: QueueState,
+        entry: Entry,
+        deadline: datetime,
+        worker: str,
+        now: datetime,
+        *,
+        ahead: bool,
     ) -> Lease | None:
         try:
             job = self._records.job(entry)
@@ -95,9 +112,10 @@ class MemoryClaimer:
         entry.token = secrets.token_urlsafe(16)
         entry.deadline = deadline
         entry.worker = worker
+        entry.ahead = ahead and entry.unstarted_lapses < UNSTARTED_LAPSES_MAX
         state.move(entry, JobState.ACTIVE)
         self._store.unique.release(entry, UniqueUntil.STARTED)
-        return Lease(job, entry.token, entry.attempts, deadline, entry.fence)
+        return Lease(job, entry.token, entry.attempts, deadline, entry.fence, ahead=entry.ahead)
 
     def _held(self, taken: list[tuple[str, str, str]]) -> list[Lease]:
         held = []
@@ -105,7 +123,8 @@ class MemoryClaimer:
             entry = self._store.entry(queue, job_id)
             if entry is not None and entry.holds(token) and entry.deadline is not None:
                 job = self._records.job(entry)
-                held.append(Lease(job, token, entry.attempts, entry.deadline, entry.fence))
+                fence, ahead = entry.fence, entry.ahead
+                held.append(Lease(job, token, entry.attempts, entry.deadline, fence, ahead=ahead))
         return held
 
 

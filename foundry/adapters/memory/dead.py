@@ -35,6 +35,7 @@ class DeadLetters:
         entry.reason = reason
         entry.stop = None
         entry.finished_at = now
+        entry.unstarted_lapses = 0  # a requeued letter starts its count afresh
         self._unique.release(entry)
         self._settled.notify_all()
         self._on_end(state, entry, True, now)

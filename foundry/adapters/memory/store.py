@@ -63,6 +63,8 @@ class Entry:
     finished_at: datetime | None = None
     stop: str | None = None  # why a cancel asked this running job to stop
     progress: Progress | None = None  # the last progress its handler reported
+    ahead: bool = False  # its lease was claimed ahead and its start is not reported yet
+    unstarted_lapses: int = 0  # leases that lapsed while ahead (attempts given back)
 
     def holds(self, token: str) -> bool:
         """Whether ``token`` is this job's current lease."""
@@ -77,6 +79,7 @@ class Entry:
         self.last_token, self.last_op, self.last_state = self.token, op, state
         self.token = None
         self.deadline = None
+        self.ahead = False
 
 
 @attrs.define(slots=True, eq=False)

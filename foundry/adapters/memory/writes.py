@@ -142,6 +142,8 @@ class MemoryWrites:
         if entry is None or not entry.holds(lease.token):
             return None
         entry.deadline = deadline
+        if not lease.ahead:  # renewed as started: a start reported
+            entry.ahead = False
         if lease.progress is not None:
             entry.progress = lease.progress
         return attrs.evolve(lease, deadline=deadline, stop=entry.stop)
@@ -171,6 +173,11 @@ class MemoryWrites:
         if entry.stop is not None:
             entry.end_lease(LOST, JobState.CANCELLED)
             self._store.cancelled(state, entry, entry.stop, now)
+        elif entry.ahead:  # held ahead, never reported started: its attempt is given back
+            entry.attempts -= 1
+            entry.unstarted_lapses += 1
+            entry.end_lease(LOST, JobState.READY)
+            state.schedule(entry, min(entry.run_at, now), now)
         elif entry.attempts >= entry.max_attempts:
             entry.errors.append(lost_error(entry, now))
             entry.end_lease(LOST, JobState.DEAD)

@@ -121,8 +121,9 @@ class Claimer:
             if len(leases) >= request.limit and mode != "held":
                 break
             need = max(request.limit - len(leases), 1)
+            starting = max(request.limit - request.ahead - len(leases), 0)
             args: list[Arg] = [self._clock.arg(), lease_ms, need, token, mode, worker]
-            args += self._retention.args
+            args += [*self._retention.args, starting]
             with refusing(self._runner.client, keys):
                 replies = self._runner.call_many([*before, ("claim", keys.first, args)], first=wake)
             if before:
@@ -140,7 +141,7 @@ class Claimer:
 
     def _leases(self, keys: QueueKeys, flat: Sequence[Any], token: str) -> list[Lease]:
         leases = []
-        for i in range(0, len(flat), 5):
+        for i in range(0, len(flat), 6):
             job_id, attempt, deadline, fence, value = (
                 flat[i].decode(),
                 flat[i + 1],
@@ -148,13 +149,15 @@ class Claimer:
                 int(flat[i + 3]),
                 flat[i + 4],
             )
+            ahead = flat[i + 5] == b"1"
             lease_token = f"{token}.{attempt}.{fence}"
             try:
                 job = self._records.decode_job(job_id, keys.queue, value)
             except UndecodableJob as error:
                 self._bury_undecodable(keys, job_id, lease_token, error)
                 continue
-            leases.append(Lease(job, lease_token, attempt, from_ms(deadline), fence))
+            lease = Lease(job, lease_token, attempt, from_ms(deadline), fence, ahead=ahead)
+            leases.append(lease)
         return leases
 
     def _bury_undecodable(

@@ -138,8 +138,9 @@ class RedisQueue:
 
     def claim(self, request: ClaimRequest) -> list[Lease]:
         """Blocks on the queues' wake lists while nothing is ready; undecodable jobs met on the
-        way are dead-lettered, so a claim may return fewer jobs than were ready."""
-        return self._claimer.claim(request, [])[1]
+        way are dead-lettered, so a claim may return fewer jobs than were ready. The starts
+        ``request.started`` reports ride in front of the claim, in its first round trip."""
+        return self._claimer.claim(request, self._writes.start_calls(request.started))[1]
 
     def complete_and_claim(
         self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
@@ -147,8 +148,9 @@ class RedisQueue:
         """The completions ride in the claim's first round trip, in front of it (Redis runs
         them in order, so they are applied before the claim)."""
         groups, calls = self._writes.complete_calls(leases, results)
-        replies, claimed = self._claimer.claim(request, calls)
-        return applied(leases, groups, replies), claimed
+        starts = self._writes.start_calls(request.started)
+        replies, claimed = self._claimer.claim(request, [*calls, *starts])
+        return applied(leases, groups, replies[: len(calls)]), claimed
 
     # -- batches (BatchPort) --------------------------------------------------------------------
 

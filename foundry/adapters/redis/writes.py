@@ -72,7 +72,8 @@ class LeaseWrites:
             args: list[Arg] = [self._clock.arg(), max(ceil_ms(duration), 1)]
             for index in indices:
                 lease = leases[index]
-                args += [lease.job_id, lease.token, encode_progress(lease.progress)]
+                started = "" if lease.ahead else "1"
+                args += [lease.job_id, lease.token, encode_progress(lease.progress), started]
             calls.append(("renew", self._keys.queue(queue).first, args))
         if not calls:
             return []
@@ -119,6 +120,16 @@ class LeaseWrites:
                 args += [self._records.encode_result(result), _unique(lease.job)]
             calls.append(("complete", self._keys.queue(queue).first, args))
         return groups, calls
+
+    def start_calls(self, leases: Sequence[Lease]) -> list[Call]:
+        """One ``start`` call per queue: the jobs of these leases held ahead started."""
+        calls: list[Call] = []
+        for queue, indices in _by_queue(leases).items():
+            args: list[Arg] = []
+            for index in indices:
+                args += [leases[index].job_id, leases[index].token]
+            calls.append(("start", self._keys.queue(queue).first, args))
+        return calls
 
     def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:
         """Record the error (with its attempt) and apply the decision."""

@@ -105,15 +105,17 @@ class Claimer:
         """When the next claim may go out."""
         return max(self._next_claim_at, self._poll_at)
 
-    def claim(self, limit: int, wait: float, now: float) -> list[Lease]:
-        """Claim up to ``limit`` jobs, waiting up to ``wait`` s for one; ``[]`` if none came
-        (or the queue did not answer: then no claim goes out for ``idle_wait``)."""
+    def claim(self, limit: int, wait: float, now: float, *, ahead: int = 0) -> list[Lease]:
+        """Claim up to ``limit`` jobs, the last ``ahead`` of them held ahead of need, waiting up
+        to ``wait`` s for one; ``[]`` if none came (or the queue did not answer: then no claim
+        goes out for ``idle_wait``). The starts of held jobs not reported yet go with it."""
         config = self._config
         queues = self._quarantine.serving(config.queues, now)
         if not queues:  # every queue is broken: claim again when one is tried again
             self._next_claim_at = self._quarantine.next_release()
             return []
         token, sent_at = self._tokens.next(now)
+        settling = (lease.job_id for lease, _, _ in self._settler.batched)
         request = ClaimRequest(
             queues,
             lease=config.lease,
@@ -121,6 +123,8 @@ class Claimer:
             wait=_seconds(wait),
             claim_token=token,
             worker=self._worker,
+            ahead=ahead,
+            started=self._book.unreported(but=settling),
         )
         try:
             # Batched completions go first: a job done here must not re-run because this
@@ -139,6 +143,7 @@ class Claimer:
             self._next_claim_at = now + config.idle_wait.total_seconds()
             return []
         self._tokens.answered()
+        self._book.reported(request.started)
         self._outage.ok(now)
         self._quarantine.served(queues)
         self._book.hold(leases, sent_at)

@@ -60,13 +60,14 @@ class PoolConfig:
     * ``queues``: claimed in this order (the first until empty, then the next).
     * ``concurrency``: child processes. ``prefetch``: extra jobs claimed ahead, held by the
       parent (their leases are renewed; they are released at shutdown). ``prefetch_window``
-      (off by default; 20 ms suits no-op-sized jobs) raises it for short jobs: as many as the
-      children finish in that window at the mean run time so far (at most 64), so short jobs
-      are claimed in batches and a child finds its next job waiting, while long ones (over
-      the window per child) are claimed only for idle children. Both trade safety for speed:
-      a claim counts an attempt, so a worker that crashes, or loses Redis for longer than a
-      lease, spends one attempt of every job it held, started or not. The default gives jobs
-      to idle children only, so every attempt spent is a start.
+      (20 ms by default, 0 turns it off) raises it for short jobs: as many as the children
+      finish in that window at the mean run time so far (at most 64), so short jobs are
+      claimed in batches and a child finds its next job waiting, while long ones (over the
+      window per child) are claimed only for idle children. A job held ahead spends its
+      attempt only once it starts (``ClaimRequest.ahead``): the start goes to the queue with
+      the next claim or renew, and a worker that dies, or loses the queue for longer than a
+      lease, gives back the attempts of the held jobs it had not started (or had started
+      without reporting it yet: at most ``UNSTARTED_LAPSES_MAX`` times per job).
     * ``lease``: how long a claim holds a job; renewed every third of it while running.
     * ``cancel_check``: while it holds leases the pool renews them at least this often,
       which is how it learns that a cancel asked one of its jobs to stop (``None``: only every
@@ -94,7 +95,9 @@ class PoolConfig:
     grace: timedelta = attrs.field(default=timedelta(seconds=30), validator=_not_negative)
     burst: bool = False
     prefetch: int = attrs.field(default=0, validator=_not_negative)
-    prefetch_window: timedelta = attrs.field(default=timedelta(0), validator=_not_negative)
+    prefetch_window: timedelta = attrs.field(
+        default=timedelta(milliseconds=20), validator=_not_negative
+    )
     idle_wait: timedelta = attrs.field(default=timedelta(seconds=1), validator=_positive)
     unknown_handler_grace: timedelta = attrs.field(
         default=timedelta(seconds=30), validator=_not_negative

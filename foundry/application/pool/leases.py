@@ -41,6 +41,7 @@ class LeaseBook:
         self.every_s = timing.renew_every.total_seconds()
         self.margin_s = timing.fence_margin.total_seconds() if margin_s is None else margin_s
         self._held: dict[str, Held] = {}
+        self._unreported: set[str] = set()  # held-ahead jobs started, their start not sent
         self._renew_at = 0.0
 
     def __len__(self) -> int:
@@ -60,6 +61,25 @@ class LeaseBook:
     def drop(self, job_id: str) -> None:
         """Stop tracking a lease (its job was settled or abandoned)."""
         self._held.pop(job_id, None)
+        self._unreported.discard(job_id)
+
+    def started(self, job_id: str) -> None:
+        """The job of a lease held ahead went to a child: its lease is marked started, and
+        the start goes to the queue with the next claim (``unreported``) or renew."""
+        held = self._held.get(job_id)
+        if held is not None and held.lease.ahead:
+            held.lease = attrs.evolve(held.lease, ahead=False)
+            self._unreported.add(job_id)
+
+    def unreported(self, but: Iterable[str] = ()) -> list[Lease]:
+        """The started leases whose start the queue has not been told of (but those of
+        ``but``, whose settlement tells it)."""
+        skip = set(but)
+        return [self._held[i].lease for i in self._unreported if i not in skip]
+
+    def reported(self, leases: Iterable[Lease]) -> None:
+        """The queue was told these leases' jobs started."""
+        self._unreported.difference_update(lease.job_id for lease in leases)
 
     def report(self, job_id: str, progress: Progress) -> None:
         """The job's latest progress, sent with the next renew."""
@@ -89,6 +109,7 @@ class LeaseBook:
     ) -> list[Lease]:
         """Record a renew sent at ``sent_at``; returns the leases the server says are lost."""
         self._renew_at = sent_at + self.every_s
+        self.reported(lease for lease in sent if not lease.ahead)
         lost: list[Lease] = []
         for old, new in zip(sent, results, strict=True):
             held = self._held.get(old.job_id)

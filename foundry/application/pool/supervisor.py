@@ -227,7 +227,11 @@ class Supervisor:
         if wanted <= 0 or not self._claimer.due(now, idle=idle):
             return
         wait = min(self.config.idle_wait.total_seconds(), self._quiet_for(now)) if idle else 0.0
-        leases = self._claimer.claim(wanted, wait, now)
+        # Jobs for idle children start at once; the rest are held ahead, their attempts spent
+        # only once they start (the buffer is empty while a child is idle: _hand_out above).
+        idle_children = sum(1 for slot in self.slots if slot.state is SlotState.IDLE)
+        ahead = max(wanted - idle_children, 0)
+        leases = self._claimer.claim(wanted, wait, now, ahead=ahead)
         if leases:
             self.buffer.extend(leases)
             self._hand_out(now)
@@ -261,6 +265,7 @@ class Supervisor:
             slot.state = SlotState.DYING
             self.settler.release(lease)
             return False
+        self._book.started(lease.job_id)
         self.settler.started(lease, slot.pid, started_at)
         return True
 

@@ -64,6 +64,10 @@
 --   <base>dependants hash  id -> "<id> <id>...": the jobs waiting for it  enqueue, the job's end
 --   <base>progress hash    id -> "<fraction>[\x1f<note>]": the last        renew (forget drops it)
 --                          progress its handler reported
+--   <base>ahead    hash    id -> "<n> <lease token>" while that lease     claim, start, renew,
+--                          holds it claimed ahead and unstarted, "<n>"   complete, fail,
+--                          once started; n: its leases that lapsed       release, reap, the
+--                          unstarted (kept until the job ends)           job's end
 --   <base>waiters  hash    id -> "1": someone waits for the job to end    watch (set), the job's
 --                                                                         end (notify_settled)
 --   <base>n:<id>   list    "1" once the job ended and someone waited      complete, fail, reap,

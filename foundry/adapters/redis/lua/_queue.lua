@@ -128,6 +128,34 @@ local function end_lease(st, outcome)
   st.lt, st.tk, st.o = st.tk, "", outcome
 end
 
+-- Jobs claimed ahead of need (ClaimRequest.ahead) in <base>ahead: "<n> <lease token>" while
+-- that lease holds the job unstarted (if it lapses, the attempt is given back), "<n>" once it
+-- started; n counts the job's leases that lapsed unstarted. From UNSTARTED_MAX on (the ports'
+-- UNSTARTED_LAPSES_MAX) its claims count at once. Kept until the job ends.
+local UNSTARTED_MAX = 2
+
+-- The count of unstarted lapses if `mark` says lease `token` holds its job unstarted, else nil.
+local function unstarted(mark, token)
+  if not mark then
+    return nil
+  end
+  local n, tk = string.match(mark, "^(%d+) (.*)$")
+  if tk == token then
+    return n
+  end
+  return nil
+end
+
+-- Lease `token` of job `id` (its mark `mark`) started, or ended: only the count is kept.
+local function mark_started(id, mark, token)
+  local n = unstarted(mark, token)
+  if n == "0" then
+    redis.call("HDEL", BASE .. "ahead", id)
+  elseif n then
+    redis.call("HSET", BASE .. "ahead", id, n)
+  end
+end
+
 local function make_ready(id, prio, seq)
   redis.call("ZADD", READY, n2s((255 - prio) * BAND + seq), id)
 end
@@ -464,6 +492,7 @@ local function forget(id, now)
   redis.call("HDEL", BASE .. "stop", id)
   redis.call("HDEL", BASE .. "deps", id)
   redis.call("HDEL", BASE .. "progress", id)
+  redis.call("HDEL", BASE .. "ahead", id)
   notify_settled({ id })
   settle_dependants(id, true, now)
   settle_batches({ id }, "x", now)
@@ -510,6 +539,7 @@ local function bury(id, h, st, now, reason, max_count, max_age)
   redis.call("ZADD", DEAD, redis.call("HINCRBY", META, "seq", 1), id)
   redis.call("HDEL", BASE .. "stop", id)
   redis.call("HDEL", BASE .. "deps", id)
+  redis.call("HDEL", BASE .. "ahead", id)
   release_unique(h, id, "F")
   notify_settled({ id })
   settle_dependants(id, true, now)
@@ -527,6 +557,7 @@ local function cancel_job(id, h, st, now, reason, ttl)
   redis.call("ZADD", DONE, n2s(now + ttl), id)
   redis.call("HDEL", BASE .. "stop", id)
   redis.call("HDEL", BASE .. "deps", id)
+  redis.call("HDEL", BASE .. "ahead", id)
   release_unique(h, id, "*")
   redis.call("HINCRBY", META, "cancelled", 1)
   notify_settled({ id })

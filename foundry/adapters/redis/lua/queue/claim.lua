@@ -1,19 +1,22 @@
 -- claim: lease up to `limit` ready jobs of this queue, promoting due delayed jobs first.
 -- KEYS  the queue's keys
--- ARGV  now, lease ms, limit, claim token, mode, worker, dead-letter max count, max age ms
---       mode "new": claim; "try": claim, but remember the token only if something was
+-- ARGV  now, lease ms, limit, claim token, mode, worker, dead-letter max count, max age ms,
+--       how many of the jobs taken start now ("" for all: the rest are held ahead, their
+--       attempts given back if their leases lapse before a start is reported); mode "new": claim; "try": claim, but remember the token only if something was
 --       claimed; "held": claim nothing, only return what the token holds
 -- Reply {epoch, "OK" | "RESENT" | "PAUSED", next due ms or "", then per lease: id, attempt,
---       deadline, fence, record}; a record whose header is corrupt is buried on the way. The
+--       deadline, fence, record, "1" if held ahead else ""}; a record whose header is corrupt is buried on the way. The
 --       fence comes from the queue's counter (META fence), so each claim of a job gets a
 --       greater one; the lease token is "<claim token>.<attempt>.<fence>"
 -- Keeps Q2 (order), Q3 (due jobs only), Q4 (one holder per job), Q6 (the attempt counts at
---       claim), limits (a job over its key's limit is set aside, no attempt spent), Q8: the token's record (t:<token>) returns the leases it still holds until
+--       claim, given back if a lease held ahead lapses unstarted), limits (a job over its key's limit is set aside, no attempt spent), Q8: the token's record (t:<token>) returns the leases it still holds until
 --       the lease duration has passed, also for a claim that found nothing
 local now = now_ms(ARGV[1])
 local lease_ms, limit, ctoken = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local mode, worker = ARGV[5], ARGV[6]
 local max_count, max_age = tonumber(ARGV[7]), tonumber(ARGV[8])
+local starting = tonumber(ARGV[9] or "") or limit
+local AHEAD = BASE .. "ahead"
 if not now or not lease_ms or lease_ms < 1 or not limit or limit < 1 or ctoken == ""
     or not max_count or not max_age then
   return fail_arg("claim needs now, lease ms, limit, token, mode, worker, retention")
@@ -32,6 +35,7 @@ local function held(ids)
       out[n + 1], out[n + 2], out[n + 3] = id, st.a, st.t
       out[n + 4] = string.match(st.tk, "(%d+)$")
       out[n + 5] = redis.call("HGET", JOBS, id)
+      out[n + 6] = unstarted(redis.call("HGET", AHEAD, id), st.tk) and "1" or ""
     end
   end
   return out
@@ -51,16 +55,18 @@ local function admitted(id, value, a, seq, o, lt, book)
   return false
 end
 
--- Start every popped job: reads and writes batched (one HMGET / HSET / ZADD each). Returns the
--- ids leased.
-local function start_all(popped)
+-- Start every popped job, `before` taken already: reads and writes batched (one HMGET / HSET /
+-- ZADD each). Those past the first `starting` of the claim are held ahead. Returns the ids
+-- leased.
+local function start_all(popped, before)
   local ids = {}
   for i = 1, #popped, 2 do
     ids[#ids + 1] = popped[i]
   end
   local values = redis.call("HMGET", JOBS, unpack(ids))
   local states = redis.call("HMGET", STATE, unpack(ids))
-  local new_states, leased, taken, book = {}, {}, {}, { held = 0 }
+  local marks = before + #ids > starting and redis.call("HMGET", AHEAD, unpack(ids)) or {}
+  local new_states, leased, taken, book, aheads = {}, {}, {}, { held = 0 }, {}
   local fence = redis.call("HINCRBY", META, "fence", #ids) - #ids
   local deadline = now + lease_ms
   local deadline_s = n2s(deadline)
@@ -86,10 +92,18 @@ local function start_all(popped)
       leased[#leased + 1], leased[#leased + 2] = deadline_s, id
       taken[#taken + 1] = id
       release_unique(h, id, "S")
+      local lapses = tonumber(string.match(marks[k] or "0", "^%d+")) or 0
+      local ahead = before + #taken > starting and lapses < UNSTARTED_MAX
+      if ahead then
+        aheads[#aheads + 1], aheads[#aheads + 2] = id, n2s(lapses) .. " " .. token
+      end
       local n = #out
       out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, attempt, deadline, fence_s
-      out[n + 5] = value
+      out[n + 5], out[n + 6] = value, ahead and "1" or ""
     end
+  end
+  if #aheads > 0 then
+    multi("HSET", AHEAD, aheads)
   end
   if book.held > 0 then
     redis.call("HINCRBY", META, "held", n2s(book.held))
@@ -127,7 +141,7 @@ else
     if #popped == 0 then
       break
     end
-    for _, id in ipairs(start_all(popped)) do
+    for _, id in ipairs(start_all(popped, #taken)) do
       taken[#taken + 1] = id
     end
     want, budget = limit - #taken, budget - #popped / 2

@@ -49,6 +49,7 @@ end
 if #ended > 0 then
   multi("HSET", STATE, new_states)
   multi("ZREM", LEASES, ended)
+  multi("HDEL", BASE .. "ahead", ended)
   free_slots(ended)
   multi("ZADD", DONE, expiry)
   redis.call("HINCRBY", META, "completed", n2s(#ended))

@@ -41,6 +41,7 @@ if kind == "dead" then
   end_lease(st, "X")
   return { "OK", "dead", bury(id, h, st, now, arg, max_count, max_age) }
 end
+mark_started(id, redis.call("HGET", BASE .. "ahead", id), token) -- it ran, or ends below
 local stopped = stop_reason(id)
 if kind == "cancel" or stopped then
   end_lease(st, "N")

@@ -1,10 +1,11 @@
 -- reap: recover leases whose deadline has passed (deadline < now): back to ready with their
--- seq, or dead with "lease lost" once the attempts are spent.
+-- seq, or dead with "lease lost" once the attempts are spent; a lease held ahead whose start
+-- was never recorded gives its attempt back (its job's unstarted lapses counted).
 -- KEYS  the queue's keys
 -- ARGV  now, batch size, dead-letter max count, max age ms, request id, completed ttl ms
 -- Reply {recovered, dead letters trimmed}
--- Keeps Q5 (recovery), Q6 (a job that kills its worker every time ends dead), Q8; a job a
---       cancel asked to stop ends cancelled instead
+-- Keeps Q5 (recovery), Q6 (a job that kills its worker every time ends dead, unstarted lapses
+--       bounded by UNSTARTED_MAX), Q8; a job a cancel asked to stop ends cancelled instead
 local now, batch = now_ms(ARGV[1]), tonumber(ARGV[2])
 local max_count, max_age, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6] or "")
 COMPLETED_TTL = ttl
@@ -27,8 +28,15 @@ for _, id in ipairs(expired) do
     end_lease(st, "L")
     free_slots({ id })
     local stopped = stop_reason(id)
+    local lapses = unstarted(redis.call("HGET", BASE .. "ahead", id), st.lt)
     if stopped then
       cancel_job(id, h, st, now, stopped, ttl)
+    elseif lapses and h then
+      st.a, st.l, st.t = math.max(st.a - 1, 0), "R", 0
+      put_state(id, st)
+      redis.call("HSET", BASE .. "ahead", id, n2s(tonumber(lapses) + 1))
+      make_ready(id, h.prio, st.s)
+      woken = woken + 1
     elseif h == nil or st.a >= h.max then
       append_error(id, '{"type":"LeaseLost","message":"the lease expired before the job '
         .. 'finished (its worker died or stalled)","attempt":' .. n2s(st.a)

@@ -22,6 +22,7 @@ local value = redis.call("HGET", JOBS, id)
 local h = value and header(value)
 redis.call("ZREM", LEASES, id)
 free_slots({ id })
+mark_started(id, redis.call("HGET", BASE .. "ahead", id), token) -- its attempt comes back
 local stopped = stop_reason(id)
 if stopped then
   end_lease(st, "S")
