@@ -52,7 +52,7 @@ def _foundry(key: str, label: str, *extra: str, store: str = "redis") -> System:
 
 SYSTEMS = (
     _foundry("foundry", "Foundry default"),
-    _foundry("foundry20", "Foundry --prefetch-window 20", "--prefetch-window", "20"),
+    _foundry("foundry0", "Foundry --prefetch-window 0", "--prefetch-window", "0"),
     System(
         "huey",
         "Huey",
