@@ -187,9 +187,12 @@ class Harness:
         config: PoolConfig | None = None,
         workers: WorkerRegistry | None = None,
         queue: type[FlakyQueue] = FlakyQueue,
+        *,
+        after: Harness | None = None,
     ):
-        self.clock = ManualClock()
-        self.queue = queue(self.clock)
+        """A new pool; ``after``: on that pool's queue and clock (the pool it replaces)."""
+        self.clock = ManualClock() if after is None else after.clock
+        self.queue = queue(self.clock) if after is None else after.queue
         self.workforce = FakeWorkforce()
         self.events = Events()
         # Renewals at the lease's cadence only (the tests of cancels ask for cancel_check).

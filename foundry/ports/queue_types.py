@@ -107,6 +107,10 @@ class Lease:
     ``progress``, when set on a lease given to ``renew``, is stored as the job's progress.
     ``ahead``: claimed ahead of need and not started yet, so its attempt is given back if the
     lease lapses (``ClaimRequest.ahead``); renewing it with ``ahead`` unset reports its start.
+    ``lapses``: for a lease held ahead, how many of its job's leases lapsed so before (a
+    worker that died holding it, or that ran it without reporting the start: a pool reports
+    the start of such a job before running it, so a job that kills its worker spends its
+    attempts).
     """
 
     job: Job
@@ -117,6 +121,7 @@ class Lease:
     stop: str | None = None
     progress: Progress | None = None
     ahead: bool = False
+    lapses: int = 0
 
     @property
     def job_id(self) -> str:

@@ -20,7 +20,6 @@ from foundry.adapters.redis.queue import RedisQueue
 from foundry.application.pool.claims import PREFETCH_MAX
 from foundry.application.pool.settle import BATCH_MAX
 from foundry.domain import JobState
-from foundry.ports import UNSTARTED_LAPSES_MAX
 from tests.backends import unique_prefix
 from tests.faults.checker import Expectations
 from tests.faults.pool_scenario import Scenario
@@ -131,12 +130,13 @@ def test_f2_a_killed_worker_spends_no_attempt_of_the_short_jobs_it_held_unstarte
 def test_f15_a_poison_job_held_ahead_that_kills_its_worker_ends_dead_within_its_bound(
     tmp_path: Path, seed: int, redis_url: str
 ) -> None:
-    # Behind short jobs the poison is claimed ahead: a worker it kills before the start
-    # reached the queue gives its attempt back, at most UNSTARTED_LAPSES_MAX times; then its
-    # claims count, so it still ends dead, after at most max_attempts + that many runs. The
-    # jobs each dead worker held lapse unstarted too: from the third such lapse on, a held
-    # job spends its attempt at its claim (up to PREFETCH_MAX per kill, two kills), and the
-    # jobs it ran since its last write re-run with their attempts given back.
+    # Behind short jobs the poison is claimed ahead: the first worker it kills before the
+    # start reached the queue gives its attempt back; from then on the pool reports its start
+    # before running it, so it ends dead after at most max_attempts + 1 runs. The jobs each
+    # dead worker held lapse unstarted too: from their UNSTARTED_LAPSES_MAX-th such lapse a
+    # held job spends its attempt at its claim (up to PREFETCH_MAX held by the third dead
+    # worker), and the jobs a dead worker ran since its last write re-run with their
+    # attempts given back.
     queue, prefix = _queue(redis_url, "f15h")
     scenario = Scenario(tmp_path, seed, queue)
     before = [scenario.job("work", payload={"n": n, "seconds": 0.002}) for n in range(60)]
@@ -160,8 +160,8 @@ def test_f15_a_poison_job_held_ahead_that_kills_its_worker_ends_dead_within_its_
     report = scenario.check(
         Expectations(
             dead={poison.id: "lease lost"},
-            spare_attempts=2 * PREFETCH_MAX,
-            unreported_starts=UNSTARTED_LAPSES_MAX + 4 * (1 + BATCH_MAX),
+            spare_attempts=PREFETCH_MAX,
+            unreported_starts=1 + 3 * (1 + BATCH_MAX),
         )
     )
     assert report.ok, report.summary()
@@ -169,7 +169,7 @@ def test_f15_a_poison_job_held_ahead_that_kills_its_worker_ends_dead_within_its_
     assert record is not None
     assert (record.attempts, record.reason) == (2, "lease lost")
     print(f"the poison job ran {runs} times")
-    assert 2 <= runs <= 2 + UNSTARTED_LAPSES_MAX
+    assert 2 <= runs <= 2 + 1
 
 
 def _started_under(scenario: Scenario, parent: int) -> list[dict[str, Any]]:

@@ -212,6 +212,11 @@ class QueueModel:
         job.ahead = ahead and job.lapses < UNSTARTED_LAPSES_MAX
         self.release_key(job, "started")
 
+    def lapses_of(self, job_id: str) -> int:
+        """What a lease of the job says of its unstarted lapses: held ahead, their count."""
+        job = self.jobs[job_id]
+        return job.lapses if job.ahead else 0
+
     def started(self, job_id: str, token: str) -> None:
         """Lease ``token`` reported its job started: a lapse spends its attempt from now on."""
         if self.holds(job_id, token):

@@ -313,17 +313,19 @@ class QueueMachine(BatchRules):
         if held is not None:
             assert [(each.job_id, each.token) for each in leases] == held
             assert all(each.fence == self.fences[each.job_id] for each in leases)
-            assert [each.ahead for each in leases] == [self.model.jobs[i].ahead for i, _ in held]
+            flags = [(self.model.jobs[i].ahead, self.model.lapses_of(i)) for i, _ in held]
+            assert [(each.ahead, each.lapses) for each in leases] == flags
             return
         expected = self.model.next_ready(list(request.queues), request.limit)
         assert [each.job_id for each in leases] == [job.id for job in expected]
         starting = request.limit - request.ahead
         for index, (job, each) in enumerate(zip(expected, leases, strict=True)):
             self.model.start(job, each.token, request.lease, ahead=index >= starting)
-            assert (each.attempt, each.deadline, each.ahead) == (
+            assert (each.attempt, each.deadline, each.ahead, each.lapses) == (
                 job.attempts,
                 job.deadline,
                 job.ahead,
+                self.model.lapses_of(job.id),
             )
             assert each.fence > self.fences.get(job.id, 0)  # fencing: greater at every claim
             self.fences[job.id] = each.fence

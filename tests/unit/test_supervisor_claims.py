@@ -5,6 +5,8 @@ and when an idle pool blocks in claim (fake children, a memory queue, a manual c
 from datetime import timedelta
 
 from foundry.application.pool.config import PoolConfig
+from foundry.domain import JobState
+from foundry.ports import Lease
 from tests.pool_support import FAST, BatchingQueue, Harness
 
 WINDOW_20_MS = timedelta(milliseconds=20)
@@ -99,6 +101,50 @@ def test_a_held_job_given_to_a_child_reports_its_start_with_the_next_claim() -> 
 
     assert attempts[reported] == 1
     assert attempts[unreported] == 0  # started, but the worker died before reporting it
+
+
+CONFIG_1 = PoolConfig(concurrency=1, idle_wait=FAST, cancel_check=None)
+
+
+def _after_a_crash_with_held_jobs() -> tuple[Harness, list[str], Lease]:
+    """A pool that took over from one that died holding jobs ahead: it holds one of them
+    again (the first of its buffer), whose lease lapsed unstarted once."""
+    first = Harness(CONFIG_1)
+    ids = first.enqueue(100)
+    first.start()
+    first.reply(0, runtime=0.005)
+    first.reply(0, runtime=0.005)  # 4 held; then the worker dies: they lapse unstarted
+    held = [lease.job_id for lease in first.sup.buffer]
+    assert _attempts_after_a_crash(first, ids)[held[0]] == 0
+    pool = Harness(CONFIG_1, after=first)
+    pool.start()  # the jobs held before come first
+    pool.reply(0, runtime=0.005)
+    pool.reply(0, runtime=0.005)  # 4 held again
+    suspect = pool.sup.buffer[0]
+    assert (suspect.job_id in held, suspect.lapses) == (True, 1)
+    return pool, ids, suspect
+
+
+def test_a_held_job_whose_lease_lapsed_unstarted_has_its_start_reported_before_it_runs() -> None:
+    pool, ids, suspect = _after_a_crash_with_held_jobs()
+
+    pool.reply(0, runtime=0.005)  # it starts: its start is reported before it runs
+    assert pool.running(0) == suspect.job_id
+
+    assert _attempts_after_a_crash(pool, ids)[suspect.job_id] == 1
+
+
+def test_a_job_that_lapsed_unstarted_is_given_back_if_its_start_cannot_be_reported() -> None:
+    pool, _, suspect = _after_a_crash_with_held_jobs()
+    pool.queue.down = True
+
+    pool.reply(0, runtime=0.005)
+
+    assert pool.running(0) != suspect.job_id  # the next one runs instead
+    assert suspect.job_id not in [lease.job_id for lease in pool.sup.buffer]
+    record = pool.queue.get(suspect.job_id)  # given back (this queue takes releases)
+    assert record is not None
+    assert (record.state, record.attempts) == (JobState.READY, 0)
 
 
 def test_a_renew_reports_the_start_of_a_held_job() -> None:

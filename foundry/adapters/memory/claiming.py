@@ -11,7 +11,7 @@ from foundry.adapters.memory.dead import DeadLetters
 from foundry.adapters.memory.limits import PARK, from_ms
 from foundry.adapters.memory.records import EntryCodec
 from foundry.adapters.memory.store import Entry, Expiring, MemoryStore, QueueState
-from foundry.domain import ErrorInfo, JobState, Limit, UndecodableJob, UniqueUntil
+from foundry.domain import ErrorInfo, Job, JobState, Limit, UndecodableJob, UniqueUntil
 from foundry.ports import UNSTARTED_LAPSES_MAX, ClaimRequest, Lease
 
 
@@ -115,7 +115,7 @@ class MemoryClaimer:
         entry.ahead = ahead and entry.unstarted_lapses < UNSTARTED_LAPSES_MAX
         state.move(entry, JobState.ACTIVE)
         self._store.unique.release(entry, UniqueUntil.STARTED)
-        return Lease(job, entry.token, entry.attempts, deadline, entry.fence, ahead=entry.ahead)
+        return _lease(job, entry)
 
     def _held(self, taken: list[tuple[str, str, str]]) -> list[Lease]:
         held = []
@@ -123,9 +123,24 @@ class MemoryClaimer:
             entry = self._store.entry(queue, job_id)
             if entry is not None and entry.holds(token) and entry.deadline is not None:
                 job = self._records.job(entry)
-                fence, ahead = entry.fence, entry.ahead
-                held.append(Lease(job, token, entry.attempts, entry.deadline, fence, ahead=ahead))
+                held.append(_lease(job, entry))
         return held
+
+
+def _lease(job: Job, entry: Entry) -> Lease:
+    """The lease ``entry`` holds now (its token and deadline set)."""
+    assert entry.token is not None
+    assert entry.deadline is not None
+    lapses = entry.unstarted_lapses if entry.ahead else 0
+    return Lease(
+        job,
+        entry.token,
+        entry.attempts,
+        entry.deadline,
+        entry.fence,
+        ahead=entry.ahead,
+        lapses=lapses,
+    )
 
 
 def _admitted(state: QueueState, entry: Entry, limit: Limit, now: datetime) -> bool:

@@ -149,14 +149,22 @@ class Claimer:
                 int(flat[i + 3]),
                 flat[i + 4],
             )
-            ahead = flat[i + 5] == b"1"
+            ahead = flat[i + 5]  # b"" or, held ahead, its unstarted lapses so far
             lease_token = f"{token}.{attempt}.{fence}"
             try:
                 job = self._records.decode_job(job_id, keys.queue, value)
             except UndecodableJob as error:
                 self._bury_undecodable(keys, job_id, lease_token, error)
                 continue
-            lease = Lease(job, lease_token, attempt, from_ms(deadline), fence, ahead=ahead)
+            lease = Lease(
+                job,
+                lease_token,
+                attempt,
+                from_ms(deadline),
+                fence,
+                ahead=bool(ahead),
+                lapses=int(ahead or 0),
+            )
             leases.append(lease)
         return leases
 

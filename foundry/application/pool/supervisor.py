@@ -256,6 +256,8 @@ class Supervisor:
             log.warning("job %s waits for a result the queue cannot give (%s)", job.id, error)
             self.settler.release(lease, PREVIOUS_RETRY)
             return False
+        if lease.lapses and not self._report_start(lease, now):
+            return False
         started_at = self._clock.now()
         slot.job = Running(lease, started_at, now, now + job.timeout.total_seconds())
         slot.state = SlotState.BUSY
@@ -268,6 +270,17 @@ class Supervisor:
         self._book.started(lease.job_id)
         self.settler.started(lease, slot.pid, started_at)
         return True
+
+    def _report_start(self, lease: Lease, now: float) -> bool:
+        """A held job whose lease lapsed unstarted before (its worker may have died running
+        it) has its start reported before it runs, in a renew of every lease: if it kills
+        this worker too, its attempt is spent (Q6). ``False`` if it may not start now (the
+        queue did not answer: it is given back, or its lease is lost)."""
+        self._book.started(lease.job_id)
+        if not self._renew(now, force=True):
+            self.settler.release(lease)
+            return False
+        return lease.job_id in self._book
 
     def _hand_out(self, now: float) -> None:
         for slot in self.slots:
@@ -328,10 +341,11 @@ class Supervisor:
         )
         self._workforce.kill(slot.index)
 
-    def _renew(self, now: float) -> None:
-        renewed = self._upkeep.renew(now)
+    def _renew(self, now: float, *, force: bool = False) -> bool:
+        """Renew every lease if due (or ``force``d); whether the queue answered."""
+        renewed = self._upkeep.renew(now, force=force)
         if renewed is None:
-            return
+            return False
         self.settler.renewed(renewed.kept, len(renewed.lost))
         for lost in renewed.lost:
             self._forget(lost, "lease lost: the queue no longer holds it for this worker")
@@ -340,6 +354,7 @@ class Supervisor:
         for slot in self.slots:
             if slot.job is not None:
                 self._workforce.fence(slot.index, self._book.child_deadline(slot.job.lease.job_id))
+        return True
 
     def _stop_job(self, lease: Lease, now: float) -> None:
         """A cancel asked ``lease``'s job to stop: its child is interrupted (the handler

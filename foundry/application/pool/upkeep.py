@@ -54,15 +54,15 @@ class Upkeep:
         self._poll_every = float("inf") if cancel_check is None else cancel_check.total_seconds()
         self._poll_at = float("inf") if cancel_check is None else 0.0
 
-    def renew(self, now: float) -> Renewed | None:
-        """One batched renew if due (the book's cadence, or ``cancel_check`` since the last);
-        ``None`` if none was due or the queue did not answer.
+    def renew(self, now: float, *, force: bool = False) -> Renewed | None:
+        """One batched renew if due (the book's cadence, or ``cancel_check`` since the last) or
+        ``force``d; ``None`` if none was due or the queue did not answer.
 
         The leases it lost must be forgotten, the jobs of ``stopped`` ones stopped, and the
         children running the others told their new deadline (``LeaseBook.child_deadline``).
         """
         book = self._book
-        if not (book.renew_due(now) or (len(book) and now >= self._poll_at)):
+        if not (force or book.renew_due(now) or (len(book) and now >= self._poll_at)):
             return None
         self._poll_at = now + self._poll_every
         leases = book.to_renew()

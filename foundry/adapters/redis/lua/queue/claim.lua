@@ -5,7 +5,7 @@
 --       attempts given back if their leases lapse before a start is reported); mode "new": claim; "try": claim, but remember the token only if something was
 --       claimed; "held": claim nothing, only return what the token holds
 -- Reply {epoch, "OK" | "RESENT" | "PAUSED", next due ms or "", then per lease: id, attempt,
---       deadline, fence, record, "1" if held ahead else ""}; a record whose header is corrupt is buried on the way. The
+--       deadline, fence, record, "" or, held ahead, the job's unstarted lapses so far}; a record whose header is corrupt is buried on the way. The
 --       fence comes from the queue's counter (META fence), so each claim of a job gets a
 --       greater one; the lease token is "<claim token>.<attempt>.<fence>"
 -- Keeps Q2 (order), Q3 (due jobs only), Q4 (one holder per job), Q6 (the attempt counts at
@@ -35,7 +35,7 @@ local function held(ids)
       out[n + 1], out[n + 2], out[n + 3] = id, st.a, st.t
       out[n + 4] = string.match(st.tk, "(%d+)$")
       out[n + 5] = redis.call("HGET", JOBS, id)
-      out[n + 6] = unstarted(redis.call("HGET", AHEAD, id), st.tk) and "1" or ""
+      out[n + 6] = unstarted(redis.call("HGET", AHEAD, id), st.tk) or ""
     end
   end
   return out
@@ -99,7 +99,7 @@ local function start_all(popped, before)
       end
       local n = #out
       out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, attempt, deadline, fence_s
-      out[n + 5], out[n + 6] = value, ahead and "1" or ""
+      out[n + 5], out[n + 6] = value, ahead and n2s(lapses) or ""
     end
   end
   if #aheads > 0 then
