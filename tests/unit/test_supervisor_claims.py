@@ -140,11 +140,30 @@ def test_a_job_that_lapsed_unstarted_is_given_back_if_its_start_cannot_be_report
 
     pool.reply(0, runtime=0.005)
 
-    assert pool.running(0) != suspect.job_id  # the next one runs instead
+    assert pool.sup.slots[0].job is None  # nor the next: the queue does not answer
     assert suspect.job_id not in [lease.job_id for lease in pool.sup.buffer]
     record = pool.queue.get(suspect.job_id)  # given back (this queue takes releases)
     assert record is not None
     assert (record.state, record.attempts) == (JobState.READY, 0)
+
+
+def test_held_jobs_wait_while_the_queue_does_not_answer_and_start_once_it_does() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST, cancel_check=None))
+    pool.enqueue(100)
+    pool.start()
+    pool.reply(0, runtime=0.005)
+    pool.reply(0, runtime=0.005)  # 4 held
+    pool.queue.down = True
+    pool.advance(pool.config.lease.total_seconds() / 3 + 0.1)  # the renew fails
+
+    pool.reply(0, runtime=0.005)
+
+    assert pool.sup.slots[0].job is None  # a start that could not be reported: none
+    assert len(pool.sup.buffer) == 4
+    pool.queue.down = False
+    pool.advance(1.0)  # the next renew goes through
+    assert pool.sup.slots[0].job is not None
+    assert len(pool.sup.buffer) == 3
 
 
 def test_a_renew_reports_the_start_of_a_held_job() -> None:

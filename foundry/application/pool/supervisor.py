@@ -77,7 +77,7 @@ class Supervisor:
             self.settler, config, clock=clock, host=heartbeat.host, started_at=heartbeat.started_at
         )
         self.stopping = Stopping(config, queue)
-        outage = Outage()
+        outage = self._outage = Outage()
         self._quarantine = Quarantine()
         self._claimer = Claimer(
             self.settler,
@@ -285,6 +285,8 @@ class Supervisor:
     def _hand_out(self, now: float) -> None:
         for slot in self.slots:
             while slot.state is SlotState.IDLE and self.buffer:
+                if self.buffer[0].ahead and self._outage.down:
+                    return  # its start could not be reported: it waits for the queue
                 self.assign(slot, self.buffer.popleft(), now)
 
     def _wanted(self) -> int:
