@@ -153,8 +153,14 @@ def test_f15_a_poison_job_held_ahead_that_kills_its_worker_ends_dead_within_its_
         done = queue.stats("default").completed == len(before) + len(after)
         return done and record is not None and record.state is JobState.DEAD
 
-    wait_for(settled, 150, "the poison job to die and the others to complete")
-    workers.stop_all()
+    try:
+        wait_for(settled, 150, "the poison job to die and the others to complete")
+    finally:
+        workers.stop_all()
+        unsettled = [queue.get(job_id) for job_id in scenario.ids]
+        for record in unsettled:
+            if record is not None and record.state is not JobState.COMPLETED:
+                print(f"{record.job.id}: {record.state} attempts={record.attempts}")
 
     runs = len(scenario.starts(poison.id))
     report = scenario.check(
