@@ -19,7 +19,7 @@ import redis
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.application.pool.claims import PREFETCH_MAX
 from foundry.application.pool.settle import BATCH_MAX
-from foundry.domain import JobState
+from foundry.domain import Job, JobState
 from tests.backends import unique_prefix
 from tests.faults.checker import Expectations
 from tests.faults.pool_scenario import Scenario
@@ -139,9 +139,11 @@ def test_f15_a_poison_job_held_ahead_that_kills_its_worker_ends_dead_within_its_
     # attempts given back.
     queue, prefix = _queue(redis_url, "f15h")
     scenario = Scenario(tmp_path, seed, queue)
-    before = [scenario.job("work", payload={"n": n, "seconds": 0.002}) for n in range(60)]
+    # The other jobs get attempts to spare: one that ran in a worker the poison killed, its
+    # completion not yet written, spends an attempt each time (three kills could end it dead).
+    before = [_short(scenario, n) for n in range(60)]
     poison = scenario.job("kill_parent", attempts=2)
-    after = [scenario.job("work", payload={"n": n, "seconds": 0.002}) for n in range(60, 200)]
+    after = [_short(scenario, n) for n in range(60, 200)]
     scenario.produce([*before, poison, *after])
     workers = Workers(tmp_path, redis_url, prefix, lease_s=1)
     live = [workers.start(concurrency=1)]
@@ -176,6 +178,10 @@ def test_f15_a_poison_job_held_ahead_that_kills_its_worker_ends_dead_within_its_
     assert (record.attempts, record.reason) == (2, "lease lost")
     print(f"the poison job ran {runs} times")
     assert 2 <= runs <= 2 + 1
+
+
+def _short(scenario: Scenario, n: int) -> Job:
+    return scenario.job("work", attempts=10, payload={"n": n, "seconds": 0.002})
 
 
 def _started_under(scenario: Scenario, parent: int) -> list[dict[str, Any]]:
