@@ -29,6 +29,7 @@ from tests.backends import (
     QueueBackend,
     QueueOptions,
 )
+from tests.dispatch_support import KINDS, Dispatchers
 from tests.postgres_server import ThrowawayDatabase
 from tests.redis_server import RedisServer
 from tests.redis_topologies import RedisClusterGroup, SentinelGroup
@@ -232,10 +233,27 @@ def queue(make_queue: Callable[..., Queue]) -> Queue:
         if backend.batches
     ]
 )
-def batch_queue(request: pytest.FixtureRequest, clock: ManualClock) -> BatchQueue:
+def batch_backend(request: pytest.FixtureRequest) -> QueueBackend:
+    """Each registered queue backend that keeps batches, in turn."""
+    return QUEUE_BACKENDS[request.param]
+
+
+@pytest.fixture
+def batch_queue(
+    batch_backend: QueueBackend, request: pytest.FixtureRequest, clock: ManualClock
+) -> BatchQueue:
     """A fresh, empty queue of each backend that keeps batches, on the ``clock`` fixture."""
-    built = QUEUE_BACKENDS[request.param].build(request.getfixturevalue, clock, QueueOptions())
+    built = batch_backend.build(request.getfixturevalue, clock, QueueOptions())
     return cast(BatchQueue, built)
+
+
+@pytest.fixture(params=KINDS)
+def dispatchers(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[Dispatchers]:
+    """Each dispatcher in turn, the sync one and the async one, built over a backend's queue
+    (``Dispatchers.over``) on the ``clock`` fixture."""
+    made = Dispatchers(request.param, request.getfixturevalue, clock)
+    yield made
+    made.close()
 
 
 @pytest.fixture(

@@ -4,32 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from foundry.application.job_maker import (
-    AfterCommit,
-    FirstDispatchWarning,
-    Item,
-    JobMaker,
-    Target,
-    job_id_of,
+from foundry.application.batches import Step
+from foundry.application.dispatching import (
+    DispatcherBase,
+    batch_store,
+    found_batch,
+    found_state,
 )
+from foundry.application.job_maker import Item, Target, job_id_of
 from foundry.application.registry import JobRegistry
 from foundry.application.results import wait_for_result_async
-from foundry.domain import Job, Rate, UniqueSpec
-from foundry.ports import AsyncQueuePort, Clock, CommitHooks
+from foundry.domain import AfterFailure, Batch, Job, JobState, Rate, UniqueSpec
+from foundry.ports import AsyncBatchPort, AsyncQueuePort, BatchRecord, Clock, CommitHooks
 
 log = logging.getLogger(__name__)
 
 
-class AsyncDispatcher:
+class AsyncDispatcher(DispatcherBase):
     """``Dispatcher`` for event loops: the same methods, jobs, ids and errors, awaited.
 
     Jobs are built exactly as ``Dispatcher`` builds them (registry defaults, the call's
     options, the clock) and stored through the ``AsyncQueuePort``; concurrent dispatches from
     one loop share the Redis adapter's connection and writes.
+
+    ``batches`` (the async queue, when its backend keeps batches) lets it dispatch batches.
 
     ``after_commit`` is ``Dispatcher``'s: at the commit (in the loop's thread or another, as
     Django's async views commit in a worker thread) the send is handed to the loop that
@@ -44,12 +46,17 @@ class AsyncDispatcher:
         *,
         first_dispatch_warning: str | None = None,
         commit_hooks: CommitHooks | None = None,
+        batches: AsyncBatchPort | None = None,
     ) -> None:
+        super().__init__(
+            registry,
+            clock,
+            first_dispatch_warning=first_dispatch_warning,
+            commit_hooks=commit_hooks,
+        )
         self._queue = queue
-        self._jobs = JobMaker(registry, clock)
-        self._first = FirstDispatchWarning(first_dispatch_warning)
-        self._after_commit = AfterCommit(commit_hooks, registry.after_commit)
-        self._sending: set[asyncio.Task[list[str]]] = set()
+        self._batches = batches
+        self._sending: set[asyncio.Task[object]] = set()
 
     async def dispatch(
         self,
@@ -63,14 +70,14 @@ class AsyncDispatcher:
         job_id: str | None = None,
         unique: UniqueSpec | None = None,
         after_commit: bool | None = None,
+        after: Sequence[str] | None = None,
+        after_failure: AfterFailure | str | None = None,
         rate_limit: str | Rate | None = None,
         concurrency: int | None = None,
         limit_key: str | None = None,
     ) -> str:
-        """Enqueue one job (after the commit, if so); its id (or the pending duplicate's).
-
-        ``rate_limit``, ``concurrency`` and ``limit_key`` replace the handler's, for this job.
-        """
+        """``Dispatcher.dispatch``, awaited: one job (after the commit, if so); its id (or the
+        pending duplicate's)."""
         job = self._jobs.one(
             target,
             payload,
@@ -80,12 +87,14 @@ class AsyncDispatcher:
             priority=priority,
             job_id=job_id,
             unique=unique,
+            after=after,
+            after_failure=after_failure,
             rate_limit=rate_limit,
             concurrency=concurrency,
             limit_key=limit_key,
         )
         if self._after_commit.wanted(after_commit):
-            self._defer([job])
+            self._defer([job], lambda: self._send([job]))
             return job.id
         job_id = job_id_of(await self._queue.enqueue(job))
         self._first.dispatched(job_id)
@@ -101,9 +110,65 @@ class AsyncDispatcher:
         """
         jobs = self._jobs.many(items)
         if jobs and self._after_commit.wanted(after_commit):
-            self._defer(jobs)
+            self._defer(jobs, lambda: self._send(jobs, many=True))
             return [job.id for job in jobs]
         return await self._send(jobs, many=True)
+
+    async def chain(
+        self,
+        steps: Iterable[Item | Batch],
+        *,
+        queue: str | None = None,
+        result_as: str | None = None,
+    ) -> list[str]:
+        """``Dispatcher.chain``, awaited: the steps in one write; their ids, in order."""
+        units, jobs = self._chain(steps, queue, result_as)
+        if jobs is not None:
+            return await self._send(jobs, many=True)
+        await batch_store(self._batches).enqueue_batches(units)
+        return [unit.id for unit in units]
+
+    async def batch(
+        self,
+        jobs: Iterable[Step],
+        *,
+        then: Step | None = None,
+        catch: Step | None = None,
+        finally_: Step | None = None,
+        allow_failures: bool = False,
+        queue: str | None = None,
+        batch_id: str | None = None,
+        after_commit: bool | None = None,
+    ) -> str:
+        """``Dispatcher.batch``, awaited: the batch in one write (after the commit, if so);
+        its id."""
+        made = self.build_batch(
+            jobs,
+            then=then,
+            catch=catch,
+            finally_=finally_,
+            allow_failures=allow_failures,
+            queue=queue,
+            batch_id=batch_id,
+        )
+        port = batch_store(self._batches)
+        if self._after_commit.wanted(after_commit):
+            self._defer(list(made.jobs), lambda: port.enqueue_batches([made]))
+        else:
+            await port.enqueue_batches([made])
+        return made.id
+
+    async def batch_record(self, batch_id: str, *, queue: str | None = None) -> BatchRecord:
+        """``Dispatcher.batch_record``, awaited (``BatchNotFound`` if no such batch is kept)."""
+        record = await batch_store(self._batches).batch(batch_id, queue)
+        return found_batch(record, batch_id, queue)
+
+    async def cancel_batch(
+        self, batch_id: str, *, queue: str | None = None, reason: str = "cancelled"
+    ) -> BatchRecord:
+        """``Dispatcher.cancel_batch``, awaited: its record after the call."""
+        record = await batch_store(self._batches).cancel_batch(batch_id, queue, reason)
+        return found_batch(record, batch_id, queue)
 
     async def result(
         self,
@@ -120,6 +185,13 @@ class AsyncDispatcher:
         """
         return await wait_for_result_async(self._queue, job_id, timeout, queue)
 
+    async def cancel(
+        self, job_id: str, *, queue: str | None = None, reason: str = "cancelled"
+    ) -> JobState:
+        """``Dispatcher.cancel``, awaited: the job's state after the call (``JobNotFound``
+        if no such job is known)."""
+        return found_state(await self._queue.cancel(job_id, queue, reason), job_id, queue)
+
     async def flush(self) -> None:
         """Wait until every job handed over at a commit so far has been sent (or failed)."""
         while self._sending:
@@ -134,7 +206,7 @@ class AsyncDispatcher:
             self._first.dispatched(ids[0])
         return ids
 
-    def _defer(self, jobs: list[Job]) -> None:
+    def _defer(self, jobs: list[Job], send: Callable[[], Awaitable[object]]) -> None:
         loop = asyncio.get_running_loop()
 
         def committed() -> None:
@@ -143,18 +215,18 @@ class AsyncDispatcher:
             except RuntimeError:
                 here = None
             if here is loop:
-                self._spawn(jobs)
+                self._spawn(jobs, send)
             else:
-                loop.call_soon_threadsafe(self._spawn, jobs)
+                loop.call_soon_threadsafe(self._spawn, jobs, send)
 
         self._after_commit.defer(jobs, committed)
 
-    def _spawn(self, jobs: list[Job]) -> None:
-        task = asyncio.get_running_loop().create_task(self._send(jobs, many=len(jobs) > 1))
+    def _spawn(self, jobs: list[Job], send: Callable[[], Awaitable[object]]) -> None:
+        task = asyncio.get_running_loop().create_task(_awaited(send))
         self._sending.add(task)
         task.add_done_callback(lambda done: self._sent(done, jobs))
 
-    def _sent(self, task: asyncio.Task[list[str]], jobs: list[Job]) -> None:
+    def _sent(self, task: asyncio.Task[object], jobs: list[Job]) -> None:
         self._sending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error(
@@ -163,9 +235,6 @@ class AsyncDispatcher:
                 exc_info=task.exception(),
             )
 
-    def build(
-        self, target: Target, payload: Mapping[str, Any] | None = None, **options: Any
-    ) -> Job:
-        """The job ``dispatch`` would enqueue (options left ``None`` keep the defaults), with
-        the metadata the registry's ``on_dispatch`` hooks add."""
-        return self._jobs.build(target, payload, **options)
+
+async def _awaited(send: Callable[[], Awaitable[object]]) -> object:
+    return await send()

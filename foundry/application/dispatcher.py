@@ -6,25 +6,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from foundry.application.batches import BatchMaker, Step
-from foundry.application.chains import chain_jobs
-from foundry.application.job_maker import (
-    AfterCommit,
-    FirstDispatchWarning,
-    Item,
-    JobMaker,
-    Target,
-    job_id_of,
+from foundry.application.batches import Step
+from foundry.application.dispatching import (
+    DispatcherBase,
+    batch_store,
+    found_batch,
+    found_state,
 )
+from foundry.application.job_maker import Item, Target, job_id_of
 from foundry.application.registry import JobRegistry
 from foundry.application.results import wait_for_result
 from foundry.domain import (
     AfterFailure,
     Batch,
-    BatchNotFound,
     ConfigurationError,
     Job,
-    JobNotFound,
     JobState,
     Rate,
     UniqueSpec,
@@ -39,7 +35,7 @@ from foundry.ports import (
 )
 
 
-class Dispatcher:
+class Dispatcher(DispatcherBase):
     """Builds jobs from the registry's defaults and enqueues them through the ``QueuePort``.
 
     A framework depends on this and the port only. ``target`` is a registered handler name or
@@ -71,13 +67,15 @@ class Dispatcher:
         batches: BatchPort | None = None,
         transactions: TransactionalEnqueue | None = None,
     ) -> None:
+        super().__init__(
+            registry,
+            clock,
+            first_dispatch_warning=first_dispatch_warning,
+            commit_hooks=commit_hooks,
+        )
         self._queue = queue
         self._batches = batches
         self._transactions = transactions
-        self._jobs = JobMaker(registry, clock)
-        self._batch_maker = BatchMaker(self._jobs)
-        self._first = FirstDispatchWarning(first_dispatch_warning)
-        self._after_commit = AfterCommit(commit_hooks, registry.after_commit)
 
     def dispatch(
         self,
@@ -170,16 +168,15 @@ class Dispatcher:
         steps). Every step runs in one queue: ``queue``, or the first handler's. An empty
         chain raises ``InvalidJob``.
         """
-        units = chain_jobs(self.build, list(steps), queue, result_as)
-        jobs = [unit for unit in units if isinstance(unit, Job)]
+        units, jobs = self._chain(steps, queue, result_as)
         if connection is not None:
-            if len(jobs) == len(units):
+            if jobs is not None:
                 return self._send_within(connection, jobs, None)
             self._within(None).enqueue_batches_within(connection, units)
-        elif len(jobs) == len(units):
+        elif jobs is not None:
             return self._send_many(jobs)
         else:
-            self._batch_port().enqueue_batches(units)
+            batch_store(self._batches).enqueue_batches(units)
         return [unit.id for unit in units]
 
     def batch(
@@ -220,40 +217,17 @@ class Dispatcher:
         if connection is not None:
             self._within(after_commit).enqueue_batches_within(connection, [made])
             return made.id
-        port = self._batch_port()
+        port = batch_store(self._batches)
         if self._after_commit.wanted(after_commit):
             self._after_commit.defer(list(made.jobs), lambda: port.enqueue_batches([made]))
         else:
             port.enqueue_batches([made])
         return made.id
 
-    def build_batch(
-        self,
-        jobs: Iterable[Step],
-        *,
-        then: Step | None = None,
-        catch: Step | None = None,
-        finally_: Step | None = None,
-        allow_failures: bool = False,
-        queue: str | None = None,
-        batch_id: str | None = None,
-    ) -> Batch:
-        """The batch ``batch`` would enqueue (for a step of ``chain``)."""
-        return self._batch_maker.make(
-            jobs,
-            {"then": then, "catch": catch, "finally": finally_},
-            allow_failures=allow_failures,
-            queue=queue,
-            batch_id=batch_id,
-        )
-
     def batch_record(self, batch_id: str, *, queue: str | None = None) -> BatchRecord:
         """The batch's progress and callbacks; raises ``JobNotFound`` if no such batch is
         kept (an ended batch is kept as long as a completed job)."""
-        record = self._batch_port().batch(batch_id, queue)
-        if record is None:
-            raise BatchNotFound(batch_id, queue)
-        return record
+        return found_batch(batch_store(self._batches).batch(batch_id, queue), batch_id, queue)
 
     def cancel_batch(
         self, batch_id: str, *, queue: str | None = None, reason: str = "cancelled"
@@ -261,19 +235,8 @@ class Dispatcher:
         """Cancel the batch: its pending members are cancelled, its running ones asked to
         stop, ``then`` never fires (``finally_`` does, at its end). Raises ``JobNotFound`` if
         no such batch is kept."""
-        record = self._batch_port().cancel_batch(batch_id, queue, reason)
-        if record is None:
-            raise BatchNotFound(batch_id, queue)
-        return record
-
-    def _batch_port(self) -> BatchPort:
-        if self._batches is None:
-            raise ConfigurationError(
-                "this dispatcher was built without a batch store: build it with "
-                "batches=<the queue> (foundry.connect()'s dispatcher does: every queue "
-                "backend keeps batches)"
-            )
-        return self._batches
+        record = batch_store(self._batches).cancel_batch(batch_id, queue, reason)
+        return found_batch(record, batch_id, queue)
 
     def result(
         self,
@@ -301,10 +264,7 @@ class Dispatcher:
 
         Raises ``JobNotFound`` if no such job is known.
         """
-        state = self._queue.cancel(job_id, queue, reason)
-        if state is None:
-            raise JobNotFound(job_id, queue)
-        return state
+        return found_state(self._queue.cancel(job_id, queue, reason), job_id, queue)
 
     def _send(self, job: Job) -> str:
         job_id = job_id_of(self._queue.enqueue(job))
@@ -337,10 +297,3 @@ class Dispatcher:
         if ids:
             self._first.dispatched(ids[0])
         return ids
-
-    def build(
-        self, target: Target, payload: Mapping[str, Any] | None = None, **options: Any
-    ) -> Job:
-        """The job ``dispatch`` would enqueue (options left ``None`` keep the defaults), with
-        the metadata the registry's ``on_dispatch`` hooks add."""
-        return self._jobs.build(target, payload, **options)

@@ -72,7 +72,7 @@ class Connection:
         self, registry: JobRegistry, *, commit_hooks: CommitHooks | None = None
     ) -> AsyncDispatcher:
         """An ``AsyncDispatcher`` for ``registry``'s handlers over this connection's
-        ``async_queue``: the same jobs and ids as ``dispatcher``'s, awaited."""
+        ``async_queue``: the same methods, jobs and ids as ``dispatcher``'s, awaited."""
         memory = self.settings.queue_driver is Driver.MEMORY
         return AsyncDispatcher(
             self.async_queue,
@@ -80,6 +80,7 @@ class Connection:
             self._container.clock(),
             first_dispatch_warning=MEMORY_QUEUE_WARNING if memory else None,
             commit_hooks=commit_hooks,
+            batches=self._container.async_batches(),
         )
 
     def close(self) -> None:

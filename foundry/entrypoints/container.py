@@ -21,6 +21,7 @@ from foundry.adapters.redis.queue import RedisQueue
 from foundry.entrypoints.injection import containers, providers
 from foundry.entrypoints.settings import Driver, Settings
 from foundry.ports import (
+    AsyncBatchPort,
     AsyncQueuePort,
     BatchPort,
     CachePort,
@@ -201,6 +202,7 @@ class Container(containers.DeclarativeContainer):
     schedules = providers.Dependency(instance_of=SchedulePort, default=queue)  # type: ignore[type-abstract]
     # Every queue backend keeps batches.
     batches = providers.Dependency(instance_of=BatchPort, default=queue)  # type: ignore[type-abstract]
+    async_batches = providers.Dependency(instance_of=AsyncBatchPort, default=async_queue)  # type: ignore[type-abstract]
 
     cache_backend = providers.Selector(
         config.cache.driver,

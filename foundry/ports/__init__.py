@@ -1,6 +1,6 @@
 """Ports: the protocols framework code and the worker depend on, and their value types."""
 
-from foundry.ports.async_queue import AsyncQueuePort
+from foundry.ports.async_queue import AsyncBatchPort, AsyncQueuePort
 from foundry.ports.batches import BatchPort, BatchRecord
 from foundry.ports.cache import (
     CachePort,
@@ -39,6 +39,7 @@ from foundry.ports.transactions import CommitHooks, TransactionalEnqueue
 
 __all__ = [
     "UNSTARTED_LAPSES_MAX",
+    "AsyncBatchPort",
     "AsyncQueuePort",
     "BatchPort",
     "BatchRecord",

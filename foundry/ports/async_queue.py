@@ -1,4 +1,5 @@
-"""The asyncio producer's port: what an event loop needs to put jobs into a queue."""
+"""The asyncio producer's ports: what an event loop needs to put jobs (and batches) into a
+queue, read them and cancel them."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
-from foundry.domain import Job
+from foundry.domain import Batch, Job, JobState
+from foundry.ports.batches import BatchRecord
 from foundry.ports.queue_types import EnqueueOutcome, JobRecord
 
 
 @runtime_checkable
 class AsyncQueuePort(Protocol):
-    """``QueuePort``'s enqueue side (and ``get``, ``wait``) for asyncio code, with the same
-    promises.
+    """``QueuePort``'s enqueue side (and ``get``, ``wait``, ``cancel``) for asyncio code, with
+    the same promises.
 
     * A stored job is the one ``QueuePort.enqueue`` would store: same id, record and schedule;
       any worker serves it.
@@ -49,6 +51,33 @@ class AsyncQueuePort(Protocol):
         the time runs out; ``None`` if the job is unknown."""
         ...
 
+    async def cancel(
+        self, job_id: str, queue: str | None = None, reason: str = "cancelled"
+    ) -> JobState | None:
+        """``QueuePort.cancel``: the job's state after the call, ``None`` if unknown."""
+        ...
+
     async def aclose(self) -> None:
         """Close the connections this adapter opened (a later call opens them again)."""
+        ...
+
+
+@runtime_checkable
+class AsyncBatchPort(Protocol):
+    """``BatchPort``'s dispatch side for asyncio code, with its promises (B1-B5): a batch
+    stored here is the one ``BatchPort.enqueue_batches`` would store, and no call blocks the
+    event loop on I/O."""
+
+    async def enqueue_batches(self, items: Sequence[Job | Batch]) -> None:
+        """``BatchPort.enqueue_batches``: every item in one write, or none."""
+        ...
+
+    async def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
+        """``BatchPort.batch``: the batch's record, ``None`` if unknown."""
+        ...
+
+    async def cancel_batch(
+        self, batch_id: str, queue: str | None = None, reason: str = "cancelled"
+    ) -> BatchRecord | None:
+        """``BatchPort.cancel_batch``: its record after the call, ``None`` if unknown."""
         ...

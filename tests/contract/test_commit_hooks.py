@@ -56,7 +56,7 @@ def queue() -> MemoryQueue:
 
 @pytest.fixture
 def dispatcher(queue: MemoryQueue, db: CommitBackend) -> Dispatcher:
-    return Dispatcher(queue, registry, ManualClock(), commit_hooks=db.hooks)
+    return Dispatcher(queue, registry, ManualClock(), commit_hooks=db.hooks, batches=queue)
 
 
 def test_a_job_dispatched_in_a_transaction_is_sent_once_when_it_commits(
@@ -153,6 +153,20 @@ def test_a_bad_payload_is_refused_at_dispatch_not_at_the_commit(
     assert queue.stats("mail").ready == 1
 
 
+def test_a_batch_after_the_commit_is_sent_only_when_it_commits(
+    dispatcher: Dispatcher, queue: MemoryQueue, db: CommitBackend
+) -> None:
+    rolled_back(
+        db,
+        lambda: dispatcher.batch([(welcome, {"user_id": 1})], after_commit=True, batch_id="gone"),
+    )
+    with db.atomic():
+        kept = dispatcher.batch([(welcome, {"user_id": 2})], after_commit=True)
+        assert queue.batches("mail") == []
+
+    assert [record.id for record in queue.batches("mail")] == [kept]
+
+
 @pytest.mark.parametrize("name", ["memory", "sqlalchemy"])  # Django's ORM is sync-only
 def test_the_async_dispatcher_sends_after_the_commit_and_never_after_a_rollback(
     queue: MemoryQueue, name: str
@@ -180,6 +194,33 @@ def test_the_async_dispatcher_sends_after_the_commit_and_never_after_a_rollback(
     assert inside == 0
     assert queue.get(sent) is not None
     assert queue.get(dropped) is None
+
+
+@pytest.mark.parametrize("name", ["memory", "sqlalchemy"])
+def test_the_async_dispatcher_sends_a_batch_after_the_commit_and_never_after_a_rollback(
+    queue: MemoryQueue, name: str
+) -> None:
+    [db] = COMMIT_BACKENDS[name]()
+    twin = AsyncMemoryQueue(queue)
+    dispatcher = AsyncDispatcher(twin, registry, ManualClock(), commit_hooks=db.hooks, batches=twin)
+
+    async def main() -> tuple[str, int]:
+        with db.atomic():
+            sent = await dispatcher.batch([(welcome, {"user_id": 1})], after_commit=True)
+            inside = len(queue.batches("mail"))
+        try:
+            with db.atomic():
+                await dispatcher.batch([(welcome, {"user_id": 2})], after_commit=True, batch_id="x")
+                raise Rollback
+        except Rollback:
+            pass
+        await dispatcher.flush()
+        return sent, inside
+
+    sent, inside = asyncio.run(main())
+
+    assert inside == 0
+    assert [record.id for record in queue.batches("mail")] == [sent]
 
 
 def test_a_commit_in_another_thread_hands_the_async_send_to_the_dispatching_loop(

@@ -3,19 +3,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from foundry.adapters.clock import ManualClock
-from foundry.application.async_dispatcher import AsyncDispatcher
-from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
 from foundry.domain import InvalidJob, JobState, UniqueSpec, UnknownHandler
 from tests.backends import Queue, QueueBackend
-from tests.dispatch_support import AnyDispatcher, AwaitedDispatcher
+from tests.dispatch_support import AnyDispatcher, Dispatchers
 
 registry = JobRegistry()
 
@@ -30,21 +26,12 @@ def report(user: str) -> str:
     return user
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture
 def dispatcher(
-    request: pytest.FixtureRequest,
-    queue_backend: QueueBackend,
-    queue: Queue,
-    clock: ManualClock,
-) -> Iterator[AnyDispatcher]:
+    dispatchers: Dispatchers, queue_backend: QueueBackend, queue: Queue
+) -> AnyDispatcher:
     """Each dispatcher in turn, over the current backend's ``queue`` (its store, its clock)."""
-    if request.param == "sync":
-        yield Dispatcher(queue, registry, clock)
-        return
-    twin = queue_backend.twin(request.getfixturevalue, clock, queue)
-    awaited = AwaitedDispatcher(AsyncDispatcher(twin, registry, clock), twin, asyncio.Runner())
-    yield awaited
-    awaited.close()
+    return dispatchers.over(queue_backend, queue, registry)
 
 
 def test_dispatch_enqueues_a_ready_job_with_the_handlers_defaults(

@@ -1,5 +1,5 @@
-"""The dispatcher's waiting and control calls on the memory queue: result(), and (below)
-cancel() and dependencies."""
+"""The dispatcher's result() on the memory queue (cancel and dependencies through both
+dispatchers on every backend: tests/contract/test_dispatch_control.py)."""
 
 from datetime import timedelta
 
@@ -10,14 +10,10 @@ from foundry.adapters.memory import MemoryQueue
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
 from foundry.domain import (
-    AfterFailure,
     Dead,
     ErrorInfo,
-    InvalidJob,
-    JobCancelled,
     JobFailed,
     JobNotFound,
-    JobState,
     ResultTimeout,
 )
 from foundry.ports import ClaimRequest
@@ -97,41 +93,3 @@ def test_result_refuses_a_timeout_that_is_not_a_duration(
 ) -> None:
     with pytest.raises(ValueError, match="timeout must be a number of seconds >= 0"):
         dispatcher.result("any", timeout=timeout)
-
-
-def test_cancel_ends_a_pending_job_and_result_then_raises_cancelled(
-    dispatcher: Dispatcher,
-) -> None:
-    job_id = dispatcher.dispatch(resize, {"width": 10})
-
-    state = dispatcher.cancel(job_id, reason="not needed")
-
-    assert state is JobState.CANCELLED
-    with pytest.raises(JobCancelled, match="cancelled \\(not needed\\)"):
-        dispatcher.result(job_id, timeout=1)
-
-
-def test_cancel_of_an_unknown_job_raises_not_found(dispatcher: Dispatcher) -> None:
-    with pytest.raises(JobNotFound):
-        dispatcher.cancel("nope")
-
-
-def test_dispatch_after_makes_the_job_wait_for_the_others(
-    dispatcher: Dispatcher, queue: MemoryQueue
-) -> None:
-    first = dispatcher.dispatch(resize, {"width": 1})
-
-    second = dispatcher.dispatch(resize, {"width": 2}, after=[first], after_failure="run")
-
-    record = queue.get(second)
-    assert record is not None
-    assert (record.state, record.job.after, record.job.after_failure) == (
-        JobState.WAITING,
-        (first,),
-        AfterFailure.RUN,
-    )
-
-
-def test_dispatch_after_an_unknown_job_is_refused(dispatcher: Dispatcher) -> None:
-    with pytest.raises(InvalidJob, match="job 'nope' is not in queue 'images'"):
-        dispatcher.dispatch(resize, {"width": 2}, after=["nope"])

@@ -164,3 +164,16 @@ def test_an_async_dispatcher_on_the_memory_driver_feeds_the_connections_queue_an
     ]
     [warning] = foundry_messages(warnings)
     assert ids[0] in warning
+
+
+def test_the_connections_async_dispatcher_keeps_batches() -> None:
+    fx = foundry.connect(foundry.Settings(queue_driver="memory"))
+
+    async def main() -> str:
+        batch_id = await fx.async_dispatcher(registry).batch([(send_welcome, {"user_id": 1})])
+        await fx.aclose()
+        return batch_id
+
+    batch_id = asyncio.run(main())
+
+    assert fx.queue.batch(batch_id) is not None  # type: ignore[attr-defined]

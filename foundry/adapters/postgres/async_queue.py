@@ -1,9 +1,9 @@
-"""AsyncPostgresQueue: the asyncio producer's port on PostgreSQL (psycopg's AsyncConnection).
+"""AsyncPostgresQueue: the asyncio producer's ports on PostgreSQL (psycopg's AsyncConnection).
 
-It calls the same ``enqueue`` function with the same arguments as ``PostgresQueue`` (built by
-``enqueue_params``), so a job has the same id, record and promises whichever client stored
-it. Calls share one connection, one at a time; ``wait`` listens on a second one for the
-``ended`` notifications, looking again after ``poll`` at the latest.
+It calls the same functions with the same arguments as ``PostgresQueue`` (built by
+``enqueue_params`` and ``BatchCalls``), so a job or batch has the same id, record and promises
+whichever client stored it. Calls share one connection, one at a time; ``wait`` listens on a
+second one for the ``ended`` notifications, looking again after ``poll`` at the latest.
 """
 
 from __future__ import annotations
@@ -19,19 +19,25 @@ import psycopg
 from psycopg import sql
 
 from foundry.adapters.codec import Codec
+from foundry.adapters.postgres.batches import (
+    DEADLOCK_TRIES,
+    BatchCalls,
+    batch_record,
+    batch_refused,
+)
 from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import unreachable
 from foundry.adapters.postgres.database import end_policy
-from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes, refused
+from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.statements import Statements
 from foundry.adapters.postgres.waking import channel
-from foundry.domain import Job
-from foundry.ports import Clock, DeadLetterRetention, EnqueueOutcome, JobRecord
+from foundry.domain import Batch, Job, JobState
+from foundry.ports import BatchRecord, Clock, DeadLetterRetention, EnqueueOutcome, JobRecord
 
 _SPARE = timedelta(minutes=1)
-#: What a job that fails at its enqueue (its dependency already failed) is kept under: the
-#: sync queue's defaults.
+#: What a job that ends at its enqueue (its dependency already failed) or at a cancel is kept
+#: under: the sync queue's defaults.
 _KEEP = timedelta(hours=1)
 _RETENTION = DeadLetterRetention()
 
@@ -51,6 +57,7 @@ class AsyncPostgresQueue:
         self._clock = clock
         self._rows = RowCodec(codec or Codec())
         self._sql = Statements(settings.schema)
+        self._batches = BatchCalls(self._sql)
         self._poll = poll.total_seconds()
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._lock: asyncio.Lock | None = None
@@ -65,13 +72,7 @@ class AsyncPostgresQueue:
             return []
         blobs = [self._rows.codec.encode_job(job) for job in jobs]
         params = enqueue_params(jobs, blobs, self._now(), end_policy(_KEEP, _RETENTION))
-        try:
-            rows = await self._fetch(self._sql["enqueue"], params)
-        except psycopg.Error as error:
-            invalid = refused(error)
-            if invalid is None:
-                raise
-            raise invalid from None
+        rows = await self._fetch(self._sql["enqueue"], params)
         return outcomes(jobs, [(row[0], row[1]) for row in rows])
 
     async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
@@ -104,6 +105,46 @@ class AsyncPostgresQueue:
             await listener.close()
             await self._fetch(self._sql["drop_waiter"], {"token": token}, rows=False)
 
+    async def cancel(
+        self, job_id: str, queue: str | None = None, reason: str = "cancelled"
+    ) -> JobState | None:
+        """As ``PostgresQueue.cancel``: one statement."""
+        params = {"queue": queue, "id": job_id, "reason": reason, "now": self._now()}
+        rows = await self._fetch(self._sql["cancel"], {**params, **end_policy(_KEEP, _RETENTION)})
+        return None if not rows or rows[0][0] is None else JobState(rows[0][0])
+
+    async def enqueue_batches(self, items: Sequence[Job | Batch]) -> None:
+        """As ``PostgresQueue.enqueue_batches``: one call, everything encoded first."""
+        if not items:
+            return
+        policy = end_policy(_KEEP, _RETENTION)
+        params = self._batches.params(items, self._rows.codec, self._now(), policy)
+        await self._fetch(self._batches.enqueue, params, rows=False)
+
+    async def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
+        """As ``PostgresQueue.batch``: one query."""
+        params = {"id": batch_id, "queue": queue, "now": await self._read_now()}
+        rows = await self._fetch(self._batches.one, params)
+        return batch_record(rows[0]) if rows else None
+
+    async def cancel_batch(
+        self, batch_id: str, queue: str | None = None, reason: str = "cancelled"
+    ) -> BatchRecord | None:
+        """As ``PostgresQueue.cancel_batch``: one call (sent again if PostgreSQL aborted it
+        for a deadlock with a worker ending members), then the record."""
+        params = {"id": batch_id, "queue": queue, "reason": reason, "now": self._now()}
+        for attempt in range(1, DEADLOCK_TRIES + 1):
+            try:
+                call = {**params, **end_policy(_KEEP, _RETENTION)}
+                rows = await self._fetch(self._batches.cancel, call)
+                break
+            except psycopg.errors.DeadlockDetected:
+                if attempt == DEADLOCK_TRIES:
+                    raise
+        if not rows or rows[0][0] is None:
+            return None
+        return await self.batch(batch_id, rows[0][0])
+
     async def aclose(self) -> None:
         """Close the connection (the next call opens it again)."""
         if self._conn is not None:
@@ -130,7 +171,17 @@ class AsyncPostgresQueue:
                 conn = await self._connection()
                 cursor = await conn.execute(statement, params)
                 return await cursor.fetchall() if rows else []
-            except psycopg.OperationalError as error:
+            except psycopg.Error as error:
+                # Bad input (an ``after`` id the queue does not hold, a batch id that is a
+                # job's: the server's FD001 / FD002, which psycopg files under
+                # OperationalError) or a deadlock to retry: the connection is fine.
+                invalid = batch_refused(error)
+                if invalid is not None:
+                    raise invalid from None
+                if isinstance(error, psycopg.errors.DeadlockDetected):
+                    raise
+                if not isinstance(error, psycopg.OperationalError):
+                    raise
                 await self.aclose()
                 raise unreachable(self._settings, error) from error
 

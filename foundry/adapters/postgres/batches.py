@@ -8,12 +8,15 @@ as the end.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
+from foundry.adapters.codec import Codec
 from foundry.adapters.postgres.database import Database
 from foundry.adapters.postgres.enqueuing import enqueue_params, refused
+from foundry.adapters.postgres.statements import Statements
 from foundry.domain import InvalidJob, Job
 from foundry.domain.batch import Batch, BatchProgress, Callback, one_queue
 from foundry.ports.batches import BatchRecord
@@ -21,7 +24,7 @@ from foundry.ports.batches import BatchRecord
 #: The SQLSTATE ``enqueue_batches`` raises for a batch id that is a stored job's id.
 _BATCH_ID_TAKEN = "FD002"
 #: How often a cancel aborted by a deadlock is sent.
-_DEADLOCK_TRIES = 5
+DEADLOCK_TRIES = 5
 
 _ENQUEUE = """
     SELECT {s}.enqueue_batches(
@@ -48,7 +51,6 @@ _COLUMNS = """
            WHERE c.queue = b.queue AND c.batch_id = b.id)
 """
 
-# At most 1,000 a call, so one reap never holds a long transaction.
 _FORGET = """
     DELETE FROM {s}.batches b
      USING (SELECT queue, id FROM {s}.batches
@@ -72,82 +74,25 @@ _LIST = f"""
 """
 
 
-class PostgresBatches:
-    """``BatchPort`` over the queue's schema."""
+class BatchCalls:
+    """The batch statements of one schema, their parameters and what their rows say, built
+    without I/O: the sync ``PostgresBatches`` and the asyncio queue send the same calls."""
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._enqueue = db.sql.render(_ENQUEUE)
-        self._cancel = db.sql.render(_CANCEL)
-        self._one = db.sql.render(_ONE)
-        self._list = db.sql.render(_LIST)
-        self._forget = db.sql.render(_FORGET)
+    def __init__(self, sql: Statements) -> None:
+        self.enqueue = sql.render(_ENQUEUE)
+        self.cancel = sql.render(_CANCEL)
+        self.one = sql.render(_ONE)
+        self.list = sql.render(_LIST)
+        self.forget = sql.render(_FORGET)
 
-    def enqueue_batches(self, items: Sequence[Job | Batch]) -> None:
-        """One ``enqueue_batches`` call; everything encoded (so checked) first."""
-        with self._db.conn() as conn:
-            self.enqueue_on(conn, items)
-
-    def enqueue_on(
-        self, executor: psycopg.Connection[Any] | psycopg.Cursor[Any], items: Sequence[Job | Batch]
-    ) -> None:
-        """The ``enqueue_batches`` call on ``executor`` (a pooled connection, or a cursor of
-        the caller's own in a transaction it holds); ``InvalidJob`` for bad input."""
-        if not items:
-            return
-        one_queue(items)
-        params = self._params(items)
-        try:
-            executor.execute(self._enqueue, params)
-        except psycopg.Error as error:
-            invalid = _invalid(error)
-            if invalid is None:
-                raise
-            raise invalid from None
-
-    def batch(self, batch_id: str, queue: str | None) -> BatchRecord | None:
-        """The batch's record, searched in every queue when ``queue`` is None."""
-        with self._db.conn() as conn:
-            now = self._db.now_on(conn)
-            row = conn.execute(self._one, {"id": batch_id, "queue": queue, "now": now}).fetchone()
-        return None if row is None else _record(row)
-
-    def cancel_batch(self, batch_id: str, queue: str | None, reason: str) -> BatchRecord | None:
-        """One ``cancel_batch`` call, then the batch's record."""
-        params = {"id": batch_id, "queue": queue, "reason": reason, **self._db.policy}
-        with self._db.conn() as conn:
-            for attempt in range(1, _DEADLOCK_TRIES + 1):
-                try:
-                    row = conn.execute(self._cancel, {**params, "now": self._db.now()}).fetchone()
-                    break
-                except psycopg.errors.DeadlockDetected:
-                    # Members ending in one worker call in another order than the batch's:
-                    # PostgreSQL aborted this call, which changed nothing; send it again.
-                    if attempt == _DEADLOCK_TRIES:
-                        raise
-        if row is None or row[0] is None:
-            return None
-        return self.batch(batch_id, row[0])
-
-    def batches(self, queue: str, offset: int, limit: int) -> list[BatchRecord]:
-        """The queue's batches still kept, newest first."""
-        if limit <= 0 or offset < 0:
-            return []
-        with self._db.conn() as conn:
-            now = self._db.now_on(conn)
-            params = {"queue": queue, "now": now, "offset": offset, "limit": limit}
-            rows = conn.execute(self._list, params).fetchall()
-        return [_record(row) for row in rows]
-
-    def forget_expired(self) -> int:
-        """Delete the ended batches kept past their time (their callbacks' rows go with
-        them), at most 1,000; how many. The reaper's."""
-        with self._db.conn() as conn:
-            return conn.execute(self._forget, {"now": self._db.now()}).rowcount
-
-    def _params(self, items: Sequence[Job | Batch]) -> dict[str, Any]:
+    @staticmethod
+    def params(
+        items: Sequence[Job | Batch], codec: Codec, now: datetime | None, policy: dict[str, Any]
+    ) -> dict[str, Any]:
         """Enqueue's arrays over the jobs to store now (in order), then the callbacks; which
-        batch each belongs to, and which callback each of the latter is."""
+        batch each belongs to, and which callback each of the latter is. Everything is
+        encoded (so checked) here; ``InvalidJob`` for items of several queues."""
+        one_queue(items)
         jobs: list[Job] = []
         batch_of: list[int | None] = []
         callbacks: list[tuple[int, Callback, Job]] = []
@@ -163,9 +108,9 @@ class PostgresBatches:
                 jobs.append(item)
                 batch_of.append(None)
         every = [*jobs, *(job for _, _, job in callbacks)]
-        blobs = [self._db.rows.codec.encode_job(job) for job in every]
+        blobs = [codec.encode_job(job) for job in every]
         return {
-            **enqueue_params(every, blobs, self._db.now(), self._db.policy),
+            **enqueue_params(every, blobs, now, policy),
             "batch_ids": [batch.id for batch in batches],
             "allow_failures": [batch.allow_failures for batch in batches],
             "count": len(jobs),
@@ -174,14 +119,86 @@ class PostgresBatches:
         }
 
 
-def _invalid(error: psycopg.Error) -> InvalidJob | None:
+class PostgresBatches:
+    """``BatchPort`` over the queue's schema."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._sql = BatchCalls(db.sql)
+
+    def enqueue_batches(self, items: Sequence[Job | Batch]) -> None:
+        """One ``enqueue_batches`` call; everything encoded (so checked) first."""
+        with self._db.conn() as conn:
+            self.enqueue_on(conn, items)
+
+    def enqueue_on(
+        self, executor: psycopg.Connection[Any] | psycopg.Cursor[Any], items: Sequence[Job | Batch]
+    ) -> None:
+        """The ``enqueue_batches`` call on ``executor`` (a pooled connection, or a cursor of
+        the caller's own in a transaction it holds); ``InvalidJob`` for bad input."""
+        if not items:
+            return
+        params = self._sql.params(items, self._db.rows.codec, self._db.now(), self._db.policy)
+        try:
+            executor.execute(self._sql.enqueue, params)
+        except psycopg.Error as error:
+            invalid = batch_refused(error)
+            if invalid is None:
+                raise
+            raise invalid from None
+
+    def batch(self, batch_id: str, queue: str | None) -> BatchRecord | None:
+        """The batch's record, searched in every queue when ``queue`` is None."""
+        with self._db.conn() as conn:
+            now = self._db.now_on(conn)
+            params = {"id": batch_id, "queue": queue, "now": now}
+            row = conn.execute(self._sql.one, params).fetchone()
+        return None if row is None else batch_record(row)
+
+    def cancel_batch(self, batch_id: str, queue: str | None, reason: str) -> BatchRecord | None:
+        """One ``cancel_batch`` call, then the batch's record."""
+        params = {"id": batch_id, "queue": queue, "reason": reason, **self._db.policy}
+        with self._db.conn() as conn:
+            for attempt in range(1, DEADLOCK_TRIES + 1):
+                try:
+                    now = {"now": self._db.now()}
+                    row = conn.execute(self._sql.cancel, {**params, **now}).fetchone()
+                    break
+                except psycopg.errors.DeadlockDetected:
+                    # Members ending in one worker call in another order than the batch's:
+                    # PostgreSQL aborted this call, which changed nothing; send it again.
+                    if attempt == DEADLOCK_TRIES:
+                        raise
+        if row is None or row[0] is None:
+            return None
+        return self.batch(batch_id, row[0])
+
+    def batches(self, queue: str, offset: int, limit: int) -> list[BatchRecord]:
+        """The queue's batches still kept, newest first."""
+        if limit <= 0 or offset < 0:
+            return []
+        with self._db.conn() as conn:
+            now = self._db.now_on(conn)
+            params = {"queue": queue, "now": now, "offset": offset, "limit": limit}
+            rows = conn.execute(self._sql.list, params).fetchall()
+        return [batch_record(row) for row in rows]
+
+    def forget_expired(self) -> int:
+        """Delete the ended batches kept past their time (their callbacks' rows go with
+        them), at most 1,000; how many. The reaper's."""
+        with self._db.conn() as conn:
+            return conn.execute(self._sql.forget, {"now": self._db.now()}).rowcount
+
+
+def batch_refused(error: psycopg.Error) -> InvalidJob | None:
     """The ``InvalidJob`` an ``enqueue_batches`` error stands for, if it is one."""
     if error.sqlstate == _BATCH_ID_TAKEN:
         return InvalidJob("batch_id", error.diag.message_primary or str(error))
     return refused(error)
 
 
-def _record(row: tuple[Any, ...]) -> BatchRecord:
+def batch_record(row: tuple[Any, ...]) -> BatchRecord:
+    """The record a batch row (``_COLUMNS``) holds."""
     (queue, batch_id, total, completed, failed, cancelled, allow_failures, cancel_requested,
      caught, created_at, finished_at, fired, reason, callbacks) = row  # fmt: skip
     progress = BatchProgress(

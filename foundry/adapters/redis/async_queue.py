@@ -1,8 +1,9 @@
-"""AsyncRedisQueue: the asyncio adapter of ``AsyncQueuePort`` over ``redis.asyncio``.
+"""AsyncRedisQueue: the asyncio adapter of ``AsyncQueuePort`` and ``AsyncBatchPort`` over
+``redis.asyncio``.
 
-It sends the same ``enqueue`` function calls as ``RedisQueue`` (built by the same
-``EnqueuePlan``), so a job has the same id, record and promises whichever client stored it,
-and a worker of either kind serves it. Concurrent calls share one connection and one write
+It sends the same function calls as ``RedisQueue`` (built by the same ``EnqueuePlan`` and
+``BatchPlan``), so a job or batch has the same id, record and promises whichever client stored
+it, and a worker of either kind serves it. Concurrent calls share one connection and one write
 (see ``async_runner``).
 """
 
@@ -18,6 +19,7 @@ import redis.asyncio
 
 from foundry.adapters.codec import Codec
 from foundry.adapters.redis.admin import found_record, record_reads
+from foundry.adapters.redis.batch_plan import BatchPlan, first_id
 from foundry.adapters.redis.broken import checked_keys, queue_broken, wrong_types
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.cluster_runner import async_function_runner
@@ -27,8 +29,11 @@ from foundry.adapters.redis.epochs import EpochWatch
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout, QueueKeys
 from foundry.adapters.redis.record_codec import RecordCodec
+from foundry.adapters.redis.records import ceil_ms
+from foundry.adapters.redis.runner import Arg
 from foundry.adapters.redis.waiting import BLOCK_S
-from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError, Job, QueueBroken
+from foundry.domain import MAX_PAYLOAD_BYTES, Batch, ConfigurationError, Job, JobState, QueueBroken
+from foundry.ports.batches import BatchRecord
 from foundry.ports.clock import Clock
 from foundry.ports.queue_types import EnqueueOutcome, JobRecord
 
@@ -39,7 +44,8 @@ class AsyncRedisQueue:
     ``clock=None`` (production) lets the functions read the Redis server's ``TIME``; tests
     pass a ``ManualClock``. ``prefix`` must be the workers' (``QUEUE_PREFIX``).
     ``durability`` (``REDIS_WAIT_REPLICAS``) makes an enqueue wait for replicas before it
-    returns, as the sync queue's does.
+    returns, as the sync queue's does. ``completed_ttl``: how long a cancelled job and an
+    ended batch are kept (the sync queue's).
     """
 
     def __init__(
@@ -51,6 +57,7 @@ class AsyncRedisQueue:
         codec: Codec | None = None,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         durability: Durability | None = None,
+        completed_ttl: timedelta = timedelta(hours=1),
     ) -> None:
         if not 0 < max_payload_bytes <= MAX_PAYLOAD_BYTES:
             raise ConfigurationError(
@@ -63,6 +70,10 @@ class AsyncRedisQueue:
         self._epochs = EpochWatch(self._clock)
         self._records = RecordCodec(codec or Codec(max_payload_bytes))
         self._plan = EnqueuePlan(self._keys, self._clock, self._records, self._epochs)
+        self._batches = BatchPlan(
+            self._keys, self._clock, self._records, self._epochs, completed_ttl
+        )
+        self._ttl_ms = ceil_ms(completed_ttl)
 
     async def enqueue(self, job: Job) -> EnqueueOutcome:
         """One pipelined call (a second the first time this process uses the queue)."""
@@ -123,6 +134,60 @@ class AsyncRedisQueue:
                 await self._runner.client.execute_command(  # type: ignore[no-untyped-call]
                     "BLMOVE", notified, notified, "RIGHT", "LEFT", f"{seconds:.3f}"
                 )
+
+    async def cancel(
+        self, job_id: str, queue: str | None = None, reason: str = "cancelled"
+    ) -> JobState | None:
+        """As ``RedisQueue.cancel``: one function call (after a search of every queue without
+        ``queue``)."""
+        if queue is None:
+            record = await self.get(job_id)
+            if record is None:
+                return None
+            queue = record.job.queue
+        args: list[Arg] = [self._clock.arg(), job_id, reason, self._ttl_ms]
+        with guard("cancel", job_id):
+            letter = await self._runner.call("cancel", self._keys.queue(queue).first, args)
+        return RecordCodec.state_of(letter)
+
+    async def enqueue_batches(self, items: Sequence[Job | Batch]) -> None:
+        """As ``RedisQueue.enqueue_batches``: one ``batch`` call, everything encoded first."""
+        if not items:
+            return
+        keys, args = self._batches.call(items)
+        with guard("enqueue_batches", first_id(items)):
+            await self._register([keys.queue])
+            try:
+                reply = await self._runner.call("batch", keys.first, args)
+            except redis.ResponseError as error:
+                raise await self._broken(keys, error) from error
+        self._batches.stored(keys.queue, reply)
+
+    async def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
+        """As ``RedisQueue.batch``: one round trip (two without ``queue``)."""
+        with guard("batch"):
+            candidates = [queue] if queue is not None else await self._queues()
+            reads: list[list[Arg]] = [["TIME"], *self._batches.reads(candidates, batch_id)]
+            replies = await asyncio.gather(*(self._runner.command(*read) for read in reads))
+        now = self._clock.from_time(replies[0])
+        return self._batches.found(batch_id, candidates, replies[1:], now)
+
+    async def cancel_batch(
+        self, batch_id: str, queue: str | None = None, reason: str = "cancelled"
+    ) -> BatchRecord | None:
+        """As ``RedisQueue.cancel_batch``: the record read, one ``batch_cancel`` call, the
+        record read again."""
+        found = await self.batch(batch_id, queue)
+        if found is None:
+            return None
+        keys = self._keys.queue(found.queue)
+        with guard("cancel_batch"):
+            args = self._batches.cancel_args(batch_id, reason)
+            try:
+                await self._runner.call("batch_cancel", keys.first, args)
+            except redis.ResponseError as error:
+                raise await self._broken(keys, error) from error
+        return await self.batch(batch_id, found.queue)
 
     async def aclose(self) -> None:
         """Close this queue's connection (the client's own pool is the caller's to close)."""

@@ -1,0 +1,101 @@
+"""What ``Dispatcher`` and ``AsyncDispatcher`` share: the jobs, chains and batches one call
+builds, and what they make of the queue's answers, so both keep the same promises."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from foundry.application.batches import BatchMaker, Step
+from foundry.application.chains import chain_jobs
+from foundry.application.job_maker import (
+    AfterCommit,
+    FirstDispatchWarning,
+    Item,
+    JobMaker,
+    Target,
+)
+from foundry.application.registry import JobRegistry
+from foundry.domain import Batch, BatchNotFound, ConfigurationError, Job, JobNotFound, JobState
+from foundry.ports import BatchRecord, Clock, CommitHooks
+
+Port = TypeVar("Port")
+
+
+class DispatcherBase:
+    """The building half of a dispatcher: jobs from the registry's defaults and the call's
+    options, stamped with ``clock``'s time; the sending half is the subclass's."""
+
+    def __init__(
+        self,
+        registry: JobRegistry,
+        clock: Clock,
+        *,
+        first_dispatch_warning: str | None,
+        commit_hooks: CommitHooks | None,
+    ) -> None:
+        self._jobs = JobMaker(registry, clock)
+        self._batch_maker = BatchMaker(self._jobs)
+        self._first = FirstDispatchWarning(first_dispatch_warning)
+        self._after_commit = AfterCommit(commit_hooks, registry.after_commit)
+
+    def build(
+        self, target: Target, payload: Mapping[str, Any] | None = None, **options: Any
+    ) -> Job:
+        """The job ``dispatch`` would enqueue (options left ``None`` keep the defaults), with
+        the metadata the registry's ``on_dispatch`` hooks add."""
+        return self._jobs.build(target, payload, **options)
+
+    def build_batch(
+        self,
+        jobs: Iterable[Step],
+        *,
+        then: Step | None = None,
+        catch: Step | None = None,
+        finally_: Step | None = None,
+        allow_failures: bool = False,
+        queue: str | None = None,
+        batch_id: str | None = None,
+    ) -> Batch:
+        """The batch ``batch`` would enqueue (for a step of ``chain``)."""
+        return self._batch_maker.make(
+            jobs,
+            {"then": then, "catch": catch, "finally": finally_},
+            allow_failures=allow_failures,
+            queue=queue,
+            batch_id=batch_id,
+        )
+
+    def _chain(
+        self, steps: Iterable[Item | Batch], queue: str | None, result_as: str | None
+    ) -> tuple[list[Job | Batch], list[Job] | None]:
+        """A chain's steps, built before anything is sent; and its jobs when it holds no
+        batch (then it is sent as ``dispatch_many`` sends, no batch store needed)."""
+        units = chain_jobs(self.build, list(steps), queue, result_as)
+        jobs = [unit for unit in units if isinstance(unit, Job)]
+        return units, jobs if len(jobs) == len(units) else None
+
+
+def batch_store(port: Port | None) -> Port:
+    """The dispatcher's batch store; ``ConfigurationError`` saying how to get one if none."""
+    if port is None:
+        raise ConfigurationError(
+            "this dispatcher was built without a batch store: build it with "
+            "batches=<the queue> (foundry.connect()'s dispatchers do: every queue "
+            "backend keeps batches)"
+        )
+    return port
+
+
+def found_batch(record: BatchRecord | None, batch_id: str, queue: str | None) -> BatchRecord:
+    """The batch's record; ``BatchNotFound`` if no such batch is kept."""
+    if record is None:
+        raise BatchNotFound(batch_id, queue)
+    return record
+
+
+def found_state(state: JobState | None, job_id: str, queue: str | None) -> JobState:
+    """A cancelled job's state; ``JobNotFound`` if no such job is known."""
+    if state is None:
+        raise JobNotFound(job_id, queue)
+    return state

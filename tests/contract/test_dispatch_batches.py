@@ -1,0 +1,142 @@
+"""Batches through the public dispatchers: the sync ``Dispatcher`` and the ``AsyncDispatcher``
+dispatch, read and cancel the same batches (alone and as chain steps), on every queue backend
+that keeps batches; and refuse them the same way where none is kept."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.application.registry import JobRegistry
+from foundry.domain import (
+    BatchNotFound,
+    Callback,
+    ConfigurationError,
+    Dead,
+    ErrorInfo,
+    InvalidJob,
+    JobState,
+    UnknownHandler,
+)
+from foundry.domain.batch import BATCH_KEY
+from foundry.ports import ClaimRequest, Lease
+from tests.backends import LEASE, QUEUE_BACKENDS, BatchQueue, QueueBackend
+from tests.dispatch_support import AnyDispatcher, Dispatchers
+
+registry = JobRegistry()
+
+
+@registry.job(name="resize", queue="media")
+def resize(n: int) -> int:
+    return n
+
+
+@registry.job(name="done")
+def done(note: str = "") -> str:
+    return note
+
+
+@pytest.fixture
+def dispatcher(
+    dispatchers: Dispatchers, batch_backend: QueueBackend, batch_queue: BatchQueue
+) -> AnyDispatcher:
+    """Each dispatcher in turn, over the current backend's queue and its batches."""
+    return dispatchers.over(batch_backend, batch_queue, registry)
+
+
+def _drain(queue: BatchQueue, queues: list[str], fail: str | None = None) -> list[str]:
+    """Run every claimable job (``fail`` goes dead), in claim order; the names run."""
+    ran: list[str] = []
+    while leases := queue.claim(ClaimRequest(queues, lease=LEASE, limit=1)):
+        lease: Lease = leases[0]
+        ran.append(lease.job.name)
+        if lease.job.name == fail:
+            queue.fail(lease, ErrorInfo("Boom", "x"), Dead("gave up"))
+        else:
+            queue.complete(lease)
+    return ran
+
+
+def test_a_batch_runs_its_members_then_its_callbacks(
+    dispatcher: AnyDispatcher, batch_queue: BatchQueue
+) -> None:
+    batch_id = dispatcher.batch(
+        [(resize, {"n": 1}), (resize, {"n": 2})],
+        then=(done, {"note": "ok"}),
+        finally_=done,
+    )
+
+    assert _drain(batch_queue, ["media"]) == ["resize", "resize", "done", "done"]
+    record = dispatcher.batch_record(batch_id)
+    assert record.state == "succeeded"
+    then = batch_queue.get(record.callbacks[Callback.THEN])
+    assert then is not None
+    assert (then.job.queue, then.job.metadata[BATCH_KEY]) == ("media", batch_id)
+
+
+def test_bad_batches_are_refused_before_anything_is_sent(
+    dispatcher: AnyDispatcher, batch_queue: BatchQueue
+) -> None:
+    with pytest.raises(InvalidJob, match="at least one job"):
+        dispatcher.batch([])
+    with pytest.raises(UnknownHandler):
+        dispatcher.batch([(resize, {"n": 1}), ("nope", {})])
+    with pytest.raises(InvalidJob, match="not in queue"):
+        dispatcher.batch([dispatcher.build(resize, {"n": 1}, after=("missing",))])
+
+    assert batch_queue.stats("media").pending == 0
+    assert batch_queue.batches("media") == []
+    with pytest.raises(BatchNotFound, match="no batch"):
+        dispatcher.batch_record("missing")
+
+
+def test_a_chain_step_may_be_a_batch(dispatcher: AnyDispatcher, batch_queue: BatchQueue) -> None:
+    middle = dispatcher.build_batch([(resize, {"n": 1}), (resize, {"n": 2})], finally_=done)
+
+    ids = dispatcher.chain([(done, {"note": "first"}), middle, (done, {"note": "last"})])
+
+    assert ids[1] == middle.id
+    ran = _drain(batch_queue, ["default"])
+    assert ran == ["done", "resize", "resize", "done", "done"]
+    last = batch_queue.get(ids[2])
+    assert last is not None
+    assert last.state is JobState.COMPLETED
+
+
+def test_a_failed_batch_stops_its_chain(dispatcher: AnyDispatcher, batch_queue: BatchQueue) -> None:
+    middle = dispatcher.build_batch([(resize, {"n": 1})], catch=done)
+
+    ids = dispatcher.chain([middle, (done, {"note": "last"})])
+
+    assert _drain(batch_queue, ["media"], fail="resize") == ["resize", "done"]
+    last = batch_queue.get(ids[1])
+    assert last is not None
+    assert (last.state, last.reason) == (JobState.CANCELLED, "dependency failed")
+
+
+def test_cancel_batch_through_the_dispatcher(
+    dispatcher: AnyDispatcher, batch_queue: BatchQueue
+) -> None:
+    batch_id = dispatcher.batch([(resize, {"n": 1})], then=done)
+
+    record = dispatcher.cancel_batch(batch_id, reason="changed my mind")
+
+    assert (record.state, record.reason) == ("cancelled", "changed my mind")
+    assert dispatcher.batch_record(batch_id, queue="media") == record
+    assert _drain(batch_queue, ["media"]) == []
+    with pytest.raises(BatchNotFound):
+        dispatcher.cancel_batch("missing")
+
+
+def test_a_dispatcher_without_a_batch_store_says_how_to_get_one(
+    dispatchers: Dispatchers, clock: ManualClock
+) -> None:
+    keeps_none = attrs.evolve(QUEUE_BACKENDS["memory"], batches=False)
+    dispatcher = dispatchers.over(keeps_none, MemoryQueue(clock), registry)
+
+    with pytest.raises(ConfigurationError, match="batches="):
+        dispatcher.batch([(resize, {"n": 1})])
+    with pytest.raises(ConfigurationError, match="batches="):
+        dispatcher.cancel_batch("any")

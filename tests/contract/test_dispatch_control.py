@@ -1,0 +1,170 @@
+"""Chains, dependencies and cancel through the public dispatchers: the sync ``Dispatcher`` and
+the ``AsyncDispatcher`` keep the same promises, on every queue backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from foundry.application.chains import RESULT_AS
+from foundry.application.registry import JobRegistry
+from foundry.domain import (
+    AfterFailure,
+    Dead,
+    ErrorInfo,
+    InvalidJob,
+    JobCancelled,
+    JobNotFound,
+    JobState,
+    UnknownHandler,
+)
+from foundry.ports import ClaimRequest
+from tests.backends import LEASE, Queue, QueueBackend
+from tests.dispatch_support import AnyDispatcher, Dispatchers
+
+registry = JobRegistry()
+
+
+@registry.job(name="fetch", queue="etl")
+def fetch(url: str) -> str:
+    return url
+
+
+@registry.job(name="parse", queue="other")
+def parse(text: str | None = None, strict: bool = False) -> int:
+    return len(text or "")
+
+
+@pytest.fixture
+def dispatcher(
+    dispatchers: Dispatchers, queue_backend: QueueBackend, queue: Queue
+) -> AnyDispatcher:
+    """Each dispatcher in turn, over the current backend's ``queue``."""
+    return dispatchers.over(queue_backend, queue, registry)
+
+
+def _claim(queue: Queue) -> list[str]:
+    return [lease.job_id for lease in queue.claim(ClaimRequest(["etl"], lease=LEASE, limit=5))]
+
+
+def test_a_chain_runs_its_steps_one_after_another_in_the_first_steps_queue(
+    dispatcher: AnyDispatcher, queue: Queue
+) -> None:
+    ids = dispatcher.chain([(fetch, {"url": "u"}), (parse, {}), (parse, {"strict": True})])
+
+    order = []
+    while leases := queue.claim(ClaimRequest(["etl"], lease=LEASE, limit=5)):
+        assert len(leases) == 1
+        order.append(leases[0].job_id)
+        queue.complete(leases[0])
+
+    assert order == ids
+    assert [queue.get(job_id).job.queue for job_id in ids] == ["etl"] * 3  # type: ignore[union-attr]
+
+
+def test_a_dead_step_cancels_the_rest_with_the_reason(
+    dispatcher: AnyDispatcher, queue: Queue
+) -> None:
+    _, second, third = dispatcher.chain([(fetch, {"url": "u"}), (parse, {}), (parse, {})])
+    [lease] = queue.claim(ClaimRequest(["etl"], lease=LEASE))
+
+    queue.fail(lease, ErrorInfo("Boom", "x"), Dead("gave up"))
+
+    for job_id in (second, third):
+        record = queue.get(job_id)
+        assert record is not None
+        assert (record.state, record.reason) == (JobState.CANCELLED, "dependency failed")
+    assert _claim(queue) == []
+
+
+def test_result_as_marks_the_later_steps_and_fills_a_placeholder(
+    dispatcher: AnyDispatcher, queue: Queue
+) -> None:
+    first, second = dispatcher.chain([(fetch, {"url": "u"}), (parse, {})], result_as="text")
+
+    record = queue.get(second)
+    assert record is not None
+    assert (record.job.payload, record.job.metadata[RESULT_AS]) == ({"text": None}, "text")
+    first_record = queue.get(first)
+    assert first_record is not None
+    assert RESULT_AS not in first_record.job.metadata
+
+
+@pytest.mark.parametrize(
+    ("steps", "options", "error"),
+    [
+        ([], {}, InvalidJob),
+        ([(fetch, {"url": "u"}), ("nope", {})], {}, UnknownHandler),
+        ([(fetch, {"url": "u"}), (parse, {"bogus": 1})], {}, InvalidJob),
+        ([(fetch, {"url": "u"}), (parse, {})], {"result_as": "not a name"}, InvalidJob),
+    ],
+)
+def test_a_bad_chain_is_refused_and_nothing_is_written(
+    dispatcher: AnyDispatcher,
+    queue: Queue,
+    steps: list[Any],
+    options: dict[str, Any],
+    error: type[Exception],
+) -> None:
+    with pytest.raises(error):
+        dispatcher.chain(steps, **options)
+
+    assert queue.queues() == []
+
+
+def test_cancel_ends_a_pending_job_and_result_then_raises_cancelled(
+    dispatcher: AnyDispatcher, queue: Queue
+) -> None:
+    job_id = dispatcher.dispatch(fetch, {"url": "u"})
+
+    state = dispatcher.cancel(job_id, reason="not needed")
+
+    assert state is JobState.CANCELLED
+    assert _claim(queue) == []
+    with pytest.raises(JobCancelled, match="cancelled \\(not needed\\)"):
+        dispatcher.result(job_id, timeout=1)
+
+
+def test_cancel_of_a_running_job_leaves_it_active_for_its_worker_to_stop(
+    dispatcher: AnyDispatcher, queue: Queue
+) -> None:
+    job_id = dispatcher.dispatch(fetch, {"url": "u"})
+    [lease] = queue.claim(ClaimRequest(["etl"], lease=LEASE))
+
+    state = dispatcher.cancel(job_id, queue="etl")
+
+    assert state is JobState.ACTIVE
+    assert lease.job_id == job_id
+
+
+def test_cancel_of_an_unknown_job_raises_not_found(dispatcher: AnyDispatcher) -> None:
+    with pytest.raises(JobNotFound):
+        dispatcher.cancel("nope")
+    with pytest.raises(JobNotFound):
+        dispatcher.cancel("nope", queue="etl")
+
+
+def test_dispatch_after_makes_the_job_wait_for_the_others(
+    dispatcher: AnyDispatcher, queue: Queue
+) -> None:
+    first = dispatcher.dispatch(fetch, {"url": "a"})
+
+    second = dispatcher.dispatch(fetch, {"url": "b"}, after=[first], after_failure="run")
+
+    record = queue.get(second)
+    assert record is not None
+    assert (record.state, record.job.after, record.job.after_failure) == (
+        JobState.WAITING,
+        (first,),
+        AfterFailure.RUN,
+    )
+    queue.complete(queue.claim(ClaimRequest(["etl"], lease=LEASE))[0])
+    assert _claim(queue) == [second]
+
+
+def test_dispatch_after_an_unknown_job_is_refused(dispatcher: AnyDispatcher, queue: Queue) -> None:
+    with pytest.raises(InvalidJob, match="job 'nope' is not in queue 'etl'"):
+        dispatcher.dispatch(fetch, {"url": "b"}, after=["nope"])
+
+    assert queue.stats("etl").pending == 0
