@@ -154,6 +154,30 @@ def test_a_cancelled_enqueue_leaves_the_others_of_its_batch_alone(redis_url: str
     assert queue.stats("default").ready in (4, 5)  # sent before it was cancelled, or not
 
 
+def test_a_call_cancelled_while_its_reply_is_awaited_keeps_the_connection(redis_url: str) -> None:
+    name = f"aq-{uuid.uuid4().hex[:8]}"
+    aqueue, queue = _pair(redis_url, name)
+    admin = redis.Redis.from_url(redis_url)
+
+    async def main() -> tuple[object, list[int], list[int]]:
+        await aqueue.enqueue(Job("t", id="first"))
+        before = [c["id"] for c in admin.client_list() if c["name"] == name]
+        waiting = asyncio.create_task(aqueue.enqueue(Job("t", id="cancelled")))
+        await asyncio.sleep(0)  # written; its reply is awaited
+        waiting.cancel()
+        outcome = await aqueue.enqueue(Job("t", id="after"))
+        after = [c["id"] for c in admin.client_list() if c["name"] == name]
+        await aqueue.aclose()
+        return outcome, before, after
+
+    outcome, before, after = asyncio.run(main())
+
+    assert outcome == Enqueued("after")
+    assert before == after  # the same connection: the cancelled call's reply was read and dropped
+    assert len(before) == 1
+    assert queue.stats("default").ready == 3  # the cancelled call was written: it ran
+
+
 def test_one_queue_serves_one_event_loop_after_another(redis_url: str) -> None:
     aqueue, queue = _pair(redis_url)
 

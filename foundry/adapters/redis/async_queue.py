@@ -26,7 +26,7 @@ from foundry.adapters.redis.cluster_runner import async_function_runner
 from foundry.adapters.redis.durability import Durability
 from foundry.adapters.redis.enqueuing import EnqueuePlan
 from foundry.adapters.redis.epochs import EpochWatch
-from foundry.adapters.redis.errors import guard
+from foundry.adapters.redis.errors import guard, translated
 from foundry.adapters.redis.keys import KeyLayout, QueueKeys
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import ceil_ms
@@ -78,15 +78,18 @@ class AsyncRedisQueue:
     async def enqueue(self, job: Job) -> EnqueueOutcome:
         """One pipelined call (a second the first time this process uses the queue)."""
         keys, args = self._plan.one(job)
-        with guard("enqueue", job.id):
+        # guard() written out, as in the sync Enqueuer: a generator context manager was a
+        # twentieth of an awaited dispatch's work.
+        try:
             if self._epochs.unregistered(job.queue):  # the checks inline: no coroutine each
                 await self._register([job.queue])
-            try:
-                reply = await self._runner.call("enqueue", keys.first, args)
-            except redis.ResponseError as error:
-                raise await self._broken(keys, error) from error
+            reply = await self._runner.call("enqueue", keys.first, args)
             if self._durability.replicas:
                 await self._replicated()
+        except redis.ResponseError as error:
+            raise await self._broken(keys, error) from error
+        except redis.RedisError as error:
+            raise translated("enqueue", error, job.id) from error
         return self._plan.outcome(job, reply)
 
     async def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
