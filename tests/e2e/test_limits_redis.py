@@ -22,9 +22,7 @@ from tests.e2e.test_demo import ROOT, unique_prefix
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
-# 40 intervals of 50 ms: 2 s at 20/s. Kept under the burst horizon (BURST_HORIZON_S, 10 s):
-# jobs a rate limit holds back count as delayed and are never seen ready (a claim releases
-# and takes them in one call), so `--burst` workers stop after 10 s of them and leave the rest.
+# 40 intervals of 50 ms: 2 s at 20/s.
 TICKS = 41
 
 

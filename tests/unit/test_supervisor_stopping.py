@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.stopping import BURST_HORIZON_S
-from foundry.domain import JobState, RetryPolicy, RunAfter
+from foundry.domain import JobState, Limit, Rate, RetryPolicy, RunAfter
 from tests.pool_support import FAST, Harness
 
 
@@ -108,3 +108,22 @@ def test_burst_mode_leaves_jobs_delayed_beyond_its_horizon_and_says_so() -> None
     assert pool.sup.finished
     assert pool.sup.stopping.left is not None
     assert pool.sup.stopping.left.describe() == "; left: 1 delayed in default, 1 in paused paused"
+
+
+def test_burst_mode_runs_a_rate_limited_backlog_longer_than_its_horizon_to_the_end() -> None:
+    # Jobs a rate holds back count as delayed and are never seen ready (a claim releases and
+    # takes them at once): the horizon counts from the last job the pool got.
+    pool = Harness(PoolConfig(concurrency=1, burst=True, idle_wait=FAST))
+    ids = pool.enqueue(30, limit=Limit("api", rate=Rate.parse("2/s")))  # 15 s of starts
+    pool.start()
+
+    for _ in range(200):  # 50 s at most
+        if pool.sup.finished:
+            break
+        if pool.sup.slots[0].busy:
+            pool.reply(0)
+        pool.advance(0.25)
+
+    assert pool.sup.finished
+    states = [pool.queue.get(job_id).state for job_id in ids]  # type: ignore[union-attr]
+    assert states == [JobState.COMPLETED] * 30

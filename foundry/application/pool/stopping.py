@@ -55,11 +55,17 @@ class Stopping:
         self.requested = True
         self.cold = self.cold or cold
 
+    def got_work(self) -> None:
+        """A claim brought jobs: the wait for delayed jobs counts again from the next empty
+        claim (jobs a rate limit holds back are delayed, and a claim takes them as it
+        releases them: they are never seen ready)."""
+        self._empty_since = None
+
     def check_drained(self, now: float, *, holding: bool, broken: Sequence[str] = ()) -> None:
         """In burst mode, stop once the pool holds no lease and runs no job (``holding``
-        false), no job is ready in the queues it serves, and none became ready for
-        ``BURST_HORIZON_S`` while delayed jobs remain; say what is left (delayed jobs further
-        ahead, paused queues' jobs, ``broken`` queues)."""
+        false), no job is ready in the queues it serves, and none became ready or was
+        claimed for ``BURST_HORIZON_S`` while delayed jobs remain; say what is left (delayed
+        jobs further ahead, paused queues' jobs, ``broken`` queues)."""
         if not self._burst or holding:
             return
         left = self._left(broken)

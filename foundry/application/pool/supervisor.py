@@ -233,6 +233,7 @@ class Supervisor:
         ahead = max(wanted - idle_children, 0)
         leases = self._claimer.claim(wanted, wait, now, ahead=ahead)
         if leases:
+            self.stopping.got_work()
             self.buffer.extend(leases)
             self._hand_out(now)
             return
