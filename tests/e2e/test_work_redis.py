@@ -12,9 +12,9 @@ from foundry.adapters.clock import SystemClock
 from foundry.adapters.redis.cache import RedisCache
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.application.dispatcher import Dispatcher
-from foundry.domain import JobState
 from foundry.entrypoints.apps import load_app
-from tests.e2e.apps import LEDGER, QUEUE, add, flaky, registry
+from tests.e2e.apps import QUEUE
+from tests.e2e.burst_drain import drains_exactly_once
 from tests.e2e.test_demo import run_foundry, unique_prefix
 from tests.redis_server import RedisServer
 
@@ -37,36 +37,9 @@ def queue(redis_url: str, prefix: str) -> Iterator[RedisQueue]:
 def test_work_burst_drains_dispatched_jobs_exactly_once(
     redis_url: str, prefix: str, queue: RedisQueue, tmp_path: Path, prefetch: str
 ) -> None:
-    ledger = tmp_path / "ledger"
-    ledger.touch()
-    dispatcher = Dispatcher(queue, registry, SystemClock())
-    ids = dispatcher.dispatch_many([(add, {"a": n, "b": 2}) for n in range(40)])
-    ids.append(dispatcher.dispatch(flaky, {"key": "k1"}))
     env = {"QUEUE_DRIVER": "redis", "REDIS_URL": redis_url, "QUEUE_PREFIX": prefix}
 
-    result = run_foundry(
-        "work",
-        "--app",
-        "tests.e2e.apps:registry",
-        "--burst",
-        "--concurrency",
-        "2",
-        "--prefetch",
-        prefetch,
-        env={**env, LEDGER: str(ledger)},
-    )
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    lines = ledger.read_text().splitlines()
-    assert sorted(line for line in lines if line.startswith("add")) == sorted(
-        f"add {n} 2" for n in range(40)
-    )
-    assert lines.count("flaky k1") == 2
-    records = [queue.get(job_id, QUEUE) for job_id in ids]
-    assert [r.state if r else None for r in records] == [JobState.COMPLETED] * 41
-    assert [r.attempts if r else None for r in records[-1:]] == [2]
-    stats = queue.stats(QUEUE)
-    assert (stats.pending, stats.active, stats.dead) == (0, 0, 0)
+    drains_exactly_once(queue, env, tmp_path, prefetch)
 
 
 def test_work_on_redis_with_a_bad_queue_name_exits_2(redis_url: str, prefix: str) -> None:
