@@ -164,7 +164,7 @@ def test_pg4_connections_terminated_server_side_during_claims_lose_nothing(
                 "SELECT pid, pg_terminate_backend(pid) FROM ("
                 " SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
                 " AND client_port = ANY(%s) AND query LIKE %s OFFSET 0) chosen",
-                [ports, "%.claim(%"],
+                [ports, "%claim(%"],  # claim( and complete_and_claim(
             ).fetchall()
             if rows:
                 terminated += len(rows)
