@@ -219,9 +219,7 @@ def _corrupt_postgres(queue: Queue, queue_name: str, job_id: str) -> None:
 
 
 #: What the PostgreSQL queue does not offer yet, and the tests that need it.
-POSTGRES_LACKS: dict[str, tuple[str, ...]] = {
-    "jobs held ahead unstarted (ClaimRequest.ahead)": ("test_queue_held_ahead.py",),
-}
+POSTGRES_LACKS: dict[str, tuple[str, ...]] = {}
 
 
 QUEUE_BACKENDS: dict[str, QueueBackend] = {

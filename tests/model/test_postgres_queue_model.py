@@ -18,8 +18,6 @@ def test_postgres_queue_matches_the_model(request: pytest.FixtureRequest) -> Non
     class PostgresQueueMachine(QueueMachine):
         """The model against ``PostgresQueue``, a fresh schema per example."""
 
-        holds_ahead = False  # its claims count every attempt at once
-
         def make_queue(self, clock: ManualClock) -> Queue:
             return postgres_queue(fixture, clock)
 

@@ -172,6 +172,7 @@ class PostgresQueue:
             "worker": request.worker,
             "now": self._now(),
             "remember": remember,
+            **_claim_extras(request),
         }
         return conn.execute(self._sql["claim"], params).fetchall()
 
@@ -179,13 +180,14 @@ class PostgresQueue:
         """Leases of the claimed rows, in claim order; an undecodable job is buried (after
         the claim's transaction, whose row locks the burial needs)."""
         leases = []
-        for _, queue, job_id, blob, token, attempts, deadline, fence in sorted(rows):
+        for _, queue, job_id, blob, token, attempts, deadline, fence, lapses in sorted(rows):
             try:
                 job = self._rows.codec.decode_job(bytes(blob), job_id)
             except UndecodableJob as error:
                 self._bury_undecodable(queue, job_id, token, attempts, error)
                 continue
-            leases.append(Lease(job, token, attempts, deadline, fence))
+            ahead = lapses is not None
+            leases.append(Lease(job, token, attempts, deadline, fence, ahead=ahead, lapses=lapses or 0))
         return leases
 
     def _bury_undecodable(
@@ -210,11 +212,12 @@ class PostgresQueue:
             "token": request.claim_token,
             "worker": request.worker,
             "remember": request.wait <= timedelta(0),
+            **_claim_extras(request),
         }
         with self._conn() as conn:
             rows = conn.execute(self._sql["complete_and_claim"], params).fetchall()
-        ended = [(-row[0], row[8]) for row in rows if row[0] < 0]
-        taken = [row[:8] for row in rows if row[0] > 0]
+        ended = [(-row[0], row[9]) for row in rows if row[0] < 0]
+        taken = [row[:9] for row in rows if row[0] > 0]
         applied = self._writes.applied(leases, ended)
         claimed = self._leases(taken)
         if taken or request.wait <= timedelta(0):
@@ -398,6 +401,17 @@ class PostgresQueue:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _claim_extras(request: ClaimRequest) -> dict[str, Any]:
+    """A claim's jobs to hold ahead and the held leases whose start it reports first."""
+    started = request.started
+    return {
+        "ahead": request.ahead,
+        "started_queues": [lease.queue for lease in started],
+        "started_ids": [lease.job_id for lease in started],
+        "started_tokens": [lease.token for lease in started],
+    }
 
 
 def _enqueued(

@@ -27,22 +27,26 @@ _STATEMENTS: dict[str, str] = {
             %(dead_age)s::interval, %(now)s::timestamptz)
         """,
     "claim": """
-        SELECT n, queue, id, blob, lease_token, attempts, deadline, fence FROM {s}.claim(
+        SELECT n, queue, id, blob, lease_token, attempts, deadline, fence, lapses
+          FROM {s}.claim(
             %(queues)s::text[], %(limit)s::integer, %(lease)s::interval, %(token)s::text,
-            %(worker)s::text, %(now)s::timestamptz, %(remember)s::boolean)
+            %(worker)s::text, %(now)s::timestamptz, %(remember)s::boolean,
+            %(ahead)s::integer, %(started_queues)s::text[], %(started_ids)s::text[],
+            %(started_tokens)s::text[])
         """,
     "complete_and_claim": """
-        SELECT n, queue, id, blob, lease_token, attempts, deadline, fence, applied
+        SELECT n, queue, id, blob, lease_token, attempts, deadline, fence, lapses, applied
           FROM {s}.complete_and_claim(
             %(queues)s::text[], %(ids)s::text[], %(tokens)s::text[], %(results)s::bytea[],
             %(keep)s::interval, %(claim_queues)s::text[], %(limit)s::integer,
             %(lease)s::interval, %(token)s::text, %(worker)s::text, %(now)s::timestamptz,
-            %(remember)s::boolean)
+            %(remember)s::boolean, %(ahead)s::integer, %(started_queues)s::text[],
+            %(started_ids)s::text[], %(started_tokens)s::text[])
         """,
     "renew": """
         SELECT i, deadline, stop FROM {s}.renew(
             %(queues)s::text[], %(ids)s::text[], %(tokens)s::text[], %(progress)s::bytea[],
-            %(duration)s::interval, %(now)s::timestamptz)
+            %(duration)s::interval, %(now)s::timestamptz, %(started)s::boolean[])
         """,
     "complete": """
         SELECT i, applied FROM {s}.complete(
@@ -63,7 +67,7 @@ _STATEMENTS: dict[str, str] = {
     "now": f"SELECT {_NOW}",
     "expired": """
         SELECT queue, id, lease_token, attempts, max_attempts, worker, stop, lease_deadline,
-               run_at
+               run_at, ahead
           FROM {s}.jobs WHERE state = 'active' AND lease_deadline < %(now)s
          ORDER BY lease_deadline LIMIT 500 FOR UPDATE SKIP LOCKED
         """,
@@ -73,6 +77,7 @@ _STATEMENTS: dict[str, str] = {
             %(reason)s::text, 'lost', %(now)s::timestamptz, %(keep)s::interval,
             %(max_dead)s::integer, %(dead_age)s::interval)
         """,
+    "give_back": "SELECT {s}.give_back(%(queue)s::text, %(id)s::text)",
     "append_error": """
         UPDATE {s}.jobs SET errors = errors || %(error)s::bytea
          WHERE queue = %(queue)s AND id = %(id)s

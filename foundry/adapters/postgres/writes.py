@@ -46,6 +46,7 @@ class PostgresWrites:
             ],
             "duration": duration,
             "now": self._now(),
+            "started": [not lease.ahead for lease in leases],
         }
         with self._conn() as conn:
             rows = conn.execute(self._sql["renew"], params).fetchall()
@@ -149,7 +150,7 @@ class PostgresWrites:
                 return recovered
 
     def _lose(self, conn: Any, row: tuple[Any, ...], now: datetime) -> None:
-        queue, job_id, token, attempts, max_attempts, worker, stop, deadline, run_at = row
+        queue, job_id, token, attempts, max_attempts, worker, stop, deadline, run_at, ahead = row
         log.warning(
             "lease %s expired at %s; recovering",
             token,
@@ -159,6 +160,8 @@ class PostgresWrites:
         kind, reason = "retry", None
         if stop is not None:
             kind, reason = "cancel", stop
+        elif ahead:  # held ahead, never started: its attempt comes back (lapses counted)
+            conn.execute(self._sql["give_back"], {"queue": queue, "id": job_id})
         elif attempts >= max_attempts:
             kind, reason = "dead", "lease lost"
             error = self._rows.codec.encode(lost_error(attempts, worker, now))

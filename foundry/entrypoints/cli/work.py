@@ -14,9 +14,8 @@ from foundry.entrypoints.cli import common
 from foundry.entrypoints.cli.pooled import build_pool
 from foundry.entrypoints.cli.selfcheck import log_report, self_check
 from foundry.entrypoints.extras import require
-from foundry.entrypoints.settings import Driver
 
-#: The default --prefetch-window (ms) where claims hold jobs ahead unstarted (Redis, memory).
+#: The default --prefetch-window (ms): claims hold jobs ahead unstarted.
 HOLD_AHEAD_MS = 20.0
 
 WORK_HELP = """Run handlers from --app in a prefork pool until stopped.
@@ -67,13 +66,12 @@ worker (any number may run: each tick is enqueued once) unless --no-scheduler.
 @click.option(
     "--prefetch-window",
     type=click.FloatRange(min=0),
-    default=None,
-    show_default="20, or 0 on PostgreSQL",
+    default=HOLD_AHEAD_MS,
+    show_default=True,
     help="Adaptive prefetch for short jobs, in ms: hold as many jobs as the children finish "
     "in this window (at most 64), so a child's next job waits for it. A held job spends its "
     "attempt only once it starts (a crashed worker gives back the attempts of the jobs it "
-    "held unstarted); on PostgreSQL every claim counts its attempt at once, so a crashed "
-    "worker spends one of every job it held. 0 gives jobs to idle children only.",
+    "held unstarted). 0 gives jobs to idle children only.",
 )
 @click.option(
     "--child-nice",
@@ -115,7 +113,7 @@ def work(
     max_memory_per_child: int | None,
     grace: float,
     prefetch: int,
-    prefetch_window: float | None,
+    prefetch_window: float,
     child_nice: int,
     burst: bool,
     metrics_port: int | None,
@@ -127,9 +125,6 @@ def work(
         require("metrics", "--metrics-port", "prometheus_client")
     box = common.container(ctx)
     registry = load_app(app, box)
-    if prefetch_window is None:  # PostgreSQL's claims count a held job's attempt at once
-        on_postgres = common.settings(ctx).queue_driver is Driver.POSTGRES
-        prefetch_window = 0.0 if on_postgres else HOLD_AHEAD_MS
     config = PoolConfig(
         queues=common.queue_names(queues) if queues else app_queues(registry),
         concurrency=concurrency,
