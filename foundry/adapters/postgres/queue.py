@@ -187,7 +187,9 @@ class PostgresQueue:
                 self._bury_undecodable(queue, job_id, token, attempts, error)
                 continue
             ahead = lapses is not None
-            leases.append(Lease(job, token, attempts, deadline, fence, ahead=ahead, lapses=lapses or 0))
+            leases.append(
+                Lease(job, token, attempts, deadline, fence, ahead=ahead, lapses=lapses or 0)
+            )
         return leases
 
     def _bury_undecodable(
