@@ -45,6 +45,22 @@ def test_a_blob_is_the_reference_form_and_decodes_to_the_same_job(job: Job) -> N
     assert blobs.decode(job.id, job.queue, _record(blob)) == job
 
 
+@given(
+    st.text(min_size=1, max_size=40).filter(str.strip),
+    st.none() | moments,
+    st.sampled_from([{}, {"n": 1}]),
+)
+def test_a_plain_dispatch_s_blob_is_the_reference_form(
+    name: str, created_at: datetime | None, payload: dict[str, Any]
+) -> None:
+    job = Job(name, payload, created_at=created_at)
+
+    blob = blobs.encode(job)
+
+    assert blob == _reference(job)
+    assert blobs.decode(job.id, job.queue, _record(blob)) == job
+
+
 def test_jobs_sharing_a_creation_time_and_then_not_each_get_their_own_stamp() -> None:
     first = Job("noop", created_at=datetime(2030, 1, 1, tzinfo=UTC))
     second = Job("noop", created_at=datetime(2031, 1, 1, tzinfo=UTC))

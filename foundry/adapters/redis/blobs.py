@@ -9,9 +9,11 @@ docs/architecture.md). Anything else is the codec's JSON (it starts with ``{``).
 
 from __future__ import annotations
 
+import operator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import orjson
 from cattrs.gen import make_dict_unstructure_fn, override
 
@@ -22,6 +24,7 @@ from foundry.domain.errors import UndecodableJob
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SEP = "\x1f"
+_MICROSECOND = timedelta(microseconds=1)
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -69,6 +72,17 @@ def _plain(job_id: str, queue: str, fields: dict[str, Any]) -> Job | None:
         return None  # the converter's path names the problem
 
 
+#: Every field of a job but those the short form keeps or the keys hold, and their defaults:
+#: a job whose values equal these (a plain dispatch's) needs no unstructuring to be told short.
+_REST = tuple(
+    field.name
+    for field in attrs.fields(Job)
+    if field.name not in ("name", "id", "queue", "created_at")
+)
+_rest_of = operator.attrgetter(*_REST)
+_REST_DEFAULTS = _rest_of(Job("default"))
+
+
 class JobBlobs:
     """Encode and decode stored job blobs around the one ``Codec``."""
 
@@ -88,6 +102,10 @@ class JobBlobs:
 
     def encode(self, job: Job) -> bytes:
         """The stored blob; raises ``InvalidJob`` as ``Codec.encode_job`` does."""
+        if _rest_of(job) == _REST_DEFAULTS:
+            short = self._short_plain(job.name, job.created_at)
+            if short is not None:
+                return short
         fields = self._unstructure(job)
         short = self._short(fields)
         if short is not None:
@@ -107,6 +125,17 @@ class JobBlobs:
         if len(fields) == 2 and isinstance(created, int) and created >= 0:
             return f"={name}{_SEP}{self._base36(created)}".encode()
         return None
+
+    def _short_plain(self, name: str, created_at: datetime | None) -> bytes | None:
+        """``_short`` of a job whose other fields are their defaults."""
+        if name.startswith("{") or _SEP in name:
+            return None
+        if created_at is None:
+            return f"={name}".encode()
+        created = (created_at - _EPOCH) // _MICROSECOND
+        if created < 0:
+            return None
+        return f"={name}{_SEP}{self._base36(created)}".encode()
 
     def _base36(self, number: int) -> str:
         stamp = self._stamp

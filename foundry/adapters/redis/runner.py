@@ -79,6 +79,12 @@ def library() -> Library:
     return Library()
 
 
+#: Texts shorter than this are kept packed (at most ``_SMALL_KEPT`` of them): ids and blobs
+#: are longer, so only the few constants of the calls are.
+_SMALL = 4
+_SMALL_KEPT = 512
+
+
 def _bulk(arg: Arg) -> bytes:
     data = arg if isinstance(arg, bytes) else str(arg).encode()
     return b"$%d\r\n%s\r\n" % (len(data), data)
@@ -90,6 +96,9 @@ class Packer:
     def __init__(self, functions: dict[str, str]) -> None:
         self._function = functions
         self._heads: dict[tuple[str, tuple[str, ...]], bytes] = {}
+        # The short texts most arguments are ("", "0", a clock's "", counts), packed once:
+        # a dict hit where formatting a bulk string is a third of packing a plain enqueue.
+        self._small: dict[Arg, bytes] = {}
 
     def pack(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> bytes:
         """One ``FCALL`` of ``name`` with ``keys`` and ``args``, ready to send."""
@@ -98,11 +107,21 @@ class Packer:
             parts: list[Arg] = ["FCALL", self._function[name], len(keys), *keys]
             head = b"".join(map(_bulk, parts))
             self._heads[(name, tuple(keys))] = head
-        count = 3 + len(keys) + len(args)
-        # _bulk inlined: a batch of 1,000 jobs packs 7,000 arguments (a third faster).
-        data = [arg if isinstance(arg, bytes) else str(arg).encode() for arg in args]
-        bulks = [b"$%d\r\n%s\r\n" % (len(item), item) for item in data]
-        return b"".join((b"*%d\r\n" % count, head, *bulks))
+        small = self._small
+        bulks = [b"*%d\r\n" % (3 + len(keys) + len(args)), head]
+        for arg in args:
+            if type(arg) is str and len(arg) < _SMALL:
+                bulk = small.get(arg)
+                if bulk is None:
+                    bulk = _bulk(arg)
+                    if len(small) < _SMALL_KEPT:
+                        small[arg] = bulk
+            else:
+                # _bulk inlined: a batch of 1,000 jobs packs 7,000 arguments (a third faster).
+                data = arg if isinstance(arg, bytes) else str(arg).encode()
+                bulk = b"$%d\r\n%s\r\n" % (len(data), data)
+            bulks.append(bulk)
+        return b"".join(bulks)
 
 
 def missing(error: ResponseError) -> bool:

@@ -13,6 +13,33 @@
 local now = now_ms(ARGV[1])
 local per = 8
 local n = (#ARGV - 2) / per
+-- The queue's epoch (set to the candidate if it has none) and seq.
+local function read_meta()
+  local meta = redis.call("HMGET", META, "epoch", "seq")
+  if not meta[1] then
+    redis.call("HSET", META, "epoch", ARGV[2])
+    meta[1] = ARGV[2]
+  end
+  return meta[1], tonumber(meta[2] or "0")
+end
+
+-- A plain dispatch (one job ready now at priority 0, without a unique key or dependencies)
+-- is checked here alone and stored by HSETNX: it joins the fifo without the bookkeeping of
+-- the general path below, which an id already stored takes (Q8).
+local plain_max = n == 1 and ARGV[5] == "0" and ARGV[7] == "0" and ARGV[8] == "0"
+  and ARGV[9] == "" and ARGV[10] == "" and ARGV[3] ~= "" and now and num(ARGV[6])
+if plain_max and plain_max >= 1 then
+  local record = ms36(now) .. " 0 " .. ARGV[6] .. " 0 " .. ARGV[4]
+  if redis.call("HSETNX", JOBS, ARGV[3], record) == 1 then
+    local epoch, seq = read_meta()
+    local seq_s = n2s(seq + 1)
+    redis.call("HSET", META, "seq", seq_s)
+    redis.call("RPUSH", FIFO, ARGV[3], seq_s)
+    wake(1)
+    return { epoch, 0 }
+  end
+end
+
 if not now or n < 1 or n ~= math.floor(n) then
   return fail_arg("enqueue needs now, epoch and 8 values per job")
 end
@@ -25,32 +52,6 @@ for i = 0, n - 1 do
     return fail_arg("job " .. i .. " of the batch")
   end
 end
--- The queue's epoch (set to the candidate if it has none) and seq.
-local function read_meta()
-  local meta = redis.call("HMGET", META, "epoch", "seq")
-  if not meta[1] then
-    redis.call("HSET", META, "epoch", ARGV[2])
-    meta[1] = ARGV[2]
-  end
-  return meta[1], tonumber(meta[2] or "0")
-end
-
--- A plain dispatch (one job ready now at priority 0, without a unique key or dependencies)
--- is stored by HSETNX and joins the fifo, without the bookkeeping of the general path below,
--- which an id already stored takes (Q8).
-if n == 1 and ARGV[5] == "0" and ARGV[7] == "0" and ARGV[8] == "0" and ARGV[9] == ""
-    and ARGV[10] == "" then
-  local epoch, seq = read_meta()
-  local record = ms36(now) .. " 0 " .. ARGV[6] .. " 0 " .. ARGV[4]
-  if redis.call("HSETNX", JOBS, ARGV[3], record) == 1 then
-    local seq_s = n2s(seq + 1)
-    redis.call("HSET", META, "seq", seq_s)
-    redis.call("RPUSH", FIFO, ARGV[3], seq_s)
-    wake(1)
-    return { epoch, 0 }
-  end
-end
-
 local earlier = {}
 for i = 0, n - 1 do
   local b = 3 + i * per
