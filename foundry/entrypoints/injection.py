@@ -7,15 +7,22 @@ while dependency_injector is imported, unless the process imported them already;
 process imports one of them later, wiring learns about it then (what it would have done at
 its own import), so an app that wires its container with FastAPI's ``Depends`` sees no
 difference.
+
+``dependency_injector.providers`` also imports pydantic (~20 ms) where ``pydantic_settings`` is
+missing, only to learn whether it is pydantic 1, whose ``BaseSettings`` ``from_pydantic`` then
+accepts; of a pydantic 2 it keeps nothing. So where ``pydantic_settings`` is not installed and
+pydantic is 2 or later, pydantic is hidden too: dependency_injector is the same without it.
 """
 
 from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from inspect import isclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -23,15 +30,20 @@ from typing import Any
 _FRAMEWORKS = ("fastapi.params", "starlette.requests", "werkzeug.local")
 
 
-def _import_hidden(hidden: Sequence[str]) -> None:
+def _import_hidden(hidden: Sequence[str], unused: Sequence[str] = ()) -> None:
+    """Import dependency_injector without ``hidden`` (taught later) and ``unused``."""
     roots = {name.partition(".")[0] for name in hidden}
     roots -= set(sys.modules)
     for root in roots:
         sys.modules[root] = None  # type: ignore[assignment]  # import raises ImportError
+    # Cython modules take a None in sys.modules for the module: a finder refuses instead.
+    refuse = _Refuse(frozenset(unused) - set(sys.modules))
+    sys.meta_path.insert(0, refuse)
     try:
         import dependency_injector.containers  # noqa: PLC0415
         import dependency_injector.providers  # noqa: F401, PLC0415
     finally:
+        sys.meta_path.remove(refuse)
         for root in roots:
             del sys.modules[root]
     wiring = sys.modules["dependency_injector.wiring"]
@@ -67,6 +79,20 @@ def _is_subclass(obj: type, base: type) -> bool:
         return issubclass(obj, base)
     except TypeError:
         return False
+
+
+class _Refuse(importlib.abc.MetaPathFinder):
+    """Makes importing any of ``names`` (top-level modules) fail as if it were missing."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self._names = names
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname in self._names:
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
@@ -113,7 +139,25 @@ class _Then(importlib.abc.Loader):
         return getattr(self._loader, name)
 
 
-_import_hidden(_FRAMEWORKS)
+def _pydantic_unused() -> bool:
+    """Whether dependency_injector would import pydantic and keep nothing of it: no
+    ``pydantic_settings``, and a pydantic 2+ (the one with a ``pydantic._internal``)."""
+    if "pydantic" in sys.modules or _find("pydantic_settings") is not None:
+        return False
+    spec = _find("pydantic")
+    if spec is None or spec.origin is None:
+        return False
+    return (Path(spec.origin).parent / "_internal").is_dir()
+
+
+def _find(name: str) -> importlib.machinery.ModuleSpec | None:
+    try:
+        return importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+
+
+_import_hidden(_FRAMEWORKS, ("pydantic",) if _pydantic_unused() else ())
 
 from dependency_injector import containers, providers  # noqa: E402
 
