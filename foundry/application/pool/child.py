@@ -52,21 +52,30 @@ def child_main(
     nice: int = 0,
 ) -> None:
     """The child's whole life: set up (the middleware's ``after_fork`` last), report ready,
-    serve tasks until told to stop, run the ``before_exit`` hooks."""
-    after_fork(parent_pid, inherited, nice)
+    serve tasks until told to stop, run the ``before_exit`` hooks.
+
+    The watchdog and the lower priority come after the ready report, while the parent claims
+    the first job: starting a thread waits until the thread has run, and at a lower priority
+    every wait for a core is longer on a busy machine. The watchdog looks at its deadline
+    only every ``WATCH_EVERY_S`` anyway.
+    """
+    after_fork(parent_pid, inherited)
     if child_init is not None:
         child_init()
     registry.hooks.process_started()
     runner = Runner(registry, measure_rss)
+    conn.send_bytes(READY)
     if fence is not None:
         start_watchdog(fence, runner.is_busy)
-    conn.send_bytes(READY)
+    if nice:
+        with contextlib.suppress(OSError):  # raising one's own nice value needs no privilege
+            os.nice(nice)
     runner.serve(conn)
     registry.hooks.process_stopping()
 
 
-def after_fork(parent_pid: int, inherited: list[int], nice: int = 0) -> None:
-    """Become an independent, well-behaved child of ``parent_pid``, ``nice`` steps below it."""
+def after_fork(parent_pid: int, inherited: list[int]) -> None:
+    """Become an independent, well-behaved child of ``parent_pid``."""
     signal.set_wakeup_fd(-1)  # the parent's wake-up pipe is not ours to write to
     for name in _RESET:
         signal.signal(getattr(signal, name), signal.SIG_DFL)
@@ -80,9 +89,6 @@ def after_fork(parent_pid: int, inherited: list[int], nice: int = 0) -> None:
     if os.getppid() != parent_pid:  # the parent died before the kernel could be told
         os._exit(1)
     random.seed()
-    if nice:
-        with contextlib.suppress(OSError):  # raising one's own nice value needs no privilege
-            os.nice(nice)
 
 
 def _die_with_parent() -> None:
