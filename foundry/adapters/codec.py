@@ -6,7 +6,7 @@ defaults omitted (compact in Redis), durations and times as integer microseconds
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -139,9 +139,13 @@ class Codec:
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    def encode_job(self, job: Job) -> bytes:
-        """The job's wire form. Raises ``InvalidJob`` if its payload exceeds this limit."""
+    def encode_job(self, job: Job, omit: Collection[str] = ()) -> bytes:
+        """The job's wire form, without the fields named in ``omit`` (a store that keeps them
+        beside it gives them back to ``decode_job``). Raises ``InvalidJob`` if its payload
+        exceeds this limit."""
         fields = self._unstructure_job(job)
+        for name in omit:
+            fields.pop(name, None)
         try:
             blob = orjson.dumps({"v": WIRE_VERSION, **fields})
         except orjson.JSONEncodeError as error:
@@ -156,14 +160,19 @@ class Codec:
                 )
         return blob
 
-    def decode_job(self, data: bytes | str, job_id: str = "?") -> Job:
-        """A job from its wire form. Raises ``UndecodableJob`` naming ``job_id`` and why."""
+    def decode_job(
+        self, data: bytes | str, job_id: str = "?", beside: Mapping[str, Any] | None = None
+    ) -> Job:
+        """A job from its wire form; ``beside`` gives the fields its store kept outside it
+        (those the form has win). Raises ``UndecodableJob`` naming ``job_id`` and why."""
         try:
             fields = orjson.loads(data)
         except orjson.JSONDecodeError as error:
             raise UndecodableJob(job_id, f"not JSON ({error})") from error
         if not isinstance(fields, dict):
             raise UndecodableJob(job_id, f"expected a JSON object, got {type(fields).__name__}")
+        if beside:
+            fields = {**beside, **fields}
         return self.job_from_fields(fields, job_id)
 
     def job_from_fields(self, fields: dict[str, Any], job_id: str = "?") -> Job:

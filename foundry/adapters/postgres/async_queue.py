@@ -70,7 +70,7 @@ class AsyncPostgresQueue:
         """As ``PostgresQueue.enqueue_many``: one statement, every job encoded first."""
         if not jobs:
             return []
-        blobs = [self._rows.codec.encode_job(job) for job in jobs]
+        blobs = [self._rows.encode_job(job) for job in jobs]
         params = enqueue_params(jobs, blobs, self._now(), end_policy(_KEEP, _RETENTION))
         rows = await self._fetch(self._sql["enqueue"], params)
         return outcomes(jobs, [(row[0], row[1]) for row in rows])
@@ -118,7 +118,7 @@ class AsyncPostgresQueue:
         if not items:
             return
         policy = end_policy(_KEEP, _RETENTION)
-        params = self._batches.params(items, self._rows.codec, self._now(), policy)
+        params = self._batches.params(items, self._rows, self._now(), policy)
         await self._fetch(self._batches.enqueue, params, rows=False)
 
     async def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:

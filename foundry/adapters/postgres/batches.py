@@ -13,9 +13,9 @@ from typing import Any
 
 import psycopg
 
-from foundry.adapters.codec import Codec
 from foundry.adapters.postgres.database import Database
 from foundry.adapters.postgres.enqueuing import enqueue_params, refused
+from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.statements import Statements
 from foundry.domain import InvalidJob, Job
 from foundry.domain.batch import Batch, BatchProgress, Callback, one_queue
@@ -87,7 +87,7 @@ class BatchCalls:
 
     @staticmethod
     def params(
-        items: Sequence[Job | Batch], codec: Codec, now: datetime | None, policy: dict[str, Any]
+        items: Sequence[Job | Batch], rows: RowCodec, now: datetime | None, policy: dict[str, Any]
     ) -> dict[str, Any]:
         """Enqueue's arrays over the jobs to store now (in order), then the callbacks; which
         batch each belongs to, and which callback each of the latter is. Everything is
@@ -108,7 +108,7 @@ class BatchCalls:
                 jobs.append(item)
                 batch_of.append(None)
         every = [*jobs, *(job for _, _, job in callbacks)]
-        blobs = [codec.encode_job(job) for job in every]
+        blobs = [rows.encode_job(job) for job in every]
         return {
             **enqueue_params(every, blobs, now, policy),
             "batch_ids": [batch.id for batch in batches],
@@ -138,7 +138,7 @@ class PostgresBatches:
         the caller's own in a transaction it holds); ``InvalidJob`` for bad input."""
         if not items:
             return
-        params = self._sql.params(items, self._db.rows.codec, self._db.now(), self._db.policy)
+        params = self._sql.params(items, self._db.rows, self._db.now(), self._db.policy)
         try:
             executor.execute(self._sql.enqueue, params)
         except psycopg.Error as error:

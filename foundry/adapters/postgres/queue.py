@@ -134,7 +134,7 @@ class PostgresQueue:
         return outcomes(jobs, rows)
 
     def _enqueue_params(self, jobs: Sequence[Job]) -> dict[str, Any]:
-        blobs = [self._rows.codec.encode_job(job) for job in jobs]
+        blobs = [self._rows.encode_job(job) for job in jobs]
         return enqueue_params(jobs, blobs, self._now(), self._db.policy)
 
     # -- jobs out -------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ class PostgresQueue:
         leases = []
         for _, queue, job_id, blob, token, attempts, deadline, fence, lapses in sorted(rows):
             try:
-                job = self._rows.codec.decode_job(bytes(blob), job_id)
+                job = self._rows.decode_job(queue, job_id, bytes(blob))
             except UndecodableJob as error:
                 self._bury_undecodable(queue, job_id, token, attempts, error)
                 continue

@@ -16,6 +16,9 @@ from foundry.ports import DeadLetter, JobRecord
 #: The columns every record query selects, in this order (statements.py).
 Row = tuple[Any, ...]
 
+#: Job fields a row keeps in columns, not in its blob.
+_IN_COLUMNS = ("id", "queue")
+
 
 class RowCodec:
     """Encodes what the queue stores and decodes its rows into the port's values."""
@@ -23,16 +26,26 @@ class RowCodec:
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
 
+    def encode_job(self, job: Job) -> bytes:
+        """The blob stored for ``job``: the codec's form without ``id`` and ``queue``, which
+        the row's columns hold (``InvalidJob`` as ``Codec.encode_job``)."""
+        return self.codec.encode_job(job, omit=_IN_COLUMNS)
+
+    def decode_job(self, queue: str, job_id: str, blob: bytes) -> Job:
+        """The job of a stored blob, with or without its id and queue (rows written before
+        migration 0008 have them). Raises ``UndecodableJob``."""
+        return self.codec.decode_job(blob, job_id, {"id": job_id, "queue": queue})
+
     def job(self, queue: str, job_id: str, blob: bytes, priority: int = 0) -> Job:
         """The stored job, or a placeholder naming why it cannot be decoded."""
         try:
-            return self.codec.decode_job(blob, job_id)
+            return self.decode_job(queue, job_id, blob)
         except UndecodableJob as error:
             return undecodable_job(job_id, queue, error.reason, priority)
 
-    def errors(self, blobs: Sequence[bytes]) -> tuple[ErrorInfo, ...]:
-        """An error history from its stored entries."""
-        return tuple(self.codec.decode(blob, ErrorInfo) for blob in blobs)
+    def errors(self, blobs: Sequence[bytes] | None) -> tuple[ErrorInfo, ...]:
+        """An error history from its stored entries (NULL: none yet)."""
+        return tuple(self.codec.decode(blob, ErrorInfo) for blob in blobs or ())
 
     def progress(self, blob: bytes | None) -> Progress | None:
         """A stored progress report."""

@@ -113,9 +113,7 @@ class PostgresSchedules:
 
     def fire(self, firings: Sequence[Firing]) -> list[Fired]:
         """Each firing in its own transaction (every job encoded before any write)."""
-        blobs = [
-            [self._db.rows.codec.encode_job(job) for _, job in firing.jobs] for firing in firings
-        ]
+        blobs = [[self._db.rows.encode_job(job) for _, job in firing.jobs] for firing in firings]
         with self._db.conn() as conn:
             return [
                 self._fire(conn, firing, blob) for firing, blob in zip(firings, blobs, strict=True)
