@@ -1,6 +1,8 @@
 """Which transitions wait for the WAL flush: an enqueue and a claim that takes jobs do (an
 acknowledged dispatch survives a crash; a job never starts on a claim a crash could undo), a
-completion does not (a crash re-runs such a job after its lease, never loses it).
+completion does not (a crash re-runs such a job after its lease, never loses it) unless it
+also reports the start of a job held ahead (a start lost in a crash would give back the
+attempt of a job that ran).
 """
 
 from __future__ import annotations
@@ -87,4 +89,33 @@ def test_a_completion_with_the_next_claim_waits_for_the_flush_only_if_it_claimed
         ).fetchall()
 
         assert rows == [(-1, None), *((1, job_id) for job_id in ready)]
+        assert _commit_mode(conn) == mode
+
+
+@pytest.mark.parametrize(("report_start", "mode"), [(True, "on"), (False, "off")])
+def test_a_completion_that_reports_a_held_jobs_start_waits_for_the_flush(
+    queue: PostgresQueue, postgres_url: str, report_start: bool, mode: str
+) -> None:
+    queue.enqueue_many([job(id="a"), job(id="b")])
+    done, held = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2, ahead=1))
+    started = [held] if report_start else []
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT n, id FROM {}.complete_and_claim(ARRAY['default'], ARRAY[%s], "
+                "ARRAY[%s], ARRAY[NULL]::bytea[], %s, ARRAY['default'], 1, %s, NULL, 'w', NULL, "
+                "true, 0, %s::text[], %s::text[], %s::text[])"
+            ).format(sql.Identifier(queue.schema)),
+            [
+                done.job_id,
+                done.token,
+                timedelta(hours=1),
+                LEASE,
+                [lease.queue for lease in started],
+                [lease.job_id for lease in started],
+                [lease.token for lease in started],
+            ],
+        ).fetchall()
+
+        assert (held.job_id, rows) == ("b", [(-1, None)])
         assert _commit_mode(conn) == mode

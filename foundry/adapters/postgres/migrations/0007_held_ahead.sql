@@ -149,7 +149,9 @@ LANGUAGE sql SET search_path FROM CURRENT AS $$
 $$;
 
 -- complete_and_claim: 0005's, with the claim's p_ahead and the starts to report, and each
--- claimed job's unstarted lapses (NULL: not held ahead). Commits as 0005's does.
+-- claimed job's unstarted lapses (NULL: not held ahead). Commits as 0005's does, but a call
+-- that reports starts waits for the WAL flush even when it claims nothing: a start lost in a
+-- crash would give back the attempt of a job that ran.
 CREATE FUNCTION complete_and_claim(
     p_queues text[], p_ids text[], p_tokens text[], p_results bytea[], p_keep interval,
     p_claim_queues text[], p_limit integer, p_lease interval, p_token text, p_worker text,
@@ -169,7 +171,7 @@ BEGIN
         SELECT c.*, NULL::boolean
           FROM claim(p_claim_queues, p_limit, p_lease, p_token, p_worker, p_now, p_remember,
                      p_ahead, p_started_queues, p_started_ids, p_started_tokens) c;
-    IF FOUND THEN
+    IF FOUND OR cardinality(p_started_ids) > 0 THEN
         PERFORM set_config('synchronous_commit', v_mode, true);
     END IF;
 END $$;
