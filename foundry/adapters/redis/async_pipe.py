@@ -21,8 +21,10 @@ from typing import Any
 import hiredis
 import redis
 import redis.asyncio
-from redis._parsers import BaseParser
 from redis.exceptions import InvalidResponse
+
+from foundry.adapters.redis.async_driver import parse_error, transport_of
+from foundry.domain import ConfigurationError
 
 
 class Pipe(asyncio.Protocol):
@@ -41,9 +43,7 @@ class Pipe(asyncio.Protocol):
         self.fork = _forks[0]
         self.lost: Exception | None = None
         self._transport = transport
-        self._reader = hiredis.Reader(
-            protocolError=InvalidResponse, replyError=BaseParser.parse_error
-        )
+        self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=parse_error)
         #: The futures awaiting a reply, in the order their calls were written, each with
         #: when its reply is due (loop time; 0: no deadline).
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
@@ -52,13 +52,13 @@ class Pipe(asyncio.Protocol):
     def send(self, packed: bytes, future: asyncio.Future[Any], due: float = 0.0) -> None:
         """Write ``packed`` (one command) now, or with the other calls of this turn when
         replies are awaited; ``future`` gets its reply (an error reply as a value)."""
-        if self._buffer:
+        if not self._waiting:
+            self._transport.write(packed)
+        elif self._buffer:
             self._buffer.append(packed)
-        elif self._waiting:
+        else:
             self._buffer.append(packed)
             self.loop.call_soon(self._flush)
-        else:
-            self._transport.write(packed)
         self._waiting.append((future, due))
 
     def send_many(self, packed: list[bytes], due: float = 0.0) -> list[asyncio.Future[Any]]:
@@ -127,12 +127,19 @@ class Pipes:
         self._timeout: float | None = None
         self._watchdog: asyncio.TimerHandle | None = None
 
-    def here(self) -> Pipe | None:
-        """The open pipe, if this loop and process have one."""
+    def send(self, packed: bytes) -> tuple[Pipe, asyncio.Future[Any]] | None:
+        """``packed`` sent on the open pipe, if this loop and process have one: the pipe and
+        the future of the reply (``here``, ``due`` and ``Pipe.send`` in one call: the path of
+        every call while the connection is up)."""
         pipe = self._pipe
         if pipe is None or pipe.lost is not None or pipe.fork != _forks[0]:
             return None
-        return pipe if pipe.loop is asyncio.get_running_loop() else None
+        loop = pipe.loop
+        if loop is not asyncio.get_running_loop():
+            return None
+        future = loop.create_future()
+        pipe.send(packed, future, self.due(pipe) if self._timeout is not None else 0.0)
+        return pipe, future
 
     def retry(self) -> Any:
         """The client's retry policy (a redis-py ``Retry``: its methods are untyped)."""
@@ -193,8 +200,11 @@ class Pipes:
         except TimeoutError:
             await connection.disconnect(nowait=True)
             raise redis.TimeoutError(f"no handshake from Redis within {self._timeout} s") from None
-        # redis-py keeps the transport private, behind its stream writer.
-        transport: asyncio.Transport = connection._writer.transport
+        try:
+            transport = transport_of(connection)
+        except ConfigurationError:
+            await connection.disconnect(nowait=True)
+            raise
         pipe = Pipe(transport, asyncio.get_running_loop(), connection)
         transport.set_protocol(pipe)
         self._pipe = pipe

@@ -79,11 +79,10 @@ class AsyncFunctionRunner:
     async def _one(self, packed: bytes) -> Any:
         """One call's reply: on the open pipe if there is one (the common case), else (or if
         the pipe is lost meanwhile) under the retry policy; an error reply is raised."""
-        pipe = self._pipes.here()
-        if pipe is None:
+        sent = self._pipes.send(packed)
+        if sent is None:
             return _raised((await self._retried([packed]))[0])
-        future = pipe.loop.create_future()
-        pipe.send(packed, future, self._pipes.due(pipe))
+        pipe, future = sent
         try:
             reply = await future
         except _RETRIED:
