@@ -14,12 +14,20 @@ from foundry.application.dispatching import (
     batch_store,
     found_batch,
     found_state,
+    transaction_store,
 )
 from foundry.application.job_maker import Item, Target, job_id_of
 from foundry.application.registry import JobRegistry
 from foundry.application.results import wait_for_result_async
 from foundry.domain import AfterFailure, Batch, Job, JobState, Rate, UniqueSpec
-from foundry.ports import AsyncBatchPort, AsyncQueuePort, BatchRecord, Clock, CommitHooks
+from foundry.ports import (
+    AsyncBatchPort,
+    AsyncQueuePort,
+    AsyncTransactionalEnqueue,
+    BatchRecord,
+    Clock,
+    CommitHooks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,7 @@ class AsyncDispatcher(DispatcherBase):
         first_dispatch_warning: str | None = None,
         commit_hooks: CommitHooks | None = None,
         batches: AsyncBatchPort | None = None,
+        transactions: AsyncTransactionalEnqueue | None = None,
     ) -> None:
         super().__init__(
             registry,
@@ -56,6 +65,7 @@ class AsyncDispatcher(DispatcherBase):
         )
         self._queue = queue
         self._batches = batches
+        self._transactions = transactions
         self._sending: set[asyncio.Task[object]] = set()
 
     async def dispatch(
@@ -75,9 +85,10 @@ class AsyncDispatcher(DispatcherBase):
         rate_limit: str | Rate | None = None,
         concurrency: int | None = None,
         limit_key: str | None = None,
+        connection: object | None = None,
     ) -> str:
-        """``Dispatcher.dispatch``, awaited: one job (after the commit, if so); its id (or the
-        pending duplicate's)."""
+        """``Dispatcher.dispatch``, awaited: one job (after the commit, or in the caller's
+        transaction on ``connection``, if so); its id (or the pending duplicate's)."""
         job = self._jobs.one(
             target,
             payload,
@@ -93,6 +104,8 @@ class AsyncDispatcher(DispatcherBase):
             concurrency=concurrency,
             limit_key=limit_key,
         )
+        if connection is not None:
+            return (await self._send_within(connection, [job], after_commit))[0]
         if self._after_commit.wanted(after_commit):
             self._defer([job], lambda: self._send([job]))
             return job.id
@@ -101,14 +114,20 @@ class AsyncDispatcher(DispatcherBase):
         return job_id
 
     async def dispatch_many(
-        self, items: Iterable[Item], *, after_commit: bool | None = None
+        self,
+        items: Iterable[Item],
+        *,
+        after_commit: bool | None = None,
+        connection: object | None = None,
     ) -> list[str]:
-        """Enqueue many jobs in one ``enqueue_many`` call (after the commit, if so); ids in the
-        same order.
+        """Enqueue many jobs in one ``enqueue_many`` call (after the commit, or in the caller's
+        transaction on ``connection``, if so); ids in the same order.
 
         Every job of the call gets the same ``created_at`` (one reading of the clock).
         """
         jobs = self._jobs.many(items)
+        if connection is not None:
+            return await self._send_within(connection, jobs, after_commit) if jobs else []
         if jobs and self._after_commit.wanted(after_commit):
             self._defer(jobs, lambda: self._send(jobs, many=True))
             return [job.id for job in jobs]
@@ -205,6 +224,12 @@ class AsyncDispatcher(DispatcherBase):
         if ids:
             self._first.dispatched(ids[0])
         return ids
+
+    async def _send_within(
+        self, connection: object, jobs: list[Job], after_commit: bool | None
+    ) -> list[str]:
+        port = transaction_store(self._transactions, after_commit)
+        return [job_id_of(outcome) for outcome in await port.enqueue_within(connection, jobs)]
 
     def _defer(self, jobs: list[Job], send: Callable[[], Awaitable[object]]) -> None:
         loop = asyncio.get_running_loop()

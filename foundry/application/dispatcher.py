@@ -12,6 +12,7 @@ from foundry.application.dispatching import (
     batch_store,
     found_batch,
     found_state,
+    transaction_store,
 )
 from foundry.application.job_maker import Item, Target, job_id_of
 from foundry.application.registry import JobRegistry
@@ -19,7 +20,6 @@ from foundry.application.results import wait_for_result
 from foundry.domain import (
     AfterFailure,
     Batch,
-    ConfigurationError,
     Job,
     JobState,
     Rate,
@@ -278,19 +278,7 @@ class Dispatcher(DispatcherBase):
         return [job_id_of(outcome) for outcome in outcomes]
 
     def _within(self, after_commit: bool | None) -> TransactionalEnqueue:
-        """The port that writes in the caller's transaction; ``ConfigurationError`` if
-        ``after_commit`` is asked too or the queue is not in a database."""
-        if after_commit:
-            raise ConfigurationError(
-                "dispatch takes connection= (written in your transaction) or after_commit=True "
-                "(sent after it commits), not both"
-            )
-        if self._transactions is None:
-            raise ConfigurationError(
-                "dispatch with connection= writes the job in your database transaction, which "
-                "needs a queue in that database: set QUEUE_DRIVER=postgres and DATABASE_URL"
-            )
-        return self._transactions
+        return transaction_store(self._transactions, after_commit)
 
     def _send_many(self, jobs: list[Job]) -> list[str]:
         ids = [job_id_of(outcome) for outcome in self._queue.enqueue_many(jobs)]

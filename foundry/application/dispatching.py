@@ -87,6 +87,23 @@ def batch_store(port: Port | None) -> Port:
     return port
 
 
+def transaction_store(port: Port | None, after_commit: bool | None) -> Port:
+    """The port that writes in the caller's transaction (``connection=``);
+    ``ConfigurationError`` if ``after_commit`` is asked too or the queue is not in a
+    database."""
+    if after_commit:
+        raise ConfigurationError(
+            "dispatch takes connection= (written in your transaction) or after_commit=True "
+            "(sent after it commits), not both"
+        )
+    if port is None:
+        raise ConfigurationError(
+            "dispatch with connection= writes the job in your database transaction, which "
+            "needs a queue in that database: set QUEUE_DRIVER=postgres and DATABASE_URL"
+        )
+    return port
+
+
 def found_batch(record: BatchRecord | None, batch_id: str, queue: str | None) -> BatchRecord:
     """The batch's record; ``BatchNotFound`` if no such batch is kept."""
     if record is None:

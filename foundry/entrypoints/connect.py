@@ -81,6 +81,7 @@ class Connection:
             first_dispatch_warning=MEMORY_QUEUE_WARNING if memory else None,
             commit_hooks=commit_hooks,
             batches=self._container.async_batches(),
+            transactions=self._container.async_transactions(),
         )
 
     def close(self) -> None:

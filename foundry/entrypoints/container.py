@@ -198,6 +198,12 @@ class Container(containers.DeclarativeContainer):
         redis=providers.Object(None),
         postgres=queue,
     )
+    async_transactions = providers.Selector(
+        config.queue.driver,
+        memory=providers.Object(None),
+        redis=providers.Object(None),
+        postgres=async_queue,
+    )
     workers = providers.Dependency(instance_of=WorkerRegistry, default=queue)  # type: ignore[type-abstract]
     schedules = providers.Dependency(instance_of=SchedulePort, default=queue)  # type: ignore[type-abstract]
     # Every queue backend keeps batches.

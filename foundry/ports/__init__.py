@@ -35,12 +35,17 @@ from foundry.ports.schedules import (
     SchedulePort,
     ScheduleState,
 )
-from foundry.ports.transactions import CommitHooks, TransactionalEnqueue
+from foundry.ports.transactions import (
+    AsyncTransactionalEnqueue,
+    CommitHooks,
+    TransactionalEnqueue,
+)
 
 __all__ = [
     "UNSTARTED_LAPSES_MAX",
     "AsyncBatchPort",
     "AsyncQueuePort",
+    "AsyncTransactionalEnqueue",
     "BatchPort",
     "BatchRecord",
     "DueSchedule",

@@ -52,3 +52,14 @@ class TransactionalEnqueue(Protocol):
         """Store ``items`` as ``BatchPort.enqueue_batches`` does (batches, chains), with
         ``connection``, in its open transaction."""
         ...
+
+
+@runtime_checkable
+class AsyncTransactionalEnqueue(Protocol):
+    """``TransactionalEnqueue`` for event loops: the same promises, awaited, through the
+    caller's asyncio connection (for PostgreSQL a psycopg 3 ``AsyncConnection``; anything else
+    raises ``ConfigurationError`` naming what it takes)."""
+
+    async def enqueue_within(self, connection: object, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
+        """Store ``jobs`` with ``connection``, in its open transaction; one outcome each."""
+        ...

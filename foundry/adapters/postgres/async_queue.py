@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 from foundry.adapters.codec import Codec
 from foundry.adapters.postgres.batches import (
@@ -28,11 +29,11 @@ from foundry.adapters.postgres.batches import (
 from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import unreachable
 from foundry.adapters.postgres.database import end_policy
-from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes
+from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes, refused
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.statements import Statements
 from foundry.adapters.postgres.waking import channel
-from foundry.domain import Batch, Job, JobState
+from foundry.domain import Batch, ConfigurationError, Job, JobState
 from foundry.ports import BatchRecord, Clock, DeadLetterRetention, EnqueueOutcome, JobRecord
 
 _SPARE = timedelta(minutes=1)
@@ -74,6 +75,33 @@ class AsyncPostgresQueue:
         params = enqueue_params(jobs, blobs, self._now(), end_policy(_KEEP, _RETENTION))
         rows = await self._fetch(self._sql["enqueue"], params)
         return outcomes(jobs, [(row[0], row[1]) for row in rows])
+
+    async def enqueue_within(self, connection: object, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
+        """Store ``jobs`` with the caller's psycopg ``AsyncConnection``, in its open transaction
+        (see ``AsyncTransactionalEnqueue``): the same ``enqueue`` call, whose NOTIFY wakes
+        blocked workers when that transaction commits."""
+        if not isinstance(connection, psycopg.AsyncConnection):
+            raise ConfigurationError(
+                "connection= on the AsyncDispatcher takes a psycopg 3 AsyncConnection; got "
+                f"{type(connection).__name__}"
+            )
+        if not jobs:
+            return []
+        blobs = [self._rows.codec.encode_job(job) for job in jobs]
+        params = enqueue_params(jobs, blobs, self._now(), end_policy(_KEEP, _RETENTION))
+        # The caller's connection may have any row factory; ours reads tuples.
+        async with connection.cursor(row_factory=tuple_row) as cursor:
+            try:
+                await cursor.execute(self._sql["enqueue"], params)
+                rows = await cursor.fetchall()
+            except psycopg.Error as error:
+                invalid = refused(error)
+                if invalid is not None:
+                    raise invalid from None
+                if isinstance(error, psycopg.OperationalError):
+                    raise unreachable(self._settings, error) from error
+                raise
+        return outcomes(jobs, rows)
 
     async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
         """As ``PostgresQueue.get``."""

@@ -1,0 +1,169 @@
+"""``await AsyncDispatcher.dispatch(..., connection=aconn)``: the job is written in the caller's
+own psycopg ``AsyncConnection`` transaction."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+import foundry
+from foundry.adapters.clock import ManualClock, SystemClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.adapters.memory.async_queue import AsyncMemoryQueue
+from foundry.adapters.postgres.async_queue import AsyncPostgresQueue
+from foundry.adapters.postgres.queue import PostgresQueue
+from foundry.application.async_dispatcher import AsyncDispatcher
+from foundry.domain import ConfigurationError, InvalidJob, JobState, UniqueSpec
+from tests.backends import FixtureLookup, postgres_queue
+from tests.e2e.apps import QUEUE, add, registry
+
+pytestmark = pytest.mark.postgres
+
+
+class Rollback(Exception):
+    """Raised to leave a transaction block by rolling it back."""
+
+
+@pytest.fixture
+def queue(request: pytest.FixtureRequest) -> PostgresQueue:
+    fixture: FixtureLookup = request.getfixturevalue
+    return postgres_queue(fixture, None)
+
+
+def _dispatcher(queue: PostgresQueue) -> AsyncDispatcher:
+    aqueue = AsyncPostgresQueue(queue._db.settings)
+    return AsyncDispatcher(aqueue, registry, SystemClock(), transactions=aqueue)
+
+
+def test_a_rolled_back_transaction_leaves_no_job(queue: PostgresQueue, postgres_url: str) -> None:
+    dispatcher = _dispatcher(queue)
+
+    async def main() -> list[str]:
+        ids: list[str] = []
+        async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+            try:
+                async with conn.transaction():
+                    ids.append(await dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn))
+                    ids += await dispatcher.dispatch_many(
+                        [(add, {"a": 2, "b": 2})], connection=conn
+                    )
+                    raise Rollback
+            except Rollback:
+                pass
+        return ids
+
+    ids = asyncio.run(main())
+
+    assert [queue.get(job_id) for job_id in ids] == [None, None]
+    assert queue.stats(QUEUE).pending == 0
+
+
+def test_a_job_exists_once_the_callers_transaction_commits(
+    queue: PostgresQueue, postgres_url: str
+) -> None:
+    dispatcher = _dispatcher(queue)
+    seen: list[object] = []
+
+    async def main() -> str:
+        connecting = psycopg.AsyncConnection.connect(postgres_url)
+        async with await connecting as conn, conn.transaction():
+            job_id = await dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn)
+            seen.append(queue.get(job_id))
+        return job_id
+
+    job_id = asyncio.run(main())
+
+    record = queue.get(job_id)
+    assert seen == [None]  # not visible before the commit
+    assert record is not None
+    assert record.state is JobState.READY
+
+
+def test_the_callers_connection_settings_do_not_matter(
+    queue: PostgresQueue, postgres_url: str
+) -> None:
+    dispatcher = _dispatcher(queue)
+    unique = UniqueSpec("order-7")
+
+    async def main() -> tuple[str, str]:
+        connecting = psycopg.AsyncConnection.connect(postgres_url, row_factory=dict_row)
+        async with await connecting as conn:
+            await conn.execute("SET search_path TO pg_catalog")
+            payload = {"a": 1, "b": 2}
+            first = await dispatcher.dispatch(add, payload, connection=conn, unique=unique)
+            second = await dispatcher.dispatch(add, payload, connection=conn, unique=unique)
+            await conn.commit()
+        return first, second
+
+    first, second = asyncio.run(main())
+
+    assert second == first
+    assert queue.get(first) is not None
+
+
+def test_an_unknown_dependency_is_invalid_and_the_transaction_is_the_callers(
+    queue: PostgresQueue, postgres_url: str
+) -> None:
+    dispatcher = _dispatcher(queue)
+
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+            await dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn, after=["nope"])
+
+    with pytest.raises(InvalidJob, match="after"):
+        asyncio.run(main())
+
+
+def test_a_sync_connection_is_refused_naming_the_async_one(
+    queue: PostgresQueue, postgres_url: str
+) -> None:
+    dispatcher = _dispatcher(queue)
+
+    with psycopg.connect(postgres_url) as conn, pytest.raises(ConfigurationError, match="Async"):
+        asyncio.run(dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn))
+
+
+def test_connection_and_after_commit_together_are_refused(queue: PostgresQueue) -> None:
+    dispatcher = _dispatcher(queue)
+
+    with pytest.raises(ConfigurationError, match="not both"):
+        asyncio.run(
+            dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=object(), after_commit=True)
+        )
+
+
+def test_a_queue_outside_the_database_refuses_connection() -> None:
+    aqueue = AsyncMemoryQueue(MemoryQueue(ManualClock()))
+    dispatcher = AsyncDispatcher(aqueue, registry, ManualClock())
+
+    with pytest.raises(ConfigurationError, match="QUEUE_DRIVER=postgres"):
+        asyncio.run(dispatcher.dispatch_many([(add, {"a": 1, "b": 2})], connection=object()))
+
+
+def test_foundry_connect_on_postgres_dispatches_in_the_callers_transaction(
+    queue: PostgresQueue, postgres_url: str
+) -> None:
+    settings = foundry.Settings(
+        queue_driver="postgres",
+        database_url=postgres_url,
+        database_schema=queue.schema,
+    )
+
+    async def main() -> tuple[str, object]:
+        async with (
+            foundry.connect(settings) as fx,
+            await psycopg.AsyncConnection.connect(postgres_url) as conn,
+        ):
+            dispatcher = fx.async_dispatcher(registry)
+            job_id = await dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn)
+            before = queue.get(job_id)
+            await conn.commit()
+        return job_id, before
+
+    job_id, before = asyncio.run(main())
+
+    assert before is None
+    assert queue.get(job_id) is not None
