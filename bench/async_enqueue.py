@@ -2,7 +2,9 @@
 
 Awaited one at a time, then 100 dispatches in flight at once (pipelined on the adapter's one
 connection), and the sync ``Dispatcher`` one at a time in the same run, so the two single
-rates meet the same machine (their ratio is the figure that load does not move). The event
+rates meet the same machine (their ratio is the figure that load does not move); both async
+rates again on uvloop, the loop uvicorn runs when it is installed (``uvicorn[standard]``). The
+event
 loop's blocking is each callback's run, timed where asyncio's slow-callback report times it
 (``Handle._run``) but without the debug mode that report needs (debug mode captures a stack
 for every future, a cost larger than a dispatch's), and in the thread's CPU time: on a shared
@@ -20,6 +22,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import uvloop
 
 from bench.app import noop, registry
 from bench.env import Env
@@ -40,11 +44,14 @@ def run_once(env: Env, backend: str) -> Sample:
     )
     sync = _sync_rate(settings, count)
     rates = asyncio.run(_rates(settings, count))
+    on_uvloop = uvloop.run(_rates(settings, count))
     blocked, collecting = _longest_block_ms(settings, min(count, 5_000))
     return {
         **rates,
         "sync": sync,
         "single_vs_sync": rates["single"] / sync,
+        "single_uvloop": on_uvloop["single"],
+        "concurrent_uvloop": on_uvloop["concurrent"],
         "blocked_ms": blocked,
         "gc_ms": collecting,
     }
@@ -162,6 +169,8 @@ WORKLOADS = (
             Metric("single", "async enqueue, awaited one at a time", "jobs/s", target=8_000),
             Metric("concurrent", "async enqueue, 100 in flight", "jobs/s", target=30_000),
             Metric("single_vs_sync", "awaited one at a time / sync (same run)", "x", target=1.0),
+            Metric("single_uvloop", "async enqueue on uvloop, awaited one at a time", "jobs/s"),
+            Metric("concurrent_uvloop", "async enqueue on uvloop, 100 in flight", "jobs/s"),
             Metric(
                 "blocked_ms",
                 "longest loop callback while dispatching (CPU, collector passes apart)",
