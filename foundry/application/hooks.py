@@ -53,8 +53,11 @@ class Hooks:
 
     def dispatching(self, job: Job) -> Job:
         """``job`` with the metadata the ``on_dispatch`` hooks add."""
+        hooks = self._by_kind["on_dispatch"]
+        if not hooks:
+            return job
         added: dict[str, str] = {}
-        for hook in self._by_kind["on_dispatch"]:
+        for hook in hooks:
             added.update(hook(job) or {})
         if not added:
             return job

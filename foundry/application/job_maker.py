@@ -28,6 +28,9 @@ from foundry.ports import Clock, CommitHooks, Duplicate, EnqueueOutcome
 log = logging.getLogger(__name__)
 
 Target = str | Callable[..., Any]
+#: The ``Job`` fields ``dispatch`` takes as options, in its order; and none of them given.
+_OPTIONS = ("queue", "priority", "id", "unique", "after", "after_failure")
+_NO_OPTIONS = (None,) * len(_OPTIONS)
 #: One item of ``dispatch_many``: a handler (name or function) and its payload.
 Item = tuple[Target, Mapping[str, Any] | None]
 
@@ -72,17 +75,11 @@ class JobMaker:
                 concurrency=concurrency,
                 limit_key=limit_key,
             )
-        options = (
-            ("queue", queue),
-            ("priority", priority),
-            ("id", job_id),
-            ("unique", unique),
-            ("after", after),
-            ("after_failure", after_failure),
-        )
-        for key, value in options:
-            if value is not None:
-                overrides[key] = value
+        given = (queue, priority, job_id, unique, after, after_failure)
+        if given != _NO_OPTIONS:  # the plain call skips the loop
+            for key, value in zip(_OPTIONS, given, strict=True):
+                if value is not None:
+                    overrides[key] = value
         overrides["created_at"] = self._clock.now()
         job = self._registry.make_job(name, payload, **overrides)
         return self._registry.hooks.dispatching(job)

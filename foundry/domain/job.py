@@ -6,6 +6,7 @@ import base64
 import enum
 import json
 import math
+import operator
 import os
 import re
 import secrets
@@ -105,17 +106,6 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built 
 def payload_size(payload: Payload) -> int:
     """Bytes of the payload as compact UTF-8 JSON."""
     return len(_COMPACT.encode(payload).encode())
-
-
-def _rule(check: Callable[[Any], str | None]) -> Callable[[Any, Any, Any], None]:
-    """An attrs validator that raises ``InvalidJob`` naming the field when ``check`` complains."""
-
-    def validate(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-        problem = check(value)
-        if problem is not None:
-            raise InvalidJob(attribute.name, problem)
-
-    return validate
 
 
 def _check_id(value: object) -> str | None:
@@ -303,6 +293,8 @@ class AfterFailure(enum.StrEnum):
 
 
 def _after_failure(value: Any) -> AfterFailure:
+    if type(value) is AfterFailure:
+        return value
     try:
         return AfterFailure(value)
     except ValueError:
@@ -320,6 +312,72 @@ def _check_retry(value: object) -> str | None:
     return None if isinstance(value, RetryPolicy) else f"{value!r} must be a RetryPolicy"
 
 
+def _check_soft_timeout(job: Job) -> str | None:
+    value = job.soft_timeout
+    if value is None:
+        return None
+    if _check_positive_duration(value) is not None:
+        return f"{value!r} must be a positive timedelta or None"
+    assert isinstance(value, timedelta)
+    if value >= job.timeout:
+        return f"{value} must be shorter than the hard timeout {job.timeout}"
+    return None
+
+
+def _check_after(job: Job) -> str | None:
+    value = job.after
+    if len(value) > MAX_DEPENDENCIES:
+        return f"at most {MAX_DEPENDENCIES} jobs, got {len(value)}"
+    for job_id in value:
+        if _check_id(job_id) is not None:
+            return f"{job_id!r} is not a job id"
+    if len(set(value)) != len(value) or job.id in value:
+        return "name each job once, and never the job itself"
+    return None
+
+
+#: Each field's rule, in field order: a check of its value, or (``soft_timeout``, ``after``)
+#: of the job, as they depend on other fields; and whether the value is immutable, so that a
+#: value that passed (the same object: a handler's defaults are shared by its jobs) passes.
+_RULES: tuple[tuple[str, Callable[[Any], str | None], bool], ...] = (
+    ("name", _check_name, True),
+    ("payload", _check_payload, False),
+    ("queue", _check_queue, True),
+    ("id", _check_id, True),
+    ("priority", _check_priority, True),
+    ("schedule", _check_schedule, True),
+    ("retry", _check_retry, True),
+    ("timeout", _check_positive_duration, True),
+    ("soft_timeout", _check_soft_timeout, False),
+    ("unique", _check_unique, True),
+    ("created_at", _check_created_at, True),
+    ("metadata", _check_metadata, False),
+    ("after", _check_after, False),
+    ("limit", _check_limit, True),
+)
+_OF_JOB = frozenset({"soft_timeout", "after"})
+_values_of = operator.attrgetter(*(name for name, _, _ in _RULES))
+_NOTHING = object()
+#: The last value of each immutable field that passed its check (kept alive here, so an
+#: object of the same identity is that one).
+_passed: list[object] = [_NOTHING] * len(_RULES)
+
+
+def _validate(job: Job) -> None:
+    """Every field's rule, in field order, in one pass (an attrs validator per field made two
+    calls each, a third of building a job); raises ``InvalidJob`` naming the first bad one."""
+    passed = _passed
+    for index, value in enumerate(_values_of(job)):
+        if value is passed[index]:
+            continue
+        name, check, immutable = _RULES[index]
+        problem = check(job if name in _OF_JOB else value)
+        if problem is not None:
+            raise InvalidJob(name, problem)
+        if immutable:
+            passed[index] = value
+
+
 @attrs.frozen
 class Job:
     """What to run (``name`` with ``payload`` as keyword arguments), where and how.
@@ -330,46 +388,24 @@ class Job:
     them goes dead, is cancelled or deleted, ``after_failure`` says what the job does.
     """
 
-    name: str = attrs.field(validator=_rule(_check_name))
-    payload: Payload = attrs.field(factory=dict, validator=_rule(_check_payload))
-    queue: str = attrs.field(default=DEFAULT_QUEUE, validator=_rule(_check_queue))
-    id: str = attrs.field(factory=new_job_id, validator=_rule(_check_id))
-    priority: int = attrs.field(default=0, validator=_rule(_check_priority))
-    schedule: Schedule = attrs.field(default=RunNow(), validator=_rule(_check_schedule))
-    retry: RetryPolicy = attrs.field(default=RetryPolicy(), validator=_rule(_check_retry))
-    timeout: timedelta = attrs.field(
-        default=DEFAULT_TIMEOUT, validator=_rule(_check_positive_duration)
-    )
-    soft_timeout: timedelta | None = attrs.field(default=None)
-    unique: UniqueSpec | None = attrs.field(default=None, validator=_rule(_check_unique))
-    created_at: datetime | None = attrs.field(default=None, validator=_rule(_check_created_at))
-    metadata: dict[str, str] = attrs.field(factory=dict, validator=_rule(_check_metadata))
+    name: str
+    payload: Payload = attrs.field(factory=dict)
+    queue: str = DEFAULT_QUEUE
+    id: str = attrs.field(factory=new_job_id)
+    priority: int = 0
+    schedule: Schedule = attrs.field(default=RunNow())
+    retry: RetryPolicy = attrs.field(default=RetryPolicy())
+    timeout: timedelta = DEFAULT_TIMEOUT
+    soft_timeout: timedelta | None = None
+    unique: UniqueSpec | None = None
+    created_at: datetime | None = None
+    metadata: dict[str, str] = attrs.field(factory=dict)
     after: tuple[str, ...] = attrs.field(default=(), converter=_id_tuple)
     after_failure: AfterFailure = attrs.field(default=AfterFailure.DEAD, converter=_after_failure)
+    limit: Limit | None = None
 
-    @after.validator
-    def _after(self, _: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
-        if len(value) > MAX_DEPENDENCIES:
-            raise InvalidJob("after", f"at most {MAX_DEPENDENCIES} jobs, got {len(value)}")
-        for job_id in value:
-            if _check_id(job_id) is not None:
-                raise InvalidJob("after", f"{job_id!r} is not a job id")
-        if len(set(value)) != len(value) or self.id in value:
-            raise InvalidJob("after", "name each job once, and never the job itself")
-
-    limit: Limit | None = attrs.field(default=None, validator=_rule(_check_limit))
-
-    @soft_timeout.validator
-    def _soft_timeout(self, _: attrs.Attribute[timedelta | None], value: object) -> None:
-        if value is None:
-            return
-        if _check_positive_duration(value) is not None:
-            raise InvalidJob("soft_timeout", f"{value!r} must be a positive timedelta or None")
-        assert isinstance(value, timedelta)
-        if value >= self.timeout:
-            raise InvalidJob(
-                "soft_timeout", f"{value} must be shorter than the hard timeout {self.timeout}"
-            )
+    def __attrs_post_init__(self) -> None:
+        _validate(self)
 
     @property
     def max_attempts(self) -> int:

@@ -71,6 +71,16 @@ def test_jobs_sharing_a_creation_time_and_then_not_each_get_their_own_stamp() ->
     assert encoded[0] != encoded[2]
 
 
+def test_jobs_created_a_microsecond_apart_across_a_digit_carry_get_their_own_stamps() -> None:
+    start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=36**4 * 1000 - 2)
+    made = [Job("noop", created_at=start + timedelta(microseconds=n)) for n in range(4)]
+    early = [Job("noop", created_at=datetime(1970, 1, 1, tzinfo=UTC) + _ms(n)) for n in (0, 9)]
+
+    encoded = [blobs.encode(job) for job in [*made, *early, made[0]]]
+
+    assert encoded == [_reference(job) for job in [*made, *early, made[0]]]
+
+
 @given(st.integers(min_value=0, max_value=2**70))
 def test_base36_is_python_s_own_reading_back(number: int) -> None:
     text = base36(number)
