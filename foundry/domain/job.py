@@ -9,7 +9,6 @@ import math
 import operator
 import os
 import re
-import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,7 +45,9 @@ Payload = dict[str, Any]
 
 def new_job_id() -> str:
     """A fresh random id (128 bits, 22 URL-safe characters)."""
-    return secrets.token_urlsafe(16)
+    # secrets.token_urlsafe(16) written out (the same bytes of os.urandom, the same text):
+    # its two layers of calls were a fifth of minting one.
+    return base64.urlsafe_b64encode(os.urandom(16))[:22].decode()
 
 
 def new_job_ids(count: int) -> list[str]:
@@ -326,6 +327,8 @@ def _check_soft_timeout(job: Job) -> str | None:
 
 def _check_after(job: Job) -> str | None:
     value = job.after
+    if not value:
+        return None
     if len(value) > MAX_DEPENDENCIES:
         return f"at most {MAX_DEPENDENCIES} jobs, got {len(value)}"
     for job_id in value:
