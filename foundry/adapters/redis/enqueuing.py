@@ -20,7 +20,7 @@ from foundry.adapters.redis.keys import KeyLayout, QueueKeys
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import job_args
 from foundry.adapters.redis.runner import Arg, FunctionRunner
-from foundry.domain import AfterFailure, InvalidJob, Job
+from foundry.domain import AfterFailure, InvalidJob, Job, RunNow
 from foundry.ports.queue_types import Duplicate, Enqueued, EnqueueOutcome
 
 _BATCH = 1000
@@ -41,9 +41,15 @@ class EnqueuePlan:
         self._epochs = epochs
 
     def one(self, job: Job) -> EnqueueCall:
-        """The call that stores ``job`` (raises the codec's ``InvalidJob`` before any write)."""
+        """The call that stores ``job`` (raises the codec's ``InvalidJob`` before any write):
+        a plain job (ready now, priority 0, no unique key, no dependencies) in the function's
+        short form, five arguments where the general form takes ten."""
+        blob = self._records.encode_job(job)
         args: list[Arg] = [self._clock.arg(), self._epochs.candidate]
-        args += [*job_args(job, self._records.encode_job(job)), dependencies(job)]
+        if _plain(job):
+            args += [job.id, blob, str(job.max_attempts)]
+        else:
+            args += [*job_args(job, blob), dependencies(job)]
         return self._keys.queue(job.queue), args
 
     def outcome(self, job: Job, reply: Any) -> EnqueueOutcome:
@@ -135,6 +141,13 @@ class Enqueuer:
 
 
 _RULES = {AfterFailure.DEAD: "D", AfterFailure.CANCEL: "C", AfterFailure.RUN: "R"}
+
+
+def _plain(job: Job) -> bool:
+    """Ready now at priority 0, without a unique key or dependencies: the short form."""
+    return (
+        job.priority == 0 and type(job.schedule) is RunNow and job.unique is None and not job.after
+    )
 
 
 def dependencies(job: Job) -> str:

@@ -3,7 +3,8 @@
 -- ARGV  now, epoch candidate, then per job: id, blob, priority, max attempts, at ms, after ms,
 --       unique ("" or "<ttl ms> <S|F><key>"), dependencies ("" or "<D|C|R> <id> <id>...": the
 --       jobs it waits for, and whether it goes dead (D), is cancelled (C) or runs (R) if one
---       of them fails)
+--       of them fails); or, for one plain job (ready now, priority 0, no unique key, no
+--       dependencies), the short form: now, epoch candidate, id, blob, max attempts
 -- Reply {epoch, one outcome per job: 0 enqueued (or already stored), or the id holding the
 --       unique key}; or, before any write, {"!", job index, id} for a dependency that is
 --       neither stored nor earlier in the batch
@@ -25,18 +26,33 @@ end
 
 -- A plain dispatch (one job ready now at priority 0, without a unique key or dependencies)
 -- is checked here alone and stored by HSETNX: it joins the fifo without the bookkeeping of
--- the general path below, which an id already stored takes (Q8).
-local plain_max = n == 1 and ARGV[5] == "0" and ARGV[7] == "0" and ARGV[8] == "0"
-  and ARGV[9] == "" and ARGV[10] == "" and ARGV[3] ~= "" and now and num(ARGV[6])
-if plain_max and plain_max >= 1 then
-  local record = ms36(now) .. " 0 " .. ARGV[6] .. " 0 " .. ARGV[4]
-  if redis.call("HSETNX", JOBS, ARGV[3], record) == 1 then
-    local epoch, seq = read_meta()
-    local seq_s = n2s(seq + 1)
-    redis.call("HSET", META, "seq", seq_s)
-    redis.call("RPUSH", FIFO, ARGV[3], seq_s)
-    wake(1)
-    return { epoch, 0 }
+-- the general path below, which an id already stored takes (Q8). Its reply, or nil.
+local function store_plain(id, blob, max_text)
+  local max = num(max_text)
+  if id == "" or not now or not max or max < 1
+      or redis.call("HSETNX", JOBS, id, ms36(now) .. " 0 " .. max_text .. " 0 " .. blob) == 0 then
+    return nil
+  end
+  local epoch, seq = read_meta()
+  local seq_s = n2s(seq + 1)
+  redis.call("HSET", META, "seq", seq_s)
+  redis.call("RPUSH", FIFO, id, seq_s)
+  wake(1)
+  return { epoch, 0 }
+end
+
+if #ARGV == 5 then
+  local reply = store_plain(ARGV[3], ARGV[4], ARGV[5])
+  if reply then
+    return reply
+  end
+  ARGV = { ARGV[1], ARGV[2], ARGV[3], ARGV[4], "0", ARGV[5], "0", "0", "", "" }
+  n = 1
+elseif n == 1 and ARGV[5] == "0" and ARGV[7] == "0" and ARGV[8] == "0" and ARGV[9] == ""
+    and ARGV[10] == "" then
+  local reply = store_plain(ARGV[3], ARGV[4], ARGV[6])
+  if reply then
+    return reply
   end
 end
 
