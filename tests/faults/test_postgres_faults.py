@@ -135,10 +135,11 @@ def test_pg3_workers_ride_out_a_fast_and_an_immediate_server_restart_and_lose_no
         for worker in workers
     }
     # The immediate stop loses the completions committed since the last WAL flush (they do
-    # not wait for it); such a job runs again once its lease lapses. One its worker held
-    # ahead and whose start only that completion reported gets its attempt back then (its
-    # unstarted lapses counted, at most UNSTARTED_LAPSES_MAX): a run with no attempt, at most
-    # what each worker held at its last flushed commit (every claim waits for the flush).
+    # not wait for it); such a job runs again once its lease lapses, its attempt counted (a
+    # call that reports a start waits for the flush). A job held ahead that started just
+    # before the server went has its start reported by its worker's next call; if its lease
+    # lapses first, the reaper gives its attempt back (its unstarted lapses counted, at most
+    # UNSTARTED_LAPSES_MAX): a run with no attempt, at most what each worker held.
     held = 2 * (PREFETCH_MAX + 2)  # two workers: each its held jobs and its 2 children's
     report = rig.finish(queue, Expectations(spare_attempts=8, unreported_starts=held))
 
