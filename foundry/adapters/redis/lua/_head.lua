@@ -43,9 +43,9 @@
 --   <base>u:<key>  string  "<job id> <expiry ms>": who holds a unique     enqueue (released by
 --                          key (PX only frees memory)                     claim, complete, bury)
 --   <base>lim:run:<key>  string  how many jobs of limit key <key> run    claim, complete, fail,
---                          (deleted at 0)                                 release, reap, forget
---   <base>lim:held:<id>  string  the limit key whose slot job <id> holds  the same
---                          (META's `held` counts them)
+--                          (deleted at 0); META's `held` counts the       release, reap, forget
+--                          jobs holding a slot: the active ones with
+--                          a concurrency limit
 --   <base>lim:next hash    limit key -> its earliest next start (ms)      claim
 --   <base>lim:tail hash    limit key -> the end of the turns handed out   claim
 --   <base>lim:resv hash    job id -> "1": waiting in `delayed` for a      claim, forget

@@ -247,42 +247,88 @@ local function pop_ready(want)
 end
 
 -- Limits per key (memory/limits.py keeps the same rules). Keys, in the queue's slot:
--- <base>lim:run:<key> (its jobs running), lim:held:<id> (the key whose slot job <id> holds),
--- lim:next (key -> its earliest next start, ms), lim:tail (key -> the end of the turns handed
+-- <base>lim:run:<key> (its jobs running: the active jobs of the key, each found by its
+-- record's limit when its lease ends), lim:next (key -> its earliest next start, ms), lim:tail (key -> the end of the turns handed
 -- out), lim:resv (ids waiting for a turn given), lim:park:<key> (ids parked until a slot
 -- frees, first parked first). A parked job sits in
 -- `delayed` at PARKED, a score no clock reaches, so it counts as delayed and stays there
 -- until a slot of its key frees.
 local PARKED = 4503599627370496 -- 2^52
 
--- A stored job's limit, or nil. The codec writes `limit` as the job's last field, so its
--- object is usually the one closing the blob, and only that small object is decoded; else
--- (a field written after it) the whole blob is. A payload's own "limit" never closes it.
-local function limit_of(value)
-  local at = string.find(value, '"limit":{', 1, true)
-  if not at then
+-- Parsed limits by the text that follows `"limit":` in the record (the object and the
+-- blob's closing brace): the jobs of one key share it, so most reads are a lookup (a
+-- library's locals outlive its calls; cleared when it holds LIMITS_MAX). Reaching a
+-- global's field costs a good part of a C call here: the string functions are kept as locals
+-- (set at the first call: a library's load may not read `string`).
+local LIMITS, LIMITS_N, LIMITS_MAX = {}, 0, 4096
+local sfind, ssub
+
+-- A limit as the claim uses it: key, concurrency (a number or false), rate (a table or false).
+local function limit_from(doc)
+  if type(doc) ~= "table" or type(doc.key) ~= "string" then
     return nil
   end
+  local conc, rate = doc.concurrency, doc.rate
+  return { key = doc.key, conc = type(conc) == "number" and conc or false,
+           rate = type(rate) == "table" and rate or false }
+end
+
+local function parse_limit(value, at)
   local last = string.match(value, '^"limit":(%b{})}$', at)
     or string.match(value, '"limit":(%b{})}$') -- a payload's "limit" came first
   if not last then
     local ulen, pos = string.match(value, "^%w+ %-?%d+ %d+ (%d+) ()")
-    local ok, doc = pcall(cjson.decode, string.sub(value, pos + tonumber(ulen)))
-    last = ok and type(doc) == "table" and doc.limit or nil
-  end
-  local ok, lim = true, last
-  if type(last) == "string" then
-    -- The common shape, a concurrency alone, without the decoder (its pcall costs more).
-    local key, conc = string.match(last, '^{"key":"([^"\\]*)","concurrency":(%d+)}$')
-    if key then
-      return { key = key, concurrency = tonumber(conc) }
+    local ok, doc = false, nil
+    if ulen then
+      ok, doc = pcall(cjson.decode, string.sub(value, pos + tonumber(ulen)))
     end
-    ok, lim = pcall(cjson.decode, last)
+    return ok and type(doc) == "table" and limit_from(doc.limit) or nil, nil
   end
-  if ok and type(lim) == "table" and type(lim.key) == "string" then
+  -- The common shape, a concurrency alone, without the decoder (its pcall costs more).
+  local key, conc = string.match(last, '^{"key":"([^"\\]*)","concurrency":(%d+)}$')
+  if key then
+    return { key = key, conc = tonumber(conc), rate = false }, last
+  end
+  local ok, doc = pcall(cjson.decode, last)
+  return ok and limit_from(doc) or nil, last
+end
+
+-- A stored job's limit, or nil. The codec writes `limit` as the job's last field, so its
+-- object is usually the one closing the blob, and only that small object is read (once per
+-- distinct object, then found in LIMITS); else (a field written after it) the whole blob is.
+-- A payload's own "limit" never closes it. The table is shared: callers never change it.
+local function limit_of(value)
+  if not sfind then
+    sfind, ssub = string.find, string.sub
+  end
+  local at = sfind(value, '"limit":{', 1, true)
+  if not at then
+    return nil
+  end
+  local tail = ssub(value, at + 8)
+  local lim = LIMITS[tail]
+  if lim then
     return lim
   end
-  return nil
+  local last
+  lim, last = parse_limit(value, at)
+  if lim and last and last .. "}" == tail then
+    if LIMITS_N >= LIMITS_MAX then
+      LIMITS, LIMITS_N = {}, 0
+    end
+    LIMITS[tail], LIMITS_N = lim, LIMITS_N + 1
+  end
+  return lim
+end
+
+-- The limit's concurrency (nil without one), its key's running-count and park-list names in
+-- this queue kept on the shared table while calls stay on one queue.
+local function slots_of(lim)
+  local conc = lim.conc
+  if conc and lim.base ~= BASE then
+    lim.base, lim.run, lim.park = BASE, BASE .. "lim:run:" .. lim.key, BASE .. "lim:park:" .. lim.key
+  end
+  return conc or nil
 end
 
 -- When a job of `key` at `rate` waits until (its turn), or nil to start now (domain/limits.py
@@ -308,27 +354,25 @@ end
 
 -- Whether job `id` with limit `lim` may start at `now`: true (it takes a slot, counted in
 -- `book.held` for META's `held`, which the caller adds once per batch), "park" (its key runs
--- `concurrency` jobs: parked), or the ms it waits until (its turn at its rate).
+-- `concurrency` jobs: parked), or the ms it waits until (its turn at its rate). A job holds a
+-- slot exactly while it is active (state A) with a concurrency limit: free_slots finds its
+-- key in its record, so nothing per job is written for it.
 local function admit(id, lim, now, book)
-  local key = lim.key
-  local conc = type(lim.concurrency) == "number" and lim.concurrency or nil
-  local run_key = BASE .. "lim:run:" .. key
+  local conc = slots_of(lim)
   -- The slot is taken first (one INCR in the common case) and given back if the job waits.
-  if conc and redis.call("INCR", run_key) > conc then
-    redis.call("DECR", run_key)
-    redis.call("RPUSH", BASE .. "lim:park:" .. key, id)
+  if conc and redis.call("INCR", lim.run) > conc then
+    redis.call("DECR", lim.run)
+    redis.call("RPUSH", lim.park, id)
     return "park"
   end
-  local rate = type(lim.rate) == "table" and lim.rate or nil
-  local wait = rate and rate_wait(id, key, rate, now)
+  local wait = lim.rate and rate_wait(id, lim.key, lim.rate, now)
   if wait then
-    if conc and redis.call("DECR", run_key) <= 0 then
-      redis.call("DEL", run_key)
+    if conc and redis.call("DECR", lim.run) <= 0 then
+      redis.call("DEL", lim.run)
     end
     return wait
   end
   if conc then
-    redis.call("SET", BASE .. "lim:held:" .. id, key)
     book.held = book.held + 1
   end
   return true
@@ -356,50 +400,54 @@ local function unpark_one(key)
   end
 end
 
--- The leases of `ids` ended: give back the slots they held, and make each freed key's first
--- parked job ready. One HGET of META's count of the jobs holding a slot when none does.
--- (Strings, not hashes: a hash of fewer than 128 fields is a listpack, searched field by
--- field, and these would hold about as many fields as jobs run: most of a limited job's cost.)
+-- The active leases of `ids` ended: give back the slots they held (each job's key from its
+-- record), and make each freed key's first parked job ready. One HGET of META's count of the
+-- jobs holding a slot when none does; else one HMGET of the records per 1,000 jobs, one
+-- DECRBY per key, one DEL of the counts at 0 and one EXISTS of the keys' park lists.
 local function free_slots(ids)
   if #ids == 0 or tonumber(redis.call("HGET", META, "held") or "0") <= 0 then
     return
   end
-  local held, step = {}, 4000
-  for i = 1, #ids do
-    held[i] = BASE .. "lim:held:" .. ids[i]
-  end
-  local freed, emptied, keys, parks = {}, {}, {}, {}
-  for first = 1, #held, step do
-    local found = redis.call("MGET", unpack(held, first, math.min(first + step - 1, #held)))
-    for k = 1, #found do
-      local key = found[k]
-      if key then
-        freed[#freed + 1], keys[#keys + 1] = held[first + k - 1], key
-        parks[#parks + 1] = BASE .. "lim:park:" .. key
-        local run_key = BASE .. "lim:run:" .. key
-        if redis.call("DECR", run_key) <= 0 then
-          emptied[#emptied + 1] = run_key
+  local freed, order, count = {}, {}, 0
+  for first = 1, #ids, 1000 do
+    local values = redis.call("HMGET", JOBS, unpack(ids, first, math.min(first + 999, #ids)))
+    for k = 1, #values do
+      local lim = values[k] and limit_of(values[k])
+      if lim and slots_of(lim) then
+        local run = lim.run
+        if not freed[run] then
+          freed[run] = 0
+          order[#order + 1] = lim
         end
+        freed[run], count = freed[run] + 1, count + 1
       end
     end
   end
-  if #freed == 0 then
+  if count == 0 then
     return
   end
-  multi_keys("DEL", freed)
-  redis.call("HINCRBY", META, "held", n2s(-#freed))
+  local emptied, parks = {}, {}
+  for i, lim in ipairs(order) do
+    if redis.call("DECRBY", lim.run, n2s(freed[lim.run])) <= 0 then
+      emptied[#emptied + 1] = lim.run
+    end
+    parks[i] = lim.park
+  end
   if #emptied > 0 then
     multi_keys("DEL", emptied)
   end
+  redis.call("HINCRBY", META, "held", n2s(-count))
   -- Each freed slot readies its key's first parked job: one EXISTS for the batch when no
   -- park list exists (the common case), else one LPOP per freed slot.
   local parked = 0
-  for first = 1, #parks, step do
-    parked = parked + redis.call("EXISTS", unpack(parks, first, math.min(first + step - 1, #parks)))
+  for first = 1, #parks, 4000 do
+    parked = parked + redis.call("EXISTS", unpack(parks, first, math.min(first + 3999, #parks)))
   end
   if parked > 0 then
-    for _, key in ipairs(keys) do
-      unpark_one(key)
+    for _, lim in ipairs(order) do
+      for _ = 1, freed[lim.run] do
+        unpark_one(lim.key)
+      end
     end
   end
 end
@@ -478,7 +526,10 @@ local function forget(id, now)
   if value then
     release_unique(header(value), id, "*")
   end
-  free_slots({ id })
+  if tonumber(redis.call("HGET", META, "held") or "0") > 0
+      and string.sub(redis.call("HGET", STATE, id) or "", 1, 2) == "A," then
+    free_slots({ id }) -- an active job holds a slot if it has a concurrency limit
+  end
   redis.call("HDEL", BASE .. "lim:resv", id)
   redis.call("HDEL", JOBS, id)
   redis.call("HDEL", STATE, id)
