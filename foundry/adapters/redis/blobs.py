@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import attrs
@@ -51,6 +52,13 @@ def base36(number: int) -> str:
 _PLAIN = frozenset({"v", "name", "payload", "created_at", "limit"})
 
 
+@lru_cache(maxsize=4096, typed=True)  # typed: 1.0 or True must fail as before
+def _concurrency_limit(key: str, concurrency: int) -> Limit:
+    """One ``Limit`` per key and concurrency (frozen, so shared): the jobs of one key repeat
+    it, and building one runs three validators (most of a limited job's decoding cost)."""
+    return Limit(key, concurrency)
+
+
 def _plain(job_id: str, queue: str, fields: dict[str, Any]) -> Job | None:
     limit, created = fields.get("limit"), fields.get("created_at")
     payload = fields.get("payload", {})
@@ -58,7 +66,7 @@ def _plain(job_id: str, queue: str, fields: dict[str, Any]) -> Job | None:
         if limit is not None:
             if type(limit) is not dict or len(limit) != 2 or "rate" in limit:
                 return None
-            limit = Limit(limit["key"], limit["concurrency"])
+            limit = _concurrency_limit(limit["key"], limit["concurrency"])
         if type(payload) is not dict or not (created is None or type(created) is int):
             return None
         return Job(
