@@ -25,10 +25,14 @@ _MS = timedelta(milliseconds=1)
 
 @attrs.frozen
 class Rate:
-    """At most ``count`` starts per ``per``, spread evenly: one start every ``per / count``.
+    """About ``count`` starts per ``per``, spread evenly: one turn every ``per / count``.
 
     No burst: after a quiet spell, the next start is allowed at once and the one after it a
-    full interval later, so no window of ``per`` ever holds more than ``count`` starts.
+    full interval later. A backlog starts on the key's own schedule of turns, one per
+    interval: a start that came late (a busy worker) does not push the turns after it back,
+    so a long run keeps the rate however late the claims; it may be followed sooner (at once
+    if it came a whole interval late), so a window of ``per`` holds at most ``count + 1``
+    starts (``count`` when every claim is on time).
     """
 
     count: int = attrs.field()
@@ -111,14 +115,19 @@ def rate_turn(
     earliest next start: a start is at least an interval after the one before) and ``tail``
     (the end of the turns handed out).
 
-    A new job starts at once only when no turn is pending; else it gets the turn after the
-    last one handed out. A job back for its turn (``reserved``) starts if the key's last start
-    is an interval behind, else waits until it is (a claim that came late pushed it back a
-    little). Starts are never closer than an interval, however late the claims are.
+    A new job starts at once only when no turn is pending (the next turn is then an interval
+    after it); else it gets the turn after the last one handed out. A job back for its turn
+    (``reserved``) starts once the key's next turn has come, and the turn after it follows
+    that one's schedule, not the claim's time: a claim up to an interval late loses nothing,
+    a later one only what exceeds the interval. So any ``m + 1`` consecutive starts span at
+    least ``m - 1`` intervals.
     """
+    interval = rate.interval_ms
     if (reserved or tail_ms <= now_ms) and next_ms <= now_ms:
-        return None, now_ms + rate.interval_ms, tail_ms
+        if reserved:
+            return None, max(next_ms, now_ms - interval) + interval, tail_ms
+        return None, now_ms + interval, tail_ms
     if reserved:
         return next_ms, next_ms, tail_ms
     turn = max(tail_ms, next_ms, now_ms)
-    return turn, next_ms, turn + rate.interval_ms
+    return turn, next_ms, turn + interval

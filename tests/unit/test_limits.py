@@ -46,22 +46,49 @@ def test_a_limit_needs_a_concurrency_or_a_rate_and_a_positive_concurrency() -> N
         Limit("", concurrency=1)
 
 
-def test_rate_turns_space_every_start_by_the_interval_however_late_the_claims() -> None:
+def test_rate_turns_keep_the_keys_schedule_when_a_claim_comes_late() -> None:
     rate = Rate(2, timedelta(seconds=1))  # 500 ms
-    turn = rate_turn(rate, reserved=False, next_ms=0, tail_ms=0, now_ms=0)
-    start_now, next_ms, tail = turn
-    wait_1, next_ms, tail = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=0)
-    wait_2, next_ms, tail = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=0)
+    start_now, next_ms, tail = rate_turn(rate, reserved=False, next_ms=0, tail_ms=0, now_ms=0)
+    turns = []
+    for _ in range(3):
+        wait, next_ms, tail = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=0)
+        turns.append(wait)
 
-    late = 2000  # both turns came and went before the next claim
+    late, next_ms, tail = rate_turn(rate, reserved=True, next_ms=next_ms, tail_ms=tail, now_ms=620)
+    on_time, next_ms, tail = rate_turn(
+        rate, reserved=True, next_ms=next_ms, tail_ms=tail, now_ms=1000
+    )
+    early, _, _ = rate_turn(rate, reserved=True, next_ms=next_ms, tail_ms=tail, now_ms=1400)
+
+    assert (start_now, turns) == (None, [500, 1000, 1500])
+    assert (late, on_time, early) == (None, None, 1500)  # 120 ms late cost the next turn nothing
+
+
+def test_rate_turns_after_claims_more_than_an_interval_late_lose_only_the_excess() -> None:
+    rate = Rate(2, timedelta(seconds=1))  # 500 ms
+    _, next_ms, tail = rate_turn(rate, reserved=False, next_ms=0, tail_ms=0, now_ms=0)
+    _, next_ms, tail = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=0)
+    _, next_ms, tail = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=0)
+
+    late = 2000  # both turns (500 and 1000) came and went before the next claim
     first, next_ms, tail = rate_turn(
         rate, reserved=True, next_ms=next_ms, tail_ms=tail, now_ms=late
     )
-    second, _, _ = rate_turn(rate, reserved=True, next_ms=next_ms, tail_ms=tail, now_ms=late)
+    second, next_ms, tail = rate_turn(
+        rate, reserved=True, next_ms=next_ms, tail_ms=tail, now_ms=late
+    )
     newcomer, _, _ = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=late)
 
-    assert (start_now, wait_1, wait_2) == (None, 500, 1000)
-    assert (first, second, newcomer) == (None, 2500, 2500)
+    assert (first, second, newcomer) == (None, None, 2500)
+
+
+def test_after_a_quiet_spell_the_second_start_waits_a_full_interval() -> None:
+    rate = Rate(2, timedelta(seconds=1))  # 500 ms
+
+    first, next_ms, tail = rate_turn(rate, reserved=False, next_ms=500, tail_ms=500, now_ms=9000)
+    second, _, _ = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=9000)
+
+    assert (first, second) == (None, 9500)
 
 
 def _registry() -> foundry.JobRegistry:

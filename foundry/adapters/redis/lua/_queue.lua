@@ -340,7 +340,9 @@ local function rate_wait(id, key, rate, now)
   local tail_ms = tonumber(redis.call("HGET", tail_key, key) or "0")
   local interval = math.ceil(rate.per / 1000 / rate.count)
   if (reserved or tail_ms <= now) and next_ms <= now then
-    redis.call("HSET", next_key, key, n2s(now + interval))
+    -- A job back for its turn keeps the key's schedule: a late claim does not push it back.
+    local after = reserved and math.max(next_ms, now - interval) or now
+    redis.call("HSET", next_key, key, n2s(after + interval))
     return nil
   end
   redis.call("HSET", resv, id, "1")
