@@ -3,6 +3,7 @@ the ledger's overlap count, and a rate measured from the starts."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -84,7 +85,7 @@ def test_three_workers_keep_each_key_within_its_concurrency_and_rate(
     starts = sorted(float(at) for what, _, at in lines if what == "tick")
     assert len(starts) == TICKS
     rate = (TICKS - 1) / (starts[-1] - starts[0])
-    gaps = sorted(round((later - earlier) * 1000) for earlier, later in zip(starts, starts[1:]))
+    gaps = sorted(round((later - earlier) * 1000) for earlier, later in itertools.pairwise(starts))
     assert 18 <= rate <= 22, (rate, gaps[-10:])  # 20/s within 10 % (the longest gaps in ms)
     stats = queue.stats(QUEUE)
     assert (stats.pending, stats.active, stats.dead) == (0, 0, 0)

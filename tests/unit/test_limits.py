@@ -51,8 +51,10 @@ def test_rate_turns_keep_the_keys_schedule_when_a_claim_comes_late() -> None:
     start_now, next_ms, tail = rate_turn(rate, reserved=False, next_ms=0, tail_ms=0, now_ms=0)
     turns = []
     for _ in range(3):
-        wait, next_ms, tail = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=0)
-        turns.append(wait)
+        turn, next_ms, tail = rate_turn(
+            rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=0
+        )
+        turns.append(turn)
 
     late, next_ms, tail = rate_turn(rate, reserved=True, next_ms=next_ms, tail_ms=tail, now_ms=620)
     on_time, next_ms, tail = rate_turn(
