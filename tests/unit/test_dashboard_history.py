@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
-from foundry.domain import Job
+from foundry.domain import Job, RunAfter
 from foundry.entrypoints.dashboard.charts import chart, path
 from foundry.entrypoints.dashboard.history import History, Sampler, Snapshot
 from foundry.ports import ClaimRequest, QueueStats
@@ -92,3 +92,36 @@ def test_a_queue_whose_counts_stay_still_has_its_wait_read_every_twelfth_sample(
 
     carried = [10 * S + n * 5 * S for n in range(12)]
     assert waits == [*carried, 60 * S]  # read again at the twelfth: "young" waited 60 s
+
+
+class _CountingWaits:
+    """A memory queue that counts the oldest-wait readings asked of it."""
+
+    def __init__(self, queue: MemoryQueue) -> None:
+        self.queue = queue
+        self.readings = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.queue, name)
+
+    def oldest_ready_age(self, queues: list[str]) -> list[timedelta | None]:
+        self.readings += 1
+        return self.queue.oldest_ready_age(queues)
+
+
+def test_delayed_jobs_coming_due_leave_the_wait_carried_and_exact() -> None:
+    clock = ManualClock(START)
+    memory = MemoryQueue(clock)
+    counting = _CountingWaits(memory)
+    sampler = Sampler(counting, clock, 5 * S)  # type: ignore[arg-type]
+    memory.enqueue(Job("a", id="old", queue="q"))
+    memory.enqueue_many([Job("a", queue="q", schedule=RunAfter(n * 4 * S)) for n in (3, 4, 5)])
+    clock.advance(10 * S)
+    waits = [sampler.sample().ages[0]]  # read: "old" waited 10 s
+    for _ in range(3):  # the delayed jobs come due at 12, 16 and 20 s
+        clock.advance(5 * S)
+        waits.append(sampler.sample().ages[0])
+
+    assert waits == [10 * S, 15 * S, 20 * S, 25 * S]
+    assert waits[-1] == memory.oldest_ready_age(["q"])[0]
+    assert counting.readings == 1

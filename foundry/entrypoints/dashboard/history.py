@@ -164,8 +164,10 @@ ALL_WAITS_EVERY = 12
 
 def _moves(row: QueueStats) -> tuple[int, ...]:
     """The counts that change when a queue's head may change: a claim (active), a finish
-    (completed, failed, dead), a refused write, a delayed job coming due (delayed)."""
-    return (row.active, row.completed, row.failed, row.dead, row.delayed, row.stale_rejected)
+    (completed, failed, dead), a refused write. Not a delayed job coming due: it waits from
+    its run time, after the reading, so it is never older than the wait read then (and a
+    queue without a wait has it read as soon as it has ready jobs)."""
+    return (row.active, row.completed, row.failed, row.dead, row.stale_rejected)
 
 
 @attrs.frozen
@@ -178,8 +180,9 @@ class _Wait:
     ready: int
 
     def moved(self, row: QueueStats) -> bool:
-        """Whether the head may have changed since: jobs were taken, finished, came due or
-        went (new ready jobs alone queue behind it and leave the oldest wait as it was)."""
+        """Whether the head may have changed since: jobs were taken, finished or went (new
+        ready jobs, and delayed ones coming due, queue behind it and leave the oldest wait as
+        it was)."""
         return _moves(row) != self.moves or row.ready < self.ready
 
 
