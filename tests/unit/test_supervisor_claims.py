@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from foundry.application.pool.config import PoolConfig
 from foundry.domain import JobState
-from foundry.ports import Lease
+from foundry.ports import ClaimRequest, Lease
 from tests.pool_support import FAST, BatchingQueue, Harness
 
 WINDOW_20_MS = timedelta(milliseconds=20)
@@ -164,6 +164,66 @@ def test_held_jobs_wait_while_the_queue_does_not_answer_and_start_once_it_does()
     pool.advance(1.0)  # the next renew goes through
     assert pool.sup.slots[0].job is not None
     assert len(pool.sup.buffer) == 3
+
+
+def test_after_a_failed_call_held_jobs_start_only_once_a_renew_confirmed_their_leases() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST, cancel_check=None))
+    pool.enqueue(100)
+    pool.start()
+    pool.reply(0, runtime=0.005)
+    pool.reply(0, runtime=0.005)  # 4 held
+    pool.queue.down = True
+    pool.advance(pool.config.lease.total_seconds() / 3 + 0.1)  # the renew fails
+    pool.reply(0, runtime=0.005)
+    lost, kept = pool.sup.buffer[0], pool.sup.buffer[1]
+    pool.queue.down = False
+    pool.queue.release(lost)  # a failover lost its claim: the new master had it ready
+    pool.queue.claim(ClaimRequest(["default"], lease=pool.config.lease))  # another worker's
+
+    pool.clock.advance(timedelta(milliseconds=100))  # past the busy-poll pause
+    pool.sup.fill(pool.now)  # a claim goes through first, before any renew
+
+    assert pool.running(0) == kept.job_id
+    assert lost.job_id not in [lease.job_id for lease in pool.sup.buffer]
+    assert lost.job_id not in [job_id for job_id, _ in pool.events.started]
+
+
+def test_a_claim_that_hands_back_a_job_held_under_a_lost_lease_replaces_that_lease() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST, cancel_check=None))
+    pool.enqueue(100)
+    pool.start()
+    pool.reply(0, runtime=0.005)
+    pool.reply(0, runtime=0.005)  # 4 held
+    pool.queue.down = True
+    pool.advance(pool.config.lease.total_seconds() / 3 + 0.1)  # the renew fails
+    pool.reply(0, runtime=0.005)
+    lost = pool.sup.buffer[0]
+    pool.queue.down = False
+    pool.queue.release(lost)  # a failover lost its claim: the new master has it ready
+
+    pool.clock.advance(timedelta(milliseconds=100))
+    pool.sup.fill(pool.now)  # and this pool's claim takes it again
+
+    held = [lease for lease in pool.sup.buffer if lease.job_id == lost.job_id]
+    running = [pool.running(0)] if pool.sup.slots[0].job else []
+    assert len(held) + running.count(lost.job_id) == 1
+    assert all(lease.token != lost.token for lease in held)
+
+
+def test_a_held_job_whose_lease_is_about_to_lapse_is_not_handed_out() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST, cancel_check=None))
+    pool.enqueue(100)
+    pool.start()
+    pool.reply(0, runtime=0.005)
+    pool.reply(0, runtime=0.005)  # 4 held
+    stale = pool.sup.buffer[0]
+    lease_s = pool.config.lease.total_seconds()
+    pool.clock.advance(timedelta(seconds=lease_s * 5 / 6))  # no tick yet: nothing fenced
+
+    pool.reply(0, runtime=0.005)
+
+    assert pool.sup.slots[0].job is None or pool.running(0) != stale.job_id
+    assert stale.job_id not in [lease.job_id for lease in pool.sup.buffer]
 
 
 def test_a_renew_reports_the_start_of_a_held_job() -> None:

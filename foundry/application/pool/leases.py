@@ -132,6 +132,11 @@ class LeaseBook:
         limit = now + self.margin_s
         return [held.lease for held in self._held.values() if held.deadline <= limit]
 
+    def lapsing(self, job_id: str, now: float) -> bool:
+        """Whether ``job_id``'s lease is within the safety margin of its local deadline (a
+        job held ahead must not start then: ``fenced`` names it)."""
+        return self._held[job_id].deadline <= now + self.margin_s
+
     def next_wake(self) -> float:
         """When the book next needs attention (renew or fence), or ``inf`` if it holds nothing."""
         if not self._held:

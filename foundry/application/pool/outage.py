@@ -1,4 +1,5 @@
-"""Logging a queue outage once when it starts and once when it ends, not at every retry."""
+"""Logging a queue outage once when it starts and once when it ends, not at every retry; and
+whether the held leases were confirmed since the queue last failed."""
 
 from __future__ import annotations
 
@@ -12,14 +13,25 @@ class Outage:
 
     def __init__(self) -> None:
         self._since: float | None = None
+        self._unconfirmed = False
 
     @property
     def down(self) -> bool:
         """Whether the last call to the backend failed."""
         return self._since is not None
 
+    @property
+    def unconfirmed(self) -> bool:
+        """Whether a call failed since a renew last confirmed every held lease.
+
+        A failover may have lost the claims of some: the new master knows nothing of them and
+        hands their jobs out again, so those jobs must not start here.
+        """
+        return self._unconfirmed
+
     def failed(self, what: str, error: Exception, now: float) -> None:
         """A call failed; logged only if the backend was answering until now."""
+        self._unconfirmed = True
         if self._since is None:
             self._since = now
             log.error(
@@ -35,3 +47,7 @@ class Outage:
         if self._since is not None:
             log.warning("queue reachable again after %.1fs", now - self._since)
             self._since = None
+
+    def confirmed(self) -> None:
+        """A renew of every held lease was answered: the queue holds those it did not lose."""
+        self._unconfirmed = False

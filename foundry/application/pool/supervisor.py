@@ -39,6 +39,8 @@ from foundry.ports import Clock, Lease, QueuePort
 
 log = logging.getLogger(__name__)
 
+#: Why a lease within the safety margin of its local deadline is given up.
+FENCED = "fenced: its lease could not be renewed before the deadline"
 #: A chained job whose previous result cannot be read now is given back for this long.
 PREVIOUS_RETRY = timedelta(seconds=1)
 
@@ -180,7 +182,7 @@ class Supervisor:
     def tick(self, now: float) -> None:
         """Everything that is due: fencing first, then renewals, limits, writes, heartbeat."""
         for lease in self._book.fenced(now):
-            self._forget(lease, "fenced: its lease could not be renewed before the deadline")
+            self._forget(lease, FENCED)
         self._renew(now)
         self._enforce_limits(now)
         self._upkeep.reap(now)
@@ -234,6 +236,7 @@ class Supervisor:
         leases = self._claimer.claim(wanted, wait, now, ahead=ahead)
         if leases:
             self.stopping.got_work()
+            self._drop_replaced(leases)
             self.buffer.extend(leases)
             self._hand_out(now)
             return
@@ -286,9 +289,29 @@ class Supervisor:
     def _hand_out(self, now: float) -> None:
         for slot in self.slots:
             while slot.state is SlotState.IDLE and self.buffer:
-                if self.buffer[0].ahead and self._outage.down:
+                lease = self.buffer[0]
+                if lease.ahead and self._outage.down:
                     return  # its start could not be reported: it waits for the queue
-                self.assign(slot, self.buffer.popleft(), now)
+                if lease.ahead and self._outage.unconfirmed:
+                    # A failover may have lost its claim (the new master hands the job out
+                    # again): a renew of every lease first, which forgets those the queue lost.
+                    if not self._renew(now, force=True):
+                        return
+                    continue
+                self.buffer.popleft()
+                if self._book.lapsing(lease.job_id, now):  # the next tick would fence it
+                    self._forget(lease, FENCED)
+                    continue
+                self.assign(slot, lease, now)
+
+    def _drop_replaced(self, leases: list[Lease]) -> None:
+        """Buffered leases of jobs a claim just returned are gone: a failover lost their claims
+        and the new master leased the jobs again (the book holds the new leases only)."""
+        claimed = {lease.job_id for lease in leases}
+        if any(held.job_id in claimed for held in self.buffer):
+            kept = [held for held in self.buffer if held.job_id not in claimed]
+            self.buffer.clear()
+            self.buffer.extend(kept)
 
     def _wanted(self) -> int:
         return self._claimer.wanted(self.slots, len(self.buffer))

@@ -73,6 +73,7 @@ class Upkeep:
             book.renew_failed(now)
             return None
         self._outage.ok(now)
+        self._outage.confirmed()
         lost = tuple(book.renewed(leases, results, now))
         stopped = tuple(lease for lease in results if lease is not None and lease.stop)
         return Renewed(lost, kept=len(leases) - len(lost), stopped=stopped)
