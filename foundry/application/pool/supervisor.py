@@ -236,7 +236,8 @@ class Supervisor:
         leases = self._claimer.claim(wanted, wait, now, ahead=ahead)
         if leases:
             self.stopping.got_work()
-            self._drop_replaced(leases)
+            if self._outage.unconfirmed:  # else the queue holds every buffered lease
+                self._drop_replaced(leases)
             self.buffer.extend(leases)
             self._hand_out(now)
             return
