@@ -52,11 +52,16 @@ class ReplicationProbe:
                     return
 
 
-def check_failover(rig: Rig, queue: QueuePort, expect: Expectations, context: str) -> Report:
+def check_failover(
+    rig: Rig, queue: QueuePort, expect: Expectations, context: str, *, report_lag: float = 0.0
+) -> Report:
     """What the master held and the replica had not yet received is gone: jobs acknowledged
     after the probe last saw the replica hold everything (and before the promotion) may be
     lost (none with the WAIT), and a job claimed then may run again as the same attempt (a
-    claim waits for no replica). Any other problem fails; the counts are printed."""
+    claim waits for no replica). So may a job held ahead that started up to ``report_lag``
+    seconds before that moment: its start is reported with its worker's next claim or renew
+    (at most a third of the lease later), which the master may have taken down with it or
+    never got. Any other problem fails; the counts are printed."""
     report = rig.report(queue, expect)
     events = rig.ledger.events()
     held = [event["t"] for event in events if event["ev"] == "replicated"]
@@ -65,7 +70,7 @@ def check_failover(rig: Rig, queue: QueuePort, expect: Expectations, context: st
     window = (max(held), next(event["t"] for event in events if event.get("promoted")))
     acked = {event["job"]: event["t"] for event in events if event["ev"] == "enqueued"}
     outside = [job for job in report.lost if not window[0] <= acked[job] <= window[1]]
-    reclaimed = _reclaimed(rig, queue, events, window)
+    reclaimed = _reclaimed(rig, queue, events, (window[0] - report_lag, window[1]))
     print(
         f"  {len(report.lost)} acknowledged job(s) lost, {len(reclaimed)} claim(s) lost; the "
         f"replica last confirmed holding every write {killed - window[0]:.3f} s before the kill"
@@ -84,8 +89,8 @@ def _reclaimed(
     rig: Rig, queue: QueuePort, events: list[dict[str, Any]], window: tuple[float, float]
 ) -> set[str]:
     """Jobs that started more often than their attempts say, one of the starts within
-    ``window``: the claim the master wrote then never reached the replica, so the promoted
-    one handed the job out again as the same attempt."""
+    ``window``: the claim (or the start's report) the master wrote then never reached the
+    replica, so the promoted one handed the job out again as the same attempt."""
     starts: dict[str, list[float]] = defaultdict(list)
     for event in events:
         if event["ev"] == "start":
