@@ -2,7 +2,10 @@
 writes the queue could not take (fake children, a memory queue, a manual clock).
 """
 
+from datetime import timedelta
+
 from foundry.application.outcome import OutcomeKind
+from foundry.application.pool.claims import BUSY_POLL_S
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.settle import FLUSH_AFTER_S
 from foundry.domain import JobState
@@ -147,3 +150,18 @@ def test_a_result_the_queue_refuses_fails_its_attempt_and_the_rest_of_the_batch_
     assert (completed.state, completed.result) == (JobState.COMPLETED, {"n": 1})
     kinds = {job_id: outcome.kind for job_id, outcome in pool.events.finished}
     assert kinds == {bad: OutcomeKind.DEAD, good: OutcomeKind.COMPLETED}
+
+
+def test_a_poll_that_wrote_the_last_completion_leaves_the_idle_pool_claiming_at_once() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST), queue=CombiningQueue)
+    pool.enqueue(1)
+    pool.start()  # child 0 runs the job; child 1's claim found nothing: a busy poll is due later
+    pool.sup.child_replied(0, pool.answer(0), pool.now)
+    pool.clock.advance(timedelta(seconds=BUSY_POLL_S))
+    pool.sup.tick(pool.now)
+
+    pool.sup.fill(pool.now)  # busy until written: the poll carries the completion, finds nothing
+
+    assert isinstance(pool.queue, CombiningQueue)
+    assert pool.queue.combined == 1
+    assert pool.sup.next_wake(pool.now) <= pool.now  # idle now: no busy-poll pause to sit out

@@ -101,9 +101,9 @@ class Claimer:
         """
         return now >= self._next_claim_at and (idle or now >= self._poll_at)
 
-    def next_wake(self) -> float:
-        """When the next claim may go out."""
-        return max(self._next_claim_at, self._poll_at)
+    def next_wake(self, *, idle: bool) -> float:
+        """When the next claim may go out: for an idle pool the busy-poll pause is over."""
+        return self._next_claim_at if idle else max(self._next_claim_at, self._poll_at)
 
     def claim(self, limit: int, wait: float, now: float, *, ahead: int = 0) -> list[Lease]:
         """Claim up to ``limit`` jobs, the last ``ahead`` of them held ahead of need, waiting up

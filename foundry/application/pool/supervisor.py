@@ -206,7 +206,8 @@ class Supervisor:
             self._respawner.next_wake(),
         ]
         if not self.stopping.requested and self._wanted() > 0:
-            wakes.append(self._claimer.next_wake())
+            idle = not self._book and all_idle(self.slots)
+            wakes.append(self._claimer.next_wake(idle=idle))
         return min(wakes)
 
     @property
