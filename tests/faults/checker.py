@@ -6,7 +6,8 @@ told, what the handlers saw) with the queue's final records and running totals:
 * lost: acknowledged by ``enqueue`` but gone, or still pending/running after the drain;
 * unexpected: completed, dead or started, yet never enqueued by the producer;
 * duplicated: completions the queue counted beyond one per completed job;
-* attempts: a finished job's ``attempts`` differs from the starts its handlers recorded;
+* attempts: a finished job's ``attempts`` differs from the starts its handlers recorded (and
+  from what the lapses of a SIGKILLed worker's leases explain exactly);
 * dead: a dead job without the reason the scenario injected for it;
 * overlaps (optional): two executions of one job running at the same time.
 
@@ -30,6 +31,27 @@ _TERMINAL = (JobState.COMPLETED, JobState.DEAD)
 
 
 @attrs.frozen
+class KilledWorker:
+    """The leases a SIGKILLed worker held, as the queue recorded them once the worker was dead.
+
+    Their lapses keep the attempts of ``counted`` (started, as far as the queue knew, or
+    claimed to start at once) and give back those of ``unstarted`` (held ahead, no start
+    reported). The ledger may disagree either way: a child cut off between getting a job and
+    its handler's first line recorded no start; a start since the worker's last write was
+    recorded but never reported. Its children's starts carry ``ppid == pid``.
+    """
+
+    pid: int
+    counted: frozenset[str]
+    unstarted: frozenset[str]
+
+    def offset(self, job_id: str, ran: int) -> int:
+        """Attempts minus recorded starts of a job it held that its children started ``ran``
+        times: the attempt its lapse kept, less those runs."""
+        return int(job_id in self.counted) - ran
+
+
+@attrs.frozen
 class Expectations:
     """What a scenario allows: injected deaths, and tolerated differences it can explain."""
 
@@ -46,6 +68,9 @@ class Expectations:
     """How many recorded starts in total may have no attempt counted (a worker died after
     handing a job held ahead to a child, before that start reached the queue: the lapse gave
     the attempt back), at most ``UNSTARTED_LAPSES_MAX`` of one job."""
+    killed: tuple[KilledWorker, ...] = ()
+    """Workers SIGKILLed holding leases: each of their held jobs' attempts must differ from its
+    recorded starts by exactly what ``KilledWorker.offset`` says."""
 
 
 @attrs.frozen
@@ -152,7 +177,7 @@ def check(
         report.problems.append(
             f"the queue counted {completed_total} completions for {report.completed} jobs"
         )
-    _check_attempts(final, starts, expect, report)
+    _check_attempts(final, starts, _offsets(events, expect.killed), expect, report)
     _check_dead(final, expect, report)
     if expect.check_overlaps:
         for before, after in overlapping(runs):
@@ -209,6 +234,7 @@ def _check_unexpected(
 def _check_attempts(
     final: Mapping[str, JobRecord | None],
     starts: Counter[str],
+    offsets: Counter[str],
     expect: Expectations,
     report: Report,
 ) -> None:
@@ -216,7 +242,7 @@ def _check_attempts(
     for job_id, record in sorted(final.items()):
         if record is None or record.state not in _TERMINAL:
             continue
-        missing = record.attempts - starts[job_id]
+        missing = record.attempts - starts[job_id] - offsets[job_id]
         if 0 < missing <= spare:
             spare -= missing
             continue
@@ -224,10 +250,24 @@ def _check_attempts(
             unreported += missing
             continue
         if missing:
+            explained = f" and {offsets[job_id]:+d} from lapses" if offsets[job_id] else ""
             report.problems.append(
                 f"attempts: job {job_id} has attempts={record.attempts} "
-                f"but {starts[job_id]} recorded starts"
+                f"but {starts[job_id]} recorded starts{explained}"
             )
+
+
+def _offsets(events: list[Mapping[str, Any]], killed: Iterable[KilledWorker]) -> Counter[str]:
+    """Per job, the attempts the lapses of killed workers' leases explain beyond (or, when
+    negative, short of) its recorded starts."""
+    offsets: Counter[str] = Counter()
+    for worker in killed:
+        ran = Counter(
+            e["job"] for e in events if e["ev"] == "start" and e.get("ppid") == worker.pid
+        )
+        for job_id in worker.counted | worker.unstarted:
+            offsets[job_id] += worker.offset(job_id, ran[job_id])
+    return offsets
 
 
 def _check_dead(

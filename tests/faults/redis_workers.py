@@ -10,6 +10,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import redis
+
+from foundry.adapters.redis.keys import QueueKeys
+from tests.faults.checker import KilledWorker
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.faults.pool_scenario:registry"
 
@@ -67,6 +72,19 @@ class Workers:
     def log(self, index: int) -> str:
         """What worker ``index`` printed."""
         return (self._logs / f"worker-{index}.log").read_text(errors="replace")
+
+
+def leases_of_the_dead(redis_url: str, prefix: str, pid: int) -> KilledWorker:
+    """The leases on queue ``default`` (all held by worker ``pid``, reaped already) and which
+    of them hold their job ahead, unstarted: Redis answers this later call after applying any
+    command the worker sent before it died."""
+    keys = QueueKeys.of(prefix, "default")
+    with redis.Redis.from_url(redis_url) as client:
+        held = {job_id.decode() for job_id in client.zrange(keys.named("leases"), 0, -1)}
+        # An "ahead" mark "<lapses> <lease token>" holds its job unstarted; "<lapses>" started.
+        marks = client.hgetall(keys.base + "ahead")
+    unstarted = {job_id.decode() for job_id, mark in marks.items() if b" " in mark} & held
+    return KilledWorker(pid, frozenset(held - unstarted), frozenset(unstarted))
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

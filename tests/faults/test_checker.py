@@ -9,7 +9,7 @@ from typing import Any
 
 from foundry.domain import Job, JobState
 from foundry.ports.queue_types import JobRecord
-from tests.faults.checker import Expectations, check, executions, overlapping
+from tests.faults.checker import Expectations, KilledWorker, check, executions, overlapping
 from tests.faults.ledger import Ledger
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -24,8 +24,12 @@ def enqueued(job_id: str) -> list[dict[str, Any]]:
     return [{"ev": "enqueue_try", "job": job_id}, {"ev": "enqueued", "job": job_id}]
 
 
-def ran(job_id: str, pid: int, start: float, end: float | None) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = [{"ev": "start", "job": job_id, "pid": pid, "t": start}]
+def ran(
+    job_id: str, pid: int, start: float, end: float | None, ppid: int = 0
+) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = [
+        {"ev": "start", "job": job_id, "pid": pid, "ppid": ppid, "t": start}
+    ]
     if end is not None:
         events.append({"ev": "end", "job": job_id, "pid": pid, "t": end})
     return events
@@ -116,6 +120,29 @@ def test_unreported_starts_excuse_only_that_many_runs_without_an_attempt() -> No
     report = check(events, final, completed_total=2, expect=Expectations(unreported_starts=1))
 
     assert len(report.problems) == 1
+
+
+def test_a_killed_workers_leases_explain_exactly_their_kept_and_given_back_attempts() -> None:
+    # Its lapses kept the attempts of "a" (its child got it, but was cut off before the handler
+    # began) and "b" (it ran), and gave back those of "c" (it ran, its start unreported) and
+    # "d" (never handed out); each then ran once elsewhere.
+    killed = KilledWorker(7, counted=frozenset("ab"), unstarted=frozenset("cd"))
+    events = [*ran("b", 8, 0.0, None, ppid=7), *ran("c", 9, 0.0, None, ppid=7)]
+    for job_id in "abcd":
+        events += [*enqueued(job_id), *ran(job_id, 10, 1.0, 2.0, ppid=11)]
+    attempts = {"a": 2, "b": 2, "c": 1, "d": 1}
+    final = {job_id: record(job_id, JobState.COMPLETED, n) for job_id, n in attempts.items()}
+    one_off = {
+        **final,
+        "d": record("d", JobState.COMPLETED, 2),
+        "a": record("a", JobState.COMPLETED),
+    }
+
+    exact = check(events, final, completed_total=4, expect=Expectations(killed=(killed,)))
+    off = check(events, one_off, completed_total=4, expect=Expectations(killed=(killed,)))
+
+    assert exact.ok, exact.summary()
+    assert [problem.split()[2] for problem in off.problems] == ["a", "d"]
 
 
 def test_a_dead_job_must_carry_the_injected_reason() -> None:

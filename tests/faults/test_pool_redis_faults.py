@@ -23,7 +23,7 @@ from foundry.domain import Job, JobState
 from tests.backends import unique_prefix
 from tests.faults.checker import Expectations
 from tests.faults.pool_scenario import Scenario
-from tests.faults.redis_workers import Workers, wait_for
+from tests.faults.redis_workers import Workers, leases_of_the_dead, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -91,39 +91,38 @@ def test_f2_a_killed_workers_children_die_and_its_jobs_rerun_elsewhere_after_the
 def test_f2_a_killed_worker_spends_no_attempt_of_the_short_jobs_it_held_unstarted(
     tmp_path: Path, seed: int, redis_url: str
 ) -> None:
-    # By default short jobs are claimed ahead (as many as the children finish in 20 ms, at
-    # most 64), their attempts counted once their starts reach the queue: a SIGKILLed worker
-    # gives back the attempts of the jobs it held unstarted, and of those its children had
-    # started since its last claim or renew (running, or done with the completion not yet
-    # written: at most the children's and a batch of completions).
+    # Short jobs are claimed ahead (by default as many as the children finish in 20 ms, at
+    # most 64: maybe none on a loaded machine, so here at least 8), their attempts counted
+    # once their starts reach the queue: a SIGKILLed worker gives back the attempts of the
+    # jobs it held unstarted, and of those its children had started since its last claim or
+    # renew (running, or done with the completion not yet written: at most the children's and
+    # a batch of completions). A job it reported started (or claimed for an idle child) keeps
+    # its attempt, though the kill may have cut the child off before the handler began: at
+    # most one such job per child.
     lease_s = 2
     queue, prefix = _queue(redis_url, "f2p")
     scenario = Scenario(tmp_path, seed, queue)
     jobs = [scenario.job("work", payload={"n": n, "seconds": 0.002}) for n in range(400)]
     scenario.produce(jobs)
     workers = Workers(tmp_path, redis_url, prefix, lease_s)
-    victim = workers.start()
+    victim = workers.start("--prefetch", "8")
     wait_for(lambda: len(_started_under(scenario, victim.pid)) >= 40, 60, "40 jobs to start")
 
     victim.kill()
     victim.wait()
-    held = queue.stats("default").active  # its leases, until they lapse
+    held = leases_of_the_dead(redis_url, prefix, victim.pid)
     workers.start()
     wait_for(lambda: queue.stats("default").completed == len(jobs), 90, "every job to complete")
     codes = workers.stop_all()
 
     assert codes == [-9, 0], workers.log(1)
-    print(f"the killed worker held {held} leases")
-    assert held > 2, "the victim held no job ahead when killed"
-    report = scenario.check(Expectations(unreported_starts=2 + BATCH_MAX))
+    ran = {start["job"] for start in _started_under(scenario, victim.pid)}
+    print(f"the killed worker held {len(held.unstarted)} jobs unstarted, {len(held.counted)} not")
+    assert held.unstarted - ran, "the victim held no job ahead when killed"
+    assert len(held.unstarted & ran) <= 2 + BATCH_MAX
+    assert len(held.counted - ran) <= 2
+    report = scenario.check(Expectations(killed=(held,)))
     assert report.ok, report.summary()
-    for job in jobs:
-        record = queue.get(job.id)
-        assert record is not None
-        starts = scenario.starts(job.id)
-        assert record.attempts - len(starts) in (0, -1)
-        if record.attempts < len(starts):
-            assert starts[0]["ppid"] == victim.pid
 
 
 @pytest.mark.timeout(180)
