@@ -1,4 +1,6 @@
+import multiprocessing
 import pickle
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -7,12 +9,15 @@ import pytest
 from foundry.application.context import JobContext
 from foundry.application.pool.wire import (
     PROGRESS,
+    FrameReader,
     decode_progress,
     decode_reply,
     decode_task,
     encode_progress,
     encode_reply,
     encode_task,
+    framed,
+    write_all,
 )
 from foundry.domain import ErrorInfo, Job, Progress
 from foundry.ports import Lease
@@ -102,3 +107,35 @@ def test_a_bad_progress_report_is_refused_where_it_is_made(
 
     with pytest.raises(ValueError, match="progress"):
         context.progress(fraction, note)
+
+
+def test_the_frame_reader_reads_what_a_connection_sends_and_what_framed_writes() -> None:
+    sender, receiver = multiprocessing.Pipe()
+    reader = FrameReader(receiver.fileno())
+    big = bytes(range(256)) * 1000  # more than a pipe holds: written while it is read
+
+    def send() -> None:
+        sender.send_bytes(b"first")
+        write_all(sender.fileno(), framed(b"second") + framed(b"") + framed(big))
+        sender.send_bytes(b"last")
+        sender.close()
+
+    writer = threading.Thread(target=send)
+    writer.start()
+    frames = [reader.read() for _ in range(5)]
+    writer.join()
+
+    assert frames == [b"first", b"second", b"", big, b"last"]
+    with pytest.raises(EOFError):
+        reader.read()
+
+
+def test_a_frame_cut_short_by_a_closed_pipe_is_the_end_of_the_pipe() -> None:
+    sender, receiver = multiprocessing.Pipe()
+    reader = FrameReader(receiver.fileno())
+
+    write_all(sender.fileno(), framed(b"0123456789")[:8])
+    sender.close()
+
+    with pytest.raises(EOFError):
+        reader.read()

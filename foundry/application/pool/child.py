@@ -28,7 +28,14 @@ from foundry.application.context import JobContext, set_current, set_progress_si
 from foundry.application.errors import SoftTimeLimitExceeded
 from foundry.application.pool.coroutines import ChildLoop
 from foundry.application.pool.watchdog import start_watchdog
-from foundry.application.pool.wire import READY, STOP, decode_task, encode_progress, encode_reply
+from foundry.application.pool.wire import (
+    READY,
+    STOP,
+    FrameReader,
+    decode_task,
+    encode_progress,
+    encode_reply,
+)
 from foundry.application.registry import Handler, JobRegistry
 from foundry.domain import ErrorInfo, JobCancelled, Progress
 
@@ -123,7 +130,7 @@ class Runner:
 
     def serve(self, conn: Connection) -> None:
         """Answer tasks until the parent says stop or goes away."""
-        receive, send = conn.recv_bytes, conn.send_bytes
+        receive, send = FrameReader(conn.fileno()).read, conn.send_bytes
         self._send = send
         set_progress_sink(self._report)
         while True:

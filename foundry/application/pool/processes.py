@@ -17,7 +17,7 @@ import attrs
 
 from foundry.application.pool.child import child_main
 from foundry.application.pool.watchdog import new_fence, set_fence
-from foundry.application.pool.wire import STOP
+from foundry.application.pool.wire import STOP, framed, write_all
 from foundry.application.registry import JobRegistry
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,8 @@ class ProcessWorkforce:
     def send(self, slot: int, frame: bytes) -> bool:
         """Send a frame; ``False`` if the child's pipe is broken."""
         try:
-            self.children[slot].conn.send_bytes(frame)
+            # One write of header and frame, as the child reads them (one ``read``).
+            write_all(self.children[slot].conn.fileno(), framed(frame))
         except (OSError, EOFError):
             return False
         return True

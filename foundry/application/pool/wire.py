@@ -7,12 +7,13 @@ pickled result or ``ErrorInfo`` (before it, any number of ``PROGRESS`` frames: t
 token, a fraction and a note), so a value that cannot be (un)pickled still leaves a
 readable reply: a failure, for a result the parent cannot receive. The pid and the token let
 the parent refuse an answer from any process but its child, about any job but the one that
-child runs. Frames are length-prefixed by ``multiprocessing.connection``; a child never
+child runs. Frames are length-prefixed as ``multiprocessing.connection`` does it; a child never
 decodes a job record, only these fields.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 from typing import Any
@@ -27,6 +28,9 @@ READY = b"R"
 PROGRESS = b"P"
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _HEADER = struct.Struct("<?dQiH")  # ok, runtime, rss, pid, token length
+_SIZE = struct.Struct("!i")  # a frame's length, or -1: the length follows in _LARGE
+_LARGE = struct.Struct("!Q")
+_READ_AHEAD = 65536
 
 Task = tuple[str, str, dict[str, Any], int, str, float, str, dict[str, str], int]
 
@@ -72,6 +76,54 @@ def decode_task(frame: bytes) -> Task:
     """A task frame's fields."""
     task: Task = pickle.loads(frame)
     return task
+
+
+def framed(frame: bytes) -> bytes:
+    """``frame`` behind its length prefix, as ``Connection.send_bytes`` writes it: written
+    whole, it reaches the reader in one piece (``FrameReader``)."""
+    if len(frame) > 0x7FFFFFFF:
+        return _SIZE.pack(-1) + _LARGE.pack(len(frame)) + frame
+    return _SIZE.pack(len(frame)) + frame
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` to ``fd`` (a blocking pipe) to the end; raises ``OSError``."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class FrameReader:
+    """Reads length-prefixed frames from a pipe, a task frame in one ``read`` where
+    ``Connection.recv_bytes`` makes two (its length, then its body); bytes read past a frame
+    are the next one's."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._pending = b""
+
+    def read(self) -> bytes:
+        """The next frame; ``EOFError`` once the writer has closed the pipe."""
+        data = self._fill(self._pending, _SIZE.size)
+        (size,), start = _SIZE.unpack_from(data), _SIZE.size
+        if size == -1:
+            data = self._fill(data, start + _LARGE.size)
+            (size,), start = _LARGE.unpack_from(data, start), start + _LARGE.size
+        end = start + size
+        data = self._fill(data, end)
+        self._pending = data[end:]
+        return data[start:end]
+
+    def _fill(self, data: bytes, size: int) -> bytes:
+        """``data`` and what follows it in the pipe, at least ``size`` bytes."""
+        parts, have = [data], len(data)
+        while have < size:
+            chunk = os.read(self._fd, max(size - have, _READ_AHEAD))
+            if not chunk:
+                raise EOFError("the pipe was closed")
+            parts.append(chunk)
+            have += len(chunk)
+        return data if len(parts) == 1 else b"".join(parts)
 
 
 def encode_reply(
