@@ -55,6 +55,9 @@ class EnqueuePlan:
     def outcome(self, job: Job, reply: Any) -> EnqueueOutcome:
         """What one call's reply says about ``job``; notes the queue's epoch. Raises
         ``InvalidJob`` for a dependency the queue does not hold (nothing was written)."""
+        if type(reply) is bytes:  # the short form's job, stored: the epoch alone
+            self._epochs.see(job.queue, reply)
+            return Enqueued(job.id)
         refuse_unknown_dependency(job.queue, reply)
         self._epochs.see(job.queue, reply[0])
         return _outcome(job.id, reply[1])

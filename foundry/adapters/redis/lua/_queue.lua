@@ -173,6 +173,49 @@ local function wake(count)
   end
 end
 
+-- Each queue's epoch as the last plain enqueue found it, and the seq that enqueue took
+-- (META -> {epoch, seq}; a library's locals outlive its calls, and a reload, a restart or
+-- a failover starts them empty). An enqueue whose HINCRBY takes the next seq finds the meta
+-- as the last one left it, epoch and all; any other change of seq (another function,
+-- another release's library, the meta deleted or made again) makes it read the epoch: the
+-- meta would have to come back to that very seq, without this library, for a stale one.
+local plain_epochs = {}
+
+-- The queue's epoch (set to `candidate` if it has none) and a new seq, taken: one call
+-- where reading both and writing seq back are two.
+local function take_seq(candidate)
+  local seq = redis.call("HINCRBY", META, "seq", 1)
+  local seen = plain_epochs[META]
+  if seen and seen[2] == seq - 1 then
+    seen[2] = seq
+    return seen[1], seq
+  end
+  local epoch = redis.call("HGET", META, "epoch")
+  if not epoch then
+    redis.call("HSET", META, "epoch", candidate)
+    epoch = candidate
+  end
+  plain_epochs[META] = { epoch, seq }
+  return epoch, seq
+end
+
+-- A plain enqueue (one job ready now at priority 0, without a unique key or dependencies),
+-- stored by HSETNX: it joins the fifo without the general path's bookkeeping. The queue's
+-- epoch, or nil, having written nothing, for the general path to take it: bad arguments,
+-- or an id already stored (Q8).
+local function enqueue_plain(now, candidate, id, blob, max_text)
+  local max = num(max_text)
+  if id == "" or not now or not max or max < 1
+      or redis.call("HSETNX", JOBS, id, ms36(now) .. " 0 " .. max_text .. " 0 " .. blob) == 0 then
+    return nil
+  end
+  local epoch, seq = take_seq(candidate)
+  -- A number: redis.call writes it exactly (%.17g, integers < 2^53), as n2s would.
+  redis.call("RPUSH", FIFO, id, seq)
+  wake(1)
+  return epoch
+end
+
 -- The fifo (<base>fifo) holds the jobs enqueued ready at priority 0, the common case, as
 -- pairs "id, seq" in seq order: a list entry costs a quarter of a sorted set's. Every other
 -- ready job (other priorities, jobs back from a lease, a delay, a limit or their

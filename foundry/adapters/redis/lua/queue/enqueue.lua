@@ -7,13 +7,30 @@
 --       dependencies), the short form: now, epoch candidate, id, blob, max attempts
 -- Reply {epoch, one outcome per job: 0 enqueued (or already stored), or the id holding the
 --       unique key}; or, before any write, {"!", job index, id} for a dependency that is
---       neither stored nor earlier in the batch
+--       neither stored nor earlier in the batch; the short form's job newly stored: the
+--       epoch alone
 -- Keeps Q1 (stored before the reply), Q2 (seq in order: a job ready at priority 0 joins the
 --       fifo's tail, any other ready job `ready`), Q3 (delayed in `delayed`), Q8 (a stored id
 --       is left unchanged), Q9 (unique keys)
 local now = now_ms(ARGV[1])
 local per = 8
 local n = (#ARGV - 2) / per
+-- A plain job is stored before the general path's helpers are made; the short form's reply
+-- is then the epoch alone (a string, where a table costs Redis a conversion).
+if #ARGV == 5 then
+  local epoch = enqueue_plain(now, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+  if epoch then
+    return epoch
+  end
+  ARGV = { ARGV[1], ARGV[2], ARGV[3], ARGV[4], "0", ARGV[5], "0", "0", "", "" }
+  n = 1
+elseif n == 1 and ARGV[5] == "0" and ARGV[7] == "0" and ARGV[8] == "0" and ARGV[9] == ""
+    and ARGV[10] == "" then
+  local epoch = enqueue_plain(now, ARGV[2], ARGV[3], ARGV[4], ARGV[6])
+  if epoch then
+    return { epoch, 0 }
+  end
+end
 -- The queue's epoch (set to the candidate if it has none) and seq.
 local function read_meta()
   local meta = redis.call("HMGET", META, "epoch", "seq")
@@ -22,38 +39,6 @@ local function read_meta()
     meta[1] = ARGV[2]
   end
   return meta[1], tonumber(meta[2] or "0")
-end
-
--- A plain dispatch (one job ready now at priority 0, without a unique key or dependencies)
--- is checked here alone and stored by HSETNX: it joins the fifo without the bookkeeping of
--- the general path below, which an id already stored takes (Q8). Its reply, or nil.
-local function store_plain(id, blob, max_text)
-  local max = num(max_text)
-  if id == "" or not now or not max or max < 1
-      or redis.call("HSETNX", JOBS, id, ms36(now) .. " 0 " .. max_text .. " 0 " .. blob) == 0 then
-    return nil
-  end
-  local epoch, seq = read_meta()
-  local seq_s = n2s(seq + 1)
-  redis.call("HSET", META, "seq", seq_s)
-  redis.call("RPUSH", FIFO, id, seq_s)
-  wake(1)
-  return { epoch, 0 }
-end
-
-if #ARGV == 5 then
-  local reply = store_plain(ARGV[3], ARGV[4], ARGV[5])
-  if reply then
-    return reply
-  end
-  ARGV = { ARGV[1], ARGV[2], ARGV[3], ARGV[4], "0", ARGV[5], "0", "0", "", "" }
-  n = 1
-elseif n == 1 and ARGV[5] == "0" and ARGV[7] == "0" and ARGV[8] == "0" and ARGV[9] == ""
-    and ARGV[10] == "" then
-  local reply = store_plain(ARGV[3], ARGV[4], ARGV[6])
-  if reply then
-    return reply
-  end
 end
 
 if not now or n < 1 or n ~= math.floor(n) then
