@@ -139,10 +139,21 @@ local function n2s(n)
   return string.format("%.0f", n)
 end
 
+-- The milliseconds of a second by their text ("" for 0), and the last second read from TIME
+-- (its text and its ms): a table lookup and a string compare, where tonumber runs strtod.
+local MS_OF = { [""] = 0 }
+for i = 1, 999 do
+  MS_OF["" .. i] = i
+end
+local last_s, last_s_ms = nil, 0
+
 -- The server's clock in ms.
 local function server_ms()
   local t = redis.call("TIME")
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if t[1] ~= last_s then
+    last_s, last_s_ms = t[1], tonumber(t[1]) * 1000
+  end
+  return last_s_ms + MS_OF[string.sub(t[2], 1, -4)]
 end
 
 -- ARGV[1]: the caller's clock in ms, or "" for the server's.
