@@ -83,6 +83,10 @@ def library() -> Library:
 #: are longer, so only the few constants of the calls are.
 _SMALL = 4
 _SMALL_KEPT = 512
+#: Array and bulk length prefixes up to this, made once.
+_KEPT = 1024
+_COUNTS = tuple(b"*%d\r\n" % count for count in range(_KEPT))
+_SIZES = tuple(b"$%d\r\n" % size for size in range(_KEPT))
 
 
 def _bulk(arg: Arg) -> bytes:
@@ -108,20 +112,24 @@ class Packer:
             head = b"".join(map(_bulk, parts))
             self._heads[(name, tuple(keys))] = head
         small = self._small
-        bulks = [b"*%d\r\n" % (3 + len(keys) + len(args)), head]
+        count = 3 + len(keys) + len(args)
+        pieces = [_COUNTS[count] if count < _KEPT else b"*%d\r\n" % count, head]
         for arg in args:
-            if type(arg) is str and len(arg) < _SMALL:
+            kind = type(arg)
+            if kind is str and len(arg) < _SMALL:  # type: ignore[arg-type]
                 bulk = small.get(arg)
                 if bulk is None:
                     bulk = _bulk(arg)
                     if len(small) < _SMALL_KEPT:
                         small[arg] = bulk
-            else:
-                # _bulk inlined: a batch of 1,000 jobs packs 7,000 arguments (a third faster).
-                data = arg if isinstance(arg, bytes) else str(arg).encode()
-                bulk = b"$%d\r\n%s\r\n" % (len(data), data)
-            bulks.append(bulk)
-        return b"".join(bulks)
+                pieces.append(bulk)
+                continue
+            # The length's prefix from a table and the data joined once with the rest: a
+            # bytes %-format per argument was a third of packing a plain enqueue.
+            data = arg if isinstance(arg, bytes) else str(arg).encode()
+            size = len(data)
+            pieces += (_SIZES[size] if size < _KEPT else b"$%d\r\n" % size, data, b"\r\n")
+        return b"".join(pieces)
 
 
 def missing(error: ResponseError) -> bool:
