@@ -2,20 +2,18 @@
 
 Wire format of a job: a JSON object ``{"v": WIRE_VERSION, ...fields}``, fields at their
 defaults omitted (compact in Redis), durations and times as integer microseconds (exact).
+The converter (``converter.py``) is built when a codec first needs it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import cattrs
+import attrs
 import orjson
-from cattrs.gen import make_dict_unstructure_fn, override
-from cattrs.preconf.orjson import make_converter as make_orjson_converter
-from cattrs.strategies import configure_tagged_union
-from cattrs.v import format_exception
 
 from foundry.domain import (
     MAX_PAYLOAD_BYTES,
@@ -27,14 +25,15 @@ from foundry.domain import (
     UndecodableJob,
     UndecodableValue,
 )
-from foundry.domain.limits import Limit
-from foundry.domain.retry import Backoff
-from foundry.domain.schedule import Schedule
+from foundry.ports.queue_types import WorkerInfo
+
+if TYPE_CHECKING:
+    import cattrs
 
 T = TypeVar("T")
 
 WIRE_VERSION = 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: orjson options that route every type orjson would encode differently from the converter
 #: (datetimes, dataclasses, subclasses of builtins) to the converter instead.
 _PASSTHROUGH = (
@@ -44,79 +43,29 @@ _PASSTHROUGH = (
 )
 
 
-def _micros(delta: timedelta) -> int:
+def micros(delta: timedelta) -> int:
+    """``delta`` in integer microseconds (exact)."""
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _from_datetime(moment: datetime) -> int:
+def epoch_micros(moment: datetime) -> int:
+    """An aware ``moment`` as integer microseconds since the epoch; ``TypeError`` if naive."""
     if moment.utcoffset() is None:
         raise TypeError(
             f"the datetime {moment.isoformat()} has no timezone; use an aware one, "
             "e.g. datetime.now(UTC) or moment.replace(tzinfo=UTC)"
         )
-    return _micros(moment - _EPOCH)
+    return micros(moment - EPOCH)
 
 
-def _to_datetime(value: Any, _: type) -> datetime:
-    if not isinstance(value, int):
-        raise TypeError(f"expected integer microseconds, got {value!r}")
-    return _EPOCH + timedelta(microseconds=value)
-
-
-def _to_timedelta(value: Any, _: type) -> timedelta:
-    if not isinstance(value, int):
-        raise TypeError(f"expected integer microseconds, got {value!r}")
-    return timedelta(microseconds=value)
-
-
-def _limit_hook(converter: cattrs.Converter) -> Callable[[Any, type], Limit]:
-    """A job's limit: the common shape (a key and a concurrency) built directly, every job of
-    a limited drain has one; any other shape (a rate, a bad value) by cattrs, which names what
-    is wrong."""
-    general = converter.get_structure_hook(Limit)
-
-    def structure(value: Any, kind: type) -> Limit:
-        if type(value) is dict and len(value) == 2:
-            key, concurrency = value.get("key"), value.get("concurrency")
-            if key is not None and concurrency is not None:
-                return Limit(key, concurrency)
-        return general(value, kind)  # type: ignore[no-any-return]
-
-    return structure
-
-
-def make_converter() -> cattrs.Converter:
-    """A fresh converter with Foundry's hooks; never registers on cattrs' global one."""
-    converter = make_orjson_converter(omit_if_default=True)
-    converter.register_unstructure_hook(timedelta, _micros)
-    converter.register_structure_hook(timedelta, _to_timedelta)
-    converter.register_unstructure_hook(datetime, _from_datetime)
-    converter.register_structure_hook(datetime, _to_datetime)
-    converter.register_unstructure_hook(frozenset, sorted)
-    configure_tagged_union(Schedule, converter, tag_name="t")
-    configure_tagged_union(Backoff, converter, tag_name="t")
-    converter.register_structure_hook(Limit, _limit_hook(converter))
-    # A job's id never equals a fresh default one: comparing would only mint a random id per
-    # encode, so it is always written (the same bytes).
-    converter.register_unstructure_hook(
-        Job,
-        make_dict_unstructure_fn(
-            Job, converter, _cattrs_omit_if_default=True, id=override(omit_if_default=False)
-        ),
-    )
-    return converter
-
-
-def _leaf_message(error: BaseException, expected: type | None) -> str:
-    if isinstance(error, InvalidJob):
-        return str(error)
-    return format_exception(error, expected)
+_WORKER_FIELDS = attrs.fields(WorkerInfo)
 
 
 def _describe(error: Exception) -> str:
-    if isinstance(error, cattrs.BaseValidationError):
-        messages = cattrs.transform_error(error, format_exception=_leaf_message)
-        return "; ".join(messages) or str(error)
+    if isinstance(error, ExceptionGroup):  # cattrs reports bad data as one
+        from foundry.adapters.converter import describe  # noqa: PLC0415 - imported with it
+
+        return describe(error)
     return f"{type(error).__name__}: {error}"
 
 
@@ -127,15 +76,26 @@ class Codec:
     """
 
     def __init__(self, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> None:
-        self.converter = make_converter()
         self.max_payload_bytes = max_payload_bytes
-        self._unstructure_job: Callable[[Job], dict[str, Any]] = (
-            self.converter.get_unstructure_hook(Job)
-        )
-        self._structure_job: Callable[[Any, type[Job]], Job] = self.converter.get_structure_hook(
-            Job
-        )
-        self._unstructure: Callable[[Any], Any] = self.converter.unstructure
+
+    @cached_property
+    def converter(self) -> cattrs.Converter:
+        """The cattrs converter, built (and cattrs imported) at first use."""
+        from foundry.adapters.converter import make_converter  # noqa: PLC0415 - see its module
+
+        return make_converter()
+
+    @cached_property
+    def _unstructure_job(self) -> Callable[[Job], dict[str, Any]]:
+        return self.converter.get_unstructure_hook(Job)
+
+    @cached_property
+    def _structure_job(self) -> Callable[[Any, type[Job]], Job]:
+        return self.converter.get_structure_hook(Job)
+
+    @cached_property
+    def _unstructure(self) -> Callable[[Any], Any]:
+        return self.converter.unstructure
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -185,9 +145,10 @@ class Codec:
                 f"wire format version {version!r} is not {WIRE_VERSION}; "
                 "upgrade the worker or drain old jobs",
             )
+        structure = self._structure_job
         try:
-            return self._structure_job(fields, Job)
-        except (cattrs.BaseValidationError, InvalidJob, TypeError, ValueError) as error:
+            return structure(fields, Job)
+        except (ExceptionGroup, InvalidJob, TypeError, ValueError) as error:
             raise UndecodableJob(job_id, _describe(error)) from error
 
     # -- anything the converter knows: error infos, records, results --------------------------
@@ -196,11 +157,23 @@ class Codec:
         """Any value the converter can unstructure, as JSON bytes."""
         return orjson.dumps(self.converter.unstructure(value))
 
+    def encode_worker(self, info: WorkerInfo) -> bytes:
+        """``encode(info)`` without the converter, which a worker's heartbeats (the first comes
+        before its first claim) then never build: the fields in order, those at their default
+        left out, times as epoch microseconds."""
+        fields: dict[str, Any] = {}
+        for field in _WORKER_FIELDS:
+            value = getattr(info, field.name)
+            if value != field.default:
+                fields[field.name] = epoch_micros(value) if isinstance(value, datetime) else value
+        return orjson.dumps(fields)
+
     def decode(self, data: bytes | str, kind: type[T]) -> T:
         """A ``kind`` from JSON bytes. Raises ``ValueError`` describing what is wrong."""
+        converter = self.converter
         try:
-            return self.converter.structure(orjson.loads(data), kind)
-        except (cattrs.BaseValidationError, orjson.JSONDecodeError, TypeError) as error:
+            return converter.structure(orjson.loads(data), kind)
+        except (ExceptionGroup, orjson.JSONDecodeError, TypeError) as error:
             raise ValueError(f"cannot decode {kind.__name__}: {_describe(error)}") from error
 
     def decode_errors(self, data: bytes | str) -> tuple[ErrorInfo, ...]:

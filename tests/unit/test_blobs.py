@@ -37,6 +37,15 @@ def _reference(job: Job) -> bytes:
     return orjson.dumps({"v": WIRE_VERSION, **fields})
 
 
+def test_plain_jobs_are_stored_and_read_without_building_the_converter() -> None:
+    fresh_codec = Codec()
+    fresh = JobBlobs(fresh_codec)
+    job = Job("noop", created_at=datetime(2026, 1, 2, tzinfo=UTC))
+
+    assert fresh.decode(job.id, job.queue, _record(fresh.encode(job))) == job
+    assert "converter" not in vars(fresh_codec)
+
+
 @given(jobs())
 def test_a_blob_is_the_reference_form_and_decodes_to_the_same_job(job: Job) -> None:
     blob = blobs.encode(job)

@@ -22,6 +22,7 @@ from foundry.domain import (
     UndecodableJob,
     UndecodableValue,
 )
+from foundry.ports import WorkerInfo
 from tests.strategies import jobs
 
 codec = Codec()
@@ -167,3 +168,34 @@ def test_decode_values_decodes_a_batch_and_names_the_key_of_a_bad_one() -> None:
     assert good == [1, {"a": [2]}]
     with pytest.raises(UndecodableValue, match="'bad'"):
         codec.decode_values([b"1", b"{nope"], ["fine", "bad"])
+
+
+workers = st.builds(
+    WorkerInfo,
+    id=st.text(max_size=8),
+    host=st.text(max_size=8),
+    pid=st.integers(0, 2**22),
+    queues=st.lists(st.text(max_size=4), max_size=3).map(tuple),
+    concurrency=st.integers(1, 64),
+    started_at=st.datetimes(timezones=st.just(UTC)),
+    seen_at=st.datetimes(timezones=st.just(UTC)),
+    processed=st.integers(0, 3),
+    failed=st.integers(0, 3),
+    retried=st.integers(0, 3),
+    dead=st.integers(0, 3),
+    mean_runtime_ms=st.sampled_from([0.0, 0.5, 12.25]),
+)
+
+
+@given(workers)
+def test_a_heartbeat_s_worker_info_encodes_as_the_converter_does(info: WorkerInfo) -> None:
+    assert codec.encode_worker(info) == codec.encode(info)
+    assert codec.decode(codec.encode_worker(info), WorkerInfo) == info
+
+
+def test_a_heartbeat_builds_no_converter() -> None:
+    fresh = Codec()
+    moment = datetime(2026, 1, 2, tzinfo=UTC)
+    fresh.encode_worker(WorkerInfo("w", "h", 1, ("q",), 2, moment, moment))
+
+    assert "converter" not in vars(fresh)

@@ -32,7 +32,7 @@ class PostgresWorkers:
         """Publish ``info`` until now + ``ttl``."""
         params = {
             "id": info.id,
-            "info": self._db.rows.codec.encode(info),
+            "info": self._db.rows.codec.encode_worker(info),
             "now": self._db.now(),
             "ttl": ttl,
         }

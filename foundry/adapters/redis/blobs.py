@@ -10,13 +10,13 @@ docs/architecture.md). Anything else is the codec's JSON (it starts with ``{``).
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import attrs
 import orjson
-from cattrs.gen import make_dict_unstructure_fn, override
 
 from foundry.adapters.codec import WIRE_VERSION, Codec
 from foundry.adapters.redis.records import split_record
@@ -98,20 +98,20 @@ class JobBlobs:
 
     def __init__(self, codec: Codec) -> None:
         self._codec = codec
-        # The codec's unstructure hook minus ``id`` and ``queue``: same fields otherwise, and
-        # no fresh default id minted per job just to compare it with the job's own.
-        self._unstructure = make_dict_unstructure_fn(
-            Job,
-            codec.converter,
-            _cattrs_omit_if_default=True,
-            id=override(omit=True),
-            queue=override(omit=True),
-        )
         self._stamp: tuple[int, str] = (-1, "")  # the last created_at in base 36: a batch
         # shares one
         self._plain: tuple[Any, ...] = _REST_DEFAULTS
         self._high: tuple[int, str] = (-1, "")  # its digits but the last four: the next
         # dispatches' (they change every 36**4 us, 1.7 s)
+
+    @cached_property
+    def _unstructure(self) -> Callable[[Job], dict[str, Any]]:
+        """The codec's unstructure hook minus ``id`` and ``queue``: same fields otherwise, and
+        no fresh default id minted per job just to compare it with the job's own. Built at the
+        first job that needs it (a plain one never does)."""
+        from foundry.adapters.converter import job_fields_but_keys  # noqa: PLC0415
+
+        return job_fields_but_keys(self._codec.converter)
 
     def encode(self, job: Job) -> bytes:
         """The stored blob; raises ``InvalidJob`` as ``Codec.encode_job`` does."""

@@ -38,7 +38,7 @@ class RedisWorkers:
             pipe = self._client.pipeline(transaction=False)
             # The key outlives the index entry: the index (on the queue's clock) decides.
             key = self._keys.worker(info.id)
-            call(pipe, "SET", key, self._codec.encode(info), "PX", ttl_ms * 10)
+            call(pipe, "SET", key, self._codec.encode_worker(info), "PX", ttl_ms * 10)
             call(pipe, "ZADD", self._keys.workers, expires, info.id)
             pipe.execute()
 
