@@ -33,6 +33,7 @@ from redis.exceptions import ResponseError
 from redis.sentinel import SentinelManagedConnection
 
 from foundry.adapters.redis.durability import DURABLE, Durability
+from foundry.adapters.redis.exchange import Exchange
 
 Arg = str | bytes | int
 #: One function call: its name (``claim``, ``cache_get``), its keys and its arguments.
@@ -152,6 +153,7 @@ class _Pinned(threading.local):
     pid = 0
     #: A redis-py ``Connection`` (TCP, TLS or unix socket; its methods are untyped).
     connection: Any = None
+    exchange: Exchange
 
 
 class FunctionRunner:
@@ -247,12 +249,23 @@ class FunctionRunner:
             # A forked child never reuses its parent's socket: the pid is part of the key.
             pool = self.client.connection_pool
             pinned.connection = pool.connection_class(**pool.connection_kwargs)
+            pinned.exchange = Exchange()
             pinned.pid = os.getpid()
         return pinned.connection
 
     def _round_trip(self, conn: Any, packed: bytes) -> Any:
-        _send(conn, packed)
-        return self._reply(conn, packed)
+        fast = self._pinned.exchange
+        if not fast.ready(conn):
+            _send(conn, packed)
+            return self._reply(conn, packed)
+        try:
+            return fast.exchange(conn, packed)
+        except ResponseError as error:
+            if not missing(error):
+                raise
+        self._load_on(conn)
+        conn.send_packed_command([packed])
+        return conn.read_response()
 
     @staticmethod
     def _send_fresh(conn: Any, packed: bytes) -> None:

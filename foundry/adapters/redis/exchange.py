@@ -1,0 +1,104 @@
+"""One request and its reply on a connected redis-py connection, without redis-py's per-call
+layers (its send, read and parse wrappers were a tenth of a plain dispatch's client work).
+
+The socket, the connection's health check and the classes of error replies are redis-py's
+(``_sock``, ``_parser.parse_error``); the reply is parsed by a hiredis reader of this
+thread's own, made again for each new socket. Errors are raised as redis-py raises them
+(``ConnectionError``, ``TimeoutError``, the error reply's class) and close the connection, so
+its retry policy reconnects; a RESP3 push before the reply goes to the parser's handlers. A
+connection not connected or due for its health check, speaking RESP3 where hiredis cannot
+tell a push, or of a class that reads or sends its own way (a subclass overriding
+``read_response`` or ``send_packed_command``) is left to redis-py (``ready`` is false).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import hiredis
+import redis
+from redis.connection import AbstractConnection
+from redis.exceptions import InvalidResponse
+
+_CLOSED = "Connection closed by server."
+#: hiredis >= 3.2 parses a RESP3 push as this type (before, as a plain list).
+_PUSH: Any = getattr(hiredis, "PushNotification", None)
+
+
+class Exchange:
+    """Send and read on one thread's connection; the reader follows its socket."""
+
+    def __init__(self) -> None:
+        self._sock: Any = None
+        self._reader: Any = None
+        self._buffer = bytearray(65536)
+
+    def ready(self, conn: Any) -> bool:
+        """Whether ``exchange`` may serve ``conn`` now."""
+        sock = conn._sock
+        if sock is None or (_PUSH is None and conn.protocol in (3, "3")):
+            return False
+        interval = conn.health_check_interval
+        if interval and time.monotonic() > conn.next_health_check:
+            return False
+        if sock is not self._sock:
+            if not _plain(type(conn)):
+                return False
+            encoder = conn.encoder
+            options: dict[str, Any] = {"errors": encoder.encoding_errors}
+            if encoder.decode_responses:
+                options["encoding"] = encoder.encoding
+            self._reader = hiredis.Reader(
+                protocolError=InvalidResponse, replyError=conn._parser.parse_error, **options
+            )
+            self._sock = sock
+        return True
+
+    def exchange(self, conn: Any, packed: bytes) -> Any:
+        """Send ``packed`` and read its reply (an error reply is raised)."""
+        try:
+            self._sock.sendall(packed)
+            reply = self._read()
+            while _PUSH is not None and type(reply) is _PUSH:
+                handle = getattr(conn._parser, "handle_push_response", None)
+                if handle is not None:
+                    handle(reply)
+                reply = self._read()
+        except TimeoutError as error:  # socket.timeout
+            conn.disconnect()
+            raise redis.TimeoutError(f"Timeout talking to {_where(conn)}") from error
+        except OSError as error:
+            conn.disconnect()
+            raise redis.ConnectionError(f"Error talking to {_where(conn)}: {error}") from error
+        except BaseException:
+            conn.disconnect()
+            raise
+        if conn.health_check_interval:
+            conn.next_health_check = time.monotonic() + conn.health_check_interval
+        if isinstance(reply, redis.ResponseError | redis.ConnectionError):
+            raise reply
+        return reply
+
+    def _read(self) -> Any:
+        reader, buffer = self._reader, self._buffer
+        reply = reader.gets()
+        while reply is False:
+            size = self._sock.recv_into(buffer)
+            if not size:
+                raise redis.ConnectionError(_CLOSED)
+            reader.feed(buffer, 0, size)
+            reply = reader.gets()
+        return reply
+
+
+def _plain(kind: type) -> bool:
+    """Whether connections of ``kind`` send and read as redis-py's own classes do."""
+    return (
+        getattr(kind, "read_response", None) is AbstractConnection.read_response
+        and getattr(kind, "send_packed_command", None) is AbstractConnection.send_packed_command
+    )
+
+
+def _where(conn: Any) -> str:
+    return str(getattr(conn, "path", "") or f"{conn.host}:{conn.port}")
