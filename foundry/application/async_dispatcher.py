@@ -139,12 +139,19 @@ class AsyncDispatcher(DispatcherBase):
         *,
         queue: str | None = None,
         result_as: str | None = None,
+        connection: object | None = None,
     ) -> list[str]:
-        """``Dispatcher.chain``, awaited: the steps in one write; their ids, in order."""
+        """``Dispatcher.chain``, awaited: the steps in one write (in the caller's transaction
+        on ``connection``, if given); their ids, in order."""
         units, jobs = self._chain(steps, queue, result_as)
-        if jobs is not None:
+        if connection is not None:
+            if jobs is not None:
+                return await self._send_within(connection, jobs, None)
+            await self._within(None).enqueue_batches_within(connection, units)
+        elif jobs is not None:
             return await self._send(jobs, many=True)
-        await batch_store(self._batches).enqueue_batches(units)
+        else:
+            await batch_store(self._batches).enqueue_batches(units)
         return [unit.id for unit in units]
 
     async def batch(
@@ -158,9 +165,10 @@ class AsyncDispatcher(DispatcherBase):
         queue: str | None = None,
         batch_id: str | None = None,
         after_commit: bool | None = None,
+        connection: object | None = None,
     ) -> str:
-        """``Dispatcher.batch``, awaited: the batch in one write (after the commit, if so);
-        its id."""
+        """``Dispatcher.batch``, awaited: the batch in one write (after the commit, or in the
+        caller's transaction on ``connection``, if so); its id."""
         made = self.build_batch(
             jobs,
             then=then,
@@ -170,6 +178,9 @@ class AsyncDispatcher(DispatcherBase):
             queue=queue,
             batch_id=batch_id,
         )
+        if connection is not None:
+            await self._within(after_commit).enqueue_batches_within(connection, [made])
+            return made.id
         port = batch_store(self._batches)
         if self._after_commit.wanted(after_commit):
             self._defer(list(made.jobs), lambda: port.enqueue_batches([made]))
@@ -228,8 +239,11 @@ class AsyncDispatcher(DispatcherBase):
     async def _send_within(
         self, connection: object, jobs: list[Job], after_commit: bool | None
     ) -> list[str]:
-        port = transaction_store(self._transactions, after_commit)
-        return [job_id_of(outcome) for outcome in await port.enqueue_within(connection, jobs)]
+        outcomes = await self._within(after_commit).enqueue_within(connection, jobs)
+        return [job_id_of(outcome) for outcome in outcomes]
+
+    def _within(self, after_commit: bool | None) -> AsyncTransactionalEnqueue:
+        return transaction_store(self._transactions, after_commit)
 
     def _defer(self, jobs: list[Job], send: Callable[[], Awaitable[object]]) -> None:
         loop = asyncio.get_running_loop()

@@ -63,3 +63,10 @@ class AsyncTransactionalEnqueue(Protocol):
     async def enqueue_within(self, connection: object, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
         """Store ``jobs`` with ``connection``, in its open transaction; one outcome each."""
         ...
+
+    async def enqueue_batches_within(
+        self, connection: object, items: Sequence[Job | Batch]
+    ) -> None:
+        """Store ``items`` as ``AsyncBatchPort.enqueue_batches`` does (batches, chains), with
+        ``connection``, in its open transaction."""
+        ...

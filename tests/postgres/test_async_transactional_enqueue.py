@@ -16,7 +16,8 @@ from foundry.adapters.memory.async_queue import AsyncMemoryQueue
 from foundry.adapters.postgres.async_queue import AsyncPostgresQueue
 from foundry.adapters.postgres.queue import PostgresQueue
 from foundry.application.async_dispatcher import AsyncDispatcher
-from foundry.domain import ConfigurationError, InvalidJob, JobState, UniqueSpec
+from foundry.application.job_maker import Item
+from foundry.domain import Batch, ConfigurationError, InvalidJob, JobState, UniqueSpec
 from tests.backends import FixtureLookup, postgres_queue
 from tests.e2e.apps import QUEUE, add, registry
 
@@ -167,3 +168,94 @@ def test_foundry_connect_on_postgres_dispatches_in_the_callers_transaction(
 
     assert before is None
     assert queue.get(job_id) is not None
+
+
+def test_a_batch_and_a_chain_with_a_batch_step_join_the_callers_transaction(
+    queue: PostgresQueue, postgres_url: str
+) -> None:
+    dispatcher = _dispatcher(queue)
+    seen: list[object] = []
+
+    async def main() -> tuple[str, list[str]]:
+        async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+            try:
+                async with conn.transaction():
+                    gone = [(add, {"a": 1, "b": 1})]
+                    await dispatcher.batch(gone, batch_id="gone", connection=conn)
+                    raise Rollback
+            except Rollback:
+                pass
+            async with conn.transaction():
+                middle = dispatcher.build_batch([(add, {"a": n, "b": 0}) for n in range(3)])
+                steps: list[Item | Batch] = [
+                    (add, {"a": 0, "b": 0}),
+                    middle,
+                    (add, {"a": 9, "b": 9}),
+                ]
+                ids = await dispatcher.chain(steps, connection=conn)
+                seen.append(queue.batch(middle.id))
+        return middle.id, ids
+
+    middle, ids = asyncio.run(main())
+
+    assert seen == [None]  # not visible before the commit
+    assert queue.batch("gone") is None
+    assert queue.get("gone") is None
+    record = queue.batch(middle)
+    assert record is not None
+    assert (record.state, record.progress.total) == ("running", 3)
+    assert ids[1] == middle
+    assert [queue.get(ids[0]), queue.get(ids[2])] != [None, None]
+
+
+def test_a_chain_of_jobs_is_written_in_the_callers_transaction(
+    queue: PostgresQueue, postgres_url: str
+) -> None:
+    dispatcher = _dispatcher(queue)
+
+    async def main() -> list[str]:
+        async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+            try:
+                async with conn.transaction():
+                    ids = await dispatcher.chain([(add, {"a": 1, "b": 2})] * 2, connection=conn)
+                    raise Rollback
+            except Rollback:
+                pass
+            async with conn.transaction():
+                return ids + await dispatcher.chain([(add, {"a": 3, "b": 4})] * 2, connection=conn)
+
+    dropped_first, dropped_second, first, second = asyncio.run(main())
+
+    assert [queue.get(dropped_first), queue.get(dropped_second)] == [None, None]
+    kept = [queue.get(first), queue.get(second)]
+    assert [record.state if record else None for record in kept] == [
+        JobState.READY,
+        JobState.WAITING,
+    ]
+
+
+def test_a_batch_member_depending_on_an_unknown_job_is_invalid_in_the_transaction(
+    queue: PostgresQueue, postgres_url: str
+) -> None:
+    dispatcher = _dispatcher(queue)
+
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+            member = dispatcher.build(add, {"a": 1, "b": 2}, after=["nope"])
+            await dispatcher.batch([member], connection=conn)
+
+    with pytest.raises(InvalidJob, match="nope"):
+        asyncio.run(main())
+
+
+def test_batch_and_chain_with_connection_need_a_queue_in_the_database() -> None:
+    store = MemoryQueue(ManualClock())
+    aqueue = AsyncMemoryQueue(store)
+    dispatcher = AsyncDispatcher(aqueue, registry, ManualClock(), batches=aqueue)
+    steps = [(add, {"a": 1, "b": 2})]
+
+    with pytest.raises(ConfigurationError, match="QUEUE_DRIVER=postgres"):
+        asyncio.run(dispatcher.batch(steps, connection=object()))
+    with pytest.raises(ConfigurationError, match="QUEUE_DRIVER=postgres"):
+        asyncio.run(dispatcher.chain([*steps, dispatcher.build_batch(steps)], connection=object()))
+    assert store.stats(QUEUE).pending == 0

@@ -80,17 +80,13 @@ class AsyncPostgresQueue:
         """Store ``jobs`` with the caller's psycopg ``AsyncConnection``, in its open transaction
         (see ``AsyncTransactionalEnqueue``): the same ``enqueue`` call, whose NOTIFY wakes
         blocked workers when that transaction commits."""
-        if not isinstance(connection, psycopg.AsyncConnection):
-            raise ConfigurationError(
-                "connection= on the AsyncDispatcher takes a psycopg 3 AsyncConnection; got "
-                f"{type(connection).__name__}"
-            )
+        lent = _lent(connection)
         if not jobs:
             return []
         blobs = [self._rows.codec.encode_job(job) for job in jobs]
         params = enqueue_params(jobs, blobs, self._now(), end_policy(_KEEP, _RETENTION))
         # The caller's connection may have any row factory; ours reads tuples.
-        async with connection.cursor(row_factory=tuple_row) as cursor:
+        async with lent.cursor(row_factory=tuple_row) as cursor:
             try:
                 await cursor.execute(self._sql["enqueue"], params)
                 rows = await cursor.fetchall()
@@ -148,6 +144,26 @@ class AsyncPostgresQueue:
         policy = end_policy(_KEEP, _RETENTION)
         params = self._batches.params(items, self._rows, self._now(), policy)
         await self._fetch(self._batches.enqueue, params, rows=False)
+
+    async def enqueue_batches_within(
+        self, connection: object, items: Sequence[Job | Batch]
+    ) -> None:
+        """Store ``items`` with the caller's psycopg ``AsyncConnection``, in its open
+        transaction (see ``AsyncTransactionalEnqueue``): the same ``enqueue_batches`` call."""
+        lent = _lent(connection)
+        if not items:
+            return
+        params = self._batches.params(items, self._rows, self._now(), end_policy(_KEEP, _RETENTION))
+        async with lent.cursor(row_factory=tuple_row) as cursor:
+            try:
+                await cursor.execute(self._batches.enqueue, params)
+            except psycopg.Error as error:
+                invalid = batch_refused(error)
+                if invalid is not None:
+                    raise invalid from None
+                if isinstance(error, psycopg.OperationalError):
+                    raise unreachable(self._settings, error) from error
+                raise
 
     async def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
         """As ``PostgresQueue.batch``: one query."""
@@ -234,3 +250,13 @@ class AsyncPostgresQueue:
             connect_timeout=max(1, round(self._settings.connect_timeout.total_seconds())),
             application_name=self._settings.application_name,
         )
+
+
+def _lent(connection: object) -> psycopg.AsyncConnection[Any]:
+    """The caller's connection, if it is a psycopg ``AsyncConnection``."""
+    if not isinstance(connection, psycopg.AsyncConnection):
+        raise ConfigurationError(
+            "connection= on the AsyncDispatcher takes a psycopg 3 AsyncConnection; got "
+            f"{type(connection).__name__}"
+        )
+    return connection
