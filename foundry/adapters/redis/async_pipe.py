@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
+from time import monotonic
 from typing import Any
 
 import hiredis
@@ -52,7 +53,7 @@ class Pipe(asyncio.Protocol):
         self._transport = transport
         self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=parse_error)
         #: The futures awaiting a reply, in the order their calls were written, each with
-        #: when its reply is due (loop time; 0: no deadline).
+        #: when its reply is due (``time.monotonic``; 0: no deadline).
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._buffer: list[bytes] = []
 
@@ -161,8 +162,12 @@ class Pipes:
         loop = pipe.loop
         if loop is not asyncio.get_running_loop():
             return None
-        future = pipe.send(packed, self.due(pipe) if self._timeout is not None else 0.0)
-        return pipe, future
+        timeout = self._timeout
+        if timeout is None:
+            return pipe, pipe.send(packed)
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(timeout, self._check, loop)
+        return pipe, pipe.send(packed, monotonic() + timeout)
 
     def retry(self) -> Any:
         """The client's retry policy (a redis-py ``Retry``: its methods are untyped)."""
@@ -186,10 +191,9 @@ class Pipes:
         """When a reply to a call written now is due (0: never); arms the watchdog."""
         if self._timeout is None:
             return 0.0
-        due = pipe.loop.time() + self._timeout
         if self._watchdog is None:
-            self._watchdog = pipe.loop.call_at(due, self._check, pipe.loop)
-        return due
+            self._watchdog = pipe.loop.call_later(self._timeout, self._check, pipe.loop)
+        return monotonic() + self._timeout
 
     async def close(self) -> None:
         """Close this loop's pipe (a later ``open`` opens another)."""
@@ -248,10 +252,11 @@ class Pipes:
         due = pipe.oldest_due()
         if due is None:
             return
-        if loop.time() >= due:
+        now = monotonic()
+        if now >= due:
             pipe.close(redis.TimeoutError(f"no reply from Redis within {self._timeout} s"))
         else:
-            self._watchdog = loop.call_at(due, self._check, loop)
+            self._watchdog = loop.call_later(due - now, self._check, loop)
 
 
 def _here() -> tuple[asyncio.AbstractEventLoop, int]:

@@ -23,25 +23,24 @@ _set_result = asyncio.Future.set_result
 class Reply(asyncio.Future[Any]):
     """A future whose first waiter ``wake`` can resume at once (see the module's docstring)."""
 
-    # Class defaults, no __init__: one Python frame less per call (the loop is Future's).
-    _waiter: _Callback | None = None
-    _waiter_context: contextvars.Context | None = None
+    #: The kept callback and its context. A class default and no ``__init__``: one Python
+    #: frame less per call (the loop is ``Future``'s), one attribute to set.
+    _kept: tuple[_Callback, contextvars.Context] | None = None
 
     def add_done_callback(
         self, fn: _Callback, *, context: contextvars.Context | None = None
     ) -> None:
         """The first callback while pending is kept for ``wake``; others go the usual way."""
-        if self._waiter is None and not self.done():
-            self._waiter = fn
-            self._waiter_context = context if context is not None else contextvars.copy_context()
+        if self._kept is None and not self.done():
+            self._kept = (fn, context if context is not None else contextvars.copy_context())
         else:
             super().add_done_callback(fn, context=context)
 
     def remove_done_callback(self, fn: _Callback) -> int:
         """As ``Future.remove_done_callback``, the kept callback included."""
         removed = super().remove_done_callback(fn)
-        if self._waiter is not None and self._waiter == fn:
-            self._waiter = self._waiter_context = None
+        if self._kept is not None and self._kept[0] == fn:
+            self._kept = None
             removed += 1
         return removed
 
@@ -68,17 +67,18 @@ class Reply(asyncio.Future[Any]):
         if self.done():
             return
         _set_result(self, result)
-        waiter, context = self._waiter, self._waiter_context
-        if waiter is None or context is None:
+        kept = self._kept
+        if kept is None:
             return
-        self._waiter = self._waiter_context = None
+        self._kept = None
+        fn, context = kept
         try:
-            context.run(waiter, self)
+            context.run(fn, self)
         except RuntimeError:  # a task is running: this one can only be entered by the loop
-            self.get_loop().call_soon(waiter, self, context=context)
+            self.get_loop().call_soon(fn, self, context=context)
 
     def _schedule(self) -> None:
-        waiter, context = self._waiter, self._waiter_context
-        if waiter is not None:
-            self._waiter = self._waiter_context = None
-            self.get_loop().call_soon(waiter, self, context=context)
+        kept = self._kept
+        if kept is not None:
+            self._kept = None
+            self.get_loop().call_soon(kept[0], self, context=kept[1])
