@@ -21,6 +21,7 @@ from foundry.domain import (
     RunAt,
     RunNow,
     UniqueSpec,
+    new_job_id,
 )
 from foundry.domain.schedule import Schedule
 from foundry.ports import Clock, CommitHooks, Duplicate, EnqueueOutcome
@@ -31,6 +32,8 @@ Target = str | Callable[..., Any]
 #: The ``Job`` fields ``dispatch`` takes as options, in its order; and none of them given.
 _OPTIONS = ("queue", "priority", "id", "unique", "after", "after_failure")
 _NO_OPTIONS = (None,) * len(_OPTIONS)
+#: None of ``dispatch``'s schedule and limit options given.
+_NO_TIMING = (None,) * 5
 #: One item of ``dispatch_many``: a handler (name or function) and its payload.
 Item = tuple[Target, Mapping[str, Any] | None]
 
@@ -62,6 +65,9 @@ class JobMaker:
         """The job of one ``dispatch`` call (raises ``InvalidJob`` / ``UnknownHandler``); the
         limit parts given replace the handler's."""
         name = self._registry.name_of(target)
+        given = (queue, priority, job_id, unique, after, after_failure)
+        if given == _NO_OPTIONS and (delay, at, rate_limit, concurrency, limit_key) == _NO_TIMING:
+            return self._plain(name, payload)
         # Only the options given become overrides: a plain dispatch(handler, payload), the
         # common call, builds no dict of Nones to filter (a third of building a job).
         overrides: dict[str, Any] = {}
@@ -75,13 +81,40 @@ class JobMaker:
                 concurrency=concurrency,
                 limit_key=limit_key,
             )
-        given = (queue, priority, job_id, unique, after, after_failure)
-        if given != _NO_OPTIONS:  # the plain call skips the loop
+        if given != _NO_OPTIONS:
             for key, value in zip(_OPTIONS, given, strict=True):
                 if value is not None:
                     overrides[key] = value
         overrides["created_at"] = self._clock.now()
         job = self._registry.make_job(name, payload, **overrides)
+        return self._registry.hooks.dispatching(job)
+
+    def _plain(self, name: str, payload: Mapping[str, Any] | None) -> Job:
+        """``one`` without options: the handler's template with a fresh id, payload and time.
+
+        A payload other than a dict or ``None``, or a template whose unique or limit key is
+        filled from the payload, takes the registry's general path.
+        """
+        handler = self._registry.get(name)
+        template = handler.template
+        unique, limit = template.unique, template.limit
+        if type(payload) is dict:
+            data = payload.copy()
+        elif payload is None:
+            data = {}
+        else:
+            data = None
+        if (
+            data is None
+            or (unique is not None and "{" in unique.key)
+            or (limit is not None and "{" in limit.key)
+        ):
+            job = self._registry.make_job(name, payload, created_at=self._clock.now())
+            return self._registry.hooks.dispatching(job)
+        handler.arguments.check(name, data)
+        job = Job.of_template(
+            template, new_job_id(), data, self._clock.now(), dict(template.metadata)
+        )
         return self._registry.hooks.dispatching(job)
 
     def many(self, items: Iterable[Item]) -> list[Job]:

@@ -10,7 +10,7 @@ import operator
 import os
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -39,6 +39,9 @@ _JSON_SCALARS = (str, bool, type(None))
 _INT64 = range(-(2**63), 2**63)
 _SCHEDULES = (RunNow, RunAt, RunAfter)
 _ZERO = timedelta(0)
+#: How ``Job.of_template`` makes and fills a frozen instance (attrs' own ``__init__`` does so).
+_new = object.__new__
+_OBJECT_SETATTR = object.__setattr__
 
 Payload = dict[str, Any]
 
@@ -381,6 +384,28 @@ def _validate(job: Job) -> None:
             passed[index] = value
 
 
+def _validate_fresh(job: Job) -> None:
+    """``_validate`` of the fields a job made from a valid template does not share with it
+    (the fields it sets and ``after``, which names other ids), in field order."""
+    problem = _check_payload(job.payload)
+    if problem is not None:
+        raise InvalidJob("payload", problem)
+    problem = _check_id(job.id)
+    if problem is not None:
+        raise InvalidJob("id", problem)
+    created_at = job.created_at
+    if type(created_at) is not datetime or created_at.tzinfo is not UTC:  # a clock's is UTC
+        problem = _check_created_at(created_at)
+        if problem is not None:
+            raise InvalidJob("created_at", problem)
+    problem = _check_metadata(job.metadata)
+    if problem is not None:
+        raise InvalidJob("metadata", problem)
+    problem = _check_after(job)
+    if problem is not None:
+        raise InvalidJob("after", problem)
+
+
 @attrs.frozen
 class Job:
     """What to run (``name`` with ``payload`` as keyword arguments), where and how.
@@ -409,6 +434,43 @@ class Job:
 
     def __attrs_post_init__(self) -> None:
         _validate(self)
+
+    @classmethod
+    def of_template(
+        cls,
+        template: Job,
+        job_id: str,
+        payload: Payload,
+        created_at: datetime,
+        metadata: dict[str, str],
+    ) -> Job:
+        """A job with ``template``'s fields but these four, refused as ``Job(...)`` would be.
+
+        The dispatch path's constructor: ``template`` (a handler's) holds converted values
+        that passed its own validation, so they are copied as they are and only the four new
+        values, and ``after`` against the new id, are checked (``__init__``'s keyword
+        arguments, converters and factories and the check of every field were most of
+        building a job).
+        """
+        job = _new(cls)
+        put = _OBJECT_SETATTR.__get__(job)
+        put("name", template.name)
+        put("payload", payload)
+        put("queue", template.queue)
+        put("id", job_id)
+        put("priority", template.priority)
+        put("schedule", template.schedule)
+        put("retry", template.retry)
+        put("timeout", template.timeout)
+        put("soft_timeout", template.soft_timeout)
+        put("unique", template.unique)
+        put("created_at", created_at)
+        put("metadata", metadata)
+        put("after", template.after)
+        put("after_failure", template.after_failure)
+        put("limit", template.limit)
+        _validate_fresh(job)
+        return job
 
     @property
     def max_attempts(self) -> int:

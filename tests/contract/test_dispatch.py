@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
+from types import MappingProxyType
+from typing import Any
 
 import pytest
 
@@ -48,6 +51,26 @@ def test_dispatch_enqueues_a_ready_job_with_the_handlers_defaults(
         {"width": 10},
     )
     assert record.job.created_at == clock.now()
+
+
+@pytest.mark.parametrize(
+    ("target", "payload"),
+    [
+        ("resize", {"width": 10}),
+        (resize, MappingProxyType({"width": 10})),
+        ("report", {"user": "ann"}),
+    ],
+)
+def test_a_plain_dispatch_builds_the_job_the_registry_makes(
+    dispatcher: AnyDispatcher, queue: Queue, target: Any, payload: Mapping[str, object]
+) -> None:
+    record = queue.get(dispatcher.dispatch(target, payload))
+
+    assert record is not None
+    job = record.job
+    assert job == registry.make_job(
+        registry.name_of(target), payload, id=job.id, created_at=job.created_at
+    )
 
 
 def test_dispatch_accepts_the_registered_function_as_target(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+import attrs
 import pytest
 
 from foundry.domain import (
@@ -214,3 +215,63 @@ def test_after_is_kept_as_a_tuple_and_defaults_to_none() -> None:
         InvalidJob, match=r"'after_failure'.*must be one of 'dead', 'cancel', 'run'"
     ):
         Job("task", after_failure="skip")
+
+
+_TEMPLATE = Job(
+    "noop",
+    queue="mail",
+    priority=3,
+    schedule=RunAfter(timedelta(seconds=5)),
+    retry=RetryPolicy(max_attempts=7),
+    timeout=timedelta(seconds=30),
+    soft_timeout=timedelta(seconds=20),
+    unique=UniqueSpec("k"),
+    metadata={"team": "a"},
+    after=("earlier",),
+    after_failure=AfterFailure.RUN,
+)
+
+
+def test_a_job_of_a_template_has_its_fields_but_the_four_given() -> None:
+    job = Job.of_template(_TEMPLATE, "fresh", {"a": 1}, NOW, {"team": "b"})
+
+    assert job == attrs.evolve(
+        _TEMPLATE, id="fresh", payload={"a": 1}, created_at=NOW, metadata={"team": "b"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("fresh", "field"),
+    [
+        ({"payload": {"set": {1}}}, "payload"),
+        ({"payload": [1]}, "payload"),
+        ({"job_id": "white space"}, "id"),
+        ({"job_id": 5}, "id"),
+        ({"created_at": datetime(2030, 1, 1)}, "created_at"),
+        ({"created_at": "2030-01-01"}, "created_at"),
+        ({"metadata": {"k": 1}}, "metadata"),
+        ({"job_id": "earlier"}, "after"),
+        ({"payload": [1], "job_id": "white space"}, "payload"),
+    ],
+)
+def test_a_job_of_a_template_refuses_what_job_refuses(fresh: dict[str, Any], field: str) -> None:
+    values: dict[str, Any] = {
+        "job_id": "fresh",
+        "payload": {},
+        "created_at": NOW,
+        "metadata": {},
+        **fresh,
+    }
+    with pytest.raises(InvalidJob) as built:
+        attrs.evolve(
+            _TEMPLATE,
+            id=values["job_id"],
+            payload=values["payload"],
+            created_at=values["created_at"],
+            metadata=values["metadata"],
+        )
+
+    with pytest.raises(InvalidJob) as refused:
+        Job.of_template(_TEMPLATE, **values)
+
+    assert (refused.value.field, str(refused.value)) == (field, str(built.value))
