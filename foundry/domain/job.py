@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import enum
 import json
 import math
@@ -44,13 +45,16 @@ _new = object.__new__
 _OBJECT_SETATTR = object.__setattr__
 
 Payload = dict[str, Any]
+_b2a_base64 = binascii.b2a_base64
+_urandom = os.urandom
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")  # base64's alphabet to base64url's
 
 
 def new_job_id() -> str:
     """A fresh random id (128 bits, 22 URL-safe characters)."""
     # secrets.token_urlsafe(16) written out (the same bytes of os.urandom, the same text):
-    # its two layers of calls were a fifth of minting one.
-    return base64.urlsafe_b64encode(os.urandom(16))[:22].decode()
+    # its layers of calls (token_urlsafe, urlsafe_b64encode, b64encode) were half of minting one.
+    return _b2a_base64(_urandom(16), newline=False)[:22].translate(_URL_SAFE).decode()
 
 
 def new_job_ids(count: int) -> list[str]:
