@@ -3,12 +3,14 @@ writes the queue could not take (fake children, a memory queue, a manual clock).
 """
 
 from datetime import timedelta
+from typing import Any
 
 from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.claims import BUSY_POLL_S
 from foundry.application.pool.config import PoolConfig
-from foundry.application.pool.settle import FLUSH_AFTER_S
+from foundry.application.pool.settle import FLUSH_AFTER_S, OUTBOX_RETRY_S
 from foundry.domain import JobState
+from foundry.ports import Lease
 from tests.pool_support import FAST, BatchingQueue, CombiningQueue, Harness
 
 
@@ -75,6 +77,38 @@ def test_batched_completions_the_queue_cannot_take_are_retried_from_the_outbox()
     pool.advance(1)
 
     assert pool.queue.get(job_id).state is JobState.COMPLETED  # type: ignore[union-attr]
+
+
+class CountingQueue(BatchingQueue):
+    """A batching flaky queue that counts the single completions it was asked to write."""
+
+    completes: int = 0
+
+    def complete(self, lease: Lease, result: Any = None) -> None:
+        self.completes += 1
+        super().complete(lease, result)
+
+
+def test_an_outbox_retry_stops_at_the_first_write_the_queue_still_cannot_take() -> None:
+    # Each refused write may block (a WAIT for replicas runs out its timeout): retrying all
+    # of them in one turn would hold back the renewals until the leases lapse.
+    pool = Harness(PoolConfig(concurrency=3, idle_wait=FAST), queue=CountingQueue)
+    jobs = pool.enqueue(3)
+    pool.start()
+    for slot in range(3):
+        pool.sup.child_replied(slot, pool.answer(slot), pool.now)
+    pool.queue.down = True
+    pool.sup.settler.flush()  # three completions wait in the outbox
+    assert isinstance(pool.queue, CountingQueue)
+
+    pool.advance(OUTBOX_RETRY_S)
+    tried_while_down = pool.queue.completes
+    pool.queue.down = False
+    pool.advance(OUTBOX_RETRY_S)
+
+    assert tried_while_down == 1
+    assert [pool.queue.get(job_id).state for job_id in jobs] == [JobState.COMPLETED] * 3  # type: ignore[union-attr]
+    assert pool.sup.settler.outbox == []
 
 
 def test_a_result_completes_the_job_and_the_child_gets_the_next_one() -> None:

@@ -190,13 +190,22 @@ class Settler:
         self.finish(lease, Outcome.abandoned(reason), runtime_s)
 
     def retry_outbox(self, now: float) -> None:
-        """Retry the writes that failed, at most every ``OUTBOX_RETRY_S``."""
+        """Retry the writes that failed, at most every ``OUTBOX_RETRY_S``; once one fails
+        again the others wait for the next retry.
+
+        A refused write can take long (a ``WAIT`` for replicas runs out its timeout): trying
+        them all in one turn would keep the pool from renewing its leases for as many
+        timeouts, and they would lapse while the queue answers.
+        """
         if not self.outbox or now < self._retry_at:
             return
         self._retry_at = now + OUTBOX_RETRY_S
         waiting, self.outbox = self.outbox, []
-        for pending in waiting:
+        for index, pending in enumerate(waiting):
             self._write(pending.lease, pending.write, pending.outcome, pending.runtime_s)
+            if self.outbox:  # the backend still cannot take writes
+                self.outbox.extend(waiting[index + 1 :])
+                return
 
     def next_wake(self) -> float:
         """When the outbox should next be retried or the batch written (``inf``: never)."""
