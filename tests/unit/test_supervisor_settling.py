@@ -65,6 +65,25 @@ def test_completions_a_combined_call_could_not_write_are_retried_and_the_claim_r
     assert [outcome.kind for _, outcome in pool.events.finished] == [OutcomeKind.COMPLETED]
 
 
+def test_a_resent_claim_goes_alone_after_the_completions_that_came_in_meanwhile() -> None:
+    # A combined call refused for its completions (a WAIT the replicas did not answer) was
+    # applied: the claim is re-sent to get its leases back, and must not be refused again.
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST), queue=CombiningQueue)
+    first, second, *_ = pool.enqueue(4)
+    pool.start()
+    pool.queue.down = True
+    pool.reply(0)  # its completion and a claim: refused
+    pool.queue.down = False
+    pool.sup.child_replied(1, pool.answer(1), pool.now)
+
+    pool.advance(1)
+
+    assert isinstance(pool.queue, CombiningQueue)
+    assert pool.queue.tokens[-2] == pool.queue.tokens[-1]  # the refused claim's token, again
+    assert pool.queue.combined == 0
+    assert [pool.queue.get(job_id).state for job_id in (first, second)] == [JobState.COMPLETED] * 2  # type: ignore[union-attr]
+
+
 def test_batched_completions_the_queue_cannot_take_are_retried_from_the_outbox() -> None:
     pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=BatchingQueue)
     (job_id,) = pool.enqueue(1)

@@ -50,6 +50,10 @@ class ClaimTokens:
                 return token, sent_at
         return secrets.token_urlsafe(12), now
 
+    def resending(self, now: float) -> bool:
+        """Whether the claim sent now re-sends an unanswered one."""
+        return self._unanswered is not None and now - self._unanswered[1] < self._lease_s
+
     def answered(self) -> None:
         """The claim got its reply: the next claim is a new one."""
         self._unanswered = None
@@ -114,6 +118,7 @@ class Claimer:
         if not queues:  # every queue is broken: claim again when one is tried again
             self._next_claim_at = self._quarantine.next_release()
             return []
+        resending = self._tokens.resending(now)
         token, sent_at = self._tokens.next(now)
         settling = (lease.job_id for lease, _, _ in self._settler.batched)
         request = ClaimRequest(
@@ -126,6 +131,11 @@ class Claimer:
             ahead=ahead,
             started=self._book.unreported(but=settling),
         )
+        if resending:
+            # A re-sent claim goes alone, its completions written just before: a write the
+            # replicas did not confirm in time (REDIS_WAIT_REPLICAS) fails the whole call,
+            # and every such re-send would lose the leases it was sent to get back.
+            self._settler.flush()
         try:
             # Batched completions go first: a job done here must not re-run because this
             # worker died holding its completion (a poison job claimed next may kill it).
