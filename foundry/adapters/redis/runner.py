@@ -263,9 +263,7 @@ class FunctionRunner:
         except ResponseError as error:
             if not missing(error):
                 raise
-        self._load_on(conn)
-        conn.send_packed_command([packed])
-        return conn.read_response()
+        return self._load_and_resend(conn, packed)
 
     @staticmethod
     def _send_fresh(conn: Any, packed: bytes) -> None:
@@ -281,9 +279,13 @@ class FunctionRunner:
         except ResponseError as error:
             if not missing(error):
                 raise
-            self._load_on(conn)
-            conn.send_packed_command([packed])
-            return conn.read_response()
+            return self._load_and_resend(conn, packed)
+
+    def _load_and_resend(self, conn: Any, packed: bytes) -> Any:
+        """The server lost the library (a restart, a flush): load it and send ``packed`` again."""
+        self._load_on(conn)
+        conn.send_packed_command([packed])
+        return conn.read_response()
 
     def _send_many(self, conn: Any, packed: list[bytes], skip: int = 0) -> list[Any]:
         for attempt in (1, 2):
