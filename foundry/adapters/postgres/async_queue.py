@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg import sql
@@ -33,7 +33,7 @@ from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes, refuse
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.statements import Statements
 from foundry.adapters.postgres.waking import channel
-from foundry.domain import Batch, ConfigurationError, Job, JobState
+from foundry.domain import Batch, ConfigurationError, InvalidJob, Job, JobState
 from foundry.ports import BatchRecord, Clock, DeadLetterRetention, EnqueueOutcome, JobRecord
 
 _SPARE = timedelta(minutes=1)
@@ -91,12 +91,7 @@ class AsyncPostgresQueue:
                 await cursor.execute(self._sql["enqueue"], params)
                 rows = await cursor.fetchall()
             except psycopg.Error as error:
-                invalid = refused(error)
-                if invalid is not None:
-                    raise invalid from None
-                if isinstance(error, psycopg.OperationalError):
-                    raise unreachable(self._settings, error) from error
-                raise
+                self._raise_translated(error, refused(error))
         return outcomes(jobs, rows)
 
     async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
@@ -158,12 +153,7 @@ class AsyncPostgresQueue:
             try:
                 await cursor.execute(self._batches.enqueue, params)
             except psycopg.Error as error:
-                invalid = batch_refused(error)
-                if invalid is not None:
-                    raise invalid from None
-                if isinstance(error, psycopg.OperationalError):
-                    raise unreachable(self._settings, error) from error
-                raise
+                self._raise_translated(error, batch_refused(error))
 
     async def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
         """As ``PostgresQueue.batch``: one query."""
@@ -242,6 +232,15 @@ class AsyncPostgresQueue:
         name = sql.Identifier(channel(self._settings.schema, "_ended"))
         await conn.execute(sql.SQL("LISTEN {}").format(name))
         return conn
+
+    def _raise_translated(self, error: psycopg.Error, invalid: InvalidJob | None) -> NoReturn:
+        """Raise what an enqueue in the caller's transaction failed with: the refusal
+        ``error`` means, ``QueueUnavailable`` if the server was not reached, else ``error``."""
+        if invalid is not None:
+            raise invalid from None
+        if isinstance(error, psycopg.OperationalError):
+            raise unreachable(self._settings, error) from error
+        raise error
 
     async def _open(self) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(
