@@ -196,6 +196,7 @@ def test_the_queue_follows_a_failover_to_the_replica_of_its_master() -> None:
         after = foundry.Job("after", queue="orders")
         _retry_until_served(lambda: queue.enqueue(after))
         leases = queue.claim(ClaimRequest(("orders",), lease=LEASE, limit=10))
+        group.wait_until_ok()  # the node asked below may not have heard of the promotion yet
         promoted = group.owner(key_slot(b"orders"))
     finally:
         group.close()
