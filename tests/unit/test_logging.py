@@ -1,5 +1,8 @@
 import io
 import logging
+import os
+import sys
+import sysconfig
 from datetime import timedelta
 
 import pytest
@@ -9,7 +12,7 @@ from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.application.context import JobContext, set_current
 from foundry.domain import Dead, ErrorInfo
-from foundry.entrypoints.logging import configure_logging
+from foundry.entrypoints.logging import configure_logging, library_dirs
 from foundry.ports import ClaimRequest
 from tests.backends import job
 
@@ -79,3 +82,29 @@ def test_a_host_using_stdlib_logging_gets_foundrys_records_with_the_job_context(
     assert record.levelno == logging.WARNING
     assert "poisoned" in record.getMessage()
     assert (record.job_id, record.queue) == (lease.job_id, "mail")  # type: ignore[attr-defined]
+
+
+def test_the_library_dirs_are_the_ones_loguru_would_compute() -> None:
+    names = ("stdlib", "platstdlib", "platlib", "purelib")
+    paths = {
+        sysconfig.get_path(name, scheme)
+        for scheme in sysconfig.get_scheme_names()
+        for name in names
+    }
+    loguru_own = [os.path.abspath(path).lower() + os.sep for path in paths if path in sys.path]
+
+    assert sorted(library_dirs()) == sorted(loguru_own)
+
+
+def test_a_logged_exception_is_written_with_its_traceback() -> None:
+    sink = io.StringIO()
+    configure_logging("INFO", sink)
+
+    try:
+        raise ValueError("the cause")
+    except ValueError:
+        LIBRARY.exception("it failed")
+
+    assert "it failed" in sink.getvalue()
+    assert "ValueError: the cause" in sink.getvalue()
+    assert "Traceback" in sink.getvalue()
