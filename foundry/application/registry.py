@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 import attrs
 
@@ -18,7 +18,6 @@ from foundry.domain import (
     ConfigurationError,
     InvalidJob,
     Job,
-    PeriodicSchedule,
     Rate,
     RetryPolicy,
     UniqueSpec,
@@ -26,6 +25,9 @@ from foundry.domain import (
     new_job_id,
 )
 from foundry.domain.job import DEFAULT_TIMEOUT, new_job_ids
+
+if TYPE_CHECKING:
+    from foundry.domain import PeriodicSchedule
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,45 +1,116 @@
 """Ports: the protocols framework code and the worker depend on, and their value types."""
 
-from foundry.ports.async_queue import AsyncBatchPort, AsyncQueuePort
-from foundry.ports.batches import BatchPort, BatchRecord
-from foundry.ports.cache import (
-    CachePort,
-    CacheStats,
-    CacheStore,
-    Effect,
-    Lock,
-    TaggedCache,
-    Ttl,
-)
-from foundry.ports.clock import Clock
-from foundry.ports.queue import QueuePort, WorkerRegistry
-from foundry.ports.queue_types import (
-    UNSTARTED_LAPSES_MAX,
-    ClaimRequest,
-    DeadLetter,
-    DeadLetterRetention,
-    Duplicate,
-    Enqueued,
-    EnqueueOutcome,
-    JobRecord,
-    Lease,
-    QueueStats,
-    WorkerInfo,
-)
-from foundry.ports.schedules import (
-    DueSchedule,
-    Fired,
-    Firing,
-    Poll,
-    ScheduleEntry,
-    SchedulePort,
-    ScheduleState,
-)
-from foundry.ports.transactions import (
-    AsyncTransactionalEnqueue,
-    CommitHooks,
-    TransactionalEnqueue,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from foundry.ports.async_queue import (
+        AsyncBatchPort as AsyncBatchPort,
+    )
+    from foundry.ports.async_queue import (
+        AsyncQueuePort as AsyncQueuePort,
+    )
+    from foundry.ports.batches import (
+        BatchPort as BatchPort,
+    )
+    from foundry.ports.batches import (
+        BatchRecord as BatchRecord,
+    )
+    from foundry.ports.cache import (
+        CachePort as CachePort,
+    )
+    from foundry.ports.cache import (
+        CacheStats as CacheStats,
+    )
+    from foundry.ports.cache import (
+        CacheStore as CacheStore,
+    )
+    from foundry.ports.cache import (
+        Effect as Effect,
+    )
+    from foundry.ports.cache import (
+        Lock as Lock,
+    )
+    from foundry.ports.cache import (
+        TaggedCache as TaggedCache,
+    )
+    from foundry.ports.cache import (
+        Ttl as Ttl,
+    )
+    from foundry.ports.clock import (
+        Clock as Clock,
+    )
+    from foundry.ports.queue import (
+        QueuePort as QueuePort,
+    )
+    from foundry.ports.queue import (
+        WorkerRegistry as WorkerRegistry,
+    )
+    from foundry.ports.queue_types import (
+        UNSTARTED_LAPSES_MAX as UNSTARTED_LAPSES_MAX,
+    )
+    from foundry.ports.queue_types import (
+        ClaimRequest as ClaimRequest,
+    )
+    from foundry.ports.queue_types import (
+        DeadLetter as DeadLetter,
+    )
+    from foundry.ports.queue_types import (
+        DeadLetterRetention as DeadLetterRetention,
+    )
+    from foundry.ports.queue_types import (
+        Duplicate as Duplicate,
+    )
+    from foundry.ports.queue_types import (
+        Enqueued as Enqueued,
+    )
+    from foundry.ports.queue_types import (
+        EnqueueOutcome as EnqueueOutcome,
+    )
+    from foundry.ports.queue_types import (
+        JobRecord as JobRecord,
+    )
+    from foundry.ports.queue_types import (
+        Lease as Lease,
+    )
+    from foundry.ports.queue_types import (
+        QueueStats as QueueStats,
+    )
+    from foundry.ports.queue_types import (
+        WorkerInfo as WorkerInfo,
+    )
+    from foundry.ports.schedules import (
+        DueSchedule as DueSchedule,
+    )
+    from foundry.ports.schedules import (
+        Fired as Fired,
+    )
+    from foundry.ports.schedules import (
+        Firing as Firing,
+    )
+    from foundry.ports.schedules import (
+        Poll as Poll,
+    )
+    from foundry.ports.schedules import (
+        ScheduleEntry as ScheduleEntry,
+    )
+    from foundry.ports.schedules import (
+        SchedulePort as SchedulePort,
+    )
+    from foundry.ports.schedules import (
+        ScheduleState as ScheduleState,
+    )
+    from foundry.ports.transactions import (
+        AsyncTransactionalEnqueue as AsyncTransactionalEnqueue,
+    )
+    from foundry.ports.transactions import (
+        CommitHooks as CommitHooks,
+    )
+    from foundry.ports.transactions import (
+        TransactionalEnqueue as TransactionalEnqueue,
+    )
 
 __all__ = [
     "UNSTARTED_LAPSES_MAX",
@@ -78,3 +149,55 @@ __all__ = [
     "WorkerInfo",
     "WorkerRegistry",
 ]
+
+#: Each name and the module that defines it.
+_HOMES = {
+    "AsyncBatchPort": "foundry.ports.async_queue",
+    "AsyncQueuePort": "foundry.ports.async_queue",
+    "BatchPort": "foundry.ports.batches",
+    "BatchRecord": "foundry.ports.batches",
+    "CachePort": "foundry.ports.cache",
+    "CacheStats": "foundry.ports.cache",
+    "CacheStore": "foundry.ports.cache",
+    "Effect": "foundry.ports.cache",
+    "Lock": "foundry.ports.cache",
+    "TaggedCache": "foundry.ports.cache",
+    "Ttl": "foundry.ports.cache",
+    "Clock": "foundry.ports.clock",
+    "QueuePort": "foundry.ports.queue",
+    "WorkerRegistry": "foundry.ports.queue",
+    "UNSTARTED_LAPSES_MAX": "foundry.ports.queue_types",
+    "ClaimRequest": "foundry.ports.queue_types",
+    "DeadLetter": "foundry.ports.queue_types",
+    "DeadLetterRetention": "foundry.ports.queue_types",
+    "Duplicate": "foundry.ports.queue_types",
+    "Enqueued": "foundry.ports.queue_types",
+    "EnqueueOutcome": "foundry.ports.queue_types",
+    "JobRecord": "foundry.ports.queue_types",
+    "Lease": "foundry.ports.queue_types",
+    "QueueStats": "foundry.ports.queue_types",
+    "WorkerInfo": "foundry.ports.queue_types",
+    "DueSchedule": "foundry.ports.schedules",
+    "Fired": "foundry.ports.schedules",
+    "Firing": "foundry.ports.schedules",
+    "Poll": "foundry.ports.schedules",
+    "ScheduleEntry": "foundry.ports.schedules",
+    "SchedulePort": "foundry.ports.schedules",
+    "ScheduleState": "foundry.ports.schedules",
+    "AsyncTransactionalEnqueue": "foundry.ports.transactions",
+    "CommitHooks": "foundry.ports.transactions",
+    "TransactionalEnqueue": "foundry.ports.transactions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

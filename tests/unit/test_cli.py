@@ -176,6 +176,29 @@ def test_work_imports_neither_the_other_commands_nor_what_only_they_use() -> Non
     assert "foundry.adapters.redis.cache" not in loaded
 
 
+def test_a_worker_whose_app_declares_no_schedule_loads_no_schedule_code() -> None:
+    # The cron library, time zones and the schedule classes load at the first declaration.
+    script = (
+        "import sys, click; from foundry.entrypoints.cli import cli; "
+        "cli.get_command(click.Context(cli), 'work'); "
+        "from foundry.application.registry import JobRegistry; "
+        "JobRegistry().job(name='noop')(print); print(' '.join(sorted(sys.modules)))"
+    )
+
+    result = _python("-c", script)
+
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    for unwanted in (
+        "zoneinfo",
+        "foundry.domain.periodic",
+        "foundry.domain.recurring",
+        "foundry.application.schedules.cron",
+        "foundry.application.schedules.scheduler",
+    ):
+        assert unwanted not in loaded
+
+
 def test_an_app_that_wires_fastapi_after_foundry_still_gets_its_dependencies() -> None:
     # The frameworks hidden from dependency_injector's import are taught to its wiring when
     # the app imports them: Depends(Provide[...]) markers resolve, Flask's proxies are skipped.

@@ -6,6 +6,8 @@ import sys
 import pytest
 
 import foundry
+import foundry.domain
+import foundry.ports
 
 
 def test_importing_foundry_loads_no_adapter_and_no_cli_module() -> None:
@@ -50,3 +52,27 @@ def test_every_exported_name_resolves_to_the_object_of_its_module() -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="Nope"):
         foundry.Nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+@pytest.mark.parametrize("package", [foundry.domain, foundry.ports], ids=lambda p: p.__name__)
+def test_the_domain_and_ports_packages_resolve_every_name_they_export(package: object) -> None:
+    names: list[str] = package.__all__  # type: ignore[attr-defined]
+
+    resolved = {name: getattr(package, name) for name in names}
+
+    assert all(value is not None for value in resolved.values())
+    assert set(names) <= set(dir(package))
+    with pytest.raises(AttributeError, match="Nope"):
+        package.Nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_importing_a_domain_class_loads_only_its_module_and_what_it_imports() -> None:
+    script = "import sys; from foundry.domain import Job; print(' '.join(sorted(sys.modules)))"
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    ).stdout.split()
+
+    assert "foundry.domain.job" in loaded
+    assert "foundry.domain.batch" not in loaded
+    assert "foundry.domain.periodic" not in loaded

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta, tzinfo
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from foundry.application.schedules.declare import Handler, declare
-from foundry.domain import CatchUp, InvalidSchedule, Overlap, PeriodicSchedule
+from foundry.domain import InvalidSchedule
+
+if TYPE_CHECKING:
+    from foundry.application.schedules.declare import Handler
+    from foundry.domain import CatchUp, Overlap, PeriodicSchedule
 
 
 class ScheduleOptions(TypedDict, total=False):
@@ -43,6 +46,10 @@ class ScheduleBook:
 
     def add(self, name: str, handler: Handler, options: ScheduleOptions) -> PeriodicSchedule:
         """Check and keep the schedule; ``InvalidSchedule`` for any bad argument."""
+        # Imported at the first declaration: a worker whose app has no schedule never loads
+        # the cron library, time zones or the periodic schedule's classes.
+        from foundry.application.schedules.declare import declare  # noqa: PLC0415
+
         declared = declare(name, handler, **options)
         known = self._schedules.get(name)
         if known is not None and known != declared:

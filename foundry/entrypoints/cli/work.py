@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import click
 
 from foundry.application.pool import PoolConfig
-from foundry.application.schedules.scheduler import Scheduler
 from foundry.entrypoints.apps import app_queues, load_app
 from foundry.entrypoints.cli import common
 from foundry.entrypoints.cli.pooled import build_pool
 from foundry.entrypoints.cli.selfcheck import log_report, self_check
 from foundry.entrypoints.extras import require
+
+if TYPE_CHECKING:
+    from foundry.application.registry import JobRegistry
+    from foundry.application.schedules.scheduler import Scheduler
 
 #: The default --prefetch-window (ms): claims hold jobs ahead unstarted.
 HOLD_AHEAD_MS = 20.0
@@ -155,13 +159,12 @@ def work(
         from foundry.entrypoints.metrics.serve import pool_metrics  # noqa: PLC0415
 
         metrics = pool_metrics(registry.names(), concurrency, metrics_host, metrics_port)
-    timers = [Scheduler(common.schedules(ctx), registry)] if scheduler else []
     pool = build_pool(
         ctx,
         registry,
         config,
         observer=metrics.observer if metrics else None,
-        timers=[timer for timer in timers if not timer.idle],
+        timers=_schedulers(ctx, registry) if scheduler else [],
     )
     try:
         code = pool.run()
@@ -170,3 +173,13 @@ def work(
             metrics.server.stop()
     if code:
         raise SystemExit(code)
+
+
+def _schedulers(ctx: click.Context, registry: JobRegistry) -> list[Scheduler]:
+    """The scheduler of the app's periodic schedules; none when it declares none (its module
+    and the schedule port's types are then never imported)."""
+    if not registry.schedules():
+        return []
+    from foundry.application.schedules.scheduler import Scheduler  # noqa: PLC0415
+
+    return [Scheduler(common.schedules(ctx), registry)]
