@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -15,12 +16,33 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+_LOWEST_PORT = 20_000
+_PICK = random.SystemRandom()  # not the seeded one: parallel test workers would pick alike
+
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port nobody uses right now, below the kernel's ephemeral range.
+
+    A port from that range (what binding port 0 gives) can be taken by any outgoing connection
+    between this probe and the server's bind: under load a server then failed to start.
+    """
+    ceiling = _ephemeral_ports_start()
+    for _ in range(1_000):
+        port = _PICK.randrange(_LOWEST_PORT, ceiling)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between {_LOWEST_PORT} and {ceiling}")
+
+
+def _ephemeral_ports_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 class RedisServer:
@@ -72,6 +94,8 @@ class RedisServer:
     def _wait_until_up(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"redis-server on port {self.port} exited: {self._log_tail()}")
             try:
                 with self.client() as probe:
                     if probe.ping():
@@ -82,7 +106,13 @@ class RedisServer:
                 if "LOADING" not in str(error):
                     raise
                 time.sleep(0.02)
-        raise RuntimeError(f"redis-server on port {self.port} did not start; see {self.dir}")
+        raise RuntimeError(f"redis-server on port {self.port} did not start: {self._log_tail()}")
+
+    def _log_tail(self, lines: int = 5) -> str:
+        try:
+            return " | ".join((self.dir / "redis.log").read_text().splitlines()[-lines:])
+        except OSError:
+            return f"no log in {self.dir}"
 
     def stop(self) -> None:
         """Shut down cleanly (SHUTDOWN; with AOF on, everything acknowledged is kept)."""

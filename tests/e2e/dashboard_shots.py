@@ -28,7 +28,7 @@ from foundry.entrypoints.dashboard.history import Sampler
 from foundry.entrypoints.dashboard.security import GuardConfig
 from foundry.ports import ClaimRequest, ScheduleEntry, WorkerInfo
 from tests.e2e.browser import chromium
-from tests.e2e.servers import free_port
+from tests.redis_server import free_port
 
 STEP = timedelta(seconds=5)
 QUEUES = {"emails": 40, "billing": 12, "reports": 3, "webhooks": 25}

@@ -30,9 +30,9 @@ from foundry.ports import ScheduleEntry
 from tests.backends import unique_prefix
 from tests.e2e import observed
 from tests.e2e.browser import alert_opened, chromium, click, wait_until
-from tests.e2e.servers import answers, foundry_process, free_port, http_get, wait_for
+from tests.e2e.servers import answers, foundry_process, http_get, wait_for
 from tests.e2e.test_demo import run_foundry
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

@@ -14,7 +14,8 @@ from foundry.adapters.redis.queue import RedisQueue
 from foundry.application.dispatcher import Dispatcher
 from tests.backends import unique_prefix
 from tests.e2e import observed
-from tests.e2e.servers import answers, foundry_process, free_port, http_get, wait_for
+from tests.e2e.servers import answers, foundry_process, http_get, wait_for
+from tests.redis_server import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
