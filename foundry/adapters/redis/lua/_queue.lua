@@ -184,7 +184,7 @@ local plain_epochs = {}
 -- The queue's epoch (set to `candidate` if it has none) and a new seq, taken: one call
 -- where reading both and writing seq back are two.
 local function take_seq(candidate)
-  local seq = redis.call("HINCRBY", META, "seq", 1)
+  local seq = redis.call("HINCRBY", META, "seq", "1")
   local seen = plain_epochs[META]
   if seen and seen[2] == seq - 1 then
     seen[2] = seq
