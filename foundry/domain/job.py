@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import enum
 import json
 import math
@@ -45,21 +44,28 @@ _new = object.__new__
 _OBJECT_SETATTR = object.__setattr__
 
 Payload = dict[str, Any]
-_b2a_base64 = binascii.b2a_base64
-_urandom = os.urandom
-_URL_SAFE = bytes.maketrans(b"+/", b"-_")  # base64's alphabet to base64url's
+#: Ids minted ahead by ``new_job_id``, a block from one read of the OS's random source; a
+#: forked child empties its copy, so parent and child never hand out the same ids.
+_MINTED: list[str] = []
+_MINTED_BLOCK = 64
+os.register_at_fork(after_in_child=_MINTED.clear)
 
 
 def new_job_id() -> str:
-    """A fresh random id (128 bits, 22 URL-safe characters)."""
-    # secrets.token_urlsafe(16) written out (the same bytes of os.urandom, the same text):
-    # its layers of calls (token_urlsafe, urlsafe_b64encode, b64encode) were half of minting one.
-    return _b2a_base64(_urandom(16), newline=False)[:22].translate(_URL_SAFE).decode()
+    """A fresh random id (22 URL-safe characters, 132 random bits), as ``new_job_ids`` makes."""
+    # One read of os.urandom (a system call) per 64 ids: it was a fifth of minting one each.
+    # list.pop is atomic, so threads sharing the block never take the same id.
+    minted = _MINTED
+    while True:
+        try:
+            return minted.pop()
+        except IndexError:
+            minted += new_job_ids(_MINTED_BLOCK)
 
 
 def new_job_ids(count: int) -> list[str]:
-    """``count`` fresh random ids shaped like ``new_job_id``'s, from one read of the OS's
-    random source: every 33 random bytes are 44 base64url characters, two ids of 132 bits."""
+    """``count`` fresh random ids, from one read of the OS's random source: every 33 random
+    bytes are 44 base64url characters, two ids of 132 bits."""
     text = base64.urlsafe_b64encode(os.urandom(33 * ((count + 1) // 2))).decode()
     return [text[start : start + 22] for start in range(0, 22 * count, 22)]
 
