@@ -80,9 +80,9 @@ def library() -> Library:
     return Library()
 
 
-#: Texts shorter than this are kept packed (at most ``_SMALL_KEPT`` of them): ids and blobs
-#: are longer, so only the few constants of the calls are.
-_SMALL = 4
+#: Texts shorter than this are kept packed (at most ``_SMALL_KEPT`` of them): the few
+#: constants of the calls, up to the epoch candidate (16 characters); ids (22) are longer.
+_SMALL = 17
 _SMALL_KEPT = 512
 #: Array and bulk length prefixes up to this, made once.
 _KEPT = 1024
@@ -100,24 +100,30 @@ class Packer:
 
     def __init__(self, functions: dict[str, str]) -> None:
         self._function = functions
-        self._heads: dict[tuple[str, tuple[str, ...]], bytes] = {}
-        # The short texts most arguments are ("", "0", a clock's "", counts), packed once:
-        # a dict hit where formatting a bulk string is a third of packing a plain enqueue.
+        #: By function, keys and the call's length: the array's count, FCALL, the function's
+        #: name and the keys, packed.
+        self._heads: dict[tuple[str, tuple[str, ...], int], bytes] = {}
+        # The short texts most arguments are ("", "0", a clock's "", counts, the epoch
+        # candidate), packed once: a dict hit where formatting a bulk string is a third of
+        # packing a plain enqueue.
         self._small: dict[Arg, bytes] = {}
 
     def pack(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> bytes:
         """One ``FCALL`` of ``name`` with ``keys`` and ``args``, ready to send."""
-        head = self._heads.get((name, tuple(keys)))
+        count = 3 + len(keys) + len(args)
+        key = (name, keys if type(keys) is tuple else tuple(keys), count)
+        head = self._heads.get(key)
         if head is None:
             parts: list[Arg] = ["FCALL", self._function[name], len(keys), *keys]
-            head = b"".join(map(_bulk, parts))
-            self._heads[(name, tuple(keys))] = head
+            counted = _COUNTS[count] if count < _KEPT else b"*%d\r\n" % count
+            head = self._heads[key] = counted + b"".join(map(_bulk, parts))
         small = self._small
-        count = 3 + len(keys) + len(args)
-        pieces = [_COUNTS[count] if count < _KEPT else b"*%d\r\n" % count, head]
+        pieces = [head]
         for arg in args:
             kind = type(arg)
-            if kind is str and len(arg) < _SMALL:  # type: ignore[arg-type]
+            if kind is bytes:
+                data: bytes = arg  # type: ignore[assignment]
+            elif kind is str and len(arg) < _SMALL:  # type: ignore[arg-type]
                 bulk = small.get(arg)
                 if bulk is None:
                     bulk = _bulk(arg)
@@ -125,9 +131,10 @@ class Packer:
                         small[arg] = bulk
                 pieces.append(bulk)
                 continue
+            else:
+                data = arg if isinstance(arg, bytes) else str(arg).encode()
             # The length's prefix from a table and the data joined once with the rest: a
             # bytes %-format per argument was a third of packing a plain enqueue.
-            data = arg if isinstance(arg, bytes) else str(arg).encode()
             size = len(data)
             pieces += (_SIZES[size] if size < _KEPT else b"$%d\r\n" % size, data, b"\r\n")
         return b"".join(pieces)
