@@ -24,6 +24,9 @@ from redis.exceptions import InvalidResponse
 _CLOSED = "Connection closed by server."
 #: hiredis >= 3.2 parses a RESP3 push as this type (before, as a plain list).
 _PUSH: Any = getattr(hiredis, "PushNotification", None)
+#: The replies raised: the reader's error replies (a class ``parse_error`` gives) and a lost
+#: connection (a tuple made once: ``A | B`` in ``isinstance`` builds a union per call).
+_RAISED = (redis.ResponseError, redis.ConnectionError)
 
 
 class Exchange:
@@ -76,7 +79,7 @@ class Exchange:
             raise
         if conn.health_check_interval:
             conn.next_health_check = time.monotonic() + conn.health_check_interval
-        if isinstance(reply, redis.ResponseError | redis.ConnectionError):
+        if isinstance(reply, _RAISED):
             raise reply
         return reply
 
