@@ -81,26 +81,26 @@ if TYPE_CHECKING:
     from foundry.ports.queue_types import (
         WorkerInfo as WorkerInfo,
     )
-    from foundry.ports.schedules import (
+    from foundry.ports.schedule_types import (
         DueSchedule as DueSchedule,
     )
-    from foundry.ports.schedules import (
+    from foundry.ports.schedule_types import (
         Fired as Fired,
     )
-    from foundry.ports.schedules import (
+    from foundry.ports.schedule_types import (
         Firing as Firing,
     )
-    from foundry.ports.schedules import (
+    from foundry.ports.schedule_types import (
         Poll as Poll,
     )
-    from foundry.ports.schedules import (
+    from foundry.ports.schedule_types import (
         ScheduleEntry as ScheduleEntry,
+    )
+    from foundry.ports.schedule_types import (
+        ScheduleState as ScheduleState,
     )
     from foundry.ports.schedules import (
         SchedulePort as SchedulePort,
-    )
-    from foundry.ports.schedules import (
-        ScheduleState as ScheduleState,
     )
     from foundry.ports.transactions import (
         AsyncTransactionalEnqueue as AsyncTransactionalEnqueue,
@@ -177,13 +177,13 @@ _HOMES = {
     "Lease": "foundry.ports.queue_types",
     "QueueStats": "foundry.ports.queue_types",
     "WorkerInfo": "foundry.ports.queue_types",
-    "DueSchedule": "foundry.ports.schedules",
-    "Fired": "foundry.ports.schedules",
-    "Firing": "foundry.ports.schedules",
-    "Poll": "foundry.ports.schedules",
-    "ScheduleEntry": "foundry.ports.schedules",
+    "DueSchedule": "foundry.ports.schedule_types",
+    "Fired": "foundry.ports.schedule_types",
+    "Firing": "foundry.ports.schedule_types",
+    "Poll": "foundry.ports.schedule_types",
+    "ScheduleEntry": "foundry.ports.schedule_types",
     "SchedulePort": "foundry.ports.schedules",
-    "ScheduleState": "foundry.ports.schedules",
+    "ScheduleState": "foundry.ports.schedule_types",
     "AsyncTransactionalEnqueue": "foundry.ports.transactions",
     "CommitHooks": "foundry.ports.transactions",
     "TransactionalEnqueue": "foundry.ports.transactions",

@@ -195,6 +195,7 @@ def test_a_worker_whose_app_declares_no_schedule_loads_no_schedule_code() -> Non
         "foundry.domain.recurring",
         "foundry.application.schedules.cron",
         "foundry.application.schedules.scheduler",
+        "foundry.ports.schedule_types",
     ):
         assert unwanted not in loaded
 

@@ -44,7 +44,7 @@ from foundry.ports import (
     WorkerInfo,
 )
 from foundry.ports.batches import BatchRecord
-from foundry.ports.schedules import Fired, Firing, Poll, ScheduleEntry, ScheduleState
+from foundry.ports.schedule_types import Fired, Firing, Poll, ScheduleEntry, ScheduleState
 
 #: The retention a queue has unless told otherwise.
 DEFAULT_RETENTION = DeadLetterRetention()

@@ -17,7 +17,7 @@ from foundry.adapters.memory.records import EntryCodec
 from foundry.adapters.memory.store import MemoryStore
 from foundry.domain import Job
 from foundry.ports import Duplicate, EnqueueOutcome
-from foundry.ports.schedules import (
+from foundry.ports.schedule_types import (
     DueSchedule,
     Fired,
     Firing,

@@ -57,7 +57,7 @@ from foundry.ports import (
     QueueStats,
     WorkerInfo,
 )
-from foundry.ports.schedules import Fired, Firing, Poll, ScheduleEntry, ScheduleState
+from foundry.ports.schedule_types import Fired, Firing, Poll, ScheduleEntry, ScheduleState
 
 log = logging.getLogger("foundry.postgres")
 

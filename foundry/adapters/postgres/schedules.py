@@ -19,7 +19,7 @@ import psycopg
 from foundry.adapters.postgres.database import Database
 from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes
 from foundry.ports import Duplicate
-from foundry.ports.schedules import (
+from foundry.ports.schedule_types import (
     DueSchedule,
     Fired,
     Firing,

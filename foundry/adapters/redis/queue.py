@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -55,7 +55,9 @@ from foundry.ports.queue_types import (
     QueueStats,
     WorkerInfo,
 )
-from foundry.ports.schedules import Fired, Firing, Poll, ScheduleEntry, ScheduleState
+
+if TYPE_CHECKING:
+    from foundry.ports.schedule_types import Fired, Firing, Poll, ScheduleEntry, ScheduleState
 
 
 class RedisQueue:

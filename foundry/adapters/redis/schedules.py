@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis
@@ -29,14 +29,15 @@ from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import ceil_ms, from_ms, job_args, to_ms
 from foundry.adapters.redis.runner import Arg, FunctionRunner, call
 from foundry.ports.queue_types import Duplicate, Enqueued, EnqueueOutcome
-from foundry.ports.schedules import (
-    DueSchedule,
-    Fired,
-    Firing,
-    Poll,
-    ScheduleEntry,
-    ScheduleState,
-)
+
+if TYPE_CHECKING:
+    from foundry.ports.schedule_types import (
+        Fired,
+        Firing,
+        Poll,
+        ScheduleEntry,
+        ScheduleState,
+    )
 
 _Call = tuple[str, Sequence[str], Sequence[Arg]]
 
@@ -91,6 +92,10 @@ class RedisSchedules:
     def poll(self, queues: Sequence[str], limit: int, ahead: timedelta = timedelta(0)) -> Poll:
         """The server's now (or the test clock's) and the schedules of ``queues`` due by now
         + ``ahead``."""
+        # The schedule values are imported where made: a worker whose app declares no
+        # schedule never polls, and never creates their classes.
+        from foundry.ports.schedule_types import DueSchedule, Poll  # noqa: PLC0415
+
         names = list(dict.fromkeys(queues))
         if not names:
             with guard("poll"):
@@ -191,6 +196,8 @@ class RedisSchedules:
 
 
 def _answer(firing: Firing, reply: list[Any], position: int) -> tuple[Fired, int]:
+    from foundry.ports.schedule_types import Fired  # noqa: PLC0415
+
     applied, count = reply[position], reply[position + 1]
     raw = reply[position + 2 : position + 2 + count]
     if not applied:
@@ -203,6 +210,8 @@ def _answer(firing: Firing, reply: list[Any], position: int) -> tuple[Fired, int
 
 
 def _state(name: str, queue: str, raw: bytes, next_ms: bytes) -> ScheduleState:
+    from foundry.ports.schedule_types import ScheduleState  # noqa: PLC0415
+
     record = orjson.loads(raw)
     last = record.get("l")
     return ScheduleState(

@@ -31,7 +31,8 @@ from foundry.domain import (
     UniqueSpec,
     UniqueUntil,
 )
-from foundry.ports.schedules import DueSchedule, Fired, Firing, ScheduleEntry, SchedulePort
+from foundry.ports.schedule_types import DueSchedule, Fired, Firing, ScheduleEntry
+from foundry.ports.schedules import SchedulePort
 
 log = logging.getLogger(__name__)
 
