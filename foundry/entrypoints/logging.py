@@ -11,10 +11,12 @@ get the context of the job it runs.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 import sysconfig
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
@@ -68,31 +70,42 @@ class _ToLoguru(logging.Handler):
         )
 
 
-def library_dirs() -> list[str]:
+@functools.cache
+def library_dirs() -> tuple[str, ...]:
     """The directories loguru's exception formatter treats as libraries' (not the app's).
 
-    The same list as loguru's own ``ExceptionFormatter._get_lib_dirs``, which asks
+    The same as loguru's own ``ExceptionFormatter._get_lib_dirs``, which asks
     ``sysconfig.get_path`` for four paths of every install scheme: each of those 36 calls
-    copies the interpreter's ~1,000 build variables, ~30 M instructions of every worker's
-    startup. One ``get_paths`` per scheme gives the same paths for a quarter of that.
+    copies the interpreter's ~1,000 build variables, ~30 M instructions. One ``get_paths``
+    per scheme gives the same paths for a quarter of that.
     """
     paths: set[str] = set()
     for scheme in sysconfig.get_scheme_names():
         found = sysconfig.get_paths(scheme)
         paths.update(found[name] for name in ("stdlib", "platstdlib", "platlib", "purelib"))
-    return [os.path.abspath(path).lower() + os.sep for path in paths if path in sys.path]
+    return tuple(os.path.abspath(path).lower() + os.sep for path in paths if path in sys.path)
 
 
-def _cheaper_library_dirs() -> None:
-    # loguru builds an ExceptionFormatter, and so computes the list, in every logger.add.
+class _LibraryDirs:
+    """``library_dirs()``, looked up when loguru first formats an exception's frames.
+
+    loguru builds an exception formatter, which lists them, in every ``logger.add``: a
+    worker's startup would pay for a list that only a logged traceback reads.
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(library_dirs())
+
+
+def _library_dirs_when_needed() -> None:
     if hasattr(ExceptionFormatter, "_get_lib_dirs"):
-        ExceptionFormatter._get_lib_dirs = staticmethod(library_dirs)  # type: ignore[method-assign]
+        ExceptionFormatter._get_lib_dirs = staticmethod(_LibraryDirs)  # type: ignore[method-assign]
 
 
 def configure_logging(level: str = "INFO", sink: TextIO | None = None) -> None:
     """Write Foundry's records at ``level`` (and others' at WARNING) to one sink (stderr)."""
     target = sink or sys.stderr
-    _cheaper_library_dirs()
+    _library_dirs_when_needed()
     logger.remove()
     logger.configure(patcher=_running_job)
     logger.add(target, level=level.upper(), format=human_format, colorize=target.isatty())

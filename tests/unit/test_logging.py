@@ -1,4 +1,5 @@
 import io
+import json
 import logging
 import os
 import sys
@@ -7,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from loguru import logger
+from loguru._better_exceptions import ExceptionFormatter
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
@@ -108,3 +110,12 @@ def test_a_logged_exception_is_written_with_its_traceback() -> None:
     assert "it failed" in sink.getvalue()
     assert "ValueError: the cause" in sink.getvalue()
     assert "Traceback" in sink.getvalue()
+
+
+def test_loguru_tells_library_frames_from_the_apps_with_the_list_given_to_it() -> None:
+    configure_logging("INFO", io.StringIO())
+
+    formatter = ExceptionFormatter()  # type: ignore[no-untyped-call]  # as logger.add builds it
+
+    assert not formatter._is_file_mine(json.__file__)  # type: ignore[no-untyped-call]
+    assert formatter._is_file_mine(__file__)  # type: ignore[no-untyped-call]
