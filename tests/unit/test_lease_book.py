@@ -1,6 +1,8 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from foundry.application.pool.leases import LeaseBook
 from foundry.domain import Job
@@ -169,3 +171,38 @@ def test_dropping_a_job_the_book_does_not_hold_changes_nothing() -> None:
     book.drop("never-held")
 
     assert len(book) == 1
+
+
+_steps = st.lists(
+    st.tuples(
+        st.sampled_from(["hold", "renew", "drop", "fence"]),
+        st.sampled_from("abcd"),
+        st.integers(min_value=0, max_value=60).map(float),  # a few lease lengths: they meet
+    ),
+    max_size=30,
+)
+
+
+@given(_steps)
+@example([("hold", "a", 40.0), ("renew", "a", 10.0), ("fence", "a", 35.0)])  # an earlier send
+def test_fencing_names_exactly_the_leases_within_the_margin_of_their_deadline(
+    steps: list[tuple[str, str, float]],
+) -> None:
+    # The book skips the scan while no deadline can be that close; it must never skip one.
+    book = LeaseBook(30.0)
+    deadlines: dict[str, float] = {}
+
+    for action, job_id, at in steps:
+        if action == "hold":
+            book.hold([lease(job_id)], sent_at=at)
+            deadlines[job_id] = at + 30.0
+        elif action == "renew":
+            sent = book.to_renew()
+            book.renewed(sent, sent, sent_at=at)
+            deadlines = dict.fromkeys(deadlines, at + 30.0)
+        elif action == "drop":
+            book.drop(job_id)
+            deadlines.pop(job_id, None)
+        else:
+            fenced = {held.job_id for held in book.fenced(at)}
+            assert fenced == {job for job, deadline in deadlines.items() if deadline - 5.0 <= at}

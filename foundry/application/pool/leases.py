@@ -43,6 +43,9 @@ class LeaseBook:
         self._held: dict[str, Held] = {}
         self._unreported: set[str] = set()  # held-ahead jobs started, their start not sent
         self._renew_at = 0.0
+        # No lease is fenced before this (a bound: the earliest deadline less the margin, or
+        # earlier), so the check the pool makes before each write is mostly one comparison.
+        self._fence_from = float("inf")
 
     def __len__(self) -> int:
         return len(self._held)
@@ -57,6 +60,7 @@ class LeaseBook:
         deadline = sent_at + self.lease_s
         for lease in leases:
             self._held[lease.job_id] = Held(lease, deadline)
+        self._fence_from = min(self._fence_from, deadline - self.margin_s)
 
     def drop(self, job_id: str) -> None:
         """Stop tracking a lease (its job was settled or abandoned)."""
@@ -109,6 +113,7 @@ class LeaseBook:
     ) -> list[Lease]:
         """Record a renew sent at ``sent_at``; returns the leases the server says are lost."""
         self._renew_at = sent_at + self.every_s
+        self._fence_from = min(self._fence_from, sent_at + self.lease_s - self.margin_s)
         self.reported(lease for lease in sent if not lease.ahead)
         lost: list[Lease] = []
         for old, new in zip(sent, results, strict=True):
@@ -129,8 +134,13 @@ class LeaseBook:
 
     def fenced(self, now: float) -> list[Lease]:
         """Leases whose local deadline is within the safety margin of ``now``."""
+        if now < self._fence_from:
+            return []
         limit = now + self.margin_s
-        return [held.lease for held in self._held.values() if held.deadline <= limit]
+        fenced = [held.lease for held in self._held.values() if held.deadline <= limit]
+        earliest = min((held.deadline for held in self._held.values()), default=float("inf"))
+        self._fence_from = earliest - self.margin_s
+        return fenced
 
     def lapsing(self, job_id: str, now: float) -> bool:
         """Whether ``job_id``'s lease is within the safety margin of its local deadline (a
