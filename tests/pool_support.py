@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import errno
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from random import Random
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -19,11 +19,16 @@ from foundry.application.pool.heartbeat import Heartbeat
 from foundry.application.pool.supervisor import Supervisor
 from foundry.application.pool.wire import Reply, Task, decode_task
 from foundry.application.registry import JobRegistry
-from foundry.domain import ErrorInfo, Job, QueueUnavailable
+from foundry.domain import Decision, ErrorInfo, Job, JobState, QueueUnavailable
 from foundry.ports import ClaimRequest, Lease, WorkerRegistry
 
 #: An idle wait short enough that a test's claim never blocks for long.
 FAST = timedelta(milliseconds=1)
+#: How long a write that waits for lagging replicas blocks before it is refused: Redis's WAIT
+#: timeout under ``REDIS_WAIT_REPLICAS``, a sixth of the default 30 s lease.
+WAIT_S = 5.0
+
+T = TypeVar("T")
 
 
 class FakeWorkforce:
@@ -149,6 +154,56 @@ class CombiningQueue(BatchingQueue):
         return super().complete_and_claim(leases, results, request)
 
 
+class LaggingQueue(FlakyQueue):
+    """A flaky memory queue whose replicas lag while ``lagging``, as under
+    ``REDIS_WAIT_REPLICAS``: a write that waits for them (a completion, a failure, a claim
+    carrying completions) is applied, then blocks ``WAIT_S`` (the clock moves) and is refused.
+    Claims alone, renewals, releases and reaps do not wait and answer at once."""
+
+    lagging = False
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self._lag_clock = clock
+        self._writing = False  # inside a durable write (complete_and_claim calls two)
+        self.blocked_at: list[float] = []  # when each refused write started
+        self.renewed_at: list[float] = []  # when each renewal was sent
+
+    def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
+        self.renewed_at.append(self._lag_clock.now().timestamp())
+        return super().renew(leases, duration)
+
+    def complete(self, lease: Lease, result: Any = None) -> None:
+        self._durable(lambda: super(LaggingQueue, self).complete(lease, result))
+
+    def complete_many(
+        self, leases: Sequence[Lease], results: Sequence[Any] | None = None
+    ) -> list[bool]:
+        return self._durable(lambda: super(LaggingQueue, self).complete_many(leases, results))
+
+    def complete_and_claim(
+        self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
+    ) -> tuple[list[bool], list[Lease]]:
+        return self._durable(
+            lambda: super(LaggingQueue, self).complete_and_claim(leases, results, request)
+        )
+
+    def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:
+        return self._durable(lambda: super(LaggingQueue, self).fail(lease, error, decision))
+
+    def _durable(self, write: Callable[[], T]) -> T:
+        if not self.lagging or self._writing:
+            return write()
+        self._writing = True
+        try:
+            write()
+        finally:
+            self._writing = False
+        self.blocked_at.append(self._lag_clock.now().timestamp())
+        self._lag_clock.advance(WAIT_S)
+        raise QueueUnavailable("written, but the replicas did not confirm it in time (test)")
+
+
 @attrs.define
 class Events:
     """A ``PoolObserver`` that remembers what it saw."""
@@ -209,6 +264,7 @@ class Harness:
             heartbeat=heartbeat,
             observer=self.events,
             rng=Random(7),
+            monotonic=lambda: self.now,
         )
 
     @property

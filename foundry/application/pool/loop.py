@@ -147,20 +147,22 @@ class Pool:
 
     def _loop(self) -> None:
         sup = self.supervisor
+        # The time is read again after each step that may write: a write can block for long
+        # (one waiting for lagging replicas), and the supervisor renews between its writes.
         while True:
-            now = time.monotonic()
-            sup.tick(now)
+            sup.tick(time.monotonic())
             if sup.finished:
                 return
             if not sup.stopping.requested:
                 for timer in self._timers:
-                    timer.tick(now)
-            sup.fill(now)
+                    timer.tick(time.monotonic())
+            sup.fill(time.monotonic())
             events = self._selector.select(0)
             if not events:  # a quiet moment: write what waits, claim, then sleep
                 sup.quiet(time.monotonic())
+                now = time.monotonic()
                 wake = min([sup.next_wake(now), *(timer.next_wake() for timer in self._timers)])
-                timeout = min(wake - time.monotonic(), MAX_SLEEP_S)
+                timeout = min(wake - now, MAX_SLEEP_S)
                 events = self._selector.select(max(timeout, 0.0))
             events.sort(key=lambda event: event[0].data[0] != _PIPE)  # results before deaths
             for key, _ in events:

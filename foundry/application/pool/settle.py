@@ -52,7 +52,13 @@ class Pending:
 
 
 class Settler:
-    """Completes, fails, releases and abandons jobs through the port, then tells the observers."""
+    """Completes, fails, releases and abandons jobs through the port, then tells the observers.
+
+    ``before_write`` runs before every write to the queue (any of them may block: one waiting
+    for lagging replicas takes the ``WAIT`` timeout); the pool renews its leases there when
+    due. It may abandon leases (``abandon``): each write picks what it sends after it ran, and
+    writes nothing for a lease it abandoned.
+    """
 
     def __init__(
         self,
@@ -63,6 +69,7 @@ class Settler:
         counters: PoolCounters,
         observers: Observers,
         rng: Random,
+        before_write: Callable[[], None] = lambda: None,
     ) -> None:
         self._queue = queue
         self._clock = clock
@@ -70,6 +77,7 @@ class Settler:
         self.counters = counters
         self._observers = observers
         self._rng = rng
+        self._before_write = before_write
         self.outbox: list[Pending] = []
         self._retry_at = 0.0
         self.batched: list[tuple[Lease, Any, float]] = []
@@ -99,7 +107,10 @@ class Settler:
         """
         if not self.batched:
             return
+        self._before_write()
         batch, self.batched = self.batched, []
+        if not batch:  # every one abandoned just now
+            return
         leases = [self._latest(lease) for lease, _, _ in batch]
         try:
             applied = self._queue.complete_many(leases, [result for _, result, _ in batch])
@@ -116,6 +127,7 @@ class Settler:
 
         Raises what ``claim`` raises; completions it could not write wait in the outbox.
         """
+        self._before_write()
         if not self.batched:
             return self._queue.claim(request)
         batch, self.batched = self.batched, []
@@ -128,6 +140,7 @@ class Settler:
             raise
         except InvalidResult:  # refused before anything was written
             self._one_by_one(batch)
+            self._before_write()
             return self._queue.claim(request)
         except BaseException:
             self.batched = batch + self.batched
@@ -139,7 +152,8 @@ class Settler:
         """A result in ``batch`` cannot be stored: complete each job alone, so that one fails
         its attempt (``InvalidResult``) and the others complete."""
         for lease, result, runtime_s in batch:
-            self._write(lease, _completion(self._queue, result), _COMPLETED, runtime_s)
+            if lease.job_id in self._book:  # else a write before abandoned it
+                self._write(lease, _completion(self._queue, result), _COMPLETED, runtime_s)
 
     def _postpone(self, batch: list[tuple[Lease, Any, float]], error: Exception) -> None:
         log.error("queue unavailable, will retry %s completions: %s", len(batch), error)
@@ -200,11 +214,12 @@ class Settler:
         if not self.outbox or now < self._retry_at:
             return
         self._retry_at = now + OUTBOX_RETRY_S
-        waiting, self.outbox = self.outbox, []
-        for index, pending in enumerate(waiting):
-            self._write(pending.lease, pending.write, pending.outcome, pending.runtime_s)
-            if self.outbox:  # the backend still cannot take writes
-                self.outbox.extend(waiting[index + 1 :])
+        for _ in range(len(self.outbox)):  # taken one at a time: a write may abandon others
+            if not self.outbox:
+                return
+            pending = self.outbox.pop(0)
+            if not self._write(pending.lease, pending.write, pending.outcome, pending.runtime_s):
+                self.outbox.insert(0, self.outbox.pop())  # the backend still cannot take it
                 return
 
     def next_wake(self) -> float:
@@ -232,7 +247,12 @@ class Settler:
 
     def _write(
         self, lease: Lease, write: Callable[[Lease], object], outcome: Outcome, runtime_s: float
-    ) -> None:
+    ) -> bool:
+        """Write and report ``lease``'s end; ``False`` if it waits in the outbox."""
+        held = lease.job_id in self._book
+        self._before_write()
+        if held and lease.job_id not in self._book:  # abandoned just now: nothing to write
+            return True
         try:
             write(self._latest(lease))
         except StaleLease as error:
@@ -245,9 +265,11 @@ class Settler:
             if not self.outbox:
                 log.error("queue unavailable, will retry writing job %s: %s", lease.job_id, error)
             self.outbox.append(Pending(lease, write, outcome, runtime_s))
+            return False
         else:
             self._book.drop(lease.job_id)
             self.finish(lease, outcome, runtime_s)
+        return True
 
     def _latest(self, lease: Lease) -> Lease:
         """The lease as last renewed (same token, later deadline)."""

@@ -2,7 +2,8 @@
 
 The event loop (``foundry.application.pool.loop``) feeds it child messages, child exits and the
 time; it answers by claiming, settling jobs through the ``QueuePort`` and commanding a
-``Workforce``. Times are monotonic seconds, passed in, so tests drive it with a manual clock.
+``Workforce``. Times are monotonic seconds, passed in (and read again from the ``monotonic``
+clock it is given after a write that may block), so tests drive it with a manual clock.
 
 The supervisor owns the pool's state: the slots (and the job each runs), the prefetch buffer
 and the exit code. Its helpers (``Claimer``, ``Failures``, ``Stopping``, ``Upkeep``,
@@ -13,7 +14,9 @@ and return decisions; every change to that state is made here.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
+from collections.abc import Callable
 from datetime import timedelta
 from random import Random
 
@@ -59,11 +62,14 @@ class Supervisor:
         heartbeat: Heartbeat,
         observer: PoolObserver | None = None,
         rng: Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self._registry = registry
         self._workforce = workforce
         self._clock = clock
+        self._monotonic = monotonic  # the loop's clock, read again after a write that may block
+        self._keeping = False  # in _lease_duties (a renewal may bring a cancel, and write)
         self.heartbeat = heartbeat
         self._book = LeaseBook(config.lease.total_seconds())
         self._counters = PoolCounters()
@@ -74,6 +80,7 @@ class Supervisor:
             counters=self._counters,
             observers=registry.hooks.observer(observer),
             rng=rng or Random(),
+            before_write=self._keep_leases,
         )
         self._failures = Failures(
             self.settler, config, clock=clock, host=heartbeat.host, started_at=heartbeat.started_at
@@ -139,7 +146,7 @@ class Supervisor:
         self._after_job(slot, running, reply, now)
         # A buffered job goes to the child at once; a claim waits until every reply that is
         # in has been read, so one round trip settles them and claims for all idle children.
-        self._hand_out(now)
+        self._hand_out()
         lease = running.lease
         if reply.ok:
             self.settler.complete(lease, reply.value, reply.runtime_s, now)
@@ -172,21 +179,21 @@ class Supervisor:
         out a busy-poll pause.
         """
         self.fill(now)
+        now = self._monotonic()  # that claim may have blocked
         settler = self.settler
         if settler.batched and (settler.flush_due(now) or not any(s.busy for s in self.slots)):
             settler.flush()
-            self.fill(now)
+            self.fill(self._monotonic())
 
     # -- time -----------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
         """Everything that is due: fencing first, then renewals, limits, writes, heartbeat."""
-        for lease in self._book.fenced(now):
-            self._forget(lease, FENCED)
-        self._renew(now)
+        self._lease_duties(now)
         self._enforce_limits(now)
         self._upkeep.reap(now)
         self.settler.retry_outbox(now)
+        now = self._monotonic()  # that retry may have blocked
         self.heartbeat.beat(now, self._counters)
         self._stop(now)
         if not self.stopping.requested:
@@ -224,7 +231,7 @@ class Supervisor:
         """
         if self.stopping.requested:  # no new work once a stop is asked for
             return
-        self._hand_out(now)
+        self._hand_out()
         wanted = self._wanted()
         idle = block and not self._book and all_idle(self.slots)
         if wanted <= 0 or not self._claimer.due(now, idle=idle):
@@ -240,7 +247,7 @@ class Supervisor:
             if self._outage.unconfirmed:  # else the queue holds every buffered lease
                 self._drop_replaced(leases)
             self.buffer.extend(leases)
-            self._hand_out(now)
+            self._hand_out()
             return
         self._claimer.came_back_empty(now, idle=idle, wait=wait)
         if idle:
@@ -288,9 +295,12 @@ class Supervisor:
             return False
         return lease.job_id in self._book
 
-    def _hand_out(self, now: float) -> None:
+    def _hand_out(self) -> None:
+        """Give buffered leases to idle children, each at the time read as it goes: a write
+        before it (a claim, a release) may have blocked."""
         for slot in self.slots:
             while slot.state is SlotState.IDLE and self.buffer:
+                now = self._monotonic()
                 lease = self.buffer[0]
                 if lease.ahead and self._outage.down:
                     return  # its start could not be reported: it waits for the queue
@@ -369,6 +379,30 @@ class Supervisor:
         )
         self._workforce.kill(slot.index)
 
+    def _keep_leases(self) -> None:
+        """Before each write (the settler calls it): fence, and renew if due, at the time now.
+
+        A write can block for long: one that ``REDIS_WAIT_REPLICAS`` makes wait for lagging
+        replicas is refused only once the ``WAIT`` timeout (a sixth of the lease) ran out, while
+        renewals answer at once. One turn of the loop can make several (an outbox retry, a
+        claim carrying completions, a flush, a failure per reply read); a renewal left to the
+        next turn's ``tick`` would come too late and the leases be fenced although the queue
+        answers. Here a due renewal goes out at most one write late.
+        """
+        self._lease_duties(self._monotonic())
+
+    def _lease_duties(self, now: float) -> None:
+        """Fence the leases about to lapse, then renew the others if it is time."""
+        if self._keeping:  # a cancel the renewal brought is written: no renewal inside it
+            return
+        self._keeping = True
+        try:
+            for lease in self._book.fenced(now):
+                self._forget(lease, FENCED)
+            self._renew(now)
+        finally:
+            self._keeping = False
+
     def _renew(self, now: float, *, force: bool = False) -> bool:
         """Renew every lease if due (or ``force``d); whether the queue answered."""
         renewed = self._upkeep.renew(now, force=force)
@@ -401,6 +435,7 @@ class Supervisor:
         waiting = [held for held in self.buffer if held.job_id == lease.job_id]
         for held in waiting:
             self.buffer.remove(held)
+        for held in waiting:  # each write may renew, which may forget the others
             error = ErrorInfo.from_exception(JobCancelled(lease.job_id, reason))
             self.settler.fail(held, error, 0.0, Cancel(reason))
 
@@ -442,8 +477,9 @@ class Supervisor:
             self._workforce.kill(slot.index)
         for slot in busy:
             running, slot.job = slot.job, None
+            if running is None:  # a renewal before an earlier release forgot its lease
+                continue
             slot.state = SlotState.DYING
-            assert running is not None
             if self._workforce.wait_gone(slot.index, KILL_WAIT_S):
                 self.settler.release(running.lease)
             else:
