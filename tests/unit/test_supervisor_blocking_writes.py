@@ -117,3 +117,20 @@ def test_a_failure_whose_lease_the_renewal_before_its_write_finds_lost_is_not_wr
     record = queue.get(jobs[1])
     assert record is not None
     assert (record.state, record.errors) == (JobState.READY, ())
+
+
+def test_a_refused_failure_of_a_job_claimed_again_is_never_written_under_its_new_lease() -> None:
+    pool, queue, jobs = lagging_pool(1)
+    queue.lagging = True
+    failure(pool, 0)  # written, refused: it waits in the outbox; the job is soon ready again
+    pool.sup.fill(pool.now)  # this pool claims it again: attempt 2 runs under a new lease
+    queue.lagging = False
+
+    pool.advance(1)  # the outbox retry: the first attempt's failure, under the first lease
+    pool.reply(0, value="done")
+    pool.advance(1)
+
+    record = queue.get(jobs[0])
+    assert record is not None
+    assert (record.state, record.attempts) == (JobState.COMPLETED, 2)
+    assert [error.attempt for error in record.errors] == [1]

@@ -62,6 +62,12 @@ class LeaseBook:
             self._held[lease.job_id] = Held(lease, deadline)
         self._fence_from = min(self._fence_from, deadline - self.margin_s)
 
+    def holds(self, lease: Lease) -> bool:
+        """Whether the book holds ``lease`` itself: its job, under its token (not a later
+        lease of the same job, claimed again after this one ended)."""
+        held = self._held.get(lease.job_id)
+        return held is not None and held.lease.token == lease.token
+
     def drop(self, job_id: str) -> None:
         """Stop tracking a lease (its job was settled or abandoned)."""
         self._held.pop(job_id, None)

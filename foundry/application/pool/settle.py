@@ -152,7 +152,7 @@ class Settler:
         """A result in ``batch`` cannot be stored: complete each job alone, so that one fails
         its attempt (``InvalidResult``) and the others complete."""
         for lease, result, runtime_s in batch:
-            if lease.job_id in self._book:  # else a write before abandoned it
+            if self._book.holds(lease):  # else a write before abandoned it
                 self._write(lease, _completion(self._queue, result), _COMPLETED, runtime_s)
 
     def _postpone(self, batch: list[tuple[Lease, Any, float]], error: Exception) -> None:
@@ -163,7 +163,7 @@ class Settler:
 
     def _settled(self, batch: list[tuple[Lease, Any, float]], applied: list[bool]) -> None:
         for (lease, _, runtime_s), done in zip(batch, applied, strict=True):
-            self._book.drop(lease.job_id)
+            self._let_go(lease)
             self.finish(lease, _COMPLETED if done else Outcome.abandoned("stale lease"), runtime_s)
 
     def fail(
@@ -192,9 +192,9 @@ class Settler:
 
     def abandon(self, lease: Lease, reason: str, runtime_s: float = 0.0) -> None:
         """Stop caring about a job whose lease is lost; the queue recovers it."""
-        self.outbox = [pending for pending in self.outbox if pending.lease.job_id != lease.job_id]
-        self.batched = [entry for entry in self.batched if entry[0].job_id != lease.job_id]
-        self._book.drop(lease.job_id)
+        self.outbox = [pending for pending in self.outbox if not _same(pending.lease, lease)]
+        self.batched = [entry for entry in self.batched if not _same(entry[0], lease)]
+        self._let_go(lease)
         log.warning(
             "abandoned job %s (%s): the queue will return it",
             lease.job_id,
@@ -249,14 +249,14 @@ class Settler:
         self, lease: Lease, write: Callable[[Lease], object], outcome: Outcome, runtime_s: float
     ) -> bool:
         """Write and report ``lease``'s end; ``False`` if it waits in the outbox."""
-        held = lease.job_id in self._book
+        held = self._book.holds(lease)
         self._before_write()
-        if held and lease.job_id not in self._book:  # abandoned just now: nothing to write
+        if held and not self._book.holds(lease):  # abandoned just now: nothing to write
             return True
         try:
             write(self._latest(lease))
         except StaleLease as error:
-            self._book.drop(lease.job_id)
+            self._let_go(lease)
             log.warning("%s", error)
             self.finish(lease, Outcome.abandoned("stale lease"), runtime_s)
         except InvalidResult as error:  # a completion the queue refused: the attempt failed
@@ -267,13 +267,19 @@ class Settler:
             self.outbox.append(Pending(lease, write, outcome, runtime_s))
             return False
         else:
-            self._book.drop(lease.job_id)
+            self._let_go(lease)
             self.finish(lease, outcome, runtime_s)
         return True
 
     def _latest(self, lease: Lease) -> Lease:
-        """The lease as last renewed (same token, later deadline)."""
-        return self._book.lease(lease.job_id) if lease.job_id in self._book else lease
+        """The lease as last renewed (same token, later deadline); never a later lease of the
+        job (claimed again while a write of this one waited in the outbox)."""
+        return self._book.lease(lease.job_id) if self._book.holds(lease) else lease
+
+    def _let_go(self, lease: Lease) -> None:
+        """Stop renewing ``lease`` (a later lease of its job stays held)."""
+        if self._book.holds(lease):
+            self._book.drop(lease.job_id)
 
     def _log_failure(self, lease: Lease, error: ErrorInfo, outcome: Outcome) -> None:
         if outcome.reason is not None:
@@ -292,6 +298,10 @@ class Settler:
                 outcome.delay,
                 extra={"job_id": lease.job_id, "attempt": lease.attempt, "queue": lease.queue},
             )
+
+
+def _same(one: Lease, other: Lease) -> bool:
+    return one.job_id == other.job_id and one.token == other.token
 
 
 def _completion(queue: QueuePort, result: Any) -> Callable[[Lease], object]:
