@@ -1,4 +1,4 @@
-"""Reply: the reply future that resumes its awaiting task inside the read that got the reply."""
+"""wake: a reply future's result that resumes its awaiting task inside the read that got it."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from foundry.adapters.redis.async_reply import Reply
+from foundry.adapters.redis.async_reply import wake
 
 _seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="none")
 
 
-async def _awaited_in_a_task(reply: Reply) -> tuple[asyncio.Task[Any], list[str]]:
+async def _awaited_in_a_task(reply: asyncio.Future[Any]) -> tuple[asyncio.Task[Any], list[str]]:
     steps: list[str] = []
 
     async def caller() -> Any:
@@ -30,12 +30,12 @@ async def _awaited_in_a_task(reply: Reply) -> tuple[asyncio.Task[Any], list[str]
 def test_wake_resumes_the_awaiting_task_before_wake_returns() -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        reply = Reply(loop=loop)
+        reply = loop.create_future()
         task, steps = await _awaited_in_a_task(reply)
         woken = asyncio.Event()
 
-        def read() -> None:  # as a protocol's data_received runs: a loop callback
-            reply.wake(b"OK")
+        def read() -> None:  # as a pipe's read runs: a loop callback
+            wake(reply, b"OK")
             steps.append("wake returned")
             woken.set()
 
@@ -50,9 +50,9 @@ def test_wake_resumes_the_awaiting_task_before_wake_returns() -> None:
 
 def test_wake_from_a_running_task_schedules_the_waiter_instead() -> None:
     async def scenario() -> None:
-        reply = Reply(loop=asyncio.get_running_loop())
+        reply = asyncio.get_running_loop().create_future()
         task, steps = await _awaited_in_a_task(reply)
-        reply.wake(7)  # this coroutine is a running task: the other cannot be entered now
+        wake(reply, 7)  # this coroutine is a running task: the other cannot be entered now
         assert steps == []
         assert not task.done()
         assert await task == 7
@@ -61,41 +61,31 @@ def test_wake_from_a_running_task_schedules_the_waiter_instead() -> None:
     asyncio.run(scenario())
 
 
-def test_set_result_and_set_exception_schedule_the_waiter_as_a_future_does() -> None:
+def test_a_future_nobody_awaits_gets_its_result() -> None:
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        ok, failing = Reply(loop=loop), Reply(loop=loop)
-        task, steps = await _awaited_in_a_task(ok)
-        failed, _ = await _awaited_in_a_task(failing)
-        ok.set_result("value")
-        failing.set_exception(ConnectionError("lost"))
-        assert steps == []
-        assert await task == "value"
-        with pytest.raises(ConnectionError, match="lost"):
-            await failed
+        reply = asyncio.get_running_loop().create_future()
+        wake(reply, "value")
+        assert reply.result() == "value"
 
     asyncio.run(scenario())
 
 
-def test_a_cancelled_caller_leaves_the_reply_cancelled_and_a_later_wake_is_dropped() -> None:
+def test_a_cancelled_caller_leaves_the_reply_cancelled_and_resumes_once() -> None:
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        reply = Reply(loop=loop)
-        task, _ = await _awaited_in_a_task(reply)
+        reply = asyncio.get_running_loop().create_future()
+        task, steps = await _awaited_in_a_task(reply)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert reply.cancelled()
-        loop.call_soon(reply.wake, b"late")
-        await asyncio.sleep(0)
-        assert reply.cancelled()
+        assert steps == []
 
     asyncio.run(scenario())
 
 
 def test_a_timeout_around_the_await_cancels_the_wait() -> None:
     async def scenario() -> None:
-        reply = Reply(loop=asyncio.get_running_loop())
+        reply = asyncio.get_running_loop().create_future()
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0):
                 await reply
@@ -104,18 +94,18 @@ def test_a_timeout_around_the_await_cancels_the_wait() -> None:
     asyncio.run(scenario())
 
 
-def test_other_callbacks_and_gather_see_the_result() -> None:
+def test_several_callbacks_and_gather_see_the_result() -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        first, second = Reply(loop=loop), Reply(loop=loop)
+        first, second = loop.create_future(), loop.create_future()
         heard: list[Any] = []
-        first.add_done_callback(lambda done: heard.append(("kept", done.result())))
-        first.add_done_callback(lambda done: heard.append(("plain", done.result())))
+        first.add_done_callback(lambda done: heard.append(("one", done.result())))
+        first.add_done_callback(lambda done: heard.append(("two", done.result())))
         gathered = asyncio.gather(first, second)
-        loop.call_soon(first.wake, 1)
-        loop.call_soon(second.wake, 2)
+        loop.call_soon(wake, first, 1)
+        loop.call_soon(wake, second, 2)
         assert list(await gathered) == [1, 2]
-        assert sorted(heard) == [("kept", 1), ("plain", 1)]
+        assert sorted(heard) == [("one", 1), ("two", 1)]
 
     asyncio.run(scenario())
 
@@ -123,7 +113,7 @@ def test_other_callbacks_and_gather_see_the_result() -> None:
 def test_a_removed_callback_is_not_called() -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        reply = Reply(loop=loop)
+        reply = loop.create_future()
         heard: list[Any] = []
 
         def callback(done: asyncio.Future[Any]) -> None:
@@ -131,10 +121,31 @@ def test_a_removed_callback_is_not_called() -> None:
 
         reply.add_done_callback(callback)
         assert reply.remove_done_callback(callback) == 1
-        loop.call_soon(reply.wake, 1)
+        loop.call_soon(wake, reply, 1)
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         assert reply.result() == 1
         assert heard == []
+
+    asyncio.run(scenario())
+
+
+def test_the_one_callback_runs_once_inside_wake() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        reply = loop.create_future()
+        heard: list[Any] = []
+        reply.add_done_callback(lambda done: heard.append(done.result()))
+        done = asyncio.Event()
+
+        def read() -> None:
+            wake(reply, 3)
+            heard.append("wake returned")
+            done.set()
+
+        loop.call_soon(read)
+        await done.wait()
+        await asyncio.sleep(0)
+        assert heard == [3, "wake returned"]
 
     asyncio.run(scenario())

@@ -1,56 +1,65 @@
 """One asyncio connection to Redis as a pipe: calls are written as they come and their replies,
-read by hiredis straight from the transport, are handed to the callers' futures in order;
-and ``Pipes``, which keeps one open for a loop.
+read by hiredis, are handed to the callers' futures in order.
 
 redis-py's asyncio connection reads each reply through a stream reader and four coroutine
-layers, and arms a timeout per read: a third of an awaited dispatch's work. The pipe takes
-over a connection redis-py opened (its handshake: AUTH, SELECT, CLIENT SETNAME, Sentinel's
-master address, TLS) and reads it as a protocol instead. Calls written while replies are
+layers, and arms a timeout per read: a third of an awaited dispatch's work. A pipe takes over
+a connection redis-py opened (its handshake: AUTH, SELECT, CLIENT SETNAME, Sentinel's master
+address, TLS). On asyncio's selector loops a plain connection is read and written on its
+socket (``SocketPipe``: the loop watches the socket, no transport in between); TLS, and other
+loops (uvloop), keep the transport (``TransportPipe``). Calls written while replies are
 awaited go together in one write at the loop's next turn, so 100 concurrent calls cost two
 writes; a caller that is cancelled leaves its reply to be read and dropped, and the others'
-calls alone. A call awaited alone on asyncio's own loop gets a ``Reply`` (``async_reply``),
-which resumes its caller inside the read that brought the reply: one loop turn per round
-trip instead of two.
+calls alone. On asyncio's own loops the last reply of a read resumes its caller inside the
+read (``async_reply.wake``): one loop turn per round trip instead of two.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections import deque
-from time import monotonic
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import hiredis
 import redis
-import redis.asyncio
 from redis.exceptions import InvalidResponse
 
-from foundry.adapters.redis.async_driver import parse_error, transport_of
-from foundry.adapters.redis.async_reply import Reply
-from foundry.domain import ConfigurationError
+from foundry.adapters.redis.async_driver import parse_error
+from foundry.adapters.redis.async_reply import wake
 
 
-class Pipe(asyncio.Protocol):
-    """Replies of one transport, in order, to the futures of the calls written on it.
+class Pipe:
+    """Replies of one connection, in order, to the futures of the calls written on it.
 
     ``lost`` is set once the connection is gone (closed, reset, or expired by the owner's
     deadline): every reply still awaited fails with it, and nothing more is written.
+    ``open_pipe`` picks how the connection is read and written: ``SocketPipe`` or
+    ``TransportPipe``.
     """
 
     def __init__(
-        self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, connection: Any
+        self, loop: asyncio.AbstractEventLoop, connection: Any, write: Callable[[bytes], object]
     ) -> None:
         self.loop = loop
-        #: The redis-py connection that opened the transport (its methods are untyped).
+        #: The redis-py connection that opened the connection (its methods are untyped).
         self.connection = connection
-        self.fork = _forks[0]
-        #: Whether calls get a ``Reply``: asyncio's own loops run a callback scheduled during
-        #: a read only after another select, a turn a ``Reply`` saves; uvloop runs it in the
-        #: same turn, where a plain future costs less.
+        self.fork = forks[0]
+        #: Whether a read resumes its last caller at once (``wake``): asyncio's own loops run
+        #: a callback scheduled during a read only after another select, a turn ``wake``
+        #: saves; uvloop runs it in the same turn.
         self.wakes = isinstance(loop, asyncio.BaseEventLoop)
+        #: A new future: asyncio's own loops make plain ones (``wake`` needs them), built
+        #: here without ``create_future``'s Python frame.
+        self._future: Callable[[], asyncio.Future[Any]] = (
+            partial(asyncio.Future, loop=loop) if self.wakes else loop.create_future
+        )
+        #: Writes bytes now, or as soon as the connection takes them; a failure is handled
+        #: later in the turn, as a transport's is (the caller's future is not yet awaited).
+        self._write = write
         self.lost: Exception | None = None
-        self._transport = transport
         self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=parse_error)
         #: The futures awaiting a reply, in the order their calls were written, each with
         #: when its reply is due (``time.monotonic``; 0: no deadline).
@@ -59,24 +68,26 @@ class Pipe(asyncio.Protocol):
 
     def send(self, packed: bytes, due: float = 0.0) -> asyncio.Future[Any]:
         """Write ``packed`` (one command) now, or with the other calls of this turn when
-        replies are awaited; the future of its reply (an error reply as a value): a ``Reply``
-        if it is the only one awaited on a loop where that saves a turn."""
+        replies are awaited; the future of its reply (an error reply as a value)."""
         if self._waiting:
-            future = self.loop.create_future()
             self._join(packed)
         else:
-            future = Reply(loop=self.loop) if self.wakes else self.loop.create_future()
-            self._transport.write(packed)
+            self._write(packed)  # first: the future is made while Redis runs the call
+        future = self._future()
         self._waiting.append((future, due))
         return future
 
     def send_many(self, packed: list[bytes], due: float = 0.0) -> list[asyncio.Future[Any]]:
         """``send`` for several commands, in one write; their futures, in order."""
-        futures = [self.loop.create_future() for _ in packed]
+        futures = [self._future() for _ in packed]
+        if self.lost is not None:
+            for future in futures:
+                future.set_exception(self.lost)
+            return futures
         if self._waiting:
             self._join(b"".join(packed))
         else:
-            self._transport.write(b"".join(packed))
+            self._write(b"".join(packed))
         self._waiting.extend((future, due) for future in futures)
         return futures
 
@@ -87,28 +98,34 @@ class Pipe(asyncio.Protocol):
     def close(self, error: Exception) -> None:
         """Drop the connection at once; every reply still awaited fails with ``error``."""
         self._fail(error)
-        self._transport.abort()
+        self._release()
 
-    def data_received(self, data: bytes) -> None:
-        """Hand each complete reply to the oldest waiting future (dropped if its caller left);
-        the last one of the read, if a ``Reply``, resumes its caller at once."""
+    def _release(self) -> None:
+        """Let go of the connection (idempotent)."""
+        raise NotImplementedError
+
+    def _hand_over(self) -> None:
+        """Hand each complete reply read so far to the oldest waiting future (dropped if its
+        caller left); the last one of the read resumes its caller at once where that saves a
+        turn."""
         reader = self._reader
-        reader.feed(data)
         waiting = self._waiting
         reply = reader.gets()
         while reply is not False:
             future, _ = waiting.popleft()
             following = reader.gets()
-            if following is False and type(future) is Reply:
-                future.wake(reply)  # last: its caller may write or close the pipe meanwhile
-            elif not future.done():
+            if future.done():
+                pass
+            elif following is False and self.wakes:
+                wake(future, reply)  # last: its caller may write or close the pipe meanwhile
+            else:
                 future.set_result(reply)
             reply = following
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        """The connection closed: fail what is still awaited."""
+    def _drop(self, exc: BaseException | None) -> None:
+        """The connection failed or closed: fail what is still awaited, let go of it."""
         reason = f": {exc}" if exc is not None else ""
-        self._fail(redis.ConnectionError(f"connection to Redis lost{reason}"))
+        self.close(redis.ConnectionError(f"connection to Redis lost{reason}"))
 
     def _join(self, packed: bytes) -> None:
         """Write ``packed`` with the other calls of this turn, at the loop's next one."""
@@ -118,7 +135,7 @@ class Pipe(asyncio.Protocol):
 
     def _flush(self) -> None:
         if self._buffer and self.lost is None:
-            self._transport.write(b"".join(self._buffer))
+            self._write(b"".join(self._buffer))
         self._buffer.clear()
 
     def _fail(self, error: Exception) -> None:
@@ -131,133 +148,125 @@ class Pipe(asyncio.Protocol):
                 future.set_exception(self.lost)
 
 
+class SocketPipe(Pipe):
+    """A pipe on the connection's socket itself, for plain TCP and Unix sockets on asyncio's
+    selector loops: the loop calls ``_readable`` when replies arrive, which reads them into a
+    buffer of its own, and calls are written with ``socket.send``, the part the socket does
+    not take at once when it is writable again. The transport redis-py opened stays paused
+    and unused (closed with the pipe): its ``write`` and its read callbacks are three Python
+    frames per round trip, and its read a 256 KiB allocation.
+    """
+
+    #: Bytes read at most per ``recv_into`` (replies larger than it take several reads).
+    CHUNK = 64 * 1024
+
+    def __init__(
+        self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, connection: Any
+    ) -> None:
+        super().__init__(loop, connection, self._send)
+        self._transport = transport
+        transport.pause_reading()
+        #: A descriptor of its own: the loop refuses to watch one that a transport holds.
+        self._socket: socket.socket = transport.get_extra_info("socket").dup()
+        self._socket.setblocking(False)
+        self._fd = self._socket.fileno()
+        self._received = bytearray(self.CHUNK)
+        #: What the socket has not taken yet (written first, when it is writable again).
+        self._unsent = bytearray()
+        self._released = False
+        loop.add_reader(self._fd, self._readable)
+
+    def _send(self, data: bytes) -> None:
+        if self._unsent:
+            self._unsent += data
+            return
+        try:
+            sent = self._socket.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as error:
+            self.loop.call_soon(self._drop, error)
+            return
+        if sent < len(data):
+            self._unsent += memoryview(data)[sent:]
+            self.loop.add_writer(self._fd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            sent = self._socket.send(self._unsent)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self._drop(error)
+            return
+        del self._unsent[:sent]
+        if not self._unsent:
+            self.loop.remove_writer(self._fd)
+
+    def _readable(self) -> None:
+        try:
+            count = self._socket.recv_into(self._received)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self._drop(error)
+            return
+        if not count:
+            self._drop(None)  # Redis closed the connection
+            return
+        self._reader.feed(self._received, 0, count)  # type: ignore[arg-type]  # any buffer
+        try:
+            self._hand_over()
+        except Exception as error:  # a reply hiredis cannot parse: as a transport would do
+            self._drop(error)
+
+    def _release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        self.loop.remove_reader(self._fd)
+        self.loop.remove_writer(self._fd)
+        self._socket.close()
+        self._unsent.clear()
+        self._transport.abort()
+
+
+class TransportPipe(Pipe, asyncio.Protocol):
+    """A pipe reading and writing the transport redis-py opened (TLS, or loops other than
+    asyncio's selector loops: uvloop's transports are already C), as its protocol."""
+
+    def __init__(
+        self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, connection: Any
+    ) -> None:
+        super().__init__(loop, connection, transport.write)
+        self._transport = transport
+        transport.set_protocol(self)
+
+    def data_received(self, data: bytes) -> None:
+        """Hand the replies completed by ``data`` to their futures."""
+        self._reader.feed(data)
+        self._hand_over()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The connection closed: fail what is still awaited."""
+        self._drop(exc)
+
+    def _release(self) -> None:
+        self._transport.abort()
+
+
+def open_pipe(
+    transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, connection: Any
+) -> Pipe:
+    """The pipe for ``transport``: on its socket where the loop lets a socket be watched
+    (a selector loop) and nothing sits between socket and transport (no TLS); on the
+    transport otherwise."""
+    plain = transport.get_extra_info("sslcontext") is None
+    if plain and isinstance(loop, asyncio.SelectorEventLoop) and transport.get_extra_info("socket"):
+        return SocketPipe(transport, loop, connection)
+    return TransportPipe(transport, loop, connection)
+
+
 #: Bumped in a forked child: a pipe belongs to the process that opened it.
-_forks = [0]
-os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
-
-
-class Pipes:
-    """The pipe of one client for the running loop and process: opened once for every caller
-    that needs it, opened again (by the next caller) once lost, and its replies held to the
-    client's socket timeout by one watchdog timer, re-armed only when it fires."""
-
-    def __init__(self, client: redis.asyncio.Redis) -> None:
-        self._client = client
-        self._pipe: Pipe | None = None
-        #: The loop and the process (its fork generation) the pipe belongs to.
-        self._owner: tuple[asyncio.AbstractEventLoop, int] | None = None
-        self._opening: asyncio.Task[Pipe] | None = None
-        #: The client's retry policy (a redis-py ``Retry``) and socket timeout (s).
-        self._retry: Any = None
-        self._timeout: float | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
-
-    def send(self, packed: bytes) -> tuple[Pipe, asyncio.Future[Any]] | None:
-        """``packed`` sent on the open pipe, if this loop and process have one: the pipe and
-        the future of the reply (``here``, ``due`` and ``Pipe.send`` in one call: the path of
-        every call while the connection is up)."""
-        pipe = self._pipe
-        if pipe is None or pipe.lost is not None or pipe.fork != _forks[0]:
-            return None
-        loop = pipe.loop
-        if loop is not asyncio.get_running_loop():
-            return None
-        timeout = self._timeout
-        if timeout is None:
-            return pipe, pipe.send(packed)
-        if self._watchdog is None:
-            self._watchdog = loop.call_later(timeout, self._check, loop)
-        return pipe, pipe.send(packed, monotonic() + timeout)
-
-    def retry(self) -> Any:
-        """The client's retry policy (a redis-py ``Retry``: its methods are untyped)."""
-        if self._owner != _here():
-            self._adopt()
-        return self._retry
-
-    async def open(self) -> Pipe:
-        """The open pipe, opened first if there is none (once, however many callers wait)."""
-        if self._owner != _here():
-            self._adopt()
-        pipe = self._pipe
-        if pipe is not None and pipe.lost is None:
-            return pipe
-        if self._opening is None:
-            self._opening = asyncio.get_running_loop().create_task(self._connect())
-            self._opening.add_done_callback(self._opened)
-        return await asyncio.shield(self._opening)
-
-    def due(self, pipe: Pipe) -> float:
-        """When a reply to a call written now is due (0: never); arms the watchdog."""
-        if self._timeout is None:
-            return 0.0
-        if self._watchdog is None:
-            self._watchdog = pipe.loop.call_later(self._timeout, self._check, pipe.loop)
-        return monotonic() + self._timeout
-
-    async def close(self) -> None:
-        """Close this loop's pipe (a later ``open`` opens another)."""
-        if self._owner == _here() and self._pipe is not None:
-            self._pipe.close(redis.ConnectionError("connection to Redis closed"))
-            await self._pipe.connection.disconnect(nowait=True)
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-        self._pipe = self._owner = self._watchdog = None
-
-    def _adopt(self) -> None:
-        """Start over in this loop and process (another loop's pipe is left to it)."""
-        pool = self._client.connection_pool
-        self._retry = pool.connection_class(**pool.connection_kwargs).retry
-        self._timeout = pool.connection_kwargs.get("socket_timeout")
-        self._pipe = self._opening = self._watchdog = None
-        self._owner = _here()
-
-    async def _connect(self) -> Pipe:
-        """A new pipe: redis-py connects and shakes hands (within the socket timeout), then
-        the pipe reads the transport in place of redis-py's stream reader."""
-        old, self._pipe = self._pipe, None
-        if old is not None:
-            await old.connection.disconnect(nowait=True)
-        pool = self._client.connection_pool
-        options = {**pool.connection_kwargs, "socket_timeout": None}
-        connection: Any = pool.connection_class(**options)
-        try:
-            async with asyncio.timeout(self._timeout):
-                await connection.connect()
-        except TimeoutError:
-            await connection.disconnect(nowait=True)
-            raise redis.TimeoutError(f"no handshake from Redis within {self._timeout} s") from None
-        try:
-            transport = transport_of(connection)
-        except ConfigurationError:
-            await connection.disconnect(nowait=True)
-            raise
-        pipe = Pipe(transport, asyncio.get_running_loop(), connection)
-        transport.set_protocol(pipe)
-        self._pipe = pipe
-        return pipe
-
-    def _opened(self, task: asyncio.Task[Pipe]) -> None:
-        self._opening = None
-        if not task.cancelled():
-            task.exception()  # each waiter got it: not "never retrieved"
-
-    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The watchdog: drop the pipe if its oldest awaited reply is late (its callers send
-        again), else wait until that reply is due (none awaited: stop until the next call)."""
-        self._watchdog = None
-        pipe = self._pipe
-        if pipe is None or pipe.loop is not loop:
-            return
-        due = pipe.oldest_due()
-        if due is None:
-            return
-        now = monotonic()
-        if now >= due:
-            pipe.close(redis.TimeoutError(f"no reply from Redis within {self._timeout} s"))
-        else:
-            self._watchdog = loop.call_later(due - now, self._check, loop)
-
-
-def _here() -> tuple[asyncio.AbstractEventLoop, int]:
-    return asyncio.get_running_loop(), _forks[0]
+forks = [0]
+os.register_at_fork(after_in_child=lambda: forks.__setitem__(0, forks[0] + 1))

@@ -28,7 +28,8 @@ import redis.asyncio
 from redis.asyncio.sentinel import SentinelManagedConnection
 from redis.exceptions import ReadOnlyError, ResponseError
 
-from foundry.adapters.redis.async_pipe import Pipe, Pipes
+from foundry.adapters.redis.async_pipe import Pipe
+from foundry.adapters.redis.async_pipes import Pipes
 from foundry.adapters.redis.runner import Arg, Packer, library, missing
 
 _RETRIED = (redis.ConnectionError, redis.TimeoutError)

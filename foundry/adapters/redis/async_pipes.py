@@ -1,0 +1,141 @@
+"""``Pipes``: the one pipe (``async_pipe``) of a client for the running loop and process,
+opened again once lost, its replies held to the client's socket timeout by a watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+from time import monotonic
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from foundry.adapters.redis.async_driver import transport_of
+from foundry.adapters.redis.async_pipe import Pipe, forks, open_pipe
+from foundry.domain import ConfigurationError
+
+
+class Pipes:
+    """The pipe of one client for the running loop and process: opened once for every caller
+    that needs it, opened again (by the next caller) once lost, and its replies held to the
+    client's socket timeout by one watchdog timer, re-armed only when it fires."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self._client = client
+        self._pipe: Pipe | None = None
+        #: The loop and the process (its fork generation) the pipe belongs to.
+        self._owner: tuple[asyncio.AbstractEventLoop, int] | None = None
+        self._opening: asyncio.Task[Pipe] | None = None
+        #: The client's retry policy (a redis-py ``Retry``) and socket timeout (s).
+        self._retry: Any = None
+        self._timeout: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    def send(self, packed: bytes) -> tuple[Pipe, asyncio.Future[Any]] | None:
+        """``packed`` sent on the open pipe, if this loop and process have one: the pipe and
+        the future of the reply (``here``, ``due`` and ``Pipe.send`` in one call: the path of
+        every call while the connection is up)."""
+        pipe = self._pipe
+        if pipe is None or pipe.lost is not None or pipe.fork != forks[0]:
+            return None
+        loop = pipe.loop
+        if loop is not asyncio.get_running_loop():
+            return None
+        timeout = self._timeout
+        if timeout is None:
+            return pipe, pipe.send(packed)
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(timeout, self._check, loop)
+        return pipe, pipe.send(packed, monotonic() + timeout)
+
+    def retry(self) -> Any:
+        """The client's retry policy (a redis-py ``Retry``: its methods are untyped)."""
+        if self._owner != _here():
+            self._adopt()
+        return self._retry
+
+    async def open(self) -> Pipe:
+        """The open pipe, opened first if there is none (once, however many callers wait)."""
+        if self._owner != _here():
+            self._adopt()
+        pipe = self._pipe
+        if pipe is not None and pipe.lost is None:
+            return pipe
+        if self._opening is None:
+            self._opening = asyncio.get_running_loop().create_task(self._connect())
+            self._opening.add_done_callback(self._opened)
+        return await asyncio.shield(self._opening)
+
+    def due(self, pipe: Pipe) -> float:
+        """When a reply to a call written now is due (0: never); arms the watchdog."""
+        if self._timeout is None:
+            return 0.0
+        if self._watchdog is None:
+            self._watchdog = pipe.loop.call_later(self._timeout, self._check, pipe.loop)
+        return monotonic() + self._timeout
+
+    async def close(self) -> None:
+        """Close this loop's pipe (a later ``open`` opens another)."""
+        if self._owner == _here() and self._pipe is not None:
+            self._pipe.close(redis.ConnectionError("connection to Redis closed"))
+            await self._pipe.connection.disconnect(nowait=True)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._pipe = self._owner = self._watchdog = None
+
+    def _adopt(self) -> None:
+        """Start over in this loop and process (another loop's pipe is left to it)."""
+        pool = self._client.connection_pool
+        self._retry = pool.connection_class(**pool.connection_kwargs).retry
+        self._timeout = pool.connection_kwargs.get("socket_timeout")
+        self._pipe = self._opening = self._watchdog = None
+        self._owner = _here()
+
+    async def _connect(self) -> Pipe:
+        """A new pipe: redis-py connects and shakes hands (within the socket timeout), then
+        the pipe reads the transport in place of redis-py's stream reader."""
+        old, self._pipe = self._pipe, None
+        if old is not None:
+            await old.connection.disconnect(nowait=True)
+        pool = self._client.connection_pool
+        options = {**pool.connection_kwargs, "socket_timeout": None}
+        connection: Any = pool.connection_class(**options)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await connection.connect()
+        except TimeoutError:
+            await connection.disconnect(nowait=True)
+            raise redis.TimeoutError(f"no handshake from Redis within {self._timeout} s") from None
+        try:
+            transport = transport_of(connection)
+        except ConfigurationError:
+            await connection.disconnect(nowait=True)
+            raise
+        pipe = open_pipe(transport, asyncio.get_running_loop(), connection)
+        self._pipe = pipe
+        return pipe
+
+    def _opened(self, task: asyncio.Task[Pipe]) -> None:
+        self._opening = None
+        if not task.cancelled():
+            task.exception()  # each waiter got it: not "never retrieved"
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The watchdog: drop the pipe if its oldest awaited reply is late (its callers send
+        again), else wait until that reply is due (none awaited: stop until the next call)."""
+        self._watchdog = None
+        pipe = self._pipe
+        if pipe is None or pipe.loop is not loop:
+            return
+        due = pipe.oldest_due()
+        if due is None:
+            return
+        now = monotonic()
+        if now >= due:
+            pipe.close(redis.TimeoutError(f"no reply from Redis within {self._timeout} s"))
+        else:
+            self._watchdog = loop.call_later(due - now, self._check, loop)
+
+
+def _here() -> tuple[asyncio.AbstractEventLoop, int]:
+    return asyncio.get_running_loop(), forks[0]
