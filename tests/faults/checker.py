@@ -71,6 +71,10 @@ class Expectations:
     killed: tuple[KilledWorker, ...] = ()
     """Workers SIGKILLed holding leases: each of their held jobs' attempts must differ from its
     recorded starts by exactly what ``KilledWorker.offset`` says."""
+    fenced: Mapping[str, int] = attrs.field(factory=dict)
+    """Job id -> how often a worker gave its lease up as fenced (it could not renew in time):
+    each may have left an attempt without a start (the child was killed before its handler
+    began, or never got the job)."""
 
 
 @attrs.frozen
@@ -243,6 +247,8 @@ def _check_attempts(
         if record is None or record.state not in _TERMINAL:
             continue
         missing = record.attempts - starts[job_id] - offsets[job_id]
+        if 0 < missing <= expect.fenced.get(job_id, 0):
+            continue
         if 0 < missing <= spare:
             spare -= missing
             continue

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import redis
 
 from foundry.adapters.redis.keys import QueueKeys
+from foundry.application.pool.supervisor import FENCED
 from tests.faults.checker import KilledWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.faults.pool_scenario:registry"
+#: The warning a pool logs when it gives a lease up that it could not renew in time.
+_FENCED = re.compile(rf"abandoned job (\S+) \({re.escape(FENCED)}\)")
 
 
 class Workers:
@@ -72,6 +77,11 @@ class Workers:
     def log(self, index: int) -> str:
         """What worker ``index`` printed."""
         return (self._logs / f"worker-{index}.log").read_text(errors="replace")
+
+    def fenced(self) -> Counter[str]:
+        """Job id -> how often the workers said they gave its lease up as fenced."""
+        logs = (self.log(index) for index in range(len(self.started)))
+        return Counter(job for text in logs for job in _FENCED.findall(text))
 
 
 def leases_of_the_dead(redis_url: str, prefix: str, pid: int) -> KilledWorker:

@@ -112,6 +112,17 @@ def test_spare_attempts_excuse_only_that_many_unstarted_claims() -> None:
     assert len(report.problems) == 1
 
 
+def test_a_fenced_lease_excuses_one_unstarted_attempt_of_its_job_only() -> None:
+    events = [*enqueued("a"), *ran("a", 1, 0.0, 1.0), *enqueued("b"), *ran("b", 1, 2.0, 3.0)]
+    final = {"a": record("a", JobState.COMPLETED, 2), "b": record("b", JobState.COMPLETED, 3)}
+    final["c"] = record("c", JobState.COMPLETED, 2)
+    events += [*enqueued("c"), *ran("c", 1, 4.0, 5.0)]
+
+    report = check(events, final, completed_total=3, expect=Expectations(fenced={"a": 1, "b": 1}))
+
+    assert [problem.split()[2] for problem in report.problems] == ["b", "c"]
+
+
 def test_unreported_starts_excuse_only_that_many_runs_without_an_attempt() -> None:
     events = [*enqueued("a"), *ran("a", 1, 0.0, 1.0), *ran("a", 1, 2.0, 3.0)]
     events += [*enqueued("b"), *ran("b", 1, 0.0, 1.0), *ran("b", 1, 2.0, 3.0)]

@@ -82,7 +82,7 @@ def test_f2_a_killed_workers_children_die_and_its_jobs_rerun_elsewhere_after_the
     assert not [
         e for e in scenario.ledger.events() if e.get("pid") in children and e["t"] > reaped_at
     ]
-    report = scenario.check(Expectations(check_overlaps=True))
+    report = scenario.check(Expectations(check_overlaps=True, fenced=workers.fenced()))
     assert report.ok, report.summary()
     for lost in in_flight:
         rerun = scenario.starts(lost["job"])[-1]
@@ -129,7 +129,7 @@ def test_f2_a_killed_worker_spends_no_attempt_of_the_short_jobs_it_held_unstarte
     assert held.unstarted - ran, "the victim held no job ahead when killed"
     assert len(held.unstarted & ran) <= 2 + BATCH_MAX
     assert len(held.counted - ran) <= 2
-    report = scenario.check(Expectations(killed=(held,)))
+    report = scenario.check(Expectations(killed=(held,), fenced=workers.fenced()))
     assert report.ok, report.summary()
 
 
@@ -180,7 +180,9 @@ def test_f15_a_poison_job_held_ahead_that_kills_its_worker_ends_dead_within_its_
 
     runs = len(scenario.starts(poison.id))
     print(f"the poison job ran {runs} times and killed {len(killed)} workers")
-    report = scenario.check(Expectations(dead={poison.id: "lease lost"}, killed=tuple(killed)))
+    report = scenario.check(
+        Expectations(dead={poison.id: "lease lost"}, killed=tuple(killed), fenced=workers.fenced())
+    )
     assert report.ok, report.summary()
     record = queue.get(poison.id)
     assert record is not None
@@ -220,12 +222,14 @@ def test_f15_a_poison_job_that_kills_its_worker_ends_dead_with_lease_lost(
     wait_for(settled, 90, "the poison job to die and the others to complete")
     workers.stop_all()
 
-    report = scenario.check(Expectations(dead={poison.id: "lease lost"}))
+    fenced = workers.fenced()
+    report = scenario.check(Expectations(dead={poison.id: "lease lost"}, fenced=fenced))
     assert report.ok, report.summary()
     record = queue.get(poison.id)
     assert record is not None
     assert (record.attempts, record.reason) == (2, "lease lost")
-    assert all(queue.get(job.id).attempts == 1 for job in others)  # type: ignore[union-attr]
+    spared = [job for job in others if job.id not in fenced]  # a loaded machine may fence some
+    assert all(queue.get(job.id).attempts == 1 for job in spared)  # type: ignore[union-attr]
 
 
 @pytest.mark.timeout(120)
@@ -253,7 +257,7 @@ def test_f3_children_of_a_stalled_worker_fence_themselves_before_their_leases_la
     codes = workers.stop_all()
 
     assert codes == [0, 0], workers.log(0)
-    report = scenario.check(Expectations(check_overlaps=True))
+    report = scenario.check(Expectations(check_overlaps=True, fenced=workers.fenced()))
     assert report.ok, report.summary()
     for lost in in_flight:
         ticks = [e["t"] for e in scenario.ledger.events() if e.get("pid") == lost["pid"]]
