@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import redis
@@ -95,6 +95,15 @@ def leases_of_the_dead(redis_url: str, prefix: str, pid: int) -> KilledWorker:
         marks = client.hgetall(keys.base + "ahead")
     unstarted = {job_id.decode() for job_id, mark in marks.items() if b" " in mark} & held
     return KilledWorker(pid, frozenset(held - unstarted), frozenset(unstarted))
+
+
+def lease_deadlines(redis_url: str, prefix: str, job_ids: Iterable[str]) -> dict[str, float]:
+    """The deadlines (wall-clock seconds) of the leases the queue ``default`` holds for
+    ``job_ids``: none of those jobs is reaped, so none runs again, before its deadline."""
+    leases = QueueKeys.of(prefix, "default").named("leases")
+    with redis.Redis.from_url(redis_url) as client:
+        scores = {job_id: client.zscore(leases, job_id) for job_id in job_ids}
+    return {job_id: score / 1000 for job_id, score in scores.items() if score is not None}
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
