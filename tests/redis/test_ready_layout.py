@@ -61,6 +61,22 @@ def test_a_job_enqueued_ready_at_priority_0_is_kept_in_the_fifo_not_the_sorted_s
 
 
 @pytest.mark.redis
+@pytest.mark.parametrize(
+    "before", [0, 8, 998, 999, 1_000, 1_009, 1_099, 9_999, 123_455, 999_999, 2**40 + 6]
+)
+def test_a_plain_enqueue_writes_its_seq_in_the_fifo_as_its_decimal_digits(
+    setup: Setup, before: int
+) -> None:
+    setup.queue.enqueue(Job("t", id="first", queue="q"))  # the queue's meta exists
+    setup.client.hset(setup.keys.named("meta"), "seq", before)
+
+    setup.queue.enqueue(Job("t", id="next", queue="q"))
+    setup.queue.enqueue(Job("t", id="after", queue="q"))
+
+    assert setup.fifo()[2:] == [b"next", b"%d" % (before + 1), b"after", b"%d" % (before + 2)]
+
+
+@pytest.mark.redis
 def test_a_pending_job_stored_by_the_earlier_layout_is_claimed_in_its_place(
     setup: Setup,
 ) -> None:

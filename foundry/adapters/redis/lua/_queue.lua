@@ -199,6 +199,27 @@ local function take_seq(candidate)
   return epoch, seq
 end
 
+-- A seq's digits, from its thousands (the last ones made, kept: they change every 1,000
+-- enqueues) and a table of three digits: a number given to redis.call is formatted by
+-- "%.17g", a float conversion several times the cost (string.format costs more still).
+local DIGITS, DIGITS3 = {}, {}
+for i = 0, 999 do
+  DIGITS[i] = "" .. i
+  DIGITS3[i] = (i < 10 and "00" or i < 100 and "0" or "") .. i
+end
+local seq_thousands, seq_thousands_text = 0, ""
+local function seq_text(seq)
+  local low = seq % 1000
+  local thousands = (seq - low) / 1000
+  if thousands == 0 then
+    return DIGITS[low]
+  end
+  if thousands ~= seq_thousands then
+    seq_thousands, seq_thousands_text = thousands, n2s(thousands)
+  end
+  return seq_thousands_text .. DIGITS3[low]
+end
+
 -- A plain enqueue (one job ready now at priority 0, without a unique key or dependencies),
 -- stored by HSETNX: it joins the fifo without the general path's bookkeeping. The queue's
 -- epoch, or nil, having written nothing, for the general path to take it: bad arguments,
@@ -210,8 +231,7 @@ local function enqueue_plain(now, candidate, id, blob, max_text)
     return nil
   end
   local epoch, seq = take_seq(candidate)
-  -- A number: redis.call writes it exactly (%.17g, integers < 2^53), as n2s would.
-  redis.call("RPUSH", FIFO, id, seq)
+  redis.call("RPUSH", FIFO, id, seq_text(seq))
   wake(1)
   return epoch
 end
