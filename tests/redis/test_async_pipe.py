@@ -40,9 +40,9 @@ async def _opened(url: str) -> tuple[Pipes, Pipe]:
 
 def _call(pipes: Pipes, *args: str | bytes) -> Awaitable[Any]:
     """One command on the open pipe, its reply held to the socket timeout."""
-    sent = pipes.send(pack_command(args))
-    assert sent is not None
-    return sent[1]
+    future = pipes.send(pack_command(args))
+    assert future is not None
+    return future
 
 
 def test_a_plain_connection_on_the_stock_loop_is_read_on_its_socket(redis_url: str) -> None:

@@ -25,10 +25,19 @@ from typing import Any
 
 import hiredis
 import redis
-from redis.exceptions import InvalidResponse
+from redis.exceptions import InvalidResponse, ResponseError
 
 from foundry.adapters.redis.async_driver import parse_error
 from foundry.adapters.redis.async_reply import wake
+
+#: What becomes of a call's error reply, or of the loss of its connection: given the pipe, the
+#: call's future (pending), the call and the error.
+Settle = Callable[["Pipe", asyncio.Future[Any], bytes, Exception], None]
+
+
+def raised(_: Pipe, future: asyncio.Future[Any], __: bytes, error: Exception) -> None:
+    """``Settle`` that raises the error to the call's caller."""
+    future.set_exception(error)
 
 
 class Pipe:
@@ -41,7 +50,11 @@ class Pipe:
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, connection: Any, write: Callable[[bytes], object]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        connection: Any,
+        write: Callable[[bytes], object],
+        settle: Settle = raised,
     ) -> None:
         self.loop = loop
         #: The redis-py connection that opened the connection (its methods are untyped).
@@ -59,26 +72,30 @@ class Pipe:
         #: Writes bytes now, or as soon as the connection takes them; a failure is handled
         #: later in the turn, as a transport's is (the caller's future is not yet awaited).
         self._write = write
+        self._settle = settle
         self.lost: Exception | None = None
         self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=parse_error)
         #: The futures awaiting a reply, in the order their calls were written, each with
-        #: when its reply is due (``time.monotonic``; 0: no deadline).
-        self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
+        #: when its reply is due (``time.monotonic``; 0: no deadline) and, for ``send``'s,
+        #: the call (for ``settle``).
+        self._waiting: deque[tuple[asyncio.Future[Any], float, bytes | None]] = deque()
         self._buffer: list[bytes] = []
 
     def send(self, packed: bytes, due: float = 0.0) -> asyncio.Future[Any]:
         """Write ``packed`` (one command) now, or with the other calls of this turn when
-        replies are awaited; the future of its reply (an error reply as a value)."""
+        replies are awaited; the future of its reply. An error reply, or the loss of the
+        connection before the reply, goes to ``settle``, which completes the future."""
         if self._waiting:
             self._join(packed)
         else:
             self._write(packed)  # first: the future is made while Redis runs the call
         future = self._future()
-        self._waiting.append((future, due))
+        self._waiting.append((future, due, packed))
         return future
 
     def send_many(self, packed: list[bytes], due: float = 0.0) -> list[asyncio.Future[Any]]:
-        """``send`` for several commands, in one write; their futures, in order."""
+        """Several commands in one write; the futures of their replies, in order (error
+        replies as values, the loss of the connection raised)."""
         futures = [self._future() for _ in packed]
         if self.lost is not None:
             for future in futures:
@@ -88,7 +105,7 @@ class Pipe:
             self._join(b"".join(packed))
         else:
             self._write(b"".join(packed))
-        self._waiting.extend((future, due) for future in futures)
+        self._waiting.extend((future, due, None) for future in futures)
         return futures
 
     def oldest_due(self) -> float | None:
@@ -112,10 +129,12 @@ class Pipe:
         waiting = self._waiting
         reply = reader.gets()
         while reply is not False:
-            future, _ = waiting.popleft()
+            future, _, packed = waiting.popleft()
             following = reader.gets()
             if future.done():
                 pass
+            elif packed is not None and isinstance(reply, ResponseError):
+                self._settle(self, future, packed, reply)
             elif following is False and self.wakes:
                 wake(future, reply)  # last: its caller may write or close the pipe meanwhile
             else:
@@ -143,9 +162,13 @@ class Pipe:
             self.lost = error
         self._buffer.clear()
         while self._waiting:
-            future, _ = self._waiting.popleft()
-            if not future.done():
+            future, _, packed = self._waiting.popleft()
+            if future.done():
+                pass
+            elif packed is None:
                 future.set_exception(self.lost)
+            else:
+                self._settle(self, future, packed, self.lost)
 
 
 class SocketPipe(Pipe):
@@ -161,9 +184,13 @@ class SocketPipe(Pipe):
     CHUNK = 64 * 1024
 
     def __init__(
-        self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, connection: Any
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        connection: Any,
+        settle: Settle = raised,
     ) -> None:
-        super().__init__(loop, connection, self._send)
+        super().__init__(loop, connection, self._send, settle)
         self._transport = transport
         transport.pause_reading()
         #: A descriptor of its own: the loop refuses to watch one that a transport holds.
@@ -236,9 +263,13 @@ class TransportPipe(Pipe, asyncio.Protocol):
     asyncio's selector loops: uvloop's transports are already C), as its protocol."""
 
     def __init__(
-        self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, connection: Any
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        connection: Any,
+        settle: Settle = raised,
     ) -> None:
-        super().__init__(loop, connection, transport.write)
+        super().__init__(loop, connection, transport.write, settle)
         self._transport = transport
         transport.set_protocol(self)
 
@@ -256,15 +287,18 @@ class TransportPipe(Pipe, asyncio.Protocol):
 
 
 def open_pipe(
-    transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, connection: Any
+    transport: asyncio.Transport,
+    loop: asyncio.AbstractEventLoop,
+    connection: Any,
+    settle: Settle = raised,
 ) -> Pipe:
     """The pipe for ``transport``: on its socket where the loop lets a socket be watched
     (a selector loop) and nothing sits between socket and transport (no TLS); on the
     transport otherwise."""
     plain = transport.get_extra_info("sslcontext") is None
     if plain and isinstance(loop, asyncio.SelectorEventLoop) and transport.get_extra_info("socket"):
-        return SocketPipe(transport, loop, connection)
-    return TransportPipe(transport, loop, connection)
+        return SocketPipe(transport, loop, connection, settle)
+    return TransportPipe(transport, loop, connection, settle)
 
 
 #: Bumped in a forked child: a pipe belongs to the process that opened it.

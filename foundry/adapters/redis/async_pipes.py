@@ -11,7 +11,7 @@ import redis
 import redis.asyncio
 
 from foundry.adapters.redis.async_driver import transport_of
-from foundry.adapters.redis.async_pipe import Pipe, forks, open_pipe
+from foundry.adapters.redis.async_pipe import Pipe, Settle, forks, open_pipe, raised
 from foundry.domain import ConfigurationError
 
 
@@ -20,8 +20,10 @@ class Pipes:
     that needs it, opened again (by the next caller) once lost, and its replies held to the
     client's socket timeout by one watchdog timer, re-armed only when it fires."""
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: redis.asyncio.Redis, settle: Settle = raised) -> None:
         self._client = client
+        #: What becomes of a call's error reply or lost connection (``Pipe.send``).
+        self._settle = settle
         self._pipe: Pipe | None = None
         #: The loop and the process (its fork generation) the pipe belongs to.
         self._owner: tuple[asyncio.AbstractEventLoop, int] | None = None
@@ -31,10 +33,10 @@ class Pipes:
         self._timeout: float | None = None
         self._watchdog: asyncio.TimerHandle | None = None
 
-    def send(self, packed: bytes) -> tuple[Pipe, asyncio.Future[Any]] | None:
-        """``packed`` sent on the open pipe, if this loop and process have one: the pipe and
-        the future of the reply (``here``, ``due`` and ``Pipe.send`` in one call: the path of
-        every call while the connection is up)."""
+    def send(self, packed: bytes) -> asyncio.Future[Any] | None:
+        """``packed`` sent on the open pipe, if this loop and process have one: the future of
+        its reply (``Pipe.send``; ``here`` and ``due`` in one call: the path of every call
+        while the connection is up)."""
         pipe = self._pipe
         if pipe is None or pipe.lost is not None or pipe.fork != forks[0]:
             return None
@@ -43,10 +45,10 @@ class Pipes:
             return None
         timeout = self._timeout
         if timeout is None:
-            return pipe, pipe.send(packed)
+            return pipe.send(packed)
         if self._watchdog is None:
             self._watchdog = loop.call_later(timeout, self._check, loop)
-        return pipe, pipe.send(packed, monotonic() + timeout)
+        return pipe.send(packed, monotonic() + timeout)
 
     def retry(self) -> Any:
         """The client's retry policy (a redis-py ``Retry``: its methods are untyped)."""
@@ -111,7 +113,7 @@ class Pipes:
         except ConfigurationError:
             await connection.disconnect(nowait=True)
             raise
-        pipe = open_pipe(transport, asyncio.get_running_loop(), connection)
+        pipe = open_pipe(transport, asyncio.get_running_loop(), connection, self._settle)
         self._pipe = pipe
         return pipe
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Sequence
+from functools import partial
 from typing import Any
 
 import redis
@@ -53,11 +54,11 @@ class AsyncFunctionRunner:
         self.library = library()
         self._pack = Packer(self.library.function).pack
         self._load = pack_command(["FUNCTION", "LOAD", "REPLACE", self.library.text])
-        self._pipes = Pipes(client)
+        self._pipes = Pipes(client, self._settle)
 
     def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Awaitable[Any]:
         """FCALL ``name``; its reply (a Redis error reply raises ``ResponseError``)."""
-        return self._one(self._pack(name, keys, args))  # awaited by the caller: no coroutine
+        return self._one(self._pack(name, keys, args))
 
     async def call_many(
         self, calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]]
@@ -77,22 +78,32 @@ class AsyncFunctionRunner:
         """Close the runner's connection (a later call opens a new one)."""
         await self._pipes.close()
 
-    async def _one(self, packed: bytes) -> Any:
-        """One call's reply: on the open pipe if there is one (the common case), else (or if
-        the pipe is lost meanwhile) under the retry policy; an error reply is raised."""
-        sent = self._pipes.send(packed)
-        if sent is None:
-            return _raised((await self._retried([packed]))[0])
-        pipe, future = sent
-        try:
-            reply = await future
-        except _RETRIED:
-            return _raised((await self._retried([packed]))[0])
-        if isinstance(reply, ResponseError):
-            if missing(reply) or _demoted(pipe, reply):
-                return _raised((await self._retried([packed]))[0])
-            raise reply
-        return reply
+    def _one(self, packed: bytes) -> Awaitable[Any]:
+        """One call's reply: the future of the open pipe if there is one (the common case:
+        the caller awaits it with no coroutine between, an error reply or a lost connection
+        is ``_settle``'s), else a coroutine that sends it under the retry policy."""
+        future = self._pipes.send(packed)
+        return self._resent(packed) if future is None else future
+
+    async def _resent(self, packed: bytes) -> Any:
+        """One call's reply, sent under the retry policy; an error reply is raised."""
+        return _raised((await self._retried([packed]))[0])
+
+    def _settle(
+        self, pipe: Pipe, future: asyncio.Future[Any], packed: bytes, error: Exception
+    ) -> None:
+        """A call's error reply or lost connection: raised to its caller, or the call sent
+        again (its connection lost, its function missing, its master demoted) by a task
+        whose outcome becomes the future's (a caller that leaves cancels it)."""
+        again = isinstance(error, _RETRIED) or (
+            isinstance(error, ResponseError) and (missing(error) or _demoted(pipe, error))
+        )
+        if not again:
+            future.set_exception(error)
+            return
+        resending = pipe.loop.create_task(self._resent(packed))
+        resending.add_done_callback(partial(_handed_on, future))
+        future.add_done_callback(partial(_left, resending))
 
     async def _retried(self, packed: list[bytes]) -> list[Any]:
         """The replies to ``packed`` (error replies as values), sent under the connection's
@@ -120,6 +131,26 @@ class AsyncFunctionRunner:
         """Write every call in one write; their replies, in order."""
         futures = pipe.send_many(packed, self._pipes.due(pipe))
         return list(await asyncio.gather(*futures))
+
+
+def _handed_on(future: asyncio.Future[Any], resending: asyncio.Task[Any]) -> None:
+    """The outcome of a call sent again, to the future its caller awaits."""
+    if resending.cancelled():
+        future.cancel()
+        return
+    error = resending.exception()
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(resending.result())
+
+
+def _left(resending: asyncio.Task[Any], future: asyncio.Future[Any]) -> None:
+    """A caller that left (cancelled) no longer needs its call sent again."""
+    if future.cancelled():
+        resending.cancel()
 
 
 async def _nothing(_: Exception) -> None:
