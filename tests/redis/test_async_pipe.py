@@ -265,3 +265,36 @@ async def _forward(
             if piece:
                 await asyncio.sleep(0)
         sent += len(data)
+
+
+def test_a_caller_that_leaves_while_its_call_is_sent_again_stops_the_sending(
+    redis_url: str,
+) -> None:
+    name = unique_prefix("leaving")
+    key = unique_prefix("list")
+    admin = redis.Redis.from_url(redis_url)
+
+    async def main() -> tuple[bool, set[asyncio.Task[Any]]]:
+        runner = AsyncFunctionRunner(connect_async(RedisSettings(url=redis_url, client_name=name)))
+        await runner.command("PING")
+        caller = asyncio.ensure_future(runner.command("BLPOP", key, "0"))
+        first = await _blocked(admin, name, set())
+        admin.client_kill_filter(_id=first)
+        await _blocked(admin, name, {first})  # sent again on a new connection
+        caller.cancel()
+        await asyncio.gather(caller, return_exceptions=True)
+        await asyncio.sleep(0)
+        left = asyncio.all_tasks() - {asyncio.current_task()}
+        await runner.aclose()
+        return caller.cancelled(), left
+
+    assert asyncio.run(main()) == (True, set())
+
+
+async def _blocked(admin: redis.Redis, name: str, seen: set[str]) -> str:
+    """The id of a connection named ``name``, not in ``seen``, blocked in BLPOP (polled)."""
+    while True:
+        for client in admin.client_list():
+            if client["name"] == name and client["cmd"] == "blpop" and client["id"] not in seen:
+                return str(client["id"])
+        await asyncio.sleep(0.01)

@@ -57,8 +57,11 @@ class AsyncFunctionRunner:
         self._pipes = Pipes(client, self._settle)
 
     def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Awaitable[Any]:
-        """FCALL ``name``; its reply (a Redis error reply raises ``ResponseError``)."""
-        return self._one(self._pack(name, keys, args))
+        """FCALL ``name``; its reply (a Redis error reply raises ``ResponseError``): the open
+        pipe's future itself, awaited with no coroutine between (an error reply or a lost
+        connection is ``_settle``'s), else ``_resent``, which sends under the retry policy."""
+        packed = self._pack(name, keys, args)
+        return self._pipes.send(packed) or self._resent(packed)
 
     async def call_many(
         self, calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]]
@@ -71,19 +74,14 @@ class AsyncFunctionRunner:
         return replies
 
     def command(self, *args: Arg) -> Awaitable[Any]:
-        """One plain command (it must be safe to re-send), in the same pipe as the calls."""
-        return self._one(pack_command(args))
+        """One plain command (it must be safe to re-send), in the same pipe as the calls and
+        sent as ``call`` sends them."""
+        packed = pack_command(args)
+        return self._pipes.send(packed) or self._resent(packed)
 
     async def aclose(self) -> None:
         """Close the runner's connection (a later call opens a new one)."""
         await self._pipes.close()
-
-    def _one(self, packed: bytes) -> Awaitable[Any]:
-        """One call's reply: the future of the open pipe if there is one (the common case:
-        the caller awaits it with no coroutine between, an error reply or a lost connection
-        is ``_settle``'s), else a coroutine that sends it under the retry policy."""
-        future = self._pipes.send(packed)
-        return self._resent(packed) if future is None else future
 
     async def _resent(self, packed: bytes) -> Any:
         """One call's reply, sent under the retry policy; an error reply is raised."""
