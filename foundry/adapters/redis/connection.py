@@ -26,8 +26,9 @@ from redis.driver_info import DriverInfo
 from redis.retry import Retry
 from redis.sentinel import SentinelConnectionPool
 
-from foundry.adapters.redis import cluster, sentinel
+from foundry.adapters.redis import cluster
 from foundry.adapters.redis.errors import refusal
+from foundry.adapters.redis.url_hosts import SENTINEL_SCHEMES
 from foundry.domain import ConfigurationError
 
 
@@ -69,7 +70,9 @@ class RedisSettings:
 def check_url(url: str) -> None:
     """Raise ``ValueError`` naming what redis-py would misread or choke on in ``url``: a
     database path that is not a number (it would silently use database 0), a bad port."""
-    if url.startswith(sentinel.SCHEMES):
+    if url.startswith(SENTINEL_SCHEMES):
+        from foundry.adapters.redis import sentinel  # noqa: PLC0415 - only for its URLs
+
         sentinel.parse(url)
         return
     if url.startswith(cluster.SCHEMES):
@@ -135,7 +138,9 @@ def _retry_args(settings: RedisSettings) -> tuple[ExponentialWithJitterBackoff, 
 def connect(settings: RedisSettings) -> redis.Redis:
     """A client (with its own pool) for ``settings``; connects lazily on first use."""
     options = _options(settings, connection_retry(settings))
-    if settings.url.startswith(sentinel.SCHEMES):
+    if settings.url.startswith(SENTINEL_SCHEMES):
+        from foundry.adapters.redis import sentinel  # noqa: PLC0415
+
         return sentinel.connect(sentinel.parse(settings.url), options)
     if settings.url.startswith(cluster.SCHEMES):
         return cluster.connect(cluster.parse(settings.url), options)
@@ -147,7 +152,9 @@ def connect_async(settings: RedisSettings) -> redis.asyncio.Redis:
     connects lazily, in the event loop that first uses it."""
     retry = AsyncRetry(*_retry_args(settings), **_RETRY_OPTIONS)
     options = _options(settings, retry)
-    if settings.url.startswith(sentinel.SCHEMES):
+    if settings.url.startswith(SENTINEL_SCHEMES):
+        from foundry.adapters.redis import sentinel  # noqa: PLC0415
+
         return sentinel.connect_async(sentinel.parse(settings.url), options)
     if settings.url.startswith(cluster.SCHEMES):
         return cluster.connect_async(cluster.parse(settings.url), options)

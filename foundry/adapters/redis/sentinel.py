@@ -28,9 +28,9 @@ from redis.connection import parse_url
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from foundry.adapters.redis.errors import SentinelRefused, refusal
-from foundry.adapters.redis.url_hosts import host_list, unquoted
+from foundry.adapters.redis.url_hosts import SENTINEL_SCHEMES, host_list, unquoted
 
-SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+SCHEMES = SENTINEL_SCHEMES
 DEFAULT_PORT = 26379
 #: Query options meant for the sentinels, not for the master.
 _SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")

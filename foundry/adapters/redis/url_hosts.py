@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+#: The schemes of a Sentinel URL (``sentinel.py``), known without importing its module: a
+#: process on a plain ``redis://`` URL never loads it.
+SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+
 
 def unquoted(text: str | None) -> str | None:
     """A URL's user or password, percent-decoded; ``None`` when absent or empty."""
