@@ -68,8 +68,10 @@ def test_three_workers_keep_each_key_within_its_concurrency_and_rate(
     prefix = unique_prefix()
     queue = RedisQueue(client, prefix=prefix)
     dispatcher = Dispatcher(queue, registry, SystemClock())
+    # Long enough that a tenant's runs overlap although the workers come up seconds apart on
+    # a loaded machine (the first one up takes the jobs a, b, a, b for its four children).
     dispatcher.dispatch_many(
-        [(hold, {"tenant": tenant, "ms": 150}) for _ in range(20) for tenant in ("a", "b")]
+        [(hold, {"tenant": tenant, "ms": 1000}) for _ in range(20) for tenant in ("a", "b")]
     )
     dispatcher.dispatch_many([(tick, {"n": n}) for n in range(TICKS)])
     env = {**os.environ, "REDIS_URL": redis_url, "QUEUE_PREFIX": prefix, LEDGER: str(ledger)}
