@@ -38,6 +38,7 @@ class FaultProxy:
         self.refuse = False
         self.dropped_bytes = 0
         self.resets = 0
+        self.accepted = 0
         self._generation = 0
         self._stopping = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -87,6 +88,7 @@ class FaultProxy:
                 client, _ = self._listener.accept()
             except (TimeoutError, OSError):
                 continue
+            self.accepted += 1
             if self.refuse:
                 _abort(client)
                 self.resets += 1
