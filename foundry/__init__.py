@@ -383,6 +383,8 @@ _HOMES = {
 }
 
 
+# foundry.domain.exports does this for the layers; the façade keeps its own lines so that
+# `import foundry` loads no other module.
 def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
