@@ -152,32 +152,24 @@ def test_a_closed_pipe_lets_go_of_its_socket_and_a_new_one_opens(redis_url: str)
 
 
 def test_uvloop_keeps_the_transport(redis_url: str) -> None:
-    key = unique_prefix("big")
-    value = _value(BIG)
-
-    async def main() -> tuple[type[Pipe], list[Any]]:
-        pipes, pipe = await _opened(redis_url)
-        replies = [await _call(pipes, "SET", key, value), await _call(pipes, "GET", key)]
-        await pipes.close()
-        return type(pipe), replies
-
-    assert uvloop.run(main()) == (TransportPipe, [b"OK", value])
+    assert uvloop.run(_set_and_get_big(redis_url)) == (TransportPipe, [b"OK", _value(BIG)])
 
 
 def test_tls_keeps_the_transport(
     redis_server_factory: Callable[..., RedisServer], tmp_path: Path
 ) -> None:
     url = _tls_url(redis_server_factory(), tmp_path)
+
+    assert asyncio.run(_set_and_get_big(url)) == (TransportPipe, [b"OK", _value(BIG)])
+
+
+async def _set_and_get_big(url: str) -> tuple[type[Pipe], list[Any]]:
+    """The kind of pipe opened for ``url``, and its replies to a SET and GET of a big value."""
     key = unique_prefix("big")
-    value = _value(BIG)
-
-    async def main() -> tuple[type[Pipe], list[Any]]:
-        pipes, pipe = await _opened(url)
-        replies = [await _call(pipes, "SET", key, value), await _call(pipes, "GET", key)]
-        await pipes.close()
-        return type(pipe), replies
-
-    assert asyncio.run(main()) == (TransportPipe, [b"OK", value])
+    pipes, pipe = await _opened(url)
+    replies = [await _call(pipes, "SET", key, _value(BIG)), await _call(pipes, "GET", key)]
+    await pipes.close()
+    return type(pipe), replies
 
 
 def _tls_url(server: RedisServer, folder: Path) -> str:
