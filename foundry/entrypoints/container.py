@@ -79,13 +79,31 @@ def _async_redis_queue(**options: Any) -> AsyncRedisQueue:
     return AsyncRedisQueue(**options)
 
 
-def _postgres_pool(settings: PostgresSettings) -> ConnectionPool:
+class OpenedPools:
+    """The PostgreSQL pools this process built, closed together when its command ends: a pool
+    left to the garbage collector stops its threads from whichever thread collects it."""
+
+    def __init__(self) -> None:
+        self._pools: list[ConnectionPool] = []
+
+    def add(self, pool: ConnectionPool) -> ConnectionPool:
+        """Remember ``pool``; return it."""
+        self._pools.append(pool)
+        return pool
+
+    def close(self) -> None:
+        """Close every pool remembered (their connections and worker threads)."""
+        while self._pools:
+            self._pools.pop().close()
+
+
+def _postgres_pool(settings: PostgresSettings, opened: OpenedPools) -> ConnectionPool:
     from foundry.entrypoints.extras import require  # noqa: PLC0415
 
     require("postgres", "QUEUE_DRIVER / CACHE_DRIVER=postgres", "psycopg", "psycopg_pool")
     from foundry.adapters.postgres.connection import open_pool  # noqa: PLC0415
 
-    return open_pool(settings)
+    return opened.add(open_pool(settings))
 
 
 def _postgres_cache(**options: Any) -> PostgresCache:
@@ -158,7 +176,8 @@ class Container(containers.DeclarativeContainer):
     cache_client = providers.Singleton(connect, providers.Callable(Settings.cache_redis, settings))
     # PostgreSQL (QUEUE_DRIVER / CACHE_DRIVER=postgres): one pool for both ports.
     postgres_settings = providers.Callable(Settings.postgres, settings)
-    postgres_pool = providers.Singleton(_postgres_pool, postgres_settings)
+    opened_pools = providers.Singleton(OpenedPools)
+    postgres_pool = providers.Singleton(_postgres_pool, postgres_settings, opened_pools)
     migrator = providers.Factory(_migrator, postgres_settings)
     postgres_check = providers.Callable(_postgres_check, settings)
 
@@ -254,6 +273,12 @@ def build_container(settings: Settings) -> Container:
         }
     )
     return container
+
+
+def close_resources(container: Container) -> None:
+    """Close what the container opened that needs closing (its PostgreSQL pools)."""
+    opened: OpenedPools = container.opened_pools()
+    opened.close()
 
 
 def reinit_per_process(container: Container) -> None:

@@ -3,6 +3,7 @@ schema and the role, and the exit codes of what is wrong."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
@@ -130,3 +131,17 @@ def test_a_role_granted_before_the_batch_tables_keeps_working_after_the_upgrade(
 
 def _version_of(name: str) -> int:
     return next(m.version for m in load_migrations() if m.name == name)
+
+
+def test_a_command_closes_the_postgres_pool_it_opened_before_it_returns(
+    postgres_url: str, schema: str
+) -> None:
+    env = {"DATABASE_URL": postgres_url, "DATABASE_SCHEMA": schema}
+    foundry("migrate", **env)
+    before = {thread.ident for thread in threading.enumerate()}
+
+    result = foundry("check", **env)
+
+    assert result.exit_code == 0, result.output
+    started = [thread.name for thread in threading.enumerate() if thread.ident not in before]
+    assert started == []

@@ -6,10 +6,12 @@ Each command's module is imported only when that command runs (or ``--help`` lis
 
 from __future__ import annotations
 
+from functools import partial
+
 import click
 
 from foundry.entrypoints.cli.common import EXIT_CODES_HELP, FoundryGroup
-from foundry.entrypoints.container import build_container
+from foundry.entrypoints.container import build_container, close_resources
 from foundry.entrypoints.logging import LEVELS, LOGGING_CONFIGURED, configure_logging
 from foundry.entrypoints.settings import Settings
 
@@ -76,6 +78,7 @@ def cli(ctx: click.Context, log_level: str) -> None:
         configure_logging(log_level)
         ctx.meta[LOGGING_CONFIGURED] = True
         ctx.obj = build_container(Settings.from_env())
+        ctx.call_on_close(partial(close_resources, ctx.obj))
 
 
 def main() -> None:
