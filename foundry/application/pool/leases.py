@@ -135,7 +135,8 @@ class LeaseBook:
         return lost
 
     def renew_failed(self, now: float) -> None:
-        """A renew could not be sent: try again soon, well before any deadline."""
+        """A renew failed, returning at ``now`` (it may have blocked): try again soon after
+        that, well before any deadline, and not at once."""
         self._renew_at = now + min(RENEW_RETRY_S, self.every_s)
 
     def fenced(self, now: float) -> list[Lease]:

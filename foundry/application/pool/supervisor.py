@@ -105,6 +105,7 @@ class Supervisor:
             config.lease,
             self._quarantine,
             cancel_check=config.cancel_check,
+            monotonic=monotonic,
         )
         self._respawner = Respawner(workforce)
         self.slots = [Slot(index) for index in range(config.concurrency)]

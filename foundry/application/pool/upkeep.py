@@ -7,6 +7,8 @@ log the ``Outage``'s; what a lost lease costs its child is the supervisor's to a
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import attrs
@@ -44,8 +46,10 @@ class Upkeep:
         quarantine: Quarantine,
         *,
         cancel_check: timedelta | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue = queue
+        self._monotonic = monotonic  # read again after a renew, which may block
         self._book = book
         self._outage = outage
         self._quarantine = quarantine
@@ -60,18 +64,23 @@ class Upkeep:
 
         The leases it lost must be forgotten, the jobs of ``stopped`` ones stopped, and the
         children running the others told their new deadline (``LeaseBook.child_deadline``).
+
+        The next renew is timed from when this one returned: one that failed after blocking
+        (a reply timeout while the backend is down) is not due again at once.
         """
         book = self._book
         if not (force or book.renew_due(now) or (len(book) and now >= self._poll_at)):
             return None
-        self._poll_at = now + self._poll_every
         leases = book.to_renew()
         try:
             results = self._queue.renew(leases, self._lease)
         except FoundryError as error:
+            after = self._monotonic()
+            self._poll_at = after + self._poll_every
             self._outage.failed(f"renewing {len(leases)} lease(s)", error, now)
-            book.renew_failed(now)
+            book.renew_failed(after)
             return None
+        self._poll_at = self._monotonic() + self._poll_every
         self._outage.ok(now)
         self._outage.confirmed()
         lost = tuple(book.renewed(leases, results, now))
