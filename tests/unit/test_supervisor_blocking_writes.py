@@ -7,7 +7,9 @@ clock: a blocked write moves the clock).
 
 from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.settle import UNCONFIRMED
 from foundry.domain import ErrorInfo, JobState
+from foundry.ports import ClaimRequest
 from tests.pool_support import FAST, WAIT_S, Harness, LaggingQueue
 
 #: The lease's thirds: renewals every 10 s, fencing 5 s before the local deadline.
@@ -134,3 +136,57 @@ def test_a_refused_failure_of_a_job_claimed_again_is_never_written_under_its_new
     assert record is not None
     assert (record.state, record.attempts) == (JobState.COMPLETED, 2)
     assert [error.attempt for error in record.errors] == [1]
+
+
+def outcomes(pool: Harness, job_id: str) -> list[OutcomeKind]:
+    """How the pool reported ``job_id``'s attempts ended, in order."""
+    return [outcome.kind for job, outcome in pool.events.finished if job == job_id]
+
+
+def test_a_refused_failure_the_queue_applied_is_reported_retried_once_a_re_send_is_taken() -> None:
+    pool, queue, jobs = lagging_pool(1)
+    queue.lagging = True
+    failure(pool, 0)  # applied (the job waits for its retry), refused: it waits in the outbox
+    pool.advance(5)  # the renewal finds the lease gone; the re-send is refused again
+    reported_while_lagging = outcomes(pool, jobs[0])
+    queue.lagging = False
+
+    pool.advance(1)  # the re-send is taken: the queue holds this failure
+
+    assert queue.renewed_at == [queue.blocked_at[0] + WAIT_S + 5]
+    assert reported_while_lagging == []
+    assert outcomes(pool, jobs[0]) == [OutcomeKind.RETRIED]
+    counters = pool.sup.settler.counters
+    assert (counters.processed, counters.retried) == (1, 1)
+
+
+def test_a_refused_completion_the_queue_applied_is_reported_completed() -> None:
+    pool, queue, jobs = lagging_pool(2)
+    queue.lagging = True
+    pool.reply(0, value="done")  # written with the next claim: applied, refused
+    queue.lagging = False
+
+    pool.advance(10)  # the renewal finds its lease gone, before the re-send from the outbox
+
+    record = queue.get(jobs[0])
+    assert record is not None
+    assert record.state is JobState.COMPLETED
+    assert outcomes(pool, jobs[0]) == [OutcomeKind.COMPLETED]
+    assert outcomes(pool, jobs[1]) == []  # still running, its lease renewed
+    assert pool.sup.settler.counters.processed == 1
+
+
+def test_a_re_send_refused_as_stale_after_its_lease_was_lost_claims_no_known_outcome() -> None:
+    pool, queue, jobs = lagging_pool(1)
+    queue.lagging = True
+    failure(pool, 0)  # applied, refused; the retry's delay (under a second) is over then
+    queue.lagging = False
+    (other,) = queue.claim(ClaimRequest(["default"], lease=pool.config.lease, limit=1))
+    queue.complete(other)  # another worker ran the job again meanwhile
+
+    pool.advance(5)  # the renewal finds the lease gone; the re-send is refused as stale
+
+    (outcome,) = [outcome for job, outcome in pool.events.finished if job == jobs[0]]
+    assert outcome.kind is OutcomeKind.ABANDONED
+    assert outcome.reason == UNCONFIRMED
+    assert pool.sup.settler.counters.processed == 0

@@ -3,6 +3,11 @@
 A write the backend cannot take now (``QueueUnavailable``) waits in an outbox and is retried;
 its lease stays held (and renewed), so the job is neither re-run nor lost meanwhile. A write
 the backend refuses as stale means the lease lapsed: the job is back in the queue.
+
+A write that failed may yet have been applied (refused after the fact: ``WAIT`` found the
+replicas behind), which ends its lease: a lease found lost while its write waits in the outbox
+is let go, and the write kept. Its re-send (accepted once applied, Q8) says how the attempt
+ended; a re-send refused as stale leaves that unknown, and is reported as such.
 """
 
 from __future__ import annotations
@@ -39,6 +44,11 @@ BATCH_MAX = 32
 FLUSH_AFTER_S = 0.002
 #: Seconds between retries of a write the backend could not take.
 OUTBOX_RETRY_S = 0.5
+#: Why a write refused as stale ends its attempt abandoned.
+STALE = "stale lease"
+#: The same, for a write sent before, whose earlier send the queue may have applied (then
+#: ended the job's later lease too): how the attempt ended is not known.
+UNCONFIRMED = "stale lease: an earlier send of its write, not confirmed, may have been applied"
 
 
 @attrs.define
@@ -79,6 +89,7 @@ class Settler:
         self._rng = rng
         self._before_write = before_write
         self.outbox: list[Pending] = []
+        self._resending: Pending | None = None  # the outbox write being sent again
         self._retry_at = 0.0
         self.batched: list[tuple[Lease, Any, float]] = []
         self._batched_at = 0.0  # when the oldest batched completion came in
@@ -164,7 +175,7 @@ class Settler:
     def _settled(self, batch: list[tuple[Lease, Any, float]], applied: list[bool]) -> None:
         for (lease, _, runtime_s), done in zip(batch, applied, strict=True):
             self._let_go(lease)
-            self.finish(lease, _COMPLETED if done else Outcome.abandoned("stale lease"), runtime_s)
+            self.finish(lease, _COMPLETED if done else Outcome.abandoned(STALE), runtime_s)
 
     def fail(
         self, lease: Lease, error: ErrorInfo, runtime_s: float, decision: Decision | None = None
@@ -189,6 +200,23 @@ class Settler:
             self._write(lease, self._queue.release, _RELEASED, 0.0)
             return
         self._write(lease, lambda held: self._queue.release(held, delay), _RELEASED, 0.0)
+
+    def lost(self, lease: Lease, reason: str) -> None:
+        """The pool gives up ``lease`` (the queue no longer holds it for the pool, or it is
+        about to lapse): its job is abandoned, unless a write of its end was sent and not
+        confirmed (it waits in the outbox, or is being sent again). That write may be why the
+        lease is gone: it is kept, the lease no longer renewed, and its outcome reported once
+        the queue answers it."""
+        if self._sent(lease):
+            self._let_go(lease)
+            log.info(
+                "job %s: %s; its unconfirmed write is sent again",
+                lease.job_id,
+                reason,
+                extra={"job_id": lease.job_id, "attempt": lease.attempt, "queue": lease.queue},
+            )
+            return
+        self.abandon(lease, reason)
 
     def abandon(self, lease: Lease, reason: str, runtime_s: float = 0.0) -> None:
         """Stop caring about a job whose lease is lost; the queue recovers it."""
@@ -217,8 +245,14 @@ class Settler:
         for _ in range(len(self.outbox)):  # taken one at a time: a write may abandon others
             if not self.outbox:
                 return
-            pending = self.outbox.pop(0)
-            if not self._write(pending.lease, pending.write, pending.outcome, pending.runtime_s):
+            pending = self._resending = self.outbox.pop(0)
+            try:
+                written = self._write(
+                    pending.lease, pending.write, pending.outcome, pending.runtime_s, resent=True
+                )
+            finally:
+                self._resending = None
+            if not written:
                 self.outbox.insert(0, self.outbox.pop())  # the backend still cannot take it
                 return
 
@@ -246,19 +280,26 @@ class Settler:
         self._observers.leases_renewed(kept, lost)
 
     def _write(
-        self, lease: Lease, write: Callable[[Lease], object], outcome: Outcome, runtime_s: float
+        self,
+        lease: Lease,
+        write: Callable[[Lease], object],
+        outcome: Outcome,
+        runtime_s: float,
+        *,
+        resent: bool = False,
     ) -> bool:
-        """Write and report ``lease``'s end; ``False`` if it waits in the outbox."""
+        """Write and report ``lease``'s end (``resent``: again, after it failed); ``False`` if
+        it waits in the outbox."""
         held = self._book.holds(lease)
         self._before_write()
-        if held and not self._book.holds(lease):  # abandoned just now: nothing to write
+        if held and not resent and not self._book.holds(lease):  # abandoned just now
             return True
         try:
             write(self._latest(lease))
         except StaleLease as error:
             self._let_go(lease)
             log.warning("%s", error)
-            self.finish(lease, Outcome.abandoned("stale lease"), runtime_s)
+            self.finish(lease, Outcome.abandoned(UNCONFIRMED if resent else STALE), runtime_s)
         except InvalidResult as error:  # a completion the queue refused: the attempt failed
             self.fail(lease, ErrorInfo.from_exception(error), runtime_s)
         except QueueUnavailable as error:
@@ -270,6 +311,13 @@ class Settler:
             self._let_go(lease)
             self.finish(lease, outcome, runtime_s)
         return True
+
+    def _sent(self, lease: Lease) -> bool:
+        """Whether a write of ``lease``'s end was sent and waits for the queue's answer."""
+        resending = self._resending
+        if resending is not None and _same(resending.lease, lease):
+            return True
+        return any(_same(pending.lease, lease) for pending in self.outbox)
 
     def _latest(self, lease: Lease) -> Lease:
         """The lease as last renewed (same token, later deadline); never a later lease of the

@@ -359,7 +359,8 @@ class Supervisor:
         self.stopping.request(cold=True)
 
     def _forget(self, lease: Lease, reason: str) -> None:
-        """Kill whoever runs ``lease``'s job, then abandon it to the queue's recovery."""
+        """Kill whoever runs ``lease``'s job, then abandon it to the queue's recovery (unless
+        a write of its end waits for the queue's answer: ``Settler.lost``)."""
         for slot in self.slots:
             if slot.job is not None and slot.job.lease.job_id == lease.job_id:
                 self._workforce.kill(slot.index)
@@ -367,7 +368,7 @@ class Supervisor:
         # By job id: a renewal replaced the book's lease, not the claim's one in the buffer.
         for held in [held for held in self.buffer if held.job_id == lease.job_id]:
             self.buffer.remove(held)
-        self.settler.abandon(lease, reason)
+        self.settler.lost(lease, reason)
 
     def _foreign_reply(self, slot: Slot, reply: Reply) -> None:
         """Never settle a job with an answer that is not its child's about it: some other
