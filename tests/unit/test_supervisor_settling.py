@@ -2,8 +2,11 @@
 writes the queue could not take (fake children, a memory queue, a manual clock).
 """
 
+import logging
 from datetime import timedelta
 from typing import Any
+
+import pytest
 
 from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.claims import BUSY_POLL_S
@@ -11,6 +14,7 @@ from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.settle import FLUSH_AFTER_S, OUTBOX_RETRY_S
 from foundry.domain import JobState
 from foundry.ports import Lease
+from tests.log_support import foundry_messages
 from tests.pool_support import FAST, BatchingQueue, CombiningQueue, Harness
 
 
@@ -184,6 +188,23 @@ def test_a_write_the_queue_cannot_take_is_retried_and_the_lease_kept() -> None:
     record = pool.queue.get(job_id)
     assert record is not None
     assert record.state is JobState.COMPLETED
+
+
+def test_a_write_retried_through_an_outage_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="foundry")
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST))
+    pool.enqueue(1)
+    pool.start()
+    pool.queue.down = True
+
+    pool.reply(0, value=1)
+    for _ in range(4):
+        pool.advance(OUTBOX_RETRY_S)  # each retry fails
+
+    retries = [m for m in foundry_messages(caplog, logging.ERROR) if "will retry" in m]
+    assert retries == ["queue unavailable, will retry 1 completions: the queue is down (test)"]
 
 
 def test_a_result_the_queue_refuses_fails_its_attempt_and_the_rest_of_the_batch_completes() -> None:

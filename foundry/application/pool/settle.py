@@ -303,7 +303,7 @@ class Settler:
         except InvalidResult as error:  # a completion the queue refused: the attempt failed
             self.fail(lease, ErrorInfo.from_exception(error), runtime_s)
         except QueueUnavailable as error:
-            if not self.outbox:
+            if not (resent or self.outbox):  # else logged when it first failed
                 log.error("queue unavailable, will retry writing job %s: %s", lease.job_id, error)
             self.outbox.append(Pending(lease, write, outcome, runtime_s))
             return False
