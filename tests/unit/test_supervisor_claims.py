@@ -4,10 +4,12 @@ and when an idle pool blocks in claim (fake children, a memory queue, a manual c
 
 from datetime import timedelta
 
+import attrs
+
 from foundry.application.pool.config import PoolConfig
 from foundry.domain import JobState
 from foundry.ports import ClaimRequest, Lease
-from tests.pool_support import FAST, BatchingQueue, Harness
+from tests.pool_support import FAST, BatchingQueue, Harness, LaggingQueue
 
 WINDOW_20_MS = timedelta(milliseconds=20)
 
@@ -210,20 +212,87 @@ def test_a_claim_that_hands_back_a_job_held_under_a_lost_lease_replaces_that_lea
     assert all(lease.token != lost.token for lease in held)
 
 
-def test_a_held_job_whose_lease_is_about_to_lapse_is_not_handed_out() -> None:
+def _held_past_their_fencing_point() -> tuple[Harness, Lease]:
+    """A pool of one child holding 4 jobs ahead, whose leases are within the fence margin of
+    their local deadline (no tick fenced them yet); the lease the child gets next."""
     pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST, cancel_check=None))
     pool.enqueue(100)
     pool.start()
     pool.reply(0, runtime=0.005)
     pool.reply(0, runtime=0.005)  # 4 held
-    stale = pool.sup.buffer[0]
     lease_s = pool.config.lease.total_seconds()
-    pool.clock.advance(timedelta(seconds=lease_s * 5 / 6))  # no tick yet: nothing fenced
+    pool.clock.advance(timedelta(seconds=lease_s * 5 / 6))
+    return pool, pool.sup.buffer[0]
+
+
+def test_a_held_job_whose_lease_is_about_to_lapse_runs_once_a_renewal_kept_its_lease() -> None:
+    pool, lapsing = _held_past_their_fencing_point()
 
     pool.reply(0, runtime=0.005)
 
-    assert pool.sup.slots[0].job is None or pool.running(0) != stale.job_id
-    assert stale.job_id not in [lease.job_id for lease in pool.sup.buffer]
+    assert pool.running(0) == lapsing.job_id
+    assert pool.events.renewals[0] == (5, 0)  # 4 held, 1 done (its completion batched)
+    record = pool.queue.get(lapsing.job_id)
+    assert record is not None
+    assert record.lease_deadline == pool.clock.now() + pool.config.lease
+    assert pool.workforce.fences[-1] == (0, pool.now + 30 - 2.5)  # the renewal's deadline
+
+
+def test_held_jobs_a_tick_finds_at_their_fencing_point_stay_held_once_a_renewal_kept_them() -> None:
+    pool, _ = _held_past_their_fencing_point()
+    held = [lease.job_id for lease in pool.sup.buffer]
+
+    pool.advance(0)
+
+    assert pool.workforce.told("kill") == [0]  # the running job's lease: fenced, no renewal
+    assert [lease.job_id for lease in pool.sup.buffer] == held
+    for job_id in held:
+        record = pool.queue.get(job_id)
+        assert record is not None
+        assert record.lease_deadline == pool.clock.now() + pool.config.lease
+
+
+def test_a_held_job_whose_lease_the_renewal_before_its_start_finds_lost_never_runs() -> None:
+    pool, lapsing = _held_past_their_fencing_point()
+    pool.queue.release(lapsing)  # the queue no longer holds it for this pool
+
+    pool.reply(0, runtime=0.005)
+
+    assert lapsing.token not in [task[6] for _, task in pool.workforce.tasks]
+    assert lapsing.job_id in [job for job, _ in pool.events.finished]
+
+
+def test_a_held_job_whose_lease_is_about_to_lapse_never_runs_if_the_renewal_fails() -> None:
+    pool, lapsing = _held_past_their_fencing_point()
+    pool.queue.down = True
+
+    pool.reply(0, runtime=0.005)
+
+    assert pool.sup.slots[0].job is None
+    assert lapsing.job_id not in [lease.job_id for lease in pool.sup.buffer]
+    assert lapsing.token not in [task[6] for _, task in pool.workforce.tasks]
+
+
+def test_a_claim_whose_reply_came_after_its_fencing_point_runs_its_job_once_renewed() -> None:
+    config = PoolConfig(concurrency=1, idle_wait=FAST, prefetch_window=timedelta(0))
+    pool = Harness(attrs.evolve(config, cancel_check=None), queue=LaggingQueue)
+    _, second = pool.enqueue(2)
+    pool.start()
+    queue = pool.queue
+    assert isinstance(queue, LaggingQueue)
+    queue.lagging = True
+    pool.reply(0, value="done")  # with the claim for the idle child: applied, refused
+    queue.lagging, queue.down = False, True
+    while pool.now < queue.blocked_at[0] + 26:  # 5/6 of the lease after the claim was sent
+        pool.advance(1)
+    queue.down = False
+
+    pool.advance(1)  # the claim is sent again: the queue answers with its lease, 27 s old
+
+    assert pool.running(0) == second
+    record = queue.get(second)
+    assert record is not None
+    assert (record.attempts, record.lease_deadline) == (1, pool.clock.now() + config.lease)
 
 
 def test_a_renew_reports_the_start_of_a_held_job() -> None:

@@ -298,7 +298,9 @@ class Supervisor:
 
     def _hand_out(self) -> None:
         """Give buffered leases to idle children, each at the time read as it goes: a write
-        before it (a claim, a release) may have blocked."""
+        before it (a claim, a release) may have blocked. A lease about to be fenced (a claim
+        whose reply came late) is renewed first, once, and handed out only if that kept it."""
+        renewed: set[str] = set()  # jobs whose lapsing lease a renewal here was sent for
         for slot in self.slots:
             while slot.state is SlotState.IDLE and self.buffer:
                 now = self._monotonic()
@@ -311,10 +313,14 @@ class Supervisor:
                     if not self._renew(now, force=True):
                         return
                     continue
-                self.buffer.popleft()
                 if self._book.lapsing(lease.job_id, now):  # the next tick would fence it
+                    if lease.job_id not in renewed and self._renew_unstarted(now):
+                        renewed.add(lease.job_id)
+                        continue  # kept, far from its deadline again; or lost, forgotten
+                    self.buffer.popleft()
                     self._forget(lease, FENCED)
                     continue
+                self.buffer.popleft()
                 self.assign(slot, lease, now)
 
     def _drop_replaced(self, leases: list[Lease]) -> None:
@@ -399,11 +405,35 @@ class Supervisor:
             return
         self._keeping = True
         try:
-            for lease in self._book.fenced(now):
-                self._forget(lease, FENCED)
+            fenced = self._book.fenced(now)
+            if fenced:
+                self._fence(fenced, now)
             self._renew(now)
         finally:
             self._keeping = False
+
+    def _fence(self, fenced: list[Lease], now: float) -> None:
+        """Forget the leases within the margin of their local deadline, killing the children
+        that run their jobs. Those of jobs not handed out yet are renewed first: nothing runs
+        under them, so the queue's answer decides (``_renew_unstarted``)."""
+        waiting = {lease.job_id for lease in self.buffer}
+        unstarted = [lease for lease in fenced if lease.job_id in waiting]
+        for lease in fenced:
+            if lease.job_id not in waiting:
+                self._forget(lease, FENCED)
+        if unstarted and self._renew_unstarted(now):
+            book = self._book
+            unstarted = [x for x in unstarted if book.holds(x) and book.lapsing(x.job_id, now)]
+        for lease in unstarted:
+            if self._book.holds(lease):  # else the renewal found it lost and forgot it
+                self._forget(lease, FENCED)
+
+    def _renew_unstarted(self, now: float) -> bool:
+        """Renew every lease now, for leases about to be fenced whose jobs have not started:
+        the renewal keeps (far from its deadline again) only a lease the queue still holds for
+        this worker, which no other worker can have taken, so its job may start. ``False`` if
+        the queue is down or did not answer: then they are fenced."""
+        return not self._outage.down and self._renew(now, force=True)
 
     def _renew(self, now: float, *, force: bool = False) -> bool:
         """Renew every lease if due (or ``force``d); whether the queue answered."""
