@@ -190,3 +190,23 @@ def test_a_re_send_refused_as_stale_after_its_lease_was_lost_claims_no_known_out
     assert outcome.kind is OutcomeKind.ABANDONED
     assert outcome.reason == UNCONFIRMED
     assert pool.sup.settler.counters.processed == 0
+
+
+def test_a_renewal_due_before_a_schedule_firing_goes_out_before_it() -> None:
+    pool, queue, _ = lagging_pool(2)
+    claimed_at = pool.now
+    pool.clock.advance(9)
+    queue.lagging = True
+    failure(pool, 0)  # no renewal due before it; it blocks past the renewal's time
+    fired_at: list[float] = []
+
+    def fire(now: float) -> None:
+        """A scheduler's firing over three Cluster masters, each one's WAIT nearly run out."""
+        fired_at.append(now)
+        pool.clock.advance(3 * WAIT_S)
+
+    pool.sup.run_timers([fire])  # the loop runs its timers after the failures it read
+    pool.advance(0)
+
+    assert queue.renewed_at[:1] == fired_at == [claimed_at + 9 + WAIT_S]
+    assert pool.workforce.told("kill") == []  # else fenced at claimed_at + 25

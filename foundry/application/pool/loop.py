@@ -154,8 +154,7 @@ class Pool:
             if sup.finished:
                 return
             if not sup.stopping.requested:
-                for timer in self._timers:
-                    timer.tick(time.monotonic())
+                sup.run_timers(timer.tick for timer in self._timers)
             sup.fill(time.monotonic())
             events = self._selector.select(0)
             if not events:  # a quiet moment: write what waits, claim, then sleep

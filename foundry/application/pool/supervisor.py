@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from random import Random
 
@@ -187,6 +187,14 @@ class Supervisor:
             self.fill(self._monotonic())
 
     # -- time -----------------------------------------------------------------------------
+
+    def run_timers(self, ticks: Iterable[Callable[[float], None]]) -> None:
+        """Run the loop's timers (the scheduler's ``tick``), each after the lease duties at
+        the time read then, as before a write to the queue: a timer writes too (a schedule's
+        firing waits for lagging replicas as a completion does, once per Cluster master)."""
+        for tick in ticks:
+            self._keep_leases()
+            tick(self._monotonic())
 
     def tick(self, now: float) -> None:
         """Everything that is due: fencing first, then renewals, limits, writes, heartbeat."""
