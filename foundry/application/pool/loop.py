@@ -153,7 +153,7 @@ class Pool:
             sup.tick(time.monotonic())
             if sup.finished:
                 return
-            if not sup.stopping.requested:
+            if self._timers and not sup.stopping.requested:
                 sup.run_timers(timer.tick for timer in self._timers)
             sup.fill(time.monotonic())
             events = self._selector.select(0)
