@@ -6,8 +6,8 @@ from foundry.application.pool.config import PoolConfig
 from foundry.domain import ConfigurationError
 
 
-def test_children_run_ten_nice_steps_below_the_parent_by_default() -> None:
-    assert PoolConfig().child_nice == 10
+def test_children_run_at_the_parents_priority_by_default() -> None:
+    assert PoolConfig().child_nice == 0
 
 
 @pytest.mark.parametrize("value", [-1, 20, True, 2.5])

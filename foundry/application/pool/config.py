@@ -82,9 +82,10 @@ class PoolConfig:
     * ``unknown_handler_grace``: a job naming no registered handler is retried until it is
       this old (rolling deploys), then dead.
     * ``heartbeat_every``: how often the pool publishes its ``WorkerInfo``.
-    * ``child_nice``: added to the children's nice value (0-19), so the parent, which hands
-      out work, renews leases and fences children, wins the CPU when CPU-bound handlers keep
-      every core busy (0: the children run at the parent's priority).
+    * ``child_nice``: added to the children's nice value (0-19; 0, the default: the parent's
+      priority). A higher value lets the parent, which hands out work, renews leases and
+      fences children, take a core from them at once, but the children then also yield to
+      the machine's other processes: on a shared machine CPU-bound jobs run slower.
     """
 
     queues: tuple[str, ...] = attrs.field(default=("default",), converter=_queues)
@@ -103,7 +104,7 @@ class PoolConfig:
         default=timedelta(seconds=30), validator=_not_negative
     )
     heartbeat_every: timedelta = attrs.field(default=timedelta(seconds=5), validator=_positive)
-    child_nice: int = attrs.field(default=10, validator=_nice)
+    child_nice: int = attrs.field(default=0, validator=_nice)
     term_grace: timedelta = attrs.field(default=timedelta(seconds=2), validator=_not_negative)
     cancel_check: timedelta | None = attrs.field(
         default=timedelta(seconds=1), validator=_positive_or_none

@@ -80,10 +80,11 @@ worker (any number may run: each tick is enqueued once) unless --no-scheduler.
 @click.option(
     "--child-nice",
     type=click.IntRange(0, 19),
-    default=10,
+    default=0,
     show_default=True,
     help="Added to the children's nice value, so the parent (work hand-out, lease renewal, "
-    "fencing) wins the CPU when handlers keep every core busy. 0: same priority.",
+    "fencing) wins the CPU over them; they then also yield to every other process on the "
+    "machine. 0: the parent's priority.",
 )
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option(
