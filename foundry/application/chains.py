@@ -5,12 +5,15 @@ keyword argument, when the chain asks for it (``RESULT_AS`` in the job's metadat
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from foundry.domain import AfterFailure, Batch, FoundryError, InvalidJob, Job
+from foundry.domain import AfterFailure, FoundryError, InvalidJob, Job
 from foundry.ports import QueuePort
+
+if TYPE_CHECKING:
+    from foundry.domain import Batch
 
 #: Builds one job as ``Dispatcher.build`` does: (target, payload, **Job fields).
 Build = Callable[..., Job]
@@ -46,6 +49,8 @@ def chain_jobs(
 ) -> list[Job | Batch]:
     """The jobs and batches of a chain (see ``Dispatcher.chain``), built before anything is
     sent."""
+    from foundry.domain.batch import Batch  # noqa: PLC0415 - a worker never builds a chain
+
     if not steps:
         raise InvalidJob("steps", "a chain needs at least one (handler, payload) step")
     if result_as is not None and not result_as.isidentifier():

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from foundry.application.batches import Step
 from foundry.application.dispatching import (
     DispatcherBase,
     batch_store,
@@ -19,7 +18,6 @@ from foundry.application.registry import JobRegistry
 from foundry.application.results import wait_for_result
 from foundry.domain import (
     AfterFailure,
-    Batch,
     Job,
     JobState,
     Rate,
@@ -27,12 +25,16 @@ from foundry.domain import (
 )
 from foundry.ports import (
     BatchPort,
-    BatchRecord,
     Clock,
     CommitHooks,
     QueuePort,
     TransactionalEnqueue,
 )
+
+if TYPE_CHECKING:  # the batch types load with the first batch, not with the dispatcher
+    from foundry.application.batches import Step
+    from foundry.domain import Batch
+    from foundry.ports import BatchRecord
 
 
 class Dispatcher(DispatcherBase):

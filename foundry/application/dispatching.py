@@ -4,9 +4,9 @@ builds, and what they make of the queue's answers, so both keep the same promise
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from foundry.application.batches import BatchMaker, Step
 from foundry.application.chains import chain_jobs
 from foundry.application.job_maker import (
     AfterCommit,
@@ -16,8 +16,13 @@ from foundry.application.job_maker import (
     Target,
 )
 from foundry.application.registry import JobRegistry
-from foundry.domain import Batch, BatchNotFound, ConfigurationError, Job, JobNotFound, JobState
-from foundry.ports import BatchRecord, Clock, CommitHooks
+from foundry.domain import ConfigurationError, Job, JobNotFound, JobState
+from foundry.ports import Clock, CommitHooks
+
+if TYPE_CHECKING:
+    from foundry.application.batches import BatchMaker, Step
+    from foundry.domain import Batch
+    from foundry.ports import BatchRecord
 
 Port = TypeVar("Port")
 
@@ -35,9 +40,15 @@ class DispatcherBase:
         commit_hooks: CommitHooks | None,
     ) -> None:
         self._jobs = JobMaker(registry, clock)
-        self._batch_maker = BatchMaker(self._jobs)
         self._first = FirstDispatchWarning(first_dispatch_warning)
         self._after_commit = AfterCommit(commit_hooks, registry.after_commit)
+
+    @cached_property
+    def _batch_maker(self) -> BatchMaker:
+        # Built at the first batch: a dispatcher that sends none never loads batch code.
+        from foundry.application.batches import BatchMaker  # noqa: PLC0415
+
+        return BatchMaker(self._jobs)
 
     def build(
         self, target: Target, payload: Mapping[str, Any] | None = None, **options: Any
@@ -107,6 +118,8 @@ def transaction_store(port: Port | None, after_commit: bool | None) -> Port:
 def found_batch(record: BatchRecord | None, batch_id: str, queue: str | None) -> BatchRecord:
     """The batch's record; ``BatchNotFound`` if no such batch is kept."""
     if record is None:
+        from foundry.domain import BatchNotFound  # noqa: PLC0415 - defined with the batches
+
         raise BatchNotFound(batch_id, queue)
     return record
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from foundry.domain import JobCancelled, JobFailed, JobNotFound, JobState, ResultTimeout
-from foundry.ports import AsyncQueuePort, JobRecord, QueuePort
+from foundry.ports import AsyncQueuePort, QueuePort
+
+if TYPE_CHECKING:
+    from foundry.ports import JobRecord
 
 #: How long one ``wait`` of an unbounded ``result()`` lasts before it waits again.
 _FOREVER_STEP = timedelta(minutes=1)

@@ -13,17 +13,14 @@ if TYPE_CHECKING:
     from foundry.ports.async_queue import (
         AsyncQueuePort as AsyncQueuePort,
     )
+    from foundry.ports.batch_types import (
+        BatchRecord as BatchRecord,
+    )
     from foundry.ports.batches import (
         BatchPort as BatchPort,
     )
-    from foundry.ports.batches import (
-        BatchRecord as BatchRecord,
-    )
     from foundry.ports.cache import (
         CachePort as CachePort,
-    )
-    from foundry.ports.cache import (
-        CacheStats as CacheStats,
     )
     from foundry.ports.cache import (
         CacheStore as CacheStore,
@@ -40,8 +37,20 @@ if TYPE_CHECKING:
     from foundry.ports.cache import (
         Ttl as Ttl,
     )
+    from foundry.ports.cache_types import (
+        CacheStats as CacheStats,
+    )
     from foundry.ports.clock import (
         Clock as Clock,
+    )
+    from foundry.ports.inspection import (
+        DeadLetter as DeadLetter,
+    )
+    from foundry.ports.inspection import (
+        JobRecord as JobRecord,
+    )
+    from foundry.ports.inspection import (
+        QueueStats as QueueStats,
     )
     from foundry.ports.queue import (
         QueuePort as QueuePort,
@@ -56,9 +65,6 @@ if TYPE_CHECKING:
         ClaimRequest as ClaimRequest,
     )
     from foundry.ports.queue_types import (
-        DeadLetter as DeadLetter,
-    )
-    from foundry.ports.queue_types import (
         DeadLetterRetention as DeadLetterRetention,
     )
     from foundry.ports.queue_types import (
@@ -71,13 +77,7 @@ if TYPE_CHECKING:
         EnqueueOutcome as EnqueueOutcome,
     )
     from foundry.ports.queue_types import (
-        JobRecord as JobRecord,
-    )
-    from foundry.ports.queue_types import (
         Lease as Lease,
-    )
-    from foundry.ports.queue_types import (
-        QueueStats as QueueStats,
     )
     from foundry.ports.queue_types import (
         WorkerInfo as WorkerInfo,
@@ -156,9 +156,9 @@ _HOMES = {
     "AsyncBatchPort": "foundry.ports.async_queue",
     "AsyncQueuePort": "foundry.ports.async_queue",
     "BatchPort": "foundry.ports.batches",
-    "BatchRecord": "foundry.ports.batches",
+    "BatchRecord": "foundry.ports.batch_types",
     "CachePort": "foundry.ports.cache",
-    "CacheStats": "foundry.ports.cache",
+    "CacheStats": "foundry.ports.cache_types",
     "CacheStore": "foundry.ports.cache",
     "Effect": "foundry.ports.cache",
     "Lock": "foundry.ports.cache",
@@ -169,14 +169,14 @@ _HOMES = {
     "WorkerRegistry": "foundry.ports.queue",
     "UNSTARTED_LAPSES_MAX": "foundry.ports.queue_types",
     "ClaimRequest": "foundry.ports.queue_types",
-    "DeadLetter": "foundry.ports.queue_types",
+    "DeadLetter": "foundry.ports.inspection",
     "DeadLetterRetention": "foundry.ports.queue_types",
     "Duplicate": "foundry.ports.queue_types",
     "Enqueued": "foundry.ports.queue_types",
     "EnqueueOutcome": "foundry.ports.queue_types",
-    "JobRecord": "foundry.ports.queue_types",
+    "JobRecord": "foundry.ports.inspection",
     "Lease": "foundry.ports.queue_types",
-    "QueueStats": "foundry.ports.queue_types",
+    "QueueStats": "foundry.ports.inspection",
     "WorkerInfo": "foundry.ports.queue_types",
     "DueSchedule": "foundry.ports.schedule_types",
     "Fired": "foundry.ports.schedule_types",

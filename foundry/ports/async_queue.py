@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from foundry.domain import Batch, Job, JobState
-from foundry.ports.batches import BatchRecord
-from foundry.ports.queue_types import EnqueueOutcome, JobRecord
+from foundry.domain import Job, JobState
+from foundry.ports.queue_types import EnqueueOutcome
+
+if TYPE_CHECKING:
+    from foundry.domain import Batch
+    from foundry.ports.batch_types import BatchRecord
+    from foundry.ports.inspection import JobRecord
 
 
 @runtime_checkable

@@ -3,39 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import attrs
+from foundry.domain.exports import lazy_exports
 
-from foundry.domain.batch import Batch, BatchProgress, Callback
-from foundry.domain.job import Job
+if TYPE_CHECKING:
+    from foundry.domain.batch import Batch
+    from foundry.domain.job import Job
 
+    # re-exported: the ``as`` marks it public for the type checker
+    from foundry.ports.batch_types import BatchRecord as BatchRecord  # noqa: PLC0414
 
-@attrs.frozen
-class BatchRecord:
-    """Everything known about one batch: its progress, when it was dispatched and ended, the
-    ids of its callbacks and which of them fired (enqueued)."""
-
-    id: str
-    queue: str
-    progress: BatchProgress
-    created_at: datetime
-    finished_at: datetime | None = None
-    callbacks: dict[Callback, str] = attrs.Factory(dict)
-    fired: frozenset[Callback] = frozenset()
-    reason: str | None = None  # why it was cancelled, if it was
-
-    @property
-    def state(self) -> str:
-        """``running``, ``cancelling`` (cancelled, members still running), ``succeeded``,
-        ``failed`` or ``cancelled``."""
-        progress = self.progress
-        if not progress.finished:
-            return "cancelling" if progress.cancel_requested else "running"
-        if progress.cancel_requested:
-            return "cancelled"
-        return "succeeded" if progress.succeeded else "failed"
+# The record (and the batch classes it holds) loads at first use: a worker or a dispatcher
+# that never touches a batch never imports them.
+_LATER = {"BatchRecord": "foundry.ports.batch_types"}
+__getattr__, __dir__ = lazy_exports(__name__, _LATER, _LATER)
 
 
 @runtime_checkable

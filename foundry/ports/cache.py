@@ -5,31 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, runtime_checkable
 
-import attrs
+from foundry.domain.exports import lazy_exports
+
+if TYPE_CHECKING:  # re-exported: the ``as`` marks it public for the type checker
+    from foundry.ports.cache_types import CacheStats as CacheStats  # noqa: PLC0414
+
+# Loaded at first use: a worker's container names the port, and never reads statistics.
+_LATER = {"CacheStats": "foundry.ports.cache_types"}
+__getattr__, __dir__ = lazy_exports(__name__, _LATER, _LATER)
 
 T = TypeVar("T")
 
 #: A time to live: a timedelta, or seconds; ``None`` means forever.
 Ttl = timedelta | float | int | None
-
-
-@attrs.frozen
-class CacheStats:
-    """Running totals for one cache namespace (fleet-wide on Redis)."""
-
-    hits: int = 0
-    misses: int = 0
-    writes: int = 0
-    deletes: int = 0
-    evictions: int = 0
-
-    @property
-    def hit_rate(self) -> float:
-        """Hits over lookups, 0.0 before the first lookup."""
-        lookups = self.hits + self.misses
-        return self.hits / lookups if lookups else 0.0
 
 
 @runtime_checkable

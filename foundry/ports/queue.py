@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from foundry.domain import Decision, ErrorInfo, Job, JobState
-from foundry.ports.queue_types import (
-    ClaimRequest,
-    DeadLetter,
-    EnqueueOutcome,
-    JobRecord,
-    Lease,
-    QueueStats,
-    WorkerInfo,
-)
+from foundry.ports.queue_types import ClaimRequest, EnqueueOutcome, Lease, WorkerInfo
+
+if TYPE_CHECKING:
+    from foundry.ports.inspection import DeadLetter, JobRecord, QueueStats
 
 
 @runtime_checkable

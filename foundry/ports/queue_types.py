@@ -1,15 +1,30 @@
-"""Value types that cross the queue port."""
+"""Value types that cross the queue port on a worker's and a dispatcher's path.
+
+The inspection types (``JobRecord``, ``DeadLetter``, ``QueueStats``) live in
+``foundry.ports.inspection``, loaded by the code that inspects; they are importable from here
+too, imported at first use.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import attrs
 
-from foundry.domain import ErrorInfo, InvalidJob, Job, JobState, Progress, validate_queue_name
+from foundry.domain import InvalidJob, Job, Progress, validate_queue_name
+from foundry.domain.exports import lazy_exports
+
+if TYPE_CHECKING:  # re-exported: the ``as`` marks them public for the type checker
+    from foundry.ports.inspection import DeadLetter as DeadLetter  # noqa: PLC0414
+    from foundry.ports.inspection import JobRecord as JobRecord  # noqa: PLC0414
+    from foundry.ports.inspection import QueueStats as QueueStats  # noqa: PLC0414
+
+_INSPECTION = "foundry.ports.inspection"
+_LATER = {"DeadLetter": _INSPECTION, "JobRecord": _INSPECTION, "QueueStats": _INSPECTION}
+__getattr__, __dir__ = lazy_exports(__name__, _LATER, _LATER)
 
 _CLAIM_TOKEN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
@@ -153,35 +168,6 @@ EnqueueOutcome = Enqueued | Duplicate
 
 
 @attrs.frozen
-class JobRecord:
-    """Everything known about one job, for inspection."""
-
-    job: Job
-    state: JobState
-    attempts: int
-    enqueued_at: datetime
-    run_at: datetime | None = None
-    lease_deadline: datetime | None = None
-    errors: tuple[ErrorInfo, ...] = ()
-    result: Any = None
-    reason: str | None = None
-    finished_at: datetime | None = None
-    worker: str | None = None  # the lease holder of an active job, as its claim named it
-    progress: Progress | None = None  # the last progress its handler reported
-
-
-@attrs.frozen
-class DeadLetter:
-    """A job that gave up, with why and every error it met."""
-
-    job: Job
-    reason: str
-    attempts: int
-    died_at: datetime
-    errors: tuple[ErrorInfo, ...] = ()
-
-
-@attrs.frozen
 class DeadLetterRetention:
     """How long dead letters are kept: at most ``max_count`` per queue, at most ``max_age`` old.
 
@@ -195,28 +181,6 @@ class DeadLetterRetention:
     def _max_count(self, _: attrs.Attribute[int | None], value: int | None) -> None:
         if value is not None and value < 1:
             raise ValueError(f"max_count must be at least 1 or None, got {value}")
-
-
-@attrs.frozen
-class QueueStats:
-    """Counts for one queue. ``completed``, ``failed``, ``dead_trimmed`` and ``stale_rejected``
-    are running totals; the others are current sizes."""
-
-    queue: str
-    ready: int = 0
-    delayed: int = 0
-    active: int = 0
-    dead: int = 0
-    paused: bool = False
-    completed: int = 0
-    failed: int = 0
-    dead_trimmed: int = 0
-    stale_rejected: int = 0
-
-    @property
-    def pending(self) -> int:
-        """Jobs waiting to run: ready plus delayed."""
-        return self.ready + self.delayed
 
 
 @attrs.frozen

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from foundry.domain import Batch, Job
+from foundry.domain import Job
 from foundry.ports.queue_types import EnqueueOutcome
+
+if TYPE_CHECKING:
+    from foundry.domain import Batch
 
 
 @runtime_checkable

@@ -201,6 +201,44 @@ def test_a_worker_whose_app_declares_no_schedule_loads_no_schedule_code() -> Non
         assert unwanted not in loaded
 
 
+def test_a_worker_and_a_dispatcher_without_batches_load_no_batch_nor_inspection_code() -> None:
+    # What a worker builds before it forks, and a Dispatcher over the Redis queue (neither
+    # connects): batches, the admin operations and the value types only they use load at
+    # their first use, not at startup.
+    script = (
+        "import sys, click; from foundry.entrypoints.cli import cli\n"
+        "cli.get_command(click.Context(cli), 'work')\n"
+        "from foundry.adapters.clock import SystemClock\n"
+        "from foundry.application.dispatcher import Dispatcher\n"
+        "from foundry.application.registry import JobRegistry\n"
+        "from foundry.entrypoints.container import build_container\n"
+        "from foundry.entrypoints.settings import Driver, Settings\n"
+        "box = build_container(Settings(queue_driver=Driver.REDIS))\n"
+        "registry = JobRegistry(); registry.job(name='noop')(print)\n"
+        "Dispatcher(box.queue(), registry, SystemClock(), batches=box.batches())\n"
+        "print(' '.join(sorted(sys.modules)))"
+    )
+
+    result = _python("-c", script)
+
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert "foundry.adapters.redis.queue" in loaded
+    for unwanted in (
+        "foundry.domain.batch",
+        "foundry.ports.batch_types",
+        "foundry.application.batches",
+        "foundry.adapters.redis.batches",
+        "foundry.adapters.redis.batch_plan",
+        "foundry.adapters.redis.admin",
+        "foundry.adapters.redis.listing",
+        "foundry.adapters.redis.overview",
+        "foundry.ports.inspection",
+        "foundry.ports.cache_types",
+    ):
+        assert unwanted not in loaded
+
+
 def test_an_app_that_wires_fastapi_after_foundry_still_gets_its_dependencies() -> None:
     # The frameworks hidden from dependency_injector's import are taught to its wiring when
     # the app imports them: Depends(Provide[...]) markers resolve, Flask's proxies are skipped.

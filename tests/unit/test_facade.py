@@ -76,3 +76,33 @@ def test_importing_a_domain_class_loads_only_its_module_and_what_it_imports() ->
     assert "foundry.domain.job" in loaded
     assert "foundry.domain.batch" not in loaded
     assert "foundry.domain.periodic" not in loaded
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "home"),
+    [
+        ("foundry.ports.queue_types", "JobRecord", "foundry.ports.inspection"),
+        ("foundry.ports.queue_types", "DeadLetter", "foundry.ports.inspection"),
+        ("foundry.ports.queue_types", "QueueStats", "foundry.ports.inspection"),
+        ("foundry.ports.batches", "BatchRecord", "foundry.ports.batch_types"),
+        ("foundry.ports.cache", "CacheStats", "foundry.ports.cache_types"),
+    ],
+)
+def test_a_value_type_moved_out_of_a_port_module_is_still_importable_from_it(
+    module: str, name: str, home: str
+) -> None:
+    # The types only inspection, batches and cache statistics use live apart, so a worker
+    # does not define them; imports from their old homes keep working, at first use.
+    script = (
+        f"import sys, foundry.ports, {module} as m\n"
+        f"print({home!r} in sys.modules)\n"
+        f"from {module} import {name}\n"
+        f"import {home} as h\n"
+        f"print({name} is h.{name} is foundry.ports.{name}, {name!r} in dir(m))\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    ).stdout.split()
+
+    assert result == ["False", "True", "True"]

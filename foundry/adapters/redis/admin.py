@@ -15,6 +15,7 @@ import redis
 from foundry.adapters.redis.broken import refusing
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.cluster import is_cluster
+from foundry.adapters.redis.epochs import registered_queues
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout, QueueKeys
 from foundry.adapters.redis.listing import list_jobs
@@ -23,7 +24,7 @@ from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import ceil_ms, request_id
 from foundry.adapters.redis.runner import Arg, FunctionRunner, call
 from foundry.domain import JobState
-from foundry.ports.queue_types import DeadLetter, JobRecord, QueueStats
+from foundry.ports.inspection import DeadLetter, JobRecord, QueueStats
 
 _BATCH = 500
 _RECORD_HASHES = ("jobs", "state", "errors", "results", "progress")
@@ -81,9 +82,7 @@ class RedisAdmin:
 
     def queues(self) -> list[str]:
         """Every queue that has held a job (a registry set; no KEYS, no SCAN)."""
-        with guard("queues"):
-            names = call(self._client, "SMEMBERS", self._keys.registry)
-        return sorted(name.decode() for name in names)
+        return registered_queues(self._client, self._keys)
 
     def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
         """The server's time, then one MULTI/EXEC block of plain reads for every queue, no

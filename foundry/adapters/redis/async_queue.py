@@ -35,7 +35,8 @@ from foundry.adapters.redis.waiting import BLOCK_S
 from foundry.domain import MAX_PAYLOAD_BYTES, Batch, ConfigurationError, Job, JobState, QueueBroken
 from foundry.ports.batches import BatchRecord
 from foundry.ports.clock import Clock
-from foundry.ports.queue_types import EnqueueOutcome, JobRecord
+from foundry.ports.inspection import JobRecord
+from foundry.ports.queue_types import EnqueueOutcome
 
 
 class AsyncRedisQueue:

@@ -13,6 +13,7 @@ import secrets
 import redis
 
 from foundry.adapters.redis.clock import QueueClock
+from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout
 from foundry.adapters.redis.runner import call
 
@@ -91,3 +92,10 @@ class Epochs(EpochWatch):
         if self.unregistered(queue):
             call(self._client, "SADD", self._keys.registry, queue)
             self.registered(queue)
+
+
+def registered_queues(client: redis.Redis, keys: KeyLayout) -> list[str]:
+    """Every queue that has held a job, sorted (the registry set; no KEYS, no SCAN)."""
+    with guard("queues"):
+        names = call(client, "SMEMBERS", keys.registry)
+    return sorted(name.decode() for name in names)

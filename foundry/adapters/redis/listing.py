@@ -13,7 +13,7 @@ from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import parse_state
 from foundry.adapters.redis.runner import call
 from foundry.domain import JobState
-from foundry.ports.queue_types import JobRecord
+from foundry.ports.inspection import JobRecord
 
 _FIELDS = ("jobs", "state", "errors", "results", "progress")
 

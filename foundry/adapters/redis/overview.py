@@ -29,7 +29,7 @@ from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import from_ms, split_record
 from foundry.adapters.redis.runner import call
 from foundry.domain import ErrorInfo, Job, UndecodableJob
-from foundry.ports.queue_types import QueueStats
+from foundry.ports.inspection import QueueStats
 
 #: The width of one priority band of ready scores (as in the Lua library).
 BAND = 2**44

@@ -20,19 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import redis
 
 from foundry.adapters.codec import Codec
-from foundry.adapters.redis.admin import RedisAdmin
-from foundry.adapters.redis.batches import RedisBatches
 from foundry.adapters.redis.claiming import Claimer
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.cluster_runner import function_runner
 from foundry.adapters.redis.durability import Durability
 from foundry.adapters.redis.enqueuing import Enqueuer
-from foundry.adapters.redis.epochs import Epochs
+from foundry.adapters.redis.epochs import Epochs, registered_queues
 from foundry.adapters.redis.health import RedisReport, check
 from foundry.adapters.redis.keys import KeyLayout
 from foundry.adapters.redis.record_codec import RecordCodec
@@ -42,21 +41,21 @@ from foundry.adapters.redis.waiting import Waiter
 from foundry.adapters.redis.workers import RedisWorkers
 from foundry.adapters.redis.writes import LeaseWrites, applied
 from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError, Decision, ErrorInfo, Job, JobState
-from foundry.domain.batch import Batch
-from foundry.ports.batches import BatchRecord
 from foundry.ports.clock import Clock
 from foundry.ports.queue_types import (
     ClaimRequest,
-    DeadLetter,
     DeadLetterRetention,
     EnqueueOutcome,
-    JobRecord,
     Lease,
-    QueueStats,
     WorkerInfo,
 )
 
 if TYPE_CHECKING:
+    from foundry.adapters.redis.admin import RedisAdmin
+    from foundry.adapters.redis.batches import RedisBatches
+    from foundry.domain.batch import Batch
+    from foundry.ports.batch_types import BatchRecord
+    from foundry.ports.inspection import DeadLetter, JobRecord, QueueStats
     from foundry.ports.schedule_types import Fired, Firing, Poll, ScheduleEntry, ScheduleState
 
 
@@ -100,6 +99,10 @@ class RedisQueue:
         epochs = Epochs(client, keys, now)
         self._runner = runner
         self._keys = keys
+        self._now = now
+        self._records = records
+        self._epochs = epochs
+        self._completed_ttl = completed_ttl
         self._enqueuer = Enqueuer(runner, keys, now, records, epochs)
         self._claimer = Claimer(
             runner,
@@ -113,20 +116,33 @@ class RedisQueue:
         self._writes = LeaseWrites(
             runner, keys, now, records, retention=kept, completed_ttl=completed_ttl
         )
-        self._admin = RedisAdmin(runner, keys, now, records, completed_ttl)
         block_s = None if block_limit is None else block_limit.total_seconds()
-        self._waiter = Waiter(runner, keys, now, self._admin.get, block_s)
+        self._waiter = Waiter(runner, keys, now, self.get, block_s)
         self._workers = RedisWorkers(client, keys, now, codec)
-        self._batches = RedisBatches(
-            runner,
-            keys,
-            clock=now,
-            records=records,
-            epochs=epochs,
-            completed_ttl=completed_ttl,
-            queues=self._admin.queues,
-        )
         self._schedules = RedisSchedules(client, runner, keys, now, records=records, epochs=epochs)
+
+    # Inspection and batches are built at first use: a worker, and a dispatcher that sends
+    # no batch, never import their modules (nor the record and batch classes they hold).
+
+    @cached_property
+    def _admin(self) -> RedisAdmin:
+        from foundry.adapters.redis.admin import RedisAdmin  # noqa: PLC0415
+
+        return RedisAdmin(self._runner, self._keys, self._now, self._records, self._completed_ttl)
+
+    @cached_property
+    def _batches(self) -> RedisBatches:
+        from foundry.adapters.redis.batches import RedisBatches  # noqa: PLC0415
+
+        return RedisBatches(
+            self._runner,
+            self._keys,
+            clock=self._now,
+            records=self._records,
+            epochs=self._epochs,
+            completed_ttl=self._completed_ttl,
+            queues=self.queues,
+        )
 
     # -- jobs in, jobs out ----------------------------------------------------------------------
 
@@ -200,7 +216,7 @@ class RedisQueue:
 
     def reap(self) -> int:
         """Every known queue, in one write per batch of 1,000 expired leases."""
-        return self._writes.reap(self._admin.queues())
+        return self._writes.reap(self.queues())
 
     # -- inspection and admin -------------------------------------------------------------------
 
@@ -219,7 +235,7 @@ class RedisQueue:
 
     def queues(self) -> list[str]:
         """A registry set: no KEYS, no SCAN."""
-        return self._admin.queues()
+        return registered_queues(self._runner.client, self._keys)
 
     def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
         """One write for all ``queues`` (after the server's time), no function call."""

@@ -8,7 +8,7 @@ a job record is ``blobs.py``'s. One ``Codec`` (cattrs, orjson) does the JSON.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -17,7 +17,9 @@ from foundry.adapters.queue_support import undecodable_job
 from foundry.adapters.redis.blobs import JobBlobs
 from foundry.adapters.redis.records import from_ms, parse_state, split_record
 from foundry.domain import ErrorInfo, Job, JobState, Progress, UndecodableJob
-from foundry.ports.queue_types import DeadLetter, JobRecord
+
+if TYPE_CHECKING:
+    from foundry.ports.inspection import DeadLetter, JobRecord
 
 _STATES = {
     "R": JobState.READY,
@@ -77,6 +79,8 @@ class RecordCodec:
         Shows what a claim would see: a due delayed job as ready; an undecodable job as a
         placeholder naming why.
         """
+        from foundry.ports.inspection import JobRecord  # noqa: PLC0415 - inspection only
+
         value, state_value, errors, result, progress, run_at, expires = found
         if expires is not None and float(expires) <= now:
             return None
@@ -110,6 +114,8 @@ class RecordCodec:
         self, queue: str, job_id: str, value: bytes, state_value: bytes | None, errors: Any
     ) -> DeadLetter:
         """A ``DeadLetter``; an undecodable job is shown as a placeholder ``undecodable`` job."""
+        from foundry.ports.inspection import DeadLetter  # noqa: PLC0415 - inspection only
+
         state = parse_state(state_value)
         return DeadLetter(
             job=self.shown_job(job_id, queue, value),

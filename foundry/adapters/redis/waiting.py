@@ -9,17 +9,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout
 from foundry.adapters.redis.runner import Arg, FunctionRunner
-from foundry.ports.queue_types import JobRecord
+
+if TYPE_CHECKING:
+    from foundry.ports.inspection import JobRecord
 
 #: The longest one BLMOVE blocks (seconds) when the client's socket timeout sets no bound.
 BLOCK_S = 1.0
 
-Get = Callable[[str, str | None], JobRecord | None]
+Get = Callable[[str, str | None], "JobRecord | None"]
 
 
 class Waiter:
