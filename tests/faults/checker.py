@@ -18,16 +18,26 @@ expired) are reported but are not failures: at-least-once execution is the promi
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
+from foundry.application.pool.supervisor import FENCED
 from foundry.domain import JobState
 from foundry.ports.queue_types import UNSTARTED_LAPSES_MAX, JobRecord
 
 _TERMINAL = (JobState.COMPLETED, JobState.DEAD)
+#: The warning a pool logs when it gives a lease up: fenced (it could not renew in time) or
+#: lost (a renew found the queue no longer held it for this worker).
+_GIVEN_UP = re.compile(rf"abandoned job (\S+) \((?:{re.escape(FENCED)}|lease lost: )")
+
+
+def given_up(logs: Iterable[str]) -> Counter[str]:
+    """Job id -> how often the workers whose ``logs`` these are gave its lease up."""
+    return Counter(job for text in logs for job in _GIVEN_UP.findall(text))
 
 
 @attrs.frozen
@@ -72,9 +82,10 @@ class Expectations:
     """Workers SIGKILLed holding leases: each of their held jobs' attempts must differ from its
     recorded starts by exactly what ``KilledWorker.offset`` says."""
     fenced: Mapping[str, int] = attrs.field(factory=dict)
-    """Job id -> how often a worker gave its lease up as fenced (it could not renew in time):
-    each may have left an attempt without a start (the child was killed before its handler
-    began, or never got the job)."""
+    """Job id -> how often a worker gave its lease up (``given_up``: fenced, or lost): each may
+    have left an attempt without a start (the child was killed before its handler began, or
+    never got the job) or a start without an attempt (a job held ahead ran, its start not yet
+    reported: the lease's lapse gave the attempt back, Q6)."""
 
 
 @attrs.frozen
@@ -247,7 +258,7 @@ def _check_attempts(
         if record is None or record.state not in _TERMINAL:
             continue
         missing = record.attempts - starts[job_id] - offsets[job_id]
-        if 0 < missing <= expect.fenced.get(job_id, 0):
+        if 0 < abs(missing) <= expect.fenced.get(job_id, 0):
             continue
         if 0 < missing <= spare:
             spare -= missing

@@ -9,7 +9,14 @@ from typing import Any
 
 from foundry.domain import Job, JobState
 from foundry.ports.queue_types import JobRecord
-from tests.faults.checker import Expectations, KilledWorker, check, executions, overlapping
+from tests.faults.checker import (
+    Expectations,
+    KilledWorker,
+    check,
+    executions,
+    given_up,
+    overlapping,
+)
 from tests.faults.ledger import Ledger
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -121,6 +128,33 @@ def test_a_fenced_lease_excuses_one_unstarted_attempt_of_its_job_only() -> None:
     report = check(events, final, completed_total=3, expect=Expectations(fenced={"a": 1, "b": 1}))
 
     assert [problem.split()[2] for problem in report.problems] == ["b", "c"]
+
+
+def test_a_given_up_lease_excuses_one_run_without_an_attempt_of_its_job_only() -> None:
+    # "a" ran held ahead, its start unreported when its worker gave the lease up: the lapse
+    # gave its attempt back and it ran again as attempt 1. "b" has the same history, unexplained.
+    events = [*enqueued("a"), *ran("a", 1, 0.0, None), *ran("a", 2, 5.0, 6.0)]
+    events += [*enqueued("b"), *ran("b", 1, 0.0, None), *ran("b", 2, 5.0, 6.0)]
+    final = {"a": record("a", JobState.COMPLETED, 1), "b": record("b", JobState.COMPLETED, 1)}
+    twice = {**final, "a": record("a", JobState.COMPLETED, 0)}
+
+    report = check(events, final, completed_total=2, expect=Expectations(fenced={"a": 1}))
+    more = check(events, twice, completed_total=2, expect=Expectations(fenced={"a": 1}))
+
+    assert [problem.split()[2] for problem in report.problems] == ["b"]
+    assert [problem.split()[2] for problem in more.problems] == ["a", "b"]
+
+
+def test_given_up_reads_the_fenced_and_lost_leases_from_worker_logs() -> None:
+    logs = [
+        "W abandoned job j1 (fenced: its lease could not be renewed before the deadline): the "
+        "queue will return it\nW abandoned job j2 (lease lost: the queue no longer holds it "
+        "for this worker): the queue will return it\n",
+        "W abandoned job j1 (fenced: its lease could not be renewed before the deadline): x\n"
+        "W abandoned job j3 (shutdown: the queue was unreachable): the queue will return it\n",
+    ]
+
+    assert given_up(logs) == {"j1": 2, "j2": 1}
 
 
 def test_unreported_starts_excuse_only_that_many_runs_without_an_attempt() -> None:
