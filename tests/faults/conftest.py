@@ -6,6 +6,7 @@ import os
 import random
 from collections.abc import Callable, Iterator
 from contextlib import suppress
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from tests.faults.harness import Rig
 from tests.faults.postgres_rig import MakePgRig, PostgresRig
 from tests.faults.proxy import FaultProxy
+from tests.faults.redis_workers import MakeWorkers, Workers
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -80,3 +82,19 @@ def make_proxy() -> Iterator[Callable[[int], FaultProxy]]:
     yield make
     for proxy in proxies:
         proxy.close()
+
+
+@pytest.fixture
+def make_workers(tmp_path: Path) -> Iterator[MakeWorkers]:
+    """``Workers`` on a Redis URL, prefix and lease (s); every process they started, and all it
+    started, is killed at teardown, so a failing test leaves nothing running."""
+    made: list[Workers] = []
+
+    def make(redis_url: str, prefix: str, lease_s: int) -> Workers:
+        workers = Workers(tmp_path, redis_url, prefix, lease_s)
+        made.append(workers)
+        return workers
+
+    yield make
+    for workers in made:
+        workers.close()

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ from foundry.entrypoints.container import build_container
 from foundry.entrypoints.settings import Settings
 from foundry.ports import QueuePort
 from foundry.ports.queue_types import Duplicate, JobRecord
-from tests.faults.checker import Expectations, Report, check
+from tests.faults.checker import Expectations, Report, check, given_up
 from tests.faults.ledger import LEDGER_ENV, Ledger
+from tests.process_support import kill_tree, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.faults.app:registry"
@@ -45,7 +47,7 @@ class Worker:
         self.name = name
         self.log_path = log
         self._log = log.open("ab")
-        self.process = subprocess.Popen(
+        self.process = spawn(
             args, env=dict(env), cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT
         )
 
@@ -93,8 +95,7 @@ class Worker:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+                kill_tree(self.process)
         self._log.close()
         return int(self.process.returncode)
 
@@ -271,11 +272,17 @@ class Rig:
             )
         return report
 
+    def fenced(self) -> Counter[str]:
+        """Job id -> how often the workers said they gave its lease up (fenced, or lost)."""
+        return given_up(worker.log() for worker in self.workers)
+
     def close(self, *, keep: bool) -> None:
-        """Stop every worker still running; remove the ledger and logs unless ``keep``."""
+        """Stop every worker still running, then kill whatever they left; remove the ledger
+        and logs unless ``keep``."""
         for worker in self.workers:
             if worker.process.poll() is None:
                 worker.stop(timeout=10)
+            kill_tree(worker.process)
         if not keep and not os.environ.get("FOUNDRY_KEEP_LEDGER"):
             shutil.rmtree(self.dir, ignore_errors=True)
         else:

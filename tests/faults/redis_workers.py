@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,17 +14,16 @@ from pathlib import Path
 import redis
 
 from foundry.adapters.redis.keys import QueueKeys
-from foundry.application.pool.supervisor import FENCED
-from tests.faults.checker import KilledWorker
+from tests.faults.checker import KilledWorker, given_up
+from tests.process_support import kill_tree, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.faults.pool_scenario:registry"
-#: The warning a pool logs when it gives a lease up that it could not renew in time.
-_FENCED = re.compile(rf"abandoned job (\S+) \({re.escape(FENCED)}\)")
 
 
 class Workers:
-    """Starts ``foundry work`` processes against one Redis queue prefix; kills what is left."""
+    """Starts ``foundry work`` processes against one Redis queue prefix; ``close`` kills
+    whatever they left running (the ``make_workers`` fixture calls it, whatever the outcome)."""
 
     def __init__(self, tmp_path: Path, redis_url: str, prefix: str, lease_s: int) -> None:
         self._logs = tmp_path
@@ -56,7 +54,8 @@ class Workers:
             str(concurrency),
             *options,
         ]
-        worker = subprocess.Popen(command, env=self._env, cwd=ROOT, stdout=log, stderr=log)
+        worker = spawn(command, env=self._env, cwd=ROOT, stdout=log, stderr=log)
+        log.close()  # the worker has its own copy
         self.started.append(worker)
         return worker
 
@@ -70,18 +69,26 @@ class Workers:
             try:
                 codes.append(worker.wait(timeout=30))
             except subprocess.TimeoutExpired:
-                worker.kill()
+                kill_tree(worker)
                 codes.append(None)
         return codes
+
+    def close(self) -> None:
+        """Kill every worker and all it started, stopped or not."""
+        for worker in self.started:
+            kill_tree(worker)
 
     def log(self, index: int) -> str:
         """What worker ``index`` printed."""
         return (self._logs / f"worker-{index}.log").read_text(errors="replace")
 
     def fenced(self) -> Counter[str]:
-        """Job id -> how often the workers said they gave its lease up as fenced."""
-        logs = (self.log(index) for index in range(len(self.started)))
-        return Counter(job for text in logs for job in _FENCED.findall(text))
+        """Job id -> how often the workers said they gave its lease up (fenced, or lost)."""
+        return given_up(self.log(index) for index in range(len(self.started)))
+
+
+#: The ``make_workers`` fixture: ``Workers`` for a Redis URL, queue prefix and lease (s).
+MakeWorkers = Callable[[str, str, int], Workers]
 
 
 def leases_of_the_dead(redis_url: str, prefix: str, pid: int) -> KilledWorker:

@@ -22,7 +22,12 @@ from foundry.domain import Job, JobState
 from tests.backends import unique_prefix
 from tests.faults.checker import Expectations, KilledWorker
 from tests.faults.pool_scenario import Scenario
-from tests.faults.redis_workers import Workers, lease_deadlines, leases_of_the_dead, wait_for
+from tests.faults.redis_workers import (
+    MakeWorkers,
+    lease_deadlines,
+    leases_of_the_dead,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -54,14 +59,14 @@ def _running_under(scenario: Scenario, parent: int) -> list[dict[str, Any]]:
 
 @pytest.mark.timeout(120)
 def test_f2_a_killed_workers_children_die_and_its_jobs_rerun_elsewhere_after_the_lease(
-    tmp_path: Path, seed: int, redis_url: str
+    tmp_path: Path, seed: int, redis_url: str, make_workers: MakeWorkers
 ) -> None:
     lease_s = 3
     queue, prefix = _queue(redis_url, "f2")
     scenario = Scenario(tmp_path, seed, queue)
     jobs = [scenario.job("work", payload={"n": n, "seconds": 1.0}) for n in range(12)]
     scenario.produce(jobs)
-    workers = Workers(tmp_path, redis_url, prefix, lease_s)
+    workers = make_workers(redis_url, prefix, lease_s)
     victim, survivor = workers.start(), workers.start()
     wait_for(lambda: len(_running_under(scenario, victim.pid)) == 2, 60, "the victim to run 2 jobs")
 
@@ -100,7 +105,7 @@ def test_f2_a_killed_workers_children_die_and_its_jobs_rerun_elsewhere_after_the
 
 @pytest.mark.timeout(120)
 def test_f2_a_killed_worker_spends_no_attempt_of_the_short_jobs_it_held_unstarted(
-    tmp_path: Path, seed: int, redis_url: str
+    tmp_path: Path, seed: int, redis_url: str, make_workers: MakeWorkers
 ) -> None:
     # Short jobs are claimed ahead (by default as many as the children finish in 20 ms, at
     # most 64: maybe none on a loaded machine, so here at least 8), their attempts counted
@@ -115,7 +120,7 @@ def test_f2_a_killed_worker_spends_no_attempt_of_the_short_jobs_it_held_unstarte
     scenario = Scenario(tmp_path, seed, queue)
     jobs = [scenario.job("work", payload={"n": n, "seconds": 0.002}) for n in range(400)]
     scenario.produce(jobs)
-    workers = Workers(tmp_path, redis_url, prefix, lease_s)
+    workers = make_workers(redis_url, prefix, lease_s)
     victim = workers.start("--prefetch", "8")
     wait_for(lambda: len(_started_under(scenario, victim.pid)) >= 40, 60, "40 jobs to start")
 
@@ -138,7 +143,7 @@ def test_f2_a_killed_worker_spends_no_attempt_of_the_short_jobs_it_held_unstarte
 
 @pytest.mark.timeout(180)
 def test_f15_a_poison_job_held_ahead_that_kills_its_worker_ends_dead_within_its_bound(
-    tmp_path: Path, seed: int, redis_url: str
+    tmp_path: Path, seed: int, redis_url: str, make_workers: MakeWorkers
 ) -> None:
     # Behind short jobs the poison is claimed ahead: the first worker it kills before the
     # start reached the queue gives its attempt back; from then on the pool reports its start
@@ -160,7 +165,7 @@ def test_f15_a_poison_job_held_ahead_that_kills_its_worker_ends_dead_within_its_
     poison = scenario.job("kill_parent", attempts=2)
     after = [_short(scenario, n) for n in range(60, 200)]
     scenario.produce([*before, poison, *after])
-    workers = Workers(tmp_path, redis_url, prefix, lease_s=2)
+    workers = make_workers(redis_url, prefix, 2)
     live = [workers.start(concurrency=1)]
     killed: list[KilledWorker] = []
 
@@ -204,14 +209,14 @@ def _started_under(scenario: Scenario, parent: int) -> list[dict[str, Any]]:
 
 @pytest.mark.timeout(120)
 def test_f15_a_poison_job_that_kills_its_worker_ends_dead_with_lease_lost(
-    tmp_path: Path, seed: int, redis_url: str
+    tmp_path: Path, seed: int, redis_url: str, make_workers: MakeWorkers
 ) -> None:
     queue, prefix = _queue(redis_url, "f15")
     scenario = Scenario(tmp_path, seed, queue)
     poison = scenario.job("kill_parent", attempts=2)
     others = [scenario.job("work", payload={"n": n, "seconds": 0.05}) for n in range(20)]
     scenario.produce([poison, *others])
-    workers = Workers(tmp_path, redis_url, prefix, lease_s=2)
+    workers = make_workers(redis_url, prefix, 2)
     live = [workers.start(concurrency=1), workers.start(concurrency=1)]
 
     def settled() -> bool:
@@ -237,14 +242,14 @@ def test_f15_a_poison_job_that_kills_its_worker_ends_dead_with_lease_lost(
 
 @pytest.mark.timeout(120)
 def test_f3_children_of_a_stalled_worker_fence_themselves_before_their_leases_lapse(
-    tmp_path: Path, seed: int, redis_url: str
+    tmp_path: Path, seed: int, redis_url: str, make_workers: MakeWorkers
 ) -> None:
     lease_s = 2
     queue, prefix = _queue(redis_url, "f3")
     scenario = Scenario(tmp_path, seed, queue)
     jobs = [scenario.job("work", payload={"n": n, "seconds": 4.0}) for n in range(6)]
     scenario.produce(jobs)
-    workers = Workers(tmp_path, redis_url, prefix, lease_s)
+    workers = make_workers(redis_url, prefix, lease_s)
     stalled, _ = workers.start(), workers.start()
     wait_for(
         lambda: len(_running_under(scenario, stalled.pid)) == 2, 60, "the worker to run 2 jobs"
