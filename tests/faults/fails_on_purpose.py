@@ -31,9 +31,11 @@ def test_a_fault_test_fails_while_its_workers_run(
     rig = make_rig(redis_url)
     stopped = rig.start_worker()
     rig.wait_ready()
+    wait_for(lambda: len(_below(stopped.pid)) == 2, 60, "the stopped worker's children")
     stopped.pause()  # a stopped parent, as F3 leaves one while it waits
     # The stubborn job's child ignores SIGTERM and runs a grandchild in its own group.
     wait_for(lambda: _grandchild(scenario) is not None, 60, "the stubborn job's grandchild")
+    wait_for(lambda: len(_below(worker.pid)) == 3, 60, "the other child")
 
     seen = {worker.pid, stopped.pid, *_below(worker.pid), *_below(stopped.pid)}
     assert _grandchild(scenario) in seen

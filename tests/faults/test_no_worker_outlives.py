@@ -23,7 +23,8 @@ def test_a_failing_fault_test_leaves_no_worker_child_or_grandchild_running(
 ) -> None:
     pids = tmp_path / "pids"
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-    env |= {PIDS_ENV: str(pids), "FOUNDRY_TEST_REDIS_URL": redis_url}
+    # Its files, which a failed scenario keeps, go where this test's go.
+    env |= {PIDS_ENV: str(pids), "FOUNDRY_TEST_REDIS_URL": redis_url, "TMPDIR": str(tmp_path)}
     command = [sys.executable, "-m", "pytest", "tests/faults/fails_on_purpose.py"]
     command += ["-p", "no:cacheprovider", "-q"]
 
