@@ -114,6 +114,8 @@ class Report:
     duplicated: int = 0
     reruns: int = 0
     starts: int = 0
+    given_up: int = 0
+    """Jobs whose attempts differ from their starts by what leases given up explain."""
     problems: list[str] = attrs.field(factory=list)
 
     @property
@@ -128,7 +130,8 @@ class Report:
             f"indeterminate={self.indeterminate} refused={self.refused} "
             f"completed={self.completed} dead={self.dead} lost={len(self.lost)} "
             f"unexpected={len(self.unexpected)} duplicated={self.duplicated} "
-            f"reruns={self.reruns} starts={self.starts} problems={len(self.problems)}"
+            f"reruns={self.reruns} starts={self.starts} given_up={self.given_up} "
+            f"problems={len(self.problems)}"
         )
         kinds = Counter(problem.partition(":")[0] for problem in self.problems)
         by_kind = f"  problems by kind: {dict(kinds)}" if kinds else ""
@@ -259,6 +262,7 @@ def _check_attempts(
             continue
         missing = record.attempts - starts[job_id] - offsets[job_id]
         if 0 < abs(missing) <= expect.fenced.get(job_id, 0):
+            report.given_up += 1
             continue
         if 0 < missing <= spare:
             spare -= missing

@@ -142,6 +142,7 @@ def test_a_given_up_lease_excuses_one_run_without_an_attempt_of_its_job_only() -
     more = check(events, twice, completed_total=2, expect=Expectations(fenced={"a": 1}))
 
     assert [problem.split()[2] for problem in report.problems] == ["b"]
+    assert report.given_up == 1
     assert [problem.split()[2] for problem in more.problems] == ["a", "b"]
 
 
