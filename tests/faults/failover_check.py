@@ -59,9 +59,9 @@ def check_failover(
     after the probe last saw the replica hold everything (and before the promotion) may be
     lost (none with the WAIT), and a job claimed then may run again as the same attempt (a
     claim waits for no replica). So may a job held ahead that started up to ``report_lag``
-    seconds before that moment: its start is reported with its worker's next claim or renew
-    (at most a third of the lease later), which the master may have taken down with it or
-    never got. Any other problem fails; the counts are printed."""
+    seconds before that moment: its start is reported later (with its worker's next claim or
+    renew, or its completion), in a write the master may have taken down with it or never got.
+    Any other problem fails; the counts are printed."""
     report = rig.report(queue, expect)
     events = rig.ledger.events()
     held = [event["t"] for event in events if event["ev"] == "replicated"]
