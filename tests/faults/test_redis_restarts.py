@@ -39,13 +39,17 @@ def test_f7_workers_ride_out_two_clean_redis_restarts_and_lose_nothing(
         worker.name: (worker.count("queue unavailable ("), worker.count("queue reachable again"))
         for worker in workers
     }
+    noticed = {worker.name: worker.count("queue unavailable") for worker in workers}
     report = rig.finish(queue)
 
     assert report.completed == 1000
-    # One line each way per outage seen, never one per retry. A worker starved of CPU on a
-    # loaded machine may not talk to Redis during a 3 s outage; one of the two does.
-    assert all(down == back and 1 <= down <= 2 for down, back in logs.values()), logs
+    # One line each way per outage seen by a claim or renew, never one per retry. A worker
+    # may see an outage only in a completion write ("queue unavailable, will retry"): its
+    # claims, retried by the client for a second or two, went through once Redis was back.
+    # One of the two sees both in its claims or renews, and each sees one at least.
+    assert all(down == back and down <= 2 for down, back in logs.values()), logs
     assert max(down for down, _ in logs.values()) == 2, logs
+    assert all(noticed.values()), noticed
 
 
 def test_f8_a_killed_redis_with_fsync_always_keeps_every_acknowledged_job(
