@@ -6,12 +6,31 @@ from datetime import timedelta
 
 import attrs
 
+from foundry.adapters.clock import ManualClock
 from foundry.application.pool.config import PoolConfig
 from foundry.domain import JobState
 from foundry.ports import ClaimRequest, Lease
-from tests.pool_support import FAST, BatchingQueue, Harness, LaggingQueue
+from tests.pool_support import FAST, BatchingQueue, FlakyQueue, Harness, LaggingQueue
 
 WINDOW_20_MS = timedelta(milliseconds=20)
+#: How long a claim blocks before it fails while the queue is down (a reply timeout).
+REPLY_TIMEOUT_S = 3.0
+
+
+class StalledClaims(FlakyQueue):
+    """A flaky memory queue whose claims, while ``down``, block ``REPLY_TIMEOUT_S`` (the
+    clock moves) before they fail, as a Redis that stopped answering makes them."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self._stall_clock = clock
+        self.claimed_at: list[float] = []  # when each claim was sent
+
+    def claim(self, request: ClaimRequest) -> list[Lease]:
+        self.claimed_at.append(self._stall_clock.now().timestamp())
+        if self.down:
+            self._stall_clock.advance(timedelta(seconds=REPLY_TIMEOUT_S))
+        return super().claim(request)
 
 
 def test_nothing_is_claimed_until_a_child_reports_ready() -> None:
@@ -392,3 +411,23 @@ def test_a_pool_its_batched_completions_left_idle_claims_at_once_when_quiet() ->
     pool.sup.quiet(pool.now)
 
     assert pool.running(0) == late
+
+
+def test_a_claim_that_failed_after_blocking_is_sent_again_an_idle_wait_after_it_returned() -> None:
+    config = PoolConfig(concurrency=1, idle_wait=timedelta(seconds=1), cancel_check=None)
+    pool = Harness(config, queue=StalledClaims)
+    queue = pool.queue
+    assert isinstance(queue, StalledClaims)
+    pool.start()  # the idle pool claims: nothing comes
+    started_at = pool.now
+    queue.down = True
+
+    pool.advance(1)  # the next claim blocks 3 s, then fails
+    pool.advance(0)  # the loop's next turns, at once
+    pool.advance(0.9)
+    early = list(queue.claimed_at)
+    pool.advance(0.1)
+
+    failed_at = started_at + 1 + REPLY_TIMEOUT_S
+    assert early == [started_at, started_at + 1]
+    assert queue.claimed_at == [started_at, started_at + 1, failed_at + 1]

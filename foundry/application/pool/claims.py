@@ -7,7 +7,8 @@ supervisor hands the leases it returns to its children.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from foundry.application.pool.config import PoolConfig
@@ -76,8 +77,10 @@ class Claimer:
         counters: PoolCounters,
         worker: str,
         quarantine: Quarantine,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settler = settler
+        self._monotonic = monotonic  # read again after a claim that failed (it may have blocked)
         self._book = book
         self._outage = outage
         self._quarantine = quarantine
@@ -112,7 +115,8 @@ class Claimer:
     def claim(self, limit: int, wait: float, now: float, *, ahead: int = 0) -> list[Lease]:
         """Claim up to ``limit`` jobs, the last ``ahead`` of them held ahead of need, waiting up
         to ``wait`` s for one; ``[]`` if none came (or the queue did not answer: then no claim
-        goes out for ``idle_wait``). The starts of held jobs not reported yet go with it."""
+        goes out for ``idle_wait`` after the failed one returned, which may have blocked out
+        a reply timeout). The starts of held jobs not reported yet go with it."""
         config = self._config
         queues = self._quarantine.serving(config.queues, now)
         if not queues:  # every queue is broken: claim again when one is tried again
@@ -143,14 +147,12 @@ class Claimer:
         except QueueBroken as error:  # not an outage: claim the other queues at once
             self._tokens.unanswered(token, sent_at)  # the queues before it may have leased
             self._quarantine.add(error, now)
-            self._next_claim_at = (
-                now if error.queue in queues else now + config.idle_wait.total_seconds()
-            )
+            self._next_claim_at = now if error.queue in queues else self._pause()
             return []
         except FoundryError as error:
             self._tokens.unanswered(token, sent_at)
             self._outage.failed("claim", error, now)
-            self._next_claim_at = now + config.idle_wait.total_seconds()
+            self._next_claim_at = self._pause()
             return []
         self._tokens.answered()
         self._book.reported(request.started)
@@ -166,6 +168,11 @@ class Claimer:
             self._next_claim_at = max(self._next_claim_at, now + wait)
         else:
             self._poll_at = now + BUSY_POLL_S
+
+    def _pause(self) -> float:
+        """When a claim may follow one that failed: ``idle_wait`` after it returned, not
+        after it was sent (a claim that waited out a reply timeout would be due at once)."""
+        return self._monotonic() + self._config.idle_wait.total_seconds()
 
     def _prefetch(self) -> int:
         """The configured prefetch, or more for short jobs: as many as the children finish

@@ -96,6 +96,7 @@ class Supervisor:
             counters=self._counters,
             worker=heartbeat.id,
             quarantine=self._quarantine,
+            monotonic=monotonic,
         )
         self._previous = PreviousResults(queue)
         self._upkeep = Upkeep(
