@@ -4,10 +4,12 @@ drained (fake children, a memory queue, a manual clock).
 
 from datetime import timedelta
 
+from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.settle import UNSENT_AT_STOP
 from foundry.application.pool.stopping import BURST_HORIZON_S
 from foundry.domain import JobState, Limit, Rate, RetryPolicy, RunAfter
-from tests.pool_support import FAST, Harness
+from tests.pool_support import FAST, Harness, LaggingQueue
 
 
 def test_a_warm_stop_lets_running_jobs_finish_and_releases_prefetched_ones() -> None:
@@ -44,6 +46,30 @@ def test_jobs_still_running_when_the_grace_ends_are_killed_and_released_unspent(
         record = pool.queue.get(job_id)
         assert record is not None
         assert (record.state, record.attempts) == (JobState.READY, 0)
+    assert pool.sup.finished
+
+
+def test_a_write_still_unconfirmed_when_the_grace_ends_is_reported_with_an_unknown_outcome() -> (
+    None
+):
+    config = PoolConfig(concurrency=1, grace=timedelta(seconds=3), idle_wait=FAST)
+    pool = Harness(config, queue=LaggingQueue)
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+    assert isinstance(pool.queue, LaggingQueue)
+    pool.queue.lagging = True  # every completion is applied, then refused after a WAIT
+
+    pool.sup.stopping.request()
+    pool.advance(0)
+    pool.reply(0)  # the completion goes out at the stop's next step: it waits in the outbox
+    pool.advance(0)
+    pool.advance(0)  # the grace is over: the pool gives the outbox up
+
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.COMPLETED
+    (outcome,) = [outcome for job, outcome in pool.events.finished if job == job_id]
+    assert (outcome.kind, outcome.reason) == (OutcomeKind.ABANDONED, UNSENT_AT_STOP)
     assert pool.sup.finished
 
 

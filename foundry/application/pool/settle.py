@@ -49,6 +49,11 @@ STALE = "stale lease"
 #: The same, for a write sent before, whose earlier send the queue may have applied (then
 #: ended the job's later lease too): how the attempt ended is not known.
 UNCONFIRMED = "stale lease: an earlier send of its write, not confirmed, may have been applied"
+#: Why a write still in the outbox when a stop gives up on it ends its attempt abandoned.
+UNSENT_AT_STOP = (
+    "shutdown: its write was never confirmed, so how the attempt ended is unknown; the queue"
+    " returns the job only if the write was not applied"
+)
 
 
 @attrs.define
@@ -230,6 +235,22 @@ class Settler:
             extra={"job_id": lease.job_id, "attempt": lease.attempt, "queue": lease.queue},
         )
         self.finish(lease, Outcome.abandoned(reason), runtime_s)
+
+    def give_up_outbox(self) -> None:
+        """Stop retrying the outbox (a stop's grace is over): each of its writes failed and
+        may yet have been applied, so its attempt is reported abandoned with
+        ``UNSENT_AT_STOP``, not as returned to the queue."""
+        outbox, self.outbox = self.outbox, []
+        for pending in outbox:
+            lease = pending.lease
+            self._let_go(lease)
+            log.warning(
+                "job %s: %s",
+                lease.job_id,
+                UNSENT_AT_STOP,
+                extra={"job_id": lease.job_id, "attempt": lease.attempt, "queue": lease.queue},
+            )
+            self.finish(lease, Outcome.abandoned(UNSENT_AT_STOP), pending.runtime_s)
 
     def retry_outbox(self, now: float) -> None:
         """Retry the writes that failed, at most every ``OUTBOX_RETRY_S``; once one fails

@@ -506,8 +506,7 @@ class Supervisor:
                 settler.release(self.buffer.popleft())
         if step.overdue:
             self._kill_and_release()
-            for pending in list(settler.outbox):
-                settler.abandon(pending.lease, "shutdown: the queue was unreachable")
+            settler.give_up_outbox()
         settler.flush()
         if not any(slot.busy for slot in self.slots) and not settler.outbox:
             self.stopping.finished()
