@@ -31,8 +31,12 @@ class Outcome:
     * ``RETRIED``: the attempt failed (``error``); the job runs again after ``delay``.
     * ``DEAD``: the attempt failed and the job went to the dead letters with ``reason``.
     * ``RELEASED``: given back unrun or unfinished (shutdown); the attempt was not spent.
-    * ``ABANDONED``: the pool lost the lease (``reason``: fenced, stale lease); the queue
-      returns the job when the lease lapses, so it is neither done nor lost.
+    * ``ABANDONED``: the pool gave the attempt up without the queue taking a write of its
+      end (``reason``: fenced, lease lost, stale lease). The queue returns the job when its
+      lease lapses, unless a write of its end sent earlier and never confirmed was applied
+      after all: then the job ended as that write said. The reason says when that may be
+      so (a re-send refused as stale, a write still unconfirmed at a stop). Either way the
+      job is not lost.
     * ``CANCELLED``: a cancel stopped the job (``reason``); it does not run again.
     """
 
@@ -68,7 +72,7 @@ class Outcome:
 
     @classmethod
     def abandoned(cls, reason: str) -> Outcome:
-        """The lease was lost; the queue will recover the job."""
+        """The pool gave the attempt up (``reason``); see ``OutcomeKind.ABANDONED``."""
         return cls(OutcomeKind.ABANDONED, reason=reason)
 
 
@@ -97,6 +101,7 @@ class PoolObserver(Protocol):
         ...
 
     def leases_renewed(self, kept: int, lost: int) -> None:
-        """A batched renew kept ``kept`` leases; the queue no longer held ``lost`` of them
-        (their jobs are abandoned, each reported by ``job_finished``)."""
+        """A batched renew kept ``kept`` leases; the queue no longer held ``lost`` of them.
+        Each lost lease's attempt is reported by ``job_finished``: abandoned, or, when a write
+        of its end waits for the queue's answer, later, with that write's outcome."""
         ...
