@@ -1,25 +1,44 @@
 """An app with limited handlers for ``foundry work --app tests.e2e.limits_app:registry``.
 
 Each run appends ``<what> <key> <wall time>`` to the ledger named by ``FOUNDRY_E2E_LEDGER``,
-so a test can count the runs of one key that overlapped and measure a rate.
+so a test can count the runs of one key that overlapped. The worker's parent appends
+``claim api <deadline>`` for each tick it hands out: the lease deadline its claim got, the
+claim's time on the Redis server plus the lease (the same for every worker), so a test can
+check a rate where the queue applies it, on one clock, whatever the children's delays.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 
-from foundry import JobRegistry
+from foundry import JobRegistry, Middleware
+from foundry.ports import Lease
 
 QUEUE = "limits"
 LEDGER = "FOUNDRY_E2E_LEDGER"
+#: The ticks' rate: at most this many starts per second.
+TICK_RATE = 20
 
 registry = JobRegistry()
 
 
-def _record(what: str, key: str) -> None:
+def _record(what: str, key: str, at: float | None = None) -> None:
+    at = time.time() if at is None else at
     with open(os.environ[LEDGER], "a", encoding="utf-8") as ledger:
-        ledger.write(f"{what} {key} {time.time():.6f}\n")
+        ledger.write(f"{what} {key} {at:.6f}\n")
+
+
+class ClaimLedger(Middleware):
+    """Records the claim of each tick handed to a child (in the worker's parent)."""
+
+    def job_started(self, lease: Lease, child_pid: int, started_at: datetime) -> None:
+        if lease.job.name == "limits.tick":
+            _record("claim", "api", lease.deadline.timestamp())
+
+
+registry.use(ClaimLedger())
 
 
 @registry.job(name="limits.hold", queue=QUEUE, concurrency=5, limit_key="tenant:{tenant}")
@@ -30,7 +49,7 @@ def hold(tenant: str, ms: int) -> None:
     _record("end", tenant)
 
 
-@registry.job(name="limits.tick", queue=QUEUE, rate_limit="20/s", limit_key="api")
+@registry.job(name="limits.tick", queue=QUEUE, rate_limit=f"{TICK_RATE}/s", limit_key="api")
 def tick(n: int) -> None:
     """Start at the api's rate."""
     _record("tick", "api")

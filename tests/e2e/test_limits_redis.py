@@ -1,8 +1,9 @@
 """Limits across three ``foundry work`` processes on Redis: concurrency per key measured by
-the ledger's overlap count, and a rate measured from the starts."""
+the ledger's overlap count, and a rate checked on the claims' times on the Redis server."""
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import os
 import signal
@@ -18,13 +19,15 @@ import redis
 from foundry.adapters.clock import SystemClock
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.application.dispatcher import Dispatcher
-from tests.e2e.limits_app import LEDGER, QUEUE, hold, registry, stuck, tick
+from tests.e2e.limits_app import LEDGER, QUEUE, TICK_RATE, hold, registry, stuck, tick
 from tests.e2e.test_demo import ROOT, unique_prefix
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 # 300 intervals of 50 ms: 15 s at 20/s.
 TICKS = 301
+#: One turn of the ticks' rate, in milliseconds.
+INTERVAL_MS = 1000 // TICK_RATE
 
 
 @pytest.fixture
@@ -46,6 +49,21 @@ def _overlap(lines: list[list[str]], key: str) -> int:
         running += change
         most = max(most, running)
     return most
+
+
+def _too_close(claims_ms: list[int]) -> list[tuple[int, int]]:
+    """The claims (by index, in time order) closer than the rate allows: any ``m + 1``
+    consecutive starts span at least ``m - 1`` intervals."""
+    return [
+        (first, later)
+        for first, later in itertools.combinations(range(len(claims_ms)), 2)
+        if claims_ms[later] - claims_ms[first] < (later - first - 1) * INTERVAL_MS
+    ]
+
+
+def _busiest_second(claims_ms: list[int]) -> int:
+    """The most claims in one window of a second."""
+    return max(bisect.bisect_left(claims_ms, at + 1000) - i for i, at in enumerate(claims_ms))
 
 
 def _worker(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
@@ -84,11 +102,13 @@ def test_three_workers_keep_each_key_within_its_concurrency_and_rate(
     assert sum(1 for what, _, _ in lines if what == "end") == 40
     assert 3 <= _overlap(lines, "a") <= 5
     assert 3 <= _overlap(lines, "b") <= 5
-    starts = sorted(float(at) for what, _, at in lines if what == "tick")
-    assert len(starts) == TICKS
-    rate = (TICKS - 1) / (starts[-1] - starts[0])
-    gaps = sorted(round((later - earlier) * 1000) for earlier, later in itertools.pairwise(starts))
-    assert 18 <= rate <= 22, (rate, gaps[-10:])  # 20/s within 10 % (the longest gaps in ms)
+    assert sum(1 for what, _, _ in lines if what == "tick") == TICKS  # every tick ran
+    # The rate holds where the queue applies it, at the claims (the children start their
+    # handlers later, each after its own delay on a busy machine); no speed is asserted.
+    claims = sorted(round(float(at) * 1000) for what, _, at in lines if what == "claim")
+    assert len(claims) == TICKS
+    assert _too_close(claims) == [], _busiest_second(claims)
+    assert _busiest_second(claims) <= TICK_RATE + 1
     stats = queue.stats(QUEUE)
     assert (stats.pending, stats.active, stats.dead) == (0, 0, 0)
 
