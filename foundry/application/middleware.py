@@ -83,7 +83,7 @@ class Middleware:
 
     def job_finished(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
         """Parent: ``lease``'s attempt ended with ``outcome`` (completed, retried, dead,
-        released or abandoned: the lease was lost)."""
+        released or abandoned: see ``Outcome``)."""
 
     def child_recycled(self, child_pid: int, reason: str) -> None:
         """Parent: child ``child_pid`` is replaced for reaching a limit."""
