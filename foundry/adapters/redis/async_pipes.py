@@ -1,5 +1,6 @@
 """``Pipes``: the one pipe (``async_pipe``) of a client for the running loop and process,
-opened again once lost, its replies held to the client's socket timeout by a watchdog."""
+opened again once lost, its replies held to the client's socket timeout by a watchdog (an
+``async_alarm``, not a loop timer: the stock loop pays for a timer at every turn)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
+from foundry.adapters.redis.async_alarm import Alarm, call_at
 from foundry.adapters.redis.async_driver import transport_of
 from foundry.adapters.redis.async_pipe import Pipe, Settle, forks, open_pipe, raised
 from foundry.domain import ConfigurationError
@@ -18,7 +20,7 @@ from foundry.domain import ConfigurationError
 class Pipes:
     """The pipe of one client for the running loop and process: opened once for every caller
     that needs it, opened again (by the next caller) once lost, and its replies held to the
-    client's socket timeout by one watchdog timer, re-armed only when it fires."""
+    client's socket timeout by one watchdog alarm, set again only when it rings."""
 
     def __init__(self, client: redis.asyncio.Redis, settle: Settle = raised) -> None:
         self._client = client
@@ -31,7 +33,7 @@ class Pipes:
         #: The client's retry policy (a redis-py ``Retry``) and socket timeout (s).
         self._retry: Any = None
         self._timeout: float | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog: Alarm | None = None
 
     def send(self, packed: bytes) -> asyncio.Future[Any] | None:
         """``packed`` sent on the open pipe, if this loop and process have one: the future of
@@ -46,9 +48,10 @@ class Pipes:
         timeout = self._timeout
         if timeout is None:
             return pipe.send(packed)
+        due = monotonic() + timeout
         if self._watchdog is None:
-            self._watchdog = loop.call_later(timeout, self._check, loop)
-        return pipe.send(packed, monotonic() + timeout)
+            self._watchdog = call_at(due, loop, self._check, loop)
+        return pipe.send(packed, due)
 
     def retry(self) -> Any:
         """The client's retry policy (a redis-py ``Retry``: its methods are untyped)."""
@@ -69,12 +72,13 @@ class Pipes:
         return await asyncio.shield(self._opening)
 
     def due(self, pipe: Pipe) -> float:
-        """When a reply to a call written now is due (0: never); arms the watchdog."""
+        """When a reply to a call written now is due (0: never); sets the watchdog."""
         if self._timeout is None:
             return 0.0
+        due = monotonic() + self._timeout
         if self._watchdog is None:
-            self._watchdog = pipe.loop.call_later(self._timeout, self._check, pipe.loop)
-        return monotonic() + self._timeout
+            self._watchdog = call_at(due, pipe.loop, self._check, pipe.loop)
+        return due
 
     async def close(self) -> None:
         """Close this loop's pipe (a later ``open`` opens another)."""
@@ -136,7 +140,7 @@ class Pipes:
         if now >= due:
             pipe.close(redis.TimeoutError(f"no reply from Redis within {self._timeout} s"))
         else:
-            self._watchdog = loop.call_later(due - now, self._check, loop)
+            self._watchdog = call_at(due, loop, self._check, loop)
 
 
 def _here() -> tuple[asyncio.AbstractEventLoop, int]:

@@ -8,9 +8,10 @@ before its reply is sent again under the connection's retry policy, and a call R
 "Function not found" (restarted without persistence, ``FUNCTION FLUSH``) is sent again once the
 library is loaded, since it never ran. Error replies are raised to their own caller only.
 
-The client's socket timeout applies to each reply: one watchdog timer, re-armed only when it
-fires, drops the connection when the oldest awaited reply is late, and the calls awaiting it
-are sent again (or fail, once the retries are spent, with ``redis.TimeoutError``).
+The client's socket timeout applies to each reply: one watchdog (an alarm rung by a thread of
+the process, set again only when it rings) drops the connection when the oldest awaited reply
+is late, and the calls awaiting it are sent again (or fail, once the retries are spent, with
+``redis.TimeoutError``).
 
 The connection is this runner's own (opened with the client's settings, outside its pool) and
 belongs to the event loop and process that opened it: another loop or a forked child opens a
