@@ -20,7 +20,6 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import hiredis
@@ -64,10 +63,11 @@ class Pipe:
         #: a callback scheduled during a read only after another select, a turn ``wake``
         #: saves; uvloop runs it in the same turn.
         self.wakes = isinstance(loop, asyncio.BaseEventLoop)
-        #: A new future: asyncio's own loops make plain ones (``wake`` needs them), built
-        #: here without ``create_future``'s Python frame.
+        #: A new future: asyncio's own loops make plain ones (``wake`` needs them), of the
+        #: running loop (calls are sent from the pipe's loop), without ``create_future``'s
+        #: Python frame or a ``loop`` keyword to parse.
         self._future: Callable[[], asyncio.Future[Any]] = (
-            partial(asyncio.Future, loop=loop) if self.wakes else loop.create_future
+            asyncio.Future if self.wakes else loop.create_future
         )
         #: Writes bytes now, or as soon as the connection takes them; a failure is handled
         #: later in the turn, as a transport's is (the caller's future is not yet awaited).
@@ -174,10 +174,11 @@ class Pipe:
 class SocketPipe(Pipe):
     """A pipe on the connection's socket itself, for plain TCP and Unix sockets on asyncio's
     selector loops: the loop calls ``_readable`` when replies arrive, which reads them into a
-    buffer of its own, and calls are written with ``socket.send``, the part the socket does
-    not take at once when it is writable again. The transport redis-py opened stays paused
-    and unused (closed with the pipe): its ``write`` and its read callbacks are three Python
-    frames per round trip, and its read a 256 KiB allocation.
+    buffer of its own, and calls are written on its descriptor (``os.write``: ``socket.send``
+    parses its arguments the slow way), the part the socket does not take at once when it is
+    writable again. The transport redis-py opened stays paused and unused (closed with the
+    pipe): its ``write`` and its read callbacks are three Python frames per round trip, and
+    its read a 256 KiB allocation.
     """
 
     #: Bytes read at most per ``recv_into`` (replies larger than it take several reads).
@@ -203,24 +204,49 @@ class SocketPipe(Pipe):
         self._released = False
         loop.add_reader(self._fd, self._readable)
 
+    def send(self, packed: bytes, due: float = 0.0) -> asyncio.Future[Any]:
+        """``Pipe.send``, a call that goes out at once written here (no frame between)."""
+        if self._waiting or self._unsent:
+            self._join(packed)
+        else:
+            try:
+                sent = os.write(self._fd, packed)
+            except OSError as error:
+                sent = self._refused(error, len(packed))
+            if sent < len(packed):
+                self._keep(packed, sent)
+        future: asyncio.Future[Any] = asyncio.Future()
+        self._waiting.append((future, due, packed))
+        return future
+
     def _send(self, data: bytes) -> None:
         if self._unsent:
             self._unsent += data
             return
         try:
-            sent = self._socket.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
+            sent = os.write(self._fd, data)
         except OSError as error:
-            self.loop.call_soon(self._drop, error)
-            return
+            sent = self._refused(error, len(data))
         if sent < len(data):
-            self._unsent += memoryview(data)[sent:]
-            self.loop.add_writer(self._fd, self._writable)
+            self._keep(data, sent)
+
+    def _refused(self, error: OSError, size: int) -> int:
+        """How much of ``size`` bytes a write that raised ``error`` leaves done: none if the
+        socket is full, all if the connection is gone (dropped later in the turn, as a
+        transport's failure is: the caller's future is not yet awaited)."""
+        if isinstance(error, (BlockingIOError, InterruptedError)):
+            return 0
+        self.loop.call_soon(self._drop, error)
+        return size
+
+    def _keep(self, data: bytes, sent: int) -> None:
+        """Keep what the socket did not take, for when it is writable again."""
+        self._unsent += memoryview(data)[sent:]
+        self.loop.add_writer(self._fd, self._writable)
 
     def _writable(self) -> None:
         try:
-            sent = self._socket.send(self._unsent)
+            sent = os.write(self._fd, self._unsent)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as error:
@@ -254,6 +280,7 @@ class SocketPipe(Pipe):
         self.loop.remove_reader(self._fd)
         self.loop.remove_writer(self._fd)
         self._socket.close()
+        self._fd = -1  # a later write fails (EBADF), never reaching a socket that took the number
         self._unsent.clear()
         self._transport.abort()
 

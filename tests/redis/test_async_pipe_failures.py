@@ -1,9 +1,11 @@
-"""The client's socket timeout on the asyncio pipe: a reply later than it fails its caller and
-drops the pipe, and the watchdog that keeps it schedules nothing on the event loop."""
+"""How the asyncio pipe fails: a reply later than the client's socket timeout, or a write the
+connection refuses, fails its caller and drops the pipe; the watchdog that keeps the timeout
+schedules nothing on the event loop."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 
+from foundry.adapters.redis.async_pipe import SocketPipe
 from foundry.adapters.redis.async_pipes import Pipes
 from foundry.adapters.redis.async_runner import pack_command
 from foundry.adapters.redis.connection import RedisSettings, connect_async
@@ -80,3 +83,23 @@ def test_replies_awaited_under_the_socket_timeout_schedule_no_timer_on_the_loop(
 
     assert replies == [b"PONG"] * 6
     assert scheduled == 0
+
+
+def test_a_write_the_connection_refuses_fails_its_caller_and_drops_the_pipe(redis_url: str) -> None:
+    async def main() -> tuple[list[Any], bool, Any]:
+        pipes = Pipes(connect_async(RedisSettings(url=redis_url)))
+        pipe = await pipes.open()
+        assert isinstance(pipe, SocketPipe)
+        pipe._socket.shutdown(socket.SHUT_WR)  # every write on it fails from now on
+        # Sent in this step, before the loop reads Redis's end of the connection.
+        refused = await asyncio.gather(pipes.send(pack_command(["PING"])), return_exceptions=True)
+        reopened = await pipes.open()
+        reply = await _sent(pipes, "PING")
+        await pipes.close()
+        return refused, reopened is pipe, reply
+
+    refused, same, reply = asyncio.run(main())
+
+    assert [type(error) for error in refused] == [redis.ConnectionError]
+    assert "connection to Redis lost: [Errno 32] Broken pipe" in str(refused[0])
+    assert (same, reply) == (False, b"PONG")
