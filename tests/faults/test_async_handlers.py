@@ -78,7 +78,7 @@ def test_a_handler_that_blocks_its_loop_past_the_hard_limit_is_killed_and_retrie
     tmp_path: Path, seed: int
 ) -> None:
     scenario = Scenario(tmp_path, seed)
-    # The second attempt must end by its soft limit, in a new child at nice 10 that a loaded
+    # The second attempt must end by its soft limit, in a new child that a loaded
     # machine may starve for most of a second: the hard limit leaves it time.
     holding = scenario.job(
         "awork",

@@ -22,7 +22,7 @@ from tests.faults.pool_scenario import Scenario
 
 FAST_IDLE = timedelta(milliseconds=50)
 #: The hard limit of a job whose first attempt meets it and whose second must not: that
-#: attempt runs in the child forked to replace the killed one, at nice 10, which a loaded
+#: attempt runs in the child forked to replace the killed one, which a loaded
 #: machine may starve for most of a second before it reads the job (the parent counts the
 #: limit from the hand-over).
 RETRY_ROOM = timedelta(seconds=3)
