@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, Unpack, overload
 
 import attrs
 
@@ -44,8 +44,7 @@ def _defaults(handler: Handler) -> Mapping[str, Any]:
     }
 
 
-@attrs.frozen
-class Arguments:
+class Arguments(NamedTuple):
     """The keyword arguments a handler takes: which it requires and which it accepts.
 
     ``accepted`` is ``None`` when the function takes ``**kwargs`` (any name goes).

@@ -12,6 +12,7 @@ import enum
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import attrs
 
@@ -38,8 +39,7 @@ class Act(enum.Enum):
     KILL_STUCK = "kill stuck"  # asked to exit and still there: SIGKILL, stop waiting for it
 
 
-@attrs.frozen
-class Signal:
+class Signal(NamedTuple):
     """A signal the supervisor sends to the child of ``slot`` now."""
 
     slot: int

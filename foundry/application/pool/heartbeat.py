@@ -9,8 +9,6 @@ import socket
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-import attrs
-
 from foundry.application.outcome import Outcome, OutcomeKind
 from foundry.domain import FoundryError
 from foundry.ports import Clock, WorkerInfo, WorkerRegistry
@@ -18,7 +16,6 @@ from foundry.ports import Clock, WorkerInfo, WorkerRegistry
 log = logging.getLogger(__name__)
 
 
-@attrs.define
 class PoolCounters:
     """Attempts that ended, by outcome, and their total run time.
 
@@ -26,11 +23,14 @@ class PoolCounters:
     split into ``retried`` and ``dead``. Released and abandoned jobs count in none of them.
     """
 
-    processed: int = 0
-    failed: int = 0
-    retried: int = 0
-    dead: int = 0
-    runtime_s: float = 0.0
+    __slots__ = ("dead", "failed", "processed", "retried", "runtime_s")
+
+    def __init__(self) -> None:
+        self.processed = 0
+        self.failed = 0
+        self.retried = 0
+        self.dead = 0
+        self.runtime_s = 0.0
 
     def record(self, outcome: Outcome, runtime_s: float) -> None:
         """Count one ended attempt."""

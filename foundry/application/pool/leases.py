@@ -19,12 +19,14 @@ from foundry.ports import Lease
 RENEW_RETRY_S = 0.5
 
 
-@attrs.define
 class Held:
     """One lease and the local deadline by which its job must be finished or abandoned."""
 
-    lease: Lease
-    deadline: float
+    __slots__ = ("deadline", "lease")
+
+    def __init__(self, lease: Lease, deadline: float) -> None:
+        self.lease = lease
+        self.deadline = deadline
 
 
 class LeaseBook:

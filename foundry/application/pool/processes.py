@@ -13,8 +13,6 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkProcess
 
-import attrs
-
 from foundry.application.pool.child import child_main
 from foundry.application.pool.watchdog import new_fence, set_fence
 from foundry.application.pool.wire import STOP, framed, write_all
@@ -23,13 +21,15 @@ from foundry.application.registry import JobRegistry
 log = logging.getLogger(__name__)
 
 
-@attrs.define
 class Child:
     """A forked child and the parent's end of its pipe."""
 
-    process: ForkProcess
-    conn: Connection
-    fence: mmap.mmap
+    __slots__ = ("conn", "fence", "process")
+
+    def __init__(self, process: ForkProcess, conn: Connection, fence: mmap.mmap) -> None:
+        self.process = process
+        self.conn = conn
+        self.fence = fence
 
     @property
     def pid(self) -> int:

@@ -9,8 +9,7 @@ stop the pool with exit code 1, as children that keep dying before they are read
 from __future__ import annotations
 
 import logging
-
-import attrs
+from typing import NamedTuple
 
 from foundry.application.pool.slots import Slot, SlotState
 from foundry.application.pool.workforce import Workforce
@@ -25,8 +24,7 @@ SPAWN_BACKOFF_S = 0.5
 SPAWN_BACKOFF_MAX_S = 8.0
 
 
-@attrs.frozen
-class Spawned:
+class Spawned(NamedTuple):
     """What a fork attempt left: the slot's new state, and whether the pool must stop."""
 
     slot: Slot

@@ -56,7 +56,7 @@ UNSENT_AT_STOP = (
 )
 
 
-@attrs.define
+@attrs.define(eq=False)
 class Pending:
     """A write that failed for want of the backend, to be retried."""
 

@@ -9,8 +9,6 @@ import enum
 from collections.abc import Sequence
 from datetime import datetime
 
-import attrs
-
 from foundry.ports import Lease
 
 
@@ -26,29 +24,33 @@ class SlotState(enum.Enum):
     GONE = "gone"  # exited and not replaced (shutdown)
 
 
-@attrs.define
 class Running:
     """A job a child is running, and the times that bound it (monotonic seconds)."""
 
-    lease: Lease
-    started_at: datetime
-    started: float
-    hard_at: float
-    term_at: float | None = None
-    killed: bool = False
-    stop: str | None = None  # a cancel asked the job to stop: its reason
+    __slots__ = ("hard_at", "killed", "lease", "started", "started_at", "stop", "term_at")
+
+    def __init__(self, lease: Lease, started_at: datetime, started: float, hard_at: float) -> None:
+        self.lease = lease
+        self.started_at = started_at
+        self.started = started
+        self.hard_at = hard_at
+        self.term_at: float | None = None
+        self.killed = False
+        self.stop: str | None = None  # a cancel asked the job to stop: its reason
 
 
-@attrs.define
 class Slot:
     """One child process of the pool (replaced children reuse their slot)."""
 
-    index: int
-    pid: int = 0
-    state: SlotState = SlotState.STARTING
-    job: Running | None = None
-    tasks: int = 0
-    kill_at: float = float("inf")
+    __slots__ = ("index", "job", "kill_at", "pid", "state", "tasks")
+
+    def __init__(self, index: int, pid: int = 0, state: SlotState = SlotState.STARTING) -> None:
+        self.index = index
+        self.pid = pid
+        self.state = state
+        self.job: Running | None = None
+        self.tasks = 0
+        self.kill_at = float("inf")
 
     @property
     def busy(self) -> bool:

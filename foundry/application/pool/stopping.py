@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-
-import attrs
+from typing import NamedTuple
 
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.slots import Slot
@@ -26,8 +25,7 @@ KILL_WAIT_S = 2.0
 BURST_HORIZON_S = 10.0
 
 
-@attrs.frozen
-class Step:
+class Step(NamedTuple):
     """What a shutdown in progress calls for now."""
 
     begun: bool  # it starts now: release the prefetched jobs
@@ -121,8 +119,7 @@ class Stopping:
         return Left(delayed, paused, tuple(broken))
 
 
-@attrs.frozen
-class Left:
+class Left(NamedTuple):
     """The jobs a burst worker leaves: delayed (not due soon), in paused or broken queues."""
 
     delayed: dict[str, int]

@@ -10,8 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
-
-import attrs
+from typing import NamedTuple
 
 from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
@@ -25,8 +24,7 @@ log = logging.getLogger(__name__)
 REAP_EVERY_S = 5.0
 
 
-@attrs.frozen
-class Renewed:
+class Renewed(NamedTuple):
     """A batched renew that the queue answered: the leases it no longer holds for us."""
 
     lost: tuple[Lease, ...]

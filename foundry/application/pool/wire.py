@@ -35,7 +35,7 @@ _READ_AHEAD = 65536
 Task = tuple[str, str, dict[str, Any], int, str, float, str, dict[str, str], int]
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Reply:
     """A child's answer to one task."""
 
