@@ -173,6 +173,9 @@ if TYPE_CHECKING:
     from foundry.domain import (
         UnknownHandler as UnknownHandler,
     )
+    from foundry.domain import (
+        WriteNotReplicated as WriteNotReplicated,
+    )
     from foundry.entrypoints.connect import Connection as Connection
     from foundry.entrypoints.connect import connect as connect
     from foundry.entrypoints.settings import Driver as Driver
@@ -274,6 +277,7 @@ __all__ = [
     "QueueStats",
     "QueueBroken",
     "QueueUnavailable",
+    "WriteNotReplicated",
     "ResultTimeout",
     "Rate",
     "RetryPolicy",
@@ -365,6 +369,7 @@ _HOMES = {
     "Progress": "foundry.domain",
     "QueueBroken": "foundry.domain",
     "QueueUnavailable": "foundry.domain",
+    "WriteNotReplicated": "foundry.domain",
     "ResultTimeout": "foundry.domain",
     "RetryPolicy": "foundry.domain",
     "Limit": "foundry.domain",

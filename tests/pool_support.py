@@ -19,7 +19,14 @@ from foundry.application.pool.heartbeat import Heartbeat
 from foundry.application.pool.supervisor import Supervisor
 from foundry.application.pool.wire import Reply, Task, decode_task
 from foundry.application.registry import JobRegistry
-from foundry.domain import Decision, ErrorInfo, Job, JobState, QueueUnavailable
+from foundry.domain import (
+    Decision,
+    ErrorInfo,
+    Job,
+    JobState,
+    QueueUnavailable,
+    WriteNotReplicated,
+)
 from foundry.ports import ClaimRequest, Lease, WorkerRegistry
 
 #: An idle wait short enough that a test's claim never blocks for long.
@@ -201,7 +208,7 @@ class LaggingQueue(FlakyQueue):
             self._writing = False
         self.blocked_at.append(self._lag_clock.now().timestamp())
         self._lag_clock.advance(WAIT_S)
-        raise QueueUnavailable("written, but the replicas did not confirm it in time (test)")
+        raise WriteNotReplicated("written, but the replicas did not confirm it in time (test)")
 
 
 @attrs.define

@@ -85,6 +85,9 @@ if TYPE_CHECKING:
     from foundry.domain.errors import (
         UnknownHandler as UnknownHandler,
     )
+    from foundry.domain.errors import (
+        WriteNotReplicated as WriteNotReplicated,
+    )
     from foundry.domain.job import (
         DEFAULT_QUEUE as DEFAULT_QUEUE,
     )
@@ -280,6 +283,7 @@ __all__ = [
     "Progress",
     "QueueBroken",
     "QueueUnavailable",
+    "WriteNotReplicated",
     "ResultTimeout",
     "Retry",
     "Rate",
@@ -322,6 +326,7 @@ _HOMES = {
     "PermanentFailure": "foundry.domain.errors",
     "QueueBroken": "foundry.domain.errors",
     "QueueUnavailable": "foundry.domain.errors",
+    "WriteNotReplicated": "foundry.domain.errors",
     "StaleEffect": "foundry.domain.errors",
     "StaleLease": "foundry.domain.errors",
     "UndecodableJob": "foundry.domain.errors",

@@ -106,6 +106,12 @@ class QueueBroken(QueueUnavailable):
         )
 
 
+class WriteNotReplicated(QueueUnavailable):
+    """The master took a write but too few replicas acknowledged it in time
+    (``REDIS_WAIT_REPLICAS``): not an outage, and the write may stand; it may be retried with the
+    same job id (writes are idempotent)."""
+
+
 class CacheError(FoundryError):
     """The cache could not do what was asked."""
 

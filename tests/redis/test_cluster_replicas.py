@@ -16,7 +16,7 @@ import foundry
 from foundry.adapters.redis.connection import RedisSettings, connect
 from foundry.adapters.redis.durability import Durability
 from foundry.adapters.redis.queue import RedisQueue
-from foundry.domain import Job, QueueUnavailable
+from foundry.domain import Job, WriteNotReplicated
 from foundry.ports import ClaimRequest
 from tests.backends import LEASE, unique_prefix
 from tests.redis.test_connection_refusals import foundry_cli
@@ -58,9 +58,9 @@ def test_an_enqueue_and_a_completion_wait_for_the_replica_of_their_master(
 
     replica.pause()  # only this one: a WAIT sent to any other master would be answered
     try:
-        with pytest.raises(QueueUnavailable, match=HELD_BY_NONE):
+        with pytest.raises(WriteNotReplicated, match=HELD_BY_NONE):
             hasty.enqueue(Job("task", id="j2", queue="orders"))
-        with pytest.raises(QueueUnavailable, match=HELD_BY_NONE):
+        with pytest.raises(WriteNotReplicated, match=HELD_BY_NONE):
             hasty.complete(lease, "done")
     finally:
         replica.resume()
@@ -86,7 +86,7 @@ def test_the_asyncio_producer_waits_for_the_replica_of_the_jobs_master(
 
     replica.pause()
     try:
-        with pytest.raises(QueueUnavailable, match=HELD_BY_NONE):
+        with pytest.raises(WriteNotReplicated, match=HELD_BY_NONE):
             asyncio.run(enqueue("j1"))
     finally:
         replica.resume()

@@ -15,7 +15,7 @@ import foundry
 from foundry.adapters.redis.connection import RedisSettings, connect
 from foundry.adapters.redis.durability import Durability
 from foundry.adapters.redis.queue import RedisQueue
-from foundry.domain import Job, QueueUnavailable
+from foundry.domain import Job, WriteNotReplicated
 from foundry.ports import ClaimRequest
 from tests.backends import LEASE, unique_prefix
 from tests.redis.test_connection_refusals import foundry_cli
@@ -60,9 +60,9 @@ def test_a_replica_that_does_not_answer_makes_enqueue_and_complete_fail_naming_t
     replica.pause()
     try:
         plain.enqueue(Job("task"))  # without the setting nothing waits
-        with pytest.raises(QueueUnavailable, match="REDIS_WAIT_REPLICAS=1") as enqueueing:
+        with pytest.raises(WriteNotReplicated, match="REDIS_WAIT_REPLICAS=1") as enqueueing:
             queue.enqueue(Job("task", id="j2"))
-        with pytest.raises(QueueUnavailable, match="held by 0 of 1 replica"):
+        with pytest.raises(WriteNotReplicated, match="held by 0 of 1 replica"):
             queue.complete(lease, "done")
     finally:
         replica.resume()
@@ -101,6 +101,6 @@ def test_the_asyncio_producer_waits_for_the_replicas_too(
         async with foundry.connect(settings) as fx:
             await fx.async_queue.enqueue(Job("task", id="j1"))
 
-    with pytest.raises(QueueUnavailable, match=r"held by 0 of 1 replica\(s\) after 0.5 s"):
+    with pytest.raises(WriteNotReplicated, match=r"held by 0 of 1 replica\(s\) after 0.5 s"):
         asyncio.run(enqueue())
     assert server.client().hlen(b"foundry:{default}:jobs") == 1  # on the master all the same

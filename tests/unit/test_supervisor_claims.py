@@ -8,6 +8,7 @@ import attrs
 
 from foundry.adapters.clock import ManualClock
 from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.settle import FLUSH_AFTER_S
 from foundry.domain import JobState
 from foundry.ports import ClaimRequest, Lease
 from tests.pool_support import FAST, BatchingQueue, FlakyQueue, Harness, LaggingQueue
@@ -431,3 +432,24 @@ def test_a_claim_that_failed_after_blocking_is_sent_again_an_idle_wait_after_it_
     failed_at = started_at + 1 + REPLY_TIMEOUT_S
     assert early == [started_at, started_at + 1]
     assert queue.claimed_at == [started_at, started_at + 1, failed_at + 1]
+
+
+def test_held_jobs_wait_once_a_completion_finds_the_queue_unreachable() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST, cancel_check=None))
+    pool.enqueue(100)
+    pool.start()
+    pool.reply(0, runtime=0.005)
+    pool.reply(0, runtime=0.005)  # 4 held
+    pool.advance(2 * FLUSH_AFTER_S)  # the first reap; no renew or reap due for seconds now
+    pool.queue.down = True
+
+    pool.reply(0, runtime=0.005)  # a held job starts
+    pool.clock.advance(timedelta(seconds=2 * FLUSH_AFTER_S))
+    pool.sup.quiet(pool.now)  # a quiet moment: the completion's write fails
+    pool.reply(0, runtime=0.005)
+
+    assert pool.sup.slots[0].job is None  # a start that could not be reported: none
+    assert len(pool.sup.buffer) == 3
+    pool.queue.down = False
+    pool.advance(1.0)  # the outbox's retry and a renew go through
+    assert pool.sup.slots[0].job is not None

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import redis
 from redis.sentinel import MasterNotFoundError
 
+from foundry.adapters.redis.durability import ReplicasBehind
 from foundry.domain import (
     CacheError,
     CacheUnavailable,
@@ -21,6 +22,7 @@ from foundry.domain import (
     InvalidCacheValue,
     QueueUnavailable,
     UndecodableValue,
+    WriteNotReplicated,
 )
 
 #: A refused connection, by kind: what failed and how to fix it.
@@ -82,6 +84,8 @@ def translated(
             "check REDIS_URL and the server, then retry (writes are idempotent)",
             job_id=job_id,
         )
+    if isinstance(error, ReplicasBehind):
+        return WriteNotReplicated(f"Redis took {what} but {error}", job_id=job_id)
     return QueueUnavailable(f"Redis refused {what}: {error}", job_id=job_id)
 
 

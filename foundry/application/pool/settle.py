@@ -13,6 +13,7 @@ ended; a re-send refused as stale leaves that unknown, and is reported as such.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from random import Random
@@ -24,15 +25,18 @@ from foundry.application.hooks import Observers
 from foundry.application.outcome import Outcome
 from foundry.application.pool.heartbeat import PoolCounters
 from foundry.application.pool.leases import LeaseBook
+from foundry.application.pool.outage import Outage
 from foundry.domain import (
     Cancel,
     Dead,
     Decision,
     ErrorInfo,
     InvalidResult,
+    QueueBroken,
     QueueUnavailable,
     Retry,
     StaleLease,
+    WriteNotReplicated,
 )
 from foundry.ports import ClaimRequest, Clock, Lease, QueuePort
 
@@ -85,6 +89,8 @@ class Settler:
         observers: Observers,
         rng: Random,
         before_write: Callable[[], None] = lambda: None,
+        outage: Outage | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue = queue
         self._clock = clock
@@ -93,6 +99,8 @@ class Settler:
         self._observers = observers
         self._rng = rng
         self._before_write = before_write
+        self._outage = outage or Outage()
+        self._monotonic = monotonic
         self.outbox: list[Pending] = []
         self._resending: Pending | None = None  # the outbox write being sent again
         self._retry_at = 0.0
@@ -134,8 +142,10 @@ class Settler:
             self._postpone(batch, error)
             return
         except InvalidResult:
+            self._answered()
             self._one_by_one(batch)
             return
+        self._answered()
         self._settled(batch, applied)
 
     def flush_and_claim(self, request: ClaimRequest) -> list[Lease]:
@@ -155,12 +165,14 @@ class Settler:
             self._postpone(batch, error)
             raise
         except InvalidResult:  # refused before anything was written
+            self._answered()
             self._one_by_one(batch)
             self._before_write()
             return self._queue.claim(request)
         except BaseException:
             self.batched = batch + self.batched
             raise
+        self._answered()
         self._settled(batch, applied)
         return claimed
 
@@ -171,7 +183,8 @@ class Settler:
             if self._book.holds(lease):  # else a write before abandoned it
                 self._write(lease, _completion(self._queue, result), _COMPLETED, runtime_s)
 
-    def _postpone(self, batch: list[tuple[Lease, Any, float]], error: Exception) -> None:
+    def _postpone(self, batch: list[tuple[Lease, Any, float]], error: QueueUnavailable) -> None:
+        self._unavailable(f"completing {len(batch)} job(s)", error)
         log.error("queue unavailable, will retry %s completions: %s", len(batch), error)
         for lease, result, runtime_s in batch:
             write = _completion(self._queue, result)
@@ -318,20 +331,35 @@ class Settler:
         try:
             write(self._latest(lease))
         except StaleLease as error:
+            self._answered()
             self._let_go(lease)
             log.warning("%s", error)
             self.finish(lease, Outcome.abandoned(UNCONFIRMED if resent else STALE), runtime_s)
         except InvalidResult as error:  # a completion the queue refused: the attempt failed
+            self._answered()
             self.fail(lease, ErrorInfo.from_exception(error), runtime_s)
         except QueueUnavailable as error:
+            self._unavailable(f"writing job {lease.job_id}", error)
             if not (resent or self.outbox):  # else logged when it first failed
                 log.error("queue unavailable, will retry writing job %s: %s", lease.job_id, error)
             self.outbox.append(Pending(lease, write, outcome, runtime_s))
             return False
         else:
+            self._answered()
             self._let_go(lease)
             self.finish(lease, outcome, runtime_s)
         return True
+
+    def _unavailable(self, what: str, error: QueueUnavailable) -> None:
+        """A write found the queue unreachable: the pool's outage starts (so held jobs wait,
+        their starts could not be reported). Replicas behind or a broken queue is no outage."""
+        if not isinstance(error, WriteNotReplicated | QueueBroken):
+            self._outage.failed(what, error, self._monotonic())
+
+    def _answered(self) -> None:
+        """The queue answered a write: an outage the pool was in has ended."""
+        if self._outage.down:
+            self._outage.ok(self._monotonic())
 
     def _sent(self, lease: Lease) -> bool:
         """Whether a write of ``lease``'s end was sent and waits for the queue's answer."""

@@ -73,6 +73,7 @@ class Supervisor:
         self.heartbeat = heartbeat
         self._book = LeaseBook(config.lease.total_seconds())
         self._counters = PoolCounters()
+        outage = self._outage = Outage()
         self.settler = Settler(
             queue,
             clock=clock,
@@ -81,12 +82,13 @@ class Supervisor:
             observers=registry.hooks.observer(observer),
             rng=rng or Random(),
             before_write=self._keep_leases,
+            outage=outage,
+            monotonic=monotonic,
         )
         self._failures = Failures(
             self.settler, config, clock=clock, host=heartbeat.host, started_at=heartbeat.started_at
         )
         self.stopping = Stopping(config, queue)
-        outage = self._outage = Outage()
         self._quarantine = Quarantine()
         self._claimer = Claimer(
             self.settler,
