@@ -166,5 +166,8 @@ _HELP = {
     "dead": "Jobs that went to the dead letters.",
     "released": "Jobs given back unfinished without spending the attempt (shutdown).",
     "cancelled": "Running jobs stopped by a cancel (they do not run again).",
-    "lease_lost": "Attempts abandoned because the pool lost the lease (the queue returns the job).",
+    "lease_lost": (
+        "Attempts the pool abandoned without the queue taking a write of their end (the queue "
+        "returns the job unless an unconfirmed earlier write was applied)."
+    ),
 }
