@@ -161,6 +161,51 @@ class CombiningQueue(BatchingQueue):
         return super().complete_and_claim(leases, results, request)
 
 
+#: How long a call blocks before it fails while the queue is down (a reply timeout).
+REPLY_TIMEOUT_S = 3.0
+
+
+class StalledQueue(FlakyQueue):
+    """A flaky memory queue whose calls named in ``stalls`` (``claim``, ``renew``), while
+    ``down``, block ``REPLY_TIMEOUT_S`` (the clock moves) before they fail, as a Redis that
+    stopped answering makes them; it records when each claim and renewal was sent."""
+
+    stalls: frozenset[str] = frozenset()
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self._stall_clock = clock
+        self.claimed_at: list[float] = []
+        self.renewed_at: list[float] = []
+
+    def claim(self, request: ClaimRequest) -> list[Lease]:
+        self.claimed_at.append(self._send("claim"))
+        return super().claim(request)
+
+    def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
+        self.renewed_at.append(self._send("renew"))
+        return super().renew(leases, duration)
+
+    def _send(self, call: str) -> float:
+        """When ``call`` was sent; the clock moves past its reply timeout if it stalls."""
+        sent = self._stall_clock.now().timestamp()
+        if self.down and call in self.stalls:
+            self._stall_clock.advance(timedelta(seconds=REPLY_TIMEOUT_S))
+        return sent
+
+
+class StalledClaims(StalledQueue):
+    """Claims stall while the queue is down."""
+
+    stalls = frozenset({"claim"})
+
+
+class StalledRenewals(StalledQueue):
+    """Renewals stall while the queue is down."""
+
+    stalls = frozenset({"renew"})
+
+
 class LaggingQueue(FlakyQueue):
     """A flaky memory queue whose replicas lag while ``lagging``, as under
     ``REDIS_WAIT_REPLICAS``: a write that waits for them (a completion, a failure, a claim

@@ -6,32 +6,20 @@ from datetime import timedelta
 
 import attrs
 
-from foundry.adapters.clock import ManualClock
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.settle import FLUSH_AFTER_S
 from foundry.domain import JobState
 from foundry.ports import ClaimRequest, Lease
-from tests.pool_support import FAST, BatchingQueue, FlakyQueue, Harness, LaggingQueue
+from tests.pool_support import (
+    FAST,
+    REPLY_TIMEOUT_S,
+    BatchingQueue,
+    Harness,
+    LaggingQueue,
+    StalledClaims,
+)
 
 WINDOW_20_MS = timedelta(milliseconds=20)
-#: How long a claim blocks before it fails while the queue is down (a reply timeout).
-REPLY_TIMEOUT_S = 3.0
-
-
-class StalledClaims(FlakyQueue):
-    """A flaky memory queue whose claims, while ``down``, block ``REPLY_TIMEOUT_S`` (the
-    clock moves) before they fail, as a Redis that stopped answering makes them."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        super().__init__(clock)
-        self._stall_clock = clock
-        self.claimed_at: list[float] = []  # when each claim was sent
-
-    def claim(self, request: ClaimRequest) -> list[Lease]:
-        self.claimed_at.append(self._stall_clock.now().timestamp())
-        if self.down:
-            self._stall_clock.advance(timedelta(seconds=REPLY_TIMEOUT_S))
-        return super().claim(request)
 
 
 def test_nothing_is_claimed_until_a_child_reports_ready() -> None:

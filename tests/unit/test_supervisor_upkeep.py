@@ -3,37 +3,15 @@ lost leases, outages logged once (fake children, a memory queue, a manual clock)
 """
 
 import logging
-from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
 
-from foundry.adapters.clock import ManualClock
 from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.config import PoolConfig
 from foundry.domain import JobState
-from foundry.ports import Lease
 from tests.log_support import foundry_messages
-from tests.pool_support import FAST, FlakyQueue, Harness
-
-#: How long a renewal blocks before it fails while the queue is down (a reply timeout).
-REPLY_TIMEOUT_S = 3.0
-
-
-class StalledQueue(FlakyQueue):
-    """A flaky memory queue whose renewals, while ``down``, block ``REPLY_TIMEOUT_S`` (the
-    clock moves) before they fail, as a Redis that stopped answering makes them."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        super().__init__(clock)
-        self._stall_clock = clock
-        self.renewed_at: list[float] = []  # when each renewal was sent
-
-    def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
-        self.renewed_at.append(self._stall_clock.now().timestamp())
-        if self.down:
-            self._stall_clock.advance(timedelta(seconds=REPLY_TIMEOUT_S))
-        return super().renew(leases, duration)
+from tests.pool_support import FAST, REPLY_TIMEOUT_S, Harness, StalledRenewals
 
 
 def test_leases_are_renewed_in_one_batch_every_third_of_the_lease() -> None:
@@ -161,12 +139,12 @@ def test_a_held_job_fenced_after_a_renewal_leaves_the_buffer_and_is_never_handed
 def test_a_renewal_that_failed_after_blocking_is_tried_again_half_a_second_after_it_returned() -> (
     None
 ):
-    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=StalledQueue)  # checks 1 s
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=StalledRenewals)  # checks 1 s
     pool.enqueue(1)
     started_at = pool.now
     pool.start()
     queue = pool.queue
-    assert isinstance(queue, StalledQueue)
+    assert isinstance(queue, StalledRenewals)
     queue.down = True
 
     pool.advance(1)  # the cancel check renews: it blocks 3 s, then fails
