@@ -13,7 +13,6 @@ ended; a re-send refused as stale leaves that unknown, and is reported as such.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from random import Random
@@ -89,8 +88,8 @@ class Settler:
         observers: Observers,
         rng: Random,
         before_write: Callable[[], None] = lambda: None,
-        outage: Outage | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
+        outage: Outage,
+        monotonic: Callable[[], float],
     ) -> None:
         self._queue = queue
         self._clock = clock
@@ -99,7 +98,7 @@ class Settler:
         self._observers = observers
         self._rng = rng
         self._before_write = before_write
-        self._outage = outage or Outage()
+        self._outage = outage
         self._monotonic = monotonic
         self.outbox: list[Pending] = []
         self._resending: Pending | None = None  # the outbox write being sent again
