@@ -140,6 +140,13 @@ def _python(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _modules_loaded_by(script: str) -> set[str]:
+    """The module names ``script`` prints (it ends by printing ``sorted(sys.modules)``)."""
+    result = _python("-c", script)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
 def test_the_cli_runs_as_a_module_too() -> None:
     version = _python("-m", "foundry.entrypoints.cli", "--version")
     unknown = _python("-m", "foundry.entrypoints.cli", "nonsense")
@@ -156,10 +163,8 @@ def test_work_imports_neither_the_other_commands_nor_what_only_they_use() -> Non
         "import sys, click; from foundry.entrypoints.cli import cli; "
         "cli.get_command(click.Context(cli), 'work'); print(' '.join(sorted(sys.modules)))"
     )
-    result = _python("-c", script)
+    loaded = _modules_loaded_by(script)
 
-    assert result.returncode == 0, result.stderr
-    loaded = set(result.stdout.split())
     assert "foundry.entrypoints.cli.work" in loaded
     for unwanted in (
         "rich",
@@ -186,10 +191,8 @@ def test_a_worker_whose_app_declares_no_schedule_loads_no_schedule_code() -> Non
         "JobRegistry().job(name='noop')(print); print(' '.join(sorted(sys.modules)))"
     )
 
-    result = _python("-c", script)
+    loaded = _modules_loaded_by(script)
 
-    assert result.returncode == 0, result.stderr
-    loaded = set(result.stdout.split())
     for unwanted in (
         "zoneinfo",
         "foundry.domain.periodic",
@@ -219,10 +222,8 @@ def test_a_worker_and_a_dispatcher_without_batches_load_no_batch_nor_inspection_
         "print(' '.join(sorted(sys.modules)))"
     )
 
-    result = _python("-c", script)
+    loaded = _modules_loaded_by(script)
 
-    assert result.returncode == 0, result.stderr
-    loaded = set(result.stdout.split())
     assert "foundry.adapters.redis.queue" in loaded
     for unwanted in (
         "foundry.domain.batch",
