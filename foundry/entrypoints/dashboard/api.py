@@ -19,14 +19,12 @@ from starlette.routing import Route
 from foundry.entrypoints.dashboard.batch_views import batch_json
 from foundry.entrypoints.dashboard.errors import NotFound, error_response
 from foundry.entrypoints.dashboard.schedule_views import ScheduleViews, schedule_json
+from foundry.entrypoints.dashboard.values import BadInput, bounded, seconds
 from foundry.entrypoints.dashboard.views import (
     MAX_PAGE,
-    BadInput,
     Views,
-    bounded,
     letter_json,
     record_json,
-    seconds,
     stats_json,
     worker_json,
 )

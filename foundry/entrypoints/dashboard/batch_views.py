@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from foundry.domain import InvalidJob, Job
-from foundry.entrypoints.dashboard.views import BadInput, iso, queue_name
+from foundry.entrypoints.dashboard.values import BadInput, iso, queue_name
 from foundry.ports import BatchPort, BatchRecord
 
 

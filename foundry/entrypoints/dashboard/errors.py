@@ -7,7 +7,7 @@ import logging
 from starlette.responses import JSONResponse
 
 from foundry.domain import CacheUnavailable, FoundryError, InvalidJob, QueueUnavailable
-from foundry.entrypoints.dashboard.views import BadInput
+from foundry.entrypoints.dashboard.values import BadInput
 
 log = logging.getLogger(__name__)
 

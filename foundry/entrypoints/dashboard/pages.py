@@ -22,7 +22,8 @@ from foundry.entrypoints.dashboard import charts
 from foundry.entrypoints.dashboard.errors import NotFound, status_and_message
 from foundry.entrypoints.dashboard.history import MinutePoint
 from foundry.entrypoints.dashboard.schedule_views import ScheduleViews, status
-from foundry.entrypoints.dashboard.views import LISTED, MAX_PAGE, BadInput, Views, bounded
+from foundry.entrypoints.dashboard.values import LISTED, BadInput, bounded
+from foundry.entrypoints.dashboard.views import MAX_PAGE, Views
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 Form = dict[str, list[str]]

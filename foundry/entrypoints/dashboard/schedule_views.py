@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from foundry.domain.periodic import MAX_SCHEDULE_NAME
-from foundry.entrypoints.dashboard.views import BadInput, iso, queue_name
+from foundry.entrypoints.dashboard.values import BadInput, iso, queue_name
 from foundry.ports import SchedulePort, ScheduleState
 
 

@@ -1,19 +1,20 @@
 """What the pages and the JSON API show and do, through the ports only.
 
-Input from the request is checked here (queue names, job ids, numbers), raising ``BadInput``
-with a message the client sees (HTTP 400); the ports' own errors pass through.
+Input from the request is checked with ``values`` (queue names, job ids, numbers, raising
+``BadInput``); the ports' own errors pass through.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from foundry.domain import ErrorInfo, InvalidJob, Job, JobState, Progress, validate_queue_name
+from foundry.domain import ErrorInfo, Job, JobState, Progress
 from foundry.entrypoints.dashboard.history import Sampler, Snapshot
+from foundry.entrypoints.dashboard.values import iso, job_id, job_state, queue_name, seconds
 from foundry.ports import (
     Clock,
     DeadLetter,
@@ -31,57 +32,6 @@ if TYPE_CHECKING:
 #: The dead letters page reads at most this many of each queue's newest letters.
 DEAD_SCAN = 500
 MAX_PAGE = 500
-
-
-class BadInput(ValueError):
-    """A request the dashboard cannot act on; the message says what to send instead."""
-
-
-def queue_name(value: object) -> str:
-    """A valid queue name, or ``BadInput``."""
-    try:
-        return validate_queue_name(value)
-    except InvalidJob as error:
-        raise BadInput(str(error)) from None
-
-
-def job_id(value: object) -> str:
-    """A valid job id (by the domain's own rule), or ``BadInput``."""
-    if not isinstance(value, str):
-        raise BadInput("a job id must be a string")
-    try:
-        Job("probe", id=value)
-    except InvalidJob:
-        raise BadInput(f"{value[:80]!r} is not a job id (1-64 letters, digits or '_.:-')") from None
-    return value
-
-
-def bounded(raw: str | None, name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter within [low, high], or ``BadInput``."""
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadInput(f"{name} must be an integer, got {raw[:40]!r}") from None
-    if not low <= value <= high:
-        raise BadInput(f"{name} must be from {low} to {high}, got {value}")
-    return value
-
-
-def job_state(value: str) -> JobState:
-    """A listable job state by name, or ``BadInput``."""
-    try:
-        state = JobState(value)
-    except ValueError:
-        state = JobState.CANCELLED
-    if state is JobState.CANCELLED:
-        listed = ", ".join(s.value for s in LISTED)
-        raise BadInput(f"state must be one of {listed}, got {value[:40]!r}")
-    return state
-
-
-LISTED = (JobState.READY, JobState.DELAYED, JobState.ACTIVE, JobState.COMPLETED, JobState.DEAD)
 
 
 @attrs.frozen
@@ -251,16 +201,6 @@ def _letter(letter: DeadLetter) -> Letter:
 
 
 # -- JSON shapes ------------------------------------------------------------------------------
-
-
-def iso(moment: datetime | None) -> str | None:
-    """A moment as ISO 8601, or None."""
-    return moment.isoformat() if moment is not None else None
-
-
-def seconds(delta: timedelta | None) -> float | None:
-    """A duration in seconds, or None."""
-    return delta.total_seconds() if delta is not None else None
 
 
 def stats_json(row: QueueStats, age: timedelta | None) -> dict[str, Any]:
