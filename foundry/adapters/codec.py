@@ -8,13 +8,14 @@ The converter (``converter.py``) is built when a codec first needs it.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import orjson
 
+from foundry.adapters.micros import epoch_micros
 from foundry.domain import (
     MAX_PAYLOAD_BYTES,
     ErrorInfo,
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 WIRE_VERSION = 1
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: orjson options that route every type orjson would encode differently from the converter
 #: (datetimes, dataclasses, subclasses of builtins) to the converter instead.
 _PASSTHROUGH = (
@@ -41,21 +41,6 @@ _PASSTHROUGH = (
     | orjson.OPT_PASSTHROUGH_DATACLASS
     | orjson.OPT_PASSTHROUGH_SUBCLASS
 )
-
-
-def micros(delta: timedelta) -> int:
-    """``delta`` in integer microseconds (exact)."""
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def epoch_micros(moment: datetime) -> int:
-    """An aware ``moment`` as integer microseconds since the epoch; ``TypeError`` if naive."""
-    if moment.utcoffset() is None:
-        raise TypeError(
-            f"the datetime {moment.isoformat()} has no timezone; use an aware one, "
-            "e.g. datetime.now(UTC) or moment.replace(tzinfo=UTC)"
-        )
-    return micros(moment - EPOCH)
 
 
 _WORKER_FIELDS = attrs.fields(WorkerInfo)

@@ -17,7 +17,7 @@ from cattrs.preconf.orjson import make_converter as make_orjson_converter
 from cattrs.strategies import configure_tagged_union
 from cattrs.v import format_exception
 
-from foundry.adapters.codec import EPOCH, epoch_micros, micros
+from foundry.adapters.micros import EPOCH, epoch_micros, micros
 from foundry.domain import InvalidJob, Job
 from foundry.domain.limits import Limit
 from foundry.domain.retry import Backoff
