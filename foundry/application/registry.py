@@ -98,7 +98,8 @@ class Arguments(NamedTuple):
             )
 
 
-@attrs.frozen
+# Equal only to itself: nothing compares handlers, so attrs need not compile __eq__ at import.
+@attrs.frozen(eq=False)
 class Handler:
     """A registered function and the defaults every job for it starts from.
 
@@ -112,12 +113,11 @@ class Handler:
     function: Callable[..., Any]
     template: Job
     defaults: Mapping[str, Any] = attrs.field(
-        init=False, default=attrs.Factory(_defaults, takes_self=True), eq=False, repr=False
+        init=False, default=attrs.Factory(_defaults, takes_self=True), repr=False
     )
     arguments: Arguments = attrs.field(
         init=False,
         default=attrs.Factory(lambda self: Arguments.of(self.function, self.name), takes_self=True),
-        eq=False,
         repr=False,
     )
     is_async: bool = attrs.field(
@@ -125,7 +125,6 @@ class Handler:
         default=attrs.Factory(
             lambda self: inspect.iscoroutinefunction(self.function), takes_self=True
         ),
-        eq=False,
         repr=False,
     )
 
