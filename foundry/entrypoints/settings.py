@@ -11,14 +11,17 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from foundry.adapters.postgres import config as postgres
+from foundry.adapters.postgres import names as postgres
 from foundry.adapters.redis.connection import RedisSettings, check_url, mask_url
 from foundry.adapters.redis.durability import Durability
 from foundry.domain import ConfigurationError, LeaseTiming
+
+if TYPE_CHECKING:
+    from foundry.adapters.postgres.config import PostgresSettings
 
 T = TypeVar("T")
 
@@ -165,14 +168,17 @@ class Settings:
             client_name=client_name,
         )
 
-    def postgres(self) -> postgres.PostgresSettings:
+    def postgres(self) -> PostgresSettings:
         """How the PostgreSQL adapters reach their database (``DATABASE_URL``, its pool size
         and Foundry's schema in it). Raises ``ConfigurationError`` when no URL is set."""
         if self.database_url is None:
             raise ConfigurationError(
                 "DATABASE_URL is not set: use postgresql://user:password@host:5432/database"
             )
-        return postgres.PostgresSettings(
+        # Imported here: a process that never uses PostgreSQL does not build its settings class.
+        from foundry.adapters.postgres.config import PostgresSettings  # noqa: PLC0415
+
+        return PostgresSettings(
             self.database_url,
             schema=self.database_schema,
             pool_size=self.database_pool_size,

@@ -180,6 +180,7 @@ def test_work_imports_neither_the_other_commands_nor_what_only_they_use() -> Non
     assert not {name for name in loaded if name.startswith("foundry.adapters.memory")}
     assert "foundry.adapters.redis.cache" not in loaded
     assert "foundry.adapters.redis.sentinel" not in loaded  # only for redis+sentinel:// URLs
+    assert "foundry.adapters.postgres.config" not in loaded  # only where PostgreSQL is used
 
 
 def test_a_worker_whose_app_declares_no_schedule_loads_no_schedule_code() -> None:

@@ -9,7 +9,7 @@ ahead of, or behind, the write it counts.
 
 from __future__ import annotations
 
-from foundry.adapters.postgres.config import check_schema
+from foundry.adapters.postgres.names import check_schema
 
 _NOW = "coalesce(%(now)s::bigint, floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint)"
 

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from foundry.adapters.postgres.config import PostgresSettings, mask_url
+from foundry.adapters.postgres.config import PostgresSettings
+from foundry.adapters.postgres.names import mask_url
 from foundry.domain import FoundryError, QueueUnavailable
 
 

@@ -21,8 +21,8 @@ import attrs
 import psycopg
 from psycopg import sql
 
-from foundry.adapters.postgres.config import check_schema
 from foundry.adapters.postgres.errors import SchemaOutdated
+from foundry.adapters.postgres.names import check_schema
 
 __all__ = ["Migration", "Migrator", "SchemaOutdated", "load_migrations"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from foundry.adapters.postgres.config import check_schema
+from foundry.adapters.postgres.names import check_schema
 
 # Pending: ready, or delayed with a run time that has come (``%(now)s`` is the time).
 _PENDING = "(state = 'ready' OR (state = 'delayed' AND run_at <= {now}))"
