@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 from inspect import isclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+
+from foundry.entrypoints.imports import AroundImport, after
 
 #: Module -> what dependency_injector.wiring adds for it (see ``_teach``).
 _FRAMEWORKS = ("fastapi.params", "starlette.requests", "werkzeug.local")
@@ -49,7 +50,8 @@ def _import_hidden(hidden: Sequence[str], unused: Sequence[str] = ()) -> None:
     wiring = sys.modules["dependency_injector.wiring"]
     skipped = [name for name in hidden if name.partition(".")[0] in roots]
     if skipped and hasattr(wiring, "MARKER_EXTRACTORS"):
-        sys.meta_path.insert(0, _AfterImport({name: _teach(wiring, name) for name in skipped}))
+        hooks = {name: after(_teach(wiring, name)) for name in skipped}
+        sys.meta_path.insert(0, AroundImport(hooks))
 
 
 def _teach(wiring: ModuleType, name: str) -> Callable[[ModuleType], None]:
@@ -93,50 +95,6 @@ class _Refuse(importlib.abc.MetaPathFinder):
         if fullname in self._names:
             raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
         return None
-
-
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs a hook once each watched module has been imported (then steps aside)."""
-
-    def __init__(self, hooks: dict[str, Callable[[ModuleType], None]]) -> None:
-        self._hooks = hooks
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        hook = self._hooks.get(fullname)
-        if hook is None:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None and spec.loader is not None:
-                del self._hooks[fullname]
-                if not self._hooks:
-                    sys.meta_path.remove(self)
-                spec.loader = _Then(spec.loader, hook)
-                return spec
-        return None
-
-
-class _Then(importlib.abc.Loader):
-    """A module's own loader, then a hook with the module."""
-
-    def __init__(self, loader: Any, hook: Callable[[ModuleType], None]) -> None:
-        self._loader = loader
-        self._hook = hook
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        created: ModuleType | None = self._loader.create_module(spec)
-        return created
-
-    def exec_module(self, module: ModuleType) -> None:
-        self._loader.exec_module(module)
-        self._hook(module)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
 
 
 def _pydantic_unused() -> bool:

@@ -7,6 +7,11 @@ formats and silences Foundry's records as it does any library's, with no call to
 The ``foundry`` command and its workers write those records, and other libraries' records at
 ``WARNING`` and above, through one loguru sink in Foundry's format; a handler's own loguru calls
 get the context of the job it runs.
+
+loguru is loaded only when something needs it (its import and sink cost a worker's parent
+about 21 M instructions before it forks): a terminal's colours, a record with a traceback, or
+a handler's module that imports it, which then finds Foundry's sink configured. Until then,
+records without a traceback are written to a file or pipe here, in the same line format.
 """
 
 from __future__ import annotations
@@ -16,24 +21,50 @@ import logging
 import os
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from loguru import logger
-from loguru._better_exceptions import ExceptionFormatter
+import attrs
 
 from foundry.application.context import current_job
+from foundry.entrypoints.imports import AroundImport
 
 if TYPE_CHECKING:
     from loguru import Record
 
-LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+#: loguru's levels and their numbers (the standard library's where it has the level).
+_NUMBERS = {
+    "TRACE": 5,
+    "DEBUG": 10,
+    "INFO": 20,
+    "SUCCESS": 25,
+    "WARNING": 30,
+    "ERROR": 40,
+    "CRITICAL": 50,
+}
+LEVELS = tuple(_NUMBERS)
 #: Set in a click context's ``meta`` when the ``foundry`` command configured logging itself
 #: (not when a test or a host passed its own container), so a command may change the level.
 LOGGING_CONFIGURED = "foundry.logging_configured"
 _CONTEXT = ("queue", "job_id", "attempt")
 #: Records of other libraries (redis-py, the app's) below this level are not written.
 OTHERS_LEVEL = logging.WARNING
+_AUTOINIT = "LOGURU_AUTOINIT"
+
+
+@attrs.frozen
+class _Output:
+    """Where records go, and the least severe level written."""
+
+    target: TextIO
+    level: str
+
+
+#: Set by ``configure_logging``; ``_loguru`` once loguru writes (configured with ``_output``).
+_output: _Output | None = None
+_loguru: Any = None
 
 
 def human_format(record: Record) -> str:
@@ -54,18 +85,45 @@ def _running_job(record: Record) -> None:
         record["extra"].update(job_id=job.job_id, attempt=job.attempt, queue=job.queue)
 
 
-class _ToLoguru(logging.Handler):
-    """Hands stdlib records to loguru, with their job context as loguru's ``extra``."""
+def _context(record: logging.LogRecord) -> dict[str, Any]:
+    """The job context a stdlib record carries (set as loguru's ``extra``)."""
+    return {key: getattr(record, key) for key in _CONTEXT if getattr(record, key, None) is not None}
+
+
+def _plain_line(record: logging.LogRecord) -> str:
+    """The line ``human_format`` gives a record without a traceback, uncoloured."""
+    context = _context(record)
+    job = current_job()
+    if job is not None and "job_id" not in context:
+        context.update(job_id=job.job_id, attempt=job.attempt, queue=job.queue)
+    shown = " ".join(f"{key}={context[key]}" for key in _CONTEXT if context.get(key) is not None)
+    when = datetime.fromtimestamp(record.created)
+    level = record.levelname if record.levelname in _NUMBERS else f"Level {record.levelno}"
+    return (
+        f"{when:%H:%M:%S}.{when.microsecond // 1000:03d} {level: <7} {os.getpid()}"
+        f"{f' [{shown}]' if shown else ''} {record.getMessage()}\n"
+    )
+
+
+class _Records(logging.Handler):
+    """Writes stdlib records in Foundry's format: as a plain line until loguru is loaded (a
+    traceback loads it), then through loguru, with their job context as loguru's ``extra``."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        output = _output
+        if _loguru is None and record.exc_info is None and output is not None:
+            try:
+                output.target.write(_plain_line(record))
+                output.target.flush()
+            except Exception:  # as logging.StreamHandler: a logging error never stops the caller
+                self.handleError(record)
+            return
+        logger = _loguru or _loaded_loguru()
         try:
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        context: dict[str, Any] = {
-            key: getattr(record, key) for key in _CONTEXT if getattr(record, key, None) is not None
-        }
-        logger.bind(**context).opt(depth=6, exception=record.exc_info).log(
+        logger.bind(**_context(record)).opt(depth=6, exception=record.exc_info).log(
             level, "{}", record.getMessage()
         )
 
@@ -97,21 +155,63 @@ class _LibraryDirs:
         return iter(library_dirs())
 
 
-def _library_dirs_when_needed() -> None:
+def _configure_loguru(output: _Output) -> None:
+    """Make loguru's one sink Foundry's (with the running job's context on every record)."""
+    global _loguru  # noqa: PLW0603 - set once loguru writes, read by every record
+    from loguru import logger  # noqa: PLC0415
+    from loguru._better_exceptions import ExceptionFormatter  # noqa: PLC0415
+
     if hasattr(ExceptionFormatter, "_get_lib_dirs"):
         ExceptionFormatter._get_lib_dirs = staticmethod(_LibraryDirs)  # type: ignore[method-assign]
+    logger.remove()
+    logger.configure(patcher=_running_job)
+    target = output.target
+    logger.add(target, level=output.level, format=human_format, colorize=target.isatty())
+    _loguru = logger
+
+
+def _import_loguru(module: ModuleType, execute: Callable[[], None]) -> None:
+    """Import loguru without its default stderr sink (building it costs ~50 M instructions;
+    ours replaces it), then configure it. The variable is set for this import only, so
+    subprocesses that handlers start keep loguru's default."""
+    ours = _AUTOINIT not in os.environ
+    if ours:
+        os.environ[_AUTOINIT] = "False"
+    try:
+        execute()
+    finally:
+        if ours:
+            del os.environ[_AUTOINIT]
+    if _output is not None:
+        _configure_loguru(_output)
+
+
+def _loaded_loguru() -> Any:
+    """loguru's logger, configured: imported now if nothing has imported it."""
+    if _loguru is None:
+        import loguru  # noqa: F401, PLC0415 - the import hook configures it
+
+    if _loguru is None and _output is not None:
+        _configure_loguru(_output)
+    return _loguru
+
+
+class _LoguruHook(AroundImport):
+    """Configures loguru when something first imports it."""
 
 
 def configure_logging(level: str = "INFO", sink: TextIO | None = None) -> None:
     """Write Foundry's records at ``level`` (and others' at WARNING) to one sink (stderr)."""
+    global _output  # noqa: PLW0603 - the one configuration of this process's sink
     target = sink or sys.stderr
-    _library_dirs_when_needed()
-    logger.remove()
-    logger.configure(patcher=_running_job)
-    logger.add(target, level=level.upper(), format=human_format, colorize=target.isatty())
-    handler = _ToLoguru()
+    _output = _Output(target, level.upper())
+    if "loguru" in sys.modules or target.isatty():
+        _configure_loguru(_output)
+    elif _loguru is None and not any(isinstance(f, _LoguruHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _LoguruHook({"loguru": _import_loguru}))
+    handler = _Records(level=_NUMBERS[_output.level])
     foundry = logging.getLogger("foundry")
     foundry.handlers = [handler]
-    foundry.setLevel(logger.level(level.upper()).no)
+    foundry.setLevel(_NUMBERS[_output.level])
     foundry.propagate = False
     logging.basicConfig(handlers=[handler], level=OTHERS_LEVEL, force=True)

@@ -2,6 +2,8 @@ import io
 import json
 import logging
 import os
+import re
+import subprocess
 import sys
 import sysconfig
 from datetime import timedelta
@@ -119,3 +121,96 @@ def test_loguru_tells_library_frames_from_the_apps_with_the_list_given_to_it() -
 
     assert not formatter._is_file_mine(json.__file__)  # type: ignore[no-untyped-call]
     assert formatter._is_file_mine(__file__)  # type: ignore[no-untyped-call]
+
+
+def _run(script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh interpreter (stderr a pipe, loguru not imported yet)."""
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+_RECORDS = (
+    "log = logging.getLogger('foundry.tests')\n"
+    "log.info('sent %s', 'mail', extra={'queue': 'mail', 'job_id': 'j1', 'attempt': 2})\n"
+    "log.warning('no job here')\n"
+    "log.log(25, 'a level of its own')\n"
+    "log.debug('below the level')\n"
+    "logging.getLogger('redis.connection').info('chatty')\n"
+    "logging.getLogger('myapp').error('broken')\n"
+    "set_current(JobContext('j9', 'report', 'reports', 3))\n"
+    "logging.getLogger('myapp').warning('inside a job')\n"
+    "set_current(None)\n"
+)
+
+
+def test_records_are_written_without_loguru_in_the_line_loguru_writes() -> None:
+    script = (
+        "import logging, sys\n"
+        "from foundry.application.context import JobContext, set_current\n"
+        "from foundry.entrypoints.logging import configure_logging\n"
+        "configure_logging('INFO')\n"
+        f"{_RECORDS}"
+        "print('loguru' in sys.modules)\n"
+        "import loguru\n"
+        "sys.stderr.write('--\\n')\n"
+        f"{_RECORDS}"
+    )
+
+    result = _run(script)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "False\n"
+    written, through_loguru = result.stderr.split("--\n")
+    assert [line[12:] for line in written.splitlines()] == [
+        line[12:] for line in through_loguru.splitlines()
+    ]
+    lines = written.splitlines()
+    assert len(lines) == 5
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d\.\d{3} INFO    \d+ \[queue=mail job_id=j1 attempt=2] sent mail", lines[0]
+    )
+    assert " Level 25 " in lines[2]
+    assert lines[4].endswith("[queue=reports job_id=j9 attempt=3] inside a job")
+
+
+def test_a_handler_importing_loguru_later_gets_foundrys_sink_and_the_job_context() -> None:
+    script = (
+        "import os, sys\n"
+        "from foundry.application.context import JobContext, set_current\n"
+        "from foundry.entrypoints.logging import configure_logging\n"
+        "configure_logging('INFO')\n"
+        "from loguru import logger\n"
+        "print(os.environ.get('LOGURU_AUTOINIT'))\n"
+        "set_current(JobContext('j9', 'report', 'reports', 3))\n"
+        "logger.info('rendering')\n"
+        "logger.debug('below the level')\n"
+    )
+
+    result = _run(script)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "None\n"  # the variable is not left for the handler's subprocesses
+    [line] = result.stderr.splitlines()  # one sink: loguru's default one is not there
+    assert line.endswith("[queue=reports job_id=j9 attempt=3] rendering")
+
+
+def test_a_record_with_a_traceback_loads_loguru_to_write_it() -> None:
+    script = (
+        "import logging, sys\n"
+        "from foundry.entrypoints.logging import configure_logging\n"
+        "configure_logging('INFO')\n"
+        "try:\n"
+        "    raise ValueError('the cause')\n"
+        "except ValueError:\n"
+        "    logging.getLogger('foundry.tests').exception('it failed')\n"
+        "print('loguru' in sys.modules)\n"
+    )
+
+    result = _run(script)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "True\n"
+    assert "it failed" in result.stderr
+    assert "Traceback" in result.stderr
+    assert "ValueError: the cause" in result.stderr
