@@ -7,9 +7,12 @@ providers (``container.queue.override(providers.Object(MemoryQueue(clock)))``), 
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
+import threading
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -262,9 +265,34 @@ class Container(containers.DeclarativeContainer):
     )
 
 
+#: Whether a container took ``Container``'s own providers (see ``_declared``).
+_class_taken = False
+_taking = threading.Lock()
+
+
+def _declared() -> type[Container]:
+    """A ``Container`` class whose providers no container uses: this module's own for the
+    process's first container, else the class statement run anew (this module executed again).
+
+    Instantiating a ``DeclarativeContainer`` deep-copies its class's providers through
+    ``copy.deepcopy``, ~10 M instructions of a worker's startup; the process's one container
+    takes them as they are, and declaring the class anew costs a later one less than a copy.
+    """
+    global _class_taken  # noqa: PLW0603 - the class's providers serve one container only
+    with _taking:
+        if not _class_taken:
+            _class_taken = True
+            return Container
+    module = importlib.util.module_from_spec(__spec__)
+    cast(importlib.abc.Loader, __spec__.loader).exec_module(module)
+    declared: type[Container] = module.Container
+    return declared
+
+
 def build_container(settings: Settings) -> Container:
     """A container configured from ``settings``."""
-    container = Container()
+    container = cast(Container, containers.DynamicContainer())
+    container.set_providers(**_declared().providers)
     container.settings.override(providers.Object(settings))
     container.config.from_dict(
         {

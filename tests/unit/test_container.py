@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 from dependency_injector import errors, providers
 
@@ -102,3 +105,36 @@ def test_the_postgres_cache_driver_builds_a_postgres_cache_without_connecting() 
     assert isinstance(cache, PostgresCache)
     assert cache is container.cache()
     assert container.cache_check() is None
+
+
+def test_containers_of_one_process_share_no_provider_the_first_included() -> None:
+    # The process's first container takes the Container class's own providers (no copy);
+    # those built after it must not see its overrides, settings or singletons.
+    script = (
+        "from dependency_injector import providers\n"
+        "from foundry.adapters.clock import ManualClock\n"
+        "from foundry.adapters.memory import MemoryQueue\n"
+        "from foundry.entrypoints.container import build_container\n"
+        "from foundry.entrypoints.settings import Driver, Settings\n"
+        "first = build_container(Settings(queue_driver=Driver.MEMORY, queue_prefix='one'))\n"
+        "mine = MemoryQueue(ManualClock())\n"
+        "first.queue.override(providers.Object(mine))\n"
+        "clock = first.clock()\n"
+        "for prefix in ('two', 'three'):\n"
+        "    box = build_container(Settings(queue_driver=Driver.MEMORY, queue_prefix=prefix))\n"
+        "    assert box.queue() is not mine\n"
+        "    assert box.clock() is not clock\n"
+        "    assert box.settings().queue_prefix == box.config.queue.prefix() == prefix\n"
+        "    box.queue.override(providers.Object(mine))\n"
+        "    box.clock()\n"
+        "assert first.queue() is mine and first.clock() is clock\n"
+        "assert first.settings().queue_prefix == first.config.queue.prefix() == 'one'\n"
+        "print('ok')\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"
