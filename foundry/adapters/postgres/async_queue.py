@@ -1,7 +1,7 @@
 """AsyncPostgresQueue: the asyncio producer's ports on PostgreSQL (psycopg's AsyncConnection).
 
 It calls the same functions with the same arguments as ``PostgresQueue`` (built by
-``enqueue_params`` and ``BatchCalls``), so a job or batch has the same id, record and promises
+``enqueue_call`` and ``BatchCalls``), so a job or batch has the same id, record and promises
 whichever client stored it. Calls share one connection, one at a time; ``wait`` listens on a
 second one for the ``ended`` notifications, looking again after ``poll`` at the latest.
 """
@@ -29,7 +29,7 @@ from foundry.adapters.postgres.batches import (
 from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import unreachable
 from foundry.adapters.postgres.database import end_policy
-from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes, refused
+from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.statements import Statements
 from foundry.adapters.postgres.waking import channel
@@ -72,8 +72,10 @@ class AsyncPostgresQueue:
         if not jobs:
             return []
         blobs = [self._rows.encode_job(job) for job in jobs]
-        params = enqueue_params(jobs, blobs, self._now(), end_policy(_KEEP, _RETENTION))
-        rows = await self._fetch(self._sql["enqueue"], params)
+        statement, params = enqueue_call(
+            self._sql, jobs, blobs, self._now(), end_policy(_KEEP, _RETENTION)
+        )
+        rows = await self._fetch(statement, params)
         return outcomes(jobs, [(row[0], row[1]) for row in rows])
 
     async def enqueue_within(self, connection: object, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
@@ -84,11 +86,13 @@ class AsyncPostgresQueue:
         if not jobs:
             return []
         blobs = [self._rows.codec.encode_job(job) for job in jobs]
-        params = enqueue_params(jobs, blobs, self._now(), end_policy(_KEEP, _RETENTION))
+        statement, params = enqueue_call(
+            self._sql, jobs, blobs, self._now(), end_policy(_KEEP, _RETENTION)
+        )
         # The caller's connection may have any row factory; ours reads tuples.
         async with lent.cursor(row_factory=tuple_row) as cursor:
             try:
-                await cursor.execute(self._sql["enqueue"], params)
+                await cursor.execute(statement, params)
                 rows = await cursor.fetchall()
             except psycopg.Error as error:
                 self._raise_translated(error, refused(error))

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from foundry.adapters.postgres.statements import Statements
 from foundry.domain import InvalidJob, Job, RunAfter, RunAt
 from foundry.ports import Duplicate, Enqueued, EnqueueOutcome
 
@@ -43,6 +44,42 @@ def enqueue_params(
             job.limit.rate.interval_ms if job.limit and job.limit.rate else None for job in jobs
         ],
         **policy,
+        "now": now,
+    }
+
+
+def enqueue_call(
+    statements: Statements,
+    jobs: Sequence[Job],
+    blobs: Sequence[bytes],
+    now: datetime | None,
+    policy: dict[str, Any],
+) -> tuple[bytes, dict[str, Any]]:
+    """The statement that stores ``jobs`` (encoded as ``blobs``) and its arguments: both
+    answer (i, existing) rows.
+
+    One job with no unique key and no ``after`` ids (a plain dispatch) goes to
+    ``enqueue_one``, in scalar arguments; any other call to ``enqueue``.
+    """
+    if len(jobs) == 1 and jobs[0].unique is None and not jobs[0].after:
+        return statements["enqueue_one"], _one_params(jobs[0], blobs[0], now)
+    return statements["enqueue"], enqueue_params(jobs, blobs, now, policy)
+
+
+def _one_params(job: Job, blob: bytes, now: datetime | None) -> dict[str, Any]:
+    schedule, limit = job.schedule, job.limit
+    return {
+        "queue": job.queue,
+        "id": job.id,
+        "priority": job.priority,
+        "at": schedule.at if isinstance(schedule, RunAt) else None,
+        "delay": schedule.delay if isinstance(schedule, RunAfter) else timedelta(0),
+        "max_attempts": job.max_attempts,
+        "blob": blob,
+        "after_failure": job.after_failure.value,
+        "limit_key": limit.key if limit else None,
+        "limit_concurrency": limit.concurrency if limit else None,
+        "limit_interval_ms": limit.rate.interval_ms if limit and limit.rate else None,
         "now": now,
     }
 

@@ -28,7 +28,7 @@ from foundry.adapters.postgres.batches import PostgresBatches
 from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import unreachable
 from foundry.adapters.postgres.database import Database
-from foundry.adapters.postgres.enqueuing import enqueue_params, outcomes, refused
+from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused
 from foundry.adapters.postgres.lent import psycopg_connection
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.schedules import PostgresSchedules
@@ -109,33 +109,34 @@ class PostgresQueue:
         return self.enqueue_many([job])[0]
 
     def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
-        """Every job in one call of ``enqueue``; encoded (and so validated) before it."""
+        """Every job in one call (``enqueue_call``); encoded (and so validated) before it."""
         if not jobs:
             return []
-        params = self._enqueue_params(jobs)
+        statement, params = self._enqueue_call(jobs)
         with self._conn() as conn:
-            rows = _enqueued(conn, self._sql["enqueue"], params)
+            rows = _enqueued(conn, statement, params)
         return outcomes(jobs, rows)
 
     def enqueue_within(self, connection: object, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
         """Store ``jobs`` with the caller's ``connection`` (psycopg, SQLAlchemy or Django:
         ``lent.py``), in its open transaction (see ``TransactionalEnqueue``): the same
-        ``enqueue`` call, whose NOTIFY wakes blocked workers when that transaction commits."""
+        call as ``enqueue_many``, whose NOTIFY wakes blocked workers when that transaction
+        commits."""
         lent = psycopg_connection(connection)
         if not jobs:
             return []
-        params = self._enqueue_params(jobs)
+        statement, params = self._enqueue_call(jobs)
         # The caller's connection may have any row factory; ours reads tuples.
         with lent.cursor(row_factory=tuple_row) as cursor:
             try:
-                rows = _enqueued(cursor, self._sql["enqueue"], params)
+                rows = _enqueued(cursor, statement, params)
             except psycopg.OperationalError as error:
                 raise unreachable(self._db.settings, error) from error
         return outcomes(jobs, rows)
 
-    def _enqueue_params(self, jobs: Sequence[Job]) -> dict[str, Any]:
+    def _enqueue_call(self, jobs: Sequence[Job]) -> tuple[bytes, dict[str, Any]]:
         blobs = [self._rows.encode_job(job) for job in jobs]
-        return enqueue_params(jobs, blobs, self._now(), self._db.policy)
+        return enqueue_call(self._sql, jobs, blobs, self._now(), self._db.policy)
 
     # -- jobs out -------------------------------------------------------------------------------
 

@@ -26,6 +26,13 @@ _STATEMENTS: dict[str, str] = {
             %(limit_interval_ms)s::bigint[], %(keep)s::interval, %(max_dead)s::integer,
             %(dead_age)s::interval, %(now)s::timestamptz)
         """,
+    "enqueue_one": """
+        SELECT 1, {s}.enqueue_one(
+            %(queue)s::text, %(id)s::text, %(priority)s::integer, %(at)s::timestamptz,
+            %(delay)s::interval, %(max_attempts)s::integer, %(blob)s::bytea,
+            %(after_failure)s::text, %(limit_key)s::text, %(limit_concurrency)s::integer,
+            %(limit_interval_ms)s::bigint, %(now)s::timestamptz)
+        """,
     "claim": """
         SELECT n, queue, id, blob, lease_token, attempts, deadline, fence, lapses
           FROM {s}.claim(
