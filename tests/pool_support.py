@@ -47,6 +47,8 @@ class FakeWorkforce:
         self.tasks: list[tuple[int, Task]] = []
         self.broken: set[int] = set()
         self.fences: list[tuple[int, float]] = []
+        self.starts_by: dict[tuple[int, int], float] = {}  # (slot, task): its start-by time
+        self.unread: set[int] = set()  # slots whose child wrote a frame not read yet
         self.failing_forks = 0  # the next this many spawns fail as a fork under EAGAIN does
 
     def spawn(self, slot: int) -> int:
@@ -76,6 +78,12 @@ class FakeWorkforce:
 
     def fence(self, slot: int, at: float) -> None:
         self.fences.append((slot, at))
+
+    def start_by(self, slot: int, task: int, at: float) -> None:
+        self.starts_by[slot, task] = at
+
+    def answered(self, slot: int) -> bool:
+        return slot in self.unread
 
     def wait_gone(self, slot: int, timeout: float) -> bool:
         self.commands.append(("wait_gone", slot))
@@ -302,6 +310,8 @@ class Harness:
         self.queue = queue(self.clock) if after is None else after.queue
         self.workforce = FakeWorkforce()
         self.events = Events()
+        self.began: list[Lease] = []  # the leases whose jobs the children started, in order
+        self._taken: set[tuple[int, int, int]] = set()  # (slot, pid, task) taken up
         # Renewals at the lease's cadence only (the tests of cancels ask for cancel_check).
         self.config = config or PoolConfig(idle_wait=timedelta(milliseconds=1), cancel_check=None)
         heartbeat = Heartbeat(
@@ -333,12 +343,36 @@ class Harness:
         self.sup.start()
         for slot in self.sup.slots:
             self.sup.child_ready(slot.index, self.now)
+        self.children_act()
 
     def advance(self, seconds: float) -> None:
         """Move time and let the supervisor act on it."""
         self.clock.advance(timedelta(seconds=seconds))
         self.sup.tick(self.now)
         self.sup.fill(self.now)
+        self.children_act()
+
+    def children_act(self) -> None:
+        """Each child, as a real one would, takes up the task the parent believes it runs:
+        it starts it (``began``) unless its start-by time has passed, else answers SKIPPED."""
+        for slot in self.sup.slots:
+            while (job := slot.job) is not None and (
+                slot.index,
+                slot.pid,
+                job.task,
+            ) not in self._taken:
+                self._taken.add((slot.index, slot.pid, job.task))
+                at = self.workforce.starts_by.get((slot.index, job.task), float("inf"))
+                if self.now < at:
+                    self.began.append(job.lease)
+                    break
+                self.sup.child_skipped(slot.index, job.task, job.lease.token, self.now)
+
+    def held(self) -> list[Lease]:
+        """The leases the pool holds whose jobs have not started: those queued in children
+        (sent while they run a job) first, as they left the buffer first, then the buffer."""
+        queued = [slot.queued.lease for slot in self.sup.slots if slot.queued is not None]
+        return queued + list(self.sup.buffer)
 
     def running(self, slot: int) -> str:
         """The job id running in ``slot``."""
@@ -358,7 +392,9 @@ class Harness:
         """``slot``'s child answers; then the pool's loop turns (it claims for idle children
         once every reply that is in has been read)."""
         self.sup.child_replied(slot, self.answer(slot, ok, value, runtime), self.now)
+        self.children_act()
         self.sup.fill(self.now)
+        self.children_act()
 
     def fail(self, slot: int, error: BaseException) -> None:
         self.reply(slot, ok=False, value=ErrorInfo.from_exception(error))

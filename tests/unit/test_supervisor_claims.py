@@ -50,8 +50,8 @@ def test_prefetch_claims_extra_jobs_that_the_parent_holds() -> None:
 
     pool.start()
 
-    assert len(pool.workforce.tasks) == 1
-    assert len(pool.sup.buffer) == 2
+    assert len(pool.began) == 1
+    assert len(pool.held()) == 2
     assert pool.queue.stats("default").active == 3
 
 
@@ -60,11 +60,11 @@ def test_prefetch_is_topped_up_only_once_half_of_it_is_spent() -> None:
     pool.enqueue(10)
     pool.start()  # one running, four held
     pool.reply(0)  # three held: more than half, no claim
-    held_after_one = len(pool.sup.buffer)
+    held_after_one = len(pool.held())
 
     pool.reply(0)  # two held: half spent, topped up to four
 
-    assert (held_after_one, len(pool.sup.buffer)) == (3, 4)
+    assert (held_after_one, len(pool.held())) == (3, 4)
 
 
 def _attempts_after_a_crash(pool: Harness, ids: list[str]) -> dict[str, int]:
@@ -85,7 +85,7 @@ def test_by_default_short_jobs_are_held_ahead_and_a_dead_worker_spends_none_of_t
     pool.reply(0, runtime=0.005)
     pool.reply(1, runtime=0.005)  # 2 children finish 8 jobs of 5 ms in 20 ms
 
-    held = [lease.job_id for lease in pool.sup.buffer]
+    held = [lease.job_id for lease in pool.held()]
     attempts = _attempts_after_a_crash(pool, ids)
 
     assert len(held) == 8
@@ -101,7 +101,7 @@ def test_a_held_job_given_to_a_child_reports_its_start_with_the_next_claim() -> 
     pool.reply(0, runtime=0.005)  # 2 children finish 8 jobs of 5 ms in 20 ms: 8 held
     pool.reply(1, runtime=0.005)  # child 1 takes a held job, and keeps running it
     reported = pool.running(1)
-    while len(pool.sup.buffer) > 4:  # no claim until half the buffer is spent
+    while len(pool.held()) > 4:  # no claim until half the buffer is spent
         pool.reply(0, runtime=0.005)
     pool.reply(0, runtime=0.005)  # this claim reports child 1's start, and child 0's
     pool.reply(0, runtime=0.005)  # child 0 takes the next held job; 7 held, no claim
@@ -124,13 +124,13 @@ def _after_a_crash_with_held_jobs() -> tuple[Harness, list[str], Lease]:
     first.start()
     first.reply(0, runtime=0.005)
     first.reply(0, runtime=0.005)  # 4 held; then the worker dies: they lapse unstarted
-    held = [lease.job_id for lease in first.sup.buffer]
+    held = [lease.job_id for lease in first.held()]
     assert _attempts_after_a_crash(first, ids)[held[0]] == 0
     pool = Harness(CONFIG_1, after=first)
     pool.start()  # the jobs held before come first
     pool.reply(0, runtime=0.005)
     pool.reply(0, runtime=0.005)  # 4 held again
-    suspect = pool.sup.buffer[0]
+    suspect = pool.held()[0]
     assert (suspect.job_id in held, suspect.lapses) == (True, 1)
     return pool, ids, suspect
 
@@ -151,7 +151,7 @@ def test_a_job_that_lapsed_unstarted_is_given_back_if_its_start_cannot_be_report
     pool.reply(0, runtime=0.005)
 
     assert pool.sup.slots[0].job is None  # nor the next: the queue does not answer
-    assert suspect.job_id not in [lease.job_id for lease in pool.sup.buffer]
+    assert suspect.job_id not in [lease.job_id for lease in pool.held()]
     record = pool.queue.get(suspect.job_id)  # given back (this queue takes releases)
     assert record is not None
     assert (record.state, record.attempts) == (JobState.READY, 0)
@@ -169,11 +169,11 @@ def test_held_jobs_wait_while_the_queue_does_not_answer_and_start_once_it_does()
     pool.reply(0, runtime=0.005)
 
     assert pool.sup.slots[0].job is None  # a start that could not be reported: none
-    assert len(pool.sup.buffer) == 4
+    assert len(pool.held()) == 4
     pool.queue.down = False
     pool.advance(1.0)  # the next renew goes through
     assert pool.sup.slots[0].job is not None
-    assert len(pool.sup.buffer) == 3
+    assert len(pool.held()) == 3
 
 
 def test_after_a_failed_call_held_jobs_start_only_once_a_renew_confirmed_their_leases() -> None:
@@ -185,7 +185,7 @@ def test_after_a_failed_call_held_jobs_start_only_once_a_renew_confirmed_their_l
     pool.queue.down = True
     pool.advance(pool.config.lease.total_seconds() / 3 + 0.1)  # the renew fails
     pool.reply(0, runtime=0.005)
-    lost, kept = pool.sup.buffer[0], pool.sup.buffer[1]
+    lost, kept = pool.held()[0], pool.held()[1]
     pool.queue.down = False
     pool.queue.release(lost)  # a failover lost its claim: the new master had it ready
     pool.queue.claim(ClaimRequest(["default"], lease=pool.config.lease))  # another worker's
@@ -194,7 +194,7 @@ def test_after_a_failed_call_held_jobs_start_only_once_a_renew_confirmed_their_l
     pool.sup.fill(pool.now)  # a claim goes through first, before any renew
 
     assert pool.running(0) == kept.job_id
-    assert lost.job_id not in [lease.job_id for lease in pool.sup.buffer]
+    assert lost.job_id not in [lease.job_id for lease in pool.held()]
     assert lost.job_id not in [job_id for job_id, _ in pool.events.started]
 
 
@@ -207,14 +207,14 @@ def test_a_claim_that_hands_back_a_job_held_under_a_lost_lease_replaces_that_lea
     pool.queue.down = True
     pool.advance(pool.config.lease.total_seconds() / 3 + 0.1)  # the renew fails
     pool.reply(0, runtime=0.005)
-    lost = pool.sup.buffer[0]
+    lost = pool.held()[0]
     pool.queue.down = False
     pool.queue.release(lost)  # a failover lost its claim: the new master has it ready
 
     pool.clock.advance(timedelta(milliseconds=100))
     pool.sup.fill(pool.now)  # and this pool's claim takes it again
 
-    held = [lease for lease in pool.sup.buffer if lease.job_id == lost.job_id]
+    held = [lease for lease in pool.held() if lease.job_id == lost.job_id]
     running = [pool.running(0)] if pool.sup.slots[0].job else []
     assert len(held) + running.count(lost.job_id) == 1
     assert all(lease.token != lost.token for lease in held)
@@ -230,7 +230,7 @@ def _held_past_their_fencing_point() -> tuple[Harness, Lease]:
     pool.reply(0, runtime=0.005)  # 4 held
     lease_s = pool.config.lease.total_seconds()
     pool.clock.advance(timedelta(seconds=lease_s * 5 / 6))
-    return pool, pool.sup.buffer[0]
+    return pool, pool.held()[0]
 
 
 def test_a_held_job_whose_lease_is_about_to_lapse_runs_once_a_renewal_kept_its_lease() -> None:
@@ -248,12 +248,12 @@ def test_a_held_job_whose_lease_is_about_to_lapse_runs_once_a_renewal_kept_its_l
 
 def test_held_jobs_a_tick_finds_at_their_fencing_point_stay_held_once_a_renewal_kept_them() -> None:
     pool, _ = _held_past_their_fencing_point()
-    held = [lease.job_id for lease in pool.sup.buffer]
+    held = [lease.job_id for lease in pool.held()]
 
     pool.advance(0)
 
     assert pool.workforce.told("kill") == [0]  # the running job's lease: fenced, no renewal
-    assert [lease.job_id for lease in pool.sup.buffer] == held
+    assert [lease.job_id for lease in pool.held()] == held
     for job_id in held:
         record = pool.queue.get(job_id)
         assert record is not None
@@ -266,7 +266,7 @@ def test_a_held_job_whose_lease_the_renewal_before_its_start_finds_lost_never_ru
 
     pool.reply(0, runtime=0.005)
 
-    assert lapsing.token not in [task[6] for _, task in pool.workforce.tasks]
+    assert lapsing.token not in [lease.token for lease in pool.began]
     assert lapsing.job_id in [job for job, _ in pool.events.finished]
 
 
@@ -277,8 +277,8 @@ def test_a_held_job_whose_lease_is_about_to_lapse_never_runs_if_the_renewal_fail
     pool.reply(0, runtime=0.005)
 
     assert pool.sup.slots[0].job is None
-    assert lapsing.job_id not in [lease.job_id for lease in pool.sup.buffer]
-    assert lapsing.token not in [task[6] for _, task in pool.workforce.tasks]
+    assert lapsing.job_id not in [lease.job_id for lease in pool.held()]
+    assert lapsing.token not in [lease.token for lease in pool.began]
 
 
 def test_a_claim_whose_reply_came_after_its_fencing_point_runs_its_job_once_renewed() -> None:
@@ -311,7 +311,7 @@ def test_a_renew_reports_the_start_of_a_held_job() -> None:
     pool.reply(0, runtime=0.005)  # 1 child finishes 4 jobs of 5 ms in 20 ms: 4 held
     pool.reply(0, runtime=0.005)  # a held job starts; no claim reports it
     started = pool.running(0)
-    assert len(pool.sup.buffer) == 3
+    assert len(pool.held()) == 3
 
     pool.advance(pool.config.lease.total_seconds() / 3 + 0.1)  # the renew is due
 
@@ -326,7 +326,7 @@ def test_a_20_ms_window_holds_short_jobs_as_many_as_the_children_finish_in_it() 
     pool.reply(0, runtime=0.005)
     pool.reply(1, runtime=0.005)  # 2 children finish 8 jobs of 5 ms in 20 ms
 
-    assert len(pool.sup.buffer) == 8
+    assert len(pool.held()) == 8
     assert pool.queue.stats("default").active == 10
 
 
@@ -338,7 +338,7 @@ def test_jobs_longer_than_the_window_per_child_are_claimed_only_for_idle_ones() 
     pool.reply(0, runtime=0.05)
     pool.reply(1, runtime=0.05)
 
-    assert len(pool.sup.buffer) == 0
+    assert len(pool.held()) == 0
     assert pool.queue.stats("default").active == 2
 
 
@@ -350,7 +350,7 @@ def test_without_a_window_the_parent_claims_only_for_idle_children() -> None:
     pool.reply(0, runtime=0.000_1)
     pool.reply(1, runtime=0.000_1)
 
-    assert len(pool.sup.buffer) == 0
+    assert len(pool.held()) == 0
     assert pool.queue.stats("default").active == 2
 
 
@@ -363,7 +363,7 @@ def test_short_jobs_raise_an_adaptive_prefetch_so_claims_come_in_batches() -> No
     pool.reply(0, runtime=0.000_1)  # its completion rides with this claim: counted after it
     pool.reply(1, runtime=0.000_1)  # 2 children finish 100 jobs of 0.1 ms in 5 ms: capped at 64
 
-    assert len(pool.sup.buffer) == 64  # claimed 65: one for the idle child, 64 held
+    assert len(pool.held()) == 64  # claimed 65: one for the idle child, 64 held
     assert pool.queue.stats("default").active == 66
 
 
@@ -375,7 +375,7 @@ def test_long_jobs_keep_the_configured_prefetch() -> None:
     pool.reply(0, runtime=2.0)
     pool.reply(1, runtime=2.0)
 
-    assert len(pool.sup.buffer) == 1
+    assert len(pool.held()) == 1
 
 
 def test_a_pool_that_turns_idle_after_a_busy_poll_claims_a_new_job_without_waiting() -> None:
@@ -437,7 +437,7 @@ def test_held_jobs_wait_once_a_completion_finds_the_queue_unreachable() -> None:
     pool.reply(0, runtime=0.005)
 
     assert pool.sup.slots[0].job is None  # a start that could not be reported: none
-    assert len(pool.sup.buffer) == 3
+    assert len(pool.held()) == 3
     pool.queue.down = False
     pool.advance(1.0)  # the outbox's retry and a renew go through
     assert pool.sup.slots[0].job is not None

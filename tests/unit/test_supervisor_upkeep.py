@@ -129,8 +129,8 @@ def test_a_held_job_fenced_after_a_renewal_leaves_the_buffer_and_is_never_handed
     pool.reply(0, value="late")
     pool.advance(1)
 
-    assert list(pool.sup.buffer) == []
-    assert [task[0] for _, task in pool.workforce.tasks] == [running]
+    assert list(pool.held()) == []
+    assert [lease.job_id for lease in pool.began] == [running]
     finished = pool.events.finished
     abandoned = [job for job, outcome in finished if outcome.kind is OutcomeKind.ABANDONED]
     assert sorted(abandoned) == sorted([running, held])

@@ -48,14 +48,16 @@ def test_a_task_carries_only_what_the_child_needs() -> None:
 
 
 def test_a_reply_round_trips_its_result_runtime_rss_pid_and_lease_token() -> None:
-    reply = decode_reply(encode_reply(True, {"n": 1}, 0.25, 1 << 20, pid=4242, token="tok.2"))
+    reply = decode_reply(
+        encode_reply(True, {"n": 1}, 0.25, 1 << 20, pid=4242, token="tok.2", ended=0.0)
+    )
 
     assert (reply.ok, reply.value, reply.runtime_s, reply.rss) == (True, {"n": 1}, 0.25, 1 << 20)
     assert (reply.pid, reply.token) == (4242, "tok.2")
 
 
 def test_a_result_that_cannot_be_pickled_fails_the_attempt_naming_its_type() -> None:
-    reply = decode_reply(encode_reply(True, Unpicklable(), 0.1, 0, pid=1, token="t"))
+    reply = decode_reply(encode_reply(True, Unpicklable(), 0.1, 0, pid=1, token="t", ended=0.0))
 
     assert not reply.ok
     assert reply.error.type == "foundry.domain.errors.InvalidResult"
@@ -64,7 +66,7 @@ def test_a_result_that_cannot_be_pickled_fails_the_attempt_naming_its_type() -> 
 
 
 def test_a_result_that_cannot_be_unpickled_fails_the_attempt() -> None:
-    reply = decode_reply(encode_reply(True, BrokenOnLoad(), 0.1, 0, pid=1, token="t"))
+    reply = decode_reply(encode_reply(True, BrokenOnLoad(), 0.1, 0, pid=1, token="t", ended=0.0))
 
     assert not reply.ok
     assert reply.error.type == "foundry.domain.errors.InvalidResult"
@@ -72,7 +74,7 @@ def test_a_result_that_cannot_be_unpickled_fails_the_attempt() -> None:
 
 
 def test_a_value_that_cannot_be_unpickled_becomes_a_description_and_a_failure_stays_one() -> None:
-    frame = encode_reply(False, BrokenOnLoad(), 0.1, 0, pid=1, token="t")
+    frame = encode_reply(False, BrokenOnLoad(), 0.1, 0, pid=1, token="t", ended=0.0)
 
     reply = decode_reply(frame)
 
@@ -84,7 +86,7 @@ def test_a_value_that_cannot_be_unpickled_becomes_a_description_and_a_failure_st
 def test_an_error_info_crosses_the_pipe_intact() -> None:
     error = ErrorInfo.from_exception(ValueError("bad"), traceback="tb", attempt=1)
 
-    reply = decode_reply(encode_reply(False, error, 0.0, 0, pid=1, token="t"))
+    reply = decode_reply(encode_reply(False, error, 0.0, 0, pid=1, token="t", ended=0.0))
 
     assert reply.error == error
     assert pickle.loads(pickle.dumps(error)) == error

@@ -1,5 +1,9 @@
 """A pool child: set itself up after fork, then run the tasks its parent sends, one by one.
 
+The parent may send a task while the child runs the one before it: the child finds it in the
+pipe and starts it as soon as it has answered, if its start-by time (shared memory, see
+``watchdog``) has not passed; else it answers ``SKIPPED`` without starting it.
+
 A child never touches the queue. It answers each task with the handler's result or an
 ``ErrorInfo``; a handler that kills the process is the parent's to notice. A copy of the child
 that a handler forked without exec never answers: it exits at once when the handler returns
@@ -20,21 +24,23 @@ import sys
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from time import perf_counter
+from time import monotonic, perf_counter
 from types import FrameType
 from typing import Any
 
 from foundry.application.context import JobContext, set_current, set_progress_sink
 from foundry.application.errors import SoftTimeLimitExceeded
 from foundry.application.pool.coroutines import ChildLoop
-from foundry.application.pool.watchdog import start_watchdog
+from foundry.application.pool.watchdog import start_by, start_watchdog
 from foundry.application.pool.wire import (
     READY,
     STOP,
     FrameReader,
+    Task,
     decode_task,
     encode_progress,
     encode_reply,
+    encode_skipped,
 )
 from foundry.application.registry import Handler, JobRegistry
 from foundry.domain import ErrorInfo, JobCancelled, Progress
@@ -77,7 +83,7 @@ def child_main(
     if nice:
         with contextlib.suppress(OSError):  # raising one's own nice value needs no privilege
             os.nice(nice)
-    runner.serve(conn)
+    runner.serve(conn, fence)
     registry.hooks.process_stopping()
 
 
@@ -128,11 +134,13 @@ class Runner:
         signal.signal(signal.SIGALRM, self._on_alarm)
         signal.signal(signal.SIGUSR2, self._on_stop)
 
-    def serve(self, conn: Connection) -> None:
-        """Answer tasks until the parent says stop or goes away."""
+    def serve(self, conn: Connection, fence: mmap.mmap | None = None) -> None:
+        """Answer tasks until the parent says stop or goes away; a task whose start-by time
+        in ``fence`` has passed is answered ``SKIPPED``, not started."""
         receive, send = FrameReader(conn.fileno()).read, conn.send_bytes
         self._send = send
         set_progress_sink(self._report)
+        number = 0  # the tasks received so far: the parent numbers them the same way
         while True:
             try:
                 frame = receive()
@@ -140,11 +148,16 @@ class Runner:
                 return
             if frame == STOP:
                 return
-            send(self.run(frame))
+            task = decode_task(frame)
+            if fence is not None and monotonic() >= start_by(fence, number):
+                send(encode_skipped(number, task[6]))
+            else:
+                send(self.run(task))
+            number += 1
 
-    def run(self, frame: bytes) -> bytes:
-        """Run one task frame; the reply frame."""
-        job_id, name, payload, attempt, queue, soft, token, metadata, fence = decode_task(frame)
+    def run(self, task: Task) -> bytes:
+        """Run one task; the reply frame."""
+        job_id, name, payload, attempt, queue, soft, token, metadata, fence = task
         started = perf_counter()
         self._token, self._reported_at = token, 0.0
         self._busy = True
@@ -164,9 +177,8 @@ class Runner:
         set_current(None)
         self._busy = False
         runtime = perf_counter() - started
-        return encode_reply(
-            ok, value, runtime, self._rss() if self._rss else 0, pid=self._pid, token=token
-        )
+        rss = self._rss() if self._rss else 0
+        return encode_reply(ok, value, runtime, rss, pid=self._pid, token=token, ended=monotonic())
 
     def is_busy(self) -> bool:
         """Whether a handler is running now (read by the watchdog thread)."""

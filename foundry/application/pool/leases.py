@@ -89,6 +89,14 @@ class LeaseBook:
         skip = set(but)
         return [self._held[i].lease for i in self._unreported if i not in skip]
 
+    def unstarted(self, job_id: str) -> None:
+        """A job marked ``started`` did not start after all (its child skipped it): held
+        ahead again, unless its start was reported already (then its attempt is spent)."""
+        held = self._held.get(job_id)
+        if held is not None and job_id in self._unreported:
+            self._unreported.discard(job_id)
+            held.lease = attrs.evolve(held.lease, ahead=True)
+
     def reported(self, leases: Iterable[Lease]) -> None:
         """The queue was told these leases' jobs started."""
         self._unreported.difference_update(lease.job_id for lease in leases)
@@ -107,6 +115,11 @@ class LeaseBook:
         """When a child still running ``job_id`` must kill itself: half the safety margin
         later than the parent would fence it, still before the server's deadline."""
         return self._held[job_id].deadline - self.margin_s / 2
+
+    def start_by(self, job_id: str) -> float:
+        """Until when a child may start ``job_id``: when the parent would fence its lease
+        (``lapsing``)."""
+        return self._held[job_id].deadline - self.margin_s
 
     def renew_due(self, now: float) -> bool:
         """Whether a batched renew should be sent now."""

@@ -32,7 +32,14 @@ from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.heartbeat import Heartbeat
 from foundry.application.pool.processes import Child, ProcessWorkforce
 from foundry.application.pool.supervisor import Supervisor
-from foundry.application.pool.wire import PROGRESS, READY, decode_progress, decode_reply
+from foundry.application.pool.wire import (
+    PROGRESS,
+    READY,
+    SKIPPED,
+    decode_progress,
+    decode_reply,
+    decode_skipped,
+)
 from foundry.application.registry import JobRegistry
 from foundry.ports import Clock, QueuePort, WorkerRegistry
 
@@ -191,6 +198,8 @@ class Pool:
             self.supervisor.child_ready(slot, now)
         elif frame[:1] == PROGRESS:
             self.supervisor.child_progress(slot, *decode_progress(frame))
+        elif frame[:1] == SKIPPED:
+            self.supervisor.child_skipped(slot, *decode_skipped(frame), now)
         else:
             self.supervisor.child_replied(slot, decode_reply(frame), now)
         return True

@@ -4,6 +4,7 @@ whether the held leases were confirmed since the queue last failed."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -11,9 +12,10 @@ log = logging.getLogger(__name__)
 class Outage:
     """Tracks whether the queue backend answers; logs each transition once."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_failed: Callable[[], None] | None = None) -> None:
         self._since: float | None = None
         self._unconfirmed = False
+        self._on_failed = on_failed  # told of each failure, as it is recorded
 
     @property
     def down(self) -> bool:
@@ -32,6 +34,8 @@ class Outage:
     def failed(self, what: str, error: Exception, now: float) -> None:
         """A call failed; logged only if the backend was answering until now."""
         self._unconfirmed = True
+        if self._on_failed is not None:
+            self._on_failed()
         if self._since is None:
             self._since = now
             log.error(

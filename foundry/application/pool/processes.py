@@ -14,7 +14,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkProcess
 
 from foundry.application.pool.child import child_main
-from foundry.application.pool.watchdog import new_fence, set_fence
+from foundry.application.pool.watchdog import new_fence, set_fence, set_start_by
 from foundry.application.pool.wire import STOP, framed, write_all
 from foundry.application.registry import JobRegistry
 
@@ -135,6 +135,18 @@ class ProcessWorkforce:
     def fence(self, slot: int, at: float) -> None:
         """Set the child's self-fencing deadline (monotonic seconds, shared memory)."""
         set_fence(self.children[slot].fence, at)
+
+    def start_by(self, slot: int, task: int, at: float) -> None:
+        """Set the start-by time of the child's task number ``task`` (shared memory)."""
+        set_start_by(self.children[slot].fence, task, at)
+
+    def answered(self, slot: int) -> bool:
+        """Whether the child has written a frame the parent has not read yet (or its pipe
+        is broken)."""
+        try:
+            return self.children[slot].conn.poll()
+        except (EOFError, OSError):
+            return True
 
     def wait_gone(self, slot: int, timeout: float) -> bool:
         """Wait for the child to exit (it is reaped later, by ``exitcode``); whether it did."""

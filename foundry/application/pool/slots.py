@@ -25,12 +25,16 @@ class SlotState(enum.Enum):
 
 
 class Running:
-    """A job a child is running, and the times that bound it (monotonic seconds)."""
+    """A job a child is running (or holds queued behind its running one, ``Slot.queued``),
+    its number among the child's tasks, and the times that bound it (monotonic seconds)."""
 
-    __slots__ = ("hard_at", "killed", "lease", "started", "started_at", "stop", "term_at")
+    __slots__ = ("hard_at", "killed", "lease", "started", "started_at", "stop", "task", "term_at")
 
-    def __init__(self, lease: Lease, started_at: datetime, started: float, hard_at: float) -> None:
+    def __init__(
+        self, lease: Lease, started_at: datetime, started: float, hard_at: float, task: int = 0
+    ) -> None:
         self.lease = lease
+        self.task = task
         self.started_at = started_at
         self.started = started
         self.hard_at = hard_at
@@ -40,22 +44,50 @@ class Running:
 
 
 class Slot:
-    """One child process of the pool (replaced children reuse their slot)."""
+    """One child process of the pool (replaced children reuse their slot).
 
-    __slots__ = ("index", "job", "kill_at", "pid", "state", "tasks")
+    ``job`` is the job the child runs; ``queued`` one sent to it while it runs ``job``, not
+    started yet as far as the parent knows (it starts once ``job`` ends: the child's answer
+    about ``job`` tells the parent). ``sent`` counts the tasks sent to this child, which
+    numbers them as the child does, and ``answered`` those it has answered (in order: a
+    reply, or ``SKIPPED`` for one it did not start); ``rss`` is its memory after its last job.
+    """
+
+    __slots__ = (
+        "answered",
+        "index",
+        "job",
+        "kill_at",
+        "pid",
+        "queued",
+        "rss",
+        "sent",
+        "state",
+        "tasks",
+    )
 
     def __init__(self, index: int, pid: int = 0, state: SlotState = SlotState.STARTING) -> None:
         self.index = index
         self.pid = pid
         self.state = state
         self.job: Running | None = None
+        self.queued: Running | None = None
         self.tasks = 0
+        self.sent = 0
+        self.answered = 0
+        self.rss = 0
         self.kill_at = float("inf")
 
     @property
+    def open_tasks(self) -> int:
+        """Tasks sent and not answered yet: at most two, each with its own start-by time
+        (``watchdog``); a job withdrawn while queued stays one until the child skips it."""
+        return self.sent - self.answered
+
+    @property
     def busy(self) -> bool:
-        """Whether the slot holds a job."""
-        return self.job is not None
+        """Whether the slot holds a job (running, or queued in a child about to be gone)."""
+        return self.job is not None or self.queued is not None
 
 
 def all_idle(slots: Sequence[Slot]) -> bool:

@@ -5,10 +5,11 @@ time; it answers by claiming, settling jobs through the ``QueuePort`` and comman
 ``Workforce``. Times are monotonic seconds, passed in (and read again from the ``monotonic``
 clock it is given after a write that may block), so tests drive it with a manual clock.
 
-The supervisor owns the pool's state: the slots (and the job each runs), the prefetch buffer
-and the exit code. Its helpers (``Claimer``, ``Failures``, ``Stopping``, ``Upkeep``,
-``Respawner``) own only their own timing and counts, see only the collaborators they need,
-and return decisions; every change to that state is made here.
+The supervisor owns the pool's state: the slots (the job each child runs, and the one it
+holds queued behind it), the prefetch buffer and the exit code. Its helpers (``Claimer``,
+``Failures``, ``Stopping``, ``Upkeep``, ``Respawner``) own only their own timing and counts,
+see only the collaborators they need, and return decisions; every change to that state is
+made here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from random import Random
+from typing import Any
 
 from foundry.application.chains import PreviousResults
 from foundry.application.outcome import PoolObserver
@@ -44,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: Why a lease within the safety margin of its local deadline is given up.
 FENCED = "fenced: its lease could not be renewed before the deadline"
+#: Why a job queued in a child the pool kills is given up when it may have started there.
+KILLED_QUEUED = "lease lost: given up with its child, killed when the job may have started"
 #: A chained job whose previous result cannot be read now is given back for this long.
 PREVIOUS_RETRY = timedelta(seconds=1)
 
@@ -73,7 +77,7 @@ class Supervisor:
         self.heartbeat = heartbeat
         self._book = LeaseBook(config.lease.total_seconds())
         self._counters = PoolCounters()
-        outage = self._outage = Outage()
+        outage = self._outage = Outage(on_failed=self._withdraw_queued)
         self.settler = Settler(
             queue,
             clock=clock,
@@ -147,7 +151,9 @@ class Supervisor:
             return
         slot.job = None
         slot.tasks += 1
-        self._after_job(slot, running, reply, now)
+        slot.answered = running.task + 1
+        slot.rss = reply.rss
+        self._after_job(slot, running, now, now if reply.ended is None else min(reply.ended, now))
         # A buffered job goes to the child at once; a claim waits until every reply that is
         # in has been read, so one round trip settles them and claims for all idle children.
         self._hand_out()
@@ -157,6 +163,22 @@ class Supervisor:
         else:
             stop = None if running.stop is None else Cancel(running.stop)
             self.settler.fail(lease, reply.error, reply.runtime_s, stop)
+
+    def child_skipped(self, index: int, task: int, token: str, now: float) -> None:
+        """A child did not start its task number ``task``, which it held queued: its start-by
+        time had passed (its lease was about to be fenced, or the job was withdrawn). It is
+        handed out again, or given up as any held lease would be."""
+        slot = self.slots[index]
+        slot.answered = max(slot.answered, task + 1)
+        skipped = slot.job
+        if skipped is None or (skipped.task, skipped.lease.token) != (task, token):
+            self._hand_out()  # withdrawn while queued, and dealt with then
+            return
+        slot.job = None
+        self._book.unstarted(skipped.lease.job_id)
+        self._after_job(slot, skipped, now, now)
+        self._unsend(skipped)
+        self._hand_out()
 
     def child_progress(self, index: int, token: str, progress: Progress) -> None:
         """A child's running job reported progress: the next renew stores it."""
@@ -168,8 +190,11 @@ class Supervisor:
         """A child is gone: fail the job it ran (if any), then replace it unless stopping."""
         slot = self.slots[index]
         running, slot.job = slot.job, None
+        queued, slot.queued = slot.queued, None
         if self._failures.child_exited(slot, running, exitcode, now):
             self._fail()
+        if queued is not None:  # the child never answered about the job before it
+            self._unsend(queued)
         if self.stopping.active or self.exit_code is not None:
             self.slots[index] = Slot(index, pid=slot.pid, state=SlotState.GONE)
         else:
@@ -270,24 +295,17 @@ class Supervisor:
             )
 
     def assign(self, slot: Slot, lease: Lease, now: float) -> bool:
-        """Send ``lease``'s job to ``slot``'s child; ``False`` if it did not start there."""
+        """Send ``lease``'s job to ``slot``'s idle child; ``False`` if it did not start there."""
+        ready, payload = self._payload(lease)
+        if not ready or (lease.lapses and not self._report_start(lease, now)):
+            return False
         job = lease.job
-        if job.name not in self._registry:
-            self._failures.unknown_handler(lease)
-            return False
-        try:
-            payload = self._previous.payload(job)
-        except FoundryError as error:
-            log.warning("job %s waits for a result the queue cannot give (%s)", job.id, error)
-            self.settler.release(lease, PREVIOUS_RETRY)
-            return False
-        if lease.lapses and not self._report_start(lease, now):
-            return False
         started_at = self._clock.now()
-        slot.job = Running(lease, started_at, now, now + job.timeout.total_seconds())
+        running = Running(lease, started_at, now, now + job.timeout.total_seconds(), slot.sent)
+        slot.job = running
         slot.state = SlotState.BUSY
-        self._workforce.fence(slot.index, self._book.child_deadline(lease.job_id))
-        if not self._workforce.send(slot.index, encode_task(lease, payload)):
+        self._fence_child(slot)
+        if not self._send(slot, running, payload):
             slot.job = None
             slot.state = SlotState.DYING
             self.settler.release(lease)
@@ -295,6 +313,108 @@ class Supervisor:
         self._book.started(lease.job_id)
         self.settler.started(lease, slot.pid, started_at)
         return True
+
+    def _queue_behind(self, slot: Slot, lease: Lease, now: float) -> None:
+        """Send ``lease``'s job to ``slot``'s busy child, which starts it as its job ends
+        (if its start-by time has not passed then): the child's answer about that job tells
+        the parent it started (``_promote``), and only then is its attempt spent."""
+        ready, payload = self._payload(lease)
+        if not ready:
+            return
+        queued = Running(lease, self._clock.now(), now, float("inf"), slot.sent)
+        slot.queued = queued
+        self._fence_child(slot)
+        if not self._send(slot, queued, payload):  # the child is gone: its exit comes next
+            slot.queued = None
+            slot.state = SlotState.DYING
+            self.buffer.appendleft(lease)
+
+    def _send(self, slot: Slot, task: Running, payload: dict[str, Any] | None) -> bool:
+        """Send ``task`` as the child's next task, with the time it may start by."""
+        start_by = self._book.start_by(task.lease.job_id)
+        self._workforce.start_by(slot.index, task.task, start_by)
+        if not self._workforce.send(slot.index, encode_task(task.lease, payload)):
+            return False
+        slot.sent += 1
+        return True
+
+    def _payload(self, lease: Lease) -> tuple[bool, dict[str, Any] | None]:
+        """Whether ``lease``'s job may go to a child now, and its payload (``None``: the
+        job's own). A job naming no handler, or waiting for a result the queue cannot give
+        now, is settled or given back here."""
+        job = lease.job
+        if job.name not in self._registry:
+            self._failures.unknown_handler(lease)
+            return False, None
+        try:
+            return True, self._previous.payload(job)
+        except FoundryError as error:
+            log.warning("job %s waits for a result the queue cannot give (%s)", job.id, error)
+            self.settler.release(lease, PREVIOUS_RETRY)
+            return False, None
+
+    def _fence_child(self, slot: Slot) -> None:
+        """The child kills itself at the earlier deadline of the jobs it holds: it may start
+        the queued one before the parent reads its answer about the running one."""
+        held = [job.lease.job_id for job in (slot.job, slot.queued) if job is not None]
+        deadlines = [self._book.child_deadline(job_id) for job_id in held if job_id in self._book]
+        if deadlines:
+            self._workforce.fence(slot.index, min(deadlines))
+
+    def _promote(self, slot: Slot, ended: float, now: float) -> None:
+        """The child's job ended at ``ended`` (its monotonic clock): the job queued behind
+        it started then, and its time limits count from then."""
+        queued, slot.queued = slot.queued, None
+        if queued is None:
+            return
+        lease = queued.lease
+        queued.started, queued.started_at = ended, self._clock.now()
+        queued.hard_at = ended + lease.job.timeout.total_seconds()
+        slot.job = queued
+        self._book.started(lease.job_id)
+        self.settler.started(lease, slot.pid, queued.started_at)
+        self._fence_child(slot)
+        if queued.stop is not None:  # a cancel came while it was queued: as if running
+            queued.hard_at = min(queued.hard_at, now + self.config.term_grace.total_seconds())
+            self._workforce.interrupt(slot.index)
+
+    def _unsend(self, task: Running) -> None:
+        """A job sent to a child that did not start it: back to the front of the buffer,
+        its attempt not spent; a cancelled one ends cancelled, and once a stop is asked for
+        it is released."""
+        lease = task.lease
+        if lease.job_id not in self._book:
+            return  # given up meanwhile
+        if task.stop is not None:
+            error = ErrorInfo.from_exception(JobCancelled(lease.job_id, task.stop))
+            self.settler.fail(lease, error, 0.0, Cancel(task.stop))
+        elif self.stopping.requested:
+            self.settler.release(lease)
+        else:
+            self.buffer.appendleft(lease)
+
+    def _withdraw_queued(self) -> None:
+        """A call to the queue failed: jobs queued in children go back to the buffer, where
+        they wait for the queue as held jobs do (their starts could not be reported, and a
+        failover may have lost their claims); those that may have started are left."""
+        for slot in self.slots:
+            withdrawn = self._withdraw(slot)
+            if withdrawn is not None:
+                self.buffer.appendleft(withdrawn.lease)
+
+    def _withdraw(self, slot: Slot) -> Running | None:
+        """Withdraw the job queued in ``slot``'s child: its start-by time is moved to the
+        past, which the child reads after answering about its running job. If no answer is
+        waiting in the pipe, the queued job will not start (returned, for the caller to
+        settle); else it may have started (``None``; the slot keeps it)."""
+        queued = slot.queued
+        if queued is None:
+            return None
+        self._workforce.start_by(slot.index, queued.task, float("-inf"))
+        if self._workforce.answered(slot.index):
+            return None
+        slot.queued = None
+        return queued
 
     def _report_start(self, lease: Lease, now: float) -> bool:
         """A held job whose lease lapsed unstarted before (its worker may have died running
@@ -313,7 +433,7 @@ class Supervisor:
         whose reply came late) is renewed first, once, and handed out only if that kept it."""
         renewed: set[str] = set()  # jobs whose lapsing lease a renewal here was sent for
         for slot in self.slots:
-            while slot.state is SlotState.IDLE and self.buffer:
+            while slot.state is SlotState.IDLE and self.buffer and slot.open_tasks < 2:
                 now = self._monotonic()
                 lease = self.buffer[0]
                 if lease.ahead and self._outage.down:
@@ -333,6 +453,41 @@ class Supervisor:
                     continue
                 self.buffer.popleft()
                 self.assign(slot, lease, now)
+        self._queue_ahead()
+
+    def _queue_ahead(self) -> None:
+        """Give each busy child the next buffered job to hold, so it starts that job the
+        moment its own ends instead of waiting for the parent; only jobs that need nothing
+        before their start (no start to report first, no failover to check, far from being
+        fenced)."""
+        if self.stopping.requested or self._outage.down or self._outage.unconfirmed:
+            return
+        for slot in self.slots:
+            if not self.buffer:
+                return
+            if not self._may_queue(slot):
+                continue
+            now = self._monotonic()
+            lease = self.buffer[0]
+            if lease.lapses or self._book.lapsing(lease.job_id, now):
+                return  # for an idle child, through _hand_out's checks
+            self.buffer.popleft()
+            self._queue_behind(slot, lease, now)
+
+    def _may_queue(self, slot: Slot) -> bool:
+        """Whether ``slot``'s child may hold a job queued behind the one it runs: it runs
+        one that is not being stopped, it is not replaced after it (max tasks), and it has
+        skipped any job withdrawn from it (a third open task would share a start-by time)."""
+        running = slot.job
+        return (
+            slot.state is SlotState.BUSY
+            and running is not None
+            and slot.queued is None
+            and slot.open_tasks < 2
+            and running.stop is None
+            and running.term_at is None
+            and self.config.recycle_reason(slot.tasks + 1, slot.rss) is None
+        )
 
     def _drop_replaced(self, leases: list[Lease]) -> None:
         """Buffered leases of jobs a claim just returned are gone: a failover lost their claims
@@ -344,24 +499,40 @@ class Supervisor:
             self.buffer.extend(kept)
 
     def _wanted(self) -> int:
-        return self._claimer.wanted(self.slots, len(self.buffer))
+        queued = sum(1 for slot in self.slots if slot.queued is not None)
+        return self._claimer.wanted(self.slots, len(self.buffer) + queued)
 
     def _quiet_for(self, now: float) -> float:
         wakes = (self.heartbeat.next_wake(), self.settler.next_wake(), self._respawner.next_wake())
         return max(0.0, min(wakes) - now)
 
-    def _after_job(self, slot: Slot, running: Running, reply: Reply, now: float) -> None:
+    def _after_job(self, slot: Slot, running: Running, now: float, ended: float) -> None:
+        """The child's job ended at ``ended``: the job it held queued has started; a child
+        due to be replaced is told to exit after the job it runs now, if any."""
+        if slot.state is SlotState.DYING:
+            return
         if running.term_at is not None:
             slot.state = SlotState.DYING  # it was told to die; it may yet
+            if slot.queued is not None:  # and must not run the job it holds unwatched
+                self._workforce.kill(slot.index)
+                self._drop_queued(slot, answered=True)
             return
-        slot.state = SlotState.IDLE
-        why = self.config.recycle_reason(slot.tasks, reply.rss)
+        retiring = slot.state is SlotState.RETIRING
+        self._promote(slot, ended, now)
+        exit_wait = self.config.term_grace.total_seconds() + 5.0
+        if retiring:  # told to exit after its job
+            if slot.job is None:
+                slot.kill_at = now + exit_wait
+            return
+        slot.state = SlotState.IDLE if slot.job is None else SlotState.BUSY
+        why = self.config.recycle_reason(slot.tasks, slot.rss)
         if why is not None:
             log.info("recycling child %s (%s)", slot.pid, why)
             self.settler.recycled(slot.pid, why)
             self._workforce.stop(slot.index)
             slot.state = SlotState.RETIRING
-            slot.kill_at = now + self.config.term_grace.total_seconds() + 5.0
+            if slot.job is None:
+                slot.kill_at = now + exit_wait
 
     # -- the helpers' decisions, applied -------------------------------------------------
 
@@ -382,10 +553,29 @@ class Supervisor:
             if slot.job is not None and slot.job.lease.job_id == lease.job_id:
                 self._workforce.kill(slot.index)
                 slot.job, slot.state, slot.kill_at = None, SlotState.DYING, float("inf")
+                self._drop_queued(slot, answered=False)
+            queued = slot.queued
+            mine = queued is not None and queued.lease.job_id == lease.job_id
+            if mine and self._withdraw(slot) is None:  # it may have started: the child goes
+                self._workforce.kill(slot.index)
+                slot.queued, slot.state, slot.kill_at = None, SlotState.DYING, float("inf")
         # By job id: a renewal replaced the book's lease, not the claim's one in the buffer.
         for held in [held for held in self.buffer if held.job_id == lease.job_id]:
             self.buffer.remove(held)
         self.settler.lost(lease, reason)
+
+    def _drop_queued(self, slot: Slot, *, answered: bool) -> None:
+        """The pool kills ``slot``'s child: the job it holds queued goes back to the buffer
+        if it cannot have started (``answered``: the child has answered about the job before
+        it, so it may have moved on to it), else it is given up as a lease the pool lost:
+        started there, it must not run again under the same attempt."""
+        withdrawn = None if answered else self._withdraw(slot)
+        if withdrawn is not None:
+            self._unsend(withdrawn)
+            return
+        queued, slot.queued = slot.queued, None
+        if queued is not None and queued.lease.job_id in self._book:
+            self.settler.lost(queued.lease, KILLED_QUEUED)
 
     def _foreign_reply(self, slot: Slot, reply: Reply) -> None:
         """Never settle a job with an answer that is not its child's about it: some other
@@ -428,6 +618,7 @@ class Supervisor:
         that run their jobs. Those of jobs not handed out yet are renewed first: nothing runs
         under them, so the queue's answer decides (``_renew_unstarted``)."""
         waiting = {lease.job_id for lease in self.buffer}
+        waiting.update(slot.queued.lease.job_id for slot in self.slots if slot.queued)
         unstarted = [lease for lease in fenced if lease.job_id in waiting]
         for lease in fenced:
             if lease.job_id not in waiting:
@@ -458,7 +649,11 @@ class Supervisor:
             self._stop_job(stopped, now)
         for slot in self.slots:
             if slot.job is not None:
-                self._workforce.fence(slot.index, self._book.child_deadline(slot.job.lease.job_id))
+                self._fence_child(slot)
+            queued = slot.queued
+            if queued is not None and queued.stop is None and not self.stopping.requested:
+                at = self._book.start_by(queued.lease.job_id)  # (not one being withdrawn)
+                self._workforce.start_by(slot.index, queued.task, at)
         return True
 
     def _stop_job(self, lease: Lease, now: float) -> None:
@@ -474,6 +669,13 @@ class Supervisor:
                     grace_at = now + self.config.term_grace.total_seconds()
                     running.hard_at = min(running.hard_at, grace_at)
                     self._workforce.interrupt(slot.index)
+                return
+            queued = slot.queued
+            if queued is not None and queued.lease.job_id == lease.job_id:
+                queued.stop = reason  # ends cancelled unstarted, or is stopped once started
+                withdrawn = self._withdraw(slot)
+                if withdrawn is not None:
+                    self._unsend(withdrawn)
                 return
         waiting = [held for held in self.buffer if held.job_id == lease.job_id]
         for held in waiting:
@@ -506,6 +708,10 @@ class Supervisor:
         if step.begun:
             while self.buffer:
                 settler.release(self.buffer.popleft())
+            for slot in self.slots:  # jobs queued in children that will not start: released
+                withdrawn = self._withdraw(slot)
+                if withdrawn is not None:
+                    settler.release(withdrawn.lease)
         if step.overdue:
             self._kill_and_release()
             settler.give_up_outbox()
@@ -519,6 +725,9 @@ class Supervisor:
             self._workforce.kill(slot.index)
         for slot in busy:
             running, slot.job = slot.job, None
+            queued, slot.queued = slot.queued, None
+            if queued is not None and queued.lease.job_id in self._book:
+                self.settler.release(queued.lease)
             if running is None:  # a renewal before an earlier release forgot its lease
                 continue
             slot.state = SlotState.DYING

@@ -5,6 +5,13 @@ swapping, blocked) past a lease, the queue may give the job to another worker; t
 watchdog thread then kills the child's process group, so two executions never overlap. The
 deadline lives in a shared anonymous mapping written by the parent (monotonic seconds: one
 clock for every process on the machine).
+
+The same mapping holds each task's *start-by* time: a task the parent sent while the child
+still ran the one before it waits in the pipe, and the child starts it only before that time
+(the parent moves it as it renews the task's lease, or withdraws the task by setting it in
+the past). Tasks are numbered in the order the child receives them; the two kept are those
+of an even and an odd number, so the parent writes the next task's while the child may still
+read the current one's.
 """
 
 from __future__ import annotations
@@ -18,14 +25,17 @@ import time
 from collections.abc import Callable
 
 _DEADLINE = struct.Struct("d")
+_START_BY = struct.Struct("d")  # at offset _DEADLINE.size + (task % 2) * _START_BY.size
 #: How often a child's watchdog looks at its deadline (seconds).
 WATCH_EVERY_S = 0.1
 
 
 def new_fence() -> mmap.mmap:
     """A deadline shared with a child forked after this call; starts at never."""
-    fence = mmap.mmap(-1, _DEADLINE.size)
+    fence = mmap.mmap(-1, _DEADLINE.size + 2 * _START_BY.size)
     set_fence(fence, float("inf"))
+    for task in (0, 1):
+        set_start_by(fence, task, float("inf"))
     return fence
 
 
@@ -38,6 +48,17 @@ def fence_at(fence: mmap.mmap) -> float:
     """The current deadline (child side)."""
     deadline: float = _DEADLINE.unpack_from(fence, 0)[0]
     return deadline
+
+
+def set_start_by(fence: mmap.mmap, task: int, at: float) -> None:
+    """Let the child start its task number ``task`` only before ``at`` (parent side)."""
+    _START_BY.pack_into(fence, _DEADLINE.size + (task % 2) * _START_BY.size, at)
+
+
+def start_by(fence: mmap.mmap, task: int) -> float:
+    """The time before which the child may start its task number ``task`` (child side)."""
+    at: float = _START_BY.unpack_from(fence, _DEADLINE.size + (task % 2) * _START_BY.size)[0]
+    return at
 
 
 def start_watchdog(fence: mmap.mmap, busy: Callable[[], bool]) -> threading.Thread:

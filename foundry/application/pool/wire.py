@@ -1,11 +1,14 @@
 """The pipe protocol between the pool's parent and a child: one pickled tuple per message.
 
 Parent to child: a task ``(job_id, name, payload, attempt, queue, soft_timeout_s,
-lease_token, metadata)`` or ``STOP``. Child to parent: ``READY`` once, then one reply per
-task: a fixed header ``(ok, runtime_s, rss_bytes, pid)``, the task's lease token, and the
-pickled result or ``ErrorInfo`` (before it, any number of ``PROGRESS`` frames: the lease
-token, a fraction and a note), so a value that cannot be (un)pickled still leaves a
-readable reply: a failure, for a result the parent cannot receive. The pid and the token let
+lease_token, metadata, fence)`` or ``STOP``; a task may be sent while the child still runs
+the one before it (it waits in the pipe). Child to parent: ``READY`` once, then one reply per
+task: a fixed header ``(ok, runtime_s, rss_bytes, pid, ended)``, the task's lease token, and
+the pickled result or ``ErrorInfo`` (before it, any number of ``PROGRESS`` frames: the lease
+token, a fraction and a note), or ``SKIPPED`` and the token for a task it did not start (its
+start-by deadline had passed), so a value that cannot be (un)pickled still leaves a
+readable reply: a failure, for a result the parent cannot receive. ``ended`` is the child's
+monotonic time when the job ended: a task waiting behind it starts then. The pid and the token let
 the parent refuse an answer from any process but its child, about any job but the one that
 child runs. Frames are length-prefixed as ``multiprocessing.connection`` does it; a child never
 decodes a job record, only these fields.
@@ -26,8 +29,10 @@ from foundry.ports import Lease
 STOP = b""
 READY = b"R"
 PROGRESS = b"P"
+SKIPPED = b"S"
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
-_HEADER = struct.Struct("<?dQiH")  # ok, runtime, rss, pid, token length
+_HEADER = struct.Struct("<?dQidH")  # ok, runtime, rss, pid, ended, token length
+_TASK = struct.Struct("<Q")  # a task's number in a SKIPPED frame
 _SIZE = struct.Struct("!i")  # a frame's length, or -1: the length follows in _LARGE
 _LARGE = struct.Struct("!Q")
 _READ_AHEAD = 65536
@@ -45,6 +50,7 @@ class Reply:
     rss: int
     pid: int
     token: str
+    ended: float | None = None  # the child's monotonic time at the end (None: not known)
 
     @property
     def error(self) -> ErrorInfo:
@@ -127,7 +133,7 @@ class FrameReader:
 
 
 def encode_reply(
-    ok: bool, value: Any, runtime_s: float, rss: int, *, pid: int, token: str
+    ok: bool, value: Any, runtime_s: float, rss: int, *, pid: int, token: str, ended: float
 ) -> bytes:
     """The reply frame of process ``pid`` to the task of lease ``token``. A result that cannot
     be pickled turns the reply into a failure (``InvalidResult``); an error that cannot is
@@ -141,13 +147,13 @@ def encode_reply(
             value = _describe(value, error)
         body = pickle.dumps(value, _PROTOCOL)
     tag = token.encode()
-    return _HEADER.pack(ok, runtime_s, rss, pid, len(tag)) + tag + body
+    return _HEADER.pack(ok, runtime_s, rss, pid, ended, len(tag)) + tag + body
 
 
 def decode_reply(frame: bytes) -> Reply:
     """A reply from its frame; a result that cannot be unpickled makes it a failure
     (``InvalidResult``), an error that cannot is replaced by a description."""
-    ok, runtime_s, rss, pid, length = _HEADER.unpack_from(frame)
+    ok, runtime_s, rss, pid, ended, length = _HEADER.unpack_from(frame)
     body = _HEADER.size + length
     token = frame[_HEADER.size : body].decode()
     try:
@@ -159,7 +165,20 @@ def decode_reply(frame: bytes) -> Reply:
             value = _describe(None, error)
     if not ok and not isinstance(value, ErrorInfo):
         value = ErrorInfo(type="UndecodableError", message=str(value))
-    return Reply(ok, value, runtime_s, rss, pid, token)
+    return Reply(ok, value, runtime_s, rss, pid, token, ended)
+
+
+def encode_skipped(task: int, token: str) -> bytes:
+    """The frame a child sends instead of a reply for its task number ``task`` (of lease
+    ``token``), which it did not start."""
+    return SKIPPED + _TASK.pack(task) + token.encode()
+
+
+def decode_skipped(frame: bytes) -> tuple[int, str]:
+    """The task number and the lease token of a ``SKIPPED`` frame (a job sent twice to one
+    child has one token, not one number)."""
+    (task,) = _TASK.unpack_from(frame, 1)
+    return task, frame[1 + _TASK.size :].decode()
 
 
 def encode_progress(token: str, progress: Progress) -> bytes:

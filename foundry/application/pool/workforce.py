@@ -45,6 +45,17 @@ class Workforce(Protocol):
         parent may be stalled then, unable to fence it)."""
         ...
 
+    def start_by(self, slot: int, task: int, at: float) -> None:
+        """Tell the child to start its task number ``task`` (counted from 0, in the order
+        sent) only before monotonic time ``at``, else to answer it ``SKIPPED``. Set before
+        the task is sent, and moved while it waits in the child."""
+        ...
+
+    def answered(self, slot: int) -> bool:
+        """Whether the child has written a frame the parent has not read yet: after a
+        ``start_by`` in the past, ``False`` means the task it names will not start."""
+        ...
+
     def wait_gone(self, slot: int, timeout: float) -> bool:
         """Block until the child has exited (up to ``timeout`` s); whether it has."""
         ...
