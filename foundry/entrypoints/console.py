@@ -1,5 +1,5 @@
 """The ``foundry`` console script: the CLI, without the garbage collector's passes over its
-import.
+import, and redis without OpenTelemetry (``drivers.import_redis``).
 
 Importing the CLI, a worker's app included, leaves some 50,000 objects that live as long as
 the process and hardly any garbage, yet the collector makes over 100 passes over them while
@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import gc
 
+from foundry.entrypoints.drivers import import_redis
+
 
 def main() -> None:
     """Run ``foundry``."""
     collecting = gc.isenabled()
     gc.disable()
     try:
+        import_redis()
         from foundry.entrypoints.cli import main as cli_main  # noqa: PLC0415 - with gc off
     finally:
         gc.freeze()

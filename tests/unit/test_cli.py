@@ -269,20 +269,20 @@ def test_an_app_that_wires_fastapi_after_foundry_still_gets_its_dependencies() -
     assert result.stdout.split() == ["hello"]
 
 
-def test_the_console_script_loads_no_loguru_and_turns_the_collector_back_on() -> None:
+def test_the_console_script_loads_neither_loguru_nor_opentelemetry_and_collects_again() -> None:
     script = (
         "import sys\n"
         "sys.argv = ['foundry', '--version']\n"
         "from foundry.entrypoints.console import main\n"
         "try:\n    main()\nexcept SystemExit as stop:\n    print('exit', stop.code)\n"
-        "print('loguru' in sys.modules)\n"
+        "print('loguru' in sys.modules, 'opentelemetry' in sys.modules, 'redis' in sys.modules)\n"
         "import gc\n"
         "print('collecting', gc.isenabled())\n"
     )
     result = _python("-c", script)
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[1:] == ["exit 0", "False", "collecting True"]
+    assert result.stdout.splitlines()[1:] == ["exit 0", "False False True", "collecting True"]
     assert result.stdout.startswith("foundry, version ")
 
 
