@@ -30,3 +30,13 @@ def test_a_call_of_more_than_a_thousand_arguments_counts_them_all() -> None:
     packed = Packer(_FUNCTIONS).pack("enqueue", ["k"], args)
 
     assert packed == _redis_py("FCALL", "enqueue_v1", 1, "k", *args)
+
+
+def test_kept_texts_are_found_only_for_texts() -> None:
+    packer = Packer(_FUNCTIONS)
+    packer.pack("enqueue", ["k"], ["1", "ab"])
+    args: list[Arg] = [1, b"ab", "1", 10**20, str(10**20)]
+
+    packed = packer.pack("enqueue", ["k"], args)
+
+    assert packed == _redis_py("FCALL", "enqueue_v1", 1, "k", *args)

@@ -100,8 +100,8 @@ class Packer:
 
     def __init__(self, functions: dict[str, str]) -> None:
         self._function = functions
-        #: By function, keys and the call's length: the array's count, FCALL, the function's
-        #: name and the keys, packed.
+        #: By function, keys and the number of arguments: the array's count, FCALL, the
+        #: function's name and the keys, packed.
         self._heads: dict[tuple[str, tuple[str, ...], int], bytes] = {}
         # The short texts most arguments are ("", "0", a clock's "", counts, the epoch
         # candidate), packed once: a dict hit where formatting a bulk string is a third of
@@ -110,34 +110,39 @@ class Packer:
 
     def pack(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> bytes:
         """One ``FCALL`` of ``name`` with ``keys`` and ``args``, ready to send."""
-        count = 3 + len(keys) + len(args)
-        key = (name, keys if type(keys) is tuple else tuple(keys), count)
-        head = self._heads.get(key)
+        head = self._heads.get((name, keys if type(keys) is tuple else tuple(keys), len(args)))
         if head is None:
-            parts: list[Arg] = ["FCALL", self._function[name], len(keys), *keys]
-            counted = _COUNTS[count] if count < _KEPT else b"*%d\r\n" % count
-            head = self._heads[key] = counted + b"".join(map(_bulk, parts))
+            head = self._head(name, keys, len(args))
         small = self._small
         pieces = [head]
         for arg in args:
-            kind = type(arg)
-            if kind is bytes:
-                data: bytes = arg  # type: ignore[assignment]
-            elif kind is str and len(arg) < _SMALL:  # type: ignore[arg-type]
-                bulk = small.get(arg)
-                if bulk is None:
-                    bulk = _bulk(arg)
-                    if len(small) < _SMALL_KEPT:
-                        small[arg] = bulk
-                pieces.append(bulk)
-                continue
+            if type(arg) is bytes:
+                data: bytes = arg
             else:
-                data = arg if isinstance(arg, bytes) else str(arg).encode()
+                # One lookup serves every kind: the table's keys are texts, which no int
+                # equals, so only a kept text finds its bulk string (bytes are not hashed).
+                bulk = small.get(arg)
+                if bulk is not None:
+                    pieces.append(bulk)
+                    continue
+                if type(arg) is str and len(arg) < _SMALL and len(small) < _SMALL_KEPT:
+                    small[arg] = bulk = _bulk(arg)
+                    pieces.append(bulk)
+                    continue
+                data = str(arg).encode()
             # The length's prefix from a table and the data joined once with the rest: a
             # bytes %-format per argument was a third of packing a plain enqueue.
             size = len(data)
             pieces += (_SIZES[size] if size < _KEPT else b"$%d\r\n" % size, data, b"\r\n")
         return b"".join(pieces)
+
+    def _head(self, name: str, keys: Sequence[str], size: int) -> bytes:
+        """The array's count, FCALL, the function's name and the keys, packed and kept."""
+        count = 3 + len(keys) + size
+        parts: list[Arg] = ["FCALL", self._function[name], len(keys), *keys]
+        counted = _COUNTS[count] if count < _KEPT else b"*%d\r\n" % count
+        head = self._heads[(name, tuple(keys), size)] = counted + b"".join(map(_bulk, parts))
+        return head
 
 
 def missing(error: ResponseError) -> bool:
