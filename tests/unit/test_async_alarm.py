@@ -4,8 +4,10 @@ a timer of the loop."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import threading
+import weakref
 from time import monotonic
 
 from foundry.adapters.redis.async_alarm import call_at
@@ -54,6 +56,22 @@ def test_a_cancelled_alarm_does_not_run_its_callback() -> None:
     asyncio.run(scenario())
 
     assert seen == []
+
+
+def test_a_cancelled_alarm_lets_go_of_its_callback_at_once() -> None:
+    class Owner:
+        def ring(self) -> None: ...
+
+    async def scenario() -> weakref.ref[Owner]:
+        owner = Owner()
+        alarm = call_at(monotonic() + 3600, asyncio.get_running_loop(), owner.ring)
+        alarm.cancel()
+        return weakref.ref(owner)
+
+    owned = asyncio.run(scenario())
+    gc.collect()
+
+    assert owned() is None
 
 
 def test_an_alarm_of_a_closed_loop_is_dropped_and_the_others_still_ring() -> None:

@@ -43,8 +43,10 @@ class Alarm:
         self.cancelled = False
 
     def cancel(self) -> None:
-        """Do not run the callback (call it from the loop's thread)."""
+        """Do not run the callback; the alarm (its loop, callback and arguments) is let go now,
+        not when it would have been due."""
         self.cancelled = True
+        _clock.drop(self)
 
     def ring(self) -> None:
         """Hand the callback to its loop (from the alarm thread); a closed loop drops it."""
@@ -86,6 +88,14 @@ class _Clock:
                 threading.Thread(target=self._run, name=name, daemon=True).start()
             elif self._due[0][2] is alarm:
                 self._changed.notify()  # earlier than the one the thread sleeps to
+
+    def drop(self, alarm: Alarm) -> None:
+        """Take ``alarm`` out (the thread may wake at its time and find nothing due)."""
+        with self._changed:
+            kept = [entry for entry in self._due if entry[2] is not alarm]
+            if len(kept) != len(self._due):
+                heapq.heapify(kept)
+                self._due = kept
 
     def _run(self) -> None:
         with self._changed:
