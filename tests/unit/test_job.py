@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -238,6 +239,15 @@ def test_a_job_of_a_template_has_its_fields_but_the_four_given() -> None:
     assert job == attrs.evolve(
         _TEMPLATE, id="fresh", payload={"a": 1}, created_at=NOW, metadata={"team": "b"}
     )
+
+
+def test_a_job_of_a_template_is_a_frozen_job_like_any_other() -> None:
+    job = Job.of_template(_TEMPLATE, "fresh", {"a": 1}, NOW, {})
+
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        job.name = "other"  # type: ignore[misc]
+    assert type(job) is Job
+    assert pickle.loads(pickle.dumps(job)) == job
 
 
 @pytest.mark.parametrize(
