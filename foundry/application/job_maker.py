@@ -21,7 +21,6 @@ from foundry.domain import (
     RunAt,
     RunNow,
     UniqueSpec,
-    new_job_id,
 )
 from foundry.domain.schedule import Schedule
 from foundry.ports import Clock, CommitHooks, Duplicate, EnqueueOutcome
@@ -112,9 +111,7 @@ class JobMaker:
             job = self._registry.make_job(name, payload, created_at=self._clock.now())
             return self._registry.hooks.dispatching(job)
         handler.arguments.check(name, data)
-        job = Job.of_template(
-            template, new_job_id(), data, self._clock.now(), dict(template.metadata)
-        )
+        job = Job.of_template(template, None, data, self._clock.now(), dict(template.metadata))
         return self._registry.hooks.dispatching(job)
 
     def many(self, items: Iterable[Item]) -> list[Job]:

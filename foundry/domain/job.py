@@ -393,13 +393,14 @@ def _validate(job: Job) -> None:
             passed[index] = value
 
 
-def _validate_fresh(job: Job) -> None:
+def _validate_fresh(job: Job, *, minted: bool) -> None:
     """``_validate`` of the fields a job made from a valid template does not share with it
-    (the fields it sets and ``after``, which names other ids), in field order."""
+    (the fields it sets and ``after``, which names other ids), in field order; a ``minted``
+    id (``new_job_id``'s) is valid as made."""
     problem = _check_payload(job.payload)
     if problem is not None:
         raise InvalidJob("payload", problem)
-    problem = _check_id(job.id)
+    problem = None if minted else _check_id(job.id)
     if problem is not None:
         raise InvalidJob("id", problem)
     created_at = job.created_at
@@ -448,12 +449,13 @@ class Job:
     def of_template(
         cls,
         template: Job,
-        job_id: str,
+        job_id: str | None,
         payload: Payload,
         created_at: datetime,
         metadata: dict[str, str],
     ) -> Job:
-        """A job with ``template``'s fields but these four, refused as ``Job(...)`` would be.
+        """A job with ``template``'s fields but these four, refused as ``Job(...)`` would be;
+        ``job_id=None`` mints a fresh id (``new_job_id``), which needs no check.
 
         The dispatch path's constructor: ``template`` (a handler's) holds converted values
         that passed its own validation, so they are copied as they are and only the four new
@@ -466,7 +468,7 @@ class Job:
         job.name = template.name
         job.payload = payload
         job.queue = template.queue
-        job.id = job_id
+        job.id = new_job_id() if job_id is None else job_id
         job.priority = template.priority
         job.schedule = template.schedule
         job.retry = template.retry
@@ -480,7 +482,7 @@ class Job:
         job.limit = template.limit
         job.__class__ = cls
         made: Job = job
-        _validate_fresh(made)
+        _validate_fresh(made, minted=job_id is None)
         return made
 
     @property

@@ -241,6 +241,14 @@ def test_a_job_of_a_template_has_its_fields_but_the_four_given() -> None:
     )
 
 
+def test_a_job_of_a_template_without_an_id_gets_a_fresh_one() -> None:
+    first, second = (Job.of_template(_TEMPLATE, None, {}, NOW, {}) for _ in range(2))
+
+    assert first.id != second.id
+    assert Job("x", id=first.id).id == first.id  # a valid id
+    assert attrs.evolve(first, id="fresh") == Job.of_template(_TEMPLATE, "fresh", {}, NOW, {})
+
+
 def test_a_job_of_a_template_is_a_frozen_job_like_any_other() -> None:
     job = Job.of_template(_TEMPLATE, "fresh", {"a": 1}, NOW, {})
 
