@@ -532,6 +532,7 @@ def test_batches_are_listed_shown_and_cancelled(dash: Dash) -> None:
     assert (cancelled.json()["state"], cancelled.json()["reason"]) == ("cancelled", "not needed")
     assert missing.status_code == 404
     assert bad.status_code == 400
+    assert "is not a batch id" in bad.json()["error"]
 
 
 def test_the_batches_page_cancels_by_its_form_and_says_so(dash: Dash) -> None:

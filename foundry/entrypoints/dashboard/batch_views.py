@@ -7,22 +7,8 @@ from typing import Any
 
 import attrs
 
-from foundry.domain import InvalidJob, Job
-from foundry.entrypoints.dashboard.values import BadInput, iso, queue_name
+from foundry.entrypoints.dashboard.values import batch_id, iso, queue_name
 from foundry.ports import BatchPort, BatchRecord
-
-
-def batch_id(value: object) -> str:
-    """A valid batch id (the job ids' rule), or ``BadInput``."""
-    if not isinstance(value, str):
-        raise BadInput("a batch id must be a string")
-    try:
-        Job("probe", id=value)
-    except InvalidJob:
-        raise BadInput(
-            f"{value[:80]!r} is not a batch id (1-64 letters, digits or '_.:-')"
-        ) from None
-    return value
 
 
 @attrs.frozen

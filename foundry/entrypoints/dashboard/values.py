@@ -25,12 +25,21 @@ def queue_name(value: object) -> str:
 
 def job_id(value: object) -> str:
     """A valid job id (by the domain's own rule), or ``BadInput``."""
+    return _valid_id(value, "job id")
+
+
+def batch_id(value: object) -> str:
+    """A valid batch id (the job ids' rule), or ``BadInput``."""
+    return _valid_id(value, "batch id")
+
+
+def _valid_id(value: object, what: str) -> str:
     if not isinstance(value, str):
-        raise BadInput("a job id must be a string")
+        raise BadInput(f"a {what} must be a string")
     try:
         Job("probe", id=value)
     except InvalidJob:
-        raise BadInput(f"{value[:80]!r} is not a job id (1-64 letters, digits or '_.:-')") from None
+        raise BadInput(f"{value[:80]!r} is not a {what} (1-64 letters, digits or '_.:-')") from None
     return value
 
 
