@@ -16,6 +16,7 @@ from selenium.common.exceptions import (
     NoAlertPresentException,
     NoSuchElementException,
     StaleElementReferenceException,
+    WebDriverException,
 )
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
@@ -53,10 +54,42 @@ def chromium() -> Iterator[webdriver.Chrome]:
             driver.quit()
 
 
+def replaced(error: WebDriverException) -> bool:
+    """Whether ``error`` says the element found was swapped out by the page's live refresh.
+
+    Chromium reports it either as a stale element or, when the swap lands between the lookup
+    and the read, as an inspector error about a node outside the document.
+    """
+    if isinstance(error, StaleElementReferenceException):
+        return True
+    return "does not belong to the document" in (error.msg or "")
+
+
+def text(driver: webdriver.Chrome, by: str, value: str) -> str:
+    """The text of an element that a live refresh may replace between finding and reading."""
+    for _ in range(5):
+        try:
+            return str(driver.find_element(by, value).text)
+        except WebDriverException as error:
+            if not replaced(error):
+                raise
+    raise AssertionError(f"{value!r} kept being replaced by the page's refresh")
+
+
 def wait_until(driver: webdriver.Chrome, check: Callable[[webdriver.Chrome], object]) -> None:
     """Wait up to 20 s for ``check`` to hold (pages refresh themselves every second)."""
-    ignored = (NoSuchElementException, StaleElementReferenceException)
-    WebDriverWait(driver, 20, poll_frequency=0.1, ignored_exceptions=ignored).until(check)
+
+    def holds(d: webdriver.Chrome) -> object:
+        try:
+            return check(d)
+        except NoSuchElementException:
+            return False
+        except WebDriverException as error:
+            if replaced(error):
+                return False
+            raise
+
+    WebDriverWait(driver, 20, poll_frequency=0.1).until(holds)
 
 
 def alert_opened(driver: webdriver.Chrome) -> bool:
@@ -73,7 +106,9 @@ def click(driver: webdriver.Chrome, by: str, value: str) -> None:
     for _ in range(5):
         try:
             driver.find_element(by, value).click()
-        except StaleElementReferenceException:
+        except WebDriverException as error:
+            if not replaced(error):
+                raise
             continue
         return
     raise AssertionError(f"{value!r} kept being replaced by the page's refresh")

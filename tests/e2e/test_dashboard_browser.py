@@ -29,7 +29,7 @@ from foundry.domain import Batch, Callback, Job, JobState
 from foundry.ports import ScheduleEntry
 from tests.backends import unique_prefix
 from tests.e2e import observed
-from tests.e2e.browser import alert_opened, chromium, click, wait_until
+from tests.e2e.browser import alert_opened, chromium, click, text, wait_until
 from tests.e2e.servers import answers, foundry_process, http_get, wait_for
 from tests.e2e.test_demo import run_foundry
 from tests.redis_server import RedisServer, free_port
@@ -92,8 +92,7 @@ def shoot(driver: webdriver.Chrome, name: str) -> None:
 
 
 def cell(driver: webdriver.Chrome, queue: str, column: str) -> str:
-    row = driver.find_element(By.CSS_SELECTOR, f'tr[data-queue="{queue}"] td.{column}')
-    return str(row.text)
+    return text(driver, By.CSS_SELECTOR, f'tr[data-queue="{queue}"] td.{column}')
 
 
 def test_the_queues_page_shows_the_counts_and_follows_the_worker(
@@ -111,7 +110,7 @@ def test_the_queues_page_shows_the_counts_and_follows_the_worker(
     assert cell(browser, observed.QUEUE, "ready") == "0"
     shoot(browser, "queues")
     browser.get(scene.base + f"/queues/{PARKED}")
-    assert browser.find_element(By.CSS_SELECTOR, "dd.ready").text == "4"
+    assert text(browser, By.CSS_SELECTOR, "dd.ready") == "4"
     shoot(browser, "queue")
 
 
@@ -125,14 +124,14 @@ def test_a_dead_letter_is_opened_retried_and_seen_completed(
     browser.get(scene.base + f"/dead?queue={observed.QUEUE}")
     shoot(browser, "dead")
     click(browser, By.LINK_TEXT, job_id)
-    wait_until(browser, lambda d: d.find_element(By.ID, "job-state").text == "dead")
-    assert "RuntimeError" in browser.find_element(By.CSS_SELECTOR, "details.error").text
+    wait_until(browser, lambda d: text(d, By.ID, "job-state") == "dead")
+    assert "RuntimeError" in text(browser, By.CSS_SELECTOR, "details.error")
     shoot(browser, "job")
     marker.touch()
     click(browser, By.XPATH, "//button[text()='Retry']")
 
-    wait_until(browser, lambda d: d.find_element(By.ID, "job-state").text == "completed")
-    assert "requeued 1 dead letter" in browser.find_element(By.CSS_SELECTOR, ".note").text
+    wait_until(browser, lambda d: text(d, By.ID, "job-state") == "completed")
+    assert "requeued 1 dead letter" in text(browser, By.CSS_SELECTOR, ".note")
     assert scene.state(job_id) is JobState.COMPLETED
 
 
@@ -144,10 +143,10 @@ def test_a_script_in_a_payload_or_an_error_shows_as_text_and_runs_nothing(
     wait_for(lambda: scene.state(dead) is JobState.DEAD, "the doomed job to die")
 
     browser.get(scene.base + f"/jobs/{pending}")
-    payload = browser.find_element(By.ID, "payload").text
+    payload = text(browser, By.ID, "payload")
     source = browser.page_source
     browser.get(scene.base + f"/dead?queue={observed.QUEUE}")
-    error_text = browser.find_element(By.CSS_SELECTOR, "td.error-text").text
+    error_text = text(browser, By.CSS_SELECTOR, "td.error-text")
 
     assert SCRIPT in payload
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in source
@@ -180,13 +179,11 @@ def test_the_workers_page_shows_the_live_worker_and_the_job_it_runs(
     job_id = scene.dispatcher.dispatch(observed.slow, {"seconds": 2.0})
     browser.get(scene.base + "/workers")
 
-    wait_until(browser, lambda d: "obs.slow" in d.find_element(By.CSS_SELECTOR, "td.running").text)
+    wait_until(browser, lambda d: "obs.slow" in text(d, By.CSS_SELECTOR, "td.running"))
     shoot(browser, "workers")
     click(browser, By.LINK_TEXT, "obs.slow")
 
-    wait_until(
-        browser, lambda d: d.find_element(By.ID, "job-state").text in ("active", "completed")
-    )
+    wait_until(browser, lambda d: text(d, By.ID, "job-state") in ("active", "completed"))
     assert job_id in browser.current_url
 
 
@@ -199,16 +196,12 @@ def test_a_stored_schedule_is_listed_paused_and_resumed_by_a_click(
 
     browser.get(scene.base + "/schedules")
     row = f"//tr[td/code[text()='{entry.name}']]"
-    listed = browser.find_element(By.XPATH, row).text
+    listed = text(browser, By.XPATH, row)
     click(browser, By.XPATH, f"{row}//button[text()='Pause']")
-    wait_until(
-        browser, lambda d: "paused schedule report" in d.find_element(By.CLASS_NAME, "note").text
-    )
+    wait_until(browser, lambda d: "paused schedule report" in text(d, By.CLASS_NAME, "note"))
     paused = scene.queue.schedule_states()
     click(browser, By.XPATH, f"{row}//button[text()='Resume']")
-    wait_until(
-        browser, lambda d: "resumed schedule report" in d.find_element(By.CLASS_NAME, "note").text
-    )
+    wait_until(browser, lambda d: "resumed schedule report" in text(d, By.CLASS_NAME, "note"))
 
     assert "0 3 * * * (UTC)" in listed
     assert "active" in listed
@@ -256,14 +249,14 @@ def test_a_batch_shows_its_progress_and_is_cancelled_by_a_confirmed_click(
     )
 
     browser.get(scene.base + f"/batches?queue={PARKED}")
-    row = browser.find_element(By.ID, f"batch-{batch_id}").text
+    row = text(browser, By.ID, f"batch-{batch_id}")
     shoot(browser, "batches")
     click(browser, By.XPATH, f"//tr[@id='batch-{batch_id}']//button[text()='Cancel']")
     WebDriverWait(browser, 20).until(alert_opened)
     browser.switch_to.alert.accept()
     wait_until(
         browser,
-        lambda d: f"batch {batch_id} is cancelled" in d.find_element(By.CLASS_NAME, "note").text,
+        lambda d: f"batch {batch_id} is cancelled" in text(d, By.CLASS_NAME, "note"),
     )
 
     assert "0/3" in row
@@ -271,4 +264,4 @@ def test_a_batch_shows_its_progress_and_is_cancelled_by_a_confirmed_click(
     record = scene.queue.batch(batch_id, PARKED)
     assert record is not None
     assert (record.state, record.progress.cancelled) == ("cancelled", 3)
-    assert "cancelled" in browser.find_element(By.ID, f"batch-{batch_id}").text
+    assert "cancelled" in text(browser, By.ID, f"batch-{batch_id}")
