@@ -39,10 +39,12 @@ def test_f3_a_stalled_parents_jobs_are_rerun_elsewhere_and_its_late_results_reje
     rig.wait_drained(queue)
     stalled.resume()
     rig.note("SIGCONT worker1's parent", pid=stalled.pid)
-    # The woken parent finds out its leases are gone as soon as a loaded machine lets it run.
+    # The woken parent finds out its leases are gone as soon as a loaded machine lets it run:
+    # by fencing its jobs, by a late completion rejected, or by a renewal the queue refuses
+    # (whichever its first step after the stall is).
     rig.wait_until(
-        "worker1 to fence or to have a late completion rejected",
-        lambda: stalled.count("stale") + stalled.count("fenc") >= 1,
+        "worker1 to fence, to have a late completion rejected or a renewal refused",
+        lambda: sum(stalled.count(word) for word in ("stale", "fenc", "lease lost")) >= 1,
         30,
     )
     report = rig.finish(queue, Expectations(spare_attempts=2))
