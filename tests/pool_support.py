@@ -49,10 +49,12 @@ class FakeWorkforce:
         self.fences: list[tuple[int, float]] = []
         self.starts_by: dict[tuple[int, int], float] = {}  # (slot, task): its start-by time
         self.unread: set[int] = set()  # slots whose child wrote a frame not read yet
+        self.begun: dict[int, int] = {}  # slot: its child's last started task number + 1
         self.failing_forks = 0  # the next this many spawns fail as a fork under EAGAIN does
 
     def spawn(self, slot: int) -> int:
         self.commands.append(("spawn", slot))
+        self.begun.pop(slot, None)
         if self.failing_forks:
             self.failing_forks -= 1
             raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
@@ -81,6 +83,9 @@ class FakeWorkforce:
 
     def start_by(self, slot: int, task: int, at: float) -> None:
         self.starts_by[slot, task] = at
+
+    def started(self, slot: int) -> int:
+        return self.begun.get(slot, 0)
 
     def answered(self, slot: int) -> bool:
         return slot in self.unread
@@ -365,8 +370,22 @@ class Harness:
                 at = self.workforce.starts_by.get((slot.index, job.task), float("inf"))
                 if self.now < at:
                     self.began.append(job.lease)
+                    self.workforce.begun[slot.index] = job.task + 1
                     break
                 self.sup.child_skipped(slot.index, job.task, job.lease.token, self.now)
+
+    def take_up_queued(self, index: int) -> None:
+        """``index``'s child, having answered about its job, starts the one it holds queued
+        before the parent reads that answer, as a real child does, if its start-by time has
+        not passed."""
+        slot = self.sup.slots[index]
+        job = slot.queued
+        if job is None or (index, slot.pid, job.task) in self._taken:
+            return
+        if self.now < self.workforce.starts_by.get((index, job.task), float("inf")):
+            self._taken.add((index, slot.pid, job.task))
+            self.began.append(job.lease)
+            self.workforce.begun[index] = job.task + 1
 
     def held(self) -> list[Lease]:
         """The leases the pool holds whose jobs have not started: those queued in children
@@ -389,9 +408,12 @@ class Harness:
         return Reply(ok, value, runtime, rss, child.pid, token)
 
     def reply(self, slot: int, ok: bool = True, value: Any = None, runtime: float = 0.01) -> None:
-        """``slot``'s child answers; then the pool's loop turns (it claims for idle children
-        once every reply that is in has been read)."""
-        self.sup.child_replied(slot, self.answer(slot, ok, value, runtime), self.now)
+        """``slot``'s child answers and moves on to the job it holds queued (if it may start
+        it: else it skips it once the parent has read the answer); then the pool's loop
+        turns (it claims for idle children once every reply that is in has been read)."""
+        answer = self.answer(slot, ok, value, runtime)
+        self.take_up_queued(slot)
+        self.sup.child_replied(slot, answer, self.now)
         self.children_act()
         self.sup.fill(self.now)
         self.children_act()

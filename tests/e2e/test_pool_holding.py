@@ -21,7 +21,7 @@ from foundry.application.dispatcher import Dispatcher
 from foundry.application.pool import Pool
 from foundry.application.pool.child import child_main
 from foundry.application.pool.config import PoolConfig
-from foundry.application.pool.watchdog import new_fence, set_start_by
+from foundry.application.pool.watchdog import new_fence, set_start_by, started
 from foundry.application.pool.wire import (
     READY,
     STOP,
@@ -142,7 +142,7 @@ def test_a_child_skips_a_task_whose_start_by_time_has_passed_and_runs_the_next()
             "parent_pid": os.getpid(),
             "inherited": [parent_end.fileno()],
             "child_init": None,
-            "measure_rss": False,
+            "max_rss": None,
             "fence": fence,
         },
     )
@@ -164,5 +164,40 @@ def test_a_child_skips_a_task_whose_start_by_time_has_passed_and_runs_the_next()
 
     assert skipped == (0, "a")
     assert (reply.ok, reply.token, reply.pid) == (True, "b", child.pid)
+    assert started(fence) == 2  # task 1 started (task 0 did not)
     assert reply.ended is not None
     assert reply.ended <= time.monotonic()
+
+
+def test_a_child_over_its_memory_limit_skips_the_task_it_holds_queued() -> None:
+    context = multiprocessing.get_context("fork")
+    parent_end, child_end = context.Pipe(duplex=True)
+    fence = new_fence()
+    child = context.Process(
+        target=child_main,
+        args=(child_end,),
+        kwargs={
+            "registry": registry,
+            "parent_pid": os.getpid(),
+            "inherited": [parent_end.fileno()],
+            "child_init": None,
+            "max_rss": 1,  # any process is over it
+            "fence": fence,
+        },
+    )
+    child.start()
+    child_end.close()
+    now = SystemClock().now()
+    first, held = (Lease(Job("nap", payload={"seconds": 0}), token, 1, now) for token in "ab")
+    try:
+        assert parent_end.recv_bytes() == READY
+        write_all(parent_end.fileno(), framed(encode_task(first)) + framed(encode_task(held)))
+
+        reply = decode_reply(parent_end.recv_bytes())
+        skipped = decode_skipped(parent_end.recv_bytes())
+    finally:
+        parent_end.send_bytes(STOP)
+        child.join(10)
+
+    assert (reply.ok, reply.token, reply.rss > 1) == (True, "a", True)
+    assert (skipped, started(fence)) == ((1, "b"), 1)

@@ -88,6 +88,8 @@ def test_a_queued_job_the_child_skips_goes_back_to_the_buffer_unspent_and_runs_n
     assert skipped is not None
     assert skipped.lease.job_id == queued
 
+    pool.sup.tick(pool.now)  # the child has not started it: no start is reported
+    assert [job for job, _ in pool.events.started] == [running]
     pool.sup.child_skipped(0, skipped.task, skipped.lease.token, pool.now)
     pool.children_act()
 
@@ -99,6 +101,21 @@ def test_a_queued_job_the_child_skips_goes_back_to_the_buffer_unspent_and_runs_n
     assert record is not None
     assert (record.state, record.attempts) == (JobState.COMPLETED, 1)
     assert [lease.job_id for lease in pool.began] == [running, queued]
+    assert [job for job, _ in pool.events.started] == [running, queued]  # once per start
+
+
+def test_a_queued_job_the_child_started_after_its_answer_was_read_is_reported_then() -> None:
+    pool, running, queued = _holding()
+    pool.sup.child_replied(0, pool.answer(0), pool.now)  # read before the child moved on
+    assert [job for job, _ in pool.events.started] == [running]
+    assert pool.sup.next_wake(pool.now) <= pool.now + 0.001  # it looks again soon
+
+    pool.children_act()  # the child starts it
+    pool.sup.tick(pool.now)
+
+    assert [job for job, _ in pool.events.started] == [running, queued]
+    pool.reply(0)
+    assert [job for job, _ in pool.events.started] == [running, queued]
 
 
 def test_a_skip_of_an_earlier_send_of_the_same_job_is_not_taken_for_its_latest() -> None:
@@ -136,13 +153,35 @@ def test_a_child_killed_holding_a_queued_job_gives_it_back_unstarted_to_its_succ
 
 def test_a_child_that_dies_after_answering_spends_the_attempt_of_the_job_it_had_started() -> None:
     pool, _, queued = _holding()
-    pool.sup.child_replied(0, pool.answer(0), pool.now)  # its answer came: the next started
+    pool.take_up_queued(0)  # it answered, then started the next
+    pool.sup.child_replied(0, pool.answer(0), pool.now)
 
     pool.sup.child_exited(0, -9, pool.now)
 
     record = pool.queue.get(queued)
     assert record is not None
     assert (record.attempts, record.errors[-1].signal) == (1, 9)
+    assert [job for job, _ in pool.events.started].count(queued) == 1
+
+
+def test_a_child_that_dies_after_answering_but_before_starting_its_queued_job_gives_it_back() -> (
+    None
+):
+    pool, running, queued = _holding()
+    pool.sup.child_replied(0, pool.answer(0), pool.now)  # read before the child moved on
+
+    pool.sup.child_exited(0, -9, pool.now)  # and it never started the queued job
+    assert [job for job, _ in pool.events.started] == [running]
+    pool.sup.child_ready(0, pool.now)
+    pool.children_act()
+
+    assert pool.running(0) == queued
+    pool.reply(0)
+    pool.advance(1)
+    record = pool.queue.get(queued)
+    assert record is not None
+    assert (record.state, record.attempts, record.errors) == (JobState.COMPLETED, 1, ())
+    assert [job for job, _ in pool.events.started] == [running, queued]
 
 
 def test_a_child_past_its_hard_limit_is_killed_rather_than_left_to_start_its_queued_job() -> None:
@@ -285,6 +324,34 @@ def test_a_child_is_sent_no_job_it_would_not_run_before_its_recycling() -> None:
 
     assert (sent, pool.sup.slots[0].queued) == (2, None)
     assert pool.events.recycled == [(first_pid, "max tasks")]
+
+
+def test_a_child_over_its_memory_limit_gives_back_its_queued_job_unstarted() -> None:
+    config = PoolConfig(
+        concurrency=1, prefetch=1, idle_wait=FAST, cancel_check=None, max_memory_per_child_mb=1
+    )
+    pool, running, queued = _holding(config)
+    slot = pool.sup.slots[0]
+    first_pid = slot.pid
+    assert slot.job is not None
+    over = Reply(True, None, 0.01, 2 << 20, slot.pid, slot.job.lease.token)
+
+    pool.sup.child_replied(0, over, pool.now)  # the child skips its queued job (Runner.serve)
+
+    assert (slot.job, slot.queued) == (None, None)
+    assert [lease.job_id for lease in pool.held()] == [queued]
+    assert pool.events.recycled == [(first_pid, "RSS 2 MiB")]
+    pool.sup.child_skipped(0, 1, pool.workforce.tasks[1][1][6], pool.now)
+    pool.sup.child_exited(0, 0, pool.now)
+    pool.sup.child_ready(0, pool.now)
+    pool.children_act()
+    assert pool.running(0) == queued
+    pool.reply(0)
+    pool.advance(1)
+    record = pool.queue.get(queued)
+    assert record is not None
+    assert (record.state, record.attempts) == (JobState.COMPLETED, 1)
+    assert [job for job, _ in pool.events.started] == [running, queued]
 
 
 def test_a_warm_stop_releases_the_jobs_queued_in_children() -> None:

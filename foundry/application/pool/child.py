@@ -2,7 +2,9 @@
 
 The parent may send a task while the child runs the one before it: the child finds it in the
 pipe and starts it as soon as it has answered, if its start-by time (shared memory, see
-``watchdog``) has not passed; else it answers ``SKIPPED`` without starting it.
+``watchdog``) has not passed and its memory after the job before it is within the pool's
+limit; else it answers ``SKIPPED`` without starting it. Before it runs a task it writes the
+task's number (plus one) in that memory, which tells the parent it started.
 
 A child never touches the queue. It answers each task with the handler's result or an
 ``ErrorInfo``; a handler that kills the process is the parent's to notice. A copy of the child
@@ -31,7 +33,7 @@ from typing import Any
 from foundry.application.context import JobContext, set_current, set_progress_sink
 from foundry.application.errors import SoftTimeLimitExceeded
 from foundry.application.pool.coroutines import ChildLoop
-from foundry.application.pool.watchdog import start_by, start_watchdog
+from foundry.application.pool.watchdog import set_started, start_by, start_watchdog
 from foundry.application.pool.wire import (
     READY,
     STOP,
@@ -60,12 +62,13 @@ def child_main(
     parent_pid: int,
     inherited: list[int],
     child_init: Callable[[], None] | None,
-    measure_rss: bool,
+    max_rss: int | None,
     fence: mmap.mmap | None = None,
     nice: int = 0,
 ) -> None:
     """The child's whole life: set up (the middleware's ``after_fork`` last), report ready,
-    serve tasks until told to stop, run the ``before_exit`` hooks.
+    serve tasks until told to stop, run the ``before_exit`` hooks. ``max_rss``: the memory
+    (bytes) after a job past which the child starts no other (the parent replaces it).
 
     The watchdog and the lower priority come after the ready report, while the parent claims
     the first job: starting a thread waits until the thread has run, and at a lower priority
@@ -76,7 +79,7 @@ def child_main(
     if child_init is not None:
         child_init()
     registry.hooks.process_started()
-    runner = Runner(registry, measure_rss)
+    runner = Runner(registry, max_rss)
     conn.send_bytes(READY)
     if fence is not None:
         start_watchdog(fence, runner.is_busy)
@@ -118,7 +121,7 @@ class Runner:
     """Runs tasks in this process, with the soft time limit armed around each handler
     (``async def`` handlers on the child's event loop, see ``coroutines``)."""
 
-    def __init__(self, registry: JobRegistry, measure_rss: bool) -> None:
+    def __init__(self, registry: JobRegistry, max_rss: int | None) -> None:
         self._registry = registry
         self._hooks = registry.hooks
         self._armed = 0.0
@@ -127,7 +130,9 @@ class Runner:
         self._token = ""  # the running job's lease token, for its progress reports
         self._reported_at = 0.0
         self._send: Callable[[bytes], None] | None = None
-        self._rss = _rss_reader() if measure_rss else None
+        self._rss = _rss_reader() if max_rss is not None else None
+        self._max_rss = max_rss
+        self._over = False  # its memory passed max_rss: it starts no other task
         self._pid = os.getpid()  # the pool's child: any other pid is a copy a handler forked
         self._worker = f"{socket.gethostname()}:{self._pid}"
         self._loop = ChildLoop()  # for async def handlers
@@ -136,7 +141,8 @@ class Runner:
 
     def serve(self, conn: Connection, fence: mmap.mmap | None = None) -> None:
         """Answer tasks until the parent says stop or goes away; a task whose start-by time
-        in ``fence`` has passed is answered ``SKIPPED``, not started."""
+        in ``fence`` has passed, or that follows a job after which this process was over its
+        memory limit, is answered ``SKIPPED``, not started."""
         receive, send = FrameReader(conn.fileno()).read, conn.send_bytes
         self._send = send
         set_progress_sink(self._report)
@@ -149,9 +155,12 @@ class Runner:
             if frame == STOP:
                 return
             task = decode_task(frame)
-            if fence is not None and monotonic() >= start_by(fence, number):
+            if fence is None:
+                send(self.run(task))
+            elif self._over or monotonic() >= start_by(fence, number):
                 send(encode_skipped(number, task[6]))
             else:
+                set_started(fence, number + 1)
                 send(self.run(task))
             number += 1
 
@@ -178,6 +187,7 @@ class Runner:
         self._busy = False
         runtime = perf_counter() - started
         rss = self._rss() if self._rss else 0
+        self._over = self._max_rss is not None and rss > self._max_rss  # as recycle_reason
         return encode_reply(ok, value, runtime, rss, pid=self._pid, token=token, ended=monotonic())
 
     def is_busy(self) -> bool:

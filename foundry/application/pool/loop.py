@@ -93,7 +93,7 @@ class Pool:
         self._workforce = ProcessWorkforce(
             registry,
             child_init=child_init,
-            measure_rss=config.max_memory_per_child_mb is not None,
+            max_rss=config.max_rss_bytes,
             inherited=self._parent_fds,
             on_spawn=self._watch,
             nice=config.child_nice,

@@ -14,7 +14,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkProcess
 
 from foundry.application.pool.child import child_main
-from foundry.application.pool.watchdog import new_fence, set_fence, set_start_by
+from foundry.application.pool.watchdog import new_fence, set_fence, set_start_by, started
 from foundry.application.pool.wire import STOP, framed, write_all
 from foundry.application.registry import JobRegistry
 
@@ -50,14 +50,14 @@ class ProcessWorkforce:
         registry: JobRegistry,
         *,
         child_init: Callable[[], None] | None,
-        measure_rss: bool,
+        max_rss: int | None,
         inherited: Callable[[], list[int]],
         on_spawn: Callable[[int, Child], None],
         nice: int = 0,
     ) -> None:
         self._registry = registry
         self._child_init = child_init
-        self._measure_rss = measure_rss
+        self._max_rss = max_rss
         self._inherited = inherited
         self._on_spawn = on_spawn
         self._nice = nice
@@ -94,7 +94,7 @@ class ProcessWorkforce:
                 "parent_pid": os.getpid(),
                 "inherited": [*self._inherited(), parent_end.fileno()],
                 "child_init": self._child_init,
-                "measure_rss": self._measure_rss,
+                "max_rss": self._max_rss,
                 "fence": fence,
                 "nice": self._nice,
             },
@@ -139,6 +139,10 @@ class ProcessWorkforce:
     def start_by(self, slot: int, task: int, at: float) -> None:
         """Set the start-by time of the child's task number ``task`` (shared memory)."""
         set_start_by(self.children[slot].fence, task, at)
+
+    def started(self, slot: int) -> int:
+        """One past the number of the last task the child started (shared memory)."""
+        return started(self.children[slot].fence)
 
     def answered(self, slot: int) -> bool:
         """Whether the child has written a frame the parent has not read yet (or its pipe

@@ -34,6 +34,7 @@ from foundry.application.pool.quarantine import Quarantine
 from foundry.application.pool.respawn import Respawner
 from foundry.application.pool.settle import Settler
 from foundry.application.pool.slots import Running, Slot, SlotState, all_idle
+from foundry.application.pool.starts import Starts
 from foundry.application.pool.stopping import KILL_WAIT_S, Stopping
 from foundry.application.pool.upkeep import Upkeep
 from foundry.application.pool.wire import Reply, encode_task
@@ -115,6 +116,7 @@ class Supervisor:
             monotonic=monotonic,
         )
         self._respawner = Respawner(workforce)
+        self._starts = Starts(workforce, self._report_start_of)
         self.slots = [Slot(index) for index in range(config.concurrency)]
         self.buffer: deque[Lease] = deque()
         self.exit_code: int | None = None
@@ -149,6 +151,7 @@ class Supervisor:
         if (reply.pid, reply.token) != (slot.pid, running.lease.token):
             self._foreign_reply(slot, reply)
             return
+        self._starts.seen(index, running)
         slot.job = None
         slot.tasks += 1
         slot.answered = running.task + 1
@@ -175,6 +178,7 @@ class Supervisor:
             self._hand_out()  # withdrawn while queued, and dealt with then
             return
         slot.job = None
+        self._starts.skipped(index)
         self._book.unstarted(skipped.lease.job_id)
         self._after_job(slot, skipped, now, now)
         self._unsend(skipped)
@@ -184,6 +188,7 @@ class Supervisor:
         """A child's running job reported progress: the next renew stores it."""
         running = self.slots[index].job
         if running is not None and running.lease.token == token:
+            self._starts.seen(index, running)
             self._book.report(running.lease.job_id, progress)
 
     def child_exited(self, index: int, exitcode: int | None, now: float) -> None:
@@ -191,10 +196,15 @@ class Supervisor:
         slot = self.slots[index]
         running, slot.job = slot.job, None
         queued, slot.queued = slot.queued, None
+        unstarted = None  # promoted from its queue, but the child never started it
+        if running is not None and not self._starts.settle(index, running):
+            self._book.unstarted(running.lease.job_id)
+            running, unstarted = None, running
         if self._failures.child_exited(slot, running, exitcode, now):
             self._fail()
-        if queued is not None:  # the child never answered about the job before it
-            self._unsend(queued)
+        for task in (queued, unstarted):  # the child never answered about the job before it
+            if task is not None:
+                self._unsend(task)
         if self.stopping.active or self.exit_code is not None:
             self.slots[index] = Slot(index, pid=slot.pid, state=SlotState.GONE)
         else:
@@ -225,7 +235,10 @@ class Supervisor:
             tick(self._monotonic())
 
     def tick(self, now: float) -> None:
-        """Everything that is due: fencing first, then renewals, limits, writes, heartbeat."""
+        """Everything that is due: starts to report, fencing, renewals, limits, writes,
+        heartbeat."""
+        if self._starts:
+            self._starts.look()
         self._lease_duties(now)
         self._enforce_limits(now)
         self._upkeep.reap(now)
@@ -244,6 +257,7 @@ class Supervisor:
             self._upkeep.next_poll(),
             self.heartbeat.next_wake(),
             self.settler.next_wake(),
+            self._starts.next_wake(now),
             self._upkeep.next_reap_at,
             self._failures.next_wake(self.slots),
             self.stopping.next_wake(),
@@ -363,7 +377,8 @@ class Supervisor:
 
     def _promote(self, slot: Slot, ended: float, now: float) -> None:
         """The child's job ended at ``ended`` (its monotonic clock): the job queued behind
-        it started then, and its time limits count from then."""
+        it started then (reported once the parent sees it did: ``Starts``), and its time
+        limits count from then."""
         queued, slot.queued = slot.queued, None
         if queued is None:
             return
@@ -372,7 +387,7 @@ class Supervisor:
         queued.hard_at = ended + lease.job.timeout.total_seconds()
         slot.job = queued
         self._book.started(lease.job_id)
-        self.settler.started(lease, slot.pid, queued.started_at)
+        self._starts.promoted(slot.index, queued, slot.pid)
         self._fence_child(slot)
         if queued.stop is not None:  # a cancel came while it was queued: as if running
             queued.hard_at = min(queued.hard_at, now + self.config.term_grace.total_seconds())
@@ -518,7 +533,12 @@ class Supervisor:
                 self._drop_queued(slot, answered=True)
             return
         retiring = slot.state is SlotState.RETIRING
-        self._promote(slot, ended, now)
+        if self._over_memory(slot):  # it starts no other job: the one it holds comes back
+            queued, slot.queued = slot.queued, None
+            if queued is not None:
+                self._unsend(queued)
+        else:
+            self._promote(slot, ended, now)
         exit_wait = self.config.term_grace.total_seconds() + 5.0
         if retiring:  # told to exit after its job
             if slot.job is None:
@@ -533,6 +553,15 @@ class Supervisor:
             slot.state = SlotState.RETIRING
             if slot.job is None:
                 slot.kill_at = now + exit_wait
+
+    def _over_memory(self, slot: Slot) -> bool:
+        """Whether ``slot``'s child was over its memory limit after its job: it then skips
+        the job it holds queued (``child.Runner.serve``) and is replaced."""
+        max_rss = self.config.max_rss_bytes
+        return max_rss is not None and slot.rss > max_rss
+
+    def _report_start_of(self, job: Running, pid: int) -> None:
+        self.settler.started(job.lease, pid, job.started_at)
 
     # -- the helpers' decisions, applied -------------------------------------------------
 
@@ -552,6 +581,7 @@ class Supervisor:
         for slot in self.slots:
             if slot.job is not None and slot.job.lease.job_id == lease.job_id:
                 self._workforce.kill(slot.index)
+                self._starts.settle(slot.index, slot.job)  # reported if it started
                 slot.job, slot.state, slot.kill_at = None, SlotState.DYING, float("inf")
                 self._drop_queued(slot, answered=False)
             queued = slot.queued
@@ -730,6 +760,7 @@ class Supervisor:
                 self.settler.release(queued.lease)
             if running is None:  # a renewal before an earlier release forgot its lease
                 continue
+            self._starts.settle(slot.index, running)  # reported if it started
             slot.state = SlotState.DYING
             if self._workforce.wait_gone(slot.index, KILL_WAIT_S):
                 self.settler.release(running.lease)

@@ -11,7 +11,8 @@ still ran the one before it waits in the pipe, and the child starts it only befo
 (the parent moves it as it renews the task's lease, or withdraws the task by setting it in
 the past). Tasks are numbered in the order the child receives them; the two kept are those
 of an even and an odd number, so the parent writes the next task's while the child may still
-read the current one's.
+read the current one's. Last, one past the number of the last task the child started (written
+before it runs it): the parent reports a queued job's start once it reads it there.
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ from collections.abc import Callable
 
 _DEADLINE = struct.Struct("d")
 _START_BY = struct.Struct("d")  # at offset _DEADLINE.size + (task % 2) * _START_BY.size
+_STARTED = struct.Struct("Q")  # at offset _STARTED_AT
+_STARTED_AT = _DEADLINE.size + 2 * _START_BY.size
 #: How often a child's watchdog looks at its deadline (seconds).
 WATCH_EVERY_S = 0.1
 
 
 def new_fence() -> mmap.mmap:
     """A deadline shared with a child forked after this call; starts at never."""
-    fence = mmap.mmap(-1, _DEADLINE.size + 2 * _START_BY.size)
+    fence = mmap.mmap(-1, _STARTED_AT + _STARTED.size)  # zeroed: no task started
     set_fence(fence, float("inf"))
     for task in (0, 1):
         set_start_by(fence, task, float("inf"))
@@ -59,6 +62,18 @@ def start_by(fence: mmap.mmap, task: int) -> float:
     """The time before which the child may start its task number ``task`` (child side)."""
     at: float = _START_BY.unpack_from(fence, _DEADLINE.size + (task % 2) * _START_BY.size)[0]
     return at
+
+
+def set_started(fence: mmap.mmap, count: int) -> None:
+    """Record that the child starts its task number ``count - 1`` (child side, before it
+    runs it)."""
+    _STARTED.pack_into(fence, _STARTED_AT, count)
+
+
+def started(fence: mmap.mmap) -> int:
+    """One past the number of the last task the child started; 0 before any (parent side)."""
+    count: int = _STARTED.unpack_from(fence, _STARTED_AT)[0]
+    return count
 
 
 def start_watchdog(fence: mmap.mmap, busy: Callable[[], bool]) -> threading.Thread:

@@ -51,6 +51,12 @@ class Workforce(Protocol):
         the task is sent, and moved while it waits in the child."""
         ...
 
+    def started(self, slot: int) -> int:
+        """One past the number of the last task the child started (0 before any): it writes
+        it (shared memory) before it runs the task, so a queued task it started is known
+        before its answer about it."""
+        ...
+
     def answered(self, slot: int) -> bool:
         """Whether the child has written a frame the parent has not read yet: after a
         ``start_by`` in the past, ``False`` means the task it names will not start."""
