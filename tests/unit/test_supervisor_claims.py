@@ -7,7 +7,7 @@ from datetime import timedelta
 import attrs
 
 from foundry.application.pool.config import PoolConfig
-from foundry.application.pool.settle import FLUSH_AFTER_S
+from foundry.application.pool.settle import CARRY_MAX_S, FLUSH_AFTER_S
 from foundry.domain import JobState
 from foundry.ports import ClaimRequest, Lease
 from tests.pool_support import (
@@ -432,7 +432,7 @@ def test_held_jobs_wait_once_a_completion_finds_the_queue_unreachable() -> None:
     pool.queue.down = True
 
     pool.reply(0, runtime=0.005)  # a held job starts
-    pool.clock.advance(timedelta(seconds=2 * FLUSH_AFTER_S))
+    pool.clock.advance(timedelta(seconds=CARRY_MAX_S))  # past any wait for a claim
     pool.sup.quiet(pool.now)  # a quiet moment: the completion's write fails
     pool.reply(0, runtime=0.005)
 

@@ -11,7 +11,7 @@ import pytest
 from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.claims import BUSY_POLL_S
 from foundry.application.pool.config import PoolConfig
-from foundry.application.pool.settle import FLUSH_AFTER_S, OUTBOX_RETRY_S
+from foundry.application.pool.settle import CARRY_MAX_S, FLUSH_AFTER_S, OUTBOX_RETRY_S
 from foundry.domain import JobState
 from foundry.ports import Lease
 from tests.log_support import foundry_messages
@@ -162,6 +162,52 @@ def test_while_children_are_busy_a_completion_waits_briefly_for_a_claim_to_carry
 
     assert (written_at_once, pool.queue.batches) == (0, 1)
     assert pool.sup.next_wake(pool.now) > pool.now
+
+
+def _alternating(pool: Harness, turns: int, between: float) -> list[int]:
+    """Two busy children answer in turn, ``between`` seconds apart (a 10 ms job each); the
+    completions still waiting before each answer."""
+    waiting = []
+    for _ in range(turns):
+        for slot in (0, 1):
+            pool.reply(slot, runtime=0.01)
+            pool.sup.quiet(pool.now)
+            pool.clock.advance(timedelta(seconds=between))
+            pool.sup.tick(pool.now)
+            pool.sup.quiet(pool.now)
+            waiting.append(len(pool.sup.settler.batched))
+    return waiting
+
+
+def test_a_completion_waits_for_the_claim_the_next_reply_brings_which_carries_it() -> None:
+    pool = Harness(
+        PoolConfig(concurrency=2, idle_wait=FAST, cancel_check=None), queue=CombiningQueue
+    )
+    pool.enqueue(40)
+    pool.start()
+
+    _alternating(pool, 8, between=0.004)  # past FLUSH_AFTER_S, within a job's time
+
+    assert isinstance(pool.queue, CombiningQueue)
+    assert (pool.queue.batches, pool.queue.combined) == (0, 8)  # 16 jobs, 8 round trips
+    assert len(pool.sup.settler.batched) == 1  # the last, waiting for the next claim
+    pool.clock.advance(timedelta(seconds=CARRY_MAX_S))
+    pool.sup.quiet(pool.now)
+    assert (pool.queue.batches, pool.sup.settler.batched) == (1, [])  # no longer than that
+
+
+def test_a_completion_no_claim_will_carry_soon_is_written_after_the_brief_wait() -> None:
+    pool = Harness(
+        PoolConfig(concurrency=2, idle_wait=FAST, cancel_check=None), queue=CombiningQueue
+    )
+    pool.enqueue(6)  # the queue runs dry: the busy pool polls it only every BUSY_POLL_S
+    pool.start()
+
+    waiting = _alternating(pool, 3, between=0.004)
+
+    assert isinstance(pool.queue, CombiningQueue)
+    assert (pool.queue.batches, pool.queue.combined) == (4, 2)
+    assert waiting == [0] * 6  # each written after FLUSH_AFTER_S
 
 
 def test_a_completion_that_leaves_every_child_idle_is_written_at_once() -> None:

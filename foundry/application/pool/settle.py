@@ -43,8 +43,11 @@ log = logging.getLogger(__name__)
 
 #: A batch of completions this large is written even while children keep answering.
 BATCH_MAX = 32
-#: Batched completions wait at most this long (seconds) for a claim to carry them.
+#: Batched completions wait this long (seconds) for a claim to carry them, unless the pool
+#: expects one sooner than ``CARRY_MAX_S`` (``Supervisor._completion_wait``).
 FLUSH_AFTER_S = 0.002
+#: The longest batched completions wait for a claim the pool expects to carry them (seconds).
+CARRY_MAX_S = 0.02
 #: Seconds between retries of a write the backend could not take.
 OUTBOX_RETRY_S = 0.5
 #: Why a write refused as stale ends its attempt abandoned.
@@ -118,10 +121,10 @@ class Settler:
         """Whether enough completions wait to be worth a round trip even while busy."""
         return len(self.batched) >= BATCH_MAX
 
-    def flush_due(self, now: float) -> bool:
+    def flush_due(self, now: float, wait: float = FLUSH_AFTER_S) -> bool:
         """Whether the batched completions should be written now rather than wait for a claim
-        to carry them: there are ``BATCH_MAX``, or the oldest waited ``FLUSH_AFTER_S``."""
-        return bool(self.batched) and (self.full or now - self._batched_at >= FLUSH_AFTER_S)
+        to carry them: there are ``BATCH_MAX``, or the oldest waited ``wait`` seconds."""
+        return bool(self.batched) and (self.full or now - self._batched_at >= wait)
 
     def flush(self) -> None:
         """Write the batched completions in one round trip (their leases stay held till then).
@@ -289,10 +292,11 @@ class Settler:
                 self.outbox.insert(0, self.outbox.pop())  # the backend still cannot take it
                 return
 
-    def next_wake(self) -> float:
-        """When the outbox should next be retried or the batch written (``inf``: never)."""
+    def next_wake(self, wait: float = FLUSH_AFTER_S) -> float:
+        """When the outbox should next be retried or the batch written, its oldest completion
+        waiting ``wait`` seconds for a claim (``inf``: never)."""
         retry = self._retry_at if self.outbox else float("inf")
-        batch = self._batched_at + FLUSH_AFTER_S if self.batched else float("inf")
+        batch = self._batched_at + wait if self.batched else float("inf")
         return min(retry, batch)
 
     def finish(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:

@@ -32,7 +32,7 @@ from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
 from foundry.application.pool.quarantine import Quarantine
 from foundry.application.pool.respawn import Respawner
-from foundry.application.pool.settle import Settler
+from foundry.application.pool.settle import CARRY_MAX_S, FLUSH_AFTER_S, Settler
 from foundry.application.pool.slots import Running, Slot, SlotState, all_idle
 from foundry.application.pool.starts import Starts
 from foundry.application.pool.stopping import KILL_WAIT_S, Stopping
@@ -213,14 +213,18 @@ class Supervisor:
     def quiet(self, now: float) -> None:
         """Nothing else to do: claim if it is time (the claim carries the batched completions).
 
-        Completions no claim took are written once they waited ``FLUSH_AFTER_S`` or no child
-        is busy; a pool that write left idle then blocks in claim at once instead of sleeping
-        out a busy-poll pause.
+        Completions no claim took are written once they waited ``_completion_wait`` or no
+        child is busy; a pool that write left idle then blocks in claim at once instead of
+        sleeping out a busy-poll pause.
         """
         self.fill(now)
         now = self._monotonic()  # that claim may have blocked
         settler = self.settler
-        if settler.batched and (settler.flush_due(now) or not any(s.busy for s in self.slots)):
+        if not settler.batched:
+            return
+        if settler.flush_due(now, self._completion_wait(now)) or not any(
+            slot.busy for slot in self.slots
+        ):
             settler.flush()
             self.fill(self._monotonic())
 
@@ -256,7 +260,7 @@ class Supervisor:
             self._book.next_wake(),
             self._upkeep.next_poll(),
             self.heartbeat.next_wake(),
-            self.settler.next_wake(),
+            self.settler.next_wake(self._completion_wait(now)),
             self._starts.next_wake(now),
             self._upkeep.next_reap_at,
             self._failures.next_wake(self.slots),
@@ -517,8 +521,31 @@ class Supervisor:
         queued = sum(1 for slot in self.slots if slot.queued is not None)
         return self._claimer.wanted(self.slots, len(self.buffer) + queued)
 
+    def _completion_wait(self, now: float) -> float:
+        """How long batched completions wait for a claim to carry them: ``FLUSH_AFTER_S``,
+        or while the next reply will bring a claim (a busy child holds no job queued, or the
+        buffer will be down to the refill mark) about the time a reply takes to come, the
+        mean run time over the children (at most ``CARRY_MAX_S``): then one round trip,
+        not two, writes them and claims."""
+        settler = self.settler
+        if not settler.batched or self.stopping.requested or self._outage.down:
+            return FLUSH_AFTER_S
+        counters = self._counters
+        if not counters.processed:
+            return FLUSH_AFTER_S
+        every = counters.runtime_s / counters.processed / len(self.slots)
+        wait = min(CARRY_MAX_S, 1.5 * every)
+        if wait <= FLUSH_AFTER_S or self._claimer.next_wake(idle=False) > now + wait:
+            return FLUSH_AFTER_S  # (a busy poll of an empty queue waits longer)
+        held = len(self.buffer) + sum(1 for slot in self.slots if slot.queued is not None)
+        unheld = any(slot.state is SlotState.BUSY and slot.queued is None for slot in self.slots)
+        if unheld or self._claimer.wanted(self.slots, held - 1) > 0:
+            return wait
+        return FLUSH_AFTER_S
+
     def _quiet_for(self, now: float) -> float:
-        wakes = (self.heartbeat.next_wake(), self.settler.next_wake(), self._respawner.next_wake())
+        flush_at = self.settler.next_wake(self._completion_wait(now))
+        wakes = (self.heartbeat.next_wake(), flush_at, self._respawner.next_wake())
         return max(0.0, min(wakes) - now)
 
     def _after_job(self, slot: Slot, running: Running, now: float, ended: float) -> None:
