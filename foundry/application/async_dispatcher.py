@@ -89,21 +89,36 @@ class AsyncDispatcher(DispatcherBase):
     ) -> str:
         """``Dispatcher.dispatch``, awaited: one job (after the commit, or in the caller's
         transaction on ``connection``, if so); its id (or the pending duplicate's)."""
-        job = self._jobs.one(
-            target,
-            payload,
-            delay=delay,
-            at=at,
-            queue=queue,
-            priority=priority,
-            job_id=job_id,
-            unique=unique,
-            after=after,
-            after_failure=after_failure,
-            rate_limit=rate_limit,
-            concurrency=concurrency,
-            limit_key=limit_key,
-        )
+        if (
+            queue is None
+            and delay is None
+            and at is None
+            and priority is None
+            and job_id is None
+            and unique is None
+            and after is None
+            and after_failure is None
+            and rate_limit is None
+            and concurrency is None
+            and limit_key is None
+        ):  # no option given: the common call, without one()'s thirteen keywords
+            job = self._jobs.plain(target, payload)
+        else:
+            job = self._jobs.one(
+                target,
+                payload,
+                delay=delay,
+                at=at,
+                queue=queue,
+                priority=priority,
+                job_id=job_id,
+                unique=unique,
+                after=after,
+                after_failure=after_failure,
+                rate_limit=rate_limit,
+                concurrency=concurrency,
+                limit_key=limit_key,
+            )
         if connection is not None:
             return (await self._send_within(connection, [job], after_commit))[0]
         if self._after_commit.wanted(after_commit):

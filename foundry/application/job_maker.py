@@ -63,10 +63,10 @@ class JobMaker:
     ) -> Job:
         """The job of one ``dispatch`` call (raises ``InvalidJob`` / ``UnknownHandler``); the
         limit parts given replace the handler's."""
-        name = self._registry.name_of(target)
         given = (queue, priority, job_id, unique, after, after_failure)
         if given == _NO_OPTIONS and (delay, at, rate_limit, concurrency, limit_key) == _NO_TIMING:
-            return self._plain(name, payload)
+            return self.plain(target, payload)
+        name = self._registry.name_of(target)
         # Only the options given become overrides: a plain dispatch(handler, payload), the
         # common call, builds no dict of Nones to filter (a third of building a job).
         overrides: dict[str, Any] = {}
@@ -88,12 +88,14 @@ class JobMaker:
         job = self._registry.make_job(name, payload, **overrides)
         return self._registry.hooks.dispatching(job)
 
-    def _plain(self, name: str, payload: Mapping[str, Any] | None) -> Job:
-        """``one`` without options: the handler's template with a fresh id, payload and time.
+    def plain(self, target: Target, payload: Mapping[str, Any] | None) -> Job:
+        """``one`` without options: the handler's template with a fresh id, payload and time
+        (a dispatcher whose call gave none calls this, without ``one``'s keywords).
 
         A payload other than a dict or ``None``, or a template whose unique or limit key is
         filled from the payload, takes the registry's general path.
         """
+        name = self._registry.name_of(target)
         handler = self._registry.get(name)
         template = handler.template
         unique, limit = template.unique, template.limit

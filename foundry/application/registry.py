@@ -78,6 +78,8 @@ class Arguments(NamedTuple):
 
     def check(self, handler: str, payload: Mapping[str, Any]) -> None:
         """Raise ``InvalidJob`` naming the argument when ``payload`` cannot be passed."""
+        if not payload and not self.required:  # a dispatch without arguments
+            return
         keys = payload.keys()
         if self.required <= keys and (self.accepted is None or keys <= self.accepted):
             return

@@ -37,6 +37,22 @@ def test_an_enqueued_job_is_stored_ready_with_its_payload(queue: Queue, clock: M
     assert record.enqueued_at == clock.now()
 
 
+def test_each_job_keeps_the_ms_it_was_enqueued_at(queue: Queue, clock: ManualClock) -> None:
+    # Around the places the stored time's base-36 digits turn over: its last digit (36 ms)
+    # and its last two (1,296 ms), twice in one ms, and a move of more than 1,296 ms.
+    start = int(clock.now().timestamp() * 1000)
+    clock.advance((1296 - start % 1296 - 2) * MS)
+    times = []
+    for number, step in enumerate([0, 0, 1, 1, 1, 34, 1, 1, 1295, 1296, 5000, 1]):
+        clock.advance(step * MS)
+        queue.enqueue(job(id=f"j{number}"))
+        times.append(clock.now())
+
+    records = [queue.get(f"j{number}") for number in range(len(times))]
+
+    assert [record.enqueued_at if record else None for record in records] == times
+
+
 def test_a_job_with_a_delay_is_stored_delayed_until_its_run_time(
     queue: Queue, clock: ManualClock
 ) -> None:

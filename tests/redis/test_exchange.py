@@ -85,3 +85,12 @@ def test_a_reply_later_than_the_socket_timeout_raises_timeout_error_and_closes(
         exchange.exchange(conn, _command("BLPOP", "exchange:empty", "1"))
     assert not conn.is_connected
     assert not exchange.ready(conn)
+
+
+def test_a_request_longer_than_the_socket_buffer_is_sent_whole(conn: Connection) -> None:
+    exchange = _ready(conn)
+    value = "x" * 8_000_000  # more than a loopback socket's send buffer takes at once
+
+    assert exchange.exchange(conn, _command("SET", "exchange:big", value)) == b"OK"
+    assert exchange.exchange(conn, _command("STRLEN", "exchange:big")) == len(value)
+    assert exchange.exchange(conn, PING) == b"PONG"

@@ -13,6 +13,8 @@ tell a push, or of a class that reads or sends its own way (a subclass overridin
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any
 
@@ -36,6 +38,8 @@ class Exchange:
         self._sock: Any = None
         self._reader: Any = None
         self._buffer = bytearray(65536)
+        #: The socket's descriptor when it is a plain (not TLS) socket, written directly.
+        self._fd = -1
 
     def ready(self, conn: Any) -> bool:
         """Whether ``exchange`` may serve ``conn`` now."""
@@ -56,12 +60,13 @@ class Exchange:
                 protocolError=InvalidResponse, replyError=conn._parser.parse_error, **options
             )
             self._sock = sock
+            self._fd = sock.fileno() if type(sock) is socket.socket else -1
         return True
 
     def exchange(self, conn: Any, packed: bytes) -> Any:
         """Send ``packed`` and read its reply (an error reply is raised)."""
         try:
-            self._sock.sendall(packed)
+            self._send(packed)
             reply = self._read()
             while _PUSH is not None and type(reply) is _PUSH:
                 handle = getattr(conn._parser, "handle_push_response", None)
@@ -82,6 +87,19 @@ class Exchange:
         if isinstance(reply, _RAISED):
             raise reply
         return reply
+
+    def _send(self, packed: bytes) -> None:
+        # A socket with a timeout polls before every send; a request fits the socket's empty
+        # send buffer, so it is written directly (one system call of two), what is left (a
+        # full buffer) the polling way.
+        sent = 0
+        if self._fd >= 0:
+            try:
+                sent = os.write(self._fd, packed)
+            except BlockingIOError:
+                sent = 0
+        if sent < len(packed):
+            self._sock.sendall(memoryview(packed)[sent:])
 
     def _read(self) -> Any:
         reader, buffer = self._reader, self._buffer

@@ -159,10 +159,16 @@ def _send(conn: Any, packed: bytes) -> None:
     conn.send_packed_command([packed])
 
 
-class _Pinned(threading.local):
-    """This thread's own connection, and the process that opened it."""
+#: Bumped in a forked child: a pinned connection belongs to the process that opened it (a
+#: counter read per call, where ``os.getpid`` is a system call per call).
+_forks = [0]
+os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
 
-    pid = 0
+
+class _Pinned(threading.local):
+    """This thread's own connection, and the process (its fork count) that opened it."""
+
+    fork = -1
     #: A redis-py ``Connection`` (TCP, TLS or unix socket; its methods are untyped).
     connection: Any = None
     exchange: Exchange
@@ -276,12 +282,12 @@ class FunctionRunner:
 
     def _connection(self) -> Any:
         pinned = self._pinned
-        if pinned.connection is None or pinned.pid != os.getpid():
-            # A forked child never reuses its parent's socket: the pid is part of the key.
+        if pinned.connection is None or pinned.fork != _forks[0]:
+            # A forked child never reuses its parent's socket.
             pool = self.client.connection_pool
             pinned.connection = pool.connection_class(**pool.connection_kwargs)
             pinned.exchange = Exchange()
-            pinned.pid = os.getpid()
+            pinned.fork = _forks[0]
         return pinned.connection
 
     def _round_trip(self, conn: Any, packed: bytes) -> Any:

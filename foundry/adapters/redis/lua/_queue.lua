@@ -37,12 +37,35 @@ local function base36(n)
   return out
 end
 
+-- Two base-36 digits by value (0 to 36^2 - 1), made once (a library's load may not read
+-- `string`).
+local PAIRS36 = {}
+do
+  local d = { "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f",
+    "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t", "u", "v", "w", "x", "y",
+    "z" }
+  for i = 0, 1295 do
+    PAIRS36[i] = d[(i - i % 36) / 36 + 1] .. d[i % 36 + 1]
+  end
+end
+
 -- A time in ms in base 36, the last one remembered: calls within one ms share it (a
--- library's locals outlive its calls), where base36 makes a string per digit.
-local last_ms, last_ms36 = -1, ""
+-- library's locals outlive its calls), and its digits but the last two (they change every
+-- 1.3 s) too: a new ms is one concatenation, where base36 makes a string per digit.
+local last_ms, last_ms36, last_high, last_high36 = -1, "", -1, ""
 local function ms36(ms)
   if ms ~= last_ms then
-    last_ms, last_ms36 = ms, base36(ms)
+    local low = ms % 1296
+    local high = (ms - low) / 1296
+    if high == 0 then
+      last_ms36 = base36(ms)
+    else
+      if high ~= last_high then
+        last_high, last_high36 = high, base36(high)
+      end
+      last_ms36 = last_high36 .. PAIRS36[low]
+    end
+    last_ms = ms
   end
   return last_ms36
 end
