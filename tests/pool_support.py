@@ -106,10 +106,10 @@ class FlakyQueue(MemoryQueue):
 
     def __init__(self, clock: ManualClock) -> None:
         super().__init__(clock)
-        self.waits: list[timedelta] = []  # each claim's wait, in order
+        self.claims: list[ClaimRequest] = []  # each claim sent, in order
 
     def claim(self, request: ClaimRequest) -> list[Lease]:
-        self.waits.append(request.wait)
+        self.claims.append(request)
         if self.down:
             raise QueueUnavailable("the queue is down (test)")
         return super().claim(request)

@@ -390,6 +390,30 @@ def test_a_pool_that_turns_idle_after_a_busy_poll_claims_a_new_job_without_waiti
     assert pool.running(0) == late
 
 
+def test_an_idle_pool_with_a_raised_prefetch_hands_a_new_job_to_an_idle_child_in_one_claim() -> (
+    None
+):
+    """The default window raises the prefetch once short jobs ran; the pool is still idle
+    between jobs, so its claim blocks on the wake list, not sitting out a busy-poll pause,
+    and the job goes to an idle child, not to the buffer."""
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST, cancel_check=None))
+    pool.enqueue(2)
+    pool.start()
+    pool.reply(0, runtime=0.000_1)  # the other child busy: a busy poll, the next 50 ms away
+    pool.reply(1, runtime=0.000_1)
+    pool.sup.quiet(pool.now)  # the completions written, the idle pool waits in claim
+    pool.clock.advance(FAST)  # that claim waited its idle wait and found nothing
+    sent = len(pool.queue.claims)
+    (job,) = pool.enqueue(1)
+
+    pool.sup.fill(pool.now)  # the loop's next turn, well within the busy-poll pause
+
+    (claim,) = pool.queue.claims[sent:]
+    assert (claim.wait, claim.limit, claim.ahead) == (FAST, 66, 64)  # blocking; prefetch 64
+    assert pool.running(0) == job
+    assert pool.held() == []
+
+
 def test_a_pool_its_batched_completions_left_idle_claims_at_once_when_quiet() -> None:
     pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST), queue=BatchingQueue)
     pool.enqueue(1)

@@ -96,7 +96,7 @@ def test_a_pool_whose_other_children_are_idle_blocks_in_claim_while_a_fork_is_re
     pool.sup.fill(pool.now)
 
     assert pool.sup.slots[0].state is SlotState.EMPTY
-    assert pool.queue.waits[-1] == timedelta(seconds=0.5)  # blocks, but not past the retry
+    assert pool.queue.claims[-1].wait == timedelta(seconds=0.5)  # blocks, but not past the retry
 
 
 def test_forks_that_keep_failing_stop_the_pool_with_exit_code_1() -> None:
