@@ -274,6 +274,45 @@ def test_a_queued_job_that_may_have_started_is_not_withdrawn() -> None:
     assert slot.queued.lease.job_id == queued
 
 
+def test_a_job_queued_behind_a_long_one_goes_to_a_child_that_is_idle_with_nothing_buffered() -> (
+    None
+):
+    config = PoolConfig(concurrency=2, prefetch=2, idle_wait=FAST, cancel_check=None)
+    pool = Harness(config)
+    pool.enqueue(4)
+    pool.start()  # each child runs one job and holds one queued
+    stuck = pool.sup.slots[0].queued
+    assert stuck is not None
+    pool.reply(1)
+    pool.reply(1)  # child 1 ran both of its jobs; child 0's first one runs on
+
+    assert pool.running(1) == stuck.lease.job_id  # not left behind child 0's running job
+    assert pool.sup.slots[0].queued is None
+    assert pool.workforce.starts_by[0, stuck.task] == float("-inf")  # child 0 will skip it
+    pool.reply(0)
+    pool.sup.child_skipped(0, stuck.task, stuck.lease.token, pool.now)
+    pool.reply(1)
+    pool.sup.quiet(pool.now)
+    assert [lease.job_id for lease in pool.began].count(stuck.lease.job_id) == 1
+    assert _attempts(pool, stuck.lease.job_id) == 1
+    assert pool.queue.stats("default").completed == 4
+
+
+def test_a_job_queued_behind_a_running_one_stays_if_its_child_may_have_moved_on_to_it() -> None:
+    config = PoolConfig(concurrency=2, prefetch=2, idle_wait=FAST, cancel_check=None)
+    pool = Harness(config)
+    pool.enqueue(4)
+    pool.start()
+    stuck = pool.sup.slots[0].queued
+    assert stuck is not None
+    pool.workforce.unread.add(0)  # child 0 answered, and may have started it just then
+    pool.reply(1)
+    pool.reply(1)
+
+    assert pool.sup.slots[0].queued is stuck
+    assert pool.sup.slots[1].job is None
+
+
 def test_a_cancelled_queued_job_ends_cancelled_without_starting_or_stopping_its_child() -> None:
     config = PoolConfig(concurrency=1, prefetch=1, idle_wait=FAST, cancel_check=timedelta(1))
     pool, running, queued = _holding(config)

@@ -472,7 +472,25 @@ class Supervisor:
                     continue
                 self.buffer.popleft()
                 self.assign(slot, lease, now)
+        if self._take_back():
+            self._hand_out()
+            return
         self._queue_ahead()
+
+    def _take_back(self) -> bool:
+        """Nothing buffered while a child is idle: jobs queued behind other children's running
+        ones (which may run long) come back to the buffer for the idle children, unless their
+        child may have moved on to them (``_withdraw``); it skips them. Whether any came back."""
+        if self.buffer or self.stopping.requested or not any(s.queued for s in self.slots):
+            return False
+        idle = sum(1 for s in self.slots if s.state is SlotState.IDLE and s.open_tasks < 2)
+        for slot in self.slots:
+            if len(self.buffer) >= idle:
+                break
+            withdrawn = self._withdraw(slot)
+            if withdrawn is not None:
+                self._unsend(withdrawn)  # a cancelled one ends here, not in the buffer
+        return bool(self.buffer)
 
     def _queue_ahead(self) -> None:
         """Give each busy child the next buffered job to hold, so it starts that job the
