@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.starts import LOOK_EVERY_S
 from foundry.application.pool.wire import Reply
 from foundry.domain import JobCancelled, JobState, RetryPolicy
 from tests.pool_support import FAST, Harness
@@ -108,7 +109,7 @@ def test_a_queued_job_the_child_started_after_its_answer_was_read_is_reported_th
     pool, running, queued = _holding()
     pool.sup.child_replied(0, pool.answer(0), pool.now)  # read before the child moved on
     assert [job for job, _ in pool.events.started] == [running]
-    assert pool.sup.next_wake(pool.now) <= pool.now + 0.001  # it looks again soon
+    assert pool.sup.next_wake(pool.now) <= pool.now + LOOK_EVERY_S  # it looks again
 
     pool.children_act()  # the child starts it
     pool.sup.tick(pool.now)
