@@ -1,5 +1,6 @@
 """The ``foundry`` console script: the CLI, without the garbage collector's passes over its
-import, and redis without OpenTelemetry (``drivers.import_redis``).
+import, redis without OpenTelemetry (``drivers.import_redis``), attrs' generated methods
+compiled once per installation (``codecache``).
 
 Importing the CLI, a worker's app included, leaves some 50,000 objects that live as long as
 the process and hardly any garbage, yet the collector makes over 100 passes over them while
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import gc
 
+from foundry.entrypoints import codecache
 from foundry.entrypoints.drivers import import_redis
 
 
@@ -20,6 +22,7 @@ def main() -> None:
     collecting = gc.isenabled()
     gc.disable()
     try:
+        codecache.install()
         import_redis()
         from foundry.entrypoints.cli import main as cli_main  # noqa: PLC0415 - with gc off
     finally:
