@@ -38,3 +38,31 @@ def test_a_process_that_imported_opentelemetry_first_keeps_redis_as_it_is() -> N
     )
 
     assert lines == ["True True", "True True"]
+
+
+def test_the_asyncio_client_is_imported_at_its_first_use_and_then_whole() -> None:
+    lines = _run(
+        "import sys\n"
+        "from foundry.entrypoints.drivers import import_redis\nimport_redis()\n"
+        "import foundry.entrypoints.cli.work\n"
+        "from foundry.adapters.redis.queue import RedisQueue\n"
+        "print('redis.asyncio.client' in sys.modules)\n"
+        "import redis.asyncio\n"
+        "print(redis.asyncio.Redis.__module__, 'redis.asyncio.client' in sys.modules)\n"
+        "from redis.asyncio import RedisCluster, Sentinel\n"
+        "print(RedisCluster.__module__, Sentinel.__module__, hasattr(redis.asyncio, 'nope'))\n"
+    )
+    submodule_first = _run(
+        "from foundry.entrypoints.drivers import import_redis\nimport_redis()\n"
+        "from redis.asyncio.sentinel import Sentinel\n"  # imports the client, which imports
+        "from redis.asyncio.cluster import RedisCluster\n"  # its siblings from the package
+        "import redis.asyncio\n"
+        "print(redis.asyncio.Sentinel is Sentinel, redis.asyncio.RedisCluster is RedisCluster)\n"
+    )
+
+    assert lines == [
+        "False",
+        "redis.asyncio.client True",
+        "redis.asyncio.cluster redis.asyncio.sentinel False",
+    ]
+    assert submodule_first == ["True True"]

@@ -19,13 +19,11 @@ concurrent calls would meet it).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, cast
+import sys
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import redis
-import redis.asyncio
-from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
-from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import BlockingConnectionPool, parse_url
 from redis.exceptions import RedisClusterException, SlotNotCoveredError
@@ -34,8 +32,12 @@ from foundry.adapters.redis.errors import refused
 from foundry.adapters.redis.url_hosts import host_list, unquoted
 from foundry.domain import ConfigurationError, QueueUnavailable
 
+if TYPE_CHECKING:
+    import redis.asyncio
+
 SCHEMES = ("redis+cluster://", "rediss+cluster://")
 DEFAULT_PORT = 6379
+_ASYNCIO_CLUSTER = "redis.asyncio.cluster"
 #: The client options a cluster client takes from the plain client's (``connection._options``).
 _TAKEN = ("socket_connect_timeout", "socket_timeout", "socket_keepalive", "client_name", "password")
 
@@ -103,7 +105,7 @@ def connect(target: ClusterTarget, options: dict[str, Any]) -> redis.Redis:
     Typed as ``redis.Redis``: it takes every command Foundry sends one (each routed by its
     key), and the adapters never ask it for a connection pool of its own (``is_cluster``)."""
     nodes = [ClusterNode(host, port) for host, port in target.nodes]  # type: ignore[no-untyped-call]
-    chosen = _capped(_cluster_options(target, options), options)
+    chosen = _capped(cluster_options(target, options), options)
     try:
         client = RedisCluster(startup_nodes=nodes, **chosen)
     except (RedisClusterException, redis.RedisError) as error:
@@ -118,21 +120,9 @@ def connect(target: ClusterTarget, options: dict[str, Any]) -> redis.Redis:
 
 def connect_async(target: ClusterTarget, options: dict[str, Any]) -> redis.asyncio.Redis:
     """``connect`` for a ``redis.asyncio`` client."""
-    return cast(redis.asyncio.Redis, AsyncClusterClient(target, options))
+    from foundry.adapters.redis.async_cluster import AsyncClusterClient  # noqa: PLC0415
 
-
-class AsyncClusterClient(AsyncRedisCluster):
-    """redis-py's asyncio cluster client, which can make a twin of itself for another event
-    loop (its connections serve only the loop that opened them)."""
-
-    def __init__(self, target: ClusterTarget, options: dict[str, Any]) -> None:
-        self.recipe = (target, options)
-        nodes = [AsyncClusterNode(host, port) for host, port in target.nodes]
-        super().__init__(startup_nodes=nodes, **_cluster_options(target, options))
-
-    def again(self) -> AsyncClusterClient:
-        """A new client with the same nodes and settings, connecting on first use."""
-        return AsyncClusterClient(*self.recipe)
+    return cast("redis.asyncio.Redis", AsyncClusterClient(target, options))
 
 
 _COVERAGE_FIX = (
@@ -159,8 +149,12 @@ def as_driver_error(error: BaseException) -> redis.RedisError:
 
 
 def is_cluster(client: object) -> bool:
-    """Whether ``client`` is a Redis Cluster client (sync or asyncio)."""
-    return isinstance(client, RedisCluster | AsyncRedisCluster)
+    """Whether ``client`` is a Redis Cluster client (sync or asyncio: none can exist before
+    redis-py's asyncio cluster module is imported, which is left to those that use it)."""
+    if isinstance(client, RedisCluster):
+        return True
+    asyncio_cluster = sys.modules.get(_ASYNCIO_CLUSTER)
+    return asyncio_cluster is not None and isinstance(client, asyncio_cluster.RedisCluster)
 
 
 def describe(client: object) -> str:
@@ -169,9 +163,10 @@ def describe(client: object) -> str:
         kwargs = client.nodes_manager.connection_kwargs
         nodes = ",".join(node.name for node in client.nodes_manager.startup_nodes.values())
     else:
-        assert isinstance(client, AsyncRedisCluster)
-        kwargs = client.connection_kwargs
-        nodes = ",".join(node.name for node in client.nodes_manager.startup_nodes.values())
+        assert is_cluster(client)
+        asynchronous = cast(Any, client)
+        kwargs = asynchronous.connection_kwargs
+        nodes = ",".join(node.name for node in asynchronous.nodes_manager.startup_nodes.values())
     scheme = "rediss" if kwargs.get("ssl") or "ssl_ca_certs" in kwargs else "redis"
     user = kwargs.get("username") or ""
     login = f"{user}:********@" if kwargs.get("password") else ""
@@ -191,7 +186,9 @@ def _capped(chosen: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _cluster_options(target: ClusterTarget, options: dict[str, Any]) -> dict[str, Any]:
+def cluster_options(target: ClusterTarget, options: dict[str, Any]) -> dict[str, Any]:
+    """A cluster client's options (sync or asyncio): ``target``'s URL options and login, the
+    plain client's ``options`` it takes; a database other than 0 is refused."""
     if options.get("db") not in (None, 0):
         raise ConfigurationError(
             f"REDIS_DB (or REDIS_QUEUE_DB / REDIS_CACHE_DB) is {options['db']}, but Redis "

@@ -1,0 +1,149 @@
+"""Redis Cluster from asyncio: ``AsyncClusterFunctionRunner`` (see ``cluster_runner``, whose
+redirection rules it follows through redis-py's asyncio cluster client), in a module of its
+own so that a sync worker never imports that client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from typing import Any, cast
+
+import redis
+import redis.asyncio
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.exceptions import RedisClusterException, ResponseError
+
+from foundry.adapters.redis.async_cluster import AsyncClusterClient
+from foundry.adapters.redis.async_runner import AsyncFunctionRunner
+from foundry.adapters.redis.cluster import as_driver_error
+from foundry.adapters.redis.cluster_runner import MAX_REDIRECTS, REDIRECTS, held
+from foundry.adapters.redis.durability import DURABLE, Durability
+from foundry.adapters.redis.runner import Arg, library, missing
+
+
+class AsyncClusterFunctionRunner(AsyncFunctionRunner):
+    """The asyncio runner on a cluster: each call is one command of the cluster client (which
+    routes it by its key and follows redirections); a master without the library has it
+    loaded and the call sent again.
+
+    An asyncio cluster client belongs to the event loop that first used it: another loop (or
+    a forked child) gets a client of its own, made from the first one's nodes and settings
+    (``cluster.AsyncClusterClient``, as ``connection.connect_async`` makes).
+
+    With ``durability`` a durable call and its ``WAIT`` go together on one connection of the
+    call's master (``_durable``).
+    """
+
+    def __init__(self, client: redis.asyncio.Redis, durability: Durability | None = None) -> None:
+        super().__init__(client)
+        self._first = cast(AsyncRedisCluster, client)  # typed as redis.asyncio.Redis
+        self._here: tuple[asyncio.AbstractEventLoop, int] | None = None
+        self._durability = durability or Durability()
+        self._wait = self._durability.wait_command()
+        self.waits_for_replicas = self._wait is not None
+
+    @property
+    def cluster(self) -> AsyncRedisCluster:
+        """The cluster client of the running loop."""
+        here = (asyncio.get_running_loop(), os.getpid())
+        if self._here is None:
+            self._here = here
+        elif self._here != here and isinstance(self._first, AsyncClusterClient):
+            self.client = cast(redis.asyncio.Redis, self._first.again())
+            self._here = here
+        return cast(AsyncRedisCluster, self.client)
+
+    async def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """FCALL ``name`` on the master of ``keys``' slot."""
+        keys = held(name, keys)
+        command = ("FCALL", self.library.function[name], len(keys), *keys, *args)
+        if self._wait is not None and name in DURABLE:
+            return await self._durable(command, keys[0], self._wait)
+        return await self._routed(command, keys[0])
+
+    async def _routed(self, command: Sequence[Arg], key: str) -> Any:
+        """``command`` through the cluster client; a master without the library has it loaded
+        and the command sent again."""
+        try:
+            return await self._execute(*command)
+        except ResponseError as error:
+            if not missing(error):
+                raise
+        node = self.cluster.get_node_from_key(key)
+        await self._execute("FUNCTION", "LOAD", "REPLACE", library().text, target_nodes=node)
+        return await self._execute(*command)
+
+    async def _durable(self, command: Sequence[Arg], key: str, wait: Sequence[Arg]) -> Any:
+        """``command`` then ``WAIT`` in one write on one connection of ``key``'s master. A
+        redirection, a missing library or a lost connection: the call goes through the cluster
+        client (which follows the redirection, loads the library) and the pair is sent again to
+        the master that now serves the key (a durable call is safe to send again)."""
+        for _ in range(MAX_REDIRECTS):
+            node = self.cluster.get_node_from_key(key)
+            try:
+                reply, acknowledged = await _pair(node, (command, wait))
+            except (ResponseError, redis.ConnectionError, redis.TimeoutError) as error:
+                if isinstance(error, ResponseError) and not (
+                    isinstance(error, REDIRECTS) or missing(error)
+                ):
+                    raise
+                await self._routed(command, key)
+                continue
+            self._durability.check(acknowledged)
+            return reply
+        raise redis.ConnectionError(f"{key} kept moving after {MAX_REDIRECTS} redirections")
+
+    async def _execute(self, *args: Arg, **options: Any) -> Any:
+        try:
+            return await self.cluster.execute_command(*args, **options)
+        except RedisClusterException as error:  # unreachable, or a slot no master serves
+            raise as_driver_error(error) from error
+
+    async def call_many(
+        self, calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]]
+    ) -> list[Any]:
+        """Several calls, concurrently; the first error reply is raised once all arrived."""
+        replies = await asyncio.gather(
+            *(self.call(name, keys, args) for name, keys, args in calls), return_exceptions=True
+        )
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return list(replies)
+
+    async def command(self, *args: Arg) -> Any:
+        """One plain command, routed by its key."""
+        return await self._execute(*args)
+
+    async def aclose(self) -> None:
+        """Close the client this runner made for another loop (the first one is the
+        caller's to close)."""
+        if self.client is not cast(redis.asyncio.Redis, self._first) and self._here == (
+            asyncio.get_running_loop(),
+            os.getpid(),
+        ):
+            await self.cluster.aclose()
+
+
+async def _pair(node: Any, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+    """``commands`` in one write on one connection of ``node`` (an asyncio ``ClusterNode``),
+    their replies in order; the first error reply is raised once every reply was read."""
+    conn = node.acquire_connection()
+    try:
+        await conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(await conn.read_response())
+            except ResponseError as error:
+                replies.append(error)
+    except BaseException:
+        await conn.disconnect()
+        raise
+    finally:
+        node.release(conn)
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
