@@ -51,7 +51,7 @@ class CodeCache:
         self.path = path
         self.misses = 0
         self._stored = _read(path)
-        self._used: dict[_Key, CodeType] = {}
+        self._used: dict[_Key, bytes] = {}
         self._pid = os.getpid()
 
     def compile(  # noqa: PLR0917 - builtins.compile's own signature
@@ -74,11 +74,13 @@ class CodeCache:
         if number is not None:
             source = source.replace(f" {number},", f" {STAND_IN},")
         key = (filename, source, flags)
-        code = self._stored.get(key)
-        if code is None:
+        stored = self._stored.get(key)
+        code = _loaded(stored)
+        if stored is None or code is None:
             code = builtins.compile(source, filename, mode, flags, True)
+            stored = marshal.dumps(code)
             self.misses += 1
-        self._used[key] = code
+        self._used[key] = stored
         return code if number is None else _with_constant(code, STAND_IN, number)
 
     def save(self) -> None:
@@ -121,7 +123,16 @@ def _with_constant(code: CodeType, old: int, new: int) -> CodeType:
     return code.replace(co_consts=consts)
 
 
-def _read(path: str) -> dict[_Key, CodeType]:
+def _loaded(stored: bytes | None) -> CodeType | None:
+    try:
+        code = None if stored is None else marshal.loads(stored)
+    except (ValueError, EOFError, TypeError):
+        return None
+    return code if isinstance(code, CodeType) else None
+
+
+def _read(path: str) -> dict[_Key, bytes]:
+    """The cache at ``path``: each script's code marshalled apart, loaded only if used."""
     magic = importlib.util.MAGIC_NUMBER
     try:
         with open(path, "rb") as file:
@@ -131,7 +142,9 @@ def _read(path: str) -> dict[_Key, CodeType]:
         stored = marshal.loads(memoryview(data)[len(magic) :])
     except (OSError, ValueError, EOFError, TypeError):
         return {}
-    return stored if isinstance(stored, dict) else {}
+    if not isinstance(stored, dict):
+        return {}
+    return {key: code for key, code in stored.items() if isinstance(code, bytes)}
 
 
 def cache_path() -> str | None:
