@@ -66,3 +66,19 @@ def test_the_asyncio_client_is_imported_at_its_first_use_and_then_whole() -> Non
         "redis.asyncio.cluster redis.asyncio.sentinel False",
     ]
     assert submodule_first == ["True True"]
+
+
+def test_importlib_metadata_is_imported_at_its_first_use() -> None:
+    lines = _run(
+        "import sys\n"
+        "from foundry.entrypoints.drivers import import_redis\nimport_redis()\n"
+        "import foundry.entrypoints.cli.work\n"
+        "print('email' in sys.modules, 'zipfile' in sys.modules)\n"
+        "import importlib.metadata\n"
+        "import redis\n"
+        "print(importlib.metadata.version('redis') == redis.__version__)\n"
+        "from importlib.metadata import PackageNotFoundError, version\n"
+        "print(issubclass(PackageNotFoundError, ModuleNotFoundError), 'email' in sys.modules)\n"
+    )
+
+    assert lines == ["False False", "True", "True True"]
