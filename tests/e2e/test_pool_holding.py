@@ -130,7 +130,9 @@ def test_a_queued_jobs_hard_time_limit_counts_from_its_start_not_from_its_send(
     ]
 
 
-def test_a_child_skips_a_task_whose_start_by_time_has_passed_and_runs_the_next() -> None:
+def start_child(max_rss: int | None) -> tuple[Any, Any, Any]:
+    """A real pool child on a fence of its own: the process, the parent's end of its pipe,
+    the fence."""
     context = multiprocessing.get_context("fork")
     parent_end, child_end = context.Pipe(duplex=True)
     fence = new_fence()
@@ -142,12 +144,17 @@ def test_a_child_skips_a_task_whose_start_by_time_has_passed_and_runs_the_next()
             "parent_pid": os.getpid(),
             "inherited": [parent_end.fileno()],
             "child_init": None,
-            "max_rss": None,
+            "max_rss": max_rss,
             "fence": fence,
         },
     )
     child.start()
     child_end.close()
+    return child, parent_end, fence
+
+
+def test_a_child_skips_a_task_whose_start_by_time_has_passed_and_runs_the_next() -> None:
+    child, parent_end, fence = start_child(max_rss=None)
     now = SystemClock().now()
     late, due = (Lease(Job("nap", payload={"seconds": 0}), token, 1, now) for token in "ab")
     try:
@@ -170,23 +177,7 @@ def test_a_child_skips_a_task_whose_start_by_time_has_passed_and_runs_the_next()
 
 
 def test_a_child_over_its_memory_limit_skips_the_task_it_holds_queued() -> None:
-    context = multiprocessing.get_context("fork")
-    parent_end, child_end = context.Pipe(duplex=True)
-    fence = new_fence()
-    child = context.Process(
-        target=child_main,
-        args=(child_end,),
-        kwargs={
-            "registry": registry,
-            "parent_pid": os.getpid(),
-            "inherited": [parent_end.fileno()],
-            "child_init": None,
-            "max_rss": 1,  # any process is over it
-            "fence": fence,
-        },
-    )
-    child.start()
-    child_end.close()
+    child, parent_end, fence = start_child(max_rss=1)  # any process is over it
     now = SystemClock().now()
     first, held = (Lease(Job("nap", payload={"seconds": 0}), token, 1, now) for token in "ab")
     try:
