@@ -7,7 +7,6 @@ providers (``container.queue.override(providers.Object(MemoryQueue(clock)))``), 
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.util
 import threading
 from collections.abc import Callable
@@ -34,6 +33,8 @@ from foundry.ports import (
 )
 
 if TYPE_CHECKING:
+    import importlib.abc
+
     from psycopg_pool import ConnectionPool
 
     from foundry.adapters.memory import MemoryQueue
@@ -284,7 +285,7 @@ def _declared() -> type[Container]:
             _class_taken = True
             return Container
     module = importlib.util.module_from_spec(__spec__)
-    cast(importlib.abc.Loader, __spec__.loader).exec_module(module)
+    cast("importlib.abc.Loader", __spec__.loader).exec_module(module)
     declared: type[Container] = module.Container
     return declared
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    import importlib.abc
 
 #: Runs the import: given the module and the function that executes its code.
 Around = Callable[[ModuleType, Callable[[], None]], None]
@@ -23,11 +25,13 @@ def after(hook: Callable[[ModuleType], None]) -> Around:
     return around
 
 
-class AroundImport(importlib.abc.MetaPathFinder):
+class AroundImport:
     """Runs each watched module's first import through its ``Around`` (then steps aside).
 
     Put first on ``sys.meta_path``: it finds the module with the finders after it and wraps
-    the loader that executes it.
+    the loader that executes it. A meta path finder needs only ``find_spec``: it does not
+    subclass ``importlib.abc.MetaPathFinder``, whose module imports ``importlib.resources``
+    (with ``tempfile``, ``shutil``, ``zipfile``...) into every ``foundry`` start.
     """
 
     def __init__(self, hooks: dict[str, Around]) -> None:
@@ -47,12 +51,12 @@ class AroundImport(importlib.abc.MetaPathFinder):
                 del self._hooks[fullname]
                 if not self._hooks:
                     sys.meta_path.remove(self)
-                spec.loader = _Around(spec.loader, hook)
+                spec.loader = cast("importlib.abc.Loader", _Around(spec.loader, hook))
                 return spec
         return None
 
 
-class _Around(importlib.abc.Loader):
+class _Around:
     """A module's own loader, its execution run through a hook."""
 
     def __init__(self, loader: Any, hook: Around) -> None:

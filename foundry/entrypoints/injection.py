@@ -16,7 +16,6 @@ pydantic is 2 or later, pydantic is hidden too: dependency_injector is the same 
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
@@ -83,8 +82,9 @@ def _is_subclass(obj: type, base: type) -> bool:
         return False
 
 
-class _Refuse(importlib.abc.MetaPathFinder):
-    """Makes importing any of ``names`` (top-level modules) fail as if it were missing."""
+class _Refuse:
+    """Makes importing any of ``names`` (top-level modules) fail as if it were missing (a meta
+    path finder: ``find_spec`` is all it needs, see ``imports.AroundImport``)."""
 
     def __init__(self, names: frozenset[str]) -> None:
         self._names = names
