@@ -24,8 +24,8 @@ import hashlib
 import os
 import threading
 from collections.abc import Sequence
-from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.client import Pipeline
@@ -34,6 +34,9 @@ from redis.sentinel import SentinelManagedConnection
 
 from foundry.adapters.redis.durability import DURABLE, Durability
 from foundry.adapters.redis.exchange import Exchange
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 Arg = str | bytes | int
 #: One function call: its name (``claim``, ``cache_get``), its keys and its arguments.
@@ -53,7 +56,7 @@ class Library:
     """The library's text, its version, and the Redis name of each function."""
 
     def __init__(self) -> None:
-        folder = resources.files("foundry.adapters.redis") / "lua"
+        folder = _lua_folder()
         parts = [(folder / name).read_text() for name in _HELPERS]
         bodies: dict[str, tuple[str, str]] = {}
         for family, prefix in (("queue", ""), ("cache", "cache_")):
@@ -72,6 +75,17 @@ class Library:
             for name, (family, body) in bodies.items()
         ]
         self.text = "".join([f"#!lua name={self.name}\nlocal FN = {{}}\n", *parts, *functions])
+
+
+def _lua_folder() -> Path | Traversable:
+    """The package's ``lua`` folder: where the package is files on disk, the path that
+    ``importlib.resources`` gives, without importing it and its readers (with ``zipfile``:
+    ~6 M instructions of a worker's start); else (a zip, say) ``importlib.resources``' view."""
+    if __spec__.origin is not None and os.path.isfile(__spec__.origin):
+        return Path(__spec__.origin).parent / "lua"
+    from importlib import resources  # noqa: PLC0415
+
+    return resources.files(__package__) / "lua"
 
 
 @functools.cache
