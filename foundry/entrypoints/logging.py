@@ -20,7 +20,6 @@ import functools
 import logging
 import os
 import sys
-import sysconfig
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from types import ModuleType
@@ -137,6 +136,8 @@ def library_dirs() -> tuple[str, ...]:
     copies the interpreter's ~1,000 build variables, ~30 M instructions. One ``get_paths``
     per scheme gives the same paths for a quarter of that.
     """
+    import sysconfig  # noqa: PLC0415 - only a logged traceback asks (a worker's start need not)
+
     paths: set[str] = set()
     for scheme in sysconfig.get_scheme_names():
         found = sysconfig.get_paths(scheme)
