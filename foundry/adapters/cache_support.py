@@ -26,6 +26,10 @@ _MS = timedelta(milliseconds=1)
 
 def validate_key(key: object, what: str = "cache key") -> str:
     """``key`` if it is a storable key (or lock/tag name); ``InvalidCacheKey`` otherwise."""
+    # The common key first, by two C string methods: an ASCII text is printable exactly when
+    # it holds none of _CONTROL's characters (the regex search was half of this check).
+    if type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH and key.isascii() and key.isprintable():
+        return key
     if not isinstance(key, str):
         raise InvalidCacheKey(repr(key), f"a {what} must be a str, got {type(key).__name__}")
     if not key:

@@ -34,6 +34,7 @@ class CacheKeys:
         self.prefix = prefix
         self.spread = spread
         self._stats = f"{prefix}:stats"
+        self._values = f"{prefix}:v:"
         self._tags = f"{prefix}:{{{prefix}#tags}}:tag:" if spread else f"{prefix}:tag:"
 
     def base(self, name: str) -> str:
@@ -44,6 +45,8 @@ class CacheKeys:
 
     def value(self, key: str) -> str:
         """Where the value of ``key`` is stored."""
+        if not self.spread:
+            return self._values + key
         return f"{self.base(key)}v:{key}"
 
     def tagged(self, digest: str, key: str) -> str:

@@ -38,6 +38,8 @@ T = TypeVar("T")
 
 
 def _ttl_arg(ttl: Ttl) -> str:
+    if type(ttl) is int and ttl >= 0:  # whole seconds, the common ttl: nothing to round
+        return str(ttl * 1000)
     ms = ttl_ms(ttl)
     return "-1" if ms is None else str(ms)
 

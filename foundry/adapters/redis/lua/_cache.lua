@@ -35,9 +35,10 @@ local function store(key, payload, ttl)
   elseif ttl == 0 then
     redis.call('DEL', key)
   else
-    local at = NOW + ttl
-    local pxat = n2s(math.max(at, server_now() + ttl))
-    redis.call('SET', key, n2s(at) .. ':' .. payload, 'PXAT', pxat)
+    local at = n2s(NOW + ttl)
+    local pxat = at  -- NOW is the server's clock unless the caller gave its own
+    if NOW ~= SERVER_NOW then pxat = n2s(math.max(NOW, server_now()) + ttl) end
+    redis.call('SET', key, at .. ':' .. payload, 'PXAT', pxat)
   end
 end
 
