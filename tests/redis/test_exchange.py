@@ -94,3 +94,28 @@ def test_a_request_longer_than_the_socket_buffer_is_sent_whole(conn: Connection)
     assert exchange.exchange(conn, _command("SET", "exchange:big", value)) == b"OK"
     assert exchange.exchange(conn, _command("STRLEN", "exchange:big")) == len(value)
     assert exchange.exchange(conn, PING) == b"PONG"
+
+
+def test_requests_sent_in_one_write_get_their_replies_in_order_an_error_in_its_place(
+    conn: Connection,
+) -> None:
+    exchange = _ready(conn)
+    requests = [_command("ECHO", "one"), _command("FCALL", "no_such_function", "0"), PING]
+
+    replies = exchange.exchange_many(conn, b"".join(requests), len(requests))
+
+    assert replies[0] == b"one"
+    assert isinstance(replies[1], redis.ResponseError)
+    assert replies[2] == b"PONG"
+    assert exchange.exchange(conn, PING) == b"PONG"  # every reply was read
+
+
+def test_a_reply_of_several_later_than_the_socket_timeout_raises_timeout_error_and_closes(
+    conn: Connection,
+) -> None:
+    exchange = _ready(conn)
+    requests = [PING, _command("BLPOP", "exchange:empty", "1")]
+
+    with pytest.raises(redis.TimeoutError):
+        exchange.exchange_many(conn, b"".join(requests), len(requests))
+    assert not conn.is_connected

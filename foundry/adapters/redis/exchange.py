@@ -67,26 +67,35 @@ class Exchange:
         """Send ``packed`` and read its reply (an error reply is raised)."""
         try:
             self._send(packed)
-            reply = self._read()
-            while _PUSH is not None and type(reply) is _PUSH:
-                handle = getattr(conn._parser, "handle_push_response", None)
-                if handle is not None:
-                    handle(reply)
-                reply = self._read()
-        except TimeoutError as error:  # socket.timeout
-            conn.disconnect()
-            raise redis.TimeoutError(f"Timeout talking to {_where(conn)}") from error
-        except OSError as error:
-            conn.disconnect()
-            raise redis.ConnectionError(f"Error talking to {_where(conn)}: {error}") from error
-        except BaseException:
-            conn.disconnect()
-            raise
+            reply = self._reply(conn)
+        except BaseException as error:
+            broken = _broken(conn, error)
+            if broken is error:
+                raise
+            raise broken from error
         if conn.health_check_interval:
             conn.next_health_check = time.monotonic() + conn.health_check_interval
         if isinstance(reply, _RAISED):
             raise reply
         return reply
+
+    def exchange_many(self, conn: Any, packed: bytes, count: int) -> list[Any]:
+        """Send ``packed``, ``count`` requests in one write, and read their replies in order.
+
+        An error reply is returned in its place, for the caller to raise once every reply is
+        read (the connection is then ready for the next request); a lost connection raises.
+        """
+        try:
+            self._send(packed)
+            replies = [self._reply(conn) for _ in range(count)]
+        except BaseException as error:
+            broken = _broken(conn, error)
+            if broken is error:
+                raise
+            raise broken from error
+        if conn.health_check_interval:
+            conn.next_health_check = time.monotonic() + conn.health_check_interval
+        return replies
 
     def _send(self, packed: bytes) -> None:
         # A socket with a timeout polls before every send; a request fits the socket's empty
@@ -101,6 +110,17 @@ class Exchange:
         if sent < len(packed):
             self._sock.sendall(memoryview(packed)[sent:])
 
+    def _reply(self, conn: Any) -> Any:
+        """The next reply, after the RESP3 pushes in front of it (handed to the parser's
+        handler)."""
+        reply = self._read()
+        while _PUSH is not None and type(reply) is _PUSH:
+            handle = getattr(conn._parser, "handle_push_response", None)
+            if handle is not None:
+                handle(reply)
+            reply = self._read()
+        return reply
+
     def _read(self) -> Any:
         reader, buffer = self._reader, self._buffer
         reply = reader.gets()
@@ -111,6 +131,17 @@ class Exchange:
             reader.feed(buffer, 0, size)
             reply = reader.gets()
         return reply
+
+
+def _broken(conn: Any, error: BaseException) -> BaseException:
+    """``error`` broke an exchange on ``conn``, which is closed: what to raise, as redis-py
+    raises it (a socket's timeout or error becomes redis-py's; anything else as it is)."""
+    conn.disconnect()
+    if isinstance(error, TimeoutError):  # socket.timeout
+        return redis.TimeoutError(f"Timeout talking to {_where(conn)}")
+    if isinstance(error, OSError):
+        return redis.ConnectionError(f"Error talking to {_where(conn)}: {error}")
+    return error
 
 
 def _plain(kind: type) -> bool:

@@ -340,14 +340,8 @@ class FunctionRunner:
 
     def _send_many(self, conn: Any, packed: list[bytes], skip: int = 0) -> list[Any]:
         for attempt in (1, 2):
-            _send(conn, b"".join(packed))
-            replies, errors = [], []
-            for _ in packed:
-                try:
-                    replies.append(conn.read_response())
-                except ResponseError as error:
-                    replies.append(None)
-                    errors.append(error)
+            replies = self._replies(conn, packed)
+            errors = [reply for reply in replies if isinstance(reply, ResponseError)]
             replies, packed, skip = replies[skip:], packed[skip:], 0
             if not errors:
                 return replies
@@ -355,6 +349,25 @@ class FunctionRunner:
                 raise errors[0]
             self._load_on(conn)
         raise AssertionError("unreachable")
+
+    def _replies(self, conn: Any, packed: list[bytes]) -> list[Any]:
+        """Send ``packed`` in one write and read a reply to each, an error reply in its place
+        (a lost connection raises)."""
+        fast = self._pinned.exchange
+        if fast.ready(conn):
+            replies = fast.exchange_many(conn, b"".join(packed), len(packed))
+            for reply in replies:
+                if isinstance(reply, redis.ConnectionError):  # (a server still loading)
+                    raise reply
+            return replies
+        _send(conn, b"".join(packed))
+        replies = []
+        for _ in packed:
+            try:
+                replies.append(conn.read_response())
+            except ResponseError as error:
+                replies.append(error)
+        return replies
 
     def _load_on(self, conn: Any) -> None:
         # REPLACE: another process of this release may have loaded it since (same text).
