@@ -179,17 +179,21 @@ def _alternating(pool: Harness, turns: int, between: float) -> list[int]:
     return waiting
 
 
-def test_a_completion_waits_for_the_claim_the_next_reply_brings_which_carries_it() -> None:
+def test_completions_wait_for_the_claim_the_replies_bring_soon_which_carries_them() -> None:
     pool = Harness(
         PoolConfig(concurrency=2, idle_wait=FAST, cancel_check=None), queue=CombiningQueue
     )
     pool.enqueue(40)
     pool.start()
 
-    _alternating(pool, 8, between=0.004)  # past FLUSH_AFTER_S, within a job's time
+    waiting = _alternating(pool, 8, between=0.004)  # past FLUSH_AFTER_S, within a job's time
 
     assert isinstance(pool.queue, CombiningQueue)
-    assert (pool.queue.batches, pool.queue.combined) == (0, 8)  # 16 jobs, 8 round trips
+    # 16 jobs, 5 round trips: once the prefetch rose to 4, a claim every fourth reply
+    # carries the completions of the three before it and its own.
+    assert (pool.queue.batches, pool.queue.combined) == (0, 5)
+    assert [claim.limit for claim in pool.queue.claims[3:]] == [4] * 5
+    assert waiting[6:] == [0, 1, 2, 3] * 2 + [0, 1]
     assert len(pool.sup.settler.batched) == 1  # the last, waiting for the next claim
     pool.clock.advance(timedelta(seconds=CARRY_MAX_S))
     pool.sup.quiet(pool.now)

@@ -91,14 +91,27 @@ class Claimer:
         self._next_claim_at = 0.0  # no claim before (an idle wait ended, or claims failing)
         self._poll_at = 0.0  # no busy poll before (the queue was empty while children ran)
 
-    def wanted(self, slots: Sequence[Slot], buffered: int) -> int:
-        """How many jobs to claim now: none while the prefetch buffer is over half full and
-        no child waits, so claims come in batches of about half the prefetch."""
+    def wanted(self, slots: Sequence[Slot], buffered: int, queued: int = 0) -> int:
+        """How many jobs to claim now: none while no child waits and the jobs held (the
+        ``buffered`` ones and those ``queued`` in busy children) are over half the prefetch.
+
+        Then as many as make up the prefetch again; a prefetch the window raised fills the
+        buffer alone, the job each busy child holds queued on top, so its claims come in
+        batches of about the whole prefetch, not half of it, while a refill still goes out
+        with half of it held.
+        """
         idle = sum(1 for slot in slots if slot.state is SlotState.IDLE)
         prefetch = self._prefetch()
-        if not idle and buffered > prefetch // 2:
+        held = buffered + queued
+        if not idle and held > prefetch // 2:
             return 0
-        return idle + prefetch - buffered
+        raised = prefetch > self._config.prefetch
+        return idle + prefetch - (buffered if raised else held)
+
+    def replies_to_refill(self, held: int) -> int:
+        """How many more replies (each takes one of the ``held`` jobs) until the refill mark,
+        where a claim goes out: at least the next one."""
+        return max(held - self._prefetch() // 2, 1)
 
     def due(self, now: float, *, idle: bool) -> bool:
         """Whether a claim may go out now; the busy-poll pause holds only while children run.

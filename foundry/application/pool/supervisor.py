@@ -537,14 +537,17 @@ class Supervisor:
 
     def _wanted(self) -> int:
         queued = sum(1 for slot in self.slots if slot.queued is not None)
-        return self._claimer.wanted(self.slots, len(self.buffer) + queued)
+        return self._claimer.wanted(self.slots, len(self.buffer), queued)
 
     def _completion_wait(self, now: float) -> float:
         """How long batched completions wait for a claim to carry them: ``FLUSH_AFTER_S``,
-        or while the next reply will bring a claim (a busy child holds no job queued, or the
-        buffer will be down to the refill mark) about the time a reply takes to come, the
-        mean run time over the children (at most ``CARRY_MAX_S``): then one round trip,
-        not two, writes them and claims."""
+        or, while replies will bring a claim soon (the next one: a busy child holds no job
+        queued; or the one that takes the jobs held down to the refill mark), about the time
+        those replies take to come since the oldest completion's (a reply every mean run
+        time over the children, and half of one more), at most ``CARRY_MAX_S``: then one
+        round trip, not several, writes them and claims. A claim more than one reply away
+        that is not expected within ``CARRY_MAX_S`` carries none: they go after
+        ``FLUSH_AFTER_S``."""
         settler = self.settler
         if not settler.batched or self.stopping.requested or self._outage.down:
             return FLUSH_AFTER_S
@@ -552,14 +555,27 @@ class Supervisor:
         if not counters.processed:
             return FLUSH_AFTER_S
         every = counters.runtime_s / counters.processed / len(self.slots)
-        wait = min(CARRY_MAX_S, 1.5 * every)
+        replies = self._replies_to_claim()
+        # The replies since the oldest completion's (each batched one came with one).
+        expected = (len(settler.batched) - 1 + replies + 0.5) * every
+        if replies > 1 and expected > CARRY_MAX_S:
+            return FLUSH_AFTER_S
+        wait = min(CARRY_MAX_S, expected)
         if wait <= FLUSH_AFTER_S or self._claimer.next_wake(idle=False) > now + wait:
             return FLUSH_AFTER_S  # (a busy poll of an empty queue waits longer)
-        held = len(self.buffer) + sum(1 for slot in self.slots if slot.queued is not None)
-        unheld = any(slot.state is SlotState.BUSY and slot.queued is None for slot in self.slots)
-        if unheld or self._claimer.wanted(self.slots, held - 1) > 0:
-            return wait
-        return FLUSH_AFTER_S
+        return wait
+
+    def _replies_to_claim(self) -> int:
+        """How many more replies until one brings a claim: the next, if a busy child holds
+        no job queued (it turns idle); else the one that takes the held jobs to the refill
+        mark (each reply promotes a queued job and queues a buffered one behind it)."""
+        queued = 0
+        for slot in self.slots:
+            if slot.queued is not None:
+                queued += 1
+            elif slot.state is SlotState.BUSY:
+                return 1
+        return self._claimer.replies_to_refill(len(self.buffer) + queued)
 
     def _quiet_for(self, now: float) -> float:
         flush_at = self.settler.next_wake(self._completion_wait(now))
