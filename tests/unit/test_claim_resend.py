@@ -1,5 +1,6 @@
 """A claim whose reply is lost is re-sent with its token: the job is not leased twice (Q8)."""
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -71,3 +72,24 @@ def test_an_unanswered_token_is_resent_with_its_first_send_time_until_the_lease_
     assert again == (token, 5.0)
     assert too_late[0] != token
     assert too_late[1] == 35.0
+
+
+def test_new_tokens_differ_between_pools_and_after_a_fork() -> None:
+    one, other = ClaimTokens(lease_s=30), ClaimTokens(lease_s=30)
+    first = one.next(0.0)[0]
+    reader, writer = os.pipe()
+
+    pid = os.fork()
+    if pid == 0:  # the child: its copy of ``one`` numbers its claims under a prefix of its own
+        os.write(writer, one.next(0.0)[0].encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    forked = os.read(reader, 100).decode()
+    os.close(reader)
+    os.close(writer)
+    made = [first] + [one.next(float(n))[0] for n in range(3)] + [other.next(0.0)[0], forked]
+
+    assert len(set(made)) == len(made)
+    assert all(
+        ClaimRequest(("q",), lease=timedelta(seconds=30), claim_token=token) for token in made
+    )

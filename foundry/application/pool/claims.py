@@ -6,6 +6,7 @@ supervisor hands the leases it returns to its children.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +27,11 @@ BUSY_POLL_S = 0.05
 #: The most jobs an adaptive prefetch holds ahead.
 PREFETCH_MAX = 64
 
+#: Bumped in a forked child: a copy of a ``ClaimTokens`` must not number its claims under the
+#: prefix its parent numbers them under (a counter read per claim, not ``os.getpid``).
+_forks = [0]
+os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
+
 
 class ClaimTokens:
     """The token for the next claim: the unanswered one while it may still be held, else new.
@@ -37,11 +43,18 @@ class ClaimTokens:
 
     Times are the caller's monotonic seconds. ``sent_at`` of a re-sent claim is the first
     send's, so lease deadlines computed from it are never later than the server's.
+
+    A new token is a random prefix of this process's (72 bits, drawn again after a fork)
+    and the claim's number in hex: unique across workers and restarts as a fresh random
+    token would be, without reading the kernel's random source for every claim.
     """
 
     def __init__(self, lease_s: float) -> None:
         self._lease_s = lease_s
         self._unanswered: tuple[str, float] | None = None
+        self._prefix = ""
+        self._fork = -1
+        self._count = 0
 
     def next(self, now: float) -> tuple[str, float]:
         """The token to send now and when its claim was first sent."""
@@ -49,7 +62,13 @@ class ClaimTokens:
             token, sent_at = self._unanswered
             if now - sent_at < self._lease_s:
                 return token, sent_at
-        return secrets.token_urlsafe(12), now
+        return self._new(), now
+
+    def _new(self) -> str:
+        if self._fork != _forks[0]:
+            self._prefix, self._fork, self._count = secrets.token_urlsafe(9), _forks[0], 0
+        self._count += 1
+        return f"{self._prefix}{self._count:x}"
 
     def resending(self, now: float) -> bool:
         """Whether the claim sent now re-sends an unanswered one."""
