@@ -17,7 +17,7 @@ from foundry.application.pool.heartbeat import PoolCounters
 from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
 from foundry.application.pool.quarantine import Quarantine
-from foundry.application.pool.settle import Settler
+from foundry.application.pool.settle import BATCH_MAX, Settler
 from foundry.application.pool.slots import Slot, SlotState
 from foundry.domain import FoundryError, QueueBroken
 from foundry.ports import ClaimRequest, Lease
@@ -117,15 +117,18 @@ class Claimer:
         Then as many as make up the prefetch again; a prefetch the window raised fills the
         buffer alone, the job each busy child holds queued on top, so its claims come in
         batches of about the whole prefetch, not half of it, while a refill still goes out
-        with half of it held.
+        with half of it held. Such a claim takes no more than ``BATCH_MAX`` for the busy
+        children (the completions of the replies it waits for fit one batch), unless half
+        the prefetch is more.
         """
         idle = sum(1 for slot in slots if slot.state is SlotState.IDLE)
         prefetch = self._prefetch()
         held = buffered + queued
         if not idle and held > prefetch // 2:
             return 0
-        raised = prefetch > self._config.prefetch
-        return idle + prefetch - (buffered if raised else held)
+        if prefetch <= self._config.prefetch:
+            return idle + prefetch - held
+        return idle + max(prefetch - held, min(prefetch - buffered, BATCH_MAX))
 
     def replies_to_refill(self, held: int) -> int:
         """How many more replies (each takes one of the ``held`` jobs) until the refill mark,
