@@ -27,6 +27,7 @@ from foundry.ports import (
     BatchPort,
     Clock,
     CommitHooks,
+    Enqueued,
     QueuePort,
     TransactionalEnqueue,
 )
@@ -139,7 +140,8 @@ class Dispatcher(DispatcherBase):
             )
         if connection is not None:
             return self._send_within(connection, [job], after_commit)[0]
-        if self._after_commit.wanted(after_commit):
+        # AfterCommit.wanted() written out: a call per dispatch.
+        if self._after_commit.default if after_commit is None else after_commit:
             self._after_commit.defer([job], lambda: self._send(job))
             return job.id
         return self._send(job)
@@ -284,8 +286,10 @@ class Dispatcher(DispatcherBase):
         return found_state(self._queue.cancel(job_id, queue, reason), job_id, queue)
 
     def _send(self, job: Job) -> str:
-        job_id = job_id_of(self._queue.enqueue(job))
-        self._first.dispatched(job_id)
+        outcome = self._queue.enqueue(job)
+        job_id = outcome.job_id if type(outcome) is Enqueued else job_id_of(outcome)
+        if self._first.warning is not None:
+            self._first.dispatched(job_id)
         return job_id
 
     def _send_within(

@@ -95,7 +95,7 @@ class JobMaker:
         A payload other than a dict or ``None``, or a template whose unique or limit key is
         filled from the payload, takes the registry's general path.
         """
-        name = self._registry.name_of(target)
+        name = target if type(target) is str else self._registry.name_of(target)
         handler = self._registry.get(name)
         template = handler.template
         unique, limit = template.unique, template.limit
@@ -148,13 +148,14 @@ class FirstDispatchWarning:
     """Logs ``warning`` (formatted with the job id) at the first dispatch, then never again."""
 
     def __init__(self, warning: str | None) -> None:
-        self._warning = warning
+        #: The warning still to log (``None`` once logged, or if there is none).
+        self.warning = warning
 
     def dispatched(self, job_id: str) -> None:
         """A job was dispatched: warn if this is the first."""
-        if self._warning is not None:
-            log.warning(self._warning.format(job_id=job_id))
-            self._warning = None
+        if self.warning is not None:
+            log.warning(self.warning.format(job_id=job_id))
+            self.warning = None
 
 
 class AfterCommit:
@@ -165,11 +166,12 @@ class AfterCommit:
 
     def __init__(self, hooks: CommitHooks | None, default: bool) -> None:
         self._hooks = hooks
-        self._default = default
+        #: The registry's choice, for a call that makes none.
+        self.default = default
 
     def wanted(self, after_commit: bool | None) -> bool:
         """The call's choice, or the registry's default when the call made none."""
-        return self._default if after_commit is None else after_commit
+        return self.default if after_commit is None else after_commit
 
     def defer(self, jobs: list[Job], send: Callable[[], object]) -> None:
         """Call ``send`` after the commit; raises ``ConfigurationError`` without hooks."""

@@ -397,7 +397,10 @@ def _validate_fresh(job: Job, *, minted: bool) -> None:
     """``_validate`` of the fields a job made from a valid template does not share with it
     (the fields it sets and ``after``, which names other ids), in field order; a ``minted``
     id (``new_job_id``'s) is valid as made."""
-    problem = _check_payload(job.payload)
+    payload = job.payload
+    # An empty dict (a dispatch without arguments), like empty metadata and no ``after``
+    # below, is valid as it is: three calls fewer per such job.
+    problem = None if type(payload) is dict and not payload else _check_payload(payload)
     if problem is not None:
         raise InvalidJob("payload", problem)
     problem = None if minted else _check_id(job.id)
@@ -408,10 +411,11 @@ def _validate_fresh(job: Job, *, minted: bool) -> None:
         problem = _check_created_at(created_at)
         if problem is not None:
             raise InvalidJob("created_at", problem)
-    problem = _check_metadata(job.metadata)
+    metadata = job.metadata
+    problem = None if type(metadata) is dict and not metadata else _check_metadata(metadata)
     if problem is not None:
         raise InvalidJob("metadata", problem)
-    problem = _check_after(job)
+    problem = _check_after(job) if job.after else None
     if problem is not None:
         raise InvalidJob("after", problem)
 

@@ -150,7 +150,9 @@ class JobBlobs:
             return None
         if created_at is None:
             return f"={name}".encode()
-        created = (created_at - _EPOCH) // _MICROSECOND
+        # The timedelta's parts, where dividing it by a microsecond converts both to µs first.
+        since = created_at - _EPOCH
+        created = (since.days * 86400 + since.seconds) * 1_000_000 + since.microseconds
         if created < 0:
             return None
         return f"={name}{_SEP}{self._base36(created)}".encode()

@@ -233,6 +233,22 @@ class FunctionRunner:
             conn.disconnect()
             raise
 
+    def call_packed(self, packed: bytes) -> Any:
+        """``call`` of one re-sendable call packed by its caller (RESP bytes, e.g. a head the
+        caller keeps per queue and its few own arguments), never with ``WAIT`` behind it: the
+        caller checks ``waits`` first."""
+        conn = self._connection()
+        try:
+            return self._round_trip(conn, packed)
+        except Exception as error:  # the policy decides, as in call()
+            failed = error
+        return self._retried(conn, packed, failed)
+
+    @property
+    def waits(self) -> bool:
+        """Whether durable calls carry a ``WAIT`` (``call_packed`` sends none)."""
+        return self._wait is not None
+
     def _retried(self, conn: Any, packed: bytes, first: Exception) -> Any:
         """``packed``'s reply under the connection's retry policy, ``first`` the error of the
         attempt already made (the policy sees it raised by its own first attempt)."""
