@@ -40,3 +40,24 @@ def test_kept_texts_are_found_only_for_texts() -> None:
     packed = packer.pack("enqueue", ["k"], args)
 
     assert packed == _redis_py("FCALL", "enqueue_v1", 1, "k", *args)
+
+
+def test_a_plain_jobs_short_call_is_packed_as_redis_py_packs_it() -> None:
+    from foundry.adapters.redis.enqueuing import ShortCalls  # noqa: PLC0415
+    from foundry.adapters.redis.keys import KeyLayout  # noqa: PLC0415
+    from foundry.domain import Job, RetryPolicy  # noqa: PLC0415
+
+    layout = KeyLayout("p")
+    short = ShortCalls("enqueue_v1", layout, "c0ffee")
+    jobs = [Job("noop", queue="q"), Job("é", queue="r", retry=RetryPolicy(max_attempts=12))]
+    blobs = [b"=noop", b"=\xc3\xa9" + b"x" * 2000]
+
+    packed = [short.pack(job, blob) for job, blob in zip(jobs, blobs, strict=True)]
+
+    head = ("FCALL", "enqueue_v1", 1)
+    assert packed == [
+        _redis_py(
+            *head, *layout.queue(job.queue).first, "", "c0ffee", job.id, blob, str(job.max_attempts)
+        )
+        for job, blob in zip(jobs, blobs, strict=True)
+    ]

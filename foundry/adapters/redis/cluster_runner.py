@@ -102,6 +102,8 @@ def slot_of(keys: Sequence[str]) -> int:
 class ClusterFunctionRunner(FunctionRunner):
     """Calls the library's functions on a cluster (see the module's docstring)."""
 
+    routes_by_key = True
+
     def __init__(self, client: redis.Redis, durability: Durability | None = None) -> None:
         super().__init__(client, durability)
         self.cluster = cast(RedisCluster, client)  # connection.connect types it as redis.Redis

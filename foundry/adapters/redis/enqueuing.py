@@ -159,9 +159,10 @@ class Enqueuer:
         self._epochs = epochs
         self._encode = records.encode_job
         self._plan = EnqueuePlan(keys, clock, records, epochs)
-        # The short form packed here serves the server's clock ("" as now) without WAIT.
+        # The short form packed here serves the server's clock ("" as now), on a runner that
+        # takes packed calls (one connection, no WAIT).
         self._short: ShortCalls | None = None
-        if clock.arg() == "" and not runner.waits:
+        if clock.arg() == "" and runner.takes_packed:
             function = runner.library.function["enqueue"]
             self._short = ShortCalls(function, keys, epochs.candidate)
 

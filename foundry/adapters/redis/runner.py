@@ -191,6 +191,9 @@ class _Pinned(threading.local):
 class FunctionRunner:
     """Calls the library's functions for one client (see the module's docstring)."""
 
+    #: Whether each call goes to the node of its keys (a cluster's runner), not one connection.
+    routes_by_key = False
+
     def __init__(self, client: redis.Redis, durability: Durability | None = None) -> None:
         self.client = client
         self.durability = durability or Durability()
@@ -236,7 +239,7 @@ class FunctionRunner:
     def call_packed(self, packed: bytes) -> Any:
         """``call`` of one re-sendable call packed by its caller (RESP bytes, e.g. a head the
         caller keeps per queue and its few own arguments), never with ``WAIT`` behind it: the
-        caller checks ``waits`` first."""
+        caller checks ``takes_packed`` first."""
         conn = self._connection()
         try:
             return self._round_trip(conn, packed)
@@ -245,9 +248,11 @@ class FunctionRunner:
         return self._retried(conn, packed, failed)
 
     @property
-    def waits(self) -> bool:
-        """Whether durable calls carry a ``WAIT`` (``call_packed`` sends none)."""
-        return self._wait is not None
+    def takes_packed(self) -> bool:
+        """Whether ``call_packed`` may serve any call: no ``WAIT`` is due behind durable ones,
+        and one connection serves every key (a cluster's runner routes each call by its
+        keys)."""
+        return self._wait is None and not self.routes_by_key
 
     def _retried(self, conn: Any, packed: bytes, first: Exception) -> Any:
         """``packed``'s reply under the connection's retry policy, ``first`` the error of the
