@@ -6,11 +6,22 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from typing import Any
 
 import psutil
+
+
+def python_lines(script: str) -> list[str]:
+    """The lines ``script`` prints, run by this interpreter in a fresh process (which must
+    succeed: its stderr is the failure's message)."""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
 
 
 def spawn(args: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:

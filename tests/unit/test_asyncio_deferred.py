@@ -18,6 +18,7 @@ import pytest
 
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
+from tests.process_support import python_lines
 
 QUEUE = "deferred"
 LEDGER = "FOUNDRY_DEFERRED_LEDGER"
@@ -37,16 +38,8 @@ _LISTING = (
 )
 
 
-def _run(script: str) -> list[str]:
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
-
-
 def test_the_worker_imports_without_running_asyncio_and_its_names_are_the_packages() -> None:
-    lines = _run(
+    lines = python_lines(
         _WORKER + "import asyncio\n"
         "from redis._parsers import base\n"
         "print('asyncio.base_events' in sys.modules)\n"
@@ -62,7 +55,7 @@ def test_the_worker_imports_without_running_asyncio_and_its_names_are_the_packag
         "print(asyncio.StreamReader is base.StreamReader, Held.__mro__[1] is asyncio.Future)\n"
         "print(hasattr(asyncio, 'no_such_name'))\n" + _LISTING
     )
-    plain = _run("import redis, foundry.entrypoints.cli.work\n" + _LISTING)
+    plain = python_lines("import redis, foundry.entrypoints.cli.work\n" + _LISTING)
 
     assert lines[:6] == [
         "False",
@@ -76,14 +69,14 @@ def test_the_worker_imports_without_running_asyncio_and_its_names_are_the_packag
 
 
 def test_dir_runs_the_package_first() -> None:
-    lines = _run(_WORKER + _LISTING)
-    plain = _run("import redis, foundry.entrypoints.cli.work\n" + _LISTING)
+    lines = python_lines(_WORKER + _LISTING)
+    plain = python_lines("import redis, foundry.entrypoints.cli.work\n" + _LISTING)
 
     assert lines == plain
 
 
 def test_a_process_that_imported_asyncio_first_keeps_it() -> None:
-    lines = _run(
+    lines = python_lines(
         "import asyncio\n" + _WORKER + "print(sys.modules['asyncio'] is asyncio,\n"
         "      '__getattr__' in vars(asyncio), 'asyncio.base_events' in sys.modules)\n"
     )

@@ -1,8 +1,7 @@
-import subprocess
-import sys
 from pathlib import Path
 
 from foundry.entrypoints.codecache import CodeCache
+from tests.process_support import python_lines
 
 _CLASSES = """
 import attrs
@@ -24,14 +23,6 @@ print(hash(Other(1, 2)) == hash((hash("<attrs generated hash __main__.Other>"), 
 """
 
 
-def _run(script: str) -> list[str]:
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
-
-
 def _cached(path: Path) -> str:
     return (
         "from foundry.entrypoints import codecache\n"
@@ -43,10 +34,10 @@ def _cached(path: Path) -> str:
 
 def test_attrs_classes_made_from_the_cache_behave_as_compiled_ones(tmp_path: Path) -> None:
     path = tmp_path / "methods.attrs"
-    plain = _run(_CLASSES)
+    plain = python_lines(_CLASSES)
 
-    first = _run(_cached(path))
-    second = _run(_cached(path))  # another process: another salt for hash()
+    first = python_lines(_cached(path))
+    second = python_lines(_cached(path))  # another process: another salt for hash()
 
     assert plain[-1] == "True"
     assert first[:-1] == plain

@@ -1,7 +1,6 @@
-import subprocess
-import sys
-
 import pytest
+
+from tests.process_support import python_lines
 
 pytest.importorskip("opentelemetry.metrics")
 pytest.importorskip("redis.observability.metrics")
@@ -15,24 +14,18 @@ _LATER = (
 )
 
 
-def _run(script: str) -> list[str]:
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
-
-
 def test_redis_imported_without_opentelemetry_learns_of_it_at_its_import() -> None:
-    hidden = _run("from foundry.entrypoints.drivers import import_redis\nimport_redis()\n" + _LATER)
-    plain = _run("import redis\n" + _LATER)
+    hidden = python_lines(
+        "from foundry.entrypoints.drivers import import_redis\nimport_redis()\n" + _LATER
+    )
+    plain = python_lines("import redis\n" + _LATER)
 
     assert hidden == ["False False", "True True"]
     assert plain == ["True True", "True True"]
 
 
 def test_a_process_that_imported_opentelemetry_first_keeps_redis_as_it_is() -> None:
-    lines = _run(
+    lines = python_lines(
         "import opentelemetry.metrics\n"
         "from foundry.entrypoints.drivers import import_redis\nimport_redis()\n" + _LATER
     )
@@ -41,7 +34,7 @@ def test_a_process_that_imported_opentelemetry_first_keeps_redis_as_it_is() -> N
 
 
 def test_the_asyncio_client_is_imported_at_its_first_use_and_then_whole() -> None:
-    lines = _run(
+    lines = python_lines(
         "import sys\n"
         "from foundry.entrypoints.drivers import import_redis\nimport_redis()\n"
         "import foundry.entrypoints.cli.work\n"
@@ -52,7 +45,7 @@ def test_the_asyncio_client_is_imported_at_its_first_use_and_then_whole() -> Non
         "from redis.asyncio import RedisCluster, Sentinel\n"
         "print(RedisCluster.__module__, Sentinel.__module__, hasattr(redis.asyncio, 'nope'))\n"
     )
-    submodule_first = _run(
+    submodule_first = python_lines(
         "from foundry.entrypoints.drivers import import_redis\nimport_redis()\n"
         "from redis.asyncio.sentinel import Sentinel\n"  # imports the client, which imports
         "from redis.asyncio.cluster import RedisCluster\n"  # its siblings from the package
@@ -69,7 +62,7 @@ def test_the_asyncio_client_is_imported_at_its_first_use_and_then_whole() -> Non
 
 
 def test_importlib_metadata_is_imported_at_its_first_use() -> None:
-    lines = _run(
+    lines = python_lines(
         "import sys\n"
         "from foundry.entrypoints.drivers import import_redis\nimport_redis()\n"
         "import foundry.entrypoints.cli.work\n"
