@@ -16,13 +16,15 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import hiredis
 import redis
 from redis.connection import AbstractConnection
 from redis.exceptions import InvalidResponse
 
+_T = TypeVar("_T")
 _CLOSED = "Connection closed by server."
 #: hiredis >= 3.2 parses a RESP3 push as this type (before, as a plain list).
 _PUSH: Any = getattr(hiredis, "PushNotification", None)
@@ -65,16 +67,7 @@ class Exchange:
 
     def exchange(self, conn: Any, packed: bytes) -> Any:
         """Send ``packed`` and read its reply (an error reply is raised)."""
-        try:
-            self._send(packed)
-            reply = self._reply(conn)
-        except BaseException as error:
-            broken = _broken(conn, error)
-            if broken is error:
-                raise
-            raise broken from error
-        if conn.health_check_interval:
-            conn.next_health_check = time.monotonic() + conn.health_check_interval
+        reply = self._round_trip(conn, packed, self._reply)
         if isinstance(reply, _RAISED):
             raise reply
         return reply
@@ -85,9 +78,16 @@ class Exchange:
         An error reply is returned in its place, for the caller to raise once every reply is
         read (the connection is then ready for the next request); a lost connection raises.
         """
+        return self._round_trip(
+            conn, packed, lambda conn: [self._reply(conn) for _ in range(count)]
+        )
+
+    def _round_trip(self, conn: Any, packed: bytes, read: Callable[[Any], _T]) -> _T:
+        """Send ``packed`` and ``read`` what answers it; a failure closes the connection and is
+        raised as redis-py raises it, a success counts as the connection's health check."""
         try:
             self._send(packed)
-            replies = [self._reply(conn) for _ in range(count)]
+            answer = read(conn)
         except BaseException as error:
             broken = _broken(conn, error)
             if broken is error:
@@ -95,7 +95,7 @@ class Exchange:
             raise broken from error
         if conn.health_check_interval:
             conn.next_health_check = time.monotonic() + conn.health_check_interval
-        return replies
+        return answer
 
     def _send(self, packed: bytes) -> None:
         # A socket with a timeout polls before every send; a request fits the socket's empty
