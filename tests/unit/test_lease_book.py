@@ -1,10 +1,11 @@
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from foundry.application.pool.leases import LeaseBook
+from foundry.application.pool.leases import LeaseBook, marked
 from foundry.domain import Job
 from foundry.ports import Lease
 
@@ -206,3 +207,21 @@ def test_fencing_names_exactly_the_leases_within_the_margin_of_their_deadline(
         else:
             fenced = {held.job_id for held in book.fenced(at)}
             assert fenced == {job for job, deadline in deadlines.items() if deadline - 5.0 <= at}
+
+
+@pytest.mark.parametrize("ahead", [True, False])
+def test_marking_a_lease_keeps_every_other_field(ahead: bool) -> None:
+    full = Lease(
+        Job("task", id="j1"),
+        "token",
+        3,
+        T0,
+        fence=7,
+        stop="asked",
+        progress=None,
+        ahead=not ahead,
+        lapses=2,
+    )
+
+    assert marked(full, ahead=ahead) == attrs.evolve(full, ahead=ahead)
+    assert len(attrs.fields(Lease)) == 9  # a new field must be copied by marked() too

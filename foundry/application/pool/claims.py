@@ -109,6 +109,8 @@ class Claimer:
         self._tokens = ClaimTokens(config.lease.total_seconds())
         self._next_claim_at = 0.0  # no claim before (an idle wait ended, or claims failing)
         self._poll_at = 0.0  # no busy poll before (the queue was empty while children ran)
+        self._window_s = config.prefetch_window.total_seconds()
+        self._prefetch_of = (-1, config.prefetch)  # (jobs processed, the prefetch then)
 
     def wanted(self, slots: Sequence[Slot], buffered: int, queued: int = 0) -> int:
         """How many jobs to claim now: none while no child waits and the jobs held (the
@@ -212,13 +214,17 @@ class Claimer:
     def _prefetch(self) -> int:
         """The configured prefetch, or more for short jobs: as many as the children finish
         within ``prefetch_window`` at the mean run time so far (at most ``PREFETCH_MAX``)."""
-        config, counters = self._config, self._counters
-        window = config.prefetch_window.total_seconds()
-        if not window or not counters.processed or not counters.runtime_s:
-            return config.prefetch
-        mean = counters.runtime_s / counters.processed
-        auto = min(PREFETCH_MAX, int(config.concurrency * window / mean))
-        return max(config.prefetch, auto)
+        counters = self._counters
+        processed, prefetch = self._prefetch_of
+        if processed == counters.processed:  # asked several times per reply: once per change
+            return prefetch
+        config, window = self._config, self._window_s
+        prefetch = config.prefetch
+        if window and counters.processed and counters.runtime_s:
+            mean = counters.runtime_s / counters.processed
+            prefetch = max(prefetch, min(PREFETCH_MAX, int(config.concurrency * window / mean)))
+        self._prefetch_of = (counters.processed, prefetch)
+        return prefetch
 
 
 def _seconds(value: float) -> timedelta:

@@ -154,22 +154,28 @@ class Pool:
 
     def _loop(self) -> None:
         sup = self.supervisor
+        wake_at = 0.0  # when the last sleep was due to end, had no event come first
+        woken = False  # whether events ended that sleep
         # The time is read again after each step that may write: a write can block for long
         # (one waiting for lagging replicas), and the supervisor renews between its writes.
         while True:
-            sup.tick(time.monotonic())
+            now = time.monotonic()
+            early = woken and now < wake_at  # no timed duty is due yet (events set none sooner)
+            sup.tick(now, early=early)
             if sup.finished:
                 return
-            if self._timers and not sup.stopping.requested:
+            if self._timers and not early and not sup.stopping.requested:
                 sup.run_timers(timer.tick for timer in self._timers)
             sup.fill(time.monotonic())
             events = self._selector.select(0)
+            woken = False
             if not events:  # a quiet moment: write what waits, claim, then sleep
-                sup.quiet(time.monotonic())
+                sup.quiet(time.monotonic(), filled=True)
                 now = time.monotonic()
-                wake = min([sup.next_wake(now), *(timer.next_wake() for timer in self._timers)])
-                timeout = min(wake - now, MAX_SLEEP_S)
+                wake_at = min([sup.next_wake(now), *(timer.next_wake() for timer in self._timers)])
+                timeout = min(wake_at - now, MAX_SLEEP_S)
                 events = self._selector.select(max(timeout, 0.0))
+                woken = bool(events)
             events.sort(key=lambda event: event[0].data[0] != _PIPE)  # results before deaths
             for key, _ in events:
                 self._handle(key.data)

@@ -210,15 +210,17 @@ class Supervisor:
         else:
             self._spawn(index)
 
-    def quiet(self, now: float) -> None:
-        """Nothing else to do: claim if it is time (the claim carries the batched completions).
+    def quiet(self, now: float, *, filled: bool = False) -> None:
+        """Nothing else to do: claim if it is time (the claim carries the batched completions;
+        ``filled``: the caller just did, and nothing happened since).
 
         Completions no claim took are written once they waited ``_completion_wait`` or no
         child is busy; a pool that write left idle then blocks in claim at once instead of
         sleeping out a busy-poll pause.
         """
-        self.fill(now)
-        now = self._monotonic()  # that claim may have blocked
+        if not filled:
+            self.fill(now)
+            now = self._monotonic()  # that claim may have blocked
         settler = self.settler
         if not settler.batched:
             return
@@ -238,11 +240,15 @@ class Supervisor:
             self._keep_leases()
             tick(self._monotonic())
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float, *, early: bool = False) -> None:
         """Everything that is due: starts to report, fencing, renewals, limits, writes,
-        heartbeat."""
+        heartbeat. ``early``: the loop woke for child events before ``next_wake``, so only
+        the starts are looked at (the events set no timed duty sooner than their own time,
+        and the next sleep's ``next_wake`` counts them), unless a stop is asked for."""
         if self._starts:
             self._starts.look()
+        if early and not self.stopping.requested:
+            return
         self._lease_duties(now)
         self._enforce_limits(now)
         self._upkeep.reap(now)
