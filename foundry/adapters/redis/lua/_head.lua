@@ -14,8 +14,8 @@
 --   key            type    holds                                          written by
 --   <base>jobs     hash    id -> job record (R1)                          enqueue
 --   <base>state    hash    id -> job state (R2), once delayed or claimed  claim, renew, complete,
---                                                                         fail, release, reap,
---                                                                         requeue_dead, enqueue
+--                          (and "#hashtable" -> a pad that keeps it a     fail, release, reap,
+--                          hashtable: _queue.lua STATE_PAD)               requeue_dead, enqueue
 --   <base>errors   hash    id -> JSON array of ErrorInfo                  fail, reap
 --   <base>results  hash    id -> the result's JSON                        complete
 --   <base>ready    zset    id by (255 - priority) * 2^44 + seq: the       enqueue, claim (pops),

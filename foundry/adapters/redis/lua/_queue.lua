@@ -26,6 +26,13 @@ local WAKE_CAP = 8
 local SETTLED_TTL = "60000"
 -- The states a job never leaves by itself (R2 letters): completed, dead, cancelled.
 local FINAL = { C = true, X = true, N = true }
+-- STATE's one field that is no job (ids never hold "#"): its value, longer than Redis's
+-- hash-max-listpack-value (64 by default), keeps STATE a hashtable. A listpack (up to
+-- hash-max-listpack-entries, 512 by default) is searched field by field, so each read and
+-- write of a queue's first few hundred states would scan them all. Every claim that leases
+-- a job writes it beside the states (Redis never turns a hashtable back into a listpack).
+local STATE_PAD_FIELD = "#hashtable"
+local STATE_PAD = "a value longer than hash-max-listpack-value keeps this hash a hashtable (_queue.lua)"
 
 local function base36(n)
   local digits, out = "0123456789abcdefghijklmnopqrstuvwxyz", ""

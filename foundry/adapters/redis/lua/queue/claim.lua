@@ -66,7 +66,7 @@ local function start_all(popped, before)
   local values = redis.call("HMGET", JOBS, unpack(ids))
   local states = redis.call("HMGET", STATE, unpack(ids))
   local marks = before + #ids > starting and redis.call("HMGET", AHEAD, unpack(ids)) or {}
-  local new_states, leased, taken, book, aheads = {}, {}, {}, { held = 0 }, {}
+  local new_states, leased, taken, book, aheads = { STATE_PAD_FIELD, STATE_PAD }, {}, {}, { held = 0 }, {}
   local fence = redis.call("HINCRBY", META, "fence", #ids) - #ids
   local deadline = now + lease_ms
   local deadline_s = n2s(deadline)
