@@ -64,8 +64,12 @@ class Claimer:
         self._block_limit_s = block_limit_s
         self._cluster = is_cluster(runner.client)
 
-    def claim(self, request: ClaimRequest, before: list[Call]) -> tuple[list[Any], list[Lease]]:
+    def claim(
+        self, request: ClaimRequest, before: list[Call], started: list[Arg]
+    ) -> tuple[list[Any], list[Lease]]:
         """The replies of ``before`` (calls sent in front of the first round), and the leases.
+        ``started``: the id and token pairs of the first queue's jobs held ahead that started,
+        recorded by its first claim (every round visits that queue).
 
         Undecodable jobs met on the way go to the dead letters (never raised), so a claim may
         return fewer jobs than were ready.
@@ -80,10 +84,11 @@ class Claimer:
             last = not block and give_up - time.monotonic() <= 0
             with guard("claim"):
                 leases, resent, next_due, prior = self._round(
-                    all_keys, request, token, before, last=last, block=block
+                    all_keys, request, token, (before, started), last=last, block=block
                 )
             if before:
                 replies, before = prior, []
+            started = []
             if leases or resent or last:
                 return replies, leases
             block = self._block_for(give_up - time.monotonic(), next_due)
@@ -96,15 +101,17 @@ class Claimer:
         all_keys: list[QueueKeys],
         request: ClaimRequest,
         token: str,
-        before: list[Call],
+        first: tuple[list[Call], list[Arg]],
         *,
         last: bool,
         block: float = 0.0,
     ) -> tuple[list[Lease], bool, int | None, list[Any]]:
         """One pass over the queues, after blocking ``block`` seconds on their wake lists.
 
-        Only the last pass of a call remembers an empty claim.
+        ``first``: the calls sent in front of the first queue's claim, and the start pairs
+        that claim carries. Only the last pass of a call remembers an empty claim.
         """
+        before, started = first
         leases: list[Lease] = []
         mode, next_due = "new" if last else "try", None
         lease_ms = max(ceil_ms(request.lease), 1)
@@ -123,11 +130,12 @@ class Claimer:
             need = max(request.limit - len(leases), 1)
             starting = max(request.limit - request.ahead - len(leases), 0)
             args: list[Arg] = [self._clock.arg(), lease_ms, need, token, mode, worker]
-            args += [*self._retention.args, starting]
+            args += [*self._retention.args, starting, *started]
             with refusing(self._runner.client, keys):
                 replies = self._runner.call_many([*before, ("claim", keys.first, args)], first=wake)
             if before:
                 prior, before = replies[:-1], []
+            started = []
             wake = []
             reply = replies[-1]
             self._epochs.see(keys.queue, reply[0])

@@ -157,8 +157,10 @@ class RedisQueue:
     def claim(self, request: ClaimRequest) -> list[Lease]:
         """Blocks on the queues' wake lists while nothing is ready; undecodable jobs met on the
         way are dead-lettered, so a claim may return fewer jobs than were ready. The starts
-        ``request.started`` reports ride in front of the claim, in its first round trip."""
-        return self._claimer.claim(request, self._writes.start_calls(request.started))[1]
+        ``request.started`` reports ride in its first round trip: its first queue's in that
+        queue's claim, the others' in front of it."""
+        started, starts = self._writes.start_calls(request.started, request.queues[0])
+        return self._claimer.claim(request, starts, started)[1]
 
     def complete_and_claim(
         self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
@@ -166,8 +168,8 @@ class RedisQueue:
         """The completions ride in the claim's first round trip, in front of it (Redis runs
         them in order, so they are applied before the claim)."""
         groups, calls = self._writes.complete_calls(leases, results)
-        starts = self._writes.start_calls(request.started)
-        replies, claimed = self._claimer.claim(request, [*calls, *starts])
+        started, starts = self._writes.start_calls(request.started, request.queues[0])
+        replies, claimed = self._claimer.claim(request, [*calls, *starts], started)
         return applied(leases, groups, replies[: len(calls)]), claimed
 
     # -- batches (BatchPort) --------------------------------------------------------------------

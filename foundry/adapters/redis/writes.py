@@ -121,15 +121,20 @@ class LeaseWrites:
             calls.append(("complete", self._keys.queue(queue).first, args))
         return groups, calls
 
-    def start_calls(self, leases: Sequence[Lease]) -> list[Call]:
-        """One ``start`` call per queue: the jobs of these leases held ahead started."""
+    def start_calls(self, leases: Sequence[Lease], folded: str) -> tuple[list[Arg], list[Call]]:
+        """The jobs of these leases held ahead started: the id and token pairs of queue
+        ``folded`` (its claim carries them), and one ``start`` call per other queue."""
+        pairs: list[Arg] = []
         calls: list[Call] = []
         for queue, indices in _by_queue(leases).items():
             args: list[Arg] = []
             for index in indices:
                 args += [leases[index].job_id, leases[index].token]
-            calls.append(("start", self._keys.queue(queue).first, args))
-        return calls
+            if queue == folded:
+                pairs = args
+            else:
+                calls.append(("start", self._keys.queue(queue).first, args))
+        return pairs, calls
 
     def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:
         """Record the error (with its attempt) and apply the decision."""

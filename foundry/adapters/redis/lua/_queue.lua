@@ -186,6 +186,38 @@ local function mark_started(id, mark, token)
   end
 end
 
+-- Leases held ahead that started: pairs of id and lease token in `args` from `first` on
+-- (start's ARGV, or what follows a claim's own arguments). A mark still naming its lease
+-- keeps only its count of unstarted lapses (one HDEL of those at none, one HSET of the rest).
+-- Returns how many starts were recorded.
+local function record_starts(args, first)
+  local ids = {}
+  for i = first, #args, 2 do
+    ids[#ids + 1] = args[i]
+  end
+  if #ids == 0 then
+    return 0
+  end
+  local ahead = BASE .. "ahead"
+  local marks = redis.call("HMGET", ahead, unpack(ids))
+  local gone, kept = {}, {}
+  for k, id in ipairs(ids) do
+    local n = unstarted(marks[k], args[first + 2 * k - 1])
+    if n == "0" then
+      gone[#gone + 1] = id
+    elseif n then
+      kept[#kept + 1], kept[#kept + 2] = id, n
+    end
+  end
+  if #gone > 0 then
+    multi("HDEL", ahead, gone)
+  end
+  if #kept > 0 then
+    multi("HSET", ahead, kept)
+  end
+  return #gone + #kept / 2
+end
+
 local function make_ready(id, prio, seq)
   redis.call("ZADD", READY, n2s((255 - prio) * BAND + seq), id)
 end

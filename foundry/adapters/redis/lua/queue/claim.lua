@@ -3,7 +3,9 @@
 -- ARGV  now, lease ms, limit, claim token, mode, worker, dead-letter max count, max age ms,
 --       how many of the jobs taken start now ("" for all: the rest are held ahead, their
 --       attempts given back if their leases lapse before a start is reported); mode "new": claim; "try": claim, but remember the token only if something was
---       claimed; "held": claim nothing, only return what the token holds
+--       claimed; "held": claim nothing, only return what the token holds; then, as start
+--       takes them, pairs of id and lease token of jobs held ahead that started (recorded
+--       first, whatever the mode)
 -- Reply {epoch, "OK" | "RESENT" | "PAUSED", next due ms or "", then per lease: id, attempt,
 --       deadline, fence, record, "" or, held ahead, the job's unstarted lapses so far}; a record whose header is corrupt is buried on the way. The
 --       fence comes from the queue's counter (META fence), so each claim of a job gets a
@@ -18,9 +20,11 @@ local max_count, max_age = tonumber(ARGV[7]), tonumber(ARGV[8])
 local starting = tonumber(ARGV[9] or "") or limit
 local AHEAD = BASE .. "ahead"
 if not now or not lease_ms or lease_ms < 1 or not limit or limit < 1 or ctoken == ""
-    or not max_count or not max_age then
-  return fail_arg("claim needs now, lease ms, limit, token, mode, worker, retention")
+    or not max_count or not max_age or #ARGV < 9 or #ARGV % 2 == 0 then
+  return fail_arg("claim needs now, lease ms, limit, token, mode, worker, retention, starting"
+    .. " and id/token pairs")
 end
+record_starts(ARGV, 10)
 local meta = redis.call("HMGET", META, "paused", "epoch")
 local out = { meta[2] or "", "OK", "" }
 local tkey = BASE .. "t:" .. ctoken

@@ -53,9 +53,13 @@ if #ended > 0 then
   free_slots(ended)
   multi("ZADD", DONE, expiry)
   redis.call("HINCRBY", META, "completed", n2s(#ended))
-  notify_settled(ended)
-  settle_completed(ended, now)
-  settle_batches(ended, "c", now)
+  -- Each helper reads a key of its own and finds nothing without it: one EXISTS spares the
+  -- three reads when nobody waits for a job, no job waits for another and no batch is open.
+  if redis.call("EXISTS", BASE .. "waiters", BASE .. "dependants", BASE .. "batchof") > 0 then
+    notify_settled(ended)
+    settle_completed(ended, now)
+    settle_batches(ended, "c", now)
+  end
 end
 if #results > 0 then
   multi("HSET", RESULTS, results)

@@ -8,16 +8,4 @@ local n = #ARGV / 2
 if n < 1 or n ~= math.floor(n) then
   return fail_arg("start needs id/token pairs")
 end
-local ids = {}
-for i = 1, n do
-  ids[i] = ARGV[2 * i - 1]
-end
-local marks = redis.call("HMGET", BASE .. "ahead", unpack(ids))
-local recorded = 0
-for i = 1, n do
-  if unstarted(marks[i], ARGV[2 * i]) then
-    mark_started(ids[i], marks[i], ARGV[2 * i])
-    recorded = recorded + 1
-  end
-end
-return recorded
+return record_starts(ARGV, 1)
