@@ -76,18 +76,18 @@ local function start_all(popped, before)
   local deadline_s = n2s(deadline)
   for k, id in ipairs(ids) do
     local value, seq = values[k], tonumber(popped[2 * k]) % BAND
-    local h = value and header(value)
+    local unique = value and unique_of(value)
     local l, a, o, lt, _ -- the stored state's fields a claim keeps (none for a fresh job)
     if states[k] then
       l, a, _, _, _, o, lt = split_state(states[k])
     end
-    if value and (h == nil or (states[k] and not l)) then
+    if value and (unique == nil or (states[k] and not l)) then
       local st = decode_state(states[k], seq)
-      bury(id, h, st or { a = 0, s = seq, tk = "", o = "", lt = "", w = "" }, now,
+      bury(id, header(value), st or { a = 0, s = seq, tk = "", o = "", lt = "", w = "" }, now,
         "undecodable: the stored record is corrupt", max_count, max_age)
     elseif value and admitted(id, value, a, seq, o, lt, book) then -- else set aside
-      local attempt = (tonumber(a) or 0) + 1
-      local attempt_s = n2s(attempt)
+      local attempt = (a and num(a) or 0) + 1
+      local attempt_s = TEXT[attempt] or n2s(attempt)
       local fence_s = n2s(fence + k)
       local token = ctoken .. "." .. attempt_s .. "." .. fence_s
       new_states[#new_states + 1] = id
@@ -95,8 +95,10 @@ local function start_all(popped, before)
         join_state("A", attempt_s, n2s(seq), token, deadline_s, o or "", lt or "", worker, "")
       leased[#leased + 1], leased[#leased + 2] = deadline_s, id
       taken[#taken + 1] = id
-      release_unique(h, id, "S")
-      local lapses = tonumber(string.match(marks[k] or "0", "^%d+")) or 0
+      if unique ~= "" then
+        release_unique({ unique = unique }, id, "S")
+      end
+      local lapses = marks[k] and tonumber(string.match(marks[k], "^%d+")) or 0
       local ahead = before + #taken > starting and lapses < UNSTARTED_MAX
       if ahead then
         aheads[#aheads + 1], aheads[#aheads + 2] = id, n2s(lapses) .. " " .. token

@@ -37,7 +37,9 @@ for i = 0, n - 1 do
     if result ~= "" then
       results[#results + 1], results[#results + 2] = id, result
     end
-    release_unique({ unique = unique }, id, "F")
+    if unique ~= "" then
+      release_unique({ unique = unique }, id, "F")
+    end
     out[i + 1] = 1
   elseif l and lt == token and o == "C" then
     out[i + 1] = 1
