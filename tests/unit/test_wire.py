@@ -1,4 +1,5 @@
 import multiprocessing
+import os
 import pickle
 import threading
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ import pytest
 from foundry.application.context import JobContext
 from foundry.application.pool.wire import (
     PROGRESS,
+    Channel,
     FrameReader,
     decode_progress,
     decode_reply,
@@ -141,3 +143,55 @@ def test_a_frame_cut_short_by_a_closed_pipe_is_the_end_of_the_pipe() -> None:
 
     with pytest.raises(EOFError):
         reader.read()
+
+
+def test_a_channel_reads_one_frame_at_a_time_and_leaves_the_next_in_the_socket() -> None:
+    parent, child = Channel.pair()
+    big = bytes(range(256)) * 1000  # more than a socket holds: written while it is read
+
+    def send() -> None:
+        for frame in (b"a", b"", big):
+            child.send_bytes(frame)
+
+    writer = threading.Thread(target=send)
+    writer.start()
+
+    frames = [parent.recv_bytes() for _ in range(3)]
+    writer.join()
+    child.send_bytes(b"next")
+
+    assert frames == [b"a", b"", big]
+    assert parent.poll()  # the frame after them is still in the socket for the selector
+    assert parent.recv_bytes() == b"next"
+    assert not parent.poll()
+
+
+def test_a_channel_reads_what_a_multiprocessing_connection_sends() -> None:
+    sender, receiver = multiprocessing.Pipe()
+    channel = Channel(os.dup(receiver.fileno()))
+
+    def send() -> None:
+        sender.send_bytes(b"1")
+        sender.send_bytes(bytes(10**5))
+
+    writer = threading.Thread(target=send)
+    writer.start()
+
+    frames = [channel.recv_bytes(), channel.recv_bytes()]
+    writer.join()
+
+    assert frames == [b"1", bytes(10**5)]
+
+
+def test_a_closed_channel_is_the_end_of_the_other_and_refuses_its_own_use() -> None:
+    parent, child = Channel.pair()
+    child.close()
+    child.close()  # again: nothing
+
+    assert parent.poll()  # the end of the pipe is there to read
+    with pytest.raises(EOFError):
+        parent.recv_bytes()
+    assert child.closed
+    assert not parent.closed
+    with pytest.raises(OSError, match="closed"):
+        child.fileno()

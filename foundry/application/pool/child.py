@@ -15,7 +15,6 @@ or raises in it, without touching the pipe.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import mmap
 import os
@@ -25,7 +24,6 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from time import monotonic, perf_counter
 from types import FrameType
 from typing import Any
@@ -38,6 +36,7 @@ from foundry.application.pool.wire import (
     READY,
     STOP,
     FrameReader,
+    Sender,
     Task,
     decode_task,
     encode_progress,
@@ -56,7 +55,7 @@ _RESET = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGC
 
 
 def child_main(
-    conn: Connection,
+    conn: Sender,
     *,
     registry: JobRegistry,
     parent_pid: int,
@@ -70,10 +69,11 @@ def child_main(
     serve tasks until told to stop, run the ``before_exit`` hooks. ``max_rss``: the memory
     (bytes) after a job past which the child starts no other (the parent replaces it).
 
-    The watchdog and the lower priority come after the ready report, while the parent claims
-    the first job: starting a thread waits until the thread has run, and at a lower priority
-    every wait for a core is longer on a busy machine. The watchdog looks at its deadline
-    only every ``WATCH_EVERY_S`` anyway.
+    The death signal, the watchdog and the lower priority come after the ready report, while
+    the parent claims the first job: the death signal needs ``ctypes`` (millions of
+    instructions to import, which the parent never needs), starting a thread waits until the
+    thread has run, and at a lower priority every wait for a core is longer on a busy machine.
+    The watchdog looks at its deadline only every ``WATCH_EVERY_S`` anyway.
     """
     after_fork(parent_pid, inherited)
     if child_init is not None:
@@ -81,6 +81,7 @@ def child_main(
     registry.hooks.process_started()
     runner = Runner(registry, max_rss)
     conn.send_bytes(READY)
+    die_with_parent(parent_pid)
     if fence is not None:
         start_watchdog(fence, runner.is_busy)
     if nice:
@@ -101,20 +102,23 @@ def after_fork(parent_pid: int, inherited: list[int]) -> None:
             os.close(fd)
     with contextlib.suppress(OSError):  # own group: a time limit kills grandchildren too
         os.setpgid(0, 0)
-    _die_with_parent()
-    if os.getppid() != parent_pid:  # the parent died before the kernel could be told
+    if os.getppid() != parent_pid:  # the parent is gone already
         os._exit(1)
     random.seed()
 
 
-def _die_with_parent() -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        log.warning("prctl(PR_SET_PDEATHSIG) is unavailable; children may outlive the pool")
+def die_with_parent(parent_pid: int) -> None:
+    """Be killed when the parent dies (Linux), or exit now if it is already gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes  # noqa: PLC0415 - in the child only
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            log.warning("prctl(PR_SET_PDEATHSIG) is unavailable; children may outlive the pool")
+    if os.getppid() != parent_pid:  # the parent died before the kernel could be told
+        os._exit(1)
 
 
 class Runner:
@@ -139,7 +143,7 @@ class Runner:
         signal.signal(signal.SIGALRM, self._on_alarm)
         signal.signal(signal.SIGUSR2, self._on_stop)
 
-    def serve(self, conn: Connection, fence: mmap.mmap | None = None) -> None:
+    def serve(self, conn: Sender, fence: mmap.mmap | None = None) -> None:
         """Answer tasks until the parent says stop or goes away; a task whose start-by time
         in ``fence`` has passed, or that follows a job after which this process was over its
         memory limit, is answered ``SKIPPED``, not started."""

@@ -1,24 +1,75 @@
-"""The real workforce: forked child processes, each in its own process group, on a pipe."""
+"""The real workforce: forked child processes, each in its own process group, on a socket
+pair.
+
+A child is forked with ``os.fork`` and lives as a ``multiprocessing`` fork-context process
+would: standard streams flushed before the fork, its stdin then ``/dev/null``, its exit status
+0, the ``sys.exit`` code, or 1 after an uncaught exception (printed), its non-daemon threads
+joined and its streams flushed before ``os._exit``; the parent watches an exit sentinel, a pipe
+whose write end only the child (and what it forks) holds. Importing ``multiprocessing`` (with
+``tempfile``, ``shutil``, ``bz2``, ``lzma``) would cost the worker's start millions of
+instructions.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import mmap
-import multiprocessing
 import os
+import select
 import signal
+import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable
-from multiprocessing.connection import Connection, wait
-from multiprocessing.context import ForkProcess
 
 from foundry.application.pool.child import child_main
 from foundry.application.pool.watchdog import new_fence, set_fence, set_start_by, started
-from foundry.application.pool.wire import STOP, framed, write_all
+from foundry.application.pool.wire import STOP, Channel
 from foundry.application.registry import JobRegistry
 
 log = logging.getLogger(__name__)
+
+
+class Process:
+    """A forked child as the parent sees it: its pid, its exit sentinel, its exit code."""
+
+    __slots__ = ("exitcode", "pid", "sentinel")
+
+    def __init__(self, pid: int, sentinel: int) -> None:
+        self.pid = pid
+        self.sentinel = sentinel  # readable (end of file) once the child has exited
+        self.exitcode: int | None = None  # negative: the signal that killed it
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for the child to exit and reap it if it did."""
+        if self.exitcode is None and _readable(self.sentinel, timeout):
+            # The sentinel closes as the child exits, a moment before it can be reaped.
+            self._reap(0)
+
+    def poll(self) -> int | None:
+        """Reap the child if it has exited; its exit code, or ``None``."""
+        if self.exitcode is None:
+            self._reap(os.WNOHANG)
+        return self.exitcode
+
+    def _reap(self, flags: int) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, flags)
+        except OSError:  # reaped already
+            return
+        if pid == self.pid:
+            self.exitcode = os.waitstatus_to_exitcode(status)
+
+    def close(self) -> None:
+        """Close the sentinel (again: nothing)."""
+        fd, self.sentinel = self.sentinel, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class Child:
@@ -26,7 +77,7 @@ class Child:
 
     __slots__ = ("conn", "fence", "process")
 
-    def __init__(self, process: ForkProcess, conn: Connection, fence: mmap.mmap) -> None:
+    def __init__(self, process: Process, conn: Channel, fence: mmap.mmap) -> None:
         self.process = process
         self.conn = conn
         self.fence = fence
@@ -34,9 +85,7 @@ class Child:
     @property
     def pid(self) -> int:
         """The child's pid (also its process group id)."""
-        pid = self.process.pid
-        assert pid is not None
-        return pid
+        return self.process.pid
 
 
 class ProcessWorkforce:
@@ -61,14 +110,13 @@ class ProcessWorkforce:
         self._inherited = inherited
         self._on_spawn = on_spawn
         self._nice = nice
-        self._context = multiprocessing.get_context("fork")
         self.children: dict[int, Child] = {}
 
     def spawn(self, slot: int) -> int:
         """Fork a child for ``slot``; returns its pid. A failed fork raises ``OSError``
         (EAGAIN, ENOMEM, EMFILE) having closed what it opened."""
         with contextlib.ExitStack() as undo:
-            parent_end, child_end = self._context.Pipe(duplex=True)
+            parent_end, child_end = Channel.pair()
             undo.callback(parent_end.close)
             undo.callback(child_end.close)
             fence = new_fence()
@@ -84,31 +132,30 @@ class ProcessWorkforce:
         return child.pid
 
     def _start(
-        self, slot: int, child_end: Connection, parent_end: Connection, fence: mmap.mmap
-    ) -> ForkProcess:
-        process = self._context.Process(
-            target=child_main,
-            args=(child_end,),
-            kwargs={
-                "registry": self._registry,
-                "parent_pid": os.getpid(),
-                "inherited": [*self._inherited(), parent_end.fileno()],
-                "child_init": self._child_init,
-                "max_rss": self._max_rss,
-                "fence": fence,
-                "nice": self._nice,
-            },
-            name=f"foundry-child-{slot}",
-            daemon=False,
-        )
-        process.start()
-        return process
+        self, slot: int, child_end: Channel, parent_end: Channel, fence: mmap.mmap
+    ) -> Process:
+        inherited = [*self._inherited(), parent_end.fileno()]
+        parent_pid = os.getpid()
+
+        def life() -> None:
+            child_main(
+                child_end,
+                registry=self._registry,
+                parent_pid=parent_pid,
+                inherited=inherited,
+                child_init=self._child_init,
+                max_rss=self._max_rss,
+                fence=fence,
+                nice=self._nice,
+            )
+
+        return fork(life, f"foundry-child-{slot}")
 
     def send(self, slot: int, frame: bytes) -> bool:
         """Send a frame; ``False`` if the child's pipe is broken."""
         try:
             # One write of header and frame, as the child reads them (one ``read``).
-            write_all(self.children[slot].conn.fileno(), framed(frame))
+            self.children[slot].conn.send_bytes(frame)
         except (OSError, EOFError):
             return False
         return True
@@ -171,11 +218,12 @@ class ProcessWorkforce:
             self.stop(slot)
         deadline = time.monotonic() + timeout
         for slot, child in self.children.items():
-            if child.process.exitcode is None:
+            if child.process.poll() is None:
                 if not _exited(child, max(0.0, deadline - time.monotonic())):
                     log.warning("child %s did not stop; killing it", child.pid)
                 self.exitcode(slot)
             child.conn.close()
+            child.process.close()
             child.fence.close()
         self.children.clear()
 
@@ -193,4 +241,74 @@ class ProcessWorkforce:
 
 def _exited(child: Child, timeout: float) -> bool:
     """Whether the child has exited within ``timeout`` (without reaping it)."""
-    return bool(wait([child.process.sentinel], timeout))
+    return child.process.exitcode is not None or _readable(child.process.sentinel, timeout)
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(timeout, 0.0) * 1000.0))
+
+
+def fork(target: Callable[[], None], name: str) -> Process:
+    """Fork a child that runs ``target`` then exits (``name`` heads the report of an
+    exception it raises); ``OSError`` if the fork fails."""
+    sentinel, held = os.pipe()
+    _flush_std_streams()  # else what they buffer would be written again by the child
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(sentinel)
+        os.close(held)
+        raise
+    if pid == 0:  # the child: never returns
+        status = 1
+        try:
+            os.close(sentinel)
+            status = _live(target, name)
+        finally:
+            os._exit(status)
+    os.close(held)
+    return Process(pid, sentinel)
+
+
+def _live(target: Callable[[], None], name: str) -> int:
+    """Run ``target`` in this child; its exit status."""
+    _stdin_from_devnull()
+    try:
+        target()
+        status = 0
+    except SystemExit as stop:
+        status = _exit_status(stop)
+    except BaseException:
+        status = 1
+        sys.stderr.write(f"Process {name}:\n")
+        traceback.print_exc()
+    finally:
+        threading._shutdown()  # type: ignore[attr-defined]  # joins non-daemon threads
+        _flush_std_streams()
+    return status
+
+
+def _exit_status(stop: SystemExit) -> int:
+    if stop.code is None:
+        return 0
+    if isinstance(stop.code, int):
+        return stop.code
+    sys.stderr.write(f"{stop.code}\n")
+    return 1
+
+
+def _stdin_from_devnull() -> None:
+    if sys.stdin is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdin.close()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - the process's stdin
+
+
+def _flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.flush()

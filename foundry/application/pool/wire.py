@@ -11,15 +11,17 @@ readable reply: a failure, for a result the parent cannot receive. ``ended`` is 
 monotonic time when the job ended: a task waiting behind it starts then. The pid and the token let
 the parent refuse an answer from any process but its child, about any job but the one that
 child runs. Frames are length-prefixed as ``multiprocessing.connection`` does it; a child never
-decodes a job record, only these fields.
+decodes a job record, only these fields. The two ends are a blocking socket pair (``Channel``).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import select
+import socket
 import struct
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -57,6 +59,89 @@ class Reply:
         """The failure this reply carries (only when not ``ok``)."""
         assert isinstance(self.value, ErrorInfo)
         return self.value
+
+
+class Sender(Protocol):
+    """What a child needs of its end of the pipe: its descriptor, and a frame sent whole."""
+
+    def fileno(self) -> int:
+        """The descriptor (blocking) the child reads its tasks from."""
+        ...
+
+    def send_bytes(self, frame: bytes) -> None:
+        """Send ``frame`` behind its length prefix; raises ``OSError``."""
+        ...
+
+
+class Channel:
+    """One end of a blocking socket pair carrying length-prefixed frames, with the calls of
+    ``multiprocessing.connection.Connection`` the pool uses (without importing it: with
+    ``tempfile``, ``shutil``, ``bz2`` and ``lzma`` it is millions of instructions of a
+    worker's start). ``recv_bytes`` reads exactly one frame, never past it: a frame already
+    in the socket is still there for the selector to report."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, Channel]:
+        """Two connected ends."""
+        left, right = socket.socketpair()
+        return cls(left.detach()), cls(right.detach())
+
+    @property
+    def closed(self) -> bool:
+        """Whether this end is closed."""
+        return self._fd < 0
+
+    def fileno(self) -> int:
+        """The descriptor; ``OSError`` once closed."""
+        if self._fd < 0:
+            raise OSError("handle is closed")
+        return self._fd
+
+    def close(self) -> None:
+        """Close this end (again: nothing)."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
+
+    def send_bytes(self, frame: bytes) -> None:
+        """Write ``frame`` behind its length prefix, in one ``write`` where the socket takes
+        it whole."""
+        write_all(self.fileno(), framed(frame))
+
+    def recv_bytes(self) -> bytes:
+        """The next frame; ``EOFError`` once the other end is closed."""
+        fd = self.fileno()
+        (size,) = _SIZE.unpack(_read_exactly(fd, _SIZE.size))
+        if size == -1:
+            (size,) = _LARGE.unpack(_read_exactly(fd, _LARGE.size))
+        elif size < 0:
+            raise OSError("bad message length")
+        return _read_exactly(fd, size)
+
+    def poll(self) -> bool:
+        """Whether a read would not block (a frame, or the end of the pipe, is there)."""
+        poller = select.poll()
+        poller.register(self.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    """``size`` bytes from ``fd``; ``EOFError`` if it ends first."""
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            raise EOFError("the pipe was closed")
+        data = chunk if not data else data + chunk
+    return data
 
 
 def encode_task(lease: Lease, payload: dict[str, Any] | None = None) -> bytes:

@@ -1,0 +1,61 @@
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+from foundry.application.pool.processes import Process, fork
+
+
+def exit_status(process: Process) -> int | None:
+    process.join(30)
+    return process.exitcode
+
+
+def returns() -> None:
+    pass
+
+
+def exits_3() -> None:
+    sys.exit(3)
+
+
+def raises() -> None:
+    raise RuntimeError("boom")
+
+
+def reads_stdin() -> None:
+    os._exit(0 if sys.stdin.read() == "" else 5)
+
+
+def leaves_a_thread() -> None:
+    def late() -> None:
+        time.sleep(0.2)
+        os._exit(7)  # the child waits for its non-daemon threads, as multiprocessing's does
+
+    threading.Thread(target=late).start()
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [(returns, 0), (exits_3, 3), (raises, 1), (reads_stdin, 0), (leaves_a_thread, 7)],
+)
+def test_a_forked_child_exits_as_a_multiprocessing_process_does(
+    target: object, status: int, capfd: pytest.CaptureFixture[str]
+) -> None:
+    process = fork(target, "child-1")  # type: ignore[arg-type]
+
+    assert exit_status(process) == status
+    process.close()
+    if target is raises:
+        assert "Process child-1:" in capfd.readouterr().err
+
+
+def test_a_killed_child_reports_the_signal_and_the_parent_is_not_blocked_before() -> None:
+    process = fork(lambda: time.sleep(60), "sleeper")
+    process.join(0.05)
+
+    assert process.poll() is None
+    os.kill(process.pid, 9)
+    assert exit_status(process) == -9
