@@ -7,11 +7,13 @@ from datetime import timedelta
 
 import pytest
 
+from foundry.adapters.clock import ManualClock
 from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.supervisor import FIRST_CLAIMS_S
 from foundry.domain import JobState
 from tests.log_support import foundry_messages
-from tests.pool_support import FAST, REPLY_TIMEOUT_S, Harness, StalledRenewals
+from tests.pool_support import FAST, REPLY_TIMEOUT_S, FlakyQueue, Harness, StalledRenewals
 
 
 def test_leases_are_renewed_in_one_batch_every_third_of_the_lease() -> None:
@@ -156,3 +158,49 @@ def test_a_renewal_that_failed_after_blocking_is_tried_again_half_a_second_after
     failed_at = started_at + 1 + REPLY_TIMEOUT_S
     assert early == [started_at + 1]
     assert queue.renewed_at == [started_at + 1, failed_at + 0.5]
+
+
+class ReapsCounted(FlakyQueue):
+    """Records, at each reap, how many claims were sent before it."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.reaps: list[int] = []
+
+    def reap(self) -> int:
+        self.reaps.append(len(self.claims))
+        return super().reap()
+
+
+def _starting_pool() -> tuple[Harness, ReapsCounted]:
+    config = PoolConfig(concurrency=2, idle_wait=FAST, cancel_check=None)
+    pool = Harness(config, queue=ReapsCounted)
+    pool.enqueue(2)
+    pool.sup.start()
+    pool.sup.first_claims_first(pool.now)
+    assert isinstance(pool.queue, ReapsCounted)
+    return pool, pool.queue
+
+
+def test_the_reap_waits_for_the_first_claims_of_every_child() -> None:
+    pool, queue = _starting_pool()
+
+    pool.sup.tick(pool.now)
+    pool.sup.child_ready(0, pool.now)
+    pool.sup.tick(pool.now)
+    before_all_ready = list(queue.reaps)
+    pool.sup.child_ready(1, pool.now)
+    pool.sup.tick(pool.now)
+
+    assert before_all_ready == []
+    assert queue.reaps == [2]  # after each child's claim
+
+
+def test_a_child_slow_to_start_holds_the_reap_back_only_briefly() -> None:
+    pool, queue = _starting_pool()
+    pool.sup.child_ready(0, pool.now)
+
+    pool.clock.advance(timedelta(seconds=FIRST_CLAIMS_S))
+    pool.sup.tick(pool.now)
+
+    assert queue.reaps == [1]

@@ -139,6 +139,7 @@ class Pool:
         )
         try:
             sup.start()
+            sup.first_claims_first(time.monotonic())
             self._loop()
         except Exception:
             log.exception("the pool failed; stopping cold")

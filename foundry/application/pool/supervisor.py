@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 FENCED = "fenced: its lease could not be renewed before the deadline"
 #: Why a job queued in a child the pool kills is given up when it may have started there.
 KILLED_QUEUED = "lease lost: given up with its child, killed when the job may have started"
+#: After the forks, how long the pool's upkeep leaves the queue to the children's first
+#: claims (seconds).
+FIRST_CLAIMS_S = 0.05
 #: A chained job whose previous result cannot be read now is given back for this long.
 PREVIOUS_RETRY = timedelta(seconds=1)
 
@@ -120,6 +123,7 @@ class Supervisor:
         self.slots = [Slot(index) for index in range(config.concurrency)]
         self.buffer: deque[Lease] = deque()
         self.exit_code: int | None = None
+        self._upkeep_from = 0.0  # while the children start: see first_claims_first
 
     # -- events ---------------------------------------------------------------------------
 
@@ -127,6 +131,14 @@ class Supervisor:
         """Fork every child."""
         for index in range(len(self.slots)):
             self._spawn(index)
+
+    def first_claims_first(self, now: float) -> None:
+        """The reap, the cancel poll and the heartbeat (with its connection's handshake) wait
+        until every child is ready, at most ``FIRST_CLAIMS_S`` after the forks: a child is
+        ready within a few milliseconds, and its first claim would wait behind them."""
+        self._upkeep_from = now + FIRST_CLAIMS_S
+        self._upkeep.due_at(self._upkeep_from)
+        self.heartbeat.due_at(self._upkeep_from)
 
     def abort(self, now: float) -> None:
         """The loop failed: stop cold with exit code 1, releasing what can be released."""
@@ -140,6 +152,11 @@ class Supervisor:
             slot.state = SlotState.IDLE
             self._failures.child_ready()
             self.fill(now)
+            starting = any(slot.state is SlotState.STARTING for slot in self.slots)
+            if now < self._upkeep_from and not starting:  # the first claims are out
+                self._upkeep_from = 0.0
+                self._upkeep.due_at(now)
+                self.heartbeat.due_at(now)
 
     def child_replied(self, index: int, reply: Reply, now: float) -> None:
         """A child finished its job: hand it the next one, then settle this one."""

@@ -85,6 +85,12 @@ class Upkeep:
         stopped = tuple(lease for lease in results if lease is not None and lease.stop)
         return Renewed(lost, kept=len(leases) - len(lost), stopped=stopped)
 
+    def due_at(self, at: float) -> None:
+        """The next reap, and cancel poll, at ``at``."""
+        self.next_reap_at = at
+        if self._poll_every != float("inf"):
+            self._poll_at = at
+
     def next_poll(self) -> float:
         """When the next renew is due to learn of cancels (``inf`` while no lease is held)."""
         return self._poll_at if len(self._book) else float("inf")
