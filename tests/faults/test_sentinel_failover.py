@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from foundry.application.pool.claims import PREFETCH_MAX
+from foundry.application.pool.settle import CARRY_MAX_S
 from tests.faults.checker import Expectations
 from tests.faults.failover_check import ReplicationProbe, check_failover
 from tests.faults.harness import Rig
@@ -25,6 +26,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis]
 JOBS = 5000
 CONCURRENCY = 2
 LEASE_S = 5
+MAX_JOB_S = 0.005  # the jobs run 1-4 ms
+WRITE_S = 0.005  # a write's round trip, with room
 
 
 @pytest.mark.parametrize("wait_replicas", [1, 0])
@@ -64,7 +67,9 @@ def test_f10_workers_follow_a_sentinel_failover_of_a_killed_master(
         expect = Expectations(
             spare_attempts=2 * (2 * PREFETCH_MAX + CONCURRENCY), fenced=rig.fenced()
         )
-        lag = 0 if wait_replicas else LEASE_S  # with the WAIT, a completion counts its start
+        # With the WAIT, the completion's write makes the start's report durable; it leaves
+        # at most CARRY_MAX_S after the job (under MAX_JOB_S here) ends, with its round trip.
+        lag = CARRY_MAX_S + MAX_JOB_S + WRITE_S if wait_replicas else LEASE_S
         context = f"{group.switches()} failover(s)"
         report = check_failover(rig, queue, expect, context, report_lag=lag)
     finally:
