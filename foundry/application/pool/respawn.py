@@ -63,6 +63,8 @@ class Respawner:
 
     def next_wake(self) -> float:
         """When the next empty slot is due (now if one awaits its schedule)."""
+        if not self._due:
+            return float("inf")
         dues = [float("-inf") if due is None else due for due in self._due.values()]
         return min(dues, default=float("inf"))
 

@@ -397,10 +397,12 @@ class Supervisor:
     def _fence_child(self, slot: Slot) -> None:
         """The child kills itself at the earlier deadline of the jobs it holds: it may start
         the queued one before the parent reads its answer about the running one."""
-        held = [job.lease.job_id for job in (slot.job, slot.queued) if job is not None]
-        deadlines = [self._book.child_deadline(job_id) for job_id in held if job_id in self._book]
-        if deadlines:
-            self._workforce.fence(slot.index, min(deadlines))
+        book, deadline = self._book, float("inf")
+        for job in (slot.job, slot.queued):
+            if job is not None and (job_id := job.lease.job_id) in book:
+                deadline = min(deadline, book.child_deadline(job_id))
+        if deadline != float("inf"):
+            self._workforce.fence(slot.index, deadline)
 
     def _promote(self, slot: Slot, ended: float, now: float) -> None:
         """The child's job ended at ``ended`` (its monotonic clock): the job queued behind
