@@ -80,10 +80,6 @@ class Heartbeat:
         """When the next heartbeat is due (``inf`` without a registry)."""
         return self._next if self._workers is not None else float("inf")
 
-    def due_at(self, at: float) -> None:
-        """The next heartbeat at ``at``."""
-        self._next = at
-
     def beat(self, now: float, counters: PoolCounters) -> None:
         """Publish if due; a backend failure is logged once and retried next time."""
         if self._workers is None or now < self._next:

@@ -133,12 +133,12 @@ class Supervisor:
             self._spawn(index)
 
     def first_claims_first(self, now: float) -> None:
-        """The reap, the cancel poll and the heartbeat (with its connection's handshake) wait
-        until every child is ready, at most ``FIRST_CLAIMS_S`` after the forks: a child is
-        ready within a few milliseconds, and its first claim would wait behind them."""
+        """The reap and the cancel poll wait until every child is ready, at most
+        ``FIRST_CLAIMS_S`` after the forks: a child is ready within a few milliseconds, and
+        its first claim would wait behind them. (The heartbeat goes first: the pool is in the
+        registry before it runs a job.)"""
         self._upkeep_from = now + FIRST_CLAIMS_S
         self._upkeep.due_at(self._upkeep_from)
-        self.heartbeat.due_at(self._upkeep_from)
 
     def abort(self, now: float) -> None:
         """The loop failed: stop cold with exit code 1, releasing what can be released."""
@@ -156,7 +156,6 @@ class Supervisor:
             if now < self._upkeep_from and not starting:  # the first claims are out
                 self._upkeep_from = 0.0
                 self._upkeep.due_at(now)
-                self.heartbeat.due_at(now)
 
     def child_replied(self, index: int, reply: Reply, now: float) -> None:
         """A child finished its job: hand it the next one, then settle this one."""
