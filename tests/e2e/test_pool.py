@@ -38,6 +38,16 @@ def slow(seconds: float) -> None:
     time.sleep(seconds)
 
 
+@registry.job(name="stuck", retry=ONCE, timeout=timedelta(milliseconds=300))
+def stuck() -> None:
+    time.sleep(30)
+
+
+@registry.job(name="nap")
+def nap() -> None:
+    time.sleep(0.005)
+
+
 @registry.job(name="unpicklable", retry=ONCE)
 def unpicklable() -> Any:
     return lambda: None
@@ -89,6 +99,7 @@ class Seen:
         self.queue = queue
         self.started: list[int] = []
         self.outcomes: Counter[OutcomeKind] = Counter()
+        self.finished: list[str] = []  # the job names, in the order they ended
         self.workers: list[WorkerInfo] = []
 
     def job_started(self, lease: Lease, child_pid: int, started_at: Any) -> None:
@@ -96,6 +107,7 @@ class Seen:
 
     def job_finished(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
         self.outcomes[outcome.kind] += 1
+        self.finished.append(lease.job.name)
         self.workers = self.queue.workers()
 
     def child_recycled(self, child_pid: int, reason: str) -> None:
@@ -159,6 +171,22 @@ def test_a_soft_time_limit_raises_inside_the_handler(
     assert record is not None
     assert record.state is JobState.DEAD
     assert record.errors[0].type == "foundry.application.errors.SoftTimeLimitExceeded"
+
+
+def test_a_hard_time_limit_ends_a_job_while_the_other_child_keeps_answering(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    stuck_id = dispatcher.dispatch("stuck")
+    dispatcher.dispatch_many([("nap", None)] * 400)  # a reply every few ms, for seconds
+    seen = Seen(queue)
+
+    run(queue, seen)
+
+    record = queue.get(stuck_id)
+    assert record is not None
+    assert record.state is JobState.DEAD
+    assert record.errors[0].type == "foundry.application.errors.TimeLimitExceeded"
+    assert "nap" in seen.finished[seen.finished.index("stuck") :]  # not after the naps ran out
 
 
 @pytest.mark.parametrize(("name", "kind"), [("unpicklable", "function"), ("not_json", "complex")])
