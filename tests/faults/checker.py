@@ -33,11 +33,17 @@ _TERMINAL = (JobState.COMPLETED, JobState.DEAD)
 #: The warning a pool logs when it gives a lease up: fenced (it could not renew in time) or
 #: lost (a renew found the queue no longer held it for this worker).
 _GIVEN_UP = re.compile(rf"abandoned job (\S+) \((?:{re.escape(FENCED)}|lease lost: )")
+#: The warning a pool logs when the queue refuses a write of a job's end as stale: the lease
+#: lapsed while the write waited (Redis down, the parent stopped), so the pool gave it up too.
+_REFUSED_STALE = re.compile(r"lease '[^']*' on job '([^']+)' is stale \(expired or superseded\)")
 
 
 def given_up(logs: Iterable[str]) -> Counter[str]:
-    """Job id -> how often the workers whose ``logs`` these are gave its lease up."""
-    return Counter(job for text in logs for job in _GIVEN_UP.findall(text))
+    """Job id -> how often the workers whose ``logs`` these are gave its lease up: abandoned
+    (fenced, or lost), or a write of its end refused as stale."""
+    texts = list(logs)
+    stale = (job for text in texts for job in _REFUSED_STALE.findall(text))
+    return Counter(job for text in texts for job in _GIVEN_UP.findall(text)) + Counter(stale)
 
 
 @attrs.frozen

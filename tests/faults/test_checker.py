@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from foundry.domain import Job, JobState
+from foundry.domain import Job, JobState, StaleLease
 from foundry.ports.queue_types import JobRecord
 from tests.faults.checker import (
     Expectations,
@@ -156,6 +156,15 @@ def test_given_up_reads_the_fenced_and_lost_leases_from_worker_logs() -> None:
     ]
 
     assert given_up(logs) == {"j1": 2, "j2": 1}
+
+
+def test_given_up_counts_a_write_of_a_jobs_end_refused_as_stale() -> None:
+    # A job held ahead ran, its start unreported; Redis was down longer than the lease, so its
+    # completion came back stale and it ran again as the same attempt (Q6).
+    stale = str(StaleLease("j4", "t-1"))
+    logs = [f"W {stale}\nW abandoned job j5 (shutdown: the queue was unreachable): x\n"]
+
+    assert given_up(logs) == {"j4": 1}
 
 
 def test_unreported_starts_excuse_only_that_many_runs_without_an_attempt() -> None:

@@ -3,17 +3,19 @@ writes the queue could not take (fake children, a memory queue, a manual clock).
 """
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from foundry.adapters.clock import ManualClock
 from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.claims import BUSY_POLL_S
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.settle import CARRY_MAX_S, FLUSH_AFTER_S, OUTBOX_RETRY_S
 from foundry.domain import JobState
-from foundry.ports import Lease
+from foundry.ports import ClaimRequest, Lease
 from tests.log_support import foundry_messages
 from tests.pool_support import FAST, BatchingQueue, CombiningQueue, Harness
 
@@ -289,3 +291,39 @@ def test_a_poll_that_wrote_the_last_completion_leaves_the_idle_pool_claiming_at_
     assert isinstance(pool.queue, CombiningQueue)
     assert pool.queue.combined == 1
     assert pool.sup.next_wake(pool.now) <= pool.now  # idle now: no busy-poll pause to sit out
+
+
+class LapsingQueue(CombiningQueue):
+    """A combining queue whose leases of the jobs in ``lapse`` lapse just before a combined
+    call writes their completions (as a Redis that was down longer than the lease)."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.lapse: set[str] = set()
+
+    def complete_and_claim(
+        self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
+    ) -> tuple[list[bool], list[Lease]]:
+        for lease in leases:
+            if lease.job_id in self.lapse:
+                self.release(lease)
+        return super().complete_and_claim(leases, results, request)
+
+
+def test_a_batched_completion_refused_as_stale_is_logged_like_one_written_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="foundry")
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=LapsingQueue)
+    first, _ = pool.enqueue(2)
+    pool.start()
+    assert isinstance(pool.queue, LapsingQueue)
+    pool.queue.lapse.add(first)
+
+    pool.reply(0)  # written with the next claim: refused as stale, the claim made
+
+    assert pool.queue.combined == 1
+    (outcome, *_) = [outcome for job, outcome in pool.events.finished if job == first]
+    assert outcome.kind is OutcomeKind.ABANDONED
+    stale = [m for m in foundry_messages(caplog) if f"on job {first!r} is stale" in m]
+    assert len(stale) == 1

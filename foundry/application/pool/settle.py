@@ -195,6 +195,8 @@ class Settler:
     def _settled(self, batch: list[tuple[Lease, Any, float]], applied: list[bool]) -> None:
         for (lease, _, runtime_s), done in zip(batch, applied, strict=True):
             self._let_go(lease)
+            if not done:  # logged as a completion written alone and refused is
+                log.warning("%s", StaleLease(lease.job_id, lease.token))
             self.finish(lease, _COMPLETED if done else Outcome.abandoned(STALE), runtime_s)
 
     def fail(
