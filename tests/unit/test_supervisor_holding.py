@@ -80,6 +80,22 @@ def test_the_child_may_start_a_queued_job_only_until_its_lease_would_be_fenced()
     assert pool.workforce.fences[-1] == (0, pool.now + 30 - 2.5)
 
 
+def test_after_its_answer_a_childs_fence_follows_the_job_it_promoted() -> None:
+    pool = Harness(ONE_AHEAD)
+    pool.enqueue(1)
+    pool.start()
+    first_claim = pool.now
+    pool.enqueue(1)
+    pool.advance(5)  # claimed 5 s later: its lease ends 5 s after the running job's
+    assert pool.sup.slots[0].queued is not None
+    assert pool.workforce.fences[-1] == (0, first_claim + 30 - 2.5)  # the earlier of the two
+
+    pool.reply(0)
+
+    assert pool.sup.slots[0].queued is None  # nothing left to queue behind it
+    assert pool.workforce.fences[-1] == (0, first_claim + 5 + 30 - 2.5)
+
+
 def test_a_queued_job_the_child_skips_goes_back_to_the_buffer_unspent_and_runs_next() -> None:
     pool, running, queued = _holding()
     slot = pool.sup.slots[0]

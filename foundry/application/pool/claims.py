@@ -112,9 +112,9 @@ class Claimer:
         self._window_s = config.prefetch_window.total_seconds()
         self._prefetch_of = (-1, config.prefetch)  # (jobs processed, the prefetch then)
 
-    def wanted(self, slots: Sequence[Slot], buffered: int, queued: int = 0) -> int:
+    def wanted(self, slots: Sequence[Slot], buffered: int) -> int:
         """How many jobs to claim now: none while no child waits and the jobs held (the
-        ``buffered`` ones and those ``queued`` in busy children) are over half the prefetch.
+        ``buffered`` ones and those queued in busy children) are over half the prefetch.
 
         Then as many as make up the prefetch again; a prefetch the window raised fills the
         buffer alone, the job each busy child holds queued on top, so its claims come in
@@ -123,7 +123,12 @@ class Claimer:
         children (the completions of the replies it waits for fit one batch), unless half
         the prefetch is more.
         """
-        idle = sum(1 for slot in slots if slot.state is SlotState.IDLE)
+        idle = queued = 0
+        for slot in slots:  # (a loop, not two generators: it runs twice per turn)
+            if slot.state is SlotState.IDLE:
+                idle += 1
+            if slot.queued is not None:
+                queued += 1
         prefetch = self._prefetch()
         held = buffered + queued
         if not idle and held > prefetch // 2:

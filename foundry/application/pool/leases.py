@@ -86,6 +86,21 @@ class LeaseBook:
         held = self._held.get(lease.job_id)
         return held is not None and held.lease.token == lease.token
 
+    def latest(self, lease: Lease) -> Lease:
+        """``lease`` as last renewed (same token, later deadline) while the book holds it,
+        else ``lease`` itself (never a later lease of its job)."""
+        held = self._held.get(lease.job.id)
+        return held.lease if held is not None and held.lease.token == lease.token else lease
+
+    def let_go(self, lease: Lease) -> None:
+        """Stop renewing ``lease`` if the book holds it (a later lease of its job, claimed
+        again while a write of this one waited in the outbox, stays held)."""
+        job_id = lease.job.id
+        held = self._held.get(job_id)
+        if held is not None and held.lease.token == lease.token:
+            del self._held[job_id]
+            self._unreported.discard(job_id)
+
     def drop(self, job_id: str) -> None:
         """Stop tracking a lease (its job was settled or abandoned)."""
         self._held.pop(job_id, None)
@@ -129,8 +144,10 @@ class LeaseBook:
 
     def child_deadline(self, job_id: str) -> float:
         """When a child still running ``job_id`` must kill itself: half the safety margin
-        later than the parent would fence it, still before the server's deadline."""
-        return self._held[job_id].deadline - self.margin_s / 2
+        later than the parent would fence it, still before the server's deadline (``inf``
+        for a job whose lease the book no longer holds)."""
+        held = self._held.get(job_id)
+        return float("inf") if held is None else held.deadline - self.margin_s / 2
 
     def start_by(self, job_id: str) -> float:
         """Until when a child may start ``job_id``: when the parent would fence its lease
@@ -189,5 +206,5 @@ class LeaseBook:
         """When the book next needs attention (renew or fence), or ``inf`` if it holds nothing."""
         if not self._held:
             return float("inf")
-        earliest = min(held.deadline for held in self._held.values())
+        earliest = min([held.deadline for held in self._held.values()])  # (once per turn)
         return min(self._renew_at, earliest - self.margin_s)

@@ -173,11 +173,14 @@ class Pool:
             if not events:  # a quiet moment: write what waits, claim, then sleep
                 sup.quiet(time.monotonic(), filled=True)
                 now = time.monotonic()
-                wake_at = min([sup.next_wake(now), *(timer.next_wake() for timer in self._timers)])
+                wake_at = sup.next_wake(now)
+                for timer in self._timers:
+                    wake_at = min(wake_at, timer.next_wake())
                 timeout = min(wake_at - now, MAX_SLEEP_S)
                 events = self._selector.select(max(timeout, 0.0))
                 woken = bool(events)
-            events.sort(key=lambda event: event[0].data[0] != _PIPE)  # results before deaths
+            if len(events) > 1:
+                events.sort(key=lambda event: event[0].data[0] != _PIPE)  # results before deaths
             for key, _ in events:
                 self._handle(key.data)
             if sup.settler.full:

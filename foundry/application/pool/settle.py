@@ -137,7 +137,8 @@ class Settler:
         batch, self.batched = self.batched, []
         if not batch:  # every one abandoned just now
             return
-        leases = [self._latest(lease) for lease, _, _ in batch]
+        latest = self._book.latest
+        leases = [latest(lease) for lease, _, _ in batch]
         try:
             applied = self._queue.complete_many(leases, [result for _, result, _ in batch])
         except QueueUnavailable as error:
@@ -159,7 +160,8 @@ class Settler:
         if not self.batched:
             return self._queue.claim(request)
         batch, self.batched = self.batched, []
-        leases = [self._latest(lease) for lease, _, _ in batch]
+        latest = self._book.latest
+        leases = [latest(lease) for lease, _, _ in batch]
         results = [result for _, result, _ in batch]
         try:
             applied, claimed = self._queue.complete_and_claim(leases, results, request)
@@ -194,7 +196,7 @@ class Settler:
 
     def _settled(self, batch: list[tuple[Lease, Any, float]], applied: list[bool]) -> None:
         for (lease, _, runtime_s), done in zip(batch, applied, strict=True):
-            self._let_go(lease)
+            self._book.let_go(lease)
             if not done:  # logged as a completion written alone and refused is
                 log.warning("%s", StaleLease(lease.job_id, lease.token))
             self.finish(lease, _COMPLETED if done else Outcome.abandoned(STALE), runtime_s)
@@ -230,7 +232,7 @@ class Settler:
         lease is gone: it is kept, the lease no longer renewed, and its outcome reported once
         the queue answers it."""
         if self._sent(lease):
-            self._let_go(lease)
+            self._book.let_go(lease)
             log.info(
                 "job %s: %s; its unconfirmed write is sent again",
                 lease.job_id,
@@ -244,7 +246,7 @@ class Settler:
         """Stop caring about a job whose lease is lost; the queue recovers it."""
         self.outbox = [pending for pending in self.outbox if not _same(pending.lease, lease)]
         self.batched = [entry for entry in self.batched if not _same(entry[0], lease)]
-        self._let_go(lease)
+        self._book.let_go(lease)
         log.warning(
             "abandoned job %s (%s): the queue will return it",
             lease.job_id,
@@ -260,7 +262,7 @@ class Settler:
         outbox, self.outbox = self.outbox, []
         for pending in outbox:
             lease = pending.lease
-            self._let_go(lease)
+            self._book.let_go(lease)
             log.warning(
                 "job %s: %s",
                 lease.job_id,
@@ -334,10 +336,10 @@ class Settler:
         if held and not resent and not self._book.holds(lease):  # abandoned just now
             return True
         try:
-            write(self._latest(lease))
+            write(self._book.latest(lease))
         except StaleLease as error:
             self._answered()
-            self._let_go(lease)
+            self._book.let_go(lease)
             log.warning("%s", error)
             self.finish(lease, Outcome.abandoned(UNCONFIRMED if resent else STALE), runtime_s)
         except InvalidResult as error:  # a completion the queue refused: the attempt failed
@@ -351,7 +353,7 @@ class Settler:
             return False
         else:
             self._answered()
-            self._let_go(lease)
+            self._book.let_go(lease)
             self.finish(lease, outcome, runtime_s)
         return True
 
@@ -372,16 +374,6 @@ class Settler:
         if resending is not None and _same(resending.lease, lease):
             return True
         return any(_same(pending.lease, lease) for pending in self.outbox)
-
-    def _latest(self, lease: Lease) -> Lease:
-        """The lease as last renewed (same token, later deadline); never a later lease of the
-        job (claimed again while a write of this one waited in the outbox)."""
-        return self._book.lease(lease.job_id) if self._book.holds(lease) else lease
-
-    def _let_go(self, lease: Lease) -> None:
-        """Stop renewing ``lease`` (a later lease of its job stays held)."""
-        if self._book.holds(lease):
-            self._book.drop(lease.job_id)
 
     def _log_failure(self, lease: Lease, error: ErrorInfo, outcome: Outcome) -> None:
         if outcome.reason is not None:

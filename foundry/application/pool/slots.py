@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from foundry.ports import Lease
 
@@ -22,6 +22,10 @@ class SlotState(enum.Enum):
     RETIRING = "retiring"  # asked to exit (recycling or shutdown); no new jobs
     DYING = "dying"  # killed; waiting to see it gone
     GONE = "gone"  # exited and not replaced (shutdown)
+
+
+#: ``Running.started_at`` of a job queued behind another: set when it starts (``_promote``).
+NOT_STARTED = datetime.min.replace(tzinfo=UTC)
 
 
 class Running:

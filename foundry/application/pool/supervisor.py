@@ -15,6 +15,7 @@ made here.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -33,7 +34,7 @@ from foundry.application.pool.outage import Outage
 from foundry.application.pool.quarantine import Quarantine
 from foundry.application.pool.respawn import Respawner
 from foundry.application.pool.settle import CARRY_MAX_S, FLUSH_AFTER_S, Settler
-from foundry.application.pool.slots import Running, Slot, SlotState, all_idle
+from foundry.application.pool.slots import NOT_STARTED, Running, Slot, SlotState, all_idle
 from foundry.application.pool.starts import Starts
 from foundry.application.pool.stopping import KILL_WAIT_S, Stopping
 from foundry.application.pool.upkeep import Upkeep
@@ -124,6 +125,11 @@ class Supervisor:
         self.buffer: deque[Lease] = deque()
         self.exit_code: int | None = None
         self._upkeep_from = 0.0  # while the children start: see first_claims_first
+        # Read once, not per job: how long a retiring child may take to exit after its job,
+        # its memory limit, and whether any limit recycles children (``recycle_reason``).
+        self._exit_wait = config.term_grace.total_seconds() + 5.0
+        self._max_rss = config.max_rss_bytes
+        self._recycles = config.max_tasks_per_child is not None or self._max_rss is not None
 
     # -- events ---------------------------------------------------------------------------
 
@@ -168,6 +174,7 @@ class Supervisor:
             self._foreign_reply(slot, reply)
             return
         self._starts.seen(index, running)
+        promoted = slot.queued
         slot.job = None
         slot.tasks += 1
         slot.answered = running.task + 1
@@ -176,6 +183,7 @@ class Supervisor:
         # A buffered job goes to the child at once; a claim waits until every reply that is
         # in has been read, so one round trip settles them and claims for all idle children.
         self._hand_out()
+        self._fence_promoted(slot, promoted)
         lease = running.lease
         if reply.ok:
             self.settler.complete(lease, reply.value, reply.runtime_s, now)
@@ -193,12 +201,13 @@ class Supervisor:
         if skipped is None or (skipped.task, skipped.lease.token) != (task, token):
             self._hand_out()  # withdrawn while queued, and dealt with then
             return
-        slot.job = None
+        slot.job, promoted = None, slot.queued
         self._starts.skipped(index)
         self._book.unstarted(skipped.lease.job_id)
         self._after_job(slot, skipped, now, now)
         self._unsend(skipped)
         self._hand_out()
+        self._fence_promoted(slot, promoted)
 
     def child_progress(self, index: int, token: str, progress: Progress) -> None:
         """A child's running job reported progress: the next renew stores it."""
@@ -240,9 +249,9 @@ class Supervisor:
         settler = self.settler
         if not settler.batched:
             return
-        if settler.flush_due(now, self._completion_wait(now)) or not any(
-            slot.busy for slot in self.slots
-        ):
+        # (Not due after FLUSH_AFTER_S, it is not due after the longer wait either.)
+        due = settler.flush_due(now) and settler.flush_due(now, self._completion_wait(now))
+        if due or not any(slot.busy for slot in self.slots):
             settler.flush()
             self.fill(self._monotonic())
 
@@ -361,7 +370,7 @@ class Supervisor:
         ready, payload = self._payload(lease)
         if not ready:
             return
-        queued = Running(lease, self._clock.now(), now, float("inf"), slot.sent)
+        queued = Running(lease, NOT_STARTED, now, float("inf"), slot.sent)
         slot.queued = queued
         self._fence_child(slot)
         if not self._send(slot, queued, payload):  # the child is gone: its exit comes next
@@ -396,11 +405,11 @@ class Supervisor:
     def _fence_child(self, slot: Slot) -> None:
         """The child kills itself at the earlier deadline of the jobs it holds: it may start
         the queued one before the parent reads its answer about the running one."""
-        book, deadline = self._book, float("inf")
-        for job in (slot.job, slot.queued):
-            if job is not None and (job_id := job.lease.job_id) in book:
-                deadline = min(deadline, book.child_deadline(job_id))
-        if deadline != float("inf"):
+        running, queued = slot.job, slot.queued
+        deadline = math.inf if running is None else self._book.child_deadline(running.lease.job_id)
+        if queued is not None:
+            deadline = min(deadline, self._book.child_deadline(queued.lease.job_id))
+        if deadline != math.inf:
             self._workforce.fence(slot.index, deadline)
 
     def _promote(self, slot: Slot, ended: float, now: float) -> None:
@@ -416,10 +425,17 @@ class Supervisor:
         slot.job = queued
         self._book.started(lease.job_id)
         self._starts.promoted(slot.index, queued, slot.pid)
-        self._fence_child(slot)
         if queued.stop is not None:  # a cancel came while it was queued: as if running
             queued.hard_at = min(queued.hard_at, now + self.config.term_grace.total_seconds())
             self._workforce.interrupt(slot.index)
+
+    def _fence_promoted(self, slot: Slot, promoted: Running | None) -> None:
+        """After the child's answer about its job: once the job it held queued (``promoted``)
+        is its job (``_promote``), its fence follows that job alone, unless a job queued
+        behind it since set it (``_queue_behind``). Until then the fence stays at the earlier
+        deadline of both jobs, which is never too late."""
+        if promoted is not None and slot.queued is None:
+            self._fence_child(slot)
 
     def _unsend(self, task: Running) -> None:
         """A job sent to a child that did not start it: back to the front of the buffer,
@@ -505,9 +521,14 @@ class Supervisor:
         """Nothing buffered while a child is idle: jobs queued behind other children's running
         ones (which may run long) come back to the buffer for the idle children, unless their
         child may have moved on to them (``_withdraw``); it skips them. Whether any came back."""
-        if self.buffer or self.stopping.requested or not any(s.queued for s in self.slots):
+        if self.buffer or self.stopping.requested:
             return False
-        idle = sum(1 for s in self.slots if s.state is SlotState.IDLE and s.open_tasks < 2)
+        idle = 0
+        for slot in self.slots:  # (a loop, not a generator: it runs once per reply or more)
+            if slot.state is SlotState.IDLE and slot.open_tasks < 2:
+                idle += 1
+        if not idle:
+            return False
         for slot in self.slots:
             if len(self.buffer) >= idle:
                 break
@@ -521,7 +542,9 @@ class Supervisor:
         moment its own ends instead of waiting for the parent; only jobs that need nothing
         before their start (no start to report first, no failover to check, far from being
         fenced)."""
-        if self.stopping.requested or self._outage.down or self._outage.unconfirmed:
+        if not self.buffer or self.stopping.requested:
+            return
+        if self._outage.down or self._outage.unconfirmed:
             return
         for slot in self.slots:
             if not self.buffer:
@@ -547,7 +570,7 @@ class Supervisor:
             and slot.open_tasks < 2
             and running.stop is None
             and running.term_at is None
-            and self.config.recycle_reason(slot.tasks + 1, slot.rss) is None
+            and self._recycle_reason(slot.tasks + 1, slot.rss) is None
         )
 
     def _drop_replaced(self, leases: list[Lease]) -> None:
@@ -560,8 +583,7 @@ class Supervisor:
             self.buffer.extend(kept)
 
     def _wanted(self) -> int:
-        queued = sum(1 for slot in self.slots if slot.queued is not None)
-        return self._claimer.wanted(self.slots, len(self.buffer), queued)
+        return self._claimer.wanted(self.slots, len(self.buffer))
 
     def _completion_wait(self, now: float) -> float:
         """How long batched completions wait for a claim to carry them: ``FLUSH_AFTER_S``,
@@ -624,13 +646,13 @@ class Supervisor:
                 self._unsend(queued)
         else:
             self._promote(slot, ended, now)
-        exit_wait = self.config.term_grace.total_seconds() + 5.0
+        exit_wait = self._exit_wait
         if retiring:  # told to exit after its job
             if slot.job is None:
                 slot.kill_at = now + exit_wait
             return
         slot.state = SlotState.IDLE if slot.job is None else SlotState.BUSY
-        why = self.config.recycle_reason(slot.tasks, slot.rss)
+        why = self._recycle_reason(slot.tasks, slot.rss)
         if why is not None:
             log.info("recycling child %s (%s)", slot.pid, why)
             self.settler.recycled(slot.pid, why)
@@ -642,8 +664,11 @@ class Supervisor:
     def _over_memory(self, slot: Slot) -> bool:
         """Whether ``slot``'s child was over its memory limit after its job: it then skips
         the job it holds queued (``child.Runner.serve``) and is replaced."""
-        max_rss = self.config.max_rss_bytes
-        return max_rss is not None and slot.rss > max_rss
+        return self._max_rss is not None and slot.rss > self._max_rss
+
+    def _recycle_reason(self, tasks: int, rss: int) -> str | None:
+        """``PoolConfig.recycle_reason``, not asked when no limit is set."""
+        return self.config.recycle_reason(tasks, rss) if self._recycles else None
 
     def _report_start_of(self, job: Running, pid: int) -> None:
         self.settler.started(job.lease, pid, job.started_at)
