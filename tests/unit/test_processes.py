@@ -5,7 +5,9 @@ import time
 
 import pytest
 
-from foundry.application.pool.processes import Process, fork
+from foundry.application.pool.child import libc_prctl
+from foundry.application.pool.processes import Process, ProcessWorkforce, fork
+from foundry.application.registry import JobRegistry
 
 
 def exit_status(process: Process) -> int | None:
@@ -59,3 +61,17 @@ def test_a_killed_child_reports_the_signal_and_the_parent_is_not_blocked_before(
     assert process.poll() is None
     os.kill(process.pid, 9)
     assert exit_status(process) == -9
+
+
+def test_the_parent_loads_prctl_before_it_forks_so_no_child_imports_ctypes() -> None:
+    libc_prctl.cache_clear()
+    workforce = ProcessWorkforce(
+        JobRegistry(), child_init=None, max_rss=None, inherited=list, on_spawn=lambda *_: None
+    )
+    try:
+        workforce.spawn(0)
+        loaded = libc_prctl.cache_info().currsize
+    finally:
+        workforce.close(5.0)
+
+    assert loaded == 1

@@ -12,6 +12,7 @@ from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.supervisor import FIRST_CLAIMS_S
 from foundry.domain import JobState
+from foundry.ports.queue_types import WorkerInfo
 from tests.log_support import foundry_messages
 from tests.pool_support import FAST, REPLY_TIMEOUT_S, FlakyQueue, Harness, StalledRenewals
 
@@ -204,3 +205,31 @@ def test_a_child_slow_to_start_holds_the_reap_back_only_briefly() -> None:
     pool.sup.tick(pool.now)
 
     assert queue.reaps == [1]
+
+
+class HeartbeatsBesideForks:
+    """A worker registry that notes each heartbeat among the workforce's commands."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, int]] = []
+
+    def heartbeat(self, info: WorkerInfo, ttl: timedelta) -> None:
+        self.commands.append(("heartbeat", info.pid))
+
+    def workers(self) -> list[WorkerInfo]:
+        return []
+
+    def forget_worker(self, worker_id: str) -> None:
+        pass
+
+
+def test_the_heartbeat_is_written_before_the_first_fork() -> None:
+    registry = HeartbeatsBesideForks()
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST, cancel_check=None), registry)
+    registry.commands = pool.workforce.commands
+
+    pool.sup.start()
+    pool.sup.tick(pool.now)
+
+    pid = pool.sup.heartbeat.pid
+    assert pool.workforce.commands == [("heartbeat", pid), ("spawn", 0), ("spawn", 1)]

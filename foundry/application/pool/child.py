@@ -15,6 +15,7 @@ or raises in it, without touching the pipe.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import mmap
 import os
@@ -70,10 +71,10 @@ def child_main(
     (bytes) after a job past which the child starts no other (the parent replaces it).
 
     The death signal, the watchdog and the lower priority come after the ready report, while
-    the parent claims the first job: the death signal needs ``ctypes`` (millions of
-    instructions to import, which the parent never needs), starting a thread waits until the
-    thread has run, and at a lower priority every wait for a core is longer on a busy machine.
-    The watchdog looks at its deadline only every ``WATCH_EVERY_S`` anyway.
+    the parent claims the first job: starting a thread waits until the thread has run, and at
+    a lower priority every wait for a core is longer on a busy machine. The watchdog looks at
+    its deadline only every ``WATCH_EVERY_S`` anyway. The death signal's ``prctl`` is loaded
+    by the parent before it forks (``libc_prctl``).
     """
     after_fork(parent_pid, inherited)
     if child_init is not None:
@@ -110,15 +111,33 @@ def after_fork(parent_pid: int, inherited: list[int]) -> None:
 def die_with_parent(parent_pid: int) -> None:
     """Be killed when the parent dies (Linux), or exit now if it is already gone."""
     if sys.platform.startswith("linux"):
-        import ctypes  # noqa: PLC0415 - in the child only
-
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
+        prctl = libc_prctl()
+        if prctl is None:
             log.warning("prctl(PR_SET_PDEATHSIG) is unavailable; children may outlive the pool")
+        else:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before the kernel could be told
         os._exit(1)
+
+
+@functools.cache
+def libc_prctl() -> Callable[..., int] | None:
+    """The C library's ``prctl`` (Linux; ``None`` where it cannot be had).
+
+    The pool's parent loads it before it forks, so children inherit it: ``ctypes`` costs
+    millions of instructions to import, which each child would otherwise spend while the
+    parent's first claim is out, the two contending for the cores, each child also copying
+    every page its import writes to (memory it shares with the parent).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes  # noqa: PLC0415 - only the pool needs it
+
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
 
 
 class Runner:

@@ -24,7 +24,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from foundry.application.pool.child import child_main
+from foundry.application.pool.child import child_main, libc_prctl
 from foundry.application.pool.watchdog import new_fence, set_fence, set_start_by, started
 from foundry.application.pool.wire import STOP, Channel
 from foundry.application.registry import JobRegistry
@@ -136,6 +136,7 @@ class ProcessWorkforce:
     ) -> Process:
         inherited = [*self._inherited(), parent_end.fileno()]
         parent_pid = os.getpid()
+        libc_prctl()  # loaded once, here: no child imports ctypes
 
         def life() -> None:
             child_main(

@@ -134,7 +134,11 @@ class Supervisor:
     # -- events ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Fork every child."""
+        """Publish the heartbeat, then fork every child. The pool is in the registry before
+        it runs a job, and the heartbeat's writes are done before the forks: after a fork,
+        each page of memory the parent writes to is copied (a fault each), and the children
+        are ready sooner than the parent's first claim is out."""
+        self.heartbeat.beat(self._monotonic(), self._counters)
         for index in range(len(self.slots)):
             self._spawn(index)
 
