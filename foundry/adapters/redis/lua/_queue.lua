@@ -145,7 +145,8 @@ local function put_state(id, st)
   redis.call("HSET", STATE, id, encode_state(st))
 end
 
--- One command over a long argument list, in slices Lua's unpack can take.
+-- One command over a long argument list, in slices Lua's unpack can take (none for an empty
+-- list: callers need no guard).
 -- (A number given to redis.call is formatted by "%.17g", a float conversion costing about a
 -- third of a us: the hot paths pass strings.)
 local function multi(command, key, args)
@@ -219,12 +220,8 @@ local function record_starts(args, first)
       kept[#kept + 1], kept[#kept + 2] = id, n
     end
   end
-  if #gone > 0 then
-    multi("HDEL", ahead, gone)
-  end
-  if #kept > 0 then
-    multi("HSET", ahead, kept)
-  end
+  multi("HDEL", ahead, gone)
+  multi("HSET", ahead, kept)
   return #gone + #kept / 2
 end
 

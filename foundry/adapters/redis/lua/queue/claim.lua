@@ -108,9 +108,7 @@ local function start_all(popped, before)
       out[n + 5], out[n + 6] = value, ahead and n2s(lapses) or ""
     end
   end
-  if #aheads > 0 then
-    multi("HSET", AHEAD, aheads)
-  end
+  multi("HSET", AHEAD, aheads)
   if book.held > 0 then
     redis.call("HINCRBY", META, "held", n2s(book.held))
   end

@@ -63,9 +63,7 @@ if #ended > 0 then
     settle_batches(ended, "c", now)
   end
 end
-if #results > 0 then
-  multi("HSET", RESULTS, results)
-end
+multi("HSET", RESULTS, results)
 if stale > 0 then
   redis.call("HINCRBY", META, "stale_rejected", n2s(stale))
 end

@@ -199,16 +199,10 @@ for i = 0, n - 1 do
   end
 end
 if seq > first_seq then
-  if #records > 0 then
-    multi("HSET", JOBS, records)
-  end
+  multi("HSET", JOBS, records)
   redis.call("HSET", META, "seq", seq_s_of == seq and seq_s or n2s(seq))
 end
-if #ready > 0 then
-  multi("ZADD", READY, ready)
-end
-if #listed > 0 then
-  multi("RPUSH", FIFO, listed)
-end
+multi("ZADD", READY, ready)
+multi("RPUSH", FIFO, listed)
 wake((#ready + #listed) / 2 + pushed)
 return out
