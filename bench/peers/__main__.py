@@ -1,5 +1,8 @@
-"""``python -m bench.peers`` (``./dev bench peers``): Foundry and its peers, side by side.
+"""``python -m bench.peers`` (``./dev bench peers``, ``./dev bench --peers huey,celery``):
+Foundry and its peers, side by side.
 
+Foundry's default runs beside the peers named even where ``--peers`` leaves it out (on
+PostgreSQL for a peer that keeps its jobs there), so each peer has Foundry to compare with.
 Each repetition runs every workload on every system, the systems' order rotated from one
 repetition to the next; the table gives the median of the repetitions with min-max, the load
 average seen while each system ran, and how Foundry's default compares with each peer.
@@ -25,7 +28,7 @@ from typing import Any
 
 from bench.peers.postgres import BenchDatabase
 from bench.peers.run import WORKLOADS, Scale, Session, Workload
-from bench.peers.systems import BY_KEY, ROOT, SYSTEMS, System, with_args
+from bench.peers.systems import BY_KEY, FOUNDRY_ON, ROOT, SYSTEMS, System, with_args
 from bench.peers.table import ratios, table
 from bench.report import RESULTS, machine
 from tests.redis_server import RedisServer
@@ -48,6 +51,23 @@ def _parser() -> argparse.ArgumentParser:
         help="extra 'foundry work' options for the Foundry columns (before/after comparisons)",
     )
     return parser
+
+
+def systems_named(names: str, extra: tuple[str, ...] = ()) -> list[System]:
+    """The systems ``--peers`` names, in its order, after the Foundry default of each store a
+    named peer uses where it is not named; ``SystemExit`` naming the unknown ones and the
+    known ones."""
+    keys = [key.strip() for key in names.split(",") if key.strip()]
+    unknown = [key for key in keys if key not in BY_KEY]
+    if unknown or not keys:
+        wrong = ", ".join(map(repr, unknown)) + ", which the bench does not know"
+        if not keys:
+            wrong = "no system"
+        raise SystemExit(f"error: --peers names {wrong}; choose among {','.join(BY_KEY)}")
+    named = list(dict.fromkeys(keys))
+    defaults = dict.fromkeys(FOUNDRY_ON[BY_KEY[key].store] for key in named if BY_KEY[key].peer)
+    added = [key for key in defaults if key not in named]
+    return [with_args(BY_KEY[key], extra) for key in [*added, *named]]
 
 
 def _versions(session: Session, systems: Sequence[System]) -> dict[str, str]:
@@ -111,9 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = tuple(shlex.split(args.foundry_args))
     wanted = {name.strip() for name in args.only.split(",")}
     workloads = [workload for workload in WORKLOADS if workload.__name__ in wanted]
-    systems = [
-        with_args(BY_KEY[key.strip()], extra) for key in args.peers.split(",") if key.strip()
-    ]
+    systems = systems_named(args.peers, extra)
     if any(s.peer for s in systems) and not (args.venv / "bin" / "python").exists():
         print(f"no peers' venv at {args.venv}: run ./dev bench peers", file=sys.stderr)
         return 2

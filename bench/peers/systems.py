@@ -100,6 +100,8 @@ SYSTEMS = (
     ),
 )
 BY_KEY = {system.key: system for system in SYSTEMS}
+#: Foundry's default on each store: the column a peer on that store is compared with.
+FOUNDRY_ON = {"redis": "foundry", "postgres": "foundry-pg"}
 
 
 def with_args(system: System, extra: tuple[str, ...]) -> System:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.harness import Figure, Metric, percentile
+from bench.peers.__main__ import systems_named
 from bench.peers.bodies import LineCounter
 from bench.peers.table import cell, ratios
 
@@ -67,3 +70,32 @@ def test_the_line_counter_counts_only_new_lines_at_each_call(tmp_path: Path) -> 
     (tmp_path / "2.log").write_text("4\n")
 
     assert (first, counter.count()) == (2, 4)
+
+
+def test_peers_named_alone_run_beside_foundrys_default_on_their_store() -> None:
+    keys = [system.key for system in systems_named("huey, celery,procrastinate")]
+
+    assert keys == ["foundry", "foundry-pg", "huey", "celery", "procrastinate"]
+
+
+def test_peers_named_with_foundry_keep_the_order_given() -> None:
+    keys = [system.key for system in systems_named("huey,foundry,foundry0,huey")]
+
+    assert keys == ["huey", "foundry", "foundry0"]
+
+
+def test_foundry_options_go_to_the_foundry_columns_only() -> None:
+    systems = systems_named("huey", ("--prefetch", "4"))
+
+    assert systems[0].worker[-2:] == ("--prefetch", "4")
+    assert "--prefetch" not in systems[1].worker
+
+
+@pytest.mark.parametrize(
+    ("names", "said"), [("huey,rq", "'rq', which the bench does not know"), (" , ", "no system")]
+)
+def test_an_unknown_or_empty_peers_list_says_which_systems_there_are(names: str, said: str) -> None:
+    with pytest.raises(SystemExit, match=said) as raised:
+        systems_named(names)
+
+    assert "choose among foundry,foundry0,huey" in str(raised.value)
