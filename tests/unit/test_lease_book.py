@@ -110,7 +110,7 @@ def test_a_renew_answer_for_the_previous_lease_of_a_job_held_again_leaves_the_ne
     book.renewed(sent, [lease("a", token="old")], sent_at=20.0)
 
     assert lost == []
-    assert book.lease("a").token == "new"
+    assert book.latest(lease("a", token="new")).token == "new"
     assert book.fenced(29.9) == []  # still the new lease's deadline (5 + 30 - 5), not 20's
     assert [held.token for held in book.fenced(30.0)] == ["new"]
 
@@ -123,9 +123,22 @@ def test_the_book_says_which_jobs_it_holds_and_their_latest_lease() -> None:
     book.renewed(book.to_renew(), [renewed], sent_at=10.0)
 
     assert ("a" in book, "b" in book, len(book)) == (True, False, 1)
-    assert book.lease("a") == renewed
+    assert book.latest(lease("a")) == renewed
     book.drop("a")
     assert ("a" in book, len(book)) == (False, 0)
+
+
+def test_an_earlier_lease_of_a_job_held_again_is_neither_renewed_nor_let_go_for_it() -> None:
+    book = LeaseBook(30.0)
+    old, new = lease("a", token="old"), lease("a", token="new")
+    book.hold([new], sent_at=0.0)
+
+    book.let_go(old)
+
+    assert book.latest(old) is old  # never the later lease of its job
+    assert book.holds(new)
+    book.let_go(new)
+    assert "a" not in book
 
 
 def test_the_next_wake_is_the_earliest_of_the_renew_and_every_leases_fence_time() -> None:

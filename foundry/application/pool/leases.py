@@ -138,10 +138,6 @@ class LeaseBook:
         if held is not None:
             held.lease = attrs.evolve(held.lease, progress=progress)
 
-    def lease(self, job_id: str) -> Lease:
-        """The latest lease held for ``job_id``."""
-        return self._held[job_id].lease
-
     def child_deadline(self, job_id: str) -> float:
         """When a child still running ``job_id`` must kill itself: half the safety margin
         later than the parent would fence it, still before the server's deadline (``inf``
