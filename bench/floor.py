@@ -44,7 +44,8 @@ def _pipelined(client: redis.Redis, key: str, calls: int) -> float:
     return _per_call_us(calls, elapsed())
 
 
-def _bare_socket(port: int, key: str, calls: int) -> float:
+def bare_socket_us(port: int, key: str, calls: int) -> float:
+    """Microseconds per ``LPUSH key x`` round trip over a bare socket to ``port``."""
     command = f"*3\r\n$5\r\nLPUSH\r\n${len(key)}\r\n{key}\r\n$1\r\nx\r\n".encode()
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -62,7 +63,7 @@ def run_once(env: Env, _backend: str) -> Sample:
     with env.client() as client:
         client.ping()  # connect outside the timed sections
         sample = {
-            "bare": _bare_socket(env.server.port, key, calls),
+            "bare": bare_socket_us(env.server.port, key, calls),
             "redis_py": _redis_py(client, key, calls),
             "evalsha": _evalsha(client, key, calls),
             "pipelined": _pipelined(client, key, calls),

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.floor import bare_socket_us
 from bench.peers.postgres import BenchDatabase
 from bench.peers.run import WORKLOADS, Scale, Session, Workload
 from bench.peers.systems import BY_KEY, FOUNDRY_ON, ROOT, SYSTEMS, System, with_args
@@ -34,6 +35,8 @@ from bench.report import RESULTS, machine
 from tests.redis_server import RedisServer
 
 PEERS_VENV = ROOT / ".venv-peers"
+#: Round trips timed for the floor in the header (about 0.1-0.4 s).
+FLOOR_CALLS = 2_000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -118,6 +121,26 @@ def _load_line(loads: Collected, labels: dict[str, str]) -> str:
     )
 
 
+def _floor(server: RedisServer) -> float:
+    """The host's round-trip floor now: a bare-socket ``LPUSH`` to the bench's Redis, µs."""
+    key = "bench-floor"
+    floor = bare_socket_us(server.port, key, FLOOR_CALLS)
+    with server.client() as admin:
+        admin.delete(key)
+    return floor
+
+
+def header(when: str, stores: str, cpu: str, floors: Sequence[float]) -> str:
+    """The table's first line: when, on what, and the host's round-trip floor before and
+    after the run (the same machine type can differ several times over in it: a table is
+    compared with another measured at about the same floor)."""
+    floor = " / ".join(f"{value:.0f}" for value in floors)
+    return (
+        f"Measured {when}, {stores}, {cpu}; a bare-socket LPUSH round trip to that Redis "
+        f"{floor} µs (before / after)"
+    )
+
+
 def _save(document: dict[str, Any]) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"peers-{document['at']}.json"
@@ -143,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     database = BenchDatabase()
     started = datetime.now(UTC)
     try:
+        floors = [_floor(server)]
         session = Session(server.url, args.venv / "bin", scratch, scale, database)
         labels = _versions(session, systems)
         samples: Collected = {}
@@ -151,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             turn = rep % len(systems)
             order = systems[turn:] + systems[:turn]
             _merge(samples, _repetition(session, order, workloads, loads))
+        floors.append(_floor(server))
         with server.client() as admin:
             redis_version = str(admin.info("server")["redis_version"])
         postgres_version = database.version()
@@ -167,13 +192,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         text += "\n" + ratios(samples, pair, "foundry-pg")
     when = f"{started:%Y-%m-%d %H:%M}-{datetime.now(UTC):%H:%M} UTC"
     stores = f"Redis {redis_version} on loopback, PostgreSQL {postgres_version} (own cluster)"
-    print(f"Measured {when}, {stores}, {machine()['cpu']}\n")
+    print(header(when, stores, machine()["cpu"], floors) + "\n")
     print(text)
     document = {
         "at": started.strftime("%Y%m%dT%H%M%SZ"),
         "runs": args.runs,
         "quick": args.quick,
         "machine": {**machine(), "redis": redis_version, "postgres": postgres_version},
+        "floor_us": floors,
         "labels": labels,
         "samples": samples,
         "loads": loads,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.harness import Figure, Metric, percentile
-from bench.peers.__main__ import systems_named
+from bench.peers.__main__ import header, systems_named
 from bench.peers.bodies import LineCounter
 from bench.peers.table import cell, ratios
 
@@ -99,3 +99,14 @@ def test_an_unknown_or_empty_peers_list_says_which_systems_there_are(names: str,
         systems_named(names)
 
     assert "choose among foundry,foundry0,huey" in str(raised.value)
+
+
+def test_the_peers_header_names_the_round_trip_floor_before_and_after_the_run() -> None:
+    line = header(
+        "2026-12-06 10:00-10:10 UTC", "Redis 7.0.15 on loopback", "AMD EPYC", [54.4, 131.6]
+    )
+
+    assert line.startswith("Measured 2026-12-06 10:00-10:10 UTC, Redis 7.0.15 on loopback, AMD")
+    assert line.endswith(
+        "a bare-socket LPUSH round trip to that Redis 54 / 132 µs (before / after)"
+    )
