@@ -132,8 +132,8 @@ def _floor(server: RedisServer) -> float:
 
 def header(when: str, stores: str, cpu: str, floors: Sequence[float]) -> str:
     """The table's first line: when, on what, and the host's round-trip floor before and
-    after the run (the same machine type can differ several times over in it: a table is
-    compared with another measured at about the same floor)."""
+    after the run (one machine can differ several times over in it within an hour: a table
+    is compared with another measured at about the same floor)."""
     floor = " / ".join(f"{value:.0f}" for value in floors)
     return (
         f"Measured {when}, {stores}, {cpu}; a bare-socket LPUSH round trip to that Redis "
