@@ -62,10 +62,12 @@ def systems_named(names: str, extra: tuple[str, ...] = ()) -> list[System]:
     known ones."""
     keys = [key.strip() for key in names.split(",") if key.strip()]
     unknown = [key for key in keys if key not in BY_KEY]
-    if unknown or not keys:
-        wrong = ", ".join(map(repr, unknown)) + ", which the bench does not know"
-        if not keys:
-            wrong = "no system"
+    if not keys or unknown:
+        wrong = (
+            ", ".join(map(repr, unknown)) + ", which the bench does not know"
+            if unknown
+            else "no system"
+        )
         raise SystemExit(f"error: --peers names {wrong}; choose among {','.join(BY_KEY)}")
     named = list(dict.fromkeys(keys))
     defaults = dict.fromkeys(FOUNDRY_ON[BY_KEY[key].store] for key in named if BY_KEY[key].peer)

@@ -128,7 +128,7 @@ def test_the_book_says_which_jobs_it_holds_and_their_latest_lease() -> None:
     assert ("a" in book, len(book)) == (False, 0)
 
 
-def test_an_earlier_lease_of_a_job_held_again_is_neither_renewed_nor_let_go_for_it() -> None:
+def test_an_earlier_lease_of_a_job_held_again_neither_reads_nor_lets_go_the_later() -> None:
     book = LeaseBook(30.0)
     old, new = lease("a", token="old"), lease("a", token="new")
     book.hold([new], sent_at=0.0)
