@@ -249,3 +249,23 @@ def test_a_large_batch_in_one_call(batch_queue: BatchQueue) -> None:
     record = queue.batch("big")
     assert record is not None
     assert (done, record.progress.completed, record.state) == (2500, 2500, "succeeded")
+
+
+def test_leases_that_lapse_together_set_off_callbacks_in_deadline_then_id_order(
+    batch_queue: BatchQueue, clock: ManualClock
+) -> None:
+    """A reap recovers the leases that lapsed by deadline, then job id, on every backend, so
+    what they set off (here each batch's finally) is enqueued in that order, whatever order
+    the jobs were enqueued and claimed in."""
+    queue = batch_queue
+    for name in ("b", "a"):
+        member = job(id=name, retry=RetryPolicy(max_attempts=1))
+        finally_ = job("on_finally", id=f"{name}-finally")
+        queue.enqueue_batches([Batch([member], {Callback.FINALLY: finally_}, id=f"batch-{name}")])
+    claimed = [lease.job_id for lease in _claim(queue, limit=1) + _claim(queue, limit=1)]
+    assert claimed == ["b", "a"]  # one deadline for both: the same moment, the same lease
+
+    clock.advance(LEASE + timedelta(milliseconds=1))
+    assert queue.reap() == 2
+
+    assert [lease.job_id for lease in _claim(queue)] == ["a-finally", "b-finally"]

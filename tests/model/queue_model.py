@@ -294,12 +294,17 @@ class QueueModel:
         self.ended(job.id, failed=True)
 
     def reap(self) -> int:
-        """Recover every lease whose deadline is before now; returns how many."""
-        expired = [
-            j
-            for j in self.jobs.values()
-            if j.state == ACTIVE and j.deadline is not None and j.deadline < self.now
-        ]
+        """Recover every lease whose deadline is before now, by deadline, then job id (what
+        one sets off, dependants and batch callbacks, gets its seqs in that order); returns
+        how many."""
+        expired = sorted(
+            (
+                j
+                for j in self.jobs.values()
+                if j.state == ACTIVE and j.deadline is not None and j.deadline < self.now
+            ),
+            key=lambda j: (j.deadline, j.id),
+        )
         for job in expired:
             if job.stop is not None:
                 self.end_cancelled(job, job.stop)

@@ -214,7 +214,13 @@ class QueueMachine(BatchRules):
             )
         batch = Batch(
             members,
-            {which: Job("cb", id=f"j{next(self.ids)}", queue=queue) for which in callbacks},
+            # In Callback's order, not the set's (its order varies with the process's hash seed,
+            # and so would the ids, so a failing example would not replay).
+            {
+                which: Job("cb", id=f"j{next(self.ids)}", queue=queue)
+                for which in Callback
+                if which in callbacks
+            },
             allow_failures=allow_failures,
             id=f"b{next(self.ids)}",
         )

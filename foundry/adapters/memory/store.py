@@ -173,8 +173,14 @@ class QueueState:
         return None
 
     def expired_leases(self, now: datetime) -> list[Entry]:
-        """Active jobs whose lease deadline has passed (strictly before ``now``)."""
-        return [e for e in self.active.values() if e.deadline is not None and e.deadline < now]
+        """Active jobs whose lease deadline has passed (strictly before ``now``), by deadline,
+        then job id, as every backend reaps them."""
+        expired = [
+            (e.deadline, e.job_id, e)
+            for e in self.active.values()
+            if e.deadline is not None and e.deadline < now
+        ]
+        return [entry for _, _, entry in sorted(expired)]  # ids are unique: entries never compared
 
     def oldest_dead(self) -> Entry:
         """The dead letter that died first."""

@@ -76,7 +76,7 @@ _STATEMENTS: dict[str, str] = {
         SELECT queue, id, lease_token, attempts, max_attempts, worker, stop, lease_deadline,
                run_at, ahead
           FROM {s}.jobs WHERE state = 'active' AND lease_deadline < %(now)s
-         ORDER BY lease_deadline LIMIT 500 FOR UPDATE SKIP LOCKED
+         ORDER BY lease_deadline, id COLLATE "C" LIMIT 500 FOR UPDATE SKIP LOCKED
         """,
     "lose": """
         SELECT {s}.end_job(
