@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,8 @@ class Ledger:
         os.write(self._descriptor(), line)
 
     def events(self) -> list[dict[str, Any]]:
-        """Every event so far, in file order; a torn last line (a killed writer) is skipped."""
+        """Every event so far, in file order, up to a last line not written whole yet (or torn
+        by a killed writer)."""
         return list(self._read())
 
     def close(self) -> None:
@@ -74,7 +75,14 @@ class Ledger:
         if not self.path.exists():
             return
         with self.path.open("rb") as lines:
-            for line in lines:
-                if not line.endswith(b"\n"):
-                    continue
-                yield orjson.loads(line)
+            yield from complete_events(lines)
+
+
+def complete_events(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """The events of ``lines`` up to the first line without its newline: the end of the file
+    as it was read (a write in progress, or a killed writer's torn line). Reading on would
+    take the rest of a line appended meanwhile for a line of its own."""
+    for line in lines:
+        if not line.endswith(b"\n"):
+            return
+        yield orjson.loads(line)

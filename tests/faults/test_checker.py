@@ -17,7 +17,7 @@ from tests.faults.checker import (
     given_up,
     overlapping,
 )
-from tests.faults.ledger import Ledger
+from tests.faults.ledger import Ledger, complete_events
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -260,3 +260,11 @@ def test_the_ledger_keeps_lines_from_forked_writers(tmp_path: Path) -> None:
     os.waitpid(pid, 0)
 
     assert len(ledger.events()) == 201
+
+
+def test_the_ledger_reads_up_to_a_line_still_being_written() -> None:
+    # What a reader meets when a writer appends during the read: the line's start at the end
+    # of the file, then, if it read on, the line's rest as if it were a line of its own.
+    lines = [b'{"ev":"note","t":1.0}\n', b'{"ev":"note","t":', b"2.0}\n"]
+
+    assert [event["t"] for event in complete_events(lines)] == [1.0]
