@@ -263,7 +263,7 @@ def test_leases_that_lapse_together_set_off_callbacks_in_deadline_then_id_order(
         finally_ = job("on_finally", id=f"{name}-finally")
         queue.enqueue_batches([Batch([member], {Callback.FINALLY: finally_}, id=f"batch-{name}")])
     claimed = [lease.job_id for lease in _claim(queue, limit=1) + _claim(queue, limit=1)]
-    assert claimed == ["b", "a"]  # one deadline for both: the same moment, the same lease
+    assert claimed == ["b", "a"]  # one deadline: claimed at one moment for one lease time
 
     clock.advance(LEASE + timedelta(milliseconds=1))
     assert queue.reap() == 2
