@@ -7,6 +7,7 @@ The converter (``converter.py``) is built when a codec first needs it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
@@ -44,6 +45,22 @@ _PASSTHROUGH = (
 
 
 _WORKER_FIELDS = attrs.fields(WorkerInfo)
+_NON_FINITE = "it holds {}, which JSON cannot represent: it would read back as None"
+
+
+def _first_non_finite(value: Any) -> float | None:
+    """The first NaN or infinity in JSON data, or ``None``: orjson writes them as null, so
+    they would read back as ``None``."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else value
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, list | tuple):
+        return None
+    for item in value:
+        if (found := _first_non_finite(item)) is not None:
+            return found
+    return None
 
 
 def _describe(error: Exception) -> str:
@@ -169,9 +186,13 @@ class Codec:
         """A job's result as JSON. Raises ``InvalidResult`` naming its type if it is not
         JSON-compatible (never a silent substitute)."""
         try:
-            return orjson.dumps(self.converter.unstructure(result))
+            data = self.converter.unstructure(result)
+            blob = orjson.dumps(data)
         except (TypeError, orjson.JSONEncodeError, RecursionError) as error:
             raise InvalidResult(type(result).__name__, str(error)[:200]) from error
+        if b"null" in blob and (number := _first_non_finite(data)) is not None:
+            raise InvalidResult(type(result).__name__, _NON_FINITE.format(number))
+        return blob
 
     # -- cache values -------------------------------------------------------------------------
 
@@ -184,9 +205,17 @@ class Codec:
         path refuses goes through the converter whole, so the result is always the same.
         """
         try:
-            return orjson.dumps(value, default=self._unstructure, option=_PASSTHROUGH)
+            blob = orjson.dumps(value, default=self._unstructure, option=_PASSTHROUGH)
         except (TypeError, orjson.JSONEncodeError):
-            pass
+            blob = self._encode_converted(value)
+        if b"null" in blob and (number := _first_non_finite(self._unstructure(value))) is not None:
+            raise InvalidCacheValue(
+                f"cannot cache a {type(value).__name__}: {_NON_FINITE.format(number)}; "
+                "cache it as a string, or None"
+            )
+        return blob
+
+    def _encode_converted(self, value: Any) -> bytes:
         try:
             return orjson.dumps(self.converter.unstructure(value))
         except (TypeError, orjson.JSONEncodeError) as error:

@@ -52,6 +52,11 @@ def _limit_hook(converter: cattrs.Converter) -> Callable[[Any, type], Limit]:
     return structure
 
 
+def _refuse_bytes(value: bytes) -> Any:
+    # cattrs' orjson preset writes bytes as base85 text, which a reader gets back as a str.
+    raise TypeError(f"{type(value).__name__} are not JSON data: decode them to a str first")
+
+
 def make_converter() -> cattrs.Converter:
     """A fresh converter with Foundry's hooks; never registers on cattrs' global one."""
     converter = make_orjson_converter(omit_if_default=True)
@@ -60,6 +65,7 @@ def make_converter() -> cattrs.Converter:
     converter.register_unstructure_hook(datetime, epoch_micros)
     converter.register_structure_hook(datetime, _to_datetime)
     converter.register_unstructure_hook(frozenset, sorted)
+    converter.register_unstructure_hook(bytes, _refuse_bytes)
     configure_tagged_union(Schedule, converter, tag_name="t")
     configure_tagged_union(Backoff, converter, tag_name="t")
     converter.register_structure_hook(Limit, _limit_hook(converter))

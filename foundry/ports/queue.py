@@ -90,7 +90,8 @@ class QueuePort(Protocol):
 
         Raises ``StaleLease`` if ``lease`` no longer holds the job (Q4); a re-send of a
         completion that was applied is accepted silently (Q8). A result that cannot be stored
-        raises ``InvalidResult`` (naming its type) before anything is written; so do
+        (or would read back as something else: bytes, NaN, infinities) raises
+        ``InvalidResult`` (naming its type) before anything is written; so do
         ``complete_many`` and ``complete_and_claim`` for any result of theirs.
         """
         ...

@@ -127,7 +127,10 @@ def test_a_non_string_key_is_rejected(cache: CachePort) -> None:
         cache.get(42)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("value", [object(), Decimal("1.5"), 2**70, 1j, print])
+@pytest.mark.parametrize(
+    "value",
+    [object(), Decimal("1.5"), 2**70, 1j, print, b"\x00\xff", float("nan"), {"a": [float("inf")]}],
+)
 def test_a_value_that_cannot_be_encoded_is_rejected_and_nothing_is_written(
     cache: CachePort, value: object
 ) -> None:

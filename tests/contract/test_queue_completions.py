@@ -139,6 +139,10 @@ def test_a_result_that_is_not_json_is_refused_naming_its_type_and_nothing_is_wri
         queue.complete_many([a, b], [None, object()])
     with pytest.raises(InvalidResult, match=r"of type dict\b"):
         queue.complete_and_claim([a, b], [{"when": object()}, None], request)
+    with pytest.raises(InvalidResult, match=r"of type bytes\b.*decode them to a str"):
+        queue.complete(a, b"\x00\xff")
+    with pytest.raises(InvalidResult, match=r"of type dict\b.*holds nan.*read back as None"):
+        queue.complete_many([a, b], [None, {"ratio": float("nan")}])
 
     records = [queue.get(job_id) for job_id in "abc"]
     assert [record.state for record in records if record is not None] == [

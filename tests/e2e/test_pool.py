@@ -58,6 +58,16 @@ def not_json() -> Any:
     return 1j
 
 
+@registry.job(name="raw_bytes")
+def raw_bytes() -> Any:
+    return b"\x00\xff"  # would read back as base85 text
+
+
+@registry.job(name="not_a_number")
+def not_a_number() -> Any:
+    return {"ratio": float("nan")}  # would read back as None
+
+
 class Weird(Exception):
     def __init__(self) -> None:
         super().__init__("weird")
@@ -189,7 +199,15 @@ def test_a_hard_time_limit_ends_a_job_while_the_other_child_keeps_answering(
     assert "nap" in seen.finished[seen.finished.index("stuck") :]  # not after the naps ran out
 
 
-@pytest.mark.parametrize(("name", "kind"), [("unpicklable", "function"), ("not_json", "complex")])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("unpicklable", "function"),
+        ("not_json", "complex"),
+        ("raw_bytes", "bytes"),
+        ("not_a_number", "dict"),
+    ],
+)
 def test_a_result_that_cannot_be_stored_fails_the_attempt_naming_its_type(
     queue: MemoryQueue, dispatcher: Dispatcher, name: str, kind: str
 ) -> None:
