@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping
 from typing import Any
@@ -36,13 +37,14 @@ def limit_of(
     return attrs.evolve(base, **changes)
 
 
-def key_fields(template: str) -> set[str]:
-    """The payload fields a key template names in braces; raises ``InvalidJob`` for one that
-    cannot be read."""
+def key_fields(template: str, field: str = "limit_key") -> set[str]:
+    """The payload fields a key template names in braces (``{user[id]}`` names ``user``);
+    raises ``InvalidJob`` about ``field`` for a template that cannot be read."""
     try:
-        return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
     except ValueError as error:
-        raise InvalidJob("limit_key", f"{template!r} is not a key template: {error}") from None
+        raise InvalidJob(field, f"{template!r} is not a key template: {error}") from None
+    return {re.split(r"[.\[]", name, maxsplit=1)[0] for name in names}
 
 
 def filled(limit: Limit | None, payload: Mapping[str, Any]) -> Limit | None:

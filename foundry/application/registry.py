@@ -347,17 +347,23 @@ def _payload_dict(handler: str, payload: Mapping[str, Any] | None) -> dict[str, 
 
 
 def _check_key_fields(handler: Handler) -> None:
-    """Refuse a limit key template naming a field the handler takes no argument for."""
-    limit, accepted = handler.template.limit, handler.arguments.accepted
-    if limit is None or accepted is None:
+    """Refuse a unique or limit key template naming a field the handler takes no argument
+    for (every dispatch would be refused)."""
+    unique, limit = handler.template.unique, handler.template.limit
+    accepted = handler.arguments.accepted
+    if accepted is None:
         return
-    unknown = key_fields(limit.key) - accepted
-    if unknown:
-        raise InvalidJob(
-            "limit_key",
-            f"{limit.key!r} names {sorted(unknown)[0]!r}, which handler {handler.name!r} takes "
-            f"no argument for; name one of {sorted(accepted) or 'none'}",
-        )
+    for field, template in (
+        ("unique", None if unique is None else unique.key),
+        ("limit_key", None if limit is None else limit.key),
+    ):
+        unknown = set() if template is None else key_fields(template, field) - accepted
+        if unknown:
+            raise InvalidJob(
+                field,
+                f"{template!r} names {sorted(unknown)[0]!r}, which handler {handler.name!r} "
+                f"takes no argument for; name one of {sorted(accepted) or 'none'}",
+            )
 
 
 def _fill_unique(unique: UniqueSpec | None, payload: Mapping[str, Any]) -> UniqueSpec | None:

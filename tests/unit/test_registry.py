@@ -72,12 +72,41 @@ def test_a_unique_key_template_is_filled_from_the_payload() -> None:
     assert job.unique.key == "mail:bob"
 
 
-def test_a_unique_key_template_naming_a_missing_field_is_an_invalid_job() -> None:
+def test_a_unique_key_template_naming_a_field_the_payload_lacks_is_an_invalid_job() -> None:
+    def send(to: str, user: str | None = None) -> None:
+        pass
+
     registry = JobRegistry()
-    registry.job(name="mail", unique=UniqueSpec(key="mail:{user}"))(send_mail)
+    registry.job(name="mail", unique=UniqueSpec(key="mail:{user}"))(send)
 
     with pytest.raises(InvalidJob, match="unique"):
         registry.make_job("mail", {"to": "bob"})
+
+
+def test_a_unique_key_template_naming_an_argument_the_handler_lacks_is_refused_at_declaration() -> (
+    None
+):
+    with pytest.raises(InvalidJob, match="names 'user', which handler 'mail'"):
+        JobRegistry().job(name="mail", unique=UniqueSpec(key="mail:{user}"))(send_mail)
+
+
+def test_key_templates_may_index_into_an_argument() -> None:
+    def sync(account: dict[str, int]) -> None:
+        pass
+
+    registry = JobRegistry()
+    registry.job(
+        name="sync",
+        unique=UniqueSpec(key="s:{account[id]}"),
+        concurrency=1,
+        limit_key="a:{account[id]}",
+    )(sync)
+
+    job = registry.make_job("sync", {"account": {"id": 7}})
+
+    assert job.unique is not None
+    assert job.limit is not None
+    assert (job.unique.key, job.limit.key) == ("s:7", "a:7")
 
 
 def test_an_unknown_name_raises_unknown_handler_naming_it() -> None:
