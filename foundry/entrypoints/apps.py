@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from typing import Any
 
 from foundry.application.registry import JobRegistry
-from foundry.domain import ConfigurationError
+from foundry.domain import ConfigurationError, UnknownHandler
 
 _EXAMPLE = "like myapp.jobs:registry"
 
@@ -18,37 +19,77 @@ def load_app(spec: str, container: Any = None) -> JobRegistry:
 
     The attribute is a ``JobRegistry``, or a callable that takes the container and returns
     one (for apps that need the cache or a dispatcher when they start). The current directory
-    is importable, as with ``python -m``.
+    is importable, as with ``python -m``. Anything else (a handler among them: it is never
+    called) is a ``ConfigurationError`` saying what to name instead.
     """
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ConfigurationError(f"--app {spec!r} must be module:attribute, {_EXAMPLE}")
+    module = _import(spec, module_name)
+    found = getattr(module, attribute, None)
+    if found is None:
+        raise ConfigurationError(f"--app {spec!r}: {module_name} has no attribute {attribute!r}")
+    if isinstance(found, JobRegistry):
+        return found
+    return _made_by(spec, found, module, container)
+
+
+_WANTED = (
+    "not a JobRegistry: name the registry, like myapp.jobs:registry, or a function that "
+    "takes the container and returns it"
+)
+
+
+def _import(spec: str, module_name: str) -> Any:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ImportError as error:
         raise ConfigurationError(
             f"--app {spec!r}: cannot import {module_name} ({error}); "
             "check the module path, or run from the directory that holds it"
         ) from error
-    found = getattr(module, attribute, None)
-    if found is None:
-        raise ConfigurationError(f"--app {spec!r}: {module_name} has no attribute {attribute!r}")
-    return _as_registry(spec, found if isinstance(found, JobRegistry) else _call(found, container))
 
 
-def _call(found: Any, container: Any) -> Any:
-    return found(container) if callable(found) else found
-
-
-def _as_registry(spec: str, found: Any) -> JobRegistry:
-    if not isinstance(found, JobRegistry):
+def _made_by(spec: str, factory: Any, module: Any, container: Any) -> JobRegistry:
+    """What ``factory`` returns for the container, once it is known to be an app factory."""
+    if not callable(factory):
+        raise ConfigurationError(f"--app {spec!r} is a {type(factory).__name__}, {_WANTED}")
+    owner = _registry_holding(module, factory)
+    if owner is not None:
         raise ConfigurationError(
-            f"--app {spec!r} is a {type(found).__name__}, not a JobRegistry "
-            "(or a function of the container returning one)"
+            f"--app {spec!r} is a handler, not an app: name its registry, "
+            f"--app {module.__name__}:{owner}"
         )
-    return found
+    try:
+        inspect.signature(factory).bind(container)
+    except TypeError:
+        raise ConfigurationError(
+            f"--app {spec!r} is a callable that cannot take the container as its one argument, "
+            f"{_WANTED}"
+        ) from None
+    except ValueError:  # no signature to read (some builtins): the call tells
+        pass
+    made = factory(container)
+    if not isinstance(made, JobRegistry):
+        raise ConfigurationError(
+            f"--app {spec!r} returned a {type(made).__name__} when called with the container, "
+            f"{_WANTED}"
+        )
+    return made
+
+
+def _registry_holding(module: Any, function: Any) -> str | None:
+    """The name of a registry in ``module`` that has ``function`` as a handler, if one has."""
+    for name, value in vars(module).items():
+        if isinstance(value, JobRegistry):
+            try:
+                value.name_of(function)
+            except UnknownHandler:
+                continue
+            return str(name)
+    return None
 
 
 def app_queues(registry: JobRegistry) -> tuple[str, ...]:

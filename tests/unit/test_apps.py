@@ -8,6 +8,21 @@ from foundry.entrypoints.demo import app as demo_app
 NOT_A_REGISTRY = 42
 
 
+def handler(user_id: int, note: str) -> None: ...
+
+
+def echo(value: object) -> str:
+    return str(value)
+
+
+REGISTRY = JobRegistry()
+
+
+@REGISTRY.job(name="registered")
+def registered(value: object) -> None:
+    raise AssertionError("a handler named as the app must not be called")
+
+
 def build(container: object) -> JobRegistry:
     registry = JobRegistry()
 
@@ -35,7 +50,10 @@ def test_a_factory_is_called_with_the_container() -> None:
         (":registry", "module:attribute"),
         ("foundry.entrypoints.demo.nope:registry", "cannot import foundry.entrypoints.demo.nope"),
         ("foundry.entrypoints.demo.app:nothing", "has no attribute 'nothing'"),
-        (f"{__name__}:NOT_A_REGISTRY", "not a JobRegistry"),
+        (f"{__name__}:NOT_A_REGISTRY", "is a int, not a JobRegistry: name the registry"),
+        (f"{__name__}:handler", "cannot take the container as its one argument"),
+        (f"{__name__}:registered", f"is a handler, not an app: .* --app {__name__}:REGISTRY$"),
+        (f"{__name__}:echo", "returned a str when called with the container, not a JobRegistry"),
     ],
 )
 def test_a_bad_app_is_a_configuration_error_that_says_what_is_wrong(spec: str, hint: str) -> None:
