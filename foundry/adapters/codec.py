@@ -19,6 +19,7 @@ import orjson
 from foundry.adapters.micros import epoch_micros
 from foundry.domain import (
     MAX_PAYLOAD_BYTES,
+    MAX_RESULT_BYTES,
     ErrorInfo,
     InvalidCacheValue,
     InvalidJob,
@@ -184,7 +185,7 @@ class Codec:
 
     def encode_result(self, result: Any) -> bytes:
         """A job's result as JSON. Raises ``InvalidResult`` naming its type if it is not
-        JSON-compatible (never a silent substitute)."""
+        JSON-compatible (never a silent substitute) or is over ``MAX_RESULT_BYTES``."""
         try:
             data = self.converter.unstructure(result)
             blob = orjson.dumps(data)
@@ -192,6 +193,11 @@ class Codec:
             raise InvalidResult(type(result).__name__, str(error)[:200]) from error
         if b"null" in blob and (number := _first_non_finite(data)) is not None:
             raise InvalidResult(type(result).__name__, _NON_FINITE.format(number))
+        if len(blob) > MAX_RESULT_BYTES:
+            raise InvalidResult(
+                type(result).__name__,
+                f"it is {len(blob)} bytes as JSON; the limit is {MAX_RESULT_BYTES}",
+            )
         return blob
 
     # -- cache values -------------------------------------------------------------------------

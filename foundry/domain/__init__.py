@@ -98,6 +98,9 @@ if TYPE_CHECKING:
         MAX_PAYLOAD_DEPTH as MAX_PAYLOAD_DEPTH,
     )
     from foundry.domain.job import (
+        MAX_RESULT_BYTES as MAX_RESULT_BYTES,
+    )
+    from foundry.domain.job import (
         PRIORITY_MAX as PRIORITY_MAX,
     )
     from foundry.domain.job import (
@@ -250,6 +253,7 @@ __all__ = [
     "MAX_DELAY",
     "MAX_PAYLOAD_BYTES",
     "MAX_PAYLOAD_DEPTH",
+    "MAX_RESULT_BYTES",
     "PRIORITY_MAX",
     "PRIORITY_MIN",
     "CacheError",
@@ -335,6 +339,7 @@ _HOMES = {
     "DEFAULT_QUEUE": "foundry.domain.job",
     "MAX_PAYLOAD_BYTES": "foundry.domain.job",
     "MAX_PAYLOAD_DEPTH": "foundry.domain.job",
+    "MAX_RESULT_BYTES": "foundry.domain.job",
     "PRIORITY_MAX": "foundry.domain.job",
     "PRIORITY_MIN": "foundry.domain.job",
     "AfterFailure": "foundry.domain.job",

@@ -23,6 +23,9 @@ from foundry.domain.schedule import RunAfter, RunAt, RunNow, Schedule
 PRIORITY_MIN = -255
 PRIORITY_MAX = 255
 MAX_PAYLOAD_BYTES = 512 * 1024
+#: The largest result a job may store (as JSON): far below what a backend refuses outright
+#: (Redis: 512 MB by default), which would fail the completion on every retry.
+MAX_RESULT_BYTES = 16 * 1024 * 1024
 #: How deep dicts and lists may nest in a payload (every encoder on the way has a limit).
 MAX_PAYLOAD_DEPTH = 64
 MAX_NAME_LENGTH = 200

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from foundry.domain import InvalidResult, JobState
+from foundry.domain import MAX_RESULT_BYTES, InvalidResult, JobState
 from foundry.ports import ClaimRequest
 from tests.backends import LEASE, Queue, job
 
@@ -143,6 +143,8 @@ def test_a_result_that_is_not_json_is_refused_naming_its_type_and_nothing_is_wri
         queue.complete(a, b"\x00\xff")
     with pytest.raises(InvalidResult, match=r"of type dict\b.*holds nan.*read back as None"):
         queue.complete_many([a, b], [None, {"ratio": float("nan")}])
+    with pytest.raises(InvalidResult, match=rf"of type str\b.*the limit is {MAX_RESULT_BYTES}"):
+        queue.complete(a, "x" * (MAX_RESULT_BYTES - 1))  # and two quotes
 
     records = [queue.get(job_id) for job_id in "abc"]
     assert [record.state for record in records if record is not None] == [
@@ -151,3 +153,15 @@ def test_a_result_that_is_not_json_is_refused_naming_its_type_and_nothing_is_wri
         JobState.READY,
     ]
     assert queue.stats("default").completed == 0
+
+
+def test_a_result_as_large_as_the_limit_is_stored(queue: Queue) -> None:
+    queue.enqueue(job(id="a"))
+    (lease,) = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    largest = "x" * (MAX_RESULT_BYTES - 2)  # and two quotes
+
+    queue.complete(lease, largest)
+
+    record = queue.get("a")
+    assert record is not None
+    assert record.result == largest

@@ -19,7 +19,7 @@ from foundry.application.outcome import Outcome, OutcomeKind
 from foundry.application.pool import Pool
 from foundry.application.pool.config import PoolConfig
 from foundry.application.registry import JobRegistry
-from foundry.domain import JobState, RetryPolicy
+from foundry.domain import MAX_RESULT_BYTES, JobState, RetryPolicy
 from foundry.ports import Lease, WorkerInfo
 
 registry = JobRegistry()
@@ -61,6 +61,11 @@ def not_json() -> Any:
 @registry.job(name="raw_bytes")
 def raw_bytes() -> Any:
     return b"\x00\xff"  # would read back as base85 text
+
+
+@registry.job(name="too_large")
+def too_large() -> Any:
+    return "x" * MAX_RESULT_BYTES  # and two quotes: over the limit
 
 
 @registry.job(name="not_a_number")
@@ -206,6 +211,7 @@ def test_a_hard_time_limit_ends_a_job_while_the_other_child_keeps_answering(
         ("not_json", "complex"),
         ("raw_bytes", "bytes"),
         ("not_a_number", "dict"),
+        ("too_large", "str"),
     ],
 )
 def test_a_result_that_cannot_be_stored_fails_the_attempt_naming_its_type(
