@@ -61,6 +61,49 @@ def test_a_new_schedule_waits_for_its_first_tick_then_fires_it_once(
     assert record.job.created_at == START + MINUTE
 
 
+def steps_until_a_wait(scheduler: Scheduler) -> float:
+    """Step while the scheduler wants to step again at once; the wait it then asks for."""
+    for _ in range(100):
+        wait = scheduler.step()
+        if wait > 0:
+            return wait
+    raise AssertionError("the scheduler never waited")
+
+
+def test_a_schedule_ticking_faster_than_a_step_a_second_fires_every_tick(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app()
+    quarter = timedelta(milliseconds=250)
+    registry.schedule("fast", "beat", every=quarter)
+    fast = next(s for s in registry.schedules() if s.name == "fast")
+    scheduler = Scheduler(queue, registry)
+
+    first_wait = steps_until_a_wait(scheduler)  # every tick within ahead (5 s) fired early
+    clock.advance(timedelta(seconds=1))
+    steps_until_a_wait(scheduler)
+
+    ticks = [START + k * quarter for k in range(1, 25)]
+    assert jobs_of(queue, fast, ticks) == [True] * 24
+    assert first_wait == pytest.approx(0.25)  # the next tick's, not MAX_SLEEP_S
+
+
+def test_a_schedule_held_for_its_tick_is_stepped_at_its_tick(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app(overlap="skip")
+    (schedule,) = registry.schedules()
+    scheduler = Scheduler(queue, registry)
+    clock.advance(timedelta(seconds=59, milliseconds=700))
+
+    wait = scheduler.step()  # the tick is within ahead, but overlap='skip' fires at it
+    clock.advance(timedelta(milliseconds=300))
+    scheduler.step()
+
+    assert wait == pytest.approx(0.3)
+    assert jobs_of(queue, schedule, minutes(1)) == [True]
+
+
 def test_three_schedulers_enqueue_each_tick_exactly_once(queue: Queue, clock: ManualClock) -> None:
     registry = app()
     schedulers = [Scheduler(queue, registry) for _ in range(3)]

@@ -31,7 +31,7 @@ import foundry
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.adapters.redis.queue import RedisQueue
-from foundry.application.schedules.scheduler import Scheduler
+from foundry.application.schedules.scheduler import MAX_SLEEP_S, Scheduler
 from foundry.domain import CatchUp, CatchUpMode, PeriodicSchedule
 from foundry.ports import Firing
 from tests.backends import Queue
@@ -51,6 +51,7 @@ def app() -> foundry.JobRegistry:
 
     registry.schedule("minutely", beat, every=60, payload={"n": 1})
     registry.schedule("often", beat, every=17, catch_up=CatchUp(mode="all", cap=3))
+    registry.schedule("quarter", beat, every=0.25, payload={"n": 4})  # several ticks a step
     registry.schedule(
         "berlin",
         beat,
@@ -114,6 +115,12 @@ class ScheduleMachine(RuleBasedStateMachine):
             if not state.paused and state.due_from <= now + AHEAD:
                 self.fire(name, state.due_from, now)
 
+    def longest_wait(self, now: datetime) -> float:
+        """How long a scheduler may sleep after a complete step: until an unpaused schedule's
+        next tick comes within ``AHEAD`` (at once if one has), ``MAX_SLEEP_S`` at most."""
+        untils = [state.due_from - AHEAD - now for state in self.model.values() if not state.paused]
+        return min([MAX_SLEEP_S, *(max(until.total_seconds(), 0.0) for until in untils)])
+
     def fire(self, name: str, due_from: datetime, now: datetime) -> None:
         """The model's step of one schedule read at ``now`` (a tick ahead fires at its time)."""
         schedule, state = self.schedules[name], self.model[name]
@@ -136,8 +143,9 @@ class ScheduleMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.schedulers)
     def step(self, data: st.DataObject) -> None:
         index = data.draw(st.integers(0, len(self.schedulers) - 1))
-        self.schedulers[index].step()
+        wait = self.schedulers[index].step()
         self.model_step(self.clock.now())
+        assert wait <= self.longest_wait(self.clock.now()) + 0.001  # Redis keeps whole ms
 
     @rule(data=st.data())
     @precondition(lambda self: self.schedulers and self.model)
@@ -145,7 +153,7 @@ class ScheduleMachine(RuleBasedStateMachine):
         """A slow scheduler reads what is due and plans; its firings are sent later."""
         index = data.draw(st.integers(0, len(self.schedulers) - 1))
         poll = self.queue.poll([QUEUE], 100, AHEAD)
-        firings, _ = self.schedulers[index]._plan(poll.due, poll.now)
+        firings, _, _ = self.schedulers[index]._plan(poll.due, poll.now)
         expected = {f.name: poll.now for f in firings}
         self.reads[index] = (firings, expected)
 

@@ -136,7 +136,7 @@ class Scheduler:
             self.sync(redefine=self._synced_at is None)
             self._synced_at = now
         poll = self._port.poll(self._queues, self._batch, self._ahead)
-        firings, orphans = self._plan(poll.due, poll.now)
+        firings, orphans, held = self._plan(poll.due, poll.now)
         for queue, names in orphans.items():
             log.warning("schedules %s of queue %s are not declared: orphaned", names, queue)
             self._port.orphan(queue, names)
@@ -144,9 +144,13 @@ class Scheduler:
             self._report(self._port.fire(firings), poll.now)
         if len(poll.due) >= self._batch:
             return 0.0
-        if poll.next_at is None:
+        # The fired schedules' next ticks count too: one ticking faster than MAX_SLEEP_S is
+        # stepped once per tick, and one held for its tick (overlap='skip') fires at it.
+        early = [at for at in (poll.next_at, *(f.next_at for f in firings)) if at is not None]
+        wakes = [at - self._ahead for at in early] + held
+        if not wakes:
             return MAX_SLEEP_S
-        until = (poll.next_at - self._ahead - poll.now).total_seconds()
+        until = (min(wakes) - poll.now).total_seconds()
         return min(max(until, 0.0), MAX_SLEEP_S)
 
     def sync(self, *, redefine: bool) -> None:
@@ -162,9 +166,11 @@ class Scheduler:
 
     def _plan(
         self, due: Sequence[DueSchedule], now: datetime
-    ) -> tuple[list[Firing], dict[str, list[str]]]:
+    ) -> tuple[list[Firing], dict[str, list[str]], list[datetime]]:
+        """The firings, the orphans by queue, and the ticks of schedules held until then."""
         firings: list[Firing] = []
         orphans: dict[str, list[str]] = {}
+        held: list[datetime] = []
         for item in due:
             schedule = self._schedules.get(item.name)
             if schedule is None or schedule.queue != item.queue:
@@ -173,7 +179,9 @@ class Scheduler:
                 self._redefine(schedule, now)
             elif item.due_from <= now or schedule.overlap is not Overlap.SKIP:
                 firings.append(self._firing(schedule, item, now))
-        return firings, orphans
+            else:
+                held.append(item.due_from)
+        return firings, orphans, held
 
     def _firing(self, schedule: PeriodicSchedule, item: DueSchedule, now: datetime) -> Firing:
         plan = schedule.plan(item.due_from, max(now, item.due_from))
