@@ -74,7 +74,7 @@ class AsyncDispatcher(DispatcherBase):
         payload: Mapping[str, Any] | None = None,
         *,
         queue: str | None = None,
-        delay: timedelta | None = None,
+        delay: timedelta | float | None = None,
         at: datetime | None = None,
         priority: int | None = None,
         job_id: str | None = None,

@@ -86,7 +86,7 @@ class Dispatcher(DispatcherBase):
         payload: Mapping[str, Any] | None = None,
         *,
         queue: str | None = None,
-        delay: timedelta | None = None,
+        delay: timedelta | float | None = None,
         at: datetime | None = None,
         priority: int | None = None,
         job_id: str | None = None,

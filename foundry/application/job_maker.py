@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from foundry.application.durations import duration
 from foundry.application.limiting import limit_of
 from foundry.application.registry import JobRegistry
 from foundry.domain import (
@@ -49,7 +50,7 @@ class JobMaker:
         target: Target,
         payload: Mapping[str, Any] | None,
         *,
-        delay: timedelta | None,
+        delay: timedelta | float | None,
         at: datetime | None,
         queue: str | None,
         priority: int | None,
@@ -198,16 +199,30 @@ def job_id_of(outcome: EnqueueOutcome) -> str:
     return outcome.existing_id if isinstance(outcome, Duplicate) else outcome.job_id
 
 
-def _schedule(delay: timedelta | None, at: datetime | None) -> Schedule:
+def _schedule(delay: timedelta | float | None, at: datetime | None) -> Schedule:
     if delay is not None and at is not None:
         raise InvalidJob("schedule", "give delay= or at=, not both")
+    if delay is not None:
+        return _run_after(delay)
+    if at is None:
+        return RunNow()
+    if not isinstance(at, datetime):
+        raise InvalidJob("schedule", f"at={at!r} must be an aware datetime")
     try:
-        if delay is not None:
-            return RunAfter(delay)
-        if at is not None:
-            return RunAt(at)
-    except (TypeError, ValueError) as error:
+        return RunAt(at)
+    except ValueError as error:
+        raise InvalidJob("schedule", f"{error}; pass an aware datetime") from error
+
+
+def _run_after(delay: object) -> RunAfter:
+    given = duration(delay)
+    if given is None:
         raise InvalidJob(
-            "schedule", f"{error}; pass a timedelta >= 0 or an aware datetime"
-        ) from error
-    return RunNow()
+            "schedule",
+            f"delay={delay!r} must be a timedelta or a number of seconds, e.g. delay=30 or "
+            "delay=timedelta(minutes=5) (at= takes a datetime)",
+        )
+    try:
+        return RunAfter(given)
+    except ValueError as error:
+        raise InvalidJob("schedule", f"{error}; pass a timedelta >= 0 or seconds") from error

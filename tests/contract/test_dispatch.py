@@ -83,10 +83,11 @@ def test_dispatch_accepts_the_registered_function_as_target(
     assert record.job.name == "resize"
 
 
+@pytest.mark.parametrize("delay", [timedelta(seconds=5), 5, 5.0])
 def test_a_delayed_dispatch_waits_until_its_delay_has_passed(
-    dispatcher: AnyDispatcher, queue: Queue, clock: ManualClock
+    dispatcher: AnyDispatcher, queue: Queue, clock: ManualClock, delay: timedelta | float
 ) -> None:
-    job_id = dispatcher.dispatch("resize", {"width": 1}, delay=timedelta(seconds=5))
+    job_id = dispatcher.dispatch("resize", {"width": 1}, delay=delay)
 
     record = queue.get(job_id)
     assert record is not None
@@ -104,6 +105,25 @@ def test_dispatch_at_a_moment_schedules_it_then(
     record = queue.get(job_id)
     assert record is not None
     assert record.run_at == moment
+
+
+@pytest.mark.parametrize(
+    ("when", "message"),
+    [
+        ({"delay": "5"}, r"delay='5' must be a timedelta or a number of seconds"),
+        ({"delay": float("nan")}, r"delay=nan must be a timedelta or a number of seconds"),
+        ({"delay": True}, r"delay=True must be"),
+        ({"delay": -1}, r"delay must not be negative"),
+        ({"at": 5}, r"at=5 must be an aware datetime"),
+    ],
+)
+def test_a_bad_delay_or_moment_is_an_invalid_job_naming_the_fix(
+    dispatcher: AnyDispatcher, queue: Queue, when: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidJob, match=message):
+        dispatcher.dispatch("resize", {"width": 1}, **when)
+
+    assert queue.stats("images").delayed == 0
 
 
 def test_delay_and_at_together_are_an_invalid_job(

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import timedelta, tzinfo
 from typing import Any, Protocol
 
+from foundry.application.durations import duration
 from foundry.application.schedules.cron import parse_cron
 from foundry.domain import (
     CatchUp,
@@ -58,7 +59,7 @@ def recurrence(
 
 
 def _interval(name: str, given: object) -> timedelta:
-    every = _duration(given)
+    every = duration(given)
     if every is None or every <= _ZERO:
         raise InvalidSchedule(
             name, f"every={given!r} must be a positive timedelta (or seconds), e.g. every=60"
@@ -122,13 +123,7 @@ def declare(
 def _jitter(name: str, given: object) -> timedelta:
     if given is None:
         return _ZERO
-    jitter = _duration(given)
+    jitter = duration(given)
     if jitter is None or jitter < _ZERO:
         raise InvalidSchedule(name, f"jitter={given!r} must be a timedelta >= 0 (or seconds)")
     return jitter
-
-
-def _duration(value: object) -> timedelta | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    return value if isinstance(value, timedelta) else None
