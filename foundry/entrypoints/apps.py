@@ -46,6 +46,16 @@ def _import(spec: str, module_name: str) -> Any:
     try:
         return importlib.import_module(module_name)
     except ImportError as error:
+        missing = error.name or ""
+        if missing and not (module_name + ".").startswith(missing + "."):
+            fix = (
+                f"install {missing.partition('.')[0]} where the worker runs"
+                if isinstance(error, ModuleNotFoundError)
+                else "fix that import"
+            )
+            raise ConfigurationError(
+                f"--app {spec!r}: {module_name} was found, but importing it failed ({error}); {fix}"
+            ) from error
         raise ConfigurationError(
             f"--app {spec!r}: cannot import {module_name} ({error}); "
             "check the module path, or run from the directory that holds it"

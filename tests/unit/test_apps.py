@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from foundry.application.registry import JobRegistry
@@ -59,6 +61,25 @@ def test_a_factory_is_called_with_the_container() -> None:
 def test_a_bad_app_is_a_configuration_error_that_says_what_is_wrong(spec: str, hint: str) -> None:
     with pytest.raises(ConfigurationError, match=hint):
         load_app(spec)
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "fix"),
+    [
+        ("lacks_a_dependency", "import not_installed_anywhere\n", "install not_installed_anywhere"),
+        ("imports_a_missing_name", "from json import no_such_name\n", "fix that import"),
+    ],
+)
+def test_an_app_whose_own_imports_fail_is_told_apart_from_a_wrong_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str, fix: str
+) -> None:
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(tmp_path)
+
+    with pytest.raises(
+        ConfigurationError, match=f"{name} was found, but importing it failed .*; {fix}"
+    ):
+        load_app(f"{name}:registry")
 
 
 def test_the_app_queues_come_from_its_handlers_and_default_to_default() -> None:
