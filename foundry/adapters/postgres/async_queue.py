@@ -27,7 +27,7 @@ from foundry.adapters.postgres.batches import (
     batch_refused,
 )
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.connection import unreachable
+from foundry.adapters.postgres.connection import not_migrated, unreachable
 from foundry.adapters.postgres.database import end_policy
 from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused
 from foundry.adapters.postgres.rows import RowCodec
@@ -218,6 +218,9 @@ class AsyncPostgresQueue:
                     raise invalid from None
                 if isinstance(error, psycopg.errors.DeadlockDetected):
                     raise
+                missing = not_migrated(self._settings, error)
+                if missing is not None:
+                    raise missing from error
                 if not isinstance(error, psycopg.OperationalError):
                     raise
                 await self.aclose()
@@ -244,6 +247,9 @@ class AsyncPostgresQueue:
             raise invalid from None
         if isinstance(error, psycopg.OperationalError):
             raise unreachable(self._settings, error) from error
+        missing = not_migrated(self._settings, error)
+        if missing is not None:
+            raise missing from error
         raise error
 
     async def _open(self) -> psycopg.AsyncConnection[Any]:

@@ -15,6 +15,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from foundry.adapters.postgres.config import PostgresSettings
+from foundry.adapters.postgres.errors import SchemaOutdated
 from foundry.adapters.postgres.names import mask_url
 from foundry.domain import FoundryError, QueueUnavailable
 
@@ -67,6 +68,40 @@ def unreachable(
     )
 
 
+#: SQLSTATEs of a statement naming something Foundry's migrations create that is not there
+#: (a schema, table, column, function or type): the schema was never migrated, or by an
+#: older release.
+_NOT_MIGRATED = frozenset({"3F000", "42P01", "42703", "42883", "42704"})
+
+
+def not_migrated(settings: PostgresSettings, error: psycopg.Error) -> SchemaOutdated | None:
+    """``SchemaOutdated`` ("run foundry migrate", with the server's reason) if ``error`` is a
+    statement refused for lack of one of Foundry's objects, else ``None``."""
+    if error.sqlstate not in _NOT_MIGRATED:
+        return None
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return SchemaOutdated(
+        f"PostgreSQL refused a statement ({reason}): Foundry's schema {settings.schema!r} is "
+        "not there or older than this Foundry needs; run foundry migrate"
+    )
+
+
+@contextmanager
+def refusals(
+    settings: PostgresSettings, kind: type[FoundryError] = QueueUnavailable
+) -> Iterator[None]:
+    """Raise ``kind`` for a lost server, ``SchemaOutdated`` for a schema not migrated."""
+    try:
+        yield
+    except psycopg.OperationalError as error:
+        raise unreachable(settings, error, kind) from error
+    except psycopg.Error as error:
+        missing = not_migrated(settings, error)
+        if missing is None:
+            raise
+        raise missing from error
+
+
 @contextmanager
 def pooled(
     pool: ConnectionPool,
@@ -74,16 +109,15 @@ def pooled(
     kind: type[FoundryError] = QueueUnavailable,
 ) -> Iterator[psycopg.Connection]:
     """Borrow a connection from ``pool`` (opening it on first use); a connection failure,
-    then or while it is used, raises ``kind`` naming the server and the reason."""
+    then or while it is used, raises ``kind`` naming the server and the reason, and a
+    statement that finds the schema not migrated ``SchemaOutdated``."""
     try:
         if pool.closed:
             pool.open(wait=False)
-        with pool.connection() as conn:
+        with pool.connection() as conn, refusals(settings, kind):  # a PoolTimeout: below
             yield conn
     except PoolTimeout as error:
         raise _pool_timeout(settings, error, kind) from error
-    except psycopg.OperationalError as error:
-        raise unreachable(settings, error, kind) from error
 
 
 def _pool_timeout(

@@ -26,7 +26,7 @@ from foundry.adapters.codec import Codec
 from foundry.adapters.postgres.admin import PostgresAdmin
 from foundry.adapters.postgres.batches import PostgresBatches
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.connection import unreachable
+from foundry.adapters.postgres.connection import refusals
 from foundry.adapters.postgres.database import Database
 from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused
 from foundry.adapters.postgres.lent import psycopg_connection
@@ -127,11 +127,8 @@ class PostgresQueue:
             return []
         statement, params = self._enqueue_call(jobs)
         # The caller's connection may have any row factory; ours reads tuples.
-        with lent.cursor(row_factory=tuple_row) as cursor:
-            try:
-                rows = _enqueued(cursor, statement, params)
-            except psycopg.OperationalError as error:
-                raise unreachable(self._db.settings, error) from error
+        with lent.cursor(row_factory=tuple_row) as cursor, refusals(self._db.settings):
+            rows = _enqueued(cursor, statement, params)
         return outcomes(jobs, rows)
 
     def _enqueue_call(self, jobs: Sequence[Job]) -> tuple[bytes, dict[str, Any]]:
@@ -382,11 +379,8 @@ class PostgresQueue:
         """See ``TransactionalEnqueue.enqueue_batches_within``: the same call, on the caller's
         connection (psycopg, SQLAlchemy or Django: ``lent.py``)."""
         lent = psycopg_connection(connection)
-        with lent.cursor(row_factory=tuple_row) as cursor:
-            try:
-                self._batches.enqueue_on(cursor, items)
-            except psycopg.OperationalError as error:
-                raise unreachable(self._db.settings, error) from error
+        with lent.cursor(row_factory=tuple_row) as cursor, refusals(self._db.settings):
+            self._batches.enqueue_on(cursor, items)
 
     def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
         """See ``BatchPort.batch``."""
