@@ -1,5 +1,6 @@
 """Connections no retry can fix are said at once, as configuration errors (exit 2): a URL that
-cannot be read, a password Redis refuses, a TLS certificate that does not verify.
+cannot be read, a password Redis refuses, a TLS certificate that does not verify, a database
+the server does not have, a cluster URL naming a server not in cluster mode.
 
 "At once" is counted in connections the server accepted, not in seconds (a loaded machine
 takes seconds to start a process): a retried refusal would connect seven times."""
@@ -96,6 +97,52 @@ def test_the_queue_port_raises_a_configuration_error_for_a_refused_password(
         pytest.raises(foundry.ConfigurationError, match="authentication failed"),
     ):
         fx.queue.stats("default")
+
+
+@pytest.mark.parametrize(
+    "command", [("check",), ("stats",), ("work", "--app", "tests.e2e.apps:registry")]
+)
+def test_a_database_the_server_does_not_have_is_exit_2_naming_the_fix(
+    redis_server_factory: Callable[..., RedisServer], command: tuple[str, ...]
+) -> None:
+    server = redis_server_factory()
+
+    done = foundry_cli(*command, env={"REDIS_URL": f"redis://127.0.0.1:{server.port}/99"})
+
+    assert done.returncode == 2, done.stderr
+    assert "is one the server does not have (DB index is out of range)" in done.stderr
+    assert "use a number below its `databases` setting" in done.stderr
+
+
+def test_the_ports_raise_a_configuration_error_for_a_database_the_server_does_not_have(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory()
+    settings = foundry.Settings(redis_url=f"redis://127.0.0.1:{server.port}/99")
+    registry = foundry.JobRegistry()
+    registry.job(name="noop")(lambda: None)
+    calls: list[Callable[[foundry.Connection], object]] = [
+        lambda fx: fx.dispatcher(registry).dispatch("noop"),
+        lambda fx: fx.queue.stats("default"),
+        lambda fx: fx.cache.get("key"),
+    ]
+
+    with foundry.connect(settings) as fx:
+        for call in calls:
+            with pytest.raises(foundry.ConfigurationError, match="databases` setting"):
+                call(fx)
+
+
+def test_a_cluster_url_naming_a_server_not_in_cluster_mode_is_exit_2(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory()
+
+    done = foundry_cli("check", env={"REDIS_URL": f"redis+cluster://127.0.0.1:{server.port}"})
+
+    assert done.returncode == 2, done.stderr
+    assert "is not a Redis Cluster" in done.stderr
+    assert "use redis://host:6379/0 for a single server" in done.stderr
 
 
 def _openssl(*args: str | Path) -> None:

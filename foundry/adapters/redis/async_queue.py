@@ -214,7 +214,9 @@ class AsyncRedisQueue:
                 await self._runner.command("SADD", self._keys.registry, queue)
                 self._epochs.registered(queue)
 
-    async def _broken(self, keys: QueueKeys, error: redis.ResponseError) -> QueueBroken:
+    async def _broken(
+        self, keys: QueueKeys, error: redis.ResponseError
+    ) -> QueueBroken | ConfigurationError:
         try:
             types = await asyncio.gather(
                 *(self._runner.command("TYPE", key) for key in checked_keys(keys))

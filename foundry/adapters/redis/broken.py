@@ -10,8 +10,9 @@ from typing import Any
 
 import redis
 
+from foundry.adapters.redis.errors import refused
 from foundry.adapters.redis.keys import QUEUE_KEY_NAMES, QueueKeys
-from foundry.domain import QueueBroken
+from foundry.domain import ConfigurationError, QueueBroken
 
 #: The Redis type each queue key holds (the key table in lua/_head.lua): the functions' KEYS,
 #: then the fifo, which they name from the queue's base.
@@ -42,7 +43,9 @@ def wrong_types(keys: QueueKeys, types: list[Any]) -> list[str]:
     return found
 
 
-def broken(client: redis.Redis, keys: QueueKeys, error: redis.ResponseError) -> QueueBroken:
+def broken(
+    client: redis.Redis, keys: QueueKeys, error: redis.ResponseError
+) -> QueueBroken | ConfigurationError:
     """Our error for an error reply met working on ``keys``' queue, naming the wrong keys."""
     try:
         wrong = misplaced(client, keys)
@@ -51,10 +54,14 @@ def broken(client: redis.Redis, keys: QueueKeys, error: redis.ResponseError) -> 
     return queue_broken(keys, wrong, error)
 
 
-def queue_broken(keys: QueueKeys, wrong: list[str], error: redis.ResponseError) -> QueueBroken:
-    """The error naming ``keys``' queue, its ``wrong`` keys (if known) and Redis's reply."""
+def queue_broken(
+    keys: QueueKeys, wrong: list[str], error: redis.ResponseError
+) -> QueueBroken | ConfigurationError:
+    """The error naming ``keys``' queue, its ``wrong`` keys (if known) and Redis's reply; a
+    reply about the connection's settings (a database the server does not have) is no
+    queue's, but a ``ConfigurationError`` naming the fix."""
     detail = f"{'; '.join(wrong)} ({error})" if wrong else f"Redis answered {error}"
-    return QueueBroken(keys.queue, detail)
+    return refused(error) or QueueBroken(keys.queue, detail)
 
 
 @contextmanager

@@ -32,6 +32,10 @@ _REFUSALS = {
     "tls": "TLS certificate verification failed for {where} ({error}): pass the CA that signed "
     "the server's certificate with rediss://host:6379/0?ssl_ca_certs=/path/to/ca.pem",
     "sentinel": "{where}: {error}",
+    "db": "the database number for {where} is one the server does not have ({error}): use a "
+    "number below its `databases` setting (16 by default), in REDIS_URL or REDIS_DB",
+    "cluster": "{where} is not a Redis Cluster ({error}): use redis://host:6379/0 for a single "
+    "server, or redis+sentinel:// for one Sentinel watches",
 }
 
 
@@ -41,14 +45,19 @@ class SentinelRefused(MasterNotFoundError):
 
 
 def refusal(error: BaseException) -> str | None:
-    """``"auth"``, ``"tls"`` or ``"sentinel"`` for a connection no retry can fix (a refused
-    password, a certificate that does not verify, a master no sentinel knows), ``None`` for
-    anything else (an outage may pass)."""
+    """``"auth"``, ``"tls"``, ``"sentinel"``, ``"db"`` or ``"cluster"`` for a connection no
+    retry can fix (a refused password, a certificate that does not verify, a master no
+    sentinel knows, a database number past the server's, a cluster URL naming a server not in
+    cluster mode), ``None`` for anything else (an outage may pass)."""
     if isinstance(error, SentinelRefused):
         return "sentinel"
     text = str(error)
     if isinstance(error, redis.AuthenticationError) or text.startswith(("NOAUTH", "WRONGPASS")):
         return "auth"
+    if text.startswith("DB index is out of range"):
+        return "db"
+    if "Cluster mode is not enabled" in text:
+        return "cluster"
     cause = error.__cause__ or error.__context__
     if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
         return "tls"
@@ -86,15 +95,15 @@ def translated(
         )
     if isinstance(error, ReplicasBehind):
         return WriteNotReplicated(f"Redis took {what} but {error}", job_id=job_id)
-    return QueueUnavailable(f"Redis refused {what}: {error}", job_id=job_id)
+    return refused(error) or QueueUnavailable(f"Redis refused {what}: {error}", job_id=job_id)
 
 
 def cache_error(error: redis.RedisError, label: str) -> CacheError | ConfigurationError:
     """Our error for a driver error met while working on the key (or lock) ``label``."""
+    refusing = refused(error)
+    if refusing is not None:
+        return refusing
     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
-        refusing = refused(error)
-        if refusing is not None:
-            return refusing
         return CacheUnavailable(
             f"Redis cannot be reached ({error}) while working on {label!r}; "
             "check REDIS_URL and that redis-server is up (the operation may or may not have "

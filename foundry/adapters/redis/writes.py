@@ -26,6 +26,7 @@ from foundry.adapters.redis.retention import Retention
 from foundry.adapters.redis.runner import Arg, Call, FunctionRunner
 from foundry.domain import (
     Cancel,
+    ConfigurationError,
     Dead,
     Decision,
     ErrorInfo,
@@ -197,7 +198,9 @@ class LeaseWrites:
             raise refused[0]
         return total
 
-    def _each(self, queues: list[str], calls: list[Call]) -> tuple[list[Any], list[QueueBroken]]:
+    def _each(
+        self, queues: list[str], calls: list[Call]
+    ) -> tuple[list[Any], list[QueueBroken | ConfigurationError]]:
         """The replies of one call per queue, in one write; after an error reply each call is
         sent alone (each is safe to re-send), so one broken queue does not stop the others:
         its reply is ``None`` and its ``QueueBroken`` is returned."""
@@ -206,7 +209,7 @@ class LeaseWrites:
         except redis.ResponseError:
             pass
         replies: list[Any] = []
-        refused: list[QueueBroken] = []
+        refused: list[QueueBroken | ConfigurationError] = []
         for queue, one in zip(queues, calls, strict=True):
             try:
                 replies.append(self._runner.call_many([one])[0])
