@@ -1,6 +1,6 @@
 """Connections no retry can fix are said at once, as configuration errors (exit 2): a URL that
 cannot be read, a password Redis refuses, a TLS certificate that does not verify, a database
-the server does not have, a cluster URL naming a server not in cluster mode.
+the server does not have, a cluster or Sentinel URL naming a plain server.
 
 "At once" is counted in connections the server accepted, not in seconds (a loaded machine
 takes seconds to start a process): a retried refusal would connect seven times."""
@@ -143,6 +143,18 @@ def test_a_cluster_url_naming_a_server_not_in_cluster_mode_is_exit_2(
     assert done.returncode == 2, done.stderr
     assert "is not a Redis Cluster" in done.stderr
     assert "use redis://host:6379/0 for a single server" in done.stderr
+
+
+def test_a_sentinel_url_naming_a_plain_server_is_exit_2(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory()
+    url = f"redis+sentinel://127.0.0.1:{server.port}/mymaster"
+
+    done = foundry_cli("check", env={"REDIS_URL": url})
+
+    assert done.returncode == 2, done.stderr
+    assert "a host in REDIS_URL is a Redis server, not a Sentinel" in done.stderr
 
 
 def _openssl(*args: str | Path) -> None:

@@ -151,6 +151,7 @@ def _refusal(name: str, answers: list[Any]) -> SentinelRefused | None:
     (a failover may be under way)."""
     monitored: set[str] = set()
     answered = False
+    plain = None  # a server that does not know the SENTINEL command
     for answer in answers:
         if isinstance(answer, Exception):
             if refusal(answer) == "auth":
@@ -158,9 +159,16 @@ def _refusal(name: str, answers: list[Any]) -> SentinelRefused | None:
                     f"a sentinel refused the login ({answer}): set sentinel_password= (and "
                     "sentinel_username=) in REDIS_URL's query"
                 )
+            if "unknown command" in str(answer):
+                plain = answer
             continue
         answered = True
         monitored.update(answer)
+    if not answered and plain is not None:
+        return SentinelRefused(
+            f"a host in REDIS_URL is a Redis server, not a Sentinel ({plain}): name the "
+            "sentinels' ports (26379 by default), or use redis://host:6379/0 for one server"
+        )
     if not answered or name in monitored:
         return None
     known = ", ".join(sorted(monitored)) or "none"
