@@ -55,7 +55,13 @@ class Arguments(NamedTuple):
 
     @classmethod
     def of(cls, function: Callable[..., Any], name: str) -> Arguments:
-        """Read ``function``'s signature; positional-only parameters cannot take a payload."""
+        """Read ``function``'s signature; positional-only parameters cannot take a payload,
+        and what cannot be called is no handler."""
+        if not callable(function):
+            raise ConfigurationError(
+                f"handler {name!r} is a {type(function).__name__}, which cannot be called; "
+                "register a function"
+            )
         try:
             parameters = inspect.signature(function).parameters.values()
         except (TypeError, ValueError):  # a builtin without a signature: accept anything

@@ -123,6 +123,11 @@ def test_a_handler_with_positional_only_parameters_is_refused_at_registration() 
         foundry.JobRegistry().job(name="p")(positional)
 
 
+def test_something_that_cannot_be_called_is_refused_at_registration() -> None:
+    with pytest.raises(foundry.ConfigurationError, match="'n' is a int, which cannot be called"):
+        foundry.JobRegistry().job(name="n")(5)  # type: ignore[type-var]
+
+
 @pytest.mark.redis
 def test_a_producer_connected_by_its_redis_url_dispatches_to_redis(
     redis_url: str, monkeypatch: pytest.MonkeyPatch, warnings: pytest.LogCaptureFixture
