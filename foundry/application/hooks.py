@@ -31,6 +31,20 @@ _HOOKS = (
 )
 
 
+def _stray_hooks(kind: type[Middleware]) -> list[str]:
+    """Methods of ``kind`` named like a hook (``before_``, ``after_``, ``on_``) that none is."""
+    own = {
+        name for klass in kind.__mro__ if klass not in Middleware.__mro__ for name in vars(klass)
+    }
+    return sorted(
+        name
+        for name in own
+        if name.startswith(("before_", "after_", "on_"))
+        and name not in _HOOKS
+        and callable(getattr(kind, name))
+    )
+
+
 class Hooks:
     """The bound hooks of every registered middleware, by kind, in registration order.
 
@@ -50,6 +64,15 @@ class Hooks:
         for kind in _HOOKS:
             if getattr(type(middleware), kind) is not getattr(Middleware, kind):
                 self._by_kind[kind].append(getattr(middleware, kind))
+        strays = _stray_hooks(type(middleware))
+        if strays:
+            log.warning(
+                "middleware %s defines %s, which Foundry never calls (a misspelt hook? the "
+                "hooks: %s)",
+                type(middleware).__qualname__,
+                ", ".join(strays),
+                ", ".join(_HOOKS),
+            )
 
     def dispatching(self, job: Job) -> Job:
         """``job`` with the metadata the ``on_dispatch`` hooks add."""

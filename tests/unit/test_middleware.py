@@ -151,6 +151,22 @@ def test_use_refuses_what_is_not_a_middleware_naming_the_fix() -> None:
         registry.use(lambda job: None)  # type: ignore[arg-type]
 
 
+def test_a_method_named_like_a_hook_that_none_is_is_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Misspelt(Middleware):
+        def before_jobs(self, job: JobContext) -> None: ...
+
+        def after_job(self, job: JobContext, outcome: JobOutcome) -> None: ...
+
+        def on_error_hook(self) -> None: ...
+
+    JobRegistry().use(Misspelt())
+
+    (message,) = foundry_messages(caplog)
+    assert "Misspelt defines before_jobs, on_error_hook, which Foundry never calls" in message
+
+
 class Tenant(Middleware):
     def __init__(self, value: str) -> None:
         self.value = value
