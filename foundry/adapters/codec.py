@@ -49,18 +49,26 @@ _WORKER_FIELDS = attrs.fields(WorkerInfo)
 _NON_FINITE = "it holds {}, which JSON cannot represent: it would read back as None"
 
 
-def _first_non_finite(value: Any) -> float | None:
-    """The first NaN or infinity in JSON data, or ``None``: orjson writes them as null, so
-    they would read back as ``None``."""
-    if isinstance(value, float):
-        return None if math.isfinite(value) else value
-    if isinstance(value, dict):
-        value = value.values()
-    elif not isinstance(value, list | tuple):
-        return None
-    for item in value:
-        if (found := _first_non_finite(item)) is not None:
-            return found
+def _first_non_finite(value: Any, unstructure: Callable[[Any], Any]) -> float | None:
+    """A NaN or infinity in ``value``, or ``None``: orjson writes them as null, so they would
+    read back as ``None``. Plain JSON data is walked as it is (no call per item); anything
+    else is walked as ``unstructure`` makes it."""
+    stack = [value]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is dict:
+            extend(item.values())
+        elif kind is list or kind is tuple:
+            extend(item)
+        elif kind is float or isinstance(item, float):
+            if not math.isfinite(item):
+                return float(item)
+        elif not (kind is str or kind is int or kind is bool or item is None):
+            made = unstructure(item)
+            if made is not item:
+                stack.append(made)
     return None
 
 
@@ -184,15 +192,13 @@ class Codec:
         return tuple(self.decode(data, list[ErrorInfo]))
 
     def encode_result(self, result: Any) -> bytes:
-        """A job's result as JSON. Raises ``InvalidResult`` naming its type if it is not
-        JSON-compatible (never a silent substitute) or is over ``MAX_RESULT_BYTES``."""
+        """A job's result as JSON (as ``encode_value`` makes it). Raises ``InvalidResult``
+        naming its type if it is not JSON-compatible (never a silent substitute) or is over
+        ``MAX_RESULT_BYTES``."""
         try:
-            data = self.converter.unstructure(result)
-            blob = orjson.dumps(data)
+            blob = self._json(result)
         except (TypeError, orjson.JSONEncodeError, RecursionError) as error:
             raise InvalidResult(type(result).__name__, str(error)[:200]) from error
-        if b"null" in blob and (number := _first_non_finite(data)) is not None:
-            raise InvalidResult(type(result).__name__, _NON_FINITE.format(number))
         if len(blob) > MAX_RESULT_BYTES:
             raise InvalidResult(
                 type(result).__name__,
@@ -203,32 +209,32 @@ class Codec:
     # -- cache values -------------------------------------------------------------------------
 
     def encode_value(self, value: Any) -> bytes:
-        """A cache value as JSON bytes. Raises ``InvalidCacheValue`` if it cannot be encoded.
-
-        Fast path: orjson walks the value and hands the converter only what it does not
-        serialize the same way itself (attrs classes, datetimes, dataclasses, subclasses), so
-        plain JSON data skips the converter's dispatch (about 10x faster); anything the fast
-        path refuses goes through the converter whole, so the result is always the same.
-        """
+        """A cache value as JSON bytes. Raises ``InvalidCacheValue`` if it cannot be encoded."""
         try:
-            blob = orjson.dumps(value, default=self._unstructure, option=_PASSTHROUGH)
-        except (TypeError, orjson.JSONEncodeError):
-            blob = self._encode_converted(value)
-        if b"null" in blob and (number := _first_non_finite(self._unstructure(value))) is not None:
-            raise InvalidCacheValue(
-                f"cannot cache a {type(value).__name__}: {_NON_FINITE.format(number)}; "
-                "cache it as a string, or None"
-            )
-        return blob
-
-    def _encode_converted(self, value: Any) -> bytes:
-        try:
-            return orjson.dumps(self.converter.unstructure(value))
+            return self._json(value)
         except (TypeError, orjson.JSONEncodeError) as error:
             raise InvalidCacheValue(
                 f"cannot cache a {type(value).__name__}: {error}; "
                 "cache JSON-compatible data or attrs classes"
             ) from error
+
+    def _json(self, value: Any) -> bytes:
+        """``value`` as JSON; a ``TypeError`` (orjson's, the converter's, or for a NaN or
+        infinity, which orjson would write as null) saying why it cannot be.
+
+        Fast path: orjson walks the value and hands the converter only what it does not
+        serialize the same way itself (attrs classes, datetimes, dataclasses, subclasses), so
+        plain JSON data skips the converter's dispatch (about 10x faster); anything the fast
+        path refuses goes through the converter whole, so the result is always the same. Only
+        JSON holding ``null`` is walked for NaN, so data without it pays nothing more.
+        """
+        try:
+            blob = orjson.dumps(value, default=self._unstructure, option=_PASSTHROUGH)
+        except (TypeError, orjson.JSONEncodeError):
+            blob = orjson.dumps(self.converter.unstructure(value))
+        if b"null" in blob and (number := _first_non_finite(value, self._unstructure)) is not None:
+            raise TypeError(_NON_FINITE.format(number))
+        return blob
 
     def decode_value(self, data: bytes | str, key: str) -> Any:
         """A cache value from JSON bytes. Raises ``UndecodableValue`` naming the key."""

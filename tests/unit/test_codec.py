@@ -153,7 +153,7 @@ cache_values = st.recursive(
 
 
 @given(cache_values)
-def test_encode_value_gives_the_converter_s_bytes_or_refuses_what_json_would_change(
+def test_values_and_results_are_the_converter_s_bytes_or_refused_if_json_would_change_them(
     value: object,
 ) -> None:
     try:
@@ -163,9 +163,12 @@ def test_encode_value_gives_the_converter_s_bytes_or_refuses_what_json_would_cha
     except (TypeError, ValueError):  # bytes, a timedelta past 64-bit microseconds, NaN
         with pytest.raises(InvalidCacheValue):
             codec.encode_value(value)
+        with pytest.raises(InvalidResult):
+            codec.encode_result(value)
         return
 
     assert codec.encode_value(value) == expected
+    assert codec.encode_result(value) == expected
 
 
 def test_decode_values_decodes_a_batch_and_names_the_key_of_a_bad_one() -> None:
