@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +49,25 @@ def validate_key(key: object, what: str = "cache key") -> str:
                 ascii(key), f"a {what} must be valid UTF-8 text ({error.reason} at {error.start})"
             ) from None
     return key
+
+
+def key_list(keys: Iterable[str], method: str) -> list[str]:
+    """``keys`` as a list; one string, which would be read as its characters, is refused."""
+    if isinstance(keys, str | bytes):
+        raise InvalidCacheKey(
+            str(keys), f"{method} takes several keys; for one, pass a list: {method}([key])"
+        )
+    return list(keys)
+
+
+def value_map(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``values`` if it is a mapping of key to value (``set_many``'s argument)."""
+    if not isinstance(values, Mapping):
+        raise InvalidCacheValue(
+            f"set_many takes a mapping of key to value, got a {type(values).__name__}; "
+            "pass a dict, e.g. set_many({'a': 1})"
+        )
+    return values
 
 
 def validate_keys(keys: list[str]) -> list[str]:

@@ -122,6 +122,25 @@ def test_a_bad_key_is_rejected_and_nothing_is_written(cache: CachePort, key: str
     assert not cache.has("good")
 
 
+@pytest.mark.parametrize("method", ["get_many", "delete_many"])
+def test_one_string_for_several_keys_is_refused_not_read_as_its_characters(
+    cache: CachePort, method: str
+) -> None:
+    cache.set_many({"ab": 1, "a": 2})
+
+    with pytest.raises(InvalidCacheKey, match=rf"{method} takes several keys"):
+        getattr(cache, method)("ab")
+
+    assert cache.get_many(["ab", "a"]) == {"ab": 1, "a": 2}
+
+
+def test_set_many_refuses_what_is_not_a_mapping(cache: CachePort) -> None:
+    with pytest.raises(InvalidCacheValue, match="set_many takes a mapping of key to value"):
+        cache.set_many([("a", 1)])  # type: ignore[arg-type]
+
+    assert not cache.has("a")
+
+
 def test_a_non_string_key_is_rejected(cache: CachePort) -> None:
     with pytest.raises(InvalidCacheKey, match="must be a str"):
         cache.get(42)  # type: ignore[arg-type]

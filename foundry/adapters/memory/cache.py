@@ -17,6 +17,7 @@ from foundry.adapters.cache_effect import CacheEffect, step_in
 from foundry.adapters.cache_lock import CacheLock, Flight, make_lock, remember
 from foundry.adapters.cache_support import (
     add_to_counter,
+    key_list,
     positive_ms,
     tag_names,
     to_ms,
@@ -24,6 +25,7 @@ from foundry.adapters.cache_support import (
     validate_key,
     validate_prefix,
     validate_step,
+    value_map,
 )
 from foundry.adapters.codec import Codec
 from foundry.adapters.memory.cache_state import Entries, Item, Shared
@@ -115,7 +117,7 @@ class _MemoryStore:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The values of the keys that are present."""
-        pairs = [(key, self._skey(key)) for key in keys]
+        pairs = [(key, self._skey(key)) for key in key_list(keys, "get_many")]
         with self._s.mutex:
             now = self._now()
             items = [(key, self._lookup(skey, now, True)) for key, skey in pairs]
@@ -124,7 +126,8 @@ class _MemoryStore:
     def set_many(self, values: Mapping[str, Any], ttl: Ttl = None) -> None:
         """Store every value for ``ttl``; nothing is written if any key or value is invalid."""
         ms = ttl_ms(ttl)
-        encoded = [(self._skey(k), self._s.codec.encode_value(v)) for k, v in values.items()]
+        pairs = value_map(values).items()
+        encoded = [(self._skey(k), self._s.codec.encode_value(v)) for k, v in pairs]
         with self._s.mutex:
             now = self._now()
             for skey, payload in encoded:
@@ -132,7 +135,7 @@ class _MemoryStore:
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove the keys; how many were there."""
-        skeys = [self._skey(key) for key in keys]
+        skeys = [self._skey(key) for key in key_list(keys, "delete_many")]
         with self._s.mutex:
             now = self._now()
             removed = sum(self._s.entries.remove(skey, now) for skey in skeys)

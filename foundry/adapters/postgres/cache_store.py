@@ -21,6 +21,7 @@ from psycopg_pool import ConnectionPool
 from foundry.adapters.cache_lock import Flight, remember
 from foundry.adapters.cache_support import (
     add_to_counter,
+    key_list,
     positive_ms,
     to_ms,
     ttl_ms,
@@ -28,6 +29,7 @@ from foundry.adapters.cache_support import (
     validate_keys,
     validate_prefix,
     validate_step,
+    value_map,
 )
 from foundry.adapters.codec import Codec
 from foundry.adapters.postgres.cache_sql import CacheStatements
@@ -172,7 +174,7 @@ class PostgresStore:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The values of the keys that are present, in one statement."""
-        names = list(keys)
+        names = key_list(keys, "get_many")
         if not names:
             return {}
         skeys = self._skeys(names)
@@ -186,7 +188,7 @@ class PostgresStore:
 
     def set_many(self, values: Mapping[str, Any], ttl: Ttl = None) -> None:
         """Store every value for ``ttl`` in one statement; nothing if any input is invalid."""
-        names, ms = list(values), ttl_ms(ttl)
+        names, ms = list(value_map(values)), ttl_ms(ttl)
         if not names:
             return
         skeys = self._skeys(names)
@@ -196,7 +198,7 @@ class PostgresStore:
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove the keys in one statement; how many held a live value."""
-        names = list(keys)
+        names = key_list(keys, "delete_many")
         if not names:
             return 0
         row = self._one("mdel", names[0], keys=self._skeys(names))

@@ -16,6 +16,7 @@ import redis
 
 from foundry.adapters.cache_lock import Flight, remember
 from foundry.adapters.cache_support import (
+    key_list,
     positive_ms,
     to_ms,
     ttl_ms,
@@ -23,6 +24,7 @@ from foundry.adapters.cache_support import (
     validate_keys,
     validate_prefix,
     validate_step,
+    value_map,
 )
 from foundry.adapters.codec import Codec
 from foundry.adapters.redis.cache_keys import CacheKeys
@@ -206,7 +208,7 @@ class RedisStore:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The values of the keys that are present, in one round trip."""
-        names = list(keys)
+        names = key_list(keys, "get_many")
         if not names:
             return {}
         skeys = self._skeys(names)
@@ -220,7 +222,7 @@ class RedisStore:
 
     def set_many(self, values: Mapping[str, Any], ttl: Ttl = None) -> None:
         """Store every value for ``ttl`` in one round trip; nothing if any input is invalid."""
-        names, ttl_arg = list(values), _ttl_arg(ttl)
+        names, ttl_arg = list(value_map(values)), _ttl_arg(ttl)
         if not names:
             return
         skeys = self._skeys(names)
@@ -230,7 +232,7 @@ class RedisStore:
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove the keys in one round trip; how many were there."""
-        names = list(keys)
+        names = key_list(keys, "delete_many")
         if not names:
             return 0
         replies = self._c.run_by_slot("del", self._skeys(names), (self._c.now(),), names[0])
