@@ -26,7 +26,8 @@ class JobCancelled(FoundryError):
     def __init__(self, job_id: str, reason: str) -> None:
         self.job_id = job_id
         self.reason = reason
-        super().__init__(f"job {job_id!r} was cancelled ({reason}); it has no result")
+        why = "" if reason == "cancelled" else f" ({reason})"  # the default reason says no more
+        super().__init__(f"job {job_id!r} was cancelled{why}; it has no result")
 
 
 class ResultTimeout(FoundryError, TimeoutError):

@@ -126,6 +126,14 @@ def test_cancel_ends_a_pending_job_and_result_then_raises_cancelled(
         dispatcher.result(job_id, timeout=1)
 
 
+def test_a_cancel_without_a_reason_reads_plainly(dispatcher: AnyDispatcher) -> None:
+    job_id = dispatcher.dispatch(fetch, {"url": "u"})
+    dispatcher.cancel(job_id)
+
+    with pytest.raises(JobCancelled, match=r"was cancelled; it has no result$"):
+        dispatcher.result(job_id, timeout=1)
+
+
 def test_cancel_of_a_running_job_leaves_it_active_for_its_worker_to_stop(
     dispatcher: AnyDispatcher, queue: Queue
 ) -> None:
