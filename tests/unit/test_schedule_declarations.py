@@ -88,6 +88,9 @@ def test_the_same_declaration_twice_is_kept_once_but_a_clash_is_refused() -> Non
         ({"cron": "* * * * *", "queue": "a{b}"}, r"schedule 'bad':.*not a valid queue name"),
         ({"cron": "* * * * *", "priority": 999}, r"priority 999 must be an int from -255 to 255"),
         ({"cron": "* * * * *", "payload": {"city": "x"}}, r"takes no argument 'city'"),
+        ({"cron": "* * * * *", "payload": {"region": float("nan")}}, r"payload.region is nan"),
+        ({"cron": "* * * * *", "payload": {"region": b"eu"}}, r"payload.region is a bytes"),
+        ({"cron": "* * * * *", "payload": "eu"}, r"payload= must be a dict of the handler's"),
     ],
 )
 def test_bad_input_is_refused_at_declaration_naming_the_schedule_and_the_fix(

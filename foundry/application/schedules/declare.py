@@ -98,9 +98,15 @@ def declare(
     overlap: str | Overlap = Overlap.ALLOW,
 ) -> PeriodicSchedule:
     """A checked schedule of ``handler``; queue and priority default to the handler's."""
+    if payload is not None and not isinstance(payload, Mapping):
+        raise InvalidSchedule(
+            name,
+            f"payload= must be a dict of the handler's arguments, got {type(payload).__name__}",
+        )
     data = dict(payload or {})
     try:
         handler.arguments.check(handler.name, data)
+        Job(handler.name, data)  # checks the payload as any job's: JSON data, within the limit
     except FoundryError as error:
         raise InvalidSchedule(name, str(error)) from None
     try:
