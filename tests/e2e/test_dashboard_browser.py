@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -237,6 +238,18 @@ def test_a_public_bind_without_a_token_exits_2_naming_the_variable(scene: Scene)
     assert result.returncode == 2
     assert "refusing to serve the dashboard on 0.0.0.0" in result.stderr
     assert "FOUNDRY_DASHBOARD_TOKEN" in result.stderr
+
+
+def test_a_port_already_taken_exits_2_naming_it(scene: Scene) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_foundry("dashboard", "--port", str(port), env={"REDIS_URL": scene.url})
+
+    assert result.returncode == 2, result.stderr
+    assert (
+        f"cannot serve the dashboard on 127.0.0.1:{port} (Address already in use" in result.stderr
+    )
+    assert "Traceback" not in result.stderr
 
 
 def test_a_batch_shows_its_progress_and_is_cancelled_by_a_confirmed_click(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from datetime import timedelta
 
 import uvicorn
 
+from foundry.domain import ConfigurationError
 from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
 from foundry.entrypoints.dashboard.security import GuardConfig, check_bind, is_loopback
 from foundry.ports import BatchPort, Clock, QueuePort, SchedulePort, WorkerRegistry
@@ -32,6 +34,21 @@ def serve(
     guard = GuardConfig(token=token, loopback_only=is_loopback(host))
     config = DashboardConfig(guard, every=every, backend=backend)
     app = create_app(queue, workers, schedules, clock, config, batches=batches)
+    listening = _bound(host, port)
     shown = f"[{host}]" if ":" in host else host
-    announce(f"http://{shown}:{port}/")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    announce(f"http://{shown}:{listening.getsockname()[1]}/")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[listening])
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; ``ConfigurationError`` naming the address if it
+    cannot be had (taken, or not this machine's)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot serve the dashboard on {host}:{port} ({error.strerror or error}); "
+            "choose another --port or --host, or free that one"
+        ) from error
