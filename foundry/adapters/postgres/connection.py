@@ -118,6 +118,8 @@ def pooled(
             yield conn
     except PoolTimeout as error:
         raise _pool_timeout(settings, error, kind) from error
+    except psycopg.OperationalError as error:  # taking the connection (PoolClosed)
+        raise unreachable(settings, error, kind) from error
 
 
 def _pool_timeout(
