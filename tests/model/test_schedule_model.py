@@ -6,7 +6,8 @@ The reference model keeps, per schedule, the first unfired tick and whether it i
 and fires by enumerating the recurrence's ticks (not through ``CatchUp.plan``); a tick within
 ``AHEAD`` of now fires early, as a job delayed until the tick. Invariants: the ticks with a job
 are exactly the model's (every tick once, or as the catch-up policy says), never twice (no
-job beyond them), never early (a job is claimable from its tick on, not before).
+job beyond them), never early (a job is claimable from its tick on, not before), and a step
+never asks to sleep past the moment the next tick is due to be fired.
 """
 
 from __future__ import annotations

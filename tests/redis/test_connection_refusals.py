@@ -133,28 +133,23 @@ def test_the_ports_raise_a_configuration_error_for_a_database_the_server_does_no
                 call(fx)
 
 
-def test_a_cluster_url_naming_a_server_not_in_cluster_mode_is_exit_2(
-    redis_server_factory: Callable[..., RedisServer],
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("redis+cluster://127.0.0.1:{port}", "is not a Redis Cluster"),
+        ("redis+sentinel://127.0.0.1:{port}/mymaster", "is a Redis server, not a Sentinel"),
+    ],
+)
+def test_a_cluster_or_sentinel_url_naming_a_plain_server_is_exit_2(
+    redis_server_factory: Callable[..., RedisServer], url: str, said: str
 ) -> None:
     server = redis_server_factory()
 
-    done = foundry_cli("check", env={"REDIS_URL": f"redis+cluster://127.0.0.1:{server.port}"})
+    done = foundry_cli("check", env={"REDIS_URL": url.format(port=server.port)})
 
     assert done.returncode == 2, done.stderr
-    assert "is not a Redis Cluster" in done.stderr
-    assert "use redis://host:6379/0 for a single server" in done.stderr
-
-
-def test_a_sentinel_url_naming_a_plain_server_is_exit_2(
-    redis_server_factory: Callable[..., RedisServer],
-) -> None:
-    server = redis_server_factory()
-    url = f"redis+sentinel://127.0.0.1:{server.port}/mymaster"
-
-    done = foundry_cli("check", env={"REDIS_URL": url})
-
-    assert done.returncode == 2, done.stderr
-    assert "a host in REDIS_URL is a Redis server, not a Sentinel" in done.stderr
+    assert said in done.stderr
+    assert "use redis://host:6379/0" in done.stderr
 
 
 def _openssl(*args: str | Path) -> None:
