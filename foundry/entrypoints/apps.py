@@ -35,8 +35,8 @@ def load_app(spec: str, container: Any = None) -> JobRegistry:
 
 
 _WANTED = (
-    "not a JobRegistry: name the registry, like myapp.jobs:registry, or a function that "
-    "takes the container and returns it"
+    f"not a JobRegistry: name the registry, {_EXAMPLE}, or a function that takes the "
+    "container and returns it"
 )
 
 
