@@ -8,6 +8,7 @@ from types import TracebackType
 from foundry.application.async_dispatcher import AsyncDispatcher
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
+from foundry.domain import ConfigurationError
 from foundry.entrypoints.container import Container, build_container
 from foundry.entrypoints.settings import Driver, Settings
 from foundry.ports import AsyncQueuePort, CachePort, CommitHooks, QueuePort
@@ -126,9 +127,22 @@ class Connection:
         self.close()
 
 
-def connect(settings: Settings | None = None) -> Connection:
+def connect(settings: Settings | str | None = None) -> Connection:
     """A ``Connection`` from ``settings``, or from the environment (``Settings.from_env()``).
 
-    Raises ``ConfigurationError`` naming the variable when the environment holds a bad value.
+    A URL puts the queue and the cache on that server, the other settings coming from the
+    environment: ``connect("redis://127.0.0.1:6379/0")`` (any form ``REDIS_URL`` takes),
+    ``connect("postgresql://app@db/app")`` or ``connect("memory://")``.
+
+    Raises ``ConfigurationError`` naming the variable when a value is bad.
     """
-    return Connection(settings or Settings.from_env())
+    if settings is None:
+        return Connection(Settings.from_env())
+    if isinstance(settings, str):
+        return Connection(Settings.from_env().on(settings))
+    if not isinstance(settings, Settings):
+        raise ConfigurationError(
+            f"connect() takes foundry.Settings(...) or a URL such as "
+            f"'redis://127.0.0.1:6379/0', not a {type(settings).__name__}"
+        )
+    return Connection(settings)

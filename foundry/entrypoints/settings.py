@@ -11,19 +11,18 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
 from foundry.adapters.postgres import names as postgres
 from foundry.adapters.redis.connection import RedisSettings, check_url, mask_url
 from foundry.adapters.redis.durability import Durability
+from foundry.application.durations import duration
 from foundry.domain import ConfigurationError, LeaseTiming
 
 if TYPE_CHECKING:
     from foundry.adapters.postgres.config import PostgresSettings
-
-T = TypeVar("T")
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 
@@ -49,13 +48,104 @@ class Driver(enum.StrEnum):
     POSTGRES = "postgres"
 
 
+def _checked(check: Callable[[Any], None]) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    """An attrs validator running ``check``: its ``ValueError`` becomes a ``ConfigurationError``
+    naming the setting's variable, with the value shown as the field shows it (masked)."""
+
+    def validate(settings: Any, field: attrs.Attribute[Any], value: Any) -> None:
+        try:
+            check(value)
+        except ValueError as error:
+            shown = _shown(field, value)
+            raise ConfigurationError(
+                f"{field.name.upper()}={shown} is not valid: {error}"
+            ) from None
+
+    return validate
+
+
+def _shown(field: attrs.Attribute[Any], value: object) -> str:
+    if field.repr is False:
+        return "(hidden)"
+    if callable(field.repr) and isinstance(value, str):
+        return field.repr(value)
+    return repr(value)
+
+
+def _as_timedelta(value: timedelta | float) -> timedelta:
+    """Seconds as a ``timedelta``; anything else is left for the field's check to refuse."""
+    period = duration(value)
+    return cast("timedelta", value) if period is None else period
+
+
 def _as_driver(value: Driver | str) -> Driver:
+    """A driver's name as a ``Driver``; anything else is left for the field's check."""
     try:
         return Driver(str(value).lower())
     except ValueError:
-        raise ConfigurationError(
-            f"unknown driver {value!r}: use 'memory', 'redis' or 'postgres' (or a Driver)"
-        ) from None
+        return cast("Driver", value)
+
+
+def _optional(check: Callable[[Any], None]) -> Callable[[Any], None]:
+    return lambda value: None if value is None else check(value)
+
+
+def _text(value: object, hint: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string: {hint}")
+    return value
+
+
+def _driver(value: object) -> None:
+    if not isinstance(value, Driver):
+        raise ValueError("use 'memory', 'redis' or 'postgres' (or a Driver)")
+
+
+def _redis_url(value: object) -> None:
+    check_url(_text(value, "redis://host:port/db"))
+
+
+def _database_url(value: object) -> None:
+    postgres.check_url(_text(value, "postgresql://user:password@host:5432/database"))
+
+
+def _schema(value: object) -> None:
+    postgres.check_schema(_text(value, "a schema name like foundry"))
+
+
+def _password(value: object) -> None:
+    _text(value, "the password Redis expects")
+
+
+def _prefix(value: object) -> None:
+    if _PREFIX.fullmatch(_text(value, "like app or app:jobs")) is None:
+        raise ValueError("use 1-64 letters, digits or '_.:-' (no spaces or braces)")
+
+
+def _whole(value: object, low: int, high: int | None, hint: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("expected a whole number")
+    if value < low or (high is not None and value > high):
+        raise ValueError(hint)
+
+
+def _db_number(value: object) -> None:
+    _whole(value, 0, None, "use a database number, 0 or more (Redis has 0-15 by default)")
+
+
+def _replicas(value: object) -> None:
+    _whole(value, 0, 100, "use a number of replicas from 0 (no waiting) to 100")
+
+
+def _pool_size(value: object) -> None:
+    _whole(value, 1, 10_000, "use a number of connections from 1 to 10000")
+
+
+def _timeout(value: object) -> None:
+    if not isinstance(value, timedelta):
+        raise ValueError("expected a number of seconds, like 30 or 2.5, or a timedelta")
+    if not timedelta(0) < value <= timedelta(days=1):
+        raise ValueError("use a number of seconds greater than 0 and at most 86400")
 
 
 def _configured_redis(settings: Settings) -> Driver:
@@ -64,33 +154,56 @@ def _configured_redis(settings: Settings) -> Driver:
 
 @attrs.frozen
 class Settings:
-    """Everything Foundry reads from the environment, with the documented defaults.
+    """Everything Foundry reads from the environment, with the documented defaults; each
+    value is checked when the settings are made (from the environment or in code), and a
+    bad one raises ``ConfigurationError`` naming its variable and what it accepts. Durations
+    take a ``timedelta`` or seconds.
 
     A driver left unset is Redis when a Redis URL is given and memory otherwise, so a producer
     configured for Redis never drops its jobs into a queue that lives only in its own process.
     """
 
-    redis_url: str | None = attrs.field(default=None, repr=_mask_url)
-    redis_db: int | None = None
-    redis_password: str | None = attrs.field(default=None, repr=False)
-    redis_pool_size: int = 16
-    redis_connect_timeout: timedelta = timedelta(seconds=2)
-    redis_socket_timeout: timedelta = timedelta(seconds=5)
-    redis_cache_db: int | None = None
-    redis_queue_db: int | None = None
-    redis_wait_replicas: int = 0
+    redis_url: str | None = attrs.field(
+        default=None, repr=_mask_url, validator=_checked(_optional(_redis_url))
+    )
+    redis_db: int | None = attrs.field(default=None, validator=_checked(_optional(_db_number)))
+    redis_password: str | None = attrs.field(
+        default=None, repr=False, validator=_checked(_optional(_password))
+    )
+    redis_pool_size: int = attrs.field(default=16, validator=_checked(_pool_size))
+    redis_connect_timeout: timedelta = attrs.field(
+        default=timedelta(seconds=2), converter=_as_timedelta, validator=_checked(_timeout)
+    )
+    redis_socket_timeout: timedelta = attrs.field(
+        default=timedelta(seconds=5), converter=_as_timedelta, validator=_checked(_timeout)
+    )
+    redis_cache_db: int | None = attrs.field(
+        default=None, validator=_checked(_optional(_db_number))
+    )
+    redis_queue_db: int | None = attrs.field(
+        default=None, validator=_checked(_optional(_db_number))
+    )
+    redis_wait_replicas: int = attrs.field(default=0, validator=_checked(_replicas))
     cache_driver: Driver = attrs.field(
-        default=attrs.Factory(_configured_redis, takes_self=True), converter=_as_driver
+        default=attrs.Factory(_configured_redis, takes_self=True),
+        converter=_as_driver,
+        validator=_checked(_driver),
     )
-    cache_prefix: str = "foundry_cache"
+    cache_prefix: str = attrs.field(default="foundry_cache", validator=_checked(_prefix))
     queue_driver: Driver = attrs.field(
-        default=attrs.Factory(_configured_redis, takes_self=True), converter=_as_driver
+        default=attrs.Factory(_configured_redis, takes_self=True),
+        converter=_as_driver,
+        validator=_checked(_driver),
     )
-    queue_prefix: str = "foundry"
-    queue_timeout: timedelta = timedelta(seconds=30)
-    database_url: str | None = attrs.field(default=None, repr=_mask_url)
-    database_pool_size: int = 10
-    database_schema: str = postgres.DEFAULT_SCHEMA
+    queue_prefix: str = attrs.field(default="foundry", validator=_checked(_prefix))
+    queue_timeout: timedelta = attrs.field(
+        default=timedelta(seconds=30), converter=_as_timedelta, validator=_checked(_timeout)
+    )
+    database_url: str | None = attrs.field(
+        default=None, repr=_database_mask, validator=_checked(_optional(_database_url))
+    )
+    database_pool_size: int = attrs.field(default=10, validator=_checked(_pool_size))
+    database_schema: str = attrs.field(default=postgres.DEFAULT_SCHEMA, validator=_checked(_schema))
 
     def __attrs_post_init__(self) -> None:
         for variable, driver in (
@@ -106,35 +219,26 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read and validate the environment (``os.environ`` by default)."""
-        env = _Env(os.environ if environ is None else environ)
-        default = cls()
-        drivers = {
-            "cache_driver": env.read("CACHE_DRIVER", _driver, None),
-            "queue_driver": env.read("QUEUE_DRIVER", _driver, None),
-        }
-        return cls(
-            **{name: driver for name, driver in drivers.items() if driver is not None},
-            redis_url=env.read("REDIS_URL", _redis_url, None),
-            redis_db=env.read("REDIS_DB", _db_number, None),
-            redis_password=env.read("REDIS_PASSWORD", str, None),
-            redis_pool_size=env.read("REDIS_POOL_SIZE", _pool_size, default.redis_pool_size),
-            redis_connect_timeout=env.read(
-                "REDIS_CONNECT_TIMEOUT", _seconds, default.redis_connect_timeout
-            ),
-            redis_socket_timeout=env.read(
-                "REDIS_SOCKET_TIMEOUT", _seconds, default.redis_socket_timeout
-            ),
-            redis_cache_db=env.read("REDIS_CACHE_DB", _db_number, None),
-            redis_queue_db=env.read("REDIS_QUEUE_DB", _db_number, None),
-            redis_wait_replicas=env.read("REDIS_WAIT_REPLICAS", _replicas, 0),
-            cache_prefix=env.read("CACHE_PREFIX", _prefix, default.cache_prefix),
-            queue_prefix=env.read("QUEUE_PREFIX", _prefix, default.queue_prefix),
-            queue_timeout=env.read("QUEUE_TIMEOUT", _seconds, default.queue_timeout),
-            database_url=env.read("DATABASE_URL", _database_url, None),
-            database_pool_size=env.read(
-                "DATABASE_POOL_SIZE", _pool_size, default.database_pool_size
-            ),
-            database_schema=env.read("DATABASE_SCHEMA", _schema, default.database_schema),
+        source = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in attrs.fields(cls):
+            variable = field.name.upper()
+            raw = source.get(variable, "").strip()
+            if raw:
+                values[field.name] = _parsed(variable, raw, _PARSERS.get(field.name, str))
+        return cls(**values)  # type: ignore[arg-type] # each value is checked there
+
+    def on(self, url: str) -> Settings:
+        """These settings with the queue and the cache on ``url``: a Redis URL (any form
+        ``REDIS_URL`` takes), a PostgreSQL URL, or ``memory://`` (in this process)."""
+        if url.startswith(("postgresql://", "postgres://")):
+            return attrs.evolve(
+                self, database_url=url, queue_driver=Driver.POSTGRES, cache_driver=Driver.POSTGRES
+            )
+        if url == "memory://":
+            return attrs.evolve(self, queue_driver=Driver.MEMORY, cache_driver=Driver.MEMORY)
+        return attrs.evolve(
+            self, redis_url=url, queue_driver=Driver.REDIS, cache_driver=Driver.REDIS
         )
 
     def queue_timing(self) -> LeaseTiming:
@@ -195,20 +299,11 @@ class Settings:
         return shown
 
 
-class _Env:
-    """Reads one variable at a time, turning parser complaints into ``ConfigurationError``."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-
-    def read(self, name: str, parse: Callable[[str], T], default: T) -> T:
-        raw = self._environ.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            return parse(raw)
-        except ValueError as error:
-            raise ConfigurationError(f"{name}={raw!r} is not valid: {error}") from None
+def _parsed(variable: str, raw: str, parse: Callable[[str], object]) -> object:
+    try:
+        return parse(raw)
+    except ValueError as error:
+        raise ConfigurationError(f"{variable}={raw!r} is not valid: {error}") from None
 
 
 def _show(value: object) -> str:
@@ -219,21 +314,6 @@ def _show(value: object) -> str:
     return str(value)
 
 
-def _database_url(raw: str) -> str:
-    postgres.check_url(raw)
-    return raw
-
-
-def _schema(raw: str) -> str:
-    postgres.check_schema(raw)
-    return raw
-
-
-def _redis_url(raw: str) -> str:
-    check_url(raw)
-    return raw
-
-
 def _integer(raw: str) -> int:
     try:
         return int(raw)
@@ -241,45 +321,22 @@ def _integer(raw: str) -> int:
         raise ValueError("expected a whole number") from None
 
 
-def _db_number(raw: str) -> int:
-    number = _integer(raw)
-    if number < 0:
-        raise ValueError("use a database number, 0 or more (Redis has 0-15 by default)")
-    return number
-
-
-def _replicas(raw: str) -> int:
-    number = _integer(raw)
-    if not 0 <= number <= 100:
-        raise ValueError("use a number of replicas from 0 (no waiting) to 100")
-    return number
-
-
-def _pool_size(raw: str) -> int:
-    number = _integer(raw)
-    if not 1 <= number <= 10_000:
-        raise ValueError("use a number of connections from 1 to 10000")
-    return number
-
-
-def _seconds(raw: str) -> timedelta:
+def _seconds(raw: str) -> float:
     try:
-        seconds = float(raw)
+        return float(raw)
     except ValueError:
         raise ValueError("expected a number of seconds, like 30 or 2.5") from None
-    if not 0 < seconds <= 86_400:
-        raise ValueError("use a number of seconds greater than 0 and at most 86400")
-    return timedelta(seconds=seconds)
 
 
-def _driver(raw: str) -> Driver:
-    try:
-        return Driver(raw.lower())
-    except ValueError:
-        raise ValueError("use 'memory', 'redis' or 'postgres'") from None
-
-
-def _prefix(raw: str) -> str:
-    if _PREFIX.fullmatch(raw) is None:
-        raise ValueError("use 1-64 letters, digits or '_.:-' (no spaces or braces)")
-    return raw
+#: How a variable's text becomes the value its field checks (the rest are taken as text).
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "redis_db": _integer,
+    "redis_pool_size": _integer,
+    "redis_connect_timeout": _seconds,
+    "redis_socket_timeout": _seconds,
+    "redis_cache_db": _integer,
+    "redis_queue_db": _integer,
+    "redis_wait_replicas": _integer,
+    "queue_timeout": _seconds,
+    "database_pool_size": _integer,
+}

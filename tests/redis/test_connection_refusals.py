@@ -49,10 +49,8 @@ def test_a_redis_url_that_cannot_be_read_is_exit_2_naming_it() -> None:
 
 
 def test_connect_refuses_a_url_whose_database_is_not_a_number() -> None:
-    settings = foundry.Settings(redis_url="redis://127.0.0.1:6379/5x")
-
     with pytest.raises(foundry.ConfigurationError, match="database in the path"):
-        foundry.connect(settings).queue.stats("default")
+        foundry.connect("redis://127.0.0.1:6379/5x")
 
 
 @pytest.fixture

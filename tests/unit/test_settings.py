@@ -185,3 +185,69 @@ def test_a_database_url_alone_does_not_choose_postgres() -> None:
 
     assert (settings.queue_driver, settings.cache_driver) == (Driver.MEMORY, Driver.MEMORY)
     assert settings.describe()["DATABASE_SCHEMA"] == "foundry"
+
+
+BAD_FIELDS = [
+    ("redis_url", "http://localhost:6379", "REDIS_URL", "redis://"),
+    ("redis_url", 6379, "REDIS_URL", "expected a string"),
+    ("redis_db", "3", "REDIS_DB", "whole number"),
+    ("redis_db", -1, "REDIS_DB", "0 or more"),
+    ("redis_pool_size", 0, "REDIS_POOL_SIZE", "from 1 to 10000"),
+    ("redis_wait_replicas", True, "REDIS_WAIT_REPLICAS", "whole number"),
+    ("redis_connect_timeout", "2", "REDIS_CONNECT_TIMEOUT", "number of seconds"),
+    ("redis_socket_timeout", float("nan"), "REDIS_SOCKET_TIMEOUT", "number of seconds"),
+    ("queue_timeout", 0, "QUEUE_TIMEOUT", "greater than 0"),
+    ("queue_timeout", timedelta(days=2), "QUEUE_TIMEOUT", "at most 86400"),
+    ("queue_prefix", "", "QUEUE_PREFIX", "letters, digits"),
+    ("cache_prefix", None, "CACHE_PREFIX", "expected a string"),
+    ("queue_driver", "sqs", "QUEUE_DRIVER", "'memory', 'redis' or 'postgres'"),
+    ("database_url", "mysql://db.example/app", "DATABASE_URL", "postgresql://"),
+    ("database_pool_size", 2.5, "DATABASE_POOL_SIZE", "whole number"),
+    ("database_schema", "Has-Dash", "DATABASE_SCHEMA", "lower-case letters"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "variable", "hint"), BAD_FIELDS)
+def test_settings_made_in_code_are_checked_as_the_environment_is(
+    field: str, value: object, variable: str, hint: str
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings(**{field: value})  # type: ignore[arg-type]
+
+    assert f"{variable}=" in str(raised.value)
+    assert hint in str(raised.value)
+
+
+def test_durations_made_in_code_take_seconds_as_the_environment_does() -> None:
+    in_seconds = Settings(queue_timeout=45, redis_connect_timeout=0.5, redis_socket_timeout=3)
+
+    assert in_seconds == Settings.from_env(
+        {"QUEUE_TIMEOUT": "45", "REDIS_CONNECT_TIMEOUT": "0.5", "REDIS_SOCKET_TIMEOUT": "3"}
+    )
+    assert in_seconds.queue_timeout == timedelta(seconds=45)
+
+
+def test_a_refused_secret_is_not_shown() -> None:
+    with pytest.raises(ConfigurationError) as password:
+        Settings(redis_password=12345)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError) as url:
+        Settings(redis_url="http://app:hunter2@cache.example:6379")
+
+    assert "12345" not in str(password.value)
+    assert "REDIS_PASSWORD=(hidden)" in str(password.value)
+    assert "hunter2" not in str(url.value)
+
+
+def test_a_url_puts_the_queue_and_the_cache_on_its_server_and_keeps_the_rest() -> None:
+    base = Settings(queue_prefix="app", queue_timeout=60)
+
+    redis = base.on("redis+sentinel://10.0.0.1:26379/main/0")
+    postgres = base.on("postgresql://app@db.example/app")
+    memory = Settings(redis_url="redis://10.0.0.1:6379/0").on("memory://")
+
+    assert (redis.queue_driver, redis.cache_driver) == (Driver.REDIS, Driver.REDIS)
+    assert redis.redis_url == "redis+sentinel://10.0.0.1:26379/main/0"
+    assert (postgres.queue_driver, postgres.cache_driver) == (Driver.POSTGRES, Driver.POSTGRES)
+    assert postgres.database_url == "postgresql://app@db.example/app"
+    assert (memory.queue_driver, memory.cache_driver) == (Driver.MEMORY, Driver.MEMORY)
+    assert (redis.queue_prefix, postgres.queue_timeout) == ("app", timedelta(seconds=60))
