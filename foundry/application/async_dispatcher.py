@@ -20,6 +20,7 @@ from foundry.application.job_maker import Item, Target, job_id_of
 from foundry.application.registry import JobRegistry
 from foundry.application.results import wait_for_result_async
 from foundry.domain import AfterFailure, Batch, Job, JobState, Rate, UniqueSpec
+from foundry.domain.job import given_id
 from foundry.ports import (
     AsyncBatchPort,
     AsyncQueuePort,
@@ -205,14 +206,16 @@ class AsyncDispatcher(DispatcherBase):
 
     async def batch_record(self, batch_id: str, *, queue: str | None = None) -> BatchRecord:
         """``Dispatcher.batch_record``, awaited (``BatchNotFound`` if no such batch is kept)."""
-        record = await batch_store(self._batches).batch(batch_id, queue)
+        record = await batch_store(self._batches).batch(given_id(batch_id, "batch"), queue)
         return found_batch(record, batch_id, queue)
 
     async def cancel_batch(
         self, batch_id: str, *, queue: str | None = None, reason: str = "cancelled"
     ) -> BatchRecord:
         """``Dispatcher.cancel_batch``, awaited: its record after the call."""
-        record = await batch_store(self._batches).cancel_batch(batch_id, queue, reason)
+        record = await batch_store(self._batches).cancel_batch(
+            given_id(batch_id, "batch"), queue, reason
+        )
         return found_batch(record, batch_id, queue)
 
     async def result(
@@ -228,14 +231,14 @@ class AsyncDispatcher(DispatcherBase):
         Raises ``JobFailed``, ``JobCancelled``, ``ResultTimeout`` or ``JobNotFound`` as
         ``Dispatcher.result`` does.
         """
-        return await wait_for_result_async(self._queue, job_id, timeout, queue)
+        return await wait_for_result_async(self._queue, given_id(job_id), timeout, queue)
 
     async def cancel(
         self, job_id: str, *, queue: str | None = None, reason: str = "cancelled"
     ) -> JobState:
         """``Dispatcher.cancel``, awaited: the job's state after the call (``JobNotFound``
         if no such job is known)."""
-        return found_state(await self._queue.cancel(job_id, queue, reason), job_id, queue)
+        return found_state(await self._queue.cancel(given_id(job_id), queue, reason), job_id, queue)
 
     async def flush(self) -> None:
         """Wait until every job handed over at a commit so far has been sent (or failed)."""

@@ -23,6 +23,7 @@ from foundry.domain import (
     Rate,
     UniqueSpec,
 )
+from foundry.domain.job import given_id
 from foundry.ports import (
     BatchPort,
     Clock,
@@ -246,7 +247,9 @@ class Dispatcher(DispatcherBase):
     def batch_record(self, batch_id: str, *, queue: str | None = None) -> BatchRecord:
         """The batch's progress and callbacks; raises ``JobNotFound`` if no such batch is
         kept (an ended batch is kept as long as a completed job)."""
-        return found_batch(batch_store(self._batches).batch(batch_id, queue), batch_id, queue)
+        return found_batch(
+            batch_store(self._batches).batch(given_id(batch_id, "batch"), queue), batch_id, queue
+        )
 
     def cancel_batch(
         self, batch_id: str, *, queue: str | None = None, reason: str = "cancelled"
@@ -254,7 +257,7 @@ class Dispatcher(DispatcherBase):
         """Cancel the batch: its pending members are cancelled, its running ones asked to
         stop, ``then`` never fires (``finally_`` does, at its end). Raises ``JobNotFound`` if
         no such batch is kept."""
-        record = batch_store(self._batches).cancel_batch(batch_id, queue, reason)
+        record = batch_store(self._batches).cancel_batch(given_id(batch_id, "batch"), queue, reason)
         return found_batch(record, batch_id, queue)
 
     def result(
@@ -272,7 +275,7 @@ class Dispatcher(DispatcherBase):
         (it may still), ``JobNotFound`` if no such job is known (never enqueued, or its
         completed record has expired). ``queue`` spares the search of every queue.
         """
-        return wait_for_result(self._queue, job_id, timeout, queue)
+        return wait_for_result(self._queue, given_id(job_id), timeout, queue)
 
     def cancel(
         self, job_id: str, *, queue: str | None = None, reason: str = "cancelled"
@@ -283,7 +286,7 @@ class Dispatcher(DispatcherBase):
 
         Raises ``JobNotFound`` if no such job is known.
         """
-        return found_state(self._queue.cancel(job_id, queue, reason), job_id, queue)
+        return found_state(self._queue.cancel(given_id(job_id), queue, reason), job_id, queue)
 
     def _send(self, job: Job) -> str:
         outcome = self._queue.enqueue(job)

@@ -3,10 +3,10 @@ the error that says why there is none."""
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from foundry.application.durations import duration
 from foundry.domain import JobCancelled, JobFailed, JobNotFound, JobState, ResultTimeout
 from foundry.ports import AsyncQueuePort, QueuePort
 
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 #: How long one ``wait`` of an unbounded ``result()`` lasts before it waits again.
 _FOREVER_STEP = timedelta(minutes=1)
+#: The longest bounded wait: a longer one is cut to it.
+_LONGEST = timedelta(days=10 * 365)
 
 
 def wait_for_result(
@@ -62,9 +64,11 @@ def outcome(job_id: str, record: JobRecord | None, waited: timedelta | None) -> 
 def _limit(timeout: float | timedelta | None) -> timedelta | None:
     if timeout is None:
         return None
-    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
-    if math.isnan(seconds) or seconds < 0:
+    if isinstance(timeout, int | float) and timeout > _LONGEST.total_seconds():
+        return _LONGEST  # an infinite or very long wait is a wait until it ends, in effect
+    limit = duration(timeout)
+    if limit is None or limit < timedelta(0):
         raise ValueError(
             f"timeout must be a number of seconds >= 0, a timedelta or None, got {timeout!r}"
         )
-    return timedelta(seconds=min(seconds, 10 * 365 * 86400))
+    return min(limit, _LONGEST)

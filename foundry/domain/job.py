@@ -124,6 +124,18 @@ def payload_size(payload: Payload) -> int:
     return len(_COMPACT.encode(payload).encode())
 
 
+def given_id(value: str, returned_by: str = "dispatch") -> str:
+    """``value`` if it is a string, for the calls that look a job or batch up by id; otherwise
+    a ``TypeError`` naming what to pass (a list or ``None`` would be looked up as no such
+    id, or refused by the backend's client as something else)."""
+    if isinstance(value, str):
+        return value
+    raise TypeError(
+        f"expected the id string that {returned_by} returned, got {value!r} "
+        f"({type(value).__name__})"
+    )
+
+
 def _check_id(value: object) -> str | None:
     if isinstance(value, str) and _JOB_ID.fullmatch(value):
         return None

@@ -146,11 +146,38 @@ def test_cancel_of_a_running_job_leaves_it_active_for_its_worker_to_stop(
     assert lease.job_id == job_id
 
 
+@pytest.mark.parametrize("timeout", ["5", float("nan"), -1, [1]])
+def test_a_result_timeout_that_is_not_seconds_is_refused(
+    dispatcher: AnyDispatcher, timeout: Any
+) -> None:
+    job_id = dispatcher.dispatch(fetch, {"url": "u"})
+
+    with pytest.raises(ValueError, match="a number of seconds >= 0, a timedelta or None"):
+        dispatcher.result(job_id, timeout=timeout)
+
+
 def test_cancel_of_an_unknown_job_raises_not_found(dispatcher: AnyDispatcher) -> None:
     with pytest.raises(JobNotFound):
         dispatcher.cancel("nope")
     with pytest.raises(JobNotFound):
         dispatcher.cancel("nope", queue="etl")
+
+
+@pytest.mark.parametrize("given", [["an-id"], None, 5, b"an-id"])
+def test_an_id_that_is_not_a_string_is_a_type_error_naming_what_to_pass(
+    dispatcher: AnyDispatcher, queue: Queue, given: Any
+) -> None:
+    job_id = dispatcher.dispatch(fetch, {"url": "u"})
+    batch_id = dispatcher.batch([(fetch, {"url": "v"})])
+
+    for call in (dispatcher.cancel, dispatcher.result):
+        with pytest.raises(TypeError, match="expected the id string that dispatch returned"):
+            call([job_id] if given == ["an-id"] else given)
+    for call in (dispatcher.batch_record, dispatcher.cancel_batch):
+        with pytest.raises(TypeError, match="expected the id string that batch returned"):
+            call([batch_id] if given == ["an-id"] else given)
+
+    assert len(_claim(queue)) == 2  # nothing was cancelled
 
 
 def test_dispatch_after_makes_the_job_wait_for_the_others(

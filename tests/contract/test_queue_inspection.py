@@ -64,6 +64,15 @@ def test_get_of_an_unknown_job_or_another_queue_is_none(queue: Queue) -> None:
     assert queue.get("a", "one") is not None
 
 
+def test_an_id_that_is_not_a_string_is_a_type_error_not_an_outage(queue: Queue) -> None:
+    queue.enqueue(job(id="j1"))
+
+    for call in (queue.get, queue.cancel):
+        with pytest.raises(TypeError):
+            call(["j1"])  # type: ignore[arg-type]
+    assert state_of(queue, "j1") is JobState.READY
+
+
 def test_a_completed_record_is_forgotten_after_completed_ttl(
     make_queue: Callable[..., Queue], clock: ManualClock
 ) -> None:

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from foundry.adapters.clock import ManualClock
+from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import Job, JobState, QueueBroken
 from foundry.entrypoints.settings import Settings
@@ -108,3 +109,10 @@ def test_a_worker_quarantines_the_broken_queue_and_drains_the_others(redis_url: 
     assert done.stderr.count("queue 'b' is broken") == 1
     assert "queue unavailable" not in done.stderr
     assert "left: b (broken)" in done.stderr
+
+
+def test_an_argument_redis_py_cannot_send_is_a_type_error_not_an_outage(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+
+    with pytest.raises(TypeError, match="get got an argument Redis cannot take"), guard("get"):
+        client.get(["not", "a", "key"])  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from foundry.adapters.memory.workers import MemoryWorkers
 from foundry.adapters.memory.writes import MemoryWrites
 from foundry.domain import Decision, ErrorInfo, Job, JobState
 from foundry.domain.batch import Batch
+from foundry.domain.job import given_id
 from foundry.ports import (
     ClaimRequest,
     Clock,
@@ -189,7 +190,7 @@ class MemoryQueue:
 
     def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
         """Every queue is searched when ``queue`` is None."""
-        return self._admin.get(job_id, queue)
+        return self._admin.get(given_id(job_id), queue)
 
     def wait(self, job_id: str, timeout: timedelta, queue: str | None = None) -> JobRecord | None:
         """Waits on the store's ``settled`` condition (see ``QueuePort.wait``)."""
@@ -229,7 +230,7 @@ class MemoryQueue:
         self, job_id: str, queue: str | None = None, reason: str = "cancelled"
     ) -> JobState | None:
         """See ``QueuePort.cancel``."""
-        return self._admin.cancel(job_id, queue, reason)
+        return self._admin.cancel(given_id(job_id), queue, reason)
 
     def delete(self, queue: str, job_id: str) -> bool:
         """False if unknown, running or completed."""

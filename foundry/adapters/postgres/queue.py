@@ -45,6 +45,7 @@ from foundry.domain import (
     JobState,
     UndecodableJob,
 )
+from foundry.domain.job import given_id
 from foundry.ports import (
     BatchRecord,
     ClaimRequest,
@@ -263,7 +264,7 @@ class PostgresQueue:
 
     def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
         """See ``QueuePort.get``."""
-        return self._admin.get(job_id, queue)
+        return self._admin.get(given_id(job_id), queue)
 
     def wait(self, job_id: str, timeout: timedelta, queue: str | None = None) -> JobRecord | None:
         """See ``QueuePort.wait`` (not built on PostgreSQL yet)."""
@@ -273,7 +274,7 @@ class PostgresQueue:
         self, job_id: str, queue: str | None = None, reason: str = "cancelled"
     ) -> JobState | None:
         """See ``QueuePort.cancel`` (not built on PostgreSQL yet)."""
-        return self._admin.cancel(job_id, queue, reason)
+        return self._admin.cancel(given_id(job_id), queue, reason)
 
     def stats(self, queue: str) -> QueueStats:
         """See ``QueuePort.stats``."""

@@ -84,9 +84,13 @@ def guard(what: str, job_id: str | None = None) -> Iterator[None]:
 
 def translated(
     what: str, error: redis.RedisError, job_id: str | None = None
-) -> QueueUnavailable | ConfigurationError:
+) -> QueueUnavailable | ConfigurationError | TypeError:
     """``guard``'s error for ``error``, for the hot paths that catch it themselves (a
-    generator context manager costs a few percent of a single enqueue)."""
+    generator context manager costs a few percent of a single enqueue). redis-py's
+    ``DataError`` is an argument it cannot send (a list for an id): a ``TypeError``, not an
+    outage to retry."""
+    if isinstance(error, redis.DataError):
+        return TypeError(f"{what} got an argument Redis cannot take: {error}")
     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
         return refused(error) or QueueUnavailable(
             f"Redis unreachable during {what} after bounded retries ({error}); "

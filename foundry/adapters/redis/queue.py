@@ -41,6 +41,7 @@ from foundry.adapters.redis.waiting import Waiter
 from foundry.adapters.redis.workers import RedisWorkers
 from foundry.adapters.redis.writes import LeaseWrites, applied
 from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError, Decision, ErrorInfo, Job, JobState
+from foundry.domain.job import given_id
 from foundry.ports.clock import Clock
 from foundry.ports.queue_types import (
     ClaimRequest,
@@ -224,7 +225,7 @@ class RedisQueue:
 
     def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
         """One round trip, also when every queue is searched."""
-        return self._admin.get(job_id, queue)
+        return self._admin.get(given_id(job_id), queue)
 
     def wait(self, job_id: str, timeout: timedelta, queue: str | None = None) -> JobRecord | None:
         """Blocks on the job's notification list (``waiting.py``): two round trips once it
@@ -265,7 +266,7 @@ class RedisQueue:
         self, job_id: str, queue: str | None = None, reason: str = "cancelled"
     ) -> JobState | None:
         """One function call (and a search of every queue without ``queue``)."""
-        return self._admin.cancel(job_id, queue, reason)
+        return self._admin.cancel(given_id(job_id), queue, reason)
 
     def delete(self, queue: str, job_id: str) -> bool:
         """One function call."""
