@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 
 import attrs
 import pytest
@@ -308,6 +309,33 @@ def test_stats_lists_live_workers_with_their_counters(
     assert "host-1:4242:abc" in result.stdout
     assert "mail,default" in result.stdout
     assert "1234" in result.stdout
+
+
+def test_stats_as_json_gives_each_queue_its_oldest_wait_and_the_live_workers(
+    box: Container, queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue(Job("a", queue="mail"))
+    queue.enqueue(Job("b", queue="mail", schedule=RunAfter(timedelta(minutes=1))))
+    bury(queue)
+    clock.advance(timedelta(seconds=7))
+    now = clock.now()
+    queue.heartbeat(
+        WorkerInfo(
+            id="w-1", host="h", pid=1, queues=("mail",), concurrency=2, started_at=now, seen_at=now
+        ),
+        timedelta(seconds=30),
+    )
+
+    result = invoke(box, "stats", "--json")
+
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    queues = {row["queue"]: row for row in shown["queues"]}
+    assert (queues["mail"]["ready"], queues["mail"]["delayed"]) == (1, 1)
+    assert queues["mail"]["oldest_ready_age_s"] == pytest.approx(7, abs=0.01)
+    assert (queues["default"]["dead"], queues["default"]["oldest_ready_age_s"]) == (1, None)
+    assert [(w["id"], w["queues"]) for w in shown["workers"]] == [("w-1", ["mail"])]
+    assert datetime.fromisoformat(shown["at"]) == now
 
 
 def test_enqueue_with_the_app_applies_the_handler_defaults(box: Container, queue: Queue) -> None:

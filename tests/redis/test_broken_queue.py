@@ -3,6 +3,7 @@ the key), the others are served, and the CLI tells broken data (exit 1) from unr
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -86,6 +87,21 @@ def test_stats_shows_the_others_and_exits_1_naming_the_broken_queue(
     assert "{b}:ready is a string" in shown.stderr
     assert checked.exit_code == 1, checked.output
     assert "{b}:ready is a string" in checked.stderr
+
+
+def test_stats_as_json_names_the_broken_queue_and_exits_1(
+    redis_url: str, clock: ManualClock
+) -> None:
+    queue, prefix = _queue(redis_url, clock)
+    queue.enqueue_many([Job("t", queue="b"), Job("t", queue="c")])
+    redis.Redis.from_url(redis_url).set(f"{prefix}:{{b}}:ready", "x")
+
+    shown = invoke(container_for(queue, clock, Settings()), "stats", "--json")
+
+    assert shown.exit_code == 1, shown.output
+    rows = {row["queue"]: row for row in json.loads(shown.stdout)["queues"]}
+    assert "{b}:ready is a string" in rows["b"]["broken"]
+    assert rows["c"]["ready"] == 1
 
 
 def test_a_worker_quarantines_the_broken_queue_and_drains_the_others(redis_url: str) -> None:

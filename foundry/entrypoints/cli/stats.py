@@ -1,7 +1,8 @@
-"""``foundry stats``: queue sizes and live workers, as tables."""
+"""``foundry stats``: queue sizes and live workers, as tables or as JSON."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import click
@@ -9,6 +10,7 @@ from rich.table import Table
 
 from foundry.domain import JobState, QueueBroken
 from foundry.entrypoints.cli import common
+from foundry.entrypoints.overview import oldest_waits
 from foundry.ports import JobRecord, QueuePort, QueueStats, WorkerInfo
 
 #: The most running jobs ``stats`` lists with their progress.
@@ -65,33 +67,68 @@ def worker_table(rows: list[WorkerInfo], now: datetime) -> Table:
 
 @click.command()
 @click.option("--queue", "names", multiple=True, help="Only these queues (repeatable).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object (queues and workers, as the dashboard's API gives them).",
+)
 @click.pass_context
-def stats(ctx: click.Context, names: tuple[str, ...]) -> None:
+def stats(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Show every queue (ready, delayed, active, dead) and the live workers."""
     port = common.queue(ctx)
     chosen = list(names) or port.queues()
-    out = common.stdout()
     if common.private_memory_queue(ctx):
         common.stderr().print(
             "note: QUEUE_DRIVER is memory, so this shows only this process's own (empty) queue; "
             "set QUEUE_DRIVER=redis to inspect the workers' queues"
         )
     rows = [read_stats(port, name) for name in chosen]
-    if not chosen:
+    live = common.workers(ctx).workers()
+    now = common.container(ctx).clock().now()
+    if as_json:
+        click.echo(stats_document(port, rows, live, now))
+    else:
+        _print_tables(port, rows, live, now)
+    broken = [row for row in rows if isinstance(row, QueueBroken)]
+    if broken:
+        common.abort("; ".join(common.escape(str(error)) for error in broken))
+
+
+def _print_tables(
+    port: QueuePort, rows: list[QueueStats | QueueBroken], live: list[WorkerInfo], now: datetime
+) -> None:
+    out = common.stdout()
+    if not rows:
         out.print("no queues yet: nothing has been enqueued")
     else:
         out.print(queue_table(rows))
     running = running_with_progress(port, rows)
     if running:
         out.print(progress_table(running))
-    live = common.workers(ctx).workers()
     if not live:
         out.print("no live workers (start one with `foundry work --app module:registry`)")
     else:
-        out.print(worker_table(live, common.container(ctx).clock().now()))
-    broken = [row for row in rows if isinstance(row, QueueBroken)]
-    if broken:
-        common.abort("; ".join(common.escape(str(error)) for error in broken))
+        out.print(worker_table(live, now))
+
+
+def stats_document(
+    port: QueuePort, rows: list[QueueStats | QueueBroken], live: list[WorkerInfo], now: datetime
+) -> str:
+    """The queues (each with its oldest wait, or what is broken in it) and the live workers,
+    as one JSON object."""
+    from foundry.entrypoints.dashboard.views import stats_json, worker_json  # noqa: PLC0415
+
+    healthy = [row for row in rows if isinstance(row, QueueStats)]
+    ages = dict(zip((row.queue for row in healthy), oldest_waits(port, healthy), strict=True))
+    queues = [
+        stats_json(row, ages[row.queue])
+        if isinstance(row, QueueStats)
+        else {"queue": row.queue, "broken": str(row)}
+        for row in rows
+    ]
+    workers = [worker_json(info) for info in live]
+    return json.dumps({"at": now.isoformat(), "queues": queues, "workers": workers}, indent=2)
 
 
 def running_with_progress(port: QueuePort, rows: list[QueueStats | QueueBroken]) -> list[JobRecord]:

@@ -253,15 +253,19 @@ def progress_json(progress: Progress | None) -> dict[str, Any] | None:
     return {"fraction": progress.fraction, "note": progress.note}
 
 
-def worker_json(info: WorkerInfo, running: Sequence[JobRecord] = ()) -> dict[str, Any]:
-    """A live worker as JSON, with the jobs it holds now."""
-    return {
+def worker_json(info: WorkerInfo, running: Sequence[JobRecord] | None = None) -> dict[str, Any]:
+    """A live worker as JSON, with the jobs it holds now when they are given."""
+    shown = {
         **attrs.asdict(info, recurse=False),
-        "running": [{"id": r.job.id, "name": r.job.name, "queue": r.job.queue} for r in running],
         "queues": list(info.queues),
         "started_at": iso(info.started_at),
         "seen_at": iso(info.seen_at),
     }
+    if running is not None:
+        shown["running"] = [
+            {"id": r.job.id, "name": r.job.name, "queue": r.job.queue} for r in running
+        ]
+    return shown
 
 
 def letter_json(item: Letter) -> dict[str, Any]:
