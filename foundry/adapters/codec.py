@@ -36,14 +36,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 WIRE_VERSION = 1
-#: orjson options that route every type orjson would encode differently from the converter
-#: (datetimes, dataclasses, subclasses of builtins) to the converter instead.
-_PASSTHROUGH = (
-    orjson.OPT_PASSTHROUGH_DATETIME
-    | orjson.OPT_PASSTHROUGH_DATACLASS
-    | orjson.OPT_PASSTHROUGH_SUBCLASS
-)
-
+#: Datetimes go to the value converter, which refuses a naive one (orjson would write it).
+_DATETIMES_TO_CONVERTER = orjson.OPT_PASSTHROUGH_DATETIME
 
 _WORKER_FIELDS = attrs.fields(WorkerInfo)
 _NON_FINITE = "it holds {}, which JSON cannot represent: it would read back as None"
@@ -97,16 +91,23 @@ class Codec:
         return make_converter()
 
     @cached_property
+    def value_converter(self) -> cattrs.Converter:
+        """The converter of cache values and job results (``make_value_converter``)."""
+        from foundry.adapters.converter import make_value_converter  # noqa: PLC0415
+
+        return make_value_converter()
+
+    @cached_property
+    def _unstructure_value(self) -> Callable[[Any], Any]:
+        return self.value_converter.unstructure
+
+    @cached_property
     def _unstructure_job(self) -> Callable[[Job], dict[str, Any]]:
         return self.converter.get_unstructure_hook(Job)
 
     @cached_property
     def _structure_job(self) -> Callable[[Any, type[Job]], Job]:
         return self.converter.get_structure_hook(Job)
-
-    @cached_property
-    def _unstructure(self) -> Callable[[Any], Any]:
-        return self.converter.unstructure
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -219,20 +220,22 @@ class Codec:
             ) from error
 
     def _json(self, value: Any) -> bytes:
-        """``value`` as JSON; a ``TypeError`` (orjson's, the converter's, or for a NaN or
-        infinity, which orjson would write as null) saying why it cannot be.
+        """``value`` as JSON (see ``make_value_converter``); a ``TypeError`` (orjson's, the
+        converter's, or for a NaN or infinity, which orjson would write as null) saying why it
+        cannot be.
 
-        Fast path: orjson walks the value and hands the converter only what it does not
-        serialize the same way itself (attrs classes, datetimes, dataclasses, subclasses), so
-        plain JSON data skips the converter's dispatch (about 10x faster); anything the fast
-        path refuses goes through the converter whole, so the result is always the same. Only
-        JSON holding ``null`` is walked for NaN, so data without it pays nothing more.
+        Fast path: orjson walks the value and hands the value converter only what it does not
+        serialize itself (attrs classes, datetimes, durations, sets), so plain JSON data skips the
+        converter's dispatch (about 10x faster); anything the fast path refuses goes through
+        the converter whole, which writes the same JSON. Only JSON holding ``null`` is walked
+        for NaN, so data without it pays nothing more.
         """
+        unstructure = self._unstructure_value
         try:
-            blob = orjson.dumps(value, default=self._unstructure, option=_PASSTHROUGH)
+            blob = orjson.dumps(value, default=unstructure, option=_DATETIMES_TO_CONVERTER)
         except (TypeError, orjson.JSONEncodeError):
-            blob = orjson.dumps(self.converter.unstructure(value))
-        if b"null" in blob and (number := _first_non_finite(value, self._unstructure)) is not None:
+            blob = orjson.dumps(unstructure(value))
+        if b"null" in blob and (number := _first_non_finite(value, unstructure)) is not None:
             raise TypeError(_NON_FINITE.format(number))
         return blob
 

@@ -17,7 +17,7 @@ from cattrs.preconf.orjson import make_converter as make_orjson_converter
 from cattrs.strategies import configure_tagged_union
 from cattrs.v import format_exception
 
-from foundry.adapters.micros import EPOCH, epoch_micros, micros
+from foundry.adapters.micros import EPOCH, aware, epoch_micros, micros
 from foundry.domain import InvalidJob, Job
 from foundry.domain.limits import Limit
 from foundry.domain.retry import Backoff
@@ -52,6 +52,10 @@ def _limit_hook(converter: cattrs.Converter) -> Callable[[Any, type], Limit]:
     return structure
 
 
+def _iso(moment: datetime) -> str:
+    return aware(moment).isoformat()
+
+
 def _refuse_bytes(value: bytes) -> Any:
     # cattrs' orjson preset writes bytes as base85 text, which a reader gets back as a str.
     raise TypeError(f"{type(value).__name__} are not JSON data: decode them to a str first")
@@ -77,6 +81,20 @@ def make_converter() -> cattrs.Converter:
             Job, converter, _cattrs_omit_if_default=True, id=override(omit_if_default=False)
         ),
     )
+    return converter
+
+
+def make_value_converter() -> cattrs.Converter:
+    """The converter of cache values and job results, which read back as JSON data: what
+    orjson writes (datetimes, dates and times as ISO 8601 text, UUIDs as text, enums as their
+    value), every field of an attrs class or dataclass (one at its default too: the reader
+    has no class to fill it in), durations as seconds, sets as lists. Bytes and naive
+    datetimes are refused."""
+    converter = make_orjson_converter()
+    converter.register_unstructure_hook(datetime, _iso)
+    converter.register_unstructure_hook(timedelta, timedelta.total_seconds)
+    converter.register_unstructure_hook(frozenset, sorted)
+    converter.register_unstructure_hook(bytes, _refuse_bytes)
     return converter
 
 

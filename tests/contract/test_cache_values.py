@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +34,29 @@ def test_an_attrs_value_reads_back_as_its_json_data(cache: CachePort) -> None:
     cache.set("point", Point(1, 2))
 
     assert cache.get("point") == {"x": 1, "y": 2}
+
+
+@attrs.frozen
+class Window:
+    size: int = 10
+    every: timedelta = timedelta(minutes=1)
+    since: datetime | None = None
+
+
+def test_an_attrs_value_keeps_its_fields_at_default_and_writes_times_as_json_would(
+    cache: CachePort,
+) -> None:
+    since = datetime(2030, 1, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+
+    cache.set("window", Window())
+    cache.set("since", {"window": Window(since=since), "at": since, "day": since.date()})
+
+    assert cache.get("window") == {"size": 10, "every": 60.0, "since": None}
+    assert cache.get("since") == {
+        "window": {"size": 10, "every": 60.0, "since": "2030-01-01T12:00:00+02:00"},
+        "at": "2030-01-01T12:00:00+02:00",
+        "day": "2030-01-01",
+    }
 
 
 def test_a_missing_key_gives_the_default(cache: CachePort) -> None:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import attrs
 import pytest
 
 from foundry.domain import MAX_RESULT_BYTES, InvalidResult, JobState
@@ -153,6 +154,29 @@ def test_a_result_that_is_not_json_is_refused_naming_its_type_and_nothing_is_wri
         JobState.READY,
     ]
     assert queue.stats("default").completed == 0
+
+
+@attrs.frozen
+class Report:
+    rows: int = 0
+    took: timedelta = timedelta(seconds=1.5)
+    at: datetime = datetime(2030, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+
+
+def test_a_result_reads_back_as_its_json_data_with_every_field_and_iso_times(
+    queue: Queue,
+) -> None:
+    queue.enqueue(job(id="a"))
+    (lease,) = queue.claim(ClaimRequest(["default"], lease=LEASE))
+
+    queue.complete(lease, {"report": Report(), "at": datetime(2030, 1, 1, tzinfo=UTC)})
+
+    record = queue.get("a")
+    assert record is not None
+    assert record.result == {
+        "report": {"rows": 0, "took": 1.5, "at": "2030-01-02T03:04:05.000006+00:00"},
+        "at": "2030-01-01T00:00:00+00:00",
+    }
 
 
 def test_a_result_as_large_as_the_limit_is_stored(queue: Queue) -> None:
