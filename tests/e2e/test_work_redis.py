@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,9 +20,11 @@ from foundry.entrypoints.apps import load_app
 from tests.e2e.apps import QUEUE
 from tests.e2e.burst_drain import drains_exactly_once
 from tests.e2e.test_demo import run_foundry, unique_prefix
+from tests.process_support import kill_tree, spawn
 from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
+WORK = ("work", "--app", "tests.e2e.apps:registry", "--burst")
 
 
 @pytest.fixture
@@ -76,14 +82,53 @@ def test_handlers_use_the_containers_cache_from_the_children(
     assert queue.stats(QUEUE).completed == 20
 
 
-def test_work_against_an_unreachable_redis_exits_3_at_startup(
+def test_work_against_a_redis_unreachable_past_its_wait_exits_3_at_startup(
     redis_server_factory: Callable[..., RedisServer],
 ) -> None:
     server = redis_server_factory()
     server.kill()
     env = {"QUEUE_DRIVER": "redis", "REDIS_URL": server.url}
-
-    result = run_foundry("work", "--app", "tests.e2e.apps:registry", "--burst", env=env)
+    result = run_foundry(*WORK, "--wait-for-backend", "0", env=env)
+    waited = run_foundry(*WORK, "--wait-for-backend", "5", env=env)
 
     assert result.returncode == 3
     assert "check REDIS_URL" in result.stderr
+    assert "waiting for the backend" not in result.stderr
+    assert waited.returncode == 3
+    assert "waiting for the backend" in waited.stderr
+
+
+def test_a_worker_started_before_its_redis_waits_for_it_and_drains_the_queue(
+    redis_server_factory: Callable[..., RedisServer], prefix: str, tmp_path: Path
+) -> None:
+    server = redis_server_factory()
+    server.kill()
+    ledger = tmp_path / "ledger"
+    env = {**os.environ, "REDIS_URL": server.url, "QUEUE_PREFIX": prefix}
+    env["FOUNDRY_E2E_LEDGER"] = str(ledger)
+    log = tmp_path / "worker.log"
+    with log.open("wb") as sink:
+        worker = spawn(
+            [sys.executable, "-m", "foundry.entrypoints.cli", *WORK, "--concurrency", "1"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while b"waiting for the backend" not in log.read_bytes():
+            assert worker.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        server.start()
+        queue = RedisQueue(server.client(), prefix=prefix)
+        Dispatcher(queue, load_app("tests.e2e.apps:registry"), SystemClock()).dispatch_many(
+            [("e2e.add", {"a": n, "b": 1}) for n in range(3)]
+        )
+        code = worker.wait(timeout=60)
+    finally:
+        kill_tree(worker)
+
+    assert code == 0, log.read_text()
+    assert queue.stats(QUEUE).completed == 3
+    assert sorted(ledger.read_text().splitlines()) == ["add 0 1", "add 1 1", "add 2 1"]

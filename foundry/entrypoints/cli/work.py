@@ -12,7 +12,7 @@ from foundry.application.pool import PoolConfig
 from foundry.entrypoints.apps import app_queues, load_app
 from foundry.entrypoints.cli import common
 from foundry.entrypoints.cli.pooled import build_pool
-from foundry.entrypoints.cli.selfcheck import log_report, self_check
+from foundry.entrypoints.cli.selfcheck import log_report, self_check, when_reachable
 from foundry.entrypoints.extras import require
 
 if TYPE_CHECKING:
@@ -102,6 +102,14 @@ worker (any number may run: each tick is enqueued once) unless --no-scheduler.
     help="Address --metrics-port binds (0.0.0.0 for every interface).",
 )
 @click.option(
+    "--wait-for-backend",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to keep trying an unreachable Redis or PostgreSQL at startup (a worker "
+    "started with its backend), before exiting 3. 0 exits at once.",
+)
+@click.option(
     "--scheduler/--no-scheduler",
     default=True,
     show_default=True,
@@ -123,6 +131,7 @@ def work(
     burst: bool,
     metrics_port: int | None,
     metrics_host: str,
+    wait_for_backend: float,
     scheduler: bool,
 ) -> None:
     """Run a worker pool."""
@@ -142,15 +151,18 @@ def work(
         prefetch_window=timedelta(milliseconds=prefetch_window),
         child_nice=child_nice,
     )
+    patience = timedelta(seconds=wait_for_backend)
     postgres = box.postgres_check()
     if postgres is not None:
         from foundry.adapters.postgres.health import require_usable  # noqa: PLC0415
 
-        require_usable(postgres())  # an old schema, missing privileges: exit 2, with the fix
+        # An old schema, missing privileges: exit 2, with the fix.
+        require_usable(when_reachable(postgres, patience))
     check = box.queue_check()
     if check is not None:
-        # An unreachable or too old Redis stops us here, not later; what it says is logged once.
-        log_report(self_check("queue", check))
+        # A Redis unreachable for longer or too old stops us here, not later; what it says is
+        # logged once.
+        log_report(when_reachable(lambda: self_check("queue", check), patience))
     if common.private_memory_queue(ctx):
         common.stderr().print(
             "note: QUEUE_DRIVER is memory; this worker sees only jobs its app enqueues itself"
