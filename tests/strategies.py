@@ -27,6 +27,8 @@ QUEUE_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
 
 queue_names = st.text(QUEUE_ALPHABET, min_size=1, max_size=30)
 job_ids = st.text(QUEUE_ALPHABET, min_size=1, max_size=64)
+#: What a handler may be named: printable text, not only spaces.
+handler_names = st.text(min_size=1, max_size=40).filter(lambda s: s.strip() and s.isprintable())
 durations = st.integers(min_value=0, max_value=10**12).map(lambda us: timedelta(microseconds=us))
 positive_durations = durations.filter(lambda delta: delta > timedelta(0))
 moments = st.datetimes(
@@ -78,7 +80,7 @@ def jobs(draw: st.DrawFn) -> Job:
     timeout = draw(positive_durations)
     soft = draw(st.none() | st.integers(1, 10**6).map(lambda us: timedelta(microseconds=us)))
     return Job(
-        name=draw(st.text(min_size=1, max_size=40).filter(str.strip)),
+        name=draw(handler_names),
         payload=draw(payloads),
         queue=draw(queue_names),
         id=draw(job_ids),

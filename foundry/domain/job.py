@@ -147,6 +147,11 @@ def _check_name(value: object) -> str | None:
         return "must be a non-empty string naming a registered handler"
     if len(value) > MAX_NAME_LENGTH:
         return f"is {len(value)} characters long; the limit is {MAX_NAME_LENGTH}"
+    if not value.isprintable():
+        return (
+            f"{value!r} holds a character that cannot be printed (a newline, a tab, a lone "
+            "surrogate): name the handler with printable text, like 'mail.welcome'"
+        )
     return None
 
 

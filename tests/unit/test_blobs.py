@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from foundry.adapters.codec import WIRE_VERSION, Codec
 from foundry.adapters.redis.blobs import JobBlobs, base36
 from foundry.domain import Job, Limit, Rate, UndecodableJob
-from tests.strategies import jobs, moments, payloads
+from tests.strategies import handler_names, jobs, moments, payloads
 
 codec = Codec()
 blobs = JobBlobs(codec)
@@ -55,7 +55,7 @@ def test_a_blob_is_the_reference_form_and_decodes_to_the_same_job(job: Job) -> N
 
 
 @given(
-    st.text(min_size=1, max_size=40).filter(str.strip),
+    handler_names,
     st.none() | moments,
     st.sampled_from([{}, {"n": 1}]),
 )
@@ -115,7 +115,7 @@ _limits = (
 
 
 @given(
-    name=st.text(min_size=1, max_size=40).filter(str.strip),
+    name=handler_names,
     payload=payloads,
     created=st.none() | moments,
     limit=_limits,

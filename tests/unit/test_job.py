@@ -112,6 +112,15 @@ def test_an_invalid_unique_spec_is_refused_as_the_unique_field(make: Any, field:
     assert refused.value.field == field
 
 
+@pytest.mark.parametrize("name", ["mail\nwelcome", "tab\there", "lone \ud800", "bell\a"])
+def test_a_name_with_a_character_that_cannot_be_printed_is_refused(name: str) -> None:
+    with pytest.raises(InvalidJob, match="cannot be printed") as refused:
+        Job(name)
+
+    assert refused.value.field == "name"
+    assert Job("mail.welcome for Zoë").name == "mail.welcome for Zoë"
+
+
 def test_schedules_reject_negative_delays_and_naive_times() -> None:
     with pytest.raises(ValueError, match="negative"):
         RunAfter(timedelta(seconds=-1))
