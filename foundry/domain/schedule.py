@@ -47,12 +47,24 @@ def _before_latest(_: object, attribute: attrs.Attribute[datetime], value: datet
         )
 
 
+def _in_utc(value: datetime) -> datetime:
+    """An aware moment in UTC, as every store gives it back; anything else as it is, for the
+    validators to refuse (or, for a moment UTC cannot hold, to accept as the distant past)."""
+    if isinstance(value, datetime) and value.utcoffset() is not None:
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            return value
+    return value
+
+
 @attrs.frozen
 class RunAt:
-    """Claimable from ``at`` on (a moment in the past means now)."""
+    """Claimable from ``at`` on (a moment in the past means now); ``at`` is kept in UTC."""
 
     at: datetime = attrs.field(
-        validator=[attrs.validators.instance_of(datetime), _aware, _before_latest]
+        converter=_in_utc,
+        validator=[attrs.validators.instance_of(datetime), _aware, _before_latest],
     )
 
     def run_at(self, now: datetime) -> datetime:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 
@@ -99,12 +99,16 @@ def test_dispatch_at_a_moment_schedules_it_then(
     dispatcher: AnyDispatcher, queue: Queue, clock: ManualClock
 ) -> None:
     moment = clock.now() + timedelta(minutes=1)
+    in_berlin = moment.astimezone(timezone(timedelta(hours=1)))
 
     job_id = dispatcher.dispatch("resize", {"width": 1}, at=moment)
+    other_id = dispatcher.dispatch("resize", {"width": 2}, at=in_berlin)
 
-    record = queue.get(job_id)
+    record, other = queue.get(job_id), queue.get(other_id)
     assert record is not None
+    assert other is not None
     assert record.run_at == moment
+    assert (other.run_at, other.run_at.utcoffset()) == (moment, timedelta(0))  # given in UTC
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pickle
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 import attrs
@@ -119,6 +119,14 @@ def test_a_name_with_a_character_that_cannot_be_printed_is_refused(name: str) ->
 
     assert refused.value.field == "name"
     assert Job("mail.welcome for Zoë").name == "mail.welcome for Zoë"
+
+
+def test_a_run_time_given_in_another_zone_is_kept_in_utc() -> None:
+    in_berlin = datetime(2030, 1, 1, 13, tzinfo=timezone(timedelta(hours=1)))
+
+    at = RunAt(in_berlin).at
+
+    assert (at, at.tzinfo) == (datetime(2030, 1, 1, 12, tzinfo=UTC), UTC)
 
 
 def test_schedules_reject_negative_delays_and_naive_times() -> None:
