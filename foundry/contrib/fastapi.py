@@ -48,15 +48,26 @@ def lifespan(
 
 def dispatcher(request: Request) -> foundry.AsyncDispatcher:
     """Dependency: the app's ``AsyncDispatcher``."""
-    found: foundry.AsyncDispatcher = request.app.state.foundry_dispatcher
+    found: foundry.AsyncDispatcher = _state(request, "foundry_dispatcher")
     return found
 
 
 def cache(request: Request) -> foundry.CachePort:
     """Dependency: the configured cache. Its calls block: use it from ``def`` endpoints,
     which FastAPI runs in its thread pool."""
-    connection: foundry.Connection = request.app.state.foundry_connection
+    connection: foundry.Connection = _state(request, "foundry_connection")
     return connection.cache
+
+
+def _state(request: Request, name: str) -> Any:
+    try:
+        return getattr(request.app.state, name)
+    except AttributeError:
+        raise foundry.ConfigurationError(
+            "Foundry's lifespan has not run for this app: build it with "
+            "FastAPI(lifespan=foundry.contrib.fastapi.lifespan(registry)) (a TestClient runs "
+            "the lifespan only inside `with TestClient(app) as client:`)"
+        ) from None
 
 
 #: ``dispatcher: Dispatcher`` in an endpoint's parameters.

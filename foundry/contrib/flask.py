@@ -41,8 +41,17 @@ class Foundry:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Connect ``app`` (settings from ``app.config["FOUNDRY"]`` over the environment)."""
+        """Connect ``app`` (settings from ``app.config["FOUNDRY"]`` over the environment).
+
+        Raises ``ConfigurationError`` naming a key of ``FOUNDRY`` that is no setting (a typo
+        would leave the environment's value in force without a word)."""
         given = {key: str(value) for key, value in app.config.get("FOUNDRY", {}).items()}
+        unknown = sorted(set(given) - set(foundry.Settings.variables()))
+        if unknown:
+            raise foundry.ConfigurationError(
+                f"app.config['FOUNDRY'] has no setting named {', '.join(unknown)}: use "
+                f"{', '.join(foundry.Settings.variables())}"
+            )
         connection = foundry.connect(foundry.Settings.from_env({**os.environ, **given}))
         dispatcher = connection.dispatcher(self.registry, commit_hooks=self._commit_hooks)
         app.extensions[_KEY] = (connection, dispatcher)
@@ -50,16 +59,27 @@ class Foundry:
     @property
     def connection(self) -> foundry.Connection:
         """The current app's ``foundry.Connection``."""
-        connection: foundry.Connection = current_app.extensions[_KEY][0]
+        connection: foundry.Connection = _installed()[0]
         return connection
 
     @property
     def dispatcher(self) -> foundry.Dispatcher:
         """The current app's ``Dispatcher``."""
-        dispatcher: foundry.Dispatcher = current_app.extensions[_KEY][1]
+        dispatcher: foundry.Dispatcher = _installed()[1]
         return dispatcher
 
     @property
     def cache(self) -> foundry.CachePort:
         """The current app's cache."""
         return self.connection.cache
+
+
+def _installed() -> tuple[foundry.Connection, foundry.Dispatcher]:
+    try:
+        installed: tuple[foundry.Connection, foundry.Dispatcher] = current_app.extensions[_KEY]
+    except KeyError:
+        raise foundry.ConfigurationError(
+            f"Foundry is not installed on the app {current_app.name!r}: call "
+            "Foundry(registry).init_app(app) (or Foundry(registry, app=app)) where the app is made"
+        ) from None
+    return installed

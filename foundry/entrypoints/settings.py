@@ -228,6 +228,11 @@ class Settings:
                 values[field.name] = _parsed(variable, raw, _PARSERS.get(field.name, str))
         return cls(**values)  # type: ignore[arg-type] # each value is checked there
 
+    @classmethod
+    def variables(cls) -> list[str]:
+        """The names of the variables ``from_env`` reads, in order."""
+        return [field.name.upper() for field in attrs.fields(cls)]
+
     def on(self, url: str) -> Settings:
         """These settings with the queue and the cache on ``url``: a Redis URL (any form
         ``REDIS_URL`` takes), a PostgreSQL URL, or ``memory://`` (in this process)."""

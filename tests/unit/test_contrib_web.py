@@ -1,0 +1,70 @@
+"""The FastAPI and Flask integrations, with the real frameworks: a missing setup or a setting
+that does not exist is said with the fix, not an AttributeError or silence."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from flask import Flask
+
+import foundry
+from foundry.contrib import fastapi as foundry_fastapi
+from foundry.contrib.flask import Foundry
+
+registry = foundry.JobRegistry()
+
+
+@registry.job(name="web.noop")
+def noop() -> None:
+    pass
+
+
+def test_a_fastapi_app_without_the_lifespan_is_told_to_add_it() -> None:
+    app = FastAPI()
+
+    @app.post("/jobs")
+    async def enqueue(dispatcher: foundry_fastapi.Dispatcher) -> dict[str, str]:
+        return {"job": await dispatcher.dispatch(noop, {})}
+
+    with pytest.raises(foundry.ConfigurationError, match=r"lifespan=foundry\.contrib"):
+        TestClient(app).post("/jobs")
+
+
+def test_a_fastapi_app_with_the_lifespan_dispatches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUEUE_DRIVER", "memory")
+    app = FastAPI(lifespan=foundry_fastapi.lifespan(registry))
+
+    @app.post("/jobs")
+    async def enqueue(dispatcher: foundry_fastapi.Dispatcher) -> dict[str, str]:
+        return {"job": await dispatcher.dispatch(noop, {})}
+
+    with TestClient(app) as client:
+        reply = client.post("/jobs")
+
+    assert reply.status_code == 200
+    assert reply.json()["job"]
+
+
+def test_a_flask_setting_that_does_not_exist_is_refused_naming_it() -> None:
+    app = Flask(__name__)
+    app.config["FOUNDRY"] = {"QUEUE_DRIVER": "memory", "REDIS_URl": "redis://10.0.0.5:6379/0"}
+
+    with pytest.raises(
+        foundry.ConfigurationError, match="no setting named REDIS_URl: use"
+    ) as raised:
+        Foundry(registry, app=app)
+
+    assert "REDIS_URL" in str(raised.value)
+
+
+def test_a_flask_app_the_extension_was_not_installed_on_is_told_how() -> None:
+    extension = Foundry(registry)
+    installed, other = Flask("installed"), Flask("other")
+    installed.config["FOUNDRY"] = {"QUEUE_DRIVER": "memory"}
+    extension.init_app(installed)
+
+    with installed.app_context():
+        assert extension.dispatcher.dispatch(noop, {})
+    with other.app_context(), pytest.raises(foundry.ConfigurationError, match=r"init_app\(app\)"):
+        extension.dispatcher  # noqa: B018 - the property is the call under test
