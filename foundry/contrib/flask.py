@@ -16,8 +16,6 @@
 
 from __future__ import annotations
 
-import os
-
 from flask import Flask, current_app
 
 import foundry
@@ -45,14 +43,8 @@ class Foundry:
 
         Raises ``ConfigurationError`` naming a key of ``FOUNDRY`` that is no setting (a typo
         would leave the environment's value in force without a word)."""
-        given = {key: str(value) for key, value in app.config.get("FOUNDRY", {}).items()}
-        unknown = sorted(set(given) - set(foundry.Settings.variables()))
-        if unknown:
-            raise foundry.ConfigurationError(
-                f"app.config['FOUNDRY'] has no setting named {', '.join(unknown)}: use "
-                f"{', '.join(foundry.Settings.variables())}"
-            )
-        connection = foundry.connect(foundry.Settings.from_env({**os.environ, **given}))
+        given = app.config.get("FOUNDRY", {})
+        connection = foundry.connect(foundry.Settings.over_env(given, "app.config['FOUNDRY']"))
         dispatcher = connection.dispatcher(self.registry, commit_hooks=self._commit_hooks)
         app.extensions[_KEY] = (connection, dispatcher)
 

@@ -233,6 +233,19 @@ class Settings:
         """The names of the variables ``from_env`` reads, in order."""
         return [field.name.upper() for field in attrs.fields(cls)]
 
+    @classmethod
+    def over_env(cls, given: Mapping[str, object], where: str) -> Settings:
+        """The environment's settings with ``given`` (a framework's settings, variable names
+        as keys) over them. Raises ``ConfigurationError`` naming ``where`` for a key that is no
+        variable: a misspelt one would leave the environment's value in force, unsaid."""
+        unknown = sorted(set(given) - set(cls.variables()))
+        if unknown:
+            raise ConfigurationError(
+                f"{where} has no setting named {', '.join(unknown)}: use "
+                f"{', '.join(cls.variables())}"
+            )
+        return cls.from_env({**os.environ, **{key: str(value) for key, value in given.items()}})
+
     def on(self, url: str) -> Settings:
         """These settings with the queue and the cache on ``url``: a Redis URL (any form
         ``REDIS_URL`` takes), a PostgreSQL URL, or ``memory://`` (in this process)."""

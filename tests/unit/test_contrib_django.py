@@ -25,6 +25,19 @@ def test_settings_without_the_registry_are_refused_naming_the_setting() -> None:
         project.registry.__wrapped__()
 
 
+def test_a_foundry_setting_that_does_not_exist_is_refused_naming_it() -> None:
+    from django.test import override_settings  # noqa: PLC0415 - needs the configured Django
+
+    wanted = {"APP": "tests.e2e.apps:registry", "QUEUE_DRIVER": "memory", "QUEUE_PREFX": "shop"}
+    with (
+        override_settings(FOUNDRY=wanted),
+        pytest.raises(
+            foundry.ConfigurationError, match=r"settings\.FOUNDRY has no setting named QUEUE_PREFX"
+        ),
+    ):
+        project.connection.__wrapped__()
+
+
 def test_a_child_forgets_the_parents_database_connection_without_closing_it() -> None:
     connection = connections["default"]
     connection.ensure_connection()

@@ -22,8 +22,7 @@ def _config() -> tuple[str, foundry.Settings]:
             "settings.FOUNDRY['APP'] must name the registry as 'module:attribute', "
             "like FOUNDRY = {'APP': 'shop.jobs:registry', 'REDIS_URL': 'redis://...'}"
         )
-    environ = {**os.environ, **{key: str(value) for key, value in given.items()}}
-    return app, foundry.Settings.from_env(environ)
+    return app, foundry.Settings.over_env(given, "settings.FOUNDRY")
 
 
 @once
