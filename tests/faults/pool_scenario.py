@@ -8,12 +8,13 @@ on the attempts their payload names, so every scenario is deterministic given it
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import subprocess
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,18 @@ def _keep_busy(ledger: Ledger, job_id: str, seconds: float) -> None:
         ledger.record("tick", job=job_id, pid=os.getpid())
 
 
+def _sync_wrapper(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A decorator written for sync functions: it returns what ``function`` returns, here the
+    coroutine of an ``async def``."""
+
+    @functools.wraps(function)
+    def call(**payload: Any) -> Any:
+        return function(**payload)
+
+    del call.__wrapped__  # as a decorator without functools.wraps leaves it
+    return call
+
+
 @registry.job(name="awork")
 async def awork(
     n: int = 0,
@@ -99,6 +112,9 @@ async def awork(
     loop = asyncio.get_running_loop()
     runs = _loop_runs[loop] = _loop_runs.get(loop, 0) + 1
     return f"{os.getpid()}:{runs}:{n}"
+
+
+registry.job(name="awork.wrapped")(_sync_wrapper(awork))
 
 
 @registry.job(name="stubborn")

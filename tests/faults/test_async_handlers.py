@@ -45,6 +45,24 @@ def test_a_child_runs_its_async_handlers_on_one_loop_it_keeps(tmp_path: Path, se
 
 
 @pytest.mark.timeout(60)
+def test_a_coroutine_a_sync_wrapper_returns_runs_on_the_child_s_loop(
+    tmp_path: Path, seed: int
+) -> None:
+    scenario = Scenario(tmp_path, seed)
+    jobs = [
+        scenario.job(name, payload={"n": n}) for n, name in enumerate(["awork.wrapped", "awork"])
+    ]
+    scenario.produce(jobs)
+
+    code = scenario.run(PoolConfig(concurrency=1, burst=True, idle_wait=FAST_IDLE))
+
+    assert code == 0
+    assert scenario.check().ok
+    results = [result.split(":") for result in _results(scenario, [job.id for job in jobs])]
+    assert [(runs, n) for _, runs, n in results] == [("1", "0"), ("2", "1")]  # one loop
+
+
+@pytest.mark.timeout(60)
 def test_the_soft_limit_cancels_the_task_and_the_child_serves_the_next_job(
     tmp_path: Path, seed: int
 ) -> None:

@@ -26,7 +26,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from time import monotonic, perf_counter
-from types import FrameType
+from types import CoroutineType, FrameType
 from typing import Any
 
 from foundry.application.context import JobContext, set_current, set_progress_sink
@@ -231,14 +231,21 @@ class Runner:
         if handler.is_async:
             return self._loop.run(handler(**payload), soft)
         if not soft:
-            return handler(**payload)
+            return self._awaited(handler(**payload), soft)
         self._armed = soft
         signal.setitimer(signal.ITIMER_REAL, soft)
         try:
-            return handler(**payload)
+            result = handler(**payload)
         finally:
             self._armed = 0.0
             signal.setitimer(signal.ITIMER_REAL, 0)
+        return self._awaited(result, soft)
+
+    def _awaited(self, result: Any, soft: float) -> Any:
+        """A coroutine that a plain function returned (a sync decorator around an ``async
+        def``), run on this child's loop as the ``async def`` would be; any other result as
+        it is."""
+        return self._loop.run(result, soft) if type(result) is CoroutineType else result
 
     def _report(self, progress: Progress) -> None:
         """Send a progress report of the running job, at most every ``REPORT_EVERY_S`` (a
