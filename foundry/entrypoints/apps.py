@@ -20,7 +20,8 @@ def load_app(spec: str, container: Any = None) -> JobRegistry:
     The attribute is a ``JobRegistry``, or a callable that takes the container and returns
     one (for apps that need the cache or a dispatcher when they start). The current directory
     is importable, as with ``python -m``. Anything else (a handler among them: it is never
-    called) is a ``ConfigurationError`` saying what to name instead.
+    called) is a ``ConfigurationError`` saying what to name instead, and so is a registry
+    without handlers (a worker would send every job it claims to the dead letters).
     """
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
@@ -29,9 +30,14 @@ def load_app(spec: str, container: Any = None) -> JobRegistry:
     found = getattr(module, attribute, None)
     if found is None:
         raise ConfigurationError(f"--app {spec!r}: {module_name} has no attribute {attribute!r}")
-    if isinstance(found, JobRegistry):
-        return found
-    return _made_by(spec, found, module, container)
+    registry = found if isinstance(found, JobRegistry) else _made_by(spec, found, module, container)
+    if not registry.names():
+        raise ConfigurationError(
+            f"--app {spec!r} has no handlers: a worker would send every job it takes to the "
+            "dead letters as unknown. Register them on this registry (@registry.job), and have "
+            f"{module_name} import the modules that do"
+        )
+    return registry
 
 
 _WANTED = (

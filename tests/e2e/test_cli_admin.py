@@ -161,6 +161,19 @@ def test_failed_retry_needs_ids_or_all(box: Container) -> None:
     assert "--all" in result.stderr
 
 
+@pytest.mark.parametrize("command", [("failed", "retry", "--all"), ("failed", "purge")])
+def test_acting_on_every_queue_s_dead_letters_says_when_there_are_none(
+    box: Container, queue: Queue, command: tuple[str, ...]
+) -> None:
+    queue.enqueue(Job("alive"))
+
+    result = invoke(box, *command)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "no dead letters in any queue"
+    assert queue.stats("default").ready == 1
+
+
 def test_failed_retry_all_requeues_every_letter(box: Container, queue: Queue) -> None:
     bury(queue)
     bury(queue)

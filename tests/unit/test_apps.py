@@ -34,6 +34,9 @@ def build(container: object) -> JobRegistry:
     return registry
 
 
+EMPTY = JobRegistry()  # its handlers' module was never imported
+
+
 def test_a_registry_attribute_is_loaded_as_is() -> None:
     assert load_app("foundry.entrypoints.demo.app:registry") is demo_app.registry
 
@@ -56,6 +59,7 @@ def test_a_factory_is_called_with_the_container() -> None:
         (f"{__name__}:handler", "cannot take the container as its one argument"),
         (f"{__name__}:registered", f"is a handler, not an app: .* --app {__name__}:REGISTRY$"),
         (f"{__name__}:echo", "returned a str when called with the container, not a JobRegistry"),
+        (f"{__name__}:EMPTY", f"--app '{__name__}:EMPTY' has no handlers: a worker would send"),
     ],
 )
 def test_a_bad_app_is_a_configuration_error_that_says_what_is_wrong(spec: str, hint: str) -> None:

@@ -104,7 +104,9 @@ def _every_queue(ctx: click.Context, queue_name: str | None, doing: str, yes: bo
     port = common.queue(ctx)
     counts = {name: port.stats(name).dead for name in port.queues()}
     chosen = {name: count for name, count in counts.items() if count}
-    if chosen and not yes:
+    if not chosen:
+        click.echo("no dead letters in any queue")
+    elif not yes:
         listed = ", ".join(f"{name} ({count})" for name, count in chosen.items())
         click.confirm(f"{doing} the dead letters of every queue: {listed}?", abort=True)
     return list(chosen)
