@@ -71,12 +71,18 @@ def test_reap_and_renew_serve_the_other_queues_around_a_broken_one(
     assert (record.state, record.attempts) == (JobState.READY, 1)  # reaped all the same
 
 
-def test_stats_shows_the_others_and_exits_1_naming_the_broken_queue(
-    redis_url: str, clock: ManualClock
-) -> None:
+def _b_broken_c_fine(redis_url: str, clock: ManualClock) -> RedisQueue:
+    """A queue with a job in each of ``b`` and ``c``, ``b``'s ready set a string."""
     queue, prefix = _queue(redis_url, clock)
     queue.enqueue_many([Job("t", queue="b"), Job("t", queue="c")])
     redis.Redis.from_url(redis_url).set(f"{prefix}:{{b}}:ready", "x")
+    return queue
+
+
+def test_stats_shows_the_others_and_exits_1_naming_the_broken_queue(
+    redis_url: str, clock: ManualClock
+) -> None:
+    queue = _b_broken_c_fine(redis_url, clock)
 
     shown = invoke(container_for(queue, clock, Settings()), "stats")
     checked = invoke(container_for(queue, clock, Settings()), "check")
@@ -92,9 +98,7 @@ def test_stats_shows_the_others_and_exits_1_naming_the_broken_queue(
 def test_stats_as_json_names_the_broken_queue_and_exits_1(
     redis_url: str, clock: ManualClock
 ) -> None:
-    queue, prefix = _queue(redis_url, clock)
-    queue.enqueue_many([Job("t", queue="b"), Job("t", queue="c")])
-    redis.Redis.from_url(redis_url).set(f"{prefix}:{{b}}:ready", "x")
+    queue = _b_broken_c_fine(redis_url, clock)
 
     shown = invoke(container_for(queue, clock, Settings()), "stats", "--json")
 
