@@ -25,11 +25,12 @@ import foundry
 def lifespan(
     registry: foundry.JobRegistry,
     *,
-    settings: foundry.Settings | None = None,
+    settings: foundry.Settings | str | None = None,
     commit_hooks: foundry.CommitHooks | None = None,
 ) -> Callable[[Any], AbstractAsyncContextManager[None]]:
-    """The app's lifespan: ``foundry.connect(settings)`` (the environment by default) and an
-    ``AsyncDispatcher`` for ``registry`` in ``app.state``, closed when the app stops."""
+    """The app's lifespan: ``foundry.connect(settings)`` (the environment by default; settings
+    or a URL, as ``connect`` takes them) and an ``AsyncDispatcher`` for ``registry`` in
+    ``app.state``, closed when the app stops."""
 
     @asynccontextmanager
     async def run(app: Any) -> AsyncIterator[None]:

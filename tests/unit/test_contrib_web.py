@@ -31,9 +31,8 @@ def test_a_fastapi_app_without_the_lifespan_is_told_to_add_it() -> None:
         TestClient(app).post("/jobs")
 
 
-def test_a_fastapi_app_with_the_lifespan_dispatches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("QUEUE_DRIVER", "memory")
-    app = FastAPI(lifespan=foundry_fastapi.lifespan(registry))
+def test_a_fastapi_app_with_the_lifespan_dispatches() -> None:
+    app = FastAPI(lifespan=foundry_fastapi.lifespan(registry, settings="memory://"))
 
     @app.post("/jobs")
     async def enqueue(dispatcher: foundry_fastapi.Dispatcher) -> dict[str, str]:
