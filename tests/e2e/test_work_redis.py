@@ -89,7 +89,7 @@ def test_work_against_a_redis_unreachable_past_its_wait_exits_3_at_startup(
     server.kill()
     env = {"QUEUE_DRIVER": "redis", "REDIS_URL": server.url}
     result = run_foundry(*WORK, "--wait-for-backend", "0", env=env)
-    waited = run_foundry(*WORK, "--wait-for-backend", "5", env=env)
+    waited = run_foundry(*WORK, "--wait-for-backend", "8", env=env)
 
     assert result.returncode == 3
     assert "check REDIS_URL" in result.stderr
