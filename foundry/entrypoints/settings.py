@@ -65,10 +65,15 @@ def _checked(check: Callable[[Any], None]) -> Callable[[Any, attrs.Attribute[Any
 
 
 def _shown(field: attrs.Attribute[Any], value: object) -> str:
+    """``value`` as the field shows it, masked; a secret, or a URL too broken to mask (it
+    might hold a password), is not shown."""
     if field.repr is False:
         return "(hidden)"
     if callable(field.repr) and isinstance(value, str):
-        return field.repr(value)
+        try:
+            return str(field.repr(value))
+        except ValueError:
+            return "(not shown: it cannot be read as a URL)"
     return repr(value)
 
 

@@ -14,6 +14,7 @@ BAD_VALUES = [
     ("REDIS_URL", "redis://127.0.0.1:99999/0", "port must be a number from 1 to 65535"),
     ("REDIS_URL", "redis://127.0.0.1:sixty/0", "port must be a number from 1 to 65535"),
     ("REDIS_URL", "redis://127.0.0.1:0/0", "port must be a number from 1 to 65535"),
+    ("REDIS_URL", "redis://[no-closing-bracket:6379/0", "Invalid IPv6 URL"),
     ("REDIS_DB", "two", "whole number"),
     ("REDIS_DB", "-1", "0 or more"),
     ("REDIS_POOL_SIZE", "0", "from 1 to 10000"),
@@ -190,6 +191,8 @@ def test_a_database_url_alone_does_not_choose_postgres() -> None:
 BAD_FIELDS = [
     ("redis_url", "http://localhost:6379", "REDIS_URL", "redis://"),
     ("redis_url", 6379, "REDIS_URL", "expected a string"),
+    ("redis_url", "redis://app:hunter2@[oops/0", "REDIS_URL", "Invalid IPv6 URL"),
+    ("database_url", "postgresql://[oops/app", "DATABASE_URL", "Invalid IPv6 URL"),
     ("redis_db", "3", "REDIS_DB", "whole number"),
     ("redis_db", -1, "REDIS_DB", "0 or more"),
     ("redis_pool_size", 0, "REDIS_POOL_SIZE", "from 1 to 10000"),
