@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 from foundry.adapters.clock import ManualClock
 from foundry.domain import Job, JobState
 from foundry.ports import ClaimRequest
@@ -22,6 +25,22 @@ def test_job_show_prints_a_completed_jobs_payload_and_result(
     assert "state=completed" in result.stdout
     assert 'payload: {"cart":7}' in result.stdout
     assert 'result: {"total":42}' in result.stdout
+
+
+def test_job_show_as_json_gives_the_record_in_the_api_s_shape(
+    queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue(Job("shop.total", {"cart": 7}, id="j1"))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    queue.complete(lease, {"total": 42})
+
+    result = invoke(container_for(queue, clock), "job", "show", "j1", "--json")
+
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert (shown["state"], shown["attempts"], shown["result"]) == ("completed", 1, {"total": 42})
+    assert (shown["job"]["id"], shown["job"]["payload"]) == ("j1", {"cart": 7})
+    assert datetime.fromisoformat(shown["finished_at"]) == clock.now()
 
 
 def test_job_cancel_cancels_a_pending_job_and_show_says_so(

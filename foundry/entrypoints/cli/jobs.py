@@ -56,14 +56,22 @@ def job() -> None:
 @job.command()
 @click.argument("job_id")
 @_ANY_QUEUE
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the record as the dashboard's API gives it."
+)
 @click.pass_context
-def show(ctx: click.Context, job_id: str, queue_name: str | None) -> None:
+def show(ctx: click.Context, job_id: str, queue_name: str | None, as_json: bool) -> None:
     """Show one job: state, attempts, payload, result or reason, and its error history."""
     where = validate_queue_name(queue_name) if queue_name else None
     record = common.queue(ctx).get(job_id, where)
     if record is None:
         _not_found(job_id, queue_name)
-    show_record(record)
+    if as_json:
+        from foundry.entrypoints.dashboard.views import record_json  # noqa: PLC0415
+
+        click.echo(orjson.dumps(record_json(record), option=orjson.OPT_INDENT_2).decode())
+    else:
+        show_record(record)
 
 
 @job.command()
