@@ -286,7 +286,7 @@ class Dispatcher(DispatcherBase):
 
         Raises ``JobNotFound`` if no such job is known.
         """
-        return found_state(self._queue.cancel(given_id(job_id), queue, reason), job_id, queue)
+        return found_state(self._queue.cancel(job_id, queue, reason), job_id, queue)
 
     def _send(self, job: Job) -> str:
         outcome = self._queue.enqueue(job)

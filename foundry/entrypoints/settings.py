@@ -243,6 +243,11 @@ class Settings:
         """The environment's settings with ``given`` (a framework's settings, variable names
         as keys) over them. Raises ``ConfigurationError`` naming ``where`` for a key that is no
         variable: a misspelt one would leave the environment's value in force, unsaid."""
+        if not isinstance(given, Mapping):
+            raise ConfigurationError(
+                f"{where} must be a dict of settings, like {{'REDIS_URL': "
+                f"'redis://127.0.0.1:6379/0'}}, not a {type(given).__name__}"
+            )
         unknown = sorted(set(given) - set(cls.variables()))
         if unknown:
             raise ConfigurationError(

@@ -57,6 +57,14 @@ def test_a_flask_setting_that_does_not_exist_is_refused_naming_it() -> None:
     assert "REDIS_URL" in str(raised.value)
 
 
+def test_a_flask_foundry_config_that_is_not_a_dict_is_refused() -> None:
+    app = Flask(__name__)
+    app.config["FOUNDRY"] = "redis://10.0.0.5:6379/0"
+
+    with pytest.raises(foundry.ConfigurationError, match="must be a dict of settings"):
+        Foundry(registry, app=app)
+
+
 def test_a_flask_app_the_extension_was_not_installed_on_is_told_how() -> None:
     extension = Foundry(registry)
     installed, other = Flask("installed"), Flask("other")
