@@ -23,6 +23,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+#: The longest ttl, in ms: ``timedelta.max`` (about 2.7 million years). Every backend stores an
+#: expiry this far from any clock; seconds beyond it would overflow Redis' and PostgreSQL's
+#: 64-bit milliseconds.
+MAX_TTL_MS = timedelta.max // _MS + 1  # its last fraction of a ms rounds up
 
 
 def validate_key(key: object, what: str = "cache key") -> str:
@@ -104,7 +108,8 @@ def validate_prefix(prefix: str) -> str:
 def ttl_ms(ttl: Ttl, what: str = "ttl") -> int | None:
     """``ttl`` in whole milliseconds (rounded up), ``None`` for forever.
 
-    Raises ``InvalidCacheValue`` for a negative, non-finite or non-numeric ttl.
+    Raises ``InvalidCacheValue`` for a negative, non-finite or non-numeric ttl, or one longer
+    than ``timedelta.max``.
     """
     if ttl is None:
         return None
@@ -123,6 +128,11 @@ def ttl_ms(ttl: Ttl, what: str = "ttl") -> int | None:
 def _non_negative(ms: int, ttl: object, what: str) -> int:
     if ms < 0:
         raise InvalidCacheValue(f"{what} must not be negative, got {ttl!r}")
+    if ms > MAX_TTL_MS:
+        raise InvalidCacheValue(
+            f"{what} {ttl!r} is longer than the longest one, timedelta.max "
+            f"({MAX_TTL_MS // 1000} s); use None for forever"
+        )
     return ms
 
 

@@ -76,7 +76,8 @@ class CacheStore(Protocol):
       infinities), raises ``InvalidCacheValue`` and nothing is written; a
       stored value that cannot be decoded raises ``UndecodableValue`` naming the key.
     * Keys are non-empty strings without control characters, at most 250 characters
-      (``InvalidCacheKey`` otherwise); a negative ttl raises ``InvalidCacheValue``.
+      (``InvalidCacheKey`` otherwise); a negative ttl, or one longer than ``timedelta.max``,
+      raises ``InvalidCacheValue``.
       ``get_many`` and ``delete_many`` refuse one string (``InvalidCacheKey``: it would be
       read as its characters), ``set_many`` anything but a mapping (``InvalidCacheValue``).
     * A key whose ttl has passed is absent, exactly from its expiry on.

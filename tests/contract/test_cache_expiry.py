@@ -196,3 +196,36 @@ def test_expiry_is_exact_with_clocks_far_from_today(
     assert before == {"a": 1, "b": 2, "forever": 3}
     assert cache.get_many(["a", "b", "forever"]) == {"forever": 3}
     assert cache.get("a") is None
+
+
+def test_the_longest_timedelta_is_a_ttl_every_backend_stores(
+    cache: CachePort, clock: ManualClock
+) -> None:
+    cache.set("k", "v", timedelta.max)
+    cache.set_many({"m": 1}, timedelta.max.total_seconds())
+    cache.set("t", "v")
+    cache.touch("t", timedelta.max)
+
+    clock.advance(timedelta(days=365_000))
+
+    assert cache.get_many(["k", "m", "t"]) == {"k": "v", "m": 1, "t": "v"}
+
+
+@pytest.mark.parametrize("ttl", [10**20, 1e300])
+def test_a_ttl_longer_than_the_longest_timedelta_is_rejected_and_nothing_is_written(
+    cache: CachePort, ttl: float
+) -> None:
+    cache.set("kept", "v", 10)
+
+    for write in (
+        lambda: cache.set("k", 1, ttl),
+        lambda: cache.add("k", 1, ttl),
+        lambda: cache.set_many({"k": 1}, ttl),
+        lambda: cache.touch("kept", ttl),
+        lambda: cache.remember("k", ttl, lambda: 1),
+    ):
+        with pytest.raises(InvalidCacheValue, match="None for forever"):
+            write()
+
+    assert not cache.has("k")
+    assert cache.get("kept") == "v"

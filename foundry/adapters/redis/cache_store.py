@@ -16,6 +16,7 @@ import redis
 
 from foundry.adapters.cache_lock import Flight, remember
 from foundry.adapters.cache_support import (
+    MAX_TTL_MS,
     key_list,
     positive_ms,
     to_ms,
@@ -38,9 +39,12 @@ from foundry.ports.clock import Clock
 
 T = TypeVar("T")
 
+_MAX_TTL_S = MAX_TTL_MS // 1000
+
 
 def _ttl_arg(ttl: Ttl) -> str:
-    if type(ttl) is int and ttl >= 0:  # whole seconds, the common ttl: nothing to round
+    # Whole seconds, the common ttl: nothing to round.
+    if type(ttl) is int and 0 <= ttl <= _MAX_TTL_S:
         return str(ttl * 1000)
     ms = ttl_ms(ttl)
     return "-1" if ms is None else str(ms)
