@@ -123,9 +123,12 @@ class CacheLock:
             raise LockNotOwned(f"lock {self._name!r} is not held by this owner (expired?)")
 
     def extend(self, ttl: Ttl) -> None:
-        """Hold the lock for ``ttl`` from now; ``LockNotOwned`` if it is not held."""
-        ms = ttl_ms(ttl, "lock ttl")
-        if not ms or not self._backend.lock_extend(self._skey, self._token, ms):
+        """Hold the lock for ``ttl`` from now; ``LockNotOwned`` if it is not held.
+
+        ``ttl`` must be positive (``InvalidCacheValue``): to give the lock up, ``release``.
+        """
+        ms = positive_ms(ttl, "lock ttl")
+        if not self._backend.lock_extend(self._skey, self._token, ms):
             raise LockNotOwned(f"cannot extend lock {self._name!r}: this owner does not hold it")
 
     def owned(self) -> bool:

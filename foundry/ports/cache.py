@@ -49,7 +49,8 @@ class Lock(Protocol):
         ...
 
     def extend(self, ttl: Ttl) -> None:
-        """Hold the lock for ``ttl`` from now. Raises ``LockNotOwned`` if not held."""
+        """Hold the lock for ``ttl`` from now. Raises ``LockNotOwned`` if not held, and
+        ``InvalidCacheValue`` if ``ttl`` is not positive (``release`` gives a lock up)."""
         ...
 
     def owned(self) -> bool:

@@ -173,6 +173,19 @@ def test_a_lock_needs_a_positive_ttl(cache: CachePort, ttl: float | None) -> Non
         cache.lock("job", ttl)
 
 
+@pytest.mark.parametrize("ttl", [0, None, -1])
+def test_extending_a_held_lock_needs_a_positive_ttl_and_keeps_it_held(
+    cache: CachePort, ttl: float | None
+) -> None:
+    lock = cache.lock("job", 10)
+    lock.acquire(blocking=False)
+
+    with pytest.raises(InvalidCacheValue, match="lock ttl"):
+        lock.extend(ttl)
+
+    assert lock.owned()
+
+
 def test_a_lock_name_follows_the_key_rules(cache: CachePort) -> None:
     with pytest.raises(InvalidCacheKey, match="lock name"):
         cache.lock("bad\nname", 10)
