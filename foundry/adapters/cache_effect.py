@@ -9,8 +9,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Protocol, Self
 
-from foundry.adapters.cache_support import positive_ms
-from foundry.domain import StaleEffect
+from foundry.adapters.cache_support import MAX_COUNTER, positive_ms
+from foundry.domain import InvalidCacheValue, StaleEffect
 from foundry.ports.cache import Ttl
 
 #: ``decide``'s answer when the record is to be deleted.
@@ -56,6 +56,17 @@ def step_in(
     return reply
 
 
+def _valid_fence(fence: object) -> int:
+    """``fence`` if it is a fencing token: an int from 0 to ``MAX_COUNTER`` (Lua compares
+    fences as doubles, exact only that far)."""
+    if isinstance(fence, bool) or not isinstance(fence, int) or not 0 <= fence <= MAX_COUNTER:
+        raise InvalidCacheValue(
+            f"an effect's fence must be an int from 0 to {MAX_COUNTER}, got {fence!r}; "
+            "pass current_job().fence, or 0 outside a job"
+        )
+    return fence
+
+
 class CacheEffect:
     """An ``Effect`` over an adapter's ``effect_step``."""
 
@@ -64,7 +75,7 @@ class CacheEffect:
         self._key = key
         self._skey = skey
         self._ttl_ms = positive_ms(ttl, "ttl")
-        self._fence = fence
+        self._fence = _valid_fence(fence)
         self._done = False
 
     @property

@@ -215,8 +215,9 @@ class CachePort(CacheStore, Protocol):
         """The record of the effect ``key`` (see ``Effect``), kept ``ttl`` once done.
 
         ``ttl`` must be positive; ``fence`` is the acting attempt's fencing token
-        (``current_job().fence``; 0 outside a job: no fencing). Clearing the cache keeps
-        effect records, as it keeps locks.
+        (``current_job().fence``; 0 outside a job: no fencing), an int from 0 to 2**53 - 1
+        (``InvalidCacheValue`` otherwise). Clearing the cache keeps effect records, as it
+        keeps locks.
         """
         ...
 

@@ -96,3 +96,13 @@ def test_clearing_the_cache_keeps_effect_records(cache: CachePort) -> None:
 def test_an_effect_record_needs_a_positive_ttl(cache: CachePort, ttl: float | None) -> None:
     with pytest.raises(InvalidCacheValue, match="ttl"):
         cache.idempotent("charge:1", ttl)
+
+
+@pytest.mark.parametrize("fence", ["3", 2.5, True, None, -1, 2**53])
+def test_a_fence_that_is_not_a_job_s_fencing_token_is_rejected(
+    cache: CachePort, fence: object
+) -> None:
+    with pytest.raises(InvalidCacheValue, match="fence"):
+        cache.idempotent("charge:1", DAY, fence=fence)  # type: ignore[arg-type]
+
+    assert _act(cache) is True
