@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import cattrs
+from cattrs.cols import is_mapping
 from cattrs.gen import make_dict_unstructure_fn, override
 from cattrs.preconf.orjson import make_converter as make_orjson_converter
 from cattrs.strategies import configure_tagged_union
@@ -61,6 +62,17 @@ def _refuse_bytes(value: bytes) -> Any:
     raise TypeError(f"{type(value).__name__} are not JSON data: decode them to a str first")
 
 
+def _text_key(key: Any, _: Any = None) -> str:  # cattrs types key handlers with 2 args
+    # cattrs' orjson preset writes str(key): 1 as "1", None as "None", a (str, Enum) member
+    # as "Colour.RED"; a reader would look for keys it cannot find.
+    if isinstance(key, str):
+        return str.__str__(key)  # a str subclass (a text enum) as its text
+    raise TypeError(
+        f"the dict key {key!r} ({type(key).__name__}) would read back as text, as every "
+        "JSON object key does; convert the keys to str first"
+    )
+
+
 def make_converter() -> cattrs.Converter:
     """A fresh converter with Foundry's hooks; never registers on cattrs' global one."""
     converter = make_orjson_converter(omit_if_default=True)
@@ -89,12 +101,16 @@ def make_value_converter() -> cattrs.Converter:
     orjson writes (datetimes, dates and times as ISO 8601 text, UUIDs as text, enums as their
     value), every field of an attrs class or dataclass (one at its default too: the reader
     has no class to fill it in), durations as seconds, sets as lists. Bytes and naive
-    datetimes are refused."""
+    datetimes are refused, and dict keys that are not text (JSON would write them as text).
+    """
     converter = make_orjson_converter()
     converter.register_unstructure_hook(datetime, _iso)
     converter.register_unstructure_hook(timedelta, timedelta.total_seconds)
     converter.register_unstructure_hook(frozenset, sorted)
     converter.register_unstructure_hook(bytes, _refuse_bytes)
+    converter.register_unstructure_hook_factory(
+        is_mapping, lambda kind: converter.gen_unstructure_mapping(kind, key_handler=_text_key)
+    )
     return converter
 
 

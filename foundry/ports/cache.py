@@ -74,8 +74,9 @@ class CacheStore(Protocol):
     * A miss is the given default (``None``), never an exception.
     * Values are JSON-compatible data or attrs classes, encoded by the project's codec; a
       value that cannot be encoded, or would read back as something else (bytes, NaN,
-      infinities), raises ``InvalidCacheValue`` and nothing is written; a
-      stored value that cannot be decoded raises ``UndecodableValue`` naming the key.
+      infinities, dict keys that are not text), raises ``InvalidCacheValue`` and nothing is
+      written; a stored value that cannot be decoded raises ``UndecodableValue`` naming the
+      key.
     * Keys are non-empty strings without control characters, at most 250 characters
       (``InvalidCacheKey`` otherwise); a negative ttl, or one longer than ``timedelta.max``,
       raises ``InvalidCacheValue``.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 import attrs
@@ -12,6 +13,15 @@ import pytest
 from foundry.domain import InvalidCacheKey, InvalidCacheValue, UndecodableValue
 from foundry.ports.cache import CachePort
 from tests.backends import CacheBackend
+
+
+class Colour(str, Enum):  # noqa: UP042 - the mixin older code uses; str() gives "Colour.RED"
+    RED = "red"
+
+
+@attrs.frozen
+class Inventory:
+    counts: dict[int, int]
 
 
 @attrs.frozen
@@ -185,6 +195,27 @@ def test_a_value_that_cannot_be_encoded_is_rejected_and_nothing_is_written(
 
     assert cache.get("k") == "old"
     assert not cache.has("other")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{1: "a"}, {"outer": {(1, 2): "a"}}, {None: 1}, {True: 1}, [{1.5: 1}], Inventory({7: 1})],
+)
+def test_a_dict_key_that_is_not_text_is_rejected_not_rewritten_as_text(
+    cache: CachePort, value: object
+) -> None:
+    cache.set("k", "old")
+
+    with pytest.raises(InvalidCacheValue, match="key"):
+        cache.set("k", value)
+
+    assert cache.get("k") == "old"
+
+
+def test_a_text_enum_dict_key_reads_back_as_its_text(cache: CachePort) -> None:
+    cache.set("k", {Colour.RED: 1, "plain": 2})
+
+    assert cache.get("k") == {"red": 1, "plain": 2}
 
 
 @pytest.mark.parametrize("ttl", [-1, -0.5, float("nan"), float("inf"), "10", True])

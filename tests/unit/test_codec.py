@@ -99,6 +99,11 @@ def test_a_result_that_is_not_json_is_refused_naming_its_type() -> None:
     assert orjson.loads(codec.encode_result({"n": 1})) == {"n": 1}
 
 
+def test_a_result_with_a_dict_key_that_is_not_text_is_refused_not_rewritten() -> None:
+    with pytest.raises(InvalidResult, match="dict key 7"):
+        codec.encode_result({"by_user": {7: "Ada"}})
+
+
 def test_durations_are_exact_integer_microseconds() -> None:
     delta = timedelta(days=3, seconds=7, microseconds=11)
 
