@@ -213,6 +213,11 @@ class Codec:
         """A cache value as JSON bytes. Raises ``InvalidCacheValue`` if it cannot be encoded."""
         try:
             return self._json(value)
+        except RecursionError:
+            raise InvalidCacheValue(
+                f"cannot cache a {type(value).__name__}: it refers to itself or nests too deep "
+                "to encode; cache a flatter copy of the data"
+            ) from None
         except (TypeError, orjson.JSONEncodeError) as error:
             raise InvalidCacheValue(
                 f"cannot cache a {type(value).__name__}: {error}; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
@@ -210,6 +211,39 @@ def test_a_dict_key_that_is_not_text_is_rejected_not_rewritten_as_text(
         cache.set("k", value)
 
     assert cache.get("k") == "old"
+
+
+@attrs.define
+class Node:
+    name: str
+    children: list[Node] = attrs.Factory(list)
+
+
+def _cycle() -> Node:
+    parent = Node("parent")
+    parent.children.append(parent)
+    return parent
+
+
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("make", [_cycle, lambda: _nested(5_000)], ids=["cycle", "deep"])
+def test_a_value_that_refers_to_itself_or_nests_too_deep_is_rejected(
+    cache: CachePort, make: Callable[[], object]
+) -> None:
+    value = make()
+
+    with pytest.raises(InvalidCacheValue, match="cannot cache"):
+        cache.set("k", value)
+    with pytest.raises(InvalidCacheValue, match="cannot cache"):
+        cache.remember("k", 10, lambda: value)
+
+    assert not cache.has("k")
 
 
 def test_a_text_enum_dict_key_reads_back_as_its_text(cache: CachePort) -> None:
