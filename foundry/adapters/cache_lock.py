@@ -18,7 +18,7 @@ from typing import Any, Protocol, Self, TypeVar
 import attrs
 
 from foundry.adapters.cache_support import positive_ms, ttl_ms
-from foundry.domain import CacheError, LockNotOwned
+from foundry.domain import CacheError, InvalidCacheValue, LockNotOwned
 from foundry.ports.cache import Ttl
 
 log = logging.getLogger(__name__)
@@ -108,8 +108,16 @@ class CacheLock:
         return self._name
 
     def acquire(self, *, blocking: bool = True, timeout: Ttl = None) -> bool:
-        """Take the lock; with ``blocking``, wait up to ``timeout`` (forever if ``None``)."""
+        """Take the lock; with ``blocking``, wait up to ``timeout`` (forever if ``None``).
+
+        ``blocking=False`` tries once and takes no timeout (``InvalidCacheValue``).
+        """
         if not blocking:
+            if timeout is not None:
+                raise InvalidCacheValue(
+                    f"acquire(blocking=False) tries once and cannot wait {timeout!r}; "
+                    "drop blocking=False to wait up to the timeout"
+                )
             return self._try()
         limit = ttl_ms(timeout, "lock timeout")
         return bool(poll(lambda: self._try() or None, self._backend.wait_now_ms, limit))

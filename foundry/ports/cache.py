@@ -40,7 +40,8 @@ class Lock(Protocol):
     def acquire(self, *, blocking: bool = True, timeout: Ttl = None) -> bool:
         """Take the lock; wait up to ``timeout`` (forever if ``None``) when ``blocking``.
 
-        Returns whether it was acquired.
+        Returns whether it was acquired. ``blocking=False`` tries once: a ``timeout`` with it
+        raises ``InvalidCacheValue``.
         """
         ...
 

@@ -186,6 +186,17 @@ def test_extending_a_held_lock_needs_a_positive_ttl_and_keeps_it_held(
     assert lock.owned()
 
 
+def test_a_non_blocking_acquire_refuses_a_timeout_it_would_not_wait_for(
+    cache: CachePort,
+) -> None:
+    lock = cache.lock("job", 10)
+
+    with pytest.raises(InvalidCacheValue, match="blocking=False"):
+        lock.acquire(blocking=False, timeout=5)
+
+    assert not lock.owned()
+
+
 def test_a_lock_name_follows_the_key_rules(cache: CachePort) -> None:
     with pytest.raises(InvalidCacheKey, match="lock name"):
         cache.lock("bad\nname", 10)
