@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 import redis
 
+from foundry.adapters.redis.broken import broken
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.keys import QueueKeys
 from foundry.adapters.redis.record_codec import RecordCodec
@@ -54,7 +56,9 @@ def stats_many(client: redis.Redis, keys: Sequence[QueueKeys], now_ms: int) -> l
     read = pipe.execute()[-1]
     rows = []
     for index, queue in enumerate(keys):
-        ready, listed, due, delayed, active, dead, meta = read[7 * index : 7 * index + 7]
+        replies = read[7 * index : 7 * index + 7]
+        _refuse_broken(client, queue, replies)
+        ready, listed, due, delayed, active, dead, meta = replies
         paused, completed, failed, trimmed, stale = (int(value or 0) for value in meta)
         rows.append(
             QueueStats(
@@ -71,6 +75,14 @@ def stats_many(client: redis.Redis, keys: Sequence[QueueKeys], now_ms: int) -> l
             )
         )
     return rows
+
+
+def _refuse_broken(client: redis.Redis, queue: QueueKeys, replies: list[Any]) -> None:
+    """Raise ``QueueBroken`` naming ``queue`` (and its wrong keys) if Redis refused one of its
+    reads: inside MULTI/EXEC an error reply comes back as a value, not raised."""
+    for reply in replies:
+        if isinstance(reply, redis.ResponseError):
+            raise broken(client, queue, reply)
 
 
 @attrs.define
