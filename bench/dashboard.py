@@ -112,7 +112,8 @@ def _page(env: Env, prefix: str) -> tuple[float, float, float, float]:
 
 def _an_hour_of(sampler: Sampler, clock: ManualClock) -> None:
     """An hour of samples in the history (the counts are made up, the shape is real)."""
-    rows, ages = read_queues(sampler.queue)
+    overview = read_queues(sampler.queue)
+    rows, ages = overview.rows, overview.ages
     start = clock.now()
     for step in range(int(timedelta(hours=1) / EVERY)):
         at = start + step * EVERY

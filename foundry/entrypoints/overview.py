@@ -5,14 +5,46 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+import attrs
+
+from foundry.domain import QueueBroken
 from foundry.ports import QueuePort, QueueStats
 
 
-def read_queues(queue: QueuePort) -> tuple[list[QueueStats], list[timedelta | None]]:
+@attrs.frozen
+class Overview:
+    """Every queue's stats and oldest wait (in the same order), and the queues whose data the
+    backend refuses to read (a key of the wrong type), apart."""
+
+    rows: list[QueueStats]
+    ages: list[timedelta | None]
+    broken: list[QueueBroken]
+
+
+def read_queues(queue: QueuePort) -> Overview:
     """Every queue's stats and oldest wait: three calls whatever the number of queues, the
     oldest wait asked only of queues with ready jobs."""
-    rows = queue.stats_many(queue.queues())
-    return rows, oldest_waits(queue, rows)
+    rows, broken = read_stats(queue, queue.queues())
+    return Overview(rows, oldest_waits(queue, rows), broken)
+
+
+def read_stats(
+    queue: QueuePort, names: Sequence[str]
+) -> tuple[list[QueueStats], list[QueueBroken]]:
+    """The stats of each of ``names`` in one call; if one queue's data is broken, each queue
+    alone, so the others are still read and the broken ones are named (in ``names``' order)."""
+    try:
+        return queue.stats_many(names), []
+    except QueueBroken:
+        pass
+    rows: list[QueueStats] = []
+    broken: list[QueueBroken] = []
+    for name in names:
+        try:
+            rows.append(queue.stats(name))
+        except QueueBroken as error:
+            broken.append(error)
+    return rows, broken
 
 
 def oldest_waits(queue: QueuePort, rows: Sequence[QueueStats]) -> list[timedelta | None]:

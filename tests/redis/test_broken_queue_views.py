@@ -4,14 +4,21 @@ backend metrics down: the other queues are shown, the broken one is named with i
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import redis
+from prometheus_client import CollectorRegistry
+from starlette.testclient import TestClient
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import Job, QueueBroken
+from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
+from foundry.entrypoints.dashboard.security import GuardConfig
+from foundry.entrypoints.metrics.backend import BackendCollector
 from tests.backends import unique_prefix
+from tests.unit.test_metrics import samples_of
 
 pytestmark = pytest.mark.redis
 
@@ -33,3 +40,50 @@ def test_reading_every_queue_at_once_names_the_broken_one(broken_b: RedisQueue) 
         broken_b.stats_many(["b", "c"])
 
     assert raised.value.queue == "b"
+
+
+def _dashboard(queue: RedisQueue, clock: ManualClock) -> TestClient:
+    config = DashboardConfig(GuardConfig(token=None), background=False)
+    app = create_app(queue, queue, queue, clock, config, batches=queue)
+    return TestClient(app, base_url="http://127.0.0.1:8080")
+
+
+def test_the_dashboard_shows_the_other_queues_and_names_the_broken_one(
+    broken_b: RedisQueue, clock: ManualClock
+) -> None:
+    clock.advance(timedelta(seconds=3))
+    with _dashboard(broken_b, clock) as client:
+        listed = client.get("/api/queues")
+        page = client.get("/queues")
+        one = client.get("/api/queues/b")
+
+    assert listed.status_code == 200, listed.text
+    rows = {row["queue"]: row for row in listed.json()["queues"]}
+    assert (rows["c"]["ready"], rows["c"]["oldest_ready_age_s"]) == (1, 3.0)
+    assert "{b}:ready is a string" in rows["b"]["broken"]
+    assert page.status_code == 200, page.text
+    assert 'data-queue="c"' in page.text
+    assert "{b}:ready is a string" in page.text
+    assert one.status_code == 500
+    assert "{b}:ready is a string" in one.json()["error"]
+    assert "unreachable" not in one.json()["error"]
+
+
+def test_the_backend_metrics_serve_the_other_queues_and_flag_the_broken_one(
+    broken_b: RedisQueue,
+) -> None:
+    registry = CollectorRegistry()
+    registry.register(BackendCollector(broken_b, broken_b))
+
+    samples = samples_of(registry)
+
+    assert samples[("foundry_backend_up", frozenset())] == 1
+    ready_c = frozenset({("queue", "c"), ("state", "ready")})
+    assert samples[("foundry_queue_jobs", ready_c)] == 1
+    assert samples[("foundry_queue_broken", frozenset({("queue", "b")}))] == 1
+    assert samples[("foundry_queue_broken", frozenset({("queue", "c")}))] == 0
+    assert not any(
+        dict(labels).get("queue") == "b"
+        for name, labels in samples
+        if name != "foundry_queue_broken"
+    )

@@ -96,12 +96,10 @@ def _ids(body: Body, *, required: bool) -> list[str] | None:
 
 def _queues(views: Views, _: Params, __: Params) -> Any:
     snapshot = views.snapshot()
-    return {
-        "at": snapshot.at.isoformat(),
-        "queues": [
-            stats_json(row, age) for row, age in zip(snapshot.rows, snapshot.ages, strict=True)
-        ],
-    }
+    rows = zip(snapshot.rows, snapshot.ages, strict=True)
+    shown = [stats_json(row, age) for row, age in rows]
+    shown += [{"queue": error.queue, "broken": str(error)} for error in snapshot.broken]
+    return {"at": snapshot.at.isoformat(), "queues": sorted(shown, key=lambda row: row["queue"])}
 
 
 def _queue(views: Views, _: Params, path: Params) -> Any:

@@ -6,7 +6,13 @@ import logging
 
 from starlette.responses import JSONResponse
 
-from foundry.domain import CacheUnavailable, FoundryError, InvalidJob, QueueUnavailable
+from foundry.domain import (
+    CacheUnavailable,
+    FoundryError,
+    InvalidJob,
+    QueueBroken,
+    QueueUnavailable,
+)
 from foundry.entrypoints.dashboard.values import BadInput
 
 log = logging.getLogger(__name__)
@@ -22,6 +28,8 @@ def status_and_message(error: BaseException) -> tuple[int, str]:
         return 400, str(error)
     if isinstance(error, NotFound):
         return 404, str(error)
+    if isinstance(error, QueueBroken):  # the backend answers; this queue's data is wrong
+        return 500, str(error)
     if isinstance(error, QueueUnavailable | CacheUnavailable):
         return 503, f"the queue backend is unreachable ({error}); the page retries"
     if isinstance(error, FoundryError):

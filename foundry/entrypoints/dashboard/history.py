@@ -19,7 +19,8 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
-from foundry.domain import FoundryError
+from foundry.domain import FoundryError, QueueBroken
+from foundry.entrypoints.overview import read_stats
 from foundry.ports import Clock, QueuePort, QueueStats
 
 MINUTE = timedelta(minutes=1)
@@ -28,11 +29,13 @@ T = TypeVar("T")
 
 @attrs.frozen
 class Snapshot:
-    """Every queue's stats and oldest wait, read at ``at``."""
+    """Every queue's stats and oldest wait, read at ``at``, and the queues whose data the
+    backend refuses to read (a key of the wrong type)."""
 
     at: datetime
     rows: tuple[QueueStats, ...]
     ages: tuple[timedelta | None, ...]
+    broken: tuple[QueueBroken, ...] = ()
 
     def row(self, queue: str) -> tuple[QueueStats, timedelta | None] | None:
         """One queue's stats and oldest wait, if it was in the snapshot."""
@@ -213,13 +216,14 @@ class Sampler:
         self._waits: dict[str, _Wait] = {}
 
     def sample(self) -> Snapshot:
-        """Read the backend now: ``queues``, ``stats_many``, and ``oldest_ready_age`` of the
-        queues with ready jobs whose wait is due a reading (see the class)."""
+        """Read the backend now: ``queues``, ``stats_many`` (each queue alone when one's data
+        is broken), and ``oldest_ready_age`` of the queues with ready jobs whose wait is due a
+        reading (see the class)."""
         with self._lock:
-            rows = self.queue.stats_many(self.queue.queues())
+            rows, broken = read_stats(self.queue, self.queue.queues())
             now = self._clock.now()
             ages = self._ages(rows, now)
-            snapshot = Snapshot(now, tuple(rows), tuple(ages))
+            snapshot = Snapshot(now, tuple(rows), tuple(ages), tuple(broken))
             self.history.add(snapshot)
             self._latest = snapshot
             return snapshot

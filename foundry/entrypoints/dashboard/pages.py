@@ -98,6 +98,7 @@ def _queues_page(views: Views, _: Request) -> tuple[str, dict[str, Any]]:
     minutes = history.minutes(None, now)
     return "queues.html", {
         "rows": list(zip(snapshot.rows, snapshot.ages, strict=True)),
+        "broken": snapshot.broken,
         "sparks": sparks,
         "sampled_at": snapshot.at,
         "throughput": _throughput_chart(minutes),

@@ -3,7 +3,9 @@
 One scrape costs four calls whatever the number of queues: ``queues``, ``stats_many``,
 ``oldest_ready_age`` (of the queues with ready jobs) and ``workers``. If the backend cannot
 be reached, ``foundry_backend_up`` is 0 and the queue families are left out, so alerts see
-the outage rather than stale numbers.
+the outage rather than stale numbers. A queue whose data the backend refuses to read (a key of
+the wrong type) is no outage: it is ``foundry_queue_broken`` 1 and the others are served (each
+queue is then read alone).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import timedelta
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from foundry.domain import FoundryError
-from foundry.entrypoints.overview import read_queues
+from foundry.entrypoints.overview import Overview, read_queues
 from foundry.ports import QueuePort, QueueStats, WorkerInfo, WorkerRegistry
 
 _STATES = ("ready", "delayed", "active", "dead")
@@ -36,13 +38,14 @@ class BackendCollector:
     def collect(self) -> Iterator[Metric]:
         """Read the backend now; yields ``foundry_backend_up`` first."""
         try:
-            stats, ages = read_queues(self._queue)
+            overview = read_queues(self._queue)
             workers = self._workers.workers()
         except FoundryError:
             yield GaugeMetricFamily("foundry_backend_up", "1 if the queue backend answered.", 0)
             return
         yield GaugeMetricFamily("foundry_backend_up", "1 if the queue backend answered.", 1)
-        yield from _queue_families(stats, ages)
+        yield from _queue_families(overview.rows, overview.ages)
+        yield _broken_family(overview)
         yield from _worker_families(workers)
 
 
@@ -70,6 +73,20 @@ def _queue_families(stats: list[QueueStats], ages: list[timedelta | None]) -> It
         for name, family in totals.items():
             family.add_metric([row.queue], getattr(row, name))
     yield from (jobs, paused, oldest, *totals.values())
+
+
+def _broken_family(overview: Overview) -> Metric:
+    broken = GaugeMetricFamily(
+        "foundry_queue_broken",
+        "1 if the backend refuses to read the queue's data (a key of the wrong type); its "
+        "other series are left out.",
+        labels=["queue"],
+    )
+    for row in overview.rows:
+        broken.add_metric([row.queue], 0)
+    for error in overview.broken:
+        broken.add_metric([error.queue], 1)
+    return broken
 
 
 def _worker_families(workers: list[WorkerInfo]) -> Iterator[Metric]:
