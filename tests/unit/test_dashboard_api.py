@@ -284,6 +284,25 @@ def test_forget_and_purge_remove_dead_letters(dash: Dash) -> None:
     assert dash.queue.get("pending") is not None
 
 
+def test_a_bad_id_or_queue_anywhere_in_a_selection_refuses_it_before_anything_changes(
+    dash: Dash,
+) -> None:
+    for job_id, queue in (("d0", "default"), ("d1", "default"), ("o0", "other")):
+        dash.queue.enqueue(Job("a", id=job_id, queue=queue))
+        dash.kill(job_id, queue)
+    form = {"csrf_token": dash.csrf}
+
+    refused = [
+        dash.post("/api/dead/forget", {"queue": "default", "job_ids": ["d0", "<bad id>"]}),
+        dash.client.post("/dead/forget", data={**form, "pick": ["default/d0", "other/<bad>"]}),
+        dash.client.post("/dead/retry", data={**form, "pick": ["default/d1", "{/o0"]}),
+    ]
+
+    assert [answer.status_code for answer in refused] == [400] * 3
+    assert (dash.queue.stats("default").dead, dash.queue.stats("other").dead) == (2, 1)
+    assert dash.queue.stats("default").ready == 0
+
+
 @pytest.mark.parametrize(
     "path",
     [

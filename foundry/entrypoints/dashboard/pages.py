@@ -23,6 +23,8 @@ from foundry.entrypoints.dashboard.errors import NotFound, status_and_message
 from foundry.entrypoints.dashboard.history import MinutePoint
 from foundry.entrypoints.dashboard.schedule_views import ScheduleViews, status
 from foundry.entrypoints.dashboard.values import LISTED, BadInput, bounded
+from foundry.entrypoints.dashboard.values import job_id as checked_id
+from foundry.entrypoints.dashboard.values import queue_name as checked_queue
 from foundry.entrypoints.dashboard.views import MAX_PAGE, Views
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -226,13 +228,14 @@ def _purge(views: Views, request: Request, _: Form) -> str:
 
 
 def _selected(form: Form) -> dict[str, list[str]]:
-    """``queue/id`` values of the checked boxes, by queue."""
+    """``queue/id`` values of the checked boxes, by queue, every one checked before any is
+    acted on."""
     chosen: dict[str, list[str]] = {}
     for value in form.get("pick", []):
-        queue, slash, job_id = value.partition("/")
+        queue, slash, raw_id = value.partition("/")
         if not slash:
             raise BadInput(f"{value[:80]!r} is not a queue/job-id pair")
-        chosen.setdefault(queue, []).append(job_id)
+        chosen.setdefault(checked_queue(queue), []).append(checked_id(raw_id))
     if not chosen:
         raise BadInput("select at least one dead letter first")
     return chosen

@@ -170,15 +170,16 @@ class Views:
     def forget_dead(self, raw_queue: str, raw_ids: Sequence[str]) -> tuple[int, list[str]]:
         """Delete the named dead letters; how many, and the ids that were not dead letters."""
         name = queue_name(raw_queue)
+        ids = [job_id(raw) for raw in raw_ids]  # all checked before any is deleted
         missing = []
-        for raw in raw_ids:
-            record = self.queue.get(job_id(raw), name)
+        for one in ids:
+            record = self.queue.get(one, name)
             if (
                 record is None
                 or record.state is not JobState.DEAD
-                or not self.queue.delete(name, raw)
+                or not self.queue.delete(name, one)
             ):
-                missing.append(raw)
+                missing.append(one)
         self.sampler.invalidate()
         return len(raw_ids) - len(missing), missing
 
