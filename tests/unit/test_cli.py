@@ -131,6 +131,23 @@ def test_stats_on_a_private_memory_queue_says_why_it_is_empty() -> None:
     assert "QUEUE_DRIVER=redis" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["failed", "list"],
+        ["failed", "show", "j1"],
+        ["job", "show", "j1"],
+        ["batch", "list"],
+        ["batch", "show", "b1"],
+    ],
+)
+def test_reading_a_private_memory_queue_says_why_nothing_is_found(args: list[str]) -> None:
+    result = invoke(build_container(Settings()), *args)
+
+    assert "QUEUE_DRIVER is memory" in result.stderr, result.output
+    assert "QUEUE_DRIVER=redis" in result.stderr
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -54,6 +54,7 @@ def batch() -> None:
 @click.pass_context
 def show(ctx: click.Context, batch_id: str, queue_name: str | None) -> None:
     """Show one batch: its progress, state and callbacks."""
+    common.note_private_queue(ctx)
     where = validate_queue_name(queue_name) if queue_name else None
     record = common.batches(ctx).batch(batch_id, where)
     if record is None:
@@ -67,6 +68,7 @@ def show(ctx: click.Context, batch_id: str, queue_name: str | None) -> None:
 @click.pass_context
 def list_batches(ctx: click.Context, queue_name: str, limit: int) -> None:
     """The newest batches of a queue, with their progress."""
+    common.note_private_queue(ctx)
     records = common.batches(ctx).batches(validate_queue_name(queue_name), limit=limit)
     if not records:
         click.echo(f"no batches kept in queue {queue_name}")

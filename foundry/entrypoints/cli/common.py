@@ -203,6 +203,16 @@ def private_memory_queue(ctx: click.Context) -> bool:
     return settings(ctx).queue_driver is Driver.MEMORY and overriding is None
 
 
+def note_private_queue(ctx: click.Context) -> None:
+    """Say on stderr, before a command reads the queue, that a private in-memory queue is
+    empty (so "no job" or "no dead letters" is not taken as the workers' answer)."""
+    if private_memory_queue(ctx):
+        stderr().print(
+            "note: QUEUE_DRIVER is memory, so this shows only this process's own (empty) "
+            "queue; set QUEUE_DRIVER=redis to inspect the workers' queues"
+        )
+
+
 def require_shared_queue(ctx: click.Context, what: str) -> None:
     """Refuse an admin command that would act on a private in-memory queue and vanish."""
     if private_memory_queue(ctx):

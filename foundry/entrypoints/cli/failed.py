@@ -53,6 +53,7 @@ def failed() -> None:
 @click.pass_context
 def list_(ctx: click.Context, queue_name: str | None, limit: int, offset: int) -> None:
     """List dead letters (of one queue, or of each queue), newest first."""
+    common.note_private_queue(ctx)
     port = common.queue(ctx)
     names = [validate_queue_name(queue_name)] if queue_name else port.queues()
     letters = [letter for name in names for letter in port.dead(name, offset=offset, limit=limit)]
@@ -68,6 +69,7 @@ def list_(ctx: click.Context, queue_name: str | None, limit: int, offset: int) -
 @click.pass_context
 def show(ctx: click.Context, job_id: str, queue_name: str | None) -> None:
     """Show one job's payload, reason and full error history."""
+    common.note_private_queue(ctx)
     where = validate_queue_name(queue_name) if queue_name else None
     record = common.queue(ctx).get(job_id, where)
     if record is None:

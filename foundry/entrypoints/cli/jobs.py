@@ -62,6 +62,7 @@ def job() -> None:
 @click.pass_context
 def show(ctx: click.Context, job_id: str, queue_name: str | None, as_json: bool) -> None:
     """Show one job: state, attempts, payload, result or reason, and its error history."""
+    common.note_private_queue(ctx)
     where = validate_queue_name(queue_name) if queue_name else None
     record = common.queue(ctx).get(job_id, where)
     if record is None:

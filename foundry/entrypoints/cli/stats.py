@@ -76,13 +76,9 @@ def worker_table(rows: list[WorkerInfo], now: datetime) -> Table:
 @click.pass_context
 def stats(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Show every queue (ready, delayed, active, dead) and the live workers."""
+    common.note_private_queue(ctx)
     port = common.queue(ctx)
     chosen = list(names) or port.queues()
-    if common.private_memory_queue(ctx):
-        common.stderr().print(
-            "note: QUEUE_DRIVER is memory, so this shows only this process's own (empty) queue; "
-            "set QUEUE_DRIVER=redis to inspect the workers' queues"
-        )
     rows = [read_stats(port, name) for name in chosen]
     live = common.workers(ctx).workers()
     now = common.container(ctx).clock().now()
