@@ -161,7 +161,28 @@ def test_jobs_lists_a_queues_jobs_by_state_and_refuses_a_bad_state(dash: Dash) -
     assert [(job["job"]["id"], job["worker"]) for job in active["jobs"]] == [("j0", "w")]
     assert [job["job"]["id"] for job in paged["jobs"]] == ["j2"]
     assert bad.status_code == 400
-    assert "state must be one of ready, delayed, active, completed, dead" in bad.json()["error"]
+    assert "state must be one of ready, delayed, waiting, active, completed, dead" in (
+        bad.json()["error"]
+    )
+
+
+def test_jobs_waiting_for_others_are_listed_and_can_be_deleted(dash: Dash) -> None:
+    dash.queue.enqueue(Job("a", id="first", queue="q"))
+    dash.queue.enqueue_many([Job("b", id=f"then{n}", queue="q", after=("first",)) for n in (1, 2)])
+
+    listed = dash.client.get("/api/queues/q/jobs?state=waiting")
+    tabs = dash.client.get("/queues/q").text
+    page = dash.client.get("/queues/q?state=waiting")
+    job_page = dash.client.get("/jobs/then1")
+    deleted = dash.post("/api/jobs/then2/delete", {"queue": "q"})
+
+    assert listed.status_code == 200, listed.text
+    assert [job["job"]["id"] for job in listed.json()["jobs"]] == ["then1", "then2"]
+    assert 'href="/queues/q?state=waiting"' in tabs
+    assert page.status_code == 200
+    assert "then1" in page.text
+    assert 'action="/jobs/then1/delete"' in job_page.text
+    assert deleted.json() == {"deleted": True}
 
 
 def test_a_job_its_record_errors_and_unknown_or_bad_ids(dash: Dash) -> None:

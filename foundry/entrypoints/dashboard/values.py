@@ -62,13 +62,20 @@ def job_state(value: str) -> JobState:
         state = JobState(value)
     except ValueError:
         state = JobState.CANCELLED
-    if state is JobState.CANCELLED:
+    if state not in LISTED:
         listed = ", ".join(s.value for s in LISTED)
         raise BadInput(f"state must be one of {listed}, got {value[:40]!r}")
     return state
 
 
-LISTED = (JobState.READY, JobState.DELAYED, JobState.ACTIVE, JobState.COMPLETED, JobState.DEAD)
+LISTED = (
+    JobState.READY,
+    JobState.DELAYED,
+    JobState.WAITING,
+    JobState.ACTIVE,
+    JobState.COMPLETED,
+    JobState.DEAD,
+)
 
 
 def iso(moment: datetime | None) -> str | None:
