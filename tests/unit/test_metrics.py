@@ -154,6 +154,25 @@ def test_every_metric_the_grafana_dashboard_queries_is_one_foundry_exports() -> 
     assert used - exported == set()
 
 
+def test_every_metric_foundry_exports_is_in_the_docs_table() -> None:
+    registry = CollectorRegistry()
+    registry.register(BackendCollector(MemoryQueue(ManualClock()), MemoryQueue(ManualClock())))
+    PoolMetrics(registry, [], concurrency=1, pid=os.getpid())
+    documented = set(re.findall(r"^\| `(foundry_[a-z_]+)`", _docs(), re.MULTILINE))
+
+    exported = {
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in registry.collect()
+    }
+
+    assert exported - documented == set()
+    assert documented - exported == set()
+
+
+def _docs() -> str:
+    return (ROOT / "docs" / "metrics.md").read_text()
+
+
 def _series_names(family: Metric) -> list[str]:
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
     return [family.name + suffix for suffix in suffixes.get(family.type, [""])]

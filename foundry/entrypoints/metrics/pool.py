@@ -90,7 +90,7 @@ class PoolMetrics:
         )
         self._runtime = Histogram(
             "foundry_job_runtime_seconds",
-            "Time an attempt ran in a child, by how it ended.",
+            "Time an attempt ran in a child (completed, retried or dead).",
             _LABELS,
             buckets=SECONDS_BUCKETS,
             registry=registry,
