@@ -480,6 +480,19 @@ def test_the_schedules_page_pauses_and_resumes_through_its_forms(dash: Dash) -> 
     assert missing.status_code == 404
 
 
+def test_an_unknown_api_path_or_method_answers_json_naming_it(dash: Dash) -> None:
+    unknown = dash.client.get("/api/job/j1")
+    wrong_method = dash.client.get("/api/queues/q/pause")
+    page = dash.client.get("/nowhere")
+
+    assert unknown.status_code == 404
+    assert "/api/job/j1" in unknown.json()["error"]
+    assert wrong_method.status_code == 405
+    assert "POST" in wrong_method.json()["error"]
+    assert page.status_code == 404
+    assert 'class="error-message"' in page.text
+
+
 BAD_REQUESTS = [
     ("GET", "/api/queues/%7B%7D", None),
     ("GET", "/api/queues/" + "q" * 101, None),

@@ -15,6 +15,9 @@ from pathlib import Path
 import attrs
 import jinja2
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -85,6 +88,25 @@ def _templates() -> Jinja2Templates:
     return Jinja2Templates(env=environment)
 
 
+def unrouted_message(request: Request, error: HTTPException) -> str:
+    """What to tell a client whose request no route takes: the path, or the methods it takes."""
+    path = request.url.path[:200]
+    if error.status_code == 405:
+        allowed = (error.headers or {}).get("Allow", "POST")
+        return f"{request.method} is not served at {path}; use {allowed}"
+    if error.status_code == 404:
+        return f"nothing is served at {path}; the pages are linked from /queues"
+    return str(error.detail)
+
+
+async def _unrouted(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    message = unrouted_message(request, error)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": message}, error.status_code, headers=error.headers)
+    return pages.error_page(request, message, error.status_code)
+
+
 def create_app(
     queue: QueuePort,
     workers: WorkerRegistry,
@@ -119,6 +141,7 @@ def create_app(
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         lifespan=lifespan,
+        exception_handlers={HTTPException: _unrouted},
     )
     app.state.views = Views(
         queue,

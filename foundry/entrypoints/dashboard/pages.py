@@ -52,6 +52,11 @@ def _render(request: Request, name: str, context: dict[str, Any], status: int = 
     return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
 
 
+def error_page(request: Request, message: str, status: int) -> Response:
+    """The error page saying ``message``, with ``status``."""
+    return _render(request, "error.html", {"message": message}, status)
+
+
 def _page(build: Callable[[Views, Request], tuple[str, dict[str, Any]]]) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         try:
