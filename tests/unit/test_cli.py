@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
+from foundry.domain import Job
 from foundry.entrypoints.cli import cli
 from foundry.entrypoints.container import build_container
 from foundry.entrypoints.settings import Settings
@@ -146,6 +147,46 @@ def test_reading_a_private_memory_queue_says_why_nothing_is_found(args: list[str
 
     assert "QUEUE_DRIVER is memory" in result.stderr, result.output
     assert "QUEUE_DRIVER=redis" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["failed", "retry", "--all", "--queue", "emial"],
+        ["failed", "purge", "--queue", "emial"],
+        ["queue", "purge", "emial"],
+    ],
+)
+def test_acting_on_a_queue_that_never_held_a_job_is_refused_naming_the_known_ones(
+    args: list[str],
+) -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    queue.enqueue(Job("a", queue="email"))
+
+    result = invoke(container_for(queue, clock), *args)
+
+    assert result.exit_code == 1, result.output
+    assert "queue 'emial' has never held a job (known: email)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["stats", "--queue", "emial"],
+        ["failed", "list", "--queue", "emial"],
+        ["batch", "list", "--queue", "emial"],
+    ],
+)
+def test_reading_a_queue_that_never_held_a_job_says_so(args: list[str]) -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    queue.enqueue(Job("a", queue="email"))
+
+    result = invoke(container_for(queue, clock), *args)
+
+    assert result.exit_code == 0, result.output
+    assert "queue 'emial' has never held a job (known: email)" in result.stderr
 
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -69,7 +69,8 @@ def show(ctx: click.Context, batch_id: str, queue_name: str | None) -> None:
 def list_batches(ctx: click.Context, queue_name: str, limit: int) -> None:
     """The newest batches of a queue, with their progress."""
     common.note_private_queue(ctx)
-    records = common.batches(ctx).batches(validate_queue_name(queue_name), limit=limit)
+    common.note_unknown_queue(ctx, queue_name)
+    records = common.batches(ctx).batches(queue_name, limit=limit)
     if not records:
         click.echo(f"no batches kept in queue {queue_name}")
         return

@@ -213,6 +213,35 @@ def note_private_queue(ctx: click.Context) -> None:
         )
 
 
+def unknown_queue(ctx: click.Context, name: str) -> str | None:
+    """Why ``name`` is likely a typo if no job was ever enqueued to it (naming the queues
+    that hold jobs), else ``None``. Refuses a malformed name (``InvalidJob``)."""
+    known = queue(ctx).queues()
+    if validate_queue_name(name) in known:
+        return None
+    return (
+        f"queue {name!r} has never held a job (known: {', '.join(known) or 'none'}); "
+        "check the name"
+    )
+
+
+def require_known_queue(ctx: click.Context, name: str) -> str:
+    """``name``, or exit 1 if it never held a job (acting on it would do nothing)."""
+    problem = unknown_queue(ctx, name)
+    if problem is not None:
+        abort(problem)
+    return name
+
+
+def note_unknown_queue(ctx: click.Context, name: str) -> str:
+    """``name``, said on stderr first if it never held a job (so zeros are not taken for
+    the answer about the queue meant)."""
+    problem = unknown_queue(ctx, name)
+    if problem is not None and not private_memory_queue(ctx):
+        stderr().print(f"note: {problem}", soft_wrap=True)
+    return name
+
+
 def require_shared_queue(ctx: click.Context, what: str) -> None:
     """Refuse an admin command that would act on a private in-memory queue and vanish."""
     if private_memory_queue(ctx):

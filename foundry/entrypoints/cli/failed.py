@@ -55,7 +55,7 @@ def list_(ctx: click.Context, queue_name: str | None, limit: int, offset: int) -
     """List dead letters (of one queue, or of each queue), newest first."""
     common.note_private_queue(ctx)
     port = common.queue(ctx)
-    names = [validate_queue_name(queue_name)] if queue_name else port.queues()
+    names = [common.note_unknown_queue(ctx, queue_name)] if queue_name else port.queues()
     letters = [letter for name in names for letter in port.dead(name, offset=offset, limit=limit)]
     if not letters:
         click.echo(f"no dead letters in {queue_name or 'any queue'}")
@@ -102,7 +102,7 @@ def _every_queue(ctx: click.Context, queue_name: str | None, doing: str, yes: bo
     """The queues ``--all``/``purge`` act on: ``queue_name``, or every queue holding dead
     letters, named with their counts and confirmed first (unless ``yes``)."""
     if queue_name:
-        return [validate_queue_name(queue_name)]
+        return [common.require_known_queue(ctx, queue_name)]
     port = common.queue(ctx)
     counts = {name: port.stats(name).dead for name in port.queues()}
     chosen = {name: count for name, count in counts.items() if count}
@@ -167,7 +167,8 @@ def forget(ctx: click.Context, job_ids: tuple[str, ...], queue_name: str | None)
 def purge(ctx: click.Context, queue_name: str | None, yes: bool) -> None:
     """Delete every dead letter of a queue (or of every queue); asks first."""
     common.require_shared_queue(ctx, "purge")
+    chosen = _every_queue(ctx, queue_name, "Delete", yes)
     if queue_name and not yes:
         click.confirm(f"Delete every dead letter of {queue_name}?", abort=True)
-    for name in _every_queue(ctx, queue_name, "Delete", yes):
+    for name in chosen:
         click.echo(f"purged {common.queue(ctx).purge_dead(name)} dead letter(s) from {name}")

@@ -48,7 +48,7 @@ def resume(ctx: click.Context, name: str) -> None:
 def purge(ctx: click.Context, name: str, yes: bool) -> None:
     """Delete every pending (ready and delayed) job of queue NAME; running jobs finish."""
     common.require_shared_queue(ctx, "purge")
-    validate_queue_name(name)
+    common.require_known_queue(ctx, name)
     if not yes:
         click.confirm(f"Delete every pending job of {name}?", abort=True)
     removed = common.queue(ctx).purge(name)

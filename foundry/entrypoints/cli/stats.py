@@ -78,7 +78,7 @@ def stats(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Show every queue (ready, delayed, active, dead) and the live workers."""
     common.note_private_queue(ctx)
     port = common.queue(ctx)
-    chosen = list(names) or port.queues()
+    chosen = [common.note_unknown_queue(ctx, name) for name in names] or port.queues()
     rows = [read_stats(port, name) for name in chosen]
     live = common.workers(ctx).workers()
     now = common.container(ctx).clock().now()
