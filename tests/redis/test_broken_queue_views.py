@@ -17,7 +17,9 @@ from foundry.domain import Job, QueueBroken
 from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
 from foundry.entrypoints.dashboard.security import GuardConfig
 from foundry.entrypoints.metrics.backend import BackendCollector
+from foundry.entrypoints.settings import Settings
 from tests.backends import unique_prefix
+from tests.cli_support import container_for, invoke
 from tests.unit.test_metrics import samples_of
 
 pytestmark = pytest.mark.redis
@@ -87,3 +89,14 @@ def test_the_backend_metrics_serve_the_other_queues_and_flag_the_broken_one(
         for name, labels in samples
         if name != "foundry_queue_broken"
     )
+
+
+def test_the_stats_table_keeps_its_columns_for_a_broken_queue(
+    broken_b: RedisQueue, clock: ManualClock
+) -> None:
+    shown = invoke(container_for(broken_b, clock, Settings()), "stats")
+
+    header = next(line for line in shown.stdout.splitlines() if "queue" in line and "┃" in line)
+    broken_row = next(line for line in shown.stdout.splitlines() if "broken" in line)
+    assert header.rstrip().endswith("stale ┃")
+    assert broken_row.count("│") == header.count("┃")

@@ -26,7 +26,7 @@ def queue_table(rows: list[QueueStats | QueueBroken]) -> Table:
         table.add_column(column, justify="right", style="dim")
     for row in rows:
         if isinstance(row, QueueBroken):
-            table.add_row(row.queue, "[bold red]broken[/]", *[""] * 9)
+            table.add_row(row.queue, "[bold red]broken[/]", *[""] * 8)
             continue
         table.add_row(
             row.queue,
