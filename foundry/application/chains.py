@@ -22,6 +22,19 @@ Build = Callable[..., Job]
 RESULT_AS = "foundry.result_as"
 
 
+class PreviousResultGone(FoundryError):
+    """The previous step's record, whose result a chained job takes, is no longer kept: the
+    job can never get it, so it goes dead rather than wait for it."""
+
+    def __init__(self, job: Job, previous: str, name: str) -> None:
+        self.reason = f"the result of job {previous} it takes as {name!r} is no longer kept"
+        super().__init__(
+            f"job {job.id} of a chain takes the result of job {previous!r} as {name!r}, and "
+            "that job's record is no longer kept (a completed record is kept completed_ttl, "
+            "an hour by default): dispatch the chain again, or the job with that argument"
+        )
+
+
 class PreviousResults:
     """Reads, in the worker's parent, the result a chained job asked for."""
 
@@ -30,14 +43,15 @@ class PreviousResults:
 
     def payload(self, job: Job) -> dict[str, Any] | None:
         """The job's payload with the previous step's result under the name its chain gave,
-        or ``None`` when it asked for none. Raises ``FoundryError`` when the queue cannot say
-        (the caller gives the job back to try later)."""
+        or ``None`` when it asked for none. Raises ``PreviousResultGone`` when that result is
+        no longer kept, another ``FoundryError`` when the queue cannot say now (the caller gives
+        the job back to try later)."""
         name = job.metadata.get(RESULT_AS)
         if not name or not job.after:
             return None
         record = self._queue.get(job.after[0], job.queue)
         if record is None:
-            raise FoundryError(f"the result of job {job.after[0]!r} is no longer kept")
+            raise PreviousResultGone(job, job.after[0], name)
         return {**job.payload, name: record.result}
 
 

@@ -23,7 +23,7 @@ from datetime import timedelta
 from random import Random
 from typing import Any
 
-from foundry.application.chains import PreviousResults
+from foundry.application.chains import PreviousResultGone, PreviousResults
 from foundry.application.outcome import PoolObserver
 from foundry.application.pool.claims import Claimer
 from foundry.application.pool.config import PoolConfig
@@ -41,7 +41,7 @@ from foundry.application.pool.upkeep import Upkeep
 from foundry.application.pool.wire import Reply, encode_task
 from foundry.application.pool.workforce import Workforce
 from foundry.application.registry import JobRegistry
-from foundry.domain import Cancel, ErrorInfo, FoundryError, JobCancelled, Progress
+from foundry.domain import Cancel, Dead, ErrorInfo, FoundryError, JobCancelled, Progress
 from foundry.ports import Clock, Lease, QueuePort
 
 log = logging.getLogger(__name__)
@@ -394,13 +394,16 @@ class Supervisor:
     def _payload(self, lease: Lease) -> tuple[bool, dict[str, Any] | None]:
         """Whether ``lease``'s job may go to a child now, and its payload (``None``: the
         job's own). A job naming no handler, or waiting for a result the queue cannot give
-        now, is settled or given back here."""
+        now (given back) or ever (dead), is settled here."""
         job = lease.job
         if job.name not in self._registry:
             self._failures.unknown_handler(lease)
             return False, None
         try:
             return True, self._previous.payload(job)
+        except PreviousResultGone as gone:  # it would come back forever
+            self.settler.fail(lease, ErrorInfo.from_exception(gone), 0.0, Dead(gone.reason))
+            return False, None
         except FoundryError as error:
             log.warning("job %s waits for a result the queue cannot give (%s)", job.id, error)
             self.settler.release(lease, PREVIOUS_RETRY)
