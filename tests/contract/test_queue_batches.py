@@ -184,6 +184,23 @@ def test_a_job_waiting_for_a_failed_batch_is_cancelled(batch_queue: BatchQueue) 
     assert (record.state, record.reason) == (JobState.CANCELLED, "dependency failed")
 
 
+def test_a_batch_whose_record_expired_is_refused_as_a_dependency(
+    batch_queue: BatchQueue, clock: ManualClock
+) -> None:
+    queue = batch_queue
+    queue.enqueue_batches([Batch([job(id="a")], id="b1")])
+    _complete_all(queue, "a")
+    clock.advance(timedelta(hours=2))  # past the ended batch's hour
+    assert queue.batch("b1") is None
+
+    with pytest.raises(InvalidJob, match="a job can wait only for jobs of its own queue"):
+        queue.enqueue(job(id="next", after=("b1",)))
+    with pytest.raises(InvalidJob, match="b1"):
+        queue.enqueue_batches([Batch([job(id="m", after=("b1",))], id="b2")])
+
+    assert [state_of(queue, name) for name in ("next", "m")] == [None, None]
+
+
 def test_members_whose_dependency_already_failed_end_at_dispatch(batch_queue: BatchQueue) -> None:
     queue = batch_queue
     queue.enqueue(job(id="gone", schedule=RunAfter(timedelta(minutes=1))))

@@ -193,3 +193,21 @@ def test_a_deleted_dependency_cancels_a_job_that_is_cancelled_after_failure(
     record = queue.get("b")
     assert record is not None
     assert (record.state, record.reason) == (JobState.CANCELLED, "dependency failed")
+
+
+@pytest.mark.parametrize("end", ["completed", "cancelled"])
+def test_a_dependency_whose_record_expired_is_refused_as_one_never_stored(
+    queue: Queue, clock: ManualClock, end: str
+) -> None:
+    queue.enqueue(job(id="a"))
+    if end == "completed":
+        _run(queue, "a")
+    else:
+        queue.cancel("a")
+    clock.advance(timedelta(hours=2))  # past the record's hour
+    assert queue.get("a") is None
+
+    with pytest.raises(InvalidJob, match="a job can wait only for jobs of its own queue"):
+        queue.enqueue(job(id="b", after=("a",)))
+
+    assert queue.get("b") is None

@@ -653,6 +653,21 @@ local settle_dependants
 -- Batches (further below): settle_batches(ids, "c" | "f" | "x", now) counts members' ends.
 local settle_batches
 
+-- Whether the queue holds `dep`, a job or batch a new job names in `after`: stored, and not a
+-- record kept past its time (a completed or cancelled job's, an ended batch's), which reads
+-- already call gone and the next expiry pass forgets.
+local function holds_dependency(dep, now)
+  local expires
+  if redis.call("HEXISTS", JOBS, dep) == 1 then
+    expires = redis.call("ZSCORE", DONE, dep)
+  elseif redis.call("EXISTS", BASE .. "b:" .. dep) == 1 then
+    expires = redis.call("HGET", BASE .. "b:" .. dep, "ex")
+  else
+    return false
+  end
+  return not expires or tonumber(expires) > now
+end
+
 -- Remove every trace of a job (and its unique key, if it still holds it); the jobs waiting
 -- for it fail as of `now` (the calling function's clock).
 local function forget(id, now)

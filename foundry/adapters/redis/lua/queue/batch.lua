@@ -8,8 +8,8 @@
 --       attempts, at ms, after ms; then the jobs, 8 values each as enqueue takes them
 -- Reply {epoch, one outcome per job as enqueue's}; {epoch} for a re-send (a batch id already
 --       stored: nothing written); or, before any write, {"!", job index, id} for a dependency
---       neither stored (job or batch) nor earlier in the call, {"!b", id} for a batch id that
---       is a stored job's
+--       neither held (a job or batch stored, its record not past its time) nor earlier in
+--       the call, {"!b", id} for a batch id that is a stored job's
 -- Keeps Q1, Q8 (a re-send changes nothing), B1-B3 (ports/batches.py)
 local now, ttl, nb = now_ms(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local PER_BATCH, PER_JOB = 22, 8
@@ -49,8 +49,7 @@ for i = 0, n - 1 do
   end
   local spec = ARGV[first_job + i * PER_JOB + 7]
   for dep in string.gmatch(string.sub(spec, 3), "%S+") do
-    if not earlier[dep] and redis.call("HEXISTS", JOBS, dep) == 0
-        and redis.call("EXISTS", BASE .. "b:" .. dep) == 0 then
+    if not earlier[dep] and not holds_dependency(dep, now) then
       return { "!", i, dep }
     end
   end

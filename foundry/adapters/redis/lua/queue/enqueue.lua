@@ -7,8 +7,8 @@
 --       dependencies), the short form: now, epoch candidate, id, blob, max attempts
 -- Reply {epoch, one outcome per job: 0 enqueued (or already stored), or the id holding the
 --       unique key}; or, before any write, {"!", job index, id} for a dependency that is
---       neither stored nor earlier in the batch; the short form's job newly stored: the
---       epoch alone
+--       neither held (stored, its record not past its time) nor earlier in the batch; the
+--       short form's job newly stored: the epoch alone
 -- Keeps Q1 (stored before the reply), Q2 (seq in order: a job ready at priority 0 joins the
 --       fifo's tail, any other ready job `ready`), Q3 (delayed in `delayed`), Q8 (a stored id
 --       is left unchanged), Q9 (unique keys)
@@ -58,8 +58,7 @@ for i = 0, n - 1 do
   local b = 3 + i * per
   if ARGV[b + 7] ~= "" then
     for dep in string.gmatch(string.sub(ARGV[b + 7], 3), "%S+") do
-      if not earlier[dep] and redis.call("HEXISTS", JOBS, dep) == 0
-          and redis.call("EXISTS", BASE .. "b:" .. dep) == 0 then
+      if not earlier[dep] and not holds_dependency(dep, now) then
         return { "!", i, dep }
       end
     end
