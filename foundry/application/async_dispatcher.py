@@ -12,6 +12,7 @@ from foundry.application.batches import Step
 from foundry.application.dispatching import (
     DispatcherBase,
     batch_store,
+    chained_jobs,
     found_batch,
     found_state,
     transaction_store,
@@ -155,19 +156,27 @@ class AsyncDispatcher(DispatcherBase):
         *,
         queue: str | None = None,
         result_as: str | None = None,
+        after_commit: bool | None = None,
         connection: object | None = None,
     ) -> list[str]:
-        """``Dispatcher.chain``, awaited: the steps in one write (in the caller's transaction
-        on ``connection``, if given); their ids, in order."""
+        """``Dispatcher.chain``, awaited: the steps in one write (after the commit, or in the
+        caller's transaction on ``connection``, if so); their ids, in order."""
         units, jobs = self._chain(steps, queue, result_as)
         if connection is not None:
             if jobs is not None:
-                return await self._send_within(connection, jobs, None)
-            await self._within(None).enqueue_batches_within(connection, units)
-        elif jobs is not None:
+                return await self._send_within(connection, jobs, after_commit)
+            await self._within(after_commit).enqueue_batches_within(connection, units)
+            return [unit.id for unit in units]
+        if jobs is not None:
+            if self._after_commit.wanted(after_commit):
+                self._defer(jobs, lambda: self._send(jobs, many=True))
+                return [job.id for job in jobs]
             return await self._send(jobs, many=True)
+        port = batch_store(self._batches)
+        if self._after_commit.wanted(after_commit):
+            self._defer(chained_jobs(units), lambda: port.enqueue_batches(units))
         else:
-            await batch_store(self._batches).enqueue_batches(units)
+            await port.enqueue_batches(units)
         return [unit.id for unit in units]
 
     async def batch(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from foundry.application.dispatching import (
     DispatcherBase,
     batch_store,
+    chained_jobs,
     found_batch,
     found_state,
     transaction_store,
@@ -173,12 +174,13 @@ class Dispatcher(DispatcherBase):
         *,
         queue: str | None = None,
         result_as: str | None = None,
+        after_commit: bool | None = None,
         connection: object | None = None,
     ) -> list[str]:
         """Enqueue ``steps`` (``(handler, payload)`` pairs, or batches from ``build_batch``)
-        to run one after another, in one write (in the caller's transaction on
-        ``connection``, if given, as ``dispatch``); their ids (a batch's id for a batch), in
-        order.
+        to run one after another, in one write (after the commit, or in the caller's
+        transaction on ``connection``, if so, as ``dispatch``); their ids (a batch's id for a
+        batch), in order.
 
         Each step waits for the previous one to complete (a batch step: every member waits
         for it; the step after a batch waits for the batch's end and runs if ``then`` fired);
@@ -191,12 +193,19 @@ class Dispatcher(DispatcherBase):
         units, jobs = self._chain(steps, queue, result_as)
         if connection is not None:
             if jobs is not None:
-                return self._send_within(connection, jobs, None)
-            self._within(None).enqueue_batches_within(connection, units)
-        elif jobs is not None:
+                return self._send_within(connection, jobs, after_commit)
+            self._within(after_commit).enqueue_batches_within(connection, units)
+            return [unit.id for unit in units]
+        if jobs is not None:
+            if self._after_commit.wanted(after_commit):
+                self._after_commit.defer(jobs, lambda: self._send_many(jobs))
+                return [job.id for job in jobs]
             return self._send_many(jobs)
+        port = batch_store(self._batches)
+        if self._after_commit.wanted(after_commit):
+            self._after_commit.defer(chained_jobs(units), lambda: port.enqueue_batches(units))
         else:
-            batch_store(self._batches).enqueue_batches(units)
+            port.enqueue_batches(units)
         return [unit.id for unit in units]
 
     def batch(

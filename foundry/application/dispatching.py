@@ -98,6 +98,11 @@ def batch_store(port: Port | None) -> Port:
     return port
 
 
+def chained_jobs(units: list[Job | Batch]) -> list[Job]:
+    """The jobs of a chain's steps, a batch's members in its place (to name them in logs)."""
+    return [job for unit in units for job in ((unit,) if isinstance(unit, Job) else unit.jobs)]
+
+
 def transaction_store(port: Port | None, after_commit: bool | None) -> Port:
     """The port that writes in the caller's transaction (``connection=``);
     ``ConfigurationError`` if ``after_commit`` is asked too or the queue is not in a

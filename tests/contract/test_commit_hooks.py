@@ -271,3 +271,54 @@ def test_a_send_that_fails_at_the_commit_is_logged_with_the_job_and_raised(
     [record] = [r for r in caplog.records if r.name.startswith("foundry")]
     assert ids[0] in record.getMessage()
     assert "the commit stands" in record.getMessage()
+
+
+def test_a_chain_is_sent_after_the_commit_as_a_dispatch_is(
+    queue: MemoryQueue, db: CommitBackend
+) -> None:
+    waiting = JobRegistry(after_commit=True)
+    waiting.job(name="welcome", queue="mail")(welcome)
+    dispatcher = Dispatcher(queue, waiting, ManualClock(), commit_hooks=db.hooks, batches=queue)
+    steps = [(welcome, {"user_id": 1}), (welcome, {"user_id": 2})]
+
+    dropped = rolled_back(db, lambda: dispatcher.chain(steps))
+    with db.atomic():
+        sent = dispatcher.chain([*steps, dispatcher.build_batch([(welcome, {"user_id": 3})])])
+        inside = queue.queues()
+    at_once = rolled_back(db, lambda: dispatcher.chain(steps, after_commit=False))
+
+    assert [queue.get(job_id) for job_id in dropped] == [None, None]
+    assert inside == []
+    assert [queue.get(job_id).state for job_id in sent[:2]] == [  # type: ignore[union-attr]
+        JobState.READY,
+        JobState.WAITING,
+    ]
+    assert queue.batch(sent[2]) is not None
+    assert [queue.get(job_id) is not None for job_id in at_once] == [True, True]
+
+
+@pytest.mark.parametrize("name", ["memory", "sqlalchemy"])
+def test_the_async_dispatcher_sends_a_chain_after_the_commit(queue: MemoryQueue, name: str) -> None:
+    [db] = COMMIT_BACKENDS[name]()
+    twin = AsyncMemoryQueue(queue)
+    dispatcher = AsyncDispatcher(twin, registry, ManualClock(), commit_hooks=db.hooks, batches=twin)
+    steps = [(welcome, {"user_id": 1}), (welcome, {"user_id": 2})]
+
+    async def main() -> tuple[list[str], list[str], int]:
+        with db.atomic():
+            sent = await dispatcher.chain(steps, after_commit=True)
+            inside = queue.stats("mail").ready
+        try:
+            with db.atomic():
+                dropped = await dispatcher.chain(steps, after_commit=True)
+                raise Rollback
+        except Rollback:
+            pass
+        await dispatcher.flush()
+        return sent, dropped, inside
+
+    sent, dropped, inside = asyncio.run(main())
+
+    assert inside == 0
+    assert [queue.get(job_id) is not None for job_id in sent] == [True, True]
+    assert [queue.get(job_id) for job_id in dropped] == [None, None]
