@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
+
 from foundry.application.durations import duration
 from foundry.application.limiting import limit_of
 from foundry.application.registry import JobRegistry
@@ -34,6 +36,12 @@ _OPTIONS = ("queue", "priority", "id", "unique", "after", "after_failure")
 _NO_OPTIONS = (None,) * len(_OPTIONS)
 #: None of ``dispatch``'s schedule and limit options given.
 _NO_TIMING = (None,) * 5
+#: ``dispatch``'s options that set a limit's parts.
+_LIMIT_PARTS = ("rate_limit", "concurrency", "limit_key")
+#: ``dispatch``'s options that are not ``Job`` fields (``build`` takes both).
+_DISPATCH_ONLY = frozenset({"job_id", "delay", "at", *_LIMIT_PARTS})
+#: The ``Job`` fields ``build`` takes as options.
+_JOB_FIELDS = frozenset(field.name for field in attrs.fields(Job))
 #: One item of ``dispatch_many``: a handler (name or function) and its payload.
 Item = tuple[Target, Mapping[str, Any] | None]
 
@@ -127,12 +135,35 @@ class JobMaker:
     def build(
         self, target: Target, payload: Mapping[str, Any] | None = None, **options: Any
     ) -> Job:
-        """The job ``dispatch`` would enqueue (options left ``None`` keep the defaults), with
-        the metadata the registry's ``on_dispatch`` hooks add."""
-        overrides = {key: value for key, value in options.items() if value is not None}
+        """The job ``dispatch`` would enqueue, given ``dispatch``'s options (``job_id=``,
+        ``delay=``, ``at=``, ``rate_limit=``...) or ``Job`` fields (``id=``, ``timeout=``...);
+        options left ``None`` keep the defaults. It carries the metadata the registry's
+        ``on_dispatch`` hooks add. An unknown option is a ``TypeError`` naming them."""
+        name = self._registry.name_of(target)
+        given = {key: value for key, value in options.items() if value is not None}
+        overrides = self._fields(name, given)
         overrides.setdefault("created_at", self._clock.now())
-        job = self._registry.make_job(self._registry.name_of(target), payload, **overrides)
+        job = self._registry.make_job(name, payload, **overrides)
         return self._registry.hooks.dispatching(job)
+
+    def _fields(self, name: str, options: dict[str, Any]) -> dict[str, Any]:
+        """``Job`` fields from ``options``: dispatch's own (``job_id``, ``delay``, ``at``, the
+        limit parts) turned into the fields they set, the others checked to be fields."""
+        unknown = sorted(set(options) - _JOB_FIELDS - _DISPATCH_ONLY)
+        if unknown:
+            raise TypeError(
+                f"build() got unknown option(s) {', '.join(unknown)}: it takes dispatch's "
+                "(queue=, delay=, at=, priority=, job_id=, unique=, after=, after_failure=, "
+                "rate_limit=, concurrency=, limit_key=) or Job's fields"
+            )
+        if "job_id" in options:
+            options["id"] = options.pop("job_id")
+        if "delay" in options or "at" in options:
+            options["schedule"] = _schedule(options.pop("delay", None), options.pop("at", None))
+        parts = {key: options.pop(key) for key in _LIMIT_PARTS if key in options}
+        if parts:
+            options["limit"] = limit_of(name, self._registry.get(name).template.limit, **parts)
+        return options
 
     def _named(self, item: object) -> tuple[str, Mapping[str, Any] | None]:
         if not isinstance(item, tuple) or len(item) != 2:

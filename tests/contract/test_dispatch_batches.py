@@ -4,6 +4,8 @@ that keeps batches; and refuse them the same way where none is kept."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import attrs
 import pytest
 
@@ -90,6 +92,24 @@ def test_bad_batches_are_refused_before_anything_is_sent(
     assert batch_queue.batches("media") == []
     with pytest.raises(BatchNotFound, match="no batch"):
         dispatcher.batch_record("missing")
+
+
+def test_build_takes_the_options_dispatch_takes(
+    dispatcher: AnyDispatcher, batch_queue: BatchQueue, clock: ManualClock
+) -> None:
+    later = dispatcher.build(resize, {"n": 1}, job_id="chosen", delay=60, concurrency=1)
+
+    batch_id = dispatcher.batch([later, (resize, {"n": 2})])
+
+    record = batch_queue.get("chosen")
+    assert record is not None
+    assert record.state is JobState.DELAYED
+    assert record.run_at == clock.now() + timedelta(seconds=60)
+    assert record.job.limit is not None
+    assert record.job.limit.concurrency == 1
+    assert dispatcher.batch_record(batch_id).progress.total == 2
+    with pytest.raises(TypeError, match="delay="):
+        dispatcher.build(resize, {"n": 1}, dealy=60)
 
 
 def test_a_chain_step_may_be_a_batch(dispatcher: AnyDispatcher, batch_queue: BatchQueue) -> None:
