@@ -170,3 +170,17 @@ def test_a_payload_holding_a_limit_field_neither_limits_nor_hides_the_job_s_limi
     claimed = _claim(queue)
 
     assert claimed == ["p1", "p2", "l1"]
+
+
+def test_a_parked_job_cancelled_or_deleted_leaves_the_next_parked_one_first_in_line(
+    queue: Queue,
+) -> None:
+    queue.enqueue_many([_limited(f"j{n}", concurrency=1) for n in range(4)])  # type: ignore[misc]
+    [lease] = queue.claim(ALL)
+    _claim(queue)  # j1, j2 and j3 are parked
+
+    queue.cancel("j1")
+    queue.delete("default", "j2")
+    queue.complete(lease)
+
+    assert _claim(queue) == ["j3"]

@@ -64,6 +64,11 @@ class Limiter:
             self.holders[job_id] = key
         return None
 
+    def unparked(self, job_id: str) -> None:
+        """``job_id`` no longer waits for a slot (made ready, cancelled or deleted): a slot
+        freed later goes to the next job parked behind it."""
+        self.parked_ids.discard(job_id)
+
     def free(self, job_id: str) -> str | None:
         """``job_id``'s lease ended: give its slot back; the parked job to make ready now."""
         key = self.holders.pop(job_id, None)
