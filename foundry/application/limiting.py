@@ -39,24 +39,38 @@ def limit_of(
 
 def key_fields(template: str, field: str = "limit_key") -> set[str]:
     """The payload fields a key template names in braces (``{user[id]}`` names ``user``);
-    raises ``InvalidJob`` about ``field`` for a template that cannot be read."""
+    raises ``InvalidJob`` about ``field`` for a template that cannot be read or that has a
+    positional field (``{}``, ``{0}``), which no payload fills."""
     try:
-        names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
     except ValueError as error:
         raise InvalidJob(field, f"{template!r} is not a key template: {error}") from None
-    return {re.split(r"[.\[]", name, maxsplit=1)[0] for name in names}
+    heads = {re.split(r"[.\[]", name, maxsplit=1)[0] for name in names}
+    if any(head == "" or head.isdigit() for head in heads):
+        raise InvalidJob(
+            field,
+            f"{template!r} has a positional field ({{}} or {{0}}), which no payload fills; "
+            "name a payload field in braces, e.g. 'tenant:{tenant_id}'",
+        )
+    return heads
+
+
+def fill_key(template: str, payload: Mapping[str, Any], field: str) -> str:
+    """``template`` filled from ``payload``; raises ``InvalidJob`` about ``field`` when a
+    field it names is missing or cannot be read as it says (``{user[id]}`` of a number)."""
+    try:
+        return template.format(**payload)
+    except (LookupError, AttributeError, TypeError, ValueError) as error:
+        raise InvalidJob(
+            field,
+            f"key template {template!r} cannot be filled from the payload ({error!r:.120}); "
+            "name only fields every payload of this handler has in {braces}",
+        ) from error
 
 
 def filled(limit: Limit | None, payload: Mapping[str, Any]) -> Limit | None:
     """``limit`` with its key template filled from ``payload``; raises ``InvalidJob`` naming
-    a field the payload lacks."""
+    a field the payload lacks, or a filled key that is too long."""
     if limit is None or "{" not in limit.key:
         return limit
-    try:
-        return attrs.evolve(limit, key=limit.key.format(**payload))
-    except (KeyError, IndexError, ValueError) as error:
-        raise InvalidJob(
-            "limit_key",
-            f"key template {limit.key!r} cannot be filled from the payload ({error!r}); name "
-            "only fields every payload of this handler has in {braces}",
-        ) from error
+    return attrs.evolve(limit, key=fill_key(limit.key, payload, "limit_key"))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, Unpack, overload
 import attrs
 
 from foundry.application.hooks import Hooks
-from foundry.application.limiting import filled, key_fields, limit_of
+from foundry.application.limiting import fill_key, filled, key_fields, limit_of
 from foundry.application.middleware import Middleware
 from foundry.application.schedules.registered import ScheduleBook, ScheduleOptions, unknown_handler
 from foundry.domain import (
@@ -357,13 +357,14 @@ def _check_key_fields(handler: Handler) -> None:
     for (every dispatch would be refused)."""
     unique, limit = handler.template.unique, handler.template.limit
     accepted = handler.arguments.accepted
-    if accepted is None:
-        return
     for field, template in (
         ("unique", None if unique is None else unique.key),
         ("limit_key", None if limit is None else limit.key),
     ):
-        unknown = set() if template is None else key_fields(template, field) - accepted
+        named = set() if template is None else key_fields(template, field)
+        if accepted is None:
+            continue
+        unknown = named - accepted
         if unknown:
             raise InvalidJob(
                 field,
@@ -375,11 +376,4 @@ def _check_key_fields(handler: Handler) -> None:
 def _fill_unique(unique: UniqueSpec | None, payload: Mapping[str, Any]) -> UniqueSpec | None:
     if unique is None or "{" not in unique.key:
         return unique
-    try:
-        return attrs.evolve(unique, key=unique.key.format(**payload))
-    except (KeyError, IndexError, ValueError) as error:
-        raise InvalidJob(
-            "unique",
-            f"key template {unique.key!r} cannot be filled from the payload ({error!r}); "
-            "name only payload fields in {braces}",
-        ) from error
+    return attrs.evolve(unique, key=fill_key(unique.key, payload, "unique"))

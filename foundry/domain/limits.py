@@ -82,8 +82,14 @@ class Limit:
 
     @key.validator
     def _key(self, _: attrs.Attribute[str], value: object) -> None:
-        if not isinstance(value, str) or not 1 <= len(value) <= MAX_LIMIT_KEY_LENGTH:
-            raise InvalidJob("limit_key", f"{value!r} must be 1-{MAX_LIMIT_KEY_LENGTH} characters")
+        if not isinstance(value, str):
+            raise InvalidJob("limit_key", f"{value!r:.80} must be a string")
+        if not 1 <= len(value) <= MAX_LIMIT_KEY_LENGTH:
+            raise InvalidJob(
+                "limit_key",
+                f"{value!r:.80} is {len(value)} characters; a key has at least 1 and at most "
+                f"{MAX_LIMIT_KEY_LENGTH} (a template's too, once filled from the payload)",
+            )
 
     @concurrency.validator
     def _concurrency(self, _: attrs.Attribute[int | None], value: object) -> None:

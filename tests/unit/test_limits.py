@@ -156,3 +156,67 @@ def test_a_declared_limit_is_filled_per_job_and_dispatch_replaces_parts_of_it() 
     assert changed is not None
     assert changed.job.limit == Limit("tenant:7", 2, Rate(100, timedelta(minutes=1)))
     assert by_name.limit == Limit(registry.name_of(report), concurrency=1)
+
+
+def _dispatcher(registry: foundry.JobRegistry) -> foundry.Dispatcher:
+    clock = ManualClock()
+    return foundry.Dispatcher(MemoryQueue(clock), registry, clock)
+
+
+@pytest.mark.parametrize(
+    ("template", "account"),
+    [
+        ("a:{account[id]}", 5),  # not subscriptable
+        ("a:{account[id]}", None),
+        ("a:{account.id}", {"id": 5}),  # a dict has no attribute id
+        ("a:{account[0]}", 5),
+    ],
+)
+@pytest.mark.parametrize("field", ["limit_key", "unique"])
+def test_a_key_template_that_cannot_read_its_payload_field_is_an_invalid_job(
+    template: str, account: object, field: str
+) -> None:
+    registry = _registry()
+    options: dict[str, object] = (
+        {"concurrency": 1, "limit_key": template}
+        if field == "limit_key"
+        else {"unique": foundry.UniqueSpec(key=template)}
+    )
+
+    @registry.job(**options)  # type: ignore[call-overload]
+    def sync(account: object) -> None:
+        pass
+
+    with pytest.raises(InvalidJob, match=f"{field}.*cannot be filled from the payload"):
+        _dispatcher(registry).dispatch(sync, {"account": account})
+
+
+@pytest.mark.parametrize("template", ["t:{}", "t:{0}", "t:{}:{tenant_id}"])
+def test_a_key_template_with_a_positional_field_is_refused_at_declaration(template: str) -> None:
+    def send(tenant_id: int, **extra: object) -> None:
+        pass
+
+    with pytest.raises(InvalidJob, match=r"limit_key.*name a payload field"):
+        _registry().job(concurrency=1, limit_key=template)(send)
+
+
+def test_a_malformed_key_template_of_a_handler_taking_any_keyword_is_refused_at_declaration() -> (
+    None
+):
+    def send(**fields: object) -> None:
+        pass
+
+    with pytest.raises(InvalidJob, match=r"limit_key.*is not a key template"):
+        _registry().job(concurrency=1, limit_key="t:{tenant")(send)
+
+
+def test_a_filled_key_over_the_length_limit_is_refused_saying_so_briefly() -> None:
+    registry = _registry()
+
+    @registry.job(concurrency=1, limit_key="tenant:{tenant}")
+    def send(tenant: str) -> None:
+        pass
+
+    with pytest.raises(InvalidJob, match=r"limit_key.* 10007 characters.*at most 200") as raised:
+        _dispatcher(registry).dispatch(send, {"tenant": "x" * 10_000})
+    assert len(str(raised.value)) < 400
