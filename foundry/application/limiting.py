@@ -26,15 +26,22 @@ def limit_of(
     Raises ``InvalidJob`` naming a bad part."""
     if rate_limit is None and concurrency is None and limit_key is None:
         return base
-    rate = Rate.parse(rate_limit) if isinstance(rate_limit, str) else rate_limit
+    rate = None if rate_limit is None else _rate(rate_limit)
     if base is None:
-        return Limit(limit_key or default_key, concurrency, rate)
-    changes: dict[str, Any] = {"key": limit_key or base.key}
+        return Limit(default_key if limit_key is None else limit_key, concurrency, rate)
+    changes: dict[str, Any] = {"key": base.key if limit_key is None else limit_key}
     if concurrency is not None:
         changes["concurrency"] = concurrency
     if rate is not None:
         changes["rate"] = rate
     return attrs.evolve(base, **changes)
+
+
+def _rate(rate_limit: str | Rate) -> Rate:
+    """A rate as written (``"100/m"`` or a ``Rate``; ``parse`` names any other value's
+    mistake), checked that a key can keep it."""
+    rate = rate_limit if isinstance(rate_limit, Rate) else Rate.parse(rate_limit)
+    return rate.kept()
 
 
 def key_fields(template: str, field: str = "limit_key") -> set[str]:

@@ -15,6 +15,7 @@ from datetime import timedelta
 import attrs
 
 from foundry.domain.errors import InvalidJob
+from foundry.domain.schedule import MAX_DELAY
 
 MAX_LIMIT_KEY_LENGTH = 200
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
@@ -60,7 +61,27 @@ class Rate:
                 f"{text!r} is not a rate; write '<count>/<unit>' with a unit of s, m, h or d, "
                 "e.g. '100/m', '20/s' or '5/10s'",
             )
-        return cls(int(found[1]), timedelta(seconds=unit * int(found[2] or 1)))
+        seconds = unit * int(found[2] or 1)
+        if seconds > MAX_DELAY.total_seconds():
+            raise InvalidJob(
+                "rate_limit", f"{text!r:.80}: the period must be at most {MAX_DELAY.days} days"
+            )
+        return cls(int(found[1]), timedelta(seconds=seconds))
+
+    def kept(self) -> Rate:
+        """This rate, if a key can keep it; raises ``InvalidJob`` otherwise: turns are whole
+        milliseconds apart, so a rate faster than one start per millisecond would run slower
+        than written, and a period over ``MAX_DELAY`` lies beyond what a schedule reaches."""
+        if self.per > MAX_DELAY:
+            raise InvalidJob("rate_limit", f"the period must be at most {MAX_DELAY.days} days")
+        if self.per / _MS < self.count:
+            raise InvalidJob(
+                "rate_limit",
+                f"{self.count} per {self.per.total_seconds():g} s is faster than one start per "
+                "millisecond, the finest turn a key keeps (it would run at 1000/s); write at "
+                "most '1000/s', or leave the rate out and bound the key with concurrency=",
+            )
+        return self
 
     @property
     def interval_ms(self) -> int:

@@ -220,3 +220,68 @@ def test_a_filled_key_over_the_length_limit_is_refused_saying_so_briefly() -> No
     with pytest.raises(InvalidJob, match=r"limit_key.* 10007 characters.*at most 200") as raised:
         _dispatcher(registry).dispatch(send, {"tenant": "x" * 10_000})
     assert len(str(raised.value)) < 400
+
+
+@pytest.mark.parametrize(
+    "rate",
+    [
+        "5000/s",
+        "1001/s",
+        "100000/m",
+        "99999999999999999999/s",
+        Rate(2, timedelta(microseconds=1500)),
+    ],
+)
+def test_a_rate_faster_than_a_start_per_millisecond_is_refused_not_slowed(
+    rate: str | Rate,
+) -> None:
+    def sync(tenant_id: int) -> None:
+        pass
+
+    with pytest.raises(InvalidJob, match=r"rate_limit.*at most '1000/s'"):
+        _registry().job(rate_limit=rate)(sync)
+
+
+def test_a_rate_of_a_start_per_millisecond_is_kept() -> None:
+    registry = _registry()
+
+    @registry.job(rate_limit="1000/s")
+    def sync(tenant_id: int) -> None:
+        pass
+
+    job = _dispatcher(registry).build(sync, {"tenant_id": 1})
+    assert job.limit is not None
+    assert job.limit.rate == Rate(1000, timedelta(seconds=1))
+
+
+@pytest.mark.parametrize("text", ["1/9999999999d", "1/36501d"])
+def test_a_rate_period_beyond_a_hundred_years_is_refused(text: str) -> None:
+    def sync(tenant_id: int) -> None:
+        pass
+
+    with pytest.raises(InvalidJob, match="rate_limit"):
+        _registry().job(rate_limit=text)(sync)
+
+
+def test_a_rate_given_as_a_number_is_refused_showing_the_form() -> None:
+    def sync(tenant_id: int) -> None:
+        pass
+
+    with pytest.raises(InvalidJob, match=r"100 is not a rate; write '<count>/<unit>'"):
+        _registry().job(rate_limit=100)(sync)  # type: ignore[call-overload]
+
+
+def test_an_empty_limit_key_is_refused_not_ignored() -> None:
+    registry = _registry()
+
+    def sync(tenant_id: int) -> None:
+        pass
+
+    @registry.job(concurrency=2, limit_key="tenant:{tenant_id}")
+    def send(tenant_id: int) -> None:
+        pass
+
+    with pytest.raises(InvalidJob, match="limit_key"):
+        registry.job(concurrency=1, limit_key="")(sync)
+    with pytest.raises(InvalidJob, match="limit_key"):
+        _dispatcher(registry).dispatch(send, {"tenant_id": 1}, limit_key="")
