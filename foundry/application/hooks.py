@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ import attrs
 from foundry.application.context import JobContext
 from foundry.application.middleware import JobOutcome, Middleware
 from foundry.application.outcome import Outcome, PoolObserver
-from foundry.domain import Job
+from foundry.domain import InvalidJob, Job
 from foundry.ports import Lease
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,20 @@ def _stray_hooks(kind: type[Middleware]) -> list[str]:
         if name.startswith(("before_", "after_", "on_"))
         and name not in _HOOKS
         and callable(getattr(kind, name))
+    )
+
+
+def _checked_metadata(hook: Callable[..., Any], metadata: object) -> Mapping[str, str]:
+    """What an ``on_dispatch`` hook returned, if it is a mapping of strings to strings; else
+    ``InvalidJob`` naming the hook, so the middleware at fault is found at once."""
+    if isinstance(metadata, Mapping) and all(
+        type(key) is str and type(value) is str for key, value in metadata.items()
+    ):
+        return metadata
+    raise InvalidJob(
+        "metadata",
+        f"{getattr(hook, '__qualname__', hook)} returned {metadata!r:.80}; an on_dispatch "
+        "hook returns a dict of str to str (convert numbers with str()), or None",
     )
 
 
@@ -81,7 +95,9 @@ class Hooks:
             return job
         added: dict[str, str] = {}
         for hook in hooks:
-            added.update(hook(job) or {})
+            metadata = hook(job)
+            if metadata is not None:
+                added.update(_checked_metadata(hook, metadata))
         if not added:
             return job
         return attrs.evolve(job, metadata={**job.metadata, **added})

@@ -11,6 +11,7 @@ import pytest
 
 from foundry import (
     Dispatcher,
+    InvalidJob,
     Job,
     JobContext,
     JobOutcome,
@@ -212,6 +213,32 @@ def test_a_dispatch_hook_that_raises_reaches_the_caller_and_nothing_is_enqueued(
 
     with pytest.raises(RuntimeError, match="no trace context"):
         dispatcher.dispatch("send", {"to": "x"})
+
+    assert queue.stats("default").pending == 0
+
+
+class Returning(Middleware):
+    def __init__(self, metadata: object) -> None:
+        self.metadata = metadata
+
+    def on_dispatch(self, job: Job) -> Any:
+        return self.metadata
+
+
+@pytest.mark.parametrize(
+    "metadata", ["trace-1", 5, ["tenant", "7"], {"tenant": 7}, {7: "tenant"}, {"tenant": None}]
+)
+def test_dispatch_metadata_that_is_not_a_dict_of_strings_is_refused_naming_the_hook(
+    metadata: object,
+) -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    dispatcher = Dispatcher(queue, _registry_with(Tenant("a"), Returning(metadata)), clock)
+
+    with pytest.raises(InvalidJob, match=r"metadata.*Returning\.on_dispatch returned"):
+        dispatcher.dispatch("send", {"to": "x"})
+    with pytest.raises(InvalidJob, match=r"Returning\.on_dispatch"):
+        dispatcher.dispatch_many([("send", {"to": "x"})])
 
     assert queue.stats("default").pending == 0
 
