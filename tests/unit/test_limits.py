@@ -285,3 +285,24 @@ def test_an_empty_limit_key_is_refused_not_ignored() -> None:
         registry.job(concurrency=1, limit_key="")(sync)
     with pytest.raises(InvalidJob, match="limit_key"):
         _dispatcher(registry).dispatch(send, {"tenant_id": 1}, limit_key="")
+
+
+def test_build_takes_the_limit_options_dispatch_takes_for_a_batch_member() -> None:
+    registry = _registry()
+
+    @registry.job(rate_limit="100/m", limit_key="tenant:{tenant_id}")
+    def send(tenant_id: int) -> None:
+        pass
+
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    dispatcher = foundry.Dispatcher(queue, registry, clock, batches=queue)
+
+    member = dispatcher.build(send, {"tenant_id": 7}, concurrency=1, limit_key="t:{tenant_id}")
+    other = dispatcher.build(send, {"tenant_id": 8}, rate_limit="1/s", concurrency=None)
+    dispatcher.batch([member, other])
+
+    stored = queue.get(member.id)
+    assert stored is not None
+    assert stored.job.limit == Limit("t:7", 1, Rate(100, timedelta(minutes=1)))
+    assert other.limit == Limit("tenant:8", rate=Rate(1, timedelta(seconds=1)))
