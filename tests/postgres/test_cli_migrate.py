@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
 from foundry.entrypoints.cli import cli
-from tests.postgres_server import unique_name
+from tests.postgres_server import ThrowawayRole, unique_name
 
 pytestmark = pytest.mark.postgres
 
@@ -69,3 +72,66 @@ def test_work_refuses_a_schema_that_is_not_migrated(env: dict[str, str]) -> None
     assert result.exit_code == 2
     assert "run foundry migrate" in result.stderr
     assert env["DATABASE_SCHEMA"] in result.stderr
+
+
+@pytest.fixture
+def role(postgres_url: str) -> Iterator[ThrowawayRole]:
+    made = ThrowawayRole(postgres_url).create()
+    yield made
+    made.drop()
+
+
+def as_admin(postgres_url: str, statement: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(statement.encode())
+
+
+def test_migrate_by_a_role_that_may_not_create_the_schema_exits_2_naming_the_grant(
+    env: dict[str, str], role: ThrowawayRole
+) -> None:
+    result = foundry("migrate", **{**env, "DATABASE_URL": role.url()})
+
+    assert result.exit_code == 2, result.output
+    assert f"the role '{role.name}' may not create" in result.stderr
+    assert f'GRANT CREATE ON DATABASE "{role.url().rpartition("/")[2]}"' in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_migrate_by_the_owner_of_the_schema_needs_no_create_on_the_database(
+    env: dict[str, str], postgres_url: str, role: ThrowawayRole
+) -> None:
+    schema = env["DATABASE_SCHEMA"]
+    as_admin(postgres_url, f'CREATE SCHEMA "{schema}" AUTHORIZATION "{role.name}"')
+
+    result = foundry("migrate", **{**env, "DATABASE_URL": role.url()})
+
+    assert result.exit_code == 0, result.output
+    assert "applied 0001_queue" in result.stdout
+
+
+def test_migrate_with_nothing_pending_runs_as_a_role_granted_only_what_workers_need(
+    env: dict[str, str], postgres_url: str, role: ThrowawayRole
+) -> None:
+    foundry("migrate", **env)
+    schema, name = env["DATABASE_SCHEMA"], role.name
+    as_admin(
+        postgres_url,
+        f'GRANT USAGE ON SCHEMA "{schema}" TO "{name}";'
+        f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{name}"',
+    )
+
+    result = foundry("migrate", **{**env, "DATABASE_URL": role.url()})
+
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.stdout
+
+
+def test_migrate_check_by_a_role_without_usage_on_the_schema_exits_2_naming_the_grant(
+    env: dict[str, str], role: ThrowawayRole
+) -> None:
+    foundry("migrate", **env)
+
+    result = foundry("migrate", "--check", **{**env, "DATABASE_URL": role.url()})
+
+    assert result.exit_code == 2, result.output
+    assert f'GRANT USAGE ON SCHEMA "{env["DATABASE_SCHEMA"]}" TO "{role.name}"' in result.stderr

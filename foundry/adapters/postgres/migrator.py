@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from importlib.abc import Traversable
 from typing import Any
@@ -21,7 +22,7 @@ import attrs
 import psycopg
 from psycopg import sql
 
-from foundry.adapters.postgres.errors import SchemaOutdated
+from foundry.adapters.postgres.errors import MissingPrivileges, SchemaOutdated
 from foundry.adapters.postgres.names import check_schema
 
 __all__ = ["Migration", "Migrator", "SchemaOutdated", "load_migrations"]
@@ -97,22 +98,22 @@ class Migrator:
         return self._version(conn)
 
     def migrate(self) -> list[Migration]:
-        """Apply every file newer than the schema's version; the ones applied, in order."""
-        with self._connect() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [self._lock])
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(self._schema))
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {}.schema_version ("
-                    " version integer PRIMARY KEY,"
-                    " name text NOT NULL,"
-                    " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"
-                ).format(self._schema)
-            )
-            current = self._version(conn)
-            applied = [m for m in self.migrations if m.version > current]
-            for migration in applied:
-                self._apply(conn, migration)
+        """Apply every file newer than the schema's version; the ones applied, in order.
+
+        With none pending it writes nothing, so a role without the right to create (the
+        workers' role, in every deploy) may run it. ``MissingPrivileges`` names the grant a
+        role lacks.
+        """
+        with self._connect() as conn, self._privileges(conn):
+            if self._version(conn) >= self.latest:
+                return []
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [self._lock])
+                self._create_schema(conn)
+                current = self._version(conn)
+                applied = [m for m in self.migrations if m.version > current]
+                for migration in applied:
+                    self._apply(conn, migration)
         return applied
 
     def require_current(self) -> int:
@@ -135,15 +136,46 @@ class Migrator:
         return sql.Identifier(self.schema)
 
     def _version(self, conn: psycopg.Connection[Any]) -> int:
+        # The catalog, not to_regclass: that one needs USAGE on the schema.
         exists = conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL", [f'"{self.schema}".schema_version']
+            "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = 'schema_version')",
+            [self.schema],
         ).fetchone()
         if not exists or not exists[0]:
             return 0
-        row = conn.execute(
-            sql.SQL("SELECT coalesce(max(version), 0) FROM {}.schema_version").format(self._schema)
-        ).fetchone()
+        with self._privileges(conn, "read"):
+            row = conn.execute(
+                sql.SQL("SELECT coalesce(max(version), 0) FROM {}.schema_version").format(
+                    self._schema
+                )
+            ).fetchone()
         return int(row[0]) if row else 0
+
+    def _create_schema(self, conn: psycopg.Connection[Any]) -> None:
+        # Only when absent: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even
+        # when the schema is there (owned by this role, or made for it by an administrator).
+        found = conn.execute("SELECT FROM pg_namespace WHERE nspname = %s", [self.schema])
+        if found.fetchone() is None:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(self._schema))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.schema_version ("
+                " version integer PRIMARY KEY,"
+                " name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+            ).format(self._schema)
+        )
+
+    @contextmanager
+    def _privileges(self, conn: psycopg.Connection[Any], use: str = "create") -> Iterator[None]:
+        """Raise ``MissingPrivileges``, naming the grant, for a statement the role may not run."""
+        try:
+            yield
+        except psycopg.errors.InsufficientPrivilege as error:
+            raise MissingPrivileges(
+                _lacking(use, conn.info.user, conn.info.dbname, self.schema, error)
+            ) from error
 
     def _apply(self, conn: psycopg.Connection[Any], migration: Migration) -> None:
         conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(self._schema))
@@ -155,3 +187,20 @@ class Migrator:
             [migration.version, migration.name],
         )
         log.info("applied migration %s to schema %s", migration.label, self.schema)
+
+
+def _lacking(use: str, role: str, database: str, schema: str, error: psycopg.Error) -> str:
+    reason = error.diag.message_primary or str(error)
+    quoted = f'"{schema}"'
+    if use == "read":
+        return (
+            f"the role {role!r} may not read Foundry's schema {schema!r} ({reason}): "
+            f'GRANT USAGE ON SCHEMA {quoted} TO "{role}"; GRANT SELECT ON ALL TABLES IN SCHEMA '
+            f'{quoted} TO "{role}"'
+        )
+    return (
+        f"the role {role!r} may not create Foundry's schema {schema!r} or its tables "
+        f"({reason}): run foundry migrate as the database's owner, or GRANT CREATE ON "
+        f'DATABASE "{database}" TO "{role}", or have an administrator run CREATE SCHEMA '
+        f'{quoted} AUTHORIZATION "{role}"'
+    )
