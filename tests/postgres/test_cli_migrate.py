@@ -135,3 +135,18 @@ def test_migrate_check_by_a_role_without_usage_on_the_schema_exits_2_naming_the_
 
     assert result.exit_code == 2, result.output
     assert f'GRANT USAGE ON SCHEMA "{env["DATABASE_SCHEMA"]}" TO "{role.name}"' in result.stderr
+
+
+def test_migrate_into_a_schema_holding_a_table_of_that_name_says_so_and_changes_nothing(
+    env: dict[str, str], postgres_url: str
+) -> None:
+    schema = env["DATABASE_SCHEMA"]
+    as_admin(postgres_url, f'CREATE SCHEMA "{schema}"; CREATE TABLE "{schema}".jobs (id int)')
+
+    result = foundry("migrate", **env)
+
+    assert result.exit_code == 1, result.output
+    assert 'migration 0001_queue failed (relation "jobs" already exists)' in result.stderr
+    assert "a schema of its own" in result.stderr
+    assert "Traceback" not in result.output
+    assert "pending: 0001_queue" in foundry("migrate", "--check", **env).stderr

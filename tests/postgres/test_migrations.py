@@ -13,6 +13,7 @@ from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import connect
 from foundry.adapters.postgres.migrator import (
     Migration,
+    MigrationFailed,
     Migrator,
     SchemaOutdated,
     load_migrations,
@@ -110,8 +111,10 @@ def test_a_failing_file_leaves_the_schema_as_it_was(postgres_url: str, schema: s
     migrator(postgres_url, schema).migrate()
     broken = migrator(postgres_url, schema, with_extra(EXTRA + "SELECT no_such_function();\n"))
 
-    with pytest.raises(psycopg.errors.UndefinedFunction):
+    with pytest.raises(MigrationFailed, match=r"migration \d{4}_extra failed.*as it was") as failed:
         broken.migrate()
+
+    assert isinstance(failed.value.__cause__, psycopg.errors.UndefinedFunction)
 
     assert broken.current() == len(load_migrations())
     assert "extra" not in tables(postgres_url, schema)

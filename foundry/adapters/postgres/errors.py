@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from foundry.domain import ConfigurationError
+from foundry.domain import ConfigurationError, FoundryError
 
 
 class SchemaOutdated(ConfigurationError):
@@ -11,3 +11,7 @@ class SchemaOutdated(ConfigurationError):
 
 class MissingPrivileges(ConfigurationError):
     """The role may not use some of Foundry's tables; the message says what to grant."""
+
+
+class MigrationFailed(FoundryError):
+    """A migration file failed; its transaction rolled back, so the schema is as it was."""

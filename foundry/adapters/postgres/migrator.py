@@ -22,10 +22,10 @@ import attrs
 import psycopg
 from psycopg import sql
 
-from foundry.adapters.postgres.errors import MissingPrivileges, SchemaOutdated
+from foundry.adapters.postgres.errors import MigrationFailed, MissingPrivileges, SchemaOutdated
 from foundry.adapters.postgres.names import check_schema
 
-__all__ = ["Migration", "Migrator", "SchemaOutdated", "load_migrations"]
+__all__ = ["Migration", "MigrationFailed", "Migrator", "SchemaOutdated", "load_migrations"]
 
 log = logging.getLogger("foundry.postgres")
 
@@ -179,7 +179,12 @@ class Migrator:
 
     def _apply(self, conn: psycopg.Connection[Any], migration: Migration) -> None:
         conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(self._schema))
-        conn.execute(migration.sql.encode())
+        try:
+            conn.execute(migration.sql.encode())
+        except psycopg.errors.InsufficientPrivilege:
+            raise
+        except psycopg.Error as error:
+            raise MigrationFailed(_failed(migration, self.schema, error)) from error
         conn.execute(
             sql.SQL("INSERT INTO {}.schema_version (version, name) VALUES (%s, %s)").format(
                 self._schema
@@ -187,6 +192,22 @@ class Migrator:
             [migration.version, migration.name],
         )
         log.info("applied migration %s to schema %s", migration.label, self.schema)
+
+
+def _failed(migration: Migration, schema: str, error: psycopg.Error) -> str:
+    reason = error.diag.message_primary or str(error).strip() or type(error).__name__
+    message = (
+        f"migration {migration.label} failed ({reason}); nothing was applied, schema "
+        f"{schema!r} is as it was"
+    )
+    if error.sqlstate in _TAKEN:
+        message += ": Foundry needs a schema of its own, set DATABASE_SCHEMA to another name"
+    return message
+
+
+#: SQLSTATEs of a name a migration creates that the schema already holds (duplicate table,
+#: object, function, schema).
+_TAKEN = frozenset({"42P07", "42710", "42723", "42P06"})
 
 
 def _lacking(use: str, role: str, database: str, schema: str, error: psycopg.Error) -> str:
