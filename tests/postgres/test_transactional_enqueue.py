@@ -151,3 +151,38 @@ def test_batch_and_chain_with_connection_need_a_queue_in_the_database() -> None:
     with pytest.raises(ConfigurationError, match="QUEUE_DRIVER=postgres"):
         dispatcher.chain([*steps, dispatcher.build_batch(steps)], connection=object())
     assert queue.stats(QUEUE).pending == 0
+
+
+def _a_dispatch_waits_on_a_lock(postgres_url: str) -> bool:
+    with psycopg.connect(postgres_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+@pytest.mark.parametrize("second_through", ["connection", "pool"])
+def test_a_unique_job_dispatched_while_a_transaction_holds_its_key_is_that_jobs_duplicate(
+    queue: PostgresQueue, dispatcher: Dispatcher, postgres_url: str, second_through: str
+) -> None:
+    unique = UniqueSpec("invoice-9")
+    answers: list[str] = []
+    dispatcher.dispatch(add, {"a": 0, "b": 0})  # the queue's row exists: no wait on it
+    with psycopg.connect(postgres_url) as holder, psycopg.connect(postgres_url) as other:
+        lent = other if second_through == "connection" else None
+        first = dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=holder, unique=unique)
+        second = threading.Thread(
+            target=lambda: answers.append(
+                dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=lent, unique=unique)
+            )
+        )
+        second.start()
+        while not _a_dispatch_waits_on_a_lock(postgres_url):
+            threading.Event().wait(0.01)
+        holder.commit()
+        second.join(60)
+        other.commit()
+
+    assert answers == [first]
+    assert queue.stats(QUEUE).pending == 2
