@@ -259,3 +259,39 @@ def test_batch_and_chain_with_connection_need_a_queue_in_the_database() -> None:
     with pytest.raises(ConfigurationError, match="QUEUE_DRIVER=postgres"):
         asyncio.run(dispatcher.chain([*steps, dispatcher.build_batch(steps)], connection=object()))
     assert store.stats(QUEUE).pending == 0
+
+
+def test_a_lock_timeout_in_the_callers_transaction_reaches_the_caller_as_psycopg_raised_it(
+    queue: PostgresQueue, postgres_url: str
+) -> None:
+    dispatcher = _dispatcher(queue)
+
+    async def main() -> None:
+        async with (
+            await psycopg.AsyncConnection.connect(postgres_url) as admin,
+            await psycopg.AsyncConnection.connect(postgres_url) as conn,
+        ):
+            await admin.execute(f'LOCK TABLE "{queue.schema}".jobs IN ACCESS EXCLUSIVE MODE')
+            await conn.execute("SET lock_timeout = '50ms'")
+            try:
+                await dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn)
+            finally:
+                await conn.rollback()
+                await admin.rollback()
+
+    with pytest.raises(psycopg.errors.LockNotAvailable):
+        asyncio.run(main())
+
+
+def test_a_closed_connection_is_refused_naming_the_mistake(
+    queue: PostgresQueue, postgres_url: str
+) -> None:
+    dispatcher = _dispatcher(queue)
+
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+            pass
+        await dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn)
+
+    with pytest.raises(ConfigurationError, match="connection= is closed"):
+        asyncio.run(main())

@@ -186,3 +186,27 @@ def test_a_unique_job_dispatched_while_a_transaction_holds_its_key_is_that_jobs_
 
     assert answers == [first]
     assert queue.stats(QUEUE).pending == 2
+
+
+def test_a_lock_timeout_in_the_callers_transaction_reaches_the_caller_as_psycopg_raised_it(
+    queue: PostgresQueue, dispatcher: Dispatcher, postgres_url: str
+) -> None:
+    with psycopg.connect(postgres_url) as admin, psycopg.connect(postgres_url) as conn:
+        admin.execute(f'LOCK TABLE "{queue.schema}".jobs IN ACCESS EXCLUSIVE MODE')
+        conn.execute("SET lock_timeout = '50ms'")
+
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn)
+
+        conn.rollback()
+        admin.rollback()
+
+
+def test_a_closed_connection_is_refused_naming_the_mistake(
+    dispatcher: Dispatcher, postgres_url: str
+) -> None:
+    with psycopg.connect(postgres_url) as conn:
+        pass
+
+    with pytest.raises(ConfigurationError, match="connection= is closed"):
+        dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn)

@@ -27,9 +27,10 @@ from foundry.adapters.postgres.batches import (
     batch_refused,
 )
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.connection import not_migrated, unreachable
+from foundry.adapters.postgres.connection import aborted, not_migrated, unreachable
 from foundry.adapters.postgres.database import end_policy
 from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused
+from foundry.adapters.postgres.lent import open_connection
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.statements import Statements
 from foundry.adapters.postgres.waking import channel
@@ -90,12 +91,12 @@ class AsyncPostgresQueue:
             self._sql, jobs, blobs, self._now(), end_policy(_KEEP, _RETENTION)
         )
         # The caller's connection may have any row factory; ours reads tuples.
-        async with lent.cursor(row_factory=tuple_row) as cursor:
-            try:
+        try:
+            async with lent.cursor(row_factory=tuple_row) as cursor:
                 await cursor.execute(statement, params)
                 rows = await cursor.fetchall()
-            except psycopg.Error as error:
-                self._raise_translated(error, refused(error))
+        except psycopg.Error as error:
+            self._raise_translated(error, refused(error))
         return outcomes(jobs, rows)
 
     async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
@@ -153,11 +154,11 @@ class AsyncPostgresQueue:
         if not items:
             return
         params = self._batches.params(items, self._rows, self._now(), end_policy(_KEEP, _RETENTION))
-        async with lent.cursor(row_factory=tuple_row) as cursor:
-            try:
+        try:
+            async with lent.cursor(row_factory=tuple_row) as cursor:
                 await cursor.execute(self._batches.enqueue, params)
-            except psycopg.Error as error:
-                self._raise_translated(error, batch_refused(error))
+        except psycopg.Error as error:
+            self._raise_translated(error, batch_refused(error))
 
     async def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
         """As ``PostgresQueue.batch``: one query."""
@@ -242,10 +243,11 @@ class AsyncPostgresQueue:
 
     def _raise_translated(self, error: psycopg.Error, invalid: InvalidJob | None) -> NoReturn:
         """Raise what an enqueue in the caller's transaction failed with: the refusal
-        ``error`` means, ``QueueUnavailable`` if the server was not reached, else ``error``."""
+        ``error`` means, ``QueueUnavailable`` if the server was not reached, else ``error``
+        (a statement the server ``aborted`` too: the caller's transaction is to retry)."""
         if invalid is not None:
             raise invalid from None
-        if isinstance(error, psycopg.OperationalError):
+        if isinstance(error, psycopg.OperationalError) and not aborted(error):
             raise unreachable(self._settings, error) from error
         missing = not_migrated(self._settings, error)
         if missing is not None:
@@ -268,4 +270,4 @@ def _lent(connection: object) -> psycopg.AsyncConnection[Any]:
             "connection= on the AsyncDispatcher takes a psycopg 3 AsyncConnection; got "
             f"{type(connection).__name__}"
         )
-    return connection
+    return open_connection(connection)

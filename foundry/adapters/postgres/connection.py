@@ -86,14 +86,28 @@ def not_migrated(settings: PostgresSettings, error: psycopg.Error) -> SchemaOutd
     )
 
 
+def aborted(error: psycopg.Error) -> bool:
+    """Whether the server aborted ``error``'s statement for its transaction's sake (a
+    serialization failure or deadlock, a lock or statement timeout): the connection is fine,
+    and the transaction is the one to retry. psycopg files these under ``OperationalError``."""
+    state = error.sqlstate or ""
+    return state.startswith("40") or state in ("55P03", "57014")
+
+
 @contextmanager
 def refusals(
-    settings: PostgresSettings, kind: type[FoundryError] = QueueUnavailable
+    settings: PostgresSettings,
+    kind: type[FoundryError] = QueueUnavailable,
+    *,
+    callers: bool = False,
 ) -> Iterator[None]:
-    """Raise ``kind`` for a lost server, ``SchemaOutdated`` for a schema not migrated."""
+    """Raise ``kind`` for a lost server, ``SchemaOutdated`` for a schema not migrated. In the
+    ``callers`` transaction (``connection=``), a statement ``aborted`` reaches them as raised."""
     try:
         yield
     except psycopg.OperationalError as error:
+        if callers and aborted(error):
+            raise
         raise unreachable(settings, error, kind) from error
     except psycopg.Error as error:
         missing = not_migrated(settings, error)

@@ -10,11 +10,13 @@ connection of theirs can only come from an application that did.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
 from foundry.domain import ConfigurationError
+
+Connection = TypeVar("Connection", psycopg.Connection[Any], psycopg.AsyncConnection[Any])
 
 _TAKES = (
     "connection= takes a psycopg 3 Connection, a SQLAlchemy Session or Connection (driver "
@@ -28,7 +30,7 @@ def psycopg_connection(lent: object) -> psycopg.Connection[Any]:
     session begins its transaction here if it had none); ``ConfigurationError`` naming what
     ``connection=`` takes for anything else."""
     if isinstance(lent, psycopg.Connection):
-        return lent
+        return open_connection(lent)
     found = _from_sqlalchemy(lent) if "sqlalchemy" in sys.modules else None
     if found is None and "django" in sys.modules:
         found = _from_django(lent)
@@ -40,7 +42,18 @@ def psycopg_connection(lent: object) -> psycopg.Connection[Any]:
             f"{type(found).__name__} (use the psycopg 3 driver: postgresql+psycopg:// for "
             "SQLAlchemy, psycopg installed for Django)"
         )
-    return found
+    return open_connection(found)
+
+
+def open_connection(conn: Connection) -> Connection:
+    """``conn``, unless its owner closed it: ``ConfigurationError`` then (a connection the
+    server dropped is left to fail as a lost server does)."""
+    if conn.closed and not conn.broken:
+        raise ConfigurationError(
+            "the connection given as connection= is closed: dispatch while it is open, inside "
+            "the transaction the job belongs to"
+        )
+    return conn
 
 
 def _from_sqlalchemy(lent: object) -> object | None:

@@ -128,8 +128,8 @@ class PostgresQueue:
             return []
         statement, params = self._enqueue_call(jobs)
         # The caller's connection may have any row factory; ours reads tuples.
-        with lent.cursor(row_factory=tuple_row) as cursor, refusals(self._db.settings):
-            rows = _enqueued(cursor, statement, params)
+        with refusals(self._db.settings, callers=True), lent.cursor(row_factory=tuple_row) as cur:
+            rows = _enqueued(cur, statement, params)
         return outcomes(jobs, rows)
 
     def _enqueue_call(self, jobs: Sequence[Job]) -> tuple[bytes, dict[str, Any]]:
@@ -380,8 +380,8 @@ class PostgresQueue:
         """See ``TransactionalEnqueue.enqueue_batches_within``: the same call, on the caller's
         connection (psycopg, SQLAlchemy or Django: ``lent.py``)."""
         lent = psycopg_connection(connection)
-        with lent.cursor(row_factory=tuple_row) as cursor, refusals(self._db.settings):
-            self._batches.enqueue_on(cursor, items)
+        with refusals(self._db.settings, callers=True), lent.cursor(row_factory=tuple_row) as cur:
+            self._batches.enqueue_on(cur, items)
 
     def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
         """See ``BatchPort.batch``."""
