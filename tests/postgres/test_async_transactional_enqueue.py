@@ -20,6 +20,7 @@ from foundry.application.job_maker import Item
 from foundry.domain import Batch, ConfigurationError, InvalidJob, JobState, UniqueSpec
 from tests.backends import FixtureLookup, postgres_queue
 from tests.e2e.apps import QUEUE, add, registry
+from tests.postgres_server import ThrowawayDatabase
 
 pytestmark = pytest.mark.postgres
 
@@ -294,4 +295,17 @@ def test_a_closed_connection_is_refused_naming_the_mistake(
         await dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn)
 
     with pytest.raises(ConfigurationError, match="connection= is closed"):
+        asyncio.run(main())
+
+
+def test_a_connection_to_another_database_is_refused_naming_both_databases(
+    queue: PostgresQueue, postgres_database: ThrowawayDatabase
+) -> None:
+    dispatcher = _dispatcher(queue)
+
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(postgres_database.url()) as conn:
+            await dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn)
+
+    with pytest.raises(ConfigurationError, match=f"is to database {postgres_database.name!r}"):
         asyncio.run(main())

@@ -18,6 +18,7 @@ from foundry.domain import ConfigurationError, JobState, UniqueSpec
 from foundry.ports import ClaimRequest, Lease
 from tests.backends import FixtureLookup, postgres_queue
 from tests.e2e.apps import QUEUE, add, registry
+from tests.postgres_server import ThrowawayDatabase
 
 pytestmark = pytest.mark.postgres
 
@@ -210,3 +211,17 @@ def test_a_closed_connection_is_refused_naming_the_mistake(
 
     with pytest.raises(ConfigurationError, match="connection= is closed"):
         dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn)
+
+
+def test_a_connection_to_another_database_is_refused_naming_both_databases(
+    dispatcher: Dispatcher, postgres_database: ThrowawayDatabase, postgres_url: str
+) -> None:
+    with (
+        psycopg.connect(postgres_database.url()) as conn,
+        pytest.raises(ConfigurationError) as refused,
+    ):
+        dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn)
+
+    assert f"is to database {postgres_database.name!r}" in str(refused.value)
+    assert f"in database {postgres_url.rpartition('/')[2]!r}" in str(refused.value)
+    assert "is not there or older" not in str(refused.value)

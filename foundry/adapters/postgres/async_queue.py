@@ -30,7 +30,7 @@ from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import aborted, not_migrated, unreachable
 from foundry.adapters.postgres.database import end_policy
 from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused
-from foundry.adapters.postgres.lent import open_connection
+from foundry.adapters.postgres.lent import in_foundrys_database, open_connection
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.statements import Statements
 from foundry.adapters.postgres.waking import channel
@@ -91,12 +91,13 @@ class AsyncPostgresQueue:
             self._sql, jobs, blobs, self._now(), end_policy(_KEEP, _RETENTION)
         )
         # The caller's connection may have any row factory; ours reads tuples.
-        try:
-            async with lent.cursor(row_factory=tuple_row) as cursor:
-                await cursor.execute(statement, params)
-                rows = await cursor.fetchall()
-        except psycopg.Error as error:
-            self._raise_translated(error, refused(error))
+        with in_foundrys_database(lent, self._settings):
+            try:
+                async with lent.cursor(row_factory=tuple_row) as cursor:
+                    await cursor.execute(statement, params)
+                    rows = await cursor.fetchall()
+            except psycopg.Error as error:
+                self._raise_translated(error, refused(error))
         return outcomes(jobs, rows)
 
     async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
@@ -154,11 +155,12 @@ class AsyncPostgresQueue:
         if not items:
             return
         params = self._batches.params(items, self._rows, self._now(), end_policy(_KEEP, _RETENTION))
-        try:
-            async with lent.cursor(row_factory=tuple_row) as cursor:
-                await cursor.execute(self._batches.enqueue, params)
-        except psycopg.Error as error:
-            self._raise_translated(error, batch_refused(error))
+        with in_foundrys_database(lent, self._settings):
+            try:
+                async with lent.cursor(row_factory=tuple_row) as cursor:
+                    await cursor.execute(self._batches.enqueue, params)
+            except psycopg.Error as error:
+                self._raise_translated(error, batch_refused(error))
 
     async def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
         """As ``PostgresQueue.batch``: one query."""

@@ -10,10 +10,15 @@ connection of theirs can only come from an application that did.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
+from foundry.adapters.postgres.config import PostgresSettings
+from foundry.adapters.postgres.errors import SchemaOutdated
 from foundry.domain import ConfigurationError
 
 Connection = TypeVar("Connection", psycopg.Connection[Any], psycopg.AsyncConnection[Any])
@@ -54,6 +59,25 @@ def open_connection(conn: Connection) -> Connection:
             "the transaction the job belongs to"
         )
     return conn
+
+
+@contextmanager
+def in_foundrys_database(lent: Connection, settings: PostgresSettings) -> Iterator[None]:
+    """Within: a ``SchemaOutdated`` on ``lent`` when it is a connection to another database
+    than Foundry's (where migrating would not help) is a ``ConfigurationError`` naming both."""
+    try:
+        yield
+    except SchemaOutdated as error:
+        ours = conninfo_to_dict(settings.url).get("dbname")
+        theirs = lent.info.dbname
+        if ours is None or ours == theirs:
+            raise
+        raise ConfigurationError(
+            f"the connection given as connection= is to database {theirs!r}, and Foundry's "
+            f"queue is in database {ours!r} (DATABASE_URL): a job is written in your "
+            "transaction only when both are in one database, so connect to that one (or "
+            "point DATABASE_URL at yours and run foundry migrate there)"
+        ) from error
 
 
 def _from_sqlalchemy(lent: object) -> object | None:

@@ -29,7 +29,7 @@ from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import refusals
 from foundry.adapters.postgres.database import Database
 from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused
-from foundry.adapters.postgres.lent import psycopg_connection
+from foundry.adapters.postgres.lent import in_foundrys_database, psycopg_connection
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.schedules import PostgresSchedules
 from foundry.adapters.postgres.waking import Waker, channel
@@ -128,7 +128,11 @@ class PostgresQueue:
             return []
         statement, params = self._enqueue_call(jobs)
         # The caller's connection may have any row factory; ours reads tuples.
-        with refusals(self._db.settings, callers=True), lent.cursor(row_factory=tuple_row) as cur:
+        with (
+            in_foundrys_database(lent, self._db.settings),
+            refusals(self._db.settings, callers=True),
+            lent.cursor(row_factory=tuple_row) as cur,
+        ):
             rows = _enqueued(cur, statement, params)
         return outcomes(jobs, rows)
 
@@ -380,7 +384,11 @@ class PostgresQueue:
         """See ``TransactionalEnqueue.enqueue_batches_within``: the same call, on the caller's
         connection (psycopg, SQLAlchemy or Django: ``lent.py``)."""
         lent = psycopg_connection(connection)
-        with refusals(self._db.settings, callers=True), lent.cursor(row_factory=tuple_row) as cur:
+        with (
+            in_foundrys_database(lent, self._db.settings),
+            refusals(self._db.settings, callers=True),
+            lent.cursor(row_factory=tuple_row) as cur,
+        ):
             self._batches.enqueue_on(cur, items)
 
     def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
