@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.application.schedules.scheduler import Scheduler
+from foundry.entrypoints.container import build_container
+from foundry.entrypoints.settings import Settings
 from tests.cli_support import container_for, invoke
 from tests.e2e.schedule_apps import QUEUE, registry
 
@@ -97,3 +101,23 @@ def test_schedule_is_an_alias_of_schedules_that_help_does_not_list_twice() -> No
     command_names = [line.split()[0] for line in lines if line.startswith("  ") and line.strip()]
     assert "schedules" in command_names
     assert "schedule" not in command_names
+
+
+@pytest.mark.parametrize("command", [("run", "daily-report"), ("run-forever",)])
+def test_run_and_run_forever_on_a_private_memory_queue_are_refused_as_the_jobs_would_vanish(
+    command: tuple[str, ...],
+) -> None:
+    container = build_container(Settings())
+
+    result = invoke(container, "schedules", *command, *APP)
+
+    assert result.exit_code == 2
+    assert "QUEUE_DRIVER=redis" in result.stderr
+    assert "enqueued" not in result.stdout
+
+
+def test_list_on_a_private_memory_queue_says_why_no_state_is_stored() -> None:
+    result = invoke(build_container(Settings()), "schedules", "list", *APP)
+
+    assert result.exit_code == 0, result.output
+    assert "QUEUE_DRIVER=redis" in result.stderr

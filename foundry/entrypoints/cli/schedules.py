@@ -82,6 +82,11 @@ def _status(state: ScheduleState | None, declared: bool) -> str:
 def list_schedules(ctx: click.Context, app: str) -> None:
     """Every schedule: expression, zone, next 3 fire times (UTC), last tick, its job's state."""
     registry = _registry(ctx, app)
+    if common.private_memory_queue(ctx):
+        common.stderr().print(
+            "note: QUEUE_DRIVER is memory, so no scheduler's state is stored where this process "
+            "can read it; set QUEUE_DRIVER=redis to see the workers' schedules"
+        )
     states = {state.name: state for state in common.schedules(ctx).schedule_states()}
     declared = {schedule.name: schedule for schedule in registry.schedules()}
     if not states and not declared:
@@ -116,6 +121,7 @@ def list_schedules(ctx: click.Context, app: str) -> None:
 @click.pass_context
 def run_now(ctx: click.Context, app: str, name: str) -> None:
     """Enqueue schedule NAME's job once now, outside its tick sequence."""
+    common.require_shared_queue(ctx, "running a schedule")
     registry = _registry(ctx, app)
     schedule = _declared(registry, name)
     dispatcher = Dispatcher(common.queue(ctx), registry, common.container(ctx).clock())
@@ -170,6 +176,7 @@ def forget(ctx: click.Context, name: str, queue: str) -> None:
 @click.pass_context
 def run_forever(ctx: click.Context, app: str) -> None:
     """Only schedule (no workers): fire the app's schedules until SIGTERM or Ctrl-C."""
+    common.require_shared_queue(ctx, "a scheduler without workers")
     registry = _registry(ctx, app)
     scheduler = Scheduler(common.schedules(ctx), registry)
     if scheduler.idle:
