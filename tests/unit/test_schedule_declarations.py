@@ -79,6 +79,11 @@ def test_the_same_declaration_twice_is_kept_once_but_a_clash_is_refused() -> Non
         ({"every": -5}, r"every=-5 must be a positive timedelta"),
         ({"every": float("nan")}, r"every=nan must be a positive timedelta"),
         ({"every": float("inf")}, r"every=inf must be a positive timedelta"),
+        (
+            {"every": timedelta(days=1), "tz": "Europe/Berlin"},
+            r"tz='Europe/Berlin' applies to cron= only.*cron='0 6 \* \* \*', tz=",
+        ),
+        ({"every": 60, "tz": "Mars/Olympus"}, r"tz='Mars/Olympus' applies to cron= only"),
         ({"cron": "* * * * *", "jitter": float("nan")}, r"jitter=nan must be a timedelta >= 0"),
         ({}, r"give exactly one of cron="),
         ({"cron": "* * * * *", "every": 5}, r"give exactly one of cron="),
@@ -121,3 +126,11 @@ def test_a_bad_periodic_decorator_fails_when_the_module_is_imported() -> None:
         @registry.periodic(cron="0 9 * * *", tz="Europe/Berlinn", name="morning")
         def morning() -> None:
             return None
+
+
+def test_every_in_utc_may_say_so() -> None:
+    registry = make_registry()
+
+    registry.schedule("utc", "report", every=60, tz="UTC")
+
+    assert registry.schedules()[0].definition == "every 0:01:00"

@@ -43,18 +43,27 @@ class Handler(Protocol):
 
 
 def recurrence(
-    name: str, *, cron: str | None, every: timedelta | float | None, tz: str | tzinfo
+    name: str, *, cron: str | None, every: timedelta | float | None, tz: str | tzinfo | None
 ) -> Recurrence:
-    """The recurrence the arguments describe (exactly one of ``cron`` and ``every``)."""
+    """The recurrence the arguments describe (exactly one of ``cron`` and ``every``; ``tz``
+    with ``cron`` only)."""
     if (cron is None) == (every is None):
         raise InvalidSchedule(
             name, "give exactly one of cron='*/5 * * * *' or every=timedelta(minutes=5)"
         )
     try:
         if cron is not None:
-            return parse_cron(cron, tz)
+            return parse_cron(cron, "UTC" if tz is None else tz)
     except ValueError as error:
         raise InvalidSchedule(name, str(error)) from None
+    if tz is not None and str(tz) not in ("UTC", "Z"):
+        # Silently ignoring it would tick at UTC multiples while the reader expects local time.
+        raise InvalidSchedule(
+            name,
+            f"tz={str(tz)!r} applies to cron= only: every= ticks at whole multiples of the "
+            f"interval since the Unix epoch, in UTC; for a time of day in that zone give "
+            f"cron='0 6 * * *', tz={str(tz)!r}",
+        )
     return Every(_interval(name, every))
 
 
@@ -89,7 +98,7 @@ def declare(
     *,
     cron: str | None = None,
     every: timedelta | float | None = None,
-    tz: str | tzinfo = "UTC",
+    tz: str | tzinfo | None = None,
     payload: Mapping[str, Any] | None = None,
     queue: str | None = None,
     priority: int | None = None,

@@ -18,7 +18,7 @@ class ScheduleOptions(TypedDict, total=False):
 
     * ``cron``: 5 fields, 6 with seconds first, or ``@hourly``-style, read in zone ``tz``
       (an IANA name, default UTC); or ``every``: a positive interval (timedelta or seconds),
-      ticking at whole multiples of it since the Unix epoch.
+      ticking at whole multiples of it since the Unix epoch, in UTC (``tz`` is refused).
     * ``payload``, ``queue``, ``priority``: the job of each tick (queue and priority default
       to the handler's).
     * ``catch_up``: after downtime fire the ``latest`` missed tick (default), ``none``, or
@@ -29,7 +29,7 @@ class ScheduleOptions(TypedDict, total=False):
 
     cron: str | None
     every: timedelta | float | None
-    tz: str | tzinfo
+    tz: str | tzinfo | None
     payload: Mapping[str, Any] | None
     queue: str | None
     priority: int | None
