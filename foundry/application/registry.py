@@ -230,10 +230,23 @@ class JobRegistry:
             )
             handler = Handler(template.name, function, template)
             _check_key_fields(handler)
+            self._check_not_scheduled(function)
             self._add(handler)
             return function
 
         return register
+
+    def _check_not_scheduled(self, function: Callable[..., Any]) -> None:
+        """Refuse options given to a handler a schedule was declared on: the schedule already
+        took its name and queue (``@registry.job`` below ``@registry.periodic``)."""
+        known = self._names.get(function)
+        scheduled = [s.name for s in self._schedules.all() if s.handler == known]
+        if known is not None and scheduled:
+            raise ConfigurationError(
+                f"schedule {scheduled[0]!r} was declared on {known!r} before @registry.job "
+                "gave it its options, so it would ignore them; put @registry.periodic(...) "
+                "above @registry.job(...)"
+            )
 
     def _add(self, handler: Handler) -> None:
         known = self._handlers.get(handler.name)
@@ -250,8 +263,9 @@ class JobRegistry:
         self, *, name: str | None = None, **options: Unpack[ScheduleOptions]
     ) -> Callable[[F], F]:
         """Enqueue the decorated handler on a schedule, e.g. ``@registry.periodic(cron="*/5 *
-        * * *", tz="Europe/Berlin")``; registers it as a job first if it is not one. The
-        schedule's name is ``name`` or the handler's; the options are ``schedule``'s."""
+        * * *", tz="Europe/Berlin")``; registers it as a job first if it is not one (so it goes
+        above ``@registry.job``). The schedule's name is ``name`` or the handler's; the options
+        are ``schedule``'s."""
 
         def register(function: F) -> F:
             if function not in self._names:

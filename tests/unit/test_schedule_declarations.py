@@ -134,3 +134,40 @@ def test_every_in_utc_may_say_so() -> None:
     registry.schedule("utc", "report", every=60, tz="UTC")
 
     assert registry.schedules()[0].definition == "every 0:01:00"
+
+
+def test_job_options_given_after_periodic_are_refused_as_the_schedule_would_ignore_them() -> None:
+    registry = foundry.JobRegistry()
+
+    with pytest.raises(
+        foundry.ConfigurationError, match=r"put @registry.periodic\(...\) above @registry.job"
+    ):
+
+        @registry.job(name="reports.nightly", queue="reports")
+        @registry.periodic(cron="0 3 * * *")
+        def nightly() -> None:
+            return None
+
+
+def test_a_queue_given_after_periodic_is_refused_too() -> None:
+    registry = foundry.JobRegistry()
+
+    with pytest.raises(foundry.ConfigurationError, match=r"schedule 'nightly_queue'"):
+
+        @registry.job(queue="reports")
+        @registry.periodic(cron="0 3 * * *", name="nightly_queue")
+        def nightly() -> None:
+            return None
+
+
+def test_periodic_above_job_takes_the_jobs_name_and_queue() -> None:
+    registry = foundry.JobRegistry()
+
+    @registry.periodic(cron="0 3 * * *")
+    @registry.job(name="reports.nightly", queue="reports")
+    def nightly() -> None:
+        return None
+
+    (schedule,) = registry.schedules()
+    assert (schedule.handler, schedule.queue) == ("reports.nightly", "reports")
+    assert registry.names() == ["reports.nightly"]
