@@ -11,6 +11,7 @@ from foundry.adapters.memory import MemoryQueue
 from foundry.application.schedules.scheduler import Scheduler
 from foundry.entrypoints.container import build_container
 from foundry.entrypoints.settings import Settings
+from foundry.ports import ScheduleEntry
 from tests.cli_support import container_for, invoke
 from tests.e2e.schedule_apps import QUEUE, registry
 
@@ -121,3 +122,18 @@ def test_list_on_a_private_memory_queue_says_why_no_state_is_stored() -> None:
 
     assert result.exit_code == 0, result.output
     assert "QUEUE_DRIVER=redis" in result.stderr
+
+
+def test_list_shows_a_schedule_moved_to_another_queue_once_per_queue() -> None:
+    queue, clock = started()
+    earlier = ScheduleEntry("daily-report", "zz-old", "0 6 * * * (Europe/Berlin)", clock.now())
+    queue.sync_schedules([earlier], redefine=False)  # an earlier release's queue
+
+    result = invoke(container_for(queue, clock), "schedules", "list", *APP)
+
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if "daily-report" in line]
+    assert len(rows) == 2, result.stdout
+    assert "active" in rows[0]
+    assert "orphaned (not in the app)" in rows[1]
+    assert "zz-old" in rows[1]

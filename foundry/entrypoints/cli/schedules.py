@@ -80,31 +80,35 @@ def _status(state: ScheduleState | None, declared: bool) -> str:
 @_APP
 @click.pass_context
 def list_schedules(ctx: click.Context, app: str) -> None:
-    """Every schedule: expression, zone, next 3 fire times (UTC), last tick, its job's state."""
+    """Every schedule by name and queue: expression, zone, next 3 fire times (UTC), last tick,
+    its job's state."""
     registry = _registry(ctx, app)
     if common.private_memory_queue(ctx):
         common.stderr().print(
             "note: QUEUE_DRIVER is memory, so no scheduler's state is stored where this process "
             "can read it; set QUEUE_DRIVER=redis to see the workers' schedules"
         )
-    states = {state.name: state for state in common.schedules(ctx).schedule_states()}
-    declared = {schedule.name: schedule for schedule in registry.schedules()}
+    stored = common.schedules(ctx).schedule_states()
+    states = {(state.name, state.queue): state for state in stored}
+    declared = {(schedule.name, schedule.queue): schedule for schedule in registry.schedules()}
     if not states and not declared:
         common.stdout().print("no schedules: declare one with @registry.periodic(cron=...)")
         return
     table = Table(title="Schedules")
-    for column in ("name", "expression", "zone", "next 3 (UTC)", "last tick", "last job", "state"):
+    columns = ("name", "queue", "expression", "zone", "next 3 (UTC)", "last tick", "last job")
+    for column in (*columns, "state"):
         table.add_column(column, overflow="fold")
     port = common.queue(ctx)
-    for name in sorted({*states, *declared}):
-        schedule, state = declared.get(name), states.get(name)
+    for key in sorted({*states, *declared}):
+        schedule, state = declared.get(key), states.get(key)
         job = ""
         if state is not None and state.last_job_id:
             record = port.get(state.last_job_id, state.queue)
             job = record.state.value if record is not None else "gone"
         expression, zone = _expression(schedule, state)
         table.add_row(
-            common.escape(name),
+            common.escape(key[0]),
+            common.escape(key[1]),
             common.escape(expression),
             zone,
             _next_three(schedule, state),
