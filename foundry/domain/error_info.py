@@ -10,6 +10,8 @@ from datetime import datetime
 
 import attrs
 
+from foundry.domain.text import cut_head, cut_tail, storable
+
 #: Foundry's own error classes as error histories written before the ``foundry`` package
 #: name them (``domain.errors.PermanentFailure``), each with the name it has now.
 _FORMER_NAMES = {
@@ -26,8 +28,22 @@ _FORMER_NAMES = {
 }
 
 
+#: The most characters of an exception's message an attempt keeps (the start of it).
+MAX_MESSAGE = 8_192
+#: The most characters of a traceback an attempt keeps (the end of it: the raising frames).
+MAX_TRACEBACK = 32_768
+
+
 def _as_tuple(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    return tuple(names)
+    return tuple(storable(name) for name in names)
+
+
+def _message(text: str) -> str:
+    return cut_tail(storable(text), MAX_MESSAGE)
+
+
+def _traceback(text: str) -> str:
+    return cut_head(storable(text), MAX_TRACEBACK)
 
 
 @attrs.frozen
@@ -36,15 +52,17 @@ class ErrorInfo:
 
     ``type`` is the qualified name of the exception class and ``mro`` the qualified names of
     its bases, so a retry policy can match a class and its subclasses across processes.
-    ``signal`` / ``exit_code`` are set when the worker process itself died.
+    ``signal`` / ``exit_code`` are set when the worker process itself died. Text is kept as
+    every backend can store it (lone surrogates escaped), the message's first
+    ``MAX_MESSAGE`` characters and the traceback's last ``MAX_TRACEBACK``.
     """
 
-    type: str = attrs.field(validator=attrs.validators.min_len(1))
-    message: str = ""
-    traceback: str = ""
+    type: str = attrs.field(converter=storable, validator=attrs.validators.min_len(1))
+    message: str = attrs.field(default="", converter=_message)
+    traceback: str = attrs.field(default="", converter=_traceback)
     attempt: int = 0
     at: datetime | None = None
-    worker: str = ""
+    worker: str = attrs.field(default="", converter=storable)
     signal: int | None = None
     exit_code: int | None = None
     mro: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)

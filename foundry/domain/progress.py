@@ -6,6 +6,8 @@ import math
 
 import attrs
 
+from foundry.domain.text import storable
+
 #: The longest note a progress report keeps.
 MAX_NOTE_LENGTH = 200
 
@@ -15,6 +17,10 @@ def _fraction(_: object, __: attrs.Attribute[float], value: float) -> None:
         raise ValueError(f"progress must be a number from 0 to 1, got {value!r}")
     if not 0 <= value <= 1:
         raise ValueError(f"progress must be from 0 to 1, got {value}")
+
+
+def _storable_note(value: str | None) -> str | None:
+    return storable(value) if isinstance(value, str) else value  # else refused by _note
 
 
 def _note(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
@@ -27,7 +33,7 @@ class Progress:
     """A running job's own report: ``fraction`` done (0 to 1) and an optional short ``note``."""
 
     fraction: float = attrs.field(validator=_fraction)
-    note: str | None = attrs.field(default=None, validator=_note)
+    note: str | None = attrs.field(default=None, converter=_storable_note, validator=_note)
 
     def __str__(self) -> str:
         done = f"{self.fraction:.0%}"

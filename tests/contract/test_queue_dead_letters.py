@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from foundry.adapters.clock import ManualClock
 from foundry.domain import Dead, ErrorInfo, JobState, Retry, RetryPolicy
+from foundry.domain.error_info import MAX_MESSAGE, MAX_TRACEBACK
 from foundry.ports import ClaimRequest, DeadLetterRetention
 from tests.backends import LEASE, MS, Queue, job
 
@@ -162,3 +163,42 @@ def test_a_dead_job_is_not_claimable(queue: Queue) -> None:
     assert record is not None
     assert record.state is JobState.DEAD
     assert record.reason == "gave up"
+
+
+def test_an_error_with_text_utf8_cannot_carry_is_kept_escaped(queue: Queue) -> None:
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    name = "report-\udcff.csv"  # a file name os.fsdecode escaped
+
+    queue.fail(lease, ErrorInfo("FileNotFoundError", name, traceback=name), Dead("gave up"))
+
+    [letter] = queue.dead("default")
+    [error] = letter.errors
+    assert (error.message, error.traceback) == ("report-\\udcff.csv", "report-\\udcff.csv")
+
+
+def test_a_huge_error_keeps_the_start_of_its_message_and_the_end_of_its_traceback(
+    queue: Queue,
+) -> None:
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    message, traceback = "m" * 5_000_000 + "end", "start" + "t" * 5_000_000
+
+    queue.fail(lease, ErrorInfo("ValueError", message, traceback=traceback), Dead("gave up"))
+
+    [letter] = queue.dead("default")
+    [error] = letter.errors
+    kept_message = error.message.index(".")
+    kept_traceback = len(error.traceback) - error.traceback.index(")...") - len(")...")
+    assert len(error.message) <= MAX_MESSAGE
+    assert kept_message > MAX_MESSAGE - 100
+    assert (
+        error.message
+        == "m" * kept_message + f"... ({len(message) - kept_message} more characters cut)"
+    )
+    assert len(error.traceback) <= MAX_TRACEBACK
+    assert kept_traceback > MAX_TRACEBACK - 100
+    assert (
+        error.traceback
+        == f"({len(traceback) - kept_traceback} characters cut)..." + "t" * kept_traceback
+    )

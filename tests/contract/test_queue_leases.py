@@ -300,6 +300,17 @@ def test_renew_stores_the_progress_its_lease_carries_and_get_shows_it(queue: Que
     assert [record.progress for record in listed] == [Progress(0.25, "step 1 of 4"), None]
 
 
+def test_a_progress_note_utf8_cannot_carry_is_kept_escaped(queue: Queue) -> None:
+    queue.enqueue(job(id="a"))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+
+    queue.renew([attrs.evolve(lease, progress=Progress(0.5, "file \udcff.csv"))], LEASE)
+
+    record = queue.get("a")
+    assert record is not None
+    assert record.progress == Progress(0.5, "file \\udcff.csv")
+
+
 def test_a_stale_lease_stores_no_progress(queue: Queue) -> None:
     queue.enqueue(job(id="a"))
     [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from foundry.application.context import current_job
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
 from foundry.domain import Fixed, RetryPolicy
@@ -40,6 +41,15 @@ def flaky(key: str) -> None:
     _record(f"flaky {key}")
     if not seen:
         raise ConnectionError(f"first run of {key} fails")
+
+
+@registry.job(name="e2e.unreadable", queue=QUEUE, retry=RetryPolicy(max_attempts=1))
+def unreadable() -> None:
+    """Report progress and fail naming a file whose name is not UTF-8 (``os.fsdecode``
+    escapes its bytes as lone surrogates)."""
+    name = os.fsdecode(b"report-\xff.csv")
+    current_job().progress(0.5, name)  # type: ignore[union-attr]
+    raise FileNotFoundError(f"no such file: {name}")
 
 
 def with_jobs(container: Any) -> JobRegistry:

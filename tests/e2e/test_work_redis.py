@@ -82,6 +82,24 @@ def test_handlers_use_the_containers_cache_from_the_children(
     assert queue.stats(QUEUE).completed == 20
 
 
+def test_a_handler_failing_with_text_utf8_cannot_carry_dies_alone_and_the_worker_lives_on(
+    redis_url: str, prefix: str, queue: RedisQueue, tmp_path: Path
+) -> None:
+    dispatcher = Dispatcher(queue, load_app("tests.e2e.apps:registry"), SystemClock())
+    failing = dispatcher.dispatch("e2e.unreadable")
+    after = dispatcher.dispatch("e2e.add", {"a": 1, "b": 2})
+    env = {"QUEUE_DRIVER": "redis", "REDIS_URL": redis_url, "QUEUE_PREFIX": prefix}
+    env["FOUNDRY_E2E_LEDGER"] = str(tmp_path / "ledger")
+
+    result = run_foundry(*WORK, "--concurrency", "1", env=env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    [letter] = queue.dead(QUEUE)
+    assert letter.job.id == failing
+    assert letter.errors[0].message == "no such file: report-\\udcff.csv"
+    assert queue.get(after).result == 3  # type: ignore[union-attr]
+
+
 def test_work_against_a_redis_unreachable_past_its_wait_exits_3_at_startup(
     redis_server_factory: Callable[..., RedisServer],
 ) -> None:

@@ -7,6 +7,7 @@ import enum
 import json
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import orjson
 import pytest
 from cattrs.gen import make_dict_unstructure_fn
@@ -90,6 +91,20 @@ def test_error_histories_round_trip() -> None:
     )
 
     assert codec.decode_errors(codec.encode(list(history))) == history
+
+
+#: Any text, lone surrogates often (``st.text()`` leaves them out).
+any_text = st.text(st.one_of(st.characters(), st.characters(categories=["Cs"])))
+
+
+@given(any_text.filter(bool), any_text, any_text, st.lists(any_text))
+def test_any_exception_text_is_kept_as_the_codec_can_store_and_read_it(
+    kind: str, message: str, traceback: str, mro: list[str]
+) -> None:
+    error = ErrorInfo(kind, message, traceback=traceback, mro=mro)
+
+    assert codec.decode_errors(codec.encode([error])) == (error,)
+    assert attrs.evolve(error) == error  # constructing it again keeps it as it is
 
 
 def test_a_result_that_is_not_json_is_refused_naming_its_type() -> None:
