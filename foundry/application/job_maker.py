@@ -12,7 +12,6 @@ from typing import Any
 
 import attrs
 
-from foundry.application.durations import duration
 from foundry.application.limiting import limit_of
 from foundry.application.registry import JobRegistry
 from foundry.domain import (
@@ -25,6 +24,7 @@ from foundry.domain import (
     RunNow,
     UniqueSpec,
 )
+from foundry.domain.durations import duration
 from foundry.domain.schedule import Schedule
 from foundry.ports import Clock, CommitHooks, Duplicate, EnqueueOutcome
 

@@ -24,6 +24,7 @@ from foundry.domain import (
     UnknownHandler,
     new_job_id,
 )
+from foundry.domain.durations import as_duration
 from foundry.domain.job import DEFAULT_TIMEOUT, new_job_ids
 
 if TYPE_CHECKING:
@@ -178,8 +179,8 @@ class JobRegistry:
         *,
         queue: str = DEFAULT_QUEUE,
         retry: RetryPolicy | None = None,
-        timeout: timedelta | None = None,
-        soft_timeout: timedelta | None = None,
+        timeout: timedelta | float | None = None,
+        soft_timeout: timedelta | float | None = None,
         unique: UniqueSpec | None = None,
         priority: int = 0,
         rate_limit: str | Rate | None = None,
@@ -193,8 +194,8 @@ class JobRegistry:
         *,
         queue: str = DEFAULT_QUEUE,
         retry: RetryPolicy | None = None,
-        timeout: timedelta | None = None,
-        soft_timeout: timedelta | None = None,
+        timeout: timedelta | float | None = None,
+        soft_timeout: timedelta | float | None = None,
         unique: UniqueSpec | None = None,
         priority: int = 0,
         rate_limit: str | Rate | None = None,
@@ -203,6 +204,7 @@ class JobRegistry:
     ) -> F | Callable[[F], F]:
         """Register a function as a handler (usable bare or with options).
 
+        ``timeout`` and ``soft_timeout`` are seconds or a ``timedelta``.
         ``unique.key`` may hold ``{field}`` placeholders, filled from each job's payload.
         ``rate_limit`` (``"100/m"``) and ``concurrency`` limit the jobs sharing ``limit_key``
         (default: the handler's name; ``{field}`` placeholders filled from each payload).
@@ -216,8 +218,8 @@ class JobRegistry:
                 name=job_name,
                 queue=queue,
                 retry=retry or RetryPolicy(),
-                timeout=timeout or DEFAULT_TIMEOUT,
-                soft_timeout=soft_timeout,
+                timeout=DEFAULT_TIMEOUT if timeout is None else as_duration(timeout),
+                soft_timeout=as_duration(soft_timeout),
                 unique=unique,
                 priority=priority,
                 limit=limit_of(

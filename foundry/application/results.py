@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from foundry.application.durations import duration
 from foundry.domain import JobCancelled, JobFailed, JobNotFound, JobState, ResultTimeout
+from foundry.domain.durations import duration
 from foundry.ports import AsyncQueuePort, QueuePort
 
 if TYPE_CHECKING:

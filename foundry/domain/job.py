@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from foundry.domain.durations import as_duration
 from foundry.domain.errors import InvalidJob, InvalidQueueName
 from foundry.domain.limits import Limit
 from foundry.domain.retry import RetryPolicy
@@ -258,7 +259,7 @@ def _check_schedule(value: object) -> str | None:
 def _check_positive_duration(value: object) -> str | None:
     if isinstance(value, timedelta) and value > _ZERO:
         return None
-    return f"{value!r} must be a positive timedelta"
+    return f"{value!r} must be a positive duration (seconds or a timedelta)"
 
 
 def _check_created_at(value: object) -> str | None:
@@ -289,7 +290,7 @@ class UniqueSpec:
     most ``ttl``, enqueueing another job with the same key in the same queue is a duplicate."""
 
     key: str = attrs.field()
-    ttl: timedelta = attrs.field(default=timedelta(hours=1))
+    ttl: timedelta = attrs.field(default=timedelta(hours=1), converter=as_duration)
     until: UniqueUntil = attrs.field(default=UniqueUntil.FINISHED, converter=UniqueUntil)
 
     @key.validator
@@ -300,7 +301,9 @@ class UniqueSpec:
     @ttl.validator
     def _ttl(self, _: attrs.Attribute[timedelta], value: object) -> None:
         if not isinstance(value, timedelta) or value <= timedelta(0):
-            raise InvalidJob("unique", f"ttl {value!r} must be a positive timedelta")
+            raise InvalidJob(
+                "unique", f"ttl {value!r} must be a positive duration (seconds or a timedelta)"
+            )
 
 
 def _check_unique(value: object) -> str | None:
@@ -350,7 +353,7 @@ def _check_soft_timeout(job: Job) -> str | None:
     if value is None:
         return None
     if _check_positive_duration(value) is not None:
-        return f"{value!r} must be a positive timedelta or None"
+        return f"{value!r} must be a positive duration (seconds or a timedelta) or None"
     assert isinstance(value, timedelta)
     if value >= job.timeout:
         return f"{value} must be shorter than the hard timeout {job.timeout}"

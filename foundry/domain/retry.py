@@ -8,6 +8,7 @@ from random import Random
 
 import attrs
 
+from foundry.domain.durations import as_duration
 from foundry.domain.error_info import ErrorInfo
 
 #: Errors that no retry can fix; a policy adds its own with ``permanent``.
@@ -18,14 +19,17 @@ ALWAYS_PERMANENT = frozenset(
 
 def _delay(_: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:
     if not isinstance(value, timedelta) or value < timedelta(0):
-        raise ValueError(f"{attribute.name} must be a non-negative timedelta, got {value!r}")
+        raise ValueError(
+            f"{attribute.name} must be a duration of 0 or more (seconds or a timedelta), "
+            f"got {value!r}"
+        )
 
 
 # Converters are functions, not the builtins ``tuple`` and ``frozenset``: attrs reads each
 # converter's signature when it builds the class, and a builtin's is parsed from its text
 # (about 10 M instructions each, a few ms of every process's startup).
-def _delays(values: Iterable[timedelta]) -> tuple[timedelta, ...]:
-    return tuple(values)
+def _delays(values: Iterable[timedelta | float]) -> tuple[timedelta, ...]:
+    return tuple(as_duration(value) for value in values)
 
 
 def _names(values: Iterable[str]) -> frozenset[str]:
@@ -36,7 +40,9 @@ def _names(values: Iterable[str]) -> frozenset[str]:
 class Fixed:
     """The same delay before every retry."""
 
-    delay: timedelta = attrs.field(default=timedelta(seconds=1), validator=_delay)
+    delay: timedelta = attrs.field(
+        default=timedelta(seconds=1), converter=as_duration, validator=_delay
+    )
 
     def ceiling(self, attempt: int) -> int:
         """The delay after ``attempt`` (1-based) in microseconds, before the cap."""
@@ -47,7 +53,9 @@ class Fixed:
 class Linear:
     """``step`` times the attempt number: 1s, 2s, 3s..."""
 
-    step: timedelta = attrs.field(default=timedelta(seconds=1), validator=_delay)
+    step: timedelta = attrs.field(
+        default=timedelta(seconds=1), converter=as_duration, validator=_delay
+    )
 
     def ceiling(self, attempt: int) -> int:
         """The delay after ``attempt`` (1-based) in microseconds, before the cap."""
@@ -58,7 +66,9 @@ class Linear:
 class Exponential:
     """``base * 2**(attempt-1)``, with full jitter: a uniform draw in [0, that]."""
 
-    base: timedelta = attrs.field(default=timedelta(seconds=1), validator=_delay)
+    base: timedelta = attrs.field(
+        default=timedelta(seconds=1), converter=as_duration, validator=_delay
+    )
     jitter: bool = True
 
     def ceiling(self, attempt: int) -> int:
@@ -125,7 +135,9 @@ class RetryPolicy:
         default=3, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)]
     )
     backoff: Backoff = attrs.field(factory=Exponential)
-    cap: timedelta = attrs.field(default=timedelta(minutes=10), validator=_delay)
+    cap: timedelta = attrs.field(
+        default=timedelta(minutes=10), converter=as_duration, validator=_delay
+    )
     retry_on: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     permanent: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
 

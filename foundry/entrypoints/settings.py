@@ -18,8 +18,8 @@ import attrs
 from foundry.adapters.postgres import names as postgres
 from foundry.adapters.redis.connection import RedisSettings, check_url, mask_url
 from foundry.adapters.redis.durability import Durability
-from foundry.application.durations import duration
 from foundry.domain import ConfigurationError, LeaseTiming
+from foundry.domain.durations import duration
 
 if TYPE_CHECKING:
     from foundry.adapters.postgres.config import PostgresSettings

@@ -50,6 +50,27 @@ def test_make_job_applies_the_handlers_defaults() -> None:
     assert job.payload == {"to": "x"}
 
 
+def test_time_limits_and_a_unique_ttl_are_seconds_or_timedeltas() -> None:
+    registry = JobRegistry()
+    unique = UniqueSpec("mail-{to}", ttl=60)
+    registry.job(name="mail", timeout=30, soft_timeout=2.5, unique=unique)(send_mail)
+
+    job = registry.make_job("mail", {"to": "x"})
+
+    assert (job.timeout, job.soft_timeout) == (timedelta(seconds=30), timedelta(seconds=2.5))
+    assert unique.ttl == timedelta(minutes=1)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, timedelta(0), "30", True, float("inf")])
+def test_a_time_limit_that_is_not_a_positive_duration_is_refused_naming_it(
+    timeout: object,
+) -> None:
+    registry = JobRegistry()
+
+    with pytest.raises(InvalidJob, match=r"timeout.* must be a positive duration"):
+        registry.job(name="mail", timeout=timeout)(send_mail)  # type: ignore[arg-type]
+
+
 def test_make_job_overrides_win_over_the_defaults_and_every_job_gets_a_fresh_id() -> None:
     registry = JobRegistry()
     registry.job(name="mail", priority=3)(send_mail)

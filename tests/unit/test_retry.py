@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from random import Random
@@ -80,6 +81,26 @@ def test_fixed_linear_and_listed_backoffs_give_their_delays() -> None:
     assert [listed.next_delay(n, rng) for n in (1, 2, 3)] == [second, 2 * second, 2 * second]
 
 
+def test_backoff_delays_and_the_cap_are_seconds_or_timedeltas() -> None:
+    seconds = RetryPolicy(backoff=Delays([1, 2.5, timedelta(seconds=30)]), cap=60)
+
+    assert seconds.backoff == Delays(
+        (timedelta(seconds=1), timedelta(seconds=2.5), timedelta(seconds=30))
+    )
+    assert seconds.cap == timedelta(minutes=1)
+    assert (Fixed(5), Linear(2), Exponential(0.5)) == (
+        Fixed(timedelta(seconds=5)),
+        Linear(timedelta(seconds=2)),
+        Exponential(timedelta(milliseconds=500)),
+    )
+
+
+@pytest.mark.parametrize("delay", [-1, "5", None, float("nan")])
+def test_a_delay_that_is_not_a_duration_of_0_or_more_is_refused_naming_it(delay: object) -> None:
+    with pytest.raises(ValueError, match=f"got {re.escape(repr(delay))}"):
+        Fixed(delay)  # type: ignore[arg-type]
+
+
 def test_a_failure_before_the_last_attempt_is_retried() -> None:
     policy = RetryPolicy(max_attempts=3, backoff=Fixed(timedelta(seconds=4)))
 
@@ -143,14 +164,14 @@ MINUS = -timedelta(microseconds=1)
         (lambda: Fixed(MINUS), "delay"),
         (lambda: Linear(MINUS), "step"),
         (lambda: Exponential(MINUS), "base"),
-        (lambda: Delays([timedelta(seconds=1), MINUS]), "delay"),
+        (lambda: Delays([timedelta(seconds=1), MINUS]), "delays"),
         (lambda: RetryPolicy(cap=MINUS), "cap"),
     ],
 )
 def test_a_negative_delay_is_refused_naming_the_field(
     build: Callable[[], object], field: str
 ) -> None:
-    with pytest.raises(ValueError, match=f"{field}.* must be a non-negative timedelta"):
+    with pytest.raises(ValueError, match=f"{field} must be a duration of 0 or more"):
         build()
 
 

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from datetime import timedelta, tzinfo
 from typing import Any, Protocol
 
-from foundry.application.durations import duration
 from foundry.application.schedules.cron import parse_cron
 from foundry.domain import (
     CatchUp,
@@ -23,6 +22,7 @@ from foundry.domain import (
     PeriodicSchedule,
     Recurrence,
 )
+from foundry.domain.durations import duration
 
 _ZERO = timedelta(0)
 

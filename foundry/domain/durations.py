@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import Any
+
+_ZERO = timedelta(0)
 
 
 def duration(value: object) -> timedelta | None:
@@ -17,3 +20,10 @@ def duration(value: object) -> timedelta | None:
         except OverflowError:
             return None
     return None
+
+
+def as_duration(value: Any) -> Any:
+    """A converter for a duration field: seconds (0 or more) become a ``timedelta``; anything
+    else is left as given, for the field's validator to refuse naming it."""
+    given = duration(value)
+    return value if given is None or given < _ZERO else given
