@@ -161,8 +161,9 @@ def test_jobs_lists_a_queues_jobs_by_state_and_refuses_a_bad_state(dash: Dash) -
     assert [(job["job"]["id"], job["worker"]) for job in active["jobs"]] == [("j0", "w")]
     assert [job["job"]["id"] for job in paged["jobs"]] == ["j2"]
     assert bad.status_code == 400
-    assert "state must be one of ready, delayed, waiting, active, completed, dead" in (
-        bad.json()["error"]
+    assert (
+        "state must be one of ready, delayed, waiting, active, completed, dead"
+        in (bad.json()["error"])
     )
 
 

@@ -220,8 +220,7 @@ def unknown_queue(ctx: click.Context, name: str) -> str | None:
     if validate_queue_name(name) in known:
         return None
     return (
-        f"queue {name!r} has never held a job (known: {', '.join(known) or 'none'}); "
-        "check the name"
+        f"queue {name!r} has never held a job (known: {', '.join(known) or 'none'}); check the name"
     )
 
 
