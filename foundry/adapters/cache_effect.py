@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from foundry.adapters.cache_support import MAX_COUNTER, positive_ms
-from foundry.domain import InvalidCacheValue, StaleEffect
+from foundry.domain import CacheError, InvalidCacheValue, StaleEffect
 from foundry.ports.cache import Ttl
 
 #: ``decide``'s answer when the record is to be deleted.
@@ -76,11 +76,19 @@ class CacheEffect:
         self._skey = skey
         self._ttl_ms = positive_ms(ttl, "ttl")
         self._fence = _valid_fence(fence)
-        self._done = False
+        self._done: bool | None = None  # None until the block is entered
 
     @property
     def done(self) -> bool:
-        """Whether the effect was already recorded when the block was entered."""
+        """Whether the effect was already recorded when the block was entered.
+
+        Raises ``CacheError`` before the block is entered: the record has not been read.
+        """
+        if self._done is None:
+            raise CacheError(
+                f"effect {self._key!r} has not been read: use it as a block, "
+                "with cache.idempotent(...) as effect: if not effect.done: ..."
+            )
         return self._done
 
     def __enter__(self) -> Self:
@@ -94,7 +102,7 @@ class CacheEffect:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._done:
+        if self._done is not False:  # done already, or never entered: nothing to record
             return
         self._step("abort" if exc is not None else "finish")
 

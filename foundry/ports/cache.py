@@ -180,7 +180,8 @@ class Effect(Protocol):
 
     @property
     def done(self) -> bool:
-        """Whether the effect was already recorded when the block was entered."""
+        """Whether the effect was already recorded when the block was entered; reading it
+        before the block is entered raises ``CacheError`` (the record was not read yet)."""
         ...
 
     def __enter__(self) -> Self: ...

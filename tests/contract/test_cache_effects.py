@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from foundry.adapters.clock import ManualClock
-from foundry.domain import InvalidCacheValue, StaleEffect
+from foundry.domain import CacheError, InvalidCacheValue, StaleEffect
 from foundry.ports.cache import CachePort
 
 DAY = timedelta(days=1)
@@ -106,3 +106,14 @@ def test_a_fence_that_is_not_a_job_s_fencing_token_is_rejected(
         cache.idempotent("charge:1", DAY, fence=fence)  # type: ignore[arg-type]
 
     assert _act(cache) is True
+
+
+def test_reading_done_outside_the_block_is_an_error_not_a_silent_false(cache: CachePort) -> None:
+    _act(cache)
+    effect = cache.idempotent("charge:1", DAY)
+
+    with pytest.raises(CacheError, match="with "):
+        _ = effect.done
+
+    with effect:
+        assert effect.done
