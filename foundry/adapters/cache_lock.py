@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -90,7 +91,12 @@ def poll(
 
 
 class CacheLock:
-    """A lock named ``name``: owner token, expiry after ``ttl``, safe release and extend."""
+    """A lock named ``name``: owner token, expiry after ``ttl``, safe release and extend.
+
+    Each thread using the object is an owner of its own (its own token, as redis-py's locks
+    do), so one lock object shared by a threaded server's threads excludes them from each
+    other; a lock is released by the thread that took it.
+    """
 
     def __init__(
         self, backend: LockBackend, name: str, skey: str, ttl: int, timeout: int | None
@@ -100,7 +106,15 @@ class CacheLock:
         self._skey = skey
         self._ttl = ttl
         self._timeout = timeout
-        self._token = secrets.token_hex(16)
+        self._owner = threading.local()
+
+    @property
+    def _token(self) -> str:
+        """This thread's owner token."""
+        token: str | None = getattr(self._owner, "token", None)
+        if token is None:
+            token = self._owner.token = secrets.token_hex(16)
+        return token
 
     @property
     def name(self) -> str:

@@ -26,7 +26,8 @@ Ttl = timedelta | float | int | None
 class Lock(Protocol):
     """A named lock with an owner token and an expiry, so a dead owner cannot hold it forever.
 
-    * Only the owner (this object) can ``release`` or ``extend``; others get ``LockNotOwned``.
+    * Only the owner (this object, in the thread that took it) can ``release`` or ``extend``;
+      others get ``LockNotOwned``. Threads sharing one lock object exclude each other.
     * Usable as a context manager: blocks until acquired (or raises ``CacheError`` on timeout);
       leaving the block releases it, and raises ``LockNotOwned`` if the lock expired inside a
       block that otherwise succeeded (its work was not exclusive: extend, or use a longer ttl).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -35,6 +37,37 @@ def test_only_the_owner_can_release_or_extend(cache: CachePort) -> None:
         theirs.extend(60)
 
     assert mine.owned()
+
+
+def _in_another_thread(action: Callable[[], object]) -> object:
+    """What ``action`` returns, or raises, when run in a thread of its own."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(action())
+        except LockNotOwned as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return outcome[0]
+
+
+def test_threads_sharing_one_lock_object_are_separate_owners(cache: CachePort) -> None:
+    lock = cache.lock("job", 10)  # a module-level lock, used by a threaded web server
+    lock.acquire(blocking=False)
+
+    taken_elsewhere = _in_another_thread(lambda: lock.acquire(blocking=False))
+    owned_elsewhere = _in_another_thread(lock.owned)
+    released_elsewhere = _in_another_thread(lock.release)
+
+    assert (taken_elsewhere, owned_elsewhere) == (False, False)
+    assert isinstance(released_elsewhere, LockNotOwned)
+    assert lock.owned()
+    lock.release()
+    assert _in_another_thread(lambda: lock.acquire(blocking=False)) is True
 
 
 def test_releasing_twice_is_an_error(cache: CachePort) -> None:
@@ -129,10 +162,9 @@ def test_a_blocking_acquire_gets_the_lock_when_the_holder_s_expires(
     cache.lock("job", 5).acquire(blocking=False)
     waiter = cache.lock("job", 10)
 
-    taken = run_while_advancing(clock, lambda: waiter.acquire(timeout=60))
+    taken, owned = run_while_advancing(clock, lambda: (waiter.acquire(timeout=60), waiter.owned()))
 
-    assert taken is True
-    assert waiter.owned()
+    assert (taken, owned) == (True, True)
 
 
 def test_the_context_manager_raises_when_its_timeout_passes(
