@@ -115,18 +115,19 @@ def ttl_ms(ttl: Ttl, what: str = "ttl") -> int | None:
         return None
     if isinstance(ttl, timedelta):
         micros = (ttl.days * 86_400 + ttl.seconds) * 1_000_000 + ttl.microseconds
-        return _non_negative(-(-micros // 1000), ttl, what)
+        return _within_range(micros < 0, -(-micros // 1000), ttl, what)
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
         raise InvalidCacheValue(
             f"{what} must be seconds or a timedelta (None for forever), got {ttl!r}"
         )
     if not math.isfinite(ttl):
         raise InvalidCacheValue(f"{what} must be finite, got {ttl!r}; use None for forever")
-    return _non_negative(math.ceil(ttl * 1000), ttl, what)
+    return _within_range(ttl < 0, math.ceil(ttl * 1000), ttl, what)
 
 
-def _non_negative(ms: int, ttl: object, what: str) -> int:
-    if ms < 0:
+def _within_range(negative: bool, ms: int, ttl: object, what: str) -> int:
+    # The sign is the given ttl's: -0.0004 s rounds up to 0 ms, and 0 would delete the value.
+    if negative:
         raise InvalidCacheValue(f"{what} must not be negative, got {ttl!r}")
     if ms > MAX_TTL_MS:
         raise InvalidCacheValue(

@@ -252,7 +252,10 @@ def test_a_text_enum_dict_key_reads_back_as_its_text(cache: CachePort) -> None:
     assert cache.get("k") == {"red": 1, "plain": 2}
 
 
-@pytest.mark.parametrize("ttl", [-1, -0.5, float("nan"), float("inf"), "10", True])
+@pytest.mark.parametrize(
+    "ttl",
+    [-1, -0.5, -0.0001, timedelta(microseconds=-1), float("nan"), float("inf"), "10", True],
+)
 def test_a_bad_ttl_is_rejected_and_nothing_is_written(cache: CachePort, ttl: Any) -> None:
     with pytest.raises(InvalidCacheValue, match="ttl"):
         cache.set("k", 1, ttl)
