@@ -65,8 +65,8 @@ class FlightBackend(LockBackend, Protocol):
         """Whether ``skey`` is present, and its value (stats counted when ``count``)."""
         ...
 
-    def flight_store(self, skey: str, label: str, value: Any, ttl_ms: int | None) -> None:
-        """Store a computed value."""
+    def flight_store(self, skey: str, label: str, value: Any, ttl_ms: int | None) -> Any:
+        """Store a computed value; the value as a read gives it back (its JSON data)."""
         ...
 
 
@@ -230,8 +230,9 @@ def _compute_holding(
         present, current = backend.flight_lookup(flight.skey, flight.label, False)
         if present:
             return current  # type: ignore[no-any-return]
-        value = compute()
-        backend.flight_store(flight.skey, flight.label, value, flight.ttl)
-        return value
+        # The computer gets what every hit gets (an attrs value as its dict, a tuple as a
+        # list), so code that reads the value works the same on a cold and a warm cache.
+        value = backend.flight_store(flight.skey, flight.label, compute(), flight.ttl)
+        return value  # type: ignore[no-any-return]
     finally:
         backend.lock_release(*guard)

@@ -143,7 +143,8 @@ class CacheStore(Protocol):
         ...
 
     def remember(self, key: str, ttl: Ttl, compute: Callable[[], T], *, wait: Ttl = 10.0) -> T:
-        """The value at ``key``, computing and storing it on a miss.
+        """The value at ``key``, computing and storing it on a miss; either way as a read
+        gives it back (JSON data: the computer gets an attrs value as its dict too).
 
         Single flight: across threads and processes one caller computes a given key while the
         others wait (up to ``wait``) for its value. If ``compute`` raises, nothing is cached and

@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import timedelta
 
+import attrs
 import pytest
 
 from foundry.adapters.clock import ManualClock
@@ -29,6 +30,22 @@ def test_remember_computes_on_a_miss_and_then_serves_the_stored_value(
     third = cache.remember("k", 10, compute)
 
     assert (first, second, third) == ({"n": 1}, {"n": 1}, {"n": 2})
+
+
+@attrs.frozen
+class Profile:
+    name: str
+    roles: tuple[str, ...]
+
+
+@pytest.mark.parametrize("ttl", [60, 0])
+def test_remember_gives_the_computer_the_value_as_every_later_hit_reads_it(
+    cache: CachePort, ttl: int
+) -> None:
+    computed = cache.remember("k", ttl, lambda: Profile("Ada", ("admin",)))
+    served = cache.remember("k", ttl, lambda: Profile("Ada", ("admin",)))
+
+    assert computed == served == {"name": "Ada", "roles": ["admin"]}
 
 
 def test_a_remember_that_raises_caches_nothing_and_lets_the_next_caller_compute(

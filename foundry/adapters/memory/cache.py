@@ -67,7 +67,7 @@ class _MemoryStore:
     def set(self, key: str, value: Any, ttl: Ttl = None) -> None:
         """Store ``value`` at ``key`` for ``ttl`` (forever if ``None``)."""
         skey, ms = self._skey(key), ttl_ms(ttl)
-        self.flight_store(skey, key, value, ms)
+        self._store(skey, value, ms)
 
     def add(self, key: str, value: Any, ttl: Ttl = None) -> bool:
         """Store only if ``key`` is absent; whether it stored."""
@@ -195,11 +195,15 @@ class _MemoryStore:
             item = self._lookup(skey, self._now(), count)
         return (False, None) if item is None else (True, self._decode(item, label))
 
-    def flight_store(self, skey: str, label: str, value: Any, ttl_ms: int | None) -> None:
-        """Encode and store ``value``."""
+    def _store(self, skey: str, value: Any, ttl_ms: int | None) -> bytes:
         payload = self._s.codec.encode_value(value)
         with self._s.mutex:
             self._write(skey, payload, self._now(), ttl_ms)
+        return payload
+
+    def flight_store(self, skey: str, label: str, value: Any, ttl_ms: int | None) -> Any:
+        """Encode and store ``value``; the value as a read gives it back."""
+        return self._s.codec.decode_value(self._store(skey, value, ttl_ms), label)
 
     def lock_acquire(self, skey: str, token: str, ttl_ms: int) -> bool:
         """Take the lock if free, expired or already ``token``'s."""

@@ -236,10 +236,11 @@ class PostgresStore:
         row = self._one("get" if count else "peek", label, key=skey)
         return (False, None) if row is None else (True, self._c.codec.decode_value(row[0], label))
 
-    def flight_store(self, skey: str, label: str, value: Any, ttl_ms: int | None) -> None:
-        """Encode and store ``value``."""
+    def flight_store(self, skey: str, label: str, value: Any, ttl_ms: int | None) -> Any:
+        """Encode and store ``value``; the value as a read gives it back."""
         payload = self._c.codec.encode_value(value)
         self._one("set", label, key=skey, payload=payload, ttl=ttl_ms)
+        return self._c.codec.decode_value(payload, label)
 
     def _lock(self, statement: str, skey: str, token: str, ttl: int | None = None) -> bool:
         return self._one(statement, skey, name=skey, holder=token, ttl=ttl) is not None

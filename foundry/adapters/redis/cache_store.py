@@ -269,11 +269,12 @@ class RedisStore:
         raw = self._run("get", (skey, self._stats(skey)), args, label)
         return (False, None) if raw is None else (True, self._c.payload(raw, label))
 
-    def flight_store(self, skey: str, label: str, value: Any, ttl_ms: int | None) -> None:
-        """Encode and store ``value``."""
+    def flight_store(self, skey: str, label: str, value: Any, ttl_ms: int | None) -> Any:
+        """Encode and store ``value``; the value as a read gives it back."""
         payload = self._c.codec.encode_value(value)
         args = (self._c.now(), "-1" if ttl_ms is None else str(ttl_ms), payload, "set")
         self._run("set", (skey, self._stats(skey)), args, label)
+        return self._c.codec.decode_value(payload, label)
 
     def _lock(self, mode: str, skey: str, token: str, ttl: int) -> bool:
         args = (self._c.now(), mode, token, str(ttl))
