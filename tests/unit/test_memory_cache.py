@@ -35,6 +35,23 @@ def test_the_sweep_drops_expired_values_nobody_reads(clock: ManualClock) -> None
     assert len(cache._s.entries) == 1
 
 
+def test_flushing_many_distinct_tags_keeps_the_tag_table_bounded_and_revives_nothing(
+    clock: ManualClock,
+) -> None:
+    cache = MemoryCache(clock, max_entries=3)
+    first = cache.tags("user:0")
+    first.set("profile", "old")
+    first.flush()
+
+    for n in range(1, 1000):  # a web app flushing a tag per user
+        cache.tags(f"user:{n}").flush()
+
+    assert len(cache._s.tags) <= 3
+    assert first.get("profile") is None
+    first.set("profile", "new")
+    assert first.get("profile") == "new"
+
+
 def test_threads_incrementing_one_key_lose_nothing(clock: ManualClock) -> None:
     cache = MemoryCache(clock)
 

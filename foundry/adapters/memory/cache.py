@@ -253,14 +253,14 @@ class MemoryTaggedCache(_MemoryStore):
     def _skey(self, key: str) -> str:
         validate_key(key)
         with self._s.mutex:
-            versions = [f"{name}\x1e{self._s.tags.get(name, 0)}" for name in self._names]
+            versions = [f"{name}\x1e{self._s.tag_version(name)}" for name in self._names]
         return "t" + _SEP + _SEP.join(versions) + _SEP + key
 
     def flush(self) -> None:
         """Invalidate every key written through any view sharing one of these tags."""
         with self._s.mutex:
             for name in self._names:
-                self._s.tags[name] = self._s.tags.get(name, 0) + 1
+                self._s.flush_tag(name)
 
 
 class MemoryCache(_MemoryStore):

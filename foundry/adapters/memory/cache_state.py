@@ -84,8 +84,31 @@ class Shared:
     next_sweep: int = 0
     mutex: threading.RLock = attrs.field(factory=threading.RLock)
     locks: dict[str, tuple[str, int]] = attrs.field(factory=dict)
-    tags: dict[str, int] = attrs.field(factory=dict)
+    tags: OrderedDict[str, int] = attrs.field(factory=OrderedDict)
+    #: The version of every tag not in ``tags``: the greatest version dropped from it.
+    tag_floor: int = 0
+    #: The greatest version ever given (a flush gives the next): versions only grow.
+    tag_epoch: int = 0
     counters: Counters = attrs.field(factory=Counters)
+
+    def tag_version(self, name: str) -> int:
+        """The current version of tag ``name``."""
+        version = self.tags.get(name)
+        if version is None:
+            return self.tag_floor
+        self.tags.move_to_end(name)
+        return version
+
+    def flush_tag(self, name: str) -> None:
+        """Give tag ``name`` a version no value was written under; keep at most as many tags
+        as values, dropping the least recently used (its version becomes the floor, so
+        values of the tags without one miss, and a flushed value never comes back)."""
+        self.tag_epoch += 1
+        self.tags[name] = self.tag_epoch
+        self.tags.move_to_end(name)
+        while len(self.tags) > self.entries.max_entries:
+            _, dropped = self.tags.popitem(last=False)
+            self.tag_floor = max(self.tag_floor, dropped)
 
     def sweep_if_due(self, now: int) -> None:
         """The periodic sweep: expired items and locks, at most once per ``sweep_ms``."""
