@@ -7,6 +7,7 @@ The converter (``converter.py``) is built when a codec first needs it.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
@@ -219,6 +220,12 @@ class Codec:
                 "to encode; cache a flatter copy of the data"
             ) from None
         except (TypeError, orjson.JSONEncodeError) as error:
+            if inspect.isawaitable(value):
+                raise InvalidCacheValue(
+                    f"cannot cache a {type(value).__name__}: it is an async call's pending "
+                    "result; await it and cache what it returns (remember takes a plain "
+                    "function)"
+                ) from error
             raise InvalidCacheValue(
                 f"cannot cache a {type(value).__name__}: {error}; "
                 "cache JSON-compatible data or attrs classes"

@@ -246,6 +246,22 @@ def test_a_value_that_refers_to_itself_or_nests_too_deep_is_rejected(
     assert not cache.has("k")
 
 
+async def _profile() -> dict[str, str]:
+    return {"name": "Ada"}
+
+
+def test_an_async_function_s_coroutine_is_rejected_naming_await(cache: CachePort) -> None:
+    pending = _profile()
+
+    with pytest.raises(InvalidCacheValue, match="await"):
+        cache.set("k", pending)
+    with pytest.raises(InvalidCacheValue, match="await"):
+        cache.remember("k", 10, lambda: pending)  # an async function passed as compute
+
+    pending.close()
+    assert not cache.has("k")
+
+
 def test_a_text_enum_dict_key_reads_back_as_its_text(cache: CachePort) -> None:
     cache.set("k", {Colour.RED: 1, "plain": 2})
 
