@@ -351,6 +351,7 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
 
     assert [r.status_code for r in (missing, wrong, form)] == [403, 403, 403]
     assert "CSRF" in missing.json()["error"]
+    assert "reload the page" in form.json()["error"]  # a page older than a restart
     assert dash.queue.stats("q").ready == 1
     assert not dash.queue.stats("q").paused
 

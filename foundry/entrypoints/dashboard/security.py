@@ -124,8 +124,9 @@ class Guard:
         if not given or not hmac.compare_digest(given.encode(), self._config.csrf.encode()):
             return body, (
                 403,
-                "missing or wrong CSRF token: send the page's token as X-CSRF-Token "
-                "(GET /api/csrf gives it) or the form field csrf_token",
+                "missing or wrong CSRF token: reload the page (a restarted dashboard has a "
+                "new token, so pages opened before it are stale); scripts send the token as "
+                "X-CSRF-Token (GET /api/csrf gives it) or the form field csrf_token",
             )
         return body, None
 
