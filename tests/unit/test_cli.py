@@ -2,6 +2,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,11 @@ from click.testing import CliRunner
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
-from foundry.domain import Job
+from foundry.domain import Dead, ErrorInfo, Job
 from foundry.entrypoints.cli import cli
 from foundry.entrypoints.container import build_container
 from foundry.entrypoints.settings import Settings
+from foundry.ports import ClaimRequest, WorkerInfo
 from tests.cli_support import container_for, invoke
 from tests.redis_server import RedisServer
 
@@ -187,6 +189,55 @@ def test_reading_a_queue_that_never_held_a_job_says_so(args: list[str]) -> None:
 
     assert result.exit_code == 0, result.output
     assert "queue 'emial' has never held a job (known: email)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["job", "show", "m1"], ["reports[/]", "mod.Err[/]", "worker=w[red]"]),
+        (["failed", "show", "m1"], ["reports[/]", "mod.Err[/]", "worker=w[red]"]),
+        (["failed", "list"], ["reports[/]", "mod.Err[/]"]),
+        (["stats"], ["[b]w", "[i]host"]),
+    ],
+)
+def test_names_holding_brackets_are_printed_as_they_are(
+    args: list[str], expected: list[str]
+) -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    queue.enqueue(Job("reports[/]", id="m1", queue="mk"))
+    [lease] = queue.claim(ClaimRequest(["mk"], lease=timedelta(seconds=30), worker="w[red]"))
+    queue.fail(lease, ErrorInfo("mod.Err[/]", "it broke", "tb", worker="w[red]"), Dead("gave up"))
+    info = WorkerInfo("[b]w", "[i]host", 1, ("mk",), 1, clock.now(), clock.now())
+    queue.heartbeat(info, timedelta(minutes=1))
+
+    result = invoke(container_for(queue, clock), *args)
+
+    assert result.exit_code == 0, result.output
+    for text in expected:
+        assert text in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["job", "show", "a[/]"],
+        ["job", "cancel", "a[/]"],
+        ["failed", "show", "a[/]"],
+        ["failed", "retry", "ok", "a[/]"],
+        ["failed", "forget", "a[/]"],
+        ["batch", "show", "a[/]"],
+        ["batch", "cancel", "a[/]"],
+    ],
+)
+def test_an_id_that_no_job_can_have_is_refused_naming_the_rule(args: list[str]) -> None:
+    clock = ManualClock()
+
+    result = invoke(container_for(MemoryQueue(clock), clock), *args)
+
+    assert result.exit_code == 2, result.output
+    what = "batch id" if args[0] == "batch" else "job id"
+    assert f"'a[/]' is not a {what} (1-64 letters, digits or '_.:-')" in result.stderr
 
 
 ROOT = Path(__file__).resolve().parents[2]

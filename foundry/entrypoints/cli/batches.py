@@ -49,7 +49,7 @@ def batch() -> None:
 
 
 @batch.command()
-@click.argument("batch_id")
+@click.argument("batch_id", callback=common.batch_id)
 @_ANY_QUEUE
 @click.pass_context
 def show(ctx: click.Context, batch_id: str, queue_name: str | None) -> None:
@@ -94,7 +94,7 @@ def list_batches(ctx: click.Context, queue_name: str, limit: int) -> None:
 
 
 @batch.command()
-@click.argument("batch_id")
+@click.argument("batch_id", callback=common.batch_id)
 @_ANY_QUEUE
 @click.option("--reason", default="cancelled by an operator", show_default=True)
 @click.pass_context

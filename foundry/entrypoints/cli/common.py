@@ -15,6 +15,7 @@ from foundry.domain import (
     ConfigurationError,
     FoundryError,
     InvalidJob,
+    Job,
     QueueBroken,
     QueueUnavailable,
     UnknownHandler,
@@ -249,6 +250,29 @@ def require_shared_queue(ctx: click.Context, what: str) -> None:
             "which vanishes when it exits; set QUEUE_DRIVER=redis and REDIS_URL",
             Exit.USAGE,
         )
+
+
+def _checked_id(value: str, what: str) -> str:
+    try:
+        Job("probe", id=value)
+    except InvalidJob:
+        raise click.BadParameter(
+            f"{value[:80]!r} is not a {what} (1-64 letters, digits or '_.:-')"
+        ) from None
+    return value
+
+
+def job_ids(_: click.Context, __: click.Parameter, value: str | tuple[str, ...]) -> Any:
+    """A click callback: the JOB_ID argument(s) as given, or a usage error naming the rule
+    (an id no job can have, which would otherwise read as "no such job")."""
+    if isinstance(value, str):
+        return _checked_id(value, "job id")
+    return tuple(_checked_id(one, "job id") for one in value)
+
+
+def batch_id(_: click.Context, __: click.Parameter, value: str) -> str:
+    """A click callback: the BATCH_ID argument, or a usage error naming the rule."""
+    return _checked_id(value, "batch id")
 
 
 def queue_names(raw: str) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ def letters_table(letters: list[DeadLetter]) -> Table:
         table.add_row(
             letter.job.id,
             letter.job.queue,
-            letter.job.name,
+            common.escape(letter.job.name),
             str(letter.attempts),
             letter.died_at.strftime("%Y-%m-%d %H:%M:%S"),
             common.escape(letter.reason),
@@ -64,7 +64,7 @@ def list_(ctx: click.Context, queue_name: str | None, limit: int, offset: int) -
 
 
 @failed.command()
-@click.argument("job_id")
+@click.argument("job_id", callback=common.job_ids)
 @_ANY_QUEUE
 @click.pass_context
 def show(ctx: click.Context, job_id: str, queue_name: str | None) -> None:
@@ -115,7 +115,7 @@ def _every_queue(ctx: click.Context, queue_name: str | None, doing: str, yes: bo
 
 
 @failed.command()
-@click.argument("job_ids", nargs=-1)
+@click.argument("job_ids", nargs=-1, callback=common.job_ids)
 @_ANY_QUEUE
 @click.option("--all", "every", is_flag=True, help="Retry every dead letter (asks which first).")
 @click.option("--yes", is_flag=True, help="With --all and no --queue: do not ask.")
@@ -143,7 +143,7 @@ def retry(
 
 
 @failed.command()
-@click.argument("job_ids", nargs=-1, required=True)
+@click.argument("job_ids", nargs=-1, required=True, callback=common.job_ids)
 @_ANY_QUEUE
 @click.pass_context
 def forget(ctx: click.Context, job_ids: tuple[str, ...], queue_name: str | None) -> None:

@@ -20,7 +20,8 @@ def show_record(record: JobRecord) -> None:
     """Print a job's record: state, attempts, reason, payload, result and error history."""
     out = common.stdout()
     job = record.job
-    out.print(f"[bold]{job.id}[/]  {job.name}  queue={job.queue}  state={record.state.value}")
+    name = common.escape(job.name)
+    out.print(f"[bold]{job.id}[/]  {name}  queue={job.queue}  state={record.state.value}")
     out.print(f"attempts: {record.attempts} of {job.max_attempts}")
     if record.worker:
         out.print(f"worker: {common.escape(record.worker)}")
@@ -32,10 +33,10 @@ def show_record(record: JobRecord) -> None:
     if record.state is JobState.COMPLETED:
         out.print("result: " + common.escape(orjson.dumps(record.result).decode()))
     for error in record.errors:
-        where = f" worker={error.worker}" if error.worker else ""
+        where = f" worker={common.escape(error.worker)}" if error.worker else ""
         died = f" signal={error.signal}" if error.signal is not None else ""
         died += f" exit={error.exit_code}" if error.exit_code is not None else ""
-        out.print(f"\n[bold]attempt {error.attempt}[/]{where}{died}: {error.type}")
+        out.print(f"\n[bold]attempt {error.attempt}[/]{where}{died}: {common.escape(error.type)}")
         out.print(common.escape(error.message))
         if error.traceback:
             out.print(common.escape(error.traceback.rstrip()), style="dim")
@@ -54,7 +55,7 @@ def job() -> None:
 
 
 @job.command()
-@click.argument("job_id")
+@click.argument("job_id", callback=common.job_ids)
 @_ANY_QUEUE
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the record as the dashboard's API gives it."
@@ -76,7 +77,7 @@ def show(ctx: click.Context, job_id: str, queue_name: str | None, as_json: bool)
 
 
 @job.command()
-@click.argument("job_id")
+@click.argument("job_id", callback=common.job_ids)
 @_ANY_QUEUE
 @click.option("--reason", default="cancelled by an operator", show_default=True)
 @click.pass_context

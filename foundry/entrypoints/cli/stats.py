@@ -53,8 +53,8 @@ def worker_table(rows: list[WorkerInfo], now: datetime) -> Table:
         table.add_column(column, justify="right")
     for info in rows:
         table.add_row(
-            info.id,
-            info.host,
+            common.escape(info.id),
+            common.escape(info.host),
             str(info.pid),
             ",".join(info.queues),
             str(info.concurrency),
