@@ -191,8 +191,7 @@ class QueuePort(Protocol):
 
         ``READY`` in the order claims take them (due delayed jobs included),
         ``DELAYED`` by run time, ``ACTIVE`` by lease deadline (``JobRecord.worker`` names the
-        holder), ``COMPLETED``, ``DEAD`` and ``CANCELLED`` newest first (a backend may keep
-        completed and cancelled jobs in one index, so a page of either may hold fewer). For
+        holder), ``COMPLETED``, ``DEAD`` and ``CANCELLED`` newest first. For
         inspection: read in a few round trips, so a job moving meanwhile may show twice or
         not at all.
         """

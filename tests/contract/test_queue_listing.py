@@ -105,3 +105,24 @@ def test_nothing_is_listed_for_an_unknown_queue_a_bad_window_or_cancelled(
     assert listings == [[], [], [], []]
     with pytest.raises(InvalidQueueName):
         queue.jobs("bad{name}", JobState.READY)
+
+
+def test_completed_and_cancelled_jobs_each_fill_their_pages_whatever_lies_between(
+    queue: Queue, clock: ManualClock
+) -> None:
+    queue.enqueue_many([job(id=f"c{n}") for n in range(3)])
+    for lease in queue.claim(ClaimRequest(["default"], lease=LEASE, limit=3)):
+        clock.advance(S)
+        queue.complete(lease)
+    queue.enqueue_many([job(id=f"x{n}") for n in range(4)])
+    for n in range(4):
+        clock.advance(S)
+        queue.cancel(f"x{n}")
+
+    first = queue.jobs("default", JobState.COMPLETED, limit=2)
+    rest = queue.jobs("default", JobState.COMPLETED, offset=2, limit=2)
+    cancelled = queue.jobs("default", JobState.CANCELLED, offset=1, limit=2)
+
+    assert ids(first) == ["c2", "c1"]
+    assert ids(rest) == ["c0"]
+    assert ids(cancelled) == ["x2", "x1"]

@@ -110,12 +110,42 @@ def _by_rank(name: str, newest_first: bool) -> Callable[..., list[str]]:
     return ids
 
 
+def _ended(letter: str) -> Callable[..., list[str]]:
+    """Completed (``C``) or cancelled (``N``) jobs, newest first. Both share the ``done``
+    index, so it is read newest first in chunks, each id's state checked, until ``offset`` +
+    ``limit`` jobs of this state are found or the index ends: a page is full whatever the
+    other state's jobs between them."""
+
+    def ids(client: redis.Redis, keys: QueueKeys, offset: int, limit: int, _: int) -> list[str]:
+        wanted = offset + limit
+        step = max(wanted, _ENDED_CHUNK)
+        found: list[str] = []
+        start = 0
+        while len(found) < wanted:
+            chunk = call(client, "ZREVRANGE", keys.named("done"), start, start + step - 1)
+            if not chunk:
+                break
+            states = call(client, "HMGET", keys.named("state"), *chunk)
+            found += [
+                raw.decode()
+                for raw, state in zip(chunk, states, strict=True)
+                if state is not None and parse_state(state).letter == letter
+            ]
+            start += step
+        return found[offset:wanted]
+
+    return ids
+
+
+#: The fewest ids of the ``done`` index one round trip of ``_ended`` examines.
+_ENDED_CHUNK = 200
+
 _IDS: dict[JobState, Callable[[redis.Redis, QueueKeys, int, int, int], list[str]]] = {
     JobState.READY: _ready,
     JobState.DELAYED: _delayed,
     JobState.ACTIVE: _by_rank("leases", newest_first=False),
-    JobState.COMPLETED: _by_rank("done", newest_first=True),
+    JobState.COMPLETED: _ended("C"),
     JobState.DEAD: _by_rank("dead", newest_first=True),
-    JobState.CANCELLED: _by_rank("done", newest_first=True),
+    JobState.CANCELLED: _ended("N"),
     JobState.WAITING: _waiting,
 }
