@@ -13,12 +13,13 @@ from starlette.testclient import TestClient
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.queue import RedisQueue
-from foundry.domain import Job, QueueBroken
+from foundry.domain import Dead, ErrorInfo, Job, QueueBroken
 from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
 from foundry.entrypoints.dashboard.security import GuardConfig
 from foundry.entrypoints.metrics.backend import BackendCollector
 from foundry.entrypoints.settings import Settings
-from tests.backends import unique_prefix
+from foundry.ports import ClaimRequest
+from tests.backends import LEASE, unique_prefix
 from tests.cli_support import container_for, invoke
 from tests.unit.test_metrics import samples_of
 
@@ -100,3 +101,32 @@ def test_the_stats_table_keeps_its_columns_for_a_broken_queue(
     broken_row = next(line for line in shown.stdout.splitlines() if "broken" in line)
     assert header.rstrip().endswith("stale ┃")
     assert broken_row.count("│") == header.count("┃")
+
+
+def test_the_dead_letters_of_the_other_queues_are_listed_around_a_broken_one(
+    redis_url: str, clock: ManualClock
+) -> None:
+    prefix = unique_prefix("brokendead")
+    client = redis.Redis.from_url(redis_url)
+    queue = RedisQueue(client, prefix=prefix, clock=clock)
+    queue.enqueue_many([Job("t", id="b1", queue="b"), Job("t", id="c1", queue="c")])
+    for name in ("b", "c"):
+        [lease] = queue.claim(ClaimRequest([name], lease=LEASE))
+        queue.fail(lease, ErrorInfo("builtins.ValueError", "no"), Dead("gave up"))
+    client.delete(f"{prefix}:{{b}}:dead")
+    client.set(f"{prefix}:{{b}}:dead", "x")
+
+    with _dashboard(queue, clock) as dashboard:
+        every = dashboard.get("/api/dead")
+        page = dashboard.get("/dead")
+        one = dashboard.get("/api/dead?queue=b")
+    client.close()
+
+    assert every.status_code == 200, every.text
+    assert [letter["job"]["id"] for letter in every.json()["letters"]] == ["c1"]
+    assert "{b}:dead is a string" in every.json()["broken"][0]["broken"]
+    assert page.status_code == 200
+    assert "c1" in page.text
+    assert "{b}:dead is a string" in page.text
+    assert one.status_code == 500
+    assert "{b}:dead is a string" in one.json()["error"]

@@ -188,6 +188,7 @@ def _dead(views: Views, query: Params, _: Params) -> Any:
         "limit": page.limit,
         "error_types": list(page.error_types),
         "scanned_all": page.scanned_all,
+        "broken": [{"queue": error.queue, "broken": str(error)} for error in page.broken],
     }
 
 

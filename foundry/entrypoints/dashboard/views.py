@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from foundry.domain import ErrorInfo, Job, JobState, Progress
+from foundry.domain import ErrorInfo, Job, JobState, Progress, QueueBroken
 from foundry.entrypoints.dashboard.history import Sampler, Snapshot
 from foundry.entrypoints.dashboard.values import iso, job_id, job_state, queue_name, seconds
+from foundry.entrypoints.overview import read_stats
 from foundry.ports import (
     Clock,
     DeadLetter,
@@ -64,6 +65,7 @@ class DeadPage:
     limit: int
     error_types: tuple[str, ...]
     scanned_all: bool
+    broken: tuple[QueueBroken, ...] = ()  # queues whose data the backend refuses to read
 
 
 def last_error(errors: Sequence[ErrorInfo]) -> ErrorInfo | None:
@@ -127,20 +129,27 @@ class Views:
     def dead(
         self, raw_queue: str | None, error_type: str | None, offset: int, limit: int
     ) -> DeadPage:
-        """Dead letters, newest first, of one queue or all, filtered by error type."""
+        """Dead letters, newest first, of one queue or all, filtered by error type. The
+        queues' counts are read first (one call), so only queues holding letters are read,
+        and a queue whose data is broken is named apart (raised when it is the one asked)."""
         names = [queue_name(raw_queue)] if raw_queue else self.queue.queues()
+        rows, broken = read_stats(self.queue, names)
+        if raw_queue and broken:
+            raise broken[0]
+        holding = [row for row in rows if row.dead]
         letters = [
-            _letter(letter) for name in names for letter in self.queue.dead(name, limit=DEAD_SCAN)
+            _letter(letter)
+            for row in holding
+            for letter in self.queue.dead(row.queue, limit=DEAD_SCAN)
         ]
         letters.sort(key=lambda item: item.letter.died_at, reverse=True)
         types = tuple(sorted({item.error_type for item in letters if item.error_type}))
         wanted = (error_type or "").strip().lower()
         if wanted:
             letters = [item for item in letters if wanted in item.error_type.lower()]
-        sizes = {row.queue: row.dead for row in self.snapshot().rows}
-        scanned_all = all(sizes.get(name, 0) <= DEAD_SCAN for name in names)
+        scanned_all = all(row.dead <= DEAD_SCAN for row in holding)
         chosen = tuple(letters[offset : offset + limit])
-        return DeadPage(chosen, len(letters), offset, limit, types, scanned_all)
+        return DeadPage(chosen, len(letters), offset, limit, types, scanned_all, tuple(broken))
 
     # -- actions ------------------------------------------------------------------------------
 
