@@ -103,9 +103,8 @@ def test_the_stats_table_keeps_its_columns_for_a_broken_queue(
     assert broken_row.count("│") == header.count("┃")
 
 
-def test_the_dead_letters_of_the_other_queues_are_listed_around_a_broken_one(
-    redis_url: str, clock: ManualClock
-) -> None:
+def _b_dead_set_broken(redis_url: str, clock: ManualClock) -> tuple[RedisQueue, redis.Redis]:
+    """A dead letter in each of ``b`` and ``c``, then ``b``'s dead set made a string."""
     prefix = unique_prefix("brokendead")
     client = redis.Redis.from_url(redis_url)
     queue = RedisQueue(client, prefix=prefix, clock=clock)
@@ -115,6 +114,13 @@ def test_the_dead_letters_of_the_other_queues_are_listed_around_a_broken_one(
         queue.fail(lease, ErrorInfo("builtins.ValueError", "no"), Dead("gave up"))
     client.delete(f"{prefix}:{{b}}:dead")
     client.set(f"{prefix}:{{b}}:dead", "x")
+    return queue, client
+
+
+def test_the_dead_letters_of_the_other_queues_are_listed_around_a_broken_one(
+    redis_url: str, clock: ManualClock
+) -> None:
+    queue, client = _b_dead_set_broken(redis_url, clock)
 
     with _dashboard(queue, clock) as dashboard:
         every = dashboard.get("/api/dead")
@@ -130,3 +136,16 @@ def test_the_dead_letters_of_the_other_queues_are_listed_around_a_broken_one(
     assert "{b}:dead is a string" in page.text
     assert one.status_code == 500
     assert "{b}:dead is a string" in one.json()["error"]
+
+
+def test_failed_list_shows_the_other_queues_letters_and_exits_1_naming_the_broken_one(
+    redis_url: str, clock: ManualClock
+) -> None:
+    queue, client = _b_dead_set_broken(redis_url, clock)
+
+    listed = invoke(container_for(queue, clock, Settings()), "failed", "list")
+    client.close()
+
+    assert listed.exit_code == 1, listed.output
+    assert "c1" in listed.stdout
+    assert "{b}:dead is a string" in listed.stderr

@@ -8,6 +8,7 @@ from rich.table import Table
 from foundry.domain import JobState, validate_queue_name
 from foundry.entrypoints.cli import common
 from foundry.entrypoints.cli.jobs import show_record
+from foundry.entrypoints.overview import read_stats
 from foundry.ports import DeadLetter
 
 _ANY_QUEUE = click.option(
@@ -56,11 +57,15 @@ def list_(ctx: click.Context, queue_name: str | None, limit: int, offset: int) -
     common.note_private_queue(ctx)
     port = common.queue(ctx)
     names = [common.note_unknown_queue(ctx, queue_name)] if queue_name else port.queues()
-    letters = [letter for name in names for letter in port.dead(name, offset=offset, limit=limit)]
+    rows, broken = read_stats(port, names)  # one call; only queues holding letters are read
+    holding = [row.queue for row in rows if row.dead]
+    letters = [letter for name in holding for letter in port.dead(name, offset=offset, limit=limit)]
     if not letters:
         click.echo(f"no dead letters in {queue_name or 'any queue'}")
-        return
-    common.stdout().print(letters_table(letters))
+    else:
+        common.stdout().print(letters_table(letters))
+    if broken:
+        common.abort("; ".join(common.escape(str(error)) for error in broken))
 
 
 @failed.command()
