@@ -18,7 +18,7 @@ from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
 from foundry.entrypoints.dashboard.security import GuardConfig
 from foundry.entrypoints.metrics.backend import BackendCollector
 from foundry.entrypoints.settings import Settings
-from foundry.ports import ClaimRequest
+from foundry.ports import ClaimRequest, WorkerInfo
 from tests.backends import LEASE, unique_prefix
 from tests.cli_support import container_for, invoke
 from tests.unit.test_metrics import samples_of
@@ -103,7 +103,7 @@ def test_the_stats_table_keeps_its_columns_for_a_broken_queue(
     assert broken_row.count("│") == header.count("┃")
 
 
-def _b_dead_set_broken(redis_url: str, clock: ManualClock) -> tuple[RedisQueue, redis.Redis]:
+def _b_dead_set_broken(redis_url: str, clock: ManualClock) -> tuple[RedisQueue, redis.Redis, str]:
     """A dead letter in each of ``b`` and ``c``, then ``b``'s dead set made a string."""
     prefix = unique_prefix("brokendead")
     client = redis.Redis.from_url(redis_url)
@@ -114,13 +114,13 @@ def _b_dead_set_broken(redis_url: str, clock: ManualClock) -> tuple[RedisQueue, 
         queue.fail(lease, ErrorInfo("builtins.ValueError", "no"), Dead("gave up"))
     client.delete(f"{prefix}:{{b}}:dead")
     client.set(f"{prefix}:{{b}}:dead", "x")
-    return queue, client
+    return queue, client, prefix
 
 
 def test_the_dead_letters_of_the_other_queues_are_listed_around_a_broken_one(
     redis_url: str, clock: ManualClock
 ) -> None:
-    queue, client = _b_dead_set_broken(redis_url, clock)
+    queue, client, _ = _b_dead_set_broken(redis_url, clock)
 
     with _dashboard(queue, clock) as dashboard:
         every = dashboard.get("/api/dead")
@@ -141,7 +141,7 @@ def test_the_dead_letters_of_the_other_queues_are_listed_around_a_broken_one(
 def test_failed_list_shows_the_other_queues_letters_and_exits_1_naming_the_broken_one(
     redis_url: str, clock: ManualClock
 ) -> None:
-    queue, client = _b_dead_set_broken(redis_url, clock)
+    queue, client, _ = _b_dead_set_broken(redis_url, clock)
 
     listed = invoke(container_for(queue, clock, Settings()), "failed", "list")
     client.close()
@@ -149,3 +149,23 @@ def test_failed_list_shows_the_other_queues_letters_and_exits_1_naming_the_broke
     assert listed.exit_code == 1, listed.output
     assert "c1" in listed.stdout
     assert "{b}:dead is a string" in listed.stderr
+
+
+def test_the_workers_page_shows_the_jobs_they_run_around_a_broken_queue(
+    redis_url: str, clock: ManualClock
+) -> None:
+    queue, client, prefix = _b_dead_set_broken(redis_url, clock)
+    queue.enqueue(Job("t", id="c2", queue="c"))
+    info = WorkerInfo("h:1:ab", "h", 1, ("b", "c"), 2, clock.now(), clock.now())
+    queue.heartbeat(info, timedelta(minutes=1))
+    [lease] = queue.claim(ClaimRequest(["c"], lease=LEASE, worker="h:1:ab"))
+    client.set(f"{prefix}:{{b}}:leases", "x")
+
+    with _dashboard(queue, clock) as dashboard:
+        listed = dashboard.get("/api/workers")
+        page = dashboard.get("/workers")
+
+    assert listed.status_code == 200, listed.text
+    [worker] = listed.json()["workers"]
+    assert [job["id"] for job in worker["running"]] == [lease.job_id]
+    assert page.status_code == 200

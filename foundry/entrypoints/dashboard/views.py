@@ -112,10 +112,13 @@ class Views:
         return JobList(name, state, tuple(records), offset, limit)
 
     def running(self, workers: Sequence[WorkerInfo]) -> dict[str, list[JobRecord]]:
-        """The active jobs of each worker, by worker id (one listing per queue served)."""
+        """The active jobs of each worker, by worker id: the served queues' counts in one
+        call, then one listing per queue running jobs (a queue whose data is broken is left
+        out: the queues page names it)."""
         names = sorted({queue for info in workers for queue in info.queues})
         held: dict[str, list[JobRecord]] = {info.id: [] for info in workers}
-        for name in names:
+        rows, _ = read_stats(self.queue, names) if names else ([], [])
+        for name in [row.queue for row in rows if row.active]:
             for record in self.queue.jobs(name, JobState.ACTIVE, limit=MAX_PAGE):
                 if record.worker in held:
                     held[record.worker].append(record)
