@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from foundry.adapters.clock import ManualClock
 from foundry.domain import Batch, Callback, Job, JobState
 from foundry.ports import ClaimRequest
@@ -54,3 +56,26 @@ def test_batch_cancel_cancels_the_pending_jobs_and_an_unknown_batch_exits_1(
     assert "already ended (cancelled)" in again.output
     assert unknown.exit_code == 1
     assert "no batch 'nope'" in unknown.output
+
+
+def test_batch_show_and_list_print_json_as_the_dashboard_api_gives_it_and_list_pages(
+    batch_queue: BatchQueue, clock: ManualClock
+) -> None:
+    batch_queue.enqueue_batches([_batch()])
+    clock.advance(LEASE)
+    batch_queue.enqueue_batches([Batch([Job("resize", id="c")], id="b2")])
+    box = container_for(batch_queue, clock)
+
+    shown = invoke(box, "batch", "show", "b1", "--json")
+    listed = invoke(box, "batch", "list", "--json")
+    older = invoke(box, "batch", "list", "--offset", "1", "--limit", "1")
+
+    assert shown.exit_code == 0, shown.output
+    one = json.loads(shown.stdout)
+    assert (one["id"], one["state"], one["total"], one["pending"]) == ("b1", "running", 2, 2)
+    assert one["callbacks"] == {"then": "t"}
+    assert listed.exit_code == 0, listed.output
+    assert [batch["id"] for batch in json.loads(listed.stdout)["batches"]] == ["b2", "b1"]
+    assert older.exit_code == 0, older.output
+    assert "b1" in older.stdout
+    assert "b2" not in older.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NoReturn
 
 import click
+import orjson
 from rich.table import Table
 
 from foundry.domain import validate_queue_name
@@ -48,29 +49,56 @@ def batch() -> None:
     """Show, list or cancel batches."""
 
 
+_JSON = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON, as the dashboard's API gives it."
+)
+
+
+def _json(value: object) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
 @batch.command()
 @click.argument("batch_id", callback=common.batch_id)
 @_ANY_QUEUE
+@_JSON
 @click.pass_context
-def show(ctx: click.Context, batch_id: str, queue_name: str | None) -> None:
+def show(ctx: click.Context, batch_id: str, queue_name: str | None, as_json: bool) -> None:
     """Show one batch: its progress, state and callbacks."""
     common.note_private_queue(ctx)
     where = validate_queue_name(queue_name) if queue_name else None
     record = common.batches(ctx).batch(batch_id, where)
     if record is None:
         _not_found(batch_id, queue_name)
-    _show(record)
+    if as_json:
+        from foundry.entrypoints.dashboard.batch_views import batch_json  # noqa: PLC0415
+
+        _json(batch_json(record))
+    else:
+        _show(record)
 
 
 @batch.command(name="list")
 @click.option("--queue", "queue_name", default="default", show_default=True)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip the newest N."
+)
+@_JSON
 @click.pass_context
-def list_batches(ctx: click.Context, queue_name: str, limit: int) -> None:
+def list_batches(
+    ctx: click.Context, queue_name: str, limit: int, offset: int, as_json: bool
+) -> None:
     """The newest batches of a queue, with their progress."""
     common.note_private_queue(ctx)
     common.note_unknown_queue(ctx, queue_name)
-    records = common.batches(ctx).batches(queue_name, limit=limit)
+    records = common.batches(ctx).batches(queue_name, offset=offset, limit=limit)
+    if as_json:
+        from foundry.entrypoints.dashboard.batch_views import batch_json  # noqa: PLC0415
+
+        shown = [batch_json(record) for record in records]
+        _json({"queue": queue_name, "offset": offset, "limit": limit, "batches": shown})
+        return
     if not records:
         click.echo(f"no batches kept in queue {queue_name}")
         return
