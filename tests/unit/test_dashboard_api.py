@@ -131,6 +131,23 @@ def test_pause_resume_and_purge_change_the_queue(dash: Dash) -> None:
     assert purged.json() == {"queue": "q", "removed": 2}
 
 
+def test_pausing_a_queue_that_never_held_a_job_is_refused_unless_asked_to_create_it(
+    dash: Dash,
+) -> None:
+    dash.queue.enqueue(Job("a", queue="email"))
+
+    typo = dash.post("/api/queues/emial/pause")
+    form = dash.client.post("/queues/emial/pause", data={"csrf_token": dash.csrf})
+    ahead = dash.post("/api/queues/later/pause", {"create": True})
+
+    assert typo.status_code == 404
+    assert "queue 'emial' has never held a job (known: email)" in typo.json()["error"]
+    assert form.status_code == 404
+    assert not dash.queue.stats("emial").paused
+    assert ahead.json() == {"queue": "later", "paused": True}
+    assert dash.queue.stats("later").paused
+
+
 def test_workers_lists_the_live_workers_and_the_jobs_they_hold(dash: Dash) -> None:
     now = dash.clock.now()
     info = WorkerInfo("h:1:ab", "h", 1, ("q",), 4, now, now, processed=9)

@@ -124,8 +124,11 @@ def _history(views: Views, _: Params, path: Params) -> Any:
     }
 
 
-def _pause(views: Views, _: Body, path: Params) -> Any:
-    views.pause(path["queue"], paused=True)
+def _pause(views: Views, body: Body, path: Params) -> Any:
+    create = body.get("create", False)
+    if not isinstance(create, bool):
+        raise BadInput('"create" must be true or false')
+    views.pause(path["queue"], paused=True, create=create)
     return {"queue": path["queue"], "paused": True}
 
 

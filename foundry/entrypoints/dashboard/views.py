@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from foundry.domain import ErrorInfo, Job, JobState, Progress, QueueBroken
+from foundry.entrypoints.dashboard.errors import NotFound
 from foundry.entrypoints.dashboard.history import Sampler, Snapshot
 from foundry.entrypoints.dashboard.values import iso, job_id, job_state, queue_name, seconds
 from foundry.entrypoints.overview import read_stats
@@ -156,14 +157,26 @@ class Views:
 
     # -- actions ------------------------------------------------------------------------------
 
-    def pause(self, raw_queue: str, paused: bool) -> None:
-        """Pause or resume a queue."""
+    def pause(self, raw_queue: str, paused: bool, *, create: bool = False) -> None:
+        """Pause or resume a queue. Pausing one that never held a job (a typo, most likely)
+        is ``NotFound`` unless ``create`` (to pause it ahead of its first job)."""
         name = queue_name(raw_queue)
+        if paused and not create:
+            self._known(name)
         if paused:
             self.queue.pause(name)
         else:
             self.queue.resume(name)
         self.sampler.invalidate()
+
+    def _known(self, name: str) -> None:
+        known = self.queue.queues()
+        if name not in known:
+            shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
+            raise NotFound(
+                f"queue {name!r} has never held a job (known: {shown or 'none'}); check the "
+                'name, or send {"create": true} to pause it ahead of its first job'
+            )
 
     def purge(self, raw_queue: str) -> int:
         """Remove every pending job of a queue."""
