@@ -135,6 +135,23 @@ def test_failed_list_shows_the_reason_and_show_the_history(box: Container, queue
     assert '{"n":1}' in shown.stdout
 
 
+def test_failed_list_and_show_print_json_as_the_dashboard_api_gives_it(
+    box: Container, queue: Queue
+) -> None:
+    job_id = bury(queue)
+
+    listed = invoke(box, "failed", "list", "--json")
+    shown = invoke(box, "failed", "show", "--json", "--", job_id)
+
+    assert listed.exit_code == 0, listed.output
+    [letter] = json.loads(listed.stdout)["letters"]
+    assert (letter["job"]["id"], letter["error_type"]) == (job_id, "ValueError")
+    assert letter["reason"] == "permanent error ValueError: bad input"
+    assert shown.exit_code == 0, shown.output
+    record = json.loads(shown.stdout)
+    assert (record["state"], record["errors"][0]["traceback"]) == ("dead", "Traceback: boom")
+
+
 def test_failed_show_of_an_unknown_id_exits_1_and_says_what_to_do(box: Container) -> None:
     result = invoke(box, "failed", "show", "nope")
 

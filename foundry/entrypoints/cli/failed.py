@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import click
+import orjson
 from rich.table import Table
 
-from foundry.domain import JobState, validate_queue_name
+from foundry.domain import JobState, QueueBroken, validate_queue_name
 from foundry.entrypoints.cli import common
 from foundry.entrypoints.cli.jobs import show_record
 from foundry.entrypoints.overview import read_stats
@@ -51,8 +52,13 @@ def failed() -> None:
 @_ANY_QUEUE
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0, help="Per queue.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON, as the dashboard's API gives it."
+)
 @click.pass_context
-def list_(ctx: click.Context, queue_name: str | None, limit: int, offset: int) -> None:
+def list_(
+    ctx: click.Context, queue_name: str | None, limit: int, offset: int, as_json: bool
+) -> None:
     """List dead letters (of one queue, or of each queue), newest first."""
     common.note_private_queue(ctx)
     port = common.queue(ctx)
@@ -60,7 +66,9 @@ def list_(ctx: click.Context, queue_name: str | None, limit: int, offset: int) -
     rows, broken = read_stats(port, names)  # one call; only queues holding letters are read
     holding = [row.queue for row in rows if row.dead]
     letters = [letter for name in holding for letter in port.dead(name, offset=offset, limit=limit)]
-    if not letters:
+    if as_json:
+        _print_json(letters, broken)
+    elif not letters:
         click.echo(f"no dead letters in {queue_name or 'any queue'}")
     else:
         common.stdout().print(letters_table(letters))
@@ -68,11 +76,25 @@ def list_(ctx: click.Context, queue_name: str | None, limit: int, offset: int) -
         common.abort("; ".join(common.escape(str(error)) for error in broken))
 
 
+def _print_json(letters: list[DeadLetter], broken: list[QueueBroken]) -> None:
+    """``{"letters": [letter...], "broken": [...]}`` in the dashboard API's shapes."""
+    from foundry.entrypoints.dashboard.views import as_letter, letter_json  # noqa: PLC0415
+
+    document = {
+        "letters": [letter_json(as_letter(letter)) for letter in letters],
+        "broken": [{"queue": error.queue, "broken": str(error)} for error in broken],
+    }
+    click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+
+
 @failed.command()
 @click.argument("job_id", callback=common.job_ids)
 @_ANY_QUEUE
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the record as the dashboard's API gives it."
+)
 @click.pass_context
-def show(ctx: click.Context, job_id: str, queue_name: str | None) -> None:
+def show(ctx: click.Context, job_id: str, queue_name: str | None, as_json: bool) -> None:
     """Show one job's payload, reason and full error history."""
     common.note_private_queue(ctx)
     where = validate_queue_name(queue_name) if queue_name else None
@@ -82,7 +104,12 @@ def show(ctx: click.Context, job_id: str, queue_name: str | None) -> None:
             f"no job {job_id!r} in {queue_name or 'any queue'}; list them with "
             "`foundry failed list`"
         )
-    show_record(record)
+    if as_json:
+        from foundry.entrypoints.dashboard.views import record_json  # noqa: PLC0415
+
+        click.echo(orjson.dumps(record_json(record), option=orjson.OPT_INDENT_2).decode())
+    else:
+        show_record(record)
 
 
 def _by_queue(

@@ -142,7 +142,7 @@ class Views:
             raise broken[0]
         holding = [row for row in rows if row.dead]
         letters = [
-            _letter(letter)
+            as_letter(letter)
             for row in holding
             for letter in self.queue.dead(row.queue, limit=DEAD_SCAN)
         ]
@@ -221,7 +221,8 @@ class Views:
         return deleted
 
 
-def _letter(letter: DeadLetter) -> Letter:
+def as_letter(letter: DeadLetter) -> Letter:
+    """A dead letter with its last error's type and message, as pages and JSON show it."""
     error = last_error(letter.errors)
     return Letter(letter, error.type if error else "", error.message if error else "")
 
