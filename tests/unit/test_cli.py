@@ -240,6 +240,23 @@ def test_an_id_that_no_job_can_have_is_refused_naming_the_rule(args: list[str]) 
     assert f"'a[/]' is not a {what} (1-64 letters, digits or '_.:-')" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "command", [["job", "show"], ["failed", "retry"], ["failed", "forget"], ["batch", "show"]]
+)
+def test_an_id_beginning_with_a_dash_is_shown_how_to_pass(command: list[str]) -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    queue.enqueue(Job("a", id="-Xyz0"))
+    box = container_for(queue, clock)
+
+    refused = invoke(box, *command, "-Xyz0")
+    shown = invoke(box, "job", "show", "--", "-Xyz0")
+
+    assert refused.exit_code == 2, refused.output
+    assert f"foundry {' '.join(command)} -- -Xyz0" in refused.stderr
+    assert shown.exit_code == 0, shown.output
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

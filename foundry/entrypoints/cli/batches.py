@@ -58,7 +58,7 @@ def _json(value: object) -> None:
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
 
 
-@batch.command()
+@batch.command(cls=common.TakesIds)
 @click.argument("batch_id", callback=common.batch_id)
 @_ANY_QUEUE
 @_JSON
@@ -121,7 +121,7 @@ def list_batches(
     common.stdout().print(table)
 
 
-@batch.command()
+@batch.command(cls=common.TakesIds)
 @click.argument("batch_id", callback=common.batch_id)
 @_ANY_QUEUE
 @click.option("--reason", default="cancelled by an operator", show_default=True)

@@ -252,6 +252,37 @@ def require_shared_queue(ctx: click.Context, what: str) -> None:
         )
 
 
+class TakesIds(click.Command):
+    """A command whose arguments are ids. Ids are base64url, so one may begin with ``-``
+    and read as an unknown option: that is refused with the fix (``--`` before it)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse as usual; an id taken for an option is a usage error showing ``--``."""
+        given_args = list(args)  # the parser consumes the list it is given
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as error:
+            given = next((a for a in given_args if _dashed_id(a, error.option_name)), None)
+            if given is None:
+                raise
+            command = " ".join(["foundry", *ctx.command_path.split()[1:]])
+            raise click.UsageError(
+                f"{given!r} reads as an option; put ids that begin with '-' after '--', "
+                f"like: {command} -- {given}",
+                ctx,
+            ) from None
+
+
+def _dashed_id(arg: str, option: str) -> bool:
+    if not arg.startswith(option) or arg.startswith("--"):
+        return False
+    try:
+        Job("probe", id=arg)
+    except InvalidJob:
+        return False
+    return True
+
+
 def _checked_id(value: str, what: str) -> str:
     try:
         Job("probe", id=value)

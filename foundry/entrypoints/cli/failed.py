@@ -87,7 +87,7 @@ def _print_json(letters: list[DeadLetter], broken: list[QueueBroken]) -> None:
     click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
 
 
-@failed.command()
+@failed.command(cls=common.TakesIds)
 @click.argument("job_id", callback=common.job_ids)
 @_ANY_QUEUE
 @click.option(
@@ -146,7 +146,7 @@ def _every_queue(ctx: click.Context, queue_name: str | None, doing: str, yes: bo
     return list(chosen)
 
 
-@failed.command()
+@failed.command(cls=common.TakesIds)
 @click.argument("job_ids", nargs=-1, callback=common.job_ids)
 @_ANY_QUEUE
 @click.option("--all", "every", is_flag=True, help="Retry every dead letter (asks which first).")
@@ -174,7 +174,7 @@ def retry(
         )
 
 
-@failed.command()
+@failed.command(cls=common.TakesIds)
 @click.argument("job_ids", nargs=-1, required=True, callback=common.job_ids)
 @_ANY_QUEUE
 @click.pass_context

@@ -54,7 +54,7 @@ def job() -> None:
     """Show or cancel one job by its id."""
 
 
-@job.command()
+@job.command(cls=common.TakesIds)
 @click.argument("job_id", callback=common.job_ids)
 @_ANY_QUEUE
 @click.option(
@@ -76,7 +76,7 @@ def show(ctx: click.Context, job_id: str, queue_name: str | None, as_json: bool)
         show_record(record)
 
 
-@job.command()
+@job.command(cls=common.TakesIds)
 @click.argument("job_id", callback=common.job_ids)
 @_ANY_QUEUE
 @click.option("--reason", default="cancelled by an operator", show_default=True)
