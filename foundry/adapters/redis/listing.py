@@ -118,7 +118,7 @@ def _ended(letter: str) -> Callable[..., list[str]]:
 
     def ids(client: redis.Redis, keys: QueueKeys, offset: int, limit: int, _: int) -> list[str]:
         wanted = offset + limit
-        step = max(wanted, _ENDED_CHUNK)
+        step = min(max(wanted, _ENDED_CHUNK), _ENDED_CHUNK_MAX)
         found: list[str] = []
         start = 0
         while len(found) < wanted:
@@ -137,8 +137,10 @@ def _ended(letter: str) -> Callable[..., list[str]]:
     return ids
 
 
-#: The fewest ids of the ``done`` index one round trip of ``_ended`` examines.
+#: The fewest and the most ids of the ``done`` index one round trip of ``_ended`` examines
+#: (a deep page is read in several, so no one command holds Redis long).
 _ENDED_CHUNK = 200
+_ENDED_CHUNK_MAX = 2000
 
 _IDS: dict[JobState, Callable[[redis.Redis, QueueKeys, int, int, int], list[str]]] = {
     JobState.READY: _ready,
