@@ -79,19 +79,42 @@ def chain_jobs(
             units.append(_after_step(step, home, previous))
             home = home or step.queue
             continue
-        target, payload = step
+        target, payload = _pair(step, len(units) + 1)
         if previous is None:
             units.append(build(target, payload, queue=home))
             home = home or units[0].queue
             continue
         data = dict(payload or {})
         if result_as is not None:
+            _check_free(data, result_as, len(units) + 1)
             data[result_as] = None  # filled with the previous result when the step runs
         job = build(target, data, queue=home, after=(previous,), after_failure=AfterFailure.CANCEL)
         if result_as is not None:
             job = attrs.evolve(job, metadata={**job.metadata, RESULT_AS: result_as})
         units.append(job)
     return units
+
+
+def _pair(step: object, number: int) -> tuple[Any, Mapping[str, Any] | None]:
+    """Step ``number`` as (handler, payload); ``InvalidJob`` naming what it got instead."""
+    if not isinstance(step, tuple | list) or len(step) != 2:
+        raise InvalidJob(
+            "steps",
+            f"step {number} of the chain is {step!r:.80}: give (handler, payload) pairs or "
+            "batches from build_batch, e.g. chain([(fetch, {'url': u}), (parse, {})])",
+        )
+    return step[0], step[1]
+
+
+def _check_free(payload: Mapping[str, Any], result_as: str, number: int) -> None:
+    """``InvalidJob`` if step ``number``'s own payload holds the argument ``result_as`` fills
+    (the previous result would silently replace it)."""
+    if result_as in payload:
+        raise InvalidJob(
+            "result_as",
+            f"step {number} of the chain gives {result_as!r} in its payload, which result_as "
+            "fills with the previous step's result: drop it, or pick another result_as",
+        )
 
 
 def _after_step(batch: Batch, queue: str | None, previous: str | None) -> Batch:

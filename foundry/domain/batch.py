@@ -216,13 +216,37 @@ class Batch:
 
 def one_queue(items: Sequence[Job | Batch]) -> str:
     """The one queue of jobs and batches stored together; ``InvalidJob`` if they span several
-    (a store keeps each queue's records together, so one write holds one queue)."""
+    (a store keeps each queue's records together, so one write holds one queue) or use an id
+    twice (a batch named twice, a job in two batches: neither could be counted once)."""
     queues = {item.queue for item in items}
     if len(queues) != 1:
         raise InvalidJob(
             "queue", f"jobs and batches stored together share one queue, got {sorted(queues)}"
         )
+    _ids_once(items)
     return queues.pop()
+
+
+def _ids_once(items: Sequence[Job | Batch]) -> None:
+    seen: set[str] = set()
+    for item in items:
+        ids = (item.id,) if isinstance(item, Job) else _batch_ids(item)
+        for used in ids:
+            if used in seen:
+                raise InvalidJob(
+                    "jobs",
+                    f"id {used!r} is used twice among the jobs and batches stored together: "
+                    "name each once (a chain needs a new batch from build_batch for each step)",
+                )
+            seen.add(used)
+
+
+def _batch_ids(batch: Batch) -> tuple[str, ...]:
+    return (
+        batch.id,
+        *(job.id for job in batch.jobs),
+        *(job.id for job in batch.callbacks.values()),
+    )
 
 
 class BatchNotFound(JobNotFound):

@@ -125,6 +125,21 @@ def test_a_chain_step_may_be_a_batch(dispatcher: AnyDispatcher, batch_queue: Bat
     assert last.state is JobState.COMPLETED
 
 
+def test_a_chain_naming_a_batch_or_job_twice_is_refused_and_nothing_is_written(
+    dispatcher: AnyDispatcher, batch_queue: BatchQueue
+) -> None:
+    middle = dispatcher.build_batch([(resize, {"n": 1})])
+    member = dispatcher.build(resize, {"n": 2})
+
+    with pytest.raises(InvalidJob, match="used twice"):
+        dispatcher.chain([middle, (done, {}), middle])
+    with pytest.raises(InvalidJob, match="used twice"):
+        dispatcher.chain([dispatcher.build_batch([member]), dispatcher.build_batch([member])])
+
+    assert batch_queue.queues() == []
+    assert batch_queue.batches("media") == []
+
+
 def test_a_failed_batch_stops_its_chain(dispatcher: AnyDispatcher, batch_queue: BatchQueue) -> None:
     middle = dispatcher.build_batch([(resize, {"n": 1})], catch=done)
 

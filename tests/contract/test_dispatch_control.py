@@ -98,6 +98,9 @@ def test_result_as_marks_the_later_steps_and_fills_a_placeholder(
         ([(fetch, {"url": "u"}), ("nope", {})], {}, UnknownHandler),
         ([(fetch, {"url": "u"}), (parse, {"bogus": 1})], {}, InvalidJob),
         ([(fetch, {"url": "u"}), (parse, {})], {"result_as": "not a name"}, InvalidJob),
+        (["fetch", "parse"], {}, InvalidJob),  # names, not (handler, payload) pairs
+        ([(fetch, {"url": "u"}), parse], {}, InvalidJob),
+        ([(fetch, {"url": "u"}), (parse, {"text": "mine"})], {"result_as": "text"}, InvalidJob),
     ],
 )
 def test_a_bad_chain_is_refused_and_nothing_is_written(
