@@ -3,11 +3,15 @@ of the cancel by a renew within ``cancel_check``, interrupts the child, kills it
 ``term_grace`` if it runs on, and the job ends cancelled, never retried; the same renew stores
 a child's progress report (fake children, a memory queue, a manual clock)."""
 
+import logging
 from datetime import timedelta
+
+import pytest
 
 from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.config import PoolConfig
 from foundry.domain import JobCancelled, JobState, Progress, RetryPolicy
+from tests.log_support import foundry_messages
 from tests.pool_support import FAST, Harness
 
 CHECKED = PoolConfig(
@@ -49,6 +53,24 @@ def test_a_handler_that_stops_ends_its_job_cancelled_not_retried() -> None:
     outcome = pool.events.finished[-1][1]
     assert (outcome.kind, outcome.reason) == (OutcomeKind.CANCELLED, "customer left")
     assert pool.workforce.told("terminate") == []
+
+
+def test_a_cancelled_job_is_logged_as_cancelled_not_as_dead(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool, job_id = _cancelled_while_running()
+    pool.advance(1)
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="foundry")
+
+    pool.fail(0, JobCancelled(job_id, "a cancel asked the running job to stop"))
+
+    assert foundry_messages(caplog, logging.INFO) == [
+        f"job {job_id} was cancelled while it ran: customer left"
+    ]
+    assert [record.levelno for record in caplog.records if record.name.startswith("foundry")] == [
+        logging.INFO
+    ]
 
 
 def test_a_handler_that_runs_on_is_terminated_after_the_grace_and_ends_cancelled() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from foundry.application.hooks import Observers
-from foundry.application.outcome import Outcome
+from foundry.application.outcome import Outcome, OutcomeKind
 from foundry.application.pool.heartbeat import PoolCounters
 from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
@@ -376,7 +376,14 @@ class Settler:
         return any(_same(pending.lease, lease) for pending in self.outbox)
 
     def _log_failure(self, lease: Lease, error: ErrorInfo, outcome: Outcome) -> None:
-        if outcome.reason is not None:
+        if outcome.kind is OutcomeKind.CANCELLED:  # asked for: no failure to alert on
+            log.info(
+                "job %s was cancelled while it ran: %s",
+                lease.job_id,
+                outcome.reason,
+                extra={"job_id": lease.job_id, "attempt": lease.attempt, "queue": lease.queue},
+            )
+        elif outcome.reason is not None:
             log.error(
                 "job %s is dead: %s",
                 lease.job_id,
