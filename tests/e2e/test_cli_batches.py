@@ -79,3 +79,17 @@ def test_batch_show_and_list_print_json_as_the_dashboard_api_gives_it_and_list_p
     assert older.exit_code == 0, older.output
     assert "b1" in older.stdout
     assert "b2" not in older.stdout
+
+
+def test_batch_show_says_a_callback_of_an_ended_batch_will_never_run(
+    batch_queue: BatchQueue, clock: ManualClock
+) -> None:
+    batch_queue.enqueue_batches([_batch()])
+    batch_queue.cancel_batch("b1")
+    box = container_for(batch_queue, clock)
+
+    shown = invoke(box, "batch", "show", "b1")
+
+    assert shown.exit_code == 0, shown.output
+    assert "state=cancelled" in shown.stdout
+    assert "then: job t (never: the batch ended without it)" in shown.stdout

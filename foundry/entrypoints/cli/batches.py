@@ -32,8 +32,9 @@ def _show(record: BatchRecord) -> None:
         out.print(f"ended: {record.finished_at.isoformat()}")
     if record.reason:
         out.print(f"cancelled: {common.escape(record.reason)}")
+    unfired = "never: the batch ended without it" if progress.finished else "not yet"
     for which, job_id in sorted(record.callbacks.items()):
-        fired = "enqueued" if which in record.fired else "not yet"
+        fired = "enqueued" if which in record.fired else unfired
         out.print(f"{which.value}: job {job_id} ({fired})")
 
 
