@@ -93,3 +93,21 @@ def test_batch_show_says_a_callback_of_an_ended_batch_will_never_run(
     assert shown.exit_code == 0, shown.output
     assert "state=cancelled" in shown.stdout
     assert "then: job t (never: the batch ended without it)" in shown.stdout
+
+
+def test_batch_list_without_a_queue_lists_the_batches_of_every_queue(
+    batch_queue: BatchQueue, clock: ManualClock
+) -> None:
+    batch_queue.enqueue_batches([Batch([Job("resize", id="a", queue="media")], id="m1")])
+    batch_queue.enqueue_batches([_batch()])
+    box = container_for(batch_queue, clock)
+
+    listed = invoke(box, "batch", "list")
+    media = invoke(box, "batch", "list", "--queue", "media")
+
+    assert listed.exit_code == 0, listed.output
+    assert "m1" in listed.stdout
+    assert "b1" in listed.stdout
+    assert media.exit_code == 0, media.output
+    assert "m1" in media.stdout
+    assert "b1" not in media.stdout

@@ -80,20 +80,31 @@ def show(ctx: click.Context, batch_id: str, queue_name: str | None, as_json: boo
 
 
 @batch.command(name="list")
-@click.option("--queue", "queue_name", default="default", show_default=True)
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@_ANY_QUEUE
 @click.option(
-    "--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip the newest N."
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="Per queue."
+)
+@click.option(
+    "--offset",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Skip the newest N (per queue).",
 )
 @_JSON
 @click.pass_context
 def list_batches(
-    ctx: click.Context, queue_name: str, limit: int, offset: int, as_json: bool
+    ctx: click.Context, queue_name: str | None, limit: int, offset: int, as_json: bool
 ) -> None:
-    """The newest batches of a queue, with their progress."""
+    """The newest batches (of one queue, or of each queue), with their progress."""
     common.note_private_queue(ctx)
-    common.note_unknown_queue(ctx, queue_name)
-    records = common.batches(ctx).batches(queue_name, offset=offset, limit=limit)
+    if queue_name:
+        common.note_unknown_queue(ctx, queue_name)
+    names = [validate_queue_name(queue_name)] if queue_name else common.queue(ctx).queues()
+    port = common.batches(ctx)
+    records = [
+        record for name in names for record in port.batches(name, offset=offset, limit=limit)
+    ]
     if as_json:
         from foundry.entrypoints.dashboard.batch_views import batch_json  # noqa: PLC0415
 
@@ -101,17 +112,23 @@ def list_batches(
         _json({"queue": queue_name, "offset": offset, "limit": limit, "batches": shown})
         return
     if not records:
-        click.echo(f"no batches kept in queue {queue_name}")
+        click.echo(f"no batches kept in {f'queue {queue_name}' if queue_name else 'any queue'}")
         return
-    table = Table(title=f"Batches of {queue_name}")
+    common.stdout().print(_table(records, queue_name))
+
+
+def _table(records: list[BatchRecord], queue_name: str | None) -> Table:
+    table = Table(title=f"Batches of {queue_name}" if queue_name else "Batches")
     table.add_column("batch", overflow="fold")
-    table.add_column("state")
+    for column in ("queue", "state"):
+        table.add_column(column, overflow="fold")
     for column in ("members", "pending", "completed", "failed", "cancelled"):
         table.add_column(column, justify="right")
     for record in records:
         progress = record.progress
         table.add_row(
             record.id,
+            record.queue,
             record.state,
             str(progress.total),
             str(progress.pending),
@@ -119,7 +136,7 @@ def list_batches(
             str(progress.failed),
             str(progress.cancelled),
         )
-    common.stdout().print(table)
+    return table
 
 
 @batch.command(cls=common.TakesIds)
