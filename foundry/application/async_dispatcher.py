@@ -15,12 +15,13 @@ from foundry.application.dispatching import (
     chained_jobs,
     found_batch,
     found_state,
+    not_a_job,
     transaction_store,
 )
 from foundry.application.job_maker import Item, Target, job_id_of
 from foundry.application.registry import JobRegistry
 from foundry.application.results import wait_for_result_async
-from foundry.domain import AfterFailure, Batch, Job, JobState, Rate, UniqueSpec
+from foundry.domain import AfterFailure, Batch, Job, JobNotFound, JobState, Rate, UniqueSpec
 from foundry.domain.job import given_id
 from foundry.ports import (
     AsyncBatchPort,
@@ -240,14 +241,26 @@ class AsyncDispatcher(DispatcherBase):
         Raises ``JobFailed``, ``JobCancelled``, ``ResultTimeout`` or ``JobNotFound`` as
         ``Dispatcher.result`` does.
         """
-        return await wait_for_result_async(self._queue, given_id(job_id), timeout, queue)
+        try:
+            return await wait_for_result_async(self._queue, given_id(job_id), timeout, queue)
+        except JobNotFound as error:
+            raise await self._not_a_job(error, "batch_record") from None
 
     async def cancel(
         self, job_id: str, *, queue: str | None = None, reason: str = "cancelled"
     ) -> JobState:
         """``Dispatcher.cancel``, awaited: the job's state after the call (``JobNotFound``
         if no such job is known)."""
-        return found_state(await self._queue.cancel(given_id(job_id), queue, reason), job_id, queue)
+        try:
+            state = await self._queue.cancel(given_id(job_id), queue, reason)
+            return found_state(state, job_id, queue)
+        except JobNotFound as error:
+            raise await self._not_a_job(error, "cancel_batch") from None
+
+    async def _not_a_job(self, error: JobNotFound, instead: str) -> JobNotFound:
+        batches = self._batches
+        batch = None if batches is None else await batches.batch(error.job_id, error.queue)
+        return not_a_job(error, batch, instead)
 
     async def flush(self) -> None:
         """Wait until every job handed over at a commit so far has been sent (or failed)."""

@@ -12,6 +12,7 @@ from foundry.application.dispatching import (
     chained_jobs,
     found_batch,
     found_state,
+    not_a_job,
     transaction_store,
 )
 from foundry.application.job_maker import Item, Target, job_id_of
@@ -20,6 +21,7 @@ from foundry.application.results import wait_for_result
 from foundry.domain import (
     AfterFailure,
     Job,
+    JobNotFound,
     JobState,
     Rate,
     UniqueSpec,
@@ -284,7 +286,10 @@ class Dispatcher(DispatcherBase):
         (it may still), ``JobNotFound`` if no such job is known (never enqueued, or its
         completed record has expired). ``queue`` spares the search of every queue.
         """
-        return wait_for_result(self._queue, given_id(job_id), timeout, queue)
+        try:
+            return wait_for_result(self._queue, given_id(job_id), timeout, queue)
+        except JobNotFound as error:
+            raise self._not_a_job(error, "batch_record") from None
 
     def cancel(
         self, job_id: str, *, queue: str | None = None, reason: str = "cancelled"
@@ -295,7 +300,14 @@ class Dispatcher(DispatcherBase):
 
         Raises ``JobNotFound`` if no such job is known.
         """
-        return found_state(self._queue.cancel(job_id, queue, reason), job_id, queue)
+        try:
+            return found_state(self._queue.cancel(job_id, queue, reason), job_id, queue)
+        except JobNotFound as error:
+            raise self._not_a_job(error, "cancel_batch") from None
+
+    def _not_a_job(self, error: JobNotFound, instead: str) -> JobNotFound:
+        batch = None if self._batches is None else self._batches.batch(error.job_id, error.queue)
+        return not_a_job(error, batch, instead)
 
     def _send(self, job: Job) -> str:
         outcome = self._queue.enqueue(job)

@@ -129,6 +129,16 @@ def found_batch(record: BatchRecord | None, batch_id: str, queue: str | None) ->
     return record
 
 
+def not_a_job(error: JobNotFound, batch: BatchRecord | None, instead: str) -> JobNotFound:
+    """``error``, or when its id is a batch's (a chain returns one for a batch step), a
+    ``JobNotFound`` saying so and naming the dispatcher method to call ``instead``."""
+    if batch is None:
+        return error
+    better = JobNotFound(error.job_id, error.queue)
+    better.args = (f"{error.job_id!r} is a batch, not a job: {instead}({error.job_id!r}) reads it",)
+    return better
+
+
 def found_state(state: JobState | None, job_id: str, queue: str | None) -> JobState:
     """A cancelled job's state; ``JobNotFound`` if no such job is known."""
     if state is None:

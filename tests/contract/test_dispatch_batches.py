@@ -19,6 +19,7 @@ from foundry.domain import (
     Dead,
     ErrorInfo,
     InvalidJob,
+    JobNotFound,
     JobState,
     UnknownHandler,
 )
@@ -163,6 +164,18 @@ def test_cancel_batch_through_the_dispatcher(
     assert _drain(batch_queue, ["media"]) == []
     with pytest.raises(BatchNotFound):
         dispatcher.cancel_batch("missing")
+
+
+def test_result_and_cancel_of_a_batch_id_say_it_is_a_batch(dispatcher: AnyDispatcher) -> None:
+    middle = dispatcher.build_batch([(resize, {"n": 1})])
+    ids = dispatcher.chain([(done, {}), middle])
+
+    with pytest.raises(JobNotFound, match="is a batch, not a job: batch_record"):
+        dispatcher.result(ids[1], timeout=0)
+    with pytest.raises(JobNotFound, match="is a batch, not a job: cancel_batch"):
+        dispatcher.cancel(ids[1])
+    with pytest.raises(JobNotFound, match="check the id"):
+        dispatcher.result("missing", timeout=0)
 
 
 def test_a_dispatcher_without_a_batch_store_says_how_to_get_one(
