@@ -279,7 +279,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        name = callspec.params.get("queue_backend") if callspec is not None else None
+        params = callspec.params if callspec is not None else {}
+        name = params.get("queue_backend") or params.get("batch_backend")
         backend = QUEUE_BACKENDS.get(name) if isinstance(name, str) else None
         test = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
         if backend is not None and backend.lacked_by(test) is not None:

@@ -201,6 +201,36 @@ def test_a_batch_whose_record_expired_is_refused_as_a_dependency(
     assert [state_of(queue, name) for name in ("next", "m")] == [None, None]
 
 
+def test_a_job_never_takes_a_kept_batchs_id(batch_queue: BatchQueue) -> None:
+    queue = batch_queue
+    queue.enqueue_batches([Batch([job(id="a")], {Callback.THEN: job(id="t")}, id="b1")])
+
+    with pytest.raises(InvalidJob, match="'b1' is a batch's id"):
+        queue.enqueue(job(id="b1"))
+    with pytest.raises(InvalidJob, match="'b1' is a batch's id"):
+        queue.enqueue_many([job(id="x"), job(id="b1", priority=5)])
+    with pytest.raises(InvalidJob, match="'b1' is a batch's id"):
+        queue.enqueue_batches([Batch([job(id="b1")], id="b2")])
+    with pytest.raises(InvalidJob, match="'b1' is a batch's id"):
+        queue.enqueue_batches([Batch([job(id="m")], {Callback.THEN: job(id="b1")}, id="b3")])
+
+    assert [state_of(queue, name) for name in ("x", "m")] == [None] * 2
+    assert [queue.batch(name) for name in ("b2", "b3")] == [None] * 2
+    _complete_all(queue, "a")
+    assert state_of(queue, "t") is JobState.READY
+
+
+def test_a_batch_never_takes_a_stored_jobs_id(batch_queue: BatchQueue) -> None:
+    queue = batch_queue
+    queue.enqueue(job(id="j1"))
+
+    with pytest.raises(InvalidJob, match=r"'j1' is .*job"):
+        queue.enqueue_batches([Batch([job(id="n")], id="j1")])
+
+    assert state_of(queue, "n") is None
+    assert queue.batch("j1") is None
+
+
 def test_members_whose_dependency_already_failed_end_at_dispatch(batch_queue: BatchQueue) -> None:
     queue = batch_queue
     queue.enqueue(job(id="gone", schedule=RunAfter(timedelta(minutes=1))))

@@ -16,7 +16,7 @@ import attrs
 from foundry.adapters.memory.dependencies import Dependencies, check_known
 from foundry.adapters.memory.records import EntryCodec
 from foundry.adapters.memory.store import Entry, MemoryStore, QueueState
-from foundry.domain import Job, JobState
+from foundry.domain import InvalidJob, Job, JobState
 from foundry.domain.batch import Batch, BatchProgress, Callback, MemberEnd, one_queue
 from foundry.ports import EnqueueOutcome
 from foundry.ports.batches import BatchRecord
@@ -94,6 +94,7 @@ class MemoryBatches:
             state = self._store.queue(queue)
             if any(isinstance(item, Batch) and (queue, item.id) in self._batches for item in items):
                 return  # a re-send: the first one stored everything
+            self._check_ids(state, items)
             self._check_known(state, items)
             for item in items:
                 if isinstance(item, Batch):
@@ -107,6 +108,28 @@ class MemoryBatches:
     def known(self, queue: str) -> Callable[[str], bool]:
         """Whether an id names a batch ``queue`` keeps (a job may wait for it)."""
         return lambda batch_id: (queue, batch_id) in self._batches
+
+    def refuse_batch_ids(self, jobs: Sequence[Job]) -> None:
+        """``InvalidJob`` (before any write) for a job whose id is a kept batch's: batch and
+        job ids share one space."""
+        for job in jobs:
+            if (job.queue, job.id) in self._batches:
+                raise InvalidJob(
+                    "id",
+                    f"{job.id!r} is a batch's id in queue {job.queue!r} (batch and job ids "
+                    "share one space): pick another job id",
+                )
+
+    def _check_ids(self, state: QueueState, items: Sequence[Job | Batch]) -> None:
+        """Refuse (before any write) a batch id that is a stored job's, and a job or callback
+        id that is a kept batch's."""
+        for item in items:
+            if isinstance(item, Batch):
+                if item.id in state.jobs:
+                    raise InvalidJob("batch_id", f"{item.id!r} is a job's id; pick another")
+                self.refuse_batch_ids([*item.jobs, *item.callbacks.values()])
+            else:
+                self.refuse_batch_ids([item])
 
     def _check_known(self, state: QueueState, items: Sequence[Job | Batch]) -> None:
         """Refuse (before any write) a job waiting for what its queue does not hold nor comes

@@ -237,7 +237,14 @@ def dependencies(job: Job) -> str:
 
 
 def refuse_unknown_dependency(queue: str, reply: Any) -> None:
-    """The function refused a batch (before any write) for a dependency it does not hold."""
+    """The function refused a batch (before any write) for a dependency it does not hold, or
+    for a job id that is a kept batch's."""
+    if reply and reply[0] == b"!j":
+        raise InvalidJob(
+            "id",
+            f"{reply[2].decode()!r} is a batch's id in queue {queue!r} (batch and job ids "
+            "share one space): pick another job id",
+        )
     if reply and reply[0] == b"!":
         raise InvalidJob(
             "after",

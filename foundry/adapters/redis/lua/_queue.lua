@@ -292,10 +292,10 @@ end
 -- A plain enqueue (one job ready now at priority 0, without a unique key or dependencies),
 -- stored by HSETNX: it joins the fifo without the general path's bookkeeping. The queue's
 -- epoch, or nil, having written nothing, for the general path to take it: bad arguments,
--- or an id already stored (Q8).
+-- an id already stored (Q8) or a kept batch's id (refused there).
 local function enqueue_plain(now, candidate, id, blob, max_text)
   local max = num(max_text)
-  if id == "" or not now or not max or max < 1
+  if id == "" or not now or not max or max < 1 or redis.call("EXISTS", BASE .. "b:" .. id) == 1
       or redis.call("HSETNX", JOBS, id, ms36(now) .. " 0 " .. max_text .. " 0 " .. blob) == 0 then
     return nil
   end

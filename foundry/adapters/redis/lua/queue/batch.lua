@@ -9,7 +9,8 @@
 -- Reply {epoch, one outcome per job as enqueue's}; {epoch} for a re-send (a batch id already
 --       stored: nothing written); or, before any write, {"!", job index, id} for a dependency
 --       neither held (a job or batch stored, its record not past its time) nor earlier in
---       the call, {"!b", id} for a batch id that is a stored job's
+--       the call, {"!b", id} for a batch id that is a stored job's, {"!j", job index (-1 for
+--       a callback), id} for a job or callback id that is a kept batch's
 -- Keeps Q1, Q8 (a re-send changes nothing), B1-B3 (ports/batches.py)
 local now, ttl, nb = now_ms(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local PER_BATCH, PER_JOB = 22, 8
@@ -37,6 +38,21 @@ for _, batch in ipairs(batches) do
   end
   if redis.call("HEXISTS", JOBS, batch.id) == 1 then
     return { "!b", batch.id }
+  end
+end
+-- Before any write: no job or callback takes a kept batch's id (the ids share one space).
+for i = 0, n - 1 do
+  local id = ARGV[first_job + i * PER_JOB]
+  if redis.call("EXISTS", BASE .. "b:" .. id) == 1 then
+    return { "!j", i, id }
+  end
+end
+for _, batch in ipairs(batches) do
+  for k = 0, 2 do
+    local id = ARGV[batch.b + 4 + k * 6]
+    if id ~= "" and redis.call("EXISTS", BASE .. "b:" .. id) == 1 then
+      return { "!j", -1, id }
+    end
   end
 end
 -- Before any write: every dependency is stored, or a job or (ended) batch earlier in the call.

@@ -7,7 +7,8 @@
 --       dependencies), the short form: now, epoch candidate, id, blob, max attempts
 -- Reply {epoch, one outcome per job: 0 enqueued (or already stored), or the id holding the
 --       unique key}; or, before any write, {"!", job index, id} for a dependency that is
---       neither held (stored, its record not past its time) nor earlier in the batch; the
+--       neither held (stored, its record not past its time) nor earlier in the batch, or
+--       {"!j", job index, id} for a job id that is a kept batch's (ids share one space); the
 --       short form's job newly stored: the epoch alone
 -- Keeps Q1 (stored before the reply), Q2 (seq in order: a job ready at priority 0 joins the
 --       fifo's tail, any other ready job `ready`), Q3 (delayed in `delayed`), Q8 (a stored id
@@ -56,6 +57,9 @@ end
 local earlier = {}
 for i = 0, n - 1 do
   local b = 3 + i * per
+  if redis.call("EXISTS", BASE .. "b:" .. ARGV[b]) == 1 then
+    return { "!j", i, ARGV[b] }
+  end
   if ARGV[b + 7] ~= "" then
     for dep in string.gmatch(string.sub(ARGV[b + 7], 3), "%S+") do
       if not earlier[dep] and not holds_dependency(dep, now) then
