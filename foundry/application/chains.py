@@ -79,20 +79,44 @@ def chain_jobs(
             units.append(_after_step(step, home, previous))
             home = home or step.queue
             continue
-        target, payload = _pair(step, len(units) + 1)
-        if previous is None:
-            units.append(build(target, payload, queue=home))
-            home = home or units[0].queue
-            continue
+        job = _job_step(
+            build, step, len(units) + 1, queue=home, previous=previous, result_as=result_as
+        )
+        units.append(job)
+        home = home or job.queue
+    return units
+
+
+def _job_step(
+    build: Build,
+    step: object,
+    number: int,
+    *,
+    queue: str | None,
+    previous: str | None,
+    result_as: str | None,
+) -> Job:
+    """Step ``number`` of a chain as a job in ``queue``, waiting for ``previous`` (cancelled
+    if it fails) and, with ``result_as``, marked to take its result."""
+    target, payload = _pair(step, number)
+    if previous is None:
+        job = build(target, payload, queue=queue)
+    else:
         data = dict(payload or {})
         if result_as is not None:
-            _check_free(data, result_as, len(units) + 1)
+            _check_free(data, result_as, number)
             data[result_as] = None  # filled with the previous result when the step runs
-        job = build(target, data, queue=home, after=(previous,), after_failure=AfterFailure.CANCEL)
+        job = build(target, data, queue=queue, after=(previous,), after_failure=AfterFailure.CANCEL)
         if result_as is not None:
             job = attrs.evolve(job, metadata={**job.metadata, RESULT_AS: result_as})
-        units.append(job)
-    return units
+    if job.unique is not None:
+        raise InvalidJob(
+            "unique",
+            f"step {number} of the chain ({job.name}) holds a unique key: a duplicate would not "
+            "be stored and the steps after it would wait for it forever; dispatch that handler "
+            "on its own, or register one without unique= for chains",
+        )
+    return job
 
 
 def _pair(step: object, number: int) -> tuple[Any, Mapping[str, Any] | None]:

@@ -17,6 +17,7 @@ from foundry.domain import (
     JobCancelled,
     JobNotFound,
     JobState,
+    UniqueSpec,
     UnknownHandler,
 )
 from foundry.ports import ClaimRequest
@@ -34,6 +35,11 @@ def fetch(url: str) -> str:
 @registry.job(name="parse", queue="other")
 def parse(text: str | None = None, strict: bool = False) -> int:
     return len(text or "")
+
+
+@registry.job(name="report", queue="etl", unique=UniqueSpec("report-{account}"))
+def report(account: int) -> int:
+    return account
 
 
 @pytest.fixture
@@ -101,6 +107,8 @@ def test_result_as_marks_the_later_steps_and_fills_a_placeholder(
         (["fetch", "parse"], {}, InvalidJob),  # names, not (handler, payload) pairs
         ([(fetch, {"url": "u"}), parse], {}, InvalidJob),
         ([(fetch, {"url": "u"}), (parse, {"text": "mine"})], {"result_as": "text"}, InvalidJob),
+        ([(report, {"account": 1}), (parse, {})], {}, InvalidJob),  # a duplicate never ends
+        ([(fetch, {"url": "u"}), (report, {"account": 1})], {}, InvalidJob),
     ],
 )
 def test_a_bad_chain_is_refused_and_nothing_is_written(
