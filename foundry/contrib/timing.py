@@ -20,15 +20,17 @@ class TimingMiddleware(Middleware):
     """
 
     def __init__(self) -> None:
-        self._started = 0.0  # a pool child runs one job at a time
+        self._started: float | None = None  # a pool child runs one job at a time
 
     def before_job(self, job: JobContext) -> None:
         """Start the clock."""
         self._started = perf_counter()
 
     def after_job(self, job: JobContext, outcome: JobOutcome) -> None:
-        """Log how the attempt ended and how long it took."""
-        duration_ms = (perf_counter() - self._started) * 1000
+        """Log how the attempt ended and how long it took (0 ms, "failed before it started",
+        when a ``before_job`` hook registered ahead of this one failed it)."""
+        started, self._started = self._started, None
+        duration_ms = 0.0 if started is None else (perf_counter() - started) * 1000
         extra = {
             "job_id": job.job_id,
             "attempt": job.attempt,
@@ -38,6 +40,14 @@ class TimingMiddleware(Middleware):
         if outcome.ok:
             log.info(
                 "%s (attempt %d) done in %.1f ms", job.name, job.attempt, duration_ms, extra=extra
+            )
+        elif started is None:
+            log.warning(
+                "%s (attempt %d) failed before it started: %s",
+                job.name,
+                job.attempt,
+                type(outcome.error).__name__,
+                extra=extra,
             )
         else:
             log.warning(

@@ -337,3 +337,23 @@ def test_a_sink_that_raises_leaves_the_attempt_s_own_error(
         hooks.run_job(JOB, lambda: int("x"))
 
     assert "its error is not captured" in foundry_messages(caplog, logging.ERROR)[0]
+
+
+class Gate(Middleware):
+    def before_job(self, job: JobContext) -> None:
+        raise PermissionError("tenant suspended")
+
+
+def test_the_timing_middleware_inside_a_failing_before_hook_reports_no_run_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="foundry")
+    hooks = _hooks(Gate(), TimingMiddleware())
+
+    with pytest.raises(PermissionError):
+        hooks.run_job(JOB, lambda: None)
+
+    (failed,) = [r for r in caplog.records if r.name == "foundry.contrib.timing"]
+    assert failed.levelno == logging.WARNING
+    assert failed.duration_ms == 0  # type: ignore[attr-defined]
+    assert failed.getMessage() == "send (attempt 2) failed before it started: PermissionError"
