@@ -306,3 +306,15 @@ def test_build_takes_the_limit_options_dispatch_takes_for_a_batch_member() -> No
     assert stored is not None
     assert stored.job.limit == Limit("t:7", 1, Rate(100, timedelta(minutes=1)))
     assert other.limit == Limit("tenant:8", rate=Rate(1, timedelta(seconds=1)))
+
+
+def test_a_schedule_whose_payload_cannot_fill_the_limit_key_is_refused_at_declaration() -> None:
+    registry = _registry()
+
+    @registry.job(concurrency=1, limit_key="tenant:{tenant_id}")
+    def sync(tenant_id: int = 0) -> None:
+        pass
+
+    with pytest.raises(foundry.InvalidSchedule, match=r"nightly.*limit_key.*tenant_id"):
+        registry.schedule("nightly", sync, every=3600, payload={})
+    registry.schedule("hourly", sync, every=3600, payload={"tenant_id": 7})

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import timedelta, tzinfo
 from typing import Any, Protocol
 
+from foundry.application.limiting import filled
 from foundry.application.schedules.cron import parse_cron
 from foundry.domain import (
     CatchUp,
@@ -116,6 +117,7 @@ def declare(
     try:
         handler.arguments.check(handler.name, data)
         Job(handler.name, data)  # checks the payload as any job's: JSON data, within the limit
+        filled(handler.template.limit, data)  # every tick's limit key, from the same payload
     except FoundryError as error:
         raise InvalidSchedule(name, str(error)) from None
     try:
