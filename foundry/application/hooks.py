@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -45,6 +46,16 @@ def _stray_hooks(kind: type[Middleware]) -> list[str]:
     )
 
 
+def _refuse_async(kind: type[Middleware], hook: str) -> None:
+    """A hook defined with ``async def`` would only make a coroutine no one awaits: refused."""
+    if inspect.iscoroutinefunction(getattr(kind, hook)):
+        raise TypeError(
+            f"{kind.__qualname__}.{hook} is async def, and Foundry calls hooks synchronously "
+            "(it would return a coroutine that never runs); define it with plain def (run "
+            "async code inside it with asyncio.run)"
+        )
+
+
 def _checked_metadata(hook: Callable[..., Any], metadata: object) -> Mapping[str, str]:
     """What an ``on_dispatch`` hook returned, if it is a mapping of strings to strings; else
     ``InvalidJob`` naming the hook, so the middleware at fault is found at once."""
@@ -75,9 +86,15 @@ class Hooks:
                 f"registry.use takes a foundry.Middleware instance, got {middleware!r:.80}; "
                 "subclass Middleware and override the hooks you need"
             )
-        for kind in _HOOKS:
-            if getattr(type(middleware), kind) is not getattr(Middleware, kind):
-                self._by_kind[kind].append(getattr(middleware, kind))
+        overridden = [
+            kind
+            for kind in _HOOKS
+            if getattr(type(middleware), kind) is not getattr(Middleware, kind)
+        ]
+        for kind in overridden:
+            _refuse_async(type(middleware), kind)
+        for kind in overridden:
+            self._by_kind[kind].append(getattr(middleware, kind))
         strays = _stray_hooks(type(middleware))
         if strays:
             log.warning(

@@ -152,6 +152,20 @@ def test_use_refuses_what_is_not_a_middleware_naming_the_fix() -> None:
         registry.use(lambda job: None)  # type: ignore[arg-type]
 
 
+class AsyncSession(Middleware):
+    async def before_job(self, job: JobContext) -> None:  # type: ignore[override]
+        pass
+
+
+def test_use_refuses_an_async_hook_which_would_never_run() -> None:
+    registry = JobRegistry()
+
+    with pytest.raises(TypeError, match=r"AsyncSession\.before_job is async def.*plain def"):
+        registry.use(AsyncSession())
+
+    assert registry.hooks.run_job(JOB, lambda: 42) == 42  # nothing of it was registered
+
+
 def test_a_method_named_like_a_hook_that_none_is_is_warned_of(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
