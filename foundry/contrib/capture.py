@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Mapping
 
@@ -31,6 +32,11 @@ class ErrorCapture(Middleware):
     """
 
     def __init__(self, sink: Sink) -> None:
+        if inspect.iscoroutinefunction(sink):
+            raise TypeError(
+                f"the error sink {getattr(sink, '__qualname__', sink)} is async def: its "
+                "coroutine would never run and no error would be sent; pass a plain function"
+            )
         self._sink = sink
 
     def on_error(self, job: JobContext, error: BaseException) -> None:

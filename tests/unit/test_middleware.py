@@ -371,3 +371,11 @@ def test_the_timing_middleware_inside_a_failing_before_hook_reports_no_run_time(
     assert failed.levelno == logging.WARNING
     assert failed.duration_ms == 0  # type: ignore[attr-defined]
     assert failed.getMessage() == "send (attempt 2) failed before it started: PermissionError"
+
+
+def test_error_capture_refuses_an_async_sink_whose_reports_would_never_be_sent() -> None:
+    async def to_sentry(error: BaseException, tags: Mapping[str, str]) -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r"sink .*to_sentry is async def.*plain function"):
+        ErrorCapture(to_sentry)
