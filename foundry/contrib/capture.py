@@ -6,7 +6,7 @@ import inspect
 import logging
 from collections.abc import Callable, Mapping
 
-from foundry import JobContext, Middleware
+from foundry import JobCancelled, JobContext, Middleware
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,10 @@ class ErrorCapture(Middleware):
         registry.use(ErrorCapture(to_sentry))
 
     ``sink`` runs in the child, once per failed attempt (a job retried three times is
-    captured three times, its ``attempt`` tag telling them apart). A sink that raises is
-    logged and never changes the attempt's outcome. Register it first so that it sees the
-    error other middlewares' ``on_error`` hooks may replace.
+    captured three times, its ``attempt`` tag telling them apart); a job stopped by its
+    cancel is not captured. A sink that raises is logged and never changes the attempt's
+    outcome. Register it first so that it sees the error other middlewares' ``on_error``
+    hooks may replace.
     """
 
     def __init__(self, sink: Sink) -> None:
@@ -40,7 +41,10 @@ class ErrorCapture(Middleware):
         self._sink = sink
 
     def on_error(self, job: JobContext, error: BaseException) -> None:
-        """Hand ``error`` to the sink."""
+        """Hand ``error`` to the sink, unless it is this job's cancel stopping it (asked
+        for, not an error)."""
+        if isinstance(error, JobCancelled) and error.job_id == job.job_id:
+            return
         tags = {
             "job_id": job.job_id,
             "job_name": job.name,

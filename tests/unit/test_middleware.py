@@ -13,6 +13,7 @@ from foundry import (
     Dispatcher,
     InvalidJob,
     Job,
+    JobCancelled,
     JobContext,
     JobOutcome,
     JobRegistry,
@@ -379,3 +380,20 @@ def test_error_capture_refuses_an_async_sink_whose_reports_would_never_be_sent()
 
     with pytest.raises(TypeError, match=r"sink .*to_sentry is async def.*plain function"):
         ErrorCapture(to_sentry)
+
+
+def test_error_capture_leaves_out_the_stop_of_a_job_cancelled_while_it_ran() -> None:
+    captured: list[str] = []
+    hooks = _hooks(ErrorCapture(lambda error, tags: captured.append(type(error).__name__)))
+
+    def cancelled() -> None:
+        raise JobCancelled(JOB.job_id, "a cancel asked the running job to stop")
+
+    def waited_on_a_cancelled_job() -> None:
+        raise JobCancelled("another", "cancelled")
+
+    for handler in (cancelled, waited_on_a_cancelled_job):
+        with pytest.raises(JobCancelled):
+            hooks.run_job(JOB, handler)
+
+    assert captured == ["JobCancelled"]  # only the other job's: this attempt failed on it
