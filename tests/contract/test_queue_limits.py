@@ -184,3 +184,19 @@ def test_a_parked_job_cancelled_or_deleted_leaves_the_next_parked_one_first_in_l
     queue.complete(lease)
 
     assert _claim(queue) == ["j3"]
+
+
+def test_a_job_made_ready_by_a_freed_slot_then_cancelled_or_deleted_passes_the_slot_on(
+    queue: Queue,
+) -> None:
+    queue.enqueue_many([_limited(f"j{n}", concurrency=1) for n in range(5)])  # type: ignore[misc]
+    [lease] = queue.claim(ALL)  # the others are parked
+
+    queue.complete(lease)  # j1 is ready, for the slot j0 gave back
+    queue.cancel("j1")
+    [lease] = queue.claim(ALL)
+    after_cancel = lease.job_id
+    queue.complete(lease)  # j3 is ready
+    queue.delete("default", "j3")
+
+    assert (after_cancel, _claim(queue)) == ("j2", ["j4"])

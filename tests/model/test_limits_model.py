@@ -1,5 +1,6 @@
 """The limits state machine: jobs of a few keys, each with a concurrency, claimed, finished,
-released, failed and lapsed in random order, on memory and Redis.
+released, failed and lapsed, and waiting ones cancelled or deleted, in random order, on
+memory, Redis and PostgreSQL.
 
 Invariants: no key ever runs more jobs than its concurrency, and a claim that leased fewer
 jobs than it asked for left no job of a key with a free slot waiting (a limited job never
@@ -115,6 +116,18 @@ class LimitsMachine(RuleBasedStateMachine):
         lease = self._take(data)
         if lease is not None:
             self.queue.fail(lease, ErrorInfo("Boom"), Retry(timedelta(0)))
+
+    @rule(data=st.data(), how=st.sampled_from(["cancel", "delete"]))
+    def drop_a_waiting_job(self, data: st.DataObject, how: str) -> None:
+        waiting = sorted(set(self.keys) - set(self.held) - self.finished)
+        if not waiting:
+            return
+        job_id = data.draw(st.sampled_from(waiting))
+        if how == "cancel":
+            self.queue.cancel(job_id)
+        else:
+            self.queue.delete("default", job_id)
+        self.finished.add(job_id)
 
     @rule(step=st.sampled_from([timedelta(milliseconds=250), timedelta(seconds=1), LEASE]))
     def advance(self, step: timedelta) -> None:

@@ -37,12 +37,14 @@ class Limiter:
     reserved: dict[str, bool] = attrs.Factory(dict)  # job id -> it waits for a turn given
     parked: dict[str, deque[str]] = attrs.Factory(dict)  # key -> job ids, first parked first
     parked_ids: set[str] = attrs.Factory(set)
+    slot_for: dict[str, str] = attrs.Factory(dict)  # job id made ready by a freed slot -> key
 
     def admit(self, job_id: str, limit: Limit, now_ms: int) -> int | None:
         """``None``: the job may start now (it takes a slot of its key); ``PARK``: its key
         runs ``concurrency`` jobs already, it is parked; else the ms it waits until (its turn at
         its key's rate, ``rate_turn``)."""
         key = limit.key
+        self.slot_for.pop(job_id, None)
         running = self.running.get(key, 0)
         if limit.concurrency is not None and running >= limit.concurrency:
             self.parked.setdefault(key, deque()).append(job_id)
@@ -79,11 +81,21 @@ class Limiter:
             self.running[key] = left
         else:
             del self.running[key]
+        return self._next_parked(key)
+
+    def pass_on(self, job_id: str) -> str | None:
+        """``job_id`` left the ready jobs unclaimed (cancelled, deleted): if a freed slot had
+        made it ready, the next job parked for that slot, to make ready in its place."""
+        key = self.slot_for.pop(job_id, None)
+        return None if key is None else self._next_parked(key)
+
+    def _next_parked(self, key: str) -> str | None:
         waiting = self.parked.get(key)
         while waiting:
             parked = waiting.popleft()
             if parked in self.parked_ids:
                 self.parked_ids.discard(parked)
+                self.slot_for[parked] = key
                 return parked
         self.parked.pop(key, None)
         return None

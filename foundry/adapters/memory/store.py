@@ -128,13 +128,17 @@ class QueueState:
     def move(self, entry: Entry, state: JobState) -> None:
         """Change the entry's state, keeping the counts and the active index right; an entry
         leaving ``ACTIVE`` gives its limit slot back, and the job parked for it is ready; one
-        leaving its park another way (cancelled, deleted) is no longer waited for."""
+        leaving its park another way (cancelled, deleted) is no longer waited for; and one
+        made ready by a freed slot, cancelled or deleted before a claim took it, hands that
+        slot to the next job parked."""
         self.counts[entry.state] -= 1
         self.counts[state] += 1
         if self.active.pop(entry.job_id, None) is not None and state is not JobState.ACTIVE:
             self._unpark(self.limits.free(entry.job_id))
         elif entry.state is JobState.DELAYED and state is not JobState.DELAYED:
             self.limits.unparked(entry.job_id)  # cancelled or deleted while parked, if it was
+        elif entry.state is JobState.READY and state is JobState.CANCELLED:
+            self._unpark(self.limits.pass_on(entry.job_id))  # a freed slot's job, unclaimed
         if state is JobState.ACTIVE:
             self.active[entry.job_id] = entry
         self.dead.pop(entry.job_id, None)

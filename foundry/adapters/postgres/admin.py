@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from foundry.adapters.postgres.database import Database
+from foundry.adapters.postgres.statements import PASS_SLOT_ON
 from foundry.adapters.postgres.waking import Waker
 from foundry.domain import JobState, validate_queue_name
 from foundry.ports import DeadLetter, JobRecord, QueueStats
@@ -36,22 +37,26 @@ _REQUEUE = """
       FROM chosen WHERE j.queue = chosen.queue AND j.id = chosen.id
 """
 
-_DELETE = """
+_DELETE = f"""
     WITH gone AS (
-        DELETE FROM {s}.jobs
+        DELETE FROM {{s}}.jobs
          WHERE queue = %(queue)s AND state = ANY (%(states)s::text[])
            AND (%(id)s::text IS NULL OR id = %(id)s)
-        RETURNING queue, id, unique_key
-    ), freed AS (
-        DELETE FROM {s}.unique_keys u USING gone
+        RETURNING queue, id, unique_key, state, limit_key, limit_concurrency
+    ), left_ready AS (
+        SELECT queue, limit_key, limit_concurrency FROM gone
+         WHERE %(id)s::text IS NOT NULL AND state = 'ready' AND limit_concurrency IS NOT NULL
+    ), {PASS_SLOT_ON}, freed AS (
+        DELETE FROM {{s}}.unique_keys u USING gone
          WHERE u.queue = gone.queue AND u.key = gone.unique_key AND u.job_id = gone.id
     ), told AS (
-        SELECT {s}.ended(gone.queue, gone.id),
-               {s}.settle(gone.queue, gone.id, true, %(now)s::timestamptz, %(keep)s::interval,
+        SELECT {{s}}.ended(gone.queue, gone.id),
+               {{s}}.settle(gone.queue, gone.id, true, %(now)s::timestamptz, %(keep)s::interval,
                           %(max_dead)s::integer, %(dead_age)s::interval)
           FROM gone
     )
-    SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM told)
+    SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM told),
+           {{s}}.wake(ARRAY(SELECT queue FROM passed))
 """
 
 _PENDING = ["ready", "delayed"]

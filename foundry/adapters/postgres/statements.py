@@ -15,6 +15,25 @@ _PENDING = "(state = 'ready' OR (state = 'delayed' AND run_at <= {now}))"
 _KEPT = "(expires_at IS NULL OR expires_at > {now})"
 _NOW = "coalesce(%(now)s::timestamptz, clock_timestamp())"
 
+# A ready job left unclaimed (cancelled, deleted; its queue, limit_key and limit_concurrency
+# in the CTE ``left_ready``): while its key runs fewer jobs than its concurrency, the key's
+# first parked job is ready, so a slot that made the gone job ready is not left unused with
+# jobs parked for it (free_slot's rule). The job's ready queues, in ``passed``.
+PASS_SLOT_ON = """
+    passed AS (
+        UPDATE {s}.jobs j
+           SET state = 'ready', run_at = j.parked_from, parked = NULL, parked_from = NULL
+          FROM left_ready g
+         WHERE j.queue = g.queue AND j.id = (
+               SELECT p.id FROM {s}.jobs p
+                WHERE p.queue = g.queue AND p.limit_key = g.limit_key
+                  AND p.parked IS NOT NULL AND p.state = 'delayed'
+                ORDER BY p.parked LIMIT 1 FOR UPDATE)
+           AND g.limit_concurrency > (SELECT coalesce(max(k.running), 0) FROM {s}.limit_keys k
+                                       WHERE k.queue = g.queue AND k.key = g.limit_key)
+        RETURNING j.queue
+    )"""
+
 _STATEMENTS: dict[str, str] = {
     "enqueue": """
         SELECT i, existing FROM {s}.enqueue(
@@ -97,9 +116,18 @@ _STATEMENTS: dict[str, str] = {
         """,
     "forget_tokens": "DELETE FROM {s}.claim_tokens WHERE expires_at <= %(now)s",
     "forget_waiters": "DELETE FROM {s}.waiters WHERE expires_at <= clock_timestamp()",
-    "cancel": """
-        SELECT {s}.cancel(%(queue)s::text, %(id)s::text, %(reason)s::text, %(keep)s::interval,
-                          %(max_dead)s::integer, %(dead_age)s::interval, %(now)s::timestamptz)
+    "cancel": f"""
+        WITH left_ready AS (
+            SELECT queue, limit_key, limit_concurrency FROM {{s}}.jobs
+             WHERE id = %(id)s AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+               AND state = 'ready' AND limit_concurrency IS NOT NULL
+             ORDER BY queue LIMIT 1
+        ), cancelled AS (
+            SELECT {{s}}.cancel(
+                %(queue)s::text, %(id)s::text, %(reason)s::text, %(keep)s::interval,
+                %(max_dead)s::integer, %(dead_age)s::interval, %(now)s::timestamptz) AS state
+        ), {PASS_SLOT_ON}
+        SELECT c.state, {{s}}.wake(ARRAY(SELECT queue FROM passed)) FROM cancelled c
         """,
     "add_waiter": """
         INSERT INTO {s}.waiters (token, queue, job_id, expires_at)

@@ -586,6 +586,17 @@ local function free_slots(ids)
   end
 end
 
+-- A ready job (its record `value`) leaves unclaimed (cancelled, deleted): while its key runs
+-- fewer jobs than its concurrency, the key's first parked job is ready, so a slot that made
+-- this one ready is not left unused with jobs parked for it.
+local function pass_slot_on(value)
+  local lim = limit_of(value)
+  local conc = lim and slots_of(lim)
+  if conc and tonumber(redis.call("GET", lim.run) or "0") < conc then
+    unpark_one(lim.key)
+  end
+end
+
 -- A unique key's string is "<job id> <expiry ms>": expiry follows the queue's clock (PX, set
 -- to the ttl too, only reclaims the memory).
 local function unique_holder(key, now)

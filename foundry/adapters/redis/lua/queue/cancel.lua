@@ -31,5 +31,9 @@ end
 if not stored and not redis.call("ZSCORE", READY, id) then
   unlist({ id })
 end
+local ready = st.l == "R"
 cancel_job(id, header(value), st, now, reason, ttl)
+if ready then
+  pass_slot_on(value)
+end
 return "N"

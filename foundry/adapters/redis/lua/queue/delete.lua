@@ -18,6 +18,10 @@ return counted(ARGV[3], function()
   if listed then
     unlist({ id })
   end
+  local value = (ranked or listed) and redis.call("HGET", JOBS, id)
   forget(id, now)
+  if value then
+    pass_slot_on(value)
+  end
   return 1
 end)
