@@ -8,8 +8,12 @@ so building an adapter never blocks; the first operation on an unreachable serve
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from datetime import timedelta
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -19,14 +23,23 @@ from foundry.adapters.postgres.errors import SchemaOutdated
 from foundry.adapters.postgres.names import mask_url
 from foundry.domain import FoundryError, QueueUnavailable
 
+#: A pooled connection idle this long is checked (one empty statement) before it is lent, as
+#: the Redis adapter's health check does: a server restart while a process idled costs it no
+#: operation, and a connection in steady use pays nothing.
+IDLE_CHECK = timedelta(seconds=15)
 
-def open_pool(settings: PostgresSettings, name: str | None = None) -> ConnectionPool:
-    """A pool of at most ``settings.pool_size`` autocommit connections to ``settings.url``.
+
+def open_pool(
+    settings: PostgresSettings, name: str | None = None, *, idle_check: timedelta = IDLE_CHECK
+) -> ConnectionPool:
+    """A pool of at most ``settings.pool_size`` autocommit connections to ``settings.url``;
+    a connection idle for ``idle_check`` or longer is checked before it is lent.
 
     No connection is made yet: the pool opens on first use (``pooled``).
     """
     application = name or settings.application_name
-    return ConnectionPool(
+    idle = _IdleCheck(idle_check.total_seconds())
+    pool: ConnectionPool = ConnectionPool(
         settings.url,
         min_size=1,
         max_size=settings.pool_size,
@@ -38,7 +51,38 @@ def open_pool(settings: PostgresSettings, name: str | None = None) -> Connection
         timeout=settings.connect_timeout.total_seconds(),
         name=application,
         open=False,
+        configure=idle.used,
+        reset=idle.used,
     )
+    _IDLE_CHECKS[pool] = idle
+    return pool
+
+
+class _IdleCheck:
+    """When each pooled connection was last given back, and the check of a long-idle one."""
+
+    def __init__(self, after: float) -> None:
+        self._after = after
+        self._used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def used(self, conn: psycopg.Connection[Any]) -> None:
+        """Note ``conn`` made or given back now (the pool's ``configure`` and ``reset``)."""
+        self._used[conn] = time.monotonic()
+
+    def works(self, conn: psycopg.Connection[Any]) -> bool:
+        """Whether ``conn`` is in use lately, or answers an empty statement."""
+        if time.monotonic() - self._used.get(conn, 0.0) < self._after:
+            return True
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            return False
+        return True
+
+
+_IDLE_CHECKS: weakref.WeakKeyDictionary[ConnectionPool, _IdleCheck] = weakref.WeakKeyDictionary()
 
 
 def connect(settings: PostgresSettings, *, autocommit: bool = True) -> psycopg.Connection:
@@ -124,16 +168,51 @@ def pooled(
 ) -> Iterator[psycopg.Connection]:
     """Borrow a connection from ``pool`` (opening it on first use); a connection failure,
     then or while it is used, raises ``kind`` naming the server and the reason, and a
-    statement that finds the schema not migrated ``SchemaOutdated``."""
+    statement that finds the schema not migrated ``SchemaOutdated``.
+
+    A connection found lost has the pool check its idle ones too (a server restart cut them
+    all), so the operations after this one get working connections.
+    """
     try:
         if pool.closed:
             pool.open(wait=False)
-        with pool.connection() as conn, refusals(settings, kind):  # a PoolTimeout: below
+        with _borrowed(pool) as conn, refusals(settings, kind):  # a PoolTimeout: below
             yield conn
     except PoolTimeout as error:
         raise _pool_timeout(settings, error, kind) from error
     except psycopg.OperationalError as error:  # taking the connection (PoolClosed)
         raise unreachable(settings, error, kind) from error
+
+
+@contextmanager
+def _borrowed(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
+    """``pool.connection()``, lending a long-idle connection only once it answered."""
+    conn = _working(pool)
+    try:
+        with conn:
+            yield conn
+    finally:
+        lost = conn.broken
+        pool.putconn(conn)
+        if lost:
+            _drop_lost(pool)
+
+
+def _working(pool: ConnectionPool) -> psycopg.Connection:
+    conn = pool.getconn()
+    idle = _IDLE_CHECKS.get(pool)
+    if idle is None or idle.works(conn):
+        return conn
+    pool.putconn(conn)  # lost: the pool replaces it
+    _drop_lost(pool)
+    return pool.getconn()
+
+
+def _drop_lost(pool: ConnectionPool) -> None:
+    # A server restart cut every connection: the pool checks its idle ones at once (no
+    # backoff), so the next operations do not each meet one of them.
+    with suppress(psycopg.Error):
+        pool.check()
 
 
 def _pool_timeout(
