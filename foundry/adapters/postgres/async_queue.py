@@ -27,7 +27,7 @@ from foundry.adapters.postgres.batches import (
     batch_refused,
 )
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.connection import aborted, not_migrated, unreachable
+from foundry.adapters.postgres.connection import aborted, unreachable, unusable
 from foundry.adapters.postgres.database import end_policy
 from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused
 from foundry.adapters.postgres.lent import in_foundrys_database, open_connection
@@ -221,7 +221,7 @@ class AsyncPostgresQueue:
                     raise invalid from None
                 if isinstance(error, psycopg.errors.DeadlockDetected):
                     raise
-                missing = not_migrated(self._settings, error)
+                missing = unusable(self._settings, error)
                 if missing is not None:
                     raise missing from error
                 if not isinstance(error, psycopg.OperationalError):
@@ -251,7 +251,7 @@ class AsyncPostgresQueue:
             raise invalid from None
         if isinstance(error, psycopg.OperationalError) and not aborted(error):
             raise unreachable(self._settings, error) from error
-        missing = not_migrated(self._settings, error)
+        missing = unusable(self._settings, error)
         if missing is not None:
             raise missing from error
         raise error

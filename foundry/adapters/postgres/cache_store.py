@@ -34,7 +34,7 @@ from foundry.adapters.cache_support import (
 from foundry.adapters.codec import Codec
 from foundry.adapters.postgres.cache_sql import CacheStatements
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.connection import pooled
+from foundry.adapters.postgres.connection import pooled, unusable
 from foundry.domain import CacheError, CacheUnavailable, ConfigurationError, FoundryError
 from foundry.ports.cache import Ttl
 from foundry.ports.clock import Clock
@@ -84,7 +84,7 @@ class CacheCore:
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as error:
-                raise _refused(error, label, self.settings.schema) from error
+                raise _refused(error, label, self.settings) from error
 
     def rows(self, statement: str, params: Params, label: str) -> list[tuple[Any, ...]]:
         """The rows of one statement."""
@@ -106,11 +106,14 @@ class CacheCore:
         self.rows("sweep", self.params(), self.prefix)
 
 
-def _refused(error: psycopg.Error, label: str, schema: str) -> FoundryError:
+def _refused(error: psycopg.Error, label: str, settings: PostgresSettings) -> FoundryError:
     if isinstance(error, errors.UndefinedTable):
         return ConfigurationError(
-            f"the cache's tables are not in schema {schema!r}: run foundry migrate"
+            f"the cache's tables are not in schema {settings.schema!r}: run foundry migrate"
         )
+    forbidden = unusable(settings, error)
+    if forbidden is not None:
+        return forbidden
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return CacheError(f"PostgreSQL refused the cache operation on {label!r}: {reason}")
 

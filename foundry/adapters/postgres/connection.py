@@ -8,6 +8,7 @@ so building an adapter never blocks; the first operation on an unreachable serve
 
 from __future__ import annotations
 
+import getpass
 import time
 import weakref
 from collections.abc import Iterator
@@ -16,12 +17,14 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.errors import SchemaOutdated
+from foundry.adapters.postgres.errors import MissingPrivileges, SchemaOutdated
 from foundry.adapters.postgres.names import mask_url
-from foundry.domain import FoundryError, QueueUnavailable
+from foundry.domain import ConfigurationError, FoundryError, QueueUnavailable
 
 #: A pooled connection idle this long is checked (one empty statement) before it is lent, as
 #: the Redis adapter's health check does: a server restart while a process idled costs it no
@@ -118,15 +121,39 @@ def unreachable(
 _NOT_MIGRATED = frozenset({"3F000", "42P01", "42703", "42883", "42704"})
 
 
-def not_migrated(settings: PostgresSettings, error: psycopg.Error) -> SchemaOutdated | None:
-    """``SchemaOutdated`` ("run foundry migrate", with the server's reason) if ``error`` is a
-    statement refused for lack of one of Foundry's objects, else ``None``."""
+def unusable(settings: PostgresSettings, error: psycopg.Error) -> ConfigurationError | None:
+    """What ``error`` says of Foundry's schema, if anything: ``SchemaOutdated`` ("run foundry
+    migrate", with the server's reason) for a statement refused for lack of one of its
+    objects, ``MissingPrivileges`` (with the GRANT statements) for one the role may not run."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if error.sqlstate == _FORBIDDEN:
+        role = str(conninfo_to_dict(settings.url).get("user") or getpass.getuser())
+        return MissingPrivileges(
+            f"PostgreSQL refused a statement ({reason}): the role {role!r} may not use "
+            f"Foundry's schema {settings.schema!r}: {grant_statements(settings.schema, role)}"
+        )
     if error.sqlstate not in _NOT_MIGRATED:
         return None
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return SchemaOutdated(
         f"PostgreSQL refused a statement ({reason}): Foundry's schema {settings.schema!r} is "
         "not there or older than this Foundry needs; run foundry migrate"
+    )
+
+
+_FORBIDDEN = "42501"  # insufficient_privilege
+
+#: The rights workers and producers need on Foundry's tables.
+TABLE_RIGHTS = "SELECT, INSERT, UPDATE, DELETE"
+
+
+def grant_statements(schema: str, role: str) -> str:
+    """The statements that give ``role`` what Foundry needs in ``schema``."""
+    on = sql.Identifier(schema).as_string()
+    to = sql.Identifier(role).as_string()
+    return (
+        f"GRANT USAGE ON SCHEMA {on} TO {to}; "
+        f"GRANT {TABLE_RIGHTS} ON ALL TABLES IN SCHEMA {on} TO {to}; "
+        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {on} TO {to}"
     )
 
 
@@ -154,7 +181,7 @@ def refusals(
             raise
         raise unreachable(settings, error, kind) from error
     except psycopg.Error as error:
-        missing = not_migrated(settings, error)
+        missing = unusable(settings, error)
         if missing is None:
             raise
         raise missing from error

@@ -8,10 +8,9 @@ from typing import Any
 
 import attrs
 import psycopg
-from psycopg import sql
 
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.connection import connect
+from foundry.adapters.postgres.connection import TABLE_RIGHTS, connect, grant_statements
 from foundry.adapters.postgres.errors import MissingPrivileges, SchemaOutdated
 from foundry.adapters.postgres.migrator import Migrator
 
@@ -34,7 +33,6 @@ QUEUE_TABLES = (
     "batch_members",
 )
 QUEUE_SEQUENCES = ("job_seq", "job_fence")
-TABLE_RIGHTS = "SELECT, INSERT, UPDATE, DELETE"
 
 
 @attrs.frozen
@@ -111,13 +109,7 @@ def require_usable(report: PostgresReport) -> PostgresReport:
 
 def grants(report: PostgresReport) -> str:
     """The statements that give ``report.role`` what Foundry needs in its schema."""
-    schema = sql.Identifier(report.schema).as_string()
-    role = sql.Identifier(report.role).as_string()
-    return (
-        f"GRANT USAGE ON SCHEMA {schema} TO {role}; "
-        f"GRANT {TABLE_RIGHTS} ON ALL TABLES IN SCHEMA {schema} TO {role}; "
-        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}"
-    )
+    return grant_statements(report.schema, report.role)
 
 
 def _missing(
