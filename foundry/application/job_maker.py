@@ -206,23 +206,32 @@ class AfterCommit:
         return self.default if after_commit is None else after_commit
 
     def defer(self, jobs: list[Job], send: Callable[[], object]) -> None:
-        """Call ``send`` after the commit; raises ``ConfigurationError`` without hooks."""
+        """Call ``send`` after the commit; raises ``ConfigurationError`` without hooks.
+
+        A send that fails at the commit is logged with its job ids and raises no further: the
+        commit stands, and the sends deferred after it (which the framework would skip once
+        one callback raised) are still made. Outside a transaction the hooks send at once, and
+        a failure raises to the dispatch's caller, as any dispatch's does.
+        """
         if self._hooks is None:
             raise ConfigurationError(
                 "dispatch after commit needs the database's commit hooks: build the "
                 "dispatcher with commit_hooks=DjangoCommitHooks() or "
                 "SqlAlchemyCommitHooks(session), or dispatch with after_commit=False"
             )
-        self._hooks.on_commit(lambda: _logged(jobs, send))
+        registering = [True]  # the hooks call at once outside a transaction
+        self._hooks.on_commit(lambda: _logged(jobs, send, raises=registering[0]))
+        registering[0] = False
 
 
-def _logged(jobs: list[Job], send: Callable[[], object]) -> None:
+def _logged(jobs: list[Job], send: Callable[[], object], *, raises: bool) -> None:
     try:
         send()
     except Exception:
+        if raises:
+            raise
         ids = ", ".join(job.id for job in jobs[:5]) + (" ..." if len(jobs) > 5 else "")
         log.exception("jobs dispatched after commit were not sent, the commit stands: %s", ids)
-        raise
 
 
 def job_id_of(outcome: EnqueueOutcome) -> str:

@@ -17,7 +17,8 @@ from foundry.adapters.memory.transactions import MemoryTransactions
 from foundry.application.async_dispatcher import AsyncDispatcher
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
-from foundry.domain import ConfigurationError, InvalidJob, JobState
+from foundry.domain import ConfigurationError, InvalidJob, Job, JobState
+from foundry.ports import EnqueueOutcome
 from tests.commit_support import COMMIT_BACKENDS, CommitBackend
 
 registry = JobRegistry()
@@ -254,23 +255,44 @@ def test_after_commit_without_commit_hooks_is_refused_naming_the_fix(queue: Memo
     assert queue.queues() == []
 
 
-def test_a_send_that_fails_at_the_commit_is_logged_with_the_job_and_raised(
+def test_a_send_that_fails_at_the_commit_is_logged_with_its_job_and_the_next_sends_are_made(
     db: CommitBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
+    class DownOnce(MemoryQueue):
+        failed = False
+
+        def enqueue(self, job: Job) -> EnqueueOutcome:
+            if not DownOnce.failed:
+                DownOnce.failed = True
+                raise ConnectionError("queue down")
+            return super().enqueue(job)
+
+    queue = DownOnce(ManualClock())
+    dispatcher = Dispatcher(queue, registry, ManualClock(), commit_hooks=db.hooks)
+    caplog.set_level(logging.ERROR, logger="foundry")
+
+    with db.atomic():
+        lost = dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True)
+        sent = dispatcher.dispatch(welcome, {"user_id": 2}, after_commit=True)
+
+    [record] = [r for r in caplog.records if r.name.startswith("foundry")]
+    assert lost in record.getMessage()
+    assert "the commit stands" in record.getMessage()
+    assert queue.get(lost) is None
+    assert queue.get(sent) is not None
+
+
+def test_outside_a_transaction_a_send_that_fails_raises_to_the_dispatcher(
+    db: CommitBackend,
+) -> None:
     class Down(MemoryQueue):
-        def enqueue(self, job: object) -> object:  # type: ignore[override]
+        def enqueue(self, job: Job) -> EnqueueOutcome:
             raise ConnectionError("queue down")
 
     dispatcher = Dispatcher(Down(ManualClock()), registry, ManualClock(), commit_hooks=db.hooks)
-    caplog.set_level(logging.ERROR, logger="foundry")
 
-    ids: list[str] = []
-    with pytest.raises(ConnectionError), db.atomic():
-        ids.append(dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True))
-
-    [record] = [r for r in caplog.records if r.name.startswith("foundry")]
-    assert ids[0] in record.getMessage()
-    assert "the commit stands" in record.getMessage()
+    with pytest.raises(ConnectionError):
+        dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True)
 
 
 def test_a_chain_is_sent_after_the_commit_as_a_dispatch_is(
