@@ -12,6 +12,7 @@ from foundry.domain import (
     ErrorInfo,
     InvalidJob,
     JobState,
+    Limit,
     Retry,
     RunAfter,
     UniqueSpec,
@@ -215,3 +216,23 @@ def test_a_payload_nested_deeper_than_the_limit_is_refused_before_anything_is_wr
         queue.enqueue(job(id="a", payload=deep))
 
     assert queue.get("a") is None
+
+
+def test_keys_and_reasons_holding_a_nul_character_are_stored_and_kept_apart(
+    queue: Queue,
+) -> None:
+    # A key filled from user input may hold any character; PostgreSQL's text cannot hold NUL.
+    first = queue.enqueue(job(id="a", unique=unique("user:\x00"), limit=Limit("t\x00", 1)))
+    second = queue.enqueue(job(id="b", unique=unique("user:\x00")))
+    other = queue.enqueue(job(id="c", unique=unique("user:")))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    queue.fail(lease, ErrorInfo("Boom", message="bad \x00 byte"), Dead("gave up on \x00"))
+    cancelled = queue.cancel("c", reason="stop \x00")
+
+    record = queue.get("a")
+    assert (first, second, other) == (Enqueued("a"), Duplicate("b", "a"), Enqueued("c"))
+    assert record is not None
+    assert record.state is JobState.DEAD
+    assert record.errors[-1].message == "bad \x00 byte"
+    assert record.reason.startswith("gave up on ")
+    assert cancelled is JobState.CANCELLED

@@ -29,7 +29,7 @@ from foundry.adapters.postgres.batches import (
 from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import aborted, unreachable, unusable
 from foundry.adapters.postgres.database import end_policy
-from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused
+from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused, storable
 from foundry.adapters.postgres.lent import in_foundrys_database, open_connection
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.statements import Statements
@@ -134,7 +134,7 @@ class AsyncPostgresQueue:
         self, job_id: str, queue: str | None = None, reason: str = "cancelled"
     ) -> JobState | None:
         """As ``PostgresQueue.cancel``: one statement."""
-        params = {"queue": queue, "id": job_id, "reason": reason, "now": self._now()}
+        params = {"queue": queue, "id": job_id, "reason": storable(reason), "now": self._now()}
         rows = await self._fetch(self._sql["cancel"], {**params, **end_policy(_KEEP, _RETENTION)})
         return None if not rows or rows[0][0] is None else JobState(rows[0][0])
 
@@ -173,7 +173,7 @@ class AsyncPostgresQueue:
     ) -> BatchRecord | None:
         """As ``PostgresQueue.cancel_batch``: one call (sent again if PostgreSQL aborted it
         for a deadlock with a worker ending members), then the record."""
-        params = {"id": batch_id, "queue": queue, "reason": reason, "now": self._now()}
+        params = {"id": batch_id, "queue": queue, "reason": storable(reason), "now": self._now()}
         for attempt in range(1, DEADLOCK_TRIES + 1):
             try:
                 call = {**params, **end_policy(_KEEP, _RETENTION)}

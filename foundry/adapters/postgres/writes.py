@@ -17,6 +17,7 @@ import attrs
 import psycopg
 
 from foundry.adapters.postgres.database import Database
+from foundry.adapters.postgres.enqueuing import storable
 from foundry.adapters.postgres.rows import lost_error
 from foundry.domain import Cancel, Dead, Decision, ErrorInfo, JobState, Retry, StaleLease
 from foundry.ports import DeadLetterRetention, Lease
@@ -104,7 +105,7 @@ class PostgresWrites:
             "error": self._rows.codec.encode(info),
             "kind": kind,
             "delay": delay,
-            "reason": reason,
+            "reason": storable(reason),
             **self._dead_policy(),
             "now": now,
         }
@@ -171,7 +172,7 @@ class PostgresWrites:
             "id": job_id,
             "kind": kind,
             "run_at": min(run_at, now),
-            "reason": reason,
+            "reason": storable(reason),
             "now": now,
             **self._dead_policy(),
         }
