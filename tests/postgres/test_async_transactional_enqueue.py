@@ -309,3 +309,22 @@ def test_a_connection_to_another_database_is_refused_naming_both_databases(
 
     with pytest.raises(ConfigurationError, match=f"is to database {postgres_database.name!r}"):
         asyncio.run(main())
+
+
+def test_the_callers_cursor_factory_does_not_matter(
+    queue: PostgresQueue, postgres_url: str
+) -> None:
+    dispatcher = _dispatcher(queue)
+
+    async def main() -> list[str]:
+        async with await psycopg.AsyncConnection.connect(
+            postgres_url, cursor_factory=psycopg.AsyncRawCursor
+        ) as conn:
+            ids = [await dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn)]
+            ids += await dispatcher.chain([(add, {"a": 3, "b": 2})] * 2, connection=conn)
+            await conn.commit()
+        return ids
+
+    ids = asyncio.run(main())
+
+    assert all(queue.get(job_id) is not None for job_id in ids)

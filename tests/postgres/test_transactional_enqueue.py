@@ -107,6 +107,22 @@ def test_the_callers_connection_settings_do_not_matter(
     assert second == first
 
 
+@pytest.mark.parametrize("cursor_factory", [psycopg.ClientCursor, psycopg.RawCursor])
+def test_the_callers_cursor_factory_does_not_matter(
+    queue: PostgresQueue,
+    dispatcher: Dispatcher,
+    postgres_url: str,
+    cursor_factory: type[psycopg.Cursor[object]],
+) -> None:
+    with psycopg.connect(postgres_url, cursor_factory=cursor_factory) as conn:
+        one = dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=conn)
+        many = dispatcher.dispatch_many([(add, {"a": 2, "b": 2})] * 2, connection=conn)
+        chained = dispatcher.chain([(add, {"a": 3, "b": 2})] * 2, connection=conn)
+        conn.commit()
+
+    assert all(queue.get(job_id) is not None for job_id in [one, *many, *chained])
+
+
 def test_connection_refuses_what_is_no_database_connection(dispatcher: Dispatcher) -> None:
     with pytest.raises(ConfigurationError, match="psycopg 3 Connection, a SQLAlchemy"):
         dispatcher.dispatch(add, {"a": 1, "b": 2}, connection=object())

@@ -90,10 +90,10 @@ class AsyncPostgresQueue:
         statement, params = enqueue_call(
             self._sql, jobs, blobs, self._now(), end_policy(_KEEP, _RETENTION)
         )
-        # The caller's connection may have any row factory; ours reads tuples.
+        # The caller's connection may have any row and cursor factory; ours reads tuples.
         with in_foundrys_database(lent, self._settings):
             try:
-                async with lent.cursor(row_factory=tuple_row) as cursor:
+                async with psycopg.AsyncCursor(lent, row_factory=tuple_row) as cursor:
                     await cursor.execute(statement, params)
                     rows = await cursor.fetchall()
             except psycopg.Error as error:
@@ -157,7 +157,7 @@ class AsyncPostgresQueue:
         params = self._batches.params(items, self._rows, self._now(), end_policy(_KEEP, _RETENTION))
         with in_foundrys_database(lent, self._settings):
             try:
-                async with lent.cursor(row_factory=tuple_row) as cursor:
+                async with psycopg.AsyncCursor(lent, row_factory=tuple_row) as cursor:
                     await cursor.execute(self._batches.enqueue, params)
             except psycopg.Error as error:
                 self._raise_translated(error, batch_refused(error))

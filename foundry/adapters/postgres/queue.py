@@ -127,11 +127,12 @@ class PostgresQueue:
         if not jobs:
             return []
         statement, params = self._enqueue_call(jobs)
-        # The caller's connection may have any row factory; ours reads tuples.
+        # The caller's connection may have any row and cursor factory; ours reads tuples,
+        # with the server binding the statement's named parameters.
         with (
             in_foundrys_database(lent, self._db.settings),
             refusals(self._db.settings, callers=True),
-            lent.cursor(row_factory=tuple_row) as cur,
+            psycopg.Cursor(lent, row_factory=tuple_row) as cur,
         ):
             rows = _enqueued(cur, statement, params)
         return outcomes(jobs, rows)
@@ -387,7 +388,7 @@ class PostgresQueue:
         with (
             in_foundrys_database(lent, self._db.settings),
             refusals(self._db.settings, callers=True),
-            lent.cursor(row_factory=tuple_row) as cur,
+            psycopg.Cursor(lent, row_factory=tuple_row) as cur,
         ):
             self._batches.enqueue_on(cur, items)
 
