@@ -13,8 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 DEFAULT_SCHEMA = "foundry"
 
 # Lower case only: the name is quoted into SQL, and an unquoted mixed-case name in a user's
-# own psql session would fold to another schema.
-_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# own psql session would fold to another schema. At most 49 characters: the schema names its
+# NOTIFY channels, foundry_<schema>_ended the longest, and a channel holds at most 63 bytes.
+_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,48}")
 
 
 def check_url(url: str) -> None:
@@ -42,4 +43,4 @@ def mask_url(url: str) -> str:
 def check_schema(name: str) -> None:
     """Raise ``ValueError`` unless ``name`` is a schema name Foundry can quote safely."""
     if _SCHEMA.fullmatch(name) is None:
-        raise ValueError("use 1-63 lower-case letters, digits or '_', not starting with a digit")
+        raise ValueError("use 1-49 lower-case letters, digits or '_', not starting with a digit")
