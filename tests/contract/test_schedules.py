@@ -427,3 +427,27 @@ def test_a_schedule_resumed_from_the_backends_now_skips_the_missed_ticks_and_kee
     assert waiting.next_at == START + 6 * MINUTE
     assert jobs_of(queue, schedule, minutes(5, 6)) == [False, True]
     assert queue.stats("periodic").ready == 1
+
+
+def test_a_handlers_unique_key_holds_for_the_jobs_of_its_schedule(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = foundry.JobRegistry()
+
+    @registry.job(name="sync", queue="periodic", unique=foundry.UniqueSpec("sync"))
+    def sync() -> None:
+        return None
+
+    registry.schedule("sync-often", "sync", every=MINUTE)
+    (schedule,) = registry.schedules()
+    scheduler = Scheduler(queue, registry)
+    scheduler.step()
+    pending = registry.make_job("sync")
+    queue.enqueue(pending)
+
+    clock.advance(MINUTE)
+    scheduler.step()
+
+    assert jobs_of(queue, schedule, minutes(1)) == [False]
+    assert queue.stats("periodic").ready == 1
+    assert queue.schedule_states()[0].last_tick == START + MINUTE

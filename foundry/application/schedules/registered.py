@@ -24,7 +24,8 @@ class ScheduleOptions(TypedDict, total=False):
     * ``catch_up``: after downtime fire the ``latest`` missed tick (default), ``none``, or
       ``all`` (at most ``CatchUp(mode='all', cap=...)``).
     * ``jitter``: delay each tick's job by up to this much; ``overlap='skip'``: skip a tick
-      while the previous tick's job is pending or running.
+      while the previous tick's job is pending or running (its jobs hold the key
+      ``schedule:<name>`` in place of the handler's unique key, which the others keep).
     """
 
     cron: str | None

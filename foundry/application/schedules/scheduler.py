@@ -211,11 +211,12 @@ class Scheduler:
         self._port.sync_schedules([entry], redefine=True)
 
     def tick_job(self, schedule: PeriodicSchedule, tick: datetime, now: datetime) -> Job:
-        """The job of ``schedule``'s ``tick``: the same id on every scheduler."""
+        """The job of ``schedule``'s ``tick``: the same id on every scheduler. It keeps the
+        handler's unique key, but with ``overlap='skip'`` holds the schedule's instead."""
         delay = schedule.delay_of(tick)
-        unique = None
+        overrides: dict[str, Any] = {}
         if schedule.overlap is Overlap.SKIP:
-            unique = UniqueSpec(schedule.unique_key, OVERLAP_TTL, UniqueUntil.FINISHED)
+            overrides["unique"] = overlap_key(schedule)
         return self._registry.make_job(
             schedule.handler,
             schedule.payload,
@@ -223,9 +224,9 @@ class Scheduler:
             queue=schedule.queue,
             priority=schedule.priority,
             schedule=RunAt(tick + delay) if tick + delay > now else RunNow(),
-            unique=unique,
             created_at=now,
             metadata={"schedule": schedule.name, "tick": tick.isoformat()},
+            **overrides,
         )
 
     def _report(self, answers: Sequence[Fired], now: datetime) -> None:
@@ -234,3 +235,8 @@ class Scheduler:
                 log.debug(
                     "schedule %s fired %s tick(s) at %s", answer.name, len(answer.outcomes), now
                 )
+
+
+def overlap_key(schedule: PeriodicSchedule) -> UniqueSpec:
+    """The unique key a job of ``schedule`` holds, with ``overlap='skip'``, until it finishes."""
+    return UniqueSpec(schedule.unique_key, OVERLAP_TTL, UniqueUntil.FINISHED)
