@@ -8,6 +8,7 @@ import pytest
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
+from foundry.application.registry import JobRegistry
 from foundry.application.schedules.scheduler import Scheduler
 from foundry.entrypoints.container import build_container
 from foundry.entrypoints.settings import Settings
@@ -137,3 +138,28 @@ def test_list_shows_a_schedule_moved_to_another_queue_once_per_queue() -> None:
     assert "active" in rows[0]
     assert "orphaned (not in the app)" in rows[1]
     assert "zz-old" in rows[1]
+
+
+skipping = JobRegistry()
+
+
+@skipping.periodic(cron="0 3 * * *", overlap="skip", name="nightly-sync")
+@skipping.job(name="sync", queue=QUEUE)
+def sync() -> None:
+    """A job that must not run twice at once."""
+
+
+def test_run_of_a_schedule_skipping_overlaps_enqueues_nothing_while_its_job_is_pending() -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    container = container_for(queue, clock)
+    app = ("--app", f"{__name__}:skipping")
+
+    first = invoke(container, "schedules", "run", "nightly-sync", *app)
+    again = invoke(container, "schedules", "run", "nightly-sync", *app)
+
+    assert first.exit_code == 0, first.output
+    assert again.exit_code == 0, again.output
+    assert "overlap='skip'" in again.stderr
+    assert "nothing enqueued" in again.stderr
+    assert queue.stats(QUEUE).ready == 1

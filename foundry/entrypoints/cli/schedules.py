@@ -5,14 +5,15 @@ from __future__ import annotations
 import signal
 import threading
 from datetime import datetime
+from typing import Any
 
 import click
 from rich.table import Table
 
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
-from foundry.application.schedules.scheduler import Scheduler
-from foundry.domain import Cron, NoTick, PeriodicSchedule
+from foundry.application.schedules.scheduler import Scheduler, overlap_key
+from foundry.domain import Cron, NoTick, Overlap, PeriodicSchedule, new_job_id
 from foundry.entrypoints.apps import load_app
 from foundry.entrypoints.cli import common
 from foundry.ports import ScheduleState
@@ -124,14 +125,23 @@ def list_schedules(ctx: click.Context, app: str) -> None:
 @click.argument("name")
 @click.pass_context
 def run_now(ctx: click.Context, app: str, name: str) -> None:
-    """Enqueue schedule NAME's job once now, outside its tick sequence."""
+    """Enqueue schedule NAME's job once now, outside its tick sequence (with overlap='skip',
+    only if no job of it is pending or running)."""
     common.require_shared_queue(ctx, "running a schedule")
     registry = _registry(ctx, app)
     schedule = _declared(registry, name)
+    overrides: dict[str, Any] = {"queue": schedule.queue, "priority": schedule.priority}
+    if schedule.overlap is Overlap.SKIP:
+        overrides["unique"] = overlap_key(schedule)
     dispatcher = Dispatcher(common.queue(ctx), registry, common.container(ctx).clock())
-    job_id = dispatcher.dispatch(
-        schedule.handler, schedule.payload, queue=schedule.queue, priority=schedule.priority
-    )
+    minted = new_job_id()
+    job_id = dispatcher.dispatch(schedule.handler, schedule.payload, job_id=minted, **overrides)
+    if job_id != minted:  # the pending duplicate's id
+        common.stderr().print(
+            f"schedule {common.escape(name)} skips overlapping runs (overlap='skip'): job "
+            f"{job_id} is still pending or running; nothing enqueued"
+        )
+        return
     click.echo(f"enqueued {job_id} for schedule {name} in queue {schedule.queue}")
 
 
