@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -44,7 +44,7 @@ def _declared(registry: JobRegistry, name: str) -> PeriodicSchedule:
 
 
 def _when(moment: datetime | None) -> str:
-    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+    return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _next_three(schedule: PeriodicSchedule | None, state: ScheduleState | None) -> str:
