@@ -16,7 +16,13 @@ from typing import Any
 import attrs
 
 from foundry.domain.errors import InvalidSchedule
-from foundry.domain.job import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, validate_queue_name
+from foundry.domain.job import (
+    DEFAULT_QUEUE,
+    MAX_UNIQUE_KEY_LENGTH,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    validate_queue_name,
+)
 from foundry.domain.recurring import Cron, Every, NoTick, Recurrence
 
 MAX_SCHEDULE_NAME = 200
@@ -175,7 +181,11 @@ class PeriodicSchedule:
     @property
     def unique_key(self) -> str:
         """The unique key every tick's job holds when overlapping ticks are skipped."""
-        return f"schedule:{self.name}"[:200]
+        key = f"schedule:{self.name}"
+        if len(key) <= MAX_UNIQUE_KEY_LENGTH:
+            return key
+        # Cut to fit, the digest keeps long names that share a start apart.
+        return f"{key[: MAX_UNIQUE_KEY_LENGTH - 17]}#{_digest(self.name)[:16]}"
 
     def plan(self, due_from: datetime, now: datetime) -> Plan:
         """``catch_up.plan`` for this schedule's recurrence."""

@@ -451,3 +451,23 @@ def test_a_handlers_unique_key_holds_for_the_jobs_of_its_schedule(
     assert jobs_of(queue, schedule, minutes(1)) == [False]
     assert queue.stats("periodic").ready == 1
     assert queue.schedule_states()[0].last_tick == START + MINUTE
+
+
+def test_schedules_skipping_overlaps_with_long_names_sharing_a_start_do_not_block_each_other(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app()
+    stem = "tenant-sync-" + "x" * 186
+    for name in (f"{stem}-a", f"{stem}-b"):
+        registry.schedule(name, "beat", every=MINUTE, overlap="skip")
+    scheduler = Scheduler(queue, registry)
+    scheduler.step()
+
+    clock.advance(MINUTE)
+    scheduler.step()
+
+    long_ones = [s for s in registry.schedules() if s.name.startswith(stem)]
+    assert [jobs_of(queue, s, minutes(1)) for s in long_ones] == [[True], [True]]
+    keys = {s.unique_key for s in long_ones}
+    assert len(keys) == 2
+    assert max(len(key) for key in keys) == 200
