@@ -471,3 +471,67 @@ def test_schedules_skipping_overlaps_with_long_names_sharing_a_start_do_not_bloc
     keys = {s.unique_key for s in long_ones}
     assert len(keys) == 2
     assert max(len(key) for key in keys) == 200
+
+
+def release(definition: str) -> foundry.JobRegistry:
+    """The app of one release: schedule 'report' with ``definition`` as its cron."""
+    registry = foundry.JobRegistry()
+    registry.job(name="beat", queue="periodic")(lambda: None)
+    registry.schedule("report", "beat", cron=definition)
+    return registry
+
+
+def step_every_second(schedulers: list[Scheduler], clock: ManualClock, seconds: int) -> None:
+    for _ in range(seconds):
+        for scheduler in schedulers:
+            scheduler.step()
+        clock.advance(timedelta(seconds=1))
+
+
+def test_while_two_releases_run_the_one_started_last_fires_every_tick_of_its_definition(
+    queue: Queue, clock: ManualClock
+) -> None:
+    old, new = release("0 * * * * *"), release("30 * * * * *")
+    old_scheduler = Scheduler(queue, old)
+    old_scheduler.step()
+    new_scheduler = Scheduler(queue, new)  # the rolling deploy starts it
+    new_scheduler.step()
+
+    step_every_second([old_scheduler, new_scheduler], clock, 4 * 60)
+
+    (schedule,) = new.schedules()
+    ticks = [START + timedelta(seconds=30) + k * MINUTE for k in range(4)]
+    assert jobs_of(queue, schedule, ticks) == [True] * 4
+    assert queue.stats("periodic").pending == 4
+    assert queue.schedule_states()[0].definition == "30 * * * * * (UTC)"
+
+
+def test_a_definition_no_running_scheduler_fires_is_taken_over_once_overdue(
+    queue: Queue, clock: ManualClock
+) -> None:
+    old, new = release("0 * * * * *"), release("30 * * * * *")
+    new_scheduler = Scheduler(queue, new)
+    new_scheduler.step()
+    Scheduler(queue, old).step()  # an old release started once more, then gone
+
+    step_every_second([new_scheduler], clock, 3 * 60)
+
+    (schedule,) = new.schedules()
+    (state,) = queue.schedule_states()
+    assert state.definition == "30 * * * * * (UTC)"
+    assert jobs_of(queue, schedule, [START + timedelta(seconds=150)]) == [True]
+
+
+def test_a_full_batch_of_schedules_another_release_fires_does_not_make_a_scheduler_spin(
+    queue: Queue, clock: ManualClock
+) -> None:
+    old, new = release("0 * * * * *"), release("30 * * * * *")
+    old_scheduler = Scheduler(queue, old, batch=1)
+    old_scheduler.step()
+    Scheduler(queue, new).step()
+    clock.advance(timedelta(seconds=29))
+
+    wait = old_scheduler.step()  # 'report' is due within ahead, with the new definition
+
+    assert wait == MAX_SLEEP_S
+    assert queue.schedule_states()[0].definition == "30 * * * * * (UTC)"

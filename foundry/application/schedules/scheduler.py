@@ -50,6 +50,9 @@ RETRY_AFTER_S = 1.0
 OVERLAP_TTL = timedelta(days=1)
 #: How far ahead of its tick a tick's job is enqueued (delayed until the tick).
 AHEAD = timedelta(seconds=5)
+#: How long past its tick a schedule stored with another release's definition may stay
+#: unfired before this scheduler gives it its own: while that release runs, it fires it.
+TAKEOVER_AFTER = timedelta(seconds=30)
 
 
 class Registry(Protocol):
@@ -142,8 +145,8 @@ class Scheduler:
             self._port.orphan(queue, names)
         if firings:
             self._report(self._port.fire(firings), poll.now)
-        if len(poll.due) >= self._batch:
-            return 0.0
+        if len(poll.due) >= self._batch and len(held) < len(poll.due):
+            return 0.0  # more may be due, unless all it read waits for a later moment
         # The fired schedules' next ticks count too: one ticking faster than MAX_SLEEP_S is
         # stepped once per tick, and one held for its tick (overlap='skip') fires at it.
         early = [at for at in (poll.next_at, *(f.next_at for f in firings)) if at is not None]
@@ -176,7 +179,10 @@ class Scheduler:
             if schedule is None or schedule.queue != item.queue:
                 orphans.setdefault(item.queue, []).append(item.name)
             elif schedule.definition != item.definition:
-                self._redefine(schedule, now)
+                if now - item.due_from < TAKEOVER_AFTER:
+                    held.append(item.due_from + TAKEOVER_AFTER)  # its release fires it
+                else:
+                    self._redefine(schedule, now)
             elif item.due_from <= now or schedule.overlap is not Overlap.SKIP:
                 firings.append(self._firing(schedule, item, now))
             else:
@@ -197,7 +203,8 @@ class Scheduler:
         )
 
     def _redefine(self, schedule: PeriodicSchedule, now: datetime) -> None:
-        """The stored definition is another release's: this scheduler's code wins."""
+        """The stored definition is another release's, and no scheduler of it fired its tick
+        in time: this scheduler's code takes over."""
         if schedule.name not in self._redefined:
             log.warning(
                 "schedule %s is stored with another definition; redefined as %s",
