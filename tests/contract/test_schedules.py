@@ -535,3 +535,38 @@ def test_a_full_batch_of_schedules_another_release_fires_does_not_make_a_schedul
 
     assert wait == MAX_SLEEP_S
     assert queue.schedule_states()[0].definition == "30 * * * * * (UTC)"
+
+
+def test_a_schedule_a_new_release_adds_fires_every_tick_while_the_old_release_runs(
+    queue: Queue, clock: ManualClock
+) -> None:
+    old, new = release("0 * * * * *"), release("0 * * * * *")
+    new.schedule("added", "beat", cron="30 * * * * *")
+    old_scheduler = Scheduler(queue, old)
+    old_scheduler.step()
+    new_scheduler = Scheduler(queue, new)
+    new_scheduler.step()
+
+    step_every_second([old_scheduler, new_scheduler], clock, 4 * 60)
+
+    added = next(s for s in new.schedules() if s.name == "added")
+    ticks = [START + timedelta(seconds=30) + k * MINUTE for k in range(4)]
+    assert jobs_of(queue, added, ticks) == [True] * 4
+
+
+def test_a_schedule_no_running_release_declares_is_orphaned_once_its_tick_is_overdue(
+    queue: Queue, clock: ManualClock
+) -> None:
+    old, new = release("0 * * * * *"), foundry.JobRegistry()
+    old.schedule("removed", "beat", cron="30 * * * * *")
+    new.job(name="beat", queue="periodic")(lambda: None)
+    new.schedule("report", "beat", cron="0 * * * * *")
+    Scheduler(queue, old).step()
+    new_scheduler = Scheduler(queue, new)
+
+    step_every_second([new_scheduler], clock, 61)
+    states = {state.name: state for state in queue.schedule_states()}
+
+    removed = next(s for s in old.schedules() if s.name == "removed")
+    assert states["removed"].orphaned
+    assert jobs_of(queue, removed, [START + timedelta(seconds=30)]) == [False]

@@ -50,8 +50,9 @@ RETRY_AFTER_S = 1.0
 OVERLAP_TTL = timedelta(days=1)
 #: How far ahead of its tick a tick's job is enqueued (delayed until the tick).
 AHEAD = timedelta(seconds=5)
-#: How long past its tick a schedule stored with another release's definition may stay
-#: unfired before this scheduler gives it its own: while that release runs, it fires it.
+#: How long past its tick a schedule this scheduler does not declare, or declares otherwise,
+#: may stay unfired before it is orphaned or given this scheduler's definition: while a
+#: release that declares it so runs, that release fires it.
 TAKEOVER_AFTER = timedelta(seconds=30)
 
 
@@ -176,17 +177,20 @@ class Scheduler:
         held: list[datetime] = []
         for item in due:
             schedule = self._schedules.get(item.name)
-            if schedule is None or schedule.queue != item.queue:
-                orphans.setdefault(item.queue, []).append(item.name)
-            elif schedule.definition != item.definition:
-                if now - item.due_from < TAKEOVER_AFTER:
-                    held.append(item.due_from + TAKEOVER_AFTER)  # its release fires it
+            if schedule is not None and schedule.queue != item.queue:
+                schedule = None  # declared for another queue: this one is not
+            if schedule is not None and schedule.definition == item.definition:
+                if item.due_from <= now or schedule.overlap is not Overlap.SKIP:
+                    firings.append(self._firing(schedule, item, now))
                 else:
-                    self._redefine(schedule, now)
-            elif item.due_from <= now or schedule.overlap is not Overlap.SKIP:
-                firings.append(self._firing(schedule, item, now))
+                    held.append(item.due_from)
+            elif now - item.due_from < TAKEOVER_AFTER:
+                # Another release declares it so: while it runs, it fires it.
+                held.append(item.due_from + TAKEOVER_AFTER)
+            elif schedule is None:
+                orphans.setdefault(item.queue, []).append(item.name)
             else:
-                held.append(item.due_from)
+                self._redefine(schedule, now)
         return firings, orphans, held
 
     def _firing(self, schedule: PeriodicSchedule, item: DueSchedule, now: datetime) -> Firing:
