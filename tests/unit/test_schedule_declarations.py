@@ -75,6 +75,10 @@ def test_the_same_declaration_twice_is_kept_once_but_a_clash_is_refused() -> Non
             {"cron": "0 * * * *", "tz": "Mars/Olympus"},
             r"unknown time zone 'Mars/Olympus'; give an IANA",
         ),
+        (
+            {"cron": "0 6 * * *", "tz": "localtime"},
+            r"tz='localtime' is each host's own zone.*name the zone, e.g. 'Europe/Berlin'",
+        ),
         ({"every": timedelta(0)}, r"schedule 'bad': every=.* must be a positive timedelta"),
         ({"every": -5}, r"every=-5 must be a positive timedelta"),
         ({"every": float("nan")}, r"every=nan must be a positive timedelta"),

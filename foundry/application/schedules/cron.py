@@ -54,6 +54,11 @@ def zone_named(tz: str | tzinfo) -> tzinfo:
         return tz
     if tz in ("UTC", "Z"):
         return UTC
+    if tz == "localtime":  # a link to /etc/localtime: hosts set differently disagree on ticks
+        raise ValueError(
+            "tz='localtime' is each host's own zone, so workers on hosts set differently would "
+            "fire at different instants; name the zone, e.g. 'Europe/Berlin'"
+        )
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
