@@ -163,3 +163,16 @@ def test_run_of_a_schedule_skipping_overlaps_enqueues_nothing_while_its_job_is_p
     assert "overlap='skip'" in again.stderr
     assert "nothing enqueued" in again.stderr
     assert queue.stats(QUEUE).ready == 1
+
+
+def test_resume_of_a_schedule_that_is_not_paused_changes_nothing() -> None:
+    queue, clock = started()
+    clock.advance(timedelta(seconds=10))  # the schedulers are down: a tick waits to catch up
+    before = {state.name: state.next_at for state in queue.schedule_states()}
+
+    result = invoke(container_for(queue, clock), "schedules", "resume", "every-second", *APP)
+
+    assert result.exit_code == 0, result.output
+    assert "every-second is not paused; nothing changed" in result.output
+    after = {state.name: state.next_at for state in queue.schedule_states()}
+    assert after == before

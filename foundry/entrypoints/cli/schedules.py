@@ -167,6 +167,11 @@ def resume(ctx: click.Context, app: str, name: str) -> None:
     common.require_shared_queue(ctx, "resuming a schedule")
     schedule = _declared(_registry(ctx, app), name)
     port = common.schedules(ctx)
+    stored = [s for s in port.schedule_states() if (s.name, s.queue) == (name, schedule.queue)]
+    if stored and not (stored[0].paused or stored[0].orphaned):
+        # Resuming would move its next tick past now, dropping a tick it has yet to fire.
+        click.echo(f"{name} is not paused; nothing changed")
+        return
     next_at = schedule.first_tick(port.poll((), 0).now)
     if not port.resume_schedule(schedule.queue, name, next_at):
         common.abort(f"schedule {name} is not stored yet: start a worker or scheduler first")
