@@ -526,15 +526,18 @@ def test_a_full_batch_of_schedules_another_release_fires_does_not_make_a_schedul
     queue: Queue, clock: ManualClock
 ) -> None:
     old, new = release("0 * * * * *"), release("30 * * * * *")
+    old.schedule("second", "beat", cron="0 * * * * *")
+    new.schedule("second", "beat", cron="30 * * * * *")
     old_scheduler = Scheduler(queue, old, batch=1)
     old_scheduler.step()
     Scheduler(queue, new).step()
     clock.advance(timedelta(seconds=29))
 
-    wait = old_scheduler.step()  # 'report' is due within ahead, with the new definition
+    wait = old_scheduler.step()  # both are due within ahead, with the new definition
 
     assert wait == MAX_SLEEP_S
-    assert queue.schedule_states()[0].definition == "30 * * * * * (UTC)"
+    definitions = {state.definition for state in queue.schedule_states()}
+    assert definitions == {"30 * * * * * (UTC)"}
 
 
 def test_a_schedule_a_new_release_adds_fires_every_tick_while_the_old_release_runs(
