@@ -143,8 +143,38 @@ class Handler:
 
 
 def default_name(function: Callable[..., Any]) -> str:
-    """``module.qualname`` of ``function``: the name a handler gets unless one is given."""
-    return f"{function.__module__}.{function.__qualname__}"
+    """``module.qualname`` of ``function``: the name a handler gets unless one is given.
+    Raises ``ConfigurationError`` for a callable without one (a ``functools.partial``, an
+    object with ``__call__``)."""
+    name = _qualified(function)
+    if name is None:
+        raise ConfigurationError(
+            f"{function!r:.100} has no name of its own (a functools.partial or a callable "
+            "object, say): register it with @registry.job(name=...)"
+        )
+    return name
+
+
+def _qualified(function: Callable[..., Any]) -> str | None:
+    module = getattr(function, "__module__", None)
+    qualname = getattr(function, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        return None
+    return f"{module}.{qualname}"
+
+
+def _described(function: Callable[..., Any]) -> str:
+    return _qualified(function) or f"{function!r:.100}"
+
+
+def _registers_again(known: Callable[..., Any], new: Callable[..., Any]) -> bool:
+    """Whether ``new`` is ``known`` registered again: the same function, or the same
+    module-level one of a module imported again. Lambdas and nested functions share their
+    names with others (``<lambda>``, ``<locals>``), so for them only the same object is."""
+    if new is known:
+        return True
+    name = _qualified(new)
+    return name is not None and name == _qualified(known) and "<" not in name
 
 
 class JobRegistry:
@@ -252,10 +282,10 @@ class JobRegistry:
 
     def _add(self, handler: Handler) -> None:
         known = self._handlers.get(handler.name)
-        if known is not None and default_name(known.function) != default_name(handler.function):
+        if known is not None and not _registers_again(known.function, handler.function):
             raise ConfigurationError(
                 f"two handlers are registered as {handler.name!r} "
-                f"({default_name(known.function)} and {default_name(handler.function)}); "
+                f"({_described(known.function)} and {_described(handler.function)}); "
                 "give one of them another name=..."
             )
         self._handlers[handler.name] = handler
@@ -315,7 +345,7 @@ class JobRegistry:
         try:
             return self._names[target]
         except (KeyError, TypeError):
-            raise UnknownHandler(default_name(target)) from None
+            raise UnknownHandler(_described(target)) from None
 
     def make_job(
         self, name: str, payload: Mapping[str, Any] | None = None, **overrides: Any

@@ -1,3 +1,5 @@
+import functools
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -207,3 +209,44 @@ def test_make_jobs_refuses_one_id_for_the_whole_batch() -> None:
 
     with pytest.raises(TypeError, match="make_job"):
         registry.make_jobs([("mail", {}), ("mail", {})], id="same")
+
+
+def test_two_lambdas_or_nested_functions_registered_bare_are_refused_not_merged() -> None:
+    registry = JobRegistry()
+    registry.job(lambda to: ("first", to))
+
+    with pytest.raises(ConfigurationError, match="two handlers are registered as"):
+        registry.job(lambda to: ("second", to))
+    registry.job(_nested())
+    with pytest.raises(ConfigurationError, match="give one of them another name"):
+        registry.job(_nested())
+
+
+def _nested() -> Callable[[str], str]:
+    def inner(to: str) -> str:
+        return to
+
+    return inner
+
+
+def test_a_callable_without_a_name_of_its_own_is_registered_by_name_or_refused() -> None:
+    registry = JobRegistry()
+    partial = functools.partial(send_mail, to="a@example.com")
+
+    with pytest.raises(ConfigurationError, match=r"register it with @registry.job\(name=...\)"):
+        registry.job(partial)
+    registry.job(name="mail.partial")(partial)
+
+    assert registry.get("mail.partial")() == "a@example.com"
+    assert registry.name_of(partial) == "mail.partial"
+    with pytest.raises(UnknownHandler, match=r"functools\.partial"):
+        registry.name_of(functools.partial(send_mail))
+
+
+def test_the_same_function_registered_again_is_the_same_handler() -> None:
+    registry = JobRegistry()
+
+    registry.job(send_mail)
+    registry.job(send_mail)
+
+    assert registry.names() == [f"{__name__}.send_mail"]
