@@ -68,6 +68,11 @@ def too_large() -> Any:
     return "x" * MAX_RESULT_BYTES  # and two quotes: over the limit
 
 
+@registry.job(name="huge")
+def huge() -> Any:
+    return "x" * 100_000_000  # the parent reads its reply frame in many pieces
+
+
 @registry.job(name="not_a_number")
 def not_a_number() -> Any:
     return {"ratio": float("nan")}  # would read back as None
@@ -212,6 +217,7 @@ def test_a_hard_time_limit_ends_a_job_while_the_other_child_keeps_answering(
         ("raw_bytes", "bytes"),
         ("not_a_number", "dict"),
         ("too_large", "str"),
+        ("huge", "str"),
     ],
 )
 def test_a_result_that_cannot_be_stored_fails_the_attempt_naming_its_type(

@@ -134,14 +134,20 @@ class Channel:
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
-    """``size`` bytes from ``fd``; ``EOFError`` if it ends first."""
-    data = b""
-    while len(data) < size:
-        chunk = os.read(fd, size - len(data))
+    """``size`` bytes from ``fd``; ``EOFError`` if it ends first. A large frame comes in many
+    reads, which are joined once (joining as they came copied it over and over: a 100 MB
+    result took the parent minutes, its leases lapsing meanwhile)."""
+    data = os.read(fd, size)
+    if len(data) == size:
+        return data
+    parts, have = [data], len(data)
+    while have < size:
+        chunk = os.read(fd, size - have)
         if not chunk:
             raise EOFError("the pipe was closed")
-        data = chunk if not data else data + chunk
-    return data
+        parts.append(chunk)
+        have += len(chunk)
+    return b"".join(parts)
 
 
 def encode_task(lease: Lease, payload: dict[str, Any] | None = None) -> bytes:
