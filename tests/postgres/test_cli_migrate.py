@@ -150,3 +150,18 @@ def test_migrate_into_a_schema_holding_a_table_of_that_name_says_so_and_changes_
     assert "a schema of its own" in result.stderr
     assert "Traceback" not in result.output
     assert "pending: 0001_queue" in foundry("migrate", "--check", **env).stderr
+
+
+def test_migrate_by_a_role_in_a_schema_another_role_owns_exits_2_naming_the_owner_change(
+    env: dict[str, str], postgres_url: str, role: ThrowawayRole
+) -> None:
+    schema = env["DATABASE_SCHEMA"]
+    as_admin(
+        postgres_url, f'CREATE SCHEMA "{schema}"; GRANT USAGE ON SCHEMA "{schema}" TO "{role.name}"'
+    )
+
+    result = foundry("migrate", **{**env, "DATABASE_URL": role.url()})
+
+    assert result.exit_code == 2, result.output
+    assert f'ALTER SCHEMA "{schema}" OWNER TO "{role.name}"' in result.stderr
+    assert "GRANT CREATE ON DATABASE" not in result.stderr

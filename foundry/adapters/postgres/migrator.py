@@ -157,7 +157,8 @@ class Migrator:
         # when the schema is there (owned by this role, or made for it by an administrator).
         found = conn.execute("SELECT FROM pg_namespace WHERE nspname = %s", [self.schema])
         if found.fetchone() is None:
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(self._schema))
+            with self._privileges(conn, "create schema"):
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(self._schema))
         conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {}.schema_version ("
@@ -168,7 +169,9 @@ class Migrator:
         )
 
     @contextmanager
-    def _privileges(self, conn: psycopg.Connection[Any], use: str = "create") -> Iterator[None]:
+    def _privileges(
+        self, conn: psycopg.Connection[Any], use: str = "create in schema"
+    ) -> Iterator[None]:
         """Raise ``MissingPrivileges``, naming the grant, for a statement the role may not run."""
         try:
             yield
@@ -212,16 +215,22 @@ _TAKEN = frozenset({"42P07", "42710", "42723", "42P06"})
 
 def _lacking(use: str, role: str, database: str, schema: str, error: psycopg.Error) -> str:
     reason = error.diag.message_primary or str(error)
-    quoted = f'"{schema}"'
+    quoted, to = f'"{schema}"', f'"{role}"'
     if use == "read":
         return (
             f"the role {role!r} may not read Foundry's schema {schema!r} ({reason}): "
-            f'GRANT USAGE ON SCHEMA {quoted} TO "{role}"; GRANT SELECT ON ALL TABLES IN SCHEMA '
-            f'{quoted} TO "{role}"'
+            f"GRANT USAGE ON SCHEMA {quoted} TO {to}; GRANT SELECT ON ALL TABLES IN SCHEMA "
+            f"{quoted} TO {to}"
+        )
+    if use == "create schema":
+        return (
+            f"the role {role!r} may not create Foundry's schema {schema!r} ({reason}): run "
+            f"foundry migrate as the database's owner, or GRANT CREATE ON DATABASE "
+            f'"{database}" TO {to}, or have an administrator run CREATE SCHEMA {quoted} '
+            f"AUTHORIZATION {to}"
         )
     return (
-        f"the role {role!r} may not create Foundry's schema {schema!r} or its tables "
-        f"({reason}): run foundry migrate as the database's owner, or GRANT CREATE ON "
-        f'DATABASE "{database}" TO "{role}", or have an administrator run CREATE SCHEMA '
-        f'{quoted} AUTHORIZATION "{role}"'
+        f"the role {role!r} may not create or change Foundry's tables in schema {schema!r} "
+        f"({reason}): run foundry migrate as the schema's owner, or have an administrator run "
+        f"ALTER SCHEMA {quoted} OWNER TO {to}"
     )
