@@ -12,7 +12,7 @@ import getpass
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -62,10 +62,12 @@ def open_pool(
 
 
 class _IdleCheck:
-    """When each pooled connection was last given back, and the check of a long-idle one."""
+    """When each pooled connection was last given back, and whether to check it before it is
+    lent: when it idled ``after`` seconds or more, or was idle when another one was lost."""
 
     def __init__(self, after: float) -> None:
         self._after = after
+        self._lost_at = float("-inf")
         self._used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
             weakref.WeakKeyDictionary()
         )
@@ -74,13 +76,19 @@ class _IdleCheck:
         """Note ``conn`` made or given back now (the pool's ``configure`` and ``reset``)."""
         self._used[conn] = time.monotonic()
 
+    def lost(self) -> None:
+        """A connection was found lost: the server may have cut every one given back so far."""
+        self._lost_at = time.monotonic()
+
     def works(self, conn: psycopg.Connection[Any]) -> bool:
-        """Whether ``conn`` is in use lately, or answers an empty statement."""
-        if time.monotonic() - self._used.get(conn, 0.0) < self._after:
+        """Whether ``conn`` needs no check, or answers an empty statement."""
+        used = self._used.get(conn, float("-inf"))
+        if used > self._lost_at and time.monotonic() - used < self._after:
             return True
         try:
             ConnectionPool.check_connection(conn)
         except psycopg.Error:
+            self.lost()
             return False
         return True
 
@@ -197,8 +205,8 @@ def pooled(
     then or while it is used, raises ``kind`` naming the server and the reason, and a
     statement that finds the schema not migrated ``SchemaOutdated``.
 
-    A connection found lost has the pool check its idle ones too (a server restart cut them
-    all), so the operations after this one get working connections.
+    A connection found lost has each borrower check the connection it takes before using it
+    (a server restart cut them all), so the operations after this one get working ones.
     """
     try:
         if pool.closed:
@@ -213,33 +221,28 @@ def pooled(
 
 @contextmanager
 def _borrowed(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
-    """``pool.connection()``, lending a long-idle connection only once it answered."""
-    conn = _working(pool)
+    """``pool.connection()``, lending a connection that may have been cut (long idle, or idle
+    when another was found lost) only once it answered."""
+    idle = _IDLE_CHECKS.get(pool)
+    conn = _working(pool, idle)
     try:
         with conn:
             yield conn
     finally:
-        lost = conn.broken
+        if conn.broken and idle is not None:
+            idle.lost()
         pool.putconn(conn)
-        if lost:
-            _drop_lost(pool)
 
 
-def _working(pool: ConnectionPool) -> psycopg.Connection:
-    conn = pool.getconn()
-    idle = _IDLE_CHECKS.get(pool)
-    if idle is None or idle.works(conn):
-        return conn
-    pool.putconn(conn)  # lost: the pool replaces it
-    _drop_lost(pool)
+def _working(pool: ConnectionPool, idle: _IdleCheck | None) -> psycopg.Connection:
+    # Each borrower checks only the connection it takes (a check of every idle one at once
+    # could stall one caller for as long as each takes to fail), at most once per slot.
+    for _ in range(pool.max_size):
+        conn = pool.getconn()
+        if idle is None or idle.works(conn):
+            return conn
+        pool.putconn(conn)  # lost: the pool replaces it
     return pool.getconn()
-
-
-def _drop_lost(pool: ConnectionPool) -> None:
-    # A server restart cut every connection: the pool checks its idle ones at once (no
-    # backoff), so the next operations do not each meet one of them.
-    with suppress(psycopg.Error):
-        pool.check()
 
 
 def _pool_timeout(
