@@ -42,3 +42,25 @@ def test_an_unreachable_server_raises_the_ports_error_with_the_servers_reason(
     assert "127.0.0.1:1/app is unreachable" in message
     assert "refused" in message
     assert "secret" not in message
+
+
+def test_a_pool_whose_connections_all_stay_busy_says_so_naming_its_size(
+    postgres_url: str,
+) -> None:
+    settings = PostgresSettings(
+        postgres_url, pool_size=1, connect_timeout=timedelta(milliseconds=200)
+    )
+    pool = open_pool(settings)
+
+    with (
+        pooled(pool, settings),  # holds the one connection
+        pytest.raises(QueueUnavailable) as raised,
+        pooled(pool, settings),
+    ):
+        pass
+    pool.close()
+
+    message = str(raised.value)
+    assert "DATABASE_POOL_SIZE" in message
+    assert "all 1 pooled connections" in message
+    assert "unreachable" not in message

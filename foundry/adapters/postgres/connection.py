@@ -214,7 +214,7 @@ def pooled(
         with _borrowed(pool) as conn, refusals(settings, kind):  # a PoolTimeout: below
             yield conn
     except PoolTimeout as error:
-        raise _pool_timeout(settings, error, kind) from error
+        raise _pool_timeout(settings, kind) from error
     except psycopg.OperationalError as error:  # taking the connection (PoolClosed)
         raise unreachable(settings, error, kind) from error
 
@@ -245,13 +245,17 @@ def _working(pool: ConnectionPool, idle: _IdleCheck | None) -> psycopg.Connectio
     return pool.getconn()
 
 
-def _pool_timeout(
-    settings: PostgresSettings, error: PoolTimeout, kind: type[FoundryError]
-) -> FoundryError:
+def _pool_timeout(settings: PostgresSettings, kind: type[FoundryError]) -> FoundryError:
     # The pool hides why it has no connection; one direct attempt gives the server's reason.
     try:
         with connect(settings):
             pass
     except QueueUnavailable as direct:
         return kind(str(direct))
-    return unreachable(settings, error, kind)
+    # The server answers: every connection of the pool stayed in use.
+    waited = settings.connect_timeout.total_seconds()
+    return kind(
+        f"all {settings.pool_size} pooled connections to PostgreSQL at "
+        f"{mask_url(settings.url)} stayed in use for {waited:g} s: raise DATABASE_POOL_SIZE "
+        f"(now {settings.pool_size}) to what this process's threads use at once"
+    )
