@@ -25,7 +25,7 @@ from typing import Any
 import psutil
 
 from foundry.domain import Job, QueueUnavailable, new_job_id
-from foundry.entrypoints.container import build_container
+from foundry.entrypoints.container import Container, build_container, close_resources
 from foundry.entrypoints.settings import Settings
 from foundry.ports import QueuePort
 from foundry.ports.queue_types import Duplicate, JobRecord
@@ -124,6 +124,7 @@ class Rig:
         self.ledger = Ledger(self.dir / "ledger.jsonl")
         self.workers: list[Worker] = []
         self.job_ids: list[str] = []
+        self._containers: list[Container] = []  # the producer-side queues', closed at the end
         print(f"\nfault scenario seed={seed} prefix={self.prefix} ledger={self.ledger.path}")
 
     def env(self, url: str | None = None, **extra: str) -> dict[str, str]:
@@ -164,7 +165,9 @@ class Rig:
     def queue(self, url: str | None = None) -> QueuePort:
         """A producer-side queue, built by the product's own container."""
         settings = Settings.from_env(self.env(url))
-        queue: QueuePort = build_container(settings).queue()
+        container = build_container(settings)
+        self._containers.append(container)
+        queue: QueuePort = container.queue()
         return queue
 
     def job(self, **payload: Any) -> Job:
@@ -278,7 +281,11 @@ class Rig:
 
     def close(self, *, keep: bool) -> None:
         """Stop every worker still running, then kill whatever they left; remove the ledger
-        and logs unless ``keep``."""
+        and logs unless ``keep``. The producer-side queues' connections are closed here: a
+        pool left to the garbage collector may be collected on its own worker thread, which
+        cannot join itself."""
+        for container in self._containers:
+            close_resources(container)
         for worker in self.workers:
             if worker.process.poll() is None:
                 worker.stop(timeout=10)
