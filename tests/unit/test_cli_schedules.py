@@ -10,6 +10,7 @@ from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.application.registry import JobRegistry
 from foundry.application.schedules.scheduler import Scheduler
+from foundry.domain import UniqueSpec
 from foundry.entrypoints.container import build_container
 from foundry.entrypoints.settings import Settings
 from foundry.ports import ScheduleEntry
@@ -160,8 +161,9 @@ def test_run_of_a_schedule_skipping_overlaps_enqueues_nothing_while_its_job_is_p
 
     assert first.exit_code == 0, first.output
     assert again.exit_code == 0, again.output
-    assert "overlap='skip'" in again.stderr
-    assert "nothing enqueued" in again.stderr
+    said = " ".join(again.stderr.split())
+    assert "overlap='skip'" in said
+    assert "nothing enqueued" in said
     assert queue.stats(QUEUE).ready == 1
 
 
@@ -176,3 +178,29 @@ def test_resume_of_a_schedule_that_is_not_paused_changes_nothing() -> None:
     assert "every-second is not paused; nothing changed" in result.output
     after = {state.name: state.next_at for state in queue.schedule_states()}
     assert after == before
+
+
+unique_handler = JobRegistry()
+
+
+@unique_handler.periodic(cron="0 3 * * *", name="nightly-export")
+@unique_handler.job(name="export", queue=QUEUE, unique=UniqueSpec("export"))
+def export() -> None:
+    """A handler whose jobs hold a unique key."""
+
+
+def test_run_of_a_schedule_whose_handler_is_unique_says_which_key_holds_it() -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    container = container_for(queue, clock)
+    app = ("--app", f"{__name__}:unique_handler")
+
+    first = invoke(container, "schedules", "run", "nightly-export", *app)
+    again = invoke(container, "schedules", "run", "nightly-export", *app)
+
+    assert first.exit_code == 0, first.output
+    assert again.exit_code == 0, again.output
+    said = " ".join(again.stderr.split())
+    assert "holds the unique key 'export'; nothing enqueued" in said
+    assert "enqueued sch" not in again.stdout
+    assert queue.stats(QUEUE).ready == 1

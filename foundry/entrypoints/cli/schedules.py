@@ -137,12 +137,21 @@ def run_now(ctx: click.Context, app: str, name: str) -> None:
     minted = new_job_id()
     job_id = dispatcher.dispatch(schedule.handler, schedule.payload, job_id=minted, **overrides)
     if job_id != minted:  # the pending duplicate's id
-        common.stderr().print(
-            f"schedule {common.escape(name)} skips overlapping runs (overlap='skip'): job "
-            f"{job_id} is still pending or running; nothing enqueued"
-        )
+        common.stderr().print(_duplicate(registry, schedule, job_id))
         return
     click.echo(f"enqueued {job_id} for schedule {name} in queue {schedule.queue}")
+
+
+def _duplicate(registry: JobRegistry, schedule: PeriodicSchedule, holder: str) -> str:
+    name = common.escape(schedule.name)
+    if schedule.overlap is Overlap.SKIP:
+        return (
+            f"schedule {name} skips overlapping runs (overlap='skip'): job {holder} is still "
+            "pending or running; nothing enqueued"
+        )
+    unique = registry.make_job(schedule.handler, schedule.payload).unique
+    key = common.escape(repr(unique.key if unique else ""))
+    return f"duplicate: job {holder} holds the unique key {key}; nothing enqueued"
 
 
 @schedules_group.command()
