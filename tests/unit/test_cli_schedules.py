@@ -204,3 +204,29 @@ def test_run_of_a_schedule_whose_handler_is_unique_says_which_key_holds_it() -> 
     assert "holds the unique key 'export'; nothing enqueued" in said
     assert "enqueued sch" not in again.stdout
     assert queue.stats(QUEUE).ready == 1
+
+
+committing = JobRegistry(after_commit=True)
+
+
+@committing.periodic(cron="0 3 * * *", name="nightly-cleanup")
+@committing.job(name="cleanup", queue=QUEUE)
+def cleanup() -> None:
+    """A handler of an app whose dispatches wait for the database's commit."""
+
+
+def test_run_enqueues_for_an_app_dispatching_after_commit_as_no_transaction_is_open() -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+
+    result = invoke(
+        container_for(queue, clock),
+        "schedules",
+        "run",
+        "nightly-cleanup",
+        "--app",
+        f"{__name__}:committing",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert queue.stats(QUEUE).ready == 1

@@ -131,6 +131,7 @@ def run_now(ctx: click.Context, app: str, name: str) -> None:
     registry = _registry(ctx, app)
     schedule = _declared(registry, name)
     overrides: dict[str, Any] = {"queue": schedule.queue, "priority": schedule.priority}
+    overrides["after_commit"] = False  # no transaction is open here to wait for
     if schedule.overlap is Overlap.SKIP:
         overrides["unique"] = overlap_key(schedule)
     dispatcher = Dispatcher(common.queue(ctx), registry, common.container(ctx).clock())
