@@ -64,3 +64,29 @@ def test_no_scheduler_fires_nothing(tmp_path: Path) -> None:
 
     assert code == 0, errors
     assert ledger.read_text() == ""
+
+
+def test_a_burst_worker_fires_no_schedule_and_exits_once_drained(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    ledger.touch()
+    command = "from foundry.entrypoints.cli import main; main()"
+    args = ["work", "--app", "tests.e2e.schedule_apps:registry", "--concurrency", "1", "--burst"]
+    env = {
+        **os.environ,
+        "QUEUE_DRIVER": "memory",
+        "FOUNDRY_LOG_LEVEL": "WARNING",
+        LEDGER: str(ledger),
+    }
+
+    # A scheduler would feed it a job every second: the drain would never end.
+    done = subprocess.run(
+        [sys.executable, "-c", command, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr.decode()
+    assert ledger.read_text() == ""

@@ -28,7 +28,7 @@ WORK_HELP = """Run handlers from --app in a prefork pool until stopped.
 Ctrl-C or SIGTERM stops claiming and lets running jobs finish within --grace, then kills
 and releases the rest (their attempts are not spent); a second Ctrl-C stops at once.
 --burst exits once the queues are empty. The app's periodic schedules are fired by every
-worker (any number may run: each tick is enqueued once) unless --no-scheduler.
+worker (any number may run: each tick is enqueued once) unless --no-scheduler or --burst.
 """
 
 
@@ -113,7 +113,8 @@ worker (any number may run: each tick is enqueued once) unless --no-scheduler.
     "--scheduler/--no-scheduler",
     default=True,
     show_default=True,
-    help="Fire the app's periodic schedules from this worker.",
+    help="Fire the app's periodic schedules from this worker (never with --burst: its ticks "
+    "would keep the drain from ending).",
 )
 @click.pass_context
 def work(
@@ -177,7 +178,7 @@ def work(
         registry,
         config,
         observer=metrics.observer if metrics else None,
-        timers=_schedulers(ctx, registry) if scheduler else [],
+        timers=_schedulers(ctx, registry) if scheduler and not burst else [],
     )
     try:
         code = pool.run()
