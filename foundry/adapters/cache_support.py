@@ -179,4 +179,11 @@ def tag_names(names: tuple[str, ...]) -> tuple[str, ...]:
     """Validated, de-duplicated, sorted tag names (order does not matter)."""
     if not names:
         raise InvalidCacheKey("", "tags() needs at least one tag name")
+    given: tuple[object, ...] = names  # typed str; a Laravel habit passes one list
+    listed = [name for name in given if isinstance(name, list | tuple | set | frozenset)]
+    if listed:
+        spread = ", ".join(repr(item) for item in listed[0])
+        raise InvalidCacheKey(
+            str(listed[0]), f"pass tag names as separate arguments, tags({spread}), not a list"
+        )
     return tuple(sorted({validate_key(name, "tag name") for name in names}))

@@ -94,6 +94,13 @@ def test_tags_need_valid_names(cache: CachePort) -> None:
         cache.tags("ok", "bad\x00")
 
 
+def test_tags_given_as_one_list_are_refused_naming_the_call_that_works(
+    cache: CachePort,
+) -> None:
+    with pytest.raises(InvalidCacheKey, match=r"tags\('people', 'artists'\)"):
+        cache.tags(["people", "artists"])  # type: ignore[arg-type]
+
+
 def test_clear_removes_every_value_tagged_or_not(cache: CachePort) -> None:
     cache.set_many({"a": 1, "b": 2})
     cache.tags("t").set("c", 3)
