@@ -149,7 +149,9 @@ class CacheStore(Protocol):
         Single flight: across threads and processes one caller computes a given key while the
         others wait (up to ``wait``) for its value. If ``compute`` raises, nothing is cached and
         the error propagates; if the computer dies, its lock expires and another computes. The
-        computer's lock lasts ``wait``: a computation that takes longer is taken for dead.
+        computer's lock lasts ``wait``: a computation that takes longer is taken for dead. A
+        computed ``None`` is stored and served like any value (unlike Laravel's and Django's
+        remember, which compute again).
         """
         ...
 
