@@ -199,11 +199,34 @@ class _Acquired:
     """Marker: this caller holds the flight lock and must compute."""
 
 
+#: The keys each thread is computing, by cache object: a computation that remembers its own
+#: key would wait for itself until its wait ran out.
+_computing = threading.local()
+
+
 def remember(backend: FlightBackend, flight: Flight, compute: Callable[[], T]) -> T:
     """Single-flight compute-on-miss. ``flight.wait`` bounds the wait and is the lock's ttl."""
     found, value = backend.flight_lookup(flight.skey, flight.label, True)
     if found:
         return value  # type: ignore[no-any-return]
+    mine = (id(backend), flight.skey)
+    computing: set[tuple[int, str]] | None = getattr(_computing, "keys", None)
+    if computing is None:
+        computing = _computing.keys = set()
+    if mine in computing:
+        raise CacheError(
+            f"remember({flight.label!r}) was called again inside its own computation, which "
+            "would wait for itself; cache the inner value under another key"
+        )
+    computing.add(mine)
+    try:
+        return _remember_missing(backend, flight, compute)
+    finally:
+        computing.discard(mine)
+
+
+def _remember_missing(backend: FlightBackend, flight: Flight, compute: Callable[[], T]) -> T:
+    """Wait for another caller's value, or take the flight lock and compute it."""
     guard = (backend.flight_key(flight.skey), secrets.token_hex(16))
 
     def attempt() -> tuple[Any] | type[_Acquired] | None:

@@ -151,7 +151,8 @@ class CacheStore(Protocol):
         the error propagates; if the computer dies, its lock expires and another computes. The
         computer's lock lasts ``wait``: a computation that takes longer is taken for dead. A
         computed ``None`` is stored and served like any value (unlike Laravel's and Django's
-        remember, which compute again).
+        remember, which compute again). A ``compute`` that remembers its own key on this cache
+        raises ``CacheError`` at once (it would wait for itself).
         """
         ...
 

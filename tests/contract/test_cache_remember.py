@@ -158,3 +158,16 @@ def test_a_waiter_gets_the_value_the_computer_stores(cache: CachePort) -> None:
 
     assert result == "holder's"
     holder.done()
+
+
+def test_a_computation_that_remembers_its_own_key_fails_at_once_naming_it(
+    cache: CachePort, clock: ManualClock
+) -> None:
+    def profile() -> object:  # a helper that caches under the same key as its caller
+        return cache.remember("profile:7", 60, lambda: "inner", wait=5)
+
+    with pytest.raises(CacheError, match="its own computation"):
+        run_while_advancing(clock, lambda: cache.remember("profile:7", 60, profile, wait=5))
+
+    assert not cache.has("profile:7")
+    assert cache.remember("profile:7", 60, lambda: "outer") == "outer"
