@@ -122,7 +122,10 @@ def ttl_ms(ttl: Ttl, what: str = "ttl") -> int | None:
         )
     if not math.isfinite(ttl):
         raise InvalidCacheValue(f"{what} must be finite, got {ttl!r}; use None for forever")
-    return _within_range(ttl < 0, math.ceil(ttl * 1000), ttl, what)
+    # Whole microseconds first, as timedelta(seconds=ttl) takes them: 16.1 * 1000 is
+    # 16100.000000000002 in binary floating point, which would round up to 16101 ms.
+    ms = -(-round(ttl * 1_000_000) // 1000)
+    return _within_range(ttl < 0, ms or (1 if ttl > 0 else 0), ttl, what)
 
 
 def _within_range(negative: bool, ms: int, ttl: object, what: str) -> int:

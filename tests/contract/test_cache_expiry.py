@@ -28,6 +28,20 @@ def test_a_value_is_present_until_its_expiry_and_absent_from_it(
     assert not cache.has("k")
 
 
+@pytest.mark.parametrize("ttl", [16.1, 2.007, 0.161])
+def test_a_ttl_in_decimal_seconds_expires_at_that_millisecond_not_one_later(
+    cache: CachePort, clock: ManualClock, ttl: float
+) -> None:
+    cache.set("k", "v", ttl)
+    clock.advance(timedelta(seconds=ttl) - MS)
+
+    before = cache.get("k")
+    clock.advance(MS)
+
+    assert before == "v"
+    assert cache.get("k") is None
+
+
 def test_a_value_without_ttl_lives_forever(cache: CachePort, clock: ManualClock) -> None:
     cache.set("k", "v")
     cache.forever("f", "v")
