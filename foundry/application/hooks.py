@@ -56,6 +56,11 @@ def _refuse_async(kind: type[Middleware], hook: str) -> None:
         )
 
 
+def _named(hook: Callable[..., Any]) -> str:
+    """``Class.hook`` of a bound hook, for a log record that says whose hook failed."""
+    return str(getattr(hook, "__qualname__", hook))
+
+
 def _checked_metadata(hook: Callable[..., Any], metadata: object) -> Mapping[str, str]:
     """What an ``on_dispatch`` hook returned, if it is a mapping of strings to strings; else
     ``InvalidJob`` naming the hook, so the middleware at fault is found at once."""
@@ -65,7 +70,7 @@ def _checked_metadata(hook: Callable[..., Any], metadata: object) -> Mapping[str
         return metadata
     raise InvalidJob(
         "metadata",
-        f"{getattr(hook, '__qualname__', hook)} returned {metadata!r:.80}; an on_dispatch "
+        f"{_named(hook)} returned {metadata!r:.80}; an on_dispatch "
         "hook returns a dict of str to str (convert numbers with str()), or None",
     )
 
@@ -160,7 +165,7 @@ class Hooks:
             try:
                 hook()
             except Exception:
-                log.exception("middleware %s hook %r failed; the process carries on", kind, hook)
+                log.exception("middleware hook %s failed; the process carries on", _named(hook))
 
     def observer(self, extra: PoolObserver | None = None) -> Observers:
         """The parent's events for these middlewares and ``extra`` (a ``PoolObserver``)."""
@@ -201,4 +206,4 @@ class Observers:
             try:
                 listener(*event)
             except Exception:
-                log.exception("the pool observer failed in %s; ignored", kind)
+                log.exception("%s failed (a pool event); ignored", _named(listener))

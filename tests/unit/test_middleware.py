@@ -277,7 +277,9 @@ def test_a_failing_after_fork_hook_is_logged_and_the_next_ones_still_run(
     hooks.process_started()
 
     assert calls == ["after_fork", "after_fork"]
-    assert any("after_fork" in message for message in foundry_messages(caplog, logging.ERROR))
+    assert foundry_messages(caplog, logging.ERROR) == [
+        "middleware hook Forked.after_fork failed; the process carries on"
+    ]
 
 
 class Listener(Middleware):
@@ -302,7 +304,7 @@ def test_parent_events_reach_every_listener_even_after_one_raises(
 
     assert calls == ["finished completed", "finished completed"]
     assert foundry_messages(caplog, logging.ERROR) == [
-        "the pool observer failed in job_finished; ignored"
+        "Listener.job_finished failed (a pool event); ignored"
     ]
 
 
