@@ -18,6 +18,8 @@ from foundry.domain.errors import InvalidJob
 from foundry.domain.schedule import MAX_DELAY
 
 MAX_LIMIT_KEY_LENGTH = 200
+#: The largest concurrency (what a PostgreSQL integer holds): a larger one would be no limit.
+MAX_CONCURRENCY = 2**31 - 1
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
 _UNITS |= {"h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 _RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*")
@@ -114,9 +116,11 @@ class Limit:
 
     @concurrency.validator
     def _concurrency(self, _: attrs.Attribute[int | None], value: object) -> None:
-        if value is not None and (type(value) is not int or value < 1):
+        if value is not None and (type(value) is not int or not 1 <= value <= MAX_CONCURRENCY):
             raise InvalidJob(
-                "concurrency", f"{value!r} must be a whole number >= 1 (or None for no limit)"
+                "concurrency",
+                f"{value!r:.40} must be a whole number from 1 to at most {MAX_CONCURRENCY} "
+                "(or None for no limit)",
             )
 
     @rate.validator

@@ -318,3 +318,16 @@ def test_a_schedule_whose_payload_cannot_fill_the_limit_key_is_refused_at_declar
     with pytest.raises(foundry.InvalidSchedule, match=r"nightly.*limit_key.*tenant_id"):
         registry.schedule("nightly", sync, every=3600, payload={})
     registry.schedule("hourly", sync, every=3600, payload={"tenant_id": 7})
+
+
+@pytest.mark.parametrize("concurrency", [2**31, 2**63, 10**20])
+def test_a_concurrency_too_large_for_every_queue_is_refused_naming_the_bound(
+    concurrency: int,
+) -> None:
+    def sync(tenant_id: int) -> None:
+        pass
+
+    with pytest.raises(InvalidJob, match=r"concurrency.*at most 2147483647"):
+        _registry().job(concurrency=concurrency)(sync)
+    with pytest.raises(InvalidJob, match="concurrency"):
+        Limit("k", concurrency=concurrency)
