@@ -10,7 +10,17 @@ from datetime import timedelta
 import pytest
 
 from foundry.adapters.clock import ManualClock
-from foundry.domain import Batch, Dead, ErrorInfo, InvalidJob, JobState, RetryPolicy, RunAfter
+from foundry.domain import (
+    Batch,
+    Dead,
+    ErrorInfo,
+    InvalidJob,
+    Job,
+    JobState,
+    Limit,
+    RetryPolicy,
+    RunAfter,
+)
 from foundry.domain.batch import Callback
 from foundry.ports import ClaimRequest, Lease
 from tests.backends import LEASE, BatchQueue, job, state_of
@@ -316,3 +326,21 @@ def test_leases_that_lapse_together_set_off_callbacks_in_deadline_then_id_order(
     assert queue.reap() == 2
 
     assert [lease.job_id for lease in _claim(queue)] == ["a-finally", "b-finally"]
+
+
+def test_a_cancelled_batch_passes_the_slot_its_ready_member_was_given_to_a_job_parked_behind(
+    batch_queue: BatchQueue,
+) -> None:
+    def limited(job_id: str) -> Job:
+        return job(id=job_id, limit=Limit("shared", concurrency=1))
+
+    batch_queue.enqueue(limited("first"))
+    batch_queue.enqueue_batches([Batch([limited("member")], id="b1")])
+    batch_queue.enqueue(limited("behind"))
+    claim = ClaimRequest(["default"], lease=LEASE, limit=5)
+    [lease] = batch_queue.claim(claim)  # member and behind are parked
+    batch_queue.complete(lease)  # member is ready, for the slot first gave back
+
+    batch_queue.cancel_batch("b1")
+
+    assert [lease.job_id for lease in batch_queue.claim(claim)] == ["behind"]

@@ -16,7 +16,7 @@ import psycopg
 from foundry.adapters.postgres.database import Database
 from foundry.adapters.postgres.enqueuing import enqueue_params, refused, storable
 from foundry.adapters.postgres.rows import RowCodec
-from foundry.adapters.postgres.statements import Statements
+from foundry.adapters.postgres.statements import PASS_SLOT_ON, Statements
 from foundry.domain import InvalidJob, Job
 from foundry.domain.batch import Batch, BatchProgress, Callback, one_queue
 from foundry.ports.batches import BatchRecord
@@ -39,9 +39,19 @@ _ENQUEUE = """
         %(dead_age)s::interval, %(now)s::timestamptz)
 """
 
-_CANCEL = """
-    SELECT {s}.cancel_batch(%(queue)s::text, %(id)s::text, %(reason)s::text, %(keep)s::interval,
-                            %(max_dead)s::integer, %(dead_age)s::interval, %(now)s::timestamptz)
+# The ready members' keys are read first, for PASS_SLOT_ON.
+_CANCEL = f"""
+    WITH left_ready AS (
+        SELECT DISTINCT ON (j.queue, j.limit_key) j.queue, j.limit_key, j.limit_concurrency
+          FROM {{s}}.batch_members m JOIN {{s}}.jobs j ON j.queue = m.queue AND j.id = m.job_id
+         WHERE m.batch_id = %(id)s AND (%(queue)s::text IS NULL OR m.queue = %(queue)s)
+           AND j.state = 'ready' AND j.limit_concurrency IS NOT NULL
+    ), cancelled AS (
+        SELECT {{s}}.cancel_batch(
+            %(queue)s::text, %(id)s::text, %(reason)s::text, %(keep)s::interval,
+            %(max_dead)s::integer, %(dead_age)s::interval, %(now)s::timestamptz) AS known
+    ), {PASS_SLOT_ON}
+    SELECT c.known, {{s}}.wake(ARRAY(SELECT queue FROM passed)) FROM cancelled c
 """
 
 _COLUMNS = """
