@@ -28,6 +28,12 @@ def limit_of(
         return base
     rate = None if rate_limit is None else _rate(rate_limit)
     if base is None:
+        if rate is None and concurrency is None:
+            raise InvalidJob(
+                "limit",
+                f"limit_key={limit_key!r} names what a limit is shared by, and {default_key!r} "
+                "declares no limit: give concurrency= or rate_limit= with it",
+            )
         return Limit(default_key if limit_key is None else limit_key, concurrency, rate)
     changes: dict[str, Any] = {"key": base.key if limit_key is None else limit_key}
     if concurrency is not None:

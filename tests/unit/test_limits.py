@@ -331,3 +331,16 @@ def test_a_concurrency_too_large_for_every_queue_is_refused_naming_the_bound(
         _registry().job(concurrency=concurrency)(sync)
     with pytest.raises(InvalidJob, match="concurrency"):
         Limit("k", concurrency=concurrency)
+
+
+def test_a_limit_key_alone_for_a_handler_without_a_limit_says_what_is_missing() -> None:
+    registry = _registry()
+
+    @registry.job
+    def report() -> None:
+        pass
+
+    with pytest.raises(InvalidJob, match=r"limit_key='nightly'.*declares no limit.*concurrency="):
+        _dispatcher(registry).dispatch(report, limit_key="nightly")
+    with pytest.raises(InvalidJob, match=r"limit_key='nightly'.*concurrency="):
+        registry.job(name="other", limit_key="nightly")(lambda: None)
