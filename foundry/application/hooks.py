@@ -65,7 +65,7 @@ def _checked_metadata(hook: Callable[..., Any], metadata: object) -> Mapping[str
     """What an ``on_dispatch`` hook returned, if it is a mapping of strings to strings; else
     ``InvalidJob`` naming the hook, so the middleware at fault is found at once."""
     if isinstance(metadata, Mapping) and all(
-        type(key) is str and type(value) is str for key, value in metadata.items()
+        isinstance(key, str) and isinstance(value, str) for key, value in metadata.items()
     ):
         return metadata
     raise InvalidJob(
