@@ -135,7 +135,7 @@ def not_a_job(error: JobNotFound, batch: BatchRecord | None, instead: str) -> Jo
     if batch is None:
         return error
     better = JobNotFound(error.job_id, error.queue)
-    better.args = (f"{error.job_id!r} is a batch, not a job: {instead}({error.job_id!r}) reads it",)
+    better.args = (f"{error.job_id!r} is a batch, not a job: use {instead}({error.job_id!r})",)
     return better
 
 

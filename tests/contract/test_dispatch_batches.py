@@ -170,9 +170,9 @@ def test_result_and_cancel_of_a_batch_id_say_it_is_a_batch(dispatcher: AnyDispat
     middle = dispatcher.build_batch([(resize, {"n": 1})])
     ids = dispatcher.chain([(done, {}), middle])
 
-    with pytest.raises(JobNotFound, match="is a batch, not a job: batch_record"):
+    with pytest.raises(JobNotFound, match="is a batch, not a job: use batch_record"):
         dispatcher.result(ids[1], timeout=0)
-    with pytest.raises(JobNotFound, match="is a batch, not a job: cancel_batch"):
+    with pytest.raises(JobNotFound, match="is a batch, not a job: use cancel_batch"):
         dispatcher.cancel(ids[1])
     with pytest.raises(JobNotFound, match="check the id"):
         dispatcher.result("missing", timeout=0)
