@@ -44,7 +44,7 @@ class BatchMaker:
         return Batch(
             members,
             {
-                name: self._callback(step, home, chosen)
+                name: self._callback(name, step, home, chosen)
                 for name, step in callbacks.items()
                 if step is not None
             },
@@ -52,12 +52,18 @@ class BatchMaker:
             id=chosen,
         )
 
-    def _callback(self, step: Step, queue: str, batch_id: str) -> Job:
+    def _callback(self, name: str, step: Step, queue: str, batch_id: str) -> Job:
         if isinstance(step, Job):
             job = step
-        elif isinstance(step, tuple):
+        elif isinstance(step, tuple) and len(step) == 2:
             target, payload = step
             job = self._jobs.build(target, payload, queue=queue)
-        else:
+        elif isinstance(step, str) or callable(step):
             job = self._jobs.build(step, None, queue=queue)
+        else:
+            raise InvalidJob(
+                "callbacks",
+                f"the {name} callback is {step!r:.80}: give one (handler, payload) pair, a job "
+                "from build() or a handler (for several jobs, one callback that dispatches them)",
+            )
         return attrs.evolve(job, queue=queue, metadata={**job.metadata, BATCH_KEY: batch_id})

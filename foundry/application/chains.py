@@ -67,7 +67,7 @@ def chain_jobs(
 
     if not steps:
         raise InvalidJob("steps", "a chain needs at least one (handler, payload) step")
-    if result_as is not None and not result_as.isidentifier():
+    if result_as is not None and not (isinstance(result_as, str) and result_as.isidentifier()):
         raise InvalidJob("result_as", f"{result_as!r} must be a keyword argument's name")
     if result_as is not None and any(isinstance(step, Batch) for step in steps):
         raise InvalidJob("result_as", "a chain holding a batch cannot pass results on")

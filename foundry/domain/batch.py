@@ -162,6 +162,11 @@ def _callbacks(
     return out
 
 
+def _flag(_: object, attribute: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidJob(attribute.name, f"{value!r} must be True or False")
+
+
 @attrs.frozen
 class Batch:
     """Jobs dispatched together (``jobs``, all of one queue), and the jobs to enqueue when the
@@ -175,7 +180,7 @@ class Batch:
 
     jobs: tuple[Job, ...] = attrs.field(converter=_members)
     callbacks: dict[Callback, Job] = attrs.field(factory=dict, converter=_callbacks)
-    allow_failures: bool = False
+    allow_failures: bool = attrs.field(default=False, validator=_flag)
     id: str = attrs.field(factory=new_job_id)
 
     def __attrs_post_init__(self) -> None:

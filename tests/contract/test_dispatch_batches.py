@@ -89,6 +89,13 @@ def test_bad_batches_are_refused_before_anything_is_sent(
     with pytest.raises(InvalidJob, match="not in queue"):
         dispatcher.batch([dispatcher.build(resize, {"n": 1}, after=("missing",))])
 
+    with pytest.raises(InvalidJob, match="then callback is"):
+        dispatcher.batch([(resize, {"n": 1})], then=[(done, {}), (done, {})])
+    with pytest.raises(InvalidJob, match="catch callback is"):
+        dispatcher.batch([(resize, {"n": 1})], catch=(done, {}, "extra"))
+    with pytest.raises(InvalidJob, match="allow_failures"):
+        dispatcher.batch([(resize, {"n": 1})], allow_failures="yes")  # type: ignore[arg-type]
+
     assert batch_queue.stats("media").pending == 0
     assert batch_queue.batches("media") == []
     with pytest.raises(BatchNotFound, match="no batch"):

@@ -109,6 +109,7 @@ def test_result_as_marks_the_later_steps_and_fills_a_placeholder(
         ([(fetch, {"url": "u"}), (parse, {"text": "mine"})], {"result_as": "text"}, InvalidJob),
         ([(report, {"account": 1}), (parse, {})], {}, InvalidJob),  # a duplicate never ends
         ([(fetch, {"url": "u"}), (report, {"account": 1})], {}, InvalidJob),
+        ([(fetch, {"url": "u"}), (parse, {})], {"result_as": 5}, InvalidJob),
     ],
 )
 def test_a_bad_chain_is_refused_and_nothing_is_written(
