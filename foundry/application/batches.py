@@ -33,7 +33,7 @@ class BatchMaker:
     ) -> Batch:
         """The batch (raises ``InvalidJob`` / ``UnknownHandler`` before anything is sent)."""
         items = list(steps)
-        pairs = [item for item in items if not isinstance(item, Job)]
+        pairs = [_pair(item) for item in items if not isinstance(item, Job)]
         made = iter(self._jobs.many(pairs))  # type: ignore[arg-type]  # many names bad items
         members = [item if isinstance(item, Job) else next(made) for item in items]
         if not members:
@@ -67,3 +67,15 @@ class BatchMaker:
                 "from build() or a handler (for several jobs, one callback that dispatches them)",
             )
         return attrs.evolve(job, queue=queue, metadata={**job.metadata, BATCH_KEY: batch_id})
+
+
+def _pair(item: object) -> tuple[object, ...]:
+    """``item``, a batch's (handler, payload) pair, as a tuple; ``InvalidJob`` naming what it
+    got instead."""
+    if not isinstance(item, tuple | list) or len(item) != 2:
+        raise InvalidJob(
+            "jobs",
+            f"a batch takes (handler, payload) pairs or jobs from build(), got {item!r:.80}; "
+            "write batch([(resize, {'image': 1}), ...])",
+        )
+    return tuple(item)

@@ -89,6 +89,8 @@ def test_bad_batches_are_refused_before_anything_is_sent(
     with pytest.raises(InvalidJob, match="not in queue"):
         dispatcher.batch([dispatcher.build(resize, {"n": 1}, after=("missing",))])
 
+    with pytest.raises(InvalidJob, match="a batch takes"):
+        dispatcher.batch(["resize"])  # type: ignore[list-item]
     with pytest.raises(InvalidJob, match="then callback is"):
         dispatcher.batch([(resize, {"n": 1})], then=[(done, {}), (done, {})])
     with pytest.raises(InvalidJob, match="catch callback is"):
