@@ -200,8 +200,7 @@ def test_a_batch_whose_record_expired_is_refused_as_a_dependency(
     queue = batch_queue
     queue.enqueue_batches([Batch([job(id="a")], id="b1")])
     _complete_all(queue, "a")
-    clock.advance(timedelta(hours=2))  # past the ended batch's hour
-    assert queue.batch("b1") is None
+    clock.advance(timedelta(hours=2))  # past the ended batch's hour (no read since)
 
     with pytest.raises(InvalidJob, match="a job can wait only for jobs of its own queue"):
         queue.enqueue(job(id="next", after=("b1",)))
@@ -209,6 +208,7 @@ def test_a_batch_whose_record_expired_is_refused_as_a_dependency(
         queue.enqueue_batches([Batch([job(id="m", after=("b1",))], id="b2")])
 
     assert [state_of(queue, name) for name in ("next", "m")] == [None, None]
+    assert queue.batch("b1") is None
 
 
 def test_a_job_never_takes_a_kept_batchs_id(batch_queue: BatchQueue) -> None:
@@ -279,6 +279,22 @@ def test_a_resent_dispatch_changes_nothing(batch_queue: BatchQueue) -> None:
     assert record is not None
     assert (record.progress.completed, record.progress.pending) == (1, 1)
     assert _claim(queue) == []
+
+
+def test_a_batch_id_whose_record_expired_can_be_used_again(
+    batch_queue: BatchQueue, clock: ManualClock
+) -> None:
+    queue = batch_queue
+    queue.enqueue_batches([Batch([job(id="a")], id="daily")])
+    _complete_all(queue, "a")
+    clock.advance(timedelta(hours=2))  # past the ended batch's hour
+
+    queue.enqueue_batches([Batch([job(id="a2")], id="daily")])
+
+    record = queue.batch("daily")
+    assert record is not None
+    assert (record.state, record.progress.pending) == ("running", 1)
+    assert state_of(queue, "a2") is JobState.READY
 
 
 def test_batches_are_listed_newest_first(batch_queue: BatchQueue, clock: ManualClock) -> None:

@@ -92,7 +92,7 @@ class MemoryBatches:
         with self._store.cond:
             now = self._store.tick()
             state = self._store.queue(queue)
-            if any(isinstance(item, Batch) and (queue, item.id) in self._batches for item in items):
+            if any(isinstance(item, Batch) and self._kept(queue, item.id) for item in items):
                 return  # a re-send: the first one stored everything
             self._check_ids(state, items)
             self._check_known(state, items)
@@ -107,13 +107,13 @@ class MemoryBatches:
 
     def known(self, queue: str) -> Callable[[str], bool]:
         """Whether an id names a batch ``queue`` keeps (a job may wait for it)."""
-        return lambda batch_id: (queue, batch_id) in self._batches
+        return lambda batch_id: self._kept(queue, batch_id) is not None
 
     def refuse_batch_ids(self, jobs: Sequence[Job]) -> None:
         """``InvalidJob`` (before any write) for a job whose id is a kept batch's: batch and
         job ids share one space."""
         for job in jobs:
-            if (job.queue, job.id) in self._batches:
+            if self._batches and self._kept(job.queue, job.id):
                 raise InvalidJob(
                     "id",
                     f"{job.id!r} is a batch's id in queue {job.queue!r} (batch and job ids "
@@ -236,8 +236,12 @@ class MemoryBatches:
             return stored
         return None
 
+    def _kept(self, queue: str, batch_id: str) -> _Stored | None:
+        """The batch, unless unknown or kept past its time (then forgotten: its id is free)."""
+        return self._find(batch_id, queue, self._store.clock.now())
+
     def _as_dependency(self, state: QueueState, batch_id: str) -> JobState | None:
-        stored = self._batches.get((state.name, batch_id))
+        stored = self._kept(state.name, batch_id)
         if stored is None:
             return None
         if not stored.progress.finished:

@@ -956,15 +956,34 @@ local function batch_members_ended(bid, field, k, now)
   end
 end
 
+-- Forget an ended batch's record (its id is free again).
+local function forget_batch(bid)
+  redis.call("DEL", BASE .. "b:" .. bid, BASE .. "bm:" .. bid)
+  redis.call("HDEL", STATE, bid)
+  redis.call("ZREM", BASE .. "batches", bid)
+  redis.call("ZREM", BASE .. "batches:end", bid)
+end
+
+-- Whether the queue keeps batch `id`: stored, and not an ended batch's record kept past its
+-- time (that one is forgotten here, so the id is free again).
+local function batch_kept(id, now)
+  local v = redis.call("HMGET", BASE .. "b:" .. id, "t", "ex")
+  if not v[1] then
+    return false
+  end
+  if v[2] and tonumber(v[2]) <= now then
+    forget_batch(id)
+    return false
+  end
+  return true
+end
+
 -- Forget the records of ended batches kept past their time, a bounded batch at a time.
 local function expire_batches(now)
   local old = redis.call("ZRANGEBYSCORE", BASE .. "batches:end", "-inf", n2s(now), "LIMIT", "0",
     "100")
   for _, bid in ipairs(old) do
-    redis.call("DEL", BASE .. "b:" .. bid, BASE .. "bm:" .. bid)
-    redis.call("HDEL", STATE, bid)
-    redis.call("ZREM", BASE .. "batches", bid)
-    redis.call("ZREM", BASE .. "batches:end", bid)
+    forget_batch(bid)
   end
 end
 

@@ -33,7 +33,7 @@ for i = 0, nb - 1 do
   batches[#batches + 1] = { b = b, id = ARGV[b], first = first, last = first + count - 1 }
 end
 for _, batch in ipairs(batches) do
-  if redis.call("EXISTS", BASE .. "b:" .. batch.id) == 1 then
+  if batch_kept(batch.id, now) then
     return { redis.call("HGET", META, "epoch") or ARGV[2] }
   end
   if redis.call("HEXISTS", JOBS, batch.id) == 1 then
@@ -43,14 +43,14 @@ end
 -- Before any write: no job or callback takes a kept batch's id (the ids share one space).
 for i = 0, n - 1 do
   local id = ARGV[first_job + i * PER_JOB]
-  if redis.call("EXISTS", BASE .. "b:" .. id) == 1 then
+  if batch_kept(id, now) then
     return { "!j", i, id }
   end
 end
 for _, batch in ipairs(batches) do
   for k = 0, 2 do
     local id = ARGV[batch.b + 4 + k * 6]
-    if id ~= "" and redis.call("EXISTS", BASE .. "b:" .. id) == 1 then
+    if id ~= "" and batch_kept(id, now) then
       return { "!j", -1, id }
     end
   end

@@ -57,7 +57,7 @@ end
 local earlier = {}
 for i = 0, n - 1 do
   local b = 3 + i * per
-  if redis.call("EXISTS", BASE .. "b:" .. ARGV[b]) == 1 then
+  if batch_kept(ARGV[b], now) then
     return { "!j", i, ARGV[b] }
   end
   if ARGV[b + 7] ~= "" then
