@@ -257,6 +257,17 @@ def test_an_id_beginning_with_a_dash_is_shown_how_to_pass(command: list[str]) ->
     assert shown.exit_code == 0, shown.output
 
 
+def test_job_show_says_which_jobs_a_waiting_job_waits_for() -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    queue.enqueue_many([Job("a", id="first"), Job("b", id="then", after=("first",))])
+
+    shown = invoke(container_for(queue, clock), "job", "show", "then")
+
+    assert shown.exit_code == 0, shown.output
+    assert "waits for: first" in shown.stdout
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

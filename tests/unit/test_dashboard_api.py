@@ -200,6 +200,8 @@ def test_jobs_waiting_for_others_are_listed_and_can_be_deleted(dash: Dash) -> No
     assert page.status_code == 200
     assert "then1" in page.text
     assert 'action="/jobs/then1/delete"' in job_page.text
+    assert 'href="/jobs/first?queue=q"' in job_page.text  # what it waits for
+    assert listed.json()["jobs"][0]["job"]["after"] == ["first"]
     assert deleted.json() == {"deleted": True}
 
 

@@ -23,6 +23,8 @@ def show_record(record: JobRecord) -> None:
     name = common.escape(job.name)
     out.print(f"[bold]{job.id}[/]  {name}  queue={job.queue}  state={record.state.value}")
     out.print(f"attempts: {record.attempts} of {job.max_attempts}")
+    if job.after:
+        out.print(f"waits for: {', '.join(job.after)} (if one fails: {job.after_failure.value})")
     if record.worker:
         out.print(f"worker: {common.escape(record.worker)}")
     if record.progress is not None:

@@ -252,6 +252,8 @@ def job_json(job: Job) -> dict[str, Any]:
         "timeout_s": job.timeout.total_seconds(),
         "created_at": iso(job.created_at),
         "metadata": job.metadata,
+        "after": list(job.after),
+        "after_failure": job.after_failure.value,
     }
 
 
