@@ -59,6 +59,7 @@ def test_the_dashboard_shows_the_other_queues_and_names_the_broken_one(
         listed = client.get("/api/queues")
         page = client.get("/queues")
         one = client.get("/api/queues/b")
+        history = client.get("/api/queues/b/history")
 
     assert listed.status_code == 200, listed.text
     rows = {row["queue"]: row for row in listed.json()["queues"]}
@@ -70,6 +71,7 @@ def test_the_dashboard_shows_the_other_queues_and_names_the_broken_one(
     assert one.status_code == 500
     assert "{b}:ready is a string" in one.json()["error"]
     assert "unreachable" not in one.json()["error"]
+    assert history.status_code == 200  # kept by the dashboard, whatever the backend holds
 
 
 def test_the_backend_metrics_serve_the_other_queues_and_flag_the_broken_one(

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from foundry.entrypoints.dashboard.batch_views import batch_json
 from foundry.entrypoints.dashboard.errors import NotFound, error_response
 from foundry.entrypoints.dashboard.schedule_views import ScheduleViews, schedule_json
-from foundry.entrypoints.dashboard.values import BadInput, bounded, seconds
+from foundry.entrypoints.dashboard.values import BadInput, bounded, queue_name, seconds
 from foundry.entrypoints.dashboard.views import (
     MAX_PAGE,
     Views,
@@ -108,7 +108,7 @@ def _queue(views: Views, _: Params, path: Params) -> Any:
 
 
 def _history(views: Views, _: Params, path: Params) -> Any:
-    queues = None if "queue" not in path else [views.queue_row(path["queue"])[0].queue]
+    queues = None if "queue" not in path else [queue_name(path["queue"])]
     points = views.sampler.history.minutes(queues, views.clock.now())
     return {
         "minutes": [
