@@ -501,6 +501,22 @@ def test_the_schedules_page_pauses_and_resumes_through_its_forms(dash: Dash) -> 
     assert missing.status_code == 404
 
 
+def test_the_job_page_delete_leaves_a_job_that_died_since_the_page_was_drawn(
+    dash: Dash,
+) -> None:
+    dash.queue.enqueue(Job("a", id="j1"))
+    drawn = dash.client.get("/jobs/j1")
+    dash.kill("j1")  # meanwhile, a worker ran it and it went dead
+
+    form = {"csrf_token": dash.csrf, "queue": "default", "back": "/queues/default"}
+    answer = dash.client.post("/jobs/j1/delete", data=form, follow_redirects=False)
+
+    assert 'action="/jobs/j1/delete"' in drawn.text
+    assert answer.status_code == 409
+    assert "is dead now" in answer.text
+    assert dash.queue.stats("default").dead == 1
+
+
 def test_an_unknown_api_path_or_method_answers_json_naming_it(dash: Dash) -> None:
     unknown = dash.client.get("/api/job/j1")
     wrong_method = dash.client.get("/api/queues/q/pause")

@@ -22,14 +22,25 @@ class NotFound(LookupError):
     """The job (or queue) asked for is not there."""
 
 
+class Changed(Exception):
+    """The job changed since the page offering the action was drawn (HTTP 409)."""
+
+
+#: Errors shown as their own message, with their status; the first that matches wins (a
+#: broken queue's data is no outage: the backend answers, one queue's keys are wrong).
+_SHOWN: tuple[tuple[tuple[type[BaseException], ...], int], ...] = (
+    ((BadInput, InvalidJob), 400),
+    ((NotFound,), 404),
+    ((Changed,), 409),
+    ((QueueBroken,), 500),
+)
+
+
 def status_and_message(error: BaseException) -> tuple[int, str]:
     """The HTTP status and the message a client may see for ``error``."""
-    if isinstance(error, BadInput | InvalidJob):
-        return 400, str(error)
-    if isinstance(error, NotFound):
-        return 404, str(error)
-    if isinstance(error, QueueBroken):  # the backend answers; this queue's data is wrong
-        return 500, str(error)
+    for kinds, status in _SHOWN:
+        if isinstance(error, kinds):
+            return status, str(error)
     if isinstance(error, QueueUnavailable | CacheUnavailable):
         return 503, f"the queue backend is unreachable ({error}); the page retries"
     if isinstance(error, FoundryError):

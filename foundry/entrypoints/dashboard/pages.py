@@ -266,7 +266,7 @@ def _purge_dead(views: Views, _: Request, form: Form) -> str:
 
 def _delete(views: Views, request: Request, form: Form) -> str:
     job_id = request.path_params["job_id"]
-    if not views.delete(_field(form, "queue"), job_id):
+    if not views.delete_pending(_field(form, "queue"), job_id):
         raise NotFound(f"no pending or dead job {job_id!r} to delete (running jobs cannot be)")
     return f"deleted job {job_id}"
 

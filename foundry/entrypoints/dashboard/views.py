@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from foundry.domain import ErrorInfo, Job, JobState, Progress, QueueBroken
-from foundry.entrypoints.dashboard.errors import NotFound
+from foundry.entrypoints.dashboard.errors import Changed, NotFound
 from foundry.entrypoints.dashboard.history import Sampler, Snapshot
 from foundry.entrypoints.dashboard.values import iso, job_id, job_state, queue_name, seconds
 from foundry.entrypoints.overview import read_stats
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 #: The dead letters page reads at most this many of each queue's newest letters.
 DEAD_SCAN = 500
 MAX_PAGE = 500
+PENDING = (JobState.READY, JobState.DELAYED, JobState.WAITING)
 
 
 @attrs.frozen
@@ -213,6 +214,18 @@ class Views:
         removed = self.queue.purge_dead(queue_name(raw_queue))
         self.sampler.invalidate()
         return removed
+
+    def delete_pending(self, raw_queue: str, raw_id: str) -> bool:
+        """Delete one job the page showed pending; ``Changed`` if it has started or ended
+        since (a dead letter is not deleted by a button that said "pending")."""
+        name, one = queue_name(raw_queue), job_id(raw_id)
+        record = self.queue.get(one, name)
+        if record is not None and record.state not in PENDING:
+            raise Changed(
+                f"job {one} is {record.state.value} now (it was pending when the page was "
+                "drawn), so it was left as it is; reload the page"
+            )
+        return self.delete(name, one)
 
     def delete(self, raw_queue: str, raw_id: str) -> bool:
         """Delete one pending or dead job."""
