@@ -88,7 +88,7 @@ def _templates() -> Jinja2Templates:
     return Jinja2Templates(env=environment)
 
 
-def unrouted_message(request: Request, error: HTTPException) -> str:
+def _unrouted_message(request: Request, error: HTTPException) -> str:
     """What to tell a client whose request no route takes: the path, or the methods it takes."""
     path = request.url.path[:200]
     if error.status_code == 405:
@@ -101,7 +101,7 @@ def unrouted_message(request: Request, error: HTTPException) -> str:
 
 async def _unrouted(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    message = unrouted_message(request, error)
+    message = _unrouted_message(request, error)
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": message}, error.status_code, headers=error.headers)
     return pages.error_page(request, message, error.status_code)
