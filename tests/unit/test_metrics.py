@@ -17,9 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.application.pool import Outcome
-from foundry.domain import Job, RunAfter
+from foundry.domain import ConfigurationError, Job, RunAfter
 from foundry.entrypoints.metrics.backend import BackendCollector
 from foundry.entrypoints.metrics.pool import PoolMetrics
+from foundry.entrypoints.metrics.server import MetricsServer
 from foundry.ports import Lease, WorkerInfo
 from tests.cli_support import container_for, invoke
 
@@ -176,3 +177,20 @@ def _docs() -> str:
 def _series_names(family: Metric) -> list[str]:
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
     return [family.name + suffix for suffix in suffixes.get(family.type, [""])]
+
+
+@pytest.mark.parametrize(
+    ("host", "named"), [("nosuchhost.invalid", "--host"), ("127.0.0.1", "--port")]
+)
+def test_a_bind_that_fails_names_the_address_and_the_option_to_change(
+    host: str, named: str
+) -> None:
+    taken = MetricsServer(CollectorRegistry(), "127.0.0.1", 0)
+    try:
+        with pytest.raises(ConfigurationError) as raised:
+            MetricsServer(CollectorRegistry(), host, taken.port)
+    finally:
+        taken.stop()
+
+    assert f"{host}:{taken.port}" in str(raised.value)
+    assert named in str(raised.value)

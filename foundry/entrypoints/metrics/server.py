@@ -10,6 +10,7 @@ touch the metrics anyway; the gate keeps the interpreter's own state consistent.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -55,6 +56,13 @@ def _gated(app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> Any:
     return serve
 
 
+def _bind_fix(error: OSError) -> str:
+    """What to change when binding failed: the port if it is taken, else the host."""
+    if error.errno == errno.EADDRINUSE:
+        return "choose another --metrics-port / --port, or free that one"
+    return "bind an address of this machine with --metrics-host / --host (127.0.0.1, 0.0.0.0)"
+
+
 class MetricsServer:
     """``/metrics`` of ``registry`` on ``host:port``, served by one daemon thread."""
 
@@ -67,7 +75,7 @@ class MetricsServer:
         except OSError as error:
             raise ConfigurationError(
                 f"cannot serve metrics on {host}:{port} ({error.strerror or error}); "
-                "choose another --metrics-port / --port, or free that one"
+                + _bind_fix(error)
             ) from error
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="foundry-metrics", daemon=True
