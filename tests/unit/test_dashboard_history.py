@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
@@ -125,3 +128,61 @@ def test_delayed_jobs_coming_due_leave_the_wait_carried_and_exact() -> None:
     assert waits == [10 * S, 15 * S, 20 * S, 25 * S]
     assert waits[-1] == memory.oldest_ready_age(["q"])[0]
     assert counting.readings == 1
+
+
+class _GatedQueue:
+    """A memory queue whose ``stats_many`` waits while ``open`` is clear, counting calls."""
+
+    def __init__(self, queue: MemoryQueue) -> None:
+        self._queue = queue
+        self.open = threading.Event()
+        self.open.set()
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+    def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
+        self.reads += 1
+        self.open.wait(timeout=30)
+        return self._queue.stats_many(queues)
+
+
+class _WatchedClock(ManualClock):
+    """A clock that sets ``all_asked`` once ``expected`` threads other than the test's have
+    read it."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__(START)
+        self._askers: set[int] = set()
+        self._expected = expected
+        self.all_asked = threading.Event()
+
+    def now(self) -> datetime:
+        if threading.current_thread() is not threading.main_thread():
+            self._askers.add(threading.get_ident())
+            if len(self._askers) >= self._expected:
+                self.all_asked.set()
+        return super().now()
+
+
+def test_pages_asking_while_a_sample_is_read_share_it_rather_than_each_reading_again() -> None:
+    pages = 4
+    clock = _WatchedClock(pages)
+    queue = _GatedQueue(MemoryQueue(clock))
+    queue.enqueue(Job("a"))
+    sampler = Sampler(queue, clock, 5 * S)  # type: ignore[arg-type]
+    sampler.sample()
+    clock.advance(6 * S)  # the snapshot is stale: the next page to ask reads the backend
+    queue.open.clear()
+    queue.reads = 0
+    threads = [threading.Thread(target=sampler.snapshot) for _ in range(pages)]
+
+    for thread in threads:
+        thread.start()
+    clock.all_asked.wait(timeout=30)  # every page found no fresh snapshot, then asked
+    queue.open.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert queue.reads == 1

@@ -220,13 +220,17 @@ class Sampler:
         is broken), and ``oldest_ready_age`` of the queues with ready jobs whose wait is due a
         reading (see the class)."""
         with self._lock:
-            rows, broken = read_stats(self.queue, self.queue.queues())
-            now = self._clock.now()
-            ages = self._ages(rows, now)
-            snapshot = Snapshot(now, tuple(rows), tuple(ages), tuple(broken))
-            self.history.add(snapshot)
-            self._latest = snapshot
-            return snapshot
+            return self._sample()
+
+    def _sample(self) -> Snapshot:
+        """``sample`` under the lock the caller holds."""
+        rows, broken = read_stats(self.queue, self.queue.queues())
+        now = self._clock.now()
+        ages = self._ages(rows, now)
+        snapshot = Snapshot(now, tuple(rows), tuple(ages), tuple(broken))
+        self.history.add(snapshot)
+        self._latest = snapshot
+        return snapshot
 
     def _ages(self, rows: list[QueueStats], now: datetime) -> list[timedelta | None]:
         waiting = [row for row in rows if row.ready]
@@ -251,11 +255,19 @@ class Sampler:
         return self._samples % WAITS_EVERY == 0 and wait.moved(row)
 
     def snapshot(self) -> Snapshot:
-        """The latest reading if fresh enough, else a new one."""
+        """The latest reading if fresh enough, else a new one: pages asking while a reading
+        is under way wait for it and share it, rather than each reading again."""
+        latest = self._fresh()
+        if latest is not None:
+            return latest
+        with self._lock:
+            return self._fresh() or self._sample()
+
+    def _fresh(self) -> Snapshot | None:
         latest = self._latest
         if latest is not None and self._clock.now() - latest.at < self._fresh_for:
             return latest
-        return self.sample()
+        return None
 
     def invalidate(self) -> None:
         """Forget the latest reading (after an action changed the queues)."""
