@@ -26,8 +26,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from foundry.adapters.clock import SystemClock
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.application.dispatcher import Dispatcher
-from foundry.domain import Batch, Callback, Job, JobState
-from foundry.ports import ScheduleEntry
+from foundry.domain import Batch, Callback, Dead, ErrorInfo, Job, JobState
+from foundry.ports import ClaimRequest, ScheduleEntry
 from tests.backends import unique_prefix
 from tests.e2e import observed
 from tests.e2e.browser import alert_opened, chromium, click, text, wait_until
@@ -278,3 +278,21 @@ def test_a_batch_shows_its_progress_and_is_cancelled_by_a_confirmed_click(
     assert record is not None
     assert (record.state, record.progress.cancelled) == ("cancelled", 3)
     assert "cancelled" in text(browser, By.ID, f"batch-{batch_id}")
+
+
+def test_delete_on_a_job_page_drawn_while_pending_leaves_the_job_that_died_since(
+    scene: Scene, browser: webdriver.Chrome
+) -> None:
+    job_id = f"stale-{secrets.token_hex(4)}"
+    scene.queue.enqueue(Job("parked.task", id=job_id, queue=PARKED, priority=9))
+    browser.get(scene.base + f"/jobs/{job_id}")
+    [lease] = scene.queue.claim(ClaimRequest([PARKED], lease=timedelta(seconds=30)))
+    assert lease.job_id == job_id  # the page still offers "Delete this pending job?"
+    scene.queue.fail(lease, ErrorInfo("builtins.ValueError", "gone"), Dead("gave up"))
+
+    click(browser, By.XPATH, "//button[text()='Delete']")
+    WebDriverWait(browser, 20).until(alert_opened)
+    browser.switch_to.alert.accept()
+    wait_until(browser, lambda d: "is dead now" in text(d, By.CLASS_NAME, "error-message"))
+
+    assert scene.state(job_id) is JobState.DEAD
