@@ -196,7 +196,8 @@ class Views:
     def forget_dead(self, raw_queue: str, raw_ids: Sequence[str]) -> tuple[int, list[str]]:
         """Delete the named dead letters; how many, and the ids that were not dead letters."""
         name = queue_name(raw_queue)
-        ids = [job_id(raw) for raw in raw_ids]  # all checked before any is deleted
+        # All checked before any is deleted; an id sent twice is one letter, forgotten once.
+        ids = list(dict.fromkeys(job_id(raw) for raw in raw_ids))
         missing = []
         for one in ids:
             record = self.queue.get(one, name)
@@ -207,7 +208,7 @@ class Views:
             ):
                 missing.append(one)
         self.sampler.invalidate()
-        return len(raw_ids) - len(missing), missing
+        return len(ids) - len(missing), missing
 
     def purge_dead(self, raw_queue: str) -> int:
         """Remove every dead letter of a queue."""
