@@ -420,6 +420,6 @@ def _check_key_fields(handler: Handler) -> None:
 
 
 def _fill_unique(unique: UniqueSpec | None, payload: Mapping[str, Any]) -> UniqueSpec | None:
-    if unique is None or "{" not in unique.key:
-        return unique
+    if not isinstance(unique, UniqueSpec) or "{" not in unique.key:
+        return unique  # not a spec: the job's own check names the fix
     return attrs.evolve(unique, key=fill_key(unique.key, payload, "unique"))

@@ -309,7 +309,7 @@ class UniqueSpec:
 def _check_unique(value: object) -> str | None:
     if value is None or isinstance(value, UniqueSpec):
         return None
-    return f"{value!r} must be a UniqueSpec or None"
+    return f"{value!r:.80} must be a UniqueSpec or None, like UniqueSpec('report-{{account}}')"
 
 
 def _id_tuple(value: Any) -> tuple[str, ...]:

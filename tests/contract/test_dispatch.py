@@ -130,6 +130,16 @@ def test_a_bad_delay_or_moment_is_an_invalid_job_naming_the_fix(
     assert queue.stats("images").delayed == 0
 
 
+@pytest.mark.parametrize("unique", [True, "resize-1", {"key": "resize-1"}])
+def test_a_unique_that_is_not_a_unique_spec_is_an_invalid_job_naming_the_fix(
+    dispatcher: AnyDispatcher, queue: Queue, unique: object
+) -> None:
+    with pytest.raises(InvalidJob, match=r"must be a UniqueSpec or None, like UniqueSpec\("):
+        dispatcher.dispatch("resize", {"width": 1}, unique=unique)
+
+    assert queue.stats("images").ready == 0
+
+
 def test_delay_and_at_together_are_an_invalid_job(
     dispatcher: AnyDispatcher, clock: ManualClock
 ) -> None:
