@@ -314,9 +314,7 @@ def test_forget_and_purge_remove_dead_letters(dash: Dash) -> None:
         dash.kill(f"d{n}")
     dash.queue.enqueue(Job("a", id="pending"))
 
-    forgot = dash.post(
-        "/api/dead/forget", {"queue": "default", "job_ids": ["d0", "pending", "d0"]}
-    )
+    forgot = dash.post("/api/dead/forget", {"queue": "default", "job_ids": ["d0", "pending", "d0"]})
     empty = dash.post("/api/dead/forget", {"queue": "default", "job_ids": []})
     purged = dash.post("/api/dead/purge", {"queue": "default"})
 
