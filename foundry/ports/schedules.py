@@ -56,7 +56,8 @@ class SchedulePort(Protocol):
 
     def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool:
         """Let a paused (or orphaned) schedule fire again from ``next_at``; ticks missed while
-        paused are not caught up. Whether it exists."""
+        paused are not caught up. One neither paused nor orphaned is left as it is (moving
+        its next tick would drop a tick it has yet to fire). Whether it exists."""
         ...
 
     def forget_schedule(self, queue: str, name: str) -> bool:

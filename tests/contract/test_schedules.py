@@ -407,6 +407,24 @@ def test_a_schedule_skipping_overlaps_is_not_fired_ahead_of_its_tick(
     assert queue.stats("periodic").ready == 1
 
 
+def test_resuming_a_schedule_that_is_not_paused_keeps_the_tick_it_has_yet_to_fire(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app()
+    (schedule,) = registry.schedules()
+    scheduler = Scheduler(queue, registry)
+    scheduler.step()
+    due = queue.schedule_states()[0].next_at
+    clock.advance(MINUTE + timedelta(seconds=30))  # its tick is due, no scheduler ran yet
+
+    assert queue.resume_schedule("periodic", "every-minute", queue.poll((), 0).now)
+    kept = queue.schedule_states()[0]
+    scheduler.step()
+
+    assert (kept.next_at, kept.paused) == (due, False)
+    assert jobs_of(queue, schedule, minutes(1)) == [True]
+
+
 def test_a_schedule_resumed_from_the_backends_now_skips_the_missed_ticks_and_keeps_its_pace(
     queue: Queue, clock: ManualClock
 ) -> None:

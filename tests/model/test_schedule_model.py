@@ -191,8 +191,9 @@ class ScheduleMachine(RuleBasedStateMachine):
     def resume(self, name: str) -> None:
         next_at = self.schedules[name].first_tick(self.clock.now())
         assert self.queue.resume_schedule(QUEUE, name, next_at)
+        if self.model[name].paused:  # an active one keeps the tick it has yet to fire
+            self.model[name].due_from = next_at
         self.model[name].paused = False
-        self.model[name].due_from = next_at
 
     # -- invariants -------------------------------------------------------------------------
 

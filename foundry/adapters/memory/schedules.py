@@ -186,8 +186,9 @@ class MemorySchedules:
             record = book.records.get(name)
             if record is None:
                 return False
-            record.paused = record.orphaned = False
-            book.wait(name, record, next_at)
+            if record.paused or record.orphaned:
+                record.paused = record.orphaned = False
+                book.wait(name, record, next_at)
             return True
 
     def forget_schedule(self, queue: str, name: str) -> bool:

@@ -66,7 +66,9 @@ _ORPHAN = """
 """
 _PAUSE = "UPDATE {s}.schedules SET paused = true WHERE queue = %(queue)s AND name = %(name)s"
 _RESUME = """
-    UPDATE {s}.schedules SET paused = false, orphaned = false, next_at = %(next_at)s
+    UPDATE {s}.schedules
+       SET paused = false, orphaned = false,
+           next_at = CASE WHEN paused OR orphaned THEN %(next_at)s ELSE next_at END
      WHERE queue = %(queue)s AND name = %(name)s
 """
 _FORGET = "DELETE FROM {s}.schedules WHERE queue = %(queue)s AND name = %(name)s"

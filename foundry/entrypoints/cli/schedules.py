@@ -179,7 +179,7 @@ def resume(ctx: click.Context, app: str, name: str) -> None:
     port = common.schedules(ctx)
     stored = [s for s in port.schedule_states() if (s.name, s.queue) == (name, schedule.queue)]
     if stored and not (stored[0].paused or stored[0].orphaned):
-        # Resuming would move its next tick past now, dropping a tick it has yet to fire.
+        # (The port would leave it as it is: say so rather than "resumed".)
         click.echo(f"{name} is not paused; nothing changed")
         return
     next_at = schedule.first_tick(port.poll((), 0).now)

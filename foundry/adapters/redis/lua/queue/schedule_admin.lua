@@ -5,7 +5,8 @@
 --     stored (or orphaned, or with redefine another definition) waits for its first tick; a
 --     paused one stays paused. Returns how many changed.
 --   orphan, names...: they stop waiting and are marked orphaned. Returns how many.
---   pause, name / resume, name, next ms / forget, name: 1 if the schedule exists, else 0.
+--   pause, name / resume, name, next ms / forget, name: 1 if the schedule exists, else 0
+--     (resume changes only a paused or orphaned one).
 --   list: {name, record JSON, next tick ms or "", ...} for every schedule.
 local SDUE, SREC = KEYS[12], KEYS[13]
 local op = ARGV[1]
@@ -55,7 +56,7 @@ elseif op == "pause" or op == "resume" then
   if op == "pause" then
     rec.p = 1
     redis.call("ZREM", SDUE, ARGV[2])
-  else
+  elseif rec.p == 1 or rec.o == 1 then -- an active one keeps its next tick
     rec.p, rec.o = 0, 0
     redis.call("ZADD", SDUE, ARGV[3], ARGV[2])
   end
