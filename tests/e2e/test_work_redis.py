@@ -100,6 +100,19 @@ def test_a_handler_failing_with_text_utf8_cannot_carry_dies_alone_and_the_worker
     assert queue.get(after).result == 3  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(("cache", "noted"), [("memory", True), ("redis", False)])
+def test_a_worker_says_when_its_children_each_have_a_cache_of_their_own(
+    redis_url: str, prefix: str, cache: str, noted: bool
+) -> None:
+    env = {"QUEUE_DRIVER": "redis", "REDIS_URL": redis_url, "QUEUE_PREFIX": prefix}
+
+    result = run_foundry(*WORK, env={**env, "CACHE_DRIVER": cache})
+
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    assert ("each child of this worker has a cache of its own" in said) is noted
+
+
 def test_work_against_a_redis_unreachable_past_its_wait_exits_3_at_startup(
     redis_server_factory: Callable[..., RedisServer],
 ) -> None:

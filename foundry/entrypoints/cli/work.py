@@ -14,6 +14,7 @@ from foundry.entrypoints.cli import common
 from foundry.entrypoints.cli.pooled import build_pool
 from foundry.entrypoints.cli.selfcheck import log_report, self_check, when_reachable
 from foundry.entrypoints.extras import require
+from foundry.entrypoints.settings import Driver
 
 if TYPE_CHECKING:
     from foundry.application.registry import JobRegistry
@@ -167,6 +168,12 @@ def work(
     if common.private_memory_queue(ctx):
         common.stderr().print(
             "note: QUEUE_DRIVER is memory; this worker sees only jobs its app enqueues itself"
+        )
+    elif common.settings(ctx).cache_driver is Driver.MEMORY:
+        common.stderr().print(
+            "note: CACHE_DRIVER is memory, so each child of this worker has a cache of its "
+            "own: cache locks, remember and idempotent effects do not reach the other "
+            "processes; set CACHE_DRIVER=redis or postgres to share one"
         )
     metrics = None
     if metrics_port is not None:
