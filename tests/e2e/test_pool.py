@@ -321,3 +321,21 @@ def test_children_run_child_nice_steps_below_the_parent(
     record = queue.get(job_id)
     assert record is not None
     assert record.result == min(os.nice(0) + child_nice, 19)
+
+
+def test_children_that_keep_dying_before_they_are_ready_stop_the_pool_naming_where_to_look(
+    queue: MemoryQueue, dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = dispatcher.dispatch("add", {"a": 1, "b": 2})
+    config = PoolConfig(burst=True, idle_wait=timedelta(milliseconds=50))
+
+    def child_init() -> None:
+        os._exit(4)
+
+    code = Pool(queue, registry, config, clock=SystemClock(), child_init=child_init).run()
+
+    assert code != 0
+    assert queue.get(job_id).state is JobState.READY  # type: ignore[union-attr]
+    [stopped] = [r.getMessage() for r in caplog.records if "in a row died" in r.getMessage()]
+    assert "(exit code 4)" in stopped
+    assert "after_fork" in stopped

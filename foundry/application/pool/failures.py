@@ -85,9 +85,11 @@ class Failures:
         if self.start_failures < MAX_START_FAILURES:
             return False
         log.error(
-            "%s children in a row died before they were ready; check child_init and the "
-            "handlers' imports. Stopping the pool",
+            "%s children in a row died before they were ready (exit code %s); check "
+            "child_init, the middleware's after_fork hooks and the handlers' imports. "
+            "Stopping the pool",
             self.start_failures,
+            exitcode,
         )
         return True
 
