@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +48,7 @@ class AsyncDispatcher(DispatcherBase):
     ``after_commit`` is ``Dispatcher``'s: at the commit (in the loop's thread or another, as
     Django's async views commit in a worker thread) the send is handed to the loop that
     dispatched; ``flush()`` waits for those sends (call it before closing the connection).
+    Outside a transaction the send is awaited by the call, which raises its error.
     """
 
     def __init__(
@@ -125,7 +127,7 @@ class AsyncDispatcher(DispatcherBase):
         if connection is not None:
             return (await self._send_within(connection, [job], after_commit))[0]
         if self._after_commit.wanted(after_commit):
-            self._defer([job], lambda: self._send([job]))
+            await self._defer([job], lambda: self._send([job]))
             return job.id
         job_id = job_id_of(await self._queue.enqueue(job))
         self._first.dispatched(job_id)
@@ -147,7 +149,7 @@ class AsyncDispatcher(DispatcherBase):
         if connection is not None:
             return await self._send_within(connection, jobs, after_commit) if jobs else []
         if jobs and self._after_commit.wanted(after_commit):
-            self._defer(jobs, lambda: self._send(jobs, many=True))
+            await self._defer(jobs, lambda: self._send(jobs, many=True))
             return [job.id for job in jobs]
         return await self._send(jobs, many=True)
 
@@ -170,12 +172,12 @@ class AsyncDispatcher(DispatcherBase):
             return [unit.id for unit in units]
         if jobs is not None:
             if self._after_commit.wanted(after_commit):
-                self._defer(jobs, lambda: self._send(jobs, many=True))
+                await self._defer(jobs, lambda: self._send(jobs, many=True))
                 return [job.id for job in jobs]
             return await self._send(jobs, many=True)
         port = batch_store(self._batches)
         if self._after_commit.wanted(after_commit):
-            self._defer(chained_jobs(units), lambda: port.enqueue_batches(units))
+            await self._defer(chained_jobs(units), lambda: port.enqueue_batches(units))
         else:
             await port.enqueue_batches(units)
         return [unit.id for unit in units]
@@ -209,7 +211,7 @@ class AsyncDispatcher(DispatcherBase):
             return made.id
         port = batch_store(self._batches)
         if self._after_commit.wanted(after_commit):
-            self._defer(list(made.jobs), lambda: port.enqueue_batches([made]))
+            await self._defer(list(made.jobs), lambda: port.enqueue_batches([made]))
         else:
             await port.enqueue_batches([made])
         return made.id
@@ -285,7 +287,30 @@ class AsyncDispatcher(DispatcherBase):
     def _within(self, after_commit: bool | None) -> AsyncTransactionalEnqueue:
         return transaction_store(self._transactions, after_commit)
 
-    def _defer(self, jobs: list[Job], send: Callable[[], Awaitable[object]]) -> None:
+    async def _defer(self, jobs: list[Job], send: Callable[[], Awaitable[object]]) -> None:
+        """``send`` once the transaction commits; outside a transaction (the hooks call back
+        at once) awaited now, so the caller sees the jobs stored, or the error, as
+        ``Dispatcher``'s caller does."""
+        later = self._handed_to_loop(jobs, send)
+        caller, deferring, at_once = threading.get_ident(), [True], [False]
+
+        def committed() -> None:
+            if deferring[0] and threading.get_ident() == caller:
+                at_once[0] = True
+            else:
+                later()
+
+        try:
+            self._after_commit.defer(jobs, committed)
+        finally:
+            deferring[0] = False
+        if at_once[0]:
+            await send()
+
+    def _handed_to_loop(
+        self, jobs: list[Job], send: Callable[[], Awaitable[object]]
+    ) -> Callable[[], None]:
+        """What a commit calls: ``send`` spawned on this loop, from its thread or another."""
         loop = asyncio.get_running_loop()
 
         def committed() -> None:
@@ -298,7 +323,7 @@ class AsyncDispatcher(DispatcherBase):
             else:
                 loop.call_soon_threadsafe(self._spawn, jobs, send)
 
-        self._after_commit.defer(jobs, committed)
+        return committed
 
     def _spawn(self, jobs: list[Job], send: Callable[[], Awaitable[object]]) -> None:
         task = asyncio.get_running_loop().create_task(_awaited(send))

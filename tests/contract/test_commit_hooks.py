@@ -344,3 +344,41 @@ def test_the_async_dispatcher_sends_a_chain_after_the_commit(queue: MemoryQueue,
     assert inside == 0
     assert [queue.get(job_id) is not None for job_id in sent] == [True, True]
     assert [queue.get(job_id) for job_id in dropped] == [None, None]
+
+
+@pytest.mark.parametrize("name", ["memory", "sqlalchemy"])
+def test_outside_a_transaction_the_async_dispatcher_has_sent_the_job_when_the_call_returns(
+    queue: MemoryQueue, name: str
+) -> None:
+    [db] = COMMIT_BACKENDS[name]()
+    twin = AsyncMemoryQueue(queue)
+    dispatcher = AsyncDispatcher(twin, registry, ManualClock(), commit_hooks=db.hooks, batches=twin)
+
+    async def main() -> list[bool]:
+        job_id = await dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True)
+        many = await dispatcher.dispatch_many([(welcome, {"user_id": 2})], after_commit=True)
+        batch_id = await dispatcher.batch([(welcome, {"user_id": 3})], after_commit=True)
+        return [
+            queue.get(job_id) is not None,
+            queue.get(many[0]) is not None,
+            queue.batch(batch_id) is not None,
+        ]
+
+    assert asyncio.run(main()) == [True, True, True]
+
+
+@pytest.mark.parametrize("name", ["memory", "sqlalchemy"])
+def test_outside_a_transaction_the_async_dispatchers_failed_send_is_raised_to_the_caller(
+    name: str,
+) -> None:
+    class Down(AsyncMemoryQueue):
+        async def enqueue(self, job: object) -> object:  # type: ignore[override]
+            raise ConnectionError("queue down")
+
+    [db] = COMMIT_BACKENDS[name]()
+    dispatcher = AsyncDispatcher(
+        Down(MemoryQueue(ManualClock())), registry, ManualClock(), commit_hooks=db.hooks
+    )
+
+    with pytest.raises(ConnectionError, match="queue down"):
+        asyncio.run(dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True))
