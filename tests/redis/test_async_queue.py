@@ -18,7 +18,7 @@ from foundry.adapters.redis.async_queue import AsyncRedisQueue
 from foundry.adapters.redis.connection import RedisSettings, connect_async
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import Job, JobState, QueueBroken, QueueUnavailable
-from foundry.ports import Enqueued
+from foundry.ports import ClaimRequest, Enqueued
 from tests.backends import unique_prefix
 from tests.redis_server import RedisServer, free_port
 
@@ -234,3 +234,31 @@ def test_a_redis_that_does_not_answer_is_queue_unavailable_while_it_still_holds_
 
     assert raised.value.job_id == "stuck"
     assert asyncio.run(aqueue.enqueue(Job("t", id="after"))) == Enqueued("after")
+
+
+def test_more_waiters_than_the_pool_has_connections_all_get_their_results(
+    redis_url: str,
+) -> None:
+    prefix = unique_prefix("aq")
+    client = connect_async(RedisSettings(url=redis_url, pool_size=2))
+    aqueue, queue = (
+        AsyncRedisQueue(client, prefix=prefix),
+        RedisQueue(redis.Redis.from_url(redis_url), prefix=prefix),
+    )
+    ids = [f"w{n}" for n in range(6)]
+
+    async def main() -> list[object]:
+        for job_id in ids:
+            await aqueue.enqueue(Job("t", id=job_id))
+        waits = [asyncio.create_task(aqueue.wait(job_id, timedelta(seconds=60))) for job_id in ids]
+        await asyncio.sleep(0.2)  # every waiter is blocked, or queued for a connection
+        for lease in await asyncio.to_thread(
+            queue.claim, ClaimRequest(["default"], limit=6, lease=timedelta(seconds=30))
+        ):
+            await asyncio.to_thread(queue.complete, lease, lease.job.id)
+        records = await asyncio.gather(*waits, return_exceptions=True)
+        await aqueue.aclose()
+        await client.aclose()
+        return [getattr(record, "result", record) for record in records]
+
+    assert asyncio.run(main()) == ids

@@ -75,6 +75,8 @@ class AsyncRedisQueue:
             self._keys, self._clock, self._records, self._epochs, completed_ttl
         )
         self._ttl_ms = ceil_ms(completed_ttl)
+        #: ``wait``'s BLMOVEs: the loop they run on, and its free connections of the pool.
+        self._blocking: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     async def enqueue(self, job: Job) -> EnqueueOutcome:
         """One pipelined call (a second the first time this process uses the queue)."""
@@ -120,7 +122,8 @@ class AsyncRedisQueue:
     ) -> JobRecord | None:
         """As ``RedisQueue.wait`` (``waiting.py``): the ``watch`` function marks the job as
         waited for, then a BLMOVE on the job's notification list, on a connection of the
-        client's pool (the pipelined one never blocks), at most a second at a time."""
+        client's pool (the pipelined one never blocks), at most a second at a time; waiters
+        beyond the pool's size take turns (``_blocked``)."""
         give_up = time.monotonic() + timeout.total_seconds()
         record = await self.get(job_id, queue)
         if record is None or record.state.is_final or timeout <= timedelta(0):
@@ -130,14 +133,34 @@ class AsyncRedisQueue:
         while True:
             with guard("wait", job_id):
                 seen = await self._runner.call("watch", keys.first, [self._clock.arg(), job_id])
-            remaining = give_up - time.monotonic()
-            if seen != b"W" or remaining <= 0:
+            if seen != b"W" or give_up <= time.monotonic():
                 return await self.get(job_id, keys.queue)
-            seconds = max(min(remaining, BLOCK_S), 0.001)
+            await self._blocked(job_id, notified, give_up)
+
+    async def _blocked(self, job_id: str, notified: str, give_up: float) -> None:
+        """One BLMOVE of at most a second, once a connection of the pool is free: waiters
+        beyond the pool's size take their turn (a second away at most) instead of failing
+        with redis-py's "Too many connections"."""
+        slots = self._slots()
+        try:
+            await asyncio.wait_for(slots.acquire(), max(give_up - time.monotonic(), 0))
+        except TimeoutError:
+            return
+        try:
+            seconds = max(min(give_up - time.monotonic(), BLOCK_S), 0.001)
             with guard("wait", job_id):
                 await self._runner.client.execute_command(  # type: ignore[no-untyped-call]
                     "BLMOVE", notified, notified, "RIGHT", "LEFT", f"{seconds:.3f}"
                 )
+        finally:
+            slots.release()
+
+    def _slots(self) -> asyncio.Semaphore:
+        """The running loop's count of the pool's connections free for a BLMOVE."""
+        loop = asyncio.get_running_loop()
+        if self._blocking is None or self._blocking[0] is not loop:
+            self._blocking = (loop, asyncio.Semaphore(_pool_size(self._runner.client)))
+        return self._blocking[1]
 
     async def cancel(
         self, job_id: str, queue: str | None = None, reason: str = "cancelled"
@@ -224,3 +247,11 @@ class AsyncRedisQueue:
         except redis.RedisError:
             types = []
         return queue_broken(keys, wrong_types(keys, types) if types else [], error)
+
+
+def _pool_size(client: redis.asyncio.Redis) -> int:
+    """How many connections ``client``'s pool opens at most (a cluster's: per node)."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        return int(pool.max_connections)
+    return int(client.nodes_manager.connection_kwargs.get("max_connections", 100))  # type: ignore[attr-defined]
