@@ -68,3 +68,29 @@ def test_result_raises_what_the_sync_result_raises(
         return raised
 
     assert asyncio.run(main()) == [JobFailed, ResultTimeout, JobNotFound]
+
+
+def test_a_waiter_is_woken_by_its_job_while_many_others_wait_for_jobs_that_do_not_end(
+    queue: Queue, twin: AsyncQueuePort, clock: ManualClock
+) -> None:
+    dispatcher = AsyncDispatcher(twin, registry, clock)
+
+    async def main() -> object:
+        idle = [await dispatcher.dispatch(add, {"a": n, "b": 0}, queue="idle") for n in range(8)]
+        job_id = await dispatcher.dispatch(add, {"a": 2, "b": 3})
+        waiting = [
+            asyncio.create_task(dispatcher.result(i, timeout=120, queue="idle")) for i in idle
+        ]
+        wanted = asyncio.create_task(dispatcher.result(job_id, timeout=120))
+        await asyncio.sleep(0.2)  # every waiter waits by now
+        [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+        queue.complete(lease, 5)
+        try:
+            return await asyncio.wait_for(wanted, 60)  # a bound for a failure, not a timing
+        finally:
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+            await twin.aclose()
+
+    assert asyncio.run(main()) == 5

@@ -2,14 +2,16 @@
 
 It shares the wrapped queue's store, so a test dispatches from an event loop and a worker (or
 the test) claims from the ``MemoryQueue``. The memory queue does no I/O, so calling it from
-the loop blocks nothing.
+the loop blocks nothing; ``wait`` awaits the news of a job's end on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 
 from foundry.adapters.memory.queue import MemoryQueue
 from foundry.domain import Batch, Job, JobState
@@ -38,8 +40,24 @@ class AsyncMemoryQueue:
     async def wait(
         self, job_id: str, timeout: timedelta, queue: str | None = None
     ) -> JobRecord | None:
-        """``MemoryQueue.wait`` in a worker thread, so the loop is not blocked."""
-        return await asyncio.to_thread(self.queue.wait, job_id, timeout, queue)
+        """As ``MemoryQueue.wait``, woken on the loop by the end of a job (``on_settled``):
+        no thread is held, so a waiter that is cancelled leaves nothing behind, and any
+        number wait at once."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + timeout.total_seconds()
+        ended = asyncio.Event()
+        stop = self.queue.on_settled(partial(_wake, loop, ended))
+        try:
+            while True:
+                ended.clear()
+                record = self.queue.get(job_id, queue)
+                remaining = give_up - loop.time()
+                if record is None or record.state.is_final or remaining <= 0:
+                    return record
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), remaining)
+        finally:
+            stop()
 
     async def cancel(
         self, job_id: str, queue: str | None = None, reason: str = "cancelled"
@@ -63,3 +81,9 @@ class AsyncMemoryQueue:
 
     async def aclose(self) -> None:
         """Nothing to close."""
+
+
+def _wake(loop: asyncio.AbstractEventLoop, ended: asyncio.Event) -> None:
+    """Set ``ended`` on its loop, from whichever thread ended a job."""
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+        loop.call_soon_threadsafe(ended.set)

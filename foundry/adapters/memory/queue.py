@@ -13,8 +13,9 @@ Costs: enqueue and claim O(log n); reap O(active jobs); stats O(1).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from foundry.adapters.codec import Codec
@@ -196,6 +197,18 @@ class MemoryQueue:
     def wait(self, job_id: str, timeout: timedelta, queue: str | None = None) -> JobRecord | None:
         """Waits on the store's ``settled`` condition (see ``QueuePort.wait``)."""
         return self._admin.wait(job_id, timeout, queue)
+
+    def on_settled(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` whenever a job ends (from the thread that ends it, under the
+        store's lock: it must only hand the news on); returns what stops the calls."""
+        listeners = self._store.settled.listeners
+        with self._store.cond:
+            listeners.add(listener)
+        return partial(self._forget_listener, listener)
+
+    def _forget_listener(self, listener: Callable[[], None]) -> None:
+        with self._store.cond:
+            self._store.settled.listeners.discard(listener)
 
     def stats(self, queue: str) -> QueueStats:
         """O(1)."""

@@ -260,6 +260,21 @@ def age_limit(now: datetime, max_age: timedelta | None) -> datetime | None:
     return None if max_age is None else now - max_age
 
 
+class Settled(threading.Condition):
+    """The store's ``settled`` condition, which also calls its ``listeners`` (the event loops
+    awaiting a job's end, ``AsyncMemoryQueue.wait``) each time it is notified."""
+
+    def __init__(self, lock: threading.RLock) -> None:
+        super().__init__(lock)
+        self.listeners: set[Callable[[], None]] = set()
+
+    def notify_all(self) -> None:
+        """Wake the threads waiting, then call every listener (under the store's lock)."""
+        super().notify_all()
+        for listener in tuple(self.listeners):
+            listener()
+
+
 class MemoryStore:
     """Every queue's state, the unique keys and the completed records' expiry, under one lock.
 
@@ -274,7 +289,7 @@ class MemoryStore:
         self.clock = clock
         lock = threading.RLock()
         self.cond = threading.Condition(lock)
-        self.settled = threading.Condition(lock)
+        self.settled = Settled(lock)
         self.unique = UniqueKeys()
         self._queues: dict[str, QueueState] = {}
         self._completed_ttl = completed_ttl
