@@ -4,6 +4,7 @@ it cannot use (uncovered slots, a refused password) with the fix."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -15,9 +16,17 @@ from redis.crc import key_slot
 
 import foundry
 from foundry.adapters.redis import cluster
-from foundry.adapters.redis.connection import RedisSettings, connect, describe, mask_url
+from foundry.adapters.redis.async_queue import AsyncRedisQueue
+from foundry.adapters.redis.connection import (
+    RedisSettings,
+    connect,
+    connect_async,
+    describe,
+    mask_url,
+)
 from foundry.adapters.redis.queue import RedisQueue
-from foundry.ports import ClaimRequest
+from foundry.domain import Job
+from foundry.ports import ClaimRequest, Enqueued
 from tests.backends import redis_cache, unique_prefix
 from tests.redis.test_connection_refusals import foundry_cli
 from tests.redis_topologies import RedisClusterGroup, lone_cluster_node
@@ -242,3 +251,21 @@ def test_pool_size_caps_each_masters_pool_and_threads_wait_for_a_connection(
     with redis_cluster.owner(key_slot(key.encode())).client() as probe:
         opened = [c for c in probe.client_list() if c["name"] == name]
     assert len(opened) == 2
+
+
+def test_the_async_client_keeps_to_pool_size_and_calls_beyond_it_wait_their_turn(
+    redis_cluster: RedisClusterGroup,
+) -> None:
+    name = unique_prefix("apool")
+    client = connect_async(RedisSettings(url=redis_cluster.url(), pool_size=2, client_name=name))
+    aqueue = AsyncRedisQueue(client, prefix=name)
+    jobs = [Job("t", id=f"j{n}", queue="pool") for n in range(40)]
+
+    async def main() -> list[object]:
+        outcomes = await asyncio.gather(*(aqueue.enqueue(job) for job in jobs))
+        records = await asyncio.gather(*(aqueue.get(job.id, "pool") for job in jobs))
+        await aqueue.aclose()
+        await client.aclose()
+        return [*outcomes, *(record.job.id for record in records if record)]
+
+    assert asyncio.run(main()) == [Enqueued(job.id) for job in jobs] + [job.id for job in jobs]

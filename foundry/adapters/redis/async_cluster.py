@@ -18,7 +18,12 @@ class AsyncClusterClient(AsyncRedisCluster):
     def __init__(self, target: ClusterTarget, options: dict[str, Any]) -> None:
         self.recipe = (target, options)
         nodes = [AsyncClusterNode(host, port) for host, port in target.nodes]
-        super().__init__(startup_nodes=nodes, **cluster_options(target, options))
+        # redis-py refuses a command once a node has max_connections: the runner keeps
+        # its calls within it (``AsyncFunctionRunner.slots``).
+        limit = (
+            {"max_connections": options["max_connections"]} if "max_connections" in options else {}
+        )
+        super().__init__(startup_nodes=nodes, **cluster_options(target, options), **limit)
 
     def again(self) -> AsyncClusterClient:
         """A new client with the same nodes and settings, connecting on first use."""

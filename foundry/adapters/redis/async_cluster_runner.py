@@ -95,8 +95,10 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
         raise redis.ConnectionError(f"{key} kept moving after {MAX_REDIRECTS} redirections")
 
     async def _execute(self, *args: Arg, **options: Any) -> Any:
+        cluster = self.cluster
         try:
-            return await self.cluster.execute_command(*args, **options)
+            async with self.slots():
+                return await cluster.execute_command(*args, **options)
         except RedisClusterException as error:  # unreachable, or a slot no master serves
             raise as_driver_error(error) from error
 

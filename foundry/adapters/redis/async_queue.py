@@ -75,8 +75,6 @@ class AsyncRedisQueue:
             self._keys, self._clock, self._records, self._epochs, completed_ttl
         )
         self._ttl_ms = ceil_ms(completed_ttl)
-        #: ``wait``'s BLMOVEs: the loop they run on, and its free connections of the pool.
-        self._blocking: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     async def enqueue(self, job: Job) -> EnqueueOutcome:
         """One pipelined call (a second the first time this process uses the queue)."""
@@ -141,7 +139,7 @@ class AsyncRedisQueue:
         """One BLMOVE of at most a second, once a connection of the pool is free: waiters
         beyond the pool's size take their turn (a second away at most) instead of failing
         with redis-py's "Too many connections"."""
-        slots = self._slots()
+        slots = self._runner.slots()
         try:
             await asyncio.wait_for(slots.acquire(), max(give_up - time.monotonic(), 0))
         except TimeoutError:
@@ -154,13 +152,6 @@ class AsyncRedisQueue:
                 )
         finally:
             slots.release()
-
-    def _slots(self) -> asyncio.Semaphore:
-        """The running loop's count of the pool's connections free for a BLMOVE."""
-        loop = asyncio.get_running_loop()
-        if self._blocking is None or self._blocking[0] is not loop:
-            self._blocking = (loop, asyncio.Semaphore(_pool_size(self._runner.client)))
-        return self._blocking[1]
 
     async def cancel(
         self, job_id: str, queue: str | None = None, reason: str = "cancelled"
@@ -247,11 +238,3 @@ class AsyncRedisQueue:
         except redis.RedisError:
             types = []
         return queue_broken(keys, wrong_types(keys, types) if types else [], error)
-
-
-def _pool_size(client: redis.asyncio.Redis) -> int:
-    """How many connections ``client``'s pool opens at most (a cluster's: per node)."""
-    pool = getattr(client, "connection_pool", None)
-    if pool is not None:
-        return int(pool.max_connections)
-    return int(client.nodes_manager.connection_kwargs.get("max_connections", 100))  # type: ignore[attr-defined]

@@ -56,6 +56,8 @@ class AsyncFunctionRunner:
         self._pack = Packer(self.library.function).pack
         self._load = pack_command(["FUNCTION", "LOAD", "REPLACE", self.library.text])
         self._pipes = Pipes(client, self._settle)
+        #: ``slots``: the loop they serve, and its free connections of the client's pool.
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Awaitable[Any]:
         """FCALL ``name``; its reply (a Redis error reply raises ``ResponseError``): the open
@@ -79,6 +81,16 @@ class AsyncFunctionRunner:
         sent as ``call`` sends them."""
         packed = pack_command(args)
         return self._pipes.send(packed) or self._resent(packed)
+
+    def slots(self) -> asyncio.Semaphore:
+        """The running loop's count of the connections of the client's pool (a cluster's:
+        of each node's) still free: a command that takes one (a blocking one, or any on a
+        cluster) holds a slot, so those beyond the pool wait for their turn instead of
+        failing with redis-py's "Too many connections"."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(_pool_size(self.client)))
+        return self._slots[1]
 
     async def aclose(self) -> None:
         """Close the runner's connection (a later call opens a new one)."""
@@ -130,6 +142,15 @@ class AsyncFunctionRunner:
         """Write every call in one write; their replies, in order."""
         futures = pipe.send_many(packed, self._pipes.due(pipe))
         return list(await asyncio.gather(*futures))
+
+
+def _pool_size(client: redis.asyncio.Redis) -> int:
+    """How many connections ``client``'s pool opens at most (a cluster's: per node)."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        return int(pool.max_connections)
+    kwargs = client.nodes_manager.connection_kwargs  # type: ignore[attr-defined]
+    return int(kwargs.get("max_connections", 100))
 
 
 def _handed_on(future: asyncio.Future[Any], resending: asyncio.Task[Any]) -> None:
