@@ -2,8 +2,9 @@
 
 It calls the same functions with the same arguments as ``PostgresQueue`` (built by
 ``enqueue_call`` and ``BatchCalls``), so a job or batch has the same id, record and promises
-whichever client stored it. Calls share one connection, one at a time; ``wait`` listens on a
-second one for the ``ended`` notifications, looking again after ``poll`` at the latest.
+whichever client stored it. Calls share one connection, one at a time; every ``wait`` of the
+loop listens on a second one for the ``ended`` notifications (``AsyncWaker``), looking again
+after ``poll`` at the latest.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from foundry.adapters.codec import Codec
+from foundry.adapters.postgres.async_waking import AsyncWaker
 from foundry.adapters.postgres.batches import (
     DEADLOCK_TRIES,
     BatchCalls,
@@ -60,7 +62,7 @@ class AsyncPostgresQueue:
         self._rows = RowCodec(codec or Codec())
         self._sql = Statements(settings.schema)
         self._batches = BatchCalls(self._sql)
-        self._poll = poll.total_seconds()
+        self._waker = AsyncWaker(self._listen, poll.total_seconds())
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._lock: asyncio.Lock | None = None
 
@@ -116,18 +118,16 @@ class AsyncPostgresQueue:
             return record
         token = uuid.uuid4().hex
         waiter = {"token": token, "queue": record.job.queue, "id": job_id, "for": timeout + _SPARE}
-        listener = await self._listen()
+        await self._fetch(self._sql["add_waiter"], waiter, rows=False)
         try:
-            await self._fetch(self._sql["add_waiter"], waiter, rows=False)
             while True:
+                since = await self._waker.mark()
                 record = await self.get(job_id, queue)
                 remaining = give_up - time.monotonic()
                 if record is None or record.state.is_final or remaining <= 0:
                     return record
-                async for _ in listener.notifies(timeout=min(remaining, self._poll), stop_after=1):
-                    break
+                await self._waker.wait(since, remaining)
         finally:
-            await listener.close()
             await self._fetch(self._sql["drop_waiter"], {"token": token}, rows=False)
 
     async def cancel(
@@ -187,7 +187,8 @@ class AsyncPostgresQueue:
         return await self.batch(batch_id, rows[0][0])
 
     async def aclose(self) -> None:
-        """Close the connection (the next call opens it again)."""
+        """Close the connections (the next call opens them again)."""
+        await self._waker.close()
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
