@@ -382,3 +382,16 @@ def test_outside_a_transaction_the_async_dispatchers_failed_send_is_raised_to_th
 
     with pytest.raises(ConnectionError, match="queue down"):
         asyncio.run(dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True))
+
+
+def test_in_a_django_async_view_the_async_dispatcher_sends_after_commit_at_once(
+    queue: MemoryQueue,
+) -> None:
+    [db] = COMMIT_BACKENDS["django"]()  # no atomic block can be open on the loop's thread
+    dispatcher = AsyncDispatcher(
+        AsyncMemoryQueue(queue), registry, ManualClock(), commit_hooks=db.hooks
+    )
+
+    job_id = asyncio.run(dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True))
+
+    assert queue.get(job_id) is not None
