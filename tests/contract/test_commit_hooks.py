@@ -395,3 +395,26 @@ def test_in_a_django_async_view_the_async_dispatcher_sends_after_commit_at_once(
     job_id = asyncio.run(dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True))
 
     assert queue.get(job_id) is not None
+
+
+def test_a_sqlalchemy_session_closed_without_commit_says_its_jobs_were_dropped(
+    queue: MemoryQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy import create_engine, text  # noqa: PLC0415
+    from sqlalchemy.orm import Session  # noqa: PLC0415
+
+    from foundry.adapters.sqlalchemy.commit import SqlAlchemyCommitHooks  # noqa: PLC0415
+
+    session = Session(create_engine("sqlite://"))
+    hooks = SqlAlchemyCommitHooks(lambda: session)
+    dispatcher = Dispatcher(queue, registry, ManualClock(), commit_hooks=hooks)
+    caplog.set_level(logging.WARNING, logger="foundry")
+    session.execute(text("SELECT 1"))  # a read begins the session's transaction
+
+    job_id = dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True)
+    session.close()  # as a request's teardown does, with no commit
+
+    [record] = [r for r in caplog.records if r.name.startswith("foundry")]
+    assert queue.get(job_id) is None
+    assert "closed without a commit" in record.getMessage()
+    assert "after_commit=False" in record.getMessage()

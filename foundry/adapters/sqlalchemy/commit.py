@@ -4,16 +4,20 @@ Callbacks are kept per ``SessionTransaction`` in the session's ``info``. When a 
 ends, the event just before its end says how: ``after_commit`` (a savepoint's release fires
 it too) or ``after_rollback``. A committed savepoint hands its callbacks to its parent, the
 committed outermost transaction runs them, anything else (rollback, ``close()`` of an open
-transaction) drops them.
+transaction) drops them; a close without a commit or a rollback says so in a warning, as
+the request then most likely forgot to commit.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
+
+log = logging.getLogger(__name__)
 
 _PENDING = "foundry.after_commit"
 _COMMITTED = "foundry.committed"
@@ -61,9 +65,16 @@ def _rolled_back(session: Session) -> None:
 
 
 def _ended(session: Session, transaction: SessionTransaction) -> None:
-    committed = session.info.pop(_COMMITTED, False)
+    committed = session.info.pop(_COMMITTED, None)
     pending: dict[Any, list[Callable[[], None]]] = session.info[_PENDING]
     callbacks = pending.pop(transaction, [])
+    if committed is None and callbacks:
+        log.warning(
+            "%d dispatch(es) after commit dropped: the session's transaction was closed "
+            "without a commit (a read begins one); commit it, or dispatch with "
+            "after_commit=False where the request writes nothing",
+            len(callbacks),
+        )
     if not committed or not callbacks:
         return
     if transaction.parent is not None:
