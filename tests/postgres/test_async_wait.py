@@ -61,3 +61,20 @@ def test_many_waits_share_one_listening_connection_and_each_is_woken(
     assert during - before == 1
     assert result == 5
     assert timeouts == [ResultTimeout] * 12
+
+
+def test_one_queue_serves_one_event_loop_after_another_with_concurrent_calls(
+    queue: PostgresQueue,
+) -> None:
+    aqueue = AsyncPostgresQueue(queue._db.settings)
+    dispatcher = AsyncDispatcher(aqueue, registry, SystemClock())
+
+    async def dispatched() -> int:
+        ids = await asyncio.gather(*(dispatcher.dispatch(add, {"a": n, "b": 0}) for n in range(5)))
+        records = await asyncio.gather(*(aqueue.get(job_id) for job_id in ids))
+        return sum(record is not None for record in records)
+
+    counts = [asyncio.run(dispatched()) for _ in range(3)]
+    asyncio.run(aqueue.aclose())
+
+    assert counts == [5, 5, 5]

@@ -65,6 +65,7 @@ class AsyncPostgresQueue:
         self._waker = AsyncWaker(self._listen, poll.total_seconds())
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def enqueue(self, job: Job) -> EnqueueOutcome:
         """As ``PostgresQueue.enqueue``."""
@@ -206,9 +207,7 @@ class AsyncPostgresQueue:
     async def _fetch(
         self, statement: bytes, params: dict[str, Any], *, rows: bool = True
     ) -> list[tuple[Any, ...]]:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        async with self._this_loops_lock():
             try:
                 conn = await self._connection()
                 cursor = await conn.execute(statement, params)
@@ -229,6 +228,14 @@ class AsyncPostgresQueue:
                     raise
                 await self.aclose()
                 raise unreachable(self._settings, error) from error
+
+    def _this_loops_lock(self) -> asyncio.Lock:
+        """The lock of the running loop's calls. A connection serves the loop that opened
+        it: another loop (a second ``asyncio.run``, a test's own) opens its own."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._loop is not loop:
+            self._lock, self._loop, self._conn = asyncio.Lock(), loop, None
+        return self._lock
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
