@@ -48,3 +48,19 @@ def test_a_child_forgets_the_parents_database_connection_without_closing_it() ->
     assert connection.connection is None
     assert inherited.execute("select 1").fetchone() == (1,)  # the parent's is still open
     inherited.close()
+
+
+def test_override_settings_of_foundry_reaches_the_connection_and_the_dispatcher() -> None:
+    from django.test import override_settings  # noqa: PLC0415 - needs the configured Django
+
+    base = {"APP": "tests.e2e.apps:registry", "QUEUE_DRIVER": "memory"}
+    seen = []
+    for prefix in ("first", "second"):
+        with override_settings(FOUNDRY={**base, "QUEUE_PREFIX": prefix}):
+            seen.append(
+                (project.connection().settings.queue_prefix, project.dispatcher() is not None)
+            )
+    project.connection.cache_clear()
+    project.dispatcher.cache_clear()
+
+    assert seen == [("first", True), ("second", True)]

@@ -9,6 +9,7 @@ from functools import cache as once
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 import foundry
 
@@ -72,3 +73,18 @@ def worker_environment() -> dict[str, str]:
     project = os.path.abspath(sys.path[0] or os.curdir)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")]))
     return env
+
+
+def _settings_changed(*, setting: str, **_: Any) -> None:
+    """``override_settings(FOUNDRY=...)`` (a test's): the next ``connection()`` and
+    ``dispatcher()`` are built from the new value, and the old connection is closed."""
+    if setting != "FOUNDRY":
+        return
+    _config.cache_clear()
+    if connection.cache_info().currsize:
+        connection().close()
+    connection.cache_clear()
+    dispatcher.cache_clear()
+
+
+setting_changed.connect(_settings_changed)
