@@ -27,19 +27,22 @@ def lifespan(
     *,
     settings: foundry.Settings | str | None = None,
     commit_hooks: foundry.CommitHooks | None = None,
-) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+) -> Callable[[Any], AbstractAsyncContextManager[dict[str, Any]]]:
     """The app's lifespan: ``foundry.connect(settings)`` (the environment by default; settings
     or a URL, as ``connect`` takes them) and an ``AsyncDispatcher`` for ``registry`` in
-    ``app.state``, closed when the app stops."""
+    ``app.state`` and the lifespan's state (so apps mounted in this one have them), closed
+    when the app stops."""
 
     @asynccontextmanager
-    async def run(app: Any) -> AsyncIterator[None]:
+    async def run(app: Any) -> AsyncIterator[dict[str, Any]]:
         connection = foundry.connect(settings)
         producer = connection.async_dispatcher(registry, commit_hooks=commit_hooks)
         app.state.foundry_connection = connection
         app.state.foundry_dispatcher = producer
         try:
-            yield
+            # Also the lifespan's state, which every request's ``request.state`` starts
+            # from: an app mounted in this one (whose own lifespan never runs) finds it too.
+            yield {"foundry_connection": connection, "foundry_dispatcher": producer}
         finally:
             await producer.flush()
             await connection.aclose()
@@ -61,6 +64,10 @@ def cache(request: Request) -> foundry.CachePort:
 
 
 def _state(request: Request, name: str) -> Any:
+    try:
+        return getattr(request.state, name)
+    except AttributeError:
+        pass
     try:
         return getattr(request.app.state, name)
     except AttributeError:

@@ -75,3 +75,19 @@ def test_a_flask_app_the_extension_was_not_installed_on_is_told_how() -> None:
         assert extension.dispatcher.dispatch(noop, {})
     with other.app_context(), pytest.raises(foundry.ConfigurationError, match=r"init_app\(app\)"):
         extension.dispatcher  # noqa: B018 - the property is the call under test
+
+
+def test_a_mounted_fastapi_app_dispatches_with_the_main_apps_lifespan() -> None:
+    app = FastAPI(lifespan=foundry_fastapi.lifespan(registry, settings="memory://"))
+    api = FastAPI()
+
+    @api.post("/jobs")
+    async def enqueue(dispatcher: foundry_fastapi.Dispatcher) -> dict[str, str]:
+        return {"job": await dispatcher.dispatch(noop, {})}
+
+    app.mount("/api", api)  # Starlette runs no lifespan of a mounted app
+    with TestClient(app) as client:
+        reply = client.post("/api/jobs")
+
+    assert reply.status_code == 200
+    assert reply.json()["job"]
