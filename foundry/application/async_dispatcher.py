@@ -332,7 +332,14 @@ class AsyncDispatcher(DispatcherBase):
 
     def _sent(self, task: asyncio.Task[object], jobs: list[Job]) -> None:
         self._sending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            log.error(
+                "jobs dispatched after commit were not sent, the commit stands: %s; their "
+                "send was cancelled (the event loop ended first: await dispatcher.flush() "
+                "before it ends)",
+                ", ".join(job.id for job in jobs[:5]),
+            )
+        elif task.exception() is not None:
             log.error(
                 "jobs dispatched after commit were not sent, the commit stands: %s",
                 ", ".join(job.id for job in jobs[:5]),

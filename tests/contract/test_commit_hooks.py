@@ -418,3 +418,28 @@ def test_a_sqlalchemy_session_closed_without_commit_says_its_jobs_were_dropped(
     assert queue.get(job_id) is None
     assert "closed without a commit" in record.getMessage()
     assert "after_commit=False" in record.getMessage()
+
+
+def test_a_send_handed_over_at_a_commit_that_the_loops_end_cancels_is_logged(
+    queue: MemoryQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Remote(AsyncMemoryQueue):
+        async def enqueue(self, job: Job) -> EnqueueOutcome:
+            await asyncio.sleep(0.01)  # a round trip, as to Redis
+            return await super().enqueue(job)
+
+    [db] = COMMIT_BACKENDS["sqlalchemy"]()
+    dispatcher = AsyncDispatcher(Remote(queue), registry, ManualClock(), commit_hooks=db.hooks)
+    caplog.set_level(logging.ERROR, logger="foundry")
+
+    async def main() -> str:
+        with db.atomic():
+            return await dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True)
+        # returns without dispatcher.flush(): asyncio.run cancels the pending send
+
+    job_id = asyncio.run(main())
+
+    [record] = [r for r in caplog.records if r.name.startswith("foundry")]
+    assert queue.get(job_id) is None
+    assert job_id in record.getMessage()
+    assert "flush()" in record.getMessage()
