@@ -150,23 +150,6 @@ def sync() -> None:
     """A job that must not run twice at once."""
 
 
-def test_run_of_a_schedule_skipping_overlaps_enqueues_nothing_while_its_job_is_pending() -> None:
-    clock = ManualClock()
-    queue = MemoryQueue(clock)
-    container = container_for(queue, clock)
-    app = ("--app", f"{__name__}:skipping")
-
-    first = invoke(container, "schedules", "run", "nightly-sync", *app)
-    again = invoke(container, "schedules", "run", "nightly-sync", *app)
-
-    assert first.exit_code == 0, first.output
-    assert again.exit_code == 0, again.output
-    said = " ".join(again.stderr.split())
-    assert "overlap='skip'" in said
-    assert "nothing enqueued" in said
-    assert queue.stats(QUEUE).ready == 1
-
-
 def test_resume_of_a_schedule_that_is_not_paused_changes_nothing() -> None:
     queue, clock = started()
     clock.advance(timedelta(seconds=10))  # the schedulers are down: a tick waits to catch up
@@ -189,19 +172,29 @@ def export() -> None:
     """A handler whose jobs hold a unique key."""
 
 
-def test_run_of_a_schedule_whose_handler_is_unique_says_which_key_holds_it() -> None:
+@pytest.mark.parametrize(
+    ("app", "name", "said_again"),
+    [
+        ("skipping", "nightly-sync", "overlap='skip'"),
+        ("unique_handler", "nightly-export", "holds the unique key 'export'; nothing enqueued"),
+    ],
+)
+def test_a_run_while_the_schedules_job_is_pending_enqueues_nothing_and_says_why(
+    app: str, name: str, said_again: str
+) -> None:
     clock = ManualClock()
     queue = MemoryQueue(clock)
     container = container_for(queue, clock)
-    app = ("--app", f"{__name__}:unique_handler")
+    options = ("--app", f"{__name__}:{app}")
 
-    first = invoke(container, "schedules", "run", "nightly-export", *app)
-    again = invoke(container, "schedules", "run", "nightly-export", *app)
+    first = invoke(container, "schedules", "run", name, *options)
+    again = invoke(container, "schedules", "run", name, *options)
 
     assert first.exit_code == 0, first.output
     assert again.exit_code == 0, again.output
     said = " ".join(again.stderr.split())
-    assert "holds the unique key 'export'; nothing enqueued" in said
+    assert said_again in said
+    assert "nothing enqueued" in said
     assert "enqueued sch" not in again.stdout
     assert queue.stats(QUEUE).ready == 1
 
