@@ -28,7 +28,7 @@ from foundry.adapters.redis.broken import broken
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.keys import QueueKeys
 from foundry.adapters.redis.record_codec import RecordCodec
-from foundry.adapters.redis.records import from_ms, split_record
+from foundry.adapters.redis.records import enqueued_at, from_ms
 from foundry.adapters.redis.runner import call
 from foundry.domain import ErrorInfo, Job, UndecodableJob
 from foundry.ports.inspection import QueueStats
@@ -213,6 +213,6 @@ def _decode(records: RecordCodec, queue: str, job_id: str, value: bytes) -> Job 
 def _ready_since(job: Job | None, value: bytes, errors: tuple[ErrorInfo, ...]) -> datetime:
     """The latest moment the job is known to have become ready: its (scheduled) enqueue, or
     its last failure."""
-    enqueued = from_ms(split_record(value).enqueued_ms)
+    enqueued = enqueued_at(value)
     since = job.run_at(enqueued) if job is not None else enqueued
     return max([since, *(error.at for error in errors if error.at is not None)])

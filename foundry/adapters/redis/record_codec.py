@@ -16,7 +16,7 @@ import orjson
 from foundry.adapters.codec import Codec
 from foundry.adapters.queue_support import undecodable_job
 from foundry.adapters.redis.blobs import JobBlobs
-from foundry.adapters.redis.records import from_ms, parse_state, split_record
+from foundry.adapters.redis.records import enqueued_at, from_ms, parse_state
 from foundry.domain import ErrorInfo, Job, JobState, Progress, UndecodableJob
 
 if TYPE_CHECKING:
@@ -91,13 +91,13 @@ class RecordCodec:
         if status is JobState.DELAYED and run_at is not None and float(run_at) <= now:
             status = JobState.READY
         job = self.shown_job(job_id, queue, value)
-        enqueued_at = from_ms(split_record(value).enqueued_ms)
+        enqueued = enqueued_at(value)
         return JobRecord(
             job=job,
             state=status,
             attempts=state.attempts,
-            enqueued_at=enqueued_at,
-            run_at=_run_at(run_at, job, enqueued_at, errors),
+            enqueued_at=enqueued,
+            run_at=_run_at(run_at, job, enqueued, errors),
             lease_deadline=from_ms(state.time_ms) if status is JobState.ACTIVE else None,
             errors=self.errors(errors),
             result=orjson.loads(result) if result else None,

@@ -74,6 +74,15 @@ def split_record(value: bytes) -> Stored:
     return Stored(int(enq, 36), rest[int(ulen) :])
 
 
+def enqueued_at(value: bytes) -> datetime:
+    """When the job in a stored record was enqueued; the epoch for a record whose header is
+    corrupt (its job shows as undecodable: the header cannot be trusted)."""
+    try:
+        return from_ms(split_record(value).enqueued_ms)
+    except ValueError:
+        return EPOCH
+
+
 class State(NamedTuple):
     """The mutable part of a job, parsed."""
 
