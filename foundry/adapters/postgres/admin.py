@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from foundry.adapters.postgres.database import Database
-from foundry.adapters.postgres.enqueuing import storable
 from foundry.adapters.postgres.statements import PASS_SLOT_ON
+from foundry.adapters.postgres.text_columns import without_nul
 from foundry.adapters.postgres.waking import Waker
 from foundry.domain import JobState, validate_queue_name
 from foundry.ports import DeadLetter, JobRecord, QueueStats
@@ -111,7 +111,7 @@ class PostgresAdmin:
         self, job_id: str, queue: str | None = None, reason: str = "cancelled"
     ) -> JobState | None:
         """Cancel a pending job, ask a running one to stop (see ``QueuePort.cancel``)."""
-        params = {"queue": queue, "id": job_id, "reason": storable(reason), **self._db.policy}
+        params = {"queue": queue, "id": job_id, "reason": without_nul(reason), **self._db.policy}
         with self._db.conn() as conn:
             row = conn.execute(self._db.sql["cancel"], {**params, "now": self._db.now()}).fetchone()
         return None if row is None or row[0] is None else JobState(row[0])

@@ -31,10 +31,11 @@ from foundry.adapters.postgres.batches import (
 from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import aborted, unreachable, unusable
 from foundry.adapters.postgres.database import end_policy
-from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused, storable
+from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused
 from foundry.adapters.postgres.lent import in_foundrys_database, open_connection
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.statements import Statements
+from foundry.adapters.postgres.text_columns import without_nul
 from foundry.adapters.postgres.waking import channel
 from foundry.domain import Batch, ConfigurationError, InvalidJob, Job, JobState
 from foundry.ports import BatchRecord, Clock, DeadLetterRetention, EnqueueOutcome, JobRecord
@@ -135,7 +136,7 @@ class AsyncPostgresQueue:
         self, job_id: str, queue: str | None = None, reason: str = "cancelled"
     ) -> JobState | None:
         """As ``PostgresQueue.cancel``: one statement."""
-        params = {"queue": queue, "id": job_id, "reason": storable(reason), "now": self._now()}
+        params = {"queue": queue, "id": job_id, "reason": without_nul(reason), "now": self._now()}
         rows = await self._fetch(self._sql["cancel"], {**params, **end_policy(_KEEP, _RETENTION)})
         return None if not rows or rows[0][0] is None else JobState(rows[0][0])
 
@@ -174,7 +175,7 @@ class AsyncPostgresQueue:
     ) -> BatchRecord | None:
         """As ``PostgresQueue.cancel_batch``: one call (sent again if PostgreSQL aborted it
         for a deadlock with a worker ending members), then the record."""
-        params = {"id": batch_id, "queue": queue, "reason": storable(reason), "now": self._now()}
+        params = {"id": batch_id, "queue": queue, "reason": without_nul(reason), "now": self._now()}
         for attempt in range(1, DEADLOCK_TRIES + 1):
             try:
                 call = {**params, **end_policy(_KEEP, _RETENTION)}

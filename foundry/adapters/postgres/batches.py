@@ -14,9 +14,10 @@ from typing import Any
 import psycopg
 
 from foundry.adapters.postgres.database import Database
-from foundry.adapters.postgres.enqueuing import enqueue_params, refused, storable
+from foundry.adapters.postgres.enqueuing import enqueue_params, refused
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.statements import PASS_SLOT_ON, Statements
+from foundry.adapters.postgres.text_columns import without_nul
 from foundry.domain import InvalidJob, Job
 from foundry.domain.batch import Batch, BatchProgress, Callback, one_queue
 from foundry.ports.batches import BatchRecord
@@ -167,7 +168,7 @@ class PostgresBatches:
 
     def cancel_batch(self, batch_id: str, queue: str | None, reason: str) -> BatchRecord | None:
         """One ``cancel_batch`` call, then the batch's record."""
-        params = {"id": batch_id, "queue": queue, "reason": storable(reason), **self._db.policy}
+        params = {"id": batch_id, "queue": queue, "reason": without_nul(reason), **self._db.policy}
         with self._db.conn() as conn:
             for attempt in range(1, DEADLOCK_TRIES + 1):
                 try:

@@ -9,19 +9,9 @@ from typing import Any
 import psycopg
 
 from foundry.adapters.postgres.statements import Statements
+from foundry.adapters.postgres.text_columns import without_nul
 from foundry.domain import InvalidJob, Job, RunAfter, RunAt
 from foundry.ports import Duplicate, Enqueued, EnqueueOutcome
-
-#: What stands for NUL in text PostgreSQL stores (its text type cannot hold NUL, which a key
-#: filled from a payload, or an error's message in a reason, may): U+2400 SYMBOL FOR NULL.
-NUL_STANDIN = "\u2400"
-
-
-def storable(text: str | None) -> str | None:
-    """``text`` as a text column can hold it: each NUL replaced by ``NUL_STANDIN``."""
-    if text is None or "\x00" not in text:
-        return text
-    return text.replace("\x00", NUL_STANDIN)
 
 
 def enqueue_params(
@@ -43,13 +33,13 @@ def enqueue_params(
         ],
         "max_attempts": [job.max_attempts for job in jobs],
         "blobs": list(blobs),
-        "unique_keys": [storable(job.unique.key) if job.unique else None for job in jobs],
+        "unique_keys": [without_nul(job.unique.key) if job.unique else None for job in jobs],
         "unique_ttls": [job.unique.ttl if job.unique else None for job in jobs],
         "unique_untils": [job.unique.until.value if job.unique else None for job in jobs],
         "after_failures": [job.after_failure.value for job in jobs],
         "after_jobs": [k for k, job in enumerate(jobs, start=1) for _ in job.after],
         "after_ids": [dep for job in jobs for dep in job.after],
-        "limit_keys": [storable(job.limit.key) if job.limit else None for job in jobs],
+        "limit_keys": [without_nul(job.limit.key) if job.limit else None for job in jobs],
         "limit_concurrency": [job.limit.concurrency if job.limit else None for job in jobs],
         "limit_interval_ms": [
             job.limit.rate.interval_ms if job.limit and job.limit.rate else None for job in jobs
@@ -88,7 +78,7 @@ def _one_params(job: Job, blob: bytes, now: datetime | None) -> dict[str, Any]:
         "max_attempts": job.max_attempts,
         "blob": blob,
         "after_failure": job.after_failure.value,
-        "limit_key": storable(limit.key) if limit else None,
+        "limit_key": without_nul(limit.key) if limit else None,
         "limit_concurrency": limit.concurrency if limit else None,
         "limit_interval_ms": limit.rate.interval_ms if limit and limit.rate else None,
         "now": now,

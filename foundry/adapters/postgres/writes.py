@@ -17,8 +17,8 @@ import attrs
 import psycopg
 
 from foundry.adapters.postgres.database import Database
-from foundry.adapters.postgres.enqueuing import storable
 from foundry.adapters.postgres.rows import lost_error
+from foundry.adapters.postgres.text_columns import without_nul
 from foundry.domain import Cancel, Dead, Decision, ErrorInfo, JobState, Retry, StaleLease
 from foundry.ports import DeadLetterRetention, Lease
 
@@ -105,7 +105,7 @@ class PostgresWrites:
             "error": self._rows.codec.encode(info),
             "kind": kind,
             "delay": delay,
-            "reason": storable(reason),
+            "reason": without_nul(reason),
             **self._dead_policy(),
             "now": now,
         }
@@ -172,7 +172,7 @@ class PostgresWrites:
             "id": job_id,
             "kind": kind,
             "run_at": min(run_at, now),
-            "reason": storable(reason),
+            "reason": without_nul(reason),
             "now": now,
             **self._dead_policy(),
         }
