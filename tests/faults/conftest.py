@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from tests.faults.harness import Rig
+from tests.faults.postgres_cluster import PostgresCluster
 from tests.faults.postgres_rig import MakePgRig, PostgresRig
 from tests.faults.proxy import FaultProxy
 from tests.faults.redis_workers import MakeWorkers, Workers
@@ -98,3 +99,13 @@ def make_workers(tmp_path: Path) -> Iterator[MakeWorkers]:
     yield make
     for workers in made:
         workers.close()
+
+
+@pytest.fixture
+def cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of this test's own, to restart at will."""
+    server = PostgresCluster().init()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psutil
 import psycopg
@@ -30,16 +30,6 @@ from tests.faults.postgres_rig import PostgresRig
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 MakeRig = Callable[[str], PostgresRig]
-
-
-@pytest.fixture
-def cluster() -> Iterator[PostgresCluster]:
-    """A PostgreSQL cluster of this test's own, to restart at will."""
-    server = PostgresCluster().init()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.mark.timeout(240)

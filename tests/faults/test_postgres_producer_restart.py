@@ -4,7 +4,6 @@ connections that idled through it (as the Redis adapter's health check does)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import timedelta
 from functools import partial
@@ -24,16 +23,6 @@ from tests.faults.postgres_cluster import PostgresCluster
 pytestmark = pytest.mark.postgres
 
 POOL = 4
-
-
-@pytest.fixture
-def cluster() -> Iterator[PostgresCluster]:
-    """A PostgreSQL cluster of this test's own, to restart at will."""
-    server = PostgresCluster().init()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def _queue(cluster: PostgresCluster, idle_check: timedelta | None = None) -> PostgresQueue:
