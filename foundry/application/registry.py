@@ -399,19 +399,19 @@ def _payload_dict(handler: str, payload: Mapping[str, Any] | None) -> dict[str, 
 
 
 def _check_key_fields(handler: Handler) -> None:
-    """Refuse a unique or limit key template naming a field the handler takes no argument
-    for (every dispatch would be refused)."""
+    """Refuse a unique or limit key template that cannot be read (``key_fields`` raises),
+    whatever the handler takes, or that names a field the handler takes no argument for
+    (every dispatch would be refused); a handler taking ``**kwargs`` accepts any field."""
     unique, limit = handler.template.unique, handler.template.limit
     accepted = handler.arguments.accepted
     for field, template in (
         ("unique", None if unique is None else unique.key),
         ("limit_key", None if limit is None else limit.key),
     ):
-        named = set() if template is None else key_fields(template, field)
-        if accepted is None:
+        if template is None:
             continue
-        unknown = named - accepted
-        if unknown:
+        unknown = key_fields(template, field) - (accepted or set())
+        if accepted is not None and unknown:
             raise InvalidJob(
                 field,
                 f"{template!r} names {sorted(unknown)[0]!r}, which handler {handler.name!r} "
