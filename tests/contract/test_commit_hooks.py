@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import pytest
@@ -40,6 +40,33 @@ def rolled_back(db: CommitBackend, body: Callable[[], T]) -> T:
     try:
         with db.atomic():
             done.append(body())
+            raise Rollback
+    except Rollback:
+        return done[0]
+
+
+async def sent_at_commit_and_rollback(
+    db: CommitBackend,
+    dispatcher: AsyncDispatcher,
+    send: Callable[[], Awaitable[T]],
+    inside: Callable[[], int],
+) -> tuple[T, T, int]:
+    """What ``send()`` returned in a transaction that commits and in one that rolls back,
+    and ``inside()`` read before the commit; the dispatcher's sends flushed."""
+    with db.atomic():
+        sent = await send()
+        seen = inside()
+    dropped = await rolled_back_async(db, send)
+    await dispatcher.flush()
+    return sent, dropped, seen
+
+
+async def rolled_back_async(db: CommitBackend, body: Callable[[], Awaitable[T]]) -> T:
+    """``await body()``'s value, run in a transaction that then rolls back."""
+    done: list[T] = []
+    try:
+        with db.atomic():
+            done.append(await body())
             raise Rollback
     except Rollback:
         return done[0]
@@ -177,20 +204,14 @@ def test_the_async_dispatcher_sends_after_the_commit_and_never_after_a_rollback(
         AsyncMemoryQueue(queue), registry, ManualClock(), commit_hooks=db.hooks
     )
 
-    async def main() -> tuple[str, str, int]:
-        with db.atomic():
-            sent = await dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True)
-            inside = queue.stats("mail").ready
-        try:
-            with db.atomic():
-                dropped = await dispatcher.dispatch(welcome, {"user_id": 2}, after_commit=True)
-                raise Rollback
-        except Rollback:
-            pass
-        await dispatcher.flush()
-        return sent, dropped, inside
-
-    sent, dropped, inside = asyncio.run(main())
+    sent, dropped, inside = asyncio.run(
+        sent_at_commit_and_rollback(
+            db,
+            dispatcher,
+            lambda: dispatcher.dispatch(welcome, {"user_id": 1}, after_commit=True),
+            lambda: queue.stats("mail").ready,
+        )
+    )
 
     assert inside == 0
     assert queue.get(sent) is not None
@@ -205,20 +226,14 @@ def test_the_async_dispatcher_sends_a_batch_after_the_commit_and_never_after_a_r
     twin = AsyncMemoryQueue(queue)
     dispatcher = AsyncDispatcher(twin, registry, ManualClock(), commit_hooks=db.hooks, batches=twin)
 
-    async def main() -> tuple[str, int]:
-        with db.atomic():
-            sent = await dispatcher.batch([(welcome, {"user_id": 1})], after_commit=True)
-            inside = len(queue.batches("mail"))
-        try:
-            with db.atomic():
-                await dispatcher.batch([(welcome, {"user_id": 2})], after_commit=True, batch_id="x")
-                raise Rollback
-        except Rollback:
-            pass
-        await dispatcher.flush()
-        return sent, inside
-
-    sent, inside = asyncio.run(main())
+    sent, _, inside = asyncio.run(
+        sent_at_commit_and_rollback(
+            db,
+            dispatcher,
+            lambda: dispatcher.batch([(welcome, {"user_id": 1})], after_commit=True),
+            lambda: len(queue.batches("mail")),
+        )
+    )
 
     assert inside == 0
     assert [record.id for record in queue.batches("mail")] == [sent]
@@ -326,20 +341,14 @@ def test_the_async_dispatcher_sends_a_chain_after_the_commit(queue: MemoryQueue,
     dispatcher = AsyncDispatcher(twin, registry, ManualClock(), commit_hooks=db.hooks, batches=twin)
     steps = [(welcome, {"user_id": 1}), (welcome, {"user_id": 2})]
 
-    async def main() -> tuple[list[str], list[str], int]:
-        with db.atomic():
-            sent = await dispatcher.chain(steps, after_commit=True)
-            inside = queue.stats("mail").ready
-        try:
-            with db.atomic():
-                dropped = await dispatcher.chain(steps, after_commit=True)
-                raise Rollback
-        except Rollback:
-            pass
-        await dispatcher.flush()
-        return sent, dropped, inside
-
-    sent, dropped, inside = asyncio.run(main())
+    sent, dropped, inside = asyncio.run(
+        sent_at_commit_and_rollback(
+            db,
+            dispatcher,
+            lambda: dispatcher.chain(steps, after_commit=True),
+            lambda: queue.stats("mail").ready,
+        )
+    )
 
     assert inside == 0
     assert [queue.get(job_id) is not None for job_id in sent] == [True, True]
