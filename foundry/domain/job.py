@@ -137,10 +137,19 @@ def given_id(value: str, returned_by: str = "dispatch") -> str:
     )
 
 
+#: The rule a job or batch id follows, as error messages state it.
+ID_RULE = f"1-{MAX_ID_LENGTH} letters, digits or '_.:-'"
+
+
+def is_job_id(value: object) -> bool:
+    """Whether ``value`` is an id a job or batch may have (``ID_RULE``)."""
+    return isinstance(value, str) and _JOB_ID.fullmatch(value) is not None
+
+
 def _check_id(value: object) -> str | None:
-    if isinstance(value, str) and _JOB_ID.fullmatch(value):
+    if is_job_id(value):
         return None
-    return f"{value!r} must be 1-{MAX_ID_LENGTH} letters, digits or '_.:-'"
+    return f"{value!r} must be {ID_RULE}"
 
 
 def _check_name(value: object) -> str | None:

@@ -15,12 +15,12 @@ from foundry.domain import (
     ConfigurationError,
     FoundryError,
     InvalidJob,
-    Job,
     QueueBroken,
     QueueUnavailable,
     UnknownHandler,
     validate_queue_name,
 )
+from foundry.domain.job import ID_RULE, is_job_id
 from foundry.entrypoints.container import Container
 from foundry.entrypoints.injection import containers
 from foundry.entrypoints.logging import LEVELS
@@ -274,22 +274,12 @@ class TakesIds(click.Command):
 
 
 def _dashed_id(arg: str, option: str) -> bool:
-    if not arg.startswith(option) or arg.startswith("--"):
-        return False
-    try:
-        Job("probe", id=arg)
-    except InvalidJob:
-        return False
-    return True
+    return arg.startswith(option) and not arg.startswith("--") and is_job_id(arg)
 
 
 def _checked_id(value: str, what: str) -> str:
-    try:
-        Job("probe", id=value)
-    except InvalidJob:
-        raise click.BadParameter(
-            f"{value[:80]!r} is not a {what} (1-64 letters, digits or '_.:-')"
-        ) from None
+    if not is_job_id(value):
+        raise click.BadParameter(f"{value[:80]!r} is not a {what} ({ID_RULE})")
     return value
 
 
