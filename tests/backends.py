@@ -219,13 +219,7 @@ def _corrupt_postgres(queue: Queue, queue_name: str, job_id: str) -> None:
 
 
 #: What the PostgreSQL queue does not offer yet, and the tests that need it.
-POSTGRES_LACKS: dict[str, tuple[str, ...]] = {
-    # enqueue and enqueue_one (SQL) store a job whose id is a kept batch's; nothing breaks
-    # (batches and jobs are separate tables) but after= that id is ambiguous.
-    "refusing a job id that is a batch's": (
-        "test_queue_batches.py::test_a_job_never_takes_a_kept_batchs_id",
-    ),
-}
+POSTGRES_LACKS: dict[str, tuple[str, ...]] = {}
 
 
 QUEUE_BACKENDS: dict[str, QueueBackend] = {

@@ -215,8 +215,9 @@ class AsyncPostgresQueue:
                 return await cursor.fetchall() if rows else []
             except psycopg.Error as error:
                 # Bad input (an ``after`` id the queue does not hold, a batch id that is a
-                # job's: the server's FD001 / FD002, which psycopg files under
-                # OperationalError) or a deadlock to retry: the connection is fine.
+                # job's, a job id that is a batch's: the server's FD001 / FD002 / FD003,
+                # which psycopg files under OperationalError) or a deadlock to retry: the
+                # connection is fine.
                 invalid = batch_refused(error)
                 if invalid is not None:
                     raise invalid from None

@@ -87,13 +87,18 @@ def _one_params(job: Job, blob: bytes, now: datetime | None) -> dict[str, Any]:
 
 #: The SQLSTATE the ``enqueue`` function raises for an ``after`` id its queue does not hold.
 UNKNOWN_DEPENDENCY = "FD001"
+#: The SQLSTATE the enqueue functions raise for a job id that is a kept batch's.
+BATCH_ID = "FD003"
+#: The field each refusal names.
+_REFUSED_FIELD = {UNKNOWN_DEPENDENCY: "after", BATCH_ID: "id"}
 
 
 def refused(error: psycopg.Error) -> InvalidJob | None:
     """The ``InvalidJob`` an enqueue's database error stands for, if it is one."""
-    if error.sqlstate != UNKNOWN_DEPENDENCY:
+    field = _REFUSED_FIELD.get(error.sqlstate or "")
+    if field is None:
         return None
-    return InvalidJob("after", error.diag.message_primary or str(error))
+    return InvalidJob(field, error.diag.message_primary or str(error))
 
 
 def outcomes(jobs: Sequence[Job], rows: Sequence[tuple[int, str | None]]) -> list[EnqueueOutcome]:

@@ -424,7 +424,8 @@ def _claim_extras(request: ClaimRequest) -> dict[str, Any]:
 def _enqueued(
     executor: psycopg.Connection[Any] | psycopg.Cursor[Any], statement: bytes, params: Any
 ) -> list[Any]:
-    """Run the ``enqueue`` call; an ``after`` id the queue does not hold is ``InvalidJob``."""
+    """Run the enqueue call; an ``after`` id the queue does not hold, or a job id that is a
+    kept batch's, is ``InvalidJob``."""
     try:
         return executor.execute(statement, params).fetchall()
     except psycopg.Error as error:

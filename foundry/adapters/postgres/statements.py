@@ -36,7 +36,7 @@ PASS_SLOT_ON = """
 
 _STATEMENTS: dict[str, str] = {
     "enqueue": """
-        SELECT i, existing FROM {s}.enqueue(
+        SELECT i, existing FROM {s}.enqueue_jobs(
             %(queues)s::text[], %(ids)s::text[], %(priorities)s::integer[],
             %(at)s::timestamptz[], %(delays)s::interval[], %(max_attempts)s::integer[],
             %(blobs)s::bytea[], %(unique_keys)s::text[], %(unique_ttls)s::interval[],

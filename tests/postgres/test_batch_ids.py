@@ -1,0 +1,91 @@
+"""Migration 0013: a job never takes the id of a batch its queue keeps, through every enqueue
+path (the pooled one, the caller's transaction, the asyncio queue); the previous release's
+``enqueue`` call still stores what it stored; a callback fires at its batch's end even when
+a later batch took its id."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.codec import Codec
+from foundry.adapters.postgres.async_queue import AsyncPostgresQueue
+from foundry.adapters.postgres.queue import PostgresQueue
+from foundry.domain import Batch, Callback, InvalidJob, Job, JobState
+from foundry.ports import ClaimRequest
+from tests.backends import LEASE, postgres_queue, state_of
+
+pytestmark = pytest.mark.postgres
+
+# The previous release's enqueue call of one plain job.
+_ENQUEUE = """
+    SELECT i, existing FROM {s}.enqueue(
+        ARRAY[%(queue)s], ARRAY[%(id)s], ARRAY[0], ARRAY[NULL::timestamptz],
+        ARRAY['0'::interval], ARRAY[3], ARRAY[%(blob)s::bytea], ARRAY[NULL::text],
+        ARRAY[NULL::interval], ARRAY[NULL::text], ARRAY['dead'], '{{}}'::integer[],
+        '{{}}'::text[], ARRAY[NULL::text], ARRAY[NULL::integer], ARRAY[NULL::bigint],
+        '1 hour', NULL, NULL, NULL)
+"""
+
+
+@pytest.fixture
+def queue(request: pytest.FixtureRequest, clock: ManualClock) -> PostgresQueue:
+    made = postgres_queue(request.getfixturevalue, clock)
+    made.enqueue_batches([Batch([Job("task", id="a")], {Callback.THEN: Job("t", id="t")}, id="b1")])
+    return made
+
+
+def test_a_job_taking_a_kept_batchs_id_in_the_callers_transaction_is_refused(
+    queue: PostgresQueue,
+) -> None:
+    with (
+        psycopg.connect(queue._db.settings.url) as conn,
+        pytest.raises(InvalidJob, match="'b1' is a batch's id in queue 'default'"),
+    ):
+        queue.enqueue_within(conn, [Job("task", id="b1")])
+
+    assert state_of(queue, "b1") is None
+
+
+def test_the_asyncio_queue_refuses_a_job_taking_a_kept_batchs_id(
+    queue: PostgresQueue, clock: ManualClock
+) -> None:
+    async def enqueue_both() -> None:
+        twin = AsyncPostgresQueue(queue._db.settings, clock=clock)
+        try:
+            for jobs in ([Job("task", id="b1")], [Job("task", id="x"), Job("task", id="b1")]):
+                with pytest.raises(InvalidJob, match="'b1' is a batch's id"):
+                    await twin.enqueue_many(jobs)
+        finally:
+            await twin.aclose()
+
+    asyncio.run(enqueue_both())
+
+    assert [state_of(queue, name) for name in ("b1", "x")] == [None, None]
+
+
+def test_the_previous_release_enqueue_call_still_stores_its_job(queue: PostgresQueue) -> None:
+    job = Job("task", id="old")
+
+    with psycopg.connect(queue._db.settings.url, autocommit=True) as conn:
+        statement = _ENQUEUE.format(s=f'"{queue.schema}"')
+        params = {"queue": job.queue, "id": job.id, "blob": Codec().encode_job(job)}
+        rows = conn.execute(statement, params).fetchall()
+
+    assert rows == [(1, None)]
+    assert state_of(queue, "old") is JobState.READY
+
+
+def test_a_callback_fires_at_its_batchs_end_though_a_later_batch_took_its_id(
+    queue: PostgresQueue,
+) -> None:
+    queue.enqueue_batches([Batch([Job("task", id="n")], id="t")])
+    leases = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2))
+    [member] = [lease for lease in leases if lease.job_id == "a"]
+
+    queue.complete(member)
+
+    assert state_of(queue, "t") is JobState.READY
