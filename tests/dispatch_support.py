@@ -16,7 +16,7 @@ from foundry.application.batches import Step
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.job_maker import Item
 from foundry.application.registry import JobRegistry
-from foundry.domain import Batch, JobState
+from foundry.domain import Batch, Job, JobState
 from foundry.ports import AsyncBatchPort, AsyncQueuePort, BatchPort, BatchRecord
 from tests.backends import FixtureLookup, Queue, QueueBackend
 
@@ -46,7 +46,7 @@ class AwaitedDispatcher:
         """``AsyncDispatcher.dispatch_many``, run to completion."""
         return self._run(self._dispatcher.dispatch_many(items))
 
-    def chain(self, steps: Iterable[Item | Batch], **options: Any) -> list[str]:
+    def chain(self, steps: Iterable[Item | Job | Batch], **options: Any) -> list[str]:
         """``AsyncDispatcher.chain``, run to completion."""
         return self._run(self._dispatcher.chain(steps, **options))
 

@@ -155,16 +155,17 @@ class AsyncDispatcher(DispatcherBase):
 
     async def chain(
         self,
-        steps: Iterable[Item | Batch],
+        steps: Iterable[Item | Job | Batch],
         *,
         queue: str | None = None,
         result_as: str | None = None,
+        chain_id: str | None = None,
         after_commit: bool | None = None,
         connection: object | None = None,
     ) -> list[str]:
         """``Dispatcher.chain``, awaited: the steps in one write (after the commit, or in the
         caller's transaction on ``connection``, if so); their ids, in order."""
-        units, jobs = self._chain(steps, queue, result_as)
+        units, jobs = self._chain(steps, queue, result_as, chain_id)
         if connection is not None:
             if jobs is not None:
                 return await self._send_within(connection, jobs, after_commit)

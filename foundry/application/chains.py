@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from foundry.domain import AfterFailure, FoundryError, InvalidJob, Job
+from foundry.domain.job import ID_RULE, is_job_id
 from foundry.ports import QueuePort
 
 if TYPE_CHECKING:
@@ -57,12 +58,13 @@ class PreviousResults:
 
 def chain_jobs(
     build: Build,
-    steps: list[tuple[Any, Mapping[str, Any] | None] | Batch],
+    steps: list[tuple[Any, Mapping[str, Any] | None] | Job | Batch],
     queue: str | None,
     result_as: str | None,
+    chain_id: str | None = None,
 ) -> list[Job | Batch]:
     """The jobs and batches of a chain (see ``Dispatcher.chain``), built before anything is
-    sent."""
+    sent; with ``chain_id``, step ``n``'s id is ``<chain_id>.<n>``."""
     from foundry.domain.batch import Batch  # noqa: PLC0415 - a worker never builds a chain
 
     if not steps:
@@ -71,20 +73,31 @@ def chain_jobs(
         raise InvalidJob("result_as", f"{result_as!r} must be a keyword argument's name")
     if result_as is not None and any(isinstance(step, Batch) for step in steps):
         raise InvalidJob("result_as", "a chain holding a batch cannot pass results on")
+    _check_chain_id(chain_id, len(steps))
     units: list[Job | Batch] = []
     home = queue
-    for step in steps:
+    for number, step in enumerate(steps, start=1):
         previous = units[-1].id if units else None
+        step_id = None if chain_id is None else f"{chain_id}.{number}"
         if isinstance(step, Batch):
-            units.append(_after_step(step, home, previous))
+            units.append(_after_step(_renamed(step, step_id), home, previous))
             home = home or step.queue
             continue
-        job = _job_step(
-            build, step, len(units) + 1, queue=home, previous=previous, result_as=result_as
-        )
-        units.append(job)
+        job = _job_step(build, step, number, queue=home, previous=previous, result_as=result_as)
+        units.append(job if step_id is None else attrs.evolve(job, id=step_id))
         home = home or job.queue
     return units
+
+
+def _check_chain_id(chain_id: object, steps: int) -> None:
+    """``InvalidJob`` unless every step id ``chain_id`` makes follows the id rule."""
+    if chain_id is None or (isinstance(chain_id, str) and is_job_id(f"{chain_id}.{steps}")):
+        return
+    raise InvalidJob(
+        "chain_id",
+        f"{chain_id!r} makes the steps' ids ({chain_id}.1 ... {chain_id}.{steps}), which must "
+        f"be {ID_RULE}: pick a shorter id of those characters",
+    )
 
 
 def _job_step(
@@ -98,17 +111,10 @@ def _job_step(
 ) -> Job:
     """Step ``number`` of a chain as a job in ``queue``, waiting for ``previous`` (cancelled
     if it fails) and, with ``result_as``, marked to take its result."""
-    target, payload = _pair(step, number)
-    if previous is None:
-        job = build(target, payload, queue=queue)
+    if isinstance(step, Job):
+        job = _built_step(step, number, queue=queue, previous=previous, result_as=result_as)
     else:
-        data = dict(payload or {})
-        if result_as is not None:
-            _check_free(data, result_as, number)
-            data[result_as] = None  # filled with the previous result when the step runs
-        job = build(target, data, queue=queue, after=(previous,), after_failure=AfterFailure.CANCEL)
-        if result_as is not None:
-            job = attrs.evolve(job, metadata={**job.metadata, RESULT_AS: result_as})
+        job = _pair_step(build, step, number, queue=queue, previous=previous, result_as=result_as)
     if job.unique is not None:
         raise InvalidJob(
             "unique",
@@ -119,13 +125,59 @@ def _job_step(
     return job
 
 
+def _pair_step(
+    build: Build,
+    step: object,
+    number: int,
+    *,
+    queue: str | None,
+    previous: str | None,
+    result_as: str | None,
+) -> Job:
+    """Step ``number``, a (handler, payload) pair, built as ``_job_step`` says."""
+    target, payload = _pair(step, number)
+    if previous is None:
+        return build(target, payload, queue=queue)
+    data = dict(payload or {})
+    if result_as is not None:
+        _check_free(data, result_as, number)
+        data[result_as] = None  # filled with the previous result when the step runs
+    job = build(target, data, queue=queue, after=(previous,), after_failure=AfterFailure.CANCEL)
+    if result_as is not None:
+        job = attrs.evolve(job, metadata={**job.metadata, RESULT_AS: result_as})
+    return job
+
+
+def _built_step(
+    job: Job, number: int, *, queue: str | None, previous: str | None, result_as: str | None
+) -> Job:
+    """Step ``number``, a job from ``build``, moved to ``queue`` and waiting for ``previous``
+    (besides what it waits for already)."""
+    if previous is not None and result_as is not None:
+        raise InvalidJob(
+            "result_as",
+            f"step {number} of the chain is a job from build(), whose payload is checked "
+            "already: result_as passes results only to (handler, payload) steps; give that "
+            f"step as ({job.name!r}, payload)",
+        )
+    if previous is None:
+        return job if queue is None else attrs.evolve(job, queue=queue)
+    return attrs.evolve(
+        job,
+        queue=queue or job.queue,
+        after=(*job.after, previous),
+        after_failure=AfterFailure.CANCEL,
+    )
+
+
 def _pair(step: object, number: int) -> tuple[Any, Mapping[str, Any] | None]:
     """Step ``number`` as (handler, payload); ``InvalidJob`` naming what it got instead."""
     if not isinstance(step, tuple | list) or len(step) != 2:
         raise InvalidJob(
             "steps",
-            f"step {number} of the chain is {step!r:.80}: give (handler, payload) pairs or "
-            "batches from build_batch, e.g. chain([(fetch, {'url': u}), (parse, {})])",
+            f"step {number} of the chain is {step!r:.80}: give (handler, payload) pairs, "
+            "jobs from build() or batches from build_batch, e.g. "
+            "chain([(fetch, {'url': u}), (parse, {})])",
         )
     return step[0], step[1]
 
@@ -139,6 +191,19 @@ def _check_free(payload: Mapping[str, Any], result_as: str, number: int) -> None
             f"step {number} of the chain gives {result_as!r} in its payload, which result_as "
             "fills with the previous step's result: drop it, or pick another result_as",
         )
+
+
+def _renamed(batch: Batch, batch_id: str | None) -> Batch:
+    """``batch`` under ``batch_id`` (its callbacks told so), or as it is without one."""
+    if batch_id is None:
+        return batch
+    from foundry.domain.batch import BATCH_KEY  # noqa: PLC0415 - a worker never builds a chain
+
+    callbacks = {
+        which: attrs.evolve(job, metadata={**job.metadata, BATCH_KEY: batch_id})
+        for which, job in batch.callbacks.items()
+    }
+    return attrs.evolve(batch, id=batch_id, callbacks=callbacks)
 
 
 def _after_step(batch: Batch, queue: str | None, previous: str | None) -> Batch:

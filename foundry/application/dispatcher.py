@@ -172,17 +172,23 @@ class Dispatcher(DispatcherBase):
 
     def chain(
         self,
-        steps: Iterable[Item | Batch],
+        steps: Iterable[Item | Job | Batch],
         *,
         queue: str | None = None,
         result_as: str | None = None,
+        chain_id: str | None = None,
         after_commit: bool | None = None,
         connection: object | None = None,
     ) -> list[str]:
-        """Enqueue ``steps`` (``(handler, payload)`` pairs, or batches from ``build_batch``)
-        to run one after another, in one write (after the commit, or in the caller's
-        transaction on ``connection``, if so, as ``dispatch``); their ids (a batch's id for a
-        batch), in order.
+        """Enqueue ``steps`` (``(handler, payload)`` pairs, jobs from ``build``, or batches
+        from ``build_batch``) to run one after another, in one write (after the commit, or in
+        the caller's transaction on ``connection``, if so, as ``dispatch``); their ids (a
+        batch's id for a batch), in order.
+
+        ``chain_id`` makes a retried call safe, as ``job_id`` does for ``dispatch``: step
+        ``n``'s id (a batch step's too) is ``<chain_id>.<n>``, so the same call sent again
+        while those records are kept stores nothing new and returns the same ids. Without it
+        every call dispatches a new chain.
 
         Each step waits for the previous one to complete (a batch step: every member waits
         for it; the step after a batch waits for the batch's end and runs if ``then`` fired);
@@ -192,7 +198,7 @@ class Dispatcher(DispatcherBase):
         steps). Every step runs in one queue: ``queue``, or the first handler's. An empty
         chain raises ``InvalidJob``.
         """
-        units, jobs = self._chain(steps, queue, result_as)
+        units, jobs = self._chain(steps, queue, result_as, chain_id)
         if connection is not None:
             if jobs is not None:
                 return self._send_within(connection, jobs, after_commit)

@@ -78,11 +78,15 @@ class DispatcherBase:
         )
 
     def _chain(
-        self, steps: Iterable[Item | Batch], queue: str | None, result_as: str | None
+        self,
+        steps: Iterable[Item | Job | Batch],
+        queue: str | None,
+        result_as: str | None,
+        chain_id: str | None,
     ) -> tuple[list[Job | Batch], list[Job] | None]:
         """A chain's steps, built before anything is sent; and its jobs when it holds no
         batch (then it is sent as ``dispatch_many`` sends, no batch store needed)."""
-        units = chain_jobs(self.build, list(steps), queue, result_as)
+        units = chain_jobs(self.build, list(steps), queue, result_as, chain_id)
         jobs = [unit for unit in units if isinstance(unit, Job)]
         return units, jobs if len(jobs) == len(units) else None
 

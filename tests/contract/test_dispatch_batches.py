@@ -135,6 +135,24 @@ def test_a_chain_step_may_be_a_batch(dispatcher: AnyDispatcher, batch_queue: Bat
     assert last.state is JobState.COMPLETED
 
 
+def test_a_chain_with_a_batch_step_sent_again_with_its_chain_id_stores_nothing_new(
+    dispatcher: AnyDispatcher, batch_queue: BatchQueue
+) -> None:
+    def send() -> list[str]:
+        middle = dispatcher.build_batch([(resize, {"n": 1}), (resize, {"n": 2})], then=done)
+        return dispatcher.chain([(done, {"note": "first"}), middle], chain_id="album-3")
+
+    ids = send()
+
+    assert send() == ids == ["album-3.1", "album-3.2"]
+    record = dispatcher.batch_record("album-3.2")
+    assert record.progress.total == 2
+    assert _drain(batch_queue, ["default"]) == ["done", "resize", "resize", "done"]
+    then = batch_queue.get(record.callbacks[Callback.THEN])
+    assert then is not None
+    assert then.job.metadata[BATCH_KEY] == "album-3.2"
+
+
 def test_a_chain_naming_a_batch_or_job_twice_is_refused_and_nothing_is_written(
     dispatcher: AnyDispatcher, batch_queue: BatchQueue
 ) -> None:

@@ -97,6 +97,43 @@ def test_result_as_marks_the_later_steps_and_fills_a_placeholder(
     assert RESULT_AS not in first_record.job.metadata
 
 
+def test_a_chain_sent_again_with_its_chain_id_stores_nothing_new(
+    dispatcher: AnyDispatcher, queue: Queue
+) -> None:
+    ids = dispatcher.chain([(fetch, {"url": "u"}), (parse, {})], chain_id="order-7")
+
+    again = dispatcher.chain([(fetch, {"url": "u"}), (parse, {})], chain_id="order-7")
+
+    assert ids == again == ["order-7.1", "order-7.2"]
+    [first] = queue.claim(ClaimRequest(["etl"], lease=LEASE, limit=5))
+    queue.complete(first)
+    assert (first.job_id, _claim(queue), _claim(queue)) == ("order-7.1", ["order-7.2"], [])
+
+
+def test_a_chain_step_may_be_a_job_from_build(dispatcher: AnyDispatcher, queue: Queue) -> None:
+    built = dispatcher.build(parse, {"strict": True}, priority=5)
+
+    first, second = dispatcher.chain([(fetch, {"url": "u"}), built])
+
+    assert second == built.id
+    record = queue.get(second)
+    assert record is not None
+    assert (record.job.queue, record.job.after, record.job.priority) == ("etl", (first,), 5)
+    assert record.job.after_failure is AfterFailure.CANCEL
+    assert _claim(queue) == [first]
+
+
+def test_result_as_is_refused_for_a_later_step_from_build(
+    dispatcher: AnyDispatcher, queue: Queue
+) -> None:
+    built = dispatcher.build(parse, {})
+
+    with pytest.raises(InvalidJob, match=r"give that step as \('parse', payload\)"):
+        dispatcher.chain([(fetch, {"url": "u"}), built], result_as="text")
+
+    assert queue.queues() == []
+
+
 @pytest.mark.parametrize(
     ("steps", "options", "error"),
     [
@@ -110,6 +147,8 @@ def test_result_as_marks_the_later_steps_and_fills_a_placeholder(
         ([(report, {"account": 1}), (parse, {})], {}, InvalidJob),  # a duplicate never ends
         ([(fetch, {"url": "u"}), (report, {"account": 1})], {}, InvalidJob),
         ([(fetch, {"url": "u"}), (parse, {})], {"result_as": 5}, InvalidJob),
+        ([(fetch, {"url": "u"}), (parse, {})], {"chain_id": "no spaces"}, InvalidJob),
+        ([(fetch, {"url": "u"}), (parse, {})], {"chain_id": "x" * 63}, InvalidJob),
     ],
 )
 def test_a_bad_chain_is_refused_and_nothing_is_written(
