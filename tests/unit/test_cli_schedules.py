@@ -54,6 +54,37 @@ def test_run_enqueues_one_job_now_outside_the_ticks() -> None:
     assert queue.stats(QUEUE).ready == before + 1
 
 
+def test_each_run_is_a_new_job_unless_a_job_id_names_it() -> None:
+    queue, clock = started()
+    container = container_for(queue, clock)
+    before = queue.stats(QUEUE).ready
+
+    runs = [invoke(container, "schedules", "run", "daily-report", *APP) for _ in range(2)]
+    named = [
+        invoke(container, "schedules", "run", "daily-report", "--job-id", "report-now", *APP)
+        for _ in range(2)
+    ]
+
+    assert [run.exit_code for run in (*runs, *named)] == [0] * 4
+    ids = {run.stdout.split()[1] for run in runs}
+    assert len(ids) == 2
+    assert "enqueued report-now for schedule daily-report" in named[0].stdout
+    said = " ".join(named[1].stderr.split())
+    assert "job report-now of queue ticks is stored already (ready); nothing enqueued" in said
+    assert queue.stats(QUEUE).ready == before + 3
+
+
+def test_run_refuses_a_job_id_no_job_can_have() -> None:
+    queue, clock = started()
+
+    result = invoke(
+        container_for(queue, clock), "schedules", "run", "daily-report", "--job-id", "a b", *APP
+    )
+
+    assert result.exit_code == 2
+    assert "is not a job id" in result.output
+
+
 def test_pause_and_resume_a_schedule() -> None:
     queue, clock = started()
     container = container_for(queue, clock)

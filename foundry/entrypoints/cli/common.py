@@ -291,6 +291,12 @@ def job_ids(_: click.Context, __: click.Parameter, value: str | tuple[str, ...])
     return tuple(_checked_id(one, "job id") for one in value)
 
 
+def optional_job_id(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    """A click callback: a --job-id option as given (or None), or a usage error naming the
+    rule."""
+    return None if value is None else _checked_id(value, "job id")
+
+
 def batch_id(_: click.Context, __: click.Parameter, value: str) -> str:
     """A click callback: the BATCH_ID argument, or a usage error naming the rule."""
     return _checked_id(value, "batch id")

@@ -123,24 +123,39 @@ def list_schedules(ctx: click.Context, app: str) -> None:
 @schedules_group.command("run")
 @_APP
 @click.argument("name")
+@click.option(
+    "--job-id",
+    default=None,
+    callback=common.optional_job_id,
+    help="The run's job id: the same command sent again with it enqueues nothing more "
+    "(default: a new id, so each call is a new run).",
+)
 @click.pass_context
-def run_now(ctx: click.Context, app: str, name: str) -> None:
-    """Enqueue schedule NAME's job once now, outside its tick sequence (with overlap='skip',
-    only if no job of it is pending or running)."""
+def run_now(ctx: click.Context, app: str, name: str, job_id: str | None) -> None:
+    """Enqueue schedule NAME's job once now, outside its tick sequence: each call is a new run
+    with a new job id (as Sidekiq-cron's "Enqueue now"), unless --job-id names it. Its ticks
+    are left as they are. With overlap='skip', only if no job of it is pending or running."""
     common.require_shared_queue(ctx, "running a schedule")
     registry = _registry(ctx, app)
     schedule = _declared(registry, name)
+    port = common.queue(ctx)
+    if job_id is not None and (stored := port.get(job_id, schedule.queue)) is not None:
+        common.stderr().print(
+            f"job {job_id} of queue {schedule.queue} is stored already "
+            f"({stored.state.value}); nothing enqueued"
+        )
+        return
     overrides: dict[str, Any] = {"queue": schedule.queue, "priority": schedule.priority}
     overrides["after_commit"] = False  # no transaction is open here to wait for
     if schedule.overlap is Overlap.SKIP:
         overrides["unique"] = overlap_key(schedule)
-    dispatcher = Dispatcher(common.queue(ctx), registry, common.container(ctx).clock())
-    minted = new_job_id()
-    job_id = dispatcher.dispatch(schedule.handler, schedule.payload, job_id=minted, **overrides)
-    if job_id != minted:  # the pending duplicate's id
-        common.stderr().print(_duplicate(registry, schedule, job_id))
+    dispatcher = Dispatcher(port, registry, common.container(ctx).clock())
+    minted = job_id or new_job_id()
+    enqueued = dispatcher.dispatch(schedule.handler, schedule.payload, job_id=minted, **overrides)
+    if enqueued != minted:  # the pending duplicate's id
+        common.stderr().print(_duplicate(registry, schedule, enqueued))
         return
-    click.echo(f"enqueued {job_id} for schedule {name} in queue {schedule.queue}")
+    click.echo(f"enqueued {enqueued} for schedule {name} in queue {schedule.queue}")
 
 
 def _duplicate(registry: JobRegistry, schedule: PeriodicSchedule, holder: str) -> str:
