@@ -43,6 +43,16 @@ def test_list_shows_expression_zone_next_ticks_last_tick_and_its_jobs_state() ->
     assert "ready" in result.output
 
 
+def test_list_says_a_declared_schedule_no_scheduler_fires_is_stalled() -> None:
+    queue, clock = started()
+    clock.advance(timedelta(minutes=1))  # no worker stepped since
+
+    result = invoke(container_for(queue, clock), "schedules", "list", *APP)
+
+    assert result.exit_code == 0, result.output
+    assert "stalled (no worker fired its tick" in " ".join(result.output.split())
+
+
 def test_run_enqueues_one_job_now_outside_the_ticks() -> None:
     queue, clock = started()
     before = queue.stats(QUEUE).ready

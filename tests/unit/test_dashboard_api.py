@@ -17,6 +17,8 @@ from starlette.testclient import TestClient
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
+from foundry.application.registry import JobRegistry
+from foundry.application.schedules.scheduler import Scheduler
 from foundry.domain import Batch, Callback, Dead, ErrorInfo, Job, Progress
 from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
 from foundry.entrypoints.dashboard.history import Sampler
@@ -457,6 +459,28 @@ def test_schedules_lists_what_the_backend_stores_with_each_ones_state(dash: Dash
     assert dash.client.get("/api/schedules?offset=1&limit=1").json()["schedules"][0]["name"] == (
         "nightly"
     )
+
+
+def _noop() -> None:
+    """A handler for the schedules below."""
+
+
+def test_a_schedule_removed_from_the_only_queue_it_used_reads_stalled_not_active(
+    dash: Dash,
+) -> None:
+    before, after = JobRegistry(), JobRegistry()
+    before.periodic(every=timedelta(minutes=1), name="sweep", queue="solo")(before.job(_noop))
+    after.periodic(every=timedelta(minutes=1), name="report", queue="reports")(after.job(_noop))
+    Scheduler(dash.queue, before, ahead=timedelta(0)).step()  # the old release stored it
+
+    dash.clock.advance(5 * MINUTE)
+    Scheduler(dash.queue, after, ahead=timedelta(0)).step()  # the new release polls "reports"
+    listed = dash.client.get("/api/schedules").json()["schedules"]
+    page = dash.client.get("/schedules").text
+
+    statuses = [(s["name"], s["status"]) for s in listed]
+    assert statuses == [("report", "active"), ("sweep", "stalled")]
+    assert "no scheduler fired it" in page
 
 
 def test_schedules_are_paused_resumed_from_now_and_forgotten(dash: Dash) -> None:

@@ -13,6 +13,7 @@ from rich.table import Table
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
 from foundry.application.schedules.scheduler import Scheduler, overlap_key
+from foundry.application.schedules.status import schedule_status
 from foundry.domain import Cron, NoTick, Overlap, PeriodicSchedule, new_job_id
 from foundry.entrypoints.apps import load_app
 from foundry.entrypoints.cli import common
@@ -69,12 +70,15 @@ def _expression(schedule: PeriodicSchedule | None, state: ScheduleState | None) 
     return (state.definition if state else ""), ""
 
 
-def _status(state: ScheduleState | None, declared: bool) -> str:
+def _status(state: ScheduleState | None, declared: bool, now: datetime) -> str:
     if not declared:
         return "orphaned (not in the app)"
     if state is None:
         return "new (no scheduler ran yet)"
-    return "paused" if state.paused else "orphaned" if state.orphaned else "active"
+    status = schedule_status(state, now)
+    if status == "stalled":
+        return "stalled (no worker fired its tick: is a scheduler running?)"
+    return status
 
 
 @schedules_group.command("list")
@@ -89,7 +93,8 @@ def list_schedules(ctx: click.Context, app: str) -> None:
             "note: QUEUE_DRIVER is memory, so no scheduler's state is stored where this process "
             "can read it; set QUEUE_DRIVER=redis to see the workers' schedules"
         )
-    stored = common.schedules(ctx).schedule_states()
+    backend = common.schedules(ctx)
+    now, stored = backend.poll((), 0).now, backend.schedule_states()
     states = {(state.name, state.queue): state for state in stored}
     declared = {(schedule.name, schedule.queue): schedule for schedule in registry.schedules()}
     if not states and not declared:
@@ -115,7 +120,7 @@ def list_schedules(ctx: click.Context, app: str) -> None:
             _next_three(schedule, state),
             _when(state.last_tick if state else None),
             job,
-            _status(state, schedule is not None),
+            _status(state, schedule is not None, now),
         )
     common.stdout().print(table)
 

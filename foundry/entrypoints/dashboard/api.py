@@ -222,7 +222,7 @@ def _schedules(views: Views, query: Params, _: Params) -> Any:
         bounded(query.get("limit"), "limit", 50, 1, MAX_PAGE),
     )
     return {
-        "schedules": [schedule_json(state) for state in page.schedules],
+        "schedules": [schedule_json(state, page.now) for state in page.schedules],
         "total": page.total,
         "offset": page.offset,
         "limit": page.limit,

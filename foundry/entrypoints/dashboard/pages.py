@@ -21,7 +21,7 @@ from starlette.templating import Jinja2Templates
 from foundry.entrypoints.dashboard import charts
 from foundry.entrypoints.dashboard.errors import NotFound, status_and_message
 from foundry.entrypoints.dashboard.history import MinutePoint
-from foundry.entrypoints.dashboard.schedule_views import ScheduleViews, status
+from foundry.entrypoints.dashboard.schedule_views import ScheduleViews
 from foundry.entrypoints.dashboard.values import LISTED, BadInput, bounded
 from foundry.entrypoints.dashboard.values import job_id as checked_id
 from foundry.entrypoints.dashboard.values import queue_name as checked_queue
@@ -190,7 +190,7 @@ def _dead_page(views: Views, request: Request) -> tuple[str, dict[str, Any]]:
 def _schedules_page(views: Views, request: Request) -> tuple[str, dict[str, Any]]:
     offset = bounded(request.query_params.get("offset"), "offset", 0, 0, 1_000_000)
     page = views.schedules.page(offset, PAGE)
-    return "schedules.html", {"page": page, "status": status}
+    return "schedules.html", {"page": page, "status": page.status}
 
 
 def _batches_page(views: Views, request: Request) -> tuple[str, dict[str, Any]]:

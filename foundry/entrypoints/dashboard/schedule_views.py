@@ -9,10 +9,12 @@ it fires only ticks after that moment (none missed while paused) and moves it to
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import attrs
 
+from foundry.application.schedules.status import schedule_status
 from foundry.domain.periodic import MAX_SCHEDULE_NAME
 from foundry.entrypoints.dashboard.values import BadInput, iso, queue_name
 from foundry.ports import SchedulePort, ScheduleState
@@ -30,19 +32,20 @@ def schedule_name(value: object) -> str:
     return value
 
 
-def status(state: ScheduleState) -> str:
-    """``paused``, ``orphaned`` (its code is gone from the app) or ``active``."""
-    return "paused" if state.paused else "orphaned" if state.orphaned else "active"
-
-
 @attrs.frozen
 class SchedulePage:
-    """One page of the stored schedules, sorted by name, then queue."""
+    """One page of the stored schedules, sorted by name, then queue, read at the backend's
+    ``now``."""
 
     schedules: tuple[ScheduleState, ...]
     total: int
     offset: int
     limit: int
+    now: datetime
+
+    def status(self, state: ScheduleState) -> str:
+        """The schedule's status at the page's ``now`` (``schedule_status``)."""
+        return schedule_status(state, self.now)
 
 
 class ScheduleViews:
@@ -53,8 +56,9 @@ class ScheduleViews:
 
     def page(self, offset: int, limit: int) -> SchedulePage:
         """The stored schedules from ``offset``, at most ``limit``."""
+        now = self.port.poll((), 0).now
         every = self.port.schedule_states()
-        return SchedulePage(tuple(every[offset : offset + limit]), len(every), offset, limit)
+        return SchedulePage(tuple(every[offset : offset + limit]), len(every), offset, limit, now)
 
     def pause(self, raw_queue: object, raw_name: object) -> bool:
         """Stop the schedule firing; whether it is stored."""
@@ -70,13 +74,13 @@ class ScheduleViews:
         return self.port.forget_schedule(queue_name(raw_queue), schedule_name(raw_name))
 
 
-def schedule_json(state: ScheduleState) -> dict[str, Any]:
-    """A stored schedule as JSON."""
+def schedule_json(state: ScheduleState, now: datetime) -> dict[str, Any]:
+    """A stored schedule as JSON, its status at the backend's ``now``."""
     return {
         "name": state.name,
         "queue": state.queue,
         "definition": state.definition,
-        "status": status(state),
+        "status": schedule_status(state, now),
         "next_at": iso(state.next_at),
         "last_tick": iso(state.last_tick),
         "last_job_id": state.last_job_id,
