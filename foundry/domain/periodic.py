@@ -24,6 +24,7 @@ from foundry.domain.job import (
     validate_queue_name,
 )
 from foundry.domain.recurring import Cron, Every, NoTick, Recurrence
+from foundry.domain.schedule import LATEST_RUN_AT, MAX_DELAY
 
 MAX_SCHEDULE_NAME = 200
 _ZERO = timedelta(0)
@@ -152,7 +153,12 @@ class PeriodicSchedule:
         jitter, payload, priority = self.jitter, self.payload, self.priority
         if not isinstance(recurrence, Every | Cron):
             return "give cron='...' or every=timedelta(...)"
-        return _check_jitter(jitter) or _check_payload(payload) or _check_priority(priority)
+        return (
+            _check_reach("every", recurrence.interval if isinstance(recurrence, Every) else _ZERO)
+            or _check_jitter(jitter)
+            or _check_payload(payload)
+            or _check_priority(priority)
+        )
 
     def _queue_problem(self) -> str | None:
         try:
@@ -198,8 +204,19 @@ class PeriodicSchedule:
 
 def _check_jitter(value: object) -> str | None:
     if isinstance(value, timedelta) and value >= _ZERO:
-        return None
+        return _check_reach("jitter", value)
     return f"jitter {value!r} must be a timedelta >= 0"
+
+
+def _check_reach(what: str, value: timedelta) -> str | None:
+    """A problem if ``value`` (an interval, a jitter) is longer than a job may be delayed:
+    its ticks' jobs would be refused, one logged error a tick."""
+    if value <= MAX_DELAY:
+        return None
+    return (
+        f"{what}={value} is too long: at most {MAX_DELAY.days} days, so that every tick's job "
+        f"can run before {LATEST_RUN_AT:%Y}; give a shorter one"
+    )
 
 
 def _check_payload(value: object) -> str | None:

@@ -175,3 +175,31 @@ def test_periodic_above_job_takes_the_jobs_name_and_queue() -> None:
     (schedule,) = registry.schedules()
     assert (schedule.handler, schedule.queue) == ("reports.nightly", "reports")
     assert registry.names() == ["reports.nightly"]
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ({"every": timedelta(days=365 * 1200)}, "every=438000 days, 0:00:00 is too long"),
+        ({"every": 60, "jitter": timedelta(days=365 * 1200)}, "jitter=438000 days"),
+        ({"every": 60, "jitter": 1e15}, "jitter="),
+    ],
+)
+def test_an_every_or_jitter_beyond_what_a_job_may_be_delayed_is_refused(
+    options: dict[str, object], said: str
+) -> None:
+    registry = make_registry()
+
+    with pytest.raises(foundry.InvalidSchedule, match="at most 36500 days") as refused:
+        registry.schedule("far", "report", **options)  # type: ignore[arg-type]
+
+    assert said in str(refused.value)
+
+
+def test_every_and_jitter_of_a_hundred_years_are_accepted() -> None:
+    registry = make_registry()
+
+    registry.schedule("century", "report", every=timedelta(days=36500), jitter=36500 * 86400)
+
+    (schedule,) = registry.schedules()
+    assert schedule.jitter == timedelta(days=36500)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from foundry.application.limiting import filled
 from foundry.application.schedules.cron import parse_cron
 from foundry.domain import (
+    MAX_DELAY,
     CatchUp,
     Every,
     FoundryError,
@@ -72,7 +73,9 @@ def _interval(name: str, given: object) -> timedelta:
     every = duration(given)
     if every is None or every <= _ZERO:
         raise InvalidSchedule(
-            name, f"every={given!r} must be a positive timedelta (or seconds), e.g. every=60"
+            name,
+            f"every={given!r} must be a positive timedelta (or seconds), at most "
+            f"{MAX_DELAY.days} days, e.g. every=60",
         )
     if every % timedelta(milliseconds=1):
         raise InvalidSchedule(name, f"every={every} must be a whole number of milliseconds")
@@ -142,5 +145,9 @@ def _jitter(name: str, given: object) -> timedelta:
         return _ZERO
     jitter = duration(given)
     if jitter is None or jitter < _ZERO:
-        raise InvalidSchedule(name, f"jitter={given!r} must be a timedelta >= 0 (or seconds)")
+        raise InvalidSchedule(
+            name,
+            f"jitter={given!r} must be a timedelta >= 0 (or seconds), at most "
+            f"{MAX_DELAY.days} days",
+        )
     return jitter

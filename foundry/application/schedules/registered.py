@@ -17,15 +17,17 @@ class ScheduleOptions(TypedDict, total=False):
     """The keyword arguments of ``JobRegistry.schedule`` after the name and handler.
 
     * ``cron``: 5 fields, 6 with seconds first, or ``@hourly``-style, read in zone ``tz``
-      (an IANA name, default UTC); or ``every``: a positive interval (timedelta or seconds),
-      ticking at whole multiples of it since the Unix epoch, in UTC (``tz`` is refused).
+      (an IANA name, default UTC); or ``every``: a positive interval (timedelta or seconds,
+      at most ``MAX_DELAY``, 36,500 days), ticking at whole multiples of it since the Unix
+      epoch, in UTC (``tz`` is refused).
     * ``payload``, ``queue``, ``priority``: the job of each tick (queue and priority default
       to the handler's).
     * ``catch_up``: after downtime fire the ``latest`` missed tick (default), ``none``, or
       ``all`` (at most ``CatchUp(mode='all', cap=...)``).
-    * ``jitter``: delay each tick's job by up to this much; ``overlap='skip'``: skip a tick
-      while the previous tick's job is pending or running (its jobs hold the key
-      ``schedule:<name>`` in place of the handler's unique key, which the others keep).
+    * ``jitter``: delay each tick's job by up to this much (at most ``MAX_DELAY`` too);
+      ``overlap='skip'``: skip a tick while the previous tick's job is pending or running
+      (its jobs hold the key ``schedule:<name>`` in place of the handler's unique key, which
+      the others keep).
     """
 
     cron: str | None
