@@ -4,7 +4,8 @@ after the gap, repeated times fire once (the first occurrence); intervals ignore
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -172,3 +173,39 @@ def test_an_interval_is_anchored_so_late_evaluation_does_not_drift() -> None:
     assert every.next_after(utc(2030, 1, 1, 0, 0, 14)) == utc(2030, 1, 1, 0, 0, 21)
     assert every.latest_at_or_before(utc(2030, 1, 1, 0, 0, 20)) == utc(2030, 1, 1, 0, 0, 14)
     assert every.latest_at_or_before(utc(2029, 12, 31, 23, 59, 59)) == utc(2029, 12, 31, 23, 59, 53)
+
+
+class PytzLikeZone(tzinfo):
+    """A zone as pytz makes one: read through ``replace(tzinfo=...)`` it gives the zone's first
+    offset (Berlin's local mean time, +00:53), as pytz's do; ``localize`` is the right way."""
+
+    zone = "Europe/Berlin"
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(minutes=53, seconds=28)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "LMT"
+
+    def localize(self, dt: datetime) -> datetime:
+        return dt.replace(tzinfo=ZoneInfo(self.zone))
+
+
+def test_a_pytz_zone_is_read_as_the_iana_zone_it_names_not_its_local_mean_time() -> None:
+    cron = parse_cron("0 6 * * *", PytzLikeZone())
+
+    tick = cron.next_after(utc(2024, 7, 1))
+
+    assert tick == utc(2024, 7, 1, 4)  # 06:00 CEST
+    assert cron.zone == ZoneInfo("Europe/Berlin")
+
+
+def test_a_pytz_zone_naming_no_known_zone_is_refused_naming_the_fix() -> None:
+    zone = PytzLikeZone()
+    zone.zone = "Nowhere/Atlantis"
+
+    with pytest.raises(ValueError, match=r"zoneinfo\.ZoneInfo\('Area/City'\)"):
+        parse_cron("0 6 * * *", zone)

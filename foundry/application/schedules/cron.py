@@ -49,9 +49,14 @@ class CronsimRules:
 
 
 def zone_named(tz: str | tzinfo) -> tzinfo:
-    """The IANA zone ``tz`` names (or ``tz`` itself); ``ValueError`` saying the fix if unknown."""
+    """The IANA zone ``tz`` names (or ``tz`` itself); ``ValueError`` saying the fix if unknown.
+
+    A pytz zone (one with pytz's ``localize``) is read as the ``ZoneInfo`` of its name: wall
+    times are given zones by ``replace(tzinfo=...)``, which gives a pytz zone its first offset
+    (local mean time, Berlin's +00:53), not the one in force then.
+    """
     if isinstance(tz, tzinfo):
-        return tz
+        return _zoneinfo_of_pytz(tz) if hasattr(tz, "localize") else tz
     if tz in ("UTC", "Z"):
         return UTC
     if tz == "localtime":  # a link to /etc/localtime: hosts set differently disagree on ticks
@@ -65,6 +70,18 @@ def zone_named(tz: str | tzinfo) -> tzinfo:
         raise ValueError(
             f"unknown time zone {tz!r}; give an IANA name such as 'Europe/Berlin', "
             "'America/New_York' or 'UTC'"
+        ) from None
+
+
+def _zoneinfo_of_pytz(tz: tzinfo) -> tzinfo:
+    name = getattr(tz, "zone", None)
+    try:
+        return UTC if name == "UTC" else ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(
+            f"the pytz zone {tz!r} names no zone zoneinfo knows ({name!r}), and pytz zones are "
+            "read wrong outside localize(); give zoneinfo.ZoneInfo('Area/City') or the zone's "
+            "IANA name"
         ) from None
 
 

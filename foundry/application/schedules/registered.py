@@ -17,7 +17,8 @@ class ScheduleOptions(TypedDict, total=False):
     """The keyword arguments of ``JobRegistry.schedule`` after the name and handler.
 
     * ``cron``: 5 fields, 6 with seconds first, or ``@hourly``-style, read in zone ``tz``
-      (an IANA name, default UTC); or ``every``: a positive interval (timedelta or seconds,
+      (an IANA name or a ``zoneinfo.ZoneInfo``, default UTC; a pytz zone is read as the
+      zone it names); or ``every``: a positive interval (timedelta or seconds,
       at most ``MAX_DELAY``, 36,500 days), ticking at whole multiples of it since the Unix
       epoch, in UTC (``tz`` is refused).
     * ``payload``, ``queue``, ``priority``: the job of each tick (queue and priority default
