@@ -29,7 +29,7 @@ from foundry.adapters.postgres.batches import (
     batch_refused,
 )
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.connection import aborted, unreachable, unusable
+from foundry.adapters.postgres.connection import UTC_TIMES, aborted, unreachable, unusable
 from foundry.adapters.postgres.database import end_policy
 from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused
 from foundry.adapters.postgres.lent import in_foundrys_database, open_connection
@@ -272,6 +272,7 @@ class AsyncPostgresQueue:
             autocommit=True,
             connect_timeout=max(1, round(self._settings.connect_timeout.total_seconds())),
             application_name=self._settings.application_name,
+            context=UTC_TIMES,
         )
 
 

@@ -13,12 +13,15 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.abc import AdaptContext, Buffer
+from psycopg.adapt import AdaptersMap, Loader
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import Format
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from foundry.adapters.postgres.config import PostgresSettings
@@ -30,6 +33,39 @@ from foundry.domain import ConfigurationError, FoundryError, QueueUnavailable
 #: the Redis adapter's health check does: a server restart while a process idled costs it no
 #: operation, and a connection in steady use pays nothing.
 IDLE_CHECK = timedelta(seconds=15)
+
+
+class _UtcLoader(Loader):
+    """A timestamptz loader giving moments in UTC: psycopg's own give them in the session's
+    TimeZone, which the server's or the role's settings choose, so the same instant would
+    read differently (in the dashboard, the CLI, a result's times) from one setup to the next.
+    It wraps the loader the default map holds (C-accelerated, and not subclassable)."""
+
+    base: type[Loader]
+
+    def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
+        super().__init__(oid, context)
+        self._loader = self.base(oid, context)
+
+    def load(self, data: Buffer) -> datetime:
+        moment: datetime = self._loader.load(data)
+        return moment.astimezone(UTC)
+
+
+def _utc_times() -> AdaptersMap:
+    """psycopg's adapters, with timestamptz read in UTC (``_UtcLoader``)."""
+    adapters = AdaptersMap(psycopg.adapters)
+    oid = psycopg.adapters.types["timestamptz"].oid
+    for form in (Format.TEXT, Format.BINARY):
+        base = psycopg.adapters.get_loader(oid, form)
+        if base is not None:
+            loader = type(f"Utc{base.__name__}", (_UtcLoader,), {"base": base, "format": form})
+            adapters.register_loader(oid, loader)
+    return adapters
+
+
+#: The adapters of every connection Foundry opens (``context=``): moments come back in UTC.
+UTC_TIMES = _utc_times()
 
 
 def open_pool(
@@ -50,6 +86,7 @@ def open_pool(
             "autocommit": True,
             "connect_timeout": max(1, round(settings.connect_timeout.total_seconds())),
             "application_name": application,
+            "context": UTC_TIMES,
         },
         timeout=settings.connect_timeout.total_seconds(),
         name=application,
@@ -105,6 +142,7 @@ def connect(settings: PostgresSettings, *, autocommit: bool = True) -> psycopg.C
             autocommit=autocommit,
             connect_timeout=max(1, round(settings.connect_timeout.total_seconds())),
             application_name=settings.application_name,
+            context=UTC_TIMES,
         )
     except psycopg.OperationalError as error:
         raise unreachable(settings, error) from error

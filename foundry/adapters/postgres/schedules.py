@@ -11,7 +11,7 @@ firing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -109,12 +109,12 @@ class PostgresSchedules:
             rows = conn.execute(self._due, params).fetchall()
             after = conn.execute(self._next, params).fetchone()
         due = tuple(
-            DueSchedule(name, queue, definition, _utc(next_at))
+            DueSchedule(name, queue, definition, next_at)
             for name, queue, definition, next_at in rows[: max(limit, 0)]
         )
         # More due than asked for: no next tick to wait for, look again at once.
-        next_at = None if len(rows) > len(due) or not after or after[0] is None else _utc(after[0])
-        return Poll(_utc(now), due, next_at)
+        next_at = None if len(rows) > len(due) or not after or after[0] is None else after[0]
+        return Poll(now, due, next_at)
 
     def fire(self, firings: Sequence[Firing]) -> list[Fired]:
         """Each firing in its own transaction (every job encoded before any write)."""
@@ -195,15 +195,9 @@ def _state(row: tuple[Any, ...]) -> ScheduleState:
         name=name,
         queue=queue,
         definition=definition,
-        next_at=_utc(next_at) if waiting else None,
-        last_tick=None if last_tick is None else _utc(last_tick),
+        next_at=next_at if waiting else None,
+        last_tick=last_tick,
         last_job_id=last_job_id,
         paused=paused,
         orphaned=orphaned,
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    """``moment`` in UTC, as every backend gives instants: psycopg answers a timestamptz in the
-    session's time zone, which the server's configuration or the URL may set to any zone."""
-    return moment.astimezone(UTC)
