@@ -25,6 +25,7 @@ from foundry.domain import (
     Callback,
     Dead,
     ErrorInfo,
+    InvalidJob,
     Job,
     JobState,
     Retry,
@@ -251,6 +252,22 @@ class QueueMachine(BatchRules):
             after_failure=after_failure,
         )
         self._call(lambda: self._enqueue(job))
+
+    @precondition(lambda self: any(not b.finished for b in self.model.batches.values()))
+    @rule(data=st.data(), many=st.booleans())
+    def enqueue_a_job_under_a_running_batchs_id(self, data: st.DataObject, many: bool) -> None:
+        """A job given a running batch's id is refused, and nothing of the call is stored
+        (batch and job ids share one space; an ended batch may be forgotten, so not one)."""
+        running = sorted(b.id for b in self.model.batches.values() if not b.finished)
+        batch = self.model.batches[data.draw(st.sampled_from(running))]
+        jobs = [Job("task", id=batch.id, queue=batch.queue)]
+        if many:
+            jobs.insert(0, Job("task", id=f"j{next(self.ids)}", queue=batch.queue))
+
+        with pytest.raises(InvalidJob, match="is a batch's id"):
+            self.queue.enqueue_many(jobs)
+
+        assert all(self.queue.get(job.id, job.queue) is None for job in jobs[:-1])
 
     @precondition(lambda self: bool(self.model.batches))
     @rule(data=st.data())
