@@ -79,6 +79,9 @@ def test_each_run_is_a_new_job_unless_a_job_id_names_it() -> None:
     ids = {run.stdout.split()[1] for run in runs}
     assert len(ids) == 2
     assert "enqueued report-now for schedule daily-report" in named[0].stdout
+    record = queue.get("report-now", QUEUE)
+    assert record is not None
+    assert record.job.metadata["schedule"] == "daily-report"  # as its ticks' jobs, no tick
     said = " ".join(named[1].stderr.split())
     assert "job report-now of queue ticks is stored already (ready); nothing enqueued" in said
     assert queue.stats(QUEUE).ready == before + 3

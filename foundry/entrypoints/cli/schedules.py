@@ -7,14 +7,16 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import click
 from rich.table import Table
 
 from foundry.application.dispatcher import Dispatcher
+from foundry.application.job_maker import job_id_of
 from foundry.application.registry import JobRegistry
 from foundry.application.schedules.scheduler import Scheduler, overlap_key
 from foundry.application.schedules.status import schedule_status
-from foundry.domain import Cron, NoTick, Overlap, PeriodicSchedule, new_job_id
+from foundry.domain import Cron, NoTick, Overlap, PeriodicSchedule
 from foundry.entrypoints.apps import load_app
 from foundry.entrypoints.cli import common
 from foundry.ports import ScheduleState
@@ -151,13 +153,14 @@ def run_now(ctx: click.Context, app: str, name: str, job_id: str | None) -> None
         )
         return
     overrides: dict[str, Any] = {"queue": schedule.queue, "priority": schedule.priority}
-    overrides["after_commit"] = False  # no transaction is open here to wait for
     if schedule.overlap is Overlap.SKIP:
         overrides["unique"] = overlap_key(schedule)
     dispatcher = Dispatcher(port, registry, common.container(ctx).clock())
-    minted = job_id or new_job_id()
-    enqueued = dispatcher.dispatch(schedule.handler, schedule.payload, job_id=minted, **overrides)
-    if enqueued != minted:  # the pending duplicate's id
+    job = dispatcher.build(schedule.handler, schedule.payload, job_id=job_id, **overrides)
+    # Sent now, not after a commit: no transaction is open here to wait for.
+    job = attrs.evolve(job, metadata={**job.metadata, "schedule": schedule.name})
+    enqueued = job_id_of(port.enqueue(job))
+    if enqueued != job.id:  # the pending duplicate's id
         common.stderr().print(_duplicate(registry, schedule, enqueued))
         return
     click.echo(f"enqueued {enqueued} for schedule {name} in queue {schedule.queue}")
