@@ -74,6 +74,7 @@ def chain_jobs(
     if result_as is not None and any(isinstance(step, Batch) for step in steps):
         raise InvalidJob("result_as", "a chain holding a batch cannot pass results on")
     _check_chain_id(chain_id, len(steps))
+    _built_once(steps)
     units: list[Job | Batch] = []
     home = queue
     for number, step in enumerate(steps, start=1):
@@ -87,6 +88,18 @@ def chain_jobs(
         units.append(job if step_id is None else attrs.evolve(job, id=step_id))
         home = home or job.queue
     return units
+
+
+def _built_once(steps: list[Any]) -> None:
+    """``InvalidJob`` for a job from ``build`` given as two steps (it would wait for itself)."""
+    seen: dict[str, int] = {}
+    for number, step in enumerate(steps, start=1):
+        if isinstance(step, Job) and seen.setdefault(step.id, number) != number:
+            raise InvalidJob(
+                "steps",
+                f"step {number} of the chain is the job of step {seen[step.id]} (id "
+                f"{step.id!r}): each step is used once; build() another job for it",
+            )
 
 
 def _check_chain_id(chain_id: object, steps: int) -> None:

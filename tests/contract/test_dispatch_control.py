@@ -123,6 +123,17 @@ def test_a_chain_step_may_be_a_job_from_build(dispatcher: AnyDispatcher, queue: 
     assert _claim(queue) == [first]
 
 
+def test_a_job_from_build_given_as_two_steps_is_refused_naming_both(
+    dispatcher: AnyDispatcher, queue: Queue
+) -> None:
+    built = dispatcher.build(parse, {})
+
+    with pytest.raises(InvalidJob, match="step 3 of the chain is the job of step 2"):
+        dispatcher.chain([(fetch, {"url": "u"}), built, built])
+
+    assert queue.queues() == []
+
+
 def test_result_as_is_refused_for_a_later_step_from_build(
     dispatcher: AnyDispatcher, queue: Queue
 ) -> None:
