@@ -7,15 +7,16 @@ orphans, overlap, jitter, redefinition, and firings that lost the race writing n
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 
 import foundry
 from foundry.adapters.clock import ManualClock
 from foundry.application.schedules.scheduler import MAX_SLEEP_S, Scheduler
-from foundry.domain import JobState
+from foundry.domain import Batch, Job, JobState
 from foundry.ports import ClaimRequest, Duplicate, Firing
-from tests.backends import Queue
+from tests.backends import BatchQueue, Queue
 
 MINUTE = timedelta(minutes=1)
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -59,6 +60,25 @@ def test_a_new_schedule_waits_for_its_first_tick_then_fires_it_once(
     assert record is not None
     assert record.job.metadata == {"schedule": "every-minute", "tick": "2030-01-01T00:01:00+00:00"}
     assert record.job.created_at == START + MINUTE
+
+
+def test_a_running_batch_named_as_a_tick_job_does_not_stop_the_schedule(
+    queue: Queue, clock: ManualClock
+) -> None:
+    registry = app()
+    scheduler = Scheduler(queue, registry)
+    (schedule,) = registry.schedules()
+    scheduler.step()
+    taken = schedule.job_id(START + MINUTE)
+    batches = cast(BatchQueue, queue)
+    batches.enqueue_batches([Batch([Job("beat", queue="periodic", id="m")], id=taken)])
+
+    clock.advance(MINUTE)
+    scheduler.step()
+
+    [state] = queue.schedule_states()
+    assert (state.last_tick, state.next_at) == (START + MINUTE, START + 2 * MINUTE)
+    assert jobs_of(queue, schedule, minutes(1)) == [True]
 
 
 def steps_until_a_wait(scheduler: Scheduler) -> float:

@@ -134,7 +134,8 @@ class PostgresSchedules:
             answers = []
             if jobs:
                 params = enqueue_params(jobs, blobs, self._db.now(), self._db.policy)
-                answers = outcomes(jobs, conn.execute(self._db.sql["enqueue"], params).fetchall())
+                rows = conn.execute(self._db.sql["enqueue_ticks"], params).fetchall()
+                answers = outcomes(jobs, rows)
             last_tick, last_job = None, None
             for (tick, job), outcome in zip(firing.jobs, answers, strict=True):
                 last_tick = tick
