@@ -42,7 +42,14 @@ class Foundry:
         """Connect ``app`` (settings from ``app.config["FOUNDRY"]`` over the environment).
 
         Raises ``ConfigurationError`` naming a key of ``FOUNDRY`` that is no setting (a typo
-        would leave the environment's value in force without a word)."""
+        would leave the environment's value in force without a word), and when Foundry is
+        already installed on ``app`` (a second connection would replace the first one,
+        leaving it open: one extension per app, as Flask's extensions have)."""
+        if _KEY in app.extensions:
+            raise foundry.ConfigurationError(
+                f"Foundry is already installed on the app {app.name!r}: call init_app(app) "
+                "once per app, where the app is made, and use that extension object"
+            )
         given = app.config.get("FOUNDRY", {})
         connection = foundry.connect(foundry.Settings.over_env(given, "app.config['FOUNDRY']"))
         dispatcher = connection.dispatcher(self.registry, commit_hooks=self._commit_hooks)

@@ -91,3 +91,18 @@ def test_a_mounted_fastapi_app_dispatches_with_the_main_apps_lifespan() -> None:
 
     assert reply.status_code == 200
     assert reply.json()["job"]
+
+
+def test_a_second_init_app_on_one_flask_app_is_refused_and_keeps_the_first_connection() -> None:
+    extension = Foundry(registry)
+    app = Flask("twice")
+    app.config["FOUNDRY"] = {"QUEUE_DRIVER": "memory"}
+    extension.init_app(app)
+    first = app.extensions["foundry"]
+
+    with pytest.raises(foundry.ConfigurationError, match="already installed on the app 'twice'"):
+        Foundry(registry).init_app(app)
+
+    assert app.extensions["foundry"] is first
+    with app.app_context():
+        assert extension.dispatcher.dispatch(noop, {})
