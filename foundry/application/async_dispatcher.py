@@ -48,7 +48,9 @@ class AsyncDispatcher(DispatcherBase):
     ``after_commit`` is ``Dispatcher``'s: at the commit (in the loop's thread or another, as
     Django's async views commit in a worker thread) the send is handed to the loop that
     dispatched; ``flush()`` waits for those sends (call it before closing the connection).
-    Outside a transaction the send is awaited by the call, which raises its error.
+    Outside a transaction the send is awaited by the call, which raises its error. A commit
+    made once the dispatching loop has closed stands, and the jobs it would have sent are
+    logged as not sent, each id, at ERROR.
     """
 
     def __init__(
@@ -321,8 +323,13 @@ class AsyncDispatcher(DispatcherBase):
                 here = None
             if here is loop:
                 self._spawn(jobs, send)
-            else:
+                return
+            try:
                 loop.call_soon_threadsafe(self._spawn, jobs, send)
+            except RuntimeError:
+                if not loop.is_closed():
+                    raise
+                _log_loop_closed(jobs)
 
         return committed
 
@@ -346,6 +353,19 @@ class AsyncDispatcher(DispatcherBase):
                 ", ".join(job.id for job in jobs[:5]),
                 exc_info=task.exception(),
             )
+
+
+def _log_loop_closed(jobs: list[Job]) -> None:
+    """The commit came after the dispatching loop closed: the jobs cannot be sent (the async
+    queue's clients belong to that loop), so every id is logged and the commit stands."""
+    log.error(
+        "%d job(s) dispatched after commit were not sent, the commit stands: the event loop "
+        "that dispatched them is closed (commit the transaction before the loop ends, or "
+        "dispatch with the sync Dispatcher where the commit is made outside the loop); "
+        "not sent: %s",
+        len(jobs),
+        ", ".join(job.id for job in jobs),
+    )
 
 
 async def _awaited(send: Callable[[], Awaitable[object]]) -> object:

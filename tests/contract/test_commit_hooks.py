@@ -452,3 +452,30 @@ def test_a_send_handed_over_at_a_commit_that_the_loops_end_cancels_is_logged(
     assert queue.get(job_id) is None
     assert job_id in record.getMessage()
     assert "flush()" in record.getMessage()
+
+
+@pytest.mark.parametrize("name", ["memory", "sqlalchemy"])
+def test_a_commit_after_the_dispatching_loop_closed_stands_and_logs_every_unsent_job(
+    queue: MemoryQueue, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    [db] = COMMIT_BACKENDS[name]()
+    dispatcher = AsyncDispatcher(
+        AsyncMemoryQueue(queue), registry, ManualClock(), commit_hooks=db.hooks
+    )
+    caplog.set_level(logging.ERROR, logger="foundry")
+    transaction = db.atomic()
+    transaction.__enter__()
+
+    async def main() -> list[str]:
+        return await dispatcher.dispatch_many(
+            [(welcome, {"user_id": n}) for n in range(7)], after_commit=True
+        )
+
+    job_ids = asyncio.run(main())  # the loop closes with the transaction still open
+    transaction.__exit__(None, None, None)  # the commit: no error reaches the committer
+
+    [record] = [r for r in caplog.records if r.name.startswith("foundry")]
+    assert all(job_id in record.getMessage() for job_id in job_ids)
+    assert "event loop" in record.getMessage()
+    assert "the commit stands" in record.getMessage()
+    assert queue.queues() == []
