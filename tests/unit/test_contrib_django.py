@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -64,3 +65,25 @@ def test_override_settings_of_foundry_reaches_the_connection_and_the_dispatcher(
     project.dispatcher.cache_clear()
 
     assert seen == [("first", True), ("second", True)]
+
+
+def test_an_async_view_dispatches_with_the_async_dispatcher_on_the_settings_queue() -> None:
+    from django.test import override_settings  # noqa: PLC0415 - needs the configured Django
+
+    from foundry.contrib.django import async_dispatcher  # noqa: PLC0415
+    from tests.e2e.apps import add  # noqa: PLC0415
+
+    async def view() -> tuple[foundry.AsyncDispatcher, str, str]:
+        dispatcher = async_dispatcher()
+        now = await dispatcher.dispatch(add, {"a": 1, "b": 2})
+        # No atomic block is open on the loop's thread: sent at once, as on_commit runs.
+        at_commit = await dispatcher.dispatch(add, {"a": 3, "b": 4}, after_commit=True)
+        return dispatcher, now, at_commit
+
+    with override_settings(FOUNDRY={"APP": "tests.e2e.apps:registry", "QUEUE_DRIVER": "memory"}):
+        dispatcher, now, at_commit = asyncio.run(view())
+        queue = project.connection().queue
+        stored = [queue.get(now) is not None, queue.get(at_commit) is not None]
+
+    assert isinstance(dispatcher, foundry.AsyncDispatcher)
+    assert stored == [True, True]

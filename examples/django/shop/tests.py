@@ -54,6 +54,23 @@ class SignupTests(TransactionTestCase):
         self.assertEqual(queue.stats("mail").ready, 0)
 
 
+class AsyncViewTests(TransactionTestCase):
+    def test_an_async_view_dispatches_with_the_async_dispatcher_request_after_request(
+        self,
+    ) -> None:
+        queue = foundry_connection().queue
+        customer = Customer.objects.create(email="cy@example.com")
+        before = queue.stats("mail").ready
+
+        # Each request of the sync test client runs the async view in an event loop of its own.
+        replies = [self.client.post(f"/customers/{customer.pk}/welcome") for _ in range(2)]
+
+        self.assertEqual([reply.status_code for reply in replies], [202, 202])
+        self.assertEqual(queue.stats("mail").ready, before + 2)
+        for reply in replies:
+            self.assertIsNotNone(queue.get(reply.json()["job"]))
+
+
 class LoggingTests(TransactionTestCase):
     def test_foundrys_records_reach_the_projects_logging_configuration(self) -> None:
         [recent] = [h for h in logging.getLogger("foundry").handlers if h.get_name() == "recent"]

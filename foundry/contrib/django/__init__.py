@@ -7,7 +7,8 @@ the registry as ``"module:attribute"``, and any of Foundry's environment variabl
     FOUNDRY = {"APP": "shop.jobs:registry", "REDIS_URL": "redis://127.0.0.1:6379/0"}
 
 Then ``dispatcher()`` dispatches after the current ``atomic`` block commits whenever the
-registry (``JobRegistry(after_commit=True)``) or the call (``after_commit=True``) says so, and
+registry (``JobRegistry(after_commit=True)``) or the call (``after_commit=True``) says so;
+``await async_dispatcher().dispatch(...)`` is its counterpart for async views; and
 ``python manage.py foundry_work`` runs ``foundry work`` for the registry, with Django set up in
 the worker and its database connections handled per child and per job
 (``DjangoDatabases``).
@@ -16,6 +17,12 @@ the worker and its database connections handled per child and per job
 from __future__ import annotations
 
 from foundry.contrib.django.databases import DjangoDatabases
-from foundry.contrib.django.project import cache, connection, dispatcher, registry
+from foundry.contrib.django.project import (
+    async_dispatcher,
+    cache,
+    connection,
+    dispatcher,
+    registry,
+)
 
-__all__ = ["DjangoDatabases", "cache", "connection", "dispatcher", "registry"]
+__all__ = ["DjangoDatabases", "async_dispatcher", "cache", "connection", "dispatcher", "registry"]

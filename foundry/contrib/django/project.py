@@ -54,6 +54,19 @@ def dispatcher() -> foundry.Dispatcher:
     return connection().dispatcher(registry(), commit_hooks=foundry.DjangoCommitHooks())
 
 
+@once
+def async_dispatcher() -> foundry.AsyncDispatcher:
+    """The registry's ``AsyncDispatcher``, for async views: awaited, it never blocks the loop.
+
+    Django opens no ``atomic`` block on the event loop's thread (its ORM runs in a worker
+    thread there, each ``acreate``/``asave`` committed on return), so a dispatch after commit
+    from an async view is sent at once, as ``transaction.on_commit`` runs a callback outside
+    ``atomic``. Inside an ``atomic`` block run with ``sync_to_async``, dispatch with
+    ``dispatcher()``: that block's thread is not the loop's.
+    """
+    return connection().async_dispatcher(registry(), commit_hooks=foundry.DjangoCommitHooks())
+
+
 def cache() -> foundry.CachePort:
     """The configured cache."""
     return connection().cache
@@ -76,8 +89,9 @@ def worker_environment() -> dict[str, str]:
 
 
 def _settings_changed(*, setting: str, **_: Any) -> None:
-    """``override_settings(FOUNDRY=...)`` (a test's): the next ``connection()`` and
-    ``dispatcher()`` are built from the new value, and the old connection is closed."""
+    """``override_settings(FOUNDRY=...)`` (a test's): the next ``connection()``,
+    ``dispatcher()`` and ``async_dispatcher()`` are built from the new value, and the old
+    connection is closed."""
     if setting != "FOUNDRY":
         return
     _config.cache_clear()
@@ -85,6 +99,7 @@ def _settings_changed(*, setting: str, **_: Any) -> None:
         connection().close()
     connection.cache_clear()
     dispatcher.cache_clear()
+    async_dispatcher.cache_clear()
 
 
 setting_changed.connect(_settings_changed)
