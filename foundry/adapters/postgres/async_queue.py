@@ -32,12 +32,12 @@ from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import UTC_TIMES, aborted, unreachable, unusable
 from foundry.adapters.postgres.database import end_policy
 from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused
-from foundry.adapters.postgres.lent import in_foundrys_database, open_connection
+from foundry.adapters.postgres.lent import in_foundrys_database, psycopg_async_connection
 from foundry.adapters.postgres.rows import RowCodec
 from foundry.adapters.postgres.statements import Statements
 from foundry.adapters.postgres.text_columns import without_nul
 from foundry.adapters.postgres.waking import channel
-from foundry.domain import Batch, ConfigurationError, InvalidJob, Job, JobState
+from foundry.domain import Batch, InvalidJob, Job, JobState
 from foundry.ports import BatchRecord, Clock, DeadLetterRetention, EnqueueOutcome, JobRecord
 
 _SPARE = timedelta(minutes=1)
@@ -87,7 +87,7 @@ class AsyncPostgresQueue:
         """Store ``jobs`` with the caller's psycopg ``AsyncConnection``, in its open transaction
         (see ``AsyncTransactionalEnqueue``): the same ``enqueue`` call, whose NOTIFY wakes
         blocked workers when that transaction commits."""
-        lent = _lent(connection)
+        lent = await psycopg_async_connection(connection)
         if not jobs:
             return []
         blobs = [self._rows.codec.encode_job(job) for job in jobs]
@@ -153,7 +153,7 @@ class AsyncPostgresQueue:
     ) -> None:
         """Store ``items`` with the caller's psycopg ``AsyncConnection``, in its open
         transaction (see ``AsyncTransactionalEnqueue``): the same ``enqueue_batches`` call."""
-        lent = _lent(connection)
+        lent = await psycopg_async_connection(connection)
         if not items:
             return
         params = self._batches.params(items, self._rows, self._now(), end_policy(_KEEP, _RETENTION))
@@ -274,13 +274,3 @@ class AsyncPostgresQueue:
             application_name=self._settings.application_name,
             context=UTC_TIMES,
         )
-
-
-def _lent(connection: object) -> psycopg.AsyncConnection[Any]:
-    """The caller's connection, if it is a psycopg ``AsyncConnection``."""
-    if not isinstance(connection, psycopg.AsyncConnection):
-        raise ConfigurationError(
-            "connection= on the AsyncDispatcher takes a psycopg 3 AsyncConnection; got "
-            f"{type(connection).__name__}"
-        )
-    return open_connection(connection)

@@ -1,7 +1,9 @@
 """The psycopg 3 connection under what a caller lends ``dispatch(..., connection=)``: a psycopg
 ``Connection`` itself, a SQLAlchemy ``Session`` (or ``scoped_session``) or ``Connection`` on
 the ``postgresql+psycopg`` driver, or a Django database connection (``django.db.connection``,
-``connections[alias]``) on Django's PostgreSQL backend with psycopg 3.
+``connections[alias]``) on Django's PostgreSQL backend with psycopg 3; for the
+``AsyncDispatcher``, a psycopg ``AsyncConnection`` or a SQLAlchemy ``AsyncSession`` (or
+``async_scoped_session``) or ``AsyncConnection``.
 
 Neither SQLAlchemy nor Django is imported here unless the application has imported it: a
 connection of theirs can only come from an application that did.
@@ -48,6 +50,48 @@ def psycopg_connection(lent: object) -> psycopg.Connection[Any]:
             "SQLAlchemy, psycopg installed for Django)"
         )
     return open_connection(found)
+
+
+_ASYNC_TAKES = (
+    "connection= on the AsyncDispatcher takes a psycopg 3 AsyncConnection, or a SQLAlchemy "
+    "AsyncSession or AsyncConnection (driver postgresql+psycopg)"
+)
+
+
+async def psycopg_async_connection(lent: object) -> psycopg.AsyncConnection[Any]:
+    """The psycopg 3 ``AsyncConnection`` ``lent`` holds, in the transaction it has open (a
+    SQLAlchemy ``AsyncSession`` begins its transaction here if it had none);
+    ``ConfigurationError`` naming what ``connection=`` takes for anything else."""
+    found: object = lent
+    if "sqlalchemy.ext.asyncio" in sys.modules:
+        found = await _from_sqlalchemy_async(lent)
+    if isinstance(found, psycopg.AsyncConnection):
+        return open_connection(found)
+    if found is lent:
+        raise ConfigurationError(f"{_ASYNC_TAKES}; got {type(lent).__name__}")
+    raise ConfigurationError(
+        f"{_ASYNC_TAKES}; the {type(lent).__name__} given runs on {type(found).__module__}."
+        f"{type(found).__name__} (use postgresql+psycopg:// with create_async_engine)"
+    )
+
+
+async def _from_sqlalchemy_async(lent: object) -> object:
+    """The driver connection of a SQLAlchemy asyncio session or connection, else ``lent``."""
+    from sqlalchemy.ext.asyncio import (  # noqa: PLC0415 - loaded by the app already
+        AsyncConnection,
+        AsyncSession,
+        async_scoped_session,
+    )
+
+    if isinstance(lent, async_scoped_session):
+        lent = lent()
+    if isinstance(lent, AsyncSession):
+        lent = await lent.connection()  # the session's transaction's connection (begun if none)
+    if isinstance(lent, AsyncConnection):
+        raw = await lent.get_raw_connection()
+        driver: object = raw.driver_connection
+        return driver
+    return lent
 
 
 def open_connection(conn: Connection) -> Connection:

@@ -11,11 +11,15 @@ the request then most likely forgot to commit.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +31,18 @@ class SqlAlchemyCommitHooks:
     """Callbacks after the commit of the current transaction of ``session()``'s session.
 
     ``session`` returns the session in use now: a ``scoped_session`` (Flask-SQLAlchemy's
-    ``db.session``) or ``lambda: session``. A session that has not begun a transaction (no
-    statement, ``add`` or ``begin()`` since its last commit) is in none: the callback runs at
-    once, as Django's does outside ``atomic``.
+    ``db.session``) or ``lambda: session``; an ``AsyncSession`` too (``lambda: session``, an
+    ``async_scoped_session``), whose commit is its ``sync_session``'s. A session that has not
+    begun a transaction (no statement, ``add`` or ``begin()`` since its last commit) is in
+    none: the callback runs at once, as Django's does outside ``atomic``.
     """
 
-    def __init__(self, session: Callable[[], Session]) -> None:
+    def __init__(self, session: Callable[[], Session | AsyncSession]) -> None:
         self._session = session
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Keep ``callback`` for the session's innermost transaction; run it now if none."""
-        session = self._session()
+        session = _sync(self._session())
         if not session.in_transaction():
             callback()
             return
@@ -45,6 +50,17 @@ class SqlAlchemyCommitHooks:
         transaction = session.get_nested_transaction() or session.get_transaction()
         pending: dict[SessionTransaction | None, list[Callable[[], None]]] = session.info[_PENDING]
         pending.setdefault(transaction, []).append(callback)
+
+
+def _sync(session: Session | AsyncSession) -> Session:
+    """The ``Session`` whose events say how the transaction ends (an ``AsyncSession``'s
+    ``sync_session``: SQLAlchemy fires no events on the asyncio proxy)."""
+    if "sqlalchemy.ext.asyncio" in sys.modules:
+        from sqlalchemy.ext.asyncio import AsyncSession  # noqa: PLC0415 - loaded by the app
+
+        if isinstance(session, AsyncSession):
+            return session.sync_session
+    return cast(Session, session)
 
 
 def _listen(session: Session) -> None:
