@@ -9,7 +9,7 @@ from foundry.application.async_dispatcher import AsyncDispatcher
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
 from foundry.domain import ConfigurationError
-from foundry.entrypoints.container import Container, build_container
+from foundry.entrypoints.container import Container, build_container, close_resources
 from foundry.entrypoints.settings import Driver, Settings
 from foundry.ports import AsyncQueuePort, CachePort, CommitHooks, QueuePort
 
@@ -86,7 +86,9 @@ class Connection:
         )
 
     def close(self) -> None:
-        """Close the Redis clients this connection opened (memory adapters need nothing)."""
+        """Close the Redis clients and the PostgreSQL pools this connection opened (memory
+        adapters need nothing). One left open is closed when the interpreter exits."""
+        close_resources(self._container)
         drivers = {"queue": self.settings.queue_driver, "cache": self.settings.cache_driver}
         clients = {"queue": self._container.queue_client, "cache": self._container.cache_client}
         for port in self._opened:

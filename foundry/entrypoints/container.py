@@ -7,10 +7,13 @@ providers (``container.queue.override(providers.Object(MemoryQueue(clock)))``), 
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
+import os
 import threading
+import weakref
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
@@ -85,20 +88,47 @@ def _async_redis_queue(**options: Any) -> AsyncRedisQueue:
 
 class OpenedPools:
     """The PostgreSQL pools this process built, closed together when its command ends: a pool
-    left to the garbage collector stops its threads from whichever thread collects it."""
+    left to the garbage collector stops its threads from whichever thread collects it.
+
+    Any still open when the interpreter exits (a producer's ``foundry.connect()`` never
+    closed) are closed then, before the interpreter tears down: a pool collected during
+    shutdown waits seconds for each of its threads and warns."""
 
     def __init__(self) -> None:
         self._pools: list[ConnectionPool] = []
 
     def add(self, pool: ConnectionPool) -> ConnectionPool:
-        """Remember ``pool``; return it."""
+        """Remember ``pool``, to close at exit if no one did; return it."""
         self._pools.append(pool)
+        _close_at_exit(pool)
         return pool
 
     def close(self) -> None:
         """Close every pool remembered (their connections and worker threads)."""
         while self._pools:
             self._pools.pop().close()
+
+
+#: Pools to close at exit, each with the process that opened it (a forked child leaves its
+#: parent's alone: closing one there would end the parent's sessions on the shared sockets).
+_EXIT_POOLS: weakref.WeakKeyDictionary[ConnectionPool, int] = weakref.WeakKeyDictionary()
+
+
+def _close_at_exit(pool: ConnectionPool) -> None:
+    _register_exit_hook()
+    _EXIT_POOLS[pool] = os.getpid()
+
+
+@cache
+def _register_exit_hook() -> None:
+    atexit.register(_close_pools_left_open)
+
+
+def _close_pools_left_open() -> None:
+    for pool, pid in list(_EXIT_POOLS.items()):
+        if pid == os.getpid() and not pool.closed:
+            pool.close()
+    _EXIT_POOLS.clear()
 
 
 def _postgres_pool(settings: PostgresSettings, opened: OpenedPools) -> ConnectionPool:
