@@ -146,6 +146,11 @@ def _pool_size(value: object) -> None:
     _whole(value, 1, 10_000, "use a number of connections from 1 to 10000")
 
 
+def _flag(value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+
+
 def _timeout(value: object) -> None:
     if not isinstance(value, timedelta):
         raise ValueError("expected a number of seconds, like 30 or 2.5, or a timedelta")
@@ -209,6 +214,7 @@ class Settings:
     )
     database_pool_size: int = attrs.field(default=10, validator=_checked(_pool_size))
     database_schema: str = attrs.field(default=postgres.DEFAULT_SCHEMA, validator=_checked(_schema))
+    database_prepared_statements: bool = attrs.field(default=True, validator=_checked(_flag))
 
     def __attrs_post_init__(self) -> None:
         for variable, driver in (
@@ -301,8 +307,9 @@ class Settings:
         )
 
     def postgres(self) -> PostgresSettings:
-        """How the PostgreSQL adapters reach their database (``DATABASE_URL``, its pool size
-        and Foundry's schema in it). Raises ``ConfigurationError`` when no URL is set."""
+        """How the PostgreSQL adapters reach their database (``DATABASE_URL``, its pool size,
+        Foundry's schema in it and whether statements are prepared). Raises
+        ``ConfigurationError`` when no URL is set."""
         if self.database_url is None:
             raise ConfigurationError(
                 "DATABASE_URL is not set: use postgresql://user:password@host:5432/database"
@@ -314,6 +321,7 @@ class Settings:
             self.database_url,
             schema=self.database_schema,
             pool_size=self.database_pool_size,
+            prepared_statements=self.database_prepared_statements,
         )
 
     def describe(self) -> dict[str, str]:
@@ -349,6 +357,17 @@ def _integer(raw: str) -> int:
         raise ValueError("expected a whole number") from None
 
 
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _boolean(raw: str) -> bool:
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
 def _seconds(raw: str) -> float:
     try:
         return float(raw)
@@ -367,4 +386,5 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "redis_wait_replicas": _integer,
     "queue_timeout": _seconds,
     "database_pool_size": _integer,
+    "database_prepared_statements": _boolean,
 }

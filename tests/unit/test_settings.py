@@ -36,6 +36,7 @@ BAD_VALUES = [
     ("DATABASE_URL", "postgresql://db.example:port/app", "port must be a number"),
     ("DATABASE_POOL_SIZE", "0", "from 1 to 10000"),
     ("DATABASE_SCHEMA", "Has-Dash", "lower-case letters"),
+    ("DATABASE_PREPARED_STATEMENTS", "sometimes", "true or false"),
     ("QUEUE_DRIVER", "postgres", "needs DATABASE_URL"),
     ("CACHE_DRIVER", "postgres", "needs DATABASE_URL"),
 ]
@@ -254,3 +255,15 @@ def test_a_url_puts_the_queue_and_the_cache_on_its_server_and_keeps_the_rest() -
     assert postgres.database_url == "postgresql://app@db.example/app"
     assert (memory.queue_driver, memory.cache_driver) == (Driver.MEMORY, Driver.MEMORY)
     assert (redis.queue_prefix, postgres.queue_timeout) == ("app", timedelta(seconds=60))
+
+
+@pytest.mark.parametrize(("value", "prepared"), [("false", False), ("0", False), ("True", True)])
+def test_database_prepared_statements_reaches_the_postgresql_settings(
+    value: str, prepared: bool
+) -> None:
+    settings = Settings.from_env(
+        {"DATABASE_URL": "postgresql://db.example/app", "DATABASE_PREPARED_STATEMENTS": value}
+    )
+
+    assert settings.postgres().prepared_statements is prepared
+    assert settings.postgres().prepare_threshold == (5 if prepared else None)

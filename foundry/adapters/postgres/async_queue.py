@@ -273,4 +273,5 @@ class AsyncPostgresQueue:
             connect_timeout=max(1, round(self._settings.connect_timeout.total_seconds())),
             application_name=self._settings.application_name,
             context=UTC_TIMES,
+            prepare_threshold=self._settings.prepare_threshold,
         )

@@ -43,3 +43,14 @@ class PostgresSettings:
     pool_size: int = attrs.field(default=10, validator=_pool_size)
     connect_timeout: timedelta = timedelta(seconds=5)
     application_name: str = "foundry"
+    #: Whether psycopg prepares a statement on the server after its fifth run on a
+    #: connection; ``False`` behind a pooler in transaction mode (pgbouncer before 1.21, or
+    #: without ``max_prepared_statements``), where a connection's prepared statements are
+    #: another session's.
+    prepared_statements: bool = True
+
+    @property
+    def prepare_threshold(self) -> int | None:
+        """psycopg's ``prepare_threshold`` for every connection Foundry opens (its default, 5,
+        or ``None``: never prepare)."""
+        return 5 if self.prepared_statements else None

@@ -87,6 +87,7 @@ def open_pool(
             "connect_timeout": max(1, round(settings.connect_timeout.total_seconds())),
             "application_name": application,
             "context": UTC_TIMES,
+            "prepare_threshold": settings.prepare_threshold,
         },
         timeout=settings.connect_timeout.total_seconds(),
         name=application,
@@ -143,6 +144,7 @@ def connect(settings: PostgresSettings, *, autocommit: bool = True) -> psycopg.C
             connect_timeout=max(1, round(settings.connect_timeout.total_seconds())),
             application_name=settings.application_name,
             context=UTC_TIMES,
+            prepare_threshold=settings.prepare_threshold,
         )
     except psycopg.OperationalError as error:
         raise unreachable(settings, error) from error
@@ -170,8 +172,16 @@ _NOT_MIGRATED = frozenset({"3F000", "42P01", "42703", "42883", "42704"})
 def unusable(settings: PostgresSettings, error: psycopg.Error) -> ConfigurationError | None:
     """What ``error`` says of Foundry's schema, if anything: ``SchemaOutdated`` ("run foundry
     migrate", with the server's reason) for a statement refused for lack of one of its
-    objects, ``MissingPrivileges`` (with the GRANT statements) for one the role may not run."""
+    objects, ``MissingPrivileges`` (with the GRANT statements) for one the role may not run,
+    and a ``ConfigurationError`` naming ``DATABASE_PREPARED_STATEMENTS`` for a prepared
+    statement another session made or never saw (a pooler in transaction mode between)."""
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if error.sqlstate in _PREPARED_ELSEWHERE:
+        return ConfigurationError(
+            f"PostgreSQL refused a statement ({reason}): a connection pooler in transaction "
+            "mode (pgbouncer) hands each transaction another server session, where the "
+            "statements psycopg prepared are not; set DATABASE_PREPARED_STATEMENTS=false"
+        )
     if error.sqlstate == _FORBIDDEN:
         role = str(conninfo_to_dict(settings.url).get("user") or getpass.getuser())
         return MissingPrivileges(
@@ -187,6 +197,9 @@ def unusable(settings: PostgresSettings, error: psycopg.Error) -> ConfigurationE
 
 
 _FORBIDDEN = "42501"  # insufficient_privilege
+#: duplicate_prepared_statement, invalid_sql_statement_name ("prepared statement ... does
+#: not exist"): what a session switched under a connection says of its prepared statements.
+_PREPARED_ELSEWHERE = frozenset({"42P05", "26000"})
 
 #: The rights workers and producers need on Foundry's tables.
 TABLE_RIGHTS = "SELECT, INSERT, UPDATE, DELETE"
