@@ -27,6 +27,8 @@ class Customer(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
 
 
+Base.metadata.create_all(engine)  # the example's one table, made if missing (an app migrates)
+
 registry = foundry.JobRegistry(after_commit=True)
 
 

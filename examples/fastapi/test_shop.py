@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from shop import Base, Customer, app, engine
+from shop import Customer, app, engine
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,7 +19,6 @@ HERE = Path(__file__).resolve().parent
 
 
 def test_a_committed_signup_sends_one_job_and_a_rolled_back_one_sends_none() -> None:
-    Base.metadata.create_all(engine)
     with foundry.connect() as fx:
         before = fx.queue.stats("mail").ready
 

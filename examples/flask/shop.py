@@ -46,6 +46,7 @@ class PaymentRefused(Exception):
 def create_app() -> Flask:
     app = Flask(__name__)
     app.config["FOUNDRY"] = {"QUEUE_PREFIX": os.environ.get("QUEUE_PREFIX", "shop")}
+    Base.metadata.create_all(engine)  # the example's one table, made if missing (an app migrates)
     jobs.init_app(app)
     app.teardown_appcontext(lambda _: db_session.remove())
 

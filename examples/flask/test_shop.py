@@ -8,14 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shop import Base, Customer, create_app, db_session, engine, jobs
+from shop import Customer, create_app, db_session, jobs
 from sqlalchemy import select
 
 HERE = Path(__file__).resolve().parent
 
 
 def test_a_committed_signup_sends_one_job_and_a_rolled_back_one_sends_none() -> None:
-    Base.metadata.create_all(engine)
     app = create_app()
     client = app.test_client()
     with app.app_context():
