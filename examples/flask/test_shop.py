@@ -31,7 +31,8 @@ def test_a_committed_signup_sends_one_job_and_a_rolled_back_one_sends_none() -> 
         done = subprocess.run(
             [*worker, "--burst", "--concurrency", "1"],
             cwd=HERE,
-            env=os.environ,
+            # The worker reads the environment, not app.config: give it the app's prefix.
+            env={**os.environ, "QUEUE_PREFIX": jobs.connection.settings.queue_prefix},
             capture_output=True,
             text=True,
             timeout=60,
