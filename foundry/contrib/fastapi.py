@@ -4,10 +4,12 @@
 waits for the jobs handed over at commits and closes the clients; ``dispatcher`` and ``cache``
 are dependencies that hand them to an endpoint::
 
-    app = FastAPI(lifespan=foundry.contrib.fastapi.lifespan(registry))
+    from foundry.contrib.fastapi import Dispatcher, lifespan
+
+    app = FastAPI(lifespan=lifespan(registry))
 
     @app.post("/signup")
-    async def signup(dispatcher: foundry.contrib.fastapi.Dispatcher) -> dict[str, str]:
+    async def signup(dispatcher: Dispatcher) -> dict[str, str]:
         return {"job": await dispatcher.dispatch(send_welcome, {"user_id": 7})}
 """
 
@@ -73,7 +75,8 @@ def _state(request: Request, name: str) -> Any:
     except AttributeError:
         raise foundry.ConfigurationError(
             "Foundry's lifespan has not run for this app: build it with "
-            "FastAPI(lifespan=foundry.contrib.fastapi.lifespan(registry)) (a TestClient runs "
+            "FastAPI(lifespan=lifespan(registry)), lifespan imported from "
+            "foundry.contrib.fastapi (a TestClient runs "
             "the lifespan only inside `with TestClient(app) as client:`)"
         ) from None
 

@@ -2,8 +2,10 @@
 
 ::
 
+    from foundry.contrib.flask import Foundry
+
     hooks = foundry.SqlAlchemyCommitHooks(db_session)  # a scoped_session
-    jobs = foundry.contrib.flask.Foundry(registry, commit_hooks=hooks)
+    jobs = Foundry(registry, commit_hooks=hooks)
     jobs.init_app(app)  # or Foundry(registry, app=app, commit_hooks=hooks)
 
     @app.post("/signup")

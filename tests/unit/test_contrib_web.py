@@ -27,7 +27,8 @@ def test_a_fastapi_app_without_the_lifespan_is_told_to_add_it() -> None:
     async def enqueue(dispatcher: foundry_fastapi.Dispatcher) -> dict[str, str]:
         return {"job": await dispatcher.dispatch(noop, {})}
 
-    with pytest.raises(foundry.ConfigurationError, match=r"lifespan=foundry\.contrib"):
+    fix = r"lifespan imported from foundry\.contrib\.fastapi"
+    with pytest.raises(foundry.ConfigurationError, match=fix):
         TestClient(app).post("/jobs")
 
 
