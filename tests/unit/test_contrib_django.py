@@ -87,3 +87,36 @@ def test_an_async_view_dispatches_with_the_async_dispatcher_on_the_settings_queu
 
     assert isinstance(dispatcher, foundry.AsyncDispatcher)
     assert stored == [True, True]
+
+
+def test_in_an_async_view_an_atomic_block_run_with_sync_to_async_sends_at_its_commit() -> None:
+    from asgiref.sync import sync_to_async  # noqa: PLC0415
+    from django.db import transaction  # noqa: PLC0415
+    from django.test import override_settings  # noqa: PLC0415
+
+    from foundry.contrib.django import dispatcher  # noqa: PLC0415
+    from tests.e2e.apps import add  # noqa: PLC0415
+
+    class Refused(Exception):
+        pass
+
+    def sign_up(refuse: bool) -> str:
+        job_id = ""
+        try:
+            with transaction.atomic():
+                job_id = dispatcher().dispatch(add, {"a": 1, "b": 2}, after_commit=True)
+                if refuse:
+                    raise Refused
+        except Refused:
+            pass
+        return job_id
+
+    async def view() -> tuple[str, str]:
+        return await sync_to_async(sign_up)(False), await sync_to_async(sign_up)(True)
+
+    with override_settings(FOUNDRY={"APP": "tests.e2e.apps:registry", "QUEUE_DRIVER": "memory"}):
+        committed, rolled_back = asyncio.run(view())
+        queue = project.connection().queue
+        stored = [queue.get(committed) is not None, queue.get(rolled_back) is not None]
+
+    assert stored == [True, False]
