@@ -4,11 +4,15 @@ connections), and one left open is closed when the interpreter exits, before it 
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
+import psycopg
 import pytest
 
 import foundry
@@ -79,3 +83,40 @@ def test_a_connection_left_open_is_closed_quietly_when_the_interpreter_exits(
     assert done.stdout.splitlines()[-1] == "left: "
     assert done.stderr == ""
     assert queue.get(done.stdout.splitlines()[0].removeprefix("job: ")) is not None
+
+
+def test_a_second_event_loop_closes_the_first_loops_connection(
+    queue: PostgresQueue, postgres_url: str, recwarn: pytest.WarningsRecorder
+) -> None:
+    settings = foundry.Settings(database_schema=queue.schema).on(postgres_url)
+    connected = psycopg_sessions(postgres_url)
+
+    with foundry.connect(settings) as fx:
+        dispatcher = fx.async_dispatcher(registry)
+
+        async def request(n: int) -> str:
+            job_id = await dispatcher.dispatch(add, {"a": n, "b": 1})
+            await fx.async_queue.wait(job_id, timedelta(milliseconds=20))  # listens too
+            return job_id
+
+        # An async view under WSGI: each request runs in an event loop of its own.
+        ids = [asyncio.run(request(n)) for n in range(3)]
+        gc.collect()
+        during = psycopg_sessions(postgres_url) - connected
+
+    unclosed = [w for w in recwarn if issubclass(w.category, ResourceWarning)]
+    assert all(queue.get(job_id) is not None for job_id in ids)
+    assert during <= 2  # the last loop's connection and its listening one only
+    assert unclosed == []
+
+
+def psycopg_sessions(url: str) -> int:
+    """How many sessions the server has open to the test database as ``foundry``."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = 'foundry'"
+        ).fetchone()
+    assert row is not None
+    count: int = row[0]
+    return count

@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from foundry.adapters.codec import Codec
-from foundry.adapters.postgres.async_waking import AsyncWaker
+from foundry.adapters.postgres.async_waking import AsyncWaker, finish
 from foundry.adapters.postgres.batches import (
     DEADLOCK_TRIES,
     BatchCalls,
@@ -233,9 +233,11 @@ class AsyncPostgresQueue:
 
     def _this_loops_lock(self) -> asyncio.Lock:
         """The lock of the running loop's calls. A connection serves the loop that opened
-        it: another loop (a second ``asyncio.run``, a test's own) opens its own."""
+        it: another loop (a second ``asyncio.run``, a test's own) opens its own, and the
+        previous loop's is closed."""
         loop = asyncio.get_running_loop()
         if self._lock is None or self._loop is not loop:
+            finish(self._conn)
             self._lock, self._loop, self._conn = asyncio.Lock(), loop, None
         return self._lock
 

@@ -39,6 +39,7 @@ class AsyncWaker:
         """Listen (if not yet, on this loop) and say how many wake-ups were read so far."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # another loop: the old one's connection is not usable
+            finish(self._conn)
             self._loop, self._conn, self._reader = loop, None, None
             self._opening, self._woken = asyncio.Lock(), asyncio.Event()
         async with self._opening:
@@ -74,3 +75,10 @@ class AsyncWaker:
         except psycopg.Error as error:
             log.warning("stopped listening for ended jobs, waits poll until it resumes: %s", error)
             await conn.close()
+
+
+def finish(conn: psycopg.AsyncConnection[Any] | None) -> None:
+    """Close ``conn`` without its event loop (another loop's, likely closed by now): libpq
+    ends the session at once, so neither the server nor the garbage collector keeps it."""
+    if conn is not None and not conn.closed:
+        conn.pgconn.finish()
