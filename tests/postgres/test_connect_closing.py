@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -21,6 +22,8 @@ from tests.backends import FixtureLookup, postgres_queue
 from tests.e2e.apps import add, registry
 
 pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Registered before Foundry opens a pool, so it runs after Foundry's own exit hook (atexit
 # runs last-registered first): it sees what the interpreter would have to tear down.
@@ -72,6 +75,7 @@ def test_a_connection_left_open_is_closed_quietly_when_the_interpreter_exits(
 
     done = subprocess.run(
         [sys.executable, "-X", "dev", "-c", _UNCLOSED, postgres_url],
+        cwd=ROOT,  # where the script imports tests.e2e.apps from
         env=env,
         capture_output=True,
         text=True,
