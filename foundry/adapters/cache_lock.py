@@ -122,7 +122,8 @@ class CacheLock:
         return self._name
 
     def acquire(self, *, blocking: bool = True, timeout: Ttl = None) -> bool:
-        """Take the lock; with ``blocking``, wait up to ``timeout`` (forever if ``None``).
+        """Take the lock; with ``blocking``, wait up to ``timeout``, or the lock's own
+        timeout when it is ``None`` (forever if that is ``None`` too).
 
         ``blocking=False`` tries once and takes no timeout (``InvalidCacheValue``).
         """
@@ -133,7 +134,7 @@ class CacheLock:
                     "drop blocking=False to wait up to the timeout"
                 )
             return self._try()
-        limit = ttl_ms(timeout, "lock timeout")
+        limit = self._timeout if timeout is None else ttl_ms(timeout, "lock timeout")
         return bool(poll(lambda: self._try() or None, self._backend.wait_now_ms, limit))
 
     def _try(self) -> bool:
@@ -158,8 +159,8 @@ class CacheLock:
         return self._backend.lock_holder(self._skey) == self._token
 
     def __enter__(self) -> Self:
-        limit = None if self._timeout is None else self._timeout / 1000
-        if not self.acquire(blocking=True, timeout=limit):
+        if not self.acquire(blocking=True):
+            limit = None if self._timeout is None else self._timeout / 1000
             raise CacheError(f"timed out after {limit} s waiting for lock {self._name!r}")
         return self
 

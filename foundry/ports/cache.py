@@ -39,7 +39,9 @@ class Lock(Protocol):
         ...
 
     def acquire(self, *, blocking: bool = True, timeout: Ttl = None) -> bool:
-        """Take the lock; wait up to ``timeout`` (forever if ``None``) when ``blocking``.
+        """Take the lock; when ``blocking``, wait up to ``timeout``, or when it is ``None`` up
+        to the timeout the lock was made with (``cache.lock(..., timeout=...)``; forever if
+        that is ``None`` too).
 
         Returns whether it was acquired. ``blocking=False`` tries once: a ``timeout`` with it
         raises ``InvalidCacheValue``.
@@ -215,8 +217,9 @@ class CachePort(CacheStore, Protocol):
     def lock(self, name: str, ttl: Ttl, *, timeout: Ttl = None) -> Lock:
         """A lock object (not yet acquired) named ``name`` that expires ``ttl`` after it is taken.
 
-        ``ttl`` must be positive. ``timeout`` bounds how long the context manager waits to
-        acquire (forever if ``None``). Clearing the cache does not release locks.
+        ``ttl`` must be positive. ``timeout`` bounds how long the context manager and a
+        blocking ``acquire()`` wait to acquire (forever if ``None``). Clearing the cache does
+        not release locks.
         """
         ...
 

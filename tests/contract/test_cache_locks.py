@@ -249,3 +249,16 @@ def test_leaving_a_block_whose_lock_expired_inside_it_raises(
 
     with pytest.raises(LockNotOwned):
         hold_past_expiry()
+
+
+def test_a_blocking_acquire_waits_up_to_the_timeout_the_lock_was_made_with(
+    cache: CachePort, clock: ManualClock
+) -> None:
+    cache.lock("job", 3600).acquire(blocking=False)
+    waiter = cache.lock("job", 10, timeout=5)
+    start = clock.now()
+
+    taken = run_while_advancing(clock, waiter.acquire, max_steps=60)
+
+    assert taken is False
+    assert clock.now() - start >= timedelta(seconds=5)
