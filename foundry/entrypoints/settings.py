@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from foundry.adapters.postgres import names as postgres
+from foundry.adapters.redis.cache_keys import unambiguous_prefix
 from foundry.adapters.redis.connection import RedisSettings, check_url, mask_url
 from foundry.adapters.redis.durability import Durability
-from foundry.domain import ConfigurationError, LeaseTiming
+from foundry.domain import ConfigurationError, InvalidCacheKey, LeaseTiming
 from foundry.domain.durations import duration
 
 if TYPE_CHECKING:
@@ -226,6 +227,11 @@ class Settings:
                     f"{variable}=postgres needs DATABASE_URL "
                     "(postgresql://user:password@host:5432/database)"
                 )
+        if self.cache_driver is Driver.REDIS:
+            try:
+                unambiguous_prefix(self.cache_prefix)
+            except InvalidCacheKey as error:
+                raise ConfigurationError(str(error).partition(": ")[2]) from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -10,7 +10,7 @@ import pytest
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.cache import RedisCache
 from foundry.adapters.redis.connection import RedisSettings, connect
-from foundry.domain import CacheUnavailable, UndecodableValue
+from foundry.domain import CacheUnavailable, InvalidCacheKey, UndecodableValue
 from tests.backends import redis_cache, unique_prefix
 from tests.redis_server import RedisServer
 
@@ -132,3 +132,30 @@ def test_an_unreachable_redis_is_cache_unavailable(
 
     with pytest.raises(CacheUnavailable, match="REDIS_URL"):
         cache.get("k")
+
+
+@pytest.mark.parametrize("kind", ["v", "t", "tag", "lock", "flight", "effect", "stats"])
+def test_a_prefix_that_would_share_keys_with_a_shorter_one_is_refused(
+    redis_url: str, clock: ManualClock, kind: str
+) -> None:
+    outer = unique_prefix()
+
+    with pytest.raises(InvalidCacheKey, match=f"CACHE_PREFIX.*'{kind}'.*{outer}"):
+        redis_cache(redis_url, clock, f"{outer}:{kind}:app")
+
+
+def test_nested_prefixes_keep_their_values_tags_and_clear_apart(
+    redis_url: str, clock: ManualClock
+) -> None:
+    outer = unique_prefix()
+    app, nested = redis_cache(redis_url, clock, outer), redis_cache(redis_url, clock, outer + ":v2")
+    nested.set("k", "nested")
+    nested.tags("x").set("k", "nested tagged")
+    app.set("v2:v:k", "app")
+
+    app.clear()
+    app.tags("x").flush()
+
+    assert nested.get("k") == "nested"
+    assert nested.tags("x").get("k") == "nested tagged"
+    assert app.get("v2:v:k") is None

@@ -106,6 +106,17 @@ def test_a_bad_value_names_the_variable_and_what_is_allowed(
     assert hint in str(raised.value)
 
 
+def test_a_redis_cache_prefix_inside_another_namespace_is_refused_at_startup() -> None:
+    environ = {"REDIS_URL": "redis://127.0.0.1:6379/0", "CACHE_PREFIX": "shop:v"}
+
+    with pytest.raises(ConfigurationError, match=r"CACHE_PREFIX.*'v'.*'shop'"):
+        Settings.from_env(environ)
+
+    assert Settings.from_env(
+        {**environ, "CACHE_DRIVER": "postgres", "DATABASE_URL": "postgresql://db/app"}
+    )
+
+
 def test_the_queue_and_cache_databases_override_the_shared_one() -> None:
     settings = Settings.from_env({"REDIS_DB": "2", "REDIS_CACHE_DB": "7"})
 

@@ -21,17 +21,42 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 
+from foundry.domain import InvalidCacheKey
+
 #: How many buckets a namespace is cut in on Redis Cluster (each one hash slot): enough to
 #: spread a cache over any cluster's masters, few enough that ``stats()`` reads them all in
 #: one pipelined round trip per master.
 BUCKETS = 64
+
+#: The kinds of record a namespace's keys start with, after ``<prefix>:``.
+KINDS = ("v", "t", "tag", "lock", "flight", "effect", "stats")
+
+
+def unambiguous_prefix(prefix: str) -> str:
+    """``prefix`` unless some of its keys could be another namespace's.
+
+    A namespace's keys are ``<prefix>:<kind>...``: the keys of ``app:v`` (``app:v:v:k``) would
+    be values of ``app`` (its key ``v:k``), and clearing ``app`` would remove them. So no
+    ``:``-separated part of a prefix after the first may be a kind (``app:v2`` is fine).
+    """
+    first, *rest = prefix.split(":")
+    for index, part in enumerate(rest):
+        if part in KINDS:
+            outer = ":".join([first, *rest[:index]])
+            raise InvalidCacheKey(
+                prefix,
+                f"CACHE_PREFIX must not contain the part {part!r} (one of {', '.join(KINDS)}): "
+                f"its keys would be those of the namespace {outer!r}, whose clear() and tags "
+                f"would reach them; rename that part, e.g. {outer}:{part}2",
+            )
+    return prefix
 
 
 class CacheKeys:
     """The key names of namespace ``prefix``; ``spread`` (Redis Cluster) cuts it in buckets."""
 
     def __init__(self, prefix: str, *, spread: bool) -> None:
-        self.prefix = prefix
+        self.prefix = unambiguous_prefix(prefix)
         self.spread = spread
         self._stats = f"{prefix}:stats"
         self._values = f"{prefix}:v:"
