@@ -159,3 +159,37 @@ def test_nested_prefixes_keep_their_values_tags_and_clear_apart(
     assert nested.get("k") == "nested"
     assert nested.tags("x").get("k") == "nested tagged"
     assert app.get("v2:v:k") is None
+
+
+def _evict_tag(cache: RedisCache, name: str) -> None:
+    """Drop a tag's version key, as Redis does under an ``allkeys-*`` eviction policy."""
+    cache._c.client.delete(cache._c.keys.tag(name))
+
+
+def test_a_flushed_value_stays_gone_when_its_tag_version_is_evicted(
+    redis_url: str, clock: ManualClock
+) -> None:
+    cache = redis_cache(redis_url, clock)
+    cache.tags("posts").set("latest", "old")
+    cache.tags("posts").flush()
+
+    _evict_tag(cache, "posts")
+
+    assert cache.tags("posts").get("latest") is None
+    cache.tags("posts").set("latest", "new")
+    assert cache.tags("posts").get("latest") == "new"
+
+
+def test_a_flush_after_its_tag_version_was_evicted_reuses_no_old_version(
+    redis_url: str, clock: ManualClock
+) -> None:
+    cache = redis_cache(redis_url, clock)
+    posts = cache.tags("posts")
+    posts.flush()
+    posts.set("latest", "flushed later")
+    posts.flush()
+    _evict_tag(cache, "posts")
+
+    posts.flush()
+
+    assert posts.get("latest") is None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 
 import redis
 
@@ -29,6 +30,15 @@ from foundry.ports.clock import Clock
 log = logging.getLogger(__name__)
 
 _CLEAR_BATCH = 1000
+_FRESH_FLOOR = 2**40
+_FRESH_SPAN = 2**62 - 2**40
+
+
+def _fresh_version() -> int:
+    """A tag version no value was written under: a tag's key starts (or, evicted under an
+    ``allkeys-*`` policy, starts again) at a random point far above the 0, 1, 2... that
+    counting flushes from 0 gave, and far below ``INCR``'s 2**63 limit."""
+    return _FRESH_FLOOR + secrets.randbelow(_FRESH_SPAN)
 
 
 class RedisTaggedCache(RedisStore):
@@ -42,10 +52,25 @@ class RedisTaggedCache(RedisStore):
     def _scope(self, label: str) -> str:
         """The digest of the tags' current versions."""
         versions = self._c.command(label, "MGET", *self._tag_keys)
+        if None in versions:
+            versions = self._versions_given(label)
         joined = "\x1f".join(
-            f"{name}\x1e{int(v or 0)}" for name, v in zip(self._names, versions, strict=True)
+            f"{name}\x1e{int(v)}" for name, v in zip(self._names, versions, strict=True)
         )
         return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
+
+    def _versions_given(self, label: str) -> list[bytes]:
+        """The tags' versions, giving each tag without one (never used, or its key evicted)
+        a fresh one, so no value written under an earlier version is reachable again."""
+        try:
+            pipe = self._c.client.pipeline(transaction=False)
+            for tag_key in self._tag_keys:
+                pipe.set(tag_key, _fresh_version(), nx=True)
+                pipe.get(tag_key)
+            replies: list[bytes] = pipe.execute()[1::2]
+        except redis.RedisError as error:
+            raise cache_error(error, label) from error
+        return replies
 
     def _skey(self, key: str) -> str:
         return self._c.keys.tagged(self._scope(validate_key(key)), key)
@@ -60,6 +85,7 @@ class RedisTaggedCache(RedisStore):
         try:
             pipe = self._c.client.pipeline(transaction=False)
             for tag_key in self._tag_keys:
+                pipe.set(tag_key, _fresh_version(), nx=True)  # a missing one restarts nowhere old
                 pipe.incr(tag_key)
             pipe.execute()
         except redis.RedisError as error:

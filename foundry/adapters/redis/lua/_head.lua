@@ -100,7 +100,8 @@
 --                                                                  del, pull, get (drops expired)
 --   <cp>t:<digest>:<key>  string  a tagged value (R3); <digest>   the same functions
 --                                 folds in its tags' versions
---   <cp>tag:<name>        string  a tag's version (integer)       the client (INCR on flush)
+--   <cp>tag:<name>        string  a tag's version (integer)       the client (SET NX a random
+--                                                                  start, INCR on flush)
 --   <cp>lock:<name>       string  "<expiry ms>:<owner token>"     cache lock
 --   <cp>flight:<key>      string  the same, for remember          cache lock
 --   <cp>stats             hash    hits, misses, writes, deletes   cache get, mget, set, mset, incr,
