@@ -149,12 +149,14 @@ class CacheStore(Protocol):
         gives it back (JSON data: the computer gets an attrs value as its dict too).
 
         Single flight: across threads and processes one caller computes a given key while the
-        others wait (up to ``wait``) for its value. If ``compute`` raises, nothing is cached and
-        the error propagates; if the computer dies, its lock expires and another computes. The
-        computer's lock lasts ``wait``: a computation that takes longer is taken for dead. A
-        computed ``None`` is stored and served like any value (unlike Laravel's and Django's
-        remember, which compute again). A ``compute`` that remembers its own key on this cache
-        raises ``CacheError`` at once (it would wait for itself).
+        others wait (up to ``wait``) for its value, raising ``CacheError`` if it takes longer.
+        If ``compute`` raises, nothing is cached and the error propagates. The computer holds
+        the key as long as it computes, however long that is (its lock lasts ``wait`` and is
+        renewed while it runs); if its process dies, the lock expires within ``wait`` and
+        another caller computes. A computed ``None`` is stored and served like any value
+        (unlike Laravel's and Django's remember, which compute again). A ``compute`` that
+        remembers its own key on this cache raises ``CacheError`` at once (it would wait for
+        itself).
         """
         ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import attrs
@@ -138,16 +139,31 @@ def test_a_waiter_gives_up_after_its_wait_on_the_clock(
     assert cache.get("k") == "holder's"
 
 
-def test_when_the_computer_dies_its_lock_expires_and_a_waiter_computes(
-    cache: CachePort, clock: ManualClock
-) -> None:
-    holder = _Holder(cache, "k", wait=5)
+def test_a_computation_longer_than_its_wait_runs_once(cache: CachePort, clock: ManualClock) -> None:
+    computed: list[str] = []
+    done_at = clock.now() + timedelta(seconds=20)
 
-    result = run_while_advancing(clock, lambda: cache.remember("k", 600, lambda: "mine", wait=60))
+    def slow(name: str) -> Callable[[], str]:
+        def compute() -> str:
+            computed.append(name)
+            while clock.now() < done_at:  # four times its wait, on the cache's clock
+                time.sleep(0.001)
+            return name
 
-    assert result == "mine"
-    assert cache.get("k") == "mine"
-    holder.done()
+        return compute
+
+    holder = threading.Thread(target=lambda: cache.remember("k", 600, slow("first"), wait=5))
+    holder.start()
+    while not computed:
+        time.sleep(0.001)
+
+    second = run_while_advancing(
+        clock, lambda: cache.remember("k", 600, slow("second"), wait=60), timedelta(seconds=0.25)
+    )
+    holder.join(10)
+
+    assert computed == ["first"]
+    assert second == "first"
 
 
 def test_a_waiter_gets_the_value_the_computer_stores(cache: CachePort) -> None:

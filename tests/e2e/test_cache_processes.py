@@ -14,7 +14,12 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import pytest
+from psycopg_pool import ConnectionPool
 
+from foundry.adapters.postgres.cache import PostgresCache
+from foundry.adapters.postgres.config import PostgresSettings
+from foundry.adapters.postgres.connection import open_pool
+from foundry.ports.cache import CachePort
 from tests.backends import redis_cache, unique_prefix
 
 pytestmark = pytest.mark.redis
@@ -95,26 +100,55 @@ def test_a_lock_under_contention_admits_one_process_at_a_time(redis_url: str) ->
     assert raw.get(f"{prefix}:count") == str(WORKERS * 25).encode()
 
 
-def _die_computing(url: str, prefix: str, started: Any) -> None:
+def _die_computing(make_cache: Callable[[], CachePort], started: Any) -> None:
     def compute() -> str:
         started.set()
         time.sleep(60)
         return "never"
 
-    redis_cache(url, None, prefix).remember("k", 60, compute, wait=1)
+    make_cache().remember("k", 60, compute, wait=1)
 
 
-def test_when_the_computing_process_is_killed_another_computes(redis_url: str) -> None:
-    prefix, started = unique_prefix(), CTX.Event()
-    doomed: BaseProcess = CTX.Process(target=_die_computing, args=(redis_url, prefix, started))
+def _remember_after_the_computer_is_killed(
+    child_cache: Callable[[], CachePort], cache: CachePort
+) -> object:
+    """What ``cache.remember`` gives once a process computing the key (on the cache
+    ``child_cache`` builds there) was SIGKILLed mid-way."""
+    started = CTX.Event()
+    doomed: BaseProcess = CTX.Process(target=_die_computing, args=(child_cache, started))
     doomed.start()
     assert started.wait(30)
     os.kill(doomed.pid or 0, signal.SIGKILL)
     doomed.join(10)
 
-    value = redis_cache(redis_url, None, prefix).remember("k", 60, lambda: "second", wait=30)
+    value = cache.remember("k", 60, lambda: "second", wait=30)
 
     assert doomed.exitcode == -signal.SIGKILL
+    return value
+
+
+def test_when_the_computing_process_is_killed_another_computes(redis_url: str) -> None:
+    prefix = unique_prefix()
+
+    value = _remember_after_the_computer_is_killed(
+        lambda: redis_cache(redis_url, None, prefix), redis_cache(redis_url, None, prefix)
+    )
+
+    assert value == "second"
+
+
+@pytest.mark.postgres
+def test_when_the_computing_process_is_killed_another_computes_on_postgres(
+    postgres_cache_pool: tuple[ConnectionPool, PostgresSettings],
+) -> None:
+    pool, settings = postgres_cache_pool
+    prefix = unique_prefix("c")
+
+    value = _remember_after_the_computer_is_killed(
+        lambda: PostgresCache(open_pool(settings, "foundry-tests"), settings, prefix),
+        PostgresCache(pool, settings, prefix),
+    )
+
     assert value == "second"
 
 
