@@ -3,8 +3,9 @@ the sweep, and what an unmigrated or unreachable database says."""
 
 from __future__ import annotations
 
-import multiprocessing
 import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -81,19 +82,27 @@ def test_two_caches_on_one_prefix_share_values_tags_and_stats(
         seen = two.get("k")
         two.get("missing")
         two.tags("t").flush()
+        clock.advance(timedelta(seconds=1))  # another process' reads are in a second later
+        two.get("k")
 
         assert seen == "v"
         assert one.tags("t").get("tagged") is None
         assert one.stats() == two.stats()
-        assert (one.stats().hits, one.stats().misses) == (1, 2)
+        assert (one.stats().hits, one.stats().misses) == (2, 2)
 
 
-def _count_in_child(url: str, prefix: str) -> None:
-    settings = PostgresSettings(url=url)
-    with open_pool(settings, "child") as pool:
-        cache = PostgresCache(pool, settings, prefix)
-        cache.get("k")
-        cache.get("absent")
+_CHILD = """
+import sys
+from foundry.adapters.postgres.cache import PostgresCache
+from foundry.adapters.postgres.config import PostgresSettings
+from foundry.adapters.postgres.connection import open_pool
+
+settings = PostgresSettings(url=sys.argv[1])
+with open_pool(settings, "child") as pool:
+    cache = PostgresCache(pool, settings, sys.argv[2])
+    cache.get("k")
+    cache.get("absent")
+"""
 
 
 def test_stats_add_up_the_counts_of_every_process(
@@ -102,15 +111,65 @@ def test_stats_add_up_the_counts_of_every_process(
     cache = _cache(postgres_cache_pool, None)
     cache.set("k", 1)
     cache.get("k")
-    child = multiprocessing.get_context("fork").Process(
-        target=_count_in_child, args=(postgres_url, cache._c.prefix)
+
+    child = subprocess.run(  # its reads are written as it exits, its pool closed already
+        [sys.executable, "-c", _CHILD, postgres_url, cache._c.prefix],
+        check=False,
+        capture_output=True,
+        timeout=60,
     )
 
-    child.start()
-    child.join(30)
-
-    assert child.exitcode == 0
+    assert child.returncode == 0, child.stderr
     assert (cache.stats().hits, cache.stats().misses) == (2, 1)
+
+
+def _stored_reads(cache: PostgresCache) -> tuple[int, int]:
+    """The hits and misses in the namespace's stats rows (what other processes see)."""
+    core = cache._c
+    with core.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(hits), 0), coalesce(sum(misses), 0) "
+            f'FROM "{core.settings.schema}".cache_stats WHERE prefix = %s',
+            [core.prefix],
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def test_reads_write_their_counts_at_most_once_per_interval(
+    postgres_cache_pool: Database, clock: ManualClock
+) -> None:
+    pool, settings = postgres_cache_pool
+    cache = PostgresCache(
+        pool, settings, unique_prefix("c"), clock=clock, stats_every=timedelta(seconds=1)
+    )
+    cache.set("k", 1)
+    for _ in range(50):
+        cache.get("k")
+    cache.get_many(["k", "absent"])
+    cache.remember("k", 60, lambda: 2)
+    before = _stored_reads(cache)
+
+    clock.advance(timedelta(seconds=1))
+    cache.get("absent")
+
+    assert before == (0, 0)
+    assert _stored_reads(cache) == (52, 2)
+    assert (cache.stats().hits, cache.stats().misses) == (52, 2)
+
+
+def test_stats_include_this_process_reads_not_yet_written(
+    postgres_cache_pool: Database, clock: ManualClock
+) -> None:
+    cache = _cache(postgres_cache_pool, clock)
+    cache.get("absent")
+    cache.set("k", 1)
+    cache.get("k")
+
+    stats = cache.stats()
+
+    assert (stats.hits, stats.misses, stats.writes) == (1, 1, 1)
+    assert _stored_reads(cache) == (1, 1)
 
 
 def test_concurrent_increments_from_many_connections_all_count(

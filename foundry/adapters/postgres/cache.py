@@ -76,11 +76,17 @@ class PostgresCache(PostgresStore):
         codec: Codec | None = None,
         clock: Clock | None = None,
         sweep_every: timedelta = timedelta(seconds=60),
+        stats_every: timedelta = timedelta(seconds=1),
     ) -> None:
-        sweep_ms = positive_ms(sweep_every, "sweep_every")
         super().__init__(
             CacheCore(
-                pool, settings, prefix, codec=codec or Codec(), clock=clock, sweep_ms=sweep_ms
+                pool,
+                settings,
+                prefix,
+                codec=codec or Codec(),
+                clock=clock,
+                sweep_ms=positive_ms(sweep_every, "sweep_every"),
+                stats_ms=positive_ms(stats_every, "stats_every"),
             )
         )
 
@@ -124,8 +130,10 @@ class PostgresCache(PostgresStore):
     def stats(self) -> CacheStats:
         """Hits, misses, writes and deletes of every process using this namespace.
 
-        Evictions are 0: rows leave only by expiry, delete or clear.
+        Evictions are 0: rows leave only by expiry, delete or clear. This process' reads are
+        all in; another's, up to ``stats_every`` late.
         """
+        self._c.write_reads(quiet=False)
         row = self._c.rows("stats", self._c.params(), self._c.prefix)[0]
         hits, misses, writes, deletes = (int(n) for n in row)
         return CacheStats(hits, misses, writes, deletes)

@@ -4,7 +4,8 @@ Tables: ``migrations/0002_cache.sql``. Every statement takes ``prefix`` and ``no
 cache's clock, or NULL for the server's ``statement_timestamp()``, the same instant throughout
 one statement); the counted ones also ``shard`` (the stats row they add to). A statement that
 changes a value and counts it does both in one data-modifying ``WITH``, so a count never runs
-ahead of, or behind, the write it counts.
+ahead of, or behind, the write it counts; reads write nothing, their counts are added in
+batches ("reads").
 """
 
 from __future__ import annotations
@@ -36,10 +37,8 @@ _FOUND = "(SELECT count(*) FROM v)"
 
 _TEMPLATES = {
     # -- values: params key (or keys), and for writes payload(s) and ttl (ms, NULL forever) ---
-    "get": f"WITH v AS (SELECT value FROM {{values}} AS c "
-    f"WHERE c.prefix = %(prefix)s AND c.key = %(key)s AND {_live('c')}), "
-    f"s AS ({_count(hits=_FOUND, misses=f'1 - {_FOUND}')}) SELECT value FROM v",
-    "peek": "SELECT value FROM {values} AS c "
+    # Reads count their hits and misses in memory (``cache_reads.py``), written by "reads".
+    "get": "SELECT value FROM {values} AS c "
     f"WHERE c.prefix = %(prefix)s AND c.key = %(key)s AND {_live('c')}",
     "set": "WITH w AS (INSERT INTO {values} AS c (prefix, key, value, expires_at) "
     f"VALUES (%(prefix)s, %(key)s, %(payload)s, {_NOW} + %(ttl)s::bigint) "
@@ -57,12 +56,10 @@ _TEMPLATES = {
     f"s AS ({_count(hits=_FOUND, misses=f'1 - {_FOUND}', deletes=_FOUND)}) SELECT value FROM v",
     "touch": f"UPDATE {{values}} AS c SET expires_at = {_NOW} + %(ttl)s::bigint "
     f"WHERE c.prefix = %(prefix)s AND c.key = %(key)s AND {_live('c')} RETURNING 1",
-    # One row per key asked (a key asked twice counts twice, as everywhere).
-    "mget": "WITH v AS (SELECT c.key, c.value FROM unnest(%(keys)s::text[]) AS u (k) "
+    "mget": "SELECT c.key, c.value FROM unnest(%(keys)s::text[]) AS u (k) "
     "JOIN {values} AS c ON c.prefix = %(prefix)s AND c.key = u.k "
-    f"WHERE {_live('c')}), "
-    f"s AS ({_count(hits=_FOUND, misses=f'cardinality(%(keys)s::text[]) - {_FOUND}')}) "
-    "SELECT key, value FROM v",
+    f"WHERE {_live('c')}",
+    "reads": _count(hits="%(hits)s::bigint", misses="%(misses)s::bigint"),
     "mset": "WITH w AS (INSERT INTO {values} AS c (prefix, key, value, expires_at) "
     f"SELECT %(prefix)s, k, p, {_NOW} + %(ttl)s::bigint "
     "FROM unnest(%(keys)s::text[], %(payloads)s::bytea[]) AS u (k, p) "

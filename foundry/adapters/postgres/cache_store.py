@@ -8,8 +8,11 @@ subclasses set (``cache.py``: plain keys, or keys folding in their tags' version
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -32,12 +35,15 @@ from foundry.adapters.cache_support import (
     value_map,
 )
 from foundry.adapters.codec import Codec
+from foundry.adapters.postgres.cache_reads import ReadCounts
 from foundry.adapters.postgres.cache_sql import CacheStatements
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.connection import pooled, unusable
+from foundry.adapters.postgres.connection import connect, pooled, unusable
 from foundry.domain import CacheError, CacheUnavailable, ConfigurationError, FoundryError
 from foundry.ports.cache import Ttl
 from foundry.ports.clock import Clock
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -59,6 +65,7 @@ class CacheCore:
         codec: Codec,
         clock: Clock | None,
         sweep_ms: int,
+        stats_ms: int,
     ) -> None:
         self.pool = pool
         self.settings = settings
@@ -68,6 +75,8 @@ class CacheCore:
         self.sql = CacheStatements(settings.schema)
         self.sweep_ms = sweep_ms
         self.next_sweep = 0
+        self.reads = ReadCounts(stats_ms)
+        atexit.register(_write_reads_at_exit, weakref.ref(self))
 
     def params(self, **values: Any) -> Params:
         """The parameters every statement takes, plus ``values``."""
@@ -98,12 +107,50 @@ class CacheCore:
         return time.time_ns() // 1_000_000 if clock is None else to_ms(clock.now())
 
     def sweep_if_due(self) -> None:
-        """Delete expired values and locks of this prefix, at most once per ``sweep_ms``."""
+        """Delete expired values and locks of this prefix, at most once per ``sweep_ms``; and
+        write the reads' counts if they are due."""
         now = self.wait_now_ms()
+        if self.reads.due(now):
+            self.write_reads(quiet=True)
         if now < self.next_sweep:
             return
         self.next_sweep = now + self.sweep_ms
         self.rows("sweep", self.params(), self.prefix)
+
+    def count_reads(self, hits: int, misses: int) -> None:
+        """Count a read in memory, writing the counts when their interval has passed."""
+        if self.reads.add(hits, misses, self.wait_now_ms()):
+            self.write_reads(quiet=True)
+
+    def write_reads(self, *, quiet: bool) -> None:
+        """Add this process' counted reads to its stats row (one upsert). A failure keeps
+        them for the next try, and is raised unless ``quiet`` (a read that succeeded)."""
+        hits, misses = self.reads.take()
+        if not hits and not misses:
+            return
+        try:
+            self.rows("reads", self.params(hits=hits, misses=misses), self.prefix)
+        except CacheError as error:
+            self.reads.give_back(hits, misses, self.wait_now_ms())
+            if not quiet:
+                raise
+            log.warning("could not write cache %s's read counts yet: %s", self.prefix, error)
+
+
+def _write_reads_at_exit(ref: weakref.ref[CacheCore]) -> None:
+    """At interpreter exit: the counts of a cache still in use, on a connection of their own
+    (the app may have closed its pool already), if the server answers."""
+    core = ref()
+    if core is None:
+        return
+    hits, misses = core.reads.take()
+    if not hits and not misses:
+        return
+    try:
+        with connect(core.settings) as conn:
+            conn.execute(core.sql["reads"], core.params(hits=hits, misses=misses))
+    except Exception:  # exiting: a lost server loses these counts, as the warning says
+        log.warning("cache %s's last %s read counts were not written", core.prefix, hits + misses)
 
 
 def _refused(error: psycopg.Error, label: str, settings: PostgresSettings) -> FoundryError:
@@ -186,6 +233,7 @@ class PostgresStore:
         found = [
             (name, stored[skey]) for name, skey in zip(names, skeys, strict=True) if skey in stored
         ]
+        self._c.count_reads(len(found), len(names) - len(found))
         values = self._c.codec.decode_values([blob for _, blob in found], [n for n, _ in found])
         return dict(zip([name for name, _ in found], values, strict=True))
 
@@ -236,7 +284,10 @@ class PostgresStore:
 
     def flight_lookup(self, skey: str, label: str, count: bool) -> tuple[bool, Any]:
         """Whether ``skey`` is present and its value (counted as a hit or miss if ``count``)."""
-        row = self._one("get" if count else "peek", label, key=skey)
+        row = self._one("get", label, key=skey)
+        if count:
+            hit = int(row is not None)
+            self._c.count_reads(hit, 1 - hit)
         return (False, None) if row is None else (True, self._c.codec.decode_value(row[0], label))
 
     def flight_store(self, skey: str, label: str, value: Any, ttl_ms: int | None) -> Any:
