@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from foundry.adapters.postgres import names as postgres
-from foundry.adapters.redis.cache_keys import unambiguous_prefix
+from foundry.adapters.redis.cache_keys import nested_kind, unambiguous_prefix
 from foundry.adapters.redis.connection import RedisSettings, check_url, mask_url
 from foundry.adapters.redis.durability import Durability
 from foundry.domain import ConfigurationError, InvalidCacheKey, LeaseTiming
@@ -228,10 +228,22 @@ class Settings:
                     "(postgresql://user:password@host:5432/database)"
                 )
         if self.cache_driver is Driver.REDIS:
-            try:
-                unambiguous_prefix(self.cache_prefix)
-            except InvalidCacheKey as error:
-                raise ConfigurationError(str(error).partition(": ")[2]) from None
+            self._check_redis_cache_prefix()
+
+    def _check_redis_cache_prefix(self) -> None:
+        """A Redis cache's keys must not take in another namespace's: the cache's ``clear()``
+        would delete them (a queue's jobs, too)."""
+        try:
+            unambiguous_prefix(self.cache_prefix)
+        except InvalidCacheKey as error:
+            raise ConfigurationError(str(error).partition(": ")[2]) from None
+        kind = nested_kind(self.queue_prefix, self.cache_prefix)
+        if self.queue_driver is Driver.REDIS and kind is not None:
+            raise ConfigurationError(
+                f"QUEUE_PREFIX={self.queue_prefix} puts the queue's keys among the cache's "
+                f"{kind!r} keys (CACHE_PREFIX={self.cache_prefix}): the cache's clear() would "
+                f"delete jobs; use a QUEUE_PREFIX outside them, e.g. {self.cache_prefix}:jobs"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

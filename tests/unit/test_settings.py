@@ -117,6 +117,16 @@ def test_a_redis_cache_prefix_inside_another_namespace_is_refused_at_startup() -
     )
 
 
+def test_a_redis_queue_prefix_among_the_cache_s_keys_is_refused_at_startup() -> None:
+    environ = {"REDIS_URL": "redis://127.0.0.1:6379/0", "CACHE_PREFIX": "shop"}
+
+    with pytest.raises(ConfigurationError, match=r"QUEUE_PREFIX.*'t'.*clear\(\)"):
+        Settings.from_env({**environ, "QUEUE_PREFIX": "shop:t:jobs"})
+
+    assert Settings.from_env({**environ, "QUEUE_PREFIX": "shop:jobs"})
+    assert Settings.from_env({**environ, "QUEUE_PREFIX": "shop"})
+
+
 def test_the_queue_and_cache_databases_override_the_shared_one() -> None:
     settings = Settings.from_env({"REDIS_DB": "2", "REDIS_CACHE_DB": "7"})
 

@@ -39,10 +39,11 @@ def unambiguous_prefix(prefix: str) -> str:
     be values of ``app`` (its key ``v:k``), and clearing ``app`` would remove them. So no
     ``:``-separated part of a prefix after the first may be a kind (``app:v2`` is fine).
     """
-    first, *rest = prefix.split(":")
-    for index, part in enumerate(rest):
-        if part in KINDS:
-            outer = ":".join([first, *rest[:index]])
+    parts = prefix.split(":")
+    for end in range(1, len(parts)):
+        outer = ":".join(parts[:end])
+        part = nested_kind(prefix, outer)
+        if part is not None:
             raise InvalidCacheKey(
                 prefix,
                 f"CACHE_PREFIX must not contain the part {part!r} (one of {', '.join(KINDS)}): "
@@ -50,6 +51,15 @@ def unambiguous_prefix(prefix: str) -> str:
                 f"would reach them; rename that part, e.g. {outer}:{part}2",
             )
     return prefix
+
+
+def nested_kind(prefix: str, outer: str) -> str | None:
+    """The kind of the cache namespace ``outer``'s keys that keys starting ``<prefix>:``
+    would be among (``app:v`` in ``app``: ``"v"``), or ``None``."""
+    if not prefix.startswith(outer + ":"):
+        return None
+    part = prefix[len(outer) + 1 :].partition(":")[0]
+    return part if part in KINDS else None
 
 
 class CacheKeys:
