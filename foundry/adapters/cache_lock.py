@@ -18,6 +18,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 import attrs
 
+from foundry.adapters.cache_renewal import RENEWER
 from foundry.adapters.cache_support import positive_ms, ttl_ms
 from foundry.domain import CacheError, InvalidCacheValue, LockNotOwned
 from foundry.ports.cache import Ttl
@@ -28,9 +29,6 @@ T = TypeVar("T")
 
 _FIRST_PAUSE = 0.001
 _MAX_PAUSE = 0.02
-#: How often (real seconds) a computing ``remember`` looks at the cache's clock to see if its
-#: lock is due for renewal: a clock read, no round trip.
-_RENEW_CHECK = 0.01
 
 
 class LockBackend(Protocol):
@@ -257,7 +255,7 @@ def _compute_holding(
         present, current = backend.flight_lookup(flight.skey, flight.label, False)
         if present:
             return current  # type: ignore[no-any-return]
-        with _Renewal(backend, guard, flight):
+        with RENEWER.holding(backend, guard, flight.wait, flight.label):
             computed = compute()
         # The computer gets what every hit gets (an attrs value as its dict, a tuple as a
         # list), so code that reads the value works the same on a cold and a warm cache.
@@ -265,44 +263,3 @@ def _compute_holding(
         return value  # type: ignore[no-any-return]
     finally:
         backend.lock_release(*guard)
-
-
-class _Renewal:
-    """Holds a flight lock while its computation runs, as a worker renews a lease: a thread
-    extends the lock by ``flight.wait`` whenever a third of it has passed on the cache's clock,
-    so a slow computation runs once, and one whose process dies frees the key within ``wait``.
-    """
-
-    def __init__(self, backend: LockBackend, guard: tuple[str, str], flight: Flight) -> None:
-        self._backend, self._guard, self._flight = backend, guard, flight
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"foundry-remember-{flight.label[:40]}", daemon=True
-        )
-
-    def __enter__(self) -> None:
-        self._thread.start()
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        backend, ttl = self._backend, self._flight.wait
-        renewed = backend.wait_now_ms()
-        while not self._stop.wait(_RENEW_CHECK):
-            now = backend.wait_now_ms()
-            if now - renewed < ttl // 3:
-                continue
-            try:
-                held = backend.lock_extend(*self._guard, ttl)
-            except CacheError as error:  # the backend may be back at the next check
-                log.warning("could not extend remember(%r)'s lock: %s", self._flight.label, error)
-                continue
-            if not held:
-                log.warning(
-                    "remember(%r) lost its lock while computing: another caller may compute too",
-                    self._flight.label,
-                )
-                return
-            renewed = now
