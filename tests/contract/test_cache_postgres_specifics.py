@@ -3,6 +3,8 @@ the sweep, and what an unmigrated or unreachable database says."""
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
 import socket
 import subprocess
 import sys
@@ -170,6 +172,40 @@ def test_stats_include_this_process_reads_not_yet_written(
 
     assert (stats.hits, stats.misses, stats.writes) == (1, 1, 1)
     assert _stored_reads(cache) == (1, 1)
+
+
+def test_reads_of_cache_objects_built_per_request_all_count(
+    postgres_cache_pool: Database, clock: ManualClock
+) -> None:
+    prefix = unique_prefix("c")
+
+    for _ in range(3):
+        _cache(postgres_cache_pool, clock, prefix).get("absent")  # then dropped
+    gc.collect()
+
+    assert _cache(postgres_cache_pool, clock, prefix).stats().misses == 3
+
+
+def _stats_in_child(settings: PostgresSettings, prefix: str) -> None:
+    with open_pool(settings, "child") as pool:
+        PostgresCache(pool, settings, prefix).stats()  # writes what this process counted
+
+
+def test_a_forked_child_does_not_write_its_parent_s_counts_again(
+    postgres_cache_pool: Database, clock: ManualClock
+) -> None:
+    cache = _cache(postgres_cache_pool, clock)
+    cache.get("absent")
+    cache.get("absent")
+    child = multiprocessing.get_context("fork").Process(
+        target=_stats_in_child, args=(cache._c.settings, cache._c.prefix)
+    )
+
+    child.start()
+    child.join(30)
+
+    assert child.exitcode == 0
+    assert cache.stats().misses == 2
 
 
 def test_concurrent_increments_from_many_connections_all_count(

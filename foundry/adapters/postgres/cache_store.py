@@ -8,11 +8,9 @@ subclasses set (``cache.py``: plain keys, or keys folding in their tags' version
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -35,10 +33,10 @@ from foundry.adapters.cache_support import (
     value_map,
 )
 from foundry.adapters.codec import Codec
-from foundry.adapters.postgres.cache_reads import ReadCounts
+from foundry.adapters.postgres.cache_reads import reads_of
 from foundry.adapters.postgres.cache_sql import CacheStatements
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.connection import connect, pooled, unusable
+from foundry.adapters.postgres.connection import pooled, unusable
 from foundry.domain import CacheError, CacheUnavailable, ConfigurationError, FoundryError
 from foundry.ports.cache import Ttl
 from foundry.ports.clock import Clock
@@ -75,8 +73,7 @@ class CacheCore:
         self.sql = CacheStatements(settings.schema)
         self.sweep_ms = sweep_ms
         self.next_sweep = 0
-        self.reads = ReadCounts(stats_ms)
-        atexit.register(_write_reads_at_exit, weakref.ref(self))
+        self.reads = reads_of(settings, self.prefix, self.sql["reads"], stats_ms, STATS_SHARDS)
 
     def params(self, **values: Any) -> Params:
         """The parameters every statement takes, plus ``values``."""
@@ -135,22 +132,6 @@ class CacheCore:
             if not quiet:
                 raise
             log.warning("could not write cache %s's read counts yet: %s", self.prefix, error)
-
-
-def _write_reads_at_exit(ref: weakref.ref[CacheCore]) -> None:
-    """At interpreter exit: the counts of a cache still in use, on a connection of their own
-    (the app may have closed its pool already), if the server answers."""
-    core = ref()
-    if core is None:
-        return
-    hits, misses = core.reads.take()
-    if not hits and not misses:
-        return
-    try:
-        with connect(core.settings) as conn:
-            conn.execute(core.sql["reads"], core.params(hits=hits, misses=misses))
-    except Exception:  # exiting: a lost server loses these counts, as the warning says
-        log.warning("cache %s's last %s read counts were not written", core.prefix, hits + misses)
 
 
 def _refused(error: psycopg.Error, label: str, settings: PostgresSettings) -> FoundryError:
