@@ -62,15 +62,18 @@ class RedisTaggedCache(RedisStore):
     def _versions_given(self, label: str) -> list[bytes]:
         """The tags' versions, giving each tag without one (never used, or its key evicted)
         a fresh one, so no value written under an earlier version is reachable again."""
+        fresh = [_fresh_version() for _ in self._tag_keys]
         try:
             pipe = self._c.client.pipeline(transaction=False)
-            for tag_key in self._tag_keys:
-                pipe.set(tag_key, _fresh_version(), nx=True)
-                pipe.get(tag_key)
-            replies: list[bytes] = pipe.execute()[1::2]
+            for tag_key, version in zip(self._tag_keys, fresh, strict=True):
+                pipe.set(tag_key, version, nx=True, get=True)  # the version it had, or nil
+            replies: list[bytes | None] = pipe.execute()
         except redis.RedisError as error:
             raise cache_error(error, label) from error
-        return replies
+        return [
+            str(mine).encode() if held is None else held
+            for held, mine in zip(replies, fresh, strict=True)
+        ]
 
     def _skey(self, key: str) -> str:
         return self._c.keys.tagged(self._scope(validate_key(key)), key)
