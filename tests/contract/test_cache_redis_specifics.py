@@ -6,11 +6,17 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+import redis
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.cache import RedisCache
 from foundry.adapters.redis.connection import RedisSettings, connect
-from foundry.domain import CacheUnavailable, InvalidCacheKey, UndecodableValue
+from foundry.domain import (
+    CacheUnavailable,
+    ConfigurationError,
+    InvalidCacheKey,
+    UndecodableValue,
+)
 from tests.backends import redis_cache, unique_prefix
 from tests.redis_server import RedisServer
 
@@ -193,3 +199,10 @@ def test_a_flush_after_its_tag_version_was_evicted_reuses_no_old_version(
     posts.flush()
 
     assert posts.get("latest") is None
+
+
+def test_a_client_that_decodes_replies_is_refused_naming_the_fix(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)  # a common app default
+
+    with pytest.raises(ConfigurationError, match="decode_responses=False"):
+        RedisCache(client, unique_prefix())
