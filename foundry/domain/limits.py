@@ -32,10 +32,10 @@ class Rate:
 
     No burst: after a quiet spell, the next start is allowed at once and the one after it a
     full interval later. A backlog starts on the key's own schedule of turns, one per
-    interval: a start that came late (a busy worker) does not push the turns after it back,
-    so a long run keeps the rate however late the claims; it may be followed sooner (at once
-    if it came a whole interval late), so a window of ``per`` holds at most ``count + 1``
-    starts (``count`` when every claim is on time).
+    interval, in the order the claim met its jobs: a start that came late (a busy worker)
+    does not push the turns after it back, so a long run keeps the rate however late the
+    claims; it may be followed sooner (at once if it came a whole interval late), so a window
+    of ``per`` holds at most ``count + 1`` starts (``count`` when every claim is on time).
     """
 
     count: int = attrs.field()
@@ -138,27 +138,23 @@ def _unit(name: str) -> int | None:
     return _UNITS.get(name[:-1]) if len(name) > 2 and name.endswith("s") else None
 
 
-def rate_turn(
-    rate: Rate, *, reserved: bool, next_ms: int, tail_ms: int, now_ms: int
-) -> tuple[int | None, int, int]:
-    """A rate-limited job's turn, as a claim meets it at ``now_ms``: ``(None, next, tail)`` to
-    start now, or ``(at, next, tail)`` to wait until ``at``; with the key's new ``next`` (the
-    earliest next start: a start is at least an interval after the one before) and ``tail``
-    (the end of the turns handed out).
+def rate_turn(rate: Rate, *, holds_turn: bool, next_ms: int, now_ms: int) -> tuple[int | None, int]:
+    """A rate-limited job's turn, as a claim meets it at ``now_ms``: ``(None, next)`` to start
+    now, or ``(at, next)`` to wait until ``at``, the key's next turn, which the job then holds;
+    with the key's new ``next`` (the earliest next start: a start is at least an interval
+    after the one before).
 
-    A new job starts at once only when no turn is pending (the next turn is then an interval
-    after it); else it gets the turn after the last one handed out. A job back for its turn
-    (``reserved``) starts once the key's next turn has come, and the turn after it follows
-    that one's schedule, not the claim's time: a claim up to an interval late loses nothing,
-    a later one only what exceeds the interval. So any ``m + 1`` consecutive starts span at
-    least ``m - 1`` intervals.
+    The claim asks only for a job that no other holds the key's turn before: the others wait
+    in line behind the holder, and the one first in line takes the turn after each start (or
+    the holder's own turn when the holder is cancelled or deleted), so no turn is lost. A job
+    starts once the key's next turn has come. The turn after a job that held the turn
+    (``holds_turn``) follows the key's schedule, not the claim's time: a claim up to an
+    interval late loses nothing, a later one only what exceeds the interval. So any ``m + 1``
+    consecutive starts span at least ``m - 1`` intervals.
     """
     interval = rate.interval_ms
-    if (reserved or tail_ms <= now_ms) and next_ms <= now_ms:
-        if reserved:
-            return None, max(next_ms, now_ms - interval) + interval, tail_ms
-        return None, now_ms + interval, tail_ms
-    if reserved:
-        return next_ms, next_ms, tail_ms
-    turn = max(tail_ms, next_ms, now_ms)
-    return turn, next_ms, turn + interval
+    if next_ms > now_ms:
+        return next_ms, next_ms
+    if holds_turn:
+        return None, max(next_ms, now_ms - interval) + interval
+    return None, now_ms + interval

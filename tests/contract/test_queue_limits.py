@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from foundry.adapters.clock import ManualClock
 from foundry.domain import ErrorInfo, JobState, Limit, Rate, Retry
 from foundry.ports import ClaimRequest, Lease
@@ -200,3 +202,18 @@ def test_a_job_made_ready_by_a_freed_slot_then_cancelled_or_deleted_passes_the_s
     queue.delete("default", "j3")
 
     assert (after_cancel, _claim(queue)) == ("j2", ["j4"])
+
+
+@pytest.mark.parametrize("order", [range(1, 9), range(8, 0, -1)], ids=["first", "last"])
+def test_jobs_cancelled_or_deleted_while_waiting_for_their_rate_give_their_turns_on(
+    queue: Queue, clock: ManualClock, order: range
+) -> None:
+    rate = Rate(1, timedelta(hours=1))
+    queue.enqueue_many([_limited(f"j{n}", rate=rate) for n in range(10)])  # type: ignore[misc]
+    first = _claim(queue)  # j1 to j9 wait for their turns
+
+    for n in order:  # the job next in line first, or the others first
+        queue.cancel(f"j{n}") if n % 2 else queue.delete("default", f"j{n}")
+    clock.advance(timedelta(hours=1))
+
+    assert (first, _claim(queue)) == (["j0"], ["j9"])

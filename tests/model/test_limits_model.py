@@ -6,7 +6,9 @@ Invariants: no key ever runs more jobs than its concurrency, and a claim that le
 jobs than it asked for left no job of a key with a free slot waiting (a limited job never
 blocks another key's jobs). Rates: the starts of a rate-limited key keep to its schedule,
 one turn per interval: any ``m + 1`` consecutive starts span at least ``m - 1`` intervals (a
-window of ``per`` holds at most ``count + 1``), and they are in time order.
+window of ``per`` holds at most ``count + 1``), and they are in time order; and no turn goes
+unused while a job of the key waits (a claim that leased fewer jobs than it asked for leaves
+one waiting only if the key started a job within the last interval).
 """
 
 from __future__ import annotations
@@ -77,13 +79,22 @@ class LimitsMachine(RuleBasedStateMachine):
     def _nothing_claimable_left(self) -> None:
         running = self._running()
         for job_id, key in self.keys.items():
-            if job_id in self.held or job_id in self.finished or key == "r":
+            if job_id in self.held or job_id in self.finished:
                 continue
             record = self.queue.get(job_id)
             if record is None or record.state not in (JobState.READY, JobState.DELAYED):
                 continue
+            if key == "r":
+                self._rate_turn_not_free(job_id)
+                continue
             assert key in CAPACITY, f"{job_id} of a free key was left waiting"
             assert running.get(key, 0) >= CAPACITY[key], f"{job_id} left with a free slot"
+
+    def _rate_turn_not_free(self, job_id: str) -> None:
+        """A job of the rate-limited key waits only while the key started one within the last
+        interval: no turn goes unused (a cancelled or deleted job's turn passes on)."""
+        since = self.clock.now() - RATE.per / RATE.count
+        assert any(start > since for start in self.rate_starts), f"{job_id} waits, turn free"
 
     def _running(self) -> dict[str, int]:
         running: dict[str, int] = {}

@@ -46,49 +46,36 @@ def test_a_limit_needs_a_concurrency_or_a_rate_and_a_positive_concurrency() -> N
         Limit("", concurrency=1)
 
 
-def test_rate_turns_keep_the_keys_schedule_when_a_claim_comes_late() -> None:
+def test_a_rate_turn_waits_for_the_keys_next_start_and_a_held_turn_keeps_its_schedule() -> None:
     rate = Rate(2, timedelta(seconds=1))  # 500 ms
-    start_now, next_ms, tail = rate_turn(rate, reserved=False, next_ms=0, tail_ms=0, now_ms=0)
-    turns = []
-    for _ in range(3):
-        turn, next_ms, tail = rate_turn(
-            rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=0
-        )
-        turns.append(turn)
+    start_now, next_ms = rate_turn(rate, holds_turn=False, next_ms=0, now_ms=0)
+    wait, _ = rate_turn(rate, holds_turn=False, next_ms=next_ms, now_ms=0)
 
-    late, next_ms, tail = rate_turn(rate, reserved=True, next_ms=next_ms, tail_ms=tail, now_ms=620)
-    on_time, next_ms, tail = rate_turn(
-        rate, reserved=True, next_ms=next_ms, tail_ms=tail, now_ms=1000
-    )
-    early, _, _ = rate_turn(rate, reserved=True, next_ms=next_ms, tail_ms=tail, now_ms=1400)
+    late, next_ms = rate_turn(rate, holds_turn=True, next_ms=next_ms, now_ms=620)
+    on_time, next_ms = rate_turn(rate, holds_turn=True, next_ms=next_ms, now_ms=1000)
+    early, _ = rate_turn(rate, holds_turn=True, next_ms=next_ms, now_ms=1400)
 
-    assert (start_now, turns) == (None, [500, 1000, 1500])
+    assert (start_now, wait) == (None, 500)
     assert (late, on_time, early) == (None, None, 1500)  # 120 ms late cost the next turn nothing
 
 
 def test_rate_turns_after_claims_more_than_an_interval_late_lose_only_the_excess() -> None:
     rate = Rate(2, timedelta(seconds=1))  # 500 ms
-    _, next_ms, tail = rate_turn(rate, reserved=False, next_ms=0, tail_ms=0, now_ms=0)
-    _, next_ms, tail = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=0)
-    _, next_ms, tail = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=0)
+    _, next_ms = rate_turn(rate, holds_turn=False, next_ms=0, now_ms=0)
 
-    late = 2000  # both turns (500 and 1000) came and went before the next claim
-    first, next_ms, tail = rate_turn(
-        rate, reserved=True, next_ms=next_ms, tail_ms=tail, now_ms=late
-    )
-    second, next_ms, tail = rate_turn(
-        rate, reserved=True, next_ms=next_ms, tail_ms=tail, now_ms=late
-    )
-    newcomer, _, _ = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=late)
+    late = 2000  # the turn at 500 came and went before the next claim
+    first, next_ms = rate_turn(rate, holds_turn=True, next_ms=next_ms, now_ms=late)
+    second, next_ms = rate_turn(rate, holds_turn=True, next_ms=next_ms, now_ms=late)
+    third, _ = rate_turn(rate, holds_turn=True, next_ms=next_ms, now_ms=late)
 
-    assert (first, second, newcomer) == (None, None, 2500)
+    assert (first, second, third) == (None, None, 2500)
 
 
 def test_after_a_quiet_spell_the_second_start_waits_a_full_interval() -> None:
     rate = Rate(2, timedelta(seconds=1))  # 500 ms
 
-    first, next_ms, tail = rate_turn(rate, reserved=False, next_ms=500, tail_ms=500, now_ms=9000)
-    second, _, _ = rate_turn(rate, reserved=False, next_ms=next_ms, tail_ms=tail, now_ms=9000)
+    first, next_ms = rate_turn(rate, holds_turn=False, next_ms=500, now_ms=9000)
+    second, _ = rate_turn(rate, holds_turn=False, next_ms=next_ms, now_ms=9000)
 
     assert (first, second) == (None, 9500)
 

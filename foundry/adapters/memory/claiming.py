@@ -144,9 +144,12 @@ def _lease(job: Job, entry: Entry) -> Lease:
 
 
 def _admitted(state: QueueState, entry: Entry, limit: Limit, now: datetime) -> bool:
-    """Whether the entry may start now; if not, it is parked or delayed until its start."""
+    """Whether the entry may start now; if not, it is parked (or in line for its rate turn)
+    or delayed until its turn."""
     verdict = state.limits.admit(entry.job_id, limit, to_ms(now))
     if verdict is None:
+        if limit.rate is not None:
+            state.give_turn(state.limits.next_turn(limit.key))
         return True
     if verdict == PARK:
         state.park(entry)

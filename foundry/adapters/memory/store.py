@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from foundry.adapters.memory.limits import Limiter
+from foundry.adapters.memory.limits import Limiter, from_ms
 from foundry.domain import (
     AfterFailure,
     ConfigurationError,
@@ -130,7 +130,8 @@ class QueueState:
         leaving ``ACTIVE`` gives its limit slot back, and the job parked for it is ready; one
         leaving its park another way (cancelled, deleted) is no longer waited for; and one
         made ready by a freed slot, cancelled or deleted before a claim took it, hands that
-        slot to the next job parked."""
+        slot to the next job parked; one holding its key's rate turn, cancelled or deleted,
+        hands the turn to the next job in line."""
         self.counts[entry.state] -= 1
         self.counts[state] += 1
         if self.active.pop(entry.job_id, None) is not None and state is not JobState.ACTIVE:
@@ -139,6 +140,8 @@ class QueueState:
             self.limits.unparked(entry.job_id)  # cancelled or deleted while parked, if it was
         elif entry.state is JobState.READY and state is JobState.CANCELLED:
             self._unpark(self.limits.pass_on(entry.job_id))  # a freed slot's job, unclaimed
+        if state is JobState.CANCELLED:
+            self.give_turn(self.limits.dropped(entry.job_id))
         if state is JobState.ACTIVE:
             self.active[entry.job_id] = entry
         self.dead.pop(entry.job_id, None)
@@ -149,6 +152,14 @@ class QueueState:
     def park(self, entry: Entry) -> None:
         """Set the entry aside until its key frees a slot (counted as delayed)."""
         self.move(entry, JobState.DELAYED)
+
+    def give_turn(self, handed: tuple[str, int] | None) -> None:
+        """Delay the job set aside in line for its key's rate turn (``Limiter.next_turn``'s
+        ``(job id, ms)``) until the turn; the claim promotes it when the turn comes."""
+        entry = self.jobs.get(handed[0]) if handed is not None else None
+        if handed is not None and entry is not None and entry.state is JobState.DELAYED:
+            entry.run_at = from_ms(handed[1])
+            heapq.heappush(self.delayed, (entry.run_at, entry.seq, entry.job_id))
 
     def _unpark(self, job_id: str | None) -> None:
         entry = self.jobs.get(job_id) if job_id is not None else None

@@ -46,10 +46,11 @@
 --                          (deleted at 0); META's `held` counts the       release, reap, forget
 --                          jobs holding a slot: the active ones with
 --                          a concurrency limit
---   <base>lim:next hash    limit key -> its earliest next start (ms)      claim
---   <base>lim:tail hash    limit key -> the end of the turns handed out   claim
---   <base>lim:resv hash    job id -> "1": waiting in `delayed` for a      claim, forget
---                          turn its rate gave it
+--   <base>lim:rate:<key> hash  next: the key's earliest next start (ms);  claim, cancel, forget
+--                          turn: the job delayed until then (expires a
+--                          minute after `next` when no job holds the turn)
+--   <base>lim:line:<key> list  ids waiting for <key>'s turn, first in     claim (RPUSH, LPOP),
+--                          line first (each in `delayed` at PARKED)       cancel, forget (LPOP)
 --   <base>lim:park:<key> list  ids parked until a slot of <key> frees     claim (RPUSH), lease
 --                          (each also in `delayed` at PARKED = 2^52)      ends (LPOP)
 --   <base>t:<tok>  string  "<expiry ms>[ <id>]...": what a claim token    claim

@@ -380,9 +380,10 @@ end
 
 -- Limits per key (memory/limits.py keeps the same rules). Keys, in the queue's slot:
 -- <base>lim:run:<key> (its jobs running: the active jobs of the key, each found by its
--- record's limit when its lease ends), lim:next (key -> its earliest next start, ms), lim:tail (key -> the end of the turns handed
--- out), lim:resv (ids waiting for a turn given), lim:park:<key> (ids parked until a slot
--- frees, first parked first). A parked job sits in
+-- record's limit when its lease ends), lim:rate:<key> (next: its earliest next start, ms;
+-- turn: the job delayed until then), lim:line:<key> (ids waiting for the turn, first in line
+-- first), lim:park:<key> (ids parked until a slot frees, first parked first). A parked job,
+-- or one in line, sits in
 -- `delayed` at PARKED, a score no clock reaches, so it counts as delayed and stays there
 -- until a slot of its key frees.
 local PARKED = 4503599627370496 -- 2^52
@@ -463,27 +464,72 @@ local function slots_of(lim)
   return conc or nil
 end
 
--- When a job of `key` at `rate` waits until (its turn), or nil to start now (domain/limits.py
--- rate_turn: the same rule).
-local function rate_wait(id, key, rate, now)
-  local resv, next_key, tail_key = BASE .. "lim:resv", BASE .. "lim:next", BASE .. "lim:tail"
-  local reserved = redis.call("HDEL", resv, id) == 1
-  local next_ms = tonumber(redis.call("HGET", next_key, key) or "0")
-  local tail_ms = tonumber(redis.call("HGET", tail_key, key) or "0")
-  local interval = math.ceil(rate.per / 1000 / rate.count)
-  if (reserved or tail_ms <= now) and next_ms <= now then
-    -- A job back for its turn keeps the key's schedule: a late claim does not push it back.
-    local after = reserved and math.max(next_ms, now - interval) or now
-    redis.call("HSET", next_key, key, n2s(after + interval))
-    return nil
+-- A key's rate state, `lim:rate:<key>`, matters while a job holds its turn or its next start
+-- is to come; else it expires, a minute after that start (the slack covers a caller's clock
+-- that runs behind the server's: the fields, read against `now`, decide, never the expiry).
+local RATE_SLACK = 60000
+
+local function rate_idle(rk, next_ms, now)
+  redis.call("PEXPIRE", rk, n2s(math.max(next_ms - now, 0) + RATE_SLACK))
+end
+
+-- The first job still in line for `key`'s turn (ids cancelled or deleted meanwhile are
+-- skipped) holds it now, delayed until the key's next start `next_ms`; else the state idles.
+local function next_in_line(key, rk, next_ms, now)
+  local line = BASE .. "lim:line:" .. key
+  local next_id = redis.call("LPOP", line)
+  while next_id do
+    if tonumber(redis.call("ZSCORE", DELAYED, next_id)) == PARKED then
+      redis.call("HSET", rk, "turn", next_id)
+      redis.call("ZADD", DELAYED, n2s(next_ms), next_id)
+      wake(1)
+      return
+    end
+    next_id = redis.call("LPOP", line)
   end
-  redis.call("HSET", resv, id, "1")
-  if reserved then
+  redis.call("HDEL", rk, "turn")
+  rate_idle(rk, next_ms, now)
+end
+
+-- When a job of `key` at `rate` waits until (its key's next start, whose turn it then holds),
+-- "park" (another job holds the turn: it waits in line, `lim:line:<key>`), or nil to start
+-- now, the turn going to the first in line (domain/limits.py rate_turn: the same rule).
+local function rate_wait(id, key, rate, now)
+  local rk = BASE .. "lim:rate:" .. key
+  local state = redis.call("HMGET", rk, "next", "turn")
+  local next_ms, holder = tonumber(state[1] or "0"), state[2]
+  if holder and holder ~= id then
+    redis.call("RPUSH", BASE .. "lim:line:" .. key, id)
+    return "park"
+  end
+  if next_ms > now then
+    redis.call("HSET", rk, "turn", id)
+    redis.call("PERSIST", rk)
     return next_ms
   end
-  local turn = math.max(tail_ms, next_ms, now)
-  redis.call("HSET", tail_key, key, n2s(turn + interval))
-  return turn
+  local interval = math.ceil(rate.per / 1000 / rate.count)
+  -- The job that held the turn keeps the key's schedule: a late claim does not push it back.
+  next_ms = (holder and math.max(next_ms, now - interval) or now) + interval
+  redis.call("HSET", rk, "next", n2s(next_ms))
+  if holder then
+    next_in_line(key, rk, next_ms, now)
+  else
+    rate_idle(rk, next_ms, now)
+  end
+  return nil
+end
+
+-- A pending job (its record `value`) leaves unclaimed (cancelled, deleted): if it holds its
+-- key's rate turn, the first job in line takes that turn, so no turn goes unused.
+local function pass_turn_on(id, value, now)
+  local lim = value and limit_of(value)
+  if not (lim and lim.rate) then
+    return
+  end
+  local rk = BASE .. "lim:rate:" .. lim.key
+  if redis.call("HGET", rk, "turn") == id then
+    next_in_line(lim.key, rk, tonumber(redis.call("HGET", rk, "next") or "0"), now)
+  end
 end
 
 -- Whether job `id` with limit `lim` may start at `now`: true (it takes a slot, counted in
@@ -690,7 +736,7 @@ local function forget(id, now)
       and string.sub(redis.call("HGET", STATE, id) or "", 1, 2) == "A," then
     free_slots({ id }) -- an active job holds a slot if it has a concurrency limit
   end
-  redis.call("HDEL", BASE .. "lim:resv", id)
+  pass_turn_on(id, value, now)
   redis.call("HDEL", JOBS, id)
   redis.call("HDEL", STATE, id)
   redis.call("HDEL", ERRORS, id)

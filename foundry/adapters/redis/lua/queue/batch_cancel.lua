@@ -37,6 +37,7 @@ for i = 1, #members, 1000 do
           listed[#listed + 1] = id
         end
         cancel_job(id, value and header(value), st, now, reason, ttl)
+        pass_turn_on(id, value, now)
         if ready and value then
           pass_slot_on(value)
         end

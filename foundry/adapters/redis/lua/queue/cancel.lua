@@ -33,6 +33,7 @@ if not stored and not redis.call("ZSCORE", READY, id) then
 end
 local ready = st.l == "R"
 cancel_job(id, header(value), st, now, reason, ttl)
+pass_turn_on(id, value, now)
 if ready then
   pass_slot_on(value)
 end
