@@ -124,6 +124,14 @@ class Limiter:
         key = self.slot_for.pop(job_id, None)
         return None if key is None else self._next_parked(key)
 
+    def prune(self, now_ms: int) -> None:
+        """Forget the rate state of keys that no longer decide anything: no job holds their
+        turn and their next start has come (a claim then starts a job of the key at once, as
+        for a key never seen), so per-key state does not grow with every key ever used."""
+        idle = [key for key, at in self.next_ms.items() if at <= now_ms and key not in self.turn]
+        for key in idle:
+            del self.next_ms[key]
+
     def _next_parked(self, key: str) -> str | None:
         waiting = self.parked.get(key)
         while waiting:

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from foundry.adapters.cache_support import to_ms
 from foundry.adapters.memory.dead import DeadLetters
 from foundry.adapters.memory.records import EntryCodec, lost_error
 from foundry.adapters.memory.store import (
@@ -106,11 +107,13 @@ class MemoryWrites:
             self._cond.notify_all()
 
     def reap(self) -> int:
-        """Recover every lease whose deadline is strictly before now."""
+        """Recover every lease whose deadline is strictly before now; forget idle limit
+        state."""
         with self._cond:
             now = self._store.tick()
             count = 0
             for state in self._store.states():
+                state.limits.prune(to_ms(now))
                 for entry in state.expired_leases(now):
                     self._lose(state, entry, now)
                     count += 1

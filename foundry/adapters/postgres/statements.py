@@ -129,6 +129,16 @@ _STATEMENTS: dict[str, str] = {
         """,
     "forget_tokens": "DELETE FROM {s}.claim_tokens WHERE expires_at <= %(now)s",
     "forget_waiters": "DELETE FROM {s}.waiters WHERE expires_at <= clock_timestamp()",
+    # A key's row decides nothing once no job of it runs, none holds its rate turn and its
+    # next start has come (a claim re-creates it as a row never used would be).
+    "forget_limit_keys": """
+        DELETE FROM {s}.limit_keys k
+         USING (SELECT queue, key FROM {s}.limit_keys
+                 WHERE running = 0 AND turn IS NULL
+                   AND next_ms <= floor(extract(epoch FROM %(now)s::timestamptz) * 1000)
+                 LIMIT 1000 FOR UPDATE SKIP LOCKED) idle
+         WHERE k.queue = idle.queue AND k.key = idle.key
+        """,
     "cancel": f"""
         WITH left_ready AS (
             SELECT queue, limit_key, limit_concurrency FROM {{s}}.jobs

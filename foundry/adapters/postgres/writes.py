@@ -134,7 +134,7 @@ class PostgresWrites:
 
     def reap(self) -> int:
         """Recover every lease whose deadline has passed (Q5), in batches; also forgets the
-        ended records and claim tokens whose time is up."""
+        ended records and claim tokens whose time is up, and limit keys left idle."""
         recovered = 0
         while True:
             with self._conn() as conn, conn.transaction():
@@ -146,6 +146,7 @@ class PostgresWrites:
                     conn.execute(self._sql["forget_expired"], {"now": now})
                     conn.execute(self._sql["forget_tokens"], {"now": now})
                     conn.execute(self._sql["forget_waiters"])
+                    conn.execute(self._sql["forget_limit_keys"], {"now": now})
             recovered += len(expired)
             if not expired:
                 return recovered
