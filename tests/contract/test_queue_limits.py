@@ -217,3 +217,22 @@ def test_jobs_cancelled_or_deleted_while_waiting_for_their_rate_give_their_turns
     clock.advance(timedelta(hours=1))
 
     assert (first, _claim(queue)) == (["j0"], ["j9"])
+
+
+@pytest.mark.parametrize("how", ["cancel", "delete"])
+def test_a_ready_job_that_no_freed_slot_made_ready_leaving_unparks_none(
+    queue: Queue, how: str
+) -> None:
+    queue.enqueue_many([_limited(f"j{n}", concurrency=1) for n in range(4)])  # type: ignore[misc]
+    [lease] = queue.claim(ALL)  # j1, j2 and j3 are parked
+    queue.enqueue(_limited("new", concurrency=1))  # type: ignore[arg-type]
+
+    queue.complete(lease)  # j1 is ready, for the slot j0 gave back
+    queue.cancel("new") if how == "cancel" else queue.delete("default", "new")  # no slot to pass
+    order = []
+    for _ in range(3):
+        [lease] = queue.claim(ALL)
+        order.append(lease.job_id)
+        queue.complete(lease)
+
+    assert order == ["j1", "j2", "j3"]  # j2 was not made ready early, then parked again last

@@ -43,10 +43,11 @@ _DELETE = f"""
         DELETE FROM {{s}}.jobs
          WHERE queue = %(queue)s AND state = ANY (%(states)s::text[])
            AND (%(id)s::text IS NULL OR id = %(id)s)
-        RETURNING queue, id, unique_key, state, limit_key, limit_concurrency
+        RETURNING queue, id, unique_key, state, limit_key, limit_concurrency, parked
     ), left_ready AS (
         SELECT queue, limit_key, limit_concurrency FROM gone
          WHERE %(id)s::text IS NOT NULL AND state = 'ready' AND limit_concurrency IS NOT NULL
+           AND parked IS NOT NULL
     ), {PASS_SLOT_ON}, freed AS (
         DELETE FROM {{s}}.unique_keys u USING gone
          WHERE u.queue = gone.queue AND u.key = gone.unique_key AND u.job_id = gone.id

@@ -15,14 +15,16 @@ _PENDING = "(state = 'ready' OR (state = 'delayed' AND run_at <= {now}))"
 _KEPT = "(expires_at IS NULL OR expires_at > {now})"
 _NOW = "coalesce(%(now)s::timestamptz, clock_timestamp())"
 
-# A ready job left unclaimed (cancelled, deleted; its queue, limit_key and limit_concurrency
-# in the CTE ``left_ready``): while its key runs fewer jobs than its concurrency, the key's
-# first parked job is ready, so a slot that made the gone job ready is not left unused with
-# jobs parked for it (free_slot's rule). The job's ready queues, in ``passed``.
+# A ready job a freed slot made ready (``parked`` still set: free_slot's mark), left unclaimed
+# (cancelled, deleted; its queue, limit_key and limit_concurrency in the CTE ``left_ready``):
+# while its key runs fewer jobs than its concurrency, the key's first parked job is ready (and
+# marked), so that slot is not left unused with jobs parked for it (free_slot's rule). Any
+# other ready job passes nothing: no slot was set aside for it. The queues made ready, in
+# ``passed``.
 PASS_SLOT_ON = """
     passed AS (
         UPDATE {s}.jobs j
-           SET state = 'ready', run_at = j.parked_from, parked = NULL, parked_from = NULL
+           SET state = 'ready', run_at = j.parked_from, parked_from = NULL
           FROM left_ready g
          WHERE j.queue = g.queue AND j.id = (
                SELECT p.id FROM {s}.jobs p
@@ -143,7 +145,7 @@ _STATEMENTS: dict[str, str] = {
         WITH left_ready AS (
             SELECT queue, limit_key, limit_concurrency FROM {{s}}.jobs
              WHERE id = %(id)s AND (%(queue)s::text IS NULL OR queue = %(queue)s)
-               AND state = 'ready' AND limit_concurrency IS NOT NULL
+               AND state = 'ready' AND limit_concurrency IS NOT NULL AND parked IS NOT NULL
              ORDER BY queue LIMIT 1
         ), cancelled AS (
             SELECT {{s}}.cancel(

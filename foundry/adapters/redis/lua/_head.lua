@@ -115,7 +115,7 @@
 -- R2 job state: "<state>,<attempts>,<seq>,<lease token>,<time ms>,<outcome>,<last token>,
 --    <worker>,<reason>". state R ready, D delayed, A active, C completed, X dead,
 --    N cancelled, W waiting for its dependencies (time: its own run time); time is the lease deadline (A) or when it finished, died or was cancelled
---    (C, X, N); the last ended lease's token and
+--    (C, X, N), and 1 for a ready job a freed limit slot made ready (0 otherwise); the last ended lease's token and
 --    outcome (C completed, Y retried now, D retried later, X dead, N cancelled by its fail,
 --    R released, S released and cancelled as asked, L lost) let an exact re-send of
 --    complete/fail/release be recognised (Q8), and only of the call that ended it. A lease token is

@@ -558,6 +558,10 @@ local function admit(id, lim, now, book)
   return true
 end
 
+-- A ready job's state time (R2) when a freed slot made it ready: if it leaves unclaimed, the
+-- slot passes on (pass_slot_on); a claim rewrites the state, so the mark goes with it.
+local SLOT_FREED = 1
+
 -- The first job still parked for `key` is ready again (ids deleted meanwhile are skipped).
 local function unpark_one(key)
   local park = BASE .. "lim:park:" .. key
@@ -569,7 +573,7 @@ local function unpark_one(key)
       local st = get_state(next_id)
       redis.call("ZREM", DELAYED, next_id)
       if st then
-        st.l, st.t = "R", 0
+        st.l, st.t = "R", SLOT_FREED
         put_state(next_id, st)
       end
       make_ready(next_id, h and h.prio or 0, st and st.s or 0)
@@ -632,10 +636,14 @@ local function free_slots(ids)
   end
 end
 
--- A ready job (its record `value`) leaves unclaimed (cancelled, deleted): while its key runs
--- fewer jobs than its concurrency, the key's first parked job is ready, so a slot that made
--- this one ready is not left unused with jobs parked for it.
-local function pass_slot_on(value)
+-- A pending job (its record `value`, its state `st` before it left) leaves unclaimed
+-- (cancelled, deleted): if a freed slot made it ready and its key still runs fewer jobs than
+-- its concurrency, the key's first parked job is ready, so that slot is not left unused with
+-- jobs parked for it. Any other job leaving passes nothing: no slot was set aside for it.
+local function pass_slot_on(value, st)
+  if not (st and st.l == "R" and st.t == SLOT_FREED) then
+    return
+  end
   local lim = limit_of(value)
   local conc = lim and slots_of(lim)
   if conc and tonumber(redis.call("GET", lim.run) or "0") < conc then

@@ -32,14 +32,14 @@ for i = 1, #members, 1000 do
         redis.call("HSETNX", BASE .. "stop", id, reason)
       elseif st and (st.l == "R" or st.l == "D" or st.l == "W") then
         local value = redis.call("HGET", JOBS, id)
-        local ready = st.l == "R"
+        local before = { l = st.l, t = st.t }
         if value and not stored[j] and not redis.call("ZSCORE", READY, id) then
           listed[#listed + 1] = id
         end
         cancel_job(id, value and header(value), st, now, reason, ttl)
         pass_turn_on(id, value, now)
-        if ready and value then
-          pass_slot_on(value)
+        if value then
+          pass_slot_on(value, before)
         end
       end
     end

@@ -31,10 +31,8 @@ end
 if not stored and not redis.call("ZSCORE", READY, id) then
   unlist({ id })
 end
-local ready = st.l == "R"
+local before = { l = st.l, t = st.t }
 cancel_job(id, header(value), st, now, reason, ttl)
 pass_turn_on(id, value, now)
-if ready then
-  pass_slot_on(value)
-end
+pass_slot_on(value, before)
 return "N"

@@ -18,10 +18,11 @@ return counted(ARGV[3], function()
   if listed then
     unlist({ id })
   end
-  local value = (ranked or listed) and redis.call("HGET", JOBS, id)
+  local value = ranked and redis.call("HGET", JOBS, id)
+  local before = ranked and get_state(id)
   forget(id, now)
   if value then
-    pass_slot_on(value)
+    pass_slot_on(value, before)
   end
   return 1
 end)
