@@ -4,7 +4,8 @@ Subclass ``Middleware``, override the hooks you need and register an instance wi
 ``registry.use(...)``; the worker gets it with the registry (``foundry work --app``) and the
 producer with the ``Dispatcher`` built on the same registry. Where each hook runs:
 
-* producer, in ``Dispatcher.dispatch``/``dispatch_many``/``build``: ``on_dispatch``;
+* producer, in ``Dispatcher.dispatch``/``dispatch_many``/``build``, and the scheduler, for
+  each periodic schedule's tick: ``on_dispatch``;
 * each pool child: ``after_fork`` once it is set up, ``before_exit`` when it stops cleanly;
 * each attempt, in the child: ``before_job``, the handler, ``on_error`` if it failed,
   ``after_job``;
@@ -53,12 +54,13 @@ class Middleware:
     gives up at once, as from a handler); the retry policy decides the rest. ``after_fork``
     and ``before_exit`` errors are logged and the child carries on; parent events' errors are
     logged and ignored. A producer hook's exception reaches the caller of ``dispatch`` and
-    nothing is enqueued.
+    nothing is enqueued (for a schedule's tick: logged, and that tick skipped).
     """
 
     def on_dispatch(self, job: Job) -> Mapping[str, str] | None:
         """Metadata to add to ``job`` before it is enqueued (e.g. a trace context), or
-        ``None``. Runs in the producer; the handler's ``current_job().metadata`` has it."""
+        ``None``. Runs in the producer, and in the scheduler for each schedule's tick; the
+        handler's ``current_job().metadata`` has it."""
         return None
 
     def after_fork(self) -> None:

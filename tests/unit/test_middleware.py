@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -25,8 +25,10 @@ from foundry import (
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.application.hooks import Hooks
+from foundry.application.schedules.scheduler import Scheduler
 from foundry.contrib.capture import ErrorCapture
 from foundry.contrib.timing import TimingMiddleware
+from foundry.ports import ClaimRequest
 from tests.log_support import foundry_messages
 
 JOB = JobContext("j1", "send", "default", 2, {"tenant": "7"})
@@ -399,3 +401,58 @@ def test_error_capture_leaves_out_the_stop_of_a_job_cancelled_while_it_ran() -> 
             hooks.run_job(JOB, handler)
 
     assert captured == ["JobCancelled"]  # only the other job's: this attempt failed on it
+
+
+class Stamp(Middleware):
+    """Adds ``stamp`` to every job it sees dispatched; raises for ``refuse``."""
+
+    def __init__(self, refuse: str = "") -> None:
+        self.refuse = refuse
+
+    def on_dispatch(self, job: Job) -> Mapping[str, str]:
+        if job.name == self.refuse:
+            raise RuntimeError(f"no {job.name} today")
+        return {"stamp": job.name}
+
+
+def _ticking(*middlewares: Middleware) -> tuple[MemoryQueue, ManualClock, JobRegistry]:
+    """A registry with two every-minute schedules, and a memory queue a minute before they
+    fire."""
+    registry = JobRegistry()
+    for name in ("beat", "pulse"):
+        registry.job(name=name, queue="periodic")(lambda: None)
+        registry.schedule(name, name, every=timedelta(minutes=1))
+    for middleware in middlewares:
+        registry.use(middleware)
+    clock = ManualClock()
+    return MemoryQueue(clock), clock, registry
+
+
+def test_a_schedule_s_tick_goes_through_the_dispatch_hooks_as_a_dispatched_job_does() -> None:
+    queue, clock, registry = _ticking(Stamp())
+    scheduler = Scheduler(queue, registry)
+    scheduler.step()
+
+    clock.advance(timedelta(minutes=1))
+    scheduler.step()
+
+    [lease, _] = queue.claim(ClaimRequest(["periodic"], lease=timedelta(seconds=30), limit=2))
+    assert lease.job.metadata["stamp"] == lease.job.name
+    assert lease.job.metadata["schedule"] == lease.job.name
+
+
+def test_a_dispatch_hook_that_raises_on_a_tick_skips_that_tick_loudly_and_not_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    queue, clock, registry = _ticking(Stamp(refuse="beat"))
+    scheduler = Scheduler(queue, registry)
+    scheduler.step()
+
+    clock.advance(timedelta(minutes=1))
+    scheduler.step()
+
+    leases = queue.claim(ClaimRequest(["periodic"], lease=timedelta(seconds=30), limit=2))
+    assert [lease.job.name for lease in leases] == ["pulse"]
+    assert foundry_messages(caplog, logging.ERROR) == [
+        "schedule beat: its job cannot be built (RuntimeError('no beat today')); tick skipped"
+    ]

@@ -56,8 +56,22 @@ AHEAD = timedelta(seconds=5)
 TAKEOVER_AFTER = timedelta(seconds=30)
 
 
+class DispatchHooks(Protocol):
+    """The registry's ``on_dispatch`` middleware hooks."""
+
+    def dispatching(self, job: Job) -> Job:
+        """``job`` with the metadata the hooks add; raises what a hook raises."""
+        ...
+
+
 class Registry(Protocol):
-    """What the scheduler reads of a ``JobRegistry``: its schedules, and jobs built by name."""
+    """What the scheduler reads of a ``JobRegistry``: its schedules, jobs built by name, and
+    the hooks every job dispatched goes through."""
+
+    @property
+    def hooks(self) -> DispatchHooks:
+        """The middleware hooks (``on_dispatch`` runs for each tick's job)."""
+        ...
 
     def schedules(self) -> list[PeriodicSchedule]:
         """Every declared schedule."""
@@ -202,6 +216,11 @@ class Scheduler:
                 "schedule %s: its job cannot be built (%s); tick skipped", schedule.name, error
             )
             jobs = ()
+        except Exception as error:  # an on_dispatch hook's: the tick is skipped, as a dispatch
+            log.exception(
+                "schedule %s: its job cannot be built (%r); tick skipped", schedule.name, error
+            )
+            jobs = ()
         return Firing(
             schedule.name, schedule.queue, schedule.definition, item.due_from, plan.next_at, jobs
         )
@@ -223,12 +242,14 @@ class Scheduler:
 
     def tick_job(self, schedule: PeriodicSchedule, tick: datetime, now: datetime) -> Job:
         """The job of ``schedule``'s ``tick``: the same id on every scheduler. It keeps the
-        handler's unique key, but with ``overlap='skip'`` holds the schedule's instead."""
+        handler's unique key, but with ``overlap='skip'`` holds the schedule's instead, and
+        has the metadata the ``on_dispatch`` hooks add, as a dispatched job does (a hook's
+        exception reaches the caller)."""
         delay = schedule.delay_of(tick)
         overrides: dict[str, Any] = {}
         if schedule.overlap is Overlap.SKIP:
             overrides["unique"] = overlap_key(schedule)
-        return self._registry.make_job(
+        job = self._registry.make_job(
             schedule.handler,
             schedule.payload,
             id=schedule.job_id(tick),
@@ -239,6 +260,7 @@ class Scheduler:
             metadata={"schedule": schedule.name, "tick": tick.isoformat()},
             **overrides,
         )
+        return self._registry.hooks.dispatching(job)
 
     def _report(self, answers: Sequence[Fired], now: datetime) -> None:
         for answer in answers:
