@@ -6,7 +6,16 @@ import inspect
 import logging
 from collections.abc import Callable, Mapping
 
-from foundry import JobCancelled, JobContext, Middleware
+from foundry import (
+    ErrorInfo,
+    JobCancelled,
+    JobContext,
+    Lease,
+    Middleware,
+    Outcome,
+    TimeLimitExceeded,
+    WorkerLost,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +36,11 @@ class ErrorCapture(Middleware):
 
     ``sink`` runs in the child, once per failed attempt (a job retried three times is
     captured three times, its ``attempt`` tag telling them apart); a job stopped by its
-    cancel is not captured. A sink that raises is logged and never changes the attempt's
-    outcome. Register it first so that it sees the error other middlewares' ``on_error``
-    hooks may replace.
+    cancel is not captured. An attempt whose child was killed (at the job's hard time limit,
+    by a signal such as the kernel's out-of-memory kill, or an exit) ran no hook in the child:
+    it reaches the sink from the worker's parent, as ``TimeLimitExceeded`` or ``WorkerLost``.
+    A sink that raises is logged and never changes the attempt's outcome. Register it first
+    so that it sees the error other middlewares' ``on_error`` hooks may replace.
     """
 
     def __init__(self, sink: Sink) -> None:
@@ -45,13 +56,40 @@ class ErrorCapture(Middleware):
         for, not an error)."""
         if isinstance(error, JobCancelled) and error.job_id == job.job_id:
             return
-        tags = {
-            "job_id": job.job_id,
-            "job_name": job.name,
-            "queue": job.queue,
-            "attempt": str(job.attempt),
-        }
+        self._capture(error, job.job_id, job.name, job.queue, job.attempt)
+
+    def job_finished(self, lease: Lease, outcome: Outcome, runtime_s: float) -> None:
+        """Parent: hand the sink the error of an attempt whose child was killed (no hook of
+        the child saw it); other attempts' errors were captured in the child."""
+        error = _child_killed(lease, outcome.error)
+        if error is not None:
+            job = lease.job
+            self._capture(error, job.id, job.name, job.queue, lease.attempt)
+
+    def _capture(
+        self, error: BaseException, job_id: str, name: str, queue: str, attempt: int
+    ) -> None:
+        tags = {"job_id": job_id, "job_name": name, "queue": queue, "attempt": str(attempt)}
         try:
             self._sink(error, tags)
         except Exception:
-            log.exception("the error sink failed for job %s; its error is not captured", job.job_id)
+            log.exception("the error sink failed for job %s; its error is not captured", job_id)
+
+
+def _qualified(kind: type[BaseException]) -> str:
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+_TIME_LIMIT, _LOST = _qualified(TimeLimitExceeded), _qualified(WorkerLost)
+
+
+def _child_killed(lease: Lease, info: ErrorInfo | None) -> BaseException | None:
+    """The exception the parent recorded for a killed child (the hard time limit, or the
+    child lost), rebuilt for the sink; ``None`` for any other end."""
+    if info is None:
+        return None
+    if info.type == _TIME_LIMIT:
+        return TimeLimitExceeded(lease.job.timeout.total_seconds())
+    if info.type == _LOST:
+        return WorkerLost(signal=info.signal, exit_code=info.exit_code)
+    return None

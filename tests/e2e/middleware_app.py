@@ -7,6 +7,7 @@ in which order, around which job.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -109,6 +110,19 @@ def boom() -> None:
 def refused() -> None:
     """Never runs: the gate refuses it."""
     record("handler refused -")
+
+
+@registry.job(name="mw.killed", queue=QUEUE, retry=RetryPolicy(max_attempts=1))
+def killed() -> None:
+    """Kill its own worker process, as the kernel's out-of-memory killer would."""
+    record("handler killed -")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def with_a_killed_job(container: Any) -> JobRegistry:
+    """The registry, after dispatching one ``mw.killed`` job into the memory queue."""
+    Dispatcher(container.queue(), registry, container.clock()).dispatch(killed)
+    return registry
 
 
 def with_jobs(container: Any) -> JobRegistry:

@@ -16,9 +16,9 @@ from tests.e2e.middleware_app import QUEUE
 Ran = tuple[list[tuple[str, int]], MemoryQueue]
 
 
-def _run_app(tmp_path: Path) -> Ran:
-    """``foundry work --burst`` of the middleware app with one child: the ledger's lines as
-    (text, pid), and the queue."""
+def _run_app(tmp_path: Path, app: str = "with_jobs") -> Ran:
+    """``foundry work --burst`` of the middleware app (``app``, its function that dispatches
+    the jobs) with one child: the ledger's lines as (text, pid), and the queue."""
     ledger = tmp_path / "ledger"
     ledger.touch()
     queue = MemoryQueue(SystemClock())
@@ -28,7 +28,7 @@ def _run_app(tmp_path: Path) -> Ran:
         container,
         "work",
         "--app",
-        "tests.e2e.middleware_app:with_jobs",
+        f"tests.e2e.middleware_app:{app}",
         "--burst",
         "--concurrency",
         "1",
@@ -124,3 +124,13 @@ def test_parent_events_reach_the_middleware_in_the_parent(
     assert "inner job_finished mw.echo:completed" in parent
     assert "outer job_finished mw.boom:dead" in parent
     assert "outer job_finished mw.refused:dead" in parent
+
+
+def test_a_child_killed_mid_job_reaches_the_error_sink_from_the_parent(tmp_path: Path) -> None:
+    lines, queue = _run_app(tmp_path, "with_a_killed_job")
+
+    parent = [text for text, pid in lines if pid == os.getpid()]
+    assert "sink captured WorkerLost:mw.killed:1" in parent
+    assert "outer job_finished mw.killed:dead" in parent
+    [letter] = queue.dead(QUEUE)
+    assert letter.errors[-1].signal == 9

@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 
 from foundry import (
     Dispatcher,
+    ErrorInfo,
     InvalidJob,
     Job,
     JobCancelled,
@@ -21,6 +23,8 @@ from foundry import (
     Middleware,
     Outcome,
     PermanentFailure,
+    TimeLimitExceeded,
+    WorkerLost,
 )
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
@@ -456,3 +460,20 @@ def test_a_dispatch_hook_that_raises_on_a_tick_skips_that_tick_loudly_and_not_th
     assert foundry_messages(caplog, logging.ERROR) == [
         "schedule beat: its job cannot be built (RuntimeError('no beat today')); tick skipped"
     ]
+
+
+def test_error_capture_reports_from_the_parent_an_attempt_whose_child_was_killed() -> None:
+    captured: list[tuple[str, Mapping[str, str]]] = []
+    capture = ErrorCapture(lambda error, tags: captured.append((str(error), tags)))
+    lease = Lease(Job("send", id="j9", timeout=timedelta(seconds=5)), "tok", 3, T0)
+    oom = attrs.evolve(ErrorInfo.from_exception(WorkerLost(signal=9)), signal=9)
+    hard = ErrorInfo.from_exception(TimeLimitExceeded(5.0))
+    seen_in_child = ErrorInfo.from_exception(ValueError("boom"))
+
+    capture.job_finished(lease, Outcome.retried(timedelta(seconds=1), oom), 1.0)
+    capture.job_finished(lease, Outcome.dead("failed", hard), 5.0)
+    capture.job_finished(lease, Outcome.dead("failed", seen_in_child), 0.1)
+    capture.job_finished(lease, Outcome.completed(), 0.1)
+
+    tags = {"job_id": "j9", "job_name": "send", "queue": "default", "attempt": "3"}
+    assert captured == [(str(WorkerLost(signal=9)), tags), (str(TimeLimitExceeded(5.0)), tags)]
