@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from foundry.adapters.clock import ManualClock
-from foundry.domain import Job, JobState
+from foundry.domain import Job, JobState, Limit, Rate
 from foundry.ports import ClaimRequest
 from tests.backends import LEASE, Queue
 from tests.cli_support import container_for, invoke
@@ -78,3 +78,19 @@ def test_job_cancel_of_a_running_job_asks_its_worker_and_of_an_unknown_one_exits
     assert renewed.stop == "cancelled by an operator"
     assert unknown.exit_code == 1
     assert "no job 'nope' in any queue" in unknown.stderr
+
+
+def test_job_show_says_when_a_delayed_job_runs_and_what_a_limited_one_waits_for(
+    queue: Queue, clock: ManualClock
+) -> None:
+    rate = Rate(1, timedelta(hours=1))
+    queue.enqueue_many([Job("sync", id=f"j{n}", limit=Limit("api", rate=rate)) for n in range(3)])
+    queue.claim(ClaimRequest(["default"], lease=LEASE, limit=3))  # j1 holds the turn, j2 waits
+    box = container_for(queue, clock)
+
+    holder = invoke(box, "job", "show", "j1")
+    in_line = invoke(box, "job", "show", "j2")
+
+    assert f"runs at: {(clock.now() + timedelta(hours=1)).isoformat()}" in holder.stdout
+    assert "limit: key 'api', 1 per 3600 s" in holder.stdout
+    assert "runs when its limit key frees a slot or hands it its rate turn" in in_line.stdout

@@ -12,7 +12,7 @@ import heapq
 import threading
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import attrs
 
@@ -33,6 +33,11 @@ COMPLETE = "complete"
 FAIL = "fail"
 RELEASE = "release"
 LOST = "lost"
+
+
+#: A parked job's run time: none of its own (a slot or a rate turn decides), shown as the
+#: latest moment, as on Redis.
+PARKED_AT = datetime.max.replace(tzinfo=UTC)
 
 
 @attrs.define(slots=True, eq=False)
@@ -150,7 +155,10 @@ class QueueState:
         entry.state = state
 
     def park(self, entry: Entry) -> None:
-        """Set the entry aside until its key frees a slot (counted as delayed)."""
+        """Set the entry aside until its key frees a slot or hands it its rate turn (counted
+        as delayed, with no run time of its own: the latest moment, as the other backends
+        show it)."""
+        entry.run_at = PARKED_AT
         self.move(entry, JobState.DELAYED)
 
     def give_turn(self, handed: tuple[str, int] | None) -> None:
@@ -164,6 +172,7 @@ class QueueState:
     def _unpark(self, job_id: str | None) -> None:
         entry = self.jobs.get(job_id) if job_id is not None else None
         if entry is not None and entry.state is JobState.DELAYED:
+            entry.run_at = entry.enqueued_at
             self.move(entry, JobState.READY)
             heapq.heappush(self.ready, (-entry.priority, entry.seq, entry.job_id))
 

@@ -7,9 +7,13 @@ from typing import NoReturn
 import click
 import orjson
 
-from foundry.domain import JobState, validate_queue_name
+from foundry.domain import JobState, Limit, validate_queue_name
 from foundry.entrypoints.cli import common
 from foundry.ports import JobRecord
+
+#: Run times from this year on are no run time: a job set aside for its limit (Redis shows the
+#: latest moment, PostgreSQL 9999-12-31).
+LATEST_YEAR = 9999
 
 _ANY_QUEUE = click.option(
     "--queue", "queue_name", default=None, help="The queue to look in [default: every queue]."
@@ -25,6 +29,10 @@ def show_record(record: JobRecord) -> None:
     out.print(f"attempts: {record.attempts} of {job.max_attempts}")
     if job.after:
         out.print(f"waits for: {', '.join(job.after)} (if one fails: {job.after_failure.value})")
+    if job.limit is not None:
+        out.print(f"limit: {_limit_text(job.limit)}")
+    if record.state is JobState.DELAYED:
+        out.print(_delayed_text(record))
     if record.worker:
         out.print(f"worker: {common.escape(record.worker)}")
     if record.progress is not None:
@@ -42,6 +50,24 @@ def show_record(record: JobRecord) -> None:
         out.print(common.escape(error.message))
         if error.traceback:
             out.print(common.escape(error.traceback.rstrip()), style="dim")
+
+
+def _limit_text(limit: Limit) -> str:
+    parts = [f"key {common.escape(repr(limit.key))}"]
+    if limit.concurrency is not None:
+        parts.append(f"at most {limit.concurrency} at once")
+    if limit.rate is not None:
+        parts.append(f"{limit.rate.count} per {limit.rate.per.total_seconds():g} s")
+    return ", ".join(parts)
+
+
+def _delayed_text(record: JobRecord) -> str:
+    """When a delayed job runs: its run time, or (set aside for its limit) what it waits for."""
+    if record.run_at is not None and record.run_at.year < LATEST_YEAR:
+        return f"runs at: {record.run_at.isoformat()}"
+    if record.job.limit is not None:
+        return "runs when its limit key frees a slot or hands it its rate turn"
+    return "runs at: no time set"
 
 
 def _not_found(job_id: str, queue_name: str | None) -> NoReturn:
