@@ -11,9 +11,13 @@
 
 ALTER TABLE limit_keys DROP COLUMN tail_ms;
 ALTER TABLE limit_keys ADD COLUMN turn text;
--- A job delayed to a turn of its own before this migration is an ordinary delayed job now:
--- its next claim meets the key afresh (reserved means "in line" from here on).
-UPDATE jobs SET reserved = false WHERE reserved;
+-- A job delayed to a turn of its own before this migration (its run time is that turn, its
+-- own having passed when a claim met it) is due again now: its next claim meets the key
+-- afresh, holding the turn or in line, so the turns of jobs cancelled before it pass on too.
+-- (reserved means "in line" from here on.)
+UPDATE jobs SET reserved = false,
+       run_at = CASE WHEN state = 'delayed' THEN least(run_at, clock_timestamp()) ELSE run_at END
+ WHERE reserved;
 
 -- next_in_line: key p_key of p_queue has no job holding its turn (the caller holds the key's
 -- row): the first job in line holds it now, delayed until the key's next start.
