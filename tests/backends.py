@@ -39,6 +39,7 @@ from foundry.ports import (
     AsyncQueuePort,
     BatchPort,
     DeadLetterRetention,
+    JobRecord,
     QueuePort,
     SchedulePort,
     WorkerRegistry,
@@ -358,6 +359,23 @@ def state_of(queue: Queue, job_id: str) -> JobState | None:
     """The job's state, or None if the queue does not know it."""
     record = queue.get(job_id)
     return None if record is None else record.state
+
+
+class RequeuedOnRead(MemoryQueue):
+    """A memory queue where another operator requeues each dead letter right after it is
+    read: the moment between an admin tool's look at a letter and its action on it."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.requeued: list[str] = []  # every id requeued behind the reader's back
+
+    def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
+        """The record as it was; the letter is ready again when this returns."""
+        record = super().get(job_id, queue)
+        if record is not None and record.state is JobState.DEAD:
+            self.requeue_dead(record.job.queue, [job_id])
+            self.requeued.append(job_id)
+        return record
 
 
 def run_while_advancing(

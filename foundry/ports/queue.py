@@ -230,6 +230,16 @@ class QueuePort(Protocol):
         running (a running job cannot be deleted; let it finish or fail)."""
         ...
 
+    def delete_dead(self, queue: str, job_id: str) -> bool:
+        """Remove ``job_id`` if it is a dead letter of ``queue`` now, checked and removed in
+        one atomic step (what an operator who saw it dead means by "forget it").
+
+        Returns ``False``, and changes nothing, if there is no such job or it is in any other
+        state: a dead letter requeued meanwhile (by ``requeue_dead``, another operator) is
+        pending again and stays (Q1). Raises ``QueueUnavailable``.
+        """
+        ...
+
     def purge(self, queue: str) -> int:
         """Remove every pending (ready and delayed) job of ``queue``; returns how many."""
         ...

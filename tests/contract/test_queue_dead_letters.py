@@ -6,10 +6,10 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from foundry.adapters.clock import ManualClock
-from foundry.domain import Dead, ErrorInfo, JobState, Retry, RetryPolicy
+from foundry.domain import Dead, ErrorInfo, JobState, Retry, RetryPolicy, RunAfter
 from foundry.domain.error_info import MAX_MESSAGE, MAX_TRACEBACK
 from foundry.ports import ClaimRequest, DeadLetterRetention
-from tests.backends import LEASE, MS, Queue, job
+from tests.backends import LEASE, MS, Queue, job, state_of
 
 
 def kill(queue: Queue, job_id: str, reason: str = "gave up", queue_name: str = "default") -> None:
@@ -107,6 +107,62 @@ def test_delete_removes_a_dead_letter(queue: Queue) -> None:
     assert deleted is True
     assert queue.dead("default") == []
     assert queue.stats("default").dead == 0
+
+
+def test_delete_dead_removes_a_dead_letter_and_no_job_in_any_other_state(
+    queue: Queue,
+) -> None:
+    kill(queue, "dead")
+    queue.enqueue(job(id="done"))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    queue.complete(lease)
+    queue.enqueue(job(id="active"))
+    queue.claim(ClaimRequest(["default"], lease=LEASE))
+    queue.enqueue(job(id="ready"))
+    queue.enqueue(job(id="later", schedule=RunAfter(timedelta(hours=1))))
+    queue.enqueue(job(id="waits", after=("ready",)))
+
+    deleted = {
+        job_id: queue.delete_dead("default", job_id)
+        for job_id in ("ready", "later", "waits", "active", "done", "nope", "dead")
+    }
+
+    assert deleted == {
+        "ready": False,
+        "later": False,
+        "waits": False,
+        "active": False,
+        "done": False,
+        "nope": False,
+        "dead": True,
+    }
+    assert queue.get("dead") is None
+    assert queue.stats("default").dead == 0
+    assert {job_id: state_of(queue, job_id) for job_id in ("later", "waits", "done")} == {
+        "later": JobState.DELAYED,
+        "waits": JobState.WAITING,
+        "done": JobState.COMPLETED,
+    }
+
+
+def test_delete_dead_leaves_a_dead_letter_that_was_requeued_meanwhile(queue: Queue) -> None:
+    kill(queue, "a")
+    queue.requeue_dead("default", ["a"])
+
+    deleted = queue.delete_dead("default", "a")
+
+    assert deleted is False
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    assert lease.job_id == "a"
+
+
+def test_delete_dead_of_another_queue_is_false(queue: Queue) -> None:
+    kill(queue, "a", queue_name="one")
+
+    deleted = queue.delete_dead("two", "a")
+
+    assert deleted is False
+    assert len(queue.dead("one")) == 1
 
 
 def test_retention_by_count_trims_the_oldest_and_counts_it(

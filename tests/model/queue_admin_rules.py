@@ -1,4 +1,5 @@
-"""Admin rules of the queue state machine: delete, requeue a dead letter, pause and resume."""
+"""Admin rules of the queue state machine: delete, forget or requeue a dead letter, pause and
+resume."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests.backends import Queue
 from tests.model.queue_model import DEAD, QueueModel
 
 QUEUES = ["q1", "q2"]
-ADMIN_OPS = ["delete", "requeue", "pause", "resume", "resume", "cancel", "cancel"]
+ADMIN_OPS = ["delete", "forget", "requeue", "pause", "resume", "resume", "cancel", "cancel"]
 
 
 class AdminRules(RuleBasedStateMachine):
@@ -25,11 +26,15 @@ class AdminRules(RuleBasedStateMachine):
 
     @rule(data=st.data(), op=st.sampled_from(ADMIN_OPS), queue=st.sampled_from(QUEUES))
     def admin(self, data: st.DataObject, op: str, queue: str) -> None:
-        """Delete or cancel a job, requeue a dead letter, or pause or resume a queue."""
+        """Delete or cancel a job, forget (delete if dead) or requeue a dead letter, or pause
+        or resume a queue."""
         dead = sorted(job.id for job in self.model.jobs.values() if job.state == DEAD)
         if op == "delete" and self.model.jobs:
             job = self.model.jobs[data.draw(st.sampled_from(sorted(self.model.jobs)))]
             self._call(lambda: self._delete(job.queue, job.id))
+        elif op == "forget" and self.model.jobs:
+            job = self.model.jobs[data.draw(st.sampled_from(sorted(self.model.jobs)))]
+            self._call(lambda: self._forget(job.queue, job.id))
         elif op == "cancel" and self.model.jobs:
             job = self.model.jobs[data.draw(st.sampled_from(sorted(self.model.jobs)))]
             self._call(lambda: self._cancel(job.queue, job.id))
@@ -47,6 +52,13 @@ class AdminRules(RuleBasedStateMachine):
         expected = self.model.delete(job_id)
 
         deleted = self.queue.delete(queue, job_id)
+
+        assert deleted == expected
+
+    def _forget(self, queue: str, job_id: str) -> None:
+        expected = self.model.delete_dead(job_id)
+
+        deleted = self.queue.delete_dead(queue, job_id)
 
         assert deleted == expected
 

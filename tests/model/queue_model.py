@@ -333,6 +333,11 @@ class QueueModel:
         self.deleted.add(job_id)
         return True
 
+    def delete_dead(self, job_id: str) -> bool:
+        """Remove a dead job; False (nothing changed) for one in any other state."""
+        job = self.jobs.get(job_id)
+        return job is not None and job.state == DEAD and self.delete(job_id)
+
     def cancel(self, job_id: str, reason: str) -> JobState | None:
         """A pending job ends cancelled; a running one is asked to stop (the first reason
         kept); an ended one is left; None if unknown."""

@@ -15,6 +15,7 @@ from foundry.entrypoints.cli import cli
 from foundry.entrypoints.container import build_container
 from foundry.entrypoints.settings import Settings
 from foundry.ports import ClaimRequest, WorkerInfo
+from tests.backends import RequeuedOnRead
 from tests.cli_support import container_for, invoke
 from tests.redis_server import RedisServer
 
@@ -427,3 +428,19 @@ def test_log_level_is_accepted_before_and_after_the_command(
     )
 
     assert done.returncode == 0, done.stderr
+
+
+def test_failed_forget_leaves_a_letter_requeued_after_it_was_looked_up() -> None:
+    clock = ManualClock()
+    queue = RequeuedOnRead(clock)
+    queue.enqueue(Job("a", id="d0"))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=timedelta(seconds=30)))
+    queue.fail(lease, ErrorInfo("Boom", "broke"), Dead("gave up"))
+
+    result = invoke(container_for(queue, clock), "failed", "forget", "d0")
+
+    assert queue.requeued == ["d0"]
+    assert queue.stats("default").ready == 1
+    assert result.exit_code == 1, result.output
+    assert "forgot 0 dead letter(s) in default" in result.stdout
+    assert "not dead letters: d0" in result.stderr

@@ -7,7 +7,7 @@ the browser test drives the same app against Redis.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
 from foundry.entrypoints.dashboard.history import Sampler
 from foundry.entrypoints.dashboard.security import GuardConfig
 from foundry.ports import ClaimRequest, ScheduleEntry, WorkerInfo
+from tests.backends import RequeuedOnRead
 
 BASE = "http://127.0.0.1:8080"
 S = timedelta(seconds=1)
@@ -33,9 +34,13 @@ MINUTE = timedelta(minutes=1)
 class Dash:
     """A dashboard over a memory queue, with its client, clock and CSRF token."""
 
-    def __init__(self, guard: GuardConfig | None = None) -> None:
+    def __init__(
+        self,
+        guard: GuardConfig | None = None,
+        make_queue: Callable[[ManualClock], MemoryQueue] = MemoryQueue,
+    ) -> None:
         self.clock = ManualClock()
-        self.queue = MemoryQueue(self.clock)
+        self.queue = make_queue(self.clock)
         self.sampler = Sampler(self.queue, self.clock, timedelta(seconds=5))
         config = DashboardConfig(guard or GuardConfig(token=None), background=False)
         app = create_app(
@@ -325,6 +330,25 @@ def test_forget_and_purge_remove_dead_letters(dash: Dash) -> None:
     assert purged.json() == {"removed": 2}
     assert dash.queue.stats("default").dead == 0
     assert dash.queue.get("pending") is not None
+
+
+def test_forget_never_deletes_a_letter_requeued_while_it_was_being_forgotten() -> None:
+    dash = Dash(make_queue=RequeuedOnRead)
+    for n in range(2):
+        dash.queue.enqueue(Job("a", id=f"d{n}"))
+        dash.kill(f"d{n}")
+
+    forgot = dash.post("/api/dead/forget", {"queue": "default", "job_ids": ["d0"]})
+    form = {"csrf_token": dash.csrf, "pick": ["default/d1"]}
+    picked = dash.client.post("/dead/forget", data=form, follow_redirects=False)
+
+    assert isinstance(dash.queue, RequeuedOnRead)
+    requeued = dash.queue.requeued
+    assert forgot.status_code == 200, forgot.text
+    assert picked.status_code == 303, picked.text
+    assert [dash.queue.get(job_id) is not None for job_id in requeued] == [True] * len(requeued)
+    assert dash.queue.stats("default").dead + dash.queue.stats("default").ready == len(requeued)
+    dash.client.close()
 
 
 def test_a_bad_id_or_queue_anywhere_in_a_selection_refuses_it_before_anything_changes(

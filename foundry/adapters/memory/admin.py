@@ -160,12 +160,13 @@ class MemoryAdmin:
                 self._cond.notify_all()
             return count
 
-    def delete(self, queue: str, job_id: str) -> bool:
-        """Remove a pending or dead job; False if unknown, running or completed."""
+    def delete(self, queue: str, job_id: str, states: tuple[JobState, ...] = _DELETABLE) -> bool:
+        """Remove a job now in one of ``states`` (pending or dead); False if unknown or in
+        another state."""
         with self._cond:
             state = self._store.find(queue, self._store.tick())
             entry = state.jobs.get(job_id) if state else None
-            if state is None or entry is None or entry.state not in _DELETABLE:
+            if state is None or entry is None or entry.state not in states:
                 return False
             self._store.drop(state, entry)
             return True

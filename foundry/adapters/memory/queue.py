@@ -250,6 +250,10 @@ class MemoryQueue:
         """False if unknown, running or completed."""
         return self._admin.delete(queue, job_id)
 
+    def delete_dead(self, queue: str, job_id: str) -> bool:
+        """Under the store's lock."""
+        return self._admin.delete(queue, job_id, (JobState.DEAD,))
+
     def purge(self, queue: str) -> int:
         """Ready and delayed jobs."""
         return self._admin.purge(queue)

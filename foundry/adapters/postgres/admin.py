@@ -197,6 +197,10 @@ class PostgresAdmin:
         """Remove a pending or dead job; False if unknown, running or ended otherwise."""
         return self._drop(queue, ["ready", "delayed", "waiting", "dead"], job_id) > 0
 
+    def delete_dead(self, queue: str, job_id: str) -> bool:
+        """Remove a dead letter, only if it is one when the statement runs."""
+        return self._drop(queue, ["dead"], job_id) > 0
+
     def purge(self, queue: str) -> int:
         """Remove every ready and delayed job of ``queue``."""
         return self._drop(queue, _PENDING, None)

@@ -315,6 +315,10 @@ class PostgresQueue:
         """See ``QueuePort.delete``."""
         return self._admin.delete(queue, job_id)
 
+    def delete_dead(self, queue: str, job_id: str) -> bool:
+        """See ``QueuePort.delete_dead``: one statement."""
+        return self._admin.delete_dead(queue, job_id)
+
     def purge(self, queue: str) -> int:
         """See ``QueuePort.purge``."""
         return self._admin.purge(queue)

@@ -272,6 +272,10 @@ class RedisQueue:
         """One function call."""
         return self._admin.delete(queue, job_id)
 
+    def delete_dead(self, queue: str, job_id: str) -> bool:
+        """One function call."""
+        return self._admin.delete(queue, job_id, dead_only=True)
+
     def purge(self, queue: str) -> int:
         """500 per function call."""
         return self._admin.purge(queue)

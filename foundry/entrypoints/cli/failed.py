@@ -179,13 +179,15 @@ def retry(
 @_ANY_QUEUE
 @click.pass_context
 def forget(ctx: click.Context, job_ids: tuple[str, ...], queue_name: str | None) -> None:
-    """Delete the named dead letters for good (found in whichever queue holds them)."""
+    """Delete the named dead letters for good (found in whichever queue holds them). A
+    letter requeued meanwhile is pending again and is left as it is."""
     common.require_shared_queue(ctx, "forget")
     port = common.queue(ctx)
     found, missing = _by_queue(ctx, job_ids, queue_name)
     for name, ids in found.items():
-        removed = sum(port.delete(name, job_id) for job_id in ids)
-        click.echo(f"forgot {removed} dead letter(s) in {name}")
+        kept = [job_id for job_id in ids if not port.delete_dead(name, job_id)]
+        click.echo(f"forgot {len(ids) - len(kept)} dead letter(s) in {name}")
+        missing += kept
     if missing:
         common.abort(
             f"not dead letters: {', '.join(missing)}; list them with `foundry failed list`"

@@ -194,19 +194,12 @@ class Views:
         return count
 
     def forget_dead(self, raw_queue: str, raw_ids: Sequence[str]) -> tuple[int, list[str]]:
-        """Delete the named dead letters; how many, and the ids that were not dead letters."""
+        """Delete the named dead letters; how many, and the ids that were not dead letters
+        (a letter requeued since the page showed it is pending again, and stays)."""
         name = queue_name(raw_queue)
         # All checked before any is deleted; an id sent twice is one letter, forgotten once.
         ids = list(dict.fromkeys(job_id(raw) for raw in raw_ids))
-        missing = []
-        for one in ids:
-            record = self.queue.get(one, name)
-            if (
-                record is None
-                or record.state is not JobState.DEAD
-                or not self.queue.delete(name, one)
-            ):
-                missing.append(one)
+        missing = [one for one in ids if not self.queue.delete_dead(name, one)]
         self.sampler.invalidate()
         return len(ids) - len(missing), missing
 

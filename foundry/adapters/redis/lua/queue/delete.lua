@@ -1,11 +1,20 @@
--- delete: remove one pending (ready, delayed or waiting) or dead job; the jobs waiting for it
--- go dead (or run, as each asked).
+-- delete: remove one pending (ready, delayed or waiting) or dead job, or with `dead` only a
+-- dead one; the jobs waiting for it go dead (or run, as each asked).
 -- KEYS  the queue's keys
--- ARGV  now, id, request id
--- Reply 1 if removed, 0 if there is no such job or it is running or completed
--- Keeps Q1 (only an admin delete removes a pending job), Q8 (a re-send gets the first reply)
+-- ARGV  now, id, request id, `any` or `dead`
+-- Reply 1 if removed, 0 if there is no such job or it is running or completed (or, with
+--       `dead`, in any state but dead)
+-- Keeps Q1 (only an admin delete removes a pending job, and `dead` never does: a dead letter
+-- requeued since the admin saw it stays), Q8 (a re-send gets the first reply)
 local now, id = now_ms(ARGV[1]), ARGV[2]
 return counted(ARGV[3], function()
+  if ARGV[4] == "dead" then
+    if not redis.call("ZSCORE", DEAD, id) then
+      return 0
+    end
+    forget(id, now)
+    return 1
+  end
   local ranked = redis.call("ZSCORE", READY, id)
   -- stored, without a state and not in `ready`: in the fifo
   local listed = not ranked and redis.call("HEXISTS", STATE, id) == 0
