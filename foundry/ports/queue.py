@@ -40,7 +40,10 @@ class QueuePort(Protocol):
       passes; nothing sleeps to move time.
 
     Backend failures raise ``QueueUnavailable``; bad input raises ``InvalidJob`` before
-    anything is written.
+    anything is written. An argument of the wrong type (an id or queue name that is not a
+    string, a lone string where a list of ids or names belongs, a ``jobs`` state that is not
+    a ``JobState`` or its value) raises ``TypeError`` naming what to pass, before the backend
+    is asked.
     """
 
     def enqueue(self, job: Job) -> EnqueueOutcome:

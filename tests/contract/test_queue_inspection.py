@@ -73,6 +73,44 @@ def test_an_id_that_is_not_a_string_is_a_type_error_not_an_outage(queue: Queue) 
     assert state_of(queue, "j1") is JobState.READY
 
 
+#: Admin and inspection calls given a value of the wrong type, and what the error names.
+WRONG_TYPES: list[tuple[str, tuple[object, ...], str]] = [
+    ("delete", ("default", ["j1"]), "expected the id string"),
+    ("delete", (["default"], "j1"), "expected a queue name string"),
+    ("delete_dead", ("default", 7), "expected the id string"),
+    ("requeue_dead", ("default", "j1"), r"a list of job ids, got 'j1' \(str\); wrap one"),
+    ("requeue_dead", ("default", [b"j1"]), "expected the id string"),
+    ("pause", (5,), r"expected a queue name string, got 5 \(int\); pass one name"),
+    ("resume", (None,), "expected a queue name string"),
+    ("purge", (b"default",), "expected a queue name string"),
+    ("purge_dead", (["default"],), "expected a queue name string"),
+    ("stats", (1,), "expected a queue name string"),
+    ("stats_many", ("default",), "a list of queue names, got 'default'"),
+    ("oldest_ready_age", ("default",), "a list of queue names"),
+    ("dead", (["default"],), "expected a queue name string"),
+    ("jobs", ("default", "nope"), "expected a JobState"),
+    ("jobs", ("default", 1), "expected a JobState"),
+    ("wait", (["j1"], timedelta(0)), "expected the id string"),
+    ("get", ("j1", ["default"]), "expected a queue name string"),
+    ("cancel", ("j1", 5), "expected a queue name string"),
+]
+
+
+def test_an_admin_call_given_a_wrong_type_is_a_type_error_naming_the_fix(queue: Queue) -> None:
+    queue.enqueue(job(id="j1"))
+
+    refused = []
+    for name, args, message in WRONG_TYPES:
+        with pytest.raises(TypeError, match=message):
+            getattr(queue, name)(*args)
+        refused.append(name)
+
+    assert len(refused) == len(WRONG_TYPES)
+    assert state_of(queue, "j1") is JobState.READY
+    assert queue.stats("default") == QueueStats("default", ready=1)
+    assert [record.job.id for record in queue.jobs("default", "ready")] == ["j1"]  # type: ignore[arg-type]
+
+
 def test_a_completed_record_is_forgotten_after_completed_ttl(
     make_queue: Callable[..., Queue], clock: ManualClock
 ) -> None:

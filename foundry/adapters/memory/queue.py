@@ -31,6 +31,13 @@ from foundry.adapters.memory.workers import MemoryWorkers
 from foundry.adapters.memory.writes import MemoryWrites
 from foundry.domain import Decision, ErrorInfo, Job, JobState
 from foundry.domain.batch import Batch
+from foundry.domain.given import (
+    given_ids,
+    given_optional_queue,
+    given_queue,
+    given_queues,
+    given_state,
+)
 from foundry.domain.job import given_id
 from foundry.ports import (
     ClaimRequest,
@@ -192,11 +199,11 @@ class MemoryQueue:
 
     def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
         """Every queue is searched when ``queue`` is None."""
-        return self._admin.get(given_id(job_id), queue)
+        return self._admin.get(given_id(job_id), given_optional_queue(queue))
 
     def wait(self, job_id: str, timeout: timedelta, queue: str | None = None) -> JobRecord | None:
         """Waits on the store's ``settled`` condition (see ``QueuePort.wait``)."""
-        return self._admin.wait(job_id, timeout, queue)
+        return self._admin.wait(given_id(job_id), timeout, given_optional_queue(queue))
 
     def on_settled(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener`` whenever a job ends (from the thread that ends it, under the
@@ -212,7 +219,7 @@ class MemoryQueue:
 
     def stats(self, queue: str) -> QueueStats:
         """O(1)."""
-        return self._admin.stats(queue)
+        return self._admin.stats(given_queue(queue))
 
     def queues(self) -> list[str]:
         """Sorted."""
@@ -220,55 +227,55 @@ class MemoryQueue:
 
     def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
         """``stats`` of each queue."""
-        return self._admin.stats_many(queues)
+        return self._admin.stats_many(given_queues(queues))
 
     def oldest_ready_age(self, queues: Sequence[str]) -> list[timedelta | None]:
         """Scans each queue's jobs (a fake's cost)."""
-        return self._admin.oldest_ready_age(queues)
+        return self._admin.oldest_ready_age(given_queues(queues))
 
     def jobs(
         self, queue: str, state: JobState, *, offset: int = 0, limit: int = 100
     ) -> list[JobRecord]:
         """Sorts the queue's entries."""
-        return self._admin.jobs(queue, state, offset=offset, limit=limit)
+        return self._admin.jobs(given_queue(queue), given_state(state), offset=offset, limit=limit)
 
     def dead(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
         """Newest first."""
-        return self._admin.dead(queue, offset=offset, limit=limit)
+        return self._admin.dead(given_queue(queue), offset=offset, limit=limit)
 
     def requeue_dead(self, queue: str, job_ids: Sequence[str] | None = None) -> int:
         """Oldest first, each with a new seq and 0 attempts."""
-        return self._admin.requeue_dead(queue, job_ids)
+        return self._admin.requeue_dead(given_queue(queue), given_ids(job_ids))
 
     def cancel(
         self, job_id: str, queue: str | None = None, reason: str = "cancelled"
     ) -> JobState | None:
         """See ``QueuePort.cancel``."""
-        return self._admin.cancel(given_id(job_id), queue, reason)
+        return self._admin.cancel(given_id(job_id), given_optional_queue(queue), reason)
 
     def delete(self, queue: str, job_id: str) -> bool:
         """False if unknown, running or completed."""
-        return self._admin.delete(queue, job_id)
+        return self._admin.delete(given_queue(queue), given_id(job_id))
 
     def delete_dead(self, queue: str, job_id: str) -> bool:
         """Under the store's lock."""
-        return self._admin.delete(queue, job_id, (JobState.DEAD,))
+        return self._admin.delete(given_queue(queue), given_id(job_id), (JobState.DEAD,))
 
     def purge(self, queue: str) -> int:
         """Ready and delayed jobs."""
-        return self._admin.purge(queue)
+        return self._admin.purge(given_queue(queue))
 
     def purge_dead(self, queue: str) -> int:
         """Every dead letter."""
-        return self._admin.purge_dead(queue)
+        return self._admin.purge_dead(given_queue(queue))
 
     def pause(self, queue: str) -> None:
         """Claims skip ``queue``."""
-        self._admin.pause(queue)
+        self._admin.pause(given_queue(queue))
 
     def resume(self, queue: str) -> None:
         """Undo ``pause``."""
-        self._admin.resume(queue)
+        self._admin.resume(given_queue(queue))
 
     # -- workers --------------------------------------------------------------------------------
 

@@ -45,6 +45,13 @@ from foundry.domain import (
     JobState,
     UndecodableJob,
 )
+from foundry.domain.given import (
+    given_ids,
+    given_optional_queue,
+    given_queue,
+    given_queues,
+    given_state,
+)
 from foundry.domain.job import given_id
 from foundry.ports import (
     BatchRecord,
@@ -269,25 +276,25 @@ class PostgresQueue:
 
     def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
         """See ``QueuePort.get``."""
-        return self._admin.get(given_id(job_id), queue)
+        return self._admin.get(given_id(job_id), given_optional_queue(queue))
 
     def wait(self, job_id: str, timeout: timedelta, queue: str | None = None) -> JobRecord | None:
         """See ``QueuePort.wait`` (not built on PostgreSQL yet)."""
-        return self._admin.wait(job_id, timeout, queue)
+        return self._admin.wait(given_id(job_id), timeout, given_optional_queue(queue))
 
     def cancel(
         self, job_id: str, queue: str | None = None, reason: str = "cancelled"
     ) -> JobState | None:
         """See ``QueuePort.cancel`` (not built on PostgreSQL yet)."""
-        return self._admin.cancel(given_id(job_id), queue, reason)
+        return self._admin.cancel(given_id(job_id), given_optional_queue(queue), reason)
 
     def stats(self, queue: str) -> QueueStats:
         """See ``QueuePort.stats``."""
-        return self._admin.stats(queue)
+        return self._admin.stats(given_queue(queue))
 
     def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
         """See ``QueuePort.stats_many``."""
-        return self._admin.stats_many(queues)
+        return self._admin.stats_many(given_queues(queues))
 
     def queues(self) -> list[str]:
         """See ``QueuePort.queues``."""
@@ -295,45 +302,45 @@ class PostgresQueue:
 
     def oldest_ready_age(self, queues: Sequence[str]) -> list[timedelta | None]:
         """See ``QueuePort.oldest_ready_age``."""
-        return self._admin.oldest_ready_age(queues)
+        return self._admin.oldest_ready_age(given_queues(queues))
 
     def jobs(
         self, queue: str, state: JobState, *, offset: int = 0, limit: int = 100
     ) -> list[JobRecord]:
         """See ``QueuePort.jobs``."""
-        return self._admin.jobs(queue, state, offset=offset, limit=limit)
+        return self._admin.jobs(given_queue(queue), given_state(state), offset=offset, limit=limit)
 
     def dead(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
         """See ``QueuePort.dead``."""
-        return self._admin.dead(queue, offset=offset, limit=limit)
+        return self._admin.dead(given_queue(queue), offset=offset, limit=limit)
 
     def requeue_dead(self, queue: str, job_ids: Sequence[str] | None = None) -> int:
         """See ``QueuePort.requeue_dead``."""
-        return self._admin.requeue_dead(queue, job_ids)
+        return self._admin.requeue_dead(given_queue(queue), given_ids(job_ids))
 
     def delete(self, queue: str, job_id: str) -> bool:
         """See ``QueuePort.delete``."""
-        return self._admin.delete(queue, job_id)
+        return self._admin.delete(given_queue(queue), given_id(job_id))
 
     def delete_dead(self, queue: str, job_id: str) -> bool:
         """See ``QueuePort.delete_dead``: one statement."""
-        return self._admin.delete_dead(queue, job_id)
+        return self._admin.delete_dead(given_queue(queue), given_id(job_id))
 
     def purge(self, queue: str) -> int:
         """See ``QueuePort.purge``."""
-        return self._admin.purge(queue)
+        return self._admin.purge(given_queue(queue))
 
     def purge_dead(self, queue: str) -> int:
         """See ``QueuePort.purge_dead``."""
-        return self._admin.purge_dead(queue)
+        return self._admin.purge_dead(given_queue(queue))
 
     def pause(self, queue: str) -> None:
         """See ``QueuePort.pause``."""
-        self._admin.pause(queue)
+        self._admin.pause(given_queue(queue))
 
     def resume(self, queue: str) -> None:
         """See ``QueuePort.resume``."""
-        self._admin.resume(queue)
+        self._admin.resume(given_queue(queue))
 
     def heartbeat(self, info: WorkerInfo, ttl: timedelta) -> None:
         """See ``WorkerRegistry.heartbeat``."""

@@ -41,6 +41,13 @@ from foundry.adapters.redis.waiting import Waiter
 from foundry.adapters.redis.workers import RedisWorkers
 from foundry.adapters.redis.writes import LeaseWrites, applied
 from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError, Decision, ErrorInfo, Job, JobState
+from foundry.domain.given import (
+    given_ids,
+    given_optional_queue,
+    given_queue,
+    given_queues,
+    given_state,
+)
 from foundry.domain.job import given_id
 from foundry.ports.clock import Clock
 from foundry.ports.queue_types import (
@@ -225,16 +232,16 @@ class RedisQueue:
 
     def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
         """One round trip, also when every queue is searched."""
-        return self._admin.get(given_id(job_id), queue)
+        return self._admin.get(given_id(job_id), given_optional_queue(queue))
 
     def wait(self, job_id: str, timeout: timedelta, queue: str | None = None) -> JobRecord | None:
         """Blocks on the job's notification list (``waiting.py``): two round trips once it
         ended, a function call per second of waiting."""
-        return self._waiter.wait(job_id, timeout, queue)
+        return self._waiter.wait(given_id(job_id), timeout, given_optional_queue(queue))
 
     def stats(self, queue: str) -> QueueStats:
         """One function call."""
-        return self._admin.stats(queue)
+        return self._admin.stats(given_queue(queue))
 
     def queues(self) -> list[str]:
         """A registry set: no KEYS, no SCAN."""
@@ -242,55 +249,55 @@ class RedisQueue:
 
     def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
         """One write for all ``queues`` (after the server's time), no function call."""
-        return self._admin.stats_many(queues)
+        return self._admin.stats_many(given_queues(queues))
 
     def oldest_ready_age(self, queues: Sequence[str]) -> list[timedelta | None]:
         """A few pipelined reads for all ``queues``, no function call."""
-        return self._admin.oldest_ready_age(queues)
+        return self._admin.oldest_ready_age(given_queues(queues))
 
     def jobs(
         self, queue: str, state: JobState, *, offset: int = 0, limit: int = 100
     ) -> list[JobRecord]:
         """A few round trips, no function call."""
-        return self._admin.jobs(queue, state, offset=offset, limit=limit)
+        return self._admin.jobs(given_queue(queue), given_state(state), offset=offset, limit=limit)
 
     def dead(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
         """Two round trips."""
-        return self._admin.dead(queue, offset=offset, limit=limit)
+        return self._admin.dead(given_queue(queue), offset=offset, limit=limit)
 
     def requeue_dead(self, queue: str, job_ids: Sequence[str] | None = None) -> int:
         """500 per function call."""
-        return self._admin.requeue_dead(queue, job_ids)
+        return self._admin.requeue_dead(given_queue(queue), given_ids(job_ids))
 
     def cancel(
         self, job_id: str, queue: str | None = None, reason: str = "cancelled"
     ) -> JobState | None:
         """One function call (and a search of every queue without ``queue``)."""
-        return self._admin.cancel(given_id(job_id), queue, reason)
+        return self._admin.cancel(given_id(job_id), given_optional_queue(queue), reason)
 
     def delete(self, queue: str, job_id: str) -> bool:
         """One function call."""
-        return self._admin.delete(queue, job_id)
+        return self._admin.delete(given_queue(queue), given_id(job_id))
 
     def delete_dead(self, queue: str, job_id: str) -> bool:
         """One function call."""
-        return self._admin.delete(queue, job_id, dead_only=True)
+        return self._admin.delete(given_queue(queue), given_id(job_id), dead_only=True)
 
     def purge(self, queue: str) -> int:
         """500 per function call."""
-        return self._admin.purge(queue)
+        return self._admin.purge(given_queue(queue))
 
     def purge_dead(self, queue: str) -> int:
         """500 per function call."""
-        return self._admin.purge_dead(queue)
+        return self._admin.purge_dead(given_queue(queue))
 
     def pause(self, queue: str) -> None:
         """One command."""
-        self._admin.pause(queue)
+        self._admin.pause(given_queue(queue))
 
     def resume(self, queue: str) -> None:
         """One command."""
-        self._admin.resume(queue)
+        self._admin.resume(given_queue(queue))
 
     # -- workers and health ---------------------------------------------------------------------
 
