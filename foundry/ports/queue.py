@@ -166,7 +166,8 @@ class QueuePort(Protocol):
         ...
 
     def queues(self) -> list[str]:
-        """Every queue that has ever held a job, sorted by name."""
+        """Every queue that has ever held a job or been paused (so one paused ahead of its
+        first job is shown paused), sorted by name."""
         ...
 
     def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:

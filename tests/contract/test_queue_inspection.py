@@ -168,6 +168,21 @@ def test_queues_lists_every_queue_that_held_a_job_sorted(queue: Queue) -> None:
     assert names == ["alpha", "mid", "zeta"]
 
 
+def test_a_queue_paused_before_its_first_job_is_listed_and_stays_listed(queue: Queue) -> None:
+    queue.enqueue(job(queue="mid"))
+    queue.pause("later")
+    queue.resume("never-paused")
+
+    paused = queue.queues()
+    shown = queue.stats_many(paused)
+    queue.resume("later")
+    resumed = queue.queues()
+
+    assert paused == ["later", "mid"]
+    assert shown == [QueueStats("later", paused=True), QueueStats("mid", ready=1)]
+    assert resumed == ["later", "mid"]
+
+
 def test_delete_removes_pending_jobs_but_not_running_or_unknown_ones(queue: Queue) -> None:
     queue.enqueue_many([job(id="run"), job(id="wait")])
     queue.enqueue(job(id="later", schedule=RunAfter(timedelta(minutes=1))))

@@ -1,3 +1,4 @@
+import json
 import re
 import subprocess
 import sys
@@ -444,3 +445,17 @@ def test_failed_forget_leaves_a_letter_requeued_after_it_was_looked_up() -> None
     assert result.exit_code == 1, result.output
     assert "forgot 0 dead letter(s) in default" in result.stdout
     assert "not dead letters: d0" in result.stderr
+
+
+def test_a_queue_paused_ahead_of_its_first_job_shows_in_stats_as_paused() -> None:
+    clock = ManualClock()
+    box = container_for(MemoryQueue(clock), clock)
+
+    paused = invoke(box, "queue", "pause", "--create", "later")
+    shown = invoke(box, "stats", "--json")
+
+    assert paused.exit_code == 0, paused.output
+    assert shown.exit_code == 0, shown.output
+    [row] = json.loads(shown.stdout)["queues"]
+    assert (row["queue"], row["paused"]) == ("later", True)
+    assert "never held a job" not in invoke(box, "queue", "resume", "later").stderr

@@ -87,9 +87,10 @@ class MemoryAdmin:
         return [self.stats(name) for name in [validate_queue_name(name) for name in queues]]
 
     def queues(self) -> list[str]:
-        """Every queue that has held a job, sorted."""
+        """Every queue that has held a job or been paused, sorted."""
         with self._cond:
-            return sorted(state.name for state in self._store.states() if state.seq > 0)
+            states = self._store.states()
+            return sorted(state.name for state in states if state.seq > 0 or state.listed)
 
     def oldest_ready_age(self, queues: Sequence[str]) -> list[timedelta | None]:
         """Scans each queue's jobs (a fake's cost): per priority, the ready job next in line
@@ -182,7 +183,8 @@ class MemoryAdmin:
     def pause(self, queue: str) -> None:
         """Stop claims from ``queue``."""
         with self._cond:
-            self._store.queue(validate_queue_name(queue)).paused = True
+            state = self._store.queue(validate_queue_name(queue))
+            state.paused = state.listed = True
 
     def resume(self, queue: str) -> None:
         """Let claims take from ``queue`` again."""

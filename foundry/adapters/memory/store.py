@@ -94,6 +94,7 @@ class QueueState:
     name: str
     seq: int = 0
     paused: bool = False
+    listed: bool = False  # paused once: ``queues()`` lists it before its first job
     jobs: dict[str, Entry] = attrs.Factory(dict)
     active: dict[str, Entry] = attrs.Factory(dict)
     ready: list[tuple[int, int, str]] = attrs.Factory(list)

@@ -188,6 +188,7 @@ _STATEMENTS: dict[str, str] = {
           LEFT JOIN {s}.queues qs ON qs.name = q.name
          ORDER BY q.n
         """,
+    # `used`: the queue has held a job or been paused (a queue paused ahead is listed)
     "queues": "SELECT name FROM {s}.queues WHERE used ORDER BY name",
     "oldest_ready": f"""
         SELECT q.n, (SELECT min(h.run_at) FROM (
@@ -197,8 +198,9 @@ _STATEMENTS: dict[str, str] = {
           FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, n) ORDER BY q.n
         """,
     "pause": """
-        INSERT INTO {s}.queues (name, paused) VALUES (%(queue)s, %(paused)s)
-        ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
+        INSERT INTO {s}.queues (name, paused, used) VALUES (%(queue)s, %(paused)s, %(paused)s)
+        ON CONFLICT (name) DO UPDATE
+        SET paused = excluded.paused, used = {s}.queues.used OR excluded.paused
         """,
 }
 

@@ -81,7 +81,8 @@ class RedisAdmin:
         )
 
     def queues(self) -> list[str]:
-        """Every queue that has held a job (a registry set; no KEYS, no SCAN)."""
+        """Every queue that has held a job or been paused (a registry set; no KEYS, no
+        SCAN)."""
         return registered_queues(self._client, self._keys)
 
     def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
@@ -177,8 +178,10 @@ class RedisAdmin:
             return self._repeat(self._keys.queue(queue), "purge", "dead")
 
     def pause(self, queue: str) -> None:
-        """Claims skip the queue until ``resume``."""
+        """Claims skip the queue until ``resume``. Two commands: the registry lists the queue
+        first (so one paused before its first job is shown), then the pause."""
         with guard("pause"):
+            call(self._client, "SADD", self._keys.registry, queue)
             call(self._client, "HSET", self._keys.queue(queue).named("meta"), "paused", "1")
 
     def resume(self, queue: str) -> None:

@@ -95,7 +95,8 @@ class Epochs(EpochWatch):
 
 
 def registered_queues(client: redis.Redis, keys: KeyLayout) -> list[str]:
-    """Every queue that has held a job, sorted (the registry set; no KEYS, no SCAN)."""
+    """Every queue that has held a job or been paused, sorted (the registry set; no KEYS,
+    no SCAN)."""
     with guard("queues"):
         names = call(client, "SMEMBERS", keys.registry)
     return sorted(name.decode() for name in names)

@@ -68,7 +68,7 @@ class KeyLayout:
 
     def __init__(self, prefix: str) -> None:
         self.prefix = validate_prefix(prefix)
-        self.registry = f"{prefix}:{{registry}}:queues"  # every queue that has held a job
+        self.registry = f"{prefix}:{{registry}}:queues"  # every queue that held a job or was paused
         self.workers = f"{prefix}:{{workers}}:index"  # worker ids by heartbeat expiry
         self._queues: dict[str, QueueKeys] = {}
 

@@ -31,7 +31,7 @@ from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.cluster_runner import function_runner
 from foundry.adapters.redis.durability import Durability
 from foundry.adapters.redis.enqueuing import Enqueuer
-from foundry.adapters.redis.epochs import Epochs, registered_queues
+from foundry.adapters.redis.epochs import Epochs
 from foundry.adapters.redis.health import RedisReport, check
 from foundry.adapters.redis.keys import KeyLayout
 from foundry.adapters.redis.record_codec import RecordCodec
@@ -245,7 +245,7 @@ class RedisQueue:
 
     def queues(self) -> list[str]:
         """A registry set: no KEYS, no SCAN."""
-        return registered_queues(self._runner.client, self._keys)
+        return self._admin.queues()
 
     def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
         """One write for all ``queues`` (after the server's time), no function call."""
