@@ -10,7 +10,7 @@ import redis
 from foundry.adapters.redis.keys import QueueKeys
 from foundry.adapters.redis.overview import BAND, FIFO_BAND
 from foundry.adapters.redis.record_codec import RecordCodec
-from foundry.adapters.redis.records import parse_state
+from foundry.adapters.redis.records import state_or_none, stored_priority
 from foundry.adapters.redis.runner import call
 from foundry.domain import JobState
 from foundry.ports.inspection import JobRecord
@@ -42,7 +42,7 @@ def list_jobs(
     for index, job_id in enumerate(ids):
         fields = replies[index * width : (index + 1) * width]
         if fields[0] is not None:
-            record = records.record(keys.queue, job_id, fields, now_ms)
+            record = records.record(keys.queue, job_id, fields, now_ms, state)
             if record is not None and record.state is state:
                 found.append(record)
     return found
@@ -70,10 +70,23 @@ def _ready(client: redis.Redis, keys: QueueKeys, offset: int, limit: int, now: i
         for index, raw in enumerate(due):
             value, state = found[2 * index], found[2 * index + 1]
             if value is not None:
-                priority = int(value.split(b" ", 2)[1])
-                ranked.append(((255 - priority) * BAND + parse_state(state).seq, raw.decode()))
+                priority = stored_priority(value) or 0  # corrupt: shown, as priority 0
+                ranked.append(((255 - priority) * BAND + _seq(state), raw.decode()))
         ranked.sort()
     return [job_id for _, job_id in ranked[offset : offset + limit]]
+
+
+def _seq(value: bytes | None) -> int:
+    """A stored state's seq; 0 (first) for a corrupt one, so the job is shown, undecodable."""
+    state = state_or_none(value)
+    return 0 if state is None else state.seq
+
+
+def _letter(value: bytes) -> str | None:
+    """A stored state's letter, ``None`` for a corrupt one (listed among both ended states:
+    which it is cannot be told)."""
+    state = state_or_none(value)
+    return None if state is None else state.letter
 
 
 def _delayed(client: redis.Redis, keys: QueueKeys, offset: int, limit: int, now: int) -> list[str]:
@@ -95,9 +108,7 @@ def _waiting(client: redis.Redis, keys: QueueKeys, offset: int, limit: int, _: i
     """Waiting jobs, in the order of their enqueue (their seq)."""
     ids = call(client, "HKEYS", keys.named("deps"))
     states = call(client, "HMGET", keys.named("state"), *ids) if ids else []
-    ranked = sorted(
-        (parse_state(state).seq, raw.decode()) for raw, state in zip(ids, states, strict=True)
-    )
+    ranked = sorted((_seq(state), raw.decode()) for raw, state in zip(ids, states, strict=True))
     return [job_id for _, job_id in ranked[offset : offset + limit]]
 
 
@@ -129,7 +140,7 @@ def _ended(letter: str) -> Callable[..., list[str]]:
             found += [
                 raw.decode()
                 for raw, state in zip(chunk, states, strict=True)
-                if state is not None and parse_state(state).letter == letter
+                if state is not None and _letter(state) in (letter, None)
             ]
             start += step
         return found[offset:wanted]

@@ -28,7 +28,7 @@ from foundry.adapters.redis.broken import broken
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.keys import QueueKeys
 from foundry.adapters.redis.record_codec import RecordCodec
-from foundry.adapters.redis.records import enqueued_at, from_ms
+from foundry.adapters.redis.records import enqueued_at, from_ms, header_intact, stored_priority
 from foundry.adapters.redis.runner import call
 from foundry.domain import ErrorInfo, Job, UndecodableJob
 from foundry.ports.inspection import QueueStats
@@ -158,8 +158,9 @@ def _head_records(client: redis.Redis, walks: list[_Walk]) -> None:
 
 
 def _band(value: bytes) -> int:
-    """The ready-score band of a stored record (``255 - priority``, as the Lua library)."""
-    return 255 - int(value.split(b" ", 2)[1])
+    """The ready-score band of a stored record (``255 - priority``, as the Lua library);
+    priority 0's for a record whose header is corrupt."""
+    return 255 - (stored_priority(value) or 0)
 
 
 def _next_bands(client: redis.Redis, walks: list[_Walk]) -> None:
@@ -198,6 +199,8 @@ def _walked_records(client: redis.Redis, walks: list[_Walk]) -> None:
 def _age(walk: _Walk, now: datetime, records: RecordCodec) -> timedelta | None:
     since = [from_ms(walk.due)] if walk.due is not None else []
     for job_id, value, errors in walk.records:
+        if not header_intact(value):
+            continue  # when it was enqueued is not known
         job = _decode(records, walk.keys.queue, job_id, value)
         since.append(_ready_since(job, value, records.errors(errors)))
     return max(now - min(since), timedelta(0)) if since else None

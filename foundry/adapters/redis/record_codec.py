@@ -16,7 +16,7 @@ import orjson
 from foundry.adapters.codec import Codec
 from foundry.adapters.queue_support import undecodable_job
 from foundry.adapters.redis.blobs import JobBlobs
-from foundry.adapters.redis.records import enqueued_at, from_ms, parse_state
+from foundry.adapters.redis.records import EPOCH, enqueued_at, from_ms, parse_state
 from foundry.domain import ErrorInfo, Job, JobState, Progress, UndecodableJob
 
 if TYPE_CHECKING:
@@ -75,18 +75,29 @@ class RecordCodec:
         except UndecodableJob as error:
             return undecodable_job(job_id, queue, error.reason)
 
-    def record(self, queue: str, job_id: str, found: list[Any], now: int) -> JobRecord | None:
+    def record(
+        self,
+        queue: str,
+        job_id: str,
+        found: list[Any],
+        now: int,
+        listed_as: JobState | None = None,
+    ) -> JobRecord | None:
         """A ``JobRecord`` from the job's hash fields and scores (``None``: it has expired).
 
-        Shows what a claim would see: a due delayed job as ready; an undecodable job as a
-        placeholder naming why.
+        Shows what a claim would see: a due delayed job as ready; an undecodable job (or one
+        whose state is corrupt) as a placeholder naming why, in the state it is ``listed_as``
+        (else the one its scores suggest).
         """
         from foundry.ports.inspection import JobRecord  # noqa: PLC0415 - inspection only
 
         value, state_value, errors, result, progress, run_at, expires = found
         if expires is not None and float(expires) <= now:
             return None
-        state = parse_state(state_value)
+        try:
+            state = parse_state(state_value)
+        except ValueError as error:
+            return self._corrupt_state(queue, job_id, found, str(error), listed_as)
         status = _STATES[state.letter]
         if status is JobState.DELAYED and run_at is not None and float(run_at) <= now:
             status = JobState.READY
@@ -107,6 +118,25 @@ class RecordCodec:
             progress=_progress(progress),
         )
 
+    def _corrupt_state(
+        self, queue: str, job_id: str, found: list[Any], why: str, listed_as: JobState | None
+    ) -> JobRecord:
+        """A job whose state cannot be read: an undecodable placeholder, no attempts known."""
+        from foundry.ports.inspection import JobRecord  # noqa: PLC0415 - inspection only
+
+        value, _, errors, _, _, run_at, expires = found
+        guessed = JobState.DELAYED if run_at is not None else JobState.READY
+        if expires is not None:
+            guessed = JobState.COMPLETED
+        return JobRecord(
+            job=undecodable_job(job_id, queue, why),
+            state=listed_as or guessed,
+            attempts=0,
+            enqueued_at=enqueued_at(value),
+            run_at=from_ms(run_at) if run_at is not None else None,
+            errors=self.errors(errors),
+        )
+
     @staticmethod
     def state_of(letter: bytes) -> JobState | None:
         """The state a function named by its letter (R2), ``None`` for "" (no such job)."""
@@ -118,7 +148,11 @@ class RecordCodec:
         """A ``DeadLetter``; an undecodable job is shown as a placeholder ``undecodable`` job."""
         from foundry.ports.inspection import DeadLetter  # noqa: PLC0415 - inspection only
 
-        state = parse_state(state_value)
+        try:
+            state = parse_state(state_value)
+        except ValueError as error:
+            job = undecodable_job(job_id, queue, str(error))
+            return DeadLetter(job, str(error), 0, EPOCH, self.errors(errors))
         return DeadLetter(
             job=self.shown_job(job_id, queue, value),
             reason=state.reason,

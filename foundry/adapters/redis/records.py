@@ -74,6 +74,15 @@ def split_record(value: bytes) -> Stored:
     return Stored(int(enq, 36), rest[int(ulen) :])
 
 
+def header_intact(value: bytes) -> bool:
+    """Whether a stored record's header can be read (else its job shows as undecodable)."""
+    try:
+        split_record(value)
+    except ValueError:
+        return False
+    return True
+
+
 def enqueued_at(value: bytes) -> datetime:
     """When the job in a stored record was enqueued; the epoch for a record whose header is
     corrupt (its job shows as undecodable: the header cannot be trusted)."""
@@ -97,16 +106,44 @@ class State(NamedTuple):
     reason: str = ""
 
 
+#: The letters a stored state begins with (see ``lua/_head.lua``).
+STATE_LETTERS = frozenset("RDACXNW")
+
+
 def parse_state(value: bytes | None) -> State:
-    """Parse a stored state (a missing one is a fresh ready job)."""
+    """Parse a stored state (a missing one is a fresh ready job); ``ValueError`` naming what
+    is wrong for one that is corrupt."""
     if value is None:
         return State()
-    letter, attempts, seq, token, time_ms, outcome, last, worker, reason = value.decode().split(
-        ",", 8
-    )
-    return State(
-        letter, int(attempts), int(seq), token, int(time_ms), outcome, last, worker, reason
-    )
+    try:
+        letter, attempts, seq, token, time_ms, outcome, last, worker, reason = value.decode().split(
+            ",", 8
+        )
+        state = State(
+            letter, int(attempts), int(seq), token, int(time_ms), outcome, last, worker, reason
+        )
+    except ValueError as error:  # UnicodeDecodeError too
+        raise ValueError(f"its stored state is corrupt ({error})") from error
+    if state.letter not in STATE_LETTERS:
+        raise ValueError(f"its stored state is corrupt (unknown state {state.letter[:8]!r})")
+    return state
+
+
+def state_or_none(value: bytes | None) -> State | None:
+    """``parse_state``, or ``None`` for a corrupt state (for listings, which show the job
+    as undecodable rather than fail)."""
+    try:
+        return parse_state(value)
+    except ValueError:
+        return None
+
+
+def stored_priority(value: bytes) -> int | None:
+    """The priority in a stored record's header, ``None`` when the header is corrupt."""
+    try:
+        return int(value.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        return None
 
 
 def request_id() -> str:
