@@ -21,11 +21,43 @@ class Overview:
     broken: list[QueueBroken]
 
 
-def read_queues(queue: QueuePort) -> Overview:
-    """Every queue's stats and oldest wait: three calls whatever the number of queues, the
-    oldest wait asked only of queues with ready jobs."""
-    rows, broken = read_stats(queue, queue.queues())
-    return Overview(rows, oldest_waits(queue, rows), broken)
+def read_queues(queue: QueuePort, names: Sequence[str] | None = None) -> Overview:
+    """The stats and oldest wait of each of ``names`` (every queue by default): three calls
+    whatever the number of queues, the oldest wait asked only of queues with ready jobs. A
+    queue whose data is broken, in either reading, is named in ``broken`` instead."""
+    rows, broken = read_stats(queue, queue.queues() if names is None else names)
+    ages, unreadable = read_ages(queue, [row.queue for row in rows if row.ready])
+    if unreadable:
+        gone = {error.queue for error in unreadable}
+        rows = [row for row in rows if row.queue not in gone]
+        broken = _in_order(broken + unreadable, names)
+    return Overview(rows, [ages.get(row.queue) for row in rows], broken)
+
+
+def _in_order(broken: list[QueueBroken], names: Sequence[str] | None) -> list[QueueBroken]:
+    order = {name: index for index, name in enumerate(names or [])}
+    return sorted(broken, key=lambda error: (order.get(error.queue, 0), error.queue))
+
+
+def read_ages(
+    queue: QueuePort, names: Sequence[str]
+) -> tuple[dict[str, timedelta | None], list[QueueBroken]]:
+    """The oldest wait of each of ``names`` in one call; if one queue's data is broken, each
+    queue alone, so the others are still read and the broken ones are named."""
+    if not names:
+        return {}, []
+    try:
+        return dict(zip(names, queue.oldest_ready_age(names), strict=True)), []
+    except QueueBroken:
+        pass
+    ages: dict[str, timedelta | None] = {}
+    broken: list[QueueBroken] = []
+    for name in names:
+        try:
+            ages[name] = queue.oldest_ready_age([name])[0]
+        except QueueBroken as error:
+            broken.append(error)
+    return ages, broken
 
 
 def read_stats(
@@ -45,11 +77,3 @@ def read_stats(
         except QueueBroken as error:
             broken.append(error)
     return rows, broken
-
-
-def oldest_waits(queue: QueuePort, rows: Sequence[QueueStats]) -> list[timedelta | None]:
-    """How long each row's oldest ready job has waited (one call, for the queues with ready
-    jobs; ``None`` for the others)."""
-    waiting = [row.queue for row in rows if row.ready]
-    ages = dict(zip(waiting, queue.oldest_ready_age(waiting) if waiting else [], strict=True))
-    return [ages.get(row.queue) for row in rows]

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,29 @@ def test_an_argument_redis_py_cannot_send_is_a_type_error_not_an_outage(redis_ur
 
     with pytest.raises(TypeError, match="get got an argument Redis cannot take"), guard("get"):
         client.get(["not", "a", "key"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", ["jobs", "state", "errors"])
+def test_reads_meeting_a_record_hash_of_the_wrong_type_name_the_queue_not_an_outage(
+    redis_url: str, clock: ManualClock, key: str
+) -> None:
+    queue, prefix = _queue(redis_url, clock)
+    queue.enqueue_many([Job("t", id="b1", queue="b", priority=1), Job("t", id="c1", queue="c")])
+    client = redis.Redis.from_url(redis_url)
+    client.delete(f"{prefix}:{{b}}:{key}")
+    client.set(f"{prefix}:{{b}}:{key}", "x")
+    wrong = rf"\{{b\}}:{key} is a string, not a hash"
+
+    reads: list[Callable[[], object]] = [
+        lambda: queue.get("b1", "b"),
+        lambda: queue.jobs("b", JobState.READY),
+    ]
+    if key != "state":  # the oldest wait reads no state
+        reads.append(lambda: queue.oldest_ready_age(["c", "b"]))
+    for read in reads:
+        with pytest.raises(QueueBroken, match=wrong) as raised:
+            read()
+        assert raised.value.queue == "b"
+
+    assert queue.get("c1", "c") is not None
+    assert queue.oldest_ready_age(["c"]) == [timedelta(0)]

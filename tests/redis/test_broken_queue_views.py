@@ -3,6 +3,7 @@ backend metrics down: the other queues are shown, the broken one is named with i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -171,3 +172,34 @@ def test_the_workers_page_shows_the_jobs_they_run_around_a_broken_queue(
     [worker] = listed.json()["workers"]
     assert [job["id"] for job in worker["running"]] == [lease.job_id]
     assert page.status_code == 200
+
+
+def test_a_queue_whose_jobs_hash_is_broken_is_named_and_the_others_still_shown(
+    redis_url: str, clock: ManualClock
+) -> None:
+    prefix = unique_prefix("brokenjobs")
+    client = redis.Redis.from_url(redis_url)
+    queue = RedisQueue(client, prefix=prefix, clock=clock)
+    queue.enqueue_many([Job("t", queue="b", priority=1), Job("t", queue="c")])
+    client.delete(f"{prefix}:{{b}}:jobs")
+    client.set(f"{prefix}:{{b}}:jobs", "x")
+    clock.advance(timedelta(seconds=3))
+    registry = CollectorRegistry()
+    registry.register(BackendCollector(queue, queue))
+
+    with _dashboard(queue, clock) as dashboard:
+        listed = dashboard.get("/api/queues")
+    samples = samples_of(registry)
+    shown = invoke(container_for(queue, clock, Settings()), "stats", "--json")
+    client.close()
+
+    assert listed.status_code == 200, listed.text
+    rows = {row["queue"]: row for row in listed.json()["queues"]}
+    assert rows["c"]["oldest_ready_age_s"] == 3.0
+    assert "{b}:jobs is a string, not a hash" in rows["b"]["broken"]
+    assert samples[("foundry_queue_broken", frozenset({("queue", "b")}))] == 1
+    assert samples[("foundry_backend_up", frozenset())] == 1
+    assert shown.exit_code == 1, shown.output
+    rows = {row["queue"]: row for row in json.loads(shown.stdout)["queues"]}
+    assert rows["c"]["oldest_ready_age_s"] == 3.0
+    assert "{b}:jobs is a string" in rows["b"]["broken"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from foundry.adapters.redis.broken import refusing
+from foundry.adapters.redis.broken import refusing, refusing_any
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.cluster import is_cluster
 from foundry.adapters.redis.epochs import registered_queues
@@ -54,7 +54,8 @@ class RedisAdmin:
         Shows what a claim would see: a due delayed job as ready, an expired record as gone.
         """
         candidates = [queue] if queue is not None else self.queues()
-        with guard("get", job_id):
+        searched = [self._keys.queue(name) for name in candidates]
+        with guard("get", job_id), refusing_any(self._client, searched):
             pipe = self._client.pipeline(transaction=False)
             for command in record_reads(self._keys, candidates, job_id):
                 call(pipe, *command)
@@ -101,7 +102,7 @@ class RedisAdmin:
         """Two pipelined round trips for all ``queues`` (one more per further priority in
         use), no function call: see ``overview.py``."""
         keys = [self._keys.queue(name) for name in queues]
-        with guard("oldest_ready_age"):
+        with guard("oldest_ready_age"), refusing_any(self._client, keys):
             return oldest_ready_ages(self._client, keys, self._clock, self._records)
 
     def jobs(
@@ -110,7 +111,7 @@ class RedisAdmin:
         """Ids from the state's sorted set, then the records in one pipeline: see
         ``listing.py``."""
         keys = self._keys.queue(queue)
-        with guard("jobs"):
+        with guard("jobs"), refusing(self._client, keys):
             now_ms = self._clock.read(self._client)
             window = (offset, limit, now_ms)
             return list_jobs(self._client, keys, state, window, self._records)
@@ -120,7 +121,7 @@ class RedisAdmin:
         keys = self._keys.queue(queue)
         if limit < 1 or offset < 0:
             return []
-        with guard("dead"):
+        with guard("dead"), refusing(self._client, keys):
             ids = call(self._client, "ZREVRANGE", keys.named("dead"), offset, offset + limit - 1)
             pipe = self._client.pipeline(transaction=False)
             for job_id in ids:

@@ -4,7 +4,7 @@ is, so an operator can fix or delete it while the other queues are served."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -71,3 +71,21 @@ def refusing(client: redis.Redis, keys: QueueKeys) -> Iterator[None]:
         yield
     except redis.ResponseError as error:
         raise broken(client, keys, error) from error
+
+
+@contextmanager
+def refusing_any(client: redis.Redis, queues: Sequence[QueueKeys]) -> Iterator[None]:
+    """``refusing`` for a read over several queues: an error reply is ``QueueBroken`` for the
+    first of ``queues`` holding a key of the wrong type (one round trip each until found);
+    when none does, the error goes on as it is."""
+    try:
+        yield
+    except redis.ResponseError as error:
+        for keys in queues:
+            try:
+                wrong = misplaced(client, keys)
+            except redis.RedisError:
+                break
+            if wrong:
+                raise queue_broken(keys, wrong, error) from error
+        raise

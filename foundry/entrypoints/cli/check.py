@@ -9,7 +9,7 @@ from foundry.adapters.redis.health import RedisReport, fixes
 from foundry.domain import QueueBroken
 from foundry.entrypoints.cli import common
 from foundry.entrypoints.cli.selfcheck import self_check
-from foundry.entrypoints.cli.stats import read_stats
+from foundry.entrypoints.overview import read_queues
 from foundry.entrypoints.settings import Settings
 
 
@@ -72,8 +72,7 @@ def _broken_queues(ctx: click.Context) -> list[QueueBroken]:
     port = common.queue(ctx)
     if common.private_memory_queue(ctx):
         return []
-    rows = [read_stats(port, name) for name in port.queues()]
-    return [row for row in rows if isinstance(row, QueueBroken)]
+    return read_queues(port).broken
 
 
 @click.command(epilog=common.EXIT_CODES_HELP)

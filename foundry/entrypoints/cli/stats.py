@@ -10,7 +10,7 @@ from rich.table import Table
 
 from foundry.domain import JobState, QueueBroken
 from foundry.entrypoints.cli import common
-from foundry.entrypoints.overview import oldest_waits
+from foundry.entrypoints.overview import Overview, read_queues
 from foundry.ports import JobRecord, QueuePort, QueueStats, WorkerInfo
 
 #: The most running jobs ``stats`` lists with their progress.
@@ -79,16 +79,23 @@ def stats(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     common.note_private_queue(ctx)
     port = common.queue(ctx)
     chosen = [common.note_unknown_queue(ctx, name) for name in names] or port.queues()
-    rows = [read_stats(port, name) for name in chosen]
+    overview = read_queues(port, chosen)  # a few calls, whatever the number of queues
+    rows = in_order(chosen, overview)
     live = common.workers(ctx).workers()
     now = common.container(ctx).clock().now()
     if as_json:
-        click.echo(stats_document(port, rows, live, now))
+        click.echo(stats_document(overview, rows, live, now))
     else:
         _print_tables(port, rows, live, now)
-    broken = [row for row in rows if isinstance(row, QueueBroken)]
-    if broken:
-        common.abort("; ".join(common.escape(str(error)) for error in broken))
+    if overview.broken:
+        common.abort("; ".join(common.escape(str(error)) for error in overview.broken))
+
+
+def in_order(names: list[str], overview: Overview) -> list[QueueStats | QueueBroken]:
+    """The overview's rows and broken queues, in the order of ``names``."""
+    found: dict[str, QueueStats | QueueBroken] = {row.queue: row for row in overview.rows}
+    found.update((error.queue, error) for error in overview.broken)
+    return [found[name] for name in dict.fromkeys(names)]
 
 
 def _print_tables(
@@ -109,14 +116,16 @@ def _print_tables(
 
 
 def stats_document(
-    port: QueuePort, rows: list[QueueStats | QueueBroken], live: list[WorkerInfo], now: datetime
+    overview: Overview,
+    rows: list[QueueStats | QueueBroken],
+    live: list[WorkerInfo],
+    now: datetime,
 ) -> str:
     """The queues (each with its oldest wait, or what is broken in it) and the live workers,
     as one JSON object."""
     from foundry.entrypoints.dashboard.views import stats_json, worker_json  # noqa: PLC0415
 
-    healthy = [row for row in rows if isinstance(row, QueueStats)]
-    ages = dict(zip((row.queue for row in healthy), oldest_waits(port, healthy), strict=True))
+    ages = {row.queue: age for row, age in zip(overview.rows, overview.ages, strict=True)}
     queues = [
         stats_json(row, ages[row.queue])
         if isinstance(row, QueueStats)
@@ -152,11 +161,3 @@ def progress_table(records: list[JobRecord]) -> Table:
             common.escape(str(record.progress)),
         )
     return table
-
-
-def read_stats(port: QueuePort, name: str) -> QueueStats | QueueBroken:
-    """The queue's stats, or the error saying its data is broken."""
-    try:
-        return port.stats(name)
-    except QueueBroken as error:
-        return error

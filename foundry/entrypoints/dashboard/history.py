@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 import attrs
 
 from foundry.domain import FoundryError, QueueBroken
-from foundry.entrypoints.overview import read_stats
+from foundry.entrypoints.overview import read_ages, read_stats
 from foundry.ports import Clock, QueuePort, QueueStats
 
 MINUTE = timedelta(minutes=1)
@@ -226,20 +226,31 @@ class Sampler:
         """``sample`` under the lock the caller holds."""
         rows, broken = read_stats(self.queue, self.queue.queues())
         now = self._clock.now()
+        unreadable = self._read_waits(rows, now)
+        if unreadable:
+            gone = {error.queue for error in unreadable}
+            rows = [row for row in rows if row.queue not in gone]
+            broken = sorted([*broken, *unreadable], key=lambda error: error.queue)
         ages = self._ages(rows, now)
         snapshot = Snapshot(now, tuple(rows), tuple(ages), tuple(broken))
         self.history.add(snapshot)
         self._latest = snapshot
         return snapshot
 
+    def _read_waits(self, rows: list[QueueStats], now: datetime) -> list[QueueBroken]:
+        """Read the oldest wait of the queues due a reading (see the class); the queues
+        whose data is broken are returned, the others read."""
+        asked = [row for row in rows if row.ready and self._due(row)]
+        self._samples += 1
+        read, broken = read_ages(self.queue, [row.queue for row in asked])
+        for row in asked:
+            if row.queue in read:
+                age = read[row.queue] or timedelta(0)
+                self._waits[row.queue] = _Wait(now, age, _moves(row), row.ready)
+        return broken
+
     def _ages(self, rows: list[QueueStats], now: datetime) -> list[timedelta | None]:
         waiting = [row for row in rows if row.ready]
-        asked = [row for row in waiting if self._due(row)]
-        self._samples += 1
-        if asked:
-            read = self.queue.oldest_ready_age([row.queue for row in asked])
-            for row, age in zip(asked, read, strict=True):
-                self._waits[row.queue] = _Wait(now, age or timedelta(0), _moves(row), row.ready)
         self._waits = {row.queue: self._waits[row.queue] for row in waiting}
         return [self._carried(row.queue, now) for row in rows]
 
