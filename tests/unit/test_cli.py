@@ -2,7 +2,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from foundry.domain import Dead, ErrorInfo, Job
 from foundry.entrypoints.cli import cli
 from foundry.entrypoints.container import build_container
 from foundry.entrypoints.settings import Settings
-from foundry.ports import ClaimRequest, WorkerInfo
+from foundry.ports import ClaimRequest, QueueStats, WorkerInfo
 from tests.backends import RequeuedOnRead
 from tests.cli_support import container_for, invoke
 from tests.redis_server import RedisServer
@@ -459,3 +459,35 @@ def test_a_queue_paused_ahead_of_its_first_job_shows_in_stats_as_paused() -> Non
     [row] = json.loads(shown.stdout)["queues"]
     assert (row["queue"], row["paused"]) == ("later", True)
     assert "never held a job" not in invoke(box, "queue", "resume", "later").stderr
+
+
+class CountingQueue(MemoryQueue):
+    """A memory queue counting the per-queue and all-queue stats reads made of it."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.reads: list[str] = []
+
+    def stats(self, queue: str) -> QueueStats:
+        """Counted."""
+        self.reads.append("stats")
+        return super().stats(queue)
+
+    def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Counted."""
+        self.reads.append("stats_many")
+        return super().stats_many(queues)
+
+
+def test_stats_and_failed_retry_all_read_every_queue_in_one_call() -> None:
+    clock = ManualClock()
+    queue = CountingQueue(clock)
+    queue.enqueue_many([Job("a", queue=f"q{n}") for n in range(5)])
+    box = container_for(queue, clock)
+
+    shown = invoke(box, "stats")
+    retried = invoke(box, "failed", "retry", "--all", "--yes")
+
+    assert shown.exit_code == 0, shown.output
+    assert retried.exit_code == 0, retried.output
+    assert queue.reads == ["stats_many", "stats_many"]

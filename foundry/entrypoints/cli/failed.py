@@ -136,8 +136,10 @@ def _every_queue(ctx: click.Context, queue_name: str | None, doing: str, yes: bo
     if queue_name:
         return [common.require_known_queue(ctx, queue_name)]
     port = common.queue(ctx)
-    counts = {name: port.stats(name).dead for name in port.queues()}
-    chosen = {name: count for name, count in counts.items() if count}
+    rows, broken = read_stats(port, port.queues())  # one call; a broken queue is named
+    chosen = {row.queue: row.dead for row in rows if row.dead}
+    for error in broken:
+        common.stderr().print(f"note: {common.escape(str(error))}", soft_wrap=True)
     if not chosen:
         click.echo("no dead letters in any queue")
     elif not yes:
