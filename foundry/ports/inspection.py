@@ -19,6 +19,8 @@ class JobRecord:
     state: JobState
     attempts: int
     enqueued_at: datetime
+    # When a pending job becomes claimable (a due retry's may be unknown: None); for an
+    # ended job (completed, dead, cancelled), the time its schedule gave at enqueue.
     run_at: datetime | None = None
     lease_deadline: datetime | None = None
     errors: tuple[ErrorInfo, ...] = ()

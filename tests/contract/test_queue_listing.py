@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from foundry.adapters.clock import ManualClock
-from foundry.domain import Dead, ErrorInfo, InvalidQueueName, JobState, RunAfter
+from foundry.domain import Dead, ErrorInfo, InvalidQueueName, JobState, Retry, RunAfter
 from foundry.ports import ClaimRequest
 from tests.backends import LEASE, Queue, job
 
@@ -88,6 +88,41 @@ def test_completed_and_dead_jobs_newest_first(queue: Queue, clock: ManualClock) 
     assert completed[0].worker is None
     assert ids(dead) == ["d2"]
     assert dead[0].reason == "boom"
+
+
+def test_an_ended_job_shows_the_run_time_its_schedule_gave_not_a_retry_s(
+    queue: Queue, clock: ManualClock
+) -> None:
+    start = clock.now()
+    queue.enqueue(job(id="retried"))
+    queue.enqueue(job(id="scheduled", schedule=RunAfter(5 * S)))
+    queue.enqueue(job(id="done"))
+    queue.enqueue(job(id="stopped", schedule=RunAfter(9 * S)))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    queue.fail(lease, ErrorInfo("Boom", "once"), Retry(2 * S))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    queue.complete(lease)
+    clock.advance(6 * S)
+    for _ in range(2):
+        [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+        queue.fail(lease, ErrorInfo("Boom", "again"), Dead("gave up"))
+    queue.cancel("stopped")
+
+    listed = {
+        record.job.id: record.run_at
+        for state in (JobState.DEAD, JobState.COMPLETED, JobState.CANCELLED)
+        for record in queue.jobs("default", state)
+    }
+    got = {job_id: getattr(queue.get(job_id), "run_at", None) for job_id in listed}
+
+    expected = {
+        "retried": start,
+        "scheduled": start + 5 * S,
+        "done": start,
+        "stopped": start + 9 * S,
+    }
+    assert listed == expected
+    assert got == expected
 
 
 def test_nothing_is_listed_for_an_unknown_queue_a_bad_window_or_cancelled(

@@ -45,12 +45,13 @@ class EntryCodec:
 
     def record(self, entry: Entry) -> JobRecord:
         """Everything known about the entry's job."""
+        job = self.shown_job(entry)
         return JobRecord(
-            job=self.shown_job(entry),
+            job=job,
             state=entry.state,
             attempts=entry.attempts,
             enqueued_at=entry.enqueued_at,
-            run_at=entry.run_at,
+            run_at=job.run_at(entry.enqueued_at) if entry.state.is_final else entry.run_at,
             lease_deadline=entry.deadline,
             errors=tuple(entry.errors),
             result=None if entry.result is None else orjson.loads(entry.result),

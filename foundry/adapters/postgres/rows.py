@@ -59,12 +59,13 @@ class RowCodec:
         shown = JobState(state)
         if shown is JobState.DELAYED and run_at <= now:
             shown = JobState.READY
+        job = self.job(queue, job_id, bytes(blob), priority)
         return JobRecord(
-            job=self.job(queue, job_id, bytes(blob), priority),
+            job=job,
             state=shown,
             attempts=attempts,
             enqueued_at=enqueued_at,
-            run_at=run_at,
+            run_at=job.run_at(enqueued_at) if shown.is_final else run_at,
             lease_deadline=deadline,
             errors=self.errors(errors),
             result=None if result is None else orjson.loads(result),

@@ -108,7 +108,7 @@ class RecordCodec:
             state=status,
             attempts=state.attempts,
             enqueued_at=enqueued,
-            run_at=_run_at(run_at, job, enqueued, errors),
+            run_at=_run_at(run_at, job, enqueued, errors, status),
             lease_deadline=from_ms(state.time_ms) if status is JobState.ACTIVE else None,
             errors=self.errors(errors),
             result=orjson.loads(result) if result else None,
@@ -162,13 +162,16 @@ class RecordCodec:
         )
 
 
-def _run_at(score: Any, job: Job, enqueued_at: datetime, errors: Any) -> datetime | None:
+def _run_at(
+    score: Any, job: Job, enqueued_at: datetime, errors: Any, state: JobState
+) -> datetime | None:
     """The job's run time: its score while it is in the delayed set; else, for a job that
-    never failed, the time its schedule gave at enqueue (kept by a release without delay and
-    by lease recovery, as on the memory queue); a retry's time is not kept once it is due."""
+    ended or never failed, the time its schedule gave at enqueue (kept by a release without
+    delay and by lease recovery, as on the memory queue); a retry's time is not kept once it
+    is due."""
     if score is not None:
         return from_ms(score)
-    return None if errors else job.run_at(enqueued_at)
+    return None if errors and not state.is_final else job.run_at(enqueued_at)
 
 
 def _progress(value: bytes | None) -> Progress | None:
