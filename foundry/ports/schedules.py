@@ -54,10 +54,14 @@ class SchedulePort(Protocol):
         """Stop the schedule firing; whether it exists."""
         ...
 
-    def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool:
+    def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool | None:
         """Let a paused (or orphaned) schedule fire again from ``next_at``; ticks missed while
         paused are not caught up. One neither paused nor orphaned is left as it is (moving
-        its next tick would drop a tick it has yet to fire). Whether it exists."""
+        its next tick would drop a tick it has yet to fire).
+
+        Checked and changed in one atomic step; the answer says which it was: ``True`` if
+        it was paused or orphaned and is resumed, ``False`` if it is stored and was neither
+        (nothing changed), ``None`` if no such schedule is stored."""
         ...
 
     def forget_schedule(self, queue: str, name: str) -> bool:

@@ -437,10 +437,12 @@ def test_resuming_a_schedule_that_is_not_paused_keeps_the_tick_it_has_yet_to_fir
     due = queue.schedule_states()[0].next_at
     clock.advance(MINUTE + timedelta(seconds=30))  # its tick is due, no scheduler ran yet
 
-    assert queue.resume_schedule("periodic", "every-minute", queue.poll((), 0).now)
+    resumed = queue.resume_schedule("periodic", "every-minute", queue.poll((), 0).now)
+    unknown = queue.resume_schedule("periodic", "nope", queue.poll((), 0).now)
     kept = queue.schedule_states()[0]
     scheduler.step()
 
+    assert (resumed, unknown) == (False, None)  # stored but not paused; not stored
     assert (kept.next_at, kept.paused) == (due, False)
     assert jobs_of(queue, schedule, minutes(1)) == [True]
 
@@ -456,7 +458,7 @@ def test_a_schedule_resumed_from_the_backends_now_skips_the_missed_ticks_and_kee
     assert queue.pause_schedule("periodic", "every-minute")
 
     clock.advance(5 * MINUTE + timedelta(seconds=30))
-    assert queue.resume_schedule("periodic", "every-minute", queue.poll((), 0).now)
+    assert queue.resume_schedule("periodic", "every-minute", queue.poll((), 0).now) is True
     scheduler.step()
     waiting = queue.schedule_states()[0]
     clock.advance(timedelta(seconds=30))

@@ -190,7 +190,8 @@ class ScheduleMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.model)
     def resume(self, name: str) -> None:
         next_at = self.schedules[name].first_tick(self.clock.now())
-        assert self.queue.resume_schedule(QUEUE, name, next_at)
+        resumed = self.queue.resume_schedule(QUEUE, name, next_at)
+        assert resumed is self.model[name].paused  # False: stored, and left as it is
         if self.model[name].paused:  # an active one keeps the tick it has yet to fire
             self.model[name].due_from = next_at
         self.model[name].paused = False

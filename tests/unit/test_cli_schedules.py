@@ -13,7 +13,7 @@ from foundry.application.schedules.scheduler import Scheduler
 from foundry.domain import UniqueSpec
 from foundry.entrypoints.container import build_container
 from foundry.entrypoints.settings import Settings
-from foundry.ports import ScheduleEntry
+from foundry.ports import ScheduleEntry, ScheduleState
 from tests.cli_support import container_for, invoke
 from tests.e2e.schedule_apps import QUEUE, registry
 
@@ -267,3 +267,27 @@ def test_run_enqueues_for_an_app_dispatching_after_commit_as_no_transaction_is_o
 
     assert result.exit_code == 0, result.output
     assert queue.stats(QUEUE).ready == 1
+
+
+class PausedAfterListing(MemoryQueue):
+    """A memory queue where another operator pauses every schedule right after a listing
+    of them is read: the moment between a look at a schedule and an action on it."""
+
+    def schedule_states(self) -> list[ScheduleState]:
+        """The states as they were; each is paused when this returns."""
+        states = super().schedule_states()
+        for state in states:
+            self.pause_schedule(state.queue, state.name)
+        return states
+
+
+def test_resume_leaves_the_schedule_running_whatever_a_listing_showed_a_moment_before() -> None:
+    clock = ManualClock()
+    queue = PausedAfterListing(clock)
+    Scheduler(queue, registry, ahead=timedelta(0)).step()
+
+    result = invoke(container_for(queue, clock), "schedules", "resume", "every-second", *APP)
+
+    assert result.exit_code == 0, result.output
+    states = {state.name: state.paused for state in MemoryQueue.schedule_states(queue)}
+    assert states["every-second"] is False

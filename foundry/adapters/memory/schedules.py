@@ -179,16 +179,17 @@ class MemorySchedules:
                 record.paused = True
             return record is not None
 
-    def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool:
+    def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool | None:
         """Fire again from ``next_at``."""
         with self._cond:
             book = self._in(queue)
             record = book.records.get(name)
             if record is None:
+                return None
+            if not (record.paused or record.orphaned):
                 return False
-            if record.paused or record.orphaned:
-                record.paused = record.orphaned = False
-                book.wait(name, record, next_at)
+            record.paused = record.orphaned = False
+            book.wait(name, record, next_at)
             return True
 
     def forget_schedule(self, queue: str, name: str) -> bool:

@@ -66,10 +66,13 @@ _ORPHAN = """
 """
 _PAUSE = "UPDATE {s}.schedules SET paused = true WHERE queue = %(queue)s AND name = %(name)s"
 _RESUME = """
-    UPDATE {s}.schedules
-       SET paused = false, orphaned = false,
-           next_at = CASE WHEN paused OR orphaned THEN %(next_at)s ELSE next_at END
-     WHERE queue = %(queue)s AND name = %(name)s
+    WITH resumed AS (
+        UPDATE {s}.schedules SET paused = false, orphaned = false, next_at = %(next_at)s
+         WHERE queue = %(queue)s AND name = %(name)s AND (paused OR orphaned)
+        RETURNING name
+    )
+    SELECT EXISTS (SELECT FROM resumed),
+           EXISTS (SELECT FROM {s}.schedules WHERE queue = %(queue)s AND name = %(name)s)
 """
 _FORGET = "DELETE FROM {s}.schedules WHERE queue = %(queue)s AND name = %(name)s"
 
@@ -165,9 +168,13 @@ class PostgresSchedules:
         """Stop the schedule firing."""
         return self._change(self._pause, {"queue": queue, "name": name})
 
-    def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool:
-        """Fire again from ``next_at``."""
-        return self._change(self._resume, {"queue": queue, "name": name, "next_at": next_at})
+    def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool | None:
+        """Fire again from ``next_at``: one statement."""
+        params = {"queue": queue, "name": name, "next_at": next_at}
+        with self._db.conn() as conn:
+            row = conn.execute(self._resume, params).fetchone()
+        resumed, stored = row if row is not None else (False, False)
+        return True if resumed else (False if stored else None)
 
     def forget_schedule(self, queue: str, name: str) -> bool:
         """Remove the schedule's state."""

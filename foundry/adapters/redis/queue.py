@@ -344,7 +344,7 @@ class RedisQueue:
         """See ``SchedulePort.pause_schedule``."""
         return self._schedules.pause_schedule(queue, name)
 
-    def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool:
+    def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool | None:
         """See ``SchedulePort.resume_schedule``."""
         return self._schedules.resume_schedule(queue, name, next_at)
 

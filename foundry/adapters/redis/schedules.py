@@ -182,9 +182,10 @@ class RedisSchedules:
         """Stop the schedule firing."""
         return bool(self._admin(queue, ["pause", name]))
 
-    def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool:
-        """Fire again from ``next_at``."""
-        return bool(self._admin(queue, ["resume", name, str(to_ms(next_at))]))
+    def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool | None:
+        """Fire again from ``next_at``: one function call (2 resumed, 1 left, 0 unknown)."""
+        answer = int(self._admin(queue, ["resume", name, str(to_ms(next_at))]))
+        return None if answer == 0 else answer == 2
 
     def forget_schedule(self, queue: str, name: str) -> bool:
         """Remove the schedule's state."""

@@ -200,15 +200,14 @@ def resume(ctx: click.Context, app: str, name: str) -> None:
     common.require_shared_queue(ctx, "resuming a schedule")
     schedule = _declared(_registry(ctx, app), name)
     port = common.schedules(ctx)
-    stored = [s for s in port.schedule_states() if (s.name, s.queue) == (name, schedule.queue)]
-    if stored and not (stored[0].paused or stored[0].orphaned):
-        # (The port would leave it as it is: say so rather than "resumed".)
-        click.echo(f"{name} is not paused; nothing changed")
-        return
     next_at = schedule.first_tick(port.poll((), 0).now)
-    if not port.resume_schedule(schedule.queue, name, next_at):
+    resumed = port.resume_schedule(schedule.queue, name, next_at)
+    if resumed is None:
         common.abort(f"schedule {name} is not stored yet: start a worker or scheduler first")
-    click.echo(f"resumed {name}; next tick {_when(next_at)} UTC")
+    if resumed:
+        click.echo(f"resumed {name}; next tick {_when(next_at)} UTC")
+    else:
+        click.echo(f"{name} is not paused; nothing changed")
 
 
 @schedules_group.command()

@@ -67,7 +67,7 @@ class ScheduleViews:
     def resume(self, raw_queue: object, raw_name: object) -> bool:
         """Let the schedule fire again from now; whether it is stored."""
         queue, name = queue_name(raw_queue), schedule_name(raw_name)
-        return self.port.resume_schedule(queue, name, self.port.poll((), 0).now)
+        return self.port.resume_schedule(queue, name, self.port.poll((), 0).now) is not None
 
     def forget(self, raw_queue: object, raw_name: object) -> bool:
         """Remove the schedule's stored state (its enqueued jobs stay); whether it was."""

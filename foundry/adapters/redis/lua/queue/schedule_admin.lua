@@ -6,7 +6,7 @@
 --     paused one stays paused. Returns how many changed.
 --   orphan, names...: they stop waiting and are marked orphaned. Returns how many.
 --   pause, name / resume, name, next ms / forget, name: 1 if the schedule exists, else 0
---     (resume changes only a paused or orphaned one).
+--     (resume changes only a paused or orphaned one, and then answers 2).
 --   list: {name, record JSON, next tick ms or "", ...} for every schedule.
 local SDUE, SREC = KEYS[12], KEYS[13]
 local op = ARGV[1]
@@ -53,15 +53,17 @@ elseif op == "pause" or op == "resume" then
   if not rec then
     return 0
   end
+  local changed = 0
   if op == "pause" then
     rec.p = 1
     redis.call("ZREM", SDUE, ARGV[2])
   elseif rec.p == 1 or rec.o == 1 then -- an active one keeps its next tick
     rec.p, rec.o = 0, 0
     redis.call("ZADD", SDUE, ARGV[3], ARGV[2])
+    changed = 1
   end
   save(ARGV[2], rec)
-  return 1
+  return 1 + changed
 elseif op == "forget" then
   redis.call("ZREM", SDUE, ARGV[2])
   return redis.call("HDEL", SREC, ARGV[2])
