@@ -36,6 +36,7 @@ def test_help_lists_every_command_and_the_exit_codes() -> None:
     for command in ("enqueue", "stats", "failed", "queue", "check"):
         assert command in result.stdout
     assert "130" in result.stdout
+    assert "3    a backend (Redis or PostgreSQL, queue or cache) is unreachable" in result.stdout
 
 
 def test_enqueue_into_a_private_memory_queue_is_refused_because_the_job_would_vanish() -> None:
