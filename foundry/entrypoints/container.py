@@ -182,9 +182,13 @@ def _postgres_check(settings: Settings) -> Callable[[], PostgresReport] | None:
     from foundry.entrypoints.extras import require  # noqa: PLC0415
 
     require("postgres", "QUEUE_DRIVER / CACHE_DRIVER=postgres", "psycopg")
-    from foundry.adapters.postgres.health import inspect_postgres  # noqa: PLC0415
+    from foundry.adapters.postgres.health import inspect_postgres, used_by  # noqa: PLC0415
 
-    return partial(inspect_postgres, settings.postgres())
+    queue, cache = (
+        driver is Driver.POSTGRES for driver in (settings.queue_driver, settings.cache_driver)
+    )
+    tables, sequences = used_by(queue=queue, cache=cache)
+    return partial(inspect_postgres, settings.postgres(), tables, sequences)
 
 
 def _queue_check(queue: RedisQueue) -> Callable[[], RedisReport]:

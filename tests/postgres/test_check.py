@@ -145,3 +145,20 @@ def test_a_command_closes_the_postgres_pool_it_opened_before_it_returns(
     assert result.exit_code == 0, result.output
     started = [thread.name for thread in threading.enumerate() if thread.ident not in before]
     assert started == []
+
+
+@pytest.mark.parametrize("queue_driver", ["memory", "postgres"])
+def test_check_with_the_cache_on_postgresql_checks_the_cache_tables_rights(
+    postgres_url: str, schema: str, role: ThrowawayRole, queue_driver: str
+) -> None:
+    foundry("migrate", DATABASE_URL=postgres_url, DATABASE_SCHEMA=schema)
+    settings = PostgresSettings(role.url(), schema=schema)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(grants(inspect_postgres(settings)).encode())
+        admin.execute(f'REVOKE ALL ON "{schema}".cache_values FROM "{role.name}"'.encode())
+    env = {"DATABASE_URL": role.url(), "DATABASE_SCHEMA": schema, "CACHE_DRIVER": "postgres"}
+
+    refused = foundry("check", **{**env, "QUEUE_DRIVER": queue_driver})
+
+    assert refused.exit_code == 2, refused.output
+    assert f"lacks SELECT, INSERT, UPDATE, DELETE on {schema}.cache_values" in refused.stderr

@@ -33,6 +33,7 @@ QUEUE_TABLES = (
     "batch_members",
 )
 QUEUE_SEQUENCES = ("job_seq", "job_fence")
+CACHE_TABLES = ("cache_values", "cache_locks", "cache_tags", "cache_stats")
 
 
 @attrs.frozen
@@ -53,7 +54,8 @@ def inspect_postgres(
     tables: Sequence[str] = QUEUE_TABLES,
     sequences: Sequence[str] = QUEUE_SEQUENCES,
 ) -> PostgresReport:
-    """Read what the server says about itself, Foundry's schema and this role's rights.
+    """Read what the server says about itself, Foundry's schema and this role's rights on
+    ``tables`` and ``sequences`` (those of the ports on PostgreSQL: see ``used_by``).
 
     Raises ``QueueUnavailable`` when it cannot connect; never raises for what it finds.
     """
@@ -85,6 +87,13 @@ def inspect_postgres(
         role=role,
         missing=missing if int(number) >= MIN_VERSION else (*missing, "server 13 or newer"),
     )
+
+
+def used_by(*, queue: bool, cache: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The tables and sequences whose rights matter when the queue and/or the cache live on
+    PostgreSQL."""
+    tables = (QUEUE_TABLES if queue else ()) + (CACHE_TABLES if cache else ())
+    return tables, QUEUE_SEQUENCES if queue else ()
 
 
 def require_usable(report: PostgresReport) -> PostgresReport:
