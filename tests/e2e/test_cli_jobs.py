@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from foundry.adapters.clock import ManualClock
 from foundry.domain import Job, JobState, Limit, Rate
@@ -91,6 +91,7 @@ def test_job_show_says_when_a_delayed_job_runs_and_what_a_limited_one_waits_for(
     holder = invoke(box, "job", "show", "j1")
     in_line = invoke(box, "job", "show", "j2")
 
-    assert f"runs at: {(clock.now() + timedelta(hours=1)).isoformat()}" in holder.stdout
+    runs = (clock.now() + timedelta(hours=1)).astimezone(UTC)
+    assert f"runs at {runs:%Y-%m-%d %H:%M:%S} UTC" in holder.stdout
     assert "limit: key 'api', 1 per 3600 s" in holder.stdout
     assert "runs when its limit key frees a slot or hands it its rate turn" in in_line.stdout

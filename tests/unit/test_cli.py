@@ -3,7 +3,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
-from foundry.domain import Dead, ErrorInfo, Job
+from foundry.domain import Dead, ErrorInfo, Job, RunAfter
 from foundry.entrypoints.cli import cli
 from foundry.entrypoints.container import build_container
 from foundry.entrypoints.settings import Settings
@@ -492,3 +492,25 @@ def test_stats_and_failed_retry_all_read_every_queue_in_one_call() -> None:
     assert shown.exit_code == 0, shown.output
     assert retried.exit_code == 0, retried.output
     assert queue.reads == ["stats_many", "stats_many"]
+
+
+def test_job_show_says_when_a_job_was_enqueued_runs_and_ended() -> None:
+    clock = ManualClock()
+    start = clock.now()
+    queue = MemoryQueue(clock)
+    queue.enqueue(Job("a", id="later", schedule=RunAfter(timedelta(hours=1))))
+    queue.enqueue(Job("a", id="dead"))
+    clock.advance(timedelta(seconds=5))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=timedelta(seconds=30)))
+    queue.fail(lease, ErrorInfo("Boom", "broke"), Dead("gave up"))
+    box = container_for(queue, clock)
+
+    later = invoke(box, "job", "show", "later")
+    dead = invoke(box, "job", "show", "dead")
+
+    def at(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    runs = start + timedelta(hours=1)
+    assert f"enqueued {at(start)}, runs at {at(runs)}" in later.stdout
+    assert f"enqueued {at(start)}, ended {at(start + timedelta(seconds=5))}" in dead.stdout

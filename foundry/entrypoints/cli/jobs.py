@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import NoReturn
 
 import click
@@ -27,12 +28,13 @@ def show_record(record: JobRecord) -> None:
     name = common.escape(job.name)
     out.print(f"[bold]{job.id}[/]  {name}  queue={job.queue}  state={record.state.value}")
     out.print(f"attempts: {record.attempts} of {job.max_attempts}")
+    out.print(times(record))
     if job.after:
         out.print(f"waits for: {', '.join(job.after)} (if one fails: {job.after_failure.value})")
     if job.limit is not None:
         out.print(f"limit: {_limit_text(job.limit)}")
-    if record.state is JobState.DELAYED:
-        out.print(_delayed_text(record))
+    if record.state is JobState.DELAYED and not _runs_at(record):
+        out.print(_waiting_text(record))
     if record.worker:
         out.print(f"worker: {common.escape(record.worker)}")
     if record.progress is not None:
@@ -61,13 +63,33 @@ def _limit_text(limit: Limit) -> str:
     return ", ".join(parts)
 
 
-def _delayed_text(record: JobRecord) -> str:
-    """When a delayed job runs: its run time, or (set aside for its limit) what it waits for."""
-    if record.run_at is not None and record.run_at.year < LATEST_YEAR:
-        return f"runs at: {record.run_at.isoformat()}"
+def _runs_at(record: JobRecord) -> bool:
+    """Whether a delayed job has a run time (one set aside for its limit has none)."""
+    return record.run_at is not None and record.run_at.year < LATEST_YEAR
+
+
+def _waiting_text(record: JobRecord) -> str:
+    """What a delayed job with no run time waits for."""
     if record.job.limit is not None:
         return "runs when its limit key frees a slot or hands it its rate turn"
     return "runs at: no time set"
+
+
+def times(record: JobRecord) -> str:
+    """When the job was enqueued, and when it runs (delayed), its lease ends (running) or
+    it ended, in UTC."""
+    shown = [f"enqueued {_utc(record.enqueued_at)}"]
+    if record.state is JobState.DELAYED and record.run_at is not None and _runs_at(record):
+        shown.append(f"runs at {_utc(record.run_at)}")
+    if record.state is JobState.ACTIVE and record.lease_deadline is not None:
+        shown.append(f"lease until {_utc(record.lease_deadline)}")
+    if record.finished_at is not None:
+        shown.append(f"ended {_utc(record.finished_at)}")
+    return ", ".join(shown)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _not_found(job_id: str, queue_name: str | None) -> NoReturn:
