@@ -514,3 +514,20 @@ def test_job_show_says_when_a_job_was_enqueued_runs_and_ended() -> None:
     runs = start + timedelta(hours=1)
     assert f"enqueued {at(start)}, runs at {at(runs)}" in later.stdout
     assert f"enqueued {at(start)}, ended {at(start + timedelta(seconds=5))}" in dead.stdout
+
+
+def test_the_stats_table_shows_how_long_each_queue_s_oldest_ready_job_has_waited() -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    queue.enqueue(Job("a", queue="slow"))
+    clock.advance(timedelta(minutes=1, seconds=5))
+    queue.enqueue(Job("a", queue="fresh"))
+    queue.enqueue(Job("a", queue="idle", schedule=RunAfter(timedelta(hours=1))))
+
+    shown = invoke(container_for(queue, clock), "stats")
+
+    rows = {line.split("│")[1].strip(): line for line in shown.stdout.splitlines() if "│" in line}
+    assert "oldest wait" in shown.stdout
+    assert "1m05s" in rows["slow"]
+    assert "0m00s" in rows["fresh"]
+    assert "m0" not in rows["idle"]

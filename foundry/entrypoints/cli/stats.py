@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 import click
 from rich.table import Table
@@ -17,30 +18,39 @@ from foundry.ports import JobRecord, QueuePort, QueueStats, WorkerInfo
 RUNNING_SHOWN = 20
 
 
-def queue_table(rows: list[QueueStats | QueueBroken]) -> Table:
-    """One row per queue: current sizes, then running totals (or that it is broken)."""
+def queue_table(
+    rows: list[QueueStats | QueueBroken], ages: Mapping[str, timedelta | None]
+) -> Table:
+    """One row per queue: current sizes and its oldest ready job's wait, then running totals
+    (or that it is broken)."""
     table = Table(title="Queues")
-    for column in ("queue", "ready", "delayed", "active", "dead", "paused"):
+    for column in ("queue", "ready", "delayed", "active", "dead", "paused", "oldest wait"):
         table.add_column(column, justify="left" if column == "queue" else "right")
     for column in ("completed", "failed", "trimmed", "stale"):
         table.add_column(column, justify="right", style="dim")
     for row in rows:
         if isinstance(row, QueueBroken):
-            table.add_row(row.queue, "[bold red]broken[/]", *[""] * 8)
+            table.add_row(row.queue, "[bold red]broken[/]", *[""] * 9)
             continue
+        age = ages.get(row.queue)
         table.add_row(
             row.queue,
             *(str(n) for n in (row.ready, row.delayed, row.active, row.dead)),
             "yes" if row.paused else "",
+            "" if age is None else _duration(age),
             *(str(n) for n in (row.completed, row.failed, row.dead_trimmed, row.stale_rejected)),
         )
     return table
 
 
-def _since(moment: datetime, now: datetime) -> str:
-    seconds = int((now - moment).total_seconds())
+def _duration(age: timedelta) -> str:
+    seconds = int(age.total_seconds())
     hours, rest = divmod(max(seconds, 0), 3600)
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _since(moment: datetime, now: datetime) -> str:
+    return _duration(now - moment)
 
 
 def worker_table(rows: list[WorkerInfo], now: datetime) -> Table:
@@ -86,7 +96,7 @@ def stats(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         click.echo(stats_document(overview, rows, live, now))
     else:
-        _print_tables(port, rows, live, now)
+        _print_tables(port, rows, _ages_by_queue(overview), live, now)
     if overview.broken:
         common.abort("; ".join(common.escape(str(error)) for error in overview.broken))
 
@@ -98,14 +108,22 @@ def in_order(names: list[str], overview: Overview) -> list[QueueStats | QueueBro
     return [found[name] for name in dict.fromkeys(names)]
 
 
+def _ages_by_queue(overview: Overview) -> dict[str, timedelta | None]:
+    return {row.queue: age for row, age in zip(overview.rows, overview.ages, strict=True)}
+
+
 def _print_tables(
-    port: QueuePort, rows: list[QueueStats | QueueBroken], live: list[WorkerInfo], now: datetime
+    port: QueuePort,
+    rows: list[QueueStats | QueueBroken],
+    ages: Mapping[str, timedelta | None],
+    live: list[WorkerInfo],
+    now: datetime,
 ) -> None:
     out = common.stdout()
     if not rows:
         out.print("no queues yet: nothing has been enqueued")
     else:
-        out.print(queue_table(rows))
+        out.print(queue_table(rows, ages))
     running = running_with_progress(port, rows)
     if running:
         out.print(progress_table(running))
@@ -125,7 +143,7 @@ def stats_document(
     as one JSON object."""
     from foundry.entrypoints.dashboard.views import stats_json, worker_json  # noqa: PLC0415
 
-    ages = {row.queue: age for row, age in zip(overview.rows, overview.ages, strict=True)}
+    ages = _ages_by_queue(overview)
     queues = [
         stats_json(row, ages[row.queue])
         if isinstance(row, QueueStats)
