@@ -332,6 +332,22 @@ def test_forget_and_purge_remove_dead_letters(dash: Dash) -> None:
     assert dash.queue.get("pending") is not None
 
 
+def test_the_page_of_a_queue_that_never_held_a_job_says_so_naming_the_known_ones(
+    dash: Dash,
+) -> None:
+    dash.queue.enqueue(Job("a", queue="email"))
+    dash.queue.pause("ahead")
+
+    typo = dash.client.get("/queues/emial")
+    known = dash.client.get("/queues/email")
+    paused = dash.client.get("/queues/ahead")
+
+    assert typo.status_code == 200
+    assert "queue &#39;emial&#39; has never held a job (known: ahead, email)" in typo.text
+    assert "never held a job" not in known.text
+    assert "never held a job" not in paused.text
+
+
 def test_forget_never_deletes_a_letter_requeued_while_it_was_being_forgotten() -> None:
     dash = Dash(make_queue=RequeuedOnRead)
     for n in range(2):

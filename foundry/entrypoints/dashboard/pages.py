@@ -26,6 +26,7 @@ from foundry.entrypoints.dashboard.values import LISTED, BadInput, bounded
 from foundry.entrypoints.dashboard.values import job_id as checked_id
 from foundry.entrypoints.dashboard.values import queue_name as checked_queue
 from foundry.entrypoints.dashboard.views import MAX_PAGE, Views
+from foundry.ports import QueueStats
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 Form = dict[str, list[str]]
@@ -150,6 +151,8 @@ def _queue_page(views: Views, request: Request) -> tuple[str, dict[str, Any]]:
     )
     return "queue.html", {
         "row": row,
+        # Only a queue showing nothing at all may be a typo: one more read then.
+        "unknown": views.unknown(row.queue) if row == QueueStats(row.queue) else None,
         "age": age,
         "throughput": _throughput_chart(minutes),
         "waits": _wait_chart(minutes),

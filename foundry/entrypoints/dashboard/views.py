@@ -171,13 +171,21 @@ class Views:
         self.sampler.invalidate()
 
     def _known(self, name: str) -> None:
-        known = self.queue.queues()
-        if name not in known:
-            shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
+        unknown = self.unknown(name)
+        if unknown is not None:
             raise NotFound(
-                f"queue {name!r} has never held a job (known: {shown or 'none'}); check the "
-                'name, or send {"create": true} to pause it ahead of its first job'
+                f'{unknown}; check the name, or send {{"create": true}} to pause it ahead '
+                "of its first job"
             )
+
+    def unknown(self, name: str) -> str | None:
+        """That ``name`` never held a job nor was paused (a typo, most likely), naming the
+        known queues; ``None`` for a known queue."""
+        known = self.queue.queues()
+        if name in known:
+            return None
+        shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
+        return f"queue {name!r} has never held a job (known: {shown or 'none'})"
 
     def purge(self, raw_queue: str) -> int:
         """Remove every pending job of a queue."""
