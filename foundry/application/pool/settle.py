@@ -4,6 +4,11 @@ A write the backend cannot take now (``QueueUnavailable``) waits in an outbox an
 its lease stays held (and renewed), so the job is neither re-run nor lost meanwhile. A write
 the backend refuses as stale means the lease lapsed: the job is back in the queue.
 
+A write that fails for a reason of its job's own (an unexpected error writing it, not an
+outage) ends that job, never the pool: a completion fails the attempt, dead with a reason
+naming the error (``UNWRITABLE``); a failure or release that cannot be written either is
+abandoned to the queue's recovery of its lease (Q5, its attempt counted, so it cannot loop).
+
 A write that failed may yet have been applied (refused after the fact: ``WAIT`` found the
 replicas behind), which ends its lease: a lease found lost while its write waits in the outbox
 is let go, and the write kept. Its re-send (accepted once applied, Q8) says how the attempt
@@ -13,6 +18,7 @@ ended; a re-send refused as stale leaves that unknown, and is reported as such.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from random import Random
@@ -30,6 +36,7 @@ from foundry.domain import (
     Dead,
     Decision,
     ErrorInfo,
+    FoundryError,
     InvalidResult,
     QueueBroken,
     QueueUnavailable,
@@ -55,6 +62,10 @@ STALE = "stale lease"
 #: The same, for a write sent before, whose earlier send the queue may have applied (then
 #: ended the job's later lease too): how the attempt ended is not known.
 UNCONFIRMED = "stale lease: an earlier send of its write, not confirmed, may have been applied"
+#: Why a job whose end the queue could not be told of ends dead (or, if that cannot be
+#: written either, abandoned), followed by the error.
+UNWRITABLE = "the worker could not write how its attempt ended"
+_REASON_MAX = 500
 #: Why a write still in the outbox when a stop gives up on it ends its attempt abandoned.
 UNSENT_AT_STOP = (
     "shutdown: its write was never confirmed, so how the attempt ended is unknown; the queue"
@@ -148,6 +159,11 @@ class Settler:
             self._answered()
             self._one_by_one(batch)
             return
+        except FoundryError:  # the pool's own trouble (a refused password): it stops
+            raise
+        except Exception:  # one job's result, maybe: each written alone ends only its own job
+            self._one_by_one(batch)
+            return
         self._answered()
         self._settled(batch, applied)
 
@@ -171,6 +187,13 @@ class Settler:
         except InvalidResult:  # refused before anything was written
             self._answered()
             self._one_by_one(batch)
+            self._before_write()
+            return self._queue.claim(request)
+        except FoundryError:
+            self.batched = batch + self.batched
+            raise
+        except Exception:  # one job's result, maybe: each written alone ends only its own job
+            self._one_by_one(batch)  # (any applied already are accepted again: Q8)
             self._before_write()
             return self._queue.claim(request)
         except BaseException:
@@ -205,6 +228,17 @@ class Settler:
         self, lease: Lease, error: ErrorInfo, runtime_s: float, decision: Decision | None = None
     ) -> None:
         """The attempt failed with ``error``; the job's retry policy decides unless told."""
+        self._fail(lease, error, runtime_s, decision)
+
+    def _fail(
+        self,
+        lease: Lease,
+        error: ErrorInfo,
+        runtime_s: float,
+        decision: Decision | None,
+        *,
+        last_resort: bool = False,
+    ) -> None:
         error = attrs.evolve(error, attempt=lease.attempt, at=self._clock.now())
         if decision is None:
             decision = lease.job.retry.decide(lease.attempt, error, self._rng)
@@ -216,7 +250,13 @@ class Settler:
             case Cancel(reason):
                 outcome = Outcome.cancelled(reason, error)
         self._log_failure(lease, error, outcome)
-        self._write(lease, lambda held: self._queue.fail(held, error, decision), outcome, runtime_s)
+        self._write(
+            lease,
+            lambda held: self._queue.fail(held, error, decision),
+            outcome,
+            runtime_s,
+            last_resort=last_resort,
+        )
 
     def release(self, lease: Lease, delay: timedelta = timedelta(0)) -> None:
         """Give the job back without spending the attempt (claimable again after ``delay``)."""
@@ -328,9 +368,11 @@ class Settler:
         runtime_s: float,
         *,
         resent: bool = False,
+        last_resort: bool = False,
     ) -> bool:
         """Write and report ``lease``'s end (``resent``: again, after it failed); ``False`` if
-        it waits in the outbox."""
+        it waits in the outbox. ``last_resort``: the write that ends a job whose end could not
+        be written (``_unwritable``); if it cannot be written either, the job is abandoned."""
         held = self._book.holds(lease)
         self._before_write()
         if held and not resent and not self._book.holds(lease):  # abandoned just now
@@ -351,11 +393,50 @@ class Settler:
                 log.error("queue unavailable, will retry writing job %s: %s", lease.job_id, error)
             self.outbox.append(Pending(lease, write, outcome, runtime_s))
             return False
+        except FoundryError:  # the pool's own trouble (a refused password): it stops
+            raise
+        except Exception as error:  # about this job (its data, a bug): the job ends, not the pool
+            self._unwritable(lease, error, outcome, runtime_s, last_resort=last_resort)
         else:
             self._answered()
             self._book.let_go(lease)
             self.finish(lease, outcome, runtime_s)
         return True
+
+    def _unwritable(
+        self,
+        lease: Lease,
+        error: Exception,
+        outcome: Outcome,
+        runtime_s: float,
+        *,
+        last_resort: bool,
+    ) -> None:
+        """Writing ``lease``'s end (``outcome``) raised ``error``, no outage: the attempt fails,
+        dead with ``UNWRITABLE`` and the error (the failure it had, if any, in the message);
+        a release, or that failure when it cannot be written either, is abandoned."""
+        described = f"{type(error).__name__}: {_text_of(error)}"
+        reason = f"{UNWRITABLE}: {described}"[:_REASON_MAX]
+        log.error(
+            "job %s: %s",
+            lease.job_id,
+            reason,
+            exc_info=error,
+            extra={"job_id": lease.job_id, "attempt": lease.attempt, "queue": lease.queue},
+        )
+        if last_resort or outcome.kind is OutcomeKind.RELEASED:
+            self.abandon(lease, reason, runtime_s)
+            return
+        formatted = "".join(traceback.format_exception(error))
+        info = ErrorInfo.from_exception(error, traceback=formatted)
+        if outcome.error is not None:
+            failed = outcome.error
+            info = attrs.evolve(
+                info,
+                message=f"{info.message}; the attempt had failed with "
+                f"{failed.type}: {failed.message}",
+            )
+        self._fail(lease, info, runtime_s, Dead(reason), last_resort=True)
 
     def _unavailable(self, what: str, error: QueueUnavailable) -> None:
         """A write found the queue unreachable: the pool's outage starts (so held jobs wait,
@@ -399,6 +480,13 @@ class Settler:
                 outcome.delay,
                 extra={"job_id": lease.job_id, "attempt": lease.attempt, "queue": lease.queue},
             )
+
+
+def _text_of(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # a broken __str__ must not hide the failure
+        return "<unprintable>"
 
 
 def _same(one: Lease, other: Lease) -> bool:
