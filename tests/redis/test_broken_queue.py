@@ -17,7 +17,7 @@ import redis
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.queue import RedisQueue
-from foundry.domain import Job, JobState, QueueBroken
+from foundry.domain import Job, JobState, QueueBroken, UniqueSpec
 from foundry.entrypoints.settings import Settings
 from foundry.ports import ClaimRequest
 from tests.backends import LEASE, unique_prefix
@@ -164,3 +164,25 @@ def test_reads_meeting_a_record_hash_of_the_wrong_type_name_the_queue_not_an_out
 
     assert queue.get("c1", "c") is not None
     assert queue.oldest_ready_age(["c"]) == [timedelta(0)]
+
+
+def test_a_completion_redis_refuses_for_good_names_the_queue_broken_not_an_outage(
+    redis_url: str, clock: ManualClock
+) -> None:
+    queue, prefix = _queue(redis_url, clock)
+    queue.enqueue(Job("t", id="u1", queue="b", unique=UniqueSpec("report")))
+    [lease] = queue.claim(ClaimRequest(["b"], lease=LEASE))
+    client = redis.Redis.from_url(redis_url)
+    client.delete(f"{prefix}:{{b}}:u:report")
+    client.hset(f"{prefix}:{{b}}:u:report", "x", "y")  # the job's unique key, of another type
+
+    with pytest.raises(QueueBroken) as completing:
+        queue.complete(lease, 1)
+    with pytest.raises(QueueBroken) as batching:
+        queue.complete_many([lease], [1])
+    record = queue.get("u1")
+
+    assert completing.value.queue == batching.value.queue == "b"
+    assert "WRONGTYPE" in str(completing.value)
+    assert record is not None
+    assert record.state is JobState.ACTIVE  # nothing written

@@ -3,14 +3,19 @@ outage), driven by hand: that job ends (dead with the reason, or abandoned to th
 recovery), the pool lives on (fake children, a memory queue composed to refuse, a manual
 clock)."""
 
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from foundry.adapters.clock import ManualClock
 from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.config import PoolConfig
-from foundry.application.pool.settle import UNWRITABLE
-from foundry.domain import Decision, ErrorInfo, JobState, RetryPolicy
-from foundry.ports import Lease
+from foundry.application.pool.settle import OUTBOX_RETRY_S, REFUSED_FOR_S, UNWRITABLE
+from foundry.domain import Decision, ErrorInfo, JobState, QueueBroken, RetryPolicy
+from foundry.ports import ClaimRequest, Lease
+from tests.log_support import foundry_messages
 from tests.pool_support import FAST, FlakyQueue, Harness
 
 
@@ -95,3 +100,75 @@ def test_a_release_the_queue_cannot_write_at_a_stop_is_abandoned_and_the_stop_en
     assert (ended, outcome.kind) == (job_id, OutcomeKind.ABANDONED)
     assert pool.sup.finished
     assert pool.sup.exit_code is None
+
+
+class Broken(FlakyQueue):
+    """A memory queue that refuses every completion as a broken queue does (Redis answering
+    an error reply: a key of the wrong type), and failures too while ``failures_refused``."""
+
+    failures_refused = False
+
+    def complete(self, lease: Lease, result: Any = None) -> None:
+        raise QueueBroken(lease.queue, "WRONGTYPE (test)")
+
+    def complete_many(
+        self, leases: Sequence[Lease], results: Sequence[Any] | None = None
+    ) -> list[bool]:
+        raise QueueBroken(leases[0].queue, "WRONGTYPE (test)")
+
+    def complete_and_claim(
+        self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
+    ) -> tuple[list[bool], list[Lease]]:
+        raise QueueBroken(leases[0].queue, "WRONGTYPE (test)")
+
+    def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:
+        if self.failures_refused:
+            raise QueueBroken(lease.queue, "WRONGTYPE (test)")
+        return super().fail(lease, error, decision)
+
+
+def _refused_for(pool: Harness, seconds: float) -> None:
+    for _ in range(round(seconds / OUTBOX_RETRY_S)):
+        pool.advance(OUTBOX_RETRY_S)
+
+
+def test_a_completion_the_queue_refuses_for_good_is_retried_a_while_then_the_job_dies(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=Broken)
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+
+    pool.reply(0, value=3)
+    pool.advance(0)
+    _refused_for(pool, REFUSED_FOR_S / 2)
+    waiting = pool.queue.get(job_id)
+    _refused_for(pool, REFUSED_FOR_S / 2 + OUTBOX_RETRY_S)
+
+    assert waiting is not None
+    assert waiting.state is JobState.ACTIVE  # retried meanwhile
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert record.state is JobState.DEAD
+    assert record.reason is not None
+    assert record.reason.startswith(f"{UNWRITABLE}: QueueBroken: queue 'default' is broken")
+    assert not pool.sup.settler.outbox
+    assert any("the queue refused writing" in message for message in foundry_messages(caplog))
+    assert pool.sup.exit_code is None
+
+
+def test_a_job_whose_completion_and_failure_the_queue_refuses_is_abandoned_in_the_end() -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=Broken)
+    assert isinstance(pool.queue, Broken)
+    pool.queue.failures_refused = True
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+
+    pool.reply(0, value=3)
+    pool.advance(0)
+    _refused_for(pool, REFUSED_FOR_S + OUTBOX_RETRY_S)
+
+    [(ended, outcome)] = pool.events.finished
+    assert (ended, outcome.kind) == (job_id, OutcomeKind.ABANDONED)
+    assert not pool.sup.settler.outbox
+    assert job_id not in pool.sup._book

@@ -1,6 +1,10 @@
 """What a worker writes about the jobs it holds: renew, complete (one or a batch), fail,
 release; and the reaper's recovery of leases that expired.
 
+An error reply to one of these writes (a key of the wrong type, a script error) is no outage:
+it raises ``QueueBroken`` naming the queue, which the pool retries a bounded while, then ends
+the job; a lost connection raises ``QueueUnavailable``, retried for as long as it lasts.
+
 Every write is one function call per queue, the calls of several queues in one write; a
 stale lease is counted by the function and logged here. ``complete_calls`` and ``applied``
 also serve ``complete_and_claim``, whose completions ride in front of the claim.
@@ -16,7 +20,7 @@ from typing import Any
 import attrs
 import redis
 
-from foundry.adapters.redis.broken import broken
+from foundry.adapters.redis.broken import broken, refusing
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout
@@ -90,8 +94,9 @@ class LeaseWrites:
         """Mark the job completed; raises ``StaleLease`` unless this lease holds it."""
         args: list[Arg] = [self._clock.arg(), self._completed_ttl_ms, lease.job_id, lease.token]
         args += [self._records.encode_result(result), _unique(lease.job)]
-        with guard("complete", lease.job_id):
-            reply = self._runner.call("complete", self._keys.queue(lease.queue).first, args)
+        keys = self._keys.queue(lease.queue)
+        with guard("complete", lease.job_id), refusing(self._runner.client, keys):
+            reply = self._runner.call("complete", keys.first, args)
         if not reply[0]:
             raise _stale(lease)
 
@@ -103,7 +108,9 @@ class LeaseWrites:
         if not calls:
             return []
         with guard("complete_many"):
-            replies = self._runner.call_many(calls)
+            replies, refused = self._each(list(groups), calls)
+        if refused:  # the other queues' completions were applied: a re-send is accepted (Q8)
+            raise refused[0]
         return applied(leases, groups, replies)
 
     def complete_calls(
@@ -150,7 +157,7 @@ class LeaseWrites:
                 kind, arg = "cancel", reason
         args: list[Arg] = [self._clock.arg(), lease.job_id, lease.token, info, kind, arg]
         args += [*self._retention.args, self._completed_ttl_ms]
-        with guard("fail", lease.job_id):
+        with guard("fail", lease.job_id), refusing(self._runner.client, keys):
             reply = self._runner.call("fail", keys.first, args)
         status, state, trimmed = reply
         if status == b"STALE":
@@ -162,8 +169,9 @@ class LeaseWrites:
         """Give the job back, front of its priority (after ``delay``), attempt not spent."""
         args: list[Arg] = [self._clock.arg(), lease.job_id, lease.token, max(ceil_ms(delay), 0)]
         args.append(self._completed_ttl_ms)
-        with guard("release", lease.job_id):
-            reply = self._runner.call("release", self._keys.queue(lease.queue).first, args)
+        keys = self._keys.queue(lease.queue)
+        with guard("release", lease.job_id), refusing(self._runner.client, keys):
+            reply = self._runner.call("release", keys.first, args)
         if reply == b"STALE":
             raise _stale(lease)
 

@@ -4,10 +4,11 @@ A write the backend cannot take now (``QueueUnavailable``) waits in an outbox an
 its lease stays held (and renewed), so the job is neither re-run nor lost meanwhile. A write
 the backend refuses as stale means the lease lapsed: the job is back in the queue.
 
-A write that fails for a reason of its job's own (an unexpected error writing it, not an
-outage) ends that job, never the pool: a completion fails the attempt, dead with a reason
-naming the error (``UNWRITABLE``); a failure or release that cannot be written either is
-abandoned to the queue's recovery of its lease (Q5, its attempt counted, so it cannot loop).
+A write that fails for a reason of its job's own (an unexpected error writing it, or a
+refusal of a broken queue for ``REFUSED_FOR_S``; not an outage) ends that job, never the
+pool: a completion fails the attempt, dead with a reason naming the error (``UNWRITABLE``);
+a failure or release that cannot be written either is abandoned to the queue's recovery of
+its lease (Q5, its attempt counted, so it cannot loop).
 
 A write that failed may yet have been applied (refused after the fact: ``WAIT`` found the
 replicas behind), which ends its lease: a lease found lost while its write waits in the outbox
@@ -57,6 +58,9 @@ FLUSH_AFTER_S = 0.002
 CARRY_MAX_S = 0.02
 #: Seconds between retries of a write the backend could not take.
 OUTBOX_RETRY_S = 0.5
+#: A write the queue refuses (``QueueBroken``: it answers, but will not take it) is retried
+#: for this long (seconds), then the job ends as one whose end cannot be written.
+REFUSED_FOR_S = 10.0
 #: Why a write refused as stale ends its attempt abandoned.
 STALE = "stale lease"
 #: The same, for a write sent before, whose earlier send the queue may have applied (then
@@ -81,6 +85,7 @@ class Pending:
     write: Callable[[Lease], object]
     outcome: Outcome
     runtime_s: float
+    refused_at: float | None = None  # since when the queue refuses it (``QueueBroken``)
 
 
 class Settler:
@@ -212,10 +217,17 @@ class Settler:
 
     def _postpone(self, batch: list[tuple[Lease, Any, float]], error: QueueUnavailable) -> None:
         self._unavailable(f"completing {len(batch)} job(s)", error)
-        log.error("queue unavailable, will retry %s completions: %s", len(batch), error)
+        refused_at = self._refused_since(error, None)
+        if refused_at is None:
+            log.error("queue unavailable, will retry %s completions: %s", len(batch), error)
+        else:
+            log.error(
+                "the queue refused writing %s completion(s), retried for %g s: %s",
+                *(len(batch), REFUSED_FOR_S, error),
+            )
         for lease, result, runtime_s in batch:
             write = _completion(self._queue, result)
-            self.outbox.append(Pending(lease, write, _COMPLETED, runtime_s))
+            self.outbox.append(Pending(lease, write, _COMPLETED, runtime_s, refused_at))
 
     def _settled(self, batch: list[tuple[Lease, Any, float]], applied: list[bool]) -> None:
         for (lease, _, runtime_s), done in zip(batch, applied, strict=True):
@@ -328,7 +340,12 @@ class Settler:
             pending = self._resending = self.outbox.pop(0)
             try:
                 written = self._write(
-                    pending.lease, pending.write, pending.outcome, pending.runtime_s, resent=True
+                    pending.lease,
+                    pending.write,
+                    pending.outcome,
+                    pending.runtime_s,
+                    resent=True,
+                    refused_at=pending.refused_at,
                 )
             finally:
                 self._resending = None
@@ -368,11 +385,13 @@ class Settler:
         runtime_s: float,
         *,
         resent: bool = False,
+        refused_at: float | None = None,
         last_resort: bool = False,
     ) -> bool:
-        """Write and report ``lease``'s end (``resent``: again, after it failed); ``False`` if
-        it waits in the outbox. ``last_resort``: the write that ends a job whose end could not
-        be written (``_unwritable``); if it cannot be written either, the job is abandoned."""
+        """Write and report ``lease``'s end (``resent``: again, after it failed, refused as
+        broken since ``refused_at``); ``False`` if it waits in the outbox. ``last_resort``:
+        the write that ends a job whose end could not be written (``_unwritable``); if it
+        cannot be written either, the job is abandoned."""
         held = self._book.holds(lease)
         self._before_write()
         if held and not resent and not self._book.holds(lease):  # abandoned just now
@@ -388,11 +407,8 @@ class Settler:
             self._answered()
             self.fail(lease, ErrorInfo.from_exception(error), runtime_s)
         except QueueUnavailable as error:
-            self._unavailable(f"writing job {lease.job_id}", error)
-            if not (resent or self.outbox):  # else logged when it first failed
-                log.error("queue unavailable, will retry writing job %s: %s", lease.job_id, error)
-            self.outbox.append(Pending(lease, write, outcome, runtime_s))
-            return False
+            pending = Pending(lease, write, outcome, runtime_s, refused_at)
+            return self._not_taken(pending, error, resent=resent, last_resort=last_resort)
         except FoundryError:  # the pool's own trouble (a refused password): it stops
             raise
         except Exception as error:  # about this job (its data, a bug): the job ends, not the pool
@@ -402,6 +418,43 @@ class Settler:
             self._book.let_go(lease)
             self.finish(lease, outcome, runtime_s)
         return True
+
+    def _not_taken(
+        self, pending: Pending, error: QueueUnavailable, *, resent: bool, last_resort: bool
+    ) -> bool:
+        """The queue did not take ``pending``'s write: it waits in the outbox (``False``),
+        unless the queue refused it as broken for ``REFUSED_FOR_S`` (or it was the
+        ``last_resort``): then the job ends as one whose end cannot be written (``True``)."""
+        lease = pending.lease
+        refused_at = pending.refused_at = self._refused_since(error, pending.refused_at)
+        if refused_at is not None and (last_resort or self._given_up(refused_at)):
+            self._unwritable(
+                lease, error, pending.outcome, pending.runtime_s, last_resort=last_resort
+            )
+            return True
+        self._unavailable(f"writing job {lease.job_id}", error)
+        if refused_at is not None and not resent:
+            log.error(
+                "the queue refused writing job %s, retried for %g s: %s",
+                *(lease.job_id, REFUSED_FOR_S, error),
+                extra={"job_id": lease.job_id, "attempt": lease.attempt, "queue": lease.queue},
+            )
+        elif not (resent or self.outbox):  # else logged when it first failed
+            log.error("queue unavailable, will retry writing job %s: %s", lease.job_id, error)
+        self.outbox.append(pending)
+        return False
+
+    def _refused_since(self, error: QueueUnavailable, since: float | None) -> float | None:
+        """Since when the queue refuses a write it answered with ``error`` (a broken queue:
+        a key of the wrong type, a script error), ``since`` if it did before; ``None`` for an
+        outage (unreachable, replicas behind), which is waited out however long it lasts."""
+        if not isinstance(error, QueueBroken):
+            return None
+        return self._monotonic() if since is None else since
+
+    def _given_up(self, refused_at: float) -> bool:
+        """Whether a write refused since ``refused_at`` is given up (``REFUSED_FOR_S``)."""
+        return self._monotonic() - refused_at >= REFUSED_FOR_S
 
     def _unwritable(
         self,
