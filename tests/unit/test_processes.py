@@ -7,6 +7,7 @@ import pytest
 
 from foundry.application.pool.child import libc_prctl
 from foundry.application.pool.processes import Process, ProcessWorkforce, fork
+from foundry.application.pool.wire import Channel
 from foundry.application.registry import JobRegistry
 
 
@@ -75,3 +76,34 @@ def test_the_parent_loads_prctl_before_it_forks_so_no_child_imports_ctypes() -> 
         workforce.close(5.0)
 
     assert loaded == 1
+
+
+def test_a_child_replaced_in_its_slot_has_its_pipe_sentinel_and_shared_memory_closed() -> None:
+    workforce = ProcessWorkforce(
+        JobRegistry(), child_init=None, max_rss=None, inherited=list, on_spawn=lambda *_: None
+    )
+    try:
+        workforce.spawn(0)
+        gone = workforce.children[0]
+        workforce.kill(0)
+        workforce.exitcode(0)
+
+        workforce.spawn(0)
+
+        assert (gone.conn.closed, gone.process.sentinel, gone.fence.closed) == (True, -1, True)
+    finally:
+        workforce.close(5.0)
+
+
+def test_a_channel_or_sentinel_left_open_is_closed_with_a_resource_warning() -> None:
+    left, right = Channel.pair()
+    right.close()
+    process = fork(returns, "child-1")
+    process.join(30)
+
+    with pytest.warns(ResourceWarning, match="unclosed pool channel"):
+        left.__del__()
+    with pytest.warns(ResourceWarning, match="unclosed exit sentinel"):
+        process.__del__()
+
+    assert (left.closed, process.sentinel) == (True, -1)

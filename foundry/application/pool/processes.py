@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 
 from foundry.application.pool.child import child_main, libc_prctl
@@ -69,7 +70,9 @@ class Process:
             os.close(fd)
 
     def __del__(self) -> None:
-        self.close()
+        if self.sentinel >= 0:  # as an unclosed file says so: a leak shows in the tests
+            warnings.warn(f"unclosed exit sentinel of child {self.pid}", ResourceWarning, 2)
+            self.close()
 
 
 class Child:
@@ -86,6 +89,12 @@ class Child:
     def pid(self) -> int:
         """The child's pid (also its process group id)."""
         return self.process.pid
+
+    def close(self) -> None:
+        """Close the parent's end of the pipe, the exit sentinel and the shared memory."""
+        self.conn.close()
+        self.process.close()
+        self.fence.close()
 
 
 class ProcessWorkforce:
@@ -127,7 +136,10 @@ class ProcessWorkforce:
         child = Child(process, parent_end, fence)
         with contextlib.suppress(OSError):  # the child does it too; whoever is first wins
             os.setpgid(child.pid, child.pid)
+        replaced = self.children.get(slot)
         self.children[slot] = child
+        if replaced is not None:  # gone (its exit was read), or the pool would not replace it
+            replaced.close()
         self._on_spawn(slot, child)
         return child.pid
 
@@ -223,9 +235,7 @@ class ProcessWorkforce:
                 if not _exited(child, max(0.0, deadline - time.monotonic())):
                     log.warning("child %s did not stop; killing it", child.pid)
                 self.exitcode(slot)
-            child.conn.close()
-            child.process.close()
-            child.fence.close()
+            child.close()
         self.children.clear()
 
     def _signal(self, slot: int, signum: int) -> None:
