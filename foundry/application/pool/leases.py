@@ -51,6 +51,9 @@ class LeaseBook:
     ``fenced(now)`` names the leases whose local deadline is within ``margin_s`` (by default
     ``LeaseTiming.fence_margin``): their children must be killed and their jobs forgotten,
     since the server may hand them to another worker at its deadline.
+
+    Leases are keyed by ``lease.job.id``, read so (not through the ``job_id`` property) in
+    every method given a lease: they run per job, and the property is a call more each.
     """
 
     def __init__(self, lease_s: float, margin_s: float | None = None) -> None:
@@ -77,13 +80,13 @@ class LeaseBook:
             self._renew_at = sent_at + self.every_s
         deadline = sent_at + self.lease_s
         for lease in leases:
-            self._held[lease.job_id] = Held(lease, deadline)
+            self._held[lease.job.id] = Held(lease, deadline)
         self._fence_from = min(self._fence_from, deadline - self.margin_s)
 
     def holds(self, lease: Lease) -> bool:
         """Whether the book holds ``lease`` itself: its job, under its token (not a later
         lease of the same job, claimed again after this one ended)."""
-        held = self._held.get(lease.job_id)
+        held = self._held.get(lease.job.id)
         return held is not None and held.lease.token == lease.token
 
     def latest(self, lease: Lease) -> Lease:
@@ -130,7 +133,7 @@ class LeaseBook:
 
     def reported(self, leases: Iterable[Lease]) -> None:
         """The queue was told these leases' jobs started."""
-        self._unreported.difference_update(lease.job_id for lease in leases)
+        self._unreported.difference_update(lease.job.id for lease in leases)
 
     def report(self, job_id: str, progress: Progress) -> None:
         """The job's latest progress, sent with the next renew."""
@@ -167,7 +170,7 @@ class LeaseBook:
         self.reported(lease for lease in sent if not lease.ahead)
         lost: list[Lease] = []
         for old, new in zip(sent, results, strict=True):
-            held = self._held.get(old.job_id)
+            held = self._held.get(old.job.id)
             if held is None or held.lease.token != old.token:
                 continue
             if new is None:
