@@ -104,5 +104,5 @@ def _qualname(klass: type) -> str:
 def _safe_str(error: BaseException) -> str:
     try:
         return str(error)
-    except Exception as failure:  # a broken __str__ must not hide the original failure
+    except BaseException as failure:  # a broken __str__ must not hide the original failure
         return f"<unprintable {type(error).__name__}: {type(failure).__name__}>"

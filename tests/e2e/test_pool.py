@@ -92,6 +92,40 @@ def weird() -> None:
     raise Weird
 
 
+class ExitsOnArrival:
+    """A result that pickles, but whose unpickling in the parent raises ``SystemExit``."""
+
+    def __reduce__(self) -> Any:
+        return (sys.exit, (5,))
+
+
+class InterruptsWhenPickled:
+    """A result whose pickling raises ``KeyboardInterrupt`` (no ``Exception``)."""
+
+    def __reduce__(self) -> Any:
+        raise KeyboardInterrupt
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise KeyboardInterrupt
+
+
+@registry.job(name="exits_on_arrival", retry=ONCE)
+def exits_on_arrival() -> Any:
+    return ExitsOnArrival()
+
+
+@registry.job(name="interrupts_when_pickled", retry=ONCE)
+def interrupts_when_pickled() -> Any:
+    return InterruptsWhenPickled()
+
+
+@registry.job(name="unprintable", retry=ONCE)
+def unprintable() -> None:
+    raise Unprintable
+
+
 @registry.job(name="exits", retry=ONCE)
 def exits(code: int) -> None:
     sys.exit(code)
@@ -249,6 +283,47 @@ def test_an_unpicklable_exception_is_recorded_by_its_description(
     record = queue.get(job_id)
     assert record is not None
     assert (record.errors[0].type, record.errors[0].message) == (f"{__name__}.Weird", "weird")
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "cause"),
+    [
+        ("exits_on_arrival", "unknown", "SystemExit: 5"),
+        ("interrupts_when_pickled", "InterruptsWhenPickled", "KeyboardInterrupt"),
+    ],
+)
+def test_a_result_whose_pickling_raises_a_base_exception_fails_its_attempt_not_a_process(
+    queue: MemoryQueue, dispatcher: Dispatcher, name: str, kind: str, cause: str
+) -> None:
+    job_id = dispatcher.dispatch(name)
+    ok_id = dispatcher.dispatch("add", {"a": 1, "b": 2})
+
+    code = run(queue, concurrency=1)
+
+    record, ok = queue.get(job_id), queue.get(ok_id)
+    assert record is not None
+    assert ok is not None
+    assert (code, record.state, ok.result) == (0, JobState.DEAD, 3)
+    (error,) = record.errors
+    assert error.type == "foundry.domain.errors.InvalidResult"
+    assert f"of type {kind}" in error.message
+    assert f"it cannot cross to the worker's parent: {cause}" in error.message
+
+
+def test_an_exception_whose_str_raises_a_base_exception_is_recorded_as_unprintable(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    job_id = dispatcher.dispatch("unprintable")
+
+    run(queue, concurrency=1)
+
+    record = queue.get(job_id)
+    assert record is not None
+    (error,) = record.errors
+    assert (error.type, error.message) == (
+        f"{__name__}.Unprintable",
+        "<unprintable Unprintable: KeyboardInterrupt>",
+    )
 
 
 def test_sys_exit_in_a_handler_fails_the_attempt_and_keeps_the_child(

@@ -234,7 +234,7 @@ def encode_reply(
     replaced by a description."""
     try:
         body = pickle.dumps(value, _PROTOCOL)
-    except Exception as error:  # any __reduce__ may raise anything
+    except BaseException as error:  # any __reduce__ may raise anything, SystemExit too
         if ok:  # a result the parent cannot receive cannot be stored: the attempt failed
             ok, value = False, _unpicklable_result(value, error)
         else:
@@ -252,7 +252,8 @@ def decode_reply(frame: bytes) -> Reply:
     token = frame[_HEADER.size : body].decode()
     try:
         value = pickle.loads(memoryview(frame)[body:])
-    except Exception as error:  # unpickling runs arbitrary constructors
+    except BaseException as error:  # unpickling runs any constructor: sys.exit must not end
+        # the pool (a real Ctrl-C reaches it as a signal its handler takes, never raised here)
         if ok:
             ok, value = False, _unpicklable_result(None, error)
         else:
@@ -286,12 +287,12 @@ def decode_progress(frame: bytes) -> tuple[str, Progress]:
     return token, Progress(fraction, note)
 
 
-def _unpicklable_result(value: Any, error: Exception) -> ErrorInfo:
+def _unpicklable_result(value: Any, error: BaseException) -> ErrorInfo:
     kind = type(value).__name__ if value is not None else "unknown"
     reason = f"it cannot cross to the worker's parent: {type(error).__name__}: {error}"
     return ErrorInfo.from_exception(InvalidResult(kind, reason[:300]))
 
 
-def _describe(value: Any, error: Exception) -> str:
+def _describe(value: Any, error: BaseException) -> str:
     kind = type(value).__name__ if value is not None else "value"
     return f"<unpicklable {kind}: {type(error).__name__}: {error}>"[:500]
