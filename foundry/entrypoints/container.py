@@ -104,9 +104,14 @@ class OpenedPools:
         return pool
 
     def close(self) -> None:
-        """Close every pool remembered (their connections and worker threads)."""
+        """Close every pool remembered (their connections and worker threads); in a process
+        forked since, the pools it used instead (its parent's connections are left alone)."""
+        if not self._pools:
+            return
+        from foundry.adapters.postgres.connection import own  # noqa: PLC0415 - made one
+
         while self._pools:
-            self._pools.pop().close()
+            own(self._pools.pop()).close()
 
 
 #: Pools to close at exit, each with the process that opened it (a forked child leaves its

@@ -3,15 +3,18 @@
 A ``psycopg_pool.ConnectionPool`` of autocommit connections: each port operation borrows one,
 runs its statement (or its one short transaction) and gives it back. The pool opens lazily,
 so building an adapter never blocks; the first operation on an unreachable server raises
-``QueueUnavailable`` / ``CacheUnavailable`` with the server's own reason.
+``QueueUnavailable`` / ``CacheUnavailable`` with the server's own reason. A process forked
+after a pool was made (a worker's child, a pre-forking web server's) gets a pool of its own
+(``own``): never its parent's connections.
 """
 
 from __future__ import annotations
 
 import getpass
+import os
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -96,7 +99,54 @@ def open_pool(
         reset=idle.used,
     )
     _IDLE_CHECKS[pool] = idle
+    _MADE[pool] = (_forks[0], lambda: open_pool(settings, name, idle_check=idle_check))
     return pool
+
+
+#: Bumped in a forked child: a pool belongs to the process that made it (a counter read per
+#: operation, where ``os.getpid`` is a system call per operation).
+_forks = [0]
+os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
+#: Each pool ``open_pool`` made: the process (its fork count) that made it, and how to make
+#: another like it.
+_MADE: weakref.WeakKeyDictionary[ConnectionPool, tuple[int, Callable[[], ConnectionPool]]] = (
+    weakref.WeakKeyDictionary()
+)
+#: A pool made before this process was forked, and the one this process uses instead.
+_STAND_INS: weakref.WeakKeyDictionary[ConnectionPool, tuple[int, ConnectionPool]] = (
+    weakref.WeakKeyDictionary()
+)
+#: The inherited pools and connections a child set aside, kept referenced: collected, their
+#: connections would end the parent's sessions on the sockets they share with it.
+_SET_ASIDE: list[object] = []
+
+
+def forks() -> int:
+    """How many forks led to this process: what a connection made now belongs to."""
+    return _forks[0]
+
+
+def set_aside(inherited: object) -> None:
+    """Keep ``inherited`` (a pool or connection made before this process was forked) from
+    ever being used, closed or collected here: its sockets are its parent's."""
+    _SET_ASIDE.append(inherited)
+
+
+def own(pool: ConnectionPool) -> ConnectionPool:
+    """``pool``, or in a process forked since it was made, a pool of this process's own
+    like it (made on first use). An inherited pool's connections are its parent's sockets
+    and its threads did not survive the fork: a child that borrowed one would talk on the
+    parent's session (or wait for a connection that never comes)."""
+    made = _MADE.get(pool)
+    forks = _forks[0]
+    if made is None or made[0] == forks:
+        return pool
+    stand_in = _STAND_INS.get(pool)
+    if stand_in is None or stand_in[0] != forks:
+        stand_in = (forks, made[1]())
+        _STAND_INS[pool] = stand_in
+        set_aside(pool)
+    return stand_in[1]
 
 
 class _IdleCheck:
@@ -259,6 +309,7 @@ def pooled(
     A connection found lost has each borrower check the connection it takes before using it
     (a server restart cut them all), so the operations after this one get working ones.
     """
+    pool = own(pool)
     try:
         if pool.closed:
             pool.open(wait=False)

@@ -26,7 +26,7 @@ from foundry.adapters.codec import Codec
 from foundry.adapters.postgres.admin import PostgresAdmin
 from foundry.adapters.postgres.batches import PostgresBatches
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.connection import refusals
+from foundry.adapters.postgres.connection import own, refusals
 from foundry.adapters.postgres.database import Database
 from foundry.adapters.postgres.enqueuing import enqueue_call, outcomes, refused
 from foundry.adapters.postgres.lent import in_foundrys_database, psycopg_connection
@@ -108,7 +108,7 @@ class PostgresQueue:
         """Close the pool and the wake-up connection."""
         self._waker.close()
         self._ended.close()
-        self._db.pool.close()
+        own(self._db.pool).close()  # in a forked child, its own: never its parent's
 
     # -- jobs in --------------------------------------------------------------------------------
 

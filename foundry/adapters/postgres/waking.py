@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.connection import connect
+from foundry.adapters.postgres.connection import connect, forks, set_aside
 
 log = logging.getLogger("foundry.postgres")
 
@@ -48,9 +48,11 @@ class Waker:
         self._seen = 0
         self._reading = False
         self._conn: psycopg.Connection[Any] | None = None
+        self._forks = forks()  # the process whose connection and condition these are
 
     def mark(self) -> int:
         """Start listening (if not yet) and say how many wake-ups were read so far."""
+        self._adopt()
         with self._cond:
             if not self._reading:
                 self._listening()
@@ -59,6 +61,7 @@ class Waker:
     def wait(self, since: int, seconds: float) -> None:
         """Return once a wake-up after ``since`` is read, or after ``min(seconds, poll)``."""
         give_up = time.monotonic() + min(seconds, self._poll)
+        self._adopt()
         with self._cond:
             while self._seen == since:
                 remaining = give_up - time.monotonic()
@@ -71,8 +74,20 @@ class Waker:
 
     def close(self) -> None:
         """Close the listening connection (the next ``mark`` opens it again)."""
+        self._adopt()
         with self._cond:
             self._drop()
+
+    def _adopt(self) -> None:
+        """In a process forked since this waker last listened, start over: the inherited
+        connection is its parent's socket (set aside, never used nor closed), and a thread
+        of the parent may have held the condition or been reading."""
+        if self._forks == forks():
+            return
+        if self._conn is not None:
+            set_aside(self._conn)
+        self._conn, self._reading, self._cond = None, False, threading.Condition()
+        self._forks = forks()
 
     def _read(self, seconds: float) -> None:
         """Read the connection for up to ``seconds`` (the condition is held on entry/exit)."""
