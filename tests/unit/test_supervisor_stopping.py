@@ -4,11 +4,14 @@ drained (fake children, a memory queue, a manual clock).
 
 from datetime import timedelta
 
+import pytest
+
 from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.settle import UNSENT_AT_STOP
 from foundry.application.pool.stopping import BURST_HORIZON_S
 from foundry.domain import JobState, Limit, Rate, RetryPolicy, RunAfter
+from tests.log_support import foundry_messages
 from tests.pool_support import FAST, Harness, LaggingQueue
 
 
@@ -153,3 +156,20 @@ def test_burst_mode_runs_a_rate_limited_backlog_longer_than_its_horizon_to_the_e
     assert pool.sup.finished
     states = [pool.queue.get(job_id).state for job_id in ids]  # type: ignore[union-attr]
     assert states == [JobState.COMPLETED] * 30
+
+
+def test_jobs_killed_when_the_grace_ends_are_named_in_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = Harness(PoolConfig(concurrency=2, grace=timedelta(seconds=3), idle_wait=FAST))
+    first, second = pool.enqueue(2)
+    pool.start()
+
+    pool.sup.stopping.request()
+    pool.advance(0)
+    pool.advance(3)
+
+    [warning] = [m for m in foundry_messages(caplog) if "still running" in m]
+    assert warning.startswith("the stop's grace is over: killing 2 job(s) still running")
+    assert first in warning
+    assert second in warning

@@ -868,6 +868,14 @@ class Supervisor:
 
     def _kill_and_release(self) -> None:
         busy = [slot for slot in self.slots if slot.job is not None]
+        if busy:
+            log.warning(
+                "%s: killing %s job(s) still running, given back to the queue with their "
+                "attempts unspent: %s",
+                "stopping cold" if self.stopping.cold else "the stop's grace is over",
+                len(busy),
+                ", ".join(slot.job.lease.job_id for slot in busy if slot.job is not None),
+            )
         for slot in busy:
             self._workforce.kill(slot.index)
         for slot in busy:
