@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
+import struct
 import sys
 import time
 from collections import Counter
@@ -21,6 +24,7 @@ from foundry.application.pool.config import PoolConfig
 from foundry.application.registry import JobRegistry
 from foundry.domain import MAX_RESULT_BYTES, JobState, RetryPolicy
 from foundry.ports import Lease, WorkerInfo
+from tests.log_support import foundry_messages
 
 registry = JobRegistry()
 ONCE = RetryPolicy(max_attempts=1)
@@ -124,6 +128,18 @@ def interrupts_when_pickled() -> Any:
 @registry.job(name="unprintable", retry=ONCE)
 def unprintable() -> None:
     raise Unprintable
+
+
+@registry.job(name="garbles_its_pipe", retry=ONCE)
+def garbles_its_pipe() -> int:
+    """Writes a frame no child writes on every socket it holds (its pipe to the parent among
+    them), as a process a handler started with its descriptors inherited might."""
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+                os.write(int(name), struct.pack("!i", 3) + b"xyz")
+    time.sleep(30)
+    return 1
 
 
 @registry.job(name="exits", retry=ONCE)
@@ -324,6 +340,22 @@ def test_an_exception_whose_str_raises_a_base_exception_is_recorded_as_unprintab
         f"{__name__}.Unprintable",
         "<unprintable Unprintable: KeyboardInterrupt>",
     )
+
+
+def test_a_frame_its_child_did_not_write_kills_that_child_not_the_pool(
+    queue: MemoryQueue, dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = dispatcher.dispatch("garbles_its_pipe")
+    ok_id = dispatcher.dispatch("add", {"a": 1, "b": 2})
+
+    code = run(queue, concurrency=1)
+
+    record, ok = queue.get(job_id), queue.get(ok_id)
+    assert record is not None
+    assert ok is not None
+    assert (code, record.state, ok.result) == (0, JobState.DEAD, 3)
+    assert record.errors[0].type == "foundry.application.errors.WorkerLost"
+    assert any("carried a frame it did not write" in m for m in foundry_messages(caplog))
 
 
 def test_sys_exit_in_a_handler_fails_the_attempt_and_keeps_the_child(

@@ -206,12 +206,24 @@ class Pool:
         now = time.monotonic()
         if frame == READY:
             self.supervisor.child_ready(slot, now)
-        elif frame[:1] == PROGRESS:
-            self.supervisor.child_progress(slot, *decode_progress(frame))
-        elif frame[:1] == SKIPPED:
-            self.supervisor.child_skipped(slot, *decode_skipped(frame), now)
+            return True
+        kind = frame[:1]
+        try:
+            if kind == PROGRESS:
+                progress = decode_progress(frame)
+            elif kind == SKIPPED:
+                skipped = decode_skipped(frame)
+            else:
+                reply = decode_reply(frame)
+        except Exception as error:  # no frame its child wrote: something else wrote on the pipe
+            self.supervisor.child_garbled(slot, error)
+            return True
+        if kind == PROGRESS:
+            self.supervisor.child_progress(slot, *progress)
+        elif kind == SKIPPED:
+            self.supervisor.child_skipped(slot, *skipped, now)
         else:
-            self.supervisor.child_replied(slot, decode_reply(frame), now)
+            self.supervisor.child_replied(slot, reply, now)
         return True
 
     def _exited(self, slot: int, child: Child) -> None:

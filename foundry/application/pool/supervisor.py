@@ -724,6 +724,18 @@ class Supervisor:
         if queued is not None and queued.lease.job_id in self._book:
             self.settler.lost(queued.lease, KILLED_QUEUED)
 
+    def child_garbled(self, index: int, error: Exception) -> None:
+        """A frame on the child's pipe could not be read (``error``): some other process
+        wrote on it (one a handler started with the pipe inherited), so the pipe cannot be
+        trusted. Kill the child's group; its job fails as lost."""
+        slot = self.slots[index]
+        log.error(
+            "child %s's pipe carried a frame it did not write (%s: %s); did a handler start a "
+            "process that writes to its inherited descriptors? killing the child",
+            *(slot.pid, type(error).__name__, error),
+        )
+        self._workforce.kill(index)
+
     def _foreign_reply(self, slot: Slot, reply: Reply) -> None:
         """Never settle a job with an answer that is not its child's about it: some other
         process spoke on the pipe (a copy a handler forked without exec), so the pipe cannot be
