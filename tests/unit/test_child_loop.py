@@ -8,6 +8,7 @@ import pytest
 
 from foundry.application.errors import SoftTimeLimitExceeded
 from foundry.application.pool.coroutines import ChildLoop
+from tests.log_support import foundry_messages
 
 
 async def loop_of_this_run() -> asyncio.AbstractEventLoop:
@@ -87,3 +88,34 @@ def test_a_stop_with_no_handler_running_says_so() -> None:
     assert child.stop(RuntimeError("nothing to stop")) is False
     child.run(loop_of_this_run(), 0)
     assert child.stop(RuntimeError("nothing to stop")) is False
+
+
+def test_a_task_an_earlier_handler_left_that_raises_system_exit_does_not_fail_the_next_job(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    child = ChildLoop()
+
+    async def leaves_a_task() -> int:
+        async def exits() -> None:
+            await asyncio.sleep(0)
+            raise SystemExit(9)
+
+        asyncio.get_running_loop().create_task(exits())
+        return 1
+
+    async def next_job() -> int:
+        await asyncio.sleep(0.01)
+        return 2
+
+    assert child.run(leaves_a_task(), 0) == 1
+    assert child.run(next_job(), 0) == 2
+    assert any("left behind" in message for message in foundry_messages(caplog))
+
+
+def test_a_handler_raising_system_exit_itself_still_fails() -> None:
+    async def exits() -> None:
+        await asyncio.sleep(0)
+        raise SystemExit(3)
+
+    with pytest.raises(SystemExit):
+        ChildLoop().run(exits(), 0)
