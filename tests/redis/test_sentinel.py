@@ -11,6 +11,7 @@ import redis
 import foundry
 from foundry.adapters.redis.connection import RedisSettings, connect, describe
 from foundry.adapters.redis.durability import Durability
+from foundry.adapters.redis.following import FOLLOW_S
 from foundry.adapters.redis.queue import RedisQueue
 from tests.backends import redis_cache, unique_prefix
 from tests.faults.proxy import FaultProxy
@@ -57,6 +58,37 @@ def test_queue_and_cache_follow_the_master_when_sentinel_fails_over() -> None:
         assert group.replica.client().info("replication")["role"] == "master"
     finally:
         group.close()
+
+
+def test_writes_follow_a_manual_failover_while_the_old_master_still_takes_them() -> None:
+    group = SentinelGroup()  # its own: the session's group changes its master
+    try:
+        prefix = unique_prefix("q")
+        settings = foundry.Settings(redis_url=group.url(), queue_prefix=prefix)
+        cache = redis_cache(group.url(), None)
+        with foundry.connect(settings) as fx:
+            fx.queue.enqueue(foundry.Job("before"))
+            cache.set("k", 1)
+            # The old master stays a master, taking what is sent to it, until the sentinels
+            # demote it some ten seconds later and it drops it all to copy the new one.
+            group.fail_over()
+            time.sleep(FOLLOW_S)
+
+            after = fx.queue.enqueue(foundry.Job("after"))
+            cache.set("k", 2)
+
+            old_role = group.master.client().info("replication")["role"]
+            new_master = group.replica.client()
+            stored = new_master.hexists(f"{prefix}:{{default}}:jobs", after.job_id)
+            cached = cache.get("k")
+            value_on_new_master = new_master.exists(f"{cache._c.prefix}:v:k")
+    finally:
+        group.close()
+
+    assert old_role == "master"  # the writes could have landed there, to be lost
+    assert stored
+    assert cached == 2
+    assert value_on_new_master
 
 
 def test_a_master_no_sentinel_knows_is_exit_2_naming_the_known_ones(

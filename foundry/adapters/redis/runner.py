@@ -34,6 +34,7 @@ from redis.sentinel import SentinelManagedConnection
 
 from foundry.adapters.redis.durability import DURABLE, Durability
 from foundry.adapters.redis.exchange import Exchange
+from foundry.adapters.redis.following import FollowingPool
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -202,6 +203,8 @@ class FunctionRunner:
         self.library = library()
         self._pinned = _Pinned()
         self._pack = Packer(self.library.function).pack
+        pool = getattr(client, "connection_pool", None)  # a cluster's client has none
+        self._following = pool if isinstance(pool, FollowingPool) else None
 
     def call(
         self, name: str, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
@@ -323,6 +326,8 @@ class FunctionRunner:
             pinned.connection = pool.connection_class(**pool.connection_kwargs)
             pinned.exchange = Exchange()
             pinned.fork = _forks[0]
+        elif self._following is not None and self._following.left_behind(pinned.connection):
+            pinned.connection.disconnect()  # the next send asks the sentinels for the master
         return pinned.connection
 
     def _round_trip(self, conn: Any, packed: bytes) -> Any:

@@ -9,8 +9,10 @@ sentinels' own, when they require one. The other options are those of a ``redis:
 
 The client is redis-py's Sentinel-managed client: every new connection asks the sentinels
 where the master is, and a connection to a master that was demoted is dropped and opened again
-(redis-py raises a ``ConnectionError`` that the client's retry policy handles). A name no
-sentinel monitors, or a password a sentinel refuses, is ``SentinelRefused``: no retry fixes it.
+(redis-py raises a ``ConnectionError`` that the client's retry policy handles). Its pool
+(``FollowingPool``) also asks them again while in use, at most every ``FOLLOW_S``, and drops the
+connections left on a server they no longer name. A name no sentinel monitors, or a password a
+sentinel refuses, is ``SentinelRefused``: no retry fixes it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from redis.connection import parse_url
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from foundry.adapters.redis.errors import SentinelRefused, refusal
+from foundry.adapters.redis.following import FollowingPool
 from foundry.adapters.redis.url_hosts import SENTINEL_SCHEMES, host_list, unquoted
 
 SCHEMES = SENTINEL_SCHEMES
@@ -183,7 +186,9 @@ def connect(target: SentinelTarget, options: dict[str, Any]) -> redis.Redis:
     timeouts, retry, client name; ``db`` and ``password`` override the URL's)."""
     master = _master_options(target, options)
     sentinel = _Sentinel(target.sentinels, sentinel_kwargs=_sentinel_options(target, master))
-    return sentinel.master_for(target.master, **master)  # type: ignore[no-any-return]
+    return sentinel.master_for(  # type: ignore[no-any-return]
+        target.master, connection_pool_class=FollowingPool, **master
+    )
 
 
 def connect_async(target: SentinelTarget, options: dict[str, Any]) -> redis.asyncio.Redis:
