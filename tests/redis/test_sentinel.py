@@ -3,6 +3,7 @@ can fix (a master no sentinel knows, a refused password) is said at once with th
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -89,6 +90,29 @@ def test_writes_follow_a_manual_failover_while_the_old_master_still_takes_them()
     assert stored
     assert cached == 2
     assert value_on_new_master
+
+
+def test_the_asyncio_producer_follows_a_manual_failover() -> None:
+    group = SentinelGroup()  # its own: the session's group changes its master
+    prefix = unique_prefix("q")
+    settings = foundry.Settings(redis_url=group.url(), queue_prefix=prefix)
+
+    async def enqueue_across_the_failover() -> str:
+        async with foundry.connect(settings) as fx:
+            await fx.async_queue.enqueue(foundry.Job("before"))  # its connection is open
+            await asyncio.to_thread(group.fail_over)
+            await asyncio.sleep(FOLLOW_S)
+            return (await fx.async_queue.enqueue(foundry.Job("after"))).job_id
+
+    try:
+        after = asyncio.run(enqueue_across_the_failover())
+        old_role = group.master.client().info("replication")["role"]
+        stored = group.replica.client().hexists(f"{prefix}:{{default}}:jobs", after)
+    finally:
+        group.close()
+
+    assert old_role == "master"  # the write could have landed there, to be lost
+    assert stored
 
 
 def test_a_master_no_sentinel_knows_is_exit_2_naming_the_known_ones(

@@ -1,10 +1,14 @@
 """``Pipes``: the one pipe (``async_pipe``) of a client for the running loop and process,
 opened again once lost, its replies held to the client's socket timeout by a watchdog (an
-``async_alarm``, not a loop timer: the stock loop pays for a timer at every turn)."""
+``async_alarm``, not a loop timer: the stock loop pays for a timer at every turn). Behind
+Sentinel, the pipe is dropped once the sentinels name another master (asked at most every
+``FOLLOW_S``), so a failover that leaves the old master running does not keep it taking
+writes."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 from time import monotonic
 from typing import Any
 
@@ -14,6 +18,7 @@ import redis.asyncio
 from foundry.adapters.redis.async_alarm import Alarm, call_at
 from foundry.adapters.redis.async_driver import transport_of
 from foundry.adapters.redis.async_pipe import Pipe, Settle, forks, open_pipe, raised
+from foundry.adapters.redis.sentinel import AsyncFollowingPool
 from foundry.domain import ConfigurationError
 
 
@@ -34,6 +39,10 @@ class Pipes:
         self._retry: Any = None
         self._timeout: float | None = None
         self._watchdog: Alarm | None = None
+        pool = getattr(client, "connection_pool", None)
+        self._following = pool if isinstance(pool, AsyncFollowingPool) else None
+        #: When (monotonic s) to ask the sentinels again if the pipe's server is the master.
+        self._follow_at = 0.0 if self._following is not None else math.inf
 
     def send(self, packed: bytes) -> asyncio.Future[Any] | None:
         """``packed`` sent on the open pipe, if this loop and process have one: the future of
@@ -45,10 +54,13 @@ class Pipes:
         loop = pipe.loop
         if loop is not asyncio.get_running_loop():
             return None
+        now = monotonic()
+        if now >= self._follow_at:
+            return None  # the sentinels are due to be asked: ``open`` does
         timeout = self._timeout
         if timeout is None:
             return pipe.send(packed)
-        due = monotonic() + timeout
+        due = now + timeout
         if self._watchdog is None:
             self._watchdog = call_at(due, loop, self._check, loop)
         return pipe.send(packed, due)
@@ -64,12 +76,23 @@ class Pipes:
         if self._owner != _here():
             self._adopt()
         pipe = self._pipe
+        if pipe is not None and pipe.lost is None and monotonic() >= self._follow_at:
+            await self._follow(pipe)
         if pipe is not None and pipe.lost is None:
             return pipe
         if self._opening is None:
             self._opening = asyncio.get_running_loop().create_task(self._connect())
             self._opening.add_done_callback(self._opened)
         return await asyncio.shield(self._opening)
+
+    async def _follow(self, pipe: Pipe) -> None:
+        """Drop ``pipe`` if the sentinels name another master than its server."""
+        following = self._following
+        if following is None:
+            return
+        self._follow_at = monotonic() + following.follow_s
+        if await following.left_behind(pipe.connection):
+            pipe.close(redis.ConnectionError("the sentinels name another master"))
 
     def due(self, pipe: Pipe) -> float:
         """When a reply to a call written now is due (0: never); sets the watchdog."""

@@ -18,7 +18,10 @@ sentinel refuses, is ``SentinelRefused``: no retry fixes it.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -26,11 +29,12 @@ import attrs
 import redis
 import redis.asyncio
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
 from redis.connection import parse_url
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from foundry.adapters.redis.errors import SentinelRefused, refusal
-from foundry.adapters.redis.following import FollowingPool
+from foundry.adapters.redis.following import FOLLOW_S, FollowingPool
 from foundry.adapters.redis.url_hosts import SENTINEL_SCHEMES, host_list, unquoted
 
 SCHEMES = SENTINEL_SCHEMES
@@ -129,6 +133,34 @@ class _AsyncSentinel(AsyncSentinel):
             raise _refusal(service_name, answers) or error from error
 
 
+class AsyncFollowingPool(AsyncSentinelPool):
+    """``FollowingPool`` for ``redis.asyncio`` clients."""
+
+    follow_s = FOLLOW_S
+    _asked = -math.inf
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        """A connection of the pool, after asking the sentinels if it is time to."""
+        await self.master_address_now()
+        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+    async def master_address_now(self) -> Any:
+        """``FollowingPool.master_address_now``, awaited."""
+        now = time.monotonic()
+        if now - self._asked >= self.follow_s:
+            self._asked = now
+            with suppress(redis.ConnectionError, redis.TimeoutError):
+                await self.get_master_address()  # type: ignore[no-untyped-call]
+        return self.master_address
+
+    async def left_behind(self, connection: Any) -> bool:
+        """``FollowingPool.left_behind``, awaited."""
+        if not connection.is_connected:
+            return False
+        address = await self.master_address_now()
+        return address is not None and (connection.host, connection.port) != tuple(address)
+
+
 def _address(client: redis.asyncio.Redis) -> dict[str, Any]:
     kwargs = client.connection_pool.connection_kwargs
     return {"host": kwargs["host"], "port": kwargs["port"]}
@@ -196,7 +228,9 @@ def connect_async(target: SentinelTarget, options: dict[str, Any]) -> redis.asyn
     master = _master_options(target, options)
     on_sentinels = _sentinel_options(target, master)
     sentinel = _AsyncSentinel(target.sentinels, sentinel_kwargs=on_sentinels)
-    return sentinel.master_for(target.master, **master)  # type: ignore[no-any-return]
+    return sentinel.master_for(  # type: ignore[no-any-return]
+        target.master, connection_pool_class=AsyncFollowingPool, **master
+    )
 
 
 def _master_options(target: SentinelTarget, options: dict[str, Any]) -> dict[str, Any]:
