@@ -104,3 +104,36 @@ def test_the_asyncio_producer_waits_for_the_replicas_too(
     with pytest.raises(WriteNotReplicated, match=r"held by 0 of 1 replica\(s\) after 0.5 s"):
         asyncio.run(enqueue())
     assert server.client().hlen(b"foundry:{default}:jobs") == 1  # on the master all the same
+
+
+def test_a_master_refusing_writes_for_want_of_replicas_is_an_outage_not_a_broken_queue(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    master = redis_server_factory()
+    master.client().config_set("min-replicas-to-write", 1)  # and no replica
+    settings = foundry.Settings(redis_url=master.url)
+
+    async def enqueue_async() -> None:
+        async with foundry.connect(settings) as fx:
+            await fx.async_queue.enqueue(Job("task"))
+
+    with foundry.connect(settings) as fx:
+        refusals = [
+            _raised(lambda: fx.queue.enqueue(Job("task"))),
+            _raised(lambda: fx.queue.claim(ClaimRequest(("default",), lease=LEASE))),
+            _raised(lambda: asyncio.run(enqueue_async())),
+        ]
+        master.client().config_set("min-replicas-to-write", 0)
+        fx.queue.enqueue(Job("task", id="j1"))  # the same clients, once it takes writes again
+
+    for refusal in refusals:
+        assert isinstance(refusal, foundry.QueueUnavailable), refusal
+        assert not isinstance(refusal, foundry.QueueBroken)  # a worker would leave it out
+        assert "Redis refused" in str(refusal)
+        assert "min-replicas-to-write" in str(refusal)
+
+
+def _raised(act: Callable[[], object]) -> BaseException:
+    with pytest.raises(foundry.FoundryError) as raised:
+        act()
+    return raised.value

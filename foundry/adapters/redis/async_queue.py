@@ -32,7 +32,14 @@ from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import ceil_ms
 from foundry.adapters.redis.runner import Arg
 from foundry.adapters.redis.waiting import BLOCK_S
-from foundry.domain import MAX_PAYLOAD_BYTES, Batch, ConfigurationError, Job, JobState, QueueBroken
+from foundry.domain import (
+    MAX_PAYLOAD_BYTES,
+    Batch,
+    ConfigurationError,
+    Job,
+    JobState,
+    QueueUnavailable,
+)
 from foundry.ports.batches import BatchRecord
 from foundry.ports.clock import Clock
 from foundry.ports.inspection import JobRecord
@@ -230,7 +237,7 @@ class AsyncRedisQueue:
 
     async def _broken(
         self, keys: QueueKeys, error: redis.ResponseError
-    ) -> QueueBroken | ConfigurationError:
+    ) -> QueueUnavailable | ConfigurationError:
         try:
             types = await asyncio.gather(
                 *(self._runner.command("TYPE", key) for key in checked_keys(keys))

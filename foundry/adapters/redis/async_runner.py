@@ -32,6 +32,7 @@ from redis.exceptions import ReadOnlyError, ResponseError
 
 from foundry.adapters.redis.async_pipe import Pipe
 from foundry.adapters.redis.async_pipes import Pipes
+from foundry.adapters.redis.durability import WritesRefused, refused_for_now
 from foundry.adapters.redis.runner import Arg, Packer, library, missing
 
 _RETRIED = (redis.ConnectionError, redis.TimeoutError)
@@ -107,7 +108,8 @@ class AsyncFunctionRunner:
         again (its connection lost, its function missing, its master demoted) by a task
         whose outcome becomes the future's (a caller that leaves cancels it)."""
         again = isinstance(error, _RETRIED) or (
-            isinstance(error, ResponseError) and (missing(error) or _demoted(pipe, error))
+            isinstance(error, ResponseError)
+            and (missing(error) or _demoted(pipe, error) or refused_for_now(error))
         )
         if not again:
             future.set_exception(error)
@@ -133,6 +135,11 @@ class AsyncFunctionRunner:
                 error = redis.ConnectionError("the master Redis was demoted to a replica")
                 pipe.close(error)
                 raise error
+            for reply in replies:
+                if refused_for_now(reply):
+                    refused = WritesRefused(reply)
+                    pipe.close(refused)
+                    raise refused
             return replies
 
         replies: list[Any] = await self._pipes.retry().call_with_retry(attempt, _nothing)

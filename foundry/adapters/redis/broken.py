@@ -1,6 +1,7 @@
 """A queue Redis refuses to work on: an error reply (a key of the wrong type, a script error,
 out of memory) is not an outage. The queue is named, and the key whose type is wrong when one
-is, so an operator can fix or delete it while the other queues are served."""
+is, so an operator can fix or delete it while the other queues are served. A master refusing
+every write for want of replicas (``NOREPLICAS``) is no queue's fault: an outage."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 
 import redis
 
+from foundry.adapters.redis.durability import WritesRefused, refused_for_now
 from foundry.adapters.redis.errors import refused
 from foundry.adapters.redis.keys import QUEUE_KEY_NAMES, QueueKeys
-from foundry.domain import ConfigurationError, QueueBroken
+from foundry.domain import ConfigurationError, QueueBroken, QueueUnavailable
 
 #: The Redis type each queue key holds (the key table in lua/_head.lua): the functions' KEYS,
 #: then the fifo, which they name from the queue's base.
@@ -45,7 +47,7 @@ def wrong_types(keys: QueueKeys, types: list[Any]) -> list[str]:
 
 def broken(
     client: redis.Redis, keys: QueueKeys, error: redis.ResponseError
-) -> QueueBroken | ConfigurationError:
+) -> QueueUnavailable | ConfigurationError:
     """Our error for an error reply met working on ``keys``' queue, naming the wrong keys."""
     try:
         wrong = misplaced(client, keys)
@@ -56,10 +58,15 @@ def broken(
 
 def queue_broken(
     keys: QueueKeys, wrong: list[str], error: redis.ResponseError
-) -> QueueBroken | ConfigurationError:
+) -> QueueUnavailable | ConfigurationError:
     """The error naming ``keys``' queue, its ``wrong`` keys (if known) and Redis's reply; a
     reply about the connection's settings (a database the server does not have) is no
-    queue's, but a ``ConfigurationError`` naming the fix."""
+    queue's, but a ``ConfigurationError`` naming the fix, and a master refusing writes for
+    now an outage (``QueueUnavailable``)."""
+    if refused_for_now(error):
+        return QueueUnavailable(
+            f"Redis refused a write to queue {keys.queue!r}: {WritesRefused(error)}"
+        )
     detail = f"{'; '.join(wrong)} ({error})" if wrong else f"Redis answered {error}"
     return refused(error) or QueueBroken(keys.queue, detail)
 

@@ -22,6 +22,26 @@ class ReplicasBehind(redis.RedisError):
     """Fewer replicas than ``REDIS_WAIT_REPLICAS`` acknowledged a write in time."""
 
 
+class WritesRefused(redis.ConnectionError):
+    """The master refused a write for now (``NOREPLICAS``: fewer replicas in sync than its
+    ``min-replicas-to-write``), so the write did not run. An outage, not a broken queue: a
+    failover under way or a replica down passes, and the write is sent again (on a new
+    connection, which asks Sentinel where the master is)."""
+
+    def __init__(self, reply: redis.ResponseError) -> None:
+        super().__init__(
+            f"the master refuses writes while fewer replicas than its min-replicas-to-write "
+            f"are in sync ({reply}): a failover may be under way or a replica is down; the "
+            "write did not run and is sent again. Start or reconnect the replicas (INFO "
+            "replication), or lower min-replicas-to-write"
+        )
+
+
+def refused_for_now(reply: object) -> bool:
+    """Whether an error reply says the master refuses writes for now (``NOREPLICAS``)."""
+    return isinstance(reply, redis.ResponseError) and str(reply).startswith("NOREPLICAS")
+
+
 @attrs.frozen
 class Durability:
     """How many replicas must hold a write before it is acknowledged (0: none, no ``WAIT``),

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import redis
 from redis.sentinel import MasterNotFoundError
 
-from foundry.adapters.redis.durability import ReplicasBehind
+from foundry.adapters.redis.durability import ReplicasBehind, WritesRefused
 from foundry.domain import (
     CacheError,
     CacheUnavailable,
@@ -91,6 +91,10 @@ def translated(
     outage to retry."""
     if isinstance(error, redis.DataError):
         return TypeError(f"{what} got an argument Redis cannot take: {error}")
+    if isinstance(error, WritesRefused):
+        return QueueUnavailable(
+            f"Redis refused {what} after bounded retries: {error}", job_id=job_id
+        )
     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
         return refused(error) or QueueUnavailable(
             f"Redis unreachable during {what} after bounded retries ({error}); "

@@ -32,7 +32,12 @@ from redis.client import Pipeline
 from redis.exceptions import ResponseError
 from redis.sentinel import SentinelManagedConnection
 
-from foundry.adapters.redis.durability import DURABLE, Durability
+from foundry.adapters.redis.durability import (
+    DURABLE,
+    Durability,
+    WritesRefused,
+    refused_for_now,
+)
 from foundry.adapters.redis.exchange import Exchange
 from foundry.adapters.redis.following import FollowingPool
 
@@ -163,6 +168,14 @@ class Packer:
 def missing(error: ResponseError) -> bool:
     """Redis does not have the library (restarted without persistence, or FUNCTION FLUSH)."""
     return str(error).startswith("Function not found")
+
+
+def _refused_for_now(conn: Any, error: ResponseError) -> None:
+    """Raise ``WritesRefused`` (a ``ConnectionError``: the retry policy sends the call again,
+    on ``conn`` opened anew) if ``error`` says the master refuses writes for now."""
+    if refused_for_now(error):
+        conn.disconnect()
+        raise WritesRefused(error) from error
 
 
 def _send(conn: Any, packed: bytes) -> None:
@@ -339,6 +352,7 @@ class FunctionRunner:
             return fast.exchange(conn, packed)
         except ResponseError as error:
             if not missing(error):
+                _refused_for_now(conn, error)
                 raise
         return self._load_and_resend(conn, packed)
 
@@ -355,6 +369,7 @@ class FunctionRunner:
             return conn.read_response()
         except ResponseError as error:
             if not missing(error):
+                _refused_for_now(conn, error)
                 raise
             return self._load_and_resend(conn, packed)
 
@@ -372,6 +387,8 @@ class FunctionRunner:
             if not errors:
                 return replies
             if attempt == 2 or not all(missing(error) for error in errors):
+                for error in errors:
+                    _refused_for_now(conn, error)
                 raise errors[0]
             self._load_on(conn)
         raise AssertionError("unreachable")

@@ -37,7 +37,7 @@ from foundry.domain import (
     Job,
     JobState,
     Progress,
-    QueueBroken,
+    QueueUnavailable,
     Retry,
     StaleLease,
     UniqueUntil,
@@ -208,7 +208,7 @@ class LeaseWrites:
 
     def _each(
         self, queues: list[str], calls: list[Call]
-    ) -> tuple[list[Any], list[QueueBroken | ConfigurationError]]:
+    ) -> tuple[list[Any], list[QueueUnavailable | ConfigurationError]]:
         """The replies of one call per queue, in one write; after an error reply each call is
         sent alone (each is safe to re-send), so one broken queue does not stop the others:
         its reply is ``None`` and its ``QueueBroken`` is returned."""
@@ -217,7 +217,7 @@ class LeaseWrites:
         except redis.ResponseError:
             pass
         replies: list[Any] = []
-        refused: list[QueueBroken | ConfigurationError] = []
+        refused: list[QueueUnavailable | ConfigurationError] = []
         for queue, one in zip(queues, calls, strict=True):
             try:
                 replies.append(self._runner.call_many([one])[0])
