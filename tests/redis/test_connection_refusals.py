@@ -208,3 +208,17 @@ def test_a_tls_certificate_that_does_not_verify_is_said_at_once_with_how_to_pass
     assert "ssl_ca_certs=" in refused.stderr
     assert refused_after - before <= 2  # no retries first
     assert trusted.returncode == 0, trusted.stderr
+
+
+def test_sentinels_whose_certificate_does_not_verify_are_said_briefly_with_the_fix(
+    tls_server: tuple[RedisServer, int, Path],
+) -> None:
+    _, port, _ = tls_server  # a TLS port stands for the sentinels: the handshake fails first
+
+    refused = foundry_cli("check", env={"REDIS_URL": f"rediss+sentinel://127.0.0.1:{port}/m/0"})
+
+    assert refused.returncode == 2, refused.stderr
+    assert "TLS certificate verification failed" in refused.stderr
+    assert f"(127.0.0.1:{port}: Error 1 connecting" in refused.stderr
+    assert "ssl_ca_certs=" in refused.stderr
+    assert "SSLConnection(" not in refused.stderr

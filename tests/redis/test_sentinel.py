@@ -163,7 +163,8 @@ def test_a_password_a_sentinel_refuses_names_the_query_option(
 
 
 def test_sentinels_nobody_runs_are_an_outage_not_a_configuration_error() -> None:
-    url = f"redis+sentinel://127.0.0.1:{free_port()}/foundry-test/0"
+    port = free_port()
+    url = f"redis+sentinel://127.0.0.1:{port}/foundry-test/0"
     client = connect(RedisSettings(url=url, retries=1))  # an outage is retried: keep it short
 
     with pytest.raises(foundry.QueueUnavailable, match="No master found") as raised:
@@ -171,6 +172,9 @@ def test_sentinels_nobody_runs_are_an_outage_not_a_configuration_error() -> None
 
     assert describe(client) == url
     assert not isinstance(raised.value, foundry.ConfigurationError)
+    # Each sentinel by its address and what it said, not by redis-py's repr of its client.
+    assert f"(127.0.0.1:{port}: Error 111 connecting" in str(raised.value)
+    assert "redis.client.Redis(" not in str(raised.value)
 
 
 def test_check_reports_the_sentinel_topology_and_what_a_failover_may_lose(

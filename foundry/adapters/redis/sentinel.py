@@ -106,7 +106,8 @@ class _Sentinel(Sentinel):
             return super().discover_master(service_name)
         except MasterNotFoundError as error:
             answers = [_answer(sentinel.sentinel_masters) for sentinel in self.sentinels]
-            raise _refusal(service_name, answers) or error from error
+            found = _refusal(service_name, answers) or _not_found(service_name, self, answers)
+            raise found from error
 
 
 class _AsyncSentinel(AsyncSentinel):
@@ -130,7 +131,8 @@ class _AsyncSentinel(AsyncSentinel):
             answers = [
                 await _answer_async(sentinel.sentinel_masters) for sentinel in self.sentinels
             ]
-            raise _refusal(service_name, answers) or error from error
+            found = _refusal(service_name, answers) or _not_found(service_name, self, answers)
+            raise found from error
 
 
 class AsyncFollowingPool(AsyncSentinelPool):
@@ -161,7 +163,8 @@ class AsyncFollowingPool(AsyncSentinelPool):
         return address is not None and (connection.host, connection.port) != tuple(address)
 
 
-def _address(client: redis.asyncio.Redis) -> dict[str, Any]:
+def _address(client: Any) -> dict[str, Any]:
+    """The host and port of a sentinel's client (sync or asyncio)."""
     kwargs = client.connection_pool.connection_kwargs
     return {"host": kwargs["host"], "port": kwargs["port"]}
 
@@ -178,6 +181,19 @@ async def _answer_async(ask: Callable[[], Awaitable[Any]]) -> Any:
         return await ask()
     except redis.RedisError as error:
         return error
+
+
+def _not_found(name: str, sentinel: Sentinel | AsyncSentinel, answers: list[Any]) -> Exception:
+    """redis-py's ``MasterNotFoundError``, its text naming each sentinel and what it answered
+    (redis-py's own names each sentinel by its client's repr: a kilobyte of settings each)."""
+    said = []
+    for client, answer in zip(sentinel.sentinels, answers, strict=True):
+        where = "{host}:{port}".format_map(_address(client))
+        if isinstance(answer, Exception):
+            said.append(f"{where}: {answer}")
+        else:
+            said.append(f"{where}: sees it down, or without enough sentinels to agree")
+    return MasterNotFoundError(f"No master found for {name!r} ({'; '.join(said)})")
 
 
 def _refusal(name: str, answers: list[Any]) -> SentinelRefused | None:
