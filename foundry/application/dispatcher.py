@@ -290,7 +290,9 @@ class Dispatcher(DispatcherBase):
         Raises ``JobFailed`` (its reason and error history) if the job went dead,
         ``JobCancelled`` if it was cancelled, ``ResultTimeout`` if it has not ended in time
         (it may still), ``JobNotFound`` if no such job is known (never enqueued, or its
-        completed record has expired). ``queue`` spares the search of every queue.
+        completed record has expired). ``queue`` spares the search of every queue. An outage
+        met while waiting (a failover, a restart) is waited out within ``timeout`` (with
+        ``None``, a minute at a time); ``QueueUnavailable`` if it outlasts it.
         """
         try:
             return wait_for_result(self._queue, given_id(job_id), timeout, queue)

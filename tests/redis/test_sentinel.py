@@ -4,6 +4,7 @@ can fix (a master no sentinel knows, a refused password) is said at once with th
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -14,7 +15,9 @@ from foundry.adapters.redis.connection import RedisSettings, connect, describe
 from foundry.adapters.redis.durability import Durability
 from foundry.adapters.redis.following import FOLLOW_S
 from foundry.adapters.redis.queue import RedisQueue
-from tests.backends import redis_cache, unique_prefix
+from foundry.application.registry import JobRegistry
+from foundry.ports import ClaimRequest
+from tests.backends import LEASE, redis_cache, unique_prefix
 from tests.faults.proxy import FaultProxy
 from tests.redis.test_connection_refusals import foundry_cli
 from tests.redis_server import free_port
@@ -113,6 +116,48 @@ def test_the_asyncio_producer_follows_a_manual_failover() -> None:
 
     assert old_role == "master"  # the write could have landed there, to be lost
     assert stored
+
+
+def test_result_waits_outlast_the_failover_of_a_killed_master() -> None:
+    group = SentinelGroup()  # its own: its master dies
+    settings = foundry.Settings(redis_url=group.url(), queue_prefix=unique_prefix("q"))
+    results: dict[str, object] = {}
+
+    def wait(fx: foundry.Connection) -> None:
+        try:
+            results["sync"] = fx.dispatcher(JobRegistry()).result("j1", timeout=30)
+        except foundry.FoundryError as error:
+            results["sync"] = error
+
+    async def wait_async() -> None:
+        async with foundry.connect(settings) as fx:
+            try:
+                results["async"] = await fx.async_dispatcher(JobRegistry()).result("j1", 30)
+            except foundry.FoundryError as error:
+                results["async"] = error
+
+    try:
+        with foundry.connect(settings) as fx:
+            fx.queue.enqueue(foundry.Job("task", id="j1"))
+            assert group.master.client().wait(1, 5_000) == 1  # the replica holds the job
+            waiters = [
+                threading.Thread(target=wait, args=(fx,)),
+                threading.Thread(target=asyncio.run, args=(wait_async(),)),
+            ]
+            for waiter in waiters:
+                waiter.start()
+            time.sleep(0.2)  # both are blocked on the master's notification list
+
+            group.kill(group.master)
+            group.wait_for_promotion()
+            [lease] = fx.queue.claim(ClaimRequest(("default",), lease=LEASE))
+            fx.queue.complete(lease, result=42)
+            for waiter in waiters:
+                waiter.join(timeout=30)
+    finally:
+        group.close()
+
+    assert results == {"sync": 42, "async": 42}
 
 
 def test_a_master_no_sentinel_knows_is_exit_2_naming_the_known_ones(
