@@ -29,6 +29,7 @@ from foundry.domain import Job
 from foundry.ports import ClaimRequest, Enqueued
 from tests.backends import redis_cache, unique_prefix
 from tests.redis.test_connection_refusals import foundry_cli
+from tests.redis_server import RedisServer
 from tests.redis_topologies import RedisClusterGroup, lone_cluster_node
 
 pytestmark = pytest.mark.redis
@@ -212,6 +213,32 @@ def test_the_queue_follows_a_failover_to_the_replica_of_its_master() -> None:
 
     assert promoted is not master
     assert sorted(lease.job.id for lease in leases) == sorted([before.id, after.id])
+
+
+def test_a_call_to_a_dead_master_is_sent_again_until_its_replica_takes_over() -> None:
+    group = RedisClusterGroup(replicas=1)  # its own: one of its masters dies
+    try:
+        queue = RedisQueue(connect(RedisSettings(url=group.url())), prefix=unique_prefix("q"))
+        queue.enqueue(foundry.Job("before", queue="orders"))  # the queue knows the slot map
+        master = group.owner(key_slot(b"orders"))
+        replica = group.replica_of(master)
+        group.kill(master)
+        takeover = threading.Timer(0.3, _take_over, (replica,))
+        takeover.start()
+
+        after = foundry.Job("after", queue="orders")
+        sent = queue.enqueue(after)  # the master is gone for 0.3 s: retried, not refused
+        takeover.join()
+    finally:
+        group.close()
+
+    assert sent == Enqueued(after.id)
+
+
+def _take_over(replica: RedisServer) -> None:
+    """Promote ``replica`` now, without the other masters' agreement (its master is dead)."""
+    with replica.client() as probe:
+        probe.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
 
 
 def _retry_until_served(write: Callable[[], object], patience: float = 60) -> None:

@@ -11,8 +11,11 @@ new master), ``ASK`` (the slot is being migrated and this key has left: the call
 the importing master behind ``ASKING``), ``TRYAGAIN`` (a migration holds some of the call's
 keys on each side: sent again shortly) and ``CLUSTERDOWN``. Each of these replies means the
 call did not run, so sending it again is safe even for a call that may not be re-sent after a
-lost reply. A master that cannot be reached (failover) has the slot map read again before the
-runner's retries give up, and a call that is safe to re-send goes to the new master.
+lost reply. A master that cannot be reached (failover) has the slot map read again, and a
+call that is safe to re-send goes to the new master; while no other master serves the slot,
+the call is sent again under the cluster client's retry policy (its backoff between tries),
+as the cluster client sends its own commands (the connections to each node have no retries of
+their own).
 
 A queue function's call names one more key than the queue's: ``<prefix>:{<queue>}:moving``,
 which nothing ever writes. While a slot is being migrated Redis runs a call only where all of
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
@@ -88,6 +91,10 @@ def async_function_runner(
     return AsyncFunctionRunner(client)
 
 
+def _nothing(_: Exception) -> None:
+    """A failed try needs no clean-up: it has read the slot map again."""
+
+
 def held(name: str, keys: Sequence[str]) -> Sequence[str]:
     """``keys`` and, for a queue function, its queue's never-written ``moving`` key."""
     end = keys[0].find("}") if not name.startswith("cache_") else -1
@@ -114,7 +121,15 @@ class ClusterFunctionRunner(FunctionRunner):
         self, name: str, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
     ) -> Any:
         """As ``FunctionRunner.call``, on the master of ``keys``' slot."""
-        return self._call(name, held(name, keys), args, resend=resend)
+        keys = held(name, keys)
+        if not resend:
+            return self._call(name, keys, args, resend=False)
+        return self._through_outages(lambda: self._call(name, keys, args))
+
+    def _through_outages(self, send: Callable[[], Any]) -> Any:
+        """``send()``, sent again under the cluster client's retry policy while a master
+        cannot be reached (each failed try has read the slot map again)."""
+        return self.cluster.retry.call_with_retry(send, _nothing)
 
     def _call(
         self, name: str, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
@@ -138,7 +153,11 @@ class ClusterFunctionRunner(FunctionRunner):
     def call_many(self, calls: Sequence[Call], *, first: Sequence[Arg] = ()) -> list[Any]:
         """As ``FunctionRunner.call_many``: one write per master, in order; ``first`` goes in
         front of the calls of its own key's master."""
-        calls = [(name, held(name, keys), args) for name, keys, args in calls]
+        held_calls = [(name, held(name, keys), args) for name, keys, args in calls]
+        replies: list[Any] = self._through_outages(lambda: self._call_many(held_calls, first))
+        return replies
+
+    def _call_many(self, calls: Sequence[Call], first: Sequence[Arg]) -> list[Any]:
         groups: dict[str, list[int]] = {}
         for index, (_, keys, _) in enumerate(calls):
             groups.setdefault(self._master_of(slot_of(keys)).name, []).append(index)
