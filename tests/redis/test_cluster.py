@@ -48,6 +48,16 @@ def test_a_cluster_url_names_its_nodes_login_and_tls() -> None:
     assert "s%3Acret" not in mask_url("redis+cluster://app:s%3Acret@10.0.0.1:7000")
 
 
+@pytest.mark.parametrize("path", ["", "/", "/0"])
+def test_a_cluster_url_takes_a_path_in_its_query(path: str) -> None:
+    url = f"rediss+cluster://10.0.0.1:7000{path}?ssl_ca_certs=/etc/ssl/ca.pem"
+
+    target = cluster.parse(RedisSettings(url=url).url)
+
+    assert target.nodes == (("10.0.0.1", 7000),)
+    assert target.options == (("ssl_ca_certs", "/etc/ssl/ca.pem"),)
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [

@@ -68,10 +68,8 @@ class ClusterTarget(NamedTuple):
 def parse(url: str) -> ClusterTarget:
     """The target a ``redis+cluster://`` URL names; ``ValueError`` saying what is wrong."""
     scheme, _, rest = url.partition("://")
+    rest, _, query = rest.partition("?")  # first: the query's values may hold a "/" (a path)
     netloc, _, path = rest.partition("/")
-    netloc, _, query = netloc.partition("?")
-    path, _, more = path.partition("?")
-    query = query or more
     userinfo, _, hosts = netloc.rpartition("@")
     login = urlsplit(f"redis://{userinfo}@x") if userinfo else None
     options = {name: values[-1] for name, values in parse_qs(query).items()}
