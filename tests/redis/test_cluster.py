@@ -65,6 +65,8 @@ def test_a_cluster_url_takes_a_path_in_its_query(path: str) -> None:
         ("redis+cluster://10.0.0.1:7000?db=2", "only database 0"),
         ("redis+cluster://10.0.0.1:70x0", "give each cluster node as host:port"),
         ("redis+cluster://", "give each cluster node as host:port"),
+        ("redis+cluster://10.0.0.1:7000?ssl_ca_certs=/ca.pem", r"use rediss\+cluster://"),
+        ("redis://10.0.0.1:6379/0?ssl_ca_certs=/ca.pem", "ssl_ca_certs= is an option of TLS"),
     ],
 )
 def test_a_cluster_url_that_cannot_work_is_a_configuration_error(url: str, says: str) -> None:

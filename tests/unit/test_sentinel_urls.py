@@ -40,6 +40,7 @@ def test_sentinel_logins_and_tls_options_come_from_the_query() -> None:
         ("redis+sentinel://s1:26379,,s2/m", "give each sentinel as host:port"),
         ("redis+sentinel://s1:99999/m", "give each sentinel as host:port"),
         ("sentinel://s1:26379/m", r"redis\+sentinel://host:26379"),
+        ("redis+sentinel://s1/m?ssl_ca_certs=/ca.pem", r"ssl_ca_certs= is an option of TLS"),
     ],
 )
 def test_a_bad_sentinel_url_is_refused_naming_the_fix(url: str, message: str) -> None:

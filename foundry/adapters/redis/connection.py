@@ -71,7 +71,9 @@ class RedisSettings:
 
 def check_url(url: str) -> None:
     """Raise ``ValueError`` naming what redis-py would misread or choke on in ``url``: a
-    database path that is not a number (it would silently use database 0), a bad port."""
+    database path that is not a number (it would silently use database 0), a bad port, a TLS
+    option on a URL without TLS (redis-py would raise a ``TypeError`` at the first connection)."""
+    _no_tls_options_without_tls(url)
     if url.startswith(SENTINEL_SCHEMES):
         from foundry.adapters.redis import sentinel  # noqa: PLC0415 - only for its URLs
 
@@ -102,6 +104,19 @@ def check_url(url: str) -> None:
     for value in parse_qs(parts.query).get("db", []):
         if not value.isdigit():
             raise ValueError(f"the query's db= must be a number, got {value!r}")
+
+
+def _no_tls_options_without_tls(url: str) -> None:
+    scheme = url.partition("://")[0]
+    if scheme.startswith("rediss"):
+        return
+    given = sorted(name for name in parse_qs(url.partition("?")[2]) if name.startswith("ssl_"))
+    if given:
+        tls = scheme.replace("redis", "rediss", 1)
+        raise ValueError(
+            f"{given[0]}= is an option of TLS, which {scheme}:// does not use: use {tls}://"
+            " (or leave the option out)"
+        )
 
 
 def mask_url(url: str) -> str:
