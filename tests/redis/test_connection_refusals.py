@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.crc import key_slot
 
 import foundry
 from tests.redis_server import RedisServer, free_port
+from tests.redis_topologies import RedisClusterGroup, SentinelGroup
 
 pytestmark = pytest.mark.redis
 SCRIPT = "from foundry.entrypoints.cli import main; main()"
@@ -148,6 +150,43 @@ def test_a_cluster_or_sentinel_url_naming_a_plain_server_is_exit_2(
     assert done.returncode == 2, done.stderr
     assert said in done.stderr
     assert "use redis://host:6379/0" in done.stderr
+
+
+def test_a_plain_url_naming_a_cluster_node_is_exit_2_naming_the_cluster_url(
+    redis_cluster: RedisClusterGroup,
+) -> None:
+    node = redis_cluster.nodes[0]
+    url = f"redis://127.0.0.1:{node.port}/0"
+    queues = (f"q{n}" for n in range(100))
+    elsewhere = next(q for q in queues if redis_cluster.owner(key_slot(q.encode())) != node)
+
+    done = foundry_cli("check", env={"REDIS_URL": url})
+    with (
+        foundry.connect(foundry.Settings(redis_url=url)) as fx,
+        pytest.raises(foundry.ConfigurationError) as raised,
+    ):
+        fx.queue.enqueue(foundry.Job("task", queue=elsewhere))  # its slot is on another node
+
+    assert done.returncode == 2, done.stderr
+    assert "is a node of a Redis Cluster: use redis+cluster://" in done.stderr
+    assert "use redis+cluster://" in str(raised.value)
+
+
+def test_a_plain_url_naming_a_sentinel_is_exit_2_naming_the_sentinel_url(
+    redis_sentinel: SentinelGroup,
+) -> None:
+    url = f"redis://127.0.0.1:{redis_sentinel.sentinels[0].port}/0"
+
+    done = foundry_cli("check", env={"REDIS_URL": url})
+    with (
+        foundry.connect(foundry.Settings(redis_url=url)) as fx,
+        pytest.raises(foundry.ConfigurationError) as raised,
+    ):
+        fx.queue.enqueue(foundry.Job("task"))
+
+    assert done.returncode == 2, done.stderr
+    assert "is a Sentinel, not a Redis server: use redis+sentinel://" in done.stderr
+    assert "use redis+sentinel://" in str(raised.value)
 
 
 def _openssl(*args: str | Path) -> None:

@@ -8,10 +8,11 @@ it starts and once when it ends.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import redis
+from redis.exceptions import AskError, MovedError
 from redis.sentinel import MasterNotFoundError
 
 from foundry.adapters.redis.durability import ReplicasBehind, WritesRefused
@@ -36,6 +37,11 @@ _REFUSALS = {
     "number below its `databases` setting (16 by default), in REDIS_URL or REDIS_DB",
     "cluster": "{where} is not a Redis Cluster ({error}): use redis://host:6379/0 for a single "
     "server, or redis+sentinel:// for one Sentinel watches",
+    "cluster node": "{where} is a node of a Redis Cluster, which sends the keys of other nodes "
+    "elsewhere ({error}): use redis+cluster://host:port[,host:port...]",
+    "unknown command": "{where} does not know a command Foundry sends ({error}): it is a "
+    "Sentinel (use redis+sentinel://host:26379[,host:port...]/<master name>) or a Redis "
+    "older than 7.0 (upgrade it)",
 }
 
 
@@ -45,23 +51,34 @@ class SentinelRefused(MasterNotFoundError):
 
 
 def refusal(error: BaseException) -> str | None:
-    """``"auth"``, ``"tls"``, ``"sentinel"``, ``"db"`` or ``"cluster"`` for a connection no
-    retry can fix (a refused password, a certificate that does not verify, a master no
-    sentinel knows, a database number past the server's, a cluster URL naming a server not in
-    cluster mode), ``None`` for anything else (an outage may pass)."""
+    """``"auth"``, ``"tls"``, ``"sentinel"``, ``"db"``, ``"cluster"``, ``"cluster node"`` or
+    ``"unknown command"`` for a connection no retry can fix (a refused password, a
+    certificate that does not verify, a master no sentinel knows, a database number past the
+    server's, a cluster URL naming a server not in cluster mode, a plain URL naming a cluster's
+    node or a server that is no Redis 7 data server), ``None`` for anything else (an outage may
+    pass)."""
     if isinstance(error, SentinelRefused):
         return "sentinel"
     text = str(error)
     if isinstance(error, redis.AuthenticationError) or text.startswith(("NOAUTH", "WRONGPASS")):
         return "auth"
-    if text.startswith("DB index is out of range"):
-        return "db"
-    if "Cluster mode is not enabled" in text:
-        return "cluster"
+    if isinstance(error, MovedError | AskError):  # a client that does not follow them
+        return "cluster node"
+    kind = next((kind for kind, said in _SAID.items() if said(text)), None)
+    if kind is not None:
+        return kind
     cause = error.__cause__ or error.__context__
     if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
         return "tls"
     return None
+
+
+#: The refusals told by their text alone, by kind.
+_SAID: dict[str, Callable[[str], bool]] = {
+    "db": lambda text: text.startswith("DB index is out of range"),
+    "cluster": lambda text: "Cluster mode is not enabled" in text,
+    "unknown command": lambda text: text.startswith("unknown command"),
+}
 
 
 def refused(error: BaseException, where: str = "Redis") -> ConfigurationError | None:

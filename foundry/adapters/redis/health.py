@@ -89,6 +89,11 @@ def inspect_redis(client: redis.Redis) -> RedisReport:
     On Redis Cluster: every master, and the cluster's nodes and slot coverage."""
     if is_cluster(client):
         return _inspect_cluster(cast(RedisCluster, client))
+    return _inspect_server(client, in_cluster=False)
+
+
+def _inspect_server(client: redis.Redis, *, in_cluster: bool) -> RedisReport:
+    """``inspect_redis`` of one server (a cluster's master when ``in_cluster``)."""
     try:
         info, save, denied = _read(client)
     except redis.RedisError as error:
@@ -96,6 +101,8 @@ def inspect_redis(client: redis.Redis) -> RedisReport:
         raise refused(error, where) or QueueUnavailable(
             f"cannot reach Redis at {where} for the self-check: {error}"
         ) from error
+    if not in_cluster:
+        _refuse_mode(str(info.get("redis_mode", "standalone")), describe(client))
     version = str(info.get("redis_version", "unknown"))
     if version != "unknown" and _version_tuple(version) < MIN_VERSION:
         raise ConfigurationError(
@@ -122,6 +129,21 @@ def inspect_redis(client: redis.Redis) -> RedisReport:
     )
 
 
+#: What a plain (or Sentinel's) URL that reaches a server of another mode should be.
+_WRONG_MODE = {
+    "cluster": "{where} is a node of a Redis Cluster: use redis+cluster://host:port"
+    "[,host:port...] (docs/redis-cluster.md)",
+    "sentinel": "{where} is a Sentinel, not a Redis server: use redis+sentinel://host:26379"
+    "[,host:port...]/<master name> (docs/redis-topologies.md)",
+}
+
+
+def _refuse_mode(mode: str, where: str) -> None:
+    """``ConfigurationError`` if the server is a cluster's node or a Sentinel."""
+    if mode in _WRONG_MODE:
+        raise ConfigurationError(_WRONG_MODE[mode].format(where=where))
+
+
 def _inspect_cluster(cluster: RedisCluster) -> RedisReport:
     """``inspect_redis`` of each master, joined: the oldest version, each setting (or the
     masters that differ), every master's warnings naming it, and what the cluster risks."""
@@ -129,7 +151,9 @@ def _inspect_cluster(cluster: RedisCluster) -> RedisReport:
     try:
         masters = cluster.get_primaries()  # type: ignore[no-untyped-call]
         replicas = cluster.get_replicas()  # type: ignore[no-untyped-call]
-        reports = [(node.name, inspect_redis(node.redis_connection)) for node in masters]
+        reports = [
+            (node.name, _inspect_server(node.redis_connection, in_cluster=True)) for node in masters
+        ]
         state = _cluster_info(call(masters[0].redis_connection, "CLUSTER", "INFO"))
     except redis.RedisError as error:
         raise refused(error, where) or QueueUnavailable(
