@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+import foundry
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
 
 
 def test_the_readme_states_the_at_least_once_contract_and_links_the_guarantees() -> None:
@@ -19,3 +23,30 @@ def test_the_readme_says_where_results_go_and_what_needs_a_queue() -> None:
     assert "foundry.SoftTimeLimitExceeded" in README
     assert "asks first" in README  # queue purge
     assert "No `failed` command needs `--queue`" in README
+
+
+def _guide() -> str:
+    return README.split("## Five-minute guide", 1)[1].split("## Configuration", 1)[0]
+
+
+def test_the_guide_names_every_name_foundry_exports() -> None:
+    fenced = re.findall(r"```\w*\n(.*?)```", _guide(), re.S)
+    inline = re.findall(r"`([^`\n]+)`", re.sub(r"```\w*\n.*?```", "", _guide(), flags=re.S))
+    named = {word for code in (*fenced, *inline) for word in re.findall(r"\w+", code)}
+
+    assert sorted(set(foundry.__all__) - named) == []
+
+
+#: ``foundry.<word>`` on the pages that is not a name of the package: its modules (imported
+#: by their full path) and the metadata keys Foundry writes.
+NOT_NAMES = {"contrib", "entrypoints", "domain", "ports", "application", "adapters"}
+METADATA_KEYS = {"batch", "result_as"}
+
+
+def test_every_foundry_name_the_pages_use_is_exported() -> None:
+    pages = [README, *(page.read_text() for page in (ROOT / "docs").glob("*.md"))]
+    used = {name for page in pages for name in re.findall(r"\bfoundry\.(\w+)", page)}
+
+    missing = sorted(used - NOT_NAMES - METADATA_KEYS - set(foundry.__all__))
+
+    assert missing == []
