@@ -13,6 +13,7 @@ from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.domain import Dead, ErrorInfo, Job, RunAfter
 from foundry.entrypoints.cli import cli
+from foundry.entrypoints.cli.common import Exit
 from foundry.entrypoints.container import build_container
 from foundry.entrypoints.settings import Settings
 from foundry.ports import ClaimRequest, QueueStats, WorkerInfo
@@ -36,7 +37,7 @@ def test_help_lists_every_command_and_the_exit_codes() -> None:
     for command in ("enqueue", "stats", "failed", "queue", "check"):
         assert command in result.stdout
     assert "130" in result.stdout
-    assert "3    a backend (Redis or PostgreSQL, queue or cache) is unreachable" in result.stdout
+    assert "3    a backend (Redis, PostgreSQL; queue or cache) is unreachable" in result.stdout
 
 
 def test_enqueue_into_a_private_memory_queue_is_refused_because_the_job_would_vanish() -> None:
@@ -531,3 +532,16 @@ def test_the_stats_table_shows_how_long_each_queue_s_oldest_ready_job_has_waited
     assert "1m05s" in rows["slow"]
     assert "0m00s" in rows["fresh"]
     assert "m0" not in rows["idle"]
+
+
+def test_help_and_the_readme_give_the_same_exit_codes_and_3_is_any_backend() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+
+    result = CliRunner().invoke(cli, ["--help"])
+
+    codes = {int(code) for code in re.findall(r"^\| (\d+) \|", table, re.M)}
+    assert codes == {int(code) for code in Exit}
+    helped = dict(re.findall(r"^ +(\d+) +(.*)$", result.stdout, re.M))
+    assert {int(code) for code in helped} == codes
+    assert "Redis, PostgreSQL" in helped["3"]

@@ -47,7 +47,8 @@ Exit codes:
   1    the operation failed (job not found, self-check failed, jobs unaccounted for, a queue's
        data broken: a key of the wrong type)
   2    bad usage or configuration (the message names the option, variable or handler)
-  3    a backend (Redis or PostgreSQL, queue or cache) is unreachable
+  3    a backend (Redis, PostgreSQL; queue or cache) is unreachable: check REDIS_URL or
+       DATABASE_URL
   130  interrupted (work: a second Ctrl-C, running jobs were killed and released)
 """
 
