@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
+import attrs
+
 import foundry
+from foundry.entrypoints.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -50,3 +54,35 @@ def test_every_foundry_name_the_pages_use_is_exported() -> None:
     missing = sorted(used - NOT_NAMES - METADATA_KEYS - set(foundry.__all__))
 
     assert missing == []
+
+
+def _table_defaults(page: str) -> dict[str, str]:
+    """Each variable of the page's settings table and its default cell (``A / B`` rows split)."""
+    defaults: dict[str, str] = {}
+    for names, default in re.findall(r"^\| (`[A-Z_]+`.*?) \| (.+?) \| .* \|$", page, re.M):
+        variables = re.findall(r"`([A-Z_]+)`", names)
+        cells = default.split(" / ")
+        for index, variable in enumerate(variables):
+            defaults[variable] = cells[index] if len(cells) == len(variables) else default
+    return defaults
+
+
+def _documented_default(value: object) -> str:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    return f"`{seconds:g}`" if isinstance(seconds, float) else f"`{seconds}`"
+
+
+def test_the_configuration_tables_give_every_setting_with_its_default() -> None:
+    cli_variables = {"FOUNDRY_APP", "FOUNDRY_LOG_LEVEL"}
+    readme = _table_defaults(README.split("## Configuration", 1)[1])
+    postgres = _table_defaults((ROOT / "docs" / "postgres.md").read_text())
+
+    assert set(readme) == set(Settings.variables()) | cli_variables
+    for field in attrs.fields(Settings):
+        default = field.default
+        if default is None or isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            continue
+        variable = field.name.upper()
+        assert readme[variable] == _documented_default(default), variable
+        if variable in postgres:
+            assert postgres[variable] == _documented_default(default), variable
