@@ -545,3 +545,10 @@ def test_help_and_the_readme_give_the_same_exit_codes_and_3_is_any_backend() -> 
     helped = dict(re.findall(r"^ +(\d+) +(.*)$", result.stdout, re.M))
     assert {int(code) for code in helped} == codes
     assert "Redis, PostgreSQL" in helped["3"]
+
+
+def test_the_demo_s_help_says_what_the_readme_says_picks_its_backend() -> None:
+    result = CliRunner().invoke(cli, ["demo", "--help"])
+
+    assert "REDIS_URL" in result.stdout
+    assert "postgres" in result.stdout

@@ -79,11 +79,12 @@ def _announce(ctx: click.Context, planned: list[Planned]) -> None:
 @click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True)
 @click.pass_context
 def demo(ctx: click.Context, jobs: int, concurrency: int) -> None:
-    """Enqueue JOBS demo jobs, run them on the prefork pool, and account for every one.
+    """Enqueue demo jobs (--jobs), run them on the prefork pool, and account for every one.
 
     CPU-bound jobs (prime counting, hash chains), a few that fail then succeed on retry, a
-    few delayed, and one that always fails for good. Memory backend by default; set
-    QUEUE_DRIVER=redis to run it on Redis (queue "demo").
+    few delayed, and one that always fails for good. On an in-process memory queue unless
+    the environment configures another backend (REDIS_URL, or QUEUE_DRIVER=redis|postgres):
+    then in its queue "demo".
     """
     box = common.container(ctx)
     port = common.queue(ctx)
