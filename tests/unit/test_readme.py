@@ -86,3 +86,14 @@ def test_the_configuration_tables_give_every_setting_with_its_default() -> None:
         assert readme[variable] == _documented_default(default), variable
         if variable in postgres:
             assert postgres[variable] == _documented_default(default), variable
+
+
+def test_the_readme_names_every_package_dev_installs_with_apt() -> None:
+    dev = (ROOT / "dev").read_text()
+    packages = {
+        name
+        for line in re.findall(r"apt_install ([a-z0-9 -]+)$", dev, re.M)
+        for name in line.split()
+    }
+
+    assert sorted(name for name in packages if f"`{name}`" not in README) == []
