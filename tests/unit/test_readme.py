@@ -97,3 +97,26 @@ def test_the_readme_names_every_package_dev_installs_with_apt() -> None:
     }
 
     assert sorted(name for name in packages if f"`{name}`" not in README) == []
+
+
+def test_every_test_the_pages_cite_exists() -> None:
+    pages = [README, *(page.read_text() for page in (ROOT / "docs").glob("*.md"))]
+    cited = {(path, name) for page in pages for path, name in re.findall(_CITED, page)}
+
+    missing = [
+        f"{path}::{name}" if name else path
+        for path, name in sorted(cited)
+        if not (ROOT / path).exists() or (name and not _defines(path, name))
+    ]
+
+    assert missing == []
+
+
+#: ``tests/<path>.py`` and, when given, ``::<test>``.
+_CITED = r"(tests/[\w/]+\.py)(?:::(\w+))?"
+
+
+def _defines(path: str, name: str) -> bool:
+    """The module defines ``name``: a test function, a class, or a name bound to a TestCase."""
+    source = (ROOT / path).read_text()
+    return re.search(rf"^\s*(?:async def |def |class )?{name}\b", source, re.M) is not None
