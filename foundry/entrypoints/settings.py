@@ -75,6 +75,8 @@ def _shown(field: attrs.Attribute[Any], value: object) -> str:
             return str(field.repr(value))
         except ValueError:
             return "(not shown: it cannot be read as a URL)"
+    if isinstance(value, timedelta):  # in seconds, as the variable is written
+        return f"{value.total_seconds():g}"
     return repr(value)
 
 

@@ -288,3 +288,21 @@ def test_database_prepared_statements_reaches_the_postgresql_settings(
 
     assert settings.postgres().prepared_statements is prepared
     assert settings.postgres().prepare_threshold == (5 if prepared else None)
+
+
+@pytest.mark.parametrize(
+    ("environ", "shown"),
+    [
+        ({"QUEUE_TIMEOUT": "0"}, "QUEUE_TIMEOUT=0 is not valid"),
+        ({"REDIS_CONNECT_TIMEOUT": "-1.5"}, "REDIS_CONNECT_TIMEOUT=-1.5 is not valid"),
+        ({"QUEUE_TIMEOUT": "172800"}, "QUEUE_TIMEOUT=172800 is not valid"),
+    ],
+)
+def test_a_bad_duration_is_shown_in_seconds_as_it_was_written(
+    environ: dict[str, str], shown: str
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env(environ)
+
+    assert shown in str(raised.value)
+    assert "datetime" not in str(raised.value)
