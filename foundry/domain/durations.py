@@ -27,3 +27,12 @@ def as_duration(value: Any) -> Any:
     else is left as given, for the field's validator to refuse naming it."""
     given = duration(value)
     return value if given is None or given < _ZERO else given
+
+
+def shown(value: object) -> str:
+    """``value`` for an error message: a ``timedelta`` in seconds (``-1 s``, ``0.5 s``), as the
+    public API takes durations, rather than its repr; anything else as its repr."""
+    if not isinstance(value, timedelta):
+        return repr(value)
+    seconds = f"{value.total_seconds():.6f}".rstrip("0").rstrip(".")
+    return f"{seconds} s"

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from foundry.domain.durations import as_duration
+from foundry.domain.durations import as_duration, shown
 from foundry.domain.errors import InvalidJob, InvalidQueueName
 from foundry.domain.limits import Limit
 from foundry.domain.retry import RetryPolicy
@@ -268,7 +268,7 @@ def _check_schedule(value: object) -> str | None:
 def _check_positive_duration(value: object) -> str | None:
     if isinstance(value, timedelta) and value > _ZERO:
         return None
-    return f"{value!r} must be a positive duration (seconds or a timedelta)"
+    return f"{shown(value)} must be a positive duration (seconds or a timedelta)"
 
 
 def _check_created_at(value: object) -> str | None:
@@ -311,7 +311,7 @@ class UniqueSpec:
     def _ttl(self, _: attrs.Attribute[timedelta], value: object) -> None:
         if not isinstance(value, timedelta) or value <= timedelta(0):
             raise InvalidJob(
-                "unique", f"ttl {value!r} must be a positive duration (seconds or a timedelta)"
+                "unique", f"ttl {shown(value)} must be a positive duration (seconds or a timedelta)"
             )
 
 
@@ -362,10 +362,10 @@ def _check_soft_timeout(job: Job) -> str | None:
     if value is None:
         return None
     if _check_positive_duration(value) is not None:
-        return f"{value!r} must be a positive duration (seconds or a timedelta) or None"
+        return f"{shown(value)} must be a positive duration (seconds or a timedelta) or None"
     assert isinstance(value, timedelta)
     if value >= job.timeout:
-        return f"{value} must be shorter than the hard timeout {job.timeout}"
+        return f"{shown(value)} must be shorter than the hard timeout {shown(job.timeout)}"
     return None
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import attrs
 
+from foundry.domain.durations import shown
 from foundry.domain.errors import InvalidJob
 
 #: The longest delay a job may be given: every store can hold the run time it leads to.
@@ -30,13 +31,14 @@ def _aware(_: object, attribute: attrs.Attribute[datetime], value: datetime) -> 
 
 def _not_negative(_: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:
     if value < timedelta(0):
-        raise ValueError(f"{attribute.name} must not be negative, got {value}")
+        raise ValueError(f"{attribute.name} must not be negative, got {shown(value)}")
 
 
 def _within_reach(_: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:
     if value > MAX_DELAY:
         raise InvalidJob(
-            "schedule", f"a {attribute.name} of {value} is too long: at most {MAX_DELAY.days} days"
+            "schedule",
+            f"a {attribute.name} of {shown(value)} is too long: at most {MAX_DELAY.days} days",
         )
 
 

@@ -310,3 +310,40 @@ def test_a_job_of_a_template_refuses_what_job_refuses(fresh: dict[str, Any], fie
         Job.of_template(_TEMPLATE, **values)
 
     assert (refused.value.field, str(refused.value)) == (field, str(built.value))
+
+
+def _registered(**options: Any) -> None:
+    import foundry  # noqa: PLC0415
+
+    foundry.JobRegistry().job(name="shown", **options)(lambda: None)
+
+
+def _dispatched(**options: Any) -> None:
+    import foundry  # noqa: PLC0415
+
+    registry = foundry.JobRegistry()
+    registry.job(name="shown")(lambda: None)
+    with foundry.connect("memory://") as fx:
+        fx.dispatcher(registry).dispatch("shown", {}, **options)
+
+
+@pytest.mark.parametrize(
+    ("make", "shown"),
+    [
+        (lambda: _registered(timeout=0), "0 s must be a positive duration"),
+        (
+            lambda: _registered(timeout=5, soft_timeout=7.5),
+            "7.5 s must be shorter than the hard timeout 5 s",
+        ),
+        (lambda: UniqueSpec("k", ttl=timedelta(0)), "ttl 0 s must be a positive duration"),
+        (lambda: _dispatched(delay=-1), "delay must not be negative, got -1 s"),
+        (lambda: _dispatched(delay=timedelta(days=40_000)), "a delay of 3456000000 s is too long"),
+    ],
+    ids=["timeout", "soft_timeout", "unique_ttl", "negative_delay", "long_delay"],
+)
+def test_a_bad_duration_is_named_in_seconds_as_the_api_takes_it(make: Any, shown: str) -> None:
+    with pytest.raises(InvalidJob) as raised:
+        make()
+
+    assert shown in str(raised.value)
+    assert "datetime" not in str(raised.value)
