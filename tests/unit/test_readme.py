@@ -7,8 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import attrs
+import click
 
 import foundry
+from foundry.entrypoints.dashboard.security import TOKEN_VARIABLE
 from foundry.entrypoints.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +75,7 @@ def _documented_default(value: object) -> str:
 
 
 def test_the_configuration_tables_give_every_setting_with_its_default() -> None:
-    cli_variables = {"FOUNDRY_APP", "FOUNDRY_LOG_LEVEL"}
+    cli_variables = set(_command_variables()) | {TOKEN_VARIABLE}
     readme = _table_defaults(README.split("## Configuration", 1)[1])
     postgres = _table_defaults((ROOT / "docs" / "postgres.md").read_text())
 
@@ -120,3 +122,32 @@ def _defines(path: str, name: str) -> bool:
     """The module defines ``name``: a test function, a class, or a name bound to a TestCase."""
     source = (ROOT / path).read_text()
     return re.search(rf"^\s*(?:async def |def |class )?{name}\b", source, re.M) is not None
+
+
+def _command_variables() -> dict[str, set[str]]:
+    """Each variable a ``foundry`` command's option reads, and the commands that read it."""
+    from foundry.entrypoints.cli import cli  # noqa: PLC0415
+
+    context = click.Context(cli)
+    readers: dict[str, set[str]] = {}
+    for name in cli.list_commands(context):
+        command = cli.get_command(context, name)
+        assert command is not None
+        subcommands = command.commands.values() if isinstance(command, click.Group) else []
+        for each in (cli, command, *subcommands):
+            for param in each.params:
+                if isinstance(param, click.Option) and isinstance(param.envvar, str):
+                    readers.setdefault(param.envvar, set()).add(name)
+    return readers
+
+
+def test_each_variable_a_command_reads_names_that_command_in_the_readme() -> None:
+    rows = dict(re.findall(r"^\| `(FOUNDRY_\w+)` \| .+? \| (.*) \|$", README, re.M))
+
+    unnamed = {
+        variable: sorted(name for name in names if f"`foundry {name}`" not in rows[variable])
+        for variable, names in _command_variables().items()
+        if variable != "FOUNDRY_LOG_LEVEL"  # every command's --log-level
+    }
+
+    assert unnamed == {variable: [] for variable in unnamed}
