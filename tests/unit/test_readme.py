@@ -151,3 +151,36 @@ def test_each_variable_a_command_reads_names_that_command_in_the_readme() -> Non
     }
 
     assert unnamed == {variable: [] for variable in unnamed}
+
+
+def test_the_readme_s_more_list_links_every_page_of_docs() -> None:
+    more = README.split("## More", 1)[1]
+
+    unlisted = [
+        page.name for page in (ROOT / "docs").glob("*.md") if f"(docs/{page.name})" not in more
+    ]
+
+    assert sorted(unlisted) == []
+
+
+def test_every_link_of_the_pages_leads_to_a_file_and_heading_that_exist() -> None:
+    pages = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "examples").rglob("*.md")]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            path, _, anchor = target.partition("#")
+            if target.startswith(("http://", "https://")):
+                continue
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists() or (anchor and anchor not in _anchors(linked)):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+
+    assert broken == []
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives the page's headings."""
+    headings = re.findall(r"^#+ (.*)$", page.read_text(), re.M) if page.suffix == ".md" else []
+    return {
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings
+    }
