@@ -2,13 +2,14 @@
 only for what the snippet says is the user's own (their handlers, their database).
 
 The README's snippets run on Redis, as a module and a worker, in tests/e2e/test_readme_guide.py;
-the PostgreSQL ones in tests/postgres/test_docs_snippets.py; the Django ones need a Django
-project, and the shop in examples/django (tests/e2e/test_examples.py) runs what they show.
+the PostgreSQL ones in tests/postgres/test_docs_snippets.py; Django's settings.py snippet needs
+a project, and the shop in examples/django (tests/e2e/test_examples.py) runs what it shows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import types
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -16,14 +17,14 @@ from typing import Any
 import pytest
 
 import foundry
+from tests.commit_support import configure_django
 from tests.doc_snippets import Snippet, snippets
 
 #: Snippets run elsewhere, found by a line of theirs, and where.
 RUN_ELSEWHERE = {
     "psycopg.connect(DATABASE_URL)": "tests/postgres/test_docs_snippets.py",
     "with Session(engine) as session:": "tests/postgres/test_docs_snippets.py",
-    "connection=connection)": "a Django project: examples/django",
-    "commit_hooks=foundry.DjangoCommitHooks()": "a Django project: examples/django",
+    "connection=connection)": "tests/postgres/test_transactional_frameworks.py (Django)",
     'FOUNDRY = {"APP"': "a Django project: examples/django",
 }
 
@@ -116,10 +117,20 @@ def _fastapi(names: dict[str, Any], run: Callable[[], None]) -> None:
     assert list(answer.json()) == ["job"]
 
 
+def _django_commit(names: dict[str, Any], run: Callable[[], None]) -> None:
+    configure_django()
+    created = types.SimpleNamespace(pk=7)
+    objects = types.SimpleNamespace(create=lambda **fields: created)
+    names.update(User=types.SimpleNamespace(objects=objects), email="a@b.c")
+    run()
+    assert names["fx"].queue.stats("default").ready == 1  # sent once the block committed
+
+
 #: How a snippet that needs its framework around it is run, found by a line of its.
 FRAMEWORKS: dict[str, Callable[[dict[str, Any], Callable[[], None]], None]] = {
     "from foundry.contrib.flask import Foundry": _flask,
     "from foundry.contrib.fastapi import": _fastapi,
+    "commit_hooks=foundry.DjangoCommitHooks()": _django_commit,
 }
 
 
