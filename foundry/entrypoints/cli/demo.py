@@ -59,14 +59,16 @@ def _report(
 def _announce(ctx: click.Context, planned: list[Planned]) -> None:
     """Say before the run which jobs fail on purpose; unless a log level was asked for, log
     only errors during it (the summary counts the intended retries)."""
-    flaky = sum(1 for item in planned if item.target is flaky_handler)
+    flaky = [item for item in planned if item.target is flaky_handler]
+    retries = sum(item.payload["failures"] for item in flaky)
     quiet = ctx.meta.get(LOGGING_CONFIGURED) and (
         ctx.find_root().get_parameter_source("log_level") is ParameterSource.DEFAULT
     )
     shown = "; only errors are logged during the run (--log-level INFO shows each retry)"
     common.stderr().print(
-        f"note: {flaky} job(s) fail on purpose and succeed on retry, and one fails for good "
-        "(PermanentFailure: its ERROR line is expected); the summary counts them"
+        f"note: {len(flaky)} job(s) fail on purpose and succeed on retry ({retries} retried "
+        "attempts in all), and one fails for good (PermanentFailure: its ERROR line is "
+        "expected); the summary counts them"
         f"{shown if quiet else ''}",
         soft_wrap=True,
     )
