@@ -329,7 +329,7 @@ class JobRegistry:
         try:
             return self._handlers[name]
         except KeyError:
-            raise UnknownHandler(name) from None
+            raise UnknownHandler(name, self._handlers) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._handlers

@@ -7,6 +7,8 @@ attempt records is ``ErrorInfo``, in ``error_info.py``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class FoundryError(Exception):
     """Root of every error Foundry raises on purpose."""
@@ -165,11 +167,24 @@ class PermanentFailure(FoundryError):
 
 
 class UnknownHandler(FoundryError, LookupError):
-    """No handler is registered under a job's name."""
+    """No handler is registered under a job's name; given the names that are (``known``),
+    the message suggests the likely one."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
         self.name = name
         super().__init__(
-            f"no handler is registered as {name!r}; register it with @registry.job "
-            "or start the worker with the right --app"
+            f"no handler is registered as {name!r}{_likely(name, sorted(known))}; register it "
+            "with @registry.job or start the worker with the right --app"
         )
+
+
+def _likely(name: str, known: list[str]) -> str:
+    """`` (did you mean ...?)`` naming the registered names ``name`` likely meant: the ones it
+    ends (a handler registered without ``name=`` is ``module.function``), else close ones."""
+    import difflib  # noqa: PLC0415 - only a refused name pays for it, not every worker's start
+
+    likely = [each for each in known if each.endswith(f".{name}")]
+    likely = likely or difflib.get_close_matches(name, known, n=3)
+    if not likely:
+        return ""
+    return f" (did you mean {' or '.join(repr(each) for each in likely[:3])}?)"

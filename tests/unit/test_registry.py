@@ -250,3 +250,30 @@ def test_the_same_function_registered_again_is_the_same_handler() -> None:
     registry.job(send_mail)
 
     assert registry.names() == [f"{__name__}.send_mail"]
+
+
+@pytest.mark.parametrize(
+    ("asked", "suggested"),
+    [("charge", "'billing.jobs.charge'"), ("billing.jobs.chrage", "'billing.jobs.charge'")],
+)
+def test_an_unknown_name_suggests_the_registered_one_it_likely_meant(
+    asked: str, suggested: str
+) -> None:
+    registry = JobRegistry()
+    registry.job(name="billing.jobs.charge")(lambda: None)
+    registry.job(name="mail.welcome")(lambda: None)
+
+    with pytest.raises(UnknownHandler) as raised:
+        registry.get(asked)
+
+    assert f"(did you mean {suggested}?)" in str(raised.value)
+
+
+def test_an_unknown_name_like_none_registered_suggests_nothing() -> None:
+    registry = JobRegistry()
+    registry.job(name="mail.welcome")(lambda: None)
+
+    with pytest.raises(UnknownHandler) as raised:
+        registry.get("zzz")
+
+    assert "did you mean" not in str(raised.value)
