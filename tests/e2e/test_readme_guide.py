@@ -56,3 +56,17 @@ def test_the_guide_s_jobs_dispatch_cache_and_worker_run_as_written(
     assert sorted(re.findall(r"welcome, user \d", worked.stdout)) == [
         f"welcome, user {n}" for n in (1, 2, 3, 7)
     ]
+
+
+def test_the_guide_s_handler_names_are_the_ones_it_says(tmp_path: Path) -> None:
+    (tmp_path / "myapp").mkdir()
+    (tmp_path / "myapp" / "__init__.py").write_text("")
+    (tmp_path / "myapp" / "jobs.py").write_text(BLOCKS[0])
+    script = "from myapp.jobs import registry; print(' '.join(registry.names()))"
+
+    names = _run(
+        [sys.executable, "-c", script], tmp_path, {**os.environ, "PYTHONPATH": str(tmp_path)}
+    )
+
+    assert names.stdout.split() == ["mail.welcome", "myapp.jobs.build_report"]
+    assert "`myapp.jobs.build_report`" in (ROOT / "README.md").read_text()
