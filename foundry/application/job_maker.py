@@ -6,6 +6,7 @@ Shared by ``Dispatcher`` and ``AsyncDispatcher``, so both build the same job fro
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -184,10 +185,26 @@ class FirstDispatchWarning:
         self.warning = warning
 
     def dispatched(self, job_id: str) -> None:
-        """A job was dispatched: warn if this is the first."""
+        """A job was dispatched: warn if this is the first. An app that configured no logging
+        (``foundry``'s records then go nowhere) gets it on stderr, as a ``RuntimeWarning``:
+        a job that will vanish must not vanish unsaid."""
         if self.warning is not None:
-            log.warning(self.warning.format(job_id=job_id))
+            message = self.warning.format(job_id=job_id)
+            log.warning(message)
+            if not _emitted(log):
+                warnings.warn(message, RuntimeWarning, stacklevel=4)
             self.warning = None
+
+
+def _emitted(logger: logging.Logger) -> bool:
+    """Whether a record of ``logger`` at WARNING reaches a handler that writes it somewhere:
+    one other than a ``NullHandler`` (the one ``foundry`` installs) on its way up."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(handler, logging.NullHandler) for handler in current.handlers):
+            return True
+        current = current.parent if current.propagate else None
+    return False
 
 
 class AfterCommit:

@@ -2,6 +2,9 @@
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -182,3 +185,32 @@ def test_the_connections_async_dispatcher_keeps_batches() -> None:
     batch_id = asyncio.run(main())
 
     assert fx.queue.batch(batch_id) is not None  # type: ignore[attr-defined]
+
+
+MEMORY_DISPATCH = """
+import foundry
+registry = foundry.JobRegistry()
+registry.job(name="w")(lambda: None)
+with foundry.connect() as fx:
+    fx.dispatcher(registry).dispatch("w")
+"""
+
+
+@pytest.mark.parametrize("logging_configured", [False, True], ids=["bare script", "logging"])
+def test_a_script_that_configured_no_logging_still_sees_where_its_job_went(
+    logging_configured: bool,
+) -> None:
+    setup = "import logging; logging.basicConfig()\n" if logging_configured else ""
+    environ = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "QUEUE_DRIVER")}
+
+    ran = subprocess.run(
+        [sys.executable, "-c", setup + MEMORY_DISPATCH],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    assert ran.stderr.count("in-memory queue") == 1  # once: as a warning, or as the log record
+    assert ("RuntimeWarning" in ran.stderr) is not logging_configured
