@@ -30,7 +30,7 @@ PASS_SLOT_ON = """
                SELECT p.id FROM {s}.jobs p
                 WHERE p.queue = g.queue AND p.limit_key = g.limit_key
                   AND p.parked IS NOT NULL AND NOT p.reserved AND p.state = 'delayed'
-                ORDER BY p.parked LIMIT 1 FOR UPDATE)
+                ORDER BY p.parked LIMIT 1 FOR UPDATE SKIP LOCKED)
            AND g.limit_concurrency > (SELECT coalesce(max(k.running), 0) FROM {s}.limit_keys k
                                        WHERE k.queue = g.queue AND k.key = g.limit_key)
         RETURNING j.queue

@@ -20,7 +20,10 @@ UPDATE jobs SET reserved = false,
  WHERE reserved;
 
 -- next_in_line: key p_key of p_queue has no job holding its turn (the caller holds the key's
--- row): the first job in line holds it now, delayed until the key's next start.
+-- row): the first job in line holds it now, delayed until the key's next start. A job row
+-- locked here is being cancelled or deleted (no claim takes a parked row): it is skipped, as
+-- waiting for it while holding the key's row could deadlock with the trigger its removal
+-- runs, which takes the key's row (so does free_slot).
 CREATE FUNCTION next_in_line(p_queue text, p_key text) RETURNS void
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
@@ -29,7 +32,7 @@ BEGIN
     SELECT id INTO v_next FROM jobs
      WHERE queue = p_queue AND limit_key = p_key AND parked IS NOT NULL AND reserved
        AND state = 'delayed'
-     ORDER BY parked LIMIT 1 FOR UPDATE;
+     ORDER BY parked LIMIT 1 FOR UPDATE SKIP LOCKED;
     IF v_next IS NULL THEN
         UPDATE limit_keys SET turn = NULL WHERE queue = p_queue AND key = p_key;
         RETURN;
@@ -122,7 +125,7 @@ BEGIN
     SELECT id INTO v_next FROM jobs
      WHERE queue = p_queue AND limit_key = v_key AND parked IS NOT NULL AND NOT reserved
        AND state = 'delayed'
-     ORDER BY parked LIMIT 1 FOR UPDATE;
+     ORDER BY parked LIMIT 1 FOR UPDATE SKIP LOCKED;
     IF v_next IS NOT NULL THEN
         UPDATE jobs SET state = 'ready', run_at = parked_from, parked = NULL, parked_from = NULL
          WHERE queue = p_queue AND id = v_next;

@@ -64,7 +64,8 @@ BEGIN
     RETURN true;
 END $$;
 
--- free_slot: as 0013's, leaving `parked` set on the job it makes ready (the mark).
+-- free_slot: as 0013's, leaving `parked` set on the job it makes ready (the mark); a parked
+-- row locked by its cancel or delete is skipped (see next_in_line).
 CREATE OR REPLACE FUNCTION free_slot(p_queue text, p_id text) RETURNS void
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
@@ -82,7 +83,7 @@ BEGIN
     SELECT id INTO v_next FROM jobs
      WHERE queue = p_queue AND limit_key = v_key AND parked IS NOT NULL AND NOT reserved
        AND state = 'delayed'
-     ORDER BY parked LIMIT 1 FOR UPDATE;
+     ORDER BY parked LIMIT 1 FOR UPDATE SKIP LOCKED;
     IF v_next IS NOT NULL THEN
         UPDATE jobs SET state = 'ready', run_at = parked_from, parked_from = NULL
          WHERE queue = p_queue AND id = v_next;
