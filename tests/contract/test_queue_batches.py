@@ -18,6 +18,7 @@ from foundry.domain import (
     Job,
     JobState,
     Limit,
+    Rate,
     RetryPolicy,
     RunAfter,
 )
@@ -360,3 +361,20 @@ def test_a_cancelled_batch_passes_the_slot_its_ready_member_was_given_to_a_job_p
     batch_queue.cancel_batch("b1")
 
     assert [lease.job_id for lease in batch_queue.claim(claim)] == ["behind"]
+
+
+def test_a_cancelled_batch_s_members_waiting_for_their_rate_pass_their_turns_on(
+    batch_queue: BatchQueue, clock: ManualClock
+) -> None:
+    limit = Limit("api", rate=Rate(1, timedelta(hours=1)))
+    queue = batch_queue
+    queue.enqueue(job(id="first", limit=limit))
+    members = [job(id=name, limit=limit) for name in ("m1", "m2")]
+    queue.enqueue_batches([Batch(members, {}, id="b1")])
+    queue.enqueue(job(id="last", limit=limit))
+    started = [lease.job_id for lease in _claim(queue)]  # m1 holds the next turn
+
+    queue.cancel_batch("b1")
+    clock.advance(timedelta(hours=1))
+
+    assert (started, [lease.job_id for lease in _claim(queue)]) == (["first"], ["last"])
