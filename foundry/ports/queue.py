@@ -244,6 +244,17 @@ class QueuePort(Protocol):
         """
         ...
 
+    def delete_pending(self, queue: str, job_id: str) -> bool:
+        """Remove ``job_id`` if it is pending (ready, delayed or waiting) in ``queue`` now,
+        checked and removed in one atomic step (what an operator who saw it pending means by
+        "delete it"); the jobs waiting for it fail as if it went dead.
+
+        Returns ``False``, and changes nothing, if there is no such job or it is in any other
+        state: a job that started, or ended, since is left as it is. Raises
+        ``QueueUnavailable``.
+        """
+        ...
+
     def purge(self, queue: str) -> int:
         """Remove every pending (ready and delayed) job of ``queue``; returns how many."""
         ...

@@ -156,6 +156,37 @@ def test_delete_dead_leaves_a_dead_letter_that_was_requeued_meanwhile(queue: Que
     assert lease.job_id == "a"
 
 
+def test_delete_pending_removes_a_pending_job_and_no_job_in_any_other_state(
+    queue: Queue,
+) -> None:
+    kill(queue, "dead")
+    queue.enqueue(job(id="done"))
+    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
+    queue.complete(lease)
+    queue.enqueue(job(id="active"))
+    queue.claim(ClaimRequest(["default"], lease=LEASE))
+    queue.enqueue(job(id="ready"))
+    queue.enqueue(job(id="later", schedule=RunAfter(timedelta(hours=1))))
+    queue.enqueue(job(id="waits", after=("ready",)))
+
+    deleted = {
+        job_id: queue.delete_pending("default", job_id)
+        for job_id in ("dead", "done", "active", "nope", "waits", "later", "ready")
+    }
+
+    assert deleted == {
+        "dead": False,
+        "done": False,
+        "active": False,
+        "nope": False,
+        "waits": True,
+        "later": True,
+        "ready": True,
+    }
+    assert [letter.job.id for letter in queue.dead("default")] == ["dead"]
+    assert queue.stats("default").pending == 0
+
+
 def test_delete_dead_of_another_queue_is_false(queue: Queue) -> None:
     kill(queue, "a", queue_name="one")
 

@@ -12,7 +12,7 @@ from tests.backends import Queue
 from tests.model.queue_model import DEAD, QueueModel
 
 QUEUES = ["q1", "q2"]
-ADMIN_OPS = ["delete", "forget", "requeue", "pause", "resume", "resume", "cancel", "cancel"]
+ADMIN_OPS = ["delete", "forget", "drop", "requeue", "pause", "resume", "resume", "cancel", "cancel"]
 
 
 class AdminRules(RuleBasedStateMachine):
@@ -26,8 +26,8 @@ class AdminRules(RuleBasedStateMachine):
 
     @rule(data=st.data(), op=st.sampled_from(ADMIN_OPS), queue=st.sampled_from(QUEUES))
     def admin(self, data: st.DataObject, op: str, queue: str) -> None:
-        """Delete or cancel a job, forget (delete if dead) or requeue a dead letter, or pause
-        or resume a queue."""
+        """Delete, drop (delete if pending) or cancel a job, forget (delete if dead) or requeue
+        a dead letter, or pause or resume a queue."""
         dead = sorted(job.id for job in self.model.jobs.values() if job.state == DEAD)
         if op == "delete" and self.model.jobs:
             job = self.model.jobs[data.draw(st.sampled_from(sorted(self.model.jobs)))]
@@ -35,6 +35,9 @@ class AdminRules(RuleBasedStateMachine):
         elif op == "forget" and self.model.jobs:
             job = self.model.jobs[data.draw(st.sampled_from(sorted(self.model.jobs)))]
             self._call(lambda: self._forget(job.queue, job.id))
+        elif op == "drop" and self.model.jobs:
+            job = self.model.jobs[data.draw(st.sampled_from(sorted(self.model.jobs)))]
+            self._call(lambda: self._drop(job.queue, job.id))
         elif op == "cancel" and self.model.jobs:
             job = self.model.jobs[data.draw(st.sampled_from(sorted(self.model.jobs)))]
             self._call(lambda: self._cancel(job.queue, job.id))
@@ -59,6 +62,13 @@ class AdminRules(RuleBasedStateMachine):
         expected = self.model.delete_dead(job_id)
 
         deleted = self.queue.delete_dead(queue, job_id)
+
+        assert deleted == expected
+
+    def _drop(self, queue: str, job_id: str) -> None:
+        expected = self.model.delete_pending(job_id)
+
+        deleted = self.queue.delete_pending(queue, job_id)
 
         assert deleted == expected
 

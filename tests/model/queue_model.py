@@ -333,6 +333,12 @@ class QueueModel:
         self.deleted.add(job_id)
         return True
 
+    def delete_pending(self, job_id: str) -> bool:
+        """Remove a pending or waiting job; False (nothing changed) for one in any other
+        state."""
+        job = self.jobs.get(job_id)
+        return job is not None and job.state in (PENDING, WAITING) and self.delete(job_id)
+
     def delete_dead(self, job_id: str) -> bool:
         """Remove a dead job; False (nothing changed) for one in any other state."""
         job = self.jobs.get(job_id)

@@ -19,11 +19,11 @@ from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.application.registry import JobRegistry
 from foundry.application.schedules.scheduler import Scheduler
-from foundry.domain import Batch, Callback, Dead, ErrorInfo, Job, Progress
+from foundry.domain import Batch, Callback, Dead, ErrorInfo, Job, JobState, Progress
 from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
 from foundry.entrypoints.dashboard.history import Sampler
 from foundry.entrypoints.dashboard.security import GuardConfig
-from foundry.ports import ClaimRequest, ScheduleEntry, WorkerInfo
+from foundry.ports import ClaimRequest, JobRecord, ScheduleEntry, WorkerInfo
 from tests.backends import RequeuedOnRead
 
 BASE = "http://127.0.0.1:8080"
@@ -579,6 +579,32 @@ def test_the_job_page_delete_leaves_a_job_that_died_since_the_page_was_drawn(
     assert answer.status_code == 409
     assert "is dead now" in answer.text
     assert dash.queue.stats("default").dead == 1
+
+
+class BuriedOnRead(MemoryQueue):
+    """A memory queue where a worker runs each ready job and buries it right after the job
+    is read: the moment between an admin tool's look at a job and its action on it."""
+
+    def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
+        """The record as it was; the job is dead when this returns."""
+        record = super().get(job_id, queue)
+        if record is not None and record.state is JobState.READY:
+            [lease] = self.claim(ClaimRequest([record.job.queue], lease=30 * S))
+            self.fail(lease, ErrorInfo("builtins.ValueError", "it broke"), Dead("gave up"))
+        return record
+
+
+def test_the_job_page_delete_never_removes_a_job_that_died_while_it_was_being_deleted() -> None:
+    dash = Dash(make_queue=BuriedOnRead)
+    dash.queue.enqueue(Job("a", id="j1"))
+
+    form = {"csrf_token": dash.csrf, "queue": "default", "back": "/queues/default"}
+    answer = dash.client.post("/jobs/j1/delete", data=form, follow_redirects=False)
+    dash.client.close()
+
+    after = dash.queue.stats("default")
+    assert after.dead == after.failed  # a job buried behind the page's back stays a letter
+    assert answer.status_code == (409 if after.failed else 303)
 
 
 def test_an_unknown_api_path_or_method_answers_json_naming_it(dash: Dash) -> None:

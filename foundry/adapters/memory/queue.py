@@ -257,6 +257,11 @@ class MemoryQueue:
         """False if unknown, running or completed."""
         return self._admin.delete(given_queue(queue), given_id(job_id))
 
+    def delete_pending(self, queue: str, job_id: str) -> bool:
+        """Under the store's lock."""
+        pending = (JobState.READY, JobState.DELAYED, JobState.WAITING)
+        return self._admin.delete(given_queue(queue), given_id(job_id), pending)
+
     def delete_dead(self, queue: str, job_id: str) -> bool:
         """Under the store's lock."""
         return self._admin.delete(given_queue(queue), given_id(job_id), (JobState.DEAD,))

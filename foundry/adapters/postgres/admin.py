@@ -197,6 +197,10 @@ class PostgresAdmin:
         """Remove a pending or dead job; False if unknown, running or ended otherwise."""
         return self._drop(queue, ["ready", "delayed", "waiting", "dead"], job_id) > 0
 
+    def delete_pending(self, queue: str, job_id: str) -> bool:
+        """Remove a pending job, only if it is one when the statement runs."""
+        return self._drop(queue, ["ready", "delayed", "waiting"], job_id) > 0
+
     def delete_dead(self, queue: str, job_id: str) -> bool:
         """Remove a dead letter, only if it is one when the statement runs."""
         return self._drop(queue, ["dead"], job_id) > 0

@@ -322,6 +322,10 @@ class PostgresQueue:
         """See ``QueuePort.delete``."""
         return self._admin.delete(given_queue(queue), given_id(job_id))
 
+    def delete_pending(self, queue: str, job_id: str) -> bool:
+        """See ``QueuePort.delete_pending``: one statement."""
+        return self._admin.delete_pending(given_queue(queue), given_id(job_id))
+
     def delete_dead(self, queue: str, job_id: str) -> bool:
         """See ``QueuePort.delete_dead``: one statement."""
         return self._admin.delete_dead(given_queue(queue), given_id(job_id))

@@ -161,10 +161,10 @@ class RedisAdmin:
             letter = self._run("cancel", self._keys.queue(queue), args)
         return self._records.state_of(letter)
 
-    def delete(self, queue: str, job_id: str, *, dead_only: bool = False) -> bool:
-        """Remove a pending or dead job (not a running or completed one); with ``dead_only``,
-        only a dead one."""
-        args = [self._clock.arg(), job_id, request_id(), "dead" if dead_only else "any"]
+    def delete(self, queue: str, job_id: str, only: str = "any") -> bool:
+        """Remove a pending or dead job (not a running or completed one); ``only``
+        ``"pending"`` or ``"dead"`` narrows it to those."""
+        args = [self._clock.arg(), job_id, request_id(), only]
         with guard("delete", job_id):
             return bool(self._run("delete", self._keys.queue(queue), args))
 

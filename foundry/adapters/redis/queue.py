@@ -279,9 +279,13 @@ class RedisQueue:
         """One function call."""
         return self._admin.delete(given_queue(queue), given_id(job_id))
 
+    def delete_pending(self, queue: str, job_id: str) -> bool:
+        """One function call."""
+        return self._admin.delete(given_queue(queue), given_id(job_id), "pending")
+
     def delete_dead(self, queue: str, job_id: str) -> bool:
         """One function call."""
-        return self._admin.delete(given_queue(queue), given_id(job_id), dead_only=True)
+        return self._admin.delete(given_queue(queue), given_id(job_id), "dead")
 
     def purge(self, queue: str) -> int:
         """500 per function call."""

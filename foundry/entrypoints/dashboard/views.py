@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 #: The dead letters page reads at most this many of each queue's newest letters.
 DEAD_SCAN = 500
 MAX_PAGE = 500
-PENDING = (JobState.READY, JobState.DELAYED, JobState.WAITING)
 
 
 @attrs.frozen
@@ -221,13 +220,16 @@ class Views:
         """Delete one job the page showed pending; ``Changed`` if it has started or ended
         since (a dead letter is not deleted by a button that said "pending")."""
         name, one = queue_name(raw_queue), job_id(raw_id)
-        record = self.queue.get(one, name)
-        if record is not None and record.state not in PENDING:
+        if self.queue.delete_pending(name, one):  # checked and deleted in one step
+            self.sampler.invalidate()
+            return True
+        record = self.queue.get(one, name)  # only to say why nothing was deleted
+        if record is not None:
             raise Changed(
                 f"job {one} is {record.state.value} now (it was pending when the page was "
                 "drawn), so it was left as it is; reload the page"
             )
-        return self.delete(name, one)
+        return False
 
     def delete(self, raw_queue: str, raw_id: str) -> bool:
         """Delete one pending or dead job."""

@@ -1,14 +1,15 @@
--- delete: remove one pending (ready, delayed or waiting) or dead job, or with `dead` only a
--- dead one; the jobs waiting for it go dead (or run, as each asked).
+-- delete: remove one pending (ready, delayed or waiting) or dead job, or with `pending` or
+-- `dead` only one in that state; the jobs waiting for it go dead (or run, as each asked).
 -- KEYS  the queue's keys
--- ARGV  now, id, request id, `any` or `dead`
--- Reply 1 if removed, 0 if there is no such job or it is running or completed (or, with
---       `dead`, in any state but dead)
+-- ARGV  now, id, request id, `any`, `pending` or `dead`
+-- Reply 1 if removed, 0 if there is no such job or it is running or completed (or not in the
+--       state named)
 -- Keeps Q1 (only an admin delete removes a pending job, and `dead` never does: a dead letter
--- requeued since the admin saw it stays), Q8 (a re-send gets the first reply)
-local now, id = now_ms(ARGV[1]), ARGV[2]
+-- requeued since the admin saw it stays; nor does `pending` remove a dead letter the admin
+-- has not seen), Q8 (a re-send gets the first reply)
+local now, id, only = now_ms(ARGV[1]), ARGV[2], ARGV[4]
 return counted(ARGV[3], function()
-  if ARGV[4] == "dead" then
+  if only == "dead" then
     if not redis.call("ZSCORE", DEAD, id) then
       return 0
     end
@@ -21,7 +22,7 @@ return counted(ARGV[3], function()
     and redis.call("HEXISTS", JOBS, id) == 1
   local pending = ranked or listed or redis.call("ZSCORE", DELAYED, id)
     or redis.call("HEXISTS", BASE .. "deps", id) == 1
-  if not (pending or redis.call("ZSCORE", DEAD, id)) then
+  if not (pending or (only ~= "pending" and redis.call("ZSCORE", DEAD, id))) then
     return 0
   end
   if listed then
