@@ -315,6 +315,13 @@ def test_retry_requeues_dead_letters_by_id_or_all_and_refuses_bad_bodies(dash: D
     assert all(answer.json()["error"] for answer in refusals)
 
 
+def test_a_retry_naming_neither_ids_nor_all_says_both_ways(dash: Dash) -> None:
+    answer = dash.post("/api/dead/retry", {"queue": "default"})
+
+    assert answer.status_code == 400
+    assert answer.json()["error"] == 'give "job_ids": [ids...] or "all": true'
+
+
 def test_forget_and_purge_remove_dead_letters(dash: Dash) -> None:
     for n in range(3):
         dash.queue.enqueue(Job("a", id=f"d{n}"))

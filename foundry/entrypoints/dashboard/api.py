@@ -199,6 +199,8 @@ def _retry(views: Views, body: Body, _: Params) -> Any:
     every = body.get("all", False)
     if not isinstance(every, bool):
         raise BadInput('"all" must be true or false')
+    if not every and body.get("job_ids") is None:
+        raise BadInput('give "job_ids": [ids...] or "all": true')
     ids = _ids(body, required=not every)
     if every and ids is not None:
         raise BadInput('give "job_ids" or "all": true, not both')
