@@ -552,3 +552,15 @@ def test_the_demo_s_help_says_what_the_readme_says_picks_its_backend() -> None:
 
     assert "REDIS_URL" in result.stdout
     assert "postgres" in result.stdout
+
+
+def test_resuming_a_queue_that_never_held_a_job_is_refused_naming_the_known_ones() -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    queue.enqueue(Job("a", queue="mail"))
+
+    result = invoke(container_for(queue, clock), "queue", "resume", "mial")
+
+    assert result.exit_code == 1, result.output
+    assert "queue 'mial' has never held a job (known: mail)" in result.stderr
+    assert queue.queues() == ["mail"]

@@ -355,6 +355,18 @@ def test_the_page_of_a_queue_that_never_held_a_job_says_so_naming_the_known_ones
     assert "never held a job" not in paused.text
 
 
+def test_resuming_a_queue_that_never_held_a_job_is_not_found_naming_the_known_ones(
+    dash: Dash,
+) -> None:
+    dash.queue.enqueue(Job("a", queue="email"))
+
+    answer = dash.post("/api/queues/emial/resume")
+
+    assert answer.status_code == 404
+    assert "queue 'emial' has never held a job (known: email)" in answer.json()["error"]
+    assert dash.queue.queues() == ["email"]
+
+
 def test_forget_never_deletes_a_letter_requeued_while_it_was_being_forgotten() -> None:
     dash = Dash(make_queue=RequeuedOnRead)
     for n in range(2):

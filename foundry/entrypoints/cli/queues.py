@@ -37,7 +37,8 @@ def pause(ctx: click.Context, name: str, create: bool) -> None:
 def resume(ctx: click.Context, name: str) -> None:
     """Let workers take jobs of queue NAME again."""
     common.require_shared_queue(ctx, "resume")
-    common.queue(ctx).resume(validate_queue_name(name))
+    common.require_known_queue(ctx, name)  # a typo would resume nothing and say it did
+    common.queue(ctx).resume(name)
     click.echo(f"resumed {name}")
 
 

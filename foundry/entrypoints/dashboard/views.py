@@ -159,10 +159,13 @@ class Views:
 
     def pause(self, raw_queue: str, paused: bool, *, create: bool = False) -> None:
         """Pause or resume a queue. Pausing one that never held a job (a typo, most likely)
-        is ``NotFound`` unless ``create`` (to pause it ahead of its first job)."""
+        is ``NotFound`` unless ``create`` (to pause it ahead of its first job); resuming one
+        is ``NotFound``."""
         name = queue_name(raw_queue)
         if paused and not create:
             self._known(name)
+        elif not paused and (unknown := self.unknown(name)) is not None:
+            raise NotFound(f"{unknown}; check the name")
         if paused:
             self.queue.pause(name)
         else:
