@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
 import struct
 import sys
@@ -142,6 +143,12 @@ def garbles_its_pipe() -> int:
     return 1
 
 
+@registry.job(name="takes_the_alarm")
+def takes_the_alarm() -> None:
+    """Installs a SIGALRM handler of its own, as an alarm-based timeout library does."""
+    signal.signal(signal.SIGALRM, lambda *_: None)
+
+
 @registry.job(name="exits", retry=ONCE)
 def exits(code: int) -> None:
     sys.exit(code)
@@ -240,6 +247,19 @@ def test_a_soft_time_limit_raises_inside_the_handler(
     record = queue.get(job_id)
     assert record is not None
     assert record.state is JobState.DEAD
+    assert record.errors[0].type == "foundry.application.errors.SoftTimeLimitExceeded"
+
+
+def test_a_soft_time_limit_holds_after_an_earlier_handler_took_sigalrm_on_that_child(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    dispatcher.dispatch("takes_the_alarm")
+    job_id = dispatcher.dispatch("slow", {"seconds": 10})
+
+    run(queue, concurrency=1)
+
+    record = queue.get(job_id)
+    assert record is not None
     assert record.errors[0].type == "foundry.application.errors.SoftTimeLimitExceeded"
 
 
