@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 import redis
@@ -93,6 +94,34 @@ def test_writes_follow_a_manual_failover_while_the_old_master_still_takes_them()
     assert stored
     assert cached == 2
     assert value_on_new_master
+
+
+def test_sentinels_that_stop_answering_hold_calls_up_once_not_every_second(
+    redis_sentinel: SentinelGroup,
+) -> None:
+    proxies = [FaultProxy(sentinel.port).start() for sentinel in redis_sentinel.sentinels]
+    hosts = ",".join(f"127.0.0.1:{proxy.port}" for proxy in proxies)
+    timeout = timedelta(seconds=0.3)  # each silent sentinel holds an ask up this long
+    client = connect(
+        RedisSettings(url=f"redis+sentinel://{hosts}/foundry-test/0", socket_timeout=timeout)
+    )
+    queue = RedisQueue(client, prefix=unique_prefix("q"))
+    try:
+        queue.enqueue(foundry.Job("first"))
+        for proxy in proxies:
+            proxy.drop_replies = True  # the master answers; the sentinels, no longer
+
+        held_up, calls, give_up = 0, 0, time.monotonic() + 3
+        while time.monotonic() < give_up:
+            started = time.monotonic()
+            queue.enqueue(foundry.Job("task"))
+            held_up += time.monotonic() - started > 0.5
+            calls += 1
+    finally:
+        for proxy in proxies:
+            proxy.close()
+
+    assert held_up == 1, (held_up, calls)  # the first ask after the silence, then rarely
 
 
 def test_the_asyncio_producer_follows_a_manual_failover() -> None:

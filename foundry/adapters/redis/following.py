@@ -15,6 +15,16 @@ from redis.sentinel import SentinelConnectionPool
 
 #: How often (seconds) a client in use asks the sentinels where the master is.
 FOLLOW_S = 1.0
+#: An ask that took this long waits this many times as long before the next, so sentinels
+#: that answer slowly (or not at all, each until its timeout) hold up a client's calls for at
+#: most a twentieth of its time.
+_SLOWNESS = 20
+
+
+def next_ask(started: float, follow_s: float) -> float:
+    """When (monotonic s) to ask the sentinels again, after an ask that ``started`` then."""
+    now = time.monotonic()
+    return now + max(follow_s, _SLOWNESS * (now - started))
 
 
 class FollowingPool(SentinelConnectionPool):
@@ -29,7 +39,7 @@ class FollowingPool(SentinelConnectionPool):
     """
 
     follow_s = FOLLOW_S
-    _asked = -math.inf
+    _next_ask = -math.inf
 
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         """A connection of the pool, after asking the sentinels if it is time to."""
@@ -37,14 +47,15 @@ class FollowingPool(SentinelConnectionPool):
         return super().get_connection(*args, **kwargs)
 
     def master_address_now(self) -> Any:
-        """The master's address, asked of the sentinels if ``follow_s`` passed since they last
-        were (a change drops the idle connections); ``None`` if none ever answered."""
-        now = time.monotonic()
-        if now - self._asked >= self.follow_s:
-            self._asked = now
+        """The master's address, asked of the sentinels if it is time to (``follow_s`` after
+        they last were, or longer after a slow answer; a change drops the idle connections);
+        ``None`` if none ever answered."""
+        started = time.monotonic()
+        if started >= self._next_ask:
             # No sentinel answered: the connection's own errors tell, if it has any.
             with suppress(redis.ConnectionError, redis.TimeoutError):
                 self.get_master_address()  # type: ignore[no-untyped-call]
+            self._next_ask = next_ask(started, self.follow_s)
         return self.master_address
 
     def left_behind(self, connection: Any) -> bool:

@@ -34,7 +34,7 @@ from redis.connection import parse_url
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from foundry.adapters.redis.errors import SentinelRefused, refusal
-from foundry.adapters.redis.following import FOLLOW_S, FollowingPool
+from foundry.adapters.redis.following import FOLLOW_S, FollowingPool, next_ask
 from foundry.adapters.redis.url_hosts import SENTINEL_SCHEMES, host_list, unquoted
 
 SCHEMES = SENTINEL_SCHEMES
@@ -139,7 +139,7 @@ class AsyncFollowingPool(AsyncSentinelPool):
     """``FollowingPool`` for ``redis.asyncio`` clients."""
 
     follow_s = FOLLOW_S
-    _asked = -math.inf
+    _next_ask = -math.inf
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         """A connection of the pool, after asking the sentinels if it is time to."""
@@ -148,11 +148,11 @@ class AsyncFollowingPool(AsyncSentinelPool):
 
     async def master_address_now(self) -> Any:
         """``FollowingPool.master_address_now``, awaited."""
-        now = time.monotonic()
-        if now - self._asked >= self.follow_s:
-            self._asked = now
+        started = time.monotonic()
+        if started >= self._next_ask:
             with suppress(redis.ConnectionError, redis.TimeoutError):
                 await self.get_master_address()  # type: ignore[no-untyped-call]
+            self._next_ask = next_ask(started, self.follow_s)
         return self.master_address
 
     async def left_behind(self, connection: Any) -> bool:
