@@ -73,3 +73,38 @@ def test_each_command_the_pages_show_exists_with_its_options(page: str, line: st
     )
 
     assert [problem for words in variants for problem in _problems(words)] == [], f"{page}: {line}"
+
+
+def _command(words: list[str]) -> click.Command:
+    context = click.Context(cli)
+    command: click.Command = cli
+    while isinstance(command, click.Group) and words and not words[0].startswith("-"):
+        found = command.get_command(context, words[0])
+        assert found is not None, words[0]
+        command, words = found, words[1:]
+    return command
+
+
+#: ``[--port 8080]`` in a usage line: an option shown with its default (``[--limit N]``, a
+#: placeholder, shows none).
+_SHOWN_DEFAULT = re.compile(r"\[(--[\w-]+) ([^\]\sA-Z]+)\]")
+DEFAULTS = [
+    (line, option, value) for _, line in COMMANDS for option, value in _SHOWN_DEFAULT.findall(line)
+]
+
+
+def test_the_pages_show_some_defaults() -> None:
+    assert len(DEFAULTS) >= 5
+
+
+@pytest.mark.parametrize(
+    ("line", "option", "shown"), DEFAULTS, ids=[f"{o} {v}" for _, o, v in DEFAULTS]
+)
+def test_each_default_a_usage_line_shows_is_the_option_s(
+    line: str, option: str, shown: str
+) -> None:
+    command = _command(line.split())
+    (param,) = [param for param in command.params if option in param.opts]
+
+    default = param.default
+    assert (float(shown) if isinstance(default, int | float) else shown) == default, line
