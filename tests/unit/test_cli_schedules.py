@@ -291,3 +291,16 @@ def test_resume_leaves_the_schedule_running_whatever_a_listing_showed_a_moment_b
     assert result.exit_code == 0, result.output
     states = {state.name: state.paused for state in MemoryQueue.schedule_states(queue)}
     assert states["every-second"] is False
+
+
+def test_list_without_the_app_shows_the_stored_schedules_as_the_dashboard_does() -> None:
+    queue, clock = started()
+    queue.pause_schedule(QUEUE, "daily-report")
+
+    result = invoke(container_for(queue, clock), "schedules", "list")
+
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
+    assert "paused" in rows["daily-report"]
+    assert "active" in rows["every-second"]
+    assert "orphaned" not in result.stdout

@@ -84,12 +84,18 @@ def _status(state: ScheduleState | None, declared: bool, now: datetime) -> str:
 
 
 @schedules_group.command("list")
-@_APP
+@click.option(
+    "--app",
+    envvar="FOUNDRY_APP",
+    default=None,
+    help="The handlers and schedules, as module:registry (env FOUNDRY_APP); without it, "
+    "the stored schedules only, as the backend keeps them.",
+)
 @click.pass_context
-def list_schedules(ctx: click.Context, app: str) -> None:
+def list_schedules(ctx: click.Context, app: str | None) -> None:
     """Every schedule by name and queue: expression, zone, next 3 fire times (UTC), last tick,
-    its job's state."""
-    registry = _registry(ctx, app)
+    its job's state (without --app: what the backend stores, next tick only)."""
+    registry = _registry(ctx, app) if app else None
     if common.private_memory_queue(ctx):
         common.stderr().print(
             "note: QUEUE_DRIVER is memory, so no scheduler's state is stored where this process "
@@ -98,12 +104,13 @@ def list_schedules(ctx: click.Context, app: str) -> None:
     backend = common.schedules(ctx)
     now, stored = backend.poll((), 0).now, backend.schedule_states()
     states = {(state.name, state.queue): state for state in stored}
-    declared = {(schedule.name, schedule.queue): schedule for schedule in registry.schedules()}
+    declared = {(s.name, s.queue): s for s in (registry.schedules() if registry else ())}
     if not states and not declared:
         common.stdout().print("no schedules: declare one with @registry.periodic(cron=...)")
         return
     table = Table(title="Schedules")
-    columns = ("name", "queue", "expression", "zone", "next 3 (UTC)", "last tick", "last job")
+    upcoming = "next 3 (UTC)" if registry else "next (UTC)"
+    columns = ("name", "queue", "expression", "zone", upcoming, "last tick", "last job")
     for column in (*columns, "state"):
         table.add_column(column, overflow="fold")
     port = common.queue(ctx)
@@ -114,15 +121,17 @@ def list_schedules(ctx: click.Context, app: str) -> None:
             record = port.get(state.last_job_id, state.queue)
             job = record.state.value if record is not None else "gone"
         expression, zone = _expression(schedule, state)
+        stored_next = _when(state.next_at if state else None)
+        ticks = _next_three(schedule, state) if registry else stored_next
         table.add_row(
             common.escape(key[0]),
             common.escape(key[1]),
             common.escape(expression),
             zone,
-            _next_three(schedule, state),
+            ticks,
             _when(state.last_tick if state else None),
             job,
-            _status(state, schedule is not None, now),
+            _status(state, schedule is not None or registry is None, now),
         )
     common.stdout().print(table)
 
