@@ -21,6 +21,16 @@ def given_queue(value: str) -> str:
     )
 
 
+def given_name(value: str) -> str:
+    """``value`` if it is a string (a schedule's name); otherwise a ``TypeError``."""
+    if isinstance(value, str):
+        return value
+    raise TypeError(
+        f"expected a schedule name string, got {value!r} ({type(value).__name__}); "
+        "pass the name it was declared with"
+    )
+
+
 def given_optional_queue(value: str | None) -> str | None:
     """``None`` (every queue) or ``given_queue(value)``."""
     return None if value is None else given_queue(value)

@@ -38,7 +38,8 @@ class BatchPort(Protocol):
     * B5 Waiting for a batch: a job whose ``after`` names a batch id waits for the batch's
       end, which counts as its completion when ``then`` fired, else as a failure.
 
-    Backend failures raise ``QueueUnavailable``.
+    Backend failures raise ``QueueUnavailable``; a batch id or queue name that is not a string
+    raises ``TypeError`` naming what to pass, before the backend is asked.
     """
 
     def enqueue_batches(self, items: Sequence[Job | Batch]) -> None:

@@ -24,7 +24,8 @@ class SchedulePort(Protocol):
     * Time is the backend's (``poll().now``: Redis ``TIME``, or the memory queue's clock).
     * A paused or orphaned schedule is never due.
 
-    Backend failures raise ``QueueUnavailable``.
+    Backend failures raise ``QueueUnavailable``; a queue or schedule name that is not a string
+    raises ``TypeError`` naming what to pass, before the backend is asked.
     """
 
     def sync_schedules(self, entries: Sequence[ScheduleEntry], *, redefine: bool) -> None:

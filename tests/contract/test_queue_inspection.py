@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -73,6 +73,7 @@ def test_an_id_that_is_not_a_string_is_a_type_error_not_an_outage(queue: Queue) 
     assert state_of(queue, "j1") is JobState.READY
 
 
+LATER = datetime(2030, 1, 1, tzinfo=UTC)
 #: Admin and inspection calls given a value of the wrong type, and what the error names.
 WRONG_TYPES: list[tuple[str, tuple[object, ...], str]] = [
     ("delete", ("default", ["j1"]), "expected the id string"),
@@ -93,6 +94,18 @@ WRONG_TYPES: list[tuple[str, tuple[object, ...], str]] = [
     ("wait", (["j1"], timedelta(0)), "expected the id string"),
     ("get", ("j1", ["default"]), "expected a queue name string"),
     ("cancel", ("j1", 5), "expected a queue name string"),
+    ("pause_schedule", (5, "nightly"), "expected a queue name string"),
+    ("pause_schedule", ("default", ["nightly"]), "expected a schedule name string"),
+    (
+        "resume_schedule",
+        ("default", 5, datetime(2030, 1, 1, tzinfo=UTC)),
+        "expected a schedule name string",
+    ),
+    ("forget_schedule", (None, "nightly"), "expected a queue name string"),
+    ("batch", (["b1"],), "expected the id string that batch returned"),
+    ("batch", ("b1", 5), "expected a queue name string"),
+    ("cancel_batch", (5,), "expected the id string that batch returned"),
+    ("batches", (5,), "expected a queue name string"),
 ]
 
 

@@ -33,6 +33,7 @@ from foundry.domain import Decision, ErrorInfo, Job, JobState
 from foundry.domain.batch import Batch
 from foundry.domain.given import (
     given_ids,
+    given_name,
     given_optional_queue,
     given_queue,
     given_queues,
@@ -155,17 +156,19 @@ class MemoryQueue:
 
     def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
         """Every queue is searched when ``queue`` is None."""
-        return self._batches.batch(batch_id, queue)
+        return self._batches.batch(given_id(batch_id, "batch"), given_optional_queue(queue))
 
     def cancel_batch(
         self, batch_id: str, queue: str | None = None, reason: str = "cancelled"
     ) -> BatchRecord | None:
         """See ``BatchPort.cancel_batch``."""
-        return self._batches.cancel_batch(batch_id, queue, reason)
+        return self._batches.cancel_batch(
+            given_id(batch_id, "batch"), given_optional_queue(queue), reason
+        )
 
     def batches(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[BatchRecord]:
         """Newest first."""
-        return self._batches.batches(queue, offset, limit)
+        return self._batches.batches(given_queue(queue), offset, limit)
 
     # -- leases ---------------------------------------------------------------------------------
 
@@ -320,12 +323,12 @@ class MemoryQueue:
 
     def pause_schedule(self, queue: str, name: str) -> bool:
         """See ``SchedulePort.pause_schedule``."""
-        return self._schedules.pause_schedule(queue, name)
+        return self._schedules.pause_schedule(given_queue(queue), given_name(name))
 
     def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool | None:
         """See ``SchedulePort.resume_schedule``."""
-        return self._schedules.resume_schedule(queue, name, next_at)
+        return self._schedules.resume_schedule(given_queue(queue), given_name(name), next_at)
 
     def forget_schedule(self, queue: str, name: str) -> bool:
         """See ``SchedulePort.forget_schedule``."""
-        return self._schedules.forget_schedule(queue, name)
+        return self._schedules.forget_schedule(given_queue(queue), given_name(name))

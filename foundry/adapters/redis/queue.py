@@ -43,6 +43,7 @@ from foundry.adapters.redis.writes import LeaseWrites, applied
 from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError, Decision, ErrorInfo, Job, JobState
 from foundry.domain.given import (
     given_ids,
+    given_name,
     given_optional_queue,
     given_queue,
     given_queues,
@@ -188,17 +189,19 @@ class RedisQueue:
 
     def batch(self, batch_id: str, queue: str | None = None) -> BatchRecord | None:
         """One round trip (plus the server's time), also when every queue is searched."""
-        return self._batches.batch(batch_id, queue)
+        return self._batches.batch(given_id(batch_id, "batch"), given_optional_queue(queue))
 
     def cancel_batch(
         self, batch_id: str, queue: str | None = None, reason: str = "cancelled"
     ) -> BatchRecord | None:
         """The record read, one function call, the record read again."""
-        return self._batches.cancel_batch(batch_id, queue, reason)
+        return self._batches.cancel_batch(
+            given_id(batch_id, "batch"), given_optional_queue(queue), reason
+        )
 
     def batches(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[BatchRecord]:
         """Newest first, a few round trips, no function call."""
-        return self._batches.batches(queue, offset, limit)
+        return self._batches.batches(given_queue(queue), offset, limit)
 
     # -- leases ---------------------------------------------------------------------------------
 
@@ -346,12 +349,12 @@ class RedisQueue:
 
     def pause_schedule(self, queue: str, name: str) -> bool:
         """See ``SchedulePort.pause_schedule``."""
-        return self._schedules.pause_schedule(queue, name)
+        return self._schedules.pause_schedule(given_queue(queue), given_name(name))
 
     def resume_schedule(self, queue: str, name: str, next_at: datetime) -> bool | None:
         """See ``SchedulePort.resume_schedule``."""
-        return self._schedules.resume_schedule(queue, name, next_at)
+        return self._schedules.resume_schedule(given_queue(queue), given_name(name), next_at)
 
     def forget_schedule(self, queue: str, name: str) -> bool:
         """See ``SchedulePort.forget_schedule``."""
-        return self._schedules.forget_schedule(queue, name)
+        return self._schedules.forget_schedule(given_queue(queue), given_name(name))
