@@ -564,3 +564,19 @@ def test_resuming_a_queue_that_never_held_a_job_is_refused_naming_the_known_ones
     assert result.exit_code == 1, result.output
     assert "queue 'mial' has never held a job (known: mail)" in result.stderr
     assert queue.queues() == ["mail"]
+
+
+def test_failed_list_shows_every_queue_s_letters_newest_first_together() -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    for job_id, name in (("old-b", "b"), ("mid-a", "a"), ("new-b", "b")):
+        queue.enqueue(Job("t", id=job_id, queue=name))
+        [lease] = queue.claim(ClaimRequest([name], lease=timedelta(seconds=30)))
+        queue.fail(lease, ErrorInfo("Boom", "broke"), Dead("gave up"))
+        clock.advance(timedelta(seconds=1))
+
+    shown = invoke(container_for(queue, clock), "failed", "list", "--json")
+
+    assert shown.exit_code == 0, shown.output
+    ids = [letter["job"]["id"] for letter in json.loads(shown.stdout)["letters"]]
+    assert ids == ["new-b", "mid-a", "old-b"]

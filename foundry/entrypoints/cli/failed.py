@@ -66,6 +66,7 @@ def list_(
     rows, broken = read_stats(port, names)  # one call; only queues holding letters are read
     holding = [row.queue for row in rows if row.dead]
     letters = [letter for name in holding for letter in port.dead(name, offset=offset, limit=limit)]
+    letters.sort(key=lambda letter: letter.died_at, reverse=True)  # every queue's together
     if as_json:
         _print_json(letters, broken)
     elif not letters:
