@@ -91,5 +91,7 @@ class AdminRules(RuleBasedStateMachine):
     def deleted_jobs_are_gone_and_pauses_show(self) -> None:
         for job_id in sorted(self.model.deleted):
             assert self.queue.get(job_id) is None
+        listed = self.queue.queues()
         for queue in QUEUES:
             assert self.queue.stats(queue).paused == (queue in self.model.paused)
+            assert queue in listed or queue not in self.model.paused  # paused ones are listed
