@@ -186,3 +186,19 @@ def test_a_completion_redis_refuses_for_good_names_the_queue_broken_not_an_outag
     assert "WRONGTYPE" in str(completing.value)
     assert record is not None
     assert record.state is JobState.ACTIVE  # nothing written
+
+
+def test_a_job_is_found_by_id_around_a_queue_whose_data_is_broken(
+    redis_url: str, clock: ManualClock
+) -> None:
+    queue, prefix = _queue(redis_url, clock)
+    queue.enqueue_many([Job("t", id="b1", queue="b"), Job("t", id="c1", queue="c")])
+    redis.Redis.from_url(redis_url).set(f"{prefix}:{{b}}:results", "x")
+
+    found = queue.get("c1")
+    with pytest.raises(QueueBroken, match=r"\{b\}:results is a string") as raised:
+        queue.get("nowhere")
+
+    assert found is not None
+    assert found.job.queue == "c"
+    assert raised.value.queue == "b"  # the job may be in it: not "no such job"

@@ -23,7 +23,7 @@ from foundry.adapters.redis.overview import oldest_ready_ages, stats_many
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import ceil_ms, request_id
 from foundry.adapters.redis.runner import Arg, FunctionRunner, call
-from foundry.domain import JobState
+from foundry.domain import JobState, QueueBroken
 from foundry.ports.inspection import DeadLetter, JobRecord, QueueStats
 
 _BATCH = 500
@@ -54,6 +54,14 @@ class RedisAdmin:
         Shows what a claim would see: a due delayed job as ready, an expired record as gone.
         """
         candidates = [queue] if queue is not None else self.queues()
+        try:
+            return self._find(job_id, candidates)
+        except QueueBroken:
+            if len(candidates) == 1:
+                raise
+        return self._find_around_broken(job_id, candidates)
+
+    def _find(self, job_id: str, candidates: list[str]) -> JobRecord | None:
         searched = [self._keys.queue(name) for name in candidates]
         with guard("get", job_id), refusing_any(self._client, searched):
             pipe = self._client.pipeline(transaction=False)
@@ -61,6 +69,22 @@ class RedisAdmin:
                 call(pipe, *command)
             replies = pipe.execute()
         return found_record(self._clock, self._records, candidates, job_id, replies)
+
+    def _find_around_broken(self, job_id: str, candidates: list[str]) -> JobRecord | None:
+        """Each queue alone (one round trip each), past those whose data is broken; the
+        first of those is raised if the job is in no other (it may be in a broken one)."""
+        broken: QueueBroken | None = None
+        for name in candidates:
+            try:
+                found = self._find(job_id, [name])
+            except QueueBroken as error:
+                broken = broken or error
+                continue
+            if found is not None:
+                return found
+        if broken is not None:
+            raise broken
+        return None
 
     def stats(self, queue: str) -> QueueStats:
         """Sizes (due delayed jobs count as ready) and running totals, in one function call."""
