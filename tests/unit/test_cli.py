@@ -580,3 +580,20 @@ def test_failed_list_shows_every_queue_s_letters_newest_first_together() -> None
     assert shown.exit_code == 0, shown.output
     ids = [letter["job"]["id"] for letter in json.loads(shown.stdout)["letters"]]
     assert ids == ["new-b", "mid-a", "old-b"]
+
+
+def test_failed_list_keeps_the_letters_whose_last_error_type_matches() -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    for job_id, error in (("v", "builtins.ValueError"), ("k", "builtins.KeyError")):
+        queue.enqueue(Job("t", id=job_id))
+        [lease] = queue.claim(ClaimRequest(["default"], lease=timedelta(seconds=30)))
+        queue.fail(lease, ErrorInfo(error, "broke"), Dead("gave up"))
+
+    shown = invoke(container_for(queue, clock), "failed", "list", "--error-type", "valueerror")
+    none = invoke(container_for(queue, clock), "failed", "list", "--error-type", "Timeout")
+
+    assert shown.exit_code == 0, shown.output
+    ids = [line.split("│")[1].strip() for line in shown.stdout.splitlines() if "│" in line]
+    assert ids == ["v"]
+    assert "no dead letters in any queue whose last error type contains 'Timeout'" in none.stdout

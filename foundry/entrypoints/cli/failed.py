@@ -53,11 +53,23 @@ def failed() -> None:
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0, help="Per queue.")
 @click.option(
+    "--error-type",
+    default=None,
+    help="Only letters whose last error's type contains this (case-insensitive: valueerror "
+    "matches builtins.ValueError), as the dashboard's filter.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print JSON, as the dashboard's API gives it."
 )
 @click.pass_context
 def list_(
-    ctx: click.Context, queue_name: str | None, limit: int, offset: int, as_json: bool
+    ctx: click.Context,
+    *,
+    queue_name: str | None,
+    limit: int,
+    offset: int,
+    error_type: str | None,
+    as_json: bool,
 ) -> None:
     """List dead letters (of one queue, or of each queue), newest first."""
     common.note_private_queue(ctx)
@@ -67,14 +79,21 @@ def list_(
     holding = [row.queue for row in rows if row.dead]
     letters = [letter for name in holding for letter in port.dead(name, offset=offset, limit=limit)]
     letters.sort(key=lambda letter: letter.died_at, reverse=True)  # every queue's together
+    if error_type:
+        letters = [letter for letter in letters if _last_type_has(letter, error_type)]
     if as_json:
         _print_json(letters, broken)
     elif not letters:
-        click.echo(f"no dead letters in {queue_name or 'any queue'}")
+        matching = f" whose last error type contains {error_type!r}" if error_type else ""
+        click.echo(f"no dead letters in {queue_name or 'any queue'}{matching}")
     else:
         common.stdout().print(letters_table(letters))
     if broken:
         common.abort("; ".join(common.escape(str(error)) for error in broken))
+
+
+def _last_type_has(letter: DeadLetter, wanted: str) -> bool:
+    return bool(letter.errors) and wanted.strip().lower() in letter.errors[-1].type.lower()
 
 
 def _print_json(letters: list[DeadLetter], broken: list[QueueBroken]) -> None:
