@@ -24,7 +24,7 @@ from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
 from foundry.entrypoints.dashboard.history import Sampler
 from foundry.entrypoints.dashboard.security import GuardConfig
 from foundry.ports import ClaimRequest, JobRecord, ScheduleEntry, WorkerInfo
-from tests.backends import RequeuedOnRead
+from tests.backends import RequeuedOnRead, state_of
 
 BASE = "http://127.0.0.1:8080"
 S = timedelta(seconds=1)
@@ -365,6 +365,41 @@ def test_resuming_a_queue_that_never_held_a_job_is_not_found_naming_the_known_on
     assert answer.status_code == 404
     assert "queue 'emial' has never held a job (known: email)" in answer.json()["error"]
     assert dash.queue.queues() == ["email"]
+
+
+def test_cancel_stops_a_pending_or_running_job_and_says_what_became_of_it(dash: Dash) -> None:
+    dash.queue.enqueue_many([Job("a", id="runs"), Job("a", id="waits")])
+    [lease] = dash.queue.claim(ClaimRequest(["default"], lease=30 * S))
+
+    pending = dash.post("/api/jobs/waits/cancel", {"reason": "not needed"})
+    running = dash.post("/api/jobs/runs/cancel", {"queue": "default"})
+    unknown = dash.post("/api/jobs/nope/cancel", {})
+    bad = dash.post("/api/jobs/waits/cancel", {"reason": 5})
+
+    assert pending.json() == {"job_id": "waits", "state": "cancelled"}
+    assert running.json() == {"job_id": "runs", "state": "active"}
+    assert unknown.status_code == 404
+    assert bad.status_code == 400
+    record = dash.queue.get("waits")
+    assert record is not None
+    assert record.reason == "not needed"
+    [renewed] = dash.queue.renew([lease], 30 * S)
+    assert renewed is not None
+    assert renewed.stop == "cancelled from the dashboard"
+
+
+def test_the_job_page_offers_cancel_for_pending_and_running_jobs(dash: Dash) -> None:
+    dash.queue.enqueue_many([Job("a", id="runs"), Job("a", id="waits")])
+    dash.queue.claim(ClaimRequest(["default"], lease=30 * S))
+
+    drawn = {job_id: dash.client.get(f"/jobs/{job_id}").text for job_id in ("runs", "waits")}
+    form = {"csrf_token": dash.csrf, "queue": "default", "back": "/jobs/waits"}
+    answer = dash.client.post("/jobs/waits/cancel", data=form, follow_redirects=False)
+
+    assert all('action="/jobs/' + job_id + '/cancel"' in drawn[job_id] for job_id in drawn)
+    assert answer.status_code == 303
+    assert "job+waits+is+cancelled" in answer.headers["location"]
+    assert state_of(dash.queue, "waits") is JobState.CANCELLED
 
 
 def test_forget_never_deletes_a_letter_requeued_while_it_was_being_forgotten() -> None:

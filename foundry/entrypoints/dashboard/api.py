@@ -177,6 +177,19 @@ def _delete(views: Views, body: Body, path: Params) -> Any:
     return {"deleted": True}
 
 
+def _cancel(views: Views, body: Body, path: Params) -> Any:
+    queue = body.get("queue")
+    reason = body.get("reason", "cancelled from the dashboard")
+    if queue is not None and not isinstance(queue, str):
+        raise BadInput('"queue" must be a string, like {"queue": "default"}, or left out')
+    if not isinstance(reason, str):
+        raise BadInput('"reason" must be a string')
+    state = views.cancel(path["job_id"], queue, reason[:200])
+    if state is None:
+        raise NotFound(f"no job {path['job_id']!r} to cancel")
+    return {"job_id": path["job_id"], "state": state.value}
+
+
 def _dead(views: Views, query: Params, _: Params) -> Any:
     page = views.dead(
         query.get("queue") or None,
@@ -296,6 +309,7 @@ ROUTES = [
     Route("/api/workers", _get(_workers)),
     Route("/api/jobs/{job_id}", _get(_job)),
     Route("/api/jobs/{job_id}/delete", _post(_delete), methods=["POST"]),
+    Route("/api/jobs/{job_id}/cancel", _post(_cancel), methods=["POST"]),
     Route("/api/dead", _get(_dead)),
     Route("/api/dead/retry", _post(_retry), methods=["POST"]),
     Route("/api/dead/forget", _post(_forget), methods=["POST"]),

@@ -18,8 +18,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from foundry.domain import JobState
 from foundry.entrypoints.dashboard import charts
-from foundry.entrypoints.dashboard.errors import NotFound, status_and_message
+from foundry.entrypoints.dashboard.errors import Changed, NotFound, status_and_message
 from foundry.entrypoints.dashboard.history import MinutePoint
 from foundry.entrypoints.dashboard.schedule_views import ScheduleViews
 from foundry.entrypoints.dashboard.values import LISTED, BadInput, bounded
@@ -274,6 +275,18 @@ def _delete(views: Views, request: Request, form: Form) -> str:
     return f"deleted job {job_id}"
 
 
+def _cancel(views: Views, request: Request, form: Form) -> str:
+    job_id = request.path_params["job_id"]
+    state = views.cancel(job_id, _field(form, "queue") or None, "cancelled from the dashboard")
+    if state is None:
+        raise NotFound(f"no job {job_id!r} to cancel")
+    if state is JobState.ACTIVE:
+        return f"job {job_id} is running; its worker was asked to stop it"
+    if state is not JobState.CANCELLED:
+        raise Changed(f"job {job_id} has already ended ({state.value}); nothing to cancel")
+    return f"job {job_id} is cancelled"
+
+
 def _cancel_batch(views: Views, request: Request, form: Form) -> str:
     batch_id = request.path_params["batch_id"]
     record = views.batches.cancel(
@@ -309,6 +322,7 @@ ROUTES = [
     Route("/jobs", _lookup),
     Route("/jobs/{job_id}", _page(_job_page)),
     Route("/jobs/{job_id}/delete", _action(_delete), methods=["POST"]),
+    Route("/jobs/{job_id}/cancel", _action(_cancel), methods=["POST"]),
     Route("/dead", _page(_dead_page)),
     Route("/dead/retry", _action(_retry), methods=["POST"]),
     Route("/dead/forget", _action(_forget), methods=["POST"]),

@@ -234,6 +234,13 @@ class Views:
             )
         return False
 
+    def cancel(self, raw_id: str, raw_queue: str | None, reason: str) -> JobState | None:
+        """Cancel a job (see ``QueuePort.cancel``): its state after, ``None`` if unknown."""
+        where = queue_name(raw_queue) if raw_queue else None
+        state = self.queue.cancel(job_id(raw_id), where, reason)
+        self.sampler.invalidate()
+        return state
+
     def delete(self, raw_queue: str, raw_id: str) -> bool:
         """Delete one pending or dead job."""
         deleted = self.queue.delete(queue_name(raw_queue), job_id(raw_id))
