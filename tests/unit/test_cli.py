@@ -597,3 +597,19 @@ def test_failed_list_keeps_the_letters_whose_last_error_type_matches() -> None:
     ids = [line.split("│")[1].strip() for line in shown.stdout.splitlines() if "│" in line]
     assert ids == ["v"]
     assert "no dead letters in any queue whose last error type contains 'Timeout'" in none.stdout
+
+
+def test_enqueue_into_a_paused_queue_says_the_job_waits_for_a_resume() -> None:
+    clock = ManualClock()
+    queue = MemoryQueue(clock)
+    queue.pause("mail")
+    box = container_for(queue, clock)
+
+    paused = invoke(box, "enqueue", "send", "--queue", "mail")
+    running = invoke(box, "enqueue", "send", "--queue", "other")
+
+    assert paused.exit_code == 0, paused.output
+    assert "note: queue mail is paused" in paused.stderr
+    assert "`foundry queue resume mail`" in paused.stderr
+    assert "paused" not in running.stderr
+    assert queue.stats("mail").ready == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from foundry.domain import (
     MAX_DELAY,
     PRIORITY_MAX,
     PRIORITY_MIN,
+    FoundryError,
     Job,
     QueueUnavailable,
     RunAfter,
@@ -112,3 +114,16 @@ def enqueue(
         click.echo(outcome.existing_id)
         return
     click.echo(outcome.job_id)
+    _note_paused(ctx, job.queue)
+
+
+def _note_paused(ctx: click.Context, queue: str) -> None:
+    """Say on stderr that ``queue`` is paused (the job is stored either way: a failure to
+    read this is not the command's)."""
+    with contextlib.suppress(FoundryError):
+        if common.queue(ctx).stats(queue).paused:
+            common.stderr().print(
+                f"note: queue {queue} is paused, so the job waits until "
+                f"`foundry queue resume {queue}`",
+                soft_wrap=True,
+            )
