@@ -60,7 +60,7 @@ class Durability:
         """Raise ``ReplicasBehind`` unless ``acknowledged`` replicas are enough."""
         if acknowledged < self.replicas:
             raise ReplicasBehind(
-                f"written on the master but held by {acknowledged} of {self.replicas} "
+                f"held by {acknowledged} of {self.replicas} "
                 f"replica(s) after {self.timeout.total_seconds():g} s (REDIS_WAIT_REPLICAS="
                 f"{self.replicas}): it may be lost if the master fails now; sending it again is "
                 "safe. Check the replicas (INFO replication), or lower REDIS_WAIT_REPLICAS"

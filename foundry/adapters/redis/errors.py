@@ -119,7 +119,9 @@ def translated(
             job_id=job_id,
         )
     if isinstance(error, ReplicasBehind):
-        return WriteNotReplicated(f"Redis took {what} but {error}", job_id=job_id)
+        return WriteNotReplicated(
+            f"Redis took {what} on the master, but it is {error}", job_id=job_id
+        )
     return refused(error) or QueueUnavailable(f"Redis refused {what}: {error}", job_id=job_id)
 
 
