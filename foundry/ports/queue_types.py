@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from foundry.domain import InvalidJob, Job, Progress, validate_queue_name
+from foundry.domain.durations import as_duration, shown
 from foundry.domain.exports import lazy_exports
 
 if TYPE_CHECKING:  # re-exported: the ``as`` marks them public for the type checker
@@ -47,13 +48,19 @@ def _queue_names(queues: Sequence[str]) -> tuple[str, ...]:
 
 
 def _positive(_: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:
-    if value <= timedelta(0):
-        raise ValueError(f"{attribute.name} must be a positive timedelta, got {value}")
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise ValueError(
+            f"{attribute.name} must be a positive duration (seconds or a timedelta), "
+            f"got {shown(value)}"
+        )
 
 
 def _not_negative(_: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:
-    if value < timedelta(0):
-        raise ValueError(f"{attribute.name} must not be negative, got {value}")
+    if not isinstance(value, timedelta) or value < timedelta(0):
+        raise ValueError(
+            f"{attribute.name} must be a duration of 0 or more (seconds or a timedelta), "
+            f"got {shown(value)}"
+        )
 
 
 def _at_least_one(_: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -100,9 +107,11 @@ class ClaimRequest:
     """
 
     queues: tuple[str, ...] = attrs.field(converter=_queue_names)
-    lease: timedelta = attrs.field(kw_only=True, validator=_positive)
+    lease: timedelta = attrs.field(kw_only=True, converter=as_duration, validator=_positive)
     limit: int = attrs.field(default=1, kw_only=True, validator=_at_least_one)
-    wait: timedelta = attrs.field(default=timedelta(0), kw_only=True, validator=_not_negative)
+    wait: timedelta = attrs.field(
+        default=timedelta(0), kw_only=True, converter=as_duration, validator=_not_negative
+    )
     claim_token: str | None = attrs.field(default=None, kw_only=True, validator=_claim_token)
     worker: str = attrs.field(default="", kw_only=True)
     ahead: int = attrs.field(default=0, kw_only=True, validator=_not_negative_int)

@@ -42,9 +42,10 @@ def test_a_bad_queue_name_is_refused_naming_the_rule() -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"lease": timedelta(0)}, "lease must be a positive timedelta"),
+        ({"lease": timedelta(0)}, "lease must be a positive duration"),
+        ({"lease": "30"}, r"lease must be a positive duration \(seconds or a timedelta\)"),
         ({"lease": LEASE, "limit": 0}, "limit must be at least 1"),
-        ({"lease": LEASE, "wait": -timedelta(seconds=1)}, "wait must not be negative"),
+        ({"lease": LEASE, "wait": -timedelta(seconds=1)}, "wait must be a duration of 0 or more"),
     ],
 )
 def test_lease_limit_and_wait_are_checked(fields: dict[str, object], message: str) -> None:
@@ -56,3 +57,9 @@ def test_lease_limit_and_wait_are_checked(fields: dict[str, object], message: st
 def test_a_claim_token_outside_the_alphabet_is_invalid(token: str) -> None:
     with pytest.raises(InvalidJob, match="claim_token"):
         ClaimRequest(["default"], lease=LEASE, claim_token=token)
+
+
+def test_lease_and_wait_take_seconds_as_every_duration_foundry_takes() -> None:
+    request = ClaimRequest(["default"], lease=30, wait=0.5)
+
+    assert (request.lease, request.wait) == (timedelta(seconds=30), timedelta(milliseconds=500))
