@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import attrs
 
+from foundry.domain.durations import as_duration, shown
 from foundry.domain.errors import InvalidJob
 from foundry.domain.schedule import MAX_DELAY
 
@@ -39,7 +40,7 @@ class Rate:
     """
 
     count: int = attrs.field()
-    per: timedelta = attrs.field()
+    per: timedelta = attrs.field(converter=as_duration)
 
     @count.validator
     def _count(self, _: attrs.Attribute[int], value: object) -> None:
@@ -49,7 +50,10 @@ class Rate:
     @per.validator
     def _per(self, _: attrs.Attribute[timedelta], value: object) -> None:
         if not isinstance(value, timedelta) or value < _MS:
-            raise InvalidJob("rate_limit", f"period {value!r} must be at least 1 ms")
+            raise InvalidJob(
+                "rate_limit",
+                f"period {shown(value)} must be at least 1 ms (seconds or a timedelta)",
+            )
 
     @classmethod
     def parse(cls, text: str) -> Rate:

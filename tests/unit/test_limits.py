@@ -331,3 +331,8 @@ def test_a_limit_key_alone_for_a_handler_without_a_limit_says_what_is_missing() 
         _dispatcher(registry).dispatch(report, limit_key="nightly")
     with pytest.raises(InvalidJob, match=r"limit_key='nightly'.*concurrency="):
         registry.job(name="other", limit_key="nightly")(lambda: None)
+
+
+def test_a_rate_s_period_takes_seconds_as_every_duration_does() -> None:
+    assert Rate(3, per=1) == Rate(3, per=timedelta(seconds=1))
+    assert Rate(100, per=60) == Rate.parse("100/m")
