@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from foundry.domain.durations import as_duration
 from foundry.domain.errors import InvalidSchedule
 from foundry.domain.job import (
     DEFAULT_QUEUE,
@@ -61,7 +62,7 @@ class CatchUp:
 
     mode: CatchUpMode = attrs.field(default=CatchUpMode.LATEST, converter=CatchUpMode)
     cap: int = attrs.field(default=10)
-    grace: timedelta = attrs.field(default=timedelta(minutes=1))
+    grace: timedelta = attrs.field(default=timedelta(minutes=1), converter=as_duration)
 
     @cap.validator
     def _cap(self, _: attrs.Attribute[int], value: object) -> None:
@@ -71,7 +72,9 @@ class CatchUp:
     @grace.validator
     def _grace(self, _: attrs.Attribute[timedelta], value: object) -> None:
         if not isinstance(value, timedelta) or value < _ZERO:
-            raise ValueError(f"grace must be a timedelta >= 0, got {value!r}")
+            raise ValueError(
+                f"grace must be a duration of 0 or more (seconds or a timedelta), got {value!r}"
+            )
 
     def plan(self, recurrence: Recurrence, due_from: datetime, now: datetime) -> Plan:
         """The ticks to fire, given ``due_from`` (the first tick not fired yet) and ``now``.

@@ -102,3 +102,9 @@ def test_a_plan_is_never_early_never_twice_and_never_beyond_the_cap(
     assert plan.next_at == every.next_after(now)
     if mode is not CatchUpMode.NONE:
         assert plan.fire[-1] == every.latest_at_or_before(now)
+
+
+def test_the_grace_takes_seconds_as_every_duration_does() -> None:
+    assert CatchUp(mode="none", grace=10) == CatchUp(mode="none", grace=timedelta(seconds=10))
+    with pytest.raises(ValueError, match=r"grace must be a duration of 0 or more \(seconds"):
+        CatchUp(grace=-1)
