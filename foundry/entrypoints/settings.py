@@ -161,6 +161,10 @@ def _timeout(value: object) -> None:
         raise ValueError("use a number of seconds greater than 0 and at most 86400")
 
 
+#: How a URL given to ``connect`` says it is a Redis one (``redis+sentinel://`` and the like).
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+", "rediss+")
+
+
 def _configured_redis(settings: Settings) -> Driver:
     return Driver.MEMORY if settings.redis_url is None else Driver.REDIS
 
@@ -291,6 +295,12 @@ class Settings:
             )
         if url == "memory://":
             return attrs.evolve(self, queue_driver=Driver.MEMORY, cache_driver=Driver.MEMORY)
+        if not url.startswith(_REDIS_SCHEMES):
+            given = f"a {url.partition('://')[0]}:// URL" if "://" in url else "no URL scheme"
+            raise ConfigurationError(  # the URL itself is not shown: it may hold a password
+                "connect() takes a Redis URL (redis://, rediss://, unix://, redis+sentinel://, "
+                f"redis+cluster://), a postgresql:// URL or memory://; got {given}"
+            )
         return attrs.evolve(
             self, redis_url=url, queue_driver=Driver.REDIS, cache_driver=Driver.REDIS
         )

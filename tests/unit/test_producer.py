@@ -214,3 +214,15 @@ def test_a_script_that_configured_no_logging_still_sees_where_its_job_went(
 
     assert ran.stderr.count("in-memory queue") == 1  # once: as a warning, or as the log record
     assert ("RuntimeWarning" in ran.stderr) is not logging_configured
+
+
+@pytest.mark.parametrize("url", ["http://app:secret@cache.example:6379/0", "memory", "localhost"])
+def test_connect_refuses_a_url_of_no_backend_naming_the_ones_it_takes(url: str) -> None:
+    with pytest.raises(foundry.ConfigurationError) as refused:
+        foundry.connect(url)
+
+    message = str(refused.value)
+    assert "postgresql://" in message
+    assert "memory://" in message
+    assert "redis://" in message
+    assert "secret" not in message
