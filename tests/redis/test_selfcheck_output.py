@@ -55,7 +55,7 @@ def test_strict_says_in_one_line_what_to_set(redis_url: str) -> None:
 def test_a_least_privilege_user_runs_and_is_told_what_could_not_be_inspected(
     redis_acl_url: str, command: tuple[str, ...]
 ) -> None:
-    env = {"QUEUE_PREFIX": f"foundry:{unique_prefix('acl')}", "CACHE_PREFIX": "foundry_cache:t"}
+    env = {"QUEUE_PREFIX": f"foundry:{unique_prefix('acl')}", "CACHE_PREFIX": "foundry_cache:acl"}
 
     done = _foundry(redis_acl_url, *command, env=env)
 
