@@ -70,6 +70,8 @@ def _table_defaults(page: str) -> dict[str, str]:
 
 
 def _documented_default(value: object) -> str:
+    if isinstance(value, bool):  # as the variable is written: true / false
+        return f"`{str(value).lower()}`"
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
     return f"`{seconds:g}`" if isinstance(seconds, float) else f"`{seconds}`"
 
