@@ -37,7 +37,8 @@ def test_workers_follow_the_promotion_of_a_killed_masters_replica_and_lose_nothi
         rig = make_rig(group.url())
         slot = int(key_slot(QUEUE.encode()))
         queue = rig.queue()
-        workers = [rig.start_worker(lease_s=LEASE_S, concurrency=CONCURRENCY) for _ in range(2)]
+        for _ in range(2):
+            rig.start_worker(lease_s=LEASE_S, concurrency=CONCURRENCY)
         rig.wait_ready()
         probe = ReplicationProbe(rig.ledger, group.owner(slot), f"probe:{{{QUEUE}}}")
         rig.enqueue(queue, [rig.job(ms=rig.rng.randrange(1, 5)) for _ in range(JOBS // 2)])
@@ -48,7 +49,6 @@ def test_workers_follow_the_promotion_of_a_killed_masters_replica_and_lose_nothi
         rig.enqueue(queue, [rig.job(ms=rig.rng.randrange(1, 5)) for _ in range(JOBS - JOBS // 2)])
         killer.join()
         rig.wait_drained(queue, timeout=180)
-        outages = [worker.count("queue unavailable (") for worker in workers]
         # As in F10: a claim the dying master applied and replicated but never answered, and a
         # job held ahead whose lease lapsed during the outage, each leave an attempt with no run.
         # A job held ahead that started just before the kill, its start's report lost with the
@@ -66,8 +66,9 @@ def test_workers_follow_the_promotion_of_a_killed_masters_replica_and_lose_nothi
     events = rig.ledger.events()
     promoted = next(event["t"] for event in events if event.get("promoted"))
     assert any(event["ev"] == "end" and event["t"] > promoted for event in events)
+    # (Whether a worker logs an outage depends on the timing: its calls are sent again under
+    # the cluster client's retry policy, which may outlast the promotion.)
     assert set(codes.values()) == {0}, codes
-    assert any(outages), "the workers saw the master go"
     assert report.acknowledged == JOBS  # the producer sends again until acknowledged
     assert report.completed == JOBS
     assert not report.lost
