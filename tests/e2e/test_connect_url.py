@@ -81,7 +81,9 @@ def test_anything_but_settings_or_a_url_is_refused_naming_both() -> None:
 
 
 def test_a_url_of_no_known_kind_is_refused_naming_the_forms_it_may_take() -> None:
-    with pytest.raises(foundry.ConfigurationError, match="redis://host:port/db") as raised:
+    with pytest.raises(
+        foundry.ConfigurationError, match=r"takes a Redis URL \(redis://.*postgresql://"
+    ) as raised:
         foundry.connect("mysql://app:hunter2@db/app")
 
     assert "hunter2" not in str(raised.value)
