@@ -446,6 +446,8 @@ def test_a_bad_id_or_queue_anywhere_in_a_selection_refuses_it_before_anything_ch
         "/api/queues/q/pause",
         "/api/queues/q/purge",
         "/api/jobs/j1/delete",
+        "/api/jobs/j1/cancel",
+        "/jobs/j1/cancel",
         "/api/dead/retry",
         "/api/dead/forget",
         "/api/dead/purge",
