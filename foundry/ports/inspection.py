@@ -45,7 +45,8 @@ class DeadLetter:
 @attrs.frozen
 class QueueStats:
     """Counts for one queue. ``completed``, ``failed``, ``dead_trimmed`` and ``stale_rejected``
-    are running totals; the others are current sizes."""
+    are running totals; the others are current sizes (``waiting``: jobs waiting for the
+    jobs their ``after`` names)."""
 
     queue: str
     ready: int = 0
@@ -57,6 +58,7 @@ class QueueStats:
     failed: int = 0
     dead_trimmed: int = 0
     stale_rejected: int = 0
+    waiting: int = 0
 
     @property
     def pending(self) -> int:

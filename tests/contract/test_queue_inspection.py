@@ -165,6 +165,24 @@ def test_stats_count_sizes_and_running_totals(queue: Queue, clock: ManualClock) 
     assert third.job_id == "j2"
 
 
+def test_stats_count_the_jobs_waiting_for_others(queue: Queue) -> None:
+    queue.enqueue_many(
+        [
+            job(id="first"),
+            job(id="then", after=("first",)),
+            job(id="also", after=("first",)),
+            job(id="other", queue="other"),
+        ]
+    )
+
+    one, other = queue.stats_many(["default", "other"])
+    alone = queue.stats("default")
+
+    assert (one.ready, one.waiting) == (1, 2)
+    assert alone == one
+    assert (other.ready, other.waiting) == (1, 0)
+
+
 def test_stats_of_a_queue_never_used_are_zeros(queue: Queue) -> None:
     stats = queue.stats("never")
 

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.application.pool import Outcome
-from foundry.domain import ConfigurationError, Job, RunAfter
+from foundry.domain import ConfigurationError, Job, JobState, RunAfter
 from foundry.entrypoints.metrics.backend import BackendCollector
 from foundry.entrypoints.metrics.pool import PoolMetrics
 from foundry.entrypoints.metrics.server import MetricsServer
@@ -95,6 +95,7 @@ def test_the_backend_collector_reads_sizes_ages_totals_and_workers_through_the_p
     queue = MemoryQueue(clock)
     queue.enqueue(Job("a", queue="one"))
     queue.enqueue(Job("b", queue="two", schedule=RunAfter(timedelta(minutes=1))))
+    queue.enqueue(Job("c", queue="two", after=(queue.jobs("two", JobState.DELAYED)[0].job.id,)))
     clock.advance(timedelta(seconds=7))
     info = WorkerInfo("w1", "h", 1, ("one",), 4, clock.now(), clock.now())
     queue.heartbeat(info, timedelta(minutes=1))
@@ -108,6 +109,7 @@ def test_the_backend_collector_reads_sizes_ages_totals_and_workers_through_the_p
 
     assert one("foundry_queue_jobs", queue="one", state="ready") == 1
     assert one("foundry_queue_jobs", queue="two", state="delayed") == 1
+    assert one("foundry_queue_jobs", queue="two", state="waiting") == 1
     assert one("foundry_queue_oldest_ready_age_seconds", queue="one") == 7
     assert one("foundry_queue_oldest_ready_age_seconds", queue="two") == 0
     assert one("foundry_queue_completed_total", queue="one") == 0

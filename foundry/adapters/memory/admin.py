@@ -80,6 +80,7 @@ class MemoryAdmin:
                 failed=state.failed,
                 dead_trimmed=state.dead_trimmed,
                 stale_rejected=state.stale_rejected,
+                waiting=counts[JobState.WAITING],
             )
 
     def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:

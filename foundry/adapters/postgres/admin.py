@@ -237,7 +237,9 @@ class PostgresAdmin:
 
 
 def _stats(queue: str, *sizes_and_totals: object) -> QueueStats:
-    ready, delayed, active, dead, paused, completed, failed, trimmed, stale = sizes_and_totals
+    ready, delayed, active, dead, paused, completed, failed, trimmed, stale, waiting = (
+        sizes_and_totals
+    )
     return QueueStats(
         queue,
         ready=int(ready),  # type: ignore[call-overload]
@@ -249,4 +251,5 @@ def _stats(queue: str, *sizes_and_totals: object) -> QueueStats:
         failed=int(failed),  # type: ignore[call-overload]
         dead_trimmed=int(trimmed),  # type: ignore[call-overload]
         stale_rejected=int(stale),  # type: ignore[call-overload]
+        waiting=int(waiting),  # type: ignore[call-overload]
     )

@@ -183,7 +183,8 @@ _STATEMENTS: dict[str, str] = {
                (SELECT coalesce(sum(t.completed), 0) FROM {s}.queue_totals t
                  WHERE t.queue = q.name),
                (SELECT coalesce(sum(t.failed), 0) FROM {s}.queue_totals t WHERE t.queue = q.name),
-               coalesce(qs.dead_trimmed, 0), coalesce(qs.stale_rejected, 0)
+               coalesce(qs.dead_trimmed, 0), coalesce(qs.stale_rejected, 0),
+               (SELECT count(*) FROM {s}.jobs j WHERE j.queue = q.name AND j.state = 'waiting')
           FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, n)
           LEFT JOIN {s}.queues qs ON qs.name = q.name
          ORDER BY q.n

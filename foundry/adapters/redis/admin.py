@@ -91,7 +91,7 @@ class RedisAdmin:
         keys = self._keys.queue(queue)
         with guard("stats"), refusing(self._client, keys):
             reply = self._run("stats", keys, [self._clock.arg()])
-        ready, delayed, active, dead, paused, completed, failed, trimmed, stale = reply
+        ready, delayed, active, dead, paused, completed, failed, trimmed, stale, waiting = reply
         return QueueStats(
             queue=queue,
             ready=ready,
@@ -103,6 +103,7 @@ class RedisAdmin:
             failed=failed,
             dead_trimmed=trimmed,
             stale_rejected=stale,
+            waiting=waiting,
         )
 
     def queues(self) -> list[str]:

@@ -52,13 +52,14 @@ def stats_many(client: redis.Redis, keys: Sequence[QueueKeys], now_ms: int) -> l
         call(pipe, "ZCARD", queue.named("leases"))
         call(pipe, "ZCARD", queue.named("dead"))
         call(pipe, "HMGET", queue.named("meta"), *_TOTALS)
+        call(pipe, "HLEN", queue.named("deps"))
     call(pipe, "EXEC")
     read = pipe.execute()[-1]
     rows = []
     for index, queue in enumerate(keys):
-        replies = read[7 * index : 7 * index + 7]
+        replies = read[8 * index : 8 * index + 8]
         _refuse_broken(client, queue, replies)
-        ready, listed, due, delayed, active, dead, meta = replies
+        ready, listed, due, delayed, active, dead, meta, waiting = replies
         paused, completed, failed, trimmed, stale = (int(value or 0) for value in meta)
         rows.append(
             QueueStats(
@@ -72,6 +73,7 @@ def stats_many(client: redis.Redis, keys: Sequence[QueueKeys], now_ms: int) -> l
                 failed=failed,
                 dead_trimmed=trimmed,
                 stale_rejected=stale,
+                waiting=int(waiting),
             )
         )
     return rows

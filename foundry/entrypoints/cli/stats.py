@@ -24,18 +24,27 @@ def queue_table(
     """One row per queue: current sizes and its oldest ready job's wait, then running totals
     (or that it is broken)."""
     table = Table(title="Queues")
-    for column in ("queue", "ready", "delayed", "active", "dead", "paused", "oldest wait"):
+    for column in (
+        "queue",
+        "ready",
+        "delayed",
+        "waiting",
+        "active",
+        "dead",
+        "paused",
+        "oldest wait",
+    ):
         table.add_column(column, justify="left" if column == "queue" else "right")
     for column in ("completed", "failed", "trimmed", "stale"):
         table.add_column(column, justify="right", style="dim")
     for row in rows:
         if isinstance(row, QueueBroken):
-            table.add_row(row.queue, "[bold red]broken[/]", *[""] * 9)
+            table.add_row(row.queue, "[bold red]broken[/]", *[""] * 10)
             continue
         age = ages.get(row.queue)
         table.add_row(
             row.queue,
-            *(str(n) for n in (row.ready, row.delayed, row.active, row.dead)),
+            *(str(n) for n in (row.ready, row.delayed, row.waiting, row.active, row.dead)),
             "yes" if row.paused else "",
             "" if age is None else _duration(age),
             *(str(n) for n in (row.completed, row.failed, row.dead_trimmed, row.stale_rejected)),

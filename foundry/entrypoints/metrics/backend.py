@@ -19,7 +19,7 @@ from foundry.domain import FoundryError
 from foundry.entrypoints.overview import Overview, read_queues
 from foundry.ports import QueuePort, QueueStats, WorkerInfo, WorkerRegistry
 
-_STATES = ("ready", "delayed", "active", "dead")
+_STATES = ("ready", "delayed", "waiting", "active", "dead")
 _TOTALS = {
     "completed": "Jobs completed in this queue, all workers together.",
     "failed": "Failed attempts in this queue (retried or dead), all workers together.",

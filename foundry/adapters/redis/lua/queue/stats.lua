@@ -1,7 +1,8 @@
 -- stats: sizes and running totals; due delayed jobs count as ready (they are claimable).
 -- KEYS  the queue's keys
 -- ARGV  now
--- Reply {ready, delayed, active, dead, paused, completed, failed, dead_trimmed, stale_rejected}
+-- Reply {ready, delayed, active, dead, paused, completed, failed, dead_trimmed, stale_rejected,
+--        waiting}
 -- Keeps nothing: it writes nothing
 local now = now_ms(ARGV[1])
 local due = redis.call("ZCOUNT", DELAYED, "-inf", n2s(now))
@@ -13,4 +14,5 @@ local out = { ready + due, redis.call("ZCARD", DELAYED) - due,
 for i = 1, 5 do
   out[4 + i] = tonumber(meta[i] or "0") or 0
 end
+out[10] = redis.call("HLEN", BASE .. "deps")
 return out
