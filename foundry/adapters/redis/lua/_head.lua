@@ -36,7 +36,9 @@
 --   <base>meta     hash    seq, epoch, paused ("1"), completed, failed,   enqueue, complete, fail,
 --                          dead_trimmed, stale_rejected, cancelled,      release, reap, claim,
 --                          fence (the last fencing token a claim gave),   requeue_dead, cancel;
---                          held (jobs holding a limit slot)               the client (paused)
+--                          held (jobs holding a limit slot), rates       the client (paused)
+--                          ("1": the rate state of the release before
+--                          lim:rate was adopted, see adopt_old_rates)
 --   <base>wake     list    "1" hints that work arrived, at most 8         enqueue, fail, release,
 --                                                                         reap, requeue_dead;
 --                                                                         the client BLPOPs it

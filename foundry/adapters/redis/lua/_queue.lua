@@ -532,6 +532,56 @@ local function pass_turn_on(id, value, now)
   end
 end
 
+-- The queue's rate state as the release before lim:rate wrote it, met once, at the first
+-- claim after the upgrade (META's `rates` marks it done): lim:next (key -> its earliest next
+-- start), lim:tail (key -> the end of the turns handed out) and lim:resv (ids delayed to a
+-- turn of their own). Each key's next start carries over, so no start comes early; the jobs
+-- delayed to a turn of their own wait in line instead, in their turns' order, the first
+-- holding the key's next turn, so a cancelled one passes its turn on as any job in line
+-- does. The old hashes then decide nothing and go. One pass over them (once per queue).
+local function adopt_old_rates(now)
+  local old_next, old_tail, old_resv = BASE .. "lim:next", BASE .. "lim:tail", BASE .. "lim:resv"
+  if redis.call("EXISTS", old_next, old_tail, old_resv) == 0 then
+    return
+  end
+  local lines, keys = {}, {}
+  for _, id in ipairs(redis.call("HKEYS", old_resv)) do
+    local at = tonumber(redis.call("ZSCORE", DELAYED, id))
+    local value = at and at ~= PARKED and redis.call("HGET", JOBS, id)
+    local lim = value and limit_of(value)
+    if lim and lim.rate then
+      if not lines[lim.key] then
+        lines[lim.key], keys[#keys + 1] = {}, lim.key
+      end
+      local line = lines[lim.key]
+      line[#line + 1] = { at, id }
+    end
+  end
+  local nexts = redis.call("HGETALL", old_next)
+  for i = 1, #nexts, 2 do
+    if not lines[nexts[i]] and tonumber(nexts[i + 1]) > now then
+      lines[nexts[i]], keys[#keys + 1] = {}, nexts[i]
+    end
+  end
+  for _, key in ipairs(keys) do
+    local rk = BASE .. "lim:rate:" .. key
+    local state = redis.call("HMGET", rk, "next", "turn")
+    local next_ms = math.max(tonumber(state[1] or "0"),
+      tonumber(redis.call("HGET", old_next, key) or "0"))
+    redis.call("HSET", rk, "next", n2s(next_ms))
+    local line = lines[key]
+    table.sort(line, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+    for _, waiting in ipairs(line) do
+      redis.call("ZADD", DELAYED, n2s(PARKED), waiting[2])
+      redis.call("RPUSH", BASE .. "lim:line:" .. key, waiting[2])
+    end
+    if not state[2] then
+      next_in_line(key, rk, next_ms, now)
+    end
+  end
+  redis.call("DEL", old_next, old_tail, old_resv)
+end
+
 -- Whether job `id` with limit `lim` may start at `now`: true (it takes a slot, counted in
 -- `book.held` for META's `held`, which the caller adds once per batch), "park" (its key runs
 -- `concurrency` jobs: parked), or the ms it waits until (its turn at its rate). A job holds a

@@ -25,7 +25,7 @@ if not now or not lease_ms or lease_ms < 1 or not limit or limit < 1 or ctoken =
     .. " and id/token pairs")
 end
 record_starts(ARGV, 10)
-local meta = redis.call("HMGET", META, "paused", "epoch")
+local meta = redis.call("HMGET", META, "paused", "epoch", "rates")
 local out = { meta[2] or "", "OK", "" }
 local tkey = BASE .. "t:" .. ctoken
 
@@ -131,6 +131,10 @@ if mode == "held" then
     redis.call("DEL", tkey)
   end
   return out
+end
+if not meta[3] and meta[2] then -- the first claim since the upgrade (META exists)
+  adopt_old_rates(now)
+  redis.call("HSET", META, "rates", "1")
 end
 local taken = {}
 if meta[1] == "1" then
