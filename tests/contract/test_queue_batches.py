@@ -363,6 +363,28 @@ def test_a_cancelled_batch_passes_the_slot_its_ready_member_was_given_to_a_job_p
     assert [lease.job_id for lease in batch_queue.claim(claim)] == ["behind"]
 
 
+def test_a_cancelled_batch_passes_its_ready_member_s_slot_past_its_parked_members(
+    batch_queue: BatchQueue,
+) -> None:
+    def limited(job_id: str) -> Job:
+        return job(id=job_id, limit=Limit("shared", concurrency=1))
+
+    batch_queue.enqueue(limited("first"))
+    batch_queue.enqueue_batches([Batch([limited("m1"), limited("m2")], id="b1")])
+    batch_queue.enqueue(limited("behind"))
+    claim = ClaimRequest(["default"], lease=LEASE, limit=5)
+    [lease] = batch_queue.claim(claim)  # m1, m2 and behind are parked
+    batch_queue.complete(lease)  # m1 is ready, for the slot first gave back
+
+    batch_queue.cancel_batch("b1")
+
+    assert [lease.job_id for lease in batch_queue.claim(claim)] == ["behind"]
+    assert (state_of(batch_queue, "m1"), state_of(batch_queue, "m2")) == (
+        JobState.CANCELLED,
+        JobState.CANCELLED,
+    )
+
+
 def test_a_cancelled_batch_s_members_waiting_for_their_rate_pass_their_turns_on(
     batch_queue: BatchQueue, clock: ManualClock
 ) -> None:

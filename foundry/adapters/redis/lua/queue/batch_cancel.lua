@@ -21,6 +21,9 @@ end
 redis.call("HSET", bkey, "cx", "1", "r", reason)
 local members = redis.call("LRANGE", BASE .. "bm:" .. bid, 0, -1)
 local listed = {} -- members in the fifo, taken out in one pass
+-- Ready members a freed slot made ready (record, state before): their slots pass on once
+-- every member is cancelled, so none passes to a parked member about to be cancelled.
+local passing = {}
 for i = 1, #members, 1000 do
   local chunk = { unpack(members, i, math.min(i + 999, #members)) }
   local marks = redis.call("HMGET", BASE .. "batchof", unpack(chunk))
@@ -39,11 +42,14 @@ for i = 1, #members, 1000 do
         cancel_job(id, value and header(value), st, now, reason, ttl)
         pass_turn_on(id, value, now)
         if value then
-          pass_slot_on(value, before)
+          passing[#passing + 1] = { value, before }
         end
       end
     end
   end
 end
 unlist(listed)
+for _, left in ipairs(passing) do
+  pass_slot_on(left[1], left[2])
+end
 return 1
