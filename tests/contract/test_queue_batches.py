@@ -363,6 +363,24 @@ def test_a_cancelled_batch_passes_the_slot_its_ready_member_was_given_to_a_job_p
     assert [lease.job_id for lease in batch_queue.claim(claim)] == ["behind"]
 
 
+def test_a_cancelled_batch_passes_on_every_slot_its_ready_members_were_given(
+    batch_queue: BatchQueue,
+) -> None:
+    def limited(job_id: str) -> Job:
+        return job(id=job_id, limit=Limit("shared", concurrency=2))
+
+    batch_queue.enqueue_many([limited("a"), limited("b")])
+    batch_queue.enqueue_batches([Batch([limited("m1"), limited("m2")], id="b1")])
+    batch_queue.enqueue_many([limited("p1"), limited("p2"), limited("p3")])
+    claim = ClaimRequest(["default"], lease=LEASE, limit=10)
+    running = batch_queue.claim(claim)  # a and b; the members and p1..p3 are parked
+    batch_queue.complete_many(running)  # m1 and m2 are ready, for the slots a and b gave back
+
+    batch_queue.cancel_batch("b1")
+
+    assert [lease.job_id for lease in batch_queue.claim(claim)] == ["p1", "p2"]
+
+
 def test_a_cancelled_batch_passes_its_ready_member_s_slot_past_its_parked_members(
     batch_queue: BatchQueue,
 ) -> None:

@@ -43,7 +43,7 @@ _ENQUEUE = """
 # The ready members' keys are read first, for PASS_SLOT_ON.
 _CANCEL = f"""
     WITH left_ready AS (
-        SELECT DISTINCT ON (j.queue, j.limit_key) j.queue, j.limit_key, j.limit_concurrency
+        SELECT j.queue, j.limit_key, j.limit_concurrency
           FROM {{s}}.batch_members m JOIN {{s}}.jobs j ON j.queue = m.queue AND j.id = m.job_id
          WHERE m.batch_id = %(id)s AND (%(queue)s::text IS NULL OR m.queue = %(queue)s)
            AND j.state = 'ready' AND j.limit_concurrency IS NOT NULL AND j.parked IS NOT NULL

@@ -15,24 +15,27 @@ _PENDING = "(state = 'ready' OR (state = 'delayed' AND run_at <= {now}))"
 _KEPT = "(expires_at IS NULL OR expires_at > {now})"
 _NOW = "coalesce(%(now)s::timestamptz, clock_timestamp())"
 
-# A ready job a freed slot made ready (``parked`` still set: free_slot's mark), left unclaimed
-# (cancelled, deleted; its queue, limit_key and limit_concurrency in the CTE ``left_ready``):
-# while its key runs fewer jobs than its concurrency, the key's first parked job is ready (and
-# marked), so that slot is not left unused with jobs parked for it (free_slot's rule). Any
-# other ready job passes nothing: no slot was set aside for it. The queues made ready, in
-# ``passed``.
+# The ready jobs a freed slot made ready (``parked`` still set: free_slot's mark), left
+# unclaimed (cancelled, deleted; their queue, limit_key and limit_concurrency in the CTE
+# ``left_ready``, a row each): while its key runs fewer jobs than its concurrency, each hands
+# its slot to the key's next parked job, which is ready (and marked), so no slot is left
+# unused with jobs parked for it (free_slot's rule). Any other ready job passes nothing: no
+# slot was set aside for it. The queues made ready, in ``passed``.
 PASS_SLOT_ON = """
     passed AS (
         UPDATE {s}.jobs j
            SET state = 'ready', run_at = j.parked_from, parked_from = NULL
-          FROM left_ready g
-         WHERE j.queue = g.queue AND j.id = (
+          FROM (SELECT queue, limit_key, max(limit_concurrency) AS concurrency, count(*) AS n
+                  FROM left_ready GROUP BY queue, limit_key) g
+         WHERE j.queue = g.queue AND j.id IN (
                SELECT p.id FROM {s}.jobs p
                 WHERE p.queue = g.queue AND p.limit_key = g.limit_key
                   AND p.parked IS NOT NULL AND NOT p.reserved AND p.state = 'delayed'
-                ORDER BY p.parked LIMIT 1 FOR UPDATE SKIP LOCKED)
-           AND g.limit_concurrency > (SELECT coalesce(max(k.running), 0) FROM {s}.limit_keys k
-                                       WHERE k.queue = g.queue AND k.key = g.limit_key)
+                ORDER BY p.parked
+                LIMIT greatest(least(g.n, g.concurrency - (
+                          SELECT coalesce(max(k.running), 0) FROM {s}.limit_keys k
+                           WHERE k.queue = g.queue AND k.key = g.limit_key)), 0)
+                FOR UPDATE SKIP LOCKED)
         RETURNING j.queue
     )"""
 
