@@ -9,7 +9,7 @@ import pytest
 from foundry.adapters.clock import ManualClock
 from foundry.domain import ErrorInfo, JobState, Limit, Rate, Retry
 from foundry.ports import ClaimRequest, Lease
-from tests.backends import LEASE, Queue, job
+from tests.backends import LEASE, Queue, QueueBackend, job, state_of
 
 ALL = ClaimRequest(["default"], lease=LEASE, limit=10)
 
@@ -236,3 +236,21 @@ def test_a_ready_job_that_no_freed_slot_made_ready_leaving_unparks_none(
         queue.complete(lease)
 
     assert order == ["j1", "j2", "j3"]  # j2 was not made ready early, then parked again last
+
+
+def test_a_job_holding_its_key_s_rate_turn_found_undecodable_leaves_its_line_moving(
+    queue: Queue, queue_backend: QueueBackend, clock: ManualClock
+) -> None:
+    rate = Rate(1, timedelta(hours=1))
+    queue.enqueue_many([_limited(f"j{n}", rate=rate) for n in range(3)])  # type: ignore[misc]
+    first = _claim(queue)  # j1 holds the next turn, j2 waits in line
+    queue_backend.corrupt(queue, "default", "j1")
+
+    clock.advance(timedelta(hours=1))
+    _claim(queue)  # j1 goes dead, undecodable
+    clock.advance(timedelta(hours=1))
+    queue.enqueue(_limited("j3", rate=rate))  # type: ignore[arg-type]
+    started = _claim(queue) + _claim(queue)
+
+    assert (first, state_of(queue, "j1")) == (["j0"], JobState.DEAD)
+    assert "j2" in started

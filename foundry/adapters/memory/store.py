@@ -136,8 +136,8 @@ class QueueState:
         leaving ``ACTIVE`` gives its limit slot back, and the job parked for it is ready; one
         leaving its park another way (cancelled, deleted) is no longer waited for; and one
         made ready by a freed slot, cancelled or deleted before a claim took it, hands that
-        slot to the next job parked; one holding its key's rate turn, cancelled or deleted,
-        hands the turn to the next job in line."""
+        slot to the next job parked; one holding its key's rate turn, cancelled, deleted or
+        buried (its record unreadable), hands the turn to the next job in line."""
         self.counts[entry.state] -= 1
         self.counts[state] += 1
         if self.active.pop(entry.job_id, None) is not None and state is not JobState.ACTIVE:
@@ -146,7 +146,7 @@ class QueueState:
             self.limits.unparked(entry.job_id)  # cancelled or deleted while parked, if it was
         elif entry.state is JobState.READY and state is JobState.CANCELLED:
             self._unpark(self.limits.pass_on(entry.job_id))  # a freed slot's job, unclaimed
-        if state is JobState.CANCELLED:
+        if state is JobState.CANCELLED or state is JobState.DEAD:
             self.give_turn(self.limits.dropped(entry.job_id))
         if state is JobState.ACTIVE:
             self.active[entry.job_id] = entry

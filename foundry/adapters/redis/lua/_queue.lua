@@ -491,6 +491,21 @@ local function next_in_line(key, rk, next_ms, now)
   rate_idle(rk, next_ms, now)
 end
 
+-- The job holding `key`'s turn, or the job that holds it now if `holder`, an interval past
+-- its turn, is no longer pending: its record was unreadable when its turn came (it went dead,
+-- or started without its limit), so it never passed the turn on. Checked only for a holder
+-- that late, so a claim on time pays nothing; a key whose holder went so leaves its line
+-- when its next job is met.
+local function turn_left_behind(key, rk, holder, next_ms, now)
+  local stored = redis.call("HGET", STATE, holder) -- a holder's is stored: it was delayed
+  local st = stored and decode_state(stored)
+  if st and (st.l == "D" or st.l == "R") then
+    return holder
+  end
+  next_in_line(key, rk, next_ms, now)
+  return redis.call("HGET", rk, "turn")
+end
+
 -- When a job of `key` at `rate` waits until (its key's next start, whose turn it then holds),
 -- "park" (another job holds the turn: it waits in line, `lim:line:<key>`), or nil to start
 -- now, the turn going to the first in line (domain/limits.py rate_turn: the same rule).
@@ -498,6 +513,10 @@ local function rate_wait(id, key, rate, now)
   local rk = BASE .. "lim:rate:" .. key
   local state = redis.call("HMGET", rk, "next", "turn")
   local next_ms, holder = tonumber(state[1] or "0"), state[2]
+  local interval = math.ceil(rate.per / 1000 / rate.count)
+  if holder and holder ~= id and next_ms <= now - interval then
+    holder = turn_left_behind(key, rk, holder, next_ms, now)
+  end
   if holder and holder ~= id then
     redis.call("RPUSH", BASE .. "lim:line:" .. key, id)
     return "park"
@@ -507,7 +526,6 @@ local function rate_wait(id, key, rate, now)
     redis.call("PERSIST", rk)
     return next_ms
   end
-  local interval = math.ceil(rate.per / 1000 / rate.count)
   -- The job that held the turn keeps the key's schedule: a late claim does not push it back.
   next_ms = (holder and math.max(next_ms, now - interval) or now) + interval
   redis.call("HSET", rk, "next", n2s(next_ms))
