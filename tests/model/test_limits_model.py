@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import secrets
 from datetime import datetime, timedelta
+from typing import cast
 
 import pytest
 import redis
@@ -26,9 +27,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.memory import MemoryQueue
 from foundry.adapters.redis.queue import RedisQueue
-from foundry.domain import ErrorInfo, Job, JobState, Limit, Rate, Retry
+from foundry.domain import Batch, ErrorInfo, Job, JobState, Limit, Rate, Retry
 from foundry.ports import ClaimRequest, Lease
-from tests.backends import Queue
+from tests.backends import BatchQueue, Queue
 
 LEASE = timedelta(seconds=10)
 RATE = Rate(2, timedelta(seconds=1))  # key "r": one start every 500 ms
@@ -54,6 +55,7 @@ class LimitsMachine(RuleBasedStateMachine):
         self.held: dict[str, Lease] = {}  # job id -> its current lease
         self.finished: set[str] = set()
         self.rate_starts: list[datetime] = []
+        self.batches: dict[str, list[str]] = {}  # batch id -> its members
 
     def make_queue(self, clock: ManualClock) -> Queue:
         return MemoryQueue(clock)
@@ -63,6 +65,25 @@ class LimitsMachine(RuleBasedStateMachine):
         jobs = [Job("work", id=f"{key}{next(self.ids)}", limit=LIMITS[key]) for _ in range(count)]
         self.queue.enqueue_many(jobs)
         self.keys.update((job.id, key) for job in jobs)
+
+    @rule(keys=st.lists(st.sampled_from(sorted(LIMITS)), min_size=1, max_size=4))
+    def enqueue_a_batch(self, keys: list[str]) -> None:
+        jobs = [Job("work", id=f"{key}{next(self.ids)}", limit=LIMITS[key]) for key in keys]
+        batch_id = f"batch{next(self.ids)}"
+        cast(BatchQueue, self.queue).enqueue_batches([Batch(jobs, id=batch_id)])
+        self.keys.update((job.id, key) for job, key in zip(jobs, keys, strict=True))
+        self.batches[batch_id] = [job.id for job in jobs]
+
+    @rule(data=st.data())
+    def cancel_a_batch(self, data: st.DataObject) -> None:
+        """Its waiting members end cancelled (the running ones are only asked to stop)."""
+        if not self.batches:
+            return
+        batch_id = data.draw(st.sampled_from(sorted(self.batches)))
+        cast(BatchQueue, self.queue).cancel_batch(batch_id)
+        self.finished.update(
+            job_id for job_id in self.batches.pop(batch_id) if job_id not in self.held
+        )
 
     @rule(limit=st.integers(1, 4))
     def claim(self, limit: int) -> None:
