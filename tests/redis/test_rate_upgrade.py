@@ -88,3 +88,15 @@ def test_a_key_with_no_job_waiting_keeps_the_previous_release_s_next_start(
     assert first == (["other"], [])
     assert later == ["fresh"]
     assert client.exists(keys.named("lim:next"), keys.named("lim:rate:gone")) == 0
+
+
+def test_an_unreadable_next_start_left_by_the_previous_release_does_not_stop_the_claim(
+    redis_queue: RedisQueue,
+) -> None:
+    keys, client = redis_queue._keys.queue("default"), redis_queue._runner.client
+    redis_queue.enqueue_many([job(id="other"), job(id="fresh", limit=LIMIT)])
+    client.hset(keys.named("lim:next"), "k", "not a time")
+
+    assert _claim(redis_queue) == ["other"]
+    assert _claim(redis_queue) == ["fresh"]
+    assert client.exists(keys.named("lim:next")) == 0

@@ -577,15 +577,15 @@ local function adopt_old_rates(now)
   end
   local nexts = redis.call("HGETALL", old_next)
   for i = 1, #nexts, 2 do
-    if not lines[nexts[i]] and tonumber(nexts[i + 1]) > now then
+    if not lines[nexts[i]] and (tonumber(nexts[i + 1]) or 0) > now then
       lines[nexts[i]], keys[#keys + 1] = {}, nexts[i]
     end
   end
   for _, key in ipairs(keys) do
     local rk = BASE .. "lim:rate:" .. key
     local state = redis.call("HMGET", rk, "next", "turn")
-    local next_ms = math.max(tonumber(state[1] or "0"),
-      tonumber(redis.call("HGET", old_next, key) or "0"))
+    local next_ms = math.max(tonumber(state[1] or "0") or 0,
+      tonumber(redis.call("HGET", old_next, key) or "0") or 0)
     redis.call("HSET", rk, "next", n2s(next_ms))
     local line = lines[key]
     table.sort(line, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
