@@ -1,6 +1,7 @@
 """Rate state written by the release before a key's turn was passed on (`lim:next`, `lim:tail`,
 `lim:resv`), met by this release after an upgrade: no start comes early, the jobs delayed to
-a turn of their own line up, and the old hashes go. On every Redis variant the tests cover."""
+a turn of their own line up, and the old hashes go; a next start that cannot be read (old or
+new) stops no claim. On every Redis variant the tests cover."""
 
 from __future__ import annotations
 
@@ -100,3 +101,16 @@ def test_an_unreadable_next_start_left_by_the_previous_release_does_not_stop_the
     assert _claim(redis_queue) == ["other"]
     assert _claim(redis_queue) == ["fresh"]
     assert client.exists(keys.named("lim:next")) == 0
+
+
+def test_an_unreadable_next_start_of_a_key_does_not_stop_the_claim_or_a_cancel(
+    redis_queue: RedisQueue,
+) -> None:
+    keys, client = redis_queue._keys.queue("default"), redis_queue._runner.client
+    redis_queue.enqueue_many([job(id=f"j{n}", limit=LIMIT) for n in range(3)])
+    assert _claim(redis_queue) == ["j0"]  # j1 holds the turn, j2 waits in line
+    client.hset(keys.named("lim:rate:k"), "next", "not a time")
+
+    redis_queue.cancel("j1")  # j2 takes the turn, due at once: the next start is unreadable
+
+    assert _claim(redis_queue) == ["j2"]

@@ -512,7 +512,7 @@ end
 local function rate_wait(id, key, rate, now)
   local rk = BASE .. "lim:rate:" .. key
   local state = redis.call("HMGET", rk, "next", "turn")
-  local next_ms, holder = tonumber(state[1] or "0"), state[2]
+  local next_ms, holder = tonumber(state[1] or "0") or 0, state[2] -- unreadable: no start
   local interval = math.ceil(rate.per / 1000 / rate.count)
   if holder and holder ~= id and next_ms <= now - interval then
     holder = turn_left_behind(key, rk, holder, next_ms, now)
@@ -546,7 +546,7 @@ local function pass_turn_on(id, value, now)
   end
   local rk = BASE .. "lim:rate:" .. lim.key
   if redis.call("HGET", rk, "turn") == id then
-    next_in_line(lim.key, rk, tonumber(redis.call("HGET", rk, "next") or "0"), now)
+    next_in_line(lim.key, rk, tonumber(redis.call("HGET", rk, "next") or "0") or 0, now)
   end
 end
 
