@@ -491,11 +491,11 @@ local function next_in_line(key, rk, next_ms, now)
   rate_idle(rk, next_ms, now)
 end
 
--- The job holding `key`'s turn, or the job that holds it now if `holder`, an interval past
--- its turn, is no longer pending: its record was unreadable when its turn came (it went dead,
--- or started without its limit), so it never passed the turn on. Checked only for a holder
--- that late, so a claim on time pays nothing; a key whose holder went so leaves its line
--- when its next job is met.
+-- The job holding `key`'s turn: `holder`, an interval or more past its turn, unless it is
+-- no longer pending (its record was unreadable when its turn came: it went dead, or started
+-- without its limit, so it never passed the turn on); then the first in line takes the turn
+-- (nil: none). Checked only for a holder that late, so a claim on time pays nothing; a key
+-- whose holder went so leaves its line when its next job is met.
 local function turn_left_behind(key, rk, holder, next_ms, now)
   local stored = redis.call("HGET", STATE, holder) -- a holder's is stored: it was delayed
   local st = stored and decode_state(stored)
