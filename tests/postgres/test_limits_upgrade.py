@@ -1,4 +1,4 @@
-"""Limits across the upgrade to migrations 0013-0015: what the release before them left (jobs
+"""Limits across the upgrade to migrations 0013, 0014 and 0016: what the release before them left (jobs
 delayed to a rate turn of their own, a job a freed slot made ready, unmarked) keeps its
 promises after them."""
 
