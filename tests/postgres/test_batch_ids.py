@@ -1,4 +1,4 @@
-"""Migration 0015: a job never takes the id of a batch its queue keeps, through every enqueue
+"""Migration 0013: a job never takes the id of a batch its queue keeps, through every enqueue
 path (the pooled one, the caller's transaction, the asyncio queue); the previous release's
 ``enqueue`` call still stores what it stored; a callback fires at its batch's end even when
 a later batch took its id."""

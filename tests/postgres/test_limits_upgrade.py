@@ -1,4 +1,4 @@
-"""Limits across the upgrade to migrations 0013, 0014 and 0016: what the release before them left (jobs
+"""Limits across the upgrade to migrations 0014 to 0016: what the release before them left (jobs
 delayed to a rate turn of their own, a job a freed slot made ready, unmarked) keeps its
 promises after them."""
 
@@ -22,7 +22,7 @@ from tests.postgres_server import unique_name
 pytestmark = pytest.mark.postgres
 
 CLAIM = ClaimRequest(["default"], lease=timedelta(seconds=30), limit=10)
-BEFORE_0013 = tuple(m for m in load_migrations() if m.version < 13)
+BEFORE_LIMITS = tuple(m for m in load_migrations() if m.version < 14)
 
 Closing = list[Callable[[], None]]
 
@@ -43,7 +43,7 @@ def _claim(queue: PostgresQueue) -> list[str]:
 def test_a_job_a_freed_slot_made_ready_before_the_upgrade_passes_the_slot_on_when_cancelled(
     settings: PostgresSettings, postgres_closing: Closing
 ) -> None:
-    _migrate(settings, BEFORE_0013)  # the schema's functions are the previous release's
+    _migrate(settings, BEFORE_LIMITS)  # the schema's functions are the previous release's
     queue = PostgresQueue(open_pool(settings, name="foundry-tests"), settings)
     postgres_closing.append(queue.close)
     limit = Limit("k", concurrency=1)
@@ -60,7 +60,7 @@ def test_a_job_a_freed_slot_made_ready_before_the_upgrade_passes_the_slot_on_whe
 def test_jobs_delayed_to_a_turn_of_their_own_before_the_upgrade_line_up_and_keep_the_rate(
     settings: PostgresSettings, postgres_closing: Closing, clock: ManualClock
 ) -> None:
-    _migrate(settings, BEFORE_0013)
+    _migrate(settings, BEFORE_LIMITS)
     queue = PostgresQueue(open_pool(settings, name="foundry-tests"), settings, clock=clock)
     postgres_closing.append(queue.close)
     limit = Limit("k", rate=Rate(1, timedelta(hours=1)))

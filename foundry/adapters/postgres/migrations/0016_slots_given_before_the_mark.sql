@@ -1,5 +1,5 @@
--- Slots given before 0014: a job the previous release's free_slot made ready carries no mark
--- (0014 marks such a job by leaving `parked` set), so cancelling or deleting it after the
+-- Slots given before 0015: a job the previous release's free_slot made ready carries no mark
+-- (0015 marks such a job by leaving `parked` set), so cancelling or deleting it after the
 -- upgrade passed its slot on to no one, and with no job of its key running, the jobs parked
 -- for the key waited for ever. Every ready job with a concurrency whose key has jobs parked
 -- for a slot gets the mark: such a job was made ready by a freed slot, or is one no claim has

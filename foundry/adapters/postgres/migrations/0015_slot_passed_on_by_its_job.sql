@@ -8,7 +8,7 @@
 -- clears it on every claim that does not park the job, and the statements that cancel or
 -- delete a ready job pass the slot on only for a job with the mark (statements.py).
 
--- admit: as 0013's, clearing `parked` (a freed slot's mark) unless it parks the job.
+-- admit: as 0014's, clearing `parked` (a freed slot's mark) unless it parks the job.
 CREATE OR REPLACE FUNCTION admit(
     p_queue text, p_id text, p_key text, p_concurrency integer, p_interval_ms bigint,
     p_reserved boolean, p_now timestamptz
@@ -64,7 +64,7 @@ BEGIN
     RETURN true;
 END $$;
 
--- free_slot: as 0013's, leaving `parked` set on the job it makes ready (the mark); a parked
+-- free_slot: as 0014's, leaving `parked` set on the job it makes ready (the mark); a parked
 -- row locked by its cancel or delete is skipped (see next_in_line).
 CREATE OR REPLACE FUNCTION free_slot(p_queue text, p_id text) RETURNS void
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
