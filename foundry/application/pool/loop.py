@@ -50,6 +50,9 @@ __all__ = ["Pool"]
 #: The loop wakes at least this often (seconds), whatever its timers say.
 MAX_SLEEP_S = 1.0
 _PIPE, _EXIT, _WAKE = "pipe", "exit", "wake"
+#: At most this many frames are read from a child's pipe once it has exited (it leaves a
+#: reply, a skip and a few progress reports at most).
+_FRAMES_AT_EXIT = 64
 
 
 class Timer(Protocol):
@@ -227,8 +230,10 @@ class Pool:
         return True
 
     def _exited(self, slot: int, child: Child) -> None:
-        while _has_frame(child) and self._read(slot, child):
-            pass
+        # Bounded: a process the child forked may hold its pipe and write on it without end.
+        for _ in range(_FRAMES_AT_EXIT):
+            if not (_has_frame(child) and self._read(slot, child)):
+                break
         exitcode = self._workforce.exitcode(slot)
         for watched in (child.conn, child.process.sentinel):
             with contextlib.suppress(KeyError, ValueError):

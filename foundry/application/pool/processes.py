@@ -4,10 +4,11 @@ pair.
 A child is forked with ``os.fork`` and lives as a ``multiprocessing`` fork-context process
 would: standard streams flushed before the fork, its stdin then ``/dev/null``, its exit status
 0, the ``sys.exit`` code, or 1 after an uncaught exception (printed), its non-daemon threads
-joined and its streams flushed before ``os._exit``; the parent watches an exit sentinel, a pipe
-whose write end only the child (and what it forks) holds. Importing ``multiprocessing`` (with
-``tempfile``, ``shutil``, ``bz2``, ``lzma``) would cost the worker's start millions of
-instructions.
+joined and its streams flushed before ``os._exit``; the parent watches an exit sentinel: a
+pidfd (Linux 5.3 and later), readable once the child has exited whatever its own children
+hold, else a pipe whose write end only the child (and what it forks) holds. Importing
+``multiprocessing`` (with ``tempfile``, ``shutil``, ``bz2``, ``lzma``) would cost the worker's
+start millions of instructions.
 """
 
 from __future__ import annotations
@@ -40,13 +41,13 @@ class Process:
 
     def __init__(self, pid: int, sentinel: int) -> None:
         self.pid = pid
-        self.sentinel = sentinel  # readable (end of file) once the child has exited
+        self.sentinel = sentinel  # readable once the child has exited
         self.exitcode: int | None = None  # negative: the signal that killed it
 
     def join(self, timeout: float) -> None:
         """Wait up to ``timeout`` for the child to exit and reap it if it did."""
         if self.exitcode is None and _readable(self.sentinel, timeout):
-            # The sentinel closes as the child exits, a moment before it can be reaped.
+            # A pipe sentinel closes as the child exits, a moment before it can be reaped.
             self._reap(0)
 
     def poll(self) -> int | None:
@@ -264,23 +265,60 @@ def _readable(fd: int, timeout: float) -> bool:
 def fork(target: Callable[[], None], name: str) -> Process:
     """Fork a child that runs ``target`` then exits (``name`` heads the report of an
     exception it raises); ``OSError`` if the fork fails."""
+    if _PIDFD:
+        return _fork_watched_by_pidfd(target, name)
     sentinel, held = os.pipe()
-    _flush_std_streams()  # else what they buffer would be written again by the child
     try:
-        pid = os.fork()
+        pid = _fork(target, name, close=sentinel)
     except OSError:
         os.close(sentinel)
-        os.close(held)
         raise
+    finally:
+        os.close(held)
+    return Process(pid, sentinel)
+
+
+def _fork_watched_by_pidfd(target: Callable[[], None], name: str) -> Process:
+    """Fork, then watch the child through a pidfd: a grandchild a handler forked (and maybe
+    moved to a session of its own) holds every descriptor the child had, a pipe sentinel too,
+    which then never reported the child's exit; its job and slot hung until the grandchild
+    ended."""
+    pid = _fork(target, name, close=-1)
+    try:
+        sentinel = os.pidfd_open(pid)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        raise
+    return Process(pid, sentinel)
+
+
+def _fork(target: Callable[[], None], name: str, *, close: int) -> int:
+    """Fork a child that closes ``close`` (if not -1), runs ``target`` and exits; its pid."""
+    _flush_std_streams()  # else what they buffer would be written again by the child
+    pid = os.fork()
     if pid == 0:  # the child: never returns
         status = 1
         try:
-            os.close(sentinel)
+            if close >= 0:
+                os.close(close)
             status = _live(target, name)
         finally:
             os._exit(status)
-    os.close(held)
-    return Process(pid, sentinel)
+    return pid
+
+
+def _pidfd_works() -> bool:
+    """Whether this system has pidfds (Linux 5.3 and later, Python 3.9 and later)."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+_PIDFD = _pidfd_works()
 
 
 def _live(target: Callable[[], None], name: str) -> int:

@@ -1,0 +1,85 @@
+"""A real prefork pool on the memory backend, with handlers whose descendants outlive them,
+holding every descriptor the pool's child had (its pipe to the parent among them)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from foundry.adapters.clock import SystemClock
+from foundry.adapters.memory import MemoryQueue
+from foundry.application.dispatcher import Dispatcher
+from foundry.application.pool import Pool
+from foundry.application.pool.config import PoolConfig
+from foundry.application.registry import JobRegistry
+from foundry.domain import JobState, RetryPolicy
+
+registry = JobRegistry()
+ONCE = RetryPolicy(max_attempts=1)
+
+
+@registry.job(name="add")
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@registry.job(name="daemonizes_then_dies", retry=ONCE, timeout=timedelta(seconds=2))
+def daemonizes_then_dies(pid_file: str) -> None:
+    """Forks a daemon (a session of its own, out of the child's process group) that holds the
+    child's descriptors for 5 s; the child then ends with status 3."""
+    ready_r, ready_w = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        Path(pid_file).write_text(str(os.getpid()))
+        os.write(ready_w, b"x")
+        time.sleep(5)
+        os._exit(0)
+    os.read(ready_r, 1)
+    os._exit(3)
+
+
+@pytest.fixture
+def queue() -> MemoryQueue:
+    return MemoryQueue(SystemClock())
+
+
+@pytest.fixture
+def dispatcher(queue: MemoryQueue) -> Dispatcher:
+    return Dispatcher(queue, registry, SystemClock())
+
+
+def run(queue: MemoryQueue, **options: Any) -> int:
+    config = PoolConfig(burst=True, idle_wait=timedelta(milliseconds=50), **options)
+    return Pool(queue, registry, config, clock=SystemClock(), workers=queue).run()
+
+
+def _kill(pid_file: Path) -> None:
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_a_child_whose_daemon_holds_its_descriptors_is_seen_to_exit_at_once(
+    queue: MemoryQueue, dispatcher: Dispatcher, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "daemon.pid"
+    job_id = dispatcher.dispatch("daemonizes_then_dies", {"pid_file": str(pid_file)})
+    ok_id = dispatcher.dispatch("add", {"a": 1, "b": 2})
+
+    try:
+        code = run(queue, concurrency=1)
+    finally:
+        _kill(pid_file)
+
+    record, ok = queue.get(job_id), queue.get(ok_id)
+    assert record is not None
+    assert ok is not None
+    assert (code, record.state, ok.result) == (0, JobState.DEAD, 3)
+    (error,) = record.errors
+    assert (error.type, error.exit_code) == ("foundry.application.errors.WorkerLost", 3)
