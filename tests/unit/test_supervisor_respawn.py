@@ -4,10 +4,13 @@ they are ready, failed forks (fake children, a memory queue, a manual clock).
 
 from datetime import timedelta
 
+import pytest
+
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.respawn import MAX_SPAWN_FAILURES
 from foundry.application.pool.slots import SlotState
 from foundry.domain import JobState
+from tests.log_support import foundry_messages
 from tests.pool_support import FAST, Harness
 
 
@@ -54,6 +57,19 @@ def test_children_that_keep_dying_before_ready_stop_the_pool_with_exit_code_1() 
 
     assert pool.sup.exit_code == 1
     assert pool.sup.finished
+
+
+def test_the_pool_says_once_that_its_children_keep_dying_before_ready(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST))
+    pool.sup.start()
+
+    for slot in (0, 1, 0, 1):  # the last one dies as the pool stops
+        pool.sup.child_exited(slot, 1, pool.now)
+
+    said = [message for message in foundry_messages(caplog) if "in a row died" in message]
+    assert (pool.sup.exit_code, len(said)) == (1, 1)
 
 
 def test_a_failed_fork_leaves_its_slot_empty_and_is_retried_after_a_backoff() -> None:

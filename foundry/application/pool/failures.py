@@ -75,14 +75,14 @@ class Failures:
     ) -> bool:
         """Fail the job a dead child was running (``running``, now taken off its slot): time
         limit if it was told to die, else lost. Whether the pool must stop: its children keep
-        dying before they are ready."""
+        dying before they are ready (said, and so logged, once)."""
         if slot.state is SlotState.STARTING:
             self.start_failures += 1
         if running is not None:
             self._lost(slot, running, exitcode, now)
         elif slot.state in (SlotState.IDLE, SlotState.BUSY):
             log.warning("child %s died while idle (exit code %s)", slot.pid, exitcode)
-        if self.start_failures < MAX_START_FAILURES:
+        if self.start_failures != MAX_START_FAILURES:  # past it, the pool is stopping already
             return False
         log.error(
             "%s children in a row died before they were ready (exit code %s); check "
