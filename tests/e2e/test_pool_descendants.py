@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
+import struct
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -43,6 +45,19 @@ def daemonizes_then_dies(pid_file: str) -> None:
         os._exit(0)
     os.read(ready_r, 1)
     os._exit(3)
+
+
+@registry.job(name="writes_on_its_pipe", retry=ONCE, timeout=timedelta(seconds=30))
+def writes_on_its_pipe(prefix: str) -> int:
+    """Writes ``prefix`` (hex; a frame's start, not the rest) on every socket it holds (its pipe to
+    the parent among them), as a process a handler started with its descriptors might; then
+    sleeps past the test's patience."""
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+                os.write(int(name), bytes.fromhex(prefix))
+    time.sleep(25)
+    return 1
 
 
 @pytest.fixture
@@ -83,3 +98,27 @@ def test_a_child_whose_daemon_holds_its_descriptors_is_seen_to_exit_at_once(
     assert (code, record.state, ok.result) == (0, JobState.DEAD, 3)
     (error,) = record.errors
     assert (error.type, error.exit_code) == ("foundry.application.errors.WorkerLost", 3)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        pytest.param(struct.pack("!i", 0x7FFFFFFF) + b"x", id="a-length-past-the-limit"),
+        pytest.param(struct.pack("!i", 1000) + b"x", id="a-frame-that-never-ends"),
+        pytest.param(b"\x00\x00", id="half-a-length"),
+    ],
+)
+def test_a_frame_a_foreign_writer_starts_but_never_ends_kills_that_child_not_the_pool(
+    queue: MemoryQueue, dispatcher: Dispatcher, prefix: bytes
+) -> None:
+    job_id = dispatcher.dispatch("writes_on_its_pipe", {"prefix": prefix.hex()})
+    ok_id = dispatcher.dispatch("add", {"a": 1, "b": 2})
+
+    code = run(queue, concurrency=1)
+
+    record, ok = queue.get(job_id), queue.get(ok_id)
+    assert record is not None
+    assert ok is not None
+    assert (code, record.state, ok.result) == (0, JobState.DEAD, 3)
+    assert record.errors[0].type == "foundry.application.errors.WorkerLost"

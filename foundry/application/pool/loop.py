@@ -36,6 +36,7 @@ from foundry.application.pool.wire import (
     PROGRESS,
     READY,
     SKIPPED,
+    BadFrame,
     decode_progress,
     decode_reply,
     decode_skipped,
@@ -202,6 +203,9 @@ class Pool:
     def _read(self, slot: int, child: Child) -> bool:
         try:
             frame = child.conn.recv_bytes()
+        except BadFrame as error:
+            self._garbled(slot, child, error)
+            return False
         except (EOFError, OSError):
             with contextlib.suppress(KeyError, ValueError):  # the exit sentinel reports it
                 self._selector.unregister(child.conn)
@@ -219,8 +223,8 @@ class Pool:
             else:
                 reply = decode_reply(frame)
         except Exception as error:  # no frame its child wrote: something else wrote on the pipe
-            self.supervisor.child_garbled(slot, error)
-            return True
+            self._garbled(slot, child, error)
+            return False
         if kind == PROGRESS:
             self.supervisor.child_progress(slot, *progress)
         elif kind == SKIPPED:
@@ -229,6 +233,14 @@ class Pool:
             self.supervisor.child_replied(slot, reply, now)
         return True
 
+    def _garbled(self, slot: int, child: Child, error: Exception) -> None:
+        """Stop reading a pipe that carried a frame its child did not write (what follows
+        cannot be trusted, and may never end); the supervisor kills the child."""
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(child.conn)
+        child.conn.close()
+        self.supervisor.child_garbled(slot, error)
+
     def _exited(self, slot: int, child: Child) -> None:
         # Bounded: a process the child forked may hold its pipe and write on it without end.
         for _ in range(_FRAMES_AT_EXIT):
@@ -236,7 +248,7 @@ class Pool:
                 break
         exitcode = self._workforce.exitcode(slot)
         for watched in (child.conn, child.process.sentinel):
-            with contextlib.suppress(KeyError, ValueError):
+            with contextlib.suppress(KeyError, ValueError, OSError):  # OSError: closed, garbled
                 self._selector.unregister(watched)
         child.conn.close()
         self.supervisor.child_exited(slot, exitcode, time.monotonic())

@@ -12,6 +12,11 @@ monotonic time when the job ended: a task waiting behind it starts then. The pid
 the parent refuse an answer from any process but its child, about any job but the one that
 child runs. Frames are length-prefixed as ``multiprocessing.connection`` does it; a child never
 decodes a job record, only these fields. The two ends are a blocking socket pair (``Channel``).
+
+A frame is at most ``MAX_FRAME_BYTES`` (a reply whose pickled value would be larger carries an
+``InvalidResult`` instead), and the parent reads one whole within ``FRAME_WAIT_S`` plus a
+second per ``FRAME_RATE`` bytes of it: a frame over the limit, or one that stops short, was
+written by some other process holding the pipe (``BadFrame``).
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ import pickle
 import select
 import socket
 import struct
+import time
 import warnings
 from typing import Any, Protocol
 
 import attrs
 
-from foundry.domain import ErrorInfo, InvalidResult, Progress
+from foundry.domain import MAX_RESULT_BYTES, ErrorInfo, InvalidResult, Progress
 from foundry.ports import Lease
 
 STOP = b""
@@ -39,6 +45,16 @@ _TASK = struct.Struct("<Q")  # a task's number in a SKIPPED frame
 _SIZE = struct.Struct("!i")  # a frame's length, or -1: the length follows in _LARGE
 _LARGE = struct.Struct("!Q")
 _READ_AHEAD = 65536
+#: The largest frame either end sends (a reply's pickled value is refused past it).
+MAX_FRAME_BYTES = 16 * MAX_RESULT_BYTES
+#: A frame must arrive whole within this many seconds, plus one per ``FRAME_RATE`` bytes.
+FRAME_WAIT_S = 5.0
+FRAME_RATE = 16 * 1024 * 1024
+
+
+class BadFrame(Exception):
+    """A frame no pool process wrote: too long for the protocol, or cut short."""
+
 
 Task = tuple[str, str, dict[str, Any], int, str, float, str, dict[str, str], int]
 
@@ -120,37 +136,46 @@ class Channel:
         write_all(self.fileno(), framed(frame))
 
     def recv_bytes(self) -> bytes:
-        """The next frame; ``EOFError`` once the other end is closed."""
+        """The next frame; ``EOFError`` once the other end is closed, ``BadFrame`` for one
+        over ``MAX_FRAME_BYTES`` or not whole in time (see the module docstring)."""
         fd = self.fileno()
-        (size,) = _SIZE.unpack(_read_exactly(fd, _SIZE.size))
+        deadline = time.monotonic() + FRAME_WAIT_S
+        (size,) = _SIZE.unpack(_read_exactly(fd, _SIZE.size, deadline))
         if size == -1:
-            (size,) = _LARGE.unpack(_read_exactly(fd, _LARGE.size))
+            (size,) = _LARGE.unpack(_read_exactly(fd, _LARGE.size, deadline))
         elif size < 0:
-            raise OSError("bad message length")
-        return _read_exactly(fd, size)
+            raise BadFrame(f"a frame length of {size}")
+        if size > MAX_FRAME_BYTES:
+            raise BadFrame(f"a frame of {size} bytes, over the {MAX_FRAME_BYTES} allowed")
+        return _read_exactly(fd, size, deadline + size / FRAME_RATE)
 
     def poll(self) -> bool:
         """Whether a read would not block (a frame, or the end of the pipe, is there)."""
-        poller = select.poll()
-        poller.register(self.fileno(), select.POLLIN)
-        return bool(poller.poll(0))
+        return _readable(self.fileno(), 0.0)
 
 
-def _read_exactly(fd: int, size: int) -> bytes:
-    """``size`` bytes from ``fd``; ``EOFError`` if it ends first. A large frame comes in many
-    reads, which are joined once (joining as they came copied it over and over: a 100 MB
-    result took the parent minutes, its leases lapsing meanwhile)."""
-    data = os.read(fd, size)
-    if len(data) == size:
-        return data
-    parts, have = [data], len(data)
+def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
+    """``size`` bytes from ``fd``; ``EOFError`` if it ends first, ``BadFrame`` if they are not
+    all there by ``deadline`` (monotonic). A large frame comes in many reads, which are joined
+    once (joining as they came copied it over and over: a 100 MB result took the parent
+    minutes, its leases lapsing meanwhile)."""
+    parts: list[bytes] = []
+    have = 0
     while have < size:
+        if not _readable(fd, deadline - time.monotonic()):
+            raise BadFrame(f"{have} of a frame's {size} bytes came in time")
         chunk = os.read(fd, size - have)
         if not chunk:
             raise EOFError("the pipe was closed")
         parts.append(chunk)
         have += len(chunk)
-    return b"".join(parts)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(timeout, 0.0) * 1000.0))
 
 
 def encode_task(lease: Lease, payload: dict[str, Any] | None = None) -> bytes:
@@ -234,6 +259,8 @@ def encode_reply(
     replaced by a description."""
     try:
         body = pickle.dumps(value, _PROTOCOL)
+        if len(body) > MAX_FRAME_BYTES:
+            raise BadFrame(f"it is {len(body)} bytes pickled, over the {MAX_FRAME_BYTES} allowed")
     except BaseException as error:  # any __reduce__ may raise anything, SystemExit too
         if ok:  # a result the parent cannot receive cannot be stored: the attempt failed
             ok, value = False, _unpicklable_result(value, error)
