@@ -7,6 +7,7 @@ check that every job ran exactly once, whichever process ran it.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from foundry.application.context import current_job
@@ -50,6 +51,15 @@ def unreadable() -> None:
     name = os.fsdecode(b"report-\xff.csv")
     current_job().progress(0.5, name)  # type: ignore[union-attr]
     raise FileNotFoundError(f"no such file: {name}")
+
+
+@registry.job(name="e2e.nap", queue=QUEUE, retry=RetryPolicy(max_attempts=1))
+def nap(seconds: float) -> str:
+    """Record its start, sleep ``seconds``, record its end."""
+    _record("nap started")
+    time.sleep(seconds)
+    _record("nap ended")
+    return "rested"
 
 
 def with_jobs(container: Any) -> JobRegistry:

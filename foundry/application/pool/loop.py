@@ -74,7 +74,8 @@ class Pool:
 
     Construct it after the handlers are imported (children inherit them at fork). ``run``
     blocks until the pool stops and returns an exit code (see the module docstring).
-    SIGTERM/SIGINT start a warm stop; a second one is cold.
+    SIGTERM/SIGINT start a warm stop; a second one is cold. SIGHUP starts a warm stop, never a
+    cold one (a closed terminal must not kill running jobs).
     """
 
     def __init__(
@@ -271,6 +272,7 @@ class Pool:
         self._selector.register(self._wake_r, selectors.EVENT_READ, (_WAKE, -1, None))
         old_fd = signal.set_wakeup_fd(self._wake_w.fileno())
         old = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        old[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
 
         def restore() -> None:
             signal.set_wakeup_fd(old_fd)
@@ -283,6 +285,11 @@ class Pool:
         # No logging here: the signal may have interrupted a log call holding loguru's lock.
         self._signals += 1
         self.supervisor.stopping.request(cold=self._signals > 1)
+
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        # A closed terminal (or a process manager) hangs up: stop warm, as on SIGTERM, and
+        # leave the next SIGTERM or SIGINT warm too (only a second one of those is cold).
+        self.supervisor.stopping.request(cold=False)
 
     def _exit_code(self) -> int:
         sup = self.supervisor

@@ -1,0 +1,61 @@
+"""``foundry work`` and the signals a user's terminal or process manager sends it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.domain import JobState
+from tests.backends import unique_prefix
+from tests.e2e.apps import LEDGER, QUEUE, registry
+from tests.e2e.test_demo import ROOT
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+
+def _wait_for_line(ledger: Path, line: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ledger.exists() and line in ledger.read_text().splitlines():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no {line!r} in the ledger within {timeout} s")
+
+
+@pytest.mark.timeout(60)
+def test_a_hangup_stops_a_worker_warm_letting_its_running_job_finish(
+    redis_url: str, tmp_path: Path
+) -> None:
+    prefix, ledger = unique_prefix("hup"), tmp_path / "ledger"
+    queue = RedisQueue(redis.Redis.from_url(redis_url), prefix=prefix)
+    job = registry.make_job("e2e.nap", {"seconds": 1.5})
+    queue.enqueue(job)
+    env = {**os.environ, "REDIS_URL": redis_url, "QUEUE_PREFIX": prefix, LEDGER: str(ledger)}
+    command = "from foundry.entrypoints.cli import main; main()"
+    args = ["work", "--app", "tests.e2e.apps:registry", "--queues", QUEUE, "--concurrency", "1"]
+    worker = subprocess.Popen(
+        [sys.executable, "-c", command, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _wait_for_line(ledger, "nap started")
+
+    worker.send_signal(signal.SIGHUP)
+    errors = worker.communicate(timeout=30)[1].decode()
+
+    record = queue.get(job.id)
+    assert record is not None
+    assert (worker.returncode, record.state, record.result) == (0, JobState.COMPLETED, "rested"), (
+        errors
+    )
+    assert record.attempts == 1
