@@ -149,6 +149,12 @@ def takes_the_alarm() -> None:
     signal.signal(signal.SIGALRM, lambda *_: None)
 
 
+@registry.job(name="blocks_the_alarm")
+def blocks_the_alarm() -> None:
+    """Blocks SIGALRM and SIGUSR2 in its thread, and leaves them blocked."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGUSR2})
+
+
 @registry.job(name="exits", retry=ONCE)
 def exits(code: int) -> None:
     sys.exit(code)
@@ -261,6 +267,21 @@ def test_a_soft_time_limit_holds_after_an_earlier_handler_took_sigalrm_on_that_c
     record = queue.get(job_id)
     assert record is not None
     assert record.errors[0].type == "foundry.application.errors.SoftTimeLimitExceeded"
+
+
+def test_a_soft_time_limit_interrupts_a_sleep_after_an_earlier_handler_blocked_sigalrm(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    dispatcher.dispatch("blocks_the_alarm")
+    job_id = dispatcher.dispatch("slow", {"seconds": 10})
+    started = time.monotonic()
+
+    run(queue, concurrency=1)
+
+    record = queue.get(job_id)
+    assert record is not None
+    assert record.errors[0].type == "foundry.application.errors.SoftTimeLimitExceeded"
+    assert time.monotonic() - started < 8  # not after its 10 s sleep
 
 
 def test_a_hard_time_limit_ends_a_job_while_the_other_child_keeps_answering(

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 #: A handler's progress reports reach the parent at most this often (seconds).
 REPORT_EVERY_S = 0.25
+_OWN = (signal.SIGALRM, signal.SIGUSR2)  # the soft limit's and a cancel's
 _RESET = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGPIPE")
 
 
@@ -216,13 +217,16 @@ class Runner:
 
     def _own_signals(self) -> None:
         """Take SIGALRM (the soft limit) and SIGUSR2 (a cancel) back if an earlier handler
-        installed handlers of its own (an alarm-based timeout library does): else the next
-        job's limit or cancel would call theirs and never reach it. (A look-up each, no
-        system call, while they are ours.)"""
+        installed handlers of its own (an alarm-based timeout library does), and unblock them
+        if it blocked them: else the next job's limit or cancel would call theirs and never
+        reach it, or reach it only once the handler's blocking call returned (the signal then
+        goes to the watchdog thread). (A look-up each while they are ours, and one system
+        call.)"""
         if signal.getsignal(signal.SIGALRM) != self._on_alarm:
             signal.signal(signal.SIGALRM, self._on_alarm)
         if signal.getsignal(signal.SIGUSR2) != self._on_stop:
             signal.signal(signal.SIGUSR2, self._on_stop)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _OWN)
 
     def is_busy(self) -> bool:
         """Whether a handler is running now (read by the watchdog thread)."""
