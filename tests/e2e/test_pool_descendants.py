@@ -17,7 +17,9 @@ import pytest
 
 from foundry.adapters.clock import SystemClock
 from foundry.adapters.memory import MemoryQueue
+from foundry.application.context import JobContext
 from foundry.application.dispatcher import Dispatcher
+from foundry.application.middleware import JobOutcome, Middleware
 from foundry.application.pool import Pool
 from foundry.application.pool.config import PoolConfig
 from foundry.application.registry import JobRegistry
@@ -25,6 +27,30 @@ from foundry.domain import JobState, RetryPolicy
 
 registry = JobRegistry()
 ONCE = RetryPolicy(max_attempts=1)
+
+
+class ForksAfterJob(Middleware):
+    """Forks without exec after the job ``forks_after_job``: both copies return from the hook
+    (the forked one after 0.2 s), as a careless middleware might."""
+
+    def after_job(self, job: JobContext, outcome: JobOutcome) -> None:
+        if job.name == "forks_after_job" and os.fork() == 0:
+            time.sleep(0.2)
+
+
+registry.use(ForksAfterJob())
+
+
+@registry.job(name="forks_after_job", retry=ONCE)
+def forks_after_job() -> str:
+    return "returned"
+
+
+@registry.job(name="pid")
+def pid() -> int:
+    """This process's pid, after 50 ms."""
+    time.sleep(0.05)
+    return os.getpid()
 
 
 @registry.job(name="add")
@@ -122,3 +148,18 @@ def test_a_frame_a_foreign_writer_starts_but_never_ends_kills_that_child_not_the
     assert ok is not None
     assert (code, record.state, ok.result) == (0, JobState.DEAD, 3)
     assert record.errors[0].type == "foundry.application.errors.WorkerLost"
+
+
+def test_a_copy_a_middleware_forked_after_the_job_never_answers_nor_takes_tasks(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    forker = dispatcher.dispatch("forks_after_job")
+    pids = [dispatcher.dispatch("pid") for _ in range(20)]
+
+    code = run(queue, concurrency=1)
+
+    record = queue.get(forker)
+    assert record is not None
+    assert (code, record.state, record.result) == (0, JobState.COMPLETED, "returned")
+    ran_on = {queue.get(job_id).result for job_id in pids}  # type: ignore[union-attr]
+    assert len(ran_on) == 1, ran_on  # the pool's child alone

@@ -8,8 +8,9 @@ task's number (plus one) in that memory, which tells the parent it started.
 
 A child never touches the queue. It answers each task with the handler's result or an
 ``ErrorInfo``; a handler that kills the process is the parent's to notice. A copy of the child
-that a handler forked without exec never answers: it exits at once when the handler returns
-or raises in it, without touching the pipe.
+that a handler (or a middleware's job hook) forked without exec never answers: it exits at
+once when the handler, or the hooks around it, return or raise in it, without touching the
+pipe.
 """
 
 from __future__ import annotations
@@ -207,7 +208,9 @@ class Runner:
             finally:
                 self._stoppable = None
         except BaseException as error:  # SystemExit too: a handler must not end the child
+            _exit_if_forked(self._pid, error)  # forked by a hook, after the handler
             ok, value = False, self._describe(error, attempt)
+        _exit_if_forked(self._pid, None)
         set_current(None)
         self._busy = False
         runtime = perf_counter() - started
