@@ -86,6 +86,13 @@ def writes_on_its_pipe(prefix: str) -> int:
     return 1
 
 
+@registry.job(name="joins_the_parents_group", retry=ONCE, timeout=timedelta(seconds=1))
+def joins_the_parents_group() -> None:
+    """Moves the child into its parent's process group, then sleeps past its hard limit."""
+    os.setpgid(0, os.getpgid(os.getppid()))
+    time.sleep(20)
+
+
 @pytest.fixture
 def queue() -> MemoryQueue:
     return MemoryQueue(SystemClock())
@@ -163,3 +170,19 @@ def test_a_copy_a_middleware_forked_after_the_job_never_answers_nor_takes_tasks(
     assert (code, record.state, record.result) == (0, JobState.COMPLETED, "returned")
     ran_on = {queue.get(job_id).result for job_id in pids}  # type: ignore[union-attr]
     assert len(ran_on) == 1, ran_on  # the pool's child alone
+
+
+@pytest.mark.timeout(15)
+def test_a_child_that_left_its_process_group_is_still_killed_at_its_hard_limit(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    job_id = dispatcher.dispatch("joins_the_parents_group")
+    ok_id = dispatcher.dispatch("add", {"a": 1, "b": 2})
+
+    code = run(queue, concurrency=1, term_grace=timedelta(milliseconds=200))
+
+    record, ok = queue.get(job_id), queue.get(ok_id)
+    assert record is not None
+    assert ok is not None
+    assert (code, record.state, ok.result) == (0, JobState.DEAD, 3)
+    assert record.errors[0].type == "foundry.application.errors.TimeLimitExceeded"

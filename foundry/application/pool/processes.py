@@ -240,15 +240,16 @@ class ProcessWorkforce:
         self.children.clear()
 
     def _signal(self, slot: int, signum: int) -> None:
-        pid = self.children[slot].pid
-        try:
-            os.killpg(pid, signum)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            # The group id may not be set yet (the child is just forked): signal it alone.
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
+        """``signum`` to the child's process group, and to the child itself: a handler may
+        have moved it to another group (or the group id is not set yet, just forked). Until
+        it is reaped its pid names no other process."""
+        process = self.children[slot].process
+        if process.exitcode is not None:  # reaped: its pid may be another process's now
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signum)
 
 
 def _exited(child: Child, timeout: float) -> bool:
