@@ -1,4 +1,5 @@
-"""``foundry work`` and the signals a user's terminal or process manager sends it."""
+"""``foundry work`` and the signals a user's terminal or service manager sends it: each is a warm
+stop (the running job finishes, the worker exits 0)."""
 
 from __future__ import annotations
 
@@ -30,9 +31,24 @@ def _wait_for_line(ledger: Path, line: str, timeout: float = 20.0) -> None:
     raise AssertionError(f"no {line!r} in the ledger within {timeout} s")
 
 
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *_descendants(int(child))]
+    return found
+
+
 @pytest.mark.timeout(60)
-def test_a_hangup_stops_a_worker_warm_letting_its_running_job_finish(
-    redis_url: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("signum", "everyone"),
+    [
+        pytest.param(signal.SIGHUP, False, id="a-hangup"),
+        pytest.param(signal.SIGTERM, True, id="systemd-stopping-every-process-of-the-unit"),
+    ],
+)
+def test_a_signal_that_stops_a_worker_warm_lets_its_running_job_finish(
+    redis_url: str, tmp_path: Path, signum: int, everyone: bool
 ) -> None:
     prefix, ledger = unique_prefix("hup"), tmp_path / "ledger"
     queue = RedisQueue(redis.Redis.from_url(redis_url), prefix=prefix)
@@ -50,7 +66,8 @@ def test_a_hangup_stops_a_worker_warm_letting_its_running_job_finish(
     )
     _wait_for_line(ledger, "nap started")
 
-    worker.send_signal(signal.SIGHUP)
+    for pid in [worker.pid, *(_descendants(worker.pid) if everyone else [])]:
+        os.kill(pid, signum)
     errors = worker.communicate(timeout=30)[1].decode()
 
     record = queue.get(job.id)

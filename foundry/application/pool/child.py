@@ -33,7 +33,12 @@ from typing import Any
 from foundry.application.context import JobContext, set_current, set_progress_sink
 from foundry.application.errors import SoftTimeLimitExceeded
 from foundry.application.pool.coroutines import ChildLoop
-from foundry.application.pool.watchdog import set_started, start_by, start_watchdog
+from foundry.application.pool.watchdog import (
+    set_started,
+    start_by,
+    start_watchdog,
+    terminating,
+)
 from foundry.application.pool.wire import (
     READY,
     STOP,
@@ -83,6 +88,8 @@ def child_main(
         child_init()
     registry.hooks.process_started()
     runner = Runner(registry, max_rss)
+    if fence is not None:
+        signal.signal(signal.SIGTERM, functools.partial(_on_term, fence))
     conn.send_bytes(READY)
     die_with_parent(parent_pid)
     if fence is not None:
@@ -293,6 +300,15 @@ class Runner:
         return ErrorInfo.from_exception(
             error, traceback=traceback.format_exc(), attempt=attempt, worker=self._worker
         )
+
+
+def _on_term(fence: mmap.mmap, signum: int, frame: FrameType | None) -> None:
+    """Die of this SIGTERM if the parent sent it (a hard time limit); else ignore it: a
+    service manager that stops every process of the worker at once (systemd's default) must
+    not kill the running job; the parent, stopping warm, lets it finish."""
+    if terminating(fence):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _exit_if_forked(child_pid: int, error: BaseException | None) -> None:

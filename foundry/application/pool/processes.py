@@ -27,7 +27,13 @@ import warnings
 from collections.abc import Callable
 
 from foundry.application.pool.child import child_main, libc_prctl
-from foundry.application.pool.watchdog import new_fence, set_fence, set_start_by, started
+from foundry.application.pool.watchdog import (
+    new_fence,
+    set_fence,
+    set_start_by,
+    set_terminating,
+    started,
+)
 from foundry.application.pool.wire import STOP, Channel
 from foundry.application.registry import JobRegistry
 
@@ -185,7 +191,9 @@ class ProcessWorkforce:
             os.kill(self.children[slot].pid, signal.SIGUSR2)
 
     def terminate(self, slot: int) -> None:
-        """SIGTERM the child's group, and SIGCONT it so a stopped child receives it."""
+        """SIGTERM the child's group, and SIGCONT it so a stopped child receives it (the child
+        is told first that this SIGTERM is the parent's, see ``watchdog``)."""
+        set_terminating(self.children[slot].fence)
         self._signal(slot, signal.SIGTERM)
         self._signal(slot, signal.SIGCONT)
 

@@ -11,8 +11,11 @@ still ran the one before it waits in the pipe, and the child starts it only befo
 (the parent moves it as it renews the task's lease, or withdraws the task by setting it in
 the past). Tasks are numbered in the order the child receives them; the two kept are those
 of an even and an odd number, so the parent writes the next task's while the child may still
-read the current one's. Last, one past the number of the last task the child started (written
-before it runs it): the parent reports a queued job's start once it reads it there.
+read the current one's. Then one past the number of the last task the child started (written
+before it runs it): the parent reports a queued job's start once it reads it there. Last, a
+byte the parent sets before it sends the child SIGTERM (a hard time limit): a SIGTERM without
+it came from elsewhere (a service manager stopping every process of the worker), and the
+child lets its job finish; the parent, told too, stops warm.
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ _DEADLINE = struct.Struct("d")
 _START_BY = struct.Struct("d")  # at offset _DEADLINE.size + (task % 2) * _START_BY.size
 _STARTED = struct.Struct("Q")  # at offset _STARTED_AT
 _STARTED_AT = _DEADLINE.size + 2 * _START_BY.size
+_TERMINATE_AT = _STARTED_AT + _STARTED.size  # one byte: 1 once the parent ends the child
 #: How often a child's watchdog looks at its deadline (seconds).
 WATCH_EVERY_S = 0.1
 
 
 def new_fence() -> mmap.mmap:
     """A deadline shared with a child forked after this call; starts at never."""
-    fence = mmap.mmap(-1, _STARTED_AT + _STARTED.size)  # zeroed: no task started
+    fence = mmap.mmap(-1, _TERMINATE_AT + 1)  # zeroed: no task started, not terminating
     set_fence(fence, float("inf"))
     for task in (0, 1):
         set_start_by(fence, task, float("inf"))
@@ -74,6 +78,16 @@ def started(fence: mmap.mmap) -> int:
     """One past the number of the last task the child started; 0 before any (parent side)."""
     count: int = _STARTED.unpack_from(fence, _STARTED_AT)[0]
     return count
+
+
+def set_terminating(fence: mmap.mmap) -> None:
+    """Tell the child that the SIGTERM that follows is the parent's (parent side)."""
+    fence[_TERMINATE_AT] = 1
+
+
+def terminating(fence: mmap.mmap) -> bool:
+    """Whether the parent has asked this child to end (child side)."""
+    return fence[_TERMINATE_AT] == 1
 
 
 def start_watchdog(fence: mmap.mmap, busy: Callable[[], bool]) -> threading.Thread:
