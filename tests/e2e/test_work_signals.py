@@ -44,6 +44,7 @@ def _descendants(pid: int) -> list[int]:
     ("signum", "everyone"),
     [
         pytest.param(signal.SIGHUP, False, id="a-hangup"),
+        pytest.param(signal.SIGHUP, True, id="a-hangup-to-every-process-of-the-unit"),
         pytest.param(signal.SIGTERM, True, id="systemd-stopping-every-process-of-the-unit"),
     ],
 )

@@ -90,6 +90,7 @@ def child_main(
     runner = Runner(registry, max_rss)
     if fence is not None:
         signal.signal(signal.SIGTERM, functools.partial(_on_term, fence))
+    signal.signal(signal.SIGHUP, _on_hangup)
     conn.send_bytes(READY)
     die_with_parent(parent_pid)
     if fence is not None:
@@ -309,6 +310,11 @@ def _on_term(fence: mmap.mmap, signum: int, frame: FrameType | None) -> None:
     if terminating(fence):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _on_hangup(signum: int, frame: FrameType | None) -> None:
+    """Ignore a hang-up: the parent, told too, stops warm. (A handler, not ``SIG_IGN``,
+    which a program a handler executes would inherit.)"""
 
 
 def _exit_if_forked(child_pid: int, error: BaseException | None) -> None:
