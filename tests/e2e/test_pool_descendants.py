@@ -4,6 +4,7 @@ holding every descriptor the pool's child had (its pipe to the parent among them
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import stat
@@ -91,6 +92,18 @@ def joins_the_parents_group() -> None:
     """Moves the child into its parent's process group, then sleeps past its hard limit."""
     os.setpgid(0, os.getpgid(os.getppid()))
     time.sleep(20)
+
+
+@registry.job(name="terminates_its_own_process", retry=ONCE, timeout=timedelta(seconds=10))
+def terminates_its_own_process() -> int:
+    """Starts a process with ``multiprocessing`` and ends it with ``terminate()`` (SIGTERM),
+    as ``multiprocessing.Pool.__exit__`` does with its workers; its exit code."""
+    context = multiprocessing.get_context("fork")
+    helper = context.Process(target=time.sleep, args=(30,))
+    helper.start()
+    helper.terminate()
+    helper.join(5)
+    return helper.exitcode if helper.exitcode is not None else 0
 
 
 @pytest.fixture
@@ -186,3 +199,15 @@ def test_a_child_that_left_its_process_group_is_still_killed_at_its_hard_limit(
     assert ok is not None
     assert (code, record.state, ok.result) == (0, JobState.DEAD, 3)
     assert record.errors[0].type == "foundry.application.errors.TimeLimitExceeded"
+
+
+def test_a_process_a_handler_starts_still_ends_on_its_sigterm(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    job_id = dispatcher.dispatch("terminates_its_own_process")
+
+    run(queue, concurrency=1)
+
+    record = queue.get(job_id)
+    assert record is not None
+    assert (record.state, record.result) == (JobState.COMPLETED, -signal.SIGTERM)

@@ -88,9 +88,10 @@ def child_main(
         child_init()
     registry.hooks.process_started()
     runner = Runner(registry, max_rss)
+    me = os.getpid()
     if fence is not None:
-        signal.signal(signal.SIGTERM, functools.partial(_on_term, fence))
-    signal.signal(signal.SIGHUP, _on_hangup)
+        signal.signal(signal.SIGTERM, functools.partial(_on_term, fence, me))
+    signal.signal(signal.SIGHUP, functools.partial(_on_hangup, me))
     conn.send_bytes(READY)
     die_with_parent(parent_pid)
     if fence is not None:
@@ -303,18 +304,27 @@ class Runner:
         )
 
 
-def _on_term(fence: mmap.mmap, signum: int, frame: FrameType | None) -> None:
-    """Die of this SIGTERM if the parent sent it (a hard time limit); else ignore it: a
-    service manager that stops every process of the worker at once (systemd's default) must
-    not kill the running job; the parent, stopping warm, lets it finish."""
-    if terminating(fence):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+def _on_hangup(child_pid: int, signum: int, frame: FrameType | None) -> None:
+    """Ignore a hang-up in the pool's child: the parent, told too, stops warm. (A handler, not
+    ``SIG_IGN``, which a program a handler executes would inherit; a process forked from the
+    child, ``multiprocessing``'s among them, dies of it as by default.)"""
+    if os.getpid() != child_pid:
+        _die_of(signum)
 
 
-def _on_hangup(signum: int, frame: FrameType | None) -> None:
-    """Ignore a hang-up: the parent, told too, stops warm. (A handler, not ``SIG_IGN``,
-    which a program a handler executes would inherit.)"""
+def _on_term(fence: mmap.mmap, child_pid: int, signum: int, frame: FrameType | None) -> None:
+    """Die of this SIGTERM if the parent sent it (a hard time limit), or if this process is
+    not the pool's child but one forked from it (``multiprocessing.Process.terminate`` ends
+    its processes so); else ignore it: a service manager that stops every process of the
+    worker at once (systemd's default) must not kill the running job; the parent, stopping
+    warm, lets it finish."""
+    if terminating(fence) or os.getpid() != child_pid:
+        _die_of(signum)
+
+
+def _die_of(signum: int) -> None:
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _exit_if_forked(child_pid: int, error: BaseException | None) -> None:
