@@ -9,8 +9,8 @@ Exit codes of ``Pool.run``:
   running when the grace period ran out were killed and released, not lost.
 * ``1``: the pool failed (children kept dying at start-up, or an unexpected error); running
   jobs were killed and released where the queue could be reached.
-* ``130``: stopped cold (a second SIGINT/SIGTERM, or ``request_stop(cold=True)``): running
-  jobs were killed at once and released, attempts not spent.
+* ``130``: stopped cold (a second SIGINT/SIGTERM, a SIGQUIT, or ``request_stop(cold=True)``):
+  running jobs were killed at once and released, attempts not spent.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ class Pool:
     Construct it after the handlers are imported (children inherit them at fork). ``run``
     blocks until the pool stops and returns an exit code (see the module docstring).
     SIGTERM/SIGINT start a warm stop; a second one is cold. SIGHUP starts a warm stop, never a
-    cold one (a closed terminal must not kill running jobs).
+    cold one (a closed terminal must not kill running jobs); SIGQUIT (Ctrl-\\ in a terminal) a
+    cold one.
     """
 
     def __init__(
@@ -273,6 +274,7 @@ class Pool:
         old_fd = signal.set_wakeup_fd(self._wake_w.fileno())
         old = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         old[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
+        old[signal.SIGQUIT] = signal.signal(signal.SIGQUIT, self._on_quit)
 
         def restore() -> None:
             signal.set_wakeup_fd(old_fd)
@@ -290,6 +292,11 @@ class Pool:
         # A closed terminal (or a process manager) hangs up: stop warm, as on SIGTERM, and
         # leave the next SIGTERM or SIGINT warm too (only a second one of those is cold).
         self.supervisor.stopping.request(cold=False)
+
+    def _on_quit(self, signum: int, frame: FrameType | None) -> None:
+        # Ctrl-\ asks to quit now: stop cold (jobs killed and released, attempts unspent),
+        # never die with the jobs' leases left to lapse.
+        self.supervisor.stopping.request(cold=True)
 
     def _exit_code(self) -> int:
         sup = self.supervisor

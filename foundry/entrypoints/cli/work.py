@@ -27,8 +27,8 @@ WORK_HELP = """Run handlers from --app in a prefork pool until stopped.
 
 \b
 Ctrl-C, SIGTERM or SIGHUP stops claiming and lets running jobs finish within --grace, then
-kills and releases the rest (their attempts are not spent); a second Ctrl-C or SIGTERM stops
-at once.
+kills and releases the rest (their attempts are not spent); a second Ctrl-C or SIGTERM, or
+a SIGQUIT (Ctrl-\\), stops at once.
 --burst exits once the queues are empty. The app's periodic schedules are fired by every
 worker (any number may run: each tick is enqueued once) unless --no-scheduler or --burst.
 """
