@@ -140,6 +140,7 @@ class ProcessWorkforce:
             process = self._start(slot, child_end, parent_end, fence)
             undo.pop_all()
         child_end.close()
+        parent_end.bound_reads()
         child = Child(process, parent_end, fence)
         with contextlib.suppress(OSError):  # the child does it too; whoever is first wins
             os.setpgid(child.pid, child.pid)

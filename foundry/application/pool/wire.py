@@ -108,6 +108,11 @@ class Channel:
         left, right = socket.socketpair()
         return cls(left.detach()), cls(right.detach())
 
+    def bound_reads(self) -> None:
+        """Make this end non-blocking, so that ``recv_bytes`` gives up on a frame that does not
+        come whole in time (the parent's end; writes still wait for room)."""
+        os.set_blocking(self.fileno(), False)
+
     @property
     def closed(self) -> bool:
         """Whether this end is closed."""
@@ -137,7 +142,8 @@ class Channel:
 
     def recv_bytes(self) -> bytes:
         """The next frame; ``EOFError`` once the other end is closed, ``BadFrame`` for one
-        over ``MAX_FRAME_BYTES`` or not whole in time (see the module docstring)."""
+        over ``MAX_FRAME_BYTES`` or (after ``bound_reads``) not whole in time (see the module
+        docstring)."""
         fd = self.fileno()
         deadline = time.monotonic() + FRAME_WAIT_S
         (size,) = _SIZE.unpack(_read_exactly(fd, _SIZE.size, deadline))
@@ -155,16 +161,19 @@ class Channel:
 
 
 def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
-    """``size`` bytes from ``fd``; ``EOFError`` if it ends first, ``BadFrame`` if they are not
-    all there by ``deadline`` (monotonic). A large frame comes in many reads, which are joined
-    once (joining as they came copied it over and over: a 100 MB result took the parent
-    minutes, its leases lapsing meanwhile)."""
+    """``size`` bytes from ``fd``; ``EOFError`` if it ends first. On a non-blocking ``fd``
+    (the parent's end), ``BadFrame`` if they are not all there by ``deadline`` (monotonic).
+    A large frame comes in many reads, which are joined once (joining as they came copied it
+    over and over: a 100 MB result took the parent minutes, its leases lapsing meanwhile)."""
     parts: list[bytes] = []
     have = 0
     while have < size:
-        if not _readable(fd, deadline - time.monotonic()):
-            raise BadFrame(f"{have} of a frame's {size} bytes came in time")
-        chunk = os.read(fd, size - have)
+        try:
+            chunk = os.read(fd, size - have)
+        except BlockingIOError:  # a read costs no wait for poll while the bytes are there
+            if not _readable(fd, deadline - time.monotonic()):
+                raise BadFrame(f"{have} of a frame's {size} bytes came in time") from None
+            continue
         if not chunk:
             raise EOFError("the pipe was closed")
         parts.append(chunk)
@@ -212,10 +221,16 @@ def framed(frame: bytes) -> bytes:
 
 
 def write_all(fd: int, data: bytes) -> None:
-    """Write ``data`` to ``fd`` (a blocking pipe) to the end; raises ``OSError``."""
+    """Write ``data`` to ``fd`` to the end, waiting for room as a blocking pipe would (the
+    parent's end is non-blocking for its reads); raises ``OSError``."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            poller.poll()
 
 
 class FrameReader:
