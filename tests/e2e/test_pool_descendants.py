@@ -106,6 +106,15 @@ def terminates_its_own_process() -> int:
     return helper.exitcode if helper.exitcode is not None else 0
 
 
+def _apps_own_term(signum: int, frame: Any) -> None:
+    """A SIGTERM handler an app installs in each child."""
+
+
+@registry.job(name="sigterm_is_the_apps")
+def sigterm_is_the_apps() -> bool:
+    return signal.getsignal(signal.SIGTERM) is _apps_own_term
+
+
 @pytest.fixture
 def queue() -> MemoryQueue:
     return MemoryQueue(SystemClock())
@@ -211,3 +220,19 @@ def test_a_process_a_handler_starts_still_ends_on_its_sigterm(
     record = queue.get(job_id)
     assert record is not None
     assert (record.state, record.result) == (JobState.COMPLETED, -signal.SIGTERM)
+
+
+def test_a_sigterm_handler_the_app_installs_at_child_start_is_kept(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    job_id = dispatcher.dispatch("sigterm_is_the_apps")
+    config = PoolConfig(burst=True, idle_wait=timedelta(milliseconds=50), concurrency=1)
+
+    def child_init() -> None:
+        signal.signal(signal.SIGTERM, _apps_own_term)
+
+    Pool(queue, registry, config, clock=SystemClock(), child_init=child_init).run()
+
+    record = queue.get(job_id)
+    assert record is not None
+    assert record.result is True

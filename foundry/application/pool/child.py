@@ -84,14 +84,11 @@ def child_main(
     by the parent before it forks (``libc_prctl``).
     """
     after_fork(parent_pid, inherited)
+    _stop_signals_are_the_parents(fence)  # before the app's set-up, whose own handlers win
     if child_init is not None:
         child_init()
     registry.hooks.process_started()
     runner = Runner(registry, max_rss)
-    me = os.getpid()
-    if fence is not None:
-        signal.signal(signal.SIGTERM, functools.partial(_on_term, fence, me))
-    signal.signal(signal.SIGHUP, functools.partial(_on_hangup, me))
     conn.send_bytes(READY)
     die_with_parent(parent_pid)
     if fence is not None:
@@ -302,6 +299,15 @@ class Runner:
         return ErrorInfo.from_exception(
             error, traceback=traceback.format_exc(), attempt=attempt, worker=self._worker
         )
+
+
+def _stop_signals_are_the_parents(fence: mmap.mmap | None) -> None:
+    """Handle SIGTERM (with ``fence``) and SIGHUP so that only the parent stops this child
+    (see ``_on_term``)."""
+    me = os.getpid()
+    if fence is not None:
+        signal.signal(signal.SIGTERM, functools.partial(_on_term, fence, me))
+    signal.signal(signal.SIGHUP, functools.partial(_on_hangup, me))
 
 
 def _on_hangup(child_pid: int, signum: int, frame: FrameType | None) -> None:
