@@ -94,13 +94,21 @@ def joins_the_parents_group() -> None:
     time.sleep(20)
 
 
+def _sleep_once_running(running: Any) -> None:
+    running.set()
+    time.sleep(30)
+
+
 @registry.job(name="terminates_its_own_process", retry=ONCE, timeout=timedelta(seconds=10))
 def terminates_its_own_process() -> int:
     """Starts a process with ``multiprocessing`` and ends it with ``terminate()`` (SIGTERM),
     as ``multiprocessing.Pool.__exit__`` does with its workers; its exit code."""
     context = multiprocessing.get_context("fork")
-    helper = context.Process(target=time.sleep, args=(30,))
+    running = context.Event()
+    helper = context.Process(target=_sleep_once_running, args=(running,))
     helper.start()
+    running.wait(5)  # (a signal in the moment after fork, before Python's own set-up, is lost
+    # to any Python signal handler the process inherits)
     helper.terminate()
     helper.join(5)
     return helper.exitcode if helper.exitcode is not None else 0
