@@ -10,6 +10,7 @@ of the runs, a markdown table).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import orjson
 
@@ -27,18 +28,26 @@ BATCH = 100
 BATCHES = [KEYS[i : i + BATCH] for i in range(0, len(KEYS), BATCH)]
 
 
-def _cache(env: Env, backend: str) -> CachePort:
+def _cache(env: Env, backend: str) -> tuple[CachePort, Callable[[], None]]:
+    """A cache, and what closes it (its read counts written first, on PostgreSQL)."""
     if backend == "memory":
-        return MemoryCache(SystemClock(), max_entries=len(KEYS) * 2)
+        return MemoryCache(SystemClock(), max_entries=len(KEYS) * 2), lambda: None
     if backend == "postgres":
         from foundry.adapters.postgres.cache import PostgresCache  # noqa: PLC0415
         from foundry.adapters.postgres.config import PostgresSettings  # noqa: PLC0415
         from foundry.adapters.postgres.connection import open_pool  # noqa: PLC0415
 
         settings = PostgresSettings(url=env.postgres_url)
-        return PostgresCache(open_pool(settings, "foundry-bench"), settings, env.unique("c"))
+        pool = open_pool(settings, "foundry-bench")
+        cache = PostgresCache(pool, settings, env.unique("c"))
+
+        def close() -> None:
+            cache.stats()
+            pool.close()
+
+        return cache, close
     client = connect(RedisSettings(url=env.redis_url, client_name="foundry-bench"))
-    return RedisCache(client, env.unique("bench-cache"))
+    return RedisCache(client, env.unique("bench-cache")), client.close
 
 
 def _singles(cache: CachePort, calls: int) -> tuple[float, float]:
@@ -100,13 +109,17 @@ def _postgres_floor(cache: CachePort, calls: int) -> dict[str, float]:
 
 def run_once(env: Env, backend: str) -> Sample:
     """One sample of each rate."""
-    cache = _cache(env, backend)
-    cache.set("warm-up", 1)  # connect and load the scripts outside the timed sections
-    cache.get_many(["warm-up"])
-    set_rate, get_rate = _singles(cache, env.scale(20_000, 5_000))
-    set_many_rate, get_many_rate = _batches(cache, env.scale(1_000, 200))
-    floor = _postgres_floor(cache, env.scale(20_000, 5_000)) if backend == "postgres" else {}
-    cache.clear()
+    cache, close = _cache(env, backend)
+    try:
+        cache.set("warm-up", 1)  # connect and load the scripts outside the timed sections
+        cache.get_many(["warm-up"])
+        set_rate, get_rate = _singles(cache, env.scale(20_000, 5_000))
+        set_many_rate, get_many_rate = _batches(cache, env.scale(1_000, 200))
+        postgres = backend == "postgres"
+        floor = _postgres_floor(cache, env.scale(20_000, 5_000)) if postgres else {}
+        cache.clear()
+    finally:
+        close()
     sample = {
         "get": get_rate,
         "set": set_rate,
