@@ -39,9 +39,12 @@ PASS_SLOT_ON = """
         RETURNING j.queue
     )"""
 
-_STATEMENTS: dict[str, str] = {
-    "enqueue": """
-        SELECT i, existing FROM {s}.enqueue_jobs(
+
+def _enqueue_through(function: str) -> str:
+    """A call of ``function`` with the arrays of jobs ``enqueue`` takes (``enqueue_jobs``
+    checks them against kept batches' ids first)."""
+    return f"""
+        SELECT i, existing FROM {{s}}.{function}(
             %(queues)s::text[], %(ids)s::text[], %(priorities)s::integer[],
             %(at)s::timestamptz[], %(delays)s::interval[], %(max_attempts)s::integer[],
             %(blobs)s::bytea[], %(unique_keys)s::text[], %(unique_ttls)s::interval[],
@@ -49,20 +52,15 @@ _STATEMENTS: dict[str, str] = {
             %(after_ids)s::text[], %(limit_keys)s::text[], %(limit_concurrency)s::integer[],
             %(limit_interval_ms)s::bigint[], %(keep)s::interval, %(max_dead)s::integer,
             %(dead_age)s::interval, %(now)s::timestamptz)
-        """,
+        """
+
+
+_STATEMENTS: dict[str, str] = {
+    "enqueue": _enqueue_through("enqueue_jobs"),
     # A schedule's ticks go through enqueue itself, not checked against batch ids (as the
     # other backends store them): a refusal inside a firing would stop the schedule, every
     # scheduler retrying it, until the batch was forgotten.
-    "enqueue_ticks": """
-        SELECT i, existing FROM {s}.enqueue(
-            %(queues)s::text[], %(ids)s::text[], %(priorities)s::integer[],
-            %(at)s::timestamptz[], %(delays)s::interval[], %(max_attempts)s::integer[],
-            %(blobs)s::bytea[], %(unique_keys)s::text[], %(unique_ttls)s::interval[],
-            %(unique_untils)s::text[], %(after_failures)s::text[], %(after_jobs)s::integer[],
-            %(after_ids)s::text[], %(limit_keys)s::text[], %(limit_concurrency)s::integer[],
-            %(limit_interval_ms)s::bigint[], %(keep)s::interval, %(max_dead)s::integer,
-            %(dead_age)s::interval, %(now)s::timestamptz)
-        """,
+    "enqueue_ticks": _enqueue_through("enqueue"),
     "enqueue_one": """
         SELECT 1, {s}.enqueue_one(
             %(queue)s::text, %(id)s::text, %(priority)s::integer, %(at)s::timestamptz,
