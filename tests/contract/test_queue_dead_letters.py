@@ -109,9 +109,8 @@ def test_delete_removes_a_dead_letter(queue: Queue) -> None:
     assert queue.stats("default").dead == 0
 
 
-def test_delete_dead_removes_a_dead_letter_and_no_job_in_any_other_state(
-    queue: Queue,
-) -> None:
+def _one_job_in_each_state(queue: Queue) -> None:
+    """Jobs named after their states: dead, done, active, ready, later (delayed) and waits."""
     kill(queue, "dead")
     queue.enqueue(job(id="done"))
     [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
@@ -121,6 +120,12 @@ def test_delete_dead_removes_a_dead_letter_and_no_job_in_any_other_state(
     queue.enqueue(job(id="ready"))
     queue.enqueue(job(id="later", schedule=RunAfter(timedelta(hours=1))))
     queue.enqueue(job(id="waits", after=("ready",)))
+
+
+def test_delete_dead_removes_a_dead_letter_and_no_job_in_any_other_state(
+    queue: Queue,
+) -> None:
+    _one_job_in_each_state(queue)
 
     deleted = {
         job_id: queue.delete_dead("default", job_id)
@@ -159,15 +164,7 @@ def test_delete_dead_leaves_a_dead_letter_that_was_requeued_meanwhile(queue: Que
 def test_delete_pending_removes_a_pending_job_and_no_job_in_any_other_state(
     queue: Queue,
 ) -> None:
-    kill(queue, "dead")
-    queue.enqueue(job(id="done"))
-    [lease] = queue.claim(ClaimRequest(["default"], lease=LEASE))
-    queue.complete(lease)
-    queue.enqueue(job(id="active"))
-    queue.claim(ClaimRequest(["default"], lease=LEASE))
-    queue.enqueue(job(id="ready"))
-    queue.enqueue(job(id="later", schedule=RunAfter(timedelta(hours=1))))
-    queue.enqueue(job(id="waits", after=("ready",)))
+    _one_job_in_each_state(queue)
 
     deleted = {
         job_id: queue.delete_pending("default", job_id)
