@@ -134,7 +134,10 @@ def unprintable() -> None:
 @registry.job(name="garbles_its_pipe", retry=ONCE)
 def garbles_its_pipe() -> int:
     """Writes a frame no child writes on every socket it holds (its pipe to the parent among
-    them), as a process a handler started with its descriptors inherited might."""
+    them), as a process a handler started with its descriptors inherited might. A socket
+    whose peer is gone answers EPIPE instead of killing the child with SIGPIPE before it
+    reached its pipe."""
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     for name in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):
             if stat.S_ISSOCK(os.fstat(int(name)).st_mode):
