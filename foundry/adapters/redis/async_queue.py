@@ -21,6 +21,7 @@ from foundry.adapters.codec import Codec
 from foundry.adapters.redis.admin import found_record, record_reads
 from foundry.adapters.redis.batch_plan import BatchPlan, first_id
 from foundry.adapters.redis.broken import checked_keys, queue_broken, wrong_types
+from foundry.adapters.redis.byte_replies import bytes_replies
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.cluster_runner import async_function_runner
 from foundry.adapters.redis.durability import Durability
@@ -67,6 +68,7 @@ class AsyncRedisQueue:
         durability: Durability | None = None,
         completed_ttl: timedelta = timedelta(hours=1),
     ) -> None:
+        client = bytes_replies(client, "the asyncio queue")
         if not 0 < max_payload_bytes <= MAX_PAYLOAD_BYTES:
             raise ConfigurationError(
                 f"max_payload_bytes must be 1-{MAX_PAYLOAD_BYTES}, got {max_payload_bytes}"

@@ -28,12 +28,13 @@ from foundry.adapters.cache_support import (
     value_map,
 )
 from foundry.adapters.codec import Codec
+from foundry.adapters.redis.byte_replies import bytes_replies
 from foundry.adapters.redis.cache_keys import CacheKeys
 from foundry.adapters.redis.cluster import is_cluster
 from foundry.adapters.redis.cluster_runner import function_runner
 from foundry.adapters.redis.errors import cache_error
 from foundry.adapters.redis.runner import call
-from foundry.domain import ConfigurationError, UndecodableValue
+from foundry.domain import UndecodableValue
 from foundry.ports.cache import Ttl
 from foundry.ports.clock import Clock
 
@@ -50,22 +51,11 @@ def _ttl_arg(ttl: Ttl) -> str:
     return "-1" if ms is None else str(ms)
 
 
-def _bytes_client(client: redis.Redis) -> redis.Redis:
-    """``client`` unless it decodes replies to text: stored values are bytes to the codec."""
-    if client.get_encoder().decode_responses:
-        raise ConfigurationError(
-            "the Redis client given to the cache decodes replies to text (decode_responses="
-            "True); build the cache's client with decode_responses=False (the default), or "
-            "with foundry's connect()"
-        )
-    return client
-
-
 class CacheCore:
     """What a cache and its tagged views share: the client, runner, codec, clock, names."""
 
     def __init__(self, client: redis.Redis, prefix: str, codec: Codec, clock: Clock | None):
-        self.client = _bytes_client(client)
+        self.client = bytes_replies(client, "the cache")
         self.prefix = validate_prefix(prefix)
         self.codec = codec
         self.clock = clock

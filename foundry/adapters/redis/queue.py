@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from foundry.adapters.codec import Codec
+from foundry.adapters.redis.byte_replies import bytes_replies
 from foundry.adapters.redis.claiming import Claimer
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.cluster_runner import function_runner
@@ -93,6 +94,7 @@ class RedisQueue:
         block_limit: timedelta | None = None,
         durability: Durability | None = None,
     ) -> None:
+        client = bytes_replies(client, "the queue")
         if not 0 < max_payload_bytes <= MAX_PAYLOAD_BYTES:
             raise ConfigurationError(
                 f"max_payload_bytes must be 1-{MAX_PAYLOAD_BYTES}, got {max_payload_bytes}"
