@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -19,7 +18,7 @@ from foundry.application.dispatching import (
     not_a_job,
     transaction_store,
 )
-from foundry.application.job_maker import Item, Target, job_id_of
+from foundry.application.job_maker import Item, Target, job_id_of, log_unsent
 from foundry.application.registry import JobRegistry
 from foundry.application.results import wait_for_result_async
 from foundry.domain import AfterFailure, Batch, Job, JobNotFound, JobState, Rate, UniqueSpec
@@ -32,8 +31,6 @@ from foundry.ports import (
     Clock,
     CommitHooks,
 )
-
-log = logging.getLogger(__name__)
 
 
 class AsyncDispatcher(DispatcherBase):
@@ -341,30 +338,20 @@ class AsyncDispatcher(DispatcherBase):
     def _sent(self, task: asyncio.Task[object], jobs: list[Job]) -> None:
         self._sending.discard(task)
         if task.cancelled():
-            log.error(
-                "jobs dispatched after commit were not sent, the commit stands: %s; their "
-                "send was cancelled (the event loop ended first: await dispatcher.flush() "
-                "before it ends)",
-                ", ".join(job.id for job in jobs[:5]),
-            )
+            why = "their send was cancelled (the event loop ended first: await "
+            log_unsent(jobs, why + "dispatcher.flush() before it ends)")
         elif task.exception() is not None:
-            log.error(
-                "jobs dispatched after commit were not sent, the commit stands: %s",
-                ", ".join(job.id for job in jobs[:5]),
-                exc_info=task.exception(),
-            )
+            log_unsent(jobs, error=task.exception())
 
 
 def _log_loop_closed(jobs: list[Job]) -> None:
     """The commit came after the dispatching loop closed: the jobs cannot be sent (the async
     queue's clients belong to that loop), so every id is logged and the commit stands."""
-    log.error(
-        "%d job(s) dispatched after commit were not sent, the commit stands: the event loop "
-        "that dispatched them is closed (commit the transaction before the loop ends, or "
-        "dispatch with the sync Dispatcher where the commit is made outside the loop); "
-        "not sent: %s",
-        len(jobs),
-        ", ".join(job.id for job in jobs),
+    log_unsent(
+        jobs,
+        "the event loop that dispatched them is closed (commit the transaction before the "
+        "loop ends, or dispatch with the sync Dispatcher where the commit is made outside the "
+        "loop)",
     )
 
 

@@ -191,9 +191,29 @@ class FirstDispatchWarning:
         if self.warning is not None:
             message = self.warning.format(job_id=job_id)
             log.warning(message)
-            if not _emitted(log):
-                warnings.warn(message, RuntimeWarning, stacklevel=4)
+            _said_even_unlogged(message, stacklevel=5)
             self.warning = None
+
+
+def log_unsent(jobs: Sequence[Job], why: str = "", error: BaseException | None = None) -> None:
+    """Jobs dispatched after commit were not sent (the commit stands): every id is logged,
+    ``why`` and the ``error`` with them, and said on stderr where no logging is set up."""
+    because = f": {why}" if why else ""
+    ids = ", ".join(job.id for job in jobs)
+    message = (
+        f"{len(jobs)} job(s) dispatched after commit were not sent, the commit stands{because}; "
+        f"not sent: {ids}"
+    )
+    log.error(message, exc_info=error)
+    _said_even_unlogged(message, stacklevel=3)
+
+
+def _said_even_unlogged(message: str, *, stacklevel: int) -> None:
+    """A record about jobs gone (or about to be) is also a ``RuntimeWarning`` when no handler
+    would write it (``foundry``'s ``NullHandler`` drops it where the app set up no logging):
+    such jobs must not vanish unsaid."""
+    if not _emitted(log):
+        warnings.warn(message, RuntimeWarning, stacklevel=stacklevel)
 
 
 def _emitted(logger: logging.Logger) -> bool:
@@ -244,11 +264,10 @@ class AfterCommit:
 def _logged(jobs: list[Job], send: Callable[[], object], *, raises: bool) -> None:
     try:
         send()
-    except Exception:
+    except Exception as error:
         if raises:
             raise
-        ids = ", ".join(job.id for job in jobs[:5]) + (" ..." if len(jobs) > 5 else "")
-        log.exception("jobs dispatched after commit were not sent, the commit stands: %s", ids)
+        log_unsent(jobs, error=error)
 
 
 def job_id_of(outcome: EnqueueOutcome) -> str:

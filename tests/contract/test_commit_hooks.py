@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TypeVar
 
 import pytest
@@ -295,6 +295,28 @@ def test_a_send_that_fails_at_the_commit_is_logged_with_its_job_and_the_next_sen
     assert "the commit stands" in record.getMessage()
     assert queue.get(lost) is None
     assert queue.get(sent) is not None
+
+
+def test_a_send_of_many_jobs_that_fails_at_the_commit_logs_every_one_of_them(
+    db: CommitBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Down(MemoryQueue):
+        def enqueue_many(self, jobs: Sequence[Job]) -> list[EnqueueOutcome]:
+            raise ConnectionError("queue down")
+
+    queue = Down(ManualClock())
+    dispatcher = Dispatcher(queue, registry, ManualClock(), commit_hooks=db.hooks)
+    caplog.set_level(logging.ERROR, logger="foundry")
+
+    with db.atomic():
+        lost = dispatcher.dispatch_many(
+            [(welcome, {"user_id": n}) for n in range(7)], after_commit=True
+        )
+
+    [record] = [r for r in caplog.records if r.name.startswith("foundry")]
+    assert all(job_id in record.getMessage() for job_id in lost)
+    assert "7 job(s) dispatched after commit were not sent" in record.getMessage()
+    assert queue.queues() == []
 
 
 def test_outside_a_transaction_a_send_that_fails_raises_to_the_dispatcher(
