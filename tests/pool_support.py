@@ -24,6 +24,7 @@ from foundry.domain import (
     ErrorInfo,
     Job,
     JobState,
+    QueueBroken,
     QueueUnavailable,
     WriteNotReplicated,
 )
@@ -165,7 +166,7 @@ class CombiningQueue(BatchingQueue):
 
     def complete_and_claim(
         self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
-    ) -> tuple[list[bool], list[Lease]]:
+    ) -> tuple[list[bool | QueueBroken], list[Lease]]:
         if self.down:
             self.tokens.append(request.claim_token or "")
             raise QueueUnavailable("the queue is down (test)")
@@ -248,7 +249,7 @@ class LaggingQueue(FlakyQueue):
 
     def complete_and_claim(
         self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
-    ) -> tuple[list[bool], list[Lease]]:
+    ) -> tuple[list[bool | QueueBroken], list[Lease]]:
         return self._durable(
             lambda: super(LaggingQueue, self).complete_and_claim(leases, results, request)
         )

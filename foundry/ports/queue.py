@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from foundry.domain import Decision, ErrorInfo, Job, JobState
+from foundry.domain import Decision, ErrorInfo, Job, JobState, QueueBroken
 from foundry.ports.queue_types import ClaimRequest, EnqueueOutcome, Lease, WorkerInfo
 
 if TYPE_CHECKING:
@@ -112,14 +112,20 @@ class QueuePort(Protocol):
 
     def complete_and_claim(
         self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
-    ) -> tuple[list[bool], list[Lease]]:
+    ) -> tuple[list[bool | QueueBroken], list[Lease]]:
         """``complete_many(leases, results)`` then ``claim(request)``: in one round trip where
-        the backend can; what each returns.
+        the backend can; what each returns, but for completions their queue refuses.
+
+        A completion refused by its queue (``QueueBroken``: the backend answers but will not
+        work on that queue's data) raises nothing: its place in the answer is that error,
+        naming the queue (whether it was applied is not known; a re-send is accepted, Q8).
+        The other completions and the claim stand; the claim's leases are returned. Only a
+        refusal of the claim itself raises ``QueueBroken``, naming the queue that refused it.
 
         The completions are applied before the claim, so a worker that dies holding the
-        claimed jobs never re-runs the completed ones. On ``QueueUnavailable`` neither part is
-        known to have happened; re-sending both (same lease tokens, same ``claim_token``) is
-        safe (Q8).
+        claimed jobs never re-runs the completed ones. On ``QueueUnavailable`` (or a
+        ``QueueBroken`` raised) neither part is known to have happened; re-sending both
+        (same lease tokens, same ``claim_token``) is safe (Q8).
         """
         ...
 

@@ -14,7 +14,7 @@ from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.claims import BUSY_POLL_S
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.settle import CARRY_MAX_S, FLUSH_AFTER_S, OUTBOX_RETRY_S
-from foundry.domain import JobState
+from foundry.domain import JobState, QueueBroken
 from foundry.ports import ClaimRequest, Lease
 from tests.log_support import foundry_messages
 from tests.pool_support import FAST, BatchingQueue, CombiningQueue, Harness
@@ -303,7 +303,7 @@ class LapsingQueue(CombiningQueue):
 
     def complete_and_claim(
         self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
-    ) -> tuple[list[bool], list[Lease]]:
+    ) -> tuple[list[bool | QueueBroken], list[Lease]]:
         for lease in leases:
             if lease.job_id in self.lapse:
                 self.release(lease)

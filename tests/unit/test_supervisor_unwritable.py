@@ -118,8 +118,9 @@ class Broken(FlakyQueue):
 
     def complete_and_claim(
         self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
-    ) -> tuple[list[bool], list[Lease]]:
-        raise QueueBroken(leases[0].queue, "WRONGTYPE (test)")
+    ) -> tuple[list[bool | QueueBroken], list[Lease]]:
+        refused = [QueueBroken(lease.queue, "WRONGTYPE (test)") for lease in leases]
+        return [*refused], self.claim(request)
 
     def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:
         if self.failures_refused:

@@ -29,7 +29,7 @@ from foundry.adapters.memory.schedules import MemorySchedules
 from foundry.adapters.memory.store import Entry, MemoryStore, QueueState
 from foundry.adapters.memory.workers import MemoryWorkers
 from foundry.adapters.memory.writes import MemoryWrites
-from foundry.domain import Decision, ErrorInfo, Job, JobState
+from foundry.domain import Decision, ErrorInfo, Job, JobState, QueueBroken
 from foundry.domain.batch import Batch
 from foundry.domain.given import (
     given_ids,
@@ -118,9 +118,11 @@ class MemoryQueue:
 
     def complete_and_claim(
         self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
-    ) -> tuple[list[bool], list[Lease]]:
-        """``complete_many`` then ``claim``: nothing to save by doing both in one call here."""
-        return self.complete_many(leases, results), self.claim(request)
+    ) -> tuple[list[bool | QueueBroken], list[Lease]]:
+        """``complete_many`` then ``claim``: nothing to save by doing both in one call here
+        (no queue's data can be refused here: every answer is a ``bool``)."""
+        applied: list[bool | QueueBroken] = [*self.complete_many(leases, results)]
+        return applied, self.claim(request)
 
     def _put(self, job: Job, blob: bytes, now: datetime) -> EnqueueOutcome:
         state = self._store.queue(job.queue)

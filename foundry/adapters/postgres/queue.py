@@ -43,6 +43,7 @@ from foundry.domain import (
     ErrorInfo,
     Job,
     JobState,
+    QueueBroken,
     UndecodableJob,
 )
 from foundry.domain.given import (
@@ -213,9 +214,10 @@ class PostgresQueue:
 
     def complete_and_claim(
         self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
-    ) -> tuple[list[bool], list[Lease]]:
+    ) -> tuple[list[bool | QueueBroken], list[Lease]]:
         """``complete_many`` then ``claim`` in one function call (one round trip, one
-        commit); a claim that finds nothing then waits as ``claim`` does."""
+        commit); a claim that finds nothing then waits as ``claim`` does. An error rolls the
+        whole call back and is raised: no completion is refused on its own."""
         if not leases:
             return [], self.claim(request)
         params = {
@@ -232,7 +234,7 @@ class PostgresQueue:
             rows = conn.execute(self._sql["complete_and_claim"], params).fetchall()
         ended = [(-row[0], row[9]) for row in rows if row[0] < 0]
         taken = [row[:9] for row in rows if row[0] > 0]
-        applied = self._writes.applied(leases, ended)
+        applied: list[bool | QueueBroken] = [*self._writes.applied(leases, ended)]
         claimed = self._leases(taken)
         if taken or request.wait <= timedelta(0):
             return applied, claimed

@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from foundry.adapters.redis.broken import refusing
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.cluster import is_cluster
@@ -67,7 +69,8 @@ class Claimer:
     def claim(
         self, request: ClaimRequest, before: list[Call], started: list[Arg]
     ) -> tuple[list[Any], list[Lease]]:
-        """The replies of ``before`` (calls sent in front of the first round), and the leases.
+        """The replies of ``before`` (calls sent in front of the first round; an error reply,
+        a ``ResponseError``, in its call's place), and the leases.
         ``started``: the id and token pairs of the first queue's jobs held ahead that started,
         recorded by its first claim (every round visits that queue).
 
@@ -132,7 +135,12 @@ class Claimer:
             args: list[Arg] = [self._clock.arg(), lease_ms, need, token, mode, worker]
             args += [*self._retention.args, starting, *started]
             with refusing(self._runner.client, keys):
-                replies = self._runner.call_many([*before, ("claim", keys.first, args)], first=wake)
+                # The calls in front are answered each on its own (a refusal of theirs is their
+                # queue's, not this claim's); they ride in the first round, which has no BLPOP.
+                calls: list[Call] = [*before, ("claim", keys.first, args)]
+                replies = self._runner.call_many(calls, first=wake, errors_in_place=bool(before))
+                if isinstance(replies[-1], ResponseError):
+                    raise replies[-1]
             if before:
                 prior, before = replies[:-1], []
             started = []

@@ -150,14 +150,39 @@ class ClusterFunctionRunner(FunctionRunner):
                 asked = None
         raise redis.ConnectionError(f"slot {slot} kept moving after {MAX_REDIRECTS} redirections")
 
-    def call_many(self, calls: Sequence[Call], *, first: Sequence[Arg] = ()) -> list[Any]:
+    def call_many(
+        self, calls: Sequence[Call], *, first: Sequence[Arg] = (), errors_in_place: bool = False
+    ) -> list[Any]:
         """As ``FunctionRunner.call_many``: one write per master, in order; ``first`` goes in
-        front of the calls of its own key's master."""
+        front of the calls of its own key's master. With ``errors_in_place`` a redirection
+        answering one call sends that call alone (it follows its own), and another error
+        reply takes its call's place."""
         held_calls = [(name, held(name, keys), args) for name, keys, args in calls]
-        replies: list[Any] = self._through_outages(lambda: self._call_many(held_calls, first))
+        gather = self._call_each if errors_in_place else self._call_many
+        replies: list[Any] = self._through_outages(lambda: gather(held_calls, first))
         return replies
 
-    def _call_many(self, calls: Sequence[Call], first: Sequence[Arg]) -> list[Any]:
+    def _call_each(self, calls: Sequence[Call], first: Sequence[Arg]) -> list[Any]:
+        """``_call_many`` with error replies in their calls' places; a call a redirection
+        answered is sent again alone (the redirection says it did not run)."""
+        replies = self._call_many(calls, first, errors_in_place=True)
+        for index, reply in enumerate(replies):
+            if isinstance(reply, REDIRECTS):
+                replies[index] = self._own_reply(calls[index])
+        return replies
+
+    def _own_reply(self, one: Call) -> Any:
+        """``one``'s reply, sent alone: its error reply returned, not raised."""
+        try:
+            return self._call(*one)
+        except redis.ResponseError as error:
+            if isinstance(error, REDIRECTS):  # it kept moving: as when raised
+                raise
+            return error
+
+    def _call_many(
+        self, calls: Sequence[Call], first: Sequence[Arg], *, errors_in_place: bool = False
+    ) -> list[Any]:
         groups: dict[str, list[int]] = {}
         for index, (_, keys, _) in enumerate(calls):
             groups.setdefault(self._master_of(slot_of(keys)).name, []).append(index)
@@ -169,13 +194,15 @@ class ClusterFunctionRunner(FunctionRunner):
             runner = self._masters_runner(master)
             try:
                 front = first if master == head else ()
-                got = runner.call_many([calls[i] for i in indexes], first=front)
+                group = [calls[i] for i in indexes]
+                got = runner.call_many(group, first=front, errors_in_place=errors_in_place)
             except REDIRECTS:
                 got = [self._call(*calls[i]) for i in indexes]  # each follows its own
             except (redis.ConnectionError, redis.TimeoutError):
                 if not self._moved_away(slot_of(calls[indexes[0]][1]), runner):
                     raise
-                got = [self._call(*calls[i]) for i in indexes]
+                resend = self._own_reply if errors_in_place else lambda one: self._call(*one)
+                got = [resend(calls[i]) for i in indexes]
             for index, reply in zip(indexes, got, strict=True):
                 replies[index] = reply
         return replies

@@ -40,8 +40,16 @@ from foundry.adapters.redis.retention import Retention
 from foundry.adapters.redis.schedules import RedisSchedules
 from foundry.adapters.redis.waiting import Waiter
 from foundry.adapters.redis.workers import RedisWorkers
-from foundry.adapters.redis.writes import LeaseWrites, applied
-from foundry.domain import MAX_PAYLOAD_BYTES, ConfigurationError, Decision, ErrorInfo, Job, JobState
+from foundry.adapters.redis.writes import LeaseWrites
+from foundry.domain import (
+    MAX_PAYLOAD_BYTES,
+    ConfigurationError,
+    Decision,
+    ErrorInfo,
+    Job,
+    JobState,
+    QueueBroken,
+)
 from foundry.domain.given import (
     given_ids,
     given_name,
@@ -175,13 +183,15 @@ class RedisQueue:
 
     def complete_and_claim(
         self, leases: Sequence[Lease], results: Sequence[Any], request: ClaimRequest
-    ) -> tuple[list[bool], list[Lease]]:
+    ) -> tuple[list[bool | QueueBroken], list[Lease]]:
         """The completions ride in the claim's first round trip, in front of it (Redis runs
-        them in order, so they are applied before the claim)."""
+        them in order, so they are applied before the claim), one call per queue, each
+        answered on its own. A start a broken queue refuses is dropped here: the next renew
+        of its lease records it too."""
         groups, calls = self._writes.complete_calls(leases, results)
         started, starts = self._writes.start_calls(request.started, request.queues[0])
         replies, claimed = self._claimer.claim(request, [*calls, *starts], started)
-        return applied(leases, groups, replies[: len(calls)]), claimed
+        return self._writes.outcomes(leases, groups, replies[: len(calls)]), claimed
 
     # -- batches (BatchPort) --------------------------------------------------------------------
 

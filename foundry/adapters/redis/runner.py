@@ -282,20 +282,32 @@ class FunctionRunner:
 
         return conn.retry.call_with_retry(attempt, lambda _: conn.disconnect())
 
-    def call_many(self, calls: Sequence[Call], *, first: Sequence[Arg] = ()) -> list[Any]:
+    def call_many(
+        self, calls: Sequence[Call], *, first: Sequence[Arg] = (), errors_in_place: bool = False
+    ) -> list[Any]:
         """Several calls in one write, replies in order; each must be safe to re-send.
 
         ``first``, a plain command (a BLPOP), goes in front and its reply is dropped; it is not
         sent again if the calls must be. Redis runs commands in order, so a reply to the last
         call means every earlier one was applied. If Redis lacks the library it is loaded and
-        every call sent again; another error reply is raised once every reply has been read.
+        every call sent again; another error reply is raised once every reply has been read,
+        or with ``errors_in_place`` returned in its call's place (a ``ResponseError``), so
+        calls on several queues each get their own answer (a master refusing writes for now
+        is raised all the same: no call's own).
         """
         if len(calls) == 1 and not first:
             name, keys, args = calls[0]
-            return [self.call(name, keys, args)]
-        return self._write(calls, first)
+            if not errors_in_place:
+                return [self.call(name, keys, args)]
+            try:
+                return [self.call(name, keys, args)]
+            except ResponseError as error:
+                return [error]
+        return self._write(calls, first, errors_in_place=errors_in_place)
 
-    def _write(self, calls: Sequence[Call], first: Sequence[Arg]) -> list[Any]:
+    def _write(
+        self, calls: Sequence[Call], first: Sequence[Arg], *, errors_in_place: bool = False
+    ) -> list[Any]:
         """``call_many``'s write, with ``WAIT`` behind it when a call is durable."""
         conn = self._connection()
         packed = [self._pack(name, keys, args) for name, keys, args in calls]
@@ -307,7 +319,8 @@ class FunctionRunner:
         def send() -> list[Any]:
             sent = [*head, *packed]
             head.clear()
-            return self._send_many(conn, sent, skip=len(sent) - len(packed))
+            skip = len(sent) - len(packed)
+            return self._send_many(conn, sent, skip=skip, errors_in_place=errors_in_place)
 
         replies = list(conn.retry.call_with_retry(send, lambda _: conn.disconnect()))
         if wait is not None:
@@ -379,18 +392,22 @@ class FunctionRunner:
         conn.send_packed_command([packed])
         return conn.read_response()
 
-    def _send_many(self, conn: Any, packed: list[bytes], skip: int = 0) -> list[Any]:
+    def _send_many(
+        self, conn: Any, packed: list[bytes], skip: int = 0, *, errors_in_place: bool = False
+    ) -> list[Any]:
         for attempt in (1, 2):
             replies = self._replies(conn, packed)
             errors = [reply for reply in replies if isinstance(reply, ResponseError)]
             replies, packed, skip = replies[skip:], packed[skip:], 0
             if not errors:
                 return replies
-            if attempt == 2 or not all(missing(error) for error in errors):
+            if attempt == 2 or not any(missing(error) for error in errors):
                 for error in errors:
                     _refused_for_now(conn, error)
+                if errors_in_place:
+                    return replies
                 raise errors[0]
-            self._load_on(conn)
+            self._load_on(conn)  # then every call again: each is safe to re-send
         raise AssertionError("unreachable")
 
     def _replies(self, conn: Any, packed: list[bytes]) -> list[Any]:

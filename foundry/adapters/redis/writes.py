@@ -6,8 +6,10 @@ it raises ``QueueBroken`` naming the queue, which the pool retries a bounded whi
 the job; a lost connection raises ``QueueUnavailable``, retried for as long as it lasts.
 
 Every write is one function call per queue, the calls of several queues in one write; a
-stale lease is counted by the function and logged here. ``complete_calls`` and ``applied``
-also serve ``complete_and_claim``, whose completions ride in front of the claim.
+stale lease is counted by the function and logged here. Each call is answered on its own,
+so a queue that refuses its call does not stop the others' (nor count against them):
+``complete_calls`` and ``outcomes`` also serve ``complete_and_claim``, whose completions ride
+in front of the claim and are reported refused job by job.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from foundry.domain import (
     Job,
     JobState,
     Progress,
+    QueueBroken,
     QueueUnavailable,
     Retry,
     StaleLease,
@@ -108,10 +111,12 @@ class LeaseWrites:
         if not calls:
             return []
         with guard("complete_many"):
-            replies, refused = self._each(list(groups), calls)
-        if refused:  # the other queues' completions were applied: a re-send is accepted (Q8)
-            raise refused[0]
-        return applied(leases, groups, replies)
+            replies = self._runner.call_many(calls, errors_in_place=True)
+        outcomes = self.outcomes(leases, groups, replies)
+        for outcome in outcomes:
+            if isinstance(outcome, QueueBroken):  # the other queues' completions were applied:
+                raise outcome  # a re-send is accepted (Q8)
+        return [outcome is True for outcome in outcomes]
 
     def complete_calls(
         self, leases: Sequence[Lease], results: Sequence[Any] | None
@@ -128,6 +133,28 @@ class LeaseWrites:
                 args += [self._records.encode_result(result), _unique(lease.job)]
             calls.append(("complete", self._keys.queue(queue).first, args))
         return groups, calls
+
+    def outcomes(
+        self, leases: Sequence[Lease], groups: dict[str, list[int]], replies: Sequence[Any]
+    ) -> list[bool | QueueBroken]:
+        """Each completion's outcome from the ``complete`` calls' replies, error replies in
+        their places: applied, stale (``False``), or the ``QueueBroken`` of the queue that
+        refused it (an error reply that is no queue's own, e.g. a database number the server
+        lacks, is raised)."""
+        outcomes: list[bool | QueueBroken] = [True] * len(leases)
+        for (queue, indices), reply in zip(groups.items(), replies, strict=True):
+            if isinstance(reply, redis.ResponseError):
+                error = broken(self._runner.client, self._keys.queue(queue), reply)
+                if not isinstance(error, QueueBroken):
+                    raise error from reply
+                for index in indices:
+                    outcomes[index] = error
+                continue
+            for index, done in zip(indices, reply, strict=True):
+                if not done:
+                    outcomes[index] = False
+                    _stale(leases[index])
+        return outcomes
 
     def start_calls(self, leases: Sequence[Lease], folded: str) -> tuple[list[Arg], list[Call]]:
         """The jobs of these leases held ahead started: the id and token pairs of queue
@@ -209,35 +236,16 @@ class LeaseWrites:
     def _each(
         self, queues: list[str], calls: list[Call]
     ) -> tuple[list[Any], list[QueueUnavailable | ConfigurationError]]:
-        """The replies of one call per queue, in one write; after an error reply each call is
-        sent alone (each is safe to re-send), so one broken queue does not stop the others:
-        its reply is ``None`` and its ``QueueBroken`` is returned."""
-        try:
-            return self._runner.call_many(calls), []
-        except redis.ResponseError:
-            pass
-        replies: list[Any] = []
+        """The replies of one call per queue, in one write, each call answered on its own, so
+        one broken queue does not stop the others: its reply is ``None`` and its
+        ``QueueBroken`` is returned."""
+        replies: list[Any] = self._runner.call_many(calls, errors_in_place=True)
         refused: list[QueueUnavailable | ConfigurationError] = []
-        for queue, one in zip(queues, calls, strict=True):
-            try:
-                replies.append(self._runner.call_many([one])[0])
-            except redis.ResponseError as error:
-                replies.append(None)
-                refused.append(broken(self._runner.client, self._keys.queue(queue), error))
+        for index, (queue, reply) in enumerate(zip(queues, replies, strict=True)):
+            if isinstance(reply, redis.ResponseError):
+                replies[index] = None
+                refused.append(broken(self._runner.client, self._keys.queue(queue), reply))
         return replies, refused
-
-
-def applied(
-    leases: Sequence[Lease], groups: dict[str, list[int]], replies: Sequence[Any]
-) -> list[bool]:
-    """Whether each completion was applied, from the ``complete`` calls' replies."""
-    outcomes = [True] * len(leases)
-    for indices, reply in zip(groups.values(), replies, strict=True):
-        for index, done in zip(indices, reply, strict=True):
-            if not done:
-                outcomes[index] = False
-                _stale(leases[index])
-    return outcomes
 
 
 def encode_progress(progress: Progress | None) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from random import Random
 from typing import Any
@@ -175,7 +175,9 @@ class Settler:
     def flush_and_claim(self, request: ClaimRequest) -> list[Lease]:
         """Write the batched completions, then claim (``QueuePort.complete_and_claim``).
 
-        Raises what ``claim`` raises; completions it could not write wait in the outbox.
+        Raises what ``claim`` raises; completions it could not write wait in the outbox, and
+        so do those their queue refused (retried for ``REFUSED_FOR_S``, as a write alone is)
+        while the claim's leases are returned.
         """
         self._before_write()
         if not self.batched:
@@ -229,8 +231,14 @@ class Settler:
             write = _completion(self._queue, result)
             self.outbox.append(Pending(lease, write, _COMPLETED, runtime_s, refused_at))
 
-    def _settled(self, batch: list[tuple[Lease, Any, float]], applied: list[bool]) -> None:
-        for (lease, _, runtime_s), done in zip(batch, applied, strict=True):
+    def _settled(
+        self, batch: list[tuple[Lease, Any, float]], applied: Sequence[bool | QueueBroken]
+    ) -> None:
+        for (lease, result, runtime_s), done in zip(batch, applied, strict=True):
+            if isinstance(done, QueueBroken):  # its queue's refusal: retried a while, as alone
+                pending = Pending(lease, _completion(self._queue, result), _COMPLETED, runtime_s)
+                self._not_taken(pending, done, resent=False, last_resort=False)
+                continue
             self._book.let_go(lease)
             if not done:  # logged as a completion written alone and refused is
                 log.warning("%s", StaleLease(lease.job_id, lease.token))
