@@ -120,6 +120,27 @@ def test_a_key_of_the_wrong_type_is_a_broken_queue_naming_the_key(redis_url: str
     assert raised.value.queue == "b"
 
 
+def test_enqueue_many_names_the_queue_that_refused_its_jobs_and_stores_the_others(
+    redis_url: str,
+) -> None:
+    aqueue, queue = _pair(redis_url)
+    redis.Redis.from_url(redis_url).set(f"{queue._keys.prefix}:{{b}}:fifo", "x")
+
+    async def main() -> None:
+        try:
+            await aqueue.enqueue_many([Job("t", id="a1", queue="a"), Job("t", queue="b")])
+        finally:
+            await aqueue.aclose()
+
+    with pytest.raises(QueueBroken, match=r"\{b\}:fifo is a string, not a list") as raised:
+        asyncio.run(main())
+    stored = queue.get("a1")
+
+    assert raised.value.queue == "b"
+    assert stored is not None
+    assert stored.state is JobState.READY
+
+
 def test_an_unreachable_redis_is_queue_unavailable_after_bounded_retries() -> None:
     settings = RedisSettings(
         url=f"redis://127.0.0.1:{free_port()}/0",

@@ -73,6 +73,22 @@ def test_reap_and_renew_serve_the_other_queues_around_a_broken_one(
     assert (record.state, record.attempts) == (JobState.READY, 1)  # reaped all the same
 
 
+def test_enqueue_many_names_the_queue_that_refused_its_jobs_and_stores_the_others(
+    redis_url: str, clock: ManualClock
+) -> None:
+    queue, prefix = _queue(redis_url, clock)
+    queue.enqueue(Job("t", queue="b"))
+    redis.Redis.from_url(redis_url).set(f"{prefix}:{{b}}:ready", "x")
+    jobs = [Job("t", id="a1", queue="a"), Job("t", id="b1", queue="b", priority=1)]
+
+    with pytest.raises(QueueBroken, match=r"\{b\}:ready is a string") as raised:
+        queue.enqueue_many([*jobs, Job("t", id="c1", queue="c")])
+    records = [queue.get(job_id) for job_id in ("a1", "c1")]
+
+    assert raised.value.queue == "b"
+    assert [record.state for record in records if record is not None] == [JobState.READY] * 2
+
+
 def _b_broken_c_fine(redis_url: str, clock: ManualClock) -> RedisQueue:
     """A queue with a job in each of ``b`` and ``c``, ``b``'s ready set a string."""
     queue, prefix = _queue(redis_url, clock)

@@ -103,14 +103,20 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
             raise as_driver_error(error) from error
 
     async def call_many(
-        self, calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]]
+        self,
+        calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]],
+        *,
+        errors_in_place: bool = False,
     ) -> list[Any]:
-        """Several calls, concurrently; the first error reply is raised once all arrived."""
+        """Several calls, concurrently; the first error reply is raised once all arrived, or
+        with ``errors_in_place`` returned in its call's place (other errors are raised)."""
         replies = await asyncio.gather(
             *(self.call(name, keys, args) for name, keys, args in calls), return_exceptions=True
         )
         for reply in replies:
-            if isinstance(reply, BaseException):
+            if isinstance(reply, BaseException) and not (
+                errors_in_place and isinstance(reply, ResponseError)
+            ):
                 raise reply
         return list(replies)
 

@@ -110,9 +110,14 @@ class AsyncRedisQueue:
         with guard("enqueue_many", jobs[0].id):
             await self._register([keys.queue for keys, _ in calls])
             replies = await self._runner.call_many(
-                [("enqueue", keys.first, args) for keys, args in calls]
+                [("enqueue", keys.first, args) for keys, args in calls], errors_in_place=True
             )
             await self._replicated()
+        for (keys, _), reply in zip(calls, replies, strict=True):
+            # A refusal is its queue's own: the other queues' jobs are stored (re-sending the
+            # whole batch is accepted, Q8).
+            if isinstance(reply, redis.ResponseError):
+                raise await self._broken(keys, reply) from reply
         return self._plan.outcomes(jobs, calls, replies, order)
 
     async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:

@@ -68,13 +68,17 @@ class AsyncFunctionRunner:
         return self._pipes.send(packed) or self._resent(packed)
 
     async def call_many(
-        self, calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]]
+        self,
+        calls: Sequence[tuple[str, Sequence[str], Sequence[Arg]]],
+        *,
+        errors_in_place: bool = False,
     ) -> list[Any]:
         """Several calls in one write, replies in order; the first error reply is raised once
-        all arrived."""
+        all arrived, or with ``errors_in_place`` returned in its call's place."""
         replies = await self._retried([self._pack(name, keys, args) for name, keys, args in calls])
-        for reply in replies:
-            _raised(reply)
+        if not errors_in_place:
+            for reply in replies:
+                _raised(reply)
         return replies
 
     def command(self, *args: Arg) -> Awaitable[Any]:

@@ -211,8 +211,13 @@ class Enqueuer:
             for keys, _ in calls:
                 self._epochs.register(keys.queue)
             replies = self._runner.call_many(
-                [("enqueue", keys.first, args) for keys, args in calls]
+                [("enqueue", keys.first, args) for keys, args in calls], errors_in_place=True
             )
+        for (keys, _), reply in zip(calls, replies, strict=True):
+            # A refusal is its queue's own: the other queues' jobs are stored (re-sending the
+            # whole batch is accepted, Q8).
+            if isinstance(reply, redis.ResponseError):
+                raise broken(self._runner.client, keys, reply) from reply
         return self._plan.outcomes(jobs, calls, replies, order)
 
 
