@@ -111,3 +111,19 @@ def test_a_pool_runs_what_it_claimed_behind_a_completion_another_queue_refused(
     assert outcome.reason is not None
     assert outcome.reason.startswith(f"{UNWRITABLE}: QueueBroken: queue 'b' is broken")
     assert "b1" not in pool.sup._book
+
+
+def test_a_claim_refused_in_one_queue_leaves_only_that_one_out_and_hands_out_the_others_jobs(
+    redis_url: str,
+) -> None:
+    config = PoolConfig(queues=("a", "b"), concurrency=2, idle_wait=FAST, cancel_check=None)
+    pool = Harness(config, queue=lambda clock: _queue(redis_url, clock))  # type: ignore[arg-type,return-value]
+    queue = pool.queue
+    assert isinstance(queue, RedisQueue)
+    queue.enqueue_many([Job("work", id="a1", queue="a"), Job("work", id="b1", queue="b")])
+    queue._runner.client.set(f"{queue._keys.prefix}:{{b}}:ready", "x")
+
+    pool.start()  # the claim takes a1 from a, then b refuses its own
+
+    assert pool.sup._quarantine.broken(pool.now) == ["b"]
+    assert [(lease.job_id, lease.attempt) for lease in pool.began] == [("a1", 1)]
