@@ -324,7 +324,10 @@ class FunctionRunner:
 
         replies = list(conn.retry.call_with_retry(send, lambda _: conn.disconnect()))
         if wait is not None:
-            self.durability.check(replies.pop())
+            acknowledged = replies.pop()
+            if isinstance(acknowledged, ResponseError):  # no call's own, even in place
+                raise acknowledged
+            self.durability.check(acknowledged)
         return replies
 
     def load(self) -> list[str]:
