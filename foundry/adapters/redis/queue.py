@@ -177,7 +177,8 @@ class RedisQueue:
         """Blocks on the queues' wake lists while nothing is ready; undecodable jobs met on the
         way are dead-lettered, so a claim may return fewer jobs than were ready. The starts
         ``request.started`` reports ride in its first round trip: its first queue's in that
-        queue's claim, the others' in front of it."""
+        queue's claim, the others' in front of it (one a broken queue refuses is not this
+        claim's error: the next renew of its lease records that start too)."""
         started, starts = self._writes.start_calls(request.started, request.queues[0])
         return self._claimer.claim(request, starts, started)[1]
 
@@ -186,8 +187,7 @@ class RedisQueue:
     ) -> tuple[list[bool | QueueBroken], list[Lease]]:
         """The completions ride in the claim's first round trip, in front of it (Redis runs
         them in order, so they are applied before the claim), one call per queue, each
-        answered on its own. A start a broken queue refuses is dropped here: the next renew
-        of its lease records it too."""
+        answered on its own; the starts ride as in ``claim``."""
         groups, calls = self._writes.complete_calls(leases, results)
         started, starts = self._writes.start_calls(request.started, request.queues[0])
         replies, claimed = self._claimer.claim(request, [*calls, *starts], started)
