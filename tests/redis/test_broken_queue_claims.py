@@ -127,3 +127,17 @@ def test_a_claim_refused_in_one_queue_leaves_only_that_one_out_and_hands_out_the
 
     assert pool.sup._quarantine.broken(pool.now) == ["b"]
     assert [(lease.job_id, lease.attempt) for lease in pool.began] == [("a1", 1)]
+
+
+def test_a_start_report_another_queue_refuses_does_not_fail_the_claim_it_rides_with(
+    redis_url: str, clock: ManualClock
+) -> None:
+    queue = _queue(redis_url, clock)
+    queue.enqueue(Job("t", id="b1", queue="b"))
+    held = queue.claim(ClaimRequest(["b"], lease=LEASE, ahead=1))
+    queue._runner.client.set(f"{queue._keys.prefix}:{{b}}:ahead", "x")
+    queue.enqueue(Job("t", id="a1", queue="a"))
+
+    claimed = queue.claim(ClaimRequest(["a"], lease=LEASE, started=held))
+
+    assert [(lease.job_id, lease.attempt) for lease in claimed] == [("a1", 1)]
