@@ -469,8 +469,8 @@ class Job:
     priority: int = 0
     schedule: Schedule = attrs.field(default=RunNow())
     retry: RetryPolicy = attrs.field(default=RetryPolicy())
-    timeout: timedelta = DEFAULT_TIMEOUT
-    soft_timeout: timedelta | None = None
+    timeout: timedelta = attrs.field(default=DEFAULT_TIMEOUT, converter=as_duration)
+    soft_timeout: timedelta | None = attrs.field(default=None, converter=as_duration)
     unique: UniqueSpec | None = None
     created_at: datetime | None = None
     metadata: dict[str, str] = attrs.field(factory=dict)

@@ -80,7 +80,9 @@ def test_every_new_job_gets_a_different_id() -> None:
         ({"schedule": "tomorrow"}, "schedule"),
         ({"retry": 3}, "retry"),
         ({"timeout": timedelta(0)}, "timeout"),
-        ({"timeout": 30}, "timeout"),
+        ({"timeout": "30"}, "timeout"),
+        ({"timeout": -30}, "timeout"),
+        ({"soft_timeout": 0}, "soft_timeout"),
         ({"soft_timeout": timedelta(seconds=-1)}, "soft_timeout"),
         ({"timeout": timedelta(seconds=5), "soft_timeout": timedelta(seconds=5)}, "soft_timeout"),
         ({"unique": "key"}, "unique"),
@@ -310,6 +312,12 @@ def test_a_job_of_a_template_refuses_what_job_refuses(fresh: dict[str, Any], fie
         Job.of_template(_TEMPLATE, **values)
 
     assert (refused.value.field, str(refused.value)) == (field, str(built.value))
+
+
+def test_a_job_takes_its_timeouts_in_seconds_as_its_errors_and_dispatch_say() -> None:
+    job = Job("n", timeout=60, soft_timeout=1.5)
+
+    assert (job.timeout, job.soft_timeout) == (timedelta(minutes=1), timedelta(seconds=1.5))
 
 
 def _registered(**options: Any) -> None:
