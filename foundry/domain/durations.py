@@ -36,3 +36,29 @@ def shown(value: object) -> str:
         return repr(value)
     seconds = f"{value.total_seconds():.6f}".rstrip("0").rstrip(".")
     return f"{seconds} s"
+
+
+_UNITS = (("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000))
+
+
+def spoken(value: timedelta) -> str:
+    """``value`` as people and log readers write it: ``30s``, ``1.5s``, ``250ms``, ``2m``,
+    ``1h30m``, ``2d3h``; whole units down to the minute, then seconds with their fraction."""
+    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    sign, micros = ("-", -micros) if micros < 0 else ("", micros)
+    if micros < 1_000_000:
+        return f"{sign}{_decimal(micros, 1000)}ms" if micros else "0s"
+    parts = []
+    for unit, size in _UNITS:
+        count, micros = divmod(micros, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    if micros:
+        parts.append(f"{_decimal(micros, 1_000_000)}s")
+    return sign + "".join(parts)
+
+
+def _decimal(micros: int, per_unit: int) -> str:
+    whole, rest = divmod(micros, per_unit)
+    digits = len(str(per_unit)) - 1
+    return f"{whole}.{rest:0{digits}d}".rstrip("0").rstrip(".")

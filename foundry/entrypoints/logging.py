@@ -21,13 +21,14 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 
 from foundry.application.context import current_job
+from foundry.domain.durations import spoken
 from foundry.entrypoints.imports import AroundImport
 
 if TYPE_CHECKING:
@@ -89,6 +90,17 @@ def _context(record: logging.LogRecord) -> dict[str, Any]:
     return {key: getattr(record, key) for key in _CONTEXT if getattr(record, key, None) is not None}
 
 
+def _message(record: logging.LogRecord) -> str:
+    """The record's message, with its ``timedelta`` arguments as people read them (``grace
+    30s``, ``retry in 1.5s``) rather than as ``0:00:30``: library code logs durations as they
+    are, and the sink that the CLI and workers write through says them one way."""
+    args = record.args
+    if isinstance(args, tuple) and any(isinstance(arg, timedelta) for arg in args):
+        said = tuple(spoken(arg) if isinstance(arg, timedelta) else arg for arg in args)
+        return str(record.msg) % said
+    return record.getMessage()
+
+
 def _plain_line(record: logging.LogRecord) -> str:
     """The line ``human_format`` gives a record without a traceback, uncoloured."""
     context = _context(record)
@@ -100,7 +112,7 @@ def _plain_line(record: logging.LogRecord) -> str:
     level = record.levelname if record.levelname in _NUMBERS else f"Level {record.levelno}"
     return (
         f"{when:%H:%M:%S}.{when.microsecond // 1000:03d} {level: <7} {os.getpid()}"
-        f"{f' [{shown}]' if shown else ''} {record.getMessage()}\n"
+        f"{f' [{shown}]' if shown else ''} {_message(record)}\n"
     )
 
 
@@ -123,7 +135,7 @@ class _Records(logging.Handler):
         except ValueError:
             level = record.levelno
         logger.bind(**_context(record)).opt(depth=6, exception=record.exc_info).log(
-            level, "{}", record.getMessage()
+            level, "{}", _message(record)
         )
 
 

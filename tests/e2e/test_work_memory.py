@@ -10,6 +10,7 @@ from foundry.adapters.clock import SystemClock
 from foundry.adapters.memory import MemoryQueue
 from tests.cli_support import container_for, invoke
 from tests.e2e.apps import JOBS, LEDGER, QUEUE
+from tests.e2e.test_demo import run_foundry
 
 
 @pytest.mark.slow
@@ -62,3 +63,20 @@ def test_work_with_a_spec_without_colon_shows_the_expected_form() -> None:
 
     assert result.exit_code == 2
     assert "module:attribute" in result.stderr
+
+
+def test_work_says_its_grace_as_people_read_durations() -> None:
+    result = run_foundry(
+        "work",
+        "--app",
+        "tests.e2e.apps:registry",
+        "--burst",
+        "--concurrency",
+        "1",
+        "--grace",
+        "90",
+        env={"QUEUE_DRIVER": "memory", "FOUNDRY_LOG_LEVEL": "INFO"},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "stopping: 0 job(s) running, grace 1m30s\n" in result.stderr

@@ -36,6 +36,18 @@ def test_the_human_format_shows_the_job_context_a_record_carries() -> None:
     assert second.endswith("no job here")
 
 
+def test_durations_in_records_are_written_as_people_read_them() -> None:
+    sink = io.StringIO()
+    configure_logging("INFO", sink)
+
+    LIBRARY.info("stopping: %s job(s) running, grace %s", 2, timedelta(seconds=30))
+    LIBRARY.warning("job %s failed; retry in %s", "j1", timedelta(seconds=1.5))
+
+    first, second = sink.getvalue().splitlines()
+    assert first.endswith("stopping: 2 job(s) running, grace 30s")
+    assert second.endswith("job j1 failed; retry in 1.5s")
+
+
 def test_the_level_filters_less_severe_records() -> None:
     sink = io.StringIO()
     configure_logging("warning", sink)
@@ -136,6 +148,7 @@ _RECORDS = (
     "log.warning('no job here')\n"
     "log.log(25, 'a level of its own')\n"
     "log.debug('below the level')\n"
+    "log.info('grace %s', __import__('datetime').timedelta(minutes=2))\n"
     "logging.getLogger('redis.connection').info('chatty')\n"
     "logging.getLogger('myapp').error('broken')\n"
     "set_current(JobContext('j9', 'report', 'reports', 3))\n"
@@ -166,12 +179,13 @@ def test_records_are_written_without_loguru_in_the_line_loguru_writes() -> None:
         line[12:] for line in through_loguru.splitlines()
     ]
     lines = written.splitlines()
-    assert len(lines) == 5
+    assert len(lines) == 6
     assert re.fullmatch(
         r"\d\d:\d\d:\d\d\.\d{3} INFO    \d+ \[queue=mail job_id=j1 attempt=2] sent mail", lines[0]
     )
     assert " Level 25 " in lines[2]
-    assert lines[4].endswith("[queue=reports job_id=j9 attempt=3] inside a job")
+    assert lines[3].endswith(" grace 2m")
+    assert lines[5].endswith("[queue=reports job_id=j9 attempt=3] inside a job")
 
 
 def test_a_handler_importing_loguru_later_gets_foundrys_sink_and_the_job_context() -> None:

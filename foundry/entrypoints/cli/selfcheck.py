@@ -4,6 +4,7 @@ and the wait of a worker started before its backend."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -46,6 +47,10 @@ def when_reachable(check: Callable[[], T], patience: timedelta) -> T:
             left = give_up - time.monotonic()
             if left <= 0:
                 raise
-            log.warning("waiting for the backend (%.0f s more at most): %s", left, error)
+            log.warning(
+                "waiting for the backend (%s more at most): %s",
+                timedelta(seconds=math.ceil(left)),
+                error,
+            )
             time.sleep(min(pause, left))
             pause = min(pause * 2, _MOST_BETWEEN_TRIES_S)
