@@ -771,6 +771,28 @@ def test_batches_are_listed_shown_and_cancelled(dash: Dash) -> None:
     assert "is not a batch id" in bad.json()["error"]
 
 
+def test_batches_without_a_queue_named_are_every_queues_newest_first(dash: Dash) -> None:
+    dash.queue.enqueue_batches([Batch([Job("resize", id="a", queue="images")], id="older")])
+    dash.clock.advance(S)
+    dash.queue.enqueue_batches([Batch([Job("welcome", id="w")], id="newer")])
+
+    listed = dash.client.get("/api/batches").json()
+    second = dash.client.get("/api/batches?offset=1&limit=1").json()
+    page = dash.client.get("/batches")
+    too_deep = dash.client.get("/api/batches?offset=10000")
+
+    assert listed["queue"] is None
+    assert [(b["id"], b["queue"]) for b in listed["batches"]] == [
+        ("newer", "default"),
+        ("older", "images"),
+    ]
+    assert [b["id"] for b in second["batches"]] == ["older"]
+    assert 'id="batch-newer"' in page.text
+    assert 'id="batch-older"' in page.text
+    assert too_deep.status_code == 400
+    assert "name a queue" in too_deep.json()["error"]
+
+
 def test_the_batches_page_cancels_by_its_form_and_says_so(dash: Dash) -> None:
     dash.queue.enqueue_batches([Batch([Job("resize", id="a")], id="b1")])
 

@@ -7,15 +7,19 @@ from typing import Any
 
 import attrs
 
-from foundry.entrypoints.dashboard.values import batch_id, iso, queue_name
+from foundry.entrypoints.dashboard.values import BadInput, batch_id, iso, queue_name
 from foundry.ports import BatchPort, BatchRecord
+
+#: How deep a listing of every queue's batches pages (it reads ``offset + limit`` batches of
+#: each queue to merge them); past it, a queue is named.
+EVERY_QUEUE_DEPTH = 10_000
 
 
 @attrs.frozen
 class BatchPage:
-    """One page of a queue's batches, newest first."""
+    """One page of a queue's batches (``queue=None``: of every queue), newest first."""
 
-    queue: str
+    queue: str | None
     batches: tuple[BatchRecord, ...]
     offset: int
     limit: int
@@ -32,12 +36,34 @@ class BatchViews:
         self._queues = queues
 
     def page(self, raw_queue: str | None, offset: int, limit: int) -> BatchPage:
-        """The newest batches of a queue (``default`` when none is named)."""
-        name = queue_name(raw_queue or "default")
+        """The newest batches of a queue, or of every queue when none is named."""
+        name = queue_name(raw_queue) if raw_queue else None
         if self.port is None:
             return BatchPage(name, (), offset, limit, (), kept=False)
-        found = self.port.batches(name, offset=offset, limit=limit)
-        return BatchPage(name, tuple(found), offset, limit, tuple(self._queues()), kept=True)
+        queues = tuple(self._queues())
+        if name is not None:
+            found = self.port.batches(name, offset=offset, limit=limit)
+        else:
+            found = self._of_every_queue(queues, offset, limit)
+        return BatchPage(name, tuple(found), offset, limit, queues, kept=True)
+
+    def _of_every_queue(
+        self, queues: tuple[str, ...], offset: int, limit: int
+    ) -> list[BatchRecord]:
+        """Every queue's batches merged newest first: the newest ``offset + limit`` of each."""
+        assert self.port is not None
+        if offset + limit > EVERY_QUEUE_DEPTH:
+            raise BadInput(
+                f"offset {offset} goes past the newest {EVERY_QUEUE_DEPTH} batches of every "
+                "queue; name a queue (queue=...) to page further"
+            )
+        found = [
+            record
+            for name in queues
+            for record in self.port.batches(name, offset=0, limit=offset + limit)
+        ]
+        found.sort(key=lambda record: record.created_at, reverse=True)
+        return found[offset : offset + limit]
 
     def one(self, raw_id: str, raw_queue: str | None) -> BatchRecord | None:
         """A batch's record, searched in every queue unless one is named."""
