@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import attrs
 
-from foundry.domain import QueueBroken
+from foundry.domain import QueueBroken, QueueUnavailable
 from foundry.ports import QueuePort, QueueStats
 
 
@@ -32,6 +32,41 @@ def read_queues(queue: QueuePort, names: Sequence[str] | None = None) -> Overvie
         rows = [row for row in rows if row.queue not in gone]
         broken = _in_order(broken + unreadable, names)
     return Overview(rows, [ages.get(row.queue) for row in rows], broken)
+
+
+@attrs.frozen
+class QueueUnreachable:
+    """A queue whose part of the backend cannot be reached (a Redis Cluster master that is
+    down), while other queues' parts answer; ``reason`` is the backend's error."""
+
+    queue: str
+    reason: str
+
+
+def read_each_queue(
+    queue: QueuePort, names: Sequence[str]
+) -> tuple[Overview, list[QueueUnreachable]]:
+    """``read_queues`` of each of ``names`` alone, for a backend that answered for some
+    queues and not others: the overview of those it could read, and those it could not. If
+    it could read none, the backend is down: its last ``QueueUnavailable`` propagates."""
+    rows: list[QueueStats] = []
+    ages: list[timedelta | None] = []
+    broken: list[QueueBroken] = []
+    failed: list[QueueUnavailable] = []
+    unreachable: list[QueueUnreachable] = []
+    for name in names:
+        try:
+            alone = read_queues(queue, [name])
+        except QueueUnavailable as error:
+            failed.append(error)
+            unreachable.append(QueueUnreachable(name, str(error)))
+            continue
+        rows += alone.rows
+        ages += alone.ages
+        broken += alone.broken
+    if failed and not rows and not broken:
+        raise failed[-1]
+    return Overview(rows, ages, broken), unreachable
 
 
 def _in_order(broken: list[QueueBroken], names: Sequence[str] | None) -> list[QueueBroken]:

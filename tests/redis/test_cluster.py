@@ -5,6 +5,7 @@ it cannot use (uncovered slots, a refused password) with the fix."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -202,6 +203,34 @@ def _queues_on_every_master(group: RedisClusterGroup) -> list[str]:
         if len(found) == len(group.nodes):
             break
     return [found[node.port] for node in group.nodes]
+
+
+def test_stats_with_a_master_down_shows_the_queues_it_reads_and_exits_3_naming_the_rest() -> None:
+    group = RedisClusterGroup()  # its own: one of its masters dies
+    try:
+        for node in group.nodes:  # the others keep serving their slots, however long it is down
+            with node.client() as probe:
+                probe.config_set("cluster-require-full-coverage", "no")
+        names = _queues_on_every_master(group)
+        prefix = unique_prefix("q")
+        queue = RedisQueue(connect(RedisSettings(url=group.url())), prefix=prefix)
+        for name in names:
+            queue.enqueue(foundry.Job("noop", queue=name))
+        registries = {group.owner(key_slot(tag)) for tag in (b"registry", b"workers")}
+        down = next(
+            name for name in names if group.owner(key_slot(name.encode())) not in registries
+        )
+        group.kill(group.owner(key_slot(down.encode())))
+        env = {"REDIS_URL": group.url(), "QUEUE_PREFIX": prefix}
+        done = foundry_cli("stats", "--json", env=env)
+    finally:
+        group.close()
+
+    assert done.returncode == 3, done.stderr
+    shown = {row["queue"]: row for row in json.loads(done.stdout)["queues"]}
+    assert [shown[name]["ready"] for name in names if name != down] == [1, 1]
+    assert "Connection refused" in shown[down]["unreachable"]
+    assert f"queue {down!r} is unreachable" in done.stderr
 
 
 def test_the_queue_follows_a_failover_to_the_replica_of_its_master() -> None:

@@ -48,7 +48,7 @@ Exit codes:
        data broken: a key of the wrong type)
   2    bad usage or configuration (the message names the option, variable or handler)
   3    a backend (Redis, PostgreSQL; queue or cache) is unreachable: check REDIS_URL or
-       DATABASE_URL
+       DATABASE_URL (stats: after showing the queues a Redis Cluster's other masters serve)
   130  interrupted (work: a second Ctrl-C, running jobs were killed and released)
 """
 

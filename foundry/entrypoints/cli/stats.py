@@ -5,24 +5,26 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import click
 from rich.table import Table
 
-from foundry.domain import JobState, QueueBroken
+from foundry.domain import JobState, QueueBroken, QueueUnavailable
 from foundry.entrypoints.cli import common
-from foundry.entrypoints.overview import Overview, read_queues
+from foundry.entrypoints.overview import Overview, QueueUnreachable, read_each_queue, read_queues
 from foundry.ports import JobRecord, QueuePort, QueueStats, WorkerInfo
+
+#: A row of the queue table: a queue's stats, or why it could not be read.
+Row = QueueStats | QueueBroken | QueueUnreachable
 
 #: The most running jobs ``stats`` lists with their progress.
 RUNNING_SHOWN = 20
 
 
-def queue_table(
-    rows: list[QueueStats | QueueBroken], ages: Mapping[str, timedelta | None]
-) -> Table:
+def queue_table(rows: list[Row], ages: Mapping[str, timedelta | None]) -> Table:
     """One row per queue: current sizes and its oldest ready job's wait, then running totals
-    (or that it is broken)."""
+    (or that it is broken, or unreachable)."""
     table = Table(title="Queues")
     for column in (
         "queue",
@@ -38,8 +40,9 @@ def queue_table(
     for column in ("completed", "failed", "trimmed", "stale"):
         table.add_column(column, justify="right", style="dim")
     for row in rows:
-        if isinstance(row, QueueBroken):
-            table.add_row(row.queue, "[bold red]broken[/]", *[""] * 10)
+        if isinstance(row, QueueBroken | QueueUnreachable):
+            problem = "broken" if isinstance(row, QueueBroken) else "unreachable"
+            table.add_row(row.queue, f"[bold red]{problem}[/]", *[""] * 10)
             continue
         age = ages.get(row.queue)
         table.add_row(
@@ -94,26 +97,65 @@ def worker_table(rows: list[WorkerInfo], now: datetime) -> Table:
 )
 @click.pass_context
 def stats(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
-    """Show every queue (ready, delayed, active, dead) and the live workers."""
+    """Show every queue (ready, delayed, active, dead) and the live workers.
+
+    A queue whose part of the backend is down (a Redis Cluster master) is marked unreachable,
+    the others shown, and the command exits 3 after them."""
     common.note_private_queue(ctx)
     port = common.queue(ctx)
     chosen = [common.note_unknown_queue(ctx, name) for name in names] or port.queues()
-    overview = read_queues(port, chosen)  # a few calls, whatever the number of queues
-    rows = in_order(chosen, overview)
-    live = common.workers(ctx).workers()
+    overview, unreachable = read_what_answers(port, chosen)
+    rows = in_order(chosen, overview, unreachable)
+    live, workers_unread = _live_workers(ctx)
     now = common.container(ctx).clock().now()
     if as_json:
         click.echo(stats_document(overview, rows, live, now))
     else:
         _print_tables(port, rows, _ages_by_queue(overview), live, now)
-    if overview.broken:
-        common.abort("; ".join(common.escape(str(error)) for error in overview.broken))
+    _exit_for(overview.broken, unreachable, workers_unread)
 
 
-def in_order(names: list[str], overview: Overview) -> list[QueueStats | QueueBroken]:
-    """The overview's rows and broken queues, in the order of ``names``."""
-    found: dict[str, QueueStats | QueueBroken] = {row.queue: row for row in overview.rows}
+def read_what_answers(port: QueuePort, names: list[str]) -> tuple[Overview, list[QueueUnreachable]]:
+    """Every queue's overview, in a few calls; if the backend is unreachable for some of them
+    (a Redis Cluster master down), each queue alone, so the others are still shown."""
+    try:
+        return read_queues(port, names), []  # a few calls, whatever the number of queues
+    except QueueUnavailable:
+        if len(names) < 2:
+            raise
+    return read_each_queue(port, names)
+
+
+def _live_workers(ctx: click.Context) -> tuple[list[WorkerInfo] | None, str | None]:
+    """The live workers, or ``None`` and why they could not be read."""
+    try:
+        return common.workers(ctx).workers(), None
+    except QueueUnavailable as error:
+        return None, str(error)
+
+
+def _exit_for(
+    broken: list[QueueBroken], unreachable: list[QueueUnreachable], workers_unread: str | None
+) -> None:
+    """Exit as the documented codes say, once the tables are out: 3 if a part of the backend
+    was unreachable, 1 if a queue's data is broken."""
+    problems = [str(error) for error in broken]
+    problems += [f"queue {row.queue!r} is unreachable: {row.reason}" for row in unreachable]
+    if workers_unread is not None:
+        problems.append(f"the workers could not be read: {workers_unread}")
+    if not problems:
+        return
+    code = common.Exit.FAILED if len(problems) == len(broken) else common.Exit.UNAVAILABLE
+    common.abort("; ".join(common.escape(problem) for problem in problems), code)
+
+
+def in_order(
+    names: list[str], overview: Overview, unreachable: list[QueueUnreachable]
+) -> list[Row]:
+    """The overview's rows, broken and unreachable queues, in the order of ``names``."""
+    found: dict[str, Row] = {row.queue: row for row in overview.rows}
     found.update((error.queue, error) for error in overview.broken)
+    found.update((row.queue, row) for row in unreachable)
     return [found[name] for name in dict.fromkeys(names)]
 
 
@@ -123,9 +165,9 @@ def _ages_by_queue(overview: Overview) -> dict[str, timedelta | None]:
 
 def _print_tables(
     port: QueuePort,
-    rows: list[QueueStats | QueueBroken],
+    rows: list[Row],
     ages: Mapping[str, timedelta | None],
-    live: list[WorkerInfo],
+    live: list[WorkerInfo] | None,
     now: datetime,
 ) -> None:
     out = common.stdout()
@@ -136,34 +178,38 @@ def _print_tables(
     running = running_with_progress(port, rows)
     if running:
         out.print(progress_table(running))
-    if not live:
+    if live is None:
+        out.print("the workers could not be read (see the error below)")
+    elif not live:
         out.print("no live workers (start one with `foundry work --app module:registry`)")
     else:
         out.print(worker_table(live, now))
 
 
 def stats_document(
-    overview: Overview,
-    rows: list[QueueStats | QueueBroken],
-    live: list[WorkerInfo],
-    now: datetime,
+    overview: Overview, rows: list[Row], live: list[WorkerInfo] | None, now: datetime
 ) -> str:
-    """The queues (each with its oldest wait, or what is broken in it) and the live workers,
-    as one JSON object."""
-    from foundry.entrypoints.dashboard.views import stats_json, worker_json  # noqa: PLC0415
+    """The queues (each with its oldest wait, or what is broken in it, or why it could not be
+    read) and the live workers (``null`` if they could not be read), as one JSON object."""
+    from foundry.entrypoints.dashboard.views import worker_json  # noqa: PLC0415
 
     ages = _ages_by_queue(overview)
-    queues = [
-        stats_json(row, ages[row.queue])
-        if isinstance(row, QueueStats)
-        else {"queue": row.queue, "broken": str(row)}
-        for row in rows
-    ]
-    workers = [worker_json(info) for info in live]
+    queues = [_row_json(row, ages) for row in rows]
+    workers = None if live is None else [worker_json(info) for info in live]
     return json.dumps({"at": now.isoformat(), "queues": queues, "workers": workers}, indent=2)
 
 
-def running_with_progress(port: QueuePort, rows: list[QueueStats | QueueBroken]) -> list[JobRecord]:
+def _row_json(row: Row, ages: Mapping[str, timedelta | None]) -> dict[str, Any]:
+    from foundry.entrypoints.dashboard.views import stats_json  # noqa: PLC0415
+
+    if isinstance(row, QueueStats):
+        return stats_json(row, ages[row.queue])
+    if isinstance(row, QueueBroken):
+        return {"queue": row.queue, "broken": str(row)}
+    return {"queue": row.queue, "unreachable": row.reason}
+
+
+def running_with_progress(port: QueuePort, rows: list[Row]) -> list[JobRecord]:
     """The running jobs whose handler reported progress, at most ``RUNNING_SHOWN`` (one
     listing of each queue that has running jobs)."""
     found: list[JobRecord] = []
