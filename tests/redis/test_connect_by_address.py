@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import redis
 
 from foundry.adapters.redis.connection import AddressConnection, RedisSettings, connect
+from foundry.adapters.redis.tls import TlsConnection
 from tests.process_support import python_lines
 
 
@@ -30,5 +31,5 @@ def test_only_a_plain_url_naming_an_address_gets_the_address_connection() -> Non
     assert kind("redis://127.0.0.1:6379/0") is AddressConnection
     assert kind("redis://[::1]:6379/0") is AddressConnection
     assert kind("redis://localhost:6379/0") is redis.Connection
-    assert kind("rediss://127.0.0.1:6379/0") is redis.SSLConnection
+    assert kind("rediss://127.0.0.1:6379/0") is TlsConnection
     assert kind("unix:///tmp/redis.sock") is redis.UnixDomainSocketConnection

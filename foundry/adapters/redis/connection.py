@@ -30,6 +30,7 @@ from redis.sentinel import SentinelConnectionPool
 
 from foundry.adapters.redis import cluster
 from foundry.adapters.redis.errors import refusal
+from foundry.adapters.redis.tls import TlsConnection
 from foundry.adapters.redis.url_hosts import SENTINEL_SCHEMES
 from foundry.domain import ConfigurationError
 
@@ -163,6 +164,8 @@ def connect(settings: RedisSettings) -> redis.Redis:
         return cluster.connect(cluster.parse(settings.url), options)
     if _by_address(settings.url):
         options["connection_class"] = AddressConnection
+    elif settings.url.startswith("rediss://"):
+        options["connection_class"] = TlsConnection
     return redis.Redis.from_url(settings.url, **options)
 
 
