@@ -52,6 +52,9 @@ _CONTEXT = ("queue", "job_id", "attempt")
 #: Records of other libraries (redis-py, the app's) below this level are not written.
 OTHERS_LEVEL = logging.WARNING
 _AUTOINIT = "LOGURU_AUTOINIT"
+#: psycopg_pool's warning for each failed attempt to connect: Foundry says the outage itself,
+#: once (the command's error, a worker's outage line), with the same reason.
+_POOL_CONNECT_FAILED = ("psycopg.pool", "error connecting in %r: %s")
 
 
 @attrs.frozen
@@ -114,6 +117,11 @@ def _plain_line(record: logging.LogRecord) -> str:
         f"{when:%H:%M:%S}.{when.microsecond // 1000:03d} {level: <7} {os.getpid()}"
         f"{f' [{shown}]' if shown else ''} {_message(record)}\n"
     )
+
+
+def _not_a_retried_connect(record: logging.LogRecord) -> bool:
+    """Whether ``record`` is anything but psycopg_pool's warning of a failed connect."""
+    return (record.name, record.msg) != _POOL_CONNECT_FAILED
 
 
 class _Records(logging.Handler):
@@ -223,6 +231,7 @@ def configure_logging(level: str = "INFO", sink: TextIO | None = None) -> None:
     elif _loguru is None and not any(isinstance(f, _LoguruHook) for f in sys.meta_path):
         sys.meta_path.insert(0, _LoguruHook({"loguru": _import_loguru}))
     handler = _Records(level=_NUMBERS[_output.level])
+    handler.addFilter(_not_a_retried_connect)
     foundry = logging.getLogger("foundry")
     foundry.handlers = [handler]
     foundry.setLevel(_NUMBERS[_output.level])

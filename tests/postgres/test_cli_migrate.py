@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from foundry.entrypoints.cli import cli
+from tests.e2e.test_demo import run_foundry
 from tests.postgres_server import ThrowawayRole, unique_name
 
 pytestmark = pytest.mark.postgres
@@ -64,6 +65,16 @@ def test_migrate_on_an_unreachable_server_exits_3() -> None:
 
     assert result.exit_code == 3
     assert "is unreachable" in result.stderr
+
+
+def test_an_unreachable_server_is_one_clear_error_without_the_pools_warnings() -> None:
+    url = "postgresql://postgres@127.0.0.1:1/nothing"
+
+    done = run_foundry("stats", env={"QUEUE_DRIVER": "postgres", "DATABASE_URL": url})
+
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith(f"error: PostgreSQL at {url} is unreachable"), done.stderr
+    assert "error connecting in" not in done.stderr
 
 
 def test_work_refuses_a_schema_that_is_not_migrated(env: dict[str, str]) -> None:
