@@ -16,6 +16,7 @@ records without a traceback are written to a file or pipe here, in the same line
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
@@ -57,11 +58,38 @@ _AUTOINIT = "LOGURU_AUTOINIT"
 _POOL_CONNECT_FAILED = ("psycopg.pool", "error connecting in %r: %s")
 
 
+class _Sink:
+    """The stream records are written to, or the process's own stderr once that stream is
+    closed (a test's stream, a file a host closed before exit): a record written late, at
+    exit, is still shown, never a traceback about the closed stream."""
+
+    def __init__(self, target: TextIO) -> None:
+        self.target = target
+
+    def write(self, text: str) -> None:
+        """Write ``text`` to the target, or to stderr if the target is closed (to nothing if
+        that is closed too)."""
+        target: TextIO | None = self.target
+        if target is not None and target.closed:
+            target = sys.__stderr__
+        if target is not None and not target.closed:
+            target.write(text)
+
+    def flush(self) -> None:
+        """Flush the target, unless it is closed."""
+        if not self.target.closed:
+            self.target.flush()
+
+    def isatty(self) -> bool:
+        """Whether the target is a terminal (colours)."""
+        return not self.target.closed and self.target.isatty()
+
+
 @attrs.frozen
 class _Output:
     """Where records go, and the least severe level written."""
 
-    target: TextIO
+    target: _Sink
     level: str
 
 
@@ -188,7 +216,17 @@ def _configure_loguru(output: _Output) -> None:
     logger.configure(patcher=_running_job)
     target = output.target
     logger.add(target, level=output.level, format=human_format, colorize=target.isatty())
+    if _loguru is None:
+        atexit.register(_plain_lines_at_exit)  # after loguru's own hook, so it runs first
     _loguru = logger
+
+
+def _plain_lines_at_exit() -> None:
+    """Write records as plain lines again: loguru removes its sinks at exit (its hook, made
+    when it was imported, runs after this one), and a record of a hook made before that (the
+    PostgreSQL cache's last read counts, when a handler imported loguru later) would be lost."""
+    global _loguru  # noqa: PLW0603 - exiting: the handler writes records itself again
+    _loguru = None
 
 
 def _import_loguru(module: ModuleType, execute: Callable[[], None]) -> None:
@@ -224,7 +262,7 @@ class _LoguruHook(AroundImport):
 def configure_logging(level: str = "INFO", sink: TextIO | None = None) -> None:
     """Write Foundry's records at ``level`` (and others' at WARNING) to one sink (stderr)."""
     global _output  # noqa: PLW0603 - the one configuration of this process's sink
-    target = sink or sys.stderr
+    target = _Sink(sink or sys.stderr)
     _output = _Output(target, level.upper())
     if "loguru" in sys.modules or target.isatty():
         _configure_loguru(_output)

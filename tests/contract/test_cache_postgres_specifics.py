@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -18,9 +19,11 @@ from psycopg_pool import ConnectionPool
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.postgres.cache import PostgresCache
 from foundry.adapters.postgres.config import PostgresSettings
-from foundry.adapters.postgres.connection import open_pool, pooled
+from foundry.adapters.postgres.connection import connect, open_pool, pooled
+from foundry.adapters.postgres.migrator import Migrator
 from foundry.domain import CacheUnavailable, ConfigurationError, UndecodableValue
 from tests.backends import unique_prefix
+from tests.postgres_server import ThrowawayDatabase
 
 pytestmark = pytest.mark.postgres
 
@@ -123,6 +126,80 @@ def test_stats_add_up_the_counts_of_every_process(
 
     assert child.returncode == 0, child.stderr
     assert (cache.stats().hits, cache.stats().misses) == (2, 1)
+
+
+#: A process whose logging sink (written by loguru or not) is closed before it exits (as a
+#: test's stream is), whose cache's database is then dropped (``drop``) or its server
+#: unreachable (``unreachable``).
+_EXITING_CHILD = """
+import io, sys
+from urllib.parse import urlsplit
+from foundry.adapters.postgres.cache import PostgresCache
+from foundry.adapters.postgres.config import PostgresSettings
+from foundry.adapters.postgres.connection import open_pool
+from foundry.entrypoints.logging import configure_logging
+from tests.faults.proxy import FaultProxy
+
+url, mode, writer = sys.argv[1:]
+if writer == "loguru":
+    import loguru  # noqa: F401 - records then go through loguru's sink
+proxy = FaultProxy(urlsplit(url).port).start()
+through = urlsplit(url)._replace(netloc=f"postgres@127.0.0.1:{proxy.port}").geturl()
+sink = io.StringIO()
+configure_logging("INFO", sink)
+settings = PostgresSettings(url=through)
+with open_pool(settings, "child") as pool:
+    PostgresCache(pool, settings, "exiting").get("absent")
+sink.close()
+if mode == "unreachable":
+    proxy.close()
+print("counted", flush=True)
+sys.stdin.readline()  # the test drops the database meanwhile
+"""
+
+
+def _exit_child(url: str, mode: str, writer: str, meanwhile: Callable[[], None]) -> tuple[int, str]:
+    """Run ``_EXITING_CHILD``, calling ``meanwhile`` once it counted; its exit code and
+    stderr."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _EXITING_CHILD, url, mode, writer],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == "counted\n"
+    meanwhile()
+    _, stderr = child.communicate("\n", timeout=60)
+    return child.returncode, stderr
+
+
+@pytest.mark.parametrize("writer", ["loguru", "plain"])
+def test_a_process_exiting_after_its_cache_database_was_dropped_says_nothing(
+    postgres_database: ThrowawayDatabase, writer: str
+) -> None:
+    settings = PostgresSettings(url=postgres_database.url())
+    Migrator(lambda: connect(settings), settings.schema).migrate()
+
+    code, stderr = _exit_child(postgres_database.url(), "drop", writer, postgres_database.drop)
+
+    assert (code, stderr) == (0, "")
+
+
+@pytest.mark.parametrize("writer", ["loguru", "plain"])
+def test_a_process_exiting_with_its_server_unreachable_says_its_counts_are_lost_once(
+    postgres_database: ThrowawayDatabase, writer: str
+) -> None:
+    settings = PostgresSettings(url=postgres_database.url())
+    Migrator(lambda: connect(settings), settings.schema).migrate()
+
+    code, stderr = _exit_child(postgres_database.url(), "unreachable", writer, lambda: None)
+
+    assert code == 0, stderr
+    [line] = stderr.splitlines()
+    assert "cache exiting's last 1 read counts are lost: PostgreSQL at" in line
+    assert "is unreachable" in line
 
 
 def _stored_reads(cache: PostgresCache) -> tuple[int, int]:

@@ -5,7 +5,8 @@ each operation, on the cache's clock), at ``stats()``, and when Python exits. Th
 objects of one namespace in a process share their counts, so one built per request loses
 none. What this costs: a process's reads reach the figures other processes see up to an
 interval late, and a process that ends without exiting Python (killed, ``os._exit``) loses
-its counts of the last interval.
+its counts of the last interval, as does one whose server is gone when it exits (a warning
+says so; a dropped database or schema, which took the counts' row with it, is no loss).
 """
 
 from __future__ import annotations
@@ -13,14 +14,20 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import threading
 
 import attrs
+import psycopg
+from psycopg import errors
 
 from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import connect
+from foundry.domain import QueueUnavailable
 
 log = logging.getLogger(__name__)
+#: The server's refusal of a connection to a database that does not exist (dropped).
+_NO_DATABASE = re.compile(r'FATAL:\s+database ".*" does not exist')
 
 
 class ReadCounts:
@@ -121,5 +128,20 @@ def _write_last(namespace: _Namespace, hits: int, misses: int) -> None:
     try:
         with connect(namespace.settings) as conn:
             conn.execute(namespace.statement, {**params, "hits": hits, "misses": misses})
-    except Exception:  # exiting: a lost server loses these counts, as the warning says
-        log.warning("cache %s's last %s read counts are lost", namespace.prefix, hits + misses)
+    except Exception as error:  # exiting: nothing to retry, and nobody to raise to
+        if _gone(error):
+            return  # the namespace's stats went with their database or schema: none are lost
+        log.warning(
+            "cache %s's last %s read counts are lost: %s", namespace.prefix, hits + misses, error
+        )
+
+
+def _gone(error: BaseException) -> bool:
+    """Whether ``error`` says the database, schema or table the counts go to was dropped (a
+    connection refused as such carries no SQLSTATE: its message says it)."""
+    cause = error.__cause__ if isinstance(error, QueueUnavailable) else error
+    if isinstance(cause, errors.UndefinedTable | errors.InvalidSchemaName):
+        return True
+    return (
+        isinstance(cause, psycopg.OperationalError) and _NO_DATABASE.search(str(cause)) is not None
+    )
