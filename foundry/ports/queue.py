@@ -68,6 +68,14 @@ class QueuePort(Protocol):
         """
         ...
 
+    @property
+    def claims_from_forks(self) -> bool:
+        """Whether a process forked from this one may ``claim`` through this same object and
+        reach the same jobs on the same clock (its connections are made again after a fork).
+        The worker's pool then lets an idle child make the pool's blocking claim and start the
+        first job itself, without a hop through the parent."""
+        ...
+
     def claim(self, request: ClaimRequest) -> list[Lease]:
         """Lease up to ``request.limit`` ready jobs, taking its queues in the order given (Q2).
 

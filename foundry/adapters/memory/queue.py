@@ -112,6 +112,11 @@ class MemoryQueue:
             self._store.cond.notify_all()
         return outcomes
 
+    @property
+    def claims_from_forks(self) -> bool:
+        """No: the jobs live in this process's memory, a fork has a copy."""
+        return False
+
     def claim(self, request: ClaimRequest) -> list[Lease]:
         """Queue by queue (see ``QueuePort.claim``)."""
         return self._claimer.claim(request)

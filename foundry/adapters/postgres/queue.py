@@ -152,6 +152,12 @@ class PostgresQueue:
 
     # -- jobs out -------------------------------------------------------------------------------
 
+    @property
+    def claims_from_forks(self) -> bool:
+        """No: each child claiming would hold sessions of its own (the pool's children keep
+        to the parent's, which claims for them)."""
+        return False
+
     def claim(self, request: ClaimRequest) -> list[Lease]:
         """Lease up to ``request.limit`` jobs (see ``QueuePort.claim``); an empty claim waits
         on LISTEN for at most ``request.wait`` (real time).

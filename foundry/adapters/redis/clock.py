@@ -22,6 +22,11 @@ class QueueClock:
     def __init__(self, clock: Clock | None) -> None:
         self._clock = clock
 
+    @property
+    def served(self) -> bool:
+        """Whether now is the server's (``TIME``), the same for every process."""
+        return self._clock is None
+
     def arg(self) -> str:
         """``now`` for a function: the test clock's ms, or "" (the function reads ``TIME``)."""
         return "" if self._clock is None else str(to_ms(self._clock.now()))

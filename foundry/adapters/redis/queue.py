@@ -173,6 +173,12 @@ class RedisQueue:
         """One function call per queue and 1,000 jobs, all in one write."""
         return self._enqueuer.enqueue_many(jobs)
 
+    @property
+    def claims_from_forks(self) -> bool:
+        """Yes on the server's clock (redis-py makes a forked process's connections anew); a
+        test's clock is this process's alone."""
+        return self._now.served
+
     def claim(self, request: ClaimRequest) -> list[Lease]:
         """Blocks on the queues' wake lists while nothing is ready; undecodable jobs met on the
         way are dead-lettered, so a claim may return fewer jobs than were ready. The starts
