@@ -47,13 +47,18 @@ class PreviousResults:
         or ``None`` when it asked for none. Raises ``PreviousResultGone`` when that result is
         no longer kept, another ``FoundryError`` when the queue cannot say now (the caller gives
         the job back to try later)."""
-        name = job.metadata.get(RESULT_AS)
-        if not name or not job.after:
+        if not needs_previous(job):
             return None
+        name = job.metadata[RESULT_AS]
         record = self._queue.get(job.after[0], job.queue)
         if record is None:
             raise PreviousResultGone(job, job.after[0], name)
         return {**job.payload, name: record.result}
+
+
+def needs_previous(job: Job) -> bool:
+    """Whether ``job`` takes the result of the job before it in its chain."""
+    return bool(job.metadata.get(RESULT_AS)) and bool(job.after)
 
 
 def chain_jobs(

@@ -6,11 +6,12 @@ pipe and starts it as soon as it has answered, if its start-by time (shared memo
 limit; else it answers ``SKIPPED`` without starting it. Before it runs a task it writes the
 task's number (plus one) in that memory, which tells the parent it started.
 
-A child never touches the queue. It answers each task with the handler's result or an
-``ErrorInfo``; a handler that kills the process is the parent's to notice. A copy of the child
-that a handler (or a middleware's job hook) forked without exec never answers: it exits at
-once when the handler, or the hooks around it, return or raise in it, without touching the
-pipe.
+A child touches the queue only for a claim its parent asks it to make (``child_claims``: an
+idle pool's blocking claim), whose first job it may run itself. It answers each task with the
+handler's result or an ``ErrorInfo``; a handler that kills the process is the parent's to
+notice. A copy of the child that a handler (or a middleware's job hook) forked without exec
+never answers: it exits at once when the handler, or the hooks around it, return or raise in
+it, without touching the pipe.
 """
 
 from __future__ import annotations
@@ -24,16 +25,20 @@ import random
 import signal
 import socket
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from time import monotonic, perf_counter
 from types import CoroutineType, FrameType
 from typing import Any
 
+from foundry.application.chains import needs_previous
 from foundry.application.context import JobContext, set_current, set_progress_sink
 from foundry.application.errors import SoftTimeLimitExceeded
+from foundry.application.pool.child_claims import CLAIM, claim_for_pool, encode_claimed
 from foundry.application.pool.coroutines import ChildLoop
 from foundry.application.pool.watchdog import (
+    set_fence,
     set_started,
     start_by,
     start_watchdog,
@@ -49,9 +54,11 @@ from foundry.application.pool.wire import (
     encode_progress,
     encode_reply,
     encode_skipped,
+    task_of,
 )
 from foundry.application.registry import Handler, JobRegistry
 from foundry.domain import ErrorInfo, JobCancelled, Progress
+from foundry.ports import Lease, QueuePort
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +79,12 @@ def child_main(
     max_rss: int | None,
     fence: mmap.mmap | None = None,
     nice: int = 0,
+    queue: QueuePort | None = None,
 ) -> None:
     """The child's whole life: set up (the middleware's ``after_fork`` last), report ready,
     serve tasks until told to stop, run the ``before_exit`` hooks. ``max_rss``: the memory
-    (bytes) after a job past which the child starts no other (the parent replaces it).
+    (bytes) after a job past which the child starts no other (the parent replaces it);
+    ``queue``: the queue it claims from when the parent asks it to (``child_claims``).
 
     The death signal, the watchdog and the lower priority come after the ready report, while
     the parent claims the first job: starting a thread waits until the thread has run, and at
@@ -88,11 +97,11 @@ def child_main(
     if child_init is not None:
         child_init()
     registry.hooks.process_started()
-    runner = Runner(registry, max_rss)
+    runner = Runner(registry, max_rss, queue)
     conn.send_bytes(READY)
     die_with_parent(parent_pid)
     if fence is not None:
-        start_watchdog(fence, runner.is_busy)
+        start_watchdog(fence, runner.is_busy, runner.tell_claimed)
     if nice:
         with contextlib.suppress(OSError):  # raising one's own nice value needs no privilege
             os.nice(nice)
@@ -152,15 +161,22 @@ class Runner:
     """Runs tasks in this process, with the soft time limit armed around each handler
     (``async def`` handlers on the child's event loop, see ``coroutines``)."""
 
-    def __init__(self, registry: JobRegistry, max_rss: int | None) -> None:
+    def __init__(
+        self, registry: JobRegistry, max_rss: int | None, queue: QueuePort | None = None
+    ) -> None:
         self._registry = registry
+        self._queue = queue
         self._hooks = registry.hooks
         self._armed = 0.0
         self._busy = False
         self._stoppable: str | None = None  # the running handler's job id, while it runs
         self._token = ""  # the running job's lease token, for its progress reports
         self._reported_at = 0.0
-        self._send: Callable[[bytes], None] | None = None
+        self._write: Callable[[bytes], None] | None = None
+        # The main thread and the watchdog both write frames: the leases of a claim whose
+        # first job runs here are told before any other frame, or by the watchdog.
+        self._lock = threading.Lock()
+        self._untold: tuple[list[Lease], float] | None = None  # and when the first started
         self._rss = _rss_reader() if max_rss is not None else None
         self._max_rss = max_rss
         self._over = False  # its memory passed max_rss: it starts no other task
@@ -174,8 +190,8 @@ class Runner:
         """Answer tasks until the parent says stop or goes away; a task whose start-by time
         in ``fence`` has passed, or that follows a job after which this process was over its
         memory limit, is answered ``SKIPPED``, not started."""
-        receive, send = FrameReader(conn.fileno()).read, conn.send_bytes
-        self._send = send
+        receive, send = FrameReader(conn.fileno()).read, self._send
+        self._write = conn.send_bytes
         set_progress_sink(self._report)
         number = 0  # the tasks received so far: the parent numbers them the same way
         while True:
@@ -185,6 +201,19 @@ class Runner:
                 return
             if frame == STOP:
                 return
+            if frame[:1] == CLAIM:
+                claimed = self._claim(frame, send)
+                if claimed is None:
+                    continue
+                leases, fence_at = claimed
+                if fence is not None:  # the parent's fence for it comes once it is told
+                    set_fence(fence, fence_at)
+                    set_started(fence, number + 1)
+                with self._lock:
+                    self._untold = leases, monotonic()
+                send(self.run(task_of(leases[0])))
+                number += 1
+                continue
             task = decode_task(frame)
             if fence is None:
                 send(self.run(task))
@@ -194,6 +223,27 @@ class Runner:
                 set_started(fence, number + 1)
                 send(self.run(task))
             number += 1
+
+    def _claim(
+        self, frame: bytes, send: Callable[[bytes], None]
+    ) -> tuple[list[Lease], float] | None:
+        """The pool's claim, asked of this child; its leases when it runs the first now (see
+        ``child_claims``)."""
+        if self._queue is None:
+            raise RuntimeError("the pool asked a child with no queue to claim")
+        return claim_for_pool(self._queue, frame, self._runs_here, send)
+
+    def _runs_here(self, lease: Lease) -> bool:
+        """Whether this child may start a job it claimed without its parent: not held ahead
+        (its start is reported first), not waiting for a previous job's result (the parent
+        reads it), with a handler here, and this process within its memory limit."""
+        job = lease.job
+        return (
+            not lease.ahead
+            and not self._over
+            and job.name in self._registry
+            and not needs_previous(job)
+        )
 
     def run(self, task: Task) -> bytes:
         """Run one task; the reply frame."""
@@ -275,12 +325,30 @@ class Runner:
         """Send a progress report of the running job, at most every ``REPORT_EVERY_S`` (a
         report of 1 always goes); never from a copy of this process a handler forked."""
         now = perf_counter()
-        if self._send is None or not self._busy or os.getpid() != self._pid:
+        if self._write is None or not self._busy or os.getpid() != self._pid:
             return
         if now - self._reported_at < REPORT_EVERY_S and progress.fraction < 1:
             return
         self._reported_at = now
         self._send(encode_progress(self._token, progress))
+
+    def _send(self, frame: bytes) -> None:
+        """Write ``frame`` to the parent, after the leases it has not been told of."""
+        with self._lock:
+            self._tell()
+            assert self._write is not None
+            self._write(frame)
+
+    def tell_claimed(self) -> None:
+        """Tell the parent the leases of this child's claim if it has not been (the watchdog
+        calls it while a job runs)."""
+        with self._lock:
+            self._tell()
+
+    def _tell(self) -> None:
+        untold, self._untold = self._untold, None
+        if untold is not None and self._write is not None:
+            self._write(encode_claimed(*untold))
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         job_id, self._stoppable = self._stoppable, None

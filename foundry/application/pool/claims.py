@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+import attrs
+
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.heartbeat import PoolCounters
 from foundry.application.pool.leases import LeaseBook
@@ -111,6 +113,12 @@ class Claimer:
         self._poll_at = 0.0  # no busy poll before (the queue was empty while children ran)
         self._window_s = config.prefetch_window.total_seconds()
         self._prefetch_of = (-1, config.prefetch)  # (jobs processed, the prefetch then)
+        self._out: tuple[ClaimRequest, float] | None = None  # a child's claim, and when sent
+
+    @property
+    def out(self) -> bool:
+        """Whether a child is making the pool's claim (no other claim goes out meanwhile)."""
+        return self._out is not None
 
     def wanted(self, slots: Sequence[Slot], buffered: int) -> int:
         """How many jobs to claim now: none while no child waits and the jobs held (the
@@ -148,10 +156,14 @@ class Claimer:
         An idle pool blocks in claim at once, or a job sent now would sit out the pause (up to
         50 ms instead of ~1 ms).
         """
+        if self._out is not None:
+            return False
         return now >= self._next_claim_at and (idle or now >= self._poll_at)
 
     def next_wake(self, *, idle: bool) -> float:
         """When the next claim may go out: for an idle pool the busy-poll pause is over."""
+        if self._out is not None:
+            return float("inf")
         return self._next_claim_at if idle else max(self._next_claim_at, self._poll_at)
 
     def claim(self, limit: int, wait: float, now: float, *, ahead: int = 0) -> list[Lease]:
@@ -186,22 +198,90 @@ class Claimer:
             # Batched completions go first: a job done here must not re-run because this
             # worker died holding its completion (a poison job claimed next may kill it).
             leases = self._settler.flush_and_claim(request)
-        except QueueBroken as error:  # not an outage: claim the other queues at once
-            self._tokens.unanswered(token, sent_at)  # the queues before it may have leased
-            self._quarantine.add(error, now)
-            self._next_claim_at = now if error.queue in queues else self._pause()
-            return []
         except FoundryError as error:
-            self._tokens.unanswered(token, sent_at)
+            self._failed(error, request, sent_at, now)
+            return []
+        return self._answered(request, leases, sent_at, now)
+
+    def delegate(
+        self, limit: int, wait: float, now: float, *, ahead: int = 0
+    ) -> tuple[ClaimRequest, float] | None:
+        """The claim an idle child makes for the pool (see ``child_claims``), as ``claim``
+        would make it, and the self-fencing deadline of the leases it takes; ``None`` when
+        the parent claims itself: a lost claim's token to send again, starts to report or
+        completions to carry, or every queue broken."""
+        queues = self._quarantine.serving(self._config.queues, now)
+        if not queues or self._tokens.resending(now) or self._settler.batched:
+            return None
+        if self._book.unreported():
+            return None
+        token, sent_at = self._tokens.next(now)
+        request = ClaimRequest(
+            queues,
+            lease=self._config.lease,
+            limit=limit,
+            wait=_seconds(wait),
+            claim_token=token,
+            worker=self._worker,
+            ahead=ahead,
+        )
+        self._out = (request, sent_at)
+        return request, self._book.child_deadline_from(sent_at + self._book.lease_s)
+
+    def delegated(self, leases: list[Lease], now: float) -> tuple[list[Lease], float]:
+        """The child's claim got ``leases``: held from when it was sent, that time."""
+        assert self._out is not None, "no claim is out"
+        (request, sent_at), self._out = self._out, None
+        return self._answered(request, leases, sent_at, now), sent_at
+
+    def delegation_failed(self, error: Exception, now: float) -> None:
+        """The child's claim raised ``error`` (a ``FoundryError``, else re-raised: a bug)."""
+        assert self._out is not None, "no claim is out"
+        (request, sent_at), self._out = self._out, None
+        if not isinstance(error, FoundryError):
+            raise error
+        self._failed(error, request, sent_at, now)
+
+    def delegation_lost(self) -> None:
+        """The claim could not be sent to the child: the next claim is a new one."""
+        self._out = None
+
+    def recover(self, now: float) -> list[Lease]:
+        """The child making the claim died before it told what it got: the leases its token
+        holds, asked again at once (Q8), in the order the claim took them. ``[]`` if the queue
+        does not answer: they lapse then (no job they hold ran twice under one attempt)."""
+        assert self._out is not None, "no claim is out"
+        (request, sent_at), self._out = self._out, None
+        again = attrs.evolve(request, wait=timedelta(0))
+        try:
+            leases = self._settler.flush_and_claim(again)
+        except FoundryError as error:
             self._outage.failed("claim", error, now)
             self._next_claim_at = self._pause()
             return []
+        return self._answered(again, leases, sent_at, now)
+
+    def _answered(
+        self, request: ClaimRequest, leases: list[Lease], sent_at: float, now: float
+    ) -> list[Lease]:
         self._tokens.answered()
         self._book.reported(request.started)
         self._outage.ok(now)
-        self._quarantine.served(queues)
+        self._quarantine.served(request.queues)
         self._book.hold(leases, sent_at)
         return leases
+
+    def _failed(
+        self, error: FoundryError, request: ClaimRequest, sent_at: float, now: float
+    ) -> None:
+        assert request.claim_token is not None
+        self._tokens.unanswered(request.claim_token, sent_at)  # it may have been applied
+        if isinstance(error, QueueBroken):  # not an outage: claim the other queues at once
+            self._quarantine.add(error, now)
+            self._next_claim_at = now if error.queue in request.queues else self._pause()
+            return
+        self._outage.failed("claim", error, now)
+        self._next_claim_at = self._pause()
 
     def came_back_empty(self, now: float, *, idle: bool, wait: float) -> None:
         """A claim brought nothing: a busy pool polls again after ``BUSY_POLL_S``; an idle

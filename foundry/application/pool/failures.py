@@ -80,7 +80,7 @@ class Failures:
             self.start_failures += 1
         if running is not None:
             self._lost(slot, running, exitcode, now)
-        elif slot.state in (SlotState.IDLE, SlotState.BUSY):
+        elif slot.state in (SlotState.IDLE, SlotState.CLAIMING, SlotState.BUSY):
             log.warning("child %s died while idle (exit code %s)", slot.pid, exitcode)
         if self.start_failures != MAX_START_FAILURES:  # past it, the pool is stopping already
             return False

@@ -146,7 +146,11 @@ class LeaseBook:
         later than the parent would fence it, still before the server's deadline (``inf``
         for a job whose lease the book no longer holds)."""
         held = self._held.get(job_id)
-        return float("inf") if held is None else held.deadline - self.margin_s / 2
+        return float("inf") if held is None else self.child_deadline_from(held.deadline)
+
+    def child_deadline_from(self, deadline: float) -> float:
+        """``child_deadline`` of a lease whose local deadline is ``deadline``."""
+        return deadline - self.margin_s / 2
 
     def start_by(self, job_id: str) -> float:
         """Until when a child may start ``job_id``: when the parent would fence its lease

@@ -28,6 +28,12 @@ from types import FrameType
 from typing import Protocol
 
 from foundry.application.outcome import PoolObserver
+from foundry.application.pool.child_claims import (
+    CLAIM_FAILED,
+    CLAIMED,
+    decode_claim_failed,
+    decode_claimed,
+)
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.heartbeat import Heartbeat
 from foundry.application.pool.processes import Child, ProcessWorkforce
@@ -103,6 +109,7 @@ class Pool:
             inherited=self._parent_fds,
             on_spawn=self._watch,
             nice=config.child_nice,
+            queue=queue if queue.claims_from_forks else None,
         )
         heartbeat = Heartbeat(
             workers, clock, config.queues, config.concurrency, config.heartbeat_every
@@ -213,27 +220,35 @@ class Pool:
                 self._selector.unregister(child.conn)
             return False
         now = time.monotonic()
-        if frame == READY:
-            self.supervisor.child_ready(slot, now)
-            return True
-        kind = frame[:1]
         try:
-            if kind == PROGRESS:
-                progress = decode_progress(frame)
-            elif kind == SKIPPED:
-                skipped = decode_skipped(frame)
-            else:
-                reply = decode_reply(frame)
+            deliver = self._event_of(frame)
         except Exception as error:  # no frame its child wrote: something else wrote on the pipe
             self._garbled(slot, child, error)
             return False
-        if kind == PROGRESS:
-            self.supervisor.child_progress(slot, *progress)
-        elif kind == SKIPPED:
-            self.supervisor.child_skipped(slot, *skipped, now)
-        else:
-            self.supervisor.child_replied(slot, reply, now)
+        deliver(slot, now)
         return True
+
+    def _event_of(self, frame: bytes) -> Callable[[int, float], None]:
+        """The supervisor's call (slot, now) for a child's ``frame``; raises for a frame no
+        child wrote."""
+        sup = self.supervisor
+        if frame == READY:
+            return sup.child_ready
+        kind = frame[:1]
+        if kind == PROGRESS:
+            token, progress = decode_progress(frame)
+            return lambda slot, _: sup.child_progress(slot, token, progress)
+        if kind == SKIPPED:
+            task, token = decode_skipped(frame)
+            return lambda slot, now: sup.child_skipped(slot, task, token, now)
+        if kind == CLAIMED:
+            leases, started = decode_claimed(frame)
+            return lambda slot, now: sup.child_claimed(slot, leases, started, now)
+        if kind == CLAIM_FAILED:
+            error = decode_claim_failed(frame)
+            return lambda slot, now: sup.child_claim_failed(slot, error, now)
+        reply = decode_reply(frame)
+        return lambda slot, now: sup.child_replied(slot, reply, now)
 
     def _garbled(self, slot: int, child: Child, error: Exception) -> None:
         """Stop reading a pipe that carried a frame its child did not write (what follows

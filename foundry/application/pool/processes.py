@@ -36,6 +36,7 @@ from foundry.application.pool.watchdog import (
 )
 from foundry.application.pool.wire import STOP, Channel
 from foundry.application.registry import JobRegistry
+from foundry.ports import QueuePort
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,10 @@ class ProcessWorkforce:
         inherited: Callable[[], list[int]],
         on_spawn: Callable[[int, Child], None],
         nice: int = 0,
+        queue: QueuePort | None = None,
     ) -> None:
         self._registry = registry
+        self._queue = queue  # the queue a child claims from when asked (claims_from_forks)
         self._child_init = child_init
         self._max_rss = max_rss
         self._inherited = inherited
@@ -168,6 +171,7 @@ class ProcessWorkforce:
                 max_rss=self._max_rss,
                 fence=fence,
                 nice=self._nice,
+                queue=self._queue,
             )
 
         return fork(life, f"foundry-child-{slot}")

@@ -18,6 +18,7 @@ class SlotState(enum.Enum):
     EMPTY = "empty"  # its fork failed; another is tried after a backoff (no jobs meanwhile)
     STARTING = "starting"  # forked, running child_init; not yet ready for jobs
     IDLE = "idle"
+    CLAIMING = "claiming"  # idle, making the pool's claim; it runs the first job it gets
     BUSY = "busy"
     RETIRING = "retiring"  # asked to exit (recycling or shutdown); no new jobs
     DYING = "dying"  # killed; waiting to see it gone

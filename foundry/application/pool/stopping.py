@@ -30,6 +30,7 @@ class Step(NamedTuple):
 
     begun: bool  # it starts now: release the prefetched jobs
     overdue: bool  # cold, or the grace is over: kill and release what runs, drop what waits
+    grace_over: bool = False  # even a child's claim for the pool is not waited for
 
 
 class Stopping:
@@ -85,7 +86,8 @@ class Stopping:
         begun = not self.active
         if begun:
             self._begin(now, sum(1 for slot in slots if slot.busy))
-        return Step(begun=begun, overdue=self.cold or now >= self._grace_end)
+        grace_over = now >= self._grace_end
+        return Step(begun=begun, overdue=self.cold or grace_over, grace_over=grace_over)
 
     def finished(self) -> None:
         """Nothing is held any more: the pool may exit."""

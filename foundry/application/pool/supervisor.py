@@ -25,6 +25,7 @@ from typing import Any
 
 from foundry.application.chains import PreviousResultGone, PreviousResults
 from foundry.application.outcome import PoolObserver
+from foundry.application.pool.child_claims import encode_claim
 from foundry.application.pool.claims import Claimer
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.failures import Act, Failures
@@ -130,6 +131,8 @@ class Supervisor:
         self._exit_wait = config.term_grace.total_seconds() + 5.0
         self._max_rss = config.max_rss_bytes
         self._recycles = config.max_tasks_per_child is not None or self._max_rss is not None
+        self._children_claim = queue.claims_from_forks
+        self._claiming: int | None = None  # the slot whose child makes the pool's claim
 
     # -- events ---------------------------------------------------------------------------
 
@@ -223,6 +226,9 @@ class Supervisor:
     def child_exited(self, index: int, exitcode: int | None, now: float) -> None:
         """A child is gone: fail the job it ran (if any), then replace it unless stopping."""
         slot = self.slots[index]
+        if self._claiming == index:
+            self._claiming = None
+            self._recover_claim(slot, now)
         running, slot.job = slot.job, None
         queued, slot.queued = slot.queued, None
         unstarted = None  # promoted from its queue, but the child never started it
@@ -331,7 +337,12 @@ class Supervisor:
         # only once they start (the buffer is empty while a child is idle: _hand_out above).
         idle_children = sum(1 for slot in self.slots if slot.state is SlotState.IDLE)
         ahead = max(wanted - idle_children, 0)
-        leases = self._claimer.claim(wanted, wait, now, ahead=ahead)
+        if idle and self._children_claim and self._delegate(wanted, ahead):
+            return
+        self._claimed(self._claimer.claim(wanted, wait, now, ahead=ahead), now, idle, wait)
+
+    def _claimed(self, leases: list[Lease], now: float, idle: bool, wait: float) -> None:
+        """Hand out what a claim sent at ``now`` got, or note that it got nothing."""
         if leases:
             self.stopping.got_work()
             if self._outage.unconfirmed:  # else the queue holds every buffered lease
@@ -346,6 +357,80 @@ class Supervisor:
                 holding=bool(self._book) or any(s.busy for s in self.slots),
                 broken=self._quarantine.broken(now),
             )
+
+    def _delegate(self, wanted: int, ahead: int) -> bool:
+        """Send an idle pool's blocking claim to an idle child, which starts the first job it
+        gets itself (``child_claims``); ``False`` if the parent is to claim itself."""
+        if self.settler.batched:  # a job done here must not re-run: its completion first
+            self.settler.flush()
+        now = self._monotonic()
+        slot = next(slot for slot in self.slots if slot.state is SlotState.IDLE)
+        claim = self._claimer.delegate(
+            wanted, self.config.idle_wait.total_seconds(), now, ahead=ahead
+        )
+        if claim is None:
+            return False
+        slot.state, self._claiming = SlotState.CLAIMING, slot.index
+        if not self._workforce.send(slot.index, encode_claim(*claim)):
+            self._claimer.delegation_lost()
+            slot.state, self._claiming = SlotState.DYING, None  # its exit comes next
+        return True
+
+    def child_claimed(
+        self, index: int, leases: list[Lease], started: float | None, now: float
+    ) -> None:
+        """A child's claim for the pool got ``leases``; it runs the first, since ``started``
+        (``None``: none)."""
+        slot = self.slots[index]
+        if self._claiming != index or slot.state is not SlotState.CLAIMING:
+            self.child_garbled(index, ValueError("a claim's answer from a child not claiming"))
+            return
+        self._claiming = None
+        leases, sent_at = self._claimer.delegated(leases, now)
+        slot.state = SlotState.IDLE
+        if started is not None:
+            self._run_claimed(slot, leases.pop(0), min(started, now), now)
+            self.stopping.got_work()
+        if self.stopping.requested:  # none of the others starts now
+            for lease in leases:
+                self.settler.release(lease)
+        elif leases or started is None:
+            self._claimed(leases, sent_at, True, self.config.idle_wait.total_seconds())
+
+    def child_claim_failed(self, index: int, error: Exception, now: float) -> None:
+        """A child's claim for the pool raised ``error``: as if the parent's own had."""
+        slot = self.slots[index]
+        if self._claiming != index or slot.state is not SlotState.CLAIMING:
+            self.child_garbled(index, ValueError("a claim's failure from a child not claiming"))
+            return
+        self._claiming, slot.state = None, SlotState.IDLE
+        self._claimer.delegation_failed(error, now)
+
+    def _recover_claim(self, slot: Slot, now: float) -> None:
+        """The child making the pool's claim died before it told what it got: the leases are
+        asked again by the claim's token. If the child had started the first, that job is its
+        job, failed with it as any dead child's; the others are handed out (or released while
+        stopping)."""
+        leases = self._claimer.recover(now)
+        if leases and self._workforce.started(slot.index) > slot.sent:
+            self._run_claimed(slot, leases.pop(0), now, now)
+        for lease in leases:
+            if self.stopping.requested:
+                self.settler.release(lease)
+            else:
+                self.buffer.append(lease)
+
+    def _run_claimed(self, slot: Slot, lease: Lease, started: float, now: float) -> None:
+        """The job a child claimed and started at ``started``: the slot's job, as if
+        ``assign`` had sent it then."""
+        started_at = self._clock.now() - timedelta(seconds=now - started)
+        deadline = started + lease.job.timeout.total_seconds()
+        slot.job = Running(lease, started_at, started, deadline, slot.sent)
+        slot.sent += 1
+        slot.state = SlotState.BUSY
+        self._fence_child(slot)
+        self._book.started(lease.job_id)
+        self.settler.started(lease, slot.pid, started_at)
 
     def assign(self, slot: Slot, lease: Lease, now: float) -> bool:
         """Send ``lease``'s job to ``slot``'s idle child; ``False`` if it did not start there."""
@@ -874,7 +959,11 @@ class Supervisor:
         if step.overdue:
             self._kill_and_release()
             settler.give_up_outbox()
+        if step.grace_over and self._claiming is not None:  # its answer never came
+            self._workforce.kill(self._claiming)
         settler.flush()
+        if self._claiming is not None:  # the jobs its claim gets are released as they come
+            return
         if not any(slot.busy for slot in self.slots) and not settler.outbox:
             self.stopping.finished()
 

@@ -20,6 +20,7 @@ child lets its job finish; the parent, told too, stops warm.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import signal
@@ -90,16 +91,22 @@ def terminating(fence: mmap.mmap) -> bool:
     return fence[_TERMINATE_AT] == 1
 
 
-def start_watchdog(fence: mmap.mmap, busy: Callable[[], bool]) -> threading.Thread:
-    """Watch ``fence`` in a daemon thread; kill this process group when a job overruns it."""
-    thread = threading.Thread(target=_watch, args=(fence, busy), name="foundry-fence", daemon=True)
+def start_watchdog(
+    fence: mmap.mmap, busy: Callable[[], bool], tell: Callable[[], None] = lambda: None
+) -> threading.Thread:
+    """Watch ``fence`` in a daemon thread; kill this process group when a job overruns it.
+    Each look first calls ``tell`` (the child tells its parent what it has not yet)."""
+    args = (fence, busy, tell)
+    thread = threading.Thread(target=_watch, args=args, name="foundry-fence", daemon=True)
     thread.start()
     return thread
 
 
-def _watch(fence: mmap.mmap, busy: Callable[[], bool]) -> None:
+def _watch(fence: mmap.mmap, busy: Callable[[], bool], tell: Callable[[], None]) -> None:
     while True:
         time.sleep(WATCH_EVERY_S)
+        with contextlib.suppress(OSError):  # the parent is gone: its death signal comes
+            tell()
         if busy() and time.monotonic() >= fence_at(fence):
             _die()
 

@@ -190,9 +190,14 @@ def _readable(fd: int, timeout: float) -> bool:
 def encode_task(lease: Lease, payload: dict[str, Any] | None = None) -> bytes:
     """The frame that asks a child to run ``lease``'s job (with ``payload`` instead of the
     job's own, when given)."""
+    return pickle.dumps(task_of(lease, payload), _PROTOCOL)
+
+
+def task_of(lease: Lease, payload: dict[str, Any] | None = None) -> Task:
+    """The fields of ``lease``'s task (see ``encode_task``)."""
     job = lease.job
     soft = job.soft_timeout.total_seconds() if job.soft_timeout is not None else 0.0
-    task = (
+    return (
         job.id,
         job.name,
         job.payload if payload is None else payload,
@@ -203,7 +208,6 @@ def encode_task(lease: Lease, payload: dict[str, Any] | None = None) -> bytes:
         job.metadata,
         lease.fence,
     )
-    return pickle.dumps(task, _PROTOCOL)
 
 
 def decode_task(frame: bytes) -> Task:
