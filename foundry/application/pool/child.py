@@ -211,6 +211,8 @@ class Runner:
                     set_started(fence, number + 1)
                 with self._lock:
                     self._untold = leases, monotonic()
+                if len(leases) > 1:  # the others are for idle children: they go at once
+                    self.tell_claimed()
                 send(self.run(task_of(leases[0])))
                 number += 1
                 continue

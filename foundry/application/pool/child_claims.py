@@ -5,9 +5,10 @@ can be claimed from a forked process (``QueuePort.claims_from_forks``), the pare
 that claim to an idle child (``CLAIM``: the request, and the self-fencing deadline of the
 leases it takes). The child makes it and runs the first job it got itself when it may
 (``runs_here``): the job starts without a hop through the parent. It tells the parent every
-lease it got (``CLAIMED``): at once when it runs none, else before any other frame about the
-job (its end, its progress) and at the latest when its watchdog next looks (``WATCH_EVERY_S``),
-so that the write and its wake-up of the parent come after the job's start. A child that dies
+lease it got (``CLAIMED``): at once when it runs none or got several (the others are for
+idle children, or held ahead), else before any other frame about the job (its end, its
+progress) and at the latest when its watchdog next looks (``WATCH_EVERY_S``), so that the
+write and its wake-up of the parent come after the job's start. A child that dies
 before it told leaves the parent its claim's token: the parent asks the queue again by that
 token (Q8), gets the same leases, and fails the first as its dead child's job if the child had
 started it (the child's count of started tasks says so). A claim that raises is sent back as
