@@ -25,7 +25,8 @@ from foundry.adapters.cache_effect import DELETE, CacheEffect, decide
 from foundry.adapters.cache_lock import CacheLock, make_lock
 from foundry.adapters.cache_support import positive_ms, tag_names, validate_key, validate_keys
 from foundry.adapters.codec import Codec
-from foundry.adapters.postgres.cache_store import CacheCore, PostgresStore
+from foundry.adapters.postgres.cache_core import CacheCore
+from foundry.adapters.postgres.cache_store import PostgresStore
 from foundry.adapters.postgres.config import PostgresSettings
 from foundry.ports.cache import CacheStats, Ttl
 from foundry.ports.clock import Clock
@@ -97,7 +98,7 @@ class PostgresCache(PostgresStore):
     def lock(self, name: str, ttl: Ttl, *, timeout: Ttl = None) -> CacheLock:
         """A lock (not yet taken) that expires ``ttl`` after it is taken."""
         skey = "lock:" + validate_key(name, "lock name")
-        return make_lock(self, name, skey, ttl, timeout)
+        return make_lock(self.flights, name, skey, ttl, timeout)
 
     def idempotent(self, key: str, ttl: Ttl, *, fence: int = 0) -> CacheEffect:
         """The record of the effect ``key``: one short transaction on entering and one on
