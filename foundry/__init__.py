@@ -208,6 +208,9 @@ if TYPE_CHECKING:
         Lease as Lease,
     )
     from foundry.ports import (
+        Lock as Lock,
+    )
+    from foundry.ports import (
         QueuePort as QueuePort,
     )
     from foundry.ports import (
@@ -265,6 +268,7 @@ __all__ = [
     "Lease",
     "Linear",
     "Limit",
+    "Lock",
     "LockNotOwned",
     "Middleware",
     "Outcome",
@@ -322,6 +326,7 @@ _HOMES = {
     "PoolObserver": "foundry.application.outcome",
     "Lease": "foundry.ports",
     "Effect": "foundry.ports",
+    "Lock": "foundry.ports",
     "idempotent": "foundry.application.effects",
     "StaleEffect": "foundry.domain",
     "ErrorCapture": "foundry.contrib.capture",

@@ -19,7 +19,7 @@ from typing import Any, Protocol, Self, TypeVar
 import attrs
 
 from foundry.adapters.cache_renewal import RENEWER
-from foundry.adapters.cache_support import positive_ms, ttl_ms
+from foundry.adapters.cache_support import positive_ms, ttl_ms, validate_key
 from foundry.domain import CacheError, InvalidCacheValue, LockNotOwned
 from foundry.ports.cache import Ttl
 
@@ -44,6 +44,10 @@ class LockBackend(Protocol):
 
     def lock_extend(self, skey: str, token: str, ttl_ms: int) -> bool:
         """Hold for ``ttl_ms`` from now if ``token`` holds it; whether it did."""
+        ...
+
+    def lock_force_release(self, skey: str) -> None:
+        """Drop the lock whoever holds it."""
         ...
 
     def lock_holder(self, skey: str) -> str | None:
@@ -96,26 +100,43 @@ class CacheLock:
 
     Each thread using the object is an owner of its own (its own token, as redis-py's locks
     do), so one lock object shared by a threaded server's threads excludes them from each
-    other; a lock is released by the thread that took it.
+    other; a lock is released by the thread that took it. A restored lock (``restored``) has
+    one given token instead, its owner's in every thread; without a ``ttl`` it cannot be
+    acquired.
     """
 
     def __init__(
-        self, backend: LockBackend, name: str, skey: str, ttl: int, timeout: int | None
+        self,
+        backend: LockBackend,
+        name: str,
+        skey: str,
+        ttl: int | None,
+        timeout: int | None,
+        *,
+        owner: str | None = None,
     ) -> None:
         self._backend = backend
         self._name = name
         self._skey = skey
         self._ttl = ttl
         self._timeout = timeout
+        self._given = owner
         self._owner = threading.local()
 
     @property
     def _token(self) -> str:
-        """This thread's owner token."""
+        """This thread's owner token (the given one, on a restored lock)."""
+        if self._given is not None:
+            return self._given
         token: str | None = getattr(self._owner, "token", None)
         if token is None:
             token = self._owner.token = secrets.token_hex(16)
         return token
+
+    @property
+    def owner(self) -> str:
+        """This owner's token: give it to ``restore_lock`` to release the lock elsewhere."""
+        return self._token
 
     @property
     def name(self) -> str:
@@ -139,12 +160,21 @@ class CacheLock:
         return bool(poll(lambda: self._try() or None, self._backend.wait_now_ms, limit))
 
     def _try(self) -> bool:
+        if self._ttl is None:
+            raise InvalidCacheValue(
+                f"lock {self._name!r} was restored without a ttl, so it cannot be acquired; "
+                "pass one: restore_lock(name, owner, ttl)"
+            )
         return self._backend.lock_acquire(self._skey, self._token, self._ttl)
 
     def release(self) -> None:
         """Give the lock up; ``LockNotOwned`` if it expired or someone else holds it."""
         if not self._backend.lock_release(self._skey, self._token):
             raise LockNotOwned(f"lock {self._name!r} is not held by this owner (expired?)")
+
+    def force_release(self) -> None:
+        """Give the lock up whoever holds it (nothing if it is free)."""
+        self._backend.lock_force_release(self._skey)
 
     def extend(self, ttl: Ttl) -> None:
         """Hold the lock for ``ttl`` from now; ``LockNotOwned`` if it is not held.
@@ -185,6 +215,16 @@ def make_lock(backend: LockBackend, name: str, skey: str, ttl: Ttl, timeout: Ttl
     return CacheLock(
         backend, name, skey, positive_ms(ttl, "lock ttl"), ttl_ms(timeout, "lock timeout")
     )
+
+
+def restore_lock(
+    backend: LockBackend, name: str, skey: str, *, owner: str, ttl: Ttl, timeout: Ttl
+) -> CacheLock:
+    """The lock ``name`` as held by ``owner`` (``name`` is validated by the caller); ``ttl``
+    is ``None`` (it cannot be acquired) or positive."""
+    token = validate_key(owner, "lock owner")
+    ms = None if ttl is None else positive_ms(ttl, "lock ttl")
+    return CacheLock(backend, name, skey, ms, ttl_ms(timeout, "lock timeout"), owner=token)
 
 
 @attrs.frozen

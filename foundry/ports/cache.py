@@ -28,6 +28,9 @@ class Lock(Protocol):
 
     * Only the owner (this object, in the thread that took it) can ``release`` or ``extend``;
       others get ``LockNotOwned``. Threads sharing one lock object exclude each other.
+    * The owner is a token (``owner``): another process that knows it restores the lock
+      (``CachePort.restore_lock``) and releases it there, as a queued job finishing what a web
+      request locked. ``force_release`` frees the lock whoever holds it.
     * Usable as a context manager: blocks until acquired (or raises ``CacheError`` on timeout);
       leaving the block releases it, and raises ``LockNotOwned`` if the lock expired inside a
       block that otherwise succeeded (its work was not exclusive: extend, or use a longer ttl).
@@ -38,18 +41,30 @@ class Lock(Protocol):
         """The lock's name within the cache namespace."""
         ...
 
+    @property
+    def owner(self) -> str:
+        """This owner's token: this thread's, on a lock made by ``lock`` (each thread is an
+        owner of its own), the given one on a restored lock (the same in every thread)."""
+        ...
+
     def acquire(self, *, blocking: bool = True, timeout: Ttl = None) -> bool:
         """Take the lock; when ``blocking``, wait up to ``timeout``, or when it is ``None`` up
         to the timeout the lock was made with (``cache.lock(..., timeout=...)``; forever if
         that is ``None`` too).
 
-        Returns whether it was acquired. ``blocking=False`` tries once: a ``timeout`` with it
-        raises ``InvalidCacheValue``.
+        Returns whether it was acquired (held already by this owner: refreshed, true).
+        ``blocking=False`` tries once: a ``timeout`` with it raises ``InvalidCacheValue``, as
+        does acquiring a lock restored without a ttl.
         """
         ...
 
     def release(self) -> None:
         """Give the lock up. Raises ``LockNotOwned`` if this owner no longer holds it."""
+        ...
+
+    def force_release(self) -> None:
+        """Give the lock up whoever holds it (nothing if it is free): for an operator or a
+        cleanup that knows the holder is gone, never for normal release."""
         ...
 
     def extend(self, ttl: Ttl) -> None:
@@ -222,6 +237,18 @@ class CachePort(CacheStore, Protocol):
         ``ttl`` must be positive. ``timeout`` bounds how long the context manager and a
         blocking ``acquire()`` wait to acquire (forever if ``None``). Clearing the cache does
         not release locks.
+        """
+        ...
+
+    def restore_lock(self, name: str, owner: str, ttl: Ttl = None, *, timeout: Ttl = None) -> Lock:
+        """The lock ``name`` as held by ``owner`` (a ``Lock.owner`` read where it was taken,
+        perhaps in another process): its ``release``, ``extend`` and ``owned`` act for that
+        owner, and fail (``LockNotOwned``) once the lock expired or another owner took it.
+
+        ``owner`` follows the key rules (``InvalidCacheKey`` naming the lock owner). ``ttl``,
+        positive when given, is what ``acquire`` holds the lock for (re-taking or refreshing it
+        for that owner); without it, ``acquire`` raises ``InvalidCacheValue``. ``timeout`` is
+        as for ``lock``.
         """
         ...
 

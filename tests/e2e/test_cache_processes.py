@@ -173,3 +173,48 @@ def test_a_cache_used_before_fork_gives_parent_and_child_their_own_connection(
     child.join(60)
 
     assert (crossed, child.exitcode) == (0, 0)
+
+
+def _release_restored(make_cache: Callable[[], CachePort], owner: str) -> None:
+    """In a process of its own (a queued job): release the lock another process took."""
+    make_cache().restore_lock("report", owner).release()
+
+
+def _released_by_another_process(
+    child_cache: Callable[[], CachePort], cache: CachePort
+) -> tuple[int | None, bool]:
+    """Take a lock on ``cache``, have a child release it by its owner token on the cache
+    ``child_cache`` builds there; the child's exit code and whether the lock is free again."""
+    lock = cache.lock("report", 60)
+    assert lock.acquire(blocking=False)
+    child: BaseProcess = CTX.Process(target=_release_restored, args=(child_cache, lock.owner))
+    child.start()
+    child.join(60)
+    return child.exitcode, cache.lock("report", 60).acquire(blocking=False)
+
+
+def test_a_lock_taken_in_one_process_is_released_in_another_by_its_owner(
+    redis_url: str,
+) -> None:
+    prefix = unique_prefix()
+
+    outcome = _released_by_another_process(
+        lambda: redis_cache(redis_url, None, prefix), redis_cache(redis_url, None, prefix)
+    )
+
+    assert outcome == (0, True)
+
+
+@pytest.mark.postgres
+def test_a_lock_taken_in_one_process_is_released_in_another_on_postgres(
+    postgres_cache_pool: tuple[ConnectionPool, PostgresSettings],
+) -> None:
+    pool, settings = postgres_cache_pool
+    prefix = unique_prefix("c")
+
+    outcome = _released_by_another_process(
+        lambda: PostgresCache(open_pool(settings, "foundry-tests"), settings, prefix),
+        PostgresCache(pool, settings, prefix),
+    )
+
+    assert outcome == (0, True)

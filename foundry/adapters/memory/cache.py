@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from foundry.adapters.cache_effect import CacheEffect, step_in
-from foundry.adapters.cache_lock import CacheLock, Flight, make_lock, remember
+from foundry.adapters.cache_lock import CacheLock, Flight, make_lock, remember, restore_lock
 from foundry.adapters.cache_support import (
     add_to_counter,
     key_list,
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _SEP = "\x1f"
+
+
+def _lock_key(name: str) -> str:
+    return "lock" + _SEP + validate_key(name, "lock name")
 
 
 def _expiry(now: int, ms: int | None) -> int | None:
@@ -230,6 +234,11 @@ class _MemoryStore:
             self._s.locks[skey] = (token, self._now() + ttl_ms)
             return True
 
+    def lock_force_release(self, skey: str) -> None:
+        """Drop the lock whoever holds it."""
+        with self._s.mutex:
+            self._s.locks.pop(skey, None)
+
     def lock_holder(self, skey: str) -> str | None:
         """The token holding the lock, unless it expired."""
         with self._s.mutex:
@@ -286,7 +295,13 @@ class MemoryCache(_MemoryStore):
 
     def lock(self, name: str, ttl: Ttl, *, timeout: Ttl = None) -> CacheLock:
         """A lock (not yet taken) that expires ``ttl`` after it is taken."""
-        return make_lock(self, name, "lock" + _SEP + validate_key(name, "lock name"), ttl, timeout)
+        return make_lock(self, name, _lock_key(name), ttl, timeout)
+
+    def restore_lock(
+        self, name: str, owner: str, ttl: Ttl = None, *, timeout: Ttl = None
+    ) -> CacheLock:
+        """The lock ``name`` as held by ``owner`` (a ``Lock.owner``)."""
+        return restore_lock(self, name, _lock_key(name), owner=owner, ttl=ttl, timeout=timeout)
 
     def idempotent(self, key: str, ttl: Ttl, *, fence: int = 0) -> CacheEffect:
         """The record of the effect ``key``, kept beside the locks (never evicted)."""

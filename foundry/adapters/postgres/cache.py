@@ -22,7 +22,7 @@ from datetime import timedelta
 from psycopg_pool import ConnectionPool
 
 from foundry.adapters.cache_effect import DELETE, CacheEffect, decide
-from foundry.adapters.cache_lock import CacheLock, make_lock
+from foundry.adapters.cache_lock import CacheLock, make_lock, restore_lock
 from foundry.adapters.cache_support import positive_ms, tag_names, validate_key, validate_keys
 from foundry.adapters.codec import Codec
 from foundry.adapters.postgres.cache_core import CacheCore
@@ -99,6 +99,13 @@ class PostgresCache(PostgresStore):
         """A lock (not yet taken) that expires ``ttl`` after it is taken."""
         skey = "lock:" + validate_key(name, "lock name")
         return make_lock(self.flights, name, skey, ttl, timeout)
+
+    def restore_lock(
+        self, name: str, owner: str, ttl: Ttl = None, *, timeout: Ttl = None
+    ) -> CacheLock:
+        """The lock ``name`` as held by ``owner`` (a ``Lock.owner``)."""
+        skey = "lock:" + validate_key(name, "lock name")
+        return restore_lock(self.flights, name, skey, owner=owner, ttl=ttl, timeout=timeout)
 
     def idempotent(self, key: str, ttl: Ttl, *, fence: int = 0) -> CacheEffect:
         """The record of the effect ``key``: one short transaction on entering and one on

@@ -51,6 +51,10 @@ class PostgresFlights:
         """Hold for ``ttl_ms`` more from now if ``token`` holds it."""
         return self._lock("extend", skey, token, ttl_ms)
 
+    def lock_force_release(self, skey: str) -> None:
+        """Drop the lock whoever holds it (one ``DELETE``)."""
+        self._c.one("force_release", skey, name=skey)
+
     def lock_holder(self, skey: str) -> str | None:
         """The token holding the lock, unless it expired."""
         row = self._c.one("holder", skey, name=skey)

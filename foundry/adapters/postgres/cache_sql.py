@@ -110,6 +110,7 @@ _TEMPLATES = {
     "extend": f"UPDATE {{locks}} SET expires_at = {_NOW} + %(ttl)s::bigint "
     "WHERE prefix = %(prefix)s AND name = %(name)s "
     f"AND holder = %(holder)s AND expires_at > {_NOW} RETURNING 1",
+    "force_release": "DELETE FROM {locks} WHERE prefix = %(prefix)s AND name = %(name)s",
     "holder": "SELECT holder FROM {locks} WHERE prefix = %(prefix)s AND name = %(name)s "
     f"AND expires_at > {_NOW}",
     "guard": "SELECT pg_advisory_xact_lock(hashtextextended(%(prefix)s || ' ' || %(name)s, 7))",

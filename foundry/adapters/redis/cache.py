@@ -19,7 +19,7 @@ import secrets
 import redis
 
 from foundry.adapters.cache_effect import CacheEffect
-from foundry.adapters.cache_lock import CacheLock, make_lock
+from foundry.adapters.cache_lock import CacheLock, make_lock, restore_lock
 from foundry.adapters.cache_support import tag_names, validate_key, validate_keys
 from foundry.adapters.codec import Codec
 from foundry.adapters.redis.cache_store import CacheCore, RedisStore
@@ -115,6 +115,13 @@ class RedisCache(RedisStore):
         """A lock (not yet taken) that expires ``ttl`` after it is taken."""
         skey = self._c.keys.lock(validate_key(name, "lock name"))
         return make_lock(self, name, skey, ttl, timeout)
+
+    def restore_lock(
+        self, name: str, owner: str, ttl: Ttl = None, *, timeout: Ttl = None
+    ) -> CacheLock:
+        """The lock ``name`` as held by ``owner`` (a ``Lock.owner``)."""
+        skey = self._c.keys.lock(validate_key(name, "lock name"))
+        return restore_lock(self, name, skey, owner=owner, ttl=ttl, timeout=timeout)
 
     def idempotent(self, key: str, ttl: Ttl, *, fence: int = 0) -> CacheEffect:
         """The record of the effect ``key`` (``<prefix>:effect:<key>``), one function call

@@ -293,6 +293,10 @@ class RedisStore:
         """Hold for ``ttl_ms`` more from now if ``token`` holds it."""
         return self._lock("extend", skey, token, ttl_ms)
 
+    def lock_force_release(self, skey: str) -> None:
+        """Drop the lock whoever holds it (safe to re-send: a second drop finds it gone)."""
+        self._lock("force", skey, "", 0)
+
     def lock_holder(self, skey: str) -> str | None:
         """The token holding the lock, unless it expired."""
         raw = self._run("get", (skey, self._stats(skey)), (self._c.now(), "0"), skey)
