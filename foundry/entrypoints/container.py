@@ -200,8 +200,8 @@ def _queue_check(queue: RedisQueue) -> Callable[[], RedisReport]:
     return queue.check
 
 
-def _client_check(client: redis.Redis) -> Callable[[], RedisReport]:
-    return partial(inspect_redis, client)
+def _cache_check(client: redis.Redis) -> Callable[[], RedisReport]:
+    return partial(inspect_redis, client, serving="cache")
 
 
 class Container(containers.DeclarativeContainer):
@@ -300,7 +300,7 @@ class Container(containers.DeclarativeContainer):
     cache_check = providers.Selector(
         config.cache.driver,
         memory=providers.Object(None),
-        redis=providers.Callable(_client_check, cache_client),
+        redis=providers.Callable(_cache_check, cache_client),
         postgres=providers.Object(None),
     )
 

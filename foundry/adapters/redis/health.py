@@ -4,7 +4,7 @@ eviction policy and persistence, and (for the queue) the Lua library loaded."""
 from __future__ import annotations
 
 import logging
-from typing import Any, NamedTuple, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import redis
 from redis.cluster import RedisCluster
@@ -19,6 +19,9 @@ from foundry.domain import ConfigurationError, QueueUnavailable
 log = logging.getLogger(__name__)
 
 MIN_VERSION = (7, 0)
+
+#: Whose data a Redis holds, for what its warnings say is at risk.
+Serving = Literal["queue", "cache"]
 
 
 class RedisReport(NamedTuple):
@@ -82,17 +85,18 @@ def _read(client: redis.Redis) -> tuple[dict[str, Any], str, list[str]]:
     return info, _save_setting(save), denied
 
 
-def inspect_redis(client: redis.Redis) -> RedisReport:
+def inspect_redis(client: redis.Redis, *, serving: Serving = "queue") -> RedisReport:
     """Read version, eviction policy and persistence; raises ``ConfigurationError`` for
     Redis < 7.0 or a refused password or certificate, and ``QueueUnavailable`` if Redis
     cannot be reached. What this user may not read is reported as a warning, not an error.
-    On Redis Cluster: every master, and the cluster's nodes and slot coverage."""
+    On Redis Cluster: every master, and the cluster's nodes and slot coverage. ``serving``
+    (``"queue"`` or ``"cache"``) says whose data an eviction warning speaks of."""
     if is_cluster(client):
-        return _inspect_cluster(cast(RedisCluster, client))
-    return _inspect_server(client, in_cluster=False)
+        return _inspect_cluster(cast(RedisCluster, client), serving)
+    return _inspect_server(client, in_cluster=False, serving=serving)
 
 
-def _inspect_server(client: redis.Redis, *, in_cluster: bool) -> RedisReport:
+def _inspect_server(client: redis.Redis, *, in_cluster: bool, serving: Serving) -> RedisReport:
     """``inspect_redis`` of one server (a cluster's master when ``in_cluster``)."""
     try:
         info, save, denied = _read(client)
@@ -114,7 +118,7 @@ def _inspect_server(client: redis.Redis, *, in_cluster: bool) -> RedisReport:
     if denied:
         warnings = _uninspected(denied)
     else:
-        warnings = _warnings(policy, aof, save) + _replication_warnings(client, info)
+        warnings = _warnings(policy, aof, save, serving) + _replication_warnings(client, info)
     replicas = None if denied else int(info.get("connected_slaves", 0))
     guard = str(info.get("min-replicas-to-write", ""))
     return RedisReport(
@@ -144,7 +148,7 @@ def _refuse_mode(mode: str, where: str) -> None:
         raise ConfigurationError(_WRONG_MODE[mode].format(where=where))
 
 
-def _inspect_cluster(cluster: RedisCluster) -> RedisReport:
+def _inspect_cluster(cluster: RedisCluster, serving: Serving) -> RedisReport:
     """``inspect_redis`` of each master, joined: the oldest version, each setting (or the
     masters that differ), every master's warnings naming it, and what the cluster risks."""
     where = describe(cast(redis.Redis, cluster))
@@ -152,7 +156,8 @@ def _inspect_cluster(cluster: RedisCluster) -> RedisReport:
         masters = cluster.get_primaries()  # type: ignore[no-untyped-call]
         replicas = cluster.get_replicas()  # type: ignore[no-untyped-call]
         reports = [
-            (node.name, _inspect_server(node.redis_connection, in_cluster=True)) for node in masters
+            (node.name, _inspect_server(node.redis_connection, in_cluster=True, serving=serving))
+            for node in masters
         ]
         state = _cluster_info(call(masters[0].redis_connection, "CLUSTER", "INFO"))
     except redis.RedisError as error:
@@ -281,13 +286,22 @@ def fixes(report: RedisReport) -> list[str]:
     return [fix for start, fix in FIXES.items() if any(start in w for w in report.warnings)]
 
 
-def _warnings(policy: str, aof: bool, save: str) -> tuple[str, ...]:
+#: What an evicting ``maxmemory-policy`` costs each user of a Redis, and the fix.
+_EVICTION = {
+    "queue": "maxmemory-policy is {policy!r}: Redis may evict jobs under memory pressure "
+    "(silent job loss); set maxmemory-policy noeviction",
+    # volatile-* is no way out: a lock and an effect record carry an expiry (their ttl).
+    "cache": "maxmemory-policy {policy!r} lets Redis evict the cache's held locks and effect "
+    "records under memory pressure, not only its values (a second owner takes a held lock; a "
+    "recorded effect runs again); set maxmemory-policy noeviction (a full Redis then refuses "
+    "writes instead; volatile-* policies evict locks too, as they expire)",
+}
+
+
+def _warnings(policy: str, aof: bool, save: str, serving: Serving) -> tuple[str, ...]:
     found = []
     if policy != "noeviction":
-        found.append(
-            f"maxmemory-policy is {policy!r}: Redis may evict jobs under memory pressure "
-            "(silent job loss); set maxmemory-policy noeviction"
-        )
+        found.append(_EVICTION[serving].format(policy=policy))
     if not aof:
         found.append(
             f"appendonly is off (RDB save: {save}): jobs acknowledged since the last snapshot "

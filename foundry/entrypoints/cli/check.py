@@ -83,10 +83,10 @@ def check(ctx: click.Context, strict: bool) -> None:
 
     For PostgreSQL: the server's version, the schema's version (older than this Foundry's:
     run foundry migrate) and the role's privileges on Foundry's tables. For Redis: version
-    (7 or newer required), eviction policy (must be noeviction, or jobs can
-    be silently evicted), persistence (AOF recommended), the topology (role, replicas, the
-    Sentinel; behind Sentinel: a replica and min-replicas-to-write), and the queue's scripts
-    load.
+    (7 or newer required), eviction policy (must be noeviction, or jobs, and the cache's
+    held locks and effect records, can be silently evicted), persistence (AOF recommended),
+    the topology (role, replicas, the Sentinel; behind Sentinel: a replica and
+    min-replicas-to-write), and the queue's scripts load.
     """
     out = common.stdout()
     out.print(settings_table(common.settings(ctx)))
