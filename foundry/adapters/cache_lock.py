@@ -1,8 +1,9 @@
-"""Owner-token locks and single-flight ``remember``, over whatever a cache adapter stores.
+"""Owner-token locks, over whatever a cache adapter stores.
 
-Both adapters provide the few primitives in ``LockBackend``/``FlightBackend`` (atomic there);
-waiting is the same everywhere: poll with a short, growing, jittered pause, measured against
-the cache's clock, so a test with a manual clock decides when a wait runs out.
+Every adapter provides the few primitives in ``LockBackend`` (atomic there); waiting is the
+same everywhere: poll with a short, growing, jittered pause, measured against the cache's
+clock, so a test with a manual clock decides when a wait runs out. Single-flight ``remember``
+is built on them in ``cache_remember.py``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Protocol, Self, TypeVar
 
-import attrs
-
-from foundry.adapters.cache_renewal import RENEWER
 from foundry.adapters.cache_support import positive_ms, ttl_ms, validate_key
 from foundry.domain import CacheError, InvalidCacheValue, LockNotOwned
 from foundry.ports.cache import Ttl
@@ -56,22 +54,6 @@ class LockBackend(Protocol):
 
     def wait_now_ms(self) -> int:
         """Now, in ms, on the clock waits are measured against."""
-        ...
-
-
-class FlightBackend(LockBackend, Protocol):
-    """What single-flight ``remember`` needs besides locks."""
-
-    def flight_key(self, skey: str) -> str:
-        """The lock key guarding the computation of ``skey``."""
-        ...
-
-    def flight_lookup(self, skey: str, label: str, count: bool) -> tuple[bool, Any]:
-        """Whether ``skey`` is present, and its value (stats counted when ``count``)."""
-        ...
-
-    def flight_store(self, skey: str, label: str, value: Any, ttl_ms: int | None) -> Any:
-        """Store a computed value; the value as a read gives it back (its JSON data)."""
         ...
 
 
@@ -225,81 +207,3 @@ def restore_lock(
     token = validate_key(owner, "lock owner")
     ms = None if ttl is None else positive_ms(ttl, "lock ttl")
     return CacheLock(backend, name, skey, ms, ttl_ms(timeout, "lock timeout"), owner=token)
-
-
-@attrs.frozen
-class Flight:
-    """One ``remember`` call: where the value goes, for how long, and how long to wait."""
-
-    skey: str
-    label: str
-    ttl: int | None
-    wait: int
-
-
-class _Acquired:
-    """Marker: this caller holds the flight lock and must compute."""
-
-
-#: The keys each thread is computing, by cache object: a computation that remembers its own
-#: key would wait for itself until its wait ran out.
-_computing = threading.local()
-
-
-def remember(backend: FlightBackend, flight: Flight, compute: Callable[[], T]) -> T:
-    """Single-flight compute-on-miss. ``flight.wait`` bounds the wait and is the lock's ttl."""
-    found, value = backend.flight_lookup(flight.skey, flight.label, True)
-    if found:
-        return value  # type: ignore[no-any-return]
-    mine = (id(backend), flight.skey)
-    computing: set[tuple[int, str]] | None = getattr(_computing, "keys", None)
-    if computing is None:
-        computing = _computing.keys = set()
-    if mine in computing:
-        raise CacheError(
-            f"remember({flight.label!r}) was called again inside its own computation, which "
-            "would wait for itself; cache the inner value under another key"
-        )
-    computing.add(mine)
-    try:
-        return _remember_missing(backend, flight, compute)
-    finally:
-        computing.discard(mine)
-
-
-def _remember_missing(backend: FlightBackend, flight: Flight, compute: Callable[[], T]) -> T:
-    """Wait for another caller's value, or take the flight lock and compute it."""
-    guard = (backend.flight_key(flight.skey), secrets.token_hex(16))
-
-    def attempt() -> tuple[Any] | type[_Acquired] | None:
-        if backend.lock_acquire(*guard, flight.wait):
-            return _Acquired
-        present, current = backend.flight_lookup(flight.skey, flight.label, False)
-        return (current,) if present else None
-
-    outcome = poll(attempt, backend.wait_now_ms, flight.wait)
-    if outcome is None:
-        raise CacheError(
-            f"gave up after {flight.wait} ms waiting for another caller to compute "
-            f"{flight.label!r}; raise remember()'s wait or make the computation faster"
-        )
-    if outcome is _Acquired:
-        return _compute_holding(backend, flight, compute, guard)
-    return outcome[0]  # type: ignore[index, no-any-return]
-
-
-def _compute_holding(
-    backend: FlightBackend, flight: Flight, compute: Callable[[], T], guard: tuple[str, str]
-) -> T:
-    try:
-        present, current = backend.flight_lookup(flight.skey, flight.label, False)
-        if present:
-            return current  # type: ignore[no-any-return]
-        with RENEWER.holding(backend, guard, flight.wait, flight.label):
-            computed = compute()
-        # The computer gets what every hit gets (an attrs value as its dict, a tuple as a
-        # list), so code that reads the value works the same on a cold and a warm cache.
-        value = backend.flight_store(flight.skey, flight.label, computed, flight.ttl)
-        return value  # type: ignore[no-any-return]
-    finally:
-        backend.lock_release(*guard)

@@ -14,7 +14,8 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from foundry.adapters.cache_effect import CacheEffect, step_in
-from foundry.adapters.cache_lock import CacheLock, Flight, make_lock, remember, restore_lock
+from foundry.adapters.cache_lock import CacheLock, make_lock, restore_lock
+from foundry.adapters.cache_remember import Flight, remember
 from foundry.adapters.cache_support import (
     add_to_counter,
     key_list,

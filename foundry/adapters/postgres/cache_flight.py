@@ -1,4 +1,4 @@
-"""The PostgreSQL cache's lock and single-flight primitives (``cache_lock.FlightBackend``).
+"""The PostgreSQL cache's lock and single-flight primitives (``cache_remember.FlightBackend``).
 
 Each is one statement of ``cache_sql.py``: a lock is a row of the locks table named by its
 stored key, taken by an upsert that replaces only an expired row (or its holder's own), and

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from foundry.adapters.cache_lock import Flight, remember
+from foundry.adapters.cache_remember import Flight, remember
 from foundry.adapters.cache_support import (
     add_to_counter,
     key_list,

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from foundry.adapters.cache_lock import Flight, remember
+from foundry.adapters.cache_remember import Flight, remember
 from foundry.adapters.cache_support import (
     MAX_TTL_MS,
     key_list,
