@@ -242,8 +242,9 @@ class CachePort(CacheStore, Protocol):
 
     def restore_lock(self, name: str, owner: str, ttl: Ttl = None, *, timeout: Ttl = None) -> Lock:
         """The lock ``name`` as held by ``owner`` (a ``Lock.owner`` read where it was taken,
-        perhaps in another process): its ``release``, ``extend`` and ``owned`` act for that
-        owner, and fail (``LockNotOwned``) once the lock expired or another owner took it.
+        perhaps in another process): its ``release`` and ``extend`` act for that owner and
+        raise ``LockNotOwned`` once the lock expired or another owner took it; ``owned`` says
+        whether that owner holds it.
 
         ``owner`` follows the key rules (``InvalidCacheKey`` naming the lock owner). ``ttl``,
         positive when given, is what ``acquire`` holds the lock for (re-taking or refreshing it
