@@ -364,11 +364,10 @@ class Supervisor:
         if self.settler.batched:  # a job done here must not re-run: its completion first
             self.settler.flush()
         now = self._monotonic()
-        slot = next(slot for slot in self.slots if slot.state is SlotState.IDLE)
-        claim = self._claimer.delegate(
-            wanted, self.config.idle_wait.total_seconds(), now, ahead=ahead
-        )
-        if claim is None:
+        slot = next((slot for slot in self.slots if slot.state is SlotState.IDLE), None)
+        wait = self.config.idle_wait.total_seconds()
+        claim = None if slot is None else self._claimer.delegate(wanted, wait, now, ahead=ahead)
+        if slot is None or claim is None:
             return False
         slot.state, self._claiming = SlotState.CLAIMING, slot.index
         if not self._workforce.send(slot.index, encode_claim(*claim)):
