@@ -418,3 +418,22 @@ def test_a_cancelled_batch_s_members_waiting_for_their_rate_pass_their_turns_on(
     clock.advance(timedelta(hours=1))
 
     assert (started, [lease.job_id for lease in _claim(queue)]) == (["first"], ["last"])
+
+
+def test_a_later_batch_never_takes_a_pending_callbacks_id(batch_queue: BatchQueue) -> None:
+    queue = batch_queue
+    queue.enqueue_batches([_batch("a")])
+
+    with pytest.raises(InvalidJob, match="'b1-then' is the then callback of batch 'b1'"):
+        queue.enqueue_batches([Batch([job(id="n")], id="b1-then")])
+    with pytest.raises(InvalidJob, match="'b1-catch' is the catch callback of batch 'b1'"):
+        queue.enqueue_batches([Batch([job(id="b1-catch")], id="b2")])
+    with pytest.raises(InvalidJob, match="'b1-finally' is the finally callback of batch 'b1'"):
+        queue.enqueue_batches([Batch([job(id="m")], {Callback.THEN: job(id="b1-finally")})])
+
+    assert [state_of(queue, name) for name in ("n", "m", "b1-catch")] == [None] * 3
+    assert [queue.batch(name) for name in ("b1-then", "b2")] == [None] * 2
+    _complete_all(queue, "a")
+    assert [state_of(queue, name) for name in ("b1-then", "b1-finally")] == [JobState.READY] * 2
+    queue.enqueue_batches([Batch([job(id="n")], id="b1-catch")])  # it never fires now
+    assert state_of(queue, "n") is JobState.READY

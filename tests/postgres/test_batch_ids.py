@@ -1,7 +1,7 @@
 """Migration 0013: a job never takes the id of a batch its queue keeps, through every enqueue
 path (the pooled one, the caller's transaction, the asyncio queue); the previous release's
-``enqueue`` call still stores what it stored; a callback fires at its batch's end even when
-a later batch took its id."""
+``enqueue`` call still stores what it stored. Migration 0017: a later batch never takes the id
+of a callback its queue has not enqueued yet."""
 
 from __future__ import annotations
 
@@ -79,13 +79,27 @@ def test_the_previous_release_enqueue_call_still_stores_its_job(queue: PostgresQ
     assert state_of(queue, "old") is JobState.READY
 
 
-def test_a_callback_fires_at_its_batchs_end_though_a_later_batch_took_its_id(
-    queue: PostgresQueue,
+def test_a_later_batch_taking_a_pending_callbacks_id_is_refused_on_every_path(
+    queue: PostgresQueue, clock: ManualClock
 ) -> None:
-    queue.enqueue_batches([Batch([Job("task", id="n")], id="t")])
-    leases = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2))
-    [member] = [lease for lease in leases if lease.job_id == "a"]
+    later = Batch([Job("task", id="n")], id="t")
+    with (
+        psycopg.connect(queue._db.settings.url) as conn,
+        pytest.raises(InvalidJob, match="'t' is the then callback of batch 'b1'"),
+    ):
+        queue.enqueue_batches_within(conn, [later])
 
+    async def enqueue_later() -> None:
+        twin = AsyncPostgresQueue(queue._db.settings, clock=clock)
+        try:
+            with pytest.raises(InvalidJob, match="'t' is the then callback of batch 'b1'"):
+                await twin.enqueue_batches([later])
+        finally:
+            await twin.aclose()
+
+    asyncio.run(enqueue_later())
+
+    assert (state_of(queue, "n"), queue.batch("t")) == (None, None)
+    [member] = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2))
     queue.complete(member)
-
     assert state_of(queue, "t") is JobState.READY

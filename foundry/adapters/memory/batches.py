@@ -8,7 +8,7 @@ atomically with it. The rules of the end are the domain's (``BatchProgress.ended
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 import attrs
@@ -70,6 +70,8 @@ class MemoryBatches:
         self._ttl = completed_ttl
         self._batches: dict[tuple[str, str], _Stored] = {}
         self._member_of: dict[tuple[str, str], str] = {}
+        #: A callback not enqueued yet (its batch running) -> (its batch id, which it is).
+        self._callback_of: dict[tuple[str, str], tuple[str, Callback]] = {}
         self.put: Put | None = None
         deps.batch_state = self._as_dependency
 
@@ -121,8 +123,9 @@ class MemoryBatches:
                 )
 
     def _check_ids(self, state: QueueState, items: Sequence[Job | Batch]) -> None:
-        """Refuse (before any write) a batch id that is a stored job's, and a job or callback
-        id that is a kept batch's."""
+        """Refuse (before any write) a batch id that is a stored job's, a job or callback
+        id that is a kept batch's, and a batch, job or callback id that is a pending
+        callback's."""
         for item in items:
             if isinstance(item, Batch):
                 if item.id in state.jobs:
@@ -130,6 +133,21 @@ class MemoryBatches:
                 self.refuse_batch_ids([*item.jobs, *item.callbacks.values()])
             else:
                 self.refuse_batch_ids([item])
+            self._refuse_callback_ids(state.name, _ids_of(item))
+
+    def _refuse_callback_ids(self, queue: str, ids: Iterable[str]) -> None:
+        """``InvalidJob`` for an id that is a pending callback's: the batch's end enqueues
+        that callback later, and would find its id taken."""
+        for used in ids:
+            pending = self._callback_of.get((queue, used))
+            if pending is not None:
+                batch_id, which = pending
+                raise InvalidJob(
+                    "id",
+                    f"{used!r} is the {which.value} callback of batch {batch_id!r} in queue "
+                    f"{queue!r}, not enqueued yet (batch, job and callback ids share one "
+                    "space): pick another id",
+                )
 
     def _check_known(self, state: QueueState, items: Sequence[Job | Batch]) -> None:
         """Refuse (before any write) a job waiting for what its queue does not hold nor comes
@@ -207,6 +225,8 @@ class MemoryBatches:
         )
         for job in batch.jobs:
             self._member_of[(queue, job.id)] = batch.id
+        for which, job in batch.callbacks.items():
+            self._callback_of[(queue, job.id)] = (batch.id, which)
 
     def _fire(
         self, state: QueueState, stored: _Stored, fired: Sequence[Callback], now: datetime
@@ -217,9 +237,13 @@ class MemoryBatches:
             stored.fired.add(which)
             chosen = stored.callbacks.get(which)
             if chosen is not None:
+                self._callback_of.pop((stored.queue, chosen[0].id), None)
                 put(chosen[0], chosen[1], now)
         if stored.progress.finished and stored.finished_at is None:
             stored.finished_at = now
+            for which, (job, _) in stored.callbacks.items():  # those that never fire
+                if self._callback_of.get((stored.queue, job.id)) == (stored.id, which):
+                    del self._callback_of[(stored.queue, job.id)]
             self._deps.ended_id(state, stored.id, not stored.progress.succeeded, now)
         if fired:
             self._store.cond.notify_all()
@@ -251,3 +275,10 @@ class MemoryBatches:
 
 def _jobs_of(item: Job | Batch) -> tuple[Job, ...]:
     return item.jobs if isinstance(item, Batch) else (item,)
+
+
+def _ids_of(item: Job | Batch) -> list[str]:
+    """Every id ``item`` takes: a job's, or a batch's own, its members' and callbacks'."""
+    if isinstance(item, Job):
+        return [item.id]
+    return [item.id, *(job.id for job in (*item.jobs, *item.callbacks.values()))]

@@ -79,6 +79,9 @@
 --                          end is counted                                 (settle_batches)
 --   <base>b:<id>   hash    a batch: counts, flags, callbacks' enqueue     batch, batch_cancel,
 --                          arguments (_queue.lua, Batches)                the end of a member
+--   <base>cbof     hash    callback id -> "<which> <batch id>" until it   batch, the batch's
+--                          fired or its batch ended (a pending callback's  callbacks (fired, or
+--                          id, which batch refuses)                        its end)
 --   <base>bm:<id>  list    a batch's member ids                           batch
 --   <base>batches  zset    batch id by created ms                         batch (expiry drops)
 --   <base>batches:end zset ended batch id by the expiry of its record     the batch's end

@@ -1021,19 +1021,30 @@ end
 -- asked, r its reason, k "1" catch fired, e "1" ended, ca created ms, fa ended ms, ex ms the
 -- ended record is kept until, fd the callbacks fired (letters c, t, f); <which>:id, :blob, :p,
 -- :m, :at, :af the enqueue arguments of each callback, which = then, catch, finally),
--- <base>bm:<id> (list: the member ids), <base>batches (zset: batch id by created ms) and
--- <base>batches:end (zset: ended batch id by ex). An ended batch has a STATE entry, "C" when
+-- <base>cbof (callback id -> "<which> <batch id>" until it fired or its batch ended: ids
+-- batch refuses), <base>bm:<id> (list: the member ids), <base>batches (zset: batch id by
+-- created ms) and <base>batches:end (zset: ended batch id by ex). An ended batch has a STATE entry, "C" when
 -- it succeeded (then fired), else "N", read by the jobs that wait for it (Job.after naming it).
 local CALLBACK_LETTER = { catch = "c", ["then"] = "t", finally = "f" }
 
+-- Batch `bid`'s callback `which` (its id `id`) is no longer pending: it fired, or the batch
+-- ended without it (<base>cbof; an entry a later batch made for the same id stays).
+local function callback_settled(bid, which, id)
+  local cbof = BASE .. "cbof"
+  if id and redis.call("HGET", cbof, id) == which .. " " .. bid then
+    redis.call("HDEL", cbof, id)
+  end
+end
+
 -- Enqueue one callback job (enqueue's own body: a stored id is left as it is).
-local function fire_callback(bkey, which, now)
+local function fire_callback(bid, bkey, which, now)
   local cb = redis.call("HMGET", bkey, which .. ":id", which .. ":blob", which .. ":p",
     which .. ":m", which .. ":at", which .. ":af")
   redis.call("HSET", bkey, "fd", (redis.call("HGET", bkey, "fd") or "") .. CALLBACK_LETTER[which])
   if not cb[1] then
     return
   end
+  callback_settled(bid, which, cb[1])
   local keys = { JOBS, STATE, ERRORS, RESULTS, READY, DELAYED, LEASES, DEAD, DONE, META, WAKE }
   local saved = COMPLETED_TTL
   FN.enqueue(keys, { n2s(now), redis.call("HGET", META, "epoch") or "0", cb[1], cb[2], cb[3],
@@ -1071,9 +1082,12 @@ local function batch_members_ended(bid, field, k, now)
                      w = "", r = "" })
   end
   for _, which in ipairs(fired) do
-    fire_callback(bkey, which, now)
+    fire_callback(bid, bkey, which, now)
   end
   if ended then
+    for _, which in ipairs({ "then", "catch", "finally" }) do
+      callback_settled(bid, which, redis.call("HGET", bkey, which .. ":id"))
+    end
     settle_dependants(bid, not ok, now)
   end
 end

@@ -10,7 +10,8 @@
 --       stored: nothing written); or, before any write, {"!", job index, id} for a dependency
 --       neither held (a job or batch stored, its record not past its time) nor earlier in
 --       the call, {"!b", id} for a batch id that is a stored job's, {"!j", job index (-1 for
---       a callback), id} for a job or callback id that is a kept batch's
+--       a callback), id} for a job or callback id that is a kept batch's, {"!c", id,
+--       "<which> <batch id>"} for a batch, job or callback id that is a pending callback's
 -- Keeps Q1, Q8 (a re-send changes nothing), B1-B3 (ports/batches.py)
 local now, ttl, nb = now_ms(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local PER_BATCH, PER_JOB = 22, 8
@@ -55,6 +56,33 @@ for _, batch in ipairs(batches) do
     end
   end
 end
+-- Before any write: no batch, job or callback takes a pending callback's id (the end of a
+-- running batch enqueues that callback later, and would find its id taken).
+local cbof = BASE .. "cbof"
+if redis.call("HLEN", cbof) > 0 then
+  local ids = {}
+  for _, batch in ipairs(batches) do
+    ids[#ids + 1] = batch.id
+    for k = 0, 2 do
+      local id = ARGV[batch.b + 4 + k * 6]
+      if id ~= "" then
+        ids[#ids + 1] = id
+      end
+    end
+  end
+  for i = 0, n - 1 do
+    ids[#ids + 1] = ARGV[first_job + i * PER_JOB]
+  end
+  for i = 1, #ids, 1000 do
+    local chunk = { unpack(ids, i, math.min(i + 999, #ids)) }
+    local held = redis.call("HMGET", cbof, unpack(chunk))
+    for j, id in ipairs(chunk) do
+      if held[j] then
+        return { "!c", id, held[j] }
+      end
+    end
+  end
+end
 -- Before any write: every dependency is stored, or a job or (ended) batch earlier in the call.
 local earlier = {}
 local next_batch = 1
@@ -84,6 +112,7 @@ for _, batch in ipairs(batches) do
         fields[#fields + 1] = which .. ":" .. name
         fields[#fields + 1] = ARGV[at + j - 1]
       end
+      redis.call("HSET", cbof, ARGV[at], which .. " " .. batch.id)
     end
   end
   redis.call("HSET", bkey, unpack(fields))
