@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -109,6 +110,49 @@ def test_dispatch_at_a_moment_schedules_it_then(
     assert other is not None
     assert record.run_at == moment
     assert (other.run_at, other.run_at.utcoffset()) == (moment, timedelta(0))  # given in UTC
+
+
+class PytzLikeZone(tzinfo):
+    """A zone as pytz makes one: one instance per offset, the zone itself (what
+    ``pytz.timezone(name)`` gives) at its first offset, local mean time (Paris: +00:09:21);
+    ``localize`` gives a wall time the offset in force then, ``normalize`` an instant."""
+
+    def __init__(self, name: str, offset: timedelta = timedelta(minutes=9, seconds=21)) -> None:
+        self.zone = name
+        self._offset = offset
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return self._offset
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "LMT"
+
+    def localize(self, dt: datetime) -> datetime:
+        offset = dt.replace(tzinfo=ZoneInfo(self.zone)).utcoffset()
+        return dt.replace(tzinfo=PytzLikeZone(self.zone, offset or timedelta(0)))
+
+    def normalize(self, dt: datetime) -> datetime:
+        here = dt.astimezone(ZoneInfo(self.zone))
+        return here.replace(tzinfo=PytzLikeZone(self.zone, here.utcoffset() or timedelta(0)))
+
+
+def test_a_moment_in_a_pytz_zone_attached_without_localize_is_refused_naming_the_fix(
+    dispatcher: AnyDispatcher, queue: Queue
+) -> None:
+    paris = PytzLikeZone("Europe/Paris")
+    misread = datetime(2030, 6, 1, 9, 0, tzinfo=paris)  # 09:00+00:09, not 09:00+02:00
+
+    with pytest.raises(InvalidJob, match=r"Europe/Paris.*\+00:09.*\+02:00.*localize"):
+        dispatcher.dispatch("resize", {"width": 1}, at=misread)
+    assert queue.stats("images").delayed == 0
+
+    job_id = dispatcher.dispatch("resize", {"width": 1}, at=paris.localize(misread))
+    record = queue.get(job_id)
+    assert record is not None
+    assert record.run_at == datetime(2030, 6, 1, 7, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
