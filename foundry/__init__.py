@@ -60,6 +60,9 @@ if TYPE_CHECKING:
         BatchProgress as BatchProgress,
     )
     from foundry.domain import (
+        BatchTimeout as BatchTimeout,
+    )
+    from foundry.domain import (
         CacheError as CacheError,
     )
     from foundry.domain import (
@@ -226,6 +229,7 @@ __all__ = [
     "AsyncQueuePort",
     "Batch",
     "BatchNotFound",
+    "BatchTimeout",
     "BatchProgress",
     "BatchRecord",
     "CacheError",
@@ -387,6 +391,7 @@ _HOMES = {
     "UnknownHandler": "foundry.domain",
     "Batch": "foundry.domain",
     "BatchNotFound": "foundry.domain",
+    "BatchTimeout": "foundry.domain",
     "BatchProgress": "foundry.domain",
     "Callback": "foundry.domain",
     "BatchRecord": "foundry.ports",

@@ -70,6 +70,10 @@ class AwaitedDispatcher:
         """``AsyncDispatcher.result``, run to completion."""
         return self._run(self._dispatcher.result(job_id, timeout, **options))
 
+    def batch_results(self, batch_id: str, timeout: float | None = None, **options: Any) -> Any:
+        """``AsyncDispatcher.batch_results``, run to completion."""
+        return self._run(self._dispatcher.batch_results(batch_id, timeout, **options))
+
     def close(self) -> None:
         """Close the async queue's connection on its loop, then the loop."""
         self._runner.run(self._queue.aclose())

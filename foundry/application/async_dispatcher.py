@@ -230,6 +230,27 @@ class AsyncDispatcher(DispatcherBase):
         )
         return found_batch(record, batch_id, queue)
 
+    async def batch_results(
+        self,
+        batch_id: str,
+        timeout: float | timedelta | None = None,
+        *,
+        queue: str | None = None,
+        propagate: bool = True,
+    ) -> list[Any]:
+        """``Dispatcher.batch_results``, awaited: the results of the batch's jobs in its
+        order once every one ended, without polling and without blocking the loop."""
+        from foundry.application.batch_results import wait_for_batch_async  # noqa: PLC0415
+
+        return await wait_for_batch_async(
+            self._queue,
+            batch_store(self._batches),
+            given_id(batch_id, "batch"),
+            timeout,
+            queue,
+            propagate=propagate,
+        )
+
     async def result(
         self,
         job_id: str,

@@ -277,6 +277,36 @@ class Dispatcher(DispatcherBase):
         record = batch_store(self._batches).cancel_batch(given_id(batch_id, "batch"), queue, reason)
         return found_batch(record, batch_id, queue)
 
+    def batch_results(
+        self,
+        batch_id: str,
+        timeout: float | timedelta | None = None,
+        *,
+        queue: str | None = None,
+        propagate: bool = True,
+    ) -> list[Any]:
+        """The results of the batch's jobs, in the batch's order (as given, each after the
+        jobs of the batch it waits for), once every one of them ended: Celery's
+        ``group(...).get()``. Waits up to ``timeout`` in all (seconds or a timedelta;
+        ``None``: until they end), woken by each job's end, without polling; the callbacks
+        are not waited for.
+
+        A job that went dead or was cancelled raises its ``JobFailed`` / ``JobCancelled``
+        (the first in order), or with ``propagate=False`` has that error in its place.
+        Raises ``BatchTimeout`` (a ``ResultTimeout`` naming the jobs still pending) if they
+        have not all ended in time, ``BatchNotFound`` if no such batch is kept.
+        """
+        from foundry.application.batch_results import wait_for_batch  # noqa: PLC0415
+
+        return wait_for_batch(
+            self._queue,
+            batch_store(self._batches),
+            given_id(batch_id, "batch"),
+            timeout,
+            queue,
+            propagate=propagate,
+        )
+
     def result(
         self,
         job_id: str,

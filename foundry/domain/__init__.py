@@ -140,6 +140,9 @@ if TYPE_CHECKING:
         rate_turn as rate_turn,
     )
     from foundry.domain.outcome_errors import (
+        BatchTimeout as BatchTimeout,
+    )
+    from foundry.domain.outcome_errors import (
         JobCancelled as JobCancelled,
     )
     from foundry.domain.outcome_errors import (
@@ -234,6 +237,7 @@ __all__ = [
     "AfterFailure",
     "Batch",
     "BatchNotFound",
+    "BatchTimeout",
     "BatchProgress",
     "Callback",
     "MemberEnd",
@@ -353,6 +357,7 @@ _HOMES = {
     "Limit": "foundry.domain.limits",
     "Rate": "foundry.domain.limits",
     "rate_turn": "foundry.domain.limits",
+    "BatchTimeout": "foundry.domain.outcome_errors",
     "JobCancelled": "foundry.domain.outcome_errors",
     "JobFailed": "foundry.domain.outcome_errors",
     "ResultTimeout": "foundry.domain.outcome_errors",

@@ -40,3 +40,26 @@ class ResultTimeout(FoundryError, TimeoutError):
             f"job {job_id!r} is still {state} after waiting {seconds:g} s; wait longer "
             "(timeout=) or check its workers with `foundry stats`"
         )
+
+
+class BatchTimeout(ResultTimeout):
+    """Jobs of the batch had not ended within the time given; they may still end later.
+
+    ``pending`` names some of them (id and state, the first in the batch's order), ``left``
+    says how many there were in all."""
+
+    def __init__(
+        self, batch_id: str, pending: tuple[tuple[str, str], ...], left: int, seconds: float
+    ) -> None:
+        first, state = pending[0]
+        super().__init__(first, state, seconds)
+        self.batch_id = batch_id
+        self.pending = pending
+        self.left = left
+        named = ", ".join(f"{job_id!r} ({state})" for job_id, state in pending)
+        more = f" and {left - len(pending)} more" if left > len(pending) else ""
+        self.args = (
+            f"batch {batch_id!r} still has {left} job(s) pending after waiting {seconds:g} s: "
+            f"{named}{more}; wait longer (timeout=) or check it with "
+            f"`foundry batch show {batch_id}`",
+        )

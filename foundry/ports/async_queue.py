@@ -85,3 +85,7 @@ class AsyncBatchPort(Protocol):
     ) -> BatchRecord | None:
         """``BatchPort.cancel_batch``: its record after the call, ``None`` if unknown."""
         ...
+
+    async def members(self, batch_id: str, queue: str) -> list[str] | None:
+        """``BatchPort.members``: the ids of the batch's members in its order."""
+        ...

@@ -68,3 +68,9 @@ class BatchPort(Protocol):
     def batches(self, queue: str, *, offset: int = 0, limit: int = 100) -> list[BatchRecord]:
         """The batches of ``queue`` still kept, newest first."""
         ...
+
+    def members(self, batch_id: str, queue: str) -> list[str] | None:
+        """The ids of the batch's members in its order (as dispatched, each after the members
+        it waits for), ended or not, in one read; ``None`` if ``queue`` keeps no such batch
+        or keeps no member list for it (PostgreSQL: a batch stored before migration 0017)."""
+        ...

@@ -4,6 +4,7 @@ that keeps batches; and refuse them the same way where none is kept."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import attrs
@@ -14,13 +15,16 @@ from foundry.adapters.memory import MemoryQueue
 from foundry.application.registry import JobRegistry
 from foundry.domain import (
     BatchNotFound,
+    BatchTimeout,
     Callback,
     ConfigurationError,
     Dead,
     ErrorInfo,
     InvalidJob,
+    JobFailed,
     JobNotFound,
     JobState,
+    ResultTimeout,
     UnknownHandler,
 )
 from foundry.domain.batch import BATCH_KEY
@@ -50,7 +54,8 @@ def dispatcher(
 
 
 def _drain(queue: BatchQueue, queues: list[str], fail: str | None = None) -> list[str]:
-    """Run every claimable job (``fail`` goes dead), in claim order; the names run."""
+    """Run every claimable job (``fail`` goes dead; the others return their payload's
+    ``n``), in claim order; the names run."""
     ran: list[str] = []
     while leases := queue.claim(ClaimRequest(queues, lease=LEASE, limit=1)):
         lease: Lease = leases[0]
@@ -58,7 +63,7 @@ def _drain(queue: BatchQueue, queues: list[str], fail: str | None = None) -> lis
         if lease.job.name == fail:
             queue.fail(lease, ErrorInfo("Boom", "x"), Dead("gave up"))
         else:
-            queue.complete(lease)
+            queue.complete(lease, lease.job.payload.get("n"))
     return ran
 
 
@@ -215,3 +220,53 @@ def test_a_dispatcher_without_a_batch_store_says_how_to_get_one(
         dispatcher.batch([(resize, {"n": 1})])
     with pytest.raises(ConfigurationError, match="batches="):
         dispatcher.cancel_batch("any")
+
+
+def test_batch_results_wait_for_every_job_and_answer_in_the_batchs_order(
+    dispatcher: AnyDispatcher, batch_queue: BatchQueue
+) -> None:
+    batch_id = dispatcher.batch([(resize, {"n": 3}), (resize, {"n": 1}), (resize, {"n": 2})])
+    worker = threading.Thread(target=_drain, args=(batch_queue, ["media"]))
+    worker.start()
+    try:
+        assert dispatcher.batch_results(batch_id, timeout=60) == [3, 1, 2]
+    finally:
+        worker.join()
+
+    assert dispatcher.batch_results(batch_id, timeout=0) == [3, 1, 2]  # ended: at once
+
+
+def test_batch_results_raise_the_first_failure_or_keep_it_in_its_place(
+    dispatcher: AnyDispatcher, batch_queue: BatchQueue
+) -> None:
+    fails = dispatcher.build(done, {"note": "x"}, queue="media")
+    batch_id = dispatcher.batch([(resize, {"n": 1}), fails, (resize, {"n": 2})])
+    _drain(batch_queue, ["media"], fail="done")
+
+    with pytest.raises(JobFailed, match=fails.id):
+        dispatcher.batch_results(batch_id, timeout=0)
+    first, failed, last = dispatcher.batch_results(batch_id, timeout=0, propagate=False)
+    assert (first, last) == (1, 2)
+    assert isinstance(failed, JobFailed)
+    assert failed.job_id == fails.id
+
+
+def test_batch_results_time_out_naming_the_jobs_still_pending(
+    dispatcher: AnyDispatcher, batch_queue: BatchQueue
+) -> None:
+    jobs = [dispatcher.build(resize, {"n": n}) for n in range(3)]
+    batch_id = dispatcher.batch(jobs)
+    [lease] = batch_queue.claim(ClaimRequest(["media"], lease=LEASE, limit=1))
+    batch_queue.complete(lease)
+    pending = [job.id for job in jobs if job.id != lease.job_id]
+
+    with pytest.raises(BatchTimeout) as caught:
+        dispatcher.batch_results(batch_id, timeout=0)
+
+    error = caught.value
+    assert isinstance(error, ResultTimeout)
+    assert (error.batch_id, error.left) == (batch_id, 2)
+    assert error.pending == tuple((job_id, "ready") for job_id in pending)
+    assert f"batch {batch_id!r} still has 2 job(s) pending" in str(error)
+    with pytest.raises(BatchNotFound):
+        dispatcher.batch_results("missing", timeout=0)

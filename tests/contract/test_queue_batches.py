@@ -437,3 +437,15 @@ def test_a_later_batch_never_takes_a_pending_callbacks_id(batch_queue: BatchQueu
     assert [state_of(queue, name) for name in ("b1-then", "b1-finally")] == [JobState.READY] * 2
     queue.enqueue_batches([Batch([job(id="n")], id="b1-catch")])  # it never fires now
     assert state_of(queue, "n") is JobState.READY
+
+
+def test_members_are_listed_in_the_batchs_order_after_they_ended(batch_queue: BatchQueue) -> None:
+    queue = batch_queue
+    first = job(id="first", after=("second",))
+    queue.enqueue_batches([Batch([job(id="z"), first, job(id="second")], id="b1")])
+    _complete_all(queue, "z", "second")
+    _complete_all(queue, "first")
+
+    assert queue.members("b1", "default") == ["z", "second", "first"]
+    assert queue.members("b1", "other") is None
+    assert queue.members("missing", "default") is None

@@ -1,7 +1,8 @@
 """Migration 0013: a job never takes the id of a batch its queue keeps, through every enqueue
 path (the pooled one, the caller's transaction, the asyncio queue); the previous release's
 ``enqueue`` call still stores what it stored. Migration 0017: a later batch never takes the id
-of a callback its queue has not enqueued yet."""
+of a callback its queue has not enqueued yet, and a batch keeps its member list (none for a
+batch stored before)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from foundry.adapters.clock import ManualClock
 from foundry.adapters.codec import Codec
 from foundry.adapters.postgres.async_queue import AsyncPostgresQueue
 from foundry.adapters.postgres.queue import PostgresQueue
-from foundry.domain import Batch, Callback, InvalidJob, Job, JobState
+from foundry.application.dispatcher import Dispatcher
+from foundry.application.registry import JobRegistry
+from foundry.domain import Batch, BatchNotFound, Callback, InvalidJob, Job, JobState
 from foundry.ports import ClaimRequest
 from tests.backends import LEASE, postgres_queue, state_of
 
@@ -103,3 +106,17 @@ def test_a_later_batch_taking_a_pending_callbacks_id_is_refused_on_every_path(
     [member] = queue.claim(ClaimRequest(["default"], lease=LEASE, limit=2))
     queue.complete(member)
     assert state_of(queue, "t") is JobState.READY
+
+
+def test_a_batch_stored_before_its_member_list_was_kept_says_how_to_wait(
+    queue: PostgresQueue, clock: ManualClock
+) -> None:
+    with psycopg.connect(queue._db.settings.url, autocommit=True) as conn:
+        conn.execute(
+            queue._db.sql.render("UPDATE {s}.batches SET members = NULL")
+        )  # as 0016 left it
+    dispatcher = Dispatcher(queue, JobRegistry(), clock, batches=queue)
+
+    assert queue.members("b1", "default") is None
+    with pytest.raises(BatchNotFound, match=r"keeps no list of its jobs.*result\(job_id\)"):
+        dispatcher.batch_results("b1", timeout=0)

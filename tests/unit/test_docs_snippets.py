@@ -161,7 +161,7 @@ FRAMEWORKS: dict[str, Callable[[dict[str, Any], Callable[[], None]], None]] = {
     "from foundry.contrib.flask import Foundry": _flask,
     "from foundry.contrib.fastapi import": _fastapi,
     "commit_hooks=foundry.DjangoCommitHooks()": _django_commit,
-    "dispatcher.result(job.id, timeout=60)": _worked,
+    "dispatcher.batch_results(batch_id, timeout=60)": _worked,
 }
 
 

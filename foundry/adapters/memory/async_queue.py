@@ -79,6 +79,10 @@ class AsyncMemoryQueue:
         """As ``MemoryQueue.cancel_batch``."""
         return self.queue.cancel_batch(batch_id, queue, reason)
 
+    async def members(self, batch_id: str, queue: str) -> list[str] | None:
+        """As ``MemoryQueue.members``."""
+        return self.queue.members(batch_id, queue)
+
     async def aclose(self) -> None:
         """Nothing to close."""
 

@@ -187,6 +187,12 @@ class MemoryBatches:
                     entry.stop = reason
             return stored.record()
 
+    def members(self, batch_id: str, queue: str) -> list[str] | None:
+        """The batch's member ids, in its order."""
+        with self._store.cond:
+            stored = self._find(batch_id, queue, self._store.tick())
+            return None if stored is None else list(stored.members)
+
     def batches(self, queue: str, offset: int, limit: int) -> list[BatchRecord]:
         """The queue's batches still kept, newest first."""
         with self._store.cond:

@@ -177,6 +177,10 @@ class MemoryQueue:
         """Newest first."""
         return self._batches.batches(given_queue(queue), offset, limit)
 
+    def members(self, batch_id: str, queue: str) -> list[str] | None:
+        """See ``BatchPort.members``."""
+        return self._batches.members(given_id(batch_id, "batch"), given_queue(queue))
+
     # -- leases ---------------------------------------------------------------------------------
 
     def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:

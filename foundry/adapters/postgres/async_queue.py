@@ -170,6 +170,12 @@ class AsyncPostgresQueue:
         rows = await self._fetch(self._batches.one, params)
         return batch_record(rows[0]) if rows else None
 
+    async def members(self, batch_id: str, queue: str) -> list[str] | None:
+        """As ``PostgresQueue.members``: one query."""
+        params = {"id": batch_id, "queue": queue, "now": await self._read_now()}
+        rows = await self._fetch(self._batches.members, params)
+        return list(rows[0][0]) if rows and rows[0][0] is not None else None
+
     async def cancel_batch(
         self, batch_id: str, queue: str | None = None, reason: str = "cancelled"
     ) -> BatchRecord | None:

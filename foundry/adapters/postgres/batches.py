@@ -78,6 +78,11 @@ _ONE = f"""
      ORDER BY b.queue LIMIT 1
 """
 
+_MEMBERS = f"""
+    SELECT b.members FROM {{s}}.batches b
+     WHERE b.queue = %(queue)s AND b.id = %(id)s AND {_KEPT}
+"""
+
 _LIST = f"""
     SELECT {_COLUMNS} FROM {{s}}.batches b
      WHERE b.queue = %(queue)s AND {_KEPT}
@@ -94,6 +99,7 @@ class BatchCalls:
         self.cancel = sql.render(_CANCEL)
         self.one = sql.render(_ONE)
         self.list = sql.render(_LIST)
+        self.members = sql.render(_MEMBERS)
         self.forget = sql.render(_FORGET)
 
     @staticmethod
@@ -183,6 +189,13 @@ class PostgresBatches:
         if row is None or row[0] is None:
             return None
         return self.batch(batch_id, row[0])
+
+    def members(self, batch_id: str, queue: str) -> list[str] | None:
+        """The batch's member ids (one query)."""
+        with self._db.conn() as conn:
+            params = {"id": batch_id, "queue": queue, "now": self._db.now_on(conn)}
+            row = conn.execute(self._sql.members, params).fetchone()
+        return None if row is None or row[0] is None else list(row[0])
 
     def batches(self, queue: str, offset: int, limit: int) -> list[BatchRecord]:
         """The queue's batches still kept, newest first."""

@@ -432,6 +432,10 @@ class PostgresQueue:
         """See ``BatchPort.batches``."""
         return self._batches.batches(given_queue(queue), offset, limit)
 
+    def members(self, batch_id: str, queue: str) -> list[str] | None:
+        """See ``BatchPort.members``."""
+        return self._batches.members(given_id(batch_id, "batch"), given_queue(queue))
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

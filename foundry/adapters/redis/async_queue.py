@@ -204,6 +204,12 @@ class AsyncRedisQueue:
         now = self._clock.from_time(replies[0])
         return self._batches.found(batch_id, candidates, replies[1:], now)
 
+    async def members(self, batch_id: str, queue: str) -> list[str] | None:
+        """As ``RedisQueue.members``: one ``LRANGE``."""
+        with guard("members"):
+            reply = await self._runner.command(*self._batches.members_read(batch_id, queue))
+        return self._batches.members(reply)
+
     async def cancel_batch(
         self, batch_id: str, queue: str | None = None, reason: str = "cancelled"
     ) -> BatchRecord | None:

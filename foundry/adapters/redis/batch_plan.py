@@ -80,6 +80,15 @@ class BatchPlan:
         """The reads that find the batch in the ``candidates`` queues (for ``found``)."""
         return [["HGETALL", self._keys.queue(name).named(f"b:{batch_id}")] for name in candidates]
 
+    def members_read(self, batch_id: str, queue: str) -> list[Arg]:
+        """The read of the batch's member list (``members`` reads its reply)."""
+        return ["LRANGE", self._keys.queue(queue).named(f"bm:{batch_id}"), 0, -1]
+
+    @staticmethod
+    def members(reply: Sequence[bytes]) -> list[str] | None:
+        """The member ids ``members_read``'s reply holds (``None``: no such batch)."""
+        return [raw.decode() for raw in reply] if reply else None
+
     def found(
         self, batch_id: str, candidates: Sequence[str], replies: Sequence[Any], now: int
     ) -> BatchRecord | None:

@@ -79,6 +79,11 @@ class RedisBatches:
             self._runner.call("batch_cancel", keys.first, self._plan.cancel_args(batch_id, reason))
         return self.batch(batch_id, found.queue)
 
+    def members(self, batch_id: str, queue: str) -> list[str] | None:
+        """One ``LRANGE`` of the batch's member list."""
+        with guard("members"):
+            return self._plan.members(call(self._client, *self._plan.members_read(batch_id, queue)))
+
     def batches(self, queue: str, offset: int, limit: int) -> list[BatchRecord]:
         """The index newest first, then the records in one pipeline."""
         keys = self._keys.queue(queue)

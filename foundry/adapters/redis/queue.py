@@ -221,6 +221,10 @@ class RedisQueue:
         """Newest first, a few round trips, no function call."""
         return self._batches.batches(given_queue(queue), offset, limit)
 
+    def members(self, batch_id: str, queue: str) -> list[str] | None:
+        """One round trip (see ``BatchPort.members``)."""
+        return self._batches.members(given_id(batch_id, "batch"), given_queue(queue))
+
     # -- leases ---------------------------------------------------------------------------------
 
     def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:

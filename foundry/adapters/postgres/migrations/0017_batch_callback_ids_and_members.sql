@@ -4,11 +4,18 @@
 -- (the callback's enqueue then finds the id stored and leaves it). enqueue_batches refuses
 -- it before any write, with SQLSTATE FD003 (InvalidJob naming the id, its batch and callback).
 --
+-- A batch also keeps its members' ids, in its order, for as long as its row is kept
+-- (batch_members loses a member's row when its end is counted): what waiting for a whole
+-- batch waits for. A batch stored before this file has none (NULL).
+--
 -- * batch_callbacks_id: the callbacks by id, for that check.
+-- * batches.members: the member ids (p_ids' order).
 -- * refuse_callback_ids: raises FD003 for the first id that is a pending callback's.
--- * enqueue_batches (0013's): the same, with the check after refuse_batch_ids.
+-- * enqueue_batches (0013's): the same, with the check after refuse_batch_ids, and the
+--   member ids written.
 
 CREATE INDEX batch_callbacks_id ON batch_callbacks (queue, id);
+ALTER TABLE batches ADD COLUMN members text[];
 
 CREATE FUNCTION refuse_callback_ids(p_queue text, p_ids text[])
 RETURNS void
@@ -79,12 +86,13 @@ BEGIN
         END IF;
     END LOOP;
     INSERT INTO batches (queue, id, seq, total, allow_failures, created_at, keep, max_dead,
-                         dead_age)
-    SELECT v_queue, p_batch_ids[b], nextval('job_seq'),
-           (SELECT count(*) FROM generate_subscripts(p_batch_of, 1) k
-             WHERE k <= p_count AND p_batch_of[k] = b),
-           p_allow_failures[b], v_now, p_keep, p_max_dead, p_dead_age
-      FROM generate_subscripts(p_batch_ids, 1) b ORDER BY b;
+                         dead_age, members)
+    SELECT v_queue, p_batch_ids[b], nextval('job_seq'), cardinality(m.ids),
+           p_allow_failures[b], v_now, p_keep, p_max_dead, p_dead_age, m.ids
+      FROM generate_subscripts(p_batch_ids, 1) b,
+           LATERAL (SELECT ARRAY(SELECT p_ids[k] FROM generate_subscripts(p_batch_of, 1) k
+                                  WHERE k <= p_count AND p_batch_of[k] = b ORDER BY k) AS ids) m
+     ORDER BY b;
     INSERT INTO batch_callbacks (queue, batch_id, which, id, priority, at, delay, max_attempts,
                                  blob, limit_key, limit_concurrency, limit_interval_ms)
     SELECT v_queue, p_batch_ids[p_batch_of[k]], p_which[k], p_ids[k], p_priorities[k], p_at[k],
