@@ -270,3 +270,16 @@ def test_batch_results_time_out_naming_the_jobs_still_pending(
     assert f"batch {batch_id!r} still has 2 job(s) pending" in str(error)
     with pytest.raises(BatchNotFound):
         dispatcher.batch_results("missing", timeout=0)
+
+
+def test_a_batch_given_a_pending_callbacks_id_is_refused_naming_it(
+    dispatcher: AnyDispatcher, batch_queue: BatchQueue
+) -> None:
+    then = dispatcher.build(done, {"note": "ok"}, queue="media")
+    first = dispatcher.batch([(resize, {"n": 1})], then=then)
+
+    with pytest.raises(InvalidJob, match=rf"'{then.id}' is the then callback of batch '{first}'"):
+        dispatcher.batch([(resize, {"n": 2})], batch_id=then.id)
+
+    assert batch_queue.batches("media") == [dispatcher.batch_record(first)]
+    assert _drain(batch_queue, ["media"]) == ["resize", "done"]

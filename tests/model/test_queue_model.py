@@ -9,7 +9,7 @@ function taking the fixture (a fresh key prefix per ``make_queue`` call) and run
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 import attrs
@@ -269,6 +269,23 @@ class QueueMachine(BatchRules):
 
         assert all(self.queue.get(job.id, job.queue) is None for job in jobs[:-1])
 
+    @precondition(lambda self: bool(_pending_callbacks(self.model.batches.values())))
+    @rule(data=st.data(), place=st.sampled_from(["batch", "member", "callback"]))
+    def enqueue_a_batch_under_a_pending_callbacks_id(self, data: st.DataObject, place: str) -> None:
+        """A batch given, as its own id, a member's or a callback's, the id of a callback a
+        running batch has not enqueued yet is refused, and nothing of it is stored (the
+        callback would find its id taken)."""
+        taken, queue = data.draw(st.sampled_from(_pending_callbacks(self.model.batches.values())))
+        ids = {"batch": f"b{next(self.ids)}", "member": f"j{next(self.ids)}"} | {place: taken}
+        callbacks = {Callback.THEN: Job("cb", id=taken, queue=queue)} if place == "callback" else {}
+        batch = Batch([Job("task", id=ids["member"], queue=queue)], callbacks, id=ids["batch"])
+
+        with pytest.raises(InvalidJob, match="callback of batch"):
+            self.queue.enqueue_batches([batch])
+
+        assert self.queue.batch(ids["batch"], queue) is None
+        assert self.queue.get(ids["member"], queue) is None
+
     @precondition(lambda self: bool(self.model.batches))
     @rule(data=st.data())
     def cancel_a_batch(self, data: st.DataObject) -> None:
@@ -511,3 +528,14 @@ class MemoryQueueMachine(QueueMachine):
 
 TestMemoryQueueModel = MemoryQueueMachine.TestCase
 TestMemoryQueueModel.settings = MODEL_SETTINGS
+
+
+def _pending_callbacks(batches: Iterable[ModelBatch]) -> list[tuple[str, str]]:
+    """(id, queue) of each callback a running batch has not enqueued yet, sorted."""
+    return sorted(
+        (job.id, batch.queue)
+        for batch in batches
+        if not batch.finished
+        for which, job in batch.callbacks.items()
+        if which not in batch.fired
+    )
