@@ -297,8 +297,9 @@ def _pytz_misread(at: datetime) -> str | None:
     """What is wrong with ``at`` if its zone is pytz's (it has ``localize`` and ``normalize``)
     and its offset is not the one in force at that moment: the zone was attached by
     ``tzinfo=`` or ``replace()``, which gives a pytz zone its first offset (local mean time,
-    Paris' +00:09), or the moment was moved by arithmetic without ``normalize``. Refused
-    rather than read again: which wall time was meant cannot be told for sure."""
+    Paris' +00:09), the moment was moved by arithmetic without ``normalize``, or its wall
+    time does not exist there. Refused rather than read again: which wall time was meant
+    cannot be told for sure."""
     zone = at.tzinfo
     normalize = getattr(zone, "normalize", None)
     if normalize is None or not hasattr(zone, "localize"):
@@ -310,8 +311,9 @@ def _pytz_misread(at: datetime) -> str | None:
     return (
         f"at={at.isoformat()} reads pytz zone {name!r} at {_offset(given)} ({at.tzname()}), not "
         f"{_offset(in_force)}, the offset in force then: a pytz zone attached by tzinfo= or "
-        "replace() gets its first offset. Write zone.localize(datetime(...)) (zone.normalize(at) "
-        f"after arithmetic) or use zoneinfo.ZoneInfo({name!r})"
+        "replace() gets its first offset (and a wall time a clock change skips has none). "
+        "Write zone.localize(datetime(...)) (zone.normalize(at) after arithmetic) or use "
+        f"zoneinfo.ZoneInfo({name!r})"
     )
 
 
