@@ -1023,8 +1023,9 @@ end
 -- :m, :at, :af the enqueue arguments of each callback, which = then, catch, finally),
 -- <base>cbof (callback id -> "<which> <batch id>" until it fired or its batch ended: ids
 -- batch refuses), <base>bm:<id> (list: the member ids), <base>batches (zset: batch id by
--- created ms) and <base>batches:end (zset: ended batch id by ex). An ended batch has a STATE entry, "C" when
--- it succeeded (then fired), else "N", read by the jobs that wait for it (Job.after naming it).
+-- created ms) and <base>batches:end (zset: ended batch id by ex). An ended batch has a STATE
+-- entry, "C" when it succeeded (then fired), else "N", read by the jobs that wait for it
+-- (Job.after naming it).
 local CALLBACK_LETTER = { catch = "c", ["then"] = "t", finally = "f" }
 
 -- Batch `bid`'s callback `which` (its id `id`) is no longer pending: it fired, or the batch
