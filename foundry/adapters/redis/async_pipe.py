@@ -16,6 +16,7 @@ read (``async_reply.wake``): one loop turn per round trip instead of two.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections import deque
@@ -115,6 +116,16 @@ class Pipe:
     def close(self, error: Exception) -> None:
         """Drop the connection at once; every reply still awaited fails with ``error``."""
         self._fail(error)
+        self._release()
+
+    def abandon(self) -> None:
+        """End the connection of a loop closed without being shut down (its futures can no
+        longer be told anything): the server sees the connection end at once, the socket
+        objects are left to the garbage collector."""
+        if self.lost is None:
+            self.lost = redis.ConnectionError("its event loop was closed")
+        self._waiting.clear()
+        self._buffer.clear()
         self._release()
 
     def _release(self) -> None:
@@ -282,7 +293,7 @@ class SocketPipe(Pipe):
         self._socket.close()
         self._fd = -1  # a later write fails (EBADF), never reaching a socket that took the number
         self._unsent.clear()
-        self._transport.abort()
+        _abort(self._transport, self.loop)
 
 
 class TransportPipe(Pipe, asyncio.Protocol):
@@ -310,7 +321,17 @@ class TransportPipe(Pipe, asyncio.Protocol):
         self._drop(exc)
 
     def _release(self) -> None:
-        self._transport.abort()
+        _abort(self._transport, self.loop)
+
+
+def _abort(transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    """Drop ``transport``'s connection; a closed loop can no longer close it, so its socket
+    is shut down instead (the server sees the connection end)."""
+    if not loop.is_closed():
+        transport.abort()
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
 
 
 def open_pipe(

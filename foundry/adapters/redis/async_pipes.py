@@ -3,12 +3,19 @@ opened again once lost, its replies held to the client's socket timeout by a wat
 ``async_alarm``, not a loop timer: the stock loop pays for a timer at every turn). Behind
 Sentinel, the pipe is dropped once the sentinels name another master (asked at most every
 ``FOLLOW_S``), so a failover that leaves the old master running does not keep it taking
-writes."""
+writes.
+
+A pipe belongs to the loop that opened it, and is closed when that loop is shut down
+(``async_loop_end``): a process that runs a loop per request (``asyncio.run``,
+``async_to_sync`` under WSGI) holds no connection of a loop that ended. A loop closed without
+that step has its pipe's connection ended when the next loop opens one."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import AsyncGenerator
+from functools import partial
 from time import monotonic
 from typing import Any
 
@@ -17,6 +24,7 @@ import redis.asyncio
 
 from foundry.adapters.redis.async_alarm import Alarm, call_at
 from foundry.adapters.redis.async_driver import transport_of
+from foundry.adapters.redis.async_loop_end import at_loop_end
 from foundry.adapters.redis.async_pipe import Pipe, Settle, forks, open_pipe, raised
 from foundry.adapters.redis.sentinel import AsyncFollowingPool
 from foundry.domain import ConfigurationError
@@ -35,6 +43,10 @@ class Pipes:
         #: The loop and the process (its fork generation) the pipe belongs to.
         self._owner: tuple[asyncio.AbstractEventLoop, int] | None = None
         self._opening: asyncio.Task[Pipe] | None = None
+        #: The pipes of this process's other loops, still open, each closed when its loop is
+        #: shut down (``_endings``: the generators that run that) or taken up again in it.
+        self._left: dict[asyncio.AbstractEventLoop, Pipe] = {}
+        self._endings: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
         #: The client's retry policy (a redis-py ``Retry``) and socket timeout (s).
         self._retry: Any = None
         self._timeout: float | None = None
@@ -113,12 +125,39 @@ class Pipes:
         self._pipe = self._owner = self._watchdog = None
 
     def _adopt(self) -> None:
-        """Start over in this loop and process (another loop's pipe is left to it)."""
+        """Start over in this loop and process: another loop's pipe is left to it (closed
+        when it is shut down), this loop's own taken up again."""
+        self._leave()
         pool = self._client.connection_pool
         self._retry = pool.connection_class(**pool.connection_kwargs).retry
         self._timeout = pool.connection_kwargs.get("socket_timeout")
-        self._pipe = self._opening = self._watchdog = None
+        self._opening = self._watchdog = None
         self._owner = _here()
+        self._pipe = self._left.pop(self._owner[0], None)
+
+    def _leave(self) -> None:
+        """Leave the pipe in use to its loop; end the connections of loops closed without
+        being shut down (nothing of theirs ran: ``Pipe.abandon``). A forked child leaves its
+        parent's pipes alone."""
+        pipe, owner = self._pipe, self._owner
+        if pipe is not None and owner is not None and pipe.fork == forks[0]:
+            self._left[owner[0]] = pipe
+        for loop in [loop for loop in self._left if loop.is_closed()]:
+            self._left.pop(loop).abandon()
+        for loop in [loop for loop in self._endings if loop.is_closed()]:
+            del self._endings[loop]
+
+    async def _loop_ends(self, loop: asyncio.AbstractEventLoop) -> None:
+        """``loop`` is shut down: close its pipe (in use, or left to it), and the idle
+        connections of the client's pool (a blocking command's), which only it can use."""
+        self._endings.pop(loop, None)
+        left = self._left.pop(loop, None)
+        if left is not None:
+            left.close(redis.ConnectionError("its event loop was shut down"))
+            await left.connection.disconnect(nowait=True)
+        if self._owner == _here():
+            await self.close()
+        await self._client.connection_pool.disconnect(inuse_connections=False)
 
     async def _connect(self) -> Pipe:
         """A new pipe: redis-py connects and shakes hands (within the socket timeout), then
@@ -140,8 +179,11 @@ class Pipes:
         except ConfigurationError:
             await connection.disconnect(nowait=True)
             raise
-        pipe = open_pipe(transport, asyncio.get_running_loop(), connection, self._settle)
+        loop = asyncio.get_running_loop()
+        pipe = open_pipe(transport, loop, connection, self._settle)
         self._pipe = pipe
+        if loop not in self._endings:
+            self._endings[loop] = await at_loop_end(partial(self._loop_ends, loop))
         return pipe
 
     def _opened(self, task: asyncio.Task[Pipe]) -> None:

@@ -1,0 +1,152 @@
+"""The asyncio producer under WSGI, where each request to an async view runs in an event loop
+of its own (asgiref's ``async_to_sync``, ``asyncio.run``): the connections a request's loop
+opened are closed when that loop ends, not left to the garbage collector, and the next
+request's loop works on fresh ones."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psutil
+import pytest
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+
+import foundry
+from foundry.contrib.django import project
+from tests.backends import unique_prefix
+from tests.commit_support import configure_django
+from tests.e2e.apps import add, registry
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+REQUESTS = 12
+
+
+def _clients(server: RedisServer) -> int:
+    """The sockets this process holds open to the server (counted on this side: a socket
+    closed is gone at once, where the server may not have read its end yet)."""
+    return sum(
+        1
+        for socket in psutil.Process().net_connections("tcp")
+        if socket.raddr and socket.raddr.port == server.port
+    )
+
+
+@pytest.fixture
+def server(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
+    return redis_server_factory()
+
+
+@pytest.fixture
+def resource_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """The ``ResourceWarning``s raised while the test runs (sockets, transports, redis-py
+    connections collected unclosed), a collection forced at its end."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        yield caught
+        gc.collect()
+
+
+async def _signup(request: HttpRequest) -> JsonResponse:
+    dispatcher = project.async_dispatcher()
+    job_id = await dispatcher.dispatch(add, {"a": 1, "b": 2})
+    if "wait" in request.GET:
+        with contextlib.suppress(foundry.ResultTimeout):  # no worker runs it
+            await dispatcher.result(job_id, timeout=0.01)
+    return JsonResponse({"job": job_id})
+
+
+urlpatterns = [path("signup", _signup)]
+
+
+def _django_requests(server: RedisServer, query: str) -> list[str]:
+    from django.test import Client, override_settings  # noqa: PLC0415 - needs the settings
+
+    configure_django()
+    wanted = {"APP": "tests.e2e.apps:registry", "REDIS_URL": server.url}
+    with override_settings(
+        ROOT_URLCONF=__name__,
+        ALLOWED_HOSTS=["testserver"],
+        FOUNDRY={**wanted, "QUEUE_PREFIX": unique_prefix("wsgi")},
+    ):
+        client = Client(raise_request_exception=True)
+        answers = [client.get(f"/signup{query}") for _ in range(REQUESTS)]
+        jobs = [answer.json()["job"] for answer in answers]
+        project.connection().close()
+    return jobs
+
+
+def test_django_async_views_under_wsgi_leave_no_connection_of_their_loops_open(
+    server: RedisServer, resource_warnings: list[warnings.WarningMessage]
+) -> None:
+    jobs = _django_requests(server, "")
+    left_open = _clients(server)
+    gc.collect()
+
+    assert len(set(jobs)) == REQUESTS
+    assert left_open == 0
+    assert [str(warning.message) for warning in resource_warnings] == []
+
+
+def test_django_async_views_under_wsgi_wait_for_results_request_after_request(
+    server: RedisServer, resource_warnings: list[warnings.WarningMessage]
+) -> None:
+    jobs = _django_requests(server, "?wait")
+    left_open = _clients(server)
+    gc.collect()
+
+    assert len(set(jobs)) == REQUESTS
+    assert left_open == 0
+    assert [str(warning.message) for warning in resource_warnings] == []
+
+
+def test_flask_async_views_leave_no_connection_of_their_loops_open(
+    server: RedisServer, resource_warnings: list[warnings.WarningMessage]
+) -> None:
+    from flask import Flask  # noqa: PLC0415
+
+    from foundry.contrib.flask import Foundry  # noqa: PLC0415
+
+    app = Flask(__name__)
+    app.config["FOUNDRY"] = {"REDIS_URL": server.url, "QUEUE_PREFIX": unique_prefix("wsgi")}
+    jobs = Foundry(registry, app=app)
+    with app.app_context():
+        connection = jobs.connection
+    dispatcher = connection.async_dispatcher(registry)
+
+    @app.post("/signup")
+    async def signup() -> dict[str, Any]:
+        return {"job": await dispatcher.dispatch(add, {"a": 1, "b": 2})}
+
+    client = app.test_client()
+    answers = [client.post("/signup").get_json()["job"] for _ in range(REQUESTS)]
+    left_open = _clients(server)
+    connection.close()
+    gc.collect()
+
+    assert len(set(answers)) == REQUESTS
+    assert left_open == 0
+    assert [str(warning.message) for warning in resource_warnings] == []
+
+
+def test_one_loop_keeps_its_connection_for_every_call(server: RedisServer) -> None:
+    connection = foundry.connect(server.url)
+    dispatcher = connection.async_dispatcher(registry)
+
+    async def serve() -> tuple[int, int]:
+        for _ in range(REQUESTS):
+            await dispatcher.dispatch(add, {"a": 1, "b": 2})
+        during = _clients(server)
+        await connection.aclose()
+        return during
+
+    during = asyncio.run(serve())
+
+    assert (during, _clients(server)) == (1, 0)
