@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from functools import cached_property
 from types import TracebackType
 
@@ -25,13 +26,17 @@ class Connection:
     """A producer's view of Foundry: the queue, the cache and dispatchers over them.
 
     Clients are opened on first use and closed by ``close()`` (or by leaving a ``with``
-    block). Build one per process, at startup, and share it.
+    block). Build one per process, at startup, and share it. One dropped without ``close()``
+    lets go of its clients when it is collected: its Redis connections are closed (a queue,
+    cache or dispatcher taken from it and kept opens them again), and a PostgreSQL pool is
+    closed once no queue or cache over it is left.
     """
 
     def __init__(self, settings: Settings, container: Container | None = None) -> None:
         self.settings = settings
         self._container = container or build_container(settings)
         self._opened: list[str] = []
+        weakref.finalize(self, _let_go, self._container, settings, self._opened)
 
     @cached_property
     def queue(self) -> QueuePort:
@@ -87,14 +92,10 @@ class Connection:
 
     def close(self) -> None:
         """Close the Redis clients and the PostgreSQL pools this connection opened (memory
-        adapters need nothing). One left open is closed when the interpreter exits."""
+        adapters need nothing). One left open is closed when it is collected (see the
+        class), or else when the interpreter exits."""
         close_resources(self._container)
-        drivers = {"queue": self.settings.queue_driver, "cache": self.settings.cache_driver}
-        clients = {"queue": self._container.queue_client, "cache": self._container.cache_client}
-        for port in self._opened:
-            if port in drivers and drivers[port] is Driver.REDIS:
-                clients[port]().close()
-        self._opened[:] = [port for port in self._opened if port not in drivers]
+        _close_redis(self._container, self.settings, self._opened)
 
     async def aclose(self) -> None:
         """Close every client this connection opened, the asyncio one included; call it in
@@ -127,6 +128,26 @@ class Connection:
         trace: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _close_redis(container: Container, settings: Settings, opened: list[str]) -> None:
+    """Close the sync Redis clients of the ports in ``opened`` (which forgets them)."""
+    drivers = {"queue": settings.queue_driver, "cache": settings.cache_driver}
+    clients = {"queue": container.queue_client, "cache": container.cache_client}
+    for port in opened:
+        if port in drivers and drivers[port] is Driver.REDIS:
+            clients[port]().close()
+    opened[:] = [port for port in opened if port not in drivers]
+
+
+def _let_go(container: Container, settings: Settings, opened: list[str]) -> None:
+    """A connection collected unclosed: its Redis connections are closed (a client kept by
+    something taken from it reconnects on its next call), and the container forgets what
+    it built (the process's first container keeps its class's providers, and so would keep
+    them), so each PostgreSQL pool is closed with the last adapter over it
+    (``OpenedPools.used_by``) and the asyncio client's connections with their loops."""
+    _close_redis(container, settings, opened)
+    container.reset_singletons()
 
 
 def connect(settings: Settings | str | None = None) -> Connection:

@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from functools import cache, partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis
 
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from foundry.adapters.postgres.queue import PostgresQueue
     from foundry.adapters.redis.async_queue import AsyncRedisQueue
     from foundry.adapters.redis.cache import RedisCache
+
+Used = TypeVar("Used")
 
 # The adapters a process may not use are imported when first built (a Redis worker never
 # loads the memory queue or either cache): every module imported costs startup time.
@@ -96,12 +98,20 @@ class OpenedPools:
 
     def __init__(self) -> None:
         self._pools: list[ConnectionPool] = []
+        self._users: dict[int, PoolUsers] = {}
 
     def add(self, pool: ConnectionPool) -> ConnectionPool:
         """Remember ``pool``, to close at exit if no one did; return it."""
         self._pools.append(pool)
+        self._users[id(pool)] = PoolUsers(pool)
         _close_at_exit(pool)
         return pool
+
+    def used_by(self, pool: ConnectionPool, user: Used) -> Used:
+        """``user``, an adapter over ``pool`` (one of these pools): the pool is closed once
+        every adapter over it was collected (a ``foundry.connect()`` dropped unclosed)."""
+        self._users[id(pool)].add(user)
+        return user
 
     def close(self) -> None:
         """Close every pool remembered (their connections and worker threads); in a process
@@ -112,6 +122,28 @@ class OpenedPools:
 
         while self._pools:
             own(self._pools.pop()).close()
+
+
+class PoolUsers:
+    """The adapters over one pool, which is closed once the last of them was collected: a
+    pool holds connections (and threads) that nothing could use any more, and collected
+    itself, it would stop its threads from whichever thread collects it."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._pid = os.getpid()
+        self._count = 0
+
+    def add(self, user: object) -> None:
+        """Count ``user`` until it is collected."""
+        self._count += 1
+        weakref.finalize(user, self._left)
+
+    def _left(self) -> None:
+        self._count -= 1
+        # A forked child's copies of the adapters leave its parent's pool alone.
+        if self._count == 0 and self._pid == os.getpid() and not self._pool.closed:
+            self._pool.close()
 
 
 #: Pools to close at exit, each with the process that opened it (a forked child leaves its
@@ -145,18 +177,18 @@ def _postgres_pool(settings: PostgresSettings, opened: OpenedPools) -> Connectio
     return opened.add(open_pool(settings))
 
 
-def _postgres_cache(**options: Any) -> PostgresCache:
+def _postgres_cache(opened: OpenedPools, **options: Any) -> PostgresCache:
     from foundry.adapters.postgres.cache import PostgresCache  # noqa: PLC0415
 
-    return PostgresCache(**options)
+    return opened.used_by(options["pool"], PostgresCache(**options))
 
 
 def _postgres_queue(
-    pool: ConnectionPool, settings: PostgresSettings, codec: Codec
+    pool: ConnectionPool, settings: PostgresSettings, codec: Codec, opened: OpenedPools
 ) -> PostgresQueue:
     from foundry.adapters.postgres.queue import PostgresQueue  # noqa: PLC0415
 
-    return PostgresQueue(pool, settings, codec=codec)
+    return opened.used_by(pool, PostgresQueue(pool, settings, codec=codec))
 
 
 def _async_postgres_queue(settings: PostgresSettings, codec: Codec) -> AsyncPostgresQueue:
@@ -234,7 +266,9 @@ class Container(containers.DeclarativeContainer):
             block_limit=queue_timing.provided.block_limit,
             durability=providers.Callable(Settings.queue_durability, settings),
         ),
-        postgres=providers.Singleton(_postgres_queue, postgres_pool, postgres_settings, codec),
+        postgres=providers.Singleton(
+            _postgres_queue, postgres_pool, postgres_settings, codec, opened_pools
+        ),
     )
     queue = providers.Dependency(instance_of=QueuePort, default=queue_backend)  # type: ignore[type-abstract]
     # The asyncio producer's queue: over the memory queue's store, or its own asyncio client.
@@ -282,6 +316,7 @@ class Container(containers.DeclarativeContainer):
         ),
         postgres=providers.Singleton(
             _postgres_cache,
+            opened_pools,
             pool=postgres_pool,
             settings=postgres_settings,
             prefix=config.cache.prefix,

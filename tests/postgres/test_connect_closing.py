@@ -1,6 +1,7 @@
 """A producer's ``foundry.connect()`` on PostgreSQL: ``close()`` closes its pool (threads and
-connections), and one left open is closed when the interpreter exits, before it tears down
-(a pool collected at shutdown waits for its threads, seconds each, and warns)."""
+connections); one dropped unclosed closes it once it is collected with what was taken from it;
+one left open is closed when the interpreter exits, before it tears down (a pool collected at
+shutdown waits for its threads, seconds each, and warns)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,32 @@ atexit.register(pool_threads_left)
 fx = foundry.connect(sys.argv[1])
 print("job:", fx.dispatcher(registry).dispatch(add, {"a": 1, "b": 2}), flush=True)
 fx.cache.set("k", 1)
+"""
+
+
+# The process's first connection (its container keeps the ``Container`` class's providers),
+# dropped unclosed, then a dispatcher taken from a second one, kept, then dropped.
+_DROPPED = """
+import gc, sys, threading
+import foundry
+from tests.e2e.apps import add, registry
+
+def pool_threads():
+    gc.collect()
+    return len([t for t in threading.enumerate() if t.name.startswith("foundry-")])
+
+def request():
+    fx = foundry.connect(sys.argv[1])
+    fx.dispatcher(registry).dispatch(add, {"a": 1, "b": 2})
+    fx.cache.set("k", 1)
+    return pool_threads()
+
+print(request(), pool_threads(), flush=True)
+dispatcher = foundry.connect(sys.argv[1]).dispatcher(registry)
+job_id = dispatcher.dispatch(add, {"a": 1, "b": 2})
+kept = pool_threads()
+del dispatcher
+print(kept, pool_threads(), job_id, flush=True)
 """
 
 
@@ -87,6 +114,31 @@ def test_a_connection_left_open_is_closed_quietly_when_the_interpreter_exits(
     assert done.stdout.splitlines()[-1] == "left: "
     assert done.stderr == ""
     assert queue.get(done.stdout.splitlines()[0].removeprefix("job: ")) is not None
+
+
+def test_a_dropped_connection_closes_its_pool_once_nothing_taken_from_it_is_left(
+    queue: PostgresQueue, postgres_url: str
+) -> None:
+    env = {**os.environ, "DATABASE_SCHEMA": queue.schema}
+
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", _DROPPED, postgres_url],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    dropped, kept = (line.split() for line in done.stdout.splitlines())
+    assert int(dropped[0]) > 0
+    assert int(dropped[1]) == 0
+    assert int(kept[0]) > 0  # the kept dispatcher's pool lives
+    assert int(kept[1]) == 0
+    assert queue.get(kept[2]) is not None
+    assert done.stderr == ""
 
 
 def test_a_second_event_loop_closes_the_first_loops_connection(
