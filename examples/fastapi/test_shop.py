@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from shop import Customer, app, engine
-from sqlalchemy import select
+from shop import Customer, app
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 import foundry
@@ -28,7 +28,7 @@ def test_a_committed_signup_sends_one_job_and_a_rolled_back_one_sends_none() -> 
 
         assert (ok.status_code, refused.status_code) == (201, 402)
         assert fx.queue.stats("mail").ready == before + 1
-        with Session(engine) as session:
+        with Session(create_engine(os.environ["SHOP_DATABASE_URL"])) as session:
             emails = session.scalars(select(Customer.email)).all()
         assert emails == ["ann@example.com"]
         worker = [sys.executable, "-m", "foundry.entrypoints.cli", "work", "--app", "shop:registry"]
