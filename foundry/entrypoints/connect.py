@@ -41,14 +41,16 @@ class Connection:
     @cached_property
     def queue(self) -> QueuePort:
         """The ``QueuePort`` of the configured driver."""
-        self._opened.append("queue")
-        return self._container.queue()
+        built = self._container.queue()
+        self._opened.append("queue")  # once built: a port that failed has nothing to close
+        return built
 
     @cached_property
     def cache(self) -> CachePort:
         """The ``CachePort`` of the configured driver."""
-        self._opened.append("cache")
-        return self._container.cache()
+        built = self._container.cache()
+        self._opened.append("cache")  # once built: a port that failed has nothing to close
+        return built
 
     def dispatcher(
         self, registry: JobRegistry, *, commit_hooks: CommitHooks | None = None
@@ -71,8 +73,9 @@ class Connection:
     @cached_property
     def async_queue(self) -> AsyncQueuePort:
         """The ``AsyncQueuePort`` of the configured driver (use it from one event loop)."""
-        self._opened.append("async_queue")
-        return self._container.async_queue()
+        built = self._container.async_queue()
+        self._opened.append("async_queue")  # once built: a port that failed has nothing to close
+        return built
 
     def async_dispatcher(
         self, registry: JobRegistry, *, commit_hooks: CommitHooks | None = None

@@ -23,19 +23,21 @@ from tests.backends import unique_prefix
 from tests.commit_support import configure_django
 from tests.e2e.apps import add, registry
 from tests.redis_server import RedisServer
+from tests.redis_topologies import RedisClusterGroup
 
 pytestmark = pytest.mark.redis
 
 REQUESTS = 12
 
 
-def _clients(server: RedisServer) -> int:
-    """The sockets this process holds open to the server (counted on this side: a socket
-    closed is gone at once, where the server may not have read its end yet)."""
+def _clients(*servers: RedisServer) -> int:
+    """The sockets this process holds open to the servers (counted on this side: a socket
+    closed is gone at once, where a server may not have read its end yet)."""
+    ports = {server.port for server in servers}
     return sum(
         1
         for socket in psutil.Process().net_connections("tcp")
-        if socket.raddr and socket.raddr.port == server.port
+        if socket.raddr and socket.raddr.port in ports
     )
 
 
@@ -150,3 +152,23 @@ def test_one_loop_keeps_its_connection_for_every_call(server: RedisServer) -> No
     during = asyncio.run(serve())
 
     assert (during, _clients(server)) == (1, 0)
+
+
+def test_a_loop_per_request_on_a_cluster_leaves_no_connection_of_its_loops_open(
+    redis_cluster: RedisClusterGroup, resource_warnings: list[warnings.WarningMessage]
+) -> None:
+    settings = foundry.Settings(redis_url=redis_cluster.url(), queue_prefix=unique_prefix("c"))
+    connection = foundry.connect(settings)
+    dispatcher = connection.async_dispatcher(registry)
+
+    async def request() -> str:
+        return await dispatcher.dispatch(add, {"a": 1, "b": 2})
+
+    jobs = [asyncio.run(request()) for _ in range(REQUESTS)]
+    left_open = _clients(*redis_cluster.nodes)
+    connection.close()
+    gc.collect()
+
+    assert len(set(jobs)) == REQUESTS
+    assert left_open == 0
+    assert [str(warning.message) for warning in resource_warnings] == []

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
+from functools import partial
 from typing import Any, cast
 
 import redis
@@ -15,6 +16,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import RedisClusterException, ResponseError
 
 from foundry.adapters.redis.async_cluster import AsyncClusterClient
+from foundry.adapters.redis.async_loop_end import at_loop_end
 from foundry.adapters.redis.async_runner import AsyncFunctionRunner
 from foundry.adapters.redis.cluster import as_driver_error
 from foundry.adapters.redis.cluster_runner import MAX_REDIRECTS, REDIRECTS, held
@@ -29,7 +31,9 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
 
     An asyncio cluster client belongs to the event loop that first used it: another loop (or
     a forked child) gets a client of its own, made from the first one's nodes and settings
-    (``cluster.AsyncClusterClient``, as ``connection.connect_async`` makes).
+    (``cluster.AsyncClusterClient``, as ``connection.connect_async`` makes). Each one has its
+    connections closed when its loop is shut down (``async_loop_end``), so a loop per request
+    (async views under WSGI) leaves none open.
 
     With ``durability`` a durable call and its ``WAIT`` go together on one connection of the
     call's master (``_durable``).
@@ -39,6 +43,9 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
         super().__init__(client)
         self._first = cast(AsyncRedisCluster, client)  # typed as redis.asyncio.Redis
         self._here: tuple[asyncio.AbstractEventLoop, int] | None = None
+        #: By the id of each loop's client: that loop, and what closes the client at its end.
+        self._closings: dict[int, tuple[asyncio.AbstractEventLoop, AsyncGenerator[None, None]]]
+        self._closings = {}
         self._durability = durability or Durability()
         self._wait = self._durability.wait_command()
         self.waits_for_replicas = self._wait is not None
@@ -56,6 +63,8 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
 
     async def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """FCALL ``name`` on the master of ``keys``' slot."""
+        if id(self.cluster) not in self._closings:
+            await self._close_at_loop_end(self.cluster)
         keys = held(name, keys)
         command = ("FCALL", self.library.function[name], len(keys), *keys, *args)
         if self._wait is not None and name in DURABLE:
@@ -122,7 +131,21 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
 
     async def command(self, *args: Arg) -> Any:
         """One plain command, routed by its key."""
+        if id(self.cluster) not in self._closings:
+            await self._close_at_loop_end(self.cluster)
         return await self._execute(*args)
+
+    async def _close_at_loop_end(self, cluster: AsyncRedisCluster) -> None:
+        """Have ``cluster``, the running loop's client, closed when the loop is shut down;
+        forget those of loops closed without that step."""
+        for key in [key for key, (loop, _) in self._closings.items() if loop.is_closed()]:
+            del self._closings[key]
+        ending = await at_loop_end(partial(self._loop_ends, cluster))
+        self._closings[id(cluster)] = (asyncio.get_running_loop(), ending)
+
+    async def _loop_ends(self, cluster: AsyncRedisCluster) -> None:
+        self._closings.pop(id(cluster), None)
+        await cluster.aclose()
 
     async def aclose(self) -> None:
         """Close the client this runner made for another loop (the first one is the
