@@ -30,14 +30,17 @@ pytestmark = pytest.mark.redis
 REQUESTS = 12
 
 
-def _clients(*servers: RedisServer) -> int:
+def _clients(*servers: RedisServer, established: bool = False) -> int:
     """The sockets this process holds open to the servers (counted on this side: a socket
-    closed is gone at once, where a server may not have read its end yet)."""
+    closed is gone at once, where a server may not have read its end yet); ``established``:
+    only those whose connection was not ended."""
     ports = {server.port for server in servers}
     return sum(
         1
         for socket in psutil.Process().net_connections("tcp")
-        if socket.raddr and socket.raddr.port in ports
+        if socket.raddr
+        and socket.raddr.port in ports
+        and (socket.status == psutil.CONN_ESTABLISHED or not established)
     )
 
 
@@ -172,3 +175,20 @@ def test_a_loop_per_request_on_a_cluster_leaves_no_connection_of_its_loops_open(
     assert len(set(jobs)) == REQUESTS
     assert left_open == 0
     assert [str(warning.message) for warning in resource_warnings] == []
+
+
+def test_a_loop_closed_without_being_shut_down_has_its_connection_ended_by_the_next_loop(
+    server: RedisServer,
+) -> None:
+    connection = foundry.connect(server.url)
+    dispatcher = connection.async_dispatcher(registry)
+    seen = []
+    for _ in range(3):
+        loop = asyncio.new_event_loop()  # closed below without shutdown_asyncgens
+        loop.run_until_complete(dispatcher.dispatch(add, {"a": 1, "b": 2}))
+        loop.close()
+        seen.append(_clients(server, established=True))
+    connection.close()
+    gc.collect()  # the socket objects of the ended connections
+
+    assert seen == [1, 1, 1]  # each loop's connection ended once the next one opened its own

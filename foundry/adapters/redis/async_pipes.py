@@ -142,10 +142,12 @@ class Pipes:
         pipe, owner = self._pipe, self._owner
         if pipe is not None and owner is not None and pipe.fork == forks[0]:
             self._left[owner[0]] = pipe
-        for loop in [loop for loop in self._left if loop.is_closed()]:
-            self._left.pop(loop).abandon()
-        for loop in [loop for loop in self._endings if loop.is_closed()]:
-            del self._endings[loop]
+        for loop in list(self._left):  # list(): taken whole, whatever another thread does
+            if loop.is_closed() and (left := self._left.pop(loop, None)) is not None:
+                left.abandon()
+        for loop in list(self._endings):
+            if loop.is_closed():
+                self._endings.pop(loop, None)
 
     async def _loop_ends(self, loop: asyncio.AbstractEventLoop) -> None:
         """``loop`` is shut down: close its pipe (in use, or left to it), and the idle
