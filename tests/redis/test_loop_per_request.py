@@ -23,14 +23,14 @@ from tests.backends import unique_prefix
 from tests.commit_support import configure_django
 from tests.e2e.apps import add, registry
 from tests.redis_server import RedisServer
-from tests.redis_topologies import RedisClusterGroup
+from tests.redis_topologies import RedisClusterGroup, SentinelGroup, SentinelProcess
 
 pytestmark = pytest.mark.redis
 
 REQUESTS = 12
 
 
-def _clients(*servers: RedisServer, established: bool = False) -> int:
+def _clients(*servers: RedisServer | SentinelProcess, established: bool = False) -> int:
     """The sockets this process holds open to the servers (counted on this side: a socket
     closed is gone at once, where a server may not have read its end yet); ``established``:
     only those whose connection was not ended."""
@@ -174,6 +174,29 @@ def test_a_loop_per_request_on_a_cluster_leaves_no_connection_of_its_loops_open(
 
     assert len(set(jobs)) == REQUESTS
     assert left_open == 0
+    assert [str(warning.message) for warning in resource_warnings] == []
+
+
+def test_a_loop_per_request_behind_sentinel_leaves_no_connection_of_its_loops_open(
+    redis_sentinel: SentinelGroup, resource_warnings: list[warnings.WarningMessage]
+) -> None:
+    group = [*redis_sentinel.sentinels, redis_sentinel.master, redis_sentinel.replica]
+    settings = foundry.Settings(redis_url=redis_sentinel.url(), queue_prefix=unique_prefix("s"))
+    connection = foundry.connect(settings)
+    dispatcher = connection.async_dispatcher(registry)
+    gc.collect()
+    before = _clients(*group)  # the session's sentinels serve other tests of this process
+
+    async def request() -> str:
+        return await dispatcher.dispatch(add, {"a": 1, "b": 2})
+
+    jobs = [asyncio.run(request()) for _ in range(REQUESTS)]
+    after = _clients(*group)
+    connection.close()
+    gc.collect()
+
+    assert len(set(jobs)) == REQUESTS
+    assert after == before
     assert [str(warning.message) for warning in resource_warnings] == []
 
 

@@ -151,7 +151,8 @@ class Pipes:
 
     async def _loop_ends(self, loop: asyncio.AbstractEventLoop) -> None:
         """``loop`` is shut down: close its pipe (in use, or left to it), and the idle
-        connections of the client's pool (a blocking command's), which only it can use."""
+        connections of the client's pool (a blocking command's) and, behind Sentinel, of
+        the sentinels' clients (that found the master), which only it can use."""
         self._endings.pop(loop, None)
         left = self._left.pop(loop, None)
         if left is not None:
@@ -159,7 +160,11 @@ class Pipes:
             await left.connection.disconnect(nowait=True)
         if self._owner == _here():
             await self.close()
-        await self._client.connection_pool.disconnect(inuse_connections=False)
+        pool = self._client.connection_pool
+        manager = getattr(pool, "sentinel_manager", None)
+        sentinels = [client.connection_pool for client in manager.sentinels] if manager else []
+        for idle in (pool, *sentinels):
+            await idle.disconnect(inuse_connections=False)
 
     async def _connect(self) -> Pipe:
         """A new pipe: redis-py connects and shakes hands (within the socket timeout), then
