@@ -36,7 +36,8 @@ class Connection:
         self.settings = settings
         self._container = container or build_container(settings)
         self._opened: list[str] = []
-        weakref.finalize(self, _let_go, self._container, settings, self._opened)
+        built = container is None  # a container given is the giver's to reset
+        weakref.finalize(self, _let_go, self._container, settings, self._opened, built)
 
     @cached_property
     def queue(self) -> QueuePort:
@@ -143,14 +144,15 @@ def _close_redis(container: Container, settings: Settings, opened: list[str]) ->
     opened[:] = [port for port in opened if port not in drivers]
 
 
-def _let_go(container: Container, settings: Settings, opened: list[str]) -> None:
+def _let_go(container: Container, settings: Settings, opened: list[str], built: bool) -> None:
     """A connection collected unclosed: its Redis connections are closed (a client kept by
-    something taken from it reconnects on its next call), and the container forgets what
-    it built (the process's first container keeps its class's providers, and so would keep
-    them), so each PostgreSQL pool is closed with the last adapter over it
+    something taken from it reconnects on its next call), and the container it ``built``
+    forgets what it made (the process's first container keeps its class's providers, and so
+    would keep them), so each PostgreSQL pool is closed with the last adapter over it
     (``OpenedPools.used_by``) and the asyncio client's connections with their loops."""
     _close_redis(container, settings, opened)
-    container.reset_singletons()
+    if built:
+        container.reset_singletons()
 
 
 def connect(settings: Settings | str | None = None) -> Connection:
