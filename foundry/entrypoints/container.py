@@ -143,7 +143,11 @@ class PoolUsers:
         self._count -= 1
         # A forked child's copies of the adapters leave its parent's pool alone.
         if self._count == 0 and self._pid == os.getpid() and not self._pool.closed:
-            self._pool.close()
+            if threading.current_thread().name.startswith(f"{self._pool.name}-"):
+                # Collected on one of the pool's own threads, which close() joins.
+                threading.Thread(target=self._pool.close, name="pool-closer").start()
+            else:
+                self._pool.close()
 
 
 #: Pools to close at exit, each with the process that opened it (a forked child leaves its
