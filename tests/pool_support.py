@@ -132,7 +132,7 @@ class FlakyQueue(MemoryQueue):
 
     def complete_many(
         self, leases: Sequence[Lease], results: Sequence[Any] | None = None
-    ) -> list[bool]:
+    ) -> list[bool | QueueBroken]:
         if self.down:
             raise QueueUnavailable("the queue is down (test)")
         return super().complete_many(leases, results)
@@ -145,7 +145,7 @@ class BatchingQueue(FlakyQueue):
 
     def complete_many(
         self, leases: Sequence[Lease], results: Sequence[Any] | None = None
-    ) -> list[bool]:
+    ) -> list[bool | QueueBroken]:
         done = super().complete_many(leases, results)
         self.batches += 1
         return done
@@ -244,7 +244,7 @@ class LaggingQueue(FlakyQueue):
 
     def complete_many(
         self, leases: Sequence[Lease], results: Sequence[Any] | None = None
-    ) -> list[bool]:
+    ) -> list[bool | QueueBroken]:
         return self._durable(lambda: super(LaggingQueue, self).complete_many(leases, results))
 
     def complete_and_claim(

@@ -109,12 +109,16 @@ class QueuePort(Protocol):
 
     def complete_many(
         self, leases: Sequence[Lease], results: Sequence[Any] | None = None
-    ) -> list[bool]:
+    ) -> list[bool | QueueBroken]:
         """Complete every lease (with ``results[i]`` if given) in as few round trips as the
         backend allows; whether each was applied.
 
         Each is completed as ``complete`` would (re-sends accepted, Q8), except that a stale
-        lease does not raise: its place in the answer is ``False`` (it is still counted).
+        lease does not raise: its place in the answer is ``False`` (it is still counted); and
+        a completion refused by its queue (``QueueBroken``: the backend answers but will not
+        work on that queue's data) raises nothing: its place is that error, naming the queue
+        (whether it was applied is not known; a re-send is accepted, Q8), and the other
+        queues' completions stand. On ``QueueUnavailable`` none is known to have happened.
         """
         ...
 

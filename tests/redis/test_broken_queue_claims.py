@@ -141,3 +141,44 @@ def test_a_start_report_another_queue_refuses_does_not_fail_the_claim_it_rides_w
     claimed = queue.claim(ClaimRequest(["a"], lease=LEASE, started=held))
 
     assert [(lease.job_id, lease.attempt) for lease in claimed] == [("a1", 1)]
+
+
+def test_a_batch_of_completions_reports_a_refusal_for_its_jobs_and_applies_the_others(
+    redis_url: str, clock: ManualClock
+) -> None:
+    queue = _queue(redis_url, clock)
+    queue.enqueue_many([Job("t", id="b1", queue="b", unique=UniqueSpec("report"))])
+    queue.enqueue(Job("t", id="a1", queue="a"))
+    held = queue.claim(ClaimRequest(["b", "a"], lease=LEASE, limit=2))
+    _break_unique_key(queue, "report")
+
+    refused, done = queue.complete_many(held, [1, 2])
+
+    assert isinstance(refused, QueueBroken)
+    assert (refused.queue, done) == ("b", True)
+    a1 = queue.get("a1")
+    assert a1 is not None
+    assert a1.state is JobState.COMPLETED
+
+
+def test_the_pool_settles_the_healthy_jobs_of_a_flushed_batch_at_once(redis_url: str) -> None:
+    config = PoolConfig(queues=("a", "b"), concurrency=2, idle_wait=FAST, cancel_check=None)
+    pool = Harness(config, queue=lambda clock: _queue(redis_url, clock))  # type: ignore[arg-type,return-value]
+    queue = pool.queue
+    assert isinstance(queue, RedisQueue)
+    queue.enqueue_many([Job("work", id="b1", queue="b", unique=UniqueSpec("report"))])
+    queue.enqueue(Job("work", id="a1", queue="a"))
+    pool.start()
+    _break_unique_key(queue, "report")
+    settler = pool.sup.settler
+    for slot in pool.sup.slots:
+        assert slot.job is not None
+        settler.complete(slot.job.lease, None, 0.01, pool.now)
+
+    settler.flush()
+
+    assert [(job_id, outcome.kind) for job_id, outcome in pool.events.finished] == [
+        ("a1", OutcomeKind.COMPLETED)
+    ]
+    assert [pending.lease.job_id for pending in settler.outbox] == ["b1"]
+    assert pool.sup._quarantine.broken(pool.now) == []

@@ -126,8 +126,7 @@ class MemoryQueue:
     ) -> tuple[list[bool | QueueBroken], list[Lease]]:
         """``complete_many`` then ``claim``: nothing to save by doing both in one call here
         (no queue's data can be refused here: every answer is a ``bool``)."""
-        applied: list[bool | QueueBroken] = [*self.complete_many(leases, results)]
-        return applied, self.claim(request)
+        return self.complete_many(leases, results), self.claim(request)
 
     def _put(self, job: Job, blob: bytes, now: datetime) -> EnqueueOutcome:
         state = self._store.queue(job.queue)
@@ -193,9 +192,10 @@ class MemoryQueue:
 
     def complete_many(
         self, leases: Sequence[Lease], results: Sequence[Any] | None = None
-    ) -> list[bool]:
-        """Under one hold of the lock."""
-        return self._writes.complete_many(leases, results)
+    ) -> list[bool | QueueBroken]:
+        """Under one hold of the lock (no queue's data is refused here: every answer is a
+        ``bool``)."""
+        return [*self._writes.complete_many(leases, results)]
 
     def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:
         """Retry (new seq) or bury."""

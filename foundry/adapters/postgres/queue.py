@@ -257,9 +257,10 @@ class PostgresQueue:
 
     def complete_many(
         self, leases: Sequence[Lease], results: Sequence[Any] | None = None
-    ) -> list[bool]:
-        """See ``QueuePort.complete_many``."""
-        return self._writes.complete_many(leases, results)
+    ) -> list[bool | QueueBroken]:
+        """See ``QueuePort.complete_many`` (no queue's data is refused here: every answer is
+        a ``bool``)."""
+        return [*self._writes.complete_many(leases, results)]
 
     def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:
         """See ``QueuePort.fail``."""

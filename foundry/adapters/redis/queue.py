@@ -237,8 +237,8 @@ class RedisQueue:
 
     def complete_many(
         self, leases: Sequence[Lease], results: Sequence[Any] | None = None
-    ) -> list[bool]:
-        """One round trip for the batch."""
+    ) -> list[bool | QueueBroken]:
+        """One round trip for the batch; a queue's refusal in its jobs' places."""
         return self._writes.complete_many(leases, results)
 
     def fail(self, lease: Lease, error: ErrorInfo, decision: Decision) -> JobState:

@@ -105,18 +105,15 @@ class LeaseWrites:
 
     def complete_many(
         self, leases: Sequence[Lease], results: Sequence[Any] | None = None
-    ) -> list[bool]:
-        """Complete a batch in one round trip; ``False`` where the lease was stale (not raised)."""
+    ) -> list[bool | QueueBroken]:
+        """Complete a batch in one round trip; ``False`` where the lease was stale, a queue's
+        ``QueueBroken`` where that queue refused its call (neither raised)."""
         groups, calls = self.complete_calls(leases, results)
         if not calls:
             return []
         with guard("complete_many"):
             replies = self._runner.call_many(calls, errors_in_place=True)
-        outcomes = self.outcomes(leases, groups, replies)
-        for outcome in outcomes:
-            if isinstance(outcome, QueueBroken):  # the other queues' completions were applied:
-                raise outcome  # a re-send is accepted (Q8)
-        return [outcome is True for outcome in outcomes]
+        return self.outcomes(leases, groups, replies)
 
     def complete_calls(
         self, leases: Sequence[Lease], results: Sequence[Any] | None
