@@ -144,6 +144,9 @@ if TYPE_CHECKING:
         QueueBroken as QueueBroken,
     )
     from foundry.domain import (
+        QueuesBroken as QueuesBroken,
+    )
+    from foundry.domain import (
         QueueUnavailable as QueueUnavailable,
     )
     from foundry.domain import (
@@ -284,6 +287,7 @@ __all__ = [
     "QueuePort",
     "QueueStats",
     "QueueBroken",
+    "QueuesBroken",
     "QueueUnavailable",
     "WriteNotReplicated",
     "ResultTimeout",
@@ -377,6 +381,7 @@ _HOMES = {
     "PermanentFailure": "foundry.domain",
     "Progress": "foundry.domain",
     "QueueBroken": "foundry.domain",
+    "QueuesBroken": "foundry.domain",
     "QueueUnavailable": "foundry.domain",
     "WriteNotReplicated": "foundry.domain",
     "ResultTimeout": "foundry.domain",

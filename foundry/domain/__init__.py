@@ -68,6 +68,9 @@ if TYPE_CHECKING:
         QueueBroken as QueueBroken,
     )
     from foundry.domain.errors import (
+        QueuesBroken as QueuesBroken,
+    )
+    from foundry.domain.errors import (
         QueueUnavailable as QueueUnavailable,
     )
     from foundry.domain.errors import (
@@ -290,6 +293,7 @@ __all__ = [
     "PermanentFailure",
     "Progress",
     "QueueBroken",
+    "QueuesBroken",
     "QueueUnavailable",
     "WriteNotReplicated",
     "ResultTimeout",
@@ -333,6 +337,7 @@ _HOMES = {
     "LockNotOwned": "foundry.domain.errors",
     "PermanentFailure": "foundry.domain.errors",
     "QueueBroken": "foundry.domain.errors",
+    "QueuesBroken": "foundry.domain.errors",
     "QueueUnavailable": "foundry.domain.errors",
     "WriteNotReplicated": "foundry.domain.errors",
     "StaleEffect": "foundry.domain.errors",

@@ -7,7 +7,7 @@ attempt records is ``ErrorInfo``, in ``error_info.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 class FoundryError(Exception):
@@ -106,6 +106,22 @@ class QueueBroken(QueueUnavailable):
             f"queue {queue!r} is broken: {reason}; fix or delete the key named (foundry stats "
             "shows the queue's state), the other queues are not affected"
         )
+
+
+class QueuesBroken(QueueBroken):
+    """A call over several queues served those that answered, but ``broken`` queues refused
+    it (one ``QueueBroken`` each, in the order met); ``done`` is what the call did for the
+    others (e.g. the leases ``reap`` recovered). ``queue`` is the first broken queue's."""
+
+    def __init__(self, broken: Sequence[QueueBroken], done: int = 0) -> None:
+        if not broken:
+            raise ValueError("QueuesBroken needs at least one queue's QueueBroken")
+        self.broken = tuple(broken)
+        self.done = done
+        first = self.broken[0]
+        super().__init__(first.queue, first.reason)
+        if len(self.broken) > 1:
+            self.args = ("; ".join(str(error) for error in self.broken),)
 
 
 class WriteNotReplicated(QueueUnavailable):

@@ -161,7 +161,11 @@ class QueuePort(Protocol):
 
     def reap(self) -> int:
         """Recover every expired lease (Q5): back to ready, or dead with ``"lease lost"`` after
-        ``max_attempts`` starts. Returns how many leases were recovered."""
+        ``max_attempts`` starts. Returns how many leases were recovered.
+
+        A queue the backend refuses to reap (``QueueBroken``) does not stop the others: they
+        are reaped, then ``QueuesBroken`` is raised with one ``QueueBroken`` per refusing
+        queue (``broken``) and the leases the others gave back (``done``)."""
         ...
 
     def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:

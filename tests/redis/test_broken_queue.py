@@ -4,6 +4,7 @@ the key), the others are served, and the CLI tells broken data (exit 1) from unr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,11 +18,14 @@ import redis
 from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.queue import RedisQueue
-from foundry.domain import Job, JobState, QueueBroken, UniqueSpec
+from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.upkeep import REAP_EVERY_S
+from foundry.domain import Job, JobState, QueueBroken, QueuesBroken, UniqueSpec
 from foundry.entrypoints.settings import Settings
 from foundry.ports import ClaimRequest
 from tests.backends import LEASE, unique_prefix
 from tests.cli_support import container_for, invoke
+from tests.pool_support import FAST, Harness
 
 pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parents[2]
@@ -218,3 +222,46 @@ def test_a_job_is_found_by_id_around_a_queue_whose_data_is_broken(
     assert found is not None
     assert found.job.queue == "c"
     assert raised.value.queue == "b"  # the job may be in it: not "no such job"
+
+
+def test_reap_names_every_queue_that_refused_and_counts_what_the_others_gave_back(
+    redis_url: str, clock: ManualClock
+) -> None:
+    queue, prefix = _queue(redis_url, clock)
+    jobs = [Job("t", id=f"{name}1", queue=name) for name in ("a", "b", "c")]
+    queue.enqueue_many(jobs)
+    queue.claim(ClaimRequest(["a", "b", "c"], lease=LEASE, limit=3))
+    client = redis.Redis.from_url(redis_url)
+    for name in ("a", "b"):
+        client.set(f"{prefix}:{{{name}}}:leases", "x")
+    clock.advance(LEASE * 3)
+
+    with pytest.raises(QueuesBroken) as raised:
+        queue.reap()
+
+    assert [error.queue for error in raised.value.broken] == ["a", "b"]
+    assert all("leases is a string" in str(error) for error in raised.value.broken)
+    assert raised.value.done == 1
+    assert "'a' is broken" in str(raised.value)
+    assert "'b' is broken" in str(raised.value)
+
+
+def test_a_worker_leaves_out_no_queue_of_its_own_for_another_queue_reap_found_broken(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = PoolConfig(queues=("c",), concurrency=1, idle_wait=FAST, cancel_check=None)
+    pool = Harness(config, queue=lambda clock: _queue(redis_url, clock)[0])  # type: ignore[arg-type,return-value]
+    queue = pool.queue
+    assert isinstance(queue, RedisQueue)
+    queue.enqueue_many([Job("work", id="b1", queue="b"), Job("work", id="c1", queue="c")])
+    queue.claim(ClaimRequest(["b"], lease=LEASE))  # another worker's, which died
+    queue._runner.client.set(f"{queue._keys.prefix}:{{b}}:leases", "x")
+    pool.clock.advance(LEASE * 3)
+
+    with caplog.at_level(logging.INFO, "foundry"):
+        pool.start()
+        pool.advance(REAP_EVERY_S)
+
+    assert pool.sup._quarantine.broken(pool.now) == []
+    assert "'b' is broken" not in caplog.text
+    assert pool.running(0) == "c1"

@@ -40,6 +40,7 @@ from foundry.domain import (
     JobState,
     Progress,
     QueueBroken,
+    QueuesBroken,
     QueueUnavailable,
     Retry,
     StaleLease,
@@ -200,8 +201,8 @@ class LeaseWrites:
             raise _stale(lease)
 
     def reap(self, queues: list[str]) -> int:
-        """Recover expired leases in ``queues``, in batches of 1,000 per queue and call; a
-        broken queue raises ``QueueBroken`` once the others are reaped."""
+        """Recover expired leases in ``queues``, in batches of 1,000 per queue and call; broken
+        queues raise ``QueuesBroken`` (one ``QueueBroken`` each) once the others are reaped."""
         total, refused = 0, []
         pending = queues
         while pending:
@@ -226,8 +227,11 @@ class LeaseWrites:
             pending = [queue for queue, reply in answered if reply[0] >= _REAP_BATCH]
         if total:
             log.warning("reaped %s expired lease(s)", total)
-        if refused:
-            raise refused[0]
+        broken_queues = [error for error in refused if isinstance(error, QueueBroken)]
+        if len(broken_queues) < len(refused):  # an error reply that is no queue's own
+            raise next(error for error in refused if not isinstance(error, QueueBroken))
+        if broken_queues:
+            raise QueuesBroken(broken_queues, total)
         return total
 
     def _each(

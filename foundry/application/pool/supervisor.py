@@ -117,6 +117,7 @@ class Supervisor:
             outage,
             config.lease,
             self._quarantine,
+            served=config.queues,
             cancel_check=config.cancel_check,
             monotonic=monotonic,
         )

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import NamedTuple
 
 from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
 from foundry.application.pool.quarantine import Quarantine
-from foundry.domain import FoundryError, QueueBroken
+from foundry.domain import FoundryError, QueuesBroken
 from foundry.ports import Lease, QueuePort
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class Upkeep:
         lease: timedelta,
         quarantine: Quarantine,
         *,
+        served: Sequence[str],
         cancel_check: timedelta | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -51,6 +52,7 @@ class Upkeep:
         self._book = book
         self._outage = outage
         self._quarantine = quarantine
+        self._served = frozenset(served)  # the queues this pool claims from
         self._lease = lease
         self.next_reap_at = 0.0
         self._poll_every = float("inf") if cancel_check is None else cancel_check.total_seconds()
@@ -102,9 +104,11 @@ class Upkeep:
         self.next_reap_at = now + min(self._book.every_s, REAP_EVERY_S)
         try:
             recovered = self._queue.reap()
-        except QueueBroken as error:  # the others were reaped; not an outage
-            self._quarantine.add(error, now)
-            return
+        except QueuesBroken as error:  # the others were reaped; not an outage
+            for refused in error.broken:
+                if refused.queue in self._served:  # another worker's queue is not ours to log
+                    self._quarantine.add(refused, now)
+            recovered = error.done
         except FoundryError as error:
             self._outage.failed("reap", error, now)
             return
