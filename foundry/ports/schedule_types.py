@@ -6,7 +6,7 @@ from datetime import datetime
 
 import attrs
 
-from foundry.domain import Job
+from foundry.domain import Job, QueueBroken
 from foundry.ports.queue_types import EnqueueOutcome
 
 
@@ -36,11 +36,13 @@ class DueSchedule:
 class Poll:
     """What a scheduler reads: the backend's ``now``, the schedules due by ``now + ahead`` (at
     most the limit asked for), and the earliest next tick of the others (``None``: none
-    waits)."""
+    waits); ``broken``: one ``QueueBroken`` per queue whose schedules the backend refused to
+    read (the others' are read all the same)."""
 
     now: datetime
     due: tuple[DueSchedule, ...]
     next_at: datetime | None
+    broken: tuple[QueueBroken, ...] = ()
 
 
 @attrs.frozen
@@ -62,11 +64,15 @@ class Fired:
     """The answer to a ``Firing``: ``applied`` False when another scheduler took the step
     first (or the schedule was paused, removed or redefined meanwhile): nothing was written.
     ``outcomes`` has one ``EnqueueOutcome`` per job when applied (a ``Duplicate`` is a tick
-    skipped because the previous tick's job still holds the schedule's unique key)."""
+    skipped because the previous tick's job still holds the schedule's unique key).
+    ``refused``: the ``QueueBroken`` of the schedule's queue when the backend refused to work
+    on it (then ``applied`` is False; whether it was is not known, and firing it again is
+    safe: a firing whose ``due_from`` no longer stands is not applied twice)."""
 
     name: str
     applied: bool
     outcomes: tuple[EnqueueOutcome, ...] = ()
+    refused: QueueBroken | None = None
 
 
 @attrs.frozen

@@ -24,6 +24,12 @@ class SchedulePort(Protocol):
     * Time is the backend's (``poll().now``: Redis ``TIME``, or the memory queue's clock).
     * A paused or orphaned schedule is never due.
 
+    * One queue whose data the backend refuses (``QueueBroken``) does not stop the others':
+      ``poll`` reads the others and names it in ``Poll.broken``, ``fire`` answers its
+      firings with ``Fired.refused``, ``sync_schedules`` syncs the others, then raises
+      ``QueuesBroken`` (one ``QueueBroken`` per queue); ``schedule_states`` raises it too,
+      instead of a list without that queue's schedules.
+
     Backend failures raise ``QueueUnavailable``; a queue or schedule name that is not a string
     raises ``TypeError`` naming what to pass, before the backend is asked.
     """
@@ -48,7 +54,8 @@ class SchedulePort(Protocol):
         ...
 
     def schedule_states(self) -> list[ScheduleState]:
-        """Every schedule the backend knows, sorted by name, then queue."""
+        """Every schedule the backend knows, sorted by name, then queue; ``QueuesBroken``
+        (naming every queue that refused) if some queue's could not be read."""
         ...
 
     def pause_schedule(self, queue: str, name: str) -> bool:

@@ -9,6 +9,9 @@ Costs: ``poll`` one function call per queue, pipelined (O(log n + limit) each; e
 starts reading the due schedules at a random place, so schedulers polling together mostly
 fire different ones instead of racing for the same); ``fire`` one
 call per queue and batch, pipelined; ``sync_schedules`` one per queue.
+
+Each queue's call is answered on its own (``errors_in_place``): a queue whose keys Redis
+refuses (a key of the wrong type) is named in the answer, and the other queues' calls stand.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import redis
 
+from foundry.adapters.redis.broken import broken
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.epochs import Epochs
 from foundry.adapters.redis.errors import guard
@@ -28,6 +32,7 @@ from foundry.adapters.redis.keys import KeyLayout
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import ceil_ms, from_ms, job_args, to_ms
 from foundry.adapters.redis.runner import Arg, FunctionRunner, call
+from foundry.domain import QueueBroken, QueuesBroken
 from foundry.ports.queue_types import Duplicate, Enqueued, EnqueueOutcome
 
 if TYPE_CHECKING:
@@ -69,11 +74,24 @@ class RedisSchedules:
     def _schedules_key(self) -> str:
         return f"{self._keys.prefix}:{{registry}}:schedules"
 
-    def _pipelined(self, what: str, calls: list[_Call]) -> list[Any]:
+    def _pipelined(
+        self, what: str, queues: Sequence[str], calls: list[_Call]
+    ) -> tuple[list[Any], dict[str, QueueBroken]]:
+        """One call per queue of ``queues``, in one write, each answered on its own: a queue's
+        error reply is ``None`` in its place and its ``QueueBroken`` returned (an error reply
+        that is no queue's own is raised)."""
         if not calls:
-            return []
+            return [], {}
         with guard(what):
-            return self._runner.call_many(calls)
+            replies: list[Any] = self._runner.call_many(calls, errors_in_place=True)
+        refused: dict[str, QueueBroken] = {}
+        for index, (queue, reply) in enumerate(zip(queues, replies, strict=True)):
+            if isinstance(reply, redis.ResponseError):
+                error = broken(self._client, self._keys.queue(queue), reply)
+                if not isinstance(error, QueueBroken):
+                    raise error from reply
+                refused[queue], replies[index] = error, None
+        return replies, refused
 
     def sync_schedules(self, entries: Sequence[ScheduleEntry], *, redefine: bool) -> None:
         """Know every declared schedule: one call per queue, pipelined."""
@@ -87,7 +105,9 @@ class RedisSchedules:
         calls: list[_Call] = [
             ("schedule_admin", self._schedule_keys(q), a) for q, a in by_queue.items()
         ]
-        self._pipelined("sync_schedules", calls)
+        _, refused = self._pipelined("sync_schedules", list(by_queue), calls)
+        if refused:
+            raise QueuesBroken(list(refused.values()))
 
     def poll(self, queues: Sequence[str], limit: int, ahead: timedelta = timedelta(0)) -> Poll:
         """The server's now (or the test clock's) and the schedules of ``queues`` due by now
@@ -109,11 +129,16 @@ class RedisSchedules:
             )
             for q in names
         ]
-        replies = self._pipelined("poll", calls)
-        now_ms = int(replies[0][0])
+        replies, refused = self._pipelined("poll", names, calls)
+        answered = [(queue, reply) for queue, reply in zip(names, replies, strict=True) if reply]
+        if answered:
+            now_ms = int(answered[0][1][0])
+        else:
+            with guard("poll"):
+                now_ms = self._clock.read(self._client)
         due: list[DueSchedule] = []
         wakes = []
-        for queue, reply in zip(names, replies, strict=True):
+        for queue, reply in answered:
             if reply[1]:
                 wakes.append(int(reply[1]))
             for i in range(2, len(reply), 3):
@@ -123,7 +148,7 @@ class RedisSchedules:
                 else:
                     wakes.append(now_ms)
         next_at = from_ms(min(wakes)) if wakes else None
-        return Poll(from_ms(now_ms), tuple(due), next_at)
+        return Poll(from_ms(now_ms), tuple(due), next_at, tuple(refused.values()))
 
     def fire(self, firings: Sequence[Firing]) -> list[Fired]:
         """Every firing, one function call per queue, pipelined (jobs encoded first)."""
@@ -139,9 +164,13 @@ class RedisSchedules:
         with guard("fire"):
             for queue in groups:
                 self._epochs.register(queue)
-        replies = self._pipelined("fire", calls)
+        replies, refused = self._pipelined("fire", list(groups), calls)
         answers: list[Fired | None] = [None] * len(firings)
         for (queue, indices), reply in zip(groups.items(), replies, strict=True):
+            if queue in refused:
+                for index in indices:
+                    answers[index] = _refused(firings[index], refused[queue])
+                continue
             self._epochs.see(queue, reply[0])
             position = 1
             for index in indices:
@@ -172,8 +201,11 @@ class RedisSchedules:
                 q.decode() for q in call(self._client, "SMEMBERS", self._schedules_key())
             )
         calls: list[_Call] = [("schedule_admin", self._schedule_keys(q), ["list"]) for q in queues]
+        replies, refused = self._pipelined("schedule_states", queues, calls)
+        if refused:
+            raise QueuesBroken(list(refused.values()))
         states = []
-        for queue, reply in zip(queues, self._pipelined("schedule_states", calls), strict=True):
+        for queue, reply in zip(queues, replies, strict=True):
             for i in range(0, len(reply), 3):
                 states.append(_state(reply[i].decode(), queue, reply[i + 1], reply[i + 2]))
         return sorted(states, key=lambda state: (state.name, state.queue))
@@ -194,6 +226,12 @@ class RedisSchedules:
     def _admin(self, queue: str, args: list[Arg]) -> Any:
         with guard(f"schedule {args[0]!s}"):
             return self._runner.call("schedule_admin", self._schedule_keys(queue), args)
+
+
+def _refused(firing: Firing, error: QueueBroken) -> Fired:
+    from foundry.ports.schedule_types import Fired  # noqa: PLC0415
+
+    return Fired(firing.name, applied=False, refused=error)
 
 
 def _answer(firing: Firing, reply: list[Any], position: int) -> tuple[Fired, int]:

@@ -10,6 +10,9 @@ A tick due within ``ahead`` (default five seconds) is fired early: its job is en
 until the tick, so it is claimable at the tick itself however long a burst of ticks takes to
 enqueue, and never runs early (Q3). Schedules with ``overlap='skip'`` are fired at their tick
 only (their unique key must be checked then, not before).
+
+A queue the backend refuses (``QueueBroken``) stops only its own schedules: the others fire,
+and it is logged as ``BrokenQueues`` says, its schedules tried again at every step.
 """
 
 from __future__ import annotations
@@ -17,15 +20,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from foundry.application.schedules.broken import BrokenQueues
 from foundry.domain import (
     FoundryError,
     Job,
     Overlap,
     PeriodicSchedule,
+    QueueBroken,
+    QueuesBroken,
     RunAt,
     RunNow,
     UniqueSpec,
@@ -106,6 +112,8 @@ class Scheduler:
         self._wake_at = 0.0
         self._failing = False
         self._redefined: set[str] = set()
+        self._broken = BrokenQueues()
+        self._refusals: list[QueueBroken] = []  # this step's, by queue
 
     @property
     def idle(self) -> bool:
@@ -150,16 +158,20 @@ class Scheduler:
         return wait
 
     def _step(self, now: float) -> float:
+        self._refusals = []
         if self._synced_at is None or now - self._synced_at >= RESYNC_EVERY_S:
-            self.sync(redefine=self._synced_at is None)
+            self._refused_by(self.sync, redefine=self._synced_at is None)
             self._synced_at = now
         poll = self._port.poll(self._queues, self._batch, self._ahead)
+        self._refusals += poll.broken
         firings, orphans, held = self._plan(poll.due, poll.now)
         for queue, names in orphans.items():
             log.warning("schedules %s of queue %s are not declared: orphaned", names, queue)
             self._port.orphan(queue, names)
         if firings:
             self._report(self._port.fire(firings), poll.now)
+        self._broken.refused(self._refusals, now)
+        self._broken.answered(set(self._queues) - {error.queue for error in self._refusals})
         if len(poll.due) >= self._batch and len(held) < len(poll.due):
             return 0.0  # more may be due, unless all it read waits for a later moment
         # The fired schedules' next ticks count too: one ticking faster than MAX_SLEEP_S is
@@ -238,7 +250,14 @@ class Scheduler:
         entry = ScheduleEntry(
             schedule.name, schedule.queue, schedule.definition, schedule.first_tick(now)
         )
-        self._port.sync_schedules([entry], redefine=True)
+        self._refused_by(self._port.sync_schedules, [entry], redefine=True)
+
+    def _refused_by(self, write: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        """``write``, its queues' refusals kept for this step (the other queues' stand)."""
+        try:
+            write(*args, **kwargs)
+        except QueuesBroken as error:
+            self._refusals += error.broken
 
     def tick_job(self, schedule: PeriodicSchedule, tick: datetime, now: datetime) -> Job:
         """The job of ``schedule``'s ``tick``: the same id on every scheduler. It keeps the
@@ -264,7 +283,9 @@ class Scheduler:
 
     def _report(self, answers: Sequence[Fired], now: datetime) -> None:
         for answer in answers:
-            if answer.applied and answer.outcomes:
+            if answer.refused is not None:
+                self._refusals.append(answer.refused)
+            elif answer.applied and answer.outcomes:
                 log.debug(
                     "schedule %s fired %s tick(s) at %s", answer.name, len(answer.outcomes), now
                 )

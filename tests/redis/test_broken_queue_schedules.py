@@ -1,0 +1,131 @@
+"""A queue whose schedule keys Redis refuses (a key of the wrong type) stops only its own
+schedules: the scheduler names it once, and the other queues' schedules keep firing."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+import redis
+
+import foundry
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.redis.connection import RedisSettings, connect
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.application.schedules.scheduler import Scheduler
+from foundry.domain import QueuesBroken
+from foundry.ports import Firing
+from tests.backends import unique_prefix
+
+pytestmark = pytest.mark.redis
+MINUTE = timedelta(minutes=1)
+
+
+def _app() -> foundry.JobRegistry:
+    registry = foundry.JobRegistry()
+
+    @registry.job(name="beat")
+    def beat() -> None:
+        return None
+
+    for queue in ("a", "b", "c"):
+        registry.schedule(f"beat-{queue}", "beat", every=MINUTE, queue=queue)
+    return registry
+
+
+def _queue(redis_url: str, clock: ManualClock) -> RedisQueue:
+    return RedisQueue(redis.Redis.from_url(redis_url), prefix=unique_prefix("bs"), clock=clock)
+
+
+def _break(queue: RedisQueue, name: str, key: str) -> None:
+    client = queue._runner.client
+    client.delete(f"{queue._keys.prefix}:{{{name}}}:{key}")
+    client.set(f"{queue._keys.prefix}:{{{name}}}:{key}", "x")
+
+
+def _fired(queue: RedisQueue, registry: foundry.JobRegistry, clock: ManualClock) -> list[str]:
+    tick = clock.now().replace(second=0, microsecond=0)
+    return [
+        schedule.queue
+        for schedule in registry.schedules()
+        if queue.get(schedule.job_id(tick), schedule.queue) is not None
+    ]
+
+
+def test_a_queue_whose_schedules_redis_refuses_stops_only_its_own_and_is_named_once(
+    redis_url: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = _queue(redis_url, clock)
+    registry = _app()
+    scheduler = Scheduler(queue, registry)
+    scheduler.step()  # synced: each waits for the first minute
+    _break(queue, "b", "sched:due")
+    clock.advance(MINUTE)
+
+    with caplog.at_level(logging.INFO, "foundry"):
+        scheduler.step()
+        scheduler.step()
+
+    assert _fired(queue, registry, clock) == ["a", "c"]
+    broken = [r for r in caplog.records if "'b' is broken" in r.getMessage()]
+    assert len(broken) == 1
+    assert broken[0].levelno == logging.ERROR
+    assert "the backend failed" not in caplog.text
+
+
+def test_a_firing_its_queue_refuses_is_answered_refused_and_the_others_fire(
+    redis_url: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = _queue(redis_url, clock)
+    registry = _app()
+    scheduler = Scheduler(queue, registry)
+    scheduler.step()
+    _break(queue, "b", "meta")  # its schedules are read, firing them is refused
+    clock.advance(MINUTE)
+
+    with caplog.at_level(logging.INFO, "foundry"):
+        scheduler.step()
+        first = [queue.stats(name).ready for name in ("a", "c")]
+        queue._runner.client.delete(f"{queue._keys.prefix}:{{b}}:meta")
+        scheduler.step()
+
+    assert first == [1, 1]
+    assert [queue.stats(name).ready for name in ("a", "b", "c")] == [1, 1, 1]
+    assert len([r for r in caplog.records if "'b' is broken" in r.getMessage()]) == 1
+    assert "queue 'b' answers again" in caplog.text
+
+
+@pytest.mark.parametrize("url", ["redis_url", "redis_cluster_url"])
+def test_the_schedule_port_names_each_broken_queue_and_serves_the_others(
+    request: pytest.FixtureRequest, url: str, clock: ManualClock
+) -> None:
+    client = connect(RedisSettings(url=request.getfixturevalue(url)))
+    queue = RedisQueue(client, prefix=unique_prefix("bs"), clock=clock)
+    registry = _app()
+    Scheduler(queue, registry).sync(redefine=True)
+    _break(queue, "b", "sched:due")
+    _break(queue, "c", "sched:rec")
+    clock.advance(MINUTE)
+
+    poll = queue.poll(["a", "b", "c"], 10)
+    [due] = poll.due
+    fired = queue.fire(
+        [
+            Firing(name, on, due.definition, due.due_from, due.due_from + MINUTE)
+            for name, on in (("beat-a", "a"), ("beat-c", "c"))
+        ]
+    )
+    with pytest.raises(QueuesBroken) as listing:
+        queue.schedule_states()
+    with pytest.raises(QueuesBroken) as syncing:
+        Scheduler(queue, registry).sync(redefine=False)
+
+    assert [item.queue for item in poll.due] == ["a"]
+    assert [error.queue for error in poll.broken] == ["b", "c"]
+    assert [(answer.applied, answer.refused is None) for answer in fired] == [
+        (True, True),
+        (False, False),
+    ]
+    assert [error.queue for error in listing.value.broken] == ["b", "c"]
+    assert [error.queue for error in syncing.value.broken] == ["c"]  # b's due set unread
