@@ -53,7 +53,9 @@ def server(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
 def resource_warnings() -> Iterator[list[warnings.WarningMessage]]:
     """The warnings raised while the test runs, every ``ResourceWarning`` among them (a
     socket, transport or redis-py connection collected unclosed: the test collects garbage
-    before it reads them, see ``_unclosed``)."""
+    before it reads them, see ``_unclosed``). Earlier tests' garbage is collected first: its
+    sockets may name this test's port, which a stopped server of theirs had."""
+    gc.collect()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         yield caught
