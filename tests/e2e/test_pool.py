@@ -168,6 +168,11 @@ def vanishes(code: int) -> None:
     os._exit(code)
 
 
+@registry.job(name="kills_itself", retry=ONCE)
+def kills_itself() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 @registry.job(name="pid")
 def pid() -> int:
     return os.getpid()
@@ -432,6 +437,23 @@ def test_a_handler_that_ends_its_process_fails_with_worker_lost_and_its_exit_cod
         7,
     )
     assert queue.get(after).state is JobState.COMPLETED  # type: ignore[union-attr]
+
+
+@pytest.mark.timeout(60)
+def test_a_burst_pool_whose_last_job_killed_its_child_stops_without_waiting_out_idle_wait(
+    queue: MemoryQueue, dispatcher: Dispatcher
+) -> None:
+    ok_id = dispatcher.dispatch("add", {"a": 1, "b": 2})
+    job_id = dispatcher.dispatch("kills_itself")
+    hour = timedelta(hours=1)  # an idle claim that waited would outlast the test's timeout
+    config = PoolConfig(burst=True, concurrency=2, idle_wait=hour, heartbeat_every=hour)
+
+    code = Pool(queue, registry, config, clock=SystemClock(), workers=queue).run()
+
+    record = queue.get(job_id)
+    assert record is not None
+    assert (code, record.state, queue.get(ok_id).result) == (0, JobState.DEAD, 3)  # type: ignore[union-attr]
+    assert record.errors[0].signal == signal.SIGKILL
 
 
 def test_child_init_runs_once_in_every_child(

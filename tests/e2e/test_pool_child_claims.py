@@ -48,6 +48,11 @@ def stuck() -> None:
     time.sleep(30)
 
 
+@registry.job(name="kills_itself", retry=ONCE)
+def kills_itself() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 @registry.job(name="pid")
 def pid() -> int:
     return os.getpid()
@@ -215,3 +220,20 @@ def test_a_stop_while_a_child_claims_leaves_the_queue_whole(
     record = queue.get(job_id)
     assert record is not None
     assert (record.state, record.attempts) == (JobState.READY, 0)
+
+
+@pytest.mark.timeout(60)
+def test_a_burst_pool_whose_last_job_killed_its_child_stops_without_waiting_out_idle_wait(
+    queue: RedisQueue, dispatcher: Dispatcher
+) -> None:
+    ok_id = dispatcher.dispatch("add", {"a": 1, "b": 2})
+    job_id = dispatcher.dispatch("kills_itself")
+    hour = timedelta(hours=1)  # a claim that waited would outlast the test's timeout
+    config = PoolConfig(burst=True, concurrency=2, idle_wait=hour, heartbeat_every=hour)
+
+    code = Pool(queue, registry, config, clock=SystemClock(), workers=queue).run()
+
+    record = queue.get(job_id)
+    assert record is not None
+    assert (code, record.state, queue.get(ok_id).result) == (0, JobState.DEAD, 3)  # type: ignore[union-attr]
+    assert record.errors[0].signal == signal.SIGKILL

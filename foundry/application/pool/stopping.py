@@ -47,6 +47,7 @@ class Stopping:
         self.done = False
         self._grace_end = float("inf")
         self._empty_since: float | None = None  # burst: since when no job was ready
+        self._looked = False  # burst: an idle claim came back empty since the last work
         self.left: Left | None = None  # burst: what it left behind when it stopped
 
     def request(self, *, cold: bool = False) -> None:
@@ -59,13 +60,25 @@ class Stopping:
         claim (jobs a rate limit holds back are delayed, and a claim takes them as it
         releases them: they are never seen ready)."""
         self._empty_since = None
+        self._looked = False
+
+    @property
+    def looks_first(self) -> bool:
+        """Whether an idle pool's next claim only looks (waits for no job): a burst pool with
+        nothing to run asks once without blocking, so it stops as soon as its queues are
+        drained instead of after an ``idle_wait`` (a long one kept it for seconds after its
+        last job). Later claims block as usual while delayed jobs keep it going."""
+        return self._burst and not self._looked
 
     def check_drained(self, now: float, *, holding: bool, broken: Sequence[str] = ()) -> None:
         """In burst mode, stop once the pool holds no lease and runs no job (``holding``
         false), no job is ready in the queues it serves, and none became ready or was
         claimed for ``BURST_HORIZON_S`` while delayed jobs remain; say what is left (delayed
         jobs further ahead, paused queues' jobs, ``broken`` queues)."""
-        if not self._burst or holding:
+        if not self._burst:
+            return
+        self._looked = True
+        if holding:
             return
         left = self._left(broken)
         if left is None:  # a job is ready, or the sizes could not be read

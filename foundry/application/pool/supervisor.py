@@ -334,11 +334,14 @@ class Supervisor:
         if wanted <= 0 or not self._claimer.due(now, idle=idle):
             return
         wait = min(self.config.idle_wait.total_seconds(), self._quiet_for(now)) if idle else 0.0
+        looks = idle and self.stopping.looks_first  # a burst pool asks once without waiting
+        if looks:
+            wait = 0.0
         # Jobs for idle children start at once; the rest are held ahead, their attempts spent
         # only once they start (the buffer is empty while a child is idle: _hand_out above).
         idle_children = sum(1 for slot in self.slots if slot.state is SlotState.IDLE)
         ahead = max(wanted - idle_children, 0)
-        if idle and self._children_claim and self._delegate(wanted, ahead):
+        if idle and not looks and self._children_claim and self._delegate(wanted, ahead):
             return
         self._claimed(self._claimer.claim(wanted, wait, now, ahead=ahead), now, idle, wait)
 
