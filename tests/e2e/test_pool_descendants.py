@@ -21,7 +21,7 @@ from foundry.adapters.memory import MemoryQueue
 from foundry.application.context import JobContext
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.middleware import JobOutcome, Middleware
-from foundry.application.pool import Pool
+from foundry.application.pool import Pool, processes
 from foundry.application.pool.config import PoolConfig
 from foundry.application.registry import JobRegistry
 from foundry.domain import JobState, RetryPolicy
@@ -69,6 +69,21 @@ def daemonizes_then_dies(pid_file: str) -> None:
         Path(pid_file).write_text(str(os.getpid()))
         os.write(ready_w, b"x")
         time.sleep(5)
+        os._exit(0)
+    os.read(ready_r, 1)
+    os._exit(3)
+
+
+@registry.job(name="daemon_outlives_the_test", retry=ONCE, timeout=timedelta(seconds=2))
+def daemon_outlives_the_test(pid_file: str) -> None:
+    """Forks a daemon that holds the child's descriptors until the test kills it; the child
+    then ends with status 3."""
+    ready_r, ready_w = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        Path(pid_file).write_text(str(os.getpid()))
+        os.write(ready_w, b"x")
+        time.sleep(600)
         os._exit(0)
     os.read(ready_r, 1)
     os._exit(3)
@@ -148,6 +163,28 @@ def test_a_child_whose_daemon_holds_its_descriptors_is_seen_to_exit_at_once(
 ) -> None:
     pid_file = tmp_path / "daemon.pid"
     job_id = dispatcher.dispatch("daemonizes_then_dies", {"pid_file": str(pid_file)})
+    ok_id = dispatcher.dispatch("add", {"a": 1, "b": 2})
+
+    try:
+        code = run(queue, concurrency=1)
+    finally:
+        _kill(pid_file)
+
+    record, ok = queue.get(job_id), queue.get(ok_id)
+    assert record is not None
+    assert ok is not None
+    assert (code, record.state, ok.result) == (0, JobState.DEAD, 3)
+    (error,) = record.errors
+    assert (error.type, error.exit_code) == ("foundry.application.errors.WorkerLost", 3)
+
+
+@pytest.mark.timeout(60)
+def test_without_pidfds_a_child_whose_daemon_holds_its_descriptors_is_seen_to_exit(
+    queue: MemoryQueue, dispatcher: Dispatcher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processes, "_pidfd_works", lambda: False)  # macOS, Linux before 5.3
+    pid_file = tmp_path / "daemon.pid"
+    job_id = dispatcher.dispatch("daemon_outlives_the_test", {"pid_file": str(pid_file)})
     ok_id = dispatcher.dispatch("add", {"a": 1, "b": 2})
 
     try:

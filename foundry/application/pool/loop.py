@@ -125,6 +125,10 @@ class Pool:
             rng=rng,
         )
         self._signals = 0
+        # Without pidfds a child's exit sentinel is a pipe a process it forked may hold open:
+        # its exit is then also looked for on SIGCHLD and on the loop's timed turns.
+        self._looks_for_exits = not self._workforce.pidfds
+        self._child_signalled = False
 
     @property
     def worker_id(self) -> str:
@@ -176,6 +180,8 @@ class Pool:
             now = time.monotonic()
             early = woken and now < wake_at  # no timed duty is due yet (events set none sooner)
             sup.tick(now, early=early)
+            if self._looks_for_exits and (self._child_signalled or not early):
+                self._look_for_exits()
             if sup.finished:
                 return
             if self._timers and not early and not sup.stopping.requested:
@@ -270,6 +276,13 @@ class Pool:
         child.conn.close()
         self.supervisor.child_exited(slot, exitcode, time.monotonic())
 
+    def _look_for_exits(self) -> None:
+        """Read the exits of children whose pipe sentinels did not report them."""
+        self._child_signalled = False
+        for slot, child in self._workforce.exited():
+            if self._workforce.children.get(slot) is child:
+                self._exited(slot, child)
+
     def _watch(self, slot: int, child: Child) -> None:
         self._selector.register(child.conn, selectors.EVENT_READ, (_PIPE, slot, child))
         self._selector.register(child.process.sentinel, selectors.EVENT_READ, (_EXIT, slot, child))
@@ -290,6 +303,8 @@ class Pool:
         old = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         old[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
         old[signal.SIGQUIT] = signal.signal(signal.SIGQUIT, self._on_quit)
+        if self._looks_for_exits:  # its wake-up byte ends the loop's sleep
+            old[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, self._on_child)
 
         def restore() -> None:
             signal.set_wakeup_fd(old_fd)
@@ -312,6 +327,9 @@ class Pool:
         # Ctrl-\ asks to quit now: stop cold (jobs killed and released, attempts unspent),
         # never die with the jobs' leases left to lapse.
         self.supervisor.stopping.request(cold=True)
+
+    def _on_child(self, signum: int, frame: FrameType | None) -> None:
+        self._child_signalled = True
 
     def _exit_code(self) -> int:
         sup = self.supervisor

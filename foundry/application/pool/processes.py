@@ -6,7 +6,9 @@ would: standard streams flushed before the fork, its stdin then ``/dev/null``, i
 0, the ``sys.exit`` code, or 1 after an uncaught exception (printed), its non-daemon threads
 joined and its streams flushed before ``os._exit``; the parent watches an exit sentinel: a
 pidfd (Linux 5.3 and later), readable once the child has exited whatever its own children
-hold, else a pipe whose write end only the child (and what it forks) holds. Importing
+hold, else a pipe whose write end only the child (and what it forks) holds: a process the
+child forked keeps that pipe open, so without pidfds the parent also asks the kernel whether
+each child has exited (``Process.exited``, on SIGCHLD and on the loop's timed turns). Importing
 ``multiprocessing`` (with ``tempfile``, ``shutil``, ``bz2``, ``lzma``) would cost the worker's
 start millions of instructions.
 """
@@ -53,9 +55,34 @@ class Process:
 
     def join(self, timeout: float) -> None:
         """Wait up to ``timeout`` for the child to exit and reap it if it did."""
-        if self.exitcode is None and _readable(self.sentinel, timeout):
+        if self.exitcode is None and self.wait(timeout):
             # A pipe sentinel closes as the child exits, a moment before it can be reaped.
             self._reap(0)
+
+    def exited(self) -> bool:
+        """Whether the child has exited, without reaping it (until then its pid, and so its
+        group id, names no other process); where ``waitid`` is missing it is reaped."""
+        if self.exitcode is not None:
+            return True
+        if not _WAITID:
+            return self.poll() is not None
+        try:
+            return os.waitid(os.P_PID, self.pid, _EXITED_NOWAIT) is not None
+        except ChildProcessError:  # reaped already
+            return True
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the child to exit (without reaping it); whether it did.
+        A pipe sentinel a process the child forked still holds never reports it: the kernel
+        is asked too, every ``_EXIT_POLL_S``."""
+        deadline = time.monotonic() + timeout
+        while not self.exited():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if _readable(self.sentinel, min(left, _EXIT_POLL_S)):
+                return True
+        return True
 
     def poll(self) -> int | None:
         """Reap the child if it has exited; its exit code, or ``None``."""
@@ -130,6 +157,9 @@ class ProcessWorkforce:
         self._on_spawn = on_spawn
         self._nice = nice
         self.children: dict[int, Child] = {}
+        #: Whether the children's exits are watched by pidfds; if not, a pipe sentinel a
+        #: grandchild holds never reports one, and the loop asks ``exited`` too.
+        self.pidfds = _pidfd_works()
 
     def spawn(self, slot: int) -> int:
         """Fork a child for ``slot``; returns its pid. A failed fork raises ``OSError``
@@ -154,6 +184,14 @@ class ProcessWorkforce:
         self._on_spawn(slot, child)
         return child.pid
 
+    def exited(self) -> list[tuple[int, Child]]:
+        """The children that have exited, not reaped yet (their exits are still to be read)."""
+        return [
+            (slot, c)
+            for slot, c in self.children.items()
+            if c.process.exitcode is None and c.process.exited()
+        ]
+
     def _start(
         self, slot: int, child_end: Channel, parent_end: Channel, fence: mmap.mmap
     ) -> Process:
@@ -174,7 +212,7 @@ class ProcessWorkforce:
                 queue=self._queue,
             )
 
-        return fork(life, f"foundry-child-{slot}")
+        return fork(life, f"foundry-child-{slot}", pidfd=self.pidfds)
 
     def send(self, slot: int, frame: bytes) -> bool:
         """Send a frame; ``False`` if the child's pipe is broken."""
@@ -267,7 +305,7 @@ class ProcessWorkforce:
 
 def _exited(child: Child, timeout: float) -> bool:
     """Whether the child has exited within ``timeout`` (without reaping it)."""
-    return child.process.exitcode is not None or _readable(child.process.sentinel, timeout)
+    return child.process.wait(timeout)
 
 
 def _readable(fd: int, timeout: float) -> bool:
@@ -276,10 +314,11 @@ def _readable(fd: int, timeout: float) -> bool:
     return bool(poller.poll(max(timeout, 0.0) * 1000.0))
 
 
-def fork(target: Callable[[], None], name: str) -> Process:
+def fork(target: Callable[[], None], name: str, *, pidfd: bool | None = None) -> Process:
     """Fork a child that runs ``target`` then exits (``name`` heads the report of an
-    exception it raises); ``OSError`` if the fork fails."""
-    if _PIDFD:
+    exception it raises), watched by a pidfd if ``pidfd`` (by default: if this system has
+    them), else by a pipe; ``OSError`` if the fork fails."""
+    if _PIDFD if pidfd is None else pidfd:
         return _fork_watched_by_pidfd(target, name)
     sentinel, held = os.pipe()
     try:
@@ -333,6 +372,10 @@ def _pidfd_works() -> bool:
 
 
 _PIDFD = _pidfd_works()
+_WAITID = hasattr(os, "waitid")  # (macOS has it from Python 3.13)
+_EXITED_NOWAIT = (os.WEXITED | os.WNOHANG | os.WNOWAIT) if _WAITID else 0
+#: Without a pidfd, how often a wait for a child's exit asks the kernel (seconds).
+_EXIT_POLL_S = 0.05
 
 
 def _live(target: Callable[[], None], name: str) -> int:
