@@ -25,6 +25,7 @@ from foundry.application.pool import Pool, processes
 from foundry.application.pool.config import PoolConfig
 from foundry.application.registry import JobRegistry
 from foundry.domain import JobState, RetryPolicy
+from foundry.ports import Lease
 
 registry = JobRegistry()
 ONCE = RetryPolicy(max_attempts=1)
@@ -100,6 +101,47 @@ def writes_on_its_pipe(prefix: str) -> int:
                 os.write(int(name), bytes.fromhex(prefix))
     time.sleep(25)
     return 1
+
+
+@registry.job(name="starts_a_frame_it_never_ends", retry=ONCE, timeout=timedelta(seconds=30))
+def starts_a_frame_it_never_ends(marker: str) -> None:
+    """Writes the start of a 1000-byte frame on every socket it holds (its pipe to the parent
+    among them), as a process a handler started might; then says so in ``marker`` and sleeps
+    past the test's patience."""
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+                os.write(int(name), struct.pack("!i", 1000) + b"x")
+    Path(marker).write_text("written")
+    time.sleep(25)
+
+
+@registry.job(name="waits_for", timeout=timedelta(seconds=30))
+def waits_for(path: str) -> None:
+    """Returns once ``path`` exists (at most 20 s)."""
+    for _ in range(2000):
+        if Path(path).exists():
+            return
+        time.sleep(0.01)
+
+
+class Ends:
+    """The jobs in the order they ended (a ``PoolObserver``)."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def job_started(self, lease: Lease, child_pid: int, started_at: Any) -> None:
+        """Not needed here."""
+
+    def job_finished(self, lease: Lease, outcome: Any, runtime_s: float) -> None:
+        self.ids.append(lease.job_id)
+
+    def child_recycled(self, child_pid: int, reason: str) -> None:
+        """Not needed here."""
+
+    def leases_renewed(self, kept: int, lost: int) -> None:
+        """Not needed here."""
 
 
 @registry.job(name="joins_the_parents_group", retry=ONCE, timeout=timedelta(seconds=1))
@@ -222,6 +264,31 @@ def test_a_frame_a_foreign_writer_starts_but_never_ends_kills_that_child_not_the
     assert ok is not None
     assert (code, record.state, ok.result) == (0, JobState.DEAD, 3)
     assert record.errors[0].type == "foundry.application.errors.WorkerLost"
+
+
+@pytest.mark.timeout(60)
+def test_a_frame_that_does_not_come_whole_holds_up_no_other_childs_jobs(
+    queue: MemoryQueue, dispatcher: Dispatcher, tmp_path: Path
+) -> None:
+    marker = tmp_path / "written"
+    slow = dispatcher.dispatch("starts_a_frame_it_never_ends", {"marker": str(marker)})
+    first = dispatcher.dispatch("waits_for", {"path": str(marker)})  # in the other child
+    others = dispatcher.dispatch_many([("add", {"a": n, "b": 1}) for n in range(20)])
+    ends = Ends()
+    # Jobs for idle children only: each of the others needs the parent to read a reply.
+    config = PoolConfig(burst=True, concurrency=2, prefetch_window=timedelta(0))
+
+    code = Pool(queue, registry, config, clock=SystemClock(), workers=queue, observer=ends).run()
+
+    record = queue.get(slow)
+    assert record is not None
+    assert (code, record.state) == (0, JobState.DEAD)
+    assert record.errors[0].type == "foundry.application.errors.WorkerLost"
+    assert [queue.get(i).result for i in others] == [n + 1 for n in range(20)]  # type: ignore[union-attr]
+    # Every other job ended while the parent waited for the rest of that frame (its deadline
+    # killed the child only after them), not after it.
+    assert ends.ids[-1] == slow
+    assert sorted(ends.ids) == sorted([slow, first, *others])
 
 
 def test_a_copy_a_middleware_forked_after_the_job_never_answers_nor_takes_tasks(

@@ -1,7 +1,9 @@
 import multiprocessing
 import os
 import pickle
+import struct
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +11,9 @@ import pytest
 
 from foundry.application.context import JobContext
 from foundry.application.pool.wire import (
+    FRAME_WAIT_S,
     PROGRESS,
+    BadFrame,
     Channel,
     FrameReader,
     decode_progress,
@@ -195,3 +199,59 @@ def test_a_closed_channel_is_the_end_of_the_other_and_refuses_its_own_use() -> N
     assert not parent.closed
     with pytest.raises(OSError, match="closed"):
         child.fileno()
+
+
+def test_a_bound_channel_keeps_a_frame_read_in_part_and_completes_it_as_the_rest_comes() -> None:
+    parent, child = Channel.pair()
+    parent.bound_reads()
+    big = framed(bytes(range(256)) * 100)
+    wire = framed(b"small") + _large_framed(b"large") + big
+    try:
+        got = []
+        for start in range(0, len(wire), 7):  # seven bytes at a time
+            write_all(child.fileno(), wire[start : start + 7])
+            while (frame := parent.read_frame()) is not None:
+                got.append(frame)
+        assert got == [b"small", b"large", bytes(range(256)) * 100]
+        assert parent.read_frame() is None  # nothing there: no wait
+        assert parent.overdue(float("inf")) is None  # nothing read in part
+        assert not parent.poll()
+    finally:
+        parent.close()
+        child.close()
+
+
+@pytest.mark.parametrize(
+    "start", [struct.pack("!i", 1000) + b"x", b"\x00\x00", struct.pack("!i", -1) + b"\x00"]
+)
+def test_a_frame_not_whole_by_its_deadline_is_a_bad_frame(start: bytes) -> None:
+    parent, child = Channel.pair()
+    parent.bound_reads()
+    try:
+        write_all(child.fileno(), start)
+        assert parent.read_frame() is None
+        assert parent.poll()  # a frame is being answered: the child has written
+        assert parent.overdue(time.monotonic()) is None
+        error = parent.overdue(time.monotonic() + FRAME_WAIT_S + 1.0)
+        assert isinstance(error, BadFrame)
+        assert "came in time" in str(error)
+    finally:
+        parent.close()
+        child.close()
+
+
+def test_a_frame_length_past_the_limit_is_a_bad_frame_at_once() -> None:
+    parent, child = Channel.pair()
+    parent.bound_reads()
+    try:
+        write_all(child.fileno(), struct.pack("!i", 0x7FFFFFFF) + b"x")
+        with pytest.raises(BadFrame, match="over the"):
+            parent.read_frame()
+    finally:
+        parent.close()
+        child.close()
+
+
+def _large_framed(frame: bytes) -> bytes:
+    """``frame`` with the length prefix of one over 2 GiB."""
+    return struct.pack("!i", -1) + struct.pack("!Q", len(frame)) + frame

@@ -129,6 +129,7 @@ class Pool:
         # its exit is then also looked for on SIGCHLD and on the loop's timed turns.
         self._looks_for_exits = not self._workforce.pidfds
         self._child_signalled = False
+        self._partial: dict[int, Child] = {}  # children whose pipe holds a frame read in part
 
     @property
     def worker_id(self) -> str:
@@ -180,8 +181,8 @@ class Pool:
             now = time.monotonic()
             early = woken and now < wake_at  # no timed duty is due yet (events set none sooner)
             sup.tick(now, early=early)
-            if self._looks_for_exits and (self._child_signalled or not early):
-                self._look_for_exits()
+            if self._looks_for_exits or self._partial:
+                self._watch_children(now, early=early)
             if sup.finished:
                 return
             if self._timers and not early and not sup.stopping.requested:
@@ -192,9 +193,7 @@ class Pool:
             if not events:  # a quiet moment: write what waits, claim, then sleep
                 sup.quiet(time.monotonic(), filled=True)
                 now = time.monotonic()
-                wake_at = sup.next_wake(now)
-                for timer in self._timers:
-                    wake_at = min(wake_at, timer.next_wake())
+                wake_at = self._next_wake(now)
                 timeout = min(wake_at - now, MAX_SLEEP_S)
                 events = self._selector.select(max(timeout, 0.0))
                 woken = bool(events)
@@ -217,7 +216,7 @@ class Pool:
 
     def _read(self, slot: int, child: Child) -> bool:
         try:
-            frame = child.conn.recv_bytes()
+            frame = child.conn.read_frame()
         except BadFrame as error:
             self._garbled(slot, child, error)
             return False
@@ -225,6 +224,11 @@ class Pool:
             with contextlib.suppress(KeyError, ValueError):  # the exit sentinel reports it
                 self._selector.unregister(child.conn)
             return False
+        if frame is None:  # its rest comes later (by its deadline: _drop_overdue_frames)
+            self._partial[slot] = child
+            return False
+        if self._partial:
+            self._partial.pop(slot, None)
         now = time.monotonic()
         try:
             deliver = self._event_of(frame)
@@ -256,9 +260,21 @@ class Pool:
         reply = decode_reply(frame)
         return lambda slot, now: sup.child_replied(slot, reply, now)
 
+    def _drop_overdue_frames(self, now: float) -> None:
+        """A frame not whole by its deadline was not its child's: that child is killed."""
+        for slot, child in list(self._partial.items()):
+            if child.conn.closed or self._workforce.children.get(slot) is not child:
+                del self._partial[slot]
+                continue
+            error = child.conn.overdue(now)
+            if error is not None:
+                self._garbled(slot, child, error)
+
     def _garbled(self, slot: int, child: Child, error: Exception) -> None:
         """Stop reading a pipe that carried a frame its child did not write (what follows
         cannot be trusted, and may never end); the supervisor kills the child."""
+        if self._partial:
+            self._partial.pop(slot, None)
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(child.conn)
         child.conn.close()
@@ -274,7 +290,26 @@ class Pool:
             with contextlib.suppress(KeyError, ValueError, OSError):  # OSError: closed, garbled
                 self._selector.unregister(watched)
         child.conn.close()
+        if self._partial:
+            self._partial.pop(slot, None)
         self.supervisor.child_exited(slot, exitcode, time.monotonic())
+
+    def _next_wake(self, now: float) -> float:
+        """When the supervisor, a timer or a frame read in part next has something due."""
+        wake_at = self.supervisor.next_wake(now)
+        for timer in self._timers:
+            wake_at = min(wake_at, timer.next_wake())
+        for child in self._partial.values():
+            wake_at = min(wake_at, child.conn.frame_deadline)
+        return wake_at
+
+    def _watch_children(self, now: float, *, early: bool) -> None:
+        """What the exit sentinels and the selector do not report: the exits a pipe sentinel
+        hides (no pidfds), and frames not whole by their deadline."""
+        if self._looks_for_exits and (self._child_signalled or not early):
+            self._look_for_exits()
+        if self._partial:
+            self._drop_overdue_frames(now)
 
     def _look_for_exits(self) -> None:
         """Read the exits of children whose pipe sentinels did not report them."""

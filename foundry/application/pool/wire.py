@@ -14,13 +14,16 @@ child runs. Frames are length-prefixed as ``multiprocessing.connection`` does it
 decodes a job record, only these fields. The two ends are a blocking socket pair (``Channel``).
 
 A frame is at most ``MAX_FRAME_BYTES`` (a reply whose pickled value would be larger carries an
-``InvalidResult`` instead), and the parent reads one whole within ``FRAME_WAIT_S`` plus a
-second per ``FRAME_RATE`` bytes of it: a frame over the limit, or one that stops short, was
-written by some other process holding the pipe (``BadFrame``).
+``InvalidResult`` instead), and the parent must have one whole within ``FRAME_WAIT_S`` plus a
+second per ``FRAME_RATE`` bytes of it from its first byte: a frame over the limit, or one
+that stops short, was written by some other process holding the pipe (``BadFrame``). The
+parent never waits for a frame's rest (``Channel.read_frame``): it keeps what came and reads
+on when more does, so a slow frame holds up no other child's.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import select
@@ -97,10 +100,11 @@ class Channel:
     worker's start). ``recv_bytes`` reads exactly one frame, never past it: a frame already
     in the socket is still there for the selector to report."""
 
-    __slots__ = ("_fd",)
+    __slots__ = ("_fd", "_partial")
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
+        self._partial: _Partial | None = None  # a frame read in part (``read_frame``)
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
@@ -127,6 +131,7 @@ class Channel:
     def close(self) -> None:
         """Close this end (again: nothing)."""
         fd, self._fd = self._fd, -1
+        self._partial = None
         if fd >= 0:
             os.close(fd)
 
@@ -155,9 +160,115 @@ class Channel:
             raise BadFrame(f"a frame of {size} bytes, over the {MAX_FRAME_BYTES} allowed")
         return _read_exactly(fd, size, deadline + size / FRAME_RATE)
 
+    def read_frame(self) -> bytes | None:
+        """The next frame if it is whole now, else ``None``: what came of it is kept, and a
+        later call (when more is readable) reads on. Never waits (after ``bound_reads``);
+        ``EOFError`` once the other end is closed, ``BadFrame`` for a frame over
+        ``MAX_FRAME_BYTES`` (``overdue`` says when one is not whole in time)."""
+        if self._partial is not None:
+            return self._read_on(self._partial)
+        fd = self.fileno()
+        head = _read_some(fd, _SIZE.size)
+        if head is None:
+            return None
+        body = None
+        if len(head) == _SIZE.size:
+            (size,) = _SIZE.unpack(head)
+            if 0 < size <= MAX_FRAME_BYTES:  # the usual frame: its body read in one go
+                body = _read_some(fd, size)
+                if body is not None and len(body) == size:
+                    return body
+        return self._begin(head, body)
+
+    def _begin(self, head: bytes, body: bytes | None) -> bytes | None:
+        """A frame not whole in one read: from now on it is read in part."""
+        partial = _Partial(time.monotonic() + FRAME_WAIT_S, head)
+        if len(head) == _SIZE.size:
+            self._sized(partial)
+            if body:
+                partial.parts.append(body)
+                partial.have = len(body)
+        self._partial = partial
+        return self._read_on(partial)
+
+    def overdue(self, now: float) -> BadFrame | None:
+        """The error of a frame read in part whose time ran out at ``now`` (monotonic)."""
+        partial = self._partial
+        if partial is None or now < partial.deadline:
+            return None
+        if partial.size < 0:
+            return BadFrame(f"{len(partial.head)} bytes of a frame's length came in time")
+        return BadFrame(f"{partial.have} of a frame's {partial.size} bytes came in time")
+
+    @property
+    def frame_deadline(self) -> float:
+        """When the frame read in part must be whole (monotonic; ``inf``: none is)."""
+        return math.inf if self._partial is None else self._partial.deadline
+
+    def _read_on(self, partial: _Partial) -> bytes | None:
+        """Read what is there of the frame begun; it, once whole (then forgotten)."""
+        fd = self.fileno()
+        while partial.size < 0:  # its length first
+            want = _SIZE.size if len(partial.head) < _SIZE.size else _SIZE.size + _LARGE.size
+            chunk = _read_some(fd, want - len(partial.head))
+            if chunk is None:
+                return None
+            partial.head += chunk
+            if len(partial.head) == want:
+                self._sized(partial)
+        while partial.have < partial.size:
+            chunk = _read_some(fd, partial.size - partial.have)
+            if chunk is None:
+                return None
+            partial.parts.append(chunk)
+            partial.have += len(chunk)
+        self._partial = None
+        parts = partial.parts
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    @staticmethod
+    def _sized(partial: _Partial) -> None:
+        """The frame's length is in ``partial.head``: check it, and give the frame its time."""
+        (size,) = _SIZE.unpack_from(partial.head)
+        if size == -1:
+            if len(partial.head) < _SIZE.size + _LARGE.size:
+                return  # its length follows
+            (size,) = _LARGE.unpack_from(partial.head, _SIZE.size)
+        elif size < 0:
+            raise BadFrame(f"a frame length of {size}")
+        if size > MAX_FRAME_BYTES:
+            raise BadFrame(f"a frame of {size} bytes, over the {MAX_FRAME_BYTES} allowed")
+        partial.size = size
+        partial.deadline += size / FRAME_RATE
+
     def poll(self) -> bool:
-        """Whether a read would not block (a frame, or the end of the pipe, is there)."""
-        return _readable(self.fileno(), 0.0)
+        """Whether a read would not block (a frame, or the end of the pipe, is there), or a
+        frame was read in part."""
+        return self._partial is not None or _readable(self.fileno(), 0.0)
+
+
+class _Partial:
+    """A frame read in part: its length prefix so far, then its body so far."""
+
+    __slots__ = ("deadline", "have", "head", "parts", "size")
+
+    def __init__(self, deadline: float, head: bytes) -> None:
+        self.deadline = deadline  # monotonic; its length adds to it once known
+        self.head = head
+        self.size = -1  # not known yet
+        self.parts: list[bytes] = []
+        self.have = 0
+
+
+def _read_some(fd: int, size: int) -> bytes | None:
+    """Up to ``size`` bytes there now (``None``: none); ``EOFError`` at the end of the pipe."""
+    try:
+        chunk = os.read(fd, size)
+    except BlockingIOError:
+        return None
+    if not chunk:
+        raise EOFError("the pipe was closed")
+    return chunk
 
 
 def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
