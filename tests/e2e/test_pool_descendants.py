@@ -9,6 +9,7 @@ import os
 import signal
 import stat
 import struct
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -221,18 +222,30 @@ def test_a_child_whose_daemon_holds_its_descriptors_is_seen_to_exit_at_once(
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("thread", ["main", "other"])  # SIGCHLD, or the loop's timed turns
 def test_without_pidfds_a_child_whose_daemon_holds_its_descriptors_is_seen_to_exit(
-    queue: MemoryQueue, dispatcher: Dispatcher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    queue: MemoryQueue,
+    dispatcher: Dispatcher,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    thread: str,
 ) -> None:
     monkeypatch.setattr(processes, "_pidfd_works", lambda: False)  # macOS, Linux before 5.3
     pid_file = tmp_path / "daemon.pid"
     job_id = dispatcher.dispatch("daemon_outlives_the_test", {"pid_file": str(pid_file)})
     ok_id = dispatcher.dispatch("add", {"a": 1, "b": 2})
+    codes: list[int] = []
 
     try:
-        code = run(queue, concurrency=1)
+        if thread == "main":
+            codes.append(run(queue, concurrency=1))
+        else:
+            other = threading.Thread(target=lambda: codes.append(run(queue, concurrency=1)))
+            other.start()
+            other.join()
     finally:
         _kill(pid_file)
+    (code,) = codes
 
     record, ok = queue.get(job_id), queue.get(ok_id)
     assert record is not None

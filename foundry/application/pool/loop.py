@@ -126,9 +126,11 @@ class Pool:
         )
         self._signals = 0
         # Without pidfds a child's exit sentinel is a pipe a process it forked may hold open:
-        # its exit is then also looked for on SIGCHLD and on the loop's timed turns.
+        # its exit is then also looked for on SIGCHLD (off the main thread, where no signal
+        # handler can be installed: on the loop's timed turns).
         self._looks_for_exits = not self._workforce.pidfds
         self._child_signalled = False
+        self._sigchld = False  # whether SIGCHLD is this loop's
         self._partial: dict[int, Child] = {}  # children whose pipe holds a frame read in part
 
     @property
@@ -306,7 +308,8 @@ class Pool:
     def _watch_children(self, now: float, *, early: bool) -> None:
         """What the exit sentinels and the selector do not report: the exits a pipe sentinel
         hides (no pidfds), and frames not whole by their deadline."""
-        if self._looks_for_exits and (self._child_signalled or not early):
+        due = self._child_signalled or not (self._sigchld or early)  # no SIGCHLD: timed turns
+        if self._looks_for_exits and due:
             self._look_for_exits()
         if self._partial:
             self._drop_overdue_frames(now)
@@ -340,6 +343,8 @@ class Pool:
         old[signal.SIGQUIT] = signal.signal(signal.SIGQUIT, self._on_quit)
         if self._looks_for_exits:  # its wake-up byte ends the loop's sleep
             old[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, self._on_child)
+            signal.siginterrupt(signal.SIGCHLD, False)  # a blocking call it lands in goes on
+            self._sigchld = True
 
         def restore() -> None:
             signal.set_wakeup_fd(old_fd)
