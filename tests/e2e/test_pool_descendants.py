@@ -7,18 +7,22 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import socket
 import stat
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from foundry.adapters.clock import SystemClock
 from foundry.adapters.memory import MemoryQueue
+from foundry.adapters.redis.queue import RedisQueue
 from foundry.application.context import JobContext
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.middleware import JobOutcome, Middleware
@@ -26,7 +30,8 @@ from foundry.application.pool import Pool, processes
 from foundry.application.pool.config import PoolConfig
 from foundry.application.registry import JobRegistry
 from foundry.domain import JobState, RetryPolicy
-from foundry.ports import Lease
+from foundry.ports import Lease, QueuePort
+from tests.backends import unique_prefix
 
 registry = JobRegistry()
 ONCE = RetryPolicy(max_attempts=1)
@@ -106,12 +111,15 @@ def writes_on_its_pipe(prefix: str) -> int:
 
 @registry.job(name="starts_a_frame_it_never_ends", retry=ONCE, timeout=timedelta(seconds=30))
 def starts_a_frame_it_never_ends(marker: str) -> None:
-    """Writes the start of a 1000-byte frame on every socket it holds (its pipe to the parent
-    among them), as a process a handler started might; then says so in ``marker`` and sleeps
-    past the test's patience."""
+    """Writes the start of a 1000-byte frame on every Unix socket it holds (its pipe to the
+    parent among them; not a connection to Redis), as a process a handler started might; then
+    says so in ``marker`` and sleeps past the test's patience."""
     for name in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):
-            if stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+            held = socket.socket(fileno=int(name))
+            unix = held.family == socket.AF_UNIX
+            held.detach()
+            if unix:
                 os.write(int(name), struct.pack("!i", 1000) + b"x")
     Path(marker).write_text("written")
     time.sleep(25)
@@ -279,10 +287,21 @@ def test_a_frame_a_foreign_writer_starts_but_never_ends_kills_that_child_not_the
     assert record.errors[0].type == "foundry.application.errors.WorkerLost"
 
 
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def any_queue(request: pytest.FixtureRequest) -> Iterator[QueuePort]:
+    if request.param == "memory":
+        yield MemoryQueue(SystemClock())
+        return
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    yield RedisQueue(client, prefix=unique_prefix("descendants"))
+    client.close()
+
+
 @pytest.mark.timeout(60)
 def test_a_frame_that_does_not_come_whole_holds_up_no_other_childs_jobs(
-    queue: MemoryQueue, dispatcher: Dispatcher, tmp_path: Path
+    any_queue: QueuePort, tmp_path: Path
 ) -> None:
+    queue, dispatcher = any_queue, Dispatcher(any_queue, registry, SystemClock())
     marker = tmp_path / "written"
     slow = dispatcher.dispatch("starts_a_frame_it_never_ends", {"marker": str(marker)})
     first = dispatcher.dispatch("waits_for", {"path": str(marker)})  # in the other child
