@@ -199,7 +199,17 @@ def dispatcher(queue: MemoryQueue) -> Dispatcher:
     return Dispatcher(queue, registry, SystemClock())
 
 
-def run(queue: MemoryQueue, **options: Any) -> int:
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def any_queue(request: pytest.FixtureRequest) -> Iterator[QueuePort]:
+    if request.param == "memory":
+        yield MemoryQueue(SystemClock())
+        return
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    yield RedisQueue(client, prefix=unique_prefix("descendants"))
+    client.close()
+
+
+def run(queue: QueuePort, **options: Any) -> int:
     config = PoolConfig(burst=True, idle_wait=timedelta(milliseconds=50), **options)
     return Pool(queue, registry, config, clock=SystemClock(), workers=queue).run()
 
@@ -232,13 +242,13 @@ def test_a_child_whose_daemon_holds_its_descriptors_is_seen_to_exit_at_once(
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("thread", ["main", "other"])  # SIGCHLD, or the loop's timed turns
 def test_without_pidfds_a_child_whose_daemon_holds_its_descriptors_is_seen_to_exit(
-    queue: MemoryQueue,
-    dispatcher: Dispatcher,
+    any_queue: QueuePort,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     thread: str,
 ) -> None:
     monkeypatch.setattr(processes, "_pidfd_works", lambda: False)  # macOS, Linux before 5.3
+    queue, dispatcher = any_queue, Dispatcher(any_queue, registry, SystemClock())
     pid_file = tmp_path / "daemon.pid"
     job_id = dispatcher.dispatch("daemon_outlives_the_test", {"pid_file": str(pid_file)})
     ok_id = dispatcher.dispatch("add", {"a": 1, "b": 2})
@@ -285,16 +295,6 @@ def test_a_frame_a_foreign_writer_starts_but_never_ends_kills_that_child_not_the
     assert ok is not None
     assert (code, record.state, ok.result) == (0, JobState.DEAD, 3)
     assert record.errors[0].type == "foundry.application.errors.WorkerLost"
-
-
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def any_queue(request: pytest.FixtureRequest) -> Iterator[QueuePort]:
-    if request.param == "memory":
-        yield MemoryQueue(SystemClock())
-        return
-    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
-    yield RedisQueue(client, prefix=unique_prefix("descendants"))
-    client.close()
 
 
 @pytest.mark.timeout(60)
