@@ -118,7 +118,7 @@ def test_an_unknown_handler_is_retried_during_its_grace_and_dead_after() -> None
     assert record is not None
     assert record.state is JobState.DEAD
     assert record.reason is not None
-    assert "unknown handler 'not.deployed.yet'" in record.reason
+    assert "unknown handler 'not.deployed.yet': still not registered 30s after" in record.reason
     assert pool.workforce.tasks == []
 
 

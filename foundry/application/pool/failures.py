@@ -21,6 +21,7 @@ from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.settle import Settler
 from foundry.application.pool.slots import Running, Slot, SlotState
 from foundry.domain import Cancel, Dead, ErrorInfo, JobCancelled, UnknownHandler
+from foundry.domain.durations import spoken
 from foundry.ports import Clock, Lease
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,8 @@ class Failures:
             self._settler.release(lease, delay)
             return
         reason = (
-            f"unknown handler {job.name!r}: still not registered {grace} after the job was "
+            f"unknown handler {job.name!r}: still not registered {spoken(grace)} after the job "
+            "was "
             "created; deploy the handler, then requeue the dead letter"
         )
         error = ErrorInfo.from_exception(UnknownHandler(job.name))
