@@ -71,8 +71,9 @@ class StaleLease(FoundryError):
         self.job_id = job_id
         self.token = token
         super().__init__(
-            f"lease {token!r} on job {job_id!r} is stale (expired or superseded); "
-            "the job was returned to the queue, so drop this result"
+            f"lease {token!r} on job {job_id!r} is stale: it lapsed (the job went back to its "
+            "queue or on to another worker), or the job ended, was cancelled, deleted or lost "
+            "by the store since; this result is dropped"
         )
 
 
