@@ -58,6 +58,12 @@ def pid() -> int:
     return os.getpid()
 
 
+@registry.job(name="nap")
+def nap(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
 @pytest.fixture
 def queue(redis_url: str) -> Iterator[RedisQueue]:
     client = redis.Redis.from_url(redis_url)
@@ -237,3 +243,30 @@ def test_a_burst_pool_whose_last_job_killed_its_child_stops_without_waiting_out_
     assert record is not None
     assert (code, record.state, queue.get(ok_id).result) == (0, JobState.DEAD, 3)  # type: ignore[union-attr]
     assert record.errors[0].signal == signal.SIGKILL
+
+
+def test_with_a_child_busy_the_idle_childs_claim_waits_in_it_instead_of_polls(
+    queue: RedisQueue, dispatcher: Dispatcher, redis_url: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    running = Running(queue, concurrency=2)
+    try:
+        _wait_for(lambda: bool(_blocked_claimers(client)), 10, "a claim to wait for work")
+        long = dispatcher.dispatch("nap", {"seconds": 3})
+        _wait_for(lambda: queue.get(long).state is JobState.ACTIVE, 10, "the long job")  # type: ignore[union-attr]
+        _wait_for(lambda: bool(_blocked_claimers(client)), 10, "the idle child's claim to wait")
+        (port,) = _blocked_claimers(client)
+        claimer = _owner(port, running.children())
+        assert claimer in {child.pid for child in running.children()}
+
+        job_id = dispatcher.dispatch("pid")
+        _wait_for(lambda: queue.get(job_id).state is JobState.COMPLETED, 10, "the job")  # type: ignore[union-attr]
+
+        assert queue.get(job_id).result == claimer  # type: ignore[union-attr]
+        assert queue.get(long).state is JobState.ACTIVE  # type: ignore[union-attr]
+    finally:
+        assert running.stop(cold=True) == 130
+        client.close()
+    record = queue.get(long)
+    assert record is not None
+    assert (record.state, record.attempts) == (JobState.READY, 0)  # released unspent

@@ -114,6 +114,12 @@ class Claimer:
         self._window_s = config.prefetch_window.total_seconds()
         self._prefetch_of = (-1, config.prefetch)  # (jobs processed, the prefetch then)
         self._out: tuple[ClaimRequest, float] | None = None  # a child's claim, and when sent
+        self._found_empty = False  # the last claim (or busy poll) brought nothing
+
+    @property
+    def found_empty(self) -> bool:
+        """Whether the queues were found empty since the last claim that brought a job."""
+        return self._found_empty
 
     @property
     def out(self) -> bool:
@@ -269,6 +275,8 @@ class Claimer:
         self._outage.ok(now)
         self._quarantine.served(request.queues)
         self._book.hold(leases, sent_at)
+        if leases:
+            self._found_empty = False
         return leases
 
     def _failed(
@@ -286,6 +294,7 @@ class Claimer:
     def came_back_empty(self, now: float, *, idle: bool, wait: float) -> None:
         """A claim brought nothing: a busy pool polls again after ``BUSY_POLL_S``; an idle
         one waited ``wait`` in that claim already."""
+        self._found_empty = True
         if idle:
             self._next_claim_at = max(self._next_claim_at, now + wait)
         else:

@@ -341,8 +341,14 @@ class Supervisor:
         # only once they start (the buffer is empty while a child is idle: _hand_out above).
         idle_children = sum(1 for slot in self.slots if slot.state is SlotState.IDLE)
         ahead = max(wanted - idle_children, 0)
-        if idle and not looks and self._children_claim and self._delegate(wanted, ahead):
-            return
+        if self._children_claim and not looks:
+            if idle and self._delegate(wanted, ahead):
+                return
+            # Some children busy and the queues found empty: the idle children's claim waits
+            # in one of them, where the parent would poll every BUSY_POLL_S.
+            waiting = idle_children and not idle and not self.buffer and self._claimer.found_empty
+            if waiting and self._delegate(idle_children, 0):
+                return
         self._claimed(self._claimer.claim(wanted, wait, now, ahead=ahead), now, idle, wait)
 
     def _claimed(self, leases: list[Lease], now: float, idle: bool, wait: float) -> None:
