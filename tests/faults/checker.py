@@ -35,7 +35,7 @@ _TERMINAL = (JobState.COMPLETED, JobState.DEAD)
 _GIVEN_UP = re.compile(rf"abandoned job (\S+) \((?:{re.escape(FENCED)}|lease lost: )")
 #: The warning a pool logs when the queue refuses a write of a job's end as stale: the lease
 #: lapsed while the write waited (Redis down, the parent stopped), so the pool gave it up too.
-_REFUSED_STALE = re.compile(r"lease '[^']*' on job '([^']+)' is stale \(expired or superseded\)")
+_REFUSED_STALE = re.compile(r"lease '[^']*' on job '([^']+)' is stale: ")
 
 
 def given_up(logs: Iterable[str]) -> Counter[str]:
