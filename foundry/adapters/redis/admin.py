@@ -114,14 +114,20 @@ class RedisAdmin:
     def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
         """The server's time, then one MULTI/EXEC block of plain reads for every queue, no
         function call: see ``overview.py``. On Redis Cluster (a MULTI/EXEC block
-        is one node's) the ``stats`` function of each queue instead, on its slot's master."""
+        is one node's), and while Redis refuses a MULTI for want of memory, the ``stats``
+        function of each queue instead (on its slot's master): it writes nothing, so Redis
+        runs it then."""
         keys = [self._keys.queue(name) for name in queues]
         if not keys:
             return []
         if is_cluster(self._client):
             return [self.stats(name) for name in queues]
         with guard("stats_many"):
-            return stats_many(self._client, keys, self._clock.read(self._client))
+            try:
+                return stats_many(self._client, keys, self._clock.read(self._client))
+            except redis.OutOfMemoryError:
+                pass  # Redis refuses to queue a MULTI's commands while full, not the function
+        return [self.stats(name) for name in queues]
 
     def oldest_ready_age(self, queues: Sequence[str]) -> list[timedelta | None]:
         """Two pipelined round trips for all ``queues`` (one more per further priority in

@@ -2,7 +2,8 @@
 
 ``Library`` is the text: ``lua/_head.lua`` (the table of every key and record), the queue's
 and the cache's helpers, then each file of ``lua/queue/`` as the function
-``<name>_<version>`` and each of ``lua/cache/`` as ``cache_<name>_<version>``. A library runs
+``<name>_<version>`` and each of ``lua/cache/`` as ``cache_<name>_<version>`` (with the
+flags its header's ``-- Flags`` line names). A library runs
 once when loaded, so its helpers are made once per Redis, not once per call. Its name,
 ``foundry_<version>`` (a hash of the text), lets two releases share one Redis during a deploy;
 an older release's library stays until deleted (``FUNCTION DELETE``, see docs/architecture.md).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +50,8 @@ Arg = str | bytes | int
 #: One function call: its name (``claim``, ``cache_get``), its keys and its arguments.
 Call = tuple[str, Sequence[str], Sequence[Arg]]
 
+#: A function's header line naming the flags it is registered with.
+_FLAGS = re.compile(r"^-- Flags +([a-z\- ]+?)(?: \(|$)", re.MULTILINE)
 _HELPERS = ("_head.lua", "_queue.lua", "_cache.lua")
 #: What each family's functions run first: name their queue's keys, or read the clock.
 _PROLOGUE = {"queue": "bind(KEYS)", "cache": "begin(ARGV)"}
@@ -77,10 +81,24 @@ class Library:
         # enqueue's) in the same call.
         functions = [
             f"\nFN.{name} = function(KEYS, ARGV)\n{_PROLOGUE[family]}\n{body}\nend\n"
-            f'redis.register_function("{self.function[name]}", FN.{name})\n'
+            f"{_registration(self.function[name], name, body)}\n"
             for name, (family, body) in bodies.items()
         ]
         self.text = "".join([f"#!lua name={self.name}\nlocal FN = {{}}\n", *parts, *functions])
+
+
+def _registration(function: str, name: str, body: str) -> str:
+    """Register ``FN.<name>`` as ``function``, with the flags its header's ``-- Flags`` line
+    names (``no-writes``: Redis runs it while out of memory, where it refuses a function that
+    may write)."""
+    flags = _FLAGS.search(body)
+    if flags is None:
+        return f'redis.register_function("{function}", FN.{name})'
+    named = ", ".join(f'"{flag}"' for flag in flags.group(1).split())
+    return (
+        f'redis.register_function{{function_name = "{function}", callback = FN.{name}, '
+        f"flags = {{{named}}}}}"
+    )
 
 
 def _lua_folder() -> Path | Traversable:

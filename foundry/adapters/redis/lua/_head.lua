@@ -1,7 +1,9 @@
 -- Foundry's Redis Functions library: the queue's and the cache's Lua code, loaded once per Redis
 -- (FUNCTION LOAD) and called by FCALL (runner.py). runner.py puts this file first, then
 -- _queue.lua and _cache.lua (helpers, made once per load), then every file of queue/ as the
--- function <name>_<version> and every file of cache/ as cache_<name>_<version>.
+-- function <name>_<version> and every file of cache/ as cache_<name>_<version>; a file whose
+-- header has a "-- Flags" line is registered with those flags (no-writes: Redis runs it while
+-- out of memory, where it refuses a function that may write).
 --
 -- KEYS AND RECORDS
 -- Queue keys share their queue's hash tag, so each queue function touches one Cluster slot.

@@ -3,6 +3,7 @@
 -- ARGV  now
 -- Reply {ready, delayed, active, dead, paused, completed, failed, dead_trimmed, stale_rejected,
 --        waiting}
+-- Flags no-writes (answers while Redis refuses writes for want of memory)
 -- Keeps nothing: it writes nothing
 local now = now_ms(ARGV[1])
 local due = redis.call("ZCOUNT", DELAYED, "-inf", n2s(now))
