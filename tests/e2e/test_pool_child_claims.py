@@ -123,17 +123,23 @@ def _owner(port: int, processes: list[psutil.Process]) -> int | None:
     return None
 
 
+def _waiting_claimer(client: redis.Redis, running: Running, what: str) -> int:
+    """The pid of the child whose claim waits for work (once one does); fails if the claim
+    waiting is on a connection of no child's (the parent's)."""
+    _wait_for(lambda: bool(_blocked_claimers(client)), 10, what)
+    (port,) = _blocked_claimers(client)
+    claimer = _owner(port, running.children())
+    assert claimer is not None, "the claim waits on a connection of no child's"
+    return claimer
+
+
 def test_an_idle_pools_claim_waits_in_a_child_which_runs_the_job_it_gets(
     queue: RedisQueue, dispatcher: Dispatcher, redis_url: str
 ) -> None:
     client = redis.Redis.from_url(redis_url)
     running = Running(queue, concurrency=2)
     try:
-        _wait_for(lambda: bool(_blocked_claimers(client)), 10, "a claim to wait for work")
-        (port,) = _blocked_claimers(client)
-        claimer = _owner(port, running.children())
-        assert claimer in {child.pid for child in running.children()}
-        assert _owner(port, [psutil.Process()]) is None  # not the parent's connection
+        claimer = _waiting_claimer(client, running, "a claim to wait for work")
 
         job_id = dispatcher.dispatch("pid")
         _wait_for(lambda: queue.get(job_id).state is JobState.COMPLETED, 10, "the job")  # type: ignore[union-attr]
@@ -176,10 +182,7 @@ def test_a_child_killed_in_its_claim_is_replaced_and_no_job_is_lost(
     client = redis.Redis.from_url(redis_url)
     running = Running(queue, concurrency=1)
     try:
-        _wait_for(lambda: bool(_blocked_claimers(client)), 10, "a claim to wait for work")
-        (port,) = _blocked_claimers(client)
-        claimer = _owner(port, running.children())
-        assert claimer is not None
+        claimer = _waiting_claimer(client, running, "a claim to wait for work")
         os.kill(claimer, signal.SIGKILL)
         _wait_for(
             lambda: any(child.pid != claimer for child in running.children()), 10, "a new child"
@@ -254,10 +257,7 @@ def test_with_a_child_busy_the_idle_childs_claim_waits_in_it_instead_of_polls(
         _wait_for(lambda: bool(_blocked_claimers(client)), 10, "a claim to wait for work")
         long = dispatcher.dispatch("nap", {"seconds": 3})
         _wait_for(lambda: queue.get(long).state is JobState.ACTIVE, 10, "the long job")  # type: ignore[union-attr]
-        _wait_for(lambda: bool(_blocked_claimers(client)), 10, "the idle child's claim to wait")
-        (port,) = _blocked_claimers(client)
-        claimer = _owner(port, running.children())
-        assert claimer in {child.pid for child in running.children()}
+        claimer = _waiting_claimer(client, running, "the idle child's claim to wait")
 
         job_id = dispatcher.dispatch("pid")
         _wait_for(lambda: queue.get(job_id).state is JobState.COMPLETED, 10, "the job")  # type: ignore[union-attr]

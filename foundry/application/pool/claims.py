@@ -248,7 +248,7 @@ class Claimer:
             raise error
         self._failed(error, request, sent_at, now)
 
-    def delegation_lost(self) -> None:
+    def delegation_unsent(self) -> None:
         """The claim could not be sent to the child: the next claim is a new one."""
         self._out = None
 

@@ -381,7 +381,7 @@ class Supervisor:
             return False
         slot.state, self._claiming = SlotState.CLAIMING, slot.index
         if not self._workforce.send(slot.index, encode_claim(*claim)):
-            self._claimer.delegation_lost()
+            self._claimer.delegation_unsent()
             slot.state, self._claiming = SlotState.DYING, None  # its exit comes next
         return True
 
