@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from foundry.application.pool.config import PoolConfig
 from foundry.application.registry import JobRegistry
 from foundry.domain import JobState, RetryPolicy
 from tests.backends import unique_prefix
+from tests.faults.redis_workers import wait_for
 
 pytestmark = [pytest.mark.redis]
 
@@ -98,14 +99,6 @@ class Running:
         return psutil.Process().children()
 
 
-def _wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def _blocked_claimers(client: redis.Redis) -> set[int]:
     """The local ports of the connections blocked in a BLPOP (a waiting claim)."""
     ports = set()
@@ -126,7 +119,7 @@ def _owner(port: int, processes: list[psutil.Process]) -> int | None:
 def _waiting_claimer(client: redis.Redis, running: Running, what: str) -> int:
     """The pid of the child whose claim waits for work (once one does); fails if the claim
     waiting is on a connection of no child's (the parent's)."""
-    _wait_for(lambda: bool(_blocked_claimers(client)), 10, what)
+    wait_for(lambda: bool(_blocked_claimers(client)), 10, what)
     (port,) = _blocked_claimers(client)
     claimer = _owner(port, running.children())
     assert claimer is not None, "the claim waits on a connection of no child's"
@@ -142,7 +135,7 @@ def test_an_idle_pools_claim_waits_in_a_child_which_runs_the_job_it_gets(
         claimer = _waiting_claimer(client, running, "a claim to wait for work")
 
         job_id = dispatcher.dispatch("pid")
-        _wait_for(lambda: queue.get(job_id).state is JobState.COMPLETED, 10, "the job")  # type: ignore[union-attr]
+        wait_for(lambda: queue.get(job_id).state is JobState.COMPLETED, 10, "the job")  # type: ignore[union-attr]
 
         record = queue.get(job_id)
         assert record is not None
@@ -160,9 +153,9 @@ def test_a_job_that_ends_the_child_that_claimed_it_runs_once_and_fails_with_its_
     try:
         time.sleep(0.2)  # the child's claim waits: the job goes straight to it
         job_id = dispatcher.dispatch("vanishes", {"code": 7, "runs": str(runs)})
-        _wait_for(lambda: queue.get(job_id).state is JobState.DEAD, 10, "the job to die")  # type: ignore[union-attr]
+        wait_for(lambda: queue.get(job_id).state is JobState.DEAD, 10, "the job to die")  # type: ignore[union-attr]
         after = dispatcher.dispatch("add", {"a": 1, "b": 2})
-        _wait_for(lambda: queue.get(after).state is JobState.COMPLETED, 10, "the next job")  # type: ignore[union-attr]
+        wait_for(lambda: queue.get(after).state is JobState.COMPLETED, 10, "the next job")  # type: ignore[union-attr]
     finally:
         assert running.stop() == 0
     assert runs.read_text() == "ran\n"  # its child died before telling its parent of it
@@ -184,11 +177,11 @@ def test_a_child_killed_in_its_claim_is_replaced_and_no_job_is_lost(
     try:
         claimer = _waiting_claimer(client, running, "a claim to wait for work")
         os.kill(claimer, signal.SIGKILL)
-        _wait_for(
+        wait_for(
             lambda: any(child.pid != claimer for child in running.children()), 10, "a new child"
         )
         ids = dispatcher.dispatch_many([("add", {"a": n, "b": 1}) for n in range(5)])
-        _wait_for(
+        wait_for(
             lambda: all(queue.get(i).state is JobState.COMPLETED for i in ids),  # type: ignore[union-attr]
             10,
             "the jobs",
@@ -206,7 +199,7 @@ def test_the_parent_enforces_the_time_limit_of_a_job_its_child_claimed(
     try:
         time.sleep(0.2)
         job_id = dispatcher.dispatch("stuck")
-        _wait_for(lambda: queue.get(job_id).state is JobState.DEAD, 15, "the time limit")  # type: ignore[union-attr]
+        wait_for(lambda: queue.get(job_id).state is JobState.DEAD, 15, "the time limit")  # type: ignore[union-attr]
     finally:
         assert running.stop() == 0
     record = queue.get(job_id)
@@ -220,7 +213,7 @@ def test_a_stop_while_a_child_claims_leaves_the_queue_whole(
 ) -> None:
     client = redis.Redis.from_url(redis_url)
     running = Running(queue, concurrency=2)
-    _wait_for(lambda: bool(_blocked_claimers(client)), 10, "a claim to wait for work")
+    wait_for(lambda: bool(_blocked_claimers(client)), 10, "a claim to wait for work")
     client.close()
 
     assert running.stop(cold=cold, within=10) == (130 if cold else 0)
@@ -254,13 +247,13 @@ def test_with_a_child_busy_the_idle_childs_claim_waits_in_it_instead_of_polls(
     client = redis.Redis.from_url(redis_url)
     running = Running(queue, concurrency=2)
     try:
-        _wait_for(lambda: bool(_blocked_claimers(client)), 10, "a claim to wait for work")
+        wait_for(lambda: bool(_blocked_claimers(client)), 10, "a claim to wait for work")
         long = dispatcher.dispatch("nap", {"seconds": 3})
-        _wait_for(lambda: queue.get(long).state is JobState.ACTIVE, 10, "the long job")  # type: ignore[union-attr]
+        wait_for(lambda: queue.get(long).state is JobState.ACTIVE, 10, "the long job")  # type: ignore[union-attr]
         claimer = _waiting_claimer(client, running, "the idle child's claim to wait")
 
         job_id = dispatcher.dispatch("pid")
-        _wait_for(lambda: queue.get(job_id).state is JobState.COMPLETED, 10, "the job")  # type: ignore[union-attr]
+        wait_for(lambda: queue.get(job_id).state is JobState.COMPLETED, 10, "the job")  # type: ignore[union-attr]
 
         assert queue.get(job_id).result == claimer  # type: ignore[union-attr]
         assert queue.get(long).state is JobState.ACTIVE  # type: ignore[union-attr]
