@@ -22,7 +22,7 @@ from foundry.application.dispatcher import Dispatcher
 from foundry.application.pool import Pool
 from foundry.application.pool.config import PoolConfig
 from foundry.application.registry import JobRegistry
-from foundry.domain import JobState, RetryPolicy
+from foundry.domain import Job, JobState, RetryPolicy
 from tests.backends import unique_prefix
 from tests.faults.redis_workers import wait_for
 
@@ -263,3 +263,23 @@ def test_with_a_child_busy_the_idle_childs_claim_waits_in_it_instead_of_polls(
     record = queue.get(long)
     assert record is not None
     assert (record.state, record.attempts) == (JobState.READY, 0)  # released unspent
+
+
+def test_a_job_with_no_handler_that_a_child_claimed_goes_dead_naming_it(
+    queue: RedisQueue, redis_url: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    running = Running(queue, concurrency=1, unknown_handler_grace=timedelta(0))
+    try:
+        _waiting_claimer(client, running, "a claim to wait for work")
+        job_id = queue.enqueue(Job("not.deployed", queue="default")).job_id
+        wait_for(lambda: queue.get(job_id).state is JobState.DEAD, 10, "the job to die")  # type: ignore[union-attr]
+        after = Dispatcher(queue, registry, SystemClock()).dispatch("add", {"a": 2, "b": 3})
+        wait_for(lambda: queue.get(after).state is JobState.COMPLETED, 10, "the next job")  # type: ignore[union-attr]
+    finally:
+        assert running.stop() == 0
+        client.close()
+    record = queue.get(job_id)
+    assert record is not None
+    assert record.reason is not None
+    assert record.reason.startswith("unknown handler 'not.deployed'")
