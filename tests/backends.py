@@ -291,7 +291,7 @@ def redis_cache(url: str, clock: ManualClock | None, prefix: str | None = None) 
 def _corrupt_memory_cache(cache: CachePort, key: str) -> None:
     assert isinstance(cache, MemoryCache)
     # Reaching into the store is the memory twin of writing garbage into a Redis key.
-    cache._s.entries.put("v\x1f" + key, b"{not json", None)
+    cache._c.entries.put("v\x1f" + key, b"{not json", None)
 
 
 def _corrupt_redis_cache(cache: CachePort, key: str) -> None:

@@ -32,7 +32,7 @@ def test_the_sweep_drops_expired_values_nobody_reads(clock: ManualClock) -> None
 
     cache.set("trigger", 1)
 
-    assert len(cache._s.entries) == 1
+    assert len(cache._c.entries) == 1
 
 
 def test_flushing_many_distinct_tags_keeps_the_tag_table_bounded_and_revives_nothing(
@@ -46,7 +46,7 @@ def test_flushing_many_distinct_tags_keeps_the_tag_table_bounded_and_revives_not
     for n in range(1, 1000):  # a web app flushing a tag per user
         cache.tags(f"user:{n}").flush()
 
-    assert len(cache._s.tags) <= 3
+    assert len(cache._c.tags) <= 3
     assert first.get("profile") is None
     first.set("profile", "new")
     assert first.get("profile") == "new"
