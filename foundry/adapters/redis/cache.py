@@ -5,16 +5,17 @@ folds in the current version of each tag), ``<prefix>:tag:<name>`` tag versions,
 ``<prefix>:lock:<name>`` and ``<prefix>:flight:...`` locks, ``<prefix>:stats`` the counters;
 on Redis Cluster the namespace is cut in buckets, each with its own counters
 (``cache_keys.py``). Each operation is one call of a function of Foundry's Lua library
-(``cache_store.py``, ``lua/cache/``; a batch: one per bucket on a cluster); a tagged operation
-first reads its tags' versions (one MGET). Time is the given clock's, passed to every
-function, or the Redis server's (``TIME``) when no clock is given.
+(``lua/cache/``; a batch: one per bucket on a cluster); a tagged operation first reads its
+tags' versions (one MGET, ``cache_tags.py``). Time is the given clock's, passed to every
+function, or the Redis server's (``TIME``) when no clock is given. The parts:
+``cache_core.py`` (what a cache and its views share: client, runner, codec, clock, keys),
+``cache_store.py`` (the ``CacheStore`` operations), ``cache_flight.py`` (the lock and
+single-flight primitives), ``cache_tags.py`` (tag versions).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import secrets
 
 import redis
 
@@ -22,7 +23,9 @@ from foundry.adapters.cache_effect import CacheEffect
 from foundry.adapters.cache_lock import CacheLock, make_lock, restore_lock
 from foundry.adapters.cache_support import tag_names, validate_key, validate_keys
 from foundry.adapters.codec import Codec
-from foundry.adapters.redis.cache_store import CacheCore, RedisStore
+from foundry.adapters.redis.cache_core import CacheCore
+from foundry.adapters.redis.cache_store import RedisStore
+from foundry.adapters.redis.cache_tags import TagVersions
 from foundry.adapters.redis.errors import cache_error
 from foundry.ports.cache import CacheStats, Ttl
 from foundry.ports.clock import Clock
@@ -30,15 +33,6 @@ from foundry.ports.clock import Clock
 log = logging.getLogger(__name__)
 
 _CLEAR_BATCH = 1000
-_FRESH_FLOOR = 2**40
-_FRESH_SPAN = 2**62 - 2**40
-
-
-def _fresh_version() -> int:
-    """A tag version no value was written under: a tag's key starts (or, evicted under an
-    ``allkeys-*`` policy, starts again) at a random point far above the 0, 1, 2... that
-    counting flushes from 0 gave, and far below ``INCR``'s 2**63 limit."""
-    return _FRESH_FLOOR + secrets.randbelow(_FRESH_SPAN)
 
 
 class RedisTaggedCache(RedisStore):
@@ -46,53 +40,19 @@ class RedisTaggedCache(RedisStore):
 
     def __init__(self, core: CacheCore, names: tuple[str, ...]) -> None:
         super().__init__(core)
-        self._names = names
-        self._tag_keys = [core.keys.tag(name) for name in names]
-
-    def _scope(self, label: str) -> str:
-        """The digest of the tags' current versions."""
-        versions = self._c.command(label, "MGET", *self._tag_keys)
-        if None in versions:
-            versions = self._versions_given(label)
-        joined = "\x1f".join(
-            f"{name}\x1e{int(v)}" for name, v in zip(self._names, versions, strict=True)
-        )
-        return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
-
-    def _versions_given(self, label: str) -> list[bytes]:
-        """The tags' versions, giving each tag without one (never used, or its key evicted)
-        a fresh one, so no value written under an earlier version is reachable again."""
-        fresh = [_fresh_version() for _ in self._tag_keys]
-        try:
-            pipe = self._c.client.pipeline(transaction=False)
-            for tag_key, version in zip(self._tag_keys, fresh, strict=True):
-                pipe.set(tag_key, version, nx=True, get=True)  # the version it had, or nil
-            replies: list[bytes | None] = pipe.execute()
-        except redis.RedisError as error:
-            raise cache_error(error, label) from error
-        return [
-            str(mine).encode() if held is None else held
-            for held, mine in zip(replies, fresh, strict=True)
-        ]
+        self._versions = TagVersions(core, names)
 
     def _skey(self, key: str) -> str:
-        return self._c.keys.tagged(self._scope(validate_key(key)), key)
+        return self._c.keys.tagged(self._versions.digest(validate_key(key)), key)
 
     def _skeys(self, keys: list[str]) -> list[str]:
         checked = validate_keys(keys)
-        digest = self._scope(checked[0])
+        digest = self._versions.digest(checked[0])
         return [self._c.keys.tagged(digest, key) for key in checked]
 
     def flush(self) -> None:
         """Invalidate every key written through any view sharing one of these tags (O(1))."""
-        try:
-            pipe = self._c.client.pipeline(transaction=False)
-            for tag_key in self._tag_keys:
-                pipe.set(tag_key, _fresh_version(), nx=True)  # a missing one restarts nowhere old
-                pipe.incr(tag_key)
-            pipe.execute()
-        except redis.RedisError as error:
-            raise cache_error(error, ",".join(self._names)) from error
+        self._versions.flush()
 
 
 class RedisCache(RedisStore):
@@ -114,14 +74,14 @@ class RedisCache(RedisStore):
     def lock(self, name: str, ttl: Ttl, *, timeout: Ttl = None) -> CacheLock:
         """A lock (not yet taken) that expires ``ttl`` after it is taken."""
         skey = self._c.keys.lock(validate_key(name, "lock name"))
-        return make_lock(self, name, skey, ttl, timeout)
+        return make_lock(self.flights, name, skey, ttl, timeout)
 
     def restore_lock(
         self, name: str, owner: str, ttl: Ttl = None, *, timeout: Ttl = None
     ) -> CacheLock:
         """The lock ``name`` as held by ``owner`` (a ``Lock.owner``)."""
         skey = self._c.keys.lock(validate_key(name, "lock name"))
-        return restore_lock(self, name, skey, owner=owner, ttl=ttl, timeout=timeout)
+        return restore_lock(self.flights, name, skey, owner=owner, ttl=ttl, timeout=timeout)
 
     def idempotent(self, key: str, ttl: Ttl, *, fence: int = 0) -> CacheEffect:
         """The record of the effect ``key`` (``<prefix>:effect:<key>``), one function call
