@@ -1,5 +1,6 @@
 """`foundry check` on the cache's Redis: an eviction policy that can drop held locks and effect
-records is a warning naming the fix, on a throwaway redis-server configured that way."""
+records, or persistence that loses them if Redis stops, is a warning naming the fix, on a
+throwaway redis-server configured that way."""
 
 from __future__ import annotations
 
@@ -82,3 +83,17 @@ def test_a_volatile_policy_evicts_a_held_lock_as_the_warning_says(
 
     assert int(raw.info("stats")["evicted_keys"]) > 0
     assert not lock.owned()
+
+
+def test_check_warns_that_the_cache_s_redis_without_appendonly_loses_held_locks_if_it_stops(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory()  # appendonly off, as a stock redis-server
+
+    done = _foundry(server.url, "check", env={**CACHE_ONLY, "COLUMNS": "300"})
+
+    assert done.returncode == 0, done.stderr
+    [warning] = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert "appendonly is off" in warning
+    assert "held locks, effect records and values" in warning
+    assert "set appendonly yes" in warning

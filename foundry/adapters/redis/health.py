@@ -304,8 +304,9 @@ def _warnings(policy: str, aof: bool, save: str, serving: Serving) -> tuple[str,
         found.append(_EVICTION[serving].format(policy=policy))
     if not aof:
         found.append(
-            f"appendonly is off (RDB save: {save}): jobs acknowledged since the last snapshot "
-            "are lost if Redis stops; set appendonly yes for durability"
+            f"appendonly is off (RDB save: {save}): jobs, and the cache's held locks, effect "
+            "records and values, written since the last snapshot are lost if Redis stops; set "
+            "appendonly yes for durability"
         )
     return tuple(found)
 
