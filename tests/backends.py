@@ -308,7 +308,7 @@ def _postgres_cache(fixture: FixtureLookup, clock: ManualClock) -> CachePort:
 def _corrupt_postgres_cache(cache: CachePort, key: str) -> None:
     assert isinstance(cache, PostgresCache)
     core = cache._c
-    with core.pool.connection() as conn:
+    with core.connection(key) as conn:  # opens the pool on first use, as every operation
         conn.execute(
             f'INSERT INTO "{core.settings.schema}".cache_values (prefix, key, value) '
             "VALUES (%s, %s, %s)",

@@ -293,6 +293,17 @@ def test_an_undecodable_stored_value_raises_naming_the_key(
     assert cache.delete("broken") is True
 
 
+def test_pulling_an_undecodable_value_raises_naming_the_key_and_keeps_it(
+    cache: CachePort, cache_backend: CacheBackend
+) -> None:
+    cache_backend.corrupt(cache, "broken")
+
+    with pytest.raises(UndecodableValue, match="broken"):
+        cache.pull("broken")
+
+    assert cache.has("broken")
+
+
 def test_batches_of_thousands_of_keys_work(cache: CachePort) -> None:
     values = {f"k{i}": i for i in range(2500)}
     cache.set_many(values)

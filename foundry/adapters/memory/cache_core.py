@@ -44,11 +44,16 @@ class MemoryCore:
     def lookup(self, skey: str, now: int, count: bool) -> Item | None:
         """The live item at ``skey``, counted as a hit or a miss if ``count``."""
         item = self.entries.live(skey, now)
-        if count and item is None:
-            self._counters.misses += 1
-        elif count:
-            self._counters.hits += 1
+        if count:
+            self.count_read(item is not None)
         return item
+
+    def count_read(self, hit: bool) -> None:
+        """Count a hit, or a miss."""
+        if hit:
+            self._counters.hits += 1
+        else:
+            self._counters.misses += 1
 
     def write(self, skey: str, payload: bytes, now: int, ms: int | None) -> None:
         """Store ``payload`` for ``ms`` (forever if ``None``), counted as a write."""

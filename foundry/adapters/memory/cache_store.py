@@ -74,15 +74,17 @@ class MemoryStore:
         return self.delete_many([key]) == 1
 
     def pull(self, key: str, default: Any = None) -> Any:
-        """Get and delete, atomically."""
+        """Get and delete, atomically; an undecodable value is kept (``UndecodableValue``)."""
         skey = self._skey(key)
         with self._c.mutex:
             now = self._c.now()
-            item = self._c.lookup(skey, now, True)
+            item = self._c.entries.live(skey, now)
+            value = None if item is None else self._c.decode(item, key)
+            self._c.count_read(item is not None)
             if item is None:
                 return default
             self._c.remove([skey], now)
-        return self._c.decode(item, key)
+        return value
 
     def touch(self, key: str, ttl: Ttl) -> bool:
         """Reset ``key``'s expiry to ``ttl`` from now; whether the key exists."""

@@ -69,17 +69,21 @@ class PostgresStore:
         self._write("set", key, value, None)
 
     def has(self, key: str) -> bool:
-        """Whether ``key`` holds a value (not counted as a hit or miss)."""
-        return self.flights.flight_lookup(self._skey(key), key, False)[0]
+        """Whether ``key`` holds a value (not counted as a hit or miss; not decoded)."""
+        return self._c.one("get", key, key=self._skey(key)) is not None
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; whether it was there."""
         return self.delete_many([key]) == 1
 
     def pull(self, key: str, default: Any = None) -> Any:
-        """Get and delete, atomically (one ``DELETE ... RETURNING``)."""
-        row = self._c.one("pull", key, key=self._skey(key))
-        return default if row is None else self._c.codec.decode_value(row[0], key)
+        """Get and delete, atomically (one ``DELETE ... RETURNING``, in a transaction undone
+        when the value cannot be decoded: ``UndecodableValue``, and the value is kept)."""
+        c = self._c
+        params = c.params(key=self._skey(key))
+        with c.connection(key) as conn, conn.transaction():
+            row = conn.execute(c.sql["pull"], params, binary=True).fetchone()
+            return default if row is None else c.codec.decode_value(row[0], key)
 
     def touch(self, key: str, ttl: Ttl) -> bool:
         """Reset ``key``'s expiry to ``ttl`` from now; whether the key exists."""
