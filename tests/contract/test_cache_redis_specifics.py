@@ -115,6 +115,47 @@ def test_a_key_written_by_someone_else_is_undecodable_naming_it(
         cache.increment("foreign")
 
 
+@pytest.mark.parametrize("foreign", [b"plain text, no header", b"0:not json"])
+def test_pulling_a_string_someone_else_wrote_raises_and_keeps_it(
+    redis_url: str, clock: ManualClock, foreign: bytes
+) -> None:
+    cache = redis_cache(redis_url, clock)
+    key = f"{cache._c.prefix}:v:foreign"
+    cache._c.client.set(key, foreign)
+
+    with pytest.raises(UndecodableValue, match="foreign"):
+        cache.pull("foreign")
+
+    assert cache._c.client.get(key) == foreign
+
+
+def test_a_tag_version_someone_else_wrote_is_undecodable_naming_its_key(
+    redis_url: str, clock: ManualClock
+) -> None:
+    cache = redis_cache(redis_url, clock)
+    tag_key = cache._c.keys.tag("users")
+    cache._c.client.set(tag_key, b"not a number")
+    view = cache.tags("users")
+
+    with pytest.raises(UndecodableValue, match=f"{tag_key}.*tag 'users'"):
+        view.get("k")
+    with pytest.raises(UndecodableValue, match=f"{tag_key}.*tag 'users'"):
+        view.flush()
+
+    cache._c.client.delete(tag_key)  # the fix the error names
+    view.set("k", 1)
+    assert view.get("k") == 1
+
+
+def test_a_lock_someone_else_wrote_in_another_encoding_is_not_owned(
+    redis_url: str, clock: ManualClock
+) -> None:
+    cache = redis_cache(redis_url, clock)
+    cache._c.client.set(cache._c.keys.lock("report"), b"0:\xff\xfe")
+
+    assert not cache.lock("report", 10).owned()
+
+
 def test_the_lua_library_is_reloaded_after_a_function_flush(
     redis_server_factory: Callable[..., RedisServer], clock: ManualClock
 ) -> None:

@@ -58,7 +58,7 @@ class RedisFlights:
     def lock_holder(self, skey: str) -> str | None:
         """The token holding the lock, unless it expired."""
         raw = self._c.run("get", (skey, self._c.keys.stats_of(skey)), (self._c.now(), "0"), skey)
-        return None if raw is None else bytes(raw).partition(b":")[2].decode()
+        return None if raw is None else bytes(raw).partition(b":")[2].decode(errors="replace")
 
     def wait_now_ms(self) -> int:
         """Now in ms on the clock waits are measured against (local wall clock by default)."""

@@ -16,6 +16,7 @@ import redis
 
 from foundry.adapters.redis.cache_core import CacheCore
 from foundry.adapters.redis.errors import cache_error
+from foundry.domain import UndecodableValue
 
 _FRESH_FLOOR = 2**40
 _FRESH_SPAN = 2**62 - 2**40
@@ -26,6 +27,19 @@ def _fresh_version() -> int:
     ``allkeys-*`` policy, starts again) at a random point far above the 0, 1, 2... that
     counting flushes from 0 gave, and far below ``INCR``'s 2**63 limit."""
     return _FRESH_FLOOR + secrets.randbelow(_FRESH_SPAN)
+
+
+def _version(name: str, key: str, raw: bytes) -> int:
+    """A tag's stored version; ``UndecodableValue`` naming its key when another program wrote
+    something else there."""
+    try:
+        return int(raw)
+    except ValueError:
+        raise UndecodableValue(
+            key,
+            f"the version of tag {name!r} is not an integer: not written by Foundry "
+            "(deleting it makes the tag's values miss)",
+        ) from None
 
 
 class TagVersions:
@@ -42,7 +56,8 @@ class TagVersions:
         if None in versions:
             versions = self._given(label)
         joined = "\x1f".join(
-            f"{name}\x1e{int(v)}" for name, v in zip(self._names, versions, strict=True)
+            f"{name}\x1e{_version(name, key, raw)}"
+            for name, key, raw in zip(self._names, self._keys, versions, strict=True)
         )
         return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
 
@@ -63,11 +78,16 @@ class TagVersions:
 
     def flush(self) -> None:
         """Bump every tag's version (one pipeline; O(1) in the values)."""
+        label = ",".join(self._names)
         try:
             pipe = self._c.client.pipeline(transaction=False)
             for tag_key in self._keys:
                 pipe.set(tag_key, _fresh_version(), nx=True)  # a missing one restarts nowhere old
                 pipe.incr(tag_key)
             pipe.execute()
+        except redis.ResponseError as error:
+            if "not an integer" in str(error):
+                self.digest(label)  # raises naming the tag whose version is not a number
+            raise cache_error(error, label) from error
         except redis.RedisError as error:
-            raise cache_error(error, ",".join(self._names)) from error
+            raise cache_error(error, label) from error
