@@ -284,46 +284,12 @@ def _schedule(delay: timedelta | float | None, at: datetime | None) -> Schedule:
         return RunNow()
     if not isinstance(at, datetime):
         raise InvalidJob("schedule", f"at={at!r} must be an aware datetime")
-    misread = _pytz_misread(at)
-    if misread is not None:
-        raise InvalidJob("schedule", misread)
     try:
         return RunAt(at)
+    except InvalidJob:
+        raise  # names the field and the fix already (a pytz zone, a moment beyond reach)
     except ValueError as error:
         raise InvalidJob("schedule", f"{error}; pass an aware datetime") from error
-
-
-def _pytz_misread(at: datetime) -> str | None:
-    """What is wrong with ``at`` if its zone is pytz's (it has ``localize`` and ``normalize``)
-    and its offset is not the one in force at that moment: the zone was attached by
-    ``tzinfo=`` or ``replace()``, which gives a pytz zone its first offset (local mean time,
-    Paris' +00:09), the moment was moved by arithmetic without ``normalize``, or its wall
-    time does not exist there. Refused rather than read again: which wall time was meant
-    cannot be told for sure."""
-    zone = at.tzinfo
-    normalize = getattr(zone, "normalize", None)
-    if normalize is None or not hasattr(zone, "localize"):
-        return None
-    given, in_force = at.utcoffset(), normalize(at).utcoffset()
-    if given == in_force:
-        return None
-    name = getattr(zone, "zone", None) or str(zone)
-    return (
-        f"at={at.isoformat()} reads pytz zone {name!r} at {_offset(given)} ({at.tzname()}), not "
-        f"{_offset(in_force)}, the offset in force then: a pytz zone attached by tzinfo= or "
-        "replace() gets its first offset (and a wall time a clock change skips has none). "
-        "Write zone.localize(datetime(...)) (zone.normalize(at) after arithmetic) or use "
-        f"zoneinfo.ZoneInfo({name!r})"
-    )
-
-
-def _offset(value: timedelta | None) -> str:
-    """``+02:00``, ``+00:09:21``: an offset as ISO 8601 writes it."""
-    total = int((value or timedelta(0)).total_seconds())
-    sign, total = ("-", -total) if total < 0 else ("+", total)
-    hours, rest = divmod(total, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{sign}{hours:02d}:{minutes:02d}" + (f":{seconds:02d}" if seconds else "")
 
 
 def _run_after(delay: object) -> RunAfter:

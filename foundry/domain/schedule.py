@@ -51,8 +51,13 @@ def _before_latest(_: object, attribute: attrs.Attribute[datetime], value: datet
 
 def _in_utc(value: datetime) -> datetime:
     """An aware moment in UTC, as every store gives it back; anything else as it is, for the
-    validators to refuse (or, for a moment UTC cannot hold, to accept as the distant past)."""
+    validators to refuse (or, for a moment UTC cannot hold, to accept as the distant past).
+    A moment that reads a pytz zone at another offset than the one in force is refused here,
+    before the zone is converted away (``InvalidJob``, see ``pytz_misread``)."""
     if isinstance(value, datetime) and value.utcoffset() is not None:
+        misread = pytz_misread(value)
+        if misread is not None:
+            raise InvalidJob("schedule", misread)
         try:
             return value.astimezone(UTC)
         except OverflowError:
@@ -60,9 +65,43 @@ def _in_utc(value: datetime) -> datetime:
     return value
 
 
+def pytz_misread(at: datetime) -> str | None:
+    """What is wrong with ``at`` if its zone is pytz's (it has ``localize`` and ``normalize``)
+    and its offset is not the one in force at that moment: the zone was attached by
+    ``tzinfo=`` or ``replace()``, which gives a pytz zone its first offset (local mean time,
+    Paris' +00:09), the moment was moved by arithmetic without ``normalize``, or its wall
+    time does not exist there. Refused rather than read again: which wall time was meant
+    cannot be told for sure."""
+    zone = at.tzinfo
+    normalize = getattr(zone, "normalize", None)
+    if normalize is None or not hasattr(zone, "localize"):
+        return None
+    given, in_force = at.utcoffset(), normalize(at).utcoffset()
+    if given == in_force:
+        return None
+    name = getattr(zone, "zone", None) or str(zone)
+    return (
+        f"at={at.isoformat()} reads pytz zone {name!r} at {_offset(given)} ({at.tzname()}), not "
+        f"{_offset(in_force)}, the offset in force then: a pytz zone attached by tzinfo= or "
+        "replace() gets its first offset (and a wall time a clock change skips has none). "
+        "Write zone.localize(datetime(...)) (zone.normalize(at) after arithmetic) or use "
+        f"zoneinfo.ZoneInfo({name!r})"
+    )
+
+
+def _offset(value: timedelta | None) -> str:
+    """``+02:00``, ``+00:09:21``: an offset as ISO 8601 writes it."""
+    total = int((value or timedelta(0)).total_seconds())
+    sign, total = ("-", -total) if total < 0 else ("+", total)
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}" + (f":{seconds:02d}" if seconds else "")
+
+
 @attrs.frozen
 class RunAt:
-    """Claimable from ``at`` on (a moment in the past means now); ``at`` is kept in UTC."""
+    """Claimable from ``at`` on (a moment in the past means now); ``at`` is kept in UTC. A
+    moment in a pytz zone attached without ``localize`` is refused (``InvalidJob``)."""
 
     at: datetime = attrs.field(
         converter=_in_utc,

@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,6 +15,7 @@ from foundry.application.registry import JobRegistry
 from foundry.domain import InvalidJob, JobState, UniqueSpec, UnknownHandler
 from tests.backends import Queue, QueueBackend
 from tests.dispatch_support import AnyDispatcher, Dispatchers
+from tests.pytz_like import PytzLikeZone
 
 registry = JobRegistry()
 
@@ -110,33 +110,6 @@ def test_dispatch_at_a_moment_schedules_it_then(
     assert other is not None
     assert record.run_at == moment
     assert (other.run_at, other.run_at.utcoffset()) == (moment, timedelta(0))  # given in UTC
-
-
-class PytzLikeZone(tzinfo):
-    """A zone as pytz makes one: one instance per offset, the zone itself (what
-    ``pytz.timezone(name)`` gives) at its first offset, local mean time (Paris: +00:09:21);
-    ``localize`` gives a wall time the offset in force then, ``normalize`` an instant."""
-
-    def __init__(self, name: str, offset: timedelta = timedelta(minutes=9, seconds=21)) -> None:
-        self.zone = name
-        self._offset = offset
-
-    def utcoffset(self, dt: datetime | None) -> timedelta:
-        return self._offset
-
-    def dst(self, dt: datetime | None) -> timedelta:
-        return timedelta(0)
-
-    def tzname(self, dt: datetime | None) -> str:
-        return "LMT"
-
-    def localize(self, dt: datetime) -> datetime:
-        offset = dt.replace(tzinfo=ZoneInfo(self.zone)).utcoffset()
-        return dt.replace(tzinfo=PytzLikeZone(self.zone, offset or timedelta(0)))
-
-    def normalize(self, dt: datetime) -> datetime:
-        here = dt.astimezone(ZoneInfo(self.zone))
-        return here.replace(tzinfo=PytzLikeZone(self.zone, here.utcoffset() or timedelta(0)))
 
 
 def test_a_moment_in_a_pytz_zone_attached_without_localize_is_refused_naming_the_fix(

@@ -27,6 +27,7 @@ from foundry.domain import (
     UniqueSpec,
     validate_queue_name,
 )
+from tests.pytz_like import PytzLikeZone
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -136,6 +137,19 @@ def test_schedules_reject_negative_delays_and_naive_times() -> None:
         RunAfter(timedelta(seconds=-1))
     with pytest.raises(ValueError, match="timezone-aware"):
         RunAt(datetime(2030, 1, 1))
+
+
+def test_a_run_time_in_a_pytz_zone_attached_without_localize_is_refused_naming_the_fix() -> None:
+    paris = PytzLikeZone("Europe/Paris")
+    misread = datetime(2030, 6, 1, 9, 0, tzinfo=paris)  # 09:00+00:09 (LMT), not 09:00+02:00
+
+    with pytest.raises(InvalidJob, match=r"Europe/Paris.*\+00:09:21.*\+02:00.*localize") as raised:
+        RunAt(misread)
+
+    assert raised.value.field == "schedule"
+    assert RunAt(paris.localize(misread.replace(tzinfo=None))).at == datetime(
+        2030, 6, 1, 7, tzinfo=UTC
+    )
 
 
 def test_max_attempts_below_one_is_refused() -> None:
