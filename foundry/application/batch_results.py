@@ -1,15 +1,32 @@
-"""Waiting for a whole batch (Celery's ``group(...).get()``): every member's end, waited for
-one after another with the queue's own ``wait`` (woken by each end, no polling) within one
-deadline, then the members' results in the batch's order."""
+"""Waiting for a whole batch (Celery's ``group(...).get()``): the members' records read
+together, then a wait with the queue's own ``wait`` (woken by that member's end, no polling)
+for the last member still pending, and the pending members read together again, until every
+member ended or the one deadline passed; then the members' results in the batch's order."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from foundry.application.results import _FOREVER_STEP, _limit, _wait, _wait_async, outcome
-from foundry.domain import BatchNotFound, BatchTimeout, JobCancelled, JobFailed, JobNotFound
+from foundry.application.results import (
+    _FOREVER_STEP,
+    _OUTAGE_PAUSE_S,
+    _left_after_outage,
+    _limit,
+    _wait,
+    _wait_async,
+    outcome,
+)
+from foundry.domain import (
+    BatchNotFound,
+    BatchTimeout,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    QueueUnavailable,
+)
 
 if TYPE_CHECKING:
     from foundry.ports import (
@@ -21,8 +38,8 @@ if TYPE_CHECKING:
         QueuePort,
     )
 
-#: How many pending members a ``BatchTimeout`` names, and how many members it reads to
-#: find them (one read each; the batch's record counts them all).
+#: How many pending members a ``BatchTimeout`` names, and how many members it reads (in one
+#: read) to find them (the batch's record counts them all).
 _NAMED = 10
 _LOOKED = 200
 
@@ -44,6 +61,40 @@ class _Deadline:
         return self._end is None
 
 
+class _Members:
+    """What is known of the batch's members: each one's last record read, and which of them
+    may still be pending (not known to have ended: read again at the next wake)."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self.records: list[JobRecord | None] = [None] * len(ids)
+        self._pending = list(range(len(ids)))
+
+    @property
+    def unread(self) -> list[str]:
+        """The ids of the members that may still be pending, in the batch's order."""
+        return [self.ids[index] for index in self._pending]
+
+    @property
+    def last_pending(self) -> str | None:
+        """The member to wait for (its end is likely the last: members run in order), or
+        ``None`` when every member ended."""
+        return self.ids[self._pending[-1]] if self._pending else None
+
+    def read(self, records: list[JobRecord | None]) -> None:
+        """Take the records of the ``unread`` members, in their order."""
+        still = []
+        for index, record in zip(self._pending, records, strict=True):
+            self.records[index] = record
+            if record is not None and not record.state.is_final:
+                still.append(index)
+        self._pending = still
+
+    def ended(self, record: JobRecord | None) -> None:
+        """Take the record the wait for ``last_pending`` answered, final (or ``None``)."""
+        self.records[self._pending.pop()] = record
+
+
 def wait_for_batch(
     queue: QueuePort,
     batches: BatchPort,
@@ -58,18 +109,20 @@ def wait_for_batch(
     found = None if record is None else batches.members(batch_id, record.queue)
     home, ids = _members(batch_id, where, record, found)
     deadline = _Deadline(_limit(timeout))
-    records: list[JobRecord | None] = []
-    for job_id in ids:
+    members = _Members(ids)
+    while True:
+        members.read(_read(batches, members.unread, home, deadline))
+        job_id = members.last_pending
+        if job_id is None:
+            return _results(ids, members.records, propagate)
         member = _wait(queue, job_id, deadline.left(), home)
         while member is not None and not member.state.is_final and deadline.endless:
             member = _wait(queue, job_id, deadline.left(), home)
         if member is not None and not member.state.is_final:
-            rest = ids[len(records) : len(records) + _LOOKED]
-            seen = [(job_id, queue.get(job_id, home)) for job_id in rest]
-            again = batches.batch(batch_id, home)
-            raise _timed_out(batch_id, member, seen, again, deadline.limit)
-        records.append(member)
-    return _results(ids, records, propagate)
+            looked = members.unread[:_LOOKED]
+            seen = list(zip(looked, _read(batches, looked, home, deadline), strict=True))
+            raise _timed_out(batch_id, member, seen, batches.batch(batch_id, home), deadline.limit)
+        members.ended(member)
 
 
 async def wait_for_batch_async(
@@ -86,18 +139,50 @@ async def wait_for_batch_async(
     found = None if record is None else await batches.members(batch_id, record.queue)
     home, ids = _members(batch_id, where, record, found)
     deadline = _Deadline(_limit(timeout))
-    records: list[JobRecord | None] = []
-    for job_id in ids:
+    members = _Members(ids)
+    while True:
+        members.read(await _read_async(batches, members.unread, home, deadline))
+        job_id = members.last_pending
+        if job_id is None:
+            return _results(ids, members.records, propagate)
         member = await _wait_async(queue, job_id, deadline.left(), home)
         while member is not None and not member.state.is_final and deadline.endless:
             member = await _wait_async(queue, job_id, deadline.left(), home)
         if member is not None and not member.state.is_final:
-            rest = ids[len(records) : len(records) + _LOOKED]
-            seen = [(job_id, await queue.get(job_id, home)) for job_id in rest]
+            looked = members.unread[:_LOOKED]
+            seen = list(
+                zip(looked, await _read_async(batches, looked, home, deadline), strict=True)
+            )
             again = await batches.batch(batch_id, home)
             raise _timed_out(batch_id, member, seen, again, deadline.limit)
-        records.append(member)
-    return _results(ids, records, propagate)
+        members.ended(member)
+
+
+def _read(
+    batches: BatchPort, ids: list[str], home: str, deadline: _Deadline
+) -> list[JobRecord | None]:
+    """``batches.job_records``, asked again while the queue is unavailable until the
+    deadline (then the outage is raised), as a wait would."""
+    give_up = time.monotonic() + deadline.left().total_seconds()
+    while True:
+        try:
+            return batches.job_records(ids, home)
+        except QueueUnavailable as error:
+            left = _left_after_outage(error, give_up)
+        time.sleep(min(_OUTAGE_PAUSE_S, left))
+
+
+async def _read_async(
+    batches: AsyncBatchPort, ids: list[str], home: str, deadline: _Deadline
+) -> list[JobRecord | None]:
+    """``_read`` for an event loop."""
+    give_up = time.monotonic() + deadline.left().total_seconds()
+    while True:
+        try:
+            return await batches.job_records(ids, home)
+        except QueueUnavailable as error:
+            left = _left_after_outage(error, give_up)
+        await asyncio.sleep(min(_OUTAGE_PAUSE_S, left))
 
 
 def _members(

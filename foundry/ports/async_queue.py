@@ -89,3 +89,7 @@ class AsyncBatchPort(Protocol):
     async def members(self, batch_id: str, queue: str) -> list[str] | None:
         """``BatchPort.members``: the ids of the batch's members in its order."""
         ...
+
+    async def job_records(self, job_ids: Sequence[str], queue: str) -> list[JobRecord | None]:
+        """``BatchPort.job_records``: the records of ``job_ids`` in ``queue``, in one read."""
+        ...

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     # re-exported: the ``as`` marks it public for the type checker
     from foundry.ports.batch_types import BatchRecord as BatchRecord  # noqa: PLC0414
+    from foundry.ports.inspection import JobRecord
 
 # The record (and the batch classes it holds) loads at first use: a worker or a dispatcher
 # that never touches a batch never imports them.
@@ -73,4 +74,10 @@ class BatchPort(Protocol):
         """The ids of the batch's members in its order (as dispatched, each after the members
         it waits for), ended or not, in one read; ``None`` if ``queue`` keeps no such batch
         or keeps no member list for it (PostgreSQL: a batch stored before migration 0017)."""
+        ...
+
+    def job_records(self, job_ids: Sequence[str], queue: str) -> list[JobRecord | None]:
+        """The records of ``job_ids``, jobs of ``queue`` (a batch's members), in that order,
+        each as ``QueuePort.get(job_id, queue)`` shows it (``None`` for one not known), read
+        together in one round trip (what waiting for a batch reads at each wake)."""
         ...

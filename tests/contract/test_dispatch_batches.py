@@ -236,6 +236,32 @@ def test_batch_results_wait_for_every_job_and_answer_in_the_batchs_order(
     assert dispatcher.batch_results(batch_id, timeout=0) == [3, 1, 2]  # ended: at once
 
 
+def test_batch_results_answer_the_jobs_that_ended_while_it_waited_for_another(
+    dispatcher: AnyDispatcher, batch_queue: BatchQueue
+) -> None:
+    fails = dispatcher.build(done, {"note": "x"}, queue="media")
+    batch_id = dispatcher.batch([(resize, {"n": 1}), fails, (resize, {"n": 3})])
+    running = batch_queue.claim(ClaimRequest(["media"], lease=LEASE, limit=3))
+
+    def end_in_order() -> None:  # the last one ends last: the others between two wakes
+        for lease in running:
+            if lease.job_id == fails.id:
+                batch_queue.fail(lease, ErrorInfo("Boom", "x"), Dead("gave up"))
+            else:
+                batch_queue.complete(lease, lease.job.payload["n"])
+
+    worker = threading.Thread(target=end_in_order)
+    worker.start()
+    try:
+        first, failed, last = dispatcher.batch_results(batch_id, timeout=60, propagate=False)
+    finally:
+        worker.join()
+
+    assert (first, last) == (1, 3)
+    assert isinstance(failed, JobFailed)
+    assert failed.job_id == fails.id
+
+
 def test_batch_results_raise_the_first_failure_or_keep_it_in_its_place(
     dispatcher: AnyDispatcher, batch_queue: BatchQueue
 ) -> None:

@@ -449,3 +449,27 @@ def test_members_are_listed_in_the_batchs_order_after_they_ended(batch_queue: Ba
     assert queue.members("b1", "default") == ["z", "second", "first"]
     assert queue.members("b1", "other") is None
     assert queue.members("missing", "default") is None
+
+
+def test_job_records_reads_jobs_in_the_order_asked_each_as_get_shows_it(
+    batch_queue: BatchQueue,
+) -> None:
+    queue = batch_queue
+    queue.enqueue_batches([Batch([job(id="a"), job(id="b"), job(id="c")], id="b1")])
+    [lease] = _claim(queue, limit=1)
+    queue.complete(lease, {"n": 1})
+    asked = ["c", "missing", "a", "b"]
+
+    records = queue.job_records(asked, "default")
+
+    assert records == [queue.get(job_id, "default") for job_id in asked]
+    assert [None if record is None else record.state for record in records] == [
+        JobState.READY,
+        None,
+        JobState.COMPLETED,
+        JobState.READY,
+    ]
+    assert records[2] is not None
+    assert records[2].result == {"n": 1}
+    assert queue.job_records(["a"], "other") == [None]
+    assert queue.job_records([], "default") == []

@@ -83,6 +83,10 @@ class AsyncMemoryQueue:
         """As ``MemoryQueue.members``."""
         return self.queue.members(batch_id, queue)
 
+    async def job_records(self, job_ids: Sequence[str], queue: str) -> list[JobRecord | None]:
+        """As ``MemoryQueue.job_records``."""
+        return self.queue.job_records(job_ids, queue)
+
     async def aclose(self) -> None:
         """Nothing to close."""
 

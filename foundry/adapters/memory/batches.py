@@ -20,6 +20,7 @@ from foundry.domain import InvalidJob, Job, JobState
 from foundry.domain.batch import Batch, BatchProgress, Callback, MemberEnd, one_queue
 from foundry.ports import EnqueueOutcome
 from foundry.ports.batches import BatchRecord
+from foundry.ports.inspection import JobRecord
 
 #: Stores one encoded job: ``MemoryQueue._put``.
 Put = Callable[[Job, bytes, datetime], EnqueueOutcome]
@@ -192,6 +193,13 @@ class MemoryBatches:
         with self._store.cond:
             stored = self._find(batch_id, queue, self._store.tick())
             return None if stored is None else list(stored.members)
+
+    def job_records(self, job_ids: Sequence[str], queue: str) -> list[JobRecord | None]:
+        """The jobs' records, under one hold of the lock."""
+        with self._store.cond:
+            state = self._store.find(queue, self._store.tick())
+            entries = [None if state is None else state.jobs.get(job_id) for job_id in job_ids]
+            return [None if entry is None else self._records.record(entry) for entry in entries]
 
     def batches(self, queue: str, offset: int, limit: int) -> list[BatchRecord]:
         """The queue's batches still kept, newest first."""

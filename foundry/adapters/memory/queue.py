@@ -180,6 +180,10 @@ class MemoryQueue:
         """See ``BatchPort.members``."""
         return self._batches.members(given_id(batch_id, "batch"), given_queue(queue))
 
+    def job_records(self, job_ids: Sequence[str], queue: str) -> list[JobRecord | None]:
+        """Under one hold of the lock (see ``BatchPort.job_records``)."""
+        return self._batches.job_records(given_ids(job_ids) or [], given_queue(queue))
+
     # -- leases ---------------------------------------------------------------------------------
 
     def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:

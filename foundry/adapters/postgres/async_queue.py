@@ -27,6 +27,7 @@ from foundry.adapters.postgres.batches import (
     BatchCalls,
     batch_record,
     batch_refused,
+    job_records,
 )
 from foundry.adapters.postgres.config import PostgresSettings
 from foundry.adapters.postgres.connection import UTC_TIMES, aborted, unreachable, unusable
@@ -38,6 +39,7 @@ from foundry.adapters.postgres.statements import Statements
 from foundry.adapters.postgres.text_columns import without_nul
 from foundry.adapters.postgres.waking import channel
 from foundry.domain import Batch, InvalidJob, Job, JobState
+from foundry.domain.given import given_ids, given_queue
 from foundry.ports import BatchRecord, Clock, DeadLetterRetention, EnqueueOutcome, JobRecord
 
 _SPARE = timedelta(minutes=1)
@@ -175,6 +177,14 @@ class AsyncPostgresQueue:
         params = {"id": batch_id, "queue": queue, "now": await self._read_now()}
         rows = await self._fetch(self._batches.members, params)
         return list(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    async def job_records(self, job_ids: Sequence[str], queue: str) -> list[JobRecord | None]:
+        """As ``PostgresQueue.job_records``: one query."""
+        ids = given_ids(job_ids) or []
+        if not ids:
+            return []
+        params = {"ids": ids, "queue": given_queue(queue), "now": self._now()}
+        return job_records(ids, await self._fetch(self._batches.job_records, params), self._rows)
 
     async def cancel_batch(
         self, batch_id: str, queue: str | None = None, reason: str = "cancelled"

@@ -21,6 +21,7 @@ from foundry.adapters.postgres.text_columns import without_nul
 from foundry.domain import InvalidJob, Job
 from foundry.domain.batch import Batch, BatchProgress, Callback, one_queue
 from foundry.ports.batches import BatchRecord
+from foundry.ports.inspection import JobRecord
 
 #: The SQLSTATE ``enqueue_batches`` raises for a batch id that is a stored job's id.
 _BATCH_ID_TAKEN = "FD002"
@@ -83,6 +84,16 @@ _MEMBERS = f"""
      WHERE b.queue = %(queue)s AND b.id = %(id)s AND {_KEPT}
 """
 
+# The time is read in the statement (the injected clock's when given), so one round trip.
+_JOB_RECORDS = """
+    SELECT j.queue, j.id, j.state, j.priority, j.attempts, j.enqueued_at, j.run_at,
+           j.lease_deadline, j.blob, j.errors, j.result, j.reason, j.finished_at, j.worker,
+           j.progress, t.now
+      FROM (SELECT coalesce(%(now)s::timestamptz, clock_timestamp()) AS now) t
+      JOIN {s}.jobs j ON j.queue = %(queue)s AND j.id = ANY (%(ids)s::text[])
+       AND (j.expires_at IS NULL OR j.expires_at > t.now)
+"""
+
 _LIST = f"""
     SELECT {_COLUMNS} FROM {{s}}.batches b
      WHERE b.queue = %(queue)s AND {_KEPT}
@@ -100,6 +111,7 @@ class BatchCalls:
         self.one = sql.render(_ONE)
         self.list = sql.render(_LIST)
         self.members = sql.render(_MEMBERS)
+        self.job_records = sql.render(_JOB_RECORDS)
         self.forget = sql.render(_FORGET)
 
     @staticmethod
@@ -134,6 +146,14 @@ class BatchCalls:
             "batch_of": [*batch_of, *(index for index, _, _ in callbacks)],
             "which": [*(None for _ in jobs), *(which.value for _, which, _ in callbacks)],
         }
+
+
+def job_records(
+    job_ids: Sequence[str], rows: Sequence[tuple[Any, ...]], codec: RowCodec
+) -> list[JobRecord | None]:
+    """The records the ``job_records`` statement's ``rows`` hold, in the ids' order."""
+    found = {row[1]: codec.record(row[:-1], row[-1]) for row in rows}
+    return [found.get(job_id) for job_id in job_ids]
 
 
 class PostgresBatches:
@@ -196,6 +216,15 @@ class PostgresBatches:
             params = {"id": batch_id, "queue": queue, "now": self._db.now_on(conn)}
             row = conn.execute(self._sql.members, params).fetchone()
         return None if row is None or row[0] is None else list(row[0])
+
+    def job_records(self, job_ids: Sequence[str], queue: str) -> list[JobRecord | None]:
+        """The jobs' records (one query, the time read in it)."""
+        if not job_ids:
+            return []
+        params = {"ids": list(job_ids), "queue": queue, "now": self._db.now()}
+        with self._db.conn() as conn:
+            rows = conn.execute(self._sql.job_records, params).fetchall()
+        return job_records(job_ids, rows, self._db.rows)
 
     def batches(self, queue: str, offset: int, limit: int) -> list[BatchRecord]:
         """The queue's batches still kept, newest first."""

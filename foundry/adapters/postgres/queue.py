@@ -437,6 +437,10 @@ class PostgresQueue:
         """See ``BatchPort.members``."""
         return self._batches.members(given_id(batch_id, "batch"), given_queue(queue))
 
+    def job_records(self, job_ids: Sequence[str], queue: str) -> list[JobRecord | None]:
+        """See ``BatchPort.job_records``: one query."""
+        return self._batches.job_records(given_ids(job_ids) or [], given_queue(queue))
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -19,9 +19,14 @@ from foundry.adapters.redis.runner import Arg
 from foundry.domain import InvalidJob, Job
 from foundry.domain.batch import Batch, BatchProgress, Callback, one_queue
 from foundry.ports.batches import BatchRecord
+from foundry.ports.inspection import JobRecord
 
 _CALLBACKS = (Callback.THEN, Callback.CATCH, Callback.FINALLY)
 _LETTERS = {"c": Callback.CATCH, "t": Callback.THEN, "f": Callback.FINALLY}
+#: The hashes holding a job's record, in the order ``RecordCodec.record`` reads them.
+_RECORD_HASHES = ("jobs", "state", "errors", "results", "progress")
+#: How many ids one command of ``job_reads`` names (each chunk's commands are sent together).
+_CHUNK = 1000
 
 
 class BatchPlan:
@@ -88,6 +93,33 @@ class BatchPlan:
     def members(reply: Sequence[bytes]) -> list[str] | None:
         """The member ids ``members_read``'s reply holds (``None``: no such batch)."""
         return [raw.decode() for raw in reply] if reply else None
+
+    def job_reads(self, job_ids: Sequence[str], queue: str) -> list[list[Arg]]:
+        """The reads of ``job_ids``' records in ``queue`` (for ``job_records``): ``TIME``,
+        then per chunk of ids one ``HMGET`` of each record hash and one ``ZMSCORE`` of
+        ``delayed`` and ``done``, the fields ``get`` reads one job at a time."""
+        named = self._keys.queue(queue).named
+        reads: list[list[Arg]] = [["TIME"]]
+        for start in range(0, len(job_ids), _CHUNK):
+            chunk = job_ids[start : start + _CHUNK]
+            reads += [["HMGET", named(key), *chunk] for key in _RECORD_HASHES]
+            reads += [["ZMSCORE", named(key), *chunk] for key in ("delayed", "done")]
+        return reads
+
+    def job_records(
+        self, job_ids: Sequence[str], queue: str, replies: Sequence[Any]
+    ) -> list[JobRecord | None]:
+        """The records ``job_reads``' replies hold, in the ids' order (``None``: unknown)."""
+        now = self._clock.from_time(replies[0])
+        width = len(_RECORD_HASHES) + 2
+        found: list[JobRecord | None] = []
+        for chunk, start in enumerate(range(0, len(job_ids), _CHUNK)):
+            columns = replies[1 + chunk * width : 1 + (chunk + 1) * width]
+            for index, job_id in enumerate(job_ids[start : start + _CHUNK]):
+                fields = [column[index] for column in columns]
+                stored = fields[0] is not None
+                found.append(self._records.record(queue, job_id, fields, now) if stored else None)
+        return found
 
     def found(
         self, batch_id: str, candidates: Sequence[str], replies: Sequence[Any], now: int

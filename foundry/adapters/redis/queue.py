@@ -225,6 +225,10 @@ class RedisQueue:
         """One round trip (see ``BatchPort.members``)."""
         return self._batches.members(given_id(batch_id, "batch"), given_queue(queue))
 
+    def job_records(self, job_ids: Sequence[str], queue: str) -> list[JobRecord | None]:
+        """One round trip (see ``BatchPort.job_records``)."""
+        return self._batches.job_records(given_ids(job_ids) or [], given_queue(queue))
+
     # -- leases ---------------------------------------------------------------------------------
 
     def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
