@@ -309,3 +309,19 @@ def test_a_batch_given_a_pending_callbacks_id_is_refused_naming_it(
 
     assert batch_queue.batches("media") == [dispatcher.batch_record(first)]
     assert _drain(batch_queue, ["media"]) == ["resize", "done"]
+
+
+def test_a_job_dispatched_with_a_pending_callbacks_id_is_refused_naming_it(
+    dispatcher: AnyDispatcher, batch_queue: BatchQueue
+) -> None:
+    then = dispatcher.build(done, {"note": "ok"}, queue="media")
+    first = dispatcher.batch([(resize, {"n": 1})], then=then)
+    taken = rf"'{then.id}' is the then callback of batch '{first}' in queue 'media'"
+
+    with pytest.raises(InvalidJob, match=taken):
+        dispatcher.dispatch(done, {"note": "mine"}, job_id=then.id, queue="media")
+
+    assert _drain(batch_queue, ["media"]) == ["resize", "done"]
+    record = batch_queue.get(then.id)
+    assert record is not None
+    assert (record.state, record.job.payload) == (JobState.COMPLETED, {"note": "ok"})

@@ -473,3 +473,21 @@ def test_job_records_reads_jobs_in_the_order_asked_each_as_get_shows_it(
     assert records[2].result == {"n": 1}
     assert queue.job_records(["a"], "other") == [None]
     assert queue.job_records([], "default") == []
+
+
+def test_a_job_given_a_pending_callbacks_id_is_refused_until_its_batch_ended(
+    batch_queue: BatchQueue,
+) -> None:
+    queue = batch_queue
+    queue.enqueue_batches([_batch("a")])
+
+    with pytest.raises(InvalidJob, match=r"'b1-then' is the then callback of batch 'b1' in"):
+        queue.enqueue(job(id="b1-then"))
+    with pytest.raises(InvalidJob, match=r"'b1-finally' is the finally callback of batch 'b1'"):
+        queue.enqueue_many([job(id="other"), job(id="b1-finally")])
+
+    assert state_of(queue, "other") is None
+    _complete_all(queue, "a")
+    assert [state_of(queue, name) for name in ("b1-then", "b1-finally")] == [JobState.READY] * 2
+    queue.enqueue(job(id="b1-catch"))  # its batch ended without it: the id is free
+    assert state_of(queue, "b1-catch") is JobState.READY

@@ -123,6 +123,16 @@ class MemoryBatches:
                     "share one space): pick another job id",
                 )
 
+    def refuse_taken_ids(self, jobs: Sequence[Job]) -> None:
+        """``InvalidJob`` (before any write) for a job whose id is a kept batch's or a pending
+        callback's (``refuse_batch_ids``, ``_refuse_callback_ids``): what a job enqueued
+        outside a batch may not take. A dict probe a job for each, none while no batch is
+        kept and no callback pending."""
+        self.refuse_batch_ids(jobs)
+        if self._callback_of:
+            for job in jobs:
+                self._refuse_callback_ids(job.queue, (job.id,))
+
     def _check_ids(self, state: QueueState, items: Sequence[Job | Batch]) -> None:
         """Refuse (before any write) a batch id that is a stored job's, a job or callback
         id that is a kept batch's, and a batch, job or callback id that is a pending

@@ -104,7 +104,7 @@ class MemoryQueue:
         blobs = [self._records.encode_job(job) for job in jobs]
         with self._store.cond:
             now = self._store.tick()
-            self._batches.refuse_batch_ids(jobs)
+            self._batches.refuse_taken_ids(jobs)
             for queue in {job.queue for job in jobs if job.after}:
                 same = [job for job in jobs if job.queue == queue]
                 check_known(self._store.queue(queue), same, self._batches.known(queue))
