@@ -98,6 +98,9 @@ if TYPE_CHECKING:
         ScheduleEntry as ScheduleEntry,
     )
     from foundry.ports.schedule_types import (
+        ScheduleListing as ScheduleListing,
+    )
+    from foundry.ports.schedule_types import (
         ScheduleState as ScheduleState,
     )
     from foundry.ports.schedules import (
@@ -125,6 +128,7 @@ __all__ = [
     "Firing",
     "Poll",
     "ScheduleEntry",
+    "ScheduleListing",
     "SchedulePort",
     "ScheduleState",
     "CachePort",
@@ -183,6 +187,7 @@ _HOMES = {
     "Firing": "foundry.ports.schedule_types",
     "Poll": "foundry.ports.schedule_types",
     "ScheduleEntry": "foundry.ports.schedule_types",
+    "ScheduleListing": "foundry.ports.schedule_types",
     "SchedulePort": "foundry.ports.schedules",
     "ScheduleState": "foundry.ports.schedule_types",
     "AsyncTransactionalEnqueue": "foundry.ports.transactions",

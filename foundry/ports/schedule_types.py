@@ -87,3 +87,13 @@ class ScheduleState:
     last_job_id: str | None = None
     paused: bool = False
     orphaned: bool = False
+
+
+@attrs.frozen
+class ScheduleListing:
+    """What the backend could read of its schedules: ``states``, sorted by name, then queue,
+    and ``broken``, one ``QueueBroken`` per queue whose schedules it refused to read (in
+    queue order; their schedules are not in ``states``, the other queues' are)."""
+
+    states: tuple[ScheduleState, ...]
+    broken: tuple[QueueBroken, ...] = ()

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     # The values are loaded by whoever makes them: a process that only checks a backend
     # against the port (the container) never creates their classes.
-    from foundry.ports.schedule_types import Fired, Firing, Poll, ScheduleEntry, ScheduleState
+    from foundry.ports.schedule_types import (
+        Fired,
+        Firing,
+        Poll,
+        ScheduleEntry,
+        ScheduleListing,
+    )
 
 
 @runtime_checkable
@@ -26,9 +32,9 @@ class SchedulePort(Protocol):
 
     * One queue whose data the backend refuses (``QueueBroken``) does not stop the others':
       ``poll`` reads the others and names it in ``Poll.broken``, ``fire`` answers its
-      firings with ``Fired.refused``, ``sync_schedules`` syncs the others, then raises
-      ``QueuesBroken`` (one ``QueueBroken`` per queue); ``schedule_states`` raises it too,
-      instead of a list without that queue's schedules.
+      firings with ``Fired.refused``, ``schedule_states`` lists the others' and names it in
+      ``ScheduleListing.broken``, ``sync_schedules`` syncs the others, then raises
+      ``QueuesBroken`` (one ``QueueBroken`` per queue).
 
     Backend failures raise ``QueueUnavailable``; a queue or schedule name that is not a string
     raises ``TypeError`` naming what to pass, before the backend is asked.
@@ -53,9 +59,9 @@ class SchedulePort(Protocol):
         """Mark schedules no longer declared as orphaned: they stop being due, stay listed."""
         ...
 
-    def schedule_states(self) -> list[ScheduleState]:
-        """Every schedule the backend knows, sorted by name, then queue; ``QueuesBroken``
-        (naming every queue that refused) if some queue's could not be read."""
+    def schedule_states(self) -> ScheduleListing:
+        """Every schedule the backend knows, sorted by name, then queue, but those of the
+        queues that refused to be read, named apart (``ScheduleListing.broken``)."""
         ...
 
     def pause_schedule(self, queue: str, name: str) -> bool:

@@ -76,7 +76,7 @@ def test_a_running_batch_named_as_a_tick_job_does_not_stop_the_schedule(
     clock.advance(MINUTE)
     scheduler.step()
 
-    [state] = queue.schedule_states()
+    [state] = queue.schedule_states().states
     assert (state.last_tick, state.next_at) == (START + MINUTE, START + 2 * MINUTE)
     assert jobs_of(queue, schedule, minutes(1)) == [True]
 
@@ -224,7 +224,7 @@ def test_a_paused_schedule_does_not_fire_and_resumes_without_catching_up(
 
     clock.advance(5 * MINUTE)
     scheduler.step()
-    paused = queue.schedule_states()[0]
+    paused = queue.schedule_states().states[0]
     assert queue.resume_schedule("periodic", "every-minute", schedule.first_tick(clock.now()))
     scheduler.step()
     clock.advance(MINUTE)
@@ -249,7 +249,7 @@ def test_a_schedule_removed_from_the_code_is_listed_as_orphaned_and_never_fires(
     clock.advance(3 * MINUTE)
     Scheduler(queue, others).step()
 
-    states = {state.name: state for state in queue.schedule_states()}
+    states = {state.name: state for state in queue.schedule_states().states}
     assert states["every-minute"].orphaned
     assert states["every-minute"].next_at is None
     assert not states["other"].orphaned
@@ -270,7 +270,7 @@ def test_an_orphan_declared_again_comes_back_from_its_next_tick(
     clock.advance(MINUTE)
     Scheduler(queue, registry).step()
 
-    assert not queue.schedule_states()[0].orphaned
+    assert not queue.schedule_states().states[0].orphaned
     assert jobs_of(queue, schedule, minutes(2, 3)) == [False, True]
 
 
@@ -308,7 +308,7 @@ def test_overlap_skip_skips_ticks_while_the_previous_job_is_pending(
 
     assert answer.outcomes == (Duplicate(job.id, first),)
     assert jobs_of(queue, schedule, minutes(2, 3)) == [False, True]
-    state = queue.schedule_states()[0]
+    state = queue.schedule_states().states[0]
     assert state.last_tick == START + 3 * MINUTE
     assert state.last_job_id == schedule.job_id(START + 3 * MINUTE)
 
@@ -344,7 +344,7 @@ def test_a_schedule_redefined_in_code_waits_for_its_new_first_tick(
     clock.advance(2 * MINUTE)
     Scheduler(queue, hourly).step()
 
-    (state,) = queue.schedule_states()
+    (state,) = queue.schedule_states().states
     assert state.definition == "@hourly (UTC)"
     assert state.next_at == START + timedelta(hours=1)
     assert queue.stats("periodic").ready == 0
@@ -387,7 +387,7 @@ def test_forget_removes_a_schedules_state(queue: Queue) -> None:
 
     assert queue.forget_schedule("periodic", "every-minute")
     assert not queue.forget_schedule("periodic", "every-minute")
-    assert queue.schedule_states() == []
+    assert queue.schedule_states().states == ()
 
 
 def test_a_tick_within_ahead_is_enqueued_early_but_claimable_only_from_its_tick(
@@ -407,7 +407,7 @@ def test_a_tick_within_ahead_is_enqueued_early_but_claimable_only_from_its_tick(
     assert early == []
     assert [lease.job_id for lease in on_time] == [schedule.job_id(START + MINUTE)]
     assert wait == MAX_SLEEP_S
-    assert queue.schedule_states()[0].next_at == START + 2 * MINUTE
+    assert queue.schedule_states().states[0].next_at == START + 2 * MINUTE
 
 
 def test_a_schedule_skipping_overlaps_is_not_fired_ahead_of_its_tick(
@@ -434,12 +434,12 @@ def test_resuming_a_schedule_that_is_not_paused_keeps_the_tick_it_has_yet_to_fir
     (schedule,) = registry.schedules()
     scheduler = Scheduler(queue, registry)
     scheduler.step()
-    due = queue.schedule_states()[0].next_at
+    due = queue.schedule_states().states[0].next_at
     clock.advance(MINUTE + timedelta(seconds=30))  # its tick is due, no scheduler ran yet
 
     resumed = queue.resume_schedule("periodic", "every-minute", queue.poll((), 0).now)
     unknown = queue.resume_schedule("periodic", "nope", queue.poll((), 0).now)
-    kept = queue.schedule_states()[0]
+    kept = queue.schedule_states().states[0]
     scheduler.step()
 
     assert (resumed, unknown) == (False, None)  # stored but not paused; not stored
@@ -460,7 +460,7 @@ def test_a_schedule_resumed_from_the_backends_now_skips_the_missed_ticks_and_kee
     clock.advance(5 * MINUTE + timedelta(seconds=30))
     assert queue.resume_schedule("periodic", "every-minute", queue.poll((), 0).now) is True
     scheduler.step()
-    waiting = queue.schedule_states()[0]
+    waiting = queue.schedule_states().states[0]
     clock.advance(timedelta(seconds=30))
     scheduler.step()
 
@@ -490,7 +490,7 @@ def test_a_handlers_unique_key_holds_for_the_jobs_of_its_schedule(
 
     assert jobs_of(queue, schedule, minutes(1)) == [False]
     assert queue.stats("periodic").ready == 1
-    assert queue.schedule_states()[0].last_tick == START + MINUTE
+    assert queue.schedule_states().states[0].last_tick == START + MINUTE
 
 
 def test_schedules_skipping_overlaps_with_long_names_sharing_a_start_do_not_block_each_other(
@@ -543,7 +543,7 @@ def test_while_two_releases_run_the_one_started_last_fires_every_tick_of_its_def
     ticks = [START + timedelta(seconds=30) + k * MINUTE for k in range(4)]
     assert jobs_of(queue, schedule, ticks) == [True] * 4
     assert queue.stats("periodic").pending == 4
-    assert queue.schedule_states()[0].definition == "30 * * * * * (UTC)"
+    assert queue.schedule_states().states[0].definition == "30 * * * * * (UTC)"
 
 
 def test_a_definition_no_running_scheduler_fires_is_taken_over_once_overdue(
@@ -557,7 +557,7 @@ def test_a_definition_no_running_scheduler_fires_is_taken_over_once_overdue(
     step_every_second([new_scheduler], clock, 3 * 60)
 
     (schedule,) = new.schedules()
-    (state,) = queue.schedule_states()
+    (state,) = queue.schedule_states().states
     assert state.definition == "30 * * * * * (UTC)"
     assert jobs_of(queue, schedule, [START + timedelta(seconds=150)]) == [True]
 
@@ -576,7 +576,7 @@ def test_a_full_batch_of_schedules_another_release_fires_does_not_make_a_schedul
     wait = old_scheduler.step()  # both are due within ahead, with the new definition
 
     assert wait == MAX_SLEEP_S
-    definitions = {state.definition for state in queue.schedule_states()}
+    definitions = {state.definition for state in queue.schedule_states().states}
     assert definitions == {"30 * * * * * (UTC)"}
 
 
@@ -608,7 +608,7 @@ def test_a_schedule_no_running_release_declares_is_orphaned_once_its_tick_is_ove
     new_scheduler = Scheduler(queue, new)
 
     step_every_second([new_scheduler], clock, 61)
-    states = {state.name: state for state in queue.schedule_states()}
+    states = {state.name: state for state in queue.schedule_states().states}
 
     removed = next(s for s in old.schedules() if s.name == "removed")
     assert states["removed"].orphaned

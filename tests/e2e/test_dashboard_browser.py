@@ -200,14 +200,15 @@ def test_a_stored_schedule_is_listed_paused_and_resumed_by_a_click(
     listed = text(browser, By.XPATH, row)
     click(browser, By.XPATH, f"{row}//button[text()='Pause']")
     wait_until(browser, lambda d: "paused schedule report" in text(d, By.CLASS_NAME, "note"))
-    paused = scene.queue.schedule_states()
+    paused = scene.queue.schedule_states().states
     click(browser, By.XPATH, f"{row}//button[text()='Resume']")
     wait_until(browser, lambda d: "resumed schedule report" in text(d, By.CLASS_NAME, "note"))
+    resumed = scene.queue.schedule_states().states
 
     assert "0 3 * * * (UTC)" in listed
     assert "active" in listed
     assert [(s.name, s.paused) for s in paused] == [(entry.name, True)]
-    assert [(s.name, s.paused) for s in scene.queue.schedule_states()] == [(entry.name, False)]
+    assert [(s.name, s.paused) for s in resumed] == [(entry.name, False)]
     assert not alert_opened(browser)
 
 

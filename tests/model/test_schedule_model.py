@@ -216,7 +216,7 @@ class ScheduleMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_backend_waits_for_the_models_next_tick(self) -> None:
-        states = {state.name: state for state in self.queue.schedule_states()}
+        states = {state.name: state for state in self.queue.schedule_states().states}
         for name, state in self.model.items():
             assert states[name].paused == state.paused
             assert states[name].next_at == (None if state.paused else state.due_from)

@@ -32,7 +32,7 @@ def test_a_session_in_new_york_still_reads_schedules_in_utc(
     clock.advance(timedelta(seconds=1))
     Scheduler(queue, registry, ahead=timedelta(0)).step()
 
-    states = queue.schedule_states()
+    states = queue.schedule_states().states
     poll = queue.poll(["ticks"], 10, timedelta(days=1))
     listed = invoke(container_for(queue, clock), "schedules", "list", "--app", APP)
 

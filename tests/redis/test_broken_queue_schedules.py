@@ -4,10 +4,12 @@ schedules: the scheduler names it once, and the other queues' schedules keep fir
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 import redis
+from starlette.testclient import TestClient
 
 import foundry
 from foundry.adapters.clock import ManualClock
@@ -15,8 +17,12 @@ from foundry.adapters.redis.connection import RedisSettings, connect
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.application.schedules.scheduler import Scheduler
 from foundry.domain import QueuesBroken
+from foundry.entrypoints.dashboard.app import DashboardConfig, create_app
+from foundry.entrypoints.dashboard.security import GuardConfig
+from foundry.entrypoints.settings import Settings
 from foundry.ports import Firing
 from tests.backends import unique_prefix
+from tests.cli_support import container_for, invoke
 
 pytestmark = pytest.mark.redis
 MINUTE = timedelta(minutes=1)
@@ -32,6 +38,10 @@ def _app() -> foundry.JobRegistry:
     for queue in ("a", "b", "c"):
         registry.schedule(f"beat-{queue}", "beat", every=MINUTE, queue=queue)
     return registry
+
+
+#: The app ``foundry schedules list --app`` loads here.
+registry = _app()
 
 
 def _queue(redis_url: str, clock: ManualClock) -> RedisQueue:
@@ -116,8 +126,7 @@ def test_the_schedule_port_names_each_broken_queue_and_serves_the_others(
             for name, on in (("beat-a", "a"), ("beat-c", "c"))
         ]
     )
-    with pytest.raises(QueuesBroken) as listing:
-        queue.schedule_states()
+    listing = queue.schedule_states()
     with pytest.raises(QueuesBroken) as syncing:
         Scheduler(queue, registry).sync(redefine=False)
 
@@ -127,5 +136,81 @@ def test_the_schedule_port_names_each_broken_queue_and_serves_the_others(
         (True, True),
         (False, False),
     ]
-    assert [error.queue for error in listing.value.broken] == ["b", "c"]
+    assert [state.name for state in listing.states] == ["beat-a"]
+    assert [error.queue for error in listing.broken] == ["b", "c"]
     assert [error.queue for error in syncing.value.broken] == ["c"]  # b's due set unread
+
+
+@pytest.fixture
+def b_schedules_broken(redis_url: str, clock: ManualClock) -> Iterator[RedisQueue]:
+    """The three queues' schedules stored, then ``b``'s due set made a string."""
+    queue = _queue(redis_url, clock)
+    Scheduler(queue, _app()).sync(redefine=True)
+    _break(queue, "b", "sched:due")
+    yield queue
+    queue._runner.client.close()
+
+
+def test_listing_the_schedules_shows_the_other_queues_and_names_the_broken_one(
+    b_schedules_broken: RedisQueue,
+) -> None:
+    listing = b_schedules_broken.schedule_states()
+
+    assert [(state.name, state.queue) for state in listing.states] == [
+        ("beat-a", "a"),
+        ("beat-c", "c"),
+    ]
+    [error] = listing.broken
+    assert error.queue == "b"
+    assert "{b}:sched:due is a string, not a zset" in str(error)
+
+
+def test_schedules_list_shows_the_other_queues_and_exits_1_naming_the_broken_one(
+    b_schedules_broken: RedisQueue, clock: ManualClock
+) -> None:
+    container = container_for(b_schedules_broken, clock, Settings())
+
+    stored = invoke(container, "schedules", "list")
+    declared = invoke(container, "schedules", "list", "--app", f"{__name__}:registry")
+
+    assert stored.exit_code == 1, stored.output
+    assert "beat-a" in stored.stdout
+    assert "beat-c" in stored.stdout
+    assert "beat-b" not in stored.stdout
+    [line] = [line for line in stored.stderr.splitlines() if "is broken" in line]
+    assert "queue 'b' is broken" in line
+    assert "{b}:sched:due is a string, not a zset" in line
+    assert "fix or delete the key named" in line
+    assert "its schedules are not listed" in line
+    assert declared.exit_code == 1, declared.output
+    [row] = [line for line in declared.stdout.splitlines() if "beat-b" in line]
+    assert "its queue is broken" in row
+    assert "new (no scheduler ran yet)" not in row
+
+
+def test_the_schedules_page_lists_the_other_queues_and_warns_of_the_broken_one(
+    b_schedules_broken: RedisQueue, clock: ManualClock
+) -> None:
+    app = create_app(
+        b_schedules_broken,
+        b_schedules_broken,
+        b_schedules_broken,
+        clock,
+        DashboardConfig(GuardConfig(token=None), background=False),
+        batches=b_schedules_broken,
+    )
+
+    with TestClient(app, base_url="http://127.0.0.1:8080") as client:
+        listed = client.get("/api/schedules")
+        page = client.get("/schedules")
+
+    assert listed.status_code == 200, listed.text
+    assert [s["name"] for s in listed.json()["schedules"]] == ["beat-a", "beat-c"]
+    [broken] = listed.json()["broken"]
+    assert broken["queue"] == "b"
+    assert "{b}:sched:due is a string, not a zset" in broken["broken"]
+    assert page.status_code == 200, page.text
+    assert "<code>beat-a</code>" in page.text
+    assert "<code>beat-c</code>" in page.text
+    assert 'data-broken="b"' in page.text
+    assert "{b}:sched:due is a string, not a zset" in page.text

@@ -13,7 +13,7 @@ from foundry.application.schedules.scheduler import Scheduler
 from foundry.domain import UniqueSpec
 from foundry.entrypoints.container import build_container
 from foundry.entrypoints.settings import Settings
-from foundry.ports import ScheduleEntry, ScheduleState
+from foundry.ports import ScheduleEntry, ScheduleListing
 from tests.cli_support import container_for, invoke
 from tests.e2e.schedule_apps import QUEUE, registry
 
@@ -110,7 +110,7 @@ def test_pause_and_resume_a_schedule() -> None:
     assert "paused" in listed.output
     assert resumed.exit_code == 0, resumed.output
     assert "next tick 2030-01-01 00:00:02" in resumed.output
-    states = {state.name: state for state in queue.schedule_states()}
+    states = {state.name: state for state in queue.schedule_states().states}
     assert not states["every-second"].paused
 
 
@@ -132,7 +132,7 @@ def test_forget_removes_an_orphans_state() -> None:
     )
 
     assert result.exit_code == 0, result.output
-    assert [state.name for state in queue.schedule_states()] == ["every-second"]
+    assert [state.name for state in queue.schedule_states().states] == ["every-second"]
 
 
 def test_schedule_is_an_alias_of_schedules_that_help_does_not_list_twice() -> None:
@@ -197,13 +197,13 @@ def sync() -> None:
 def test_resume_of_a_schedule_that_is_not_paused_changes_nothing() -> None:
     queue, clock = started()
     clock.advance(timedelta(seconds=10))  # the schedulers are down: a tick waits to catch up
-    before = {state.name: state.next_at for state in queue.schedule_states()}
+    before = {state.name: state.next_at for state in queue.schedule_states().states}
 
     result = invoke(container_for(queue, clock), "schedules", "resume", "every-second", *APP)
 
     assert result.exit_code == 0, result.output
     assert "every-second is not paused; nothing changed" in result.output
-    after = {state.name: state.next_at for state in queue.schedule_states()}
+    after = {state.name: state.next_at for state in queue.schedule_states().states}
     assert after == before
 
 
@@ -273,12 +273,12 @@ class PausedAfterListing(MemoryQueue):
     """A memory queue where another operator pauses every schedule right after a listing
     of them is read: the moment between a look at a schedule and an action on it."""
 
-    def schedule_states(self) -> list[ScheduleState]:
+    def schedule_states(self) -> ScheduleListing:
         """The states as they were; each is paused when this returns."""
-        states = super().schedule_states()
-        for state in states:
+        listing = super().schedule_states()
+        for state in listing.states:
             self.pause_schedule(state.queue, state.name)
-        return states
+        return listing
 
 
 def test_resume_leaves_the_schedule_running_whatever_a_listing_showed_a_moment_before() -> None:
@@ -289,7 +289,7 @@ def test_resume_leaves_the_schedule_running_whatever_a_listing_showed_a_moment_b
     result = invoke(container_for(queue, clock), "schedules", "resume", "every-second", *APP)
 
     assert result.exit_code == 0, result.output
-    states = {state.name: state.paused for state in MemoryQueue.schedule_states(queue)}
+    states = {state.name: state.paused for state in MemoryQueue.schedule_states(queue).states}
     assert states["every-second"] is False
 
 

@@ -617,7 +617,7 @@ def test_the_schedules_page_pauses_and_resumes_through_its_forms(dash: Dash) -> 
     assert paused.headers["location"].startswith("/schedules?note=paused+schedule+nightly")
     assert 'action="/schedules/resume"' in shown
     assert resumed.status_code == 303
-    assert not dash.queue.schedule_states()[1].paused
+    assert not dash.queue.schedule_states().states[1].paused
     assert missing.status_code == 404
 
 

@@ -54,7 +54,7 @@ from foundry.ports import (
     WorkerInfo,
 )
 from foundry.ports.batches import BatchRecord
-from foundry.ports.schedule_types import Fired, Firing, Poll, ScheduleEntry, ScheduleState
+from foundry.ports.schedule_types import Fired, Firing, Poll, ScheduleEntry, ScheduleListing
 
 #: The retention a queue has unless told otherwise.
 DEFAULT_RETENTION = DeadLetterRetention()
@@ -332,7 +332,7 @@ class MemoryQueue:
         """See ``SchedulePort.orphan``."""
         self._schedules.orphan(queue, names)
 
-    def schedule_states(self) -> list[ScheduleState]:
+    def schedule_states(self) -> ScheduleListing:
         """See ``SchedulePort.schedule_states``."""
         return self._schedules.schedule_states()
 

@@ -23,6 +23,7 @@ from foundry.ports.schedule_types import (
     Firing,
     Poll,
     ScheduleEntry,
+    ScheduleListing,
     ScheduleState,
 )
 
@@ -161,15 +162,15 @@ class MemorySchedules:
                 if record is not None:
                     record.orphaned = True
 
-    def schedule_states(self) -> list[ScheduleState]:
-        """Every schedule known, by name then queue."""
+    def schedule_states(self) -> ScheduleListing:
+        """Every schedule known, by name then queue (no queue is ever broken here)."""
         with self._cond:
             states = [
                 _state(name, queue, record)
                 for queue, book in self._scheduled.items()
                 for name, record in book.records.items()
             ]
-        return sorted(states, key=lambda state: (state.name, state.queue))
+        return ScheduleListing(tuple(sorted(states, key=lambda state: (state.name, state.queue))))
 
     def pause_schedule(self, queue: str, name: str) -> bool:
         """Stop the schedule firing."""

@@ -67,7 +67,7 @@ from foundry.ports import (
     QueueStats,
     WorkerInfo,
 )
-from foundry.ports.schedule_types import Fired, Firing, Poll, ScheduleEntry, ScheduleState
+from foundry.ports.schedule_types import Fired, Firing, Poll, ScheduleEntry, ScheduleListing
 
 log = logging.getLogger("foundry.postgres")
 
@@ -384,7 +384,7 @@ class PostgresQueue:
         """See ``SchedulePort.orphan``."""
         self._schedules.orphan(queue, names)
 
-    def schedule_states(self) -> list[ScheduleState]:
+    def schedule_states(self) -> ScheduleListing:
         """See ``SchedulePort.schedule_states``."""
         return self._schedules.schedule_states()
 

@@ -25,6 +25,7 @@ from foundry.ports.schedule_types import (
     Firing,
     Poll,
     ScheduleEntry,
+    ScheduleListing,
     ScheduleState,
 )
 
@@ -158,11 +159,11 @@ class PostgresSchedules:
         with self._db.conn() as conn:
             conn.execute(self._orphan, {"queue": queue, "names": list(names)})
 
-    def schedule_states(self) -> list[ScheduleState]:
-        """Every schedule known, by name then queue."""
+    def schedule_states(self) -> ScheduleListing:
+        """Every schedule known, by name then queue (no queue is ever broken here)."""
         with self._db.conn() as conn:
             rows = conn.execute(self._states).fetchall()
-        return [_state(row) for row in rows]
+        return ScheduleListing(tuple(_state(row) for row in rows))
 
     def pause_schedule(self, queue: str, name: str) -> bool:
         """Stop the schedule firing."""

@@ -74,7 +74,7 @@ if TYPE_CHECKING:
     from foundry.domain.batch import Batch
     from foundry.ports.batch_types import BatchRecord
     from foundry.ports.inspection import DeadLetter, JobRecord, QueueStats
-    from foundry.ports.schedule_types import Fired, Firing, Poll, ScheduleEntry, ScheduleState
+    from foundry.ports.schedule_types import Fired, Firing, Poll, ScheduleEntry, ScheduleListing
 
 
 class RedisQueue:
@@ -369,7 +369,7 @@ class RedisQueue:
         """See ``SchedulePort.orphan``."""
         self._schedules.orphan(queue, names)
 
-    def schedule_states(self) -> list[ScheduleState]:
+    def schedule_states(self) -> ScheduleListing:
         """See ``SchedulePort.schedule_states``."""
         return self._schedules.schedule_states()
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import redis
 
-from foundry.adapters.redis.broken import broken
+from foundry.adapters.redis.broken import checked_keys, queue_broken, wrong_types
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.epochs import Epochs
 from foundry.adapters.redis.errors import guard
@@ -32,7 +32,7 @@ from foundry.adapters.redis.keys import KeyLayout
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import ceil_ms, from_ms, job_args, to_ms
 from foundry.adapters.redis.runner import Arg, FunctionRunner, call
-from foundry.domain import QueueBroken, QueuesBroken
+from foundry.domain import ConfigurationError, QueueBroken, QueuesBroken, QueueUnavailable
 from foundry.ports.queue_types import Duplicate, Enqueued, EnqueueOutcome
 
 if TYPE_CHECKING:
@@ -41,10 +41,14 @@ if TYPE_CHECKING:
         Firing,
         Poll,
         ScheduleEntry,
+        ScheduleListing,
         ScheduleState,
     )
 
 _Call = tuple[str, Sequence[str], Sequence[Arg]]
+
+#: The Redis type of each schedule key of a queue (beside the queue's own, ``broken.py``).
+SCHEDULE_KEY_TYPES = {"sched:due": "zset", "sched:rec": "hash"}
 
 
 class RedisSchedules:
@@ -87,11 +91,35 @@ class RedisSchedules:
         refused: dict[str, QueueBroken] = {}
         for index, (queue, reply) in enumerate(zip(queues, replies, strict=True)):
             if isinstance(reply, redis.ResponseError):
-                error = broken(self._client, self._keys.queue(queue), reply)
+                error = self._broken(queue, reply)
                 if not isinstance(error, QueueBroken):
                     raise error from reply
                 refused[queue], replies[index] = error, None
         return replies, refused
+
+    def _broken(
+        self, queue: str, reply: redis.ResponseError
+    ) -> QueueUnavailable | ConfigurationError:
+        """Our error for ``queue``'s error reply, naming its keys of the wrong type, the
+        schedule keys among them (one round trip)."""
+        keys = self._keys.queue(queue)
+        checked = checked_keys(keys)
+        own = [keys.named(name) for name in SCHEDULE_KEY_TYPES]
+        pipe = self._client.pipeline(transaction=False)
+        for key in (*checked, *own):
+            pipe.type(key)
+        try:
+            types = pipe.execute()
+        except redis.RedisError:
+            return queue_broken(keys, [], reply)
+        wrong = wrong_types(keys, types[: len(checked)])
+        for kind, key, reply_type in zip(
+            SCHEDULE_KEY_TYPES.values(), own, types[len(checked) :], strict=True
+        ):
+            found = reply_type.decode() if isinstance(reply_type, bytes) else str(reply_type)
+            if found not in ("none", kind):
+                wrong.append(f"{key} is a {found}, not a {kind}")
+        return queue_broken(keys, wrong, reply)
 
     def sync_schedules(self, entries: Sequence[ScheduleEntry], *, redefine: bool) -> None:
         """Know every declared schedule: one call per queue, pipelined."""
@@ -194,21 +222,23 @@ class RedisSchedules:
         if names:
             self._admin(queue, ["orphan", *names])
 
-    def schedule_states(self) -> list[ScheduleState]:
-        """Every schedule of every queue holding schedules (one call per queue, pipelined)."""
+    def schedule_states(self) -> ScheduleListing:
+        """Every schedule of every queue holding schedules (one call per queue, pipelined);
+        a queue whose call Redis refuses is named apart."""
+        from foundry.ports.schedule_types import ScheduleListing  # noqa: PLC0415
+
         with guard("schedule_states"):
             queues = sorted(
                 q.decode() for q in call(self._client, "SMEMBERS", self._schedules_key())
             )
         calls: list[_Call] = [("schedule_admin", self._schedule_keys(q), ["list"]) for q in queues]
         replies, refused = self._pipelined("schedule_states", queues, calls)
-        if refused:
-            raise QueuesBroken(list(refused.values()))
         states = []
         for queue, reply in zip(queues, replies, strict=True):
-            for i in range(0, len(reply), 3):
+            for i in range(0, len(reply or ()), 3):
                 states.append(_state(reply[i].decode(), queue, reply[i + 1], reply[i + 2]))
-        return sorted(states, key=lambda state: (state.name, state.queue))
+        states.sort(key=lambda state: (state.name, state.queue))
+        return ScheduleListing(tuple(states), tuple(refused.values()))
 
     def pause_schedule(self, queue: str, name: str) -> bool:
         """Stop the schedule firing."""

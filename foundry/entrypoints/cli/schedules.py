@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,10 +17,10 @@ from foundry.application.job_maker import job_id_of
 from foundry.application.registry import JobRegistry
 from foundry.application.schedules.scheduler import Scheduler, overlap_key
 from foundry.application.schedules.status import schedule_status
-from foundry.domain import Cron, NoTick, Overlap, PeriodicSchedule
+from foundry.domain import Cron, NoTick, Overlap, PeriodicSchedule, QueueBroken
 from foundry.entrypoints.apps import load_app
 from foundry.entrypoints.cli import common
-from foundry.ports import ScheduleState
+from foundry.ports import QueuePort, ScheduleState
 
 _APP = click.option(
     "--app",
@@ -72,7 +73,9 @@ def _expression(schedule: PeriodicSchedule | None, state: ScheduleState | None) 
     return (state.definition if state else ""), ""
 
 
-def _status(state: ScheduleState | None, declared: bool, now: datetime) -> str:
+def _status(state: ScheduleState | None, declared: bool, now: datetime, unread: bool) -> str:
+    if unread:
+        return "unknown (its queue is broken: see below)"
     if not declared:
         return "orphaned (not in the app)"
     if state is None:
@@ -102,18 +105,34 @@ def list_schedules(ctx: click.Context, app: str | None) -> None:
             "can read it; set QUEUE_DRIVER=redis to see the workers' schedules"
         )
     backend = common.schedules(ctx)
-    now, stored = backend.poll((), 0).now, backend.schedule_states()
-    states = {(state.name, state.queue): state for state in stored}
+    now, listing = backend.poll((), 0).now, backend.schedule_states()
+    states = {(state.name, state.queue): state for state in listing.states}
     declared = {(s.name, s.queue): s for s in (registry.schedules() if registry else ())}
-    if not states and not declared:
+    if states or declared:
+        unread = {error.queue for error in listing.broken}
+        port = common.queue(ctx)
+        common.stdout().print(_table(port, registry, states, declared, unread=unread, now=now))
+    elif not listing.broken:
         common.stdout().print("no schedules: declare one with @registry.periodic(cron=...)")
-        return
+    _exit_for_broken(listing.broken)
+
+
+def _table(
+    port: QueuePort,
+    registry: JobRegistry | None,
+    states: Mapping[tuple[str, str], ScheduleState],
+    declared: Mapping[tuple[str, str], PeriodicSchedule],
+    *,
+    unread: set[str],
+    now: datetime,
+) -> Table:
+    """One row per schedule stored or declared (by name and queue), ``unread`` the queues
+    whose stored schedules could not be read."""
     table = Table(title="Schedules")
     upcoming = "next 3 (UTC)" if registry else "next (UTC)"
     columns = ("name", "queue", "expression", "zone", upcoming, "last tick", "last job")
     for column in (*columns, "state"):
         table.add_column(column, overflow="fold")
-    port = common.queue(ctx)
     for key in sorted({*states, *declared}):
         schedule, state = declared.get(key), states.get(key)
         job = ""
@@ -131,9 +150,23 @@ def list_schedules(ctx: click.Context, app: str | None) -> None:
             ticks,
             _when(state.last_tick if state else None),
             job,
-            _status(state, schedule is not None or registry is None, now),
+            _status(state, schedule is not None or registry is None, now, key[1] in unread),
         )
-    common.stdout().print(table)
+    return table
+
+
+def _exit_for_broken(broken: Sequence[QueueBroken]) -> None:
+    """One line per queue whose schedules could not be read, then exit 1 (the listing shown
+    lacks their schedules); nothing if there is none."""
+    if not broken:
+        return
+    for error in broken:
+        common.stderr().print(
+            f"[bold red]error:[/] {common.escape(str(error))}; its schedules are not listed, "
+            "and do not fire until it is fixed",
+            soft_wrap=True,
+        )
+    raise SystemExit(int(common.Exit.FAILED))
 
 
 @schedules_group.command("run")

@@ -241,6 +241,7 @@ def _schedules(views: Views, query: Params, _: Params) -> Any:
         "total": page.total,
         "offset": page.offset,
         "limit": page.limit,
+        "broken": [{"queue": error.queue, "broken": str(error)} for error in page.broken],
     }
 
 

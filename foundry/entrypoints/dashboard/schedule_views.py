@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from foundry.application.schedules.status import schedule_status
+from foundry.domain import QueueBroken
 from foundry.domain.periodic import MAX_SCHEDULE_NAME
 from foundry.entrypoints.dashboard.values import BadInput, iso, queue_name
 from foundry.ports import SchedulePort, ScheduleState
@@ -35,13 +36,15 @@ def schedule_name(value: object) -> str:
 @attrs.frozen
 class SchedulePage:
     """One page of the stored schedules, sorted by name, then queue, read at the backend's
-    ``now``."""
+    ``now``; ``broken``: the queues whose schedules the backend refused to read (theirs are
+    not in ``schedules`` nor counted in ``total``)."""
 
     schedules: tuple[ScheduleState, ...]
     total: int
     offset: int
     limit: int
     now: datetime
+    broken: tuple[QueueBroken, ...] = ()
 
     def status(self, state: ScheduleState) -> str:
         """The schedule's status at the page's ``now`` (``schedule_status``)."""
@@ -55,10 +58,13 @@ class ScheduleViews:
         self.port = port
 
     def page(self, offset: int, limit: int) -> SchedulePage:
-        """The stored schedules from ``offset``, at most ``limit``."""
+        """The stored schedules from ``offset``, at most ``limit``, and the queues whose
+        schedules could not be read."""
         now = self.port.poll((), 0).now
-        every = self.port.schedule_states()
-        return SchedulePage(tuple(every[offset : offset + limit]), len(every), offset, limit, now)
+        listing = self.port.schedule_states()
+        every = listing.states
+        shown = every[offset : offset + limit]
+        return SchedulePage(shown, len(every), offset, limit, now, listing.broken)
 
     def pause(self, raw_queue: object, raw_name: object) -> bool:
         """Stop the schedule firing; whether it is stored."""
