@@ -84,6 +84,37 @@ def test_a_queue_whose_schedules_redis_refuses_stops_only_its_own_and_is_named_o
     assert "the backend failed" not in caplog.text
 
 
+class Seconds:
+    """A monotonic clock the test moves (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_broken_queue_is_logged_again_once_a_minute_while_it_lasts(
+    redis_url: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = _queue(redis_url, clock)
+    monotonic = Seconds()
+    scheduler = Scheduler(queue, _app(), monotonic=monotonic)
+    scheduler.step()
+    _break(queue, "b", "sched:due")
+    logged_at = []
+
+    with caplog.at_level(logging.INFO, "foundry"):
+        for later in (0.0, 1.0, 30.0, 59.9, 60.0, 61.0, 119.0, 120.0):
+            monotonic.now = 1000.0 + later
+            caplog.clear()
+            scheduler.step()
+            if "'b' is broken" in caplog.text:
+                logged_at.append(later)
+
+    assert logged_at == [0.0, 60.0, 120.0]
+
+
 def test_a_firing_its_queue_refuses_is_answered_refused_and_the_others_fire(
     redis_url: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -92,7 +92,8 @@ class Registry(Protocol):
 
 class Scheduler:
     """Fires ``registry``'s schedules; drive it with ``step`` (or ``tick`` from a loop's
-    timers, or ``run_until``)."""
+    timers, or ``run_until``). Its intervals (resync, broken queues' logs) are measured in
+    seconds of ``monotonic``; ``tick`` is given the loop's reading of it."""
 
     def __init__(
         self,
@@ -101,8 +102,10 @@ class Scheduler:
         *,
         batch: int = BATCH,
         ahead: timedelta = AHEAD,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._port = port
+        self._monotonic = monotonic  # when to sync again and to log a broken queue again
         self._registry = registry
         self._schedules = {schedule.name: schedule for schedule in registry.schedules()}
         self._queues = sorted({schedule.queue for schedule in self._schedules.values()})
@@ -123,15 +126,16 @@ class Scheduler:
     # -- a loop's timer -----------------------------------------------------------------------
 
     def next_wake(self) -> float:
-        """When (``time.monotonic()``) the next step is due; ``inf`` with no schedule."""
+        """When (``monotonic()``) the next step is due; ``inf`` with no schedule."""
         return float("inf") if self.idle else self._wake_at
 
     def tick(self, now: float) -> None:
-        """One step if due (never raises: a backend failure is logged and retried)."""
+        """One step at ``now`` (``monotonic()``) if due (never raises: a backend failure is
+        logged and retried)."""
         if self.idle or now < self._wake_at:
             return
         try:
-            self._wake_at = now + self.step()
+            self._wake_at = now + self._guarded(now)
         except Exception:  # a bug here must not take the worker pool down with it
             log.exception("scheduler: the step failed; retrying in %s s", RETRY_AFTER_S)
             self._wake_at = now + RETRY_AFTER_S
@@ -145,8 +149,12 @@ class Scheduler:
 
     def step(self) -> float:
         """Sync if due, fire what is due; seconds until the next step should run."""
+        return self._guarded(self._monotonic())
+
+    def _guarded(self, now: float) -> float:
+        """``_step`` at ``now``; a backend failure is logged once and retried soon."""
         try:
-            wait = self._step(time.monotonic())
+            wait = self._step(now)
         except FoundryError as error:
             if not self._failing:
                 log.warning("scheduler: the backend failed (%s); retrying", error)
