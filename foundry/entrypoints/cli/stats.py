@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from foundry.domain import JobState, QueueBroken, QueueUnavailable
+from foundry.domain import JobState, QueueBroken, QueueUnavailable, validate_queue_name
 from foundry.entrypoints.cli import common
 from foundry.entrypoints.overview import Overview, QueueUnreachable, read_each_queue, read_queues
 from foundry.ports import JobRecord, QueuePort, QueueStats, WorkerInfo
@@ -100,19 +100,46 @@ def stats(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Show every queue (ready, delayed, active, dead) and the live workers.
 
     A queue whose part of the backend is down (a Redis Cluster master) is marked unreachable,
-    the others shown, and the command exits 3 after them."""
+    the others shown, and the command exits 3 after them. If the list of queues cannot be
+    read, the queues named with --queue (or else those the live workers serve) are shown."""
     common.note_private_queue(ctx)
     port = common.queue(ctx)
-    chosen = [common.note_unknown_queue(ctx, name) for name in names] or port.queues()
+    live, workers_unread = _live_workers(ctx)
+    chosen, unlisted = _queues_to_read(ctx, port, names, live)
     overview, unreachable = read_what_answers(port, chosen)
     rows = in_order(chosen, overview, unreachable)
-    live, workers_unread = _live_workers(ctx)
     now = common.container(ctx).clock().now()
     if as_json:
-        click.echo(stats_document(overview, rows, live, now))
+        click.echo(stats_document(overview, rows, live, now, unlisted=unlisted))
     else:
-        _print_tables(port, rows, _ages_by_queue(overview), live, now)
-    _exit_for(overview.broken, unreachable, workers_unread)
+        _print_tables(port, rows, _ages_by_queue(overview), live, now, unlisted=unlisted)
+    _exit_for(overview.broken, unreachable, workers_unread, unlisted)
+
+
+def _queues_to_read(
+    ctx: click.Context,
+    port: QueuePort,
+    names: tuple[str, ...],
+    live: list[WorkerInfo] | None,
+) -> tuple[list[str], str | None]:
+    """The queues named (each checked against the list of queues), or every queue listed;
+    if the list cannot be read (its Redis Cluster master down), the queues named or else
+    those the live workers serve, and why. Neither to be had: the backend's error."""
+    try:
+        return [common.note_unknown_queue(ctx, name) for name in names] or port.queues(), None
+    except QueueBroken:
+        raise
+    except QueueUnavailable as error:
+        served = sorted({queue for info in live or () for queue in info.queues})
+        if not names and not served:
+            common.stderr().print(
+                "note: the list of queues could not be read; on a Redis Cluster with a "
+                "master down, `foundry stats --queue NAME` reads the queues the other "
+                "masters serve",
+                soft_wrap=True,
+            )
+            raise
+        return [validate_queue_name(name) for name in names] or served, str(error)
 
 
 def read_what_answers(port: QueuePort, names: list[str]) -> tuple[Overview, list[QueueUnreachable]]:
@@ -135,12 +162,17 @@ def _live_workers(ctx: click.Context) -> tuple[list[WorkerInfo] | None, str | No
 
 
 def _exit_for(
-    broken: list[QueueBroken], unreachable: list[QueueUnreachable], workers_unread: str | None
+    broken: list[QueueBroken],
+    unreachable: list[QueueUnreachable],
+    workers_unread: str | None,
+    unlisted: str | None,
 ) -> None:
     """Exit as the documented codes say, once the tables are out: 3 if a part of the backend
     was unreachable, 1 if a queue's data is broken."""
     problems = [str(error) for error in broken]
     problems += [f"queue {row.queue!r} is unreachable: {row.reason}" for row in unreachable]
+    if unlisted is not None:
+        problems.append(f"the list of queues could not be read: {unlisted}")
     if workers_unread is not None:
         problems.append(f"the workers could not be read: {workers_unread}")
     if not problems:
@@ -169,12 +201,19 @@ def _print_tables(
     ages: Mapping[str, timedelta | None],
     live: list[WorkerInfo] | None,
     now: datetime,
+    *,
+    unlisted: str | None,
 ) -> None:
     out = common.stdout()
-    if not rows:
-        out.print("no queues yet: nothing has been enqueued")
-    else:
+    if unlisted is not None:
+        out.print(
+            "the list of queues could not be read (see the error below): only the queues "
+            "named with --queue, or else those the live workers serve, are shown"
+        )
+    if rows:
         out.print(queue_table(rows, ages))
+    elif unlisted is None:
+        out.print("no queues yet: nothing has been enqueued")
     running = running_with_progress(port, rows)
     if running:
         out.print(progress_table(running))
@@ -187,16 +226,28 @@ def _print_tables(
 
 
 def stats_document(
-    overview: Overview, rows: list[Row], live: list[WorkerInfo] | None, now: datetime
+    overview: Overview,
+    rows: list[Row],
+    live: list[WorkerInfo] | None,
+    now: datetime,
+    *,
+    unlisted: str | None = None,
 ) -> str:
     """The queues (each with its oldest wait, or what is broken in it, or why it could not be
-    read) and the live workers (``null`` if they could not be read), as one JSON object."""
+    read) and the live workers (``null`` if they could not be read), as one JSON object;
+    ``queues_unlisted``: why the list of queues could not be read (then ``queues`` holds
+    only those named, or served by the live workers), if it could not."""
     from foundry.entrypoints.dashboard.views import worker_json  # noqa: PLC0415
 
     ages = _ages_by_queue(overview)
-    queues = [_row_json(row, ages) for row in rows]
-    workers = None if live is None else [worker_json(info) for info in live]
-    return json.dumps({"at": now.isoformat(), "queues": queues, "workers": workers}, indent=2)
+    document: dict[str, Any] = {
+        "at": now.isoformat(),
+        "queues": [_row_json(row, ages) for row in rows],
+        "workers": None if live is None else [worker_json(info) for info in live],
+    }
+    if unlisted is not None:
+        document["queues_unlisted"] = unlisted
+    return json.dumps(document, indent=2)
 
 
 def _row_json(row: Row, ages: Mapping[str, timedelta | None]) -> dict[str, Any]:
