@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 import click
 from rich.table import Table
 
@@ -104,33 +105,41 @@ def stats(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     read, the queues named with --queue (or else those the live workers serve) are shown."""
     common.note_private_queue(ctx)
     port = common.queue(ctx)
-    live, workers_unread = _live_workers(ctx)
-    chosen, unlisted = _queues_to_read(ctx, port, names, live)
+    chosen, unlisted = _queues_to_read(ctx, port, names)
+    live, workers_unread = _live_workers(ctx) if unlisted is None else unlisted.workers
     overview, unreachable = read_what_answers(port, chosen)
     rows = in_order(chosen, overview, unreachable)
     now = common.container(ctx).clock().now()
+    reason = None if unlisted is None else unlisted.reason
     if as_json:
-        click.echo(stats_document(overview, rows, live, now, unlisted=unlisted))
+        click.echo(stats_document(overview, rows, live, now, unlisted=reason))
     else:
-        _print_tables(port, rows, _ages_by_queue(overview), live, now, unlisted=unlisted)
-    _exit_for(overview.broken, unreachable, workers_unread, unlisted)
+        _print_tables(port, rows, _ages_by_queue(overview), live, now, unlisted=reason)
+    _exit_for(overview.broken, unreachable, workers_unread, reason)
+
+
+@attrs.frozen
+class _Unlisted:
+    """Why the list of queues could not be read, and the live workers read instead (or why
+    they could not be)."""
+
+    reason: str
+    workers: tuple[list[WorkerInfo] | None, str | None]
 
 
 def _queues_to_read(
-    ctx: click.Context,
-    port: QueuePort,
-    names: tuple[str, ...],
-    live: list[WorkerInfo] | None,
-) -> tuple[list[str], str | None]:
-    """The queues named (each checked against the list of queues), or every queue listed;
-    if the list cannot be read (its Redis Cluster master down), the queues named or else
-    those the live workers serve, and why. Neither to be had: the backend's error."""
+    ctx: click.Context, port: QueuePort, names: tuple[str, ...]
+) -> tuple[list[str], _Unlisted | None]:
+    """The queues named (each checked against the list of queues), or every queue listed.
+    If the list cannot be read (its Redis Cluster master down): the queues named, or else
+    those the live workers serve, and why; neither to be had, the backend's error."""
     try:
         return [common.note_unknown_queue(ctx, name) for name in names] or port.queues(), None
     except QueueBroken:
         raise
     except QueueUnavailable as error:
-        served = sorted({queue for info in live or () for queue in info.queues})
+        workers = _live_workers(ctx)
+        served = sorted({queue for info in workers[0] or () for queue in info.queues})
         if not names and not served:
             common.stderr().print(
                 "note: the list of queues could not be read; on a Redis Cluster with a "
@@ -139,7 +148,16 @@ def _queues_to_read(
                 soft_wrap=True,
             )
             raise
-        return [validate_queue_name(name) for name in names] or served, str(error)
+        chosen = [validate_queue_name(name) for name in names] or served
+        return chosen, _Unlisted(str(error), workers)
+
+
+def _live_workers(ctx: click.Context) -> tuple[list[WorkerInfo] | None, str | None]:
+    """The live workers, or ``None`` and why they could not be read."""
+    try:
+        return common.workers(ctx).workers(), None
+    except QueueUnavailable as error:
+        return None, str(error)
 
 
 def read_what_answers(port: QueuePort, names: list[str]) -> tuple[Overview, list[QueueUnreachable]]:
@@ -151,14 +169,6 @@ def read_what_answers(port: QueuePort, names: list[str]) -> tuple[Overview, list
         if len(names) < 2:
             raise
     return read_each_queue(port, names)
-
-
-def _live_workers(ctx: click.Context) -> tuple[list[WorkerInfo] | None, str | None]:
-    """The live workers, or ``None`` and why they could not be read."""
-    try:
-        return common.workers(ctx).workers(), None
-    except QueueUnavailable as error:
-        return None, str(error)
 
 
 def _exit_for(
