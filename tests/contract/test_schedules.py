@@ -382,6 +382,15 @@ def test_a_scheduler_finding_a_full_batch_steps_again_at_once(
     assert queue.stats("periodic").ready == 3
 
 
+def test_a_listing_with_every_queue_read_names_no_broken_queue(queue: Queue) -> None:
+    Scheduler(queue, app()).step()
+
+    listing = queue.schedule_states()
+
+    assert [(state.name, state.queue) for state in listing.states] == [("every-minute", "periodic")]
+    assert listing.broken == ()
+
+
 def test_forget_removes_a_schedules_state(queue: Queue) -> None:
     Scheduler(queue, app()).step()
 
