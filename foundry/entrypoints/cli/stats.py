@@ -141,12 +141,6 @@ def _queues_to_read(
         workers = _live_workers(ctx)
         served = sorted({queue for info in workers[0] or () for queue in info.queues})
         if not names and not served:
-            common.stderr().print(
-                "note: the list of queues could not be read; on a Redis Cluster with a "
-                "master down, `foundry stats --queue NAME` reads the queues the other "
-                "masters serve",
-                soft_wrap=True,
-            )
             raise
         chosen = [validate_queue_name(name) for name in names] or served
         return chosen, _Unlisted(str(error), workers)
