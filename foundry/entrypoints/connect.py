@@ -6,6 +6,7 @@ import weakref
 from functools import cached_property
 from types import TracebackType
 
+from foundry.adapters.redis.connection import close as close_client
 from foundry.application.async_dispatcher import AsyncDispatcher
 from foundry.application.dispatcher import Dispatcher
 from foundry.application.registry import JobRegistry
@@ -96,8 +97,9 @@ class Connection:
 
     def close(self) -> None:
         """Close the Redis clients and the PostgreSQL pools this connection opened (memory
-        adapters need nothing). One left open is closed when it is collected (see the
-        class), or else when the interpreter exits."""
+        adapters need nothing): no connection of theirs is left open, and a port used again
+        connects again. One left open is closed when it is collected (see the class), or
+        else when the interpreter exits."""
         close_resources(self._container)
         _close_redis(self._container, self.settings, self._opened)
 
@@ -135,12 +137,13 @@ class Connection:
 
 
 def _close_redis(container: Container, settings: Settings, opened: list[str]) -> None:
-    """Close the sync Redis clients of the ports in ``opened`` (which forgets them)."""
+    """Close the sync Redis clients of the ports in ``opened``, every connection of theirs
+    (which forgets them)."""
     drivers = {"queue": settings.queue_driver, "cache": settings.cache_driver}
     clients = {"queue": container.queue_client, "cache": container.cache_client}
     for port in opened:
         if port in drivers and drivers[port] is Driver.REDIS:
-            clients[port]().close()
+            close_client(clients[port]())
     opened[:] = [port for port in opened if port not in drivers]
 
 

@@ -123,6 +123,15 @@ def connect_async(target: ClusterTarget, options: dict[str, Any]) -> redis.async
     return cast("redis.asyncio.Redis", AsyncClusterClient(target, options))
 
 
+def close(client: redis.Redis) -> None:
+    """Close the connections of a cluster ``client`` to every node, keeping what it knows of
+    the cluster: its next command connects again (``RedisCluster.close`` forgets the node it
+    starts from, and every later command fails)."""
+    for node in cast(RedisCluster, client).get_nodes():  # type: ignore[no-untyped-call]
+        if node.redis_connection is not None:
+            node.redis_connection.close()
+
+
 _COVERAGE_FIX = (
     ". Some slots have no master: bring back the master that served them (or fail over to "
     "its replica), or assign them with redis-cli --cluster fix <host:port>"

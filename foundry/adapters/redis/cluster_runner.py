@@ -117,6 +117,11 @@ class ClusterFunctionRunner(FunctionRunner):
         self._masters: dict[str, FunctionRunner] = {}
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        """Close every thread's own connection to every master (``close_runners``)."""
+        for runner in list(self._masters.values()):
+            runner.close()
+
     def call(
         self, name: str, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
     ) -> Any:

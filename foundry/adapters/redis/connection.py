@@ -30,6 +30,7 @@ from redis.sentinel import SentinelConnectionPool
 
 from foundry.adapters.redis import cluster
 from foundry.adapters.redis.errors import refusal
+from foundry.adapters.redis.runner import close_runners
 from foundry.adapters.redis.tls import TlsConnection
 from foundry.adapters.redis.url_hosts import SENTINEL_SCHEMES
 from foundry.domain import ConfigurationError
@@ -167,6 +168,17 @@ def connect(settings: RedisSettings) -> redis.Redis:
     elif settings.url.startswith("rediss://"):
         options["connection_class"] = TlsConnection
     return redis.Redis.from_url(settings.url, **options)
+
+
+def close(client: redis.Redis) -> None:
+    """Close every connection ``client`` has open: its pool's (a cluster's, to each node; a
+    Sentinel-managed master's, to the sentinels too) and the ones each thread's calls run on.
+    Nothing is forgotten: its next call connects again."""
+    close_runners(client)
+    if cluster.is_cluster(client):
+        cluster.close(client)
+    else:
+        client.close()
 
 
 class AddressConnection(redis.Connection):

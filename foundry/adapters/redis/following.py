@@ -65,3 +65,10 @@ class FollowingPool(SentinelConnectionPool):
             return False
         address = self.master_address_now()
         return address is not None and (connection.host, connection.port) != tuple(address)
+
+    def close(self) -> None:
+        """Close the pool's connections and its clients' of the sentinels (each connects
+        again when next used)."""
+        super().close()
+        for sentinel in self.sentinel_manager.sentinels:
+            sentinel.close()

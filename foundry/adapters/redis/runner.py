@@ -10,12 +10,13 @@ an older release's library stays until deleted (``FUNCTION DELETE``, see docs/ar
 
 ``FunctionRunner`` sends the calls of one client: packed here, on a connection of the calling
 thread's own (opened with the client's settings, outside its pool, so a thread never waits
-for the pool nor holds one of its slots; a forked child opens its own), under that
-connection's retry policy. When Redis answers "Function not found" (restarted without
-persistence, ``FUNCTION FLUSH``) the library is loaded on that connection and the call sent
-again: it never ran. Driver errors are raised as they are; each adapter translates them.
-With a ``Durability`` (``REDIS_WAIT_REPLICAS``), a write holding a durable call carries a
-``WAIT`` behind it and raises ``ReplicasBehind`` when too few replicas answered.
+for the pool nor holds one of its slots; a forked child opens its own; ``close_runners``
+closes them with the client), under that connection's retry policy. When Redis answers
+"Function not found" (restarted without persistence, ``FUNCTION FLUSH``) the library is
+loaded on that connection and the call sent again: it never ran. Driver errors are raised
+as they are; each adapter translates them. With a ``Durability`` (``REDIS_WAIT_REPLICAS``),
+a write holding a durable call carries a ``WAIT`` behind it and raises ``ReplicasBehind``
+when too few replicas answered.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import hashlib
 import os
 import re
 import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -220,6 +222,24 @@ class _Pinned(threading.local):
     exchange: Exchange
 
 
+#: The runners over each client (by the client), which ``close_runners`` closes.
+_runners: weakref.WeakKeyDictionary[Any, weakref.WeakSet[FunctionRunner]] = (
+    weakref.WeakKeyDictionary()
+)
+# Reentrant: a connection collected unclosed closes its runners from the garbage collector,
+# which may run while this thread registers one.
+_registering = threading.RLock()
+
+
+def close_runners(client: Any) -> None:
+    """Close the connections every runner over ``client`` opened for its threads (which the
+    client's pool never sees); a later call through any of them connects again."""
+    with _registering:
+        runners = list(_runners.get(client, ()))
+    for runner in runners:
+        runner.close()
+
+
 class FunctionRunner:
     """Calls the library's functions for one client (see the module's docstring)."""
 
@@ -236,6 +256,17 @@ class FunctionRunner:
         self._pack = Packer(self.library.function).pack
         pool = getattr(client, "connection_pool", None)  # a cluster's client has none
         self._following = pool if isinstance(pool, FollowingPool) else None
+        #: Every thread's own connection (a thread's that ended is dropped with it).
+        self._opened: weakref.WeakSet[Any] = weakref.WeakSet()
+        with _registering:
+            _runners.setdefault(client, weakref.WeakSet()).add(self)
+
+    def close(self) -> None:
+        """Close every thread's own connection; a thread's next call connects again."""
+        with _registering:
+            opened = list(self._opened)
+        for connection in opened:
+            connection.disconnect()
 
     def call(
         self, name: str, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
@@ -373,6 +404,8 @@ class FunctionRunner:
             pinned.connection = pool.connection_class(**pool.connection_kwargs)
             pinned.exchange = Exchange()
             pinned.fork = _forks[0]
+            with _registering:
+                self._opened.add(pinned.connection)
         elif self._following is not None and self._following.left_behind(pinned.connection):
             pinned.connection.disconnect()  # the next send asks the sentinels for the master
         return pinned.connection
