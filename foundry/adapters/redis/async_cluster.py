@@ -9,6 +9,7 @@ from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from foundry.adapters.redis.cluster import ClusterTarget, cluster_options
+from foundry.adapters.redis.tls import AsyncTlsConnection
 
 
 class AsyncClusterClient(AsyncRedisCluster):
@@ -24,6 +25,10 @@ class AsyncClusterClient(AsyncRedisCluster):
             {"max_connections": options["max_connections"]} if "max_connections" in options else {}
         )
         super().__init__(startup_nodes=nodes, **cluster_options(target, options), **limit)
+        if target.tls:  # redis-py takes no connection class with ssl: set in its place
+            self.connection_kwargs["connection_class"] = AsyncTlsConnection
+            for node in self.startup_nodes:
+                node.connection_class = AsyncTlsConnection
 
     def again(self) -> AsyncClusterClient:
         """A new client with the same nodes and settings, connecting on first use."""

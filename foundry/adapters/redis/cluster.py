@@ -29,6 +29,7 @@ from redis.connection import BlockingConnectionPool, parse_url
 from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from foundry.adapters.redis.errors import refused
+from foundry.adapters.redis.tls import TlsConnection, not_spoken_in
 from foundry.adapters.redis.url_hosts import host_list, unquoted
 from foundry.domain import ConfigurationError, QueueUnavailable
 
@@ -104,6 +105,8 @@ def connect(target: ClusterTarget, options: dict[str, Any]) -> redis.Redis:
     key), and the adapters never ask it for a connection pool of its own (``is_cluster``)."""
     nodes = [ClusterNode(host, port) for host, port in target.nodes]  # type: ignore[no-untyped-call]
     chosen = _capped(cluster_options(target, options), options)
+    if target.tls:
+        chosen["connection_class"] = TlsConnection
     try:
         client = RedisCluster(startup_nodes=nodes, **chosen)
     except (RedisClusterException, redis.RedisError) as error:
@@ -145,10 +148,14 @@ def _uncovered(error: BaseException) -> bool:
 def as_driver_error(error: BaseException) -> redis.RedisError:
     """A cluster client's own exception (not a ``RedisError``: a cluster that cannot be
     reached, a slot no master serves) as the driver error the adapters translate: a refused
-    login as ``AuthenticationError``, the rest as ``ConnectionError`` (an outage)."""
+    login as ``AuthenticationError``, nodes that do not speak TLS as ``TlsNotSpoken``, the
+    rest as ``ConnectionError`` (an outage)."""
     if isinstance(error, redis.RedisError):
         return error
     text = str(error)
+    spoken = not_spoken_in(text)
+    if spoken is not None:
+        return spoken
     if "username-password" in text or "WRONGPASS" in text or "NOAUTH" in text:
         return redis.AuthenticationError(text)
     message = text + (_COVERAGE_FIX if _uncovered(error) else "")

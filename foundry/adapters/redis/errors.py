@@ -33,6 +33,7 @@ _REFUSALS = {
     "tls": "TLS certificate verification failed for {where} ({error}): pass the CA that signed "
     "the server's certificate with rediss://host:6379/0?ssl_ca_certs=/path/to/ca.pem",
     "sentinel": "{where}: {error}",
+    "no tls": "{error}",
     "db": "the database number for {where} is one the server does not have ({error}): use a "
     "number below its `databases` setting (16 by default), in REDIS_URL or REDIS_DB",
     "cluster": "{where} is not a Redis Cluster ({error}): use redis://host:6379/0 for a single "
@@ -51,12 +52,12 @@ class SentinelRefused(MasterNotFoundError):
 
 
 def refusal(error: BaseException) -> str | None:
-    """``"auth"``, ``"tls"``, ``"sentinel"``, ``"db"``, ``"cluster"``, ``"cluster node"`` or
-    ``"unknown command"`` for a connection no retry can fix (a refused password, a
-    certificate that does not verify, a master no sentinel knows, a database number past the
-    server's, a cluster URL naming a server not in cluster mode, a plain URL naming a cluster's
-    node or a server that is no Redis 7 data server), ``None`` for anything else (an outage may
-    pass)."""
+    """``"auth"``, ``"tls"``, ``"sentinel"``, ``"db"``, ``"cluster"``, ``"cluster node"``,
+    ``"unknown command"`` or ``"no tls"`` for a connection no retry can fix (a refused
+    password, a certificate that does not verify, a master no sentinel knows, a database number
+    past the server's, a cluster URL naming a server not in cluster mode, a plain URL naming a
+    cluster's node or a server that is no Redis 7 data server, a TLS URL naming a port without
+    TLS), ``None`` for anything else (an outage may pass)."""
     if isinstance(error, SentinelRefused):
         return "sentinel"
     text = str(error)
@@ -78,6 +79,7 @@ _SAID: dict[str, Callable[[str], bool]] = {
     "db": lambda text: text.startswith("DB index is out of range"),
     "cluster": lambda text: "Cluster mode is not enabled" in text,
     "unknown command": lambda text: text.startswith("unknown command"),
+    "no tls": lambda text: "the server did not speak TLS on" in text,  # tls.not_spoken
 }
 
 

@@ -30,11 +30,19 @@ import redis
 import redis.asyncio
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
+from redis.asyncio.sentinel import SentinelManagedSSLConnection as AsyncManagedSSLConnection
 from redis.connection import parse_url
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from foundry.adapters.redis.errors import SentinelRefused, refusal
 from foundry.adapters.redis.following import FOLLOW_S, FollowingPool, next_ask
+from foundry.adapters.redis.tls import (
+    AsyncChecked,
+    SentinelTlsConnection,
+    TlsNotSpoken,
+    checked_class,
+    not_spoken_in,
+)
 from foundry.adapters.redis.url_hosts import SENTINEL_SCHEMES, host_list, unquoted
 
 SCHEMES = SENTINEL_SCHEMES
@@ -98,12 +106,72 @@ def _hosts(text: str) -> tuple[tuple[str, int], ...]:
     )
 
 
+class AsyncSentinelTlsConnection(AsyncChecked, AsyncManagedSSLConnection):
+    """redis-py's asyncio TLS connection to a Sentinel-managed master, its failed handshake
+    said (``tls.py``)."""
+
+
+class _TlsRefused(redis.RedisError):
+    """A sentinel that does not speak TLS, as an error redis-py's search for the master does
+    not catch: it would ask every other sentinel, each as long, and say none answered."""
+
+
+def _refused_tls(error: redis.ConnectionError) -> _TlsRefused | None:
+    """The ``_TlsRefused`` that ``error`` tells of, if any."""
+    spoken = not_spoken_in(str(error))
+    return None if spoken is None else _TlsRefused(str(spoken))
+
+
+class _SentinelClient(redis.Redis):
+    """A client of one sentinel (see ``_TlsRefused``), its TLS handshake checked."""
+
+    def __init__(self, host: str, port: int, **kwargs: Any) -> None:
+        super().__init__(host, port, **kwargs)
+        pool = self.connection_pool
+        pool.connection_class = checked_class(pool.connection_class)
+
+    def sentinel_masters(self) -> Any:
+        try:
+            return super().sentinel_masters()
+        except redis.ConnectionError as error:
+            refused = _refused_tls(error)
+            if refused is None:
+                raise
+            raise refused from error
+
+
+class _AsyncSentinelClient(redis.asyncio.Redis):
+    """``_SentinelClient`` for ``redis.asyncio``."""
+
+    def __init__(self, host: str, port: int, **kwargs: Any) -> None:
+        super().__init__(host=host, port=port, **kwargs)
+        pool = self.connection_pool
+        pool.connection_class = checked_class(pool.connection_class)
+
+    async def sentinel_masters(self) -> Any:
+        try:
+            return await super().sentinel_masters()
+        except redis.ConnectionError as error:
+            refused = _refused_tls(error)
+            if refused is None:
+                raise
+            raise refused from error
+
+
 class _Sentinel(Sentinel):
     """redis-py's Sentinel, which says why no master was found when no retry can help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sentinels = [
+            _SentinelClient(**_address(client), **self.sentinel_kwargs) for client in self.sentinels
+        ]
 
     def discover_master(self, service_name: str) -> Any:
         try:
             return super().discover_master(service_name)
+        except _TlsRefused as error:
+            raise TlsNotSpoken(str(error)) from error
         except MasterNotFoundError as error:
             answers = [_answer(sentinel.sentinel_masters) for sentinel in self.sentinels]
             found = _refusal(service_name, answers) or _not_found(service_name, self, answers)
@@ -117,16 +185,25 @@ class _AsyncSentinel(AsyncSentinel):
 
     _loop: asyncio.AbstractEventLoop | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._made_again()
+
+    def _made_again(self) -> None:
+        self.sentinels = [
+            _AsyncSentinelClient(**_address(client), **self.sentinel_kwargs)
+            for client in self.sentinels
+        ]
+
     async def discover_master(self, service_name: str) -> Any:
         loop = asyncio.get_running_loop()
         if self._loop is not None and self._loop is not loop:
-            self.sentinels = [
-                redis.asyncio.Redis(**_address(sentinel), **self.sentinel_kwargs)
-                for sentinel in self.sentinels
-            ]
+            self._made_again()
         self._loop = loop
         try:
             return await super().discover_master(service_name)
+        except _TlsRefused as error:
+            raise TlsNotSpoken(str(error)) from error
         except MasterNotFoundError as error:
             answers = [
                 await _answer_async(sentinel.sentinel_masters) for sentinel in self.sentinels
@@ -234,6 +311,8 @@ def connect(target: SentinelTarget, options: dict[str, Any]) -> redis.Redis:
     timeouts, retry, client name; ``db`` and ``password`` override the URL's)."""
     master = _master_options(target, options)
     sentinel = _Sentinel(target.sentinels, sentinel_kwargs=_sentinel_options(target, master))
+    if target.tls:
+        master["connection_class"] = SentinelTlsConnection
     return sentinel.master_for(  # type: ignore[no-any-return]
         target.master, connection_pool_class=FollowingPool, **master
     )
@@ -244,6 +323,8 @@ def connect_async(target: SentinelTarget, options: dict[str, Any]) -> redis.asyn
     master = _master_options(target, options)
     on_sentinels = _sentinel_options(target, master)
     sentinel = _AsyncSentinel(target.sentinels, sentinel_kwargs=on_sentinels)
+    if target.tls:
+        master["connection_class"] = AsyncSentinelTlsConnection
     return sentinel.master_for(  # type: ignore[no-any-return]
         target.master, connection_pool_class=AsyncFollowingPool, **master
     )
