@@ -26,8 +26,8 @@ from foundry.adapters.redis.runner import Arg, library, missing
 
 class AsyncClusterFunctionRunner(AsyncFunctionRunner):
     """The asyncio runner on a cluster: each call is one command of the cluster client (which
-    routes it by its key and follows redirections); a master without the library has it
-    loaded and the call sent again.
+    routes it by its key and follows redirections); where a master lacks the library it is
+    loaded (on every master) and the call sent again.
 
     An asyncio cluster client belongs to the event loop that first used it: another loop (or
     a forked child) gets a client of its own, made from the first one's nodes and settings
@@ -69,18 +69,25 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
         command = ("FCALL", self.library.function[name], len(keys), *keys, *args)
         if self._wait is not None and name in DURABLE:
             return await self._durable(command, keys[0], self._wait)
-        return await self._routed(command, keys[0])
+        return await self._routed(command)
 
-    async def _routed(self, command: Sequence[Arg], key: str) -> Any:
-        """``command`` through the cluster client; a master without the library has it loaded
-        and the command sent again."""
+    async def _routed(self, command: Sequence[Arg]) -> Any:
+        """``command`` through the cluster client; when a master lacks the library it is
+        loaded on every master and the command sent again. Every master: the one that
+        answered may not be the slot's (the client followed an ``ASK`` to the master
+        importing it, mid-migration), and the client does not say which it was. A master
+        that cannot take it (down) is left: the command, sent again, says what it must."""
         try:
             return await self._execute(*command)
         except ResponseError as error:
             if not missing(error):
                 raise
-        node = self.cluster.get_node_from_key(key)
-        await self._execute("FUNCTION", "LOAD", "REPLACE", library().text, target_nodes=node)
+        load = ("FUNCTION", "LOAD", "REPLACE", library().text)
+        masters = self.cluster.get_primaries()
+        await asyncio.gather(
+            *(self._execute(*load, target_nodes=master) for master in masters),
+            return_exceptions=True,
+        )
         return await self._execute(*command)
 
     async def _durable(self, command: Sequence[Arg], key: str, wait: Sequence[Arg]) -> Any:
@@ -97,7 +104,7 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
                     isinstance(error, REDIRECTS) or missing(error)
                 ):
                     raise
-                await self._routed(command, key)
+                await self._routed(command)
                 continue
             self._durability.check(acknowledged)
             return reply
