@@ -8,8 +8,8 @@ from typing import Any
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
+from foundry.adapters.redis.async_tls import AsyncTlsConnection
 from foundry.adapters.redis.cluster import ClusterTarget, cluster_options
-from foundry.adapters.redis.tls import AsyncTlsConnection
 
 
 class AsyncClusterClient(AsyncRedisCluster):

@@ -31,7 +31,7 @@ from redis.sentinel import SentinelConnectionPool
 from foundry.adapters.redis import cluster
 from foundry.adapters.redis.errors import refusal
 from foundry.adapters.redis.runner import close_runners
-from foundry.adapters.redis.tls import AsyncTlsConnection, TlsConnection
+from foundry.adapters.redis.tls import TlsConnection
 from foundry.adapters.redis.url_hosts import SENTINEL_SCHEMES
 from foundry.domain import ConfigurationError
 
@@ -219,6 +219,8 @@ def connect_async(settings: RedisSettings) -> redis.asyncio.Redis:
     if settings.url.startswith(cluster.SCHEMES):
         return cluster.connect_async(cluster.parse(settings.url), options)
     if settings.url.startswith("rediss://"):
+        from foundry.adapters.redis.async_tls import AsyncTlsConnection  # noqa: PLC0415
+
         options["connection_class"] = AsyncTlsConnection
     return redis.asyncio.Redis.from_url(settings.url, **options)
 

@@ -34,10 +34,11 @@ from redis.asyncio.sentinel import SentinelManagedSSLConnection as AsyncManagedS
 from redis.connection import parse_url
 from redis.sentinel import MasterNotFoundError, Sentinel
 
+from foundry.adapters.redis.async_tls import AsyncChecked
+from foundry.adapters.redis.async_tls import checked_class as async_checked_class
 from foundry.adapters.redis.errors import SentinelRefused, refusal
 from foundry.adapters.redis.following import FOLLOW_S, FollowingPool, next_ask
 from foundry.adapters.redis.tls import (
-    AsyncChecked,
     SentinelTlsConnection,
     TlsNotSpoken,
     checked_class,
@@ -146,7 +147,7 @@ class _AsyncSentinelClient(redis.asyncio.Redis):
     def __init__(self, host: str, port: int, **kwargs: Any) -> None:
         super().__init__(host=host, port=port, **kwargs)
         pool = self.connection_pool
-        pool.connection_class = checked_class(pool.connection_class)
+        pool.connection_class = async_checked_class(pool.connection_class)
 
     async def sentinel_masters(self) -> Any:
         try:

@@ -8,26 +8,25 @@ the server does not speak TLS there, ``TlsNotSpoken``, a configuration error no 
 anything else (no answer: a server paused, a network down) leaves ``TlsHandshakeFailed``, an
 outage retried as any other. A certificate that does not verify is left as it is (a refusal
 of its own). Every TLS connection Foundry opens is checked so: to one server, to a
-Sentinel-managed master and to the sentinels, to a cluster's nodes, sync and asyncio.
+Sentinel-managed master and to the sentinels, to a cluster's nodes, sync and asyncio (the
+asyncio classes are in ``async_tls``: a sync worker never imports redis-py's asyncio client).
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import socket
 import ssl
 from typing import Any
 
 import redis
-import redis.asyncio
 from redis.sentinel import SentinelManagedSSLConnection
 
 #: What a plain PING gets from a Redis (or Sentinel) that does not speak TLS: a simple
 #: string or an error reply (``-NOAUTH``, ``-ERR``).
-_PLAIN_REPLY = (b"+", b"-")
+PLAIN_REPLY = (b"+", b"-")
 #: How long the plain PING waits when the connection has no connect timeout (seconds).
-_PROBE_S = 2.0
+PROBE_S = 2.0
 #: ``not_spoken``'s text, found again in an error that carries it (a sentinel's answers).
 _NOT_SPOKEN = re.compile(r"TLS handshake with (\S+):(\d+) failed: the server did not speak TLS")
 
@@ -72,28 +71,15 @@ def handshake_failure(host: str, port: int, error: BaseException) -> str:
 def answers_without_tls(host: str, port: int, timeout: float | None) -> bool:
     """Whether ``host:port`` answers a plain ``PING`` as a Redis does."""
     try:
-        with socket.create_connection((host, port), timeout=timeout or _PROBE_S) as probe:
+        with socket.create_connection((host, port), timeout=timeout or PROBE_S) as probe:
             probe.sendall(b"PING\r\n")
-            return probe.recv(1) in _PLAIN_REPLY
+            return probe.recv(1) in PLAIN_REPLY
     except OSError:
         return False
 
 
-async def answers_without_tls_async(host: str, port: int, timeout: float | None) -> bool:
-    """``answers_without_tls``, awaited."""
-    try:
-        async with asyncio.timeout(timeout or _PROBE_S):
-            reader, writer = await asyncio.open_connection(host, port)
-            try:
-                writer.write(b"PING\r\n")
-                return await reader.read(1) in _PLAIN_REPLY
-            finally:
-                writer.close()
-    except OSError:  # TimeoutError too
-        return False
-
-
-def _failed(host: str, port: int, error: BaseException, plain: bool) -> TlsHandshakeFailed:
+def failed(host: str, port: int, error: BaseException, plain: bool) -> TlsHandshakeFailed:
+    """``TlsNotSpoken`` if the address answered a ``plain`` PING, else ``TlsHandshakeFailed``."""
     if plain:
         return TlsNotSpoken(not_spoken(host, port))
     return TlsHandshakeFailed(handshake_failure(host, port, error))
@@ -114,7 +100,7 @@ class Checked:
             raise
         except (TimeoutError, ssl.SSLError) as error:
             plain = answers_without_tls(self.host, self.port, self.socket_connect_timeout)
-            raise _failed(self.host, self.port, error, plain) from error
+            raise failed(self.host, self.port, error, plain) from error
 
 
 class TlsConnection(Checked, redis.SSLConnection):
@@ -125,39 +111,11 @@ class SentinelTlsConnection(Checked, SentinelManagedSSLConnection):
     """redis-py's TLS connection to a Sentinel-managed master, its failed handshake said."""
 
 
-class AsyncChecked:
-    """What an asyncio TLS connection class adds: a failed handshake said as
-    ``TlsNotSpoken`` or ``TlsHandshakeFailed`` (the handshake runs in the TCP connect: a
-    connect that times out is asked the plain ``PING`` too, which a server that cannot be
-    reached does not answer)."""
-
-    host: str
-    port: int
-    socket_connect_timeout: float | None
-
-    async def _connect(self) -> None:
-        try:
-            await super()._connect()  # type: ignore[misc]
-        except ssl.SSLCertVerificationError:
-            raise
-        except (TimeoutError, ssl.SSLError) as error:
-            host, port = self.host, self.port
-            plain = await answers_without_tls_async(host, port, self.socket_connect_timeout)
-            raise _failed(host, port, error, plain) from error
-
-
-class AsyncTlsConnection(AsyncChecked, redis.asyncio.SSLConnection):
-    """redis-py's asyncio TLS connection, its failed handshake said."""
-
-
 def checked_class(kind: type[Any]) -> type[Any]:
-    """The connection class to use for ``kind``: its checked twin for redis-py's TLS
-    connections (sync or asyncio; ``sentinel.py`` has the asyncio Sentinel-managed one),
-    else ``kind``."""
+    """The connection class to use for ``kind``: its checked twin for redis-py's sync TLS
+    connections (``async_tls.checked_class`` for the asyncio ones), else ``kind``."""
     if kind is redis.SSLConnection:
         return TlsConnection
     if kind is SentinelManagedSSLConnection:
         return SentinelTlsConnection
-    if kind is redis.asyncio.SSLConnection:
-        return AsyncTlsConnection
     return kind
