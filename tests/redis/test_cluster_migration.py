@@ -195,3 +195,46 @@ def test_asyncio_enqueues_survive_their_queues_slot_moving(cluster: RedisCluster
     assert queue.stats(moving).ready == len(jobs)
     leases = queue.claim(ClaimRequest((moving,), lease=_LEASE, limit=100))
     assert sorted(lease.job_id for lease in leases) == sorted(job.id for job in jobs)
+
+
+def test_asyncio_calls_wait_out_a_migration_longer_than_redis_py_waits(
+    cluster: RedisClusterGroup,
+) -> None:
+    # redis-py's asyncio cluster client sends a command answered TRYAGAIN at most 16 times,
+    # about 0.4 s: a slot whose keys take longer to migrate must not fail the calls on it.
+    first, second, _ = cluster.nodes
+    moving = _queue_on(cluster, first, set())
+    slot = key_slot(moving.encode())
+    fx = foundry.connect(cluster.url())
+    jobs = [Job("t", id=f"w{n}", queue=moving) for n in range(2)]
+
+    async def main() -> list[object]:
+        aqueue = fx.async_queue
+        outcomes: list[object] = [await aqueue.enqueue(jobs[0])]
+        source = _start_migrating(cluster, slot, second)
+        _move_keys(source, second, slot, 1)
+        before = _redirections(source) + _redirections(second)
+        gave_up = threading.Event()
+
+        def finish_once_refused_often() -> None:
+            # Each try of the one call is answered TRYAGAIN (or ASK, then TRYAGAIN): 40 are
+            # past redis-py's own 16 tries.
+            while _redirections(source) + _redirections(second) < before + 40:
+                if gave_up.wait(0.01):
+                    break
+            _finish(cluster, slot, source, second)
+
+        finisher = threading.Thread(target=finish_once_refused_often)
+        finisher.start()
+        try:
+            outcomes.append(await aqueue.enqueue(jobs[1]))
+        finally:
+            gave_up.set()
+            finisher.join(timeout=60)
+            await fx.aclose()
+        return outcomes
+
+    outcomes = asyncio.run(main())
+
+    assert outcomes == [Enqueued(job.id) for job in jobs]
+    assert foundry.connect(cluster.url()).queue.stats(moving).ready == len(jobs)

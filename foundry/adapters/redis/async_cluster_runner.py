@@ -13,13 +13,13 @@ from typing import Any, cast
 import redis
 import redis.asyncio
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.exceptions import RedisClusterException, ResponseError
+from redis.exceptions import ClusterError, RedisClusterException, ResponseError
 
 from foundry.adapters.redis.async_cluster import AsyncClusterClient
 from foundry.adapters.redis.async_loop_end import at_loop_end
 from foundry.adapters.redis.async_runner import AsyncFunctionRunner
 from foundry.adapters.redis.cluster import as_driver_error
-from foundry.adapters.redis.cluster_runner import MAX_REDIRECTS, REDIRECTS, held
+from foundry.adapters.redis.cluster_runner import MAX_REDIRECTS, REDIRECTS, held, pause_s
 from foundry.adapters.redis.durability import DURABLE, Durability
 from foundry.adapters.redis.runner import Arg, library, missing
 
@@ -75,20 +75,32 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
         """``command`` through the cluster client; when a master lacks the library it is
         loaded on every master and the command sent again. Every master: the one that
         answered may not be the slot's (the client followed an ``ASK`` to the master
-        importing it, mid-migration), and the client does not say which it was. A master
-        that cannot take it (down) is left: the command, sent again, says what it must."""
-        try:
-            return await self._execute(*command)
-        except ResponseError as error:
-            if not missing(error):
-                raise
+        importing it, mid-migration), and the client does not say which it was. A command
+        the client gave up on after its own tries (16 ``TRYAGAIN``, about 0.4 s: a slot's
+        migration under way) is sent again after a pause, as the sync runner's calls are
+        (``cluster_runner``: ``MAX_REDIRECTS`` times, a few seconds in all)."""
+        loaded = False
+        for attempt in range(MAX_REDIRECTS):
+            try:
+                return await self._execute(*command)
+            except ResponseError as error:
+                if loaded or not missing(error):
+                    raise
+            except ClusterError:  # the client's own tries spent: a migration under way
+                await asyncio.sleep(pause_s(attempt))
+                continue
+            await self._load_everywhere()
+            loaded = True
+        return await self._execute(*command)
+
+    async def _load_everywhere(self) -> None:
+        """Load the library on every master (one that cannot take it is left)."""
         load = ("FUNCTION", "LOAD", "REPLACE", library().text)
         masters = self.cluster.get_primaries()
         await asyncio.gather(
             *(self._execute(*load, target_nodes=master) for master in masters),
             return_exceptions=True,
         )
-        return await self._execute(*command)
 
     async def _durable(self, command: Sequence[Arg], key: str, wait: Sequence[Arg]) -> Any:
         """``command`` then ``WAIT`` in one write on one connection of ``key``'s master. A

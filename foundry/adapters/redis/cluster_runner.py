@@ -64,6 +64,14 @@ MAX_REDIRECTS = 16
 #: cluster that is down; doubled each time, at most ``_PAUSE_CAP_S``.
 _PAUSE_S = 0.01
 _PAUSE_CAP_S = 0.5
+
+
+def pause_s(attempt: int) -> float:
+    """How long to wait before sending again a call that met a migration (or a cluster down)
+    ``attempt`` times before (0 the first)."""
+    return min(_PAUSE_S * (1 << attempt), _PAUSE_CAP_S)
+
+
 #: The replies that say a call did not run and may go again (see the module docstring).
 REDIRECTS = (MovedError, AskError, TryAgainError, ClusterDownError)
 
@@ -232,7 +240,7 @@ class ClusterFunctionRunner(FunctionRunner):
             node = nodes.get_node(host=error.host, port=error.port)
             if node is not None and node.redis_connection is not None:
                 return node
-        time.sleep(min(_PAUSE_S * 2**attempt, _PAUSE_CAP_S))  # TRYAGAIN, CLUSTERDOWN, ASK
+        time.sleep(pause_s(attempt))  # TRYAGAIN, CLUSTERDOWN, ASK
         if isinstance(error, ClusterDownError | AskError):
             self._refresh()
         return None
