@@ -232,7 +232,8 @@ class RedisAdmin:
                 return total
 
     def _run(self, name: str, keys: QueueKeys, args: Sequence[Arg]) -> Any:
-        return self._runner.call(name, keys.first, args)
+        with refusing(self._client, keys):
+            return self._runner.call(name, keys.first, args)
 
 
 def record_reads(keys: KeyLayout, candidates: Sequence[str], job_id: str) -> list[list[Arg]]:

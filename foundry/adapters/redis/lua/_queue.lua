@@ -2,6 +2,9 @@
 -- names its queue's keys for the helpers from the first (the jobs key): calls never overlap,
 -- so one set of names serves all, and a call on the queue of the call before finds them made.
 local JOBS, STATE, ERRORS, RESULTS, READY, DELAYED, LEASES, DEAD, DONE, META, WAKE, BASE, FIFO
+-- The queue's keys of one name each, with the type each holds (the key table in _head.lua):
+-- what a function that may write any of them checks first (see misplaced).
+local EVERY_KEY
 -- How long a cancelled record is kept (ms): the completed records' ttl when the calling
 -- function was given it, else an hour (the default).
 local COMPLETED_TTL
@@ -17,6 +20,29 @@ local function bind(keys)
   READY, DELAYED, LEASES = BASE .. "ready", BASE .. "delayed", BASE .. "leases"
   DEAD, DONE, META, WAKE = BASE .. "dead", BASE .. "done", BASE .. "meta", BASE .. "wake"
   FIFO = BASE .. "fifo"
+  EVERY_KEY = { JOBS, "hash", STATE, "hash", ERRORS, "hash", RESULTS, "hash", READY, "zset",
+    DELAYED, "zset", LEASES, "zset", DEAD, "zset", DONE, "zset", META, "hash", WAKE, "list",
+    FIFO, "list", BASE .. "ahead", "hash", BASE .. "stop", "hash", BASE .. "deps", "hash",
+    BASE .. "dependants", "hash", BASE .. "progress", "hash", BASE .. "waiters", "hash",
+    BASE .. "batchof", "hash", BASE .. "cbof", "hash", BASE .. "batches", "zset",
+    BASE .. "batches:end", "zset" }
+end
+
+-- Redis keeps what a function wrote before one of its commands failed: a key of the wrong type
+-- met halfway would leave a job half written (stored but in no set, popped but not leased).
+-- So a function checks, before its first write, the keys it may write (or read as their type)
+-- after it: `checks` holds pairs of key and type. The error reply names the first key of
+-- another type (the adapter reports its queue broken); nil when all are right or absent. A
+-- key whose first use fails before anything is written needs no check: each costs a call.
+local function misplaced(checks)
+  for i = 1, #checks, 2 do
+    local kind = redis.call("TYPE", checks[i]).ok
+    if kind ~= "none" and kind ~= checks[i + 1] then
+      return redis.error_reply("WRONGTYPE " .. checks[i] .. " is a " .. kind .. ", not a "
+        .. checks[i + 1] .. " (the call was refused before writing anything)")
+    end
+  end
+  return nil
 end
 local BAND = 17592186044416 -- 2^44: ready score = (255 - priority) * BAND + seq, exact in a double
 -- A fifo entry's score, were it in `ready`: priority 0's band plus its seq.
@@ -292,16 +318,28 @@ end
 -- A plain enqueue (one job ready now at priority 0, without a unique key or dependencies),
 -- stored by HSETNX: it joins the fifo without the general path's bookkeeping. The queue's
 -- epoch, or nil, having written nothing, for the general path to take it: bad arguments,
--- an id already stored (Q8) or a kept batch's id (refused there).
+-- an id already stored (Q8) or a kept batch's id (refused there); or the error reply of a
+-- key of the wrong type, nothing written.
 local function enqueue_plain(now, candidate, id, blob, max_text)
   local max = num(max_text)
-  if id == "" or not now or not max or max < 1 or redis.call("EXISTS", BASE .. "b:" .. id) == 1
-      or redis.call("HSETNX", JOBS, id, ms36(now) .. " 0 " .. max_text .. " 0 " .. blob) == 0 then
+  if id == "" or not now or not max or max < 1 or redis.call("EXISTS", BASE .. "b:" .. id) == 1 then
+    return nil
+  end
+  -- Before the record's write: the wake list's length (read here, it needs no check), then
+  -- the meta and fifo written after the record.
+  local hints = redis.call("LLEN", WAKE)
+  local wrong = misplaced({ META, "hash", FIFO, "list" })
+  if wrong then
+    return wrong
+  end
+  if redis.call("HSETNX", JOBS, id, ms36(now) .. " 0 " .. max_text .. " 0 " .. blob) == 0 then
     return nil
   end
   local epoch, seq = take_seq(candidate)
   redis.call("RPUSH", FIFO, id, seq_text(seq))
-  wake(1)
+  if hints < WAKE_CAP then
+    redis.call("LPUSH", WAKE, "1")
+  end
   return epoch
 end
 

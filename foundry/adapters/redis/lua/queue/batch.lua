@@ -100,6 +100,24 @@ for i = 0, n - 1 do
   earlier[ARGV[first_job + i * PER_JOB]] = true
 end
 
+-- Checked before the first write (misplaced): the batches' own keys, every key (a member
+-- may end at once) and the members' unique keys.
+local checks = { unpack(EVERY_KEY) }
+for _, batch in ipairs(batches) do
+  checks[#checks + 1], checks[#checks + 2] = BASE .. "b:" .. batch.id, "hash"
+  checks[#checks + 1], checks[#checks + 2] = BASE .. "bm:" .. batch.id, "list"
+end
+for i = 0, n - 1 do
+  local key = string.match(ARGV[first_job + i * PER_JOB + 6], "^%d+ [SF](.+)$")
+  if key then
+    checks[#checks + 1], checks[#checks + 2] = BASE .. "u:" .. key, "string"
+  end
+end
+local wrong = misplaced(checks)
+if wrong then
+  return wrong
+end
+
 local now_s = n2s(now)
 for _, batch in ipairs(batches) do
   local b, bkey = batch.b, BASE .. "b:" .. batch.id
@@ -137,7 +155,9 @@ for start = 0, n - 1, 1000 do
   end
   local reply = FN.enqueue(KEYS, args)
   COMPLETED_TTL = ttl
-  if reply[1] == "!" then
+  if reply.err then
+    return reply
+  elseif reply[1] == "!" then
     return redis.error_reply("FOUNDRY batch: a dependency vanished mid-call: " .. reply[3])
   end
   out[1] = reply[1]

@@ -18,6 +18,13 @@ end
 if v[2] or v[3] then
   return 1
 end
+-- Checked before the first write (misplaced): cancelling members writes any key.
+local checks = { unpack(EVERY_KEY) }
+checks[#checks + 1], checks[#checks + 2] = BASE .. "bm:" .. bid, "list"
+local wrong = misplaced(checks)
+if wrong then
+  return wrong
+end
 redis.call("HSET", bkey, "cx", "1", "r", reason)
 local members = redis.call("LRANGE", BASE .. "bm:" .. bid, 0, -1)
 local listed = {} -- members in the fifo, taken out in one pass

@@ -28,6 +28,11 @@ end
 if st.l ~= "R" and st.l ~= "D" and st.l ~= "W" then
   return st.l
 end
+-- Checked before the first write (misplaced): a cancel may write any key.
+local wrong = misplaced(EVERY_KEY)
+if wrong then
+  return wrong
+end
 if not stored and not redis.call("ZSCORE", READY, id) then
   unlist({ id })
 end

@@ -24,10 +24,23 @@ if not now or not lease_ms or lease_ms < 1 or not limit or limit < 1 or ctoken =
   return fail_arg("claim needs now, lease ms, limit, token, mode, worker, retention, starting"
     .. " and id/token pairs")
 end
-record_starts(ARGV, 10)
 local meta = redis.call("HMGET", META, "paused", "epoch", "rates")
 local out = { meta[2] or "", "OK", "" }
 local tkey = BASE .. "t:" .. ctoken
+local remembered = redis.call("GET", tkey)
+local expiry, resent_ids = string.match(remembered or "", "^(%d+)(.*)$")
+local resent = expiry and tonumber(expiry) > now
+-- A claim pops jobs before it leases them: every key it writes after its first write is
+-- checked first (misplaced), so none refuses halfway. A re-send or a "held" call writes only
+-- the starts, whose key it reads first.
+if not resent and mode ~= "held" then
+  local wrong = misplaced({ AHEAD, "hash", STATE, "hash", JOBS, "hash", DELAYED, "zset", READY,
+    "zset", FIFO, "list", LEASES, "zset" })
+  if wrong then
+    return wrong
+  end
+end
+record_starts(ARGV, 10)
 
 local function held(ids)
   local prefix = ctoken .. "."
@@ -119,12 +132,8 @@ local function start_all(popped, before)
   return taken
 end
 
-local remembered = redis.call("GET", tkey)
-if remembered then
-  local expiry, ids = string.match(remembered, "^(%d+)(.*)$")
-  if tonumber(expiry) > now then
-    return held(ids)
-  end
+if resent then
+  return held(resent_ids)
 end
 if mode == "held" then
   if remembered then

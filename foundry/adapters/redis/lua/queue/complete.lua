@@ -16,7 +16,7 @@ for i = 0, n - 1 do
 end
 local states = redis.call("HMGET", STATE, unpack(ids))
 local out, stale, finished = {}, 0, {}
-local new_states, ended, expiry, results = {}, {}, {}, {}
+local new_states, ended, expiry, results, uniques = {}, {}, {}, {}, {}
 local now_s, expires = n2s(now), n2s(now + ttl)
 for i = 0, n - 1 do
   local b = 3 + i * 4
@@ -38,7 +38,7 @@ for i = 0, n - 1 do
       results[#results + 1], results[#results + 2] = id, result
     end
     if unique ~= "" then
-      release_unique({ unique = unique }, id, "F")
+      uniques[#uniques + 1], uniques[#uniques + 2] = id, unique
     end
     out[i + 1] = 1
   elseif l and lt == token and o == "C" then
@@ -48,16 +48,32 @@ for i = 0, n - 1 do
     out[i + 1] = 0
   end
 end
+-- Each helper reads a key of its own and finds nothing without it: one EXISTS spares the
+-- three reads when nobody waits for a job, no job waits for another and no batch is open.
+local settling = #ended > 0
+  and redis.call("EXISTS", BASE .. "waiters", BASE .. "dependants", BASE .. "batchof") > 0
 if #ended > 0 then
+  -- Checked before the first write (misplaced); the state hash was read above. A job waiting
+  -- for a completed one may end at once, which writes any key.
+  local checks = settling and { unpack(EVERY_KEY) }
+    or { LEASES, "zset", BASE .. "ahead", "hash", DONE, "zset", META, "hash", RESULTS, "hash" }
+  for i = 2, #uniques, 2 do
+    checks[#checks + 1], checks[#checks + 2] = BASE .. "u:" .. string.sub(uniques[i], 2), "string"
+  end
+  local wrong = misplaced(checks)
+  if wrong then
+    return wrong
+  end
+  for i = 1, #uniques, 2 do
+    release_unique({ unique = uniques[i + 1] }, uniques[i], "F")
+  end
   multi("HSET", STATE, new_states)
   multi("ZREM", LEASES, ended)
   multi("HDEL", BASE .. "ahead", ended)
   free_slots(ended)
   multi("ZADD", DONE, expiry)
   redis.call("HINCRBY", META, "completed", n2s(#ended))
-  -- Each helper reads a key of its own and finds nothing without it: one EXISTS spares the
-  -- three reads when nobody waits for a job, no job waits for another and no batch is open.
-  if redis.call("EXISTS", BASE .. "waiters", BASE .. "dependants", BASE .. "batchof") > 0 then
+  if settling then
     notify_settled(ended)
     settle_completed(ended, now)
     settle_batches(ended, "c", now)

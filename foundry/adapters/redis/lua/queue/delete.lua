@@ -8,6 +8,11 @@
 -- requeued since the admin saw it stays; nor does `pending` remove a dead letter the admin
 -- has not seen), Q8 (a re-send gets the first reply)
 local now, id, only = now_ms(ARGV[1]), ARGV[2], ARGV[4]
+-- Checked before the first write (misplaced): forgetting a job writes any key.
+local wrong = misplaced(EVERY_KEY)
+if wrong then
+  return wrong
+end
 return counted(ARGV[3], function()
   if only == "dead" then
     if not redis.call("ZSCORE", DEAD, id) then

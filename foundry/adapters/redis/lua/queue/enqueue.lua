@@ -17,7 +17,8 @@ local now = now_ms(ARGV[1])
 local per = 8
 local n = (#ARGV - 2) / per
 -- A plain job is stored before the general path's helpers are made; the short form's reply
--- is then the epoch alone (a string, where a table costs Redis a conversion).
+-- is then the epoch alone (a string, where a table costs Redis a conversion), or the error
+-- reply of a key of the wrong type, nothing written.
 if #ARGV == 5 then
   local epoch = enqueue_plain(now, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
   if epoch then
@@ -28,20 +29,12 @@ if #ARGV == 5 then
 elseif n == 1 and ARGV[5] == "0" and ARGV[7] == "0" and ARGV[8] == "0" and ARGV[9] == ""
     and ARGV[10] == "" then
   local epoch = enqueue_plain(now, ARGV[2], ARGV[3], ARGV[4], ARGV[6])
-  if epoch then
+  if type(epoch) == "table" then
+    return epoch -- a key of the wrong type
+  elseif epoch then
     return { epoch, 0 }
   end
 end
--- The queue's epoch (set to the candidate if it has none) and seq.
-local function read_meta()
-  local meta = redis.call("HMGET", META, "epoch", "seq")
-  if not meta[1] then
-    redis.call("HSET", META, "epoch", ARGV[2])
-    meta[1] = ARGV[2]
-  end
-  return meta[1], tonumber(meta[2] or "0")
-end
-
 if not now or n < 1 or n ~= math.floor(n) then
   return fail_arg("enqueue needs now, epoch and 8 values per job")
 end
@@ -53,6 +46,38 @@ for i = 0, n - 1 do
       or (ARGV[b + 6] ~= "" and not string.match(ARGV[b + 6], "^%d+ [SF].")) then
     return fail_arg("job " .. i .. " of the batch")
   end
+end
+-- The keys the jobs will be written to, checked before the first write (misplaced): the
+-- jobs hash and the meta are read first, so need none; a job waiting for others may end at
+-- once (a dependency failed), which writes any key.
+local function keys_to_check()
+  local wants, checks = {}, {}
+  local function want(key, kind)
+    if not wants[key] then
+      wants[key] = true
+      checks[#checks + 1], checks[#checks + 2] = key, kind
+    end
+  end
+  for i = 0, n - 1 do
+    local b = 3 + i * per
+    if ARGV[b + 7] ~= "" then
+      return EVERY_KEY
+    elseif ARGV[b + 6] ~= "" and n > 1 then
+      want(BASE .. "u:" .. string.sub(string.match(ARGV[b + 6], "^%d+ (.+)$"), 2), "string")
+    end
+    if math.max(num(ARGV[b + 4]), now + num(ARGV[b + 5])) > now then
+      want(DELAYED, "zset")
+      want(STATE, "hash")
+    else
+      want(ARGV[b + 2] == "0" and FIFO or READY, ARGV[b + 2] == "0" and "list" or "zset")
+      want(WAKE, "list")
+    end
+  end
+  return checks
+end
+local wrong = misplaced(keys_to_check())
+if wrong then
+  return wrong
 end
 local earlier = {}
 for i = 0, n - 1 do
@@ -93,7 +118,9 @@ local function wait_for(id, spec, fresh)
   return #pending
 end
 
-local epoch, seq = read_meta()
+-- The queue's epoch (set to the candidate if it has none, once the jobs hash was met) and seq.
+local meta = redis.call("HMGET", META, "epoch", "seq")
+local epoch, seq = meta[1] or ARGV[2], tonumber(meta[2] or "0")
 local out = { epoch }
 local first_seq, seq_s, seq_s_of = seq, nil, nil -- seq_s: n2s(seq_s_of), made once
 local enq = ms36(now)
@@ -113,6 +140,9 @@ else
     ids[i + 1] = ARGV[3 + i * per]
   end
   stored = redis.call("HMGET", JOBS, unpack(ids))
+end
+if not meta[1] then
+  redis.call("HSET", META, "epoch", epoch)
 end
 local records, ready, listed, seen = {}, {}, {}, {}
 local pushed = 0 -- fifo entries pushed before the end (see before_ending_at_once)

@@ -28,6 +28,14 @@ if not (st and st.l == "A" and st.tk == token) then
 end
 local value = redis.call("HGET", JOBS, id)
 local h = value and header(value)
+local stopped = stop_reason(id)
+-- Checked before the first write (misplaced): a retry writes these, an end any key.
+local wrong = misplaced(kind == "retry" and not stopped and { ERRORS, "hash", LEASES, "zset",
+  META, "hash", BASE .. "ahead", "hash", READY, "zset", DELAYED, "zset", WAKE, "list" }
+  or EVERY_KEY)
+if wrong then
+  return wrong
+end
 append_error(id, err, now)
 redis.call("ZREM", LEASES, id)
 free_slots({ id })
@@ -42,7 +50,6 @@ if kind == "dead" then
   return { "OK", "dead", bury(id, h, st, now, arg, max_count, max_age) }
 end
 mark_started(id, redis.call("HGET", BASE .. "ahead", id), token) -- it ran, or ends below
-local stopped = stop_reason(id)
 if kind == "cancel" or stopped then
   end_lease(st, "N")
   cancel_job(id, h, st, now, kind == "cancel" and arg or stopped, ttl)

@@ -8,6 +8,11 @@ local now, what, batch = now_ms(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 if not batch or (what ~= "pending" and what ~= "dead") then
   return fail_arg("purge needs now, what, batch")
 end
+-- Checked before the first write (misplaced): forgetting a job writes any key.
+local wrong = misplaced(EVERY_KEY)
+if wrong then
+  return wrong
+end
 return counted(ARGV[4], function()
   local ids
   if what == "dead" then

@@ -18,6 +18,12 @@ if again then
   return { tonumber(recovered), tonumber(trimmed) }
 end
 local expired = redis.call("ZRANGEBYSCORE", LEASES, "-inf", "(" .. n2s(now), "LIMIT", 0, batch)
+-- Checked before the first write (misplaced): a lapsed lease may end its job, which writes
+-- any key.
+local wrong = #expired > 0 and misplaced(EVERY_KEY)
+if wrong then
+  return wrong
+end
 local trimmed, woken = 0, 0
 for _, id in ipairs(expired) do
   redis.call("ZREM", LEASES, id)

@@ -20,10 +20,16 @@ if not (st and st.l == "A" and st.tk == token) then
 end
 local value = redis.call("HGET", JOBS, id)
 local h = value and header(value)
+local stopped = stop_reason(id)
+-- Checked before the first write (misplaced): a release writes these, a cancel any key.
+local wrong = misplaced(not stopped and { LEASES, "zset", META, "hash", BASE .. "ahead", "hash",
+  READY, "zset", DELAYED, "zset", WAKE, "list" } or EVERY_KEY)
+if wrong then
+  return wrong
+end
 redis.call("ZREM", LEASES, id)
 free_slots({ id })
 mark_started(id, redis.call("HGET", BASE .. "ahead", id), token) -- its attempt comes back
-local stopped = stop_reason(id)
 if stopped then
   end_lease(st, "S")
   cancel_job(id, h, st, now, stopped, ttl)

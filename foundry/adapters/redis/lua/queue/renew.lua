@@ -14,6 +14,12 @@ end
 local out = {}
 local stops = redis.call("EXISTS", BASE .. "stop") == 1
 local aheads = redis.call("EXISTS", BASE .. "ahead") == 1
+-- Checked before the first write (misplaced): one lease's state is read before it is written.
+local wrong = misplaced({ STATE, "hash", LEASES, "zset", BASE .. "progress", "hash",
+  BASE .. "ahead", "hash", BASE .. "stop", "hash" })
+if wrong then
+  return wrong
+end
 for i = 0, n - 1 do
   local b = 3 + i * 4
   local id, token, progress, started = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]

@@ -9,6 +9,11 @@ local mode, batch = ARGV[2], tonumber(ARGV[3])
 if not now or not batch or (mode ~= "all" and mode ~= "ids") then
   return fail_arg("requeue_dead needs now, mode, batch")
 end
+-- Checked before the first write (misplaced).
+local wrong = misplaced(EVERY_KEY)
+if wrong then
+  return wrong
+end
 return counted(ARGV[4], function()
   local ids = {}
   if mode == "all" then

@@ -1,0 +1,224 @@
+"""A queue function that meets a key of the wrong type refuses before its first write.
+
+Redis keeps what a function wrote before one of its commands failed, so a key damaged halfway
+through would leave a job half written: stored but in no set (never claimed), popped but not
+leased. Each case damages one key a function writes, calls the function through the public
+API, and checks that it is refused as the queue's ``QueueBroken`` naming the key with nothing
+written; then, the key put back, the same call succeeds and every pending job is claimed
+exactly once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import attrs
+import pytest
+import redis
+
+from foundry.adapters.clock import ManualClock
+from foundry.adapters.redis.queue import RedisQueue
+from foundry.domain import (
+    Batch,
+    Dead,
+    ErrorInfo,
+    Job,
+    JobState,
+    QueueBroken,
+    Retry,
+    RunAfter,
+    UniqueSpec,
+)
+from foundry.ports import ClaimRequest
+from foundry.ports.queue_types import Lease
+from tests.backends import LEASE, unique_prefix
+
+pytestmark = pytest.mark.redis
+
+#: Two jobs already pending in queue ``b``: one in the ready set, one in the fifo.
+PENDING = ("j0", "j00")
+
+
+@attrs.frozen
+class Case:
+    """``act`` (given what ``setup`` returned) refused while ``key`` is a string (a hash where
+    a string belongs)."""
+
+    key: str
+    act: Callable[[RedisQueue, Any], object]
+    setup: Callable[[RedisQueue, ManualClock], Any] = lambda queue, clock: None
+    #: The jobs claimable once the call went through.
+    claimable: tuple[str, ...] = PENDING
+    #: Raised (``QueueBroken``); else the call answers ``refused_reply``.
+    raises: bool = True
+    refused_reply: object = None
+
+
+def _claimed_first(queue: RedisQueue, clock: ManualClock) -> Lease:
+    [lease] = queue.claim(ClaimRequest(["b"], lease=LEASE))
+    return lease
+
+
+def _lapsed(queue: RedisQueue, clock: ManualClock) -> Lease:
+    lease = _claimed_first(queue, clock)
+    clock.advance(LEASE * 2)
+    return lease
+
+
+def _buried(queue: RedisQueue, clock: ManualClock) -> None:
+    queue.fail(_claimed_first(queue, clock), ErrorInfo("Boom", "no"), Dead("gave up"))
+
+
+def _claim_all(queue: RedisQueue, _: object) -> list[str]:
+    return [lease.job_id for lease in queue.claim(ClaimRequest(["b"], lease=LEASE, limit=10))]
+
+
+def _enqueue(**options: Any) -> Callable[[RedisQueue, object], object]:
+    return lambda queue, _: queue.enqueue(Job("t", id="j1", queue="b", **options))
+
+
+def _fail(decision: Retry | Dead) -> Callable[[RedisQueue, Lease], object]:
+    return lambda queue, lease: queue.fail(lease, ErrorInfo("Boom", "no"), decision)
+
+
+_TWO_UNIQUE = [
+    Job("t", id="j1", queue="b", unique=UniqueSpec("k1")),
+    Job("t", id="j2", queue="b", unique=UniqueSpec("k2")),
+]
+_LATER = RunAfter(timedelta(minutes=5))
+
+CASES = {
+    **{
+        f"enqueue-{key}": Case(key, _enqueue(), claimable=(*PENDING, "j1"))
+        for key in ("meta", "fifo", "wake")
+    },
+    **{
+        f"enqueue-priority-{key}": Case(key, _enqueue(priority=1), claimable=(*PENDING, "j1"))
+        for key in ("ready", "wake")
+    },
+    **{
+        f"enqueue-delayed-{key}": Case(key, _enqueue(schedule=_LATER), claimable=(*PENDING, "j1"))
+        for key in ("delayed", "state")
+    },
+    "enqueue-unique-u:k2": Case(
+        "u:k2", lambda queue, _: queue.enqueue_many(_TWO_UNIQUE), claimable=(*PENDING, "j1", "j2")
+    ),
+    "enqueue-after-deps": Case("deps", _enqueue(after=("j0",))),
+    "batch-batchof": Case(
+        "batchof",
+        lambda queue, _: queue.enqueue_batches([Batch([Job("t", id="m1", queue="b")], id="bt")]),
+        claimable=(*PENDING, "m1"),
+    ),
+    **{f"claim-{key}": Case(key, _claim_all) for key in ("state", "leases", "jobs")},
+    **{
+        f"complete-{key}": Case(
+            key, lambda queue, lease: queue.complete(lease, 1), _claimed_first, ("j00",)
+        )
+        for key in ("leases", "done", "meta", "results")
+    },
+    **{
+        f"fail-retry-{key}": Case(key, _fail(Retry(timedelta(0))), _claimed_first)
+        for key in ("leases", "meta", "ready", "wake")
+    },
+    **{
+        f"fail-dead-{key}": Case(key, _fail(Dead("gave up")), _claimed_first, ("j00",))
+        for key in ("leases", "dead")
+    },
+    **{
+        f"release-{key}": Case(key, lambda queue, lease: queue.release(lease), _claimed_first)
+        for key in ("meta", "ready", "wake")
+    },
+    "renew-leases": Case(
+        "leases",
+        lambda queue, lease: queue.renew([lease], LEASE * 2),
+        _claimed_first,
+        ("j00",),
+        raises=False,
+        refused_reply=[None],
+    ),
+    **{f"reap-{key}": Case(key, lambda queue, _: queue.reap(), _lapsed) for key in ("state",)},
+    **{
+        f"cancel-{key}": Case(key, lambda queue, _: queue.cancel("j0", "b"), claimable=("j00",))
+        for key in ("ready", "done")
+    },
+    **{
+        f"requeue-dead-{key}": Case(key, lambda queue, _: queue.requeue_dead("b"), _buried)
+        for key in ("state", "ready", "meta")
+    },
+    **{
+        f"delete-{key}": Case(key, lambda queue, _: queue.delete("b", "j0"), claimable=("j00",))
+        for key in ("errors", "done")
+    },
+    "purge-errors": Case("errors", lambda queue, _: queue.purge("b"), claimable=()),
+}
+
+
+def _snapshot(client: redis.Redis, prefix: str) -> dict[bytes, Any]:
+    """Every key of the test's prefix, by its serialised value."""
+    return {key: client.dump(key) for key in client.scan_iter(f"{prefix}:*", count=1000)}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_a_key_of_the_wrong_type_refuses_the_call_before_anything_is_written(
+    redis_url: str, clock: ManualClock, case: Case
+) -> None:
+    prefix = unique_prefix("refused")
+    queue = RedisQueue(redis.Redis.from_url(redis_url), prefix=prefix, clock=clock)
+    queue.enqueue_many([Job("t", id="j0", queue="b", priority=1), Job("t", id="j00", queue="b")])
+    context = case.setup(queue, clock)
+    client = redis.Redis.from_url(redis_url)
+    key = f"{prefix}:{{b}}:{case.key}"
+    kept = client.dump(key)
+    client.delete(key)
+    damage = "hash" if case.key.startswith("u:") else "string"
+    if damage == "hash":
+        client.hset(key, "x", "y")
+    else:
+        client.set(key, "x")
+    before = _snapshot(client, prefix)
+
+    if case.raises:
+        with pytest.raises(QueueBroken) as raised:
+            case.act(queue, context)
+        assert raised.value.queue == "b"
+        assert f"{key} is a {damage}" in str(raised.value)
+    else:
+        assert case.act(queue, context) == case.refused_reply
+    written = _snapshot(client, prefix)
+    client.delete(key)
+    if kept is not None:
+        client.restore(key, 0, kept)
+    again = case.act(queue, context)
+    clock.advance(timedelta(minutes=10))  # past any delay
+    claimed = Counter([*(again if case.act is _claim_all else []), *_claim_all(queue, None)])
+
+    assert written == before  # nothing written
+    assert claimed == Counter(case.claimable)  # each pending job claimed exactly once
+    assert _claim_all(queue, None) == []
+
+
+def test_a_refused_enqueue_sent_again_once_the_key_is_fixed_is_claimed(
+    redis_url: str, clock: ManualClock
+) -> None:
+    prefix = unique_prefix("refused")
+    queue = RedisQueue(redis.Redis.from_url(redis_url), prefix=prefix, clock=clock)
+    queue.enqueue(Job("t", id="j0", queue="b", priority=1))
+    client = redis.Redis.from_url(redis_url)
+    ready = f"{prefix}:{{b}}:ready"
+    kept = client.dump(ready)
+    client.delete(ready)
+    client.set(ready, "x")
+
+    with pytest.raises(QueueBroken, match=r"\{b\}:ready is a string, not a zset"):
+        queue.enqueue(Job("t", id="j1", queue="b", priority=1))
+    client.delete(ready)
+    client.restore(ready, 0, kept)
+    queue.enqueue(Job("t", id="j1", queue="b", priority=1))  # the producer's retry
+    record = queue.get("j1", "b")
+
+    assert record is not None
+    assert record.state is JobState.READY
+    assert sorted(_claim_all(queue, None)) == ["j0", "j1"]
