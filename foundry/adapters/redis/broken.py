@@ -1,7 +1,8 @@
-"""A queue Redis refuses to work on: an error reply (a key of the wrong type, a script error,
-out of memory) is not an outage. The queue is named, and the key whose type is wrong when one
-is, so an operator can fix or delete it while the other queues are served. A master refusing
-every write for want of replicas (``NOREPLICAS``) is no queue's fault: an outage."""
+"""A queue Redis refuses to work on: an error reply (a key of the wrong type, a script error)
+is not an outage. The queue is named, and the key whose type is wrong when one is, so an
+operator can fix or delete it while the other queues are served. A master refusing every
+write for now, for want of replicas (``NOREPLICAS``) or of memory (``OOM``), is no queue's
+fault: an outage."""
 
 from __future__ import annotations
 

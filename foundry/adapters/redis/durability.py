@@ -10,9 +10,11 @@ on the master and may be lost with it, and sending it again is safe (every write
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypeGuard
 
 import attrs
 import redis
+from redis.exceptions import OutOfMemoryError
 
 #: The functions whose writes wait for the replicas.
 DURABLE = frozenset({"enqueue", "complete", "fail", "schedule_fire", "batch"})
@@ -23,12 +25,23 @@ class ReplicasBehind(redis.RedisError):
 
 
 class WritesRefused(redis.ConnectionError):
-    """The master refused a write for now (``NOREPLICAS``: fewer replicas in sync than its
-    ``min-replicas-to-write``), so the write did not run. An outage, not a broken queue: a
-    failover under way or a replica down passes, and the write is sent again (on a new
+    """The master refused a write for now, so the write did not run: fewer replicas in sync
+    than its ``min-replicas-to-write`` (``NOREPLICAS``), or its memory full (``OOM``: used
+    memory above ``maxmemory`` under the ``noeviction`` policy; Redis refuses a function that
+    may write before it runs, so none stops halfway). An outage, not a broken queue: it
+    passes (a failover, a replica back, memory freed), and the write is sent again (on a new
     connection, which asks Sentinel where the master is)."""
 
     def __init__(self, reply: redis.ResponseError) -> None:
+        if out_of_memory(reply):
+            super().__init__(
+                f"Redis is out of memory: its used memory is above maxmemory and its policy "
+                f"(noeviction) refuses writes (OOM {reply}); the write did not run and is sent "
+                "again. Raise maxmemory (CONFIG SET maxmemory, and in redis.conf), or free "
+                "memory: purge dead letters (foundry failed purge) or delete keys Foundry "
+                "does not own (INFO memory shows what is used)"
+            )
+            return
         super().__init__(
             f"the master refuses writes while fewer replicas than its min-replicas-to-write "
             f"are in sync ({reply}): a failover may be under way or a replica is down; the "
@@ -37,9 +50,19 @@ class WritesRefused(redis.ConnectionError):
         )
 
 
+def out_of_memory(reply: object) -> TypeGuard[redis.ResponseError]:
+    """Whether an error reply says Redis refuses writes while its memory is full (``OOM``)."""
+    return isinstance(reply, OutOfMemoryError) or (
+        isinstance(reply, redis.ResponseError) and str(reply).startswith("OOM ")
+    )
+
+
 def refused_for_now(reply: object) -> bool:
-    """Whether an error reply says the master refuses writes for now (``NOREPLICAS``)."""
-    return isinstance(reply, redis.ResponseError) and str(reply).startswith("NOREPLICAS")
+    """Whether an error reply says the master refuses writes for now (``NOREPLICAS``, or
+    ``OOM``: out of memory)."""
+    return out_of_memory(reply) or (
+        isinstance(reply, redis.ResponseError) and str(reply).startswith("NOREPLICAS")
+    )
 
 
 @attrs.frozen

@@ -15,7 +15,7 @@ import redis
 from redis.exceptions import AskError, MovedError
 from redis.sentinel import MasterNotFoundError
 
-from foundry.adapters.redis.durability import ReplicasBehind, WritesRefused
+from foundry.adapters.redis.durability import ReplicasBehind, WritesRefused, out_of_memory
 from foundry.domain import (
     CacheError,
     CacheUnavailable,
@@ -124,6 +124,8 @@ def translated(
         return WriteNotReplicated(
             f"Redis took {what} on the master, but it is {error}", job_id=job_id
         )
+    if out_of_memory(error):  # a plain command's (a function's is retried as WritesRefused)
+        return QueueUnavailable(f"Redis refused {what}: {WritesRefused(error)}", job_id=job_id)
     return refused(error) or QueueUnavailable(f"Redis refused {what}: {error}", job_id=job_id)
 
 
