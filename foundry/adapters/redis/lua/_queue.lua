@@ -1086,9 +1086,12 @@ local function fire_callback(bid, bkey, which, now)
   callback_settled(bid, which, cb[1])
   local keys = { JOBS, STATE, ERRORS, RESULTS, READY, DELAYED, LEASES, DEAD, DONE, META, WAKE }
   local saved = COMPLETED_TTL
-  FN.enqueue(keys, { n2s(now), redis.call("HGET", META, "epoch") or "0", cb[1], cb[2], cb[3],
-    cb[4], cb[5], cb[6], "", "" })
+  local reply = FN.enqueue(keys, { n2s(now), redis.call("HGET", META, "epoch") or "0", cb[1],
+    cb[2], cb[3], cb[4], cb[5], cb[6], "", "" })
   COMPLETED_TTL = saved
+  if reply.err then
+    error(reply) -- never met: whoever ends a batch checked every key first (misplaced)
+  end
 end
 
 -- `k` members of batch `bid` ended as `field` (c, f or x): count them, and fire what fires.

@@ -62,7 +62,7 @@ local function keys_to_check()
     local b = 3 + i * per
     if ARGV[b + 7] ~= "" then
       return EVERY_KEY
-    elseif ARGV[b + 6] ~= "" and n > 1 then
+    elseif ARGV[b + 6] ~= "" then
       want(BASE .. "u:" .. string.sub(string.match(ARGV[b + 6], "^%d+ (.+)$"), 2), "string")
     end
     if math.max(num(ARGV[b + 4]), now + num(ARGV[b + 5])) > now then
