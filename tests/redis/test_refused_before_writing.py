@@ -68,6 +68,11 @@ def _lapsed(queue: RedisQueue, clock: ManualClock) -> Lease:
     return lease
 
 
+def _due(queue: RedisQueue, clock: ManualClock) -> None:
+    queue.enqueue(Job("t", id="j1", queue="b", schedule=RunAfter(timedelta(minutes=5))))
+    clock.advance(timedelta(minutes=10))
+
+
 def _buried(queue: RedisQueue, clock: ManualClock) -> None:
     queue.fail(_claimed_first(queue, clock), ErrorInfo("Boom", "no"), Dead("gave up"))
 
@@ -113,11 +118,12 @@ CASES = {
         claimable=(*PENDING, "m1"),
     ),
     **{f"claim-{key}": Case(key, _claim_all) for key in ("state", "leases", "jobs")},
+    "claim-due-ready": Case("ready", _claim_all, _due, (*PENDING, "j1")),
     **{
         f"complete-{key}": Case(
             key, lambda queue, lease: queue.complete(lease, 1), _claimed_first, ("j00",)
         )
-        for key in ("leases", "done", "meta", "results")
+        for key in ("leases", "done", "meta", "results", "ahead")
     },
     **{
         f"fail-retry-{key}": Case(key, _fail(Retry(timedelta(0))), _claimed_first)

@@ -1036,9 +1036,9 @@ local function counted(request, count)
   return remember(request, count())
 end
 
--- Due delayed jobs become ready, keeping the seq they got at enqueue or retry.
-local function promote(now, batch)
-  local due = redis.call("ZRANGEBYSCORE", DELAYED, "-inf", n2s(now), "LIMIT", "0", n2s(batch))
+-- Due delayed jobs (read by the caller: ZRANGEBYSCORE of DELAYED up to now) become ready,
+-- keeping the seq they got at enqueue or retry.
+local function promote(due)
   for _, id in ipairs(due) do
     local value = redis.call("HGET", JOBS, id)
     local h = value and header(value)

@@ -30,12 +30,28 @@ local tkey = BASE .. "t:" .. ctoken
 local remembered = redis.call("GET", tkey)
 local expiry, resent_ids = string.match(remembered or "", "^(%d+)(.*)$")
 local resent = expiry and tonumber(expiry) > now
+local upgrading = not meta[3] and meta[2] -- the first claim since the upgrade (META exists)
+local due = {}
+if not resent and mode ~= "held" and meta[1] ~= "1" then
+  due = redis.call("ZRANGEBYSCORE", DELAYED, "-inf", n2s(now), "LIMIT", "0", "1000")
+end
 -- A claim pops jobs before it leases them: every key it writes after its first write is
--- checked first (misplaced), so none refuses halfway. A re-send or a "held" call writes only
--- the starts, whose key it reads first.
+-- checked first (misplaced), so none refuses halfway. The meta, the token's record and the
+-- delayed set were read above (so a job the first claim since the upgrade makes due waits
+-- for the next claim); the ready set and the fifo are read or popped first unless due jobs
+-- or reported starts are written before them. A re-send or a "held" call writes only the
+-- starts, whose key it reads first.
 if not resent and mode ~= "held" then
-  local wrong = misplaced({ AHEAD, "hash", STATE, "hash", JOBS, "hash", DELAYED, "zset", READY,
-    "zset", FIFO, "list", LEASES, "zset" })
+  local checks = upgrading and { unpack(EVERY_KEY) }
+    or { JOBS, "hash", STATE, "hash", LEASES, "zset" }
+  local n = #checks
+  if starting < limit or #ARGV > 9 then
+    checks[n + 1], checks[n + 2], n = AHEAD, "hash", n + 2
+  end
+  if #due > 0 or #ARGV > 9 then
+    checks[n + 1], checks[n + 2], checks[n + 3], checks[n + 4] = READY, "zset", FIFO, "list"
+  end
+  local wrong = misplaced(checks)
   if wrong then
     return wrong
   end
@@ -141,7 +157,7 @@ if mode == "held" then
   end
   return out
 end
-if not meta[3] and meta[2] then -- the first claim since the upgrade (META exists)
+if upgrading then
   adopt_old_rates(now)
   redis.call("HSET", META, "rates", "1")
 end
@@ -149,7 +165,7 @@ local taken = {}
 if meta[1] == "1" then
   out[2] = "PAUSED"
 else
-  promote(now, 1000)
+  promote(due)
   -- Jobs set aside for their limits do not count: pop again, so that no job of a free key
   -- waits behind them (at most 1000 popped per claim).
   local want, budget = limit, 1000

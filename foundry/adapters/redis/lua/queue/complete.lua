@@ -53,10 +53,14 @@ end
 local settling = #ended > 0
   and redis.call("EXISTS", BASE .. "waiters", BASE .. "dependants", BASE .. "batchof") > 0
 if #ended > 0 then
-  -- Checked before the first write (misplaced); the state hash was read above. A job waiting
-  -- for a completed one may end at once, which writes any key.
+  -- Checked before the first write (misplaced); the state hash was read above, and the
+  -- ahead marks go first (a write refused first writes nothing). A job waiting for a
+  -- completed one may end at once, which writes any key.
   local checks = settling and { unpack(EVERY_KEY) }
-    or { LEASES, "zset", BASE .. "ahead", "hash", DONE, "zset", META, "hash", RESULTS, "hash" }
+    or { LEASES, "zset", DONE, "zset", META, "hash" }
+  if #results > 0 then
+    checks[#checks + 1], checks[#checks + 2] = RESULTS, "hash"
+  end
   for i = 2, #uniques, 2 do
     checks[#checks + 1], checks[#checks + 2] = BASE .. "u:" .. string.sub(uniques[i], 2), "string"
   end
@@ -64,12 +68,12 @@ if #ended > 0 then
   if wrong then
     return wrong
   end
+  multi("HDEL", BASE .. "ahead", ended)
   for i = 1, #uniques, 2 do
     release_unique({ unique = uniques[i + 1] }, uniques[i], "F")
   end
   multi("HSET", STATE, new_states)
   multi("ZREM", LEASES, ended)
-  multi("HDEL", BASE .. "ahead", ended)
   free_slots(ended)
   multi("ZADD", DONE, expiry)
   redis.call("HINCRBY", META, "completed", n2s(#ended))
