@@ -18,9 +18,23 @@ from foundry.adapters.redis.keys import QUEUE_KEY_NAMES, QueueKeys
 from foundry.domain import ConfigurationError, QueueBroken, QueueUnavailable
 
 #: The Redis type each queue key holds (the key table in lua/_head.lua): the functions' KEYS,
-#: then the fifo, which they name from the queue's base.
+#: then the keys of one name each that they name from the queue's base (the functions check
+#: them too before writing: `EVERY_KEY` in lua/_queue.lua).
 _TYPES = ("hash", "hash", "hash", "hash", "zset", "zset", "zset", "zset", "zset", "hash", "list")
-KEY_TYPES = dict(zip((*QUEUE_KEY_NAMES, "fifo"), (*_TYPES, "list"), strict=True))
+_NAMED_FROM_BASE = {
+    "fifo": "list",
+    "ahead": "hash",
+    "stop": "hash",
+    "deps": "hash",
+    "dependants": "hash",
+    "progress": "hash",
+    "waiters": "hash",
+    "batchof": "hash",
+    "cbof": "hash",
+    "batches": "zset",
+    "batches:end": "zset",
+}
+KEY_TYPES = {**dict(zip(QUEUE_KEY_NAMES, _TYPES, strict=True)), **_NAMED_FROM_BASE}
 
 
 def checked_keys(keys: QueueKeys) -> list[str]:
