@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import stat
 import struct
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -512,3 +514,46 @@ def test_children_that_keep_dying_before_they_are_ready_stop_the_pool_naming_whe
     [stopped] = [r.getMessage() for r in caplog.records if "in a row died" in r.getMessage()]
     assert "(exit code 4)" in stopped
     assert "after_fork" in stopped
+
+
+@registry.job(name="wait_for_renewal")
+def wait_for_renewal(fd: int) -> bool:
+    """Runs until the pool renewed its lease after a renew that raised (a byte on ``fd``)."""
+    ready, _, _ = select.select([fd], [], [], 30.0)
+    return bool(ready)
+
+
+class RenewRaisesOnce(MemoryQueue):
+    """A memory queue whose first renew raises what no adapter raises on purpose (a reply that
+    could not be decoded, an adapter's bug); the next one writes a byte to ``renewed``."""
+
+    def __init__(self, renewed: int) -> None:
+        super().__init__(SystemClock())
+        self.renews = 0
+        self._renewed = renewed
+
+    def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
+        self.renews += 1
+        if self.renews == 1:
+            raise ValueError("one reply could not be decoded (test)")
+        if self.renews == 2:
+            os.write(self._renewed, b"!")
+        return super().renew(leases, duration)
+
+
+def test_a_renew_that_raises_unexpectedly_does_not_stop_the_pool() -> None:
+    read, write = os.pipe()
+    try:
+        queue = RenewRaisesOnce(write)
+        job_id = Dispatcher(queue, registry, SystemClock()).dispatch(
+            "wait_for_renewal", {"fd": read}
+        )
+
+        code = run(queue, cancel_check=timedelta(milliseconds=20))
+
+        record = queue.get(job_id)
+        assert record is not None
+        assert (code, record.state, record.result) == (0, JobState.COMPLETED, True)
+    finally:
+        os.close(read)
+        os.close(write)

@@ -3,6 +3,7 @@ lost leases, outages logged once (fake children, a memory queue, a manual clock)
 """
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from foundry.application.outcome import OutcomeKind
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.supervisor import FIRST_CLAIMS_S
 from foundry.domain import JobState
+from foundry.ports import Lease
 from foundry.ports.queue_types import WorkerInfo
 from tests.log_support import foundry_messages
 from tests.pool_support import FAST, REPLY_TIMEOUT_S, FlakyQueue, Harness, StalledRenewals
@@ -233,3 +235,40 @@ def test_the_heartbeat_is_written_before_the_first_fork() -> None:
 
     pid = pool.sup.heartbeat.pid
     assert pool.workforce.commands == [("heartbeat", pid), ("spawn", 0), ("spawn", 1)]
+
+
+class OneBadRenewal(FlakyQueue):
+    """A memory queue whose first renew raises what no adapter raises on purpose (a reply
+    that could not be decoded, an adapter's bug), as ``FlakyQueue`` would raise an outage."""
+
+    broken_once = False
+
+    def renew(self, leases: Sequence[Lease], duration: timedelta) -> list[Lease | None]:
+        if not self.broken_once:
+            self.broken_once = True
+            raise ValueError("one reply could not be decoded (test)")
+        return super().renew(leases, duration)
+
+
+def test_a_renew_that_raises_unexpectedly_is_logged_and_tried_again_and_the_pool_lives_on(
+    warnings: pytest.LogCaptureFixture,
+) -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=OneBadRenewal)
+    (job_id,) = pool.enqueue(1)
+    pool.start()
+
+    pool.advance(10)  # the renew is due, and raises
+    kept_after_failure = pool.running(0)
+    pool.advance(1)  # tried again, well before the lease would be fenced
+    pool.reply(0, value="done")
+
+    assert kept_after_failure == job_id
+    assert pool.workforce.told("kill") == []
+    assert pool.sup.exit_code is None
+    assert not pool.sup.stopping.requested
+    assert pool.events.renewals == [(1, 0)]
+    record = pool.queue.get(job_id)
+    assert record is not None
+    assert (record.state, record.result) == (JobState.COMPLETED, "done")
+    logged = foundry_messages(warnings)
+    assert any("one reply could not be decoded (test)" in message for message in logged)

@@ -75,10 +75,16 @@ class Upkeep:
         try:
             results = self._queue.renew(leases, self._lease)
         except FoundryError as error:
-            after = self._monotonic()
-            self._poll_at = after + self._poll_every
-            self._outage.failed(f"renewing {len(leases)} lease(s)", error, now)
-            book.renew_failed(after)
+            self._renew_failed(len(leases), error, now)
+            return None
+        except Exception as error:  # a reply it could not read, an adapter's bug: not fatal
+            log.error(
+                "renewing %s lease(s) raised %s: %s; they stay held, and the renew is tried "
+                "again (a lease it cannot renew is fenced before it lapses)",
+                *(len(leases), type(error).__name__, error),
+                exc_info=error,
+            )
+            self._renew_failed(len(leases), error, now)
             return None
         self._poll_at = self._monotonic() + self._poll_every
         self._outage.ok(now)
@@ -86,6 +92,15 @@ class Upkeep:
         lost = tuple(book.renewed(leases, results, now))
         stopped = tuple(lease for lease in results if lease is not None and lease.stop)
         return Renewed(lost, kept=len(leases) - len(lost), stopped=stopped)
+
+    def _renew_failed(self, count: int, error: Exception, now: float) -> None:
+        """The renew of ``count`` leases sent at ``now`` raised ``error``: as an outage, since
+        the queue's answer is not known (the leases keep their deadlines; held jobs wait for a
+        renew that confirms them), and tried again soon after it returned."""
+        after = self._monotonic()
+        self._poll_at = after + self._poll_every
+        self._outage.failed(f"renewing {count} lease(s)", error, now)
+        self._book.renew_failed(after)
 
     def due_at(self, at: float) -> None:
         """The next reap, and cancel poll, at ``at``."""
