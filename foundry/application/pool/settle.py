@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 #: A batch of completions this large is written even while children keep answering.
 BATCH_MAX = 32
 #: Batched completions wait this long (seconds) for a claim to carry them, unless the pool
-#: expects one sooner than ``CARRY_MAX_S`` (``Supervisor._completion_wait``).
+#: expects one sooner than ``CARRY_MAX_S`` (``CompletionWait``).
 FLUSH_AFTER_S = 0.002
 #: The longest batched completions wait for a claim the pool expects to carry them (seconds).
 CARRY_MAX_S = 0.02

@@ -27,6 +27,7 @@ from foundry.application.chains import PreviousResultGone, PreviousResults
 from foundry.application.outcome import PoolObserver
 from foundry.application.pool.child_claims import encode_claim
 from foundry.application.pool.claims import Claimer
+from foundry.application.pool.completions import CompletionWait
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.failures import Act, Failures
 from foundry.application.pool.heartbeat import Heartbeat, PoolCounters
@@ -34,7 +35,7 @@ from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
 from foundry.application.pool.quarantine import Quarantine
 from foundry.application.pool.respawn import Respawner
-from foundry.application.pool.settle import CARRY_MAX_S, FLUSH_AFTER_S, Settler
+from foundry.application.pool.settle import Settler
 from foundry.application.pool.slots import NOT_STARTED, Running, Slot, SlotState, all_idle
 from foundry.application.pool.starts import Starts
 from foundry.application.pool.stopping import KILL_WAIT_S, Stopping
@@ -125,6 +126,15 @@ class Supervisor:
         self._starts = Starts(workforce, self._report_start_of)
         self.slots = [Slot(index) for index in range(config.concurrency)]
         self.buffer: deque[Lease] = deque()
+        self._completions = CompletionWait(
+            self.settler,
+            self._counters,
+            self._claimer,
+            outage,
+            self.stopping,
+            slots=self.slots,
+            buffer=self.buffer,
+        )
         self.exit_code: int | None = None
         self._upkeep_from = 0.0  # while the children start: see first_claims_first
         # Read once, not per job: how long a retiring child may take to exit after its job,
@@ -250,7 +260,7 @@ class Supervisor:
         """Nothing else to do: claim if it is time (the claim carries the batched completions;
         ``filled``: the caller just did, and nothing happened since).
 
-        Completions no claim took are written once they waited ``_completion_wait`` or no
+        Completions no claim took are written once they waited ``CompletionWait.wait`` or no
         child is busy; a pool that write left idle then blocks in claim at once instead of
         sleeping out a busy-poll pause.
         """
@@ -261,7 +271,7 @@ class Supervisor:
         if not settler.batched:
             return
         # (Not due after FLUSH_AFTER_S, it is not due after the longer wait either.)
-        due = settler.flush_due(now) and settler.flush_due(now, self._completion_wait(now))
+        due = settler.flush_due(now) and settler.flush_due(now, self._completions.wait(now))
         if due or not any(slot.busy for slot in self.slots):
             settler.flush()
             self.fill(self._monotonic())
@@ -302,7 +312,7 @@ class Supervisor:
             self._book.next_wake(),
             self._upkeep.next_poll(),
             self.heartbeat.next_wake(),
-            self.settler.next_wake(self._completion_wait(now)),
+            self.settler.next_wake(self._completions.wait(now)),
             self._starts.next_wake(now),
             self._upkeep.next_reap_at,
             self._failures.next_wake(self.slots),
@@ -686,46 +696,8 @@ class Supervisor:
     def _wanted(self) -> int:
         return self._claimer.wanted(self.slots, len(self.buffer))
 
-    def _completion_wait(self, now: float) -> float:
-        """How long batched completions wait for a claim to carry them: ``FLUSH_AFTER_S``,
-        or, while replies will bring a claim soon (the next one: a busy child holds no job
-        queued; or the one that takes the jobs held down to the refill mark), about the time
-        those replies take to come since the oldest completion's (a reply every mean run
-        time over the children, and half of one more), at most ``CARRY_MAX_S``: then one
-        round trip, not several, writes them and claims. A claim more than one reply away
-        that is not expected within ``CARRY_MAX_S`` carries none: they go after
-        ``FLUSH_AFTER_S``."""
-        settler = self.settler
-        if not settler.batched or self.stopping.requested or self._outage.down:
-            return FLUSH_AFTER_S
-        counters = self._counters
-        if not counters.processed:
-            return FLUSH_AFTER_S
-        every = counters.runtime_s / counters.processed / len(self.slots)
-        replies = self._replies_to_claim()
-        # The replies since the oldest completion's (each batched one came with one).
-        expected = (len(settler.batched) - 1 + replies + 0.5) * every
-        if replies > 1 and expected > CARRY_MAX_S:
-            return FLUSH_AFTER_S
-        wait = min(CARRY_MAX_S, expected)
-        if wait <= FLUSH_AFTER_S or self._claimer.next_wake(idle=False) > now + wait:
-            return FLUSH_AFTER_S  # (a busy poll of an empty queue waits longer)
-        return wait
-
-    def _replies_to_claim(self) -> int:
-        """How many more replies until one brings a claim: the next, if a busy child holds
-        no job queued (it turns idle); else the one that takes the held jobs to the refill
-        mark (each reply promotes a queued job and queues a buffered one behind it)."""
-        queued = 0
-        for slot in self.slots:
-            if slot.queued is not None:
-                queued += 1
-            elif slot.state is SlotState.BUSY:
-                return 1
-        return self._claimer.replies_to_refill(len(self.buffer) + queued)
-
     def _quiet_for(self, now: float) -> float:
-        flush_at = self.settler.next_wake(self._completion_wait(now))
+        flush_at = self.settler.next_wake(self._completions.wait(now))
         wakes = (self.heartbeat.next_wake(), flush_at, self._respawner.next_wake())
         return max(0.0, min(wakes) - now)
 
