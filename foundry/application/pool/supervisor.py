@@ -25,10 +25,10 @@ from typing import Any
 
 from foundry.application.chains import PreviousResultGone, PreviousResults
 from foundry.application.outcome import PoolObserver
-from foundry.application.pool.child_claims import encode_claim
 from foundry.application.pool.claims import Claimer
 from foundry.application.pool.completions import CompletionWait
 from foundry.application.pool.config import PoolConfig
+from foundry.application.pool.delegation import Delegation
 from foundry.application.pool.failures import Act, Failures
 from foundry.application.pool.heartbeat import Heartbeat, PoolCounters
 from foundry.application.pool.leases import LeaseBook
@@ -143,7 +143,13 @@ class Supervisor:
         self._max_rss = config.max_rss_bytes
         self._recycles = config.max_tasks_per_child is not None or self._max_rss is not None
         self._children_claim = queue.claims_from_forks
-        self._claiming: int | None = None  # the slot whose child makes the pool's claim
+        self._delegation = Delegation(
+            self._claimer,
+            self.settler,
+            workforce,
+            idle_wait=config.idle_wait.total_seconds(),
+            monotonic=monotonic,
+        )
 
     # -- events ---------------------------------------------------------------------------
 
@@ -237,9 +243,9 @@ class Supervisor:
     def child_exited(self, index: int, exitcode: int | None, now: float) -> None:
         """A child is gone: fail the job it ran (if any), then replace it unless stopping."""
         slot = self.slots[index]
-        if self._claiming == index:
-            self._claiming = None
-            self._recover_claim(slot, now)
+        recovered = self._delegation.lost(slot, now)
+        if recovered is not None:
+            self._recover_claim(slot, *recovered, now)
         running, slot.job = slot.job, None
         queued, slot.queued = slot.queued, None
         unstarted = None  # promoted from its queue, but the child never started it
@@ -352,12 +358,12 @@ class Supervisor:
         idle_children = sum(1 for slot in self.slots if slot.state is SlotState.IDLE)
         ahead = max(wanted - idle_children, 0)
         if self._children_claim and not looks:
-            if idle and self._delegate(wanted, ahead):
+            if idle and self._delegation.send(self.slots, wanted, ahead):
                 return
             # Some children busy and the queues found empty: the idle children's claim waits
             # in one of them, where the parent would poll every BUSY_POLL_S.
             waiting = idle_children and not idle and not self.buffer and self._claimer.found_empty
-            if waiting and self._delegate(idle_children, 0):
+            if waiting and self._delegation.send(self.slots, idle_children, 0):
                 return
         self._claimed(self._claimer.claim(wanted, wait, now, ahead=ahead), now, idle, wait)
 
@@ -378,35 +384,16 @@ class Supervisor:
                 broken=self._quarantine.broken(now),
             )
 
-    def _delegate(self, wanted: int, ahead: int) -> bool:
-        """Send an idle pool's blocking claim to an idle child, which starts the first job it
-        gets itself (``child_claims``); ``False`` if the parent is to claim itself."""
-        if self.settler.batched:  # a job done here must not re-run: its completion first
-            self.settler.flush()
-        now = self._monotonic()
-        slot = next((slot for slot in self.slots if slot.state is SlotState.IDLE), None)
-        wait = self.config.idle_wait.total_seconds()
-        claim = None if slot is None else self._claimer.delegate(wanted, wait, now, ahead=ahead)
-        if slot is None or claim is None:
-            return False
-        slot.state, self._claiming = SlotState.CLAIMING, slot.index
-        if not self._workforce.send(slot.index, encode_claim(*claim)):
-            self._claimer.delegation_unsent()
-            slot.state, self._claiming = SlotState.DYING, None  # its exit comes next
-        return True
-
     def child_claimed(
         self, index: int, leases: list[Lease], started: float | None, now: float
     ) -> None:
         """A child's claim for the pool got ``leases``; it runs the first, since ``started``
         (``None``: none)."""
         slot = self.slots[index]
-        if self._claiming != index or slot.state is not SlotState.CLAIMING:
+        if not self._delegation.answers_for(slot):
             self.child_garbled(index, ValueError("a claim's answer from a child not claiming"))
             return
-        self._claiming = None
-        leases, sent_at = self._claimer.delegated(leases, now)
-        slot.state = SlotState.IDLE
+        leases, sent_at = self._delegation.claimed(slot, leases, now)
         if started is not None:
             self._run_claimed(slot, leases.pop(0), min(started, now), now)
             self.stopping.got_work()
@@ -419,19 +406,17 @@ class Supervisor:
     def child_claim_failed(self, index: int, error: Exception, now: float) -> None:
         """A child's claim for the pool raised ``error``: as if the parent's own had."""
         slot = self.slots[index]
-        if self._claiming != index or slot.state is not SlotState.CLAIMING:
+        if not self._delegation.answers_for(slot):
             self.child_garbled(index, ValueError("a claim's failure from a child not claiming"))
             return
-        self._claiming, slot.state = None, SlotState.IDLE
-        self._claimer.delegation_failed(error, now)
+        self._delegation.failed(slot, error, now)
 
-    def _recover_claim(self, slot: Slot, now: float) -> None:
-        """The child making the pool's claim died before it told what it got: the leases are
-        asked again by the claim's token. If the child had started the first, that job is its
-        job, failed with it as any dead child's; the others are handed out (or released while
-        stopping)."""
-        leases = self._claimer.recover(now)
-        if leases and self._workforce.started(slot.index) > slot.sent:
+    def _recover_claim(self, slot: Slot, leases: list[Lease], started: bool, now: float) -> None:
+        """The child making the pool's claim died before it told what it got: the leases
+        asked again by the claim's token. If the child had ``started`` the first, that job is
+        its job, failed with it as any dead child's; the others are handed out (or released
+        while stopping)."""
+        if started:
             self._run_claimed(slot, leases.pop(0), now, now)
         for lease in leases:
             if self.stopping.requested:
@@ -940,10 +925,11 @@ class Supervisor:
         if step.overdue:
             self._kill_and_release()
             settler.give_up_outbox()
-        if step.grace_over and self._claiming is not None:  # its answer never came
-            self._workforce.kill(self._claiming)
+        claiming = self._delegation.claiming
+        if step.grace_over and claiming is not None:  # its answer never came
+            self._workforce.kill(claiming)
         settler.flush()
-        if self._claiming is not None:  # the jobs its claim gets are released as they come
+        if claiming is not None:  # the jobs its claim gets are released as they come
             return
         if not any(slot.busy for slot in self.slots) and not settler.outbox:
             self.stopping.finished()
