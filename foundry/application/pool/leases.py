@@ -17,6 +17,8 @@ from foundry.ports import Lease
 
 #: After a failed renew, try again this soon (seconds), bounded by the lease itself.
 RENEW_RETRY_S = 0.5
+#: Why a lease within the safety margin of its local deadline is given up.
+FENCED = "fenced: its lease could not be renewed before the deadline"
 
 
 def marked(lease: Lease, *, ahead: bool) -> Lease:

@@ -5,62 +5,57 @@ time; it answers by claiming, settling jobs through the ``QueuePort`` and comman
 ``Workforce``. Times are monotonic seconds, passed in (and read again from the ``monotonic``
 clock it is given after a write that may block), so tests drive it with a manual clock.
 
-The supervisor owns the pool's state: the slots (the job each child runs, and the one it
-holds queued behind it), the prefetch buffer and the exit code. Its helpers (``Claimer``,
-``Failures``, ``Stopping``, ``Upkeep``, ``Respawner``) own only their own timing and counts,
-see only the collaborators they need, and return decisions; every change to that state is
-made here.
+The supervisor owns the pool's state: the slots (each child's state, and the job it runs)
+and the exit code; it applies the children's events and does the lease duties (fencing,
+renewals, a cancel's stop). Its helpers see only the collaborators they need. Most own only
+their own timing and counts and return decisions (``Claimer``, ``Failures``, ``Stopping``,
+``Upkeep``, ``Respawner``, ``CompletionWait``); two own a part of the slots' life:
+``HandOut`` the prefetch buffer and the jobs sent to children (a slot's ``job`` as sent, its
+``queued``), ``Delegation`` the child making the pool's claim.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import timedelta
 from random import Random
-from typing import Any
 
-from foundry.application.chains import PreviousResultGone, PreviousResults
+from foundry.application.chains import PreviousResults
 from foundry.application.outcome import PoolObserver
 from foundry.application.pool.claims import Claimer
 from foundry.application.pool.completions import CompletionWait
 from foundry.application.pool.config import PoolConfig
 from foundry.application.pool.delegation import Delegation
 from foundry.application.pool.failures import Act, Failures
+from foundry.application.pool.handout import HandOut
 from foundry.application.pool.heartbeat import Heartbeat, PoolCounters
-from foundry.application.pool.leases import LeaseBook
+from foundry.application.pool.leases import FENCED, LeaseBook
 from foundry.application.pool.outage import Outage
 from foundry.application.pool.quarantine import Quarantine
 from foundry.application.pool.respawn import Respawner
 from foundry.application.pool.settle import Settler
-from foundry.application.pool.slots import NOT_STARTED, Running, Slot, SlotState, all_idle
+from foundry.application.pool.slots import Running, Slot, SlotState, all_idle
 from foundry.application.pool.starts import Starts
 from foundry.application.pool.stopping import KILL_WAIT_S, Stopping
 from foundry.application.pool.upkeep import Upkeep
-from foundry.application.pool.wire import Reply, encode_task
+from foundry.application.pool.wire import Reply
 from foundry.application.pool.workforce import Workforce
 from foundry.application.registry import JobRegistry
-from foundry.domain import Cancel, Dead, ErrorInfo, FoundryError, JobCancelled, Progress
+from foundry.domain import Cancel, ErrorInfo, JobCancelled, Progress
 from foundry.ports import Clock, Lease, QueuePort
 
 log = logging.getLogger(__name__)
 
-#: Why a lease within the safety margin of its local deadline is given up.
-FENCED = "fenced: its lease could not be renewed before the deadline"
 #: Why a job queued in a child the pool kills is given up when it may have started there.
 KILLED_QUEUED = "lease lost: given up with its child, killed when the job may have started"
 #: After the forks, how long the pool's upkeep leaves the queue to the children's first
 #: claims (seconds).
 FIRST_CLAIMS_S = 0.05
-#: A chained job whose previous result cannot be read now is given back for this long.
-PREVIOUS_RETRY = timedelta(seconds=1)
 
 
 class Supervisor:
-    """Decides what the pool does next; owns the slots, the prefetch buffer and the exit code."""
+    """Decides what the pool does next; owns the slots and the exit code."""
 
     def __init__(
         self,
@@ -111,7 +106,6 @@ class Supervisor:
             quarantine=self._quarantine,
             monotonic=monotonic,
         )
-        self._previous = PreviousResults(queue)
         self._upkeep = Upkeep(
             queue,
             self._book,
@@ -125,7 +119,34 @@ class Supervisor:
         self._respawner = Respawner(workforce)
         self._starts = Starts(workforce, self._report_start_of)
         self.slots = [Slot(index) for index in range(config.concurrency)]
-        self.buffer: deque[Lease] = deque()
+        # Read once, not per job: how long a retiring child may take to exit after its job,
+        # its memory limit, and what recycles children (no limit: nothing to ask).
+        self._exit_wait = config.term_grace.total_seconds() + 5.0
+        self._max_rss = config.max_rss_bytes
+        recycles = config.max_tasks_per_child is not None or self._max_rss is not None
+        self._recycle_reason: Callable[[int, int], str | None] = (
+            config.recycle_reason if recycles else _never_recycled
+        )
+        self._handout = HandOut(
+            self.slots,
+            self._book,
+            self.settler,
+            workforce,
+            outage=outage,
+            stopping=self.stopping,
+            starts=self._starts,
+            registry=registry,
+            previous=PreviousResults(queue),
+            clock=clock,
+            monotonic=monotonic,
+            term_grace=config.term_grace.total_seconds(),
+            unknown_handler=self._failures.unknown_handler,
+            recycle_reason=self._recycle_reason,
+            renew=self._renew_now,
+            renew_unstarted=self._renew_unstarted,
+            forget=self._forget,
+        )
+        self.buffer = self._handout.buffer  # the hand-out's; claims fill it, a stop empties it
         self._completions = CompletionWait(
             self.settler,
             self._counters,
@@ -137,11 +158,6 @@ class Supervisor:
         )
         self.exit_code: int | None = None
         self._upkeep_from = 0.0  # while the children start: see first_claims_first
-        # Read once, not per job: how long a retiring child may take to exit after its job,
-        # its memory limit, and whether any limit recycles children (``recycle_reason``).
-        self._exit_wait = config.term_grace.total_seconds() + 5.0
-        self._max_rss = config.max_rss_bytes
-        self._recycles = config.max_tasks_per_child is not None or self._max_rss is not None
         self._children_claim = queue.claims_from_forks
         self._delegation = Delegation(
             self._claimer,
@@ -206,8 +222,8 @@ class Supervisor:
         self._after_job(slot, running, now, now if reply.ended is None else min(reply.ended, now))
         # A buffered job goes to the child at once; a claim waits until every reply that is
         # in has been read, so one round trip settles them and claims for all idle children.
-        self._hand_out()
-        self._fence_promoted(slot, promoted)
+        self._handout.hand_out()
+        self._handout.fence_promoted(slot, promoted)
         lease = running.lease
         if reply.ok:
             self.settler.complete(lease, reply.value, reply.runtime_s, now)
@@ -223,15 +239,15 @@ class Supervisor:
         slot.answered = max(slot.answered, task + 1)
         skipped = slot.job
         if skipped is None or (skipped.task, skipped.lease.token) != (task, token):
-            self._hand_out()  # withdrawn while queued, and dealt with then
+            self._handout.hand_out()  # withdrawn while queued, and dealt with then
             return
         slot.job, promoted = None, slot.queued
         self._starts.skipped(index)
         self._book.unstarted(skipped.lease.job_id)
         self._after_job(slot, skipped, now, now)
-        self._unsend(skipped)
-        self._hand_out()
-        self._fence_promoted(slot, promoted)
+        self._handout.unsend(skipped)
+        self._handout.hand_out()
+        self._handout.fence_promoted(slot, promoted)
 
     def child_progress(self, index: int, token: str, progress: Progress) -> None:
         """A child's running job reported progress: the next renew stores it."""
@@ -256,7 +272,7 @@ class Supervisor:
             self._fail()
         for task in (queued, unstarted):  # the child never answered about the job before it
             if task is not None:
-                self._unsend(task)
+                self._handout.unsend(task)
         if self.stopping.active or self.exit_code is not None:
             self.slots[index] = Slot(index, pid=slot.pid, state=SlotState.GONE)
         else:
@@ -344,7 +360,7 @@ class Supervisor:
         """
         if self.stopping.requested:  # no new work once a stop is asked for
             return
-        self._hand_out()
+        self._handout.hand_out()
         wanted = self._wanted()
         idle = block and not self._book and all_idle(self.slots)
         if wanted <= 0 or not self._claimer.due(now, idle=idle):
@@ -372,9 +388,9 @@ class Supervisor:
         if leases:
             self.stopping.got_work()
             if self._outage.unconfirmed:  # else the queue holds every buffered lease
-                self._drop_replaced(leases)
+                self._handout.drop_replaced(leases)
             self.buffer.extend(leases)
-            self._hand_out()
+            self._handout.hand_out()
             return
         self._claimer.came_back_empty(now, idle=idle, wait=wait)
         if idle:
@@ -395,7 +411,7 @@ class Supervisor:
             return
         leases, sent_at = self._delegation.claimed(slot, leases, now)
         if started is not None:
-            self._run_claimed(slot, leases.pop(0), min(started, now), now)
+            self._handout.run_claimed(slot, leases.pop(0), min(started, now), now)
             self.stopping.got_work()
         if self.stopping.requested:  # none of the others starts now
             for lease in leases:
@@ -417,266 +433,20 @@ class Supervisor:
         its job, failed with it as any dead child's; the others are handed out (or released
         while stopping)."""
         if started:
-            self._run_claimed(slot, leases.pop(0), now, now)
+            self._handout.run_claimed(slot, leases.pop(0), now, now)
         for lease in leases:
             if self.stopping.requested:
                 self.settler.release(lease)
             else:
                 self.buffer.append(lease)
 
-    def _run_claimed(self, slot: Slot, lease: Lease, started: float, now: float) -> None:
-        """The job a child claimed and started at ``started``: the slot's job, as if
-        ``assign`` had sent it then."""
-        started_at = self._clock.now() - timedelta(seconds=now - started)
-        deadline = started + lease.job.timeout.total_seconds()
-        slot.job = Running(lease, started_at, started, deadline, slot.sent)
-        slot.sent += 1
-        slot.state = SlotState.BUSY
-        self._fence_child(slot)
-        self._book.started(lease.job_id)
-        self.settler.started(lease, slot.pid, started_at)
-
     def assign(self, slot: Slot, lease: Lease, now: float) -> bool:
         """Send ``lease``'s job to ``slot``'s idle child; ``False`` if it did not start there."""
-        ready, payload = self._payload(lease)
-        if not ready or (lease.lapses and not self._report_start(lease, now)):
-            return False
-        job = lease.job
-        started_at = self._clock.now()
-        running = Running(lease, started_at, now, now + job.timeout.total_seconds(), slot.sent)
-        slot.job = running
-        slot.state = SlotState.BUSY
-        self._fence_child(slot)
-        if not self._send(slot, running, payload):
-            slot.job = None
-            slot.state = SlotState.DYING
-            self.settler.release(lease)
-            return False
-        self._book.started(lease.job_id)
-        self.settler.started(lease, slot.pid, started_at)
-        return True
-
-    def _queue_behind(self, slot: Slot, lease: Lease, now: float) -> None:
-        """Send ``lease``'s job to ``slot``'s busy child, which starts it as its job ends
-        (if its start-by time has not passed then): the child's answer about that job tells
-        the parent it started (``_promote``), and only then is its attempt spent."""
-        ready, payload = self._payload(lease)
-        if not ready:
-            return
-        queued = Running(lease, NOT_STARTED, now, float("inf"), slot.sent)
-        slot.queued = queued
-        self._fence_child(slot)
-        if not self._send(slot, queued, payload):  # the child is gone: its exit comes next
-            slot.queued = None
-            slot.state = SlotState.DYING
-            self.buffer.appendleft(lease)
-
-    def _send(self, slot: Slot, task: Running, payload: dict[str, Any] | None) -> bool:
-        """Send ``task`` as the child's next task, with the time it may start by."""
-        start_by = self._book.start_by(task.lease.job_id)
-        self._workforce.start_by(slot.index, task.task, start_by)
-        if not self._workforce.send(slot.index, encode_task(task.lease, payload)):
-            return False
-        slot.sent += 1
-        return True
-
-    def _payload(self, lease: Lease) -> tuple[bool, dict[str, Any] | None]:
-        """Whether ``lease``'s job may go to a child now, and its payload (``None``: the
-        job's own). A job naming no handler, or waiting for a result the queue cannot give
-        now (given back) or ever (dead), is settled here."""
-        job = lease.job
-        if job.name not in self._registry:
-            self._failures.unknown_handler(lease)
-            return False, None
-        try:
-            return True, self._previous.payload(job)
-        except PreviousResultGone as gone:  # it would come back forever
-            self.settler.fail(lease, ErrorInfo.from_exception(gone), 0.0, Dead(gone.reason))
-            return False, None
-        except FoundryError as error:
-            log.warning("job %s waits for a result the queue cannot give (%s)", job.id, error)
-            self.settler.release(lease, PREVIOUS_RETRY)
-            return False, None
-
-    def _fence_child(self, slot: Slot) -> None:
-        """The child kills itself at the earlier deadline of the jobs it holds: it may start
-        the queued one before the parent reads its answer about the running one."""
-        running, queued = slot.job, slot.queued
-        deadline = math.inf if running is None else self._book.child_deadline(running.lease.job_id)
-        if queued is not None:
-            deadline = min(deadline, self._book.child_deadline(queued.lease.job_id))
-        if deadline != math.inf:
-            self._workforce.fence(slot.index, deadline)
-
-    def _promote(self, slot: Slot, ended: float, now: float) -> None:
-        """The child's job ended at ``ended`` (its monotonic clock): the job queued behind
-        it started then (reported once the parent sees it did: ``Starts``), and its time
-        limits count from then."""
-        queued, slot.queued = slot.queued, None
-        if queued is None:
-            return
-        lease = queued.lease
-        queued.started, queued.started_at = ended, self._clock.now()
-        queued.hard_at = ended + lease.job.timeout.total_seconds()
-        slot.job = queued
-        self._book.started(lease.job_id)
-        self._starts.promoted(slot.index, queued, slot.pid)
-        if queued.stop is not None:  # a cancel came while it was queued: as if running
-            queued.hard_at = min(queued.hard_at, now + self.config.term_grace.total_seconds())
-            self._workforce.interrupt(slot.index)
-
-    def _fence_promoted(self, slot: Slot, promoted: Running | None) -> None:
-        """After the child's answer about its job: once the job it held queued (``promoted``)
-        is its job (``_promote``), its fence follows that job alone, unless a job queued
-        behind it since set it (``_queue_behind``). Until then the fence stays at the earlier
-        deadline of both jobs, which is never too late."""
-        if promoted is not None and slot.queued is None:
-            self._fence_child(slot)
-
-    def _unsend(self, task: Running) -> None:
-        """A job sent to a child that did not start it: back to the front of the buffer,
-        its attempt not spent; a cancelled one ends cancelled, and once a stop is asked for
-        it is released."""
-        lease = task.lease
-        if lease.job_id not in self._book:
-            return  # given up meanwhile
-        if task.stop is not None:
-            error = ErrorInfo.from_exception(JobCancelled(lease.job_id, task.stop))
-            self.settler.fail(lease, error, 0.0, Cancel(task.stop))
-        elif self.stopping.requested:
-            self.settler.release(lease)
-        else:
-            self.buffer.appendleft(lease)
+        return self._handout.assign(slot, lease, now)
 
     def _withdraw_queued(self) -> None:
-        """A call to the queue failed: jobs queued in children go back to the buffer, where
-        they wait for the queue as held jobs do (their starts could not be reported, and a
-        failover may have lost their claims); those that may have started are left."""
-        for slot in self.slots:
-            withdrawn = self._withdraw(slot)
-            if withdrawn is not None:
-                self.buffer.appendleft(withdrawn.lease)
-
-    def _withdraw(self, slot: Slot) -> Running | None:
-        """Withdraw the job queued in ``slot``'s child: its start-by time is moved to the
-        past, which the child reads after answering about its running job. If no answer is
-        waiting in the pipe, the queued job will not start (returned, for the caller to
-        settle); else it may have started (``None``; the slot keeps it)."""
-        queued = slot.queued
-        if queued is None:
-            return None
-        self._workforce.start_by(slot.index, queued.task, float("-inf"))
-        if self._workforce.answered(slot.index):
-            return None
-        slot.queued = None
-        return queued
-
-    def _report_start(self, lease: Lease, now: float) -> bool:
-        """A held job whose lease lapsed unstarted before (its worker may have died running
-        it) has its start reported before it runs, in a renew of every lease: if it kills
-        this worker too, its attempt is spent (Q6). ``False`` if it may not start now (the
-        queue did not answer: it is given back, or its lease is lost)."""
-        self._book.started(lease.job_id)
-        if not self._renew(now, force=True):
-            self.settler.release(lease)
-            return False
-        return lease.job_id in self._book
-
-    def _hand_out(self) -> None:
-        """Give buffered leases to idle children, each at the time read as it goes: a write
-        before it (a claim, a release) may have blocked. A lease about to be fenced (a claim
-        whose reply came late) is renewed first, once, and handed out only if that kept it."""
-        renewed: set[str] = set()  # jobs whose lapsing lease a renewal here was sent for
-        for slot in self.slots:
-            while slot.state is SlotState.IDLE and self.buffer and slot.open_tasks < 2:
-                now = self._monotonic()
-                lease = self.buffer[0]
-                if lease.ahead and self._outage.down:
-                    return  # its start could not be reported: it waits for the queue
-                if lease.ahead and self._outage.unconfirmed:
-                    # A failover may have lost its claim (the new master hands the job out
-                    # again): a renew of every lease first, which forgets those the queue lost.
-                    if not self._renew(now, force=True):
-                        return
-                    continue
-                if self._book.lapsing(lease.job_id, now):  # the next tick would fence it
-                    if lease.job_id not in renewed and self._renew_unstarted(now):
-                        renewed.add(lease.job_id)
-                        continue  # kept, far from its deadline again; or lost, forgotten
-                    self.buffer.popleft()
-                    self._forget(lease, FENCED)
-                    continue
-                self.buffer.popleft()
-                self.assign(slot, lease, now)
-        if self._take_back():
-            self._hand_out()
-            return
-        self._queue_ahead()
-
-    def _take_back(self) -> bool:
-        """Nothing buffered while a child is idle: jobs queued behind other children's running
-        ones (which may run long) come back to the buffer for the idle children, unless their
-        child may have moved on to them (``_withdraw``); it skips them. Whether any came back."""
-        if self.buffer or self.stopping.requested:
-            return False
-        idle = 0
-        for slot in self.slots:  # (a loop, not a generator: it runs once per reply or more)
-            if slot.state is SlotState.IDLE and slot.open_tasks < 2:
-                idle += 1
-        if not idle:
-            return False
-        for slot in self.slots:
-            if len(self.buffer) >= idle:
-                break
-            withdrawn = self._withdraw(slot)
-            if withdrawn is not None:
-                self._unsend(withdrawn)  # a cancelled one ends here, not in the buffer
-        return bool(self.buffer)
-
-    def _queue_ahead(self) -> None:
-        """Give each busy child the next buffered job to hold, so it starts that job the
-        moment its own ends instead of waiting for the parent; only jobs that need nothing
-        before their start (no start to report first, no failover to check, far from being
-        fenced)."""
-        if not self.buffer or self.stopping.requested:
-            return
-        if self._outage.down or self._outage.unconfirmed:
-            return
-        for slot in self.slots:
-            if not self.buffer:
-                return
-            if not self._may_queue(slot):
-                continue
-            now = self._monotonic()
-            lease = self.buffer[0]
-            if lease.lapses or self._book.lapsing(lease.job_id, now):
-                return  # for an idle child, through _hand_out's checks
-            self.buffer.popleft()
-            self._queue_behind(slot, lease, now)
-
-    def _may_queue(self, slot: Slot) -> bool:
-        """Whether ``slot``'s child may hold a job queued behind the one it runs: it runs
-        one that is not being stopped, it is not replaced after it (max tasks), and it has
-        skipped any job withdrawn from it (a third open task would share a start-by time)."""
-        running = slot.job
-        return (
-            slot.state is SlotState.BUSY
-            and running is not None
-            and slot.queued is None
-            and slot.open_tasks < 2
-            and running.stop is None
-            and running.term_at is None
-            and self._recycle_reason(slot.tasks + 1, slot.rss) is None
-        )
-
-    def _drop_replaced(self, leases: list[Lease]) -> None:
-        """Buffered leases of jobs a claim just returned are gone: a failover lost their claims
-        and the new master leased the jobs again (the book holds the new leases only)."""
-        claimed = {lease.job_id for lease in leases}
-        if any(held.job_id in claimed for held in self.buffer):
-            kept = [held for held in self.buffer if held.job_id not in claimed]
-            self.buffer.clear()
-            self.buffer.extend(kept)
+        """A call to the queue failed (the outage tells): ``HandOut.withdraw_queued``."""
+        self._handout.withdraw_queued()
 
     def _wanted(self) -> int:
         return self._claimer.wanted(self.slots, len(self.buffer))
@@ -701,9 +471,9 @@ class Supervisor:
         if self._over_memory(slot):  # it starts no other job: the one it holds comes back
             queued, slot.queued = slot.queued, None
             if queued is not None:
-                self._unsend(queued)
+                self._handout.unsend(queued)
         else:
-            self._promote(slot, ended, now)
+            self._handout.promote(slot, ended, now)
         exit_wait = self._exit_wait
         if retiring:  # told to exit after its job
             if slot.job is None:
@@ -723,10 +493,6 @@ class Supervisor:
         """Whether ``slot``'s child was over its memory limit after its job: it then skips
         the job it holds queued (``child.Runner.serve``) and is replaced."""
         return self._max_rss is not None and slot.rss > self._max_rss
-
-    def _recycle_reason(self, tasks: int, rss: int) -> str | None:
-        """``PoolConfig.recycle_reason``, not asked when no limit is set."""
-        return self.config.recycle_reason(tasks, rss) if self._recycles else None
 
     def _report_start_of(self, job: Running, pid: int) -> None:
         self.settler.started(job.lease, pid, job.started_at)
@@ -754,7 +520,7 @@ class Supervisor:
                 self._drop_queued(slot, answered=False)
             queued = slot.queued
             mine = queued is not None and queued.lease.job_id == lease.job_id
-            if mine and self._withdraw(slot) is None:  # it may have started: the child goes
+            if mine and self._handout.withdraw(slot) is None:  # it may have started: the child goes
                 self._workforce.kill(slot.index)
                 slot.queued, slot.state, slot.kill_at = None, SlotState.DYING, float("inf")
         # By job id: a renewal replaced the book's lease, not the claim's one in the buffer.
@@ -767,9 +533,9 @@ class Supervisor:
         if it cannot have started (``answered``: the child has answered about the job before
         it, so it may have moved on to it), else it is given up as a lease the pool lost:
         started there, it must not run again under the same attempt."""
-        withdrawn = None if answered else self._withdraw(slot)
+        withdrawn = None if answered else self._handout.withdraw(slot)
         if withdrawn is not None:
-            self._unsend(withdrawn)
+            self._handout.unsend(withdrawn)
             return
         queued, slot.queued = slot.queued, None
         if queued is not None and queued.lease.job_id in self._book:
@@ -840,6 +606,10 @@ class Supervisor:
             if self._book.holds(lease):  # else the renewal found it lost and forgot it
                 self._forget(lease, FENCED)
 
+    def _renew_now(self, now: float) -> bool:
+        """Renew every lease now; whether the queue answered."""
+        return self._renew(now, force=True)
+
     def _renew_unstarted(self, now: float) -> bool:
         """Renew every lease now, for leases about to be fenced whose jobs have not started:
         the renewal keeps (far from its deadline again) only a lease the queue still holds for
@@ -859,7 +629,7 @@ class Supervisor:
             self._stop_job(stopped, now)
         for slot in self.slots:
             if slot.job is not None:
-                self._fence_child(slot)
+                self._handout.fence_child(slot)
             queued = slot.queued
             if queued is not None and queued.stop is None and not self.stopping.requested:
                 at = self._book.start_by(queued.lease.job_id)  # (not one being withdrawn)
@@ -883,9 +653,9 @@ class Supervisor:
             queued = slot.queued
             if queued is not None and queued.lease.job_id == lease.job_id:
                 queued.stop = reason  # ends cancelled unstarted, or is stopped once started
-                withdrawn = self._withdraw(slot)
+                withdrawn = self._handout.withdraw(slot)
                 if withdrawn is not None:
-                    self._unsend(withdrawn)
+                    self._handout.unsend(withdrawn)
                 return
         waiting = [held for held in self.buffer if held.job_id == lease.job_id]
         for held in waiting:
@@ -919,7 +689,7 @@ class Supervisor:
             while self.buffer:
                 settler.release(self.buffer.popleft())
             for slot in self.slots:  # jobs queued in children that will not start: released
-                withdrawn = self._withdraw(slot)
+                withdrawn = self._handout.withdraw(slot)
                 if withdrawn is not None:
                     settler.release(withdrawn.lease)
         if step.overdue:
@@ -959,3 +729,8 @@ class Supervisor:
                 self.settler.release(running.lease)
             else:
                 self.settler.abandon(running.lease, "shutdown: its child could not be killed")
+
+
+def _never_recycled(tasks: int, rss: int) -> str | None:
+    """``PoolConfig.recycle_reason`` where no limit is set."""
+    return None
