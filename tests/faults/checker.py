@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from foundry.application.pool.supervisor import FENCED
+from foundry.application.pool.leases import FENCED
 from foundry.domain import JobState
 from foundry.ports.queue_types import UNSTARTED_LAPSES_MAX, JobRecord
 

@@ -33,6 +33,8 @@ from foundry.ports import Clock, Lease
 
 log = logging.getLogger(__name__)
 
+#: Why a job queued in a child the pool kills is given up when it may have started there.
+KILLED_QUEUED = "lease lost: given up with its child, killed when the job may have started"
 #: A chained job whose previous result cannot be read now is given back for this long.
 PREVIOUS_RETRY = timedelta(seconds=1)
 
@@ -336,3 +338,16 @@ class HandOut:
             kept = [held for held in self.buffer if held.job_id not in claimed]
             self.buffer.clear()
             self.buffer.extend(kept)
+
+    def drop_queued(self, slot: Slot, *, answered: bool) -> None:
+        """The pool kills ``slot``'s child: the job it holds queued goes back to the buffer
+        if it cannot have started (``answered``: the child has answered about the job before
+        it, so it may have moved on to it), else it is given up as a lease the pool lost:
+        started there, it must not run again under the same attempt."""
+        withdrawn = None if answered else self.withdraw(slot)
+        if withdrawn is not None:
+            self.unsend(withdrawn)
+            return
+        queued, slot.queued = slot.queued, None
+        if queued is not None and queued.lease.job_id in self._book:
+            self._settler.lost(queued.lease, KILLED_QUEUED)

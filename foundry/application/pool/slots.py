@@ -1,8 +1,8 @@
 """What the supervisor knows about each child: its state, and the job it runs.
 
-The supervisor owns the slots. Of its helpers, ``HandOut`` (the jobs it sends and withdraws)
-and ``Delegation`` (the child making the pool's claim) change their own part of them; the
-others only read them.
+The supervisor owns the slots. Of its helpers, ``HandOut`` (the jobs it sends and withdraws),
+``LeaseDuties`` (the children it kills or stops for their leases) and ``Delegation`` (the
+child making the pool's claim) change their own part of them; the others only read them.
 """
 
 from __future__ import annotations

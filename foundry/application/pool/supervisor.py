@@ -6,12 +6,12 @@ time; it answers by claiming, settling jobs through the ``QueuePort`` and comman
 clock it is given after a write that may block), so tests drive it with a manual clock.
 
 The supervisor owns the pool's state: the slots (each child's state, and the job it runs)
-and the exit code; it applies the children's events and does the lease duties (fencing,
-renewals, a cancel's stop). Its helpers see only the collaborators they need. Most own only
-their own timing and counts and return decisions (``Claimer``, ``Failures``, ``Stopping``,
-``Upkeep``, ``Respawner``, ``CompletionWait``); two own a part of the slots' life:
-``HandOut`` the prefetch buffer and the jobs sent to children (a slot's ``job`` as sent, its
-``queued``), ``Delegation`` the child making the pool's claim.
+and the exit code; it applies the children's events. Its helpers see only the collaborators
+they need. Most own only their own timing and counts and return decisions (``Claimer``,
+``Failures``, ``Stopping``, ``Upkeep``, ``Respawner``, ``CompletionWait``); three act on a
+part of the slots' life: ``HandOut`` owns the prefetch buffer and sends jobs to children,
+``LeaseDuties`` fences and renews the leases before each write and gives up those lost,
+``Delegation`` owns the child making the pool's claim.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from foundry.application.pool.delegation import Delegation
 from foundry.application.pool.failures import Act, Failures
 from foundry.application.pool.handout import HandOut
 from foundry.application.pool.heartbeat import Heartbeat, PoolCounters
-from foundry.application.pool.leases import FENCED, LeaseBook
+from foundry.application.pool.lease_duties import LeaseDuties
+from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
 from foundry.application.pool.quarantine import Quarantine
 from foundry.application.pool.respawn import Respawner
@@ -42,13 +43,11 @@ from foundry.application.pool.upkeep import Upkeep
 from foundry.application.pool.wire import Reply
 from foundry.application.pool.workforce import Workforce
 from foundry.application.registry import JobRegistry
-from foundry.domain import Cancel, ErrorInfo, JobCancelled, Progress
+from foundry.domain import Cancel, Progress
 from foundry.ports import Clock, Lease, QueuePort
 
 log = logging.getLogger(__name__)
 
-#: Why a job queued in a child the pool kills is given up when it may have started there.
-KILLED_QUEUED = "lease lost: given up with its child, killed when the job may have started"
 #: After the forks, how long the pool's upkeep leaves the queue to the children's first
 #: claims (seconds).
 FIRST_CLAIMS_S = 0.05
@@ -75,7 +74,6 @@ class Supervisor:
         self._workforce = workforce
         self._clock = clock
         self._monotonic = monotonic  # the loop's clock, read again after a write that may block
-        self._keeping = False  # in _lease_duties (a renewal may bring a cancel, and write)
         self.heartbeat = heartbeat
         self._book = LeaseBook(config.lease.total_seconds())
         self._counters = PoolCounters()
@@ -147,6 +145,18 @@ class Supervisor:
             forget=self._forget,
         )
         self.buffer = self._handout.buffer  # the hand-out's; claims fill it, a stop empties it
+        self._duties = LeaseDuties(
+            self.slots,
+            self._book,
+            self._upkeep,
+            self._handout,
+            settler=self.settler,
+            workforce=workforce,
+            outage=outage,
+            stopping=self.stopping,
+            starts=self._starts,
+            term_grace=config.term_grace.total_seconds(),
+        )
         self._completions = CompletionWait(
             self.settler,
             self._counters,
@@ -317,7 +327,7 @@ class Supervisor:
             self._starts.look()
         if early and not self.stopping.requested:
             return
-        self._lease_duties(now)
+        self._duties.due(now)
         self._enforce_limits(now)
         self._upkeep.reap(now)
         self.settler.retry_outbox(now)
@@ -465,7 +475,7 @@ class Supervisor:
             slot.state = SlotState.DYING  # it was told to die; it may yet
             if slot.queued is not None:  # and must not run the job it holds unwatched
                 self._workforce.kill(slot.index)
-                self._drop_queued(slot, answered=True)
+                self._handout.drop_queued(slot, answered=True)
             return
         retiring = slot.state is SlotState.RETIRING
         if self._over_memory(slot):  # it starts no other job: the one it holds comes back
@@ -509,38 +519,6 @@ class Supervisor:
         self.exit_code = 1
         self.stopping.request(cold=True)
 
-    def _forget(self, lease: Lease, reason: str) -> None:
-        """Kill whoever runs ``lease``'s job, then abandon it to the queue's recovery (unless
-        a write of its end waits for the queue's answer: ``Settler.lost``)."""
-        for slot in self.slots:
-            if slot.job is not None and slot.job.lease.job_id == lease.job_id:
-                self._workforce.kill(slot.index)
-                self._starts.settle(slot.index, slot.job)  # reported if it started
-                slot.job, slot.state, slot.kill_at = None, SlotState.DYING, float("inf")
-                self._drop_queued(slot, answered=False)
-            queued = slot.queued
-            mine = queued is not None and queued.lease.job_id == lease.job_id
-            if mine and self._handout.withdraw(slot) is None:  # it may have started: the child goes
-                self._workforce.kill(slot.index)
-                slot.queued, slot.state, slot.kill_at = None, SlotState.DYING, float("inf")
-        # By job id: a renewal replaced the book's lease, not the claim's one in the buffer.
-        for held in [held for held in self.buffer if held.job_id == lease.job_id]:
-            self.buffer.remove(held)
-        self.settler.lost(lease, reason)
-
-    def _drop_queued(self, slot: Slot, *, answered: bool) -> None:
-        """The pool kills ``slot``'s child: the job it holds queued goes back to the buffer
-        if it cannot have started (``answered``: the child has answered about the job before
-        it, so it may have moved on to it), else it is given up as a lease the pool lost:
-        started there, it must not run again under the same attempt."""
-        withdrawn = None if answered else self._handout.withdraw(slot)
-        if withdrawn is not None:
-            self._handout.unsend(withdrawn)
-            return
-        queued, slot.queued = slot.queued, None
-        if queued is not None and queued.lease.job_id in self._book:
-            self.settler.lost(queued.lease, KILLED_QUEUED)
-
     def child_garbled(self, index: int, error: Exception) -> None:
         """A frame on the child's pipe could not be read (``error``): some other process
         wrote on it (one a handler started with the pipe inherited), so the pipe cannot be
@@ -564,6 +542,18 @@ class Supervisor:
         )
         self._workforce.kill(slot.index)
 
+    def _renew_now(self, now: float) -> bool:
+        """``LeaseDuties.renew_now`` (made after the ``HandOut`` that is given this)."""
+        return self._duties.renew_now(now)
+
+    def _renew_unstarted(self, now: float) -> bool:
+        """``LeaseDuties.renew_unstarted`` (made after the ``HandOut`` given this)."""
+        return self._duties.renew_unstarted(now)
+
+    def _forget(self, lease: Lease, reason: str) -> None:
+        """``LeaseDuties.forget`` (made after the ``HandOut`` given this)."""
+        self._duties.forget(lease, reason)
+
     def _keep_leases(self) -> None:
         """Before each write (the settler calls it): fence, and renew if due, at the time now.
 
@@ -574,95 +564,7 @@ class Supervisor:
         next turn's ``tick`` would come too late and the leases be fenced although the queue
         answers. Here a due renewal goes out at most one write late.
         """
-        self._lease_duties(self._monotonic())
-
-    def _lease_duties(self, now: float) -> None:
-        """Fence the leases about to lapse, then renew the others if it is time."""
-        if self._keeping:  # a cancel the renewal brought is written: no renewal inside it
-            return
-        self._keeping = True
-        try:
-            fenced = self._book.fenced(now)
-            if fenced:
-                self._fence(fenced, now)
-            self._renew(now)
-        finally:
-            self._keeping = False
-
-    def _fence(self, fenced: list[Lease], now: float) -> None:
-        """Forget the leases within the margin of their local deadline, killing the children
-        that run their jobs. Those of jobs not handed out yet are renewed first: nothing runs
-        under them, so the queue's answer decides (``_renew_unstarted``)."""
-        waiting = {lease.job_id for lease in self.buffer}
-        waiting.update(slot.queued.lease.job_id for slot in self.slots if slot.queued)
-        unstarted = [lease for lease in fenced if lease.job_id in waiting]
-        for lease in fenced:
-            if lease.job_id not in waiting:
-                self._forget(lease, FENCED)
-        if unstarted and self._renew_unstarted(now):
-            book = self._book
-            unstarted = [x for x in unstarted if book.holds(x) and book.lapsing(x.job_id, now)]
-        for lease in unstarted:
-            if self._book.holds(lease):  # else the renewal found it lost and forgot it
-                self._forget(lease, FENCED)
-
-    def _renew_now(self, now: float) -> bool:
-        """Renew every lease now; whether the queue answered."""
-        return self._renew(now, force=True)
-
-    def _renew_unstarted(self, now: float) -> bool:
-        """Renew every lease now, for leases about to be fenced whose jobs have not started:
-        the renewal keeps (far from its deadline again) only a lease the queue still holds for
-        this worker, which no other worker can have taken, so its job may start. ``False`` if
-        the queue is down or did not answer: then they are fenced."""
-        return not self._outage.down and self._renew(now, force=True)
-
-    def _renew(self, now: float, *, force: bool = False) -> bool:
-        """Renew every lease if due (or ``force``d); whether the queue answered."""
-        renewed = self._upkeep.renew(now, force=force)
-        if renewed is None:
-            return False
-        self.settler.renewed(renewed.kept, len(renewed.lost))
-        for lost in renewed.lost:
-            self._forget(lost, "lease lost: the queue no longer holds it for this worker")
-        for stopped in renewed.stopped:
-            self._stop_job(stopped, now)
-        for slot in self.slots:
-            if slot.job is not None:
-                self._handout.fence_child(slot)
-            queued = slot.queued
-            if queued is not None and queued.stop is None and not self.stopping.requested:
-                at = self._book.start_by(queued.lease.job_id)  # (not one being withdrawn)
-                self._workforce.start_by(slot.index, queued.task, at)
-        return True
-
-    def _stop_job(self, lease: Lease, now: float) -> None:
-        """A cancel asked ``lease``'s job to stop: its child is interrupted (the handler
-        raises ``JobCancelled``) and killed ``term_grace`` later as past a hard limit; a job
-        not handed out yet ends cancelled at once."""
-        reason = lease.stop or "cancelled"
-        for slot in self.slots:
-            running = slot.job
-            if running is not None and running.lease.job_id == lease.job_id:
-                if running.stop is None:
-                    running.stop = reason
-                    grace_at = now + self.config.term_grace.total_seconds()
-                    running.hard_at = min(running.hard_at, grace_at)
-                    self._workforce.interrupt(slot.index)
-                return
-            queued = slot.queued
-            if queued is not None and queued.lease.job_id == lease.job_id:
-                queued.stop = reason  # ends cancelled unstarted, or is stopped once started
-                withdrawn = self._handout.withdraw(slot)
-                if withdrawn is not None:
-                    self._handout.unsend(withdrawn)
-                return
-        waiting = [held for held in self.buffer if held.job_id == lease.job_id]
-        for held in waiting:
-            self.buffer.remove(held)
-        for held in waiting:  # each write may renew, which may forget the others
-            error = ErrorInfo.from_exception(JobCancelled(lease.job_id, reason))
-            self.settler.fail(held, error, 0.0, Cancel(reason))
+        self._duties.due(self._monotonic())
 
     def _enforce_limits(self, now: float) -> None:
         for signal in self._failures.limits(self.slots, now):
