@@ -85,164 +85,6 @@ class HandOut:
         self._renew_unstarted = renew_unstarted
         self._forget = forget
 
-    def run_claimed(self, slot: Slot, lease: Lease, started: float, now: float) -> None:
-        """The job a child claimed and started at ``started``: the slot's job, as if
-        ``assign`` had sent it then."""
-        started_at = self._clock.now() - timedelta(seconds=now - started)
-        deadline = started + lease.job.timeout.total_seconds()
-        slot.job = Running(lease, started_at, started, deadline, slot.sent)
-        slot.sent += 1
-        slot.state = SlotState.BUSY
-        self.fence_child(slot)
-        self._book.started(lease.job_id)
-        self._settler.started(lease, slot.pid, started_at)
-
-    def assign(self, slot: Slot, lease: Lease, now: float) -> bool:
-        """Send ``lease``'s job to ``slot``'s idle child; ``False`` if it did not start there."""
-        ready, payload = self._payload(lease)
-        if not ready or (lease.lapses and not self._report_start(lease, now)):
-            return False
-        job = lease.job
-        started_at = self._clock.now()
-        running = Running(lease, started_at, now, now + job.timeout.total_seconds(), slot.sent)
-        slot.job = running
-        slot.state = SlotState.BUSY
-        self.fence_child(slot)
-        if not self._send(slot, running, payload):
-            slot.job = None
-            slot.state = SlotState.DYING
-            self._settler.release(lease)
-            return False
-        self._book.started(lease.job_id)
-        self._settler.started(lease, slot.pid, started_at)
-        return True
-
-    def _queue_behind(self, slot: Slot, lease: Lease, now: float) -> None:
-        """Send ``lease``'s job to ``slot``'s busy child, which starts it as its job ends
-        (if its start-by time has not passed then): the child's answer about that job tells
-        the parent it started (``promote``), and only then is its attempt spent."""
-        ready, payload = self._payload(lease)
-        if not ready:
-            return
-        queued = Running(lease, NOT_STARTED, now, float("inf"), slot.sent)
-        slot.queued = queued
-        self.fence_child(slot)
-        if not self._send(slot, queued, payload):  # the child is gone: its exit comes next
-            slot.queued = None
-            slot.state = SlotState.DYING
-            self.buffer.appendleft(lease)
-
-    def _send(self, slot: Slot, task: Running, payload: dict[str, Any] | None) -> bool:
-        """Send ``task`` as the child's next task, with the time it may start by."""
-        start_by = self._book.start_by(task.lease.job_id)
-        self._workforce.start_by(slot.index, task.task, start_by)
-        if not self._workforce.send(slot.index, encode_task(task.lease, payload)):
-            return False
-        slot.sent += 1
-        return True
-
-    def _payload(self, lease: Lease) -> tuple[bool, dict[str, Any] | None]:
-        """Whether ``lease``'s job may go to a child now, and its payload (``None``: the
-        job's own). A job naming no handler, or waiting for a result the queue cannot give
-        now (given back) or ever (dead), is settled here."""
-        job = lease.job
-        if job.name not in self._registry:
-            self._unknown_handler(lease)
-            return False, None
-        try:
-            return True, self._previous.payload(job)
-        except PreviousResultGone as gone:  # it would come back forever
-            self._settler.fail(lease, ErrorInfo.from_exception(gone), 0.0, Dead(gone.reason))
-            return False, None
-        except FoundryError as error:
-            log.warning("job %s waits for a result the queue cannot give (%s)", job.id, error)
-            self._settler.release(lease, PREVIOUS_RETRY)
-            return False, None
-
-    def fence_child(self, slot: Slot) -> None:
-        """The child kills itself at the earlier deadline of the jobs it holds: it may start
-        the queued one before the parent reads its answer about the running one."""
-        running, queued = slot.job, slot.queued
-        deadline = math.inf if running is None else self._book.child_deadline(running.lease.job_id)
-        if queued is not None:
-            deadline = min(deadline, self._book.child_deadline(queued.lease.job_id))
-        if deadline != math.inf:
-            self._workforce.fence(slot.index, deadline)
-
-    def promote(self, slot: Slot, ended: float, now: float) -> None:
-        """The child's job ended at ``ended`` (its monotonic clock): the job queued behind
-        it started then (reported once the parent sees it did: ``Starts``), and its time
-        limits count from then."""
-        queued, slot.queued = slot.queued, None
-        if queued is None:
-            return
-        lease = queued.lease
-        queued.started, queued.started_at = ended, self._clock.now()
-        queued.hard_at = ended + lease.job.timeout.total_seconds()
-        slot.job = queued
-        self._book.started(lease.job_id)
-        self._starts.promoted(slot.index, queued, slot.pid)
-        if queued.stop is not None:  # a cancel came while it was queued: as if running
-            queued.hard_at = min(queued.hard_at, now + self._term_grace)
-            self._workforce.interrupt(slot.index)
-
-    def fence_promoted(self, slot: Slot, promoted: Running | None) -> None:
-        """After the child's answer about its job: once the job it held queued (``promoted``)
-        is its job (``promote``), its fence follows that job alone, unless a job queued
-        behind it since set it (``_queue_behind``). Until then the fence stays at the earlier
-        deadline of both jobs, which is never too late."""
-        if promoted is not None and slot.queued is None:
-            self.fence_child(slot)
-
-    def unsend(self, task: Running) -> None:
-        """A job sent to a child that did not start it: back to the front of the buffer,
-        its attempt not spent; a cancelled one ends cancelled, and once a stop is asked for
-        it is released."""
-        lease = task.lease
-        if lease.job_id not in self._book:
-            return  # given up meanwhile
-        if task.stop is not None:
-            error = ErrorInfo.from_exception(JobCancelled(lease.job_id, task.stop))
-            self._settler.fail(lease, error, 0.0, Cancel(task.stop))
-        elif self._stopping.requested:
-            self._settler.release(lease)
-        else:
-            self.buffer.appendleft(lease)
-
-    def withdraw_queued(self) -> None:
-        """A call to the queue failed: jobs queued in children go back to the buffer, where
-        they wait for the queue as held jobs do (their starts could not be reported, and a
-        failover may have lost their claims); those that may have started are left."""
-        for slot in self._slots:
-            withdrawn = self.withdraw(slot)
-            if withdrawn is not None:
-                self.buffer.appendleft(withdrawn.lease)
-
-    def withdraw(self, slot: Slot) -> Running | None:
-        """Withdraw the job queued in ``slot``'s child: its start-by time is moved to the
-        past, which the child reads after answering about its running job. If no answer is
-        waiting in the pipe, the queued job will not start (returned, for the caller to
-        settle); else it may have started (``None``; the slot keeps it)."""
-        queued = slot.queued
-        if queued is None:
-            return None
-        self._workforce.start_by(slot.index, queued.task, float("-inf"))
-        if self._workforce.answered(slot.index):
-            return None
-        slot.queued = None
-        return queued
-
-    def _report_start(self, lease: Lease, now: float) -> bool:
-        """A held job whose lease lapsed unstarted before (its worker may have died running
-        it) has its start reported before it runs, in a renew of every lease: if it kills
-        this worker too, its attempt is spent (Q6). ``False`` if it may not start now (the
-        queue did not answer: it is given back, or its lease is lost)."""
-        self._book.started(lease.job_id)
-        if not self._renew(now):
-            self._settler.release(lease)
-            return False
-        return lease.job_id in self._book
-
     def hand_out(self) -> None:
         """Give buffered leases to idle children, each at the time read as it goes: a write
         before it (a claim, a release) may have blocked. A lease about to be fenced (a claim
@@ -311,7 +153,7 @@ class HandOut:
             now = self._monotonic()
             lease = self.buffer[0]
             if lease.lapses or self._book.lapsing(lease.job_id, now):
-                return  # for an idle child, through _hand_out's checks
+                return  # for an idle child, through hand_out's checks
             self.buffer.popleft()
             self._queue_behind(slot, lease, now)
 
@@ -330,14 +172,163 @@ class HandOut:
             and self._recycle_reason(slot.tasks + 1, slot.rss) is None
         )
 
-    def drop_replaced(self, leases: list[Lease]) -> None:
-        """Buffered leases of jobs a claim just returned are gone: a failover lost their claims
-        and the new master leased the jobs again (the book holds the new leases only)."""
-        claimed = {lease.job_id for lease in leases}
-        if any(held.job_id in claimed for held in self.buffer):
-            kept = [held for held in self.buffer if held.job_id not in claimed]
-            self.buffer.clear()
-            self.buffer.extend(kept)
+    def assign(self, slot: Slot, lease: Lease, now: float) -> bool:
+        """Send ``lease``'s job to ``slot``'s idle child; ``False`` if it did not start there."""
+        ready, payload = self._payload(lease)
+        if not ready or (lease.lapses and not self._report_start(lease, now)):
+            return False
+        job = lease.job
+        started_at = self._clock.now()
+        running = Running(lease, started_at, now, now + job.timeout.total_seconds(), slot.sent)
+        slot.job = running
+        slot.state = SlotState.BUSY
+        self.fence_child(slot)
+        if not self._send(slot, running, payload):
+            slot.job = None
+            slot.state = SlotState.DYING
+            self._settler.release(lease)
+            return False
+        self._book.started(lease.job_id)
+        self._settler.started(lease, slot.pid, started_at)
+        return True
+
+    def _report_start(self, lease: Lease, now: float) -> bool:
+        """A held job whose lease lapsed unstarted before (its worker may have died running
+        it) has its start reported before it runs, in a renew of every lease: if it kills
+        this worker too, its attempt is spent (Q6). ``False`` if it may not start now (the
+        queue did not answer: it is given back, or its lease is lost)."""
+        self._book.started(lease.job_id)
+        if not self._renew(now):
+            self._settler.release(lease)
+            return False
+        return lease.job_id in self._book
+
+    def _queue_behind(self, slot: Slot, lease: Lease, now: float) -> None:
+        """Send ``lease``'s job to ``slot``'s busy child, which starts it as its job ends
+        (if its start-by time has not passed then): the child's answer about that job tells
+        the parent it started (``promote``), and only then is its attempt spent."""
+        ready, payload = self._payload(lease)
+        if not ready:
+            return
+        queued = Running(lease, NOT_STARTED, now, float("inf"), slot.sent)
+        slot.queued = queued
+        self.fence_child(slot)
+        if not self._send(slot, queued, payload):  # the child is gone: its exit comes next
+            slot.queued = None
+            slot.state = SlotState.DYING
+            self.buffer.appendleft(lease)
+
+    def _send(self, slot: Slot, task: Running, payload: dict[str, Any] | None) -> bool:
+        """Send ``task`` as the child's next task, with the time it may start by."""
+        start_by = self._book.start_by(task.lease.job_id)
+        self._workforce.start_by(slot.index, task.task, start_by)
+        if not self._workforce.send(slot.index, encode_task(task.lease, payload)):
+            return False
+        slot.sent += 1
+        return True
+
+    def _payload(self, lease: Lease) -> tuple[bool, dict[str, Any] | None]:
+        """Whether ``lease``'s job may go to a child now, and its payload (``None``: the
+        job's own). A job naming no handler, or waiting for a result the queue cannot give
+        now (given back) or ever (dead), is settled here."""
+        job = lease.job
+        if job.name not in self._registry:
+            self._unknown_handler(lease)
+            return False, None
+        try:
+            return True, self._previous.payload(job)
+        except PreviousResultGone as gone:  # it would come back forever
+            self._settler.fail(lease, ErrorInfo.from_exception(gone), 0.0, Dead(gone.reason))
+            return False, None
+        except FoundryError as error:
+            log.warning("job %s waits for a result the queue cannot give (%s)", job.id, error)
+            self._settler.release(lease, PREVIOUS_RETRY)
+            return False, None
+
+    def run_claimed(self, slot: Slot, lease: Lease, started: float, now: float) -> None:
+        """The job a child claimed and started at ``started``: the slot's job, as if
+        ``assign`` had sent it then."""
+        started_at = self._clock.now() - timedelta(seconds=now - started)
+        deadline = started + lease.job.timeout.total_seconds()
+        slot.job = Running(lease, started_at, started, deadline, slot.sent)
+        slot.sent += 1
+        slot.state = SlotState.BUSY
+        self.fence_child(slot)
+        self._book.started(lease.job_id)
+        self._settler.started(lease, slot.pid, started_at)
+
+    def promote(self, slot: Slot, ended: float, now: float) -> None:
+        """The child's job ended at ``ended`` (its monotonic clock): the job queued behind
+        it started then (reported once the parent sees it did: ``Starts``), and its time
+        limits count from then."""
+        queued, slot.queued = slot.queued, None
+        if queued is None:
+            return
+        lease = queued.lease
+        queued.started, queued.started_at = ended, self._clock.now()
+        queued.hard_at = ended + lease.job.timeout.total_seconds()
+        slot.job = queued
+        self._book.started(lease.job_id)
+        self._starts.promoted(slot.index, queued, slot.pid)
+        if queued.stop is not None:  # a cancel came while it was queued: as if running
+            queued.hard_at = min(queued.hard_at, now + self._term_grace)
+            self._workforce.interrupt(slot.index)
+
+    def fence_promoted(self, slot: Slot, promoted: Running | None) -> None:
+        """After the child's answer about its job: once the job it held queued (``promoted``)
+        is its job (``promote``), its fence follows that job alone, unless a job queued
+        behind it since set it (``_queue_behind``). Until then the fence stays at the earlier
+        deadline of both jobs, which is never too late."""
+        if promoted is not None and slot.queued is None:
+            self.fence_child(slot)
+
+    def fence_child(self, slot: Slot) -> None:
+        """The child kills itself at the earlier deadline of the jobs it holds: it may start
+        the queued one before the parent reads its answer about the running one."""
+        running, queued = slot.job, slot.queued
+        deadline = math.inf if running is None else self._book.child_deadline(running.lease.job_id)
+        if queued is not None:
+            deadline = min(deadline, self._book.child_deadline(queued.lease.job_id))
+        if deadline != math.inf:
+            self._workforce.fence(slot.index, deadline)
+
+    def unsend(self, task: Running) -> None:
+        """A job sent to a child that did not start it: back to the front of the buffer,
+        its attempt not spent; a cancelled one ends cancelled, and once a stop is asked for
+        it is released."""
+        lease = task.lease
+        if lease.job_id not in self._book:
+            return  # given up meanwhile
+        if task.stop is not None:
+            error = ErrorInfo.from_exception(JobCancelled(lease.job_id, task.stop))
+            self._settler.fail(lease, error, 0.0, Cancel(task.stop))
+        elif self._stopping.requested:
+            self._settler.release(lease)
+        else:
+            self.buffer.appendleft(lease)
+
+    def withdraw(self, slot: Slot) -> Running | None:
+        """Withdraw the job queued in ``slot``'s child: its start-by time is moved to the
+        past, which the child reads after answering about its running job. If no answer is
+        waiting in the pipe, the queued job will not start (returned, for the caller to
+        settle); else it may have started (``None``; the slot keeps it)."""
+        queued = slot.queued
+        if queued is None:
+            return None
+        self._workforce.start_by(slot.index, queued.task, float("-inf"))
+        if self._workforce.answered(slot.index):
+            return None
+        slot.queued = None
+        return queued
+
+    def withdraw_queued(self) -> None:
+        """A call to the queue failed: jobs queued in children go back to the buffer, where
+        they wait for the queue as held jobs do (their starts could not be reported, and a
+        failover may have lost their claims); those that may have started are left."""
+        for slot in self._slots:
+            withdrawn = self.withdraw(slot)
+            if withdrawn is not None:
+                self.buffer.appendleft(withdrawn.lease)
 
     def drop_queued(self, slot: Slot, *, answered: bool) -> None:
         """The pool kills ``slot``'s child: the job it holds queued goes back to the buffer
@@ -351,3 +342,12 @@ class HandOut:
         queued, slot.queued = slot.queued, None
         if queued is not None and queued.lease.job_id in self._book:
             self._settler.lost(queued.lease, KILLED_QUEUED)
+
+    def drop_replaced(self, leases: list[Lease]) -> None:
+        """Buffered leases of jobs a claim just returned are gone: a failover lost their claims
+        and the new master leased the jobs again (the book holds the new leases only)."""
+        claimed = {lease.job_id for lease in leases}
+        if any(held.job_id in claimed for held in self.buffer):
+            kept = [held for held in self.buffer if held.job_id not in claimed]
+            self.buffer.clear()
+            self.buffer.extend(kept)

@@ -154,7 +154,8 @@ class LeaseDuties:
                 self._handout.drop_queued(slot, answered=False)
             queued = slot.queued
             mine = queued is not None and queued.lease.job_id == lease.job_id
-            if mine and self._handout.withdraw(slot) is None:  # it may have started: the child goes
+            # Not withdrawn: it may have started, and the child goes.
+            if mine and self._handout.withdraw(slot) is None:
                 self._workforce.kill(slot.index)
                 slot.queued, slot.state, slot.kill_at = None, SlotState.DYING, float("inf")
         # By job id: a renewal replaced the book's lease, not the claim's one in the buffer.

@@ -27,7 +27,7 @@ class SlotState(enum.Enum):
     GONE = "gone"  # exited and not replaced (shutdown)
 
 
-#: ``Running.started_at`` of a job queued behind another: set when it starts (``_promote``).
+#: ``Running.started_at`` of a job queued behind another: set when it starts (``HandOut.promote``).
 NOT_STARTED = datetime.min.replace(tzinfo=UTC)
 
 

@@ -380,7 +380,7 @@ class Supervisor:
         if looks:
             wait = 0.0
         # Jobs for idle children start at once; the rest are held ahead, their attempts spent
-        # only once they start (the buffer is empty while a child is idle: _hand_out above).
+        # only once they start (the buffer is empty while a child is idle: hand_out above).
         idle_children = sum(1 for slot in self.slots if slot.state is SlotState.IDLE)
         ahead = max(wanted - idle_children, 0)
         if self._children_claim and not looks:
