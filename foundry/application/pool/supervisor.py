@@ -387,8 +387,10 @@ class Supervisor:
             if idle and self._delegation.send(self.slots, wanted, ahead):
                 return
             # Some children busy and the queues found empty: the idle children's claim waits
-            # in one of them, where the parent would poll every BUSY_POLL_S.
+            # in one of them, where the parent would poll every BUSY_POLL_S. Not in a burst
+            # pool yet to look: once idle, it asks without waiting, and stops if drained.
             waiting = idle_children and not idle and not self.buffer and self._claimer.found_empty
+            waiting = waiting and not self.stopping.looks_first
             if waiting and self._delegation.send(self.slots, idle_children, 0):
                 return
         self._claimed(self._claimer.claim(wanted, wait, now, ahead=ahead), now, idle, wait)
