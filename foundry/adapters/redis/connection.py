@@ -230,7 +230,6 @@ def _options(settings: RedisSettings, retry: object) -> dict[str, Any]:
         "max_connections": settings.pool_size,
         "socket_connect_timeout": settings.connect_timeout.total_seconds(),
         "socket_timeout": settings.socket_timeout.total_seconds(),
-        "socket_keepalive": True,
         "health_check_interval": settings.health_check_interval,
         "retry": retry,
         "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
@@ -239,6 +238,8 @@ def _options(settings: RedisSettings, retry: object) -> dict[str, Any]:
         # metadata, a scan of sys.path on a process's first connection (~2 ms of a startup).
         "driver_info": DriverInfo(lib_version=redis.__version__),
     }
+    if not settings.url.startswith("unix://"):  # redis-py's unix socket refuses the option
+        options["socket_keepalive"] = True
     if settings.db is not None:
         options["db"] = settings.db
     if settings.password is not None:
