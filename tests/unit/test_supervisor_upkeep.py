@@ -272,3 +272,32 @@ def test_a_renew_that_raises_unexpectedly_is_logged_and_tried_again_and_the_pool
     assert (record.state, record.result) == (JobState.COMPLETED, "done")
     logged = foundry_messages(warnings)
     assert any("one reply could not be decoded (test)" in message for message in logged)
+
+
+class OneBadReap(FlakyQueue):
+    """A memory queue whose first reap raises what no adapter raises on purpose."""
+
+    reaps = 0
+
+    def reap(self) -> int:
+        self.reaps += 1
+        if self.reaps == 1:
+            raise ValueError("one reap reply could not be decoded (test)")
+        return super().reap()
+
+
+def test_a_reap_that_raises_unexpectedly_is_logged_and_the_next_one_runs(
+    warnings: pytest.LogCaptureFixture,
+) -> None:
+    pool = Harness(PoolConfig(concurrency=1, idle_wait=FAST), queue=OneBadReap)
+    pool.start()
+    assert isinstance(pool.queue, OneBadReap)
+
+    pool.advance(10)  # the first reap raises
+    pool.advance(10)  # the next one runs
+
+    assert pool.queue.reaps >= 2
+    assert pool.sup.exit_code is None
+    assert not pool.sup.stopping.requested
+    logged = foundry_messages(warnings)
+    assert any("one reap reply could not be decoded (test)" in message for message in logged)

@@ -81,7 +81,9 @@ class Upkeep:
             log.error(
                 "renewing %s lease(s) raised %s: %s; they stay held, and the renew is tried "
                 "again (a lease it cannot renew is fenced before it lapses)",
-                *(len(leases), type(error).__name__, error),
+                len(leases),
+                type(error).__name__,
+                error,
                 exc_info=error,
             )
             self._renew_failed(len(leases), error, now)
@@ -126,6 +128,14 @@ class Upkeep:
             recovered = error.done
         except FoundryError as error:
             self._outage.failed("reap", error, now)
+            return
+        except Exception as error:  # a reply it could not read, an adapter's bug: not fatal
+            log.error(
+                "the reap raised %s: %s; it runs again at its next turn (expired leases wait)",
+                type(error).__name__,
+                error,
+                exc_info=error,
+            )
             return
         self._outage.ok(now)
         if recovered:
