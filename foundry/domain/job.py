@@ -68,9 +68,11 @@ def new_job_id() -> str:
 
 def new_job_ids(count: int) -> list[str]:
     """``count`` fresh random ids, from one read of the OS's random source: every 33 random
-    bytes are 44 base64url characters, two ids of 132 bits."""
+    bytes are 44 base64url characters, two ids of 132 bits. No id begins with ``-``."""
     text = base64.urlsafe_b64encode(os.urandom(33 * ((count + 1) // 2))).decode()
-    return [text[start : start + 22] for start in range(0, 22 * count, 22)]
+    ids = [text[start : start + 22] for start in range(0, 22 * count, 22)]
+    # A leading dash would make a shell command read the id as an option.
+    return [f"_{job_id[1:]}" if job_id[0] == "-" else job_id for job_id in ids]
 
 
 def validate_queue_name(name: object) -> str:

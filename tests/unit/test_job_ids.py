@@ -7,7 +7,7 @@ import re
 import threading
 
 from foundry.domain import new_job_id
-from foundry.domain.job import _MINTED
+from foundry.domain.job import _MINTED, new_job_ids
 
 
 def test_minted_ids_are_22_url_safe_characters_all_different() -> None:
@@ -15,6 +15,12 @@ def test_minted_ids_are_22_url_safe_characters_all_different() -> None:
 
     assert len(set(ids)) == 1000
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", job_id) for job_id in ids)
+
+
+def test_no_minted_id_begins_with_a_dash_so_a_shell_never_reads_it_as_an_option() -> None:
+    ids = new_job_ids(20_000) + [new_job_id() for _ in range(20_000)]  # a dash leads 1 in 64
+
+    assert [job_id for job_id in ids if job_id.startswith("-")] == []
 
 
 def test_threads_taking_ids_from_one_block_never_take_the_same_one() -> None:
