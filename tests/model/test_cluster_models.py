@@ -29,10 +29,13 @@ def test_the_queue_on_a_cluster_matches_the_model(redis_cluster_url: str) -> Non
         def make_queue(self, clock: ManualClock) -> Queue:
             return RedisQueue(client, prefix=f"m{secrets.token_hex(6)}", clock=clock)
 
-    run_state_machine_as_test(
-        ClusterQueueMachine,
-        settings=settings(max_examples=20, stateful_step_count=40, deadline=None),
-    )
+    try:
+        run_state_machine_as_test(
+            ClusterQueueMachine,
+            settings=settings(max_examples=20, stateful_step_count=40, deadline=None),
+        )
+    finally:
+        client.close()  # hypothesis keeps the machine's class, and so this client, alive
 
 
 def test_the_cache_on_a_cluster_agrees_with_the_model(redis_cluster_url: str) -> None:
