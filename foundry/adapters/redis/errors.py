@@ -134,6 +134,8 @@ def cache_error(error: redis.RedisError, label: str) -> CacheError | Configurati
     refusing = refused(error)
     if refusing is not None:
         return refusing
+    if isinstance(error, WritesRefused) or out_of_memory(error):
+        return CacheUnavailable(_writes_refused(error, label))
     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
         return CacheUnavailable(
             f"Redis cannot be reached ({error}) while working on {label!r}; "
@@ -151,3 +153,18 @@ def cache_error(error: redis.RedisError, label: str) -> CacheError | Configurati
     if "UNDECODABLE" in text or "WRONGTYPE" in text:
         return UndecodableValue(label, f"it was not written by Foundry's cache ({text})")
     return CacheError(f"Redis refused the cache operation on {label!r}: {text}")
+
+
+def _writes_refused(error: redis.RedisError, label: str) -> str:
+    """Why Redis refused a cache call on ``label`` before running it (a function's refusal
+    was sent again under the retry policy, a plain command's was not), and the fix."""
+    reply = error.__cause__ if isinstance(error, WritesRefused) else error
+    if not out_of_memory(reply) and not out_of_memory(error):
+        return f"Redis refused the cache operation on {label!r} for now: {error}"
+    return (
+        f"Redis is out of memory ({reply}): its used memory is above maxmemory and its "
+        f"policy (noeviction) refuses writes, so the cache operation on {label!r} did not "
+        "run. Raise maxmemory (CONFIG SET maxmemory, and in redis.conf) or free memory; or "
+        "give the cache a Redis of its own with an evicting policy (maxmemory-policy "
+        "allkeys-lru), never the queue's Redis, where eviction would drop jobs"
+    )
