@@ -281,17 +281,27 @@ QUEUE_BACKENDS: dict[str, QueueBackend] = {
 # -- caches -----------------------------------------------------------------------------------
 
 
+NOT_JSON = b"{not json"
+
+
+class Corrupt(Protocol):
+    """Stores ``body`` as the encoded value at ``key`` behind the cache's back."""
+
+    def __call__(self, cache: CachePort, key: str, body: bytes = NOT_JSON) -> None: ...
+
+
 @attrs.frozen
 class CacheBackend:
     """How to build one cache adapter for a test, and how to damage a value it stores.
 
     ``build(fixture, clock)`` returns a fresh, empty cache private to the test (a unique prefix
-    on a shared server) whose time is ``clock``'s; ``corrupt(cache, key)`` stores bytes at
-    ``key`` that the codec cannot decode.
+    on a shared server) whose time is ``clock``'s; ``corrupt(cache, key, body)`` stores
+    ``body`` (by default bytes that are not JSON) as the encoded value at ``key``, as another
+    program could.
     """
 
     build: Callable[[FixtureLookup, ManualClock], CachePort]
-    corrupt: Callable[[CachePort, str], None]
+    corrupt: Corrupt
     marks: tuple[pytest.MarkDecorator, ...] = ()
 
 
@@ -306,15 +316,15 @@ def redis_cache(url: str, clock: ManualClock | None, prefix: str | None = None) 
     return RedisCache(client, prefix or unique_prefix(), clock=clock)
 
 
-def _corrupt_memory_cache(cache: CachePort, key: str) -> None:
+def _corrupt_memory_cache(cache: CachePort, key: str, body: bytes = NOT_JSON) -> None:
     assert isinstance(cache, MemoryCache)
     # Reaching into the store is the memory twin of writing garbage into a Redis key.
-    cache._c.entries.put("v\x1f" + key, b"{not json", None)
+    cache._c.entries.put("v\x1f" + key, body, None)
 
 
-def _corrupt_redis_cache(cache: CachePort, key: str) -> None:
+def _corrupt_redis_cache(cache: CachePort, key: str, body: bytes = NOT_JSON) -> None:
     assert isinstance(cache, RedisCache)
-    cache._c.client.set(cache._c.keys.value(key), b"0:{not json")
+    cache._c.client.set(cache._c.keys.value(key), b"0:" + body)
 
 
 def _postgres_cache(fixture: FixtureLookup, clock: ManualClock) -> CachePort:
@@ -323,14 +333,14 @@ def _postgres_cache(fixture: FixtureLookup, clock: ManualClock) -> CachePort:
     return PostgresCache(pool, settings, unique_prefix("c"), clock=clock)
 
 
-def _corrupt_postgres_cache(cache: CachePort, key: str) -> None:
+def _corrupt_postgres_cache(cache: CachePort, key: str, body: bytes = NOT_JSON) -> None:
     assert isinstance(cache, PostgresCache)
     core = cache._c
     with core.connection(key) as conn:  # opens the pool on first use, as every operation
         conn.execute(
             f'INSERT INTO "{core.settings.schema}".cache_values (prefix, key, value) '
             "VALUES (%s, %s, %s)",
-            (core.prefix, ":" + key, b"{not json"),
+            (core.prefix, ":" + key, body),
         )
 
 

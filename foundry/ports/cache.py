@@ -129,7 +129,8 @@ class CacheStore(Protocol):
         ...
 
     def pull(self, key: str, default: Any = None) -> Any:
-        """Get and delete, atomically."""
+        """Get and delete, atomically: of concurrent pulls of one value, one gets it. A stored
+        value that cannot be decoded is kept (``UndecodableValue``)."""
         ...
 
     def touch(self, key: str, ttl: Ttl) -> bool:

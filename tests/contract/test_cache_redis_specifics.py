@@ -129,6 +129,23 @@ def test_pulling_a_string_someone_else_wrote_raises_and_keeps_it(
     assert cache._c.client.get(key) == foreign
 
 
+def test_pull_deletes_only_the_value_it_read_and_decoded(
+    redis_url: str, clock: ManualClock
+) -> None:
+    cache = redis_cache(redis_url, clock)
+    cache.set("k", "new")
+    skey = cache._c.keys.value("k")
+    keys = (skey, cache._c.keys.stats_of(skey))
+
+    # A pull's delete step after another writer replaced the value it decoded.
+    held = cache._c.run("pull", keys, (cache._c.now(), b'0:"old"'), "k", resend=False)
+
+    assert held == b'0:"new"'
+    assert cache.get("k") == "new"
+    assert cache.pull("k") == "new"
+    assert not cache.has("k")
+
+
 def test_a_tag_version_someone_else_wrote_is_undecodable_naming_its_key(
     redis_url: str, clock: ManualClock
 ) -> None:

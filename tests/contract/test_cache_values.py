@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
@@ -302,6 +304,43 @@ def test_pulling_an_undecodable_value_raises_naming_the_key_and_keeps_it(
         cache.pull("broken")
 
     assert cache.has("broken")
+
+
+#: Stored bodies a lenient JSON reader (Redis' cjson) takes but the cache's decoder refuses.
+LENIENT_ONLY = {
+    "NaN": b"NaN",
+    "a number out of range": b"1e400",
+    "invalid UTF-8": b'"\xff"',
+    "a raw line break in a string": b'"a\nb"',
+}
+
+
+@pytest.mark.parametrize("body", LENIENT_ONLY.values(), ids=LENIENT_ONLY.keys())
+def test_pull_keeps_any_value_the_decoder_refuses(
+    cache: CachePort, cache_backend: CacheBackend, body: bytes
+) -> None:
+    cache_backend.corrupt(cache, "odd", body)
+
+    with pytest.raises(UndecodableValue, match="odd"):
+        cache.pull("odd")
+
+    assert cache.has("odd")
+
+
+def test_concurrent_pulls_of_one_value_give_it_to_exactly_one_caller(cache: CachePort) -> None:
+    rounds, pullers = 20, 4
+    cache.set_many({f"k{i}": i for i in range(rounds)})
+    start = threading.Barrier(pullers)
+
+    def pull_all() -> list[int]:
+        start.wait()
+        return [cache.pull(f"k{i}") for i in range(rounds)]
+
+    with ThreadPoolExecutor(pullers) as pool:
+        pulled = [v for got in pool.map(lambda _: pull_all(), range(pullers)) for v in got]
+
+    assert sorted(v for v in pulled if v is not None) == list(range(rounds))
+    assert cache.get_many([f"k{i}" for i in range(rounds)]) == {}
 
 
 def test_batches_of_thousands_of_keys_work(cache: CachePort) -> None:

@@ -96,11 +96,19 @@ class RedisStore:
         return self.delete_many([key]) == 1
 
     def pull(self, key: str, default: Any = None) -> Any:
-        """Get and delete, atomically."""
+        """Get and delete, atomically: read and decode, then delete only if the key still
+        holds what was decoded (else decode what it holds now, and try again). A value that
+        cannot be decoded is kept (``UndecodableValue``). Two round trips."""
         skey = self._skey(key)
         keys = (skey, self._stats(skey))
-        raw = self._run("pull", keys, (self._c.now(),), key, resend=False)
-        return default if raw is None else self._c.payload(raw, key)
+        reply = self._run("pull", keys, (self._c.now(),), key)
+        while reply is not None:
+            value = self._c.payload(reply, key)
+            deleted = self._run("pull", keys, (self._c.now(), reply), key, resend=False)
+            if deleted == 1:
+                return value
+            reply = deleted
+        return default
 
     def touch(self, key: str, ttl: Ttl) -> bool:
         """Reset ``key``'s expiry to ``ttl`` from now; whether the key exists."""

@@ -142,7 +142,11 @@ def cache_error(error: redis.RedisError, label: str) -> CacheError | Configurati
             "check REDIS_URL and that redis-server is up (the operation may or may not have "
             "been applied)"
         )
-    text = str(error)
+    return _error_reply(str(error), label)
+
+
+def _error_reply(text: str, label: str) -> CacheError:
+    """Our error for a cache function's (or command's) error reply ``text`` on ``label``."""
     if "NOTINT" in text:
         return InvalidCacheValue(
             f"cannot increment {label!r}: it holds a value that is not an integer; "
@@ -159,7 +163,7 @@ def _writes_refused(error: redis.RedisError, label: str) -> str:
     """Why Redis refused a cache call on ``label`` before running it (a function's refusal
     was sent again under the retry policy, a plain command's was not), and the fix."""
     reply = error.__cause__ if isinstance(error, WritesRefused) else error
-    if not out_of_memory(reply) and not out_of_memory(error):
+    if not out_of_memory(reply):
         return f"Redis refused the cache operation on {label!r} for now: {error}"
     return (
         f"Redis is out of memory ({reply}): its used memory is above maxmemory and its "

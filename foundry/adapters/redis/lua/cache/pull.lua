@@ -1,17 +1,18 @@
--- cache pull: get and delete. Not re-sent after a lost reply (the value would be lost). A value
--- that is not Foundry's (no expiry header, or no JSON) is kept, and refused.
+-- cache pull: the two steps of a pull. The client reads the stored string (no `expected`),
+-- decodes it, and only then deletes it, here, if the key still holds exactly that string: the
+-- client's decoder alone decides what is a value, so one it refuses is never deleted. The
+-- delete is not re-sent after a lost reply (the value would be lost).
 -- KEYS  key, stats
--- ARGV  now
--- Reply the stored string (R3), or nil; errors UNDECODABLE
+-- ARGV  now[, expected: the stored string the client read and decoded]
+-- Reply nil if the key holds no live value (a miss counted); 1 if it held `expected`, now
+--       deleted (a hit and a delete counted); else the stored string (R3) it holds, kept
 local raw = live(KEYS[1])
-if raw then
-  local body = string.match(raw, '^%d+:(.*)$')
-  if not body then return redis.error_reply('UNDECODABLE no expiry header') end
-  if not pcall(cjson.decode, body) then return redis.error_reply('UNDECODABLE not JSON') end
-  redis.call('DEL', KEYS[1])
-  count(KEYS[2], 'hits', 1)
-  count(KEYS[2], 'deletes', 1)
-else
+if not raw then
   count(KEYS[2], 'misses', 1)
+  return nil
 end
-return raw
+if raw ~= ARGV[2] then return raw end
+redis.call('DEL', KEYS[1])
+count(KEYS[2], 'hits', 1)
+count(KEYS[2], 'deletes', 1)
+return 1
