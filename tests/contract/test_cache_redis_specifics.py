@@ -12,11 +12,13 @@ from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.cache import RedisCache
 from foundry.adapters.redis.connection import RedisSettings, connect
 from foundry.domain import (
+    CacheError,
     CacheUnavailable,
     ConfigurationError,
     InvalidCacheKey,
     UndecodableValue,
 )
+from foundry.ports.cache import CacheStats
 from tests.backends import redis_cache, unique_prefix
 from tests.redis_server import RedisServer
 
@@ -144,6 +146,56 @@ def test_pull_deletes_only_the_value_it_read_and_decoded(
     assert cache.get("k") == "new"
     assert cache.pull("k") == "new"
     assert not cache.has("k")
+
+
+#: What another program may leave at a namespace's stats key.
+FOREIGN_STATS: dict[str, Callable[[redis.Redis, str], object]] = {
+    "a string": lambda client, key: client.set(key, "x"),
+    "a list": lambda client, key: client.rpush(key, "x"),
+    "a hash whose hits are text": lambda client, key: client.hset(key, "hits", "many"),
+    "a hash whose misses are a fraction": lambda client, key: client.hset(key, "misses", "1.5"),
+}
+
+
+@pytest.mark.parametrize("poke", FOREIGN_STATS.values(), ids=FOREIGN_STATS.keys())
+def test_a_broken_stats_key_breaks_no_value_call_and_stats_names_it_and_the_fix(
+    redis_url: str, clock: ManualClock, poke: Callable[[redis.Redis, str], object]
+) -> None:
+    cache = redis_cache(redis_url, clock)
+    stats_key = f"{cache._c.prefix}:stats"
+    cache.set("kept", 1)
+    cache.set("pulled", 2)
+    cache._c.client.delete(stats_key)
+    poke(cache._c.client, stats_key)
+
+    cache.set("k", "v")
+    seen = (cache.get("k"), cache.get("missing"), cache.get_many(["k", "missing"]))
+    added, pulled = cache.add("added", 3), cache.pull("pulled")
+    cache.set_many({"a": 1, "b": 2})
+    counted, deleted = cache.increment("n"), cache.delete_many(["a", "missing"])
+    remembered = cache.remember("r", 10, lambda: "computed")
+    with pytest.raises(CacheError, match=f"{stats_key}.*DEL {stats_key}") as raised:
+        cache.stats()
+
+    assert seen == ("v", None, {"k": "v"})
+    assert (added, pulled, counted, deleted, remembered) == (True, 2, 1, 1, "computed")
+    assert not cache.has("pulled")
+    assert cache.get_many(["kept", "b", "r"]) == {"kept": 1, "b": 2, "r": "computed"}
+    assert "values are not affected" in str(raised.value)
+
+
+def test_stats_leave_out_fields_someone_else_added_to_the_stats_hash(
+    redis_url: str, clock: ManualClock
+) -> None:
+    cache = redis_cache(redis_url, clock)
+    stats_key = f"{cache._c.prefix}:stats"
+    cache._c.client.hset(stats_key, mapping={"owner": "ops-team", "hits_total": "7"})
+
+    cache.set("k", "v")
+    cache.get("k")
+    cache.get("missing")
+
+    assert cache.stats() == CacheStats(hits=1, misses=1, writes=1)
 
 
 def test_a_tag_version_someone_else_wrote_is_undecodable_naming_its_key(

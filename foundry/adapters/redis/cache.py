@@ -10,7 +10,7 @@ tags' versions (one MGET, ``cache_tags.py``). Time is the given clock's, passed 
 function, or the Redis server's (``TIME``) when no clock is given. The parts:
 ``cache_core.py`` (what a cache and its views share: client, runner, codec, clock, keys),
 ``cache_store.py`` (the ``CacheStore`` operations), ``cache_flight.py`` (the lock and
-single-flight primitives), ``cache_tags.py`` (tag versions).
+single-flight primitives), ``cache_tags.py`` (tag versions), ``cache_stats.py`` (the counters).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from foundry.adapters.cache_lock import CacheLock, make_lock, restore_lock
 from foundry.adapters.cache_support import tag_names, validate_key, validate_keys
 from foundry.adapters.codec import Codec
 from foundry.adapters.redis.cache_core import CacheCore
+from foundry.adapters.redis.cache_stats import read_stats
 from foundry.adapters.redis.cache_store import RedisStore
 from foundry.adapters.redis.cache_tags import TagVersions
 from foundry.adapters.redis.errors import cache_error
@@ -115,20 +116,9 @@ class RedisCache(RedisStore):
         return removed + (client.unlink(*batch) if batch else 0)
 
     def stats(self) -> CacheStats:
-        """Hits, misses, writes and deletes of every process using this namespace.
+        """Hits, misses, writes and deletes of every process using this namespace
+        (``cache_stats.py``); a stats key another program broke is a ``CacheError`` naming it.
 
         Evictions are 0: Foundry expects ``maxmemory-policy noeviction``.
         """
-        try:
-            pipe = self._c.client.pipeline(transaction=False)
-            for stats in self._c.keys.all_stats():
-                pipe.hgetall(stats)
-            replies = pipe.execute()
-        except redis.RedisError as error:
-            raise cache_error(error, self._c.prefix) from error
-        counts: dict[str, int] = {}
-        for fields in replies:
-            for name, value in fields.items():
-                counts[bytes(name).decode()] = counts.get(bytes(name).decode(), 0) + int(value)
-        names = ("hits", "misses", "writes", "deletes")
-        return CacheStats(**{name: counts.get(name, 0) for name in names})
+        return read_stats(self._c)

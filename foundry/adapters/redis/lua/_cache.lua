@@ -42,6 +42,9 @@ local function store(key, payload, ttl)
   end
 end
 
+-- Count n in the stats hash. A stats key another program broke (another type, a field that is
+-- no integer) refuses HINCRBY: the count is dropped (pcall), never the call, whose writes are
+-- done by then and would stay; stats() names the key and the fix.
 local function count(stats, field, n)
-  if n > 0 then redis.call('HINCRBY', stats, field, n) end
+  if n > 0 then redis.pcall('HINCRBY', stats, field, n) end
 end
