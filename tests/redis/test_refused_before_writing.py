@@ -27,7 +27,9 @@ from foundry.domain import (
     ErrorInfo,
     Job,
     JobState,
+    Limit,
     QueueBroken,
+    Rate,
     Retry,
     RunAfter,
     UniqueSpec,
@@ -87,6 +89,60 @@ def _enqueue(**options: Any) -> Callable[[RedisQueue, object], object]:
 
 def _fail(decision: Retry | Dead) -> Callable[[RedisQueue, Lease], object]:
     return lambda queue, lease: queue.fail(lease, ErrorInfo("Boom", "no"), decision)
+
+
+#: Limits of key ``k``: a slot (of two, or one), a start a minute (or an hour).
+_SLOTS, _ONE_SLOT = Limit("k", concurrency=2), Limit("k", concurrency=1)
+_MINUTELY = Limit("k", rate=Rate(1, timedelta(minutes=1)))
+_HOURLY = Limit("k", rate=Rate(1, timedelta(hours=1)))
+
+
+def _limited(*ids: str, limit: Limit, priority: int = 2, **options: Any) -> list[Job]:
+    """Jobs of limit ``limit``, claimed before the pending ones (at a higher priority)."""
+    return [Job("t", id=id, queue="b", limit=limit, priority=priority, **options) for id in ids]
+
+
+def _enqueued(*jobs: Job) -> Callable[[RedisQueue, ManualClock], None]:
+    return lambda queue, clock: queue.enqueue_many(list(jobs))
+
+
+def _due_limited(queue: RedisQueue, clock: ManualClock) -> None:
+    queue.enqueue_many(_limited("j1", limit=_SLOTS, priority=0, schedule=_LATER))
+    clock.advance(timedelta(minutes=10))
+
+
+def _claimed_limited(queue: RedisQueue, clock: ManualClock) -> Lease:
+    """``j1`` of a concurrency limit, claimed (it holds a slot)."""
+    queue.enqueue_many(_limited("j1", limit=_SLOTS))
+    return _claimed_first(queue, clock)
+
+
+def _claimed_and_parked(queue: RedisQueue, clock: ManualClock) -> Lease:
+    """``j1`` claimed, holding key ``k``'s one slot; ``j2`` parked for it (and ``j0`` claimed
+    by the claim that parked it)."""
+    queue.enqueue_many(_limited("j1", "j2", limit=_ONE_SLOT))
+    lease = _claimed_first(queue, clock)
+    queue.claim(ClaimRequest(["b"], lease=LEASE))
+    return lease
+
+
+def _slot_taken(queue: RedisQueue, clock: ManualClock) -> None:
+    """``j1`` claimed, holding key ``k``'s one slot; ``j2`` of the same key ready."""
+    queue.enqueue_many(_limited("j1", limit=_ONE_SLOT))
+    _claimed_first(queue, clock)
+    queue.enqueue_many(_limited("j2", limit=_ONE_SLOT))
+
+
+def _turn_held(queue: RedisQueue, clock: ManualClock) -> None:
+    """``j1`` started, taking key ``k``'s start this hour; ``j2`` and ``j3`` wait."""
+    queue.enqueue_many(_limited("j1", "j2", "j3", limit=_HOURLY))
+    _claimed_first(queue, clock)
+
+
+def _lapsed_limited(queue: RedisQueue, clock: ManualClock) -> Lease:
+    lease = _claimed_limited(queue, clock)
+    clock.advance(LEASE * 2)
+    return lease
 
 
 _TWO_UNIQUE = [
@@ -159,12 +215,64 @@ CASES = {
         for key in ("errors", "done")
     },
     "purge-errors": Case("errors", lambda queue, _: queue.purge("b"), claimable=()),
+    "claim-lim:run": Case(
+        "lim:run:k", _claim_all, _enqueued(*_limited("j1", limit=_SLOTS)), (*PENDING, "j1")
+    ),
+    "claim-due-lim:run": Case("lim:run:k", _claim_all, _due_limited, (*PENDING, "j1")),
+    "claim-lim:park": Case("lim:park:k", _claim_all, _slot_taken),
+    "claim-lim:rate": Case(
+        "lim:rate:k", _claim_all, _enqueued(*_limited("j1", limit=_MINUTELY)), (*PENDING, "j1")
+    ),
+    "claim-lim:line": Case("lim:line:k", _claim_all, _turn_held),
+    **{
+        f"complete-{key}": Case(
+            key, lambda queue, lease: queue.complete(lease, 1), setup, claimable
+        )
+        for key, setup, claimable in [
+            ("lim:run:k", _claimed_limited, PENDING),
+            ("lim:park:k", _claimed_and_parked, ("j00", "j2")),
+        ]
+    },
+    "fail-retry-lim:run": Case(
+        "lim:run:k", _fail(Retry(timedelta(0))), _claimed_limited, (*PENDING, "j1")
+    ),
+    "fail-dead-lim:run": Case("lim:run:k", _fail(Dead("gave up")), _claimed_limited),
+    "release-lim:run": Case(
+        "lim:run:k", lambda queue, lease: queue.release(lease), _claimed_limited, (*PENDING, "j1")
+    ),
+    "reap-lim:run": Case(
+        "lim:run:k", lambda queue, _: queue.reap(), _lapsed_limited, (*PENDING, "j1")
+    ),
+    **{
+        f"{name}-lim:rate": Case("lim:rate:k", act, _enqueued(*_limited("j1", limit=_MINUTELY)))
+        for name, act in [
+            ("cancel", lambda queue, _: queue.cancel("j1", "b")),
+            ("delete", lambda queue, _: queue.delete("b", "j1")),
+        ]
+    },
+    "batch-cancel-lim:rate": Case(
+        "lim:rate:k",
+        lambda queue, _: queue.cancel_batch("bt", "b"),
+        lambda queue, _: queue.enqueue_batches([Batch(_limited("m1", limit=_MINUTELY), id="bt")]),
+    ),
 }
 
 
 def _snapshot(client: redis.Redis, prefix: str) -> dict[bytes, Any]:
-    """Every key of the test's prefix, by its serialised value."""
-    return {key: client.dump(key) for key in client.scan_iter(f"{prefix}:*", count=1000)}
+    """Every key of the test's prefix, by its type and content (a hash's serialised form
+    follows its table's layout, which a read may move along while it grows)."""
+    read = {
+        b"hash": client.hgetall,
+        b"string": client.get,
+        b"list": lambda key: client.lrange(key, 0, -1),
+        b"zset": lambda key: client.zrange(key, 0, -1, withscores=True),
+        b"set": client.smembers,
+    }
+    snapshot = {}
+    for key in client.scan_iter(f"{prefix}:*", count=1000):
+        kind = client.type(key)
+        snapshot[key] = (kind, read[kind](key), client.pttl(key) > 0)
+    return snapshot
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
@@ -179,7 +287,7 @@ def test_a_key_of_the_wrong_type_refuses_the_call_before_anything_is_written(
     key = f"{prefix}:{{b}}:{case.key}"
     kept = client.dump(key)
     client.delete(key)
-    damage = "hash" if case.key.startswith("u:") else "string"
+    damage = "hash" if case.key.startswith(("u:", "lim:run:")) else "string"
     if damage == "hash":
         client.hset(key, "x", "y")
     else:
@@ -228,3 +336,38 @@ def test_a_refused_enqueue_sent_again_once_the_key_is_fixed_is_claimed(
     assert record is not None
     assert record.state is JobState.READY
     assert sorted(_claim_all(queue, None)) == ["j0", "j1"]
+
+
+@pytest.mark.parametrize(
+    ("call", "count_after"),
+    [("claim", b"2"), ("complete", None), ("release", None), ("cancel", b"1")],
+)
+def test_a_running_count_that_is_no_count_refuses_the_call_naming_its_key_and_fix(
+    redis_url: str, clock: ManualClock, call: str, count_after: bytes | None
+) -> None:
+    prefix = unique_prefix("refused")
+    queue = RedisQueue(redis.Redis.from_url(redis_url), prefix=prefix, clock=clock)
+    queue.enqueue_many(_limited("j1", "j2", limit=_SLOTS))
+    lease = _claimed_first(queue, clock)  # j1 runs: one of key k's two slots
+    calls: dict[str, Callable[[], object]] = {
+        "claim": lambda: _claim_all(queue, None),
+        "complete": lambda: queue.complete(lease),
+        "release": lambda: queue.release(lease),
+        "cancel": lambda: queue.cancel("j2", "b"),
+    }
+    client = redis.Redis.from_url(redis_url)
+    run = f"{prefix}:{{b}}:lim:run:k"
+    client.set(run, "one")
+    before = _snapshot(client, prefix)
+
+    with pytest.raises(QueueBroken) as raised:
+        calls[call]()
+    written = _snapshot(client, prefix)
+    client.set(run, "1")  # the fix named: how many of the key's jobs run
+    calls[call]()
+
+    assert raised.value.queue == "b"
+    assert f'{run} holds "one", not a count of running jobs' in str(raised.value)
+    assert "set it to how many jobs of its limit key run" in str(raised.value)
+    assert written == before
+    assert client.get(run) == count_after

@@ -385,15 +385,16 @@ local function unlist(ids)
   end
 end
 
--- Take up to `want` ready jobs, first in claim order: `ready` and the fifo merged. Returns
--- {id, score, id, score...} as ZPOPMIN does.
-local function pop_ready(want)
+-- The first `want` ready jobs in claim order, `ready` and the fifo merged, left in place:
+-- {id, score, id, score...} as ZPOPMIN gives, then how many of them `ready` and the fifo
+-- hold (take_ready takes them). A claim reads the jobs' records before its first write.
+local function peek_ready(want)
   if redis.call("EXISTS", READY) == 0 then
-    local popped = redis.call("LPOP", FIFO, n2s(want * 2)) or {}
-    for i = 2, #popped, 2 do
-      popped[i] = FIFO_BAND + tonumber(popped[i])
+    local listed = redis.call("LRANGE", FIFO, "0", n2s(want * 2 - 1))
+    for i = 2, #listed, 2 do
+      listed[i] = FIFO_BAND + tonumber(listed[i])
     end
-    return popped
+    return listed, 0, #listed / 2
   end
   local ranked = redis.call("ZRANGE", READY, "0", n2s(want - 1), "WITHSCORES")
   local listed = redis.call("LRANGE", FIFO, "0", n2s(want * 2 - 1))
@@ -407,13 +408,17 @@ local function pop_ready(want)
       out[#out + 1], out[#out + 2], z = ranked[z], zs, z + 2
     end
   end
-  if z > 1 then
-    redis.call("ZPOPMIN", READY, n2s((z - 1) / 2))
+  return out, (z - 1) / 2, (f - 1) / 2
+end
+
+-- Take what peek_ready found: the first `ranked` of `ready` and `listed` of the fifo.
+local function take_ready(ranked, listed)
+  if ranked > 0 then
+    redis.call("ZPOPMIN", READY, n2s(ranked))
   end
-  if f > 1 then
-    redis.call("LTRIM", FIFO, n2s(f - 1), "-1")
+  if listed > 0 then
+    redis.call("LTRIM", FIFO, n2s(listed * 2), "-1")
   end
-  return out
 end
 
 -- Limits per key (memory/limits.py keeps the same rules). Keys, in the queue's slot:
@@ -690,13 +695,13 @@ local function unpark_one(key)
   end
 end
 
--- The active leases of `ids` ended: give back the slots they held (each job's key from its
--- record), and make each freed key's first parked job ready. One HGET of META's count of the
--- jobs holding a slot when none does; else one HMGET of the records per 1,000 jobs, one
--- DECRBY per key, one DEL of the counts at 0 and one EXISTS of the keys' park lists.
-local function free_slots(ids)
+-- The slots the active leases of `ids` held, read before their end's first write: nil when
+-- none holds one (one HGET of META's count of the jobs holding a slot when none does); else
+-- {order (each key's limit), freed (slots per running count), count}, one HMGET of the
+-- records per 1,000 jobs. give_slots_back gives them back.
+local function slots_held(ids)
   if #ids == 0 or tonumber(redis.call("HGET", META, "held") or "0") <= 0 then
-    return
+    return nil
   end
   local freed, order, count = {}, {}, 0
   for first = 1, #ids, 1000 do
@@ -713,32 +718,54 @@ local function free_slots(ids)
       end
     end
   end
-  if count == 0 then
-    return
+  return count > 0 and { order = order, freed = freed, count = count } or nil
+end
+
+-- How many of the park lists of `held`'s keys exist (one EXISTS per 4,000 keys), kept on it.
+local function parks_held(held)
+  if not held.parked then
+    local parks, parked = {}, 0
+    for i, lim in ipairs(held.order) do
+      parks[i] = lim.park
+    end
+    for first = 1, #parks, 4000 do
+      parked = parked + redis.call("EXISTS", unpack(parks, first, math.min(first + 3999, #parks)))
+    end
+    held.parked = parked
   end
-  local emptied, parks = {}, {}
-  for i, lim in ipairs(order) do
+  return held.parked
+end
+
+-- Give back the slots `held` (slots_held) found: one DECRBY per key, one DEL of the counts at
+-- 0, and each freed slot readies its key's first parked job (one LPOP per freed slot when a
+-- park list exists).
+local function give_slots_back(held)
+  local order, freed = held.order, held.freed
+  local emptied = {}
+  for _, lim in ipairs(order) do
     if redis.call("DECRBY", lim.run, n2s(freed[lim.run])) <= 0 then
       emptied[#emptied + 1] = lim.run
     end
-    parks[i] = lim.park
   end
   if #emptied > 0 then
     multi_keys("DEL", emptied)
   end
-  redis.call("HINCRBY", META, "held", n2s(-count))
-  -- Each freed slot readies its key's first parked job: one EXISTS for the batch when no
-  -- park list exists (the common case), else one LPOP per freed slot.
-  local parked = 0
-  for first = 1, #parks, 4000 do
-    parked = parked + redis.call("EXISTS", unpack(parks, first, math.min(first + 3999, #parks)))
-  end
-  if parked > 0 then
+  redis.call("HINCRBY", META, "held", n2s(-held.count))
+  if parks_held(held) > 0 then
     for _, lim in ipairs(order) do
       for _ = 1, freed[lim.run] do
         unpark_one(lim.key)
       end
     end
+  end
+end
+
+-- The active leases of `ids` ended: give back the slots they held (each job's key from its
+-- record), and make each freed key's first parked job ready.
+local function free_slots(ids)
+  local held = slots_held(ids)
+  if held then
+    give_slots_back(held)
   end
 end
 
@@ -755,6 +782,123 @@ local function pass_slot_on(value, st)
   if conc and tonumber(redis.call("GET", lim.run) or "0") < conc then
     unpark_one(lim.key)
   end
+end
+
+-- Limit keys are checked as the queue's own are (misplaced) before a function's first write.
+-- Which of them a call may write follows from its jobs' limits, so it reads their records
+-- first; a running count must also read as a number (INCR and DECRBY refuse other text).
+
+-- The number the running count `run` holds (0 for none), or nil and the error reply naming
+-- it: another type, or text that is no count.
+local function run_count(run)
+  local v = redis.pcall("GET", run)
+  if type(v) == "table" then
+    return nil, misplaced({ run, "string" }) or v
+  end
+  if v and not (#v < 16 and string.match(v, "^%-?%d+$")) then
+    return nil, redis.error_reply("ERR " .. run .. " holds " .. cjson.encode(string.sub(v, 1, 40))
+      .. ", not a count of running jobs (the call was refused before writing anything; set it"
+      .. " to how many jobs of its limit key run)")
+  end
+  return tonumber(v or "0"), nil
+end
+
+-- Before a claim's first write: the error reply naming the first limit key it may write for
+-- the jobs with records `values` that is of the wrong type (or a running count that is no
+-- count), else nil. `seen` (one per call) keeps what was checked: for a running count, what
+-- it read and the jobs of its key met, so the key's park list is checked once they may
+-- exceed its concurrency; a rate's keys once.
+local function claim_limits_misplaced(values, seen)
+  for _, value in ipairs(values) do
+    local lim = value and limit_of(value)
+    local conc = lim and slots_of(lim)
+    local wrong = nil
+    if conc then
+      local met = seen[lim.run]
+      if not met then
+        local count
+        count, wrong = run_count(lim.run)
+        met = { count or 0, 0 }
+        seen[lim.run] = met
+      end
+      met[2] = met[2] + 1
+      if not wrong and met[1] + met[2] > conc and not seen[lim.park] then
+        seen[lim.park] = true
+        wrong = misplaced({ lim.park, "list" })
+      end
+    end
+    local rk = lim and lim.rate and BASE .. "lim:rate:" .. lim.key
+    if rk and not wrong and not seen[rk] then
+      seen[rk] = true
+      wrong = misplaced({ rk, "hash", BASE .. "lim:line:" .. lim.key, "list", WAKE, "list" })
+    end
+    if wrong then
+      return wrong
+    end
+  end
+  return nil
+end
+
+-- Before the first write of a function that may free a slot or pass a turn on for the jobs
+-- with records `values` (a lease's end, a cancel, a delete): the error reply naming the
+-- first of their limit keys of the wrong type (or a running count that is no count), else
+-- nil. The keys readying a parked job or passing a turn writes in the queue's own the
+-- caller checks.
+local function limits_misplaced(values)
+  local seen = {}
+  for _, value in ipairs(values) do
+    local lim = value and limit_of(value)
+    if lim and not seen[lim.key] then
+      seen[lim.key] = true
+      local checks, wrong = {}, nil
+      if slots_of(lim) then
+        local _
+        _, wrong = run_count(lim.run)
+        checks[1], checks[2] = lim.park, "list"
+      end
+      if lim.rate then
+        checks[#checks + 1], checks[#checks + 2] = BASE .. "lim:rate:" .. lim.key, "hash"
+        checks[#checks + 1], checks[#checks + 2] = BASE .. "lim:line:" .. lim.key, "list"
+      end
+      wrong = wrong or misplaced(checks)
+      if wrong then
+        return wrong
+      end
+    end
+  end
+  return nil
+end
+
+-- limits_misplaced for the jobs `ids` (their records read 1,000 at a time).
+local function limits_misplaced_of(ids)
+  for first = 1, #ids, 1000 do
+    local wrong = limits_misplaced(redis.call("HMGET", JOBS,
+      unpack(ids, first, math.min(first + 999, #ids))))
+    if wrong then
+      return wrong
+    end
+  end
+  return nil
+end
+
+-- Before the first write of the end of leases whose slots `held` (slots_held) gives back: the
+-- error reply naming a running count of the wrong type or that is no count, or, when a park
+-- list exists, a park list or a key readying a parked job writes of the wrong type; else nil.
+local function slots_misplaced(held)
+  for _, lim in ipairs(held.order) do
+    local _, wrong = run_count(lim.run)
+    if wrong then
+      return wrong
+    end
+  end
+  if parks_held(held) == 0 then
+    return nil
+  end
+  local checks = { DELAYED, "zset", READY, "zset", WAKE, "list" }
+  for _, lim in ipairs(held.order) do
+    checks[#checks + 1], checks[#checks + 2] = lim.park, "list"
+  end
+  return misplaced(checks)
 end
 
 -- A unique key's string is "<job id> <expiry ms>": expiry follows the queue's clock (PX, set

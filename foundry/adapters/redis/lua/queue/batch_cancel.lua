@@ -22,6 +22,7 @@ end
 local checks = { unpack(EVERY_KEY) }
 checks[#checks + 1], checks[#checks + 2] = BASE .. "bm:" .. bid, "list"
 local wrong = misplaced(checks)
+  or limits_misplaced_of(redis.call("LRANGE", BASE .. "bm:" .. bid, 0, -1))
 if wrong then
   return wrong
 end

@@ -29,7 +29,7 @@ if st.l ~= "R" and st.l ~= "D" and st.l ~= "W" then
   return st.l
 end
 -- Checked before the first write (misplaced): a cancel may write any key.
-local wrong = misplaced(EVERY_KEY)
+local wrong = misplaced(EVERY_KEY) or limits_misplaced({ value })
 if wrong then
   return wrong
 end

@@ -31,7 +31,7 @@ local remembered = redis.call("GET", tkey)
 local expiry, resent_ids = string.match(remembered or "", "^(%d+)(.*)$")
 local resent = expiry and tonumber(expiry) > now
 local upgrading = not meta[3] and meta[2] -- the first claim since the upgrade (META exists)
-local due = {}
+local due, first = {}, nil
 if not resent and mode ~= "held" and meta[1] ~= "1" then
   due = redis.call("ZRANGEBYSCORE", DELAYED, "-inf", n2s(now), "LIMIT", "0", "1000")
 end
@@ -52,6 +52,24 @@ if not resent and mode ~= "held" then
     checks[n + 1], checks[n + 2], checks[n + 3], checks[n + 4] = READY, "zset", FIFO, "list"
   end
   local wrong = misplaced(checks)
+  if wrong then
+    return wrong
+  end
+end
+-- The limit keys the first round may write (those of the first jobs it pops, left in place
+-- until then, and of the due ones, which may come before them) are checked too: `seen`
+-- keeps what was, for later rounds.
+local seen = {}
+if not resent and mode ~= "held" and meta[1] ~= "1" then
+  first = { peek_ready(limit) }
+  local ids = {}
+  for i = 1, #first[1], 2 do
+    ids[#ids + 1] = first[1][i]
+  end
+  first.ids = ids
+  first.values = #ids > 0 and redis.call("HMGET", JOBS, unpack(ids)) or {}
+  local wrong = claim_limits_misplaced(first.values, seen)
+    or #due > 0 and claim_limits_misplaced(redis.call("HMGET", JOBS, unpack(due)), seen)
   if wrong then
     return wrong
   end
@@ -88,15 +106,10 @@ local function admitted(id, value, a, seq, o, lt, book)
   return false
 end
 
--- Start every popped job, `before` taken already: reads and writes batched (one HMGET / HSET /
--- ZADD each). Those past the first `starting` of the claim are held ahead. Returns the ids
--- leased.
-local function start_all(popped, before)
-  local ids = {}
-  for i = 1, #popped, 2 do
-    ids[#ids + 1] = popped[i]
-  end
-  local values = redis.call("HMGET", JOBS, unpack(ids))
+-- Start every popped job (ids `ids`, records `values`), `before` taken already: reads and
+-- writes batched (one HMGET / HSET / ZADD each). Those past the first `starting` of the claim
+-- are held ahead. Returns the ids leased.
+local function start_all(popped, ids, values, before)
   local states = redis.call("HMGET", STATE, unpack(ids))
   local marks = before + #ids > starting and redis.call("HMGET", AHEAD, unpack(ids)) or {}
   local new_states, leased, taken, book, aheads = { STATE_PAD_FIELD, STATE_PAD }, {}, {}, { held = 0 }, {}
@@ -168,13 +181,26 @@ else
   promote(due)
   -- Jobs set aside for their limits do not count: pop again, so that no job of a free key
   -- waits behind them (at most 1000 popped per claim).
+  -- A later round stops before a job whose limit key is of the wrong type (the next claim
+  -- refuses, having written nothing).
   local want, budget = limit, 1000
   while want > 0 and budget > 0 do
-    local popped = pop_ready(want)
-    if #popped == 0 then
+    local round, checked = first, first and #due == 0
+    if not checked then
+      round = { peek_ready(want) }
+      round.ids = {}
+      for i = 1, #round[1], 2 do
+        round.ids[#round.ids + 1] = round[1][i]
+      end
+      round.values = #round.ids > 0 and redis.call("HMGET", JOBS, unpack(round.ids)) or {}
+    end
+    first, due = nil, {}
+    local popped = round[1]
+    if #popped == 0 or (not checked and claim_limits_misplaced(round.values, seen)) then
       break
     end
-    for _, id in ipairs(start_all(popped, #taken)) do
+    take_ready(round[2], round[3])
+    for _, id in ipairs(start_all(popped, round.ids, round.values, #taken)) do
       taken[#taken + 1] = id
     end
     want, budget = limit - #taken, budget - #popped / 2

@@ -64,7 +64,10 @@ if #ended > 0 then
   for i = 2, #uniques, 2 do
     checks[#checks + 1], checks[#checks + 2] = BASE .. "u:" .. string.sub(uniques[i], 2), "string"
   end
+  -- The slots the jobs held are read here, and their limits' keys checked.
   local wrong = misplaced(checks)
+  local held = not wrong and slots_held(ended)
+  wrong = wrong or held and slots_misplaced(held)
   if wrong then
     return wrong
   end
@@ -74,7 +77,9 @@ if #ended > 0 then
   end
   multi("HSET", STATE, new_states)
   multi("ZREM", LEASES, ended)
-  free_slots(ended)
+  if held then
+    give_slots_back(held)
+  end
   multi("ZADD", DONE, expiry)
   redis.call("HINCRBY", META, "completed", n2s(#ended))
   if settling then

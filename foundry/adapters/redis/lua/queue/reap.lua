@@ -20,7 +20,7 @@ end
 local expired = redis.call("ZRANGEBYSCORE", LEASES, "-inf", "(" .. n2s(now), "LIMIT", 0, batch)
 -- Checked before the first write (misplaced): a lapsed lease may end its job, which writes
 -- any key.
-local wrong = #expired > 0 and misplaced(EVERY_KEY)
+local wrong = #expired > 0 and (misplaced(EVERY_KEY) or limits_misplaced_of(expired))
 if wrong then
   return wrong
 end
