@@ -114,3 +114,17 @@ def test_an_unreadable_next_start_of_a_key_does_not_stop_the_claim_or_a_cancel(
     redis_queue.cancel("j1")  # j2 takes the turn, due at once: the next start is unreadable
 
     assert _claim(redis_queue) == ["j2"]
+
+
+def test_a_job_the_upgrade_s_first_claim_makes_due_is_claimed_by_that_claim(
+    redis_queue: RedisQueue, clock: ManualClock
+) -> None:
+    """The previous release gave j1 a turn an hour on, but the key's next start has come: in
+    line first, j1 holds that start, due now, and the claim that lined it up takes it."""
+    keys, client = redis_queue._keys.queue("default"), redis_queue._runner.client
+    start_ms = int(clock.now().timestamp() * 1000)
+    redis_queue.enqueue(job(id="j1", limit=LIMIT, schedule=RunAt(clock.now() + HOUR)))
+    client.hset(keys.named("lim:next"), "k", start_ms)
+    client.hset(keys.named("lim:resv"), "j1", "1")
+
+    assert _claim(redis_queue) == ["j1"]

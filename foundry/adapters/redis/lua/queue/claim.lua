@@ -37,8 +37,8 @@ if not resent and mode ~= "held" and meta[1] ~= "1" then
 end
 -- A claim pops jobs before it leases them: every key it writes after its first write is
 -- checked first (misplaced), so none refuses halfway. The meta, the token's record and the
--- delayed set were read above (so a job the first claim since the upgrade makes due waits
--- for the next claim); the ready set and the fifo are read or popped first unless due jobs
+-- delayed set were read above (the first claim since the upgrade reads the delayed set again
+-- once it lined up the earlier release's jobs); the ready set and the fifo are read or popped first unless due jobs
 -- or reported starts are written before them. A re-send or a "held" call writes only the
 -- starts, whose key it reads first.
 if not resent and mode ~= "held" then
@@ -173,6 +173,11 @@ end
 if upgrading then
   adopt_old_rates(now)
   redis.call("HSET", META, "rates", "1")
+  if meta[1] ~= "1" then
+    -- A job lined up for a start that has come is due now: this claim takes it (every key
+    -- was checked; the round that meets it checks its limit's keys).
+    due = redis.call("ZRANGEBYSCORE", DELAYED, "-inf", n2s(now), "LIMIT", "0", "1000")
+  end
 end
 local taken = {}
 if meta[1] == "1" then
