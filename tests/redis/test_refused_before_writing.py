@@ -371,3 +371,25 @@ def test_a_running_count_that_is_no_count_refuses_the_call_naming_its_key_and_fi
     assert "set it to how many jobs of its limit key run" in str(raised.value)
     assert written == before
     assert client.get(run) == count_after
+
+
+def test_a_rate_state_of_the_wrong_type_stops_no_cleanup_of_its_key_s_ended_jobs(
+    redis_url: str, clock: ManualClock
+) -> None:
+    """An ended job holds no turn to pass on: forgetting its record (here, the completion
+    that expires it) does not need its key's rate state."""
+    prefix = unique_prefix("refused")
+    queue = RedisQueue(redis.Redis.from_url(redis_url), prefix=prefix, clock=clock)
+    queue.enqueue_many(_limited("j1", limit=_MINUTELY))
+    queue.complete(_claimed_first(queue, clock))
+    client = redis.Redis.from_url(redis_url)
+    client.set(f"{prefix}:{{b}}:lim:rate:k", "x")
+    clock.advance(timedelta(hours=2))  # past the completed record's hour
+    queue.enqueue(Job("t", id="j2", queue="b"))
+
+    queue.complete(_claimed_first(queue, clock))  # expires j1's record
+
+    assert queue.get("j1", "b") is None
+    j2 = queue.get("j2", "b")
+    assert j2 is not None
+    assert j2.state is JobState.COMPLETED

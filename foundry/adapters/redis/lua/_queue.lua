@@ -581,14 +581,16 @@ local function rate_wait(id, key, rate, now)
 end
 
 -- A pending job (its record `value`) leaves unclaimed (cancelled, deleted): if it holds its
--- key's rate turn, the first job in line takes that turn, so no turn goes unused.
+-- key's rate turn, the first job in line takes that turn, so no turn goes unused. A rate
+-- state of another type names no holder (a pending job's callers checked it: misplaced), so
+-- forgetting an ended job's record never stops at it.
 local function pass_turn_on(id, value, now)
   local lim = value and limit_of(value)
   if not (lim and lim.rate) then
     return
   end
   local rk = BASE .. "lim:rate:" .. lim.key
-  if redis.call("HGET", rk, "turn") == id then
+  if redis.pcall("HGET", rk, "turn") == id then
     next_in_line(lim.key, rk, tonumber(redis.call("HGET", rk, "next") or "0") or 0, now)
   end
 end
