@@ -38,9 +38,9 @@ end
 -- A claim pops jobs before it leases them: every key it writes after its first write is
 -- checked first (misplaced), so none refuses halfway. The meta, the token's record and the
 -- delayed set were read above (the first claim since the upgrade reads the delayed set again
--- once it lined up the earlier release's jobs); the ready set and the fifo are read or popped first unless due jobs
--- or reported starts are written before them. A re-send or a "held" call writes only the
--- starts, whose key it reads first.
+-- once it lined up the earlier release's jobs); the ready set and the fifo are read before
+-- the first write too (peek_round), but checked when due jobs or reported starts are written
+-- before them. A re-send or a "held" call writes only the starts, whose key it reads first.
 if not resent and mode ~= "held" then
   local checks = upgrading and { unpack(EVERY_KEY) }
     or { JOBS, "hash", STATE, "hash", LEASES, "zset" }
@@ -56,18 +56,24 @@ if not resent and mode ~= "held" then
     return wrong
   end
 end
--- The limit keys the first round may write (those of the first jobs it pops, left in place
--- until then, and of the due ones, which may come before them) are checked too: `seen`
--- keeps what was, for later rounds.
+-- The next `want` ready jobs, left in place: {popped (id, score...), from `ready`, from the
+-- fifo, ids = their ids, values = their records} (take_ready(round[2], round[3]) pops them).
+local function peek_round(want)
+  local round = { peek_ready(want) }
+  local ids = {}
+  for i = 1, #round[1], 2 do
+    ids[#ids + 1] = round[1][i]
+  end
+  round.ids = ids
+  round.values = #ids > 0 and redis.call("HMGET", JOBS, unpack(ids)) or {}
+  return round
+end
+
+-- The limit keys the first round may write (those of the first jobs it pops, and of the due
+-- ones, which may come before them) are checked too: `seen` keeps what was, for later rounds.
 local seen = {}
 if not resent and mode ~= "held" and meta[1] ~= "1" then
-  first = { peek_ready(limit) }
-  local ids = {}
-  for i = 1, #first[1], 2 do
-    ids[#ids + 1] = first[1][i]
-  end
-  first.ids = ids
-  first.values = #ids > 0 and redis.call("HMGET", JOBS, unpack(ids)) or {}
+  first = peek_round(limit)
   local wrong = claim_limits_misplaced(first.values, seen)
     or #due > 0 and claim_limits_misplaced(redis.call("HMGET", JOBS, unpack(due)), seen)
   if wrong then
@@ -190,15 +196,9 @@ else
   -- refuses, having written nothing).
   local want, budget = limit, 1000
   while want > 0 and budget > 0 do
-    local round, checked = first, first and #due == 0
-    if not checked then
-      round = { peek_ready(want) }
-      round.ids = {}
-      for i = 1, #round[1], 2 do
-        round.ids[#round.ids + 1] = round[1][i]
-      end
-      round.values = #round.ids > 0 and redis.call("HMGET", JOBS, unpack(round.ids)) or {}
-    end
+    -- The first round's jobs were peeked and checked above, unless due jobs joined them.
+    local checked = first and #due == 0
+    local round = checked and first or peek_round(want)
     first, due = nil, {}
     local popped = round[1]
     if #popped == 0 or (not checked and claim_limits_misplaced(round.values, seen)) then
