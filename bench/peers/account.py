@@ -41,6 +41,8 @@ class Snapshot:
     at_ns: int
     threads: dict[str, Threads]  # by role: "parent", "worker pid", "redis", "harness"
     machine: tuple[int, ...]  # /proc/stat's cpu line: user nice system idle iowait ...
+    switches: tuple[int, int] = (0, 0)  # the worker's parent: voluntary, involuntary
+    calls: dict[str, int] = attrs.field(factory=dict)  # Redis commandstats: calls by command
 
 
 @attrs.frozen
@@ -88,19 +90,44 @@ def _descendants(pid: int) -> list[int]:
     return pids + [grandchild for child in pids for grandchild in _descendants(child)]
 
 
-def _snapshot(worker: int, redis_pid: int) -> Snapshot:
+def _switches(pid: int) -> tuple[int, int]:
+    """A process's voluntary and involuntary context switches (its main thread's and the
+    others' together, from ``/proc/<pid>/status``)."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["voluntary_ctxt_switches"]), int(fields["nonvoluntary_ctxt_switches"])
+
+
+def _calls(redis_url: str) -> dict[str, int]:
+    """Redis's calls so far by command (``INFO commandstats``)."""
+    import redis  # noqa: PLC0415 - the harness's venv has it
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {name.removeprefix("cmdstat_"): int(row["calls"]) for name, row in stats.items()}
+
+
+def _snapshot(worker: int, redis_pid: int, redis_url: str = "") -> Snapshot:
     roles = {"parent": worker, "redis": redis_pid, "harness": os.getpid()}
     roles |= {f"child {pid}": pid for pid in _descendants(worker)}
     machine = tuple(int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:])
     threads = {role: _threads(pid) for role, pid in roles.items()}
-    return Snapshot(time.perf_counter_ns(), threads, machine)
+    calls = _calls(redis_url) if redis_url else {}
+    return Snapshot(time.perf_counter_ns(), threads, machine, _switches(worker), calls)
 
 
-def _drain(session: Session, system: System, redis_pid: int) -> tuple[Snapshot, Snapshot, Path]:
-    """The cpu workload with ``session.scale.cpu`` jobs; snapshots at 10 % and 90 % done."""
+def _drain(
+    session: Session, system: System, redis_pid: int, *, nap: bool = False
+) -> tuple[Snapshot, Snapshot, Path]:
+    """The cpu workload with ``session.scale.cpu`` jobs (``nap``: sleeping instead of
+    spinning); snapshots at 10 % and 90 % done."""
     count, log_dir = session.scale.cpu, session.log_dir()
     session.flush(system)
-    session.drive(system, log_dir, "spin", count, SPIN_MS)
+    session.drive(system, log_dir, "spin", count, SPIN_MS, *(["nap"] if nap else []))
     snaps: list[Snapshot] = []
     with session.worker(system, log_dir) as (process, _):
         counter = LineCounter(log_dir)
@@ -108,7 +135,7 @@ def _drain(session: Session, system: System, redis_pid: int) -> tuple[Snapshot, 
             if process.poll() is not None:
                 raise RuntimeError(f"the worker exited with {process.returncode}")
             if done >= (count // 10 if not snaps else count - count // 10) and len(snaps) < 2:
-                snaps.append(_snapshot(process.pid, redis_pid))
+                snaps.append(_snapshot(process.pid, redis_pid, session.redis_url))
             time.sleep(0.05)
     if len(snaps) < 2:
         raise RuntimeError("the jobs ran too fast to be watched: raise --jobs")
@@ -144,6 +171,19 @@ def _report(before: Snapshot, after: Snapshot, rows: dict[str, list[tuple[int, i
     total, idle = sum(delta[:8]), delta[3] + delta[4]
     busy_ns = (total - idle) / total * WORKERS * window
     lines.append(f"  other processes {(busy_ns - watched) * share:6.2f} %, idle {idle / total:.2%}")
+    voluntary, involuntary = (b - a for a, b in zip(before.switches, after.switches, strict=True))
+    lines.append(
+        f"  parent context switches per job: voluntary {voluntary / jobs:.2f}, "
+        f"involuntary {involuntary / jobs:.2f}"
+    )
+    calls = {
+        name: count - before.calls.get(name, 0)
+        for name, count in after.calls.items()
+        if count > before.calls.get(name, 0) and name != "info"
+    }
+    if calls:
+        per_job = (f"{name} {count / jobs:.3f}" for name, count in sorted(calls.items()))
+        lines.append(f"  Redis calls per job: {', '.join(per_job)}")
     spans = losses(rows, int(SPIN_MS * 1e6))
     first = min(start for each in rows.values() for start, _ in each)
     span = max(end for each in rows.values() for _, end in each) - first
@@ -166,6 +206,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1_000, help="10 ms spins (400 in the bench)")
     parser.add_argument("--venv", type=Path, default=FOUNDRY_BIN.parent.parent / ".venv-peers")
     parser.add_argument("--foundry-args", default="", help="extra 'foundry work' options")
+    parser.add_argument(
+        "--nap",
+        action="store_true",
+        help="jobs sleep 10 ms instead of spinning: jobs of one length on a busy machine, for "
+        "the counts per job (context switches, Redis calls); the efficiency is then moot",
+    )
     args = parser.parse_args(argv)
     system = with_args(BY_KEY[args.peer], tuple(shlex.split(args.foundry_args)))
     if system.store != "redis":
@@ -175,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         assert server.process is not None
         session = Session(server.url, args.venv / "bin", scratch, Scale(cpu=args.jobs))
-        before, after, log_dir = _drain(session, system, server.process.pid)
+        before, after, log_dir = _drain(session, system, server.process.pid, nap=args.nap)
         report = _report(before, after, _job_rows(log_dir))
         print(f"{system.label}, load {os.getloadavg()[0]:.2f}; {report}")
     finally:

@@ -33,14 +33,18 @@ def noop() -> None:
     _write(f"{time.perf_counter_ns()}\n")
 
 
-def spin(ms: float = 10.0) -> None:
+def spin(ms: float = 10.0, nap: bool = False) -> None:
     """Busy-loop until this thread has used ``ms`` milliseconds of CPU: ``start end``.
 
     The work is counted in CPU time, not wall time, so a job that shares its process with other
-    threads (Dramatiq's) does the same work as one that has its process to itself.
+    threads (Dramatiq's) does the same work as one that has its process to itself. ``nap``:
+    sleep ``ms`` instead (jobs of one length whatever else runs: for counting what a worker
+    does per job on a busy machine).
     """
     start = time.perf_counter_ns()
-    until = time.thread_time_ns() + int(ms * 1e6)
+    if nap:
+        time.sleep(ms / 1000)
+    until = time.thread_time_ns() + (0 if nap else int(ms * 1e6))
     while time.thread_time_ns() < until:
         pass
     _write(f"{start} {time.perf_counter_ns()}\n")

@@ -7,7 +7,7 @@
 - ``single N``: one job sent outside the timing (connects), then ``N`` no-op jobs one ``send``
   at a time; ``{"seconds": wall, "cpu": this process's CPU seconds}``.
 - ``bulk N BATCH``: ``N`` no-op jobs by the app's ``send_many`` in batches; ``{"seconds": ...}``.
-- ``spin N MS``: ``N`` jobs spinning ``MS`` ms each.
+- ``spin N MS [nap]``: ``N`` jobs spinning ``MS`` ms of CPU each (``nap``: sleeping ``MS``).
 - ``latency WARM SENDS GAP_MS``: ``WARM`` stamps, waits until they ran, then ``SENDS`` stamps
   ``GAP_MS`` apart; ``{"sent": {n: perf_counter_ns before the send}}``.
 """
@@ -52,9 +52,10 @@ async def _single(send: Send, count: int) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
 
 
-async def _spin(send: Send, count: int, ms: float) -> dict[str, Any]:
+async def _spin(send: Send, count: int, ms: float, nap: bool = False) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"ms": ms, "nap": True} if nap else {"ms": ms}
     for _ in range(count):
-        await _call(send, "spin", {"ms": ms})
+        await _call(send, "spin", kwargs)
     return {}
 
 
@@ -100,7 +101,7 @@ async def _run(app: ModuleType, action: str, args: list[str]) -> dict[str, Any]:
     if action == "bulk":
         return _bulk(app, int(args[0]), int(args[1]))
     if action == "spin":
-        return await _spin(send, int(args[0]), float(args[1]))
+        return await _spin(send, int(args[0]), float(args[1]), args[2:] == ["nap"])
     if action == "latency":
         return await _latency(send, int(args[0]), int(args[1]), float(args[2]))
     raise SystemExit(f"unknown action {action!r}")
