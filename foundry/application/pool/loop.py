@@ -101,6 +101,8 @@ class Pool:
         self.config = config
         self._timers = tuple(timers)
         self._selector = selectors.DefaultSelector()
+        # The exits and the wake-up alone: a sleep through the children's answers.
+        self._calm = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._workforce = ProcessWorkforce(
             registry,
@@ -169,6 +171,7 @@ class Pool:
             sup.heartbeat.forget()
             restore()
             self._selector.close()
+            self._calm.close()
             self._wake_r.close()
             self._wake_w.close()
         return self._exit_code()
@@ -196,8 +199,7 @@ class Pool:
                 sup.quiet(time.monotonic(), filled=True)
                 now = time.monotonic()
                 wake_at = self._next_wake(now)
-                timeout = min(wake_at - now, MAX_SLEEP_S)
-                events = self._selector.select(max(timeout, 0.0))
+                events = self._sleep(now, wake_at)
                 woken = bool(events)
             if len(events) > 1:
                 events.sort(key=lambda event: event[0].data[0] != _PIPE)  # results before deaths
@@ -205,6 +207,16 @@ class Pool:
                 self._handle(key.data)
             if sup.settler.full:
                 sup.settler.flush()
+
+    def _sleep(self, now: float, wake_at: float) -> list[tuple[selectors.SelectorKey, int]]:
+        """Sleep until ``wake_at`` or an event; the events. While no child's answer is due
+        before a later moment (``Supervisor.read_by``), answers do not end the sleep: they
+        are read together when it ends."""
+        read_by = now if self._partial else self.supervisor.read_by(now)
+        if read_by <= now:
+            return self._selector.select(max(min(wake_at - now, MAX_SLEEP_S), 0.0))
+        self._calm.select(max(min(wake_at, read_by) - now, 0.0))
+        return self._selector.select(0)
 
     def _handle(self, data: tuple[str, int, Child | None]) -> None:
         kind, slot, child = data
@@ -291,6 +303,8 @@ class Pool:
         for watched in (child.conn, child.process.sentinel):
             with contextlib.suppress(KeyError, ValueError, OSError):  # OSError: closed, garbled
                 self._selector.unregister(watched)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._calm.unregister(child.process.sentinel)
         child.conn.close()
         if self._partial:
             self._partial.pop(slot, None)
@@ -324,19 +338,25 @@ class Pool:
     def _watch(self, slot: int, child: Child) -> None:
         self._selector.register(child.conn, selectors.EVENT_READ, (_PIPE, slot, child))
         self._selector.register(child.process.sentinel, selectors.EVENT_READ, (_EXIT, slot, child))
+        self._calm.register(child.process.sentinel, selectors.EVENT_READ, (_EXIT, slot, child))
+
+    def _watch_wake(self) -> None:
+        for selector in (self._selector, self._calm):
+            selector.register(self._wake_r, selectors.EVENT_READ, (_WAKE, -1, None))
 
     def _parent_fds(self) -> list[int]:
-        fds = [self._selector.fileno(), self._wake_r.fileno(), self._wake_w.fileno()]
+        fds = [self._selector.fileno(), self._calm.fileno(), self._wake_r.fileno()]
+        fds.append(self._wake_w.fileno())
         children = self._workforce.children.values()
         return fds + [child.conn.fileno() for child in children if not child.conn.closed]
 
     def _install_signals(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
             log.debug("pool not on the main thread: stop it with request_stop()")
-            self._selector.register(self._wake_r, selectors.EVENT_READ, (_WAKE, -1, None))
+            self._watch_wake()
             return lambda: None
         self._wake_w.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, (_WAKE, -1, None))
+        self._watch_wake()
         old_fd = signal.set_wakeup_fd(self._wake_w.fileno())
         old = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         old[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)

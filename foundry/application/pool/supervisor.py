@@ -34,6 +34,7 @@ from foundry.application.pool.lease_duties import LeaseDuties
 from foundry.application.pool.leases import LeaseBook
 from foundry.application.pool.outage import Outage
 from foundry.application.pool.quarantine import Quarantine
+from foundry.application.pool.reads import Reads
 from foundry.application.pool.respawn import Respawner
 from foundry.application.pool.settle import Settler
 from foundry.application.pool.slots import Running, Slot, SlotState, all_idle
@@ -116,6 +117,7 @@ class Supervisor:
         )
         self._respawner = Respawner(workforce)
         self._starts = Starts(workforce, self._report_start_of)
+        self._reads = Reads()
         self.slots = [Slot(index) for index in range(config.concurrency)]
         # Read once, not per job: how long a retiring child may take to exit after its job,
         # its memory limit, and what recycles children (no limit: nothing to ask).
@@ -224,6 +226,7 @@ class Supervisor:
             self._foreign_reply(slot, reply)
             return
         self._starts.seen(index, running)
+        self._reads.ran(reply.runtime_s)
         promoted = slot.queued
         slot.job = None
         slot.tasks += 1
@@ -355,6 +358,13 @@ class Supervisor:
             idle = not self._book and all_idle(self.slots)
             wakes.append(self._claimer.next_wake(idle=idle))
         return min(wakes)
+
+    def read_by(self, now: float) -> float:
+        """When the children's answers must be read (``now``: as each comes; see ``reads``):
+        as each comes while a stop, an outage or a child's claim for the pool is under way."""
+        if self.stopping.requested or self._outage.down or self._outage.unconfirmed:
+            return now
+        return self._reads.read_by(self.slots, now)
 
     @property
     def finished(self) -> bool:
