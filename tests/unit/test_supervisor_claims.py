@@ -330,6 +330,17 @@ def test_a_20_ms_window_holds_short_jobs_as_many_as_the_children_finish_in_it() 
     assert pool.queue.stats("default").active == 10
 
 
+def test_the_jobs_held_are_those_the_children_finish_in_the_window_to_the_nearest_one() -> None:
+    pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST, prefetch_window=WINDOW_20_MS))
+    pool.enqueue(100)
+    pool.start()
+
+    pool.reply(0, runtime=0.0101)
+    pool.reply(1, runtime=0.0101)  # 2 children finish 3.96 jobs of 10.1 ms in 20 ms
+
+    assert len(pool.held()) == 4
+
+
 def test_jobs_longer_than_the_window_per_child_are_claimed_only_for_idle_ones() -> None:
     pool = Harness(PoolConfig(concurrency=2, idle_wait=FAST, prefetch_window=WINDOW_20_MS))
     pool.enqueue(100)

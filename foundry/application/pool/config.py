@@ -61,12 +61,12 @@ class PoolConfig:
     * ``concurrency``: child processes. ``prefetch``: extra jobs claimed ahead, held by the
       parent (their leases are renewed; they are released at shutdown). ``prefetch_window``
       (20 ms by default, 0 turns it off) raises it for short jobs: as many as the children
-      finish in that window at the mean run time so far (at most 64, in the parent's buffer;
-      each busy child holds one more queued), so short jobs are claimed in batches and a
-      child finds its next job waiting, while long ones (over the window per child) are
-      claimed only for idle children. A job held ahead spends its attempt only once it
-      starts (``ClaimRequest.ahead``): the start goes to the queue with the next claim or
-      renew, and a worker that dies, or loses the queue for longer than a lease, gives back
+      finish in that window at the mean run time so far, to the nearest (at most 64, in the
+      parent's buffer; each busy child holds one more queued), so short jobs are claimed in
+      batches and a child finds its next job waiting, while long ones (over the window per
+      child) are claimed only for idle children. A job held ahead spends its attempt only
+      once it starts (``ClaimRequest.ahead``): the start goes to the queue with the next claim
+      or renew, and a worker that dies, or loses the queue for longer than a lease, gives back
       the attempts of the held jobs it had not started (or had started without reporting it
       yet: at most ``UNSTARTED_LAPSES_MAX`` times per job).
     * ``lease``: how long a claim holds a job; renewed every third of it while running.
