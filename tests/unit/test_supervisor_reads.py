@@ -57,6 +57,15 @@ def test_jobs_of_uneven_lengths_have_their_answers_read_as_they_come() -> None:
     assert pool.sup.read_by(pool.now) == pool.now
 
 
+def test_an_answer_waits_at_most_80_ms_after_the_earliest_running_jobs_start() -> None:
+    pool = _holding([STEADY_MAX_S] * RECENT)  # the longest jobs whose answers are gathered
+
+    read_by = pool.sup.read_by(pool.now)
+
+    assert read_by > pool.now
+    assert read_by - _earliest_start(pool) <= 0.08 + 1e-9  # (float rounding)
+
+
 def test_jobs_too_short_or_too_long_have_their_answers_read_as_they_come() -> None:
     for runtime in (STEADY_MIN_S / 2, STEADY_MAX_S * 1.5):
         pool = _holding([runtime] * RECENT)
