@@ -1,5 +1,6 @@
 """Every queue's stats at once on Redis: on the server's clock when no test clock is given,
-and answered (the dashboard too) while Redis refuses writes for want of memory."""
+answered (the dashboard too) while Redis refuses writes for want of memory, and the same
+whichever protocol the client speaks."""
 
 from __future__ import annotations
 
@@ -53,6 +54,28 @@ def test_stats_many_on_the_servers_clock_counts_due_delayed_jobs_as_ready(
         (0, 0, 1, 1, 1),
         (0, 0, 0, 0, 0),
     ]
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_the_readings_are_the_same_whichever_protocol_the_client_speaks(
+    redis_url: str, clock: ManualClock, protocol: int
+) -> None:
+    prefix = unique_prefix("protocols")
+    queue = RedisQueue(redis.Redis.from_url(redis_url), prefix=prefix, clock=clock)
+    queue.enqueue(Job("t", queue="a", priority=-5))
+    clock.advance(timedelta(seconds=10))
+    queue.enqueue_many([Job("t", queue="a", priority=7), Job("t", queue="b")])
+    queue.enqueue(Job("t", queue="b", schedule=RunAfter(timedelta(seconds=5))))
+    clock.advance(timedelta(seconds=20))
+    speaking = RedisQueue(
+        redis.Redis.from_url(redis_url, protocol=protocol), prefix=prefix, clock=clock
+    )
+
+    ages = speaking.oldest_ready_age(NAMES)
+
+    assert ages == queue.oldest_ready_age(NAMES)
+    assert ages == [timedelta(seconds=30), timedelta(seconds=20), None]
+    assert speaking.stats_many(NAMES) == queue.stats_many(NAMES)
 
 
 def test_the_stats_answer_while_redis_refuses_writes_for_want_of_memory(

@@ -19,7 +19,7 @@ from foundry.adapters.redis.epochs import registered_queues
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout, QueueKeys
 from foundry.adapters.redis.listing import list_jobs
-from foundry.adapters.redis.overview import oldest_ready_ages, stats_many
+from foundry.adapters.redis.overview import oldest_ready_ages, pipelined, stats_many
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import ceil_ms, request_id
 from foundry.adapters.redis.runner import Arg, FunctionRunner, call
@@ -47,6 +47,8 @@ class RedisAdmin:
         self._keys = keys
         self._clock = clock
         self._records = records
+        # Plain reads over many queues on the runner's own connection, unless it routes by key.
+        self._reads = pipelined(self._client) if runner.routes_by_key else runner.read_many
 
     def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
         """The job's record; without ``queue``, every known queue is searched (one round trip).
@@ -124,7 +126,8 @@ class RedisAdmin:
             return [self.stats(name) for name in queues]
         with guard("stats_many"):
             try:
-                return stats_many(self._client, keys, self._clock.read(self._client))
+                now_ms = self._clock.read(self._client)
+                return stats_many(self._client, self._reads, keys, now_ms)
             except redis.OutOfMemoryError:
                 pass  # Redis refuses to queue a MULTI's commands while full, not the function
         return [self.stats(name) for name in queues]
@@ -134,7 +137,7 @@ class RedisAdmin:
         use), no function call: see ``overview.py``."""
         keys = [self._keys.queue(name) for name in queues]
         with guard("oldest_ready_age"), refusing_any(self._client, keys):
-            return oldest_ready_ages(self._client, keys, self._clock, self._records)
+            return oldest_ready_ages(self._reads, keys, self._clock, self._records)
 
     def jobs(
         self, queue: str, state: JobState, *, offset: int = 0, limit: int = 100

@@ -33,15 +33,9 @@ from redis.exceptions import ReadOnlyError, ResponseError
 from foundry.adapters.redis.async_pipe import Pipe
 from foundry.adapters.redis.async_pipes import Pipes
 from foundry.adapters.redis.durability import WritesRefused, refused_for_now
-from foundry.adapters.redis.runner import Arg, Packer, library, missing
+from foundry.adapters.redis.runner import Arg, Packer, library, missing, pack_command
 
 _RETRIED = (redis.ConnectionError, redis.TimeoutError)
-
-
-def pack_command(args: Sequence[Arg]) -> bytes:
-    """A plain command as RESP bytes."""
-    data = [arg if isinstance(arg, bytes) else str(arg).encode() for arg in args]
-    return b"".join([b"*%d\r\n" % len(data), *(b"$%d\r\n%s\r\n" % (len(d), d) for d in data)])
 
 
 class AsyncFunctionRunner:

@@ -13,11 +13,16 @@ ready set, its first delayed job and the head of its fifo (the jobs enqueued rea
 priority 0, oldest first), then the records of the head (since when it waited) and
 of the tail (whose priority says whether more bands lie between), then one per further band.
 Scores are asked for only where needed: formatting them is most of a ZRANGE's cost.
+
+The reads go on the runner's own connection (``FunctionRunner.read_many``: packed here and
+read with hiredis, at a third of the client CPU of redis-py's pipeline, which also wrote them
+in many small pieces that cost Redis a third more); on Redis Cluster through redis-py's
+pipeline, which routes each read by its key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,9 +34,13 @@ from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.keys import QueueKeys
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import enqueued_at, from_ms, header_intact, stored_priority
-from foundry.adapters.redis.runner import call
+from foundry.adapters.redis.runner import Arg, call
 from foundry.domain import ErrorInfo, Job, UndecodableJob
 from foundry.ports.inspection import QueueStats
+
+#: Sends plain read commands together and returns their replies in order, an error reply in
+#: its place: ``FunctionRunner.read_many``, or ``pipelined`` where the runner routes by key.
+Reads = Callable[[Sequence[Sequence[Arg]]], list[Any]]
 
 #: The width of one priority band of ready scores (as in the Lua library).
 BAND = 2**44
@@ -40,21 +49,39 @@ FIFO_BAND = 255 * BAND
 _TOTALS = ("paused", "completed", "failed", "dead_trimmed", "stale_rejected")
 
 
-def stats_many(client: redis.Redis, keys: Sequence[QueueKeys], now_ms: int) -> list[QueueStats]:
+def pipelined(client: redis.Redis) -> Reads:
+    """``Reads`` through a redis-py pipeline of ``client`` (a cluster's routes each by key)."""
+
+    def reads(commands: Sequence[Sequence[Arg]]) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            call(pipe, *command)
+        return list(pipe.execute(raise_on_error=False))
+
+    return reads
+
+
+def stats_many(
+    client: redis.Redis, reads: Reads, keys: Sequence[QueueKeys], now_ms: int
+) -> list[QueueStats]:
     """Each queue's sizes (due delayed jobs count as ready) and totals, as of ``now_ms``."""
-    pipe = client.pipeline(transaction=False)
-    call(pipe, "MULTI")
+    commands: list[Sequence[Arg]] = [("MULTI",)]
     for queue in keys:
-        call(pipe, "ZCARD", queue.named("ready"))
-        call(pipe, "LLEN", queue.named("fifo"))
-        call(pipe, "ZCOUNT", queue.named("delayed"), "-inf", now_ms)
-        call(pipe, "ZCARD", queue.named("delayed"))
-        call(pipe, "ZCARD", queue.named("leases"))
-        call(pipe, "ZCARD", queue.named("dead"))
-        call(pipe, "HMGET", queue.named("meta"), *_TOTALS)
-        call(pipe, "HLEN", queue.named("deps"))
-    call(pipe, "EXEC")
-    read = pipe.execute()[-1]
+        commands += (
+            ("ZCARD", queue.named("ready")),
+            ("LLEN", queue.named("fifo")),
+            ("ZCOUNT", queue.named("delayed"), "-inf", now_ms),
+            ("ZCARD", queue.named("delayed")),
+            ("ZCARD", queue.named("leases")),
+            ("ZCARD", queue.named("dead")),
+            ("HMGET", queue.named("meta"), *_TOTALS),
+            ("HLEN", queue.named("deps")),
+        )
+    commands.append(("EXEC",))
+    replies = reads(commands)
+    read = replies[-1]
+    if not isinstance(read, list):  # EXECABORT: a command was refused as it was queued
+        _raise_first(replies)
     rows = []
     for index, queue in enumerate(keys):
         replies = read[8 * index : 8 * index + 8]
@@ -87,6 +114,27 @@ def _refuse_broken(client: redis.Redis, queue: QueueKeys, replies: list[Any]) ->
             raise broken(client, queue, reply)
 
 
+def _raise_first(replies: list[Any]) -> list[Any]:
+    """``replies``, unless one is an error reply: the first is raised (as a pipeline would)."""
+    for reply in replies:
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+    return replies
+
+
+def _read(reads: Reads, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+    return _raise_first(reads(commands)) if commands else []
+
+
+def _scored(reply: list[Any]) -> list[tuple[bytes, int]]:
+    """A ``ZRANGE ... WITHSCORES`` reply as (member, score) pairs: RESP2 gives a flat list of
+    texts, RESP3 (and redis-py's pipeline) pairs with a float score. Scores stay below 2**53,
+    exact as floats."""
+    if reply and not isinstance(reply[0], list | tuple):
+        reply = list(zip(reply[::2], reply[1::2], strict=True))
+    return [(member, int(float(score))) for member, score in reply]
+
+
 @attrs.define
 class _Walk:
     """One queue's search: the band heads' records, the walk's position, the due job."""
@@ -102,38 +150,40 @@ class _Walk:
 
 
 def oldest_ready_ages(
-    client: redis.Redis, keys: Sequence[QueueKeys], clock: QueueClock, records: RecordCodec
+    reads: Reads, keys: Sequence[QueueKeys], clock: QueueClock, records: RecordCodec
 ) -> list[timedelta | None]:
     """For each queue, the age of its longest-waiting ready job (see the port's promise).
 
     Round trips: the ends of each ready set and the first delayed job; the records of the
     heads and tails (their priorities say whether more bands lie between); one per further
-    band; the records of the heads found on the way.
+    band; the records of the heads found on the way. An error reply is raised (the first).
     """
     walks = [_Walk(k) for k in keys]
-    now_ms = _ends(client, walks, clock)
-    _head_records(client, walks)
+    now_ms = _ends(reads, walks, clock)
+    _head_records(reads, walks)
     while any(walk.band is not None for walk in walks):
-        _next_bands(client, walks)
-    _walked_records(client, walks)
+        _next_bands(reads, walks)
+    _walked_records(reads, walks)
     now = from_ms(now_ms)
     return [_age(walk, now, records) for walk in walks]
 
 
-def _ends(client: redis.Redis, walks: list[_Walk], clock: QueueClock) -> int:
-    pipe = client.pipeline(transaction=False)
-    call(pipe, "TIME")
+def _ends(reads: Reads, walks: list[_Walk], clock: QueueClock) -> int:
+    commands: list[Sequence[Arg]] = [("TIME",)]
     for walk in walks:
-        call(pipe, "ZRANGE", walk.keys.named("ready"), 0, 0)
-        call(pipe, "ZRANGE", walk.keys.named("ready"), -1, -1)
-        call(pipe, "ZRANGE", walk.keys.named("delayed"), 0, 0, "WITHSCORES")
-        call(pipe, "LINDEX", walk.keys.named("fifo"), 0)
-    replies = pipe.execute()
+        commands += (
+            ("ZRANGE", walk.keys.named("ready"), 0, 0),
+            ("ZRANGE", walk.keys.named("ready"), -1, -1),
+            ("ZRANGE", walk.keys.named("delayed"), 0, 0, "WITHSCORES"),
+            ("LINDEX", walk.keys.named("fifo"), 0),
+        )
+    replies = _read(reads, commands)
     now_ms = clock.from_time(replies[0])
     for index, walk in enumerate(walks):
         first, last, delayed, listed = replies[1 + 4 * index : 5 + 4 * index]
-        if delayed and int(delayed[0][1]) <= now_ms:
-            walk.due = int(delayed[0][1])
+        first_delayed = _scored(delayed)
+        if first_delayed and first_delayed[0][1] <= now_ms:
+            walk.due = first_delayed[0][1]
         if listed is not None:
             walk.walked.append(listed.decode())  # the fifo's oldest
         if first:
@@ -141,14 +191,16 @@ def _ends(client: redis.Redis, walks: list[_Walk], clock: QueueClock) -> int:
     return now_ms
 
 
-def _head_records(client: redis.Redis, walks: list[_Walk]) -> None:
+def _head_records(reads: Reads, walks: list[_Walk]) -> None:
     """The heads' records and errors, and the tails' records: equal priorities end a walk."""
-    pipe = client.pipeline(transaction=False)
     reading = [walk for walk in walks if walk.head is not None]
+    commands: list[Sequence[Arg]] = []
     for walk in reading:
-        call(pipe, "HMGET", walk.keys.named("jobs"), walk.head, walk.tail)  # type: ignore[arg-type]
-        call(pipe, "HGET", walk.keys.named("errors"), walk.head)  # type: ignore[arg-type]
-    replies = iter(pipe.execute() if reading else [])
+        commands += (
+            ("HMGET", walk.keys.named("jobs"), walk.head, walk.tail),  # type: ignore[arg-type]
+            ("HGET", walk.keys.named("errors"), walk.head),
+        )
+    replies = iter(_read(reads, commands))
     for walk in reading:
         (value, tail), errors = next(replies), next(replies)
         if value is None or tail is None:
@@ -165,32 +217,34 @@ def _band(value: bytes) -> int:
     return 255 - (stored_priority(value) or 0)
 
 
-def _next_bands(client: redis.Redis, walks: list[_Walk]) -> None:
+def _next_bands(reads: Reads, walks: list[_Walk]) -> None:
     walking = [walk for walk in walks if walk.band is not None]
-    pipe = client.pipeline(transaction=False)
+    commands: list[Sequence[Arg]] = []
     for walk in walking:
         start = (walk.band + 1) * BAND  # type: ignore[operator]
         ready = walk.keys.named("ready")
-        call(pipe, "ZRANGE", ready, start, "+inf", "BYSCORE", "LIMIT", 0, 1, "WITHSCORES")
-    for walk, found in zip(walking, pipe.execute(), strict=True):
-        if not found:
+        commands.append(("ZRANGE", ready, start, "+inf", "BYSCORE", "LIMIT", 0, 1, "WITHSCORES"))
+    for walk, found in zip(walking, _read(reads, commands), strict=True):
+        pairs = _scored(found)
+        if not pairs:
             walk.band = None
             continue
-        walk.walked.append(found[0][0].decode())
-        walk.band = int(found[0][1]) // BAND
+        member, score = pairs[0]
+        walk.walked.append(member.decode())
+        walk.band = score // BAND
         if walk.band >= walk.last_band:
             walk.band = None
 
 
-def _walked_records(client: redis.Redis, walks: list[_Walk]) -> None:
-    if not any(walk.walked for walk in walks):
-        return
-    pipe = client.pipeline(transaction=False)
+def _walked_records(reads: Reads, walks: list[_Walk]) -> None:
+    commands: list[Sequence[Arg]] = []
     for walk in walks:
         for job_id in walk.walked:
-            call(pipe, "HGET", walk.keys.named("jobs"), job_id)
-            call(pipe, "HGET", walk.keys.named("errors"), job_id)
-    replies = iter(pipe.execute())
+            commands += (
+                ("HGET", walk.keys.named("jobs"), job_id),
+                ("HGET", walk.keys.named("errors"), job_id),
+            )
+    replies = iter(_read(reads, commands))
     for walk in walks:
         for job_id in walk.walked:
             value, errors = next(replies), next(replies)
