@@ -19,7 +19,7 @@ from foundry.adapters.redis.epochs import registered_queues
 from foundry.adapters.redis.errors import guard
 from foundry.adapters.redis.keys import KeyLayout, QueueKeys
 from foundry.adapters.redis.listing import list_jobs
-from foundry.adapters.redis.overview import oldest_ready_ages, pipelined, stats_many
+from foundry.adapters.redis.overview import PackedReads, oldest_ready_ages, pipelined, stats_many
 from foundry.adapters.redis.record_codec import RecordCodec
 from foundry.adapters.redis.records import ceil_ms, request_id
 from foundry.adapters.redis.runner import Arg, FunctionRunner, call
@@ -48,7 +48,7 @@ class RedisAdmin:
         self._clock = clock
         self._records = records
         # Plain reads over many queues on the runner's own connection, unless it routes by key.
-        self._reads = pipelined(self._client) if runner.routes_by_key else runner.read_many
+        self._reads = pipelined(self._client) if runner.routes_by_key else PackedReads(runner)
 
     def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
         """The job's record; without ``queue``, every known queue is searched (one round trip).

@@ -390,16 +390,16 @@ class FunctionRunner:
             self.durability.check(acknowledged)
         return replies
 
-    def read_many(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
-        """Plain commands that change nothing (reads, or a MULTI block of reads) in one write,
-        read with hiredis (redis-py's pipeline packed and parsed them at several times the
-        cost); their replies in order, an error reply in its place (a ``ResponseError``, also
-        inside an ``EXEC``'s). A lost connection sends them all again under its retry policy."""
+    def read_many(self, packed: Sequence[bytes]) -> list[Any]:
+        """Plain commands that change nothing (reads, or a MULTI block of reads), each packed
+        by the caller (``pack_command``), in one write; their replies in order, read with
+        hiredis, an error reply in its place (a ``ResponseError``, also inside an ``EXEC``'s).
+        A lost connection sends them all again under its retry policy."""
         conn = self._connection()
-        packed = list(map(pack_command, commands))
+        commands = list(packed)
         return list(
             conn.retry.call_with_retry(
-                lambda: self._replies(conn, packed), lambda _: conn.disconnect()
+                lambda: self._replies(conn, commands), lambda _: conn.disconnect()
             )
         )
 
