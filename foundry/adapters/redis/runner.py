@@ -394,8 +394,15 @@ class FunctionRunner:
         """Plain commands that change nothing (reads, or a MULTI block of reads), each packed
         by the caller (``pack_command``), in one write; their replies in order, read with
         hiredis, an error reply in its place (a ``ResponseError``, also inside an ``EXEC``'s).
-        A lost connection sends them all again under its retry policy."""
+        A lost connection sends them all again under its retry policy; one the server closed
+        while idle (a restart, its ``timeout``) is opened again first, as redis-py's pool does
+        for a connection it hands out, whatever the policy."""
         conn = self._connection()
+        try:
+            if conn.is_connected and conn.can_read(timeout=0):
+                conn.disconnect()  # data not asked for: not a reply to these
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            conn.disconnect()  # closed by the server; the send connects again
         commands = list(packed)
         return list(
             conn.retry.call_with_retry(
