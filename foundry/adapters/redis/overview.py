@@ -105,10 +105,10 @@ def stats_many(
             ("HLEN", queue.named("deps")),
         )
     commands.append(("EXEC",))
-    replies = reads(commands)
-    read = replies[-1]
+    answers = reads(commands)
+    read = answers[-1]
     if not isinstance(read, list):  # EXECABORT: a command was refused as it was queued
-        _raise_first(replies)
+        _raise_first(answers)
     rows = []
     for index, queue in enumerate(keys):
         replies = read[8 * index : 8 * index + 8]
