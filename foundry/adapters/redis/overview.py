@@ -14,9 +14,9 @@ priority 0, oldest first), then the records of the head (since when it waited) a
 of the tail (whose priority says whether more bands lie between), then one per further band.
 Scores are asked for only where needed: formatting them is most of a ZRANGE's cost.
 
-The reads go on the runner's own connection (``FunctionRunner.read_many``: packed here and
-read with hiredis, at a third of the client CPU of redis-py's pipeline, which also wrote them
-in many small pieces that cost Redis a third more); on Redis Cluster through redis-py's
+The reads go on the runner's own connection (``PackedReads``: each command packed once and
+kept, the replies read with hiredis; a quarter of the client CPU of redis-py's pipeline, the
+same Redis time, which follows the keys touched); on Redis Cluster through redis-py's
 pipeline, which routes each read by its key.
 """
 
