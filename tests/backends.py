@@ -223,14 +223,7 @@ def _corrupt_postgres(queue: Queue, queue_name: str, job_id: str) -> None:
 POSTGRES_LACKS: dict[str, tuple[str, ...]] = {}
 
 #: What the Redis queue does not offer yet, and the tests that need it.
-REDIS_LACKS: dict[str, tuple[str, ...]] = {
-    "a job enqueued alone refused for a pending callback's id (needs enqueue.lua)": (
-        "test_queue_batches.py::"
-        "test_a_job_given_a_pending_callbacks_id_is_refused_until_its_batch_ended",
-        "test_dispatch_batches.py::"
-        "test_a_job_dispatched_with_a_pending_callbacks_id_is_refused_naming_it",
-    ),
-}
+REDIS_LACKS: dict[str, tuple[str, ...]] = {}
 
 
 QUEUE_BACKENDS: dict[str, QueueBackend] = {

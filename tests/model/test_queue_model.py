@@ -286,6 +286,22 @@ class QueueMachine(BatchRules):
         assert self.queue.batch(ids["batch"], queue) is None
         assert self.queue.get(ids["member"], queue) is None
 
+    @precondition(lambda self: bool(_pending_callbacks(self.model.batches.values())))
+    @rule(data=st.data(), many=st.booleans())
+    def enqueue_a_job_under_a_pending_callbacks_id(self, data: st.DataObject, many: bool) -> None:
+        """A job given the id of a callback a running batch has not enqueued yet is refused,
+        alone or among others, and nothing of the call is stored (the callback would find its
+        id taken)."""
+        taken, queue = data.draw(st.sampled_from(_pending_callbacks(self.model.batches.values())))
+        jobs = [Job("task", id=taken, queue=queue)]
+        if many:
+            jobs.insert(0, Job("task", id=f"j{next(self.ids)}", queue=queue))
+
+        with pytest.raises(InvalidJob, match="callback of batch"):
+            self.queue.enqueue_many(jobs) if many else self.queue.enqueue(jobs[0])
+
+        assert all(self.queue.get(job.id, job.queue) is None for job in jobs)
+
     @precondition(lambda self: bool(self.model.batches))
     @rule(data=st.data())
     def cancel_a_batch(self, data: st.DataObject) -> None:

@@ -72,8 +72,6 @@ class BatchPlan:
         was written) and note the epoch."""
         if reply and reply[0] == b"!b":
             raise InvalidJob("batch_id", f"{reply[1].decode()!r} is a job's id; pick another")
-        if reply and reply[0] == b"!c":
-            raise pending_callback(queue, reply[1].decode(), reply[2].decode())
         refuse_unknown_dependency(queue, reply)
         self._epochs.see(queue, reply[0])
 
@@ -164,17 +162,6 @@ def batch_record(
         callbacks={w: fields[f"{w.value}:id"] for w in _CALLBACKS if f"{w.value}:id" in fields},
         fired=frozenset(_LETTERS[letter] for letter in fields.get("fd", "")),
         reason=fields.get("r"),
-    )
-
-
-def pending_callback(queue: str, used: str, held: str) -> InvalidJob:
-    """The refusal of ``used``, the id of a callback not enqueued yet (``held``: "<which>
-    <batch id>", the ``cbof`` entry)."""
-    which, batch_id = held.split(" ", 1)
-    return InvalidJob(
-        "id",
-        f"{used!r} is the {which} callback of batch {batch_id!r} in queue {queue!r}, not "
-        "enqueued yet (batch, job and callback ids share one space): pick another id",
     )
 
 

@@ -243,7 +243,9 @@ def dependencies(job: Job) -> str:
 
 def refuse_unknown_dependency(queue: str, reply: Any) -> None:
     """The function refused a batch (before any write) for a dependency it does not hold, or
-    for a job id that is a kept batch's."""
+    for a job id that is a kept batch's or a pending callback's."""
+    if reply and reply[0] == b"!c":
+        raise pending_callback(queue, reply[1].decode(), reply[2].decode())
     if reply and reply[0] == b"!j":
         raise InvalidJob(
             "id",
@@ -256,6 +258,17 @@ def refuse_unknown_dependency(queue: str, reply: Any) -> None:
             f"job {reply[2].decode()!r} is not in queue {queue!r}; a job can wait only for "
             "jobs of its own queue enqueued before it (or earlier in the same batch)",
         )
+
+
+def pending_callback(queue: str, used: str, held: str) -> InvalidJob:
+    """The refusal of ``used``, the id of a callback not enqueued yet (``held``: "<which>
+    <batch id>", the ``cbof`` entry)."""
+    which, batch_id = held.split(" ", 1)
+    return InvalidJob(
+        "id",
+        f"{used!r} is the {which} callback of batch {batch_id!r} in queue {queue!r}, not "
+        "enqueued yet (batch, job and callback ids share one space): pick another id",
+    )
 
 
 def _outcome(job_id: str, reply: Any) -> EnqueueOutcome:

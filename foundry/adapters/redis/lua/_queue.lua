@@ -318,11 +318,12 @@ end
 -- A plain enqueue (one job ready now at priority 0, without a unique key or dependencies),
 -- stored by HSETNX: it joins the fifo without the general path's bookkeeping. The queue's
 -- epoch, or nil, having written nothing, for the general path to take it: bad arguments,
--- an id already stored (Q8) or a kept batch's id (refused there); or the error reply of a
--- key of the wrong type, nothing written.
+-- an id already stored (Q8), a kept batch's or a pending callback's id (refused there); or
+-- the error reply of a key of the wrong type, nothing written.
 local function enqueue_plain(now, candidate, id, blob, max_text)
   local max = num(max_text)
-  if id == "" or not now or not max or max < 1 or redis.call("EXISTS", BASE .. "b:" .. id) == 1 then
+  if id == "" or not now or not max or max < 1 or redis.call("EXISTS", BASE .. "b:" .. id) == 1
+      or redis.call("HEXISTS", BASE .. "cbof", id) == 1 then
     return nil
   end
   -- Before the record's write: the wake list's length (read here, it needs no check), then

@@ -8,8 +8,10 @@
 -- Reply {epoch, one outcome per job: 0 enqueued (or already stored), or the id holding the
 --       unique key}; or, before any write, {"!", job index, id} for a dependency that is
 --       neither held (stored, its record not past its time) nor earlier in the batch, or
---       {"!j", job index, id} for a job id that is a kept batch's (ids share one space); the
---       short form's job newly stored: the epoch alone
+--       {"!j", job index, id} for a job id that is a kept batch's (ids share one space), or
+--       {"!c", id, "<which> <batch id>"} for a job id that is a pending callback's (its
+--       batch's end enqueues that callback later, and would find its id taken); the short
+--       form's job newly stored: the epoch alone
 -- Keeps Q1 (stored before the reply), Q2 (seq in order: a job ready at priority 0 joins the
 --       fifo's tail, any other ready job `ready`), Q3 (delayed in `delayed`), Q8 (a stored id
 --       is left unchanged), Q9 (unique keys)
@@ -93,6 +95,21 @@ for i = 0, n - 1 do
     end
   end
   earlier[ARGV[b]] = true
+end
+local cbof = BASE .. "cbof"
+if redis.call("HLEN", cbof) > 0 then
+  for first = 0, n - 1, 1000 do
+    local ids = {}
+    for i = first, math.min(first + 999, n - 1) do
+      ids[#ids + 1] = ARGV[3 + i * per]
+    end
+    local held = redis.call("HMGET", cbof, unpack(ids))
+    for j, id in ipairs(ids) do
+      if held[j] then
+        return { "!c", id, held[j] }
+      end
+    end
+  end
 end
 
 -- How a new job waits for the jobs `spec` names: "dead" or "cancel" if one failed and its
