@@ -33,12 +33,17 @@ from foundry.domain import (
     Retry,
     RunAfter,
     UniqueSpec,
+    UniqueUntil,
 )
 from foundry.ports import ClaimRequest
 from foundry.ports.queue_types import Lease
+from foundry.ports.schedule_types import Fired, Firing, ScheduleEntry
 from tests.backends import LEASE, unique_prefix
 
 pytestmark = pytest.mark.redis
+
+#: A case's setup step: given the queue and the clock, it answers what ``act`` is given.
+Step = Callable[[RedisQueue, ManualClock], Any]
 
 #: Two jobs already pending in queue ``b``: one in the ready set, one in the fifo.
 PENDING = ("j0", "j00")
@@ -77,6 +82,66 @@ def _due(queue: RedisQueue, clock: ManualClock) -> None:
 
 def _buried(queue: RedisQueue, clock: ManualClock) -> None:
     queue.fail(_claimed_first(queue, clock), ErrorInfo("Boom", "no"), Dead("gave up"))
+
+
+def _waited(*job_ids: str) -> Callable[[RedisQueue, ManualClock], None]:
+    """Someone waits for each of ``job_ids`` to end (the mark ``watch`` leaves)."""
+
+    def mark(queue: RedisQueue, _: ManualClock) -> None:
+        for job_id in job_ids:
+            queue._runner.client.hset(f"{queue._keys.prefix}:{{b}}:waiters", job_id, "1")
+
+    return mark
+
+
+def _then(
+    *steps: Callable[[RedisQueue, ManualClock], Any],
+) -> Callable[[RedisQueue, ManualClock], Any]:
+    """Each step in turn; the last one's answer."""
+
+    def run(queue: RedisQueue, clock: ManualClock) -> Any:
+        answer = None
+        for step in steps:
+            answer = step(queue, clock)
+        return answer
+
+    return run
+
+
+def _member_claimed(queue: RedisQueue, clock: ManualClock) -> Lease:
+    """Batch ``bt``'s one member, ahead of the pending jobs, claimed."""
+    queue.enqueue_batches([Batch([Job("t", id="m1", queue="b", priority=2)], id="bt")])
+    return _claimed_first(queue, clock)
+
+
+def _stop_asked(queue: RedisQueue, clock: ManualClock) -> Lease:
+    """``j0`` claimed, then asked to stop by a cancel."""
+    lease = _claimed_first(queue, clock)
+    queue.cancel("j0", "b")
+    return lease
+
+
+def _firing(queue: RedisQueue, clock: ManualClock) -> Firing:
+    """Schedule ``s`` of queue ``b``, due now, and its firing of job ``s1`` (priority 1)."""
+    now = clock.now()
+    queue.sync_schedules([ScheduleEntry("s", "b", "every minute", now)], redefine=False)
+    tick = (now, Job("t", id="s1", queue="b", priority=1))
+    return Firing("s", "b", "every minute", now, now + timedelta(minutes=1), (tick,))
+
+
+def _fire(queue: RedisQueue, firing: Firing) -> list[Fired]:
+    [fired] = queue.fire([firing])
+    if fired.refused is not None:
+        raise fired.refused
+    return [fired]
+
+
+def _expired(queue: RedisQueue, clock: ManualClock) -> None:
+    """``j1`` completed, its record kept past its time (the next enqueue of ``j1`` forgets
+    it and stores a new job)."""
+    queue.enqueue(Job("t", id="j1", queue="b", priority=2))
+    queue.complete(_claimed_first(queue, clock), 1)
+    clock.advance(timedelta(days=2))
 
 
 def _claim_all(queue: RedisQueue, _: object) -> list[str]:
@@ -255,6 +320,65 @@ CASES = {
         lambda queue, _: queue.cancel_batch("bt", "b"),
         lambda queue, _: queue.enqueue_batches([Batch(_limited("m1", limit=_MINUTELY), id="bt")]),
     ),
+    # What forgetting an expired record writes, when an enqueue re-uses its id.
+    **{
+        f"enqueue-expired-{key}": Case(key, _enqueue(), _expired, (*PENDING, "j1"))
+        for key in ("errors", "dead")
+    },
+    # A waiter's notification list, written when the job it waits for ends.
+    "complete-n:j0": Case(
+        "n:j0",
+        lambda queue, lease: queue.complete(lease, 1),
+        _then(_waited("j0"), _claimed_first),
+        ("j00",),
+    ),
+    "fail-dead-n:j0": Case(
+        "n:j0", _fail(Dead("gave up")), _then(_waited("j0"), _claimed_first), ("j00",)
+    ),
+    "fail-dead-n:j1": Case(
+        "n:j1",
+        _fail(Dead("gave up")),
+        _then(_enqueue(after=("j0",)), _waited("j1"), _claimed_first),
+        ("j00",),
+    ),
+    "release-stopped-n:j0": Case(
+        "n:j0",
+        lambda queue, lease: queue.release(lease),
+        _then(_waited("j0"), _stop_asked),
+        ("j00",),
+    ),
+    "reap-stopped-n:j0": Case(
+        "n:j0",
+        lambda queue, _: queue.reap(),
+        _then(_waited("j0"), _stop_asked, lambda queue, clock: clock.advance(LEASE * 2)),
+        ("j00",),
+    ),
+    "cancel-n:j0": Case("n:j0", lambda queue, _: queue.cancel("j0", "b"), _waited("j0"), ("j00",)),
+    "delete-n:j0": Case("n:j0", lambda queue, _: queue.delete("b", "j0"), _waited("j0"), ("j00",)),
+    "purge-n:j00": Case("n:j00", lambda queue, _: queue.purge("b"), _waited("j00"), claimable=()),
+    "batch-cancel-n:m1": Case(
+        "n:m1",
+        lambda queue, _: queue.cancel_batch("bt", "b", "enough"),
+        _then(
+            lambda queue, _: queue.enqueue_batches(
+                [Batch([Job("t", id="m1", queue="b")], id="bt")]
+            ),
+            _waited("m1"),
+        ),
+    ),
+    # A batch's record, written when a member ends.
+    **{
+        f"{name}-b:bt": Case("b:bt", act, _member_claimed)
+        for name, act in {
+            "complete": lambda queue, lease: queue.complete(lease, 1),
+            "fail-dead": _fail(Dead("gave up")),
+        }.items()
+    },
+    # A schedule's firing enqueues its job as enqueue does.
+    **{
+        f"schedule-fire-{key}": Case(key, _fire, _firing, (*PENDING, "s1"))
+        for key in ("ready", "wake")
+    },
 }
 
 
@@ -393,3 +517,27 @@ def test_a_rate_state_of_the_wrong_type_stops_no_cleanup_of_its_key_s_ended_jobs
     j2 = queue.get("j2", "b")
     assert j2 is not None
     assert j2.state is JobState.COMPLETED
+
+
+@pytest.mark.parametrize("until", list(UniqueUntil))
+def test_a_start_or_end_that_meets_its_unique_key_of_another_type_goes_on_whole(
+    redis_url: str, clock: ManualClock, until: UniqueUntil
+) -> None:
+    """A unique key of another type holds no job, so there is nothing to release: the start
+    (``until=started``) or the end (``finished``) that releases it is not stopped halfway,
+    which would leave the job popped but not leased, or in no set at all."""
+    prefix = unique_prefix("refused")
+    queue = RedisQueue(redis.Redis.from_url(redis_url), prefix=prefix, clock=clock)
+    queue.enqueue(Job("t", id="u1", queue="b", unique=UniqueSpec("k", until=until)))
+    client = redis.Redis.from_url(redis_url)
+    unique = f"{prefix}:{{b}}:u:k"
+    client.delete(unique)
+    client.hset(unique, "x", "y")
+
+    [lease] = queue.claim(ClaimRequest(["b"], lease=LEASE))
+    queue.fail(lease, ErrorInfo("Boom", "no"), Dead("gave up"))
+    record = queue.get("u1", "b")
+
+    assert record is not None
+    assert record.state is JobState.DEAD
+    assert client.type(unique) == b"hash"  # left as it was, for the operator to repair

@@ -44,6 +44,67 @@ local function misplaced(checks)
   end
   return nil
 end
+-- The keys of single jobs and batches that the end of the jobs `ids` may write (or read as
+-- their type) beyond EVERY_KEY, appended to `checks` for misplaced: each ending job's
+-- notification list when someone waits for it (n:<id>, notify_settled) and its batch's record
+-- (b:<id>, batch_members_ended); then the same for the jobs that end with them: those waiting
+-- for them (if `failed`) or for their batch (which may end failed) that go dead or are
+-- cancelled when one fails. One HMGET of the waiters, batchof and dependants (of the deps of
+-- the waiting jobs found) per 1,000 ids and level.
+local function ending_checks(checks, ids, failed)
+  local seen, level = {}, {}
+  for _, id in ipairs(ids) do
+    if not seen[id] then
+      seen[id], level[#level + 1] = true, id
+    end
+  end
+  local function add(key, kind)
+    checks[#checks + 1], checks[#checks + 2] = key, kind
+  end
+  while #level > 0 do
+    local waiting = {} -- ids of the batches found and (if `failed`) of the level's jobs
+    for i = 1, #level, 1000 do
+      local chunk = { unpack(level, i, math.min(i + 999, #level)) }
+      local marks = redis.call("HMGET", BASE .. "waiters", unpack(chunk))
+      local bids = redis.call("HMGET", BASE .. "batchof", unpack(chunk))
+      for j, id in ipairs(chunk) do
+        if marks[j] then
+          add(BASE .. "n:" .. id, "list")
+        end
+        if bids[j] and not seen[bids[j]] then
+          seen[bids[j]], waiting[#waiting + 1] = true, bids[j]
+          add(BASE .. "b:" .. bids[j], "hash")
+        end
+        if failed then
+          waiting[#waiting + 1] = id
+        end
+      end
+    end
+    level, failed = {}, true
+    for i = 1, #waiting, 1000 do
+      local chunk = { unpack(waiting, i, math.min(i + 999, #waiting)) }
+      local found = {}
+      for _, text in ipairs(redis.call("HMGET", BASE .. "dependants", unpack(chunk))) do
+        for dependant in string.gmatch(text or "", "%S+") do
+          if not seen[dependant] then
+            seen[dependant], found[#found + 1] = true, dependant
+          end
+        end
+      end
+      for k = 1, #found, 1000 do
+        local some = { unpack(found, k, math.min(k + 999, #found)) }
+        local specs = redis.call("HMGET", BASE .. "deps", unpack(some))
+        for j, dependant in ipairs(some) do
+          local rule = string.match(specs[j] or "", "^%d+ (%u)$")
+          if rule == "D" or rule == "C" then
+            level[#level + 1] = dependant
+          end
+        end
+      end
+    end
+  end
+  return checks
+end
 local BAND = 17592186044416 -- 2^44: ready score = (255 - priority) * BAND + seq, exact in a double
 -- A fifo entry's score, were it in `ready`: priority 0's band plus its seq.
 local FIFO_BAND = 255 * BAND
@@ -918,7 +979,9 @@ local function unique_holder(key, now)
   return nil
 end
 
--- Release the job's unique key if it still holds it; when = "S", "F" or "*" (any).
+-- Release the job's unique key if it still holds it; when = "S", "F" or "*" (any). A key of
+-- another type holds no job (an enqueue naming it is refused): nothing to release, and the
+-- start or end that called this goes on whole, where a failed read would stop it halfway.
 local function release_unique(h, id, when)
   if h == nil or h.unique == "" then
     return
@@ -927,7 +990,8 @@ local function release_unique(h, id, when)
     return
   end
   local key = BASE .. "u:" .. string.sub(h.unique, 2)
-  if unique_holder(key) == id then
+  local v = redis.pcall("GET", key)
+  if type(v) == "string" and string.match(v, "^(%S+) %d+$") == id then
     redis.call("DEL", key)
   end
 end

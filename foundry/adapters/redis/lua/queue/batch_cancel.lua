@@ -22,12 +22,12 @@ end
 local checks = { unpack(EVERY_KEY) }
 checks[#checks + 1], checks[#checks + 2] = BASE .. "bm:" .. bid, "list"
 local wrong = misplaced(checks)
-  or limits_misplaced_of(redis.call("LRANGE", BASE .. "bm:" .. bid, 0, -1))
+local members = not wrong and redis.call("LRANGE", BASE .. "bm:" .. bid, 0, -1)
+wrong = wrong or misplaced(ending_checks({}, members, true)) or limits_misplaced_of(members)
 if wrong then
   return wrong
 end
 redis.call("HSET", bkey, "cx", "1", "r", reason)
-local members = redis.call("LRANGE", BASE .. "bm:" .. bid, 0, -1)
 local listed = {} -- members in the fifo, taken out in one pass
 -- Ready members a freed slot made ready (record, state before): their slots pass on once
 -- every member is cancelled, so none passes to a parked member about to be cancelled.

@@ -29,7 +29,8 @@ if st.l ~= "R" and st.l ~= "D" and st.l ~= "W" then
   return st.l
 end
 -- Checked before the first write (misplaced): a cancel may write any key.
-local wrong = misplaced(EVERY_KEY) or limits_misplaced({ value })
+local wrong = misplaced(ending_checks({ unpack(EVERY_KEY) }, { id }, true))
+  or limits_misplaced({ value })
 if wrong then
   return wrong
 end

@@ -55,8 +55,8 @@ local settling = #ended > 0
 if #ended > 0 then
   -- Checked before the first write (misplaced); the state hash was read above, and the
   -- ahead marks go first (a write refused first writes nothing). A job waiting for a
-  -- completed one may end at once, which writes any key.
-  local checks = settling and { unpack(EVERY_KEY) }
+  -- completed one may end at once, which writes any key, and so may its batch.
+  local checks = settling and ending_checks({ unpack(EVERY_KEY) }, ended, false)
     or { LEASES, "zset", DONE, "zset", META, "hash" }
   if #results > 0 then
     checks[#checks + 1], checks[#checks + 2] = RESULTS, "hash"

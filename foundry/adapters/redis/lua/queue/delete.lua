@@ -9,7 +9,8 @@
 -- has not seen), Q8 (a re-send gets the first reply)
 local now, id, only = now_ms(ARGV[1]), ARGV[2], ARGV[4]
 -- Checked before the first write (misplaced): forgetting a job writes any key.
-local wrong = misplaced(EVERY_KEY) or limits_misplaced({ redis.call("HGET", JOBS, id) })
+local wrong = misplaced(ending_checks({ unpack(EVERY_KEY) }, { id }, true))
+  or limits_misplaced({ redis.call("HGET", JOBS, id) })
 if wrong then
   return wrong
 end

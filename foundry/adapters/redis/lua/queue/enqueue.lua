@@ -158,6 +158,23 @@ else
   end
   stored = redis.call("HMGET", JOBS, unpack(ids))
 end
+-- Before the first write: whether each stored id is a completed or cancelled record past its
+-- time, which is forgotten (forget) and stored anew; forgetting writes any key, so they are
+-- all checked then (misplaced).
+local expired, done_checked, all_checked = {}, false, false
+for i = 1, n do
+  if stored[i] then
+    local wrong = not done_checked and misplaced({ DONE, "zset" })
+    done_checked = true
+    local expires = not wrong and redis.call("ZSCORE", DONE, ARGV[3 + (i - 1) * per])
+    expired[i] = expires and tonumber(expires) <= now
+    wrong = wrong or (expired[i] and not all_checked and misplaced(EVERY_KEY))
+    all_checked = all_checked or expired[i]
+    if wrong then
+      return wrong
+    end
+  end
+end
 if not meta[1] then
   redis.call("HSET", META, "epoch", epoch)
 end
@@ -182,8 +199,7 @@ for i = 0, n - 1 do
   if seen[id] then
     holder = 0
   elseif stored[i + 1] then
-    local expires = redis.call("ZSCORE", DONE, id)
-    if expires and tonumber(expires) <= now then
+    if expired[i + 1] then
       forget(id, now)
     else
       holder = 0

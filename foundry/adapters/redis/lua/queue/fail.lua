@@ -32,7 +32,7 @@ local stopped = stop_reason(id)
 -- Checked before the first write (misplaced): a retry writes these, an end any key.
 local wrong = misplaced(kind == "retry" and not stopped and { ERRORS, "hash", LEASES, "zset",
   META, "hash", BASE .. "ahead", "hash", READY, "zset", DELAYED, "zset", WAKE, "list" }
-  or EVERY_KEY) or limits_misplaced({ value })
+  or ending_checks({ unpack(EVERY_KEY) }, { id }, true)) or limits_misplaced({ value })
 if wrong then
   return wrong
 end

@@ -8,8 +8,20 @@ local now, what, batch = now_ms(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 if not batch or (what ~= "pending" and what ~= "dead") then
   return fail_arg("purge needs now, what, batch")
 end
--- Checked before the first write (misplaced): forgetting a job writes any key.
+-- Checked before the first write (misplaced): forgetting a job writes any key, and a
+-- pending one's keys (notify_settled, its batch): those of every pending job it may take.
 local wrong = misplaced(EVERY_KEY)
+if not wrong and what == "pending" then
+  local ids = redis.call("ZRANGE", READY, 0, batch - 1)
+  local listed = redis.call("LRANGE", FIFO, 0, n2s(batch * 2 - 1))
+  for i = 1, #listed, 2 do
+    ids[#ids + 1] = listed[i]
+  end
+  for _, id in ipairs(redis.call("ZRANGE", DELAYED, 0, batch - 1)) do
+    ids[#ids + 1] = id
+  end
+  wrong = misplaced(ending_checks({}, ids, true))
+end
 if wrong then
   return wrong
 end

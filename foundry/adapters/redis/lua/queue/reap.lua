@@ -20,7 +20,9 @@ end
 local expired = redis.call("ZRANGEBYSCORE", LEASES, "-inf", "(" .. n2s(now), "LIMIT", 0, batch)
 -- Checked before the first write (misplaced): a lapsed lease may end its job, which writes
 -- any key.
-local wrong = #expired > 0 and (misplaced(EVERY_KEY) or limits_misplaced_of(expired))
+local wrong = #expired > 0
+  and (misplaced(ending_checks({ unpack(EVERY_KEY) }, expired, true))
+    or limits_misplaced_of(expired))
 if wrong then
   return wrong
 end

@@ -23,7 +23,8 @@ local h = value and header(value)
 local stopped = stop_reason(id)
 -- Checked before the first write (misplaced): a release writes these, a cancel any key.
 local wrong = misplaced(not stopped and { LEASES, "zset", META, "hash", BASE .. "ahead", "hash",
-  READY, "zset", DELAYED, "zset", WAKE, "list" } or EVERY_KEY) or limits_misplaced({ value })
+  READY, "zset", DELAYED, "zset", WAKE, "list" }
+  or ending_checks({ unpack(EVERY_KEY) }, { id }, true)) or limits_misplaced({ value })
 if wrong then
   return wrong
 end

@@ -34,6 +34,38 @@ while i <= #ARGV do
   i = f.at + f.count * 8
 end
 
+-- Checked before the first write (misplaced): what storing the jobs and moving the schedules
+-- write after it (a firing's own schedule keys are read first, but after the writes of the
+-- firings before it) and the jobs' unique keys; every key when a job's id is an expired
+-- record's (forgotten first, as enqueue does).
+local ids, own = {}, { SDUE, "zset", SREC, "hash", DONE, "zset" }
+for _, f in ipairs(firings) do
+  for j = 0, f.count - 1 do
+    local b = f.at + j * 8
+    ids[#ids + 1] = ARGV[b + 1]
+    local key = string.match(ARGV[b + 7], "^%d+ [SF](.+)$")
+    if key then
+      own[#own + 1], own[#own + 2] = BASE .. "u:" .. key, "string"
+    end
+  end
+end
+local wrong = misplaced(own)
+local checks = { JOBS, "hash", STATE, "hash", READY, "zset", DELAYED, "zset", META, "hash",
+  WAKE, "list" }
+for i = 1, #ids, 1000 do
+  local scores = not wrong
+    and redis.call("ZMSCORE", DONE, unpack(ids, i, math.min(i + 999, #ids))) or {}
+  for _, expires in ipairs(scores) do
+    if expires and tonumber(expires) <= now then
+      checks = EVERY_KEY
+    end
+  end
+end
+wrong = wrong or misplaced(checks)
+if wrong then
+  return wrong
+end
+
 local meta = redis.call("HMGET", META, "epoch", "seq")
 if not meta[1] then
   redis.call("HSET", META, "epoch", ARGV[2])
