@@ -265,3 +265,18 @@ def test_a_worker_leaves_out_no_queue_of_its_own_for_another_queue_reap_found_br
     assert pool.sup._quarantine.broken(pool.now) == []
     assert "'b' is broken" not in caplog.text
     assert pool.running(0) == "c1"
+
+
+@pytest.mark.parametrize("act", ["pause", "resume"])
+def test_pause_and_resume_on_a_meta_of_the_wrong_type_name_the_queue_broken(
+    redis_url: str, act: str
+) -> None:
+    queue, prefix = _queue(redis_url)
+    redis.Redis.from_url(redis_url).set(f"{prefix}:{{b}}:meta", "x")
+
+    with pytest.raises(QueueBroken, match=r"\{b\}:meta is a string, not a hash") as raised:
+        getattr(queue, act)("b")
+    queue.pause("c")
+
+    assert raised.value.queue == "b"
+    assert queue.stats("c").paused

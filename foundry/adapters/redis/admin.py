@@ -214,15 +214,21 @@ class RedisAdmin:
 
     def pause(self, queue: str) -> None:
         """Claims skip the queue until ``resume``. Two commands: the registry lists the queue
-        first (so one paused before its first job is shown), then the pause."""
+        first (so one paused before its first job is shown), then the pause. A meta of the
+        wrong type is that queue's ``QueueBroken``."""
         with guard("pause"):
             call(self._client, "SADD", self._keys.registry, queue)
-            call(self._client, "HSET", self._keys.queue(queue).named("meta"), "paused", "1")
+            self._set_paused(queue, "1")
 
     def resume(self, queue: str) -> None:
         """Undo ``pause``."""
         with guard("resume"):
-            call(self._client, "HSET", self._keys.queue(queue).named("meta"), "paused", "0")
+            self._set_paused(queue, "0")
+
+    def _set_paused(self, queue: str, flag: str) -> None:
+        keys = self._keys.queue(queue)
+        with refusing(self._client, keys):
+            call(self._client, "HSET", keys.named("meta"), "paused", flag)
 
     def _repeat(self, keys: QueueKeys, name: str, what: str) -> int:
         """Call a counting function with ``what`` until a call does less than a batch."""
