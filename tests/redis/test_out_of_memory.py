@@ -55,6 +55,7 @@ def test_a_write_refused_for_memory_is_an_outage_naming_the_cause_and_the_fix(
             _raised(lambda: fx.queue.enqueue(Job("task", id="j1"))),
             _raised(lambda: fx.queue.claim(ClaimRequest(("default",), lease=LEASE))),
             _raised(lambda: fx.queue.pause("default")),
+            _raised(lambda: fx.queue.resume("default")),
             _raised(lambda: asyncio.run(enqueue_async())),
         ]
         stored = server.client().hlen(b"foundry:{default}:jobs")
@@ -102,3 +103,32 @@ def test_a_worker_waits_out_redis_out_of_memory_and_leaves_no_queue_out(
     assert pool.running(0) == "c0"
     assert record is not None
     assert record.state is JobState.ACTIVE
+
+
+def test_a_library_reload_refused_for_memory_is_the_outage_and_loses_no_lease(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """Redis lost the library (a restart without persistence, FUNCTION FLUSH) while out of
+    memory: the reload is refused like any write, so renew and complete report the outage
+    (and are sent again once memory is freed), never a broken queue nor a lost lease."""
+    server = redis_server_factory()
+    client = connect(RedisSettings(url=server.url, retries=1, backoff_base=timedelta(0)))
+    queue = RedisQueue(client, prefix=unique_prefix("oom"))  # type: ignore[arg-type]
+    queue.enqueue(Job("task", id="j0"))
+    [lease] = queue.claim(ClaimRequest(("default",), lease=LEASE))
+    server.client().function_flush()
+    _out_of_memory(server)
+
+    refusals = [
+        _raised(lambda: queue.renew([lease], LEASE)),
+        _raised(lambda: queue.complete_many([lease], [1])),
+        _raised(lambda: queue.complete(lease, 1)),
+    ]
+    server.client().config_set("maxmemory", "0")
+    [renewed] = queue.renew([lease], LEASE)
+
+    for refusal in refusals:
+        assert isinstance(refusal, foundry.QueueUnavailable), refusal
+        assert not isinstance(refusal, foundry.QueueBroken)
+        assert "Redis is out of memory" in str(refusal)
+    assert renewed is not None

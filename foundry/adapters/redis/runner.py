@@ -517,4 +517,10 @@ class FunctionRunner:
     def _load_on(self, conn: Any) -> None:
         # REPLACE: another process of this release may have loaded it since (same text).
         conn.send_command("FUNCTION", "LOAD", "REPLACE", self.library.text)
-        conn.read_response()
+        try:
+            conn.read_response()
+        except ResponseError as error:
+            # A master refusing writes for now (out of memory) refuses the load as any write:
+            # the outage, retried, never a reply of the queue's own.
+            _refused_for_now(conn, error)
+            raise
