@@ -13,6 +13,7 @@ from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.application.async_dispatcher import AsyncDispatcher
 from foundry.application.dispatcher import Dispatcher
+from foundry.domain import InvalidJob, Job
 from foundry.ports import AsyncBatchPort
 from tests.backends import QUEUE_BACKENDS, BatchQueue, FixtureLookup, unique_prefix
 from tests.batch_upgrade_support import (
@@ -72,3 +73,15 @@ def test_a_cancel_of_a_batch_stored_the_old_way_fires_finally_alone(
     old_queue: RedisQueue, clock: ManualClock
 ) -> None:
     check_a_cancel_ends_it(old_queue, clock)
+
+
+def test_the_first_reap_since_the_upgrade_protects_an_old_batchs_pending_callbacks(
+    old_queue: RedisQueue, clock: ManualClock
+) -> None:
+    old_queue.reap()
+
+    with pytest.raises(InvalidJob, match=r"'old.then' is the then callback of batch 'old'"):
+        old_queue.enqueue(Job("other", id="old.then", queue="album"))
+    with pytest.raises(InvalidJob, match=r"'old.finally' is the finally callback of batch 'old'"):
+        old_queue.enqueue_many([Job("other", id="old.finally", queue="album", priority=1)])
+    check_it_ended_and_every_view_answers(old_queue, clock)

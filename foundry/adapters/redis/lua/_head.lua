@@ -40,7 +40,10 @@
 --                          fence (the last fencing token a claim gave),   requeue_dead, cancel;
 --                          held (jobs holding a limit slot), rates       the client (paused)
 --                          ("1": the rate state of the release before
---                          lim:rate was adopted, see adopt_old_rates)
+--                          lim:rate was adopted, see adopt_old_rates),
+--                          cbofs ("1": the pending callbacks of the
+--                          release before's batches entered in cbof,
+--                          see adopt_old_callbacks)
 --   <base>wake     list    "1" hints that work arrived, at most 8         enqueue, fail, release,
 --                                                                         reap, requeue_dead;
 --                                                                         the client BLPOPs it
@@ -83,7 +86,7 @@
 --                          arguments (_queue.lua, Batches)                the end of a member
 --   <base>cbof     hash    callback id -> "<which> <batch id>" until it   batch, the batch's
 --                          fired or its batch ended (a pending callback's  callbacks (fired, or
---                          id, which batch refuses)                        its end)
+--                          id, which batch and enqueue refuse)             its end), reap (once)
 --   <base>bm:<id>  list    a batch's member ids                           batch
 --   <base>batches  zset    batch id by created ms                         batch (expiry drops)
 --   <base>batches:end zset ended batch id by the expiry of its record     the batch's end

@@ -1345,6 +1345,35 @@ local function batch_members_ended(bid, field, k, now)
   end
 end
 
+-- Batches stored by the release before cbof existed name their pending callbacks nowhere, so
+-- a job could take such a callback's id (the callback then lost at its batch's end). Their
+-- pending callbacks (of batches running, not fired yet) are entered in cbof once per queue,
+-- by the first reap since the upgrade (META's `cbofs` marks it done; reap reads it beside
+-- the epoch): HSETNX, so an entry kept stays. A batch record of another type is left out
+-- (its end fails as any call meeting it does). Returns the error reply of a cbof of another
+-- type, nothing written.
+local function adopt_old_callbacks()
+  local cbof = BASE .. "cbof"
+  local wrong = misplaced({ cbof, "hash" })
+  if wrong then
+    return wrong
+  end
+  for _, bid in ipairs(redis.call("ZRANGE", BASE .. "batches", 0, -1)) do
+    local v = redis.pcall("HMGET", BASE .. "b:" .. bid, "e", "fd", "then:id", "catch:id",
+      "finally:id")
+    if not v.err and not v[1] then
+      for k, which in ipairs({ "then", "catch", "finally" }) do
+        local id = v[k + 2]
+        if id and not string.find(v[2] or "", CALLBACK_LETTER[which], 1, true) then
+          redis.call("HSETNX", cbof, id, which .. " " .. bid)
+        end
+      end
+    end
+  end
+  redis.call("HSET", META, "cbofs", "1")
+  return nil
+end
+
 -- Forget an ended batch's record (its id is free again).
 local function forget_batch(bid)
   redis.call("DEL", BASE .. "b:" .. bid, BASE .. "bm:" .. bid)

@@ -26,6 +26,13 @@ local wrong = #expired > 0
 if wrong then
   return wrong
 end
+local marks = redis.call("HMGET", META, "epoch", "cbofs")
+if marks[1] and not marks[2] then -- the first reap since the upgrade (META exists)
+  wrong = adopt_old_callbacks()
+  if wrong then
+    return wrong
+  end
+end
 local trimmed, woken = 0, 0
 for _, id in ipairs(expired) do
   redis.call("ZREM", LEASES, id)
