@@ -107,7 +107,11 @@ def test_a_pool_runs_what_it_claimed_behind_a_completion_another_queue_refused(
     assert (a1.state, a1.attempts) == (JobState.ACTIVE, 1)
     assert [lease.job_id for lease in pool.began] == ["b1", "a1"]
     [(ended, outcome)] = pool.events.finished
-    assert (ended, outcome.kind) == ("b1", OutcomeKind.ABANDONED)
+    # Its end is written dead (a unique key of another type holds no job to release).
+    assert (ended, outcome.kind) == ("b1", OutcomeKind.DEAD)
+    b1 = queue.get("b1")
+    assert b1 is not None
+    assert b1.state is JobState.DEAD
     assert outcome.reason is not None
     assert outcome.reason.startswith(f"{UNWRITABLE}: QueueBroken: queue 'b' is broken")
     assert "b1" not in pool.sup._book
