@@ -71,6 +71,9 @@ if TYPE_CHECKING:
         QueuesBroken as QueuesBroken,
     )
     from foundry.domain.errors import (
+        QueuesUnlisted as QueuesUnlisted,
+    )
+    from foundry.domain.errors import (
         QueueUnavailable as QueueUnavailable,
     )
     from foundry.domain.errors import (
@@ -294,6 +297,7 @@ __all__ = [
     "Progress",
     "QueueBroken",
     "QueuesBroken",
+    "QueuesUnlisted",
     "QueueUnavailable",
     "WriteNotReplicated",
     "ResultTimeout",
@@ -338,6 +342,7 @@ _HOMES = {
     "PermanentFailure": "foundry.domain.errors",
     "QueueBroken": "foundry.domain.errors",
     "QueuesBroken": "foundry.domain.errors",
+    "QueuesUnlisted": "foundry.domain.errors",
     "QueueUnavailable": "foundry.domain.errors",
     "WriteNotReplicated": "foundry.domain.errors",
     "StaleEffect": "foundry.domain.errors",

@@ -125,6 +125,17 @@ class QueuesBroken(QueueBroken):
             self.args = ("; ".join(str(error) for error in self.broken),)
 
 
+class QueuesUnlisted(QueueUnavailable):
+    """The list of queues could not be read (its part of the backend is down), but the parts
+    that answered were searched for queues: ``found`` holds those, sorted; the queues whose
+    data lives only on the parts that did not answer are missing from it. The message names
+    what could not be reached."""
+
+    def __init__(self, message: str, found: Iterable[str]) -> None:
+        self.found = tuple(sorted(found))
+        super().__init__(message)
+
+
 class WriteNotReplicated(QueueUnavailable):
     """The master took a write but too few replicas acknowledged it in time
     (``REDIS_WAIT_REPLICAS``): not an outage, and the write may stand; it may be retried with the

@@ -189,7 +189,9 @@ class QueuePort(Protocol):
 
     def queues(self) -> list[str]:
         """Every queue that has ever held a job or been paused (so one paused ahead of its
-        first job is shown paused), sorted by name."""
+        first job is shown paused), sorted by name. Raises ``QueueUnavailable`` if the list
+        cannot be read; ``QueuesUnlisted`` (holding the queues found) where the backend could
+        search its parts that answered instead (a Redis Cluster with a master down)."""
         ...
 
     def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:

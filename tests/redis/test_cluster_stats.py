@@ -127,7 +127,7 @@ def test_with_the_list_of_queues_down_stats_shows_the_queues_the_live_workers_se
     assert [worker["id"] for worker in shown["workers"]] == ["h:1:ab"]
     assert "the list of queues could not be read" in said
     assert table.returncode == 3, table.stderr
-    assert "only the queues named with --queue, or else those the live workers serve" in (
+    assert "only the queues named with --queue, or else those found on the masters that" in (
         table.stdout
     )
     assert all(name in table.stdout for name in kept)
@@ -154,3 +154,27 @@ def test_with_the_workers_down_stats_shows_every_queue_and_says_the_workers_are_
     assert [rows[q]["ready"] for p, q in queues.items() if p != elsewhere.port] == [1, 1]
     assert shown["workers"] is None
     assert "the workers could not be read" in said
+
+
+def test_with_the_registry_and_workers_master_down_stats_finds_the_queues_on_the_others(
+    group: RedisClusterGroup,
+) -> None:
+    registries = group.owner(REGISTRY)
+    assert group.owner(WORKERS) is registries  # as a cluster made by redis-cli splits the slots
+    queues = _queue_per_master(group)
+    kept = sorted(q for port, q in queues.items() if port != registries.port)
+    prefix = _fill(group, list(queues.values()), [])
+    group.kill(registries)
+
+    code, shown, said = _stats(group, prefix)
+    table = foundry_cli("stats", env={"REDIS_URL": group.url(), "QUEUE_PREFIX": prefix})
+
+    assert code == 3, said
+    assert [(row["queue"], row["ready"]) for row in shown["queues"]] == [(q, 1) for q in kept]
+    assert f"127.0.0.1:{registries.port}" in shown["queues_unlisted"]
+    assert shown["workers"] is None
+    assert f"not searched: 127.0.0.1:{registries.port}" in said
+    assert table.returncode == 3, table.stderr
+    assert all(name in table.stdout for name in kept)
+    assert queues[registries.port] not in table.stdout
+    assert "found on the masters that answered" in table.stdout

@@ -162,6 +162,19 @@ def as_driver_error(error: BaseException) -> redis.RedisError:
     return redis.ConnectionError(message)
 
 
+def scan_masters(client: redis.Redis, match: str, kind: str) -> tuple[list[bytes], list[str]]:
+    """The keys of type ``kind`` matching ``match`` on each master of the cluster ``client``
+    that answers a SCAN, and each master that did not (its address and error)."""
+    found: list[bytes] = []
+    unreached: list[str] = []
+    for node in cast(RedisCluster, client).get_primaries():  # type: ignore[no-untyped-call]
+        try:
+            found += node.redis_connection.scan_iter(match=match, count=1000, _type=kind)
+        except redis.RedisError as error:
+            unreached.append(f"{node.name} ({error})")
+    return found, unreached
+
+
 def is_cluster(client: object) -> bool:
     """Whether ``client`` is a Redis Cluster client (sync or asyncio: none can exist before
     redis-py's asyncio cluster module is imported, which is left to those that use it)."""

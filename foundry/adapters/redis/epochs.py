@@ -13,9 +13,11 @@ import secrets
 import redis
 
 from foundry.adapters.redis.clock import QueueClock
-from foundry.adapters.redis.errors import guard
+from foundry.adapters.redis.cluster import is_cluster, scan_masters
+from foundry.adapters.redis.errors import guard, translated
 from foundry.adapters.redis.keys import KeyLayout
 from foundry.adapters.redis.runner import call
+from foundry.domain import InvalidQueueName, QueuesUnlisted, QueueUnavailable, validate_queue_name
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,37 @@ class Epochs(EpochWatch):
 
 def registered_queues(client: redis.Redis, keys: KeyLayout) -> list[str]:
     """Every queue that has held a job or been paused, sorted (the registry set; no KEYS,
-    no SCAN)."""
+    no SCAN). On Redis Cluster, if the registry's master cannot be reached: ``QueuesUnlisted``
+    with the queues a SCAN of the other masters finds (each queue's ``meta`` hash)."""
     with guard("queues"):
-        names = call(client, "SMEMBERS", keys.registry)
+        try:
+            names = call(client, "SMEMBERS", keys.registry)
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            if not is_cluster(client):
+                raise
+            raise _searched(client, keys, translated("queues", error)) from error
     return sorted(name.decode() for name in names)
+
+
+def _searched(client: redis.Redis, keys: KeyLayout, error: Exception) -> Exception:
+    """``QueuesUnlisted``: ``error`` (the registry unread), and the queues found on the
+    cluster's masters that answer a SCAN, naming those that did not."""
+    if not isinstance(error, QueueUnavailable):
+        return error  # a refused login: no search answers
+    start, end = f"{keys.prefix}:{{", "}:meta"
+    found, unreached = scan_masters(client, f"{start}*{end}", "hash")
+    names = [name for key in found if _is_queue(name := key.decode()[len(start) : -len(end)])]
+    missing = f"; not searched: {', '.join(unreached)}, whose queues are missing"
+    return QueuesUnlisted(
+        f"{error}; the masters that answered were searched instead: {len(set(names))} "
+        f"queue(s) found{missing if unreached else ''}",
+        set(names),
+    )
+
+
+def _is_queue(name: str) -> bool:
+    try:
+        validate_queue_name(name)
+    except InvalidQueueName:
+        return False
+    return True

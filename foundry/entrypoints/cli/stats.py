@@ -11,7 +11,13 @@ import attrs
 import click
 from rich.table import Table
 
-from foundry.domain import JobState, QueueBroken, QueueUnavailable, validate_queue_name
+from foundry.domain import (
+    JobState,
+    QueueBroken,
+    QueuesUnlisted,
+    QueueUnavailable,
+    validate_queue_name,
+)
 from foundry.entrypoints.cli import common
 from foundry.entrypoints.overview import Overview, QueueUnreachable, read_each_queue, read_queues
 from foundry.ports import JobRecord, QueuePort, QueueStats, WorkerInfo
@@ -102,7 +108,8 @@ def stats(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
 
     A queue whose part of the backend is down (a Redis Cluster master) is marked unreachable,
     the others shown, and the command exits 3 after them. If the list of queues cannot be
-    read, the queues named with --queue (or else those the live workers serve) are shown."""
+    read, the queues named with --queue are shown, or else those found on the masters that
+    answered and those the live workers serve."""
     common.note_private_queue(ctx)
     port = common.queue(ctx)
     chosen, unlisted = _queues_to_read(ctx, port, names)
@@ -132,14 +139,16 @@ def _queues_to_read(
 ) -> tuple[list[str], _Unlisted | None]:
     """The queues named (each checked against the list of queues), or every queue listed.
     If the list cannot be read (its Redis Cluster master down): the queues named, or else
-    those the live workers serve, and why; neither to be had, the backend's error."""
+    those found on the parts of the backend that answered and those the live workers serve,
+    and why; none to be had, the backend's error."""
     try:
         return [common.note_unknown_queue(ctx, name) for name in names] or port.queues(), None
     except QueueBroken:
         raise
     except QueueUnavailable as error:
         workers = _live_workers(ctx)
-        served = sorted({queue for info in workers[0] or () for queue in info.queues})
+        found = error.found if isinstance(error, QueuesUnlisted) else ()
+        served = sorted({*found, *(queue for info in workers[0] or () for queue in info.queues)})
         if not names and not served:
             raise
         chosen = [validate_queue_name(name) for name in names] or served
@@ -212,7 +221,8 @@ def _print_tables(
     if unlisted is not None:
         out.print(
             "the list of queues could not be read (see the error below): only the queues "
-            "named with --queue, or else those the live workers serve, are shown"
+            "named with --queue, or else those found on the masters that answered and those "
+            "the live workers serve, are shown"
         )
     if rows:
         out.print(queue_table(rows, ages))
