@@ -6,7 +6,7 @@ fault: an outage."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,37 +35,49 @@ _NAMED_FROM_BASE = {
     "batches:end": "zset",
 }
 KEY_TYPES = {**dict(zip(QUEUE_KEY_NAMES, _TYPES, strict=True)), **_NAMED_FROM_BASE}
+#: ``KEY_TYPES`` and the queue's schedule keys (``schedules.py``), checked when a schedule
+#: function's reply is an error.
+WITH_SCHEDULES = {**KEY_TYPES, "sched:due": "zset", "sched:rec": "hash"}
 
 
-def checked_keys(keys: QueueKeys) -> list[str]:
-    """The keys whose type ``wrong_types`` checks, in its order."""
-    return [keys.named(name) for name in KEY_TYPES]
+def checked_keys(keys: QueueKeys, types: Mapping[str, str] = KEY_TYPES) -> list[str]:
+    """The keys whose type ``wrong_types`` checks, in its order: those ``types`` names (by
+    their name after the queue's base)."""
+    return [keys.named(name) for name in types]
 
 
-def misplaced(client: redis.Redis, keys: QueueKeys) -> list[str]:
-    """The queue's keys that hold another type than Foundry's (one round trip)."""
+def misplaced(
+    client: redis.Redis, keys: QueueKeys, types: Mapping[str, str] = KEY_TYPES
+) -> list[str]:
+    """The queue's keys that hold another type than ``types`` says (one round trip)."""
     pipe = client.pipeline(transaction=False)
-    for key in checked_keys(keys):
+    for key in checked_keys(keys, types):
         pipe.type(key)
-    return wrong_types(keys, pipe.execute())
+    return wrong_types(keys, pipe.execute(), types)
 
 
-def wrong_types(keys: QueueKeys, types: list[Any]) -> list[str]:
-    """What is wrong, given the ``TYPE`` replies of ``checked_keys(keys)`` in order."""
+def wrong_types(
+    keys: QueueKeys, replies: list[Any], types: Mapping[str, str] = KEY_TYPES
+) -> list[str]:
+    """What is wrong, given the ``TYPE`` replies of ``checked_keys(keys, types)`` in order."""
     found = []
-    for name, key, reply in zip(KEY_TYPES, checked_keys(keys), types, strict=True):
+    for key, wanted, reply in zip(checked_keys(keys, types), types.values(), replies, strict=True):
         kind = reply.decode() if isinstance(reply, bytes) else str(reply)
-        if kind not in ("none", KEY_TYPES[name]):
-            found.append(f"{key} is a {kind}, not a {KEY_TYPES[name]}")
+        if kind not in ("none", wanted):
+            found.append(f"{key} is a {kind}, not a {wanted}")
     return found
 
 
 def broken(
-    client: redis.Redis, keys: QueueKeys, error: redis.ResponseError
+    client: redis.Redis,
+    keys: QueueKeys,
+    error: redis.ResponseError,
+    types: Mapping[str, str] = KEY_TYPES,
 ) -> QueueUnavailable | ConfigurationError:
-    """Our error for an error reply met working on ``keys``' queue, naming the wrong keys."""
+    """Our error for an error reply met working on ``keys``' queue, naming its keys whose type
+    is not the one ``types`` gives."""
     try:
-        wrong = misplaced(client, keys)
+        wrong = misplaced(client, keys, types)
     except redis.RedisError:
         wrong = []
     return queue_broken(keys, wrong, error)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import redis
 
-from foundry.adapters.redis.broken import checked_keys, queue_broken, wrong_types
+from foundry.adapters.redis.broken import WITH_SCHEDULES, broken
 from foundry.adapters.redis.clock import QueueClock
 from foundry.adapters.redis.epochs import Epochs
 from foundry.adapters.redis.errors import guard
@@ -46,9 +46,6 @@ if TYPE_CHECKING:
     )
 
 _Call = tuple[str, Sequence[str], Sequence[Arg]]
-
-#: The Redis type of each schedule key of a queue (beside the queue's own, ``broken.py``).
-SCHEDULE_KEY_TYPES = {"sched:due": "zset", "sched:rec": "hash"}
 
 
 class RedisSchedules:
@@ -102,24 +99,7 @@ class RedisSchedules:
     ) -> QueueUnavailable | ConfigurationError:
         """Our error for ``queue``'s error reply, naming its keys of the wrong type, the
         schedule keys among them (one round trip)."""
-        keys = self._keys.queue(queue)
-        checked = checked_keys(keys)
-        own = [keys.named(name) for name in SCHEDULE_KEY_TYPES]
-        pipe = self._client.pipeline(transaction=False)
-        for key in (*checked, *own):
-            pipe.type(key)
-        try:
-            types = pipe.execute()
-        except redis.RedisError:
-            return queue_broken(keys, [], reply)
-        wrong = wrong_types(keys, types[: len(checked)])
-        for kind, key, reply_type in zip(
-            SCHEDULE_KEY_TYPES.values(), own, types[len(checked) :], strict=True
-        ):
-            found = reply_type.decode() if isinstance(reply_type, bytes) else str(reply_type)
-            if found not in ("none", kind):
-                wrong.append(f"{key} is a {found}, not a {kind}")
-        return queue_broken(keys, wrong, reply)
+        return broken(self._client, self._keys.queue(queue), reply, WITH_SCHEDULES)
 
     def sync_schedules(self, entries: Sequence[ScheduleEntry], *, redefine: bool) -> None:
         """Know every declared schedule: one call per queue, pipelined."""
