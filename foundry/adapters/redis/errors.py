@@ -16,6 +16,7 @@ from redis.exceptions import AskError, MovedError
 from redis.sentinel import MasterNotFoundError
 
 from foundry.adapters.redis.durability import ReplicasBehind, WritesRefused, out_of_memory
+from foundry.adapters.redis.tls import refused_by_server
 from foundry.domain import (
     CacheError,
     CacheUnavailable,
@@ -34,6 +35,11 @@ _REFUSALS = {
     "the server's certificate with rediss://host:6379/0?ssl_ca_certs=/path/to/ca.pem",
     "sentinel": "{where}: {error}",
     "no tls": "{error}",
+    "tls refused": "{error}",
+    "tls alert": "{where} refused this client over TLS ({error}): if it asks for a client "
+    "certificate (tls-auth-clients), pass one its CA signed with ssl_certfile=/path/client.pem"
+    "&ssl_keyfile=/path/client.key in the rediss:// URL; else allow TLSv1.2 or TLSv1.3 on it "
+    "(tls-protocols)",
     "db": "the database number for {where} is one the server does not have ({error}): use a "
     "number below its `databases` setting (16 by default), in REDIS_URL or REDIS_DB",
     "cluster": "{where} is not a Redis Cluster ({error}): use redis://host:6379/0 for a single "
@@ -53,11 +59,12 @@ class SentinelRefused(MasterNotFoundError):
 
 def refusal(error: BaseException) -> str | None:
     """``"auth"``, ``"tls"``, ``"sentinel"``, ``"db"``, ``"cluster"``, ``"cluster node"``,
-    ``"unknown command"`` or ``"no tls"`` for a connection no retry can fix (a refused
-    password, a certificate that does not verify, a master no sentinel knows, a database number
-    past the server's, a cluster URL naming a server not in cluster mode, a plain URL naming a
-    cluster's node or a server that is no Redis 7 data server, a TLS URL naming a port without
-    TLS), ``None`` for anything else (an outage may pass)."""
+    ``"unknown command"``, ``"no tls"``, ``"tls refused"`` or ``"tls alert"`` for a connection
+    no retry can fix (a refused password, a certificate that does not verify, a master no
+    sentinel knows, a database number past the server's, a cluster URL naming a server not in
+    cluster mode, a plain URL naming a cluster's node or a server that is no Redis 7 data
+    server, a TLS URL naming a port without TLS, a TLS server refusing this client), ``None``
+    for anything else (an outage may pass)."""
     if isinstance(error, SentinelRefused):
         return "sentinel"
     text = str(error)
@@ -68,10 +75,16 @@ def refusal(error: BaseException) -> str | None:
     kind = next((kind for kind, said in _SAID.items() if said(text)), None)
     if kind is not None:
         return kind
+    return _tls_refusal(error, text)
+
+
+def _tls_refusal(error: BaseException, text: str) -> str | None:
+    """``"tls"`` for a certificate that does not verify, ``"tls alert"`` for a TLS server's
+    refusal read after the handshake (the connection did not say it), else ``None``."""
     cause = error.__cause__ or error.__context__
     if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
         return "tls"
-    return None
+    return "tls alert" if refused_by_server(error) else None
 
 
 #: The refusals told by their text alone, by kind.
@@ -80,6 +93,7 @@ _SAID: dict[str, Callable[[str], bool]] = {
     "cluster": lambda text: "Cluster mode is not enabled" in text,
     "unknown command": lambda text: text.startswith("unknown command"),
     "no tls": lambda text: "the server did not speak TLS on" in text,  # tls.not_spoken
+    "tls refused": lambda text: "refused the TLS handshake" in text,  # tls.refused_tls
 }
 
 

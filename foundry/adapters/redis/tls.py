@@ -6,10 +6,14 @@ When a handshake fails (no answer in time, or a reply that is not TLS), the addr
 a plain ``PING`` on a connection of its own: a Redis answer (``+PONG``, ``-NOAUTH``...) means
 the server does not speak TLS there, ``TlsNotSpoken``, a configuration error no retry fixes;
 anything else (no answer: a server paused, a network down) leaves ``TlsHandshakeFailed``, an
-outage retried as any other. A certificate that does not verify is left as it is (a refusal
-of its own). Every TLS connection Foundry opens is checked so: to one server, to a
-Sentinel-managed master and to the sentinels, to a cluster's nodes, sync and asyncio (the
-asyncio classes are in ``async_tls``: a sync worker never imports redis-py's asyncio client).
+outage retried as any other. A TLS alert saying the server refuses this client (it asks for
+a client certificate, or allows no TLS version or cipher the client does) is ``TlsRefused``,
+said at once with the fix, without the ``PING``; TLS 1.3 sends a missing certificate's alert
+after the handshake, read by the connection's first commands. A certificate that does not
+verify is left as it is (a refusal of its own). Every TLS connection Foundry opens is checked
+so: to one server, to a Sentinel-managed master and to the sentinels, to a cluster's nodes,
+sync and asyncio (the asyncio classes are in ``async_tls``: a sync worker never imports
+redis-py's asyncio client).
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ PLAIN_REPLY = (b"+", b"-")
 PROBE_S = 2.0
 #: ``not_spoken``'s text, found again in an error that carries it (a sentinel's answers).
 _NOT_SPOKEN = re.compile(r"TLS handshake with (\S+):(\d+) failed: the server did not speak TLS")
+
+
+class TlsRefused(redis.ConnectionError):
+    """The server speaks TLS but refused this client: it asks for a client certificate, or
+    allows no TLS version or cipher the client does (a configuration error, raised at once)."""
 
 
 class TlsHandshakeFailed(redis.ConnectionError):
@@ -55,6 +64,65 @@ def not_spoken_in(text: str) -> TlsNotSpoken | None:
     """The ``TlsNotSpoken`` that ``text`` (an error's, holding others') tells of, if any."""
     found = _NOT_SPOKEN.search(text)
     return None if found is None else TlsNotSpoken(not_spoken(found[1], int(found[2])))
+
+
+#: The endings of the TLS alerts and errors that say the server speaks TLS and refuses this
+#: client, and what each says to fix: a client certificate, the TLS versions, either.
+_REFUSALS = {
+    "CERTIFICATE_REQUIRED": "certificate",
+    "PROTOCOL_VERSION": "versions",
+    "UNSUPPORTED_PROTOCOL": "versions",
+    "NO_PROTOCOLS_AVAILABLE": "versions",
+    "HANDSHAKE_FAILURE": "either",
+    "NO_SHARED_CIPHER": "either",
+    "INSUFFICIENT_SECURITY": "either",
+    "ACCESS_DENIED": "either",
+}
+_CERT_FIX = (
+    "pass one its CA signed with ssl_certfile=/path/client.pem&ssl_keyfile=/path/client.key "
+    "in the rediss:// URL"
+)
+_VERSION_FIX = (
+    "allow TLSv1.2 or TLSv1.3 and their usual ciphers on the server (tls-protocols, "
+    "tls-ciphers, tls-ciphersuites)"
+)
+_FIXES = {
+    "certificate": f"the server asks for a client certificate (tls-auth-clients): {_CERT_FIX}",
+    "versions": f"the server allows no TLS version the client does: {_VERSION_FIX}",
+    "either": f"if it asks for a client certificate (tls-auth-clients), {_CERT_FIX}; else "
+    f"{_VERSION_FIX}",
+}
+
+
+def _refusal(error: BaseException | None) -> tuple[ssl.SSLError, str] | None:
+    """The TLS error in ``error``'s chain that says the server refused this client, and
+    which fix it needs; ``None`` if there is none."""
+    while error is not None:
+        if isinstance(error, ssl.SSLError):
+            reason = str(error.reason or "")
+            fix = next((fix for end, fix in _REFUSALS.items() if reason.endswith(end)), None)
+            if fix is not None:
+                return error, fix
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def refused_by_server(error: BaseException | None) -> bool:
+    """Whether ``error`` (a TLS error, or one it caused) says the server refused this client:
+    no retry changes that."""
+    return _refusal(error) is not None
+
+
+def refused_tls(host: str, port: int, error: BaseException) -> TlsRefused | None:
+    """``TlsRefused`` naming the server's refusal and the fix, if ``error`` says the server
+    refused this client; else ``None``."""
+    found = _refusal(error)
+    if found is None:
+        return None
+    alert, fix = found
+    return TlsRefused(
+        f"TLS server {host}:{port} refused the TLS handshake ({alert.reason}): {_FIXES[fix]}"
+    )
 
 
 def handshake_failure(host: str, port: int, error: BaseException) -> str:
@@ -99,8 +167,22 @@ class Checked:
         except ssl.SSLCertVerificationError:
             raise
         except (TimeoutError, ssl.SSLError) as error:
+            refusal = refused_tls(self.host, self.port, error)
+            if refusal is not None:
+                raise refusal from error
             plain = answers_without_tls(self.host, self.port, self.socket_connect_timeout)
             raise failed(self.host, self.port, error, plain) from error
+
+    def on_connect_check_health(self, check_health: bool = True) -> None:
+        """redis-py's first commands; a refusal the server sent after the handshake (TLS
+        1.3 asks for a client certificate so) read as ``TlsRefused``."""
+        try:
+            super().on_connect_check_health(check_health)  # type: ignore[misc]
+        except redis.ConnectionError as error:
+            refusal = refused_tls(self.host, self.port, error)
+            if refusal is None:
+                raise
+            raise refusal from error
 
 
 class TlsConnection(Checked, redis.SSLConnection):
