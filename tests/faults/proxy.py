@@ -39,6 +39,8 @@ class FaultProxy:
         self.dropped_bytes = 0
         self.resets = 0
         self.accepted = 0
+        #: Every byte the clients sent through (to count the commands they sent).
+        self.requests = bytearray()
         self._generation = 0
         self._stopping = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -125,6 +127,9 @@ class FaultProxy:
         if reply and self.drop_replies:
             self.dropped_bytes += len(data)
             return
+        if not reply:
+            with self._lock:
+                self.requests += data
         destination.sendall(data)
 
 

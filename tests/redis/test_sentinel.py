@@ -284,3 +284,21 @@ def test_check_warns_when_no_replica_is_left_to_promote_or_to_wait_for() -> None
     assert report.topology == "Sentinel master 'foundry-test' (3 sentinels): master, 0 replicas"
     assert any(w.startswith("no replica is connected to the master") for w in report.warnings)
     assert any("REDIS_WAIT_REPLICAS=1 but the master has 0" in w for w in report.warnings)
+
+
+
+
+def test_a_new_connection_asks_the_first_sentinel_where_the_master_is_once(
+    redis_sentinel: SentinelGroup,
+) -> None:
+    proxies = [FaultProxy(sentinel.port).start() for sentinel in redis_sentinel.sentinels]
+    hosts = ",".join(f"127.0.0.1:{proxy.port}" for proxy in proxies)
+    try:
+        with foundry.connect(f"redis+sentinel://{hosts}/foundry-test/0") as fx:
+            fx.queue.queues()  # one command, on one connection the client's pool opens
+    finally:
+        for proxy in proxies:
+            proxy.close()
+
+    # redis-py asks a sentinel SENTINEL MASTERS; the first one answers, the others are not asked
+    assert [bytes(proxy.requests).upper().count(b"MASTERS") for proxy in proxies] == [1, 0, 0]
