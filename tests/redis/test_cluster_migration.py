@@ -2,7 +2,8 @@
 ``MIGRATE``, ``SETSLOT NODE``, as ``redis-cli --cluster reshard`` does) while jobs are
 enqueued, claimed and completed: calls answered ``TRYAGAIN``/``ASK`` mid-migration wait for it
 to end, calls sent on a stale slot map (``MOVED``) follow the slot, those answered so in a
-batch across queues are sent again alone, and no job is lost or run twice."""
+batch across queues are sent again alone, and no job is lost or run twice; a call on a slot
+left migrating waits `MAX_REDIRECTS` times, then fails."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from redis.crc import key_slot
 
 import foundry
 from foundry import Job
-from foundry.domain import JobState
+from foundry.adapters.redis.cluster_runner import MAX_REDIRECTS
+from foundry.domain import JobState, QueueUnavailable
 from foundry.ports import ClaimRequest, Enqueued, Lease
 from tests.redis_server import RedisServer
 from tests.redis_topologies import RedisClusterGroup
@@ -238,3 +240,32 @@ def test_asyncio_calls_wait_out_a_migration_longer_than_redis_py_waits(
 
     assert outcomes == [Enqueued(job.id) for job in jobs]
     assert foundry.connect(cluster.url()).queue.stats(moving).ready == len(jobs)
+
+
+def _tryagain(node: RedisServer) -> int:
+    """How many ``TRYAGAIN`` replies ``node`` has sent (each one a pause of the call)."""
+    with node.client() as client:
+        errors = client.info("errorstats")
+    return int(errors.get("errorstat_TRYAGAIN", {}).get("count", 0))
+
+
+@pytest.mark.parametrize("moved", [0, 100], ids=["its keys not moved", "its keys moved"])
+def test_a_call_on_a_slot_left_migrating_waits_16_times_then_fails(
+    cluster: RedisClusterGroup, moved: int
+) -> None:
+    # Keys not moved: the source answers TRYAGAIN. Moved: it answers ASK, and the importing
+    # master TRYAGAIN (a queue function's key that never exists is missing there).
+    first, second, _ = cluster.nodes
+    stuck = _queue_on(cluster, first, set())
+    slot = key_slot(stuck.encode())
+    fx = foundry.connect(cluster.url())
+    fx.queue.enqueue(Job("t", queue=stuck))
+    source = _start_migrating(cluster, slot, second)
+    _move_keys(source, second, slot, moved)
+    before = _tryagain(source) + _tryagain(second)
+
+    with pytest.raises(QueueUnavailable) as unavailable:
+        fx.queue.enqueue(Job("t", queue=stuck))
+
+    assert _tryagain(source) + _tryagain(second) - before == MAX_REDIRECTS
+    assert f"slot {slot} kept moving" in str(unavailable.value)

@@ -286,8 +286,6 @@ def test_check_warns_when_no_replica_is_left_to_promote_or_to_wait_for() -> None
     assert any("REDIS_WAIT_REPLICAS=1 but the master has 0" in w for w in report.warnings)
 
 
-
-
 def test_a_new_connection_asks_the_first_sentinel_where_the_master_is_once(
     redis_sentinel: SentinelGroup,
 ) -> None:

@@ -58,7 +58,9 @@ if TYPE_CHECKING:
 
     from foundry.adapters.redis.async_runner import AsyncFunctionRunner
 
-#: How many redirections (or waits for a migration) one call follows before it gives up.
+#: How many times one call waits for a migration (``TRYAGAIN``) or a cluster that is down
+#: before it gives up (about 5.6 s in all: ``pause_s``); it follows twice as many ``MOVED`` and
+#: ``ASK`` redirections, which send it on at once.
 MAX_REDIRECTS = 16
 #: How long to wait before sending again a call that met a migration under way (TRYAGAIN) or a
 #: cluster that is down; doubled each time, at most ``_PAUSE_CAP_S``.
@@ -74,6 +76,17 @@ def pause_s(attempt: int) -> float:
 
 #: The replies that say a call did not run and may go again (see the module docstring).
 REDIRECTS = (MovedError, AskError, TryAgainError, ClusterDownError)
+
+
+class SlotKeptMoving(redis.ConnectionError):
+    """A call waited ``MAX_REDIRECTS`` times for its slot's migration (or its redirections ran
+    out): an outage, but not sent again under the cluster client's retry policy, which would
+    wait as long again each time."""
+
+
+def _outage(error: Exception) -> bool:
+    """Whether the cluster client's retry policy sends a call that failed so again."""
+    return not isinstance(error, SlotKeptMoving)
 
 
 def function_runner(client: redis.Redis, durability: Durability | None = None) -> FunctionRunner:
@@ -142,26 +155,36 @@ class ClusterFunctionRunner(FunctionRunner):
     def _through_outages(self, send: Callable[[], Any]) -> Any:
         """``send()``, sent again under the cluster client's retry policy while a master
         cannot be reached (each failed try has read the slot map again)."""
-        return self.cluster.retry.call_with_retry(send, _nothing)
+        return self.cluster.retry.call_with_retry(send, _nothing, is_retryable=_outage)
 
     def _call(
         self, name: str, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
     ) -> Any:
         slot = slot_of(keys)
         asked: ClusterNode | None = None
-        for attempt in range(MAX_REDIRECTS):
+        waits = moves = 0
+        while waits < MAX_REDIRECTS and moves < 2 * MAX_REDIRECTS:
             runner = self._runner(slot) if asked is None else self._node_runner(asked)
             try:
                 if asked is not None:
                     return runner.call_many([(name, keys, args)], first=["ASKING"])[0]
                 return runner.call(name, keys, args, resend=resend)
             except REDIRECTS as error:
-                asked = self._follow(error, slot, attempt)
+                moved = isinstance(error, MovedError)
+                asked = self._follow(error, slot, waits)
+                if moved or asked is not None:
+                    moves += 1  # sent on at once
+                else:
+                    waits += 1
             except (redis.ConnectionError, redis.TimeoutError):
                 if not (resend and self._moved_away(slot, runner)):
                     raise
                 asked = None
-        raise redis.ConnectionError(f"slot {slot} kept moving after {MAX_REDIRECTS} redirections")
+        raise SlotKeptMoving(
+            f"slot {slot} kept moving: the call waited {waits} times for its migration and "
+            f"was redirected {moves} times; a resharding that stopped half way is finished "
+            "with redis-cli --cluster fix <host:port>"
+        )
 
     def call_many(
         self, calls: Sequence[Call], *, first: Sequence[Arg] = (), errors_in_place: bool = False
