@@ -15,6 +15,7 @@ from redis.crc import key_slot
 import foundry
 from foundry.adapters.redis.connection import RedisSettings, connect
 from foundry.adapters.redis.queue import RedisQueue
+from foundry.domain import QueuesUnlisted, QueueUnavailable
 from foundry.ports import WorkerInfo
 from tests.backends import unique_prefix
 from tests.redis.test_connection_refusals import foundry_cli
@@ -178,3 +179,28 @@ def test_with_the_registry_and_workers_master_down_stats_finds_the_queues_on_the
     assert all(name in table.stdout for name in kept)
     assert queues[registries.port] not in table.stdout
     assert "found on the masters that answered" in table.stdout
+
+
+def _scans(nodes: list[RedisServer]) -> int:
+    total = 0
+    for node in nodes:
+        with node.client() as probe:
+            total += int(probe.info("commandstats").get("cmdstat_scan", {}).get("calls", 0))
+    return total
+
+
+def test_a_reap_with_the_registry_master_down_is_an_outage_without_a_scan_for_queues(
+    group: RedisClusterGroup,
+) -> None:
+    registries = group.owner(REGISTRY)
+    others = [node for node in group.nodes if node is not registries]
+    prefix = _fill(group, list(_queue_per_master(group).values()), [])
+    queue = RedisQueue(connect(RedisSettings(url=group.url())), prefix=prefix)
+    group.kill(registries)
+    before = _scans(others)
+
+    with pytest.raises(QueueUnavailable) as unavailable:
+        queue.reap()
+
+    assert not isinstance(unavailable.value, QueuesUnlisted)
+    assert _scans(others) == before

@@ -108,10 +108,11 @@ class RedisAdmin:
             waiting=waiting,
         )
 
-    def queues(self) -> list[str]:
+    def queues(self, *, search: bool = True) -> list[str]:
         """Every queue that has held a job or been paused (a registry set; no KEYS, no
-        SCAN)."""
-        return registered_queues(self._client, self._keys)
+        SCAN; on a cluster whose registry master is down, a SCAN of the others if
+        ``search``: ``registered_queues``)."""
+        return registered_queues(self._client, self._keys, search=search)
 
     def stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
         """The server's time, then one MULTI/EXEC block of plain reads for every queue, no

@@ -96,15 +96,16 @@ class Epochs(EpochWatch):
             self.registered(queue)
 
 
-def registered_queues(client: redis.Redis, keys: KeyLayout) -> list[str]:
+def registered_queues(client: redis.Redis, keys: KeyLayout, *, search: bool = True) -> list[str]:
     """Every queue that has held a job or been paused, sorted (the registry set; no KEYS,
-    no SCAN). On Redis Cluster, if the registry's master cannot be reached: ``QueuesUnlisted``
-    with the queues a SCAN of the other masters finds (each queue's ``meta`` hash)."""
+    no SCAN). On Redis Cluster, if the registry's master cannot be reached and ``search``:
+    ``QueuesUnlisted`` with the queues a SCAN of the other masters finds (each queue's
+    ``meta`` hash; a sweep of their every key, for those who show the queues)."""
     with guard("queues"):
         try:
             names = call(client, "SMEMBERS", keys.registry)
         except (redis.ConnectionError, redis.TimeoutError) as error:
-            if not is_cluster(client):
+            if not (search and is_cluster(client)):
                 raise
             raise _searched(client, keys, translated("queues", error)) from error
     return sorted(name.decode() for name in names)

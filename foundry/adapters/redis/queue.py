@@ -254,8 +254,9 @@ class RedisQueue:
         self._writes.release(lease, delay)
 
     def reap(self) -> int:
-        """Every known queue, in one write per batch of 1,000 expired leases."""
-        return self._writes.reap(self.queues())
+        """Every known queue, in one write per batch of 1,000 expired leases (the registry
+        read alone: no SCAN for queues while its cluster master is down)."""
+        return self._writes.reap(self._admin.queues(search=False))
 
     # -- inspection and admin -------------------------------------------------------------------
 
