@@ -147,6 +147,9 @@ if TYPE_CHECKING:
         QueuesBroken as QueuesBroken,
     )
     from foundry.domain import (
+        QueuesUnlisted as QueuesUnlisted,
+    )
+    from foundry.domain import (
         QueueUnavailable as QueueUnavailable,
     )
     from foundry.domain import (
@@ -288,6 +291,7 @@ __all__ = [
     "QueueStats",
     "QueueBroken",
     "QueuesBroken",
+    "QueuesUnlisted",
     "QueueUnavailable",
     "WriteNotReplicated",
     "ResultTimeout",
@@ -382,6 +386,7 @@ _HOMES = {
     "Progress": "foundry.domain",
     "QueueBroken": "foundry.domain",
     "QueuesBroken": "foundry.domain",
+    "QueuesUnlisted": "foundry.domain",
     "QueueUnavailable": "foundry.domain",
     "WriteNotReplicated": "foundry.domain",
     "ResultTimeout": "foundry.domain",
