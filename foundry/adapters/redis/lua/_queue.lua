@@ -1286,6 +1286,22 @@ local function callback_settled(bid, which, id)
   end
 end
 
+-- The first of `ids` that a batch names as its pending callback (<base>cbof): the refusal
+-- {"!c", id, "<which> <batch id>"}, else nil. One HMGET per 1,000 ids; callers ask only
+-- while cbof is not empty (one HLEN).
+local function pending_callback_among(ids)
+  for first = 1, #ids, 1000 do
+    local last = math.min(first + 999, #ids)
+    local held = redis.call("HMGET", BASE .. "cbof", unpack(ids, first, last))
+    for j = 1, last - first + 1 do
+      if held[j] then
+        return { "!c", ids[first + j - 1], held[j] }
+      end
+    end
+  end
+  return nil
+end
+
 -- Enqueue one callback job (enqueue's own body: a stored id is left as it is).
 local function fire_callback(bid, bkey, which, now)
   local cb = redis.call("HMGET", bkey, which .. ":id", which .. ":blob", which .. ":p",

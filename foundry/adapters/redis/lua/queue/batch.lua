@@ -73,14 +73,9 @@ if redis.call("HLEN", cbof) > 0 then
   for i = 0, n - 1 do
     ids[#ids + 1] = ARGV[first_job + i * PER_JOB]
   end
-  for i = 1, #ids, 1000 do
-    local chunk = { unpack(ids, i, math.min(i + 999, #ids)) }
-    local held = redis.call("HMGET", cbof, unpack(chunk))
-    for j, id in ipairs(chunk) do
-      if held[j] then
-        return { "!c", id, held[j] }
-      end
-    end
+  local refused = pending_callback_among(ids)
+  if refused then
+    return refused
   end
 end
 -- Before any write: every dependency is stored, or a job or (ended) batch earlier in the call.

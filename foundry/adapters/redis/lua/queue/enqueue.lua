@@ -98,17 +98,13 @@ for i = 0, n - 1 do
 end
 local cbof = BASE .. "cbof"
 if redis.call("HLEN", cbof) > 0 then
-  for first = 0, n - 1, 1000 do
-    local ids = {}
-    for i = first, math.min(first + 999, n - 1) do
-      ids[#ids + 1] = ARGV[3 + i * per]
-    end
-    local held = redis.call("HMGET", cbof, unpack(ids))
-    for j, id in ipairs(ids) do
-      if held[j] then
-        return { "!c", id, held[j] }
-      end
-    end
+  local ids = {}
+  for i = 0, n - 1 do
+    ids[#ids + 1] = ARGV[3 + i * per]
+  end
+  local refused = pending_callback_among(ids)
+  if refused then
+    return refused
   end
 end
 
