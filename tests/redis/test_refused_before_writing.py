@@ -204,6 +204,13 @@ def _turn_held(queue: RedisQueue, clock: ManualClock) -> None:
     _claimed_first(queue, clock)
 
 
+def _in_line(queue: RedisQueue, clock: ManualClock) -> None:
+    """``j1`` started, taking key ``k``'s start this hour; ``j2`` holds its next turn (delayed
+    to it) and ``j3`` waits in line, both pending (and ``j0`` claimed beside them)."""
+    _turn_held(queue, clock)
+    _claimed_first(queue, clock)
+
+
 def _lapsed_limited(queue: RedisQueue, clock: ManualClock) -> Lease:
     lease = _claimed_limited(queue, clock)
     clock.advance(LEASE * 2)
@@ -280,6 +287,11 @@ CASES = {
         for key in ("errors", "done")
     },
     "purge-errors": Case("errors", lambda queue, _: queue.purge("b"), claimable=()),
+    # Forgetting a pending job that holds its key's turn passes the turn on.
+    **{
+        f"purge-{key}": Case(key, lambda queue, _: queue.purge("b"), _in_line, claimable=())
+        for key in ("lim:rate:k", "lim:line:k")
+    },
     "claim-lim:run": Case(
         "lim:run:k", _claim_all, _enqueued(*_limited("j1", limit=_SLOTS)), (*PENDING, "j1")
     ),

@@ -9,7 +9,8 @@ if not batch or (what ~= "pending" and what ~= "dead") then
   return fail_arg("purge needs now, what, batch")
 end
 -- Checked before the first write (misplaced): forgetting a job writes any key, and a
--- pending one's keys (notify_settled, its batch): those of every pending job it may take.
+-- pending one's keys (notify_settled, its batch, its limit's when it passes its key's turn
+-- on): those of every pending job it may take.
 local wrong = misplaced(EVERY_KEY)
 if not wrong and what == "pending" then
   local ids = redis.call("ZRANGE", READY, 0, batch - 1)
@@ -20,7 +21,7 @@ if not wrong and what == "pending" then
   for _, id in ipairs(redis.call("ZRANGE", DELAYED, 0, batch - 1)) do
     ids[#ids + 1] = id
   end
-  wrong = misplaced(ending_checks({}, ids, true))
+  wrong = misplaced(ending_checks({}, ids, true)) or limits_misplaced_of(ids)
 end
 if wrong then
   return wrong
