@@ -144,12 +144,23 @@ def _expired(queue: RedisQueue, clock: ManualClock) -> None:
     clock.advance(timedelta(days=2))
 
 
+def _batch_expired(queue: RedisQueue, clock: ManualClock) -> None:
+    """Batch ``bt`` ended, its record kept past its time (a call that takes its id forgets
+    it)."""
+    queue.complete(_member_claimed(queue, clock), 1)
+    clock.advance(timedelta(days=2))
+
+
 def _claim_all(queue: RedisQueue, _: object) -> list[str]:
     return [lease.job_id for lease in queue.claim(ClaimRequest(["b"], lease=LEASE, limit=10))]
 
 
 def _enqueue(**options: Any) -> Callable[[RedisQueue, object], object]:
     return lambda queue, _: queue.enqueue(Job("t", id="j1", queue="b", **options))
+
+
+def _enqueue_id(job_id: str) -> Callable[[RedisQueue, object], object]:
+    return lambda queue, _: queue.enqueue(Job("t", id=job_id, queue="b"))
 
 
 def _fail(decision: Retry | Dead) -> Callable[[RedisQueue, Lease], object]:
@@ -336,6 +347,21 @@ CASES = {
     **{
         f"enqueue-expired-{key}": Case(key, _enqueue(), _expired, (*PENDING, "j1"))
         for key in ("errors", "dead")
+    },
+    # What forgetting an expired batch's record writes, when a call re-uses its id.
+    "enqueue-batch-expired-state": Case(
+        "state", _enqueue_id("bt"), _batch_expired, (*PENDING, "bt")
+    ),
+    **{
+        f"batch-expired-{key}": Case(
+            key,
+            lambda queue, _: queue.enqueue_batches(
+                [Batch([Job("t", id="m2", queue="b")], id="bt")]
+            ),
+            _batch_expired,
+            (*PENDING, "m2"),
+        )
+        for key in ("state", "batches", "batches:end")
     },
     # A waiter's notification list, written when the job it waits for ends.
     "complete-n:j0": Case(

@@ -1399,17 +1399,36 @@ local function forget_batch(bid)
 end
 
 -- Whether the queue keeps batch `id`: stored, and not an ended batch's record kept past its
--- time (that one is forgotten here, so the id is free again).
-local function batch_kept(id, now)
+-- time (that one's id is added to `stale`: forget_stale_batches frees it at the caller's
+-- first write, so a check or refusal between them finds nothing written).
+local function batch_kept(id, now, stale)
   local v = redis.call("HMGET", BASE .. "b:" .. id, "t", "ex")
   if not v[1] then
     return false
   end
   if v[2] and tonumber(v[2]) <= now then
-    forget_batch(id)
+    stale[#stale + 1] = id
     return false
   end
   return true
+end
+
+-- Forget the records of the batches in `stale` (batch_kept), their ids free again, after
+-- checking the keys that writes (misplaced): the error reply naming one of the wrong type,
+-- nothing written, else nil.
+local function forget_stale_batches(stale)
+  if #stale == 0 then
+    return nil
+  end
+  local wrong = misplaced({ STATE, "hash", BASE .. "batches", "zset", BASE .. "batches:end",
+    "zset" })
+  if wrong then
+    return wrong
+  end
+  for _, bid in ipairs(stale) do
+    forget_batch(bid)
+  end
+  return nil
 end
 
 -- Forget the records of ended batches kept past their time, a bounded batch at a time.

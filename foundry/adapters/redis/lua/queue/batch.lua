@@ -24,7 +24,7 @@ if n < 1 or n ~= math.floor(n) then
   return fail_arg("batch needs 22 values per batch and 8 per job")
 end
 COMPLETED_TTL = ttl
-local batches = {}
+local batches, stale = {}, {}
 for i = 0, nb - 1 do
   local b = 5 + i * PER_BATCH
   local first, count = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
@@ -34,7 +34,7 @@ for i = 0, nb - 1 do
   batches[#batches + 1] = { b = b, id = ARGV[b], first = first, last = first + count - 1 }
 end
 for _, batch in ipairs(batches) do
-  if batch_kept(batch.id, now) then
+  if batch_kept(batch.id, now, stale) then
     return { redis.call("HGET", META, "epoch") or ARGV[2] }
   end
   if redis.call("HEXISTS", JOBS, batch.id) == 1 then
@@ -44,14 +44,14 @@ end
 -- Before any write: no job or callback takes a kept batch's id (the ids share one space).
 for i = 0, n - 1 do
   local id = ARGV[first_job + i * PER_JOB]
-  if batch_kept(id, now) then
+  if batch_kept(id, now, stale) then
     return { "!j", i, id }
   end
 end
 for _, batch in ipairs(batches) do
   for k = 0, 2 do
     local id = ARGV[batch.b + 4 + k * 6]
-    if id ~= "" and batch_kept(id, now) then
+    if id ~= "" and batch_kept(id, now, stale) then
       return { "!j", -1, id }
     end
   end
@@ -96,7 +96,8 @@ for i = 0, n - 1 do
 end
 
 -- Checked before the first write (misplaced): the batches' own keys, every key (a member
--- may end at once) and the members' unique keys.
+-- may end at once) and the members' unique keys; then the ended batches' records kept past
+-- their time whose ids the call takes go (forget_stale_batches).
 local checks = { unpack(EVERY_KEY) }
 for _, batch in ipairs(batches) do
   checks[#checks + 1], checks[#checks + 2] = BASE .. "b:" .. batch.id, "hash"
@@ -108,7 +109,7 @@ for i = 0, n - 1 do
     checks[#checks + 1], checks[#checks + 2] = BASE .. "u:" .. key, "string"
   end
 end
-local wrong = misplaced(checks)
+local wrong = misplaced(checks) or forget_stale_batches(stale)
 if wrong then
   return wrong
 end

@@ -81,10 +81,10 @@ local wrong = misplaced(keys_to_check())
 if wrong then
   return wrong
 end
-local earlier = {}
+local earlier, stale = {}, {}
 for i = 0, n - 1 do
   local b = 3 + i * per
-  if batch_kept(ARGV[b], now) then
+  if batch_kept(ARGV[b], now, stale) then
     return { "!j", i, ARGV[b] }
   end
   if ARGV[b + 7] ~= "" then
@@ -106,6 +106,12 @@ if redis.call("HLEN", cbof) > 0 then
   if refused then
     return refused
   end
+end
+-- Before the first write: the records of the batches kept past their time whose ids these
+-- jobs take go.
+wrong = forget_stale_batches(stale)
+if wrong then
+  return wrong
 end
 
 -- How a new job waits for the jobs `spec` names: "dead" or "cancel" if one failed and its
