@@ -83,6 +83,16 @@ class SlotKeptMoving(redis.ConnectionError):
     out): an outage, but not sent again under the cluster client's retry policy, which would
     wait as long again each time."""
 
+    @classmethod
+    def after(cls, slot: int, waits: int, moves: int) -> SlotKeptMoving:
+        """The error for a call on ``slot`` that waited ``waits`` times, was redirected
+        ``moves`` times, and gave up: naming the fix."""
+        return cls(
+            f"slot {slot} kept moving: the call waited {waits} times for its migration and "
+            f"was redirected {moves} times; a resharding that stopped half way is finished "
+            "with redis-cli --cluster fix <host:port>"
+        )
+
 
 def _outage(error: Exception) -> bool:
     """Whether the cluster client's retry policy sends a call that failed so again."""
@@ -180,11 +190,7 @@ class ClusterFunctionRunner(FunctionRunner):
                 if not (resend and self._moved_away(slot, runner)):
                     raise
                 asked = None
-        raise SlotKeptMoving(
-            f"slot {slot} kept moving: the call waited {waits} times for its migration and "
-            f"was redirected {moves} times; a resharding that stopped half way is finished "
-            "with redis-cli --cluster fix <host:port>"
-        )
+        raise SlotKeptMoving.after(slot, waits, moves)
 
     def call_many(
         self, calls: Sequence[Call], *, first: Sequence[Arg] = (), errors_in_place: bool = False
