@@ -1,6 +1,6 @@
 """Redis Cluster from asyncio: ``AsyncClusterFunctionRunner`` (see ``cluster_runner``, whose
-redirection rules it follows through redis-py's asyncio cluster client), in a module of its
-own so that a sync worker never imports that client."""
+redirection rules and bound it follows), in a module of its own so that a sync worker never
+imports redis-py's asyncio cluster client."""
 
 from __future__ import annotations
 
@@ -12,22 +12,36 @@ from typing import Any, cast
 
 import redis
 import redis.asyncio
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.exceptions import ClusterError, RedisClusterException, ResponseError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    RedisClusterException,
+    ResponseError,
+)
 
 from foundry.adapters.redis.async_cluster import AsyncClusterClient
 from foundry.adapters.redis.async_loop_end import at_loop_end
 from foundry.adapters.redis.async_runner import AsyncFunctionRunner
 from foundry.adapters.redis.cluster import as_driver_error
-from foundry.adapters.redis.cluster_runner import MAX_REDIRECTS, REDIRECTS, held, pause_s
+from foundry.adapters.redis.cluster_runner import (
+    MAX_REDIRECTS,
+    REDIRECTS,
+    SlotKeptMoving,
+    held,
+    pause_s,
+    slot_of,
+)
 from foundry.adapters.redis.durability import DURABLE, Durability
 from foundry.adapters.redis.runner import Arg, library, missing
 
 
 class AsyncClusterFunctionRunner(AsyncFunctionRunner):
-    """The asyncio runner on a cluster: each call is one command of the cluster client (which
-    routes it by its key and follows redirections); where a master lacks the library it is
-    loaded (on every master) and the call sent again.
+    """The asyncio runner on a cluster: each call goes to its slot's master and follows its
+    redirections (``_routed``); where a master lacks the library it is loaded (on every
+    master) and the call sent again.
 
     An asyncio cluster client belongs to the event loop that first used it: another loop (or
     a forked child) gets a client of its own, made from the first one's nodes and settings
@@ -72,26 +86,66 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
         return await self._routed(command)
 
     async def _routed(self, command: Sequence[Arg]) -> Any:
-        """``command`` through the cluster client; when a master lacks the library it is
-        loaded on every master and the command sent again. Every master: the one that
-        answered may not be the slot's (the client followed an ``ASK`` to the master
-        importing it, mid-migration), and the client does not say which it was. A command
-        the client gave up on after its own tries (16 ``TRYAGAIN``, about 0.4 s: a slot's
-        migration under way) is sent again after a pause, as the sync runner's calls are
-        (``cluster_runner``: ``MAX_REDIRECTS`` times, a few seconds in all)."""
+        """``command`` sent to its slot's master, following redirections as the sync runner
+        does (``cluster_runner``): ``MOVED`` updates the slot map, ``ASK`` sends it once to the
+        importing master behind ``ASKING``, ``TRYAGAIN`` and ``CLUSTERDOWN`` wait (``pause_s``),
+        ``MAX_REDIRECTS`` times at most, then ``SlotKeptMoving``. Not through the cluster
+        client's own redirections: it sends a ``TRYAGAIN`` again 16 times in 0.4 s and then
+        says only "TTL exhausted". Where a master lacks the library it is loaded on every
+        master and the command sent again; a master that cannot be reached leaves the
+        command to the cluster client (its retry policy reads the slot map again)."""
+        slot = slot_of([str(command[3])])  # FCALL function numkeys key...
+        asked: AsyncClusterNode | None = None
         loaded = False
-        for attempt in range(MAX_REDIRECTS):
+        waits = moves = 0
+        while waits < MAX_REDIRECTS and moves < 2 * MAX_REDIRECTS:
             try:
-                return await self._execute(*command)
+                if asked is not None:
+                    return (await self._sent(asked, (("ASKING",), command)))[1]
+                return (await self._sent(await self._master_of(slot), (command,)))[0]
+            except REDIRECTS as error:
+                asked = await self._follow(error, waits)
+                if isinstance(error, MovedError) or asked is not None:
+                    moves += 1  # sent on at once
+                else:
+                    waits += 1
             except ResponseError as error:
                 if loaded or not missing(error):
                     raise
-            except ClusterError:  # the client's own tries spent: a migration under way
-                await asyncio.sleep(pause_s(attempt))
-                continue
-            await self._load_everywhere()
-            loaded = True
-        return await self._execute(*command)
+                await self._load_everywhere()
+                loaded, asked = True, None
+            except (redis.ConnectionError, redis.TimeoutError):
+                return await self._execute(*command)
+        raise SlotKeptMoving.after(slot, waits, moves)
+
+    async def _sent(self, node: AsyncClusterNode, commands: Sequence[Sequence[Arg]]) -> Any:
+        """``commands`` on one connection of ``node``, within the runner's connections."""
+        async with self.slots():
+            return await _pair(node, commands)
+
+    async def _master_of(self, slot: int) -> AsyncClusterNode:
+        cluster = self.cluster
+        try:
+            await cluster.initialize()  # at once unless the slot map is due to be read
+            return cluster.nodes_manager.get_node_from_slot(slot)
+        except RedisClusterException as error:  # unreachable, or a slot no master serves
+            raise as_driver_error(error) from error
+
+    async def _follow(self, error: Exception, attempt: int) -> AsyncClusterNode | None:
+        """Act on a redirection; the master to send the call to once behind ``ASKING``, or
+        ``None``: the call goes to the slot's master again."""
+        nodes = self.cluster.nodes_manager
+        if isinstance(error, MovedError):  # before AskError: redis-py derives it from that
+            await nodes.move_slot(error)
+            return None
+        if isinstance(error, AskError):
+            node = self.cluster.get_node(*nodes.remap_host_port(error.host, error.port))
+            if node is not None:
+                return node
+        await asyncio.sleep(pause_s(attempt))  # TRYAGAIN, CLUSTERDOWN, an unknown ASK
+        if isinstance(error, ClusterDownError | AskError):
+            self.cluster._request_refresh()  # read by the next call's initialize()
+        return None
 
     async def _load_everywhere(self) -> None:
         """Load the library on every master (one that cannot take it is left)."""
@@ -104,8 +158,8 @@ class AsyncClusterFunctionRunner(AsyncFunctionRunner):
 
     async def _durable(self, command: Sequence[Arg], key: str, wait: Sequence[Arg]) -> Any:
         """``command`` then ``WAIT`` in one write on one connection of ``key``'s master. A
-        redirection, a missing library or a lost connection: the call goes through the cluster
-        client (which follows the redirection, loads the library) and the pair is sent again to
+        redirection, a missing library or a lost connection: the call goes through ``_routed``
+        (which follows the redirection, loads the library) and the pair is sent again to
         the master that now serves the key (a durable call is safe to send again)."""
         for _ in range(MAX_REDIRECTS):
             node = self.cluster.get_node_from_key(key)
