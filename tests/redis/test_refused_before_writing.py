@@ -23,6 +23,7 @@ from foundry.adapters.clock import ManualClock
 from foundry.adapters.redis.queue import RedisQueue
 from foundry.domain import (
     Batch,
+    Callback,
     Dead,
     ErrorInfo,
     Job,
@@ -579,3 +580,26 @@ def test_a_start_or_end_that_meets_its_unique_key_of_another_type_goes_on_whole(
     assert record is not None
     assert record.state is JobState.DEAD
     assert client.type(unique) == b"hash"  # left as it was, for the operator to repair
+
+
+def test_a_batch_s_end_goes_on_whole_when_its_callback_id_names_a_key_of_another_type(
+    redis_url: str, clock: ManualClock
+) -> None:
+    """The callback's enqueue asks whether its id is a kept batch's (``b:<id>``): a key of
+    another type there holds no batch, so the end that fires it is not stopped halfway (the
+    batch ended, its callback never stored)."""
+    prefix = unique_prefix("refused")
+    queue = RedisQueue(redis.Redis.from_url(redis_url), prefix=prefix, clock=clock)
+    then = Job("t", id="cb1", queue="b")
+    queue.enqueue_batches(
+        [Batch([Job("t", id="m1", queue="b")], id="bt", callbacks={Callback.THEN: then})]
+    )
+    client = redis.Redis.from_url(redis_url)
+    damaged = f"{prefix}:{{b}}:b:cb1"
+    client.set(damaged, "x")
+
+    [lease] = queue.claim(ClaimRequest(["b"], lease=LEASE))
+    queue.complete(lease, 1)
+
+    assert _claim_all(queue, None) == ["cb1"]
+    assert client.get(damaged) == b"x"  # left as it was, for the operator to repair

@@ -1402,8 +1402,10 @@ end
 -- time (that one's id is added to `stale`: forget_stale_batches frees it at the caller's
 -- first write, so a check or refusal between them finds nothing written).
 local function batch_kept(id, now, stale)
-  local v = redis.call("HMGET", BASE .. "b:" .. id, "t", "ex")
-  if not v[1] then
+  -- A key of another type holds no batch (pcall): a callback's enqueue at its batch's end
+  -- must not stop halfway there.
+  local v = redis.pcall("HMGET", BASE .. "b:" .. id, "t", "ex")
+  if v.err or not v[1] then
     return false
   end
   if v[2] and tonumber(v[2]) <= now then
