@@ -182,7 +182,7 @@ def _writes_refused(error: redis.RedisError, label: str) -> str:
     return (
         f"Redis is out of memory ({reply}): its used memory is above maxmemory and its "
         f"policy (noeviction) refuses writes, so the cache operation on {label!r} did not "
-        "run. Raise maxmemory (CONFIG SET maxmemory, and in redis.conf) or free memory; or "
-        "give the cache a Redis of its own with an evicting policy (maxmemory-policy "
-        "allkeys-lru), never the queue's Redis, where eviction would drop jobs"
+        "run. Raise maxmemory (CONFIG SET maxmemory, and in redis.conf) or free memory "
+        "(shorter TTLs, fewer keys); an evicting policy would drop the cache's held locks "
+        "and effect records too, and on the queue's Redis its jobs"
     )
