@@ -136,6 +136,14 @@ class RedisServer:
             self.process.wait(timeout=10)
             self.process = None
 
+    def fill_past_maxmemory(self) -> None:
+        """Used memory above a 1 MB ``maxmemory`` under ``noeviction``: every write refused
+        for memory (OOM) until ``CONFIG SET maxmemory 0`` (this server's own config)."""
+        client = self.client()
+        client.set("ballast", "x" * 4_000_000)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1mb")
+
     def pause(self) -> None:
         """SIGSTOP: the server stops answering but keeps its connections."""
         if self.process is not None:

@@ -17,14 +17,6 @@ from tests.redis_server import RedisServer
 pytestmark = pytest.mark.redis
 
 
-def _out_of_memory(server: RedisServer) -> None:
-    """Fill the server past a small ``maxmemory`` (its own config: a throwaway server)."""
-    client = server.client()
-    client.set("ballast", "x" * 4_000_000)
-    client.config_set("maxmemory-policy", "noeviction")
-    client.config_set("maxmemory", "1mb")
-
-
 def _calls(cache: RedisCache) -> dict[str, Callable[[], object]]:
     """Every cache call that may write, on keys written before memory ran out."""
     return {
@@ -59,7 +51,7 @@ def test_every_cache_call_refused_for_memory_is_an_outage_naming_the_cause_and_t
     cache = RedisCache(client, "oom")
     cache.set_many({"k": 1, "n": 5})
     cache.tags("t").set("x", 1)
-    _out_of_memory(server)
+    server.fill_past_maxmemory()
 
     refusals: dict[str, BaseException | None] = {}
     for name, call in _calls(cache).items():

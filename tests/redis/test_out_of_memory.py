@@ -24,14 +24,6 @@ from tests.redis_server import RedisServer
 pytestmark = pytest.mark.redis
 
 
-def _out_of_memory(server: RedisServer) -> None:
-    """Fill the server past a small ``maxmemory`` (its own config: a throwaway server)."""
-    client = server.client()
-    client.set("ballast", "x" * 4_000_000)
-    client.config_set("maxmemory-policy", "noeviction")
-    client.config_set("maxmemory", "1mb")
-
-
 def _raised(act: Callable[[], object]) -> BaseException:
     with pytest.raises(foundry.FoundryError) as raised:
         act()
@@ -50,7 +42,7 @@ def test_a_write_refused_for_memory_is_an_outage_naming_the_cause_and_the_fix(
 
     with foundry.connect(settings) as fx:
         fx.queue.enqueue(Job("task", id="j0"))  # the library is loaded
-        _out_of_memory(server)
+        server.fill_past_maxmemory()
         refusals = [
             _raised(lambda: fx.queue.enqueue(Job("task", id="j1"))),
             _raised(lambda: fx.queue.claim(ClaimRequest(("default",), lease=LEASE))),
@@ -85,7 +77,7 @@ def test_a_worker_waits_out_redis_out_of_memory_and_leaves_no_queue_out(
     )
     queue = pool.queue
     queue.enqueue(Job("work", id="c0", queue="c"))
-    _out_of_memory(server)
+    server.fill_past_maxmemory()
 
     with caplog.at_level(logging.INFO, "foundry"):
         pool.start()
@@ -117,7 +109,7 @@ def test_a_library_reload_refused_for_memory_is_the_outage_and_loses_no_lease(
     queue.enqueue(Job("task", id="j0"))
     [lease] = queue.claim(ClaimRequest(("default",), lease=LEASE))
     server.client().function_flush()
-    _out_of_memory(server)
+    server.fill_past_maxmemory()
 
     refusals = [
         _raised(lambda: queue.renew([lease], LEASE)),

@@ -16,9 +16,9 @@ import pytest
 
 import foundry
 from foundry import Job
-from foundry.domain import ConfigurationError, QueueUnavailable
+from foundry.domain import QueueUnavailable
 from tests.redis.test_connection_refusals import _certificates, foundry_cli
-from tests.redis.test_tls_mismatch import _USES
+from tests.redis.test_tls_mismatch import _refused
 from tests.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.redis
@@ -74,16 +74,6 @@ def tls_server_with(
         return TlsServer(server, port, paths)
 
     return start
-
-
-def _refused(url: str, use: str) -> ConfigurationError:
-    fx = foundry.connect(url)
-    try:
-        with pytest.raises(ConfigurationError) as refused:
-            _USES[use](fx)
-    finally:
-        fx.close()
-    return refused.value
 
 
 @pytest.mark.parametrize("refusing", list(_REFUSING))
